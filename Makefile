@@ -1,0 +1,86 @@
+# Nose Cone build. Plain GNU make; `make help` lists the targets.
+# Output goes only to bin/ and build/.
+
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X github.com/nosecone/nscn/internal/version.Version=$(VERSION)"
+export CGO_ENABLED := 0
+
+BIN := bin
+BUILD := build
+PREFIX ?= /usr/local
+FLAVOR ?= fly
+
+GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' -not -path './bin/*') go.mod go.sum
+
+.PHONY: all help unit check functional root deps fuzz lint fmt verify clean install test-images tools
+
+all: $(BIN)/nscn ## Build nscn (and, as they land, the stage1 images)
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z0-9_./-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 24
+
+$(BIN)/nscn: $(GO_SOURCES) ## The stage0 command line
+	@mkdir -p $(BIN)
+	$(GO) build $(GOFLAGS_BUILD) -o $@ ./stage0/cmd/nscn
+
+tools: $(BUILD)/actool ## Build the appc reference tools used by the tests
+
+$(BUILD)/actool: go.mod go.sum
+	@mkdir -p $(BUILD)
+	$(GO) build -trimpath -o $@ github.com/appc/spec/actool
+
+test-images: $(BIN)/nscn $(BUILD)/actool ## Build the busybox test and quickstart images into build/images
+	scripts/build-images.sh $(BUILD)/images
+
+unit: ## Unit tests, no root needed, offline
+	$(GO) test -count=1 ./...
+
+deps: ## Install the Debian packages the build and tests need (idempotent, root)
+	scripts/install-deps.sh
+
+root: ## Root-only in-package tests
+	$(GO) test -count=1 -tags root ./...
+
+functional: all test-images ## End-to-end suite against the built binaries (root)
+	$(GO) test -c -tags "functional $(FLAVOR)" -o $(BUILD)/functional.test ./tests
+	cd tests && NSCN_BIN=$(abspath $(BIN)/nscn) NSCN_IMAGES=$(abspath $(BUILD)/images) \
+		NSCN_ACTOOL=$(abspath $(BUILD)/actool) \
+		$(abspath $(BUILD)/functional.test) -test.v -test.count=1 -test.timeout 20m
+
+check: deps ## The test command: install packages, build everything, run unit, root and end-to-end suites
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) root
+	$(MAKE) functional
+	$(MAKE) fuzz FUZZTIME=5s
+
+FUZZTIME ?= 20s
+fuzz: ## Run every fuzz target briefly
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+lint: ## go vet, shellcheck, and golangci-lint when installed
+	$(GO) vet ./...
+	shellcheck scripts/*.sh .ci/run
+	@if command -v golangci-lint >/dev/null; then golangci-lint run ./...; else echo "golangci-lint not installed; skipped"; fi
+
+fmt: ## Format the Go sources
+	gofmt -s -w $$(find . -name '*.go' -not -path './build/*')
+
+verify: ## go mod tidy and gofmt leave the tree unchanged
+	$(GO) mod tidy
+	git diff --exit-code go.mod go.sum
+	test -z "$$(gofmt -s -l $$(find . -name '*.go' -not -path './build/*'))"
+
+install: all ## Install nscn and the stage1 images under PREFIX
+	install -D -m 0755 $(BIN)/nscn $(DESTDIR)$(PREFIX)/bin/nscn
+	for f in $(BIN)/*.aci; do [ -e "$$f" ] || continue; install -D -m 0644 "$$f" $(DESTDIR)$(PREFIX)/lib/nscn/stage1-images/$$(basename "$$f"); done
+
+clean: ## Remove bin/ and build/
+	rm -rf $(BIN) $(BUILD)

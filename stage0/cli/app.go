@@ -1,0 +1,167 @@
+// Package cli is the nscn command tree: one file per subcommand. It parses
+// flags and prints results; the work itself lives in the stage0 and store
+// packages. It runs in stage0 and most commands need root.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/version"
+)
+
+// Defaults of the global flags, as rkt has them.
+const (
+	DefaultDataDir      = "/var/lib/nscn"
+	DefaultLocalConfig  = "/etc/nscn"
+	DefaultSystemConfig = "/usr/lib/nscn"
+)
+
+// Globals are the values of the global flags, shared by every subcommand.
+type Globals struct {
+	Dir                string
+	LocalConfig        string
+	SystemConfig       string
+	Insecure           InsecureOptions
+	Debug              bool
+	TrustKeysFromHTTPS bool
+	Log                *slog.Logger
+	Stdout             io.Writer
+	Stderr             io.Writer
+	Stdin              io.Reader
+}
+
+// InsecureOptions are the security checks a user chose to skip.
+type InsecureOptions struct {
+	Image  bool // skip signature verification
+	TLS    bool // skip TLS certificate verification
+	HTTP   bool // allow plain http
+	Pubkey bool // allow fetching keys over http
+	// Run-time relaxations (used by later stages).
+	Capabilities bool
+	Paths        bool
+	Seccomp      bool
+}
+
+// ParseInsecureOptions parses the comma list of --insecure-options.
+func ParseInsecureOptions(s string) (InsecureOptions, error) {
+	var o InsecureOptions
+	if strings.TrimSpace(s) == "" {
+		return o, nil
+	}
+	for _, f := range strings.Split(s, ",") {
+		switch strings.TrimSpace(f) {
+		case "none":
+		case "image":
+			o.Image = true
+		case "tls":
+			o.TLS = true
+		case "http":
+			o.HTTP = true
+		case "pubkey":
+			o.Pubkey = true
+		case "capabilities":
+			o.Capabilities = true
+		case "paths":
+			o.Paths = true
+		case "seccomp":
+			o.Seccomp = true
+		case "all-fetch":
+			o.Image, o.TLS, o.HTTP, o.Pubkey = true, true, true, true
+		case "all-run":
+			o.Capabilities, o.Paths, o.Seccomp = true, true, true
+		case "all":
+			o = InsecureOptions{true, true, true, true, true, true, true}
+		default:
+			return o, errdefs.InvalidArgument("unknown insecure option %q (valid: none,image,tls,http,pubkey,capabilities,paths,seccomp,all-fetch,all-run,all)", f)
+		}
+	}
+	return o, nil
+}
+
+type globalsKey struct{}
+
+// globals returns the parsed global flags of the running command.
+func globals(c *cli.Context) *Globals {
+	return c.Context.Value(globalsKey{}).(*Globals)
+}
+
+// NewApp builds the nscn command tree. Streams are parameters so tests can
+// drive the tree in-process.
+func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	g := &Globals{Stdout: stdout, Stderr: stderr, Stdin: stdin}
+	app := &cli.App{
+		Name:                 "nscn",
+		Usage:                "Nose Cone, an App Container runtime",
+		Version:              version.Version,
+		Reader:               stdin,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: true,
+		HideVersion:          true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "dir", Value: DefaultDataDir, Usage: "nscn data directory", EnvVars: []string{"NSCN_DIR"}},
+			&cli.StringFlag{Name: "local-config", Value: DefaultLocalConfig, Usage: "local configuration directory"},
+			&cli.StringFlag{Name: "system-config", Value: DefaultSystemConfig, Usage: "system configuration directory"},
+			&cli.StringFlag{Name: "insecure-options", Value: "none", Usage: "comma-separated checks to skip: none,image,tls,http,pubkey,capabilities,paths,seccomp,all-fetch,all-run,all"},
+			&cli.BoolFlag{Name: "debug", Usage: "print debug messages to stderr"},
+			&cli.BoolFlag{Name: "trust-keys-from-https", Usage: "automatically trust keys fetched over https during discovery"},
+		},
+		Before: func(c *cli.Context) error {
+			ins, err := ParseInsecureOptions(c.String("insecure-options"))
+			if err != nil {
+				return err
+			}
+			g.Dir = c.String("dir")
+			g.LocalConfig = c.String("local-config")
+			g.SystemConfig = c.String("system-config")
+			g.Insecure = ins
+			g.Debug = c.Bool("debug")
+			g.TrustKeysFromHTTPS = c.Bool("trust-keys-from-https")
+			level := slog.LevelInfo
+			if g.Debug {
+				level = slog.LevelDebug
+			}
+			g.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			c.Context = context.WithValue(c.Context, globalsKey{}, g)
+			return nil
+		},
+		Commands: commands(),
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return errdefs.With(errdefs.ErrInvalidArgument, err)
+		},
+		ExitErrHandler: func(*cli.Context, error) {}, // main maps errors to exit codes
+	}
+	return app
+}
+
+// commands is the static table of subcommands; each lives in its own file.
+func commands() []*cli.Command {
+	return []*cli.Command{
+		versionCommand(),
+	}
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print the version of nscn and the appc spec it implements",
+		Action: func(c *cli.Context) error {
+			g := globals(c)
+			_, err := fmt.Fprintf(g.Stdout, "nscn Version: %s\nappc Version: %s\nGo Version: %s\n", version.Version, version.AppcVersion, goVersion())
+			return err
+		},
+	}
+}
+
+// exitf is how a subcommand reports a usage problem it found itself.
+func usageErrorf(format string, args ...any) error {
+	return errdefs.InvalidArgument(format, args...)
+}
+
