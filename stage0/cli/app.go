@@ -144,6 +144,7 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 // commands is the static table of subcommands; each lives in its own file.
 func commands() []*cli.Command {
 	return []*cli.Command{
+		trustCommand(),
 		versionCommand(),
 	}
 }
