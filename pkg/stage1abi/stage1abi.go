@@ -1,0 +1,121 @@
+// Package stage1abi is the contract between stage0 (nscn) and a stage1
+// image: the entrypoint annotations a stage1 manifest carries, the argv each
+// entrypoint receives, the file names of the pod directory, and the exit
+// codes. It is the only public package of Nose Cone, so that a stage1 built
+// outside this tree can import it; it imports the standard library only.
+//
+// The prose version of this contract, for implementers in any language, is
+// Documentation/stage1-abi.md. The names follow rkt's stage1 interface so
+// that stage1 images are interchangeable with rkt's.
+package stage1abi
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+)
+
+// Entrypoint annotations in a stage1 image manifest. Each value is an
+// absolute path inside the stage1 rootfs.
+const (
+	AnnotationRun      = "coreos.com/rkt/stage1/run"
+	AnnotationEnter    = "coreos.com/rkt/stage1/enter"
+	AnnotationGC       = "coreos.com/rkt/stage1/gc"
+	AnnotationStop     = "coreos.com/rkt/stage1/stop"
+	AnnotationAppAdd   = "coreos.com/rkt/stage1/app/add"
+	AnnotationAppRm    = "coreos.com/rkt/stage1/app/rm"
+	AnnotationAppStart = "coreos.com/rkt/stage1/app/start"
+	AnnotationAppStop  = "coreos.com/rkt/stage1/app/stop"
+
+	// AnnotationInterfaceVersion is the stage1 interface version the image
+	// implements, a decimal integer.
+	AnnotationInterfaceVersion = "coreos.com/rkt/stage1/interface-version"
+)
+
+// Interface versions stage0 accepts. A stage1 that declares a newer version
+// is refused, since it may expect arguments this stage0 does not pass.
+const (
+	MinInterfaceVersion = 1
+	MaxInterfaceVersion = 6
+)
+
+// CheckInterfaceVersion parses the interface-version annotation value. An
+// absent annotation (empty string) means version 1, as in rkt.
+func CheckInterfaceVersion(v string) (int, error) {
+	if v == "" {
+		return 1, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("stage1 interface version %q is not a number", v)
+	}
+	if n < MinInterfaceVersion || n > MaxInterfaceVersion {
+		return 0, fmt.Errorf("stage1 interface version %d is not supported (this nscn speaks %d to %d)", n, MinInterfaceVersion, MaxInterfaceVersion)
+	}
+	return n, nil
+}
+
+// Flags of the run entrypoint. Stage0 passes them as --name=value, the pod
+// UUID last.
+const (
+	FlagDebug                  = "debug"
+	FlagNet                    = "net"
+	FlagInteractive            = "interactive"
+	FlagMDSToken               = "mds-token"
+	FlagLocalConfig            = "local-config"
+	FlagHostname               = "hostname"
+	FlagDNSConfMode            = "dns-conf-mode"
+	FlagDisableCapabilities    = "disable-capabilities-restriction"
+	FlagDisablePaths           = "disable-paths"
+	FlagDisableSeccomp         = "disable-seccomp"
+	FlagIPC                    = "ipc"
+	FlagEnterPID               = "pid"
+	FlagEnterAppName           = "appname"
+	FlagStopForce              = "force"
+	FlagGCLocalConfig          = "local-config"
+	EnvLockFD                  = "RKT_LOCK_FD"
+	EnvStage1Debug             = "NSCN_STAGE1_DEBUG"
+	DefaultInteractiveTerminal = "/dev/console"
+)
+
+// Exit codes. Stage1's own failures use ExitRuntime so they stay distinct
+// from the status of an app, which run passes through unchanged.
+const (
+	ExitRuntime = 254
+)
+
+// Pod directory layout, relative to the pod directory (the working
+// directory of every entrypoint).
+const (
+	PodManifestFile   = "pod"    // the pod manifest (appc PodManifest JSON)
+	PIDFile           = "pid"    // pid of the pod's process, written by stage1
+	PPIDFile          = "ppid"   // or of its parent, when the pod's pid 1 is a child
+	Stage1Dir         = "stage1" // the stage1 image: manifest and rootfs
+	Stage1ManifestRel = "stage1/manifest"
+	Stage1RootfsRel   = "stage1/rootfs"
+	AppsInfoDir       = "appsinfo"    // per-app data stage0 leaves for stage1
+	AppManifestFile   = "manifest"    // appsinfo/<app>/manifest: the app image's manifest
+	AppTreeIDFile     = "treeStoreID" // appsinfo/<app>/treeStoreID: the rendered tree used
+	Stage1TreeIDFile  = "stage1TreeStoreID"
+	NetInfoDir        = "net-info" // per-network results written by stage1
+	NetNSFile         = "netns"    // path of the pod's network namespace, written by stage1
+	MDSTokenFile      = "mds-token"
+	ExitedMarker      = "exited" // written by stage1 when the pod has ended
+)
+
+// Stage2Dir is the directory of an app inside the stage1 rootfs.
+func Stage2Dir(app string) string {
+	return filepath.Join(Stage1RootfsRel, "opt", "stage2", app)
+}
+
+// AppRootfs is the path of an app's rootfs relative to the pod directory.
+func AppRootfs(app string) string { return filepath.Join(Stage2Dir(app), "rootfs") }
+
+// AppStatusFile is where stage1 records an app's exit status (a decimal
+// number and a newline), relative to the pod directory.
+func AppStatusFile(app string) string {
+	return filepath.Join(Stage1RootfsRel, "rkt", "status", app)
+}
+
+// AppInfoDir is stage0's per-app directory relative to the pod directory.
+func AppInfoDir(app string) string { return filepath.Join(AppsInfoDir, app) }
