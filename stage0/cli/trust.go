@@ -1,18 +1,386 @@
 package cli
 
 import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/pgp"
 )
 
-// trustCommand is replaced by the trust implementation.
+// keyFetchTimeout bounds fetching one key over the network.
+const keyFetchTimeout = 2 * time.Minute
+
 func trustCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "trust",
-		Usage: "trust a key for image signature verification",
-		Action: func(*cli.Context) error {
-			return errdefs.Newf(errdefs.ErrNotImplemented, "trust is not implemented yet")
+		Name:      "trust",
+		Usage:     "trust a key for image signature verification, list or remove trusted keys",
+		ArgsUsage: "[KEYFILE|URL...]",
+		Description: `Trusted keys decide which image signatures nscn accepts. A key is trusted
+either for an image name prefix or as a root key:
+
+   --prefix example.com/app   trusts example.com/app and every name below it,
+                              such as example.com/app/db, but not example.com/apple
+   --root                     trusts every image
+
+Adding keys: give one or more key files or URLs (a path, file://, https://; plain
+http:// only with --insecure-allow-http or --insecure-options=pubkey, and TLS
+certificates are not checked only with --insecure-options=tls). For each key nscn
+prints the fingerprint and user IDs on stderr and asks whether to trust it; compare
+the fingerprint with one the image publisher gave you over a channel you trust.
+Anything but "yes" stores nothing. --skip-fingerprint-review skips the question.
+Keys are written to <local-config>/trustedkeys/prefix.d/<prefix>/<fingerprint> or
+<local-config>/trustedkeys/root.d/<fingerprint>, and the path of each stored key
+is printed on stdout. Fetching a key by discovery from the prefix alone is not
+supported: a key file or URL is required.
+
+Listing: --list prints the trusted keys of the local and system config directories
+(--format=json for scripts).
+
+Removing: --remove FINGERPRINT with --prefix PREFIX (or with no prefix, or --root,
+for a root key) deletes the local key file; a key shipped in the system config
+directory is disabled with an empty file of the same name in the local one.
+
+Flags go before the key arguments. Examples:
+
+   nscn trust --prefix example.com/app ./example-app.asc
+   nscn trust --root https://example.com/keys/root.asc
+   nscn trust --list --format=json
+   nscn trust --remove "0123 4567 89AB CDEF 0123 4567 89AB CDEF 0123 4567" --prefix example.com/app
+
+See Documentation/signing-and-verification.md.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "prefix", Usage: "image name prefix to trust the key for, such as example.com/app"},
+			&cli.BoolFlag{Name: "root", Usage: "trust the key for every image"},
+			&cli.BoolFlag{Name: "skip-fingerprint-review", Usage: "trust the keys without showing them and asking"},
+			&cli.BoolFlag{Name: "insecure-allow-http", Usage: "allow fetching keys over plain http"},
+			&cli.BoolFlag{Name: "list", Usage: "list the trusted keys"},
+			&cli.StringFlag{Name: "format", Value: "table", Usage: "output format of --list: table or json"},
+			&cli.StringFlag{Name: "remove", Usage: "stop trusting the key with this `FINGERPRINT` for --prefix (or as a root key)"},
+		},
+		Action: runTrust,
+	}
+}
+
+func runTrust(c *cli.Context) error {
+	g := globals(c)
+	ks := &pgp.Keystore{LocalDir: g.LocalConfig, SystemDir: g.SystemConfig}
+	if c.IsSet("format") && !c.Bool("list") {
+		return usageErrorf("trust: --format only applies to --list")
+	}
+	switch {
+	case c.Bool("list"):
+		for _, f := range []string{"prefix", "root", "remove", "skip-fingerprint-review", "insecure-allow-http"} {
+			if c.IsSet(f) {
+				return usageErrorf("trust: --list cannot be combined with --%s", f)
+			}
+		}
+		if c.NArg() > 0 {
+			return usageErrorf("trust: --list takes no arguments")
+		}
+		return trustList(c.Context, g, ks, c.String("format"))
+	case c.IsSet("remove"):
+		for _, f := range []string{"skip-fingerprint-review", "insecure-allow-http"} {
+			if c.IsSet(f) {
+				return usageErrorf("trust: --remove cannot be combined with --%s", f)
+			}
+		}
+		if c.NArg() > 0 {
+			return usageErrorf("trust: --remove takes no arguments (flags go before arguments)")
+		}
+		if c.Bool("root") && c.String("prefix") != "" {
+			return usageErrorf("trust: give --prefix or --root, not both")
+		}
+		return trustRemove(c.Context, g, ks, c.String("remove"), c.String("prefix"))
+	}
+	return trustAdd(c, g, ks)
+}
+
+// reviewedKey is a key read from an argument, waiting to be stored.
+type reviewedKey struct {
+	source      string
+	data        []byte
+	fingerprint string
+	userIDs     []string
+}
+
+func trustAdd(c *cli.Context, g *Globals, ks *pgp.Keystore) error {
+	prefix, root := c.String("prefix"), c.Bool("root")
+	switch {
+	case c.NArg() == 0:
+		return usageErrorf("trust: a key file or URL is required; fetching keys by discovery from --prefix is not supported " +
+			"(usage: nscn trust --prefix PREFIX|--root KEYFILE|URL...)")
+	case root && prefix != "":
+		return usageErrorf("trust: give --prefix or --root, not both")
+	case !root && prefix == "":
+		return usageErrorf("trust: give --prefix PREFIX to trust the keys for the images below PREFIX, or --root to trust them for every image")
+	case !root:
+		if err := pgp.ValidatePrefix(prefix); err != nil {
+			return err
+		}
+	}
+	allowHTTP := c.Bool("insecure-allow-http") || g.Insecure.Pubkey
+
+	// Read, parse and review every key before writing any, so that a
+	// refusal leaves the keystore as it was.
+	keys := make([]reviewedKey, 0, c.NArg())
+	for _, arg := range c.Args().Slice() {
+		data, err := readKeyArg(c.Context, g, arg, allowHTTP)
+		if err != nil {
+			return err
+		}
+		fpr, ids, err := pgp.KeyInfo(data)
+		if err != nil {
+			return fmt.Errorf("key %s: %w", arg, err)
+		}
+		keys = append(keys, reviewedKey{source: arg, data: data, fingerprint: fpr, userIDs: ids})
+	}
+	if !c.Bool("skip-fingerprint-review") {
+		answers := bufio.NewReader(g.Stdin)
+		for _, k := range keys {
+			if err := reviewKey(g.Stderr, answers, k, prefix); err != nil {
+				return err
+			}
+		}
+	}
+	for _, k := range keys {
+		path, err := ks.StoreTrustedKey(c.Context, k.data, prefix, root)
+		if err != nil {
+			return fmt.Errorf("key %s: %w", k.source, err)
+		}
+		if root {
+			fmt.Fprintf(g.Stderr, "Trusted key %s as a root key, for every image.\n", pgp.FormatFingerprint(k.fingerprint))
+		} else {
+			fmt.Fprintf(g.Stderr, "Trusted key %s for prefix %q.\n", pgp.FormatFingerprint(k.fingerprint), prefix)
+		}
+		if _, err := fmt.Fprintln(g.Stdout, path); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+	}
+	return nil
+}
+
+// reviewKey shows a key on w and asks on answers whether to trust it. Only
+// "yes" or "y" returns nil.
+func reviewKey(w io.Writer, answers *bufio.Reader, k reviewedKey, prefix string) error {
+	if prefix == "" {
+		fmt.Fprintf(w, "Key %s is to be trusted as a ROOT key: it will be trusted for EVERY image.\n", k.source)
+	} else {
+		fmt.Fprintf(w, "Key %s is to be trusted for prefix %q and the image names below it.\n", k.source, prefix)
+	}
+	fmt.Fprintf(w, "Key fingerprint: %s\n", pgp.FormatFingerprint(k.fingerprint))
+	for _, id := range k.userIDs {
+		fmt.Fprintf(w, "\tUser ID: %s\n", id)
+	}
+	fmt.Fprint(w, "Are you sure you want to trust this key (yes/no)? ")
+	line, err := answers.ReadString('\n')
+	if err != nil && (!errors.Is(err, io.EOF) || line == "") {
+		fmt.Fprintln(w)
+		return errdefs.FailedPrecondition("key %s not trusted: no answer on stdin (to trust keys without the question, use --skip-fingerprint-review): %w",
+			pgp.FormatFingerprint(k.fingerprint), err)
+	}
+	switch a := strings.ToLower(strings.TrimSpace(line)); a {
+	case "yes", "y":
+		return nil
+	default:
+		return errdefs.FailedPrecondition("key %s not trusted: the answer was %q, not yes; nothing was stored", pgp.FormatFingerprint(k.fingerprint), a)
+	}
+}
+
+// readKeyArg reads a key from a path, a file:// URL or an http(s) URL.
+func readKeyArg(ctx context.Context, g *Globals, arg string, allowHTTP bool) ([]byte, error) {
+	if !strings.Contains(arg, "://") {
+		return readKeyFile(arg)
+	}
+	u, err := url.Parse(arg)
+	if err != nil {
+		return nil, errdefs.InvalidArgument("key URL %q: %w", arg, err)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return nil, errdefs.InvalidArgument("key URL %q: file URLs must name a local path (file:///path)", arg)
+		}
+		return readKeyFile(u.Path)
+	case "https":
+	case "http":
+		if !allowHTTP {
+			return nil, errdefs.PermissionDenied("key URL %s: fetching keys over plain http is refused; "+
+				"use https, or allow it with --insecure-allow-http or --insecure-options=pubkey", u.Redacted())
+		}
+		fmt.Fprintf(g.Stderr, "Warning: fetching key %s over plain http; anyone on the network path can replace it.\n", u.Redacted())
+	default:
+		return nil, errdefs.InvalidArgument("key URL %s: unsupported scheme %q (want https, http or file)", u.Redacted(), u.Scheme)
+	}
+	if g.Insecure.TLS {
+		fmt.Fprintf(g.Stderr, "Warning: not verifying the TLS certificate of %s (--insecure-options=tls).\n", u.Host)
+	}
+	return fetchKey(ctx, u, allowHTTP, g.Insecure.TLS)
+}
+
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errdefs.With(errdefs.ErrNotFound, fmt.Errorf("read key: %w", err))
+		}
+		return nil, fmt.Errorf("read key: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, pgp.MaxKeySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read key %s: %w", path, err)
+	}
+	if len(data) > pgp.MaxKeySize {
+		return nil, errdefs.InvalidArgument("read key %s: larger than %d bytes", path, pgp.MaxKeySize)
+	}
+	return data, nil
+}
+
+// fetchKey downloads a key over https (or http when allowed, including on
+// redirects).
+func fetchKey(ctx context.Context, u *url.URL, allowHTTP, insecureTLS bool) ([]byte, error) {
+	shown := u.Redacted()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if insecureTLS {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it with --insecure-options=tls
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{
+		Transport: tr,
+		Timeout:   keyFetchTimeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 10 {
+				return errdefs.Unavailable("stopped after 10 redirects")
+			}
+			if req.URL.Scheme != "https" && (req.URL.Scheme != "http" || !allowHTTP) {
+				return errdefs.PermissionDenied("refusing redirect to %s: fetching keys over plain http is refused; "+
+					"allow it with --insecure-allow-http or --insecure-options=pubkey", req.URL.Redacted())
+			}
+			return nil
 		},
 	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, errdefs.InvalidArgument("fetch key %s: %w", shown, err)
+	}
+	req.Header.Set("Accept", "application/pgp-keys, text/plain;q=0.9, */*;q=0.5")
+	resp, err := client.Do(req)
+	if err != nil {
+		var certErr *tls.CertificateVerificationError
+		switch {
+		case errors.Is(err, errdefs.ErrPermissionDenied), errors.Is(err, errdefs.ErrUnavailable), ctx.Err() != nil:
+			return nil, fmt.Errorf("fetch key %s: %w", shown, err)
+		case errors.As(err, &certErr):
+			return nil, errdefs.PermissionDenied("fetch key %s: the server's TLS certificate is not trusted "+
+				"(skip the check with --insecure-options=tls): %w", shown, err)
+		}
+		return nil, errdefs.Unavailable("fetch key %s: %w", shown, err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, errdefs.NotFound("fetch key %s: server answered %s", shown, resp.Status)
+	case resp.StatusCode != http.StatusOK:
+		return nil, errdefs.Unavailable("fetch key %s: server answered %s", shown, resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, pgp.MaxKeySize+1))
+	if err != nil {
+		return nil, errdefs.Unavailable("fetch key %s: read body: %w", shown, err)
+	}
+	if len(data) > pgp.MaxKeySize {
+		return nil, errdefs.InvalidArgument("fetch key %s: larger than %d bytes", shown, pgp.MaxKeySize)
+	}
+	return data, nil
+}
+
+// trustedKeyJSON is one key of "nscn trust --list --format=json".
+type trustedKeyJSON struct {
+	Prefix      string   `json:"prefix"`
+	Root        bool     `json:"root"`
+	Fingerprint string   `json:"fingerprint"`
+	UserIDs     []string `json:"userIDs"`
+	Source      string   `json:"source"`
+	Masked      bool     `json:"masked"`
+	Path        string   `json:"path"`
+}
+
+func trustList(ctx context.Context, g *Globals, ks *pgp.Keystore, format string) error {
+	if format != "table" && format != "json" {
+		return usageErrorf("trust: unknown --format %q (want table or json)", format)
+	}
+	keys, err := ks.List(ctx)
+	if err != nil {
+		return err
+	}
+	if format == "json" {
+		out := make([]trustedKeyJSON, 0, len(keys))
+		for _, k := range keys {
+			ids := k.UserIDs
+			if ids == nil {
+				ids = []string{}
+			}
+			out = append(out, trustedKeyJSON{
+				Prefix: k.Prefix, Root: k.Root, Fingerprint: k.Fingerprint, UserIDs: ids,
+				Source: string(k.Source), Masked: k.Masked, Path: k.Path,
+			})
+		}
+		enc := json.NewEncoder(g.Stdout)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false) // user IDs are "Name <email>"
+		if err := enc.Encode(out); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(g.Stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "PREFIX\tFINGERPRINT\tUSER ID\tSOURCE")
+	for _, k := range keys {
+		prefix := k.Prefix
+		if k.Root {
+			prefix = "(root)"
+		}
+		uid := ""
+		if len(k.UserIDs) > 0 {
+			uid = k.UserIDs[0]
+		}
+		if len(k.UserIDs) > 1 {
+			uid += fmt.Sprintf(" (+%d)", len(k.UserIDs)-1)
+		}
+		source := string(k.Source)
+		if k.Masked {
+			source += " (masked)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", prefix, k.Fingerprint, uid, source)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
+
+func trustRemove(ctx context.Context, g *Globals, ks *pgp.Keystore, fingerprint, prefix string) error {
+	if err := ks.Remove(ctx, fingerprint, prefix); err != nil {
+		return err
+	}
+	if prefix == "" {
+		fmt.Fprintf(g.Stderr, "Key %s is no longer trusted as a root key.\n", pgp.FormatFingerprint(fingerprint))
+	} else {
+		fmt.Fprintf(g.Stderr, "Key %s is no longer trusted for prefix %q.\n", pgp.FormatFingerprint(fingerprint), prefix)
+	}
+	return nil
 }
