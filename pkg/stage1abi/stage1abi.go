@@ -119,3 +119,73 @@ func AppStatusFile(app string) string {
 
 // AppInfoDir is stage0's per-app directory relative to the pod directory.
 func AppInfoDir(app string) string { return filepath.Join(AppsInfoDir, app) }
+
+// Interface versions that introduced run arguments. A stage1 declares the
+// highest one whose arguments it parses; stage0 passes no argument newer than
+// the declared version.
+const (
+	InterfaceVersionHostname    = 2 // --hostname
+	InterfaceVersionDisable     = 3 // --disable-capabilities-restriction, --disable-paths, --disable-seccomp
+	InterfaceVersionDNSConf     = 4 // --dns-conf-mode
+	InterfaceVersionLocalConfig = 5 // gc's --local-config
+	InterfaceVersionIPC         = 6 // --ipc
+)
+
+// Values of the run entrypoint's --net flag that name no CNI network.
+// Anything else is a comma-separated list of network names.
+const (
+	NetDefault = "default"
+	NetHost    = "host"
+	NetNone    = "none"
+)
+
+// Values of the run entrypoint's --ipc flag. An absent flag means IPCAuto:
+// whatever the flavor isolates by default.
+const (
+	IPCAuto    = "auto"
+	IPCPrivate = "private"
+	IPCParent  = "parent"
+)
+
+// The run entrypoint's --dns-conf-mode value is a comma-separated list of
+// key=mode pairs, for example "resolv=host,hosts=default".
+const (
+	DNSConfResolv = "resolv" // /etc/resolv.conf of the apps
+	DNSConfHosts  = "hosts"  // /etc/hosts of the apps
+
+	DNSModeDefault = "default" // the flavor's own behavior
+	DNSModeHost    = "host"    // bind-mount the host's file
+	DNSModeStage0  = "stage0"  // expose the file stage0 wrote (see Stage0ResolvConfRel, Stage0HostsRel)
+	DNSModeNone    = "none"    // leave the app's file alone
+)
+
+// Files stage0 writes for DNSModeStage0, relative to the pod directory.
+const (
+	Stage0ResolvConfRel = "stage1/rootfs/etc/rkt-resolv.conf"
+	Stage0HostsRel      = "stage1/rootfs/etc/rkt-hosts"
+)
+
+// SignalStatusBase is added to the signal number when an app is killed by a
+// signal: the status stage1 records (AppStatusFile) and run exits with is
+// SignalStatusBase+signo, as a shell reports it.
+const SignalStatusBase = 128
+
+// EmptyVolumesDir holds, relative to the pod directory, the host directories
+// a stage1 creates for volumes of kind "empty". They live as long as the pod
+// directory; the gc entrypoint removes them.
+const EmptyVolumesDir = "stage1/rootfs/volumes"
+
+// EmptyVolumeDir is the directory backing the "empty" volume name, relative
+// to the pod directory.
+func EmptyVolumeDir(name string) string { return filepath.Join(EmptyVolumesDir, name) }
+
+// Entries stage0 keeps in the pod directory for its own use, relative to the
+// pod directory. A stage1 must neither read nor write them.
+const (
+	// CreatedFile records when stage0 created the pod: an RFC 3339 time
+	// with nanoseconds, and a newline.
+	CreatedFile = "created"
+	// OverlayDir holds the upper and work directories of the overlayfs
+	// mounts stage0 makes for the stage1 and app rootfses.
+	OverlayDir = "overlay"
+)

@@ -1,0 +1,56 @@
+package stage1abi
+
+import (
+	"testing"
+)
+
+func TestCheckInterfaceVersion(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    int
+		wantErr bool
+	}{
+		{name: "absent means 1", in: "", want: 1},
+		{name: "supported", in: "4", want: 4},
+		{name: "newest", in: "6", want: MaxInterfaceVersion},
+		{name: "too new", in: "7", wantErr: true},
+		{name: "zero", in: "0", wantErr: true},
+		{name: "not a number", in: "v5", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := CheckInterfaceVersion(tt.in)
+			if (err != nil) != tt.wantErr || (err == nil && got != tt.want) {
+				t.Errorf("CheckInterfaceVersion(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestFlagVersionsAreSupported(t *testing.T) {
+	for _, v := range []int{InterfaceVersionHostname, InterfaceVersionDisable, InterfaceVersionDNSConf, InterfaceVersionLocalConfig, InterfaceVersionIPC} {
+		if v < MinInterfaceVersion || v > MaxInterfaceVersion {
+			t.Errorf("interface version %d is outside %d..%d", v, MinInterfaceVersion, MaxInterfaceVersion)
+		}
+	}
+}
+
+func TestPodPaths(t *testing.T) {
+	tests := []struct {
+		name, got, want string
+	}{
+		{name: "stage2 dir", got: Stage2Dir("web"), want: "stage1/rootfs/opt/stage2/web"},
+		{name: "app rootfs", got: AppRootfs("web"), want: "stage1/rootfs/opt/stage2/web/rootfs"},
+		{name: "status file", got: AppStatusFile("web"), want: "stage1/rootfs/rkt/status/web"},
+		{name: "app info", got: AppInfoDir("web"), want: "appsinfo/web"},
+		{name: "empty volume", got: EmptyVolumeDir("cache"), want: "stage1/rootfs/volumes/cache"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Errorf("got %q, want %q", tt.got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,108 @@
+package entrypoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/stage1-fly/fly"
+	"github.com/nosecone/nscn/stage1-fly/mountinfo"
+)
+
+// GCConfig is the input of GC.
+type GCConfig struct {
+	Args fly.GCArgs
+	Log  *slog.Logger
+}
+
+// GC implements the gc entrypoint, from the directory of an exited pod. It
+// removes what fly left there, and may run any number of times:
+//
+//   - mounts below an app rootfs (stage1/rootfs/opt/stage2/*/rootfs/…) or
+//     on the empty-volume directories, as seen in /proc/self/mountinfo,
+//     are lazily unmounted, deepest first. There should be none: fly mounts
+//     only in the pod's private mount namespace, which died with the pod.
+//     The app rootfs mounts themselves belong to stage0 and stay;
+//   - the empty-volume directories (stage1abi.EmptyVolumesDir) are
+//     removed, once nothing is mounted on or under them.
+func GC(ctx context.Context, cfg GCConfig) error {
+	log := cfg.Log.With("pod", cfg.Args.UUID)
+	podDir, err := unix.Getwd()
+	if err != nil {
+		return fmt.Errorf("get pod directory: %w", err)
+	}
+	left, err := leftoverMounts(podDir)
+	if err != nil {
+		return err
+	}
+	for _, m := range left {
+		log.DebugContext(ctx, "unmount leftover", "path", m)
+		err := unix.Unmount(m, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("unmount leftover mount: %w", &os.PathError{Op: "umount", Path: m, Err: err})
+		}
+	}
+	vols := filepath.Join(podDir, stage1abi.EmptyVolumesDir)
+	left, err = leftoverMounts(podDir)
+	if err != nil {
+		return err
+	}
+	for _, m := range left {
+		if mountinfo.Under(m, vols) {
+			return errdefs.FailedPrecondition("%s is still mounted; not removing the empty volumes", m)
+		}
+	}
+	log.DebugContext(ctx, "remove empty volumes", "path", vols)
+	if err := os.RemoveAll(vols); err != nil {
+		return fmt.Errorf("remove empty volumes: %w", err)
+	}
+	return nil
+}
+
+// leftoverMounts lists the mount points fly may have left under podDir,
+// deepest first.
+func leftoverMounts(podDir string) ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("read mount table: %w", err)
+	}
+	defer f.Close()
+	infos, err := mountinfo.Parse(f)
+	if err != nil {
+		return nil, err
+	}
+	// The parent of every app's stage2 directory: stage1/rootfs/opt/stage2.
+	stage2 := filepath.Join(podDir, filepath.Dir(stage1abi.Stage2Dir("app")))
+	vols := filepath.Join(podDir, stage1abi.EmptyVolumesDir)
+	var out []string
+	for _, in := range infos {
+		mp := in.MountPoint
+		if mountinfo.Under(mp, vols) || belowAppRootfs(mp, stage2) {
+			out = append(out, mp)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		return strings.Count(out[i], "/") > strings.Count(out[j], "/")
+	})
+	return out, nil
+}
+
+// belowAppRootfs reports whether mp is strictly inside some
+// stage2/APP/rootfs directory.
+func belowAppRootfs(mp, stage2 string) bool {
+	rel, ok := strings.CutPrefix(mp, stage2+"/")
+	if !ok {
+		return false
+	}
+	parts := strings.SplitN(rel, "/", 3)
+	return len(parts) == 3 && parts[1] == "rootfs" && parts[2] != ""
+}
