@@ -144,6 +144,8 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 // commands is the static table of subcommands; each lives in its own file.
 func commands() []*cli.Command {
 	return []*cli.Command{
+		fetchCommand(),
+		imageCommand(),
 		trustCommand(),
 		versionCommand(),
 	}
@@ -165,4 +167,3 @@ func versionCommand() *cli.Command {
 func usageErrorf(format string, args ...any) error {
 	return errdefs.InvalidArgument(format, args...)
 }
-

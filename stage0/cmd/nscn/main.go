@@ -21,18 +21,22 @@ const (
 	exitUsage   = 2
 )
 
-// exitCode maps an error class to the process exit status.
-func exitCode(err error) int {
+// exitCode maps an error to the process exit status and says whether the
+// error still needs printing.
+func exitCode(err error) (code int, print bool) {
 	var st cli.ExitStatus
+	var reported cli.ExitStatusErr
 	switch {
 	case err == nil:
-		return 0
+		return 0, false
 	case errors.As(err, &st):
-		return int(st)
+		return int(st), false
+	case errors.As(err, &reported):
+		return reported.Status, false
 	case errors.Is(err, errdefs.ErrInvalidArgument):
-		return exitUsage
+		return exitUsage, true
 	default:
-		return exitRuntime
+		return exitRuntime, true
 	}
 }
 
@@ -40,9 +44,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := cli.NewApp(os.Stdin, os.Stdout, os.Stderr).RunContext(ctx, os.Args)
 	stop()
-	var st cli.ExitStatus
-	if err != nil && !errors.As(err, &st) {
+	code, print := exitCode(err)
+	if print {
 		fmt.Fprintf(os.Stderr, "nscn: %v\n", err)
 	}
-	os.Exit(exitCode(err))
+	os.Exit(code)
 }

@@ -1,0 +1,33 @@
+// Package aci reads App Container Images: it sniffs and undoes the archive
+// compression, bounds how much a hostile archive may expand, parses and
+// validates the image manifest, and extracts the rootfs of an image into a
+// directory without ever letting an entry land outside it.
+//
+// The image format is the appc one
+// (https://github.com/appc/spec/blob/v0.8.11/spec/aci.md): a tar holding a
+// "manifest" file (a JSON ImageManifest) and a "rootfs" directory, possibly
+// compressed with gzip, bzip2 or xz (zstd is accepted too).
+//
+// Every archive is treated as hostile. ExtractRootfs resolves the parent of
+// each entry inside the destination (openat2 with RESOLVE_IN_ROOT, or the
+// userspace resolver of filepath-securejoin on kernels without openat2) and
+// creates the last component relative to that parent with O_EXCL,
+// O_NOFOLLOW and the *at syscalls, so a symlink planted by an earlier entry
+// is treated as a link inside the future root filesystem, never followed to
+// the host. Extracting into a directory that already holds files gives the
+// overwrite rules that rendering image dependencies needs
+// (https://github.com/appc/spec/blob/v0.8.11/spec/ace.md#filesystem-setup).
+//
+// What the package does not do: it does not fetch, verify signatures, hash
+// images, or decide which images to layer (store/tree does); it does not
+// decrypt PGP-encrypted archives. It does not defend against a concurrent
+// process rewriting the destination while it is extracted: the destination is
+// expected to be a private directory of the caller.
+//
+// The package runs in stage0 and needs no privileges for most of its work.
+// Preserving ownership, creating device nodes and setting xattrs outside
+// the user.* namespace need root (CAP_CHOWN, CAP_MKNOD, CAP_SYS_ADMIN or
+// CAP_SETFCAP); without them those entries fail with a PermissionDenied
+// error. Extraction is Linux-only; on other systems it reports
+// NotImplemented.
+package aci

@@ -1,0 +1,86 @@
+package aci
+
+import (
+	"context"
+	"io"
+	"strings"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+)
+
+// ExtractOptions tunes ExtractRootfs.
+type ExtractOptions struct {
+	// PreserveOwnership applies the uid and gid of each entry (and sets
+	// xattrs outside the user.* namespace, which only make sense with it).
+	// It needs root. When false, everything belongs to the caller.
+	PreserveOwnership bool
+	// Filter, when set, is asked about every entry with its clean path
+	// inside the rootfs, absolute ("/bin/sh"), and the entry is skipped
+	// when it returns false. Directories that are skipped but needed as
+	// parents of kept entries are created with mode 0755 (less the umask). The rootfs
+	// directory itself ("/") is never filtered.
+	Filter func(p string) bool
+}
+
+// ExtractRootfs extracts the entries under "rootfs/" of an uncompressed
+// image tar into dest, an existing directory: "rootfs/bin/sh" lands at
+// dest/bin/sh. Other entries (the manifest) are skipped. It checks ctx
+// between entries and while copying file contents.
+//
+// No entry ever lands outside dest. A name with a ".." component is
+// rejected. Parents are resolved inside dest, so a symlink planted by an
+// earlier entry (or an earlier layer) is interpreted as if dest were "/",
+// never followed to the host; the last component is never followed at all.
+// Symlink targets are data and are written as they are. A hardlink must
+// name an earlier entry of the same archive that was kept.
+//
+// When dest already holds files (rendering dependencies, later layers over
+// earlier ones), an entry replaces what is at its path: a file replaces a
+// file, a directory entry over a directory only updates its metadata, any
+// entry over a symlink replaces the symlink (a symlink to a directory is
+// removed, not followed), a non-directory over a directory removes the
+// whole directory first, and a directory over a non-directory replaces it.
+//
+// Modes (with setuid, setgid and sticky bits), times, xattrs (PAX
+// SCHILY.xattr records), device nodes, fifos and hardlinks are preserved;
+// ownership when opts.PreserveOwnership is set. Directory modes and times
+// are applied once the whole archive is extracted, so that read-only
+// directories can still be filled and their times are not disturbed by
+// their children. Files are written sparsely: runs of zero bytes become
+// holes, which keeps a sparse-file bomb from filling the disk.
+//
+// Errors name the entry. A malformed archive or a hostile entry is an
+// InvalidArgument error; an operation refused for lack of privilege is a
+// PermissionDenied error. On error dest holds the entries extracted so far:
+// the caller is expected to extract into a temporary directory and discard
+// it.
+func ExtractRootfs(ctx context.Context, tarStream io.Reader, dest string, opts ExtractOptions) error {
+	return extract(ctx, tarStream, dest, opts, false)
+}
+
+// rootfsRelPath maps an archive member name to a clean path relative to
+// the rootfs: "rootfs/usr/bin/x" and "./rootfs/usr//bin/x" give
+// "usr/bin/x", "rootfs/" gives ".". inRootfs is false for members outside
+// the rootfs (the manifest, or stray files), which extraction skips. A name
+// with a ".." component is an InvalidArgument error whatever it would clean
+// to: no image builder writes one, and "rootfs/../../x" is an escape
+// attempt.
+func rootfsRelPath(name string) (rel string, inRootfs bool, err error) {
+	for c := range strings.SplitSeq(name, "/") {
+		if c == ".." {
+			return "", false, errdefs.InvalidArgument("entry name %q has a \"..\" component", name)
+		}
+	}
+	if strings.ContainsRune(name, 0) {
+		return "", false, errdefs.InvalidArgument("entry name %q holds a NUL byte", name)
+	}
+	n := cleanArchiveName(name)
+	switch {
+	case n == rootfsName:
+		return ".", true, nil
+	case strings.HasPrefix(n, rootfsName+"/"):
+		return n[len(rootfsName)+1:], true, nil
+	default:
+		return "", false, nil
+	}
+}

@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/nosecone/nscn/internal/pgp"
+	"github.com/nosecone/nscn/stage0/fetch"
+	"github.com/nosecone/nscn/store"
+)
+
+// openStore opens the image store of the data directory.
+func openStore(ctx context.Context, g *Globals) (*store.Store, error) {
+	return store.Open(ctx, g.Dir)
+}
+
+// keystore is the trusted-key store of the config directories.
+func keystore(g *Globals) *pgp.Keystore {
+	return &pgp.Keystore{LocalDir: g.LocalConfig, SystemDir: g.SystemConfig}
+}
+
+// newFetcher builds a fetcher from the global flags.
+func newFetcher(g *Globals, s *store.Store, policy fetch.PullPolicy) *fetch.Fetcher {
+	return &fetch.Fetcher{
+		Store:         s,
+		Keys:          keystore(g),
+		InsecureImage: g.Insecure.Image,
+		InsecureTLS:   g.Insecure.TLS,
+		InsecureHTTP:  g.Insecure.HTTP,
+		PullPolicy:    policy,
+		Progress:      progressWriter(g.Stderr),
+		Log:           g.Log,
+		DownloadDir:   filepath.Join(g.Dir, "tmp", "downloads"),
+	}
+}
+
+// progressWriter returns w when it is a terminal: progress bars are for
+// people, and a script's captured stderr should hold only messages.
+func progressWriter(w io.Writer) io.Writer {
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return w
+	}
+	return nil
+}
+
+// writeJSON prints v as indented JSON on w.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write json: %w", err)
+	}
+	return nil
+}
+
+// formatFlag is the --format flag of list-like commands.
+var formatFlag = &cli.StringFlag{Name: "format", Value: "table", Usage: "output format: table or json"}
+
+func checkFormat(c *cli.Context) (string, error) {
+	f := c.String("format")
+	if f != "table" && f != "json" {
+		return "", usageErrorf("unknown --format %q (want table or json)", f)
+	}
+	return f, nil
+}

@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/nosecone/nscn/stage0/fetch"
+)
+
+func fetchCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "fetch",
+		Usage:     "fetch images into the store and print their IDs",
+		ArgsUsage: "IMAGE...",
+		Description: `Fetches each IMAGE into the store and prints its image ID on stdout, one per line.
+
+IMAGE is a path to an ACI (plain, gzip, bzip2, xz or zstd), a file:// or https:// URL
+(http:// only with --insecure-options=http), an image ID (sha512-…, or an unambiguous
+prefix of one), or an image name (example.com/app:1.0 or example.com/app,version=1.0)
+already in the store.
+
+The detached armored OpenPGP signature is read from IMAGE.asc (or --signature) and
+checked against the keys trusted for the image's name (see "nscn trust"); an unsigned
+or badly signed image is refused unless --insecure-options=image is given.
+
+For URLs, the store remembers the ETag and Cache-Control max-age of each download:
+--pull-policy=update (the default) revalidates with If-None-Match once max-age has
+elapsed, new uses any stored copy, never never touches the network. A broken download
+resumes where it stopped.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "signature", Usage: "path or URL of the detached signature (only with one IMAGE)"},
+			&cli.StringFlag{Name: "pull-policy", Value: string(fetch.PullUpdate), Usage: "when to fetch from the network: new, update or never"},
+			&cli.BoolFlag{Name: "full", Usage: "print the full image ID (all 128 hex digits)"},
+		},
+		Action: func(c *cli.Context) error {
+			g := globals(c)
+			if c.NArg() == 0 {
+				return usageErrorf("fetch: at least one IMAGE is required")
+			}
+			if c.String("signature") != "" && c.NArg() != 1 {
+				return usageErrorf("fetch: --signature applies to a single IMAGE")
+			}
+			policy, err := fetch.ParsePullPolicy(c.String("pull-policy"))
+			if err != nil {
+				return err
+			}
+			s, err := openStore(c.Context, g)
+			if err != nil {
+				return err
+			}
+			f := newFetcher(g, s, policy)
+			for _, ref := range c.Args().Slice() {
+				im, err := f.Fetch(c.Context, fetch.Request{Ref: ref, Signature: c.String("signature")})
+				if err != nil {
+					return err
+				}
+				id := im.Key
+				if c.Bool("full") {
+					id = im.ID
+				}
+				if _, err := fmt.Fprintln(g.Stdout, id); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+}

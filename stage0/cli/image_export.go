@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+)
+
+func imageExportCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "export",
+		Usage:     "write a stored image to an ACI file",
+		ArgsUsage: "IMAGEID OUTPUT.aci",
+		Description: `Writes the image's uncompressed ACI (the exact tar its ID is the hash of)
+to OUTPUT.aci. An existing file is refused unless --overwrite.`,
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "overwrite", Usage: "replace OUTPUT if it exists"}},
+		Action: func(c *cli.Context) error {
+			g := globals(c)
+			if c.NArg() != 2 {
+				return usageErrorf("image export: IMAGEID and OUTPUT are required")
+			}
+			s, err := openStore(c.Context, g)
+			if err != nil {
+				return err
+			}
+			im, err := s.Get(c.Context, c.Args().Get(0))
+			if err != nil {
+				return err
+			}
+			src, err := s.Blobs.Open(c.Context, im.Key)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			return writeFileAtomic(c.Args().Get(1), c.Bool("overwrite"), src)
+		},
+	}
+}
+
+// writeFileAtomic writes r to path through a temporary file in the same
+// directory, so a failure never leaves a half-written output.
+func writeFileAtomic(path string, overwrite bool, r io.Reader) (err error) {
+	if !overwrite {
+		if _, err := os.Lstat(path); err == nil {
+			return errdefs.AlreadyExists("%s exists (use --overwrite to replace it)", path)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("check %s: %w", path, err)
+		}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = io.Copy(tmp, r); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err = tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("chmod %s: %w", path, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("rename to %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,45 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+)
+
+func imageCatManifestCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "cat-manifest",
+		Usage:     "print the manifest of a stored image",
+		ArgsUsage: "IMAGEID",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "pretty-print", Value: true, Usage: "indent the JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			g := globals(c)
+			if c.NArg() != 1 {
+				return usageErrorf("image cat-manifest: exactly one IMAGEID is required")
+			}
+			s, err := openStore(c.Context, g)
+			if err != nil {
+				return err
+			}
+			im, err := s.Get(c.Context, c.Args().First())
+			if err != nil {
+				return err
+			}
+			var out bytes.Buffer
+			if c.Bool("pretty-print") {
+				if err := json.Indent(&out, im.Manifest, "", "    "); err != nil {
+					return fmt.Errorf("format manifest: %w", err)
+				}
+			} else if err := json.Compact(&out, im.Manifest); err != nil {
+				return fmt.Errorf("format manifest: %w", err)
+			}
+			out.WriteByte('\n')
+			_, err = g.Stdout.Write(out.Bytes())
+			return err
+		},
+	}
+}

@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+)
+
+func imageVerifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "verify",
+		Usage:     "check stored images and rendered trees against their hashes",
+		ArgsUsage: "[IMAGEID...]",
+		Description: `Recomputes the sha512 of each image blob and the content hash of each rendered
+tree and compares them with the recorded ones. Without arguments every image and tree is
+checked. Exits non-zero when anything is corrupt.`,
+		Flags: []cli.Flag{formatFlag},
+		Action: func(c *cli.Context) error {
+			g := globals(c)
+			format, err := checkFormat(c)
+			if err != nil {
+				return err
+			}
+			s, err := openStore(c.Context, g)
+			if err != nil {
+				return err
+			}
+			results, err := s.Verify(c.Context, c.Args().Slice())
+			if err != nil {
+				return err
+			}
+			bad := 0
+			for _, r := range results {
+				if !r.OK {
+					bad++
+				}
+			}
+			if format == "json" {
+				if err := writeJSON(g.Stdout, results); err != nil {
+					return err
+				}
+			} else {
+				tw := tabwriter.NewWriter(g.Stdout, 0, 8, 2, ' ', 0)
+				fmt.Fprintln(tw, "KIND\tID\tSTATUS\tDETAIL")
+				for _, r := range results {
+					status, detail := "ok", r.Name
+					if !r.OK {
+						status, detail = "CORRUPT", r.Problem
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Kind, r.Key, status, detail)
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+			}
+			if bad > 0 {
+				return errdefs.FailedPrecondition("%d of %d stored objects are corrupt", bad, len(results))
+			}
+			return nil
+		},
+	}
+}

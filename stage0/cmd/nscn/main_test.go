@@ -1,0 +1,34 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/stage0/cli"
+)
+
+func TestExitCode(t *testing.T) {
+	tests := []struct {
+		name  string
+		err   error
+		code  int
+		print bool
+	}{
+		{name: "success", err: nil, code: 0},
+		{name: "app status", err: fmt.Errorf("run: %w", cli.ExitStatus(5)), code: 5},
+		{name: "already reported", err: cli.ExitStatusErr{Status: 1, Err: errors.New("x")}, code: 1},
+		{name: "usage", err: errdefs.InvalidArgument("bad flag"), code: 2, print: true},
+		{name: "not found", err: errdefs.NotFound("image"), code: 254, print: true},
+		{name: "plain", err: errors.New("boom"), code: 254, print: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, print := exitCode(tt.err)
+			if code != tt.code || print != tt.print {
+				t.Fatalf("exitCode(%v) = %d, %v; want %d, %v", tt.err, code, print, tt.code, tt.print)
+			}
+		})
+	}
+}

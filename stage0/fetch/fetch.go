@@ -1,0 +1,354 @@
+// Package fetch brings images into the store: from a local path or file://
+// URL, from http(s), by image ID, or by name from what the store already
+// holds. It checks signatures against the trusted keys unless told not to,
+// honours the pull policy and the HTTP cache state, and reports progress.
+//
+// It runs in stage0 and needs write access to the data directory only.
+// Fetching by appc discovery is not implemented yet.
+package fetch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/appc/spec/discovery"
+	"github.com/appc/spec/schema"
+	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/download"
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/pgp"
+	"github.com/nosecone/nscn/internal/progress"
+	"github.com/nosecone/nscn/store"
+	"github.com/nosecone/nscn/store/index"
+)
+
+// PullPolicy says when to go to the network for an image.
+type PullPolicy string
+
+// The pull policies, as rkt has them.
+const (
+	PullNew    PullPolicy = "new"    // use the store's copy when there is one
+	PullUpdate PullPolicy = "update" // revalidate remote images (ETag, max-age)
+	PullNever  PullPolicy = "never"  // only the store
+)
+
+// ParsePullPolicy checks a --pull-policy value.
+func ParsePullPolicy(s string) (PullPolicy, error) {
+	switch p := PullPolicy(s); p {
+	case PullNew, PullUpdate, PullNever:
+		return p, nil
+	}
+	return "", errdefs.InvalidArgument("unknown pull policy %q (want new, update or never)", s)
+}
+
+// Fetcher holds what every fetch needs.
+type Fetcher struct {
+	Store *store.Store
+	Keys  *pgp.Keystore
+	// Insecure relaxations chosen by the user.
+	InsecureImage bool // no signature check
+	InsecureTLS   bool
+	InsecureHTTP  bool
+	PullPolicy    PullPolicy
+	// Progress receives progress bars (stderr); nil draws none.
+	Progress io.Writer
+	Log      *slog.Logger
+	// DownloadDir keeps partial downloads so a broken one resumes.
+	DownloadDir string
+	// MaxSize bounds an image's uncompressed size (0: unlimited).
+	MaxSize int64
+}
+
+// Request is one image to fetch.
+type Request struct {
+	Ref       string // path, file:// or http(s) URL, image ID, or name[:version][,label=value…]
+	Signature string // path or URL of the detached signature; default Ref + ".asc"
+}
+
+// Fetch brings one image into the store and returns its entry.
+func (f *Fetcher) Fetch(ctx context.Context, req Request) (*index.Image, error) {
+	ref := req.Ref
+	switch {
+	case ref == "":
+		return nil, errdefs.InvalidArgument("empty image reference")
+	case strings.HasPrefix(strings.ToLower(ref), "sha512-"):
+		return f.Store.Get(ctx, ref)
+	case strings.HasPrefix(ref, "file://"):
+		u, err := url.Parse(ref)
+		if err != nil {
+			return nil, errdefs.InvalidArgument("parse image URL %q: %v", ref, err)
+		}
+		return f.fetchFile(ctx, u.Path, req.Signature)
+	case strings.HasPrefix(ref, "http://"), strings.HasPrefix(ref, "https://"):
+		return f.fetchRemote(ctx, ref, req.Signature)
+	case strings.Contains(ref, "://"):
+		return nil, errdefs.Newf(errdefs.ErrNotImplemented, "image %s: unsupported URL scheme (nscn fetches from paths, file://, http:// and https://)", ref)
+	}
+	if st, err := os.Stat(ref); err == nil && !st.IsDir() {
+		return f.fetchFile(ctx, ref, req.Signature)
+	}
+	if strings.HasSuffix(ref, ".aci") || strings.HasPrefix(ref, ".") || strings.HasPrefix(ref, "/") {
+		return nil, errdefs.NotFound("image file %s does not exist", ref)
+	}
+	return f.fetchByName(ctx, ref)
+}
+
+// fetchByName resolves an appc image name from the store. Discovery is not
+// implemented, so a name not in the store is an error that says so.
+func (f *Fetcher) fetchByName(ctx context.Context, ref string) (*index.Image, error) {
+	app, err := discovery.NewAppFromString(ref)
+	if err != nil {
+		return nil, errdefs.InvalidArgument("image %q is neither a file, a URL, an image ID nor an image name: %v", ref, err)
+	}
+	labels := make(map[string]string, len(app.Labels))
+	for k, v := range app.Labels {
+		// os and arch are filled in by the parser; match them only when
+		// the user asked.
+		if (k == "os" || k == "arch") && !strings.Contains(ref, string(k)+"=") {
+			continue
+		}
+		labels[k.String()] = v
+	}
+	im, err := f.Store.FindByName(ctx, app.Name.String(), labels)
+	if err == nil {
+		return im, nil
+	}
+	if errors.Is(err, errdefs.ErrNotFound) && f.PullPolicy != PullNever {
+		return nil, errdefs.Newf(errdefs.ErrNotImplemented, "image %s is not in the store, and fetching by appc discovery is not supported yet: fetch it by path or URL", ref)
+	}
+	return nil, err
+}
+
+func (f *Fetcher) fetchFile(ctx context.Context, path, sig string) (*index.Image, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", path, err)
+	}
+	if f.PullPolicy == PullNever {
+		return nil, errdefs.FailedPrecondition("image file %s: the pull policy is never, so only images already in the store can be used", path)
+	}
+	var sigData []byte
+	if !f.InsecureImage {
+		if sig == "" {
+			sig = abs + ".asc"
+		}
+		sigData, err = f.readSignature(ctx, sig, abs)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return f.importFile(ctx, abs, abs, sigData, nil)
+}
+
+// readSignature loads a detached signature from a path or URL.
+func (f *Fetcher) readSignature(ctx context.Context, sig, image string) ([]byte, error) {
+	var data []byte
+	var err error
+	if strings.HasPrefix(sig, "http://") || strings.HasPrefix(sig, "https://") {
+		data, err = download.Get(ctx, sig, f.downloadOptions("signature"))
+	} else {
+		data, err = os.ReadFile(strings.TrimPrefix(sig, "file://"))
+	}
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, errdefs.ErrNotFound) {
+		return nil, errdefs.FailedPrecondition("image %s is not signed: no signature at %s (use --signature, or --insecure-options=image to fetch it unverified)", image, sig)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read signature of %s: %w", image, err)
+	}
+	return data, nil
+}
+
+// importFile stores the ACI at path, checking sigData (if any) over the
+// file's bytes with the keys trusted for the image's name.
+func (f *Fetcher) importFile(ctx context.Context, path, source string, sigData []byte, remote *index.Remote) (*index.Image, error) {
+	file, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errdefs.NotFound("image file %s does not exist", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open image %s: %w", path, err)
+	}
+	defer file.Close()
+	st, err := file.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat image %s: %w", path, err)
+	}
+	if st.IsDir() {
+		return nil, errdefs.InvalidArgument("image %s is a directory", path)
+	}
+	var r io.Reader = file
+	var bar *progress.Bar
+	if f.Progress != nil {
+		bar = progress.New(f.Progress, "import "+filepath.Base(source), st.Size())
+		r = bar.Wrap(file)
+	}
+	opts := store.ImportOptions{Source: source, Remote: remote, MaxSize: f.MaxSize}
+	if sigData != nil {
+		opts.Check = func(ctx context.Context, m *schema.ImageManifest) (string, error) {
+			signed, err := os.Open(path)
+			if err != nil {
+				return "", fmt.Errorf("open image %s: %w", path, err)
+			}
+			defer signed.Close()
+			ent, err := f.Keys.CheckSignature(ctx, m.Name.String(), signed, strings.NewReader(string(sigData)))
+			if err != nil {
+				return "", err
+			}
+			fpr := strings.ToLower(hex.EncodeToString(ent.PrimaryKey.Fingerprint))
+			f.logger().Info("signature verified", "image", m.Name.String(), "key", fpr)
+			return fpr, nil
+		}
+	}
+	im, err := f.Store.Import(ctx, r, opts)
+	if bar != nil {
+		bar.Done()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", source, err)
+	}
+	return im, nil
+}
+
+func (f *Fetcher) fetchRemote(ctx context.Context, u, sig string) (*index.Image, error) {
+	if strings.HasPrefix(u, "http://") && !f.InsecureHTTP {
+		return nil, errdefs.PermissionDenied("image %s: plain http is refused; use https or --insecure-options=http", u)
+	}
+	cached, err := f.cachedRemote(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case f.PullPolicy == PullNever && cached == nil:
+		return nil, errdefs.NotFound("image %s is not in the store and the pull policy is never", u)
+	case f.PullPolicy == PullNever, f.PullPolicy == PullNew && cached != nil:
+		return cached.image, nil
+	case cached != nil && cached.remote.Fresh(time.Now()):
+		f.logger().Debug("using cached image, max-age not elapsed", "url", u)
+		return cached.image, nil
+	}
+
+	var sigData []byte
+	if !f.InsecureImage {
+		if sig == "" {
+			sig = u + ".asc"
+		}
+		if sigData, err = f.readSignature(ctx, sig, u); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(f.DownloadDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create download dir: %w", err)
+	}
+	sum := sha256.Sum256([]byte(u))
+	partial := filepath.Join(f.DownloadDir, hex.EncodeToString(sum[:16])+".aci")
+	opts := f.downloadOptions(filepath.Base(u))
+	if cached != nil {
+		opts.ETag = cached.remote.ETag
+	}
+	// Two fetches of one URL share the partial file; take turns.
+	unlock, err := lockFile(ctx, partial+".lock")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if again, err := f.cachedRemote(ctx, u); err == nil && again != nil && cached == nil {
+		// Another process fetched it while we waited.
+		return again.image, nil
+	}
+	res, err := download.Fetch(ctx, u, partial, opts)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	if res.NotModified && cached != nil {
+		cached.remote.DownloadTime = now
+		cached.remote.MaxAge = res.MaxAge
+		if err := f.Store.TouchRemote(ctx, cached.remote); err != nil {
+			return nil, err
+		}
+		f.logger().Debug("image not modified", "url", u)
+		return cached.image, nil
+	}
+	remote := &index.Remote{URL: u, ETag: res.ETag, MaxAge: res.MaxAge, DownloadTime: now}
+	if sigData != nil {
+		remote.SignatureURL = sig
+	}
+	im, err := f.importFile(ctx, partial, u, sigData, remote)
+	// The download is consumed either way: a bad image must not be
+	// "resumed" next time.
+	download.Discard(partial)
+	return im, err
+}
+
+type cachedImage struct {
+	remote *index.Remote
+	image  *index.Image
+}
+
+// cachedRemote returns the stored image of a URL when both the remote entry
+// and its image are present.
+func (f *Fetcher) cachedRemote(ctx context.Context, u string) (*cachedImage, error) {
+	r, err := f.Store.Remote(ctx, u)
+	if err != nil || r == nil {
+		return nil, err
+	}
+	im, err := f.Store.Get(ctx, r.Key)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &cachedImage{remote: r, image: im}, nil
+}
+
+// lockFile takes an exclusive flock on path, waiting until ctx ends.
+func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+	fd, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open download lock: %w", err)
+	}
+	for {
+		err := unix.Flock(int(fd.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { _ = fd.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			_ = fd.Close()
+			return nil, fmt.Errorf("lock download %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			_ = fd.Close()
+			return nil, fmt.Errorf("wait for download lock: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (f *Fetcher) downloadOptions(label string) download.Options {
+	return download.Options{
+		InsecureHTTP: f.InsecureHTTP,
+		InsecureTLS:  f.InsecureTLS,
+		Progress:     f.Progress,
+		Label:        label,
+	}
+}
+
+func (f *Fetcher) logger() *slog.Logger {
+	if f.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return f.Log
+}

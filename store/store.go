@@ -1,0 +1,445 @@
+// Package store ties the image store together: blobs (store/blob), the
+// index of images (store/index) and rendered trees (store/tree). It imports
+// an image only after checking it completely, so bad input leaves the store
+// as it was; it orders every write so that a crash never leaves an index
+// entry pointing at a missing or partial blob; and it serves the tree
+// store's dependency lookups from the index.
+//
+// It runs in stage0. Rendering trees with their owners needs root.
+package store
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/nosecone/nscn/internal/aci"
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/store/blob"
+	"github.com/nosecone/nscn/store/index"
+	"github.com/nosecone/nscn/store/tree"
+)
+
+// Store is the image store under <datadir>/cas.
+type Store struct {
+	Dir   string
+	Blobs *blob.Store
+	Index *index.Index
+	Trees *tree.Store
+}
+
+// Open returns the store of the data directory dataDir, creating its
+// directories when needed.
+func Open(ctx context.Context, dataDir string) (*Store, error) {
+	dir := filepath.Join(dataDir, "cas")
+	for _, d := range []string{dir, filepath.Join(dir, "tree")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("create store dir: %w", err)
+		}
+	}
+	s := &Store{
+		Dir:   dir,
+		Blobs: blob.New(dir),
+		Index: index.New(filepath.Join(dir, "db", "index.db")),
+	}
+	s.Trees = tree.New(filepath.Join(dir, "tree"), source{s})
+	return s, nil
+}
+
+// ImportOptions tune Import.
+type ImportOptions struct {
+	// Source says where the image came from, for `image list`.
+	Source string
+	// Remote, when set, is recorded as the cache state of its URL.
+	Remote *index.Remote
+	// MaxSize bounds the uncompressed size (0: unlimited), so a
+	// decompression bomb stops early.
+	MaxSize int64
+	// Check runs after the image was read completely and before it is
+	// committed: a signature check, say. An error aborts the import.
+	Check func(ctx context.Context, m *schema.ImageManifest) (signedBy string, err error)
+}
+
+// Import reads an ACI (plain or compressed), checks it and stores it. It
+// returns the index entry. On any error nothing is left in the store.
+func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*index.Image, error) {
+	tr, _, err := aci.Decompress(r)
+	if err != nil {
+		return nil, fmt.Errorf("read image: %w", err)
+	}
+	defer tr.Close()
+	var src io.Reader = tr
+	if opts.MaxSize > 0 {
+		src = aci.NewLimitedReader(tr, opts.MaxSize)
+	}
+	w, err := s.Blobs.NewWriter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Abort()
+	if _, err := copyCtx(ctx, w, src); err != nil {
+		return nil, fmt.Errorf("read image: %w", err)
+	}
+	if err := w.Flush(); err != nil {
+		return nil, err
+	}
+	m, raw, err := checkImageFile(w.TempPath())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkDependencies(ctx, m); err != nil {
+		return nil, err
+	}
+	var signedBy string
+	if opts.Check != nil {
+		if signedBy, err = opts.Check(ctx, m); err != nil {
+			return nil, err
+		}
+	}
+	unlock, err := s.lockStore(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	info, err := w.Commit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	im := &index.Image{
+		Key:        info.Key,
+		ID:         info.ID,
+		Name:       m.Name.String(),
+		Labels:     labelMap(m.Labels),
+		ImportTime: now,
+		LastUsed:   now,
+		Size:       info.Size,
+		Manifest:   raw,
+		Source:     opts.Source,
+		SignedBy:   signedBy,
+	}
+	err = s.Index.Update(ctx, func(tx *index.Tx) error {
+		if old, err := tx.Image(im.Key); err == nil {
+			im.ImportTime = old.ImportTime
+		}
+		if err := tx.PutImage(im); err != nil {
+			return err
+		}
+		if opts.Remote != nil {
+			opts.Remote.Key = im.Key
+			return tx.PutRemote(opts.Remote)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record image %s: %w", im.Key, err)
+	}
+	return im, nil
+}
+
+// copyCtx is io.Copy that stops when ctx is cancelled.
+func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		k, rerr := src.Read(buf)
+		if k > 0 {
+			if _, err := dst.Write(buf[:k]); err != nil {
+				return n, err
+			}
+			n += int64(k)
+		}
+		if errors.Is(rerr, io.EOF) {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// checkImageFile validates the layout of an uncompressed ACI on disk: only
+// a manifest and entries under rootfs/, no name or hard link escaping the
+// image, and a manifest that passes the appc schema.
+func checkImageFile(p string) (*schema.ImageManifest, []byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open image: %w", err)
+	}
+	defer f.Close()
+	var raw []byte
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, errdefs.InvalidArgument("image is not a valid tar archive: %v", err)
+		}
+		name, err := checkEntryName(hdr.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if hdr.Typeflag == tar.TypeLink {
+			if _, err := checkEntryName(hdr.Linkname); err != nil {
+				return nil, nil, errdefs.InvalidArgument("image entry %q: hard link target: %v", hdr.Name, err)
+			}
+		}
+		if name == "manifest" {
+			if hdr.Typeflag != tar.TypeReg {
+				return nil, nil, errdefs.InvalidArgument("image manifest is not a regular file")
+			}
+			if hdr.Size > 16<<20 {
+				return nil, nil, errdefs.InvalidArgument("image manifest is %d bytes, over the 16 MiB limit", hdr.Size)
+			}
+			if raw, err = io.ReadAll(tr); err != nil {
+				return nil, nil, errdefs.InvalidArgument("read image manifest: %v", err)
+			}
+		}
+	}
+	if raw == nil {
+		return nil, nil, errdefs.InvalidArgument("image has no manifest")
+	}
+	m, err := aci.ParseManifest(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, raw, nil
+}
+
+// checkEntryName returns the clean name of a tar entry, refusing anything
+// but the manifest and paths below rootfs.
+func checkEntryName(name string) (string, error) {
+	n := strings.TrimPrefix(name, "./")
+	if n == "" || strings.HasPrefix(n, "/") {
+		return "", errdefs.InvalidArgument("image entry %q: absolute or empty path", name)
+	}
+	for _, part := range strings.Split(n, "/") {
+		if part == ".." {
+			return "", errdefs.InvalidArgument("image entry %q escapes the image root", name)
+		}
+	}
+	clean := path.Clean(n)
+	if clean != "manifest" && clean != "rootfs" && !strings.HasPrefix(clean, "rootfs/") {
+		return "", errdefs.InvalidArgument("image entry %q is outside rootfs/", name)
+	}
+	return clean, nil
+}
+
+// checkDependencies fails when a dependency of m is not in the store:
+// fetching dependencies by discovery is not supported yet, and an image
+// that cannot be rendered should not be imported silently.
+func (s *Store) checkDependencies(ctx context.Context, m *schema.ImageManifest) error {
+	for _, d := range m.Dependencies {
+		if _, err := s.ResolveDependency(ctx, d); err != nil {
+			return fmt.Errorf("image %s: %w", m.Name, err)
+		}
+	}
+	return nil
+}
+
+// ResolveDependency finds the stored image a dependency names: by its image
+// ID when given (which must then match name and labels too), else the newest
+// image of that name carrying every label asked for.
+func (s *Store) ResolveDependency(ctx context.Context, d types.Dependency) (string, error) {
+	want := labelMap(d.Labels)
+	var key string
+	err := s.Index.View(ctx, func(tx *index.Tx) error {
+		if d.ImageID != nil && !d.ImageID.Empty() {
+			k, err := tx.ResolveKey(d.ImageID.String())
+			if err != nil {
+				return errdefs.NotFound("dependency %s (%s) is not in the store", d.ImageName, d.ImageID)
+			}
+			im, err := tx.Image(k)
+			if err != nil {
+				return err
+			}
+			if im.Name != d.ImageName.String() {
+				return errdefs.InvalidArgument("dependency %s names image %s, which is %s", d.ImageName, d.ImageID, im.Name)
+			}
+			key = k
+			return nil
+		}
+		found, err := tx.FindByName(d.ImageName.String(), want)
+		if err != nil {
+			return err
+		}
+		if len(found) == 0 {
+			return errdefs.NotFound("dependency %s%s is not in the store (fetch it first)", d.ImageName, formatLabels(want))
+		}
+		key = found[0].Key
+		return nil
+	})
+	return key, err
+}
+
+// Get returns the index entry of an image by ID, key or unambiguous prefix.
+func (s *Store) Get(ctx context.Context, ref string) (*index.Image, error) {
+	var im *index.Image
+	err := s.Index.View(ctx, func(tx *index.Tx) error {
+		k, err := tx.ResolveKey(ref)
+		if err != nil {
+			return err
+		}
+		im, err = tx.Image(k)
+		return err
+	})
+	return im, err
+}
+
+// FindByName returns the newest image of a name with at least the given
+// labels.
+func (s *Store) FindByName(ctx context.Context, name string, labels map[string]string) (*index.Image, error) {
+	var im *index.Image
+	err := s.Index.View(ctx, func(tx *index.Tx) error {
+		found, err := tx.FindByName(name, labels)
+		if err != nil {
+			return err
+		}
+		if len(found) == 0 {
+			return errdefs.NotFound("no image %s%s in the store", name, formatLabels(labels))
+		}
+		im = found[0]
+		return nil
+	})
+	return im, err
+}
+
+// Images lists every stored image, oldest import first.
+func (s *Store) Images(ctx context.Context) ([]*index.Image, error) {
+	var out []*index.Image
+	err := s.Index.View(ctx, func(tx *index.Tx) error {
+		var err error
+		out, err = tx.Images()
+		return err
+	})
+	return out, err
+}
+
+// Remote returns the cache state of a URL, nil when never fetched.
+func (s *Store) Remote(ctx context.Context, url string) (*index.Remote, error) {
+	var r *index.Remote
+	err := s.Index.View(ctx, func(tx *index.Tx) error {
+		var err error
+		r, err = tx.Remote(url)
+		return err
+	})
+	return r, err
+}
+
+// TouchRemote records that a cached URL was revalidated (304).
+func (s *Store) TouchRemote(ctx context.Context, r *index.Remote) error {
+	return s.Index.Update(ctx, func(tx *index.Tx) error { return tx.PutRemote(r) })
+}
+
+// MarkUsed updates an image's last-use time.
+func (s *Store) MarkUsed(ctx context.Context, key string) error {
+	return s.Index.Update(ctx, func(tx *index.Tx) error {
+		im, err := tx.Image(key)
+		if err != nil {
+			return err
+		}
+		im.LastUsed = time.Now().UTC()
+		return tx.PutImage(im)
+	})
+}
+
+// Remove deletes an image: its index entry first, then the blob, so a
+// crash in between leaves only an orphan blob, which GC removes. Trees
+// rendered from the image are removed too.
+func (s *Store) Remove(ctx context.Context, ref string) (*index.Image, error) {
+	var im *index.Image
+	err := s.Index.Update(ctx, func(tx *index.Tx) error {
+		k, err := tx.ResolveKey(ref)
+		if err != nil {
+			return err
+		}
+		if im, err = tx.Image(k); err != nil {
+			return err
+		}
+		return tx.DeleteImage(k)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Blobs.Remove(ctx, im.Key); err != nil {
+		return im, err
+	}
+	trees, err := s.Trees.List(ctx)
+	if err != nil {
+		return im, err
+	}
+	for _, t := range trees {
+		for _, id := range t.ImageIDs {
+			if blob.KeyFromID(id) == im.Key {
+				if err := s.Trees.Remove(ctx, t.Key); err != nil {
+					return im, err
+				}
+				break
+			}
+		}
+	}
+	return im, nil
+}
+
+// Manifest returns a stored image's manifest.
+func (s *Store) Manifest(ctx context.Context, ref string) (*schema.ImageManifest, error) {
+	im, err := s.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return aci.ParseManifest(im.Manifest)
+}
+
+// source adapts the store to what the tree store needs.
+type source struct{ s *Store }
+
+func (src source) OpenImage(ctx context.Context, id string) (io.ReadCloser, error) {
+	return src.s.Blobs.Open(ctx, blob.KeyFromID(id))
+}
+
+func (src source) Manifest(ctx context.Context, id string) (*schema.ImageManifest, error) {
+	return src.s.Manifest(ctx, id)
+}
+
+func (src source) ResolveDependency(ctx context.Context, d types.Dependency) (string, error) {
+	return src.s.ResolveDependency(ctx, d)
+}
+
+func labelMap(ls types.Labels) map[string]string {
+	if len(ls) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(ls))
+	for _, l := range ls {
+		m[l.Name.String()] = l.Value
+	}
+	return m
+}
+
+func formatLabels(m map[string]string) string {
+	if len(m) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(m))
+	for k, v := range m {
+		parts = append(parts, k+"="+v)
+	}
+	sort.Strings(parts)
+	return " (" + strings.Join(parts, ",") + ")"
+}

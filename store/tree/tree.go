@@ -1,0 +1,538 @@
+package tree
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nosecone/nscn/internal/aci"
+	"github.com/nosecone/nscn/internal/errdefs"
+)
+
+// Names inside a tree directory, and of the scratch directories beside
+// them.
+const (
+	rootfsDir    = "rootfs"
+	manifestFile = "manifest"
+	metaFile     = "tree.json"
+	lastUsedFile = "lastused"
+	completeFile = "complete"
+
+	tmpPrefix   = ".tmp-"
+	trashPrefix = ".trash-"
+	lockSuffix  = ".lock"
+
+	metaVersion = 1
+)
+
+// Tree is a rendered tree.
+type Tree struct {
+	Key      string    // "deps-sha512-" + 64 hex digits
+	Path     string    // the tree directory
+	Rootfs   string    // Path/rootfs, the root filesystem
+	ImageIDs []string  // the images extracted, in render order; the top image last
+	Hash     string    // content hash of Rootfs at render time
+	Rendered time.Time // when the render completed
+	LastUsed time.Time // the last Render or Touch
+}
+
+// metadata is tree.json.
+type metadata struct {
+	Version  int       `json:"version"`
+	Key      string    `json:"key"`
+	ImageIDs []string  `json:"imageIDs"`
+	Hash     string    `json:"hash"`
+	Rendered time.Time `json:"rendered"`
+}
+
+// Store is a directory of rendered trees. The zero value is not usable;
+// call New. A Store holds no open files, and any number of Stores, in any
+// number of processes, may share a directory.
+type Store struct {
+	dir      string
+	src      Source
+	preserve bool
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithPreserveOwnership sets whether trees get the owners recorded in the
+// images (and their privileged xattrs). It needs root, and defaults to
+// whether the process runs as root.
+func WithPreserveOwnership(b bool) Option { return func(s *Store) { s.preserve = b } }
+
+// WithLogger sets where renders and removals are logged, at debug level.
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
+// New returns the store of trees under dir (e.g. <datadir>/cas/tree),
+// reading images through src. dir is created on first render.
+func New(dir string, src Source, opts ...Option) *Store {
+	s := &Store{
+		dir:      dir,
+		src:      src,
+		preserve: os.Geteuid() == 0,
+		log:      slog.New(slog.DiscardHandler),
+		now:      time.Now,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+func (s *Store) treePath(key string) string { return filepath.Join(s.dir, key) }
+
+// Render returns the tree of imageID with its dependencies, rendering it
+// unless a complete one exists, and marks it used. Concurrent renders of
+// the same tree, in this process or others, render it once: the others
+// wait and return the result.
+func (s *Store) Render(ctx context.Context, imageID string) (*Tree, error) {
+	layers, err := s.Plan(ctx, imageID)
+	if err != nil {
+		return nil, err
+	}
+	key := Key(layers)
+	// Fast path without the lock: complete trees never change.
+	if t, err := s.load(key); err == nil {
+		s.markUsed(ctx, t)
+		return t, nil
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create tree store directory: %w", err)
+	}
+	l, err := s.lock(ctx, key, true)
+	if err != nil {
+		return nil, err
+	}
+	defer l.release(false)
+	// Someone may have rendered it while we waited.
+	if t, err := s.load(key); err == nil {
+		s.markUsed(ctx, t)
+		return t, nil
+	}
+	// Whatever is at the key now is unusable (no completion marker, or
+	// unreadable metadata): a crash or tampering. Start over.
+	if _, err := os.Lstat(s.treePath(key)); err == nil {
+		s.log.DebugContext(ctx, "discarding incomplete tree", "tree", key)
+		if err := s.discard(key); err != nil {
+			return nil, err
+		}
+	}
+	return s.render(ctx, key, imageID, layers)
+}
+
+// render builds the tree in a scratch directory and renames it into place.
+// The caller holds the key's lock.
+func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer) (_ *Tree, err error) {
+	s.log.DebugContext(ctx, "rendering tree", "tree", key, "image", imageID, "layers", len(layers))
+	tmp, err := os.MkdirTemp(s.dir, tmpPrefix+key+"-")
+	if err != nil {
+		return nil, fmt.Errorf("render tree %s: create scratch directory: %w", key, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = removeTree(tmp)
+		}
+	}()
+	rootfs := filepath.Join(tmp, rootfsDir)
+	if err := os.Mkdir(rootfs, 0o755); err != nil {
+		return nil, fmt.Errorf("render tree %s: %w", key, err)
+	}
+	ids := make([]string, len(layers))
+	for i, l := range layers {
+		ids[i] = l.ImageID
+		if err := s.extractLayer(ctx, l, rootfs); err != nil {
+			return nil, fmt.Errorf("render tree %s: layer %d of %d, image %s (%s): %w", key, i+1, len(layers), l.Name, l.ImageID, err)
+		}
+	}
+
+	m, err := s.src.Manifest(ctx, imageID)
+	if err != nil {
+		return nil, fmt.Errorf("render tree %s: read manifest of image %s: %w", key, imageID, err)
+	}
+	mb, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("render tree %s: encode manifest: %w", key, err)
+	}
+	if err := writeFileSync(filepath.Join(tmp, manifestFile), mb, 0o644); err != nil {
+		return nil, fmt.Errorf("render tree %s: %w", key, err)
+	}
+	hash, err := hashRootfs(ctx, rootfs)
+	if err != nil {
+		return nil, fmt.Errorf("render tree %s: %w", key, err)
+	}
+	// One syncfs instead of an fsync per extracted file: the tree must be
+	// durable before the marker says it is complete.
+	if err := syncFS(tmp); err != nil {
+		return nil, fmt.Errorf("render tree %s: %w", key, err)
+	}
+
+	rendered := s.now()
+	meta := metadata{Version: metaVersion, Key: key, ImageIDs: ids, Hash: hash, Rendered: rendered.UTC()}
+	mj, err := json.MarshalIndent(meta, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("render tree %s: encode metadata: %w", key, err)
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{metaFile, append(mj, '\n')}, {lastUsedFile, nil}, {completeFile, nil}} {
+		if err := writeFileSync(filepath.Join(tmp, f.name), f.data, 0o644); err != nil {
+			return nil, fmt.Errorf("render tree %s: %w", key, err)
+		}
+		if f.name == lastUsedFile {
+			// Rendering is a use.
+			if err := os.Chtimes(filepath.Join(tmp, f.name), rendered, rendered); err != nil {
+				return nil, fmt.Errorf("render tree %s: %w", key, err)
+			}
+		}
+	}
+	if err := syncDir(tmp); err != nil {
+		return nil, fmt.Errorf("render tree %s: %w", key, err)
+	}
+	final := s.treePath(key)
+	if err := os.Rename(tmp, final); err != nil {
+		return nil, fmt.Errorf("render tree %s: move into place: %w", key, err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		// The tree is in place; only its durability across a crash is in
+		// doubt, and a torn rename leaves debris Clean handles.
+		s.log.WarnContext(ctx, "sync tree store directory", "tree", key, "error", err)
+	}
+	return s.load(key)
+}
+
+func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string) error {
+	rc, err := s.src.OpenImage(ctx, l.ImageID)
+	if err != nil {
+		return fmt.Errorf("open image: %w", err)
+	}
+	defer rc.Close()
+	opts := aci.ExtractOptions{PreserveOwnership: s.preserve}
+	if len(l.Whitelists) > 0 {
+		opts.Filter = l.Admits
+	}
+	return aci.ExtractRootfs(ctx, rc, rootfs, opts)
+}
+
+// load reads a complete tree. A missing or incomplete tree is NotFound;
+// unreadable metadata is FailedPrecondition.
+func (s *Store) load(key string) (*Tree, error) {
+	p := s.treePath(key)
+	st, err := os.Lstat(filepath.Join(p, completeFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errdefs.NotFound("tree %s not found", key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read tree %s: %w", key, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, errdefs.FailedPrecondition("tree %s: completion marker is not a file", key)
+	}
+	b, err := os.ReadFile(filepath.Join(p, metaFile))
+	if err != nil {
+		return nil, errdefs.With(errdefs.ErrFailedPrecondition, fmt.Errorf("read tree %s metadata: %w", key, err))
+	}
+	var meta metadata
+	if err := json.Unmarshal(b, &meta); err != nil {
+		return nil, errdefs.With(errdefs.ErrFailedPrecondition, fmt.Errorf("read tree %s metadata: %w", key, err))
+	}
+	if meta.Key != key || meta.Version != metaVersion {
+		return nil, errdefs.FailedPrecondition("tree %s: metadata is for tree %q, version %d", key, meta.Key, meta.Version)
+	}
+	t := &Tree{
+		Key:      key,
+		Path:     p,
+		Rootfs:   filepath.Join(p, rootfsDir),
+		ImageIDs: meta.ImageIDs,
+		Hash:     meta.Hash,
+		Rendered: meta.Rendered,
+		LastUsed: meta.Rendered,
+	}
+	if st, err := os.Stat(filepath.Join(p, lastUsedFile)); err == nil {
+		t.LastUsed = st.ModTime()
+	}
+	return t, nil
+}
+
+// Get returns the complete tree with the given key. An ill-formed key is
+// InvalidArgument; a missing or incomplete tree is NotFound.
+func (s *Store) Get(_ context.Context, key string) (*Tree, error) {
+	if !ValidKey(key) {
+		return nil, errdefs.InvalidArgument("tree key %q is malformed", key)
+	}
+	return s.load(key)
+}
+
+// List returns the complete trees, sorted by key. Incomplete trees and
+// trees with unreadable metadata are left out (Clean removes them).
+func (s *Store) List(ctx context.Context) ([]Tree, error) {
+	ents, err := os.ReadDir(s.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list trees: %w", err)
+	}
+	var out []Tree
+	for _, e := range ents {
+		if !e.IsDir() || !ValidKey(e.Name()) {
+			continue
+		}
+		t, err := s.load(e.Name())
+		if err != nil {
+			s.log.DebugContext(ctx, "skipping unusable tree", "tree", e.Name(), "error", err)
+			continue
+		}
+		out = append(out, *t)
+	}
+	return out, nil
+}
+
+// Touch records that a pod uses the tree now.
+func (s *Store) Touch(ctx context.Context, key string) error {
+	t, err := s.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	return s.touch(t)
+}
+
+// markUsed is touch for Render, where failing to record the use (a
+// read-only store, say) must not fail the pod: the tree is there.
+func (s *Store) markUsed(ctx context.Context, t *Tree) {
+	if err := s.touch(t); err != nil {
+		s.log.WarnContext(ctx, "record tree use", "tree", t.Key, "error", err)
+	}
+}
+
+func (s *Store) touch(t *Tree) error {
+	now := s.now()
+	p := filepath.Join(t.Path, lastUsedFile)
+	err := os.Chtimes(p, now, now)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Written by every render; recreate it if someone removed it.
+		err = writeFileSync(p, nil, 0o644)
+	}
+	if err != nil {
+		return fmt.Errorf("mark tree %s used: %w", t.Key, err)
+	}
+	t.LastUsed = now
+	return nil
+}
+
+// Verify recomputes the content hash of a tree and compares it with the
+// one recorded at render time. A difference is a FailedPrecondition error.
+func (s *Store) Verify(ctx context.Context, key string) error {
+	t, err := s.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	got, err := hashRootfs(ctx, t.Rootfs)
+	if err != nil {
+		return fmt.Errorf("verify tree %s: %w", key, err)
+	}
+	if got != t.Hash {
+		return errdefs.FailedPrecondition("verify tree %s: content hash is %s, %s at render time", key, got, t.Hash)
+	}
+	return nil
+}
+
+// Remove deletes a tree. It waits for a render of the same key to finish,
+// and moves the tree out of its name before deleting it, so that no one
+// sees a half-removed tree. A missing tree is NotFound.
+func (s *Store) Remove(ctx context.Context, key string) error {
+	if !ValidKey(key) {
+		return errdefs.InvalidArgument("tree key %q is malformed", key)
+	}
+	if _, err := os.Stat(s.dir); errors.Is(err, fs.ErrNotExist) {
+		return errdefs.NotFound("tree %s not found", key)
+	}
+	l, err := s.lock(ctx, key, true)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(s.treePath(key)); errors.Is(err, fs.ErrNotExist) {
+		l.release(true)
+		return errdefs.NotFound("tree %s not found", key)
+	}
+	err = s.discard(key)
+	// The lock file goes with the tree; anyone waiting on it notices and
+	// opens a fresh one.
+	l.release(err == nil)
+	if err != nil {
+		return err
+	}
+	s.log.DebugContext(ctx, "removed tree", "tree", key)
+	return nil
+}
+
+// discard renames the tree directory of key to a trash name, then deletes
+// it. The caller holds the key's lock.
+func (s *Store) discard(key string) error {
+	trash, err := os.MkdirTemp(s.dir, trashPrefix+key+"-")
+	if err != nil {
+		return fmt.Errorf("remove tree %s: %w", key, err)
+	}
+	if err := os.Rename(s.treePath(key), filepath.Join(trash, "tree")); err != nil {
+		_ = os.Remove(trash)
+		return fmt.Errorf("remove tree %s: %w", key, err)
+	}
+	if err := removeTree(trash); err != nil {
+		return fmt.Errorf("remove tree %s: %w", key, err)
+	}
+	return nil
+}
+
+// Clean removes what crashed renders and removals left behind: scratch
+// and trash directories, tree directories without a completion marker or
+// with unreadable metadata, and lock files of trees that do not exist.
+// What a live render in any process is using is left alone.
+func (s *Store) Clean(ctx context.Context) error {
+	ents, err := os.ReadDir(s.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("clean trees: %w", err)
+	}
+	var errs []error
+	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		name := e.Name()
+		var err error
+		switch {
+		case strings.HasPrefix(name, tmpPrefix) || strings.HasPrefix(name, trashPrefix):
+			err = s.cleanScratch(ctx, name)
+		case ValidKey(name) && e.IsDir():
+			err = s.cleanIncomplete(ctx, name)
+		case strings.HasSuffix(name, lockSuffix) && ValidKey(strings.TrimSuffix(name, lockSuffix)):
+			err = s.cleanLock(ctx, strings.TrimSuffix(name, lockSuffix))
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("clean trees: %w", err)
+	}
+	return nil
+}
+
+// cleanScratch removes a .tmp-<key>-* or .trash-<key>-* directory unless
+// the key's lock is held: a held lock means the render or removal that
+// owns it is still running.
+func (s *Store) cleanScratch(ctx context.Context, name string) error {
+	// The name is <prefix><key>-<random>; a name without a key (made by
+	// hand, or by an older layout) has no owner to ask and just goes.
+	rest := strings.TrimPrefix(strings.TrimPrefix(name, tmpPrefix), trashPrefix)
+	if n := len(KeyPrefix) + keyHexLen; len(rest) > n && rest[n] == '-' && ValidKey(rest[:n]) {
+		l, err := s.lock(ctx, rest[:n], false)
+		if errors.Is(err, errLocked) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		defer l.release(false)
+	}
+	s.log.DebugContext(ctx, "removing leftover directory", "dir", name)
+	return removeTree(filepath.Join(s.dir, name))
+}
+
+func (s *Store) cleanIncomplete(ctx context.Context, key string) error {
+	if _, err := s.load(key); err == nil {
+		return nil
+	}
+	l, err := s.lock(ctx, key, false)
+	if errors.Is(err, errLocked) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer l.release(false)
+	if _, err := s.load(key); err == nil {
+		return nil
+	}
+	s.log.DebugContext(ctx, "removing incomplete tree", "tree", key)
+	return s.discard(key)
+}
+
+func (s *Store) cleanLock(ctx context.Context, key string) error {
+	if _, err := os.Lstat(s.treePath(key)); err == nil {
+		return nil
+	}
+	l, err := s.lock(ctx, key, false)
+	if errors.Is(err, errLocked) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, err = os.Lstat(s.treePath(key))
+	l.release(errors.Is(err, fs.ErrNotExist))
+	return nil
+}
+
+// writeFileSync creates name (which must not exist) with data and fsyncs
+// it.
+func writeFileSync(name string, data []byte, perm os.FileMode) (err error) {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, perm)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Base(name), err)
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close %s: %w", filepath.Base(name), cerr)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(name), err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", filepath.Base(name), err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// removeTree is os.RemoveAll that also gets through directories without
+// write permission, which rendered trees hold (a non-root caller cannot
+// unlink their entries without first making them writable).
+func removeTree(p string) error {
+	err := os.RemoveAll(p)
+	if err == nil || !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	_ = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(q, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(p)
+}

@@ -1,0 +1,160 @@
+//go:build functional
+
+package tests
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nosecone/nscn/internal/testutil"
+)
+
+// env is one isolated nscn installation: its own data and config dirs.
+type env struct {
+	t      *testing.T
+	dir    string
+	local  string
+	system string
+	// extraEnv is added to every nscn command's environment.
+	extraEnv []string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	root := t.TempDir()
+	e := &env{t: t, dir: filepath.Join(root, "data"), local: filepath.Join(root, "etc"), system: filepath.Join(root, "lib")}
+	for _, d := range []string{e.local, e.system} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+func mustEnv(t *testing.T, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		t.Fatalf("%s is not set; run the suite with `make functional`", name)
+	}
+	return v
+}
+
+func nscnBin(t *testing.T) string   { return mustEnv(t, "NSCN_BIN") }
+func imagesDir(t *testing.T) string { return mustEnv(t, "NSCN_IMAGES") }
+func actool(t *testing.T) string    { return mustEnv(t, "NSCN_ACTOOL") }
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// cmd builds an nscn command with this env's global flags.
+func (e *env) cmd(ctx context.Context, args ...string) *exec.Cmd {
+	all := append([]string{"--dir", e.dir, "--local-config", e.local, "--system-config", e.system}, args...)
+	c := exec.CommandContext(ctx, nscnBin(e.t), all...)
+	c.Env = append(append(os.Environ(), "LC_ALL=C"), e.extraEnv...)
+	return c
+}
+
+// run runs nscn and returns its output and exit code.
+func (e *env) run(args ...string) result {
+	e.t.Helper()
+	return e.runIn(nil, args...)
+}
+
+func (e *env) runIn(stdin []byte, args ...string) result {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c := e.cmd(ctx, args...)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	if stdin != nil {
+		c.Stdin = bytes.NewReader(stdin)
+	}
+	err := c.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			e.t.Fatalf("run nscn %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+// ok runs nscn and fails the test unless it exits 0.
+func (e *env) ok(args ...string) result {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.code != 0 {
+		e.t.Fatalf("nscn %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// fails runs nscn and fails the test unless it exits non-zero with a
+// message containing want.
+func (e *env) fails(want string, args ...string) result {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.code == 0 {
+		e.t.Fatalf("nscn %s: succeeded, want failure\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, want) {
+		e.t.Fatalf("nscn %s: stderr %q does not mention %q", strings.Join(args, " "), r.stderr, want)
+	}
+	if strings.Contains(r.stderr, "panic") || strings.Contains(r.stderr, "goroutine ") {
+		e.t.Fatalf("nscn %s panicked:\n%s", strings.Join(args, " "), r.stderr)
+	}
+	return r
+}
+
+// snapshot lists every file under the store (excluding lock files and the
+// database file, whose pages a read may touch; its content is listed through
+// nscn instead) with its size, so a
+// test can assert that a failed command left the store as it was.
+func (e *env) snapshot() string {
+	e.t.Helper()
+	var b strings.Builder
+	cas := filepath.Join(e.dir, "cas")
+	_ = filepath.Walk(cas, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(cas, p)
+		// Directories an open store creates empty are not state.
+		if fi.IsDir() || strings.HasSuffix(rel, ".lock") || rel == "db/index.db" {
+			return nil
+		}
+		fmt.Fprintf(&b, "%s %d", rel, fi.Size())
+		b.WriteByte('\n')
+		return nil
+	})
+	// The index content, through nscn itself.
+	r := e.run("image", "list", "--format=json")
+	b.WriteString(r.stdout)
+	return b.String()
+}
+
+// imageKey is the ID rkt prints for an ACI: sha512- and the first 64 hex
+// digits of the sha512 of the uncompressed tar, computed with the host's
+// own tools as a user would.
+func imageKey(t *testing.T, aci string) string {
+	t.Helper()
+	out, err := exec.Command("sh", "-c", "gzip -dc < \"$1\" | sha512sum", "sh", aci).Output()
+	if err != nil {
+		t.Fatalf("hash %s: %v", aci, err)
+	}
+	return "sha512-" + strings.Fields(string(out))[0][:64]
+}
