@@ -18,6 +18,10 @@
 // overwrite rules that rendering image dependencies needs
 // (https://github.com/appc/spec/blob/v0.8.11/spec/ace.md#filesystem-setup).
 //
+// Xattrs of symlinks and device nodes are set through the parent
+// directory's /proc/self/fd link (there is no fd-based call for them), so
+// /proc must be mounted to extract images that carry such xattrs.
+//
 // What the package does not do: it does not fetch, verify signatures, hash
 // images, or decide which images to layer (store/tree does); it does not
 // decrypt PGP-encrypted archives. It does not defend against a concurrent

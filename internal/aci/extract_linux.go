@@ -388,6 +388,9 @@ func (x *extractor) copySparse(f *os.File, r io.Reader) error {
 }
 
 func (x *extractor) symlink(pfd int, base, rel string, hdr *tar.Header) error {
+	if hdr.Linkname == "" {
+		return errdefs.InvalidArgument("symlink with an empty target")
+	}
 	if err := removeAt(pfd, base); err != nil {
 		return fmt.Errorf("replace %s: %w", rel, err)
 	}

@@ -81,7 +81,7 @@ func (e ent) header() *tar.Header {
 	if len(e.xattrs) > 0 {
 		hdr.PAXRecords = map[string]string{}
 		for k, v := range e.xattrs {
-			hdr.PAXRecords[paxXattrPrefix+k] = v
+			hdr.PAXRecords["SCHILY.xattr."+k] = v
 		}
 	}
 	return hdr

@@ -27,18 +27,16 @@ func (s *Store) RenderTo(ctx context.Context, imageID, dest string, rootfsOnly b
 		if err != nil {
 			return fmt.Errorf("encode manifest: %w", err)
 		}
-		if err := os.WriteFile(filepath.Join(dest, manifestFile), mb, 0o644); err != nil {
-			return fmt.Errorf("write manifest: %w", err)
+		if err := writeFileSync(filepath.Join(dest, manifestFile), mb, 0o644); err != nil {
+			return err
 		}
 		rootfs = filepath.Join(dest, rootfsDir)
 		if err := os.Mkdir(rootfs, 0o755); err != nil {
 			return fmt.Errorf("create rootfs: %w", err)
 		}
 	}
-	for i, l := range layers {
-		if err := s.extractLayer(ctx, l, rootfs); err != nil {
-			return fmt.Errorf("render image %s: layer %d of %d, image %s (%s): %w", imageID, i+1, len(layers), l.Name, l.ImageID, err)
-		}
+	if err := s.extractLayers(ctx, layers, rootfs); err != nil {
+		return fmt.Errorf("render image %s: %w", imageID, err)
 	}
 	return nil
 }

@@ -151,9 +151,9 @@ func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer)
 	ids := make([]string, len(layers))
 	for i, l := range layers {
 		ids[i] = l.ImageID
-		if err := s.extractLayer(ctx, l, rootfs); err != nil {
-			return nil, fmt.Errorf("render tree %s: layer %d of %d, image %s (%s): %w", key, i+1, len(layers), l.Name, l.ImageID, err)
-		}
+	}
+	if err := s.extractLayers(ctx, layers, rootfs); err != nil {
+		return nil, fmt.Errorf("render tree %s: %w", key, err)
 	}
 
 	m, err := s.src.Manifest(ctx, imageID)
@@ -210,6 +210,16 @@ func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer)
 		s.log.WarnContext(ctx, "sync tree store directory", "tree", key, "error", err)
 	}
 	return s.load(key)
+}
+
+// extractLayers extracts the layers of a plan, in order, into rootfs.
+func (s *Store) extractLayers(ctx context.Context, layers []Layer, rootfs string) error {
+	for i, l := range layers {
+		if err := s.extractLayer(ctx, l, rootfs); err != nil {
+			return fmt.Errorf("layer %d of %d, image %s (%s): %w", i+1, len(layers), l.Name, l.ImageID, err)
+		}
+	}
+	return nil
 }
 
 func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string) error {

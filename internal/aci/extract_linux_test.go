@@ -609,6 +609,7 @@ func TestExtractRootfsRejects(t *testing.T) {
 		want error
 	}{
 		{name: "unknown entry type", ents: []ent{{name: "rootfs/x", typ: 'Z', mode: 0o644}}, want: errdefs.ErrInvalidArgument},
+		{name: "symlink without a target", ents: []ent{{name: "rootfs/l", typ: tar.TypeSymlink}}, want: errdefs.ErrInvalidArgument},
 		{name: "rootfs is a file", ents: []ent{fileEnt("rootfs", "x")}, want: errdefs.ErrInvalidArgument},
 		{name: "hardlink to a later entry", ents: []ent{hardlinkEnt("rootfs/b", "rootfs/a"), fileEnt("rootfs/a", "a")}, want: errdefs.ErrInvalidArgument},
 		{name: "hardlink to the rootfs", ents: []ent{hardlinkEnt("rootfs/b", "rootfs")}, want: errdefs.ErrInvalidArgument},
