@@ -158,3 +158,8 @@ func imageKey(t *testing.T, aci string) string {
 	}
 	return "sha512-" + strings.Fields(string(out))[0][:64]
 }
+
+func execOutput(name string, args ...string) (string, error) {
+	b, err := exec.Command(name, args...).Output()
+	return string(b), err
+}
