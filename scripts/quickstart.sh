@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
-# The README's first command ends here: fetch the hello image the build
-# made into a throwaway data directory and show what nscn did with it.
+# The README's first command ends here: run the hello image the build made
+# in a pod, with a throwaway data directory, printing each nscn command.
 # Usage: scripts/quickstart.sh NSCN IMAGEDIR
 set -euo pipefail
 
 nscn=${1:?usage: quickstart.sh NSCN IMAGEDIR}
 images=${2:?usage: quickstart.sh NSCN IMAGEDIR}
 dir=$(mktemp -d /tmp/nscn-quickstart.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
+cleanup() {
+	"$nscn" --dir "$dir" gc --grace-period=0s >/dev/null 2>&1 || true
+	rm -rf "$dir"
+}
+trap cleanup EXIT
 
 run() {
-	echo "+ nscn $*" >&2
+	echo "+ nscn --dir $dir $*" >&2
 	"$nscn" --dir "$dir" "$@"
 }
 
 # The build's images are not signed by a key this host trusts, hence
 # --insecure-options=image (see Documentation/signing-and-verification.md).
-id=$(run --insecure-options=image fetch "$images/hello.aci")
+run --insecure-options=image fetch "$images/hello.aci"
+run run nosecone.dev/hello
+run --insecure-options=image run "$images/busybox.aci" --exec=/bin/sh -- -c 'echo "busybox says: I am $AC_APP_NAME, pid $$, in $(pwd)"'
+run list
 run image list
-run image render "$id" "$dir/hello"
-echo "+ chroot $dir/hello/rootfs /bin/sh -c 'echo \$GREETING'" >&2
-GREETING="Hello from Nose Cone" chroot "$dir/hello/rootfs" /bin/sh -c 'echo "$GREETING: rendered $(ls /bin | wc -l) files of image '"$id"'"'

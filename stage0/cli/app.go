@@ -145,6 +145,9 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 func commands() []*cli.Command {
 	return []*cli.Command{
 		fetchCommand(),
+		runCommand(),
+		prepareCommand(),
+		runPreparedCommand(),
 		imageCommand(),
 		trustCommand(),
 		versionCommand(),

@@ -1,0 +1,390 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+	"github.com/urfave/cli/v2"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/pod"
+	"github.com/nosecone/nscn/stage0/fetch"
+	"github.com/nosecone/nscn/stage0/prepare"
+	"github.com/nosecone/nscn/stage0/stage1"
+)
+
+const runSyntax = `[FLAGS] IMAGE [APPFLAGS] [-- ARGS...] [--- IMAGE [APPFLAGS] [-- ARGS...]]...`
+
+// runFlagsHelp renders the flag table for --help, since run and prepare
+// parse their own arguments.
+func runFlagsHelp() string {
+	names := make([]string, 0, len(runFlagSpecs))
+	for n := range runFlagSpecs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, per := range []bool{true, false} {
+		if per {
+			b.WriteString("\nPer-app flags (after an IMAGE for that app; before the first IMAGE for every app):\n")
+		} else {
+			b.WriteString("\nPod flags (before the first IMAGE):\n")
+		}
+		for _, n := range names {
+			s := runFlagSpecs[n]
+			if s.perApp != per {
+				continue
+			}
+			arg := "=VALUE"
+			if s.boolean {
+				arg = ""
+			}
+			fmt.Fprintf(&b, "   --%-28s %s\n", n+arg, s.usage)
+		}
+	}
+	return b.String()
+}
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:            "run",
+		Usage:           "run images in a new pod",
+		ArgsUsage:       runSyntax,
+		SkipFlagParsing: true,
+		Description: `Fetches the images (pull policy "new" by default), prepares a pod with one app
+per image and executes it with the chosen stage1. nscn run exits with the status of the
+first app that failed (0 when all succeeded); its own failures exit 254.
+
+Flags after an IMAGE apply to that app only; flags before the first IMAGE apply to the pod
+or, for per-app flags, to every app. "--" starts the app's arguments (appended to its exec),
+"---" ends them and starts the next app:
+
+   nscn run --volume data,kind=host,source=/srv IMG --mount volume=data,target=/data \
+       --exec=/bin/sh -- -c 'ls /data' --- IMG2
+` + runFlagsHelp(),
+		Action: func(c *cli.Context) error { return runOrPrepare(c, true) },
+	}
+}
+
+func prepareCommand() *cli.Command {
+	return &cli.Command{
+		Name:            "prepare",
+		Usage:           "prepare a pod to run later with run-prepared",
+		ArgsUsage:       runSyntax,
+		SkipFlagParsing: true,
+		Description: `Like run, but stops once the pod directory is ready and prints the pod's UUID on
+stdout. Start it with "nscn run-prepared UUID"; "nscn gc --expire-prepared" removes
+prepared pods nobody ran.
+` + runFlagsHelp(),
+		Action: func(c *cli.Context) error { return runOrPrepare(c, false) },
+	}
+}
+
+func runPreparedCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run-prepared",
+		Usage:     "run a prepared pod",
+		ArgsUsage: "UUID",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "net", Usage: "networks to join: default, host, none or names"},
+			&cli.BoolFlag{Name: "interactive", Usage: "attach the terminal to the app"},
+			&cli.StringFlag{Name: "hostname", Usage: "the pod's hostname"},
+			&cli.StringFlag{Name: "dns-conf-mode", Usage: "resolv=MODE,hosts=MODE for the stage1"},
+		},
+		Action: func(c *cli.Context) error {
+			g := globals(c)
+			if c.NArg() != 1 {
+				return usageErrorf("run-prepared: exactly one UUID is required")
+			}
+			p, err := pod.Get(c.Context, g.Dir, c.Args().First())
+			if err != nil {
+				return err
+			}
+			if p.State != pod.Prepared {
+				return errdefs.FailedPrecondition("pod %s is %s, not prepared", p.UUID, p.State)
+			}
+			eps, err := stage1.ReadPodEntrypoints(p.Path)
+			if err != nil {
+				return err
+			}
+			m, err := p.Manifest(c.Context)
+			if err != nil {
+				return err
+			}
+			if c.Bool("interactive") && len(m.Apps) != 1 {
+				return usageErrorf("--interactive needs a pod with exactly one app")
+			}
+			return execStage1(c.Context, g, p, eps, stage1.RunFlags{
+				Net:         c.String("net"),
+				Interactive: c.Bool("interactive"),
+				Hostname:    c.String("hostname"),
+				DNSConfMode: c.String("dns-conf-mode"),
+			})
+		},
+	}
+}
+
+// runOrPrepare is run (exec the stage1) and prepare (stop when prepared).
+func runOrPrepare(c *cli.Context, run bool) error {
+	g := globals(c)
+	ra, err := parseRunArgs(c.Args().Slice())
+	if err != nil {
+		return err
+	}
+	if ra.wantHelp {
+		return cli.ShowCommandHelp(c, c.Command.Name)
+	}
+	opts, sel, err := prepareOptions(g, ra)
+	if err != nil {
+		return err
+	}
+	if ra.boolean(nil, "interactive") && len(opts.Apps) != 1 {
+		return usageErrorf("--interactive needs exactly one app")
+	}
+	policy := fetch.PullNew
+	if v := ra.flag("pull-policy"); v != "" {
+		if policy, err = fetch.ParsePullPolicy(v); err != nil {
+			return err
+		}
+	}
+	s, err := openStore(c.Context, g)
+	if err != nil {
+		return err
+	}
+	opts.Store = s
+	opts.Fetcher = newFetcher(g, s, policy)
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the nscn binary: %w", err)
+	}
+	if opts.Stage1, err = stage1.Choose(sel, []string{g.LocalConfig, g.SystemConfig}, filepath.Dir(exe)); err != nil {
+		return err
+	}
+	prep, err := prepare.Prepare(c.Context, opts)
+	if err != nil {
+		return err
+	}
+	if f := ra.flag("uuid-file-save"); f != "" {
+		if err := writeFileAtomic(f, true, strings.NewReader(prep.Pod.UUID+"\n")); err != nil {
+			_ = prep.Pod.Unlock()
+			return err
+		}
+	}
+	if !run {
+		if err := prep.Pod.ToPrepared(c.Context); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintln(g.Stdout, prep.Pod.UUID)
+		return err
+	}
+	return execStage1(c.Context, g, prep.Pod, prep.Entrypoints, stage1.RunFlags{
+		Net:         ra.flag("net"),
+		Interactive: ra.boolean(nil, "interactive"),
+		Hostname:    ra.flag("hostname"),
+		DNSConfMode: ra.flag("dns-conf-mode"),
+	})
+}
+
+// execStage1 moves the pod to run/ and replaces nscn with the stage1's run
+// entrypoint, handing it the pod lock.
+func execStage1(ctx context.Context, g *Globals, p *pod.Pod, eps stage1.Entrypoints, f stage1.RunFlags) error {
+	f.Debug = g.Debug
+	f.UUID = p.UUID
+	f.InterfaceVersion = eps.Version
+	if f.InterfaceVersion >= 2 {
+		f.LocalConfig = g.LocalConfig
+	}
+	if g.Insecure.Capabilities {
+		f.DisableCapabilities = true
+	}
+	if g.Insecure.Paths {
+		f.DisablePaths = true
+	}
+	if g.Insecure.Seccomp {
+		f.DisableSeccomp = true
+	}
+	args, err := stage1.RunArgs(f)
+	if err != nil {
+		return err
+	}
+	if err := p.ToRun(ctx); err != nil {
+		return err
+	}
+	fd, err := p.KeepLockOnExec()
+	if err != nil {
+		return err
+	}
+	g.Log.Debug("executing stage1", "pod", p.UUID, "entrypoint", eps.Run, "args", args)
+	return stage1.ExecRun(p.Path, eps, args, fd, os.Environ())
+}
+
+// prepareOptions turns the parsed command line into prepare options.
+func prepareOptions(g *Globals, ra *runArgs) (prepare.Options, stage1.Selection, error) {
+	o := prepare.Options{DataDir: g.Dir, Log: g.Log, InheritEnv: ra.boolean(nil, "inherit-env"), HostEnv: os.Environ()}
+	sel := stage1.Selection{
+		FromDir: ra.flag("stage1-from-dir"),
+		Path:    ra.flag("stage1-path"),
+		URL:     ra.flag("stage1-url"),
+		Name:    ra.flag("stage1-name"),
+		Hash:    ra.flag("stage1-hash"),
+	}
+	for _, v := range ra.pod["volume"] {
+		vol, err := types.VolumeFromString(v)
+		if err != nil {
+			return o, sel, usageErrorf("--volume %q: %v", v, err)
+		}
+		o.Volumes = append(o.Volumes, *vol)
+	}
+	if pm := ra.flag("pod-manifest"); pm != "" {
+		if len(ra.apps) > 0 {
+			return o, sel, usageErrorf("--pod-manifest and images on the command line conflict; use one")
+		}
+		b, err := os.ReadFile(pm)
+		if err != nil {
+			return o, sel, errdefs.InvalidArgument("read pod manifest: %v", err)
+		}
+		var m schema.PodManifest
+		if err := json.Unmarshal(b, &m); err != nil {
+			return o, sel, errdefs.InvalidArgument("pod manifest %s: %v", pm, err)
+		}
+		o.PodManifest = &m
+		return o, sel, nil
+	}
+	if len(ra.apps) == 0 {
+		return o, sel, usageErrorf("name at least one IMAGE (see --help)")
+	}
+	for i := range ra.apps {
+		a := &ra.apps[i]
+		app, err := appOptions(ra, a)
+		if err != nil {
+			return o, sel, fmt.Errorf("image %s: %w", a.image, err)
+		}
+		o.Apps = append(o.Apps, app)
+	}
+	return o, sel, nil
+}
+
+func appOptions(ra *runArgs, a *appArgs) (prepare.App, error) {
+	app := prepare.App{
+		Image:          a.image,
+		Signature:      ra.get(a, "signature"),
+		Name:           ra.get(a, "name"),
+		Exec:           ra.get(a, "exec"),
+		Args:           a.args,
+		User:           ra.get(a, "user"),
+		Group:          ra.get(a, "group"),
+		WorkingDir:     ra.get(a, "working-dir"),
+		ReadOnlyRootfs: ra.boolean(a, "readonly-rootfs"),
+	}
+	if len(ra.apps) > 1 && len(ra.pod["name"]) > 0 {
+		return app, usageErrorf("--name before the first image would give every app the same name; put it after an image")
+	}
+	if v := ra.get(a, "supplementary-gids"); v != "" {
+		for _, s := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n < 0 {
+				return app, usageErrorf("--supplementary-gids: %q is not a group ID", s)
+			}
+			app.SupplementaryGIDs = append(app.SupplementaryGIDs, n)
+		}
+	}
+	for _, f := range ra.all(a, "set-env-file") {
+		env, err := readEnvFile(f)
+		if err != nil {
+			return app, err
+		}
+		app.Env = append(app.Env, env...)
+	}
+	for _, kv := range ra.all(a, "set-env") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return app, usageErrorf("--set-env %q: want NAME=VALUE", kv)
+		}
+		app.Env = append(app.Env, types.EnvironmentVariable{Name: k, Value: v})
+	}
+	for _, mnt := range ra.all(a, "mount") {
+		m, err := parseMount(mnt)
+		if err != nil {
+			return app, err
+		}
+		app.Mounts = append(app.Mounts, m)
+	}
+	if v := ra.get(a, "memory"); v != "" {
+		iso, err := types.NewResourceMemoryIsolator(v, v)
+		if err != nil {
+			return app, usageErrorf("--memory %q: %v (use the Kubernetes notation, e.g. 64Mi)", v, err)
+		}
+		app.Isolators = append(app.Isolators, iso.AsIsolator())
+	}
+	if v := ra.get(a, "cpu"); v != "" {
+		iso, err := types.NewResourceCPUIsolator(v, v)
+		if err != nil {
+			return app, usageErrorf("--cpu %q: %v (use the Kubernetes notation, e.g. 500m)", v, err)
+		}
+		app.Isolators = append(app.Isolators, iso.AsIsolator())
+	}
+	return app, nil
+}
+
+// parseMount parses --mount volume=NAME,target=PATH.
+func parseMount(s string) (schema.Mount, error) {
+	var m schema.Mount
+	for _, kv := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "volume":
+			n, err := types.NewACName(v)
+			if err != nil {
+				return m, usageErrorf("--mount %q: volume %q is not a valid name", s, v)
+			}
+			m.Volume = *n
+		case "target":
+			m.Path = v
+		default:
+			return m, usageErrorf("--mount %q: unknown key %q (want volume=NAME,target=PATH)", s, k)
+		}
+	}
+	if m.Volume == "" || m.Path == "" {
+		return m, usageErrorf("--mount %q: want volume=NAME,target=PATH", s)
+	}
+	if !filepath.IsAbs(m.Path) {
+		return m, usageErrorf("--mount %q: target must be absolute", s)
+	}
+	return m, nil
+}
+
+// readEnvFile reads NAME=VALUE lines; blank lines and # comments are
+// skipped.
+func readEnvFile(path string) ([]types.EnvironmentVariable, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, errdefs.InvalidArgument("--set-env-file: %v", err)
+	}
+	defer f.Close()
+	var out []types.EnvironmentVariable
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || k == "" {
+			return nil, usageErrorf("--set-env-file %s:%d: want NAME=VALUE", path, n)
+		}
+		out = append(out, types.EnvironmentVariable{Name: k, Value: v})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return out, nil
+}

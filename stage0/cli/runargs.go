@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"strings"
+)
+
+// Run and prepare take rkt's positional syntax, which urfave/cli cannot
+// express: flags before the first image are pod flags or defaults for every
+// app; flags after an image apply to that image; "--" starts the image's
+// arguments and "---" ends them and the app:
+//
+//	nscn run [FLAGS] IMAGE [APPFLAGS] [-- ARGS…] [--- IMAGE [APPFLAGS] [-- ARGS…]]…
+
+// runFlagSpec describes one flag of run/prepare.
+type runFlagSpec struct {
+	boolean bool // takes no value (--x, --x=true, --x=false)
+	perApp  bool // may follow an image
+	usage   string
+	multi   bool // may repeat; values accumulate
+}
+
+var runFlagSpecs = map[string]runFlagSpec{
+	// Per-app (or, before the first image, for every app).
+	"exec":               {perApp: true, usage: "the executable to run instead of the image's exec"},
+	"name":               {perApp: true, usage: "the app's name in the pod (default: the image name's last part)"},
+	"user":               {perApp: true, usage: "user to run the app as: a UID or a name from the image's /etc/passwd"},
+	"group":              {perApp: true, usage: "group to run the app as: a GID or a name from the image's /etc/group"},
+	"supplementary-gids": {perApp: true, usage: "comma-separated supplementary group IDs"},
+	"working-dir":        {perApp: true, usage: "the app's working directory (absolute)"},
+	"mount":              {perApp: true, multi: true, usage: "mount a volume: volume=NAME,target=PATH"},
+	"readonly-rootfs":    {perApp: true, boolean: true, usage: "mount the app's root filesystem read-only"},
+	"set-env":            {perApp: true, multi: true, usage: "set an environment variable: NAME=VALUE"},
+	"set-env-file":       {perApp: true, multi: true, usage: "read NAME=VALUE lines from a file"},
+	"signature":          {perApp: true, usage: "the image's detached signature, if not IMAGE.asc"},
+	"memory":             {perApp: true, usage: "memory limit, e.g. 64Mi (resource/memory)"},
+	"cpu":                {perApp: true, usage: "CPU limit, e.g. 500m (resource/cpu)"},
+	// Pod-wide.
+	"volume":           {multi: true, usage: "define a volume: NAME,kind=host|empty,source=PATH,readOnly=BOOL"},
+	"pod-manifest":     {usage: "use this pod manifest instead of generating one (no images may be given)"},
+	"inherit-env":      {boolean: true, usage: "give apps the environment of nscn (below the image's and --set-env)"},
+	"hostname":         {usage: "the pod's hostname (default: rkt-<uuid>)"},
+	"interactive":      {boolean: true, usage: "attach the terminal to the app (one app only)"},
+	"uuid-file-save":   {usage: "write the pod's UUID to this file"},
+	"net":              {usage: "networks to join: default, host, none or names (flavor-dependent)"},
+	"pull-policy":      {usage: "when to fetch images from the network: new, update or never"},
+	"stage1-from-dir":  {usage: "a stage1 image file name from the stage1 image directories"},
+	"stage1-path":      {usage: "path to a stage1 image"},
+	"stage1-url":       {usage: "URL of a stage1 image"},
+	"stage1-name":      {usage: "name of a stage1 image in the store"},
+	"stage1-hash":      {usage: "ID of a stage1 image in the store"},
+	"dns-conf-mode":    {usage: "resolv=MODE,hosts=MODE for the stage1 (default, host, stage0, none)"},
+}
+
+// appArgs is one app on the command line.
+type appArgs struct {
+	image string
+	flags map[string][]string
+	args  []string
+	// argsGiven is true when "--" was given, even with no arguments.
+	argsGiven bool
+}
+
+// runArgs is a parsed run/prepare command line.
+type runArgs struct {
+	pod      map[string][]string // pod flags and per-app defaults
+	apps     []appArgs
+	wantHelp bool
+}
+
+// get returns the last value of a flag for an app, falling back to the
+// pod-wide default.
+func (r *runArgs) get(a *appArgs, name string) string {
+	if a != nil {
+		if v := a.flags[name]; len(v) > 0 {
+			return v[len(v)-1]
+		}
+	}
+	if v := r.pod[name]; len(v) > 0 {
+		return v[len(v)-1]
+	}
+	return ""
+}
+
+// all returns the pod-wide values of a repeatable flag followed by the app's.
+func (r *runArgs) all(a *appArgs, name string) []string {
+	out := append([]string(nil), r.pod[name]...)
+	if a != nil {
+		out = append(out, a.flags[name]...)
+	}
+	return out
+}
+
+func (r *runArgs) flag(name string) string { return r.get(nil, name) }
+
+func (r *runArgs) boolean(a *appArgs, name string) bool {
+	v := r.get(a, name)
+	return v == "true"
+}
+
+// parseRunArgs parses the positional syntax.
+func parseRunArgs(args []string) (*runArgs, error) {
+	r := &runArgs{pod: map[string][]string{}}
+	var cur *appArgs
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-h" || a == "--help" || a == "-help":
+			r.wantHelp = true
+			return r, nil
+		case a == "---":
+			if cur == nil {
+				return nil, usageErrorf("--- must follow an image")
+			}
+			cur = nil
+		case a == "--":
+			if cur == nil {
+				return nil, usageErrorf("-- must follow an image (its arguments come after it)")
+			}
+			cur.argsGiven = true
+			for i++; i < len(args) && args[i] != "---"; i++ {
+				cur.args = append(cur.args, args[i])
+			}
+			cur = nil // "---" or the end closes the app
+		case strings.HasPrefix(a, "--"):
+			name, val, hasVal := strings.Cut(a[2:], "=")
+			spec, ok := runFlagSpecs[name]
+			if !ok {
+				return nil, usageErrorf("unknown flag --%s", name)
+			}
+			if cur != nil && !spec.perApp {
+				return nil, usageErrorf("--%s applies to the whole pod; put it before the first image", name)
+			}
+			switch {
+			case spec.boolean && !hasVal:
+				val = "true"
+			case spec.boolean && val != "true" && val != "false":
+				return nil, usageErrorf("--%s takes true or false, not %q", name, val)
+			case !hasVal:
+				if i+1 >= len(args) {
+					return nil, usageErrorf("--%s needs a value", name)
+				}
+				i++
+				val = args[i]
+			}
+			target := r.pod
+			if cur != nil {
+				target = cur.flags
+			}
+			if spec.multi {
+				target[name] = append(target[name], val)
+			} else {
+				target[name] = []string{val}
+			}
+		case strings.HasPrefix(a, "-") && a != "-":
+			return nil, usageErrorf("unknown flag %s (flags are spelled --name)", a)
+		default:
+			r.apps = append(r.apps, appArgs{image: a, flags: map[string][]string{}})
+			cur = &r.apps[len(r.apps)-1]
+		}
+	}
+	return r, nil
+}

@@ -1,0 +1,407 @@
+// Package prepare lays out a pod directory: it fetches the stage1 and app
+// images, renders their trees, writes the pod manifest and the per-app data
+// stage1 reads, and mounts each rootfs (overlayfs over the rendered tree, a
+// copy where overlayfs is impossible). The result is a pod in the prepare
+// state, holding its lock, ready for the prepared state or for the stage1.
+//
+// It runs in stage0 and needs root for the mounts. It validates everything
+// it can before it creates the pod, and removes the pod again when a later
+// step fails, so no half-written pod is left behind.
+package prepare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/nosecone/nscn/internal/aci"
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/mountplan"
+	"github.com/nosecone/nscn/internal/pod"
+	"github.com/nosecone/nscn/stage0/fetch"
+	"github.com/nosecone/nscn/stage0/stage1"
+	"github.com/nosecone/nscn/store"
+	"github.com/nosecone/nscn/store/index"
+	"github.com/nosecone/nscn/store/tree"
+)
+
+// App is one app the user asked for, with the overrides given on the
+// command line.
+type App struct {
+	Image string // path, URL, ID or name, as for fetch
+	// Signature is the image's detached signature, if not beside it.
+	Signature string
+	Name      string   // --name; default: the last part of the image name
+	Exec      string   // --exec: replaces the image's exec
+	Args      []string // after --: appended to the exec
+	// Env are --set-env/--set-env-file values, applied over the image's.
+	Env               []types.EnvironmentVariable
+	User, Group       string
+	SupplementaryGIDs []int
+	WorkingDir        string
+	Mounts            []schema.Mount // --mount volume=…,target=…
+	ReadOnlyRootfs    bool
+	Isolators         types.Isolators
+}
+
+// Options is everything a pod is prepared from.
+type Options struct {
+	DataDir string
+	Store   *store.Store
+	Fetcher *fetch.Fetcher
+	Stage1  stage1.Ref
+	Apps    []App
+	Volumes []types.Volume
+	// PodManifest, when set, is used as the pod manifest instead of one
+	// generated from Apps (rkt's --pod-manifest).
+	PodManifest *schema.PodManifest
+	// InheritEnv gives every app the variables of HostEnv that neither
+	// the image nor the user set.
+	InheritEnv bool
+	HostEnv    []string
+	Log        *slog.Logger
+	// Mounter makes the rootfs mounts; nil means the kernel's.
+	Mounter mountplan.Mounter
+}
+
+// Prepared is a pod in the prepare state, holding its lock.
+type Prepared struct {
+	Pod         *pod.Pod
+	Entrypoints stage1.Entrypoints
+	Manifest    *schema.PodManifest
+}
+
+// image is a fetched and rendered image.
+type image struct {
+	entry    *index.Image
+	manifest *schema.ImageManifest
+	tree     *tree.Tree
+}
+
+// Prepare fetches and renders everything, then creates the pod.
+func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := validateVolumes(o.Volumes); err != nil {
+		return nil, err
+	}
+	s1, err := fetchStage1(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	eps, err := stage1.ReadEntrypoints(s1.manifest)
+	if err != nil {
+		return nil, err
+	}
+
+	var pm *schema.PodManifest
+	images := map[string]*image{} // by app name
+	if o.PodManifest != nil {
+		pm, err = fromPodManifest(ctx, o, images)
+	} else {
+		pm, err = generate(ctx, o, images)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s1.tree, err = o.Store.Trees.Render(ctx, s1.entry.ID); err != nil {
+		return nil, fmt.Errorf("render stage1 image %s: %w", s1.entry.Name, err)
+	}
+	for _, ra := range pm.Apps {
+		im := images[ra.Name.String()]
+		if im.tree, err = o.Store.Trees.Render(ctx, im.entry.ID); err != nil {
+			return nil, fmt.Errorf("render image %s of app %s: %w", im.entry.Name, ra.Name, err)
+		}
+	}
+
+	p, err := pod.NewPod(ctx, o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			discard(context.WithoutCancel(ctx), p, log)
+		}
+	}()
+	if err = p.ToPreparing(ctx); err != nil {
+		return nil, err
+	}
+	log.Debug("preparing pod", "pod", p.UUID, "stage1", s1.entry.Name)
+	if err = layout(ctx, o, log, p, s1, pm, images); err != nil {
+		return nil, fmt.Errorf("prepare pod %s: %w", p.UUID, err)
+	}
+	for _, im := range append([]*image{s1}, mapValues(images)...) {
+		if err := o.Store.MarkUsed(ctx, im.entry.Key); err != nil {
+			log.Warn("record image use", "image", im.entry.Key, "error", err)
+		}
+	}
+	return &Prepared{Pod: p, Entrypoints: eps, Manifest: pm}, nil
+}
+
+func mapValues(m map[string]*image) []*image {
+	out := make([]*image, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// discard removes a pod whose preparation failed, unmounting first. If
+// that fails too, the pod stays as an aborted prepare for `nscn gc`.
+func discard(ctx context.Context, p *pod.Pod, log *slog.Logger) {
+	if err := mountplan.UnmountAll(ctx, p.Path); err != nil {
+		log.Warn("unmount failed pod; nscn gc will retry", "pod", p.UUID, "error", err)
+		_ = p.Unlock()
+		return
+	}
+	if err := p.ToGarbage(ctx); err != nil {
+		log.Warn("discard failed pod; nscn gc will retry", "pod", p.UUID, "error", err)
+		_ = p.Unlock()
+		return
+	}
+	_ = p.Unlock()
+	if err := pod.Remove(ctx, p, pod.WithUnmount(mountplan.UnmountAll)); err != nil {
+		log.Warn("remove failed pod; nscn gc will retry", "pod", p.UUID, "error", err)
+	}
+}
+
+func fetchStage1(ctx context.Context, o Options) (*image, error) {
+	f := *o.Fetcher
+	if o.Stage1.Trusted {
+		f.InsecureImage = true
+	}
+	req := fetch.Request{Ref: o.Stage1.Value}
+	if o.Stage1.Kind == stage1.Hash || o.Stage1.Kind == stage1.Name {
+		f.PullPolicy = fetch.PullNever
+	}
+	entry, err := f.Fetch(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("stage1 image %s: %w", o.Stage1.Value, err)
+	}
+	m, err := aci.ParseManifest(entry.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	return &image{entry: entry, manifest: m}, nil
+}
+
+func fetchApp(ctx context.Context, o Options, ref, sig string) (*image, error) {
+	entry, err := o.Fetcher.Fetch(ctx, fetch.Request{Ref: ref, Signature: sig})
+	if err != nil {
+		return nil, err
+	}
+	m, err := aci.ParseManifest(entry.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	return &image{entry: entry, manifest: m}, nil
+}
+
+// generate builds the pod manifest from the apps on the command line.
+func generate(ctx context.Context, o Options, images map[string]*image) (*schema.PodManifest, error) {
+	if len(o.Apps) == 0 {
+		return nil, errdefs.InvalidArgument("no image to run: name at least one")
+	}
+	pm := schema.BlankPodManifest()
+	pm.Volumes = o.Volumes
+	for i, a := range o.Apps {
+		im, err := fetchApp(ctx, o, a.Image, a.Signature)
+		if err != nil {
+			return nil, err
+		}
+		name := a.Name
+		if name == "" {
+			name = path.Base(im.manifest.Name.String())
+		}
+		acName, err := types.SanitizeACName(name)
+		if err != nil || (a.Name != "" && acName != a.Name) {
+			return nil, errdefs.InvalidArgument("app name %q is not a valid appc name (lowercase letters, digits and dashes)", name)
+		}
+		if _, dup := images[acName]; dup {
+			return nil, errdefs.InvalidArgument("two apps are named %q; give one a different --name", acName)
+		}
+		app, err := effectiveApp(im.manifest, a, o)
+		if err != nil {
+			return nil, fmt.Errorf("app %d (%s): %w", i+1, acName, err)
+		}
+		for _, m := range a.Mounts {
+			if !hasVolume(o.Volumes, m.Volume) {
+				return nil, errdefs.InvalidArgument("app %s: --mount names volume %q, which no --volume defines", acName, m.Volume)
+			}
+		}
+		id, err := types.NewHash(im.entry.ID)
+		if err != nil {
+			return nil, fmt.Errorf("image ID %s: %w", im.entry.ID, err)
+		}
+		ra := schema.RuntimeApp{
+			Name: *types.MustACName(acName),
+			Image: schema.RuntimeImage{
+				Name:   &im.manifest.Name,
+				ID:     *id,
+				Labels: im.manifest.Labels,
+			},
+			App:            app,
+			ReadOnlyRootFS: a.ReadOnlyRootfs,
+			Mounts:         a.Mounts,
+		}
+		pm.Apps = append(pm.Apps, ra)
+		images[acName] = im
+	}
+	return pm, nil
+}
+
+// effectiveApp merges the image's app with the user's overrides.
+func effectiveApp(m *schema.ImageManifest, a App, o Options) (*types.App, error) {
+	var app types.App
+	if m.App != nil {
+		app = *m.App
+		app.Exec = append(types.Exec(nil), m.App.Exec...)
+		app.Environment = append(types.Environment(nil), m.App.Environment...)
+		app.Isolators = append(types.Isolators(nil), m.App.Isolators...)
+	}
+	if a.Exec != "" {
+		app.Exec = types.Exec{a.Exec}
+	}
+	app.Exec = append(app.Exec, a.Args...)
+	if len(app.Exec) == 0 {
+		return nil, errdefs.InvalidArgument("image %s has no app to run; give one with --exec", m.Name)
+	}
+	if a.User != "" {
+		app.User = a.User
+	}
+	if a.Group != "" {
+		app.Group = a.Group
+	}
+	if app.User == "" {
+		app.User = "0"
+	}
+	if app.Group == "" {
+		app.Group = "0"
+	}
+	if a.SupplementaryGIDs != nil {
+		app.SupplementaryGIDs = a.SupplementaryGIDs
+	}
+	if a.WorkingDir != "" {
+		app.WorkingDirectory = a.WorkingDir
+	}
+	if app.WorkingDirectory != "" && !path.IsAbs(app.WorkingDirectory) {
+		return nil, errdefs.InvalidArgument("working directory %q is not absolute", app.WorkingDirectory)
+	}
+	// Precedence, lowest first: the host's (with --inherit-env), the
+	// image's, then the user's.
+	var env types.Environment
+	if o.InheritEnv {
+		for _, kv := range o.HostEnv {
+			if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+				env.Set(k, v)
+			}
+		}
+	}
+	for _, e := range app.Environment {
+		env.Set(e.Name, e.Value)
+	}
+	for _, e := range a.Env {
+		env.Set(e.Name, e.Value)
+	}
+	app.Environment = env
+	for _, iso := range a.Isolators {
+		app.Isolators.ReplaceIsolatorsByName(iso, []types.ACIdentifier{iso.Name})
+	}
+	return &app, nil
+}
+
+func hasVolume(vs []types.Volume, name types.ACName) bool {
+	for _, v := range vs {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// fromPodManifest takes the user's pod manifest: every image it names must
+// be in the store or fetchable by ID.
+func fromPodManifest(ctx context.Context, o Options, images map[string]*image) (*schema.PodManifest, error) {
+	pm := o.PodManifest
+	if len(pm.Apps) == 0 {
+		return nil, errdefs.InvalidArgument("the pod manifest has no apps")
+	}
+	if err := validateVolumes(pm.Volumes); err != nil {
+		return nil, err
+	}
+	for i := range pm.Apps {
+		ra := &pm.Apps[i]
+		ref := ra.Image.ID.String()
+		if ra.Image.ID.Empty() {
+			if ra.Image.Name == nil {
+				return nil, errdefs.InvalidArgument("pod manifest app %s names no image", ra.Name)
+			}
+			ref = ra.Image.Name.String()
+		}
+		im, err := fetchApp(ctx, o, ref, "")
+		if err != nil {
+			return nil, fmt.Errorf("pod manifest app %s: %w", ra.Name, err)
+		}
+		id, err := types.NewHash(im.entry.ID)
+		if err != nil {
+			return nil, err
+		}
+		ra.Image.ID = *id
+		if ra.Image.Name == nil {
+			ra.Image.Name = &im.manifest.Name
+		}
+		if ra.App == nil {
+			if im.manifest.App == nil {
+				return nil, errdefs.InvalidArgument("pod manifest app %s: its image has no app and the manifest gives none", ra.Name)
+			}
+			app := *im.manifest.App
+			ra.App = &app
+		}
+		if _, dup := images[ra.Name.String()]; dup {
+			return nil, errdefs.InvalidArgument("the pod manifest names app %s twice", ra.Name)
+		}
+		images[ra.Name.String()] = im
+	}
+	return pm, nil
+}
+
+// validateVolumes checks host volumes before any pod exists: the source
+// must exist and must not be a symlink (which could be swapped to point
+// elsewhere between this check and the mount).
+func validateVolumes(vs []types.Volume) error {
+	seen := map[types.ACName]bool{}
+	for _, v := range vs {
+		if seen[v.Name] {
+			return errdefs.InvalidArgument("volume %s is defined twice", v.Name)
+		}
+		seen[v.Name] = true
+		if v.Kind != "host" {
+			continue
+		}
+		if !filepath.IsAbs(v.Source) {
+			return errdefs.InvalidArgument("volume %s: source %q is not an absolute path", v.Name, v.Source)
+		}
+		st, err := os.Lstat(v.Source)
+		if errors.Is(err, fs.ErrNotExist) {
+			return errdefs.InvalidArgument("volume %s: source %s does not exist", v.Name, v.Source)
+		}
+		if err != nil {
+			return fmt.Errorf("volume %s: %w", v.Name, err)
+		}
+		if st.Mode()&fs.ModeSymlink != 0 {
+			return errdefs.InvalidArgument("volume %s: source %s is a symlink; name its target instead", v.Name, v.Source)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,145 @@
+package stage1
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+)
+
+// RunFlags are the run entrypoint's arguments.
+type RunFlags struct {
+	Debug               bool
+	Net                 string
+	Interactive         bool
+	MDSToken            string
+	LocalConfig         string
+	Hostname            string
+	DNSConfMode         string
+	DisableCapabilities bool
+	DisablePaths        bool
+	DisableSeccomp      bool
+	IPC                 string
+	UUID                string
+	InterfaceVersion    int
+}
+
+// RunArgs builds the run entrypoint's argv (without argv[0]). Arguments a
+// stage1 of an older interface version would not understand are left out,
+// and asking for them is an error rather than silently lost.
+func RunArgs(f RunFlags) ([]string, error) {
+	var a []string
+	need := func(v int, flag string) error {
+		if f.InterfaceVersion < v {
+			return errdefs.FailedPrecondition("the stage1 speaks interface version %d, which has no --%s (needs %d)", f.InterfaceVersion, flag, v)
+		}
+		return nil
+	}
+	if f.Debug {
+		a = append(a, "--"+stage1abi.FlagDebug)
+	}
+	net := f.Net
+	if net == "" {
+		net = stage1abi.NetDefault
+	}
+	a = append(a, "--"+stage1abi.FlagNet+"="+net)
+	if f.Interactive {
+		a = append(a, "--"+stage1abi.FlagInteractive)
+	}
+	if f.MDSToken != "" {
+		a = append(a, "--"+stage1abi.FlagMDSToken+"="+f.MDSToken)
+	}
+	if f.LocalConfig != "" {
+		a = append(a, "--"+stage1abi.FlagLocalConfig+"="+f.LocalConfig)
+	}
+	if f.Hostname != "" {
+		if err := need(stage1abi.InterfaceVersionHostname, stage1abi.FlagHostname); err != nil {
+			return nil, err
+		}
+		a = append(a, "--"+stage1abi.FlagHostname+"="+f.Hostname)
+	}
+	if f.DNSConfMode != "" && f.InterfaceVersion >= stage1abi.InterfaceVersionDNSConf {
+		a = append(a, "--"+stage1abi.FlagDNSConfMode+"="+f.DNSConfMode)
+	}
+	for _, d := range []struct {
+		on   bool
+		flag string
+	}{
+		{f.DisableCapabilities, stage1abi.FlagDisableCapabilities},
+		{f.DisablePaths, stage1abi.FlagDisablePaths},
+		{f.DisableSeccomp, stage1abi.FlagDisableSeccomp},
+	} {
+		if !d.on {
+			continue
+		}
+		if err := need(stage1abi.InterfaceVersionDisable, d.flag); err != nil {
+			return nil, err
+		}
+		a = append(a, "--"+d.flag)
+	}
+	if f.IPC != "" {
+		if err := need(stage1abi.InterfaceVersionIPC, stage1abi.FlagIPC); err != nil {
+			return nil, err
+		}
+		a = append(a, "--"+stage1abi.FlagIPC+"="+f.IPC)
+	}
+	if f.UUID == "" {
+		return nil, errdefs.InvalidArgument("run entrypoint: no pod UUID")
+	}
+	return append(a, f.UUID), nil
+}
+
+// ExecRun replaces the calling process with the stage1 run entrypoint, in
+// the pod directory, with the pod lock's fd (already made inheritable by the
+// caller) named in RKT_LOCK_FD. It returns only on failure.
+func ExecRun(podDir string, e Entrypoints, args []string, lockFd int, env []string) error {
+	path := EntrypointPath(podDir, e.Run)
+	if err := os.Chdir(podDir); err != nil {
+		return fmt.Errorf("enter pod directory: %w", err)
+	}
+	env = append(env, stage1abi.EnvLockFD+"="+strconv.Itoa(lockFd))
+	argv := append([]string{path}, args...)
+	if err := syscall.Exec(path, argv, env); err != nil {
+		return fmt.Errorf("exec stage1 run entrypoint %s: %w", path, err)
+	}
+	return nil
+}
+
+// Stdio are the streams an entrypoint run as a child gets.
+type Stdio struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// Invoke runs an entrypoint (enter, gc, stop) of a pod's stage1 as a child
+// in the pod directory and returns its exit status. A status is not an
+// error; failing to start it is.
+func Invoke(ctx context.Context, podDir, entrypoint string, args []string, stdio Stdio, env []string) (int, error) {
+	if entrypoint == "" {
+		return 0, errdefs.Newf(errdefs.ErrNotImplemented, "the pod's stage1 has no such entrypoint")
+	}
+	path := EntrypointPath(podDir, entrypoint)
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Dir = podDir
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.In, stdio.Out, stdio.Err
+	cmd.Env = env
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() {
+			return stage1abi.SignalStatusBase + int(st.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("run stage1 entrypoint %s: %w", path, err)
+	}
+	return 0, nil
+}

@@ -1,0 +1,218 @@
+// Package stage1 is stage0's side of the stage1 ABI: it picks the stage1
+// image for a pod (the --stage1-* flags, stage1.d configuration, the build's
+// default), reads its entrypoints and interface version from the image
+// manifest, builds each entrypoint's argv, and execs or runs it in the pod
+// directory.
+//
+// It runs in stage0. It never enters the pod's namespaces; that is the
+// stage1's job.
+package stage1
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/appc/spec/schema"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+)
+
+// DefaultImage is the file name of the default stage1 image, looked up
+// beside the nscn binary and in the system image directory. The Makefile
+// sets it for each build.
+var DefaultImage = "stage1-fly.aci"
+
+// SystemImageDir is where `make install` puts the stage1 images.
+var SystemImageDir = "/usr/local/lib/nscn/stage1-images"
+
+// RefKind says how a stage1 image is named.
+type RefKind string
+
+// The ways to name a stage1 image, one per --stage1-* flag.
+const (
+	FromDir RefKind = "from-dir" // a file name in the stage1 image directories
+	Path    RefKind = "path"     // a path to an ACI
+	URL     RefKind = "url"      // a URL
+	Name    RefKind = "name"     // an image name already in the store
+	Hash    RefKind = "hash"     // an image ID
+)
+
+// Ref names a stage1 image.
+type Ref struct {
+	Kind  RefKind
+	Value string
+	// Trusted images ship with nscn or were configured by the
+	// administrator; their signatures are not checked.
+	Trusted bool
+}
+
+// String formats the ref as the flag that would name it.
+func (r Ref) String() string { return fmt.Sprintf("--stage1-%s=%s", r.Kind, r.Value) }
+
+// Selection is what the user asked for: at most one flag set.
+type Selection struct {
+	FromDir, Path, URL, Name, Hash string
+}
+
+// Choose turns the flags into a Ref, falling back to the configured default
+// (stage1.d in the config dirs) and then to the build's default image.
+func Choose(sel Selection, configDirs []string, binDir string) (Ref, error) {
+	var set []Ref
+	for _, r := range []Ref{
+		{Kind: FromDir, Value: sel.FromDir, Trusted: true},
+		{Kind: Path, Value: sel.Path},
+		{Kind: URL, Value: sel.URL},
+		{Kind: Name, Value: sel.Name},
+		{Kind: Hash, Value: sel.Hash},
+	} {
+		if r.Value != "" {
+			set = append(set, r)
+		}
+	}
+	if len(set) > 1 {
+		return Ref{}, errdefs.InvalidArgument("%s and %s both choose the stage1 image; use one", set[0], set[1])
+	}
+	if len(set) == 1 {
+		r := set[0]
+		if r.Kind == FromDir {
+			p, err := findInDirs(r.Value, binDir)
+			if err != nil {
+				return Ref{}, err
+			}
+			return Ref{Kind: Path, Value: p, Trusted: true}, nil
+		}
+		return r, nil
+	}
+	if r, ok, err := configured(configDirs); err != nil || ok {
+		return r, err
+	}
+	p, err := findInDirs(DefaultImage, binDir)
+	if err != nil {
+		return Ref{}, fmt.Errorf("default stage1 image: %w", err)
+	}
+	return Ref{Kind: Path, Value: p, Trusted: true}, nil
+}
+
+// findInDirs looks for a stage1 image file beside the nscn binary, then in
+// the system image directory.
+func findInDirs(name, binDir string) (string, error) {
+	if strings.ContainsRune(name, '/') {
+		return "", errdefs.InvalidArgument("--stage1-from-dir takes a file name, not a path: %q", name)
+	}
+	var tried []string
+	for _, d := range []string{binDir, SystemImageDir} {
+		if d == "" {
+			continue
+		}
+		p := filepath.Join(d, name)
+		tried = append(tried, p)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p, nil
+		}
+	}
+	return "", errdefs.NotFound("stage1 image %s not found (looked at %s)", name, strings.Join(tried, ", "))
+}
+
+// configEntry is one stage1.d file: the default stage1 image chosen by the
+// administrator, in the spirit of rkt's stage1 configuration.
+type configEntry struct {
+	Kind     string `json:"nscnKind"`
+	Version  string `json:"nscnVersion"`
+	Location string `json:"location"` // path or URL of the image
+	Name     string `json:"name,omitempty"`
+}
+
+// configured reads the default stage1 from <dir>/stage1.d/*.json; the
+// local config dir (first) wins over the system one.
+func configured(dirs []string) (Ref, bool, error) {
+	for _, d := range dirs {
+		files, err := filepath.Glob(filepath.Join(d, "stage1.d", "*.json"))
+		if err != nil {
+			return Ref{}, false, fmt.Errorf("read stage1 configuration: %w", err)
+		}
+		sort.Strings(files)
+		for i := len(files) - 1; i >= 0; i-- {
+			b, err := os.ReadFile(files[i])
+			if err != nil {
+				return Ref{}, false, fmt.Errorf("read stage1 configuration: %w", err)
+			}
+			var c configEntry
+			if err := json.Unmarshal(b, &c); err != nil {
+				return Ref{}, false, errdefs.InvalidArgument("stage1 configuration %s: %v", files[i], err)
+			}
+			if c.Kind != "stage1" || c.Version != "v1" {
+				return Ref{}, false, errdefs.InvalidArgument(`stage1 configuration %s: want "nscnKind": "stage1", "nscnVersion": "v1"`, files[i])
+			}
+			switch {
+			case strings.HasPrefix(c.Location, "http://"), strings.HasPrefix(c.Location, "https://"):
+				return Ref{Kind: URL, Value: c.Location, Trusted: true}, true, nil
+			case c.Location != "":
+				return Ref{Kind: Path, Value: strings.TrimPrefix(c.Location, "file://"), Trusted: true}, true, nil
+			case c.Name != "":
+				return Ref{Kind: Name, Value: c.Name, Trusted: true}, true, nil
+			}
+			return Ref{}, false, errdefs.InvalidArgument("stage1 configuration %s: neither location nor name is set", files[i])
+		}
+	}
+	return Ref{}, false, nil
+}
+
+// Entrypoints are the stage1's entrypoint paths (inside its rootfs) and the
+// interface version it speaks.
+type Entrypoints struct {
+	Run, Enter, GC, Stop string
+	Version              int
+}
+
+// ReadEntrypoints reads the stage1 annotations of an image manifest.
+func ReadEntrypoints(m *schema.ImageManifest) (Entrypoints, error) {
+	get := func(name string) string {
+		v, _ := m.Annotations.Get(name)
+		return v
+	}
+	vs := get(stage1abi.AnnotationInterfaceVersion)
+	v, err := stage1abi.CheckInterfaceVersion(vs)
+	if err != nil {
+		return Entrypoints{}, errdefs.FailedPrecondition("stage1 image %s: %v", m.Name, err)
+	}
+	e := Entrypoints{
+		Run:     get(stage1abi.AnnotationRun),
+		Enter:   get(stage1abi.AnnotationEnter),
+		GC:      get(stage1abi.AnnotationGC),
+		Stop:    get(stage1abi.AnnotationStop),
+		Version: v,
+	}
+	if e.Run == "" {
+		return Entrypoints{}, errdefs.FailedPrecondition("stage1 image %s has no %s annotation: it is not a stage1 image", m.Name, stage1abi.AnnotationRun)
+	}
+	return e, nil
+}
+
+// ReadPodEntrypoints reads the entrypoints of the stage1 a pod was prepared
+// with, from the copy of its manifest in the pod directory.
+func ReadPodEntrypoints(podDir string) (Entrypoints, error) {
+	b, err := os.ReadFile(filepath.Join(podDir, stage1abi.Stage1ManifestRel))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Entrypoints{}, errdefs.FailedPrecondition("pod %s has no stage1 manifest", filepath.Base(podDir))
+	}
+	if err != nil {
+		return Entrypoints{}, fmt.Errorf("read stage1 manifest: %w", err)
+	}
+	var m schema.ImageManifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Entrypoints{}, errdefs.FailedPrecondition("stage1 manifest of pod %s: %v", filepath.Base(podDir), err)
+	}
+	return ReadEntrypoints(&m)
+}
+
+// EntrypointPath is the host path of an entrypoint of a pod's stage1.
+func EntrypointPath(podDir, entrypoint string) string {
+	return filepath.Join(podDir, stage1abi.Stage1RootfsRel, filepath.Clean("/"+entrypoint))
+}
