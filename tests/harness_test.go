@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nosecone/nscn/internal/mountplan"
 	"github.com/nosecone/nscn/internal/testutil"
 )
 
@@ -36,6 +37,13 @@ func newEnv(t *testing.T) *env {
 			t.Fatal(err)
 		}
 	}
+	// Registered after t.TempDir, so it runs before the removal: pods
+	// leave overlay mounts until gc, and a failed test must not leak them.
+	t.Cleanup(func() {
+		if err := mountplan.UnmountAll(context.Background(), root); err != nil {
+			t.Errorf("unmount test pods: %v", err)
+		}
+	})
 	return e
 }
 

@@ -1,0 +1,195 @@
+//go:build functional && fly
+
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fly runs nscn with the fly stage1 built beside nscn.
+func (e *env) flyRun(args ...string) result {
+	e.t.Helper()
+	return e.run(append([]string{"--insecure-options=image", "run", "--stage1-from-dir=stage1-fly.aci"}, args...)...)
+}
+
+func busybox(t *testing.T) string { return filepath.Join(imagesDir(t), "busybox.aci") }
+
+// sh runs a shell script as the app of a busybox pod.
+func (e *env) sh(script string, flags ...string) result {
+	e.t.Helper()
+	args := append([]string{busybox(e.t)}, flags...)
+	args = append(args, "--exec=/bin/sh", "--", "-c", script)
+	return e.flyRun(args...)
+}
+
+func TestFlyExitStatusPropagates(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name   string
+		script string
+		code   int
+	}{
+		{name: "success", script: "exit 0", code: 0},
+		{name: "failure", script: "exit 3", code: 3},
+		{name: "high status", script: "exit 200", code: 200},
+		{name: "killed by signal", script: "kill -9 $$", code: 137},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.sh(tt.script)
+			if r.code != tt.code {
+				t.Fatalf("exit %d, want %d; stderr: %s", r.code, tt.code, r.stderr)
+			}
+		})
+	}
+}
+
+func TestFlyAppEnvironment(t *testing.T) {
+	e := newEnv(t)
+	envFile := filepath.Join(t.TempDir(), "env")
+	if err := os.WriteFile(envFile, []byte("# comment\nFROM_FILE=file\nOVERRIDDEN=file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HOST_ONLY", "host")
+	t.Setenv("GREETING", "from host")
+	script := `echo "name=$AC_APP_NAME container=$container path=$PATH greeting=$GREETING file=$FROM_FILE over=$OVERRIDDEN host=$HOST_ONLY"`
+	r := e.run("--insecure-options=image", "run", "--inherit-env", "--set-env-file", envFile,
+		busybox(t), "--name=probe", "--set-env=OVERRIDDEN=flag", "--exec=/bin/sh", "--", "-c", script)
+	if r.code != 0 {
+		t.Fatalf("run: %d %s", r.code, r.stderr)
+	}
+	want := "name=probe container=nscn path=" + os.Getenv("PATH") + " greeting=Hello from Nose Cone file=file over=flag host=host"
+	if got := strings.TrimSpace(r.stdout); got != want {
+		t.Fatalf("app saw\n%s\nwant\n%s", got, want)
+	}
+	// Without --inherit-env, nothing of the host's comes in, and PATH is
+	// the spec's default.
+	r = e.sh(`echo "path=$PATH host=$HOST_ONLY greeting=$GREETING"`)
+	want = "path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin host= greeting=Hello from Nose Cone"
+	if got := strings.TrimSpace(r.stdout); got != want {
+		t.Fatalf("app saw\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestFlyUserGroupAndWorkingDir(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name  string
+		flags []string
+		want  string
+	}{
+		{name: "image default", want: "0 0 / 0"},
+		{name: "by name", flags: []string{"--user=user", "--group=user"}, want: "1000 1000 / 1000"},
+		{name: "by id", flags: []string{"--user=1000", "--group=1001"}, want: "1000 1001 / 1001"},
+		{name: "supplementary gids and workdir", flags: []string{"--user=user", "--group=user", "--supplementary-gids=1001,2000", "--working-dir=/home/user"}, want: "1000 1000 /home/user 1000 1001 2000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.sh(`echo $(id -u) $(id -g) $(pwd) $(id -G)`, tt.flags...)
+			if r.code != 0 || strings.TrimSpace(r.stdout) != tt.want {
+				t.Fatalf("got %q (exit %d, %s), want %q", strings.TrimSpace(r.stdout), r.code, r.stderr, tt.want)
+			}
+		})
+	}
+	e.fails("nobody-here", "--insecure-options=image", "run", busybox(t), "--user=nobody-here", "--exec=/bin/true")
+}
+
+func TestFlyVolumes(t *testing.T) {
+	e := newEnv(t)
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "in"), []byte("from host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ro := t.TempDir()
+	script := `cat /rw/in && echo written > /rw/out && (echo x > /ro/x 2>/dev/null && echo ro-writable || echo ro-refused) && echo e > /scratch/f && ls /scratch && grep -q ' /tmp tmpfs' /proc/mounts && echo tmp-ok`
+	r := e.run("--insecure-options=image", "run",
+		"--volume", "rw,kind=host,source="+host,
+		"--volume", "ro,kind=host,source="+ro+",readOnly=true",
+		"--volume", "scratch,kind=empty",
+		busybox(t),
+		"--mount", "volume=rw,target=/rw",
+		"--mount", "volume=ro,target=/ro",
+		"--mount", "volume=scratch,target=/scratch",
+		"--exec=/bin/sh", "--", "-c", script)
+	if r.code != 0 {
+		t.Fatalf("run: %d %s", r.code, r.stderr)
+	}
+	if got := strings.Fields(r.stdout); strings.Join(got, " ") != "from host ro-refused f tmp-ok" {
+		t.Fatalf("app output %q", r.stdout)
+	}
+	if b, err := os.ReadFile(filepath.Join(host, "out")); err != nil || string(b) != "written\n" {
+		t.Fatalf("write through rw volume: %q %v", b, err)
+	}
+}
+
+func TestFlyBadInputLeavesNoPod(t *testing.T) {
+	e := newEnv(t)
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(t.TempDir(), link); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{name: "unknown image", args: []string{"run", "example.com/no-such-image"}, want: "no-such-image"},
+		{name: "missing image file", args: []string{"run", "/nonexistent/x.aci"}, want: "does not exist"},
+		{name: "malformed volume", args: []string{"run", "--volume", "bad,kind=nope", busybox(t)}, want: "--volume"},
+		{name: "missing volume source", args: []string{"run", "--volume", "v,kind=host,source=/nonexistent-nscn", busybox(t)}, want: "does not exist"},
+		{name: "symlinked volume source", args: []string{"run", "--volume", "v,kind=host,source=" + link, busybox(t)}, want: "symlink"},
+		{name: "mount of undefined volume", args: []string{"run", busybox(t), "--mount", "volume=nope,target=/x"}, want: "nope"},
+		{name: "conflicting stage1 flags", args: []string{"run", "--stage1-path=/a.aci", "--stage1-name=b", busybox(t)}, want: "use one"},
+		{name: "pod flag after image", args: []string{"run", busybox(t), "--volume", "v,kind=empty"}, want: "before the first image"},
+		{name: "unknown flag", args: []string{"run", "--frobnicate", busybox(t)}, want: "unknown flag"},
+		{name: "no image", args: []string{"run"}, want: "IMAGE"},
+		{name: "duplicate app names", args: []string{"run", busybox(t), "---", busybox(t)}, want: "--name"},
+		{name: "bad memory quantity", args: []string{"run", busybox(t), "--memory=lots"}, want: "--memory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.fails(tt.want, append([]string{"--insecure-options=image"}, tt.args...)...)
+			if r.code == 0 || r.code == 3 {
+				t.Fatalf("exit %d", r.code)
+			}
+			assertNoPods(t, e)
+		})
+	}
+	// An app that does not exist in the image: the stage1 fails (254)
+	// and the pod it leaves is one gc can clean.
+	r := e.flyRun(busybox(t), "--exec=/no/such/binary")
+	if r.code != 254 || !strings.Contains(r.stderr, "/no/such/binary") {
+		t.Fatalf("missing executable: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// assertNoPods fails if any pod directory exists.
+func assertNoPods(t *testing.T, e *env) {
+	t.Helper()
+	pods, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", "*"))
+	if len(pods) != 0 {
+		t.Fatalf("pods left behind: %v", pods)
+	}
+}
+
+func TestFlyPrepareThenRunPrepared(t *testing.T) {
+	e := newEnv(t)
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	r := e.ok("--insecure-options=image", "prepare", "--uuid-file-save", uuidFile, "--stage1-from-dir=stage1-fly.aci", busybox(t), "--exec=/bin/sh", "--", "-c", "echo prepared-and-ran; exit 4")
+	uuid := strings.TrimSpace(r.stdout)
+	saved, err := os.ReadFile(uuidFile)
+	if err != nil || strings.TrimSpace(string(saved)) != uuid {
+		t.Fatalf("uuid file %q, stdout %q", saved, uuid)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "pods", "prepared", uuid)); err != nil {
+		t.Fatalf("prepared pod dir: %v", err)
+	}
+	r = e.run("run-prepared", uuid[:8])
+	if r.code != 4 || strings.TrimSpace(r.stdout) != "prepared-and-ran" {
+		t.Fatalf("run-prepared: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	e.fails("not prepared", "run-prepared", uuid)
+}
