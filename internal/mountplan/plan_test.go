@@ -1,0 +1,319 @@
+package mountplan
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// fixture is a pod directory and rendered trees in a temporary directory.
+type fixture struct {
+	root, pod, trees string
+}
+
+func newFixture(t *testing.T) fixture {
+	t.Helper()
+	root := t.TempDir()
+	f := fixture{root: root, pod: filepath.Join(root, "pods", "run", "0b5e7c3a-8f2d-4d1e-9a6b-3c2f1e0d9b8a"), trees: filepath.Join(root, "trees")}
+	for _, tree := range []string{"stage1", "web", "db"} {
+		rootfs := filepath.Join(f.trees, "deps-sha512-"+tree, "rootfs")
+		if err := os.MkdirAll(filepath.Join(rootfs, "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(rootfs, "etc", "hostname"), []byte(tree+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(f.pod, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f fixture) config(mode Mode) Config {
+	tree := func(name string) string { return filepath.Join(f.trees, "deps-sha512-"+name, "rootfs") }
+	return Config{
+		PodDir:       f.pod,
+		Stage1Rootfs: tree("stage1"),
+		Apps:         []App{{Name: "web", Rootfs: tree("web")}, {Name: "db", Rootfs: tree("db")}},
+		Mode:         mode,
+	}
+}
+
+// normalize replaces the fixture's temporary paths with stable names.
+func (f fixture) normalize(s string) string {
+	s = strings.ReplaceAll(s, f.pod, "$POD")
+	return strings.ReplaceAll(s, f.trees, "$TREES")
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (run with -update to create it): %v", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (run with -update to accept):\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}
+
+// TestPlanGolden builds the plan of a two-app pod, applies it with a
+// Recorder (no root: directories and copies are made for real in a
+// temporary directory, mounts are only recorded), and compares the plan
+// and the recorded mounts with testdata/.
+func TestPlanGolden(t *testing.T) {
+	for _, mode := range []Mode{Overlay, Copy} {
+		t.Run(mode.String(), func(t *testing.T) {
+			f := newFixture(t)
+			plan, err := Build(f.config(mode))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &Recorder{}
+			if err := Apply(context.Background(), plan, rec); err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			var b strings.Builder
+			b.WriteString("# plan\n")
+			b.WriteString(plan.String())
+			b.WriteString("# recorded mounts\n")
+			for _, m := range rec.Mounts() {
+				b.WriteString(m.String() + "\n")
+			}
+			golden(t, "plan-2apps-"+mode.String()+".golden", f.normalize(b.String()))
+
+			if !slices.Equal(rec.Mounts(), plan.Mounts()) {
+				t.Errorf("recorded mounts differ from the plan's")
+			}
+			for _, s := range plan.Steps {
+				if s.Action == ActionMkdir {
+					fi, err := os.Lstat(s.Path)
+					if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o755 {
+						t.Errorf("mkdir %s: %v, %v", s.Path, fi, err)
+					}
+				}
+			}
+			if mode == Copy {
+				for app, want := range map[string]string{"web": "web\n", "db": "db\n"} {
+					got, err := os.ReadFile(filepath.Join(f.pod, stage1abi.AppRootfs(app), "etc", "hostname"))
+					if err != nil || string(got) != want {
+						t.Errorf("copied rootfs of %s: %q, %v", app, got, err)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestBuildRejects(t *testing.T) {
+	good := Config{PodDir: "/p", Stage1Rootfs: "/t/s1", Apps: []App{{Name: "a", Rootfs: "/t/a"}}, Mode: Overlay}
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+	}{
+		{name: "no mode", mutate: func(c *Config) { c.Mode = 0 }},
+		{name: "relative pod dir", mutate: func(c *Config) { c.PodDir = "pods/x" }},
+		{name: "unclean pod dir", mutate: func(c *Config) { c.PodDir = "/p/../q" }},
+		{name: "empty stage1 rootfs", mutate: func(c *Config) { c.Stage1Rootfs = "" }},
+		{name: "comma in a lower", mutate: func(c *Config) { c.Apps[0].Rootfs = "/t/a,upperdir=/etc" }},
+		{name: "colon in a lower", mutate: func(c *Config) { c.Apps[0].Rootfs = "/t/a:/etc" }},
+		{name: "backslash in the pod dir", mutate: func(c *Config) { c.PodDir = `/p\x` }},
+		{name: "app name with a slash", mutate: func(c *Config) { c.Apps[0].Name = "../../etc" }},
+		{name: "upper-case app name", mutate: func(c *Config) { c.Apps[0].Name = "Web" }},
+		{name: "empty app name", mutate: func(c *Config) { c.Apps[0].Name = "" }},
+		{name: "duplicate app", mutate: func(c *Config) { c.Apps = append(c.Apps, c.Apps[0]) }},
+		{name: "relative app rootfs", mutate: func(c *Config) { c.Apps[0].Rootfs = "a" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := good
+			c.Apps = slices.Clone(good.Apps)
+			tt.mutate(&c)
+			if _, err := Build(c); !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Fatalf("Build = %v, want InvalidArgument", err)
+			}
+		})
+	}
+	// A comma is fine when copying.
+	c := good
+	c.Apps = []App{{Name: "a", Rootfs: "/t/a,b"}}
+	c.Mode = Copy
+	if _, err := Build(c); err != nil {
+		t.Errorf("Build in copy mode: %v", err)
+	}
+	if _, err := Build(good); err != nil {
+		t.Errorf("Build: %v", err)
+	}
+}
+
+func TestApplyRefuses(t *testing.T) {
+	f := newFixture(t)
+	outside := t.TempDir()
+	tests := []struct {
+		name    string
+		setup   func(t *testing.T) // makes the pod hostile
+		plan    func(p Plan) Plan
+		wantErr error
+	}{
+		{
+			name: "symlink in the stage1 rootfs",
+			setup: func(t *testing.T) {
+				// The stage1 image has /opt -> the outside.
+				if err := os.MkdirAll(filepath.Join(f.pod, stage1abi.Stage1RootfsRel), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(outside, filepath.Join(f.pod, stage1abi.Stage1RootfsRel, "opt")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			plan:    func(p Plan) Plan { return p },
+			wantErr: errdefs.ErrFailedPrecondition,
+		},
+		{
+			name: "step outside the pod",
+			plan: func(p Plan) Plan {
+				p.Steps = append(p.Steps, Step{Action: ActionMkdir, Path: filepath.Join(outside, "x")})
+				return p
+			},
+			wantErr: errdefs.ErrInvalidArgument,
+		},
+		{
+			name: "dot-dot escape",
+			plan: func(p Plan) Plan {
+				p.Steps = []Step{{Action: ActionMkdir, Path: f.pod + "/../../x"}}
+				return p
+			},
+			wantErr: errdefs.ErrInvalidArgument,
+		},
+		{
+			name: "mount target differs from the step path",
+			plan: func(p Plan) Plan {
+				m := p.Steps[3]
+				m.Mount.Target = outside
+				p.Steps = []Step{m}
+				return p
+			},
+			wantErr: errdefs.ErrInvalidArgument,
+		},
+		{
+			name:    "unknown action",
+			plan:    func(p Plan) Plan { p.Steps = []Step{{Action: 9, Path: f.pod}}; return p },
+			wantErr: errdefs.ErrInvalidArgument,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.RemoveAll(f.pod); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(f.pod, 0o750); err != nil {
+				t.Fatal(err)
+			}
+			if tt.setup != nil {
+				tt.setup(t)
+			}
+			plan, err := Build(f.config(Overlay))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &Recorder{}
+			err = Apply(context.Background(), tt.plan(plan), rec)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Apply = %v, want %v", err, tt.wantErr)
+			}
+			if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+				t.Errorf("Apply wrote outside the pod: %v", ents)
+			}
+		})
+	}
+}
+
+// TestApplyUndoesMountsOnFailure: the third mount fails; the two before
+// are unmounted, last first.
+func TestApplyUndoesMountsOnFailure(t *testing.T) {
+	f := newFixture(t)
+	plan, err := Build(f.config(Overlay))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := plan.Mounts()
+	boom := errors.New("boom")
+	rec := &Recorder{Fail: func(m Mount) error {
+		if m.Target == ms[2].Target {
+			return boom
+		}
+		return nil
+	}}
+	if err := Apply(context.Background(), plan, rec); !errors.Is(err, boom) {
+		t.Fatalf("Apply = %v, want boom", err)
+	}
+	if want := []string{ms[1].Target, ms[0].Target}; !slices.Equal(rec.Unmounts(), want) {
+		t.Errorf("undone = %v, want %v", rec.Unmounts(), want)
+	}
+	// A canceled context stops before any step.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec = &Recorder{}
+	if err := Apply(ctx, plan, rec); !errors.Is(err, context.Canceled) || len(rec.Mounts()) != 0 {
+		t.Errorf("Apply with a canceled context = %v, %d mounts", err, len(rec.Mounts()))
+	}
+}
+
+func TestUnmountAllWithNothingMounted(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, root := range []string{dir, filepath.Join(dir, "missing")} {
+		if err := UnmountAll(ctx, root); err != nil {
+			t.Errorf("UnmountAll(%s): %v", root, err)
+		}
+		mps, err := MountPointsUnder(ctx, root)
+		if err != nil || len(mps) != 0 {
+			t.Errorf("MountPointsUnder(%s) = %v, %v", root, mps, err)
+		}
+	}
+	// The root file system is under "/".
+	mps, err := MountPointsUnder(ctx, "/")
+	if err != nil || !slices.Contains(mps, "/") {
+		t.Errorf("MountPointsUnder(/) = %v, %v", mps, err)
+	}
+	if mps[len(mps)-1] != "/" {
+		t.Errorf("/ is not unmounted last: %v", mps)
+	}
+}
+
+func TestUnder(t *testing.T) {
+	tests := []struct {
+		name      string
+		path, dir string
+		want      bool
+	}{
+		{name: "same", path: "/a/b", dir: "/a/b", want: true},
+		{name: "child", path: "/a/b/c", dir: "/a/b", want: true},
+		{name: "sibling with the same prefix", path: "/a/bc", dir: "/a/b", want: false},
+		{name: "parent", path: "/a", dir: "/a/b", want: false},
+		{name: "root", path: "/x", dir: "/", want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := under(tt.path, tt.dir); got != tt.want {
+				t.Errorf("under(%q, %q) = %v", tt.path, tt.dir, got)
+			}
+		})
+	}
+}
