@@ -2,14 +2,11 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/nosecone/nscn/internal/lock"
 	"github.com/nosecone/nscn/store/blob"
 	"github.com/nosecone/nscn/store/index"
 )
@@ -18,30 +15,15 @@ import (
 // into place and records it, exclusive while GC looks for orphan blobs, so
 // GC never mistakes a blob committed a moment ago for an orphan.
 func (s *Store) lockStore(ctx context.Context, exclusive bool) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(s.Dir, "store.lock"), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open store lock: %w", err)
-	}
-	how := unix.LOCK_SH
+	take := lock.SharedLock
 	if exclusive {
-		how = unix.LOCK_EX
+		take = lock.ExclusiveLock
 	}
-	for {
-		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
-		if err == nil {
-			return func() { _ = f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			_ = f.Close()
-			return nil, fmt.Errorf("lock store: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			_ = f.Close()
-			return nil, fmt.Errorf("lock store: %w", ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
+	l, err := take(ctx, filepath.Join(s.Dir, "store.lock"), lock.RegularFile)
+	if err != nil {
+		return nil, fmt.Errorf("lock store: %w", err)
 	}
+	return func() { _ = l.Close() }, nil
 }
 
 // GCOptions say what image GC may remove.

@@ -23,10 +23,10 @@ import (
 
 	"github.com/appc/spec/discovery"
 	"github.com/appc/spec/schema"
-	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/download"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/lock"
 	"github.com/nosecone/nscn/internal/pgp"
 	"github.com/nosecone/nscn/internal/progress"
 	"github.com/nosecone/nscn/store"
@@ -257,11 +257,11 @@ func (f *Fetcher) fetchRemote(ctx context.Context, u, sig string) (*index.Image,
 		opts.ETag = cached.remote.ETag
 	}
 	// Two fetches of one URL share the partial file; take turns.
-	unlock, err := lockFile(ctx, partial+".lock")
+	l, err := lock.ExclusiveLock(ctx, partial+".lock", lock.RegularFile)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("lock download of %s: %w", u, err)
 	}
-	defer unlock()
+	defer l.Close()
 	if again, err := f.cachedRemote(ctx, u); err == nil && again != nil && cached == nil {
 		// Another process fetched it while we waited.
 		return again.image, nil
@@ -311,30 +311,6 @@ func (f *Fetcher) cachedRemote(ctx context.Context, u string) (*cachedImage, err
 		return nil, err
 	}
 	return &cachedImage{remote: r, image: im}, nil
-}
-
-// lockFile takes an exclusive flock on path, waiting until ctx ends.
-func lockFile(ctx context.Context, path string) (unlock func(), err error) {
-	fd, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open download lock: %w", err)
-	}
-	for {
-		err := unix.Flock(int(fd.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { _ = fd.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			_ = fd.Close()
-			return nil, fmt.Errorf("lock download %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			_ = fd.Close()
-			return nil, fmt.Errorf("wait for download lock: %w", ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 func (f *Fetcher) downloadOptions(label string) download.Options {
