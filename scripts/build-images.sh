@@ -21,7 +21,7 @@ if [ -z "$busybox" ]; then
 	echo "build-images: a static busybox is required (apt-get install busybox-static)" >&2
 	exit 1
 fi
-version=$("$busybox" | head -n1 | sed -E 's/^BusyBox v([0-9.]+).*/\1/')
+version=$("$busybox" 2>&1 | sed -nE '1s/^BusyBox v([0-9.]+).*/\1/p')
 
 mkdir -p "$out"
 work=$(mktemp -d)

@@ -62,7 +62,9 @@ type stateError struct {
 	state State
 }
 
-func (e *stateError) Error() string { return fmt.Sprintf("%s pod %s: pod is %s", e.op, e.uuid, e.state) }
+func (e *stateError) Error() string {
+	return fmt.Sprintf("%s pod %s: pod is %s", e.op, e.uuid, e.state)
+}
 
 func (e *stateError) Is(target error) bool { return target == errdefs.ErrFailedPrecondition }
 
