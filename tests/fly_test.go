@@ -15,7 +15,6 @@ func (e *env) flyRun(args ...string) result {
 	return e.run(append([]string{"--insecure-options=image", "run", "--stage1-from-dir=stage1-fly.aci"}, args...)...)
 }
 
-func busybox(t *testing.T) string { return filepath.Join(imagesDir(t), "busybox.aci") }
 
 // sh runs a shell script as the app of a busybox pod.
 func (e *env) sh(script string, flags ...string) result {
@@ -163,15 +162,6 @@ func TestFlyBadInputLeavesNoPod(t *testing.T) {
 	r := e.flyRun(busybox(t), "--exec=/no/such/binary")
 	if r.code != 254 || !strings.Contains(r.stderr, "/no/such/binary") {
 		t.Fatalf("missing executable: exit %d, stderr %q", r.code, r.stderr)
-	}
-}
-
-// assertNoPods fails if any pod directory exists.
-func assertNoPods(t *testing.T, e *env) {
-	t.Helper()
-	pods, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", "*"))
-	if len(pods) != 0 {
-		t.Fatalf("pods left behind: %v", pods)
 	}
 }
 

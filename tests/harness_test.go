@@ -171,3 +171,15 @@ func execOutput(name string, args ...string) (string, error) {
 	b, err := exec.Command(name, args...).Output()
 	return string(b), err
 }
+
+func busybox(t *testing.T) string { return filepath.Join(imagesDir(t), "busybox.aci") }
+
+// assertNoPods fails if any pod directory exists.
+func assertNoPods(t *testing.T, e *env) {
+	t.Helper()
+	pods, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", "*"))
+	if len(pods) != 0 {
+		t.Fatalf("pods left behind: %v", pods)
+	}
+}
+

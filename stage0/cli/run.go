@@ -186,12 +186,15 @@ func runOrPrepare(c *cli.Context, run bool) error {
 		_, err := fmt.Fprintln(g.Stdout, prep.Pod.UUID)
 		return err
 	}
-	return execStage1(c.Context, g, prep.Pod, prep.Entrypoints, stage1.RunFlags{
+	err = execStage1(c.Context, g, prep.Pod, prep.Entrypoints, stage1.RunFlags{
 		Net:         ra.flag("net"),
 		Interactive: ra.boolean(nil, "interactive"),
 		Hostname:    ra.flag("hostname"),
 		DNSConfMode: ra.flag("dns-conf-mode"),
 	})
+	// execStage1 returns only when the stage1 could not be started.
+	prepare.Discard(context.WithoutCancel(c.Context), prep.Pod, g.Log)
+	return err
 }
 
 // execStage1 moves the pod to run/ and replaces nscn with the stage1's run

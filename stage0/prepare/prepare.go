@@ -131,7 +131,7 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 	}
 	defer func() {
 		if err != nil {
-			discard(context.WithoutCancel(ctx), p, log)
+			Discard(context.WithoutCancel(ctx), p, log)
 		}
 	}()
 	if err = p.ToPreparing(ctx); err != nil {
@@ -157,9 +157,10 @@ func mapValues(m map[string]*image) []*image {
 	return out
 }
 
-// discard removes a pod whose preparation failed, unmounting first. If
-// that fails too, the pod stays as an aborted prepare for `nscn gc`.
-func discard(ctx context.Context, p *pod.Pod, log *slog.Logger) {
+// Discard removes a pod whose preparation failed, or that could not be
+// started, unmounting first. If that fails too, the pod stays as an
+// aborted prepare for `nscn gc`. The Pod must hold its lock.
+func Discard(ctx context.Context, p *pod.Pod, log *slog.Logger) {
 	if err := mountplan.UnmountAll(ctx, p.Path); err != nil {
 		log.Warn("unmount failed pod; nscn gc will retry", "pod", p.UUID, "error", err)
 		_ = p.Unlock()
