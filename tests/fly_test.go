@@ -15,7 +15,6 @@ func (e *env) flyRun(args ...string) result {
 	return e.run(append([]string{"--insecure-options=image", "run", "--stage1-from-dir=stage1-fly.aci"}, args...)...)
 }
 
-
 // sh runs a shell script as the app of a busybox pod.
 func (e *env) sh(script string, flags ...string) result {
 	e.t.Helper()

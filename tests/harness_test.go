@@ -182,4 +182,3 @@ func assertNoPods(t *testing.T, e *env) {
 		t.Fatalf("pods left behind: %v", pods)
 	}
 }
-
