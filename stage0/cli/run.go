@@ -120,6 +120,9 @@ func runPreparedCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if err := stage1.CheckDNSConfMode(c.String("dns-conf-mode")); err != nil {
+				return err
+			}
 			if c.Bool("interactive") && len(m.Apps) != 1 {
 				return usageErrorf("--interactive needs a pod with exactly one app")
 			}
@@ -145,6 +148,9 @@ func runOrPrepare(c *cli.Context, run bool) error {
 	}
 	opts, sel, err := prepareOptions(g, ra)
 	if err != nil {
+		return err
+	}
+	if err := stage1.CheckDNSConfMode(ra.flag("dns-conf-mode")); err != nil {
 		return err
 	}
 	if ra.boolean(nil, "interactive") && len(opts.Apps) != 1 {
@@ -203,9 +209,7 @@ func execStage1(ctx context.Context, g *Globals, p *pod.Pod, eps stage1.Entrypoi
 	f.Debug = g.Debug
 	f.UUID = p.UUID
 	f.InterfaceVersion = eps.Version
-	if f.InterfaceVersion >= 2 {
-		f.LocalConfig = g.LocalConfig
-	}
+	f.LocalConfig = g.LocalConfig
 	if g.Insecure.Capabilities {
 		f.DisableCapabilities = true
 	}

@@ -38,7 +38,7 @@ var runFlagSpecs = map[string]runFlagSpec{
 	"volume":          {multi: true, usage: "define a volume: NAME,kind=host|empty,source=PATH,readOnly=BOOL"},
 	"pod-manifest":    {usage: "use this pod manifest instead of generating one (no images may be given)"},
 	"inherit-env":     {boolean: true, usage: "give apps the environment of nscn (below the image's and --set-env)"},
-	"hostname":        {usage: "the pod's hostname (default: rkt-<uuid>)"},
+	"hostname":        {usage: "the pod's hostname (the stage1 decides the default; fly keeps the host's)"},
 	"interactive":     {boolean: true, usage: "attach the terminal to the app (one app only)"},
 	"uuid-file-save":  {usage: "write the pod's UUID to this file"},
 	"net":             {usage: "networks to join: default, host, none or names (flavor-dependent)"},
@@ -48,7 +48,7 @@ var runFlagSpecs = map[string]runFlagSpec{
 	"stage1-url":      {usage: "URL of a stage1 image"},
 	"stage1-name":     {usage: "name of a stage1 image in the store"},
 	"stage1-hash":     {usage: "ID of a stage1 image in the store"},
-	"dns-conf-mode":   {usage: "resolv=MODE,hosts=MODE for the stage1 (default, host, stage0, none)"},
+	"dns-conf-mode":   {usage: "resolv=MODE,hosts=MODE for the stage1 (default, host, none)"},
 }
 
 // appArgs is one app on the command line.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/nosecone/nscn/internal/errdefs"
@@ -65,7 +66,10 @@ func RunArgs(f RunFlags) ([]string, error) {
 		}
 		a = append(a, "--"+stage1abi.FlagHostname+"="+f.Hostname)
 	}
-	if f.DNSConfMode != "" && f.InterfaceVersion >= stage1abi.InterfaceVersionDNSConf {
+	if f.DNSConfMode != "" {
+		if err := need(stage1abi.InterfaceVersionDNSConf, stage1abi.FlagDNSConfMode); err != nil {
+			return nil, err
+		}
 		a = append(a, "--"+stage1abi.FlagDNSConfMode+"="+f.DNSConfMode)
 	}
 	for _, d := range []struct {
@@ -104,7 +108,15 @@ func ExecRun(podDir string, e Entrypoints, args []string, lockFd int, env []stri
 	if err := os.Chdir(podDir); err != nil {
 		return fmt.Errorf("enter pod directory: %w", err)
 	}
-	env = append(env, stage1abi.EnvLockFD+"="+strconv.Itoa(lockFd))
+	// Drop an inherited RKT_LOCK_FD: getenv returns the first match, and a
+	// stale one would name the wrong descriptor.
+	clean := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, stage1abi.EnvLockFD+"=") {
+			clean = append(clean, kv)
+		}
+	}
+	env = append(clean, stage1abi.EnvLockFD+"="+strconv.Itoa(lockFd))
 	argv := append([]string{path}, args...)
 	if err := syscall.Exec(path, argv, env); err != nil {
 		return fmt.Errorf("exec stage1 run entrypoint %s: %w", path, err)
@@ -142,4 +154,25 @@ func Invoke(ctx context.Context, podDir, entrypoint string, args []string, stdio
 		return 0, fmt.Errorf("run stage1 entrypoint %s: %w", path, err)
 	}
 	return 0, nil
+}
+
+// CheckDNSConfMode validates a --dns-conf-mode value: comma-separated
+// resolv=MODE and hosts=MODE, MODE one of default, host or none. The stage0
+// mode is refused: this stage0 does not write the files it would expose.
+func CheckDNSConfMode(s string) error {
+	if s == "" {
+		return nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		if k != stage1abi.DNSConfResolv && k != stage1abi.DNSConfHosts {
+			return errdefs.InvalidArgument("--dns-conf-mode %q: unknown key %q (want resolv or hosts)", s, k)
+		}
+		switch v {
+		case stage1abi.DNSModeDefault, stage1abi.DNSModeHost, stage1abi.DNSModeNone:
+		default:
+			return errdefs.InvalidArgument("--dns-conf-mode %q: mode %q is not supported (want default, host or none)", s, v)
+		}
+	}
+	return nil
 }

@@ -25,8 +25,8 @@ import (
 )
 
 // DefaultImage is the file name of the default stage1 image, looked up
-// beside the nscn binary and in the system image directory. The Makefile
-// sets it for each build.
+// beside the nscn binary and in the system image directory. A distribution
+// may change it at build time with -ldflags -X.
 var DefaultImage = "stage1-fly.aci"
 
 // SystemImageDir is where `make install` puts the stage1 images.

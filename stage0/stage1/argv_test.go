@@ -1,0 +1,66 @@
+package stage1
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+)
+
+func TestRunArgs(t *testing.T) {
+	tests := []struct {
+		name  string
+		flags RunFlags
+		want  string
+		class error
+	}{
+		{name: "minimal", flags: RunFlags{UUID: "u", InterfaceVersion: 1}, want: "--net=default u"},
+		{name: "everything at version 6", flags: RunFlags{
+			Debug: true, Net: "host", Interactive: true, MDSToken: "t", LocalConfig: "/etc/nscn", Hostname: "h",
+			DNSConfMode: "resolv=host", DisableCapabilities: true, DisablePaths: true, DisableSeccomp: true, IPC: "private",
+			UUID: "u", InterfaceVersion: 6,
+		}, want: "--debug --net=host --interactive --mds-token=t --local-config=/etc/nscn --hostname=h --dns-conf-mode=resolv=host --disable-capabilities-restriction --disable-paths --disable-seccomp --ipc=private u"},
+		{name: "hostname needs 2", flags: RunFlags{Hostname: "h", UUID: "u", InterfaceVersion: 1}, class: errdefs.ErrFailedPrecondition},
+		{name: "disable needs 3", flags: RunFlags{DisableSeccomp: true, UUID: "u", InterfaceVersion: 2}, class: errdefs.ErrFailedPrecondition},
+		{name: "dns conf needs 4", flags: RunFlags{DNSConfMode: "resolv=host", UUID: "u", InterfaceVersion: 3}, class: errdefs.ErrFailedPrecondition},
+		{name: "ipc needs 6", flags: RunFlags{IPC: "private", UUID: "u", InterfaceVersion: 5}, class: errdefs.ErrFailedPrecondition},
+		{name: "no uuid", flags: RunFlags{InterfaceVersion: 6}, class: errdefs.ErrInvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := RunArgs(tt.flags)
+			if tt.class != nil {
+				if !errors.Is(err, tt.class) {
+					t.Fatalf("RunArgs = %v, %v; want class %v", got, err, tt.class)
+				}
+				return
+			}
+			if err != nil || strings.Join(got, " ") != tt.want {
+				t.Fatalf("RunArgs = %q, %v; want %q", strings.Join(got, " "), err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckDNSConfMode(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{name: "empty", in: "", ok: true},
+		{name: "both", in: "resolv=host,hosts=default", ok: true},
+		{name: "none", in: "resolv=none", ok: true},
+		{name: "stage0 refused", in: "resolv=stage0"},
+		{name: "unknown key", in: "dns=host"},
+		{name: "no value", in: "resolv"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := CheckDNSConfMode(tt.in); (err == nil) != tt.ok {
+				t.Fatalf("CheckDNSConfMode(%q) = %v", tt.in, err)
+			}
+		})
+	}
+}

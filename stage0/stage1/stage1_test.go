@@ -1,0 +1,116 @@
+package stage1
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+)
+
+func TestChoose(t *testing.T) {
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, DefaultImage), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "other.aci"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	local, system := t.TempDir(), t.TempDir()
+	writeConf := func(dir, name, body string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(dir, "stage1.d"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "stage1.d", name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	emptyCfg := t.TempDir()
+	badCfg := t.TempDir()
+	writeConf(badCfg, "x.json", `{"nscnKind":"other","nscnVersion":"v1","location":"/x"}`)
+	writeConf(system, "10.json", `{"nscnKind":"stage1","nscnVersion":"v1","location":"/system.aci"}`)
+	writeConf(local, "10.json", `{"nscnKind":"stage1","nscnVersion":"v1","location":"https://example.com/local.aci"}`)
+
+	tests := []struct {
+		name  string
+		sel   Selection
+		dirs  []string
+		want  Ref
+		class error
+	}{
+		{name: "build default beside the binary", dirs: []string{emptyCfg}, want: Ref{Kind: Path, Value: filepath.Join(bin, DefaultImage), Trusted: true}},
+		{name: "from dir", sel: Selection{FromDir: "other.aci"}, want: Ref{Kind: Path, Value: filepath.Join(bin, "other.aci"), Trusted: true}},
+		{name: "from dir missing", sel: Selection{FromDir: "nope.aci"}, class: errdefs.ErrNotFound},
+		{name: "from dir with a path", sel: Selection{FromDir: "../x.aci"}, class: errdefs.ErrInvalidArgument},
+		{name: "path is checked like any image", sel: Selection{Path: "/x.aci"}, want: Ref{Kind: Path, Value: "/x.aci"}},
+		{name: "hash", sel: Selection{Hash: "sha512-abc"}, want: Ref{Kind: Hash, Value: "sha512-abc"}},
+		{name: "two flags conflict", sel: Selection{Path: "/x", Name: "y"}, class: errdefs.ErrInvalidArgument},
+		{name: "local config wins over system", dirs: []string{local, system}, want: Ref{Kind: URL, Value: "https://example.com/local.aci", Trusted: true}},
+		{name: "system config", dirs: []string{emptyCfg, system}, want: Ref{Kind: Path, Value: "/system.aci", Trusted: true}},
+		{name: "bad config", dirs: []string{badCfg}, class: errdefs.ErrInvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Choose(tt.sel, tt.dirs, bin)
+			if tt.class != nil {
+				if !errors.Is(err, tt.class) {
+					t.Fatalf("Choose = %+v, %v; want class %v", got, err, tt.class)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("Choose = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadEntrypoints(t *testing.T) {
+	mk := func(ann map[string]string) *schema.ImageManifest {
+		m := schema.BlankImageManifest()
+		m.Name = "example.com/stage1"
+		for k, v := range ann {
+			m.Annotations.Set(*mustIdent(t, k), v)
+		}
+		return m
+	}
+	tests := []struct {
+		name    string
+		ann     map[string]string
+		version int
+		class   error
+	}{
+		{name: "no version means 1", ann: map[string]string{"coreos.com/rkt/stage1/run": "/run"}, version: 1},
+		{name: "version 6", ann: map[string]string{"coreos.com/rkt/stage1/run": "/run", "coreos.com/rkt/stage1/interface-version": "6"}, version: 6},
+		{name: "too new", ann: map[string]string{"coreos.com/rkt/stage1/run": "/run", "coreos.com/rkt/stage1/interface-version": "7"}, class: errdefs.ErrFailedPrecondition},
+		{name: "not a stage1", ann: map[string]string{}, class: errdefs.ErrFailedPrecondition},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := ReadEntrypoints(mk(tt.ann))
+			if tt.class != nil {
+				if !errors.Is(err, tt.class) {
+					t.Fatalf("ReadEntrypoints = %v; want class %v", err, tt.class)
+				}
+				return
+			}
+			if err != nil || e.Version != tt.version || e.Run != "/run" {
+				t.Fatalf("ReadEntrypoints = %+v, %v", e, err)
+			}
+		})
+	}
+}
+
+func mustIdent(t *testing.T, s string) *types.ACIdentifier {
+	t.Helper()
+	id, err := types.NewACIdentifier(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
