@@ -144,7 +144,12 @@ func runOrPrepare(c *cli.Context, run bool) error {
 		return err
 	}
 	if ra.wantHelp {
-		return cli.ShowCommandHelp(c, c.Command.Name)
+		// The help lookup searches the parent's commands.
+		parent := c
+		if l := c.Lineage(); len(l) > 1 {
+			parent = l[1]
+		}
+		return cli.ShowCommandHelp(parent, c.Command.Name)
 	}
 	opts, sel, err := prepareOptions(g, ra)
 	if err != nil {

@@ -1,0 +1,50 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/nosecone/nscn/internal/pod"
+)
+
+func catManifestCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "cat-manifest",
+		Usage:        "print the manifest of a pod",
+		OnUsageError: onPodUsageError,
+		ArgsUsage:    "UUID",
+		Description: `Prints the pod manifest (appc PodManifest JSON) that nscn wrote when it prepared the
+pod with the given UUID or unambiguous UUID prefix, indented unless
+--pretty-print=false. A pod still being prepared has no manifest yet.`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "pretty-print", Value: true, Usage: "indent the JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			g := globals(c)
+			if c.NArg() != 1 {
+				return usageErrorf("cat-manifest: exactly one pod UUID is required")
+			}
+			p, err := pod.Get(c.Context, g.Dir, c.Args().First())
+			if err != nil {
+				return err
+			}
+			pm, err := p.Manifest(c.Context)
+			if err != nil {
+				return err
+			}
+			var b []byte
+			if c.Bool("pretty-print") {
+				b, err = json.MarshalIndent(pm, "", "    ")
+			} else {
+				b, err = json.Marshal(pm)
+			}
+			if err != nil {
+				return fmt.Errorf("format manifest of pod %s: %w", p.UUID, err)
+			}
+			_, err = g.Stdout.Write(append(b, '\n'))
+			return err
+		},
+	}
+}

@@ -1,0 +1,220 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/lock"
+	"github.com/nosecone/nscn/internal/mountplan"
+	"github.com/nosecone/nscn/internal/pod"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/stage0/stage1"
+)
+
+// Defaults of gc's flags, as rkt has them.
+const (
+	defaultGCGracePeriod    = 30 * time.Minute
+	defaultGCExpirePrepared = 24 * time.Hour
+)
+
+func gcCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "gc",
+		Usage:        "garbage-collect exited and abandoned pods",
+		OnUsageError: onPodUsageError,
+		Description: `Collects pods in two phases, as rkt does.
+
+Mark: exited pods are moved to exited-garbage, where "nscn status" still reads
+them; aborted prepares (the nscn creating them died) and prepared pods older than
+--expire-prepared are moved to garbage.
+
+Sweep: pods marked more than --grace-period ago get the gc entrypoint of their
+stage1 (coreos.com/rkt/stage1/gc, once per pod; skipped for pods that have no
+stage1, such as aborted prepares), then everything mounted under the pod directory
+is unmounted and the directory is deleted. --mark-only stops after the mark phase.
+
+gc never touches a running pod or one another nscn is working on: every step takes
+the pod's lock first, so several gc, list or status commands may run at once. What
+was collected is reported on stderr; stdout stays empty. Failures on one pod do not
+stop the others; gc then exits 254. Run it periodically, e.g. from a systemd timer.`,
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "grace-period", Value: defaultGCGracePeriod, Usage: "how long exited pods stay marked before they are removed"},
+			&cli.DurationFlag{Name: "expire-prepared", Value: defaultGCExpirePrepared, Usage: "remove prepared pods nobody ran for this long (0: never)"},
+			&cli.BoolFlag{Name: "mark-only", Usage: "only move exited and abandoned pods to the garbage; delete nothing"},
+		},
+		Action: func(c *cli.Context) error {
+			g := globals(c)
+			if c.NArg() != 0 {
+				return usageErrorf("gc: no arguments expected, got %q", c.Args().First())
+			}
+			grace, expire := c.Duration("grace-period"), c.Duration("expire-prepared")
+			if grace < 0 || expire < 0 {
+				return usageErrorf("gc: --grace-period and --expire-prepared must not be negative")
+			}
+			var rep pod.GCReport
+			var err error
+			if c.Bool("mark-only") {
+				rep, err = markPods(c.Context, g, expire)
+			} else {
+				rep, err = pod.GC(c.Context, g.Dir, pod.GCOptions{
+					GracePeriod:    grace,
+					ExpirePrepared: expire,
+					Stage1GC:       podStage1GC(g),
+					Unmount:        mountplan.UnmountAll,
+					Log:            g.Log,
+				})
+			}
+			for _, id := range rep.Marked {
+				fmt.Fprintf(g.Stderr, "marked exited pod %s as garbage\n", id)
+			}
+			for _, id := range rep.Discarded {
+				fmt.Fprintf(g.Stderr, "discarded pod %s (aborted or expired prepare)\n", id)
+			}
+			for _, id := range rep.Pending {
+				fmt.Fprintf(g.Stderr, "kept pod %s until its grace period of %s ends\n", id, grace)
+			}
+			for _, id := range rep.Removed {
+				fmt.Fprintf(g.Stderr, "removed pod %s\n", id)
+			}
+			return err
+		},
+	}
+}
+
+// markPods is the mark phase of pod.GC alone (gc --mark-only): it moves
+// exited pods to exited-garbage/, and aborted prepares and prepared pods
+// older than expirePrepared (zero: never) to garbage/. A pod another
+// process got to first is skipped.
+func markPods(ctx context.Context, g *Globals, expirePrepared time.Duration) (pod.GCReport, error) {
+	var rep pod.GCReport
+	pods, err := pod.List(ctx, g.Dir)
+	if err != nil {
+		return rep, fmt.Errorf("gc: %w", err)
+	}
+	var errs []error
+	for _, p := range pods {
+		var err error
+		switch p.State {
+		case pod.Exited:
+			if err = p.ToExitedGarbage(ctx); err == nil {
+				rep.Marked = append(rep.Marked, p.UUID)
+			}
+		case pod.AbortedPrepare:
+			if err = p.ToGarbage(ctx); err == nil {
+				rep.Discarded = append(rep.Discarded, p.UUID)
+			}
+		case pod.Prepared:
+			if expirePrepared <= 0 {
+				continue
+			}
+			// ToPrepared records the time in the directory's mtime.
+			fi, serr := os.Lstat(p.Path)
+			if serr != nil || time.Since(fi.ModTime()) < expirePrepared {
+				continue
+			}
+			if err = p.ToGarbage(ctx); err == nil {
+				rep.Discarded = append(rep.Discarded, p.UUID)
+			}
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, lock.ErrLocked), errors.Is(err, errdefs.ErrNotFound), errors.Is(err, errdefs.ErrFailedPrecondition):
+			g.Log.Debug("gc skips pod", "pod", p.UUID, "reason", err)
+		default:
+			errs = append(errs, fmt.Errorf("gc: mark pod %s: %w", p.UUID, err))
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+// podStage1GC returns the pod.GC and pod.Remove hook that runs the gc
+// entrypoint of a pod's stage1 ([--debug] [--local-config=DIR] UUID, the
+// flag from interface version 5), in the pod directory. A pod without a
+// stage1 manifest (it was abandoned before its stage1 was chosen) or whose
+// stage1 has no gc entrypoint has nothing to collect.
+func podStage1GC(g *Globals) func(ctx context.Context, p *pod.Pod) error {
+	return func(ctx context.Context, p *pod.Pod) error {
+		if _, err := os.Lstat(filepath.Join(p.Path, stage1abi.Stage1ManifestRel)); errors.Is(err, fs.ErrNotExist) {
+			g.Log.Debug("pod has no stage1, skipping the stage1 gc", "pod", p.UUID)
+			return nil
+		}
+		eps, err := stage1.ReadPodEntrypoints(p.Path)
+		if err != nil {
+			return fmt.Errorf("stage1 gc of pod %s: %w", p.UUID, err)
+		}
+		if eps.GC == "" {
+			g.Log.Debug("the pod's stage1 has no gc entrypoint", "pod", p.UUID)
+			return nil
+		}
+		if err := remountStage1(ctx, g, p, eps.GC); err != nil {
+			return fmt.Errorf("stage1 gc of pod %s: %w", p.UUID, err)
+		}
+		var args []string
+		if g.Debug {
+			args = append(args, "--"+stage1abi.FlagDebug)
+		}
+		if eps.Version >= stage1abi.InterfaceVersionLocalConfig {
+			args = append(args, "--"+stage1abi.FlagGCLocalConfig+"="+g.LocalConfig)
+		}
+		args = append(args, p.UUID)
+		g.Log.Debug("running the stage1 gc", "pod", p.UUID, "entrypoint", eps.GC, "args", args)
+		st, err := stage1.Invoke(ctx, p.Path, eps.GC, args, stage1.Stdio{Out: g.Stderr, Err: g.Stderr}, stage1Env(g))
+		if err != nil {
+			return fmt.Errorf("stage1 gc of pod %s: %w", p.UUID, err)
+		}
+		if st != 0 {
+			return fmt.Errorf("stage1 gc of pod %s: the entrypoint exited with status %d", p.UUID, st)
+		}
+		return nil
+	}
+}
+
+// remountStage1 makes the stage1 rootfs of a pod that ran available again
+// when its overlay is gone (the host rebooted since), so that its gc
+// entrypoint can run: it mounts the overlay again, with the pod's upper
+// and work directories over the stage1's rendered tree, as prepare did.
+// The unmount step of gc and rm undoes the mount. A pod whose stage1 was
+// copied, or whose overlay is still mounted, is left alone.
+func remountStage1(ctx context.Context, g *Globals, p *pod.Pod, entrypoint string) error {
+	if _, err := os.Lstat(stage1.EntrypointPath(p.Path, entrypoint)); !errors.Is(err, fs.ErrNotExist) {
+		return nil // there (or unreadable, which running it will report)
+	}
+	overlay := filepath.Join(p.Path, stage1abi.OverlayDir, podOverlayStage1)
+	upper, work := filepath.Join(overlay, podOverlayUpper), filepath.Join(overlay, podOverlayWork)
+	if fi, err := os.Lstat(upper); err != nil || !fi.IsDir() {
+		return errdefs.NotFound("the stage1 gc entrypoint %s is missing and the pod has no stage1 overlay to mount again", entrypoint)
+	}
+	key, err := os.ReadFile(filepath.Join(p.Path, stage1abi.Stage1TreeIDFile))
+	if err != nil {
+		return fmt.Errorf("read the stage1 tree ID: %w", err)
+	}
+	s, err := openStore(ctx, g)
+	if err != nil {
+		return err
+	}
+	t, err := s.Trees.Get(ctx, strings.TrimSpace(string(key)))
+	if err != nil {
+		return fmt.Errorf("find the stage1's rendered tree: %w", err)
+	}
+	target := filepath.Join(p.Path, stage1abi.Stage1RootfsRel)
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return fmt.Errorf("mount the stage1 rootfs again: %w", err)
+	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return fmt.Errorf("mount the stage1 rootfs again: %w", err)
+	}
+	g.Log.Debug("mounting the stage1 rootfs again for its gc", "pod", p.UUID)
+	if err := mountplan.NewLogging(mountplan.Kernel{}, g.Log).Mount(ctx, mountplan.OverlayMount(t.Rootfs, upper, work, target)); err != nil {
+		return fmt.Errorf("mount the stage1 rootfs again: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,225 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/pod"
+)
+
+// statusPoll is how often status --wait looks at the pod again.
+const statusPoll = 50 * time.Millisecond
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "status",
+		Usage:        "print the status of a pod",
+		OnUsageError: onPodUsageError,
+		ArgsUsage:    "UUID",
+		Description: `Prints the state of the pod with the given UUID (or unambiguous UUID prefix), one
+key=value line each, as rkt does:
+
+   state=exited
+   created=2025-01-02T15:04:05.123456789Z
+   started=2025-01-02T15:04:06.5Z
+   finished=2025-01-02T15:04:09Z
+   exited=true
+   app-web=0
+
+created, started and finished are RFC 3339 times and are left out while unknown.
+pid=PID is printed while the pod runs. exited=true|false is printed for a pod that
+was started. app-NAME=STATUS is printed for each app whose exit status stage1
+recorded; a status above 128 is a death by signal 128+N. --format=json prints the
+same object as one element of "nscn list --format=json".
+
+--wait waits until the pod has exited (its lock is released) before printing;
+--wait-ready waits until the pod is running and has recorded its pid. Without a
+value they wait for ever; --wait=DURATION (e.g. --wait=30s; the "=" is required)
+gives up after DURATION with an error. The fly stage1 has no readiness
+notification: a pod is ready once it runs and its pid is known. --wait-ready fails
+if the pod ends before it is seen ready. With both flags, status waits for
+readiness, then for the exit.
+
+status exits 0 whatever the apps' statuses; its own failures exit 254 (2 for bad
+usage).`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "format", Value: "lines", Usage: "output format: lines (key=value) or json"},
+			&cli.GenericFlag{Name: "wait", Value: &waitFlag{}, DefaultText: "off", Usage: "wait until the pod has exited; --wait=DURATION waits at most DURATION"},
+			&cli.GenericFlag{Name: "wait-ready", Value: &waitFlag{}, DefaultText: "off", Usage: "wait until the pod runs and has a pid; --wait-ready=DURATION waits at most DURATION"},
+		},
+		Action: func(c *cli.Context) error {
+			g := globals(c)
+			format := c.String("format")
+			if format != "lines" && format != "json" {
+				return usageErrorf("status: unknown --format %q (want lines or json)", format)
+			}
+			if c.NArg() != 1 {
+				return usageErrorf("status: exactly one pod UUID is required")
+			}
+			p, err := pod.Get(c.Context, g.Dir, c.Args().First())
+			if err != nil {
+				return err
+			}
+			if w := c.Generic("wait-ready").(*waitFlag); w.on {
+				if err := waitPodReady(c.Context, p, w.timeout); err != nil {
+					return err
+				}
+			}
+			if w := c.Generic("wait").(*waitFlag); w.on {
+				if err := waitPodExited(c.Context, p, w.timeout); err != nil {
+					return err
+				}
+			}
+			v, warnings, err := readPodView(c.Context, p, true)
+			if err != nil {
+				return err
+			}
+			for _, w := range warnings {
+				fmt.Fprintf(g.Stderr, "nscn: status: %v\n", w)
+			}
+			if format == "json" {
+				return writeJSON(g.Stdout, v.json())
+			}
+			return writeStatusLines(g.Stdout, &v)
+		},
+	}
+}
+
+// writeStatusLines prints v in rkt's key=value format.
+func writeStatusLines(w io.Writer, v *podView) error {
+	var b strings.Builder
+	line := func(k, val string) {
+		if val != "" {
+			b.WriteString(k + "=" + val + "\n")
+		}
+	}
+	line("state", v.state.String())
+	line("created", rfc3339(v.created))
+	line("started", rfc3339(v.started))
+	line("finished", rfc3339(v.finished))
+	if v.pid > 0 {
+		line("pid", strconv.Itoa(v.pid))
+	}
+	switch v.state {
+	case pod.Running:
+		line("exited", "false")
+	case pod.Exited, pod.ExitedGarbage, pod.Garbage, pod.Deleting:
+		if !v.started.IsZero() || !v.finished.IsZero() {
+			line("exited", "true")
+		}
+	}
+	for _, a := range v.apps {
+		if a.exited {
+			line("app-"+a.name, strconv.Itoa(a.exitCode))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// waitFlag is the value of --wait and --wait-ready: a flag that may be
+// given bare (wait for ever) or with a duration (wait at most that long).
+// IsBoolFlag makes the flag package accept the bare form; a value must
+// then be attached with "=".
+type waitFlag struct {
+	on      bool
+	timeout time.Duration // 0: no limit
+}
+
+// IsBoolFlag lets the flag be given without a value.
+func (w *waitFlag) IsBoolFlag() bool { return true }
+
+func (w *waitFlag) Set(s string) error {
+	switch s {
+	case "true":
+		*w = waitFlag{on: true}
+		return nil
+	case "false":
+		*w = waitFlag{}
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("%q is neither a positive duration (like 30s or 5m) nor true or false", s)
+	}
+	*w = waitFlag{on: true, timeout: d}
+	return nil
+}
+
+func (w *waitFlag) String() string {
+	switch {
+	case w == nil || !w.on:
+		return "false"
+	case w.timeout == 0:
+		return "true"
+	}
+	return w.timeout.String()
+}
+
+// withWaitLimit bounds ctx by timeout, when there is one.
+func withWaitLimit(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, timeout)
+}
+
+// waitTimedOut classifies a wait that ran out of time as
+// errdefs.ErrUnavailable, keeping the cause.
+func waitTimedOut(err error, what string, timeout time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errdefs.With(errdefs.ErrUnavailable, fmt.Errorf("%s: gave up after %s: %w", what, timeout, err))
+	}
+	return err
+}
+
+// waitPodExited waits until p is no longer alive: it exited (its lock is
+// released), or it was abandoned before it ran. It refreshes p.
+func waitPodExited(ctx context.Context, p *pod.Pod, timeout time.Duration) error {
+	ctx, cancel := withWaitLimit(ctx, timeout)
+	defer cancel()
+	what := fmt.Sprintf("wait for pod %s to exit", p.UUID)
+	for {
+		if err := p.Refresh(ctx); err != nil {
+			return waitTimedOut(err, what, timeout)
+		}
+		switch p.State {
+		case pod.Embryo, pod.Preparing, pod.Prepared, pod.Running:
+		default:
+			return nil
+		}
+		t := time.NewTimer(statusPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return waitTimedOut(fmt.Errorf("%s: %w", what, ctx.Err()), what, timeout)
+		case <-t.C:
+		}
+	}
+}
+
+// waitPodReady waits until p runs and has recorded its pid. A pod that
+// ends first is errdefs.ErrFailedPrecondition. It refreshes p.
+func waitPodReady(ctx context.Context, p *pod.Pod, timeout time.Duration) error {
+	ctx, cancel := withWaitLimit(ctx, timeout)
+	defer cancel()
+	what := fmt.Sprintf("wait for pod %s to be ready", p.UUID)
+	if _, err := p.WaitPID(ctx); err != nil {
+		return waitTimedOut(err, what, timeout)
+	}
+	if err := p.Refresh(ctx); err != nil {
+		return waitTimedOut(err, what, timeout)
+	}
+	if p.State != pod.Running {
+		return errdefs.FailedPrecondition("%s: pod is %s", what, p.State)
+	}
+	return nil
+}
