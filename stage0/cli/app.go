@@ -156,6 +156,7 @@ func commands() []*cli.Command {
 		rmCommand(),
 		gcCommand(),
 		exportCommand(),
+		metadataServiceCommand(),
 		imageCommand(),
 		trustCommand(),
 		versionCommand(),

@@ -1,0 +1,158 @@
+package mds
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+)
+
+// The registration API, HTTP/1.1 over the Unix socket:
+//
+//	GET    /v1/ping        204: the service is up
+//	POST   /v1/pods        body: Registration (JSON); 201, 400, 409
+//	DELETE /v1/pods/{uuid} 204, 400, 404
+//
+// Every request from a peer that is neither root nor the service's own user
+// is answered 403. An error's body is its message as text; the status is its
+// errdefs class (statusOf).
+const (
+	pathPing = "/v1/ping"
+	pathPods = "/v1/pods"
+
+	// maxRegistration bounds a registration body: a pod manifest and an
+	// image manifest per app.
+	maxRegistration = 64 << 20
+)
+
+type peerKey struct{}
+
+// peer is what the connection context records about the client.
+type peer struct {
+	uid uint32
+	err error
+}
+
+// withPeer is the http.Server ConnContext of the registration API.
+func withPeer(ctx context.Context, c net.Conn) context.Context {
+	uid, err := peerUID(c)
+	return context.WithValue(ctx, peerKey{}, peer{uid: uid, err: err})
+}
+
+// regHandler serves the registration API.
+type regHandler struct {
+	srv *Server
+	mux *http.ServeMux
+}
+
+func newRegHandler(s *Server) *regHandler {
+	h := &regHandler{srv: s, mux: http.NewServeMux()}
+	h.mux.HandleFunc("GET "+pathPing, func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	})
+	h.mux.HandleFunc("POST "+pathPods, h.register)
+	h.mux.HandleFunc("DELETE "+pathPods+"/{uuid}", h.unregister)
+	return h
+}
+
+func (h *regHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p, ok := r.Context().Value(peerKey{}).(peer)
+	if !ok || p.err != nil || !h.srv.allowed(p.uid) {
+		h.srv.log.WarnContext(r.Context(), "registration request refused", "uid", p.uid, "err", p.err)
+		http.Error(w, "registration is for root only", http.StatusForbidden)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+func (h *regHandler) register(w http.ResponseWriter, r *http.Request) {
+	var reg Registration
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRegistration))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&reg); err != nil {
+		writeError(w, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("decode registration: %w", err)))
+		return
+	}
+	if err := h.srv.Register(reg); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (h *regHandler) unregister(w http.ResponseWriter, r *http.Request) {
+	if err := h.srv.Unregister(r.PathValue("uuid")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// statuses maps the errdefs classes to HTTP statuses and back.
+var statuses = []struct {
+	class  error
+	status int
+}{
+	{errdefs.ErrInvalidArgument, http.StatusBadRequest},
+	{errdefs.ErrNotFound, http.StatusNotFound},
+	{errdefs.ErrAlreadyExists, http.StatusConflict},
+	{errdefs.ErrPermissionDenied, http.StatusForbidden},
+	{errdefs.ErrFailedPrecondition, http.StatusPreconditionFailed},
+	{errdefs.ErrNotImplemented, http.StatusNotImplemented},
+	{errdefs.ErrUnavailable, http.StatusServiceUnavailable},
+}
+
+func statusOf(err error) int {
+	for _, s := range statuses {
+		if errors.Is(err, s.class) {
+			return s.status
+		}
+	}
+	return http.StatusInternalServerError
+}
+
+func classOf(status int) error {
+	for _, s := range statuses {
+		if s.status == status {
+			return s.class
+		}
+	}
+	return errdefs.ErrUnavailable
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	http.Error(w, err.Error(), statusOf(err))
+}
+
+// Register adds a pod to the running service, as the registration API does.
+// The service makes the pod's HMAC key. A pod whose UUID, token or any
+// address is already registered is refused (errdefs.ErrAlreadyExists); an
+// invalid registration is errdefs.ErrInvalidArgument.
+func (s *Server) Register(r Registration) error {
+	p, err := s.reg.add(r)
+	if err != nil {
+		return err
+	}
+	s.log.Info("pod registered", "pod", p.uuid, "apps", len(p.apps), "token", p.hasToken, "ips", fmt.Sprint(p.ips))
+	return nil
+}
+
+// Unregister removes a pod; its apps are answered 403 from then on, and its
+// signatures no longer verify. An unknown pod is errdefs.ErrNotFound.
+func (s *Server) Unregister(podUUID string) error {
+	u, err := uuid.Parse(podUUID)
+	if err != nil {
+		return errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("pod uuid %q: %w", podUUID, err))
+	}
+	if err := s.reg.remove(u.String()); err != nil {
+		return err
+	}
+	s.log.Info("pod unregistered", "pod", u.String())
+	return nil
+}

@@ -1,0 +1,258 @@
+package mds
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+	"github.com/google/uuid"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+)
+
+// Defaults of "nscn metadata-service", as rkt had them.
+const (
+	DefaultPort   = 18112
+	DefaultSocket = "/run/nscn/metadata-svc.sock"
+)
+
+// EnvMetadataURL is the environment variable through which an app finds the
+// metadata service (appc ace.md, "Execution Environment").
+const EnvMetadataURL = "AC_METADATA_URL"
+
+const (
+	// tokenBytes is the entropy of a token from NewToken: 256 bits.
+	tokenBytes = 32
+	// minTokenLen is the shortest token accepted: 22 base64url characters
+	// carry 128 bits, the floor the spec sets.
+	minTokenLen = 22
+	// maxTokenLen bounds a token, which travels in every request path.
+	maxTokenLen = 128
+	// hmacKeyBytes is the size of a pod's HMAC-SHA512 key.
+	hmacKeyBytes = 64
+	// maxManifest bounds each manifest in a registration.
+	maxManifest = 16 << 20
+)
+
+// Registration is what the service needs to know about a pod. It is also the
+// JSON body of the registration API.
+type Registration struct {
+	// UUID is the pod's UUID, in any form github.com/google/uuid parses.
+	UUID string `json:"uuid"`
+	// PodManifest is the fully reified pod manifest, served as it is given.
+	PodManifest json.RawMessage `json:"podManifest"`
+	// ImageManifests holds the image manifest of each app of the pod,
+	// keyed by app name, served as given. Every app must have one.
+	ImageManifests map[string]json.RawMessage `json:"imageManifests"`
+	// IPs are the pod's addresses in its networks. A request from any
+	// other address is refused. With no Token, the source address is the
+	// pod's only credential, so IPs must not be empty and must not hold a
+	// loopback or unspecified address, which processes outside the pod
+	// share. No two registered pods may share an address.
+	IPs []netip.Addr `json:"ips,omitempty"`
+	// Token, if set, is the secret that stage1 puts in the pod's
+	// AC_METADATA_URL (see NewToken and MetadataURL). A pod with a token is
+	// answered only through it. It is never logged or served back.
+	Token string `json:"token,omitempty"`
+}
+
+// NewToken returns a fresh random token for Registration.Token: 256 bits,
+// base64url-encoded without padding (43 characters, safe in a URL path).
+func NewToken() (string, error) {
+	b := make([]byte, tokenBytes)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate metadata service token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// MetadataURL is the AC_METADATA_URL of a pod that reaches the service at
+// host (the host's address in the pod's network) and port, with the pod's
+// token; an empty token gives the bare URL of a pod identified by address.
+func MetadataURL(host netip.Addr, port int, token string) string {
+	u := "http://" + netip.AddrPortFrom(host.Unmap(), uint16(port)).String()
+	if token != "" {
+		u += "/" + token
+	}
+	return u
+}
+
+// FromPodDir builds the registration of pod uuid from its pod directory dir:
+// the pod manifest and each app's image manifest, as stage0 left them there
+// (pkg/stage1abi names the files). The caller sets IPs and Token.
+func FromPodDir(dir, podUUID string) (Registration, error) {
+	r := Registration{UUID: podUUID, ImageManifests: map[string]json.RawMessage{}}
+	b, err := readManifest(filepath.Join(dir, stage1abi.PodManifestFile))
+	if err != nil {
+		return r, fmt.Errorf("read pod %s for the metadata service: %w", podUUID, err)
+	}
+	var pm schema.PodManifest
+	if err := json.Unmarshal(b, &pm); err != nil {
+		return r, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("parse manifest of pod %s: %w", podUUID, err))
+	}
+	r.PodManifest = b
+	for _, ra := range pm.Apps {
+		name := ra.Name.String()
+		im, err := readManifest(filepath.Join(dir, stage1abi.AppInfoDir(name), stage1abi.AppManifestFile))
+		if err != nil {
+			return r, fmt.Errorf("read app %s of pod %s for the metadata service: %w", name, podUUID, err)
+		}
+		r.ImageManifests[name] = im
+	}
+	return r, nil
+}
+
+func readManifest(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errdefs.With(errdefs.ErrNotFound, err)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxManifest+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxManifest {
+		return nil, errdefs.InvalidArgument("%s is larger than %d bytes", path, maxManifest)
+	}
+	return b, nil
+}
+
+// pod is a validated registration, as the service keeps it.
+type pod struct {
+	uuid        string // canonical form
+	tokenSum    tokenSum
+	hasToken    bool
+	ips         []netip.Addr
+	manifest    []byte
+	annotations types.Annotations // never nil: served as [] when empty
+	apps        map[string]*app
+	key         []byte // HMAC-SHA512 key, made by the service
+}
+
+// app is one app of a registered pod.
+type app struct {
+	imageID       string
+	imageManifest []byte
+	annotations   types.Annotations // image's, overridden by the pod's; never nil
+}
+
+// validate checks r and turns it into a pod, without its key.
+func (r *Registration) validate() (*pod, error) {
+	u, err := uuid.Parse(r.UUID)
+	if err != nil {
+		return nil, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("pod uuid %q: %w", r.UUID, err))
+	}
+	p := &pod{uuid: u.String(), apps: map[string]*app{}}
+	if len(r.PodManifest) > maxManifest {
+		return nil, errdefs.InvalidArgument("manifest of pod %s is larger than %d bytes", p.uuid, maxManifest)
+	}
+	var pm schema.PodManifest
+	if err := json.Unmarshal(r.PodManifest, &pm); err != nil {
+		return nil, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("parse manifest of pod %s: %w", p.uuid, err))
+	}
+	p.manifest = append([]byte(nil), r.PodManifest...)
+	p.annotations = append(types.Annotations{}, pm.Annotations...)
+	for _, ra := range pm.Apps {
+		name := ra.Name.String()
+		raw, ok := r.ImageManifests[name]
+		if !ok {
+			return nil, errdefs.InvalidArgument("pod %s: no image manifest for app %s", p.uuid, name)
+		}
+		if len(raw) > maxManifest {
+			return nil, errdefs.InvalidArgument("pod %s: image manifest of app %s is larger than %d bytes", p.uuid, name, maxManifest)
+		}
+		var im schema.ImageManifest
+		if err := json.Unmarshal(raw, &im); err != nil {
+			return nil, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("pod %s: parse image manifest of app %s: %w", p.uuid, name, err))
+		}
+		if ra.Image.ID.Empty() {
+			return nil, errdefs.InvalidArgument("pod %s: app %s has no image id", p.uuid, name)
+		}
+		p.apps[name] = &app{
+			imageID:       ra.Image.ID.String(),
+			imageManifest: append([]byte(nil), raw...),
+			annotations:   mergeAnnotations(im.Annotations, ra.Annotations),
+		}
+	}
+	for name := range r.ImageManifests {
+		if _, ok := p.apps[name]; !ok {
+			return nil, errdefs.InvalidArgument("pod %s: image manifest for app %s, which is not in the pod manifest", p.uuid, name)
+		}
+	}
+	if r.Token != "" {
+		if err := checkToken(r.Token, u); err != nil {
+			return nil, fmt.Errorf("pod %s: %w", p.uuid, err)
+		}
+		p.tokenSum, p.hasToken = sumToken(r.Token), true
+	}
+	seen := map[netip.Addr]bool{}
+	for _, ip := range r.IPs {
+		ip = ip.Unmap()
+		switch {
+		case !ip.IsValid():
+			return nil, errdefs.InvalidArgument("pod %s: invalid address", p.uuid)
+		case ip.Zone() != "":
+			return nil, errdefs.InvalidArgument("pod %s: address %s has a zone", p.uuid, ip)
+		case ip.IsMulticast():
+			return nil, errdefs.InvalidArgument("pod %s: address %s is multicast", p.uuid, ip)
+		case !p.hasToken && (ip.IsLoopback() || ip.IsUnspecified()):
+			return nil, errdefs.InvalidArgument("pod %s: address %s identifies no pod; register it with a token", p.uuid, ip)
+		}
+		if !seen[ip] {
+			seen[ip] = true
+			p.ips = append(p.ips, ip)
+		}
+	}
+	if !p.hasToken && len(p.ips) == 0 {
+		return nil, errdefs.InvalidArgument("pod %s: a registration needs a token or an address", p.uuid)
+	}
+	return p, nil
+}
+
+// checkToken accepts only URL-path-safe tokens long enough to carry 128
+// bits, and not the pod UUID (ace.md: it "SHOULD NOT be easily guessable").
+func checkToken(tok string, u uuid.UUID) error {
+	if len(tok) < minTokenLen || len(tok) > maxTokenLen {
+		return errdefs.InvalidArgument("token must be %d to %d characters long", minTokenLen, maxTokenLen)
+	}
+	for _, c := range tok {
+		if !isTokenChar(c) {
+			return errdefs.InvalidArgument("token holds %s; only A-Z, a-z, 0-9, '-' and '_' are allowed", strconv.QuoteRune(c))
+		}
+	}
+	lower := strings.ToLower(tok)
+	if lower == u.String() || lower == strings.ReplaceAll(u.String(), "-", "") {
+		return errdefs.InvalidArgument("token must not be the pod uuid")
+	}
+	return nil
+}
+
+func isTokenChar(c rune) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+// mergeAnnotations returns the image's annotations with the pod manifest's
+// app annotations set over them (ace.md, App Metadata "annotations").
+func mergeAnnotations(image, podApp types.Annotations) types.Annotations {
+	out := append(types.Annotations{}, image...)
+	for _, a := range podApp {
+		out.Set(a.Name, a.Value)
+	}
+	return out
+}
