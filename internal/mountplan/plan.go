@@ -148,17 +148,31 @@ func Build(cfg Config) (Plan, error) {
 	p := Plan{PodDir: cfg.PodDir}
 	pod := func(rel string) string { return filepath.Join(cfg.PodDir, rel) }
 
-	stage1Overlay := filepath.Join(cfg.PodDir, stage1abi.OverlayDir, overlayStage1)
-	p.add(cfg.Mode, cfg.Stage1Rootfs, stage1Overlay, pod(stage1abi.Stage1RootfsRel))
+	upper, work := Stage1OverlayDirs(cfg.PodDir)
+	p.add(cfg.Mode, cfg.Stage1Rootfs, upper, work, pod(stage1abi.Stage1RootfsRel))
 	for _, a := range cfg.Apps {
-		appOverlay := filepath.Join(cfg.PodDir, stage1abi.OverlayDir, overlayApps, a.Name)
-		p.add(cfg.Mode, a.Rootfs, appOverlay, pod(stage1abi.AppRootfs(a.Name)))
+		upper, work := AppOverlayDirs(cfg.PodDir, a.Name)
+		p.add(cfg.Mode, a.Rootfs, upper, work, pod(stage1abi.AppRootfs(a.Name)))
 	}
 	return p, nil
 }
 
+// Stage1OverlayDirs are the overlayfs upper and work directories of a
+// pod's stage1 rootfs.
+func Stage1OverlayDirs(podDir string) (upper, work string) {
+	d := filepath.Join(podDir, stage1abi.OverlayDir, overlayStage1)
+	return filepath.Join(d, upperDir), filepath.Join(d, workDir)
+}
+
+// AppOverlayDirs are the overlayfs upper and work directories of an app's
+// rootfs: the upper one holds what the app changed.
+func AppOverlayDirs(podDir, app string) (upper, work string) {
+	d := filepath.Join(podDir, stage1abi.OverlayDir, overlayApps, app)
+	return filepath.Join(d, upperDir), filepath.Join(d, workDir)
+}
+
 // add appends the steps that make target from the tree at lower.
-func (p *Plan) add(mode Mode, lower, overlayDir, target string) {
+func (p *Plan) add(mode Mode, lower, upper, work, target string) {
 	if mode == Copy {
 		p.Steps = append(p.Steps,
 			Step{Action: ActionMkdir, Path: filepath.Dir(target)},
@@ -166,8 +180,6 @@ func (p *Plan) add(mode Mode, lower, overlayDir, target string) {
 		)
 		return
 	}
-	upper := filepath.Join(overlayDir, upperDir)
-	work := filepath.Join(overlayDir, workDir)
 	m := OverlayMount(lower, upper, work, target)
 	p.Steps = append(p.Steps,
 		Step{Action: ActionMkdir, Path: upper},

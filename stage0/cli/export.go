@@ -27,16 +27,6 @@ import (
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
-// The overlay directories under stage1abi.OverlayDir, as
-// internal/mountplan lays them out: overlay/stage1/{upper,work} and
-// overlay/apps/<app>/{upper,work}.
-const (
-	podOverlayStage1 = "stage1"
-	podOverlayApps   = "apps"
-	podOverlayUpper  = "upper"
-	podOverlayWork   = "work"
-)
-
 // exportTmpDir is where export mounts an app's overlay it finds
 // unmounted, under the data directory.
 const exportTmpDir = "tmp"
@@ -203,7 +193,7 @@ func appRootfsView(ctx context.Context, g *Globals, p *pod.Pod, app string) (dir
 	if mounted {
 		return target, noop, nil
 	}
-	upper := filepath.Join(p.Path, stage1abi.OverlayDir, podOverlayApps, app, podOverlayUpper)
+	upper, _ := mountplan.AppOverlayDirs(p.Path, app)
 	if fi, err := os.Lstat(upper); err == nil && fi.IsDir() {
 		return mountAppView(ctx, g, p, app, upper)
 	}

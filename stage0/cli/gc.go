@@ -188,8 +188,7 @@ func remountStage1(ctx context.Context, g *Globals, p *pod.Pod, entrypoint strin
 	if _, err := os.Lstat(stage1.EntrypointPath(p.Path, entrypoint)); !errors.Is(err, fs.ErrNotExist) {
 		return nil // there (or unreadable, which running it will report)
 	}
-	overlay := filepath.Join(p.Path, stage1abi.OverlayDir, podOverlayStage1)
-	upper, work := filepath.Join(overlay, podOverlayUpper), filepath.Join(overlay, podOverlayWork)
+	upper, work := mountplan.Stage1OverlayDirs(p.Path)
 	if fi, err := os.Lstat(upper); err != nil || !fi.IsDir() {
 		return errdefs.NotFound("the stage1 gc entrypoint %s is missing and the pod has no stage1 overlay to mount again", entrypoint)
 	}
