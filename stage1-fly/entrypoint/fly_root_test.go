@@ -20,9 +20,9 @@ import (
 	"github.com/appc/spec/schema/types"
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/mountplan"
 	"github.com/nosecone/nscn/internal/testutil"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/mountinfo"
 )
 
 // This file is the root integration test of stage1-fly: it builds the four
@@ -241,12 +241,12 @@ func assertNoMounts(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	infos, err := mountinfo.Parse(f)
+	infos, err := mountplan.ParseMountInfo(f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, in := range infos {
-		if mountinfo.Under(in.MountPoint, dir) {
+		if in.MountPoint == dir || strings.HasPrefix(in.MountPoint, dir+"/") {
 			t.Errorf("mount left under the pod directory: %s (%s)", in.MountPoint, in.FSType)
 			_ = unix.Unmount(in.MountPoint, unix.MNT_DETACH)
 		}

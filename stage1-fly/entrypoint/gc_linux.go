@@ -13,9 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/mountplan"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
-	"github.com/nosecone/nscn/stage1-fly/mountinfo"
 )
 
 // GCConfig is the input of GC.
@@ -57,7 +57,7 @@ func GC(ctx context.Context, cfg GCConfig) error {
 		return err
 	}
 	for _, m := range left {
-		if mountinfo.Under(m, vols) {
+		if under(m, vols) {
 			return errdefs.FailedPrecondition("%s is still mounted; not removing the empty volumes", m)
 		}
 	}
@@ -76,7 +76,7 @@ func leftoverMounts(podDir string) ([]string, error) {
 		return nil, fmt.Errorf("read mount table: %w", err)
 	}
 	defer f.Close()
-	infos, err := mountinfo.Parse(f)
+	infos, err := mountplan.ParseMountInfo(f)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +86,7 @@ func leftoverMounts(podDir string) ([]string, error) {
 	var out []string
 	for _, in := range infos {
 		mp := in.MountPoint
-		if mountinfo.Under(mp, vols) || belowAppRootfs(mp, stage2) {
+		if under(mp, vols) || belowAppRootfs(mp, stage2) {
 			out = append(out, mp)
 		}
 	}
@@ -94,6 +94,11 @@ func leftoverMounts(podDir string) ([]string, error) {
 		return strings.Count(out[i], "/") > strings.Count(out[j], "/")
 	})
 	return out, nil
+}
+
+// under reports whether path is dir or inside it.
+func under(path, dir string) bool {
+	return path == dir || strings.HasPrefix(path, dir+"/")
 }
 
 // belowAppRootfs reports whether mp is strictly inside some
