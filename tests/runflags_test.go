@@ -57,6 +57,11 @@ func TestFlyResourceFlagsLandInThePodManifest(t *testing.T) {
 		t.Fatalf("isolators in the pod manifest: %v", got)
 	}
 	e.ok("gc", "--expire-prepared=0s", "--grace-period=0s")
+	// The fly flavor enforces no isolator, and says so (appc requires it).
+	r := e.ok("--insecure-options=image", "run", busybox(t), "--memory=64Mi", "--exec=/bin/true")
+	if !strings.Contains(r.stderr, "isolator not enforced") || !strings.Contains(r.stderr, "resource/memory") {
+		t.Fatalf("fly did not report the ignored isolator: %q", r.stderr)
+	}
 }
 
 func TestFlyPodManifestFlag(t *testing.T) {

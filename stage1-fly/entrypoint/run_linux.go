@@ -98,6 +98,13 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 		return 0, err
 	}
 	log = log.With("app", ra.Name.String())
+	// The appc spec requires the executor to say which isolators it did
+	// not enforce; fly enforces none (Documentation/stage1-fly.md).
+	if ra.App != nil {
+		for _, iso := range ra.App.Isolators {
+			log.WarnContext(ctx, "isolator not enforced by the fly flavor", "isolator", iso.Name.String())
+		}
+	}
 	envOpts := fly.EnvOptions{}
 	if cfg.Args.Interactive {
 		envOpts.Term = cfg.Term
