@@ -15,7 +15,7 @@ FLAVOR ?= fly
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' -not -path './bin/*') go.mod go.sum
 
-.PHONY: stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install test-images tools quickstart
+.PHONY: cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install test-images tools quickstart
 
 all: $(BIN)/nscn $(BIN)/stage1-fly.aci ## Build nscn and the stage1 images
 
@@ -49,9 +49,15 @@ unit: ## Unit tests, no root needed, offline
 deps: ## Install the Debian packages the build and tests need (idempotent, root)
 	scripts/install-deps.sh
 
-root: ## The in-package tests as root: root-only tests run instead of skipping
+CNI_PLUGINS := $(BUILD)/cni-plugins
+cni-plugins: $(CNI_PLUGINS)/ptp ## Build the CNI plugins (static) into build/cni-plugins
+
+$(CNI_PLUGINS)/ptp: go.mod go.sum scripts/build-cni-plugins.sh
+	GO=$(GO) scripts/build-cni-plugins.sh $(CNI_PLUGINS)
+
+root: $(CNI_PLUGINS)/ptp ## The in-package tests as root: root-only tests run instead of skipping
 	@test "$$(id -u)" -eq 0 || { echo "make root: run as root" >&2; exit 1; }
-	$(GO) test -count=1 ./...
+	NSCN_CNI_PLUGIN_DIR=$(abspath $(CNI_PLUGINS)) $(GO) test -count=1 ./...
 
 functional: all test-images ## End-to-end suite against the built binaries (root)
 	$(GO) test -c -tags "functional $(FLAVOR)" -o $(BUILD)/functional.test ./tests

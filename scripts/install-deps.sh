@@ -9,6 +9,7 @@ packages=(
 	ca-certificates
 	xz-utils bzip2 zstd gzip # compressed test images
 	iproute2 util-linux kmod
+	iptables # CNI ptp ipMasq and portmap; the networking tests
 )
 
 missing=()

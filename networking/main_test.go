@@ -1,0 +1,59 @@
+package networking
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// pluginDir holds the CNI plugins for the root tests: $NSCN_CNI_PLUGIN_DIR
+// when set (make builds them there), otherwise built once per test binary
+// by scripts/build-cni-plugins.sh. Empty when not root.
+var pluginDir, pluginErr = "", error(nil)
+
+func TestMain(m *testing.M) {
+	var tmp string
+	if os.Geteuid() == 0 {
+		if d := os.Getenv("NSCN_CNI_PLUGIN_DIR"); d != "" {
+			pluginDir = d
+		} else {
+			tmp, pluginErr = os.MkdirTemp("", "nscn-cni-plugins-")
+			if pluginErr == nil {
+				pluginDir = tmp
+				pluginErr = buildPlugins(tmp)
+			}
+		}
+	}
+	code := m.Run()
+	if tmp != "" {
+		_ = os.RemoveAll(tmp)
+	}
+	os.Exit(code)
+}
+
+func buildPlugins(out string) error {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	cmd := exec.Command("../scripts/build-cni-plugins.sh", out)
+	cmd.Env = append(os.Environ(), "GO="+goBin)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build CNI plugins: %w\n%s", err, b)
+	}
+	return nil
+}
+
+func plugins(t *testing.T) string {
+	t.Helper()
+	if pluginErr != nil {
+		t.Fatal(pluginErr)
+	}
+	if pluginDir == "" {
+		t.Fatal("no CNI plugins")
+	}
+	return pluginDir
+}
