@@ -125,6 +125,8 @@ func TestBadInputLeavesStoreUnchanged(t *testing.T) {
 		{name: "wrong hash", args: []string{"fetch", "sha512-0000000000000000000000000000000000000000000000000000000000000000"}, want: "not in the store"},
 		{name: "unreachable url", args: []string{"--insecure-options=image", "fetch", "https://127.0.0.1:1/x.aci"}, want: "127.0.0.1:1"},
 		{name: "plain http refused", args: []string{"--insecure-options=image", "fetch", "http://127.0.0.1:1/x.aci"}, want: "--insecure-options=http"},
+		{name: "larger than --max-image-size", args: []string{"--max-image-size=1Mi", "--insecure-options=image", "fetch", good}, want: "limit"},
+		{name: "isolator without value", args: []string{"--insecure-options=image", "fetch", write("iso.aci", gz(tarOf(t, map[string]string{"manifest": `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/p","app":{"exec":["/x"],"user":"0","group":"0","isolators":[{"name":"resource/memory"}]}}`, "rootfs/": ""})))}, want: "no value"},
 		{name: "bad pull policy", args: []string{"fetch", "--pull-policy=sometimes", good}, want: "pull policy"},
 		{name: "bad insecure option", args: []string{"--insecure-options=everything", "fetch", good}, want: "insecure option"},
 	}

@@ -43,6 +43,9 @@ func ParseManifest(b []byte) (*schema.ImageManifest, error) {
 		}
 		return nil, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("parse image manifest: %w", err))
 	}
+	if err := CheckIsolatorValues(b); err != nil {
+		return nil, err
+	}
 	var m schema.ImageManifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("parse image manifest: %w", err))

@@ -141,3 +141,22 @@ func FuzzParseManifest(f *testing.F) {
 		}
 	})
 }
+
+func TestParseManifestRefusesIsolatorWithoutValue(t *testing.T) {
+	tests := []struct {
+		name string
+		json string
+	}{
+		{name: "missing value", json: `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/p","app":{"exec":["/x"],"user":"0","group":"0","isolators":[{"name":"os/linux/capabilities-retain-set"}]}}`},
+		{name: "null value", json: `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/p","app":{"exec":["/x"],"user":"0","group":"0","isolators":[{"name":"resource/memory","value":null}]}}`},
+		{name: "isolator not an object", json: `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/p","app":{"exec":["/x"],"user":"0","group":"0","isolators":[3]}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseManifest([]byte(tt.json))
+			if !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Fatalf("ParseManifest = %v, want InvalidArgument", err)
+			}
+		})
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/appc/spec/schema/types/resource"
 	"github.com/urfave/cli/v2"
 
 	"github.com/nosecone/nscn/internal/errdefs"
@@ -31,10 +32,13 @@ type Globals struct {
 	Insecure           InsecureOptions
 	Debug              bool
 	TrustKeysFromHTTPS bool
-	Log                *slog.Logger
-	Stdout             io.Writer
-	Stderr             io.Writer
-	Stdin              io.Reader
+	// MaxImageSize bounds an image's uncompressed size (0: no bound), so
+	// a decompression bomb stops before it fills the disk.
+	MaxImageSize int64
+	Log          *slog.Logger
+	Stdout       io.Writer
+	Stderr       io.Writer
+	Stdin        io.Reader
 }
 
 // InsecureOptions are the security checks a user chose to skip.
@@ -112,6 +116,7 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "insecure-options", Value: "none", Usage: "comma-separated checks to skip: none,image,tls,http,pubkey,capabilities,paths,seccomp,all-fetch,all-run,all"},
 			&cli.BoolFlag{Name: "debug", Usage: "print debug messages to stderr"},
 			&cli.BoolFlag{Name: "trust-keys-from-https", Usage: "automatically trust keys fetched over https during discovery"},
+			&cli.StringFlag{Name: "max-image-size", Value: "32Gi", Usage: "refuse images larger than this uncompressed (e.g. 512Mi, 32Gi; 0 for no limit)"},
 		},
 		Before: func(c *cli.Context) error {
 			ins, err := ParseInsecureOptions(c.String("insecure-options"))
@@ -124,6 +129,11 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			g.Insecure = ins
 			g.Debug = c.Bool("debug")
 			g.TrustKeysFromHTTPS = c.Bool("trust-keys-from-https")
+			q, err := resource.ParseQuantity(c.String("max-image-size"))
+			if err != nil || q.Value() < 0 {
+				return errdefs.InvalidArgument("--max-image-size %q is not a size (e.g. 512Mi, 32Gi, 0)", c.String("max-image-size"))
+			}
+			g.MaxImageSize = q.Value()
 			level := slog.LevelInfo
 			if g.Debug {
 				level = slog.LevelDebug

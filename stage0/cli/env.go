@@ -38,6 +38,7 @@ func newFetcher(g *Globals, s *store.Store, policy fetch.PullPolicy) *fetch.Fetc
 		Progress:      progressWriter(g.Stderr),
 		Log:           g.Log,
 		DownloadDir:   filepath.Join(g.Dir, "tmp", "downloads"),
+		MaxSize:       g.MaxImageSize,
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/appc/spec/schema/types"
 	"github.com/urfave/cli/v2"
 
+	"github.com/nosecone/nscn/internal/aci"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/stage0/fetch"
@@ -263,6 +264,12 @@ func prepareOptions(g *Globals, ra *runArgs) (prepare.Options, stage1.Selection,
 		b, err := os.ReadFile(pm)
 		if err != nil {
 			return o, sel, errdefs.InvalidArgument("read pod manifest: %v", err)
+		}
+		if !json.Valid(b) {
+			return o, sel, errdefs.InvalidArgument("pod manifest %s is not valid JSON", pm)
+		}
+		if err := aci.CheckIsolatorValues(b); err != nil {
+			return o, sel, fmt.Errorf("pod manifest %s: %w", pm, err)
 		}
 		var m schema.PodManifest
 		if err := json.Unmarshal(b, &m); err != nil {
