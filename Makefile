@@ -15,7 +15,7 @@ FLAVOR ?= fly
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' -not -path './bin/*') go.mod go.sum
 
-.PHONY: cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install test-images tools quickstart
+.PHONY: torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install test-images tools quickstart
 
 all: $(BIN)/nscn $(BIN)/stage1-fly.aci ## Build nscn and the stage1 images
 
@@ -65,10 +65,21 @@ functional: all test-images ## End-to-end suite against the built binaries (root
 		NSCN_ACTOOL=$(abspath $(BUILD)/actool) \
 		$(abspath $(BUILD)/functional.test) -test.v -test.count=1 -test.timeout 20m
 
+TORTURE_FLAGS ?=
+torture: all test-images ## Torture suite: SIGKILL crashes, 8 parallel loops, hostile images (root, ~5 min; TORTURE_FLAGS=-seed=N to replay)
+	$(GO) test -c -tags torture -o $(BUILD)/torture.test ./tests/torture
+	cd tests/torture && NSCN_BIN=$(abspath $(BIN)/nscn) NSCN_IMAGES=$(abspath $(BUILD)/images) \
+		NSCN_ACTOOL=$(abspath $(BUILD)/actool) \
+		$(abspath $(BUILD)/torture.test) -test.v -test.count=1 -test.timeout 30m $(TORTURE_FLAGS)
+
+torture-short: ## The short torture suite (~1 min) that make check runs
+	$(MAKE) torture TORTURE_FLAGS=-test.short
+
 check: deps ## The test command: install packages, build everything, run unit, root and end-to-end suites
 	$(MAKE) all
 	$(MAKE) root
 	$(MAKE) functional
+	$(MAKE) torture-short
 	$(MAKE) fuzz FUZZTIME=5s
 
 FUZZTIME ?= 20s
