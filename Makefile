@@ -15,7 +15,7 @@ FLAVOR ?= fly
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' -not -path './bin/*') go.mod go.sum
 
-.PHONY: torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install test-images tools quickstart
+.PHONY: bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install test-images tools quickstart
 
 all: $(BIN)/nscn $(BIN)/stage1-fly.aci ## Build nscn and the stage1 images
 
@@ -64,6 +64,11 @@ functional: all test-images ## End-to-end suite against the built binaries (root
 	cd tests && NSCN_BIN=$(abspath $(BIN)/nscn) NSCN_IMAGES=$(abspath $(BUILD)/images) \
 		NSCN_ACTOOL=$(abspath $(BUILD)/actool) \
 		$(abspath $(BUILD)/functional.test) -test.v -test.count=1 -test.timeout 20m
+
+bench: deps all test-images ## Measure nscn against crun, runc, unshare+chroot, gzip and tar; fails when a target is missed (root)
+	scripts/install-bench-deps.sh
+	$(GO) build -trimpath -o $(BUILD)/nscn-bench ./bench/cmd/nscn-bench
+	$(BUILD)/nscn-bench -nscn $(BIN)/nscn -images $(BUILD)/images -work $(BUILD)/bench
 
 TORTURE_FLAGS ?=
 torture: all test-images ## Torture suite: SIGKILL crashes, 8 parallel loops, hostile images (root, ~5 min; TORTURE_FLAGS=-seed=N to replay)

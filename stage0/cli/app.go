@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 
 	"github.com/appc/spec/schema/types/resource"
@@ -123,7 +124,13 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			if err != nil {
 				return err
 			}
-			g.Dir = c.String("dir")
+			// Paths end up in mount options and the pod directory, which
+			// must be absolute whatever the working directory.
+			dir, err := filepath.Abs(c.String("dir"))
+			if err != nil {
+				return errdefs.InvalidArgument("--dir %q: %v", c.String("dir"), err)
+			}
+			g.Dir = dir
 			g.LocalConfig = c.String("local-config")
 			g.SystemConfig = c.String("system-config")
 			g.Insecure = ins

@@ -1,0 +1,136 @@
+// Command nscn-bench measures Nose Cone against its peers on this machine, in
+// one invocation, and prints a table of medians and ratios: the fly flavor
+// against crun, runc and unshare+chroot, image import against gzip|sha512sum,
+// rendering against GNU tar, the memory a pod adds, and how list and rm scale
+// with the number of pods. Documentation/performance.md describes each figure
+// and the last measured table.
+//
+// It is a host-side tool for `make bench`: it needs root, the peers installed
+// by scripts/install-bench-deps.sh, hyperfine, and the images built by
+// `make test-images`. It re-executes itself in a private mount namespace, so
+// every mount it or the pods it starts make (tmpfs, cgroup2, overlays) goes
+// away with it, and the host's mount table is left as it was. It exits 1 when
+// a figure misses its target and 2 when it cannot measure.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+)
+
+// nsEnv marks the re-executed child that runs inside the private mount
+// namespace.
+const nsEnv = "NSCN_BENCH_IN_MOUNT_NS"
+
+// config is what the flags set.
+type config struct {
+	nscn    string // bin/nscn; stage1-fly.aci sits beside it
+	images  string // build/images (busybox.aci)
+	work    string // build/bench: fixtures (kept) and scratch data dirs (removed)
+	runs    int    // runs of the slow figures (import, render, rm)
+	fast    int    // runs of the fast figures (run, memory, list)
+	pods    int    // pods for the scale figure
+	quick   bool   // development only: few runs, smaller scale
+	workers int    // parallel pod creation
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var c config
+	flag.StringVar(&c.nscn, "nscn", "bin/nscn", "the nscn binary; stage1-fly.aci must be beside it")
+	flag.StringVar(&c.images, "images", "build/images", "directory holding busybox.aci (make test-images)")
+	flag.StringVar(&c.work, "work", "build/bench", "work directory: cached fixtures and scratch data directories")
+	flag.IntVar(&c.runs, "runs", 30, "runs per command for the slow figures (at least 30)")
+	flag.IntVar(&c.fast, "fast-runs", 50, "runs per command for the fast figures (at least 30)")
+	flag.IntVar(&c.pods, "pods", 1000, "pods for the scale figure")
+	flag.BoolVar(&c.quick, "quick", false, "development only: 5 runs and 100 pods; the table is marked as not valid")
+	flag.Parse()
+	if flag.NArg() != 0 {
+		fmt.Fprintf(os.Stderr, "nscn-bench: unexpected arguments %q\n", flag.Args())
+		return 2
+	}
+	if c.quick {
+		c.runs, c.fast, c.pods = 5, 5, 100
+	} else if c.runs < 30 || c.fast < 30 {
+		fmt.Fprintln(os.Stderr, "nscn-bench: medians are over at least 30 runs (use -quick while developing)")
+		return 2
+	}
+	if c.pods < 100 {
+		fmt.Fprintln(os.Stderr, "nscn-bench: -pods must be at least 100")
+		return 2
+	}
+	c.workers = nproc()
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "nscn-bench: run as root (sudo make bench)")
+		return 2
+	}
+	for _, p := range []*string{&c.nscn, &c.images, &c.work} {
+		a, err := filepath.Abs(*p)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "nscn-bench: %v\n", err)
+			return 2
+		}
+		*p = a
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if os.Getenv(nsEnv) == "" {
+		return parent(ctx, c)
+	}
+	missed, err := measure(ctx, c)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "nscn-bench: %v\n", err)
+		return 2
+	}
+	if missed {
+		return 1
+	}
+	return 0
+}
+
+// parent re-executes the bench in a private mount namespace (Go makes the
+// new namespace's mounts private, so nothing propagates back), waits for
+// it, and removes the scratch data directories the pods left on disk once
+// the namespace, and every mount in it, is gone.
+func parent(ctx context.Context, c config) int {
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "nscn-bench: %v\n", err)
+		return 2
+	}
+	cmd := exec.CommandContext(ctx, self, os.Args[1:]...)
+	// On SIGINT or SIGTERM, ask the child to stop and wait for it: it ends
+	// its hyperfine and pods, and the namespace goes with it.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), nsEnv+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
+	code := 0
+	if err := cmd.Run(); err != nil {
+		code = 2
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.ExitCode() > 0 {
+			code = ee.ExitCode()
+		} else {
+			fmt.Fprintf(os.Stderr, "nscn-bench: bench in a private mount namespace: %v\n", err)
+		}
+	}
+	if err := removeScratch(c.work); err != nil {
+		fmt.Fprintf(os.Stderr, "nscn-bench: clean up: %v\n", err)
+		if code == 0 {
+			code = 2
+		}
+	}
+	return code
+}
