@@ -125,7 +125,7 @@ func TestBadInputLeavesStoreUnchanged(t *testing.T) {
 		{name: "wrong hash", args: []string{"fetch", "sha512-0000000000000000000000000000000000000000000000000000000000000000"}, want: "not in the store"},
 		{name: "unreachable url", args: []string{"--insecure-options=image", "fetch", "https://127.0.0.1:1/x.aci"}, want: "127.0.0.1:1"},
 		{name: "plain http refused", args: []string{"--insecure-options=image", "fetch", "http://127.0.0.1:1/x.aci"}, want: "--insecure-options=http"},
-		{name: "larger than --max-image-size", args: []string{"--max-image-size=1Mi", "--insecure-options=image", "fetch", good}, want: "limit"},
+		{name: "larger than --max-image-size", args: []string{"--max-image-size=1Mi", "--insecure-options=image", "fetch", write("big.aci", goodBytes)}, want: "limit"},
 		{name: "isolator without value", args: []string{"--insecure-options=image", "fetch", write("iso.aci", gz(tarOf(t, map[string]string{"manifest": `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/p","app":{"exec":["/x"],"user":"0","group":"0","isolators":[{"name":"resource/memory"}]}}`, "rootfs/": ""})))}, want: "no value"},
 		{name: "bad pull policy", args: []string{"fetch", "--pull-policy=sometimes", good}, want: "pull policy"},
 		{name: "bad insecure option", args: []string{"--insecure-options=everything", "fetch", good}, want: "insecure option"},
@@ -204,4 +204,36 @@ func TestFetchKilledMidwayLeavesConsistentStore(t *testing.T) {
 		t.Fatalf("fetch after kills printed %q", r.stdout)
 	}
 	e.ok("image", "verify")
+}
+
+func TestUnchangedLocalFileIsNotImportedAgain(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	aci := filepath.Join(dir, "hello.aci")
+	data, err := os.ReadFile(filepath.Join(imagesDir(t), "hello.aci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(aci, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSpace(e.ok("--insecure-options=image", "fetch", aci).stdout)
+	blob := filepath.Join(e.dir, "cas", "blob", "sha512", id[7:9], id)
+	// Damage the stored blob: a re-import would repair it, reuse does not,
+	// which tells the two apart.
+	if err := os.WriteFile(blob, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("--insecure-options=image", "fetch", aci)
+	e.fails("corrupt", "image", "verify")
+	// A changed file (new modification time) is imported again.
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(aci, later, later); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("--insecure-options=image", "fetch", aci)
+	e.ok("image", "verify")
+	// An image imported without a signature check is not reused when one
+	// is asked for.
+	e.fails("not signed", "fetch", aci)
 }

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/appc/spec/discovery"
@@ -138,6 +139,24 @@ func (f *Fetcher) fetchFile(ctx context.Context, path, sig string) (*index.Image
 	if f.PullPolicy == PullNever {
 		return nil, errdefs.FailedPrecondition("image file %s: the pull policy is never, so only images already in the store can be used", path)
 	}
+	// A file imported before and unchanged since (same device, inode, size
+	// and modification time) is not decompressed and hashed again: that
+	// is most of the cost of running a pod from a local ACI, the stage1's
+	// included. An image imported without a signature check is reused only
+	// when no check is asked for now.
+	st, err := os.Stat(abs)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errdefs.NotFound("image file %s does not exist", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stat image %s: %w", path, err)
+	}
+	key, validator := "file://"+abs, fileValidator(st)
+	if cached, err := f.cachedRemote(ctx, key); err == nil && cached != nil &&
+		cached.remote.ETag == validator && (f.InsecureImage || cached.image.SignedBy != "") {
+		f.logger().Debug("image file unchanged since its import", "path", abs, "image", cached.image.Key)
+		return cached.image, nil
+	}
 	var sigData []byte
 	if !f.InsecureImage {
 		if sig == "" {
@@ -148,7 +167,17 @@ func (f *Fetcher) fetchFile(ctx context.Context, path, sig string) (*index.Image
 			return nil, err
 		}
 	}
-	return f.importFile(ctx, abs, abs, sigData, nil)
+	remote := &index.Remote{URL: key, ETag: validator, DownloadTime: time.Now().UTC()}
+	return f.importFile(ctx, abs, abs, sigData, remote)
+}
+
+// fileValidator identifies a version of a local file without reading it.
+func fileValidator(st os.FileInfo) string {
+	var dev, ino uint64
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		dev, ino = uint64(sys.Dev), sys.Ino
+	}
+	return fmt.Sprintf("file:%d:%d:%d:%d", dev, ino, st.Size(), st.ModTime().UnixNano())
 }
 
 // readSignature loads a detached signature from a path or URL.
