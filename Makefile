@@ -85,7 +85,7 @@ check: deps ## The test command: install packages, build everything, run unit, r
 	$(MAKE) root
 	$(MAKE) functional
 	$(MAKE) torture-short
-	$(MAKE) fuzz FUZZTIME=5s
+	$(MAKE) fuzz FUZZTIME=1000x
 
 FUZZTIME ?= 20s
 fuzz: ## Run every fuzz target briefly
