@@ -15,7 +15,7 @@ FLAVOR ?= fly
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' -not -path './bin/*') go.mod go.sum
 
-.PHONY: bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install test-images tools quickstart
+.PHONY: fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install test-images tools quickstart
 
 all: $(BIN)/nscn $(BIN)/stage1-fly.aci ## Build nscn and the stage1 images
 
@@ -30,6 +30,15 @@ stage1-fly: $(BIN)/stage1-fly.aci ## The fly (chroot) stage1 image
 
 $(BIN)/stage1-fly.aci: $(GO_SOURCES) scripts/build-stage1-fly.sh
 	VERSION=$(VERSION) scripts/build-stage1-fly.sh $(BIN)
+
+fetch-systemd: ## Download systemd and systemd-nspawn from Debian for stage1-nspawn (explicit network step, root)
+	scripts/fetch-systemd.sh $(BUILD)/systemd
+
+stage1-nspawn: $(BIN)/stage1-nspawn.aci ## The nspawn stage1 image (needs make fetch-systemd first, or SYSTEMD_ROOT)
+
+$(BIN)/stage1-nspawn.aci: $(GO_SOURCES) scripts/build-stage1-nspawn.sh
+	@test -x $(BUILD)/systemd/rootfs/usr/bin/systemd-nspawn || { echo "run make fetch-systemd first" >&2; exit 1; }
+	VERSION=$(VERSION) SYSTEMD_DIR=$(BUILD)/systemd scripts/build-stage1-nspawn.sh $(BIN)
 
 tools: $(BUILD)/actool ## Build the appc reference tools used by the tests
 
@@ -62,7 +71,7 @@ root: $(CNI_PLUGINS)/ptp ## The in-package tests as root: root-only tests run in
 functional: all test-images ## End-to-end suite against the built binaries (root)
 	$(GO) test -c -tags "functional $(FLAVOR)" -o $(BUILD)/functional.test ./tests
 	cd tests && NSCN_BIN=$(abspath $(BIN)/nscn) NSCN_IMAGES=$(abspath $(BUILD)/images) \
-		NSCN_ACTOOL=$(abspath $(BUILD)/actool) \
+		NSCN_ACTOOL=$(abspath $(BUILD)/actool) NSCN_STAGE1_NSPAWN_ACI=$(abspath $(BIN)/stage1-nspawn.aci) \
 		$(abspath $(BUILD)/functional.test) -test.v -test.count=1 -test.timeout 20m
 
 bench: deps all test-images ## Measure nscn against crun, runc, unshare+chroot, gzip and tar; fails when a target is missed (root)
@@ -82,8 +91,10 @@ torture-short: ## The short torture suite (~1 min) that make check runs
 
 check: deps ## The test command: install packages, build everything, run unit, root and end-to-end suites
 	$(MAKE) all
+	$(MAKE) fetch-systemd
+	$(MAKE) stage1-nspawn
 	$(MAKE) root
-	$(MAKE) functional
+	$(MAKE) functional FLAVOR="fly nspawn"
 	$(MAKE) torture-short
 	$(MAKE) fuzz FUZZTIME=1000x
 

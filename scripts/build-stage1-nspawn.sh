@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Builds the stage1-nspawn image (Documentation/stage1-flavors.md): the
+# static entrypoints and app helper plus the systemd tree that
+# scripts/fetch-systemd.sh assembled, laid out as an ACI image directory in
+# build/stage1-nspawn, packed into OUTDIR_BIN/stage1-nspawn.aci and checked
+# with actool.
+#
+# This script never downloads: run scripts/fetch-systemd.sh first (or point
+# SYSTEMD_DIR at its output).
+#
+# Usage: scripts/build-stage1-nspawn.sh OUTDIR_BIN
+# Environment: SYSTEMD_DIR (fetch-systemd.sh's OUTDIR; default:
+# build/systemd), VERSION (version label; default: git describe, or "dev"),
+# GOARCH (default: the host's), GO (default: go).
+set -euo pipefail
+
+if [ "$#" -ne 1 ]; then
+	echo "usage: $0 OUTDIR_BIN" >&2
+	exit 2
+fi
+case "$1" in
+/*) outdir=$1 ;;
+*) outdir=$PWD/$1 ;;
+esac
+
+cd "$(dirname "$0")/.."
+go=${GO:-go}
+version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
+goarch=${GOARCH:-$(env -u GOARCH "$go" env GOARCH)}
+systemd=${SYSTEMD_DIR:-build/systemd}
+image=build/stage1-nspawn
+
+if [ ! -x "$systemd/rootfs/usr/bin/systemd-nspawn" ]; then
+	echo "build-stage1-nspawn: no systemd tree in $systemd; run scripts/fetch-systemd.sh $systemd first" >&2
+	exit 1
+fi
+case "$goarch" in
+amd64) appc_arch=amd64 ;;
+arm64) appc_arch=aarch64 ;;
+arm) appc_arch=armv7l ;;
+*)
+	echo "build-stage1-nspawn: unsupported GOARCH $goarch" >&2
+	exit 1
+	;;
+esac
+
+rm -rf "$image"
+mkdir -p "$image" "$outdir"
+cp -a "$systemd/rootfs" "$image/rootfs"
+root=$image/rootfs
+
+echo "build-stage1-nspawn: building the entrypoints for linux/$goarch"
+mkdir -p "$root/nscn"
+CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" "$go" build -trimpath -ldflags "-s -w" \
+	-o "$root/nscn/" ./stage1/cmd/init ./stage1/cmd/enter ./stage1/cmd/gc ./stage1/cmd/stop ./stage1/cmd/app
+
+# What systemd and systemd-nspawn expect of an OS tree. The units are
+# written by init for each pod.
+mkdir -p "$root/etc/systemd/system" "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp" \
+	"$root/var" "$root/root" "$root/opt/stage2" "$root/rkt/status"
+ln -sfn ../run "$root/var/run"
+cat >"$root/usr/lib/os-release" <<OSREL
+NAME="Nose Cone stage1-nspawn"
+ID=nscn-stage1
+VERSION_ID=$version
+PRETTY_NAME="Nose Cone stage1-nspawn $version"
+OSREL
+ln -sfn ../usr/lib/os-release "$root/etc/os-release"
+: >"$root/etc/machine-id"
+printf 'root:x:0:0:root:/root:/nonexistent\nnobody:x:65534:65534:nobody:/nonexistent:/nonexistent\n' >"$root/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+
+cat >"$image/manifest" <<MANIFEST
+{
+  "acKind": "ImageManifest",
+  "acVersion": "0.8.11",
+  "name": "nosecone.dev/nscn/stage1-nspawn",
+  "labels": [
+    {"name": "version", "value": "$version"},
+    {"name": "os", "value": "linux"},
+    {"name": "arch", "value": "$appc_arch"}
+  ],
+  "annotations": [
+    {"name": "coreos.com/rkt/stage1/run", "value": "/nscn/init"},
+    {"name": "coreos.com/rkt/stage1/enter", "value": "/nscn/enter"},
+    {"name": "coreos.com/rkt/stage1/gc", "value": "/nscn/gc"},
+    {"name": "coreos.com/rkt/stage1/stop", "value": "/nscn/stop"},
+    {"name": "coreos.com/rkt/stage1/interface-version", "value": "6"}
+  ]
+}
+MANIFEST
+
+env -u GOARCH -u GOOS "$go" tool actool build --overwrite --owner-root "$image" "$outdir/stage1-nspawn.aci"
+env -u GOARCH -u GOOS "$go" tool actool validate "$outdir/stage1-nspawn.aci"
+echo "build-stage1-nspawn: wrote $outdir/stage1-nspawn.aci (version $version)"

@@ -1,0 +1,32 @@
+// Command app is the stage1-nspawn app helper (/nscn/app in the image).
+// It is not a stage1 entrypoint: the pod's systemd units run it inside the
+// pod as "app MODE NAME" (see package units and entrypoint.App). It exits
+// 254 with one line on stderr on failure; in the exec and handler modes it
+// becomes the app's process instead.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/stage1/entrypoint"
+	"github.com/nosecone/nscn/stage1/nspawn"
+)
+
+func main() {
+	if len(os.Args) != 3 || !entrypoint.IsAppMode(os.Args[1]) {
+		fmt.Fprintln(os.Stderr, "usage: app prepare|pre-start|exec|post-stop|reap NAME")
+		os.Exit(2)
+	}
+	debug := false
+	if pod, err := nspawn.LoadPod(nspawn.PodConfigFile); err == nil {
+		debug = pod.Debug
+	}
+	log := entrypoint.NewLogger(os.Stderr, debug)
+	if err := entrypoint.App(context.Background(), log, os.Args[1], os.Args[2]); err != nil {
+		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(fmt.Errorf("app %s: %s: %w", os.Args[2], os.Args[1], err)))
+		os.Exit(stage1abi.ExitRuntime)
+	}
+}

@@ -1,0 +1,30 @@
+// Command enter is the stage1-nspawn enter entrypoint
+// (coreos.com/rkt/stage1/enter, /nscn/enter in the image):
+// --pid=PID --appname=NAME -- CMD [ARG…], run from the pod directory. It
+// exits with CMD's status, or 254 with one line on stderr.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/stage1-fly/fly"
+	"github.com/nosecone/nscn/stage1/entrypoint"
+)
+
+func main() {
+	args, err := fly.ParseEnterArgs(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
+		os.Exit(stage1abi.ExitRuntime)
+	}
+	log := entrypoint.NewLogger(os.Stderr, entrypoint.DebugFromEnv())
+	status, err := entrypoint.Enter(context.Background(), log, args, os.Getenv("TERM"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
+		os.Exit(stage1abi.ExitRuntime)
+	}
+	os.Exit(status)
+}

@@ -1,0 +1,37 @@
+// Command init is the stage1-nspawn run entrypoint
+// (coreos.com/rkt/stage1/run, /nscn/init in the image). stage0 execs it
+// from the pod directory with the run argv of the stage1 interface and the
+// pod lock in RKT_LOCK_FD. It boots the pod (see package entrypoint) and
+// exits with the pod's status, or 254 with one line on stderr when the
+// stage1 itself fails.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/stage1/entrypoint"
+	"github.com/nosecone/nscn/stage1/nspawn"
+)
+
+func main() {
+	args, err := nspawn.ParseRunArgs(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
+		os.Exit(stage1abi.ExitRuntime)
+	}
+	status, err := entrypoint.Run(context.Background(), entrypoint.RunConfig{
+		Args:   args,
+		Log:    entrypoint.NewLogger(os.Stderr, args.Debug || entrypoint.DebugFromEnv()),
+		LockFD: os.Getenv(stage1abi.EnvLockFD),
+		Stdout: os.Stdout,
+		Stderr: os.Stderr,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
+		os.Exit(stage1abi.ExitRuntime)
+	}
+	os.Exit(status)
+}

@@ -1,0 +1,320 @@
+package entrypoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/stage1-fly/fly"
+	"github.com/nosecone/nscn/stage1-fly/inroot"
+	"github.com/nosecone/nscn/stage1/nspawn"
+)
+
+// Modes of the app helper (nspawn.AppHelper), argv[1]; argv[2] is the
+// app's name. The units (package units) run them.
+const (
+	ModePrepare  = "prepare"   // ExecStartPre=: the app's mounts
+	ModePreStart = "pre-start" // ExecStartPre=: the pre-start handler, as root
+	ModeExec     = "exec"      // ExecStart=: become the app
+	ModePostStop = "post-stop" // ExecStopPost=: the post-stop handler, as root
+	ModeReap     = "reap"      // ExecStopPost=: record the status, end the pod if due
+)
+
+// App runs one mode of the app helper inside the pod, as root, in the
+// pod's namespaces. ModeExec and the handler modes return only on failure.
+func App(ctx context.Context, log *slog.Logger, mode, name string) error {
+	pod, err := nspawn.LoadPod(nspawn.PodConfigFile)
+	if err != nil {
+		return err
+	}
+	app, err := pod.AppByName(name)
+	if err != nil {
+		return err
+	}
+	log = log.With("app", name, "mode", mode)
+	switch mode {
+	case ModePrepare:
+		return prepareApp(ctx, log, app)
+	case ModeExec:
+		return execApp(ctx, log, app, app.Spec.Exec, true)
+	case ModePreStart:
+		return execApp(ctx, log, app, app.Spec.PreStart, false)
+	case ModePostStop:
+		return execApp(ctx, log, app, app.Spec.PostStop, false)
+	case ModeReap:
+		return reapApp(ctx, log, pod, name)
+	default:
+		return errdefs.InvalidArgument("unknown app helper mode %q", mode)
+	}
+}
+
+// prepareApp binds the app's rootfs onto itself and makes the mounts of
+// its plan inside it, in the pod's mount namespace, where they stay until
+// the pod ends.
+func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App) error {
+	p := app.Plan
+	old := unix.Umask(0o022)
+	defer unix.Umask(old)
+	log.DebugContext(ctx, "bind rootfs onto itself", "rootfs", p.RootFS)
+	if err := mountPath(p.RootFS, p.RootFS, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	root, err := inroot.OpenRoot(p.RootFS)
+	if err != nil {
+		return fmt.Errorf("open app rootfs: %w", err)
+	}
+	defer root.Close()
+	m := fly.LoggingMounter{Next: podMounter{root: root, log: log}, Log: log}
+	if err := fly.Apply(ctx, m, p); err != nil {
+		return err
+	}
+	if p.ReadOnlyRoot {
+		return setAttrs(root, unix.MOUNT_ATTR_RDONLY, false, "/")
+	}
+	return nil
+}
+
+// execApp chroots into the app's rootfs and replaces the helper with argv:
+// as the app's user for the app itself, as root for an event handler.
+func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []string, asApp bool) error {
+	s := app.Spec
+	if len(argv) == 0 {
+		return errdefs.InvalidArgument("app %s: nothing to run", s.Name)
+	}
+	if err := unix.Chroot(app.Plan.RootFS); err != nil {
+		return &os.PathError{Op: "chroot", Path: app.Plan.RootFS, Err: err}
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return &os.PathError{Op: "chdir", Path: "/", Err: err}
+	}
+	// After the chroot, symlinks in the rootfs cannot lead out of it.
+	fsys := os.DirFS("/")
+	creds := fly.Creds{}
+	if asApp {
+		var err error
+		if creds, err = fly.ResolveCreds(fsys, s.User, s.Group, s.SupplementaryGIDs); err != nil {
+			return err
+		}
+	}
+	if err := fly.CheckDir(fsys, s.WorkingDir); err != nil {
+		return err
+	}
+	path, err := fly.LookPath(fsys, argv[0], fly.Getenv(s.Env, "PATH"), s.WorkingDir)
+	if err != nil {
+		return err
+	}
+	groups := make([]int, len(creds.Groups))
+	for i, g := range creds.Groups {
+		groups[i] = int(g)
+	}
+	log.DebugContext(ctx, "exec", "path", path, "uid", creds.UID, "gid", creds.GID, "groups", groups)
+	if err := unix.Setgroups(groups); err != nil {
+		return &os.SyscallError{Syscall: "setgroups", Err: err}
+	}
+	if err := unix.Setgid(int(creds.GID)); err != nil {
+		return &os.SyscallError{Syscall: "setgid", Err: err}
+	}
+	if err := unix.Setuid(int(creds.UID)); err != nil {
+		return &os.SyscallError{Syscall: "setuid", Err: err}
+	}
+	if err := unix.Chdir(s.WorkingDir); err != nil {
+		return &os.PathError{Op: "chdir", Path: s.WorkingDir, Err: err}
+	}
+	err = unix.Exec(path, argv, s.Env)
+	return fmt.Errorf("app %s: %w", s.Name, &os.PathError{Op: "exec", Path: path, Err: err})
+}
+
+// sigPoweroff is SIGRTMIN+4, which makes systemd start poweroff.target.
+const sigPoweroff = unix.Signal(38)
+
+// reapApp records the app's status from what systemd says about its main
+// process; the first failure also becomes the pod's status. When the app
+// failed, or every app has a status, it ends the pod.
+func reapApp(ctx context.Context, log *slog.Logger, pod *nspawn.Pod, name string) error {
+	status, err := nspawn.ExitStatus(os.Getenv("EXIT_CODE"), os.Getenv("EXIT_STATUS"))
+	if err != nil {
+		return err
+	}
+	log.DebugContext(ctx, "app exited", "status", status, "result", os.Getenv("SERVICE_RESULT"))
+	if err := writeFileAtomic(nspawn.StatusDir, name, []byte(strconv.Itoa(status)+"\n")); err != nil {
+		return err
+	}
+	end := status != 0
+	if end {
+		if err := recordFirstFailure(status); err != nil {
+			return err
+		}
+	} else {
+		end = true
+		for _, a := range pod.Names() {
+			if _, err := os.Lstat(filepath.Join(nspawn.StatusDir, a)); err != nil {
+				end = false
+				break
+			}
+		}
+	}
+	if end {
+		log.DebugContext(ctx, "end the pod")
+		if err := unix.Kill(1, sigPoweroff); err != nil {
+			return &os.SyscallError{Syscall: "kill", Err: err}
+		}
+	}
+	return nil
+}
+
+// recordFirstFailure writes status to nspawn.FirstFailureFile unless an
+// earlier failure did: the file is linked into place, which fails if it
+// exists.
+func recordFirstFailure(status int) error {
+	dir := filepath.Dir(nspawn.FirstFailureFile)
+	f, err := os.CreateTemp(dir, ".failure-*")
+	if err != nil {
+		return fmt.Errorf("record first failure: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(strconv.Itoa(status) + "\n"); err != nil {
+		f.Close()
+		return fmt.Errorf("record first failure: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("record first failure: %w", err)
+	}
+	if err := os.Link(f.Name(), nspawn.FirstFailureFile); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("record first failure: %w", err)
+	}
+	return nil
+}
+
+// podMounter makes the mounts of a plan inside an app's rootfs, every
+// target resolved in-root.
+type podMounter struct {
+	root *os.File
+	log  *slog.Logger
+}
+
+var _ fly.Mounter = podMounter{}
+
+func (m podMounter) Mount(ctx context.Context, mt fly.Mount) error {
+	switch mt.Kind {
+	case fly.KindFS:
+		target, err := inroot.MkdirAll(m.root, mt.Target, 0o755)
+		if err != nil {
+			return fmt.Errorf("create mount point: %w", err)
+		}
+		defer target.Close()
+		var flags uintptr
+		for _, f := range []struct {
+			fly fly.MountFlags
+			ms  uintptr
+		}{{fly.ReadOnly, unix.MS_RDONLY}, {fly.NoSuid, unix.MS_NOSUID}, {fly.NoDev, unix.MS_NODEV}, {fly.NoExec, unix.MS_NOEXEC}} {
+			if mt.Flags&f.fly != 0 {
+				flags |= f.ms
+			}
+		}
+		return mountPath(mt.Source, inroot.FDPath(target), mt.FSType, flags, mt.Data)
+	case fly.KindBind:
+		return m.bind(ctx, mt)
+	default:
+		return errdefs.InvalidArgument("unknown mount kind %q", mt.Kind)
+	}
+}
+
+func (m podMounter) bind(ctx context.Context, mt fly.Mount) error {
+	src, err := os.OpenFile(mt.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if mt.Fallback && errors.Is(err, fs.ErrNotExist) {
+			m.log.DebugContext(ctx, "skip fallback mount: no source", "source", mt.Source)
+			return nil
+		}
+		return fmt.Errorf("%s: open source %s: %w", mt.Purpose, mt.Source, err)
+	}
+	defer src.Close()
+	st, err := src.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", mt.Source, err)
+	}
+	if mt.Fallback {
+		if ok, err := inroot.Exists(m.root, mt.Target); err == nil && ok {
+			m.log.DebugContext(ctx, "skip fallback mount: the rootfs has its own", "target", mt.Target)
+			return nil
+		}
+	}
+	var target *os.File
+	if st.IsDir() {
+		target, err = inroot.MkdirAll(m.root, mt.Target, 0o755)
+	} else {
+		target, err = inroot.CreateFile(m.root, mt.Target, 0o644)
+	}
+	if err != nil {
+		if mt.Fallback {
+			return nil
+		}
+		return fmt.Errorf("create mount point: %w", err)
+	}
+	defer target.Close()
+	flags := uintptr(unix.MS_BIND)
+	rec := mt.Flags&fly.Recursive != 0
+	if rec {
+		flags |= unix.MS_REC
+	}
+	if err := mountPath(inroot.FDPath(src), inroot.FDPath(target), "", flags, ""); err != nil {
+		return fmt.Errorf("mount %s: %w", mt.Target, err)
+	}
+	var attrs uint64
+	for _, f := range []struct {
+		fly  fly.MountFlags
+		attr uint64
+	}{{fly.ReadOnly, unix.MOUNT_ATTR_RDONLY}, {fly.NoSuid, unix.MOUNT_ATTR_NOSUID}, {fly.NoDev, unix.MOUNT_ATTR_NODEV}, {fly.NoExec, unix.MOUNT_ATTR_NOEXEC}} {
+		if mt.Flags&f.fly != 0 {
+			attrs |= f.attr
+		}
+	}
+	if attrs == 0 {
+		return nil
+	}
+	top, err := inroot.Open(m.root, mt.Target, unix.O_PATH)
+	if err != nil {
+		return fmt.Errorf("open new mount: %w", err)
+	}
+	defer top.Close()
+	return setAttrs(top, attrs, rec, mt.Target)
+}
+
+func mountPath(source, target, fstype string, flags uintptr, data string) error {
+	for {
+		err := unix.Mount(source, target, fstype, flags, data)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return &os.PathError{Op: "mount " + source, Path: target, Err: err}
+		}
+		return nil
+	}
+}
+
+func setAttrs(f *os.File, attrs uint64, recursive bool, name string) error {
+	flags := uint(unix.AT_EMPTY_PATH)
+	if recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	if err := unix.MountSetattr(int(f.Fd()), "", flags, &unix.MountAttr{Attr_set: attrs}); err != nil {
+		return &os.PathError{Op: "mount_setattr", Path: name, Err: err}
+	}
+	return nil
+}
+
+// knownModes lists the helper modes, for the usage message.
+var knownModes = []string{ModePrepare, ModePreStart, ModeExec, ModePostStop, ModeReap}
+
+// IsAppMode reports whether s names a helper mode.
+func IsAppMode(s string) bool { return slices.Contains(knownModes, s) }

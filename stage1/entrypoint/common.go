@@ -1,0 +1,97 @@
+package entrypoint
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/pkg/stage1abi"
+)
+
+// NewLogger returns the stage1 logger: text on w, debug level when debug
+// is set, warnings and errors only otherwise.
+func NewLogger(w io.Writer, debug bool) *slog.Logger {
+	level := slog.LevelWarn
+	if debug {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With("flavor", "nspawn")
+}
+
+// DebugFromEnv reports whether stage0 asked for debug output through the
+// environment (stage1abi.EnvStage1Debug).
+func DebugFromEnv() bool {
+	v, err := strconv.ParseBool(os.Getenv(stage1abi.EnvStage1Debug))
+	return err == nil && v
+}
+
+// ErrorLine formats err as the single stderr line of a failed entrypoint.
+func ErrorLine(err error) string {
+	return "stage1-nspawn: " + strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// writeFileAtomic replaces dir/name with data through a temporary file
+// (O_EXCL) and a rename. dir is trusted.
+func writeFileAtomic(dir, name string, data []byte) (err error) {
+	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// writeNewFile writes a file that must not exist yet (O_EXCL|O_NOFOLLOW).
+func writeNewFile(p string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, mode)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", p, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return f.Close()
+}
+
+// readInt reads a file holding a decimal number and a newline.
+func readInt(p string) (int, error) {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return 0, fmt.Errorf("%s: %q is not a number", p, data)
+	}
+	return n, nil
+}
+
+// inStage1 is the host path of a pod path (nspawn.PodConfigFile, …).
+func inStage1(podDir, podPath string) string {
+	return filepath.Join(podDir, stage1abi.Stage1RootfsRel, podPath)
+}

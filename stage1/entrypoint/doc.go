@@ -1,0 +1,22 @@
+// Package entrypoint implements the entrypoints of stage1-nspawn: run
+// (the pod's supervisor on the host), enter, stop and gc, and the app
+// helper that the pod's systemd units run inside the pod. Package nspawn
+// computes what they do; this package does it, on Linux, as root.
+//
+// Process tree of a running pod:
+//
+//	nscn run ──exec──▶ /nscn/init (run)      host namespaces; holds RKT_LOCK_FD,
+//	                    │                    copies the apps' output FIFOs to its
+//	                    │                    stdout and stderr, forwards SIGTERM,
+//	                    │                    SIGINT and SIGHUP as SIGTERM
+//	                    └─ systemd-nspawn    the image's loader and libraries; pid in `ppid`
+//	                        └─ systemd       the pod's pid 1 (the only child of ppid)
+//	                            └─ app-NAME.service: /nscn/app prepare|exec|reap NAME
+//
+// run and the helpers talk through files in the stage1 rootfs (the pod's
+// root), never through inherited descriptors: nspawn.PodConfigFile (the
+// apps, written before the pod boots), nspawn.StdoutFIFO and StderrFIFO
+// (the apps' output), stage1abi.AppStatusFile per app and
+// nspawn.FirstFailureFile (written by the "reap" helper), nspawn.KilledFile
+// (written by stop --force).
+package entrypoint

@@ -1,0 +1,73 @@
+package entrypoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/mountplan"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/stage1-fly/fly"
+	"github.com/nosecone/nscn/stage1/nspawn"
+)
+
+// GC implements the gc entrypoint, from the directory of an exited pod.
+// It may run any number of times:
+//
+//   - mounts under the stage1 rootfs other than stage0's own (the stage1
+//     and app rootfs overlays) are lazily unmounted, deepest first. There
+//     should be none: the pod's mounts live in its own mount namespace;
+//   - processes left in the pod's cgroups are killed and the cgroups
+//     removed (only made when the host does not run systemd);
+//   - systemd-nspawn's propagation directory for the pod and the empty
+//     volume directories are removed.
+func GC(ctx context.Context, log *slog.Logger, args fly.GCArgs) error {
+	log = log.With("pod", args.UUID)
+	podDir, err := unix.Getwd()
+	if err != nil {
+		return fmt.Errorf("get pod directory: %w", err)
+	}
+	root := filepath.Join(podDir, stage1abi.Stage1RootfsRel)
+	mps, err := mountplan.MountPointsUnder(ctx, root)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, mp := range mps {
+		if mp == root || isAppRootfs(root, mp) {
+			continue
+		}
+		log.DebugContext(ctx, "unmount leftover", "path", mp)
+		if err := unix.Unmount(mp, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, &os.PathError{Op: "umount", Path: mp, Err: err})
+		}
+	}
+	if err := removePodCgroups(args.UUID); err != nil {
+		errs = append(errs, err)
+	}
+	prop := filepath.Join("/run/systemd/nspawn/propagate", nspawn.MachineName(args.UUID))
+	if err := os.RemoveAll(prop); err != nil {
+		errs = append(errs, fmt.Errorf("remove propagation directory: %w", err))
+	}
+	if err := os.RemoveAll(filepath.Join(podDir, stage1abi.EmptyVolumesDir)); err != nil {
+		errs = append(errs, fmt.Errorf("remove empty volumes: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// isAppRootfs reports whether mp is exactly some opt/stage2/APP/rootfs of
+// the stage1 rootfs root: stage0's overlay, which stage0 unmounts.
+func isAppRootfs(root, mp string) bool {
+	rel, ok := strings.CutPrefix(mp, filepath.Join(root, nspawn.Stage2Dir)+"/")
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rel, "/")
+	return len(parts) == 2 && parts[1] == "rootfs"
+}

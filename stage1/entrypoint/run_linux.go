@@ -1,0 +1,348 @@
+package entrypoint
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/stage1-fly/fly"
+	"github.com/nosecone/nscn/stage1-fly/inroot"
+	"github.com/nosecone/nscn/stage1/nspawn"
+	"github.com/nosecone/nscn/stage1/units"
+)
+
+// RunConfig is the input of Run.
+type RunConfig struct {
+	Args nspawn.RunArgs
+	Log  *slog.Logger
+	// LockFD is the value of RKT_LOCK_FD.
+	LockFD         string
+	Stdout, Stderr *os.File
+}
+
+// hostRunsSystemd reports whether the host's pid 1 is systemd
+// (sd_booted(3)): only then are systemd-machined and scopes available.
+func hostRunsSystemd() bool {
+	st, err := os.Lstat("/run/systemd/system")
+	return err == nil && st.IsDir()
+}
+
+// Run implements the run entrypoint, from the pod directory: it lays out
+// the pod's units and helper config in the stage1 rootfs, starts
+// systemd-nspawn, relays the apps' output and returns the pod's status
+// (nspawn.PodStatus), or an error for a stage1 failure.
+func Run(ctx context.Context, cfg RunConfig) (int, error) {
+	log := cfg.Log.With("pod", cfg.Args.UUID)
+	podDir, err := unix.Getwd()
+	if err != nil {
+		return 0, fmt.Errorf("get pod directory: %w", err)
+	}
+	if err := checkLockFD(cfg.LockFD, podDir); err != nil {
+		return 0, err
+	}
+	if cfg.Args.NetDefaulted {
+		log.WarnContext(ctx, "no CNI networking in stage1-nspawn yet: the pod uses the host's network", "net", cfg.Args.Net)
+	}
+	pm, err := fly.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
+	if err != nil {
+		return 0, err
+	}
+	layout, err := nspawn.NewLayout(nspawn.LayoutConfig{PodDir: podDir, Manifest: pm, Args: cfg.Args})
+	if err != nil {
+		return 0, err
+	}
+	for _, w := range layout.Warnings {
+		log.WarnContext(ctx, w)
+	}
+	if err := makeEmptyVolumes(layout.EmptyVolumes); err != nil {
+		return 0, err
+	}
+	if err := writePodFiles(podDir, layout.Pod); err != nil {
+		return 0, err
+	}
+	root := filepath.Join(podDir, stage1abi.Stage1RootfsRel)
+	loader, libDir, err := findLoader(root)
+	if err != nil {
+		return 0, err
+	}
+	var binds []nspawn.Bind
+	for _, b := range layout.Binds {
+		var err error
+		if b.NoSymlinks {
+			var f *os.File
+			if f, err = inroot.OpenNoSymlinks(b.Source, unix.O_PATH); err == nil {
+				f.Close()
+			}
+		} else {
+			_, err = os.Stat(b.Source)
+		}
+		if err != nil {
+			if b.Optional && errors.Is(err, fs.ErrNotExist) {
+				log.DebugContext(ctx, "skip optional bind: no source on the host", "source", b.Source)
+				continue
+			}
+			return 0, errdefs.With(errdefs.ErrNotFound, fmt.Errorf("bind %s into the pod: %w", b.Source, err))
+		}
+		binds = append(binds, b)
+	}
+	register := hostRunsSystemd()
+	if !register {
+		if err := joinPodCgroups(cfg.Args.UUID); err != nil {
+			return 0, err
+		}
+	}
+	argv := nspawn.Argv(nspawn.ArgvConfig{
+		Loader: loader, LibDir: libDir, Nspawn: filepath.Join(root, "usr/bin/systemd-nspawn"),
+		Root: root, UUID: cfg.Args.UUID, Hostname: cfg.Args.Hostname, NetMode: cfg.Args.NetMode,
+		Register: register, Debug: cfg.Args.Debug, AllCapabilities: cfg.Args.DisableCapabilities,
+		Binds: binds,
+	})
+	return supervise(ctx, log, cfg, podDir, layout.Pod, argv)
+}
+
+// checkLockFD checks that RKT_LOCK_FD is a descriptor on the pod
+// directory. run keeps it, close-on-exec, until the pod has ended.
+func checkLockFD(v, podDir string) error {
+	if v == "" {
+		return errdefs.FailedPrecondition("%s is not set: stage0 must pass the pod lock", stage1abi.EnvLockFD)
+	}
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return errdefs.InvalidArgument("%s=%q is not a descriptor number above 2", stage1abi.EnvLockFD, v)
+	}
+	var got, want unix.Stat_t
+	if err := unix.Fstat(fd, &got); err != nil {
+		return errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("%s=%d: %w", stage1abi.EnvLockFD, fd, &os.SyscallError{Syscall: "fstat", Err: err}))
+	}
+	if err := unix.Stat(podDir, &want); err != nil {
+		return &os.PathError{Op: "stat", Path: podDir, Err: err}
+	}
+	if got.Dev != want.Dev || got.Ino != want.Ino {
+		return errdefs.InvalidArgument("%s=%d is not a descriptor on the pod directory", stage1abi.EnvLockFD, fd)
+	}
+	unix.CloseOnExec(fd)
+	return nil
+}
+
+// findLoader returns the host paths of the image's dynamic loader and
+// library directory (laid out by scripts/fetch-systemd.sh).
+func findLoader(root string) (string, string, error) {
+	for _, c := range []struct{ loader, libs string }{
+		{"usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "usr/lib/x86_64-linux-gnu"},
+		{"usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1", "usr/lib/aarch64-linux-gnu"},
+		{"usr/lib/arm-linux-gnueabihf/ld-linux-armhf.so.3", "usr/lib/arm-linux-gnueabihf"},
+	} {
+		p := filepath.Join(root, c.loader)
+		if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() {
+			return p, filepath.Join(root, c.libs), nil
+		}
+	}
+	return "", "", errdefs.NotFound("the stage1 image has no dynamic loader for systemd-nspawn")
+}
+
+// makeEmptyVolumes creates the host directories of empty volumes.
+func makeEmptyVolumes(vols []fly.EmptyVolume) error {
+	for _, v := range vols {
+		if err := os.MkdirAll(filepath.Dir(v.Path), 0o755); err != nil {
+			return fmt.Errorf("empty volume %s: %w", v.Name, err)
+		}
+		if err := os.Mkdir(v.Path, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("empty volume %s: %w", v.Name, err)
+		}
+		st, err := os.Lstat(v.Path)
+		if err != nil {
+			return fmt.Errorf("empty volume %s: %w", v.Name, err)
+		}
+		if !st.IsDir() {
+			return errdefs.FailedPrecondition("empty volume %s: %s is not a directory", v.Name, v.Path)
+		}
+		if err := os.Lchown(v.Path, v.UID, v.GID); err != nil {
+			return fmt.Errorf("empty volume %s: %w", v.Name, err)
+		}
+		if err := unix.Fchmodat(unix.AT_FDCWD, v.Path, uint32(v.Mode), 0); err != nil {
+			return fmt.Errorf("empty volume %s: %w", v.Name, &os.PathError{Op: "chmod", Path: v.Path, Err: err})
+		}
+	}
+	return nil
+}
+
+// writePodFiles writes the units, the helpers' config, the output FIFOs
+// and the state directories into the stage1 rootfs.
+func writePodFiles(podDir string, pod nspawn.Pod) error {
+	var uapps []units.App
+	for _, a := range pod.Apps {
+		uapps = append(uapps, units.App{Name: a.Spec.Name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0})
+	}
+	files, err := units.Generate(units.Config{Apps: uapps, Helper: nspawn.AppHelper, Stdout: nspawn.StdoutFIFO, Stderr: nspawn.StderrFIFO})
+	if err != nil {
+		return err
+	}
+	unitDir := inStage1(podDir, nspawn.UnitDir)
+	for _, d := range []string{unitDir, inStage1(podDir, filepath.Dir(nspawn.StdoutFIFO)),
+		inStage1(podDir, filepath.Dir(nspawn.FirstFailureFile)), inStage1(podDir, nspawn.StatusDir)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create pod directory: %w", err)
+		}
+	}
+	for _, f := range files {
+		if err := writeNewFile(filepath.Join(unitDir, f.Name), []byte(f.Content), 0o644); err != nil {
+			return fmt.Errorf("write unit: %w", err)
+		}
+	}
+	data, err := json.MarshalIndent(pod, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode pod config: %w", err)
+	}
+	if err := writeNewFile(inStage1(podDir, nspawn.PodConfigFile), data, 0o600); err != nil {
+		return err
+	}
+	for _, p := range []string{nspawn.StdoutFIFO, nspawn.StderrFIFO} {
+		if err := unix.Mkfifo(inStage1(podDir, p), 0o600); err != nil {
+			return &os.PathError{Op: "mkfifo", Path: inStage1(podDir, p), Err: err}
+		}
+	}
+	return nil
+}
+
+// relay copies a FIFO to w until Close: the FIFO is opened for reading
+// without blocking, and a writer is held open so that the reader sees no
+// end of file while no app has it open.
+type relay struct {
+	r, w *os.File
+	done chan struct{}
+}
+
+func startRelay(p string, w io.Writer) (*relay, error) {
+	rfd, err := unix.Open(p, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	wfd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(rfd)
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	r := &relay{r: os.NewFile(uintptr(rfd), p), w: os.NewFile(uintptr(wfd), p), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		_, _ = io.Copy(w, r.r)
+	}()
+	return r, nil
+}
+
+// Close drops the held writer and waits until what the apps wrote is
+// copied.
+func (r *relay) Close() {
+	r.w.Close()
+	<-r.done
+	r.r.Close()
+}
+
+// supervise starts systemd-nspawn, records its pid, relays output and
+// signals, and computes the pod's status once it has ended.
+func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod nspawn.Pod, argv []string) (int, error) {
+	var relays []*relay
+	for _, f := range []struct {
+		path string
+		w    io.Writer
+	}{{nspawn.StdoutFIFO, cfg.Stdout}, {nspawn.StderrFIFO, cfg.Stderr}} {
+		r, err := startRelay(inStage1(podDir, f.path), f.w)
+		if err != nil {
+			return 0, err
+		}
+		relays = append(relays, r)
+	}
+	var closeOnce sync.Once
+	closeRelays := func() {
+		closeOnce.Do(func() {
+			for _, r := range relays {
+				r.Close()
+			}
+		})
+	}
+	defer closeRelays()
+
+	env := nspawn.Env(cfg.Args.Debug, cfg.Args.DisableSeccomp)
+	cmd := &exec.Cmd{
+		Path:   argv[0],
+		Args:   argv,
+		Env:    env,
+		Dir:    podDir,
+		Stdout: cfg.Stderr, // systemd's console, with --debug only
+		Stderr: cfg.Stderr,
+		SysProcAttr: &syscall.SysProcAttr{
+			// If run dies, systemd-nspawn stops the pod as for stop.
+			Pdeathsig: syscall.SIGTERM,
+			Setpgid:   true,
+		},
+	}
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	defer signal.Stop(sigc)
+
+	log.DebugContext(ctx, "start systemd-nspawn", "argv", argv)
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start systemd-nspawn: %w", err)
+	}
+	if err := writeFileAtomic(podDir, stage1abi.PPIDFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n")); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return 0, err
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var waitErr error
+loop:
+	for {
+		select {
+		case sig := <-sigc:
+			log.DebugContext(ctx, "stop the pod", "signal", sig.String())
+			_ = cmd.Process.Signal(unix.SIGTERM)
+		case waitErr = <-waited:
+			break loop
+		}
+	}
+	closeRelays()
+	log.DebugContext(ctx, "systemd-nspawn exited", "err", waitErr)
+
+	in := nspawn.PodStatusInput{Apps: pod.Names(), Statuses: map[string]int{}}
+	if b, err := os.ReadFile(inStage1(podDir, nspawn.FirstFailureFile)); err == nil {
+		in.FirstFailure = string(b)
+	}
+	_, err := os.Lstat(inStage1(podDir, nspawn.KilledFile))
+	in.Killed = err == nil
+	for _, a := range in.Apps {
+		if st, err := readInt(filepath.Join(podDir, stage1abi.AppStatusFile(a))); err == nil {
+			in.Statuses[a] = st
+		}
+	}
+	status, ok := nspawn.PodStatus(in)
+	if !ok {
+		return 0, fmt.Errorf("the pod ended before its apps did (systemd-nspawn: %v); rerun with --debug to see systemd's messages", waitErr)
+	}
+	if in.Killed {
+		for _, a := range in.Apps {
+			if _, done := in.Statuses[a]; !done {
+				if err := writeFileAtomic(inStage1(podDir, nspawn.StatusDir), a, []byte(strconv.Itoa(status)+"\n")); err != nil {
+					log.WarnContext(ctx, "record status of killed app", "app", a, "err", err)
+				}
+			}
+		}
+	}
+	return status, nil
+}

@@ -1,0 +1,103 @@
+package nspawn
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/stage1-fly/fly"
+)
+
+// Net modes of the pod.
+const (
+	NetHost = "host" // the host's network namespace
+	NetNone = "none" // a private namespace with loopback only
+)
+
+// RunArgs are the run entrypoint's arguments. The flags every flavor
+// parses alike come from fly.ParseRunArgs; Net, IPC and Interactive are
+// this flavor's own.
+type RunArgs struct {
+	fly.RunArgs
+	// NetMode is NetHost or NetNone. --net=default means the host's
+	// network until CNI networking lands (NetDefaulted says so).
+	NetMode      string
+	NetDefaulted bool
+}
+
+// ParseRunArgs parses the run entrypoint's argv (without argv[0]).
+//
+// --net, --ipc and --interactive are taken out and checked here: named
+// networks, --interactive and --ipc=parent are not implemented by this
+// flavor yet. The rest goes to fly.ParseRunArgs, the shared parser of the
+// stage1 interface's run argv.
+func ParseRunArgs(argv []string) (RunArgs, error) {
+	var net, ipc string
+	interactive := false
+	rest := make([]string, 0, len(argv))
+	flags := true
+	for _, a := range argv {
+		if !flags || a == "--" || !strings.HasPrefix(a, "--") {
+			flags = false
+			rest = append(rest, a)
+			continue
+		}
+		name, value, hasValue := strings.Cut(a[2:], "=")
+		switch name {
+		case stage1abi.FlagNet:
+			if !hasValue {
+				return RunArgs{}, errdefs.InvalidArgument("flag --%s needs a value (--%s=…)", name, name)
+			}
+			net = value
+		case stage1abi.FlagIPC:
+			if !hasValue {
+				return RunArgs{}, errdefs.InvalidArgument("flag --%s needs a value (--%s=…)", name, name)
+			}
+			ipc = value
+		case stage1abi.FlagInteractive:
+			b := true
+			if hasValue {
+				var err error
+				if b, err = strconv.ParseBool(value); err != nil {
+					return RunArgs{}, errdefs.InvalidArgument("flag --%s: value %q is not a boolean", name, value)
+				}
+			}
+			interactive = b
+		default:
+			rest = append(rest, a)
+		}
+	}
+	fa, err := fly.ParseRunArgs(rest)
+	if err != nil {
+		return RunArgs{}, err
+	}
+	a := RunArgs{RunArgs: fa}
+	a.Net, a.IPC, a.Interactive = net, ipc, interactive
+	switch net {
+	case stage1abi.NetHost:
+		a.NetMode = NetHost
+	case stage1abi.NetNone:
+		a.NetMode = NetNone
+	case "", stage1abi.NetDefault:
+		a.NetMode, a.NetDefaulted = NetHost, true
+	default:
+		return RunArgs{}, errdefs.Newf(errdefs.ErrNotImplemented,
+			"stage1-nspawn has no CNI networking yet and cannot join --%s=%s (use --%s=%s or --%s=%s)",
+			stage1abi.FlagNet, net, stage1abi.FlagNet, stage1abi.NetHost, stage1abi.FlagNet, stage1abi.NetNone)
+	}
+	switch ipc {
+	case "", stage1abi.IPCAuto, stage1abi.IPCPrivate:
+	case stage1abi.IPCParent:
+		return RunArgs{}, errdefs.Newf(errdefs.ErrNotImplemented,
+			"stage1-nspawn always gives the pod a private IPC namespace and cannot provide --%s=%s", stage1abi.FlagIPC, ipc)
+	default:
+		return RunArgs{}, errdefs.InvalidArgument("flag --%s: unknown value %q (want %s, %s or %s)",
+			stage1abi.FlagIPC, ipc, stage1abi.IPCAuto, stage1abi.IPCPrivate, stage1abi.IPCParent)
+	}
+	if interactive {
+		return RunArgs{}, errdefs.Newf(errdefs.ErrNotImplemented,
+			"stage1-nspawn does not attach a terminal to apps yet (--%s); use the fly stage1", stage1abi.FlagInteractive)
+	}
+	return a, nil
+}

@@ -1,0 +1,106 @@
+package nspawn
+
+import (
+	"strings"
+)
+
+// ArgvConfig is the input of Argv.
+type ArgvConfig struct {
+	// Loader and LibDir are host paths of the dynamic loader and the
+	// library directory of the stage1 image: systemd-nspawn runs on the
+	// host with the image's libraries, never the host's.
+	Loader, LibDir string
+	// Nspawn is the host path of the image's systemd-nspawn binary.
+	Nspawn string
+	// Root is the host path of the stage1 rootfs, the container's root.
+	Root     string
+	UUID     string
+	Hostname string // empty: the machine name
+	NetMode  string // NetHost or NetNone
+	// Register asks systemd-machined to register the pod and run it in a
+	// scope of its own; only when the host runs systemd. Otherwise
+	// systemd-nspawn keeps the cgroup run put it in (--keep-unit).
+	Register bool
+	Debug    bool
+	// AllCapabilities lifts systemd-nspawn's capability bounding
+	// (--disable-capabilities-restriction).
+	AllCapabilities bool
+	Binds           []Bind
+}
+
+// MachineName is the systemd machine name (and default hostname) of a
+// pod.
+func MachineName(uuid string) string { return "nscn-" + uuid }
+
+// Argv returns the command line that starts the pod: the image's loader
+// running its systemd-nspawn, which boots the image's systemd as the pod's
+// pid 1. Arguments after "--" go to systemd.
+func Argv(c ArgvConfig) []string {
+	a := []string{c.Loader, "--library-path", c.LibDir, c.Nspawn,
+		"--quiet",
+		"--boot",
+		"--directory=" + c.Root,
+		"--machine=" + MachineName(c.UUID),
+		"--link-journal=no",
+		"--notify-ready=no",
+	}
+	if c.Register {
+		a = append(a, "--register=yes")
+	} else {
+		a = append(a, "--register=no", "--keep-unit")
+	}
+	if c.Hostname != "" {
+		a = append(a, "--hostname="+c.Hostname)
+	}
+	if c.NetMode == NetNone {
+		a = append(a, "--private-network")
+	}
+	if c.AllCapabilities {
+		a = append(a, "--capability=all")
+	}
+	// The apps' output reaches run through FIFOs; the console carries
+	// only systemd's own messages, which are shown with --debug.
+	if c.Debug {
+		a = append(a, "--console=read-only")
+	} else {
+		a = append(a, "--console=passive")
+	}
+	for _, b := range c.Binds {
+		flag := "--bind="
+		if b.ReadOnly {
+			flag = "--bind-ro="
+		}
+		opt := ":norbind"
+		if b.Recursive {
+			opt = ":rbind"
+		}
+		a = append(a, flag+escapeBindPath(b.Source)+":"+escapeBindPath(b.Target)+opt)
+	}
+	a = append(a, "--")
+	if c.Debug {
+		a = append(a, "--log-level=info", "--show-status=1")
+	} else {
+		a = append(a, "--log-level=crit", "--show-status=0")
+	}
+	return append(a, "--log-color=0", "--log-target=console")
+}
+
+// Env returns the environment of systemd-nspawn. Without debug, its own
+// warnings (about cgroup v1 hierarchies it cannot link, and the like) are
+// silenced; errors still show.
+func Env(debug, disableSeccomp bool) []string {
+	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	if !debug {
+		env = append(env, "SYSTEMD_LOG_LEVEL=crit")
+	}
+	if disableSeccomp {
+		env = append(env, "SYSTEMD_SECCOMP=0")
+	}
+	return env
+}
+
+// escapeBindPath escapes a path for systemd-nspawn's --bind: a backslash
+// starts an escape and a colon separates the fields.
+func escapeBindPath(p string) string {
+	return strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace(p)
+}

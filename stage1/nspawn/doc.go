@@ -1,0 +1,70 @@
+// Package nspawn holds the pure logic of stage1-nspawn, the default
+// flavor, which boots systemd as the pod's pid 1 in a container made by
+// systemd-nspawn and runs each app as a systemd service chrooted into its
+// rootfs (Documentation/stage1-flavors.md):
+//
+//   - it parses the run entrypoint's argv and refuses what this flavor
+//     cannot provide yet (named CNI networks, --interactive, --ipc=parent);
+//   - it computes the Pod, the data run hands to the helpers inside the pod
+//     (/nscn/pod.json): per app, its process spec (environment, user, exec)
+//     and its mount plan in the container's paths, and the host paths
+//     systemd-nspawn must bind into the container for them;
+//   - it builds the systemd-nspawn argv (golden-tested);
+//   - it turns what systemd tells an ExecStopPost= command about the main
+//     process ($EXIT_CODE, $EXIT_STATUS) into the status stage1 records.
+//
+// It performs no I/O except LoadPod and creates no processes: package
+// entrypoint does the work. It runs in stage1, on the host side (run) and
+// inside the pod (the app helper), and needs no privileges.
+package nspawn
+
+import "github.com/nosecone/nscn/pkg/stage1abi"
+
+// ImageName is the name of the stage1-nspawn image.
+const ImageName = "nosecone.dev/nscn/stage1-nspawn"
+
+// InterfaceVersion is the stage1 interface version stage1-nspawn
+// implements: it parses every run argument up to --ipc (version 6).
+const InterfaceVersion = stage1abi.InterfaceVersionIPC
+
+// Entrypoint paths inside the stage1 rootfs, as the image manifest's
+// annotations name them, and the helper the pod's units run.
+const (
+	EntrypointRun   = "/nscn/init"
+	EntrypointEnter = "/nscn/enter"
+	EntrypointGC    = "/nscn/gc"
+	EntrypointStop  = "/nscn/stop"
+	// AppHelper runs inside the pod, from the app's units: "prepare",
+	// "exec" and "reap" modes (see package entrypoint).
+	AppHelper = "/nscn/app"
+)
+
+// Paths inside the stage1 rootfs (the pod's root) that run and the app
+// helper share. They are not part of the stage1 ABI.
+const (
+	// PodConfigFile is the Pod run writes for the helpers.
+	PodConfigFile = "/nscn/pod.json"
+	// StdoutFIFO and StderrFIFO carry the apps' output: the units write
+	// to them, run copies them to its own stdout and stderr.
+	StdoutFIFO = "/nscn/io/stdout"
+	StderrFIFO = "/nscn/io/stderr"
+	// FirstFailureFile holds the status of the first app that failed:
+	// the pod's exit status. The first writer wins (link(2)).
+	FirstFailureFile = "/nscn/state/first-failure"
+	// KilledFile is written by stop --force before it kills the pod.
+	KilledFile = "/nscn/state/killed"
+	// HostBindDir is where systemd-nspawn binds the host paths the apps'
+	// mounts need (volumes, the host's /etc/hosts), one numbered entry
+	// each.
+	HostBindDir = "/nscn/host"
+	// UnitDir is where run writes the pod's systemd units.
+	UnitDir = "/etc/systemd/system"
+	// StatusDir is the directory of stage1abi.AppStatusFile, in the pod.
+	StatusDir = "/rkt/status"
+	// Stage2Dir is the parent of the apps' directories, in the pod.
+	Stage2Dir = "/opt/stage2"
+)
+
+// ContainerEnv is the value of the "container" variable of the apps: the
+// name of the executor (ace.md), as in every Nose Cone flavor.
+const ContainerEnv = "nscn"

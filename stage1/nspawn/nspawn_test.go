@@ -1,0 +1,287 @@
+package nspawn
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+const testUUID = "6f1c0e8a-3b7d-4e0a-9c1e-2a5b4c3d2e1f"
+
+// golden compares got with testdata/name, or rewrites it under -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("read golden file (run with -update to create it): %v", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (run with -update if the change is intended):\n--- got\n%s\n--- want\n%s", p, got, want)
+	}
+}
+
+func TestArgvGolden(t *testing.T) {
+	base := ArgvConfig{
+		Loader: "/pod/stage1/rootfs/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+		LibDir: "/pod/stage1/rootfs/usr/lib/x86_64-linux-gnu",
+		Nspawn: "/pod/stage1/rootfs/usr/bin/systemd-nspawn",
+		Root:   "/pod/stage1/rootfs",
+		UUID:   testUUID,
+	}
+	tests := []struct {
+		name string
+		edit func(*ArgvConfig)
+	}{
+		{name: "host-net", edit: func(c *ArgvConfig) { c.NetMode = NetHost }},
+		{name: "no-net-debug-hostname", edit: func(c *ArgvConfig) {
+			c.NetMode, c.Debug, c.Hostname = NetNone, true, "web1"
+		}},
+		{name: "machined-all-caps-binds", edit: func(c *ArgvConfig) {
+			c.NetMode, c.Register, c.AllCapabilities = NetHost, true, true
+			c.Binds = []Bind{
+				{Source: "/srv/data", Target: "/nscn/host/0", Recursive: true},
+				{Source: "/etc/hosts", Target: "/nscn/host/1", ReadOnly: true},
+				{Source: `/srv/odd:name\x`, Target: "/nscn/host/2", ReadOnly: true, Recursive: true},
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base
+			tt.edit(&c)
+			golden(t, "argv-"+tt.name+".golden", strings.Join(Argv(c), "\n")+"\n")
+		})
+	}
+}
+
+func TestEnv(t *testing.T) {
+	if got := strings.Join(Env(false, true), " "); got != "PATH=/usr/sbin:/usr/bin:/sbin:/bin SYSTEMD_LOG_LEVEL=crit SYSTEMD_SECCOMP=0" {
+		t.Errorf("Env(false, true) = %q", got)
+	}
+	if got := strings.Join(Env(true, false), " "); got != "PATH=/usr/sbin:/usr/bin:/sbin:/bin" {
+		t.Errorf("Env(true, false) = %q", got)
+	}
+}
+
+func testManifest(t *testing.T) *schema.PodManifest {
+	t.Helper()
+	ro := true
+	pm := schema.BlankPodManifest()
+	pm.Volumes = []types.Volume{
+		{Name: *types.MustACName("data"), Kind: "host", Source: "/srv/data"},
+		{Name: *types.MustACName("cache"), Kind: "empty", ReadOnly: &ro},
+	}
+	for _, name := range []string{"web", "worker"} {
+		pm.Apps = append(pm.Apps, schema.RuntimeApp{
+			Name: *types.MustACName(name),
+			App: &types.App{
+				Exec: types.Exec{"/bin/sh", "-c", "echo " + name}, User: "0", Group: "0",
+				Environment: types.Environment{{Name: "GREETING", Value: "hi"}},
+			},
+			Mounts: []schema.Mount{
+				{Volume: *types.MustACName("data"), Path: "/data"},
+				{Volume: *types.MustACName("cache"), Path: "/cache"},
+			},
+		})
+	}
+	return pm
+}
+
+func TestNewLayoutGolden(t *testing.T) {
+	tests := []struct {
+		name string
+		dns  string
+	}{
+		{name: "default-dns", dns: ""},
+		{name: "stage0-dns", dns: "resolv=stage0,hosts=host"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args, err := ParseRunArgs([]string{"--net=host", "--dns-conf-mode=" + tt.dns, testUUID})
+			if tt.dns == "" {
+				args, err = ParseRunArgs([]string{"--net=host", testUUID})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := NewLayout(LayoutConfig{PodDir: "/var/lib/nscn/pods/run/" + testUUID, Manifest: testManifest(t), Args: args})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := json.MarshalIndent(l, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, "layout-"+tt.name+".golden.json", string(b)+"\n")
+		})
+	}
+}
+
+func TestNewLayoutRefuses(t *testing.T) {
+	args, err := ParseRunArgs([]string{testUUID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noExec := testManifest(t)
+	noExec.Apps[1].App.Exec = nil
+	tests := []struct {
+		name   string
+		podDir string
+		pm     *schema.PodManifest
+	}{
+		{name: "relative pod dir", podDir: "pods/x", pm: testManifest(t)},
+		{name: "no apps", podDir: "/p", pm: schema.BlankPodManifest()},
+		{name: "app without exec", podDir: "/p", pm: noExec},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := NewLayout(LayoutConfig{PodDir: tt.podDir, Manifest: tt.pm, Args: args}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Fatalf("NewLayout = %v, want an invalid-argument error", err)
+			}
+		})
+	}
+}
+
+func TestParseRunArgs(t *testing.T) {
+	tests := []struct {
+		name      string
+		argv      []string
+		wantNet   string
+		defaulted bool
+		wantErr   error
+	}{
+		{name: "default net", argv: []string{"--net=default", testUUID}, wantNet: NetHost, defaulted: true},
+		{name: "no net flag", argv: []string{testUUID}, wantNet: NetHost, defaulted: true},
+		{name: "host", argv: []string{"--debug", "--net=host", "--hostname=h", "--ipc=private", testUUID}, wantNet: NetHost},
+		{name: "none", argv: []string{"--net=none", "--interactive=false", testUUID}, wantNet: NetNone},
+		{name: "named network", argv: []string{"--net=mynet", testUUID}, wantErr: errdefs.ErrNotImplemented},
+		{name: "interactive", argv: []string{"--interactive", testUUID}, wantErr: errdefs.ErrNotImplemented},
+		{name: "ipc parent", argv: []string{"--ipc=parent", testUUID}, wantErr: errdefs.ErrNotImplemented},
+		{name: "ipc unknown", argv: []string{"--ipc=shared", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "net without value", argv: []string{"--net", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "unknown flag", argv: []string{"--frob", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "no uuid", argv: []string{"--net=host"}, wantErr: errdefs.ErrInvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := ParseRunArgs(tt.argv)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("ParseRunArgs(%q) = %v, want %v", tt.argv, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseRunArgs(%q): %v", tt.argv, err)
+			}
+			if a.NetMode != tt.wantNet || a.NetDefaulted != tt.defaulted || a.UUID != testUUID {
+				t.Fatalf("ParseRunArgs(%q) = %+v", tt.argv, a)
+			}
+		})
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	tests := []struct {
+		name, code, status string
+		want               int
+		wantErr            bool
+	}{
+		{name: "success", code: "exited", status: "0", want: 0},
+		{name: "failure", code: "exited", status: "5", want: 5},
+		{name: "killed", code: "killed", status: "KILL", want: 137},
+		{name: "terminated", code: "killed", status: "TERM", want: 143},
+		{name: "core dump", code: "dumped", status: "SEGV", want: 139},
+		{name: "realtime", code: "killed", status: "RTMIN+3", want: 128 + 37},
+		{name: "never ran", want: stage1abi.ExitRuntime},
+		{name: "status too big", code: "exited", status: "300", wantErr: true},
+		{name: "signal unknown", code: "killed", status: "FOO", wantErr: true},
+		{name: "code unknown", code: "vanished", status: "1", wantErr: true},
+		{name: "status without code", status: "1", wantErr: true},
+		{name: "padded status", code: "exited", status: "05", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ExitStatus(tt.code, tt.status)
+			if (err != nil) != tt.wantErr || (err == nil && got != tt.want) {
+				t.Fatalf("ExitStatus(%q, %q) = %d, %v; want %d, error %v", tt.code, tt.status, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestPodStatus(t *testing.T) {
+	apps := []string{"a", "b", "c"}
+	tests := []struct {
+		name   string
+		in     PodStatusInput
+		want   int
+		wantOK bool
+	}{
+		{name: "all succeeded", in: PodStatusInput{Apps: apps, Statuses: map[string]int{"a": 0, "b": 0, "c": 0}}, want: 0, wantOK: true},
+		{name: "first failure wins", in: PodStatusInput{Apps: apps, FirstFailure: "5\n", Statuses: map[string]int{"a": 0, "b": 5, "c": 143}}, want: 5, wantOK: true},
+		{name: "killed", in: PodStatusInput{Apps: apps, Killed: true, Statuses: map[string]int{"a": 0}}, want: 137, wantOK: true},
+		{name: "failure without marker", in: PodStatusInput{Apps: apps, Statuses: map[string]int{"a": 0, "b": 3, "c": 0}}, want: 3, wantOK: true},
+		{name: "app without status", in: PodStatusInput{Apps: apps, Statuses: map[string]int{"a": 0}}, wantOK: false},
+		{name: "garbage marker", in: PodStatusInput{Apps: apps, FirstFailure: "x", Statuses: map[string]int{}}, wantOK: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := PodStatus(tt.in)
+			if ok != tt.wantOK || (ok && got != tt.want) {
+				t.Fatalf("PodStatus = %d, %v; want %d, %v", got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}
+
+func FuzzSignalExitStatus(f *testing.F) {
+	for _, s := range [][2]string{{"exited", "0"}, {"killed", "RTMIN+4"}, {"dumped", "SIGABRT"}, {"", ""}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, code, status string) {
+		n, err := ExitStatus(code, status)
+		if err == nil && (n < 0 || n > 255) {
+			t.Fatalf("ExitStatus(%q, %q) = %d, outside 0..255", code, status, n)
+		}
+		if s, err := SignalNumber(status); err == nil && (s < 1 || s > sigRTMax) {
+			t.Fatalf("SignalNumber(%q) = %d", status, s)
+		}
+	})
+}
+
+func FuzzParseRunArgs(f *testing.F) {
+	f.Add("--net=none", "--ipc=auto", testUUID)
+	f.Add("--interactive=0", "--dns-conf-mode=resolv=host", testUUID)
+	f.Fuzz(func(t *testing.T, a, b, c string) {
+		args, err := ParseRunArgs([]string{a, b, c})
+		if err == nil && args.NetMode != NetHost && args.NetMode != NetNone {
+			t.Fatalf("ParseRunArgs accepted net mode %q", args.NetMode)
+		}
+		if err == nil && args.Interactive {
+			t.Fatal("ParseRunArgs accepted --interactive")
+		}
+	})
+}

@@ -1,0 +1,218 @@
+package nspawn
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/appc/spec/schema"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/stage1-fly/fly"
+)
+
+// App is one app of the Pod: how to start it and what to mount for it,
+// in the container's paths.
+type App struct {
+	Spec fly.AppSpec `json:"spec"`
+	// Plan is the app's mount plan with every path as the pod sees it:
+	// RootFS is /opt/stage2/NAME/rootfs, bind sources are in the pod's
+	// root (the container's /sys and /dev, the stage1 rootfs, or a host
+	// path systemd-nspawn binds under HostBindDir).
+	Plan fly.Plan `json:"plan"`
+}
+
+// Pod is what run hands the helpers inside the pod, in PodConfigFile.
+type Pod struct {
+	UUID  string `json:"uuid"`
+	Debug bool   `json:"debug,omitempty"`
+	Apps  []App  `json:"apps"`
+}
+
+// AppByName returns the pod's app called name.
+func (p *Pod) AppByName(name string) (*App, error) {
+	for i := range p.Apps {
+		if p.Apps[i].Spec.Name == name {
+			return &p.Apps[i], nil
+		}
+	}
+	return nil, errdefs.NotFound("pod has no app %q", name)
+}
+
+// Names lists the pod's app names in manifest order.
+func (p *Pod) Names() []string {
+	out := make([]string, len(p.Apps))
+	for i, a := range p.Apps {
+		out[i] = a.Spec.Name
+	}
+	return out
+}
+
+// Bind is a host path systemd-nspawn binds into the container.
+type Bind struct {
+	Source    string `json:"source"` // absolute host path
+	Target    string `json:"target"` // absolute path in the container
+	ReadOnly  bool   `json:"readOnly,omitempty"`
+	Recursive bool   `json:"recursive,omitempty"`
+	// Optional binds are dropped when the source does not exist (the
+	// host's /etc/hosts for the default DNS mode).
+	Optional bool `json:"optional,omitempty"`
+	// NoSymlinks refuses a source that is or passes through a symlink
+	// (appc host volumes); run checks it before the pod starts.
+	NoSymlinks bool `json:"noSymlinks,omitempty"`
+}
+
+// Layout is everything run computes from the pod manifest before it
+// starts anything.
+type Layout struct {
+	Pod          Pod
+	Binds        []Bind
+	EmptyVolumes []fly.EmptyVolume // host paths, created by run
+	Warnings     []string
+}
+
+// LayoutConfig is the input of NewLayout.
+type LayoutConfig struct {
+	PodDir   string // absolute host path of the pod directory
+	Manifest *schema.PodManifest
+	Args     RunArgs
+}
+
+// NewLayout validates every app of the pod and computes its process spec
+// and mount plan (fly.NewAppSpec, fly.PlanMounts: the same rules as the
+// fly flavor), then moves the plans into the container's paths.
+func NewLayout(cfg LayoutConfig) (Layout, error) {
+	if !filepath.IsAbs(cfg.PodDir) {
+		return Layout{}, errdefs.InvalidArgument("pod directory %q is not absolute", cfg.PodDir)
+	}
+	pm := cfg.Manifest
+	if len(pm.Apps) == 0 {
+		return Layout{}, errdefs.InvalidArgument("pod manifest has no app")
+	}
+	l := Layout{Pod: Pod{UUID: cfg.Args.UUID, Debug: cfg.Args.Debug}}
+	tr := translator{stage1: filepath.Join(cfg.PodDir, stage1abi.Stage1RootfsRel), binds: &l.Binds}
+	for i := range pm.Apps {
+		ra := &pm.Apps[i]
+		if ra.App == nil {
+			return Layout{}, errdefs.InvalidArgument("app %q in the pod manifest has no app definition", ra.Name)
+		}
+		spec, err := fly.NewAppSpec(ra, fly.EnvOptions{})
+		if err != nil {
+			return Layout{}, err
+		}
+		plan, err := fly.PlanMounts(fly.PlanConfig{PodDir: cfg.PodDir, Pod: pm, App: ra, DNS: cfg.Args.DNS})
+		if err != nil {
+			return Layout{}, err
+		}
+		for _, w := range plan.Warnings {
+			l.Warnings = append(l.Warnings, "app "+spec.Name+": "+w)
+		}
+		l.EmptyVolumes = appendEmpty(l.EmptyVolumes, plan.EmptyVolumes)
+		if plan, err = tr.plan(plan); err != nil {
+			return Layout{}, fmt.Errorf("app %q: %w", spec.Name, err)
+		}
+		l.Pod.Apps = append(l.Pod.Apps, App{Spec: spec, Plan: plan})
+	}
+	return l, nil
+}
+
+// appendEmpty adds the empty volumes not yet in have (apps may share one).
+func appendEmpty(have, add []fly.EmptyVolume) []fly.EmptyVolume {
+next:
+	for _, v := range add {
+		for _, h := range have {
+			if h.Name == v.Name {
+				continue next
+			}
+		}
+		have = append(have, v)
+	}
+	return have
+}
+
+// translator moves a fly.Plan computed with host paths into the pod.
+type translator struct {
+	stage1 string // host path of the stage1 rootfs, the pod's root
+	binds  *[]Bind
+}
+
+// inPod returns the pod's path of the host path p, if p is in the stage1
+// rootfs.
+func (t translator) inPod(p string) (string, bool) {
+	if p == t.stage1 {
+		return "/", true
+	}
+	rel, ok := strings.CutPrefix(p, t.stage1+"/")
+	if !ok {
+		return "", false
+	}
+	return "/" + rel, true
+}
+
+func (t translator) plan(p fly.Plan) (fly.Plan, error) {
+	root, ok := t.inPod(p.RootFS)
+	if !ok {
+		return fly.Plan{}, errdefs.InvalidArgument("app rootfs %s is not in the stage1 rootfs", p.RootFS)
+	}
+	out := fly.Plan{RootFS: root, ReadOnlyRoot: p.ReadOnlyRoot}
+	for _, m := range p.Mounts {
+		if m.Kind == fly.KindBind {
+			m.Source = t.source(m)
+		}
+		out.Mounts = append(out.Mounts, m)
+	}
+	for _, v := range p.EmptyVolumes {
+		pv, ok := t.inPod(v.Path)
+		if !ok {
+			return fly.Plan{}, errdefs.InvalidArgument("empty volume %s is not in the stage1 rootfs", v.Path)
+		}
+		v.Path = pv
+		out.EmptyVolumes = append(out.EmptyVolumes, v)
+	}
+	return out, nil
+}
+
+// source returns the pod's path for a bind source: the container's own
+// /sys and /dev (systemd-nspawn sets them up), the stage1 rootfs as is,
+// and any other host path through a systemd-nspawn bind.
+func (t translator) source(m fly.Mount) string {
+	if m.Purpose == "system" {
+		return m.Source
+	}
+	if p, ok := t.inPod(m.Source); ok {
+		return p
+	}
+	b := Bind{
+		Source:     m.Source,
+		ReadOnly:   m.Flags&fly.ReadOnly != 0,
+		Recursive:  m.Flags&fly.Recursive != 0,
+		Optional:   m.Fallback,
+		NoSymlinks: m.SourceNoSymlinks,
+	}
+	for _, have := range *t.binds {
+		if have.Source == b.Source && have.ReadOnly == b.ReadOnly && have.Recursive == b.Recursive && have.Optional == b.Optional && have.NoSymlinks == b.NoSymlinks {
+			return have.Target
+		}
+	}
+	b.Target = path.Join(HostBindDir, strconv.Itoa(len(*t.binds)))
+	*t.binds = append(*t.binds, b)
+	return b.Target
+}
+
+// LoadPod reads the Pod that run wrote.
+func LoadPod(p string) (*Pod, error) {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("read pod config: %w", err)
+	}
+	var pod Pod
+	if err := json.Unmarshal(data, &pod); err != nil {
+		return nil, errdefs.Newf(errdefs.ErrInvalidArgument, "parse pod config %s: %w", p, err)
+	}
+	return &pod, nil
+}

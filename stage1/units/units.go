@@ -1,0 +1,152 @@
+// Package units turns a pod into the systemd units that stage1-nspawn
+// writes into the pod's /etc/systemd/system before it boots systemd as the
+// pod's pid 1 (systemd.unit(5), systemd.service(5)):
+//
+//   - default.target wants one service per app;
+//   - app-NAME.service prepares the app's mounts (ExecStartPre=), runs the
+//     app chrooted into its rootfs through the app helper (ExecStart=),
+//     and records its status (ExecStopPost=). The helper's "reap" mode
+//     also ends the pod when the app failed or was the last one running;
+//   - shutdown.target, nscn-exit.service and the halt, poweroff, reboot
+//     and exit targets stop the apps in order and then make systemd exit,
+//     which ends the container.
+//
+// The stage1 image ships no unit files of its own: these are all the
+// units the pod's systemd knows. No string from the pod manifest reaches a
+// unit except app names, which appc restricts to [a-z0-9-] and which are
+// checked again here.
+//
+// It is pure: no I/O, no privileges. It runs in stage1 (run, host side).
+package units
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+)
+
+// App is what the units need to know about an app.
+type App struct {
+	Name     string
+	PreStart bool // the app has a pre-start event handler
+	PostStop bool // the app has a post-stop event handler
+}
+
+// Config is the input of Generate.
+type Config struct {
+	Apps []App
+	// Helper is the app helper's path in the pod.
+	Helper string
+	// Stdout and Stderr are the pod's paths the apps write to.
+	Stdout, Stderr string
+}
+
+// File is one unit file.
+type File struct {
+	Name    string
+	Content string
+}
+
+// ShutdownTargets are the targets that end the pod. Signals to the pod's
+// systemd start them: SIGRTMIN+3 halt, +4 poweroff, +5 reboot.
+var ShutdownTargets = []string{"halt.target", "poweroff.target", "reboot.target", "exit.target"}
+
+// appName is appc's AC name (spec/types.md).
+var appName = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+// ServiceName is the unit of the app name.
+func ServiceName(app string) string { return "app-" + app + ".service" }
+
+// Generate returns the pod's units, sorted by name.
+func Generate(c Config) ([]File, error) {
+	if len(c.Apps) == 0 {
+		return nil, errdefs.InvalidArgument("no apps to write units for")
+	}
+	for _, p := range []string{c.Helper, c.Stdout, c.Stderr} {
+		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t\n\\%$\"'") {
+			return nil, errdefs.InvalidArgument("unit path %q is not a plain absolute path", p)
+		}
+	}
+	var files []File
+	var wants []string
+	for _, a := range c.Apps {
+		if !appName.MatchString(a.Name) {
+			return nil, errdefs.InvalidArgument("app name %q is not an AC name", a.Name)
+		}
+		wants = append(wants, ServiceName(a.Name))
+		files = append(files, File{Name: ServiceName(a.Name), Content: service(c, a)})
+	}
+	files = append(files, File{Name: "default.target", Content: unit(
+		"[Unit]",
+		"Description=Nose Cone pod",
+		"Wants="+strings.Join(wants, " "),
+		"AllowIsolate=yes",
+	)})
+	files = append(files, File{Name: "shutdown.target", Content: unit(
+		"[Unit]",
+		"Description=Stop the pod's apps",
+		"DefaultDependencies=no",
+		"RefuseManualStart=yes",
+	)})
+	// Started once the apps are stopped; its success makes systemd exit,
+	// and so the container.
+	files = append(files, File{Name: "nscn-exit.service", Content: unit(
+		"[Unit]",
+		"Description=End the pod",
+		"DefaultDependencies=no",
+		"Requires=shutdown.target",
+		"After=shutdown.target",
+		"SuccessAction=poweroff-force",
+		"",
+		"[Service]",
+		"Type=oneshot",
+	)})
+	for _, t := range ShutdownTargets {
+		files = append(files, File{Name: t, Content: unit(
+			"[Unit]",
+			"Description=End the pod ("+strings.TrimSuffix(t, ".target")+")",
+			"DefaultDependencies=no",
+			"Requires=nscn-exit.service",
+			"After=nscn-exit.service",
+			"AllowIsolate=yes",
+		)})
+	}
+	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
+	return files, nil
+}
+
+func service(c Config, a App) string {
+	lines := []string{
+		"[Unit]",
+		"Description=App " + a.Name,
+		"DefaultDependencies=no",
+		"Conflicts=shutdown.target",
+		"Before=shutdown.target",
+		"",
+		"[Service]",
+		"Type=simple",
+		"Restart=no",
+		fmt.Sprintf("ExecStartPre=%s prepare %s", c.Helper, a.Name),
+	}
+	if a.PreStart {
+		lines = append(lines, fmt.Sprintf("ExecStartPre=%s pre-start %s", c.Helper, a.Name))
+	}
+	lines = append(lines, fmt.Sprintf("ExecStart=%s exec %s", c.Helper, a.Name))
+	if a.PostStop {
+		lines = append(lines, fmt.Sprintf("ExecStopPost=-%s post-stop %s", c.Helper, a.Name))
+	}
+	lines = append(lines,
+		fmt.Sprintf("ExecStopPost=%s reap %s", c.Helper, a.Name),
+		"StandardInput=null",
+		"StandardOutput=file:"+c.Stdout,
+		"StandardError=file:"+c.Stderr,
+		"SyslogIdentifier="+a.Name,
+		"TimeoutStopSec=10s",
+	)
+	return unit(lines...)
+}
+
+func unit(lines ...string) string { return strings.Join(lines, "\n") + "\n" }

@@ -1,0 +1,93 @@
+package units
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// golden compares got with testdata/name, or rewrites it under -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("read golden file (run with -update to create it): %v", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (run with -update if the change is intended):\n--- got\n%s\n--- want\n%s", p, got, want)
+	}
+}
+
+// render joins the files as they would be written, each under a header.
+func render(files []File) string {
+	var b strings.Builder
+	for _, f := range files {
+		b.WriteString("### " + f.Name + "\n" + f.Content)
+	}
+	return b.String()
+}
+
+func testConfig(apps ...App) Config {
+	return Config{Apps: apps, Helper: "/nscn/app", Stdout: "/nscn/io/stdout", Stderr: "/nscn/io/stderr"}
+}
+
+func TestGenerateGolden(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{name: "one-app", cfg: testConfig(App{Name: "web"})},
+		{name: "three-apps-with-handlers", cfg: testConfig(App{Name: "a"}, App{Name: "b-2", PreStart: true}, App{Name: "c", PostStop: true, PreStart: true})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files, err := Generate(tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tt.name+".golden", render(files))
+		})
+	}
+}
+
+func TestGenerateRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{name: "no apps", cfg: testConfig()},
+		{name: "name with a space", cfg: testConfig(App{Name: "a b"})},
+		{name: "name with a newline", cfg: testConfig(App{Name: "a\nExecStart=/bin/evil"})},
+		{name: "uppercase name", cfg: testConfig(App{Name: "Web"})},
+		{name: "name with a slash", cfg: testConfig(App{Name: "../x"})},
+		{name: "relative helper", cfg: Config{Apps: []App{{Name: "a"}}, Helper: "app", Stdout: "/o", Stderr: "/e"}},
+		{name: "specifier in a path", cfg: Config{Apps: []App{{Name: "a"}}, Helper: "/nscn/app", Stdout: "/o%n", Stderr: "/e"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Generate(tt.cfg); err == nil {
+				t.Fatalf("Generate(%+v) succeeded", tt.cfg)
+			}
+		})
+	}
+}
+
+func TestServiceName(t *testing.T) {
+	if got := ServiceName("web"); got != "app-web.service" {
+		t.Fatalf("ServiceName = %q", got)
+	}
+}

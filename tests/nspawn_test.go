@@ -1,0 +1,249 @@
+//go:build functional && nspawn
+
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// nspawnACI is the stage1-nspawn image under test, from make.
+func nspawnACI(t *testing.T) string { return mustEnv(t, "NSCN_STAGE1_NSPAWN_ACI") }
+
+// nspawnRun runs nscn run with the stage1-nspawn image.
+func (e *env) nspawnRun(args ...string) result {
+	e.t.Helper()
+	return e.run(append([]string{"--insecure-options=image", "run", "--net=host", "--stage1-path=" + nspawnACI(e.t)}, args...)...)
+}
+
+// nspawnSh runs a shell script as the app of a busybox pod.
+func (e *env) nspawnSh(script string, flags ...string) result {
+	e.t.Helper()
+	args := append([]string{busybox(e.t)}, flags...)
+	return e.nspawnRun(append(args, "--exec=/bin/sh", "--", "-c", script)...)
+}
+
+// assertPodsGone checks, after nscn gc, that no pod left a mount under
+// the data dir, a process in the pod's pid namespace or a cgroup.
+func assertPodsGone(t *testing.T, e *env) {
+	t.Helper()
+	r := e.ok("gc", "--grace-period=0s")
+	assertNoPods(t, e)
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(mi), e.dir) {
+		t.Fatalf("mounts left under %s after gc:\n%s\n(gc: %s)", e.dir, mi, r.stderr)
+	}
+	out, _ := exec.Command("ps", "-eo", "args").Output()
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, e.dir) || strings.Contains(l, "systemd --log-level") {
+			t.Fatalf("process left after gc: %s", l)
+		}
+	}
+	for _, h := range []string{"/sys/fs/cgroup/systemd/nscn", "/sys/fs/cgroup/unified/nscn", "/sys/fs/cgroup/nscn"} {
+		ents, _ := filepath.Glob(filepath.Join(h, "*-*-*-*-*"))
+		if len(ents) != 0 {
+			t.Fatalf("pod cgroups left after gc: %v", ents)
+		}
+	}
+}
+
+func TestNspawnExitStatusPropagates(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name   string
+		script string
+		code   int
+	}{
+		{name: "success", script: "exit 0", code: 0},
+		{name: "failure", script: "exit 3", code: 3},
+		{name: "high status", script: "exit 200", code: 200},
+		{name: "killed by signal", script: "kill -9 $$", code: 137},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.nspawnSh(tt.script)
+			if r.code != tt.code {
+				t.Fatalf("exit %d, want %d; stderr: %s", r.code, tt.code, r.stderr)
+			}
+		})
+	}
+	t.Run("missing executable", func(t *testing.T) {
+		r := e.nspawnRun(busybox(t), "--exec=/no/such/binary")
+		if r.code != 254 || !strings.Contains(r.stderr, "/no/such/binary") {
+			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+		}
+	})
+	assertPodsGone(t, e)
+}
+
+func TestNspawnFirstFailingAppWins(t *testing.T) {
+	e := newEnv(t)
+	// a succeeds at once, b fails first with 5, c would fail later with
+	// 6 but is stopped when b fails.
+	r := e.nspawnRun(
+		busybox(t), "--name=a", "--exec=/bin/sh", "--", "-c", "exit 0", "---",
+		busybox(t), "--name=b", "--exec=/bin/sh", "--", "-c", "sleep 1; exit 5", "---",
+		busybox(t), "--name=c", "--exec=/bin/sh", "--", "-c", "sleep 4; exit 6")
+	if r.code != 5 {
+		t.Fatalf("exit %d, want 5; stderr: %s", r.code, r.stderr)
+	}
+	uuid := nspawnOnlyPod(t, e)
+	st := e.ok("status", "--format=json", uuid)
+	var got struct {
+		Apps []struct {
+			Name     string `json:"name"`
+			ExitCode int    `json:"exit_code"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal([]byte(st.stdout), &got); err != nil {
+		t.Fatalf("parse status %s: %v", st.stdout, err)
+	}
+	codes := map[string]int{}
+	for _, a := range got.Apps {
+		codes[a.Name] = a.ExitCode
+	}
+	if codes["a"] != 0 || codes["b"] != 5 || codes["c"] != 143 || len(codes) != 3 {
+		t.Errorf("recorded app statuses %v, want a:0 b:5 c:143", codes)
+	}
+	assertPodsGone(t, e)
+}
+
+// onlyPod returns the UUID of the env's only pod.
+func nspawnOnlyPod(t *testing.T, e *env) string {
+	t.Helper()
+	pods, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", "*-*-*-*-*"))
+	if len(pods) != 1 {
+		t.Fatalf("want one pod, have %v", pods)
+	}
+	return filepath.Base(pods[0])
+}
+
+func TestNspawnTwoAppsShareThePod(t *testing.T) {
+	e := newEnv(t)
+	// b waits for the file a writes in the shared empty volume, and sees
+	// a's process in the shared pid namespace.
+	r := e.run("--insecure-options=image", "run", "--net=host", "--stage1-path="+nspawnACI(t),
+		"--volume", "shared,kind=empty",
+		busybox(t), "--name=a", "--mount", "volume=shared,target=/shared", "--exec=/bin/sh", "--", "-c",
+		"echo from-a > /shared/msg; sleep 3", "---",
+		busybox(t), "--name=b", "--mount", "volume=shared,target=/shared", "--exec=/bin/sh", "--", "-c",
+		`for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /shared/msg ] && break; sleep 0.2; done; echo b-got $(cat /shared/msg) $(hostname | cut -c1-5); ps | grep -c '[s]leep 3'`)
+	if r.code != 0 {
+		t.Fatalf("exit %d; stderr: %s", r.code, r.stderr)
+	}
+	if got := strings.Fields(r.stdout); strings.Join(got, " ") != "b-got from-a nscn- 1" {
+		t.Fatalf("apps printed %q", r.stdout)
+	}
+	assertPodsGone(t, e)
+}
+
+func TestNspawnAppEnvironmentAndUser(t *testing.T) {
+	e := newEnv(t)
+	r := e.nspawnSh(`echo "name=$AC_APP_NAME container=$container path=$PATH greeting=$GREETING host=$HOST_ONLY"; echo to-stderr >&2`,
+		"--name=probe")
+	want := "name=probe container=nscn path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin greeting=Hello from Nose Cone host="
+	if r.code != 0 || strings.TrimSpace(r.stdout) != want {
+		t.Fatalf("app printed %q (exit %d, %s), want %q", r.stdout, r.code, r.stderr, want)
+	}
+	if !strings.Contains(r.stderr, "to-stderr") || strings.Contains(r.stdout, "to-stderr") {
+		t.Fatalf("the app's stderr is not kept apart: stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	tests := []struct {
+		name  string
+		flags []string
+		want  string
+	}{
+		{name: "image default", want: "0 0 / 0"},
+		{name: "by name", flags: []string{"--user=user", "--group=user"}, want: "1000 1000 / 1000"},
+		{name: "supplementary gids and workdir", flags: []string{"--user=user", "--group=user", "--supplementary-gids=1001,2000", "--working-dir=/home/user"}, want: "1000 1000 /home/user 1000 1001 2000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.nspawnSh(`echo $(id -u) $(id -g) $(pwd) $(id -G)`, tt.flags...)
+			if r.code != 0 || strings.TrimSpace(r.stdout) != tt.want {
+				t.Fatalf("got %q (exit %d, %s), want %q", strings.TrimSpace(r.stdout), r.code, r.stderr, tt.want)
+			}
+		})
+	}
+	assertPodsGone(t, e)
+}
+
+func TestNspawnNoNetwork(t *testing.T) {
+	e := newEnv(t)
+	r := e.run("--insecure-options=image", "run", "--net=none", "--stage1-path="+nspawnACI(t), busybox(t),
+		"--exec=/bin/sh", "--", "-c", "ls /sys/class/net | tr '\\n' ' '")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "lo" {
+		t.Fatalf("interfaces %q (exit %d, %s), want only lo", r.stdout, r.code, r.stderr)
+	}
+	assertPodsGone(t, e)
+}
+
+func TestNspawnEnterAndStop(t *testing.T) {
+	tests := []struct {
+		name  string
+		force bool
+		code  int
+	}{
+		{name: "graceful", code: 143},
+		{name: "force", force: true, code: 137},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			uuidFile := filepath.Join(t.TempDir(), "uuid")
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			c := e.cmd(ctx, "--insecure-options=image", "run", "--net=host", "--uuid-file-save="+uuidFile,
+				"--stage1-path="+nspawnACI(t), busybox(t), "--name=sleeper", "--exec=/bin/sh", "--", "-c", "echo ready; exec sleep 300")
+			var out, errb bytes.Buffer
+			c.Stdout, c.Stderr = &out, &errb
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var uuid string
+			for range 100 {
+				if b, err := os.ReadFile(uuidFile); err == nil && len(bytes.TrimSpace(b)) > 0 && strings.Contains(out.String(), "ready") {
+					uuid = strings.TrimSpace(string(b))
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if uuid == "" {
+				_ = c.Process.Kill()
+				t.Fatalf("pod did not start: %s %s", out.String(), errb.String())
+			}
+			r := e.ok("enter", uuid, "/bin/sh", "-c", `echo $AC_APP_NAME $(id -u) $(pwd); ps -o comm | grep -c '^sleep$'`)
+			if got := strings.Join(strings.Fields(r.stdout), " "); got != "sleeper 0 / 1" {
+				t.Fatalf("enter printed %q", r.stdout)
+			}
+			r = e.run("enter", uuid, "/bin/sh", "-c", "exit 7")
+			if r.code != 7 {
+				t.Fatalf("enter exit %d, want 7: %s", r.code, r.stderr)
+			}
+			stop := []string{"stop"}
+			if tt.force {
+				stop = append(stop, "--force")
+			}
+			e.ok(append(stop, uuid)...)
+			err := c.Wait()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			if code != tt.code {
+				t.Fatalf("run exited %d after stop, want %d; stderr %s", code, tt.code, errb.String())
+			}
+			assertPodsGone(t, e)
+		})
+	}
+}
