@@ -86,7 +86,12 @@ else
 	log "downloading ${#all[@]} packages: ${all[*]}"
 	mkdir -p "$work/debs" "$work/root"
 	chmod 0777 "$work/debs" # apt-get download writes as _apt
-	(cd "$work/debs" && apt-get download -q "${all[@]}" >&2)
+	# A fresh host may have no package lists yet: refresh once and retry.
+	if ! (cd "$work/debs" && apt-get download -q "${all[@]}" >&2); then
+		log "apt-get download failed; refreshing the package lists and retrying"
+		apt-get update -qq >&2
+		(cd "$work/debs" && apt-get download -q "${all[@]}" >&2)
+	fi
 	for deb in "$work"/debs/*.deb; do
 		dpkg-deb -x "$deb" "$work/root"
 	done
