@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
@@ -323,7 +324,7 @@ func superviseHelper(ctx context.Context, log *slog.Logger, cfg RunConfig, podDi
 			switch r.Event {
 			case eventReady:
 				pid := strconv.Itoa(cmd.Process.Pid) + "\n"
-				if err := writeFileAtomic(podDir, stage1abi.PIDFile, []byte(pid)); err != nil {
+				if err := atomicfile.Write(podDir, stage1abi.PIDFile, []byte(pid)); err != nil {
 					return 0, err
 				}
 			case eventStarted:
@@ -362,5 +363,5 @@ func writeStatus(podDir, app string, status int) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("record app status: %w", err)
 	}
-	return writeFileAtomic(filepath.Dir(p), filepath.Base(p), []byte(strconv.Itoa(status)+"\n"))
+	return atomicfile.Write(filepath.Dir(p), filepath.Base(p), []byte(strconv.Itoa(status)+"\n"))
 }

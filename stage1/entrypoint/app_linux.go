@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 	"github.com/nosecone/nscn/stage1-fly/inroot"
@@ -145,7 +146,7 @@ func reapApp(ctx context.Context, log *slog.Logger, pod *nspawn.Pod, name string
 		return err
 	}
 	log.DebugContext(ctx, "app exited", "status", status, "result", os.Getenv("SERVICE_RESULT"))
-	if err := writeFileAtomic(nspawn.StatusDir, name, []byte(strconv.Itoa(status)+"\n")); err != nil {
+	if err := atomicfile.Write(nspawn.StatusDir, name, []byte(strconv.Itoa(status)+"\n")); err != nil {
 		return err
 	}
 	end := status != 0

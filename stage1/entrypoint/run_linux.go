@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
@@ -299,7 +300,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start systemd-nspawn: %w", err)
 	}
-	if err := writeFileAtomic(podDir, stage1abi.PPIDFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n")); err != nil {
+	if err := atomicfile.Write(podDir, stage1abi.PPIDFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n")); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		return 0, err
@@ -338,7 +339,7 @@ loop:
 	if in.Killed {
 		for _, a := range in.Apps {
 			if _, done := in.Statuses[a]; !done {
-				if err := writeFileAtomic(inStage1(podDir, nspawn.StatusDir), a, []byte(strconv.Itoa(status)+"\n")); err != nil {
+				if err := atomicfile.Write(inStage1(podDir, nspawn.StatusDir), a, []byte(strconv.Itoa(status)+"\n")); err != nil {
 					log.WarnContext(ctx, "record status of killed app", "app", a, "err", err)
 				}
 			}

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 	"github.com/nosecone/nscn/stage1/nspawn"
@@ -40,7 +41,7 @@ func Stop(ctx context.Context, log *slog.Logger, args fly.StopArgs) error {
 	}
 	sig := sigHalt
 	if args.Force {
-		if err := writeFileAtomic(inStage1(podDir, filepath.Dir(nspawn.KilledFile)), filepath.Base(nspawn.KilledFile), []byte("\n")); err != nil {
+		if err := atomicfile.Write(inStage1(podDir, filepath.Dir(nspawn.KilledFile)), filepath.Base(nspawn.KilledFile), []byte("\n")); err != nil {
 			return err
 		}
 		sig = unix.SIGKILL
