@@ -19,6 +19,7 @@ import (
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 	"github.com/nosecone/nscn/stage1-fly/inroot"
+	"github.com/nosecone/nscn/stage1-fly/podmount"
 )
 
 // processApp names the app's main process in runProcess and logs; the
@@ -195,25 +196,25 @@ func (h *helper) setupRoot(ctx context.Context) (*os.File, error) {
 	// Before anything else: the new namespace copied the host's shared
 	// mounts, and a mount under a shared one would propagate back.
 	h.log.DebugContext(ctx, "make mounts slaves", "path", "/")
-	if err := mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, "", "/"); err != nil {
+	if err := podmount.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, "", "/"); err != nil {
 		return nil, err
 	}
 	h.log.DebugContext(ctx, "bind rootfs onto itself", "rootfs", p.RootFS)
-	if err := mount(p.RootFS, p.RootFS, "", unix.MS_BIND|unix.MS_REC, "", p.RootFS); err != nil {
+	if err := podmount.Mount(p.RootFS, p.RootFS, "", unix.MS_BIND|unix.MS_REC, "", p.RootFS); err != nil {
 		return nil, err
 	}
 	root, err := inroot.OpenRoot(p.RootFS)
 	if err != nil {
 		return nil, fmt.Errorf("open app rootfs: %w", err)
 	}
-	mnt := fly.LoggingMounter{Next: sysMounter{root: root, log: h.log}, Log: h.log}
+	mnt := fly.LoggingMounter{Next: podmount.InRoot{Root: root, Log: h.log}, Log: h.log}
 	if err := fly.Apply(ctx, mnt, p); err != nil {
 		root.Close()
 		return nil, err
 	}
 	if p.ReadOnlyRoot {
 		h.log.DebugContext(ctx, "make rootfs read-only", "rootfs", p.RootFS)
-		if err := setMountAttrs(root, unix.MOUNT_ATTR_RDONLY, false, "/"); err != nil {
+		if err := podmount.SetMountAttrs(root, unix.MOUNT_ATTR_RDONLY, false, "/"); err != nil {
 			root.Close()
 			return nil, err
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 	"github.com/nosecone/nscn/stage1-fly/inroot"
+	"github.com/nosecone/nscn/stage1-fly/podmount"
 )
 
 // RunConfig is the input of Run.
@@ -124,7 +125,7 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 	if err := checkPlan(plan); err != nil {
 		return 0, err
 	}
-	if err := makeEmptyVolumes(plan.EmptyVolumes); err != nil {
+	if err := podmount.MakeEmptyVolumes(plan.EmptyVolumes); err != nil {
 		return 0, err
 	}
 
@@ -168,7 +169,7 @@ func checkLockFD(v, podDir string) (int, error) {
 // checkPlan checks, before anything is mounted, what can be checked from
 // the host: the rootfs is a real directory and bind sources exist, host
 // volume sources without symlinks anywhere in their path. Empty volumes
-// are created later, by makeEmptyVolumes.
+// are created later, by podmount.MakeEmptyVolumes.
 func checkPlan(p fly.Plan) error {
 	st, err := os.Lstat(p.RootFS)
 	if err != nil {
@@ -192,38 +193,9 @@ func checkPlan(p fly.Plan) error {
 			f, err = os.OpenFile(m.Source, unix.O_PATH, 0)
 		}
 		if err != nil {
-			return sourceError(m, err)
+			return podmount.SourceError(m, err)
 		}
 		f.Close()
-	}
-	return nil
-}
-
-// makeEmptyVolumes creates the host directories of empty volumes under the
-// pod directory with their mode and owner. An existing directory (not a
-// symlink) is reused.
-func makeEmptyVolumes(vols []fly.EmptyVolume) error {
-	for _, v := range vols {
-		if err := os.MkdirAll(filepath.Dir(v.Path), 0o755); err != nil {
-			return fmt.Errorf("empty volume %s: %w", v.Name, err)
-		}
-		if err := os.Mkdir(v.Path, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("empty volume %s: %w", v.Name, err)
-		}
-		st, err := os.Lstat(v.Path)
-		if err != nil {
-			return fmt.Errorf("empty volume %s: %w", v.Name, err)
-		}
-		if !st.IsDir() {
-			return errdefs.FailedPrecondition("empty volume %s: %s exists and is not a directory", v.Name, v.Path)
-		}
-		// chown first: it clears set-id bits the mode may ask for.
-		if err := os.Lchown(v.Path, v.UID, v.GID); err != nil {
-			return fmt.Errorf("empty volume %s: %w", v.Name, err)
-		}
-		if err := unix.Fchmodat(unix.AT_FDCWD, v.Path, uint32(v.Mode), 0); err != nil {
-			return fmt.Errorf("empty volume %s: %w", v.Name, &os.PathError{Op: "chmod", Path: v.Path, Err: err})
-		}
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 	"github.com/nosecone/nscn/stage1-fly/inroot"
+	"github.com/nosecone/nscn/stage1-fly/podmount"
 	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
@@ -66,7 +67,7 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App) error {
 	old := unix.Umask(0o022)
 	defer unix.Umask(old)
 	log.DebugContext(ctx, "bind rootfs onto itself", "rootfs", p.RootFS)
-	if err := mountPath(p.RootFS, p.RootFS, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if err := podmount.Mount(p.RootFS, p.RootFS, "", unix.MS_BIND|unix.MS_REC, "", p.RootFS); err != nil {
 		return err
 	}
 	root, err := inroot.OpenRoot(p.RootFS)
@@ -74,12 +75,12 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App) error {
 		return fmt.Errorf("open app rootfs: %w", err)
 	}
 	defer root.Close()
-	m := fly.LoggingMounter{Next: podMounter{root: root, log: log}, Log: log}
+	m := fly.LoggingMounter{Next: podmount.InRoot{Root: root, Log: log}, Log: log}
 	if err := fly.Apply(ctx, m, p); err != nil {
 		return err
 	}
 	if p.ReadOnlyRoot {
-		return setAttrs(root, unix.MOUNT_ATTR_RDONLY, false, "/")
+		return podmount.SetMountAttrs(root, unix.MOUNT_ATTR_RDONLY, false, "/")
 	}
 	return nil
 }
@@ -191,125 +192,6 @@ func recordFirstFailure(status int) error {
 	}
 	if err := os.Link(f.Name(), nspawn.FirstFailureFile); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("record first failure: %w", err)
-	}
-	return nil
-}
-
-// podMounter makes the mounts of a plan inside an app's rootfs, every
-// target resolved in-root.
-type podMounter struct {
-	root *os.File
-	log  *slog.Logger
-}
-
-var _ fly.Mounter = podMounter{}
-
-func (m podMounter) Mount(ctx context.Context, mt fly.Mount) error {
-	switch mt.Kind {
-	case fly.KindFS:
-		target, err := inroot.MkdirAll(m.root, mt.Target, 0o755)
-		if err != nil {
-			return fmt.Errorf("create mount point: %w", err)
-		}
-		defer target.Close()
-		var flags uintptr
-		for _, f := range []struct {
-			fly fly.MountFlags
-			ms  uintptr
-		}{{fly.ReadOnly, unix.MS_RDONLY}, {fly.NoSuid, unix.MS_NOSUID}, {fly.NoDev, unix.MS_NODEV}, {fly.NoExec, unix.MS_NOEXEC}} {
-			if mt.Flags&f.fly != 0 {
-				flags |= f.ms
-			}
-		}
-		return mountPath(mt.Source, inroot.FDPath(target), mt.FSType, flags, mt.Data)
-	case fly.KindBind:
-		return m.bind(ctx, mt)
-	default:
-		return errdefs.InvalidArgument("unknown mount kind %q", mt.Kind)
-	}
-}
-
-func (m podMounter) bind(ctx context.Context, mt fly.Mount) error {
-	src, err := os.OpenFile(mt.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
-	if err != nil {
-		if mt.Fallback && errors.Is(err, fs.ErrNotExist) {
-			m.log.DebugContext(ctx, "skip fallback mount: no source", "source", mt.Source)
-			return nil
-		}
-		return fmt.Errorf("%s: open source %s: %w", mt.Purpose, mt.Source, err)
-	}
-	defer src.Close()
-	st, err := src.Stat()
-	if err != nil {
-		return fmt.Errorf("stat %s: %w", mt.Source, err)
-	}
-	if mt.Fallback {
-		if ok, err := inroot.Exists(m.root, mt.Target); err == nil && ok {
-			m.log.DebugContext(ctx, "skip fallback mount: the rootfs has its own", "target", mt.Target)
-			return nil
-		}
-	}
-	var target *os.File
-	if st.IsDir() {
-		target, err = inroot.MkdirAll(m.root, mt.Target, 0o755)
-	} else {
-		target, err = inroot.CreateFile(m.root, mt.Target, 0o644)
-	}
-	if err != nil {
-		if mt.Fallback {
-			return nil
-		}
-		return fmt.Errorf("create mount point: %w", err)
-	}
-	defer target.Close()
-	flags := uintptr(unix.MS_BIND)
-	rec := mt.Flags&fly.Recursive != 0
-	if rec {
-		flags |= unix.MS_REC
-	}
-	if err := mountPath(inroot.FDPath(src), inroot.FDPath(target), "", flags, ""); err != nil {
-		return fmt.Errorf("mount %s: %w", mt.Target, err)
-	}
-	var attrs uint64
-	for _, f := range []struct {
-		fly  fly.MountFlags
-		attr uint64
-	}{{fly.ReadOnly, unix.MOUNT_ATTR_RDONLY}, {fly.NoSuid, unix.MOUNT_ATTR_NOSUID}, {fly.NoDev, unix.MOUNT_ATTR_NODEV}, {fly.NoExec, unix.MOUNT_ATTR_NOEXEC}} {
-		if mt.Flags&f.fly != 0 {
-			attrs |= f.attr
-		}
-	}
-	if attrs == 0 {
-		return nil
-	}
-	top, err := inroot.Open(m.root, mt.Target, unix.O_PATH)
-	if err != nil {
-		return fmt.Errorf("open new mount: %w", err)
-	}
-	defer top.Close()
-	return setAttrs(top, attrs, rec, mt.Target)
-}
-
-func mountPath(source, target, fstype string, flags uintptr, data string) error {
-	for {
-		err := unix.Mount(source, target, fstype, flags, data)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return &os.PathError{Op: "mount " + source, Path: target, Err: err}
-		}
-		return nil
-	}
-}
-
-func setAttrs(f *os.File, attrs uint64, recursive bool, name string) error {
-	flags := uint(unix.AT_EMPTY_PATH)
-	if recursive {
-		flags |= unix.AT_RECURSIVE
-	}
-	if err := unix.MountSetattr(int(f.Fd()), "", flags, &unix.MountAttr{Attr_set: attrs}); err != nil {
-		return &os.PathError{Op: "mount_setattr", Path: name, Err: err}
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 	"github.com/nosecone/nscn/stage1-fly/inroot"
+	"github.com/nosecone/nscn/stage1-fly/podmount"
 	"github.com/nosecone/nscn/stage1/nspawn"
 	"github.com/nosecone/nscn/stage1/units"
 )
@@ -70,7 +71,7 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 	for _, w := range layout.Warnings {
 		log.WarnContext(ctx, w)
 	}
-	if err := makeEmptyVolumes(layout.EmptyVolumes); err != nil {
+	if err := podmount.MakeEmptyVolumes(layout.EmptyVolumes); err != nil {
 		return 0, err
 	}
 	if err := writePodFiles(podDir, layout.Pod); err != nil {
@@ -154,32 +155,6 @@ func findLoader(root string) (string, string, error) {
 		}
 	}
 	return "", "", errdefs.NotFound("the stage1 image has no dynamic loader for systemd-nspawn")
-}
-
-// makeEmptyVolumes creates the host directories of empty volumes.
-func makeEmptyVolumes(vols []fly.EmptyVolume) error {
-	for _, v := range vols {
-		if err := os.MkdirAll(filepath.Dir(v.Path), 0o755); err != nil {
-			return fmt.Errorf("empty volume %s: %w", v.Name, err)
-		}
-		if err := os.Mkdir(v.Path, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("empty volume %s: %w", v.Name, err)
-		}
-		st, err := os.Lstat(v.Path)
-		if err != nil {
-			return fmt.Errorf("empty volume %s: %w", v.Name, err)
-		}
-		if !st.IsDir() {
-			return errdefs.FailedPrecondition("empty volume %s: %s is not a directory", v.Name, v.Path)
-		}
-		if err := os.Lchown(v.Path, v.UID, v.GID); err != nil {
-			return fmt.Errorf("empty volume %s: %w", v.Name, err)
-		}
-		if err := unix.Fchmodat(unix.AT_FDCWD, v.Path, uint32(v.Mode), 0); err != nil {
-			return fmt.Errorf("empty volume %s: %w", v.Name, &os.PathError{Op: "chmod", Path: v.Path, Err: err})
-		}
-	}
-	return nil
 }
 
 // writePodFiles writes the units, the helpers' config, the output FIFOs
