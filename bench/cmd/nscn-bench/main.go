@@ -22,6 +22,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -39,7 +42,32 @@ type config struct {
 	pods    int    // pods for the scale figure
 	quick   bool   // development only: few runs, smaller scale
 	workers int    // parallel pod creation
+	// figures are the figure numbers to measure (-figures); all when empty.
+	figures map[int]bool
 }
+
+// allFigures are the figures -figures may name.
+var allFigures = []int{1, 4, 5, 6, 7}
+
+// parseFigures parses -figures: a comma-separated list of figure numbers,
+// or empty for all.
+func parseFigures(s string) (map[int]bool, error) {
+	if s == "" {
+		return nil, nil
+	}
+	out := map[int]bool{}
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || !slices.Contains(allFigures, n) {
+			return nil, fmt.Errorf("-figures: %q is not one of %v", f, allFigures)
+		}
+		out[n] = true
+	}
+	return out, nil
+}
+
+// want reports whether figure n is measured in this run.
+func (c config) want(n int) bool { return c.figures == nil || c.figures[n] }
 
 func main() {
 	os.Exit(run())
@@ -54,7 +82,13 @@ func run() int {
 	flag.IntVar(&c.fast, "fast-runs", 50, "runs per command for the fast figures (at least 30)")
 	flag.IntVar(&c.pods, "pods", 1000, "pods for the scale figure")
 	flag.BoolVar(&c.quick, "quick", false, "development only: 5 runs and 100 pods; the table is marked as not valid")
+	figures := flag.String("figures", "", "comma-separated figures to measure (1,4,5,6,7); all when empty. The table is marked partial")
 	flag.Parse()
+	var err error
+	if c.figures, err = parseFigures(*figures); err != nil {
+		fmt.Fprintf(os.Stderr, "nscn-bench: %v\n", err)
+		return 2
+	}
 	if flag.NArg() != 0 {
 		fmt.Fprintf(os.Stderr, "nscn-bench: unexpected arguments %q\n", flag.Args())
 		return 2
