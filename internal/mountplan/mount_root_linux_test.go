@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/testutil"
@@ -220,5 +224,59 @@ func TestProbeOverlay(t *testing.T) {
 	}
 	if mps := mountsUnder(t, scratch); len(mps) != 0 {
 		t.Errorf("probe left mounts %v", mps)
+	}
+}
+
+// failOverlayOf is the kernel mounter, except that an overlay mount on a
+// target ending in suffix fails as overlayfs does on a lower it refuses.
+type failOverlayOf struct {
+	Kernel
+	suffix string
+}
+
+func (k failOverlayOf) Mount(ctx context.Context, m Mount) error {
+	if m.FSType == "overlay" && strings.HasSuffix(m.Target, k.suffix) {
+		return classifyErrno(unix.EINVAL, fmt.Errorf("mount overlay on %s: %w", m.Target, unix.EINVAL))
+	}
+	return k.Kernel.Mount(ctx, m)
+}
+
+// TestApplyOverlayOrCopyForReal: with working overlays, the pod gets three
+// real overlay mounts; when the last one fails, the stage1 overlay really
+// mounted before it is undone and every rootfs is a copy.
+func TestApplyOverlayOrCopyForReal(t *testing.T) {
+	testutil.RequiresRoot(t)
+	for _, tt := range []struct {
+		name       string
+		m          Mounter
+		wantMode   Mode
+		wantMounts int
+	}{
+		{name: "overlays", m: Kernel{}, wantMode: Overlay, wantMounts: 3},
+		{name: "an app overlay refused", m: failOverlayOf{suffix: "/db/rootfs"}, wantMode: Copy},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			t.Cleanup(func() { _ = UnmountAll(context.Background(), f.pod) })
+			mode, why, err := ApplyOverlayOrCopy(context.Background(), f.config(Overlay), tt.m)
+			if err != nil {
+				t.Fatalf("ApplyOverlayOrCopy: %v", err)
+			}
+			if mode != tt.wantMode || (mode == Copy) != errors.Is(why, errdefs.ErrInvalidArgument) {
+				t.Fatalf("mode %v (reason %v), want %v", mode, why, tt.wantMode)
+			}
+			if mps := mountsUnder(t, f.pod); len(mps) != tt.wantMounts {
+				t.Errorf("mounts under the pod = %v, want %d", mps, tt.wantMounts)
+			}
+			for rel, want := range map[string]string{
+				stage1abi.Stage1RootfsRel:  "stage1\n",
+				stage1abi.AppRootfs("web"): "web\n",
+				stage1abi.AppRootfs("db"):  "db\n",
+			} {
+				if got := mustRead(t, filepath.Join(f.pod, rel, "etc", "hostname")); got != want {
+					t.Errorf("%s/etc/hostname = %q, want %q", rel, got, want)
+				}
+			}
+		})
 	}
 }

@@ -28,8 +28,7 @@ func layout(ctx context.Context, o Options, log *slog.Logger, p *pod.Pod, s1 *im
 	if err := writeFile(filepath.Join(dir, stage1abi.Stage1TreeIDFile), []byte(s1.tree.Key)); err != nil {
 		return err
 	}
-	cfg := mountplan.Config{PodDir: dir, Stage1Rootfs: s1.tree.Rootfs, Mode: mountplan.Overlay}
-	lowers := []string{s1.tree.Rootfs}
+	cfg := mountplan.Config{PodDir: dir, Stage1Rootfs: s1.tree.Rootfs}
 	for _, ra := range pm.Apps {
 		im := images[ra.Name.String()]
 		info := filepath.Join(dir, stage1abi.AppInfoDir(ra.Name.String()))
@@ -43,22 +42,17 @@ func layout(ctx context.Context, o Options, log *slog.Logger, p *pod.Pod, s1 *im
 			return err
 		}
 		cfg.Apps = append(cfg.Apps, mountplan.App{Name: ra.Name.String(), Rootfs: im.tree.Rootfs})
-		lowers = append(lowers, im.tree.Rootfs)
-	}
-	if err := mountplan.ProbeOverlay(ctx, dir, lowers...); err != nil {
-		log.Info("overlayfs unavailable, copying the rootfses", "pod", p.UUID, "reason", err)
-		cfg.Mode = mountplan.Copy
-	}
-	plan, err := mountplan.Build(cfg)
-	if err != nil {
-		return err
 	}
 	m := o.Mounter
 	if m == nil {
 		m = mountplan.NewLogging(mountplan.Kernel{}, log)
 	}
-	if err := mountplan.Apply(ctx, plan, m); err != nil {
+	mode, why, err := mountplan.ApplyOverlayOrCopy(ctx, cfg, m)
+	if err != nil {
 		return err
+	}
+	if mode == mountplan.Copy {
+		log.Info("overlayfs unavailable, copied the rootfses", "pod", p.UUID, "reason", why)
 	}
 	b, err := json.Marshal(pm)
 	if err != nil {
