@@ -78,6 +78,7 @@ type Prepared struct {
 	Pod         *pod.Pod
 	Entrypoints stage1.Entrypoints
 	Manifest    *schema.PodManifest
+	written     []string // the files layout wrote, for Sync
 }
 
 // image is a fetched and rendered image.
@@ -138,7 +139,8 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 		return nil, err
 	}
 	log.Debug("preparing pod", "pod", p.UUID, "stage1", s1.entry.Name)
-	if err = layout(ctx, o, log, p, s1, pm, images); err != nil {
+	written, err := layout(ctx, o, log, p, s1, pm, images)
+	if err != nil {
 		return nil, fmt.Errorf("prepare pod %s: %w", p.UUID, err)
 	}
 	for _, im := range append([]*image{s1}, mapValues(images)...) {
@@ -146,7 +148,7 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 			log.Warn("record image use", "image", im.entry.Key, "error", err)
 		}
 	}
-	return &Prepared{Pod: p, Entrypoints: eps, Manifest: pm}, nil
+	return &Prepared{Pod: p, Entrypoints: eps, Manifest: pm, written: written}, nil
 }
 
 func mapValues(m map[string]*image) []*image {
