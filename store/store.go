@@ -347,15 +347,23 @@ func (s *Store) TouchRemote(ctx context.Context, r *index.Remote) error {
 	return s.Index.Update(ctx, func(tx *index.Tx) error { return tx.PutRemote(r) })
 }
 
-// MarkUsed updates an image's last-use time.
-func (s *Store) MarkUsed(ctx context.Context, key string) error {
+// MarkUsed updates the last-use time of images, in one transaction: a pod
+// start marks its stage1 and app images with one commit instead of one
+// each.
+func (s *Store) MarkUsed(ctx context.Context, keys ...string) error {
+	now := time.Now().UTC()
 	return s.Index.Update(ctx, func(tx *index.Tx) error {
-		im, err := tx.Image(key)
-		if err != nil {
-			return err
+		for _, key := range keys {
+			im, err := tx.Image(key)
+			if err != nil {
+				return err
+			}
+			im.LastUsed = now
+			if err := tx.PutImage(im); err != nil {
+				return err
+			}
 		}
-		im.LastUsed = time.Now().UTC()
-		return tx.PutImage(im)
+		return nil
 	})
 }
 

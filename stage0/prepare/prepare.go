@@ -143,20 +143,14 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("prepare pod %s: %w", p.UUID, err)
 	}
-	for _, im := range append([]*image{s1}, mapValues(images)...) {
-		if err := o.Store.MarkUsed(ctx, im.entry.Key); err != nil {
-			log.Warn("record image use", "image", im.entry.Key, "error", err)
-		}
+	keys := []string{s1.entry.Key}
+	for _, im := range images {
+		keys = append(keys, im.entry.Key)
+	}
+	if err := o.Store.MarkUsed(ctx, keys...); err != nil {
+		log.Warn("record image use", "images", keys, "error", err)
 	}
 	return &Prepared{Pod: p, Entrypoints: eps, Manifest: pm, written: written}, nil
-}
-
-func mapValues(m map[string]*image) []*image {
-	out := make([]*image, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
 }
 
 // Discard removes a pod whose preparation failed, or that could not be
