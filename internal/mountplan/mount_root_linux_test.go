@@ -280,3 +280,86 @@ func TestApplyOverlayOrCopyForReal(t *testing.T) {
 		})
 	}
 }
+
+// TestUnmountPodAndRemoveTree: UnmountPod undoes the plan's mounts,
+// stacks included, without the mount table; a mount it does not know of
+// stops RemoveTree, with the mounted files untouched, until UnmountAll
+// finds it.
+func TestUnmountPodAndRemoveTree(t *testing.T) {
+	testutil.RequiresRoot(t)
+	ctx := context.Background()
+	f := newFixture(t)
+	t.Cleanup(func() { _ = UnmountAll(context.Background(), f.pod) })
+	plan, err := Build(f.config(Overlay))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(ctx, plan, Kernel{}); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(f.pod, stage1abi.AppRootfs("db"))
+	if err := (Kernel{}).Mount(ctx, Mount{Source: "tmpfs", Target: db, FSType: "tmpfs"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := UnmountPod(ctx, f.pod); err != nil {
+		t.Fatalf("UnmountPod: %v", err)
+	}
+	if mps := mountsUnder(t, f.pod); len(mps) != 0 {
+		t.Fatalf("still mounted after UnmountPod: %v", mps)
+	}
+	if err := UnmountPod(ctx, f.pod); err != nil {
+		t.Errorf("second UnmountPod: %v", err)
+	}
+
+	// A host directory bind-mounted somewhere UnmountPod does not look.
+	host := t.TempDir()
+	mustWrite(t, filepath.Join(host, "precious"), "keep\n")
+	vol := filepath.Join(f.pod, "volumes", "data")
+	if err := os.MkdirAll(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := (Kernel{}).Mount(ctx, Mount{Source: host, Target: vol, FSType: "none", Flags: unix.MS_BIND}); err != nil {
+		t.Fatal(err)
+	}
+	if err := UnmountPod(ctx, f.pod); err != nil {
+		t.Fatalf("UnmountPod with a foreign mount: %v", err)
+	}
+	if err := RemoveTree(f.pod); !errors.Is(err, ErrMountInside) || !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("RemoveTree over a bind mount = %v, want ErrMountInside", err)
+	}
+	if got := mustRead(t, filepath.Join(host, "precious")); got != "keep\n" {
+		t.Fatalf("RemoveTree deleted through the bind mount: %q", got)
+	}
+	if err := UnmountAll(ctx, f.pod); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveTree(f.pod); err != nil {
+		t.Fatalf("RemoveTree: %v", err)
+	}
+	if _, err := os.Lstat(f.pod); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pod directory left: %v", err)
+	}
+	if got := mustRead(t, filepath.Join(host, "precious")); got != "keep\n" {
+		t.Errorf("host file changed: %q", got)
+	}
+}
+
+// TestRemoveTreeBindMountedFile: a file mount point stops RemoveTree too.
+func TestRemoveTreeBindMountedFile(t *testing.T) {
+	testutil.RequiresRoot(t)
+	dir := t.TempDir()
+	src := filepath.Join(t.TempDir(), "hosts")
+	mustWrite(t, src, "host\n")
+	target := filepath.Join(dir, "a", "hosts")
+	mustWrite(t, target, "")
+	if err := (Kernel{}).Mount(context.Background(), Mount{Source: src, Target: target, FSType: "none", Flags: unix.MS_BIND}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = UnmountAll(context.Background(), dir) })
+	if err := RemoveTree(dir); !errors.Is(err, ErrMountInside) {
+		t.Fatalf("RemoveTree = %v, want ErrMountInside", err)
+	}
+	if got := mustRead(t, src); got != "host\n" {
+		t.Errorf("bind-mounted file changed: %q", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -415,3 +416,41 @@ func TestApplyOverlayOrCopyCanceled(t *testing.T) {
 type mountOnly struct{ m Mounter }
 
 func (o mountOnly) Mount(ctx context.Context, m Mount) error { return o.m.Mount(ctx, m) }
+
+// TestRemoveTree: it deletes what os.RemoveAll would, symlinks as links
+// (never their targets), and a missing path is not an error.
+func TestRemoveTree(t *testing.T) {
+	root := t.TempDir()
+	outside := filepath.Join(t.TempDir(), "keep")
+	if err := os.WriteFile(outside, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tree := filepath.Join(root, "pod")
+	for i := range 1500 { // more than one Readdirnames batch
+		d := filepath.Join(tree, "a", "b", fmt.Sprint(i%3))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, fmt.Sprint(i)), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Dir(outside), filepath.Join(tree, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(tree, "empty", "dirs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveTree(tree); err != nil {
+		t.Fatalf("RemoveTree: %v", err)
+	}
+	if _, err := os.Lstat(tree); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("tree left: %v", err)
+	}
+	if _, err := os.Stat(outside); err != nil {
+		t.Errorf("symlink target removed: %v", err)
+	}
+	if err := RemoveTree(tree); err != nil {
+		t.Errorf("RemoveTree of a missing path: %v", err)
+	}
+}

@@ -12,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/mountplan"
+	"github.com/nosecone/nscn/internal/testutil"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -489,5 +493,44 @@ func TestGCAfterPowerLoss(t *testing.T) {
 		if left := podsIn(t, dataDir, d); len(left) != 0 {
 			t.Errorf("%s/ still holds %v", d, left)
 		}
+	}
+}
+
+// TestRemoveFindsUnknownMounts: the default unmount only knows the rootfs
+// mounts; a host directory bind-mounted elsewhere in the pod stops the
+// deletion, is found in the mount table, unmounted, and keeps its files.
+func TestRemoveFindsUnknownMounts(t *testing.T) {
+	testutil.RequiresRoot(t)
+	ctx := context.Background()
+	dataDir := t.TempDir()
+	id := mkPod(t, dataDir, "run")
+	path := podPath(dataDir, "run", id)
+	t.Cleanup(func() { _ = mountplan.UnmountAll(context.Background(), dataDir) })
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "precious"), []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vol := filepath.Join(path, "stage1", "rootfs", "opt", "stage2", "app", "rootfs", "data")
+	if err := os.MkdirAll(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := (mountplan.Kernel{}).Mount(ctx, mountplan.Mount{Source: host, Target: vol, FSType: "none", Flags: unix.MS_BIND}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Get(ctx, dataDir, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Remove(ctx, p); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	if _, err := locate(dataDir, id); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("pod not removed: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(host, "precious")); err != nil || string(b) != "keep" {
+		t.Errorf("host file after Remove: %q, %v", b, err)
+	}
+	if mps, err := mountplan.MountPointsUnder(ctx, dataDir); err != nil || len(mps) != 0 {
+		t.Errorf("mounts left: %v, %v", mps, err)
 	}
 }
