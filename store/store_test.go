@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -79,5 +80,37 @@ func TestMarkUsed(t *testing.T) {
 	}
 	if got := lastUsed(keys[2]); !got.Equal(before) {
 		t.Errorf("a failed MarkUsed changed an image: %v, was %v", got, before)
+	}
+}
+
+// TestManifestRemembered: once a Store has read or imported an image, its
+// manifest by ID or key needs no index transaction: it is served even with
+// the index gone, which a fresh Store cannot do.
+func TestManifestRemembered(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := s.Import(ctx, bytes.NewReader(testACI(t, "example.com/m")), ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(s.Index.Path); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{im.ID, im.Key} {
+		m, err := s.Manifest(ctx, ref)
+		if err != nil || m.Name.String() != "example.com/m" {
+			t.Errorf("Manifest(%s) = %v, %v", ref, m, err)
+		}
+	}
+	fresh, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fresh.Manifest(ctx, im.ID); err == nil {
+		t.Error("a fresh Store found a manifest without its index")
 	}
 }
