@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"testing"
 	"time"
@@ -112,5 +114,80 @@ func TestManifestRemembered(t *testing.T) {
 	}
 	if _, err := fresh.Manifest(ctx, im.ID); err == nil {
 		t.Error("a fresh Store found a manifest without its index")
+	}
+}
+
+// chunkyReader returns data in reads of at most step bytes, then err.
+type chunkyReader struct {
+	data []byte
+	step int
+	err  error
+}
+
+func (r *chunkyReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, r.err
+	}
+	n := copy(p, r.data[:min(r.step, len(r.data))])
+	r.data = r.data[n:]
+	return n, nil
+}
+
+type failingWriter struct{ after int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if w.after <= 0 {
+		return 0, errors.New("disk full")
+	}
+	w.after--
+	return len(p), nil
+}
+
+func TestCopyCtx(t *testing.T) {
+	data := make([]byte, 3*copyBufSize+12345)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	boom := errors.New("corrupt stream")
+	tests := []struct {
+		name    string
+		size    int
+		step    int
+		srcErr  error // after the data; io.EOF for a clean end
+		dst     io.Writer
+		cancel  bool
+		wantErr error
+	}{
+		{name: "empty", size: 0, step: 1, srcErr: io.EOF},
+		{name: "small reads", size: 100_000, step: 777, srcErr: io.EOF},
+		{name: "exactly one buffer", size: copyBufSize, step: 1 << 16, srcErr: io.EOF},
+		{name: "several buffers", size: len(data), step: 300_000, srcErr: io.EOF},
+		{name: "source fails half-way", size: 2*copyBufSize + 5, step: 1 << 18, srcErr: boom, wantErr: boom},
+		{name: "destination fails", size: len(data), step: 1 << 20, srcErr: io.EOF, dst: &failingWriter{after: 1}, wantErr: errors.New("disk full")},
+		{name: "canceled", size: len(data), step: 1 << 20, srcErr: io.EOF, cancel: true, wantErr: context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tt.cancel {
+				cancel()
+			}
+			var out bytes.Buffer
+			dst := tt.dst
+			if dst == nil {
+				dst = &out
+			}
+			n, err := copyCtx(ctx, dst, &chunkyReader{data: data[:tt.size], step: tt.step, err: tt.srcErr})
+			if tt.wantErr != nil {
+				if err == nil || (!errors.Is(err, tt.wantErr) && err.Error() != tt.wantErr.Error()) {
+					t.Fatalf("copyCtx = %d, %v; want error %v", n, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || n != int64(tt.size) || !bytes.Equal(out.Bytes(), data[:tt.size]) {
+				t.Fatalf("copyCtx = %d, %v; copied %d bytes, equal %v", n, err, out.Len(), bytes.Equal(out.Bytes(), data[:tt.size]))
+			}
+		})
 	}
 }
