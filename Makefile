@@ -17,7 +17,7 @@ GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' -not -path './b
 
 .PHONY: fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install test-images tools quickstart
 
-all: $(BIN)/nscn $(BIN)/stage1-fly.aci ## Build nscn and the stage1 images
+all: $(BIN)/nscn $(BIN)/stage1-fly.aci $(BIN)/stage1-nspawn.aci ## Build nscn and the stage1 images
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_./-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 24
@@ -31,13 +31,23 @@ stage1-fly: $(BIN)/stage1-fly.aci ## The fly (chroot) stage1 image
 $(BIN)/stage1-fly.aci: $(GO_SOURCES) scripts/build-stage1-fly.sh
 	VERSION=$(VERSION) scripts/build-stage1-fly.sh $(BIN)
 
-fetch-systemd: ## Download systemd and systemd-nspawn from Debian for stage1-nspawn (explicit network step, root)
+# The systemd tree stage1-nspawn carries: downloaded from Debian once (or
+# taken from SYSTEMD_ROOT), then kept; `make fetch-systemd` refreshes it.
+# The stamp, not a file of the tree: unpacked files keep the packages' old
+# mtimes.
+SYSTEMD_TREE := $(BUILD)/systemd/.fetched
+
+fetch-systemd: ## Fetch systemd and systemd-nspawn again (Debian's packages, or SYSTEMD_ROOT)
 	scripts/fetch-systemd.sh $(BUILD)/systemd
+	touch $(SYSTEMD_TREE)
 
-stage1-nspawn: $(BIN)/stage1-nspawn.aci ## The nspawn stage1 image (needs make fetch-systemd first, or SYSTEMD_ROOT)
+$(SYSTEMD_TREE): scripts/fetch-systemd.sh
+	scripts/fetch-systemd.sh $(BUILD)/systemd
+	touch $@
 
-$(BIN)/stage1-nspawn.aci: $(GO_SOURCES) scripts/build-stage1-nspawn.sh
-	@test -x $(BUILD)/systemd/rootfs/usr/bin/systemd-nspawn || { echo "run make fetch-systemd first" >&2; exit 1; }
+stage1-nspawn: $(BIN)/stage1-nspawn.aci ## The nspawn stage1 image, the default one
+
+$(BIN)/stage1-nspawn.aci: $(GO_SOURCES) scripts/build-stage1-nspawn.sh $(SYSTEMD_TREE)
 	VERSION=$(VERSION) SYSTEMD_DIR=$(BUILD)/systemd scripts/build-stage1-nspawn.sh $(BIN)
 
 tools: $(BUILD)/actool ## Build the appc reference tools used by the tests
@@ -91,8 +101,6 @@ torture-short: ## The short torture suite (~1 min) that make check runs
 
 check: deps ## The test command: install packages, build everything, run unit, root and end-to-end suites
 	$(MAKE) all
-	$(MAKE) fetch-systemd
-	$(MAKE) stage1-nspawn
 	$(MAKE) root
 	$(MAKE) functional FLAVOR="fly nspawn"
 	$(MAKE) torture-short

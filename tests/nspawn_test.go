@@ -30,10 +30,16 @@ func (e *env) nspawnSh(script string, flags ...string) result {
 	return e.nspawnRun(append(args, "--exec=/bin/sh", "--", "-c", script)...)
 }
 
-// assertPodsGone checks, after nscn gc, that no pod left a mount under
-// the data dir, a process in the pod's pid namespace or a cgroup.
+// assertPodsGone checks, after nscn gc, that no pod of e left a mount
+// under the data dir, a process or a cgroup. It looks only at e's own
+// pods: other suites may run pods on the same host at the same time.
 func assertPodsGone(t *testing.T, e *env) {
 	t.Helper()
+	dirs, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", "*"))
+	var uuids []string
+	for _, d := range dirs {
+		uuids = append(uuids, filepath.Base(d))
+	}
 	r := e.ok("gc", "--grace-period=0s")
 	assertNoPods(t, e)
 	mi, err := os.ReadFile("/proc/self/mountinfo")
@@ -43,16 +49,24 @@ func assertPodsGone(t *testing.T, e *env) {
 	if strings.Contains(string(mi), e.dir) {
 		t.Fatalf("mounts left under %s after gc:\n%s\n(gc: %s)", e.dir, mi, r.stderr)
 	}
-	out, _ := exec.Command("ps", "-eo", "args").Output()
-	for _, l := range strings.Split(string(out), "\n") {
-		if strings.Contains(l, e.dir) || strings.Contains(l, "systemd --log-level") {
-			t.Fatalf("process left after gc: %s", l)
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		cg, _ := os.ReadFile(filepath.Join(p, "cgroup"))
+		args, _ := os.ReadFile(filepath.Join(p, "cmdline"))
+		for _, u := range uuids {
+			if strings.Contains(string(cg), u) {
+				t.Fatalf("process %s of pod %s left after gc: %q", filepath.Base(p), u, args)
+			}
+		}
+		if strings.Contains(string(args), e.dir) {
+			t.Fatalf("process %s left after gc: %q", filepath.Base(p), args)
 		}
 	}
 	for _, h := range []string{"/sys/fs/cgroup/systemd/nscn", "/sys/fs/cgroup/unified/nscn", "/sys/fs/cgroup/nscn"} {
-		ents, _ := filepath.Glob(filepath.Join(h, "*-*-*-*-*"))
-		if len(ents) != 0 {
-			t.Fatalf("pod cgroups left after gc: %v", ents)
+		for _, u := range uuids {
+			if _, err := os.Lstat(filepath.Join(h, u)); err == nil {
+				t.Fatalf("pod cgroup %s left after gc (gc: %s)", filepath.Join(h, u), r.stderr)
+			}
 		}
 	}
 }
@@ -246,4 +260,22 @@ func TestNspawnEnterAndStop(t *testing.T) {
 			assertPodsGone(t, e)
 		})
 	}
+}
+
+// TestDefaultStage1IsNspawn runs a pod with no stage1 flag and no stage1
+// configuration: the build's default, stage1-nspawn.aci beside nscn, boots
+// systemd as the pod's pid 1.
+func TestDefaultStage1IsNspawn(t *testing.T) {
+	e := newEnv(t)
+	if err := os.Remove(filepath.Join(e.system, "stage1.d", stage1DefaultFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(nscnBin(t)), "stage1-nspawn.aci")); err != nil {
+		t.Fatalf("make must put stage1-nspawn.aci beside nscn: %v", err)
+	}
+	r := e.ok("--insecure-options=image", "run", "--net=host", busybox(t), "--exec=/bin/cat", "--", "/proc/1/comm")
+	if got := strings.TrimSpace(r.stdout); got != "systemd" {
+		t.Fatalf("pid 1 of the default stage1's pod is %q, want systemd", got)
+	}
+	assertPodsGone(t, e)
 }
