@@ -41,7 +41,7 @@ func measure(ctx context.Context, c config) (bool, error) {
 	start := time.Now()
 
 	b.figRun(ctx)
-	b.r.add(row{figure: "2. nspawn flavor run /bin/true vs systemd-nspawn", ours: "not available yet", peer: "-", ratio: "-", target: "-", status: na})
+	b.figNspawn(ctx)
 	b.r.add(row{figure: "3. networking (pod on the default network)", ours: "not available yet", peer: "-", ratio: "-", target: "-", status: na})
 	b.figImport(ctx)
 	b.figRender(ctx)
