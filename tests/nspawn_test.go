@@ -34,6 +34,12 @@ func (e *env) nspawnSh(script string, flags ...string) result {
 // the data dir, a process in the pod's pid namespace or a cgroup.
 func assertPodsGone(t *testing.T, e *env) {
 	t.Helper()
+	// Only this env's pods: other data dirs on the host may run pods.
+	var uuids []string
+	pods, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", "*-*-*-*-*"))
+	for _, p := range pods {
+		uuids = append(uuids, filepath.Base(p))
+	}
 	r := e.ok("gc", "--grace-period=0s")
 	assertNoPods(t, e)
 	mi, err := os.ReadFile("/proc/self/mountinfo")
@@ -43,16 +49,21 @@ func assertPodsGone(t *testing.T, e *env) {
 	if strings.Contains(string(mi), e.dir) {
 		t.Fatalf("mounts left under %s after gc:\n%s\n(gc: %s)", e.dir, mi, r.stderr)
 	}
-	out, _ := exec.Command("ps", "-eo", "args").Output()
+	out, _ := exec.Command("ps", "-eo", "pid=,args=").Output()
 	for _, l := range strings.Split(string(out), "\n") {
-		if strings.Contains(l, e.dir) || strings.Contains(l, "systemd --log-level") {
-			t.Fatalf("process left after gc: %s", l)
+		pid, args, _ := strings.Cut(strings.TrimSpace(l), " ")
+		// A pod's systemd shows no path of its own; its root does. Pods
+		// of other nscn data dirs on the same host are not this test's.
+		root, _ := os.Readlink("/proc/" + pid + "/root")
+		if strings.Contains(args, e.dir) || (strings.Contains(args, "systemd --log-level") && strings.HasPrefix(root, e.dir)) {
+			t.Fatalf("process left after gc: %s (root %s)", l, root)
 		}
 	}
 	for _, h := range []string{"/sys/fs/cgroup/systemd/nscn", "/sys/fs/cgroup/unified/nscn", "/sys/fs/cgroup/nscn"} {
-		ents, _ := filepath.Glob(filepath.Join(h, "*-*-*-*-*"))
-		if len(ents) != 0 {
-			t.Fatalf("pod cgroups left after gc: %v", ents)
+		for _, u := range uuids {
+			if _, err := os.Lstat(filepath.Join(h, u)); err == nil {
+				t.Fatalf("pod cgroup left after gc: %s", filepath.Join(h, u))
+			}
 		}
 	}
 }
