@@ -17,9 +17,10 @@ import (
 // header) in memory for one record.
 const MaxContent = 16 << 10
 
-// maxLine bounds a record line a Reader accepts: the header (a time of at
-// most 35 bytes, a stream, a tag, three spaces) and MaxContent.
-const maxLine = MaxContent + 64
+// maxLine bounds a record line a Reader accepts. Writers split lines at
+// MaxContent; a Reader is lenient with other stage1s' longer records, up to
+// a size that still bounds its memory.
+const maxLine = 1 << 20
 
 // Record is one line of an app log file.
 type Record struct {
