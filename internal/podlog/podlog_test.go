@@ -343,3 +343,38 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRoundTrip writes data to a stream in two writes split at cut, reads
+// the log back and checks that printing it gives data again.
+func FuzzRoundTrip(f *testing.F) {
+	f.Add([]byte("line\npartial"), uint16(3))
+	f.Add([]byte("\n\n\r\x00"), uint16(0))
+	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
+		c := int(cut) % (len(data) + 1)
+		var log bytes.Buffer
+		s := NewFile(&log, nil).Stream("stdout")
+		for _, part := range [][]byte{data[:c], data[c:]} {
+			if _, err := s.Write(part); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var out bytes.Buffer
+		p := &Printer{Stdout: &out, Stderr: io.Discard}
+		r := NewReader(&log)
+		for {
+			rec, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("read back the log of %q: %v", data, err)
+			}
+			if err := p.Print(rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.Equal(out.Bytes(), data) {
+			t.Fatalf("wrote %q, printed back %q", data, out.Bytes())
+		}
+	})
+}
