@@ -227,6 +227,13 @@ type ptySession struct {
 // startPty starts nscn with args in a ptySession.
 func startPty(t *testing.T, e *env, args ...string) *ptySession {
 	t.Helper()
+	return startPtyWith(t, e, "", args...)
+}
+
+// startPtyWith is startPty with a shell command line run in the
+// background in the terminal's session before nscn starts.
+func startPtyWith(t *testing.T, e *env, background string, args ...string) *ptySession {
+	t.Helper()
 	if _, err := exec.LookPath("script"); err != nil {
 		t.Fatalf("script (util-linux) is needed for the terminal tests: %v", err)
 	}
@@ -237,7 +244,11 @@ func startPty(t *testing.T, e *env, args ...string) *ptySession {
 	for i, a := range c.Args {
 		quoted[i] = shellQuote(a)
 	}
-	line := "stty cols 91 rows 33; exec " + strings.Join(quoted, " ")
+	line := "stty cols 91 rows 33; "
+	if background != "" {
+		line += "(" + background + ") & "
+	}
+	line += "exec " + strings.Join(quoted, " ")
 	s := &ptySession{cmd: exec.CommandContext(ctx, "script", "-qefc", line, "/dev/null")}
 	s.cmd.Env = c.Env
 	var err error
@@ -300,6 +311,21 @@ func TestNspawnInteractiveTerminal(t *testing.T) {
 		out := s.all.String()
 		if !strings.Contains(out, "tty=/dev/") || strings.Contains(out, "tty=not a tty") || !strings.Contains(out, "size=33 91") {
 			t.Fatalf("the app's terminal is not run's: %q", out)
+		}
+	})
+	t.Run("window size change reaches the app", func(t *testing.T) {
+		// The resize happens in the terminal of nscn run once the test
+		// creates the trigger file.
+		trigger := filepath.Join(t.TempDir(), "resize")
+		resize := "while [ ! -e " + shellQuote(trigger) + " ]; do sleep 0.1; done; stty cols 50 rows 20 < /dev/tty"
+		s := startPtyWith(t, e, resize, append(run, `trap 'echo resized=$(stty size); exit 0' WINCH; echo ready; while :; do sleep 0.1; done`)...)
+		s.waitFor(t, "ready")
+		if err := os.WriteFile(trigger, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s.waitFor(t, "resized=20 50")
+		if code := s.wait(t); code != 0 {
+			t.Fatalf("exit %d, want 0; terminal: %q", code, s.all.String())
 		}
 	})
 	t.Run("ctrl-c reaches the app", func(t *testing.T) {
