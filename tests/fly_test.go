@@ -182,3 +182,18 @@ func TestFlyPrepareThenRunPrepared(t *testing.T) {
 	}
 	e.fails("not prepared", "run-prepared", uuid)
 }
+
+func TestFlyLogsNotRecorded(t *testing.T) {
+	e := newEnv(t)
+	if r := e.sh("echo hi"); r.code != 0 || r.stdout != "hi\n" {
+		t.Fatalf("run: exit %d stdout %q stderr %s", r.code, r.stdout, r.stderr)
+	}
+	pods, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", "*-*-*-*-*"))
+	if len(pods) != 1 {
+		t.Fatalf("want one pod, have %v", pods)
+	}
+	r := e.fails("records no app logs", "logs", filepath.Base(pods[0]))
+	if r.code != 254 || !strings.Contains(r.stderr, "stage1-fly") {
+		t.Fatalf("exit %d, stderr %q: want 254 naming the fly stage1", r.code, r.stderr)
+	}
+}

@@ -179,6 +179,36 @@ const EmptyVolumesDir = "stage1/rootfs/volumes"
 // to the pod directory.
 func EmptyVolumeDir(name string) string { return filepath.Join(EmptyVolumesDir, name) }
 
+// App logs. A stage1 that records what the apps write creates LogsDir in
+// the pod directory before it starts any app and appends to one file per
+// app, AppLogFile, while the pod runs; the files stay until the pod is
+// removed. A stage1 that records nothing leaves LogsDir absent, and
+// "nscn logs" says so. Recording logs is optional and needs no interface
+// version: stage0 only reads the files.
+//
+// Each line of a log file is one record (the CRI logging format):
+//
+//	<time> <stream> <tag> <content>\n
+//
+// time is an RFC 3339 time with nanoseconds (time.RFC3339Nano) when the
+// stage1 read the bytes; stream is LogStreamStdout or LogStreamStderr;
+// tag is LogTagFull when the app wrote a newline after content (the
+// newline is not part of content) and LogTagPartial when it did not (yet):
+// the next record of the same stream continues the same line. content is
+// the app's bytes unchanged and never contains a newline. Records are
+// appended whole (one write(2) each, O_APPEND), so a reader may see a
+// last line without its newline only while it is being written.
+const (
+	LogsDir         = "logs"
+	LogStreamStdout = "stdout"
+	LogStreamStderr = "stderr"
+	LogTagFull      = "F"
+	LogTagPartial   = "P"
+)
+
+// AppLogFile is the log file of an app, relative to the pod directory.
+func AppLogFile(app string) string { return filepath.Join(LogsDir, app+".log") }
+
 // Entries stage0 keeps in the pod directory for its own use, relative to the
 // pod directory. A stage1 must neither read nor write them.
 const (

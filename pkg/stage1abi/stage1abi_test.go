@@ -45,6 +45,7 @@ func TestPodPaths(t *testing.T) {
 		{name: "status file", got: AppStatusFile("web"), want: "stage1/rootfs/rkt/status/web"},
 		{name: "app info", got: AppInfoDir("web"), want: "appsinfo/web"},
 		{name: "empty volume", got: EmptyVolumeDir("cache"), want: "stage1/rootfs/volumes/cache"},
+		{name: "app log", got: AppLogFile("web"), want: "logs/web.log"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -92,6 +92,11 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []stri
 	if len(argv) == 0 {
 		return errdefs.InvalidArgument("app %s: nothing to run", s.Name)
 	}
+	if asApp && app.Stdin != "" {
+		if err := openStdin(app.Stdin); err != nil {
+			return err
+		}
+	}
 	if err := unix.Chroot(app.Plan.RootFS); err != nil {
 		return &os.PathError{Op: "chroot", Path: app.Plan.RootFS, Err: err}
 	}
@@ -133,6 +138,21 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []stri
 	}
 	err = unix.Exec(path, argv, s.Env)
 	return fmt.Errorf("app %s: %w", s.Name, &os.PathError{Op: "exec", Path: path, Err: err})
+}
+
+// openStdin makes the FIFO p, which run feeds from its own stdin
+// (--interactive without a terminal), the helper's fd 0. The open waits
+// for run's writer.
+func openStdin(p string) error {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Dup3(fd, 0, 0); err != nil {
+		return &os.SyscallError{Syscall: "dup3", Err: err}
+	}
+	return nil
 }
 
 // sigPoweroff is SIGRTMIN+4, which makes systemd start poweroff.target.

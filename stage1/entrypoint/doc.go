@@ -7,7 +7,8 @@
 //
 //	nscn run ──exec──▶ /nscn/init (run)      host namespaces; holds RKT_LOCK_FD,
 //	                    │                    copies the apps' output FIFOs to its
-//	                    │                    stdout and stderr, forwards SIGTERM,
+//	                    │                    stdout and stderr and to the apps'
+//	                    │                    logs (io_linux.go), forwards SIGTERM,
 //	                    │                    SIGINT and SIGHUP as SIGTERM
 //	                    └─ systemd-nspawn    the image's loader and libraries; pid in `ppid`
 //	                        └─ systemd       the pod's pid 1 (the only child of ppid)
@@ -15,8 +16,8 @@
 //
 // run and the helpers talk through files in the stage1 rootfs (the pod's
 // root), never through inherited descriptors: nspawn.PodConfigFile (the
-// apps, written before the pod boots), nspawn.StdoutFIFO and StderrFIFO
-// (the apps' output), stage1abi.AppStatusFile per app and
+// apps, written before the pod boots), nspawn.AppStdoutFIFO,
+// AppStderrFIFO and AppStdinFIFO (the apps' I/O), stage1abi.AppStatusFile per app and
 // nspawn.FirstFailureFile (written by the "reap" helper), nspawn.KilledFile
 // (written by stop --force).
 package entrypoint

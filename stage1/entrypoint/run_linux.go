@@ -13,7 +13,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -33,8 +32,9 @@ type RunConfig struct {
 	Args nspawn.RunArgs
 	Log  *slog.Logger
 	// LockFD is the value of RKT_LOCK_FD.
-	LockFD         string
-	Stdout, Stderr *os.File
+	LockFD string
+	// Stdin is read only by an --interactive app.
+	Stdin, Stdout, Stderr *os.File
 }
 
 // hostRunsSystemd reports whether the host's pid 1 is systemd
@@ -71,10 +71,21 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 	for _, w := range layout.Warnings {
 		log.WarnContext(ctx, w)
 	}
+	// --interactive: a terminal on stdin becomes the pod's console;
+	// other input reaches the app through a FIFO (io_linux.go).
+	console := false
+	if cfg.Args.Interactive {
+		if len(layout.Pod.Apps) != 1 {
+			return 0, errdefs.InvalidArgument("--%s needs a pod with exactly one app, not %d", stage1abi.FlagInteractive, len(layout.Pod.Apps))
+		}
+		if console = isTerminal(cfg.Stdin); !console {
+			layout.Pod.Apps[0].Stdin = nspawn.AppStdinFIFO(layout.Pod.Apps[0].Spec.Name)
+		}
+	}
 	if err := podmount.MakeEmptyVolumes(layout.EmptyVolumes); err != nil {
 		return 0, err
 	}
-	if err := writePodFiles(podDir, layout.Pod); err != nil {
+	if err := writePodFiles(podDir, layout.Pod, console); err != nil {
 		return 0, err
 	}
 	root := filepath.Join(podDir, stage1abi.Stage1RootfsRel)
@@ -112,9 +123,9 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 		Loader: loader, LibDir: libDir, Nspawn: filepath.Join(root, "usr/bin/systemd-nspawn"),
 		Root: root, UUID: cfg.Args.UUID, Hostname: cfg.Args.Hostname, NetMode: cfg.Args.NetMode,
 		Register: register, Debug: cfg.Args.Debug, AllCapabilities: cfg.Args.DisableCapabilities,
-		Binds: binds,
+		Binds: binds, Console: consoleMode(console),
 	})
-	return supervise(ctx, log, cfg, podDir, layout.Pod, argv)
+	return supervise(ctx, log, cfg, podDir, layout.Pod, argv, console)
 }
 
 // checkLockFD checks that RKT_LOCK_FD is a descriptor on the pod
@@ -157,19 +168,30 @@ func findLoader(root string) (string, string, error) {
 	return "", "", errdefs.NotFound("the stage1 image has no dynamic loader for systemd-nspawn")
 }
 
-// writePodFiles writes the units, the helpers' config, the output FIFOs
-// and the state directories into the stage1 rootfs.
-func writePodFiles(podDir string, pod nspawn.Pod) error {
+// consoleMode is the nspawn.ArgvConfig Console of an --interactive pod on
+// a terminal.
+func consoleMode(console bool) string {
+	if console {
+		return nspawn.ConsoleInteractive
+	}
+	return ""
+}
+
+// writePodFiles writes the units, the helpers' config, the I/O FIFOs
+// and the state directories into the stage1 rootfs. console gives the
+// (only) app the pod's console.
+func writePodFiles(podDir string, pod nspawn.Pod, console bool) error {
 	var uapps []units.App
 	for _, a := range pod.Apps {
-		uapps = append(uapps, units.App{Name: a.Spec.Name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0})
+		uapps = append(uapps, units.App{Name: a.Spec.Name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0,
+			Stdout: nspawn.AppStdoutFIFO(a.Spec.Name), Stderr: nspawn.AppStderrFIFO(a.Spec.Name), Console: console})
 	}
-	files, err := units.Generate(units.Config{Apps: uapps, Helper: nspawn.AppHelper, Stdout: nspawn.StdoutFIFO, Stderr: nspawn.StderrFIFO})
+	files, err := units.Generate(units.Config{Apps: uapps, Helper: nspawn.AppHelper})
 	if err != nil {
 		return err
 	}
 	unitDir := inStage1(podDir, nspawn.UnitDir)
-	for _, d := range []string{unitDir, inStage1(podDir, filepath.Dir(nspawn.StdoutFIFO)),
+	for _, d := range []string{unitDir,
 		inStage1(podDir, filepath.Dir(nspawn.FirstFailureFile)), inStage1(podDir, nspawn.StatusDir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create pod directory: %w", err)
@@ -187,9 +209,9 @@ func writePodFiles(podDir string, pod nspawn.Pod) error {
 	if err := writeNewFile(inStage1(podDir, nspawn.PodConfigFile), data, 0o600); err != nil {
 		return err
 	}
-	for _, p := range []string{nspawn.StdoutFIFO, nspawn.StderrFIFO} {
-		if err := unix.Mkfifo(inStage1(podDir, p), 0o600); err != nil {
-			return &os.PathError{Op: "mkfifo", Path: inStage1(podDir, p), Err: err}
+	for _, a := range pod.Apps {
+		if err := makeAppFIFOs(podDir, a); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -230,28 +252,14 @@ func (r *relay) Close() {
 }
 
 // supervise starts systemd-nspawn, records its pid, relays output and
-// signals, and computes the pod's status once it has ended.
-func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod nspawn.Pod, argv []string) (int, error) {
-	var relays []*relay
-	for _, f := range []struct {
-		path string
-		w    io.Writer
-	}{{nspawn.StdoutFIFO, cfg.Stdout}, {nspawn.StderrFIFO, cfg.Stderr}} {
-		r, err := startRelay(inStage1(podDir, f.path), f.w)
-		if err != nil {
-			return 0, err
-		}
-		relays = append(relays, r)
+// signals, and computes the pod's status once it has ended. console hands
+// run's terminal to systemd-nspawn (--interactive on a terminal).
+func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod nspawn.Pod, argv []string, console bool) (int, error) {
+	pio, err := startPodIO(ctx, log, cfg, podDir, pod, console)
+	if err != nil {
+		return 0, err
 	}
-	var closeOnce sync.Once
-	closeRelays := func() {
-		closeOnce.Do(func() {
-			for _, r := range relays {
-				r.Close()
-			}
-		})
-	}
-	defer closeRelays()
+	defer pio.Close()
 
 	env := nspawn.Env(cfg.Args.Debug, cfg.Args.DisableSeccomp)
 	cmd := &exec.Cmd{
@@ -264,8 +272,13 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 		SysProcAttr: &syscall.SysProcAttr{
 			// If run dies, systemd-nspawn stops the pod as for stop.
 			Pdeathsig: syscall.SIGTERM,
-			Setpgid:   true,
+			// On a terminal, systemd-nspawn must stay in the foreground
+			// process group to read it and set it to raw mode.
+			Setpgid: !console,
 		},
+	}
+	if console {
+		cmd.Stdin, cmd.Stdout = cfg.Stdin, cfg.Stdout
 	}
 	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
@@ -293,14 +306,14 @@ loop:
 			break loop
 		}
 	}
-	closeRelays()
+	pio.Close()
 	log.DebugContext(ctx, "systemd-nspawn exited", "err", waitErr)
 
 	in := nspawn.PodStatusInput{Apps: pod.Names(), Statuses: map[string]int{}}
 	if b, err := os.ReadFile(inStage1(podDir, nspawn.FirstFailureFile)); err == nil {
 		in.FirstFailure = string(b)
 	}
-	_, err := os.Lstat(inStage1(podDir, nspawn.KilledFile))
+	_, err = os.Lstat(inStage1(podDir, nspawn.KilledFile))
 	in.Killed = err == nil
 	for _, a := range in.Apps {
 		if st, err := readInt(filepath.Join(podDir, stage1abi.AppStatusFile(a))); err == nil {

@@ -29,8 +29,7 @@ type RunArgs struct {
 // ParseRunArgs parses the run entrypoint's argv (without argv[0]).
 //
 // --net, --ipc and --interactive are taken out and checked here: named
-// networks, --interactive and --ipc=parent are not implemented by this
-// flavor yet. The rest goes to fly.ParseRunArgs, the shared parser of the
+// networks and --ipc=parent are not implemented by this flavor yet. The rest goes to fly.ParseRunArgs, the shared parser of the
 // stage1 interface's run argv.
 func ParseRunArgs(argv []string) (RunArgs, error) {
 	var net, ipc string
@@ -94,10 +93,6 @@ func ParseRunArgs(argv []string) (RunArgs, error) {
 	default:
 		return RunArgs{}, errdefs.InvalidArgument("flag --%s: unknown value %q (want %s, %s or %s)",
 			stage1abi.FlagIPC, ipc, stage1abi.IPCAuto, stage1abi.IPCPrivate, stage1abi.IPCParent)
-	}
-	if interactive {
-		return RunArgs{}, errdefs.Newf(errdefs.ErrNotImplemented,
-			"stage1-nspawn does not attach a terminal to apps yet (--%s); use the fly stage1", stage1abi.FlagInteractive)
 	}
 	return a, nil
 }

@@ -26,7 +26,16 @@ type ArgvConfig struct {
 	// (--disable-capabilities-restriction).
 	AllCapabilities bool
 	Binds           []Bind
+	// Console is ConsoleInteractive for --interactive on a terminal;
+	// empty otherwise.
+	Console string
 }
+
+// ConsoleInteractive makes systemd-nspawn give the container a pseudo
+// terminal as /dev/console and relay it, in raw mode, to its own stdin
+// and stdout (systemd-nspawn(1), --console=interactive), passing on the
+// window size.
+const ConsoleInteractive = "interactive"
 
 // MachineName is the systemd machine name (and default hostname) of a
 // pod.
@@ -59,8 +68,11 @@ func Argv(c ArgvConfig) []string {
 		a = append(a, "--capability=all")
 	}
 	// The apps' output reaches run through FIFOs; the console carries
-	// only systemd's own messages, which are shown with --debug.
-	if c.Debug {
+	// only systemd's own messages, which are shown with --debug, or the
+	// terminal of an interactive app.
+	if c.Console == ConsoleInteractive {
+		a = append(a, "--console=interactive")
+	} else if c.Debug {
 		a = append(a, "--console=read-only")
 	} else {
 		a = append(a, "--console=passive")

@@ -55,6 +55,7 @@ func TestArgvGolden(t *testing.T) {
 		edit func(*ArgvConfig)
 	}{
 		{name: "host-net", edit: func(c *ArgvConfig) { c.NetMode = NetHost }},
+		{name: "interactive-console", edit: func(c *ArgvConfig) { c.NetMode = NetHost; c.Console = ConsoleInteractive }},
 		{name: "no-net-debug-hostname", edit: func(c *ArgvConfig) {
 			c.NetMode, c.Debug, c.Hostname = NetNone, true, "web1"
 		}},
@@ -171,13 +172,16 @@ func TestParseRunArgs(t *testing.T) {
 		wantNet   string
 		defaulted bool
 		wantErr   error
+		// interactive is the expected RunArgs.Interactive.
+		interactive bool
 	}{
 		{name: "default net", argv: []string{"--net=default", testUUID}, wantNet: NetHost, defaulted: true},
 		{name: "no net flag", argv: []string{testUUID}, wantNet: NetHost, defaulted: true},
 		{name: "host", argv: []string{"--debug", "--net=host", "--hostname=h", "--ipc=private", testUUID}, wantNet: NetHost},
 		{name: "none", argv: []string{"--net=none", "--interactive=false", testUUID}, wantNet: NetNone},
 		{name: "named network", argv: []string{"--net=mynet", testUUID}, wantErr: errdefs.ErrNotImplemented},
-		{name: "interactive", argv: []string{"--interactive", testUUID}, wantErr: errdefs.ErrNotImplemented},
+		{name: "interactive", argv: []string{"--interactive", testUUID}, wantNet: NetHost, defaulted: true, interactive: true},
+		{name: "interactive not a boolean", argv: []string{"--interactive=maybe", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "ipc parent", argv: []string{"--ipc=parent", testUUID}, wantErr: errdefs.ErrNotImplemented},
 		{name: "ipc unknown", argv: []string{"--ipc=shared", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "net without value", argv: []string{"--net", testUUID}, wantErr: errdefs.ErrInvalidArgument},
@@ -196,7 +200,7 @@ func TestParseRunArgs(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseRunArgs(%q): %v", tt.argv, err)
 			}
-			if a.NetMode != tt.wantNet || a.NetDefaulted != tt.defaulted || a.UUID != testUUID {
+			if a.NetMode != tt.wantNet || a.NetDefaulted != tt.defaulted || a.UUID != testUUID || a.Interactive != tt.interactive {
 				t.Fatalf("ParseRunArgs(%q) = %+v", tt.argv, a)
 			}
 		})
@@ -279,9 +283,6 @@ func FuzzParseRunArgs(f *testing.F) {
 		args, err := ParseRunArgs([]string{a, b, c})
 		if err == nil && args.NetMode != NetHost && args.NetMode != NetNone {
 			t.Fatalf("ParseRunArgs accepted net mode %q", args.NetMode)
-		}
-		if err == nil && args.Interactive {
-			t.Fatal("ParseRunArgs accepted --interactive")
 		}
 	})
 }

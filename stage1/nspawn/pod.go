@@ -25,6 +25,9 @@ type App struct {
 	// root (the container's /sys and /dev, the stage1 rootfs, or a host
 	// path systemd-nspawn binds under HostBindDir).
 	Plan fly.Plan `json:"plan"`
+	// Stdin is the FIFO the app helper opens as the app's stdin (in exec
+	// mode only); empty means the unit's stdin.
+	Stdin string `json:"stdin,omitempty"`
 }
 
 // Pod is what run hands the helpers inside the pod, in PodConfigFile.
