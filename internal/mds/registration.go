@@ -135,11 +135,11 @@ func readManifest(path string) ([]byte, error) {
 
 // pod is a validated registration, as the service keeps it.
 type pod struct {
-	uuid        string // canonical form
-	tokenSum    tokenSum
-	hasToken    bool
-	ips         []netip.Addr
-	manifest    []byte
+	uuid     string // canonical form
+	tokenSum tokenSum
+	hasToken bool
+	ips      []netip.Addr
+	manifest []byte
 	// annotations are the pod manifest's, nil when it has none (or null),
 	// so that pod/annotations answers null exactly when the manifest that
 	// pod/manifest serves decodes to no list: the appc ACE validator
