@@ -143,3 +143,14 @@ func redactMDSToken(args []string) []string {
 	}
 	return out
 }
+
+// refuseMDSFlags refuses the metadata service flags for prepare: a pod is
+// registered when it runs, by run-prepared.
+func refuseMDSFlags(ra *runArgs) error {
+	for _, f := range []string{"mds-register", "mds-socket"} {
+		if ra.flag(f) != "" {
+			return usageErrorf("--%s applies when the pod runs: give it to run-prepared, not prepare", f)
+		}
+	}
+	return nil
+}

@@ -170,6 +170,11 @@ func runOrPrepare(c *cli.Context, run bool) error {
 	if ra.boolean(nil, "interactive") && len(opts.Apps) != 1 {
 		return usageErrorf("--interactive needs exactly one app")
 	}
+	if !run {
+		if err := refuseMDSFlags(ra); err != nil {
+			return err
+		}
+	}
 	policy := fetch.PullNew
 	if v := ra.flag("pull-policy"); v != "" {
 		if policy, err = fetch.ParsePullPolicy(v); err != nil {
