@@ -20,7 +20,7 @@ import (
 // run, whether the stage1 enforces it or reports it ignored.
 func TestNspawnACEValidator(t *testing.T) {
 	e := newEnv(t)
-	svc := startMDS(t, e)
+	svc := startMDS(t)
 	r := e.nspawnRun("--mds-register", "--mds-socket="+svc.socket, "--volume", "database,kind=empty",
 		filepath.Join(imagesDir(t), "ace-validator-main.aci"),
 		filepath.Join(imagesDir(t), "ace-validator-sidekick.aci"))

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -59,11 +60,13 @@ func freeLoopbackPort(t *testing.T) int {
 
 // startMDS runs "nscn metadata-service" until the test ends and waits
 // until it answers on its registration socket.
-func startMDS(t *testing.T, e *env) mdsService {
+func startMDS(t *testing.T) mdsService {
 	t.Helper()
 	s := mdsService{socket: filepath.Join(t.TempDir(), "mds.sock"), port: freeLoopbackPort(t)}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := e.cmd(ctx, "metadata-service", "--listen-address=127.0.0.1",
+	// Not e.cmd: the service needs no data dir, and a process naming it
+	// would look like a pod left behind to assertPodsGone.
+	cmd := exec.CommandContext(ctx, nscnBin(t), "metadata-service", "--listen-address=127.0.0.1",
 		fmt.Sprintf("--listen-port=%d", s.port), "--socket="+s.socket)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
@@ -138,7 +141,7 @@ echo "verifyother=$(status --post-data "content=hello&uuid=$OTHER_UUID&signature
 // unregisters the pods.
 func TestNspawnMetadataIsolation(t *testing.T) {
 	e := newEnv(t)
-	svc := startMDS(t, e)
+	svc := startMDS(t)
 	dir := t.TempDir()
 	mdsFlags := []string{"--mds-register", "--mds-socket=" + svc.socket}
 
@@ -218,7 +221,7 @@ func TestNspawnMetadataRegisterFlag(t *testing.T) {
 		}
 		assertNoPods(t, e)
 	})
-	svc := startMDS(t, e)
+	svc := startMDS(t)
 	t.Run("refused while running", func(t *testing.T) {
 		r := sh(`echo "url=${AC_METADATA_URL:-none}"`, "--mds-register=false", "--mds-socket="+svc.socket)
 		if r.code != 0 || outputValue(t, r, "url") != "none" {
