@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -331,4 +332,17 @@ func FuzzParseRunArgs(f *testing.F) {
 			t.Fatal("ParseRunArgs accepted --interactive")
 		}
 	})
+}
+
+// TestImageDeclaresInterfaceVersion keeps the image manifest the build
+// script writes in step with the arguments ParseRunArgs takes.
+func TestImageDeclaresInterfaceVersion(t *testing.T) {
+	b, err := os.ReadFile("../../scripts/build-stage1-nspawn.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`{"name": "%s", "value": "%d"}`, stage1abi.AnnotationInterfaceVersion, InterfaceVersion)
+	if !strings.Contains(string(b), want) {
+		t.Fatalf("scripts/build-stage1-nspawn.sh does not declare %s", want)
+	}
 }
