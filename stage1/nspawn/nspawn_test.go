@@ -323,6 +323,7 @@ func FuzzSignalExitStatus(f *testing.F) {
 func FuzzParseRunArgs(f *testing.F) {
 	f.Add("--net=none", "--ipc=auto", testUUID)
 	f.Add("--interactive=0", "--dns-conf-mode=resolv=host", testUUID)
+	f.Add("--mds-token=abc_DEF-1", "--mds-port=18112", testUUID)
 	f.Fuzz(func(t *testing.T, a, b, c string) {
 		args, err := ParseRunArgs([]string{a, b, c})
 		if err == nil && args.NetMode != NetHost && args.NetMode != NetNone {
