@@ -30,6 +30,31 @@ type mdsOptions struct {
 	Socket   string // the service's registration socket
 }
 
+// socket returns the registration socket o names, or the default.
+func (o mdsOptions) socket() string {
+	if o.Socket == "" {
+		return mds.DefaultSocket
+	}
+	return o.Socket
+}
+
+// checkRequired fails when o asks for a registration (--mds-register=true)
+// and no metadata service answers, so that run can refuse before it
+// fetches or prepares anything. Other values pass.
+func (o mdsOptions) checkRequired() error {
+	switch o.Register {
+	case mdsRegisterAuto, mdsRegisterNo:
+		return nil
+	case mdsRegisterYes:
+		if !mds.Running(o.socket()) {
+			return errdefs.Newf(errdefs.ErrUnavailable, "--mds-register: no metadata service answers on %s (start \"nscn metadata-service\" or run with --mds-register=false)", o.socket())
+		}
+		return nil
+	default:
+		return usageErrorf("--mds-register takes true or false, not %q", o.Register)
+	}
+}
+
 // mdsRegistration is a pod stage0 registered with the metadata service.
 type mdsRegistration struct {
 	Token string
@@ -50,10 +75,7 @@ type mdsRegistration struct {
 // network (Documentation/metadata-service.md).
 func registerWithMDS(ctx context.Context, g *Globals, p *pod.Pod, o mdsOptions) (mdsRegistration, error) {
 	var r mdsRegistration
-	socket := o.Socket
-	if socket == "" {
-		socket = mds.DefaultSocket
-	}
+	socket := o.socket()
 	switch o.Register {
 	case mdsRegisterNo:
 		return r, nil
@@ -62,12 +84,10 @@ func registerWithMDS(ctx context.Context, g *Globals, p *pod.Pod, o mdsOptions) 
 			g.Log.Debug("no metadata service, the pod is not registered", "pod", p.UUID, "socket", socket)
 			return r, nil
 		}
-	case mdsRegisterYes:
-		if !mds.Running(socket) {
-			return r, errdefs.Newf(errdefs.ErrUnavailable, "--mds-register: no metadata service answers on %s (start \"nscn metadata-service\" or run with --mds-register=false)", socket)
-		}
 	default:
-		return r, usageErrorf("--mds-register takes true or false, not %q", o.Register)
+		if err := o.checkRequired(); err != nil {
+			return r, err
+		}
 	}
 	reg, err := mds.FromPodDir(p.Path, p.UUID)
 	if err != nil {

@@ -170,10 +170,13 @@ func runOrPrepare(c *cli.Context, run bool) error {
 	if ra.boolean(nil, "interactive") && len(opts.Apps) != 1 {
 		return usageErrorf("--interactive needs exactly one app")
 	}
+	mo := mdsOptions{Register: ra.flag("mds-register"), Socket: ra.flag("mds-socket")}
 	if !run {
 		if err := refuseMDSFlags(ra); err != nil {
 			return err
 		}
+	} else if err := mo.checkRequired(); err != nil {
+		return err
 	}
 	policy := fetch.PullNew
 	if v := ra.flag("pull-policy"); v != "" {
@@ -216,7 +219,7 @@ func runOrPrepare(c *cli.Context, run bool) error {
 		Interactive: ra.boolean(nil, "interactive"),
 		Hostname:    ra.flag("hostname"),
 		DNSConfMode: ra.flag("dns-conf-mode"),
-	}, mdsOptions{Register: ra.flag("mds-register"), Socket: ra.flag("mds-socket")})
+	}, mo)
 	// execStage1 returns only when the stage1 could not be started.
 	prepare.Discard(context.WithoutCancel(c.Context), prep.Pod, g.Log)
 	return err
