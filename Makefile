@@ -15,7 +15,7 @@ FLAVOR ?= fly
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' -not -path './bin/*') go.mod go.sum
 
-.PHONY: fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install test-images tools quickstart
+.PHONY: fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install test-images ace-images tools quickstart
 
 all: $(BIN)/nscn $(BIN)/stage1-fly.aci $(BIN)/stage1-nspawn.aci ## Build nscn and the stage1 images
 
@@ -56,8 +56,11 @@ $(BUILD)/actool: go.mod go.sum
 	@mkdir -p $(BUILD)
 	$(GO) build -trimpath -o $@ github.com/appc/spec/actool
 
-test-images: $(BIN)/nscn $(BUILD)/actool ## Build the busybox test and quickstart images into build/images
+test-images: $(BIN)/nscn $(BUILD)/actool ace-images ## Build the busybox test and quickstart images into build/images
 	scripts/build-images.sh $(BUILD)/images
+
+ace-images: $(BUILD)/actool ## Build the appc ACE validator images (main, sidekick) into build/images
+	GO=$(GO) scripts/build-ace-images.sh $(BUILD)/images $(BUILD)/actool
 
 quickstart: deps all test-images ## Build everything and run the hello image (root)
 	scripts/quickstart.sh $(BIN)/nscn $(BUILD)/images

@@ -36,7 +36,7 @@ const (
 // is refused, since it may expect arguments this stage0 does not pass.
 const (
 	MinInterfaceVersion = 1
-	MaxInterfaceVersion = 6
+	MaxInterfaceVersion = 7
 )
 
 // CheckInterfaceVersion parses the interface-version annotation value. An
@@ -62,6 +62,7 @@ const (
 	FlagNet                    = "net"
 	FlagInteractive            = "interactive"
 	FlagMDSToken               = "mds-token"
+	FlagMDSPort                = "mds-port"
 	FlagLocalConfig            = "local-config"
 	FlagHostname               = "hostname"
 	FlagDNSConfMode            = "dns-conf-mode"
@@ -129,7 +130,13 @@ const (
 	InterfaceVersionDNSConf     = 4 // --dns-conf-mode
 	InterfaceVersionLocalConfig = 5 // gc's --local-config
 	InterfaceVersionIPC         = 6 // --ipc
+	InterfaceVersionMDSPort     = 7 // --mds-port
 )
+
+// DefaultMDSPort is the TCP port of the metadata service that a stage1
+// assumes when it gets --mds-token without --mds-port (a stage0 older than
+// interface version 7, or a stage1 that declares less): rkt's port.
+const DefaultMDSPort = 18112
 
 // Values of the run entrypoint's --net flag that name no CNI network.
 // Anything else is a comma-separated list of network names.
@@ -218,4 +225,8 @@ const (
 	// OverlayDir holds the upper and work directories of the overlayfs
 	// mounts stage0 makes for the stage1 and app rootfses.
 	OverlayDir = "overlay"
+	// MDSSocketFile names, for a pod stage0 registered with the metadata
+	// service, the service's registration socket (a path and a newline),
+	// so that gc and rm unregister the pod from the same service.
+	MDSSocketFile = "mds-socket"
 )

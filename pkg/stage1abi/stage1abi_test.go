@@ -13,8 +13,8 @@ func TestCheckInterfaceVersion(t *testing.T) {
 	}{
 		{name: "absent means 1", in: "", want: 1},
 		{name: "supported", in: "4", want: 4},
-		{name: "newest", in: "6", want: MaxInterfaceVersion},
-		{name: "too new", in: "7", wantErr: true},
+		{name: "newest", in: "7", want: MaxInterfaceVersion},
+		{name: "too new", in: "8", wantErr: true},
 		{name: "zero", in: "0", wantErr: true},
 		{name: "not a number", in: "v5", wantErr: true},
 	}

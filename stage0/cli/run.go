@@ -17,7 +17,9 @@ import (
 
 	"github.com/nosecone/nscn/internal/aci"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/mds"
 	"github.com/nosecone/nscn/internal/pod"
+	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/stage0/prepare"
 	"github.com/nosecone/nscn/stage0/stage1"
@@ -100,6 +102,8 @@ func runPreparedCommand() *cli.Command {
 			&cli.BoolFlag{Name: "interactive", Usage: "attach the terminal to the app"},
 			&cli.StringFlag{Name: "hostname", Usage: "the pod's hostname"},
 			&cli.StringFlag{Name: "dns-conf-mode", Usage: "resolv=MODE,hosts=MODE for the stage1"},
+			&cli.BoolFlag{Name: "mds-register", Usage: "register the pod with the metadata service (default: when it is running)"},
+			&cli.StringFlag{Name: "mds-socket", Value: mds.DefaultSocket, Usage: "the metadata service's registration socket"},
 		},
 		Action: func(c *cli.Context) error {
 			g := globals(c)
@@ -127,12 +131,16 @@ func runPreparedCommand() *cli.Command {
 			if c.Bool("interactive") && len(m.Apps) != 1 {
 				return usageErrorf("--interactive needs a pod with exactly one app")
 			}
+			mo := mdsOptions{Socket: c.String("mds-socket")}
+			if c.IsSet("mds-register") {
+				mo.Register = strconv.FormatBool(c.Bool("mds-register"))
+			}
 			return execStage1(c.Context, g, p, eps, stage1.RunFlags{
 				Net:         c.String("net"),
 				Interactive: c.Bool("interactive"),
 				Hostname:    c.String("hostname"),
 				DNSConfMode: c.String("dns-conf-mode"),
-			})
+			}, mo)
 		},
 	}
 }
@@ -161,6 +169,14 @@ func runOrPrepare(c *cli.Context, run bool) error {
 	}
 	if ra.boolean(nil, "interactive") && len(opts.Apps) != 1 {
 		return usageErrorf("--interactive needs exactly one app")
+	}
+	mo := mdsOptions{Register: ra.flag("mds-register"), Socket: ra.flag("mds-socket")}
+	if !run {
+		if err := refuseMDSFlags(ra); err != nil {
+			return err
+		}
+	} else if err := mo.checkRequired(); err != nil {
+		return err
 	}
 	policy := fetch.PullNew
 	if v := ra.flag("pull-policy"); v != "" {
@@ -203,15 +219,28 @@ func runOrPrepare(c *cli.Context, run bool) error {
 		Interactive: ra.boolean(nil, "interactive"),
 		Hostname:    ra.flag("hostname"),
 		DNSConfMode: ra.flag("dns-conf-mode"),
-	})
+	}, mo)
 	// execStage1 returns only when the stage1 could not be started.
 	prepare.Discard(context.WithoutCancel(c.Context), prep.Pod, g.Log)
 	return err
 }
 
-// execStage1 moves the pod to run/ and replaces nscn with the stage1's run
-// entrypoint, handing it the pod lock.
-func execStage1(ctx context.Context, g *Globals, p *pod.Pod, eps stage1.Entrypoints, f stage1.RunFlags) error {
+// execStage1 registers the pod with the metadata service (as mo asks),
+// moves it to run/ and replaces nscn with the stage1's run entrypoint,
+// handing it the pod lock. If it returns, the pod is unregistered again.
+func execStage1(ctx context.Context, g *Globals, p *pod.Pod, eps stage1.Entrypoints, f stage1.RunFlags, mo mdsOptions) error {
+	reg, err := registerWithMDS(ctx, g, p, mo)
+	if err != nil {
+		return err
+	}
+	if reg.Token != "" {
+		defer func() { forgetMDS(context.WithoutCancel(ctx), g, p) }()
+		f.MDSToken, f.MDSPort = reg.Token, reg.Port
+		if eps.Version < stage1abi.InterfaceVersionMDSPort && reg.Port != stage1abi.DefaultMDSPort {
+			g.Log.Warn("the stage1 cannot be told the metadata service's port and assumes the default", "pod", p.UUID,
+				"port", reg.Port, "default", stage1abi.DefaultMDSPort, "interface-version", eps.Version)
+		}
+	}
 	f.Debug = g.Debug
 	f.UUID = p.UUID
 	f.InterfaceVersion = eps.Version
@@ -236,7 +265,7 @@ func execStage1(ctx context.Context, g *Globals, p *pod.Pod, eps stage1.Entrypoi
 	if err != nil {
 		return err
 	}
-	g.Log.Debug("executing stage1", "pod", p.UUID, "entrypoint", eps.Run, "args", args)
+	g.Log.Debug("executing stage1", "pod", p.UUID, "entrypoint", eps.Run, "args", redactMDSToken(args))
 	return stage1.ExecRun(p.Path, eps, args, fd, os.Environ())
 }
 

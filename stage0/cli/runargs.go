@@ -49,6 +49,8 @@ var runFlagSpecs = map[string]runFlagSpec{
 	"stage1-name":     {usage: "name of a stage1 image in the store"},
 	"stage1-hash":     {usage: "ID of a stage1 image in the store"},
 	"dns-conf-mode":   {usage: "resolv=MODE,hosts=MODE for the stage1 (default, host, none)"},
+	"mds-register":    {boolean: true, usage: "register the pod with the metadata service (default: when it is running)"},
+	"mds-socket":      {usage: "the metadata service's registration socket (default /run/nscn/metadata-svc.sock)"},
 }
 
 // appArgs is one app on the command line.

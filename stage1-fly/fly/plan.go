@@ -269,7 +269,8 @@ func planVolumes(cfg PlanConfig, p *Plan) ([]Mount, error) {
 	ra := cfg.App
 	var mounts []Mount
 	emptySeen := map[string]bool{}
-	for _, m := range ra.Mounts {
+	appMounts := withImplicitMounts(cfg.Pod, ra)
+	for _, m := range appMounts {
 		target, err := mountTarget(m.Path)
 		if err != nil {
 			return nil, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("app %q mount of volume %q: %w", ra.Name, m.Volume, err))
@@ -318,7 +319,7 @@ func planVolumes(cfg PlanConfig, p *Plan) ([]Mount, error) {
 		mounts = append(mounts, mt)
 	}
 	for _, mp := range ra.App.MountPoints {
-		if !fulfilled(ra.Mounts, mp) {
+		if !fulfilled(appMounts, mp) {
 			p.Warnings = append(p.Warnings, fmt.Sprintf("mount point %q at %s has no volume and stays as the image left it", mp.Name, mp.Path))
 		}
 	}
@@ -368,6 +369,27 @@ func mountPointReadOnly(mps []types.MountPoint, m schema.Mount) bool {
 		}
 	}
 	return false
+}
+
+// withImplicitMounts returns the app's mounts from the pod manifest, plus
+// one for each mount point they leave unserved that names a pod volume:
+// an image's mount point is fulfilled by the pod volume of the same name
+// when the pod manifest has no mount for it, as rkt and the appc ACE
+// validator (its "database" volume) expect.
+func withImplicitMounts(pm *schema.PodManifest, ra *schema.RuntimeApp) []schema.Mount {
+	mounts := append([]schema.Mount(nil), ra.Mounts...)
+	for _, mp := range ra.App.MountPoints {
+		if fulfilled(mounts, mp) {
+			continue
+		}
+		for _, v := range pm.Volumes {
+			if v.Name.Equals(mp.Name) {
+				mounts = append(mounts, schema.Mount{Volume: mp.Name, Path: mp.Path})
+				break
+			}
+		}
+	}
+	return mounts
 }
 
 // fulfilled reports whether a pod mount serves the mount point.

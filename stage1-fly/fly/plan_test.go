@@ -91,6 +91,25 @@ func TestPlanMountsGolden(t *testing.T) {
 			dns: DNSConf{Resolv: "host", Hosts: "stage0"},
 		},
 		{
+			// The ACE validator's shape: a mount point served by the pod
+			// volume of its name, with no mount in the pod manifest.
+			name: "implicit-mount",
+			app: func() *types.App {
+				a := baseApp()
+				a.MountPoints = []types.MountPoint{
+					{Name: *types.MustACName("database"), Path: "/db"},
+					{Name: *types.MustACName("conf"), Path: "/etc/app", ReadOnly: true},
+					{Name: *types.MustACName("orphan"), Path: "/srv/orphan"},
+				}
+				return a
+			},
+			vols: []types.Volume{
+				{Name: *types.MustACName("database"), Kind: "empty", Mode: ptr("0755"), UID: ptr(0), GID: ptr(0)},
+				{Name: *types.MustACName("conf"), Kind: "host", Source: "/etc/app-conf"},
+			},
+			dns: DNSConf{Resolv: "default", Hosts: "default"},
+		},
+		{
 			name: "tmp-and-etc-volumes",
 			app:  baseApp,
 			ra: func(ra *schema.RuntimeApp) {

@@ -64,7 +64,8 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	layout, err := nspawn.NewLayout(nspawn.LayoutConfig{PodDir: podDir, Manifest: pm, Args: cfg.Args})
+	layout, err := nspawn.NewLayout(nspawn.LayoutConfig{PodDir: podDir, Manifest: pm, Args: cfg.Args,
+		MetadataURL: podMetadataURL(ctx, log, cfg.Args)})
 	if err != nil {
 		return 0, err
 	}

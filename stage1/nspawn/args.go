@@ -24,6 +24,9 @@ type RunArgs struct {
 	// network until CNI networking lands (NetDefaulted says so).
 	NetMode      string
 	NetDefaulted bool
+	// MDSPort is --mds-port (interface version 7): the metadata
+	// service's TCP port; 0 when not given (see MetadataURL).
+	MDSPort int
 }
 
 // ParseRunArgs parses the run entrypoint's argv (without argv[0]).
@@ -34,6 +37,7 @@ type RunArgs struct {
 func ParseRunArgs(argv []string) (RunArgs, error) {
 	var net, ipc string
 	interactive := false
+	mdsPort := 0
 	rest := make([]string, 0, len(argv))
 	flags := true
 	for _, a := range argv {
@@ -54,6 +58,12 @@ func ParseRunArgs(argv []string) (RunArgs, error) {
 				return RunArgs{}, errdefs.InvalidArgument("flag --%s needs a value (--%s=…)", name, name)
 			}
 			ipc = value
+		case stage1abi.FlagMDSPort:
+			p, err := strconv.Atoi(value)
+			if !hasValue || err != nil || p < 1 || p > 65535 {
+				return RunArgs{}, errdefs.InvalidArgument("flag --%s needs a TCP port (--%s=1…65535), not %q", name, name, value)
+			}
+			mdsPort = p
 		case stage1abi.FlagInteractive:
 			b := true
 			if hasValue {
@@ -71,8 +81,11 @@ func ParseRunArgs(argv []string) (RunArgs, error) {
 	if err != nil {
 		return RunArgs{}, err
 	}
-	a := RunArgs{RunArgs: fa}
+	a := RunArgs{RunArgs: fa, MDSPort: mdsPort}
 	a.Net, a.IPC, a.Interactive = net, ipc, interactive
+	if err := checkMDSToken(a.MDSToken); err != nil {
+		return RunArgs{}, err
+	}
 	switch net {
 	case stage1abi.NetHost:
 		a.NetMode = NetHost

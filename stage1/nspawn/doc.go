@@ -9,6 +9,8 @@
 //     (/nscn/pod.json): per app, its process spec (environment, user, exec)
 //     and its mount plan in the container's paths, and the host paths
 //     systemd-nspawn must bind into the container for them;
+//   - it builds the apps' AC_METADATA_URL from --mds-token and --mds-port
+//     (MetadataURL);
 //   - it builds the systemd-nspawn argv (golden-tested);
 //   - it turns what systemd tells an ExecStopPost= command about the main
 //     process ($EXIT_CODE, $EXIT_STATUS) into the status stage1 records.
@@ -24,8 +26,9 @@ import "github.com/nosecone/nscn/pkg/stage1abi"
 const ImageName = "nosecone.dev/nscn/stage1-nspawn"
 
 // InterfaceVersion is the stage1 interface version stage1-nspawn
-// implements: it parses every run argument up to --ipc (version 6).
-const InterfaceVersion = stage1abi.InterfaceVersionIPC
+// implements: it parses every run argument up to --mds-port (version 7).
+// scripts/build-stage1-nspawn.sh declares it in the image manifest.
+const InterfaceVersion = stage1abi.InterfaceVersionMDSPort
 
 // Entrypoint paths inside the stage1 rootfs, as the image manifest's
 // annotations name them, and the helper the pod's units run.

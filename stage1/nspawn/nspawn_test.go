@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/mds"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -114,9 +117,11 @@ func TestNewLayoutGolden(t *testing.T) {
 	tests := []struct {
 		name string
 		dns  string
+		url  string
 	}{
 		{name: "default-dns", dns: ""},
 		{name: "stage0-dns", dns: "resolv=stage0,hosts=host"},
+		{name: "metadata-url", url: "http://127.0.0.1:18112/tok"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,7 +132,7 @@ func TestNewLayoutGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l, err := NewLayout(LayoutConfig{PodDir: "/var/lib/nscn/pods/run/" + testUUID, Manifest: testManifest(t), Args: args})
+			l, err := NewLayout(LayoutConfig{PodDir: "/var/lib/nscn/pods/run/" + testUUID, Manifest: testManifest(t), Args: args, MetadataURL: tt.url})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -137,6 +142,43 @@ func TestNewLayoutGolden(t *testing.T) {
 			}
 			golden(t, "layout-"+tt.name+".golden.json", string(b)+"\n")
 		})
+	}
+}
+
+func TestMetadataURL(t *testing.T) {
+	loop, _ := MetadataHost(NetHost)
+	tests := []struct {
+		name string
+		argv []string
+		host netip.Addr
+		want string
+	}{
+		{name: "host network", argv: []string{"--net=host", "--mds-token=tok", "--mds-port=4000", testUUID}, host: loop,
+			want: "http://127.0.0.1:4000/tok"},
+		{name: "default port from an older stage0", argv: []string{"--net=host", "--mds-token=tok", testUUID}, host: loop,
+			want: "http://127.0.0.1:18112/tok"},
+		{name: "pod network host side", argv: []string{"--mds-token=tok", "--mds-port=18112", testUUID}, host: netip.MustParseAddr("fd00::1"),
+			want: "http://[fd00::1]:18112/tok"},
+		{name: "not registered", argv: []string{"--net=host", "--mds-port=4000", testUUID}, host: loop},
+		{name: "no way to the host", argv: []string{"--net=none", "--mds-token=tok", testUUID}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := ParseRunArgs(tt.argv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := MetadataURL(a, tt.host)
+			if got != tt.want {
+				t.Fatalf("MetadataURL = %q, want %q", got, tt.want)
+			}
+			if port := a.MDSPort; got != "" && port != 0 && got != mds.MetadataURL(tt.host, port, a.MDSToken) {
+				t.Fatalf("MetadataURL = %q, but the service's own form is %q", got, mds.MetadataURL(tt.host, port, a.MDSToken))
+			}
+		})
+	}
+	if _, ok := MetadataHost(NetNone); ok {
+		t.Error("MetadataHost(NetNone) found a way to the host")
 	}
 }
 
@@ -187,6 +229,12 @@ func TestParseRunArgs(t *testing.T) {
 		{name: "net without value", argv: []string{"--net", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "unknown flag", argv: []string{"--frob", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "no uuid", argv: []string{"--net=host"}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "mds token and port", argv: []string{"--mds-token=abc-DEF_123", "--mds-port=4000", testUUID}, wantNet: NetHost, defaulted: true},
+		{name: "mds port zero", argv: []string{"--mds-port=0", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "mds port too big", argv: []string{"--mds-port=65536", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "mds port not a number", argv: []string{"--mds-port=http", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "mds port without value", argv: []string{"--mds-port", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "mds token with a slash", argv: []string{"--mds-token=a/b", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -279,10 +327,24 @@ func FuzzSignalExitStatus(f *testing.F) {
 func FuzzParseRunArgs(f *testing.F) {
 	f.Add("--net=none", "--ipc=auto", testUUID)
 	f.Add("--interactive=0", "--dns-conf-mode=resolv=host", testUUID)
+	f.Add("--mds-token=abc_DEF-1", "--mds-port=18112", testUUID)
 	f.Fuzz(func(t *testing.T, a, b, c string) {
 		args, err := ParseRunArgs([]string{a, b, c})
 		if err == nil && args.NetMode != NetHost && args.NetMode != NetNone {
 			t.Fatalf("ParseRunArgs accepted net mode %q", args.NetMode)
 		}
 	})
+}
+
+// TestImageDeclaresInterfaceVersion keeps the image manifest the build
+// script writes in step with the arguments ParseRunArgs takes.
+func TestImageDeclaresInterfaceVersion(t *testing.T) {
+	b, err := os.ReadFile("../../scripts/build-stage1-nspawn.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`{"name": "%s", "value": "%d"}`, stage1abi.AnnotationInterfaceVersion, InterfaceVersion)
+	if !strings.Contains(string(b), want) {
+		t.Fatalf("scripts/build-stage1-nspawn.sh does not declare %s", want)
+	}
 }

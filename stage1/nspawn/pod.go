@@ -84,6 +84,9 @@ type LayoutConfig struct {
 	PodDir   string // absolute host path of the pod directory
 	Manifest *schema.PodManifest
 	Args     RunArgs
+	// MetadataURL is the apps' AC_METADATA_URL (see MetadataURL); empty
+	// for none.
+	MetadataURL string
 }
 
 // NewLayout validates every app of the pod and computes its process spec
@@ -104,7 +107,7 @@ func NewLayout(cfg LayoutConfig) (Layout, error) {
 		if ra.App == nil {
 			return Layout{}, errdefs.InvalidArgument("app %q in the pod manifest has no app definition", ra.Name)
 		}
-		spec, err := fly.NewAppSpec(ra, fly.EnvOptions{})
+		spec, err := fly.NewAppSpec(ra, fly.EnvOptions{MetadataURL: cfg.MetadataURL})
 		if err != nil {
 			return Layout{}, err
 		}
