@@ -36,9 +36,9 @@ fetch-systemd: ## Download systemd and systemd-nspawn from Debian for stage1-nsp
 
 stage1-nspawn: $(BIN)/stage1-nspawn.aci ## The nspawn stage1 image (needs make fetch-systemd first, or SYSTEMD_ROOT)
 
-$(BIN)/stage1-nspawn.aci: $(GO_SOURCES) scripts/build-stage1-nspawn.sh
+$(BIN)/stage1-nspawn.aci: $(GO_SOURCES) scripts/build-stage1-nspawn.sh $(BUILD)/cni-plugins/ptp
 	@test -x $(BUILD)/systemd/rootfs/usr/bin/systemd-nspawn || { echo "run make fetch-systemd first" >&2; exit 1; }
-	VERSION=$(VERSION) SYSTEMD_DIR=$(BUILD)/systemd scripts/build-stage1-nspawn.sh $(BIN)
+	VERSION=$(VERSION) SYSTEMD_DIR=$(BUILD)/systemd CNI_PLUGIN_DIR=$(BUILD)/cni-plugins scripts/build-stage1-nspawn.sh $(BIN)
 
 tools: $(BUILD)/actool ## Build the appc reference tools used by the tests
 

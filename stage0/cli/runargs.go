@@ -48,7 +48,13 @@ var runFlagSpecs = map[string]runFlagSpec{
 	"stage1-url":      {usage: "URL of a stage1 image"},
 	"stage1-name":     {usage: "name of a stage1 image in the store"},
 	"stage1-hash":     {usage: "ID of a stage1 image in the store"},
-	"dns-conf-mode":   {usage: "resolv=MODE,hosts=MODE for the stage1 (default, host, none)"},
+	"dns-conf-mode":   {usage: "resolv=MODE,hosts=MODE for the stage1 (default, host, none); not with the flags below"},
+	"dns":             {multi: true, usage: "the apps' nameserver (repeatable), or host (the host's resolv.conf) or none (the image's)"},
+	"dns-search":      {multi: true, usage: "a search domain of the apps' resolv.conf (repeatable)"},
+	"dns-opt":         {multi: true, usage: "an option of the apps' resolv.conf, e.g. ndots:2 (repeatable)"},
+	"dns-domain":      {usage: "the local domain of the apps' resolv.conf"},
+	"hosts-entry":     {multi: true, usage: "an /etc/hosts line for the apps, IP=NAME[,NAME] (repeatable), or host (the host's file)"},
+	"port":            {multi: true, usage: "forward a host port to an image's named port: NAME:[HOSTIP:]HOSTPORT (repeatable)"},
 }
 
 // appArgs is one app on the command line.

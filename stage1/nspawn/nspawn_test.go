@@ -58,6 +58,9 @@ func TestArgvGolden(t *testing.T) {
 		{name: "no-net-debug-hostname", edit: func(c *ArgvConfig) {
 			c.NetMode, c.Debug, c.Hostname = NetNone, true, "web1"
 		}},
+		{name: "cni-netns", edit: func(c *ArgvConfig) {
+			c.NetMode, c.NetNS = NetCNI, "/run/netns/nscn-"+testUUID
+		}},
 		{name: "machined-all-caps-binds", edit: func(c *ArgvConfig) {
 			c.NetMode, c.Register, c.AllCapabilities = NetHost, true, true
 			c.Binds = []Bind{
@@ -166,17 +169,19 @@ func TestNewLayoutRefuses(t *testing.T) {
 
 func TestParseRunArgs(t *testing.T) {
 	tests := []struct {
-		name      string
-		argv      []string
-		wantNet   string
-		defaulted bool
-		wantErr   error
+		name     string
+		argv     []string
+		wantNet  string
+		wantNets string
+		wantErr  error
 	}{
-		{name: "default net", argv: []string{"--net=default", testUUID}, wantNet: NetHost, defaulted: true},
-		{name: "no net flag", argv: []string{testUUID}, wantNet: NetHost, defaulted: true},
-		{name: "host", argv: []string{"--debug", "--net=host", "--hostname=h", "--ipc=private", testUUID}, wantNet: NetHost},
-		{name: "none", argv: []string{"--net=none", "--interactive=false", testUUID}, wantNet: NetNone},
-		{name: "named network", argv: []string{"--net=mynet", testUUID}, wantErr: errdefs.ErrNotImplemented},
+		{name: "default net", argv: []string{"--net=default", testUUID}, wantNet: NetCNI, wantNets: "default"},
+		{name: "no net flag", argv: []string{testUUID}, wantNet: NetCNI, wantNets: "default"},
+		{name: "host", argv: []string{"--debug", "--net=host", "--hostname=h", "--ipc=private", testUUID}, wantNet: NetHost, wantNets: "host"},
+		{name: "none", argv: []string{"--net=none", "--interactive=false", testUUID}, wantNet: NetNone, wantNets: "none"},
+		{name: "named networks", argv: []string{"--net=default,mynet:IP=10.1.2.3", testUUID}, wantNet: NetCNI, wantNets: "default,mynet:IP=10.1.2.3"},
+		{name: "host with another", argv: []string{"--net=host,default", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "bad network name", argv: []string{"--net=-x", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "interactive", argv: []string{"--interactive", testUUID}, wantErr: errdefs.ErrNotImplemented},
 		{name: "ipc parent", argv: []string{"--ipc=parent", testUUID}, wantErr: errdefs.ErrNotImplemented},
 		{name: "ipc unknown", argv: []string{"--ipc=shared", testUUID}, wantErr: errdefs.ErrInvalidArgument},
@@ -196,7 +201,7 @@ func TestParseRunArgs(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseRunArgs(%q): %v", tt.argv, err)
 			}
-			if a.NetMode != tt.wantNet || a.NetDefaulted != tt.defaulted || a.UUID != testUUID {
+			if a.NetMode != tt.wantNet || a.Nets.String() != tt.wantNets || a.UUID != testUUID {
 				t.Fatalf("ParseRunArgs(%q) = %+v", tt.argv, a)
 			}
 		})
@@ -277,7 +282,7 @@ func FuzzParseRunArgs(f *testing.F) {
 	f.Add("--interactive=0", "--dns-conf-mode=resolv=host", testUUID)
 	f.Fuzz(func(t *testing.T, a, b, c string) {
 		args, err := ParseRunArgs([]string{a, b, c})
-		if err == nil && args.NetMode != NetHost && args.NetMode != NetNone {
+		if err == nil && args.NetMode != NetHost && args.NetMode != NetNone && args.NetMode != NetCNI {
 			t.Fatalf("ParseRunArgs accepted net mode %q", args.NetMode)
 		}
 		if err == nil && args.Interactive {
