@@ -5,7 +5,9 @@
 //
 // Process tree of a running pod:
 //
-//	nscn run ──exec──▶ /nscn/init (run)      host namespaces; holds RKT_LOCK_FD,
+//	nscn run ──exec──▶ /nscn/init (run)      host namespaces; holds RKT_LOCK_FD;
+//	                    │                    sets up the pod's network namespace
+//	                    │                    (networking.Setup, net_linux.go),
 //	                    │                    copies the apps' output FIFOs to its
 //	                    │                    stdout and stderr, forwards SIGTERM,
 //	                    │                    SIGINT and SIGHUP as SIGTERM
@@ -18,5 +20,6 @@
 // apps, written before the pod boots), nspawn.StdoutFIFO and StderrFIFO
 // (the apps' output), stage1abi.AppStatusFile per app and
 // nspawn.FirstFailureFile (written by the "reap" helper), nspawn.KilledFile
-// (written by stop --force).
+// (written by stop --force). The network (netns, net-info/ in the pod
+// directory) outlives the pod until gc tears it down.
 package entrypoint
