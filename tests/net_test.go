@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -312,8 +314,19 @@ func TestNspawnNetNoneAndHost(t *testing.T) {
 }
 
 // writeNet puts a network definition into the env's --local-config net.d.
+// host-local keeps a bookkeeping directory per network name; the test's
+// networks' are removed afterwards.
 func writeNet(t *testing.T, e *env, file, content string) {
 	t.Helper()
+	var n struct {
+		Name string `json:"name"`
+	}
+	if json.Unmarshal([]byte(content), &n) == nil && n.Name != "" {
+		ipam := filepath.Join("/var/lib/cni/networks", n.Name)
+		if _, err := os.Stat(ipam); errors.Is(err, fs.ErrNotExist) {
+			t.Cleanup(func() { _ = os.RemoveAll(ipam) })
+		}
+	}
 	d := filepath.Join(e.local, "net.d")
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		t.Fatal(err)
