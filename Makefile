@@ -47,8 +47,8 @@ $(SYSTEMD_TREE): scripts/fetch-systemd.sh
 
 stage1-nspawn: $(BIN)/stage1-nspawn.aci ## The nspawn stage1 image, the default one
 
-$(BIN)/stage1-nspawn.aci: $(GO_SOURCES) scripts/build-stage1-nspawn.sh $(SYSTEMD_TREE)
-	VERSION=$(VERSION) SYSTEMD_DIR=$(BUILD)/systemd scripts/build-stage1-nspawn.sh $(BIN)
+$(BIN)/stage1-nspawn.aci: $(GO_SOURCES) scripts/build-stage1-nspawn.sh $(SYSTEMD_TREE) $(BUILD)/cni-plugins/ptp
+	VERSION=$(VERSION) SYSTEMD_DIR=$(BUILD)/systemd CNI_PLUGIN_DIR=$(BUILD)/cni-plugins scripts/build-stage1-nspawn.sh $(BIN)
 
 tools: $(BUILD)/actool ## Build the appc reference tools used by the tests
 
@@ -87,10 +87,11 @@ functional: all test-images ## End-to-end suite against the built binaries (root
 		NSCN_ACTOOL=$(abspath $(BUILD)/actool) NSCN_STAGE1_NSPAWN_ACI=$(abspath $(BIN)/stage1-nspawn.aci) \
 		$(abspath $(BUILD)/functional.test) -test.v -test.count=1 -test.timeout 20m
 
-bench: deps all test-images ## Measure nscn against crun, runc, unshare+chroot, gzip and tar; fails when a target is missed (root)
+BENCH_FLAGS ?=
+bench: deps all test-images ## Measure nscn against crun, runc, unshare+chroot, gzip and tar; fails when a target is missed (root; figure 3 needs make stage1-nspawn; BENCH_FLAGS=-figures=3 for one figure)
 	scripts/install-bench-deps.sh
 	$(GO) build -trimpath -o $(BUILD)/nscn-bench ./bench/cmd/nscn-bench
-	$(BUILD)/nscn-bench -nscn $(BIN)/nscn -images $(BUILD)/images -work $(BUILD)/bench
+	$(BUILD)/nscn-bench -nscn $(BIN)/nscn -images $(BUILD)/images -work $(BUILD)/bench $(BENCH_FLAGS)
 
 TORTURE_FLAGS ?=
 torture: all test-images ## Torture suite: SIGKILL crashes, 8 parallel loops, hostile images (root, ~5 min; TORTURE_FLAGS=-seed=N to replay)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,3 +204,22 @@ func writeStage1Default(t *testing.T, dir, aci string) {
 
 // stage1DefaultFile is the harness's stage1.d file.
 const stage1DefaultFile = "50-tests.json"
+
+// syncBuffer is a bytes.Buffer safe for the writer goroutine of exec.Cmd
+// and a reader in the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

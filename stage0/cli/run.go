@@ -104,6 +104,11 @@ func runPreparedCommand() *cli.Command {
 			&cli.StringFlag{Name: "dns-conf-mode", Usage: "resolv=MODE,hosts=MODE for the stage1"},
 			&cli.BoolFlag{Name: "mds-register", Usage: "register the pod with the metadata service (default: when it is running)"},
 			&cli.StringFlag{Name: "mds-socket", Value: mds.DefaultSocket, Usage: "the metadata service's registration socket"},
+			&cli.StringSliceFlag{Name: "dns", Usage: "the apps' nameserver, or host or none"},
+			&cli.StringSliceFlag{Name: "dns-search", Usage: "a search domain of the apps' resolv.conf"},
+			&cli.StringSliceFlag{Name: "dns-opt", Usage: "an option of the apps' resolv.conf"},
+			&cli.StringFlag{Name: "dns-domain", Usage: "the local domain of the apps' resolv.conf"},
+			&cli.StringSliceFlag{Name: "hosts-entry", Usage: "an /etc/hosts line for the apps, IP=NAME, or host"},
 		},
 		Action: func(c *cli.Context) error {
 			g := globals(c)
@@ -125,7 +130,11 @@ func runPreparedCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := stage1.CheckDNSConfMode(c.String("dns-conf-mode")); err != nil {
+			dns, err := dnsFlags{
+				DNS: c.StringSlice("dns"), Search: c.StringSlice("dns-search"), Opts: c.StringSlice("dns-opt"),
+				Domain: c.String("dns-domain"), HostsEntries: c.StringSlice("hosts-entry"), ConfMode: c.String("dns-conf-mode"),
+			}.plan()
+			if err != nil {
 				return err
 			}
 			if c.Bool("interactive") && len(m.Apps) != 1 {
@@ -139,8 +148,7 @@ func runPreparedCommand() *cli.Command {
 				Net:         c.String("net"),
 				Interactive: c.Bool("interactive"),
 				Hostname:    c.String("hostname"),
-				DNSConfMode: c.String("dns-conf-mode"),
-			}, mo)
+			}, dns, mo)
 		},
 	}
 }
@@ -164,8 +172,16 @@ func runOrPrepare(c *cli.Context, run bool) error {
 	if err != nil {
 		return err
 	}
-	if err := stage1.CheckDNSConfMode(ra.flag("dns-conf-mode")); err != nil {
+	dns, err := dnsFlags{
+		DNS: ra.pod["dns"], Search: ra.pod["dns-search"], Opts: ra.pod["dns-opt"],
+		Domain: ra.flag("dns-domain"), HostsEntries: ra.pod["hosts-entry"], ConfMode: ra.flag("dns-conf-mode"),
+	}.plan()
+	if err != nil {
 		return err
+	}
+	if !run && (dns.ConfMode != "" || ra.flag("net") != "" || ra.flag("hostname") != "") {
+		// prepare keeps no run flags: run-prepared takes them.
+		return usageErrorf("--net, --hostname and the DNS flags apply when the pod runs: give them to run-prepared")
 	}
 	if ra.boolean(nil, "interactive") && len(opts.Apps) != 1 {
 		return usageErrorf("--interactive needs exactly one app")
@@ -218,8 +234,7 @@ func runOrPrepare(c *cli.Context, run bool) error {
 		Net:         ra.flag("net"),
 		Interactive: ra.boolean(nil, "interactive"),
 		Hostname:    ra.flag("hostname"),
-		DNSConfMode: ra.flag("dns-conf-mode"),
-	}, mo)
+	}, dns, mo)
 	// execStage1 returns only when the stage1 could not be started.
 	prepare.Discard(context.WithoutCancel(c.Context), prep.Pod, g.Log)
 	return err
@@ -227,8 +242,9 @@ func runOrPrepare(c *cli.Context, run bool) error {
 
 // execStage1 registers the pod with the metadata service (as mo asks),
 // moves it to run/ and replaces nscn with the stage1's run entrypoint,
-// handing it the pod lock. If it returns, the pod is unregistered again.
-func execStage1(ctx context.Context, g *Globals, p *pod.Pod, eps stage1.Entrypoints, f stage1.RunFlags, mo mdsOptions) error {
+// handing it the pod lock and the DNS files. If it returns, the pod is
+// unregistered again.
+func execStage1(ctx context.Context, g *Globals, p *pod.Pod, eps stage1.Entrypoints, f stage1.RunFlags, dns podDNS, mo mdsOptions) error {
 	reg, err := registerWithMDS(ctx, g, p, mo)
 	if err != nil {
 		return err
@@ -242,6 +258,7 @@ func execStage1(ctx context.Context, g *Globals, p *pod.Pod, eps stage1.Entrypoi
 		}
 	}
 	f.Debug = g.Debug
+	f.DNSConfMode = dns.ConfMode
 	f.UUID = p.UUID
 	f.InterfaceVersion = eps.Version
 	f.LocalConfig = g.LocalConfig
@@ -257,6 +274,9 @@ func execStage1(ctx context.Context, g *Globals, p *pod.Pod, eps stage1.Entrypoi
 	args, err := stage1.RunArgs(f)
 	if err != nil {
 		return err
+	}
+	if err := dns.write(p.Path); err != nil {
+		return fmt.Errorf("write the pod's DNS files: %w", err)
 	}
 	if err := p.ToRun(ctx); err != nil {
 		return err
@@ -286,7 +306,15 @@ func prepareOptions(g *Globals, ra *runArgs) (prepare.Options, stage1.Selection,
 		}
 		o.Volumes = append(o.Volumes, *vol)
 	}
+	ports, err := parsePorts(ra.pod["port"])
+	if err != nil {
+		return o, sel, err
+	}
+	o.Ports = ports
 	if pm := ra.flag("pod-manifest"); pm != "" {
+		if len(ports) > 0 {
+			return o, sel, usageErrorf("--port and --pod-manifest conflict: put the ports in the manifest")
+		}
 		if len(ra.apps) > 0 {
 			return o, sel, usageErrorf("--pod-manifest and images on the command line conflict; use one")
 		}

@@ -171,6 +171,13 @@ type PlanConfig struct {
 	Pod    *schema.PodManifest
 	App    *schema.RuntimeApp
 	DNS    DNSConf
+	// ResolvConf and Hosts are host paths of files the stage1 generated
+	// for the default DNS mode (a pod with a network of its own): a
+	// ResolvConf (the CNI result's DNS) replaces the image's
+	// /etc/resolv.conf; Hosts (the pod's hostname) is used instead of the
+	// host's /etc/hosts, still only when the image has none. Empty: the
+	// host's files, as fly uses them.
+	ResolvConf, Hosts string
 }
 
 // System mount targets.
@@ -200,7 +207,8 @@ const (
 //     volume read-only, never a read-only volume writable;
 //  6. /etc/resolv.conf and /etc/hosts per --dns-conf-mode: default binds
 //     the host's file only when the rootfs has none (fly shares the host's
-//     network), host always binds the host's, stage0 binds the file stage0
+//     network; see PlanConfig.ResolvConf and Hosts for a pod with a network
+//     of its own), host always binds the host's, stage0 binds the file stage0
 //     wrote, none leaves the rootfs alone. These binds are read-only.
 //
 // Mount paths must be absolute; "/" and exactly /proc, /sys or /dev are
@@ -236,10 +244,11 @@ func PlanMounts(cfg PlanConfig) (Plan, error) {
 	p.Mounts = append(p.Mounts, vols...)
 
 	for _, f := range []struct {
-		target, mode, stage0 string
+		target, mode, stage0, generated string
+		replaces                        bool
 	}{
-		{resolvConf, cfg.DNS.Resolv, stage1abi.Stage0ResolvConfRel},
-		{hostsFile, cfg.DNS.Hosts, stage1abi.Stage0HostsRel},
+		{resolvConf, cfg.DNS.Resolv, stage1abi.Stage0ResolvConfRel, cfg.ResolvConf, true},
+		{hostsFile, cfg.DNS.Hosts, stage1abi.Stage0HostsRel, cfg.Hosts, false},
 	} {
 		m := Mount{Kind: KindBind, Target: f.target, Flags: ReadOnly, Purpose: "dns"}
 		switch f.mode {
@@ -247,6 +256,9 @@ func PlanMounts(cfg PlanConfig) (Plan, error) {
 			continue
 		case stage1abi.DNSModeDefault, "":
 			m.Source, m.Fallback = f.target, true
+			if f.generated != "" {
+				m.Source, m.Fallback = f.generated, !f.replaces
+			}
 		case stage1abi.DNSModeHost:
 			m.Source = f.target
 		case stage1abi.DNSModeStage0:

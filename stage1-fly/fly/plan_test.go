@@ -46,11 +46,13 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestPlanMountsGolden(t *testing.T) {
 	tests := []struct {
-		name  string
-		app   func() *types.App
-		ra    func(*schema.RuntimeApp)
-		vols  []types.Volume
-		dns   DNSConf
+		name string
+		app  func() *types.App
+		ra   func(*schema.RuntimeApp)
+		vols []types.Volume
+		dns  DNSConf
+		// gen are the stage1's generated resolv.conf and hosts.
+		gen   [2]string
 		check func(*testing.T, Plan)
 	}{
 		{
@@ -125,6 +127,12 @@ func TestPlanMountsGolden(t *testing.T) {
 			dns: DNSConf{Resolv: "host", Hosts: "default"},
 		},
 		{
+			name: "generated-dns",
+			app:  baseApp,
+			dns:  DNSConf{Resolv: "default", Hosts: "default"},
+			gen:  [2]string{testPodDir + "/stage1/rootfs/etc/nscn-net-resolv.conf", testPodDir + "/stage1/rootfs/etc/nscn-net-hosts"},
+		},
+		{
 			name: "tmp-mount-point-no-dns",
 			app: func() *types.App {
 				a := baseApp()
@@ -141,7 +149,7 @@ func TestPlanMountsGolden(t *testing.T) {
 				tt.ra(&ra)
 			}
 			pm := testPod(t, []schema.RuntimeApp{ra}, tt.vols)
-			p, err := PlanMounts(PlanConfig{PodDir: testPodDir, Pod: pm, App: &pm.Apps[0], DNS: tt.dns})
+			p, err := PlanMounts(PlanConfig{PodDir: testPodDir, Pod: pm, App: &pm.Apps[0], DNS: tt.dns, ResolvConf: tt.gen[0], Hosts: tt.gen[1]})
 			if err != nil {
 				t.Fatalf("PlanMounts: %v", err)
 			}

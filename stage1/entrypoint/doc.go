@@ -5,7 +5,9 @@
 //
 // Process tree of a running pod:
 //
-//	nscn run ──exec──▶ /nscn/init (run)      host namespaces; holds RKT_LOCK_FD,
+//	nscn run ──exec──▶ /nscn/init (run)      host namespaces; holds RKT_LOCK_FD;
+//	                    │                    sets up the pod's network namespace
+//	                    │                    (networking.Setup, net_linux.go),
 //	                    │                    copies the apps' output FIFOs to its
 //	                    │                    stdout and stderr and to the apps'
 //	                    │                    logs (io_linux.go), forwards SIGTERM,
@@ -19,5 +21,6 @@
 // apps, written before the pod boots), nspawn.AppStdoutFIFO,
 // AppStderrFIFO and AppStdinFIFO (the apps' I/O), stage1abi.AppStatusFile per app and
 // nspawn.FirstFailureFile (written by the "reap" helper), nspawn.KilledFile
-// (written by stop --force).
+// (written by stop --force). The network (netns, net-info/ in the pod
+// directory) outlives the pod until gc tears it down.
 package entrypoint

@@ -48,7 +48,7 @@ func hostRunsSystemd() bool {
 // the pod's units and helper config in the stage1 rootfs, starts
 // systemd-nspawn, relays the apps' output and returns the pod's status
 // (nspawn.PodStatus), or an error for a stage1 failure.
-func Run(ctx context.Context, cfg RunConfig) (int, error) {
+func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	log := cfg.Log.With("pod", cfg.Args.UUID)
 	podDir, err := unix.Getwd()
 	if err != nil {
@@ -57,17 +57,36 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 	if err := checkLockFD(cfg.LockFD, podDir); err != nil {
 		return 0, err
 	}
-	if cfg.Args.NetDefaulted {
-		log.WarnContext(ctx, "no CNI networking in stage1-nspawn yet: the pod uses the host's network", "net", cfg.Args.Net)
-	}
 	pm, err := fly.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
 	if err != nil {
 		return 0, err
 	}
-	layout, err := nspawn.NewLayout(nspawn.LayoutConfig{PodDir: podDir, Manifest: pm, Args: cfg.Args,
-		MetadataURL: podMetadataURL(ctx, log, cfg.Args)})
+	lc := nspawn.LayoutConfig{PodDir: podDir, Manifest: pm, Args: cfg.Args}
+	layout, err := nspawn.NewLayout(lc)
 	if err != nil {
 		return 0, err
+	}
+	// The network comes after the pod's validation and before anything
+	// else; the layout is computed again with the files it generated and
+	// the metadata service's address on it.
+	pn, err := setupNetwork(ctx, log, podDir, cfg.Args, pm)
+	if err != nil {
+		return 0, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			if terr := teardownNetwork(context.WithoutCancel(ctx), log, podDir); terr != nil {
+				log.WarnContext(ctx, "undo network setup", "err", terr)
+			}
+		}
+	}()
+	lc.ResolvConf, lc.Hosts = pn.ResolvConf, pn.Hosts
+	lc.MetadataURL = podMetadataURL(ctx, log, cfg.Args, pn.HostAddr)
+	if lc.ResolvConf != "" || lc.Hosts != "" || lc.MetadataURL != "" {
+		if layout, err = nspawn.NewLayout(lc); err != nil {
+			return 0, err
+		}
 	}
 	for _, w := range layout.Warnings {
 		log.WarnContext(ctx, w)
@@ -122,10 +141,12 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 	}
 	argv := nspawn.Argv(nspawn.ArgvConfig{
 		Loader: loader, LibDir: libDir, Nspawn: filepath.Join(root, "usr/bin/systemd-nspawn"),
-		Root: root, UUID: cfg.Args.UUID, Hostname: cfg.Args.Hostname, NetMode: cfg.Args.NetMode,
+		Root: root, UUID: cfg.Args.UUID, Hostname: cfg.Args.Hostname, NetMode: cfg.Args.NetMode, NetNS: pn.NetNS,
 		Register: register, Debug: cfg.Args.Debug, AllCapabilities: cfg.Args.DisableCapabilities,
 		Binds: binds, Console: consoleMode(console),
 	})
+	// From here the gc entrypoint tears the network down.
+	started = true
 	return supervise(ctx, log, cfg, podDir, layout.Pod, argv, console)
 }
 

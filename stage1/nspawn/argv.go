@@ -16,7 +16,11 @@ type ArgvConfig struct {
 	Root     string
 	UUID     string
 	Hostname string // empty: the machine name
-	NetMode  string // NetHost or NetNone
+	NetMode  string // NetHost, NetNone or NetCNI
+	// NetNS is the pod's network namespace (networking.Setup), which
+	// systemd-nspawn joins; empty for the host's network. Without it,
+	// NetNone asks systemd-nspawn for a namespace of its own.
+	NetNS string
 	// Register asks systemd-machined to register the pod and run it in a
 	// scope of its own; only when the host runs systemd. Otherwise
 	// systemd-nspawn keeps the cgroup run put it in (--keep-unit).
@@ -61,7 +65,13 @@ func Argv(c ArgvConfig) []string {
 	if c.Hostname != "" {
 		a = append(a, "--hostname="+c.Hostname)
 	}
-	if c.NetMode == NetNone {
+	switch {
+	case c.NetNS != "":
+		// --private-network too: without it systemd-nspawn gives the
+		// container the host's /sys, whose class/net lists the host's
+		// interfaces instead of the namespace's.
+		a = append(a, "--network-namespace-path="+c.NetNS, "--private-network")
+	case c.NetMode == NetNone:
 		a = append(a, "--private-network")
 	}
 	if c.AllCapabilities {

@@ -4,7 +4,9 @@
 // rootfs (Documentation/stage1-flavors.md):
 //
 //   - it parses the run entrypoint's argv and refuses what this flavor
-//     cannot provide yet (named CNI networks, --ipc=parent);
+//     cannot provide yet (--ipc=parent);
+//   - it formats the hosts file and resolv.conf of a pod with a network of
+//     its own (NetFiles, from the CNI results);
 //   - it computes the Pod, the data run hands to the helpers inside the pod
 //     (/nscn/pod.json): per app, its process spec (environment, user, exec)
 //     and its mount plan in the container's paths, and the host paths

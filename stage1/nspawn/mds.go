@@ -31,10 +31,9 @@ func checkMDSToken(tok string) error {
 // cannot reach the host at all (NetNone: the pod has only its own
 // loopback). With NetHost the pod shares the host's loopback.
 //
-// TODO(mds): with CNI networking, a pod on its own network
-// reaches the host at the host side of that network (the default
-// network's gateway, from the CNI result); run will pass that address to
-// MetadataURL instead of calling MetadataHost. #4
+// A pod on a CNI network reaches the host at the host side of its first
+// network (the gateway, from the CNI result): run passes that address to
+// MetadataURL instead of calling MetadataHost.
 func MetadataHost(netMode string) (netip.Addr, bool) {
 	if netMode == NetHost {
 		return netip.AddrFrom4([4]byte{127, 0, 0, 1}), true

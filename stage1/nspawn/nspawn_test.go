@@ -62,6 +62,9 @@ func TestArgvGolden(t *testing.T) {
 		{name: "no-net-debug-hostname", edit: func(c *ArgvConfig) {
 			c.NetMode, c.Debug, c.Hostname = NetNone, true, "web1"
 		}},
+		{name: "cni-netns", edit: func(c *ArgvConfig) {
+			c.NetMode, c.NetNS = NetCNI, "/run/netns/nscn-"+testUUID
+		}},
 		{name: "machined-all-caps-binds", edit: func(c *ArgvConfig) {
 			c.NetMode, c.Register, c.AllCapabilities = NetHost, true, true
 			c.Binds = []Bind{
@@ -209,27 +212,29 @@ func TestNewLayoutRefuses(t *testing.T) {
 
 func TestParseRunArgs(t *testing.T) {
 	tests := []struct {
-		name      string
-		argv      []string
-		wantNet   string
-		defaulted bool
-		wantErr   error
+		name     string
+		argv     []string
+		wantNet  string
+		wantNets string
+		wantErr  error
 		// interactive is the expected RunArgs.Interactive.
 		interactive bool
 	}{
-		{name: "default net", argv: []string{"--net=default", testUUID}, wantNet: NetHost, defaulted: true},
-		{name: "no net flag", argv: []string{testUUID}, wantNet: NetHost, defaulted: true},
-		{name: "host", argv: []string{"--debug", "--net=host", "--hostname=h", "--ipc=private", testUUID}, wantNet: NetHost},
-		{name: "none", argv: []string{"--net=none", "--interactive=false", testUUID}, wantNet: NetNone},
-		{name: "named network", argv: []string{"--net=mynet", testUUID}, wantErr: errdefs.ErrNotImplemented},
-		{name: "interactive", argv: []string{"--interactive", testUUID}, wantNet: NetHost, defaulted: true, interactive: true},
+		{name: "default net", argv: []string{"--net=default", testUUID}, wantNet: NetCNI, wantNets: "default"},
+		{name: "no net flag", argv: []string{testUUID}, wantNet: NetCNI, wantNets: "default"},
+		{name: "host", argv: []string{"--debug", "--net=host", "--hostname=h", "--ipc=private", testUUID}, wantNet: NetHost, wantNets: "host"},
+		{name: "none", argv: []string{"--net=none", "--interactive=false", testUUID}, wantNet: NetNone, wantNets: "none"},
+		{name: "named networks", argv: []string{"--net=default,mynet:IP=10.1.2.3", testUUID}, wantNet: NetCNI, wantNets: "default,mynet:IP=10.1.2.3"},
+		{name: "host with another", argv: []string{"--net=host,default", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "bad network name", argv: []string{"--net=-x", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "interactive", argv: []string{"--interactive", testUUID}, wantNet: NetCNI, wantNets: "default", interactive: true},
 		{name: "interactive not a boolean", argv: []string{"--interactive=maybe", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "ipc parent", argv: []string{"--ipc=parent", testUUID}, wantErr: errdefs.ErrNotImplemented},
 		{name: "ipc unknown", argv: []string{"--ipc=shared", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "net without value", argv: []string{"--net", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "unknown flag", argv: []string{"--frob", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "no uuid", argv: []string{"--net=host"}, wantErr: errdefs.ErrInvalidArgument},
-		{name: "mds token and port", argv: []string{"--mds-token=abc-DEF_123", "--mds-port=4000", testUUID}, wantNet: NetHost, defaulted: true},
+		{name: "mds token and port", argv: []string{"--mds-token=abc-DEF_123", "--mds-port=4000", testUUID}, wantNet: NetCNI, wantNets: "default"},
 		{name: "mds port zero", argv: []string{"--mds-port=0", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "mds port too big", argv: []string{"--mds-port=65536", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "mds port not a number", argv: []string{"--mds-port=http", testUUID}, wantErr: errdefs.ErrInvalidArgument},
@@ -248,7 +253,7 @@ func TestParseRunArgs(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseRunArgs(%q): %v", tt.argv, err)
 			}
-			if a.NetMode != tt.wantNet || a.NetDefaulted != tt.defaulted || a.UUID != testUUID || a.Interactive != tt.interactive {
+			if a.NetMode != tt.wantNet || a.Nets.String() != tt.wantNets || a.UUID != testUUID || a.Interactive != tt.interactive {
 				t.Fatalf("ParseRunArgs(%q) = %+v", tt.argv, a)
 			}
 		})
@@ -330,7 +335,7 @@ func FuzzParseRunArgs(f *testing.F) {
 	f.Add("--mds-token=abc_DEF-1", "--mds-port=18112", testUUID)
 	f.Fuzz(func(t *testing.T, a, b, c string) {
 		args, err := ParseRunArgs([]string{a, b, c})
-		if err == nil && args.NetMode != NetHost && args.NetMode != NetNone {
+		if err == nil && args.NetMode != NetHost && args.NetMode != NetNone && args.NetMode != NetCNI {
 			t.Fatalf("ParseRunArgs accepted net mode %q", args.NetMode)
 		}
 	})

@@ -87,6 +87,9 @@ type LayoutConfig struct {
 	// MetadataURL is the apps' AC_METADATA_URL (see MetadataURL); empty
 	// for none.
 	MetadataURL string
+	// ResolvConf and Hosts are the host paths of the files run generated
+	// from the pod's network (fly.PlanConfig), empty for none.
+	ResolvConf, Hosts string
 }
 
 // NewLayout validates every app of the pod and computes its process spec
@@ -111,7 +114,7 @@ func NewLayout(cfg LayoutConfig) (Layout, error) {
 		if err != nil {
 			return Layout{}, err
 		}
-		plan, err := fly.PlanMounts(fly.PlanConfig{PodDir: cfg.PodDir, Pod: pm, App: ra, DNS: cfg.Args.DNS})
+		plan, err := fly.PlanMounts(fly.PlanConfig{PodDir: cfg.PodDir, Pod: pm, App: ra, DNS: cfg.Args.DNS, ResolvConf: cfg.ResolvConf, Hosts: cfg.Hosts})
 		if err != nil {
 			return Layout{}, err
 		}

@@ -22,6 +22,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -39,6 +41,28 @@ type config struct {
 	pods    int    // pods for the scale figure
 	quick   bool   // development only: few runs, smaller scale
 	workers int    // parallel pod creation
+	// figures are the figures to measure (1 to 7); all when empty.
+	figures map[int]bool
+}
+
+// want reports whether figure n is to be measured.
+func (c config) want(n int) bool { return len(c.figures) == 0 || c.figures[n] }
+
+// parseFigures reads -figures: "all" or a comma-separated list of figure
+// numbers.
+func parseFigures(s string) (map[int]bool, error) {
+	if s == "" || s == "all" {
+		return nil, nil
+	}
+	out := map[int]bool{}
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 7 {
+			return nil, fmt.Errorf("-figures: %q is not a figure number (1 to 7)", f)
+		}
+		out[n] = true
+	}
+	return out, nil
 }
 
 func main() {
@@ -54,7 +78,13 @@ func run() int {
 	flag.IntVar(&c.fast, "fast-runs", 50, "runs per command for the fast figures (at least 30)")
 	flag.IntVar(&c.pods, "pods", 1000, "pods for the scale figure")
 	flag.BoolVar(&c.quick, "quick", false, "development only: 5 runs and 100 pods; the table is marked as not valid")
+	figures := flag.String("figures", "all", "figures to measure: all, or numbers such as 1,3 (a partial table never replaces the published one)")
 	flag.Parse()
+	var err error
+	if c.figures, err = parseFigures(*figures); err != nil {
+		fmt.Fprintf(os.Stderr, "nscn-bench: %v\n", err)
+		return 2
+	}
 	if flag.NArg() != 0 {
 		fmt.Fprintf(os.Stderr, "nscn-bench: unexpected arguments %q\n", flag.Args())
 		return 2
