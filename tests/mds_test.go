@@ -38,14 +38,20 @@ func freeLoopbackPort(t *testing.T) int {
 }
 
 // startMDS runs "nscn metadata-service" until the test ends and waits
-// until it answers on its registration socket.
-func startMDS(t *testing.T) mdsService {
+// until it answers on its registration socket. Its metadata API listens
+// on 127.0.0.1 only, unless listenAll: a pod on its own network reaches it
+// at the host side of that network.
+func startMDS(t *testing.T, listenAll ...bool) mdsService {
 	t.Helper()
 	s := mdsService{socket: filepath.Join(t.TempDir(), "mds.sock"), port: freeLoopbackPort(t)}
 	ctx, cancel := context.WithCancel(context.Background())
 	// Not e.cmd: the service needs no data dir, and a process naming it
 	// would look like a pod left behind to assertPodsGone.
-	cmd := exec.CommandContext(ctx, nscnBin(t), "metadata-service", "--listen-address=127.0.0.1",
+	addr := "--listen-address=127.0.0.1"
+	if len(listenAll) > 0 && listenAll[0] {
+		addr = "--listen-address=0.0.0.0"
+	}
+	cmd := exec.CommandContext(ctx, nscnBin(t), "metadata-service", addr,
 		fmt.Sprintf("--listen-port=%d", s.port), "--socket="+s.socket)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
