@@ -71,6 +71,7 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 	for _, w := range layout.Warnings {
 		log.WarnContext(ctx, w)
 	}
+	reportIsolators(ctx, log, cfg, layout.Reports)
 	if err := podmount.MakeEmptyVolumes(layout.EmptyVolumes); err != nil {
 		return 0, err
 	}
