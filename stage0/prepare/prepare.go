@@ -317,7 +317,13 @@ func effectiveApp(m *schema.ImageManifest, a App, o Options) (*types.App, error)
 	}
 	app.Environment = env
 	for _, iso := range a.Isolators {
-		app.Isolators.ReplaceIsolatorsByName(iso, []types.ACIdentifier{iso.Name})
+		// A flag's isolator replaces the image's of the same name and
+		// those it cannot be used with (a retain-set and a remove-set).
+		names := []types.ACIdentifier{iso.Name}
+		if v := iso.Value(); v != nil {
+			names = append(names, v.Conflicts()...)
+		}
+		app.Isolators.ReplaceIsolatorsByName(iso, names)
 	}
 	return &app, nil
 }
