@@ -51,6 +51,9 @@ func GC(ctx context.Context, log *slog.Logger, args fly.GCArgs) error {
 	if err := removePodCgroups(args.UUID); err != nil {
 		errs = append(errs, err)
 	}
+	if err := removeAppCgroups(podDir, args.UUID); err != nil {
+		errs = append(errs, err)
+	}
 	prop := filepath.Join("/run/systemd/nspawn/propagate", nspawn.MachineName(args.UUID))
 	if err := os.RemoveAll(prop); err != nil {
 		errs = append(errs, fmt.Errorf("remove propagation directory: %w", err))

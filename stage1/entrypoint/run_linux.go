@@ -72,6 +72,10 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 		log.WarnContext(ctx, w)
 	}
 	reportIsolators(ctx, log, cfg, layout.Reports)
+	cgroupBinds, err := setupIsolation(ctx, log, cfg, podDir, &layout.Pod)
+	if err != nil {
+		return 0, err
+	}
 	if err := podmount.MakeEmptyVolumes(layout.EmptyVolumes); err != nil {
 		return 0, err
 	}
@@ -103,6 +107,7 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 		}
 		binds = append(binds, b)
 	}
+	binds = append(binds, cgroupBinds...)
 	register := hostRunsSystemd()
 	if !register {
 		if err := joinPodCgroups(cfg.Args.UUID); err != nil {

@@ -32,6 +32,13 @@ type App struct {
 	// from the pod manifest and the saved Isolation options instead of
 	// trusting this copy, which lives in the pod's root.
 	Policy *isolate.Policy `json:"policy"`
+	// Cgroups maps a cgroup hierarchy's directory name under
+	// /sys/fs/cgroup ("memory", "cpu,cpuacct") to the pod path where
+	// the app's own cgroup in it is bound (under CgroupBindDir). The
+	// helper moves itself into each before it execs the app, and binds
+	// each over the hierarchy in the app's /sys/fs/cgroup, so that the
+	// app reads its own limits there.
+	Cgroups map[string]string `json:"cgroups,omitempty"`
 }
 
 // Pod is what run hands the helpers inside the pod, in PodConfigFile.
