@@ -108,6 +108,9 @@ func capNames(flag, v string) ([]string, error) {
 		if !strings.HasPrefix(s, "CAP_") {
 			s = "CAP_" + s
 		}
+		if s == "CAP_" {
+			return nil, usageErrorf("--%s %q: empty capability name", flag, v)
+		}
 		for _, r := range s {
 			if (r < 'A' || r > 'Z') && r != '_' {
 				return nil, usageErrorf("--%s %q: %q is not a capability name", flag, v, s)

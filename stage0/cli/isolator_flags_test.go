@@ -37,6 +37,7 @@ func TestIsolatorFlags(t *testing.T) {
 		{name: "oom not a number", args: []string{"img", "--oom-score-adj=x"}, err: true, want: "--oom-score-adj"},
 		{name: "caps both", args: []string{"img", "--caps-retain=CAP_CHOWN", "--caps-remove=CAP_MKNOD"}, err: true, want: "together"},
 		{name: "caps empty name", args: []string{"img", "--caps-retain=CAP_CHOWN,"}, err: true, want: "empty capability"},
+		{name: "caps prefix only", args: []string{"img", "--caps-retain=CAP_"}, err: true, want: "empty capability"},
 		{name: "caps bad name", args: []string{"img", "--caps-remove=CAP-1"}, err: true, want: "not a capability name"},
 		{name: "seccomp no mode", args: []string{"img", "--seccomp=chmod"}, err: true, want: "mode=retain or mode=remove"},
 		{name: "seccomp bad mode", args: []string{"img", "--seccomp=mode=deny,chmod"}, err: true, want: "neither retain nor remove"},
