@@ -118,7 +118,7 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 		Loader: loader, LibDir: libDir, Nspawn: filepath.Join(root, "usr/bin/systemd-nspawn"),
 		Root: root, UUID: cfg.Args.UUID, Hostname: cfg.Args.Hostname, NetMode: cfg.Args.NetMode,
 		Register: register, Debug: cfg.Args.Debug, AllCapabilities: cfg.Args.DisableCapabilities,
-		Binds: binds,
+		Capabilities: layout.Pod.Capabilities(), Binds: binds,
 	})
 	return supervise(ctx, log, cfg, podDir, layout.Pod, argv)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/isolate"
+	"github.com/nosecone/nscn/internal/isolate/caps"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 )
@@ -288,4 +289,16 @@ func (r AppReport) Summary() string {
 		s += " ignored: " + strings.Join(ignored, ", ")
 	}
 	return s
+}
+
+// Capabilities are the capabilities of any app's bounding set, for
+// ArgvConfig.Capabilities.
+func (p *Pod) Capabilities() []string {
+	var all caps.Set
+	for _, a := range p.Apps {
+		if a.Policy != nil && a.Policy.Caps != nil {
+			all |= a.Policy.Caps.Bounding
+		}
+	}
+	return all.Names()
 }
