@@ -6,11 +6,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -260,4 +262,80 @@ func TestNspawnEnterIsConfinedLikeTheApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertPodsGone(t, e)
+}
+
+// TestNspawnGCRemovesAppCgroupsAfterKill kills the stage1's run process
+// with SIGKILL and checks that gc still removes the app's cgroups, which
+// run created on the host.
+func TestNspawnGCRemovesAppCgroupsAfterKill(t *testing.T) {
+	e := newEnv(t)
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := e.cmd(ctx, "--insecure-options=image", "run", "--net=host", "--uuid-file-save="+uuidFile,
+		"--stage1-path="+nspawnACI(t), busybox(t), "--memory=32Mi", "--cpu=100m",
+		"--exec=/bin/sh", "--", "-c", "echo ready; exec sleep 300")
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var uuid string
+	for range 150 {
+		if b, err := os.ReadFile(uuidFile); err == nil && len(bytes.TrimSpace(b)) > 0 && strings.Contains(out.String(), "ready") {
+			uuid = strings.TrimSpace(string(b))
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if uuid == "" {
+		_ = c.Process.Kill()
+		_ = c.Wait()
+		t.Fatalf("pod did not start: %s %s", out.String(), errb.String())
+	}
+	rec, err := os.ReadFile(filepath.Join(e.dir, "pods", "run", uuid, "nspawn-isolation.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var iso struct {
+		Cgroups map[string][]string `json:"cgroups"`
+	}
+	if err := json.Unmarshal(rec, &iso); err != nil {
+		t.Fatal(err)
+	}
+	dirs := iso.Cgroups["busybox"]
+	if len(dirs) != 2 {
+		t.Fatalf("app cgroups %v, want one in the memory and one in the cpu hierarchy", dirs)
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "cgroup.procs")); err != nil {
+			t.Fatalf("app cgroup %s: %v", d, err)
+		}
+	}
+	ppid, err := os.ReadFile(filepath.Join(e.dir, "pods", "run", uuid, "ppid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// nscn run has become the stage1's run entrypoint: kill it.
+	if err := c.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Wait()
+	// systemd-nspawn gets SIGTERM (parent death) and stops the pod.
+	nspawn := filepath.Join("/proc", strings.TrimSpace(string(ppid)))
+	for range 150 {
+		if _, err := os.Stat(nspawn); err != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	assertPodsGone(t, e)
+	for _, d := range dirs {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("app cgroup %s left after gc (%v)", d, err)
+		}
+		if _, err := os.Stat(filepath.Dir(d)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("pod cgroup %s left after gc (%v)", filepath.Dir(d), err)
+		}
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/nosecone/nscn/stage1-fly/fly"
 )
 
-
 func TestCgroupHierarchy(t *testing.T) {
 	tests := []struct {
 		name, dir, app, want string
