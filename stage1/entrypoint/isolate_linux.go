@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -46,7 +47,7 @@ func reportIsolators(ctx context.Context, log *slog.Logger, cfg RunConfig, repor
 // execs the app. The container's cgroup namespace is rooted at run's
 // cgroup, so the app's cgroup is inside it and the app sees its own path.
 func setupIsolation(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod *nspawn.Pod) (_ []nspawn.Bind, err error) {
-	iso := nspawn.Isolation{Options: nspawn.IsolateOptions(cfg.Args.RunArgs), Cgroups: map[string][]string{}}
+	iso := nspawn.Isolation{Options: nspawn.IsolateOptions(cfg.Args.RunArgs)}
 	var groups []cgroup.Group
 	defer func() {
 		if err != nil {
@@ -55,29 +56,9 @@ func setupIsolation(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir
 			}
 		}
 	}()
-	var mgr cgroup.Manager
-	for _, a := range pod.Apps {
-		if a.Policy == nil || a.Policy.Cgroup.IsZero() {
-			continue
-		}
-		if mgr == nil {
-			if mgr, err = cgroup.Open(cgroup.Config{}); err != nil {
-				return nil, fmt.Errorf("app %s: resource limits: %w", a.Spec.Name, err)
-			}
-		}
-		if mgr.Version() != 1 {
-			// TODO(iso): the unified hierarchy: the container's payload
-			// cgroup is its systemd's; limits go to the units. #4
-			fmt.Fprintf(cfg.Stderr, "stage1-nspawn: app %s: resource limits ignored: stage1-nspawn sets them on cgroup v1 hierarchies only\n", a.Spec.Name)
-			continue
-		}
-		g, err := mgr.Create(ctx, nspawn.AppCgroupName(pod.UUID, a.Spec.Name), a.Policy.Cgroup)
-		if err != nil {
-			return nil, fmt.Errorf("app %s: create cgroup: %w", a.Spec.Name, err)
-		}
-		groups = append(groups, g)
-		iso.Cgroups[a.Spec.Name] = g.Dirs()
-		log.DebugContext(ctx, "app cgroup", "app", a.Spec.Name, "dirs", g.Dirs(), "limits", a.Policy.Cgroup)
+	open := func() (cgroup.Manager, error) { return cgroup.Open(cgroup.Config{}) }
+	if iso.Cgroups, groups, err = createAppCgroups(ctx, log, open, pod, cfg.Stderr); err != nil {
+		return nil, err
 	}
 	data, err := json.MarshalIndent(iso, "", "  ")
 	if err != nil {
@@ -87,6 +68,49 @@ func setupIsolation(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir
 		return nil, err
 	}
 	return nspawn.CgroupBinds(pod, &iso)
+}
+
+// createAppCgroups creates, with the Manager open returns (opened only if
+// an app has limits), the cgroup nspawn.AppCgroupName of every app with
+// resource limits, and returns their directories by app and the groups.
+// On failure it destroys what it made. On a unified (v2) host it makes
+// none and says on stderr that the limits are ignored.
+func createAppCgroups(ctx context.Context, log *slog.Logger, open func() (cgroup.Manager, error), pod *nspawn.Pod, stderr io.Writer) (_ map[string][]string, groups []cgroup.Group, err error) {
+	dirs := map[string][]string{}
+	defer func() {
+		if err != nil {
+			for _, g := range groups {
+				_ = g.Destroy(context.WithoutCancel(ctx))
+			}
+			groups = nil
+		}
+	}()
+	var mgr cgroup.Manager
+	for _, a := range pod.Apps {
+		if a.Policy == nil || a.Policy.Cgroup.IsZero() {
+			continue
+		}
+		if mgr == nil {
+			if mgr, err = open(); err != nil {
+				return nil, nil, fmt.Errorf("app %s: resource limits: %w", a.Spec.Name, err)
+			}
+		}
+		if mgr.Version() != 1 {
+			// TODO(iso): on the unified hierarchy the container's cgroup
+			// is delegated to the pod's systemd; the limits belong in
+			// the app's unit (MemoryMax=, CPUQuota=, CPUWeight=). #4
+			fmt.Fprintf(stderr, "stage1-nspawn: app %s: resource limits ignored: stage1-nspawn sets them on cgroup v1 hierarchies only\n", a.Spec.Name)
+			continue
+		}
+		g, err := mgr.Create(ctx, nspawn.AppCgroupName(pod.UUID, a.Spec.Name), a.Policy.Cgroup)
+		if err != nil {
+			return nil, groups, fmt.Errorf("app %s: create cgroup: %w", a.Spec.Name, err)
+		}
+		groups = append(groups, g)
+		dirs[a.Spec.Name] = g.Dirs()
+		log.DebugContext(ctx, "app cgroup", "app", a.Spec.Name, "dirs", g.Dirs(), "limits", a.Policy.Cgroup)
+	}
+	return dirs, groups, nil
 }
 
 // loadIsolation reads nspawn.IsolationFile of a pod; a pod started
