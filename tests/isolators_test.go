@@ -341,3 +341,42 @@ func TestNspawnGCRemovesAppCgroupsAfterKill(t *testing.T) {
 		}
 	}
 }
+
+// TestNspawnEnterRunsAsTheAppUser checks that enter runs the command as
+// the app's user and groups, with the app's (empty) capabilities.
+func TestNspawnEnterRunsAsTheAppUser(t *testing.T) {
+	e := newEnv(t)
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := e.cmd(ctx, "--insecure-options=image", "run", "--net=host", "--uuid-file-save="+uuidFile,
+		"--stage1-path="+nspawnACI(t), busybox(t), "--user=user", "--group=user", "--supplementary-gids=1001",
+		"--exec=/bin/sh", "--", "-c", "echo ready; exec sleep 300")
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = c.Process.Kill()
+		_ = c.Wait()
+	}()
+	var uuid string
+	for range 150 {
+		if b, err := os.ReadFile(uuidFile); err == nil && len(bytes.TrimSpace(b)) > 0 && strings.Contains(out.String(), "ready") {
+			uuid = strings.TrimSpace(string(b))
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if uuid == "" {
+		t.Fatalf("pod did not start: %s %s", out.String(), errb.String())
+	}
+	r := e.ok("enter", uuid, "/bin/sh", "-c", `echo $(id -u) $(id -g) $(id -G); grep '^CapEff:' /proc/self/status`)
+	if got := strings.Join(strings.Fields(r.stdout), " "); got != "1000 1000 1000 1001 CapEff: 0000000000000000" {
+		t.Fatalf("entered command: %q, want the app's user and groups without capabilities", got)
+	}
+	e.ok("stop", "--force", uuid)
+	_ = c.Wait()
+	assertPodsGone(t, e)
+}
