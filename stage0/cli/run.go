@@ -394,20 +394,11 @@ func appOptions(ra *runArgs, a *appArgs) (prepare.App, error) {
 		}
 		app.Mounts = append(app.Mounts, m)
 	}
-	if v := ra.get(a, "memory"); v != "" {
-		iso, err := types.NewResourceMemoryIsolator(v, v)
-		if err != nil {
-			return app, usageErrorf("--memory %q: %v (use the Kubernetes notation, e.g. 64Mi)", v, err)
-		}
-		app.Isolators = append(app.Isolators, iso.AsIsolator())
+	isos, err := isolatorFlags(ra, a)
+	if err != nil {
+		return app, err
 	}
-	if v := ra.get(a, "cpu"); v != "" {
-		iso, err := types.NewResourceCPUIsolator(v, v)
-		if err != nil {
-			return app, usageErrorf("--cpu %q: %v (use the Kubernetes notation, e.g. 500m)", v, err)
-		}
-		app.Isolators = append(app.Isolators, iso.AsIsolator())
-	}
+	app.Isolators = append(app.Isolators, isos...)
 	return app, nil
 }
 

@@ -34,6 +34,11 @@ var runFlagSpecs = map[string]runFlagSpec{
 	"signature":          {perApp: true, usage: "the image's detached signature, if not IMAGE.asc"},
 	"memory":             {perApp: true, usage: "memory limit, e.g. 64Mi (resource/memory)"},
 	"cpu":                {perApp: true, usage: "CPU limit, e.g. 500m (resource/cpu)"},
+	"cpu-shares":         {perApp: true, usage: "relative CPU weight, 2 to 262144 (os/linux/cpu-shares)"},
+	"caps-retain":        {perApp: true, usage: "capabilities to keep, e.g. CAP_NET_BIND_SERVICE,CAP_CHOWN (os/linux/capabilities-retain-set)"},
+	"caps-remove":        {perApp: true, usage: "capabilities to drop, e.g. CAP_MKNOD (os/linux/capabilities-remove-set)"},
+	"seccomp":            {perApp: true, usage: "syscall filter: mode=retain|remove[,errno=ENAME],SYSCALL,... (os/linux/seccomp-*-set)"},
+	"oom-score-adj":      {perApp: true, usage: "OOM killer score adjustment, -1000 to 1000 (os/linux/oom-score-adj)"},
 	// Pod-wide.
 	"volume":          {multi: true, usage: "define a volume: NAME,kind=host|empty,source=PATH,readOnly=BOOL"},
 	"pod-manifest":    {usage: "use this pod manifest instead of generating one (no images may be given)"},

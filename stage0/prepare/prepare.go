@@ -341,9 +341,25 @@ func effectiveApp(m *schema.ImageManifest, a App, o Options) (*types.App, error)
 	}
 	app.Environment = env
 	for _, iso := range a.Isolators {
-		app.Isolators.ReplaceIsolatorsByName(iso, []types.ACIdentifier{iso.Name})
+		// A flag's isolator replaces the image's of the same name and
+		// those it cannot be used with (a retain-set and a remove-set).
+		names := []types.ACIdentifier{iso.Name}
+		if other, ok := exclusiveIsolators[iso.Name]; ok {
+			names = append(names, other)
+		}
+		app.Isolators.ReplaceIsolatorsByName(iso, names)
 	}
 	return &app, nil
+}
+
+// exclusiveIsolators pairs the isolators that cannot be used together
+// (appc declares it for the seccomp sets only; it holds for capabilities
+// too, and the stage1 refuses both).
+var exclusiveIsolators = map[types.ACIdentifier]types.ACIdentifier{
+	types.LinuxCapabilitiesRetainSetName: types.LinuxCapabilitiesRevokeSetName,
+	types.LinuxCapabilitiesRevokeSetName: types.LinuxCapabilitiesRetainSetName,
+	types.LinuxSeccompRetainSetName:      types.LinuxSeccompRemoveSetName,
+	types.LinuxSeccompRemoveSetName:      types.LinuxSeccompRetainSetName,
 }
 
 func hasVolume(vs []types.Volume, name types.ACName) bool {

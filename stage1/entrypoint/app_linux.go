@@ -15,6 +15,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/isolate"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 	"github.com/nosecone/nscn/stage1-fly/inroot"
 	"github.com/nosecone/nscn/stage1-fly/podmount"
@@ -79,14 +80,33 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App) error {
 	if err := fly.Apply(ctx, m, p); err != nil {
 		return err
 	}
+	// The app's mounts are peers of the pod's (the /sys bind is one of
+	// the container's /sys): make them slaves, so that what is stacked
+	// on them below stays in the app's view.
+	log.DebugContext(ctx, "make app mounts slaves", "rootfs", p.RootFS)
+	if err := podmount.Mount("", inroot.FDPath(root), "", unix.MS_REC|unix.MS_SLAVE, "", p.RootFS); err != nil {
+		return err
+	}
+	if app.Policy != nil {
+		if err := restrictPaths(ctx, log, root, app.Policy.Paths); err != nil {
+			return err
+		}
+	}
+	if err := mountAppCgroup(ctx, log, root, app); err != nil {
+		return err
+	}
 	if p.ReadOnlyRoot {
 		return podmount.SetMountAttrs(root, unix.MOUNT_ATTR_RDONLY, false, "/")
 	}
 	return nil
 }
 
-// execApp chroots into the app's rootfs and replaces the helper with argv:
-// as the app's user for the app itself, as root for an event handler.
+// execApp chroots into the app's rootfs and replaces the helper with argv
+// through isolate.Exec, confined by the app's policy: as the app's user
+// for the app itself, as root for an event handler. Handlers get the
+// app's policy too (capabilities, no_new_privs, seccomp, oom_score_adj,
+// cgroup): the spec only says they run as root, and a handler must not be
+// a way around the app's restrictions. See Documentation/isolators.md.
 func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []string, asApp bool) error {
 	s := app.Spec
 	if len(argv) == 0 {
@@ -96,6 +116,9 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []stri
 		if err := openStdin(app.Stdin); err != nil {
 			return err
 		}
+	}
+	if err := joinAppCgroup(app); err != nil {
+		return err
 	}
 	if err := unix.Chroot(app.Plan.RootFS); err != nil {
 		return &os.PathError{Op: "chroot", Path: app.Plan.RootFS, Err: err}
@@ -119,25 +142,12 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []stri
 	if err != nil {
 		return err
 	}
-	groups := make([]int, len(creds.Groups))
-	for i, g := range creds.Groups {
-		groups[i] = int(g)
-	}
-	log.DebugContext(ctx, "exec", "path", path, "uid", creds.UID, "gid", creds.GID, "groups", groups)
-	if err := unix.Setgroups(groups); err != nil {
-		return &os.SyscallError{Syscall: "setgroups", Err: err}
-	}
-	if err := unix.Setgid(int(creds.GID)); err != nil {
-		return &os.SyscallError{Syscall: "setgid", Err: err}
-	}
-	if err := unix.Setuid(int(creds.UID)); err != nil {
-		return &os.SyscallError{Syscall: "setuid", Err: err}
-	}
-	if err := unix.Chdir(s.WorkingDir); err != nil {
-		return &os.PathError{Op: "chdir", Path: s.WorkingDir, Err: err}
-	}
-	err = unix.Exec(path, argv, s.Env)
-	return fmt.Errorf("app %s: %w", s.Name, &os.PathError{Op: "exec", Path: path, Err: err})
+	log.DebugContext(ctx, "exec", "path", path, "uid", creds.UID, "gid", creds.GID, "groups", creds.Groups)
+	err = isolate.Exec(app.Policy, isolate.ExecConfig{
+		Path: path, Args: argv, Env: s.Env, Dir: s.WorkingDir,
+		Creds: isolate.Creds{UID: creds.UID, GID: creds.GID, Groups: creds.Groups},
+	})
+	return fmt.Errorf("app %s: %w", s.Name, err)
 }
 
 // openStdin makes the FIFO p, which run feeds from its own stdin

@@ -53,6 +53,9 @@ func GC(ctx context.Context, log *slog.Logger, args fly.GCArgs) error {
 	if err := removePodCgroups(args.UUID); err != nil {
 		errs = append(errs, err)
 	}
+	if err := removeAppCgroups(podDir, args.UUID); err != nil {
+		errs = append(errs, err)
+	}
 	if err := teardownNetwork(ctx, log, podDir); err != nil {
 		errs = append(errs, err)
 	}

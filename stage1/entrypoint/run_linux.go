@@ -102,6 +102,11 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 			layout.Pod.Apps[0].Stdin = nspawn.AppStdinFIFO(layout.Pod.Apps[0].Spec.Name)
 		}
 	}
+	reportIsolators(ctx, log, cfg, layout.Reports)
+	cgroupBinds, err := setupIsolation(ctx, log, cfg, podDir, &layout.Pod)
+	if err != nil {
+		return 0, err
+	}
 	if err := podmount.MakeEmptyVolumes(layout.EmptyVolumes); err != nil {
 		return 0, err
 	}
@@ -133,6 +138,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		}
 		binds = append(binds, b)
 	}
+	binds = append(binds, cgroupBinds...)
 	register := hostRunsSystemd()
 	if !register {
 		if err := joinPodCgroups(cfg.Args.UUID); err != nil {
@@ -143,7 +149,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		Loader: loader, LibDir: libDir, Nspawn: filepath.Join(root, "usr/bin/systemd-nspawn"),
 		Root: root, UUID: cfg.Args.UUID, Hostname: cfg.Args.Hostname, NetMode: cfg.Args.NetMode, NetNS: pn.NetNS,
 		Register: register, Debug: cfg.Args.Debug, AllCapabilities: cfg.Args.DisableCapabilities,
-		Binds: binds, Console: consoleMode(console),
+		Capabilities: layout.Pod.Capabilities(), Binds: binds, Console: consoleMode(console),
 	})
 	// From here the gc entrypoint tears the network down.
 	started = true

@@ -29,7 +29,12 @@ type ArgvConfig struct {
 	// AllCapabilities lifts systemd-nspawn's capability bounding
 	// (--disable-capabilities-restriction).
 	AllCapabilities bool
-	Binds           []Bind
+	// Capabilities are added to systemd-nspawn's own bounding set, so
+	// that an app's retain-set can hold a capability the container
+	// would otherwise lack (CAP_NET_ADMIN, say); each app's own bounding
+	// set is still what its policy says.
+	Capabilities []string
+	Binds        []Bind
 	// Console is ConsoleInteractive for --interactive on a terminal;
 	// empty otherwise.
 	Console string
@@ -76,6 +81,8 @@ func Argv(c ArgvConfig) []string {
 	}
 	if c.AllCapabilities {
 		a = append(a, "--capability=all")
+	} else if len(c.Capabilities) > 0 {
+		a = append(a, "--capability="+strings.Join(c.Capabilities, ","))
 	}
 	// The apps' output reaches run through FIFOs; the console carries
 	// only systemd's own messages, which are shown with --debug, or the

@@ -73,6 +73,11 @@ func TestArgvGolden(t *testing.T) {
 				{Source: `/srv/odd:name\x`, Target: "/nscn/host/2", ReadOnly: true, Recursive: true},
 			}
 		}},
+		{name: "retained-caps-app-cgroup", edit: func(c *ArgvConfig) {
+			c.NetMode = NetHost
+			c.Capabilities = []string{"CAP_NET_ADMIN", "CAP_SYS_ADMIN"}
+			c.Binds = []Bind{{Source: "/sys/fs/cgroup/memory/nscn/" + testUUID + "/web", Target: "/nscn/cgroup/web/memory"}}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

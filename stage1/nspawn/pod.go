@@ -12,6 +12,8 @@ import (
 	"github.com/appc/spec/schema"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/isolate"
+	"github.com/nosecone/nscn/internal/isolate/caps"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 )
@@ -28,6 +30,19 @@ type App struct {
 	// Stdin is the FIFO the app helper opens as the app's stdin (in exec
 	// mode only); empty means the unit's stdin.
 	Stdin string `json:"stdin,omitempty"`
+	// Policy is how every process of the app is confined (the app, its
+	// event handlers): computed once by run with isolate.PolicyFor,
+	// applied by the app helper with isolate.Exec. enter recomputes it
+	// from the pod manifest and the saved Isolation options instead of
+	// trusting this copy, which lives in the pod's root.
+	Policy *isolate.Policy `json:"policy"`
+	// Cgroups maps a cgroup hierarchy's directory name under
+	// /sys/fs/cgroup ("memory", "cpu,cpuacct") to the pod path where
+	// the app's own cgroup in it is bound (under CgroupBindDir). The
+	// helper moves itself into each before it execs the app, and binds
+	// each over the hierarchy in the app's /sys/fs/cgroup, so that the
+	// app reads its own limits there.
+	Cgroups map[string]string `json:"cgroups,omitempty"`
 }
 
 // Pod is what run hands the helpers inside the pod, in PodConfigFile.
@@ -77,6 +92,24 @@ type Layout struct {
 	Binds        []Bind
 	EmptyVolumes []fly.EmptyVolume // host paths, created by run
 	Warnings     []string
+	// Reports say, per app in manifest order, what became of each
+	// isolator; run shows them to the user (spec/ace.md, "Isolators").
+	Reports []AppReport
+}
+
+// AppReport is the isolator report of one app.
+type AppReport struct {
+	App    string
+	Report isolate.Report
+}
+
+// IsolateOptions are the isolate.Options of the run flags.
+func IsolateOptions(a fly.RunArgs) isolate.Options {
+	return isolate.Options{
+		DisableCapabilities: a.DisableCapabilities,
+		DisableSeccomp:      a.DisableSeccomp,
+		DisablePaths:        a.DisablePaths,
+	}
 }
 
 // LayoutConfig is the input of NewLayout.
@@ -94,7 +127,10 @@ type LayoutConfig struct {
 
 // NewLayout validates every app of the pod and computes its process spec
 // and mount plan (fly.NewAppSpec, fly.PlanMounts: the same rules as the
-// fly flavor), then moves the plans into the container's paths.
+// fly flavor), then moves the plans into the container's paths. It also
+// computes each app's isolation policy (isolate.PolicyFor) from its
+// isolators and the --disable-* run flags; an invalid isolator fails the
+// whole pod before anything starts.
 func NewLayout(cfg LayoutConfig) (Layout, error) {
 	if !filepath.IsAbs(cfg.PodDir) {
 		return Layout{}, errdefs.InvalidArgument("pod directory %q is not absolute", cfg.PodDir)
@@ -125,7 +161,12 @@ func NewLayout(cfg LayoutConfig) (Layout, error) {
 		if plan, err = tr.plan(plan); err != nil {
 			return Layout{}, fmt.Errorf("app %q: %w", spec.Name, err)
 		}
-		l.Pod.Apps = append(l.Pod.Apps, App{Spec: spec, Plan: plan})
+		policy, report, err := isolate.PolicyFor(ra.App, IsolateOptions(cfg.Args.RunArgs))
+		if err != nil {
+			return Layout{}, fmt.Errorf("app %q: %w", spec.Name, err)
+		}
+		l.Reports = append(l.Reports, AppReport{App: spec.Name, Report: report})
+		l.Pod.Apps = append(l.Pod.Apps, App{Spec: spec, Plan: plan, Policy: policy})
 	}
 	return l, nil
 }
@@ -224,4 +265,49 @@ func LoadPod(p string) (*Pod, error) {
 		return nil, errdefs.Newf(errdefs.ErrInvalidArgument, "parse pod config %s: %w", p, err)
 	}
 	return &pod, nil
+}
+
+// Summary is the line run prints on stderr for an app whose image or
+// flags asked for isolators: which it enforced (or modified) and which it
+// ignored, with why, as the appc spec requires an executor to tell
+// (spec/ace.md, "Isolators"). nscn's own defaults are left out (they are
+// logged with --debug); an app with nothing else gets "".
+func (r AppReport) Summary() string {
+	var enforced, ignored []string
+	for _, e := range r.Report {
+		switch e.Status {
+		case isolate.Enforced:
+			enforced = append(enforced, e.Name)
+		case isolate.Modified:
+			enforced = append(enforced, e.Name+" (modified: "+e.Detail+")")
+		case isolate.Ignored:
+			ignored = append(ignored, e.Name+" ("+e.Detail+")")
+		}
+	}
+	if len(enforced) == 0 && len(ignored) == 0 {
+		return ""
+	}
+	s := "app " + r.App + ": isolators"
+	if len(enforced) > 0 {
+		s += " enforced: " + strings.Join(enforced, ", ")
+		if len(ignored) > 0 {
+			s += ";"
+		}
+	}
+	if len(ignored) > 0 {
+		s += " ignored: " + strings.Join(ignored, ", ")
+	}
+	return s
+}
+
+// Capabilities are the capabilities of any app's bounding set, for
+// ArgvConfig.Capabilities.
+func (p *Pod) Capabilities() []string {
+	var all caps.Set
+	for _, a := range p.Apps {
+		if a.Policy != nil && a.Policy.Caps != nil {
+			all |= a.Policy.Caps.Bounding
+		}
+	}
+	return all.Names()
 }
