@@ -113,6 +113,13 @@ func (b *bencher) figNspawn(ctx context.Context) {
 		return
 	}
 	dir := filepath.Join(b.l.scratch, "nspawn")
+	// The last pods' cgroups and mounts go with gc, not with the scratch
+	// directory.
+	defer func() {
+		if err := runQuiet(context.WithoutCancel(ctx), "sh", "-c", b.gcScript(dir)); err != nil {
+			logf("collect the nspawn figure's pods: %v", err)
+		}
+	}()
 	id, err := b.fetch(ctx, dir, b.busybox)
 	if err != nil {
 		b.r.failed(fig, err)
