@@ -273,7 +273,7 @@ func TestDefaultStage1IsNspawn(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(filepath.Dir(nscnBin(t)), "stage1-nspawn.aci")); err != nil {
 		t.Fatalf("make must put stage1-nspawn.aci beside nscn: %v", err)
 	}
-	r := e.ok("--insecure-options=image", "run", "--net=host", busybox(t), "--exec=/bin/cat", "--", "/proc/1/comm")
+	r := e.ok("--insecure-options=image", "run", busybox(t), "--exec=/bin/cat", "--", "/proc/1/comm")
 	if got := strings.TrimSpace(r.stdout); got != "systemd" {
 		t.Fatalf("pid 1 of the default stage1's pod is %q, want systemd", got)
 	}
