@@ -279,3 +279,70 @@ func TestDefaultStage1IsNspawn(t *testing.T) {
 	}
 	assertPodsGone(t, e)
 }
+
+// TestNspawnAppsHaveTheirOwnMountNamespace runs two apps, one of which
+// mounts a tmpfs in its root: the mount is in that app's view, and in
+// what nscn enter shows of it, but neither in the other app's nor in the
+// pod's; and the two apps' mount namespaces differ.
+func TestNspawnAppsHaveTheirOwnMountNamespace(t *testing.T) {
+	e := newEnv(t)
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Mounting needs CAP_SYS_ADMIN and the mount syscall, which the
+	// default policy withholds.
+	c := e.cmd(ctx, "--insecure-options=image,capabilities,seccomp", "run", "--net=host", "--uuid-file-save="+uuidFile,
+		"--stage1-path="+nspawnACI(t),
+		busybox(t), "--name=mounter", "--exec=/bin/sh", "--", "-c",
+		`mkdir /tmp/scratch && mount -t tmpfs -o size=1m scratch /tmp/scratch && echo hi > /tmp/scratch/only-here && echo "mounter $(readlink /proc/self/ns/mnt)" && exec sleep 300`,
+		"---",
+		busybox(t), "--name=other", "--exec=/bin/sh", "--", "-c",
+		`echo "other $(readlink /proc/self/ns/mnt)" && exec sleep 300`)
+	var out, errb syncBuffer
+	c.Stdout, c.Stderr = &out, &errb
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Process.Kill(); _ = c.Wait() }()
+	var uuid string
+	for range 200 {
+		b, err := os.ReadFile(uuidFile)
+		if s := out.String(); err == nil && strings.Contains(s, "mounter mnt:") && strings.Contains(s, "other mnt:") {
+			uuid = strings.TrimSpace(string(b))
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if uuid == "" {
+		t.Fatalf("pod did not start: %s %s", out.String(), errb.String())
+	}
+	ns := map[string]string{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(l); len(f) == 2 {
+			ns[f[0]] = f[1]
+		}
+	}
+	if ns["mounter"] == ns["other"] {
+		t.Fatalf("both apps are in mount namespace %s", ns["mounter"])
+	}
+	// enter resolves paths through the app's own mounts.
+	if r := e.run("enter", "--app=mounter", uuid, "/bin/cat", "/tmp/scratch/only-here"); r.code != 0 || r.stdout != "hi\n" {
+		t.Errorf("enter into the mounting app does not see its tmpfs: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	// The pod (its pid 1, systemd) sees the directory the app made on
+	// the pod's /tmp, but not the tmpfs mounted on it.
+	for _, l := range strings.Split(e.ok("status", uuid).stdout, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok && k == "pid" {
+			p := filepath.Join("/proc", v, "root", "opt/stage2/mounter/rootfs/tmp/scratch")
+			if _, err := os.Stat(p); err != nil {
+				t.Fatalf("the app's /tmp/scratch is not in the pod: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(p, "only-here")); err == nil {
+				t.Errorf("the app's tmpfs reached the pod's mount namespace")
+			}
+		}
+	}
+	e.ok("stop", uuid)
+	_ = c.Wait()
+	assertPodsGone(t, e)
+}

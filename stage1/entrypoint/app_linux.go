@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 
@@ -120,6 +121,9 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []stri
 	if err := joinAppCgroup(app); err != nil {
 		return err
 	}
+	if err := privateMountNamespace(); err != nil {
+		return err
+	}
 	if err := unix.Chroot(app.Plan.RootFS); err != nil {
 		return &os.PathError{Op: "chroot", Path: app.Plan.RootFS, Err: err}
 	}
@@ -161,6 +165,25 @@ func openStdin(p string) error {
 	defer unix.Close(fd)
 	if err := unix.Dup3(fd, 0, 0); err != nil {
 		return &os.SyscallError{Syscall: "dup3", Err: err}
+	}
+	return nil
+}
+
+// privateMountNamespace gives the calling thread a mount namespace of its
+// own, a slave of the pod's: each app process then has its own view
+// (what it mounts stays its own and never reaches the pod or the other
+// apps), while mounts the pod makes later still reach it. The new
+// namespace comes with a private copy of the thread's root and working
+// directory (unshare(2) implies CLONE_FS), so the goroutine stays locked
+// to the thread: the chroot, the lookups after it and isolate.Exec must
+// all run there.
+func privateMountNamespace() error {
+	runtime.LockOSThread() // never unlocked: this thread becomes the app
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return &os.SyscallError{Syscall: "unshare(CLONE_NEWNS)", Err: err}
+	}
+	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return &os.PathError{Op: "make mounts slave", Path: "/", Err: err}
 	}
 	return nil
 }

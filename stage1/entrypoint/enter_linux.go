@@ -18,12 +18,48 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/isolate"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 	"github.com/nosecone/nscn/stage1-fly/inroot"
 	"github.com/nosecone/nscn/stage1/nspawn"
 )
+
+// appProcessRoot returns an O_PATH handle on the root of a process of the
+// app: a process in the pod's pid namespace (that of podProc, /proc/PID)
+// whose root is the app's rootfs (appRoot, as the pod sees it: same device
+// and inode), so the app's own mount namespace. A process still on its way
+// into the app (not chrooted yet) does not match.
+func appProcessRoot(podProc string, appRoot *os.File) (*os.File, error) {
+	var podNS, want unix.Stat_t
+	if err := unix.Stat(filepath.Join(podProc, "ns", "pid"), &podNS); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: filepath.Join(podProc, "ns", "pid"), Err: err}
+	}
+	if err := unix.Fstat(int(appRoot.Fd()), &want); err != nil {
+		return nil, &os.PathError{Op: "fstat", Path: "app rootfs", Err: err}
+	}
+	procs, err := filepath.Glob("/proc/[0-9]*")
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range procs {
+		var ns unix.Stat_t
+		if unix.Stat(filepath.Join(p, "ns", "pid"), &ns) != nil || ns.Dev != podNS.Dev || ns.Ino != podNS.Ino {
+			continue
+		}
+		r, err := os.OpenFile(filepath.Join(p, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue // it exited, or is not ours to see
+		}
+		var got unix.Stat_t
+		if unix.Fstat(int(r.Fd()), &got) == nil && got.Dev == want.Dev && got.Ino == want.Ino {
+			return r, nil
+		}
+		r.Close()
+	}
+	return nil, errdefs.NotFound("no process of the app is running")
+}
 
 // enterNamespaces are the namespaces of the pod's pid 1 that enter joins
 // with setns(2). None of them needs a single-threaded caller; each
@@ -97,7 +133,7 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 	if err != nil {
 		return 0, err
 	}
-	ra, err := fly.AppByName(pm, args.AppName)
+	ra, err := nspawn.RuntimeApp(pm, args.AppName)
 	if err != nil {
 		return 0, err
 	}
@@ -140,6 +176,15 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 	appRoot, err := inroot.Open(root, path.Join(nspawn.Stage2Dir, args.AppName, "rootfs"), unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return 0, fmt.Errorf("open app rootfs: %w", err)
+	}
+	// Each app process has a mount namespace of its own (app_linux.go):
+	// enter sees the app's view through a running process of the app, and
+	// the pod's view of the app's rootfs only when none runs.
+	if r, err := appProcessRoot(proc, appRoot); err != nil {
+		log.DebugContext(ctx, "no app process to take the mount view from", "err", err)
+	} else {
+		appRoot.Close()
+		appRoot = r
 	}
 	defer appRoot.Close()
 	for _, ns := range enterNamespaces {

@@ -358,3 +358,34 @@ func TestImageDeclaresInterfaceVersion(t *testing.T) {
 		t.Fatalf("scripts/build-stage1-nspawn.sh does not declare %s", want)
 	}
 }
+
+func TestRuntimeApp(t *testing.T) {
+	pm := &schema.PodManifest{}
+	for _, n := range []string{"a", "b"} {
+		pm.Apps = append(pm.Apps, schema.RuntimeApp{Name: types.ACName(n), App: &types.App{Exec: types.Exec{"/x"}}})
+	}
+	pm.Apps = append(pm.Apps, schema.RuntimeApp{Name: "no-def"})
+	tests := []struct {
+		name    string
+		wantErr error
+	}{
+		{name: "a"},
+		{name: "b"},
+		{name: "c", wantErr: errdefs.ErrNotFound},
+		{name: "no-def", wantErr: errdefs.ErrInvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ra, err := RuntimeApp(pm, tt.name)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || ra.Name.String() != tt.name {
+				t.Fatalf("RuntimeApp(%q) = %v, %v", tt.name, ra, err)
+			}
+		})
+	}
+}

@@ -311,3 +311,21 @@ func (p *Pod) Capabilities() []string {
 	}
 	return all.Names()
 }
+
+// RuntimeApp returns the app called name of a pod manifest, with its
+// effective app definition (stage0 merges the image's app with the
+// user's overrides). Unlike fly's lookup, it takes pods of any number of
+// apps.
+func RuntimeApp(pm *schema.PodManifest, name string) (*schema.RuntimeApp, error) {
+	for i := range pm.Apps {
+		ra := &pm.Apps[i]
+		if ra.Name.String() != name {
+			continue
+		}
+		if ra.App == nil {
+			return nil, errdefs.InvalidArgument("app %q in the pod manifest has no app definition", ra.Name)
+		}
+		return ra, nil
+	}
+	return nil, errdefs.NotFound("pod has no app %q", name)
+}
