@@ -188,8 +188,15 @@ func privateMountNamespace() error {
 	return nil
 }
 
-// sigPoweroff is SIGRTMIN+4, which makes systemd start poweroff.target.
-const sigPoweroff = unix.Signal(38)
+// Signals to the pod's systemd (systemd(1)): SIGRTMIN+4 starts
+// poweroff.target, which stops every unit in order (the other apps get
+// SIGTERM and their post-stop handlers run); SIGRTMIN+14 powers off at
+// once, stopping nothing, which is all that is left to do once every app
+// has exited and been reaped.
+const (
+	sigPoweroff          = unix.Signal(38)
+	sigPoweroffImmediate = unix.Signal(48)
+)
 
 // reapApp records the app's status from what systemd says about its main
 // process; the first failure also becomes the pod's status. When the app
@@ -203,23 +210,28 @@ func reapApp(ctx context.Context, log *slog.Logger, pod *nspawn.Pod, name string
 	if err := atomicfile.Write(nspawn.StatusDir, name, []byte(strconv.Itoa(status)+"\n")); err != nil {
 		return err
 	}
-	end := status != 0
-	if end {
+	if status != 0 {
 		if err := recordFirstFailure(status); err != nil {
 			return err
 		}
-	} else {
-		end = true
-		for _, a := range pod.Names() {
-			if _, err := os.Lstat(filepath.Join(nspawn.StatusDir, a)); err != nil {
-				end = false
-				break
-			}
+	}
+	allDone := true
+	for _, a := range pod.Names() {
+		if _, err := os.Lstat(filepath.Join(nspawn.StatusDir, a)); err != nil {
+			allDone = false
+			break
 		}
 	}
-	if end {
-		log.DebugContext(ctx, "end the pod")
-		if err := unix.Kill(1, sigPoweroff); err != nil {
+	sig := unix.Signal(0)
+	switch {
+	case allDone:
+		sig = sigPoweroffImmediate
+	case status != 0:
+		sig = sigPoweroff
+	}
+	if sig != 0 {
+		log.DebugContext(ctx, "end the pod", "signal", int(sig))
+		if err := unix.Kill(1, sig); err != nil {
 			return &os.SyscallError{Syscall: "kill", Err: err}
 		}
 	}
