@@ -11,6 +11,7 @@ package store
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/appc/spec/schema"
@@ -37,6 +39,25 @@ type Store struct {
 	Blobs *blob.Store
 	Index *index.Index
 	Trees *tree.Store
+
+	// manifests remembers the manifest of every image entry this Store
+	// read or wrote, by image ID and key: an image's content, manifest
+	// included, never changes under its ID, so Manifest by ID needs no second index
+	// transaction. A pod start reads each image's entry once to fetch it
+	// and again for each tree it renders; each read opens the database.
+	manifests sync.Map // image ID or key -> json.RawMessage
+}
+
+// remember records the manifests of entries read from the index, and
+// returns them.
+func (s *Store) remember(ims ...*index.Image) []*index.Image {
+	for _, im := range ims {
+		if im != nil && im.ID != "" {
+			s.manifests.Store(im.ID, im.Manifest)
+			s.manifests.Store(im.Key, im.Manifest)
+		}
+	}
+	return ims
 }
 
 // Open returns the store of the data directory dataDir, creating its
@@ -145,6 +166,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*i
 	if err != nil {
 		return nil, fmt.Errorf("record image %s: %w", im.Key, err)
 	}
+	s.remember(im)
 	return im, nil
 }
 
@@ -299,6 +321,7 @@ func (s *Store) Get(ctx context.Context, ref string) (*index.Image, error) {
 		im, err = tx.Image(k)
 		return err
 	})
+	s.remember(im)
 	return im, err
 }
 
@@ -317,6 +340,7 @@ func (s *Store) FindByName(ctx context.Context, name string, labels map[string]s
 		im = found[0]
 		return nil
 	})
+	s.remember(im)
 	return im, err
 }
 
@@ -347,15 +371,23 @@ func (s *Store) TouchRemote(ctx context.Context, r *index.Remote) error {
 	return s.Index.Update(ctx, func(tx *index.Tx) error { return tx.PutRemote(r) })
 }
 
-// MarkUsed updates an image's last-use time.
-func (s *Store) MarkUsed(ctx context.Context, key string) error {
+// MarkUsed updates the last-use time of images, in one transaction: a pod
+// start marks its stage1 and app images with one commit instead of one
+// each.
+func (s *Store) MarkUsed(ctx context.Context, keys ...string) error {
+	now := time.Now().UTC()
 	return s.Index.Update(ctx, func(tx *index.Tx) error {
-		im, err := tx.Image(key)
-		if err != nil {
-			return err
+		for _, key := range keys {
+			im, err := tx.Image(key)
+			if err != nil {
+				return err
+			}
+			im.LastUsed = now
+			if err := tx.PutImage(im); err != nil {
+				return err
+			}
 		}
-		im.LastUsed = time.Now().UTC()
-		return tx.PutImage(im)
+		return nil
 	})
 }
 
@@ -399,6 +431,9 @@ func (s *Store) Remove(ctx context.Context, ref string) (*index.Image, error) {
 
 // Manifest returns a stored image's manifest.
 func (s *Store) Manifest(ctx context.Context, ref string) (*schema.ImageManifest, error) {
+	if raw, ok := s.manifests.Load(ref); ok {
+		return aci.ParseManifest(raw.(json.RawMessage))
+	}
 	im, err := s.Get(ctx, ref)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package aci
 import (
 	"context"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/nosecone/nscn/internal/errdefs"
@@ -20,6 +21,14 @@ type ExtractOptions struct {
 	// parents of kept entries are created with mode 0755 (less the umask). The rootfs
 	// directory itself ("/") is never filtered.
 	Filter func(p string) bool
+	// Content, when set, is given every regular file once it is written,
+	// open for reading and writing; the callee must close it. Extraction
+	// itself never touches it again. The tree store hashes the content there, on
+	// other cores, instead of reading the whole tree back afterwards.
+	// Extraction writes a file's content only when it creates the file, so
+	// an inode seen once keeps that content for the rest of the
+	// extraction.
+	Content func(f *os.File)
 }
 
 // ExtractRootfs extracts the entries under "rootfs/" of an uncompressed

@@ -57,6 +57,16 @@ type extractor struct {
 	// 5.6, or a seccomp filter); lookups then use filepath-securejoin.
 	noOpenat2 bool
 
+	// parentRel and parent are the parent directory of the last entry,
+	// kept open for the next entries in the same directory (archives list
+	// a directory's files together), which saves a lookup and a close per
+	// entry. An entry at parentRel or above it drops it (parentDir), and
+	// so does any entry that may have changed the tree's directories: one
+	// that is not a regular file, or that replaced something (replaced).
+	parentRel string
+	parent    *os.File
+	replaced  bool
+
 	// seen records every entry name met in the rootfs: true when it was
 	// extracted, false when the filter skipped it. Hardlinks may only point
 	// at names recorded true.
@@ -96,6 +106,7 @@ func extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions,
 		privileged: os.Geteuid() == 0,
 		noOpenat2:  noOpenat2,
 	}
+	defer x.dropParent()
 	tr := tar.NewReader(x.src)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -148,12 +159,21 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return nil
 	}
 
-	parent, err := x.openDir(path.Dir(rel), true)
+	parent, err := x.parentDir(rel)
 	if err != nil {
 		return fmt.Errorf("open parent directory: %w", err)
 	}
-	defer parent.Close()
 	pfd, base := int(parent.Fd()), path.Base(rel)
+	x.replaced = false
+	defer func() {
+		switch hdr.Typeflag {
+		case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse:
+			if !x.replaced {
+				return
+			}
+		}
+		x.dropParent()
+	}()
 
 	if hdr.Typeflag != tar.TypeDir {
 		// Whatever directory was recorded at this path is being replaced.
@@ -190,6 +210,35 @@ func checkID(what string, id int) error {
 		return errdefs.InvalidArgument("%s %d out of range", what, id)
 	}
 	return nil
+}
+
+// parentDir returns the parent directory of the entry rel, resolved and
+// created as openDir does, from the cache when the previous entry had the
+// same parent. The entry at rel may replace what is there, so a cached
+// directory at rel or below it is dropped first: the names under rel are
+// resolved afresh.
+func (x *extractor) parentDir(rel string) (*os.File, error) {
+	if x.parent != nil && (x.parentRel == rel || strings.HasPrefix(x.parentRel, rel+"/")) {
+		x.dropParent()
+	}
+	dir := path.Dir(rel)
+	if x.parent != nil && x.parentRel == dir {
+		return x.parent, nil
+	}
+	x.dropParent()
+	f, err := x.openDir(dir, true)
+	if err != nil {
+		return nil, err
+	}
+	x.parentRel, x.parent = dir, f
+	return f, nil
+}
+
+func (x *extractor) dropParent() {
+	if x.parent != nil {
+		_ = x.parent.Close()
+		x.parent, x.parentRel = nil, ""
+	}
 }
 
 // openDir returns a handle on the directory rel (relative to dest, "." for
@@ -307,17 +356,28 @@ func (x *extractor) mkdir(pfd int, base, rel string, hdr *tar.Header) error {
 }
 
 func (x *extractor) writeFile(pfd int, base, rel string, hdr *tar.Header, r io.Reader) (err error) {
-	if err := removeAt(pfd, base); err != nil {
-		return fmt.Errorf("replace %s: %w", rel, err)
+	// O_EXCL|O_NOFOLLOW: whatever is at the name (from an earlier layer,
+	// or an attack) is never written through. If something is there, it
+	// is removed and the create tried once more; anything found then is a
+	// race, and an error. Read-write only so that opts.Content can read
+	// the file back.
+	const flags = unix.O_RDWR | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Openat(pfd, base, flags, 0o600)
+	if errors.Is(err, unix.EEXIST) {
+		x.replaced = true
+		if err := removeAt(pfd, base); err != nil {
+			return fmt.Errorf("replace %s: %w", rel, err)
+		}
+		fd, err = unix.Openat(pfd, base, flags, 0o600)
 	}
-	// O_EXCL|O_NOFOLLOW: the name was just cleared, so anything found there
-	// now is an attack or a race, and must not be written through.
-	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return sysErr("openat", rel, err)
 	}
 	f := os.NewFile(uintptr(fd), rel)
 	defer func() {
+		if f == nil {
+			return // handed to opts.Content
+		}
 		if cerr := f.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close %s: %w", rel, cerr)
 		}
@@ -339,7 +399,14 @@ func (x *extractor) writeFile(pfd int, base, rel string, hdr *tar.Header, r io.R
 	}); err != nil {
 		return err
 	}
-	return x.setTimes(pfd, base, rel, hdr)
+	if err := x.setTimes(pfd, base, rel, hdr); err != nil {
+		return err
+	}
+	if x.opts.Content != nil {
+		x.opts.Content(f)
+		f = nil
+	}
+	return nil
 }
 
 // copySparse copies the entry's content into f, seeking over zero blocks

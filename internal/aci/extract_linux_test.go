@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -658,4 +659,73 @@ func statOwner(t testing.TB, p string) (uid, gid uint32) {
 	t.Helper()
 	st := lstat(t, p)
 	return st.Uid, st.Gid
+}
+
+// TestExtractRootfsContent: Content gets every regular file once, readable
+// from the start with its whole content, and hardlinks, symlinks and
+// directories not at all; each descriptor is its own to close.
+func TestExtractRootfsContent(t *testing.T) {
+	dest := t.TempDir()
+	got := map[string]string{}
+	opts := ExtractOptions{Content: func(f *os.File) {
+		defer f.Close()
+		b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<20))
+		if err != nil {
+			t.Errorf("read %s: %v", f.Name(), err)
+		}
+		if _, dup := got[f.Name()]; dup {
+			t.Errorf("%s given twice", f.Name())
+		}
+		got[f.Name()] = string(b)
+	}}
+	sparse := "x" + strings.Repeat("\x00", 3*holeBlock) + "y"
+	err := extractEnts(t, dest, opts,
+		dirEnt("rootfs/bin", 0o755),
+		fileEnt("rootfs/bin/sh", "#!shell\n"),
+		fileEnt("rootfs/sparse", sparse),
+		fileEnt("rootfs/empty", ""),
+		hardlinkEnt("rootfs/bin/sh2", "rootfs/bin/sh"),
+		symlinkEnt("rootfs/link", "bin/sh"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"bin/sh": "#!shell\n", "sparse": sparse, "empty": ""}
+	if len(got) != len(want) {
+		t.Errorf("Content got %d files, want %d: %v", len(got), len(want), got)
+	}
+	for name, body := range want {
+		if got[name] != body {
+			t.Errorf("Content of %s = %q, want %q", name, got[name], body)
+		}
+	}
+}
+
+// TestExtractRootfsParentCache: the parent directory kept open between
+// entries never outlives a change of the tree: after the directory a
+// symlink leads to is replaced, the next file through the symlink lands in
+// the new directory, as a fresh lookup would put it.
+func TestExtractRootfsParentCache(t *testing.T) {
+	dest := t.TempDir()
+	err := extractEnts(t, dest, ExtractOptions{},
+		dirEnt("rootfs/x", 0o755),
+		dirEnt("rootfs/x/b", 0o755),
+		symlinkEnt("rootfs/a", "x"),
+		fileEnt("rootfs/a/b/f1", "1"),
+		fileEnt("rootfs/x", "now a file"),
+		dirEnt("rootfs/x", 0o755),
+		dirEnt("rootfs/x/b", 0o755),
+		fileEnt("rootfs/a/b/f2", "2"),
+		fileEnt("rootfs/x/b/f3", "3"),
+		fileEnt("rootfs/x/b/f3", "3 again"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustNotExist(t, filepath.Join(dest, "x", "b", "f1"))
+	for name, want := range map[string]string{"f2": "2", "f3": "3 again"} {
+		if got := readFile(t, filepath.Join(dest, "x", "b", name)); got != want {
+			t.Errorf("x/b/%s = %q, want %q", name, got, want)
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
 // Unmounter undoes one mount. Apply uses it, when its Mounter implements
@@ -156,6 +157,116 @@ func checkDir(path, cur string, fi fs.FileInfo) error {
 	}
 	if !fi.IsDir() {
 		return errdefs.FailedPrecondition("use %s: %s is not a directory", path, cur)
+	}
+	return nil
+}
+
+// ApplyOverlayOrCopy makes the rootfses of cfg (whose Mode it ignores) with
+// overlayfs and, when an overlay mount fails (no overlayfs, no privilege, a
+// lower filesystem overlayfs refuses), undoes that attempt and copies the
+// trees instead. It returns the mode it used and, when that is Copy, why
+// overlayfs was not used (for the log); err is nil when the rootfses are
+// complete.
+//
+// Trying the real mounts costs nothing where overlayfs works, which is
+// nearly everywhere, whereas probing first (ProbeOverlay) costs a mount and
+// an unmount per layer on every pod start, and an unmount of an overlay
+// waits for an RCU grace period. The fallback needs m to be an Unmounter;
+// if the failed attempt cannot be undone completely, the error is returned
+// instead, and nothing is copied over a leftover mount.
+func ApplyOverlayOrCopy(ctx context.Context, cfg Config, m Mounter) (mode Mode, overlayErr, err error) {
+	cfg.Mode = Overlay
+	plan, err := Build(cfg)
+	if err != nil {
+		// A path overlayfs options cannot carry: copy, if that is valid.
+		cfg.Mode = Copy
+		plan, cerr := Build(cfg)
+		if cerr != nil {
+			return 0, nil, cerr
+		}
+		if cerr := Apply(ctx, plan, m); cerr != nil {
+			return 0, nil, cerr
+		}
+		return Copy, err, nil
+	}
+	w := &overlayWatch{Mounter: m}
+	err = Apply(ctx, plan, w)
+	if err == nil {
+		return Overlay, nil, nil
+	}
+	if w.failed == nil || w.undoFailed || ctx.Err() != nil {
+		return 0, nil, err
+	}
+	// Every overlay mount is undone, so the stage1 target holds at most
+	// the empty directories made for app targets (with a real overlay
+	// they went to its upper directory). The upper and work directories
+	// are not needed by a copy.
+	rerr := os.RemoveAll(filepath.Join(cfg.PodDir, stage1abi.OverlayDir))
+	if rerr == nil {
+		rerr = removeEmptyDirsIn(filepath.Join(cfg.PodDir, stage1abi.Stage1RootfsRel))
+	}
+	if rerr != nil {
+		return 0, nil, errors.Join(err, fmt.Errorf("clear the overlay attempt: %w", rerr))
+	}
+	cfg.Mode = Copy
+	if plan, err = Build(cfg); err != nil {
+		return 0, nil, err
+	}
+	if err := Apply(ctx, plan, m); err != nil {
+		return 0, nil, fmt.Errorf("copy the rootfses, overlayfs being unusable (%w): %w", w.failed, err)
+	}
+	return Copy, w.failed, nil
+}
+
+// overlayWatch passes mounts and unmounts on, and remembers whether an
+// overlay mount failed and whether an unmount did.
+type overlayWatch struct {
+	Mounter
+	failed     error
+	undoFailed bool
+}
+
+func (w *overlayWatch) Mount(ctx context.Context, mt Mount) error {
+	err := w.Mounter.Mount(ctx, mt)
+	if err != nil && mt.FSType == "overlay" && ctx.Err() == nil {
+		w.failed = err
+	}
+	return err
+}
+
+func (w *overlayWatch) Unmount(ctx context.Context, target string) error {
+	u, ok := w.Mounter.(Unmounter)
+	if !ok {
+		w.undoFailed = true
+		return errdefs.Newf(errdefs.ErrNotImplemented, "unmount %s: %T cannot unmount", target, w.Mounter)
+	}
+	err := u.Unmount(ctx, target)
+	if err != nil {
+		w.undoFailed = true
+	}
+	return err
+}
+
+// removeEmptyDirsIn removes the directories below dir that hold nothing
+// but directories: a file, and a mount point (busy), stay where they are.
+func removeEmptyDirsIn(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if err := removeEmptyDirsIn(p); err != nil {
+			return err
+		}
+		// Best effort: what stays makes the copy fail, as not empty.
+		_ = os.Remove(p)
 	}
 	return nil
 }

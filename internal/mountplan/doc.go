@@ -3,9 +3,11 @@
 // mount whose read-only lower layer is the rendered tree in the store
 // (shared by every pod that uses the image) and whose upper and work
 // directories live in the pod directory, under overlay/ (see
-// stage1abi.OverlayDir). Where overlayfs cannot be used (ProbeOverlay
+// stage1abi.OverlayDir). Where overlayfs cannot be used (an overlay mount
 // fails: no overlay support, no privilege, or a lower filesystem overlayfs
-// refuses), the trees are copied instead, with cp -a semantics (CopyTree).
+// refuses), the trees are copied instead, with cp -a semantics (CopyTree):
+// ApplyOverlayOrCopy tries the overlays and falls back, so a pod start pays
+// for no probe; ProbeOverlay asks the question without a pod.
 //
 // The work is split in three, so that most of it is tested without root:
 //
@@ -33,7 +35,7 @@
 // the host's, so that they outlive stage0 and stage1 can use them.
 //
 // The package runs in stage0. Build and the mountinfo parser need no
-// privileges and do no I/O; Apply, ProbeOverlay and UnmountAll need
+// privileges and do no I/O; Apply, ApplyOverlayOrCopy, ProbeOverlay and UnmountAll need
 // CAP_SYS_ADMIN for the mounts, and CopyTree needs root to preserve
 // ownership, device nodes and trusted xattrs. Mounting is Linux-only;
 // elsewhere those calls fail with errdefs.ErrNotImplemented.

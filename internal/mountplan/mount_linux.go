@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
 // mountInfoPath is the mount table of the calling process.
@@ -238,4 +241,159 @@ func ProbeOverlay(ctx context.Context, scratchDir string, lowers ...string) (err
 		}
 	}
 	return nil
+}
+
+// UnmountPod unmounts the rootfs mounts a plan of Build makes in podDir:
+// each app's rootfs (found by listing stage1/rootfs/opt/stage2), then the
+// stage1 rootfs, each as often as something is mounted on it. Unlike
+// UnmountAll it reads no mount table, so its cost does not grow with the
+// number of mounts on the host (every other pod's among them): statx(2)
+// says whether a directory is the root of a mount. Mounts it does not know
+// of stay; RemoveTree refuses to delete through them, and UnmountAll finds
+// them. A pod directory with nothing mounted needs no privileges.
+func UnmountPod(ctx context.Context, podDir string) error {
+	stage1 := filepath.Join(podDir, stage1abi.Stage1RootfsRel)
+	stage2 := filepath.Dir(filepath.Join(podDir, stage1abi.Stage2Dir("app")))
+	ents, err := os.ReadDir(stage2)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.ENOTDIR) {
+		return fmt.Errorf("unmount pod %s: list apps: %w", podDir, err)
+	}
+	var targets []string
+	for _, e := range ents {
+		if e.IsDir() {
+			targets = append(targets, filepath.Join(stage2, e.Name(), "rootfs"))
+		}
+	}
+	for _, t := range append(targets, stage1) {
+		if err := unmountStack(ctx, t); err != nil {
+			return fmt.Errorf("unmount pod %s: %w", podDir, err)
+		}
+	}
+	return nil
+}
+
+// unmountStack unmounts target until it is no longer a mount point.
+func unmountStack(ctx context.Context, target string) error {
+	for range maxUnmountPasses {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		root, err := isMountRoot(target)
+		if err != nil || !root {
+			return err
+		}
+		if err := unmount(target); err != nil {
+			return err
+		}
+	}
+	return errdefs.Unavailable("unmount %s: still mounted after %d unmounts", target, maxUnmountPasses)
+}
+
+// isMountRoot reports whether path (not followed if a symlink) is the root
+// of a mount. A missing path is not. Where statx cannot tell (before Linux
+// 5.8), it says yes, and unmount finds out.
+func isMountRoot(path string) (bool, error) {
+	var st unix.Statx_t
+	for {
+		err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT, unix.STATX_TYPE, &st)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
+			return false, nil
+		case err != nil:
+			return false, &os.PathError{Op: "statx", Path: path, Err: err}
+		}
+		if st.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+			return true, nil
+		}
+		return st.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, nil
+	}
+}
+
+// ErrMountInside is the class of RemoveTree's error when it meets a mount
+// point: a FailedPrecondition, since unmounting first resolves it.
+var ErrMountInside = errdefs.Newf(errdefs.ErrFailedPrecondition, "something is mounted inside")
+
+// RemoveTree deletes path and everything below it, like os.RemoveAll, but
+// never crosses into another mount: every directory is opened with
+// openat2(2) RESOLVE_NO_XDEV, so a mount point (a bind-mounted host
+// directory, say) stops it with an error wrapping ErrMountInside instead of
+// its contents being deleted. What it deleted before is gone. It costs
+// what the tree holds, not what the host has mounted. A missing path is
+// not an error.
+func RemoveTree(path string) error {
+	dir, err := os.Open(filepath.Dir(path))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	defer dir.Close()
+	if err := removeAt(int(dir.Fd()), filepath.Base(path), path); err != nil {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return nil
+}
+
+// removeAt removes name in the directory dirfd; path names it for errors.
+func removeAt(dirfd int, name, path string) error {
+	err := ignoringEINTR(func() error { return unix.Unlinkat(dirfd, name, 0) })
+	switch {
+	case err == nil, errors.Is(err, unix.ENOENT):
+		return nil
+	case errors.Is(err, unix.EBUSY):
+		return fmt.Errorf("%s: %w", path, ErrMountInside)
+	case !errors.Is(err, unix.EISDIR):
+		return &os.PathError{Op: "unlinkat", Path: path, Err: err}
+	}
+	var fd int
+	err = ignoringEINTR(func() (err error) {
+		fd, err = unix.Openat2(dirfd, name, &unix.OpenHow{
+			Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH,
+		})
+		return err
+	})
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return nil
+	case errors.Is(err, unix.EXDEV):
+		return fmt.Errorf("%s: %w", path, ErrMountInside)
+	case err != nil:
+		return &os.PathError{Op: "openat2", Path: path, Err: err}
+	}
+	d := os.NewFile(uintptr(fd), path)
+	defer d.Close()
+	for {
+		names, rerr := d.Readdirnames(1024)
+		for _, n := range names {
+			if err := removeAt(fd, n, filepath.Join(path, n)); err != nil {
+				return err
+			}
+		}
+		if errors.Is(rerr, io.EOF) || (rerr == nil && len(names) == 0) {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("list %s: %w", path, rerr)
+		}
+	}
+	err = ignoringEINTR(func() error { return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR) })
+	switch {
+	case err == nil, errors.Is(err, unix.ENOENT):
+		return nil
+	case errors.Is(err, unix.EBUSY):
+		return fmt.Errorf("%s: %w", path, ErrMountInside)
+	}
+	return &os.PathError{Op: "rmdir", Path: path, Err: err}
+}
+
+func ignoringEINTR(fn func() error) error {
+	for {
+		if err := fn(); !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
 }

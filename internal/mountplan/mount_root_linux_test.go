@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/testutil"
@@ -220,5 +224,142 @@ func TestProbeOverlay(t *testing.T) {
 	}
 	if mps := mountsUnder(t, scratch); len(mps) != 0 {
 		t.Errorf("probe left mounts %v", mps)
+	}
+}
+
+// failOverlayOf is the kernel mounter, except that an overlay mount on a
+// target ending in suffix fails as overlayfs does on a lower it refuses.
+type failOverlayOf struct {
+	Kernel
+	suffix string
+}
+
+func (k failOverlayOf) Mount(ctx context.Context, m Mount) error {
+	if m.FSType == "overlay" && strings.HasSuffix(m.Target, k.suffix) {
+		return classifyErrno(unix.EINVAL, fmt.Errorf("mount overlay on %s: %w", m.Target, unix.EINVAL))
+	}
+	return k.Kernel.Mount(ctx, m)
+}
+
+// TestApplyOverlayOrCopyForReal: with working overlays, the pod gets three
+// real overlay mounts; when the last one fails, the stage1 overlay really
+// mounted before it is undone and every rootfs is a copy.
+func TestApplyOverlayOrCopyForReal(t *testing.T) {
+	testutil.RequiresRoot(t)
+	for _, tt := range []struct {
+		name       string
+		m          Mounter
+		wantMode   Mode
+		wantMounts int
+	}{
+		{name: "overlays", m: Kernel{}, wantMode: Overlay, wantMounts: 3},
+		{name: "an app overlay refused", m: failOverlayOf{suffix: "/db/rootfs"}, wantMode: Copy},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			t.Cleanup(func() { _ = UnmountAll(context.Background(), f.pod) })
+			mode, why, err := ApplyOverlayOrCopy(context.Background(), f.config(Overlay), tt.m)
+			if err != nil {
+				t.Fatalf("ApplyOverlayOrCopy: %v", err)
+			}
+			if mode != tt.wantMode || (mode == Copy) != errors.Is(why, errdefs.ErrInvalidArgument) {
+				t.Fatalf("mode %v (reason %v), want %v", mode, why, tt.wantMode)
+			}
+			if mps := mountsUnder(t, f.pod); len(mps) != tt.wantMounts {
+				t.Errorf("mounts under the pod = %v, want %d", mps, tt.wantMounts)
+			}
+			for rel, want := range map[string]string{
+				stage1abi.Stage1RootfsRel:  "stage1\n",
+				stage1abi.AppRootfs("web"): "web\n",
+				stage1abi.AppRootfs("db"):  "db\n",
+			} {
+				if got := mustRead(t, filepath.Join(f.pod, rel, "etc", "hostname")); got != want {
+					t.Errorf("%s/etc/hostname = %q, want %q", rel, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestUnmountPodAndRemoveTree: UnmountPod undoes the plan's mounts,
+// stacks included, without the mount table; a mount it does not know of
+// stops RemoveTree, with the mounted files untouched, until UnmountAll
+// finds it.
+func TestUnmountPodAndRemoveTree(t *testing.T) {
+	testutil.RequiresRoot(t)
+	ctx := context.Background()
+	f := newFixture(t)
+	t.Cleanup(func() { _ = UnmountAll(context.Background(), f.pod) })
+	plan, err := Build(f.config(Overlay))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(ctx, plan, Kernel{}); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(f.pod, stage1abi.AppRootfs("db"))
+	if err := (Kernel{}).Mount(ctx, Mount{Source: "tmpfs", Target: db, FSType: "tmpfs"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := UnmountPod(ctx, f.pod); err != nil {
+		t.Fatalf("UnmountPod: %v", err)
+	}
+	if mps := mountsUnder(t, f.pod); len(mps) != 0 {
+		t.Fatalf("still mounted after UnmountPod: %v", mps)
+	}
+	if err := UnmountPod(ctx, f.pod); err != nil {
+		t.Errorf("second UnmountPod: %v", err)
+	}
+
+	// A host directory bind-mounted somewhere UnmountPod does not look.
+	host := t.TempDir()
+	mustWrite(t, filepath.Join(host, "precious"), "keep\n")
+	vol := filepath.Join(f.pod, "volumes", "data")
+	if err := os.MkdirAll(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := (Kernel{}).Mount(ctx, Mount{Source: host, Target: vol, FSType: "none", Flags: unix.MS_BIND}); err != nil {
+		t.Fatal(err)
+	}
+	if err := UnmountPod(ctx, f.pod); err != nil {
+		t.Fatalf("UnmountPod with a foreign mount: %v", err)
+	}
+	if err := RemoveTree(f.pod); !errors.Is(err, ErrMountInside) || !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("RemoveTree over a bind mount = %v, want ErrMountInside", err)
+	}
+	if got := mustRead(t, filepath.Join(host, "precious")); got != "keep\n" {
+		t.Fatalf("RemoveTree deleted through the bind mount: %q", got)
+	}
+	if err := UnmountAll(ctx, f.pod); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveTree(f.pod); err != nil {
+		t.Fatalf("RemoveTree: %v", err)
+	}
+	if _, err := os.Lstat(f.pod); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pod directory left: %v", err)
+	}
+	if got := mustRead(t, filepath.Join(host, "precious")); got != "keep\n" {
+		t.Errorf("host file changed: %q", got)
+	}
+}
+
+// TestRemoveTreeBindMountedFile: a file mount point stops RemoveTree too.
+func TestRemoveTreeBindMountedFile(t *testing.T) {
+	testutil.RequiresRoot(t)
+	dir := t.TempDir()
+	src := filepath.Join(t.TempDir(), "hosts")
+	mustWrite(t, src, "host\n")
+	target := filepath.Join(dir, "a", "hosts")
+	mustWrite(t, target, "")
+	if err := (Kernel{}).Mount(context.Background(), Mount{Source: src, Target: target, FSType: "none", Flags: unix.MS_BIND}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = UnmountAll(context.Background(), dir) })
+	if err := RemoveTree(dir); !errors.Is(err, ErrMountInside) {
+		t.Fatalf("RemoveTree = %v, want ErrMountInside", err)
+	}
+	if got := mustRead(t, src); got != "host\n" {
+		t.Errorf("bind-mounted file changed: %q", got)
 	}
 }

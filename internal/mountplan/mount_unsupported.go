@@ -36,3 +36,13 @@ func ProbeOverlay(context.Context, string, ...string) error { return notImplemen
 
 // CopyTree fails: the copy keeps Linux metadata.
 func CopyTree(context.Context, string, string) error { return notImplemented("copy tree") }
+
+// UnmountPod fails: mounting is Linux-only.
+func UnmountPod(context.Context, string) error { return notImplemented("unmount pod") }
+
+// ErrMountInside is the class of RemoveTree's error when it meets a mount
+// point.
+var ErrMountInside = errdefs.Newf(errdefs.ErrFailedPrecondition, "something is mounted inside")
+
+// RemoveTree fails: it relies on openat2(2).
+func RemoveTree(string) error { return notImplemented("remove tree") }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -315,5 +316,141 @@ func TestUnder(t *testing.T) {
 				t.Errorf("under(%q, %q) = %v", tt.path, tt.dir, got)
 			}
 		})
+	}
+}
+
+// TestApplyOverlayOrCopy: overlays when they mount; a copy, with the
+// overlay attempt undone and its directories gone, when one fails; the
+// error when the failure is not the overlay's or cannot be undone.
+func TestApplyOverlayOrCopy(t *testing.T) {
+	boom := errors.New("no overlayfs here")
+	tests := []struct {
+		name     string
+		fail     func(m Mount) error // the Recorder's Fail
+		noUndo   bool                // the Mounter cannot unmount
+		wantMode Mode
+		wantErr  bool
+	}{
+		{name: "overlay works", wantMode: Overlay},
+		{name: "stage1 overlay fails", fail: func(Mount) error { return boom }, wantMode: Copy},
+		{
+			name: "an app overlay fails after the stage1 one mounted",
+			fail: func(m Mount) error {
+				if strings.HasSuffix(m.Target, "/db/rootfs") {
+					return boom
+				}
+				return nil
+			},
+			wantMode: Copy,
+		},
+		{name: "the attempt cannot be undone", fail: func(m Mount) error {
+			if strings.HasSuffix(m.Target, "/db/rootfs") {
+				return boom
+			}
+			return nil
+		}, noUndo: true, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			rec := &Recorder{Fail: tt.fail}
+			var m Mounter = rec
+			if tt.noUndo {
+				m = mountOnly{rec}
+			}
+			mode, why, err := ApplyOverlayOrCopy(context.Background(), f.config(Copy), m)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("ApplyOverlayOrCopy error = %v, want error %v", err, tt.wantErr)
+			}
+			if tt.wantErr {
+				return
+			}
+			if mode != tt.wantMode {
+				t.Fatalf("mode = %v, want %v", mode, tt.wantMode)
+			}
+			if (mode == Copy) != errors.Is(why, boom) {
+				t.Errorf("reason = %v, want %v only when copying", why, boom)
+			}
+			if mode == Overlay {
+				if n := len(rec.Mounts()); n != 3 {
+					t.Errorf("%d mounts, want 3", n)
+				}
+				return
+			}
+			// Every overlay mount made was undone.
+			if len(rec.Unmounts()) != len(rec.Mounts()) {
+				t.Errorf("mounted %d, undid %v", len(rec.Mounts()), rec.Unmounts())
+			}
+			if _, err := os.Stat(filepath.Join(f.pod, stage1abi.OverlayDir)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("overlay directory left after the fallback: %v", err)
+			}
+			for rel, want := range map[string]string{
+				stage1abi.Stage1RootfsRel:  "stage1\n",
+				stage1abi.AppRootfs("web"): "web\n",
+				stage1abi.AppRootfs("db"):  "db\n",
+			} {
+				b, err := os.ReadFile(filepath.Join(f.pod, rel, "etc", "hostname"))
+				if err != nil || string(b) != want {
+					t.Errorf("%s/etc/hostname = %q, %v; want %q", rel, b, err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestApplyOverlayOrCopyCanceled: a canceled context is an error, not a
+// reason to copy.
+func TestApplyOverlayOrCopyCanceled(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := ApplyOverlayOrCopy(ctx, f.config(Overlay), &Recorder{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ApplyOverlayOrCopy = %v, want context.Canceled", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.pod, stage1abi.Stage1RootfsRel, "etc")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("copied despite the canceled context: %v", err)
+	}
+}
+
+// mountOnly hides the Unmount method of its Mounter.
+type mountOnly struct{ m Mounter }
+
+func (o mountOnly) Mount(ctx context.Context, m Mount) error { return o.m.Mount(ctx, m) }
+
+// TestRemoveTree: it deletes what os.RemoveAll would, symlinks as links
+// (never their targets), and a missing path is not an error.
+func TestRemoveTree(t *testing.T) {
+	root := t.TempDir()
+	outside := filepath.Join(t.TempDir(), "keep")
+	if err := os.WriteFile(outside, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tree := filepath.Join(root, "pod")
+	for i := range 1500 { // more than one Readdirnames batch
+		d := filepath.Join(tree, "a", "b", fmt.Sprint(i%3))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, fmt.Sprint(i)), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Dir(outside), filepath.Join(tree, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(tree, "empty", "dirs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveTree(tree); err != nil {
+		t.Fatalf("RemoveTree: %v", err)
+	}
+	if _, err := os.Lstat(tree); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("tree left: %v", err)
+	}
+	if _, err := os.Stat(outside); err != nil {
+		t.Errorf("symlink target removed: %v", err)
+	}
+	if err := RemoveTree(tree); err != nil {
+		t.Errorf("RemoveTree of a missing path: %v", err)
 	}
 }

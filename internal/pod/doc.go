@@ -22,7 +22,8 @@
 // What the package does not do: it does not render images, write the pod
 // manifest, run stage1 or decide its arguments (stage0 does), and it does
 // not mount anything; GC and Remove unmount what is left under a pod
-// directory (through mountplan.UnmountAll, or a caller's function) and
+// directory (mountplan.UnmountPod, or a caller's function, then
+// mountplan.UnmountAll for what the deletion still finds mounted) and
 // call a caller's function for the stage1 gc entrypoint.
 //
 // The package runs in stage0. It needs write access to the data directory;

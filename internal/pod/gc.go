@@ -33,7 +33,10 @@ type GCOptions struct {
 	// Nil skips it.
 	Stage1GC func(ctx context.Context, p *Pod) error
 	// Unmount undoes every mount under a pod directory before it is
-	// removed. Nil means mountplan.UnmountAll.
+	// removed. Nil means mountplan.UnmountPod, which unmounts the rootfs
+	// mounts stage0 makes without reading the mount table; mounts it
+	// misses are found, by the deletion that follows, and undone with
+	// mountplan.UnmountAll.
 	Unmount func(ctx context.Context, podPath string) error
 	// Log receives debug messages about pods skipped or kept. Nil
 	// discards them.
@@ -62,7 +65,7 @@ func WithStage1GC(fn func(ctx context.Context, p *Pod) error) RemoveOption {
 	return func(s *sweeper) { s.stage1GC = fn }
 }
 
-// WithUnmount replaces mountplan.UnmountAll as the function that undoes
+// WithUnmount replaces mountplan.UnmountPod as the function that undoes
 // the mounts under a pod directory.
 func WithUnmount(fn func(ctx context.Context, podPath string) error) RemoveOption {
 	return func(s *sweeper) { s.unmount = fn }
@@ -78,7 +81,7 @@ type sweeper struct {
 func newSweeper(stage1GC func(context.Context, *Pod) error, unmount func(context.Context, string) error, log *slog.Logger) *sweeper {
 	s := &sweeper{stage1GC: stage1GC, unmount: unmount, log: log}
 	if s.unmount == nil {
-		s.unmount = mountplan.UnmountAll
+		s.unmount = mountplan.UnmountPod
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -166,21 +169,31 @@ func (s *sweeper) destroy(ctx context.Context, p *Pod) (stage1Err, err error) {
 	if err := s.unmount(ctx, p.Path); err != nil {
 		return stage1Err, fmt.Errorf("unmount under pod directory: %w", err)
 	}
-	left, err := mountplan.MountPointsUnder(ctx, p.Path)
-	if err != nil {
-		return stage1Err, err
-	}
-	if len(left) > 0 {
-		// Deleting through a mount could delete host data (a bind-mounted
-		// volume).
-		return stage1Err, errdefs.FailedPrecondition("%d mounts remain under %s (%s), not deleting it", len(left), p.Path, strings.Join(left, ", "))
-	}
 	if p.dir != dirGarbage {
 		if err := p.ToGarbage(ctx); err != nil {
 			return stage1Err, err
 		}
 	}
-	if err := os.RemoveAll(p.Path); err != nil {
+	// Deleting through a mount could delete host data (a bind-mounted
+	// volume): RemoveTree stops at one. Only then is the whole mount
+	// table read, so removing a pod costs the same however many other
+	// pods, each with its mounts, the host has.
+	err = mountplan.RemoveTree(p.Path)
+	if errors.Is(err, mountplan.ErrMountInside) {
+		s.log.DebugContext(ctx, "unknown mount in the pod directory, unmounting all", "pod", p.UUID, "err", err)
+		if err := mountplan.UnmountAll(ctx, p.Path); err != nil {
+			return stage1Err, fmt.Errorf("unmount under pod directory: %w", err)
+		}
+		left, lerr := mountplan.MountPointsUnder(ctx, p.Path)
+		if lerr != nil {
+			return stage1Err, lerr
+		}
+		if len(left) > 0 {
+			return stage1Err, errdefs.FailedPrecondition("%d mounts remain under %s (%s), not deleting it", len(left), p.Path, strings.Join(left, ", "))
+		}
+		err = mountplan.RemoveTree(p.Path)
+	}
+	if err != nil {
 		return stage1Err, fmt.Errorf("delete pod directory: %w", err)
 	}
 	return stage1Err, p.Unlock()

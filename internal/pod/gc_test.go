@@ -12,7 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/mountplan"
+	"github.com/nosecone/nscn/internal/testutil"
+	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
 // hookCounter counts Stage1GC calls per pod.
@@ -451,5 +456,81 @@ func TestRemoveDefaultUnmount(t *testing.T) {
 	}
 	if _, err := locate(dataDir, id); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("pod not removed: %v", err)
+	}
+}
+
+// TestGCAfterPowerLoss: the moves into prepare/ and, for nscn run, into
+// run/ are not fsynced, nor are the files stage0 writes, so after a power
+// loss a pod may sit in any of embryo/, prepare/ or run/ with empty files.
+// GC removes every one of them, and List still lists them.
+func TestGCAfterPowerLoss(t *testing.T) {
+	ctx := context.Background()
+	dataDir := t.TempDir()
+	var ids []string
+	for _, dir := range []string{dirEmbryo, dirPrepare, dirRun} {
+		id := mkPod(t, dataDir, dir)
+		p := podPath(dataDir, dir, id)
+		for _, f := range []string{stage1abi.CreatedFile, stage1abi.PodManifestFile} {
+			if err := os.WriteFile(filepath.Join(p, f), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ids = append(ids, id)
+	}
+	pods, err := List(ctx, dataDir)
+	if err != nil || len(pods) != len(ids) {
+		t.Fatalf("List = %d pods, %v; want %d", len(pods), err, len(ids))
+	}
+	h := &hookCounter{}
+	if _, err := GC(ctx, dataDir, GCOptions{GracePeriod: time.Hour, Stage1GC: h.hook, Unmount: (&unmountRecorder{}).unmount}); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	// The exited pod waits out its grace period in exited-garbage/.
+	if _, err := GC(ctx, dataDir, GCOptions{Stage1GC: h.hook, Unmount: (&unmountRecorder{}).unmount}); err != nil {
+		t.Fatalf("second GC: %v", err)
+	}
+	for _, d := range stateDirs {
+		if left := podsIn(t, dataDir, d); len(left) != 0 {
+			t.Errorf("%s/ still holds %v", d, left)
+		}
+	}
+}
+
+// TestRemoveFindsUnknownMounts: the default unmount only knows the rootfs
+// mounts; a host directory bind-mounted elsewhere in the pod stops the
+// deletion, is found in the mount table, unmounted, and keeps its files.
+func TestRemoveFindsUnknownMounts(t *testing.T) {
+	testutil.RequiresRoot(t)
+	ctx := context.Background()
+	dataDir := t.TempDir()
+	id := mkPod(t, dataDir, "run")
+	path := podPath(dataDir, "run", id)
+	t.Cleanup(func() { _ = mountplan.UnmountAll(context.Background(), dataDir) })
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "precious"), []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vol := filepath.Join(path, "stage1", "rootfs", "opt", "stage2", "app", "rootfs", "data")
+	if err := os.MkdirAll(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := (mountplan.Kernel{}).Mount(ctx, mountplan.Mount{Source: host, Target: vol, FSType: "none", Flags: unix.MS_BIND}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Get(ctx, dataDir, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Remove(ctx, p); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	if _, err := locate(dataDir, id); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("pod not removed: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(host, "precious")); err != nil || string(b) != "keep" {
+		t.Errorf("host file after Remove: %q, %v", b, err)
+	}
+	if mps, err := mountplan.MountPointsUnder(ctx, dataDir); err != nil || len(mps) != 0 {
+		t.Errorf("mounts left: %v, %v", mps, err)
 	}
 }

@@ -103,7 +103,8 @@ func validUUID(name string) bool {
 // NewPod creates a pod in embryo/ with a new random (version 4) UUID, and
 // returns it holding its lock. The directory is created under a temporary
 // name, locked, given its CreatedFile, then renamed: other processes never
-// see it unlocked.
+// see it unlocked. Nothing is fsynced: after a power loss an embryo is an
+// aborted prepare, removed by gc, whatever of it survived.
 func NewPod(ctx context.Context, dataDir string) (_ *Pod, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("create pod: %w", err)
@@ -155,10 +156,6 @@ func NewPod(ctx context.Context, dataDir string) (_ *Pod, err error) {
 	if err := renameNoReplace(cur, final); err != nil {
 		return nil, fmt.Errorf("create pod %s: %w", id, err)
 	}
-	cur = final
-	if err := syncDir(embryo); err != nil {
-		return nil, fmt.Errorf("create pod %s: %w", id, err)
-	}
 	return &Pod{UUID: id, Path: final, State: Embryo, dataDir: dataDir, dir: dirEmbryo, lk: lk}, nil
 }
 
@@ -169,9 +166,6 @@ func writeCreated(dir string, t time.Time) error {
 		return fmt.Errorf("write creation time: %w", err)
 	}
 	_, err = f.WriteString(t.UTC().Format(time.RFC3339Nano) + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

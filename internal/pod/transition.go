@@ -26,12 +26,18 @@ type move struct {
 	// touch: set the pod directory's modification time to now, which
 	// records when the pod entered its new state (prepared, gc marked).
 	touch bool
+	// volatile: do not fsync the state directories. Only for moves that a
+	// power loss may undo without changing what happens to the pod: see
+	// "Durability" in Documentation/pod-lifecycle.md.
+	volatile bool
 }
 
 // ToPreparing moves a new pod from embryo/ to prepare/, where stage0
 // renders its images. The Pod must hold the lock (it does after NewPod).
+// The move is not made durable: after a power loss a pod in embryo/ and
+// one in prepare/ are both an aborted prepare, which gc removes.
 func (p *Pod) ToPreparing(ctx context.Context) error {
-	return p.transition(ctx, move{op: "start preparing", from: []string{dirEmbryo}, to: dirPrepare, held: true})
+	return p.transition(ctx, move{op: "start preparing", from: []string{dirEmbryo}, to: dirPrepare, held: true, volatile: true})
 }
 
 // ToPrepared moves a prepared pod from prepare/ to prepared/ and releases
@@ -45,10 +51,16 @@ func (p *Pod) ToPrepared(ctx context.Context) error {
 // from prepare/ (nscn run) or prepared/; one that does not takes the lock
 // of a prepared pod (nscn run-prepared), and fails with lock.ErrLocked if
 // another process is starting it.
+//
+// The move out of prepare/ (nscn run) is not made durable: after a power
+// loss the pod is dead either way, an aborted prepare or an exited pod,
+// and gc removes both. The move out of prepared/ is, so that a pod that
+// ran is never offered to run-prepared again.
 func (p *Pod) ToRun(ctx context.Context) error {
 	m := move{op: "run", from: []string{dirPrepared}, to: dirRun, keep: true}
 	if p.lk != nil {
 		m.from = []string{dirPrepare, dirPrepared}
+		m.volatile = p.dir == dirPrepare
 	}
 	return p.transition(ctx, m)
 }
@@ -97,7 +109,7 @@ func (p *Pod) transition(ctx context.Context, m move) (err error) {
 		if !slices.Contains(m.from, p.dir) {
 			return &stateError{op: m.op, uuid: p.UUID, state: deriveState(p.dir, true)}
 		}
-		err := p.rename(m.to, m.touch)
+		err := p.rename(m.to, m.touch, !m.volatile)
 		if err == nil {
 			return nil
 		}
@@ -119,9 +131,9 @@ func (p *Pod) transition(ctx context.Context, m move) (err error) {
 	return errdefs.Unavailable("%s pod %s: it kept moving", m.op, p.UUID)
 }
 
-// rename moves the pod directory to the state directory to and makes the
-// move durable.
-func (p *Pod) rename(to string, touch bool) error {
+// rename moves the pod directory to the state directory to and, if
+// durable, makes the move durable.
+func (p *Pod) rename(to string, touch, durable bool) error {
 	from := p.dir
 	dst := podPath(p.dataDir, to, p.UUID)
 	// A data directory from before a state directory existed lacks it.
@@ -141,6 +153,9 @@ func (p *Pod) rename(to string, touch bool) error {
 		if err := os.Chtimes(dst, now, now); err != nil {
 			return fmt.Errorf("record time of move to %s: %w", to, err)
 		}
+	}
+	if !durable {
+		return nil
 	}
 	if err := syncDir(stateDirPath(p.dataDir, from)); err != nil {
 		return fmt.Errorf("move to %s: %w", to, err)

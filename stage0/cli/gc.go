@@ -69,7 +69,7 @@ stop the others; gc then exits 254. Run it periodically, e.g. from a systemd tim
 					GracePeriod:    grace,
 					ExpirePrepared: expire,
 					Stage1GC:       podStage1GC(g),
-					Unmount:        mountplan.UnmountAll,
+					Unmount:        mountplan.UnmountPod,
 					Log:            g.Log,
 				})
 			}

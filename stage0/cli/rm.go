@@ -70,7 +70,7 @@ func removePod(ctx context.Context, g *Globals, p *pod.Pod) error {
 			return err
 		}
 	}
-	err := pod.Remove(ctx, p, pod.WithStage1GC(podStage1GC(g)), pod.WithUnmount(mountplan.UnmountAll))
+	err := pod.Remove(ctx, p, pod.WithStage1GC(podStage1GC(g)), pod.WithUnmount(mountplan.UnmountPod))
 	if errors.Is(err, errdefs.ErrNotFound) && p.State == pod.Garbage {
 		return nil // a concurrent gc removed it after we discarded it
 	}

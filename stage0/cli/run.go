@@ -224,6 +224,10 @@ func runOrPrepare(c *cli.Context, run bool) error {
 		}
 	}
 	if !run {
+		if err := prep.Sync(); err != nil {
+			prepare.Discard(context.WithoutCancel(c.Context), prep.Pod, g.Log)
+			return err
+		}
 		if err := prep.Pod.ToPrepared(c.Context); err != nil {
 			return err
 		}

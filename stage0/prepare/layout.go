@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/appc/spec/schema"
 
@@ -15,59 +17,65 @@ import (
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
-// layout fills the pod directory. The pod manifest is written last: a pod
-// directory with a manifest is complete.
-func layout(ctx context.Context, o Options, log *slog.Logger, p *pod.Pod, s1 *image, pm *schema.PodManifest, images map[string]*image) error {
+// layout fills the pod directory and returns the files it wrote. The pod
+// manifest is written last: a pod directory with a manifest is complete.
+func layout(ctx context.Context, o Options, log *slog.Logger, p *pod.Pod, s1 *image, pm *schema.PodManifest, images map[string]*image) (written []string, err error) {
 	dir := p.Path
+	write := func(path string, data []byte) error {
+		if err := writeFile(path, data); err != nil {
+			return err
+		}
+		written = append(written, path)
+		return nil
+	}
 	if err := os.MkdirAll(filepath.Join(dir, stage1abi.Stage1Dir), 0o755); err != nil {
-		return fmt.Errorf("create stage1 dir: %w", err)
+		return nil, fmt.Errorf("create stage1 dir: %w", err)
 	}
-	if err := writeFile(filepath.Join(dir, stage1abi.Stage1ManifestRel), s1.entry.Manifest); err != nil {
-		return err
+	if err := write(filepath.Join(dir, stage1abi.Stage1ManifestRel), s1.entry.Manifest); err != nil {
+		return nil, err
 	}
-	if err := writeFile(filepath.Join(dir, stage1abi.Stage1TreeIDFile), []byte(s1.tree.Key)); err != nil {
-		return err
+	if err := write(filepath.Join(dir, stage1abi.Stage1TreeIDFile), []byte(s1.tree.Key)); err != nil {
+		return nil, err
 	}
-	cfg := mountplan.Config{PodDir: dir, Stage1Rootfs: s1.tree.Rootfs, Mode: mountplan.Overlay}
-	lowers := []string{s1.tree.Rootfs}
+	cfg := mountplan.Config{PodDir: dir, Stage1Rootfs: s1.tree.Rootfs}
 	for _, ra := range pm.Apps {
 		im := images[ra.Name.String()]
 		info := filepath.Join(dir, stage1abi.AppInfoDir(ra.Name.String()))
 		if err := os.MkdirAll(info, 0o755); err != nil {
-			return fmt.Errorf("create app info dir: %w", err)
+			return nil, fmt.Errorf("create app info dir: %w", err)
 		}
-		if err := writeFile(filepath.Join(info, stage1abi.AppManifestFile), im.entry.Manifest); err != nil {
-			return err
+		if err := write(filepath.Join(info, stage1abi.AppManifestFile), im.entry.Manifest); err != nil {
+			return nil, err
 		}
-		if err := writeFile(filepath.Join(info, stage1abi.AppTreeIDFile), []byte(im.tree.Key)); err != nil {
-			return err
+		if err := write(filepath.Join(info, stage1abi.AppTreeIDFile), []byte(im.tree.Key)); err != nil {
+			return nil, err
 		}
 		cfg.Apps = append(cfg.Apps, mountplan.App{Name: ra.Name.String(), Rootfs: im.tree.Rootfs})
-		lowers = append(lowers, im.tree.Rootfs)
-	}
-	if err := mountplan.ProbeOverlay(ctx, dir, lowers...); err != nil {
-		log.Info("overlayfs unavailable, copying the rootfses", "pod", p.UUID, "reason", err)
-		cfg.Mode = mountplan.Copy
-	}
-	plan, err := mountplan.Build(cfg)
-	if err != nil {
-		return err
 	}
 	m := o.Mounter
 	if m == nil {
 		m = mountplan.NewLogging(mountplan.Kernel{}, log)
 	}
-	if err := mountplan.Apply(ctx, plan, m); err != nil {
-		return err
+	mode, why, err := mountplan.ApplyOverlayOrCopy(ctx, cfg, m)
+	if err != nil {
+		return nil, err
+	}
+	if mode == mountplan.Copy {
+		log.Info("overlayfs unavailable, copied the rootfses", "pod", p.UUID, "reason", why)
 	}
 	b, err := json.Marshal(pm)
 	if err != nil {
-		return fmt.Errorf("encode pod manifest: %w", err)
+		return nil, fmt.Errorf("encode pod manifest: %w", err)
 	}
-	return writeFile(filepath.Join(dir, stage1abi.PodManifestFile), b)
+	if err := write(filepath.Join(dir, stage1abi.PodManifestFile), b); err != nil {
+		return nil, err
+	}
+	return written, nil
 }
 
-// writeFile writes a new file of the pod directory, durably.
+// writeFile writes a new file of the pod directory. It does not fsync:
+// a pod that is only being prepared is garbage after a power loss anyway,
+// and Prepared.Sync makes the files durable when the pod must outlive one.
 func writeFile(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -77,9 +85,41 @@ func writeFile(path string, data []byte) error {
 		_ = f.Close()
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("sync %s: %w", filepath.Base(path), err)
-	}
 	return f.Close()
+}
+
+// Sync makes the files preparation wrote durable, with the directories
+// that name them, for a pod that is to outlive a power loss: one moved to
+// prepared/ for a later run-prepared. nscn run skips it: its pod dies with
+// the machine anyway.
+func (p *Prepared) Sync() error {
+	files := append([]string{filepath.Join(p.Pod.Path, stage1abi.CreatedFile)}, p.written...)
+	// Every directory from a file's up to the pod directory: each names
+	// the one below it.
+	dirs := []string{p.Pod.Path}
+	for _, f := range files {
+		for d := filepath.Dir(f); d != p.Pod.Path && strings.HasPrefix(d, p.Pod.Path+"/"); d = filepath.Dir(d) {
+			if !slices.Contains(dirs, d) {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	for _, name := range append(files, dirs...) {
+		if err := syncPath(name); err != nil {
+			return fmt.Errorf("pod %s: %w", p.Pod.UUID, err)
+		}
+	}
+	return nil
+}
+
+func syncPath(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", filepath.Base(name), err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", filepath.Base(name), err)
+	}
+	return nil
 }

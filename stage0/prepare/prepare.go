@@ -81,6 +81,7 @@ type Prepared struct {
 	Pod         *pod.Pod
 	Entrypoints stage1.Entrypoints
 	Manifest    *schema.PodManifest
+	written     []string // the files layout wrote, for Sync
 }
 
 // image is a fetched and rendered image.
@@ -141,23 +142,18 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 		return nil, err
 	}
 	log.Debug("preparing pod", "pod", p.UUID, "stage1", s1.entry.Name)
-	if err = layout(ctx, o, log, p, s1, pm, images); err != nil {
+	written, err := layout(ctx, o, log, p, s1, pm, images)
+	if err != nil {
 		return nil, fmt.Errorf("prepare pod %s: %w", p.UUID, err)
 	}
-	for _, im := range append([]*image{s1}, mapValues(images)...) {
-		if err := o.Store.MarkUsed(ctx, im.entry.Key); err != nil {
-			log.Warn("record image use", "image", im.entry.Key, "error", err)
-		}
+	keys := []string{s1.entry.Key}
+	for _, im := range images {
+		keys = append(keys, im.entry.Key)
 	}
-	return &Prepared{Pod: p, Entrypoints: eps, Manifest: pm}, nil
-}
-
-func mapValues(m map[string]*image) []*image {
-	out := make([]*image, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
+	if err := o.Store.MarkUsed(ctx, keys...); err != nil {
+		log.Warn("record image use", "images", keys, "error", err)
 	}
-	return out
+	return &Prepared{Pod: p, Entrypoints: eps, Manifest: pm, written: written}, nil
 }
 
 // Discard removes a pod whose preparation failed, or that could not be

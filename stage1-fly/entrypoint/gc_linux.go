@@ -27,19 +27,46 @@ type GCConfig struct {
 // GC implements the gc entrypoint, from the directory of an exited pod. It
 // removes what fly left there, and may run any number of times:
 //
-//   - mounts below an app rootfs (stage1/rootfs/opt/stage2/*/rootfs/…) or
-//     on the empty-volume directories, as seen in /proc/self/mountinfo,
-//     are lazily unmounted, deepest first. There should be none: fly mounts
-//     only in the pod's private mount namespace, which died with the pod.
-//     The app rootfs mounts themselves belong to stage0 and stay;
 //   - the empty-volume directories (stage1abi.EmptyVolumesDir) are
-//     removed, once nothing is mounted on or under them.
+//     removed, without ever deleting through a mount point
+//     (mountplan.RemoveTree);
+//   - only if something is still mounted on or under them does it read
+//     /proc/self/mountinfo: mounts there and below an app rootfs
+//     (stage1/rootfs/opt/stage2/*/rootfs/…) are lazily unmounted, deepest
+//     first, and the removal is retried. There should be none: fly mounts
+//     only in the pod's private mount namespace, which died with the pod.
+//     The app rootfs mounts themselves belong to stage0 and stay, and
+//     stage0's removal of the pod directory stops at, then unmounts, any
+//     other mount.
+//
+// So a gc costs the same however many mounts, of however many other pods,
+// the host has.
 func GC(ctx context.Context, cfg GCConfig) error {
 	log := cfg.Log.With("pod", cfg.Args.UUID)
 	podDir, err := unix.Getwd()
 	if err != nil {
 		return fmt.Errorf("get pod directory: %w", err)
 	}
+	vols := filepath.Join(podDir, stage1abi.EmptyVolumesDir)
+	log.DebugContext(ctx, "remove empty volumes", "path", vols)
+	err = mountplan.RemoveTree(vols)
+	if errors.Is(err, mountplan.ErrMountInside) {
+		log.DebugContext(ctx, "a volume is still mounted, unmounting leftovers", "err", err)
+		if err := unmountLeftovers(ctx, log, podDir); err != nil {
+			return err
+		}
+		err = mountplan.RemoveTree(vols)
+	}
+	if err != nil {
+		return fmt.Errorf("remove empty volumes: %w", err)
+	}
+	return nil
+}
+
+// unmountLeftovers unmounts what the mount table lists under the empty
+// volumes and below the app rootfses of the pod, and checks that nothing
+// is left on the volumes.
+func unmountLeftovers(ctx context.Context, log *slog.Logger, podDir string) error {
 	left, err := leftoverMounts(podDir)
 	if err != nil {
 		return err
@@ -60,10 +87,6 @@ func GC(ctx context.Context, cfg GCConfig) error {
 		if under(m, vols) {
 			return errdefs.FailedPrecondition("%s is still mounted; not removing the empty volumes", m)
 		}
-	}
-	log.DebugContext(ctx, "remove empty volumes", "path", vols)
-	if err := os.RemoveAll(vols); err != nil {
-		return fmt.Errorf("remove empty volumes: %w", err)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package tree
 import (
 	"bytes"
 	"context"
-	"crypto/sha512"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -19,39 +18,51 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// hashRootfs returns the content hash of a rendered rootfs: "sha512-" and
-// the hex sha512 of one record per entry, in a depth-first walk with each
+// hashRootfs returns the content hash of a rendered rootfs: the algorithm
+// (contentAlgo for new trees; trees rendered before it use sha512), "-",
+// and the hex digest, with that algorithm, of one record per entry, in a depth-first walk with each
 // directory's entries sorted by name. A record holds the entry's path
 // relative to rootfs, its type, its permission bits (setuid, setgid and
 // sticky included), owner, group, and by type the size and sha512 of a
-// file's content, a symlink's target, a device's numbers; and every xattr
+// file's content (in the same algorithm), a symlink's target, a device's numbers; and every xattr
 // but security.selinux (a label the host assigns, not image content). Times
 // are left out: they are not content, and directory times change whenever
 // a name is added or removed. Each field is length-prefixed, so no two
 // different trees give the same byte stream.
 //
 // The walk never follows symlinks, and files are opened with O_NOFOLLOW.
-func hashRootfs(ctx context.Context, rootfs string) (string, error) {
+// known holds content digests already computed, by device and inode (see
+// contentHasher); a regular file of the same size found there is not read
+// again. It may be nil.
+func hashRootfs(ctx context.Context, rootfs, algo string, known map[[2]uint64]contentDigest) (string, error) {
+	newHash, err := hashFunc(algo)
+	if err != nil {
+		return "", err
+	}
 	w := &hashWalker{
 		ctx:     ctx,
 		root:    rootfs,
-		sum:     sha512.New(),
+		newHash: newHash,
+		sum:     newHash(),
 		content: map[[2]uint64][]byte{},
+		known:   known,
 		buf:     make([]byte, 256<<10),
 	}
 	if err := w.walk("."); err != nil {
 		return "", fmt.Errorf("hash tree: %w", err)
 	}
-	return "sha512-" + hex.EncodeToString(w.sum.Sum(nil)), nil
+	return algo + "-" + hex.EncodeToString(w.sum.Sum(nil)), nil
 }
 
 type hashWalker struct {
-	ctx  context.Context
-	root string
-	sum  hash.Hash
+	ctx     context.Context
+	root    string
+	newHash func() hash.Hash
+	sum     hash.Hash
 	// content caches file digests by device and inode, so the names of a
 	// hardlinked file are read once.
 	content map[[2]uint64][]byte
+	known   map[[2]uint64]contentDigest
 	buf     []byte
 	scratch []byte   // a field's length prefix
 	numBuf  [20]byte // a number's decimal digits
@@ -112,12 +123,15 @@ func (w *hashWalker) fileDigest(full, rel string, st *unix.Stat_t) ([]byte, erro
 	if d, ok := w.content[id]; ok {
 		return d, nil
 	}
+	if k, ok := w.known[id]; ok && k.size == st.Size {
+		return k.digest, nil
+	}
 	f, err := os.OpenFile(full, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	h := sha512.New()
+	h := w.newHash()
 	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, w.buf); err != nil {
 		return nil, fmt.Errorf("read %s: %w", rel, err)
 	}

@@ -5,6 +5,7 @@ package tree
 import (
 	"context"
 	"errors"
+	"os"
 
 	"github.com/nosecone/nscn/internal/errdefs"
 )
@@ -23,4 +24,8 @@ func (s *Store) lock(context.Context, string, bool) (*fileLock, error) { return 
 
 func syncFS(string) error { return errUnsupported }
 
-func hashRootfs(context.Context, string) (string, error) { return "", errUnsupported }
+func hashRootfs(context.Context, string, string, map[[2]uint64]contentDigest) (string, error) {
+	return "", errUnsupported
+}
+
+func fileID(*os.File) ([2]uint64, int64, error) { return [2]uint64{}, 0, errUnsupported }

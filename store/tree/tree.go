@@ -152,7 +152,14 @@ func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer)
 	for i, l := range layers {
 		ids[i] = l.ImageID
 	}
-	if err := s.extractLayers(ctx, layers, rootfs); err != nil {
+	newHash, err := hashFunc(contentAlgo)
+	if err != nil {
+		return nil, fmt.Errorf("render tree %s: %w", key, err)
+	}
+	hasher := newContentHasher(newHash)
+	err = s.extractLayers(ctx, layers, rootfs, hasher.add)
+	known := hasher.done()
+	if err != nil {
 		return nil, fmt.Errorf("render tree %s: %w", key, err)
 	}
 
@@ -167,7 +174,7 @@ func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer)
 	if err := writeFileSync(filepath.Join(tmp, manifestFile), mb, 0o644); err != nil {
 		return nil, fmt.Errorf("render tree %s: %w", key, err)
 	}
-	hash, err := hashRootfs(ctx, rootfs)
+	hash, err := hashRootfs(ctx, rootfs, contentAlgo, known)
 	if err != nil {
 		return nil, fmt.Errorf("render tree %s: %w", key, err)
 	}
@@ -212,23 +219,24 @@ func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer)
 	return s.load(key)
 }
 
-// extractLayers extracts the layers of a plan, in order, into rootfs.
-func (s *Store) extractLayers(ctx context.Context, layers []Layer, rootfs string) error {
+// extractLayers extracts the layers of a plan, in order, into rootfs,
+// giving content each regular file written (aci.ExtractOptions.Content).
+func (s *Store) extractLayers(ctx context.Context, layers []Layer, rootfs string, content func(*os.File)) error {
 	for i, l := range layers {
-		if err := s.extractLayer(ctx, l, rootfs); err != nil {
+		if err := s.extractLayer(ctx, l, rootfs, content); err != nil {
 			return fmt.Errorf("layer %d of %d, image %s (%s): %w", i+1, len(layers), l.Name, l.ImageID, err)
 		}
 	}
 	return nil
 }
 
-func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string) error {
+func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string, content func(*os.File)) error {
 	rc, err := s.src.OpenImage(ctx, l.ImageID)
 	if err != nil {
 		return fmt.Errorf("open image: %w", err)
 	}
 	defer rc.Close()
-	opts := aci.ExtractOptions{PreserveOwnership: s.preserve}
+	opts := aci.ExtractOptions{PreserveOwnership: s.preserve, Content: content}
 	if len(l.Whitelists) > 0 {
 		opts.Filter = l.Admits
 	}
@@ -348,7 +356,8 @@ func (s *Store) Verify(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	got, err := hashRootfs(ctx, t.Rootfs)
+	algo, _, _ := strings.Cut(t.Hash, "-")
+	got, err := hashRootfs(ctx, t.Rootfs, algo, nil)
 	if err != nil {
 		return fmt.Errorf("verify tree %s: %w", key, err)
 	}

@@ -3,6 +3,7 @@ package tree
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -235,6 +236,28 @@ func TestRender(t *testing.T) {
 				return src.add(t, "example.com/a", depOn("example.com/b", "example.com/c"), nil, file("g", "A"))
 			},
 			want: []string{"/f=C", "/g=A", "/h=B"},
+		},
+		{
+			// Extraction hashes contents by inode as it goes; the upper
+			// layer frees the lower files' inodes while they may still be
+			// hashed, and its files of the same size may reuse them. Verify
+			// below reads everything back.
+			name: "many same-size files replaced by an upper layer",
+			build: func(t *testing.T, src *fakeSource) string {
+				var lower, upper []member
+				for i := range 300 {
+					lower = append(lower, file(fmt.Sprintf("f%03d", i), "lower"))
+					upper = append(upper, file(fmt.Sprintf("f%03d", i), "UPPER"))
+				}
+				src.add(t, "example.com/lower", nil, nil, lower...)
+				return src.add(t, "example.com/upper", depOn("example.com/lower"), nil, upper...)
+			},
+			want: func() (w []string) {
+				for i := range 300 {
+					w = append(w, fmt.Sprintf("/f%03d=UPPER", i))
+				}
+				return w
+			}(),
 		},
 		{
 			name: "symlink to a directory in a lower layer is replaced by an upper directory, not followed",
@@ -619,5 +642,52 @@ func TestWhitelistAdmits(t *testing.T) {
 	}
 	if got := w.Paths(); !slices.Equal(got, []string{"/bin/sh", "/etc/ssl/certs", "/relative"}) {
 		t.Errorf("Paths = %v", got)
+	}
+}
+
+// TestVerifyKeepsTheRecordedAlgorithm: new trees are hashed with
+// contentAlgo; a tree recorded with sha512 (before it) still verifies, and
+// fails when changed; an unknown algorithm is an error.
+func TestVerifyKeepsTheRecordedAlgorithm(t *testing.T) {
+	ctx := context.Background()
+	src := newFakeSource()
+	top := src.add(t, "example.com/app", nil, nil, dir("etc"), file("etc/conf", "good"))
+	s := newTestStore(t, src)
+	tr, err := s.Render(ctx, top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tr.Hash, contentAlgo+"-") {
+		t.Fatalf("new tree hash %q, want algorithm %s", tr.Hash, contentAlgo)
+	}
+	setHash := func(h string) {
+		t.Helper()
+		p := filepath.Join(tr.Path, metaFile)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(strings.Replace(string(b), tr.Hash, h, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tr.Hash = h
+	}
+	legacy, err := hashRootfs(ctx, tr.Rootfs, "sha512", nil)
+	if err != nil || !strings.HasPrefix(legacy, "sha512-") || len(legacy) != len("sha512-")+128 {
+		t.Fatalf("sha512 hash %q, %v", legacy, err)
+	}
+	setHash(legacy)
+	if err := s.Verify(ctx, tr.Key); err != nil {
+		t.Fatalf("Verify of a sha512 tree: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(tr.Rootfs, "etc", "conf"), []byte("evil"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Verify(ctx, tr.Key); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("Verify of a changed sha512 tree = %v, want FailedPrecondition", err)
+	}
+	setHash("md5-" + strings.Repeat("0", 32))
+	if err := s.Verify(ctx, tr.Key); err == nil {
+		t.Error("Verify with an unknown algorithm succeeded")
 	}
 }

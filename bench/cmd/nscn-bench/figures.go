@@ -70,6 +70,10 @@ func measure(ctx context.Context, c config) (bool, error) {
 		fmt.Println("**-quick run: too few runs; these figures are not valid.**")
 		fmt.Println()
 	}
+	if c.figures != nil {
+		fmt.Println("**-figures run: only some figures were measured; the count of targets met covers those.**")
+		fmt.Println()
+	}
 	for _, l := range desc {
 		fmt.Println(l)
 	}

@@ -65,6 +65,9 @@ func parseFigures(s string) (map[int]bool, error) {
 	return out, nil
 }
 
+// allFigures are the figures -figures may name.
+var allFigures = []int{1, 2, 3, 4, 5, 6, 7}
+
 func main() {
 	os.Exit(run())
 }
