@@ -226,7 +226,7 @@ type podJSON struct {
 	Started  string       `json:"started,omitempty"`
 	Finished string       `json:"finished,omitempty"`
 	PID      int          `json:"pid,omitempty"`
-	// Ready is present while the pod runs (status, list --full).
+	// Ready is present while the pod runs.
 	Ready *bool `json:"ready,omitempty"`
 }
 
