@@ -5,6 +5,7 @@ package tests
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,12 +51,29 @@ func gatedImage(t *testing.T) string {
 // pre-start handler and started, not merely once it runs. status says so,
 // --wait-ready=1s gives up with a clear message while the handler runs,
 // and a bare --wait-ready returns only once the pod's systemd reported
-// the app started.
+// the app started. nscn run, started as a systemd unit of Type=notify
+// would start it, tells its service manager at the same time.
 func TestNspawnReadiness(t *testing.T) {
 	e := newEnv(t)
 	gate := t.TempDir()
+	manager := "@nscn-test-notify-" + filepath.Base(gate)
+	notified, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: manager, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notified.Close()
+	e.extraEnv = append(e.extraEnv, "NOTIFY_SOCKET="+manager)
 	run, uuid, _ := startPod(t, e, "pre-start-waiting", "--volume", "gate,kind=host,source="+gate, gatedImage(t))
+	e.extraEnv = e.extraEnv[:len(e.extraEnv)-1]
 	t.Cleanup(func() { _ = run.Process.Kill(); _ = run.Wait() })
+	readNotification := func(wait time.Duration) (string, error) {
+		if err := notified.SetReadDeadline(time.Now().Add(wait)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 256)
+		n, err := notified.Read(buf)
+		return string(buf[:n]), err
+	}
 
 	st := statusMap(t, e, uuid)
 	if st["state"] != "running" || st["pid"] == "" || st["ready"] != "false" {
@@ -86,6 +104,9 @@ func TestNspawnReadiness(t *testing.T) {
 		t.Fatalf("status --wait-ready returned (%v) before the pre-start handler ended: %s %s", err, out.String(), errb.String())
 	case <-time.After(time.Second):
 	}
+	if msg, err := readNotification(10 * time.Millisecond); err == nil {
+		t.Fatalf("run notified its service manager %q before the pod was ready", msg)
+	}
 	opened := time.Now()
 	if err := os.WriteFile(filepath.Join(gate, "open"), nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -106,6 +127,9 @@ func TestNspawnReadiness(t *testing.T) {
 	}
 	if st := statusMap(t, e, uuid); st["ready"] != "true" {
 		t.Fatalf("status after --wait-ready: %v", st)
+	}
+	if msg, err := readNotification(10 * time.Second); err != nil || msg != "READY=1" {
+		t.Fatalf("run's service manager got %q, %v; want READY=1", msg, err)
 	}
 
 	e.ok("stop", uuid)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -28,14 +29,23 @@ import (
 // abstract socket can be reached by any process of the host's network
 // namespace, so only messages whose sender the kernel reports
 // (SO_PASSCRED) as systemd-nspawn count.
+//
+// When nscn run itself runs under a service manager that asked for
+// notifications (a systemd unit of Type=notify: NOTIFY_SOCKET in run's
+// environment; run is the unit's main process, as stage0 execs it), run
+// passes READY=1 on to it too, once the ready file is written.
 type readyWatch struct {
 	conn *net.UnixConn
 	addr string
-	done chan struct{} // closed when the reader has returned; nil before watch
+	// forward is the NOTIFY_SOCKET of run's own environment; empty for
+	// none.
+	forward string
+	done    chan struct{} // closed when the reader has returned; nil before watch
 }
 
-// listenReady binds the pod's notify socket.
-func listenReady(uuid string) (*readyWatch, error) {
+// listenReady binds the pod's notify socket. forward is where to pass
+// READY=1 on, or empty.
+func listenReady(uuid, forward string) (*readyWatch, error) {
 	addr := nspawn.NotifySocket(uuid)
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
 	if err != nil {
@@ -56,7 +66,7 @@ func listenReady(uuid string) (*readyWatch, error) {
 		conn.Close()
 		return nil, fmt.Errorf("listen for the pod's readiness: %w", os.NewSyscallError("setsockopt SO_PASSCRED", serr))
 	}
-	return &readyWatch{conn: conn, addr: addr}, nil
+	return &readyWatch{conn: conn, addr: addr, forward: forward}, nil
 }
 
 // Env is the NOTIFY_SOCKET entry of systemd-nspawn's environment.
@@ -96,8 +106,30 @@ func (w *readyWatch) watch(ctx context.Context, log *slog.Logger, podDir string,
 				continue
 			}
 			log.DebugContext(ctx, "the pod is ready")
+			if w.forward != "" {
+				if err := sdNotify(w.forward, "READY=1"); err != nil {
+					log.WarnContext(ctx, "tell the service manager that the pod is ready", "err", err)
+				}
+			}
 		}
 	}()
+}
+
+// sdNotify sends msg to the sd_notify socket addr (sd_notify(3)): a path,
+// or an abstract name after "@".
+func sdNotify(addr, msg string) error {
+	if !strings.HasPrefix(addr, "/") && !strings.HasPrefix(addr, "@") {
+		return fmt.Errorf("notify %s: not a unix socket address", addr)
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		return fmt.Errorf("notify %s: %w", addr, err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return fmt.Errorf("notify %s: %w", addr, err)
+	}
+	return nil
 }
 
 // notifySender is the pid the kernel reports as a message's sender, or 0.

@@ -45,7 +45,14 @@ func TestReadyWatch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			podDir := t.TempDir()
 			uuid := "00000000-0000-4000-8000-" + strings.Repeat("0", 11) + string(rune('a'+i))
-			w, err := listenReady(uuid)
+			// The service manager of run, if it runs under one.
+			fwdAddr := "@nscn-test-forward-" + uuid
+			fwd, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: fwdAddr, Net: "unixgram"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fwd.Close()
+			w, err := listenReady(uuid, fwdAddr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,8 +93,21 @@ func TestReadyWatch(t *testing.T) {
 			case !errors.Is(err, fs.ErrNotExist):
 				t.Fatalf("ready file written (%q, %v), want none", b, err)
 			}
+			// READY=1 reached run's service manager exactly when the
+			// pod was recorded ready.
+			if err := fwd.SetReadDeadline(time.Now().Add(100 * time.Millisecond)); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 64)
+			n, err := fwd.Read(buf)
+			switch {
+			case tt.ready && (err != nil || string(buf[:n]) != "READY=1"):
+				t.Fatalf("forwarded %q, %v; want READY=1", buf[:n], err)
+			case !tt.ready && err == nil:
+				t.Fatalf("forwarded %q for a pod that is not ready", buf[:n])
+			}
 			// Closed: the name is free again.
-			w, err = listenReady(uuid)
+			w, err = listenReady(uuid, "")
 			if err != nil {
 				t.Fatalf("listen again after Close: %v", err)
 			}
@@ -98,13 +118,40 @@ func TestReadyWatch(t *testing.T) {
 
 func TestListenReadyTwice(t *testing.T) {
 	uuid := "00000000-0000-4000-8000-0000000000ff"
-	w, err := listenReady(uuid)
+	w, err := listenReady(uuid, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if w2, err := listenReady(uuid); err == nil {
+	if w2, err := listenReady(uuid, ""); err == nil {
 		w2.Close()
 		t.Fatal("a second listener on the same pod's socket succeeded")
+	}
+}
+
+func TestSDNotifyRefusesOtherAddresses(t *testing.T) {
+	for _, addr := range []string{"relative/path", "vsock:2:1", ""} {
+		if err := sdNotify(addr, "READY=1"); err == nil {
+			t.Errorf("sdNotify(%q) succeeded", addr)
+		}
+	}
+}
+
+func TestSDNotifyPathSocket(t *testing.T) {
+	addr := filepath.Join(t.TempDir(), "notify")
+	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := sdNotify(addr, "READY=1"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	if err := l.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.Read(buf); err != nil || string(buf[:n]) != "READY=1" {
+		t.Fatalf("received %q, %v", buf[:n], err)
 	}
 }

@@ -283,7 +283,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	}
 	defer pio.Close()
 
-	ready, err := listenReady(cfg.Args.UUID)
+	ready, err := listenReady(cfg.Args.UUID, os.Getenv("NOTIFY_SOCKET"))
 	if err != nil {
 		return 0, err
 	}
