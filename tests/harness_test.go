@@ -3,6 +3,7 @@
 package tests
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -222,4 +223,17 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// statusMap runs nscn status and returns its key=value lines.
+func statusMap(t *testing.T, e *env, uuid string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(e.ok("status", uuid).stdout))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+			m[k] = v
+		}
+	}
+	return m
 }

@@ -36,7 +36,7 @@ const (
 // is refused, since it may expect arguments this stage0 does not pass.
 const (
 	MinInterfaceVersion = 1
-	MaxInterfaceVersion = 7
+	MaxInterfaceVersion = 8
 )
 
 // CheckInterfaceVersion parses the interface-version annotation value. An
@@ -102,6 +102,12 @@ const (
 	NetNSFile         = "netns"    // path of the pod's network namespace, written by stage1
 	MDSTokenFile      = "mds-token"
 	ExitedMarker      = "exited" // written by stage1 when the pod has ended
+	// ReadyFile is written by a stage1 of InterfaceVersionReady or newer
+	// once the pod is ready: its apps have started, each after its
+	// prepare and pre-start steps. It is a regular file, replaced
+	// atomically; its content (a time, for people) is not read: its
+	// existence is the signal and its modification time when it came.
+	ReadyFile = "ready"
 )
 
 // Stage2Dir is the directory of an app inside the stage1 rootfs.
@@ -131,6 +137,10 @@ const (
 	InterfaceVersionLocalConfig = 5 // gc's --local-config
 	InterfaceVersionIPC         = 6 // --ipc
 	InterfaceVersionMDSPort     = 7 // --mds-port
+	// InterfaceVersionReady brings no argument: a stage1 that declares it
+	// writes ReadyFile when the pod is ready. Below it, stage0 takes a
+	// pod that runs and has recorded its pid as ready.
+	InterfaceVersionReady = 8
 )
 
 // DefaultMDSPort is the TCP port of the metadata service that a stage1

@@ -21,6 +21,9 @@
 // apps, written before the pod boots), nspawn.AppStdoutFIFO,
 // AppStderrFIFO and AppStdinFIFO (the apps' I/O), stage1abi.AppStatusFile per app and
 // nspawn.FirstFailureFile (written by the "reap" helper), nspawn.KilledFile
-// (written by stop --force). The network (netns, net-info/ in the pod
-// directory) outlives the pod until gc tears it down.
+// (written by stop --force). Readiness alone travels over a socket:
+// systemd-nspawn passes the READY=1 of the pod's systemd on to run's
+// NOTIFY_SOCKET, and run writes stage1abi.ReadyFile (ready_linux.go). The
+// network (netns, net-info/ in the pod directory) outlives the pod until
+// gc tears it down.
 package entrypoint

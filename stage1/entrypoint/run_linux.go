@@ -289,7 +289,12 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	}
 	defer pio.Close()
 
-	env := nspawn.Env(cfg.Args.Debug, cfg.Args.DisableSeccomp)
+	ready, err := listenReady(cfg.Args.UUID, os.Getenv("NOTIFY_SOCKET"))
+	if err != nil {
+		return 0, err
+	}
+	defer ready.Close()
+	env := append(nspawn.Env(cfg.Args.Debug, cfg.Args.DisableSeccomp), ready.Env())
 	cmd := &exec.Cmd{
 		Path:   argv[0],
 		Args:   argv,
@@ -321,6 +326,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 		_ = cmd.Wait()
 		return 0, err
 	}
+	ready.watch(ctx, log, podDir, cmd.Process.Pid)
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 	var waitErr error

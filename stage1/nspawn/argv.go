@@ -60,7 +60,11 @@ func Argv(c ArgvConfig) []string {
 		"--directory=" + c.Root,
 		"--machine=" + MachineName(c.UUID),
 		"--link-journal=no",
-		"--notify-ready=no",
+		// The pod's systemd sends READY=1 once default.target, which
+		// wants every app, is reached; systemd-nspawn passes it on to
+		// the NOTIFY_SOCKET run gives it, instead of sending its own
+		// READY=1 as soon as the container has started.
+		"--notify-ready=yes",
 	}
 	if c.Register {
 		a = append(a, "--register=yes")

@@ -28,9 +28,11 @@ import "github.com/nosecone/nscn/pkg/stage1abi"
 const ImageName = "nosecone.dev/nscn/stage1-nspawn"
 
 // InterfaceVersion is the stage1 interface version stage1-nspawn
-// implements: it parses every run argument up to --mds-port (version 7).
-// scripts/build-stage1-nspawn.sh declares it in the image manifest.
-const InterfaceVersion = stage1abi.InterfaceVersionMDSPort
+// implements: it parses every run argument up to --mds-port (version 7)
+// and writes the pod's ready file (version 8) when the pod's systemd
+// reports that it has started the apps. scripts/build-stage1-nspawn.sh
+// declares it in the image manifest.
+const InterfaceVersion = stage1abi.InterfaceVersionReady
 
 // Entrypoint paths inside the stage1 rootfs, as the image manifest's
 // annotations name them, and the helper the pod's units run.
