@@ -346,3 +346,33 @@ func TestNspawnAppsHaveTheirOwnMountNamespace(t *testing.T) {
 	_ = c.Wait()
 	assertPodsGone(t, e)
 }
+
+// TestNspawnAppDevices checks an app's /dev against appc's OS-SPEC: the
+// listed devices work, and nothing else of the host's or the container's
+// devices is there.
+func TestNspawnAppDevices(t *testing.T) {
+	e := newEnv(t)
+	r := e.nspawnSh(`cd /dev && ls -A | sort | tr '\n' ' '; echo
+head -c 4 /dev/zero | od -An -tx1
+echo x > /dev/null && echo null-ok
+head -c 8 /dev/urandom | wc -c
+echo x > /dev/full 2>/dev/null || echo full-refuses
+test -c /dev/ptmx && test -d /dev/pts && echo pts-ok
+touch /dev/shm/a && echo shm-ok
+readlink /dev/fd`)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	want := "console fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero"
+	if got := strings.TrimSpace(lines[0]); got != want {
+		t.Errorf("/dev holds %q, want %q", got, want)
+	}
+	rest := strings.Join(lines[1:], "\n")
+	for _, w := range []string{"00 00 00 00", "null-ok", "8", "full-refuses", "pts-ok", "shm-ok", "/proc/self/fd"} {
+		if !strings.Contains(rest, w) {
+			t.Errorf("output lacks %q:\n%s", w, r.stdout)
+		}
+	}
+	assertPodsGone(t, e)
+}

@@ -81,6 +81,9 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App) error {
 	if err := fly.Apply(ctx, m, p); err != nil {
 		return err
 	}
+	if err := makeDevLinks(root); err != nil {
+		return err
+	}
 	// The app's mounts are peers of the pod's (the /sys bind is one of
 	// the container's /sys): make them slaves, so that what is stacked
 	// on them below stays in the app's view.
@@ -98,6 +101,22 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App) error {
 	}
 	if p.ReadOnlyRoot {
 		return podmount.SetMountAttrs(root, unix.MOUNT_ATTR_RDONLY, false, "/")
+	}
+	return nil
+}
+
+// makeDevLinks makes nspawn.AppDevLinks in the app's /dev, the tmpfs of
+// nspawn.AppDev.
+func makeDevLinks(root *os.File) error {
+	dev, err := inroot.Open(root, "/dev", unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return fmt.Errorf("open the app's /dev: %w", err)
+	}
+	defer dev.Close()
+	for name, target := range nspawn.AppDevLinks {
+		if err := unix.Symlinkat(target, int(dev.Fd()), name); err != nil && !errors.Is(err, unix.EEXIST) {
+			return &os.PathError{Op: "symlink", Path: "/dev/" + name, Err: err}
+		}
 	}
 	return nil
 }

@@ -211,6 +211,10 @@ func (t translator) plan(p fly.Plan) (fly.Plan, error) {
 	}
 	out := fly.Plan{RootFS: root, ReadOnlyRoot: p.ReadOnlyRoot}
 	for _, m := range p.Mounts {
+		if m.Purpose == "system" && m.Kind == fly.KindBind && m.Target == "/dev" {
+			out.Mounts = append(out.Mounts, AppDev()...)
+			continue
+		}
 		if m.Kind == fly.KindBind {
 			m.Source = t.source(m)
 		}
@@ -225,6 +229,40 @@ func (t translator) plan(p fly.Plan) (fly.Plan, error) {
 		out.EmptyVolumes = append(out.EmptyVolumes, v)
 	}
 	return out, nil
+}
+
+// AppDevNodes are the devices of the container's /dev that an app's /dev
+// holds, those appc's OS-SPEC lists: nothing else of the host's, nor of
+// what systemd-nspawn adds for the pod's own systemd (/dev/net/tun, the
+// /dev/char links).
+var AppDevNodes = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+// AppDevLinks are the symbolic links the app helper makes in an app's
+// /dev (prepare mode), name → target.
+var AppDevLinks = map[string]string{
+	"fd":     "/proc/self/fd",
+	"stdin":  "/proc/self/fd/0",
+	"stdout": "/proc/self/fd/1",
+	"stderr": "/proc/self/fd/2",
+}
+
+// AppDev is an app's /dev, in mount order: a tmpfs of its own, the
+// devices of AppDevNodes bound from the container's /dev, /dev/console
+// (the pod's console, when it has one), the container's devpts and its
+// ptmx (OS-SPEC: a bind of /dev/pts/ptmx), /dev/shm and /dev/mqueue,
+// shared by the pod's apps as their IPC namespace is.
+func AppDev() []fly.Mount {
+	ms := []fly.Mount{{Kind: fly.KindFS, Source: "tmpfs", Target: "/dev", FSType: "tmpfs", Data: "mode=755", Flags: fly.NoSuid | fly.NoExec, Purpose: "system"}}
+	for _, n := range AppDevNodes {
+		ms = append(ms, fly.Mount{Kind: fly.KindBind, Source: "/dev/" + n, Target: "/dev/" + n, Purpose: "system"})
+	}
+	return append(ms,
+		fly.Mount{Kind: fly.KindBind, Source: "/dev/console", Target: "/dev/console", Fallback: true, Purpose: "system"},
+		fly.Mount{Kind: fly.KindBind, Source: "/dev/pts", Target: "/dev/pts", Purpose: "system"},
+		fly.Mount{Kind: fly.KindBind, Source: "/dev/pts/ptmx", Target: "/dev/ptmx", Purpose: "system"},
+		fly.Mount{Kind: fly.KindBind, Source: "/dev/shm", Target: "/dev/shm", Flags: fly.NoSuid | fly.NoDev, Purpose: "system"},
+		fly.Mount{Kind: fly.KindBind, Source: "/dev/mqueue", Target: "/dev/mqueue", Fallback: true, Purpose: "system"},
+	)
 }
 
 // source returns the pod's path for a bind source: the container's own
