@@ -134,6 +134,11 @@ type Mount struct {
 	// Fallback marks a mount that only fills a gap: it is skipped when
 	// the rootfs already has the target or the host lacks the source.
 	Fallback bool `json:"fallback,omitempty"`
+	// TargetMustExist marks a mount whose target lies in a volume: it is
+	// stacked on the target when the volume has it, and skipped, with a
+	// warning, when not, so that nothing is ever created in a volume
+	// (which may be a host directory).
+	TargetMustExist bool `json:"targetMustExist,omitempty"`
 	// Purpose names the mount in logs and errors: "system",
 	// "volume NAME", "dns".
 	Purpose string `json:"purpose"`
@@ -267,8 +272,14 @@ func PlanMounts(cfg PlanConfig) (Plan, error) {
 			return Plan{}, errdefs.InvalidArgument("unknown DNS mode %q for %s", f.mode, f.target)
 		}
 		if v := volumeOver(vols, f.target); v != nil {
-			p.Warnings = append(p.Warnings, fmt.Sprintf("%s is not set up: it lies in the %s at %s", f.target, v.Purpose, v.Target))
-			continue
+			// rkt's precedence: the flags (host, stage0) and the pod
+			// network's file (generated) win over a volume, which wins
+			// over the host's file as a mere fallback.
+			if m.Fallback {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("%s is not set up: it lies in the %s at %s", f.target, v.Purpose, v.Target))
+				continue
+			}
+			m.TargetMustExist = true
 		}
 		p.Mounts = append(p.Mounts, m)
 	}
