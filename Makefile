@@ -17,9 +17,9 @@ FLAVOR ?= fly
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' -not -path './bin/*') go.mod go.sum
 
-.PHONY: fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install test-images tools quickstart
+.PHONY: fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install test-images ace-images tools quickstart
 
-all: $(BIN)/nscn $(BIN)/stage1-fly.aci ## Build nscn and the stage1 images
+all: $(BIN)/nscn $(BIN)/stage1-fly.aci $(BIN)/stage1-nspawn.aci ## Build nscn and the stage1 images
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_./-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 24
@@ -33,14 +33,24 @@ stage1-fly: $(BIN)/stage1-fly.aci ## The fly (chroot) stage1 image
 $(BIN)/stage1-fly.aci: $(GO_SOURCES) scripts/build-stage1-fly.sh
 	VERSION=$(VERSION) scripts/build-stage1-fly.sh $(BIN)
 
-fetch-systemd: ## Download systemd and systemd-nspawn from Debian for stage1-nspawn (explicit network step, root)
+# The systemd tree stage1-nspawn carries: downloaded from Debian once (or
+# taken from SYSTEMD_ROOT), then kept; `make fetch-systemd` refreshes it.
+# The stamp, not a file of the tree: unpacked files keep the packages' old
+# mtimes.
+SYSTEMD_TREE := $(BUILD)/systemd/.fetched
+
+fetch-systemd: ## Fetch systemd and systemd-nspawn again (Debian's packages, or SYSTEMD_ROOT)
 	scripts/fetch-systemd.sh $(BUILD)/systemd
+	touch $(SYSTEMD_TREE)
 
-stage1-nspawn: $(BIN)/stage1-nspawn.aci ## The nspawn stage1 image (needs make fetch-systemd first, or SYSTEMD_ROOT)
+$(SYSTEMD_TREE): scripts/fetch-systemd.sh
+	scripts/fetch-systemd.sh $(BUILD)/systemd
+	touch $@
 
-$(BIN)/stage1-nspawn.aci: $(GO_SOURCES) scripts/build-stage1-nspawn.sh
-	@test -x $(BUILD)/systemd/rootfs/usr/bin/systemd-nspawn || { echo "run make fetch-systemd first" >&2; exit 1; }
-	VERSION=$(VERSION) SYSTEMD_DIR=$(BUILD)/systemd scripts/build-stage1-nspawn.sh $(BIN)
+stage1-nspawn: $(BIN)/stage1-nspawn.aci ## The nspawn stage1 image, the default one
+
+$(BIN)/stage1-nspawn.aci: $(GO_SOURCES) scripts/build-stage1-nspawn.sh $(SYSTEMD_TREE) $(BUILD)/cni-plugins/ptp
+	VERSION=$(VERSION) SYSTEMD_DIR=$(BUILD)/systemd CNI_PLUGIN_DIR=$(BUILD)/cni-plugins scripts/build-stage1-nspawn.sh $(BIN)
 
 tools: $(BUILD)/actool ## Build the appc reference tools used by the tests
 
@@ -48,8 +58,11 @@ $(BUILD)/actool: go.mod go.sum
 	@mkdir -p $(BUILD)
 	$(GO) build -trimpath -o $@ github.com/appc/spec/actool
 
-test-images: $(BIN)/nscn $(BUILD)/actool ## Build the busybox test and quickstart images into build/images
+test-images: $(BIN)/nscn $(BUILD)/actool ace-images ## Build the busybox test and quickstart images into build/images
 	scripts/build-images.sh $(BUILD)/images
+
+ace-images: $(BUILD)/actool ## Build the appc ACE validator images (main, sidekick) into build/images
+	GO=$(GO) scripts/build-ace-images.sh $(BUILD)/images $(BUILD)/actool
 
 quickstart: deps all test-images ## Build everything and run the hello image (root)
 	scripts/quickstart.sh $(BIN)/nscn $(BUILD)/images
@@ -76,10 +89,11 @@ functional: all test-images ## End-to-end suite against the built binaries (root
 		NSCN_ACTOOL=$(abspath $(BUILD)/actool) NSCN_STAGE1_NSPAWN_ACI=$(abspath $(BIN)/stage1-nspawn.aci) \
 		$(abspath $(BUILD)/functional.test) -test.v -test.count=1 -test.timeout 20m
 
-bench: deps all test-images ## Measure nscn against crun, runc, unshare+chroot, gzip and tar; fails when a target is missed (root)
+BENCH_FLAGS ?=
+bench: deps all test-images ## Measure nscn against crun, runc, unshare+chroot, gzip and tar; fails when a target is missed (root; figure 3 needs make stage1-nspawn; BENCH_FLAGS=-figures=3 for one figure)
 	scripts/install-bench-deps.sh
 	$(GO) build -trimpath -o $(BUILD)/nscn-bench ./bench/cmd/nscn-bench
-	$(BUILD)/nscn-bench -nscn $(BIN)/nscn -images $(BUILD)/images -work $(BUILD)/bench
+	$(BUILD)/nscn-bench -nscn $(BIN)/nscn -images $(BUILD)/images -work $(BUILD)/bench $(BENCH_FLAGS)
 
 TORTURE_FLAGS ?=
 torture: all test-images ## Torture suite: SIGKILL crashes, 8 parallel loops, hostile images (root, ~5 min; TORTURE_FLAGS=-seed=N to replay)
@@ -93,8 +107,6 @@ torture-short: ## The short torture suite (~1 min) that make check runs
 
 check: deps ## The test command: install packages, build everything, run unit, root and end-to-end suites
 	$(MAKE) all
-	$(MAKE) fetch-systemd
-	$(MAKE) stage1-nspawn
 	$(MAKE) root
 	$(MAKE) functional FLAVOR="fly nspawn"
 	$(MAKE) torture-short

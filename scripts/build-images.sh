@@ -52,9 +52,9 @@ GR
 	chown 1000:1000 "$r/home/user"
 }
 
-# image NAME EXEC_JSON: build $out/NAME.aci
+# image NAME EXEC_JSON [PORTS_JSON]: build $out/NAME.aci
 image() {
-	local name=$1 exec_json=$2 dir=$work/$1
+	local name=$1 exec_json=$2 ports_json=${3:-[]} dir=$work/$1
 	rootfs "$dir/rootfs"
 	cat >"$dir/manifest" <<MF
 {
@@ -71,7 +71,8 @@ image() {
     "user": "0",
     "group": "0",
     "workingDirectory": "/",
-    "environment": [{"name": "GREETING", "value": "Hello from Nose Cone"}]
+    "environment": [{"name": "GREETING", "value": "Hello from Nose Cone"}],
+    "ports": $ports_json
   },
   "annotations": [{"name": "authors", "value": "The Nose Cone developers"}]
 }
@@ -80,5 +81,6 @@ MF
 	echo "build-images: $out/$name.aci"
 }
 
-image busybox '["/bin/sh"]'
+# busybox names port 80 "http" for the networking tests' --port (httpd).
+image busybox '["/bin/sh"]' '[{"name": "http", "protocol": "tcp", "port": 80}]'
 image hello '["/bin/sh", "-c", "echo \"$GREETING: app $AC_APP_NAME running as $(id -un) on $(uname -sr)\""]'

@@ -5,12 +5,18 @@
 # build/stage1-nspawn, packed into OUTDIR_BIN/stage1-nspawn.aci and checked
 # with actool.
 #
+# The CNI plugins (scripts/build-cni-plugins.sh) go into
+# rootfs/usr/lib/nscn/cni, where the run and gc entrypoints look for them
+# (Documentation/networking.md).
+#
 # This script never downloads: run scripts/fetch-systemd.sh first (or point
-# SYSTEMD_DIR at its output).
+# SYSTEMD_DIR at its output), and build the plugins (make cni-plugins, or
+# point CNI_PLUGIN_DIR at them).
 #
 # Usage: scripts/build-stage1-nspawn.sh OUTDIR_BIN
 # Environment: SYSTEMD_DIR (fetch-systemd.sh's OUTDIR; default:
-# build/systemd), VERSION (version label; default: git describe, or "dev"),
+# build/systemd), CNI_PLUGIN_DIR (build-cni-plugins.sh's OUTDIR; default:
+# build/cni-plugins), VERSION (version label; default: git describe, or "dev"),
 # GOARCH (default: the host's), GO (default: go).
 set -euo pipefail
 
@@ -29,11 +35,19 @@ version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo de
 goarch=${GOARCH:-$(env -u GOARCH "$go" env GOARCH)}
 systemd=${SYSTEMD_DIR:-build/systemd}
 image=build/stage1-nspawn
+cni=${CNI_PLUGIN_DIR:-build/cni-plugins}
+cni_plugins=(ptp bridge host-local portmap loopback)
 
 if [ ! -x "$systemd/rootfs/usr/bin/systemd-nspawn" ]; then
 	echo "build-stage1-nspawn: no systemd tree in $systemd; run scripts/fetch-systemd.sh $systemd first" >&2
 	exit 1
 fi
+for p in "${cni_plugins[@]}"; do
+	if [ ! -x "$cni/$p" ]; then
+		echo "build-stage1-nspawn: no CNI plugin $cni/$p; run scripts/build-cni-plugins.sh $cni first" >&2
+		exit 1
+	fi
+done
 case "$goarch" in
 amd64) appc_arch=amd64 ;;
 arm64) appc_arch=aarch64 ;;
@@ -53,6 +67,11 @@ echo "build-stage1-nspawn: building the entrypoints for linux/$goarch"
 mkdir -p "$root/nscn"
 CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" "$go" build -trimpath -ldflags "-s -w" \
 	-o "$root/nscn/" ./stage1/cmd/init ./stage1/cmd/enter ./stage1/cmd/gc ./stage1/cmd/stop ./stage1/cmd/app
+
+mkdir -p "$root/usr/lib/nscn/cni"
+for p in "${cni_plugins[@]}"; do
+	cp "$cni/$p" "$root/usr/lib/nscn/cni/$p"
+done
 
 # What systemd and systemd-nspawn expect of an OS tree. The units are
 # written by init for each pod.
@@ -85,7 +104,7 @@ cat >"$image/manifest" <<MANIFEST
     {"name": "coreos.com/rkt/stage1/enter", "value": "/nscn/enter"},
     {"name": "coreos.com/rkt/stage1/gc", "value": "/nscn/gc"},
     {"name": "coreos.com/rkt/stage1/stop", "value": "/nscn/stop"},
-    {"name": "coreos.com/rkt/stage1/interface-version", "value": "6"}
+    {"name": "coreos.com/rkt/stage1/interface-version", "value": "8"}
   ]
 }
 MANIFEST

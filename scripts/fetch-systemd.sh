@@ -7,8 +7,8 @@
 #
 # By default the Debian packages are downloaded with apt-get download (as
 # root, in a temporary directory: apt drops privileges to _apt for it) and
-# unpacked with dpkg-deb -x; nothing is installed on the host. This is the
-# explicit "fetch" step: a normal build never downloads.
+# unpacked with dpkg-deb -x; nothing is installed on the host. make runs it
+# once, when build/systemd has not been fetched yet.
 #
 # A distribution packager points the build at its own systemd instead:
 #   SYSTEMD_ROOT=/            take the binaries and libraries of the host

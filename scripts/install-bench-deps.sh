@@ -11,7 +11,7 @@ packages=(
 	gzip tar       # peers of import and render (figures 4 and 5)
 	time           # GNU time -v: maximum resident set size (figure 6)
 	busybox-static # the rootfs every runtime starts (build/images/busybox.aci)
-	# TODO(bench): systemd-container (systemd-nspawn) once the nspawn flavor lands.
+	systemd-container # systemd-nspawn, the peer of the nspawn flavor (figure 2)
 )
 
 missing=()

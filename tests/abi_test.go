@@ -126,6 +126,7 @@ func TestStage1InterfaceVersions(t *testing.T) {
 	}{
 		{name: "version 1 (annotation absent)", version: "", args: nil},
 		{name: "version 5", version: "5"},
+		{name: "version 8 (ready file)", version: "8"},
 		{name: "newer than supported", version: "99", want: "interface version 99"},
 		{name: "not a number", version: "x", want: "not a number"},
 		{name: "hostname needs version 2", version: "1", args: []string{"--hostname=h"}, want: "--hostname"},

@@ -3,6 +3,7 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,4 +182,69 @@ func TestFlyPrepareThenRunPrepared(t *testing.T) {
 		t.Fatalf("run-prepared: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	e.fails("not prepared", "run-prepared", uuid)
+}
+
+func TestFlyLogsNotRecorded(t *testing.T) {
+	e := newEnv(t)
+	if r := e.sh("echo hi"); r.code != 0 || r.stdout != "hi\n" {
+		t.Fatalf("run: exit %d stdout %q stderr %s", r.code, r.stdout, r.stderr)
+	}
+	pods, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", "*-*-*-*-*"))
+	if len(pods) != 1 {
+		t.Fatalf("want one pod, have %v", pods)
+	}
+	r := e.fails("records no app logs", "logs", filepath.Base(pods[0]))
+	if r.code != 254 || !strings.Contains(r.stderr, "stage1-fly") {
+		t.Fatalf("exit %d, stderr %q: want 254 naming the fly stage1", r.code, r.stderr)
+	}
+}
+
+// TestDNSFlagsWinOverAVolume checks rkt's precedence for the apps'
+// resolv.conf: --dns wins over a volume that holds the file, which wins
+// over the image's own; and nothing is written into the volume.
+func TestDNSFlagsWinOverAVolume(t *testing.T) {
+	e := newEnv(t)
+	etc := t.TempDir()
+	const fromVolume = "nameserver 192.0.2.99\n"
+	if err := os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte(fromVolume), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := e.snapshotDir(etc)
+	tests := []struct {
+		name  string
+		flags []string
+		want  string
+	}{
+		{name: "the volume's file", want: "192.0.2.99"},
+		{name: "--dns over the volume", flags: []string{"--dns=192.0.2.53"}, want: "192.0.2.53"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"--insecure-options=image", "run", "--volume", "etc,kind=host,source=" + etc}, tt.flags...)
+			args = append(args, busybox(t), "--mount", "volume=etc,target=/etc", "--exec=/bin/cat", "--", "/etc/resolv.conf")
+			r := e.ok(args...)
+			if !strings.Contains(r.stdout, "nameserver "+tt.want) {
+				t.Fatalf("resolv.conf is %q, want nameserver %s", r.stdout, tt.want)
+			}
+		})
+	}
+	if after := e.snapshotDir(etc); after != before {
+		t.Fatalf("the volume changed:\nbefore %s\nafter %s", before, after)
+	}
+	e.ok("gc", "--grace-period=0s")
+}
+
+// snapshotDir lists dir's files with their contents.
+func (e *env) snapshotDir(dir string) string {
+	e.t.Helper()
+	var b strings.Builder
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, ent := range ents {
+		data, _ := os.ReadFile(filepath.Join(dir, ent.Name()))
+		fmt.Fprintf(&b, "%s=%q;", ent.Name(), data)
+	}
+	return b.String()
 }

@@ -3,7 +3,6 @@
 package tests
 
 import (
-	"bufio"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -16,18 +15,6 @@ import (
 
 	"github.com/nosecone/nscn/internal/mountplan"
 )
-
-func statusMap(t *testing.T, e *env, uuid string) map[string]string {
-	t.Helper()
-	m := map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(e.ok("status", uuid).stdout))
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
-			m[k] = v
-		}
-	}
-	return m
-}
 
 func exitCode(t *testing.T, cmd *exec.Cmd) int {
 	t.Helper()
@@ -91,7 +78,8 @@ func TestFlyListStatusEnterStopGC(t *testing.T) {
 		t.Fatalf("list state %v", pods[0]["state"])
 	}
 	st := statusMap(t, e, uuid)
-	if st["state"] != "running" || st["pid"] == "" {
+	// fly cannot tell when the app has started: running with a pid is ready.
+	if st["state"] != "running" || st["pid"] == "" || st["ready"] != "true" {
 		t.Fatalf("status %v", st)
 	}
 	// gc while the pod runs leaves it alone.

@@ -30,10 +30,16 @@ func (e *env) nspawnSh(script string, flags ...string) result {
 	return e.nspawnRun(append(args, "--exec=/bin/sh", "--", "-c", script)...)
 }
 
-// assertPodsGone checks, after nscn gc, that no pod left a mount under
-// the data dir, a process in the pod's pid namespace or a cgroup.
+// assertPodsGone checks, after nscn gc, that no pod of e left a mount
+// under the data dir, a process or a cgroup. It looks only at e's own
+// pods: other suites may run pods on the same host at the same time.
 func assertPodsGone(t *testing.T, e *env) {
 	t.Helper()
+	dirs, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", "*"))
+	var uuids []string
+	for _, d := range dirs {
+		uuids = append(uuids, filepath.Base(d))
+	}
 	r := e.ok("gc", "--grace-period=0s")
 	assertNoPods(t, e)
 	mi, err := os.ReadFile("/proc/self/mountinfo")
@@ -43,16 +49,24 @@ func assertPodsGone(t *testing.T, e *env) {
 	if strings.Contains(string(mi), e.dir) {
 		t.Fatalf("mounts left under %s after gc:\n%s\n(gc: %s)", e.dir, mi, r.stderr)
 	}
-	out, _ := exec.Command("ps", "-eo", "args").Output()
-	for _, l := range strings.Split(string(out), "\n") {
-		if strings.Contains(l, e.dir) || strings.Contains(l, "systemd --log-level") {
-			t.Fatalf("process left after gc: %s", l)
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		cg, _ := os.ReadFile(filepath.Join(p, "cgroup"))
+		args, _ := os.ReadFile(filepath.Join(p, "cmdline"))
+		for _, u := range uuids {
+			if strings.Contains(string(cg), u) {
+				t.Fatalf("process %s of pod %s left after gc: %q", filepath.Base(p), u, args)
+			}
+		}
+		if strings.Contains(string(args), e.dir) {
+			t.Fatalf("process %s left after gc: %q", filepath.Base(p), args)
 		}
 	}
 	for _, h := range []string{"/sys/fs/cgroup/systemd/nscn", "/sys/fs/cgroup/unified/nscn", "/sys/fs/cgroup/nscn"} {
-		ents, _ := filepath.Glob(filepath.Join(h, "*-*-*-*-*"))
-		if len(ents) != 0 {
-			t.Fatalf("pod cgroups left after gc: %v", ents)
+		for _, u := range uuids {
+			if _, err := os.Lstat(filepath.Join(h, u)); err == nil {
+				t.Fatalf("pod cgroup %s left after gc (gc: %s)", filepath.Join(h, u), r.stderr)
+			}
 		}
 	}
 }
@@ -246,4 +260,119 @@ func TestNspawnEnterAndStop(t *testing.T) {
 			assertPodsGone(t, e)
 		})
 	}
+}
+
+// TestDefaultStage1IsNspawn runs a pod with no stage1 flag and no stage1
+// configuration: the build's default, stage1-nspawn.aci beside nscn, boots
+// systemd as the pod's pid 1.
+func TestDefaultStage1IsNspawn(t *testing.T) {
+	e := newEnv(t)
+	if err := os.Remove(filepath.Join(e.system, "stage1.d", stage1DefaultFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(nscnBin(t)), "stage1-nspawn.aci")); err != nil {
+		t.Fatalf("make must put stage1-nspawn.aci beside nscn: %v", err)
+	}
+	r := e.ok("--insecure-options=image", "run", busybox(t), "--exec=/bin/cat", "--", "/proc/1/comm")
+	if got := strings.TrimSpace(r.stdout); got != "systemd" {
+		t.Fatalf("pid 1 of the default stage1's pod is %q, want systemd", got)
+	}
+	assertPodsGone(t, e)
+}
+
+// TestNspawnAppsHaveTheirOwnMountNamespace runs two apps, one of which
+// mounts a tmpfs in its root: the mount is in that app's view, and in
+// what nscn enter shows of it, but neither in the other app's nor in the
+// pod's; and the two apps' mount namespaces differ.
+func TestNspawnAppsHaveTheirOwnMountNamespace(t *testing.T) {
+	e := newEnv(t)
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Mounting needs CAP_SYS_ADMIN and the mount syscall, which the
+	// default policy withholds.
+	c := e.cmd(ctx, "--insecure-options=image,capabilities,seccomp", "run", "--net=host", "--uuid-file-save="+uuidFile,
+		"--stage1-path="+nspawnACI(t),
+		busybox(t), "--name=mounter", "--exec=/bin/sh", "--", "-c",
+		`mkdir /tmp/scratch && mount -t tmpfs -o size=1m scratch /tmp/scratch && echo hi > /tmp/scratch/only-here && echo "mounter $(readlink /proc/self/ns/mnt)" && exec sleep 300`,
+		"---",
+		busybox(t), "--name=other", "--exec=/bin/sh", "--", "-c",
+		`echo "other $(readlink /proc/self/ns/mnt)" && exec sleep 300`)
+	var out, errb syncBuffer
+	c.Stdout, c.Stderr = &out, &errb
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Process.Kill(); _ = c.Wait() }()
+	var uuid string
+	for range 200 {
+		b, err := os.ReadFile(uuidFile)
+		if s := out.String(); err == nil && strings.Contains(s, "mounter mnt:") && strings.Contains(s, "other mnt:") {
+			uuid = strings.TrimSpace(string(b))
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if uuid == "" {
+		t.Fatalf("pod did not start: %s %s", out.String(), errb.String())
+	}
+	ns := map[string]string{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(l); len(f) == 2 {
+			ns[f[0]] = f[1]
+		}
+	}
+	if ns["mounter"] == ns["other"] {
+		t.Fatalf("both apps are in mount namespace %s", ns["mounter"])
+	}
+	// enter resolves paths through the app's own mounts.
+	if r := e.run("enter", "--app=mounter", uuid, "/bin/cat", "/tmp/scratch/only-here"); r.code != 0 || r.stdout != "hi\n" {
+		t.Errorf("enter into the mounting app does not see its tmpfs: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	// The pod (its pid 1, systemd) sees the directory the app made on
+	// the pod's /tmp, but not the tmpfs mounted on it.
+	for _, l := range strings.Split(e.ok("status", uuid).stdout, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok && k == "pid" {
+			p := filepath.Join("/proc", v, "root", "opt/stage2/mounter/rootfs/tmp/scratch")
+			if _, err := os.Stat(p); err != nil {
+				t.Fatalf("the app's /tmp/scratch is not in the pod: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(p, "only-here")); err == nil {
+				t.Errorf("the app's tmpfs reached the pod's mount namespace")
+			}
+		}
+	}
+	e.ok("stop", uuid)
+	_ = c.Wait()
+	assertPodsGone(t, e)
+}
+
+// TestNspawnAppDevices checks an app's /dev against appc's OS-SPEC: the
+// listed devices work, and nothing else of the host's or the container's
+// devices is there.
+func TestNspawnAppDevices(t *testing.T) {
+	e := newEnv(t)
+	r := e.nspawnSh(`cd /dev && ls -A | sort | tr '\n' ' '; echo
+head -c 4 /dev/zero | od -An -tx1
+echo x > /dev/null && echo null-ok
+head -c 8 /dev/urandom | wc -c
+echo x > /dev/full 2>/dev/null || echo full-refuses
+test -c /dev/ptmx && test -d /dev/pts && echo pts-ok
+touch /dev/shm/a && echo shm-ok
+readlink /dev/fd`)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	want := "console fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero"
+	if got := strings.TrimSpace(lines[0]); got != want {
+		t.Errorf("/dev holds %q, want %q", got, want)
+	}
+	rest := strings.Join(lines[1:], "\n")
+	for _, w := range []string{"00 00 00 00", "null-ok", "8", "full-refuses", "pts-ok", "shm-ok", "/proc/self/fd"} {
+		if !strings.Contains(rest, w) {
+			t.Errorf("output lacks %q:\n%s", w, r.stdout)
+		}
+	}
+	assertPodsGone(t, e)
 }

@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 		return
 	}
 	if socket := os.Getenv(envPeerChild); socket != "" {
-		err := Register(context.Background(), socket, regA())
+		_, err := Register(context.Background(), socket, regA())
 		fmt.Printf("running=%v denied=%v\n", Running(socket), errors.Is(err, errdefs.ErrPermissionDenied))
 		return
 	}
@@ -166,7 +166,7 @@ func TestActivation(t *testing.T) {
 			ctx := t.Context()
 			r := regB()
 			r.IPs = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
-			if err := Register(ctx, socket, r); err != nil {
+			if _, err := Register(ctx, socket, r); err != nil {
 				t.Fatalf("Register through the activated socket: %v", err)
 			}
 			if code, body := httpGet(t, "http://"+tcpAddr+"/"+tokenB+"/acMetadata/v1/pod/uuid"); code != 200 || body != uuidB {

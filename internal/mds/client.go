@@ -16,23 +16,45 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 )
 
-// maxErrorBody bounds the error message read from the service.
-const maxErrorBody = 4 << 10
+// maxErrorBody bounds the error message read from the service, and
+// maxAnswer a successful answer.
+const (
+	maxErrorBody = 4 << 10
+	maxAnswer    = 4 << 10
+)
 
-// Register registers a pod with the service listening on socketPath. The
-// service refuses a pod it already has (errdefs.ErrAlreadyExists), an
-// invalid registration (errdefs.ErrInvalidArgument) and a caller that is
-// neither root nor its own user (errdefs.ErrPermissionDenied); a service
-// that is not running is errdefs.ErrUnavailable.
-func Register(ctx context.Context, socketPath string, r Registration) error {
+// Registered is the service's answer to a registration.
+type Registered struct {
+	// MetadataPort is the TCP port the service serves the metadata API
+	// on (its first metadata listener), which the pod's AC_METADATA_URL
+	// must name; 0 if it serves none.
+	MetadataPort int `json:"metadataPort"`
+}
+
+// Register registers a pod with the service listening on socketPath and
+// returns the service's answer. The service refuses a pod it already has
+// (errdefs.ErrAlreadyExists), an invalid registration
+// (errdefs.ErrInvalidArgument) and a caller that is neither root nor its own
+// user (errdefs.ErrPermissionDenied); a service that is not running is
+// errdefs.ErrUnavailable.
+func Register(ctx context.Context, socketPath string, r Registration) (Registered, error) {
+	var out Registered
 	body, err := json.Marshal(r)
 	if err != nil {
-		return fmt.Errorf("register pod %s with the metadata service: %w", r.UUID, err)
+		return out, fmt.Errorf("register pod %s with the metadata service: %w", r.UUID, err)
 	}
-	if err := call(ctx, socketPath, http.MethodPost, pathPods, body, http.StatusCreated); err != nil {
-		return fmt.Errorf("register pod %s with the metadata service: %w", r.UUID, err)
+	answer, err := callBody(ctx, socketPath, http.MethodPost, pathPods, body, http.StatusCreated)
+	if err != nil {
+		return out, fmt.Errorf("register pod %s with the metadata service: %w", r.UUID, err)
 	}
-	return nil
+	// An empty answer comes from a service older than Registered: it
+	// names no port.
+	if len(bytes.TrimSpace(answer)) > 0 {
+		if err := json.Unmarshal(answer, &out); err != nil {
+			return out, errdefs.With(errdefs.ErrUnavailable, fmt.Errorf("register pod %s with the metadata service: parse its answer: %w", r.UUID, err))
+		}
+	}
+	return out, nil
 }
 
 // Unregister removes pod podUUID from the service listening on socketPath.
@@ -59,6 +81,13 @@ func Running(socketPath string) bool {
 // call makes one request of the registration API and turns any status but
 // want into an error of the class the status stands for.
 func call(ctx context.Context, socketPath, method, path string, body []byte, want int) error {
+	_, err := callBody(ctx, socketPath, method, path, body, want)
+	return err
+}
+
+// callBody is call that also returns the body of a successful answer
+// (at most maxAnswer bytes).
+func callBody(ctx context.Context, socketPath, method, path string, body []byte, want int) ([]byte, error) {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -70,23 +99,27 @@ func call(ctx context.Context, socketPath, method, path string, body []byte, wan
 	// The host is a placeholder: the transport always dials socketPath.
 	req, err := http.NewRequestWithContext(ctx, method, "http://mds"+path, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", contentJSON)
 	}
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
-		return errdefs.With(errdefs.ErrUnavailable, err)
+		return nil, errdefs.With(errdefs.ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == want {
-		return nil
+		b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+		if err != nil {
+			return nil, errdefs.With(errdefs.ErrUnavailable, err)
+		}
+		return b, nil
 	}
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	text := strings.TrimSpace(string(msg))
 	if text == "" {
 		text = resp.Status
 	}
-	return errdefs.Newf(classOf(resp.StatusCode), "%s", text)
+	return nil, errdefs.Newf(classOf(resp.StatusCode), "%s", text)
 }

@@ -16,10 +16,9 @@
 //     0600). Only root, or the user the service runs as, may use it: the
 //     peer's credentials (SO_PEERCRED) are checked on every request, so a
 //     loose socket mode is not enough to reach it. Register, Unregister and
-//     Running are its client. Stage1 registers a pod once its networks are
-//     up (it is the one that knows the pod's addresses) and unregisters it
-//     when the pod stops; FromPodDir reads the manifests a registration
-//     needs from the pod directory.
+//     Running are its client. Stage0 ("nscn run") registers a pod with a
+//     token before its stage1 runs, and gc and rm unregister it; FromPodDir
+//     reads the manifests a registration needs from the pod directory.
 //
 //   - The metadata API, HTTP on TCP (DefaultPort), reached by the apps of
 //     the pods through AC_METADATA_URL. It answers a request only for the
@@ -33,7 +32,8 @@
 // What the package does not do: it keeps its registrations in memory only
 // (a restarted service knows no pod until each registers again); it does not
 // set up the pods' networks, pick the address pods use to reach it or set
-// AC_METADATA_URL (stage1 does, with MetadataURL); it does not serve TLS.
+// AC_METADATA_URL (stage1 does, in the form of MetadataURL); it does not
+// serve TLS.
 //
 // The package runs in stage0 (the server) and in stage1 (the client). The
 // server needs no privileges of its own; it is run as root in production so

@@ -138,19 +138,36 @@ func TestMetadataEndpoints(t *testing.T) {
 	}
 }
 
-func TestEmptyAnnotationsAreAList(t *testing.T) {
-	s := NewServer(testLogger(t))
-	r := regA()
-	r.PodManifest = json.RawMessage(`{"acVersion":"0.8.11","acKind":"PodManifest","apps":[{"name":"web","image":{"id":"` + idA + `"}}]}`)
-	r.ImageManifests["web"] = json.RawMessage(`{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/web"}`)
-	if err := s.Register(r); err != nil {
-		t.Fatal(err)
+func TestEmptyAnnotations(t *testing.T) {
+	tests := []struct {
+		name        string
+		podAnnots   string // the pod manifest's annotations member, "" for none
+		wantPod     string
+		wantAppList string
+	}{
+		// The pod's list answers as the manifest has it, which the ACE
+		// validator checks; an app's list is always a list.
+		{name: "absent", podAnnots: "", wantPod: "null", wantAppList: "[]"},
+		{name: "null", podAnnots: `,"annotations":null`, wantPod: "null", wantAppList: "[]"},
+		{name: "empty list", podAnnots: `,"annotations":[]`, wantPod: "[]", wantAppList: "[]"},
 	}
-	for _, path := range []string{"/acMetadata/v1/pod/annotations", "/acMetadata/v1/apps/web/annotations"} {
-		t.Run(path, func(t *testing.T) {
-			resp := do(t, s, fromA, "GET", path, nil)
-			if body := readBody(t, resp); resp.StatusCode != 200 || body != "[]" {
-				t.Fatalf("GET %s = %d %q, want 200 []", path, resp.StatusCode, body)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewServer(testLogger(t))
+			r := regA()
+			r.PodManifest = json.RawMessage(`{"acVersion":"0.8.11","acKind":"PodManifest","apps":[{"name":"web","image":{"id":"` + idA + `"}}]` + tt.podAnnots + `}`)
+			r.ImageManifests["web"] = json.RawMessage(`{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/web"}`)
+			if err := s.Register(r); err != nil {
+				t.Fatal(err)
+			}
+			for path, want := range map[string]string{
+				"/acMetadata/v1/pod/annotations":      tt.wantPod,
+				"/acMetadata/v1/apps/web/annotations": tt.wantAppList,
+			} {
+				resp := do(t, s, fromA, "GET", path, nil)
+				if body := readBody(t, resp); resp.StatusCode != 200 || body != want {
+					t.Errorf("GET %s = %d %q, want 200 %s", path, resp.StatusCode, body, want)
+				}
 			}
 		})
 	}

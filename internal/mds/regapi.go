@@ -16,7 +16,8 @@ import (
 // The registration API, HTTP/1.1 over the Unix socket:
 //
 //	GET    /v1/ping        204: the service is up
-//	POST   /v1/pods        body: Registration (JSON); 201, 400, 409
+//	POST   /v1/pods        body: Registration (JSON); 201 with a Registered
+//	                       (JSON), 400, 409
 //	DELETE /v1/pods/{uuid} 204, 400, 404
 //
 // Every request from a peer that is neither root nor the service's own user
@@ -83,7 +84,14 @@ func (h *regHandler) register(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	body, err := json.Marshal(Registered{MetadataPort: int(h.srv.port.Load())})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", contentJSON)
 	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write(body)
 }
 
 func (h *regHandler) unregister(w http.ResponseWriter, r *http.Request) {

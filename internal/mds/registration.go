@@ -135,12 +135,16 @@ func readManifest(path string) ([]byte, error) {
 
 // pod is a validated registration, as the service keeps it.
 type pod struct {
-	uuid        string // canonical form
-	tokenSum    tokenSum
-	hasToken    bool
-	ips         []netip.Addr
-	manifest    []byte
-	annotations types.Annotations // never nil: served as [] when empty
+	uuid     string // canonical form
+	tokenSum tokenSum
+	hasToken bool
+	ips      []netip.Addr
+	manifest []byte
+	// annotations are the pod manifest's, nil when it has none (or null),
+	// so that pod/annotations answers null exactly when the manifest that
+	// pod/manifest serves decodes to no list: the appc ACE validator
+	// compares the two with reflect.DeepEqual.
+	annotations types.Annotations
 	apps        map[string]*app
 	key         []byte // HMAC-SHA512 key, made by the service
 }
@@ -167,7 +171,9 @@ func (r *Registration) validate() (*pod, error) {
 		return nil, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("parse manifest of pod %s: %w", p.uuid, err))
 	}
 	p.manifest = append([]byte(nil), r.PodManifest...)
-	p.annotations = append(types.Annotations{}, pm.Annotations...)
+	if pm.Annotations != nil {
+		p.annotations = append(types.Annotations{}, pm.Annotations...)
+	}
 	for _, ra := range pm.Apps {
 		name := ra.Name.String()
 		raw, ok := r.ImageManifests[name]

@@ -3,15 +3,18 @@ package mds
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -81,6 +84,18 @@ func TestRegistrationOverUnixSocket(t *testing.T) {
 		t.Fatal("Running = false on a serving socket")
 	}
 
+	// Every registration is answered with the metadata port.
+	u, err := url.Parse(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	register := func(r Registration) error {
+		got, err := Register(ctx, socket, r)
+		if err == nil && strconv.Itoa(got.MetadataPort) != u.Port() {
+			return fmt.Errorf("registration answered port %d, want %s", got.MetadataPort, u.Port())
+		}
+		return err
+	}
 	// B reaches the service from loopback with its token.
 	b := regB()
 	b.IPs = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
@@ -89,14 +104,14 @@ func TestRegistrationOverUnixSocket(t *testing.T) {
 		do    func() error
 		class error
 	}{
-		{name: "register A", do: func() error { return Register(ctx, socket, regA()) }},
-		{name: "register B", do: func() error { return Register(ctx, socket, b) }},
-		{name: "register A again", do: func() error { return Register(ctx, socket, regA()) }, class: errdefs.ErrAlreadyExists},
-		{name: "register invalid", do: func() error { r := regA(); r.UUID = "x"; return Register(ctx, socket, r) }, class: errdefs.ErrInvalidArgument},
+		{name: "register A", do: func() error { return register(regA()) }},
+		{name: "register B", do: func() error { return register(b) }},
+		{name: "register A again", do: func() error { return register(regA()) }, class: errdefs.ErrAlreadyExists},
+		{name: "register invalid", do: func() error { r := regA(); r.UUID = "x"; return register(r) }, class: errdefs.ErrInvalidArgument},
 		{name: "unregister A", do: func() error { return Unregister(ctx, socket, uuidA) }},
 		{name: "unregister A again", do: func() error { return Unregister(ctx, socket, uuidA) }, class: errdefs.ErrNotFound},
 		{name: "unregister bad uuid", do: func() error { return Unregister(ctx, socket, "x") }, class: errdefs.ErrInvalidArgument},
-		{name: "register A anew", do: func() error { return Register(ctx, socket, regA()) }},
+		{name: "register A anew", do: func() error { return register(regA()) }},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
@@ -130,7 +145,7 @@ func TestClientWithoutService(t *testing.T) {
 	if Running(socket) {
 		t.Fatal("Running = true without a service")
 	}
-	if err := Register(t.Context(), socket, regA()); !errors.Is(err, errdefs.ErrUnavailable) {
+	if _, err := Register(t.Context(), socket, regA()); !errors.Is(err, errdefs.ErrUnavailable) {
 		t.Fatalf("Register = %v, want Unavailable", err)
 	}
 	if err := Unregister(t.Context(), socket, uuidA); !errors.Is(err, errdefs.ErrUnavailable) {

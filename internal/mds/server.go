@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/activation"
@@ -34,6 +35,9 @@ type Server struct {
 	log  *slog.Logger
 	reg  *registry
 	euid uint32
+	// port is the TCP port of the first metadata listener Serve was given
+	// (0 for none), told to every pod that registers (Registered).
+	port atomic.Int32
 }
 
 // NewServer returns a service with no pod registered. log receives a line
@@ -74,6 +78,11 @@ func (ls Listeners) Close() {
 func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	if ls.Registration == nil && len(ls.Metadata) == 0 {
 		return errdefs.InvalidArgument("metadata service: nothing to listen on")
+	}
+	if len(ls.Metadata) > 0 {
+		if a, ok := ls.Metadata[0].Addr().(*net.TCPAddr); ok {
+			s.port.Store(int32(a.Port)) //nolint:gosec // a TCP port fits in 16 bits
+		}
 	}
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	var servers []*http.Server

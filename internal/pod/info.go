@@ -309,6 +309,38 @@ func (p *Pod) Started(ctx context.Context) (time.Time, error) {
 	return time.Time{}, errdefs.NotFound("pod %s has not started", p.UUID)
 }
 
+// Ready returns when stage1 recorded the pod as ready: the modification
+// time of stage1abi.ReadyFile. Before that, and for a pod whose stage1
+// never writes it (an interface version below
+// stage1abi.InterfaceVersionReady), it fails with errdefs.ErrNotFound.
+// The file stays after the pod exits: whether the pod still runs is
+// State's answer.
+func (p *Pod) Ready(ctx context.Context) (time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, err
+	}
+	root, err := p.openRoot()
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer root.Close()
+	return readyTime(root, p.UUID)
+}
+
+func readyTime(root *os.Root, uuid string) (time.Time, error) {
+	fi, err := root.Lstat(stage1abi.ReadyFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, errdefs.NotFound("pod %s has not recorded that it is ready", uuid)
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read ready time of pod %s: %w", uuid, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return time.Time{}, errdefs.InvalidArgument("read ready time of pod %s: %s is not a regular file", uuid, stage1abi.ReadyFile)
+	}
+	return fi.ModTime(), nil
+}
+
 // Finished returns when the pod finished: the modification time of
 // stage1's stage1abi.ExitedMarker, or else of the newest app status file,
 // or else, for a pod marked for garbage collection, the time it was

@@ -253,6 +253,13 @@ func TestTimes(t *testing.T) {
 	if got, err := p.Started(ctx); err != nil || !got.Equal(started) {
 		t.Errorf("Started = %v, %v; want pid mtime %v", got, err, started)
 	}
+	if _, err := p.Ready(ctx); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("Ready before the ready file: %v", err)
+	}
+	ready := at(stage1abi.ReadyFile, 100*time.Minute)
+	if got, err := p.Ready(ctx); err != nil || !got.Equal(ready) {
+		t.Errorf("Ready = %v, %v; want ready file mtime %v", got, err, ready)
+	}
 	at(stage1abi.AppStatusFile("a"), 90*time.Minute)
 	newest := at(stage1abi.AppStatusFile("b"), time.Hour)
 	if got, err := p.Finished(ctx); err != nil || !got.Equal(newest) {
@@ -287,5 +294,15 @@ func TestTimes(t *testing.T) {
 	}
 	if _, err := running.Finished(ctx); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("Finished of a running pod: %v", err)
+	}
+}
+
+func TestReadyIsARegularFile(t *testing.T) {
+	p, dir := runPod(t)
+	if err := os.Mkdir(filepath.Join(dir, stage1abi.ReadyFile), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Ready(t.Context()); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("Ready with a directory as the ready file: %v, want invalid argument", err)
 	}
 }

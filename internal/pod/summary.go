@@ -25,12 +25,14 @@ type Summary struct {
 	Created, Started, Finished time.Time
 	// ExitStatuses is what AppExitStatuses returns.
 	ExitStatuses map[string]int
+	// Ready is what Ready returns; zero where it fails.
+	Ready time.Time
 }
 
 // Summary reads, with a single open of the pod directory and a single
 // read of each file, what Manifest, Created and Started return, and, with
-// full, what Finished and AppExitStatuses return. It is the cheap way to
-// describe many pods. It uses the State snapshot, like Finished.
+// full, what Finished, AppExitStatuses and Ready return. It is the cheap
+// way to describe many pods. It uses the State snapshot, like Finished.
 //
 // A missing file leaves its field zero. If the pod itself is gone, the
 // error is errdefs.ErrNotFound and the Summary nil. Problems with single
@@ -78,6 +80,11 @@ func (p *Pod) Summary(ctx context.Context, full bool) (*Summary, error) {
 		return s, errors.Join(errs...)
 	}
 
+	if t, err := readyTime(root, p.UUID); err != nil {
+		note(err)
+	} else {
+		s.Ready = t
+	}
 	var newest time.Time // of the app status files
 	if s.Manifest != nil {
 		s.ExitStatuses = make(map[string]int, len(s.Manifest.Apps))

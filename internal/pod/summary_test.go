@@ -33,6 +33,7 @@ func TestSummary(t *testing.T) {
 			files: map[string]string{stage1abi.PPIDFile: "42\n", stage1abi.ExitedMarker: ""},
 		},
 		{name: "running", apps: []string{"web"}, running: true, full: true, wantApps: 1, files: map[string]string{stage1abi.PIDFile: "42\n"}},
+		{name: "running and ready", apps: []string{"web"}, running: true, full: true, wantApps: 1, files: map[string]string{stage1abi.PIDFile: "42\n", stage1abi.ReadyFile: "2026-01-02T03:04:05Z\n"}},
 		{
 			name: "bad status", apps: []string{"web"}, full: true, wantApps: 1, wantErr: errdefs.ErrInvalidArgument,
 			files: map[string]string{stage1abi.PIDFile: "42\n", stage1abi.AppStatusFile("web"): "x\n"},
@@ -80,6 +81,12 @@ func TestSummary(t *testing.T) {
 					t.Errorf("not full, but Finished = %v, ExitStatuses = %v", s.Finished, s.ExitStatuses)
 				}
 				return
+			}
+			if ready, _ := p.Ready(ctx); !s.Ready.Equal(ready) {
+				t.Errorf("Ready = %v, want %v", s.Ready, ready)
+			}
+			if _, ok := tt.files[stage1abi.ReadyFile]; ok == s.Ready.IsZero() {
+				t.Errorf("Ready = %v with ready file %v", s.Ready, ok)
 			}
 			if finished, _ := p.Finished(ctx); !s.Finished.Equal(finished) {
 				t.Errorf("Finished = %v, want %v", s.Finished, finished)

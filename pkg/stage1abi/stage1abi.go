@@ -36,7 +36,7 @@ const (
 // is refused, since it may expect arguments this stage0 does not pass.
 const (
 	MinInterfaceVersion = 1
-	MaxInterfaceVersion = 6
+	MaxInterfaceVersion = 8
 )
 
 // CheckInterfaceVersion parses the interface-version annotation value. An
@@ -62,6 +62,7 @@ const (
 	FlagNet                    = "net"
 	FlagInteractive            = "interactive"
 	FlagMDSToken               = "mds-token"
+	FlagMDSPort                = "mds-port"
 	FlagLocalConfig            = "local-config"
 	FlagHostname               = "hostname"
 	FlagDNSConfMode            = "dns-conf-mode"
@@ -101,6 +102,12 @@ const (
 	NetNSFile         = "netns"    // path of the pod's network namespace, written by stage1
 	MDSTokenFile      = "mds-token"
 	ExitedMarker      = "exited" // written by stage1 when the pod has ended
+	// ReadyFile is written by a stage1 of InterfaceVersionReady or newer
+	// once the pod is ready: its apps have started, each after its
+	// prepare and pre-start steps. It is a regular file, replaced
+	// atomically; its content (a time, for people) is not read: its
+	// existence is the signal and its modification time when it came.
+	ReadyFile = "ready"
 )
 
 // Stage2Dir is the directory of an app inside the stage1 rootfs.
@@ -129,7 +136,17 @@ const (
 	InterfaceVersionDNSConf     = 4 // --dns-conf-mode
 	InterfaceVersionLocalConfig = 5 // gc's --local-config
 	InterfaceVersionIPC         = 6 // --ipc
+	InterfaceVersionMDSPort     = 7 // --mds-port
+	// InterfaceVersionReady brings no argument: a stage1 that declares it
+	// writes ReadyFile when the pod is ready. Below it, stage0 takes a
+	// pod that runs and has recorded its pid as ready.
+	InterfaceVersionReady = 8
 )
+
+// DefaultMDSPort is the TCP port of the metadata service that a stage1
+// assumes when it gets --mds-token without --mds-port (a stage0 older than
+// interface version 7, or a stage1 that declares less): rkt's port.
+const DefaultMDSPort = 18112
 
 // Values of the run entrypoint's --net flag that name no CNI network.
 // Anything else is a comma-separated list of network names.
@@ -179,6 +196,36 @@ const EmptyVolumesDir = "stage1/rootfs/volumes"
 // to the pod directory.
 func EmptyVolumeDir(name string) string { return filepath.Join(EmptyVolumesDir, name) }
 
+// App logs. A stage1 that records what the apps write creates LogsDir in
+// the pod directory before it starts any app and appends to one file per
+// app, AppLogFile, while the pod runs; the files stay until the pod is
+// removed. A stage1 that records nothing leaves LogsDir absent, and
+// "nscn logs" says so. Recording logs is optional and needs no interface
+// version: stage0 only reads the files.
+//
+// Each line of a log file is one record (the CRI logging format):
+//
+//	<time> <stream> <tag> <content>\n
+//
+// time is an RFC 3339 time with nanoseconds (time.RFC3339Nano) when the
+// stage1 read the bytes; stream is LogStreamStdout or LogStreamStderr;
+// tag is LogTagFull when the app wrote a newline after content (the
+// newline is not part of content) and LogTagPartial when it did not (yet):
+// the next record of the same stream continues the same line. content is
+// the app's bytes unchanged and never contains a newline. Records are
+// appended whole (one write(2) each, O_APPEND), so a reader may see a
+// last line without its newline only while it is being written.
+const (
+	LogsDir         = "logs"
+	LogStreamStdout = "stdout"
+	LogStreamStderr = "stderr"
+	LogTagFull      = "F"
+	LogTagPartial   = "P"
+)
+
+// AppLogFile is the log file of an app, relative to the pod directory.
+func AppLogFile(app string) string { return filepath.Join(LogsDir, app+".log") }
+
 // Entries stage0 keeps in the pod directory for its own use, relative to the
 // pod directory. A stage1 must neither read nor write them.
 const (
@@ -188,4 +235,8 @@ const (
 	// OverlayDir holds the upper and work directories of the overlayfs
 	// mounts stage0 makes for the stage1 and app rootfses.
 	OverlayDir = "overlay"
+	// MDSSocketFile names, for a pod stage0 registered with the metadata
+	// service, the service's registration socket (a path and a newline),
+	// so that gc and rm unregister the pod from the same service.
+	MDSSocketFile = "mds-socket"
 )

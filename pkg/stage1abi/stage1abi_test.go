@@ -13,8 +13,8 @@ func TestCheckInterfaceVersion(t *testing.T) {
 	}{
 		{name: "absent means 1", in: "", want: 1},
 		{name: "supported", in: "4", want: 4},
-		{name: "newest", in: "6", want: MaxInterfaceVersion},
-		{name: "too new", in: "7", wantErr: true},
+		{name: "newest", in: "8", want: MaxInterfaceVersion},
+		{name: "too new", in: "9", wantErr: true},
 		{name: "zero", in: "0", wantErr: true},
 		{name: "not a number", in: "v5", wantErr: true},
 	}
@@ -29,7 +29,10 @@ func TestCheckInterfaceVersion(t *testing.T) {
 }
 
 func TestFlagVersionsAreSupported(t *testing.T) {
-	for _, v := range []int{InterfaceVersionHostname, InterfaceVersionDisable, InterfaceVersionDNSConf, InterfaceVersionLocalConfig, InterfaceVersionIPC} {
+	if InterfaceVersionReady != MaxInterfaceVersion {
+		t.Errorf("the newest interface version is %d, but stage0 accepts up to %d", InterfaceVersionReady, MaxInterfaceVersion)
+	}
+	for _, v := range []int{InterfaceVersionHostname, InterfaceVersionDisable, InterfaceVersionDNSConf, InterfaceVersionLocalConfig, InterfaceVersionIPC, InterfaceVersionMDSPort, InterfaceVersionReady} {
 		if v < MinInterfaceVersion || v > MaxInterfaceVersion {
 			t.Errorf("interface version %d is outside %d..%d", v, MinInterfaceVersion, MaxInterfaceVersion)
 		}
@@ -45,6 +48,7 @@ func TestPodPaths(t *testing.T) {
 		{name: "status file", got: AppStatusFile("web"), want: "stage1/rootfs/rkt/status/web"},
 		{name: "app info", got: AppInfoDir("web"), want: "appsinfo/web"},
 		{name: "empty volume", got: EmptyVolumeDir("cache"), want: "stage1/rootfs/volumes/cache"},
+		{name: "app log", got: AppLogFile("web"), want: "logs/web.log"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -167,6 +167,7 @@ func commands() []*cli.Command {
 		runPreparedCommand(),
 		listCommand(),
 		statusCommand(),
+		logsCommand(),
 		catManifestCommand(),
 		enterCommand(),
 		stopCommand(),

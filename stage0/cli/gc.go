@@ -141,8 +141,12 @@ func markPods(ctx context.Context, g *Globals, expirePrepared time.Duration) (po
 // flag from interface version 5), in the pod directory. A pod without a
 // stage1 manifest (it was abandoned before its stage1 was chosen) or whose
 // stage1 has no gc entrypoint has nothing to collect.
+//
+// First, it unregisters the pod from the metadata service run registered it
+// with, if any.
 func podStage1GC(g *Globals) func(ctx context.Context, p *pod.Pod) error {
 	return func(ctx context.Context, p *pod.Pod) error {
+		unregisterPod(ctx, g, p)
 		if _, err := os.Lstat(filepath.Join(p.Path, stage1abi.Stage1ManifestRel)); errors.Is(err, fs.ErrNotExist) {
 			g.Log.Debug("pod has no stage1, skipping the stage1 gc", "pod", p.UUID)
 			return nil

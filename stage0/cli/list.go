@@ -152,6 +152,7 @@ type podView struct {
 	started  time.Time // zero: has not started
 	finished time.Time // zero: has not finished (read with detail only)
 	pid      int       // 0: not running or not recorded (read with detail only)
+	ready    *bool     // whether a running pod is ready; nil otherwise (read with detail only)
 }
 
 // podAppView is one app of a podView.
@@ -206,6 +207,12 @@ func readPodView(ctx context.Context, p *pod.Pod, detail bool) (podView, []error
 			warnings = append(warnings, err)
 		}
 		v.pid = pid
+		writesReady, err := stage1WritesReady(p)
+		if err != nil {
+			warnings = append(warnings, err)
+		}
+		ready := podIsReady(writesReady, s.Ready, pid)
+		v.ready = &ready
 	}
 	return v, warnings, nil
 }
@@ -219,6 +226,8 @@ type podJSON struct {
 	Started  string       `json:"started,omitempty"`
 	Finished string       `json:"finished,omitempty"`
 	PID      int          `json:"pid,omitempty"`
+	// Ready is present while the pod runs.
+	Ready *bool `json:"ready,omitempty"`
 }
 
 // podAppJSON is an app in podJSON.
@@ -240,6 +249,7 @@ func (v *podView) json() podJSON {
 		Started:  rfc3339(v.started),
 		Finished: rfc3339(v.finished),
 		PID:      v.pid,
+		Ready:    v.ready,
 	}
 	for i, a := range v.apps {
 		aj := podAppJSON{Name: a.name, ImageName: a.imageName, ImageID: a.imageID}

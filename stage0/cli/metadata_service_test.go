@@ -75,7 +75,7 @@ func checkMetadataService(t *testing.T, socket string, port int) {
 		IPs:            []netip.Addr{netip.MustParseAddr("127.0.0.1")},
 		Token:          mdsTestToken,
 	}
-	if err := mds.Register(t.Context(), socket, reg); err != nil {
+	if _, err := mds.Register(t.Context(), socket, reg); err != nil {
 		t.Fatal(err)
 	}
 	base := mds.MetadataURL(netip.MustParseAddr("127.0.0.1"), port, mdsTestToken)

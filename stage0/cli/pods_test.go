@@ -108,20 +108,26 @@ var fakeEntrypoints = map[string]string{
 // script appends "<cwd>|<arg>|<arg>…" to <rec>/<name>.calls, prints
 // "<name> ran" on stdout and exits with the number in <rec>/<name>.status
 // (0 if absent).
-func (f *podFixture) writeStage1(podDir string) {
+func (f *podFixture) writeStage1(podDir string) { f.writeStage1Version(podDir, 5) }
+
+// writeStage1Version is writeStage1 with a stage1 that declares the
+// given interface version.
+func (f *podFixture) writeStage1Version(podDir string, version int) {
 	f.t.Helper()
 	for _, ep := range fakeEntrypoints {
 		writeTestFile(f.t, filepath.Join(podDir, stage1abi.Stage1RootfsRel, ep), f.stage1Script(filepath.Base(ep)), 0o755)
 	}
-	writeTestFile(f.t, filepath.Join(podDir, stage1abi.Stage1ManifestRel), string(f.stage1Manifest()), 0o644)
+	writeTestFile(f.t, filepath.Join(podDir, stage1abi.Stage1ManifestRel), string(f.stage1ManifestVersion(version)), 0o644)
 }
 
 // stage1Manifest is the image manifest of the fake stage1.
-func (f *podFixture) stage1Manifest() []byte {
+func (f *podFixture) stage1Manifest() []byte { return f.stage1ManifestVersion(5) }
+
+func (f *podFixture) stage1ManifestVersion(version int) []byte {
 	f.t.Helper()
 	m := schema.BlankImageManifest()
 	m.Name = *types.MustACIdentifier("example.com/stage1-fake")
-	m.Annotations.Set(*types.MustACIdentifier(stage1abi.AnnotationInterfaceVersion), "5")
+	m.Annotations.Set(*types.MustACIdentifier(stage1abi.AnnotationInterfaceVersion), strconv.Itoa(version))
 	for ann, ep := range fakeEntrypoints {
 		m.Annotations.Set(*types.MustACIdentifier(ann), ep)
 	}
@@ -224,6 +230,11 @@ type podSpec struct {
 	noPID bool
 	// treeKey is the rendered tree recorded for every app.
 	treeKey string
+	// stage1Version is the interface version the fake stage1 declares;
+	// 0 means 5, which predates the ready file.
+	stage1Version int
+	// ready writes the ready file of a Running or Exited pod.
+	ready bool
 }
 
 // mkPod makes a pod through the pod API. A Running pod is returned
@@ -252,7 +263,10 @@ func (f *podFixture) mkPod(s podSpec) *pod.Pod {
 	if err := p.ToPreparing(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f.writeStage1(p.Path)
+	if s.stage1Version == 0 {
+		s.stage1Version = 5
+	}
+	f.writeStage1Version(p.Path, s.stage1Version)
 	for _, a := range s.apps {
 		im := schema.BlankImageManifest()
 		im.Name = *types.MustACIdentifier("example.com/" + a)
@@ -279,6 +293,9 @@ func (f *podFixture) mkPod(s podSpec) *pod.Pod {
 	}
 	if !s.noPID {
 		writeTestFile(t, filepath.Join(p.Path, stage1abi.PIDFile), strconv.Itoa(os.Getpid())+"\n", 0o644)
+	}
+	if s.ready {
+		writeTestFile(t, filepath.Join(p.Path, stage1abi.ReadyFile), "", 0o644)
 	}
 	if s.state == pod.Running {
 		return p
@@ -722,6 +739,102 @@ func TestPodsStatusWait(t *testing.T) {
 		_, _, err := f.run("status", "--wait-ready", p.UUID)
 		checkErr(t, err, errdefs.ErrFailedPrecondition, 0)
 	})
+
+	// A stage1 of interface version 8 says when the pod is ready: the pid
+	// alone is not enough.
+	t.Run("wait-ready waits for the ready file", func(t *testing.T) {
+		p := f.mkPod(podSpec{state: pod.Running, stage1Version: stage1abi.InterfaceVersionReady})
+		const hold = 200 * time.Millisecond
+		go func() {
+			time.Sleep(hold)
+			writeTestFile(t, filepath.Join(p.Path, stage1abi.ReadyFile), "", 0o644)
+		}()
+		start := time.Now()
+		out := f.mustRun("status", "--wait-ready=10s", p.UUID)
+		if d := time.Since(start); d < hold {
+			t.Fatalf("status --wait-ready returned after %v, before the pod was ready (%v)", d, hold)
+		}
+		if !strings.Contains(out, "state=running\n") || !strings.Contains(out, "ready=true\n") {
+			t.Fatalf("got:\n%s", out)
+		}
+	})
+
+	t.Run("wait-ready with a limit on a running pod that is not ready gives up", func(t *testing.T) {
+		p := f.mkPod(podSpec{state: pod.Running, stage1Version: stage1abi.InterfaceVersionReady})
+		start := time.Now()
+		out, _, err := f.run("status", "--wait-ready=300ms", p.UUID)
+		checkErr(t, err, errdefs.ErrUnavailable, 0)
+		if d := time.Since(start); d < 300*time.Millisecond {
+			t.Fatalf("gave up after %v", d)
+		}
+		if want := "gave up after 300ms: the pod runs, but its apps have not all started"; !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %q lacks %q", err, want)
+		}
+		if out != "" {
+			t.Fatalf("nothing should be printed on timeout: %q", out)
+		}
+	})
+
+	t.Run("wait-ready fails when the pod exits before it is ready", func(t *testing.T) {
+		p := f.mkPod(podSpec{state: pod.Running, stage1Version: stage1abi.InterfaceVersionReady})
+		go func() {
+			time.Sleep(100 * time.Millisecond)
+			_ = p.Unlock()
+		}()
+		_, _, err := f.run("status", "--wait-ready=10s", p.UUID)
+		checkErr(t, err, errdefs.ErrFailedPrecondition, 0)
+		if !strings.Contains(err.Error(), "pod is exited") {
+			t.Fatalf("error %q does not say the pod exited", err)
+		}
+	})
+
+	t.Run("an exited pod is not ready, whatever its ready file says", func(t *testing.T) {
+		p := f.mkPod(podSpec{state: pod.Exited, stage1Version: stage1abi.InterfaceVersionReady, ready: true})
+		_, _, err := f.run("status", "--wait-ready", p.UUID)
+		checkErr(t, err, errdefs.ErrFailedPrecondition, 0)
+	})
+}
+
+func TestPodsStatusReady(t *testing.T) {
+	f := newPodFixture(t)
+	tests := []struct {
+		name string
+		spec podSpec
+		want string // the ready line; empty: none
+	}{
+		{name: "old stage1, running with a pid", spec: podSpec{state: pod.Running}, want: "ready=true"},
+		{name: "old stage1, running without a pid", spec: podSpec{state: pod.Running, noPID: true}, want: "ready=false"},
+		{name: "ready stage1, not ready yet", spec: podSpec{state: pod.Running, stage1Version: stage1abi.InterfaceVersionReady}, want: "ready=false"},
+		{name: "ready stage1, ready", spec: podSpec{state: pod.Running, stage1Version: stage1abi.InterfaceVersionReady, ready: true}, want: "ready=true"},
+		{name: "exited", spec: podSpec{state: pod.Exited, stage1Version: stage1abi.InterfaceVersionReady, ready: true}},
+		{name: "prepared", spec: podSpec{state: pod.Prepared}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := f.mkPod(tt.spec)
+			out := f.mustRun("status", p.UUID)
+			var lines []string
+			for l := range strings.SplitSeq(out, "\n") {
+				if strings.HasPrefix(l, "ready=") {
+					lines = append(lines, l)
+				}
+			}
+			if got := strings.Join(lines, ","); got != tt.want {
+				t.Fatalf("ready lines %q, want %q in:\n%s", got, tt.want, out)
+			}
+			var js podJSON
+			if err := json.Unmarshal([]byte(f.mustRun("status", "--format=json", p.UUID)), &js); err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			if js.Ready != nil {
+				got = "ready=" + strconv.FormatBool(*js.Ready)
+			}
+			if got != tt.want {
+				t.Fatalf("json ready %q, want %q", got, tt.want)
+			}
+		})
+	}
 }
 
 func TestWaitFlag(t *testing.T) {

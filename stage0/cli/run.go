@@ -17,7 +17,9 @@ import (
 
 	"github.com/nosecone/nscn/internal/aci"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/mds"
 	"github.com/nosecone/nscn/internal/pod"
+	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/stage0/prepare"
 	"github.com/nosecone/nscn/stage0/stage1"
@@ -100,6 +102,13 @@ func runPreparedCommand() *cli.Command {
 			&cli.BoolFlag{Name: "interactive", Usage: "attach the terminal to the app"},
 			&cli.StringFlag{Name: "hostname", Usage: "the pod's hostname"},
 			&cli.StringFlag{Name: "dns-conf-mode", Usage: "resolv=MODE,hosts=MODE for the stage1"},
+			&cli.BoolFlag{Name: "mds-register", Usage: "register the pod with the metadata service (default: when it is running)"},
+			&cli.StringFlag{Name: "mds-socket", Value: mds.DefaultSocket, Usage: "the metadata service's registration socket"},
+			&cli.StringSliceFlag{Name: "dns", Usage: "the apps' nameserver, or host or none"},
+			&cli.StringSliceFlag{Name: "dns-search", Usage: "a search domain of the apps' resolv.conf"},
+			&cli.StringSliceFlag{Name: "dns-opt", Usage: "an option of the apps' resolv.conf"},
+			&cli.StringFlag{Name: "dns-domain", Usage: "the local domain of the apps' resolv.conf"},
+			&cli.StringSliceFlag{Name: "hosts-entry", Usage: "an /etc/hosts line for the apps, IP=NAME, or host"},
 		},
 		Action: func(c *cli.Context) error {
 			g := globals(c)
@@ -121,18 +130,25 @@ func runPreparedCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := stage1.CheckDNSConfMode(c.String("dns-conf-mode")); err != nil {
+			dns, err := dnsFlags{
+				DNS: c.StringSlice("dns"), Search: c.StringSlice("dns-search"), Opts: c.StringSlice("dns-opt"),
+				Domain: c.String("dns-domain"), HostsEntries: c.StringSlice("hosts-entry"), ConfMode: c.String("dns-conf-mode"),
+			}.plan()
+			if err != nil {
 				return err
 			}
 			if c.Bool("interactive") && len(m.Apps) != 1 {
 				return usageErrorf("--interactive needs a pod with exactly one app")
 			}
+			mo := mdsOptions{Socket: c.String("mds-socket")}
+			if c.IsSet("mds-register") {
+				mo.Register = strconv.FormatBool(c.Bool("mds-register"))
+			}
 			return execStage1(c.Context, g, p, eps, stage1.RunFlags{
 				Net:         c.String("net"),
 				Interactive: c.Bool("interactive"),
 				Hostname:    c.String("hostname"),
-				DNSConfMode: c.String("dns-conf-mode"),
-			})
+			}, dns, mo)
 		},
 	}
 }
@@ -156,11 +172,27 @@ func runOrPrepare(c *cli.Context, run bool) error {
 	if err != nil {
 		return err
 	}
-	if err := stage1.CheckDNSConfMode(ra.flag("dns-conf-mode")); err != nil {
+	dns, err := dnsFlags{
+		DNS: ra.pod["dns"], Search: ra.pod["dns-search"], Opts: ra.pod["dns-opt"],
+		Domain: ra.flag("dns-domain"), HostsEntries: ra.pod["hosts-entry"], ConfMode: ra.flag("dns-conf-mode"),
+	}.plan()
+	if err != nil {
 		return err
+	}
+	if !run && (dns.ConfMode != "" || ra.flag("net") != "" || ra.flag("hostname") != "") {
+		// prepare keeps no run flags: run-prepared takes them.
+		return usageErrorf("--net, --hostname and the DNS flags apply when the pod runs: give them to run-prepared")
 	}
 	if ra.boolean(nil, "interactive") && len(opts.Apps) != 1 {
 		return usageErrorf("--interactive needs exactly one app")
+	}
+	mo := mdsOptions{Register: ra.flag("mds-register"), Socket: ra.flag("mds-socket")}
+	if !run {
+		if err := refuseMDSFlags(ra); err != nil {
+			return err
+		}
+	} else if err := mo.checkRequired(); err != nil {
+		return err
 	}
 	policy := fetch.PullNew
 	if v := ra.flag("pull-policy"); v != "" {
@@ -206,17 +238,31 @@ func runOrPrepare(c *cli.Context, run bool) error {
 		Net:         ra.flag("net"),
 		Interactive: ra.boolean(nil, "interactive"),
 		Hostname:    ra.flag("hostname"),
-		DNSConfMode: ra.flag("dns-conf-mode"),
-	})
+	}, dns, mo)
 	// execStage1 returns only when the stage1 could not be started.
 	prepare.Discard(context.WithoutCancel(c.Context), prep.Pod, g.Log)
 	return err
 }
 
-// execStage1 moves the pod to run/ and replaces nscn with the stage1's run
-// entrypoint, handing it the pod lock.
-func execStage1(ctx context.Context, g *Globals, p *pod.Pod, eps stage1.Entrypoints, f stage1.RunFlags) error {
+// execStage1 registers the pod with the metadata service (as mo asks),
+// moves it to run/ and replaces nscn with the stage1's run entrypoint,
+// handing it the pod lock and the DNS files. If it returns, the pod is
+// unregistered again.
+func execStage1(ctx context.Context, g *Globals, p *pod.Pod, eps stage1.Entrypoints, f stage1.RunFlags, dns podDNS, mo mdsOptions) error {
+	reg, err := registerWithMDS(ctx, g, p, mo)
+	if err != nil {
+		return err
+	}
+	if reg.Token != "" {
+		defer func() { forgetMDS(context.WithoutCancel(ctx), g, p) }()
+		f.MDSToken, f.MDSPort = reg.Token, reg.Port
+		if eps.Version < stage1abi.InterfaceVersionMDSPort && reg.Port != stage1abi.DefaultMDSPort {
+			g.Log.Warn("the stage1 cannot be told the metadata service's port and assumes the default", "pod", p.UUID,
+				"port", reg.Port, "default", stage1abi.DefaultMDSPort, "interface-version", eps.Version)
+		}
+	}
 	f.Debug = g.Debug
+	f.DNSConfMode = dns.ConfMode
 	f.UUID = p.UUID
 	f.InterfaceVersion = eps.Version
 	f.LocalConfig = g.LocalConfig
@@ -233,6 +279,9 @@ func execStage1(ctx context.Context, g *Globals, p *pod.Pod, eps stage1.Entrypoi
 	if err != nil {
 		return err
 	}
+	if err := dns.write(p.Path); err != nil {
+		return fmt.Errorf("write the pod's DNS files: %w", err)
+	}
 	if err := p.ToRun(ctx); err != nil {
 		return err
 	}
@@ -240,7 +289,7 @@ func execStage1(ctx context.Context, g *Globals, p *pod.Pod, eps stage1.Entrypoi
 	if err != nil {
 		return err
 	}
-	g.Log.Debug("executing stage1", "pod", p.UUID, "entrypoint", eps.Run, "args", args)
+	g.Log.Debug("executing stage1", "pod", p.UUID, "entrypoint", eps.Run, "args", redactMDSToken(args))
 	return stage1.ExecRun(p.Path, eps, args, fd, os.Environ())
 }
 
@@ -261,7 +310,15 @@ func prepareOptions(g *Globals, ra *runArgs) (prepare.Options, stage1.Selection,
 		}
 		o.Volumes = append(o.Volumes, *vol)
 	}
+	ports, err := parsePorts(ra.pod["port"])
+	if err != nil {
+		return o, sel, err
+	}
+	o.Ports = ports
 	if pm := ra.flag("pod-manifest"); pm != "" {
+		if len(ports) > 0 {
+			return o, sel, usageErrorf("--port and --pod-manifest conflict: put the ports in the manifest")
+		}
 		if len(ra.apps) > 0 {
 			return o, sel, usageErrorf("--pod-manifest and images on the command line conflict; use one")
 		}
@@ -341,20 +398,11 @@ func appOptions(ra *runArgs, a *appArgs) (prepare.App, error) {
 		}
 		app.Mounts = append(app.Mounts, m)
 	}
-	if v := ra.get(a, "memory"); v != "" {
-		iso, err := types.NewResourceMemoryIsolator(v, v)
-		if err != nil {
-			return app, usageErrorf("--memory %q: %v (use the Kubernetes notation, e.g. 64Mi)", v, err)
-		}
-		app.Isolators = append(app.Isolators, iso.AsIsolator())
+	isos, err := isolatorFlags(ra, a)
+	if err != nil {
+		return app, err
 	}
-	if v := ra.get(a, "cpu"); v != "" {
-		iso, err := types.NewResourceCPUIsolator(v, v)
-		if err != nil {
-			return app, usageErrorf("--cpu %q: %v (use the Kubernetes notation, e.g. 500m)", v, err)
-		}
-		app.Isolators = append(app.Isolators, iso.AsIsolator())
-	}
+	app.Isolators = append(app.Isolators, isos...)
 	return app, nil
 }
 

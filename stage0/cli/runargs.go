@@ -34,6 +34,11 @@ var runFlagSpecs = map[string]runFlagSpec{
 	"signature":          {perApp: true, usage: "the image's detached signature, if not IMAGE.asc"},
 	"memory":             {perApp: true, usage: "memory limit, e.g. 64Mi (resource/memory)"},
 	"cpu":                {perApp: true, usage: "CPU limit, e.g. 500m (resource/cpu)"},
+	"cpu-shares":         {perApp: true, usage: "relative CPU weight, 2 to 262144 (os/linux/cpu-shares)"},
+	"caps-retain":        {perApp: true, usage: "capabilities to keep, e.g. CAP_NET_BIND_SERVICE,CAP_CHOWN (os/linux/capabilities-retain-set)"},
+	"caps-remove":        {perApp: true, usage: "capabilities to drop, e.g. CAP_MKNOD (os/linux/capabilities-remove-set)"},
+	"seccomp":            {perApp: true, usage: "syscall filter: mode=retain|remove[,errno=ENAME],SYSCALL,... (os/linux/seccomp-*-set)"},
+	"oom-score-adj":      {perApp: true, usage: "OOM killer score adjustment, -1000 to 1000 (os/linux/oom-score-adj)"},
 	// Pod-wide.
 	"volume":          {multi: true, usage: "define a volume: NAME,kind=host|empty,source=PATH,readOnly=BOOL"},
 	"pod-manifest":    {usage: "use this pod manifest instead of generating one (no images may be given)"},
@@ -48,7 +53,15 @@ var runFlagSpecs = map[string]runFlagSpec{
 	"stage1-url":      {usage: "URL of a stage1 image"},
 	"stage1-name":     {usage: "name of a stage1 image in the store"},
 	"stage1-hash":     {usage: "ID of a stage1 image in the store"},
-	"dns-conf-mode":   {usage: "resolv=MODE,hosts=MODE for the stage1 (default, host, none)"},
+	"dns-conf-mode":   {usage: "resolv=MODE,hosts=MODE for the stage1 (default, host, none); not with the flags below"},
+	"dns":             {multi: true, usage: "the apps' nameserver (repeatable), or host (the host's resolv.conf) or none (the image's)"},
+	"dns-search":      {multi: true, usage: "a search domain of the apps' resolv.conf (repeatable)"},
+	"dns-opt":         {multi: true, usage: "an option of the apps' resolv.conf, e.g. ndots:2 (repeatable)"},
+	"dns-domain":      {usage: "the local domain of the apps' resolv.conf"},
+	"hosts-entry":     {multi: true, usage: "an /etc/hosts line for the apps, IP=NAME[,NAME] (repeatable), or host (the host's file)"},
+	"port":            {multi: true, usage: "forward a host port to an image's named port: NAME:[HOSTIP:]HOSTPORT (repeatable)"},
+	"mds-register":    {boolean: true, usage: "register the pod with the metadata service (default: when it is running)"},
+	"mds-socket":      {usage: "the metadata service's registration socket (default /run/nscn/metadata-svc.sock)"},
 }
 
 // appArgs is one app on the command line.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/pod"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/stage0/stage1"
 )
 
 // statusPoll is how often status --wait looks at the pod again.
@@ -35,25 +37,29 @@ key=value line each, as rkt does:
    app-web=0
 
 created, started and finished are RFC 3339 times and are left out while unknown.
-pid=PID is printed while the pod runs. exited=true|false is printed for a pod that
-was started. app-NAME=STATUS is printed for each app whose exit status stage1
-recorded; a status above 128 is a death by signal 128+N. --format=json prints the
-same object as one element of "nscn list --format=json".
+pid=PID and ready=true|false are printed while the pod runs. exited=true|false is
+printed for a pod that was started. app-NAME=STATUS is printed for each app whose
+exit status stage1 recorded; a status above 128 is a death by signal 128+N.
+--format=json prints the same object as one element of "nscn list --format=json".
+
+A pod is ready when its apps have started: with the default stage1
+(stage1-nspawn), once the pod's systemd has run every app's prepare and
+pre-start steps and started the app. A stage1 that cannot tell (fly, and any
+stage1 of interface version 7 or older) makes a pod ready once it runs and its
+pid is known.
 
 --wait waits until the pod has exited (its lock is released) before printing;
---wait-ready waits until the pod is running and has recorded its pid. Without a
-value they wait for ever; --wait=DURATION (e.g. --wait=30s; the "=" is required)
-gives up after DURATION with an error. The fly stage1 has no readiness
-notification: a pod is ready once it runs and its pid is known. --wait-ready fails
-if the pod ends before it is seen ready. With both flags, status waits for
-readiness, then for the exit.
+--wait-ready waits until the pod is ready. Without a value they wait for ever;
+--wait=DURATION (e.g. --wait=30s; the "=" is required) gives up after DURATION
+with an error. --wait-ready fails if the pod ends before it is seen ready. With
+both flags, status waits for readiness, then for the exit.
 
 status exits 0 whatever the apps' statuses; its own failures exit 254 (2 for bad
 usage).`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Value: "lines", Usage: "output format: lines (key=value) or json"},
 			&cli.GenericFlag{Name: "wait", Value: &waitFlag{}, DefaultText: "off", Usage: "wait until the pod has exited; --wait=DURATION waits at most DURATION"},
-			&cli.GenericFlag{Name: "wait-ready", Value: &waitFlag{}, DefaultText: "off", Usage: "wait until the pod runs and has a pid; --wait-ready=DURATION waits at most DURATION"},
+			&cli.GenericFlag{Name: "wait-ready", Value: &waitFlag{}, DefaultText: "off", Usage: "wait until the pod's apps have started; --wait-ready=DURATION waits at most DURATION"},
 		},
 		Action: func(c *cli.Context) error {
 			g := globals(c)
@@ -107,6 +113,9 @@ func writeStatusLines(w io.Writer, v *podView) error {
 	line("finished", rfc3339(v.finished))
 	if v.pid > 0 {
 		line("pid", strconv.Itoa(v.pid))
+	}
+	if v.ready != nil {
+		line("ready", strconv.FormatBool(*v.ready))
 	}
 	switch v.state {
 	case pod.Running:
@@ -206,8 +215,11 @@ func waitPodExited(ctx context.Context, p *pod.Pod, timeout time.Duration) error
 	}
 }
 
-// waitPodReady waits until p runs and has recorded its pid. A pod that
-// ends first is errdefs.ErrFailedPrecondition. It refreshes p.
+// waitPodReady waits until p is ready: it runs and, if its stage1 says
+// when the apps have started (interface version
+// stage1abi.InterfaceVersionReady or newer), has recorded that it is
+// ready; for an older stage1, such as fly, once it has recorded its pid. A
+// pod that ends first is errdefs.ErrFailedPrecondition. It refreshes p.
 func waitPodReady(ctx context.Context, p *pod.Pod, timeout time.Duration) error {
 	ctx, cancel := withWaitLimit(ctx, timeout)
 	defer cancel()
@@ -215,11 +227,56 @@ func waitPodReady(ctx context.Context, p *pod.Pod, timeout time.Duration) error 
 	if _, err := p.WaitPID(ctx); err != nil {
 		return waitTimedOut(err, what, timeout)
 	}
-	if err := p.Refresh(ctx); err != nil {
-		return waitTimedOut(err, what, timeout)
+	notifies, err := stage1WritesReady(p)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	if p.State != pod.Running {
-		return errdefs.FailedPrecondition("%s: pod is %s", what, p.State)
+	for {
+		if err := p.Refresh(ctx); err != nil {
+			return waitTimedOut(err, what, timeout)
+		}
+		if p.State != pod.Running {
+			return errdefs.FailedPrecondition("%s: pod is %s", what, p.State)
+		}
+		if !notifies {
+			return nil
+		}
+		_, err := p.Ready(ctx)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errdefs.ErrNotFound) {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		t := time.NewTimer(statusPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return errdefs.With(errdefs.ErrUnavailable, fmt.Errorf("%s: gave up after %s: the pod runs, but its apps have not all started (%w)", what, timeout, ctx.Err()))
+			}
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		case <-t.C:
+		}
 	}
-	return nil
+}
+
+// stage1WritesReady reports whether the stage1 of p records when the pod
+// is ready (stage1abi.ReadyFile), from the interface version its manifest
+// in the pod directory declares.
+func stage1WritesReady(p *pod.Pod) (bool, error) {
+	eps, err := stage1.ReadPodEntrypoints(p.Path)
+	if err != nil {
+		return false, err
+	}
+	return eps.Version >= stage1abi.InterfaceVersionReady, nil
+}
+
+// podIsReady is whether a running pod is ready: it recorded readyAt when
+// its stage1 writes the ready file, or else its pid.
+func podIsReady(writesReady bool, readyAt time.Time, pid int) bool {
+	if writesReady {
+		return !readyAt.IsZero()
+	}
+	return pid > 0
 }

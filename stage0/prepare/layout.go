@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/appc/spec/schema"
 
@@ -93,10 +94,14 @@ func writeFile(path string, data []byte) error {
 // the machine anyway.
 func (p *Prepared) Sync() error {
 	files := append([]string{filepath.Join(p.Pod.Path, stage1abi.CreatedFile)}, p.written...)
+	// Every directory from a file's up to the pod directory: each names
+	// the one below it.
 	dirs := []string{p.Pod.Path}
 	for _, f := range files {
-		if d := filepath.Dir(f); !slices.Contains(dirs, d) {
-			dirs = append(dirs, d)
+		for d := filepath.Dir(f); d != p.Pod.Path && strings.HasPrefix(d, p.Pod.Path+"/"); d = filepath.Dir(d) {
+			if !slices.Contains(dirs, d) {
+				dirs = append(dirs, d)
+			}
 		}
 	}
 	for _, name := range append(files, dirs...) {

@@ -61,6 +61,9 @@ type Options struct {
 	Stage1  stage1.Ref
 	Apps    []App
 	Volumes []types.Volume
+	// Ports are the pod manifest's ports (--port): host ports forwarded
+	// to a port an app's image names.
+	Ports []types.ExposedPort
 	// PodManifest, when set, is used as the pod manifest instead of one
 	// generated from Apps (rkt's --pod-manifest).
 	PodManifest *schema.PodManifest
@@ -255,7 +258,28 @@ func generate(ctx context.Context, o Options, images map[string]*image) (*schema
 		pm.Apps = append(pm.Apps, ra)
 		images[acName] = im
 	}
+	if err := checkPorts(pm, o.Ports); err != nil {
+		return nil, err
+	}
+	pm.Ports = o.Ports
 	return pm, nil
+}
+
+// checkPorts refuses a --port whose name no app's image declares, before
+// any pod exists (stage1 would refuse it too, later).
+func checkPorts(pm *schema.PodManifest, ports []types.ExposedPort) error {
+next:
+	for _, ep := range ports {
+		for _, ra := range pm.Apps {
+			for _, p := range ra.App.Ports {
+				if p.Name == ep.Name {
+					continue next
+				}
+			}
+		}
+		return errdefs.NotFound("--port %s: no app's image declares a port named %q", ep.Name, ep.Name)
+	}
+	return nil
 }
 
 // effectiveApp merges the image's app with the user's overrides.
@@ -313,9 +337,25 @@ func effectiveApp(m *schema.ImageManifest, a App, o Options) (*types.App, error)
 	}
 	app.Environment = env
 	for _, iso := range a.Isolators {
-		app.Isolators.ReplaceIsolatorsByName(iso, []types.ACIdentifier{iso.Name})
+		// A flag's isolator replaces the image's of the same name and
+		// those it cannot be used with (a retain-set and a remove-set).
+		names := []types.ACIdentifier{iso.Name}
+		if other, ok := exclusiveIsolators[iso.Name]; ok {
+			names = append(names, other)
+		}
+		app.Isolators.ReplaceIsolatorsByName(iso, names)
 	}
 	return &app, nil
+}
+
+// exclusiveIsolators pairs the isolators that cannot be used together
+// (appc declares it for the seccomp sets only; it holds for capabilities
+// too, and the stage1 refuses both).
+var exclusiveIsolators = map[types.ACIdentifier]types.ACIdentifier{
+	types.LinuxCapabilitiesRetainSetName: types.LinuxCapabilitiesRevokeSetName,
+	types.LinuxCapabilitiesRevokeSetName: types.LinuxCapabilitiesRetainSetName,
+	types.LinuxSeccompRetainSetName:      types.LinuxSeccompRemoveSetName,
+	types.LinuxSeccompRemoveSetName:      types.LinuxSeccompRetainSetName,
 }
 
 func hasVolume(vs []types.Volume, name types.ACName) bool {

@@ -17,10 +17,14 @@ import (
 
 // RunFlags are the run entrypoint's arguments.
 type RunFlags struct {
-	Debug               bool
-	Net                 string
-	Interactive         bool
-	MDSToken            string
+	Debug       bool
+	Net         string
+	Interactive bool
+	MDSToken    string
+	// MDSPort is the metadata service's TCP port, passed with MDSToken
+	// to a stage1 of interface version 7 or later; an older stage1
+	// assumes stage1abi.DefaultMDSPort.
+	MDSPort             int
 	LocalConfig         string
 	Hostname            string
 	DNSConfMode         string
@@ -56,6 +60,9 @@ func RunArgs(f RunFlags) ([]string, error) {
 	}
 	if f.MDSToken != "" {
 		a = append(a, "--"+stage1abi.FlagMDSToken+"="+f.MDSToken)
+		if f.MDSPort != 0 && f.InterfaceVersion >= stage1abi.InterfaceVersionMDSPort {
+			a = append(a, "--"+stage1abi.FlagMDSPort+"="+strconv.Itoa(f.MDSPort))
+		}
 	}
 	if f.LocalConfig != "" {
 		a = append(a, "--"+stage1abi.FlagLocalConfig+"="+f.LocalConfig)

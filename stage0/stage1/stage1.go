@@ -27,7 +27,7 @@ import (
 // DefaultImage is the file name of the default stage1 image, looked up
 // beside the nscn binary and in the system image directory. A distribution
 // may change it at build time with -ldflags -X.
-var DefaultImage = "stage1-fly.aci"
+var DefaultImage = "stage1-nspawn.aci"
 
 // SystemImageDir is where `make install` puts the stage1 images.
 var SystemImageDir = "/usr/local/lib/nscn/stage1-images"

@@ -95,6 +95,11 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Fly has no network of its own to forward into: an app listens on
+	// the host's ports directly.
+	for _, p := range pm.Ports {
+		log.WarnContext(ctx, "fly shares the host's network: the port is not forwarded, the app uses the host's ports directly", "port", p.Name.String(), "host_port", p.HostPort)
+	}
 	ra, err := fly.SingleApp(pm)
 	if err != nil {
 		return 0, err

@@ -19,7 +19,10 @@ import "github.com/nosecone/nscn/pkg/stage1abi"
 
 // InterfaceVersion is the stage1 interface version stage1-fly implements
 // and declares in its image manifest: it parses every run argument up to
-// --ipc, introduced in version 6.
+// --ipc, introduced in version 6. It stays below
+// stage1abi.InterfaceVersionReady: fly has no init that could say when the
+// app has started, so stage0 takes a fly pod as ready once it runs and
+// has recorded its pid.
 const InterfaceVersion = stage1abi.InterfaceVersionIPC
 
 // Entrypoint paths inside the stage1-fly rootfs, as the image manifest

@@ -9,6 +9,10 @@ type EnvOptions struct {
 	// Term is the caller's TERM. It is passed on when the app is
 	// interactive (or entered) and its environment sets no TERM.
 	Term string
+	// MetadataURL, if set, is the app's AC_METADATA_URL: the stage1 runs
+	// the pod with a metadata service. It replaces any value the app's
+	// environment sets.
+	MetadataURL string
 }
 
 // Environment variable names the executor owns (ace.md).
@@ -17,6 +21,7 @@ const (
 	envAppName   = "AC_APP_NAME"
 	envContainer = "container"
 	envTerm      = "TERM"
+	envMetadata  = "AC_METADATA_URL"
 )
 
 // Environ computes the environment of the app's processes (main process,
@@ -29,15 +34,15 @@ const (
 //   - TERM from opts, if set and the app sets none;
 //   - AC_APP_NAME: the app's name, and container: ContainerEnv. These two
 //     belong to the executor: an app's own values for them are dropped.
-//
-// AC_METADATA_URL is not set: fly runs no metadata service.
+//   - AC_METADATA_URL from opts, if set, replacing the app's own. Fly never
+//     sets it: it runs no metadata service.
 func Environ(appName string, app *types.App, opts EnvOptions) []string {
 	env := make([]string, 0, len(app.Environment)+4)
 	if _, ok := app.Environment.Get(envPath); !ok {
 		env = append(env, envPath+"="+DefaultPath)
 	}
 	for _, v := range app.Environment {
-		if v.Name == envAppName || v.Name == envContainer {
+		if v.Name == envAppName || v.Name == envContainer || (v.Name == envMetadata && opts.MetadataURL != "") {
 			continue
 		}
 		env = append(env, v.Name+"="+v.Value)
@@ -45,7 +50,11 @@ func Environ(appName string, app *types.App, opts EnvOptions) []string {
 	if _, ok := app.Environment.Get(envTerm); !ok && opts.Term != "" {
 		env = append(env, envTerm+"="+opts.Term)
 	}
-	return append(env, envAppName+"="+appName, envContainer+"="+ContainerEnv)
+	env = append(env, envAppName+"="+appName, envContainer+"="+ContainerEnv)
+	if opts.MetadataURL != "" {
+		env = append(env, envMetadata+"="+opts.MetadataURL)
+	}
+	return env
 }
 
 // Getenv returns the value of name in an environment list built by

@@ -39,6 +39,17 @@ func TestEnviron(t *testing.T) {
 			want: []string{"PATH=" + DefaultPath, "TERM=xterm", "AC_APP_NAME=web", "container=nscn"},
 		},
 		{
+			name: "metadata URL from the executor replaces the app's",
+			env:  types.Environment{{Name: "AC_METADATA_URL", Value: "http://evil"}},
+			opts: EnvOptions{MetadataURL: "http://127.0.0.1:18112/tok"},
+			want: []string{"PATH=" + DefaultPath, "AC_APP_NAME=web", "container=nscn", "AC_METADATA_URL=http://127.0.0.1:18112/tok"},
+		},
+		{
+			name: "no metadata service keeps the app's value",
+			env:  types.Environment{{Name: "AC_METADATA_URL", Value: "http://mine"}},
+			want: []string{"PATH=" + DefaultPath, "AC_METADATA_URL=http://mine", "AC_APP_NAME=web", "container=nscn"},
+		},
+		{
 			name: "app TERM wins",
 			env:  types.Environment{{Name: "TERM", Value: "dumb"}},
 			opts: EnvOptions{Term: "xterm"},

@@ -134,6 +134,11 @@ type Mount struct {
 	// Fallback marks a mount that only fills a gap: it is skipped when
 	// the rootfs already has the target or the host lacks the source.
 	Fallback bool `json:"fallback,omitempty"`
+	// TargetMustExist marks a mount whose target lies in a volume: it is
+	// stacked on the target when the volume has it, and skipped, with a
+	// warning, when not, so that nothing is ever created in a volume
+	// (which may be a host directory).
+	TargetMustExist bool `json:"targetMustExist,omitempty"`
 	// Purpose names the mount in logs and errors: "system",
 	// "volume NAME", "dns".
 	Purpose string `json:"purpose"`
@@ -171,6 +176,13 @@ type PlanConfig struct {
 	Pod    *schema.PodManifest
 	App    *schema.RuntimeApp
 	DNS    DNSConf
+	// ResolvConf and Hosts are host paths of files the stage1 generated
+	// for the default DNS mode (a pod with a network of its own): a
+	// ResolvConf (the CNI result's DNS) replaces the image's
+	// /etc/resolv.conf; Hosts (the pod's hostname) is used instead of the
+	// host's /etc/hosts, still only when the image has none. Empty: the
+	// host's files, as fly uses them.
+	ResolvConf, Hosts string
 }
 
 // System mount targets.
@@ -200,7 +212,8 @@ const (
 //     volume read-only, never a read-only volume writable;
 //  6. /etc/resolv.conf and /etc/hosts per --dns-conf-mode: default binds
 //     the host's file only when the rootfs has none (fly shares the host's
-//     network), host always binds the host's, stage0 binds the file stage0
+//     network; see PlanConfig.ResolvConf and Hosts for a pod with a network
+//     of its own), host always binds the host's, stage0 binds the file stage0
 //     wrote, none leaves the rootfs alone. These binds are read-only.
 //
 // Mount paths must be absolute; "/" and exactly /proc, /sys or /dev are
@@ -236,10 +249,11 @@ func PlanMounts(cfg PlanConfig) (Plan, error) {
 	p.Mounts = append(p.Mounts, vols...)
 
 	for _, f := range []struct {
-		target, mode, stage0 string
+		target, mode, stage0, generated string
+		replaces                        bool
 	}{
-		{resolvConf, cfg.DNS.Resolv, stage1abi.Stage0ResolvConfRel},
-		{hostsFile, cfg.DNS.Hosts, stage1abi.Stage0HostsRel},
+		{resolvConf, cfg.DNS.Resolv, stage1abi.Stage0ResolvConfRel, cfg.ResolvConf, true},
+		{hostsFile, cfg.DNS.Hosts, stage1abi.Stage0HostsRel, cfg.Hosts, false},
 	} {
 		m := Mount{Kind: KindBind, Target: f.target, Flags: ReadOnly, Purpose: "dns"}
 		switch f.mode {
@@ -247,6 +261,9 @@ func PlanMounts(cfg PlanConfig) (Plan, error) {
 			continue
 		case stage1abi.DNSModeDefault, "":
 			m.Source, m.Fallback = f.target, true
+			if f.generated != "" {
+				m.Source, m.Fallback = f.generated, !f.replaces
+			}
 		case stage1abi.DNSModeHost:
 			m.Source = f.target
 		case stage1abi.DNSModeStage0:
@@ -255,8 +272,14 @@ func PlanMounts(cfg PlanConfig) (Plan, error) {
 			return Plan{}, errdefs.InvalidArgument("unknown DNS mode %q for %s", f.mode, f.target)
 		}
 		if v := volumeOver(vols, f.target); v != nil {
-			p.Warnings = append(p.Warnings, fmt.Sprintf("%s is not set up: it lies in the %s at %s", f.target, v.Purpose, v.Target))
-			continue
+			// rkt's precedence: the flags (host, stage0) and the pod
+			// network's file (generated) win over a volume, which wins
+			// over the host's file as a mere fallback.
+			if m.Fallback {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("%s is not set up: it lies in the %s at %s", f.target, v.Purpose, v.Target))
+				continue
+			}
+			m.TargetMustExist = true
 		}
 		p.Mounts = append(p.Mounts, m)
 	}
@@ -269,7 +292,8 @@ func planVolumes(cfg PlanConfig, p *Plan) ([]Mount, error) {
 	ra := cfg.App
 	var mounts []Mount
 	emptySeen := map[string]bool{}
-	for _, m := range ra.Mounts {
+	appMounts := withImplicitMounts(cfg.Pod, ra)
+	for _, m := range appMounts {
 		target, err := mountTarget(m.Path)
 		if err != nil {
 			return nil, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("app %q mount of volume %q: %w", ra.Name, m.Volume, err))
@@ -318,7 +342,7 @@ func planVolumes(cfg PlanConfig, p *Plan) ([]Mount, error) {
 		mounts = append(mounts, mt)
 	}
 	for _, mp := range ra.App.MountPoints {
-		if !fulfilled(ra.Mounts, mp) {
+		if !fulfilled(appMounts, mp) {
 			p.Warnings = append(p.Warnings, fmt.Sprintf("mount point %q at %s has no volume and stays as the image left it", mp.Name, mp.Path))
 		}
 	}
@@ -368,6 +392,27 @@ func mountPointReadOnly(mps []types.MountPoint, m schema.Mount) bool {
 		}
 	}
 	return false
+}
+
+// withImplicitMounts returns the app's mounts from the pod manifest, plus
+// one for each mount point they leave unserved that names a pod volume:
+// an image's mount point is fulfilled by the pod volume of the same name
+// when the pod manifest has no mount for it, as rkt and the appc ACE
+// validator (its "database" volume) expect.
+func withImplicitMounts(pm *schema.PodManifest, ra *schema.RuntimeApp) []schema.Mount {
+	mounts := append([]schema.Mount(nil), ra.Mounts...)
+	for _, mp := range ra.App.MountPoints {
+		if fulfilled(mounts, mp) {
+			continue
+		}
+		for _, v := range pm.Volumes {
+			if v.Name.Equals(mp.Name) {
+				mounts = append(mounts, schema.Mount{Volume: mp.Name, Path: mp.Path})
+				break
+			}
+		}
+	}
+	return mounts
 }
 
 // fulfilled reports whether a pod mount serves the mount point.

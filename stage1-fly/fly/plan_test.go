@@ -46,11 +46,13 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestPlanMountsGolden(t *testing.T) {
 	tests := []struct {
-		name  string
-		app   func() *types.App
-		ra    func(*schema.RuntimeApp)
-		vols  []types.Volume
-		dns   DNSConf
+		name string
+		app  func() *types.App
+		ra   func(*schema.RuntimeApp)
+		vols []types.Volume
+		dns  DNSConf
+		// gen are the stage1's generated resolv.conf and hosts.
+		gen   [2]string
 		check func(*testing.T, Plan)
 	}{
 		{
@@ -91,6 +93,25 @@ func TestPlanMountsGolden(t *testing.T) {
 			dns: DNSConf{Resolv: "host", Hosts: "stage0"},
 		},
 		{
+			// The ACE validator's shape: a mount point served by the pod
+			// volume of its name, with no mount in the pod manifest.
+			name: "implicit-mount",
+			app: func() *types.App {
+				a := baseApp()
+				a.MountPoints = []types.MountPoint{
+					{Name: *types.MustACName("database"), Path: "/db"},
+					{Name: *types.MustACName("conf"), Path: "/etc/app", ReadOnly: true},
+					{Name: *types.MustACName("orphan"), Path: "/srv/orphan"},
+				}
+				return a
+			},
+			vols: []types.Volume{
+				{Name: *types.MustACName("database"), Kind: "empty", Mode: ptr("0755"), UID: ptr(0), GID: ptr(0)},
+				{Name: *types.MustACName("conf"), Kind: "host", Source: "/etc/app-conf"},
+			},
+			dns: DNSConf{Resolv: "default", Hosts: "default"},
+		},
+		{
 			name: "tmp-and-etc-volumes",
 			app:  baseApp,
 			ra: func(ra *schema.RuntimeApp) {
@@ -104,6 +125,12 @@ func TestPlanMountsGolden(t *testing.T) {
 				{Name: *types.MustACName("etc"), Kind: "host", Source: "/etc"},
 			},
 			dns: DNSConf{Resolv: "host", Hosts: "default"},
+		},
+		{
+			name: "generated-dns",
+			app:  baseApp,
+			dns:  DNSConf{Resolv: "default", Hosts: "default"},
+			gen:  [2]string{testPodDir + "/stage1/rootfs/etc/nscn-net-resolv.conf", testPodDir + "/stage1/rootfs/etc/nscn-net-hosts"},
 		},
 		{
 			name: "tmp-mount-point-no-dns",
@@ -122,7 +149,7 @@ func TestPlanMountsGolden(t *testing.T) {
 				tt.ra(&ra)
 			}
 			pm := testPod(t, []schema.RuntimeApp{ra}, tt.vols)
-			p, err := PlanMounts(PlanConfig{PodDir: testPodDir, Pod: pm, App: &pm.Apps[0], DNS: tt.dns})
+			p, err := PlanMounts(PlanConfig{PodDir: testPodDir, Pod: pm, App: &pm.Apps[0], DNS: tt.dns, ResolvConf: tt.gen[0], Hosts: tt.gen[1]})
 			if err != nil {
 				t.Fatalf("PlanMounts: %v", err)
 			}

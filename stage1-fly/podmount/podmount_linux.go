@@ -125,9 +125,16 @@ func (m InRoot) bind(ctx context.Context, mt fly.Mount) error {
 		}
 	}
 	var target *os.File
-	if st.IsDir() {
+	switch {
+	case mt.TargetMustExist:
+		target, err = inroot.Open(m.Root, mt.Target, unix.O_PATH)
+		if errors.Is(err, fs.ErrNotExist) {
+			m.Log.WarnContext(ctx, "not mounted: the target lies in a volume that does not have it", "target", mt.Target, "purpose", mt.Purpose)
+			return nil
+		}
+	case st.IsDir():
 		target, err = inroot.MkdirAll(m.Root, mt.Target, 0o755)
-	} else {
+	default:
 		target, err = inroot.CreateFile(m.Root, mt.Target, 0o644)
 	}
 	if err != nil {

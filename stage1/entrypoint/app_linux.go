@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/isolate"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 	"github.com/nosecone/nscn/stage1-fly/inroot"
 	"github.com/nosecone/nscn/stage1-fly/podmount"
@@ -79,18 +81,67 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App) error {
 	if err := fly.Apply(ctx, m, p); err != nil {
 		return err
 	}
+	if err := makeDevLinks(root); err != nil {
+		return err
+	}
+	// The app's mounts are peers of the pod's (the /sys bind is one of
+	// the container's /sys): make them slaves, so that what is stacked
+	// on them below stays in the app's view.
+	log.DebugContext(ctx, "make app mounts slaves", "rootfs", p.RootFS)
+	if err := podmount.Mount("", inroot.FDPath(root), "", unix.MS_REC|unix.MS_SLAVE, "", p.RootFS); err != nil {
+		return err
+	}
+	if app.Policy != nil {
+		if err := restrictPaths(ctx, log, root, app.Policy.Paths); err != nil {
+			return err
+		}
+	}
+	if err := mountAppCgroup(ctx, log, root, app); err != nil {
+		return err
+	}
 	if p.ReadOnlyRoot {
 		return podmount.SetMountAttrs(root, unix.MOUNT_ATTR_RDONLY, false, "/")
 	}
 	return nil
 }
 
-// execApp chroots into the app's rootfs and replaces the helper with argv:
-// as the app's user for the app itself, as root for an event handler.
+// makeDevLinks makes nspawn.AppDevLinks in the app's /dev, the tmpfs of
+// nspawn.AppDev.
+func makeDevLinks(root *os.File) error {
+	dev, err := inroot.Open(root, "/dev", unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return fmt.Errorf("open the app's /dev: %w", err)
+	}
+	defer dev.Close()
+	for name, target := range nspawn.AppDevLinks {
+		if err := unix.Symlinkat(target, int(dev.Fd()), name); err != nil && !errors.Is(err, unix.EEXIST) {
+			return &os.PathError{Op: "symlink", Path: "/dev/" + name, Err: err}
+		}
+	}
+	return nil
+}
+
+// execApp chroots into the app's rootfs and replaces the helper with argv
+// through isolate.Exec, confined by the app's policy: as the app's user
+// for the app itself, as root for an event handler. Handlers get the
+// app's policy too (capabilities, no_new_privs, seccomp, oom_score_adj,
+// cgroup): the spec only says they run as root, and a handler must not be
+// a way around the app's restrictions. See Documentation/isolators.md.
 func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []string, asApp bool) error {
 	s := app.Spec
 	if len(argv) == 0 {
 		return errdefs.InvalidArgument("app %s: nothing to run", s.Name)
+	}
+	if asApp && app.Stdin != "" {
+		if err := openStdin(app.Stdin); err != nil {
+			return err
+		}
+	}
+	if err := joinAppCgroup(app); err != nil {
+		return err
+	}
+	if err := privateMountNamespace(); err != nil {
+		return err
 	}
 	if err := unix.Chroot(app.Plan.RootFS); err != nil {
 		return &os.PathError{Op: "chroot", Path: app.Plan.RootFS, Err: err}
@@ -114,29 +165,57 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []stri
 	if err != nil {
 		return err
 	}
-	groups := make([]int, len(creds.Groups))
-	for i, g := range creds.Groups {
-		groups[i] = int(g)
-	}
-	log.DebugContext(ctx, "exec", "path", path, "uid", creds.UID, "gid", creds.GID, "groups", groups)
-	if err := unix.Setgroups(groups); err != nil {
-		return &os.SyscallError{Syscall: "setgroups", Err: err}
-	}
-	if err := unix.Setgid(int(creds.GID)); err != nil {
-		return &os.SyscallError{Syscall: "setgid", Err: err}
-	}
-	if err := unix.Setuid(int(creds.UID)); err != nil {
-		return &os.SyscallError{Syscall: "setuid", Err: err}
-	}
-	if err := unix.Chdir(s.WorkingDir); err != nil {
-		return &os.PathError{Op: "chdir", Path: s.WorkingDir, Err: err}
-	}
-	err = unix.Exec(path, argv, s.Env)
-	return fmt.Errorf("app %s: %w", s.Name, &os.PathError{Op: "exec", Path: path, Err: err})
+	log.DebugContext(ctx, "exec", "path", path, "uid", creds.UID, "gid", creds.GID, "groups", creds.Groups)
+	err = isolate.Exec(app.Policy, isolate.ExecConfig{
+		Path: path, Args: argv, Env: s.Env, Dir: s.WorkingDir,
+		Creds: isolate.Creds{UID: creds.UID, GID: creds.GID, Groups: creds.Groups},
+	})
+	return fmt.Errorf("app %s: %w", s.Name, err)
 }
 
-// sigPoweroff is SIGRTMIN+4, which makes systemd start poweroff.target.
-const sigPoweroff = unix.Signal(38)
+// openStdin makes the FIFO p, which run feeds from its own stdin
+// (--interactive without a terminal), the helper's fd 0. The open waits
+// for run's writer.
+func openStdin(p string) error {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Dup3(fd, 0, 0); err != nil {
+		return &os.SyscallError{Syscall: "dup3", Err: err}
+	}
+	return nil
+}
+
+// privateMountNamespace gives the calling thread a mount namespace of its
+// own, a slave of the pod's: each app process then has its own view
+// (what it mounts stays its own and never reaches the pod or the other
+// apps), while mounts the pod makes later still reach it. The new
+// namespace comes with a private copy of the thread's root and working
+// directory (unshare(2) implies CLONE_FS), so the goroutine stays locked
+// to the thread: the chroot, the lookups after it and isolate.Exec must
+// all run there.
+func privateMountNamespace() error {
+	runtime.LockOSThread() // never unlocked: this thread becomes the app
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return &os.SyscallError{Syscall: "unshare(CLONE_NEWNS)", Err: err}
+	}
+	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return &os.PathError{Op: "make mounts slave", Path: "/", Err: err}
+	}
+	return nil
+}
+
+// Signals to the pod's systemd (systemd(1)): SIGRTMIN+4 starts
+// poweroff.target, which stops every unit in order (the other apps get
+// SIGTERM and their post-stop handlers run); SIGRTMIN+14 powers off at
+// once, stopping nothing, which is all that is left to do once every app
+// has exited and been reaped.
+const (
+	sigPoweroff          = unix.Signal(38)
+	sigPoweroffImmediate = unix.Signal(48)
+)
 
 // reapApp records the app's status from what systemd says about its main
 // process; the first failure also becomes the pod's status. When the app
@@ -150,23 +229,28 @@ func reapApp(ctx context.Context, log *slog.Logger, pod *nspawn.Pod, name string
 	if err := atomicfile.Write(nspawn.StatusDir, name, []byte(strconv.Itoa(status)+"\n")); err != nil {
 		return err
 	}
-	end := status != 0
-	if end {
+	if status != 0 {
 		if err := recordFirstFailure(status); err != nil {
 			return err
 		}
-	} else {
-		end = true
-		for _, a := range pod.Names() {
-			if _, err := os.Lstat(filepath.Join(nspawn.StatusDir, a)); err != nil {
-				end = false
-				break
-			}
+	}
+	allDone := true
+	for _, a := range pod.Names() {
+		if _, err := os.Lstat(filepath.Join(nspawn.StatusDir, a)); err != nil {
+			allDone = false
+			break
 		}
 	}
-	if end {
-		log.DebugContext(ctx, "end the pod")
-		if err := unix.Kill(1, sigPoweroff); err != nil {
+	sig := unix.Signal(0)
+	switch {
+	case allDone:
+		sig = sigPoweroffImmediate
+	case status != 0:
+		sig = sigPoweroff
+	}
+	if sig != 0 {
+		log.DebugContext(ctx, "end the pod", "signal", int(sig))
+		if err := unix.Kill(1, sig); err != nil {
 			return &os.SyscallError{Syscall: "kill", Err: err}
 		}
 	}

@@ -5,9 +5,12 @@
 //
 // Process tree of a running pod:
 //
-//	nscn run ──exec──▶ /nscn/init (run)      host namespaces; holds RKT_LOCK_FD,
+//	nscn run ──exec──▶ /nscn/init (run)      host namespaces; holds RKT_LOCK_FD;
+//	                    │                    sets up the pod's network namespace
+//	                    │                    (networking.Setup, net_linux.go),
 //	                    │                    copies the apps' output FIFOs to its
-//	                    │                    stdout and stderr, forwards SIGTERM,
+//	                    │                    stdout and stderr and to the apps'
+//	                    │                    logs (io_linux.go), forwards SIGTERM,
 //	                    │                    SIGINT and SIGHUP as SIGTERM
 //	                    └─ systemd-nspawn    the image's loader and libraries; pid in `ppid`
 //	                        └─ systemd       the pod's pid 1 (the only child of ppid)
@@ -15,8 +18,12 @@
 //
 // run and the helpers talk through files in the stage1 rootfs (the pod's
 // root), never through inherited descriptors: nspawn.PodConfigFile (the
-// apps, written before the pod boots), nspawn.StdoutFIFO and StderrFIFO
-// (the apps' output), stage1abi.AppStatusFile per app and
+// apps, written before the pod boots), nspawn.AppStdoutFIFO,
+// AppStderrFIFO and AppStdinFIFO (the apps' I/O), stage1abi.AppStatusFile per app and
 // nspawn.FirstFailureFile (written by the "reap" helper), nspawn.KilledFile
-// (written by stop --force).
+// (written by stop --force). Readiness alone travels over a socket:
+// systemd-nspawn passes the READY=1 of the pod's systemd on to run's
+// NOTIFY_SOCKET, and run writes stage1abi.ReadyFile (ready_linux.go). The
+// network (netns, net-info/ in the pod directory) outlives the pod until
+// gc tears it down.
 package entrypoint

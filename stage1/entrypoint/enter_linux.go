@@ -2,32 +2,73 @@ package entrypoint
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/isolate"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 	"github.com/nosecone/nscn/stage1-fly/inroot"
 	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
+// appProcessRoot returns an O_PATH handle on the root of a process of the
+// app: a process in the pod's pid namespace (that of podProc, /proc/PID)
+// whose root is the app's rootfs (appRoot, as the pod sees it: same device
+// and inode), so the app's own mount namespace. A process still on its way
+// into the app (not chrooted yet) does not match.
+func appProcessRoot(podProc string, appRoot *os.File) (*os.File, error) {
+	var podNS, want unix.Stat_t
+	if err := unix.Stat(filepath.Join(podProc, "ns", "pid"), &podNS); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: filepath.Join(podProc, "ns", "pid"), Err: err}
+	}
+	if err := unix.Fstat(int(appRoot.Fd()), &want); err != nil {
+		return nil, &os.PathError{Op: "fstat", Path: "app rootfs", Err: err}
+	}
+	procs, err := filepath.Glob("/proc/[0-9]*")
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range procs {
+		var ns unix.Stat_t
+		if unix.Stat(filepath.Join(p, "ns", "pid"), &ns) != nil || ns.Dev != podNS.Dev || ns.Ino != podNS.Ino {
+			continue
+		}
+		r, err := os.OpenFile(filepath.Join(p, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue // it exited, or is not ours to see
+		}
+		var got unix.Stat_t
+		if unix.Fstat(int(r.Fd()), &got) == nil && got.Dev == want.Dev && got.Ino == want.Ino {
+			return r, nil
+		}
+		r.Close()
+	}
+	return nil, errdefs.NotFound("no process of the app is running")
+}
+
 // enterNamespaces are the namespaces of the pod's pid 1 that enter joins
 // with setns(2). None of them needs a single-threaded caller; each
 // applies to the calling thread only (for pid: to its future children),
-// so enter locks its goroutine to the thread and starts the command from
+// so enter locks its goroutine to the thread and starts the helper from
 // it. The mount namespace, which would need a single-threaded process, is
-// not joined: the command is chrooted into the app's rootfs through
+// not joined: the helper is chrooted into the app's rootfs through
 // /proc/PID/root, which resolves in the pod's mount namespace, with the
-// pod's mounts.
+// app's mounts (restricted paths and cgroup view included).
 var enterNamespaces = []struct {
 	name string
 	flag int
@@ -39,31 +80,90 @@ var enterNamespaces = []struct {
 	{"pid", unix.CLONE_NEWPID},
 }
 
+// EnterHelperArg, as argv[1] of the enter binary, selects the enter
+// helper (EnterHelper). Only stage1/cmd/enter checks it.
+const EnterHelperArg = "--nscn-enter-helper"
+
+// Descriptors of the enter helper contract.
+const (
+	enterRootFD   = 3 // O_PATH handle on the app's rootfs, in the pod's mount namespace
+	enterConfigFD = 4 // read end of a pipe carrying one enterConfig as JSON
+)
+
+// enterConfig is what Enter hands its helper.
+type enterConfig struct {
+	Policy  *isolate.Policy `json:"policy"`
+	Cgroups []string        `json:"cgroups,omitempty"` // host dirs of the app's cgroups
+	Spec    fly.AppSpec     `json:"spec"`
+	Cmd     []string        `json:"cmd"`
+	Debug   bool            `json:"debug,omitempty"`
+}
+
 // Enter implements the enter entrypoint, from the pod directory: it runs
-// the command in the pod's namespaces, chrooted into the app's rootfs, in
-// the app's working directory and with the app's environment (and enter's
-// TERM when the app sets none), and returns its status. The command runs
-// as root.
+// the command in the app, confined exactly like the app, and returns its
+// status. The same policy as the app's is computed again from the pod
+// manifest (outside the pod's reach) and the run flags run recorded
+// (nspawn.IsolationFile): the app's capability bounding set and sets, its
+// no_new_privs, its seccomp filter and oom_score_adj, its cgroups, the
+// pod's namespaces, the app's root, user and groups, working directory
+// and environment (with enter's TERM when the app sets none). rkt's enter
+// ran commands as unconfined root; its three CVEs came from that.
+//
+// Process tree and messages:
+//
+//	enter (host)                        enter helper
+//	  lock thread, setns cgroup, ipc,
+//	  uts, net, pid of the pod's pid 1
+//	  start /proc/self/exe ──────────▶ fd 3: the app's rootfs (O_PATH)
+//	  write enterConfig on fd 4 ─────▶ read it; join the app's cgroups
+//	                                    (host paths, before the chroot);
+//	                                    fchdir(3), chroot; resolve user and
+//	                                    command in the app's root;
+//	                                    isolate.Exec ─▶ the command
+//	  wait, return its status ◀──────── exit status (254 and one line on
+//	                                    stderr if the helper failed)
 func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term string) (int, error) {
 	log = log.With("app", args.AppName, "pid", args.PID)
 	podDir, err := unix.Getwd()
 	if err != nil {
 		return 0, fmt.Errorf("get pod directory: %w", err)
 	}
-	pod, err := nspawn.LoadPod(inStage1(podDir, nspawn.PodConfigFile))
+	uuid := filepath.Base(podDir)
+	pm, err := fly.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
 	if err != nil {
 		return 0, err
 	}
-	app, err := pod.AppByName(args.AppName)
+	ra, err := nspawn.RuntimeApp(pm, args.AppName)
 	if err != nil {
 		return 0, err
+	}
+	spec, err := fly.NewAppSpec(ra, fly.EnvOptions{Term: term})
+	if err != nil {
+		return 0, err
+	}
+	iso, err := loadIsolation(podDir, uuid)
+	if errors.Is(err, fs.ErrNotExist) {
+		// A pod started without the record: confine with the defaults,
+		// never less.
+		iso, err = &nspawn.Isolation{}, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	policy, _, err := isolate.PolicyFor(ra.App, iso.Options)
+	if err != nil {
+		return 0, fmt.Errorf("app %s: %w", args.AppName, err)
 	}
 	if err := checkPodRoot(args.PID, filepath.Join(podDir, stage1abi.Stage1RootfsRel)); err != nil {
 		return 0, fmt.Errorf("enter pod: %w", err)
 	}
-	env := app.Spec.Env
-	if term != "" && fly.Getenv(env, "TERM") == "" {
-		env = append(env, "TERM="+term)
+	cfgData, err := json.Marshal(enterConfig{Policy: policy, Cgroups: iso.Cgroups[args.AppName], Spec: spec, Cmd: args.Cmd, Debug: DebugFromEnv()})
+	if err != nil {
+		return 0, fmt.Errorf("encode enter config: %w", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("find the enter binary: %w", err)
 	}
 
 	runtime.LockOSThread() // never unlocked: the thread carries the namespaces
@@ -73,9 +173,18 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 		return 0, fmt.Errorf("open pod root: %w", err)
 	}
 	defer root.Close()
-	appRoot, err := inroot.Open(root, app.Plan.RootFS, unix.O_PATH|unix.O_DIRECTORY)
+	appRoot, err := inroot.Open(root, path.Join(nspawn.Stage2Dir, args.AppName, "rootfs"), unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return 0, fmt.Errorf("open app rootfs: %w", err)
+	}
+	// Each app process has a mount namespace of its own (app_linux.go):
+	// enter sees the app's view through a running process of the app, and
+	// the pod's view of the app's rootfs only when none runs.
+	if r, err := appProcessRoot(proc, appRoot); err != nil {
+		log.DebugContext(ctx, "no app process to take the mount view from", "err", err)
+	} else {
+		appRoot.Close()
+		appRoot = r
 	}
 	defer appRoot.Close()
 	for _, ns := range enterNamespaces {
@@ -90,37 +199,104 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 			return 0, fmt.Errorf("join %s namespace: %w", ns.name, &os.SyscallError{Syscall: "setns", Err: err})
 		}
 	}
-	if err := unix.Fchdir(int(appRoot.Fd())); err != nil {
-		return 0, &os.PathError{Op: "fchdir", Path: app.Plan.RootFS, Err: err}
-	}
-	if err := unix.Chroot("."); err != nil {
-		return 0, &os.PathError{Op: "chroot", Path: app.Plan.RootFS, Err: err}
-	}
-	fsys := os.DirFS("/")
-	if err := fly.CheckDir(fsys, app.Spec.WorkingDir); err != nil {
-		return 0, err
-	}
-	path, err := fly.LookPath(fsys, args.Cmd[0], fly.Getenv(env, "PATH"), app.Spec.WorkingDir)
+	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("create enter config pipe: %w", err)
 	}
+	defer cfgR.Close()
+	defer cfgW.Close()
 	// A terminal's Ctrl-C reaches the command directly; enter only waits.
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, unix.SIGINT, unix.SIGQUIT, unix.SIGTSTP)
 	defer signal.Stop(sigc)
 	cmd := &exec.Cmd{
-		Path: path, Args: args.Cmd, Env: env, Dir: app.Spec.WorkingDir,
+		Path: exe, Args: []string{exe, EnterHelperArg},
+		Env:   []string{},
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		ExtraFiles: []*os.File{appRoot, cfgR},
+		// No Pdeathsig here: in the pod's pid namespace the child's
+		// parent is outside (getppid is 0), which the Go runtime takes
+		// for a dead parent. isolate.Exec arms it on the exec thread.
 	}
-	log.DebugContext(ctx, "run", "path", path)
-	err = cmd.Run()
+	log.DebugContext(ctx, "start enter helper", "cmd", args.Cmd, "cgroups", iso.Cgroups[args.AppName])
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start enter helper: %w", err)
+	}
+	cfgR.Close()
+	werrc := make(chan error, 1)
+	go func() {
+		_, err := cfgW.Write(cfgData)
+		cfgW.Close()
+		werrc <- err
+	}()
+	err = cmd.Wait()
+	werr := <-werrc
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
-		return 0, fmt.Errorf("run %s: %w", path, err)
+		return 0, fmt.Errorf("run enter helper: %w", err)
+	}
+	if werr != nil && cmd.ProcessState.ExitCode() == stage1abi.ExitRuntime {
+		return 0, fmt.Errorf("send enter config: %w", werr)
 	}
 	ws, ok := cmd.ProcessState.Sys().(unix.WaitStatus)
 	if ok && ws.Signaled() {
 		return stage1abi.SignalStatusBase + int(ws.Signal()), nil
 	}
 	return cmd.ProcessState.ExitCode(), nil
+}
+
+// EnterHelper is the enter helper (see Enter): it becomes the entered
+// command, confined by the app's policy, and returns only on failure.
+func EnterHelper(ctx context.Context, stderr *os.File) error {
+	for _, fd := range []int{enterRootFD, enterConfigFD} {
+		unix.CloseOnExec(fd)
+	}
+	cfgFile := os.NewFile(enterConfigFD, "enter config pipe")
+	var cfg enterConfig
+	err := json.NewDecoder(cfgFile).Decode(&cfg)
+	cfgFile.Close()
+	if err != nil {
+		return fmt.Errorf("read enter config: %w", err)
+	}
+	if len(cfg.Cmd) == 0 {
+		return fmt.Errorf("enter config: no command")
+	}
+	log := NewLogger(stderr, cfg.Debug).With("app", cfg.Spec.Name, "mode", "enter")
+	// The cgroups first, through the host's /sys/fs/cgroup: the helper is
+	// still in the host's mount namespace and root.
+	for _, d := range cfg.Cgroups {
+		log.DebugContext(ctx, "join app cgroup", "dir", d)
+		if err := writeCgroupProcs(d, "0"); err != nil {
+			return fmt.Errorf("join app cgroup: %w", err)
+		}
+	}
+	if err := unix.Fchdir(enterRootFD); err != nil {
+		return &os.PathError{Op: "fchdir", Path: "app rootfs", Err: err}
+	}
+	if err := unix.Chroot("."); err != nil {
+		return &os.PathError{Op: "chroot", Path: "app rootfs", Err: err}
+	}
+	unix.Close(enterRootFD)
+	if err := unix.Chdir("/"); err != nil {
+		return &os.PathError{Op: "chdir", Path: "/", Err: err}
+	}
+	s := cfg.Spec
+	fsys := os.DirFS("/")
+	creds, err := fly.ResolveCreds(fsys, s.User, s.Group, s.SupplementaryGIDs)
+	if err != nil {
+		return err
+	}
+	if err := fly.CheckDir(fsys, s.WorkingDir); err != nil {
+		return err
+	}
+	p, err := fly.LookPath(fsys, cfg.Cmd[0], fly.Getenv(s.Env, "PATH"), s.WorkingDir)
+	if err != nil {
+		return err
+	}
+	log.DebugContext(ctx, "exec", "path", p, "uid", creds.UID, "gid", creds.GID)
+	return isolate.Exec(cfg.Policy, isolate.ExecConfig{
+		Path: p, Args: cfg.Cmd, Env: s.Env, Dir: s.WorkingDir,
+		Creds:             isolate.Creds{UID: creds.UID, GID: creds.GID, Groups: creds.Groups},
+		ParentDeathSignal: syscall.SIGKILL,
+	})
 }

@@ -26,7 +26,9 @@ import (
 //   - processes left in the pod's cgroups are killed and the cgroups
 //     removed (only made when the host does not run systemd);
 //   - systemd-nspawn's propagation directory for the pod and the empty
-//     volume directories are removed.
+//     volume directories are removed;
+//   - the pod's network is torn down (networking.Teardown: CNI DEL, port
+//     claims, namespace pin), also after a kill or a reboot.
 func GC(ctx context.Context, log *slog.Logger, args fly.GCArgs) error {
 	log = log.With("pod", args.UUID)
 	podDir, err := unix.Getwd()
@@ -49,6 +51,12 @@ func GC(ctx context.Context, log *slog.Logger, args fly.GCArgs) error {
 		}
 	}
 	if err := removePodCgroups(args.UUID); err != nil {
+		errs = append(errs, err)
+	}
+	if err := removeAppCgroups(podDir, args.UUID); err != nil {
+		errs = append(errs, err)
+	}
+	if err := teardownNetwork(ctx, log, podDir); err != nil {
 		errs = append(errs, err)
 	}
 	prop := filepath.Join("/run/systemd/nspawn/propagate", nspawn.MachineName(args.UUID))

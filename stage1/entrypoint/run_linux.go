@@ -13,7 +13,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -33,8 +32,9 @@ type RunConfig struct {
 	Args nspawn.RunArgs
 	Log  *slog.Logger
 	// LockFD is the value of RKT_LOCK_FD.
-	LockFD         string
-	Stdout, Stderr *os.File
+	LockFD string
+	// Stdin is read only by an --interactive app.
+	Stdin, Stdout, Stderr *os.File
 }
 
 // hostRunsSystemd reports whether the host's pid 1 is systemd
@@ -48,7 +48,7 @@ func hostRunsSystemd() bool {
 // the pod's units and helper config in the stage1 rootfs, starts
 // systemd-nspawn, relays the apps' output and returns the pod's status
 // (nspawn.PodStatus), or an error for a stage1 failure.
-func Run(ctx context.Context, cfg RunConfig) (int, error) {
+func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	log := cfg.Log.With("pod", cfg.Args.UUID)
 	podDir, err := unix.Getwd()
 	if err != nil {
@@ -57,24 +57,60 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 	if err := checkLockFD(cfg.LockFD, podDir); err != nil {
 		return 0, err
 	}
-	if cfg.Args.NetDefaulted {
-		log.WarnContext(ctx, "no CNI networking in stage1-nspawn yet: the pod uses the host's network", "net", cfg.Args.Net)
-	}
 	pm, err := fly.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
 	if err != nil {
 		return 0, err
 	}
-	layout, err := nspawn.NewLayout(nspawn.LayoutConfig{PodDir: podDir, Manifest: pm, Args: cfg.Args})
+	lc := nspawn.LayoutConfig{PodDir: podDir, Manifest: pm, Args: cfg.Args}
+	layout, err := nspawn.NewLayout(lc)
 	if err != nil {
 		return 0, err
+	}
+	// The network comes after the pod's validation and before anything
+	// else; the layout is computed again with the files it generated and
+	// the metadata service's address on it.
+	pn, err := setupNetwork(ctx, log, podDir, cfg.Args, pm)
+	if err != nil {
+		return 0, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			if terr := teardownNetwork(context.WithoutCancel(ctx), log, podDir); terr != nil {
+				log.WarnContext(ctx, "undo network setup", "err", terr)
+			}
+		}
+	}()
+	lc.ResolvConf, lc.Hosts = pn.ResolvConf, pn.Hosts
+	lc.MetadataURL = podMetadataURL(ctx, log, cfg.Args, pn.HostAddr)
+	if lc.ResolvConf != "" || lc.Hosts != "" || lc.MetadataURL != "" {
+		if layout, err = nspawn.NewLayout(lc); err != nil {
+			return 0, err
+		}
 	}
 	for _, w := range layout.Warnings {
 		log.WarnContext(ctx, w)
 	}
+	// --interactive: a terminal on stdin becomes the pod's console;
+	// other input reaches the app through a FIFO (io_linux.go).
+	console := false
+	if cfg.Args.Interactive {
+		if len(layout.Pod.Apps) != 1 {
+			return 0, errdefs.InvalidArgument("--%s needs a pod with exactly one app, not %d", stage1abi.FlagInteractive, len(layout.Pod.Apps))
+		}
+		if console = isTerminal(cfg.Stdin); !console {
+			layout.Pod.Apps[0].Stdin = nspawn.AppStdinFIFO(layout.Pod.Apps[0].Spec.Name)
+		}
+	}
+	reportIsolators(ctx, log, cfg, layout.Reports)
+	cgroupBinds, err := setupIsolation(ctx, log, cfg, podDir, &layout.Pod)
+	if err != nil {
+		return 0, err
+	}
 	if err := podmount.MakeEmptyVolumes(layout.EmptyVolumes); err != nil {
 		return 0, err
 	}
-	if err := writePodFiles(podDir, layout.Pod); err != nil {
+	if err := writePodFiles(podDir, layout.Pod, console); err != nil {
 		return 0, err
 	}
 	root := filepath.Join(podDir, stage1abi.Stage1RootfsRel)
@@ -102,6 +138,7 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 		}
 		binds = append(binds, b)
 	}
+	binds = append(binds, cgroupBinds...)
 	register := hostRunsSystemd()
 	if !register {
 		if err := joinPodCgroups(cfg.Args.UUID); err != nil {
@@ -110,11 +147,13 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 	}
 	argv := nspawn.Argv(nspawn.ArgvConfig{
 		Loader: loader, LibDir: libDir, Nspawn: filepath.Join(root, "usr/bin/systemd-nspawn"),
-		Root: root, UUID: cfg.Args.UUID, Hostname: cfg.Args.Hostname, NetMode: cfg.Args.NetMode,
+		Root: root, UUID: cfg.Args.UUID, Hostname: cfg.Args.Hostname, NetMode: cfg.Args.NetMode, NetNS: pn.NetNS,
 		Register: register, Debug: cfg.Args.Debug, AllCapabilities: cfg.Args.DisableCapabilities,
-		Binds: binds,
+		Capabilities: layout.Pod.Capabilities(), Binds: binds, Console: consoleMode(console),
 	})
-	return supervise(ctx, log, cfg, podDir, layout.Pod, argv)
+	// From here the gc entrypoint tears the network down.
+	started = true
+	return supervise(ctx, log, cfg, podDir, layout.Pod, argv, console)
 }
 
 // checkLockFD checks that RKT_LOCK_FD is a descriptor on the pod
@@ -157,19 +196,30 @@ func findLoader(root string) (string, string, error) {
 	return "", "", errdefs.NotFound("the stage1 image has no dynamic loader for systemd-nspawn")
 }
 
-// writePodFiles writes the units, the helpers' config, the output FIFOs
-// and the state directories into the stage1 rootfs.
-func writePodFiles(podDir string, pod nspawn.Pod) error {
+// consoleMode is the nspawn.ArgvConfig Console of an --interactive pod on
+// a terminal.
+func consoleMode(console bool) string {
+	if console {
+		return nspawn.ConsoleInteractive
+	}
+	return ""
+}
+
+// writePodFiles writes the units, the helpers' config, the I/O FIFOs
+// and the state directories into the stage1 rootfs. console gives the
+// (only) app the pod's console.
+func writePodFiles(podDir string, pod nspawn.Pod, console bool) error {
 	var uapps []units.App
 	for _, a := range pod.Apps {
-		uapps = append(uapps, units.App{Name: a.Spec.Name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0})
+		uapps = append(uapps, units.App{Name: a.Spec.Name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0,
+			Stdout: nspawn.AppStdoutFIFO(a.Spec.Name), Stderr: nspawn.AppStderrFIFO(a.Spec.Name), Console: console})
 	}
-	files, err := units.Generate(units.Config{Apps: uapps, Helper: nspawn.AppHelper, Stdout: nspawn.StdoutFIFO, Stderr: nspawn.StderrFIFO})
+	files, err := units.Generate(units.Config{Apps: uapps, Helper: nspawn.AppHelper})
 	if err != nil {
 		return err
 	}
 	unitDir := inStage1(podDir, nspawn.UnitDir)
-	for _, d := range []string{unitDir, inStage1(podDir, filepath.Dir(nspawn.StdoutFIFO)),
+	for _, d := range []string{unitDir,
 		inStage1(podDir, filepath.Dir(nspawn.FirstFailureFile)), inStage1(podDir, nspawn.StatusDir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create pod directory: %w", err)
@@ -187,9 +237,9 @@ func writePodFiles(podDir string, pod nspawn.Pod) error {
 	if err := writeNewFile(inStage1(podDir, nspawn.PodConfigFile), data, 0o600); err != nil {
 		return err
 	}
-	for _, p := range []string{nspawn.StdoutFIFO, nspawn.StderrFIFO} {
-		if err := unix.Mkfifo(inStage1(podDir, p), 0o600); err != nil {
-			return &os.PathError{Op: "mkfifo", Path: inStage1(podDir, p), Err: err}
+	for _, a := range pod.Apps {
+		if err := makeAppFIFOs(podDir, a); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -230,30 +280,21 @@ func (r *relay) Close() {
 }
 
 // supervise starts systemd-nspawn, records its pid, relays output and
-// signals, and computes the pod's status once it has ended.
-func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod nspawn.Pod, argv []string) (int, error) {
-	var relays []*relay
-	for _, f := range []struct {
-		path string
-		w    io.Writer
-	}{{nspawn.StdoutFIFO, cfg.Stdout}, {nspawn.StderrFIFO, cfg.Stderr}} {
-		r, err := startRelay(inStage1(podDir, f.path), f.w)
-		if err != nil {
-			return 0, err
-		}
-		relays = append(relays, r)
+// signals, and computes the pod's status once it has ended. console hands
+// run's terminal to systemd-nspawn (--interactive on a terminal).
+func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod nspawn.Pod, argv []string, console bool) (int, error) {
+	pio, err := startPodIO(ctx, log, cfg, podDir, pod, console)
+	if err != nil {
+		return 0, err
 	}
-	var closeOnce sync.Once
-	closeRelays := func() {
-		closeOnce.Do(func() {
-			for _, r := range relays {
-				r.Close()
-			}
-		})
-	}
-	defer closeRelays()
+	defer pio.Close()
 
-	env := nspawn.Env(cfg.Args.Debug, cfg.Args.DisableSeccomp)
+	ready, err := listenReady(cfg.Args.UUID, os.Getenv("NOTIFY_SOCKET"))
+	if err != nil {
+		return 0, err
+	}
+	defer ready.Close()
+	env := append(nspawn.Env(cfg.Args.Debug, cfg.Args.DisableSeccomp), ready.Env())
 	cmd := &exec.Cmd{
 		Path:   argv[0],
 		Args:   argv,
@@ -264,8 +305,13 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 		SysProcAttr: &syscall.SysProcAttr{
 			// If run dies, systemd-nspawn stops the pod as for stop.
 			Pdeathsig: syscall.SIGTERM,
-			Setpgid:   true,
+			// On a terminal, systemd-nspawn must stay in the foreground
+			// process group to read it and set it to raw mode.
+			Setpgid: !console,
 		},
+	}
+	if console {
+		cmd.Stdin, cmd.Stdout = cfg.Stdin, cfg.Stdout
 	}
 	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
@@ -280,6 +326,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 		_ = cmd.Wait()
 		return 0, err
 	}
+	ready.watch(ctx, log, podDir, cmd.Process.Pid)
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 	var waitErr error
@@ -293,14 +340,14 @@ loop:
 			break loop
 		}
 	}
-	closeRelays()
+	pio.Close()
 	log.DebugContext(ctx, "systemd-nspawn exited", "err", waitErr)
 
 	in := nspawn.PodStatusInput{Apps: pod.Names(), Statuses: map[string]int{}}
 	if b, err := os.ReadFile(inStage1(podDir, nspawn.FirstFailureFile)); err == nil {
 		in.FirstFailure = string(b)
 	}
-	_, err := os.Lstat(inStage1(podDir, nspawn.KilledFile))
+	_, err = os.Lstat(inStage1(podDir, nspawn.KilledFile))
 	in.Killed = err == nil
 	for _, a := range in.Apps {
 		if st, err := readInt(filepath.Join(podDir, stage1abi.AppStatusFile(a))); err == nil {

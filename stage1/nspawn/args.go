@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/networking"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 )
@@ -13,6 +14,9 @@ import (
 const (
 	NetHost = "host" // the host's network namespace
 	NetNone = "none" // a private namespace with loopback only
+	// NetCNI is a namespace of the pod's own attached to CNI networks
+	// (networking.Setup), default included.
+	NetCNI = "cni"
 )
 
 // RunArgs are the run entrypoint's arguments. The flags every flavor
@@ -20,21 +24,26 @@ const (
 // this flavor's own.
 type RunArgs struct {
 	fly.RunArgs
-	// NetMode is NetHost or NetNone. --net=default means the host's
-	// network until CNI networking lands (NetDefaulted says so).
-	NetMode      string
-	NetDefaulted bool
+	// NetMode is NetHost, NetNone or NetCNI; Nets is the parsed --net
+	// (an absent or empty --net is the default network).
+	NetMode string
+	Nets    networking.Nets
+	// MDSPort is --mds-port (interface version 7): the metadata
+	// service's TCP port; 0 when not given (see MetadataURL).
+	MDSPort int
 }
 
 // ParseRunArgs parses the run entrypoint's argv (without argv[0]).
 //
-// --net, --ipc and --interactive are taken out and checked here: named
-// networks, --interactive and --ipc=parent are not implemented by this
-// flavor yet. The rest goes to fly.ParseRunArgs, the shared parser of the
+// --net, --ipc and --interactive are taken out and checked here
+// (--ipc=parent is not implemented by this flavor yet; whether a named
+// network exists is checked by networking.Setup). The rest goes to
+// fly.ParseRunArgs, the shared parser of the
 // stage1 interface's run argv.
 func ParseRunArgs(argv []string) (RunArgs, error) {
 	var net, ipc string
 	interactive := false
+	mdsPort := 0
 	rest := make([]string, 0, len(argv))
 	flags := true
 	for _, a := range argv {
@@ -55,6 +64,12 @@ func ParseRunArgs(argv []string) (RunArgs, error) {
 				return RunArgs{}, errdefs.InvalidArgument("flag --%s needs a value (--%s=…)", name, name)
 			}
 			ipc = value
+		case stage1abi.FlagMDSPort:
+			p, err := strconv.Atoi(value)
+			if !hasValue || err != nil || p < 1 || p > 65535 {
+				return RunArgs{}, errdefs.InvalidArgument("flag --%s needs a TCP port (--%s=1…65535), not %q", name, name, value)
+			}
+			mdsPort = p
 		case stage1abi.FlagInteractive:
 			b := true
 			if hasValue {
@@ -72,19 +87,21 @@ func ParseRunArgs(argv []string) (RunArgs, error) {
 	if err != nil {
 		return RunArgs{}, err
 	}
-	a := RunArgs{RunArgs: fa}
+	a := RunArgs{RunArgs: fa, MDSPort: mdsPort}
 	a.Net, a.IPC, a.Interactive = net, ipc, interactive
-	switch net {
-	case stage1abi.NetHost:
+	if err := checkMDSToken(a.MDSToken); err != nil {
+		return RunArgs{}, err
+	}
+	if a.Nets, err = networking.ParseNets(net); err != nil {
+		return RunArgs{}, err
+	}
+	switch {
+	case a.Nets.Host():
 		a.NetMode = NetHost
-	case stage1abi.NetNone:
+	case a.Nets.None():
 		a.NetMode = NetNone
-	case "", stage1abi.NetDefault:
-		a.NetMode, a.NetDefaulted = NetHost, true
 	default:
-		return RunArgs{}, errdefs.Newf(errdefs.ErrNotImplemented,
-			"stage1-nspawn has no CNI networking yet and cannot join --%s=%s (use --%s=%s or --%s=%s)",
-			stage1abi.FlagNet, net, stage1abi.FlagNet, stage1abi.NetHost, stage1abi.FlagNet, stage1abi.NetNone)
+		a.NetMode = NetCNI
 	}
 	switch ipc {
 	case "", stage1abi.IPCAuto, stage1abi.IPCPrivate:
@@ -94,10 +111,6 @@ func ParseRunArgs(argv []string) (RunArgs, error) {
 	default:
 		return RunArgs{}, errdefs.InvalidArgument("flag --%s: unknown value %q (want %s, %s or %s)",
 			stage1abi.FlagIPC, ipc, stage1abi.IPCAuto, stage1abi.IPCPrivate, stage1abi.IPCParent)
-	}
-	if interactive {
-		return RunArgs{}, errdefs.Newf(errdefs.ErrNotImplemented,
-			"stage1-nspawn does not attach a terminal to apps yet (--%s); use the fly stage1", stage1abi.FlagInteractive)
 	}
 	return a, nil
 }

@@ -16,7 +16,11 @@ type ArgvConfig struct {
 	Root     string
 	UUID     string
 	Hostname string // empty: the machine name
-	NetMode  string // NetHost or NetNone
+	NetMode  string // NetHost, NetNone or NetCNI
+	// NetNS is the pod's network namespace (networking.Setup), which
+	// systemd-nspawn joins; empty for the host's network. Without it,
+	// NetNone asks systemd-nspawn for a namespace of its own.
+	NetNS string
 	// Register asks systemd-machined to register the pod and run it in a
 	// scope of its own; only when the host runs systemd. Otherwise
 	// systemd-nspawn keeps the cgroup run put it in (--keep-unit).
@@ -25,8 +29,22 @@ type ArgvConfig struct {
 	// AllCapabilities lifts systemd-nspawn's capability bounding
 	// (--disable-capabilities-restriction).
 	AllCapabilities bool
-	Binds           []Bind
+	// Capabilities are added to systemd-nspawn's own bounding set, so
+	// that an app's retain-set can hold a capability the container
+	// would otherwise lack (CAP_NET_ADMIN, say); each app's own bounding
+	// set is still what its policy says.
+	Capabilities []string
+	Binds        []Bind
+	// Console is ConsoleInteractive for --interactive on a terminal;
+	// empty otherwise.
+	Console string
 }
+
+// ConsoleInteractive makes systemd-nspawn give the container a pseudo
+// terminal as /dev/console and relay it, in raw mode, to its own stdin
+// and stdout (systemd-nspawn(1), --console=interactive), passing on the
+// window size.
+const ConsoleInteractive = "interactive"
 
 // MachineName is the systemd machine name (and default hostname) of a
 // pod.
@@ -42,7 +60,11 @@ func Argv(c ArgvConfig) []string {
 		"--directory=" + c.Root,
 		"--machine=" + MachineName(c.UUID),
 		"--link-journal=no",
-		"--notify-ready=no",
+		// The pod's systemd sends READY=1 once default.target, which
+		// wants every app, is reached; systemd-nspawn passes it on to
+		// the NOTIFY_SOCKET run gives it, instead of sending its own
+		// READY=1 as soon as the container has started.
+		"--notify-ready=yes",
 	}
 	if c.Register {
 		a = append(a, "--register=yes")
@@ -52,15 +74,26 @@ func Argv(c ArgvConfig) []string {
 	if c.Hostname != "" {
 		a = append(a, "--hostname="+c.Hostname)
 	}
-	if c.NetMode == NetNone {
+	switch {
+	case c.NetNS != "":
+		// --private-network too: without it systemd-nspawn gives the
+		// container the host's /sys, whose class/net lists the host's
+		// interfaces instead of the namespace's.
+		a = append(a, "--network-namespace-path="+c.NetNS, "--private-network")
+	case c.NetMode == NetNone:
 		a = append(a, "--private-network")
 	}
 	if c.AllCapabilities {
 		a = append(a, "--capability=all")
+	} else if len(c.Capabilities) > 0 {
+		a = append(a, "--capability="+strings.Join(c.Capabilities, ","))
 	}
 	// The apps' output reaches run through FIFOs; the console carries
-	// only systemd's own messages, which are shown with --debug.
-	if c.Debug {
+	// only systemd's own messages, which are shown with --debug, or the
+	// terminal of an interactive app.
+	if c.Console == ConsoleInteractive {
+		a = append(a, "--console=interactive")
+	} else if c.Debug {
 		a = append(a, "--console=read-only")
 	} else {
 		a = append(a, "--console=passive")

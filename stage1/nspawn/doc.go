@@ -4,11 +4,15 @@
 // rootfs (Documentation/stage1-flavors.md):
 //
 //   - it parses the run entrypoint's argv and refuses what this flavor
-//     cannot provide yet (named CNI networks, --interactive, --ipc=parent);
+//     cannot provide yet (--ipc=parent);
+//   - it formats the hosts file and resolv.conf of a pod with a network of
+//     its own (NetFiles, from the CNI results);
 //   - it computes the Pod, the data run hands to the helpers inside the pod
 //     (/nscn/pod.json): per app, its process spec (environment, user, exec)
 //     and its mount plan in the container's paths, and the host paths
 //     systemd-nspawn must bind into the container for them;
+//   - it builds the apps' AC_METADATA_URL from --mds-token and --mds-port
+//     (MetadataURL);
 //   - it builds the systemd-nspawn argv (golden-tested);
 //   - it turns what systemd tells an ExecStopPost= command about the main
 //     process ($EXIT_CODE, $EXIT_STATUS) into the status stage1 records.
@@ -24,8 +28,11 @@ import "github.com/nosecone/nscn/pkg/stage1abi"
 const ImageName = "nosecone.dev/nscn/stage1-nspawn"
 
 // InterfaceVersion is the stage1 interface version stage1-nspawn
-// implements: it parses every run argument up to --ipc (version 6).
-const InterfaceVersion = stage1abi.InterfaceVersionIPC
+// implements: it parses every run argument up to --mds-port (version 7)
+// and writes the pod's ready file (version 8) when the pod's systemd
+// reports that it has started the apps. scripts/build-stage1-nspawn.sh
+// declares it in the image manifest.
+const InterfaceVersion = stage1abi.InterfaceVersionReady
 
 // Entrypoint paths inside the stage1 rootfs, as the image manifest's
 // annotations name them, and the helper the pod's units run.
@@ -44,10 +51,9 @@ const (
 const (
 	// PodConfigFile is the Pod run writes for the helpers.
 	PodConfigFile = "/nscn/pod.json"
-	// StdoutFIFO and StderrFIFO carry the apps' output: the units write
-	// to them, run copies them to its own stdout and stderr.
-	StdoutFIFO = "/nscn/io/stdout"
-	StderrFIFO = "/nscn/io/stderr"
+	// IODir holds each app's FIFOs (AppStdoutFIFO, AppStderrFIFO,
+	// AppStdinFIFO).
+	IODir = "/nscn/io"
 	// FirstFailureFile holds the status of the first app that failed:
 	// the pod's exit status. The first writer wins (link(2)).
 	FirstFailureFile = "/nscn/state/first-failure"
@@ -64,6 +70,18 @@ const (
 	// Stage2Dir is the parent of the apps' directories, in the pod.
 	Stage2Dir = "/opt/stage2"
 )
+
+// AppStdoutFIFO and AppStderrFIFO carry an app's output: its unit writes
+// to them, run copies them to its own stdout and stderr and to the app's
+// log file (stage1abi.AppLogFile).
+func AppStdoutFIFO(app string) string { return IODir + "/" + app + "/stdout" }
+
+// AppStderrFIFO: see AppStdoutFIFO.
+func AppStderrFIFO(app string) string { return IODir + "/" + app + "/stderr" }
+
+// AppStdinFIFO carries run's stdin to an --interactive app when run's
+// stdin is not a terminal; the app helper opens it as the app's stdin.
+func AppStdinFIFO(app string) string { return IODir + "/" + app + "/stdin" }
 
 // ContainerEnv is the value of the "container" variable of the apps: the
 // name of the executor (ace.md), as in every Nose Cone flavor.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/mds"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -55,8 +58,12 @@ func TestArgvGolden(t *testing.T) {
 		edit func(*ArgvConfig)
 	}{
 		{name: "host-net", edit: func(c *ArgvConfig) { c.NetMode = NetHost }},
+		{name: "interactive-console", edit: func(c *ArgvConfig) { c.NetMode = NetHost; c.Console = ConsoleInteractive }},
 		{name: "no-net-debug-hostname", edit: func(c *ArgvConfig) {
 			c.NetMode, c.Debug, c.Hostname = NetNone, true, "web1"
+		}},
+		{name: "cni-netns", edit: func(c *ArgvConfig) {
+			c.NetMode, c.NetNS = NetCNI, "/run/netns/nscn-"+testUUID
 		}},
 		{name: "machined-all-caps-binds", edit: func(c *ArgvConfig) {
 			c.NetMode, c.Register, c.AllCapabilities = NetHost, true, true
@@ -65,6 +72,11 @@ func TestArgvGolden(t *testing.T) {
 				{Source: "/etc/hosts", Target: "/nscn/host/1", ReadOnly: true},
 				{Source: `/srv/odd:name\x`, Target: "/nscn/host/2", ReadOnly: true, Recursive: true},
 			}
+		}},
+		{name: "retained-caps-app-cgroup", edit: func(c *ArgvConfig) {
+			c.NetMode = NetHost
+			c.Capabilities = []string{"CAP_NET_ADMIN", "CAP_SYS_ADMIN"}
+			c.Binds = []Bind{{Source: "/sys/fs/cgroup/memory/nscn/" + testUUID + "/web", Target: "/nscn/cgroup/web/memory"}}
 		}},
 	}
 	for _, tt := range tests {
@@ -113,9 +125,11 @@ func TestNewLayoutGolden(t *testing.T) {
 	tests := []struct {
 		name string
 		dns  string
+		url  string
 	}{
 		{name: "default-dns", dns: ""},
 		{name: "stage0-dns", dns: "resolv=stage0,hosts=host"},
+		{name: "metadata-url", url: "http://127.0.0.1:18112/tok"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,7 +140,7 @@ func TestNewLayoutGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l, err := NewLayout(LayoutConfig{PodDir: "/var/lib/nscn/pods/run/" + testUUID, Manifest: testManifest(t), Args: args})
+			l, err := NewLayout(LayoutConfig{PodDir: "/var/lib/nscn/pods/run/" + testUUID, Manifest: testManifest(t), Args: args, MetadataURL: tt.url})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,6 +150,43 @@ func TestNewLayoutGolden(t *testing.T) {
 			}
 			golden(t, "layout-"+tt.name+".golden.json", string(b)+"\n")
 		})
+	}
+}
+
+func TestMetadataURL(t *testing.T) {
+	loop, _ := MetadataHost(NetHost)
+	tests := []struct {
+		name string
+		argv []string
+		host netip.Addr
+		want string
+	}{
+		{name: "host network", argv: []string{"--net=host", "--mds-token=tok", "--mds-port=4000", testUUID}, host: loop,
+			want: "http://127.0.0.1:4000/tok"},
+		{name: "default port from an older stage0", argv: []string{"--net=host", "--mds-token=tok", testUUID}, host: loop,
+			want: "http://127.0.0.1:18112/tok"},
+		{name: "pod network host side", argv: []string{"--mds-token=tok", "--mds-port=18112", testUUID}, host: netip.MustParseAddr("fd00::1"),
+			want: "http://[fd00::1]:18112/tok"},
+		{name: "not registered", argv: []string{"--net=host", "--mds-port=4000", testUUID}, host: loop},
+		{name: "no way to the host", argv: []string{"--net=none", "--mds-token=tok", testUUID}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := ParseRunArgs(tt.argv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := MetadataURL(a, tt.host)
+			if got != tt.want {
+				t.Fatalf("MetadataURL = %q, want %q", got, tt.want)
+			}
+			if port := a.MDSPort; got != "" && port != 0 && got != mds.MetadataURL(tt.host, port, a.MDSToken) {
+				t.Fatalf("MetadataURL = %q, but the service's own form is %q", got, mds.MetadataURL(tt.host, port, a.MDSToken))
+			}
+		})
+	}
+	if _, ok := MetadataHost(NetNone); ok {
+		t.Error("MetadataHost(NetNone) found a way to the host")
 	}
 }
 
@@ -166,23 +217,34 @@ func TestNewLayoutRefuses(t *testing.T) {
 
 func TestParseRunArgs(t *testing.T) {
 	tests := []struct {
-		name      string
-		argv      []string
-		wantNet   string
-		defaulted bool
-		wantErr   error
+		name     string
+		argv     []string
+		wantNet  string
+		wantNets string
+		wantErr  error
+		// interactive is the expected RunArgs.Interactive.
+		interactive bool
 	}{
-		{name: "default net", argv: []string{"--net=default", testUUID}, wantNet: NetHost, defaulted: true},
-		{name: "no net flag", argv: []string{testUUID}, wantNet: NetHost, defaulted: true},
-		{name: "host", argv: []string{"--debug", "--net=host", "--hostname=h", "--ipc=private", testUUID}, wantNet: NetHost},
-		{name: "none", argv: []string{"--net=none", "--interactive=false", testUUID}, wantNet: NetNone},
-		{name: "named network", argv: []string{"--net=mynet", testUUID}, wantErr: errdefs.ErrNotImplemented},
-		{name: "interactive", argv: []string{"--interactive", testUUID}, wantErr: errdefs.ErrNotImplemented},
+		{name: "default net", argv: []string{"--net=default", testUUID}, wantNet: NetCNI, wantNets: "default"},
+		{name: "no net flag", argv: []string{testUUID}, wantNet: NetCNI, wantNets: "default"},
+		{name: "host", argv: []string{"--debug", "--net=host", "--hostname=h", "--ipc=private", testUUID}, wantNet: NetHost, wantNets: "host"},
+		{name: "none", argv: []string{"--net=none", "--interactive=false", testUUID}, wantNet: NetNone, wantNets: "none"},
+		{name: "named networks", argv: []string{"--net=default,mynet:IP=10.1.2.3", testUUID}, wantNet: NetCNI, wantNets: "default,mynet:IP=10.1.2.3"},
+		{name: "host with another", argv: []string{"--net=host,default", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "bad network name", argv: []string{"--net=-x", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "interactive", argv: []string{"--interactive", testUUID}, wantNet: NetCNI, wantNets: "default", interactive: true},
+		{name: "interactive not a boolean", argv: []string{"--interactive=maybe", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "ipc parent", argv: []string{"--ipc=parent", testUUID}, wantErr: errdefs.ErrNotImplemented},
 		{name: "ipc unknown", argv: []string{"--ipc=shared", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "net without value", argv: []string{"--net", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "unknown flag", argv: []string{"--frob", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "no uuid", argv: []string{"--net=host"}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "mds token and port", argv: []string{"--mds-token=abc-DEF_123", "--mds-port=4000", testUUID}, wantNet: NetCNI, wantNets: "default"},
+		{name: "mds port zero", argv: []string{"--mds-port=0", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "mds port too big", argv: []string{"--mds-port=65536", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "mds port not a number", argv: []string{"--mds-port=http", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "mds port without value", argv: []string{"--mds-port", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "mds token with a slash", argv: []string{"--mds-token=a/b", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -196,7 +258,7 @@ func TestParseRunArgs(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseRunArgs(%q): %v", tt.argv, err)
 			}
-			if a.NetMode != tt.wantNet || a.NetDefaulted != tt.defaulted || a.UUID != testUUID {
+			if a.NetMode != tt.wantNet || a.Nets.String() != tt.wantNets || a.UUID != testUUID || a.Interactive != tt.interactive {
 				t.Fatalf("ParseRunArgs(%q) = %+v", tt.argv, a)
 			}
 		})
@@ -275,13 +337,55 @@ func FuzzSignalExitStatus(f *testing.F) {
 func FuzzParseRunArgs(f *testing.F) {
 	f.Add("--net=none", "--ipc=auto", testUUID)
 	f.Add("--interactive=0", "--dns-conf-mode=resolv=host", testUUID)
+	f.Add("--mds-token=abc_DEF-1", "--mds-port=18112", testUUID)
 	f.Fuzz(func(t *testing.T, a, b, c string) {
 		args, err := ParseRunArgs([]string{a, b, c})
-		if err == nil && args.NetMode != NetHost && args.NetMode != NetNone {
+		if err == nil && args.NetMode != NetHost && args.NetMode != NetNone && args.NetMode != NetCNI {
 			t.Fatalf("ParseRunArgs accepted net mode %q", args.NetMode)
 		}
-		if err == nil && args.Interactive {
-			t.Fatal("ParseRunArgs accepted --interactive")
-		}
 	})
+}
+
+// TestImageDeclaresInterfaceVersion keeps the image manifest the build
+// script writes in step with the arguments ParseRunArgs takes.
+func TestImageDeclaresInterfaceVersion(t *testing.T) {
+	b, err := os.ReadFile("../../scripts/build-stage1-nspawn.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`{"name": "%s", "value": "%d"}`, stage1abi.AnnotationInterfaceVersion, InterfaceVersion)
+	if !strings.Contains(string(b), want) {
+		t.Fatalf("scripts/build-stage1-nspawn.sh does not declare %s", want)
+	}
+}
+
+func TestRuntimeApp(t *testing.T) {
+	pm := &schema.PodManifest{}
+	for _, n := range []string{"a", "b"} {
+		pm.Apps = append(pm.Apps, schema.RuntimeApp{Name: types.ACName(n), App: &types.App{Exec: types.Exec{"/x"}}})
+	}
+	pm.Apps = append(pm.Apps, schema.RuntimeApp{Name: "no-def"})
+	tests := []struct {
+		name    string
+		wantErr error
+	}{
+		{name: "a"},
+		{name: "b"},
+		{name: "c", wantErr: errdefs.ErrNotFound},
+		{name: "no-def", wantErr: errdefs.ErrInvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ra, err := RuntimeApp(pm, tt.name)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || ra.Name.String() != tt.name {
+				t.Fatalf("RuntimeApp(%q) = %v, %v", tt.name, ra, err)
+			}
+		})
+	}
 }

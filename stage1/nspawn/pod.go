@@ -12,6 +12,8 @@ import (
 	"github.com/appc/spec/schema"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/isolate"
+	"github.com/nosecone/nscn/internal/isolate/caps"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 )
@@ -25,6 +27,22 @@ type App struct {
 	// root (the container's /sys and /dev, the stage1 rootfs, or a host
 	// path systemd-nspawn binds under HostBindDir).
 	Plan fly.Plan `json:"plan"`
+	// Stdin is the FIFO the app helper opens as the app's stdin (in exec
+	// mode only); empty means the unit's stdin.
+	Stdin string `json:"stdin,omitempty"`
+	// Policy is how every process of the app is confined (the app, its
+	// event handlers): computed once by run with isolate.PolicyFor,
+	// applied by the app helper with isolate.Exec. enter recomputes it
+	// from the pod manifest and the saved Isolation options instead of
+	// trusting this copy, which lives in the pod's root.
+	Policy *isolate.Policy `json:"policy"`
+	// Cgroups maps a cgroup hierarchy's directory name under
+	// /sys/fs/cgroup ("memory", "cpu,cpuacct") to the pod path where
+	// the app's own cgroup in it is bound (under CgroupBindDir). The
+	// helper moves itself into each before it execs the app, and binds
+	// each over the hierarchy in the app's /sys/fs/cgroup, so that the
+	// app reads its own limits there.
+	Cgroups map[string]string `json:"cgroups,omitempty"`
 }
 
 // Pod is what run hands the helpers inside the pod, in PodConfigFile.
@@ -74,6 +92,24 @@ type Layout struct {
 	Binds        []Bind
 	EmptyVolumes []fly.EmptyVolume // host paths, created by run
 	Warnings     []string
+	// Reports say, per app in manifest order, what became of each
+	// isolator; run shows them to the user (spec/ace.md, "Isolators").
+	Reports []AppReport
+}
+
+// AppReport is the isolator report of one app.
+type AppReport struct {
+	App    string
+	Report isolate.Report
+}
+
+// IsolateOptions are the isolate.Options of the run flags.
+func IsolateOptions(a fly.RunArgs) isolate.Options {
+	return isolate.Options{
+		DisableCapabilities: a.DisableCapabilities,
+		DisableSeccomp:      a.DisableSeccomp,
+		DisablePaths:        a.DisablePaths,
+	}
 }
 
 // LayoutConfig is the input of NewLayout.
@@ -81,11 +117,20 @@ type LayoutConfig struct {
 	PodDir   string // absolute host path of the pod directory
 	Manifest *schema.PodManifest
 	Args     RunArgs
+	// MetadataURL is the apps' AC_METADATA_URL (see MetadataURL); empty
+	// for none.
+	MetadataURL string
+	// ResolvConf and Hosts are the host paths of the files run generated
+	// from the pod's network (fly.PlanConfig), empty for none.
+	ResolvConf, Hosts string
 }
 
 // NewLayout validates every app of the pod and computes its process spec
 // and mount plan (fly.NewAppSpec, fly.PlanMounts: the same rules as the
-// fly flavor), then moves the plans into the container's paths.
+// fly flavor), then moves the plans into the container's paths. It also
+// computes each app's isolation policy (isolate.PolicyFor) from its
+// isolators and the --disable-* run flags; an invalid isolator fails the
+// whole pod before anything starts.
 func NewLayout(cfg LayoutConfig) (Layout, error) {
 	if !filepath.IsAbs(cfg.PodDir) {
 		return Layout{}, errdefs.InvalidArgument("pod directory %q is not absolute", cfg.PodDir)
@@ -101,11 +146,11 @@ func NewLayout(cfg LayoutConfig) (Layout, error) {
 		if ra.App == nil {
 			return Layout{}, errdefs.InvalidArgument("app %q in the pod manifest has no app definition", ra.Name)
 		}
-		spec, err := fly.NewAppSpec(ra, fly.EnvOptions{})
+		spec, err := fly.NewAppSpec(ra, fly.EnvOptions{MetadataURL: cfg.MetadataURL})
 		if err != nil {
 			return Layout{}, err
 		}
-		plan, err := fly.PlanMounts(fly.PlanConfig{PodDir: cfg.PodDir, Pod: pm, App: ra, DNS: cfg.Args.DNS})
+		plan, err := fly.PlanMounts(fly.PlanConfig{PodDir: cfg.PodDir, Pod: pm, App: ra, DNS: cfg.Args.DNS, ResolvConf: cfg.ResolvConf, Hosts: cfg.Hosts})
 		if err != nil {
 			return Layout{}, err
 		}
@@ -116,7 +161,12 @@ func NewLayout(cfg LayoutConfig) (Layout, error) {
 		if plan, err = tr.plan(plan); err != nil {
 			return Layout{}, fmt.Errorf("app %q: %w", spec.Name, err)
 		}
-		l.Pod.Apps = append(l.Pod.Apps, App{Spec: spec, Plan: plan})
+		policy, report, err := isolate.PolicyFor(ra.App, IsolateOptions(cfg.Args.RunArgs))
+		if err != nil {
+			return Layout{}, fmt.Errorf("app %q: %w", spec.Name, err)
+		}
+		l.Reports = append(l.Reports, AppReport{App: spec.Name, Report: report})
+		l.Pod.Apps = append(l.Pod.Apps, App{Spec: spec, Plan: plan, Policy: policy})
 	}
 	return l, nil
 }
@@ -161,6 +211,10 @@ func (t translator) plan(p fly.Plan) (fly.Plan, error) {
 	}
 	out := fly.Plan{RootFS: root, ReadOnlyRoot: p.ReadOnlyRoot}
 	for _, m := range p.Mounts {
+		if m.Purpose == "system" && m.Kind == fly.KindBind && m.Target == "/dev" {
+			out.Mounts = append(out.Mounts, AppDev()...)
+			continue
+		}
 		if m.Kind == fly.KindBind {
 			m.Source = t.source(m)
 		}
@@ -175,6 +229,40 @@ func (t translator) plan(p fly.Plan) (fly.Plan, error) {
 		out.EmptyVolumes = append(out.EmptyVolumes, v)
 	}
 	return out, nil
+}
+
+// AppDevNodes are the devices of the container's /dev that an app's /dev
+// holds, those appc's OS-SPEC lists: nothing else of the host's, nor of
+// what systemd-nspawn adds for the pod's own systemd (/dev/net/tun, the
+// /dev/char links).
+var AppDevNodes = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+// AppDevLinks are the symbolic links the app helper makes in an app's
+// /dev (prepare mode), name → target.
+var AppDevLinks = map[string]string{
+	"fd":     "/proc/self/fd",
+	"stdin":  "/proc/self/fd/0",
+	"stdout": "/proc/self/fd/1",
+	"stderr": "/proc/self/fd/2",
+}
+
+// AppDev is an app's /dev, in mount order: a tmpfs of its own, the
+// devices of AppDevNodes bound from the container's /dev, /dev/console
+// (the pod's console, when it has one), the container's devpts and its
+// ptmx (OS-SPEC: a bind of /dev/pts/ptmx), /dev/shm and /dev/mqueue,
+// shared by the pod's apps as their IPC namespace is.
+func AppDev() []fly.Mount {
+	ms := []fly.Mount{{Kind: fly.KindFS, Source: "tmpfs", Target: "/dev", FSType: "tmpfs", Data: "mode=755", Flags: fly.NoSuid | fly.NoExec, Purpose: "system"}}
+	for _, n := range AppDevNodes {
+		ms = append(ms, fly.Mount{Kind: fly.KindBind, Source: "/dev/" + n, Target: "/dev/" + n, Purpose: "system"})
+	}
+	return append(ms,
+		fly.Mount{Kind: fly.KindBind, Source: "/dev/console", Target: "/dev/console", Fallback: true, Purpose: "system"},
+		fly.Mount{Kind: fly.KindBind, Source: "/dev/pts", Target: "/dev/pts", Purpose: "system"},
+		fly.Mount{Kind: fly.KindBind, Source: "/dev/pts/ptmx", Target: "/dev/ptmx", Purpose: "system"},
+		fly.Mount{Kind: fly.KindBind, Source: "/dev/shm", Target: "/dev/shm", Flags: fly.NoSuid | fly.NoDev, Purpose: "system"},
+		fly.Mount{Kind: fly.KindBind, Source: "/dev/mqueue", Target: "/dev/mqueue", Fallback: true, Purpose: "system"},
+	)
 }
 
 // source returns the pod's path for a bind source: the container's own
@@ -215,4 +303,67 @@ func LoadPod(p string) (*Pod, error) {
 		return nil, errdefs.Newf(errdefs.ErrInvalidArgument, "parse pod config %s: %w", p, err)
 	}
 	return &pod, nil
+}
+
+// Summary is the line run prints on stderr for an app whose image or
+// flags asked for isolators: which it enforced (or modified) and which it
+// ignored, with why, as the appc spec requires an executor to tell
+// (spec/ace.md, "Isolators"). nscn's own defaults are left out (they are
+// logged with --debug); an app with nothing else gets "".
+func (r AppReport) Summary() string {
+	var enforced, ignored []string
+	for _, e := range r.Report {
+		switch e.Status {
+		case isolate.Enforced:
+			enforced = append(enforced, e.Name)
+		case isolate.Modified:
+			enforced = append(enforced, e.Name+" (modified: "+e.Detail+")")
+		case isolate.Ignored:
+			ignored = append(ignored, e.Name+" ("+e.Detail+")")
+		}
+	}
+	if len(enforced) == 0 && len(ignored) == 0 {
+		return ""
+	}
+	s := "app " + r.App + ": isolators"
+	if len(enforced) > 0 {
+		s += " enforced: " + strings.Join(enforced, ", ")
+		if len(ignored) > 0 {
+			s += ";"
+		}
+	}
+	if len(ignored) > 0 {
+		s += " ignored: " + strings.Join(ignored, ", ")
+	}
+	return s
+}
+
+// Capabilities are the capabilities of any app's bounding set, for
+// ArgvConfig.Capabilities.
+func (p *Pod) Capabilities() []string {
+	var all caps.Set
+	for _, a := range p.Apps {
+		if a.Policy != nil && a.Policy.Caps != nil {
+			all |= a.Policy.Caps.Bounding
+		}
+	}
+	return all.Names()
+}
+
+// RuntimeApp returns the app called name of a pod manifest, with its
+// effective app definition (stage0 merges the image's app with the
+// user's overrides). Unlike fly's lookup, it takes pods of any number of
+// apps.
+func RuntimeApp(pm *schema.PodManifest, name string) (*schema.RuntimeApp, error) {
+	for i := range pm.Apps {
+		ra := &pm.Apps[i]
+		if ra.Name.String() != name {
+			continue
+		}
+		if ra.App == nil {
+			return nil, errdefs.InvalidArgument("app %q in the pod manifest has no app definition", ra.Name)
+		}
+		return ra, nil
+	}
+	return nil, errdefs.NotFound("pod has no app %q", name)
 }

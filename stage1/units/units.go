@@ -33,6 +33,16 @@ type App struct {
 	Name     string
 	PreStart bool // the app has a pre-start event handler
 	PostStop bool // the app has a post-stop event handler
+	// Stdout and Stderr are the pod's paths the app writes to (FIFOs run
+	// reads). The unit's stdin is /dev/null: an app that reads run's stdin
+	// (--interactive without a terminal) opens its FIFO itself, in the
+	// helper's exec mode, so that the other commands of the unit (prepare,
+	// reap) neither consume its input nor wait for a writer.
+	Stdout, Stderr string
+	// Console gives the app the pod's console (/dev/console, the
+	// terminal systemd-nspawn relays) as its controlling terminal and its
+	// stdin, stdout and stderr, instead of the paths above.
+	Console bool
 }
 
 // Config is the input of Generate.
@@ -40,9 +50,10 @@ type Config struct {
 	Apps []App
 	// Helper is the app helper's path in the pod.
 	Helper string
-	// Stdout and Stderr are the pod's paths the apps write to.
-	Stdout, Stderr string
 }
+
+// ConsolePath is the pod's console, the terminal of a Console app.
+const ConsolePath = "/dev/console"
 
 // File is one unit file.
 type File struct {
@@ -65,16 +76,21 @@ func Generate(c Config) ([]File, error) {
 	if len(c.Apps) == 0 {
 		return nil, errdefs.InvalidArgument("no apps to write units for")
 	}
-	for _, p := range []string{c.Helper, c.Stdout, c.Stderr} {
-		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t\n\\%$\"'") {
-			return nil, errdefs.InvalidArgument("unit path %q is not a plain absolute path", p)
-		}
+	if err := checkPath(c.Helper); err != nil {
+		return nil, err
 	}
 	var files []File
 	var wants []string
 	for _, a := range c.Apps {
 		if !appName.MatchString(a.Name) {
 			return nil, errdefs.InvalidArgument("app name %q is not an AC name", a.Name)
+		}
+		if !a.Console {
+			for _, p := range []string{a.Stdout, a.Stderr} {
+				if err := checkPath(p); err != nil {
+					return nil, err
+				}
+			}
 		}
 		wants = append(wants, ServiceName(a.Name))
 		files = append(files, File{Name: ServiceName(a.Name), Content: service(c, a)})
@@ -138,15 +154,38 @@ func service(c Config, a App) string {
 	if a.PostStop {
 		lines = append(lines, fmt.Sprintf("ExecStopPost=-%s post-stop %s", c.Helper, a.Name))
 	}
+	lines = append(lines, fmt.Sprintf("ExecStopPost=%s reap %s", c.Helper, a.Name))
+	switch {
+	case a.Console:
+		// systemd makes the console the app's controlling terminal, so
+		// ^C, ^Z and window size changes reach the app's process group.
+		lines = append(lines,
+			"StandardInput=tty",
+			"StandardOutput=tty",
+			"StandardError=tty",
+			"TTYPath="+ConsolePath,
+		)
+	default:
+		lines = append(lines,
+			"StandardInput=null",
+			"StandardOutput=file:"+a.Stdout,
+			"StandardError=file:"+a.Stderr,
+		)
+	}
 	lines = append(lines,
-		fmt.Sprintf("ExecStopPost=%s reap %s", c.Helper, a.Name),
-		"StandardInput=null",
-		"StandardOutput=file:"+c.Stdout,
-		"StandardError=file:"+c.Stderr,
 		"SyslogIdentifier="+a.Name,
 		"TimeoutStopSec=10s",
 	)
 	return unit(lines...)
+}
+
+// checkPath refuses a path a unit could misread: relative, or holding
+// whitespace, quotes, escapes or specifiers.
+func checkPath(p string) error {
+	if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t\n\\%$\"'") {
+		return errdefs.InvalidArgument("unit path %q is not a plain absolute path", p)
+	}
+	return nil
 }
 
 func unit(lines ...string) string { return strings.Join(lines, "\n") + "\n" }

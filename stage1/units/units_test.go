@@ -41,8 +41,15 @@ func render(files []File) string {
 	return b.String()
 }
 
+// testConfig gives each app its FIFOs under /nscn/io/NAME/.
 func testConfig(apps ...App) Config {
-	return Config{Apps: apps, Helper: "/nscn/app", Stdout: "/nscn/io/stdout", Stderr: "/nscn/io/stderr"}
+	for i := range apps {
+		if !apps[i].Console && apps[i].Stdout == "" {
+			apps[i].Stdout = "/nscn/io/" + apps[i].Name + "/stdout"
+			apps[i].Stderr = "/nscn/io/" + apps[i].Name + "/stderr"
+		}
+	}
+	return Config{Apps: apps, Helper: "/nscn/app"}
 }
 
 func TestGenerateGolden(t *testing.T) {
@@ -52,6 +59,7 @@ func TestGenerateGolden(t *testing.T) {
 	}{
 		{name: "one-app", cfg: testConfig(App{Name: "web"})},
 		{name: "three-apps-with-handlers", cfg: testConfig(App{Name: "a"}, App{Name: "b-2", PreStart: true}, App{Name: "c", PostStop: true, PreStart: true})},
+		{name: "interactive-console", cfg: testConfig(App{Name: "sh", Console: true})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,8 +82,10 @@ func TestGenerateRefuses(t *testing.T) {
 		{name: "name with a newline", cfg: testConfig(App{Name: "a\nExecStart=/bin/evil"})},
 		{name: "uppercase name", cfg: testConfig(App{Name: "Web"})},
 		{name: "name with a slash", cfg: testConfig(App{Name: "../x"})},
-		{name: "relative helper", cfg: Config{Apps: []App{{Name: "a"}}, Helper: "app", Stdout: "/o", Stderr: "/e"}},
-		{name: "specifier in a path", cfg: Config{Apps: []App{{Name: "a"}}, Helper: "/nscn/app", Stdout: "/o%n", Stderr: "/e"}},
+		{name: "relative helper", cfg: Config{Apps: []App{{Name: "a", Stdout: "/o", Stderr: "/e"}}, Helper: "app"}},
+		{name: "specifier in a path", cfg: Config{Apps: []App{{Name: "a", Stdout: "/o%n", Stderr: "/e"}}, Helper: "/nscn/app"}},
+		{name: "no stdout path", cfg: Config{Apps: []App{{Name: "a", Stderr: "/e"}}, Helper: "/nscn/app"}},
+		{name: "space in stderr path", cfg: Config{Apps: []App{{Name: "a", Stdout: "/o", Stderr: "/e rr"}}, Helper: "/nscn/app"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,6 +20,7 @@ type bencher struct {
 	l       layout
 	r       *report
 	stage1  string // bin/stage1-fly.aci
+	nspawn  string // bin/stage1-nspawn.aci (figure 3)
 	busybox string // build/images/busybox.aci
 	bigSize int64  // uncompressed size of the big image's tar
 }
@@ -32,6 +33,7 @@ func measure(ctx context.Context, c config) (bool, error) {
 		l:       newLayout(c.work),
 		r:       &report{quick: c.quick},
 		stage1:  filepath.Join(filepath.Dir(c.nscn), "stage1-fly.aci"),
+		nspawn:  filepath.Join(filepath.Dir(c.nscn), "stage1-nspawn.aci"),
 		busybox: filepath.Join(c.images, "busybox.aci"),
 	}
 	if err := b.setup(ctx); err != nil {
@@ -40,17 +42,18 @@ func measure(ctx context.Context, c config) (bool, error) {
 	desc := machine(ctx, c.nscn, c.work)
 	start := time.Now()
 
-	if c.want(1) {
-		b.figRun(ctx)
-	}
-	if c.figures == nil {
-		b.r.add(row{figure: "2. nspawn flavor run /bin/true vs systemd-nspawn", ours: "not available yet", peer: "-", ratio: "-", target: "-", status: na})
-		b.r.add(row{figure: "3. networking (pod on the default network)", ours: "not available yet", peer: "-", ratio: "-", target: "-", status: na})
-	}
 	for _, f := range []struct {
 		n   int
 		run func(context.Context)
-	}{{4, b.figImport}, {5, b.figRender}, {6, b.figMemory}, {7, b.figScale}} {
+	}{
+		{1, b.figRun},
+		{2, b.figNspawn},
+		{3, b.figNet},
+		{4, b.figImport},
+		{5, b.figRender},
+		{6, b.figMemory},
+		{7, b.figScale},
+	} {
 		if c.want(f.n) {
 			f.run(ctx)
 		}
@@ -82,7 +85,11 @@ func measure(ctx context.Context, c config) (bool, error) {
 // setup checks the tools, makes the scratch directories, mounts the tmpfs
 // and builds the fixtures.
 func (b *bencher) setup(ctx context.Context) error {
-	for _, t := range []string{"hyperfine", "crun", "runc", "unshare", "chroot", "gzip", "tar", "sha512sum", "sh", "/usr/bin/time"} {
+	tools := []string{"hyperfine", "sh"}
+	if b.c.want(1) || b.c.want(4) || b.c.want(5) || b.c.want(6) {
+		tools = append(tools, "crun", "runc", "unshare", "chroot", "gzip", "tar", "sha512sum", "/usr/bin/time")
+	}
+	for _, t := range tools {
 		if _, err := exec.LookPath(t); err != nil {
 			return fmt.Errorf("%s is not installed (scripts/install-bench-deps.sh): %w", t, err)
 		}
@@ -95,7 +102,7 @@ func (b *bencher) setup(ctx context.Context) error {
 	if err := os.RemoveAll(b.l.scratch); err != nil {
 		return fmt.Errorf("clean scratch: %w", err)
 	}
-	for _, d := range []string{b.l.tmpfs, b.l.fly, b.l.scale, b.l.local, b.l.system, b.l.memcg} {
+	for _, d := range []string{b.l.tmpfs, b.l.fly, b.l.net, b.l.scale, b.l.local, b.l.system, b.l.memcg} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -103,6 +110,9 @@ func (b *bencher) setup(ctx context.Context) error {
 	// Only this process's mount namespace sees it.
 	if err := syscall.Mount("tmpfs", b.l.tmpfs, "tmpfs", 0, "mode=0755,size=8g"); err != nil {
 		return fmt.Errorf("mount tmpfs on %s: %w", b.l.tmpfs, err)
+	}
+	if !b.c.want(1) && !b.c.want(4) && !b.c.want(5) && !b.c.want(6) {
+		return nil // the bundle and the big image serve those figures only
 	}
 	if err := makeBundle(ctx, b.busybox, b.l.bundle); err != nil {
 		return err

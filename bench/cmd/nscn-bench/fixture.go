@@ -34,6 +34,7 @@ type layout struct {
 	tmpfs   string // mount point of a tmpfs (import, render)
 	bundle  string // OCI bundle of the busybox rootfs (crun, runc, chroot)
 	fly     string // nscn data dir of the run and memory figures
+	net     string // nscn data dir of the networking figure
 	scale   string // nscn data dir of the scale figure
 	local   string // empty --local-config
 	system  string // empty --system-config
@@ -49,6 +50,7 @@ func newLayout(work string) layout {
 		tmpfs:   filepath.Join(s, "tmpfs"),
 		bundle:  filepath.Join(s, "bundle"),
 		fly:     filepath.Join(s, "fly"),
+		net:     filepath.Join(s, "net"),
 		scale:   filepath.Join(s, "scale"),
 		local:   filepath.Join(s, "etc"),
 		system:  filepath.Join(s, "lib"),

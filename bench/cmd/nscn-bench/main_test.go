@@ -16,7 +16,7 @@ func TestParseFigures(t *testing.T) {
 		{name: "empty means all", in: ""},
 		{name: "one", in: "1", want: []int{1}},
 		{name: "several with spaces", in: "1, 5,7", want: []int{1, 5, 7}},
-		{name: "figure without a measurement", in: "2", wantErr: true},
+		{name: "no such figure", in: "8", wantErr: true},
 		{name: "not a number", in: "x", wantErr: true},
 		{name: "trailing comma", in: "1,", wantErr: true},
 	}

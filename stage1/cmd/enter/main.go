@@ -1,7 +1,9 @@
 // Command enter is the stage1-nspawn enter entrypoint
 // (coreos.com/rkt/stage1/enter, /nscn/enter in the image):
 // --pid=PID --appname=NAME -- CMD [ARG…], run from the pod directory. It
-// exits with CMD's status, or 254 with one line on stderr.
+// exits with CMD's status, or 254 with one line on stderr. Started as
+// "enter --nscn-enter-helper" it is enter's own helper (see
+// entrypoint.Enter), which becomes CMD.
 package main
 
 import (
@@ -15,6 +17,11 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == entrypoint.EnterHelperArg {
+		err := entrypoint.EnterHelper(context.Background(), os.Stderr)
+		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(fmt.Errorf("enter: %w", err)))
+		os.Exit(stage1abi.ExitRuntime)
+	}
 	args, err := fly.ParseEnterArgs(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))

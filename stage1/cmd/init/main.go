@@ -26,6 +26,7 @@ func main() {
 		Args:   args,
 		Log:    entrypoint.NewLogger(os.Stderr, args.Debug || entrypoint.DebugFromEnv()),
 		LockFD: os.Getenv(stage1abi.EnvLockFD),
+		Stdin:  os.Stdin,
 		Stdout: os.Stdout,
 		Stderr: os.Stderr,
 	})

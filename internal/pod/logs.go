@@ -1,0 +1,61 @@
+package pod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+)
+
+// HasLogs reports whether the pod's stage1 records app logs: it created
+// stage1abi.LogsDir when the pod started.
+func (p *Pod) HasLogs(ctx context.Context) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	root, err := p.openRoot()
+	if err != nil {
+		return false, err
+	}
+	defer root.Close()
+	st, err := root.Lstat(stage1abi.LogsDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("pod %s: %w", p.UUID, err)
+	}
+	return st.IsDir(), nil
+}
+
+// OpenAppLog opens an app's log file (stage1abi.AppLogFile) for reading.
+// The open file stays valid when the pod directory moves (exited pods,
+// gc). A missing file is errdefs.ErrNotFound.
+func (p *Pod) OpenAppLog(ctx context.Context, app string) (*os.File, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	root, err := p.openRoot()
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.OpenFile(stage1abi.AppLogFile(app), os.O_RDONLY|nonBlock, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open log of app %s: %w", app, classifyNotExist(err))
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open log of app %s: %w", app, err)
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, errdefs.FailedPrecondition("log of app %s in pod %s is not a regular file", app, p.UUID)
+	}
+	return f, nil
+}

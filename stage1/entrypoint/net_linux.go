@@ -1,0 +1,124 @@
+package entrypoint
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/networking"
+	"github.com/nosecone/nscn/networking/portfwd"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/stage1/nspawn"
+)
+
+// Where the stage1-nspawn image keeps what networking needs, relative to
+// its rootfs: the CNI plugins (scripts/build-stage1-nspawn.sh copies them
+// from build/cni-plugins) and the files run generates for the apps'
+// /etc/resolv.conf and /etc/hosts.
+const (
+	cniPluginDirInImage = "usr/lib/nscn/cni"
+	netResolvConf       = "etc/nscn-net-resolv.conf"
+	netHosts            = "etc/nscn-net-hosts"
+)
+
+// systemConfigDir holds system-wide net.d/ network definitions, below the
+// --local-config directory. It is stage0's default --system-config, which
+// the run entrypoint is not told.
+const systemConfigDir = "/usr/lib/nscn"
+
+// podNet is the pod's network once set up.
+type podNet struct {
+	// NetNS is the namespace systemd-nspawn joins; empty for --net=host.
+	NetNS string
+	// ResolvConf and Hosts are the host paths of the generated files, or
+	// empty when there is none (see nspawn.LayoutConfig).
+	ResolvConf, Hosts string
+	// HostAddr is the host's address on the pod's first network (the
+	// gateway of eth0), where host services such as the metadata service
+	// can listen for the pod; nil for host and none.
+	HostAddr net.IP
+}
+
+// setupNetwork gives the pod its network before systemd-nspawn starts:
+// nothing for --net=host, otherwise networking.Setup, which creates and
+// records the namespace (a namespace with only lo for --net=none), runs CNI
+// ADD for each network and forwards the pod manifest's ports. It then
+// writes the apps' fallback hosts file (the pod's hostname on its first
+// address) and, when a CNI result carries DNS servers, their resolv.conf.
+// On failure nothing is left set up. The gc entrypoint undoes it
+// (networking.Teardown).
+func setupNetwork(ctx context.Context, log *slog.Logger, podDir string, args nspawn.RunArgs, pm *schema.PodManifest) (_ podNet, err error) {
+	var pn podNet
+	if args.NetMode == nspawn.NetHost {
+		if len(pm.Ports) > 0 {
+			return pn, errdefs.InvalidArgument("ports can be forwarded only on a CNI network, not with --%s=%s", stage1abi.FlagNet, stage1abi.NetHost)
+		}
+		return pn, nil
+	}
+	var appPorts []types.Port
+	for _, ra := range pm.Apps {
+		if ra.App != nil {
+			appPorts = append(appPorts, ra.App.Ports...)
+		}
+	}
+	ports, err := portfwd.Resolve(pm.Ports, appPorts)
+	if err != nil {
+		return pn, err
+	}
+	res, err := networking.Setup(ctx, networking.Config{
+		PodDir:       podDir,
+		UUID:         args.UUID,
+		Nets:         args.Nets,
+		LocalConfig:  args.LocalConfig,
+		SystemConfig: systemConfigDir,
+		PluginDirs:   []string{filepath.Join(stage1abi.Stage1RootfsRel, cniPluginDirInImage)},
+		Ports:        ports,
+		Logger:       log,
+	})
+	if err != nil {
+		return pn, err
+	}
+	defer func() {
+		if err != nil {
+			if terr := networking.Teardown(context.WithoutCancel(ctx), podDir, networking.WithLogger(log)); terr != nil {
+				log.WarnContext(ctx, "undo network setup", "err", terr)
+			}
+		}
+	}()
+	pn.NetNS = res.NetNS
+	hostname := args.Hostname
+	if hostname == "" {
+		hostname = nspawn.MachineName(args.UUID)
+	}
+	hosts, resolv := nspawn.NetFiles(hostname, res.Networks)
+	pn.Hosts = inStage1(podDir, netHosts)
+	if err := writeNewFile(pn.Hosts, hosts, 0o644); err != nil {
+		return pn, err
+	}
+	if resolv != nil {
+		pn.ResolvConf = inStage1(podDir, netResolvConf)
+		if err := writeNewFile(pn.ResolvConf, resolv, 0o644); err != nil {
+			return pn, err
+		}
+	}
+	if len(res.Networks) > 0 {
+		pn.HostAddr = nspawn.Gateway(res.Networks[0])
+	}
+	log.DebugContext(ctx, "pod network ready", "netns", pn.NetNS, "host_addr", pn.HostAddr)
+	return pn, nil
+}
+
+// teardownNetwork is the gc entrypoint's part: networking.Teardown, which
+// works from the pod directory's records alone.
+func teardownNetwork(ctx context.Context, log *slog.Logger, podDir string) error {
+	if err := networking.Teardown(ctx, podDir, networking.WithLogger(log)); err != nil {
+		return fmt.Errorf("tear down the pod's network: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+package entrypoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/atomicfile"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/stage1/nspawn"
+)
+
+// readyWatch records the pod as ready (stage1abi.ReadyFile) when the
+// pod's systemd says so. The message travels:
+//
+//	systemd (pod's pid 1) ──READY=1──▶ systemd-nspawn ──READY=1──▶ run
+//	       /run/host/notify in the pod      NOTIFY_SOCKET=nspawn.NotifySocket(uuid)
+//
+// systemd-nspawn passes READY=1 on only with --notify-ready=yes
+// (nspawn.Argv). run listens before it starts systemd-nspawn, so that no
+// message is lost, and reads once it knows systemd-nspawn's pid: an
+// abstract socket can be reached by any process of the host's network
+// namespace, so only messages whose sender the kernel reports
+// (SO_PASSCRED) as systemd-nspawn count.
+//
+// When nscn run itself runs under a service manager that asked for
+// notifications (a systemd unit of Type=notify: NOTIFY_SOCKET in run's
+// environment; run is the unit's main process, as stage0 execs it), run
+// passes READY=1 on to it too, once the ready file is written.
+type readyWatch struct {
+	conn *net.UnixConn
+	addr string
+	// forward is the NOTIFY_SOCKET of run's own environment; empty for
+	// none.
+	forward string
+	done    chan struct{} // closed when the reader has returned; nil before watch
+}
+
+// listenReady binds the pod's notify socket. forward is where to pass
+// READY=1 on, or empty.
+func listenReady(uuid, forward string) (*readyWatch, error) {
+	addr := nspawn.NotifySocket(uuid)
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		return nil, fmt.Errorf("listen for the pod's readiness: %w", err)
+	}
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("listen for the pod's readiness: %w", err)
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
+	}); err != nil {
+		serr = err
+	}
+	if serr != nil {
+		conn.Close()
+		return nil, fmt.Errorf("listen for the pod's readiness: %w", os.NewSyscallError("setsockopt SO_PASSCRED", serr))
+	}
+	return &readyWatch{conn: conn, addr: addr, forward: forward}, nil
+}
+
+// Env is the NOTIFY_SOCKET entry of systemd-nspawn's environment.
+func (w *readyWatch) Env() string { return "NOTIFY_SOCKET=" + w.addr }
+
+// watch reads the notifications of process pid (systemd-nspawn) until
+// Close, and writes the ready file in podDir on the first READY=1. It goes
+// on reading after that, so that systemd-nspawn never blocks on a full
+// socket.
+func (w *readyWatch) watch(ctx context.Context, log *slog.Logger, podDir string, pid int) {
+	w.done = make(chan struct{})
+	go func() {
+		defer close(w.done)
+		buf := make([]byte, 4096)
+		oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
+		ready := false
+		for {
+			n, oobn, _, _, err := w.conn.ReadMsgUnix(buf, oob)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if err != nil {
+				log.WarnContext(ctx, "read the pod's notifications", "err", err)
+				return
+			}
+			if sender := notifySender(oob[:oobn]); sender != pid {
+				log.DebugContext(ctx, "ignore a notification from another process", "sender", sender)
+				continue
+			}
+			if ready || !nspawn.NotifyReady(buf[:n]) {
+				continue
+			}
+			ready = true
+			stamp := time.Now().UTC().Format(time.RFC3339Nano) + "\n"
+			if err := atomicfile.Write(podDir, stage1abi.ReadyFile, []byte(stamp)); err != nil {
+				log.WarnContext(ctx, "record that the pod is ready", "err", err)
+				continue
+			}
+			log.DebugContext(ctx, "the pod is ready")
+			if w.forward != "" {
+				if err := sdNotify(w.forward, "READY=1"); err != nil {
+					log.WarnContext(ctx, "tell the service manager that the pod is ready", "err", err)
+				}
+			}
+		}
+	}()
+}
+
+// sdNotify sends msg to the sd_notify socket addr (sd_notify(3)): a path,
+// or an abstract name after "@".
+func sdNotify(addr, msg string) error {
+	if !strings.HasPrefix(addr, "/") && !strings.HasPrefix(addr, "@") {
+		return fmt.Errorf("notify %s: not a unix socket address", addr)
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		return fmt.Errorf("notify %s: %w", addr, err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return fmt.Errorf("notify %s: %w", addr, err)
+	}
+	return nil
+}
+
+// notifySender is the pid the kernel reports as a message's sender, or 0.
+func notifySender(oob []byte) int {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0
+	}
+	for _, m := range msgs {
+		if cred, err := unix.ParseUnixCredentials(&m); err == nil {
+			return int(cred.Pid)
+		}
+	}
+	return 0
+}
+
+// Close stops listening and waits for the reader.
+func (w *readyWatch) Close() {
+	w.conn.Close()
+	if w.done != nil {
+		<-w.done
+	}
+}

@@ -1,0 +1,50 @@
+//go:build functional && nspawn
+
+package tests
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestNspawnACEValidator runs appc's own conformance check, the ACE
+// validator (scripts/build-ace-images.sh builds it from the appc/spec
+// module), as appc runs it: the main and sidekick images in one pod, on
+// the host network and on the default CNI network, with the "database"
+// volume and a metadata service.
+// Every app and event handler prints "<mode> OK" only when what it checks
+// holds: PATH, AC_APP_NAME, the working directory, the environment, the
+// /db mount, the order of pre-start, main and post-stop, the shared
+// volume, and the metadata service (pod and app metadata, HMAC sign and
+// verify). The main image's resource/memory isolator must not fail the
+// run, whether the stage1 enforces it or reports it ignored.
+func TestNspawnACEValidator(t *testing.T) {
+	for _, net := range []string{"host", "default"} {
+		t.Run(net, func(t *testing.T) { aceValidator(t, net) })
+	}
+}
+
+func aceValidator(t *testing.T, net string) {
+	e := newEnv(t)
+	// On the default network the pod reaches the service at the host
+	// side of its veth, so the service listens beyond loopback.
+	svc := startMDS(t, net != "host")
+	r := e.run("--insecure-options=image", "run", "--net="+net, "--stage1-path="+nspawnACI(t),
+		"--mds-register", "--mds-socket="+svc.socket, "--volume", "database,kind=empty",
+		filepath.Join(imagesDir(t), "ace-validator-main.aci"),
+		filepath.Join(imagesDir(t), "ace-validator-sidekick.aci"))
+	if r.code != 0 {
+		t.Errorf("exit %d, want 0", r.code)
+	}
+	out := r.stdout + r.stderr
+	for _, mode := range []string{"prestart", "main", "sidekick", "poststop"} {
+		if !strings.Contains(out, mode+" OK\n") {
+			t.Errorf("the validator printed no %q", mode+" OK")
+		}
+	}
+	if strings.Contains(out, " FAIL\n") || t.Failed() {
+		t.Fatalf("ACE validator failed\nstdout: %s\nstderr: %s", r.stdout, r.stderr)
+	}
+	assertPodsGone(t, e)
+}
