@@ -1,6 +1,8 @@
 package networking
 
 import (
+	"golang.org/x/sys/unix"
+
 	"context"
 	"errors"
 	"fmt"
@@ -129,6 +131,13 @@ func Setup(ctx context.Context, c Config) (_ *Result, err error) {
 		log.Debug("host networking: nothing to set up")
 		return &Result{}, nil
 	}
+	// Shared with other setups, exclusive with Teardown's cleanup of the
+	// host's CNI bookkeeping (hostclean.go).
+	unlock, err := lockNet(unix.LOCK_SH)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if _, err := os.Lstat(filepath.Join(c.PodDir, stage1abi.NetNSFile)); err == nil {
 		return nil, errdefs.FailedPrecondition("networking: pod %s is already set up (%s exists)", c.UUID, stage1abi.NetNSFile)
 	}
@@ -149,7 +158,9 @@ func Setup(ctx context.Context, c Config) (_ *Result, err error) {
 	defer func() {
 		if err != nil {
 			log.Debug("undoing partial network setup", "error", err)
-			if uerr := teardown(context.WithoutCancel(ctx), c.PodDir, log, nil); uerr != nil {
+			// No host cleanup here: Setup holds the network lock shared,
+			// and the cleanup takes it exclusively.
+			if uerr := teardown(context.WithoutCancel(ctx), c.PodDir, log, nil, false); uerr != nil {
 				err = errors.Join(err, fmt.Errorf("undo network setup: %w", uerr))
 			}
 		}

@@ -153,8 +153,8 @@ func restoreIptables(t *testing.T, before hostState) {
 			newChains = append(newChains, table+" "+strings.Fields(name)[0])
 			continue
 		}
-		f, err := splitRule(rule)
-		if err != nil || len(f) < 2 || f[0] != "-A" {
+		f, ok := splitRule(rule)
+		if !ok || len(f) < 2 || f[0] != "-A" {
 			continue
 		}
 		if err := exec.Command("iptables", append([]string{"-w", "-t", table, "-D"}, f[1:]...)...).Run(); err != nil {
@@ -169,38 +169,6 @@ func restoreIptables(t *testing.T, before hostState) {
 	}
 }
 
-// splitRule splits an iptables-save rule into words, honouring quotes.
-func splitRule(s string) ([]string, error) {
-	var words []string
-	var cur strings.Builder
-	inQuote, have := false, false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '\\' && inQuote && i+1 < len(s):
-			i++
-			cur.WriteByte(s[i])
-		case c == '"':
-			inQuote, have = !inQuote, true
-		case c == ' ' && !inQuote:
-			if have {
-				words = append(words, cur.String())
-				cur.Reset()
-				have = false
-			}
-		default:
-			cur.WriteByte(c)
-			have = true
-		}
-	}
-	if inQuote {
-		return nil, errors.New("unbalanced quote")
-	}
-	if have {
-		words = append(words, cur.String())
-	}
-	return words, nil
-}
 
 type testPod struct {
 	cfg Config

@@ -55,10 +55,12 @@ func Teardown(ctx context.Context, podDir string, opts ...TeardownOption) error 
 	if err != nil {
 		return fmt.Errorf("networking: pod directory: %w", err)
 	}
-	return teardown(ctx, abs, o.log, o.pluginDirs)
+	return teardown(ctx, abs, o.log, o.pluginDirs, true)
 }
 
-func teardown(ctx context.Context, podDir string, log *slog.Logger, pluginDirs []string) error {
+// teardown is Teardown; cleanHost also removes the host's CNI bookkeeping
+// the pod's networks no longer need (hostclean.go).
+func teardown(ctx context.Context, podDir string, log *slog.Logger, pluginDirs []string, cleanHostToo bool) error {
 	recs, err := cni.ReadRecords(podDir)
 	if err != nil {
 		return fmt.Errorf("networking: %w", err)
@@ -84,6 +86,7 @@ func teardown(ctx context.Context, podDir string, log *slog.Logger, pluginDirs [
 	log.Debug("network teardown", "netns", nsPath, "netns_alive", alive, "networks", len(recs))
 
 	var errs []error
+	var deleted []*cni.Record
 	claimDirs := map[string]string{} // dir -> uuid
 	for _, r := range slices.Backward(recs) {
 		if pluginDirs != nil {
@@ -94,6 +97,7 @@ func teardown(ctx context.Context, podDir string, log *slog.Logger, pluginDirs [
 			errs = append(errs, err)
 			continue
 		}
+		deleted = append(deleted, r)
 		if r.PortClaimDir != "" {
 			claimDirs[r.PortClaimDir] = r.ContainerID
 		}
@@ -115,6 +119,13 @@ func teardown(ctx context.Context, podDir string, log *slog.Logger, pluginDirs [
 		}
 	}
 	if len(errs) == 0 {
+		// Bookkeeping only: a failure is worth a warning, not a failed gc.
+		if !cleanHostToo {
+			deleted = nil
+		}
+		if err := cleanHost(ctx, log, deleted); err != nil {
+			log.Warn("clean the host's CNI bookkeeping", "error", err)
+		}
 		if err := os.RemoveAll(cni.CacheDir(podDir)); err != nil {
 			errs = append(errs, fmt.Errorf("networking: %w", err))
 		}
