@@ -169,7 +169,6 @@ func restoreIptables(t *testing.T, before hostState) {
 	}
 }
 
-
 type testPod struct {
 	cfg Config
 	res *Result
