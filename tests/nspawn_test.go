@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nosecone/nscn/internal/testutil"
 )
 
 // nspawnACI is the stage1-nspawn image under test, from make.
@@ -267,7 +269,7 @@ func TestNspawnEnterAndStop(t *testing.T) {
 // systemd as the pod's pid 1.
 func TestDefaultStage1IsNspawn(t *testing.T) {
 	e := newEnv(t)
-	if err := os.Remove(filepath.Join(e.system, "stage1.d", stage1DefaultFile)); err != nil {
+	if err := os.Remove(filepath.Join(e.system, "stage1.d", testutil.Stage1DefaultFile)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(nscnBin(t)), "stage1-nspawn.aci")); err != nil {

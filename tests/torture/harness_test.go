@@ -130,7 +130,7 @@ func newEnv(t *testing.T) *env {
 	// The generic tests run their pods with the fly flavor, the quicker
 	// one: the system config names it the default. The nspawn tests pick
 	// their stage1 by flag; TestDefaultStage1IsNspawn removes this file.
-	writeStage1Default(t, e.system, filepath.Join(filepath.Dir(nscnBin(t)), "stage1-fly.aci"))
+	testutil.WriteStage1Default(t, e.system, filepath.Join(filepath.Dir(nscnBin(t)), "stage1-fly.aci"))
 	// Registered after t.TempDir, so it runs before the removal: a failed
 	// test must not leak pod mounts or processes.
 	t.Cleanup(func() {
@@ -511,20 +511,3 @@ func (s *sentinel) check() []string {
 	}
 	return bad
 }
-
-// writeStage1Default makes the stage1 image at aci the default in the
-// config dir dir (stage1.d, Documentation/stage1-abi.md).
-func writeStage1Default(t *testing.T, dir, aci string) {
-	t.Helper()
-	d := filepath.Join(dir, "stage1.d")
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(`{"nscnKind":"stage1","nscnVersion":"v1","location":%q}`, aci)
-	if err := os.WriteFile(filepath.Join(d, stage1DefaultFile), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// stage1DefaultFile is the harness's stage1.d file.
-const stage1DefaultFile = "50-tests.json"
