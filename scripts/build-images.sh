@@ -83,4 +83,5 @@ MF
 
 # busybox names port 80 "http" for the networking tests' --port (httpd).
 image busybox '["/bin/sh"]' '[{"name": "http", "protocol": "tcp", "port": 80}]'
+# shellcheck disable=SC2016 # the app's shell expands these, inside the pod
 image hello '["/bin/sh", "-c", "echo \"$GREETING: app $AC_APP_NAME running as $(id -un) on $(uname -sr)\""]'

@@ -22,6 +22,7 @@ run() {
 # --insecure-options=image (see Documentation/signing-and-verification.md).
 run --insecure-options=image fetch "$images/hello.aci"
 run run nosecone.dev/hello
+# shellcheck disable=SC2016 # the app's shell expands these, inside the pod
 run --insecure-options=image run "$images/busybox.aci" --exec=/bin/sh -- -c 'echo "busybox says: I am $AC_APP_NAME, pid $$, in $(pwd)"'
 run list
 run image list
