@@ -3,8 +3,6 @@
 package tests
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -218,35 +216,13 @@ func TestNspawnIsolatorFlagErrors(t *testing.T) {
 // what the entered command sees with what the app saw.
 func TestNspawnEnterIsConfinedLikeTheApp(t *testing.T) {
 	e := newEnv(t)
-	uuidFile := filepath.Join(t.TempDir(), "uuid")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	probe := `grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; grep -E ':(memory|cpu):' /proc/self/cgroup; echo oom=$(cat /proc/self/oom_score_adj); echo limit=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes); chmod 600 /tmp 2>/dev/null; echo chmod=$?`
-	c := e.cmd(ctx, "--insecure-options=image", "run", "--net=host", "--uuid-file-save="+uuidFile,
-		"--stage1-path="+nspawnACI(t), busybox(t), "--name=app", "--memory=48Mi", "--cpu-shares=300",
+	p := startPod(t, e, 15*time.Second, []string{"ready"}, nspawnRunArgs(t,
+		busybox(t), "--name=app", "--memory=48Mi", "--cpu-shares=300",
 		"--caps-remove=CAP_CHOWN,CAP_KILL", "--seccomp=mode=remove,errno=ENOTSUP,chmod,fchmodat,fchmod", "--oom-score-adj=250",
-		"--exec=/bin/sh", "--", "-c", probe+"; echo ready; exec sleep 300")
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = c.Process.Kill()
-		_ = c.Wait()
-	}()
-	var uuid string
-	for range 150 {
-		if b, err := os.ReadFile(uuidFile); err == nil && len(bytes.TrimSpace(b)) > 0 && strings.Contains(out.String(), "ready") {
-			uuid = strings.TrimSpace(string(b))
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if uuid == "" {
-		t.Fatalf("pod did not start: %s %s", out.String(), errb.String())
-	}
-	app := strings.TrimSuffix(out.String(), "ready\n")
+		"--exec=/bin/sh", "--", "-c", probe+"; echo ready; exec sleep 300")...)
+	uuid := p.uuid
+	app := strings.TrimSuffix(p.out.String(), "ready\n")
 	r := e.ok("enter", uuid, "/bin/sh", "-c", probe)
 	if r.stdout != app {
 		t.Fatalf("entered command sees\n%s\nthe app saw\n%s", r.stdout, app)
@@ -262,7 +238,7 @@ func TestNspawnEnterIsConfinedLikeTheApp(t *testing.T) {
 		t.Fatalf("the app's cgroup holds %q processes, want the app, the entered shell and its child", r.stdout)
 	}
 	e.ok("stop", "--force", uuid)
-	_ = c.Wait()
+	_ = p.wait()
 	assertPodsGone(t, e)
 }
 
@@ -271,30 +247,9 @@ func TestNspawnEnterIsConfinedLikeTheApp(t *testing.T) {
 // run created on the host.
 func TestNspawnGCRemovesAppCgroupsAfterKill(t *testing.T) {
 	e := newEnv(t)
-	uuidFile := filepath.Join(t.TempDir(), "uuid")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c := e.cmd(ctx, "--insecure-options=image", "run", "--net=host", "--uuid-file-save="+uuidFile,
-		"--stage1-path="+nspawnACI(t), busybox(t), "--memory=32Mi", "--cpu=100m",
-		"--exec=/bin/sh", "--", "-c", "echo ready; exec sleep 300")
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var uuid string
-	for range 150 {
-		if b, err := os.ReadFile(uuidFile); err == nil && len(bytes.TrimSpace(b)) > 0 && strings.Contains(out.String(), "ready") {
-			uuid = strings.TrimSpace(string(b))
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if uuid == "" {
-		_ = c.Process.Kill()
-		_ = c.Wait()
-		t.Fatalf("pod did not start: %s %s", out.String(), errb.String())
-	}
+	p := startPod(t, e, 15*time.Second, []string{"ready"}, nspawnRunArgs(t,
+		busybox(t), "--memory=32Mi", "--cpu=100m", "--exec=/bin/sh", "--", "-c", "echo ready; exec sleep 300")...)
+	uuid := p.uuid
 	rec, err := os.ReadFile(filepath.Join(e.dir, "pods", "run", uuid, "nspawn-isolation.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -319,10 +274,10 @@ func TestNspawnGCRemovesAppCgroupsAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	// nscn run has become the stage1's run entrypoint: kill it.
-	if err := c.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = c.Wait()
+	_ = p.wait()
 	// systemd-nspawn gets SIGTERM (parent death) and stops the pod.
 	nspawn := filepath.Join("/proc", strings.TrimSpace(string(ppid)))
 	for range 150 {
@@ -346,37 +301,15 @@ func TestNspawnGCRemovesAppCgroupsAfterKill(t *testing.T) {
 // the app's user and groups, with the app's (empty) capabilities.
 func TestNspawnEnterRunsAsTheAppUser(t *testing.T) {
 	e := newEnv(t)
-	uuidFile := filepath.Join(t.TempDir(), "uuid")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c := e.cmd(ctx, "--insecure-options=image", "run", "--net=host", "--uuid-file-save="+uuidFile,
-		"--stage1-path="+nspawnACI(t), busybox(t), "--user=user", "--group=user", "--supplementary-gids=1001",
-		"--exec=/bin/sh", "--", "-c", "echo ready; exec sleep 300")
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = c.Process.Kill()
-		_ = c.Wait()
-	}()
-	var uuid string
-	for range 150 {
-		if b, err := os.ReadFile(uuidFile); err == nil && len(bytes.TrimSpace(b)) > 0 && strings.Contains(out.String(), "ready") {
-			uuid = strings.TrimSpace(string(b))
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if uuid == "" {
-		t.Fatalf("pod did not start: %s %s", out.String(), errb.String())
-	}
+	p := startPod(t, e, 15*time.Second, []string{"ready"}, nspawnRunArgs(t,
+		busybox(t), "--user=user", "--group=user", "--supplementary-gids=1001",
+		"--exec=/bin/sh", "--", "-c", "echo ready; exec sleep 300")...)
+	uuid := p.uuid
 	r := e.ok("enter", uuid, "/bin/sh", "-c", `echo $(id -u) $(id -g) $(id -G); grep '^CapEff:' /proc/self/status`)
 	if got := strings.Join(strings.Fields(r.stdout), " "); got != "1000 1000 1000 1001 CapEff: 0000000000000000" {
 		t.Fatalf("entered command: %q, want the app's user and groups without capabilities", got)
 	}
 	e.ok("stop", "--force", uuid)
-	_ = c.Wait()
+	_ = p.wait()
 	assertPodsGone(t, e)
 }

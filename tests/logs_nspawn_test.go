@@ -4,7 +4,6 @@ package tests
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -104,54 +102,11 @@ func TestNspawnLogsTwoApps(t *testing.T) {
 	e.fails("does not exist", "logs", uuid)
 }
 
-// lockedBuffer is a bytes.Buffer a process writes while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// startPod starts nscn run in the background and returns once the pod's
-// UUID is saved and its stdout holds ready.
-func startPod(t *testing.T, e *env, ready string, args ...string) (*exec.Cmd, string, *lockedBuffer) {
-	t.Helper()
-	uuidFile := filepath.Join(t.TempDir(), "uuid")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	all := append([]string{"--insecure-options=image", "run", "--net=host", "--uuid-file-save=" + uuidFile, "--stage1-path=" + nspawnACI(t)}, args...)
-	c := e.cmd(ctx, all...)
-	out, errb := &lockedBuffer{}, &lockedBuffer{}
-	c.Stdout, c.Stderr = out, errb
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for range 200 {
-		if b, err := os.ReadFile(uuidFile); err == nil && len(bytes.TrimSpace(b)) > 0 && strings.Contains(out.String(), ready) {
-			return c, strings.TrimSpace(string(b)), out
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	_ = c.Process.Kill()
-	_ = c.Wait()
-	t.Fatalf("pod did not start: %s %s", out.String(), errb.String())
-	return nil, "", nil
-}
-
 func TestNspawnLogsFollow(t *testing.T) {
 	e := newEnv(t)
-	run, uuid, _ := startPod(t, e, "first", busybox(t), "--name=app", "--exec=/bin/sh", "--", "-c",
-		"echo first; sleep 2; echo second; echo err >&2; sleep 1; echo third")
+	p := startPod(t, e, 10*time.Second, []string{"first"}, nspawnRunArgs(t, busybox(t), "--name=app", "--exec=/bin/sh", "--", "-c",
+		"echo first; sleep 2; echo second; echo err >&2; sleep 1; echo third")...)
+	uuid := p.uuid
 	// Read while the pod runs, without --follow: what is there so far.
 	r := e.ok("logs", uuid)
 	if r.stdout != "first\n" {
@@ -166,7 +121,7 @@ func TestNspawnLogsFollow(t *testing.T) {
 	if time.Since(start) < time.Second {
 		t.Fatalf("logs --follow returned after %v, before the pod wrote its last line", time.Since(start))
 	}
-	if err := run.Wait(); err != nil {
+	if err := p.wait(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	// After the pod exited, the same again.

@@ -3,8 +3,6 @@
 package tests
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -134,65 +132,17 @@ func requireNetRestored(t *testing.T, before netState) {
 	t.Fatalf("left on the host after gc:\n%s", strings.Join(diff, "\n"))
 }
 
-// netPod is a pod running in the background.
-type netPod struct {
-	uuid string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	errb *syncBuffer
-	done chan struct{} // closed when nscn run has ended
-}
-
 // startNetPod starts a busybox pod on the stage1-nspawn image with the
 // given pod flags, running script, and waits until it printed "ready".
-func startNetPod(t *testing.T, e *env, podFlags []string, script string) *netPod {
+func startNetPod(t *testing.T, e *env, podFlags []string, script string) *bgPod {
 	t.Helper()
-	uuidFile := filepath.Join(t.TempDir(), "uuid")
-	args := append([]string{"--insecure-options=image", "run", "--uuid-file-save=" + uuidFile, "--stage1-path=" + nspawnACI(t)}, podFlags...)
+	args := append([]string{"--insecure-options=image", "run", "--stage1-path=" + nspawnACI(t)}, podFlags...)
 	args = append(args, busybox(t), "--exec=/bin/sh", "--", "-c", script)
-	p := &netPod{cmd: e.cmd(context.Background(), args...), out: &syncBuffer{}, errb: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.errb
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() { p.stop(t, e) })
-	for range 300 {
-		if b, err := os.ReadFile(uuidFile); err == nil && len(bytes.TrimSpace(b)) > 0 && strings.Contains(p.out.String(), "ready") {
-			p.uuid = strings.TrimSpace(string(b))
-			return p
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("pod ended before it was ready: %s %s", p.out.String(), p.errb.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	t.Fatalf("pod did not start: %s %s", p.out.String(), p.errb.String())
-	return nil
-}
-
-// stop stops the pod and waits for nscn run to end.
-func (p *netPod) stop(t *testing.T, e *env) {
-	t.Helper()
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	if p.uuid != "" {
-		e.run("stop", "--force", p.uuid)
-	} else {
-		_ = p.cmd.Process.Kill()
-	}
-	<-p.done
+	return startPod(t, e, 30*time.Second, []string{"ready"}, args...)
 }
 
 // ip returns the pod's address on a network, from its net-info record.
-func (p *netPod) ip(t *testing.T, e *env, network string) string {
+func (p *bgPod) ip(t *testing.T, e *env, network string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(e.dir, "pods", "run", p.uuid, "net-info", network+".json"))
 	if err != nil {
@@ -401,7 +351,7 @@ func TestNspawnNetKilledRunAndLostNamespace(t *testing.T) {
 	// SIGKILL the stage1's run (nscn exec'd it); systemd-nspawn gets its
 	// parent-death signal and ends the pod.
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
+	_ = p.wait()
 	// A "reboot": the namespace pin is gone.
 	pin := "/run/netns/nscn-" + p.uuid
 	for range 100 {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,10 +20,97 @@ import (
 // nspawnACI is the stage1-nspawn image under test, from make.
 func nspawnACI(t *testing.T) string { return mustEnv(t, "NSCN_STAGE1_NSPAWN_ACI") }
 
+// nspawnRunArgs is the argv of nscn run with the stage1-nspawn image on
+// the host's network, then args.
+func nspawnRunArgs(t *testing.T, args ...string) []string {
+	return append([]string{"--insecure-options=image", "run", "--net=host", "--stage1-path=" + nspawnACI(t)}, args...)
+}
+
 // nspawnRun runs nscn run with the stage1-nspawn image.
 func (e *env) nspawnRun(args ...string) result {
 	e.t.Helper()
-	return e.run(append([]string{"--insecure-options=image", "run", "--net=host", "--stage1-path=" + nspawnACI(e.t)}, args...)...)
+	return e.run(nspawnRunArgs(e.t, args...)...)
+}
+
+// bgPod is an nscn run in the background.
+type bgPod struct {
+	uuid      string
+	cmd       *exec.Cmd
+	out, errb *syncBuffer
+	done      chan struct{} // closed when nscn run has ended
+	err       error         // what waiting for nscn run returned, once done
+}
+
+// startPod starts nscn with args (everything after e's own flags, "run"
+// among them; startPod adds --uuid-file-save) in the background, and
+// returns once the pod's UUID is saved and its stdout holds every string
+// of ready, failing the test after wait. A pod still running when the
+// test ends is stopped with stop --force.
+func startPod(t *testing.T, e *env, wait time.Duration, ready []string, args ...string) *bgPod {
+	t.Helper()
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	i := slices.Index(args, "run")
+	if i < 0 {
+		t.Fatalf("startPod: no run in %q", args)
+	}
+	args = slices.Insert(slices.Clone(args), i+1, "--uuid-file-save="+uuidFile)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	p := &bgPod{cmd: e.cmd(ctx, args...), out: &syncBuffer{}, errb: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.errb
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() { p.stop(t, e) })
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); {
+		b, err := os.ReadFile(uuidFile)
+		if err == nil && len(bytes.TrimSpace(b)) > 0 && containsAll(p.out.String(), ready) {
+			p.uuid = strings.TrimSpace(string(b))
+			return p
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("pod ended before it was ready: %s %s", p.out.String(), p.errb.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	t.Fatalf("pod did not start: %s %s", p.out.String(), p.errb.String())
+	return nil
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
+// wait waits for nscn run to end and returns what waiting for it did.
+func (p *bgPod) wait() error {
+	<-p.done
+	return p.err
+}
+
+// stop stops the pod and waits for nscn run to end.
+func (p *bgPod) stop(t *testing.T, e *env) {
+	t.Helper()
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	if p.uuid != "" {
+		e.run("stop", "--force", p.uuid)
+	} else {
+		_ = p.cmd.Process.Kill()
+	}
+	<-p.done
 }
 
 // nspawnSh runs a shell script as the app of a busybox pod.
@@ -216,28 +304,9 @@ func TestNspawnEnterAndStop(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			uuidFile := filepath.Join(t.TempDir(), "uuid")
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			c := e.cmd(ctx, "--insecure-options=image", "run", "--net=host", "--uuid-file-save="+uuidFile,
-				"--stage1-path="+nspawnACI(t), busybox(t), "--name=sleeper", "--exec=/bin/sh", "--", "-c", "echo ready; exec sleep 300")
-			var out, errb bytes.Buffer
-			c.Stdout, c.Stderr = &out, &errb
-			if err := c.Start(); err != nil {
-				t.Fatal(err)
-			}
-			var uuid string
-			for range 100 {
-				if b, err := os.ReadFile(uuidFile); err == nil && len(bytes.TrimSpace(b)) > 0 && strings.Contains(out.String(), "ready") {
-					uuid = strings.TrimSpace(string(b))
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			if uuid == "" {
-				_ = c.Process.Kill()
-				t.Fatalf("pod did not start: %s %s", out.String(), errb.String())
-			}
+			p := startPod(t, e, 10*time.Second, []string{"ready"}, nspawnRunArgs(t,
+				busybox(t), "--name=sleeper", "--exec=/bin/sh", "--", "-c", "echo ready; exec sleep 300")...)
+			uuid := p.uuid
 			r := e.ok("enter", uuid, "/bin/sh", "-c", `echo $AC_APP_NAME $(id -u) $(pwd); ps -o comm | grep -c '^sleep$'`)
 			if got := strings.Join(strings.Fields(r.stdout), " "); got != "sleeper 0 / 1" {
 				t.Fatalf("enter printed %q", r.stdout)
@@ -251,13 +320,13 @@ func TestNspawnEnterAndStop(t *testing.T) {
 				stop = append(stop, "--force")
 			}
 			e.ok(append(stop, uuid)...)
-			err := c.Wait()
+			err := p.wait()
 			code := 0
 			if ee, ok := err.(*exec.ExitError); ok {
 				code = ee.ExitCode()
 			}
 			if code != tt.code {
-				t.Fatalf("run exited %d after stop, want %d; stderr %s", code, tt.code, errb.String())
+				t.Fatalf("run exited %d after stop, want %d; stderr %s", code, tt.code, p.errb.String())
 			}
 			assertPodsGone(t, e)
 		})
@@ -288,38 +357,18 @@ func TestDefaultStage1IsNspawn(t *testing.T) {
 // pod's; and the two apps' mount namespaces differ.
 func TestNspawnAppsHaveTheirOwnMountNamespace(t *testing.T) {
 	e := newEnv(t)
-	uuidFile := filepath.Join(t.TempDir(), "uuid")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	// Mounting needs CAP_SYS_ADMIN and the mount syscall, which the
 	// default policy withholds.
-	c := e.cmd(ctx, "--insecure-options=image,capabilities,seccomp", "run", "--net=host", "--uuid-file-save="+uuidFile,
-		"--stage1-path="+nspawnACI(t),
+	p := startPod(t, e, 20*time.Second, []string{"mounter mnt:", "other mnt:"},
+		"--insecure-options=image,capabilities,seccomp", "run", "--net=host", "--stage1-path="+nspawnACI(t),
 		busybox(t), "--name=mounter", "--exec=/bin/sh", "--", "-c",
 		`mkdir /tmp/scratch && mount -t tmpfs -o size=1m scratch /tmp/scratch && echo hi > /tmp/scratch/only-here && echo "mounter $(readlink /proc/self/ns/mnt)" && exec sleep 300`,
 		"---",
 		busybox(t), "--name=other", "--exec=/bin/sh", "--", "-c",
 		`echo "other $(readlink /proc/self/ns/mnt)" && exec sleep 300`)
-	var out, errb syncBuffer
-	c.Stdout, c.Stderr = &out, &errb
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = c.Process.Kill(); _ = c.Wait() }()
-	var uuid string
-	for range 200 {
-		b, err := os.ReadFile(uuidFile)
-		if s := out.String(); err == nil && strings.Contains(s, "mounter mnt:") && strings.Contains(s, "other mnt:") {
-			uuid = strings.TrimSpace(string(b))
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if uuid == "" {
-		t.Fatalf("pod did not start: %s %s", out.String(), errb.String())
-	}
+	uuid := p.uuid
 	ns := map[string]string{}
-	for _, l := range strings.Split(out.String(), "\n") {
+	for _, l := range strings.Split(p.out.String(), "\n") {
 		if f := strings.Fields(l); len(f) == 2 {
 			ns[f[0]] = f[1]
 		}
@@ -345,7 +394,7 @@ func TestNspawnAppsHaveTheirOwnMountNamespace(t *testing.T) {
 		}
 	}
 	e.ok("stop", uuid)
-	_ = c.Wait()
+	_ = p.wait()
 	assertPodsGone(t, e)
 }
 

@@ -63,9 +63,9 @@ func TestNspawnReadiness(t *testing.T) {
 	}
 	defer notified.Close()
 	e.extraEnv = append(e.extraEnv, "NOTIFY_SOCKET="+manager)
-	run, uuid, _ := startPod(t, e, "pre-start-waiting", "--volume", "gate,kind=host,source="+gate, gatedImage(t))
+	p := startPod(t, e, 10*time.Second, []string{"pre-start-waiting"}, nspawnRunArgs(t, "--volume", "gate,kind=host,source="+gate, gatedImage(t))...)
+	uuid := p.uuid
 	e.extraEnv = e.extraEnv[:len(e.extraEnv)-1]
-	t.Cleanup(func() { _ = run.Process.Kill(); _ = run.Wait() })
 	readNotification := func(wait time.Duration) (string, error) {
 		if err := notified.SetReadDeadline(time.Now().Add(wait)); err != nil {
 			t.Fatal(err)
@@ -92,7 +92,7 @@ func TestNspawnReadiness(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	waiter := e.cmd(ctx, "status", "--wait-ready", uuid)
-	var out, errb lockedBuffer
+	var out, errb syncBuffer
 	waiter.Stdout, waiter.Stderr = &out, &errb
 	if err := waiter.Start(); err != nil {
 		t.Fatal(err)
@@ -134,7 +134,7 @@ func TestNspawnReadiness(t *testing.T) {
 
 	e.ok("stop", uuid)
 	var ee *exec.ExitError
-	if err := run.Wait(); !errors.As(err, &ee) || ee.ExitCode() != 143 {
+	if err := p.wait(); !errors.As(err, &ee) || ee.ExitCode() != 143 {
 		t.Fatalf("run after stop: %v, want exit 143", err)
 	}
 	// An exited pod is not ready, and waiting for it fails at once.
@@ -150,12 +150,12 @@ func TestNspawnReadiness(t *testing.T) {
 // waiting for ever.
 func TestNspawnWaitReadyPodEndsFirst(t *testing.T) {
 	e := newEnv(t)
-	run, uuid, _ := startPod(t, e, "pre-start-waiting", "--volume", "gate,kind=host,source="+t.TempDir(), gatedImage(t))
-	t.Cleanup(func() { _ = run.Process.Kill(); _ = run.Wait() })
+	p := startPod(t, e, 10*time.Second, []string{"pre-start-waiting"}, nspawnRunArgs(t, "--volume", "gate,kind=host,source="+t.TempDir(), gatedImage(t))...)
+	uuid := p.uuid
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	waiter := e.cmd(ctx, "status", "--wait-ready", uuid)
-	var out, errb lockedBuffer
+	var out, errb syncBuffer
 	waiter.Stdout, waiter.Stderr = &out, &errb
 	if err := waiter.Start(); err != nil {
 		t.Fatal(err)
@@ -167,7 +167,7 @@ func TestNspawnWaitReadyPodEndsFirst(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 254 || !strings.Contains(errb.String(), "pod is exited") {
 		t.Fatalf("status --wait-ready on a pod stopped before it was ready: %v, stderr %q", err, errb.String())
 	}
-	_ = run.Wait()
+	_ = p.wait()
 	if _, err := os.Stat(filepath.Join(podDir(t, e), "ready")); err == nil {
 		t.Fatal("a pod stopped in its pre-start handler was recorded ready")
 	}
