@@ -14,24 +14,6 @@ packages=(
 	systemd-container # systemd-nspawn, the peer of the nspawn flavor (figure 2)
 )
 
-missing=()
-for p in "${packages[@]}"; do
-	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-		missing+=("$p")
-	fi
-done
-
-if [ "${#missing[@]}" -eq 0 ]; then
-	echo "install-bench-deps: all packages present"
-	exit 0
-fi
-
-if [ "$(id -u)" -ne 0 ]; then
-	echo "install-bench-deps: need root to install: ${missing[*]}" >&2
-	exit 1
-fi
-
-echo "install-bench-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# shellcheck source=scripts/lib/apt.sh
+. "$(dirname "$0")/lib/apt.sh"
+apt_install_missing install-bench-deps "${packages[@]}"
