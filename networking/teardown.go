@@ -120,11 +120,10 @@ func teardown(ctx context.Context, podDir string, log *slog.Logger, pluginDirs [
 	}
 	if len(errs) == 0 {
 		// Bookkeeping only: a failure is worth a warning, not a failed gc.
-		if !cleanHostToo {
-			deleted = nil
-		}
-		if err := cleanHost(ctx, log, deleted); err != nil {
-			log.Warn("clean the host's CNI bookkeeping", "error", err)
+		if cleanHostToo {
+			if err := cleanHost(ctx, log, deleted); err != nil {
+				log.Warn("clean the host's CNI bookkeeping", "error", err)
+			}
 		}
 		if err := os.RemoveAll(cni.CacheDir(podDir)); err != nil {
 			errs = append(errs, fmt.Errorf("networking: %w", err))

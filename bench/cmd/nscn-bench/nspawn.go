@@ -41,7 +41,7 @@ var peerUnits = map[string]string{
 		"StandardOutput=tty\nTTYPath=/dev/console\n",
 }
 
-// nspawnArgs are the systemd arguments of both sides: quiet, as nscn's
+// nspawnSystemdArgs are the peer's systemd arguments: quiet, as nscn's
 // stage1 runs its pods without --debug.
 var nspawnSystemdArgs = []string{"--log-level=warning", "--show-status=0", "--log-target=console"}
 
