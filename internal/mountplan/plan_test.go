@@ -3,7 +3,6 @@ package mountplan
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,10 +11,9 @@ import (
 	"testing"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/testutil"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // fixture is a pod directory and rendered trees in a temporary directory.
 type fixture struct {
@@ -57,22 +55,8 @@ func (f fixture) normalize(s string) string {
 	return strings.ReplaceAll(s, f.trees, "$TREES")
 }
 
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (run with -update to accept):\n--- got\n%s--- want\n%s", path, got, want)
-	}
-}
+// golden compares got with testdata/name, or rewrites it under -update.
+func golden(t *testing.T, name, got string) { t.Helper(); testutil.Golden(t, name, []byte(got)) }
 
 // TestPlanGolden builds the plan of a two-app pod, applies it with a
 // Recorder (no root: directories and copies are made for real in a

@@ -2,32 +2,14 @@ package resolvconf
 
 import (
 	"errors"
-	"flag"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/testutil"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs (-update if intended):\n--- got\n%s--- want\n%s", p, got, want)
-	}
-}
+// golden compares got with testdata/name, or rewrites it under -update.
+func golden(t *testing.T, name string, got []byte) { t.Helper(); testutil.Golden(t, name, got) }
 
 func TestFormat(t *testing.T) {
 	tests := []struct {

@@ -1,12 +1,9 @@
 package fly
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -15,9 +12,8 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 const testPodDir = "/var/lib/nscn/pods/run/6f1c0e8a-3b7d-4e0a-9c1e-2a5b4c3d2e1f"
 
@@ -26,23 +22,7 @@ func baseApp() *types.App {
 }
 
 // golden compares got with testdata/name, or rewrites it under -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run with -update if the change is intended):\n--- got\n%s\n--- want\n%s", p, got, want)
-	}
-}
+func golden(t *testing.T, name string, got []byte) { t.Helper(); testutil.Golden(t, name, got) }
 
 func TestPlanMountsGolden(t *testing.T) {
 	tests := []struct {

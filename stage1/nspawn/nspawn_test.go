@@ -3,11 +3,9 @@ package nspawn
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,34 +14,14 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/mds"
+	"github.com/nosecone/nscn/internal/testutil"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 const testUUID = "6f1c0e8a-3b7d-4e0a-9c1e-2a5b4c3d2e1f"
 
 // golden compares got with testdata/name, or rewrites it under -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (run with -update if the change is intended):\n--- got\n%s\n--- want\n%s", p, got, want)
-	}
-}
+func golden(t *testing.T, name, got string) { t.Helper(); testutil.Golden(t, name, []byte(got)) }
 
 func TestArgvGolden(t *testing.T) {
 	base := ArgvConfig{

@@ -1,36 +1,14 @@
 package units
 
 import (
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nosecone/nscn/internal/testutil"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
 // golden compares got with testdata/name, or rewrites it under -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (run with -update if the change is intended):\n--- got\n%s\n--- want\n%s", p, got, want)
-	}
-}
+func golden(t *testing.T, name, got string) { t.Helper(); testutil.Golden(t, name, []byte(got)) }
 
 // render joins the files as they would be written, each under a header.
 func render(files []File) string {

@@ -3,9 +3,6 @@ package seccomp
 import (
 	"encoding/binary"
 	"errors"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,9 +11,8 @@ import (
 	"golang.org/x/net/bpf"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func TestFilterRulesGolden(t *testing.T) {
 	tests := []struct {
@@ -47,25 +43,8 @@ func TestFilterRulesGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			compareGolden(t, filepath.Join("testdata", tt.golden), f.Rules())
+			testutil.Golden(t, tt.golden, []byte(f.Rules()))
 		})
-	}
-}
-
-func compareGolden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Fatalf("%s differs (run with -update to accept):\n--- got\n%s--- want\n%s", path, got, want)
 	}
 }
 
