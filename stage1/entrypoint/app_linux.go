@@ -47,13 +47,13 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) error {
 	log = log.With("app", name, "mode", mode)
 	switch mode {
 	case ModePrepare:
-		return prepareApp(ctx, log, app)
+		return prepareApp(ctx, log, app, pod.CgroupUnified)
 	case ModeExec:
-		return execApp(ctx, log, app, app.Spec.Exec, true)
+		return execApp(ctx, log, app, app.Spec.Exec, true, pod.CgroupUnified)
 	case ModePreStart:
-		return execApp(ctx, log, app, app.Spec.PreStart, false)
+		return execApp(ctx, log, app, app.Spec.PreStart, false, pod.CgroupUnified)
 	case ModePostStop:
-		return execApp(ctx, log, app, app.Spec.PostStop, false)
+		return execApp(ctx, log, app, app.Spec.PostStop, false, pod.CgroupUnified)
 	case ModeReap:
 		return reapApp(ctx, log, pod, name)
 	default:
@@ -63,8 +63,8 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) error {
 
 // prepareApp binds the app's rootfs onto itself and makes the mounts of
 // its plan inside it, in the pod's mount namespace, where they stay until
-// the pod ends.
-func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App) error {
+// the pod ends. unified is nspawn.Pod.CgroupUnified.
+func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App, unified bool) error {
 	p := app.Plan
 	old := unix.Umask(0o022)
 	defer unix.Umask(old)
@@ -96,7 +96,11 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App) error {
 			return err
 		}
 	}
-	if err := mountAppCgroup(ctx, log, root, app); err != nil {
+	mountCgroup := mountAppCgroup
+	if unified {
+		mountCgroup = mountAppCgroupV2
+	}
+	if err := mountCgroup(ctx, log, root, app); err != nil {
 		return err
 	}
 	if p.ReadOnlyRoot {
@@ -127,7 +131,12 @@ func makeDevLinks(root *os.File) error {
 // app's policy too (capabilities, no_new_privs, seccomp, oom_score_adj,
 // cgroup): the spec only says they run as root, and a handler must not be
 // a way around the app's restrictions. See Documentation/isolators.md.
-func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []string, asApp bool) error {
+//
+// On a unified host (unified, nspawn.Pod.CgroupUnified) the process also
+// gets a cgroup namespace of its own, rooted at its unit's cgroup: the
+// app's /proc/self/cgroup then says "0::/", as the cgroup2 mount that
+// prepareApp put on its /sys/fs/cgroup shows it.
+func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []string, asApp, unified bool) error {
 	s := app.Spec
 	if len(argv) == 0 {
 		return errdefs.InvalidArgument("app %s: nothing to run", s.Name)
@@ -140,7 +149,7 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []stri
 	if err := joinAppCgroup(app); err != nil {
 		return err
 	}
-	if err := privateMountNamespace(); err != nil {
+	if err := privateMountNamespace(unified); err != nil {
 		return err
 	}
 	if err := unix.Chroot(app.Plan.RootFS); err != nil {
@@ -195,11 +204,16 @@ func openStdin(p string) error {
 // namespace comes with a private copy of the thread's root and working
 // directory (unshare(2) implies CLONE_FS), so the goroutine stays locked
 // to the thread: the chroot, the lookups after it and isolate.Exec must
-// all run there.
-func privateMountNamespace() error {
+// all run there. With newCgroupNS the thread also gets a cgroup
+// namespace rooted at its current cgroup.
+func privateMountNamespace(newCgroupNS bool) error {
 	runtime.LockOSThread() // never unlocked: this thread becomes the app
-	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-		return &os.SyscallError{Syscall: "unshare(CLONE_NEWNS)", Err: err}
+	flags, name := unix.CLONE_NEWNS, "unshare(CLONE_NEWNS)"
+	if newCgroupNS {
+		flags, name = flags|unix.CLONE_NEWCGROUP, "unshare(CLONE_NEWNS|CLONE_NEWCGROUP)"
+	}
+	if err := unix.Unshare(flags); err != nil {
+		return &os.SyscallError{Syscall: name, Err: err}
 	}
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return &os.PathError{Op: "make mounts slave", Path: "/", Err: err}

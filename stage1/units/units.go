@@ -26,6 +26,7 @@ import (
 	"strings"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/isolate/cgroup"
 )
 
 // App is what the units need to know about an app.
@@ -43,6 +44,12 @@ type App struct {
 	// terminal systemd-nspawn relays) as its controlling terminal and its
 	// stdin, stdout and stderr, instead of the paths above.
 	Console bool
+	// Limits are the app's resource limits for the pod's systemd to set
+	// on the unit's cgroup (MemoryMax=, CPUQuota=, CPUWeight=): on a
+	// unified (cgroup v2) host, where the pod's cgroup subtree is
+	// delegated to it. Zero on a v1 host, where run makes the app's
+	// cgroups itself.
+	Limits cgroup.Limits
 }
 
 // Config is the input of Generate.
@@ -84,6 +91,9 @@ func Generate(c Config) ([]File, error) {
 	for _, a := range c.Apps {
 		if !appName.MatchString(a.Name) {
 			return nil, errdefs.InvalidArgument("app name %q is not an AC name", a.Name)
+		}
+		if err := a.Limits.Validate(); err != nil {
+			return nil, fmt.Errorf("app %s: %w", a.Name, err)
 		}
 		if !a.Console {
 			for _, p := range []string{a.Stdout, a.Stderr} {
@@ -176,7 +186,37 @@ func service(c Config, a App) string {
 		"SyslogIdentifier="+a.Name,
 		"TimeoutStopSec=10s",
 	)
+	lines = append(lines, limitLines(a.Limits)...)
 	return unit(lines...)
+}
+
+// limitLines are the unit settings of l (systemd.resource-control(5)).
+// The unit's cgroup holds every process of the unit: the prepare step
+// and the event handlers count against the limits as the app does.
+func limitLines(l cgroup.Limits) []string {
+	var out []string
+	if l.MemoryMax > 0 {
+		out = append(out, fmt.Sprintf("MemoryMax=%d", l.MemoryMax))
+	}
+	if l.CPUQuota > 0 {
+		// CPUQuota= is a percentage of one CPU with two decimals;
+		// systemd turns it back into a quota for the period
+		// (cpu.max "QUOTA PERIOD"). Rounded up, so that a quota is
+		// never cut below the one asked for.
+		period := l.CPUPeriod
+		if period == 0 {
+			period = cgroup.DefaultCPUPeriod
+		}
+		pm := (l.CPUQuota*10000 + period - 1) / period // per ten thousand
+		out = append(out, fmt.Sprintf("CPUQuota=%d.%02d%%", pm/100, pm%100))
+		if period != cgroup.DefaultCPUPeriod {
+			out = append(out, fmt.Sprintf("CPUQuotaPeriodSec=%dus", period))
+		}
+	}
+	if l.CPUShares > 0 {
+		out = append(out, fmt.Sprintf("CPUWeight=%d", cgroup.SharesToWeight(l.CPUShares)))
+	}
+	return out
 }
 
 // checkPath refuses a path a unit could misread: relative, or holding
