@@ -148,10 +148,10 @@ type enterConfig struct {
 	Cgroups []string        `json:"cgroups,omitempty"` // host dirs of the app's cgroups (v1)
 	// NewCgroupNS: the helper, started in the app's unit cgroup (unified
 	// host), takes a cgroup namespace rooted there, as the app has.
-	NewCgroupNS bool `json:"newCgroupNS,omitempty"`
-	Spec    fly.AppSpec     `json:"spec"`
-	Cmd     []string        `json:"cmd"`
-	Debug   bool            `json:"debug,omitempty"`
+	NewCgroupNS bool        `json:"newCgroupNS,omitempty"`
+	Spec        fly.AppSpec `json:"spec"`
+	Cmd         []string    `json:"cmd"`
+	Debug       bool        `json:"debug,omitempty"`
 }
 
 // Enter implements the enter entrypoint, from the pod directory: it runs
