@@ -48,8 +48,10 @@ func reportIsolators(ctx context.Context, log *slog.Logger, cfg RunConfig, repor
 // under nspawn.CgroupBindDir, lets the app helper move itself in before it
 // execs the app. The container's cgroup namespace is rooted at run's
 // cgroup, so the app's cgroup is inside it and the app sees its own path.
-func setupIsolation(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod *nspawn.Pod) (_ []nspawn.Bind, err error) {
-	iso := nspawn.Isolation{Options: nspawn.IsolateOptions(cfg.Args.RunArgs)}
+//
+// registered records that systemd-machined registers the pod (useMachined).
+func setupIsolation(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod *nspawn.Pod, registered bool) (_ []nspawn.Bind, err error) {
+	iso := nspawn.Isolation{Options: nspawn.IsolateOptions(cfg.Args.RunArgs), Registered: registered}
 	var groups []cgroup.Group
 	defer func() {
 		if err != nil {

@@ -108,7 +108,8 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		return 0, err
 	}
 	layout.Pod.CgroupUnified = hc.unified
-	cgroupBinds, err := setupIsolation(ctx, log, cfg, podDir, &layout.Pod)
+	register := useMachined(ctx, log)
+	cgroupBinds, err := setupIsolation(ctx, log, cfg, podDir, &layout.Pod, register)
 	if err != nil {
 		return 0, err
 	}
@@ -144,7 +145,6 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		binds = append(binds, b)
 	}
 	binds = append(binds, cgroupBinds...)
-	register := hostRunsSystemd()
 	if !register {
 		if err := joinPodCgroups(ctx, cfg.Args.UUID, hc); err != nil {
 			return 0, err
