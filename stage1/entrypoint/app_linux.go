@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -28,7 +29,8 @@ import (
 const (
 	ModePrepare  = "prepare"   // ExecStartPre=: the app's mounts
 	ModePreStart = "pre-start" // ExecStartPre=: the pre-start handler, as root
-	ModeExec     = "exec"      // ExecStart=: become the app
+	ModeExec     = "exec"      // ExecStart= after ExecStartPre= prepare: become the app
+	ModeRun      = "run"       // ExecStart=: prepare, then exec, in one process (no pre-start handler)
 	ModePostStop = "post-stop" // ExecStopPost=: the post-stop handler, as root
 	ModeReap     = "reap"      // ExecStopPost=: record the status, end the pod if due
 )
@@ -49,11 +51,16 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) error {
 	case ModePrepare:
 		return prepareApp(ctx, log, app, pod.CgroupUnified)
 	case ModeExec:
-		return execApp(ctx, log, app, app.Spec.Exec, true, pod.CgroupUnified)
+		return execApp(ctx, log, app, app.Spec.Exec, execOpts{asApp: true, unified: pod.CgroupUnified})
+	case ModeRun:
+		if err := prepareApp(ctx, log, app, pod.CgroupUnified); err != nil {
+			return err
+		}
+		return execApp(ctx, log, app, app.Spec.Exec, execOpts{asApp: true, unified: pod.CgroupUnified, notifyReady: true})
 	case ModePreStart:
-		return execApp(ctx, log, app, app.Spec.PreStart, false, pod.CgroupUnified)
+		return execApp(ctx, log, app, app.Spec.PreStart, execOpts{unified: pod.CgroupUnified})
 	case ModePostStop:
-		return execApp(ctx, log, app, app.Spec.PostStop, false, pod.CgroupUnified)
+		return execApp(ctx, log, app, app.Spec.PostStop, execOpts{unified: pod.CgroupUnified})
 	case ModeReap:
 		return reapApp(ctx, log, pod, name)
 	default:
@@ -125,19 +132,32 @@ func makeDevLinks(root *os.File) error {
 	return nil
 }
 
+// execOpts are the variants of execApp.
+type execOpts struct {
+	// asApp: as the app's user and groups, with its stdin; otherwise
+	// as root (an event handler).
+	asApp bool
+	// unified (nspawn.Pod.CgroupUnified): the process also gets a cgroup
+	// namespace of its own, rooted at its unit's cgroup, so that the
+	// app's /proc/self/cgroup says "0::/", as the cgroup2 mount that
+	// prepareApp put on its /sys/fs/cgroup shows it.
+	unified bool
+	// notifyReady: tell the unit's service manager (NOTIFY_SOCKET,
+	// Type=notify) READY=1 once everything but the exec has succeeded,
+	// so that the pod is ready only when its mounts are made and the
+	// app is being started.
+	notifyReady bool
+}
+
 // execApp chroots into the app's rootfs and replaces the helper with argv
 // through isolate.Exec, confined by the app's policy: as the app's user
 // for the app itself, as root for an event handler. Handlers get the
 // app's policy too (capabilities, no_new_privs, seccomp, oom_score_adj,
 // cgroup): the spec only says they run as root, and a handler must not be
 // a way around the app's restrictions. See Documentation/isolators.md.
-//
-// On a unified host (unified, nspawn.Pod.CgroupUnified) the process also
-// gets a cgroup namespace of its own, rooted at its unit's cgroup: the
-// app's /proc/self/cgroup then says "0::/", as the cgroup2 mount that
-// prepareApp put on its /sys/fs/cgroup shows it.
-func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []string, asApp, unified bool) error {
+func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []string, o execOpts) error {
 	s := app.Spec
+	asApp := o.asApp
 	if len(argv) == 0 {
 		return errdefs.InvalidArgument("app %s: nothing to run", s.Name)
 	}
@@ -149,7 +169,16 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []stri
 	if err := joinAppCgroup(app); err != nil {
 		return err
 	}
-	if err := privateMountNamespace(unified); err != nil {
+	var notify *net.UnixConn
+	if o.notifyReady {
+		// Connected before the chroot, which hides the socket.
+		var err error
+		if notify, err = dialNotify(os.Getenv("NOTIFY_SOCKET")); err != nil {
+			return fmt.Errorf("app %s: %w", s.Name, err)
+		}
+		defer notify.Close()
+	}
+	if err := privateMountNamespace(o.unified); err != nil {
 		return err
 	}
 	if err := unix.Chroot(app.Plan.RootFS); err != nil {
@@ -173,6 +202,11 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []stri
 	path, err := fly.LookPath(fsys, argv[0], fly.Getenv(s.Env, "PATH"), s.WorkingDir)
 	if err != nil {
 		return err
+	}
+	if notify != nil {
+		if _, err := notify.Write([]byte("READY=1")); err != nil {
+			return fmt.Errorf("app %s: notify the pod's systemd: %w", s.Name, err)
+		}
 	}
 	log.DebugContext(ctx, "exec", "path", path, "uid", creds.UID, "gid", creds.GID, "groups", creds.Groups)
 	err = isolate.Exec(app.Policy, isolate.ExecConfig{
@@ -295,7 +329,7 @@ func recordFirstFailure(status int) error {
 }
 
 // knownModes lists the helper modes, for the usage message.
-var knownModes = []string{ModePrepare, ModePreStart, ModeExec, ModePostStop, ModeReap}
+var knownModes = []string{ModePrepare, ModePreStart, ModeExec, ModeRun, ModePostStop, ModeReap}
 
 // IsAppMode reports whether s names a helper mode.
 func IsAppMode(s string) bool { return slices.Contains(knownModes, s) }

@@ -3,9 +3,10 @@
 // pod's pid 1 (systemd.unit(5), systemd.service(5)):
 //
 //   - default.target wants one service per app;
-//   - app-NAME.service prepares the app's mounts (ExecStartPre=), runs the
-//     app chrooted into its rootfs through the app helper (ExecStart=),
-//     and records its status (ExecStopPost=). The helper's "reap" mode
+//   - app-NAME.service prepares the app's mounts and runs the app
+//     chrooted into its rootfs through the app helper (ExecStart=; with
+//     a pre-start handler the mounts and the handler are ExecStartPre=
+//     steps before it), and records its status (ExecStopPost=). The helper's "reap" mode
 //     also ends the pod when the app failed or was the last one running;
 //   - shutdown.target, nscn-exit.service and the halt, poweroff, reboot
 //     and exit targets stop the apps in order and then make systemd exit,
@@ -153,14 +154,24 @@ func service(c Config, a App) string {
 		"Before=shutdown.target",
 		"",
 		"[Service]",
-		"Type=simple",
+		"Type=" + serviceType(a),
 		"Restart=no",
-		fmt.Sprintf("ExecStartPre=%s prepare %s", c.Helper, a.Name),
 	}
 	if a.PreStart {
-		lines = append(lines, fmt.Sprintf("ExecStartPre=%s pre-start %s", c.Helper, a.Name))
+		// The mounts first, then the handler in them, then the app.
+		lines = append(lines,
+			fmt.Sprintf("ExecStartPre=%s prepare %s", c.Helper, a.Name),
+			fmt.Sprintf("ExecStartPre=%s pre-start %s", c.Helper, a.Name),
+			fmt.Sprintf("ExecStart=%s exec %s", c.Helper, a.Name))
+	} else {
+		// One helper process makes the mounts and becomes the app: a
+		// separate prepare step costs a process start per pod start.
+		// It says READY=1 just before it execs the app, so the unit,
+		// and the pod, are started only once the mounts are made.
+		lines = append(lines,
+			fmt.Sprintf("ExecStart=%s run %s", c.Helper, a.Name),
+			"NotifyAccess=main")
 	}
-	lines = append(lines, fmt.Sprintf("ExecStart=%s exec %s", c.Helper, a.Name))
 	if a.PostStop {
 		lines = append(lines, fmt.Sprintf("ExecStopPost=-%s post-stop %s", c.Helper, a.Name))
 	}
@@ -188,6 +199,15 @@ func service(c Config, a App) string {
 	)
 	lines = append(lines, limitLines(a.Limits)...)
 	return unit(lines...)
+}
+
+// serviceType is the unit's Type=: notify when the helper's run mode
+// says READY=1 itself, simple after ExecStartPre= steps.
+func serviceType(a App) string {
+	if a.PreStart {
+		return "simple"
+	}
+	return "notify"
 }
 
 // limitLines are the unit settings of l (systemd.resource-control(5)).
