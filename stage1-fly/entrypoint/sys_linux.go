@@ -50,7 +50,7 @@ func exitStatus(ps *os.ProcessState) int {
 // rootFS is an fs.FS over an app rootfs that treats it as hostile: every
 // path is resolved in-root without magic links (inroot), and only regular
 // files and directories can be opened, without blocking (no FIFO can
-// stall the pod process).
+// stall the pod thread).
 type rootFS struct{ root *os.File }
 
 var _ fs.StatFS = rootFS{}
@@ -96,9 +96,9 @@ func openPodRoot(pid int, hostRootfs string) (*os.File, error) {
 	f, err := os.OpenFile(path.Join("/proc", strconv.Itoa(pid), "root"), unix.O_PATH|unix.O_DIRECTORY, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, errdefs.With(errdefs.ErrNotFound, fmt.Errorf("pod process %d is not running: %w", pid, err))
+			return nil, errdefs.With(errdefs.ErrNotFound, fmt.Errorf("pod %d is not running: %w", pid, err))
 		}
-		return nil, fmt.Errorf("open root of pod process %d: %w", pid, err)
+		return nil, fmt.Errorf("open root of pod %d: %w", pid, err)
 	}
 	var got, want unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &got); err != nil {

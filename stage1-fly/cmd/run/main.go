@@ -2,10 +2,6 @@
 // stage0 execs it from the pod directory with the run argv of the stage1
 // interface and the pod lock in RKT_LOCK_FD; it exits with the app's
 // status, or 254 with one line on stderr when fly itself fails.
-//
-// Invoked with argv[1] == entrypoint.HelperArg it is instead the pod
-// process that run starts in the pod's mount namespace (see package
-// entrypoint); that mode is not part of the stage1 interface.
 package main
 
 import (
@@ -20,9 +16,6 @@ import (
 
 func main() {
 	ctx := context.Background()
-	if len(os.Args) > 1 && os.Args[1] == entrypoint.HelperArg {
-		os.Exit(entrypoint.Helper(ctx, os.Stderr))
-	}
 	args, err := fly.ParseRunArgs(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
