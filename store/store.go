@@ -415,6 +415,33 @@ func (s *Store) Remote(ctx context.Context, url string) (*index.Remote, error) {
 	return r, err
 }
 
+// RemoteImage returns the cache state of a URL and the image it names,
+// read in one transaction (one open of the index instead of two). Either
+// is nil when missing: a URL never fetched has neither, and a remote whose
+// image was removed since has no image.
+func (s *Store) RemoteImage(ctx context.Context, url string) (*index.Remote, *index.Image, error) {
+	var (
+		r  *index.Remote
+		im *index.Image
+	)
+	err := s.Index.View(ctx, func(tx *index.Tx) error {
+		var err error
+		if r, err = tx.Remote(url); err != nil || r == nil {
+			return err
+		}
+		im, err = tx.Image(r.Key)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			im, err = nil, nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	s.remember(im)
+	return r, im, nil
+}
+
 // TouchRemote records that a cached URL was revalidated (304).
 func (s *Store) TouchRemote(ctx context.Context, r *index.Remote) error {
 	return s.Index.Update(ctx, func(tx *index.Tx) error { return tx.PutRemote(r) })
