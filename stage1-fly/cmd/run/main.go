@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/entrypoint"
@@ -15,6 +16,10 @@ import (
 )
 
 func main() {
+	// run waits: for its pod thread, the app, signals. One P is all it
+	// uses; more only wake idle threads that spin looking for work, which
+	// costs a pod start CPU time (Documentation/performance.md).
+	runtime.GOMAXPROCS(1)
 	ctx := context.Background()
 	args, err := fly.ParseRunArgs(os.Args[1:])
 	if err != nil {
