@@ -20,7 +20,7 @@ func TestStaleUse(t *testing.T) {
 		want []string
 	}{
 		{name: "all used just now", s1: img("s1", now.Add(-time.Second)),
-			apps: map[string]*image{"a": img("a", now.Add(-59 * time.Second))}},
+			apps: map[string]*image{"a": img("a", now.Add(-59*time.Second))}},
 		{name: "never used", s1: img("s1", time.Time{}),
 			apps: map[string]*image{"a": img("a", time.Time{})}, want: []string{"a", "s1"}},
 		{name: "only the old one", s1: img("s1", now.Add(-time.Minute)),
