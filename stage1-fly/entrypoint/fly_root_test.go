@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -692,6 +693,24 @@ func TestFlyRoot(t *testing.T) {
 					t.Errorf("run ended with %v, want killed by SIGKILL", err)
 				}
 			})
+		}
+	})
+
+	t.Run("descriptors inherited from stage0 do not reach the app", func(t *testing.T) {
+		podDir := makePod(t, busybox, podSpec{app: testApp("/bin/ls", "/proc/self/fd")})
+		cmd, stdout, stderr := runCmd(t, bins, podDir)
+		extra, err := os.Open(podDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer extra.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, extra) // fd 4, not close-on-exec
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("run: %v\n%s", err, stderr)
+		}
+		// ls's own descriptor on the directory is 3.
+		if fds := strings.Fields(stdout.String()); !slices.Equal(fds, []string{"0", "1", "2", "3"}) {
+			t.Errorf("the app's descriptors: %q, want 0 to 3", fds)
 		}
 	})
 
