@@ -46,6 +46,11 @@ type Store struct {
 	// transaction. A pod start reads each image's entry once to fetch it
 	// and again for each tree it renders; each read opens the database.
 	manifests sync.Map // image ID or key -> json.RawMessage
+	// parsed holds what Manifest returned, by the ref it was asked for:
+	// a pod start needs each image's manifest in prepare and again in the
+	// tree planner, and parsing one (appc validates every name and
+	// label) costs more than the rest of the lookup.
+	parsed sync.Map // ref -> *schema.ImageManifest
 }
 
 // remember records the manifests of entries read from the index, and
@@ -505,16 +510,28 @@ func (s *Store) Remove(ctx context.Context, ref string) (*index.Image, error) {
 	return im, nil
 }
 
-// Manifest returns a stored image's manifest.
+// Manifest returns a stored image's manifest, parsed once per Store and
+// ref: the result is shared, and callers must not modify it.
 func (s *Store) Manifest(ctx context.Context, ref string) (*schema.ImageManifest, error) {
-	if raw, ok := s.manifests.Load(ref); ok {
-		return aci.ParseManifest(raw.(json.RawMessage))
+	if m, ok := s.parsed.Load(ref); ok {
+		return m.(*schema.ImageManifest), nil
 	}
-	im, err := s.Get(ctx, ref)
+	var raw json.RawMessage
+	if r, ok := s.manifests.Load(ref); ok {
+		raw = r.(json.RawMessage)
+	} else {
+		im, err := s.Get(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		raw = im.Manifest
+	}
+	m, err := aci.ParseManifest(raw)
 	if err != nil {
 		return nil, err
 	}
-	return aci.ParseManifest(im.Manifest)
+	s.parsed.Store(ref, m)
+	return m, nil
 }
 
 // source adapts the store to what the tree store needs.

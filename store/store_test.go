@@ -109,6 +109,10 @@ func TestManifestRemembered(t *testing.T) {
 			t.Errorf("Manifest(%s) = %v, %v", ref, m, err)
 		}
 	}
+	a, _ := s.Manifest(ctx, im.ID)
+	if b, _ := s.Manifest(ctx, im.ID); a == nil || a != b {
+		t.Error("Manifest parsed the same image's manifest twice")
+	}
 	fresh, err := Open(ctx, dir)
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,6 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 
-	"github.com/nosecone/nscn/internal/aci"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/mountplan"
 	"github.com/nosecone/nscn/internal/pod"
@@ -89,7 +88,9 @@ type Prepared struct {
 
 // image is a fetched and rendered image.
 type image struct {
-	entry    *index.Image
+	entry *index.Image
+	// manifest is the store's, shared with the tree planner (one parse
+	// per image): read it, copy what the pod changes.
 	manifest *schema.ImageManifest
 	tree     *tree.Tree
 }
@@ -212,7 +213,7 @@ func fetchStage1(ctx context.Context, o Options) (*image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stage1 image %s: %w", o.Stage1.Value, err)
 	}
-	m, err := aci.ParseManifest(entry.Manifest)
+	m, err := o.Store.Manifest(ctx, entry.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +225,7 @@ func fetchApp(ctx context.Context, o Options, ref, sig string) (*image, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := aci.ParseManifest(entry.Manifest)
+	m, err := o.Store.Manifest(ctx, entry.ID)
 	if err != nil {
 		return nil, err
 	}
