@@ -51,7 +51,8 @@ type result struct {
 // start runs the pod on a new OS thread: it sends that thread's id on
 // ready once the thread is chrooted with every mount in place, and the
 // result on done when pre-start, the app and post-stop are over. ready
-// gets nothing if the setup fails; done always gets one result.
+// is closed before done gets its one result, so a receiver sees the id
+// (if the setup got that far) before the result.
 func (p *pod) start(ctx context.Context, ready chan<- int, done chan<- result) {
 	go func() {
 		// Never unlocked: the thread's root, working directory, umask
@@ -62,6 +63,7 @@ func (p *pod) start(ctx context.Context, ready chan<- int, done chan<- result) {
 		// when it ends, that is when run dies.
 		runtime.LockOSThread()
 		status, appRan, err := p.run(ctx, ready)
+		close(ready)
 		done <- result{status: status, appRan: appRan, err: err}
 	}()
 }

@@ -192,9 +192,11 @@ func supervise(ctx context.Context, log *slog.Logger, podDir string, p *pod) (in
 	ready := make(chan int, 1)
 	done := make(chan result, 1)
 	p.start(ctx, ready, done)
-	var res result
-	select {
-	case tid := <-ready:
+	// The pid file is written once the pod thread is ready, and always
+	// before the status file, however fast the app: a pod that ran has a
+	// pid file. The pod thread sends its id on ready or closes it, then
+	// sends its result on done.
+	if tid, ok := <-ready; ok {
 		// The pid file names the pod thread: /proc/<tid>/root and
 		// /proc/<tid>/ns/mnt are the pod's, and a signal sent to it
 		// reaches run, which forwards it.
@@ -203,9 +205,8 @@ func supervise(ctx context.Context, log *slog.Logger, podDir string, p *pod) (in
 			<-done
 			return 0, err
 		}
-		res = <-done
-	case res = <-done:
 	}
+	res := <-done
 	if res.err != nil {
 		return 0, res.err
 	}
