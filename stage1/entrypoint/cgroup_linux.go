@@ -29,11 +29,13 @@ import (
 // On a unified (cgroup v2 only) host the pod's cgroup must be delegated:
 // the pod's systemd sets the apps' limits on cgroups of its own below it.
 // run enables the cpu, memory and pids controllers from the root down to
-// nscn/UUID and moves itself into nscn/UUID/supervisor; systemd-nspawn,
-// started there, takes nscn/UUID as the container's cgroup and puts the
-// container in nscn/UUID/payload (a cgroup holding processes cannot
-// enable controllers for its children, so neither run nor systemd-nspawn
-// may stay in nscn/UUID itself).
+// nscn, creates nscn/UUID and starts systemd-nspawn in it directly
+// (CLONE_INTO_CGROUP), without moving itself there. systemd-nspawn
+// (--keep-unit) moves itself to nscn/UUID/supervisor and the container to
+// nscn/UUID/payload, and then enables the controllers in nscn/UUID for
+// the payload, which the kernel allows only once nscn/UUID holds no
+// process: had run moved itself there, it would stay, and the pod would
+// get no controllers.
 
 // podCgroupRel is the pod's cgroup below each hierarchy's root.
 func podCgroupRel(uuid string) string { return filepath.Join("nscn", uuid) }
@@ -81,24 +83,27 @@ func systemdHierarchies() ([]string, error) {
 	return out, nil
 }
 
-// joinPodCgroups creates the pod's cgroups and moves run into them; on a
-// unified host into the supervisor cgroup of the delegated pod cgroup.
-func joinPodCgroups(ctx context.Context, uuid string, hc hostCgroups) error {
+// joinPodCgroups creates the pod's cgroups. On a v1 (legacy or hybrid)
+// host it moves run into them and returns "". On a unified host it
+// returns the delegated pod cgroup, where run starts systemd-nspawn.
+func joinPodCgroups(ctx context.Context, uuid string, hc hostCgroups) (string, error) {
+	if hc.unified {
+		dir, err := cgroup.NewV2(hc.hierarchies[0], ".").Delegate(ctx, podCgroupRel(uuid))
+		if err != nil {
+			return "", fmt.Errorf("create pod cgroup: %w", err)
+		}
+		return dir, nil
+	}
 	for _, h := range hc.hierarchies {
 		dir := filepath.Join(h, podCgroupRel(uuid))
-		if hc.unified {
-			var err error
-			if dir, err = cgroup.NewV2(h, ".").Delegate(ctx, podCgroupRel(uuid)); err != nil {
-				return fmt.Errorf("create pod cgroup: %w", err)
-			}
-		} else if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("create pod cgroup: %w", err)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", fmt.Errorf("create pod cgroup: %w", err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte("0\n"), 0); err != nil {
-			return fmt.Errorf("join pod cgroup %s: %w", dir, err)
+			return "", fmt.Errorf("join pod cgroup %s: %w", dir, err)
 		}
 	}
-	return nil
+	return "", nil
 }
 
 // removePodCgroups kills what is left in the pod's cgroups and removes

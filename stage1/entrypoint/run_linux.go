@@ -145,8 +145,9 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		binds = append(binds, b)
 	}
 	binds = append(binds, cgroupBinds...)
+	var nspawnCgroup string
 	if !register {
-		if err := joinPodCgroups(ctx, cfg.Args.UUID, hc); err != nil {
+		if nspawnCgroup, err = joinPodCgroups(ctx, cfg.Args.UUID, hc); err != nil {
 			return 0, err
 		}
 	}
@@ -158,7 +159,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	})
 	// From here the gc entrypoint tears the network down.
 	started = true
-	return supervise(ctx, log, cfg, podDir, layout.Pod, argv, console)
+	return supervise(ctx, log, cfg, podDir, layout.Pod, argv, console, nspawnCgroup)
 }
 
 // checkLockFD checks that RKT_LOCK_FD is a descriptor on the pod
@@ -291,7 +292,10 @@ func (r *relay) Close() {
 // supervise starts systemd-nspawn, records its pid, relays output and
 // signals, and computes the pod's status once it has ended. console hands
 // run's terminal to systemd-nspawn (--interactive on a terminal).
-func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod nspawn.Pod, argv []string, console bool) (int, error) {
+//
+// cgroupDir, when not empty, is the cgroup systemd-nspawn starts in
+// (joinPodCgroups on a unified host).
+func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod nspawn.Pod, argv []string, console bool, cgroupDir string) (int, error) {
 	pio, err := startPodIO(ctx, log, cfg, podDir, pod, console)
 	if err != nil {
 		return 0, err
@@ -321,6 +325,14 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	}
 	if console {
 		cmd.Stdin, cmd.Stdout = cfg.Stdin, cfg.Stdout
+	}
+	if cgroupDir != "" {
+		d, err := os.OpenFile(cgroupDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, fmt.Errorf("open pod cgroup: %w", err)
+		}
+		defer d.Close()
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(d.Fd())
 	}
 	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)

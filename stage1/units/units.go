@@ -196,6 +196,10 @@ func service(c Config, a App) string {
 	lines = append(lines,
 		"SyslogIdentifier="+a.Name,
 		"TimeoutStopSec=10s",
+		// An OOM kill of one of the app's processes (a cgroup v2 memory
+		// event) leaves the rest running, as on a v1 host; the unit
+		// ends when its main process does.
+		"OOMPolicy=continue",
 	)
 	lines = append(lines, limitLines(a.Limits)...)
 	return unit(lines...)

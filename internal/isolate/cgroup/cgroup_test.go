@@ -573,19 +573,21 @@ func TestV2Delegate(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(p, "cgroup.controllers"), []byte("cpu io memory pids\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sup, err := m.Delegate(context.Background(), "nscn/pod")
+	dir, err := m.Delegate(context.Background(), "nscn/pod")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := filepath.Join(p, "nscn/pod", Supervisor); sup != want {
-		t.Errorf("Delegate = %s, want %s", sup, want)
+	if want := filepath.Join(p, "nscn/pod"); dir != want {
+		t.Errorf("Delegate = %s, want %s", dir, want)
 	}
 	want := map[string]string{
-		filepath.Join(p, "cgroup.subtree_control"):          "+cpu +memory +pids",
-		filepath.Join(p, "nscn/cgroup.subtree_control"):     "+cpu +memory +pids",
-		filepath.Join(p, "nscn/pod/cgroup.subtree_control"): "+cpu +memory +pids",
-		filepath.Join(sup, "cgroup.controllers"):            "cpu memory pids",
-		filepath.Join(sup, "cgroup.procs"):                  "",
+		filepath.Join(p, "cgroup.subtree_control"):      "+cpu +memory +pids",
+		filepath.Join(p, "nscn/cgroup.subtree_control"): "+cpu +memory +pids",
+		// Available in the pod's cgroup, not enabled for its children:
+		// the container manager must first leave it.
+		filepath.Join(dir, "cgroup.controllers"):     "cpu memory pids",
+		filepath.Join(dir, "cgroup.subtree_control"): "",
+		filepath.Join(dir, "cgroup.procs"):           "",
 	}
 	for f, v := range want {
 		if got := readTrim(t, f); got != v {
@@ -596,7 +598,7 @@ func TestV2Delegate(t *testing.T) {
 	if _, err := m.Delegate(context.Background(), "nscn/pod"); !errors.Is(err, errdefs.ErrAlreadyExists) {
 		t.Fatalf("second Delegate: %v, want already exists", err)
 	}
-	if _, err := os.Stat(sup); err != nil {
+	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("second Delegate removed the first: %v", err)
 	}
 }
@@ -604,12 +606,11 @@ func TestV2Delegate(t *testing.T) {
 func TestV2DelegateUndo(t *testing.T) {
 	m, parents := fakeV2(t)
 	p := parents[0]
-	// The last step fails: what Delegate made is removed again, and the
-	// parent is as it was but for the controllers enabled in it.
+	// The last step fails: what Delegate made is removed again.
 	fake := fakeCgroupFS{t: t, version: 2}
 	m.ops = dirOps{
 		mkdir: func(dir string) error {
-			if filepath.Base(dir) == Supervisor {
+			if filepath.Base(dir) == "pod" {
 				return &os.PathError{Op: "mkdir", Path: dir, Err: syscall.EACCES}
 			}
 			return fake.mkdir(dir)

@@ -123,16 +123,6 @@ func enable(dir string, ctrls []string) error {
 	return nil
 }
 
-// Supervisor and Payload are the two cgroups of a delegated container
-// cgroup (Delegate): a container manager that runs in Supervisor puts its
-// payload in Payload, whose subtree the payload's own init manages.
-// systemd-nspawn started in a cgroup named "supervisor" uses its parent
-// as the container's and creates Payload itself.
-const (
-	Supervisor = "supervisor"
-	Payload    = "payload"
-)
-
 // Delegated are the controllers Delegate hands a container: those of
 // the limits nscn sets (cpu, memory) and pids, which systemd uses for a
 // unit's TasksMax=. Others (cpuset, io, ...) are left alone: enabling
@@ -141,16 +131,18 @@ const (
 // nscn cannot change), and nothing in a pod needs them.
 var Delegated = []string{"cpu", "memory", "pids"}
 
-// Delegate prepares the cgroup name (below the manager's parent) for a
-// container manager such as systemd-nspawn, and returns the directory of
-// its Supervisor cgroup, which the caller joins before it starts the
-// manager. The controllers of Delegated that the parent offers (its
+// Delegate makes the cgroup name (below the manager's parent) for a
+// container manager such as systemd-nspawn, and returns its directory,
+// where the caller starts the manager (clone3's CLONE_INTO_CGROUP). The
+// controllers of Delegated that the parent offers (its
 // cgroup.controllers) are enabled in cgroup.subtree_control from the
-// parent down to name, so that name's Payload, and the container's init
-// below it, can use them:
-// the pod's systemd then sets an app unit's MemoryMax= and CPUQuota= on
-// cgroups of its own. name must not exist; name itself holds no process
-// ("no internal processes"), only Supervisor and, later, Payload.
+// parent down to name's parent, so that they are available in name. They
+// are not enabled in name itself: a cgroup that passes controllers on
+// cannot take processes ("no internal processes"). The manager does
+// that: systemd-nspawn moves itself to name/supervisor and the container
+// to name/payload, then enables the controllers in name for the
+// payload, whose init (the pod's systemd) sets an app unit's MemoryMax=
+// and CPUQuota= on cgroups of its own. name must not exist.
 func (m *V2) Delegate(_ context.Context, name string) (_ string, err error) {
 	if err := checkName(name); err != nil {
 		return "", err
@@ -180,13 +172,5 @@ func (m *V2) Delegate(_ context.Context, name string) (_ string, err error) {
 	if err != nil {
 		return "", fmt.Errorf("cgroup v2: %w", err)
 	}
-	if err := enable(dir, ctrls); err != nil {
-		return "", err
-	}
-	sup := filepath.Join(dir, Supervisor)
-	if err := m.ops.mkdir(sup); err != nil {
-		return "", fmt.Errorf("cgroup v2: create %s: %w", sup, err)
-	}
-	g.made = append(g.made, sup)
-	return sup, nil
+	return dir, nil
 }
