@@ -49,8 +49,6 @@ type Config struct {
 	// Accel is "kvm", "tcg" or "" (default: KVM when /dev/kvm can be
 	// opened, falling back to TCG when KVM does not start).
 	Accel string
-	// Serial, if set, receives the console output as it comes.
-	Serial io.Writer
 }
 
 // Script is one shell script the VM runs, as /test/NAME.sh under busybox
@@ -365,8 +363,9 @@ func (m *Machine) accelArgs() ([]string, string) {
 
 // Boot boots the VM with scripts, waits until it powers off or ctx ends,
 // and returns each script's result. dir is a scratch directory for the
-// boot's initrd. An error of type *BootError carries the console output.
-func (m *Machine) Boot(ctx context.Context, dir string, scripts []Script) (*Run, error) {
+// boot's initrd; serial, if not nil, receives the console output as it
+// comes. An error of type *BootError carries the console output.
+func (m *Machine) Boot(ctx context.Context, dir string, serial io.Writer, scripts []Script) (*Run, error) {
 	base, err := m.Initramfs()
 	if err != nil {
 		return nil, err
@@ -395,8 +394,8 @@ func (m *Machine) Boot(ctx context.Context, dir string, scripts []Script) (*Run,
 	cmd := exec.CommandContext(ctx, m.cfg.Qemu, args...)
 	var console bytes.Buffer
 	var stdout io.Writer = &console
-	if m.cfg.Serial != nil {
-		stdout = io.MultiWriter(&console, m.cfg.Serial)
+	if serial != nil {
+		stdout = io.MultiWriter(&console, serial)
 	}
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = stdout, &stderr

@@ -1,0 +1,144 @@
+//go:build vm
+
+package cgroupv2
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nosecone/nscn/internal/isolate/cgroup"
+	"github.com/nosecone/nscn/internal/testutil/vm"
+)
+
+// TestPureV2Host checks that the VM is what the other tests need: only
+// the unified hierarchy mounted, no controller left on a v1 hierarchy,
+// and cpu, memory and pids available at its root. Without this, a pod
+// test could pass on a layout it does not claim to test.
+func TestPureV2Host(t *testing.T) {
+	res := boot(t, vm.Script{Name: "host", Body: `
+section mounts; awk '$3 ~ /^cgroup/ { print $2, $3 }' /proc/mounts
+section v1-bound; awk 'NR > 1 && $2 != 0 { print $1 }' /proc/cgroups
+section controllers; cat /sys/fs/cgroup/cgroup.controllers
+section self; cat /proc/self/cgroup
+section overlay; grep -w overlay /proc/filesystems
+section no-net; ls /sys/class/net
+`})
+	s := result(t, res, "host")
+	if s["mounts"] != "/sys/fs/cgroup cgroup2" {
+		t.Errorf("cgroup mounts %q, want only cgroup2 at /sys/fs/cgroup", s["mounts"])
+	}
+	if s["v1-bound"] != "" {
+		t.Errorf("controllers bound to v1 hierarchies: %q", s["v1-bound"])
+	}
+	ctrls := strings.Fields(s["controllers"])
+	for _, c := range []string{"cpu", "memory", "pids"} {
+		if !slices.Contains(ctrls, c) {
+			t.Errorf("controller %s missing on the unified hierarchy: %q", c, s["controllers"])
+		}
+	}
+	if s["self"] != "0::/" {
+		t.Errorf("/proc/self/cgroup %q, want the v2 root only (0::/)", s["self"])
+	}
+	if !strings.Contains(s["overlay"], "overlay") {
+		t.Errorf("overlayfs not available: the module did not load")
+	}
+	if s["no-net"] != "lo" {
+		t.Errorf("network interfaces %q, want only lo: the VM has no network device", s["no-net"])
+	}
+}
+
+// TestRunExitStatusAndGC runs a pod under each stage1 on the v2 host: nscn
+// run exits with the app's status, and gc removes every cgroup the pods
+// made (nscn's and systemd-nspawn's) and every mount.
+func TestRunExitStatusAndGC(t *testing.T) {
+	pods := []struct {
+		name  string
+		flags string
+	}{
+		{name: "fly", flags: `--stage1-path="$NSCN_STAGE1_FLY_ACI"`},
+		{name: "nspawn-host", flags: `--net=host --stage1-path="$NSCN_STAGE1_NSPAWN_ACI"`},
+		{name: "nspawn-none", flags: `--net=none --stage1-path="$NSCN_STAGE1_NSPAWN_ACI"`},
+		// Limits give the app a cgroup of its own: gc must remove it too.
+		{name: "nspawn-limits", flags: `--net=none --stage1-path="$NSCN_STAGE1_NSPAWN_ACI" --memory=48Mi --cpu=200m`},
+	}
+	var b strings.Builder
+	b.WriteString("find /sys/fs/cgroup -type d | sort >/tmp/cgroups.before\n")
+	for _, p := range pods {
+		fmt.Fprintf(&b, "nscnRun %s run %s \"$NSCN_IMAGES/busybox.aci\" --exec=/bin/sh -- -c 'echo app-%s; exit 7'\n", p.name, p.flags, p.name)
+	}
+	b.WriteString(`section pod-cgroups; find /sys/fs/cgroup/nscn -type d 2>/dev/null
+nscnRun gc-mark gc --grace-period=0s
+nscnRun gc-sweep gc --grace-period=0s
+nscnRun list list --no-legend
+section left-cgroups; find /sys/fs/cgroup -type d | sort | grep -vxF -f /tmp/cgroups.before
+section left-mounts; grep /var/lib/nscn /proc/mounts
+`)
+	s := result(t, boot(t, vm.Script{Name: "pods", Body: b.String()}), "pods")
+
+	for _, p := range pods {
+		t.Run(p.name, func(t *testing.T) {
+			if s[p.name+".status"] != "7" || !strings.Contains(s[p.name+".stdout"], "app-"+p.name) {
+				t.Fatalf("nscn run: exit %s, stdout %q; want 7 and the app's output\nstderr:\n%s",
+					s[p.name+".status"], s[p.name+".stdout"], s[p.name+".stderr"])
+			}
+		})
+	}
+	t.Logf("cgroups of the exited pods before gc:\n%s", s["pod-cgroups"])
+	for _, step := range []string{"gc-mark", "gc-sweep", "list"} {
+		if s[step+".status"] != "0" {
+			t.Errorf("nscn %s: exit %s\nstderr:\n%s", step, s[step+".status"], s[step+".stderr"])
+		}
+	}
+	if s["list.stdout"] != "" {
+		t.Errorf("pods left after gc:\n%s", s["list.stdout"])
+	}
+	// The shared parent nscn may stay, empty: another nscn may be
+	// creating a pod in it.
+	var left []string
+	for l := range strings.SplitSeq(s["left-cgroups"], "\n") {
+		if l != "" && l != "/sys/fs/cgroup/nscn" {
+			left = append(left, l)
+		}
+	}
+	if len(left) != 0 {
+		t.Errorf("cgroups left after gc:\n%s", strings.Join(left, "\n"))
+	}
+	if s["left-mounts"] != "" {
+		t.Errorf("mounts left after gc:\n%s", s["left-mounts"])
+	}
+}
+
+// TestNspawnResourceLimits runs stage1-nspawn pods with resource limits
+// on the v2 host: the app reads its own limits from its cgroup2 at
+// /sys/fs/cgroup (memory.max, cpu.max, cpu.weight), and run does not
+// report them as ignored.
+func TestNspawnResourceLimits(t *testing.T) {
+	tests := []struct {
+		name  string
+		flags string
+		files string
+		want  string
+	}{
+		{name: "memory-and-cpu", flags: "--memory=64Mi --cpu=500m", files: "memory.max cpu.max", want: "67108864\n50000 100000"},
+		{name: "cpu-shares", flags: "--cpu-shares=512", files: "cpu.weight", want: fmt.Sprint(cgroup.SharesToWeight(512))},
+	}
+	var b strings.Builder
+	for _, tt := range tests {
+		fmt.Fprintf(&b, "nscnRun %s run --net=host --stage1-path=\"$NSCN_STAGE1_NSPAWN_ACI\" \"$NSCN_IMAGES/busybox.aci\" %s --exec=/bin/sh -- -c 'cd /sys/fs/cgroup && cat %s'\n",
+			tt.name, tt.flags, tt.files)
+	}
+	s := result(t, boot(t, vm.Script{Name: "limits", Body: b.String()}), "limits")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr := s[tt.name+".stdout"], s[tt.name+".stderr"]
+			if s[tt.name+".status"] != "0" || strings.TrimSpace(stdout) != tt.want {
+				t.Errorf("app read %q from %s (exit %s), want %q\nstderr:\n%s", stdout, tt.files, s[tt.name+".status"], tt.want, stderr)
+			}
+			if strings.Contains(stderr, "resource limits ignored") {
+				t.Errorf("run ignored the limits on the v2 host:\n%s", stderr)
+			}
+		})
+	}
+}
