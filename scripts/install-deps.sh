@@ -10,6 +10,7 @@ packages=(
 	xz-utils bzip2 zstd gzip # compressed test images
 	iproute2 util-linux kmod
 	iptables # CNI ptp ipMasq and portmap; the networking tests
+	dbus-daemon # a private bus for the systemd-machined tests
 	qemu-system-x86 # the cgroup v2 test VM (make vm-test)
 )
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -28,7 +29,8 @@ import (
 const (
 	ModePrepare  = "prepare"   // ExecStartPre=: the app's mounts
 	ModePreStart = "pre-start" // ExecStartPre=: the pre-start handler, as root
-	ModeExec     = "exec"      // ExecStart=: become the app
+	ModeExec     = "exec"      // ExecStart= after ExecStartPre= prepare: become the app
+	ModeRun      = "run"       // ExecStart=: prepare, then exec, in one process (no pre-start handler)
 	ModePostStop = "post-stop" // ExecStopPost=: the post-stop handler, as root
 	ModeReap     = "reap"      // ExecStopPost=: record the status, end the pod if due
 )
@@ -47,13 +49,18 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) error {
 	log = log.With("app", name, "mode", mode)
 	switch mode {
 	case ModePrepare:
-		return prepareApp(ctx, log, app)
+		return prepareApp(ctx, log, app, pod.CgroupUnified)
 	case ModeExec:
-		return execApp(ctx, log, app, app.Spec.Exec, true)
+		return execApp(ctx, log, app, app.Spec.Exec, execOpts{asApp: true, unified: pod.CgroupUnified})
+	case ModeRun:
+		if err := prepareApp(ctx, log, app, pod.CgroupUnified); err != nil {
+			return err
+		}
+		return execApp(ctx, log, app, app.Spec.Exec, execOpts{asApp: true, unified: pod.CgroupUnified, notifyReady: true})
 	case ModePreStart:
-		return execApp(ctx, log, app, app.Spec.PreStart, false)
+		return execApp(ctx, log, app, app.Spec.PreStart, execOpts{unified: pod.CgroupUnified})
 	case ModePostStop:
-		return execApp(ctx, log, app, app.Spec.PostStop, false)
+		return execApp(ctx, log, app, app.Spec.PostStop, execOpts{unified: pod.CgroupUnified})
 	case ModeReap:
 		return reapApp(ctx, log, pod, name)
 	default:
@@ -63,8 +70,8 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) error {
 
 // prepareApp binds the app's rootfs onto itself and makes the mounts of
 // its plan inside it, in the pod's mount namespace, where they stay until
-// the pod ends.
-func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App) error {
+// the pod ends. unified is nspawn.Pod.CgroupUnified.
+func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App, unified bool) error {
 	p := app.Plan
 	old := unix.Umask(0o022)
 	defer unix.Umask(old)
@@ -96,7 +103,11 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App) error {
 			return err
 		}
 	}
-	if err := mountAppCgroup(ctx, log, root, app); err != nil {
+	mountCgroup := mountAppCgroup
+	if unified {
+		mountCgroup = mountAppCgroupV2
+	}
+	if err := mountCgroup(ctx, log, root, app); err != nil {
 		return err
 	}
 	if p.ReadOnlyRoot {
@@ -121,14 +132,32 @@ func makeDevLinks(root *os.File) error {
 	return nil
 }
 
+// execOpts are the variants of execApp.
+type execOpts struct {
+	// asApp: as the app's user and groups, with its stdin; otherwise
+	// as root (an event handler).
+	asApp bool
+	// unified (nspawn.Pod.CgroupUnified): the process also gets a cgroup
+	// namespace of its own, rooted at its unit's cgroup, so that the
+	// app's /proc/self/cgroup says "0::/", as the cgroup2 mount that
+	// prepareApp put on its /sys/fs/cgroup shows it.
+	unified bool
+	// notifyReady: tell the unit's service manager (NOTIFY_SOCKET,
+	// Type=notify) READY=1 once everything but the exec has succeeded,
+	// so that the pod is ready only when its mounts are made and the
+	// app is being started.
+	notifyReady bool
+}
+
 // execApp chroots into the app's rootfs and replaces the helper with argv
 // through isolate.Exec, confined by the app's policy: as the app's user
 // for the app itself, as root for an event handler. Handlers get the
 // app's policy too (capabilities, no_new_privs, seccomp, oom_score_adj,
 // cgroup): the spec only says they run as root, and a handler must not be
 // a way around the app's restrictions. See Documentation/isolators.md.
-func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []string, asApp bool) error {
+func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []string, o execOpts) error {
 	s := app.Spec
+	asApp := o.asApp
 	if len(argv) == 0 {
 		return errdefs.InvalidArgument("app %s: nothing to run", s.Name)
 	}
@@ -140,7 +169,16 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []stri
 	if err := joinAppCgroup(app); err != nil {
 		return err
 	}
-	if err := privateMountNamespace(); err != nil {
+	var notify *net.UnixConn
+	if o.notifyReady {
+		// Connected before the chroot, which hides the socket.
+		var err error
+		if notify, err = dialNotify(os.Getenv("NOTIFY_SOCKET")); err != nil {
+			return fmt.Errorf("app %s: %w", s.Name, err)
+		}
+		defer notify.Close()
+	}
+	if err := privateMountNamespace(o.unified); err != nil {
 		return err
 	}
 	if err := unix.Chroot(app.Plan.RootFS); err != nil {
@@ -164,6 +202,11 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []stri
 	path, err := fly.LookPath(fsys, argv[0], fly.Getenv(s.Env, "PATH"), s.WorkingDir)
 	if err != nil {
 		return err
+	}
+	if notify != nil {
+		if _, err := notify.Write([]byte("READY=1")); err != nil {
+			return fmt.Errorf("app %s: notify the pod's systemd: %w", s.Name, err)
+		}
 	}
 	log.DebugContext(ctx, "exec", "path", path, "uid", creds.UID, "gid", creds.GID, "groups", creds.Groups)
 	err = isolate.Exec(app.Policy, isolate.ExecConfig{
@@ -195,11 +238,16 @@ func openStdin(p string) error {
 // namespace comes with a private copy of the thread's root and working
 // directory (unshare(2) implies CLONE_FS), so the goroutine stays locked
 // to the thread: the chroot, the lookups after it and isolate.Exec must
-// all run there.
-func privateMountNamespace() error {
+// all run there. With newCgroupNS the thread also gets a cgroup
+// namespace rooted at its current cgroup.
+func privateMountNamespace(newCgroupNS bool) error {
 	runtime.LockOSThread() // never unlocked: this thread becomes the app
-	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-		return &os.SyscallError{Syscall: "unshare(CLONE_NEWNS)", Err: err}
+	flags, name := unix.CLONE_NEWNS, "unshare(CLONE_NEWNS)"
+	if newCgroupNS {
+		flags, name = flags|unix.CLONE_NEWCGROUP, "unshare(CLONE_NEWNS|CLONE_NEWCGROUP)"
+	}
+	if err := unix.Unshare(flags); err != nil {
+		return &os.SyscallError{Syscall: name, Err: err}
 	}
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return &os.PathError{Op: "make mounts slave", Path: "/", Err: err}
@@ -281,7 +329,7 @@ func recordFirstFailure(status int) error {
 }
 
 // knownModes lists the helper modes, for the usage message.
-var knownModes = []string{ModePrepare, ModePreStart, ModeExec, ModePostStop, ModeReap}
+var knownModes = []string{ModePrepare, ModePreStart, ModeExec, ModeRun, ModePostStop, ModeReap}
 
 // IsAppMode reports whether s names a helper mode.
 func IsAppMode(s string) bool { return slices.Contains(knownModes, s) }

@@ -1,6 +1,7 @@
 package entrypoint
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/isolate/cgroup"
 	"github.com/nosecone/nscn/internal/mountplan"
 )
 
@@ -23,8 +25,36 @@ import (
 // systemd builds its tree below it, so pods never share cgroups. gc
 // removes it.
 
+//
+// On a unified (cgroup v2 only) host the pod's cgroup must be delegated:
+// the pod's systemd sets the apps' limits on cgroups of its own below it.
+// run enables the cpu, memory and pids controllers from the root down to
+// nscn/UUID and moves itself into nscn/UUID/supervisor; systemd-nspawn,
+// started there, takes nscn/UUID as the container's cgroup and puts the
+// container in nscn/UUID/payload (a cgroup holding processes cannot
+// enable controllers for its children, so neither run nor systemd-nspawn
+// may stay in nscn/UUID itself).
+
 // podCgroupRel is the pod's cgroup below each hierarchy's root.
 func podCgroupRel(uuid string) string { return filepath.Join("nscn", uuid) }
+
+// hostCgroups are the cgroup hierarchies run places the pod in.
+type hostCgroups struct {
+	// hierarchies are the mount points of the hierarchies systemd uses:
+	// the v2 one, and the v1 "name=systemd" one.
+	hierarchies []string
+	// unified: the only hierarchy is the v2 one, at cgroup.DefaultRoot.
+	unified bool
+}
+
+// detectHostCgroups reads the mount table for hostCgroups.
+func detectHostCgroups() (hostCgroups, error) {
+	hs, err := systemdHierarchies()
+	if err != nil {
+		return hostCgroups{}, err
+	}
+	return hostCgroups{hierarchies: hs, unified: slices.Equal(hs, []string{cgroup.DefaultRoot})}, nil
+}
 
 // systemdHierarchies returns the mount points of the cgroup hierarchies
 // systemd uses: the v2 one, and the v1 "name=systemd" one.
@@ -51,15 +81,17 @@ func systemdHierarchies() ([]string, error) {
 	return out, nil
 }
 
-// joinPodCgroups creates the pod's cgroups and moves run into them.
-func joinPodCgroups(uuid string) error {
-	hs, err := systemdHierarchies()
-	if err != nil {
-		return err
-	}
-	for _, h := range hs {
+// joinPodCgroups creates the pod's cgroups and moves run into them; on a
+// unified host into the supervisor cgroup of the delegated pod cgroup.
+func joinPodCgroups(ctx context.Context, uuid string, hc hostCgroups) error {
+	for _, h := range hc.hierarchies {
 		dir := filepath.Join(h, podCgroupRel(uuid))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if hc.unified {
+			var err error
+			if dir, err = cgroup.NewV2(h, ".").Delegate(ctx, podCgroupRel(uuid)); err != nil {
+				return fmt.Errorf("create pod cgroup: %w", err)
+			}
+		} else if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("create pod cgroup: %w", err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte("0\n"), 0); err != nil {

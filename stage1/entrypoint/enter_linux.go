@@ -14,34 +14,38 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/isolate"
+	"github.com/nosecone/nscn/internal/isolate/cgroup"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 	"github.com/nosecone/nscn/stage1-fly/inroot"
 	"github.com/nosecone/nscn/stage1/nspawn"
+	"github.com/nosecone/nscn/stage1/units"
 )
 
 // appProcessRoot returns an O_PATH handle on the root of a process of the
 // app: a process in the pod's pid namespace (that of podProc, /proc/PID)
 // whose root is the app's rootfs (appRoot, as the pod sees it: same device
 // and inode), so the app's own mount namespace. A process still on its way
-// into the app (not chrooted yet) does not match.
-func appProcessRoot(podProc string, appRoot *os.File) (*os.File, error) {
+// into the app (not chrooted yet) does not match. It also returns the
+// process's pid.
+func appProcessRoot(podProc string, appRoot *os.File) (*os.File, int, error) {
 	var podNS, want unix.Stat_t
 	if err := unix.Stat(filepath.Join(podProc, "ns", "pid"), &podNS); err != nil {
-		return nil, &os.PathError{Op: "stat", Path: filepath.Join(podProc, "ns", "pid"), Err: err}
+		return nil, 0, &os.PathError{Op: "stat", Path: filepath.Join(podProc, "ns", "pid"), Err: err}
 	}
 	if err := unix.Fstat(int(appRoot.Fd()), &want); err != nil {
-		return nil, &os.PathError{Op: "fstat", Path: "app rootfs", Err: err}
+		return nil, 0, &os.PathError{Op: "fstat", Path: "app rootfs", Err: err}
 	}
 	procs, err := filepath.Glob("/proc/[0-9]*")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	for _, p := range procs {
 		var ns unix.Stat_t
@@ -54,11 +58,59 @@ func appProcessRoot(podProc string, appRoot *os.File) (*os.File, error) {
 		}
 		var got unix.Stat_t
 		if unix.Fstat(int(r.Fd()), &got) == nil && got.Dev == want.Dev && got.Ino == want.Ino {
-			return r, nil
+			pid, _ := strconv.Atoi(filepath.Base(p))
+			return r, pid, nil
 		}
 		r.Close()
 	}
-	return nil, errdefs.NotFound("no process of the app is running")
+	return nil, 0, errdefs.NotFound("no process of the app is running")
+}
+
+// appUnitCgroup returns the cgroup, as /proc/PID/cgroup spells it on the
+// host, of the app's unit on a unified host: that of appPID, a process of
+// the app, which must be the app's unit (units.ServiceName) below the
+// cgroup of the pod's systemd (podPID; it sits in init.scope, a child of
+// the pod's root cgroup). The app cannot move itself (its /sys/fs/cgroup
+// is read-only), but enter does not take the pod's word for it.
+func appUnitCgroup(podPID, appPID int, app string) (string, error) {
+	read := func(pid int) (string, error) {
+		f, err := os.Open(filepath.Join("/proc", strconv.Itoa(pid), "cgroup"))
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		ms, err := cgroup.ParseProcCgroup(f)
+		if err != nil {
+			return "", err
+		}
+		for _, m := range ms {
+			if m.ID == 0 && len(m.Controllers) == 0 {
+				return m.Path, nil
+			}
+		}
+		return "", errdefs.NotFound("process %d has no cgroup v2 membership", pid)
+	}
+	pod, err := read(podPID)
+	if err != nil {
+		return "", fmt.Errorf("find the pod's cgroup: %w", err)
+	}
+	cg, err := read(appPID)
+	if err != nil {
+		return "", fmt.Errorf("find app %s's cgroup: %w", app, err)
+	}
+	return checkAppUnitCgroup(pod, cg, app)
+}
+
+// checkAppUnitCgroup returns cg if it is the cgroup of app's unit below
+// the pod's root cgroup, pod being the cgroup of the pod's systemd.
+func checkAppUnitCgroup(pod, cg, app string) (string, error) {
+	if path.Base(pod) == "init.scope" {
+		pod = path.Dir(pod)
+	}
+	if !strings.HasPrefix(cg, strings.TrimSuffix(pod, "/")+"/") || path.Base(cg) != units.ServiceName(app) || path.Clean(cg) != cg {
+		return "", errdefs.FailedPrecondition("app %s runs in cgroup %s, not in its unit's below the pod's %s", app, cg, pod)
+	}
+	return cg, nil
 }
 
 // enterNamespaces are the namespaces of the pod's pid 1 that enter joins
@@ -93,10 +145,13 @@ const (
 // enterConfig is what Enter hands its helper.
 type enterConfig struct {
 	Policy  *isolate.Policy `json:"policy"`
-	Cgroups []string        `json:"cgroups,omitempty"` // host dirs of the app's cgroups
-	Spec    fly.AppSpec     `json:"spec"`
-	Cmd     []string        `json:"cmd"`
-	Debug   bool            `json:"debug,omitempty"`
+	Cgroups []string        `json:"cgroups,omitempty"` // host dirs of the app's cgroups (v1)
+	// NewCgroupNS: the helper, started in the app's unit cgroup (unified
+	// host), takes a cgroup namespace rooted there, as the app has.
+	NewCgroupNS bool        `json:"newCgroupNS,omitempty"`
+	Spec        fly.AppSpec `json:"spec"`
+	Cmd         []string    `json:"cmd"`
+	Debug       bool        `json:"debug,omitempty"`
 }
 
 // Enter implements the enter entrypoint, from the pod directory: it runs
@@ -157,10 +212,7 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 	if err := checkPodRoot(args.PID, filepath.Join(podDir, stage1abi.Stage1RootfsRel)); err != nil {
 		return 0, fmt.Errorf("enter pod: %w", err)
 	}
-	cfgData, err := json.Marshal(enterConfig{Policy: policy, Cgroups: iso.Cgroups[args.AppName], Spec: spec, Cmd: args.Cmd, Debug: DebugFromEnv()})
-	if err != nil {
-		return 0, fmt.Errorf("encode enter config: %w", err)
-	}
+	ec := enterConfig{Policy: policy, Cgroups: iso.Cgroups[args.AppName], Spec: spec, Cmd: args.Cmd, Debug: DebugFromEnv()}
 	exe, err := os.Executable()
 	if err != nil {
 		return 0, fmt.Errorf("find the enter binary: %w", err)
@@ -180,14 +232,49 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 	// Each app process has a mount namespace of its own (app_linux.go):
 	// enter sees the app's view through a running process of the app, and
 	// the pod's view of the app's rootfs only when none runs.
-	if r, err := appProcessRoot(proc, appRoot); err != nil {
+	r, appPID, err := appProcessRoot(proc, appRoot)
+	if err != nil {
 		log.DebugContext(ctx, "no app process to take the mount view from", "err", err)
 	} else {
 		appRoot.Close()
 		appRoot = r
 	}
 	defer appRoot.Close()
+	// On a unified host the app's cgroup is its unit's, which the pod's
+	// systemd made (and removes when the app ends): the helper is cloned
+	// straight into it (CLONE_INTO_CGROUP), from the host's cgroup
+	// namespace, which can see both ends of the move, and then takes a
+	// namespace of its own rooted there, as the app has.
+	var sys *syscall.SysProcAttr
+	hc, err := detectHostCgroups()
+	if err != nil {
+		return 0, err
+	}
+	if hc.unified {
+		if appPID == 0 {
+			return 0, errdefs.FailedPrecondition("app %s has no running process whose cgroup enter could join", args.AppName)
+		}
+		cg, err := appUnitCgroup(args.PID, appPID, args.AppName)
+		if err != nil {
+			return 0, err
+		}
+		dir, err := os.OpenFile(filepath.Join(cgroup.DefaultRoot, cg), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, fmt.Errorf("open app cgroup: %w", err)
+		}
+		defer dir.Close()
+		sys = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+		ec.NewCgroupNS = true
+		log.DebugContext(ctx, "app cgroup (v2)", "cgroup", cg)
+	}
+	cfgData, err := json.Marshal(ec)
+	if err != nil {
+		return 0, fmt.Errorf("encode enter config: %w", err)
+	}
 	for _, ns := range enterNamespaces {
+		if ns.flag == unix.CLONE_NEWCGROUP && hc.unified {
+			continue
+		}
 		f, err := os.Open(filepath.Join(proc, "ns", ns.name))
 		if err != nil {
 			return 0, fmt.Errorf("open %s namespace: %w", ns.name, err)
@@ -213,7 +300,8 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 		Path: exe, Args: []string{exe, EnterHelperArg},
 		Env:   []string{},
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		ExtraFiles: []*os.File{appRoot, cfgR},
+		ExtraFiles:  []*os.File{appRoot, cfgR},
+		SysProcAttr: sys,
 		// No Pdeathsig here: in the pod's pid namespace the child's
 		// parent is outside (getppid is 0), which the Go runtime takes
 		// for a dead parent. isolate.Exec arms it on the exec thread.
@@ -268,6 +356,12 @@ func EnterHelper(ctx context.Context, stderr *os.File) error {
 		log.DebugContext(ctx, "join app cgroup", "dir", d)
 		if err := writeCgroupProcs(d, "0"); err != nil {
 			return fmt.Errorf("join app cgroup: %w", err)
+		}
+	}
+	if cfg.NewCgroupNS {
+		runtime.LockOSThread() // never unlocked: this thread execs the command
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return &os.SyscallError{Syscall: "unshare(CLONE_NEWCGROUP)", Err: err}
 		}
 	}
 	if err := unix.Fchdir(enterRootFD); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -23,8 +24,9 @@ import (
 //   - mounts under the stage1 rootfs other than stage0's own (the stage1
 //     and app rootfs overlays) are lazily unmounted, deepest first. There
 //     should be none: the pod's mounts live in its own mount namespace;
+//   - a pod systemd-machined registered is terminated through machined;
 //   - processes left in the pod's cgroups are killed and the cgroups
-//     removed (only made when the host does not run systemd);
+//     removed (only made when the pod is not registered);
 //   - systemd-nspawn's propagation directory for the pod and the empty
 //     volume directories are removed;
 //   - the pod's network is torn down (networking.Teardown: CNI DEL, port
@@ -50,6 +52,9 @@ func GC(ctx context.Context, log *slog.Logger, args fly.GCArgs) error {
 			errs = append(errs, &os.PathError{Op: "umount", Path: mp, Err: err})
 		}
 	}
+	if err := endMachine(ctx, log, podDir, args.UUID); err != nil {
+		errs = append(errs, err)
+	}
 	if err := removePodCgroups(args.UUID); err != nil {
 		errs = append(errs, err)
 	}
@@ -67,6 +72,25 @@ func GC(ctx context.Context, log *slog.Logger, args fly.GCArgs) error {
 		errs = append(errs, fmt.Errorf("remove empty volumes: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// endMachine asks systemd-machined to end the pod's machine when run
+// registered it (nspawn.Isolation.Registered): after a kill of run the
+// container may still run in machined's scope, which no cgroup of nscn's
+// holds.
+func endMachine(ctx context.Context, log *slog.Logger, podDir, uuid string) error {
+	iso, err := loadIsolation(podDir, uuid)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !iso.Registered {
+		return nil
+	}
+	log.DebugContext(ctx, "terminate machine", "machine", nspawn.MachineName(uuid))
+	return terminateMachine(nspawn.MachineName(uuid))
 }
 
 // isAppRootfs reports whether mp is exactly some opt/stage2/APP/rootfs of

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,8 +48,10 @@ func reportIsolators(ctx context.Context, log *slog.Logger, cfg RunConfig, repor
 // under nspawn.CgroupBindDir, lets the app helper move itself in before it
 // execs the app. The container's cgroup namespace is rooted at run's
 // cgroup, so the app's cgroup is inside it and the app sees its own path.
-func setupIsolation(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod *nspawn.Pod) (_ []nspawn.Bind, err error) {
-	iso := nspawn.Isolation{Options: nspawn.IsolateOptions(cfg.Args.RunArgs)}
+//
+// registered records that systemd-machined registers the pod (useMachined).
+func setupIsolation(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod *nspawn.Pod, registered bool) (_ []nspawn.Bind, err error) {
+	iso := nspawn.Isolation{Options: nspawn.IsolateOptions(cfg.Args.RunArgs), Registered: registered}
 	var groups []cgroup.Group
 	defer func() {
 		if err != nil {
@@ -57,7 +61,14 @@ func setupIsolation(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir
 		}
 	}()
 	open := func() (cgroup.Manager, error) { return cgroup.Open(cgroup.Config{}) }
-	if iso.Cgroups, groups, err = createAppCgroups(ctx, log, open, pod, cfg.Stderr); err != nil {
+	available := func() (string, error) {
+		b, err := os.ReadFile(filepath.Join(cgroup.DefaultRoot, "cgroup.controllers"))
+		if err != nil {
+			return "", fmt.Errorf("read the host's cgroup controllers: %w", err)
+		}
+		return string(b), nil
+	}
+	if iso.Cgroups, groups, err = createAppCgroups(ctx, log, open, available, pod, cfg.Stderr); err != nil {
 		return nil, err
 	}
 	data, err := json.MarshalIndent(iso, "", "  ")
@@ -73,9 +84,15 @@ func setupIsolation(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir
 // createAppCgroups creates, with the Manager open returns (opened only if
 // an app has limits), the cgroup nspawn.AppCgroupName of every app with
 // resource limits, and returns their directories by app and the groups.
-// On failure it destroys what it made. On a unified (v2) host it makes
-// none and says on stderr that the limits are ignored.
-func createAppCgroups(ctx context.Context, log *slog.Logger, open func() (cgroup.Manager, error), pod *nspawn.Pod, stderr io.Writer) (_ map[string][]string, groups []cgroup.Group, err error) {
+// On failure it destroys what it made.
+//
+// On a unified (v2) host (pod.CgroupUnified) it makes none: the pod's
+// cgroup is delegated to the pod's systemd (joinPodCgroups), which sets
+// the limits on the app's unit (writePodFiles). available lists the
+// controllers the host offers (the root cgroup's cgroup.controllers);
+// an app whose limits need one that is missing is told on stderr that
+// they are ignored.
+func createAppCgroups(ctx context.Context, log *slog.Logger, open func() (cgroup.Manager, error), available func() (string, error), pod *nspawn.Pod, stderr io.Writer) (_ map[string][]string, groups []cgroup.Group, err error) {
 	dirs := map[string][]string{}
 	defer func() {
 		if err != nil {
@@ -86,21 +103,30 @@ func createAppCgroups(ctx context.Context, log *slog.Logger, open func() (cgroup
 		}
 	}()
 	var mgr cgroup.Manager
-	for _, a := range pod.Apps {
+	for i := range pod.Apps {
+		a := &pod.Apps[i]
 		if a.Policy == nil || a.Policy.Cgroup.IsZero() {
+			continue
+		}
+		if pod.CgroupUnified {
+			ctrls, err := available()
+			if err != nil {
+				return nil, nil, fmt.Errorf("app %s: resource limits: %w", a.Spec.Name, err)
+			}
+			if missing := missingControllers(a.Policy.Cgroup, ctrls); len(missing) > 0 {
+				fmt.Fprintf(stderr, "stage1-nspawn: app %s: resource limits ignored: the host's unified cgroup hierarchy has no %s controller\n", a.Spec.Name, strings.Join(missing, " or "))
+				p := *a.Policy // a copy: apps may share one policy
+				p.Cgroup = cgroup.Limits{}
+				a.Policy = &p
+				continue
+			}
+			log.DebugContext(ctx, "app limits on its unit (cgroup v2)", "app", a.Spec.Name, "limits", a.Policy.Cgroup)
 			continue
 		}
 		if mgr == nil {
 			if mgr, err = open(); err != nil {
 				return nil, nil, fmt.Errorf("app %s: resource limits: %w", a.Spec.Name, err)
 			}
-		}
-		if mgr.Version() != 1 {
-			// TODO(iso): on the unified hierarchy the container's cgroup
-			// is delegated to the pod's systemd; the limits belong in
-			// the app's unit (MemoryMax=, CPUQuota=, CPUWeight=). #4
-			fmt.Fprintf(stderr, "stage1-nspawn: app %s: resource limits ignored: stage1-nspawn sets them on cgroup v1 hierarchies only\n", a.Spec.Name)
-			continue
 		}
 		g, err := mgr.Create(ctx, nspawn.AppCgroupName(pod.UUID, a.Spec.Name), a.Policy.Cgroup)
 		if err != nil {
@@ -111,6 +137,19 @@ func createAppCgroups(ctx context.Context, log *slog.Logger, open func() (cgroup
 		log.DebugContext(ctx, "app cgroup", "app", a.Spec.Name, "dirs", g.Dirs(), "limits", a.Policy.Cgroup)
 	}
 	return dirs, groups, nil
+}
+
+// missingControllers lists the controllers l needs ("cpu", "memory")
+// that are not in available, a cgroup.controllers line.
+func missingControllers(l cgroup.Limits, available string) []string {
+	have := strings.Fields(available)
+	var out []string
+	for _, c := range l.Controllers() {
+		if !slices.Contains(have, c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // loadIsolation reads nspawn.IsolationFile of a pod; a pod started
@@ -185,6 +224,58 @@ func writeCgroupProcs(dir, v string) error {
 		return fmt.Errorf("write %s: %w", f.Name(), err)
 	}
 	return f.Close()
+}
+
+// mountAppCgroupV2 mounts, read-only on the app's /sys/fs/cgroup, the
+// unified hierarchy as a cgroup namespace rooted at the calling process's
+// cgroup shows it: prepareApp runs in the app's unit, so that is the
+// unit's cgroup, where the pod's systemd set the app's limits (memory.max,
+// cpu.max, cpu.weight), and the app sees no other app's cgroup.
+func mountAppCgroupV2(ctx context.Context, log *slog.Logger, root *os.File, _ *nspawn.App) error {
+	t, ok, err := openRestricted(root, "/sys/fs/cgroup")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		log.DebugContext(ctx, "no /sys/fs/cgroup in the app's /sys")
+		return nil
+	}
+	defer t.Close()
+	log.DebugContext(ctx, "mount app cgroup (v2)")
+	// The cgroup namespace is the thread's: a goroutine of its own, on a
+	// thread that is never unlocked and so ends with it, keeps it off
+	// the rest of the helper.
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		errc <- mountCgroup2NS(t)
+	}()
+	return <-errc
+}
+
+// mountCgroup2NS mounts cgroup2 onto target, read-only, from a new cgroup
+// namespace of the calling (locked) thread.
+func mountCgroup2NS(target *os.File) error {
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return &os.SyscallError{Syscall: "unshare(CLONE_NEWCGROUP)", Err: err}
+	}
+	fsfd, err := unix.Fsopen("cgroup2", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return &os.SyscallError{Syscall: "fsopen(cgroup2)", Err: err}
+	}
+	defer unix.Close(fsfd)
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return &os.SyscallError{Syscall: "fsconfig(cgroup2, create)", Err: err}
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+	if err != nil {
+		return &os.SyscallError{Syscall: "fsmount(cgroup2)", Err: err}
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return &os.PathError{Op: "move_mount", Path: "/sys/fs/cgroup", Err: err}
+	}
+	return nil
 }
 
 // mountAppCgroup puts, in the app's view, its own cgroup (read-only) over

@@ -118,18 +118,28 @@ func (w *readyWatch) watch(ctx context.Context, log *slog.Logger, podDir string,
 // sdNotify sends msg to the sd_notify socket addr (sd_notify(3)): a path,
 // or an abstract name after "@".
 func sdNotify(addr, msg string) error {
-	if !strings.HasPrefix(addr, "/") && !strings.HasPrefix(addr, "@") {
-		return fmt.Errorf("notify %s: not a unix socket address", addr)
-	}
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	c, err := dialNotify(addr)
 	if err != nil {
-		return fmt.Errorf("notify %s: %w", addr, err)
+		return err
 	}
 	defer c.Close()
 	if _, err := c.Write([]byte(msg)); err != nil {
 		return fmt.Errorf("notify %s: %w", addr, err)
 	}
 	return nil
+}
+
+// dialNotify connects to the sd_notify socket addr (a path, or "@" and an
+// abstract name).
+func dialNotify(addr string) (*net.UnixConn, error) {
+	if !strings.HasPrefix(addr, "/") && !strings.HasPrefix(addr, "@") {
+		return nil, fmt.Errorf("notify %s: not a unix socket address", addr)
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		return nil, fmt.Errorf("notify %s: %w", addr, err)
+	}
+	return c, nil
 }
 
 // notifySender is the pid the kernel reports as a message's sender, or 0.

@@ -103,7 +103,13 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		}
 	}
 	reportIsolators(ctx, log, cfg, layout.Reports)
-	cgroupBinds, err := setupIsolation(ctx, log, cfg, podDir, &layout.Pod)
+	hc, err := detectHostCgroups()
+	if err != nil {
+		return 0, err
+	}
+	layout.Pod.CgroupUnified = hc.unified
+	register := useMachined(ctx, log)
+	cgroupBinds, err := setupIsolation(ctx, log, cfg, podDir, &layout.Pod, register)
 	if err != nil {
 		return 0, err
 	}
@@ -139,9 +145,8 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		binds = append(binds, b)
 	}
 	binds = append(binds, cgroupBinds...)
-	register := hostRunsSystemd()
 	if !register {
-		if err := joinPodCgroups(cfg.Args.UUID); err != nil {
+		if err := joinPodCgroups(ctx, cfg.Args.UUID, hc); err != nil {
 			return 0, err
 		}
 	}
@@ -211,8 +216,12 @@ func consoleMode(console bool) string {
 func writePodFiles(podDir string, pod nspawn.Pod, console bool) error {
 	var uapps []units.App
 	for _, a := range pod.Apps {
-		uapps = append(uapps, units.App{Name: a.Spec.Name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0,
-			Stdout: nspawn.AppStdoutFIFO(a.Spec.Name), Stderr: nspawn.AppStderrFIFO(a.Spec.Name), Console: console})
+		ua := units.App{Name: a.Spec.Name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0,
+			Stdout: nspawn.AppStdoutFIFO(a.Spec.Name), Stderr: nspawn.AppStderrFIFO(a.Spec.Name), Console: console}
+		if pod.CgroupUnified && a.Policy != nil {
+			ua.Limits = a.Policy.Cgroup
+		}
+		uapps = append(uapps, ua)
 	}
 	files, err := units.Generate(units.Config{Apps: uapps, Helper: nspawn.AppHelper})
 	if err != nil {

@@ -41,8 +41,9 @@ const (
 	EntrypointEnter = "/nscn/enter"
 	EntrypointGC    = "/nscn/gc"
 	EntrypointStop  = "/nscn/stop"
-	// AppHelper runs inside the pod, from the app's units: "prepare",
-	// "exec" and "reap" modes (see package entrypoint).
+	// AppHelper runs inside the pod, from the app's units: "run" (or
+	// "prepare", "pre-start" and "exec"), "post-stop" and "reap" modes
+	// (see package entrypoint).
 	AppHelper = "/nscn/app"
 )
 

@@ -29,6 +29,9 @@ type Isolation struct {
 	// Cgroups maps an app's name to its cgroup directories on the host,
 	// one per hierarchy; an app without resource limits has none.
 	Cgroups map[string][]string `json:"cgroups,omitempty"`
+	// Registered: systemd-machined registered the pod (the host runs
+	// systemd and machined), so gc asks machined to end what is left.
+	Registered bool `json:"registered,omitempty"`
 }
 
 // cgroupRoot is where the host's cgroup hierarchies are mounted.

@@ -50,6 +50,12 @@ type Pod struct {
 	UUID  string `json:"uuid"`
 	Debug bool   `json:"debug,omitempty"`
 	Apps  []App  `json:"apps"`
+	// CgroupUnified says the host has only the unified (cgroup v2)
+	// hierarchy: the pod's systemd sets each app's limits on the app's
+	// unit, and the app helper gives every app process a cgroup
+	// namespace rooted at its unit's cgroup, with that cgroup mounted
+	// read-only on the app's /sys/fs/cgroup.
+	CgroupUnified bool `json:"cgroupUnified,omitempty"`
 }
 
 // AppByName returns the pod's app called name.

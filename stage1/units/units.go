@@ -3,9 +3,10 @@
 // pod's pid 1 (systemd.unit(5), systemd.service(5)):
 //
 //   - default.target wants one service per app;
-//   - app-NAME.service prepares the app's mounts (ExecStartPre=), runs the
-//     app chrooted into its rootfs through the app helper (ExecStart=),
-//     and records its status (ExecStopPost=). The helper's "reap" mode
+//   - app-NAME.service prepares the app's mounts and runs the app
+//     chrooted into its rootfs through the app helper (ExecStart=; with
+//     a pre-start handler the mounts and the handler are ExecStartPre=
+//     steps before it), and records its status (ExecStopPost=). The helper's "reap" mode
 //     also ends the pod when the app failed or was the last one running;
 //   - shutdown.target, nscn-exit.service and the halt, poweroff, reboot
 //     and exit targets stop the apps in order and then make systemd exit,
@@ -26,6 +27,7 @@ import (
 	"strings"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/isolate/cgroup"
 )
 
 // App is what the units need to know about an app.
@@ -43,6 +45,12 @@ type App struct {
 	// terminal systemd-nspawn relays) as its controlling terminal and its
 	// stdin, stdout and stderr, instead of the paths above.
 	Console bool
+	// Limits are the app's resource limits for the pod's systemd to set
+	// on the unit's cgroup (MemoryMax=, CPUQuota=, CPUWeight=): on a
+	// unified (cgroup v2) host, where the pod's cgroup subtree is
+	// delegated to it. Zero on a v1 host, where run makes the app's
+	// cgroups itself.
+	Limits cgroup.Limits
 }
 
 // Config is the input of Generate.
@@ -84,6 +92,9 @@ func Generate(c Config) ([]File, error) {
 	for _, a := range c.Apps {
 		if !appName.MatchString(a.Name) {
 			return nil, errdefs.InvalidArgument("app name %q is not an AC name", a.Name)
+		}
+		if err := a.Limits.Validate(); err != nil {
+			return nil, fmt.Errorf("app %s: %w", a.Name, err)
 		}
 		if !a.Console {
 			for _, p := range []string{a.Stdout, a.Stderr} {
@@ -143,14 +154,24 @@ func service(c Config, a App) string {
 		"Before=shutdown.target",
 		"",
 		"[Service]",
-		"Type=simple",
+		"Type=" + serviceType(a),
 		"Restart=no",
-		fmt.Sprintf("ExecStartPre=%s prepare %s", c.Helper, a.Name),
 	}
 	if a.PreStart {
-		lines = append(lines, fmt.Sprintf("ExecStartPre=%s pre-start %s", c.Helper, a.Name))
+		// The mounts first, then the handler in them, then the app.
+		lines = append(lines,
+			fmt.Sprintf("ExecStartPre=%s prepare %s", c.Helper, a.Name),
+			fmt.Sprintf("ExecStartPre=%s pre-start %s", c.Helper, a.Name),
+			fmt.Sprintf("ExecStart=%s exec %s", c.Helper, a.Name))
+	} else {
+		// One helper process makes the mounts and becomes the app: a
+		// separate prepare step costs a process start per pod start.
+		// It says READY=1 just before it execs the app, so the unit,
+		// and the pod, are started only once the mounts are made.
+		lines = append(lines,
+			fmt.Sprintf("ExecStart=%s run %s", c.Helper, a.Name),
+			"NotifyAccess=main")
 	}
-	lines = append(lines, fmt.Sprintf("ExecStart=%s exec %s", c.Helper, a.Name))
 	if a.PostStop {
 		lines = append(lines, fmt.Sprintf("ExecStopPost=-%s post-stop %s", c.Helper, a.Name))
 	}
@@ -176,7 +197,46 @@ func service(c Config, a App) string {
 		"SyslogIdentifier="+a.Name,
 		"TimeoutStopSec=10s",
 	)
+	lines = append(lines, limitLines(a.Limits)...)
 	return unit(lines...)
+}
+
+// serviceType is the unit's Type=: notify when the helper's run mode
+// says READY=1 itself, simple after ExecStartPre= steps.
+func serviceType(a App) string {
+	if a.PreStart {
+		return "simple"
+	}
+	return "notify"
+}
+
+// limitLines are the unit settings of l (systemd.resource-control(5)).
+// The unit's cgroup holds every process of the unit: the prepare step
+// and the event handlers count against the limits as the app does.
+func limitLines(l cgroup.Limits) []string {
+	var out []string
+	if l.MemoryMax > 0 {
+		out = append(out, fmt.Sprintf("MemoryMax=%d", l.MemoryMax))
+	}
+	if l.CPUQuota > 0 {
+		// CPUQuota= is a percentage of one CPU with two decimals;
+		// systemd turns it back into a quota for the period
+		// (cpu.max "QUOTA PERIOD"). Rounded up, so that a quota is
+		// never cut below the one asked for.
+		period := l.CPUPeriod
+		if period == 0 {
+			period = cgroup.DefaultCPUPeriod
+		}
+		pm := (l.CPUQuota*10000 + period - 1) / period // per ten thousand
+		out = append(out, fmt.Sprintf("CPUQuota=%d.%02d%%", pm/100, pm%100))
+		if period != cgroup.DefaultCPUPeriod {
+			out = append(out, fmt.Sprintf("CPUQuotaPeriodSec=%dus", period))
+		}
+	}
+	if l.CPUShares > 0 {
+		out = append(out, fmt.Sprintf("CPUWeight=%d", cgroup.SharesToWeight(l.CPUShares)))
+	}
+	return out
 }
 
 // checkPath refuses a path a unit could misread: relative, or holding

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nosecone/nscn/internal/isolate/cgroup"
 	"github.com/nosecone/nscn/internal/testutil"
 )
 
@@ -38,6 +39,10 @@ func TestGenerateGolden(t *testing.T) {
 		{name: "one-app", cfg: testConfig(App{Name: "web"})},
 		{name: "three-apps-with-handlers", cfg: testConfig(App{Name: "a"}, App{Name: "b-2", PreStart: true}, App{Name: "c", PostStop: true, PreStart: true})},
 		{name: "interactive-console", cfg: testConfig(App{Name: "sh", Console: true})},
+		{name: "v2-limits", cfg: testConfig(
+			App{Name: "db", Limits: cgroup.Limits{MemoryMax: 64 << 20, CPUQuota: 50000, CPUShares: 2048}},
+			App{Name: "web", PreStart: true},
+		)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,6 +69,8 @@ func TestGenerateRefuses(t *testing.T) {
 		{name: "specifier in a path", cfg: Config{Apps: []App{{Name: "a", Stdout: "/o%n", Stderr: "/e"}}, Helper: "/nscn/app"}},
 		{name: "no stdout path", cfg: Config{Apps: []App{{Name: "a", Stderr: "/e"}}, Helper: "/nscn/app"}},
 		{name: "space in stderr path", cfg: Config{Apps: []App{{Name: "a", Stdout: "/o", Stderr: "/e rr"}}, Helper: "/nscn/app"}},
+		{name: "negative memory limit", cfg: testConfig(App{Name: "a", Limits: cgroup.Limits{MemoryMax: -1}})},
+		{name: "cpu quota below 1ms", cfg: testConfig(App{Name: "a", Limits: cgroup.Limits{CPUQuota: 999}})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,5 +84,35 @@ func TestGenerateRefuses(t *testing.T) {
 func TestServiceName(t *testing.T) {
 	if got := ServiceName("web"); got != "app-web.service" {
 		t.Fatalf("ServiceName = %q", got)
+	}
+}
+
+// TestLimitLines checks the unit form of each limit: systemd turns
+// CPUQuota= back into cpu.max for the period, so the percentage must give
+// at least the quota asked for.
+func TestLimitLines(t *testing.T) {
+	tests := []struct {
+		name string
+		l    cgroup.Limits
+		want []string
+	}{
+		{name: "none", l: cgroup.Limits{}},
+		{name: "memory", l: cgroup.Limits{MemoryMax: 1 << 30}, want: []string{"MemoryMax=1073741824"}},
+		{name: "half a cpu", l: cgroup.Limits{CPUQuota: 50000}, want: []string{"CPUQuota=50.00%"}},
+		{name: "two cpus", l: cgroup.Limits{CPUQuota: 200000}, want: []string{"CPUQuota=200.00%"}},
+		{name: "1ms of 100ms", l: cgroup.Limits{CPUQuota: 1000}, want: []string{"CPUQuota=1.00%"}},
+		{name: "rounded up", l: cgroup.Limits{CPUQuota: 33333}, want: []string{"CPUQuota=33.34%"}},
+		{name: "other period", l: cgroup.Limits{CPUQuota: 25000, CPUPeriod: 50000}, want: []string{"CPUQuota=50.00%", "CPUQuotaPeriodSec=50000us"}},
+		{name: "shares", l: cgroup.Limits{CPUShares: 1024}, want: []string{"CPUWeight=39"}},
+		{name: "all", l: cgroup.Limits{MemoryMax: 4096, CPUQuota: 150000, CPUShares: 262144},
+			want: []string{"MemoryMax=4096", "CPUQuota=150.00%", "CPUWeight=10000"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := limitLines(tt.l)
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Fatalf("limitLines(%+v) = %q, want %q", tt.l, got, tt.want)
+			}
+		})
 	}
 }

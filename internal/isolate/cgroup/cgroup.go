@@ -65,8 +65,8 @@ func (l Limits) Validate() error {
 	return nil
 }
 
-// controllers returns the controllers l needs, sorted.
-func (l Limits) controllers() []string {
+// Controllers returns the controllers l needs ("cpu", "memory"), sorted.
+func (l Limits) Controllers() []string {
 	var out []string
 	if l.CPUQuota != 0 || l.CPUShares != 0 {
 		out = append(out, "cpu")

@@ -565,3 +565,64 @@ func TestCurrent(t *testing.T) {
 		}
 	})
 }
+
+func TestV2Delegate(t *testing.T) {
+	m, parents := fakeV2(t)
+	p := parents[0]
+	// The parent offers io too, which Delegate leaves alone.
+	if err := os.WriteFile(filepath.Join(p, "cgroup.controllers"), []byte("cpu io memory pids\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sup, err := m.Delegate(context.Background(), "nscn/pod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(p, "nscn/pod", Supervisor); sup != want {
+		t.Errorf("Delegate = %s, want %s", sup, want)
+	}
+	want := map[string]string{
+		filepath.Join(p, "cgroup.subtree_control"):          "+cpu +memory +pids",
+		filepath.Join(p, "nscn/cgroup.subtree_control"):     "+cpu +memory +pids",
+		filepath.Join(p, "nscn/pod/cgroup.subtree_control"): "+cpu +memory +pids",
+		filepath.Join(sup, "cgroup.controllers"):            "cpu memory pids",
+		filepath.Join(sup, "cgroup.procs"):                  "",
+	}
+	for f, v := range want {
+		if got := readTrim(t, f); got != v {
+			t.Errorf("%s = %q, want %q", f, got, v)
+		}
+	}
+	// A second pod of the same name is refused and leaves the first.
+	if _, err := m.Delegate(context.Background(), "nscn/pod"); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("second Delegate: %v, want already exists", err)
+	}
+	if _, err := os.Stat(sup); err != nil {
+		t.Fatalf("second Delegate removed the first: %v", err)
+	}
+}
+
+func TestV2DelegateUndo(t *testing.T) {
+	m, parents := fakeV2(t)
+	p := parents[0]
+	// The last step fails: what Delegate made is removed again, and the
+	// parent is as it was but for the controllers enabled in it.
+	fake := fakeCgroupFS{t: t, version: 2}
+	m.ops = dirOps{
+		mkdir: func(dir string) error {
+			if filepath.Base(dir) == Supervisor {
+				return &os.PathError{Op: "mkdir", Path: dir, Err: syscall.EACCES}
+			}
+			return fake.mkdir(dir)
+		},
+		rmdir: fake.rmdir,
+	}
+	if _, err := m.Delegate(context.Background(), "nscn/pod"); !errors.Is(err, syscall.EACCES) {
+		t.Fatalf("Delegate: %v, want EACCES", err)
+	}
+	if _, err := os.Stat(filepath.Join(p, "nscn")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("failed Delegate left nscn: %v", err)
+	}
+	if _, err := m.Delegate(context.Background(), "../x"); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("Delegate(../x): %v, want invalid argument", err)
+	}
+}

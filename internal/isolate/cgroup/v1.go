@@ -49,7 +49,7 @@ func (m *V1) Create(_ context.Context, name string, l Limits) (_ Group, err erro
 		}
 	}()
 	var done []string // hierarchy directories already handled
-	for _, c := range l.controllers() {
+	for _, c := range l.Controllers() {
 		base, ok := m.dirs[c]
 		if !ok {
 			return nil, errdefs.Unavailable("cgroup v1 controller %s is not mounted", c)

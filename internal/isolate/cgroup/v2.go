@@ -49,7 +49,7 @@ func (m *V2) Create(_ context.Context, name string, l Limits) (_ Group, err erro
 		return nil, err
 	}
 	g := &group{ops: m.ops}
-	ctrls := l.controllers()
+	ctrls := l.Controllers()
 	if len(ctrls) == 0 {
 		return g, nil
 	}
@@ -121,4 +121,72 @@ func enable(dir string, ctrls []string) error {
 		return fmt.Errorf("enable cgroup controllers: %w", err)
 	}
 	return nil
+}
+
+// Supervisor and Payload are the two cgroups of a delegated container
+// cgroup (Delegate): a container manager that runs in Supervisor puts its
+// payload in Payload, whose subtree the payload's own init manages.
+// systemd-nspawn started in a cgroup named "supervisor" uses its parent
+// as the container's and creates Payload itself.
+const (
+	Supervisor = "supervisor"
+	Payload    = "payload"
+)
+
+// Delegated are the controllers Delegate hands a container: those of
+// the limits nscn sets (cpu, memory) and pids, which systemd uses for a
+// unit's TasksMax=. Others (cpuset, io, ...) are left alone: enabling
+// one can fail on a host for reasons of its own (the cpu controller
+// refuses while realtime processes sit outside the root cgroup, which
+// nscn cannot change), and nothing in a pod needs them.
+var Delegated = []string{"cpu", "memory", "pids"}
+
+// Delegate prepares the cgroup name (below the manager's parent) for a
+// container manager such as systemd-nspawn, and returns the directory of
+// its Supervisor cgroup, which the caller joins before it starts the
+// manager. The controllers of Delegated that the parent offers (its
+// cgroup.controllers) are enabled in cgroup.subtree_control from the
+// parent down to name, so that name's Payload, and the container's init
+// below it, can use them:
+// the pod's systemd then sets an app unit's MemoryMax= and CPUQuota= on
+// cgroups of its own. name must not exist; name itself holds no process
+// ("no internal processes"), only Supervisor and, later, Payload.
+func (m *V2) Delegate(_ context.Context, name string) (_ string, err error) {
+	if err := checkName(name); err != nil {
+		return "", err
+	}
+	parent := filepath.Join(m.mount, m.parent)
+	avail, err := readFile(filepath.Join(parent, "cgroup.controllers"))
+	if err != nil {
+		return "", err
+	}
+	var ctrls []string
+	for _, c := range strings.Fields(avail) {
+		if slices.Contains(Delegated, c) {
+			ctrls = append(ctrls, c)
+		}
+	}
+	g := &group{ops: m.ops}
+	defer func() {
+		if err != nil {
+			g.undo()
+		}
+	}()
+	if err := enable(parent, ctrls); err != nil {
+		return "", err
+	}
+	made, dir, err := mkdirChain(m.ops, parent, name, func(dir string) error { return enable(dir, ctrls) })
+	g.made = made
+	if err != nil {
+		return "", fmt.Errorf("cgroup v2: %w", err)
+	}
+	if err := enable(dir, ctrls); err != nil {
+		return "", err
+	}
+	sup := filepath.Join(dir, Supervisor)
+	if err := m.ops.mkdir(sup); err != nil {
+		return "", fmt.Errorf("cgroup v2: create %s: %w", sup, err)
+	}
+	g.made = append(g.made, sup)
+	return sup, nil
 }
