@@ -112,29 +112,57 @@ section left-mounts; grep /var/lib/nscn /proc/mounts
 
 // TestNspawnResourceLimits runs stage1-nspawn pods with resource limits
 // on the v2 host: the app reads its own limits from its cgroup2 at
-// /sys/fs/cgroup (memory.max, cpu.max, cpu.weight), and run does not
-// report them as ignored.
+// /sys/fs/cgroup (memory.max, cpu.max, cpu.weight), the memory limit
+// holds (a process that touches more is killed, one that touches less
+// is not), and run does not report the limits as ignored. Each app also
+// writes its cgroup and that cgroup's controllers to stderr, so that a
+// failure shows where the app landed.
 func TestNspawnResourceLimits(t *testing.T) {
+	const where = `echo "cgroup: $(cat /proc/self/cgroup); controllers: $(cat /sys/fs/cgroup/cgroup.controllers)" >&2; `
+	// exactly is the check of the cases that read their limits: the app
+	// exits 0 having printed want.
+	exactly := func(want string) func(stdout, status string) string {
+		return func(stdout, status string) string {
+			if status != "0" || strings.TrimSpace(stdout) != want {
+				return fmt.Sprintf("want exit 0 and %q", want)
+			}
+			return ""
+		}
+	}
 	tests := []struct {
-		name  string
-		flags string
-		files string
-		want  string
+		name   string
+		flags  string
+		script string
+		check  func(stdout, status string) string // what is wrong, or ""
 	}{
-		{name: "memory-and-cpu", flags: "--memory=64Mi --cpu=500m", files: "memory.max cpu.max", want: "67108864\n50000 100000"},
-		{name: "cpu-shares", flags: "--cpu-shares=512", files: "cpu.weight", want: fmt.Sprint(cgroup.SharesToWeight(512))},
+		{name: "memory-and-cpu", flags: "--memory=64Mi --cpu=500m", script: "cat memory.max cpu.max", check: exactly("67108864\n50000 100000")},
+		{name: "cpu-shares", flags: "--cpu-shares=512", script: "cat cpu.weight", check: exactly(fmt.Sprint(cgroup.SharesToWeight(512)))},
+		// dd holds a buffer of bs bytes and fills it from /dev/zero: 16
+		// MiB fits under the limit, 48 MiB does not (the VM has no swap),
+		// and the kernel kills dd, the largest process of the cgroup. What
+		// follows is the pod's systemd's choice (OOMPolicy=): with "stop",
+		// its default, the app's unit is stopped (the shell dies of
+		// SIGTERM); with "continue" the shell goes on.
+		{name: "memory-enforced", flags: "--memory=32Mi",
+			script: "dd if=/dev/zero of=/dev/null bs=16M count=1 2>/dev/null && echo small-ok; dd if=/dev/zero of=/dev/null bs=48M count=1 2>/dev/null && echo big-ok; echo done",
+			check: func(stdout, _ string) string {
+				if !strings.HasPrefix(stdout, "small-ok\n") && stdout != "small-ok" || strings.Contains(stdout, "big-ok") {
+					return "want small-ok, and no big-ok: 48 MiB must not fit under a 32 MiB limit"
+				}
+				return ""
+			}},
 	}
 	var b strings.Builder
 	for _, tt := range tests {
-		fmt.Fprintf(&b, "nscnRun %s run --net=host --stage1-path=\"$NSCN_STAGE1_NSPAWN_ACI\" \"$NSCN_IMAGES/busybox.aci\" %s --exec=/bin/sh -- -c 'cd /sys/fs/cgroup && cat %s'\n",
-			tt.name, tt.flags, tt.files)
+		fmt.Fprintf(&b, "nscnRun %s run --net=host --stage1-path=\"$NSCN_STAGE1_NSPAWN_ACI\" \"$NSCN_IMAGES/busybox.aci\" %s --exec=/bin/sh -- -c '%scd /sys/fs/cgroup && %s'\n",
+			tt.name, tt.flags, where, tt.script)
 	}
 	s := result(t, boot(t, vm.Script{Name: "limits", Body: b.String()}), "limits")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			stdout, stderr := s[tt.name+".stdout"], s[tt.name+".stderr"]
-			if s[tt.name+".status"] != "0" || strings.TrimSpace(stdout) != tt.want {
-				t.Errorf("app read %q from %s (exit %s), want %q\nstderr:\n%s", stdout, tt.files, s[tt.name+".status"], tt.want, stderr)
+			if msg := tt.check(stdout, s[tt.name+".status"]); msg != "" {
+				t.Errorf("app printed %q (exit %s) for %q; %s\nstderr:\n%s", stdout, s[tt.name+".status"], tt.script, msg, stderr)
 			}
 			if strings.Contains(stderr, "resource limits ignored") {
 				t.Errorf("run ignored the limits on the v2 host:\n%s", stderr)
