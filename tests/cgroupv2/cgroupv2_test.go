@@ -170,3 +170,65 @@ func TestNspawnResourceLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestNspawnEnterAndKilledRun runs a stage1-nspawn pod with a memory limit
+// in the background on the v2 host: nscn enter runs a command in the
+// app's cgroup, which sees the app's limit; then nscn run is killed
+// (SIGKILL), systemd-nspawn stops the pod, and gc removes every cgroup and
+// mount of it, from the pod's record alone.
+func TestNspawnEnterAndKilledRun(t *testing.T) {
+	s := result(t, boot(t, vm.Script{Name: "enter", Body: `
+# Not through the nscn function: $! must be nscn's own PID.
+"$NSCN_BIN" --dir /var/lib/nscn --insecure-options=image run --uuid-file-save=/tmp/pod.uuid --net=none \
+	--stage1-path="$NSCN_STAGE1_NSPAWN_ACI" "$NSCN_IMAGES/busybox.aci" --memory=64Mi \
+	--exec=/bin/sh -- -c 'echo app-started; exec sleep 600' >/tmp/pod.out 2>&1 &
+runpid=$!
+for _ in $(seq 90); do [ -s /tmp/pod.uuid ] && break; sleep 1; done
+uuid=$(cat /tmp/pod.uuid 2>/dev/null)
+nscnRun ready status --wait-ready=90s "$uuid"
+nscnRun enter enter "$uuid" /bin/sh -c 'cat /sys/fs/cgroup/memory.max; cat /proc/self/cgroup'
+section app-cgroup
+for p in /proc/[0-9]*; do [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] && cat "$p/cgroup"; done
+ppid=$(cat "/var/lib/nscn/pods/run/$uuid/ppid")
+kill -KILL "$runpid"
+for _ in $(seq 90); do [ -d "/proc/$ppid" ] || break; sleep 1; done
+section nspawn-gone; [ -d "/proc/$ppid" ] && echo "systemd-nspawn $ppid still runs" || echo yes
+section pod-output; cat /tmp/pod.out
+nscnRun gc-mark gc --grace-period=0s
+nscnRun gc-sweep gc --grace-period=0s
+nscnRun list list --no-legend
+section left-cgroups; find /sys/fs/cgroup/nscn -mindepth 1 -type d 2>/dev/null
+section left-mounts; grep /var/lib/nscn /proc/mounts
+section left-procs; grep -l "$uuid" /proc/[0-9]*/cgroup 2>/dev/null
+`}), "enter")
+	if s["ready.status"] != "0" {
+		t.Fatalf("the pod did not get ready: %s\npod output:\n%s", s["ready.stderr"], s["pod-output"])
+	}
+	t.Run("enter", func(t *testing.T) {
+		lines := strings.Split(s["enter.stdout"], "\n")
+		if s["enter.status"] != "0" || len(lines) != 2 || lines[0] != "67108864" {
+			t.Fatalf("enter printed %q (exit %s), want the app's memory.max 67108864 and its cgroup\nstderr:\n%s",
+				s["enter.stdout"], s["enter.status"], s["enter.stderr"])
+		}
+		// The app's cgroup namespace is rooted at its unit's cgroup;
+		// enter is cloned into that cgroup, so it sees the same root.
+		if lines[1] != "0::/" {
+			t.Errorf("enter's /proc/self/cgroup %q, want 0::/ (the app's cgroup namespace); the app is in %s", lines[1], s["app-cgroup"])
+		}
+	})
+	t.Run("gc after a killed run", func(t *testing.T) {
+		if s["nspawn-gone"] != "yes" {
+			t.Fatalf("%s after nscn run was killed", s["nspawn-gone"])
+		}
+		for _, step := range []string{"gc-mark", "gc-sweep", "list"} {
+			if s[step+".status"] != "0" {
+				t.Errorf("nscn %s: exit %s\nstderr:\n%s", step, s[step+".status"], s[step+".stderr"])
+			}
+		}
+		for _, what := range []string{"list.stdout", "left-cgroups", "left-mounts", "left-procs"} {
+			if s[what] != "" {
+				t.Errorf("%s after gc:\n%s", what, s[what])
+			}
+		}
+	})
+}
