@@ -46,6 +46,11 @@ type Store struct {
 	// transaction. A pod start reads each image's entry once to fetch it
 	// and again for each tree it renders; each read opens the database.
 	manifests sync.Map // image ID or key -> json.RawMessage
+	// parsed holds what Manifest returned, by the ref it was asked for:
+	// a pod start needs each image's manifest in prepare and again in the
+	// tree planner, and parsing one (appc validates every name and
+	// label) costs more than the rest of the lookup.
+	parsed sync.Map // ref -> *schema.ImageManifest
 }
 
 // remember records the manifests of entries read from the index, and
@@ -415,6 +420,33 @@ func (s *Store) Remote(ctx context.Context, url string) (*index.Remote, error) {
 	return r, err
 }
 
+// RemoteImage returns the cache state of a URL and the image it names,
+// read in one transaction (one open of the index instead of two). Either
+// is nil when missing: a URL never fetched has neither, and a remote whose
+// image was removed since has no image.
+func (s *Store) RemoteImage(ctx context.Context, url string) (*index.Remote, *index.Image, error) {
+	var (
+		r  *index.Remote
+		im *index.Image
+	)
+	err := s.Index.View(ctx, func(tx *index.Tx) error {
+		var err error
+		if r, err = tx.Remote(url); err != nil || r == nil {
+			return err
+		}
+		im, err = tx.Image(r.Key)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			im, err = nil, nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	s.remember(im)
+	return r, im, nil
+}
+
 // TouchRemote records that a cached URL was revalidated (304).
 func (s *Store) TouchRemote(ctx context.Context, r *index.Remote) error {
 	return s.Index.Update(ctx, func(tx *index.Tx) error { return tx.PutRemote(r) })
@@ -478,16 +510,28 @@ func (s *Store) Remove(ctx context.Context, ref string) (*index.Image, error) {
 	return im, nil
 }
 
-// Manifest returns a stored image's manifest.
+// Manifest returns a stored image's manifest, parsed once per Store and
+// ref: the result is shared, and callers must not modify it.
 func (s *Store) Manifest(ctx context.Context, ref string) (*schema.ImageManifest, error) {
-	if raw, ok := s.manifests.Load(ref); ok {
-		return aci.ParseManifest(raw.(json.RawMessage))
+	if m, ok := s.parsed.Load(ref); ok {
+		return m.(*schema.ImageManifest), nil
 	}
-	im, err := s.Get(ctx, ref)
+	var raw json.RawMessage
+	if r, ok := s.manifests.Load(ref); ok {
+		raw = r.(json.RawMessage)
+	} else {
+		im, err := s.Get(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		raw = im.Manifest
+	}
+	m, err := aci.ParseManifest(raw)
 	if err != nil {
 		return nil, err
 	}
-	return aci.ParseManifest(im.Manifest)
+	s.parsed.Store(ref, m)
+	return m, nil
 }
 
 // source adapts the store to what the tree store needs.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,6 +109,10 @@ func TestManifestRemembered(t *testing.T) {
 			t.Errorf("Manifest(%s) = %v, %v", ref, m, err)
 		}
 	}
+	a, _ := s.Manifest(ctx, im.ID)
+	if b, _ := s.Manifest(ctx, im.ID); a == nil || a != b {
+		t.Error("Manifest parsed the same image's manifest twice")
+	}
 	fresh, err := Open(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
@@ -187,6 +192,53 @@ func TestCopyCtx(t *testing.T) {
 			}
 			if err != nil || n != int64(tt.size) || !bytes.Equal(out.Bytes(), data[:tt.size]) {
 				t.Fatalf("copyCtx = %d, %v; copied %d bytes, equal %v", n, err, out.Len(), bytes.Equal(out.Bytes(), data[:tt.size]))
+			}
+		})
+	}
+}
+
+// TestRemoteImage: the remote entry of a URL and its image come back
+// together; a URL never fetched gives neither, and a remote whose image
+// is gone gives the remote only.
+func TestRemoteImage(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const url = "file:///images/a.aci"
+	im, err := s.Import(ctx, bytes.NewReader(testACI(t, "example.com/a")), ImportOptions{
+		Remote: &index.Remote{URL: url, ETag: "v1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := "sha512-" + strings.Repeat("0", 64)
+	if err := s.Index.Update(ctx, func(tx *index.Tx) error {
+		return tx.PutRemote(&index.Remote{URL: "file:///images/gone.aci", ETag: "v1", Key: missing})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name              string
+		url               string
+		wantRemote, wantI bool
+	}{
+		{name: "fetched", url: url, wantRemote: true, wantI: true},
+		{name: "never fetched", url: "file:///images/b.aci"},
+		{name: "image gone", url: "file:///images/gone.aci", wantRemote: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, got, err := s.RemoteImage(ctx, tt.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (r != nil) != tt.wantRemote || (r != nil && r.ETag != "v1") {
+				t.Errorf("remote = %+v, want one: %v", r, tt.wantRemote)
+			}
+			if (got != nil) != tt.wantI || (got != nil && got.Key != im.Key) {
+				t.Errorf("image = %+v, want %s: %v", got, im.Key, tt.wantI)
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -80,7 +81,11 @@ func (ks *Keystore) clock() time.Time {
 
 // validName is the appc AC Identifier syntax that image names and prefixes
 // follow: lowercase alphanumerics separated by single -._~/ characters.
-var validName = regexp.MustCompile(`^[a-z0-9]+([-._~/][a-z0-9]+)*$`)
+// Compiled on first use: every nscn command links this package, and few
+// check a name (compiling at init cost each command start).
+var validName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-z0-9]+([-._~/][a-z0-9]+)*$`)
+})
 
 // ValidatePrefix checks that prefix is an image name prefix that can be
 // stored: an appc AC Identifier such as example.com/app, whose path
@@ -90,7 +95,7 @@ func ValidatePrefix(prefix string) error {
 }
 
 func validateName(what, name string) error {
-	if !validName.MatchString(name) {
+	if !validName().MatchString(name) {
 		return errdefs.InvalidArgument("%s %q is not a valid image name (lowercase letters, digits and -._~/ between them, like example.com/app)", what, name)
 	}
 	for _, c := range strings.Split(name, "/") {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -27,9 +28,12 @@ import (
 
 const runSyntax = `[FLAGS] IMAGE [APPFLAGS] [-- ARGS...] [--- IMAGE [APPFLAGS] [-- ARGS...]]...`
 
-// runFlagsHelp renders the flag table for --help, since run and prepare
-// parse their own arguments.
-func runFlagsHelp() string {
+// runFlagsHelp is the flag table for --help, since run and prepare parse
+// their own arguments. Both commands' descriptions share one rendering:
+// the command tree is built at every nscn start.
+var runFlagsHelp = sync.OnceValue(renderRunFlags)
+
+func renderRunFlags() string {
 	names := make([]string, 0, len(runFlagSpecs))
 	for n := range runFlagSpecs {
 		names = append(names, n)

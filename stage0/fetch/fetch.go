@@ -328,15 +328,8 @@ type cachedImage struct {
 // cachedRemote returns the stored image of a URL when both the remote entry
 // and its image are present.
 func (f *Fetcher) cachedRemote(ctx context.Context, u string) (*cachedImage, error) {
-	r, err := f.Store.Remote(ctx, u)
-	if err != nil || r == nil {
-		return nil, err
-	}
-	im, err := f.Store.Get(ctx, r.Key)
-	if errors.Is(err, errdefs.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
+	r, im, err := f.Store.RemoteImage(ctx, u)
+	if err != nil || r == nil || im == nil {
 		return nil, err
 	}
 	return &cachedImage{remote: r, image: im}, nil

@@ -15,15 +15,17 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 
-	"github.com/nosecone/nscn/internal/aci"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/mountplan"
 	"github.com/nosecone/nscn/internal/pod"
@@ -86,7 +88,9 @@ type Prepared struct {
 
 // image is a fetched and rendered image.
 type image struct {
-	entry    *index.Image
+	entry *index.Image
+	// manifest is the store's, shared with the tree planner (one parse
+	// per image): read it, copy what the pod changes.
 	manifest *schema.ImageManifest
 	tree     *tree.Tree
 }
@@ -146,14 +150,34 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("prepare pod %s: %w", p.UUID, err)
 	}
-	keys := []string{s1.entry.Key}
-	for _, im := range images {
-		keys = append(keys, im.entry.Key)
-	}
-	if err := o.Store.MarkUsed(ctx, keys...); err != nil {
-		log.Warn("record image use", "images", keys, "error", err)
+	if keys := staleUse(time.Now(), s1, images); len(keys) > 0 {
+		if err := o.Store.MarkUsed(ctx, keys...); err != nil {
+			log.Warn("record image use", "images", keys, "error", err)
+		}
 	}
 	return &Prepared{Pod: p, Entrypoints: eps, Manifest: pm, written: written}, nil
+}
+
+// useResolution is how precisely a pod start records when its images were
+// last used. An index transaction costs two fdatasyncs; a pod start
+// within this long of the last recorded use skips it. The time is for
+// `nscn image list` and image gc's grace period, which deal in minutes
+// and more (and gc never removes an image a pod still uses).
+const useResolution = time.Minute
+
+// staleUse returns the keys of the stage1 and app images whose recorded
+// last use is older than useResolution at now (or in the future: a clock
+// set back).
+func staleUse(now time.Time, s1 *image, apps map[string]*image) []string {
+	var keys []string
+	for _, im := range append([]*image{s1}, slices.Collect(maps.Values(apps))...) {
+		if age := now.Sub(im.entry.LastUsed); age < 0 || age >= useResolution {
+			if !slices.Contains(keys, im.entry.Key) {
+				keys = append(keys, im.entry.Key)
+			}
+		}
+	}
+	return keys
 }
 
 // Discard removes a pod whose preparation failed, or that could not be
@@ -189,7 +213,7 @@ func fetchStage1(ctx context.Context, o Options) (*image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stage1 image %s: %w", o.Stage1.Value, err)
 	}
-	m, err := aci.ParseManifest(entry.Manifest)
+	m, err := o.Store.Manifest(ctx, entry.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +225,7 @@ func fetchApp(ctx context.Context, o Options, ref, sig string) (*image, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := aci.ParseManifest(entry.Manifest)
+	m, err := o.Store.Manifest(ctx, entry.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package entrypoint
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,13 +8,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
-
-// HelperArg is argv[1] of the hidden pod process mode of the run binary.
-// stage0 never passes it: its run argv starts with flags or the UUID.
-const HelperArg = "fly-pod-process"
 
 // NewLogger returns the stage1 logger: text on w, debug level when debug
 // is set, warnings and errors only otherwise (the app shares the
@@ -39,34 +33,6 @@ func DebugFromEnv() bool {
 // ErrorLine formats err as the single stderr line of a failed entrypoint.
 func ErrorLine(err error) string {
 	return "stage1-fly: " + strings.Join(strings.Fields(err.Error()), " ")
-}
-
-// errorClasses are the errdefs classes carried across the report pipe.
-var errorClasses = []error{
-	errdefs.ErrNotFound, errdefs.ErrAlreadyExists, errdefs.ErrInvalidArgument,
-	errdefs.ErrFailedPrecondition, errdefs.ErrNotImplemented, errdefs.ErrUnavailable,
-	errdefs.ErrPermissionDenied,
-}
-
-// className names err's errdefs class, or "".
-func className(err error) string {
-	for _, c := range errorClasses {
-		if errors.Is(err, c) {
-			return c.Error()
-		}
-	}
-	return ""
-}
-
-// withClass rebuilds an error sent as message and class name.
-func withClass(msg, class string) error {
-	err := errors.New(msg)
-	for _, c := range errorClasses {
-		if c.Error() == class {
-			return errdefs.With(c, err)
-		}
-	}
-	return err
 }
 
 // readPID reads a pid file: a decimal number, optionally followed by a

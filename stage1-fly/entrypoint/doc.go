@@ -8,45 +8,43 @@
 // # Process tree
 //
 //	nscn run (stage0) ──exec──▶ run           host namespaces; holds RKT_LOCK_FD
-//	                             └─ pod        re-exec of run (HelperArg) in a new
-//	                                │          mount namespace, chrooted into the
-//	                                │          app rootfs; its pid is the pod's pid
-//	                                ├─ pre-start, then app, then post-stop
+//	                             ├─ pod thread an OS thread of run, locked to its
+//	                             │             goroutine, in a new mount namespace
+//	                             │             and chrooted into the app rootfs;
+//	                             │             its thread id is the pod's pid
+//	                             └─ pre-start, then app, then post-stop,
+//	                                each forked by the pod thread
 //
-// Every child is started with Pdeathsig SIGKILL, so killing run kills the
-// pod process, which kills the app. Nothing else is namespaced: the app
-// shares the host's network, PID, IPC, UTS, user and cgroup namespaces.
+// Every child is started with Pdeathsig SIGKILL from the pod thread, which
+// lives until the last of them has been waited for, so killing run kills
+// the app. Nothing else is namespaced: the app shares the host's network,
+// PID, IPC, UTS, user and cgroup namespaces.
 //
-// # The pod process contract
+// # The pod thread
 //
-// run starts the pod process as exec.Cmd{Path: "/proc/self/exe"} with
-// argv [argv0, HelperArg], an empty environment, the pod directory as
-// working directory, SysProcAttr{Cloneflags: CLONE_NEWNS, Pdeathsig:
-// SIGKILL} (and Setpgid unless --interactive), and these descriptors:
+// run does the host-side work (the pod manifest, the mount plan, empty
+// volumes) on its main goroutine, then starts a goroutine that locks its
+// OS thread for good and calls unshare(CLONE_FS|CLONE_NEWNS): from then on
+// that thread alone has the pod's mount namespace, root, working directory
+// and umask; run's other threads keep the host's. The pod thread makes /
+// a slave, binds the rootfs onto itself, applies the mount plan, chroots,
+// and reports its thread id; the main goroutine then writes the pid file
+// (with host paths, which the pod thread can no longer resolve) and waits
+// for the pod thread's result, which it records in the status file:
 //
-//	fd 0      run's stdin with --interactive, /dev/null otherwise
-//	fd 1, 2   run's stdout and stderr (the app's too; logs go to fd 2)
-//	fd 3      config pipe, read end: one JSON helperConfig, then EOF
-//	fd 4      report pipe, write end: JSON lines, one report each
-//	fd 5      a dup of the pod lock (RKT_LOCK_FD), held until exit
-//
-// The pod process marks fds 3-5 close-on-exec before anything else, so
-// none of them reaches the app. The exchange:
-//
-//	run                                   pod process
-//	 │── config (fd 3), close ───────────▶ │ make / rslave, bind the rootfs on
-//	 │                                     │ itself, apply the mount plan,
-//	 │                                     │ chroot into the rootfs
-//	 │◀──────────── {"event":"ready"} ──── │
-//	 │ write the pid file (pod pid)        │ resolve creds, run pre-start
-//	 │◀── {"event":"started","pid":N} ──── │ start the app, wait
+//	main goroutine                        pod thread
+//	 │── start ──────────────────────────▶ │ unshare, mounts, chroot
+//	 │◀──────────────────── ready (tid) ── │
+//	 │ write the pid file                  │ resolve creds, run pre-start
+//	 │                                     │ start the app, wait
 //	 │                                     │ run post-stop
-//	 │◀─ {"event":"exited","status":S} ─── │ exit 0
-//	 │ write the status file, exit S       │
+//	 │◀──── result (status, app ran) ───── │ the goroutine returns: the
+//	 │ write the status file, exit S       │ runtime ends the thread
 //
-// Any failure is sent instead as {"event":"failed","error":…,"class":…}
-// (class is an errdefs class name), after which the pod process exits
-// ExitRuntime and run prints the error. SIGTERM, SIGINT and SIGHUP sent to
-// run are forwarded to the pod process, which forwards them to the running
-// pre-start handler or app.
+// The pid file names the thread: /proc/<tid>/root and /proc/<tid>/ns/mnt
+// are the pod's, which is what enter needs, and kill(2) or a pidfd signal
+// with PIDFD_SIGNAL_THREAD_GROUP reaches all of run, which is what stop
+// needs. SIGTERM, SIGINT and SIGHUP sent to run are forwarded to the
+// running pre-start handler or app; one that arrives before the app
+// starts cancels it. SIGKILL (stop --force) ends run, pod thread and all.
 package entrypoint

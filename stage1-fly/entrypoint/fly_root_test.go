@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -529,7 +530,30 @@ func TestFlyRoot(t *testing.T) {
 			}
 			assertOneErrorLine(t, errb.String(), "not this pod's process")
 		})
-		t.Run("the pod process holds the lock, the app does not", func(t *testing.T) {
+		t.Run("the pid is a thread of run, alone in the pod's mount namespace", func(t *testing.T) {
+			status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf("\nTgid:\t%d\n", cmd.Process.Pid); !strings.Contains(string(status), want) || pid == cmd.Process.Pid {
+				t.Errorf("pid %d is not a thread of run (pid %d) other than its main one:\n%s", pid, cmd.Process.Pid, status)
+			}
+			ns := func(p string) string {
+				l, err := os.Readlink(p + "/ns/mnt")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return l
+			}
+			host := ns("/proc/self")
+			if got := ns(fmt.Sprintf("/proc/%d", cmd.Process.Pid)); got != host {
+				t.Errorf("run's main thread is in mount namespace %s, want the host's %s", got, host)
+			}
+			if got := ns(fmt.Sprintf("/proc/%d/task/%d", cmd.Process.Pid, pid)); got == host {
+				t.Errorf("the pod thread is in the host's mount namespace %s", got)
+			}
+		})
+		t.Run("run holds the lock, the app does not", func(t *testing.T) {
 			holds := func(pid string) bool {
 				fds, _ := os.ReadDir("/proc/" + pid + "/fd")
 				for _, fd := range fds {
@@ -540,9 +564,9 @@ func TestFlyRoot(t *testing.T) {
 				return false
 			}
 			if !holds(strconv.Itoa(pid)) {
-				t.Error("the pod process holds no descriptor on the pod directory")
+				t.Error("run holds no descriptor on the pod directory")
 			}
-			// Children are listed per thread of the (Go) pod process.
+			// Children are listed per thread of (Go) run.
 			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 			var children []string
 			for _, task := range tasks {
@@ -550,7 +574,7 @@ func TestFlyRoot(t *testing.T) {
 				children = append(children, strings.Fields(string(b))...)
 			}
 			if len(children) != 1 {
-				t.Fatalf("children of the pod process: %q", children)
+				t.Fatalf("children of run: %q", children)
 			}
 			if holds(children[0]) {
 				t.Error("the app holds a descriptor on the pod directory: the lock leaked")
@@ -573,7 +597,7 @@ func TestFlyRoot(t *testing.T) {
 		if got, _ := os.ReadFile(filepath.Join(podDir, stage1abi.AppStatusFile(appName))); string(got) != "143\n" {
 			t.Errorf("status file = %q, want \"143\\n\"", got)
 		}
-		waitDead(t, "pod process", pid)
+		waitDead(t, "pod thread", pid)
 
 		again := exec.Command(bins.stop, "--force", podUUID)
 		again.Dir = podDir
@@ -612,7 +636,7 @@ func TestFlyRoot(t *testing.T) {
 		}
 	})
 
-	t.Run("killing run or the pod process kills the app", func(t *testing.T) {
+	t.Run("killing or stopping run kills the app", func(t *testing.T) {
 		signalRun := func(sig unix.Signal) func(t *testing.T, run *exec.Cmd, _ string) {
 			return func(t *testing.T, run *exec.Cmd, _ string) {
 				if err := run.Process.Signal(sig); err != nil {
@@ -623,12 +647,13 @@ func TestFlyRoot(t *testing.T) {
 		for _, tc := range []struct {
 			name     string
 			kill     func(t *testing.T, run *exec.Cmd, podDir string)
-			wantCode int // run's exit status; 0: run itself is killed
+			wantCode int // run's exit status; 0: run itself is killed by SIGKILL
 		}{
 			{name: "SIGKILL of run", kill: signalRun(unix.SIGKILL)},
 			{name: "SIGTERM of run is forwarded", kill: signalRun(unix.SIGTERM), wantCode: 128 + int(unix.SIGTERM)},
 			{name: "SIGHUP of run is forwarded", kill: signalRun(unix.SIGHUP), wantCode: 128 + int(unix.SIGHUP)},
-			{name: "stop --force", wantCode: 128 + int(unix.SIGKILL), kill: func(t *testing.T, _ *exec.Cmd, podDir string) {
+			// The pod thread is run's: SIGKILL takes all of run.
+			{name: "stop --force", kill: func(t *testing.T, _ *exec.Cmd, podDir string) {
 				stop := exec.Command(bins.stop, "--force", podUUID)
 				stop.Dir = podDir
 				if out, err := stop.CombinedOutput(); err != nil {
@@ -658,14 +683,34 @@ func TestFlyRoot(t *testing.T) {
 				}
 				tc.kill(t, cmd, podDir)
 				err = cmd.Wait()
-				waitDead(t, "pod process", podPid)
+				waitDead(t, "pod thread", podPid)
 				waitDead(t, "app", appPid)
 				if tc.wantCode != 0 {
 					if code := exitCode(t, err); code != tc.wantCode {
 						t.Errorf("run exited %d, want %d", code, tc.wantCode)
 					}
+				} else if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != unix.SIGKILL {
+					t.Errorf("run ended with %v, want killed by SIGKILL", err)
 				}
 			})
+		}
+	})
+
+	t.Run("descriptors inherited from stage0 do not reach the app", func(t *testing.T) {
+		podDir := makePod(t, busybox, podSpec{app: testApp("/bin/ls", "/proc/self/fd")})
+		cmd, stdout, stderr := runCmd(t, bins, podDir)
+		extra, err := os.Open(podDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer extra.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, extra) // fd 4, not close-on-exec
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("run: %v\n%s", err, stderr)
+		}
+		// ls's own descriptor on the directory is 3.
+		if fds := strings.Fields(stdout.String()); !slices.Equal(fds, []string{"0", "1", "2", "3"}) {
+			t.Errorf("the app's descriptors: %q, want 0 to 3", fds)
 		}
 	})
 

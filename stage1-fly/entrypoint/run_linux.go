@@ -1,18 +1,13 @@
 package entrypoint
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -36,33 +31,7 @@ type RunConfig struct {
 	Stdin, Stdout, Stderr *os.File
 }
 
-// helperConfig is what run sends the pod process on fd 3.
-type helperConfig struct {
-	Debug bool        `json:"debug"`
-	Pod   string      `json:"pod"`
-	Plan  fly.Plan    `json:"plan"`
-	App   fly.AppSpec `json:"app"`
-}
-
-// report is one line on the report pipe (fd 4).
-type report struct {
-	Event  string `json:"event"` // eventReady, eventStarted, eventExited or eventFailed
-	PID    int    `json:"pid,omitempty"`
-	Status int    `json:"status,omitempty"`
-	AppRan bool   `json:"appRan,omitempty"`
-	Error  string `json:"error,omitempty"`
-	Class  string `json:"class,omitempty"`
-}
-
-const (
-	eventReady   = "ready"   // chrooted with all mounts in place
-	eventStarted = "started" // the app runs with pid PID
-	eventExited  = "exited"  // done; Status is the app's, AppRan says if it ran
-	eventFailed  = "failed"  // the pod process gives up with Error
-)
-
-// forwardedSignals are passed on from run to the pod process, and from
-// there to the app.
+// forwardedSignals are passed on to the pre-start handler or the app.
 var forwardedSignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP}
 
 // Run implements the run entrypoint, from the pod directory (the working
@@ -75,8 +44,8 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("get pod directory: %w", err)
 	}
-	lockFD, err := checkLockFD(cfg.LockFD, podDir)
-	if err != nil {
+	// The lock stays open, close-on-exec, until run exits.
+	if err := checkLockFD(cfg.LockFD, podDir); err != nil {
 		return 0, err
 	}
 	if err := cloexecInherited(); err != nil {
@@ -134,8 +103,14 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 		return 0, err
 	}
 
-	hc := helperConfig{Debug: cfg.Args.Debug, Pod: cfg.Args.UUID, Plan: plan, App: spec}
-	return superviseHelper(ctx, log, cfg, podDir, lockFD, hc)
+	p := &pod{
+		log: log, plan: plan, app: spec, interactive: cfg.Args.Interactive,
+		stdout: cfg.Stdout, stderr: cfg.Stderr,
+	}
+	if cfg.Args.Interactive {
+		p.stdin = cfg.Stdin
+	}
+	return supervise(ctx, log, podDir, p)
 }
 
 // redact hides a secret in logs but says whether it was set.
@@ -147,28 +122,27 @@ func redact(s string) string {
 }
 
 // checkLockFD validates RKT_LOCK_FD: an open descriptor on the pod
-// directory. run keeps it open, close-on-exec, until it exits; the pod
-// process gets an explicit duplicate.
-func checkLockFD(v, podDir string) (int, error) {
+// directory, and marks it close-on-exec.
+func checkLockFD(v, podDir string) error {
 	if v == "" {
-		return 0, errdefs.FailedPrecondition("%s is not set: stage0 must pass the pod lock", stage1abi.EnvLockFD)
+		return errdefs.FailedPrecondition("%s is not set: stage0 must pass the pod lock", stage1abi.EnvLockFD)
 	}
 	fd, err := strconv.Atoi(v)
 	if err != nil || fd < 3 {
-		return 0, errdefs.InvalidArgument("%s=%q is not a descriptor number above 2", stage1abi.EnvLockFD, v)
+		return errdefs.InvalidArgument("%s=%q is not a descriptor number above 2", stage1abi.EnvLockFD, v)
 	}
 	var got, want unix.Stat_t
 	if err := unix.Fstat(fd, &got); err != nil {
-		return 0, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("%s=%d: %w", stage1abi.EnvLockFD, fd, &os.SyscallError{Syscall: "fstat", Err: err}))
+		return errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("%s=%d: %w", stage1abi.EnvLockFD, fd, &os.SyscallError{Syscall: "fstat", Err: err}))
 	}
 	if err := unix.Stat(podDir, &want); err != nil {
-		return 0, &os.PathError{Op: "stat", Path: podDir, Err: err}
+		return &os.PathError{Op: "stat", Path: podDir, Err: err}
 	}
 	if got.Dev != want.Dev || got.Ino != want.Ino {
-		return 0, errdefs.InvalidArgument("%s=%d is not a descriptor on the pod directory", stage1abi.EnvLockFD, fd)
+		return errdefs.InvalidArgument("%s=%d is not a descriptor on the pod directory", stage1abi.EnvLockFD, fd)
 	}
 	unix.CloseOnExec(fd)
-	return fd, nil
+	return nil
 }
 
 // checkPlan checks, before anything is mounted, what can be checked from
@@ -205,133 +179,43 @@ func checkPlan(p fly.Plan) error {
 	return nil
 }
 
-// superviseHelper starts the pod process, feeds it its config, forwards
-// signals and follows its reports until it exits.
-func superviseHelper(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, lockFD int, hc helperConfig) (status int, err error) {
-	cfgR, cfgW, err := os.Pipe()
-	if err != nil {
-		return 0, fmt.Errorf("create config pipe: %w", err)
-	}
-	defer cfgW.Close()
-	repR, repW, err := os.Pipe()
-	if err != nil {
-		cfgR.Close()
-		return 0, fmt.Errorf("create report pipe: %w", err)
-	}
-	defer repR.Close()
-	lockDup, err := unix.FcntlInt(uintptr(lockFD), unix.F_DUPFD_CLOEXEC, 3)
-	if err != nil {
-		cfgR.Close()
-		repW.Close()
-		return 0, fmt.Errorf("duplicate pod lock: %w", &os.SyscallError{Syscall: "fcntl", Err: err})
-	}
-	lockFile := os.NewFile(uintptr(lockDup), "pod lock")
-
-	cmd := &exec.Cmd{
-		Path:       "/proc/self/exe",
-		Args:       []string{"stage1-fly-pod", HelperArg},
-		Env:        []string{},
-		Dir:        podDir,
-		Stdout:     cfg.Stdout,
-		Stderr:     cfg.Stderr,
-		ExtraFiles: []*os.File{cfgR, repW, lockFile}, // fds 3, 4, 5
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: syscall.CLONE_NEWNS,
-			Pdeathsig:  syscall.SIGKILL,
-			// Without a terminal to share, keep the app out of the
-			// terminal's process group: run forwards signals once.
-			Setpgid: !cfg.Args.Interactive,
-		},
-	}
-	if cfg.Args.Interactive {
-		cmd.Stdin = cfg.Stdin
-	}
-
+// supervise runs the pod thread, forwards signals, writes the pid file
+// once the pod can be entered and the app's status file once it has
+// exited, and returns that status.
+func supervise(ctx context.Context, log *slog.Logger, podDir string, p *pod) (int, error) {
 	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, forwardedSignals...)
 	defer signal.Stop(sigc)
+	go p.forward(ctx, sigc)
 
-	log.DebugContext(ctx, "start pod process", "namespaces", "mnt", "interactive", cfg.Args.Interactive)
-	err = cmd.Start()
-	cfgR.Close()
-	repW.Close()
-	lockFile.Close()
-	if err != nil {
-		return 0, fmt.Errorf("start pod process: %w", err)
-	}
-	defer func() {
-		if err != nil && cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	}()
-	if err := json.NewEncoder(cfgW).Encode(hc); err != nil {
-		return 0, fmt.Errorf("send config to pod process: %w", err)
-	}
-	cfgW.Close()
-
-	reports := make(chan report)
-	go func() {
-		defer close(reports)
-		sc := bufio.NewScanner(repR)
-		sc.Buffer(make([]byte, 0, 4096), 1<<20)
-		for sc.Scan() {
-			var r report
-			if json.Unmarshal(sc.Bytes(), &r) == nil {
-				reports <- r
-			}
-		}
-	}()
-
-	var final *report
-	appStarted := false
-	for reports != nil {
-		select {
-		case sig := <-sigc:
-			log.DebugContext(ctx, "forward signal to pod process", "signal", sig.String())
-			if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-				log.WarnContext(ctx, "forward signal to pod process", "signal", sig.String(), "err", err)
-			}
-		case r, ok := <-reports:
-			if !ok {
-				reports = nil
-				break
-			}
-			log.DebugContext(ctx, "pod process report", "event", r.Event, "pid", r.PID, "status", r.Status)
-			switch r.Event {
-			case eventReady:
-				pid := strconv.Itoa(cmd.Process.Pid) + "\n"
-				if err := atomicfile.Write(podDir, stage1abi.PIDFile, []byte(pid)); err != nil {
-					return 0, err
-				}
-			case eventStarted:
-				appStarted = true
-			case eventExited, eventFailed:
-				final = &r
-			}
-		}
-	}
-	waitErr := cmd.Wait()
-
-	switch {
-	case final != nil && final.Event == eventFailed:
-		return 0, withClass(final.Error, final.Class)
-	case final != nil:
-		status = final.Status
-		appStarted = final.AppRan
-	case appStarted && cmd.ProcessState != nil && !cmd.ProcessState.Exited():
-		// Killed (stop --force): the app died with it (Pdeathsig).
-		status = exitStatus(cmd.ProcessState)
-		log.DebugContext(ctx, "pod process killed", "status", status)
-	default:
-		return 0, fmt.Errorf("pod process ended without reporting the app's status: %w", waitErr)
-	}
-	if appStarted {
-		if err := writeStatus(podDir, hc.App.Name, status); err != nil {
+	log.DebugContext(ctx, "start pod thread", "namespaces", "mnt", "interactive", p.interactive)
+	ready := make(chan int, 1)
+	done := make(chan result, 1)
+	p.start(ctx, ready, done)
+	// The pid file is written once the pod thread is ready, and always
+	// before the status file, however fast the app: a pod that ran has a
+	// pid file. The pod thread sends its id on ready or closes it, then
+	// sends its result on done.
+	if tid, ok := <-ready; ok {
+		// The pid file names the pod thread: /proc/<tid>/root and
+		// /proc/<tid>/ns/mnt are the pod's, and a signal sent to it
+		// reaches run, which forwards it.
+		if err := atomicfile.Write(podDir, stage1abi.PIDFile, []byte(strconv.Itoa(tid)+"\n")); err != nil {
+			p.kill()
+			<-done
 			return 0, err
 		}
 	}
-	return status, nil
+	res := <-done
+	if res.err != nil {
+		return 0, res.err
+	}
+	if res.appRan {
+		if err := writeStatus(podDir, p.app.Name, res.status); err != nil {
+			return 0, err
+		}
+	}
+	return res.status, nil
 }
 
 // writeStatus records the app's exit status in the pod directory.

@@ -23,10 +23,10 @@ type StopConfig struct {
 }
 
 // Stop implements the stop entrypoint, from the pod directory: it sends
-// SIGTERM (SIGKILL with --force) to the pod process named by the pid file.
-// The pod process forwards SIGTERM to the app and runs post-stop when the
-// app has exited; SIGKILL takes the app down with it (Pdeathsig) and skips
-// post-stop.
+// SIGTERM (SIGKILL with --force) to run, through the pod thread the pid
+// file names. run forwards SIGTERM to the app and runs post-stop when the
+// app has exited; SIGKILL kills run, which takes the app down with it
+// (Pdeathsig), so post-stop does not run and no status is recorded.
 //
 // A pod that is not running — no pid file, no such process, or a process
 // that is not this pod's (its root is not the app's rootfs) — is not an
@@ -60,7 +60,7 @@ func Stop(ctx context.Context, cfg StopConfig) error {
 	}
 	// Pin the process first, then check it is ours, then signal through
 	// the pin: a recycled pid cannot slip in between.
-	pidfd, err := unix.PidfdOpen(pid, 0)
+	pidfd, sendFlags, err := openPidfd(pid)
 	pinned := err == nil
 	switch {
 	case errors.Is(err, unix.ESRCH):
@@ -69,7 +69,7 @@ func Stop(ctx context.Context, cfg StopConfig) error {
 	case pinned:
 		defer unix.Close(pidfd)
 	case !errors.Is(err, unix.ENOSYS):
-		return fmt.Errorf("open pod process %d: %w", pid, &os.SyscallError{Syscall: "pidfd_open", Err: err})
+		return fmt.Errorf("open pod %d: %w", pid, &os.SyscallError{Syscall: "pidfd_open", Err: err})
 	}
 	root, err := openPodRoot(pid, filepath.Join(podDir, stage1abi.AppRootfs(ra.Name.String())))
 	if errors.Is(err, errdefs.ErrNotFound) {
@@ -80,9 +80,9 @@ func Stop(ctx context.Context, cfg StopConfig) error {
 		return err
 	}
 	root.Close()
-	log.DebugContext(ctx, "signal pod process", "pid", pid, "signal", sig.String())
+	log.DebugContext(ctx, "signal pod", "pid", pid, "signal", sig.String())
 	if pinned {
-		err = unix.PidfdSendSignal(pidfd, sig, nil, 0)
+		err = unix.PidfdSendSignal(pidfd, sig, nil, sendFlags)
 	} else {
 		err = unix.Kill(pid, sig)
 	}
@@ -90,7 +90,32 @@ func Stop(ctx context.Context, cfg StopConfig) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("signal pod process %d: %w", pid, err)
+		return fmt.Errorf("signal pod %d: %w", pid, err)
 	}
 	return nil
+}
+
+// pidfdThread is PIDFD_THREAD (Linux 6.9): pidfd_open of a thread that
+// does not lead its process.
+const pidfdThread = unix.O_EXCL
+
+// openPidfd pins pid, which in the pid file of a fly pod is the id of
+// run's pod thread rather than of a process: pidfd_open refuses such a
+// thread (EINVAL before Linux 6.9, ENOENT since) unless asked for a
+// thread pidfd, and a signal sent
+// through a thread pidfd goes to the thread unless flags say otherwise.
+// It returns the pidfd and the pidfd_send_signal flags that signal the
+// whole process, as kill(2) does. A kernel older than 6.9 has no thread
+// pidfds: openPidfd then fails with ENOSYS, and the caller signals
+// unpinned, with kill(2), which takes a thread id as well.
+func openPidfd(pid int) (fd, sendFlags int, err error) {
+	fd, err = unix.PidfdOpen(pid, 0)
+	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fd, 0, err
+	}
+	fd, err = unix.PidfdOpen(pid, pidfdThread)
+	if errors.Is(err, unix.EINVAL) {
+		return -1, 0, unix.ENOSYS
+	}
+	return fd, unix.PIDFD_SIGNAL_THREAD_GROUP, err
 }

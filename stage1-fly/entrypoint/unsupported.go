@@ -8,7 +8,6 @@ import (
 	"os"
 
 	"github.com/nosecone/nscn/internal/errdefs"
-	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 )
 
@@ -43,9 +42,6 @@ type GCConfig struct {
 
 // Run is not implemented outside Linux.
 func Run(context.Context, RunConfig) (int, error) { return 0, errUnsupported }
-
-// Helper is not implemented outside Linux.
-func Helper(context.Context, *os.File) int { return stage1abi.ExitRuntime }
 
 // Enter is not implemented outside Linux.
 func Enter(context.Context, EnterConfig) error { return errUnsupported }

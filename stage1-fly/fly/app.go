@@ -15,7 +15,7 @@ const (
 	EventPostStop = "post-stop"
 )
 
-// AppSpec is everything the pod process needs to start the app and its
+// AppSpec is everything the pod thread needs to start the app and its
 // event handlers, computed from the pod manifest before anything runs.
 // Credentials are not resolved here: they need the mounted rootfs.
 type AppSpec struct {

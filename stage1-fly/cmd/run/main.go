@@ -2,16 +2,13 @@
 // stage0 execs it from the pod directory with the run argv of the stage1
 // interface and the pod lock in RKT_LOCK_FD; it exits with the app's
 // status, or 254 with one line on stderr when fly itself fails.
-//
-// Invoked with argv[1] == entrypoint.HelperArg it is instead the pod
-// process that run starts in the pod's mount namespace (see package
-// entrypoint); that mode is not part of the stage1 interface.
 package main
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/entrypoint"
@@ -19,10 +16,11 @@ import (
 )
 
 func main() {
+	// run waits: for its pod thread, the app, signals. One P is all it
+	// uses; more only wake idle threads that spin looking for work, which
+	// costs a pod start CPU time (Documentation/performance.md).
+	runtime.GOMAXPROCS(1)
 	ctx := context.Background()
-	if len(os.Args) > 1 && os.Args[1] == entrypoint.HelperArg {
-		os.Exit(entrypoint.Helper(ctx, os.Stderr))
-	}
 	args, err := fly.ParseRunArgs(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))

@@ -1,5 +1,5 @@
 // Command stop is the stage1-fly stop entrypoint
-// (coreos.com/rkt/stage1/stop): [--force] UUID. It signals the pod process
+// (coreos.com/rkt/stage1/stop): [--force] UUID. It signals run through the pod
 // (SIGTERM, or SIGKILL with --force) and exits 0, also when the pod is not
 // running; 254 with one line on stderr on failure.
 package main
