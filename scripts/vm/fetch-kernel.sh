@@ -67,7 +67,15 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/deb" "$work/root"
 chmod 0777 "$work/deb" # apt-get download writes as _apt
 log "downloading $pkg"
-(cd "$work/deb" && apt-get download -q "$pkg" >&2)
+if ! (cd "$work/deb" && apt-get download -q "$pkg" >&2); then
+	# Stale package lists name a version the mirror no longer has.
+	[ -z "${VM_KERNEL_PACKAGE:-}" ] || die "apt-get download $pkg failed"
+	log "apt-get download failed; refreshing the package lists and retrying"
+	apt-get update -qq >&2
+	pkg=$(resolve_package)
+	[ -n "$pkg" ] || die "cannot resolve the kernel package of linux-image-cloud-amd64"
+	(cd "$work/deb" && apt-get download -q "$pkg" >&2)
+fi
 dpkg-deb -x "$work"/deb/*.deb "$work/root"
 
 vmlinuz=$(find "$work/root/boot" -maxdepth 1 -name 'vmlinuz-*' | head -n 1)
