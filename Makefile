@@ -17,7 +17,7 @@ FLAVOR ?= fly
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' -not -path './bin/*') go.mod go.sum
 
-.PHONY: fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install test-images ace-images tools quickstart
+.PHONY: fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install test-images ace-images tools quickstart vm-test fetch-vm-kernel
 
 all: $(BIN)/nscn $(BIN)/stage1-fly.aci $(BIN)/stage1-nspawn.aci ## Build nscn and the stage1 images
 
@@ -89,6 +89,27 @@ functional: all test-images ## End-to-end suite against the built binaries (root
 		NSCN_ACTOOL=$(abspath $(BUILD)/actool) NSCN_STAGE1_NSPAWN_ACI=$(abspath $(BIN)/stage1-nspawn.aci) \
 		$(abspath $(BUILD)/functional.test) -test.v -test.count=1 -test.timeout 20m
 
+# The cgroup v2 test VM (Documentation/testing-vm.md): Debian's cloud
+# kernel, fetched once like the systemd tree (the stamp, since the
+# unpacked files keep the package's mtimes); `make fetch-vm-kernel`
+# refreshes it.
+VM_KERNEL := $(BUILD)/vm/.fetched
+
+fetch-vm-kernel: ## Fetch the cgroup v2 test VM's kernel again (Debian's linux-image-cloud-amd64)
+	scripts/vm/fetch-kernel.sh $(BUILD)/vm/kernel
+	touch $(VM_KERNEL)
+
+$(VM_KERNEL): scripts/vm/fetch-kernel.sh
+	scripts/vm/fetch-kernel.sh $(BUILD)/vm/kernel
+	touch $@
+
+vm-test: all test-images $(VM_KERNEL) ## End-to-end tests on a pure cgroup v2 host, a qemu VM (KVM, else TCG: ~3 min)
+	$(GO) test -c -tags vm -o $(BUILD)/vm.test ./tests/cgroupv2
+	cd tests/cgroupv2 && NSCN_BIN=$(abspath $(BIN)/nscn) NSCN_IMAGES=$(abspath $(BUILD)/images) \
+		NSCN_STAGE1_NSPAWN_ACI=$(abspath $(BIN)/stage1-nspawn.aci) NSCN_VM_KERNEL=$(abspath $(BUILD)/vm/kernel) \
+		NSCN_VM_INIT=$(abspath scripts/vm/init.sh) NSCN_VM_CACHE=$(abspath $(BUILD)/vm) \
+		$(abspath $(BUILD)/vm.test) -test.v -test.count=1 -test.timeout 15m
+
 BENCH_FLAGS ?=
 bench: deps all test-images ## Measure nscn against crun, runc, unshare+chroot, gzip and tar; fails when a target is missed (root; figure 3 needs make stage1-nspawn; BENCH_FLAGS=-figures=3 for one figure)
 	scripts/install-bench-deps.sh
@@ -109,6 +130,7 @@ check: deps ## The test command: install packages, build everything, run unit, r
 	$(MAKE) all
 	$(MAKE) root
 	$(MAKE) functional FLAVOR="fly nspawn"
+	$(MAKE) vm-test
 	$(MAKE) torture-short
 	$(MAKE) fuzz FUZZTIME=1000x
 
@@ -123,7 +145,7 @@ fuzz: ## Run every fuzz target briefly
 
 lint: ## go vet, shellcheck, and golangci-lint when installed
 	$(GO) vet ./...
-	shellcheck scripts/*.sh .ci/run
+	shellcheck scripts/*.sh scripts/vm/*.sh .ci/run
 	@if command -v golangci-lint >/dev/null; then golangci-lint run ./...; else echo "golangci-lint not installed; skipped"; fi
 
 fmt: ## Format the Go sources

@@ -11,6 +11,7 @@ packages=(
 	iproute2 util-linux kmod
 	iptables # CNI ptp ipMasq and portmap; the networking tests
 	dbus-daemon # a private bus for the systemd-machined tests
+	qemu-system-x86 # the cgroup v2 test VM (make vm-test)
 )
 
 # shellcheck source=scripts/lib/apt.sh
