@@ -29,10 +29,12 @@ const (
 // fileJob is a regular file the extraction goroutine has created (fd,
 // empty) and that still needs its content and metadata.
 type fileJob struct {
-	fd  int
-	rel string
-	hdr *tar.Header
-	off int64 // where the content starts in the archive file (workers)
+	fd    int
+	rel   string
+	hdr   *tar.Header
+	off   int64 // where the content starts in the archive file (workers)
+	chown bool  // the owner differs from the entry's
+	chmod bool  // the mode differs from the entry's
 }
 
 // contiguous reports whether the entry's content is hdr.Size bytes stored
@@ -121,14 +123,16 @@ func (x *extractor) fillFile(j fileJob, r io.Reader, buf []byte, h hash.Hash, re
 		return err
 	}
 	hdr, rel := j.hdr, j.rel
-	if x.opts.PreserveOwnership {
+	if j.chown {
 		if err := unix.Fchown(j.fd, hdr.Uid, hdr.Gid); err != nil {
 			return sysErr("fchown", rel, err)
 		}
 	}
 	// After chown, which clears the setuid and setgid bits.
-	if err := unix.Fchmod(j.fd, entryPerm(hdr)); err != nil {
-		return sysErr("fchmod", rel, err)
+	if j.chmod || j.chown {
+		if err := unix.Fchmod(j.fd, entryPerm(hdr)); err != nil {
+			return sysErr("fchmod", rel, err)
+		}
 	}
 	if err := x.setXattrs(hdr, rel, func(name string, val []byte) error {
 		return unix.Fsetxattr(j.fd, name, val, 0)
@@ -235,4 +239,39 @@ func futimens(fd int, ts *[2]unix.Timespec) error {
 		return errno
 	}
 	return nil
+}
+
+// processUmask returns the process's umask, read from /proc/self/status
+// (Linux 4.7 and later): umask(2) cannot read it without setting it, which
+// would race with other goroutines creating files.
+func processUmask() (uint32, bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	return parseUmask(b)
+}
+
+// parseUmask finds the "Umask:" line of a /proc/PID/status file: an octal
+// number of at most four digits.
+func parseUmask(status []byte) (uint32, bool) {
+	for line := range bytes.SplitSeq(status, []byte("\n")) {
+		v, ok := bytes.CutPrefix(line, []byte("Umask:"))
+		if !ok {
+			continue
+		}
+		v = bytes.TrimSpace(v)
+		if len(v) == 0 || len(v) > 4 {
+			return 0, false
+		}
+		var m uint32
+		for _, c := range v {
+			if c < '0' || c > '7' {
+				return 0, false
+			}
+			m = m<<3 | uint32(c-'0')
+		}
+		return m, true
+	}
+	return 0, false
 }

@@ -68,9 +68,17 @@ type extractor struct {
 	// whole cache is dropped after any entry that removed something
 	// (replaced), which takes care of directories reached through
 	// symlinks as well. dirCacheMax bounds the descriptors it holds.
-	dirCache    map[string]*os.File
+	dirCache    map[string]cachedDir
 	dirCacheMax int
 	replaced    bool
+
+	// euid and egid own the files extraction creates, unless the parent
+	// directory is setgid; a file whose entry names them needs no chown.
+	euid, egid int
+	// umask is the process's, when known: a file whose mode it leaves
+	// alone is created with its mode and needs no chmod.
+	umask      uint32
+	umaskKnown bool
 
 	// seen records every entry name met in the rootfs: true when it was
 	// extracted, false when the filter skipped it. Hardlinks may only point
@@ -131,16 +139,19 @@ func extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions,
 		dest:        dest,
 		root:        root,
 		seen:        make(map[string]bool),
-		dirCache:    make(map[string]*os.File),
+		dirCache:    make(map[string]cachedDir),
 		dirCacheMax: dirCacheSize(),
 		dirs:        make(map[string]dirMeta),
 		src:         &errRecorder{r: r},
 		privileged:  os.Geteuid() == 0,
+		euid:        os.Geteuid(),
+		egid:        os.Getegid(),
 		noOpenat2:   tune.noOpenat2,
 	}
 	if opts.Hash != nil {
 		x.hash = opts.Hash()
 	}
+	x.umask, x.umaskKnown = processUmask()
 	defer x.dropDirs()
 	var tarSrc io.Reader = x.src
 	if ra, ok := r.(readAtSeeker); ok && !tune.serial {
@@ -223,7 +234,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("open parent directory: %w", err)
 	}
-	pfd, base := int(parent.Fd()), path.Base(rel)
+	pfd, base := int(parent.f.Fd()), path.Base(rel)
 	x.replaced = false
 	defer func() {
 		if x.replaced {
@@ -242,7 +253,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		// archive/tar reports old-style regular files ('\x00') as TypeReg.
 		// TypeCont ("contiguous file") is a regular file everywhere but on
 		// one long-gone Unix; archive/tar has already expanded sparse files.
-		err = x.writeFile(pfd, base, rel, hdr, r)
+		err = x.writeFile(parent, base, rel, hdr, r)
 	case tar.TypeSymlink:
 		err = x.symlink(pfd, base, rel, hdr)
 	case tar.TypeLink:
@@ -268,31 +279,46 @@ func checkID(what string, id int) error {
 	return nil
 }
 
+// cachedDir is a directory of the cache.
+type cachedDir struct {
+	f *os.File
+	// setgid: files created in it take its group, not the creator's. Only
+	// known with PreserveOwnership, the only case that needs it.
+	setgid bool
+}
+
 // dir returns the directory rel, from the cache or resolved (and with
 // create, created) by openDir and then cached. The caller must not close
 // it.
-func (x *extractor) dir(rel string, create bool) (*os.File, error) {
-	if f, ok := x.dirCache[rel]; ok {
-		return f, nil
+func (x *extractor) dir(rel string, create bool) (cachedDir, error) {
+	if d, ok := x.dirCache[rel]; ok {
+		return d, nil
 	}
 	f, err := x.openDir(rel, create)
 	if err != nil {
-		return nil, err
+		return cachedDir{}, err
+	}
+	d := cachedDir{f: f, setgid: true}
+	if x.opts.PreserveOwnership {
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err == nil {
+			d.setgid = st.Mode&unix.S_ISGID != 0
+		}
 	}
 	if len(x.dirCache) >= x.dirCacheMax {
 		for k, old := range x.dirCache { // any one: map order is random
-			_ = old.Close()
+			_ = old.f.Close()
 			delete(x.dirCache, k)
 			break
 		}
 	}
-	x.dirCache[rel] = f
-	return f, nil
+	x.dirCache[rel] = d
+	return d, nil
 }
 
 func (x *extractor) dropDirs() {
-	for k, f := range x.dirCache {
-		_ = f.Close()
+	for k, d := range x.dirCache {
+		_ = d.f.Close()
 		delete(x.dirCache, k)
 	}
 }
@@ -372,6 +398,8 @@ func (x *extractor) openDir(rel string, create bool) (*os.File, error) {
 
 // rootDir applies the metadata of the "rootfs/" entry to dest itself.
 func (x *extractor) rootDir(hdr *tar.Header) error {
+	// The cached handle on dest would keep its old group and mode.
+	x.dropDirs()
 	fd := int(x.root.Fd())
 	if x.opts.PreserveOwnership {
 		if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
@@ -408,6 +436,11 @@ func (x *extractor) mkdir(pfd int, base, rel string, hdr *tar.Header) error {
 		}
 		exists = false
 	}
+	if exists {
+		// Its owner, mode and xattrs change below: what the cache knows
+		// of it would be stale.
+		x.replaced = true
+	}
 	if !exists {
 		// Owner-only until finish applies the real mode, so a read-only
 		// directory can still be filled by a non-root caller.
@@ -431,24 +464,36 @@ func (x *extractor) mkdir(pfd int, base, rel string, hdr *tar.Header) error {
 	return nil
 }
 
-func (x *extractor) writeFile(pfd int, base, rel string, hdr *tar.Header, r io.Reader) error {
+func (x *extractor) writeFile(parent cachedDir, base, rel string, hdr *tar.Header, r io.Reader) error {
 	// O_EXCL|O_NOFOLLOW: whatever is at the name (from an earlier layer,
 	// or an attack) is never written through. If something is there, it
 	// is removed and the create tried once more; anything found then is a
 	// race, and an error. Read-write only so that opts.Content can read
 	// the file back.
 	const flags = unix.O_RDWR | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	fd, err := unix.Openat(pfd, base, flags, 0o600)
+	j := fileJob{rel: rel, hdr: hdr, chmod: true, chown: x.opts.PreserveOwnership}
+	if j.chown && hdr.Uid == x.euid && hdr.Gid == x.egid && !parent.setgid {
+		j.chown = false // created with that owner
+	}
+	createMode := uint32(0o600)
+	if perm := entryPerm(hdr); x.umaskKnown && perm&^0o777 == 0 && perm&x.umask == 0 {
+		// Created with its mode: the umask leaves it whole, and there is
+		// no setuid or setgid bit for chown to clear. The descriptor is
+		// writable whatever the mode says.
+		createMode, j.chmod = perm, false
+	}
+	pfd := int(parent.f.Fd())
+	fd, err := unix.Openat(pfd, base, flags, createMode)
 	if errors.Is(err, unix.EEXIST) {
 		if err := x.removeAt(pfd, base); err != nil {
 			return fmt.Errorf("replace %s: %w", rel, err)
 		}
-		fd, err = unix.Openat(pfd, base, flags, 0o600)
+		fd, err = unix.Openat(pfd, base, flags, createMode)
 	}
 	if err != nil {
 		return sysErr("openat", rel, err)
 	}
-	j := fileJob{fd: fd, rel: rel, hdr: hdr}
+	j.fd = fd
 	if x.files != nil && contiguous(hdr) {
 		// The content lies in the archive file at the reader's position:
 		// a worker reads it from there, and the tar reader seeks past it.
@@ -513,8 +558,8 @@ func (x *extractor) hardlink(pfd int, base, rel string, hdr *tar.Header) error {
 	// since cannot redirect it to the host; linkat without
 	// AT_SYMLINK_FOLLOW never follows its last component.
 	// Not x.dir, which may close the entry's parent to make room.
-	tparent, cached := x.dirCache[path.Dir(trel)]
-	if !cached {
+	tparent := x.dirCache[path.Dir(trel)].f
+	if tparent == nil {
 		tparent, err = x.openDir(path.Dir(trel), false)
 		if err != nil {
 			return fmt.Errorf("open hardlink target directory: %w", err)
@@ -609,7 +654,7 @@ func (x *extractor) finish() error {
 		if err != nil {
 			return fmt.Errorf("set metadata of directory %s: %w", rel, err)
 		}
-		if err := x.finishDir(int(parent.Fd()), path.Base(rel), rel, m); err != nil {
+		if err := x.finishDir(int(parent.f.Fd()), path.Base(rel), rel, m); err != nil {
 			return err
 		}
 	}

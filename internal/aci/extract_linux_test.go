@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -42,6 +43,25 @@ func newEscapeFixture(t testing.TB) escapeFixture {
 		t.Fatal(err)
 	}
 	return fx
+}
+
+// reset empties dest.
+func (fx escapeFixture) reset(t testing.TB) {
+	t.Helper()
+	// Directories the archive made read-only would keep a non-root
+	// caller from emptying them.
+	_ = filepath.WalkDir(fx.dest, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	if err := os.RemoveAll(fx.dest); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(fx.dest, 0o755); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // check fails the test when anything outside dest changed: base must hold
