@@ -70,6 +70,12 @@ type WrittenFile struct {
 // their children. Files are written sparsely: runs of zero bytes become
 // holes, which keeps a sparse-file bomb from filling the disk.
 //
+// When tarStream is also an io.ReaderAt and io.Seeker (an *os.File), the
+// contents of regular files are written by worker goroutines that read
+// them at their offset in the archive (sparse entries excepted); entries
+// are still created in archive order on the calling goroutine, and
+// ExtractRootfs returns only once every worker is done.
+//
 // Errors name the entry. A malformed archive or a hostile entry is an
 // InvalidArgument error; an operation refused for lack of privilege is a
 // PermissionDenied error. On error dest holds the entries extracted so far:
