@@ -285,6 +285,10 @@ type cachedDir struct {
 	// setgid: files created in it take its group, not the creator's. Only
 	// known with PreserveOwnership, the only case that needs it.
 	setgid bool
+	// umaskRules: files created in it get the mode asked for less the
+	// umask. Not so with a default ACL, which replaces the umask (and
+	// when it cannot be told).
+	umaskRules bool
 }
 
 // dir returns the directory rel, from the cache or resolved (and with
@@ -298,7 +302,7 @@ func (x *extractor) dir(rel string, create bool) (cachedDir, error) {
 	if err != nil {
 		return cachedDir{}, err
 	}
-	d := cachedDir{f: f, setgid: true}
+	d := cachedDir{f: f, setgid: true, umaskRules: x.umaskKnown && !hasDefaultACL(f)}
 	if x.opts.PreserveOwnership {
 		var st unix.Stat_t
 		if err := unix.Fstat(int(f.Fd()), &st); err == nil {
@@ -321,6 +325,15 @@ func (x *extractor) dropDirs() {
 		_ = d.f.Close()
 		delete(x.dirCache, k)
 	}
+}
+
+// hasDefaultACL reports whether the directory dir has a default ACL (or
+// whether that cannot be told): files created in it then get their mode
+// from it, not from the umask. dir may be an O_PATH descriptor, which the
+// f*xattr calls refuse; its /proc/self/fd link is followed instead.
+func hasDefaultACL(dir *os.File) bool {
+	_, err := unix.Getxattr("/proc/self/fd/"+strconv.Itoa(int(dir.Fd())), "system.posix_acl_default", nil)
+	return !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP)
 }
 
 // dirCacheSize is how many directories the cache may hold open: an eighth
@@ -476,7 +489,7 @@ func (x *extractor) writeFile(parent cachedDir, base, rel string, hdr *tar.Heade
 		j.chown = false // created with that owner
 	}
 	createMode := uint32(0o600)
-	if perm := entryPerm(hdr); x.umaskKnown && perm&^0o777 == 0 && perm&x.umask == 0 {
+	if perm := entryPerm(hdr); parent.umaskRules && perm&^0o777 == 0 && perm&x.umask == 0 {
 		// Created with its mode: the umask leaves it whole, and there is
 		// no setuid or setgid bit for chown to clear. The descriptor is
 		// writable whatever the mode says.

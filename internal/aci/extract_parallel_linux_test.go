@@ -356,3 +356,53 @@ func FuzzParseUmask(f *testing.F) {
 		}
 	})
 }
+
+// defaultACL is a system.posix_acl_default value: user::rwx, group::---,
+// other::---. Files created below it get no group or other permissions,
+// whatever the umask.
+func defaultACL() []byte {
+	b := []byte{2, 0, 0, 0} // version 2, little endian
+	for _, e := range []struct{ tag, perm uint16 }{{0x01, 7}, {0x04, 0}, {0x20, 0}} {
+		b = append(b, byte(e.tag), byte(e.tag>>8), byte(e.perm), byte(e.perm>>8), 0xff, 0xff, 0xff, 0xff)
+	}
+	return b
+}
+
+// TestExtractRootfsUnderDefaultACL: a default ACL replaces the umask, so
+// files created under one are chmod'ed to their entry's mode like any
+// file the umask would have changed.
+func TestExtractRootfsUnderDefaultACL(t *testing.T) {
+	dest := t.TempDir()
+	d, err := os.Open(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if hasDefaultACL(d) {
+		t.Fatal("a fresh temporary directory has a default ACL (or /proc is missing)")
+	}
+	if err := unix.Setxattr(dest, "system.posix_acl_default", defaultACL(), 0); err != nil {
+		if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP) {
+			t.Skipf("no ACLs on the test directory's filesystem: %v", err)
+		}
+		t.Fatal(err)
+	}
+	if !hasDefaultACL(d) {
+		t.Fatal("default ACL not seen")
+	}
+	for _, tune := range []tuning{{}, {serial: true}} {
+		sub := filepath.Join(dest, map[bool]string{false: "workers", true: "serial"}[tune.serial])
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		tb := buildTar(t, dirEnt("rootfs", 0o755), fileEnt("rootfs/file", "f"), dirEnt("rootfs/d", 0o755), fileEnt("rootfs/d/file", "g"))
+		if err := extract(context.Background(), bytes.NewReader(tb), sub, ExtractOptions{}, tune); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"file", "d/file"} {
+			if m := lstat(t, filepath.Join(sub, p)).Mode & 0o7777; m != 0o644 {
+				t.Errorf("serial=%v: %s has mode %o, want 644", tune.serial, p, m)
+			}
+		}
+	}
+}
