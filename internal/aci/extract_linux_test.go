@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -48,14 +47,7 @@ func newEscapeFixture(t testing.TB) escapeFixture {
 // reset empties dest.
 func (fx escapeFixture) reset(t testing.TB) {
 	t.Helper()
-	// Directories the archive made read-only would keep a non-root
-	// caller from emptying them.
-	_ = filepath.WalkDir(fx.dest, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(p, 0o700)
-		}
-		return nil
-	})
+	makeWritable(fx.dest)
 	if err := os.RemoveAll(fx.dest); err != nil {
 		t.Fatal(err)
 	}

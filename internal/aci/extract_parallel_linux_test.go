@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +31,12 @@ func everyKind(t testing.TB, owners bool) []ent {
 		}
 		return 0
 	}
+	// Without root, the snapshot could not read a file without
+	// permissions.
+	noPerm := int64(0o400)
+	if owners {
+		noPerm = 0
+	}
 	large := strings.Repeat("0123456789abcdef", 3*copyBufSize/16+7)
 	holeFirst := string(make([]byte, 2*holeBlock)) + "data after a hole"
 	holeLast := "data before a hole" + string(make([]byte, 3*holeBlock))
@@ -43,7 +50,7 @@ func everyKind(t testing.TB, owners bool) []ent {
 		{name: "rootfs/bin/su", typ: tar.TypeReg, body: "elf", mode: 0o4755, uid: id(0), gid: id(5)},
 		{name: "rootfs/bin/wall", typ: tar.TypeReg, body: "elf", mode: 0o2755, uid: id(0), gid: id(5)},
 		{name: "rootfs/ro/file", typ: tar.TypeReg, body: "read only", mode: 0o444},
-		{name: "rootfs/ro/none", typ: tar.TypeReg, body: "no permissions", mode: 0o000},
+		{name: "rootfs/ro/none", typ: tar.TypeReg, body: "no permissions", mode: noPerm},
 		{name: "rootfs/ro/world", typ: tar.TypeReg, body: "world writable", mode: 0o666},
 		{name: "rootfs/setgid/inherits", typ: tar.TypeReg, body: "g", mode: 0o640, uid: id(10), gid: id(30)},
 		{name: "rootfs/setgid/creator", typ: tar.TypeReg, body: "c", mode: 0o640},
@@ -160,6 +167,7 @@ func TestExtractParallelMatchesSerial(t *testing.T) {
 			var snaps [2]string
 			for i, tune := range []tuning{{}, {serial: true}} {
 				dest := t.TempDir()
+				t.Cleanup(func() { makeWritable(dest) })
 				for n, a := range archives {
 					opts := ExtractOptions{PreserveOwnership: owners, Hash: sha256.New}
 					if err := extract(context.Background(), bytes.NewReader(a), dest, opts, tune); err != nil {
@@ -405,4 +413,16 @@ func TestExtractRootfsUnderDefaultACL(t *testing.T) {
 			}
 		}
 	}
+}
+
+// makeWritable gives the owner write permission on every directory below
+// dir, which read-only directories of an archive deny a non-root caller
+// that wants to remove them.
+func makeWritable(dir string) {
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o700)
+		}
+		return nil
+	})
 }
