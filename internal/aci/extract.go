@@ -22,8 +22,9 @@ type ExtractOptions struct {
 	// directory itself ("/") is never filtered.
 	Filter func(p string) bool
 	// Hash, when set, makes extraction compute a digest of every regular
-	// file's content, with a fresh hash.Hash from Hash, from the data it
-	// writes: the tree store needs no second pass over the files.
+	// file's content from the data it writes (with hashes from Hash, one
+	// per goroutine, reset for each file): the tree store needs no second
+	// pass over the files.
 	Hash func() hash.Hash
 	// Content, when set, is called for every regular file extraction
 	// writes, once its content and metadata are set. Extraction closes
