@@ -18,6 +18,14 @@
 // overwrite rules that rendering image dependencies needs
 // (https://github.com/appc/spec/blob/v0.8.11/spec/ace.md#filesystem-setup).
 //
+// When the archive is a file (an io.ReaderAt and io.Seeker, as the blob
+// store's files are), the contents of regular files are written by worker
+// goroutines, one per processor, reading them from the file at their
+// offset while the tar reader skips them. Only the creation of names stays
+// on the extracting goroutine, in archive order: every lookup, removal,
+// symlink and hardlink happens exactly as in a serial extraction, and a
+// worker touches nothing but the descriptor of a file already created.
+//
 // Xattrs of symlinks and device nodes are set through the parent
 // directory's /proc/self/fd link (there is no fd-based call for them), so
 // /proc must be mounted to extract images that carry such xattrs.

@@ -2,8 +2,8 @@ package aci
 
 import (
 	"context"
+	"hash"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/nosecone/nscn/internal/errdefs"
@@ -21,14 +21,27 @@ type ExtractOptions struct {
 	// parents of kept entries are created with mode 0755 (less the umask). The rootfs
 	// directory itself ("/") is never filtered.
 	Filter func(p string) bool
-	// Content, when set, is given every regular file once it is written,
-	// open for reading and writing; the callee must close it. Extraction
-	// itself never touches it again. The tree store hashes the content there, on
-	// other cores, instead of reading the whole tree back afterwards.
-	// Extraction writes a file's content only when it creates the file, so
-	// an inode seen once keeps that content for the rest of the
-	// extraction.
-	Content func(f *os.File)
+	// Hash, when set, makes extraction compute a digest of every regular
+	// file's content from the data it writes (with hashes from Hash, one
+	// per goroutine, reset for each file): the tree store needs no second
+	// pass over the files.
+	Hash func() hash.Hash
+	// Content, when set, is called for every regular file extraction
+	// writes, once its content and metadata are set. Extraction closes
+	// the file when Content returns; Content must not keep its
+	// descriptor. Calls may come from several goroutines at once.
+	// Extraction writes a file's content only when it creates the file,
+	// and Content is called before that file is closed, so an inode seen
+	// once keeps that content for the rest of the extraction, and its
+	// number is not reused until Content has returned.
+	Content func(f WrittenFile)
+}
+
+// WrittenFile is a regular file ExtractOptions.Content is given.
+type WrittenFile struct {
+	Path   string // relative to the rootfs: "bin/sh"
+	Fd     int    // open for reading and writing
+	Digest []byte // of the content, with ExtractOptions.Hash; nil without
 }
 
 // ExtractRootfs extracts the entries under "rootfs/" of an uncompressed
@@ -58,13 +71,19 @@ type ExtractOptions struct {
 // their children. Files are written sparsely: runs of zero bytes become
 // holes, which keeps a sparse-file bomb from filling the disk.
 //
+// When tarStream is also an io.ReaderAt and io.Seeker (an *os.File), the
+// contents of regular files are written by worker goroutines that read
+// them at their offset in the archive (sparse entries excepted); entries
+// are still created in archive order on the calling goroutine, and
+// ExtractRootfs returns only once every worker is done.
+//
 // Errors name the entry. A malformed archive or a hostile entry is an
 // InvalidArgument error; an operation refused for lack of privilege is a
 // PermissionDenied error. On error dest holds the entries extracted so far:
 // the caller is expected to extract into a temporary directory and discard
 // it.
 func ExtractRootfs(ctx context.Context, tarStream io.Reader, dest string, opts ExtractOptions) error {
-	return extract(ctx, tarStream, dest, opts, false)
+	return extract(ctx, tarStream, dest, opts, tuning{})
 }
 
 // rootfsRelPath maps an archive member name to a clean path relative to

@@ -97,7 +97,9 @@ func buildTarLoose(ents []ent) []byte {
 }
 
 // FuzzExtractRootfs extracts generated archives and checks that nothing
-// outside dest was created or changed, whatever the outcome.
+// outside dest was created or changed, whatever the outcome; and that the
+// workers leave the tree a serial extraction leaves, or fail when it
+// fails.
 func FuzzExtractRootfs(f *testing.F) {
 	// A few hand-made programs; more seeds live in testdata/fuzz.
 	f.Add([]byte{2, 1, 5, 1, 8, 0, 1, 6, 0})                     // rootfs/evil -> sentinel; rootfs/evil/secret
@@ -107,11 +109,26 @@ func FuzzExtractRootfs(f *testing.F) {
 	f.Fuzz(func(t *testing.T, prog []byte) {
 		fx := newEscapeFixture(t)
 		ents := decodeFuzzProgram(prog, fx.sentinel)
+		archive := buildTarLoose(ents)
 		for _, opts := range []ExtractOptions{{}, {Filter: func(p string) bool { return !strings.Contains(p, "b") }}} {
 			// Errors are expected for many programs; escapes and panics
 			// are what the fuzzer hunts.
-			_ = ExtractRootfs(context.Background(), bytes.NewReader(buildTarLoose(ents)), fx.dest, opts)
-			fx.check(t)
+			var (
+				errs  [2]error
+				snaps [2]string
+			)
+			for i, tune := range []tuning{{}, {serial: true}} {
+				errs[i] = extract(context.Background(), bytes.NewReader(archive), fx.dest, opts, tune)
+				fx.check(t)
+				snaps[i] = snapshotIgnoringDirTimes(t, fx.dest)
+				fx.reset(t)
+			}
+			if (errs[0] == nil) != (errs[1] == nil) {
+				t.Fatalf("workers: %v; serial: %v", errs[0], errs[1])
+			}
+			if errs[0] == nil && snaps[0] != snaps[1] {
+				t.Fatalf("workers and serial differ (workers -, serial +):\n%s", diffSnapshots(snaps[0], snaps[1]))
+			}
 		}
 	})
 }

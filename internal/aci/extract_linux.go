@@ -2,10 +2,10 @@ package aci
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"math"
 	"os"
@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
@@ -57,15 +59,26 @@ type extractor struct {
 	// 5.6, or a seccomp filter); lookups then use filepath-securejoin.
 	noOpenat2 bool
 
-	// parentRel and parent are the parent directory of the last entry,
-	// kept open for the next entries in the same directory (archives list
-	// a directory's files together), which saves a lookup and a close per
-	// entry. An entry at parentRel or above it drops it (parentDir), and
-	// so does any entry that may have changed the tree's directories: one
-	// that is not a regular file, or that replaced something (replaced).
-	parentRel string
-	parent    *os.File
-	replaced  bool
+	// dirCache holds the directories entries were extracted into, open,
+	// by their path relative to dest, to save a lookup per entry: the
+	// files of a directory are rarely listed together (the image builder
+	// may list every directory first, then the files in any order). A
+	// path's resolution only changes when something on it is removed or
+	// replaced (creating a name changes nothing already resolved), so the
+	// whole cache is dropped after any entry that removed something
+	// (replaced), which takes care of directories reached through
+	// symlinks as well. dirCacheMax bounds the descriptors it holds.
+	dirCache    map[string]cachedDir
+	dirCacheMax int
+	replaced    bool
+
+	// euid and egid own the files extraction creates, unless the parent
+	// directory is setgid; a file whose entry names them needs no chown.
+	euid, egid int
+	// umask is the process's, when known: a file whose mode it leaves
+	// alone is created with its mode and needs no chmod.
+	umask      uint32
+	umaskKnown bool
 
 	// seen records every entry name met in the rootfs: true when it was
 	// extracted, false when the filter skipped it. Hardlinks may only point
@@ -79,12 +92,38 @@ type extractor struct {
 
 	src        *errRecorder // the archive as read by tar, to classify read errors
 	buf        []byte
-	privileged bool // running as root: permission bits do not stop us
+	hash       hash.Hash // of the contents written inline; nil without opts.Hash
+	privileged bool      // running as root: permission bits do not stop us
+
+	// files, when the archive is a file (posReader), is where writeFile
+	// hands each regular file it created, to have its content and
+	// metadata written by fileWorkers while the next entries are
+	// extracted. Nil: contents are written inline.
+	files chan fileJob
+	pos   *posReader
+	work  sync.WaitGroup
+	// workErr is the first error of a worker; extraction stops at it.
+	workErr atomic.Pointer[error]
 }
 
-// extract is ExtractRootfs. noOpenat2 lets the tests exercise the
-// fallback resolver on kernels that have openat2.
-func extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions, noOpenat2 bool) error {
+// tuning holds what the tests switch to exercise the other code paths.
+type tuning struct {
+	// noOpenat2 uses the fallback resolver on kernels that have openat2.
+	noOpenat2 bool
+	// serial writes every file's content inline, as for an archive that is
+	// not a file.
+	serial bool
+}
+
+// readAtSeeker is an archive ExtractRootfs can read in parallel: an
+// *os.File (the blob store's) or a *bytes.Reader.
+type readAtSeeker interface {
+	io.ReaderAt
+	io.Seeker
+}
+
+// extract is ExtractRootfs.
+func extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions, tune tuning) (err error) {
 	root, err := os.OpenFile(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -95,22 +134,51 @@ func extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions,
 	defer root.Close()
 
 	x := &extractor{
-		ctx:        ctx,
-		opts:       opts,
-		dest:       dest,
-		root:       root,
-		seen:       make(map[string]bool),
-		dirs:       make(map[string]dirMeta),
-		src:        &errRecorder{r: r},
-		buf:        make([]byte, copyBufSize),
-		privileged: os.Geteuid() == 0,
-		noOpenat2:  noOpenat2,
+		ctx:         ctx,
+		opts:        opts,
+		dest:        dest,
+		root:        root,
+		seen:        make(map[string]bool),
+		dirCache:    make(map[string]cachedDir),
+		dirCacheMax: dirCacheSize(),
+		dirs:        make(map[string]dirMeta),
+		src:         &errRecorder{r: r},
+		privileged:  os.Geteuid() == 0,
+		euid:        os.Geteuid(),
+		egid:        os.Getegid(),
+		noOpenat2:   tune.noOpenat2,
 	}
-	defer x.dropParent()
-	tr := tar.NewReader(x.src)
+	if opts.Hash != nil {
+		x.hash = opts.Hash()
+	}
+	x.umask, x.umaskKnown = processUmask()
+	defer x.dropDirs()
+	var tarSrc io.Reader = x.src
+	if ra, ok := r.(readAtSeeker); ok && !tune.serial {
+		if start, serr := ra.Seek(0, io.SeekCurrent); serr == nil {
+			x.pos = newPosReader(ra, start, posBufSize)
+			x.src = &errRecorder{r: x.pos}
+			tarSrc = seekRecorder{errRecorder: x.src, s: x.pos}
+			x.startWorkers(ra)
+			// Every return waits for the workers: nothing is written
+			// into dest once extract has returned.
+			defer func() {
+				if err != nil {
+					x.fail(err) // the queued files are not worth writing
+				}
+				if werr := x.stopWorkers(); werr != nil && err == nil {
+					err = werr
+				}
+			}()
+		}
+	}
+	tr := tar.NewReader(tarSrc)
 	for {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("extract rootfs into %s: %w", dest, err)
+		}
+		if err := x.workerErr(); err != nil {
+			return err
 		}
 		hdr, err := nextHeader(tr)
 		if errors.Is(err, io.EOF) {
@@ -122,6 +190,9 @@ func extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions,
 		if err := x.entry(hdr, tr); err != nil {
 			return fmt.Errorf("extract rootfs entry %q: %w", hdr.Name, err)
 		}
+	}
+	if err := x.stopWorkers(); err != nil {
+		return err
 	}
 	if err := x.finish(); err != nil {
 		return fmt.Errorf("extract rootfs into %s: %w", dest, err)
@@ -159,20 +230,16 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return nil
 	}
 
-	parent, err := x.parentDir(rel)
+	parent, err := x.dir(path.Dir(rel), true)
 	if err != nil {
 		return fmt.Errorf("open parent directory: %w", err)
 	}
-	pfd, base := int(parent.Fd()), path.Base(rel)
+	pfd, base := int(parent.f.Fd()), path.Base(rel)
 	x.replaced = false
 	defer func() {
-		switch hdr.Typeflag {
-		case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse:
-			if !x.replaced {
-				return
-			}
+		if x.replaced {
+			x.dropDirs()
 		}
-		x.dropParent()
 	}()
 
 	if hdr.Typeflag != tar.TypeDir {
@@ -186,7 +253,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		// archive/tar reports old-style regular files ('\x00') as TypeReg.
 		// TypeCont ("contiguous file") is a regular file everywhere but on
 		// one long-gone Unix; archive/tar has already expanded sparse files.
-		err = x.writeFile(pfd, base, rel, hdr, r)
+		err = x.writeFile(parent, base, rel, hdr, r)
 	case tar.TypeSymlink:
 		err = x.symlink(pfd, base, rel, hdr)
 	case tar.TypeLink:
@@ -212,33 +279,81 @@ func checkID(what string, id int) error {
 	return nil
 }
 
-// parentDir returns the parent directory of the entry rel, resolved and
-// created as openDir does, from the cache when the previous entry had the
-// same parent. The entry at rel may replace what is there, so a cached
-// directory at rel or below it is dropped first: the names under rel are
-// resolved afresh.
-func (x *extractor) parentDir(rel string) (*os.File, error) {
-	if x.parent != nil && (x.parentRel == rel || strings.HasPrefix(x.parentRel, rel+"/")) {
-		x.dropParent()
-	}
-	dir := path.Dir(rel)
-	if x.parent != nil && x.parentRel == dir {
-		return x.parent, nil
-	}
-	x.dropParent()
-	f, err := x.openDir(dir, true)
-	if err != nil {
-		return nil, err
-	}
-	x.parentRel, x.parent = dir, f
-	return f, nil
+// cachedDir is a directory of the cache.
+type cachedDir struct {
+	f *os.File
+	// setgid: files created in it take its group, not the creator's. Only
+	// known with PreserveOwnership, the only case that needs it.
+	setgid bool
+	// umaskRules: files created in it get the mode asked for less the
+	// umask. Not so with a default ACL, which replaces the umask (and
+	// when it cannot be told).
+	umaskRules bool
 }
 
-func (x *extractor) dropParent() {
-	if x.parent != nil {
-		_ = x.parent.Close()
-		x.parent, x.parentRel = nil, ""
+// dir returns the directory rel, from the cache or resolved (and with
+// create, created) by openDir and then cached. The caller must not close
+// it.
+func (x *extractor) dir(rel string, create bool) (cachedDir, error) {
+	if d, ok := x.dirCache[rel]; ok {
+		return d, nil
 	}
+	f, err := x.openDir(rel, create)
+	if err != nil {
+		return cachedDir{}, err
+	}
+	d := cachedDir{f: f, setgid: true, umaskRules: x.umaskKnown && !hasDefaultACL(f)}
+	if x.opts.PreserveOwnership {
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err == nil {
+			d.setgid = st.Mode&unix.S_ISGID != 0
+		}
+	}
+	if len(x.dirCache) >= x.dirCacheMax {
+		for k, old := range x.dirCache { // any one: map order is random
+			_ = old.f.Close()
+			delete(x.dirCache, k)
+			break
+		}
+	}
+	x.dirCache[rel] = d
+	return d, nil
+}
+
+func (x *extractor) dropDirs() {
+	for k, d := range x.dirCache {
+		_ = d.f.Close()
+		delete(x.dirCache, k)
+	}
+}
+
+// hasDefaultACL reports whether the directory dir has a default ACL (or
+// whether that cannot be told): files created in it then get their mode
+// from it, not from the umask. dir may be an O_PATH descriptor, which the
+// f*xattr calls refuse; its /proc/self/fd link is followed instead.
+func hasDefaultACL(dir *os.File) bool {
+	_, err := unix.Getxattr("/proc/self/fd/"+strconv.Itoa(int(dir.Fd())), "system.posix_acl_default", nil)
+	return !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP)
+}
+
+// dirCacheSize is how many directories the cache may hold open: an eighth
+// of the descriptors the process may open, within [16, 1024].
+func dirCacheSize() int {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return 16
+	}
+	return int(min(max(rl.Cur/8, 16), 1024))
+}
+
+// removeAt is the package's removeAt, noting in x.replaced that something
+// was removed.
+func (x *extractor) removeAt(pfd int, base string) error {
+	removed, err := removeAt(pfd, base)
+	if removed {
+		x.replaced = true
+	}
+	return err
 }
 
 // openDir returns a handle on the directory rel (relative to dest, "." for
@@ -296,6 +411,8 @@ func (x *extractor) openDir(rel string, create bool) (*os.File, error) {
 
 // rootDir applies the metadata of the "rootfs/" entry to dest itself.
 func (x *extractor) rootDir(hdr *tar.Header) error {
+	// The cached handle on dest would keep its old group and mode.
+	x.dropDirs()
 	fd := int(x.root.Fd())
 	if x.opts.PreserveOwnership {
 		if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
@@ -327,10 +444,15 @@ func (x *extractor) mkdir(pfd int, base, rel string, hdr *tar.Header) error {
 	if exists && st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		// A directory over a non-directory (a symlink to a directory
 		// included) replaces it.
-		if err := removeAt(pfd, base); err != nil {
+		if err := x.removeAt(pfd, base); err != nil {
 			return fmt.Errorf("replace %s with a directory: %w", rel, err)
 		}
 		exists = false
+	}
+	if exists {
+		// Its owner, mode and xattrs change below: what the cache knows
+		// of it would be stale.
+		x.replaced = true
 	}
 	if !exists {
 		// Owner-only until finish applies the real mode, so a read-only
@@ -355,110 +477,60 @@ func (x *extractor) mkdir(pfd int, base, rel string, hdr *tar.Header) error {
 	return nil
 }
 
-func (x *extractor) writeFile(pfd int, base, rel string, hdr *tar.Header, r io.Reader) (err error) {
+func (x *extractor) writeFile(parent cachedDir, base, rel string, hdr *tar.Header, r io.Reader) error {
 	// O_EXCL|O_NOFOLLOW: whatever is at the name (from an earlier layer,
 	// or an attack) is never written through. If something is there, it
 	// is removed and the create tried once more; anything found then is a
 	// race, and an error. Read-write only so that opts.Content can read
 	// the file back.
 	const flags = unix.O_RDWR | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	fd, err := unix.Openat(pfd, base, flags, 0o600)
+	j := fileJob{rel: rel, hdr: hdr, chmod: true, chown: x.opts.PreserveOwnership}
+	if j.chown && hdr.Uid == x.euid && hdr.Gid == x.egid && !parent.setgid {
+		j.chown = false // created with that owner
+	}
+	createMode := uint32(0o600)
+	if perm := entryPerm(hdr); parent.umaskRules && perm&^0o777 == 0 && perm&x.umask == 0 {
+		// Created with its mode: the umask leaves it whole, and there is
+		// no setuid or setgid bit for chown to clear. The descriptor is
+		// writable whatever the mode says.
+		createMode, j.chmod = perm, false
+	}
+	pfd := int(parent.f.Fd())
+	fd, err := unix.Openat(pfd, base, flags, createMode)
 	if errors.Is(err, unix.EEXIST) {
-		x.replaced = true
-		if err := removeAt(pfd, base); err != nil {
+		if err := x.removeAt(pfd, base); err != nil {
 			return fmt.Errorf("replace %s: %w", rel, err)
 		}
-		fd, err = unix.Openat(pfd, base, flags, 0o600)
+		fd, err = unix.Openat(pfd, base, flags, createMode)
 	}
 	if err != nil {
 		return sysErr("openat", rel, err)
 	}
-	f := os.NewFile(uintptr(fd), rel)
-	defer func() {
-		if f == nil {
-			return // handed to opts.Content
-		}
-		if cerr := f.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close %s: %w", rel, cerr)
-		}
-	}()
-	if err := x.copySparse(f, r); err != nil {
-		return err
+	j.fd = fd
+	if x.files != nil && contiguous(hdr) {
+		// The content lies in the archive file at the reader's position:
+		// a worker reads it from there, and the tar reader seeks past it.
+		j.off = x.pos.pos
+		x.files <- j
+		return nil
 	}
-	if x.opts.PreserveOwnership {
-		if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
-			return sysErr("fchown", rel, err)
-		}
+	// Without a worker (an archive that is not a file, or a sparse entry,
+	// whose content archive/tar reassembles): inline, from the tar reader.
+	if x.buf == nil {
+		x.buf = make([]byte, copyBufSize)
 	}
-	// After chown, which clears the setuid and setgid bits.
-	if err := unix.Fchmod(fd, entryPerm(hdr)); err != nil {
-		return sysErr("fchmod", rel, err)
+	err = x.fillFile(j, r, x.buf, x.hash, x.src)
+	if cerr := unix.Close(fd); cerr != nil && err == nil {
+		err = sysErr("close", rel, cerr)
 	}
-	if err := x.setXattrs(hdr, rel, func(name string, val []byte) error {
-		return unix.Fsetxattr(fd, name, val, 0)
-	}); err != nil {
-		return err
-	}
-	if err := x.setTimes(pfd, base, rel, hdr); err != nil {
-		return err
-	}
-	if x.opts.Content != nil {
-		x.opts.Content(f)
-		f = nil
-	}
-	return nil
-}
-
-// copySparse copies the entry's content into f, seeking over zero blocks
-// instead of writing them, and sets the final size.
-func (x *extractor) copySparse(f *os.File, r io.Reader) error {
-	var off int64
-	for {
-		if err := x.ctx.Err(); err != nil {
-			return err
-		}
-		n, rerr := fill(r, x.buf)
-		chunk := x.buf[:n]
-		for len(chunk) > 0 {
-			// Gather a run of data blocks and write it in one call.
-			end := 0
-			for end < len(chunk) {
-				blk := chunk[end:min(end+holeBlock, len(chunk))]
-				if bytes.Equal(blk, zeroBlock[:len(blk)]) {
-					break
-				}
-				end += len(blk)
-			}
-			if end > 0 {
-				if _, err := f.WriteAt(chunk[:end], off); err != nil {
-					return fmt.Errorf("write content: %w", err)
-				}
-				off += int64(end)
-				chunk = chunk[end:]
-				continue
-			}
-			blk := min(holeBlock, len(chunk))
-			off += int64(blk)
-			chunk = chunk[blk:]
-		}
-		if errors.Is(rerr, io.EOF) {
-			break
-		}
-		if rerr != nil {
-			return classifyTarError("read content", x.src, rerr)
-		}
-	}
-	if err := f.Truncate(off); err != nil {
-		return fmt.Errorf("set size: %w", err)
-	}
-	return nil
+	return err
 }
 
 func (x *extractor) symlink(pfd int, base, rel string, hdr *tar.Header) error {
 	if hdr.Linkname == "" {
 		return errdefs.InvalidArgument("symlink with an empty target")
 	}
-	if err := removeAt(pfd, base); err != nil {
+	if err := x.removeAt(pfd, base); err != nil {
 		return fmt.Errorf("replace %s: %w", rel, err)
 	}
 	// The target is data: it is only ever interpreted inside the pod's
@@ -498,11 +570,15 @@ func (x *extractor) hardlink(pfd int, base, rel string, hdr *tar.Header) error {
 	// The target is looked up in root like any path, so a symlink planted
 	// since cannot redirect it to the host; linkat without
 	// AT_SYMLINK_FOLLOW never follows its last component.
-	tparent, err := x.openDir(path.Dir(trel), false)
-	if err != nil {
-		return fmt.Errorf("open hardlink target directory: %w", err)
+	// Not x.dir, which may close the entry's parent to make room.
+	tparent := x.dirCache[path.Dir(trel)].f
+	if tparent == nil {
+		tparent, err = x.openDir(path.Dir(trel), false)
+		if err != nil {
+			return fmt.Errorf("open hardlink target directory: %w", err)
+		}
+		defer tparent.Close()
 	}
-	defer tparent.Close()
 	tfd, tbase := int(tparent.Fd()), path.Base(trel)
 	st, exists, err := lstatAt(tfd, tbase)
 	if err != nil {
@@ -517,7 +593,7 @@ func (x *extractor) hardlink(pfd int, base, rel string, hdr *tar.Header) error {
 	if cur, exists, err := lstatAt(pfd, base); err == nil && exists && cur.Dev == st.Dev && cur.Ino == st.Ino {
 		return nil // already the same file
 	}
-	if err := removeAt(pfd, base); err != nil {
+	if err := x.removeAt(pfd, base); err != nil {
 		return fmt.Errorf("replace %s: %w", rel, err)
 	}
 	if err := unix.Linkat(tfd, tbase, pfd, base, 0); err != nil {
@@ -545,7 +621,7 @@ func (x *extractor) mknod(pfd int, base, rel string, hdr *tar.Header) error {
 	default:
 		kind = unix.S_IFIFO
 	}
-	if err := removeAt(pfd, base); err != nil {
+	if err := x.removeAt(pfd, base); err != nil {
 		return fmt.Errorf("replace %s: %w", rel, err)
 	}
 	if err := unix.Mknodat(pfd, base, kind|0o600, int(dev)); err != nil {
@@ -584,16 +660,14 @@ func (x *extractor) finish() error {
 			}
 			continue
 		}
-		parent, err := x.openDir(path.Dir(rel), false)
+		parent, err := x.dir(path.Dir(rel), false)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("set metadata of directory %s: %w", rel, err)
 		}
-		err = x.finishDir(int(parent.Fd()), path.Base(rel), rel, m)
-		parent.Close()
-		if err != nil {
+		if err := x.finishDir(int(parent.f.Fd()), path.Base(rel), rel, m); err != nil {
 			return err
 		}
 	}
@@ -697,18 +771,22 @@ func lstatAt(pfd int, base string) (st unix.Stat_t, exists bool, err error) {
 
 // removeAt removes pfd/base whatever it is, a whole directory tree
 // included, never following a symlink: every step is relative to a
-// directory fd opened with O_NOFOLLOW. A missing name is not an error.
-func removeAt(pfd int, base string) error {
-	err := unix.Unlinkat(pfd, base, 0)
-	if err == nil || errors.Is(err, unix.ENOENT) {
-		return nil
+// directory fd opened with O_NOFOLLOW. A missing name is not an error;
+// removed says whether there was something.
+func removeAt(pfd int, base string) (removed bool, err error) {
+	err = unix.Unlinkat(pfd, base, 0)
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
 	}
 	if !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EPERM) {
-		return sysErr("unlinkat", base, err)
+		return false, sysErr("unlinkat", base, err)
 	}
 	fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return sysErr("openat", base, err)
+		return false, sysErr("openat", base, err)
 	}
 	dir := os.NewFile(uintptr(fd), base)
 	defer dir.Close()
@@ -719,17 +797,17 @@ func removeAt(pfd int, base string) error {
 	// reading a directory may make some filesystems skip names.
 	names, err := dir.Readdirnames(-1)
 	if err != nil {
-		return fmt.Errorf("list %s: %w", base, err)
+		return true, fmt.Errorf("list %s: %w", base, err)
 	}
 	for _, n := range names {
-		if err := removeAt(fd, n); err != nil {
-			return err
+		if _, err := removeAt(fd, n); err != nil {
+			return true, err
 		}
 	}
 	if err := unix.Unlinkat(pfd, base, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
-		return sysErr("rmdir", base, err)
+		return true, sysErr("rmdir", base, err)
 	}
-	return nil
+	return true, nil
 }
 
 // sysErr wraps a failed syscall on name, marking a refusal for lack of

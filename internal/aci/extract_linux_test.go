@@ -4,12 +4,14 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
-	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,6 +42,18 @@ func newEscapeFixture(t testing.TB) escapeFixture {
 		t.Fatal(err)
 	}
 	return fx
+}
+
+// reset empties dest.
+func (fx escapeFixture) reset(t testing.TB) {
+	t.Helper()
+	makeWritable(fx.dest)
+	if err := os.RemoveAll(fx.dest); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(fx.dest, 0o755); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // check fails the test when anything outside dest changed: base must hold
@@ -266,7 +280,7 @@ func TestExtractRootfsEscapes(t *testing.T) {
 			t.Run(res.name+"/"+tt.name, func(t *testing.T) {
 				fx := newEscapeFixture(t)
 				tb := buildTar(t, tt.ents(fx)...)
-				err := extract(context.Background(), bytes.NewReader(tb), fx.dest, ExtractOptions{}, res.noOpenat2)
+				err := extract(context.Background(), bytes.NewReader(tb), fx.dest, ExtractOptions{}, tuning{noOpenat2: res.noOpenat2})
 				if tt.wantErr {
 					if err == nil {
 						t.Fatal("hostile archive extracted without error")
@@ -661,43 +675,61 @@ func statOwner(t testing.TB, p string) (uid, gid uint32) {
 	return st.Uid, st.Gid
 }
 
-// TestExtractRootfsContent: Content gets every regular file once, readable
-// from the start with its whole content, and hardlinks, symlinks and
-// directories not at all; each descriptor is its own to close.
+// TestExtractRootfsContent: Content gets every regular file once, open,
+// with its whole content and its digest, and hardlinks, symlinks and
+// directories not at all; serially and with workers alike.
 func TestExtractRootfsContent(t *testing.T) {
-	dest := t.TempDir()
-	got := map[string]string{}
-	opts := ExtractOptions{Content: func(f *os.File) {
-		defer f.Close()
-		b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<20))
-		if err != nil {
-			t.Errorf("read %s: %v", f.Name(), err)
-		}
-		if _, dup := got[f.Name()]; dup {
-			t.Errorf("%s given twice", f.Name())
-		}
-		got[f.Name()] = string(b)
-	}}
 	sparse := "x" + strings.Repeat("\x00", 3*holeBlock) + "y"
-	err := extractEnts(t, dest, opts,
+	large := strings.Repeat("0123456789abcdef", copyBufSize/16) + "tail"
+	tb := buildTar(t,
 		dirEnt("rootfs/bin", 0o755),
 		fileEnt("rootfs/bin/sh", "#!shell\n"),
 		fileEnt("rootfs/sparse", sparse),
+		fileEnt("rootfs/large", large),
 		fileEnt("rootfs/empty", ""),
 		hardlinkEnt("rootfs/bin/sh2", "rootfs/bin/sh"),
 		symlinkEnt("rootfs/link", "bin/sh"),
 	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"bin/sh": "#!shell\n", "sparse": sparse, "empty": ""}
-	if len(got) != len(want) {
-		t.Errorf("Content got %d files, want %d: %v", len(got), len(want), got)
-	}
-	for name, body := range want {
-		if got[name] != body {
-			t.Errorf("Content of %s = %q, want %q", name, got[name], body)
-		}
+	want := map[string]string{"bin/sh": "#!shell\n", "sparse": sparse, "large": large, "empty": ""}
+	for _, tt := range []struct {
+		name string
+		tune tuning
+	}{{name: "workers"}, {name: "serial", tune: tuning{serial: true}}} {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			got := map[string]string{}
+			digests := map[string][]byte{}
+			opts := ExtractOptions{Hash: sha256.New, Content: func(f WrittenFile) {
+				// Not os.NewFile: its finalizer would close the
+				// descriptor again, after extraction has.
+				b := make([]byte, 1<<20)
+				n, err := unix.Pread(f.Fd, b, 0)
+				b = b[:max(n, 0)]
+				if err != nil {
+					t.Errorf("read %s: %v", f.Path, err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if _, dup := got[f.Path]; dup {
+					t.Errorf("%s given twice", f.Path)
+				}
+				got[f.Path], digests[f.Path] = string(b), f.Digest
+			}}
+			if err := extract(context.Background(), bytes.NewReader(tb), t.TempDir(), opts, tt.tune); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Errorf("Content got %d files, want %d: %v", len(got), len(want), slices.Collect(maps.Keys(got)))
+			}
+			for name, body := range want {
+				if got[name] != body {
+					t.Errorf("Content of %s: %d bytes, want %d", name, len(got[name]), len(body))
+				}
+				if sum := sha256.Sum256([]byte(body)); !bytes.Equal(digests[name], sum[:]) {
+					t.Errorf("digest of %s = %x, want %x", name, digests[name], sum)
+				}
+			}
+		})
 	}
 }
 

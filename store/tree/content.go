@@ -5,28 +5,24 @@ import (
 	"crypto/sha512"
 	"fmt"
 	"hash"
-	"io"
-	"os"
-	"runtime"
 	"sync"
+
+	"github.com/nosecone/nscn/internal/aci"
 )
 
-// contentHasher hashes the content of the files extraction writes, on
-// worker goroutines, while extraction goes on: rendering then needs no
-// second pass over the file contents (hashRootfs takes the digests from
-// here), and on a machine with several cores the hashing overlaps the
-// extraction instead of following it.
+// contentHasher collects the digests of the files extraction writes:
+// extraction hashes each file's content from the data it writes, on its
+// worker goroutines, so rendering needs no second pass over the file
+// contents (hashRootfs takes the digests from here).
 //
 // Digests are keyed by device and inode. Extraction only writes a file's
-// content when it creates the file, and a worker holds the file open until
-// it has recorded its digest, so an inode number cannot be reused by a
-// later file before its digest is in; a reused number then overwrites the
-// entry with the new file's digest. hashRootfs checks the size too, and
-// reads a file itself when it has no digest for it.
+// content when it creates the file, and calls add before it closes the
+// file, so an inode number cannot be reused by a later file before its
+// digest is in; a reused number then overwrites the entry with the new
+// file's digest. hashRootfs checks the size too, and reads a file itself
+// when it has no digest for it.
 type contentHasher struct {
 	newHash func() hash.Hash
-	files   chan *os.File
-	wg      sync.WaitGroup
 
 	mu      sync.Mutex
 	digests map[[2]uint64]contentDigest
@@ -57,54 +53,25 @@ type contentDigest struct {
 	digest []byte
 }
 
-// newContentHasher starts one worker per processor Go may use, hashing
-// with newHash.
 func newContentHasher(newHash func() hash.Hash) *contentHasher {
-	h := &contentHasher{
-		newHash: newHash,
-		files:   make(chan *os.File, 64),
-		digests: map[[2]uint64]contentDigest{},
-	}
-	for range runtime.GOMAXPROCS(0) {
-		h.wg.Go(h.work)
-	}
-	return h
+	return &contentHasher{newHash: newHash, digests: map[[2]uint64]contentDigest{}}
 }
 
-// add queues f, which add's caller gives up, for hashing. It is
-// aci.ExtractOptions.Content.
-func (h *contentHasher) add(f *os.File) { h.files <- f }
+// add records the digest of f. It is aci.ExtractOptions.Content, with
+// newHash as aci.ExtractOptions.Hash.
+func (h *contentHasher) add(f aci.WrittenFile) {
+	id, size, err := fdID(f.Fd)
+	if err != nil || f.Digest == nil {
+		return // hashRootfs reads the file itself
+	}
+	h.mu.Lock()
+	h.digests[id] = contentDigest{size: size, digest: f.Digest}
+	h.mu.Unlock()
+}
 
-// done waits for the queued files and returns the digests. A file that
-// could not be read has none.
+// done returns the digests. A file that could not be identified has none.
 func (h *contentHasher) done() map[[2]uint64]contentDigest {
-	close(h.files)
-	h.wg.Wait()
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	return h.digests
-}
-
-func (h *contentHasher) work() {
-	buf := make([]byte, 256<<10)
-	for f := range h.files {
-		if id, d, ok := digestFile(f, h.newHash(), buf); ok {
-			h.mu.Lock()
-			h.digests[id] = d
-			h.mu.Unlock()
-		}
-		// Only now may the inode be freed and its number reused.
-		_ = f.Close()
-	}
-}
-
-// digestFile hashes f from its start, whatever its offset.
-func digestFile(f *os.File, s hash.Hash, buf []byte) (id [2]uint64, d contentDigest, ok bool) {
-	id, size, err := fileID(f)
-	if err != nil {
-		return id, d, false
-	}
-	n, err := io.CopyBuffer(s, io.NewSectionReader(f, 0, size), buf)
-	if err != nil || n != size {
-		return id, d, false
-	}
-	return id, contentDigest{size: size, digest: s.Sum(nil)}, true
 }

@@ -12,8 +12,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,48 +36,201 @@ import (
 // known holds content digests already computed, by device and inode (see
 // contentHasher); a regular file of the same size found there is not read
 // again. It may be nil.
+//
+// The records are made in parallel: this goroutine lists the directories
+// in walk order (the listing says which entries are directories) and cuts
+// the entries into batches; workers stat, read and encode a batch each;
+// the batches are hashed in order. The result is the serial walk's.
 func hashRootfs(ctx context.Context, rootfs, algo string, known map[[2]uint64]contentDigest) (string, error) {
 	newHash, err := hashFunc(algo)
 	if err != nil {
 		return "", err
 	}
-	w := &hashWalker{
-		ctx:     ctx,
-		root:    rootfs,
-		newHash: newHash,
-		sum:     newHash(),
-		content: map[[2]uint64][]byte{},
-		known:   known,
-		buf:     make([]byte, 256<<10),
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Both queues hold batches in walk order; a batch goes to work before
+	// order, so every batch the hashing loop waits for reaches a worker.
+	work := make(chan *walkBatch, walkQueue)
+	order := make(chan *walkBatch, walkQueue)
+	sh := &walkShared{root: rootfs, newHash: newHash, known: known, content: map[[2]uint64][]byte{}}
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			w := &hashWalker{walkShared: sh}
+			for b := range work {
+				if b.err = ctx.Err(); b.err == nil {
+					b.err = w.records(ctx, b)
+				}
+				close(b.done)
+			}
+		})
 	}
-	if err := w.walk("."); err != nil {
-		return "", fmt.Errorf("hash tree: %w", err)
+	var listErr error
+	go func() {
+		defer close(order)
+		defer close(work)
+		l := &lister{ctx: ctx, root: rootfs, work: work, order: order, cur: newWalkBatch()}
+		listErr = l.list()
+	}()
+	sum := newHash()
+	var walkErr error
+	for b := range order {
+		if walkErr != nil {
+			continue // drain
+		}
+		<-b.done
+		if b.err != nil {
+			walkErr = b.err
+			cancel()
+			continue
+		}
+		sum.Write(b.rec)
 	}
-	return algo + "-" + hex.EncodeToString(w.sum.Sum(nil)), nil
+	wg.Wait()
+	if walkErr == nil {
+		walkErr = listErr // read after order is closed, which the lister does last
+	}
+	if walkErr != nil {
+		return "", fmt.Errorf("hash tree: %w", walkErr)
+	}
+	return algo + "-" + hex.EncodeToString(sum.Sum(nil)), nil
 }
 
-type hashWalker struct {
-	ctx     context.Context
-	root    string
-	newHash func() hash.Hash
-	sum     hash.Hash
-	// content caches file digests by device and inode, so the names of a
-	// hardlinked file are read once.
-	content map[[2]uint64][]byte
-	known   map[[2]uint64]contentDigest
-	buf     []byte
-	scratch []byte   // a field's length prefix
-	numBuf  [20]byte // a number's decimal digits
+const (
+	// walkBatchSize is how many entries a worker encodes at a time:
+	// enough that handing batches around costs little next to the
+	// system calls of their entries.
+	walkBatchSize = 64
+	// walkQueue bounds the batches listed ahead of the hashing.
+	walkQueue = 64
+)
+
+// walkEntry is an entry of the tree as its directory listing shows it.
+type walkEntry struct {
+	rel   string
+	isDir bool
 }
 
-func (w *hashWalker) walk(rel string) error {
-	if err := w.ctx.Err(); err != nil {
+type walkBatch struct {
+	ents []walkEntry
+	rec  []byte        // the entries' records, filled by a worker
+	err  error         // the worker's
+	done chan struct{} // closed when rec or err is set
+}
+
+func newWalkBatch() *walkBatch {
+	return &walkBatch{ents: make([]walkEntry, 0, walkBatchSize), done: make(chan struct{})}
+}
+
+// lister lists the tree in walk order: an entry, then (for a directory)
+// its entries sorted by name, depth first.
+type lister struct {
+	ctx         context.Context
+	root        string
+	work, order chan<- *walkBatch
+	cur         *walkBatch
+}
+
+func (l *lister) list() error {
+	if err := l.add(walkEntry{rel: ".", isDir: true}); err != nil {
 		return err
 	}
+	if err := l.dir("."); err != nil {
+		return err
+	}
+	return l.flush()
+}
+
+func (l *lister) dir(rel string) error {
+	if err := l.ctx.Err(); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(filepath.Join(l.root, rel)) // sorted by name
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		child := walkEntry{rel: path.Join(rel, e.Name()), isDir: e.IsDir()}
+		if err := l.add(child); err != nil {
+			return err
+		}
+		if child.isDir {
+			if err := l.dir(child.rel); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (l *lister) add(e walkEntry) error {
+	l.cur.ents = append(l.cur.ents, e)
+	if len(l.cur.ents) < walkBatchSize {
+		return nil
+	}
+	return l.flush()
+}
+
+func (l *lister) flush() error {
+	b := l.cur
+	if len(b.ents) == 0 {
+		return nil
+	}
+	l.cur = newWalkBatch()
+	for _, q := range []chan<- *walkBatch{l.work, l.order} {
+		select {
+		case q <- b:
+		case <-l.ctx.Done():
+			return l.ctx.Err()
+		}
+	}
+	return nil
+}
+
+// walkShared is what the workers of one walk share.
+type walkShared struct {
+	root    string
+	newHash func() hash.Hash
+	known   map[[2]uint64]contentDigest // read only
+	// content caches the digests of files with several names, by device
+	// and inode, so that a hardlinked file is read once (or, when two
+	// workers meet its names at once, twice: the digest is the same).
+	mu      sync.Mutex
+	content map[[2]uint64][]byte
+}
+
+// hashWalker is a worker's state.
+type hashWalker struct {
+	*walkShared
+	rec    []byte   // the batch's records being encoded
+	buf    []byte   // for reading file contents
+	numBuf [20]byte // a number's decimal digits
+}
+
+// records encodes the entries of b into b.rec.
+func (w *hashWalker) records(ctx context.Context, b *walkBatch) error {
+	w.rec = b.rec[:0]
+	for _, e := range b.ents {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := w.entry(e); err != nil {
+			return err
+		}
+	}
+	b.rec, w.rec = w.rec, nil
+	return nil
+}
+
+func (w *hashWalker) entry(e walkEntry) error {
+	rel := e.rel
 	full := filepath.Join(w.root, rel)
 	var st unix.Stat_t
 	if err := unix.Lstat(full, &st); err != nil {
 		return &os.PathError{Op: "lstat", Path: rel, Err: err}
+	}
+	if (st.Mode&unix.S_IFMT == unix.S_IFDIR) != e.isDir {
+		return fmt.Errorf("%s: changed while the tree was hashed", rel)
 	}
 	w.field([]byte(rel))
 	w.field([]byte{typeChar(st.Mode)})
@@ -100,44 +255,39 @@ func (w *hashWalker) walk(rel string) error {
 		w.num(uint64(unix.Major(st.Rdev)))
 		w.num(uint64(unix.Minor(st.Rdev)))
 	}
-	if err := w.xattrs(full, rel); err != nil {
-		return err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return nil
-	}
-	ents, err := os.ReadDir(full) // sorted by name
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if err := w.walk(path.Join(rel, e.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
+	return w.xattrs(full, rel)
 }
 
 func (w *hashWalker) fileDigest(full, rel string, st *unix.Stat_t) ([]byte, error) {
 	id := [2]uint64{st.Dev, st.Ino}
-	if d, ok := w.content[id]; ok {
-		return d, nil
-	}
 	if k, ok := w.known[id]; ok && k.size == st.Size {
 		return k.digest, nil
+	}
+	if st.Nlink > 1 {
+		w.mu.Lock()
+		d, ok := w.content[id]
+		w.mu.Unlock()
+		if ok {
+			return d, nil
+		}
 	}
 	f, err := os.OpenFile(full, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if w.buf == nil {
+		w.buf = make([]byte, 256<<10)
+	}
 	h := w.newHash()
 	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, w.buf); err != nil {
 		return nil, fmt.Errorf("read %s: %w", rel, err)
 	}
 	d := h.Sum(nil)
 	if st.Nlink > 1 {
+		w.mu.Lock()
 		w.content[id] = d
+		w.mu.Unlock()
 	}
 	return d, nil
 }
@@ -210,10 +360,10 @@ func getXattr(p, name string) ([]byte, error) {
 	}
 }
 
+// field appends b to the record, prefixed with its length.
 func (w *hashWalker) field(b []byte) {
-	w.scratch = binary.AppendUvarint(w.scratch[:0], uint64(len(b)))
-	w.sum.Write(w.scratch)
-	w.sum.Write(b)
+	w.rec = binary.AppendUvarint(w.rec, uint64(len(b)))
+	w.rec = append(w.rec, b...)
 }
 
 func (w *hashWalker) num(v uint64) {

@@ -27,6 +27,11 @@ type fakeSource struct {
 	byName map[string]string     // name -> ID
 	opens  map[string]int        // OpenImage calls per ID
 	delay  time.Duration         // OpenImage sleeps this long, to widen races
+	// serial makes OpenImage return a plain stream, which extraction
+	// reads serially, instead of a file-like reader (io.ReaderAt and
+	// io.Seeker, as the blob store's files are), whose contents it hands
+	// to workers.
+	serial bool
 }
 
 var _ Source = (*fakeSource)(nil)
@@ -45,6 +50,7 @@ type member struct {
 	name   string // rootfs-relative, no leading slash; a trailing slash makes a directory
 	body   string
 	link   string // symlink target
+	hard   string // hardlink target, rootfs-relative
 	mode   int64
 	uid    int
 	gid    int
@@ -90,6 +96,8 @@ func (f *fakeSource) add(t testing.TB, name string, deps []types.Dependency, whi
 	for _, mem := range members {
 		hdr := &tar.Header{Name: "rootfs/" + mem.name, Mode: mem.mode, Uid: mem.uid, Gid: mem.gid}
 		switch {
+		case mem.hard != "":
+			hdr.Typeflag, hdr.Linkname = tar.TypeLink, "rootfs/"+mem.hard
 		case mem.link != "":
 			hdr.Typeflag, hdr.Linkname, hdr.Mode = tar.TypeSymlink, mem.link, 0o777
 		case strings.HasSuffix(mem.name, "/"):
@@ -121,7 +129,7 @@ func (f *fakeSource) OpenImage(ctx context.Context, id string) (io.ReadCloser, e
 	f.mu.Lock()
 	im, ok := f.images[id]
 	f.opens[id]++
-	delay := f.delay
+	delay, serial := f.delay, f.serial
 	f.mu.Unlock()
 	if !ok {
 		return nil, errdefs.NotFound("image %s not found", id)
@@ -133,7 +141,22 @@ func (f *fakeSource) OpenImage(ctx context.Context, id string) (io.ReadCloser, e
 			return nil, ctx.Err()
 		}
 	}
-	return io.NopCloser(bytes.NewReader(im.tar)), nil
+	if serial {
+		return io.NopCloser(struct{ io.Reader }{bytes.NewReader(im.tar)}), nil
+	}
+	return fileLike{bytes.NewReader(im.tar)}, nil
+}
+
+// fileLike is an in-memory image that reads like a blob store file.
+type fileLike struct{ *bytes.Reader }
+
+func (fileLike) Close() error { return nil }
+
+// truncate cuts the stored tar of an image after n bytes: a corrupt blob.
+func (f *fakeSource) truncate(id string, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.images[id].tar = f.images[id].tar[:n]
 }
 
 func (f *fakeSource) Manifest(_ context.Context, id string) (*schema.ImageManifest, error) {

@@ -104,11 +104,11 @@ func syncFS(dir string) error {
 	return nil
 }
 
-// fileID returns the device and inode of f, and its size.
-func fileID(f *os.File) ([2]uint64, int64, error) {
+// fdID returns the device and inode of fd, and its size.
+func fdID(fd int) ([2]uint64, int64, error) {
 	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return [2]uint64{}, 0, &os.PathError{Op: "fstat", Path: f.Name(), Err: err}
+	if err := unix.Fstat(fd, &st); err != nil {
+		return [2]uint64{}, 0, &os.PathError{Op: "fstat", Err: err}
 	}
 	return [2]uint64{st.Dev, st.Ino}, st.Size, nil
 }

@@ -5,7 +5,6 @@ package tree
 import (
 	"context"
 	"errors"
-	"os"
 
 	"github.com/nosecone/nscn/internal/errdefs"
 )
@@ -28,4 +27,4 @@ func hashRootfs(context.Context, string, string, map[[2]uint64]contentDigest) (s
 	return "", errUnsupported
 }
 
-func fileID(*os.File) ([2]uint64, int64, error) { return [2]uint64{}, 0, errUnsupported }
+func fdID(int) ([2]uint64, int64, error) { return [2]uint64{}, 0, errUnsupported }

@@ -157,7 +157,7 @@ func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer)
 		return nil, fmt.Errorf("render tree %s: %w", key, err)
 	}
 	hasher := newContentHasher(newHash)
-	err = s.extractLayers(ctx, layers, rootfs, hasher.add)
+	err = s.extractLayers(ctx, layers, rootfs, hasher)
 	known := hasher.done()
 	if err != nil {
 		return nil, fmt.Errorf("render tree %s: %w", key, err)
@@ -220,8 +220,9 @@ func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer)
 }
 
 // extractLayers extracts the layers of a plan, in order, into rootfs,
-// giving content each regular file written (aci.ExtractOptions.Content).
-func (s *Store) extractLayers(ctx context.Context, layers []Layer, rootfs string, content func(*os.File)) error {
+// recording the digest of each regular file written in content unless it
+// is nil.
+func (s *Store) extractLayers(ctx context.Context, layers []Layer, rootfs string, content *contentHasher) error {
 	for i, l := range layers {
 		if err := s.extractLayer(ctx, l, rootfs, content); err != nil {
 			return fmt.Errorf("layer %d of %d, image %s (%s): %w", i+1, len(layers), l.Name, l.ImageID, err)
@@ -230,13 +231,16 @@ func (s *Store) extractLayers(ctx context.Context, layers []Layer, rootfs string
 	return nil
 }
 
-func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string, content func(*os.File)) error {
+func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string, content *contentHasher) error {
 	rc, err := s.src.OpenImage(ctx, l.ImageID)
 	if err != nil {
 		return fmt.Errorf("open image: %w", err)
 	}
 	defer rc.Close()
-	opts := aci.ExtractOptions{PreserveOwnership: s.preserve, Content: content}
+	opts := aci.ExtractOptions{PreserveOwnership: s.preserve}
+	if content != nil {
+		opts.Hash, opts.Content = content.newHash, content.add
+	}
 	if len(l.Whitelists) > 0 {
 		opts.Filter = l.Admits
 	}

@@ -1,10 +1,12 @@
 package tree
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -283,6 +285,21 @@ func TestRender(t *testing.T) {
 			want: []string{"/a=a", "/b=b", "/c1=c", "/lib/", "/lib/x=c"},
 		},
 		{
+			name: "hardlinks, symlinks, modes and xattrs over a dependency",
+			build: func(t *testing.T, src *fakeSource) string {
+				src.add(t, "example.com/base", nil, nil,
+					dir("bin"), file("bin/busybox", "bb"), member{name: "bin/sh", hard: "bin/busybox"},
+					member{name: "bin/ls", hard: "bin/busybox"}, file("etc", "a file, then a directory"),
+					member{name: "secret", body: "s", mode: 0o400}, symlink("lib", "usr/lib"))
+				return src.add(t, "example.com/app", depOn("example.com/base"), nil,
+					dir("etc"), member{name: "etc/conf", body: "c", mode: 0o640, xattrs: map[string]string{"user.nscn": "v"}},
+					member{name: "etc/conf2", hard: "etc/conf"}, file("bin/ls", "not busybox any more"),
+					member{name: "run", body: "r", mode: 0o755}, member{name: "big", body: strings.Repeat("big content ", 100000), mode: 0o644})
+			},
+			want: []string{"/big=" + strings.Repeat("big content ", 100000), "/bin/", "/bin/busybox=bb", "/bin/ls=not busybox any more",
+				"/bin/sh=bb", "/etc/", "/etc/conf2=c", "/etc/conf=c", "/lib@usr/lib", "/run=r", "/secret=s"},
+		},
+		{
 			name: "diamond: the shared dependency is filtered differently on each path",
 			build: func(t *testing.T, src *fakeSource) string {
 				src.add(t, "example.com/d", nil, nil, file("d1", "d"), file("d2", "d"), file("shared", "d"))
@@ -297,15 +314,67 @@ func TestRender(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			src := newFakeSource()
-			top := tt.build(t, src)
-			s := newTestStore(t, src)
-			tr, err := s.Render(context.Background(), top)
-			if err != nil {
-				t.Fatalf("Render: %v", err)
+			var (
+				hashes []string
+				times  []map[string]time.Time
+			)
+			for _, serial := range []bool{false, true} {
+				tr := testRender(t, tt.build, tt.want, serial)
+				hashes = append(hashes, tr.Hash)
+				times = append(times, fileTimes(t, tr.Rootfs))
 			}
-			if got := contents(t, tr.Rootfs); !slices.Equal(got, tt.want) {
-				t.Fatalf("rendered\n  %v\nwant\n  %v", got, tt.want)
+			if hashes[0] != hashes[1] {
+				t.Errorf("extraction with workers gives hash %s, serial %s", hashes[0], hashes[1])
+			}
+			if !maps.Equal(times[0], times[1]) {
+				t.Errorf("extraction with workers gives file times %v, serial %v", times[0], times[1])
+			}
+		})
+	}
+}
+
+// fileTimes returns the modification times of what is not a directory in
+// rootfs, by path. (Directories made for entries without one of their
+// own get the time of their creation.)
+func fileTimes(t *testing.T, rootfs string) map[string]time.Time {
+	t.Helper()
+	out := map[string]time.Time{}
+	err := filepath.WalkDir(rootfs, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out[p[len(rootfs):]] = fi.ModTime()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// testRender renders the image build makes, extracting with workers or
+// serially, checks the result and returns the tree.
+func testRender(t *testing.T, build func(t *testing.T, src *fakeSource) string, want []string, serial bool) *Tree {
+	t.Helper()
+	src := newFakeSource()
+	src.serial = serial
+	top := build(t, src)
+	s := newTestStore(t, src)
+	tr, err := s.Render(context.Background(), top)
+	if err != nil {
+		t.Fatalf("Render: %v", err)
+	}
+	if ref, err := referenceHash(context.Background(), tr.Rootfs, contentAlgo, nil); err != nil || ref != tr.Hash {
+		t.Errorf("tree hash %s, the reference walk gives %s (%v)", tr.Hash, ref, err)
+	}
+	{
+		{
+			if got := contents(t, tr.Rootfs); !slices.Equal(got, want) {
+				t.Fatalf("rendered\n  %v\nwant\n  %v", got, want)
 			}
 			if tr.ImageIDs[len(tr.ImageIDs)-1] != top {
 				t.Errorf("ImageIDs %v do not end with the top image", tr.ImageIDs)
@@ -316,6 +385,62 @@ func TestRender(t *testing.T) {
 			}
 			if err := s.Verify(context.Background(), tr.Key); err != nil {
 				t.Errorf("Verify of a fresh tree: %v", err)
+			}
+		}
+	}
+	return tr
+}
+
+// TestRenderFailureMarksNothing: a render that fails, here while workers
+// still write files, leaves no tree and no scratch directory, and the
+// next render with a sound image succeeds.
+func TestRenderFailureMarksNothing(t *testing.T) {
+	members := []member{dir("d")}
+	for i := range 60 {
+		members = append(members, file(fmt.Sprintf("d/f%02d", i), strings.Repeat(fmt.Sprint(i), 20000)))
+	}
+	tests := []struct {
+		name   string
+		break_ func(t *testing.T, src *fakeSource, id string)
+	}{
+		{name: "the blob ends inside a file", break_: func(t *testing.T, src *fakeSource, id string) {
+			tb := src.images[id].tar
+			src.truncate(id, len(tb)/2+bytes.Index(tb[len(tb)/2:], []byte("3030"))+7)
+		}},
+		{name: "a bad entry after the files", break_: func(t *testing.T, src *fakeSource, id string) {
+			bad := src.add(t, "example.com/bad", nil, nil, append(members, member{name: "dangling", hard: "nowhere"})...)
+			src.images[id].tar = src.images[bad].tar
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := newFakeSource()
+			id := src.add(t, "example.com/app", nil, nil, members...)
+			good := slices.Clone(src.images[id].tar)
+			tt.break_(t, src, id)
+			s := newTestStore(t, src)
+			if _, err := s.Render(context.Background(), id); err == nil {
+				t.Fatal("Render of a broken image succeeded")
+			}
+			ents, err := os.ReadDir(s.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range ents {
+				if !strings.HasSuffix(e.Name(), lockSuffix) {
+					t.Errorf("left in the store: %s", e.Name())
+				}
+			}
+			if trees, err := s.List(context.Background()); err != nil || len(trees) != 0 {
+				t.Errorf("List = %v, %v, want nothing", trees, err)
+			}
+			src.images[id].tar = good
+			tr, err := s.Render(context.Background(), id)
+			if err != nil {
+				t.Fatalf("Render once the image is sound: %v", err)
+			}
+			if err := s.Verify(context.Background(), tr.Key); err != nil {
+				t.Errorf("Verify: %v", err)
 			}
 		})
 	}
