@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -152,5 +153,20 @@ func TestCheckAppUnitCgroup(t *testing.T) {
 				t.Fatalf("checkAppUnitCgroup(%q, %q) = %q, %v, want refused", tt.pod, tt.cg, got, err)
 			}
 		})
+	}
+}
+
+func TestCheckHostOSRelease(t *testing.T) {
+	dir := t.TempDir()
+	a, b := dir+"/etc-os-release", dir+"/usr-lib-os-release"
+	err := checkHostOSRelease([]string{a, b})
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "systemd-nspawn needs") {
+		t.Fatalf("no os-release: %v", err)
+	}
+	if err := os.WriteFile(b, []byte("ID=debian\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkHostOSRelease([]string{a, b}); err != nil {
+		t.Fatalf("with %s: %v", b, err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -55,6 +56,9 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		return 0, fmt.Errorf("get pod directory: %w", err)
 	}
 	if err := checkLockFD(cfg.LockFD, podDir); err != nil {
+		return 0, err
+	}
+	if err := checkHostOSRelease(hostOSRelease); err != nil {
 		return 0, err
 	}
 	pm, err := fly.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
@@ -160,6 +164,21 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	// From here the gc entrypoint tears the network down.
 	started = true
 	return supervise(ctx, log, cfg, podDir, layout.Pod, argv, console, nspawnCgroup)
+}
+
+// hostOSRelease are the host files systemd-nspawn reads to give the pod
+// /run/host/os-release (os-release(5)); it refuses to start without one.
+var hostOSRelease = []string{"/etc/os-release", "/usr/lib/os-release"}
+
+// checkHostOSRelease says clearly, before anything is set up, what
+// systemd-nspawn would otherwise report as a failed mount.
+func checkHostOSRelease(paths []string) error {
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil {
+			return nil
+		}
+	}
+	return errdefs.FailedPrecondition("the host has no %s, which systemd-nspawn needs (os-release(5)); create one, or use the fly stage1", strings.Join(paths, " or "))
 }
 
 // checkLockFD checks that RKT_LOCK_FD is a descriptor on the pod
