@@ -133,8 +133,10 @@ func TestNspawnLogsFollow(t *testing.T) {
 
 func TestNspawnInteractivePipe(t *testing.T) {
 	e := newEnv(t)
-	args := []string{"--insecure-options=image", "run", "--net=host", "--stage1-path=" + nspawnACI(t), "--interactive",
-		busybox(t), "--exec=/bin/sh", "--", "-c", "cat; echo done >&2; exit 3"}
+	args := []string{
+		"--insecure-options=image", "run", "--net=host", "--stage1-path=" + nspawnACI(t), "--interactive",
+		busybox(t), "--exec=/bin/sh", "--", "-c", "cat; echo done >&2; exit 3",
+	}
 	r := e.runIn([]byte("hi\nthere\n"), args...)
 	if r.code != 3 || r.stdout != "hi\nthere\n" || !strings.Contains(r.stderr, "done") {
 		t.Fatalf("exit %d stdout %q stderr %q; want 3, the input echoed", r.code, r.stdout, r.stderr)

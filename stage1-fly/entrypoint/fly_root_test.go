@@ -451,8 +451,10 @@ func TestFlyRoot(t *testing.T) {
 			{name: "two apps", spec: podSpec{app: testApp("/bin/true"), extraApps: 1}, want: "exactly one app"},
 			{name: "unknown user", spec: podSpec{app: &types.App{Exec: types.Exec{"/bin/true"}, User: "nobody", Group: "0"}}, want: `user "nobody"`},
 			{name: "missing executable", spec: podSpec{app: testApp("/bin/nope")}, want: "/bin/nope"},
-			{name: "failing pre-start", spec: podSpec{app: &types.App{Exec: types.Exec{"/bin/touch", "/ran"}, User: "0", Group: "0",
-				EventHandlers: []types.EventHandler{{Name: "pre-start", Exec: types.Exec{"/bin/sh", "-c", "exit 7"}}}}}, want: "status 7"},
+			{name: "failing pre-start", spec: podSpec{app: &types.App{
+				Exec: types.Exec{"/bin/touch", "/ran"}, User: "0", Group: "0",
+				EventHandlers: []types.EventHandler{{Name: "pre-start", Exec: types.Exec{"/bin/sh", "-c", "exit 7"}}},
+			}}, want: "status 7"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				podDir := makePod(t, busybox, tc.spec)
@@ -585,8 +587,10 @@ func TestFlyRoot(t *testing.T) {
 	t.Run("stop during pre-start cancels the app", func(t *testing.T) {
 		vol := t.TempDir()
 		podDir := makePod(t, busybox, podSpec{
-			app: &types.App{Exec: types.Exec{"/bin/touch", "/v/app-ran"}, User: "0", Group: "0",
-				EventHandlers: []types.EventHandler{{Name: "pre-start", Exec: types.Exec{"/bin/sh", "-c", "echo $$ > /v/pre.pid; exec sleep 100"}}}},
+			app: &types.App{
+				Exec: types.Exec{"/bin/touch", "/v/app-ran"}, User: "0", Group: "0",
+				EventHandlers: []types.EventHandler{{Name: "pre-start", Exec: types.Exec{"/bin/sh", "-c", "echo $$ > /v/pre.pid; exec sleep 100"}}},
+			},
 			mounts:  []schema.Mount{mountOf("v", "/v")},
 			volumes: []types.Volume{hostVolume("v", vol, false)},
 		})

@@ -211,16 +211,20 @@ func consoleMode(console bool) string {
 func writePodFiles(podDir string, pod nspawn.Pod, console bool) error {
 	var uapps []units.App
 	for _, a := range pod.Apps {
-		uapps = append(uapps, units.App{Name: a.Spec.Name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0,
-			Stdout: nspawn.AppStdoutFIFO(a.Spec.Name), Stderr: nspawn.AppStderrFIFO(a.Spec.Name), Console: console})
+		uapps = append(uapps, units.App{
+			Name: a.Spec.Name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0,
+			Stdout: nspawn.AppStdoutFIFO(a.Spec.Name), Stderr: nspawn.AppStderrFIFO(a.Spec.Name), Console: console,
+		})
 	}
 	files, err := units.Generate(units.Config{Apps: uapps, Helper: nspawn.AppHelper})
 	if err != nil {
 		return err
 	}
 	unitDir := inStage1(podDir, nspawn.UnitDir)
-	for _, d := range []string{unitDir,
-		inStage1(podDir, filepath.Dir(nspawn.FirstFailureFile)), inStage1(podDir, nspawn.StatusDir)} {
+	for _, d := range []string{
+		unitDir,
+		inStage1(podDir, filepath.Dir(nspawn.FirstFailureFile)), inStage1(podDir, nspawn.StatusDir),
+	} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create pod directory: %w", err)
 		}

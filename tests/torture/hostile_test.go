@@ -450,8 +450,10 @@ func TestDependencyCycle(t *testing.T) {
 	// By labels: C asks for D version 2, D version 2 asks for C.
 	fetch("example.com/torture/cyc-c", nil)
 	d2 := fetch("example.com/torture/cyc-d", map[string]any{"labels": labels("version", "2"), "dependencies": dep("example.com/torture/cyc-c")})
-	c2 := fetch("example.com/torture/cyc-c", map[string]any{"labels": labels("version", "2"),
-		"dependencies": []map[string]any{{"imageName": "example.com/torture/cyc-d", "labels": labels("version", "2")}}})
+	c2 := fetch("example.com/torture/cyc-c", map[string]any{
+		"labels":       labels("version", "2"),
+		"dependencies": []map[string]any{{"imageName": "example.com/torture/cyc-d", "labels": labels("version", "2")}},
+	})
 
 	tests := []struct {
 		name string

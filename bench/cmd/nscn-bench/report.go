@@ -125,8 +125,13 @@ func machine(ctx context.Context, nscn, work string) []string {
 	add("nscn", strings.Join(strings.Split(strings.TrimSpace(output(ctx, nscn, "version")), "\n"), "; "))
 	add("go (bench)", runtime.Version())
 	for _, t := range [][]string{
-		{"hyperfine", "--version"}, {"crun", "--version"}, {"runc", "--version"},
-		{"gzip", "--version"}, {"tar", "--version"}, {"sha512sum", "--version"}, {"unshare", "--version"},
+		{"hyperfine", "--version"},
+		{"crun", "--version"},
+		{"runc", "--version"},
+		{"gzip", "--version"},
+		{"tar", "--version"},
+		{"sha512sum", "--version"},
+		{"unshare", "--version"},
 	} {
 		add(t[0], firstLine(ctx, t[0], t[1:]...))
 	}

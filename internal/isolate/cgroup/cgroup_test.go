@@ -267,9 +267,15 @@ func testManager(t *testing.T, newManager func(t *testing.T) (Manager, []string)
 			name   string
 			limits Limits
 		}{
-			{"", testLimits}, {"/abs", testLimits}, {"../up", testLimits}, {"a/../b", testLimits},
-			{"a//b", testLimits}, {"..", testLimits},
-			{"ok", Limits{CPUShares: 1}}, {"ok", Limits{MemoryMax: -1}}, {"ok", Limits{CPUQuota: 10}},
+			{"", testLimits},
+			{"/abs", testLimits},
+			{"../up", testLimits},
+			{"a/../b", testLimits},
+			{"a//b", testLimits},
+			{"..", testLimits},
+			{"ok", Limits{CPUShares: 1}},
+			{"ok", Limits{MemoryMax: -1}},
+			{"ok", Limits{CPUQuota: 10}},
 			{"ok", Limits{CPUQuota: 5000, CPUPeriod: 10}},
 		} {
 			if _, err := m.Create(ctx, tc.name, tc.limits); !errors.Is(err, errdefs.ErrInvalidArgument) {
