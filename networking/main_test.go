@@ -27,11 +27,11 @@ func TestMain(m *testing.M) {
 			}
 		}
 	}
-	code := m.Run()
+	// Returning passes m.Run's status to os.Exit.
+	m.Run()
 	if tmp != "" {
 		_ = os.RemoveAll(tmp)
 	}
-	os.Exit(code)
 }
 
 func buildPlugins(out string) error {

@@ -41,7 +41,7 @@ import (
 )
 
 func main() {
-	os.Exit(stubMain(os.Args))
+	os.Exit(stubMain(os.Args)) //nolint:forbidigo // main: only main exits
 }
 
 // stubMain runs the entrypoint argv names and returns the exit status.

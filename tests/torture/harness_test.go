@@ -47,10 +47,11 @@ func TestMain(m *testing.M) {
 	if os.Geteuid() == 0 {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			fmt.Fprintf(os.Stderr, "torture: set child subreaper: %v\n", err)
-			os.Exit(1)
+			os.Exit(1) //nolint:forbidigo // TestMain is the test binary's main: no test can run without the subreaper
 		}
 	}
-	os.Exit(m.Run())
+	// Returning passes m.Run's status to os.Exit.
+	m.Run()
 }
 
 // runSeed is the seed of this run: one for every test, so that one -seed

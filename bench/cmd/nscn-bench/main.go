@@ -69,7 +69,7 @@ func parseFigures(s string) (map[int]bool, error) {
 var allFigures = []int{1, 2, 3, 4, 5, 6, 7}
 
 func main() {
-	os.Exit(run())
+	os.Exit(run()) //nolint:forbidigo // main: only main exits
 }
 
 func run() int {

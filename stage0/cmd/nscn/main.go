@@ -48,5 +48,5 @@ func main() {
 	if print {
 		fmt.Fprintf(os.Stderr, "nscn: %v\n", err)
 	}
-	os.Exit(code)
+	os.Exit(code) //nolint:forbidigo // main: only main exits
 }

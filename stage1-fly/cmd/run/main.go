@@ -21,12 +21,12 @@ import (
 func main() {
 	ctx := context.Background()
 	if len(os.Args) > 1 && os.Args[1] == entrypoint.HelperArg {
-		os.Exit(entrypoint.Helper(ctx, os.Stderr))
+		os.Exit(entrypoint.Helper(ctx, os.Stderr)) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
 	args, err := fly.ParseRunArgs(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
-		os.Exit(stage1abi.ExitRuntime)
+		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
 	status, err := entrypoint.Run(ctx, entrypoint.RunConfig{
 		Args:   args,
@@ -39,7 +39,7 @@ func main() {
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
-		os.Exit(stage1abi.ExitRuntime)
+		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
-	os.Exit(status)
+	os.Exit(status) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 }

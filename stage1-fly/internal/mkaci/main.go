@@ -42,11 +42,11 @@ func main() {
 	flag.Parse()
 	if *version == "" || *dir == "" || *out == "" || flag.NArg() != 0 {
 		fmt.Fprintln(os.Stderr, "usage: mkaci -version V [-arch GOARCH] -dir DIR -o OUT.aci")
-		os.Exit(2)
+		os.Exit(2) //nolint:forbidigo // main: only main exits
 	}
 	if err := run(*version, *arch, *dir, *out); err != nil {
 		fmt.Fprintf(os.Stderr, "mkaci: %v\n", err)
-		os.Exit(1)
+		os.Exit(1) //nolint:forbidigo // main: only main exits
 	}
 }
 
