@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"testing"
 )
 
@@ -35,9 +33,10 @@ func TestMain(m *testing.M) {
 }
 
 func buildPlugins(out string) error {
+	// go test puts its own GOROOT/bin first in the test's PATH.
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return fmt.Errorf("build CNI plugins: %w", err)
 	}
 	cmd := exec.Command("../scripts/build-cni-plugins.sh", out)
 	cmd.Env = append(os.Environ(), "GO="+goBin)

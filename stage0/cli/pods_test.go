@@ -1384,7 +1384,7 @@ func TestPodsExportOverlay(t *testing.T) {
 		upper, work := filepath.Join(overlay, "upper"), filepath.Join(overlay, "work")
 		writeTestFile(t, filepath.Join(upper, "etc", "hostname"), "changed\n", 0o644)
 		writeTestFile(t, filepath.Join(upper, "etc", "new"), "new\n", 0o644)
-		if err := unix.Mknod(filepath.Join(upper, "etc", "removed"), unix.S_IFCHR|0o000, 0); err != nil {
+		if err := unix.Mknod(filepath.Join(upper, "etc", "removed"), unix.S_IFCHR, 0); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.MkdirAll(work, 0o755); err != nil {

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/nosecone/nscn/internal/errdefs"
 )
@@ -93,7 +94,7 @@ func (ix *Index) open(ctx context.Context, readOnly bool) (*bolt.DB, error) {
 		if err == nil {
 			return db, nil
 		}
-		if !errors.Is(err, bolt.ErrTimeout) {
+		if !errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open image index %s: %w", ix.Path, err)
 		}
 		if ctx.Err() != nil {
