@@ -220,7 +220,7 @@ func (p *testPod) ip(t *testing.T, i int) net.IP {
 }
 
 // listenIn starts a TCP echo-greeting server inside the namespace.
-func listenIn(t *testing.T, nsPath, addr, greeting string) net.Listener {
+func listenIn(t *testing.T, nsPath, addr, greeting string) {
 	t.Helper()
 	var l net.Listener
 	if err := netns.Do(context.Background(), nsPath, func() (err error) {
@@ -231,7 +231,6 @@ func listenIn(t *testing.T, nsPath, addr, greeting string) net.Listener {
 	}
 	t.Cleanup(func() { l.Close() })
 	go serve(l, greeting)
-	return l
 }
 
 func serve(l net.Listener, greeting string) {
@@ -337,9 +336,8 @@ func TestDefaultNetwork(t *testing.T) {
 	}
 
 	// Host to pod.
-	l := listenIn(t, p.res.NetNS, ":8080", "pod")
+	listenIn(t, p.res.NetNS, ":8080", "pod")
 	mustDial(t, "", net.JoinHostPort(podIP.String(), "8080"), "pod")
-	_ = l
 
 	// Pod to host: the host's end of the veth carries the gateway address.
 	gw := p.res.Networks[0].Result.IPs[0].Gateway

@@ -48,21 +48,19 @@ type Store struct {
 	manifests sync.Map // image ID or key -> json.RawMessage
 }
 
-// remember records the manifests of entries read from the index, and
-// returns them.
-func (s *Store) remember(ims ...*index.Image) []*index.Image {
+// remember records the manifests of entries read from the index.
+func (s *Store) remember(ims ...*index.Image) {
 	for _, im := range ims {
 		if im != nil && im.ID != "" {
 			s.manifests.Store(im.ID, im.Manifest)
 			s.manifests.Store(im.Key, im.Manifest)
 		}
 	}
-	return ims
 }
 
 // Open returns the store of the data directory dataDir, creating its
 // directories when needed.
-func Open(ctx context.Context, dataDir string) (*Store, error) {
+func Open(_ context.Context, dataDir string) (*Store, error) {
 	dir := filepath.Join(dataDir, "cas")
 	for _, d := range []string{dir, filepath.Join(dir, "tree")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

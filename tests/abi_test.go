@@ -29,7 +29,7 @@ var (
 func stubStage1(t *testing.T, version string) string {
 	t.Helper()
 	stubOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "nscn-stub-")
+		dir, err := os.MkdirTemp("", "nscn-stub-") //nolint:usetesting // built once (stubOnce) for every test, so it must outlive the first
 		if err != nil {
 			stubErr = err
 			return

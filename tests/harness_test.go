@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -98,8 +99,8 @@ func (e *env) runIn(stdin []byte, args ...string) result {
 	err := c.Run()
 	code := 0
 	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
 			e.t.Fatalf("run nscn %v: %v", args, err)
 		}
 		code = ee.ExitCode()

@@ -5,6 +5,7 @@ package tests
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -88,7 +89,7 @@ func TestNspawnLogsTwoApps(t *testing.T) {
 			t.Fatalf("logs --timestamps printed %q", r.stdout)
 		}
 	})
-	t.Run("unknown app", func(t *testing.T) {
+	t.Run("unknown app", func(*testing.T) {
 		r := e.fails(`no app "c"`, "logs", "--app=c", uuid)
 		if r.code != 2 {
 			t.Fatalf("exit %d, want 2", r.code)
@@ -243,7 +244,8 @@ func (s *ptySession) wait(t *testing.T) int {
 	s.all.Write(rest)
 	s.in.Close()
 	err := s.cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		return ee.ExitCode()
 	}
 	if err != nil {

@@ -97,7 +97,7 @@ func netSnapshot(t *testing.T) netState {
 	}
 	// host-local's directory, every file: leases and its bookkeeping,
 	// which nscn removes with the network's last pod.
-	_ = filepath.WalkDir("/var/lib/cni/networks", func(p string, d os.DirEntry, err error) error {
+	_ = filepath.WalkDir("/var/lib/cni/networks", func(p string, _ os.DirEntry, err error) error {
 		if err == nil && p != "/var/lib/cni/networks" {
 			s.leases = append(s.leases, p)
 		}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -322,7 +323,8 @@ func TestNspawnEnterAndStop(t *testing.T) {
 			e.ok(append(stop, uuid)...)
 			err := p.wait()
 			code := 0
-			if ee, ok := err.(*exec.ExitError); ok {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
 				code = ee.ExitCode()
 			}
 			if code != tt.code {

@@ -438,7 +438,7 @@ func TestFetchErrors(t *testing.T) {
 		},
 		{
 			name: "unsupported scheme",
-			setup: func(t *testing.T) env {
+			setup: func(*testing.T) env {
 				return env{url: "ftp://127.0.0.1/x.aci"}
 			},
 			wantClass:  errdefs.ErrInvalidArgument,
@@ -446,7 +446,7 @@ func TestFetchErrors(t *testing.T) {
 		},
 		{
 			name: "malformed URL does not echo credentials",
-			setup: func(t *testing.T) env {
+			setup: func(*testing.T) env {
 				return env{url: "https://user:s3cret@127.0.0.1:port/x.aci"}
 			},
 			wantClass:  errdefs.ErrInvalidArgument,

@@ -39,7 +39,8 @@ const (
 func TestMain(m *testing.M) {
 	switch os.Getenv(roleEnv) {
 	case "helper":
-		os.Exit(helperMain()) //nolint:forbidigo // TestMain is the test binary's main: the child role exits with its own status
+		helperMain()
+		os.Exit(3) //nolint:forbidigo // TestMain is the test binary's main: the child role exits with its own status
 	case "probe":
 		os.Exit(probeMain()) //nolint:forbidigo // TestMain is the test binary's main: the child role exits with its own status
 	}
@@ -47,11 +48,12 @@ func TestMain(m *testing.M) {
 	m.Run()
 }
 
-func helperMain() int {
+// helperMain returns only when it cannot exec the probe.
+func helperMain() {
 	var p Policy
 	if err := json.Unmarshal([]byte(os.Getenv(policyEnv)), &p); err != nil {
 		fmt.Fprintln(os.Stderr, "helper: decode policy:", err)
-		return 3
+		return
 	}
 	var c Creds
 	if v := os.Getenv(credsEnv); v != "" {
@@ -63,7 +65,7 @@ func helperMain() int {
 	if os.Getenv(waitEnv) != "" {
 		if _, err := io.ReadFull(os.Stdin, make([]byte, 1)); err != nil {
 			fmt.Fprintln(os.Stderr, "helper: wait:", err)
-			return 3
+			return
 		}
 	}
 	env := []string{roleEnv + "=probe"}
@@ -81,7 +83,6 @@ func helperMain() int {
 		ParentDeathSignal: syscall.SIGKILL,
 	})
 	fmt.Fprintln(os.Stderr, "helper:", err)
-	return 3
 }
 
 // probeResult is what the probe saw of itself. Operation results are

@@ -536,7 +536,7 @@ func TestHelperProcess(t *testing.T) {
 	}
 	if other, err := TryExclusiveLock(path, Dir); !errors.Is(err, ErrLocked) {
 		other.Close()
-		fail(fmt.Errorf("fresh open got the lock: %v", err))
+		fail(fmt.Errorf("fresh open got the lock: %w", err))
 	}
 	fmt.Println("held")
 	_, _ = io.Copy(io.Discard, os.Stdin)

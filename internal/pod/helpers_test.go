@@ -158,7 +158,7 @@ func TestHelperProcess(t *testing.T) {
 		fmt.Println("ready")
 		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
 		if err != nil || line != "go\n" {
-			fail(fmt.Errorf("read go line: %q, %v", line, err))
+			fail(fmt.Errorf("read go line: %q, %w", line, err))
 		}
 		out := os.Getenv(envOut)
 		_, err = GC(context.Background(), arg, GCOptions{

@@ -78,8 +78,8 @@ func readRegular(root *os.Root, rel string, limit int64) ([]byte, fs.FileInfo, e
 
 // parseDecimal parses the content of a pid or status file: a decimal
 // number, optionally surrounded by white space (stage1 writes a trailing
-// newline), at least min.
-func parseDecimal(b []byte, min int) (int, error) {
+// newline), at least floor.
+func parseDecimal(b []byte, floor int) (int, error) {
 	s := strings.TrimSpace(string(b))
 	if s == "" || strings.Trim(s, "0123456789") != "" {
 		return 0, errdefs.InvalidArgument("%q is not a decimal number", s)
@@ -88,8 +88,8 @@ func parseDecimal(b []byte, min int) (int, error) {
 	if err != nil {
 		return 0, errdefs.With(errdefs.ErrInvalidArgument, err)
 	}
-	if n < min {
-		return 0, errdefs.InvalidArgument("%d is below %d", n, min)
+	if n < floor {
+		return 0, errdefs.InvalidArgument("%d is below %d", n, floor)
 	}
 	return n, nil
 }

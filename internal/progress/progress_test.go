@@ -333,7 +333,7 @@ func TestWrap(t *testing.T) {
 	}
 }
 
-func TestNilWriter(t *testing.T) {
+func TestNilWriter(*testing.T) {
 	b := New(nil, "nothing", 10)
 	b.Add(5)
 	b.Done() // must not panic

@@ -71,7 +71,7 @@ func testPodDir(t *testing.T) *pod.Pod {
 // podUUIDStatus GETs pod/uuid with the pod's token and returns the status.
 func podUUIDStatus(t *testing.T, port int, token string) int {
 	t.Helper()
-	resp, err := http.Get(mds.MetadataURL(netip.MustParseAddr("127.0.0.1"), port, token) + "/acMetadata/v1/pod/uuid") //nolint:gosec,noctx // loopback test URL
+	resp, err := http.Get(mds.MetadataURL(netip.MustParseAddr("127.0.0.1"), port, token) + "/acMetadata/v1/pod/uuid")
 	if err != nil {
 		t.Fatal(err)
 	}

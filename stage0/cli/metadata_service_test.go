@@ -79,7 +79,7 @@ func checkMetadataService(t *testing.T, socket string, port int) {
 		t.Fatal(err)
 	}
 	base := mds.MetadataURL(netip.MustParseAddr("127.0.0.1"), port, mdsTestToken)
-	resp, err := http.Get(base + "/acMetadata/v1/pod/uuid") //nolint:gosec,noctx // loopback test URL
+	resp, err := http.Get(base + "/acMetadata/v1/pod/uuid")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -175,7 +175,7 @@ func (f *Fetcher) fetchFile(ctx context.Context, path, sig string) (*index.Image
 func fileValidator(st os.FileInfo) string {
 	var dev, ino uint64
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		dev, ino = uint64(sys.Dev), sys.Ino
+		dev, ino = uint64(sys.Dev), sys.Ino //nolint:unconvert // Stat_t.Dev is uint32 on some architectures (mips)
 	}
 	return fmt.Sprintf("file:%d:%d:%d:%d", dev, ino, st.Size(), st.ModTime().UnixNano())
 }

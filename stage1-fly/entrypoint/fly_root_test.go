@@ -422,9 +422,9 @@ func TestFlyRoot(t *testing.T) {
 	})
 
 	t.Run("failures exit 254 with one line", func(t *testing.T) {
-		real := t.TempDir()
+		target := t.TempDir()
 		link := filepath.Join(t.TempDir(), "link")
-		if err := os.Symlink(real, link); err != nil {
+		if err := os.Symlink(target, link); err != nil {
 			t.Fatal(err)
 		}
 		missing := filepath.Join(t.TempDir(), "missing")

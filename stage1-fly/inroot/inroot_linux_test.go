@@ -10,11 +10,11 @@ import (
 )
 
 // hostileTree builds a root with symlinks that point outside it, and an
-// outside directory that must stay empty.
-func hostileTree(t *testing.T) (root *os.File, rootDir, outside string) {
+// outside directory that must stay empty (checked at cleanup).
+func hostileTree(t *testing.T) (root *os.File, rootDir string) {
 	t.Helper()
 	rootDir = t.TempDir()
-	outside = t.TempDir()
+	outside := t.TempDir()
 	for name, target := range map[string]string{
 		"abs":      outside,
 		"up":       "../../../../../../..",
@@ -42,7 +42,7 @@ func hostileTree(t *testing.T) (root *os.File, rootDir, outside string) {
 			t.Errorf("something was created outside the root: %v", ents)
 		}
 	})
-	return root, rootDir, outside
+	return root, rootDir
 }
 
 func TestMkdirAll(t *testing.T) {
@@ -65,7 +65,7 @@ func TestMkdirAll(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			root, rootDir, _ := hostileTree(t)
+			root, rootDir := hostileTree(t)
 			f, err := MkdirAll(root, tt.path, 0o755)
 			if tt.wantErr {
 				if err == nil {
@@ -113,7 +113,7 @@ func TestCreateFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			root, rootDir, _ := hostileTree(t)
+			root, rootDir := hostileTree(t)
 			f, err := CreateFile(root, tt.path, 0o644)
 			if tt.wantErr {
 				if err == nil {
@@ -135,7 +135,7 @@ func TestCreateFile(t *testing.T) {
 }
 
 func TestExists(t *testing.T) {
-	root, _, _ := hostileTree(t)
+	root, _ := hostileTree(t)
 	tests := []struct {
 		name string
 		path string

@@ -80,7 +80,7 @@ var enterNamespaces = []struct {
 	{"pid", unix.CLONE_NEWPID},
 }
 
-// EnterHelperArg, as argv[1] of the enter binary, selects the enter
+// EnterHelperArg as argv[1] of the enter binary selects the enter
 // helper (EnterHelper). Only stage1/cmd/enter checks it.
 const EnterHelperArg = "--nscn-enter-helper"
 

@@ -360,7 +360,7 @@ loop:
 	}
 	status, ok := nspawn.PodStatus(in)
 	if !ok {
-		return 0, fmt.Errorf("the pod ended before its apps did (systemd-nspawn: %v); rerun with --debug to see systemd's messages", waitErr)
+		return 0, fmt.Errorf("the pod ended before its apps did (systemd-nspawn: %v); rerun with --debug to see systemd's messages", waitErr) //nolint:errorlint // waitErr may be nil; nspawn's status is shown, not a cause to classify
 	}
 	if in.Killed {
 		for _, a := range in.Apps {

@@ -60,7 +60,7 @@ type hashWalker struct {
 	newHash func() hash.Hash
 	sum     hash.Hash
 	// content caches file digests by device and inode, so the names of a
-	// hardlinked file are read once.
+	// hard-linked file are read once.
 	content map[[2]uint64][]byte
 	known   map[[2]uint64]contentDigest
 	buf     []byte

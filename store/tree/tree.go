@@ -508,7 +508,7 @@ func (s *Store) cleanLock(ctx context.Context, key string) error {
 
 // writeFileSync creates name (which must not exist) with data and fsyncs
 // it.
-func writeFileSync(name string, data []byte, perm os.FileMode) (err error) {
+func writeFileSync(name string, data []byte, perm os.FileMode) (err error) { //nolint:unparam // os.WriteFile's shape: the mode stays visible at each call
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, perm)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Base(name), err)

@@ -41,7 +41,7 @@ func NewGPG(t testing.TB) *GPG {
 	testutil.RequiresCommand(t, "gpg")
 	testutil.RequiresCommand(t, "gpgconf")
 	// Not t.TempDir: its paths are too long for the agent socket.
-	home, err := os.MkdirTemp("/tmp", "gpg")
+	home, err := os.MkdirTemp("/tmp", "gpg") //nolint:usetesting // see above: the agent socket path
 	if err != nil {
 		t.Fatalf("create gpg home: %v", err)
 	}
