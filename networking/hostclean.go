@@ -47,10 +47,10 @@ func lockNet(how int) (func(), error) {
 		return nil, fmt.Errorf("networking: lock: %w", err)
 	}
 	if err := unix.Flock(int(f.Fd()), how); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("networking: lock %s: %w", netLockPath, err)
 	}
-	return func() { f.Close() }, nil
+	return func() { _ = f.Close() }, nil
 }
 
 // cleanHost removes the bookkeeping of the networks in recs (the pod's
@@ -127,7 +127,7 @@ func cleanHostLocalDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("networking: clean %s: %w", dir, err)
 	}
-	defer lock.Close()
+	defer func() { _ = lock.Close() }()
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
 		return fmt.Errorf("networking: clean %s: %w", dir, err)
 	}

@@ -229,7 +229,7 @@ func listenIn(t *testing.T, nsPath, addr, greeting string) {
 	}); err != nil {
 		t.Fatalf("listen in %s: %v", nsPath, err)
 	}
-	t.Cleanup(func() { l.Close() })
+	t.Cleanup(func() { _ = l.Close() })
 	go serve(l, greeting)
 }
 
@@ -241,7 +241,7 @@ func serve(l net.Listener, greeting string) {
 		}
 		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 		_, _ = io.WriteString(c, greeting+"\n")
-		c.Close()
+		_ = c.Close()
 	}
 }
 
@@ -263,7 +263,7 @@ func dial(t *testing.T, nsPath, addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
 	line, err := bufio.NewReader(c).ReadString('\n')
 	return strings.TrimSpace(line), err
@@ -295,7 +295,7 @@ func hostPort(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
 }
 
@@ -345,7 +345,7 @@ func TestDefaultNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { hl.Close() })
+	t.Cleanup(func() { _ = hl.Close() })
 	go serve(hl, "host")
 	mustDial(t, p.res.NetNS, hl.Addr().String(), "host")
 
@@ -665,7 +665,7 @@ func copyPlugins(t *testing.T, dir string) {
 		}
 		data, err := os.ReadFile(src)
 		if err == nil {
-			err = os.WriteFile(dst, data, 0o755)
+			err = os.WriteFile(dst, data, 0o755) //nolint:gosec // G306: a copy of an executable CNI plugin
 		}
 		if err != nil {
 			t.Fatal(err)

@@ -97,7 +97,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*i
 	if err != nil {
 		return nil, fmt.Errorf("read image: %w", err)
 	}
-	defer tr.Close()
+	defer func() { _ = tr.Close() }()
 	var src io.Reader = tr
 	if opts.MaxSize > 0 {
 		src = aci.NewLimitedReader(tr, opts.MaxSize)
@@ -249,7 +249,7 @@ func checkImageFile(p string) (*schema.ImageManifest, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open image: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var raw []byte
 	tr := tar.NewReader(f)
 	for {

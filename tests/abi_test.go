@@ -45,7 +45,7 @@ func stubStage1(t *testing.T, version string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if err := stub.WriteACI(context.Background(), f, stub.ACIOptions{Binary: stubBin, InterfaceVersion: version}); err != nil {
 		t.Fatal(err)
 	}

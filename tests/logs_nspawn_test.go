@@ -242,7 +242,7 @@ func (s *ptySession) wait(t *testing.T) int {
 	t.Helper()
 	rest, _ := io.ReadAll(s.out)
 	s.all.Write(rest)
-	s.in.Close()
+	_ = s.in.Close()
 	err := s.cmd.Wait()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

@@ -174,7 +174,7 @@ func httpGet(t *testing.T, url string) string {
 		resp, err := c.Get(url)
 		if err == nil {
 			b, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if err == nil && resp.StatusCode == http.StatusOK {
 				return string(b)
 			}

@@ -61,7 +61,7 @@ func TestNspawnReadiness(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer notified.Close()
+	defer func() { _ = notified.Close() }()
 	e.extraEnv = append(e.extraEnv, "NOTIFY_SOCKET="+manager)
 	p := startPod(t, e, 10*time.Second, []string{"pre-start-waiting"}, nspawnRunArgs(t, "--volume", "gate,kind=host,source="+gate, gatedImage(t))...)
 	uuid := p.uuid

@@ -92,7 +92,7 @@ func extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions,
 		}
 		return fmt.Errorf("open extraction directory: %w", err)
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 
 	x := &extractor{
 		ctx:        ctx,
@@ -502,7 +502,7 @@ func (x *extractor) hardlink(pfd int, base, rel string, hdr *tar.Header) error {
 	if err != nil {
 		return fmt.Errorf("open hardlink target directory: %w", err)
 	}
-	defer tparent.Close()
+	defer func() { _ = tparent.Close() }()
 	tfd, tbase := int(tparent.Fd()), path.Base(trel)
 	st, exists, err := lstatAt(tfd, tbase)
 	if err != nil {
@@ -592,7 +592,7 @@ func (x *extractor) finish() error {
 			return fmt.Errorf("set metadata of directory %s: %w", rel, err)
 		}
 		err = x.finishDir(int(parent.Fd()), path.Base(rel), rel, m)
-		parent.Close()
+		_ = parent.Close()
 		if err != nil {
 			return err
 		}
@@ -711,7 +711,7 @@ func removeAt(pfd int, base string) error {
 		return sysErr("openat", base, err)
 	}
 	dir := os.NewFile(uintptr(fd), base)
-	defer dir.Close()
+	defer func() { _ = dir.Close() }()
 	// A read-only directory (from an earlier layer) would refuse the
 	// unlinks below to a non-root caller; it is going away anyway.
 	_ = unix.Fchmod(fd, 0o700)

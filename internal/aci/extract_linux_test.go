@@ -491,7 +491,7 @@ func TestExtractRootfsMetadata(t *testing.T) {
 	}
 	// Let TempDir's cleanup, registered earlier and so run later, into the
 	// read-only directory when not root.
-	t.Cleanup(func() { _ = os.Chmod(filepath.Join(dest, "ro"), 0o755) })
+	t.Cleanup(func() { _ = os.Chmod(filepath.Join(dest, "ro"), 0o755) }) //nolint:gosec // G302: a directory, which needs x to be searched
 	if err := extractEnts(t, dest, ExtractOptions{}, ents...); err != nil {
 		t.Fatalf("ExtractRootfs: %v", err)
 	}
@@ -668,7 +668,7 @@ func TestExtractRootfsContent(t *testing.T) {
 	dest := t.TempDir()
 	got := map[string]string{}
 	opts := ExtractOptions{Content: func(f *os.File) {
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<20))
 		if err != nil {
 			t.Errorf("read %s: %v", f.Name(), err)

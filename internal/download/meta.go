@@ -57,7 +57,7 @@ func saveMeta(path string, m meta) (err error) {
 		}
 	}()
 	if _, err := f.Write(data); err != nil {
-		f.Close()
+		_ = f.Close()
 		return fmt.Errorf("write download state %s: %w", tmp, err)
 	}
 	if err := f.Close(); err != nil {

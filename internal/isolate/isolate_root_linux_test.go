@@ -47,7 +47,7 @@ func runProbe(t *testing.T, pr probeRun) (probeResult, syscall.Signal) {
 	// Let a non-root probe reach the files, so that its failures come
 	// from capabilities and filters, not from directory permissions.
 	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
+		if err := os.Chmod(d, 0o755); err != nil { //nolint:gosec // G302: a directory, which needs x to be searched
 			t.Fatal(err)
 		}
 	}
@@ -73,8 +73,8 @@ func runProbe(t *testing.T, pr probeRun) (probeResult, syscall.Signal) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer r.Close()
-		defer w.Close()
+		defer func() { _ = r.Close() }()
+		defer func() { _ = w.Close() }()
 		cmd.Stdin, release = r, w
 	}
 	if err := cmd.Start(); err != nil {

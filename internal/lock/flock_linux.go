@@ -143,7 +143,7 @@ func probe(path string, kind Kind) (bool, error) {
 		}
 		break
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	if kind == RegularFile {
 		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil {

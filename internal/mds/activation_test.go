@@ -70,7 +70,7 @@ func listenerFile(t *testing.T, l net.Listener) *os.File {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.Close() })
+	t.Cleanup(func() { _ = f.Close() })
 	return f
 }
 
@@ -92,18 +92,18 @@ func TestActivation(t *testing.T) {
 	}
 	tcpAddr := tl.Addr().String()
 	uf, tf := listenerFile(t, ul), listenerFile(t, tl)
-	ul.Close()
-	tl.Close()
+	_ = ul.Close()
+	_ = tl.Close()
 	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer udp.Close()
+	defer func() { _ = udp.Close() }()
 	udpf, err := udp.(*net.UDPConn).File()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer udpf.Close()
+	defer func() { _ = udpf.Close() }()
 
 	tests := []struct {
 		name   string
@@ -136,7 +136,7 @@ func TestActivation(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() }) //nolint:errcheck // best effort after a failure
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) // best effort after a failure
 			lines := make(chan string)
 			go func() {
 				sc := bufio.NewScanner(out)

@@ -315,7 +315,7 @@ func TestHMACRequests(t *testing.T) {
 		if err := mw.WriteField("content", "hello"); err != nil {
 			t.Fatal(err)
 		}
-		mw.Close()
+		_ = mw.Close()
 		req := httptest.NewRequest("POST", "http://mds/acMetadata/v1/pod/hmac/sign", strings.NewReader(buf.String()))
 		req.Header.Set("Content-Type", mw.FormDataContentType())
 		req.RemoteAddr = fromA

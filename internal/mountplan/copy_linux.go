@@ -102,7 +102,7 @@ func prepareDest(dst string) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if names, _ := f.Readdirnames(1); len(names) > 0 {
 		return errdefs.AlreadyExists("destination %s is not empty", dst)
 	}
@@ -164,7 +164,7 @@ func copyFile(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }()
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err

@@ -165,7 +165,7 @@ func TestApplyPlanForReal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held.Close()
+	defer func() { _ = held.Close() }()
 	t.Chdir(busy) // a working directory inside makes it busy too
 
 	if err := UnmountAll(ctx, f.pod); err != nil {

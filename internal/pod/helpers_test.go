@@ -151,7 +151,7 @@ func TestHelperProcess(t *testing.T) {
 		if err != nil {
 			fail(err)
 		}
-		defer l.Close()
+		defer func() { _ = l.Close() }()
 		fmt.Println("held")
 		_, _ = io.Copy(io.Discard, os.Stdin)
 	case "gc":

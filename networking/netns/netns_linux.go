@@ -45,8 +45,9 @@ func New(ctx context.Context, path string) (err error) {
 	case err = <-errc:
 		return err
 	case <-ctx.Done():
-		// The goroutine still finishes; the deferred Remove undoes its mount.
-		<-errc
+		// The goroutine still finishes; the deferred Remove undoes its
+		// mount, so its outcome no longer matters.
+		_ = <-errc
 		return ctx.Err()
 	}
 }
@@ -68,7 +69,7 @@ func loopbackUp() error {
 	if err != nil {
 		return os.NewSyscallError("socket", err)
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	ifr, err := unix.NewIfreq("lo")
 	if err != nil {
 		return err
@@ -128,7 +129,7 @@ func IsNetNS(path string) (bool, error) {
 	if err != nil {
 		return false, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	typ, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
 	if err != nil {
 		return false, os.NewSyscallError("ioctl NS_GET_NSTYPE", err)
@@ -148,7 +149,7 @@ func Do(ctx context.Context, path string, fn func() error) error {
 	if err != nil {
 		return &os.PathError{Op: "open netns", Path: path, Err: err}
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	errc := make(chan error, 1)
 	go func() {
 		// Never unlocked: see New.

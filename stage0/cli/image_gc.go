@@ -48,13 +48,13 @@ renders left behind.`,
 					verb = "would remove"
 				}
 				for _, k := range rep.Trees {
-					fmt.Fprintf(g.Stderr, "%s tree %s\n", verb, k)
+					_, _ = fmt.Fprintf(g.Stderr, "%s tree %s\n", verb, k)
 				}
 				for _, k := range rep.Images {
-					fmt.Fprintf(g.Stderr, "%s image %s\n", verb, k)
+					_, _ = fmt.Fprintf(g.Stderr, "%s image %s\n", verb, k)
 				}
 				for _, k := range rep.OrphanBlobs {
-					fmt.Fprintf(g.Stderr, "removed orphan blob %s\n", k)
+					_, _ = fmt.Fprintf(g.Stderr, "removed orphan blob %s\n", k)
 				}
 			}
 			return err

@@ -52,7 +52,7 @@ func writeLog(t *testing.T, podDir, app string, lines ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	for _, l := range lines {
 		if _, err := f.WriteString(l + "\n"); err != nil {
 			t.Fatal(err)

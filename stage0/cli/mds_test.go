@@ -32,7 +32,7 @@ func serveMDS(t *testing.T) (socket string, port int) {
 	}
 	md, err := mds.ListenMetadata(ctx, "127.0.0.1", 0)
 	if err != nil {
-		reg.Close()
+		_ = reg.Close()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -75,7 +75,7 @@ func podUUIDStatus(t *testing.T, port int, token string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode
 }

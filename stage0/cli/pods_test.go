@@ -1284,7 +1284,7 @@ func checkExportedACI(t *testing.T, path, app string, gzipped bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fh.Close()
+	defer func() { _ = fh.Close() }()
 	var r io.Reader = fh
 	if gzipped {
 		zr, err := gzip.NewReader(fh)
@@ -1398,7 +1398,7 @@ func TestPodsExportOverlay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer fh.Close()
+		defer func() { _ = fh.Close() }()
 		got := make(map[string]string)
 		tr := tar.NewReader(fh)
 		for {

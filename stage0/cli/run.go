@@ -440,7 +440,7 @@ func readEnvFile(path string) ([]types.EnvironmentVariable, error) {
 	if err != nil {
 		return nil, errdefs.InvalidArgument("--set-env-file: %v", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var out []types.EnvironmentVariable
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {

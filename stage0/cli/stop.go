@@ -130,7 +130,7 @@ func forEachPod(g *Globals, cmd string, refs []string, fn func(ref string) error
 		if err == nil {
 			continue
 		}
-		fmt.Fprintf(g.Stderr, "nscn: %s %s: %v\n", cmd, ref, err)
+		_, _ = fmt.Fprintf(g.Stderr, "nscn: %s %s: %v\n", cmd, ref, err)
 		if first == nil {
 			first = err
 		}

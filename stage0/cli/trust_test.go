@@ -295,7 +295,7 @@ func TestTrustURL(t *testing.T) {
 	mux.HandleFunc("/key.asc", func(w http.ResponseWriter, _ *http.Request) {
 		hits.Add(1)
 		w.Header().Set("Content-Type", "application/pgp-keys")
-		w.Write(f.rsaPub)
+		_, _ = w.Write(f.rsaPub)
 	})
 	plain := httptest.NewServer(mux)
 	t.Cleanup(plain.Close)

@@ -208,7 +208,7 @@ func (f *Fetcher) importFile(ctx context.Context, path, source string, sigData [
 	if err != nil {
 		return nil, fmt.Errorf("open image %s: %w", path, err)
 	}
-	defer file.Close()
+	defer func() { _ = file.Close() }()
 	st, err := file.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("stat image %s: %w", path, err)
@@ -229,7 +229,7 @@ func (f *Fetcher) importFile(ctx context.Context, path, source string, sigData [
 			if err != nil {
 				return "", fmt.Errorf("open image %s: %w", path, err)
 			}
-			defer signed.Close()
+			defer func() { _ = signed.Close() }()
 			ent, err := f.Keys.CheckSignature(ctx, m.Name.String(), signed, strings.NewReader(string(sigData)))
 			if err != nil {
 				return "", err
@@ -290,7 +290,7 @@ func (f *Fetcher) fetchRemote(ctx context.Context, u, sig string) (*index.Image,
 	if err != nil {
 		return nil, fmt.Errorf("lock download of %s: %w", u, err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	if again, err := f.cachedRemote(ctx, u); err == nil && again != nil && cached == nil {
 		// Another process fetched it while we waited.
 		return again.image, nil

@@ -117,7 +117,7 @@ func syncPath(name string) error {
 	if err != nil {
 		return fmt.Errorf("sync %s: %w", filepath.Base(name), err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", filepath.Base(name), err)
 	}

@@ -62,7 +62,7 @@ func staticBusybox(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("read %s: %v", p, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	for _, prog := range f.Progs {
 		if prog.Type == elf.PT_INTERP {
 			t.Fatalf("%s is dynamically linked; install busybox-static", p)
@@ -165,7 +165,7 @@ func lockPod(t *testing.T, podDir string) *os.File {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		t.Fatalf("lock pod: %v", err)
 	}
-	t.Cleanup(func() { f.Close() })
+	t.Cleanup(func() { _ = f.Close() })
 	return f
 }
 
@@ -240,7 +240,7 @@ func assertNoMounts(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	infos, err := mountplan.ParseMountInfo(f)
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +282,7 @@ func TestFlyRoot(t *testing.T) {
 	t.Run("app environment, volumes, handlers and status", func(t *testing.T) {
 		rw, ro := t.TempDir(), t.TempDir()
 		for _, d := range []string{rw, ro} {
-			if err := os.Chmod(d, 0o777); err != nil {
+			if err := os.Chmod(d, 0o777); err != nil { //nolint:gosec // G302: volumes the app (another uid) writes to
 				t.Fatal(err)
 			}
 		}

@@ -60,14 +60,14 @@ func Helper(ctx context.Context, stderr *os.File) int {
 	fail := func(err error) int {
 		if rep.send(report{Event: eventFailed, Error: err.Error(), Class: className(err)}) != nil {
 			// No run process listening (started by hand?): say it here.
-			fmt.Fprintln(stderr, ErrorLine(err))
+			_, _ = fmt.Fprintln(stderr, ErrorLine(err))
 		}
 		return stage1abi.ExitRuntime
 	}
 	cfgFile := os.NewFile(helperConfigFD, "config pipe")
 	var cfg helperConfig
 	err := json.NewDecoder(cfgFile).Decode(&cfg)
-	cfgFile.Close()
+	_ = cfgFile.Close()
 	if err != nil {
 		return fail(fmt.Errorf("read pod process config: %w", err))
 	}
@@ -78,7 +78,7 @@ func Helper(ctx context.Context, stderr *os.File) int {
 		return fail(err)
 	}
 	if err := rep.send(report{Event: eventExited, Status: status, AppRan: appRan}); err != nil {
-		fmt.Fprintln(stderr, ErrorLine(err))
+		_, _ = fmt.Fprintln(stderr, ErrorLine(err))
 		return stage1abi.ExitRuntime
 	}
 	// The pod lock (fd 5) is held until the process exits.
@@ -115,7 +115,7 @@ func (h *helper) run(ctx context.Context) (status int, appRan bool, err error) {
 	if err != nil {
 		return 0, false, err
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	if err := unix.Fchdir(int(root.Fd())); err != nil {
 		return 0, false, &os.PathError{Op: "fchdir", Path: h.cfg.Plan.RootFS, Err: err}
 	}
@@ -209,13 +209,13 @@ func (h *helper) setupRoot(ctx context.Context) (*os.File, error) {
 	}
 	mnt := fly.LoggingMounter{Next: podmount.InRoot{Root: root, Log: h.log}, Log: h.log}
 	if err := fly.Apply(ctx, mnt, p); err != nil {
-		root.Close()
+		_ = root.Close()
 		return nil, err
 	}
 	if p.ReadOnlyRoot {
 		h.log.DebugContext(ctx, "make rootfs read-only", "rootfs", p.RootFS)
 		if err := podmount.SetMountAttrs(root, unix.MOUNT_ATTR_RDONLY, false, "/"); err != nil {
-			root.Close()
+			_ = root.Close()
 			return nil, err
 		}
 	}

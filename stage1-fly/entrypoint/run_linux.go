@@ -200,7 +200,7 @@ func checkPlan(p fly.Plan) error {
 		if err != nil {
 			return podmount.SourceError(m, err)
 		}
-		f.Close()
+		_ = f.Close()
 	}
 	return nil
 }
@@ -212,17 +212,17 @@ func superviseHelper(ctx context.Context, log *slog.Logger, cfg RunConfig, podDi
 	if err != nil {
 		return 0, fmt.Errorf("create config pipe: %w", err)
 	}
-	defer cfgW.Close()
+	defer func() { _ = cfgW.Close() }()
 	repR, repW, err := os.Pipe()
 	if err != nil {
-		cfgR.Close()
+		_ = cfgR.Close()
 		return 0, fmt.Errorf("create report pipe: %w", err)
 	}
-	defer repR.Close()
+	defer func() { _ = repR.Close() }()
 	lockDup, err := unix.FcntlInt(uintptr(lockFD), unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {
-		cfgR.Close()
-		repW.Close()
+		_ = cfgR.Close()
+		_ = repW.Close()
 		return 0, fmt.Errorf("duplicate pod lock: %w", &os.SyscallError{Syscall: "fcntl", Err: err})
 	}
 	lockFile := os.NewFile(uintptr(lockDup), "pod lock")
@@ -253,9 +253,9 @@ func superviseHelper(ctx context.Context, log *slog.Logger, cfg RunConfig, podDi
 
 	log.DebugContext(ctx, "start pod process", "namespaces", "mnt", "interactive", cfg.Args.Interactive)
 	err = cmd.Start()
-	cfgR.Close()
-	repW.Close()
-	lockFile.Close()
+	_ = cfgR.Close()
+	_ = repW.Close()
+	_ = lockFile.Close()
 	if err != nil {
 		return 0, fmt.Errorf("start pod process: %w", err)
 	}
@@ -268,7 +268,7 @@ func superviseHelper(ctx context.Context, log *slog.Logger, cfg RunConfig, podDi
 	if err := json.NewEncoder(cfgW).Encode(hc); err != nil {
 		return 0, fmt.Errorf("send config to pod process: %w", err)
 	}
-	cfgW.Close()
+	_ = cfgW.Close()
 
 	reports := make(chan report)
 	go func() {

@@ -67,7 +67,7 @@ func Stop(ctx context.Context, cfg StopConfig) error {
 		log.DebugContext(ctx, "pod is not running: no such process", "pid", pid)
 		return nil
 	case pinned:
-		defer unix.Close(pidfd)
+		defer func() { _ = unix.Close(pidfd) }()
 	case !errors.Is(err, unix.ENOSYS):
 		return fmt.Errorf("open pod process %d: %w", pid, &os.SyscallError{Syscall: "pidfd_open", Err: err})
 	}
@@ -79,7 +79,7 @@ func Stop(ctx context.Context, cfg StopConfig) error {
 	if err != nil {
 		return err
 	}
-	root.Close()
+	_ = root.Close()
 	log.DebugContext(ctx, "signal pod process", "pid", pid, "signal", sig.String())
 	if pinned {
 		err = unix.PidfdSendSignal(pidfd, sig, nil, 0)

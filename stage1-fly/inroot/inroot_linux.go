@@ -90,7 +90,7 @@ func MkdirAll(root *os.File, path string, mode uint32) (_ *os.File, err error) {
 	}
 	defer func() {
 		if err != nil {
-			cur.Close()
+			_ = cur.Close()
 		}
 	}()
 	parts := strings.Split(rel, "/")
@@ -111,7 +111,7 @@ func MkdirAll(root *os.File, path string, mode uint32) (_ *os.File, err error) {
 		if err != nil {
 			return nil, err
 		}
-		cur.Close()
+		_ = cur.Close()
 		cur = next
 	}
 	return cur, nil
@@ -130,11 +130,11 @@ func CreateFile(root *os.File, path string, mode uint32) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer parent.Close()
+	defer func() { _ = parent.Close() }()
 	fd, err := unix.Openat(int(parent.Fd()), filepath.Base(rel), unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_WRONLY|unix.O_CLOEXEC, mode)
 	switch {
 	case err == nil:
-		unix.Close(fd)
+		_ = unix.Close(fd)
 	case !errors.Is(err, unix.EEXIST):
 		return nil, &os.PathError{Op: "create", Path: "/" + rel, Err: err}
 	}
@@ -144,11 +144,11 @@ func CreateFile(root *os.File, path string, mode uint32) (*os.File, error) {
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, &os.PathError{Op: "fstat", Path: "/" + rel, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("/%s exists and is not a regular file", rel)
 	}
 	return f, nil

@@ -37,7 +37,7 @@ func hostileTree(t *testing.T) (root *os.File, rootDir string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		root.Close()
+		_ = root.Close()
 		if ents, _ := os.ReadDir(outside); len(ents) != 0 {
 			t.Errorf("something was created outside the root: %v", ents)
 		}
@@ -69,7 +69,7 @@ func TestMkdirAll(t *testing.T) {
 			f, err := MkdirAll(root, tt.path, 0o755)
 			if tt.wantErr {
 				if err == nil {
-					f.Close()
+					_ = f.Close()
 					t.Fatalf("MkdirAll(%q) succeeded, want error", tt.path)
 				}
 				if !errors.Is(err, tt.wantErrn) {
@@ -80,7 +80,7 @@ func TestMkdirAll(t *testing.T) {
 			if err != nil {
 				t.Fatalf("MkdirAll(%q): %v", tt.path, err)
 			}
-			defer f.Close()
+			defer func() { _ = f.Close() }()
 			want := filepath.Join(rootDir, tt.wantDir)
 			var got, exp unix.Stat_t
 			if err := unix.Fstat(int(f.Fd()), &got); err != nil {
@@ -117,7 +117,7 @@ func TestCreateFile(t *testing.T) {
 			f, err := CreateFile(root, tt.path, 0o644)
 			if tt.wantErr {
 				if err == nil {
-					f.Close()
+					_ = f.Close()
 					t.Fatalf("CreateFile(%q) succeeded, want error", tt.path)
 				}
 				return
@@ -125,7 +125,7 @@ func TestCreateFile(t *testing.T) {
 			if err != nil {
 				t.Fatalf("CreateFile(%q): %v", tt.path, err)
 			}
-			f.Close()
+			_ = f.Close()
 			want := filepath.Join(rootDir, tt.wantFile)
 			if st, err := os.Lstat(want); err != nil || !st.Mode().IsRegular() {
 				t.Fatalf("%s is not a regular file: %v", want, err)
@@ -181,7 +181,7 @@ func TestOpenNoSymlinks(t *testing.T) {
 				if err != nil {
 					t.Fatalf("OpenNoSymlinks(%q): %v", tt.path, err)
 				}
-				f.Close()
+				_ = f.Close()
 				return
 			}
 			if !errors.Is(err, tt.wantErr) {

@@ -43,7 +43,7 @@ func writeNewFile(p string, data []byte, mode os.FileMode) error {
 		return fmt.Errorf("create %s: %w", p, err)
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
+		_ = f.Close()
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	return f.Close()

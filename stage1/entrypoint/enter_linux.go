@@ -56,7 +56,7 @@ func appProcessRoot(podProc string, appRoot *os.File) (*os.File, error) {
 		if unix.Fstat(int(r.Fd()), &got) == nil && got.Dev == want.Dev && got.Ino == want.Ino {
 			return r, nil
 		}
-		r.Close()
+		_ = r.Close()
 	}
 	return nil, errdefs.NotFound("no process of the app is running")
 }
@@ -172,7 +172,7 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 	if err != nil {
 		return 0, fmt.Errorf("open pod root: %w", err)
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	appRoot, err := inroot.Open(root, path.Join(nspawn.Stage2Dir, args.AppName, "rootfs"), unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return 0, fmt.Errorf("open app rootfs: %w", err)
@@ -183,10 +183,10 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 	if r, err := appProcessRoot(proc, appRoot); err != nil {
 		log.DebugContext(ctx, "no app process to take the mount view from", "err", err)
 	} else {
-		appRoot.Close()
+		_ = appRoot.Close()
 		appRoot = r
 	}
-	defer appRoot.Close()
+	defer func() { _ = appRoot.Close() }()
 	for _, ns := range enterNamespaces {
 		f, err := os.Open(filepath.Join(proc, "ns", ns.name))
 		if err != nil {
@@ -194,7 +194,7 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 		}
 		log.DebugContext(ctx, "setns", "ns", ns.name)
 		err = unix.Setns(int(f.Fd()), ns.flag)
-		f.Close()
+		_ = f.Close()
 		if err != nil {
 			return 0, fmt.Errorf("join %s namespace: %w", ns.name, &os.SyscallError{Syscall: "setns", Err: err})
 		}
@@ -203,8 +203,8 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 	if err != nil {
 		return 0, fmt.Errorf("create enter config pipe: %w", err)
 	}
-	defer cfgR.Close()
-	defer cfgW.Close()
+	defer func() { _ = cfgR.Close() }()
+	defer func() { _ = cfgW.Close() }()
 	// A terminal's Ctrl-C reaches the command directly; enter only waits.
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, unix.SIGINT, unix.SIGQUIT, unix.SIGTSTP)
@@ -222,11 +222,11 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start enter helper: %w", err)
 	}
-	cfgR.Close()
+	_ = cfgR.Close()
 	werrc := make(chan error, 1)
 	go func() {
 		_, err := cfgW.Write(cfgData)
-		cfgW.Close()
+		_ = cfgW.Close()
 		werrc <- err
 	}()
 	err = cmd.Wait()
@@ -254,7 +254,7 @@ func EnterHelper(ctx context.Context, stderr *os.File) error {
 	cfgFile := os.NewFile(enterConfigFD, "enter config pipe")
 	var cfg enterConfig
 	err := json.NewDecoder(cfgFile).Decode(&cfg)
-	cfgFile.Close()
+	_ = cfgFile.Close()
 	if err != nil {
 		return fmt.Errorf("read enter config: %w", err)
 	}
@@ -276,7 +276,7 @@ func EnterHelper(ctx context.Context, stderr *os.File) error {
 	if err := unix.Chroot("."); err != nil {
 		return &os.PathError{Op: "chroot", Path: "app rootfs", Err: err}
 	}
-	unix.Close(enterRootFD)
+	_ = unix.Close(enterRootFD)
 	if err := unix.Chdir("/"); err != nil {
 		return &os.PathError{Op: "chdir", Path: "/", Err: err}
 	}

@@ -119,7 +119,7 @@ func (p *podIO) Close() {
 			r.Close()
 		}
 		for _, f := range p.logs {
-			f.Close()
+			_ = f.Close()
 		}
 	})
 }
@@ -134,7 +134,7 @@ func feedStdin(ctx context.Context, log *slog.Logger, fifo string, in *os.File) 
 		log.WarnContext(ctx, "open app stdin", "err", err)
 		return
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if in == nil {
 		return
 	}

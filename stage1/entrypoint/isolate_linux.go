@@ -29,7 +29,7 @@ func reportIsolators(ctx context.Context, log *slog.Logger, cfg RunConfig, repor
 			r.Report.Log(ctx, log.With("app", r.App))
 		}
 		if s := r.Summary(); s != "" {
-			fmt.Fprintln(cfg.Stderr, "stage1-nspawn: "+s)
+			_, _ = fmt.Fprintln(cfg.Stderr, "stage1-nspawn: "+s)
 		}
 	}
 }
@@ -99,7 +99,7 @@ func createAppCgroups(ctx context.Context, log *slog.Logger, open func() (cgroup
 			// TODO(iso): on the unified hierarchy the container's cgroup
 			// is delegated to the pod's systemd; the limits belong in
 			// the app's unit (MemoryMax=, CPUQuota=, CPUWeight=). #4
-			fmt.Fprintf(stderr, "stage1-nspawn: app %s: resource limits ignored: stage1-nspawn sets them on cgroup v1 hierarchies only\n", a.Spec.Name)
+			_, _ = fmt.Fprintf(stderr, "stage1-nspawn: app %s: resource limits ignored: stage1-nspawn sets them on cgroup v1 hierarchies only\n", a.Spec.Name)
 			continue
 		}
 		g, err := mgr.Create(ctx, nspawn.AppCgroupName(pod.UUID, a.Spec.Name), a.Policy.Cgroup)
@@ -181,7 +181,7 @@ func writeCgroupProcs(dir, v string) error {
 		return err
 	}
 	if _, err := f.WriteString(v); err != nil {
-		f.Close()
+		_ = f.Close()
 		return fmt.Errorf("write %s: %w", f.Name(), err)
 	}
 	return f.Close()
@@ -203,7 +203,7 @@ func mountAppCgroup(ctx context.Context, log *slog.Logger, root *os.File, app *n
 		}
 		log.DebugContext(ctx, "mount app cgroup", "hierarchy", h, "source", dir)
 		err = cloneOnto(t, unix.AT_FDCWD, dir, 0, "/sys/fs/cgroup/"+h)
-		t.Close()
+		_ = t.Close()
 		if err != nil {
 			return err
 		}

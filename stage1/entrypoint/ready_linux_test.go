@@ -23,7 +23,7 @@ func notify(t *testing.T, w *readyWatch, msg string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	if _, err := c.Write([]byte(msg)); err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestReadyWatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer fwd.Close()
+			defer func() { _ = fwd.Close() }()
 			w, err := listenReady(uuid, fwdAddr)
 			if err != nil {
 				t.Fatal(err)
@@ -143,7 +143,7 @@ func TestSDNotifyPathSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	if err := sdNotify(addr, "READY=1"); err != nil {
 		t.Fatal(err)
 	}

@@ -124,7 +124,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		if b.NoSymlinks {
 			var f *os.File
 			if f, err = inroot.OpenNoSymlinks(b.Source, unix.O_PATH); err == nil {
-				f.Close()
+				_ = f.Close()
 			}
 		} else {
 			_, err = os.Stat(b.Source)
@@ -264,7 +264,7 @@ func startRelay(p string, w io.Writer) (*relay, error) {
 	}
 	wfd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		unix.Close(rfd)
+		_ = unix.Close(rfd)
 		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	r := &relay{r: os.NewFile(uintptr(rfd), p), w: os.NewFile(uintptr(wfd), p), done: make(chan struct{})}
@@ -278,9 +278,9 @@ func startRelay(p string, w io.Writer) (*relay, error) {
 // Close drops the held writer and waits until what the apps wrote is
 // copied.
 func (r *relay) Close() {
-	r.w.Close()
+	_ = r.w.Close()
 	<-r.done
-	r.r.Close()
+	_ = r.r.Close()
 }
 
 // supervise starts systemd-nspawn, records its pid, relays output and

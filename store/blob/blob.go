@@ -224,7 +224,7 @@ func (s *Store) Verify(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	h := sha512.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return fmt.Errorf("read blob %s: %w", key, err)
@@ -292,7 +292,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("open dir %s for sync: %w", dir, err)
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }()
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}

@@ -115,7 +115,7 @@ func (ix *Index) View(ctx context.Context, fn func(*Tx) error) error {
 	if db == nil {
 		return fn(&Tx{})
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	return db.View(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
 }
 
@@ -126,7 +126,7 @@ func (ix *Index) Update(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	return db.Update(func(btx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketImages, bucketRemotes} {
 			if _, err := btx.CreateBucketIfNotExists(b); err != nil {

@@ -50,31 +50,31 @@ func (s *Store) lock(ctx context.Context, key string, wait bool) (*fileLock, err
 				break
 			}
 			if !wait {
-				f.Close()
+				_ = f.Close()
 				return nil, errLocked
 			}
 			select {
 			case <-ctx.Done():
-				f.Close()
+				_ = f.Close()
 				return nil, fmt.Errorf("wait for tree %s lock: %w", key, ctx.Err())
 			case <-time.After(delay):
 			}
 			delay = min(2*delay, 50*time.Millisecond)
 		}
 		if err != nil {
-			f.Close()
+			_ = f.Close()
 			return nil, fmt.Errorf("lock tree %s: %w", key, &os.PathError{Op: "flock", Path: p, Err: err})
 		}
 		var held, named unix.Stat_t
 		if err := unix.Fstat(int(f.Fd()), &held); err != nil {
-			f.Close()
+			_ = f.Close()
 			return nil, fmt.Errorf("lock tree %s: %w", key, err)
 		}
 		err = unix.Stat(p, &named)
 		if err == nil && held.Dev == named.Dev && held.Ino == named.Ino {
 			return &fileLock{f: f, path: p}, nil
 		}
-		f.Close()
+		_ = f.Close()
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			return nil, fmt.Errorf("lock tree %s: %w", key, &os.PathError{Op: "stat", Path: p, Err: err})
 		}
@@ -97,7 +97,7 @@ func syncFS(dir string) error {
 	if err != nil {
 		return fmt.Errorf("sync filesystem: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if err := unix.Syncfs(int(f.Fd())); err != nil {
 		return fmt.Errorf("sync filesystem of %s: %w", dir, err)
 	}

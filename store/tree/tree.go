@@ -235,7 +235,7 @@ func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string, conten
 	if err != nil {
 		return fmt.Errorf("open image: %w", err)
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	opts := aci.ExtractOptions{PreserveOwnership: s.preserve, Content: content}
 	if len(l.Whitelists) > 0 {
 		opts.Filter = l.Admits
@@ -532,7 +532,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("sync directory: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
@@ -549,7 +549,7 @@ func removeTree(p string) error {
 	}
 	_ = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
-			_ = os.Chmod(q, 0o700)
+			_ = os.Chmod(q, 0o700) //nolint:gosec // G302: a directory, which needs x to be searched
 		}
 		return nil
 	})

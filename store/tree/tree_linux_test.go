@@ -508,7 +508,7 @@ func TestGetListRemoveTouch(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A read-only directory must not stop removal.
-	if err := os.Chmod(filepath.Join(ta.Rootfs, "ro"), 0o555); err != nil {
+	if err := os.Chmod(filepath.Join(ta.Rootfs, "ro"), 0o555); err != nil { //nolint:gosec // G302: a read-only directory is the case tested
 		t.Fatal(err)
 	}
 	tb, err := s.Render(ctx, b)

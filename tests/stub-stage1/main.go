@@ -234,7 +234,7 @@ func checkLock(v, podDir string) stub.LockCheck {
 		return c
 	}
 	err = unix.Flock(fresh, unix.LOCK_EX|unix.LOCK_NB)
-	unix.Close(fresh) // releases the lock if it got it
+	_ = unix.Close(fresh) // releases the lock if it got it
 	switch {
 	case err == nil:
 		c.Err = "the pod directory is not locked"

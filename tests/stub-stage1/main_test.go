@@ -179,7 +179,7 @@ func TestRun(t *testing.T) {
 					if oerr != nil {
 						t.Fatal(oerr)
 					}
-					defer other.Close()
+					defer func() { _ = other.Close() }()
 				}
 			case "elsewhere":
 				l, err = lock.TryExclusiveLock(t.TempDir(), lock.Dir)
@@ -196,8 +196,8 @@ func TestRun(t *testing.T) {
 				}
 				cmd.ExtraFiles = []*os.File{f}
 				cmd.Env = append(cmd.Env, stage1abi.EnvLockFD+"=3")
-				defer f.Close()
-				defer l.Close()
+				defer func() { _ = f.Close() }()
+				defer func() { _ = l.Close() }()
 			}
 			out, err := cmd.CombinedOutput()
 			if got := exitCode(t, err); got != tt.wantExit {
@@ -272,8 +272,8 @@ func TestRunSleepsUntilStopped(t *testing.T) {
 	if err := run.Start(); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
-	l.Close() // the stub alone holds the lock now
+	_ = f.Close()
+	_ = l.Close() // the stub alone holds the lock now
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := os.Stat(filepath.Join(dir, stage1abi.PIDFile)); err == nil {

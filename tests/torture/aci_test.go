@@ -215,7 +215,7 @@ func gzipBomb(t testing.TB, dir string, size int64) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	write := func(b []byte) {
 		if _, err := f.Write(gzipBytes(t, b)); err != nil {
 			t.Fatal(err)

@@ -91,7 +91,7 @@ func newRand(t *testing.T, s uint64) *rand.Rand {
 	for _, c := range []byte(t.Name()) {
 		h = (h ^ uint64(c)) * 1099511628211
 	}
-	return rand.New(rand.NewPCG(s, h))
+	return rand.New(rand.NewPCG(s, h)) //nolint:gosec // G404: deterministic data from a fixed seed, not a secret
 }
 
 func mustEnv(t *testing.T, name string) string {
@@ -305,7 +305,7 @@ func (e *env) blobsMatchTheirNames() []string {
 			bad = append(bad, fmt.Sprintf("%s: %v", p, err))
 			return nil
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		h := sha512.New()
 		if _, err := io.Copy(h, f); err != nil {
 			bad = append(bad, fmt.Sprintf("%s: %v", p, err))

@@ -116,7 +116,7 @@ func writeBigACI(ctx context.Context, path string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("big image: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	bw := bufio.NewWriterSize(f, 1<<20)
 	zw := gzip.NewWriter(bw)
 	cw := &countingWriter{w: bufio.NewWriterSize(zw, 1<<20)}
@@ -244,7 +244,7 @@ type gen struct {
 }
 
 func newGen() *gen {
-	g := &gen{r: rand.New(rand.NewPCG(0x6e73636e, 0x62656e63))}
+	g := &gen{r: rand.New(rand.NewPCG(0x6e73636e, 0x62656e63))} //nolint:gosec // G404: deterministic data from a fixed seed, not a secret
 	const letters = "abcdefghijklmnopqrstuvwxyz"
 	for range 4096 {
 		b := make([]byte, 3+g.r.IntN(8))

@@ -81,7 +81,7 @@ func hyperfineOnce(ctx context.Context, scratch string, runs, warmup int, cmds [
 	if err != nil {
 		return nil, fmt.Errorf("hyperfine: %w", err)
 	}
-	defer os.RemoveAll(out)
+	defer func() { _ = os.RemoveAll(out) }()
 	jsonPath := filepath.Join(out, "result.json")
 	args := []string{"-N", "--style", "basic", "--runs", fmt.Sprint(runs), "--warmup", fmt.Sprint(warmup), "--export-json", jsonPath}
 	prepared := slices.ContainsFunc(cmds, func(c command) bool { return c.prepare != "" })

@@ -29,7 +29,7 @@ func openMemcg(mnt string) (*memcg, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	path := ""
 	s := bufio.NewScanner(f)
 	for s.Scan() {
@@ -80,7 +80,7 @@ func (m *memcg) close() {
 // high-water mark through vfork and exec.
 func (m *memcg) measure(ctx context.Context, argv []string) (peak, rss float64, err error) {
 	rssFile := filepath.Join(os.TempDir(), fmt.Sprintf("nscn-bench-rss-%d", os.Getpid()))
-	defer os.Remove(rssFile)
+	defer func() { _ = os.Remove(rssFile) }()
 	timed := append([]string{"/usr/bin/time", "-f", "%M", "-o", rssFile}, argv...)
 	var cmd *exec.Cmd
 	group := ""

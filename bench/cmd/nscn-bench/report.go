@@ -68,10 +68,10 @@ func (r *report) missed() bool {
 }
 
 func (r *report) print(w io.Writer) {
-	fmt.Fprintln(w, "| figure | ours | peer | ratio | target | result |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	_, _ = fmt.Fprintln(w, "| figure | ours | peer | ratio | target | result |")
+	_, _ = fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	for _, x := range r.rows {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", cell(x.figure), cell(x.ours), cell(x.peer), cell(x.ratio), cell(x.target), x.status)
+		_, _ = fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", cell(x.figure), cell(x.ours), cell(x.peer), cell(x.ratio), cell(x.target), x.status)
 	}
 	met, targets := 0, 0
 	for _, x := range r.rows {
@@ -83,7 +83,7 @@ func (r *report) print(w io.Writer) {
 		}
 	}
 	if !r.quick {
-		fmt.Fprintf(w, "\n%d of %d targets met.\n", met, targets)
+		_, _ = fmt.Fprintf(w, "\n%d of %d targets met.\n", met, targets)
 	}
 	var errs []string
 	for _, x := range r.rows {
@@ -92,19 +92,19 @@ func (r *report) print(w io.Writer) {
 		}
 	}
 	if len(errs) > 0 {
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "Errors:")
-		fmt.Fprintln(w)
+		_, _ = fmt.Fprintln(w)
+		_, _ = fmt.Fprintln(w, "Errors:")
+		_, _ = fmt.Fprintln(w)
 		for _, e := range errs {
-			fmt.Fprintln(w, e)
+			_, _ = fmt.Fprintln(w, e)
 		}
 	}
 	if len(r.notes) > 0 {
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "Notes:")
-		fmt.Fprintln(w)
+		_, _ = fmt.Fprintln(w)
+		_, _ = fmt.Fprintln(w, "Notes:")
+		_, _ = fmt.Fprintln(w)
 		for _, n := range r.notes {
-			fmt.Fprintln(w, "- "+n)
+			_, _ = fmt.Fprintln(w, "- "+n)
 		}
 	}
 }
@@ -143,7 +143,7 @@ func cpuModel() string {
 	if err != nil {
 		return "unknown"
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		if k, v, ok := strings.Cut(s.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {

@@ -228,7 +228,7 @@ func writeFile(p, value string) error {
 		return fmt.Errorf("write cgroup file: %w", err)
 	}
 	if _, err := f.WriteString(value); err != nil {
-		f.Close()
+		_ = f.Close()
 		return fmt.Errorf("write %q to %s: %w", value, p, err)
 	}
 	if err := f.Close(); err != nil {

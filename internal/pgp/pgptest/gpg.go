@@ -45,7 +45,7 @@ func NewGPG(t testing.TB) *GPG {
 	if err != nil {
 		t.Fatalf("create gpg home: %v", err)
 	}
-	if err := os.Chmod(home, 0o700); err != nil {
+	if err := os.Chmod(home, 0o700); err != nil { //nolint:gosec // G302: a directory, which needs x to be searched
 		t.Fatalf("create gpg home: %v", err)
 	}
 	t.Cleanup(func() {

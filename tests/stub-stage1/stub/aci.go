@@ -113,7 +113,7 @@ func WriteACI(ctx context.Context, w io.Writer, opts ACIOptions) error {
 	if err != nil {
 		return fmt.Errorf("open stub binary: %w", err)
 	}
-	defer bin.Close()
+	defer func() { _ = bin.Close() }()
 	fi, err := bin.Stat()
 	if err != nil {
 		return fmt.Errorf("open stub binary: %w", err)

@@ -153,7 +153,7 @@ func ReadRecords(podDir, entrypoint string) ([]Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read stub records: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var out []Record
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)

@@ -88,7 +88,7 @@ func TestImage(t *testing.T) {
 			t.Error("stub binary is dynamically linked")
 		}
 	}
-	f.Close()
+	_ = f.Close()
 
 	tests := []struct {
 		name       string
@@ -112,7 +112,7 @@ func TestImage(t *testing.T) {
 				t.Fatal(err)
 			}
 			im, _, err := aci.ReadManifest(r)
-			r.Close()
+			_ = r.Close()
 			if err != nil {
 				t.Fatalf("ReadManifest: %v", err)
 			}
@@ -152,7 +152,7 @@ func TestImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	if err := aci.ExtractRootfs(ctx, r, rootfs, aci.ExtractOptions{}); err != nil {
 		t.Fatalf("ExtractRootfs: %v", err)
 	}
