@@ -585,7 +585,7 @@ func TestExtractRootfsFilter(t *testing.T) {
 	}
 	umask := unix.Umask(0)
 	unix.Umask(umask)
-	if st := lstat(t, filepath.Join(dest, "bin")); st.Mode&0o7777 != 0o755&^uint32(umask) {
+	if st := lstat(t, filepath.Join(dest, "bin")); st.Mode&0o7777 != 0o755&^uint32(umask) { //nolint:gosec // G115: a umask fits
 		t.Errorf("implicit parent bin has mode %o", st.Mode&0o7777)
 	}
 	lstat(t, filepath.Join(dest, "etc", "keep"))

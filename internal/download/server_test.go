@@ -56,7 +56,7 @@ func testContent(size int) []byte {
 	r := rand.New(rand.NewChaCha8([32]byte{'n', 's', 'c', 'n'})) //nolint:gosec // G404: deterministic data from a fixed seed, not a secret
 	b := make([]byte, size)
 	for i := range b {
-		b[i] = byte(r.Uint32())
+		b[i] = byte(r.Uint32()) //nolint:gosec // G115: the low byte is the noise wanted
 	}
 	return b
 }

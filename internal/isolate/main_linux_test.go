@@ -60,7 +60,7 @@ func helperMain() {
 		u, g, _ := strings.Cut(v, ":")
 		uid, _ := strconv.Atoi(u)
 		gid, _ := strconv.Atoi(g)
-		c = Creds{UID: uint32(uid), GID: uint32(gid)}
+		c = Creds{UID: uint32(uid), GID: uint32(gid)} //nolint:gosec // G115: the test passes small ids
 	}
 	if os.Getenv(waitEnv) != "" {
 		if _, err := io.ReadFull(os.Stdin, make([]byte, 1)); err != nil {

@@ -82,7 +82,7 @@ func NewToken() (string, error) {
 // host (the host's address in the pod's network) and port, with the pod's
 // token; an empty token gives the bare URL of a pod identified by address.
 func MetadataURL(host netip.Addr, port int, token string) string {
-	u := "http://" + netip.AddrPortFrom(host.Unmap(), uint16(port)).String()
+	u := "http://" + netip.AddrPortFrom(host.Unmap(), uint16(port)).String() //nolint:gosec // G115: a TCP port, from a listener's address
 	if token != "" {
 		u += "/" + token
 	}

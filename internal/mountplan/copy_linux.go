@@ -147,7 +147,7 @@ func (c *copier) copyEntry(src, dst string, isRoot bool) error {
 			return err
 		}
 	case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO, unix.S_IFSOCK:
-		if err := unix.Mknod(dst, st.Mode, int(st.Rdev)); err != nil {
+		if err := unix.Mknod(dst, st.Mode, int(st.Rdev)); err != nil { //nolint:gosec // G115: unix.Mknod takes the 64-bit dev_t as an int
 			return classifyErrno(err, &os.PathError{Op: "mknod", Path: dst, Err: err})
 		}
 	default:

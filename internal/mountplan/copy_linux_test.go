@@ -214,10 +214,10 @@ func TestCopyTreeAsRoot(t *testing.T) {
 	ctx := context.Background()
 	src := filepath.Join(t.TempDir(), "src")
 	buildTree(t, src)
-	if err := unix.Mknod(filepath.Join(src, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+	if err := unix.Mknod(filepath.Join(src, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil { //nolint:gosec // G115: unix.Mknod takes the 64-bit dev_t as an int
 		t.Fatal(err)
 	}
-	if err := unix.Mknod(filepath.Join(src, "loop"), unix.S_IFBLK|0o660, int(unix.Mkdev(7, 9))); err != nil {
+	if err := unix.Mknod(filepath.Join(src, "loop"), unix.S_IFBLK|0o660, int(unix.Mkdev(7, 9))); err != nil { //nolint:gosec // G115: unix.Mknod takes the 64-bit dev_t as an int
 		t.Fatal(err)
 	}
 	for path, owner := range map[string][2]int{

@@ -58,7 +58,7 @@ func OpenRoot(dir string) (*os.File, error) {
 // Open opens path inside root with the open(2) flags given (O_CLOEXEC is
 // always added). Symlinks are followed, within root.
 func Open(root *os.File, path string, flags int) (*os.File, error) {
-	f, err := openat2(int(root.Fd()), relative(path), &unix.OpenHow{Flags: uint64(flags), Resolve: resolveInRoot})
+	f, err := openat2(int(root.Fd()), relative(path), &unix.OpenHow{Flags: uint64(flags), Resolve: resolveInRoot}) //nolint:gosec // G115: open flags are non-negative
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +160,7 @@ func OpenNoSymlinks(path string, flags int) (*os.File, error) {
 	if !filepath.IsAbs(path) {
 		return nil, &os.PathError{Op: "open", Path: path, Err: errors.New("path is not absolute")}
 	}
-	return openat2(unix.AT_FDCWD, path, &unix.OpenHow{Flags: uint64(flags), Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
+	return openat2(unix.AT_FDCWD, path, &unix.OpenHow{Flags: uint64(flags), Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}) //nolint:gosec // G115: open flags are non-negative
 }
 
 // FDPath is the /proc/self/fd path of f, which mount(2) and chroot(2)

@@ -44,7 +44,7 @@ func TestReadyWatch(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			podDir := t.TempDir()
-			uuid := "00000000-0000-4000-8000-" + strings.Repeat("0", 11) + string(rune('a'+i))
+			uuid := "00000000-0000-4000-8000-" + strings.Repeat("0", 11) + string(rune('a'+i)) //nolint:gosec // G115: i indexes a short table
 			// The service manager of run, if it runs under one.
 			fwdAddr := "@nscn-test-forward-" + uuid
 			fwd, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: fwdAddr, Net: "unixgram"})

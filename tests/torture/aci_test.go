@@ -133,7 +133,7 @@ func bigACI(t testing.TB, dir string, size int) string {
 		x ^= x << 13
 		x ^= x >> 17
 		x ^= x << 5
-		big[i] = byte(x)
+		big[i] = byte(x) //nolint:gosec // G115: the low byte is the noise wanted
 	}
 	return writeACI(t, dir, "big.aci", manifest(t, "example.com/torture/big", nil),
 		[]member{dir0(), {hdr: tar.Header{Name: "rootfs/big", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(size)}, body: big}})

@@ -30,7 +30,7 @@ func (p *Program) Loadable() (*Loadable, error) {
 	for i, r := range raw {
 		l.filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
 	}
-	l.prog = unix.SockFprog{Len: uint16(len(l.filter)), Filter: &l.filter[0]}
+	l.prog = unix.SockFprog{Len: uint16(len(l.filter)), Filter: &l.filter[0]} //nolint:gosec // G115: at most BPF_MAXINSNS, checked above
 	return l, nil
 }
 
