@@ -63,7 +63,7 @@ func snapshot(t *testing.T) hostState {
 		s.links = append(s.links, i.Name)
 	}
 	for _, table := range []string{"nat", "filter"} {
-		out, err := exec.Command("iptables-save", "-t", table).Output()
+		out, err := exec.Command("iptables-save", "-t", table).Output() //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		if err != nil {
 			t.Fatalf("iptables-save: %v", err)
 		}
@@ -132,7 +132,7 @@ func hostGuard(t *testing.T) hostState {
 	t.Cleanup(func() {
 		restoreIptables(t, before)
 		if len(fwd) > 0 {
-			_ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", fwd, 0o644)
+			_ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", fwd, 0o644) //nolint:gosec // G703: restores the host setting the test changed
 		}
 	})
 	return before
@@ -157,14 +157,14 @@ func restoreIptables(t *testing.T, before hostState) {
 		if !ok || len(f) < 2 || f[0] != "-A" {
 			continue
 		}
-		if err := exec.Command("iptables", append([]string{"-w", "-t", table, "-D"}, f[1:]...)...).Run(); err != nil {
+		if err := exec.Command("iptables", append([]string{"-w", "-t", table, "-D"}, f[1:]...)...).Run(); err != nil { //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 			t.Logf("restore iptables: delete %s: %v", line, err)
 		}
 	}
 	for _, op := range []string{"-F", "-X"} {
 		for _, c := range newChains {
 			table, chain, _ := strings.Cut(c, " ")
-			_ = exec.Command("iptables", "-w", "-t", table, op, chain).Run()
+			_ = exec.Command("iptables", "-w", "-t", table, op, chain).Run() //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		}
 	}
 }
@@ -663,7 +663,7 @@ func copyPlugins(t *testing.T, dir string) {
 		if os.Link(src, dst) == nil {
 			continue
 		}
-		data, err := os.ReadFile(src)
+		data, err := os.ReadFile(src) //nolint:gosec // G304: a file the test made
 		if err == nil {
 			err = os.WriteFile(dst, data, 0o755) //nolint:gosec // G306: a copy of an executable CNI plugin
 		}

@@ -41,7 +41,7 @@ func stubStage1(t *testing.T, version string) string {
 		t.Fatalf("build stub stage1: %v", stubErr)
 	}
 	out := filepath.Join(t.TempDir(), "stub-"+version+".aci")
-	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ type result struct {
 // cmd builds an nscn command with this env's global flags.
 func (e *env) cmd(ctx context.Context, args ...string) *exec.Cmd {
 	all := append([]string{"--dir", e.dir, "--local-config", e.local, "--system-config", e.system}, args...)
-	c := exec.CommandContext(ctx, nscnBin(e.t), all...)
+	c := exec.CommandContext(ctx, nscnBin(e.t), all...) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	c.Env = append(append(os.Environ(), "LC_ALL=C"), e.extraEnv...)
 	return c
 }
@@ -167,7 +167,7 @@ func (e *env) snapshot() string {
 // own tools as a user would.
 func imageKey(t *testing.T, aci string) string {
 	t.Helper()
-	out, err := exec.Command("sh", "-c", "gzip -dc < \"$1\" | sha512sum", "sh", aci).Output()
+	out, err := exec.Command("sh", "-c", "gzip -dc < \"$1\" | sha512sum", "sh", aci).Output() //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	if err != nil {
 		t.Fatalf("hash %s: %v", aci, err)
 	}
@@ -175,7 +175,7 @@ func imageKey(t *testing.T, aci string) string {
 }
 
 func execOutput(name string, args ...string) (string, error) {
-	b, err := exec.Command(name, args...).Output()
+	b, err := exec.Command(name, args...).Output() //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	return string(b), err
 }
 

@@ -266,7 +266,7 @@ func TestNspawnGCRemovesAppCgroupsAfterKill(t *testing.T) {
 	p := startPod(t, e, 15*time.Second, []string{"ready"}, nspawnRunArgs(t,
 		busybox(t), "--memory=32Mi", "--cpu=100m", "--exec=/bin/sh", "--", "-c", "echo ready; exec sleep 300")...)
 	uuid := p.uuid
-	rec, err := os.ReadFile(filepath.Join(e.dir, "pods", "run", uuid, "nspawn-isolation.json"))
+	rec, err := os.ReadFile(filepath.Join(e.dir, "pods", "run", uuid, "nspawn-isolation.json")) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestNspawnGCRemovesAppCgroupsAfterKill(t *testing.T) {
 			t.Fatalf("app cgroup %s: %v", d, err)
 		}
 	}
-	ppid, err := os.ReadFile(filepath.Join(e.dir, "pods", "run", uuid, "ppid"))
+	ppid, err := os.ReadFile(filepath.Join(e.dir, "pods", "run", uuid, "ppid")) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestNspawnGCRemovesAppCgroupsAfterKill(t *testing.T) {
 	// systemd-nspawn gets SIGTERM (parent death) and stops the pod.
 	nspawn := filepath.Join("/proc", strings.TrimSpace(string(ppid)))
 	for range 150 {
-		if _, err := os.Stat(nspawn); err != nil {
+		if _, err := os.Stat(nspawn); err != nil { //nolint:gosec // G703: a file the test made
 			break
 		}
 		time.Sleep(100 * time.Millisecond)

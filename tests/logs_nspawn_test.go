@@ -54,7 +54,7 @@ func TestNspawnLogsTwoApps(t *testing.T) {
 
 	// The record on disk, one file per app, in the documented format.
 	for _, app := range []string{"a", "b"} {
-		b, err := os.ReadFile(filepath.Join(podDir(t, e), "logs", app+".log"))
+		b, err := os.ReadFile(filepath.Join(podDir(t, e), "logs", app+".log")) //nolint:gosec // G304: a file the test made
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -81,7 +81,7 @@ func netSnapshot(t *testing.T) netState {
 		}
 	}
 	for _, table := range []string{"nat", "filter"} {
-		out, err := exec.Command("iptables-save", "-t", table).Output()
+		out, err := exec.Command("iptables-save", "-t", table).Output() //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		if err != nil {
 			t.Fatalf("iptables-save: %v", err)
 		}
@@ -144,7 +144,7 @@ func startNetPod(t *testing.T, e *env, podFlags []string, script string) *bgPod 
 // ip returns the pod's address on a network, from its net-info record.
 func (p *bgPod) ip(t *testing.T, e *env, network string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(e.dir, "pods", "run", p.uuid, "net-info", network+".json"))
+	b, err := os.ReadFile(filepath.Join(e.dir, "pods", "run", p.uuid, "net-info", network+".json")) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatalf("pod %s has no record of network %s: %v", p.uuid, network, err)
 	}

@@ -85,7 +85,7 @@ func compressXZ(t testing.TB, b []byte) []byte {
 func compressBzip2(t testing.TB, b []byte) []byte {
 	t.Helper()
 	bin := testutil.RequiresCommand(t, "bzip2")
-	cmd := exec.CommandContext(t.Context(), bin, "-c", "-9")
+	cmd := exec.CommandContext(t.Context(), bin, "-c", "-9") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	cmd.Stdin = bytes.NewReader(b)
 	var out bytes.Buffer
 	cmd.Stdout = &out

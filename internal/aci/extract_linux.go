@@ -85,7 +85,7 @@ type extractor struct {
 // extract is ExtractRootfs. noOpenat2 lets the tests exercise the
 // fallback resolver on kernels that have openat2.
 func extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions, noOpenat2 bool) error {
-	root, err := os.OpenFile(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	root, err := os.OpenFile(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) //nolint:gosec // G304: the caller's destination directory
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return errdefs.With(errdefs.ErrNotFound, fmt.Errorf("open extraction directory: %w", err))

@@ -57,7 +57,7 @@ func runProbe(t *testing.T, pr probeRun) (probeResult, syscall.Signal) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, exe)
+	cmd := exec.CommandContext(ctx, exe) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	cmd.Env = []string{
 		roleEnv + "=helper", policyEnv + "=" + string(pol),
 		credsEnv + "=" + fmt.Sprintf("%d:%d", pr.uid, pr.uid),

@@ -377,7 +377,7 @@ func TestFromFd(t *testing.T) {
 // helper starts this test binary as TestHelperProcess in the given mode.
 func helper(t *testing.T, mode, path string, extra ...*os.File) (*exec.Cmd, io.WriteCloser, *bufio.Reader) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v=false")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v=false") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	cmd.Env = append(os.Environ(), envHelper+"="+mode, envHelperPath+"="+path)
 	cmd.ExtraFiles = extra
 	cmd.Stderr = os.Stderr
@@ -514,7 +514,7 @@ func TestHelperProcess(t *testing.T) {
 			t.Setenv(envHelper, "execed")
 			t.Setenv("RKT_LOCK_FD", strconv.Itoa(l.Fd()))
 			env := os.Environ()
-			err = syscall.Exec(os.Args[0], os.Args, env)
+			err = syscall.Exec(os.Args[0], os.Args, env) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		}
 	case "execed":
 		var fd int

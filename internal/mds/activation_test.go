@@ -121,10 +121,10 @@ func TestActivation(t *testing.T) {
 			args := []string{"-test.run=^$"}
 			var cmd *exec.Cmd
 			if tt.ownPID {
-				cmd = exec.Command(sh, append([]string{"-c", `LISTEN_PID=$$ exec "$0" "$@"`, os.Args[0]}, args...)...)
+				cmd = exec.Command(sh, append([]string{"-c", `LISTEN_PID=$$ exec "$0" "$@"`, os.Args[0]}, args...)...) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 				cmd.Env = append(os.Environ(), envActivationChild+"=1", fmt.Sprintf("LISTEN_FDS=%d", len(tt.files)))
 			} else {
-				cmd = exec.Command(os.Args[0], args...)
+				cmd = exec.Command(os.Args[0], args...) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 				cmd.Env = append(os.Environ(), envActivationChild+"=1", fmt.Sprintf("LISTEN_FDS=%d", len(tt.files)), "LISTEN_PID=1")
 			}
 			cmd.ExtraFiles = tt.files

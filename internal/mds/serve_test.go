@@ -313,7 +313,7 @@ func TestRegistrationRefusesOtherUsers(t *testing.T) {
 		}
 	}
 	// The go test binary may sit in a directory nobody cannot enter.
-	self, err := os.ReadFile(os.Args[0])
+	self, err := os.ReadFile(os.Args[0]) //nolint:gosec // G703: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestRegistrationRefusesOtherUsers(t *testing.T) {
 	if err := os.WriteFile(bin, self, 0o755); err != nil { //nolint:gosec // the test binary must be executable by nobody
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-test.run=^$")
+	cmd := exec.Command(bin, "-test.run=^$") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	cmd.Env = append(os.Environ(), envPeerChild+"="+socket)
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}

@@ -76,7 +76,7 @@ func podReferences(ctx context.Context, dataDir string, s *store.Store) (trees, 
 			return nil, nil, fmt.Errorf("scan pods: %w", err)
 		}
 		for _, m := range matches {
-			b, err := os.ReadFile(m)
+			b, err := os.ReadFile(m) //nolint:gosec // G304: a pod manifest under the data directory
 			if err != nil {
 				continue // the pod went away while we looked
 			}

@@ -48,7 +48,7 @@ func writeLog(t *testing.T, podDir, app string, lines ...string) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}

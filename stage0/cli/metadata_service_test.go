@@ -177,7 +177,7 @@ func TestMetadataServiceStopsOnSIGTERM(t *testing.T) {
 	socket := filepath.Join(t.TempDir(), "mds.sock")
 	port := freePort(t)
 	argv, _ := json.Marshal([]string{"--socket=" + socket, "--listen-address=127.0.0.1", "--listen-port=" + strconv.Itoa(port)})
-	cmd := exec.Command(os.Args[0], "-test.run=^TestMetadataServiceChild$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMetadataServiceChild$", "-test.count=1") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	cmd.Env = append(os.Environ(), envMetadataServiceChild+"="+string(argv))
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -152,7 +152,7 @@ exit "$st"
 // calls returns what the fake entrypoint name recorded, one call a line.
 func (f *podFixture) calls(name string) []string {
 	f.t.Helper()
-	b, err := os.ReadFile(filepath.Join(f.rec, name+".calls"))
+	b, err := os.ReadFile(filepath.Join(f.rec, name+".calls")) //nolint:gosec // G304: a file the test made
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -1280,7 +1280,7 @@ func TestPodsExport(t *testing.T) {
 // checkExportedACI checks an ACI export wrote from the test tree.
 func checkExportedACI(t *testing.T, path, app string, gzipped bool) {
 	t.Helper()
-	fh, err := os.Open(path)
+	fh, err := os.Open(path) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1394,7 +1394,7 @@ func TestPodsExportOverlay(t *testing.T) {
 	}
 	check := func(t *testing.T, aciPath string) {
 		t.Helper()
-		fh, err := os.Open(aciPath)
+		fh, err := os.Open(aciPath) //nolint:gosec // G304: a file the test made
 		if err != nil {
 			t.Fatal(err)
 		}

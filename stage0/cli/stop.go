@@ -108,7 +108,7 @@ func podRefs(c *cli.Context, cmd string) ([]string, error) {
 	if c.NArg() != 0 {
 		return nil, usageErrorf("%s: give pod UUIDs or --uuid-file, not both", cmd)
 	}
-	b, err := os.ReadFile(file)
+	b, err := os.ReadFile(file) //nolint:gosec // G304: the --uuid-file the user named
 	if err != nil {
 		return nil, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("%s: read --uuid-file: %w", cmd, err))
 	}

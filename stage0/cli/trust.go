@@ -233,7 +233,7 @@ func readKeyArg(ctx context.Context, g *Globals, arg string, allowHTTP bool) ([]
 }
 
 func readKeyFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.Open(path) //nolint:gosec // G304: a key file the user named
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, errdefs.With(errdefs.ErrNotFound, fmt.Errorf("read key: %w", err))

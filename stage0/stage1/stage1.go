@@ -142,7 +142,7 @@ func configured(dirs []string) (Ref, bool, error) {
 			continue
 		}
 		file := slices.Max(files)
-		b, err := os.ReadFile(file)
+		b, err := os.ReadFile(file) //nolint:gosec // G304: a stage1.d file of the config directories
 		if err != nil {
 			return Ref{}, false, fmt.Errorf("read stage1 configuration: %w", err)
 		}
@@ -200,7 +200,7 @@ func ReadEntrypoints(m *schema.ImageManifest) (Entrypoints, error) {
 // ReadPodEntrypoints reads the entrypoints of the stage1 a pod was prepared
 // with, from the copy of its manifest in the pod directory.
 func ReadPodEntrypoints(podDir string) (Entrypoints, error) {
-	b, err := os.ReadFile(filepath.Join(podDir, stage1abi.Stage1ManifestRel))
+	b, err := os.ReadFile(filepath.Join(podDir, stage1abi.Stage1ManifestRel)) //nolint:gosec // G304: a file in the pod directory
 	if errors.Is(err, fs.ErrNotExist) {
 		return Entrypoints{}, errdefs.FailedPrecondition("pod %s has no stage1 manifest", filepath.Base(podDir))
 	}

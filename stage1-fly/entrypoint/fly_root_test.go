@@ -42,7 +42,7 @@ type flyBins struct{ run, enter, gc, stop string }
 func buildFly(t *testing.T) flyBins {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-trimpath", "-o", dir+"/", "github.com/nosecone/nscn/stage1-fly/cmd/...")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", dir+"/", "github.com/nosecone/nscn/stage1-fly/cmd/...") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build the fly entrypoints: %v\n%s", err, out)
@@ -115,7 +115,7 @@ func makePod(t *testing.T, busybox string, spec podSpec) string {
 	mustWrite(t, filepath.Join(podDir, stage1abi.PodManifestFile), string(data), 0o644)
 
 	rootfs := filepath.Join(podDir, stage1abi.AppRootfs(appName))
-	bb, err := os.ReadFile(busybox)
+	bb, err := os.ReadFile(busybox) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func mustWrite(t *testing.T, p, data string, mode os.FileMode) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(p, []byte(data), mode); err != nil {
+	if err := os.WriteFile(p, []byte(data), mode); err != nil { //nolint:gosec // G703: a file the test made
 		t.Fatal(err)
 	}
 }
@@ -158,7 +158,7 @@ func mustWrite(t *testing.T, p, data string, mode os.FileMode) {
 // descriptor of the pod directory.
 func lockPod(t *testing.T, podDir string) *os.File {
 	t.Helper()
-	f, err := os.Open(podDir)
+	f, err := os.Open(podDir) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func runCmd(t *testing.T, bins flyBins, podDir string, args ...string) (*exec.Cm
 	t.Helper()
 	argv := append([]string{"--net=host"}, args...)
 	argv = append(argv, podUUID)
-	cmd := exec.Command(bins.run, argv...)
+	cmd := exec.Command(bins.run, argv...) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	cmd.Dir = podDir
 	cmd.Env = []string{stage1abi.EnvLockFD + "=3"}
 	cmd.ExtraFiles = []*os.File{lockPod(t, podDir)}
@@ -202,7 +202,7 @@ func waitFile(t *testing.T, p string) string {
 	t.Helper()
 	deadline := time.Now().Add(waitLong)
 	for time.Now().Before(deadline) {
-		if b, err := os.ReadFile(p); err == nil && len(b) > 0 {
+		if b, err := os.ReadFile(p); err == nil && len(b) > 0 { //nolint:gosec // G304: a file the test made
 			return string(b)
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -339,13 +339,13 @@ func TestFlyRoot(t *testing.T) {
 		if stderr.Len() != 0 {
 			t.Errorf("unexpected stderr:\n%s", stderr)
 		}
-		if got, _ := os.ReadFile(filepath.Join(podDir, stage1abi.AppStatusFile(appName))); string(got) != "3\n" {
+		if got, _ := os.ReadFile(filepath.Join(podDir, stage1abi.AppStatusFile(appName))); string(got) != "3\n" { //nolint:gosec // G304: a file the test made
 			t.Errorf("status file = %q, want \"3\\n\"", got)
 		}
-		if got, _ := os.ReadFile(filepath.Join(rw, "pre-start")); string(got) != "pre 0\n" {
+		if got, _ := os.ReadFile(filepath.Join(rw, "pre-start")); string(got) != "pre 0\n" { //nolint:gosec // G304: a file the test made
 			t.Errorf("pre-start marker = %q, want it written as root before the app", got)
 		}
-		if got, _ := os.ReadFile(filepath.Join(rw, "post-stop")); string(got) != "post 0 hello\n" {
+		if got, _ := os.ReadFile(filepath.Join(rw, "post-stop")); string(got) != "post 0 hello\n" { //nolint:gosec // G304: a file the test made
 			t.Errorf("post-stop marker = %q, want it written as root after the app", got)
 		}
 		if _, err := os.Stat(filepath.Join(ro, "file")); err == nil {
@@ -360,7 +360,7 @@ func TestFlyRoot(t *testing.T) {
 		if st.Mode().Perm() != 0o770 || sys.Uid != 1000 || sys.Gid != 1000 {
 			t.Errorf("empty volume directory mode %v owner %d:%d, want 0770 1000:1000", st.Mode().Perm(), sys.Uid, sys.Gid)
 		}
-		if b, _ := os.ReadFile(filepath.Join(emptyDir, "file")); string(b) != "e\n" {
+		if b, _ := os.ReadFile(filepath.Join(emptyDir, "file")); string(b) != "e\n" { //nolint:gosec // G304: a file the test made
 			t.Errorf("empty volume content = %q", b)
 		}
 		if _, err := os.Stat(filepath.Join(podDir, stage1abi.AppRootfs(appName), "tmp", "x")); err == nil {
@@ -369,7 +369,7 @@ func TestFlyRoot(t *testing.T) {
 
 		// gc removes the empty volume and is idempotent.
 		for i := range 2 {
-			gc := exec.Command(bins.gc, "--debug", podUUID)
+			gc := exec.Command(bins.gc, "--debug", podUUID) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 			gc.Dir = podDir
 			if out, err := gc.CombinedOutput(); err != nil {
 				t.Fatalf("gc #%d: %v\n%s", i+1, err, out)
@@ -515,14 +515,14 @@ func TestFlyRoot(t *testing.T) {
 			assertNoMounts(t, podDir)
 		})
 		t.Run("exit status passes through", func(t *testing.T) {
-			e := exec.Command(bins.enter, "--pid="+strconv.Itoa(pid), "--appname="+appName, "--", "sh", "-c", "exit 5")
+			e := exec.Command(bins.enter, "--pid="+strconv.Itoa(pid), "--appname="+appName, "--", "sh", "-c", "exit 5") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 			e.Dir = podDir
 			if code := exitCode(t, e.Run()); code != 5 {
 				t.Errorf("enter exited %d, want 5", code)
 			}
 		})
 		t.Run("wrong pid is refused", func(t *testing.T) {
-			e := exec.Command(bins.enter, "--pid="+strconv.Itoa(os.Getpid()), "--appname="+appName, "--", "ls", "/")
+			e := exec.Command(bins.enter, "--pid="+strconv.Itoa(os.Getpid()), "--appname="+appName, "--", "ls", "/") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 			e.Dir = podDir
 			var errb bytes.Buffer
 			e.Stderr = &errb
@@ -548,7 +548,7 @@ func TestFlyRoot(t *testing.T) {
 			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 			var children []string
 			for _, task := range tasks {
-				b, _ := os.ReadFile(task)
+				b, _ := os.ReadFile(task) //nolint:gosec // G304: a file the test made
 				children = append(children, strings.Fields(string(b))...)
 			}
 			if len(children) != 1 {
@@ -559,7 +559,7 @@ func TestFlyRoot(t *testing.T) {
 			}
 		})
 
-		stop := exec.Command(bins.stop, podUUID)
+		stop := exec.Command(bins.stop, podUUID) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		stop.Dir = podDir
 		if out, err := stop.CombinedOutput(); err != nil {
 			t.Fatalf("stop: %v\n%s", err, out)
@@ -572,12 +572,12 @@ func TestFlyRoot(t *testing.T) {
 		case <-time.After(waitLong):
 			t.Fatal("run did not exit after stop")
 		}
-		if got, _ := os.ReadFile(filepath.Join(podDir, stage1abi.AppStatusFile(appName))); string(got) != "143\n" {
+		if got, _ := os.ReadFile(filepath.Join(podDir, stage1abi.AppStatusFile(appName))); string(got) != "143\n" { //nolint:gosec // G304: a file the test made
 			t.Errorf("status file = %q, want \"143\\n\"", got)
 		}
 		waitDead(t, "pod process", pid)
 
-		again := exec.Command(bins.stop, "--force", podUUID)
+		again := exec.Command(bins.stop, "--force", podUUID) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		again.Dir = podDir
 		if out, err := again.CombinedOutput(); err != nil || len(out) != 0 {
 			t.Errorf("stop of a stopped pod: %v %q, want quiet success", err, out)
@@ -600,7 +600,7 @@ func TestFlyRoot(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = cmd.Process.Kill() })
 		waitFile(t, filepath.Join(vol, "pre.pid"))
-		stop := exec.Command(bins.stop, podUUID)
+		stop := exec.Command(bins.stop, podUUID) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		stop.Dir = podDir
 		if out, err := stop.CombinedOutput(); err != nil {
 			t.Fatalf("stop: %v\n%s", err, out)
@@ -633,7 +633,7 @@ func TestFlyRoot(t *testing.T) {
 			{name: "SIGTERM of run is forwarded", kill: signalRun(unix.SIGTERM), wantCode: 128 + int(unix.SIGTERM)},
 			{name: "SIGHUP of run is forwarded", kill: signalRun(unix.SIGHUP), wantCode: 128 + int(unix.SIGHUP)},
 			{name: "stop --force", wantCode: 128 + int(unix.SIGKILL), kill: func(t *testing.T, _ *exec.Cmd, podDir string) {
-				stop := exec.Command(bins.stop, "--force", podUUID)
+				stop := exec.Command(bins.stop, "--force", podUUID) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 				stop.Dir = podDir
 				if out, err := stop.CombinedOutput(); err != nil {
 					t.Fatalf("stop --force: %v\n%s", err, out)
@@ -687,7 +687,7 @@ func TestFlyRoot(t *testing.T) {
 		}
 		mustWrite(t, filepath.Join(vol, "data"), "x", 0o644)
 		for i := range 2 {
-			gc := exec.Command(bins.gc, podUUID)
+			gc := exec.Command(bins.gc, podUUID) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 			gc.Dir = podDir
 			if out, err := gc.CombinedOutput(); err != nil {
 				t.Fatalf("gc #%d: %v\n%s", i+1, err, out)
@@ -705,7 +705,7 @@ func TestFlyRoot(t *testing.T) {
 // enterOutput runs the enter entrypoint and returns its stdout.
 func enterOutput(t *testing.T, bins flyBins, podDir string, pid int, cmd ...string) string {
 	t.Helper()
-	e := exec.Command(bins.enter, append([]string{"--pid=" + strconv.Itoa(pid), "--appname=" + appName, "--"}, cmd...)...)
+	e := exec.Command(bins.enter, append([]string{"--pid=" + strconv.Itoa(pid), "--appname=" + appName, "--"}, cmd...)...) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	e.Dir = podDir
 	var out bytes.Buffer
 	e.Stdout, e.Stderr = &out, io.Discard

@@ -48,7 +48,7 @@ func appProcessRoot(podProc string, appRoot *os.File) (*os.File, error) {
 		if unix.Stat(filepath.Join(p, "ns", "pid"), &ns) != nil || ns.Dev != podNS.Dev || ns.Ino != podNS.Ino {
 			continue
 		}
-		r, err := os.OpenFile(filepath.Join(p, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		r, err := os.OpenFile(filepath.Join(p, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) //nolint:gosec // G304: a /proc path of the pod's process
 		if err != nil {
 			continue // it exited, or is not ours to see
 		}
@@ -168,7 +168,7 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 
 	runtime.LockOSThread() // never unlocked: the thread carries the namespaces
 	proc := filepath.Join("/proc", strconv.Itoa(args.PID))
-	root, err := os.OpenFile(filepath.Join(proc, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	root, err := os.OpenFile(filepath.Join(proc, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) //nolint:gosec // G304: a /proc path of the pod's process
 	if err != nil {
 		return 0, fmt.Errorf("open pod root: %w", err)
 	}
@@ -188,7 +188,7 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 	}
 	defer func() { _ = appRoot.Close() }()
 	for _, ns := range enterNamespaces {
-		f, err := os.Open(filepath.Join(proc, "ns", ns.name))
+		f, err := os.Open(filepath.Join(proc, "ns", ns.name)) //nolint:gosec // G304: a /proc path of the pod's process
 		if err != nil {
 			return 0, fmt.Errorf("open %s namespace: %w", ns.name, err)
 		}

@@ -82,7 +82,7 @@ func TestReadyWatch(t *testing.T) {
 				time.Sleep(100 * time.Millisecond)
 			}
 			w.Close()
-			b, err := os.ReadFile(ready)
+			b, err := os.ReadFile(ready) //nolint:gosec // G304: a file the test made
 			switch {
 			case tt.ready && err != nil:
 				t.Fatalf("no ready file: %v", err)

@@ -107,7 +107,7 @@ func (s *Store) Render(ctx context.Context, imageID string) (*Tree, error) {
 		s.markUsed(ctx, t)
 		return t, nil
 	}
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+	if err := os.MkdirAll(s.dir, 0o700); err != nil { //nolint:gosec // G703: a path in the store's own directory
 		return nil, fmt.Errorf("create tree store directory: %w", err)
 	}
 	l, err := s.lock(ctx, key, true)
@@ -122,7 +122,7 @@ func (s *Store) Render(ctx context.Context, imageID string) (*Tree, error) {
 	}
 	// Whatever is at the key now is unusable (no completion marker, or
 	// unreadable metadata): a crash or tampering. Start over.
-	if _, err := os.Lstat(s.treePath(key)); err == nil {
+	if _, err := os.Lstat(s.treePath(key)); err == nil { //nolint:gosec // G703: a path in the store's own directory
 		s.log.DebugContext(ctx, "discarding incomplete tree", "tree", key)
 		if err := s.discard(key); err != nil {
 			return nil, err
@@ -145,7 +145,7 @@ func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer)
 		}
 	}()
 	rootfs := filepath.Join(tmp, rootfsDir)
-	if err := os.Mkdir(rootfs, 0o755); err != nil {
+	if err := os.Mkdir(rootfs, 0o755); err != nil { //nolint:gosec // G703: a path in the store's own directory
 		return nil, fmt.Errorf("render tree %s: %w", key, err)
 	}
 	ids := make([]string, len(layers))
@@ -208,7 +208,7 @@ func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer)
 		return nil, fmt.Errorf("render tree %s: %w", key, err)
 	}
 	final := s.treePath(key)
-	if err := os.Rename(tmp, final); err != nil {
+	if err := os.Rename(tmp, final); err != nil { //nolint:gosec // G703: a path in the store's own directory
 		return nil, fmt.Errorf("render tree %s: move into place: %w", key, err)
 	}
 	if err := syncDir(s.dir); err != nil {
@@ -247,7 +247,7 @@ func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string, conten
 // unreadable metadata is FailedPrecondition.
 func (s *Store) load(key string) (*Tree, error) {
 	p := s.treePath(key)
-	st, err := os.Lstat(filepath.Join(p, completeFile))
+	st, err := os.Lstat(filepath.Join(p, completeFile)) //nolint:gosec // G703: a path in the store's own directory
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, errdefs.NotFound("tree %s not found", key)
 	}
@@ -257,7 +257,7 @@ func (s *Store) load(key string) (*Tree, error) {
 	if !st.Mode().IsRegular() {
 		return nil, errdefs.FailedPrecondition("tree %s: completion marker is not a file", key)
 	}
-	b, err := os.ReadFile(filepath.Join(p, metaFile))
+	b, err := os.ReadFile(filepath.Join(p, metaFile)) //nolint:gosec // G304: a path in the store's own directory
 	if err != nil {
 		return nil, errdefs.With(errdefs.ErrFailedPrecondition, fmt.Errorf("read tree %s metadata: %w", key, err))
 	}
@@ -277,7 +277,7 @@ func (s *Store) load(key string) (*Tree, error) {
 		Rendered: meta.Rendered,
 		LastUsed: meta.Rendered,
 	}
-	if st, err := os.Stat(filepath.Join(p, lastUsedFile)); err == nil {
+	if st, err := os.Stat(filepath.Join(p, lastUsedFile)); err == nil { //nolint:gosec // G703: a path in the store's own directory
 		t.LastUsed = st.ModTime()
 	}
 	return t, nil
@@ -403,8 +403,8 @@ func (s *Store) discard(key string) error {
 	if err != nil {
 		return fmt.Errorf("remove tree %s: %w", key, err)
 	}
-	if err := os.Rename(s.treePath(key), filepath.Join(trash, "tree")); err != nil {
-		_ = os.Remove(trash)
+	if err := os.Rename(s.treePath(key), filepath.Join(trash, "tree")); err != nil { //nolint:gosec // G703: a path in the store's own directory
+		_ = os.Remove(trash) //nolint:gosec // G703: a path in the store's own directory
 		return fmt.Errorf("remove tree %s: %w", key, err)
 	}
 	if err := removeTree(trash); err != nil {
@@ -509,7 +509,7 @@ func (s *Store) cleanLock(ctx context.Context, key string) error {
 // writeFileSync creates name (which must not exist) with data and fsyncs
 // it.
 func writeFileSync(name string, data []byte, perm os.FileMode) (err error) { //nolint:unparam // os.WriteFile's shape: the mode stays visible at each call
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, perm)
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, perm) //nolint:gosec // G304: a path in the store's own directory
 	if err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Base(name), err)
 	}
@@ -528,7 +528,7 @@ func writeFileSync(name string, data []byte, perm os.FileMode) (err error) { //n
 }
 
 func syncDir(dir string) error {
-	f, err := os.Open(dir)
+	f, err := os.Open(dir) //nolint:gosec // G304: a path in the store's own directory
 	if err != nil {
 		return fmt.Errorf("sync directory: %w", err)
 	}
@@ -543,15 +543,15 @@ func syncDir(dir string) error {
 // write permission, which rendered trees hold (a non-root caller cannot
 // unlink their entries without first making them writable).
 func removeTree(p string) error {
-	err := os.RemoveAll(p)
+	err := os.RemoveAll(p) //nolint:gosec // G703: a path in the store's own directory
 	if err == nil || !errors.Is(err, fs.ErrPermission) {
 		return err
 	}
-	_ = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+	_ = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error { //nolint:gosec // G703: a path in the store's own directory
 		if err == nil && d.IsDir() {
 			_ = os.Chmod(q, 0o700) //nolint:gosec // G302: a directory, which needs x to be searched
 		}
 		return nil
 	})
-	return os.RemoveAll(p)
+	return os.RemoveAll(p) //nolint:gosec // G703: a path in the store's own directory
 }

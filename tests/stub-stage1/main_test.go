@@ -78,7 +78,7 @@ func writePod(t *testing.T, apps []app, podAnnotations map[string]string) string
 // stubCmd runs the test binary as the stub, with argv[0] as given, in dir.
 func stubCmd(t *testing.T, dir string, argv ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0])
+	cmd := exec.Command(os.Args[0]) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	cmd.Args = argv
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), envAsStub+"=1")
@@ -111,7 +111,7 @@ func onlyRecord(t *testing.T, dir, ep string) stub.Record {
 
 func readStatus(t *testing.T, dir, app string) (int, bool) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, stage1abi.AppStatusFile(app)))
+	b, err := os.ReadFile(filepath.Join(dir, stage1abi.AppStatusFile(app))) //nolint:gosec // G304: a file the test made
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, false
 	}
@@ -235,7 +235,7 @@ func TestRun(t *testing.T) {
 			if !rec.Lock.Held || !rec.Lock.PodDir || rec.Lock.FD != 3 {
 				t.Errorf("lock check = %+v", rec.Lock)
 			}
-			pid, err := os.ReadFile(filepath.Join(dir, stage1abi.PIDFile))
+			pid, err := os.ReadFile(filepath.Join(dir, stage1abi.PIDFile)) //nolint:gosec // G304: a file the test made
 			if err != nil || strings.TrimSpace(string(pid)) != strconv.Itoa(rec.PID) {
 				t.Errorf("pid file %q, %v; record pid %d", pid, err, rec.PID)
 			}

@@ -177,7 +177,7 @@ func actoolBuild(t testing.TB, dir, name string, manifest []byte, files map[stri
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, name+".aci")
-	if b, err := exec.Command(actool(t.(*testing.T)), "build", "--overwrite", layout, out).CombinedOutput(); err != nil {
+	if b, err := exec.Command(actool(t.(*testing.T)), "build", "--overwrite", layout, out).CombinedOutput(); err != nil { //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		t.Fatalf("actool build %s: %v\n%s", name, err, b)
 	}
 	return out
@@ -211,7 +211,7 @@ func gzipBomb(t testing.TB, dir string, size int64) string {
 	}
 	// WriteHeader wrote the header through; the body comes below.
 	p := filepath.Join(dir, "bomb.aci")
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}

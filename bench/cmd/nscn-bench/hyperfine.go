@@ -101,12 +101,12 @@ func hyperfineOnce(ctx context.Context, scratch string, runs, warmup int, cmds [
 		args = append(args, shellJoin(c.argv))
 	}
 	logf("hyperfine: %s", strings.Join(names(cmds), ", "))
-	cmd := exec.CommandContext(ctx, "hyperfine", args...)
+	cmd := exec.CommandContext(ctx, "hyperfine", args...) //nolint:gosec // G204: the bench runs the tools it measures, argv built here
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("hyperfine %s: %w", strings.Join(names(cmds), ", "), err)
 	}
-	b, err := os.ReadFile(jsonPath)
+	b, err := os.ReadFile(jsonPath) //nolint:gosec // G304: the bench's own work files
 	if err != nil {
 		return nil, fmt.Errorf("hyperfine: %w", err)
 	}

@@ -216,7 +216,7 @@ func fsType(path string) string {
 }
 
 func readString(path string) string {
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) //nolint:gosec // G304: the bench's own work files
 	if err != nil {
 		return ""
 	}
@@ -233,7 +233,7 @@ func firstLine(ctx context.Context, name string, args ...string) string {
 
 // output runs a command and returns its stdout, or "" if it failed.
 func output(ctx context.Context, name string, args ...string) string {
-	b, err := exec.CommandContext(ctx, name, args...).Output()
+	b, err := exec.CommandContext(ctx, name, args...).Output() //nolint:gosec // G204: the bench runs the tools it measures, argv built here
 	if err != nil {
 		return ""
 	}
@@ -243,7 +243,7 @@ func output(ctx context.Context, name string, args ...string) string {
 // runQuiet runs a command, keeping its output for the error only.
 func runQuiet(ctx context.Context, name string, args ...string) error {
 	var buf bytes.Buffer
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, name, args...) //nolint:gosec // G204: the bench runs the tools it measures, argv built here
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s: %w: %s", shellJoin(append([]string{name}, args...)), err, strings.TrimSpace(buf.String()))
@@ -254,7 +254,7 @@ func runQuiet(ctx context.Context, name string, args ...string) error {
 // runOut runs a command and returns its stdout; stderr goes into the error.
 func runOut(ctx context.Context, name string, args ...string) (string, error) {
 	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, name, args...) //nolint:gosec // G204: the bench runs the tools it measures, argv built here
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("%s: %w: %s", shellJoin(append([]string{name}, args...)), err, strings.TrimSpace(errb.String()))

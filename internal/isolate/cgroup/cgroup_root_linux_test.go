@@ -149,7 +149,7 @@ func startWaiting(t *testing.T) *waitingChild {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &waitingChild{cmd: exec.Command(exe)}
+	c := &waitingChild{cmd: exec.Command(exe)} //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	c.cmd.Env = []string{roleEnv + "=current"}
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
