@@ -95,7 +95,7 @@ func TestNspawnLogsTwoApps(t *testing.T) {
 			t.Fatalf("exit %d, want 2", r.code)
 		}
 	})
-	t.Run("bad since", func(t *testing.T) {
+	t.Run("bad since", func(*testing.T) {
 		e.fails("--since", "logs", "--since=soon", uuid)
 	})
 	// The logs go with the pod.

@@ -30,7 +30,7 @@ import (
 const (
 	roleEnv   = "NSCN_ISOLATE_TEST_ROLE"
 	policyEnv = "NSCN_ISOLATE_TEST_POLICY"
-	credsEnv  = "NSCN_ISOLATE_TEST_CREDS" // "uid:gid" //nolint:gosec // G101: an environment variable's name
+	credsEnv  = "NSCN_ISOLATE_TEST_CREDS" //nolint:gosec // G101: an environment variable's name; "uid:gid"
 	waitEnv   = "NSCN_ISOLATE_TEST_WAIT"
 	chownEnv  = "NSCN_ISOLATE_TEST_CHOWN" // a file to chown to 1234:1234
 	mkdirEnv  = "NSCN_ISOLATE_TEST_MKDIR" // a directory to create

@@ -47,7 +47,7 @@ func New(ctx context.Context, path string) (err error) {
 	case <-ctx.Done():
 		// The goroutine still finishes; the deferred Remove undoes its
 		// mount, so its outcome no longer matters.
-		_ = <-errc
+		<-errc //nolint:errcheck // see above
 		return ctx.Err()
 	}
 }
