@@ -135,7 +135,7 @@ $(GOLANGCI_LINT):
 
 lint: $(GOLANGCI_LINT) ## go vet, shellcheck and golangci-lint (.golangci.yml)
 	$(GO) vet -tags "urfave_cli_no_docs functional fly nspawn torture" ./...
-	shellcheck scripts/*.sh .ci/run
+	shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run
 	GOLANGCI_LINT_CACHE=$(abspath $(BUILD)/golangci-lint-cache) $(GOLANGCI_LINT) run ./...
 
 fmt: $(GOLANGCI_LINT) ## Format the Go sources (gofumpt and goimports, as make lint checks)
