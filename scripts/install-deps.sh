@@ -10,6 +10,7 @@ packages=(
 	xz-utils bzip2 zstd gzip # compressed test images
 	iproute2 util-linux kmod
 	iptables # CNI ptp ipMasq and portmap; the networking tests
+	shellcheck # make lint
 )
 
 # shellcheck source=scripts/lib/apt.sh
