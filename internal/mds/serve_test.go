@@ -313,7 +313,7 @@ func TestRegistrationRefusesOtherUsers(t *testing.T) {
 		}
 	}
 	// The go test binary may sit in a directory nobody cannot enter.
-	self, err := os.ReadFile(os.Args[0]) //nolint:gosec // G703: a file the test made
+	self, err := os.ReadFile(os.Args[0]) //nolint:gosec // G703: the test binary itself
 	if err != nil {
 		t.Fatal(err)
 	}

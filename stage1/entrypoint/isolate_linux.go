@@ -116,7 +116,7 @@ func createAppCgroups(ctx context.Context, log *slog.Logger, open func() (cgroup
 // loadIsolation reads nspawn.IsolationFile of a pod; a pod started
 // before it existed has none (os.ErrNotExist).
 func loadIsolation(podDir, uuid string) (*nspawn.Isolation, error) {
-	data, err := os.ReadFile(filepath.Join(podDir, nspawn.IsolationFile)) //nolint:gosec // G304: a file in the pod directory or a cgroup control file
+	data, err := os.ReadFile(filepath.Join(podDir, nspawn.IsolationFile)) //nolint:gosec // G304: a file in the pod directory (stage1 ABI)
 	if err != nil {
 		return nil, fmt.Errorf("read pod isolation: %w", err)
 	}
@@ -176,7 +176,7 @@ func joinAppCgroup(app *nspawn.App) error {
 // writeCgroupProcs writes one value to dir/cgroup.procs ("0": the
 // writer).
 func writeCgroupProcs(dir, v string) error {
-	f, err := os.OpenFile(filepath.Join(dir, "cgroup.procs"), os.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0) //nolint:gosec // G304: a file in the pod directory or a cgroup control file
+	f, err := os.OpenFile(filepath.Join(dir, "cgroup.procs"), os.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0) //nolint:gosec // G304: a cgroup control file
 	if err != nil {
 		return err
 	}
