@@ -47,10 +47,10 @@ func lockNet(how int) (func(), error) {
 		return nil, fmt.Errorf("networking: lock: %w", err)
 	}
 	if err := unix.Flock(int(f.Fd()), how); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("networking: lock %s: %w", netLockPath, err)
 	}
-	return func() { f.Close() }, nil
+	return func() { _ = f.Close() }, nil
 }
 
 // cleanHost removes the bookkeeping of the networks in recs (the pod's
@@ -120,14 +120,14 @@ func isHostLocalBookkeeping(name string) bool {
 // cleanHostLocalDir removes host-local's directory dir when it holds no
 // lease, under host-local's own lock.
 func cleanHostLocalDir(dir string) error {
-	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0) //nolint:gosec // G304: nscn's own state file
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("networking: clean %s: %w", dir, err)
 	}
-	defer lock.Close()
+	defer func() { _ = lock.Close() }()
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
 		return fmt.Errorf("networking: clean %s: %w", dir, err)
 	}
@@ -247,7 +247,7 @@ func splitRule(line string) ([]string, bool) {
 
 // iptables runs iptables with -w (wait for the xtables lock).
 func iptables(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "iptables", append([]string{"-w"}, args...)...)
+	cmd := exec.CommandContext(ctx, "iptables", append([]string{"-w"}, args...)...) //nolint:gosec // G204: iptables, with arguments built here
 	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError

@@ -14,10 +14,14 @@ func TestJumpRule(t *testing.T) {
 		line, chain string
 		want        []string
 	}{
-		{line: `-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT`, chain: "PREROUTING",
-			want: []string{"-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"}},
-		{line: `-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ`, chain: "POSTROUTING",
-			want: []string{"-m", "comment", "--comment", "CNI portfwd requiring masquerade", "-j", "CNI-HOSTPORT-MASQ"}},
+		{
+			line: `-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT`, chain: "PREROUTING",
+			want: []string{"-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"},
+		},
+		{
+			line: `-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ`, chain: "POSTROUTING",
+			want: []string{"-m", "comment", "--comment", "CNI portfwd requiring masquerade", "-j", "CNI-HOSTPORT-MASQ"},
+		},
 		{line: `-A POSTROUTING -s 172.16.28.0/24 -j CNI-abc`, chain: "POSTROUTING"},
 		{line: `-A OUTPUT -j CNI-HOSTPORT-DNAT`, chain: "PREROUTING"},
 		{line: `-P PREROUTING ACCEPT`, chain: "PREROUTING"},

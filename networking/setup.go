@@ -1,8 +1,6 @@
 package networking
 
 import (
-	"golang.org/x/sys/unix"
-
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 

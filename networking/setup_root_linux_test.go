@@ -63,7 +63,7 @@ func snapshot(t *testing.T) hostState {
 		s.links = append(s.links, i.Name)
 	}
 	for _, table := range []string{"nat", "filter"} {
-		out, err := exec.Command("iptables-save", "-t", table).Output()
+		out, err := exec.Command("iptables-save", "-t", table).Output() //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		if err != nil {
 			t.Fatalf("iptables-save: %v", err)
 		}
@@ -132,7 +132,7 @@ func hostGuard(t *testing.T) hostState {
 	t.Cleanup(func() {
 		restoreIptables(t, before)
 		if len(fwd) > 0 {
-			_ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", fwd, 0o644)
+			_ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", fwd, 0o644) //nolint:gosec // G703: restores the host setting the test changed
 		}
 	})
 	return before
@@ -157,14 +157,14 @@ func restoreIptables(t *testing.T, before hostState) {
 		if !ok || len(f) < 2 || f[0] != "-A" {
 			continue
 		}
-		if err := exec.Command("iptables", append([]string{"-w", "-t", table, "-D"}, f[1:]...)...).Run(); err != nil {
+		if err := exec.Command("iptables", append([]string{"-w", "-t", table, "-D"}, f[1:]...)...).Run(); err != nil { //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 			t.Logf("restore iptables: delete %s: %v", line, err)
 		}
 	}
 	for _, op := range []string{"-F", "-X"} {
 		for _, c := range newChains {
 			table, chain, _ := strings.Cut(c, " ")
-			_ = exec.Command("iptables", "-w", "-t", table, op, chain).Run()
+			_ = exec.Command("iptables", "-w", "-t", table, op, chain).Run() //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		}
 	}
 }
@@ -220,7 +220,7 @@ func (p *testPod) ip(t *testing.T, i int) net.IP {
 }
 
 // listenIn starts a TCP echo-greeting server inside the namespace.
-func listenIn(t *testing.T, nsPath, addr, greeting string) net.Listener {
+func listenIn(t *testing.T, nsPath, addr, greeting string) {
 	t.Helper()
 	var l net.Listener
 	if err := netns.Do(context.Background(), nsPath, func() (err error) {
@@ -229,9 +229,8 @@ func listenIn(t *testing.T, nsPath, addr, greeting string) net.Listener {
 	}); err != nil {
 		t.Fatalf("listen in %s: %v", nsPath, err)
 	}
-	t.Cleanup(func() { l.Close() })
+	t.Cleanup(func() { _ = l.Close() })
 	go serve(l, greeting)
-	return l
 }
 
 func serve(l net.Listener, greeting string) {
@@ -242,7 +241,7 @@ func serve(l net.Listener, greeting string) {
 		}
 		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 		_, _ = io.WriteString(c, greeting+"\n")
-		c.Close()
+		_ = c.Close()
 	}
 }
 
@@ -264,7 +263,7 @@ func dial(t *testing.T, nsPath, addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
 	line, err := bufio.NewReader(c).ReadString('\n')
 	return strings.TrimSpace(line), err
@@ -296,7 +295,7 @@ func hostPort(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
 }
 
@@ -337,9 +336,8 @@ func TestDefaultNetwork(t *testing.T) {
 	}
 
 	// Host to pod.
-	l := listenIn(t, p.res.NetNS, ":8080", "pod")
+	listenIn(t, p.res.NetNS, ":8080", "pod")
 	mustDial(t, "", net.JoinHostPort(podIP.String(), "8080"), "pod")
-	_ = l
 
 	// Pod to host: the host's end of the veth carries the gateway address.
 	gw := p.res.Networks[0].Result.IPs[0].Gateway
@@ -347,7 +345,7 @@ func TestDefaultNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { hl.Close() })
+	t.Cleanup(func() { _ = hl.Close() })
 	go serve(hl, "host")
 	mustDial(t, p.res.NetNS, hl.Addr().String(), "host")
 
@@ -665,9 +663,9 @@ func copyPlugins(t *testing.T, dir string) {
 		if os.Link(src, dst) == nil {
 			continue
 		}
-		data, err := os.ReadFile(src)
+		data, err := os.ReadFile(src) //nolint:gosec // G304: a file the test made
 		if err == nil {
-			err = os.WriteFile(dst, data, 0o755)
+			err = os.WriteFile(dst, data, 0o755) //nolint:gosec // G306: a copy of an executable CNI plugin
 		}
 		if err != nil {
 			t.Fatal(err)

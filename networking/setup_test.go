@@ -17,7 +17,7 @@ import (
 func TestSetupRefusesBadConfig(t *testing.T) {
 	fakePlugins := t.TempDir()
 	for _, p := range []string{"ptp", "host-local", "portmap"} {
-		if err := os.WriteFile(filepath.Join(fakePlugins, p), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		if err := os.WriteFile(filepath.Join(fakePlugins, p), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil { //nolint:gosec // G306: an executable fake plugin
 			t.Fatal(err)
 		}
 	}

@@ -12,6 +12,7 @@ packages=(
 	iptables # CNI ptp ipMasq and portmap; the networking tests
 	dbus-daemon # a private bus for the systemd-machined tests
 	qemu-system-x86 # the cgroup v2 test VM (make vm-test)
+	shellcheck # make lint
 )
 
 # shellcheck source=scripts/lib/apt.sh

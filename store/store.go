@@ -53,21 +53,19 @@ type Store struct {
 	parsed sync.Map // ref -> *schema.ImageManifest
 }
 
-// remember records the manifests of entries read from the index, and
-// returns them.
-func (s *Store) remember(ims ...*index.Image) []*index.Image {
+// remember records the manifests of entries read from the index.
+func (s *Store) remember(ims ...*index.Image) {
 	for _, im := range ims {
 		if im != nil && im.ID != "" {
 			s.manifests.Store(im.ID, im.Manifest)
 			s.manifests.Store(im.Key, im.Manifest)
 		}
 	}
-	return ims
 }
 
 // Open returns the store of the data directory dataDir, creating its
 // directories when needed.
-func Open(ctx context.Context, dataDir string) (*Store, error) {
+func Open(_ context.Context, dataDir string) (*Store, error) {
 	dir := filepath.Join(dataDir, "cas")
 	for _, d := range []string{dir, filepath.Join(dir, "tree")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -104,7 +102,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*i
 	if err != nil {
 		return nil, fmt.Errorf("read image: %w", err)
 	}
-	defer tr.Close()
+	defer func() { _ = tr.Close() }()
 	var src io.Reader = tr
 	if opts.MaxSize > 0 {
 		src = aci.NewLimitedReader(tr, opts.MaxSize)
@@ -252,11 +250,11 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
 // a manifest and entries under rootfs/, no name or hard link escaping the
 // image, and a manifest that passes the appc schema.
 func checkImageFile(p string) (*schema.ImageManifest, []byte, error) {
-	f, err := os.Open(p)
+	f, err := os.Open(p) //nolint:gosec // G304: a path in the store's own directory
 	if err != nil {
 		return nil, nil, fmt.Errorf("open image: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var raw []byte
 	tr := tar.NewReader(f)
 	for {

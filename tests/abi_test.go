@@ -29,7 +29,7 @@ var (
 func stubStage1(t *testing.T, version string) string {
 	t.Helper()
 	stubOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "nscn-stub-")
+		dir, err := os.MkdirTemp("", "nscn-stub-") //nolint:usetesting // built once (stubOnce) for every test, so it must outlive the first
 		if err != nil {
 			stubErr = err
 			return
@@ -41,11 +41,11 @@ func stubStage1(t *testing.T, version string) string {
 		t.Fatalf("build stub stage1: %v", stubErr)
 	}
 	out := filepath.Join(t.TempDir(), "stub-"+version+".aci")
-	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if err := stub.WriteACI(context.Background(), f, stub.ACIOptions{Binary: stubBin, InterfaceVersion: version}); err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func recompress(t *testing.T, aci, tool string, args ...string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "image."+tool+".aci")
 	cmd := "gzip -dc < \"$1\" | " + tool + " " + strings.Join(args, " ") + " > \"$2\""
-	if b, err := exec.Command("sh", "-c", cmd, "sh", aci, out).CombinedOutput(); err != nil {
+	if b, err := exec.Command("sh", "-c", cmd, "sh", aci, out).CombinedOutput(); err != nil { //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		t.Fatalf("%s: %v %s", tool, err, b)
 	}
 	return out
@@ -86,7 +86,7 @@ func TestBadInputLeavesStoreUnchanged(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name string, data []byte) string {
 		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o644); err != nil {
+		if err := os.WriteFile(p, data, 0o644); err != nil { //nolint:gosec // G703: a file the test made
 			t.Fatal(err)
 		}
 		return p
@@ -98,7 +98,7 @@ func TestBadInputLeavesStoreUnchanged(t *testing.T) {
 		_ = w.Close()
 		return buf.Bytes()
 	}
-	goodBytes, err := os.ReadFile(good)
+	goodBytes, err := os.ReadFile(good) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestUnchangedLocalFileIsNotImportedAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(aci, data, 0o644); err != nil {
+	if err := os.WriteFile(aci, data, 0o644); err != nil { //nolint:gosec // G703: a file the test made
 		t.Fatal(err)
 	}
 	id := strings.TrimSpace(e.ok("--insecure-options=image", "fetch", aci).stdout)

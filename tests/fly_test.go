@@ -119,7 +119,7 @@ func TestFlyVolumes(t *testing.T) {
 	if got := strings.Fields(r.stdout); strings.Join(got, " ") != "from host ro-refused f tmp-ok" {
 		t.Fatalf("app output %q", r.stdout)
 	}
-	if b, err := os.ReadFile(filepath.Join(host, "out")); err != nil || string(b) != "written\n" {
+	if b, err := os.ReadFile(filepath.Join(host, "out")); err != nil || string(b) != "written\n" { //nolint:gosec // G304: a file the test made
 		t.Fatalf("write through rw volume: %q %v", b, err)
 	}
 }
@@ -170,7 +170,7 @@ func TestFlyPrepareThenRunPrepared(t *testing.T) {
 	uuidFile := filepath.Join(t.TempDir(), "uuid")
 	r := e.ok("--insecure-options=image", "prepare", "--uuid-file-save", uuidFile, "--stage1-from-dir=stage1-fly.aci", busybox(t), "--exec=/bin/sh", "--", "-c", "echo prepared-and-ran; exit 4")
 	uuid := strings.TrimSpace(r.stdout)
-	saved, err := os.ReadFile(uuidFile)
+	saved, err := os.ReadFile(uuidFile) //nolint:gosec // G304: a file the test made
 	if err != nil || strings.TrimSpace(string(saved)) != uuid {
 		t.Fatalf("uuid file %q, stdout %q", saved, uuid)
 	}
@@ -243,7 +243,7 @@ func (e *env) snapshotDir(dir string) string {
 		e.t.Fatal(err)
 	}
 	for _, ent := range ents {
-		data, _ := os.ReadFile(filepath.Join(dir, ent.Name()))
+		data, _ := os.ReadFile(filepath.Join(dir, ent.Name())) //nolint:gosec // G304: a file the test made
 		fmt.Fprintf(&b, "%s=%q;", ent.Name(), data)
 	}
 	return b.String()

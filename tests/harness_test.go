@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -74,7 +75,7 @@ type result struct {
 // cmd builds an nscn command with this env's global flags.
 func (e *env) cmd(ctx context.Context, args ...string) *exec.Cmd {
 	all := append([]string{"--dir", e.dir, "--local-config", e.local, "--system-config", e.system}, args...)
-	c := exec.CommandContext(ctx, nscnBin(e.t), all...)
+	c := exec.CommandContext(ctx, nscnBin(e.t), all...) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	c.Env = append(append(os.Environ(), "LC_ALL=C"), e.extraEnv...)
 	return c
 }
@@ -98,8 +99,8 @@ func (e *env) runIn(stdin []byte, args ...string) result {
 	err := c.Run()
 	code := 0
 	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
 			e.t.Fatalf("run nscn %v: %v", args, err)
 		}
 		code = ee.ExitCode()
@@ -166,7 +167,7 @@ func (e *env) snapshot() string {
 // own tools as a user would.
 func imageKey(t *testing.T, aci string) string {
 	t.Helper()
-	out, err := exec.Command("sh", "-c", "gzip -dc < \"$1\" | sha512sum", "sh", aci).Output()
+	out, err := exec.Command("sh", "-c", "gzip -dc < \"$1\" | sha512sum", "sh", aci).Output() //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	if err != nil {
 		t.Fatalf("hash %s: %v", aci, err)
 	}
@@ -174,7 +175,7 @@ func imageKey(t *testing.T, aci string) string {
 }
 
 func execOutput(name string, args ...string) (string, error) {
-	b, err := exec.Command(name, args...).Output()
+	b, err := exec.Command(name, args...).Output() //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	return string(b), err
 }
 

@@ -63,7 +63,8 @@ func TestNspawnIsolatorsFromInside(t *testing.T) {
 				t.Fatalf("status %v, want the default bounding set %s, no_new_privs 0, a seccomp filter", st, defaultCaps)
 			}
 		}},
-		{name: "memory limit", flags: []string{"--memory=64Mi"},
+		{
+			name: "memory limit", flags: []string{"--memory=64Mi"},
 			script: `cat /sys/fs/cgroup/memory/memory.limit_in_bytes; grep -c ':memory:/nscn/' /proc/self/cgroup`,
 			check: func(t *testing.T, r result) {
 				if got := strings.Fields(r.stdout); len(got) != 2 || got[0] != "67108864" || got[1] != "1" {
@@ -72,30 +73,38 @@ func TestNspawnIsolatorsFromInside(t *testing.T) {
 				if !strings.Contains(r.stderr, "enforced: resource/memory") {
 					t.Fatalf("run did not report the memory isolator: %q", r.stderr)
 				}
-			}},
-		{name: "cpu quota and shares", flags: []string{"--cpu=250m", "--cpu-shares=256"},
+			},
+		},
+		{
+			name: "cpu quota and shares", flags: []string{"--cpu=250m", "--cpu-shares=256"},
 			script: `echo $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us /sys/fs/cgroup/cpu/cpu.shares)`,
 			check: func(t *testing.T, r result) {
 				if got := strings.TrimSpace(r.stdout); got != "25000 100000 256" {
 					t.Fatalf("cpu limits seen by the app: %q, want 25000 100000 256", got)
 				}
-			}},
-		{name: "seccomp remove with errno", flags: []string{"--seccomp=mode=remove,errno=ENOTSUP,chmod,fchmodat,fchmod"},
+			},
+		},
+		{
+			name: "seccomp remove with errno", flags: []string{"--seccomp=mode=remove,errno=ENOTSUP,chmod,fchmodat,fchmod"},
 			script: `chmod 600 /tmp 2>&1; echo status=$?`,
 			check: func(t *testing.T, r result) {
 				if !strings.Contains(r.stdout, "not supported") || !strings.Contains(r.stdout, "status=1") {
 					t.Fatalf("chmod under the filter printed %q, want ENOTSUP", r.stdout)
 				}
-			}},
-		{name: "seccomp remove kills", flags: []string{"--seccomp=mode=remove,chmod,fchmodat,fchmod"},
+			},
+		},
+		{
+			name: "seccomp remove kills", flags: []string{"--seccomp=mode=remove,chmod,fchmodat,fchmod"},
 			// The shell's child dies of SIGSYS; the shell reports 128+31.
 			script: `chmod 600 /tmp; echo status=$?`,
 			check: func(t *testing.T, r result) {
 				if !strings.Contains(r.stdout, "status=159") {
 					t.Fatalf("chmod under a kill filter printed %q, want death by SIGSYS (159)", r.stdout)
 				}
-			}},
-		{name: "capability removed", flags: []string{"--caps-remove=CAP_CHOWN"},
+			},
+		},
+		{
+			name: "capability removed", flags: []string{"--caps-remove=CAP_CHOWN"},
 			script: status + `; chown 1 /tmp 2>&1; echo status=$?`,
 			check: func(t *testing.T, r result) {
 				st := procStatus(r.stdout)
@@ -105,27 +114,34 @@ func TestNspawnIsolatorsFromInside(t *testing.T) {
 				if !strings.Contains(r.stdout, "Operation not permitted") || !strings.Contains(r.stdout, "status=1") {
 					t.Fatalf("chown without CAP_CHOWN printed %q", r.stdout)
 				}
-			}},
-		{name: "capability retained", flags: []string{"--caps-retain=CAP_SYS_ADMIN"},
+			},
+		},
+		{
+			name: "capability retained", flags: []string{"--caps-retain=CAP_SYS_ADMIN"},
 			script: status,
 			check: func(t *testing.T, r result) {
 				st := procStatus(r.stdout)
 				if st["CapBnd"] != "0000000000200000" || !capBit(t, st["CapEff"], capSysAdm) {
 					t.Fatalf("status %v, want only CAP_SYS_ADMIN", st)
 				}
-			}},
-		{name: "oom score adj", flags: []string{"--oom-score-adj=300"}, script: `cat /proc/self/oom_score_adj`,
+			},
+		},
+		{
+			name: "oom score adj", flags: []string{"--oom-score-adj=300"}, script: `cat /proc/self/oom_score_adj`,
 			check: func(t *testing.T, r result) {
 				if strings.TrimSpace(r.stdout) != "300" {
 					t.Fatalf("oom_score_adj %q, want 300", r.stdout)
 				}
-			}},
-		{name: "restricted paths", script: `echo 1 > /proc/sys/kernel/ns_last_pid 2>&1; echo status=$?; ls /sys/firmware | wc -l`,
+			},
+		},
+		{
+			name: "restricted paths", script: `echo 1 > /proc/sys/kernel/ns_last_pid 2>&1; echo status=$?; ls /sys/firmware | wc -l`,
 			check: func(t *testing.T, r result) {
 				if got := strings.Fields(r.stdout); len(got) != 2 || got[0] != "status=1" || got[1] != "0" {
 					t.Fatalf("restricted paths: %q (stderr %s), want /proc/sys read-only and /sys/firmware empty", r.stdout, r.stderr)
 				}
-			}},
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,7 +266,7 @@ func TestNspawnGCRemovesAppCgroupsAfterKill(t *testing.T) {
 	p := startPod(t, e, 15*time.Second, []string{"ready"}, nspawnRunArgs(t,
 		busybox(t), "--memory=32Mi", "--cpu=100m", "--exec=/bin/sh", "--", "-c", "echo ready; exec sleep 300")...)
 	uuid := p.uuid
-	rec, err := os.ReadFile(filepath.Join(e.dir, "pods", "run", uuid, "nspawn-isolation.json"))
+	rec, err := os.ReadFile(filepath.Join(e.dir, "pods", "run", uuid, "nspawn-isolation.json")) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +285,7 @@ func TestNspawnGCRemovesAppCgroupsAfterKill(t *testing.T) {
 			t.Fatalf("app cgroup %s: %v", d, err)
 		}
 	}
-	ppid, err := os.ReadFile(filepath.Join(e.dir, "pods", "run", uuid, "ppid"))
+	ppid, err := os.ReadFile(filepath.Join(e.dir, "pods", "run", uuid, "ppid")) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +297,7 @@ func TestNspawnGCRemovesAppCgroupsAfterKill(t *testing.T) {
 	// systemd-nspawn gets SIGTERM (parent death) and stops the pod.
 	nspawn := filepath.Join("/proc", strings.TrimSpace(string(ppid)))
 	for range 150 {
-		if _, err := os.Stat(nspawn); err != nil {
+		if _, err := os.Stat(nspawn); err != nil { //nolint:gosec // G703: a file the test made
 			break
 		}
 		time.Sleep(100 * time.Millisecond)

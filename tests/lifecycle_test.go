@@ -4,6 +4,7 @@ package tests
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +26,8 @@ func exitCode(t *testing.T, cmd *exec.Cmd) int {
 		if err == nil {
 			return 0
 		}
-		if ee, ok := err.(*exec.ExitError); ok {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
 			return ee.ExitCode()
 		}
 		t.Fatalf("wait: %v", err)
@@ -60,7 +62,7 @@ func TestFlyListStatusEnterStopGC(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
 	var uuid string
 	for deadline := time.Now().Add(20 * time.Second); uuid == ""; time.Sleep(20 * time.Millisecond) {
-		if b, err := os.ReadFile(uuidFile); err == nil {
+		if b, err := os.ReadFile(uuidFile); err == nil { //nolint:gosec // G304: a file the test made
 			uuid = strings.TrimSpace(string(b))
 		}
 		if time.Now().After(deadline) {
@@ -102,7 +104,7 @@ func TestFlyListStatusEnterStopGC(t *testing.T) {
 	if code := exitCode(t, cmd); code != 0 {
 		t.Fatalf("nscn run exited %d after stop", code)
 	}
-	if b, err := os.ReadFile(filepath.Join(host, "stopped")); err != nil || strings.TrimSpace(string(b)) != "stopped" {
+	if b, err := os.ReadFile(filepath.Join(host, "stopped")); err != nil || strings.TrimSpace(string(b)) != "stopped" { //nolint:gosec // G304: a file the test made
 		t.Fatalf("the app's TERM handler did not run: %q %v", b, err)
 	}
 	st = statusMap(t, e, uuid)
@@ -135,7 +137,7 @@ func TestFlyKilledRunLeavesNoApp(t *testing.T) {
 	pidFile := filepath.Join(host, "pid")
 	var appPID int
 	for deadline := time.Now().Add(20 * time.Second); appPID == 0; time.Sleep(20 * time.Millisecond) {
-		if b, err := os.ReadFile(pidFile); err == nil {
+		if b, err := os.ReadFile(pidFile); err == nil { //nolint:gosec // G304: a file the test made
 			appPID, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 		}
 		if time.Now().After(deadline) {
@@ -198,7 +200,7 @@ func TestFlyExportSeesWhatTheAppChanged(t *testing.T) {
 	uuid := strings.TrimSpace(readFile(t, uuidFile))
 	out := filepath.Join(t.TempDir(), "exported.aci")
 	e.ok("export", uuid, out)
-	list, err := exec.Command("tar", "tf", out).Output()
+	list, err := exec.Command("tar", "tf", out).Output() //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +214,7 @@ func TestFlyExportSeesWhatTheAppChanged(t *testing.T) {
 
 func readFile(t *testing.T, p string) string {
 	t.Helper()
-	b, err := os.ReadFile(p)
+	b, err := os.ReadFile(p) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ package tests
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -53,7 +54,7 @@ func TestNspawnLogsTwoApps(t *testing.T) {
 
 	// The record on disk, one file per app, in the documented format.
 	for _, app := range []string{"a", "b"} {
-		b, err := os.ReadFile(filepath.Join(podDir(t, e), "logs", app+".log"))
+		b, err := os.ReadFile(filepath.Join(podDir(t, e), "logs", app+".log")) //nolint:gosec // G304: a file the test made
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,13 +89,13 @@ func TestNspawnLogsTwoApps(t *testing.T) {
 			t.Fatalf("logs --timestamps printed %q", r.stdout)
 		}
 	})
-	t.Run("unknown app", func(t *testing.T) {
+	t.Run("unknown app", func(*testing.T) {
 		r := e.fails(`no app "c"`, "logs", "--app=c", uuid)
 		if r.code != 2 {
 			t.Fatalf("exit %d, want 2", r.code)
 		}
 	})
-	t.Run("bad since", func(t *testing.T) {
+	t.Run("bad since", func(*testing.T) {
 		e.fails("--since", "logs", "--since=soon", uuid)
 	})
 	// The logs go with the pod.
@@ -133,8 +134,10 @@ func TestNspawnLogsFollow(t *testing.T) {
 
 func TestNspawnInteractivePipe(t *testing.T) {
 	e := newEnv(t)
-	args := []string{"--insecure-options=image", "run", "--net=host", "--stage1-path=" + nspawnACI(t), "--interactive",
-		busybox(t), "--exec=/bin/sh", "--", "-c", "cat; echo done >&2; exit 3"}
+	args := []string{
+		"--insecure-options=image", "run", "--net=host", "--stage1-path=" + nspawnACI(t), "--interactive",
+		busybox(t), "--exec=/bin/sh", "--", "-c", "cat; echo done >&2; exit 3",
+	}
 	r := e.runIn([]byte("hi\nthere\n"), args...)
 	if r.code != 3 || r.stdout != "hi\nthere\n" || !strings.Contains(r.stderr, "done") {
 		t.Fatalf("exit %d stdout %q stderr %q; want 3, the input echoed", r.code, r.stdout, r.stderr)
@@ -239,9 +242,10 @@ func (s *ptySession) wait(t *testing.T) int {
 	t.Helper()
 	rest, _ := io.ReadAll(s.out)
 	s.all.Write(rest)
-	s.in.Close()
+	_ = s.in.Close()
 	err := s.cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		return ee.ExitCode()
 	}
 	if err != nil {

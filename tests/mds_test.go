@@ -33,7 +33,7 @@ func freeLoopbackPort(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
 }
 
@@ -51,7 +51,7 @@ func startMDS(t *testing.T, listenAll ...bool) mdsService {
 	if len(listenAll) > 0 && listenAll[0] {
 		addr = "--listen-address=0.0.0.0"
 	}
-	cmd := exec.CommandContext(ctx, nscnBin(t), "metadata-service", addr,
+	cmd := exec.CommandContext(ctx, nscnBin(t), "metadata-service", addr, //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		fmt.Sprintf("--listen-port=%d", s.port), "--socket="+s.socket)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
@@ -97,7 +97,7 @@ func hostGetStatus(t *testing.T, url string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode
 }
@@ -224,7 +224,7 @@ func TestNspawnMetadataRegisterFlag(t *testing.T) {
 
 func readUUID(t *testing.T, path string) string {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}

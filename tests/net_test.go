@@ -81,7 +81,7 @@ func netSnapshot(t *testing.T) netState {
 		}
 	}
 	for _, table := range []string{"nat", "filter"} {
-		out, err := exec.Command("iptables-save", "-t", table).Output()
+		out, err := exec.Command("iptables-save", "-t", table).Output() //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		if err != nil {
 			t.Fatalf("iptables-save: %v", err)
 		}
@@ -97,7 +97,7 @@ func netSnapshot(t *testing.T) netState {
 	}
 	// host-local's directory, every file: leases and its bookkeeping,
 	// which nscn removes with the network's last pod.
-	_ = filepath.WalkDir("/var/lib/cni/networks", func(p string, d os.DirEntry, err error) error {
+	_ = filepath.WalkDir("/var/lib/cni/networks", func(p string, _ os.DirEntry, err error) error {
 		if err == nil && p != "/var/lib/cni/networks" {
 			s.leases = append(s.leases, p)
 		}
@@ -144,7 +144,7 @@ func startNetPod(t *testing.T, e *env, podFlags []string, script string) *bgPod 
 // ip returns the pod's address on a network, from its net-info record.
 func (p *bgPod) ip(t *testing.T, e *env, network string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(e.dir, "pods", "run", p.uuid, "net-info", network+".json"))
+	b, err := os.ReadFile(filepath.Join(e.dir, "pods", "run", p.uuid, "net-info", network+".json")) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatalf("pod %s has no record of network %s: %v", p.uuid, network, err)
 	}
@@ -174,7 +174,7 @@ func httpGet(t *testing.T, url string) string {
 		resp, err := c.Get(url)
 		if err == nil {
 			b, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if err == nil && resp.StatusCode == http.StatusOK {
 				return string(b)
 			}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,7 +68,7 @@ func startPod(t *testing.T, e *env, wait time.Duration, ready []string, args ...
 	}()
 	t.Cleanup(func() { p.stop(t, e) })
 	for deadline := time.Now().Add(wait); time.Now().Before(deadline); {
-		b, err := os.ReadFile(uuidFile)
+		b, err := os.ReadFile(uuidFile) //nolint:gosec // G304: a file the test made
 		if err == nil && len(bytes.TrimSpace(b)) > 0 && containsAll(p.out.String(), ready) {
 			p.uuid = strings.TrimSpace(string(b))
 			return p
@@ -141,8 +142,8 @@ func assertPodsGone(t *testing.T, e *env) {
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
-		cg, _ := os.ReadFile(filepath.Join(p, "cgroup"))
-		args, _ := os.ReadFile(filepath.Join(p, "cmdline"))
+		cg, _ := os.ReadFile(filepath.Join(p, "cgroup"))    //nolint:gosec // G304: a /proc file
+		args, _ := os.ReadFile(filepath.Join(p, "cmdline")) //nolint:gosec // G304: a /proc file
 		for _, u := range uuids {
 			if strings.Contains(string(cg), u) {
 				t.Fatalf("process %s of pod %s left after gc: %q", filepath.Base(p), u, args)
@@ -322,7 +323,8 @@ func TestNspawnEnterAndStop(t *testing.T) {
 			e.ok(append(stop, uuid)...)
 			err := p.wait()
 			code := 0
-			if ee, ok := err.(*exec.ExitError); ok {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
 				code = ee.ExitCode()
 			}
 			if code != tt.code {

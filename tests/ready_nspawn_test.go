@@ -23,7 +23,7 @@ func gatedImage(t *testing.T) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := exec.Command("tar", "-xzf", busybox(t), "-C", dir, "rootfs").CombinedOutput(); err != nil {
+	if b, err := exec.Command("tar", "-xzf", busybox(t), "-C", dir, "rootfs").CombinedOutput(); err != nil { //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		t.Fatalf("unpack busybox: %v\n%s", err, b)
 	}
 	manifest := `{
@@ -41,7 +41,7 @@ func gatedImage(t *testing.T) string {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "gated.aci")
-	if b, err := exec.Command(actool(t), "build", "--overwrite", dir, out).CombinedOutput(); err != nil {
+	if b, err := exec.Command(actool(t), "build", "--overwrite", dir, out).CombinedOutput(); err != nil { //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		t.Fatalf("actool build: %v\n%s", err, b)
 	}
 	return out
@@ -61,7 +61,7 @@ func TestNspawnReadiness(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer notified.Close()
+	defer func() { _ = notified.Close() }()
 	e.extraEnv = append(e.extraEnv, "NOTIFY_SOCKET="+manager)
 	p := startPod(t, e, 10*time.Second, []string{"pre-start-waiting"}, nspawnRunArgs(t, "--volume", "gate,kind=host,source="+gate, gatedImage(t))...)
 	uuid := p.uuid

@@ -111,7 +111,7 @@ func (s *imageServer) counts() (gets, full, notMod int) {
 func TestHTTPSFetchHonoursETagAndMaxAge(t *testing.T) {
 	e := newEnv(t)
 	aci := filepath.Join(imagesDir(t), "busybox.aci")
-	data, err := os.ReadFile(aci)
+	data, err := os.ReadFile(aci) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestHTTPSFetchHonoursETagAndMaxAge(t *testing.T) {
 func TestHTTPSFetchResumesBrokenDownload(t *testing.T) {
 	e := newEnv(t)
 	aci := filepath.Join(imagesDir(t), "hello.aci")
-	data, err := os.ReadFile(aci)
+	data, err := os.ReadFile(aci) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,8 +182,8 @@ func TestHTTPSFetchResumesBrokenDownload(t *testing.T) {
 func TestHTTPSSignedFetch(t *testing.T) {
 	e := newEnv(t)
 	gpgImage, key := signedImage(t, newGPG(t), "busybox.aci", "ed25519")
-	data, _ := os.ReadFile(gpgImage)
-	sig, _ := os.ReadFile(gpgImage + ".asc")
+	data, _ := os.ReadFile(gpgImage)         //nolint:gosec // G304: a file the test made
+	sig, _ := os.ReadFile(gpgImage + ".asc") //nolint:gosec // G304: a file the test made
 	srv := newImageServer(t, e, data)
 	url := srv.URL + "/image.aci"
 	// No signature on the server: refused before the image is downloaded.

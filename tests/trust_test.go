@@ -16,12 +16,12 @@ import (
 func signedImage(t *testing.T, gpg *pgptest.GPG, image, algo string) (aci, keyFile string) {
 	t.Helper()
 	dir := t.TempDir()
-	data, err := os.ReadFile(filepath.Join(imagesDir(t), image))
+	data, err := os.ReadFile(filepath.Join(imagesDir(t), image)) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
 	aci = filepath.Join(dir, image)
-	if err := os.WriteFile(aci, data, 0o644); err != nil {
+	if err := os.WriteFile(aci, data, 0o644); err != nil { //nolint:gosec // G703: a file the test made
 		t.Fatal(err)
 	}
 	fpr, pub := gpg.GenKey(t, "Image Signer "+algo+" <signer-"+algo+"@example.com>", algo)
@@ -91,11 +91,11 @@ func TestSignatureRejections(t *testing.T) {
 	if err := os.Rename(recompress(t, aci, "gzip", "-1", "-c"), tampered); err != nil {
 		t.Fatal(err)
 	}
-	sig, err := os.ReadFile(aci + ".asc")
+	sig, err := os.ReadFile(aci + ".asc") //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(tampered+".asc", sig, 0o644); err != nil {
+	if err := os.WriteFile(tampered+".asc", sig, 0o644); err != nil { //nolint:gosec // G703: a file the test made
 		t.Fatal(err)
 	}
 	before := e.snapshot()

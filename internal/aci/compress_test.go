@@ -23,10 +23,10 @@ import (
 // both compressible and incompressible parts.
 func testPayload(t testing.TB) []byte {
 	t.Helper()
-	rnd := rand.New(rand.NewPCG(1, 2))
+	rnd := rand.New(rand.NewPCG(1, 2)) //nolint:gosec // G404: deterministic data from a fixed seed, not a secret
 	noise := make([]byte, 3*chunkSize/2)
 	for i := range noise {
-		noise[i] = byte(rnd.Uint32())
+		noise[i] = byte(rnd.Uint32()) //nolint:gosec // G115: the low byte is the noise wanted
 	}
 	return buildTar(t,
 		ent{name: "manifest", typ: '0', body: testManifest, mode: 0o644},
@@ -85,7 +85,7 @@ func compressXZ(t testing.TB, b []byte) []byte {
 func compressBzip2(t testing.TB, b []byte) []byte {
 	t.Helper()
 	bin := testutil.RequiresCommand(t, "bzip2")
-	cmd := exec.CommandContext(t.Context(), bin, "-c", "-9")
+	cmd := exec.CommandContext(t.Context(), bin, "-c", "-9") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	cmd.Stdin = bytes.NewReader(b)
 	var out bytes.Buffer
 	cmd.Stdout = &out
@@ -117,7 +117,7 @@ func TestDecompressFormats(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Decompress: %v", err)
 			}
-			defer rc.Close()
+			defer func() { _ = rc.Close() }()
 			if c != tt.want || c.String() != tt.str {
 				t.Errorf("compression = %v (%q), want %v (%q)", c, c.String(), tt.want, tt.str)
 			}
@@ -187,7 +187,7 @@ func TestDecompressRejectsGarbage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rc, _, err := Decompress(bytes.NewReader(tt.in))
 			if err == nil {
-				rc.Close()
+				_ = rc.Close()
 				t.Fatal("Decompress accepted garbage")
 			}
 			if !errors.Is(err, errdefs.ErrInvalidArgument) {
@@ -218,7 +218,7 @@ func TestDecompressCorruptStream(t *testing.T) {
 			rc, _, err := Decompress(bytes.NewReader(tt.in(t)))
 			if err == nil {
 				_, err = io.Copy(io.Discard, rc)
-				rc.Close()
+				_ = rc.Close()
 			}
 			if err == nil {
 				t.Fatal("corrupt stream decoded without error")
@@ -238,7 +238,7 @@ func TestDecompressPassesSourceErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	_, err = io.Copy(io.Discard, rc)
 	if !errors.Is(err, ErrTooLarge) || !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("error = %v, want ErrTooLarge and InvalidArgument", err)
@@ -252,7 +252,7 @@ func TestDecompressBombIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Decompress: %v", err)
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	n, err := io.Copy(io.Discard, NewLimitedReader(rc, 1<<20))
 	if !errors.Is(err, ErrTooLarge) || n != 1<<20 {
 		t.Fatalf("copied %d bytes, error %v; want 1 MiB then ErrTooLarge", n, err)
@@ -290,7 +290,7 @@ func BenchmarkDecompressGzipHash(b *testing.B) {
 			if _, err := io.Copy(h, rc); err != nil {
 				b.Fatal(err)
 			}
-			rc.Close()
+			_ = rc.Close()
 		}
 	})
 	b.Run("inline", func(b *testing.B) {
@@ -304,7 +304,7 @@ func BenchmarkDecompressGzipHash(b *testing.B) {
 			if _, err := io.Copy(h, zr); err != nil {
 				b.Fatal(err)
 			}
-			zr.Close()
+			_ = zr.Close()
 		}
 	})
 }

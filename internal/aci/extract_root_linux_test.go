@@ -91,8 +91,10 @@ func TestExtractRootfsWithoutOwnership(t *testing.T) {
 	testutil.RequiresRoot(t)
 	dest := t.TempDir()
 	err := extractEnts(t, dest, ExtractOptions{},
-		ent{name: "rootfs/f", typ: tar.TypeReg, body: "x", mode: 0o4755, uid: 1234, gid: 5678,
-			xattrs: map[string]string{"trusted.nscn.test": "t"}})
+		ent{
+			name: "rootfs/f", typ: tar.TypeReg, body: "x", mode: 0o4755, uid: 1234, gid: 5678,
+			xattrs: map[string]string{"trusted.nscn.test": "t"},
+		})
 	if err != nil {
 		t.Fatalf("ExtractRootfs: %v", err)
 	}

@@ -28,9 +28,11 @@ func dirEnt(name string, mode int64) ent { return ent{name: name, typ: tar.TypeD
 func fileEnt(name, body string) ent {
 	return ent{name: name, typ: tar.TypeReg, body: body, mode: 0o644}
 }
+
 func symlinkEnt(name, target string) ent {
 	return ent{name: name, typ: tar.TypeSymlink, link: target, mode: 0o777}
 }
+
 func hardlinkEnt(name, target string) ent {
 	return ent{name: name, typ: tar.TypeLink, link: target, mode: 0o644}
 }

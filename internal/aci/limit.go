@@ -25,12 +25,12 @@ type limitedReader struct {
 // have been read and fails with an InvalidArgument error wrapping
 // ErrTooLarge when r holds more. Unlike io.LimitReader it does not pretend
 // the stream ended: a decompression bomb must fail, not be silently cut
-// into a short but plausible tar. A max of 0 or less means no limit.
-func NewLimitedReader(r io.Reader, max int64) io.Reader {
-	if max <= 0 {
+// into a short but plausible tar. A limit of 0 or less means no limit.
+func NewLimitedReader(r io.Reader, limit int64) io.Reader {
+	if limit <= 0 {
 		return r
 	}
-	return &limitedReader{r: r, max: max}
+	return &limitedReader{r: r, max: limit}
 }
 
 func (l *limitedReader) Read(p []byte) (int, error) {

@@ -93,7 +93,7 @@ func ReadManifest(tarStream io.Reader) (*schema.ImageManifest, []byte, error) {
 				fmt.Errorf("read image manifest: %d bytes, more than %d: %w", hdr.Size, MaxManifestSize, ErrTooLarge))
 		}
 		var buf bytes.Buffer
-		if _, err := io.Copy(&buf, tr); err != nil {
+		if _, err := io.Copy(&buf, tr); err != nil { //nolint:gosec // G110: hdr.Size was checked against MaxManifestSize, and tar.Reader stops there
 			return nil, nil, classifyTarError("read image manifest", src, err)
 		}
 		m, err := ParseManifest(buf.Bytes())

@@ -32,7 +32,7 @@ func testLog(t *testing.T) *slog.Logger {
 // checkFile asserts that path holds exactly want.
 func checkFile(t *testing.T, path string, want []byte) {
 	t.Helper()
-	got, err := os.ReadFile(path)
+	got, err := os.ReadFile(path) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatalf("read result: %v", err)
 	}
@@ -438,7 +438,7 @@ func TestFetchErrors(t *testing.T) {
 		},
 		{
 			name: "unsupported scheme",
-			setup: func(t *testing.T) env {
+			setup: func(*testing.T) env {
 				return env{url: "ftp://127.0.0.1/x.aci"}
 			},
 			wantClass:  errdefs.ErrInvalidArgument,
@@ -446,7 +446,7 @@ func TestFetchErrors(t *testing.T) {
 		},
 		{
 			name: "malformed URL does not echo credentials",
-			setup: func(t *testing.T) env {
+			setup: func(*testing.T) env {
 				return env{url: "https://user:s3cret@127.0.0.1:port/x.aci"}
 			},
 			wantClass:  errdefs.ErrInvalidArgument,

@@ -53,10 +53,10 @@ type server struct {
 
 // testContent returns size reproducible pseudo-random bytes.
 func testContent(size int) []byte {
-	r := rand.New(rand.NewChaCha8([32]byte{'n', 's', 'c', 'n'}))
+	r := rand.New(rand.NewChaCha8([32]byte{'n', 's', 'c', 'n'})) //nolint:gosec // G404: deterministic data from a fixed seed, not a secret
 	b := make([]byte, size)
 	for i := range b {
-		b[i] = byte(r.Uint32())
+		b[i] = byte(r.Uint32()) //nolint:gosec // G115: the low byte is the noise wanted
 	}
 	return b
 }
@@ -136,14 +136,14 @@ func offset(r *http.Request) int64 {
 func (s *server) head(bw *bufio.Writer, off int64) {
 	size := int64(len(s.content))
 	if off > 0 {
-		fmt.Fprintf(bw, "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes %d-%d/%d\r\n", off, size-1, size)
+		_, _ = fmt.Fprintf(bw, "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes %d-%d/%d\r\n", off, size-1, size)
 	} else {
-		fmt.Fprintf(bw, "HTTP/1.1 200 OK\r\n")
+		_, _ = fmt.Fprintf(bw, "HTTP/1.1 200 OK\r\n")
 	}
 	if s.etag != "" {
-		fmt.Fprintf(bw, "ETag: %s\r\n", s.etag)
+		_, _ = fmt.Fprintf(bw, "ETag: %s\r\n", s.etag)
 	}
-	fmt.Fprintf(bw, "Content-Length: %d\r\n\r\n", size-off)
+	_, _ = fmt.Fprintf(bw, "Content-Length: %d\r\n\r\n", size-off)
 }
 
 // drop sends part of the body and breaks the connection.
@@ -152,7 +152,7 @@ func (s *server) drop(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		panic(http.ErrAbortHandler) // the client sees a dropped connection anyway
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	off := offset(r)
 	s.head(bw.Writer, off)
 	end := min(off+s.dropAfter, int64(len(s.content)))

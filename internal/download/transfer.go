@@ -122,7 +122,7 @@ func (t *transfer) attempt(ctx context.Context, n int) (res *Result, moved int64
 		}
 		return nil, 0, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 
 	next := t.meta
 	var total int64 // complete length, -1 unknown

@@ -44,7 +44,8 @@ func Newf(class error, format string, args ...any) error {
 	return With(class, fmt.Errorf(format, args...))
 }
 
-// NotFound, InvalidArgument, ... are shorthands for Newf with that class.
+// NotFound formats an ErrNotFound error. It and InvalidArgument, ... are
+// shorthands for Newf with that class.
 func NotFound(format string, args ...any) error { return Newf(ErrNotFound, format, args...) }
 
 // InvalidArgument formats an ErrInvalidArgument error.

@@ -47,7 +47,7 @@ func runProbe(t *testing.T, pr probeRun) (probeResult, syscall.Signal) {
 	// Let a non-root probe reach the files, so that its failures come
 	// from capabilities and filters, not from directory permissions.
 	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
+		if err := os.Chmod(d, 0o755); err != nil { //nolint:gosec // G302: a directory, which needs x to be searched
 			t.Fatal(err)
 		}
 	}
@@ -57,7 +57,7 @@ func runProbe(t *testing.T, pr probeRun) (probeResult, syscall.Signal) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, exe)
+	cmd := exec.CommandContext(ctx, exe) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	cmd.Env = []string{
 		roleEnv + "=helper", policyEnv + "=" + string(pol),
 		credsEnv + "=" + fmt.Sprintf("%d:%d", pr.uid, pr.uid),
@@ -73,8 +73,8 @@ func runProbe(t *testing.T, pr probeRun) (probeResult, syscall.Signal) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer r.Close()
-		defer w.Close()
+		defer func() { _ = r.Close() }()
+		defer func() { _ = w.Close() }()
 		cmd.Stdin, release = r, w
 	}
 	if err := cmd.Start(); err != nil {

@@ -30,7 +30,7 @@ import (
 const (
 	roleEnv   = "NSCN_ISOLATE_TEST_ROLE"
 	policyEnv = "NSCN_ISOLATE_TEST_POLICY"
-	credsEnv  = "NSCN_ISOLATE_TEST_CREDS" // "uid:gid"
+	credsEnv  = "NSCN_ISOLATE_TEST_CREDS" //nolint:gosec // G101: an environment variable's name; "uid:gid"
 	waitEnv   = "NSCN_ISOLATE_TEST_WAIT"
 	chownEnv  = "NSCN_ISOLATE_TEST_CHOWN" // a file to chown to 1234:1234
 	mkdirEnv  = "NSCN_ISOLATE_TEST_MKDIR" // a directory to create
@@ -39,30 +39,33 @@ const (
 func TestMain(m *testing.M) {
 	switch os.Getenv(roleEnv) {
 	case "helper":
-		os.Exit(helperMain())
+		helperMain()
+		os.Exit(3) //nolint:forbidigo // TestMain is the test binary's main: the child role exits with its own status
 	case "probe":
-		os.Exit(probeMain())
+		os.Exit(probeMain()) //nolint:forbidigo // TestMain is the test binary's main: the child role exits with its own status
 	}
-	os.Exit(m.Run())
+	// Returning passes m.Run's status to os.Exit.
+	m.Run()
 }
 
-func helperMain() int {
+// helperMain returns only when it cannot exec the probe.
+func helperMain() {
 	var p Policy
 	if err := json.Unmarshal([]byte(os.Getenv(policyEnv)), &p); err != nil {
 		fmt.Fprintln(os.Stderr, "helper: decode policy:", err)
-		return 3
+		return
 	}
 	var c Creds
 	if v := os.Getenv(credsEnv); v != "" {
 		u, g, _ := strings.Cut(v, ":")
 		uid, _ := strconv.Atoi(u)
 		gid, _ := strconv.Atoi(g)
-		c = Creds{UID: uint32(uid), GID: uint32(gid)}
+		c = Creds{UID: uint32(uid), GID: uint32(gid)} //nolint:gosec // G115: the test passes small ids
 	}
 	if os.Getenv(waitEnv) != "" {
 		if _, err := io.ReadFull(os.Stdin, make([]byte, 1)); err != nil {
 			fmt.Fprintln(os.Stderr, "helper: wait:", err)
-			return 3
+			return
 		}
 	}
 	env := []string{roleEnv + "=probe"}
@@ -80,7 +83,6 @@ func helperMain() int {
 		ParentDeathSignal: syscall.SIGKILL,
 	})
 	fmt.Fprintln(os.Stderr, "helper:", err)
-	return 3
 }
 
 // probeResult is what the probe saw of itself. Operation results are

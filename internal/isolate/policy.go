@@ -213,8 +213,8 @@ func (b *builder) isolator(iso *types.Isolator) error {
 		if err := v.AssertValid(); err != nil {
 			return errdefs.With(errdefs.ErrInvalidArgument, err)
 		}
-		b.p.Cgroup.CPUShares = uint64(*v)
-		b.add(name, Enforced, "cpu.shares %d (cgroup v2: cpu.weight %d)", *v, cgroup.SharesToWeight(uint64(*v)))
+		b.p.Cgroup.CPUShares = uint64(*v)                                                                        //nolint:gosec // G115: AssertValid bounds it to 2..262144
+		b.add(name, Enforced, "cpu.shares %d (cgroup v2: cpu.weight %d)", *v, cgroup.SharesToWeight(uint64(*v))) //nolint:gosec // G115: AssertValid bounds it to 2..262144
 	case *types.ResourceMemory:
 		return b.memory(name, v)
 	case *types.ResourceCPU:

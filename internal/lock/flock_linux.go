@@ -20,7 +20,7 @@ func open(path string, kind Kind) (*os.File, error) {
 	default:
 		return nil, classifyOpen(path, kind, fmt.Errorf("unknown lock kind %d", int(kind)))
 	}
-	f, err := os.OpenFile(path, flags, 0o600)
+	f, err := os.OpenFile(path, flags, 0o600) //nolint:gosec // G304: the lock file the caller names
 	if err != nil {
 		return nil, classifyOpen(path, kind, err)
 	}
@@ -143,7 +143,7 @@ func probe(path string, kind Kind) (bool, error) {
 		}
 		break
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	if kind == RegularFile {
 		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil {

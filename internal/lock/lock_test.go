@@ -63,7 +63,7 @@ func TestConflicts(t *testing.T) {
 				if err != nil {
 					t.Fatalf("first lock: %v", err)
 				}
-				defer a.Close()
+				defer func() { _ = a.Close() }()
 				b, err := take(path, kind, tt.second)
 				if tt.conflict {
 					if !errors.Is(err, ErrLocked) || !errors.Is(err, errdefs.ErrUnavailable) {
@@ -73,7 +73,7 @@ func TestConflicts(t *testing.T) {
 					if err != nil {
 						t.Fatalf("second lock: %v", err)
 					}
-					b.Close()
+					_ = b.Close()
 				}
 				// Released by Unlock: the second lock now succeeds.
 				if err := a.Unlock(); err != nil {
@@ -83,7 +83,7 @@ func TestConflicts(t *testing.T) {
 				if err != nil {
 					t.Fatalf("second lock after unlock: %v", err)
 				}
-				b.Close()
+				_ = b.Close()
 			})
 		}
 	}
@@ -111,7 +111,7 @@ func TestCloseReleases(t *testing.T) {
 	if err != nil {
 		t.Fatalf("lock after Close: %v", err)
 	}
-	b.Close()
+	_ = b.Close()
 }
 
 func TestConversion(t *testing.T) {
@@ -120,7 +120,7 @@ func TestConversion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
+	defer func() { _ = a.Close() }()
 	if err := a.TryExclusiveLock(); err != nil {
 		t.Fatalf("upgrade own shared lock: %v", err)
 	}
@@ -134,7 +134,7 @@ func TestConversion(t *testing.T) {
 	if err != nil {
 		t.Fatalf("shared lock next to a downgraded one: %v", err)
 	}
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	if err := a.TryExclusiveLock(); !errors.Is(err, ErrLocked) {
 		t.Fatalf("upgrade with another shared holder: %v, want ErrLocked", err)
 	}
@@ -172,7 +172,7 @@ func TestOpenErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l, err := TryExclusiveLock(tt.path, tt.kind)
 			if err == nil {
-				l.Close()
+				_ = l.Close()
 				t.Fatal("lock succeeded")
 			}
 			if !errors.Is(err, tt.class) {
@@ -188,7 +188,7 @@ func TestRegularFileIsCreated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +230,7 @@ func TestWait(t *testing.T) {
 				}
 				defer func() {
 					<-released // a File is not for concurrent use
-					holder.Close()
+					_ = holder.Close()
 				}()
 				ctx, cancel := context.WithTimeout(context.Background(), tt.timeout)
 				defer cancel()
@@ -244,7 +244,7 @@ func TestWait(t *testing.T) {
 					t.Fatalf("got %v, want %v", err, tt.wantErr)
 				}
 				if err == nil {
-					l.Close()
+					_ = l.Close()
 				}
 			})
 		}
@@ -263,7 +263,7 @@ func TestWaitWithoutCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Close()
+	_ = l.Close()
 }
 
 func cloexec(t *testing.T, fd int) bool {
@@ -281,7 +281,7 @@ func TestKeepOnExecAndDup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	if !cloexec(t, l.Fd()) {
 		t.Fatal("a fresh lock descriptor must be close-on-exec")
 	}
@@ -321,16 +321,16 @@ func TestKeepOnExecAndDup(t *testing.T) {
 	if !cloexec(t, int(d.Fd())) {
 		t.Error("Dup must be close-on-exec")
 	}
-	l.Close()
-	d.Close()
+	_ = l.Close()
+	_ = d.Close()
 	if _, err := TryExclusiveLock(path, Dir); !errors.Is(err, ErrLocked) {
 		t.Fatalf("lock released while the DupTo copy is open: %v", err)
 	}
-	spare.Close() // closes target
+	_ = spare.Close() // closes target
 	if b, err := TryExclusiveLock(path, Dir); err != nil {
 		t.Fatalf("lock still held after every descriptor closed: %v", err)
 	} else {
-		b.Close()
+		_ = b.Close()
 	}
 	if err := l.DupTo(target); !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Errorf("DupTo on a closed File: %v", err)
@@ -348,11 +348,11 @@ func TestFromFd(t *testing.T) {
 		t.Fatal(err)
 	}
 	fd, err := unix.Dup(int(d.Fd()))
-	d.Close()
+	_ = d.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Close()
+	_ = l.Close()
 	adopted, err := FromFd(fd, path)
 	if err != nil {
 		t.Fatal(err)
@@ -364,7 +364,7 @@ func TestFromFd(t *testing.T) {
 	if _, err := TryExclusiveLock(path, Dir); !errors.Is(err, ErrLocked) {
 		t.Fatalf("adopted descriptor does not hold the lock: %v", err)
 	}
-	adopted.Close()
+	_ = adopted.Close()
 
 	if _, err := FromFd(fd, path); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("FromFd on a closed descriptor: %v", err)
@@ -377,7 +377,7 @@ func TestFromFd(t *testing.T) {
 // helper starts this test binary as TestHelperProcess in the given mode.
 func helper(t *testing.T, mode, path string, extra ...*os.File) (*exec.Cmd, io.WriteCloser, *bufio.Reader) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v=false")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v=false") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	cmd.Env = append(os.Environ(), envHelper+"="+mode, envHelperPath+"="+path)
 	cmd.ExtraFiles = extra
 	cmd.Stderr = os.Stderr
@@ -445,8 +445,8 @@ func TestCrossProcess(t *testing.T) {
 					t.Fatal(err)
 				}
 				cmd, in, out := helper(t, "inherit", path, d)
-				d.Close()
-				l.Close()
+				_ = d.Close()
+				_ = l.Close()
 				return cmd, in, out
 			},
 		},
@@ -468,7 +468,7 @@ func TestCrossProcess(t *testing.T) {
 			if _, err := TrySharedLock(path, Dir); !errors.Is(err, ErrLocked) {
 				t.Fatalf("shared lock while the helper holds it: %v, want ErrLocked", err)
 			}
-			in.Close()
+			_ = in.Close()
 			if err := cmd.Wait(); err != nil {
 				t.Fatalf("helper: %v", err)
 			}
@@ -476,7 +476,7 @@ func TestCrossProcess(t *testing.T) {
 			if err != nil {
 				t.Fatalf("lock after the helper exited: %v", err)
 			}
-			l.Close()
+			_ = l.Close()
 		})
 	}
 }
@@ -514,7 +514,7 @@ func TestHelperProcess(t *testing.T) {
 			t.Setenv(envHelper, "execed")
 			t.Setenv("RKT_LOCK_FD", strconv.Itoa(l.Fd()))
 			env := os.Environ()
-			err = syscall.Exec(os.Args[0], os.Args, env)
+			err = syscall.Exec(os.Args[0], os.Args, env) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		}
 	case "execed":
 		var fd int
@@ -528,15 +528,15 @@ func TestHelperProcess(t *testing.T) {
 	if err != nil {
 		fail(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	// The handed-over descriptor holds the lock: converting it succeeds,
 	// while a fresh open conflicts.
 	if err := l.TryExclusiveLock(); err != nil {
 		fail(err)
 	}
 	if other, err := TryExclusiveLock(path, Dir); !errors.Is(err, ErrLocked) {
-		other.Close()
-		fail(fmt.Errorf("fresh open got the lock: %v", err))
+		_ = other.Close()
+		fail(fmt.Errorf("fresh open got the lock: %w", err))
 	}
 	fmt.Println("held")
 	_, _ = io.Copy(io.Discard, os.Stdin)
@@ -568,7 +568,7 @@ func TestHeldExclusively(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				defer l.Close()
+				defer func() { _ = l.Close() }()
 			}
 			got, err := HeldExclusively(path, tt.kind)
 			if err != nil {
@@ -583,7 +583,7 @@ func TestHeldExclusively(t *testing.T) {
 				if err != nil {
 					t.Fatalf("lock after probe: %v", err)
 				}
-				l.Close()
+				_ = l.Close()
 			}
 		})
 	}

@@ -35,7 +35,8 @@ func TestMain(m *testing.M) {
 		fmt.Printf("running=%v denied=%v\n", Running(socket), errors.Is(err, errdefs.ErrPermissionDenied))
 		return
 	}
-	os.Exit(m.Run())
+	// Returning passes m.Run's status to os.Exit.
+	m.Run()
 }
 
 // activationChild is the child of TestActivation. It prints one line with
@@ -69,7 +70,7 @@ func listenerFile(t *testing.T, l net.Listener) *os.File {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.Close() })
+	t.Cleanup(func() { _ = f.Close() })
 	return f
 }
 
@@ -91,18 +92,18 @@ func TestActivation(t *testing.T) {
 	}
 	tcpAddr := tl.Addr().String()
 	uf, tf := listenerFile(t, ul), listenerFile(t, tl)
-	ul.Close()
-	tl.Close()
+	_ = ul.Close()
+	_ = tl.Close()
 	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer udp.Close()
+	defer func() { _ = udp.Close() }()
 	udpf, err := udp.(*net.UDPConn).File()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer udpf.Close()
+	defer func() { _ = udpf.Close() }()
 
 	tests := []struct {
 		name   string
@@ -120,10 +121,10 @@ func TestActivation(t *testing.T) {
 			args := []string{"-test.run=^$"}
 			var cmd *exec.Cmd
 			if tt.ownPID {
-				cmd = exec.Command(sh, append([]string{"-c", `LISTEN_PID=$$ exec "$0" "$@"`, os.Args[0]}, args...)...)
+				cmd = exec.Command(sh, append([]string{"-c", `LISTEN_PID=$$ exec "$0" "$@"`, os.Args[0]}, args...)...) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 				cmd.Env = append(os.Environ(), envActivationChild+"=1", fmt.Sprintf("LISTEN_FDS=%d", len(tt.files)))
 			} else {
-				cmd = exec.Command(os.Args[0], args...)
+				cmd = exec.Command(os.Args[0], args...) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 				cmd.Env = append(os.Environ(), envActivationChild+"=1", fmt.Sprintf("LISTEN_FDS=%d", len(tt.files)), "LISTEN_PID=1")
 			}
 			cmd.ExtraFiles = tt.files
@@ -135,7 +136,7 @@ func TestActivation(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() }) //nolint:errcheck // best effort after a failure
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) // best effort after a failure
 			lines := make(chan string)
 			go func() {
 				sc := bufio.NewScanner(out)

@@ -108,7 +108,7 @@ func callBody(ctx context.Context, socketPath, method, path string, body []byte,
 	if err != nil {
 		return nil, errdefs.With(errdefs.ErrUnavailable, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode == want {
 		b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 		if err != nil {

@@ -16,7 +16,7 @@ const (
 	uuidB = "0f4d2c1a-9b8e-4c7d-a6f5-e4d3c2b1a098"
 	uuidC = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
 	// tokenB is the token of pod B (43 base64url characters).
-	tokenB = "Y4vFeVZzKM2T9rwkpWHfqXuGsNjS6O5cQ1w2E3r4T5y"
+	tokenB = "Y4vFeVZzKM2T9rwkpWHfqXuGsNjS6O5cQ1w2E3r4T5y" //nolint:gosec // G101: the test's made-up token
 	// idA, idB are the image ids of the apps of A and B.
 	idA = "sha512-aaaa0000000000000000000000000000000000000000000000000000000000000000"
 	idB = "sha512-bbbb0000000000000000000000000000000000000000000000000000000000000000"

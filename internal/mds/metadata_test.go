@@ -59,8 +59,10 @@ func TestMetadataEndpoints(t *testing.T) {
 		json        bool // body must be valid JSON
 	}{
 		// Pod A, identified by its address.
-		{name: "A pod annotations", remote: fromA, path: "/acMetadata/v1/pod/annotations", status: 200, contentType: contentJSON, json: true,
-			body: `[{"name":"ip-address","value":"10.1.0.2"},{"name":"example.com/team/owner","value":"pod-10.1.0.2"}]`},
+		{
+			name: "A pod annotations", remote: fromA, path: "/acMetadata/v1/pod/annotations", status: 200, contentType: contentJSON, json: true,
+			body: `[{"name":"ip-address","value":"10.1.0.2"},{"name":"example.com/team/owner","value":"pod-10.1.0.2"}]`,
+		},
 		{name: "A pod annotations slash", remote: fromA, path: "/acMetadata/v1/pod/annotations/", status: 200, contentType: contentJSON, json: true, contains: []string{`"ip-address"`}},
 		{name: "A pod annotation", remote: fromA, path: "/acMetadata/v1/pod/annotations/ip-address", status: 200, contentType: contentUTF8, body: "10.1.0.2"},
 		{name: "A pod annotation with slashes", remote: fromA, path: "/acMetadata/v1/pod/annotations/example.com/team/owner", status: 200, body: "pod-10.1.0.2"},
@@ -68,8 +70,10 @@ func TestMetadataEndpoints(t *testing.T) {
 		{name: "A pod manifest", remote: fromA, path: "/acMetadata/v1/pod/manifest", status: 200, contentType: contentJSON, json: true, body: string(regA().PodManifest)},
 		{name: "A pod uuid", remote: fromA, path: "/acMetadata/v1/pod/uuid", status: 200, contentType: contentASCII, body: uuidA},
 		{name: "A pod uuid HEAD", remote: fromA, method: "HEAD", path: "/acMetadata/v1/pod/uuid", status: 200},
-		{name: "A app annotations merged", remote: fromA, path: "/acMetadata/v1/apps/web/annotations", status: 200, contentType: contentJSON, json: true,
-			body: `[{"name":"example.com/override","value":"from-pod-web"},{"name":"example.com/image-only","value":"image-web"}]`},
+		{
+			name: "A app annotations merged", remote: fromA, path: "/acMetadata/v1/apps/web/annotations", status: 200, contentType: contentJSON, json: true,
+			body: `[{"name":"example.com/override","value":"from-pod-web"},{"name":"example.com/image-only","value":"image-web"}]`,
+		},
 		{name: "A app annotations slash", remote: fromA, path: "/acMetadata/v1/apps/web/annotations/", status: 200, json: true, contains: []string{"from-pod-web"}},
 		{name: "A app annotation pod overrides image", remote: fromA, path: "/acMetadata/v1/apps/web/annotations/example.com/override", status: 200, contentType: contentUTF8, body: "from-pod-web"},
 		{name: "A app annotation from image", remote: fromA, path: "/acMetadata/v1/apps/web/annotations/example.com/image-only", status: 200, body: "image-web"},
@@ -311,7 +315,7 @@ func TestHMACRequests(t *testing.T) {
 		if err := mw.WriteField("content", "hello"); err != nil {
 			t.Fatal(err)
 		}
-		mw.Close()
+		_ = mw.Close()
 		req := httptest.NewRequest("POST", "http://mds/acMetadata/v1/pod/hmac/sign", strings.NewReader(buf.String()))
 		req.Header.Set("Content-Type", mw.FormDataContentType())
 		req.RemoteAddr = fromA

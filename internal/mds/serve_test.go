@@ -60,7 +60,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
@@ -216,12 +216,12 @@ func TestListenRegistration(t *testing.T) {
 			t.Fatal(err)
 		}
 		l.(*net.UnixListener).SetUnlinkOnClose(false)
-		l.Close() // the socket file stays, nobody listens
+		_ = l.Close() // the socket file stays, nobody listens
 		l2, err := ListenRegistration(t.Context(), path)
 		if err != nil {
 			t.Fatalf("ListenRegistration over a stale socket: %v", err)
 		}
-		l2.Close()
+		_ = l2.Close()
 		if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("socket left after Close: %v", err)
 		}
@@ -232,7 +232,7 @@ func TestListenRegistration(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer l.Close()
+		defer func() { _ = l.Close() }()
 		if _, err := ListenRegistration(t.Context(), path); !errors.Is(err, errdefs.ErrAlreadyExists) {
 			t.Fatalf("second ListenRegistration = %v, want AlreadyExists", err)
 		}
@@ -252,7 +252,7 @@ func TestListenRegistration(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l.Close()
+		_ = l.Close()
 	})
 }
 
@@ -313,7 +313,7 @@ func TestRegistrationRefusesOtherUsers(t *testing.T) {
 		}
 	}
 	// The go test binary may sit in a directory nobody cannot enter.
-	self, err := os.ReadFile(os.Args[0])
+	self, err := os.ReadFile(os.Args[0]) //nolint:gosec // G703: the test binary itself
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestRegistrationRefusesOtherUsers(t *testing.T) {
 	if err := os.WriteFile(bin, self, 0o755); err != nil { //nolint:gosec // the test binary must be executable by nobody
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-test.run=^$")
+	cmd := exec.Command(bin, "-test.run=^$") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	cmd.Env = append(os.Environ(), envPeerChild+"="+socket)
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}

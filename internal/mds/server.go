@@ -63,10 +63,10 @@ type Listeners struct {
 // Close closes every listener, for a caller that does not get to Serve.
 func (ls Listeners) Close() {
 	if ls.Registration != nil {
-		ls.Registration.Close()
+		_ = ls.Registration.Close()
 	}
 	for _, l := range ls.Metadata {
-		l.Close()
+		_ = l.Close()
 	}
 }
 
@@ -138,7 +138,7 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	for _, srv := range servers {
 		if serr := srv.Shutdown(shut); serr != nil {
 			s.log.Warn("metadata service: requests still in flight at shutdown", "err", serr)
-			srv.Close()
+			_ = srv.Close()
 		}
 	}
 	for ; running > 0; running-- {
@@ -170,7 +170,7 @@ func ListenRegistration(ctx context.Context, path string) (net.Listener, error) 
 		return nil, fmt.Errorf("metadata service socket: %w", err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
+		_ = l.Close()
 		return nil, fmt.Errorf("metadata service socket: %w", err)
 	}
 	return l, nil
@@ -189,7 +189,7 @@ func removeStale(ctx context.Context, path string) error {
 	}
 	d := net.Dialer{Timeout: dialTimeout}
 	if c, err := d.DialContext(ctx, "unix", path); err == nil {
-		c.Close()
+		_ = c.Close()
 		return errdefs.AlreadyExists("metadata service socket %s: a service is already listening", path)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -220,7 +220,7 @@ func Activated() (Listeners, error) {
 	var ls Listeners
 	for i, f := range activation.Files(true) {
 		l, err := net.FileListener(f)
-		f.Close()
+		_ = f.Close()
 		if err != nil {
 			ls.Close()
 			return Listeners{}, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("socket-activated fd %d: %w", 3+i, err))
@@ -228,7 +228,7 @@ func Activated() (Listeners, error) {
 		switch l.Addr().Network() {
 		case "unix":
 			if ls.Registration != nil {
-				l.Close()
+				_ = l.Close()
 				ls.Close()
 				return Listeners{}, errdefs.InvalidArgument("socket-activated fd %d: a second unix socket", 3+i)
 			}
@@ -237,7 +237,7 @@ func Activated() (Listeners, error) {
 			ls.Metadata = append(ls.Metadata, l)
 		default:
 			network := l.Addr().Network()
-			l.Close()
+			_ = l.Close()
 			ls.Close()
 			return Listeners{}, errdefs.InvalidArgument("socket-activated fd %d: a %s socket, want unix or tcp", 3+i, network)
 		}

@@ -113,7 +113,7 @@ func mkdirInside(root, path string) error {
 		if errors.Is(err, fs.ErrNotExist) {
 			err = os.Mkdir(cur, 0o755)
 			if err == nil {
-				err = os.Chmod(cur, 0o755)
+				err = os.Chmod(cur, 0o755) //nolint:gosec // G302: a directory, which needs x to be searched
 			}
 			if errors.Is(err, fs.ErrExist) {
 				fi, err = os.Lstat(cur)

@@ -45,7 +45,7 @@ func snapshot(t *testing.T, root string) map[string]entry {
 		e := entry{mode: st.Mode, uid: st.Uid, gid: st.Gid, rdev: st.Rdev, mtime: st.Mtim}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFREG:
-			b, err := os.ReadFile(path)
+			b, err := os.ReadFile(path) //nolint:gosec // G304: a file the test made
 			if err != nil {
 				return err
 			}
@@ -109,7 +109,7 @@ func compareTrees(t *testing.T, src, dst string) {
 func buildTree(t *testing.T, root string) {
 	t.Helper()
 	mustWrite(t, filepath.Join(root, "bin", "tool"), "#!/bin/sh\n")
-	if err := os.Chmod(filepath.Join(root, "bin", "tool"), 0o4755); err != nil {
+	if err := os.Chmod(filepath.Join(root, "bin", "tool"), 0o4755); err != nil { //nolint:gosec // G302: the test needs a setuid file
 		t.Fatal(err)
 	}
 	mustWrite(t, filepath.Join(root, "etc", "a"), "a\n")
@@ -130,18 +130,18 @@ func buildTree(t *testing.T, root string) {
 		t.Fatal(err)
 	}
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
-	l.Close()
+	_ = l.Close()
 	if err := os.MkdirAll(filepath.Join(root, "empty"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	mustWrite(t, filepath.Join(root, "ro", "inside"), "x")
-	if err := os.Chmod(filepath.Join(root, "ro"), 0o555); err != nil {
+	if err := os.Chmod(filepath.Join(root, "ro"), 0o555); err != nil { //nolint:gosec // G302: a read-only directory is the case tested
 		t.Fatal(err)
 	}
 	if err := os.Mkdir(filepath.Join(root, "tmp"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(filepath.Join(root, "tmp"), 0o1777); err != nil {
+	if err := os.Chmod(filepath.Join(root, "tmp"), 0o1777); err != nil { //nolint:gosec // G302: a sticky world-writable tmp is the case tested
 		t.Fatal(err)
 	}
 	if err := unix.Lsetxattr(filepath.Join(root, "etc", "a"), "user.nscn", []byte("v"), 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
@@ -152,7 +152,7 @@ func buildTree(t *testing.T, root string) {
 		ts := []unix.Timespec{unix.NsecToTimespec(then.UnixNano()), unix.NsecToTimespec(then.UnixNano())}
 		return unix.UtimesNanoAt(unix.AT_FDCWD, path, ts, unix.AT_SYMLINK_NOFOLLOW)
 	})
-	t.Cleanup(func() { _ = os.Chmod(filepath.Join(root, "ro"), 0o755) })
+	t.Cleanup(func() { _ = os.Chmod(filepath.Join(root, "ro"), 0o755) }) //nolint:gosec // G302: a directory, which needs x to be searched
 }
 
 func TestCopyTree(t *testing.T) {
@@ -163,7 +163,7 @@ func TestCopyTree(t *testing.T) {
 	if err := CopyTree(ctx, src, dst); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.Chmod(filepath.Join(dst, "ro"), 0o755) })
+	t.Cleanup(func() { _ = os.Chmod(filepath.Join(dst, "ro"), 0o755) }) //nolint:gosec // G302: a directory, which needs x to be searched
 	compareTrees(t, src, dst)
 }
 
@@ -214,10 +214,10 @@ func TestCopyTreeAsRoot(t *testing.T) {
 	ctx := context.Background()
 	src := filepath.Join(t.TempDir(), "src")
 	buildTree(t, src)
-	if err := unix.Mknod(filepath.Join(src, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+	if err := unix.Mknod(filepath.Join(src, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil { //nolint:gosec // G115: unix.Mknod takes the 64-bit dev_t as an int
 		t.Fatal(err)
 	}
-	if err := unix.Mknod(filepath.Join(src, "loop"), unix.S_IFBLK|0o660, int(unix.Mkdev(7, 9))); err != nil {
+	if err := unix.Mknod(filepath.Join(src, "loop"), unix.S_IFBLK|0o660, int(unix.Mkdev(7, 9))); err != nil { //nolint:gosec // G115: unix.Mknod takes the 64-bit dev_t as an int
 		t.Fatal(err)
 	}
 	for path, owner := range map[string][2]int{
@@ -230,7 +230,7 @@ func TestCopyTreeAsRoot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Chmod(filepath.Join(src, "bin", "tool"), 0o6755); err != nil {
+	if err := os.Chmod(filepath.Join(src, "bin", "tool"), 0o6755); err != nil { //nolint:gosec // G302: the test needs setuid and setgid bits
 		t.Fatal(err)
 	}
 	if err := unix.Lsetxattr(filepath.Join(src, "bin", "tool"), "trusted.nscn", []byte("t"), 0); err != nil {

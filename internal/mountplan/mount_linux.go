@@ -126,7 +126,7 @@ func MountPointsUnder(ctx context.Context, root string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list mounts under %s: %w", root, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	infos, err := ParseMountInfo(f)
 	if err != nil {
 		return nil, fmt.Errorf("list mounts under %s: %w", root, err)
@@ -330,7 +330,7 @@ func RemoveTree(path string) error {
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", path, err)
 	}
-	defer dir.Close()
+	defer func() { _ = dir.Close() }()
 	if err := removeAt(int(dir.Fd()), filepath.Base(path), path); err != nil {
 		return fmt.Errorf("remove %s: %w", path, err)
 	}
@@ -365,7 +365,7 @@ func removeAt(dirfd int, name, path string) error {
 		return &os.PathError{Op: "openat2", Path: path, Err: err}
 	}
 	d := os.NewFile(uintptr(fd), path)
-	defer d.Close()
+	defer func() { _ = d.Close() }()
 	for {
 		names, rerr := d.Readdirnames(1024)
 		for _, n := range names {

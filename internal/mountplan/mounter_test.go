@@ -41,7 +41,7 @@ func TestRecorderConformance(t *testing.T) {
 
 func TestLoggingConformance(t *testing.T) {
 	mountertest.Run(t, mountertest.Harness{
-		New: func(t *testing.T) mountplan.Mounter {
+		New: func(*testing.T) mountplan.Mounter {
 			return mountplan.NewLogging(&mountplan.Recorder{}, slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)))
 		},
 		Mounted: func(_ *testing.T, m mountplan.Mounter, target string) bool {

@@ -79,14 +79,14 @@ func parseMountInfoLine(line string) (MountInfo, error) {
 	if mi.ParentID, err = parseID("parent id", f[1]); err != nil {
 		return MountInfo{}, err
 	}
-	maj, min, ok := strings.Cut(f[2], ":")
+	maj, mnr, ok := strings.Cut(f[2], ":")
 	if !ok {
 		return MountInfo{}, fmt.Errorf("device %q is not major:minor", f[2])
 	}
 	if mi.Major, err = parseID("major", maj); err != nil {
 		return MountInfo{}, err
 	}
-	if mi.Minor, err = parseID("minor", min); err != nil {
+	if mi.Minor, err = parseID("minor", mnr); err != nil {
 		return MountInfo{}, err
 	}
 	if mi.Root, err = unescapeField("root", f[3]); err != nil {

@@ -373,7 +373,7 @@ func TestApplyOverlayOrCopy(t *testing.T) {
 				stage1abi.AppRootfs("web"): "web\n",
 				stage1abi.AppRootfs("db"):  "db\n",
 			} {
-				b, err := os.ReadFile(filepath.Join(f.pod, rel, "etc", "hostname"))
+				b, err := os.ReadFile(filepath.Join(f.pod, rel, "etc", "hostname")) //nolint:gosec // G304: a file the test made
 				if err != nil || string(b) != want {
 					t.Errorf("%s/etc/hostname = %q, %v; want %q", rel, b, err, want)
 				}

@@ -23,7 +23,7 @@ func renameNoReplace(oldpath, newpath string) error {
 			if _, err := os.Lstat(newpath); err == nil {
 				return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: unix.EEXIST}
 			}
-			return os.Rename(oldpath, newpath)
+			return os.Rename(oldpath, newpath) //nolint:gosec // G703: a path in the pod directory
 		}
 		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
 	}

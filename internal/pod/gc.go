@@ -254,7 +254,7 @@ func GC(ctx context.Context, dataDir string, opts GCOptions) (GCReport, error) {
 			if opts.ExpirePrepared <= 0 {
 				continue
 			}
-			fi, err := os.Lstat(p.Path)
+			fi, err := os.Lstat(p.Path) //nolint:gosec // G703: a path in the pod directory
 			if err != nil {
 				fail(p, "expire", classifyNotExist(err))
 				continue

@@ -338,7 +338,7 @@ func TestGCConcurrentProcesses(t *testing.T) {
 	for _, h := range helpers {
 		h.out("done")
 	}
-	b, err := os.ReadFile(calls)
+	b, err := os.ReadFile(calls) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -527,7 +527,7 @@ func TestRemoveFindsUnknownMounts(t *testing.T) {
 	if _, err := locate(dataDir, id); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("pod not removed: %v", err)
 	}
-	if b, err := os.ReadFile(filepath.Join(host, "precious")); err != nil || string(b) != "keep" {
+	if b, err := os.ReadFile(filepath.Join(host, "precious")); err != nil || string(b) != "keep" { //nolint:gosec // G304: a file the test made
 		t.Errorf("host file after Remove: %q, %v", b, err)
 	}
 	if mps, err := mountplan.MountPointsUnder(ctx, dataDir); err != nil || len(mps) != 0 {

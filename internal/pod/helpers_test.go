@@ -77,7 +77,7 @@ func exists(path string) bool {
 // startHelper runs this test binary as TestHelperProcess.
 func startHelper(t *testing.T, mode, arg, out string) (*exec.Cmd, io.WriteCloser, *bufio.Reader) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v=false")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v=false") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	cmd.Env = append(os.Environ(), envHelper+"="+mode, envArg+"="+arg, envOut+"="+out)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
@@ -118,7 +118,7 @@ func waitLine(t *testing.T, r *bufio.Reader, want string) {
 // appendLine appends one line to path, atomically with respect to other
 // appenders (O_APPEND, one write).
 func appendLine(path, line string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		return err
 	}
@@ -151,14 +151,14 @@ func TestHelperProcess(t *testing.T) {
 		if err != nil {
 			fail(err)
 		}
-		defer l.Close()
+		defer func() { _ = l.Close() }()
 		fmt.Println("held")
 		_, _ = io.Copy(io.Discard, os.Stdin)
 	case "gc":
 		fmt.Println("ready")
 		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
 		if err != nil || line != "go\n" {
-			fail(fmt.Errorf("read go line: %q, %v", line, err))
+			fail(fmt.Errorf("read go line: %q, %w", line, err))
 		}
 		out := os.Getenv(envOut)
 		_, err = GC(context.Background(), arg, GCOptions{

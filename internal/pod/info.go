@@ -58,7 +58,7 @@ func readRegular(root *os.Root, rel string, limit int64) ([]byte, fs.FileInfo, e
 	if err != nil {
 		return nil, nil, classifyNotExist(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, nil, err
@@ -78,8 +78,8 @@ func readRegular(root *os.Root, rel string, limit int64) ([]byte, fs.FileInfo, e
 
 // parseDecimal parses the content of a pid or status file: a decimal
 // number, optionally surrounded by white space (stage1 writes a trailing
-// newline), at least min.
-func parseDecimal(b []byte, min int) (int, error) {
+// newline), at least floor.
+func parseDecimal(b []byte, floor int) (int, error) {
 	s := strings.TrimSpace(string(b))
 	if s == "" || strings.Trim(s, "0123456789") != "" {
 		return 0, errdefs.InvalidArgument("%q is not a decimal number", s)
@@ -88,8 +88,8 @@ func parseDecimal(b []byte, min int) (int, error) {
 	if err != nil {
 		return 0, errdefs.With(errdefs.ErrInvalidArgument, err)
 	}
-	if n < min {
-		return 0, errdefs.InvalidArgument("%d is below %d", n, min)
+	if n < floor {
+		return 0, errdefs.InvalidArgument("%d is below %d", n, floor)
 	}
 	return n, nil
 }
@@ -105,7 +105,7 @@ func (p *Pod) Manifest(ctx context.Context) (*schema.PodManifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	return readManifest(root, p.UUID)
 }
 
@@ -133,7 +133,7 @@ func (p *Pod) PID(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	b, _, err := readRegular(root, stage1abi.PIDFile, maxSmallFile)
 	if err == nil {
 		pid, err := parseDecimal(b, 1)
@@ -175,7 +175,7 @@ func onlyChild(ppid int) (int, error) {
 	}
 	var kids []int
 	for _, t := range tasks {
-		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(ppid), "task", t, "children"))
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(ppid), "task", t, "children")) //nolint:gosec // G304: a /proc file
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // thread exited
@@ -240,7 +240,7 @@ func (p *Pod) AppExitStatuses(ctx context.Context) (map[string]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	pm, err := readManifest(root, p.UUID)
 	if err != nil {
 		return nil, err
@@ -273,7 +273,7 @@ func (p *Pod) Created(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	b, _, err := readRegular(root, stage1abi.CreatedFile, maxSmallFile)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read creation time of pod %s: %w", p.UUID, err)
@@ -296,7 +296,7 @@ func (p *Pod) Started(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	for _, name := range []string{stage1abi.PIDFile, stage1abi.PPIDFile} {
 		fi, err := root.Lstat(name)
 		if err == nil {
@@ -323,7 +323,7 @@ func (p *Pod) Ready(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	return readyTime(root, p.UUID)
 }
 
@@ -358,7 +358,7 @@ func (p *Pod) Finished(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	if fi, err := root.Lstat(stage1abi.ExitedMarker); err == nil {
 		return fi.ModTime(), nil
 	}
@@ -390,7 +390,7 @@ func (p *Pod) GCMarked(ctx context.Context) (time.Time, error) {
 		if p.dir != dirExitedGarbage && p.dir != dirGarbage {
 			return time.Time{}, &stateError{op: "read gc mark of", uuid: p.UUID, state: p.State}
 		}
-		fi, err := os.Lstat(p.Path)
+		fi, err := os.Lstat(p.Path) //nolint:gosec // G703: a path in the pod directory
 		if err == nil {
 			return fi.ModTime(), nil
 		}

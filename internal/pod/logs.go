@@ -21,7 +21,7 @@ func (p *Pod) HasLogs(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	st, err := root.Lstat(stage1abi.LogsDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -43,18 +43,18 @@ func (p *Pod) OpenAppLog(ctx context.Context, app string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	f, err := root.OpenFile(stage1abi.AppLogFile(app), os.O_RDONLY|nonBlock, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open log of app %s: %w", app, classifyNotExist(err))
 	}
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("open log of app %s: %w", app, err)
 	}
 	if !st.Mode().IsRegular() {
-		f.Close()
+		_ = f.Close()
 		return nil, errdefs.FailedPrecondition("log of app %s in pod %s is not a regular file", app, p.UUID)
 	}
 	return f, nil

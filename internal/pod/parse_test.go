@@ -49,18 +49,18 @@ func TestParseDecimal(t *testing.T) {
 func FuzzParseDecimal(f *testing.F) {
 	f.Add([]byte("1234\n"), 1)
 	f.Add([]byte("-5"), 0)
-	f.Fuzz(func(t *testing.T, b []byte, min int) {
-		n, err := parseDecimal(b, min)
+	f.Fuzz(func(t *testing.T, b []byte, floor int) {
+		n, err := parseDecimal(b, floor)
 		if err != nil {
 			if !errors.Is(err, errdefs.ErrInvalidArgument) {
 				t.Fatalf("unclassified error %v", err)
 			}
 			return
 		}
-		if n < min || n < 0 {
-			t.Fatalf("parseDecimal(%q, %d) = %d", b, min, n)
+		if n < floor || n < 0 {
+			t.Fatalf("parseDecimal(%q, %d) = %d", b, floor, n)
 		}
-		back, err := parseDecimal([]byte(strconv.Itoa(n)), min)
+		back, err := parseDecimal([]byte(strconv.Itoa(n)), floor)
 		if err != nil || back != n {
 			t.Fatalf("round trip of %d: %d, %v", n, back, err)
 		}

@@ -23,7 +23,7 @@ func TestNewPod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Unlock()
+	defer func() { _ = p.Unlock() }()
 	if !validUUID(p.UUID) {
 		t.Errorf("UUID %q is not canonical", p.UUID)
 	}
@@ -279,7 +279,7 @@ func TestRunningWhileAnotherProcessHoldsTheLock(t *testing.T) {
 	if err := Remove(ctx, p); !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Fatalf("removing a running pod: %v, want FailedPrecondition", err)
 	}
-	in.Close()
+	_ = in.Close()
 	if err := cmd.Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +443,7 @@ func TestLockHandoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Unlock()
+	defer func() { _ = p.Unlock() }()
 	if err := p.ToPreparing(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -531,7 +531,7 @@ func TestNewPodErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := NewPod(tt.ctx, tt.dataDir)
 			if err == nil {
-				p.Unlock()
+				_ = p.Unlock()
 				t.Fatal("NewPod succeeded")
 			}
 			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {

@@ -47,7 +47,7 @@ func (p *Pod) Summary(ctx context.Context, full bool) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	s := &Summary{}
 	var errs []error
 	note := func(err error) {

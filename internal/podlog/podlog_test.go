@@ -28,18 +28,30 @@ func TestAppendParse(t *testing.T) {
 		rec  Record
 		line string
 	}{
-		{name: "full stdout", rec: Record{Time: t0, Stream: "stdout", Content: []byte("hello world")},
-			line: "2026-11-23T15:04:05.123456789Z stdout F hello world\n"},
-		{name: "partial stderr", rec: Record{Time: t0, Stream: "stderr", Partial: true, Content: []byte("name? ")},
-			line: "2026-11-23T15:04:05.123456789Z stderr P name? \n"},
-		{name: "empty line", rec: Record{Time: t0, Stream: "stdout", Content: []byte{}},
-			line: "2026-11-23T15:04:05.123456789Z stdout F \n"},
-		{name: "whole second drops the fraction", rec: Record{Time: t0.Truncate(time.Second), Stream: "stdout", Content: []byte("x")},
-			line: "2026-11-23T15:04:05Z stdout F x\n"},
-		{name: "local time is written in UTC", rec: Record{Time: t0.In(time.FixedZone("X", 3600)), Stream: "stdout", Content: []byte("x")},
-			line: "2026-11-23T15:04:05.123456789Z stdout F x\n"},
-		{name: "binary and carriage return kept", rec: Record{Time: t0, Stream: "stdout", Content: []byte("a\rb\x00 \tc")},
-			line: "2026-11-23T15:04:05.123456789Z stdout F a\rb\x00 \tc\n"},
+		{
+			name: "full stdout", rec: Record{Time: t0, Stream: "stdout", Content: []byte("hello world")},
+			line: "2026-11-23T15:04:05.123456789Z stdout F hello world\n",
+		},
+		{
+			name: "partial stderr", rec: Record{Time: t0, Stream: "stderr", Partial: true, Content: []byte("name? ")},
+			line: "2026-11-23T15:04:05.123456789Z stderr P name? \n",
+		},
+		{
+			name: "empty line", rec: Record{Time: t0, Stream: "stdout", Content: []byte{}},
+			line: "2026-11-23T15:04:05.123456789Z stdout F \n",
+		},
+		{
+			name: "whole second drops the fraction", rec: Record{Time: t0.Truncate(time.Second), Stream: "stdout", Content: []byte("x")},
+			line: "2026-11-23T15:04:05Z stdout F x\n",
+		},
+		{
+			name: "local time is written in UTC", rec: Record{Time: t0.In(time.FixedZone("X", 3600)), Stream: "stdout", Content: []byte("x")},
+			line: "2026-11-23T15:04:05.123456789Z stdout F x\n",
+		},
+		{
+			name: "binary and carriage return kept", rec: Record{Time: t0, Stream: "stdout", Content: []byte("a\rb\x00 \tc")},
+			line: "2026-11-23T15:04:05.123456789Z stdout F a\rb\x00 \tc\n",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -279,9 +291,11 @@ func TestPrinter(t *testing.T) {
 		wantOut, wantErr string
 	}{
 		{name: "plain", wantOut: "ab\nc\n", wantErr: "e\n"},
-		{name: "timestamps and prefix", p: Printer{Timestamps: true, Prefix: "[web] "},
+		{
+			name: "timestamps and prefix", p: Printer{Timestamps: true, Prefix: "[web] "},
 			wantOut: "2026-11-23T15:04:05.123456789Z [web] ab\n2026-11-23T15:04:08.123456789Z [web] c\n",
-			wantErr: "2026-11-23T15:04:06.123456789Z [web] e\n"},
+			wantErr: "2026-11-23T15:04:06.123456789Z [web] e\n",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

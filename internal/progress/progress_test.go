@@ -333,7 +333,7 @@ func TestWrap(t *testing.T) {
 	}
 }
 
-func TestNilWriter(t *testing.T) {
+func TestNilWriter(*testing.T) {
 	b := New(nil, "nothing", 10)
 	b.Add(5)
 	b.Done() // must not panic
@@ -387,7 +387,7 @@ func TestDetectTerminal(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := tt.open(t)
-			t.Cleanup(func() { f.Close() })
+			t.Cleanup(func() { _ = f.Close() })
 			b := New(f, "detect", 10)
 			if b.tty != tt.wantTTY || b.width != tt.wantWidth {
 				t.Errorf("tty=%v width=%d, want tty=%v width=%d", b.tty, b.width, tt.wantTTY, tt.wantWidth)
@@ -404,7 +404,7 @@ func openPTY(t *testing.T) *os.File {
 	if err != nil {
 		t.Skipf("no pseudo-terminals here: %v", err)
 	}
-	t.Cleanup(func() { ptmx.Close() })
+	t.Cleanup(func() { _ = ptmx.Close() })
 	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
 		t.Skipf("unlock pseudo-terminal: %v", err)
 	}
@@ -417,7 +417,7 @@ func openPTY(t *testing.T) *os.File {
 		t.Skipf("open pseudo-terminal %d: %v", n, err)
 	}
 	if err := unix.IoctlSetWinsize(int(pts.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 123}); err != nil {
-		pts.Close()
+		_ = pts.Close()
 		t.Skipf("set pseudo-terminal size: %v", err)
 	}
 	return pts

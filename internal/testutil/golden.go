@@ -26,7 +26,7 @@ func Golden(t testing.TB, name string, got []byte) {
 		}
 		return
 	}
-	want, err := os.ReadFile(p)
+	want, err := os.ReadFile(p) //nolint:gosec // G304: a golden file under testdata
 	if err != nil {
 		t.Fatalf("read golden file (run with -update to create it): %v", err)
 	}

@@ -257,8 +257,10 @@ func FuzzParseResult(f *testing.F) {
 
 func FuzzParseRecord(f *testing.F) {
 	n, _ := BuiltIn(NetDefault, "")
-	good, _ := json.Marshal(Record{Version: RecordVersion, Name: "default", IfName: "eth0", ContainerID: "x", Config: n.Bytes(),
-		Result: json.RawMessage(`{"cniVersion":"1.1.0","ips":[{"address":"172.16.28.5/24"}]}`)})
+	good, _ := json.Marshal(Record{
+		Version: RecordVersion, Name: "default", IfName: "eth0", ContainerID: "x", Config: n.Bytes(),
+		Result: json.RawMessage(`{"cniVersion":"1.1.0","ips":[{"address":"172.16.28.5/24"}]}`),
+	})
 	f.Add(good)
 	f.Add([]byte(`{"version":1,"name":"x","ifName":"eth0","containerID":"c","config":{"cniVersion":"1.0.0","name":"x","plugins":[{"type":"ptp"}]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {

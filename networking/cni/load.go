@@ -98,7 +98,7 @@ func loadDir(dir string) (map[string]*Network, error) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		data, err := os.ReadFile(p)
+		data, err := os.ReadFile(p) //nolint:gosec // G304: a network configuration file from the config directories
 		if err != nil {
 			return nil, fmt.Errorf("read network configuration: %w", err)
 		}

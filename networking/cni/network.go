@@ -72,9 +72,14 @@ func Parse(data []byte, list bool, source string) (*Network, error) {
 		if err := json.Unmarshal(data, &raw); err != nil {
 			return nil, errdefs.InvalidArgument("network configuration %s: %w", source, err)
 		}
+		// What libcni's deprecated ConfListFromConf did: the plugin's own
+		// JSON as the only entry of a list with its name and version.
 		name, _ := raw["name"].(string)
-		c.Network.Name = name
-		l, err = libcni.ConfListFromConf(c)
+		b, err := json.Marshal(map[string]any{"name": name, "cniVersion": c.Network.CNIVersion, "plugins": []any{raw}})
+		if err != nil {
+			return nil, errdefs.InvalidArgument("network configuration %s: %w", source, err)
+		}
+		l, err = libcni.NetworkConfFromBytes(b)
 		if err != nil {
 			return nil, errdefs.InvalidArgument("network configuration %s: %w", source, err)
 		}
@@ -110,10 +115,10 @@ func (n *Network) validate() error {
 }
 
 // HasCapability reports whether a plugin of the chain declares capability
-// cap (for example "portMappings").
-func (n *Network) HasCapability(cap string) bool {
+// name (for example "portMappings").
+func (n *Network) HasCapability(name string) bool {
 	for _, p := range n.List.Plugins {
-		if p.Network.Capabilities[cap] {
+		if p.Network.Capabilities[name] {
 			return true
 		}
 	}

@@ -178,7 +178,7 @@ func ReadRecords(podDir string) ([]*Record, error) {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		data, err := os.ReadFile(filepath.Join(dir, e.Name())) //nolint:gosec // G304: a CNI result recorded in the pod directory
 		if err != nil {
 			return nil, fmt.Errorf("read network records: %w", err)
 		}

@@ -21,7 +21,7 @@ func New(ctx context.Context, path string) (err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create netns directory: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o444)
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o444) //nolint:gosec // G304: the bind-mount target of the namespace
 	if err != nil {
 		return fmt.Errorf("create netns file: %w", err)
 	}
@@ -45,8 +45,9 @@ func New(ctx context.Context, path string) (err error) {
 	case err = <-errc:
 		return err
 	case <-ctx.Done():
-		// The goroutine still finishes; the deferred Remove undoes its mount.
-		<-errc
+		// The goroutine still finishes; the deferred Remove undoes its
+		// mount, so its outcome no longer matters.
+		<-errc //nolint:errcheck // see above
 		return ctx.Err()
 	}
 }
@@ -68,7 +69,7 @@ func loopbackUp() error {
 	if err != nil {
 		return os.NewSyscallError("socket", err)
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	ifr, err := unix.NewIfreq("lo")
 	if err != nil {
 		return err
@@ -128,7 +129,7 @@ func IsNetNS(path string) (bool, error) {
 	if err != nil {
 		return false, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	typ, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
 	if err != nil {
 		return false, os.NewSyscallError("ioctl NS_GET_NSTYPE", err)
@@ -148,7 +149,7 @@ func Do(ctx context.Context, path string, fn func() error) error {
 	if err != nil {
 		return &os.PathError{Op: "open netns", Path: path, Err: err}
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	errc := make(chan error, 1)
 	go func() {
 		// Never unlocked: see New.

@@ -42,9 +42,9 @@ func TestNewDoRemove(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	if c, err := net.Dial("tcp", l.Addr().String()); err == nil {
-		c.Close()
+		_ = c.Close()
 		t.Fatal("the host reached a listener on the namespace's loopback")
 	}
 

@@ -87,12 +87,18 @@ func TestResolve(t *testing.T) {
 		want      []Mapping
 		wantClass error
 	}{
-		{name: "by name", exposed: []types.ExposedPort{{Name: "http", HostPort: 8080}, {Name: "dns", HostPort: 5353, HostIP: net.IPv4(127, 0, 0, 1)}}, ports: app,
-			want: []Mapping{{Name: "http", HostPort: 8080, PodPort: 80, Protocol: "tcp"}, {Name: "dns", HostIP: "127.0.0.1", HostPort: 5353, PodPort: 53, Protocol: "udp"}}},
-		{name: "count", exposed: []types.ExposedPort{{Name: "range", HostPort: 19000}}, ports: app,
-			want: []Mapping{{Name: "range", HostPort: 19000, PodPort: 9000, Protocol: "tcp"}, {Name: "range", HostPort: 19001, PodPort: 9001, Protocol: "tcp"}, {Name: "range", HostPort: 19002, PodPort: 9002, Protocol: "tcp"}}},
-		{name: "pod port given", exposed: []types.ExposedPort{{Name: "other", HostPort: 81, PodPort: &types.Port{Name: "other", Protocol: "tcp", Port: 8081}}},
-			want: []Mapping{{Name: "other", HostPort: 81, PodPort: 8081, Protocol: "tcp"}}},
+		{
+			name: "by name", exposed: []types.ExposedPort{{Name: "http", HostPort: 8080}, {Name: "dns", HostPort: 5353, HostIP: net.IPv4(127, 0, 0, 1)}}, ports: app,
+			want: []Mapping{{Name: "http", HostPort: 8080, PodPort: 80, Protocol: "tcp"}, {Name: "dns", HostIP: "127.0.0.1", HostPort: 5353, PodPort: 53, Protocol: "udp"}},
+		},
+		{
+			name: "count", exposed: []types.ExposedPort{{Name: "range", HostPort: 19000}}, ports: app,
+			want: []Mapping{{Name: "range", HostPort: 19000, PodPort: 9000, Protocol: "tcp"}, {Name: "range", HostPort: 19001, PodPort: 9001, Protocol: "tcp"}, {Name: "range", HostPort: 19002, PodPort: 9002, Protocol: "tcp"}},
+		},
+		{
+			name: "pod port given", exposed: []types.ExposedPort{{Name: "other", HostPort: 81, PodPort: &types.Port{Name: "other", Protocol: "tcp", Port: 8081}}},
+			want: []Mapping{{Name: "other", HostPort: 81, PodPort: 8081, Protocol: "tcp"}},
+		},
 		{name: "unknown name", exposed: []types.ExposedPort{{Name: "nope", HostPort: 1}}, ports: app, wantClass: errdefs.ErrNotFound},
 		{name: "bad protocol", exposed: []types.ExposedPort{{Name: "weird", HostPort: 1}}, ports: app, wantClass: errdefs.ErrInvalidArgument},
 		{name: "range too far", exposed: []types.ExposedPort{{Name: "range", HostPort: 65534}}, ports: app, wantClass: errdefs.ErrInvalidArgument},
@@ -121,7 +127,7 @@ func freePort(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
 }
 
@@ -194,7 +200,7 @@ func TestClaimPortInUseOnHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	port := l.Addr().(*net.TCPAddr).Port
 	claims := t.TempDir()
 	pod := livePod(t, t.TempDir(), "cccc")

@@ -84,7 +84,7 @@ runs, gc leaves the pod alone.`,
 			if err != nil {
 				return err
 			}
-			defer l.Close()
+			defer func() { _ = l.Close() }()
 			pm, err := p.Manifest(c.Context)
 			if err != nil {
 				return err
@@ -105,7 +105,7 @@ runs, gc leaves the pod alone.`,
 			if err := writeACIFile(c.Context, out, c.Bool("overwrite"), manifest, rootfs, compression == "gzip"); err != nil {
 				return fmt.Errorf("export app %s of pod %s: %w", app, p.UUID, err)
 			}
-			fmt.Fprintf(g.Stderr, "exported app %s of pod %s to %s\n", app, p.UUID, out)
+			_, _ = fmt.Fprintf(g.Stderr, "exported app %s of pod %s to %s\n", app, p.UUID, out)
 			return nil
 		},
 	}
@@ -150,11 +150,11 @@ func holdExitedPod(ctx context.Context, p *pod.Pod) (*lock.File, error) {
 // exportManifest is the manifest of the exported image: the one of the
 // app's image, without dependencies or path whitelist.
 func exportManifest(podDir, app string) ([]byte, error) {
-	f, err := os.Open(filepath.Join(podDir, stage1abi.AppInfoDir(app), stage1abi.AppManifestFile))
+	f, err := os.Open(filepath.Join(podDir, stage1abi.AppInfoDir(app), stage1abi.AppManifestFile)) //nolint:gosec // G304: a file in the pod directory
 	if err != nil {
 		return nil, fmt.Errorf("read image manifest: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	b, err := io.ReadAll(io.LimitReader(f, aci.MaxManifestSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read image manifest: %w", err)
@@ -262,7 +262,7 @@ func mountAppView(ctx context.Context, g *Globals, p *pod.Pod, app, upper string
 	release = func() {
 		ctx := context.WithoutCancel(ctx)
 		if err := mounter.Unmount(ctx, mnt); err != nil {
-			fmt.Fprintf(g.Stderr, "nscn: export: %v (left mounted at %s)\n", err, mnt)
+			_, _ = fmt.Fprintf(g.Stderr, "nscn: export: %v (left mounted at %s)\n", err, mnt)
 			return
 		}
 		_ = os.Remove(mnt)
@@ -281,7 +281,7 @@ func writeACIFile(ctx context.Context, path string, overwrite bool, manifest []b
 	}()
 	err := writeFileAtomic(path, overwrite, pr)
 	// Unblock the writer if writeFileAtomic stopped reading early.
-	pr.CloseWithError(errors.New("export aborted"))
+	_ = pr.CloseWithError(errors.New("export aborted")) // always nil
 	<-done
 	return err
 }
@@ -330,7 +330,7 @@ func addRootfs(ctx context.Context, tw *tar.Writer, dir string) error {
 	if err != nil {
 		return fmt.Errorf("open root filesystem: %w", err)
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	links := make(map[fileID]string)
 	n := 0
 	return fs.WalkDir(root.FS(), ".", func(rel string, _ fs.DirEntry, err error) error {
@@ -412,7 +412,7 @@ func copyRootfsFile(root *os.Root, rel string, fi fs.FileInfo, w io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("open %s: %w", name, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	now, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("read %s: %w", name, err)

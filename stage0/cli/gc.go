@@ -74,16 +74,16 @@ stop the others; gc then exits 254. Run it periodically, e.g. from a systemd tim
 				})
 			}
 			for _, id := range rep.Marked {
-				fmt.Fprintf(g.Stderr, "marked exited pod %s as garbage\n", id)
+				_, _ = fmt.Fprintf(g.Stderr, "marked exited pod %s as garbage\n", id)
 			}
 			for _, id := range rep.Discarded {
-				fmt.Fprintf(g.Stderr, "discarded pod %s (aborted or expired prepare)\n", id)
+				_, _ = fmt.Fprintf(g.Stderr, "discarded pod %s (aborted or expired prepare)\n", id)
 			}
 			for _, id := range rep.Pending {
-				fmt.Fprintf(g.Stderr, "kept pod %s until its grace period of %s ends\n", id, grace)
+				_, _ = fmt.Fprintf(g.Stderr, "kept pod %s until its grace period of %s ends\n", id, grace)
 			}
 			for _, id := range rep.Removed {
-				fmt.Fprintf(g.Stderr, "removed pod %s\n", id)
+				_, _ = fmt.Fprintf(g.Stderr, "removed pod %s\n", id)
 			}
 			return err
 		},

@@ -38,7 +38,7 @@ to OUTPUT.aci. An existing file is refused unless --overwrite.`,
 			if err != nil {
 				return err
 			}
-			defer src.Close()
+			defer func() { _ = src.Close() }()
 			return writeFileAtomic(c.Args().Get(1), c.Bool("overwrite"), src)
 		},
 	}

@@ -55,7 +55,7 @@ Ownership is kept when run as root.`,
 				if err != nil {
 					return err
 				}
-				defer blob.Close()
+				defer func() { _ = blob.Close() }()
 				return aci.ExtractRootfs(c.Context, blob, rootfs, aci.ExtractOptions{PreserveOwnership: os.Geteuid() == 0})
 			})
 		},
@@ -127,7 +127,7 @@ func intoFreshDir(dir string, overwrite bool, fill func(tmp string) error) (err 
 			_ = os.RemoveAll(tmp)
 		}
 	}()
-	if err = os.Chmod(tmp, 0o755); err != nil {
+	if err = os.Chmod(tmp, 0o755); err != nil { //nolint:gosec // G302: a directory, which needs x to be searched
 		return fmt.Errorf("chmod %s: %w", tmp, err)
 	}
 	if err = fill(tmp); err != nil {

@@ -48,13 +48,13 @@ renders left behind.`,
 					verb = "would remove"
 				}
 				for _, k := range rep.Trees {
-					fmt.Fprintf(g.Stderr, "%s tree %s\n", verb, k)
+					_, _ = fmt.Fprintf(g.Stderr, "%s tree %s\n", verb, k)
 				}
 				for _, k := range rep.Images {
-					fmt.Fprintf(g.Stderr, "%s image %s\n", verb, k)
+					_, _ = fmt.Fprintf(g.Stderr, "%s image %s\n", verb, k)
 				}
 				for _, k := range rep.OrphanBlobs {
-					fmt.Fprintf(g.Stderr, "removed orphan blob %s\n", k)
+					_, _ = fmt.Fprintf(g.Stderr, "removed orphan blob %s\n", k)
 				}
 			}
 			return err
@@ -76,7 +76,7 @@ func podReferences(ctx context.Context, dataDir string, s *store.Store) (trees, 
 			return nil, nil, fmt.Errorf("scan pods: %w", err)
 		}
 		for _, m := range matches {
-			b, err := os.ReadFile(m)
+			b, err := os.ReadFile(m) //nolint:gosec // G304: a pod manifest under the data directory
 			if err != nil {
 				continue // the pod went away while we looked
 			}

@@ -73,14 +73,14 @@ field of every image for scripts.`,
 				for i, f := range fields {
 					hs[i] = imageFields[f].header
 				}
-				fmt.Fprintln(tw, strings.Join(hs, "\t"))
+				_, _ = fmt.Fprintln(tw, strings.Join(hs, "\t"))
 			}
 			for _, im := range images {
 				vs := make([]string, len(fields))
 				for i, f := range fields {
 					vs[i] = imageFields[f].value(im, c.Bool("full"))
 				}
-				fmt.Fprintln(tw, strings.Join(vs, "\t"))
+				_, _ = fmt.Fprintln(tw, strings.Join(vs, "\t"))
 			}
 			return tw.Flush()
 		},

@@ -26,13 +26,13 @@ Every image is attempted; the exit status is non-zero if any could not be remove
 			for _, ref := range c.Args().Slice() {
 				im, err := s.Remove(c.Context, ref)
 				if err != nil {
-					fmt.Fprintf(g.Stderr, "nscn: image rm %s: %v\n", ref, err)
+					_, _ = fmt.Fprintf(g.Stderr, "nscn: image rm %s: %v\n", ref, err)
 					if firstErr == nil {
 						firstErr = err
 					}
 					continue
 				}
-				fmt.Fprintf(g.Stderr, "removed image %s (%s)\n", im.Key, im.Name)
+				_, _ = fmt.Fprintf(g.Stderr, "removed image %s (%s)\n", im.Key, im.Name)
 			}
 			if firstErr != nil {
 				return ExitStatusErr{Status: 1, Err: firstErr}

@@ -44,13 +44,13 @@ checked. Exits non-zero when anything is corrupt.`,
 				}
 			} else {
 				tw := tabwriter.NewWriter(g.Stdout, 0, 8, 2, ' ', 0)
-				fmt.Fprintln(tw, "KIND\tID\tSTATUS\tDETAIL")
+				_, _ = fmt.Fprintln(tw, "KIND\tID\tSTATUS\tDETAIL")
 				for _, r := range results {
 					status, detail := "ok", r.Name
 					if !r.OK {
 						status, detail = "CORRUPT", r.Problem
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Kind, r.Key, status, detail)
+					_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Kind, r.Key, status, detail)
 				}
 				if err := tw.Flush(); err != nil {
 					return err

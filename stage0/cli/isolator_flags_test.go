@@ -17,20 +17,34 @@ func TestIsolatorFlags(t *testing.T) {
 		err  bool
 	}{
 		{name: "none", args: []string{"img"}, want: "null"},
-		{name: "cpu shares", args: []string{"img", "--cpu-shares=512"},
-			want: `[{"name":"os/linux/cpu-shares","value":512}]`},
-		{name: "oom score adj", args: []string{"img", "--oom-score-adj=-500"},
-			want: `[{"name":"os/linux/oom-score-adj","value":-500}]`},
-		{name: "caps retain short names", args: []string{"img", "--caps-retain=net_bind_service,CAP_CHOWN"},
-			want: `[{"name":"os/linux/capabilities-retain-set","value":{"set":["CAP_NET_BIND_SERVICE","CAP_CHOWN"]}}]`},
-		{name: "caps remove pod-wide", args: []string{"--caps-remove=CAP_MKNOD", "img"},
-			want: `[{"name":"os/linux/capabilities-remove-set","value":{"set":["CAP_MKNOD"]}}]`},
-		{name: "seccomp remove errno", args: []string{"img", "--seccomp", "mode=remove,errno=ENOTSUP,chmod,fchmodat"},
-			want: `[{"name":"os/linux/seccomp-remove-set","value":{"set":["chmod","fchmodat"],"errno":"ENOTSUP"}}]`},
-		{name: "seccomp retain group", args: []string{"img", "--seccomp=mode=retain,@appc.io/all"},
-			want: `[{"name":"os/linux/seccomp-retain-set","value":{"set":["@appc.io/all"],"errno":""}}]`},
-		{name: "memory and cpu", args: []string{"img", "--memory=64Mi", "--cpu=500m"},
-			want: `[{"name":"resource/memory","value":{"default":false,"request":"64Mi","limit":"64Mi"}},{"name":"resource/cpu","value":{"default":false,"request":"500m","limit":"500m"}}]`},
+		{
+			name: "cpu shares", args: []string{"img", "--cpu-shares=512"},
+			want: `[{"name":"os/linux/cpu-shares","value":512}]`,
+		},
+		{
+			name: "oom score adj", args: []string{"img", "--oom-score-adj=-500"},
+			want: `[{"name":"os/linux/oom-score-adj","value":-500}]`,
+		},
+		{
+			name: "caps retain short names", args: []string{"img", "--caps-retain=net_bind_service,CAP_CHOWN"},
+			want: `[{"name":"os/linux/capabilities-retain-set","value":{"set":["CAP_NET_BIND_SERVICE","CAP_CHOWN"]}}]`,
+		},
+		{
+			name: "caps remove pod-wide", args: []string{"--caps-remove=CAP_MKNOD", "img"},
+			want: `[{"name":"os/linux/capabilities-remove-set","value":{"set":["CAP_MKNOD"]}}]`,
+		},
+		{
+			name: "seccomp remove errno", args: []string{"img", "--seccomp", "mode=remove,errno=ENOTSUP,chmod,fchmodat"},
+			want: `[{"name":"os/linux/seccomp-remove-set","value":{"set":["chmod","fchmodat"],"errno":"ENOTSUP"}}]`,
+		},
+		{
+			name: "seccomp retain group", args: []string{"img", "--seccomp=mode=retain,@appc.io/all"},
+			want: `[{"name":"os/linux/seccomp-retain-set","value":{"set":["@appc.io/all"],"errno":""}}]`,
+		},
+		{
+			name: "memory and cpu", args: []string{"img", "--memory=64Mi", "--cpu=500m"},
+			want: `[{"name":"resource/memory","value":{"default":false,"request":"64Mi","limit":"64Mi"}},{"name":"resource/cpu","value":{"default":false,"request":"500m","limit":"500m"}}]`,
+		},
 		{name: "cpu shares not a number", args: []string{"img", "--cpu-shares=lots"}, err: true, want: "--cpu-shares"},
 		{name: "cpu shares out of range", args: []string{"img", "--cpu-shares=1"}, err: true, want: "--cpu-shares"},
 		{name: "oom out of range", args: []string{"img", "--oom-score-adj=1001"}, err: true, want: "--oom-score-adj"},

@@ -70,7 +70,7 @@ list only reads: it never takes a pod's lock and never disturbs a running pod.`,
 			full := c.Bool("full")
 			tw := tabwriter.NewWriter(g.Stdout, 0, 8, 2, ' ', 0)
 			if !c.Bool("no-legend") {
-				fmt.Fprintln(tw, "UUID\tAPP\tIMAGE NAME\tSTATE\tCREATED\tSTARTED")
+				_, _ = fmt.Fprintln(tw, "UUID\tAPP\tIMAGE NAME\tSTATE\tCREATED\tSTARTED")
 			}
 			for i := range views {
 				v := &views[i]
@@ -87,7 +87,7 @@ list only reads: it never takes a pod's lock and never disturbs a running pod.`,
 						images[j] += ":" + a.imageVersion
 					}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", id,
+				_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", id,
 					orDash(strings.Join(names, ",")), orDash(strings.Join(images, ",")),
 					v.state, whenOrDash(v.created, full), whenOrDash(v.started, full))
 			}
@@ -135,7 +135,7 @@ func readPodViews(ctx context.Context, g *Globals, pods []*pod.Pod, detail bool)
 			r.warnings = append(r.warnings, r.err)
 		}
 		for _, w := range r.warnings {
-			fmt.Fprintf(g.Stderr, "nscn: list: %v\n", w)
+			_, _ = fmt.Fprintf(g.Stderr, "nscn: list: %v\n", w)
 		}
 		views = append(views, r.v)
 	}

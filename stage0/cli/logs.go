@@ -138,7 +138,7 @@ func printLogs(ctx context.Context, g *Globals, p *pod.Pod, o logsOptions) error
 		if err != nil {
 			return fmt.Errorf("logs of pod %s: %w", p.UUID, err)
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		pr := &podlog.Printer{Stdout: g.Stdout, Stderr: g.Stderr, Timestamps: o.timestamps}
 		if len(pm.Apps) > 1 && o.app == "" {
 			pr.Prefix = "[" + a + "] "
@@ -150,7 +150,7 @@ func printLogs(ctx context.Context, g *Globals, p *pod.Pod, o logsOptions) error
 			return pr.Print(r)
 		})
 	}
-	bad := func(err error) { fmt.Fprintf(g.Stderr, "nscn: logs: skip a record: %v\n", err) }
+	bad := func(err error) { _, _ = fmt.Fprintf(g.Stderr, "nscn: logs: skip a record: %v\n", err) }
 	for {
 		running := false
 		if o.follow {
@@ -177,7 +177,7 @@ func printLogs(ctx context.Context, g *Globals, p *pod.Pod, o logsOptions) error
 
 // stage1Name is the image name of a pod's stage1, for messages.
 func stage1Name(podDir string) string {
-	b, err := os.ReadFile(filepath.Join(podDir, stage1abi.Stage1ManifestRel))
+	b, err := os.ReadFile(filepath.Join(podDir, stage1abi.Stage1ManifestRel)) //nolint:gosec // G304: a file in the pod directory
 	if errors.Is(err, fs.ErrNotExist) {
 		return "unknown"
 	}

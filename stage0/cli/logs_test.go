@@ -48,11 +48,11 @@ func writeLog(t *testing.T, podDir, app string, lines ...string) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	for _, l := range lines {
 		if _, err := f.WriteString(l + "\n"); err != nil {
 			t.Fatal(err)
@@ -79,14 +79,20 @@ func TestLogsCommand(t *testing.T) {
 		wantClass         error
 		wantErrorContains string
 	}{
-		{name: "every app merged", args: []string{withLogs.UUID},
-			wantOut: "[web] web one\n[db] db two\n", wantErr: "nscn: logs: skip a record: log record \"not a record\": time \"not\" is not RFC 3339\n[web] web-err tail\n"},
+		{
+			name: "every app merged", args: []string{withLogs.UUID},
+			wantOut: "[web] web one\n[db] db two\n", wantErr: "nscn: logs: skip a record: log record \"not a record\": time \"not\" is not RFC 3339\n[web] web-err tail\n",
+		},
 		{name: "one app", args: []string{"--app=db", withLogs.UUID}, wantOut: "db two\n"},
 		{name: "timestamps", args: []string{"--app=db", "--timestamps", withLogs.UUID}, wantOut: "2026-11-23T15:00:02Z db two\n"},
-		{name: "since", args: []string{"--since=2026-11-23T15:00:02Z", withLogs.UUID}, wantOut: "[db] db two\n",
-			wantErr: "nscn: logs: skip a record: log record \"not a record\": time \"not\" is not RFC 3339\n[web] web-err tail\n"},
-		{name: "stage1 without logs", args: []string{noLogs.UUID}, wantClass: errdefs.ErrFailedPrecondition,
-			wantErrorContains: "its stage1 (example.com/stage1-fake) records no app logs"},
+		{
+			name: "since", args: []string{"--since=2026-11-23T15:00:02Z", withLogs.UUID}, wantOut: "[db] db two\n",
+			wantErr: "nscn: logs: skip a record: log record \"not a record\": time \"not\" is not RFC 3339\n[web] web-err tail\n",
+		},
+		{
+			name: "stage1 without logs", args: []string{noLogs.UUID}, wantClass: errdefs.ErrFailedPrecondition,
+			wantErrorContains: "its stage1 (example.com/stage1-fake) records no app logs",
+		},
 		{name: "not started", args: []string{prepared.UUID}, wantClass: errdefs.ErrFailedPrecondition, wantErrorContains: "has not started"},
 		{name: "unknown app", args: []string{"--app=nope", withLogs.UUID}, wantErrorContains: `no app "nope"`},
 		{name: "no uuid", wantErrorContains: "exactly one pod UUID"},

@@ -32,7 +32,7 @@ func serveMDS(t *testing.T) (socket string, port int) {
 	}
 	md, err := mds.ListenMetadata(ctx, "127.0.0.1", 0)
 	if err != nil {
-		reg.Close()
+		_ = reg.Close()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -71,11 +71,11 @@ func testPodDir(t *testing.T) *pod.Pod {
 // podUUIDStatus GETs pod/uuid with the pod's token and returns the status.
 func podUUIDStatus(t *testing.T, port int, token string) int {
 	t.Helper()
-	resp, err := http.Get(mds.MetadataURL(netip.MustParseAddr("127.0.0.1"), port, token) + "/acMetadata/v1/pod/uuid") //nolint:gosec,noctx // loopback test URL
+	resp, err := http.Get(mds.MetadataURL(netip.MustParseAddr("127.0.0.1"), port, token) + "/acMetadata/v1/pod/uuid")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode
 }

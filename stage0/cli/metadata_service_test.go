@@ -49,12 +49,12 @@ func freePort(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
 }
 
 // mdsTestToken is the token of the pod the tests register.
-const mdsTestToken = "Y4vFeVZzKM2T9rwkpWHfqXuGsNjS6O5cQ1w2E3r4T5y"
+const mdsTestToken = "Y4vFeVZzKM2T9rwkpWHfqXuGsNjS6O5cQ1w2E3r4T5y" //nolint:gosec // G101: the test's made-up token
 
 // checkMetadataService waits for the service on socket and port, registers a
 // pod reachable from loopback with a token, and reads its UUID back.
@@ -79,11 +79,11 @@ func checkMetadataService(t *testing.T, socket string, port int) {
 		t.Fatal(err)
 	}
 	base := mds.MetadataURL(netip.MustParseAddr("127.0.0.1"), port, mdsTestToken)
-	resp, err := http.Get(base + "/acMetadata/v1/pod/uuid") //nolint:gosec,noctx // loopback test URL
+	resp, err := http.Get(base + "/acMetadata/v1/pod/uuid")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || string(b) != podUUID {
 		t.Fatalf("GET pod/uuid = %d %q, want 200 %q", resp.StatusCode, b, podUUID)
@@ -115,7 +115,7 @@ func TestMetadataServiceStopsOnCancel(t *testing.T) {
 		t.Fatalf("socket left behind: %v", err)
 	}
 	if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-		c.Close()
+		_ = c.Close()
 		t.Fatal("metadata port still open")
 	}
 }
@@ -125,7 +125,7 @@ func TestMetadataServiceUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer busy.Close()
+	defer func() { _ = busy.Close() }()
 	busyPort := strconv.Itoa(busy.Addr().(*net.TCPAddr).Port)
 	tests := []struct {
 		name  string
@@ -177,7 +177,7 @@ func TestMetadataServiceStopsOnSIGTERM(t *testing.T) {
 	socket := filepath.Join(t.TempDir(), "mds.sock")
 	port := freePort(t)
 	argv, _ := json.Marshal([]string{"--socket=" + socket, "--listen-address=127.0.0.1", "--listen-port=" + strconv.Itoa(port)})
-	cmd := exec.Command(os.Args[0], "-test.run=^TestMetadataServiceChild$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMetadataServiceChild$", "-test.count=1") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	cmd.Env = append(os.Environ(), envMetadataServiceChild+"="+string(argv))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -186,7 +186,7 @@ func TestMetadataServiceStopsOnSIGTERM(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() }) //nolint:errcheck // best effort after a failure
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) // best effort after a failure
 	lines := make(chan string, 16)
 	go func() {
 		sc := bufio.NewScanner(out)

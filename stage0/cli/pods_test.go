@@ -152,7 +152,7 @@ exit "$st"
 // calls returns what the fake entrypoint name recorded, one call a line.
 func (f *podFixture) calls(name string) []string {
 	f.t.Helper()
-	b, err := os.ReadFile(filepath.Join(f.rec, name+".calls"))
+	b, err := os.ReadFile(filepath.Join(f.rec, name+".calls")) //nolint:gosec // G304: a file the test made
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -1280,11 +1280,11 @@ func TestPodsExport(t *testing.T) {
 // checkExportedACI checks an ACI export wrote from the test tree.
 func checkExportedACI(t *testing.T, path, app string, gzipped bool) {
 	t.Helper()
-	fh, err := os.Open(path)
+	fh, err := os.Open(path) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fh.Close()
+	defer func() { _ = fh.Close() }()
 	var r io.Reader = fh
 	if gzipped {
 		zr, err := gzip.NewReader(fh)
@@ -1384,7 +1384,7 @@ func TestPodsExportOverlay(t *testing.T) {
 		upper, work := filepath.Join(overlay, "upper"), filepath.Join(overlay, "work")
 		writeTestFile(t, filepath.Join(upper, "etc", "hostname"), "changed\n", 0o644)
 		writeTestFile(t, filepath.Join(upper, "etc", "new"), "new\n", 0o644)
-		if err := unix.Mknod(filepath.Join(upper, "etc", "removed"), unix.S_IFCHR|0o000, 0); err != nil {
+		if err := unix.Mknod(filepath.Join(upper, "etc", "removed"), unix.S_IFCHR, 0); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.MkdirAll(work, 0o755); err != nil {
@@ -1394,11 +1394,11 @@ func TestPodsExportOverlay(t *testing.T) {
 	}
 	check := func(t *testing.T, aciPath string) {
 		t.Helper()
-		fh, err := os.Open(aciPath)
+		fh, err := os.Open(aciPath) //nolint:gosec // G304: a file the test made
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer fh.Close()
+		defer func() { _ = fh.Close() }()
 		got := make(map[string]string)
 		tr := tar.NewReader(fh)
 		for {

@@ -326,7 +326,7 @@ func prepareOptions(g *Globals, ra *runArgs) (prepare.Options, stage1.Selection,
 		if len(ra.apps) > 0 {
 			return o, sel, usageErrorf("--pod-manifest and images on the command line conflict; use one")
 		}
-		b, err := os.ReadFile(pm)
+		b, err := os.ReadFile(pm) //nolint:gosec // G304: the --pod-manifest file the user named
 		if err != nil {
 			return o, sel, errdefs.InvalidArgument("read pod manifest: %v", err)
 		}
@@ -440,11 +440,11 @@ func parseMount(s string) (schema.Mount, error) {
 // readEnvFile reads NAME=VALUE lines; blank lines and # comments are
 // skipped.
 func readEnvFile(path string) ([]types.EnvironmentVariable, error) {
-	f, err := os.Open(path)
+	f, err := os.Open(path) //nolint:gosec // G304: the --environment file the user named
 	if err != nil {
 		return nil, errdefs.InvalidArgument("--set-env-file: %v", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var out []types.EnvironmentVariable
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {

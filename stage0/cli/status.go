@@ -89,7 +89,7 @@ usage).`,
 				return err
 			}
 			for _, w := range warnings {
-				fmt.Fprintf(g.Stderr, "nscn: status: %v\n", w)
+				_, _ = fmt.Fprintf(g.Stderr, "nscn: status: %v\n", w)
 			}
 			if format == "json" {
 				return writeJSON(g.Stdout, v.json())

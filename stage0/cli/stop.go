@@ -108,7 +108,7 @@ func podRefs(c *cli.Context, cmd string) ([]string, error) {
 	if c.NArg() != 0 {
 		return nil, usageErrorf("%s: give pod UUIDs or --uuid-file, not both", cmd)
 	}
-	b, err := os.ReadFile(file)
+	b, err := os.ReadFile(file) //nolint:gosec // G304: the --uuid-file the user named
 	if err != nil {
 		return nil, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("%s: read --uuid-file: %w", cmd, err))
 	}
@@ -130,7 +130,7 @@ func forEachPod(g *Globals, cmd string, refs []string, fn func(ref string) error
 		if err == nil {
 			continue
 		}
-		fmt.Fprintf(g.Stderr, "nscn: %s %s: %v\n", cmd, ref, err)
+		_, _ = fmt.Fprintf(g.Stderr, "nscn: %s %s: %v\n", cmd, ref, err)
 		if first == nil {
 			first = err
 		}

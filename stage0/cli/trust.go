@@ -163,9 +163,9 @@ func trustAdd(c *cli.Context, g *Globals, ks *pgp.Keystore) error {
 			return fmt.Errorf("key %s: %w", k.source, err)
 		}
 		if root {
-			fmt.Fprintf(g.Stderr, "Trusted key %s as a root key, for every image.\n", pgp.FormatFingerprint(k.fingerprint))
+			_, _ = fmt.Fprintf(g.Stderr, "Trusted key %s as a root key, for every image.\n", pgp.FormatFingerprint(k.fingerprint))
 		} else {
-			fmt.Fprintf(g.Stderr, "Trusted key %s for prefix %q.\n", pgp.FormatFingerprint(k.fingerprint), prefix)
+			_, _ = fmt.Fprintf(g.Stderr, "Trusted key %s for prefix %q.\n", pgp.FormatFingerprint(k.fingerprint), prefix)
 		}
 		if _, err := fmt.Fprintln(g.Stdout, path); err != nil {
 			return fmt.Errorf("write output: %w", err)
@@ -178,18 +178,18 @@ func trustAdd(c *cli.Context, g *Globals, ks *pgp.Keystore) error {
 // "yes" or "y" returns nil.
 func reviewKey(w io.Writer, answers *bufio.Reader, k reviewedKey, prefix string) error {
 	if prefix == "" {
-		fmt.Fprintf(w, "Key %s is to be trusted as a ROOT key: it will be trusted for EVERY image.\n", k.source)
+		_, _ = fmt.Fprintf(w, "Key %s is to be trusted as a ROOT key: it will be trusted for EVERY image.\n", k.source)
 	} else {
-		fmt.Fprintf(w, "Key %s is to be trusted for prefix %q and the image names below it.\n", k.source, prefix)
+		_, _ = fmt.Fprintf(w, "Key %s is to be trusted for prefix %q and the image names below it.\n", k.source, prefix)
 	}
-	fmt.Fprintf(w, "Key fingerprint: %s\n", pgp.FormatFingerprint(k.fingerprint))
+	_, _ = fmt.Fprintf(w, "Key fingerprint: %s\n", pgp.FormatFingerprint(k.fingerprint))
 	for _, id := range k.userIDs {
-		fmt.Fprintf(w, "\tUser ID: %s\n", id)
+		_, _ = fmt.Fprintf(w, "\tUser ID: %s\n", id)
 	}
-	fmt.Fprint(w, "Are you sure you want to trust this key (yes/no)? ")
+	_, _ = fmt.Fprint(w, "Are you sure you want to trust this key (yes/no)? ")
 	line, err := answers.ReadString('\n')
 	if err != nil && (!errors.Is(err, io.EOF) || line == "") {
-		fmt.Fprintln(w)
+		_, _ = fmt.Fprintln(w)
 		return errdefs.FailedPrecondition("key %s not trusted: no answer on stdin (to trust keys without the question, use --skip-fingerprint-review): %w",
 			pgp.FormatFingerprint(k.fingerprint), err)
 	}
@@ -222,25 +222,25 @@ func readKeyArg(ctx context.Context, g *Globals, arg string, allowHTTP bool) ([]
 			return nil, errdefs.PermissionDenied("key URL %s: fetching keys over plain http is refused; "+
 				"use https, or allow it with --insecure-allow-http or --insecure-options=pubkey", u.Redacted())
 		}
-		fmt.Fprintf(g.Stderr, "Warning: fetching key %s over plain http; anyone on the network path can replace it.\n", u.Redacted())
+		_, _ = fmt.Fprintf(g.Stderr, "Warning: fetching key %s over plain http; anyone on the network path can replace it.\n", u.Redacted())
 	default:
 		return nil, errdefs.InvalidArgument("key URL %s: unsupported scheme %q (want https, http or file)", u.Redacted(), u.Scheme)
 	}
 	if g.Insecure.TLS {
-		fmt.Fprintf(g.Stderr, "Warning: not verifying the TLS certificate of %s (--insecure-options=tls).\n", u.Host)
+		_, _ = fmt.Fprintf(g.Stderr, "Warning: not verifying the TLS certificate of %s (--insecure-options=tls).\n", u.Host)
 	}
 	return fetchKey(ctx, u, allowHTTP, g.Insecure.TLS)
 }
 
 func readKeyFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.Open(path) //nolint:gosec // G304: a key file the user named
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, errdefs.With(errdefs.ErrNotFound, fmt.Errorf("read key: %w", err))
 		}
 		return nil, fmt.Errorf("read key: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	data, err := io.ReadAll(io.LimitReader(f, pgp.MaxKeySize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read key %s: %w", path, err)
@@ -291,7 +291,7 @@ func fetchKey(ctx context.Context, u *url.URL, allowHTTP, insecureTLS bool) ([]b
 		}
 		return nil, errdefs.Unavailable("fetch key %s: %w", shown, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		return nil, errdefs.NotFound("fetch key %s: server answered %s", shown, resp.Status)
@@ -348,7 +348,7 @@ func trustList(ctx context.Context, g *Globals, ks *pgp.Keystore, format string)
 		return nil
 	}
 	tw := tabwriter.NewWriter(g.Stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "PREFIX\tFINGERPRINT\tUSER ID\tSOURCE")
+	_, _ = fmt.Fprintln(tw, "PREFIX\tFINGERPRINT\tUSER ID\tSOURCE")
 	for _, k := range keys {
 		prefix := k.Prefix
 		if k.Root {
@@ -365,7 +365,7 @@ func trustList(ctx context.Context, g *Globals, ks *pgp.Keystore, format string)
 		if k.Masked {
 			source += " (masked)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", prefix, k.Fingerprint, uid, source)
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", prefix, k.Fingerprint, uid, source)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)
@@ -378,9 +378,9 @@ func trustRemove(ctx context.Context, g *Globals, ks *pgp.Keystore, fingerprint,
 		return err
 	}
 	if prefix == "" {
-		fmt.Fprintf(g.Stderr, "Key %s is no longer trusted as a root key.\n", pgp.FormatFingerprint(fingerprint))
+		_, _ = fmt.Fprintf(g.Stderr, "Key %s is no longer trusted as a root key.\n", pgp.FormatFingerprint(fingerprint))
 	} else {
-		fmt.Fprintf(g.Stderr, "Key %s is no longer trusted for prefix %q.\n", pgp.FormatFingerprint(fingerprint), prefix)
+		_, _ = fmt.Fprintf(g.Stderr, "Key %s is no longer trusted for prefix %q.\n", pgp.FormatFingerprint(fingerprint), prefix)
 	}
 	return nil
 }

@@ -253,7 +253,7 @@ func TestTrustAdd(t *testing.T) {
 
 func readTrustFile(t *testing.T, p string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(p)
+	b, err := os.ReadFile(p) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestTrustURL(t *testing.T) {
 	mux.HandleFunc("/key.asc", func(w http.ResponseWriter, _ *http.Request) {
 		hits.Add(1)
 		w.Header().Set("Content-Type", "application/pgp-keys")
-		w.Write(f.rsaPub)
+		_, _ = w.Write(f.rsaPub)
 	})
 	plain := httptest.NewServer(mux)
 	t.Cleanup(plain.Close)

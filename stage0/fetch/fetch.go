@@ -175,7 +175,7 @@ func (f *Fetcher) fetchFile(ctx context.Context, path, sig string) (*index.Image
 func fileValidator(st os.FileInfo) string {
 	var dev, ino uint64
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		dev, ino = uint64(sys.Dev), sys.Ino
+		dev, ino = uint64(sys.Dev), sys.Ino //nolint:unconvert // Stat_t.Dev is uint32 on some architectures (mips)
 	}
 	return fmt.Sprintf("file:%d:%d:%d:%d", dev, ino, st.Size(), st.ModTime().UnixNano())
 }
@@ -201,14 +201,14 @@ func (f *Fetcher) readSignature(ctx context.Context, sig, image string) ([]byte,
 // importFile stores the ACI at path, checking sigData (if any) over the
 // file's bytes with the keys trusted for the image's name.
 func (f *Fetcher) importFile(ctx context.Context, path, source string, sigData []byte, remote *index.Remote) (*index.Image, error) {
-	file, err := os.Open(path)
+	file, err := os.Open(path) //nolint:gosec // G304: the image or signature file the user named
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, errdefs.NotFound("image file %s does not exist", path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open image %s: %w", path, err)
 	}
-	defer file.Close()
+	defer func() { _ = file.Close() }()
 	st, err := file.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("stat image %s: %w", path, err)
@@ -225,11 +225,11 @@ func (f *Fetcher) importFile(ctx context.Context, path, source string, sigData [
 	opts := store.ImportOptions{Source: source, Remote: remote, MaxSize: f.MaxSize}
 	if sigData != nil {
 		opts.Check = func(ctx context.Context, m *schema.ImageManifest) (string, error) {
-			signed, err := os.Open(path)
+			signed, err := os.Open(path) //nolint:gosec // G304: the image or signature file the user named
 			if err != nil {
 				return "", fmt.Errorf("open image %s: %w", path, err)
 			}
-			defer signed.Close()
+			defer func() { _ = signed.Close() }()
 			ent, err := f.Keys.CheckSignature(ctx, m.Name.String(), signed, strings.NewReader(string(sigData)))
 			if err != nil {
 				return "", err
@@ -290,7 +290,7 @@ func (f *Fetcher) fetchRemote(ctx context.Context, u, sig string) (*index.Image,
 	if err != nil {
 		return nil, fmt.Errorf("lock download of %s: %w", u, err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	if again, err := f.cachedRemote(ctx, u); err == nil && again != nil && cached == nil {
 		// Another process fetched it while we waited.
 		return again.image, nil

@@ -125,7 +125,7 @@ func ExecRun(podDir string, e Entrypoints, args []string, lockFd int, env []stri
 	}
 	env = append(clean, stage1abi.EnvLockFD+"="+strconv.Itoa(lockFd))
 	argv := append([]string{path}, args...)
-	if err := syscall.Exec(path, argv, env); err != nil {
+	if err := syscall.Exec(path, argv, env); err != nil { //nolint:gosec // G204: the stage1 entrypoint from its image manifest, argv as the ABI says
 		return fmt.Errorf("exec stage1 run entrypoint %s: %w", path, err)
 	}
 	return nil
@@ -145,7 +145,7 @@ func Invoke(ctx context.Context, podDir, entrypoint string, args []string, stdio
 		return 0, errdefs.Newf(errdefs.ErrNotImplemented, "the pod's stage1 has no such entrypoint")
 	}
 	path := EntrypointPath(podDir, entrypoint)
-	cmd := exec.CommandContext(ctx, path, args...)
+	cmd := exec.CommandContext(ctx, path, args...) //nolint:gosec // G204: the stage1 entrypoint from its image manifest, argv as the ABI says
 	cmd.Dir = podDir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.In, stdio.Out, stdio.Err
 	cmd.Env = env

@@ -21,10 +21,14 @@ func TestRunArgs(t *testing.T) {
 			DNSConfMode: "resolv=host", DisableCapabilities: true, DisablePaths: true, DisableSeccomp: true, IPC: "private",
 			UUID: "u", InterfaceVersion: 6,
 		}, want: "--debug --net=host --interactive --mds-token=t --local-config=/etc/nscn --hostname=h --dns-conf-mode=resolv=host --disable-capabilities-restriction --disable-paths --disable-seccomp --ipc=private u"},
-		{name: "mds port at version 7", flags: RunFlags{MDSToken: "t", MDSPort: 4000, UUID: "u", InterfaceVersion: 7},
-			want: "--net=default --mds-token=t --mds-port=4000 u"},
-		{name: "mds port left out below 7", flags: RunFlags{MDSToken: "t", MDSPort: 4000, UUID: "u", InterfaceVersion: 6},
-			want: "--net=default --mds-token=t u"},
+		{
+			name: "mds port at version 7", flags: RunFlags{MDSToken: "t", MDSPort: 4000, UUID: "u", InterfaceVersion: 7},
+			want: "--net=default --mds-token=t --mds-port=4000 u",
+		},
+		{
+			name: "mds port left out below 7", flags: RunFlags{MDSToken: "t", MDSPort: 4000, UUID: "u", InterfaceVersion: 6},
+			want: "--net=default --mds-token=t u",
+		},
 		{name: "no mds port without a token", flags: RunFlags{MDSPort: 4000, UUID: "u", InterfaceVersion: 7}, want: "--net=default u"},
 		{name: "hostname needs 2", flags: RunFlags{Hostname: "h", UUID: "u", InterfaceVersion: 1}, class: errdefs.ErrFailedPrecondition},
 		{name: "disable needs 3", flags: RunFlags{DisableSeccomp: true, UUID: "u", InterfaceVersion: 2}, class: errdefs.ErrFailedPrecondition},

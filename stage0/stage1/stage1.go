@@ -15,7 +15,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/appc/spec/schema"
@@ -130,36 +130,38 @@ type configEntry struct {
 }
 
 // configured reads the default stage1 from <dir>/stage1.d/*.json; the
-// local config dir (first) wins over the system one.
+// local config dir (first) wins over the system one, and within a dir only
+// the file whose name sorts last is read (Documentation/stage1-abi.md).
 func configured(dirs []string) (Ref, bool, error) {
 	for _, d := range dirs {
 		files, err := filepath.Glob(filepath.Join(d, "stage1.d", "*.json"))
 		if err != nil {
 			return Ref{}, false, fmt.Errorf("read stage1 configuration: %w", err)
 		}
-		sort.Strings(files)
-		for i := len(files) - 1; i >= 0; i-- {
-			b, err := os.ReadFile(files[i])
-			if err != nil {
-				return Ref{}, false, fmt.Errorf("read stage1 configuration: %w", err)
-			}
-			var c configEntry
-			if err := json.Unmarshal(b, &c); err != nil {
-				return Ref{}, false, errdefs.InvalidArgument("stage1 configuration %s: %v", files[i], err)
-			}
-			if c.Kind != "stage1" || c.Version != "v1" {
-				return Ref{}, false, errdefs.InvalidArgument(`stage1 configuration %s: want "nscnKind": "stage1", "nscnVersion": "v1"`, files[i])
-			}
-			switch {
-			case strings.HasPrefix(c.Location, "http://"), strings.HasPrefix(c.Location, "https://"):
-				return Ref{Kind: URL, Value: c.Location, Trusted: true}, true, nil
-			case c.Location != "":
-				return Ref{Kind: Path, Value: strings.TrimPrefix(c.Location, "file://"), Trusted: true}, true, nil
-			case c.Name != "":
-				return Ref{Kind: Name, Value: c.Name, Trusted: true}, true, nil
-			}
-			return Ref{}, false, errdefs.InvalidArgument("stage1 configuration %s: neither location nor name is set", files[i])
+		if len(files) == 0 {
+			continue
 		}
+		file := slices.Max(files)
+		b, err := os.ReadFile(file) //nolint:gosec // G304: a stage1.d file of the config directories
+		if err != nil {
+			return Ref{}, false, fmt.Errorf("read stage1 configuration: %w", err)
+		}
+		var c configEntry
+		if err := json.Unmarshal(b, &c); err != nil {
+			return Ref{}, false, errdefs.InvalidArgument("stage1 configuration %s: %v", file, err)
+		}
+		if c.Kind != "stage1" || c.Version != "v1" {
+			return Ref{}, false, errdefs.InvalidArgument(`stage1 configuration %s: want "nscnKind": "stage1", "nscnVersion": "v1"`, file)
+		}
+		switch {
+		case strings.HasPrefix(c.Location, "http://"), strings.HasPrefix(c.Location, "https://"):
+			return Ref{Kind: URL, Value: c.Location, Trusted: true}, true, nil
+		case c.Location != "":
+			return Ref{Kind: Path, Value: strings.TrimPrefix(c.Location, "file://"), Trusted: true}, true, nil
+		case c.Name != "":
+			return Ref{Kind: Name, Value: c.Name, Trusted: true}, true, nil
+		}
+		return Ref{}, false, errdefs.InvalidArgument("stage1 configuration %s: neither location nor name is set", file)
 	}
 	return Ref{}, false, nil
 }
@@ -198,7 +200,7 @@ func ReadEntrypoints(m *schema.ImageManifest) (Entrypoints, error) {
 // ReadPodEntrypoints reads the entrypoints of the stage1 a pod was prepared
 // with, from the copy of its manifest in the pod directory.
 func ReadPodEntrypoints(podDir string) (Entrypoints, error) {
-	b, err := os.ReadFile(filepath.Join(podDir, stage1abi.Stage1ManifestRel))
+	b, err := os.ReadFile(filepath.Join(podDir, stage1abi.Stage1ManifestRel)) //nolint:gosec // G304: a file in the pod directory
 	if errors.Is(err, fs.ErrNotExist) {
 		return Entrypoints{}, errdefs.FailedPrecondition("pod %s has no stage1 manifest", filepath.Base(podDir))
 	}

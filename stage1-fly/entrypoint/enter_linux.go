@@ -54,7 +54,7 @@ func Enter(ctx context.Context, cfg EnterConfig) error {
 	if err != nil {
 		return fmt.Errorf("enter pod: %w", err)
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	fsys := rootFS{root: root}
 	if err := fly.CheckDir(fsys, spec.WorkingDir); err != nil {
 		return err

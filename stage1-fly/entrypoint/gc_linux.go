@@ -98,7 +98,7 @@ func leftoverMounts(podDir string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read mount table: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	infos, err := mountplan.ParseMountInfo(f)
 	if err != nil {
 		return nil, err

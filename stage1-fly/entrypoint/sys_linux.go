@@ -72,11 +72,11 @@ func (r rootFS) Open(name string) (fs.File, error) {
 	}
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, err
 	}
 	if !st.Mode().IsRegular() && !st.IsDir() {
-		f.Close()
+		_ = f.Close()
 		return nil, &fs.PathError{Op: "open", Path: "/" + name, Err: errors.New("not a regular file or directory")}
 	}
 	return f, nil
@@ -91,7 +91,7 @@ func (r rootFS) Stat(name string) (fs.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	return f.Stat()
 }
 
@@ -108,15 +108,15 @@ func openPodRoot(pid int, hostRootfs string) (*os.File, error) {
 	}
 	var got, want unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &got); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, &os.PathError{Op: "fstat", Path: f.Name(), Err: err}
 	}
 	if err := unix.Stat(hostRootfs, &want); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, &os.PathError{Op: "stat", Path: hostRootfs, Err: err}
 	}
 	if got.Dev != want.Dev || got.Ino != want.Ino {
-		f.Close()
+		_ = f.Close()
 		return nil, errdefs.NotFound("process %d is not this pod's process: its root is not the app's rootfs", pid)
 	}
 	return f, nil

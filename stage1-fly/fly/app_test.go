@@ -36,8 +36,10 @@ func TestNewAppSpec(t *testing.T) {
 		{
 			name: "working dir defaults to root",
 			app:  &types.App{Exec: types.Exec{"true"}, User: "0", Group: "0"},
-			want: AppSpec{Name: "web", Exec: []string{"true"}, User: "0", Group: "0", WorkingDir: "/",
-				Env: []string{"PATH=" + DefaultPath, "AC_APP_NAME=web", "container=nscn"}},
+			want: AppSpec{
+				Name: "web", Exec: []string{"true"}, User: "0", Group: "0", WorkingDir: "/",
+				Env: []string{"PATH=" + DefaultPath, "AC_APP_NAME=web", "container=nscn"},
+			},
 		},
 		{name: "no exec", app: &types.App{User: "0", Group: "0"}, wantClass: errdefs.ErrInvalidArgument},
 		{name: "relative working dir", app: &types.App{Exec: types.Exec{"true"}, User: "0", Group: "0", WorkingDirectory: "work"}, wantClass: errdefs.ErrInvalidArgument},

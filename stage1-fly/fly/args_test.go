@@ -196,7 +196,7 @@ func FuzzParseDNSConfMode(f *testing.F) {
 // panicking (the argv comes from stage0, but a parser is a parser).
 func FuzzParseRunArgs(f *testing.F) {
 	f.Add("--net=host", "--dns-conf-mode=resolv=host", testUUID)
-	f.Fuzz(func(t *testing.T, a, b, c string) {
+	f.Fuzz(func(_ *testing.T, a, b, c string) {
 		_, _ = ParseRunArgs([]string{a, b, c})
 		_, _ = ParseEnterArgs([]string{a, b, c})
 	})

@@ -63,7 +63,7 @@ func lookupUser(root fs.FS, name string) (uint32, bool, error) {
 	if err != nil {
 		return 0, false, fmt.Errorf("open /%s: %w", passwdFile, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	users, err := passwd.ParseUsers(f)
 	if err != nil {
 		return 0, false, fmt.Errorf("read /%s: %w", passwdFile, err)
@@ -80,7 +80,7 @@ func lookupGroup(root fs.FS, name string) (uint32, bool, error) {
 	if err != nil {
 		return 0, false, fmt.Errorf("open /%s: %w", groupFile, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	groups, err := passwd.ParseGroups(f)
 	if err != nil {
 		return 0, false, fmt.Errorf("read /%s: %w", groupFile, err)

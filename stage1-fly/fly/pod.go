@@ -14,7 +14,7 @@ import (
 
 // LoadPod reads and validates the pod manifest stage0 wrote at path.
 func LoadPod(path string) (*schema.PodManifest, error) {
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(path) //nolint:gosec // G304: a file in the pod directory (stage1 ABI)
 	if err != nil {
 		return nil, fmt.Errorf("read pod manifest: %w", err)
 	}

@@ -58,7 +58,7 @@ func OpenRoot(dir string) (*os.File, error) {
 // Open opens path inside root with the open(2) flags given (O_CLOEXEC is
 // always added). Symlinks are followed, within root.
 func Open(root *os.File, path string, flags int) (*os.File, error) {
-	f, err := openat2(int(root.Fd()), relative(path), &unix.OpenHow{Flags: uint64(flags), Resolve: resolveInRoot})
+	f, err := openat2(int(root.Fd()), relative(path), &unix.OpenHow{Flags: uint64(flags), Resolve: resolveInRoot}) //nolint:gosec // G115: open flags are non-negative
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func MkdirAll(root *os.File, path string, mode uint32) (_ *os.File, err error) {
 	}
 	defer func() {
 		if err != nil {
-			cur.Close()
+			_ = cur.Close()
 		}
 	}()
 	parts := strings.Split(rel, "/")
@@ -111,7 +111,7 @@ func MkdirAll(root *os.File, path string, mode uint32) (_ *os.File, err error) {
 		if err != nil {
 			return nil, err
 		}
-		cur.Close()
+		_ = cur.Close()
 		cur = next
 	}
 	return cur, nil
@@ -130,11 +130,11 @@ func CreateFile(root *os.File, path string, mode uint32) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer parent.Close()
+	defer func() { _ = parent.Close() }()
 	fd, err := unix.Openat(int(parent.Fd()), filepath.Base(rel), unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_WRONLY|unix.O_CLOEXEC, mode)
 	switch {
 	case err == nil:
-		unix.Close(fd)
+		_ = unix.Close(fd)
 	case !errors.Is(err, unix.EEXIST):
 		return nil, &os.PathError{Op: "create", Path: "/" + rel, Err: err}
 	}
@@ -144,11 +144,11 @@ func CreateFile(root *os.File, path string, mode uint32) (*os.File, error) {
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, &os.PathError{Op: "fstat", Path: "/" + rel, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("/%s exists and is not a regular file", rel)
 	}
 	return f, nil
@@ -160,7 +160,7 @@ func OpenNoSymlinks(path string, flags int) (*os.File, error) {
 	if !filepath.IsAbs(path) {
 		return nil, &os.PathError{Op: "open", Path: path, Err: errors.New("path is not absolute")}
 	}
-	return openat2(unix.AT_FDCWD, path, &unix.OpenHow{Flags: uint64(flags), Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
+	return openat2(unix.AT_FDCWD, path, &unix.OpenHow{Flags: uint64(flags), Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}) //nolint:gosec // G115: open flags are non-negative
 }
 
 // FDPath is the /proc/self/fd path of f, which mount(2) and chroot(2)

@@ -10,11 +10,11 @@ import (
 )
 
 // hostileTree builds a root with symlinks that point outside it, and an
-// outside directory that must stay empty.
-func hostileTree(t *testing.T) (root *os.File, rootDir, outside string) {
+// outside directory that must stay empty (checked at cleanup).
+func hostileTree(t *testing.T) (root *os.File, rootDir string) {
 	t.Helper()
 	rootDir = t.TempDir()
-	outside = t.TempDir()
+	outside := t.TempDir()
 	for name, target := range map[string]string{
 		"abs":      outside,
 		"up":       "../../../../../../..",
@@ -37,12 +37,12 @@ func hostileTree(t *testing.T) (root *os.File, rootDir, outside string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		root.Close()
+		_ = root.Close()
 		if ents, _ := os.ReadDir(outside); len(ents) != 0 {
 			t.Errorf("something was created outside the root: %v", ents)
 		}
 	})
-	return root, rootDir, outside
+	return root, rootDir
 }
 
 func TestMkdirAll(t *testing.T) {
@@ -65,11 +65,11 @@ func TestMkdirAll(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			root, rootDir, _ := hostileTree(t)
+			root, rootDir := hostileTree(t)
 			f, err := MkdirAll(root, tt.path, 0o755)
 			if tt.wantErr {
 				if err == nil {
-					f.Close()
+					_ = f.Close()
 					t.Fatalf("MkdirAll(%q) succeeded, want error", tt.path)
 				}
 				if !errors.Is(err, tt.wantErrn) {
@@ -80,7 +80,7 @@ func TestMkdirAll(t *testing.T) {
 			if err != nil {
 				t.Fatalf("MkdirAll(%q): %v", tt.path, err)
 			}
-			defer f.Close()
+			defer func() { _ = f.Close() }()
 			want := filepath.Join(rootDir, tt.wantDir)
 			var got, exp unix.Stat_t
 			if err := unix.Fstat(int(f.Fd()), &got); err != nil {
@@ -113,11 +113,11 @@ func TestCreateFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			root, rootDir, _ := hostileTree(t)
+			root, rootDir := hostileTree(t)
 			f, err := CreateFile(root, tt.path, 0o644)
 			if tt.wantErr {
 				if err == nil {
-					f.Close()
+					_ = f.Close()
 					t.Fatalf("CreateFile(%q) succeeded, want error", tt.path)
 				}
 				return
@@ -125,7 +125,7 @@ func TestCreateFile(t *testing.T) {
 			if err != nil {
 				t.Fatalf("CreateFile(%q): %v", tt.path, err)
 			}
-			f.Close()
+			_ = f.Close()
 			want := filepath.Join(rootDir, tt.wantFile)
 			if st, err := os.Lstat(want); err != nil || !st.Mode().IsRegular() {
 				t.Fatalf("%s is not a regular file: %v", want, err)
@@ -135,7 +135,7 @@ func TestCreateFile(t *testing.T) {
 }
 
 func TestExists(t *testing.T) {
-	root, _, _ := hostileTree(t)
+	root, _ := hostileTree(t)
 	tests := []struct {
 		name string
 		path string
@@ -181,7 +181,7 @@ func TestOpenNoSymlinks(t *testing.T) {
 				if err != nil {
 					t.Fatalf("OpenNoSymlinks(%q): %v", tt.path, err)
 				}
-				f.Close()
+				_ = f.Close()
 				return
 			}
 			if !errors.Is(err, tt.wantErr) {

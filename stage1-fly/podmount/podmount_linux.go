@@ -87,7 +87,7 @@ func (m InRoot) mountFS(mt fly.Mount) error {
 	if err != nil {
 		return fmt.Errorf("create mount point: %w", err)
 	}
-	defer target.Close()
+	defer func() { _ = target.Close() }()
 	var flags uintptr
 	for f, ms := range map[fly.MountFlags]uintptr{fly.ReadOnly: unix.MS_RDONLY, fly.NoSuid: unix.MS_NOSUID, fly.NoDev: unix.MS_NODEV, fly.NoExec: unix.MS_NOEXEC} {
 		if mt.Flags&f != 0 {
@@ -112,7 +112,7 @@ func (m InRoot) bind(ctx context.Context, mt fly.Mount) error {
 		}
 		return SourceError(mt, err)
 	}
-	defer src.Close()
+	defer func() { _ = src.Close() }()
 	st, err := src.Stat()
 	if err != nil {
 		return fmt.Errorf("stat %s: %w", mt.Source, err)
@@ -144,7 +144,7 @@ func (m InRoot) bind(ctx context.Context, mt fly.Mount) error {
 		}
 		return fmt.Errorf("create mount point: %w", err)
 	}
-	defer target.Close()
+	defer func() { _ = target.Close() }()
 	flags := uintptr(unix.MS_BIND)
 	rec := mt.Flags&fly.Recursive != 0
 	if rec {
@@ -167,7 +167,7 @@ func (m InRoot) bind(ctx context.Context, mt fly.Mount) error {
 	if err != nil {
 		return fmt.Errorf("open new mount: %w", err)
 	}
-	defer top.Close()
+	defer func() { _ = top.Close() }()
 	return SetMountAttrs(top, attrs, rec, mt.Target)
 }
 

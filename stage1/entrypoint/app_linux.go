@@ -83,7 +83,7 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App, unified 
 	if err != nil {
 		return fmt.Errorf("open app rootfs: %w", err)
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	m := fly.LoggingMounter{Next: podmount.InRoot{Root: root, Log: log}, Log: log}
 	if err := fly.Apply(ctx, m, p); err != nil {
 		return err
@@ -123,7 +123,7 @@ func makeDevLinks(root *os.File) error {
 	if err != nil {
 		return fmt.Errorf("open the app's /dev: %w", err)
 	}
-	defer dev.Close()
+	defer func() { _ = dev.Close() }()
 	for name, target := range nspawn.AppDevLinks {
 		if err := unix.Symlinkat(target, int(dev.Fd()), name); err != nil && !errors.Is(err, unix.EEXIST) {
 			return &os.PathError{Op: "symlink", Path: "/dev/" + name, Err: err}
@@ -224,7 +224,7 @@ func openStdin(p string) error {
 	if err != nil {
 		return &os.PathError{Op: "open", Path: p, Err: err}
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	if err := unix.Dup3(fd, 0, 0); err != nil {
 		return &os.SyscallError{Syscall: "dup3", Err: err}
 	}
@@ -314,9 +314,9 @@ func recordFirstFailure(status int) error {
 	if err != nil {
 		return fmt.Errorf("record first failure: %w", err)
 	}
-	defer os.Remove(f.Name())
+	defer func() { _ = os.Remove(f.Name()) }()
 	if _, err := f.WriteString(strconv.Itoa(status) + "\n"); err != nil {
-		f.Close()
+		_ = f.Close()
 		return fmt.Errorf("record first failure: %w", err)
 	}
 	if err := f.Close(); err != nil {

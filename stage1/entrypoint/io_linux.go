@@ -81,7 +81,7 @@ func startPodIO(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir str
 	for _, a := range pod.Apps {
 		name := a.Spec.Name
 		lp := filepath.Join(podDir, stage1abi.AppLogFile(name))
-		lf, err := os.OpenFile(lp, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
+		lf, err := os.OpenFile(lp, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640) //nolint:gosec // G304: a file in the pod directory (stage1 ABI)
 		if err != nil {
 			return nil, fmt.Errorf("create log of app %s: %w", name, err)
 		}
@@ -119,7 +119,7 @@ func (p *podIO) Close() {
 			r.Close()
 		}
 		for _, f := range p.logs {
-			f.Close()
+			_ = f.Close()
 		}
 	})
 }
@@ -129,12 +129,12 @@ func (p *podIO) Close() {
 // app helper opens the FIFO for reading; if the app never starts, it
 // waits until run exits.
 func feedStdin(ctx context.Context, log *slog.Logger, fifo string, in *os.File) {
-	f, err := os.OpenFile(fifo, os.O_WRONLY|unix.O_CLOEXEC, 0)
+	f, err := os.OpenFile(fifo, os.O_WRONLY|unix.O_CLOEXEC, 0) //nolint:gosec // G304: a file in the pod directory (stage1 ABI)
 	if err != nil {
 		log.WarnContext(ctx, "open app stdin", "err", err)
 		return
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if in == nil {
 		return
 	}

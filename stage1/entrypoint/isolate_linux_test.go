@@ -30,7 +30,7 @@ var _ cgroup.Manager = (*fakeManager)(nil)
 
 func (m *fakeManager) Version() int { return m.version }
 
-func (m *fakeManager) Create(_ context.Context, name string, l cgroup.Limits) (cgroup.Group, error) {
+func (m *fakeManager) Create(_ context.Context, name string, _ cgroup.Limits) (cgroup.Group, error) {
 	if name == m.failOn {
 		return nil, errdefs.Unavailable("no memory controller")
 	}

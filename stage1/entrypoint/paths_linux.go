@@ -31,7 +31,7 @@ func restrictPaths(ctx context.Context, log *slog.Logger, root *os.File, p isola
 		}
 		log.DebugContext(ctx, "make path read-only", "path", path)
 		err = cloneOnto(t, int(t.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, path)
-		t.Close()
+		_ = t.Close()
 		if err != nil {
 			return err
 		}
@@ -46,7 +46,7 @@ func restrictPaths(ctx context.Context, log *slog.Logger, root *os.File, p isola
 		}
 		st, err := t.Stat()
 		if err != nil {
-			t.Close()
+			_ = t.Close()
 			return fmt.Errorf("mask %s: %w", path, err)
 		}
 		log.DebugContext(ctx, "mask path", "path", path, "dir", st.IsDir())
@@ -57,7 +57,7 @@ func restrictPaths(ctx context.Context, log *slog.Logger, root *os.File, p isola
 			// The pod's own /dev/null: the helper runs in the pod's root.
 			err = cloneOnto(t, unix.AT_FDCWD, "/dev/null", 0, path)
 		}
-		t.Close()
+		_ = t.Close()
 		if err != nil {
 			return err
 		}
@@ -85,7 +85,7 @@ func cloneOnto(target *os.File, dirfd int, from string, flags int, name string) 
 	if err != nil {
 		return &os.PathError{Op: "open_tree", Path: name, Err: err}
 	}
-	defer unix.Close(tree)
+	defer func() { _ = unix.Close(tree) }()
 	attrFlags := uint(unix.AT_EMPTY_PATH)
 	if flags&unix.AT_RECURSIVE != 0 {
 		attrFlags |= unix.AT_RECURSIVE

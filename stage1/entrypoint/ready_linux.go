@@ -53,7 +53,7 @@ func listenReady(uuid, forward string) (*readyWatch, error) {
 	}
 	raw, err := conn.SyscallConn()
 	if err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, fmt.Errorf("listen for the pod's readiness: %w", err)
 	}
 	var serr error
@@ -63,7 +63,7 @@ func listenReady(uuid, forward string) (*readyWatch, error) {
 		serr = err
 	}
 	if serr != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, fmt.Errorf("listen for the pod's readiness: %w", os.NewSyscallError("setsockopt SO_PASSCRED", serr))
 	}
 	return &readyWatch{conn: conn, addr: addr, forward: forward}, nil
@@ -122,7 +122,7 @@ func sdNotify(addr, msg string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	if _, err := c.Write([]byte(msg)); err != nil {
 		return fmt.Errorf("notify %s: %w", addr, err)
 	}
@@ -158,7 +158,7 @@ func notifySender(oob []byte) int {
 
 // Close stops listening and waits for the reader.
 func (w *readyWatch) Close() {
-	w.conn.Close()
+	_ = w.conn.Close()
 	if w.done != nil {
 		<-w.done
 	}

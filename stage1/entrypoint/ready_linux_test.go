@@ -23,7 +23,7 @@ func notify(t *testing.T, w *readyWatch, msg string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	if _, err := c.Write([]byte(msg)); err != nil {
 		t.Fatal(err)
 	}
@@ -44,14 +44,14 @@ func TestReadyWatch(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			podDir := t.TempDir()
-			uuid := "00000000-0000-4000-8000-" + strings.Repeat("0", 11) + string(rune('a'+i))
+			uuid := "00000000-0000-4000-8000-" + strings.Repeat("0", 11) + string(rune('a'+i)) //nolint:gosec // G115: i indexes a short table
 			// The service manager of run, if it runs under one.
 			fwdAddr := "@nscn-test-forward-" + uuid
 			fwd, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: fwdAddr, Net: "unixgram"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer fwd.Close()
+			defer func() { _ = fwd.Close() }()
 			w, err := listenReady(uuid, fwdAddr)
 			if err != nil {
 				t.Fatal(err)
@@ -82,7 +82,7 @@ func TestReadyWatch(t *testing.T) {
 				time.Sleep(100 * time.Millisecond)
 			}
 			w.Close()
-			b, err := os.ReadFile(ready)
+			b, err := os.ReadFile(ready) //nolint:gosec // G304: a file the test made
 			switch {
 			case tt.ready && err != nil:
 				t.Fatalf("no ready file: %v", err)
@@ -143,7 +143,7 @@ func TestSDNotifyPathSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	if err := sdNotify(addr, "READY=1"); err != nil {
 		t.Fatal(err)
 	}

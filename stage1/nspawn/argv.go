@@ -54,7 +54,8 @@ func MachineName(uuid string) string { return "nscn-" + uuid }
 // running its systemd-nspawn, which boots the image's systemd as the pod's
 // pid 1. Arguments after "--" go to systemd.
 func Argv(c ArgvConfig) []string {
-	a := []string{c.Loader, "--library-path", c.LibDir, c.Nspawn,
+	a := []string{
+		c.Loader, "--library-path", c.LibDir, c.Nspawn,
 		"--quiet",
 		"--boot",
 		"--directory=" + c.Root,

@@ -77,7 +77,7 @@ const (
 // log file (stage1abi.AppLogFile).
 func AppStdoutFIFO(app string) string { return IODir + "/" + app + "/stdout" }
 
-// AppStderrFIFO: see AppStdoutFIFO.
+// AppStderrFIFO is the stderr twin of AppStdoutFIFO.
 func AppStderrFIFO(app string) string { return IODir + "/" + app + "/stderr" }
 
 // AppStdinFIFO carries run's stdin to an --interactive app when run's

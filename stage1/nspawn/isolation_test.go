@@ -97,8 +97,10 @@ func TestAppReportSummary(t *testing.T) {
 			{Name: "os/unix/sysctl", Status: isolate.Ignored, Detail: "sysctls are not implemented"},
 			{Name: "paths", Status: isolate.Default},
 		}, want: "app web: isolators enforced: resource/memory, os/linux/seccomp-retain-set (modified: added exit); ignored: os/unix/sysctl (sysctls are not implemented)"},
-		{name: "ignored only", report: isolate.Report{{Name: "x/y", Status: isolate.Ignored, Detail: "unknown isolator"}},
-			want: "app web: isolators ignored: x/y (unknown isolator)"},
+		{
+			name: "ignored only", report: isolate.Report{{Name: "x/y", Status: isolate.Ignored, Detail: "unknown isolator"}},
+			want: "app web: isolators ignored: x/y (unknown isolator)",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,7 +19,7 @@ func checkMDSToken(tok string) error {
 		return errdefs.InvalidArgument("flag --%s: longer than %d characters", stage1abi.FlagMDSToken, maxMDSToken)
 	}
 	for _, c := range tok {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '-' && c != '_' {
 			return errdefs.InvalidArgument("flag --%s: %s is not allowed (only A-Z, a-z, 0-9, '-' and '_')", stage1abi.FlagMDSToken, strconv.QuoteRune(c))
 		}
 	}
@@ -58,5 +58,5 @@ func MetadataURL(a RunArgs, hostAddr netip.Addr) string {
 	// The form of mds.MetadataURL (a test holds them equal), written out
 	// so that the stage1 binaries do not link the metadata service's
 	// HTTP server.
-	return "http://" + netip.AddrPortFrom(hostAddr.Unmap(), uint16(port)).String() + "/" + a.MDSToken //nolint:gosec // ParseRunArgs checked the port
+	return "http://" + netip.AddrPortFrom(hostAddr.Unmap(), uint16(port)).String() + "/" + a.MDSToken
 }

@@ -29,14 +29,18 @@ func TestNetFiles(t *testing.T) {
 		wantResolv string // "" means none
 	}{
 		{name: "none", wantHosts: "127.0.1.1\tweb1\n"},
-		{name: "default without DNS", nets: []networking.Attachment{{Name: "default", IPs: []net.IPNet{ipnet("172.16.28.5/24")}, Result: &types100.Result{}}},
-			wantHosts: "172.16.28.5\tweb1\n"},
+		{
+			name: "default without DNS", nets: []networking.Attachment{{Name: "default", IPs: []net.IPNet{ipnet("172.16.28.5/24")}, Result: &types100.Result{}}},
+			wantHosts: "172.16.28.5\tweb1\n",
+		},
 		{name: "second network's DNS", nets: []networking.Attachment{
 			{Name: "default", IPs: []net.IPNet{ipnet("172.16.28.5/24")}, Result: &types100.Result{}},
 			{Name: "lab", IPs: []net.IPNet{ipnet("10.251.77.9/24")}, Result: withDNS},
 		}, wantHosts: "172.16.28.5\tweb1\n", wantResolv: "nameserver 172.16.28.1\nsearch pod.test\n"},
-		{name: "malformed DNS is dropped", nets: []networking.Attachment{{Name: "x", IPs: []net.IPNet{ipnet("10.0.0.2/24")}, Result: badDNS}},
-			wantHosts: "10.0.0.2\tweb1\n"},
+		{
+			name: "malformed DNS is dropped", nets: []networking.Attachment{{Name: "x", IPs: []net.IPNet{ipnet("10.0.0.2/24")}, Result: badDNS}},
+			wantHosts: "10.0.0.2\tweb1\n",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -139,12 +139,18 @@ func TestMetadataURL(t *testing.T) {
 		host netip.Addr
 		want string
 	}{
-		{name: "host network", argv: []string{"--net=host", "--mds-token=tok", "--mds-port=4000", testUUID}, host: loop,
-			want: "http://127.0.0.1:4000/tok"},
-		{name: "default port from an older stage0", argv: []string{"--net=host", "--mds-token=tok", testUUID}, host: loop,
-			want: "http://127.0.0.1:18112/tok"},
-		{name: "pod network host side", argv: []string{"--mds-token=tok", "--mds-port=18112", testUUID}, host: netip.MustParseAddr("fd00::1"),
-			want: "http://[fd00::1]:18112/tok"},
+		{
+			name: "host network", argv: []string{"--net=host", "--mds-token=tok", "--mds-port=4000", testUUID}, host: loop,
+			want: "http://127.0.0.1:4000/tok",
+		},
+		{
+			name: "default port from an older stage0", argv: []string{"--net=host", "--mds-token=tok", testUUID}, host: loop,
+			want: "http://127.0.0.1:18112/tok",
+		},
+		{
+			name: "pod network host side", argv: []string{"--mds-token=tok", "--mds-port=18112", testUUID}, host: netip.MustParseAddr("fd00::1"),
+			want: "http://[fd00::1]:18112/tok",
+		},
 		{name: "not registered", argv: []string{"--net=host", "--mds-port=4000", testUUID}, host: loop},
 		{name: "no way to the host", argv: []string{"--net=none", "--mds-token=tok", testUUID}},
 	}

@@ -93,7 +93,7 @@ type Writer struct {
 }
 
 // NewWriter starts an ingest.
-func (s *Store) NewWriter(ctx context.Context) (*Writer, error) {
+func (s *Store) NewWriter(_ context.Context) (*Writer, error) {
 	if err := os.MkdirAll(s.tmpDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("create blob temp dir: %w", err)
 	}
@@ -139,7 +139,7 @@ func (w *Writer) Digest() Info {
 }
 
 // Commit makes the blob durable under its name and returns its identity.
-func (w *Writer) Commit(ctx context.Context) (Info, error) {
+func (w *Writer) Commit(_ context.Context) (Info, error) {
 	if w.done {
 		return Info{}, errors.New("blob writer already finished")
 	}
@@ -189,7 +189,7 @@ func (w *Writer) Abort() {
 }
 
 // Open returns the blob's content.
-func (s *Store) Open(ctx context.Context, key string) (*os.File, error) {
+func (s *Store) Open(_ context.Context, key string) (*os.File, error) {
 	f, err := os.Open(s.Path(key))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -207,7 +207,7 @@ func (s *Store) Exists(key string) bool {
 }
 
 // Remove deletes a blob; a missing blob is not an error.
-func (s *Store) Remove(ctx context.Context, key string) error {
+func (s *Store) Remove(_ context.Context, key string) error {
 	if !ValidKey(key) {
 		return errdefs.InvalidArgument("%q is not a blob key", key)
 	}
@@ -224,7 +224,7 @@ func (s *Store) Verify(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	h := sha512.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return fmt.Errorf("read blob %s: %w", key, err)
@@ -237,7 +237,7 @@ func (s *Store) Verify(ctx context.Context, key string) error {
 }
 
 // Keys lists every blob present.
-func (s *Store) Keys(ctx context.Context) ([]string, error) {
+func (s *Store) Keys(_ context.Context) ([]string, error) {
 	var keys []string
 	subs, err := os.ReadDir(s.blobDir())
 	if errors.Is(err, fs.ErrNotExist) {
@@ -262,7 +262,7 @@ func (s *Store) Keys(ctx context.Context) ([]string, error) {
 
 // Clean removes temporary files left by ingests that crashed. An ingest in
 // progress holds a flock on its file, so it is never removed from under it.
-func (s *Store) Clean(ctx context.Context) error {
+func (s *Store) Clean(_ context.Context) error {
 	ents, err := os.ReadDir(s.tmpDir())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -272,7 +272,7 @@ func (s *Store) Clean(ctx context.Context) error {
 	}
 	for _, e := range ents {
 		p := filepath.Join(s.tmpDir(), e.Name())
-		f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+		f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0) //nolint:gosec // G304: a path in the store's own directory
 		if err != nil {
 			continue // gone already, or not ours to touch
 		}
@@ -288,11 +288,11 @@ func (s *Store) Clean(ctx context.Context) error {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := os.Open(dir) //nolint:gosec // G304: a path in the store's own directory
 	if err != nil {
 		return fmt.Errorf("open dir %s for sync: %w", dir, err)
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }()
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}

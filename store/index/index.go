@@ -26,6 +26,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/nosecone/nscn/internal/errdefs"
 )
@@ -93,7 +94,7 @@ func (ix *Index) open(ctx context.Context, readOnly bool) (*bolt.DB, error) {
 		if err == nil {
 			return db, nil
 		}
-		if !errors.Is(err, bolt.ErrTimeout) {
+		if !errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open image index %s: %w", ix.Path, err)
 		}
 		if ctx.Err() != nil {
@@ -114,7 +115,7 @@ func (ix *Index) View(ctx context.Context, fn func(*Tx) error) error {
 	if db == nil {
 		return fn(&Tx{})
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	return db.View(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
 }
 
@@ -125,7 +126,7 @@ func (ix *Index) Update(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	return db.Update(func(btx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketImages, bucketRemotes} {
 			if _, err := btx.CreateBucketIfNotExists(b); err != nil {

@@ -40,7 +40,7 @@ func TestRenderAcrossProcesses(t *testing.T) {
 	results := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestRenderAcrossProcesses$", "-test.count=1")
+		cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestRenderAcrossProcesses$", "-test.count=1") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		cmd.Env = append(os.Environ(), helperEnv+"="+dir)
 		cmd.Stdout, cmd.Stderr = &outs[i], &errs[i]
 		wg.Go(func() { results[i] = cmd.Run() })

@@ -24,8 +24,10 @@ func TestRenderPreservesOwnership(t *testing.T) {
 		member{name: "usr/bin/su", body: "elf", mode: 0o4755, uid: 0, gid: 0},
 		member{name: "home/", mode: 0o755},
 		member{name: "home/user/", mode: 0o700, uid: 1000, gid: 1000},
-		member{name: "home/user/file", body: "x", mode: 0o600, uid: 1000, gid: 1000,
-			xattrs: map[string]string{"trusted.nscn.test": "t"}})
+		member{
+			name: "home/user/file", body: "x", mode: 0o600, uid: 1000, gid: 1000,
+			xattrs: map[string]string{"trusted.nscn.test": "t"},
+		})
 	top := src.add(t, "example.com/app", depOn("example.com/base"), nil,
 		member{name: "app", body: "a", mode: 0o2755, uid: 33, gid: 44})
 	s := newTestStore(t, src, WithPreserveOwnership(true))

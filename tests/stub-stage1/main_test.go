@@ -22,9 +22,10 @@ const envAsStub = "NSCN_TEST_AS_STUB_STAGE1"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envAsStub) == "1" {
-		os.Exit(stubMain(os.Args))
+		os.Exit(stubMain(os.Args)) //nolint:forbidigo // TestMain is the test binary's main: the child role exits with its own status
 	}
-	os.Exit(m.Run())
+	// Returning passes m.Run's status to os.Exit.
+	m.Run()
 }
 
 const podUUID = "0b5e7c3a-8f2d-4d1e-9a6b-3c2f1e0d9b8a"
@@ -77,7 +78,7 @@ func writePod(t *testing.T, apps []app, podAnnotations map[string]string) string
 // stubCmd runs the test binary as the stub, with argv[0] as given, in dir.
 func stubCmd(t *testing.T, dir string, argv ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0])
+	cmd := exec.Command(os.Args[0]) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	cmd.Args = argv
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), envAsStub+"=1")
@@ -110,7 +111,7 @@ func onlyRecord(t *testing.T, dir, ep string) stub.Record {
 
 func readStatus(t *testing.T, dir, app string) (int, bool) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, stage1abi.AppStatusFile(app)))
+	b, err := os.ReadFile(filepath.Join(dir, stage1abi.AppStatusFile(app))) //nolint:gosec // G304: a file the test made
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, false
 	}
@@ -178,7 +179,7 @@ func TestRun(t *testing.T) {
 					if oerr != nil {
 						t.Fatal(oerr)
 					}
-					defer other.Close()
+					defer func() { _ = other.Close() }()
 				}
 			case "elsewhere":
 				l, err = lock.TryExclusiveLock(t.TempDir(), lock.Dir)
@@ -195,8 +196,8 @@ func TestRun(t *testing.T) {
 				}
 				cmd.ExtraFiles = []*os.File{f}
 				cmd.Env = append(cmd.Env, stage1abi.EnvLockFD+"=3")
-				defer f.Close()
-				defer l.Close()
+				defer func() { _ = f.Close() }()
+				defer func() { _ = l.Close() }()
 			}
 			out, err := cmd.CombinedOutput()
 			if got := exitCode(t, err); got != tt.wantExit {
@@ -234,7 +235,7 @@ func TestRun(t *testing.T) {
 			if !rec.Lock.Held || !rec.Lock.PodDir || rec.Lock.FD != 3 {
 				t.Errorf("lock check = %+v", rec.Lock)
 			}
-			pid, err := os.ReadFile(filepath.Join(dir, stage1abi.PIDFile))
+			pid, err := os.ReadFile(filepath.Join(dir, stage1abi.PIDFile)) //nolint:gosec // G304: a file the test made
 			if err != nil || strings.TrimSpace(string(pid)) != strconv.Itoa(rec.PID) {
 				t.Errorf("pid file %q, %v; record pid %d", pid, err, rec.PID)
 			}
@@ -271,8 +272,8 @@ func TestRunSleepsUntilStopped(t *testing.T) {
 	if err := run.Start(); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
-	l.Close() // the stub alone holds the lock now
+	_ = f.Close()
+	_ = l.Close() // the stub alone holds the lock now
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := os.Stat(filepath.Join(dir, stage1abi.PIDFile)); err == nil {

@@ -34,11 +34,11 @@ func symlink(name, target string) member {
 	return member{hdr: tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: target, Mode: 0o777}}
 }
 
-func hardlink(name, target string) member {
+func hardlink(name, target string) member { //nolint:unparam // a tar member like its siblings: the case names it
 	return member{hdr: tar.Header{Name: name, Typeflag: tar.TypeLink, Linkname: target, Mode: 0o644}}
 }
 
-func chardev(name string, major, minor int64) member {
+func chardev(name string, major, minor int64) member { //nolint:unparam // a tar member like its siblings: the case picks the device
 	return member{hdr: tar.Header{Name: name, Typeflag: tar.TypeChar, Devmajor: major, Devminor: minor, Mode: 0o666}}
 }
 
@@ -133,7 +133,7 @@ func bigACI(t testing.TB, dir string, size int) string {
 		x ^= x << 13
 		x ^= x >> 17
 		x ^= x << 5
-		big[i] = byte(x)
+		big[i] = byte(x) //nolint:gosec // G115: the low byte is the noise wanted
 	}
 	return writeACI(t, dir, "big.aci", manifest(t, "example.com/torture/big", nil),
 		[]member{dir0(), {hdr: tar.Header{Name: "rootfs/big", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(size)}, body: big}})
@@ -177,7 +177,7 @@ func actoolBuild(t testing.TB, dir, name string, manifest []byte, files map[stri
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, name+".aci")
-	if b, err := exec.Command(actool(t.(*testing.T)), "build", "--overwrite", layout, out).CombinedOutput(); err != nil {
+	if b, err := exec.Command(actool(t.(*testing.T)), "build", "--overwrite", layout, out).CombinedOutput(); err != nil { //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		t.Fatalf("actool build %s: %v\n%s", name, err, b)
 	}
 	return out
@@ -211,11 +211,11 @@ func gzipBomb(t testing.TB, dir string, size int64) string {
 	}
 	// WriteHeader wrote the header through; the body comes below.
 	p := filepath.Join(dir, "bomb.aci")
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	write := func(b []byte) {
 		if _, err := f.Write(gzipBytes(t, b)); err != nil {
 			t.Fatal(err)

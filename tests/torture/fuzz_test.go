@@ -47,10 +47,12 @@ func richManifest(s *sentinel) string {
 }
 
 // fieldNames are the manifest's keys, for mutations that add one.
-var fieldNames = []string{"acKind", "acVersion", "name", "labels", "app", "exec", "user", "group", "supplementaryGIDs",
+var fieldNames = []string{
+	"acKind", "acVersion", "name", "labels", "app", "exec", "user", "group", "supplementaryGIDs",
 	"eventHandlers", "workingDirectory", "environment", "isolators", "mountPoints", "ports", "annotations",
 	"dependencies", "pathWhitelist", "imageName", "imageID", "size", "value", "path", "readOnly", "protocol", "port",
-	"count", "socketActivated", "limit", "request", "set", "errno", "recursive", "appName", "mounts"}
+	"count", "socketActivated", "limit", "request", "set", "errno", "recursive", "appName", "mounts",
+}
 
 // interesting returns values that break parsers or aim outside a target.
 func interesting(rng *rand.Rand, s *sentinel) any {
@@ -59,7 +61,11 @@ func interesting(rng *rand.Rand, s *sentinel) any {
 		"/dev/sda", "rootfs/../..", strings.Repeat("a", 1<<16), strings.Repeat("../", 2000), "\x00", "a\x00b", "😀", "\u202e",
 		"sha512-", "sha512-" + strings.Repeat("0", 128), "example.com/x", "-1", "64Ei", "9999999999999999999Mi", "0x10",
 		-1, 0, 1, 65536, 4294967296, 9.3e18, -9.3e18, 0.5, true, false, nil,
-		[]any{}, map[string]any{}, []any{nil}, []any{""}, map[string]any{"name": "", "value": ""},
+		[]any{},
+		map[string]any{},
+		[]any{nil},
+		[]any{""},
+		map[string]any{"name": "", "value": ""},
 	}
 	v := vals[rng.IntN(len(vals))]
 	if rng.IntN(8) == 0 {
@@ -160,8 +166,10 @@ func mutateTop(rng *rand.Rand, v any, s *sentinel) any {
 }
 
 // tokens are spliced into the JSON text by the byte-level mutations.
-var tokens = []string{"{", "}", "[", "]", ",", ":", `"`, `\`, `\u0000`, `\ud800`, "null", "1e309", "-0", "9223372036854775808",
-	"0.000000000000000000000000000001", `"app":`, `"exec":[]`, `"name":"a"`, "\xff\xfe", "//", "/*", "\n", " "}
+var tokens = []string{
+	"{", "}", "[", "]", ",", ":", `"`, `\`, `\u0000`, `\ud800`, "null", "1e309", "-0", "9223372036854775808",
+	"0.000000000000000000000000000001", `"app":`, `"exec":[]`, `"name":"a"`, "\xff\xfe", "//", "/*", "\n", " ",
+}
 
 // mutateBytes changes the JSON text at random places.
 func mutateBytes(rng *rand.Rand, b []byte) []byte {
@@ -243,8 +251,10 @@ func TestManifestFuzz(t *testing.T) {
 		}
 		parsed = append(parsed, v)
 	}
-	rootfs := []member{dir0(), dir("rootfs/bin/"), file("rootfs/bin/app", "#!/bin/sh\n"), dir("rootfs/etc/"),
-		file("rootfs/etc/passwd", "root:x:0:0::/:/bin/sh\n"), dir("rootfs/work/")}
+	rootfs := []member{
+		dir0(), dir("rootfs/bin/"), file("rootfs/bin/app", "#!/bin/sh\n"), dir("rootfs/etc/"),
+		file("rootfs/etc/passwd", "root:x:0:0::/:/bin/sh\n"), dir("rootfs/work/"),
+	}
 
 	st := &fuzzStats{codes: map[string]int{}, messages: map[string]int{}}
 	check := func(step string, m []byte, r result) {

@@ -117,7 +117,7 @@ func extractCases() []extractCase {
 			},
 			mustRender: true,
 			check: func(t *testing.T, rootfs string, _ *sentinel) {
-				if b, err := os.ReadFile(filepath.Join(rootfs, "evil")); err != nil || string(b) != "overwritten" {
+				if b, err := os.ReadFile(filepath.Join(rootfs, "evil")); err != nil || string(b) != "overwritten" { //nolint:gosec // G304: a file the test made
 					t.Errorf("rootfs/evil is %q (%v), want the file that replaced the symlink", b, err)
 				}
 			},
@@ -222,7 +222,7 @@ func extractCases() []extractCase {
 			},
 			mustRender: true,
 			check: func(t *testing.T, rootfs string, _ *sentinel) {
-				if b, err := os.ReadFile(filepath.Join(rootfs, "etc", "pwned")); err != nil || string(b) != "x" {
+				if b, err := os.ReadFile(filepath.Join(rootfs, "etc", "pwned")); err != nil || string(b) != "x" { //nolint:gosec // G304: a file the test made
 					t.Errorf("rootfs/etc/pwned: %q %v", b, err)
 				}
 			},
@@ -450,8 +450,10 @@ func TestDependencyCycle(t *testing.T) {
 	// By labels: C asks for D version 2, D version 2 asks for C.
 	fetch("example.com/torture/cyc-c", nil)
 	d2 := fetch("example.com/torture/cyc-d", map[string]any{"labels": labels("version", "2"), "dependencies": dep("example.com/torture/cyc-c")})
-	c2 := fetch("example.com/torture/cyc-c", map[string]any{"labels": labels("version", "2"),
-		"dependencies": []map[string]any{{"imageName": "example.com/torture/cyc-d", "labels": labels("version", "2")}}})
+	c2 := fetch("example.com/torture/cyc-c", map[string]any{
+		"labels":       labels("version", "2"),
+		"dependencies": []map[string]any{{"imageName": "example.com/torture/cyc-d", "labels": labels("version", "2")}},
+	})
 
 	tests := []struct {
 		name string

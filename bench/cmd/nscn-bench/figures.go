@@ -236,7 +236,7 @@ func (b *bencher) figImport(ctx context.Context) {
 		b.r.failed(fig, err)
 		return
 	}
-	defer os.Remove(aci)
+	defer func() { _ = os.Remove(aci) }()
 	dir := filepath.Join(b.l.tmpfs, "import")
 	// Check once that nscn and the peer agree on the image's ID.
 	sum, err := runOut(ctx, "sh", "-c", `gzip -dc "$1" | sha512sum`, "sh", aci)

@@ -68,7 +68,7 @@ func removeScratch(work string) error {
 // returns the uncompressed size of the tar.
 func ensureBigACI(ctx context.Context, path string) (int64, error) {
 	sizeFile := path + ".size"
-	if b, err := os.ReadFile(sizeFile); err == nil {
+	if b, err := os.ReadFile(sizeFile); err == nil { //nolint:gosec // G304: the bench's own work files
 		var n int64
 		if _, err := fmt.Sscan(string(b), &n); err == nil {
 			if _, err := os.Stat(path); err == nil {
@@ -112,11 +112,11 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // binary and incompressible bytes), in a few hundred directories, with
 // some symlinks. gzip compresses it about 1.8:1.
 func writeBigACI(ctx context.Context, path string) (int64, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644) //nolint:gosec // G304: the bench's own work files
 	if err != nil {
 		return 0, fmt.Errorf("big image: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	bw := bufio.NewWriterSize(f, 1<<20)
 	zw := gzip.NewWriter(bw)
 	cw := &countingWriter{w: bufio.NewWriterSize(zw, 1<<20)}
@@ -244,7 +244,7 @@ type gen struct {
 }
 
 func newGen() *gen {
-	g := &gen{r: rand.New(rand.NewPCG(0x6e73636e, 0x62656e63))}
+	g := &gen{r: rand.New(rand.NewPCG(0x6e73636e, 0x62656e63))} //nolint:gosec // G404: deterministic data from a fixed seed, not a secret
 	const letters = "abcdefghijklmnopqrstuvwxyz"
 	for range 4096 {
 		b := make([]byte, 3+g.r.IntN(8))

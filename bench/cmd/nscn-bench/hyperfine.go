@@ -81,7 +81,7 @@ func hyperfineOnce(ctx context.Context, scratch string, runs, warmup int, cmds [
 	if err != nil {
 		return nil, fmt.Errorf("hyperfine: %w", err)
 	}
-	defer os.RemoveAll(out)
+	defer func() { _ = os.RemoveAll(out) }()
 	jsonPath := filepath.Join(out, "result.json")
 	args := []string{"-N", "--style", "basic", "--runs", fmt.Sprint(runs), "--warmup", fmt.Sprint(warmup), "--export-json", jsonPath}
 	prepared := slices.ContainsFunc(cmds, func(c command) bool { return c.prepare != "" })
@@ -101,12 +101,12 @@ func hyperfineOnce(ctx context.Context, scratch string, runs, warmup int, cmds [
 		args = append(args, shellJoin(c.argv))
 	}
 	logf("hyperfine: %s", strings.Join(names(cmds), ", "))
-	cmd := exec.CommandContext(ctx, "hyperfine", args...)
+	cmd := exec.CommandContext(ctx, "hyperfine", args...) //nolint:gosec // G204: the bench runs the tools it measures, argv built here
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("hyperfine %s: %w", strings.Join(names(cmds), ", "), err)
 	}
-	b, err := os.ReadFile(jsonPath)
+	b, err := os.ReadFile(jsonPath) //nolint:gosec // G304: the bench's own work files
 	if err != nil {
 		return nil, fmt.Errorf("hyperfine: %w", err)
 	}
@@ -154,7 +154,7 @@ func median(ds []time.Duration) time.Duration {
 // shellQuote quotes one word for sh (and for hyperfine's word splitting).
 func shellQuote(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r))
+		return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && !strings.ContainsRune("-_./=:,+@%", r)
 	}) < 0 {
 		return s
 	}

@@ -69,7 +69,7 @@ func parseFigures(s string) (map[int]bool, error) {
 var allFigures = []int{1, 2, 3, 4, 5, 6, 7}
 
 func main() {
-	os.Exit(run())
+	os.Exit(run()) //nolint:forbidigo // main: only main exits
 }
 
 func run() int {
@@ -142,7 +142,7 @@ func parent(ctx context.Context, c config) int {
 		fmt.Fprintf(os.Stderr, "nscn-bench: %v\n", err)
 		return 2
 	}
-	cmd := exec.CommandContext(ctx, self, os.Args[1:]...)
+	cmd := exec.CommandContext(ctx, self, os.Args[1:]...) //nolint:gosec // G204: the bench runs the tools it measures, argv built here
 	// On SIGINT or SIGTERM, ask the child to stop and wait for it: it ends
 	// its hyperfine and pods, and the namespace goes with it.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }

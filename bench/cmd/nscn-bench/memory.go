@@ -29,7 +29,7 @@ func openMemcg(mnt string) (*memcg, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	path := ""
 	s := bufio.NewScanner(f)
 	for s.Scan() {
@@ -80,7 +80,7 @@ func (m *memcg) close() {
 // high-water mark through vfork and exec.
 func (m *memcg) measure(ctx context.Context, argv []string) (peak, rss float64, err error) {
 	rssFile := filepath.Join(os.TempDir(), fmt.Sprintf("nscn-bench-rss-%d", os.Getpid()))
-	defer os.Remove(rssFile)
+	defer func() { _ = os.Remove(rssFile) }()
 	timed := append([]string{"/usr/bin/time", "-f", "%M", "-o", rssFile}, argv...)
 	var cmd *exec.Cmd
 	group := ""
@@ -105,16 +105,16 @@ func (m *memcg) measure(ctx context.Context, argv []string) (peak, rss float64, 
 			}
 		}()
 		// The shell joins the group, then becomes time.
-		cmd = exec.CommandContext(ctx, "sh", append([]string{"-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, group}, timed...)...)
+		cmd = exec.CommandContext(ctx, "sh", append([]string{"-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, group}, timed...)...) //nolint:gosec // G204: the bench runs the tools it measures, argv built here
 	} else {
-		cmd = exec.CommandContext(ctx, timed[0], timed[1:]...)
+		cmd = exec.CommandContext(ctx, timed[0], timed[1:]...) //nolint:gosec // G204: the bench runs the tools it measures, argv built here
 	}
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		return 0, 0, fmt.Errorf("%s: %w: %s", shellJoin(argv), err, strings.TrimSpace(out.String()))
 	}
-	b, err := os.ReadFile(rssFile)
+	b, err := os.ReadFile(rssFile) //nolint:gosec // G304: the bench's own work files
 	if err != nil {
 		return 0, 0, fmt.Errorf("read GNU time output: %w", err)
 	}

@@ -68,10 +68,10 @@ func (r *report) missed() bool {
 }
 
 func (r *report) print(w io.Writer) {
-	fmt.Fprintln(w, "| figure | ours | peer | ratio | target | result |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	_, _ = fmt.Fprintln(w, "| figure | ours | peer | ratio | target | result |")
+	_, _ = fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	for _, x := range r.rows {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", cell(x.figure), cell(x.ours), cell(x.peer), cell(x.ratio), cell(x.target), x.status)
+		_, _ = fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", cell(x.figure), cell(x.ours), cell(x.peer), cell(x.ratio), cell(x.target), x.status)
 	}
 	met, targets := 0, 0
 	for _, x := range r.rows {
@@ -83,7 +83,7 @@ func (r *report) print(w io.Writer) {
 		}
 	}
 	if !r.quick {
-		fmt.Fprintf(w, "\n%d of %d targets met.\n", met, targets)
+		_, _ = fmt.Fprintf(w, "\n%d of %d targets met.\n", met, targets)
 	}
 	var errs []string
 	for _, x := range r.rows {
@@ -92,19 +92,19 @@ func (r *report) print(w io.Writer) {
 		}
 	}
 	if len(errs) > 0 {
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "Errors:")
-		fmt.Fprintln(w)
+		_, _ = fmt.Fprintln(w)
+		_, _ = fmt.Fprintln(w, "Errors:")
+		_, _ = fmt.Fprintln(w)
 		for _, e := range errs {
-			fmt.Fprintln(w, e)
+			_, _ = fmt.Fprintln(w, e)
 		}
 	}
 	if len(r.notes) > 0 {
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "Notes:")
-		fmt.Fprintln(w)
+		_, _ = fmt.Fprintln(w)
+		_, _ = fmt.Fprintln(w, "Notes:")
+		_, _ = fmt.Fprintln(w)
 		for _, n := range r.notes {
-			fmt.Fprintln(w, "- "+n)
+			_, _ = fmt.Fprintln(w, "- "+n)
 		}
 	}
 }
@@ -125,8 +125,13 @@ func machine(ctx context.Context, nscn, work string) []string {
 	add("nscn", strings.Join(strings.Split(strings.TrimSpace(output(ctx, nscn, "version")), "\n"), "; "))
 	add("go (bench)", runtime.Version())
 	for _, t := range [][]string{
-		{"hyperfine", "--version"}, {"crun", "--version"}, {"runc", "--version"},
-		{"gzip", "--version"}, {"tar", "--version"}, {"sha512sum", "--version"}, {"unshare", "--version"},
+		{"hyperfine", "--version"},
+		{"crun", "--version"},
+		{"runc", "--version"},
+		{"gzip", "--version"},
+		{"tar", "--version"},
+		{"sha512sum", "--version"},
+		{"unshare", "--version"},
 	} {
 		add(t[0], firstLine(ctx, t[0], t[1:]...))
 	}
@@ -138,7 +143,7 @@ func cpuModel() string {
 	if err != nil {
 		return "unknown"
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		if k, v, ok := strings.Cut(s.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
@@ -211,7 +216,7 @@ func fsType(path string) string {
 }
 
 func readString(path string) string {
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) //nolint:gosec // G304: the bench's own work files
 	if err != nil {
 		return ""
 	}
@@ -228,7 +233,7 @@ func firstLine(ctx context.Context, name string, args ...string) string {
 
 // output runs a command and returns its stdout, or "" if it failed.
 func output(ctx context.Context, name string, args ...string) string {
-	b, err := exec.CommandContext(ctx, name, args...).Output()
+	b, err := exec.CommandContext(ctx, name, args...).Output() //nolint:gosec // G204: the bench runs the tools it measures, argv built here
 	if err != nil {
 		return ""
 	}
@@ -238,7 +243,7 @@ func output(ctx context.Context, name string, args ...string) string {
 // runQuiet runs a command, keeping its output for the error only.
 func runQuiet(ctx context.Context, name string, args ...string) error {
 	var buf bytes.Buffer
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, name, args...) //nolint:gosec // G204: the bench runs the tools it measures, argv built here
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s: %w: %s", shellJoin(append([]string{name}, args...)), err, strings.TrimSpace(buf.String()))
@@ -249,7 +254,7 @@ func runQuiet(ctx context.Context, name string, args ...string) error {
 // runOut runs a command and returns its stdout; stderr goes into the error.
 func runOut(ctx context.Context, name string, args ...string) (string, error) {
 	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, name, args...) //nolint:gosec // G204: the bench runs the tools it measures, argv built here
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("%s: %w: %s", shellJoin(append([]string{name}, args...)), err, strings.TrimSpace(errb.String()))

@@ -66,9 +66,9 @@ func SetThread(effective, permitted, inheritable Set) error {
 	var data [2]unix.CapUserData
 	for i, shift := range []uint{0, 32} {
 		data[i] = unix.CapUserData{
-			Effective:   uint32(effective >> shift),
-			Permitted:   uint32(permitted >> shift),
-			Inheritable: uint32(inheritable >> shift),
+			Effective:   uint32(effective >> shift),   //nolint:gosec // G115: the low and the high 32 bits of the set, by design
+			Permitted:   uint32(permitted >> shift),   //nolint:gosec // G115: the low and the high 32 bits of the set, by design
+			Inheritable: uint32(inheritable >> shift), //nolint:gosec // G115: the low and the high 32 bits of the set, by design
 		}
 	}
 	if err := unix.Capset(&hdr, &data[0]); err != nil {

@@ -29,9 +29,10 @@ const roleEnv = "NSCN_CGROUP_TEST_ROLE"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(roleEnv) == "current" {
-		os.Exit(currentMain())
+		os.Exit(currentMain()) //nolint:forbidigo // TestMain is the test binary's main: the child role exits with its own status
 	}
-	os.Exit(m.Run())
+	// Returning passes m.Run's status to os.Exit.
+	m.Run()
 }
 
 type currentResult struct {
@@ -148,7 +149,7 @@ func startWaiting(t *testing.T) *waitingChild {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &waitingChild{cmd: exec.Command(exe)}
+	c := &waitingChild{cmd: exec.Command(exe)} //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	c.cmd.Env = []string{roleEnv + "=current"}
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if c.stdin, err = c.cmd.StdinPipe(); err != nil {

@@ -72,7 +72,7 @@ func (f fakeCgroupFS) rmdir(dir string) error {
 			return &os.PathError{Op: "rmdir", Path: dir, Err: syscall.ENOTEMPTY}
 		}
 	}
-	if procs, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs")); len(strings.TrimSpace(string(procs))) > 0 {
+	if procs, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs")); len(strings.TrimSpace(string(procs))) > 0 { //nolint:gosec // G304: a file the test made
 		return &os.PathError{Op: "rmdir", Path: dir, Err: syscall.EBUSY}
 	}
 	return os.RemoveAll(dir)
@@ -161,7 +161,7 @@ func testManager(t *testing.T, newManager func(t *testing.T) (Manager, []string)
 			t.Fatal(err)
 		}
 		for _, d := range g.Dirs() {
-			if b, _ := os.ReadFile(filepath.Join(d, "cgroup.procs")); string(b) != "4242" {
+			if b, _ := os.ReadFile(filepath.Join(d, "cgroup.procs")); string(b) != "4242" { //nolint:gosec // G304: a file the test made
 				t.Fatalf("%s/cgroup.procs = %q, want 4242", d, b)
 			}
 			// The app exits; the kernel empties the group.
@@ -267,9 +267,15 @@ func testManager(t *testing.T, newManager func(t *testing.T) (Manager, []string)
 			name   string
 			limits Limits
 		}{
-			{"", testLimits}, {"/abs", testLimits}, {"../up", testLimits}, {"a/../b", testLimits},
-			{"a//b", testLimits}, {"..", testLimits},
-			{"ok", Limits{CPUShares: 1}}, {"ok", Limits{MemoryMax: -1}}, {"ok", Limits{CPUQuota: 10}},
+			{"", testLimits},
+			{"/abs", testLimits},
+			{"../up", testLimits},
+			{"a/../b", testLimits},
+			{"a//b", testLimits},
+			{"..", testLimits},
+			{"ok", Limits{CPUShares: 1}},
+			{"ok", Limits{MemoryMax: -1}},
+			{"ok", Limits{CPUQuota: 10}},
 			{"ok", Limits{CPUQuota: 5000, CPUPeriod: 10}},
 		} {
 			if _, err := m.Create(ctx, tc.name, tc.limits); !errors.Is(err, errdefs.ErrInvalidArgument) {
@@ -281,7 +287,7 @@ func testManager(t *testing.T, newManager func(t *testing.T) (Manager, []string)
 
 func readTrim(t *testing.T, p string) string {
 	t.Helper()
-	b, err := os.ReadFile(p)
+	b, err := os.ReadFile(p) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}

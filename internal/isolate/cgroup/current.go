@@ -102,7 +102,7 @@ func current(mounts []mountplan.MountInfo, self []Membership, root string) (Limi
 		if q := vals["cpu.cfs_quota_us"]; q > 0 {
 			out.CPUQuota, out.CPUPeriod = q, vals["cpu.cfs_period_us"]
 		}
-		out.CPUShares = uint64(vals["cpu.shares"])
+		out.CPUShares = uint64(vals["cpu.shares"]) //nolint:gosec // G115: the kernel's cpu.shares is 2 to 262144
 	}
 	return out, nil
 }

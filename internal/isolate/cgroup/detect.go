@@ -19,7 +19,7 @@ func readProc() ([]mountplan.MountInfo, []Membership, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("detect cgroup layout: %w", err)
 	}
-	defer mi.Close()
+	defer func() { _ = mi.Close() }()
 	mounts, err := mountplan.ParseMountInfo(mi)
 	if err != nil {
 		return nil, nil, fmt.Errorf("detect cgroup layout: %w", err)
@@ -28,7 +28,7 @@ func readProc() ([]mountplan.MountInfo, []Membership, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("detect cgroup layout: %w", err)
 	}
-	defer pc.Close()
+	defer func() { _ = pc.Close() }()
 	self, err := ParseProcCgroup(pc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("detect cgroup layout: %w", err)

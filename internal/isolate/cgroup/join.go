@@ -22,7 +22,7 @@ func Join(pid, of int) error {
 	if err != nil {
 		return fmt.Errorf("join cgroups of process %d: %w", of, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	members, err := ParseProcCgroup(f)
 	if err != nil {
 		return fmt.Errorf("join cgroups of process %d: %w", of, err)

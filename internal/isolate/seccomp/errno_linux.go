@@ -37,5 +37,5 @@ func errnoValue(name string) (uint16, error) {
 	if !ok {
 		return 0, errdefs.InvalidArgument("seccomp errno %q is not a Linux errno name", name)
 	}
-	return uint16(e), nil
+	return uint16(e), nil //nolint:gosec // G115: Linux errnos are below 4096
 }

@@ -30,7 +30,7 @@ func (p *Program) Loadable() (*Loadable, error) {
 	for i, r := range raw {
 		l.filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
 	}
-	l.prog = unix.SockFprog{Len: uint16(len(l.filter)), Filter: &l.filter[0]}
+	l.prog = unix.SockFprog{Len: uint16(len(l.filter)), Filter: &l.filter[0]} //nolint:gosec // G115: at most BPF_MAXINSNS, checked above
 	return l, nil
 }
 
@@ -40,7 +40,7 @@ func (p *Program) Loadable() (*Loadable, error) {
 // the new program. The thread needs no_new_privs or CAP_SYS_ADMIN in its
 // effective set.
 func Install(l *Loadable) error {
-	_, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&l.prog)))
+	_, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&l.prog))) //nolint:gosec // G103: the syscall takes a pointer
 	if e != 0 {
 		return os.NewSyscallError("seccomp SECCOMP_SET_MODE_FILTER", e)
 	}

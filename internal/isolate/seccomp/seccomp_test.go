@@ -112,7 +112,7 @@ func run(t *testing.T, p *Program, auditArch uint32, nr uint32) uint32 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return uint32(v)
+	return uint32(v) //nolint:gosec // G115: a seccomp action is 32 bits
 }
 
 func TestProgramSemantics(t *testing.T) {
@@ -125,7 +125,7 @@ func TestProgramSemantics(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s has no %s", info.Name, name)
 		}
-		return uint32(n)
+		return uint32(n) //nolint:gosec // G115: a syscall number
 	}
 	native := uint32(info.ID)
 	const foreign = 0x40000003 // AUDIT_ARCH_I386

@@ -41,17 +41,17 @@ func NewGPG(t testing.TB) *GPG {
 	testutil.RequiresCommand(t, "gpg")
 	testutil.RequiresCommand(t, "gpgconf")
 	// Not t.TempDir: its paths are too long for the agent socket.
-	home, err := os.MkdirTemp("/tmp", "gpg")
+	home, err := os.MkdirTemp("/tmp", "gpg") //nolint:usetesting // see above: the agent socket path
 	if err != nil {
 		t.Fatalf("create gpg home: %v", err)
 	}
-	if err := os.Chmod(home, 0o700); err != nil {
+	if err := os.Chmod(home, 0o700); err != nil { //nolint:gosec // G302: a directory, which needs x to be searched
 		t.Fatalf("create gpg home: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if out, err := exec.CommandContext(ctx, "gpgconf", "--homedir", home, "--kill", "all").CombinedOutput(); err != nil {
+		if out, err := exec.CommandContext(ctx, "gpgconf", "--homedir", home, "--kill", "all").CombinedOutput(); err != nil { //nolint:gosec // G204: gpg, with the test's arguments
 			t.Logf("kill gpg agent of %s: %v: %s", home, err, out)
 		}
 		if err := os.RemoveAll(home); err != nil {
@@ -71,7 +71,7 @@ func (g *GPG) Run(t testing.TB, args ...string) []byte {
 		"--homedir", g.Home, "--batch", "--no-tty", "--yes",
 		"--pinentry-mode", "loopback", "--passphrase", "",
 	}, args...)
-	cmd := exec.CommandContext(ctx, "gpg", full...)
+	cmd := exec.CommandContext(ctx, "gpg", full...) //nolint:gosec // G204: gpg, with the test's arguments
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Env = append(os.Environ(), "GNUPGHOME="+g.Home, "LC_ALL=C")
@@ -186,7 +186,7 @@ func (g *GPG) Revoke(t testing.TB, fpr string) []byte {
 	// header so it is not imported by accident.
 	rev = bytes.Replace(rev, []byte(":-----BEGIN PGP PUBLIC KEY BLOCK-----"), []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----"), 1)
 	p := filepath.Join(g.Home, strings.ToLower(fpr)+".rev")
-	if err := os.WriteFile(p, rev, 0o600); err != nil {
+	if err := os.WriteFile(p, rev, 0o600); err != nil { //nolint:gosec // G703: a file in the test's gpg home
 		t.Fatalf("write revocation certificate: %v", err)
 	}
 	g.Run(t, "--import", p)

@@ -23,7 +23,7 @@ const (
 
 // exitCode maps an error to the process exit status and says whether the
 // error still needs printing.
-func exitCode(err error) (code int, print bool) {
+func exitCode(err error) (code int, report bool) {
 	var st cli.ExitStatus
 	var reported cli.ExitStatusErr
 	switch {
@@ -44,9 +44,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := cli.NewApp(os.Stdin, os.Stdout, os.Stderr).RunContext(ctx, os.Args)
 	stop()
-	code, print := exitCode(err)
-	if print {
+	code, report := exitCode(err)
+	if report {
 		fmt.Fprintf(os.Stderr, "nscn: %v\n", err)
 	}
-	os.Exit(code)
+	os.Exit(code) //nolint:forbidigo // main: only main exits
 }

@@ -25,9 +25,9 @@ func TestExitCode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, print := exitCode(tt.err)
-			if code != tt.code || print != tt.print {
-				t.Fatalf("exitCode(%v) = %d, %v; want %d, %v", tt.err, code, print, tt.code, tt.print)
+			code, report := exitCode(tt.err)
+			if code != tt.code || report != tt.print {
+				t.Fatalf("exitCode(%v) = %d, %v; want %d, %v", tt.err, code, report, tt.code, tt.print)
 			}
 		})
 	}

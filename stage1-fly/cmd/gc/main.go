@@ -24,6 +24,6 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
-		os.Exit(stage1abi.ExitRuntime)
+		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
 }

@@ -18,7 +18,7 @@ import (
 func main() {
 	if len(os.Args) != 3 || !entrypoint.IsAppMode(os.Args[1]) {
 		fmt.Fprintln(os.Stderr, "usage: app prepare|pre-start|exec|post-stop|reap NAME")
-		os.Exit(2)
+		os.Exit(2) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
 	debug := false
 	if pod, err := nspawn.LoadPod(nspawn.PodConfigFile); err == nil {
@@ -27,6 +27,6 @@ func main() {
 	log := entrypoint.NewLogger(os.Stderr, debug)
 	if err := entrypoint.App(context.Background(), log, os.Args[1], os.Args[2]); err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(fmt.Errorf("app %s: %s: %w", os.Args[2], os.Args[1], err)))
-		os.Exit(stage1abi.ExitRuntime)
+		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
 }

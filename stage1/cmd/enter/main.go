@@ -20,18 +20,18 @@ func main() {
 	if len(os.Args) == 2 && os.Args[1] == entrypoint.EnterHelperArg {
 		err := entrypoint.EnterHelper(context.Background(), os.Stderr)
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(fmt.Errorf("enter: %w", err)))
-		os.Exit(stage1abi.ExitRuntime)
+		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
 	args, err := fly.ParseEnterArgs(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
-		os.Exit(stage1abi.ExitRuntime)
+		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
 	log := entrypoint.NewLogger(os.Stderr, entrypoint.DebugFromEnv())
 	status, err := entrypoint.Enter(context.Background(), log, args, os.Getenv("TERM"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
-		os.Exit(stage1abi.ExitRuntime)
+		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
-	os.Exit(status)
+	os.Exit(status) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 }

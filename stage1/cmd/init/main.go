@@ -20,7 +20,7 @@ func main() {
 	args, err := nspawn.ParseRunArgs(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
-		os.Exit(stage1abi.ExitRuntime)
+		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
 	status, err := entrypoint.Run(context.Background(), entrypoint.RunConfig{
 		Args:   args,
@@ -32,7 +32,7 @@ func main() {
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
-		os.Exit(stage1abi.ExitRuntime)
+		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
-	os.Exit(status)
+	os.Exit(status) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 }

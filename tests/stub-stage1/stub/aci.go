@@ -28,7 +28,7 @@ const Package = "github.com/nosecone/nscn/tests/stub-stage1"
 // command found on PATH, in the working directory, which must be inside
 // the nscn module.
 func BuildBinary(ctx context.Context, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, Package)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, Package) //nolint:gosec // G204: go build of a fixed package
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build stub stage1: %w\n%s", err, b)
@@ -113,7 +113,7 @@ func WriteACI(ctx context.Context, w io.Writer, opts ACIOptions) error {
 	if err != nil {
 		return fmt.Errorf("open stub binary: %w", err)
 	}
-	defer bin.Close()
+	defer func() { _ = bin.Close() }()
 	fi, err := bin.Stat()
 	if err != nil {
 		return fmt.Errorf("open stub binary: %w", err)

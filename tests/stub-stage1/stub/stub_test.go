@@ -88,7 +88,7 @@ func TestImage(t *testing.T) {
 			t.Error("stub binary is dynamically linked")
 		}
 	}
-	f.Close()
+	_ = f.Close()
 
 	tests := []struct {
 		name       string
@@ -112,7 +112,7 @@ func TestImage(t *testing.T) {
 				t.Fatal(err)
 			}
 			im, _, err := aci.ReadManifest(r)
-			r.Close()
+			_ = r.Close()
 			if err != nil {
 				t.Fatalf("ReadManifest: %v", err)
 			}
@@ -152,11 +152,11 @@ func TestImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	if err := aci.ExtractRootfs(ctx, r, rootfs, aci.ExtractOptions{}); err != nil {
 		t.Fatalf("ExtractRootfs: %v", err)
 	}
-	gc := exec.Command(filepath.Join(rootfs, BinDir, GC), "--debug", "0b5e7c3a-8f2d-4d1e-9a6b-3c2f1e0d9b8a")
+	gc := exec.Command(filepath.Join(rootfs, BinDir, GC), "--debug", "0b5e7c3a-8f2d-4d1e-9a6b-3c2f1e0d9b8a") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	gc.Dir = t.TempDir()
 	if out, err := gc.CombinedOutput(); err != nil {
 		t.Fatalf("gc: %v\n%s", err, out)
