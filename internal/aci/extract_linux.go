@@ -131,7 +131,7 @@ func extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions,
 		}
 		return fmt.Errorf("open extraction directory: %w", err)
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 
 	x := &extractor{
 		ctx:         ctx,
@@ -577,7 +577,7 @@ func (x *extractor) hardlink(pfd int, base, rel string, hdr *tar.Header) error {
 		if err != nil {
 			return fmt.Errorf("open hardlink target directory: %w", err)
 		}
-		defer tparent.Close()
+		defer func() { _ = tparent.Close() }()
 	}
 	tfd, tbase := int(tparent.Fd()), path.Base(trel)
 	st, exists, err := lstatAt(tfd, tbase)
@@ -789,7 +789,7 @@ func removeAt(pfd int, base string) (removed bool, err error) {
 		return false, sysErr("openat", base, err)
 	}
 	dir := os.NewFile(uintptr(fd), base)
-	defer dir.Close()
+	defer func() { _ = dir.Close() }()
 	// A read-only directory (from an earlier layer) would refuse the
 	// unlinks below to a non-root caller; it is going away anyway.
 	_ = unix.Fchmod(fd, 0o700)

@@ -385,7 +385,7 @@ func TestExtractRootfsUnderDefaultACL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }()
 	if hasDefaultACL(d) {
 		t.Fatal("a fresh temporary directory has a default ACL (or /proc is missing)")
 	}

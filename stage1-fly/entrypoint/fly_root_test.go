@@ -703,7 +703,7 @@ func TestFlyRoot(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer extra.Close()
+		defer func() { _ = extra.Close() }()
 		cmd.ExtraFiles = append(cmd.ExtraFiles, extra) // fd 4, not close-on-exec
 		if err := cmd.Run(); err != nil {
 			t.Fatalf("run: %v\n%s", err, stderr)

@@ -85,7 +85,7 @@ func (p *pod) run(ctx context.Context, ready chan<- int) (status int, appRan boo
 	if err != nil {
 		return 0, false, err
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	if err := unix.Fchdir(int(root.Fd())); err != nil {
 		return 0, false, &os.PathError{Op: "fchdir", Path: p.plan.RootFS, Err: err}
 	}
@@ -177,7 +177,7 @@ func (p *pod) setupRoot(ctx context.Context) (*os.File, error) {
 	}
 	mnt := fly.LoggingMounter{Next: podmount.InRoot{Root: root, Log: p.log}, Log: p.log}
 	if err := fly.Apply(ctx, mnt, plan); err != nil {
-		root.Close()
+		_ = root.Close()
 		return nil, err
 	}
 	if plan.ReadOnlyRoot {

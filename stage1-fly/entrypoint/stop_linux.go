@@ -67,7 +67,7 @@ func Stop(ctx context.Context, cfg StopConfig) error {
 		log.DebugContext(ctx, "pod is not running: no such process", "pid", pid)
 		return nil
 	case pinned:
-		defer unix.Close(pidfd)
+		defer func() { _ = unix.Close(pidfd) }()
 	case !errors.Is(err, unix.ENOSYS):
 		return fmt.Errorf("open pod %d: %w", pid, &os.SyscallError{Syscall: "pidfd_open", Err: err})
 	}

@@ -176,7 +176,7 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []stri
 		if notify, err = dialNotify(os.Getenv("NOTIFY_SOCKET")); err != nil {
 			return fmt.Errorf("app %s: %w", s.Name, err)
 		}
-		defer notify.Close()
+		defer func() { _ = notify.Close() }()
 	}
 	if err := privateMountNamespace(o.unified); err != nil {
 		return err

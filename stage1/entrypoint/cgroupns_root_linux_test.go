@@ -166,7 +166,7 @@ func TestMountAppCgroupV2(t *testing.T) {
 	if _, err := stdin.Write([]byte{1}); err != nil {
 		t.Fatal(err)
 	}
-	stdin.Close()
+	_ = stdin.Close()
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("child: %v\n%s", err, stderr.String())
 	}

@@ -61,7 +61,7 @@ func appProcessRoot(podProc string, appRoot *os.File) (*os.File, int, error) {
 			pid, _ := strconv.Atoi(filepath.Base(p))
 			return r, pid, nil
 		}
-		r.Close()
+		_ = r.Close()
 	}
 	return nil, 0, errdefs.NotFound("no process of the app is running")
 }
@@ -236,10 +236,10 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 	if err != nil {
 		log.DebugContext(ctx, "no app process to take the mount view from", "err", err)
 	} else {
-		appRoot.Close()
+		_ = appRoot.Close()
 		appRoot = r
 	}
-	defer appRoot.Close()
+	defer func() { _ = appRoot.Close() }()
 	// On a unified host the app's cgroup is its unit's, which the pod's
 	// systemd made (and removes when the app ends): the helper is cloned
 	// straight into it (CLONE_INTO_CGROUP), from the host's cgroup
@@ -262,7 +262,7 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 		if err != nil {
 			return 0, fmt.Errorf("open app cgroup: %w", err)
 		}
-		defer dir.Close()
+		defer func() { _ = dir.Close() }()
 		sys = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
 		ec.NewCgroupNS = true
 		log.DebugContext(ctx, "app cgroup (v2)", "cgroup", cg)
@@ -290,8 +290,8 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 	if err != nil {
 		return 0, fmt.Errorf("create enter config pipe: %w", err)
 	}
-	defer cfgR.Close()
-	defer cfgW.Close()
+	defer func() { _ = cfgR.Close() }()
+	defer func() { _ = cfgW.Close() }()
 	// A terminal's Ctrl-C reaches the command directly; enter only waits.
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, unix.SIGINT, unix.SIGQUIT, unix.SIGTSTP)
@@ -310,11 +310,11 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start enter helper: %w", err)
 	}
-	cfgR.Close()
+	_ = cfgR.Close()
 	werrc := make(chan error, 1)
 	go func() {
 		_, err := cfgW.Write(cfgData)
-		cfgW.Close()
+		_ = cfgW.Close()
 		werrc <- err
 	}()
 	err = cmd.Wait()
@@ -342,7 +342,7 @@ func EnterHelper(ctx context.Context, stderr *os.File) error {
 	cfgFile := os.NewFile(enterConfigFD, "enter config pipe")
 	var cfg enterConfig
 	err := json.NewDecoder(cfgFile).Decode(&cfg)
-	cfgFile.Close()
+	_ = cfgFile.Close()
 	if err != nil {
 		return fmt.Errorf("read enter config: %w", err)
 	}
@@ -370,7 +370,7 @@ func EnterHelper(ctx context.Context, stderr *os.File) error {
 	if err := unix.Chroot("."); err != nil {
 		return &os.PathError{Op: "chroot", Path: "app rootfs", Err: err}
 	}
-	unix.Close(enterRootFD)
+	_ = unix.Close(enterRootFD)
 	if err := unix.Chdir("/"); err != nil {
 		return &os.PathError{Op: "chdir", Path: "/", Err: err}
 	}

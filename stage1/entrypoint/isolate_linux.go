@@ -31,7 +31,7 @@ func reportIsolators(ctx context.Context, log *slog.Logger, cfg RunConfig, repor
 			r.Report.Log(ctx, log.With("app", r.App))
 		}
 		if s := r.Summary(); s != "" {
-			fmt.Fprintln(cfg.Stderr, "stage1-nspawn: "+s)
+			_, _ = fmt.Fprintln(cfg.Stderr, "stage1-nspawn: "+s)
 		}
 	}
 }
@@ -114,7 +114,7 @@ func createAppCgroups(ctx context.Context, log *slog.Logger, open func() (cgroup
 				return nil, nil, fmt.Errorf("app %s: resource limits: %w", a.Spec.Name, err)
 			}
 			if missing := missingControllers(a.Policy.Cgroup, ctrls); len(missing) > 0 {
-				fmt.Fprintf(stderr, "stage1-nspawn: app %s: resource limits ignored: the host's unified cgroup hierarchy has no %s controller\n", a.Spec.Name, strings.Join(missing, " or "))
+				_, _ = fmt.Fprintf(stderr, "stage1-nspawn: app %s: resource limits ignored: the host's unified cgroup hierarchy has no %s controller\n", a.Spec.Name, strings.Join(missing, " or "))
 				p := *a.Policy // a copy: apps may share one policy
 				p.Cgroup = cgroup.Limits{}
 				a.Policy = &p
@@ -240,7 +240,7 @@ func mountAppCgroupV2(ctx context.Context, log *slog.Logger, root *os.File, _ *n
 		log.DebugContext(ctx, "no /sys/fs/cgroup in the app's /sys")
 		return nil
 	}
-	defer t.Close()
+	defer func() { _ = t.Close() }()
 	log.DebugContext(ctx, "mount app cgroup (v2)")
 	// The cgroup namespace is the thread's: a goroutine of its own, on a
 	// thread that is never unlocked and so ends with it, keeps it off
@@ -263,7 +263,7 @@ func mountCgroup2NS(target *os.File) error {
 	if err != nil {
 		return &os.SyscallError{Syscall: "fsopen(cgroup2)", Err: err}
 	}
-	defer unix.Close(fsfd)
+	defer func() { _ = unix.Close(fsfd) }()
 	if err := unix.FsconfigCreate(fsfd); err != nil {
 		return &os.SyscallError{Syscall: "fsconfig(cgroup2, create)", Err: err}
 	}
@@ -294,7 +294,7 @@ func mountAppCgroup(ctx context.Context, log *slog.Logger, root *os.File, app *n
 		}
 		log.DebugContext(ctx, "mount app cgroup", "hierarchy", h, "source", dir)
 		err = cloneOnto(t, unix.AT_FDCWD, dir, 0, "/sys/fs/cgroup/"+h)
-		t.Close()
+		_ = t.Close()
 		if err != nil {
 			return err
 		}

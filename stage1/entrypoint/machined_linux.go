@@ -30,11 +30,11 @@ func systemBus(ctx context.Context) (*dbus.Conn, error) {
 		return nil, err
 	}
 	if err := conn.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, err
 	}
 	if err := conn.Hello(); err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, err
 	}
 	return conn, nil
@@ -67,7 +67,7 @@ func machinedOnBus(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("connect to the system bus: %w", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	bus := conn.BusObject()
 	var owned bool
 	if err := bus.CallWithContext(ctx, "org.freedesktop.DBus.NameHasOwner", 0, machinedName).Store(&owned); err != nil {

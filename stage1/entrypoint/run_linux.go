@@ -303,9 +303,9 @@ func startRelay(p string, w io.Writer) (*relay, error) {
 // Close drops the held writer and waits until what the apps wrote is
 // copied.
 func (r *relay) Close() {
-	r.w.Close()
+	_ = r.w.Close()
 	<-r.done
-	r.r.Close()
+	_ = r.r.Close()
 }
 
 // supervise starts systemd-nspawn, records its pid, relays output and
@@ -350,7 +350,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 		if err != nil {
 			return 0, fmt.Errorf("open pod cgroup: %w", err)
 		}
-		defer d.Close()
+		defer func() { _ = d.Close() }()
 		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(d.Fd())
 	}
 	sigc := make(chan os.Signal, 4)

@@ -236,7 +236,7 @@ func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string, conten
 	if err != nil {
 		return fmt.Errorf("open image: %w", err)
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	opts := aci.ExtractOptions{PreserveOwnership: s.preserve}
 	if content != nil {
 		opts.Hash, opts.Content = content.newHash, content.add

@@ -99,7 +99,7 @@ func boot(t *testing.T, scripts ...vm.Script) map[string]vm.Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer logFile.Close()
+	defer func() { _ = logFile.Close() }()
 	for i := range scripts {
 		scripts[i].Body = prelude + scripts[i].Body + "\nexit 0\n"
 	}

@@ -125,7 +125,7 @@ func (c *cpioWriter) File(name, src string, perm fs.FileMode) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	fi, err := f.Stat()
 	if err != nil {
 		return err

@@ -170,7 +170,7 @@ func checkStatic(p string) error {
 	if err != nil {
 		return fmt.Errorf("vm: busybox: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	for _, prog := range f.Progs {
 		if prog.Type == elf.PT_INTERP {
 			return fmt.Errorf("vm: busybox %s is dynamically linked; the VM needs a static one (package busybox-static)", p)
@@ -201,19 +201,19 @@ func (m *Machine) baseEntries() ([]File, error) {
 // hashFiles hashes the names, permissions and contents of files.
 func hashFiles(files []File) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "nscn-vm initramfs v1\n")
+	_, _ = fmt.Fprintf(h, "nscn-vm initramfs v1\n")
 	for _, f := range files {
 		fi, err := os.Stat(f.Src)
 		if err != nil {
 			return "", fmt.Errorf("vm: %w", err)
 		}
-		fmt.Fprintf(h, "%s %o %o %d\n", f.Dst, f.Mode, fi.Mode().Perm(), fi.Size())
+		_, _ = fmt.Fprintf(h, "%s %o %o %d\n", f.Dst, f.Mode, fi.Mode().Perm(), fi.Size())
 		r, err := os.Open(f.Src)
 		if err != nil {
 			return "", fmt.Errorf("vm: %w", err)
 		}
 		_, err = io.Copy(h, r)
-		r.Close()
+		_ = r.Close()
 		if err != nil {
 			return "", fmt.Errorf("vm: hash %s: %w", f.Src, err)
 		}
@@ -248,7 +248,7 @@ func (m *Machine) initramfs() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("vm: %w", err)
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	w := newCPIOWriter(tmp, 0)
 	for _, d := range []string{"/dev", "/proc", "/sys", "/run", "/tmp", "/root", "/etc", "/var/lib"} {
 		if err := w.Dir(d, 0o755); err != nil {
@@ -319,7 +319,7 @@ func writeInitrd(path, base string, scripts []Script) (names []string, err error
 	if err != nil {
 		return nil, fmt.Errorf("vm: %w", err)
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }()
 	if _, err := io.Copy(out, in); err != nil {
 		return nil, fmt.Errorf("vm: copy the base initramfs: %w", err)
 	}
@@ -349,7 +349,7 @@ func (m *Machine) accelArgs() ([]string, string) {
 	if accel == "" {
 		accel = "tcg"
 		if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
-			f.Close()
+			_ = f.Close()
 			accel = "kvm"
 		}
 	}
@@ -375,7 +375,7 @@ func (m *Machine) Boot(ctx context.Context, dir string, serial io.Writer, script
 	if err != nil {
 		return nil, err
 	}
-	defer os.Remove(initrd)
+	defer func() { _ = os.Remove(initrd) }()
 	accel, summary := m.accelArgs()
 	args := []string{
 		"-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
