@@ -234,7 +234,7 @@ func pwriteAll(fd int, b []byte, off int64) error {
 // NULL path, which x/sys/unix has no wrapper for (UtimesNanoAt always
 // passes a path).
 func futimens(fd int, ts *[2]unix.Timespec) error {
-	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(ts)), 0, 0, 0)
+	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(ts)), 0, 0, 0) //nolint:gosec // G103: the syscall takes a pointer
 	if errno != 0 {
 		return errno
 	}

@@ -744,7 +744,7 @@ func (x *extractor) setXattrs(hdr *tar.Header, rel string, set func(name string,
 
 // entryPerm is the permission part of the entry's mode, with the setuid,
 // setgid and sticky bits (tar stores them as the C values, as unix does).
-func entryPerm(hdr *tar.Header) uint32 { return uint32(hdr.Mode) & 0o7777 }
+func entryPerm(hdr *tar.Header) uint32 { return uint32(hdr.Mode) & 0o7777 } //nolint:gosec // G115: only the permission bits are kept, which fit
 
 func entryTimes(hdr *tar.Header) (atime, mtime unix.Timespec) {
 	mtime = timespec(hdr.ModTime.Unix(), hdr.ModTime.Nanosecond())

@@ -311,7 +311,7 @@ func linkCount(t testing.TB, p string) uint64 {
 	if err := unix.Lstat(p, &st); err != nil {
 		t.Fatal(err)
 	}
-	return uint64(st.Nlink)
+	return uint64(st.Nlink) //nolint:unconvert // Stat_t.Nlink is uint32 on 386 and arm
 }
 
 func readFile(t testing.TB, p string) string {
@@ -505,7 +505,7 @@ func TestExtractRootfsMetadata(t *testing.T) {
 	}
 	// Let TempDir's cleanup, registered earlier and so run later, into the
 	// read-only directory when not root.
-	t.Cleanup(func() { _ = os.Chmod(filepath.Join(dest, "ro"), 0o755) })
+	t.Cleanup(func() { _ = os.Chmod(filepath.Join(dest, "ro"), 0o755) }) //nolint:gosec // G302: a directory, which needs x to be searched
 	if err := extractEnts(t, dest, ExtractOptions{}, ents...); err != nil {
 		t.Fatalf("ExtractRootfs: %v", err)
 	}
@@ -599,7 +599,7 @@ func TestExtractRootfsFilter(t *testing.T) {
 	}
 	umask := unix.Umask(0)
 	unix.Umask(umask)
-	if st := lstat(t, filepath.Join(dest, "bin")); st.Mode&0o7777 != 0o755&^uint32(umask) {
+	if st := lstat(t, filepath.Join(dest, "bin")); st.Mode&0o7777 != 0o755&^uint32(umask) { //nolint:gosec // G115: a umask fits
 		t.Errorf("implicit parent bin has mode %o", st.Mode&0o7777)
 	}
 	lstat(t, filepath.Join(dest, "etc", "keep"))

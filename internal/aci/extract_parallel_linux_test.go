@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"io"
 	"io/fs"
@@ -210,7 +211,7 @@ func gnuTarSparse(format string) func(t testing.TB) [][]byte {
 		if err := os.WriteFile(filepath.Join(dir, "rootfs", "d", "after"), []byte("after the sparse file"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		out, err := exec.Command(tarBin, "-C", dir, "--sparse", format, "--sort=name", "-cf", "-", "rootfs").Output()
+		out, err := exec.Command(tarBin, "-C", dir, "--sparse", format, "--sort=name", "-cf", "-", "rootfs").Output() //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		if err != nil {
 			t.Fatalf("tar: %v", err)
 		}
@@ -348,7 +349,7 @@ func TestParseUmask(t *testing.T) {
 	}
 	if m, ok := processUmask(); ok {
 		old := unix.Umask(int(m))
-		if uint32(old) != m {
+		if old != int(m) {
 			t.Errorf("processUmask = %o, umask(2) says %o", m, old)
 		}
 	}
@@ -371,7 +372,9 @@ func FuzzParseUmask(f *testing.F) {
 func defaultACL() []byte {
 	b := []byte{2, 0, 0, 0} // version 2, little endian
 	for _, e := range []struct{ tag, perm uint16 }{{0x01, 7}, {0x04, 0}, {0x20, 0}} {
-		b = append(b, byte(e.tag), byte(e.tag>>8), byte(e.perm), byte(e.perm>>8), 0xff, 0xff, 0xff, 0xff)
+		b = binary.LittleEndian.AppendUint16(b, e.tag)
+		b = binary.LittleEndian.AppendUint16(b, e.perm)
+		b = append(b, 0xff, 0xff, 0xff, 0xff) // ACL_UNDEFINED_ID
 	}
 	return b
 }
@@ -421,7 +424,7 @@ func TestExtractRootfsUnderDefaultACL(t *testing.T) {
 func makeWritable(dir string) {
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
-			_ = os.Chmod(p, 0o700)
+			_ = os.Chmod(p, 0o700) //nolint:gosec // G302: a directory, which needs x to be searched
 		}
 		return nil
 	})

@@ -43,7 +43,7 @@ type flyBins struct{ run, enter, gc, stop string }
 func buildFly(t *testing.T) flyBins {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-trimpath", "-o", dir+"/", "github.com/nosecone/nscn/stage1-fly/cmd/...")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", dir+"/", "github.com/nosecone/nscn/stage1-fly/cmd/...") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build the fly entrypoints: %v\n%s", err, out)
@@ -150,7 +150,7 @@ func mustWrite(t *testing.T, p, data string, mode os.FileMode) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(p, []byte(data), mode); err != nil {
+	if err := os.WriteFile(p, []byte(data), mode); err != nil { //nolint:gosec // G703: a file the test made
 		t.Fatal(err)
 	}
 }
@@ -176,7 +176,7 @@ func runCmd(t *testing.T, bins flyBins, podDir string, args ...string) (*exec.Cm
 	t.Helper()
 	argv := append([]string{"--net=host"}, args...)
 	argv = append(argv, podUUID)
-	cmd := exec.Command(bins.run, argv...)
+	cmd := exec.Command(bins.run, argv...) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	cmd.Dir = podDir
 	cmd.Env = []string{stage1abi.EnvLockFD + "=3"}
 	cmd.ExtraFiles = []*os.File{lockPod(t, podDir)}
@@ -283,7 +283,7 @@ func TestFlyRoot(t *testing.T) {
 	t.Run("app environment, volumes, handlers and status", func(t *testing.T) {
 		rw, ro := t.TempDir(), t.TempDir()
 		for _, d := range []string{rw, ro} {
-			if err := os.Chmod(d, 0o777); err != nil {
+			if err := os.Chmod(d, 0o777); err != nil { //nolint:gosec // G302: volumes the app (another uid) writes to
 				t.Fatal(err)
 			}
 		}

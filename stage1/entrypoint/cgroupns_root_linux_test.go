@@ -143,7 +143,7 @@ func TestMountAppCgroupV2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, "-test.run=^$", rootfs)
+	cmd := exec.Command(exe, "-test.run=^$", rootfs) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	cmd.Env = append(os.Environ(), roleEnv+"=cgroup2-view")
 	// Its own mount namespace (private, as Go's fork makes it), so that
 	// the mount never reaches the host's.

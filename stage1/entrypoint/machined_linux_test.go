@@ -42,7 +42,7 @@ func startBus(t *testing.T) string {
 	if err := os.WriteFile(conf, []byte(strings.ReplaceAll(busConfig, "%SOCKET%", sock)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(daemon, "--config-file="+conf, "--nofork", "--nopidfile", "--nosyslog")
+	cmd := exec.Command(daemon, "--config-file="+conf, "--nofork", "--nopidfile", "--nosyslog") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -107,7 +107,7 @@ func (s *Store) Render(ctx context.Context, imageID string) (*Tree, error) {
 		s.markUsed(ctx, t)
 		return t, nil
 	}
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+	if err := os.MkdirAll(s.dir, 0o700); err != nil { //nolint:gosec // G703: a path in the store's own directory
 		return nil, fmt.Errorf("create tree store directory: %w", err)
 	}
 	l, err := s.lock(ctx, key, true)
@@ -122,7 +122,7 @@ func (s *Store) Render(ctx context.Context, imageID string) (*Tree, error) {
 	}
 	// Whatever is at the key now is unusable (no completion marker, or
 	// unreadable metadata): a crash or tampering. Start over.
-	if _, err := os.Lstat(s.treePath(key)); err == nil {
+	if _, err := os.Lstat(s.treePath(key)); err == nil { //nolint:gosec // G703: a path in the store's own directory
 		s.log.DebugContext(ctx, "discarding incomplete tree", "tree", key)
 		if err := s.discard(key); err != nil {
 			return nil, err

@@ -64,7 +64,7 @@ func readCPIO(t *testing.T, b []byte) []cpioEntry {
 func TestCPIOWriter(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "prog")
-	if err := os.WriteFile(src, []byte("#!/bin/sh\necho hi\n"), 0o750); err != nil {
+	if err := os.WriteFile(src, []byte("#!/bin/sh\necho hi\n"), 0o750); err != nil { //nolint:gosec // G306: an executable, whose mode the archive must copy
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer

@@ -187,7 +187,7 @@ func (m *Machine) baseEntries() ([]File, error) {
 		{Src: m.cfg.Busybox, Dst: "/bin/busybox", Mode: 0o755},
 	}
 	order := filepath.Join(m.cfg.Kernel, "modules.order")
-	if data, err := os.ReadFile(order); err == nil {
+	if data, err := os.ReadFile(order); err == nil { //nolint:gosec // G304: a file of the kernel directory the configuration names
 		files = append(files, File{Src: order, Dst: "/lib/modules/modules.order"})
 		for mod := range strings.FieldsSeq(string(data)) {
 			files = append(files, File{Src: filepath.Join(m.cfg.Kernel, "modules", mod), Dst: "/lib/modules/" + mod})
@@ -303,7 +303,7 @@ func validName(s string) bool {
 // scripts, /test/NNN-NAME.sh (numbered, since the init runs them in name
 // order; the init strips nothing, so results are matched by that name).
 func writeInitrd(path, base string, scripts []Script) (names []string, err error) {
-	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) //nolint:gosec // G304: the boot's own initrd in its scratch directory, created with O_EXCL
 	if err != nil {
 		return nil, fmt.Errorf("vm: %w", err)
 	}
@@ -391,7 +391,7 @@ func (m *Machine) Boot(ctx context.Context, dir string, serial io.Writer, script
 		// shell that waits for the timeout.
 		"-append", "console=ttyS0 panic=-1 quiet init=/init",
 	)
-	cmd := exec.CommandContext(ctx, m.cfg.Qemu, args...)
+	cmd := exec.CommandContext(ctx, m.cfg.Qemu, args...) //nolint:gosec // G204: the configured qemu, argv built here
 	var console bytes.Buffer
 	var stdout io.Writer = &console
 	if serial != nil {
