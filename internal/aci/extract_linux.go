@@ -124,7 +124,7 @@ type readAtSeeker interface {
 
 // extract is ExtractRootfs.
 func extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions, tune tuning) (err error) {
-	root, err := os.OpenFile(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	root, err := os.OpenFile(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) //nolint:gosec // G304: the caller's destination directory
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return errdefs.With(errdefs.ErrNotFound, fmt.Errorf("open extraction directory: %w", err))

@@ -193,7 +193,7 @@ func gnuTarSparse(format string) func(t testing.TB) [][]byte {
 		if err := os.MkdirAll(filepath.Join(dir, "rootfs", "d"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		f, err := os.OpenFile(filepath.Join(dir, "rootfs", "d", "sparse"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err := os.OpenFile(filepath.Join(dir, "rootfs", "d", "sparse"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644) //nolint:gosec // G304: a file the test made
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -384,7 +384,7 @@ func defaultACL() []byte {
 // file the umask would have changed.
 func TestExtractRootfsUnderDefaultACL(t *testing.T) {
 	dest := t.TempDir()
-	d, err := os.Open(dest)
+	d, err := os.Open(dest) //nolint:gosec // G304: a directory the test made
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func staticBusybox(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("read %s: %v", p, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	for _, prog := range f.Progs {
 		if prog.Type == elf.PT_INTERP {
 			t.Fatalf("%s is dynamically linked; install busybox-static", p)
@@ -116,7 +116,7 @@ func makePod(t *testing.T, busybox string, spec podSpec) string {
 	mustWrite(t, filepath.Join(podDir, stage1abi.PodManifestFile), string(data), 0o644)
 
 	rootfs := filepath.Join(podDir, stage1abi.AppRootfs(appName))
-	bb, err := os.ReadFile(busybox)
+	bb, err := os.ReadFile(busybox) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,14 +159,14 @@ func mustWrite(t *testing.T, p, data string, mode os.FileMode) {
 // descriptor of the pod directory.
 func lockPod(t *testing.T, podDir string) *os.File {
 	t.Helper()
-	f, err := os.Open(podDir)
+	f, err := os.Open(podDir) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		t.Fatalf("lock pod: %v", err)
 	}
-	t.Cleanup(func() { f.Close() })
+	t.Cleanup(func() { _ = f.Close() })
 	return f
 }
 
@@ -203,7 +203,7 @@ func waitFile(t *testing.T, p string) string {
 	t.Helper()
 	deadline := time.Now().Add(waitLong)
 	for time.Now().Before(deadline) {
-		if b, err := os.ReadFile(p); err == nil && len(b) > 0 {
+		if b, err := os.ReadFile(p); err == nil && len(b) > 0 { //nolint:gosec // G304: a file the test made
 			return string(b)
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -241,7 +241,7 @@ func assertNoMounts(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	infos, err := mountplan.ParseMountInfo(f)
 	if err != nil {
 		t.Fatal(err)
@@ -340,13 +340,13 @@ func TestFlyRoot(t *testing.T) {
 		if stderr.Len() != 0 {
 			t.Errorf("unexpected stderr:\n%s", stderr)
 		}
-		if got, _ := os.ReadFile(filepath.Join(podDir, stage1abi.AppStatusFile(appName))); string(got) != "3\n" {
+		if got, _ := os.ReadFile(filepath.Join(podDir, stage1abi.AppStatusFile(appName))); string(got) != "3\n" { //nolint:gosec // G304: a file the test made
 			t.Errorf("status file = %q, want \"3\\n\"", got)
 		}
-		if got, _ := os.ReadFile(filepath.Join(rw, "pre-start")); string(got) != "pre 0\n" {
+		if got, _ := os.ReadFile(filepath.Join(rw, "pre-start")); string(got) != "pre 0\n" { //nolint:gosec // G304: a file the test made
 			t.Errorf("pre-start marker = %q, want it written as root before the app", got)
 		}
-		if got, _ := os.ReadFile(filepath.Join(rw, "post-stop")); string(got) != "post 0 hello\n" {
+		if got, _ := os.ReadFile(filepath.Join(rw, "post-stop")); string(got) != "post 0 hello\n" { //nolint:gosec // G304: a file the test made
 			t.Errorf("post-stop marker = %q, want it written as root after the app", got)
 		}
 		if _, err := os.Stat(filepath.Join(ro, "file")); err == nil {
@@ -361,7 +361,7 @@ func TestFlyRoot(t *testing.T) {
 		if st.Mode().Perm() != 0o770 || sys.Uid != 1000 || sys.Gid != 1000 {
 			t.Errorf("empty volume directory mode %v owner %d:%d, want 0770 1000:1000", st.Mode().Perm(), sys.Uid, sys.Gid)
 		}
-		if b, _ := os.ReadFile(filepath.Join(emptyDir, "file")); string(b) != "e\n" {
+		if b, _ := os.ReadFile(filepath.Join(emptyDir, "file")); string(b) != "e\n" { //nolint:gosec // G304: a file the test made
 			t.Errorf("empty volume content = %q", b)
 		}
 		if _, err := os.Stat(filepath.Join(podDir, stage1abi.AppRootfs(appName), "tmp", "x")); err == nil {
@@ -370,7 +370,7 @@ func TestFlyRoot(t *testing.T) {
 
 		// gc removes the empty volume and is idempotent.
 		for i := range 2 {
-			gc := exec.Command(bins.gc, "--debug", podUUID)
+			gc := exec.Command(bins.gc, "--debug", podUUID) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 			gc.Dir = podDir
 			if out, err := gc.CombinedOutput(); err != nil {
 				t.Fatalf("gc #%d: %v\n%s", i+1, err, out)
@@ -514,14 +514,14 @@ func TestFlyRoot(t *testing.T) {
 			assertNoMounts(t, podDir)
 		})
 		t.Run("exit status passes through", func(t *testing.T) {
-			e := exec.Command(bins.enter, "--pid="+strconv.Itoa(pid), "--appname="+appName, "--", "sh", "-c", "exit 5")
+			e := exec.Command(bins.enter, "--pid="+strconv.Itoa(pid), "--appname="+appName, "--", "sh", "-c", "exit 5") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 			e.Dir = podDir
 			if code := exitCode(t, e.Run()); code != 5 {
 				t.Errorf("enter exited %d, want 5", code)
 			}
 		})
 		t.Run("wrong pid is refused", func(t *testing.T) {
-			e := exec.Command(bins.enter, "--pid="+strconv.Itoa(os.Getpid()), "--appname="+appName, "--", "ls", "/")
+			e := exec.Command(bins.enter, "--pid="+strconv.Itoa(os.Getpid()), "--appname="+appName, "--", "ls", "/") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 			e.Dir = podDir
 			var errb bytes.Buffer
 			e.Stderr = &errb
@@ -570,7 +570,7 @@ func TestFlyRoot(t *testing.T) {
 			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 			var children []string
 			for _, task := range tasks {
-				b, _ := os.ReadFile(task)
+				b, _ := os.ReadFile(task) //nolint:gosec // G304: a file the test made
 				children = append(children, strings.Fields(string(b))...)
 			}
 			if len(children) != 1 {
@@ -581,7 +581,7 @@ func TestFlyRoot(t *testing.T) {
 			}
 		})
 
-		stop := exec.Command(bins.stop, podUUID)
+		stop := exec.Command(bins.stop, podUUID) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		stop.Dir = podDir
 		if out, err := stop.CombinedOutput(); err != nil {
 			t.Fatalf("stop: %v\n%s", err, out)
@@ -594,12 +594,12 @@ func TestFlyRoot(t *testing.T) {
 		case <-time.After(waitLong):
 			t.Fatal("run did not exit after stop")
 		}
-		if got, _ := os.ReadFile(filepath.Join(podDir, stage1abi.AppStatusFile(appName))); string(got) != "143\n" {
+		if got, _ := os.ReadFile(filepath.Join(podDir, stage1abi.AppStatusFile(appName))); string(got) != "143\n" { //nolint:gosec // G304: a file the test made
 			t.Errorf("status file = %q, want \"143\\n\"", got)
 		}
 		waitDead(t, "pod thread", pid)
 
-		again := exec.Command(bins.stop, "--force", podUUID)
+		again := exec.Command(bins.stop, "--force", podUUID) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		again.Dir = podDir
 		if out, err := again.CombinedOutput(); err != nil || len(out) != 0 {
 			t.Errorf("stop of a stopped pod: %v %q, want quiet success", err, out)
@@ -620,7 +620,7 @@ func TestFlyRoot(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = cmd.Process.Kill() })
 		waitFile(t, filepath.Join(vol, "pre.pid"))
-		stop := exec.Command(bins.stop, podUUID)
+		stop := exec.Command(bins.stop, podUUID) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 		stop.Dir = podDir
 		if out, err := stop.CombinedOutput(); err != nil {
 			t.Fatalf("stop: %v\n%s", err, out)
@@ -654,7 +654,7 @@ func TestFlyRoot(t *testing.T) {
 			{name: "SIGHUP of run is forwarded", kill: signalRun(unix.SIGHUP), wantCode: 128 + int(unix.SIGHUP)},
 			// The pod thread is run's: SIGKILL takes all of run.
 			{name: "stop --force", kill: func(t *testing.T, _ *exec.Cmd, podDir string) {
-				stop := exec.Command(bins.stop, "--force", podUUID)
+				stop := exec.Command(bins.stop, "--force", podUUID) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 				stop.Dir = podDir
 				if out, err := stop.CombinedOutput(); err != nil {
 					t.Fatalf("stop --force: %v\n%s", err, out)
@@ -699,7 +699,7 @@ func TestFlyRoot(t *testing.T) {
 	t.Run("descriptors inherited from stage0 do not reach the app", func(t *testing.T) {
 		podDir := makePod(t, busybox, podSpec{app: testApp("/bin/ls", "/proc/self/fd")})
 		cmd, stdout, stderr := runCmd(t, bins, podDir)
-		extra, err := os.Open(podDir)
+		extra, err := os.Open(podDir) //nolint:gosec // G304: a directory the test made
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -728,7 +728,7 @@ func TestFlyRoot(t *testing.T) {
 		}
 		mustWrite(t, filepath.Join(vol, "data"), "x", 0o644)
 		for i := range 2 {
-			gc := exec.Command(bins.gc, podUUID)
+			gc := exec.Command(bins.gc, podUUID) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 			gc.Dir = podDir
 			if out, err := gc.CombinedOutput(); err != nil {
 				t.Fatalf("gc #%d: %v\n%s", i+1, err, out)
@@ -746,7 +746,7 @@ func TestFlyRoot(t *testing.T) {
 // enterOutput runs the enter entrypoint and returns its stdout.
 func enterOutput(t *testing.T, bins flyBins, podDir string, pid int, cmd ...string) string {
 	t.Helper()
-	e := exec.Command(bins.enter, append([]string{"--pid=" + strconv.Itoa(pid), "--appname=" + appName, "--"}, cmd...)...)
+	e := exec.Command(bins.enter, append([]string{"--pid=" + strconv.Itoa(pid), "--appname=" + appName, "--"}, cmd...)...) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
 	e.Dir = podDir
 	var out bytes.Buffer
 	e.Stdout, e.Stderr = &out, io.Discard

@@ -183,7 +183,7 @@ func (p *pod) setupRoot(ctx context.Context) (*os.File, error) {
 	if plan.ReadOnlyRoot {
 		p.log.DebugContext(ctx, "make rootfs read-only", "rootfs", plan.RootFS)
 		if err := podmount.SetMountAttrs(root, unix.MOUNT_ATTR_RDONLY, false, "/"); err != nil {
-			root.Close()
+			_ = root.Close()
 			return nil, err
 		}
 	}

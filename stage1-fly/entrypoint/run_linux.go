@@ -174,7 +174,7 @@ func checkPlan(p fly.Plan) error {
 		if err != nil {
 			return podmount.SourceError(m, err)
 		}
-		f.Close()
+		_ = f.Close()
 	}
 	return nil
 }

@@ -79,7 +79,7 @@ func Stop(ctx context.Context, cfg StopConfig) error {
 	if err != nil {
 		return err
 	}
-	root.Close()
+	_ = root.Close()
 	log.DebugContext(ctx, "signal pod", "pid", pid, "signal", sig.String())
 	if pinned {
 		err = unix.PidfdSendSignal(pidfd, sig, nil, sendFlags)

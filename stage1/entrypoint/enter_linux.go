@@ -52,7 +52,7 @@ func appProcessRoot(podProc string, appRoot *os.File) (*os.File, int, error) {
 		if unix.Stat(filepath.Join(p, "ns", "pid"), &ns) != nil || ns.Dev != podNS.Dev || ns.Ino != podNS.Ino {
 			continue
 		}
-		r, err := os.OpenFile(filepath.Join(p, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		r, err := os.OpenFile(filepath.Join(p, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) //nolint:gosec // G304: a /proc path of the pod's process
 		if err != nil {
 			continue // it exited, or is not ours to see
 		}
@@ -78,7 +78,7 @@ func appUnitCgroup(podPID, appPID int, app string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		ms, err := cgroup.ParseProcCgroup(f)
 		if err != nil {
 			return "", err
@@ -220,11 +220,11 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 
 	runtime.LockOSThread() // never unlocked: the thread carries the namespaces
 	proc := filepath.Join("/proc", strconv.Itoa(args.PID))
-	root, err := os.OpenFile(filepath.Join(proc, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	root, err := os.OpenFile(filepath.Join(proc, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) //nolint:gosec // G304: a /proc path of the pod's process
 	if err != nil {
 		return 0, fmt.Errorf("open pod root: %w", err)
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	appRoot, err := inroot.Open(root, path.Join(nspawn.Stage2Dir, args.AppName, "rootfs"), unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return 0, fmt.Errorf("open app rootfs: %w", err)
@@ -258,7 +258,7 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 		if err != nil {
 			return 0, err
 		}
-		dir, err := os.OpenFile(filepath.Join(cgroup.DefaultRoot, cg), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		dir, err := os.OpenFile(filepath.Join(cgroup.DefaultRoot, cg), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) //nolint:gosec // G304: the app's cgroup directory, as /proc/PID/cgroup names it
 		if err != nil {
 			return 0, fmt.Errorf("open app cgroup: %w", err)
 		}
@@ -275,13 +275,13 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 		if ns.flag == unix.CLONE_NEWCGROUP && hc.unified {
 			continue
 		}
-		f, err := os.Open(filepath.Join(proc, "ns", ns.name))
+		f, err := os.Open(filepath.Join(proc, "ns", ns.name)) //nolint:gosec // G304: a /proc path of the pod's process
 		if err != nil {
 			return 0, fmt.Errorf("open %s namespace: %w", ns.name, err)
 		}
 		log.DebugContext(ctx, "setns", "ns", ns.name)
 		err = unix.Setns(int(f.Fd()), ns.flag)
-		f.Close()
+		_ = f.Close()
 		if err != nil {
 			return 0, fmt.Errorf("join %s namespace: %w", ns.name, &os.SyscallError{Syscall: "setns", Err: err})
 		}

@@ -155,7 +155,7 @@ func missingControllers(l cgroup.Limits, available string) []string {
 // loadIsolation reads nspawn.IsolationFile of a pod; a pod started
 // before it existed has none (os.ErrNotExist).
 func loadIsolation(podDir, uuid string) (*nspawn.Isolation, error) {
-	data, err := os.ReadFile(filepath.Join(podDir, nspawn.IsolationFile))
+	data, err := os.ReadFile(filepath.Join(podDir, nspawn.IsolationFile)) //nolint:gosec // G304: a file in the pod directory or a cgroup control file
 	if err != nil {
 		return nil, fmt.Errorf("read pod isolation: %w", err)
 	}
@@ -215,12 +215,12 @@ func joinAppCgroup(app *nspawn.App) error {
 // writeCgroupProcs writes one value to dir/cgroup.procs ("0": the
 // writer).
 func writeCgroupProcs(dir, v string) error {
-	f, err := os.OpenFile(filepath.Join(dir, "cgroup.procs"), os.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	f, err := os.OpenFile(filepath.Join(dir, "cgroup.procs"), os.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0) //nolint:gosec // G304: a file in the pod directory or a cgroup control file
 	if err != nil {
 		return err
 	}
 	if _, err := f.WriteString(v); err != nil {
-		f.Close()
+		_ = f.Close()
 		return fmt.Errorf("write %s: %w", f.Name(), err)
 	}
 	return f.Close()
@@ -271,7 +271,7 @@ func mountCgroup2NS(target *os.File) error {
 	if err != nil {
 		return &os.SyscallError{Syscall: "fsmount(cgroup2)", Err: err}
 	}
-	defer unix.Close(mfd)
+	defer func() { _ = unix.Close(mfd) }()
 	if err := unix.MoveMount(mfd, "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 		return &os.PathError{Op: "move_mount", Path: "/sys/fs/cgroup", Err: err}
 	}

@@ -92,7 +92,7 @@ func terminateMachine(name string) error {
 	if err != nil {
 		return fmt.Errorf("connect to systemd-machined: %w", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	err = conn.TerminateMachine(name)
 	var de dbus.Error
 	if errors.As(err, &de) && de.Name == machinedName+".NoSuchMachine" {

@@ -87,7 +87,7 @@ func startFakeMachined(t *testing.T, addr string) *fakeMachined {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
+	t.Cleanup(func() { _ = conn.Close() })
 	m := &fakeMachined{}
 	if err := conn.Export(m, "/org/freedesktop/machine1", "org.freedesktop.machine1.Manager"); err != nil {
 		t.Fatal(err)

@@ -134,7 +134,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		if b.NoSymlinks {
 			var f *os.File
 			if f, err = inroot.OpenNoSymlinks(b.Source, unix.O_PATH); err == nil {
-				f.Close()
+				_ = f.Close()
 			}
 		} else {
 			_, err = os.Stat(b.Source)
@@ -289,7 +289,7 @@ func startRelay(p string, w io.Writer) (*relay, error) {
 	}
 	wfd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		unix.Close(rfd)
+		_ = unix.Close(rfd)
 		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	r := &relay{r: os.NewFile(uintptr(rfd), p), w: os.NewFile(uintptr(wfd), p), done: make(chan struct{})}
@@ -346,7 +346,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 		cmd.Stdin, cmd.Stdout = cfg.Stdin, cfg.Stdout
 	}
 	if cgroupDir != "" {
-		d, err := os.OpenFile(cgroupDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		d, err := os.OpenFile(cgroupDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) //nolint:gosec // G304: the pod's cgroup directory, which run made
 		if err != nil {
 			return 0, fmt.Errorf("open pod cgroup: %w", err)
 		}

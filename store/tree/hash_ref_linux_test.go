@@ -115,7 +115,7 @@ func (w *refWalker) fileDigest(full, rel string, st *unix.Stat_t) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	h := w.newHash()
 	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, w.buf); err != nil {
 		return nil, fmt.Errorf("read %s: %w", rel, err)

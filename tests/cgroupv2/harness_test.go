@@ -95,7 +95,7 @@ func boot(t *testing.T, scripts ...vm.Script) map[string]vm.Result {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(logs, strings.ReplaceAll(t.Name(), "/", "_")+".log")
-	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644) //nolint:gosec // G304: the test's log in the VM cache directory
 	if err != nil {
 		t.Fatal(err)
 	}

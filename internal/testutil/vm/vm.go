@@ -315,7 +315,7 @@ func writeInitrd(path, base string, scripts []Script) (names []string, err error
 			_ = os.Remove(path)
 		}
 	}()
-	in, err := os.Open(base)
+	in, err := os.Open(base) //nolint:gosec // G304: the base initramfs in the cache directory, which Initramfs wrote
 	if err != nil {
 		return nil, fmt.Errorf("vm: %w", err)
 	}
