@@ -19,16 +19,26 @@ func TestStaleUse(t *testing.T) {
 		apps map[string]*image
 		want []string
 	}{
-		{name: "all used just now", s1: img("s1", now.Add(-time.Second)),
-			apps: map[string]*image{"a": img("a", now.Add(-59*time.Second))}},
-		{name: "never used", s1: img("s1", time.Time{}),
-			apps: map[string]*image{"a": img("a", time.Time{})}, want: []string{"a", "s1"}},
-		{name: "only the old one", s1: img("s1", now.Add(-time.Minute)),
-			apps: map[string]*image{"a": img("a", now)}, want: []string{"s1"}},
-		{name: "clock set back", s1: img("s1", now.Add(time.Hour)),
-			apps: map[string]*image{"a": img("a", now)}, want: []string{"s1"}},
-		{name: "one image for two apps is marked once", s1: img("s1", now),
-			apps: map[string]*image{"a": img("x", now.Add(-time.Hour)), "b": img("x", now.Add(-time.Hour))}, want: []string{"x"}},
+		{
+			name: "all used just now", s1: img("s1", now.Add(-time.Second)),
+			apps: map[string]*image{"a": img("a", now.Add(-59*time.Second))},
+		},
+		{
+			name: "never used", s1: img("s1", time.Time{}),
+			apps: map[string]*image{"a": img("a", time.Time{})}, want: []string{"a", "s1"},
+		},
+		{
+			name: "only the old one", s1: img("s1", now.Add(-time.Minute)),
+			apps: map[string]*image{"a": img("a", now)}, want: []string{"s1"},
+		},
+		{
+			name: "clock set back", s1: img("s1", now.Add(time.Hour)),
+			apps: map[string]*image{"a": img("a", now)}, want: []string{"s1"},
+		},
+		{
+			name: "one image for two apps is marked once", s1: img("s1", now),
+			apps: map[string]*image{"a": img("x", now.Add(-time.Hour)), "b": img("x", now.Add(-time.Hour))}, want: []string{"x"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

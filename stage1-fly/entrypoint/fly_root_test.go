@@ -423,9 +423,9 @@ func TestFlyRoot(t *testing.T) {
 	})
 
 	t.Run("failures exit 254 with one line", func(t *testing.T) {
-		real := t.TempDir()
+		target := t.TempDir()
 		link := filepath.Join(t.TempDir(), "link")
-		if err := os.Symlink(real, link); err != nil {
+		if err := os.Symlink(target, link); err != nil {
 			t.Fatal(err)
 		}
 		missing := filepath.Join(t.TempDir(), "missing")
@@ -452,8 +452,10 @@ func TestFlyRoot(t *testing.T) {
 			{name: "two apps", spec: podSpec{app: testApp("/bin/true"), extraApps: 1}, want: "exactly one app"},
 			{name: "unknown user", spec: podSpec{app: &types.App{Exec: types.Exec{"/bin/true"}, User: "nobody", Group: "0"}}, want: `user "nobody"`},
 			{name: "missing executable", spec: podSpec{app: testApp("/bin/nope")}, want: "/bin/nope"},
-			{name: "failing pre-start", spec: podSpec{app: &types.App{Exec: types.Exec{"/bin/touch", "/ran"}, User: "0", Group: "0",
-				EventHandlers: []types.EventHandler{{Name: "pre-start", Exec: types.Exec{"/bin/sh", "-c", "exit 7"}}}}}, want: "status 7"},
+			{name: "failing pre-start", spec: podSpec{app: &types.App{
+				Exec: types.Exec{"/bin/touch", "/ran"}, User: "0", Group: "0",
+				EventHandlers: []types.EventHandler{{Name: "pre-start", Exec: types.Exec{"/bin/sh", "-c", "exit 7"}}},
+			}}, want: "status 7"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				podDir := makePod(t, busybox, tc.spec)
@@ -609,8 +611,10 @@ func TestFlyRoot(t *testing.T) {
 	t.Run("stop during pre-start cancels the app", func(t *testing.T) {
 		vol := t.TempDir()
 		podDir := makePod(t, busybox, podSpec{
-			app: &types.App{Exec: types.Exec{"/bin/touch", "/v/app-ran"}, User: "0", Group: "0",
-				EventHandlers: []types.EventHandler{{Name: "pre-start", Exec: types.Exec{"/bin/sh", "-c", "echo $$ > /v/pre.pid; exec sleep 100"}}}},
+			app: &types.App{
+				Exec: types.Exec{"/bin/touch", "/v/app-ran"}, User: "0", Group: "0",
+				EventHandlers: []types.EventHandler{{Name: "pre-start", Exec: types.Exec{"/bin/sh", "-c", "echo $$ > /v/pre.pid; exec sleep 100"}}},
+			},
 			mounts:  []schema.Mount{mountOf("v", "/v")},
 			volumes: []types.Volume{hostVolume("v", vol, false)},
 		})

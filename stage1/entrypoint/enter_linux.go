@@ -132,8 +132,8 @@ var enterNamespaces = []struct {
 	{"pid", unix.CLONE_NEWPID},
 }
 
-// EnterHelperArg, as argv[1] of the enter binary, selects the enter
-// helper (EnterHelper). Only stage1/cmd/enter checks it.
+// EnterHelperArg selects the enter helper (EnterHelper) as argv[1] of
+// the enter binary. Only stage1/cmd/enter checks it.
 const EnterHelperArg = "--nscn-enter-helper"
 
 // Descriptors of the enter helper contract.

@@ -236,8 +236,10 @@ func consoleMode(console bool) string {
 func writePodFiles(podDir string, pod nspawn.Pod, console bool) error {
 	var uapps []units.App
 	for _, a := range pod.Apps {
-		ua := units.App{Name: a.Spec.Name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0,
-			Stdout: nspawn.AppStdoutFIFO(a.Spec.Name), Stderr: nspawn.AppStderrFIFO(a.Spec.Name), Console: console}
+		ua := units.App{
+			Name: a.Spec.Name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0,
+			Stdout: nspawn.AppStdoutFIFO(a.Spec.Name), Stderr: nspawn.AppStderrFIFO(a.Spec.Name), Console: console,
+		}
 		if pod.CgroupUnified && a.Policy != nil {
 			ua.Limits = a.Policy.Cgroup
 		}
@@ -248,8 +250,10 @@ func writePodFiles(podDir string, pod nspawn.Pod, console bool) error {
 		return err
 	}
 	unitDir := inStage1(podDir, nspawn.UnitDir)
-	for _, d := range []string{unitDir,
-		inStage1(podDir, filepath.Dir(nspawn.FirstFailureFile)), inStage1(podDir, nspawn.StatusDir)} {
+	for _, d := range []string{
+		unitDir,
+		inStage1(podDir, filepath.Dir(nspawn.FirstFailureFile)), inStage1(podDir, nspawn.StatusDir),
+	} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create pod directory: %w", err)
 		}
@@ -396,7 +400,7 @@ loop:
 	}
 	status, ok := nspawn.PodStatus(in)
 	if !ok {
-		return 0, fmt.Errorf("the pod ended before its apps did (systemd-nspawn: %v); rerun with --debug to see systemd's messages", waitErr)
+		return 0, fmt.Errorf("the pod ended before its apps did (systemd-nspawn: %v); rerun with --debug to see systemd's messages", waitErr) //nolint:errorlint // waitErr may be nil; nspawn's status is shown, not a cause to classify
 	}
 	if in.Killed {
 		for _, a := range in.Apps {

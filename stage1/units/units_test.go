@@ -104,8 +104,10 @@ func TestLimitLines(t *testing.T) {
 		{name: "rounded up", l: cgroup.Limits{CPUQuota: 33333}, want: []string{"CPUQuota=33.34%"}},
 		{name: "other period", l: cgroup.Limits{CPUQuota: 25000, CPUPeriod: 50000}, want: []string{"CPUQuota=50.00%", "CPUQuotaPeriodSec=50000us"}},
 		{name: "shares", l: cgroup.Limits{CPUShares: 1024}, want: []string{"CPUWeight=39"}},
-		{name: "all", l: cgroup.Limits{MemoryMax: 4096, CPUQuota: 150000, CPUShares: 262144},
-			want: []string{"MemoryMax=4096", "CPUQuota=150.00%", "CPUWeight=10000"}},
+		{
+			name: "all", l: cgroup.Limits{MemoryMax: 4096, CPUQuota: 150000, CPUShares: 262144},
+			want: []string{"MemoryMax=4096", "CPUQuota=150.00%", "CPUWeight=10000"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -193,7 +193,7 @@ type walkShared struct {
 	newHash func() hash.Hash
 	known   map[[2]uint64]contentDigest // read only
 	// content caches the digests of files with several names, by device
-	// and inode, so that a hardlinked file is read once (or, when two
+	// and inode, so that a hard-linked file is read once (or, when two
 	// workers meet its names at once, twice: the digest is the same).
 	mu      sync.Mutex
 	content map[[2]uint64][]byte

@@ -119,7 +119,7 @@ func TestHashRootfsMatchesReference(t *testing.T) {
 			dir := t.TempDir()
 			tt.build(t, dir)
 			for _, algo := range []string{"sha256", "sha512"} {
-				want, err := referenceHash(context.Background(), dir, algo, nil)
+				want, err := referenceHash(context.Background(), dir, algo)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -144,7 +144,7 @@ func TestHashRootfsGolden(t *testing.T) {
 	xattrs := hashFixture(t, dir, true)
 	var out strings.Builder
 	for _, algo := range []string{"sha256", "sha512"} {
-		ref, err := referenceHash(context.Background(), dir, algo, nil)
+		ref, err := referenceHash(context.Background(), dir, algo)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +214,7 @@ func TestHashRootfsSeesChanges(t *testing.T) {
 			if after == before {
 				t.Error("hash unchanged")
 			}
-			if ref, _ := referenceHash(context.Background(), dir, contentAlgo, nil); ref != after {
+			if ref, _ := referenceHash(context.Background(), dir, contentAlgo); ref != after {
 				t.Errorf("hash %s, reference %s", after, ref)
 			}
 		})

@@ -19,7 +19,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func referenceHash(ctx context.Context, rootfs, algo string, known map[[2]uint64]contentDigest) (string, error) {
+// referenceHash is the serial walk kept as the reference: it reads every
+// file and reuses no digest from an earlier hash.
+func referenceHash(ctx context.Context, rootfs, algo string) (string, error) {
 	newHash, err := hashFunc(algo)
 	if err != nil {
 		return "", err
@@ -30,7 +32,6 @@ func referenceHash(ctx context.Context, rootfs, algo string, known map[[2]uint64
 		newHash: newHash,
 		sum:     newHash(),
 		content: map[[2]uint64][]byte{},
-		known:   known,
 		buf:     make([]byte, 256<<10),
 	}
 	if err := w.walk("."); err != nil {
@@ -45,9 +46,8 @@ type refWalker struct {
 	newHash func() hash.Hash
 	sum     hash.Hash
 	// content caches file digests by device and inode, so the names of a
-	// hardlinked file are read once.
+	// hard-linked file are read once.
 	content map[[2]uint64][]byte
-	known   map[[2]uint64]contentDigest
 	buf     []byte
 	scratch []byte   // a field's length prefix
 	numBuf  [20]byte // a number's decimal digits
@@ -108,10 +108,7 @@ func (w *refWalker) fileDigest(full, rel string, st *unix.Stat_t) ([]byte, error
 	if d, ok := w.content[id]; ok {
 		return d, nil
 	}
-	if k, ok := w.known[id]; ok && k.size == st.Size {
-		return k.digest, nil
-	}
-	f, err := os.OpenFile(full, os.O_RDONLY|oNoFollow, 0)
+	f, err := os.OpenFile(full, os.O_RDONLY|oNoFollow, 0) //nolint:gosec // G304: a file of the tree being hashed, opened with O_NOFOLLOW
 	if err != nil {
 		return nil, err
 	}

@@ -296,8 +296,10 @@ func TestRender(t *testing.T) {
 					member{name: "etc/conf2", hard: "etc/conf"}, file("bin/ls", "not busybox any more"),
 					member{name: "run", body: "r", mode: 0o755}, member{name: "big", body: strings.Repeat("big content ", 100000), mode: 0o644})
 			},
-			want: []string{"/big=" + strings.Repeat("big content ", 100000), "/bin/", "/bin/busybox=bb", "/bin/ls=not busybox any more",
-				"/bin/sh=bb", "/etc/", "/etc/conf2=c", "/etc/conf=c", "/lib@usr/lib", "/run=r", "/secret=s"},
+			want: []string{
+				"/big=" + strings.Repeat("big content ", 100000), "/bin/", "/bin/busybox=bb", "/bin/ls=not busybox any more",
+				"/bin/sh=bb", "/etc/", "/etc/conf2=c", "/etc/conf=c", "/lib@usr/lib", "/run=r", "/secret=s",
+			},
 		},
 		{
 			name: "diamond: the shared dependency is filtered differently on each path",
@@ -368,7 +370,7 @@ func testRender(t *testing.T, build func(t *testing.T, src *fakeSource) string, 
 	if err != nil {
 		t.Fatalf("Render: %v", err)
 	}
-	if ref, err := referenceHash(context.Background(), tr.Rootfs, contentAlgo, nil); err != nil || ref != tr.Hash {
+	if ref, err := referenceHash(context.Background(), tr.Rootfs, contentAlgo); err != nil || ref != tr.Hash {
 		t.Errorf("tree hash %s, the reference walk gives %s (%v)", tr.Hash, ref, err)
 	}
 	{
@@ -401,13 +403,13 @@ func TestRenderFailureMarksNothing(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		break_ func(t *testing.T, src *fakeSource, id string)
+		damage func(t *testing.T, src *fakeSource, id string)
 	}{
-		{name: "the blob ends inside a file", break_: func(t *testing.T, src *fakeSource, id string) {
+		{name: "the blob ends inside a file", damage: func(_ *testing.T, src *fakeSource, id string) {
 			tb := src.images[id].tar
 			src.truncate(id, len(tb)/2+bytes.Index(tb[len(tb)/2:], []byte("3030"))+7)
 		}},
-		{name: "a bad entry after the files", break_: func(t *testing.T, src *fakeSource, id string) {
+		{name: "a bad entry after the files", damage: func(t *testing.T, src *fakeSource, id string) {
 			bad := src.add(t, "example.com/bad", nil, nil, append(members, member{name: "dangling", hard: "nowhere"})...)
 			src.images[id].tar = src.images[bad].tar
 		}},
@@ -417,7 +419,7 @@ func TestRenderFailureMarksNothing(t *testing.T) {
 			src := newFakeSource()
 			id := src.add(t, "example.com/app", nil, nil, members...)
 			good := slices.Clone(src.images[id].tar)
-			tt.break_(t, src, id)
+			tt.damage(t, src, id)
 			s := newTestStore(t, src)
 			if _, err := s.Render(context.Background(), id); err == nil {
 				t.Fatal("Render of a broken image succeeded")

@@ -143,14 +143,16 @@ func TestNspawnResourceLimits(t *testing.T) {
 		// follows is the pod's systemd's choice (OOMPolicy=): with "stop",
 		// its default, the app's unit is stopped (the shell dies of
 		// SIGTERM); with "continue" the shell goes on.
-		{name: "memory-enforced", flags: "--memory=32Mi",
+		{
+			name: "memory-enforced", flags: "--memory=32Mi",
 			script: "dd if=/dev/zero of=/dev/null bs=16M count=1 2>/dev/null && echo small-ok; dd if=/dev/zero of=/dev/null bs=48M count=1 2>/dev/null && echo big-ok; echo done",
 			check: func(stdout, _ string) string {
 				if !strings.HasPrefix(stdout, "small-ok\n") && stdout != "small-ok" || strings.Contains(stdout, "big-ok") {
 					return "want small-ok, and no big-ok: 48 MiB must not fit under a 32 MiB limit"
 				}
 				return ""
-			}},
+			},
+		},
 	}
 	var b strings.Builder
 	for _, tt := range tests {

@@ -73,11 +73,11 @@ func TestNewRejects(t *testing.T) {
 		change func(t *testing.T, c *Config)
 		want   string
 	}{
-		{name: "no kernel", change: func(t *testing.T, c *Config) { c.Kernel = "" }, want: "no kernel directory"},
+		{name: "no kernel", change: func(_ *testing.T, c *Config) { c.Kernel = "" }, want: "no kernel directory"},
 		{name: "kernel not fetched", change: func(t *testing.T, c *Config) { c.Kernel = t.TempDir() }, want: "fetch-kernel.sh"},
 		{name: "dynamic busybox", change: func(t *testing.T, c *Config) { fakeELF(t, c.Busybox, true) }, want: "dynamically linked"},
-		{name: "busybox not ELF", change: func(t *testing.T, c *Config) { c.Busybox = c.Init }, want: "busybox"},
-		{name: "bad accelerator", change: func(t *testing.T, c *Config) { c.Accel = "hvf" }, want: "accelerator"},
+		{name: "busybox not ELF", change: func(_ *testing.T, c *Config) { c.Busybox = c.Init }, want: "busybox"},
+		{name: "bad accelerator", change: func(_ *testing.T, c *Config) { c.Accel = "hvf" }, want: "accelerator"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

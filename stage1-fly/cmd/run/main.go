@@ -24,7 +24,7 @@ func main() {
 	args, err := fly.ParseRunArgs(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
-		os.Exit(stage1abi.ExitRuntime)
+		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
 	status, err := entrypoint.Run(ctx, entrypoint.RunConfig{
 		Args:   args,
@@ -37,7 +37,7 @@ func main() {
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
-		os.Exit(stage1abi.ExitRuntime)
+		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
-	os.Exit(status)
+	os.Exit(status) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 }
