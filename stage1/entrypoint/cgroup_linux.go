@@ -24,7 +24,6 @@ import (
 // unified one). systemd-nspawn keeps it (--keep-unit) and the pod's
 // systemd builds its tree below it, so pods never share cgroups. gc
 // removes it.
-
 //
 // On a unified (cgroup v2 only) host the pod's cgroup must be delegated:
 // the pod's systemd sets the apps' limits on cgroups of its own below it.

@@ -83,10 +83,8 @@ func appUnitCgroup(podPID, appPID int, app string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		for _, m := range ms {
-			if m.ID == 0 && len(m.Controllers) == 0 {
-				return m.Path, nil
-			}
+		if p, ok := cgroup.UnifiedPath(ms); ok {
+			return p, nil
 		}
 		return "", errdefs.NotFound("process %d has no cgroup v2 membership", pid)
 	}

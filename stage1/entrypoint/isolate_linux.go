@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 
@@ -103,17 +102,21 @@ func createAppCgroups(ctx context.Context, log *slog.Logger, open func() (cgroup
 		}
 	}()
 	var mgr cgroup.Manager
+	var ctrls *string // available(), read once, when first needed
 	for i := range pod.Apps {
 		a := &pod.Apps[i]
 		if a.Policy == nil || a.Policy.Cgroup.IsZero() {
 			continue
 		}
 		if pod.CgroupUnified {
-			ctrls, err := available()
-			if err != nil {
-				return nil, nil, fmt.Errorf("app %s: resource limits: %w", a.Spec.Name, err)
+			if ctrls == nil {
+				c, err := available()
+				if err != nil {
+					return nil, nil, fmt.Errorf("app %s: resource limits: %w", a.Spec.Name, err)
+				}
+				ctrls = &c
 			}
-			if missing := missingControllers(a.Policy.Cgroup, ctrls); len(missing) > 0 {
+			if missing := a.Policy.Cgroup.MissingFrom(*ctrls); len(missing) > 0 {
 				_, _ = fmt.Fprintf(stderr, "stage1-nspawn: app %s: resource limits ignored: the host's unified cgroup hierarchy has no %s controller\n", a.Spec.Name, strings.Join(missing, " or "))
 				p := *a.Policy // a copy: apps may share one policy
 				p.Cgroup = cgroup.Limits{}
@@ -137,19 +140,6 @@ func createAppCgroups(ctx context.Context, log *slog.Logger, open func() (cgroup
 		log.DebugContext(ctx, "app cgroup", "app", a.Spec.Name, "dirs", g.Dirs(), "limits", a.Policy.Cgroup)
 	}
 	return dirs, groups, nil
-}
-
-// missingControllers lists the controllers l needs ("cpu", "memory")
-// that are not in available, a cgroup.controllers line.
-func missingControllers(l cgroup.Limits, available string) []string {
-	have := strings.Fields(available)
-	var out []string
-	for _, c := range l.Controllers() {
-		if !slices.Contains(have, c) {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 // loadIsolation reads nspawn.IsolationFile of a pod; a pod started

@@ -77,6 +77,19 @@ func (l Limits) Controllers() []string {
 	return out
 }
 
+// MissingFrom lists the controllers l needs (Controllers) that are not
+// in available, the content of a cgroup.controllers file.
+func (l Limits) MissingFrom(available string) []string {
+	have := strings.Fields(available)
+	var out []string
+	for _, c := range l.Controllers() {
+		if !slices.Contains(have, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // SharesToWeight converts cgroup v1 cpu.shares (2 to 262144, default
 // 1024) to cgroup v2 cpu.weight (1 to 10000, default 100) by mapping one
 // range linearly onto the other, as the kernel documentation suggests
@@ -166,6 +179,17 @@ type Membership struct {
 	ID          int
 	Controllers []string
 	Path        string
+}
+
+// UnifiedPath returns the process's cgroup in the unified (v2) hierarchy:
+// the path of the "0::" line of /proc/<pid>/cgroup.
+func UnifiedPath(ms []Membership) (string, bool) {
+	for _, m := range ms {
+		if m.ID == 0 && len(m.Controllers) == 0 {
+			return m.Path, true
+		}
+	}
+	return "", false
 }
 
 // ParseProcCgroup reads /proc/<pid>/cgroup. It does no I/O beyond r.

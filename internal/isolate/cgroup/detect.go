@@ -59,10 +59,8 @@ func findLayout(mounts []mountplan.MountInfo, self []Membership, root string) (l
 	root = filepath.Clean(root)
 	for _, m := range mounts {
 		if m.FSType == "cgroup2" && filepath.Clean(m.MountPoint) == root {
-			for _, s := range self {
-				if s.ID == 0 && len(s.Controllers) == 0 {
-					return layout{version: 2, mount: m.MountPoint, root: m.Root, self: s.Path}, nil
-				}
+			if p, ok := UnifiedPath(self); ok {
+				return layout{version: 2, mount: m.MountPoint, root: m.Root, self: p}, nil
 			}
 			return layout{}, errdefs.FailedPrecondition("cgroup2 is mounted at %s but /proc/self/cgroup has no 0:: line", root)
 		}

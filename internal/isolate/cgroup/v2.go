@@ -58,10 +58,8 @@ func (m *V2) Create(_ context.Context, name string, l Limits) (_ Group, err erro
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range ctrls {
-		if !slices.Contains(strings.Fields(avail), c) {
-			return nil, errdefs.Unavailable("cgroup v2 controller %s is not available in %s (cgroup.controllers: %q)", c, parent, avail)
-		}
+	if missing := l.MissingFrom(avail); len(missing) > 0 {
+		return nil, errdefs.Unavailable("cgroup v2 controller %s is not available in %s (cgroup.controllers: %q)", missing[0], parent, avail)
 	}
 	defer func() {
 		if err != nil {
