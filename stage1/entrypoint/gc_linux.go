@@ -90,7 +90,7 @@ func endMachine(ctx context.Context, log *slog.Logger, podDir, uuid string) erro
 		return nil
 	}
 	log.DebugContext(ctx, "terminate machine", "machine", nspawn.MachineName(uuid))
-	return terminateMachine(nspawn.MachineName(uuid))
+	return terminateMachine(ctx, nspawn.MachineName(uuid))
 }
 
 // isAppRootfs reports whether mp is exactly some opt/stage2/APP/rootfs of

@@ -10,12 +10,15 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/machine1"
 	"github.com/godbus/dbus/v5"
 )
 
-// machinedName is systemd-machined's name on the system bus.
-const machinedName = "org.freedesktop.machine1"
+// machinedName and machinedPath are systemd-machined's name and its
+// manager object on the system bus (org.freedesktop.machine1(5)).
+const (
+	machinedName = "org.freedesktop.machine1"
+	machinedPath = dbus.ObjectPath("/org/freedesktop/machine1")
+)
 
 // machinedTimeout bounds every exchange with the system bus: a bus that
 // does not answer must not hold a pod's start or its gc.
@@ -23,21 +26,10 @@ const machinedTimeout = 2 * time.Second
 
 // systemBus connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS, or the
 // standard socket) and authenticates with the uid, as the host's services
-// expect from root.
+// expect from root (no user database lookup, which godbus's default
+// would make).
 func systemBus(ctx context.Context) (*dbus.Conn, error) {
-	conn, err := dbus.SystemBusPrivate(dbus.WithContext(ctx))
-	if err != nil {
-		return nil, err
-	}
-	if err := conn.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
-		_ = conn.Close()
-		return nil, err
-	}
-	if err := conn.Hello(); err != nil {
-		_ = conn.Close()
-		return nil, err
-	}
-	return conn, nil
+	return dbus.ConnectSystemBus(dbus.WithContext(ctx), dbus.WithAuth(dbus.AuthExternal(strconv.Itoa(os.Getuid()))))
 }
 
 // useMachined decides whether systemd-nspawn registers the pod with
@@ -87,13 +79,15 @@ func machinedOnBus(ctx context.Context) (bool, error) {
 // is left of a registered pod whose run was killed: machined stops its
 // scope, killing every process in it. A machine that is gone already is
 // not an error.
-func terminateMachine(name string) error {
-	conn, err := machine1.New()
+func terminateMachine(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, machinedTimeout)
+	defer cancel()
+	conn, err := systemBus(ctx)
 	if err != nil {
-		return fmt.Errorf("connect to systemd-machined: %w", err)
+		return fmt.Errorf("connect to the system bus: %w", err)
 	}
 	defer func() { _ = conn.Close() }()
-	err = conn.TerminateMachine(name)
+	err = conn.Object(machinedName, machinedPath).CallWithContext(ctx, machinedName+".Manager.TerminateMachine", 0, name).Err
 	var de dbus.Error
 	if errors.As(err, &de) && de.Name == machinedName+".NoSuchMachine" {
 		return nil

@@ -2,6 +2,7 @@ package entrypoint
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,7 +90,7 @@ func startFakeMachined(t *testing.T, addr string) *fakeMachined {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	m := &fakeMachined{}
-	if err := conn.Export(m, "/org/freedesktop/machine1", "org.freedesktop.machine1.Manager"); err != nil {
+	if err := conn.Export(m, machinedPath, "org.freedesktop.machine1.Manager"); err != nil {
 		t.Fatal(err)
 	}
 	reply, err := conn.RequestName(machinedName, dbus.NameFlagDoNotQueue)
@@ -120,18 +121,49 @@ func TestMachinedOnBus(t *testing.T) {
 func TestTerminateMachine(t *testing.T) {
 	addr := startBus(t)
 	m := startFakeMachined(t, addr)
-	if err := terminateMachine("nscn-1"); err != nil {
+	if err := terminateMachine(context.Background(), "nscn-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := terminateMachine("gone"); err != nil {
+	if err := terminateMachine(context.Background(), "gone"); err != nil {
 		t.Fatalf("a machine that is gone: %v, want no error", err)
 	}
-	if err := terminateMachine("broken"); err == nil || !strings.Contains(err.Error(), "denied") {
+	if err := terminateMachine(context.Background(), "broken"); err == nil || !strings.Contains(err.Error(), "denied") {
 		t.Fatalf("a refusal: %v, want it passed on", err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.terminated) != 1 || m.terminated[0] != "nscn-1" {
 		t.Fatalf("terminated %v, want [nscn-1]", m.terminated)
+	}
+}
+
+// TestMachinedSilentBus: a bus that accepts the connection and never
+// answers must not hold a pod's start or its gc past machinedTimeout.
+func TestMachinedSilentBus(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "silent")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { _ = c.Close() })
+		}
+	}()
+	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path="+sock)
+	for name, call := range map[string]func() error{
+		"machinedOnBus":    func() error { _, err := machinedOnBus(context.Background()); return err },
+		"terminateMachine": func() error { return terminateMachine(context.Background(), "nscn-1") },
+	} {
+		start := time.Now()
+		err := call()
+		if d := time.Since(start); err == nil || d > machinedTimeout+time.Second {
+			t.Errorf("%s on a silent bus: %v after %v, want an error within %v", name, err, d, machinedTimeout)
+		}
 	}
 }
