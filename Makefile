@@ -17,7 +17,7 @@ FLAVOR ?= fly
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' -not -path './bin/*') go.mod go.sum
 
-.PHONY: fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install test-images ace-images tools quickstart vm-test fetch-vm-kernel
+.PHONY: fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install security test-images ace-images tools quickstart vm-test fetch-vm-kernel
 
 all: $(BIN)/nscn $(BIN)/stage1-fly.aci $(BIN)/stage1-nspawn.aci ## Build nscn and the stage1 images
 
@@ -89,6 +89,14 @@ functional: all test-images ## End-to-end suite against the built binaries (root
 		NSCN_ACTOOL=$(abspath $(BUILD)/actool) NSCN_STAGE1_NSPAWN_ACI=$(abspath $(BIN)/stage1-nspawn.aci) \
 		$(abspath $(BUILD)/functional.test) -test.v -test.count=1 -test.timeout 20m
 
+security: all test-images ## Containment suite: attacks on pods of both flavors, each asserted to fail (root)
+	$(GO) build -trimpath -o $(BUILD)/security/attack ./tests/security/attack
+	$(GO) test -c -tags functional -o $(BUILD)/security.test ./tests/security
+	cd tests/security && NSCN_BIN=$(abspath $(BIN)/nscn) NSCN_IMAGES=$(abspath $(BUILD)/images) \
+		NSCN_ACTOOL=$(abspath $(BUILD)/actool) NSCN_STAGE1_NSPAWN_ACI=$(abspath $(BIN)/stage1-nspawn.aci) \
+		NSCN_ATTACK=$(abspath $(BUILD)/security/attack) \
+		$(abspath $(BUILD)/security.test) -test.v -test.count=1 -test.timeout 15m
+
 # The cgroup v2 test VM (Documentation/testing-vm.md): Debian's cloud
 # kernel, fetched once like the systemd tree (the stamp, since the
 # unpacked files keep the package's mtimes); `make fetch-vm-kernel`
@@ -131,6 +139,7 @@ check: deps ## The test command: install packages, lint, build everything, run u
 	$(MAKE) all
 	$(MAKE) root
 	$(MAKE) functional FLAVOR="fly nspawn"
+	$(MAKE) security
 	$(MAKE) vm-test
 	$(MAKE) torture-short
 	$(MAKE) fuzz FUZZTIME=1000x

@@ -1,0 +1,239 @@
+//go:build functional
+
+package security
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nosecone/nscn/internal/mountplan"
+	"github.com/nosecone/nscn/internal/testutil"
+)
+
+// flavor is a stage1 flavor under attack.
+type flavor string
+
+const (
+	fly    flavor = "fly"
+	nspawn flavor = "nspawn"
+)
+
+// flavors are the flavors a multi-flavor attack runs against.
+var flavors = []flavor{fly, nspawn}
+
+// env is one isolated nscn installation: its own data and config dirs.
+type env struct {
+	t                  *testing.T
+	dir, local, system string
+	extraEnv           []string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	root := t.TempDir()
+	e := &env{t: t, dir: filepath.Join(root, "data"), local: filepath.Join(root, "etc"), system: filepath.Join(root, "lib")}
+	for _, d := range []string{e.local, e.system} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Registered after t.TempDir, so it runs before the removal.
+	t.Cleanup(func() {
+		if err := mountplan.UnmountAll(context.Background(), root); err != nil {
+			t.Errorf("unmount test pods: %v", err)
+		}
+	})
+	return e
+}
+
+func mustEnv(t *testing.T, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		t.Fatalf("%s is not set; run the suite with `make security`", name)
+	}
+	return v
+}
+
+func nscnBin(t *testing.T) string    { return mustEnv(t, "NSCN_BIN") }
+func nspawnACI(t *testing.T) string  { return mustEnv(t, "NSCN_STAGE1_NSPAWN_ACI") }
+func busyboxACI(t *testing.T) string { return filepath.Join(mustEnv(t, "NSCN_IMAGES"), "busybox.aci") }
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return "exit " + strconv.Itoa(r.code) + "\nstdout: " + r.stdout + "\nstderr: " + r.stderr
+}
+
+// cmd builds an nscn command with this env's global flags.
+func (e *env) cmd(ctx context.Context, args ...string) *exec.Cmd {
+	all := append([]string{"--dir", e.dir, "--local-config", e.local, "--system-config", e.system}, args...)
+	c := exec.CommandContext(ctx, nscnBin(e.t), all...) //nolint:gosec // G204: the suite runs the nscn under test
+	c.Env = append(append(os.Environ(), "LC_ALL=C"), e.extraEnv...)
+	return c
+}
+
+// run runs nscn with stdin and returns its output and exit code.
+func (e *env) runIn(stdin io.Reader, args ...string) result {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := e.cmd(ctx, args...)
+	var out, errb bytes.Buffer
+	c.Stdin, c.Stdout, c.Stderr = stdin, &out, &errb
+	err := c.Run()
+	code := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			e.t.Fatalf("run nscn %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+func (e *env) run(args ...string) result {
+	e.t.Helper()
+	return e.runIn(nil, args...)
+}
+
+// ok runs nscn and fails the test unless it exits 0.
+func (e *env) ok(args ...string) result {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.code != 0 {
+		e.t.Fatalf("nscn %s: %s", strings.Join(args, " "), r)
+	}
+	return r
+}
+
+// refused runs nscn and fails the test unless it exits with code and a
+// stderr that mentions want, without a panic.
+func (e *env) refused(code int, want string, args ...string) result {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.code != code || !strings.Contains(r.stderr, want) {
+		e.t.Fatalf("nscn %s: want exit %d mentioning %q, got %s", strings.Join(args, " "), code, want, r)
+	}
+	if strings.Contains(r.stderr, "goroutine ") {
+		e.t.Fatalf("nscn %s panicked:\n%s", strings.Join(args, " "), r.stderr)
+	}
+	return r
+}
+
+// runArgs is the argv of `nscn run` with the flavor's stage1, on the
+// host's network, then args.
+func runArgs(t *testing.T, f flavor, args ...string) []string {
+	a := []string{"--insecure-options=image", "run", "--net=host"}
+	switch f {
+	case fly:
+		a = append(a, "--stage1-from-dir=stage1-fly.aci")
+	case nspawn:
+		a = append(a, "--stage1-path="+nspawnACI(t))
+	}
+	return append(a, args...)
+}
+
+// podDir returns the directory of the only pod of e.
+func (e *env) podDir() string {
+	e.t.Helper()
+	pods, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", "*"))
+	if len(pods) != 1 {
+		e.t.Fatalf("want one pod, have %v", pods)
+	}
+	return pods[0]
+}
+
+// file is one file of a test image's rootfs.
+type file struct {
+	path    string // below rootfs, e.g. "/etc/x"
+	content string
+	src     string // a host file to copy instead of content
+	mode    os.FileMode
+}
+
+// image is a test image: busybox's rootfs (from busybox.aci), the attacker
+// at /attack, files, and a manifest built from app (the "app" object)
+// under name.
+type image struct {
+	name  string
+	app   map[string]any
+	files []file
+}
+
+// build packs the image into a gzip ACI with actool and returns its path.
+func (im image) build(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	layout := filepath.Join(dir, "layout")
+	if err := os.MkdirAll(layout, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command("tar", "-xzf", busyboxACI(t), "-C", layout, "rootfs").CombinedOutput(); err != nil { //nolint:gosec // G204: a fixed tool, argv built by the test
+		t.Fatalf("unpack busybox.aci: %v\n%s", err, b)
+	}
+	root := filepath.Join(layout, "rootfs")
+	files := append([]file{{path: "/attack", src: mustEnv(t, "NSCN_ATTACK"), mode: 0o755}}, im.files...)
+	for _, f := range files {
+		p := filepath.Join(root, f.path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		data := []byte(f.content)
+		if f.src != "" {
+			var err error
+			if data, err = os.ReadFile(f.src); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mode := f.mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		if err := os.WriteFile(p, data, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := map[string]any{
+		"acKind": "ImageManifest", "acVersion": "0.8.11", "name": im.name,
+		"labels": []map[string]string{{"name": "os", "value": "linux"}, {"name": "arch", "value": "amd64"}},
+	}
+	if im.app != nil {
+		m["app"] = im.app
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(layout, "manifest"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "image.aci")
+	if b, err := exec.Command(mustEnv(t, "NSCN_ACTOOL"), "build", "--overwrite", layout, out).CombinedOutput(); err != nil { //nolint:gosec // G204: a fixed tool, argv built by the test
+		t.Fatalf("actool build: %v\n%s", err, b)
+	}
+	return out
+}
+
+// app is the "app" object of a manifest that runs argv as user:group.
+func app(user, group string, argv ...string) map[string]any {
+	return map[string]any{"exec": argv, "user": user, "group": group}
+}
