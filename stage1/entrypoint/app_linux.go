@@ -72,6 +72,9 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) error {
 // its plan inside it, in the pod's mount namespace, where they stay until
 // the pod ends. unified is nspawn.Pod.CgroupUnified.
 func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App, unified bool) error {
+	if err := sealRoot(ctx, log); err != nil {
+		return err
+	}
 	p := app.Plan
 	old := unix.Umask(0o022)
 	defer unix.Umask(old)
@@ -113,6 +116,12 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App, unified 
 	if p.ReadOnlyRoot {
 		return podmount.SetMountAttrs(root, unix.MOUNT_ATTR_RDONLY, false, "/")
 	}
+	// A rootfs that stage0 copied (no overlayfs) is a directory of the
+	// pod's root, which is read-only in the pod, and its bind above took
+	// that flag: the app's own root is writable unless it asks otherwise.
+	if err := unix.MountSetattr(int(root.Fd()), "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_RDONLY}); err != nil {
+		return &os.PathError{Op: "mount_setattr (clear rdonly)", Path: p.RootFS, Err: err}
+	}
 	return nil
 }
 
@@ -149,7 +158,7 @@ type execOpts struct {
 	notifyReady bool
 }
 
-// execApp chroots into the app's rootfs and replaces the helper with argv
+// execApp enters the app's rootfs (pivotInto) and replaces the helper with argv
 // through isolate.Exec, confined by the app's policy: as the app's user
 // for the app itself, as root for an event handler. Handlers get the
 // app's policy too (capabilities, no_new_privs, seccomp, oom_score_adj,
@@ -178,21 +187,32 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []stri
 		}
 		defer func() { _ = notify.Close() }()
 	}
+	// The record of the app's credentials, for enter: opened while the
+	// pod's state directory is still in view, written once they are
+	// resolved in the app's root, closed before the exec.
+	var record *os.File
+	if asApp {
+		var err error
+		if record, err = createCredsRecord(s.Name); err != nil {
+			return err
+		}
+		defer func() { _ = record.Close() }()
+	}
 	if err := privateMountNamespace(o.unified); err != nil {
 		return err
 	}
-	if err := unix.Chroot(app.Plan.RootFS); err != nil {
-		return &os.PathError{Op: "chroot", Path: app.Plan.RootFS, Err: err}
+	if err := pivotInto(app.Plan.RootFS); err != nil {
+		return fmt.Errorf("app %s: enter its root: %w", s.Name, err)
 	}
-	if err := unix.Chdir("/"); err != nil {
-		return &os.PathError{Op: "chdir", Path: "/", Err: err}
-	}
-	// After the chroot, symlinks in the rootfs cannot lead out of it.
+	// The rootfs is now the root: symlinks in it cannot lead out of it.
 	fsys := os.DirFS("/")
 	creds := fly.Creds{}
 	if asApp {
 		var err error
 		if creds, err = fly.ResolveCreds(fsys, s.User, s.Group, s.SupplementaryGIDs); err != nil {
+			return err
+		}
+		if err := writeCredsRecord(record, creds); err != nil {
 			return err
 		}
 	}

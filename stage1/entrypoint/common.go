@@ -62,6 +62,21 @@ func readInt(p string) (int, error) {
 	return n, nil
 }
 
+// imageRoot is the host path of the rootfs of the stage1 image this
+// entrypoint was executed from: stage0 runs the entrypoints from the
+// store's rendered tree of the image, which no pod can write. What the
+// entrypoints run on the host (systemd-nspawn and its loader, the CNI
+// plugins) comes from there too, never from the pod's copy (inStage1),
+// which the pod's own processes could change. An entrypoint is
+// /nscn/NAME in the image.
+func imageRoot() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find the stage1 image: %w", err)
+	}
+	return filepath.Dir(filepath.Dir(exe)), nil
+}
+
 // inStage1 is the host path of a pod path (nspawn.PodConfigFile, …).
 func inStage1(podDir, podPath string) string {
 	return filepath.Join(podDir, stage1abi.Stage1RootfsRel, podPath)

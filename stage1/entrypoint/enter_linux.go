@@ -115,10 +115,8 @@ func checkAppUnitCgroup(pod, cg, app string) (string, error) {
 // with setns(2). None of them needs a single-threaded caller; each
 // applies to the calling thread only (for pid: to its future children),
 // so enter locks its goroutine to the thread and starts the helper from
-// it. The mount namespace, which would need a single-threaded process, is
-// not joined: the helper is chrooted into the app's rootfs through
-// /proc/PID/root, which resolves in the pod's mount namespace, with the
-// app's mounts (restricted paths and cgroup view included).
+// it. The mount namespace is joined by the helper (EnterHelper), on a
+// thread with a filesystem context of its own.
 var enterNamespaces = []struct {
 	name string
 	flag int
@@ -136,7 +134,7 @@ const EnterHelperArg = "--nscn-enter-helper"
 
 // Descriptors of the enter helper contract.
 const (
-	enterRootFD   = 3 // O_PATH handle on the app's rootfs, in the pod's mount namespace
+	enterMountFD  = 3 // the pod's mount namespace (/proc/PID/ns/mnt of its pid 1)
 	enterConfigFD = 4 // read end of a pipe carrying one enterConfig as JSON
 )
 
@@ -144,6 +142,12 @@ const (
 type enterConfig struct {
 	Policy  *isolate.Policy `json:"policy"`
 	Cgroups []string        `json:"cgroups,omitempty"` // host dirs of the app's cgroups (v1)
+	// Rootfs is the app's rootfs in the pod's mount namespace, which
+	// the helper makes its root with pivot_root.
+	Rootfs string `json:"rootfs"`
+	// Creds are the app's, as recorded when it started (CredsFile),
+	// never resolved again in the app's writable rootfs.
+	Creds isolate.Creds `json:"creds"`
 	// NewCgroupNS: the helper, started in the app's unit cgroup (unified
 	// host), takes a cgroup namespace rooted there, as the app has.
 	NewCgroupNS bool        `json:"newCgroupNS,omitempty"`
@@ -158,25 +162,36 @@ type enterConfig struct {
 // manifest (outside the pod's reach) and the run flags run recorded
 // (nspawn.IsolationFile): the app's capability bounding set and sets, its
 // no_new_privs, its seccomp filter and oom_score_adj, its cgroups, the
-// pod's namespaces, the app's root, user and groups, working directory
-// and environment (with enter's TERM when the app sets none). rkt's enter
-// ran commands as unconfined root; its three CVEs came from that.
+// pod's namespaces, the app's root (entered with pivot_root, as the app
+// entered it), the user and groups the app started with (CredsFile),
+// working directory and environment (with enter's TERM when the app sets
+// none). No descriptor of the caller's but stdin, stdout and stderr
+// reaches the command. rkt's enter ran commands as unconfined root; its
+// three CVEs came from that.
 //
 // Process tree and messages:
 //
 //	enter (host)                        enter helper
 //	  lock thread, setns cgroup, ipc,
 //	  uts, net, pid of the pod's pid 1
-//	  start /proc/self/exe ──────────▶ fd 3: the app's rootfs (O_PATH)
+//	  start /proc/self/exe ──────────▶ fd 3: the pod's mount namespace
 //	  write enterConfig on fd 4 ─────▶ read it; join the app's cgroups
-//	                                    (host paths, before the chroot);
-//	                                    fchdir(3), chroot; resolve user and
-//	                                    command in the app's root;
-//	                                    isolate.Exec ─▶ the command
+//	                                    (host paths); unshare(CLONE_FS),
+//	                                    setns(3); a mount namespace of its
+//	                                    own; pivot_root into the app's
+//	                                    rootfs; resolve the command there;
+//	                                    isolate.Exec ─▶ the command, as
+//	                                    the recorded user
 //	  wait, return its status ◀──────── exit status (254 and one line on
 //	                                    stderr if the helper failed)
 func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term string) (int, error) {
 	log = log.With("app", args.AppName, "pid", args.PID)
+	// Whatever the caller left open without close-on-exec (a shell's
+	// directory descriptor, say) must not reach the pod: only stdin,
+	// stdout, stderr and the helper's own descriptors do.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return 0, &os.SyscallError{Syscall: "close_range", Err: err}
+	}
 	podDir, err := unix.Getwd()
 	if err != nil {
 		return 0, fmt.Errorf("get pod directory: %w", err)
@@ -210,7 +225,16 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 	if err := checkPodRoot(args.PID, filepath.Join(podDir, stage1abi.Stage1RootfsRel)); err != nil {
 		return 0, fmt.Errorf("enter pod: %w", err)
 	}
-	ec := enterConfig{Policy: policy, Cgroups: iso.Cgroups[args.AppName], Spec: spec, Cmd: args.Cmd, Debug: DebugFromEnv()}
+	appRootfs := path.Join(nspawn.Stage2Dir, args.AppName, "rootfs")
+	creds, err := readCredsRecord(podDir, args.AppName)
+	if err != nil {
+		return 0, err
+	}
+	ec := enterConfig{
+		Policy: policy, Cgroups: iso.Cgroups[args.AppName], Spec: spec, Cmd: args.Cmd, Debug: DebugFromEnv(),
+		Rootfs: appRootfs,
+		Creds:  isolate.Creds{UID: creds.UID, GID: creds.GID, Groups: creds.Groups},
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return 0, fmt.Errorf("find the enter binary: %w", err)
@@ -223,21 +247,24 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 		return 0, fmt.Errorf("open pod root: %w", err)
 	}
 	defer func() { _ = root.Close() }()
-	appRoot, err := inroot.Open(root, path.Join(nspawn.Stage2Dir, args.AppName, "rootfs"), unix.O_PATH|unix.O_DIRECTORY)
+	appRoot, err := inroot.Open(root, appRootfs, unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return 0, fmt.Errorf("open app rootfs: %w", err)
 	}
-	// Each app process has a mount namespace of its own (app_linux.go):
-	// enter sees the app's view through a running process of the app, and
-	// the pod's view of the app's rootfs only when none runs.
+	defer func() { _ = appRoot.Close() }()
+	mntNS, err := os.Open(filepath.Join(proc, "ns", "mnt")) //nolint:gosec // G304: a /proc path of the pod's process
+	if err != nil {
+		return 0, fmt.Errorf("open mnt namespace: %w", err)
+	}
+	defer func() { _ = mntNS.Close() }()
+	// A running process of the app, whose cgroup a unified host's enter
+	// joins.
 	r, appPID, err := appProcessRoot(proc, appRoot)
 	if err != nil {
-		log.DebugContext(ctx, "no app process to take the mount view from", "err", err)
+		log.DebugContext(ctx, "no running app process", "err", err)
 	} else {
-		_ = appRoot.Close()
-		appRoot = r
+		_ = r.Close()
 	}
-	defer func() { _ = appRoot.Close() }()
 	// On a unified host the app's cgroup is its unit's, which the pod's
 	// systemd made (and removes when the app ends): the helper is cloned
 	// straight into it (CLONE_INTO_CGROUP), from the host's cgroup
@@ -298,7 +325,7 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 		Path: exe, Args: []string{exe, EnterHelperArg},
 		Env:   []string{},
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		ExtraFiles:  []*os.File{appRoot, cfgR},
+		ExtraFiles:  []*os.File{mntNS, cfgR},
 		SysProcAttr: sys,
 		// No Pdeathsig here: in the pod's pid namespace the child's
 		// parent is outside (getppid is 0), which the Go runtime takes
@@ -334,8 +361,10 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 // EnterHelper is the enter helper (see Enter): it becomes the entered
 // command, confined by the app's policy, and returns only on failure.
 func EnterHelper(ctx context.Context, stderr *os.File) error {
-	for _, fd := range []int{enterRootFD, enterConfigFD} {
-		unix.CloseOnExec(fd)
+	// Only enterMountFD and enterConfigFD are ours: anything else above
+	// stderr is closed at the exec.
+	if err := unix.CloseRange(enterMountFD, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return &os.SyscallError{Syscall: "close_range", Err: err}
 	}
 	cfgFile := os.NewFile(enterConfigFD, "enter config pipe")
 	var cfg enterConfig
@@ -356,28 +385,32 @@ func EnterHelper(ctx context.Context, stderr *os.File) error {
 			return fmt.Errorf("join app cgroup: %w", err)
 		}
 	}
+	// setns(CLONE_NEWNS) refuses a thread that shares its filesystem
+	// context (root, working directory) with others, as every thread of
+	// a Go process does: this one takes a context of its own first. It
+	// stays locked: it execs the command.
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return &os.SyscallError{Syscall: "unshare(CLONE_FS)", Err: err}
+	}
+	log.DebugContext(ctx, "setns", "ns", "mnt")
+	if err := unix.Setns(enterMountFD, unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("join mnt namespace: %w", &os.SyscallError{Syscall: "setns", Err: err})
+	}
+	_ = unix.Close(enterMountFD)
 	if cfg.NewCgroupNS {
-		runtime.LockOSThread() // never unlocked: this thread execs the command
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			return &os.SyscallError{Syscall: "unshare(CLONE_NEWCGROUP)", Err: err}
 		}
 	}
-	if err := unix.Fchdir(enterRootFD); err != nil {
-		return &os.PathError{Op: "fchdir", Path: "app rootfs", Err: err}
+	if err := privateMountNamespace(false); err != nil {
+		return err
 	}
-	if err := unix.Chroot("."); err != nil {
-		return &os.PathError{Op: "chroot", Path: "app rootfs", Err: err}
-	}
-	_ = unix.Close(enterRootFD)
-	if err := unix.Chdir("/"); err != nil {
-		return &os.PathError{Op: "chdir", Path: "/", Err: err}
+	if err := pivotInto(cfg.Rootfs); err != nil {
+		return fmt.Errorf("enter the app's root: %w", err)
 	}
 	s := cfg.Spec
 	fsys := os.DirFS("/")
-	creds, err := fly.ResolveCreds(fsys, s.User, s.Group, s.SupplementaryGIDs)
-	if err != nil {
-		return err
-	}
 	if err := fly.CheckDir(fsys, s.WorkingDir); err != nil {
 		return err
 	}
@@ -385,10 +418,10 @@ func EnterHelper(ctx context.Context, stderr *os.File) error {
 	if err != nil {
 		return err
 	}
-	log.DebugContext(ctx, "exec", "path", p, "uid", creds.UID, "gid", creds.GID)
+	log.DebugContext(ctx, "exec", "path", p, "uid", cfg.Creds.UID, "gid", cfg.Creds.GID)
 	return isolate.Exec(cfg.Policy, isolate.ExecConfig{
 		Path: p, Args: cfg.Cmd, Env: s.Env, Dir: s.WorkingDir,
-		Creds:             isolate.Creds{UID: creds.UID, GID: creds.GID, Groups: creds.Groups},
+		Creds:             cfg.Creds,
 		ParentDeathSignal: syscall.SIGKILL,
 	})
 }

@@ -71,13 +71,17 @@ func setupNetwork(ctx context.Context, log *slog.Logger, podDir string, args nsp
 	if err != nil {
 		return pn, err
 	}
+	plugins, err := cniPluginDir()
+	if err != nil {
+		return pn, err
+	}
 	res, err := networking.Setup(ctx, networking.Config{
 		PodDir:       podDir,
 		UUID:         args.UUID,
 		Nets:         args.Nets,
 		LocalConfig:  args.LocalConfig,
 		SystemConfig: systemConfigDir,
-		PluginDirs:   []string{filepath.Join(stage1abi.Stage1RootfsRel, cniPluginDirInImage)},
+		PluginDirs:   []string{plugins},
 		Ports:        ports,
 		Logger:       log,
 	})
@@ -116,8 +120,25 @@ func setupNetwork(ctx context.Context, log *slog.Logger, podDir string, args nsp
 
 // teardownNetwork is the gc entrypoint's part: networking.Teardown, which
 // works from the pod directory's records alone.
+// cniPluginDir is the host path of the CNI plugins in the stage1 image
+// the entrypoint runs from (imageRoot).
+func cniPluginDir() (string, error) {
+	root, err := imageRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, cniPluginDirInImage), nil
+}
+
 func teardownNetwork(ctx context.Context, log *slog.Logger, podDir string) error {
-	if err := networking.Teardown(ctx, podDir, networking.WithLogger(log)); err != nil {
+	plugins, err := cniPluginDir()
+	if err != nil {
+		return err
+	}
+	// The plugins of the image gc runs from, whatever directory the
+	// records name: a record written by an older run names the pod's
+	// copy, which the pod could have changed.
+	if err := networking.Teardown(ctx, podDir, networking.WithLogger(log), networking.WithPluginDirs(plugins)); err != nil {
 		return fmt.Errorf("tear down the pod's network: %w", err)
 	}
 	return nil

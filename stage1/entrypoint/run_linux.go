@@ -124,7 +124,13 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		return 0, err
 	}
 	root := filepath.Join(podDir, stage1abi.Stage1RootfsRel)
-	loader, libDir, err := findLoader(root)
+	// systemd-nspawn and its loader run on the host: from the image, not
+	// from the pod's copy of it.
+	image, err := imageRoot()
+	if err != nil {
+		return 0, err
+	}
+	loader, libDir, err := findLoader(image)
 	if err != nil {
 		return 0, err
 	}
@@ -149,6 +155,13 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		binds = append(binds, b)
 	}
 	binds = append(binds, cgroupBinds...)
+	// The directories that stay writable once the app helper makes the
+	// pod's root read-only (sealRoot).
+	for _, d := range nspawn.WritableDirs {
+		if err := os.MkdirAll(inStage1(podDir, d), 0o755); err != nil {
+			return 0, fmt.Errorf("create pod directory: %w", err)
+		}
+	}
 	var nspawnCgroup string
 	if !register {
 		if nspawnCgroup, err = joinPodCgroups(ctx, cfg.Args.UUID, hc); err != nil {
@@ -156,7 +169,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		}
 	}
 	argv := nspawn.Argv(nspawn.ArgvConfig{
-		Loader: loader, LibDir: libDir, Nspawn: filepath.Join(root, "usr/bin/systemd-nspawn"),
+		Loader: loader, LibDir: libDir, Nspawn: filepath.Join(image, "usr/bin/systemd-nspawn"),
 		Root: root, UUID: cfg.Args.UUID, Hostname: cfg.Args.Hostname, NetMode: cfg.Args.NetMode, NetNS: pn.NetNS,
 		Register: register, Debug: cfg.Args.Debug, AllCapabilities: cfg.Args.DisableCapabilities,
 		Capabilities: layout.Pod.Capabilities(), Binds: binds, Console: consoleMode(console),

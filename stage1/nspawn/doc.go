@@ -22,7 +22,11 @@
 // inside the pod (the app helper), and needs no privileges.
 package nspawn
 
-import "github.com/nosecone/nscn/pkg/stage1abi"
+import (
+	"path"
+
+	"github.com/nosecone/nscn/pkg/stage1abi"
+)
 
 // ImageName is the name of the stage1-nspawn image.
 const ImageName = "nosecone.dev/nscn/stage1-nspawn"
@@ -60,6 +64,12 @@ const (
 	FirstFailureFile = "/nscn/state/first-failure"
 	// KilledFile is written by stop --force before it kills the pod.
 	KilledFile = "/nscn/state/killed"
+	// CredsDir holds each app's credentials as its helper resolved them
+	// when the app started (AppCreds, one JSON file per app): enter
+	// takes the app's user from there, never from the app's rootfs,
+	// which the app can write. No app can reach it (its root is its
+	// own rootfs).
+	CredsDir = "/nscn/state/creds"
 	// HostBindDir is where systemd-nspawn binds the host paths the apps'
 	// mounts need (volumes, the host's /etc/hosts), one numbered entry
 	// each.
@@ -68,9 +78,19 @@ const (
 	UnitDir = "/etc/systemd/system"
 	// StatusDir is the directory of stage1abi.AppStatusFile, in the pod.
 	StatusDir = "/rkt/status"
+	// VolumesDir holds the empty volumes (stage1abi.EmptyVolumesDir), in
+	// the pod.
+	VolumesDir = "/volumes"
 	// Stage2Dir is the parent of the apps' directories, in the pod.
 	Stage2Dir = "/opt/stage2"
 )
+
+// WritableDirs are the directories of the pod's root that stay writable
+// inside the pod, whose root is otherwise read-only (ArgvConfig.ReadOnly):
+// the helpers' state (first failure, kill marker, credentials), the
+// apps' statuses, and the empty volumes. None of them is reachable from
+// an app but the volumes it mounts.
+var WritableDirs = []string{path.Dir(FirstFailureFile), StatusDir, VolumesDir}
 
 // AppStdoutFIFO and AppStderrFIFO carry an app's output: its unit writes
 // to them, run copies them to its own stdout and stderr and to the app's

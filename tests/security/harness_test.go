@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,12 +160,65 @@ func (e *env) podDir() string {
 	return pods[0]
 }
 
+// start runs `nscn run` with args (runArgs' output) in the background
+// and returns the pod's UUID once the pod is ready. The pod is stopped
+// with stop --force when the test ends, if it still runs.
+func (e *env) start(args ...string) string {
+	e.t.Helper()
+	uuidFile := filepath.Join(e.t.TempDir(), "uuid")
+	i := slices.Index(args, "run")
+	args = slices.Insert(slices.Clone(args), i+1, "--uuid-file-save="+uuidFile)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	c := e.cmd(ctx, args...)
+	var out bytes.Buffer
+	c.Stdout, c.Stderr = &out, &out
+	if err := c.Start(); err != nil {
+		cancel()
+		e.t.Fatalf("start nscn run: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = c.Wait(); close(done) }()
+	e.t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			if b, err := os.ReadFile(uuidFile); err == nil {
+				_ = e.cmd(context.Background(), "stop", "--force", strings.TrimSpace(string(b))).Run()
+			}
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				cancel()
+				<-done
+			}
+		}
+		cancel()
+	})
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		select {
+		case <-done:
+			e.t.Fatalf("nscn run ended before the pod was ready: %s", out.String())
+		default:
+		}
+		b, err := os.ReadFile(uuidFile)
+		if err != nil || len(bytes.TrimSpace(b)) == 0 {
+			continue
+		}
+		uuid := strings.TrimSpace(string(b))
+		e.ok("status", "--wait-ready=60s", uuid)
+		return uuid
+	}
+	e.t.Fatalf("no pod UUID after a minute")
+	return ""
+}
+
 // file is one file of a test image's rootfs.
 type file struct {
 	path    string // below rootfs, e.g. "/etc/x"
 	content string
 	src     string // a host file to copy instead of content
 	mode    os.FileMode
+	uid     int // owner (uid and gid), root when 0
 }
 
 // image is a test image: busybox's rootfs (from busybox.aci), the attacker
@@ -209,6 +263,9 @@ func (im image) build(t *testing.T) string {
 			t.Fatal(err)
 		}
 		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(p, f.uid, f.uid); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,7 +8,9 @@
 //	                      top, chroot .), then run each OP there
 //	attack in OP...       run each OP where the app is
 //
-// An OP is stat:PATH, read:PATH, ls:PATH or write:PATH=CONTENT. Each prints
+// An OP is stat:PATH, read:PATH, ls:PATH, write:PATH=CONTENT or
+// procroots: (list the root of every other process in view) or fds: (list
+// the process's descriptors). Each prints
 // "ok OP ..." (read: the first 64 bytes) or "err OP: reason". escape prints "escape: err ..." when the
 // kernel refuses a step (no CAP_SYS_CHROOT, say) and runs the OPs anyway.
 package main
@@ -16,6 +18,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -97,6 +100,37 @@ func do(op string) string {
 			names = append(names, e.Name())
 		}
 		return "ok " + op + " " + strings.Join(names, ",")
+	case "procroots":
+		// The roots of the other processes this one may see.
+		pids, _ := os.ReadDir("/proc")
+		var reached []string
+		for _, p := range pids {
+			if p.Name()[0] < '0' || p.Name()[0] > '9' || p.Name() == strconv.Itoa(os.Getpid()) {
+				continue
+			}
+			ents, err := os.ReadDir("/proc/" + p.Name() + "/root")
+			if err != nil {
+				continue
+			}
+			names := make([]string, 0, len(ents))
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			reached = append(reached, p.Name()+"="+strings.Join(names, ","))
+		}
+		return "ok " + op + " " + strings.Join(reached, " ")
+	case "fds":
+		// The descriptors this process holds, and what they name.
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			return "err " + op + ": " + err.Error()
+		}
+		var fds []string
+		for _, e := range ents {
+			target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+			fds = append(fds, e.Name()+"->"+target)
+		}
+		return "ok " + op + " " + strings.Join(fds, " ")
 	case "write":
 		p, content, _ := strings.Cut(arg, "=")
 		if err := os.WriteFile(p, []byte(content), 0o755); err != nil {

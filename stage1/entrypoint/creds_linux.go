@@ -1,0 +1,72 @@
+package entrypoint
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/stage1-fly/fly"
+	"github.com/nosecone/nscn/stage1/nspawn"
+)
+
+// createCredsRecord opens (truncating) the record of app's credentials,
+// in the pod's view, before the helper leaves it for the app's root.
+func createCredsRecord(app string) (*os.File, error) {
+	p := nspawn.CredsFile(app)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return nil, fmt.Errorf("app %s: create credentials record: %w", app, err)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600) //nolint:gosec // G304: the pod's state directory, which no app can reach
+	if err != nil {
+		return nil, fmt.Errorf("app %s: create credentials record: %w", app, err)
+	}
+	return f, nil
+}
+
+// writeCredsRecord writes c to the record f and closes it.
+func writeCredsRecord(f *os.File, c fly.Creds) error {
+	b, err := nspawn.EncodeAppCreds(nspawn.AppCreds{UID: c.UID, GID: c.GID, Groups: c.Groups})
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("write credentials record: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write credentials record: %w", err)
+	}
+	return nil
+}
+
+// maxCredsRecord bounds what enter reads of a record; ParseAppCreds
+// refuses a longer one.
+const maxCredsRecord = 1 << 20
+
+// readCredsRecord reads the record of app's credentials from the pod
+// directory, on the host.
+func readCredsRecord(podDir, app string) (fly.Creds, error) {
+	p := inStage1(podDir, nspawn.CredsFile(app))
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return fly.Creds{}, errdefs.FailedPrecondition("app %s has not started yet: there is no user to enter it as", app)
+	}
+	if err != nil {
+		return fly.Creds{}, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), p)
+	defer func() { _ = f.Close() }()
+	b, err := io.ReadAll(io.LimitReader(f, maxCredsRecord+1))
+	if err != nil {
+		return fly.Creds{}, fmt.Errorf("read credentials record: %w", err)
+	}
+	c, err := nspawn.ParseAppCreds(b)
+	if err != nil {
+		return fly.Creds{}, fmt.Errorf("app %s: %w", app, err)
+	}
+	return fly.Creds{UID: c.UID, GID: c.GID, Groups: c.Groups}, nil
+}

@@ -1,0 +1,59 @@
+package entrypoint
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/stage1/nspawn"
+)
+
+// sealLockFile serializes sealRoot between the apps' helpers, which the
+// pod's systemd starts at the same time.
+var sealLockFile = filepath.Join(filepath.Dir(nspawn.FirstFailureFile), ".seal")
+
+// sealRoot makes the pod's root (the stage1 rootfs) read-only in the
+// pod's mount namespace, but for nspawn.WritableDirs, each bound onto
+// itself first so that it stays writable. It runs in the first app
+// helper that prepares an app, before any app process exists, and does
+// nothing in the others. The root mount only: the apps' rootfs, the
+// volumes and systemd-nspawn's own mounts below it keep their flags.
+//
+// Apps cannot reach the pod's root anyway (pivotInto); the seal keeps
+// the stage1's files as the image had them against whatever else runs in
+// the pod. systemd-nspawn's --read-only does not do: it makes every
+// mount below the root read-only too, and the binds from it with them.
+func sealRoot(ctx context.Context, log *slog.Logger) error {
+	lock, err := os.OpenFile(sealLockFile, os.O_RDONLY|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("seal the pod's root: %w", err)
+	}
+	// Read-only: a file open for writing on the root would make the
+	// root's remount fail (EBUSY).
+	defer func() { _ = lock.Close() }()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("seal the pod's root: %w", &os.SyscallError{Syscall: "flock", Err: err})
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs("/", &st); err != nil {
+		return &os.PathError{Op: "statfs", Path: "/", Err: err}
+	}
+	if st.Flags&unix.ST_RDONLY != 0 {
+		return nil // sealed by another app's helper
+	}
+	for _, d := range nspawn.WritableDirs {
+		log.DebugContext(ctx, "bind writable dir onto itself", "dir", d)
+		if err := unix.Mount(d, d, "", unix.MS_BIND, ""); err != nil {
+			return &os.PathError{Op: "bind onto itself", Path: d, Err: err}
+		}
+	}
+	log.DebugContext(ctx, "make the pod's root read-only")
+	if err := unix.MountSetattr(unix.AT_FDCWD, "/", 0, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
+		return &os.PathError{Op: "mount_setattr (rdonly)", Path: "/", Err: err}
+	}
+	return nil
+}
