@@ -104,7 +104,7 @@ cat >"$image/manifest" <<MANIFEST
     {"name": "coreos.com/rkt/stage1/enter", "value": "/nscn/enter"},
     {"name": "coreos.com/rkt/stage1/gc", "value": "/nscn/gc"},
     {"name": "coreos.com/rkt/stage1/stop", "value": "/nscn/stop"},
-    {"name": "coreos.com/rkt/stage1/interface-version", "value": "8"}
+    {"name": "coreos.com/rkt/stage1/interface-version", "value": "9"}
   ]
 }
 MANIFEST

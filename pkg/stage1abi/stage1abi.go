@@ -36,7 +36,7 @@ const (
 // is refused, since it may expect arguments this stage0 does not pass.
 const (
 	MinInterfaceVersion = 1
-	MaxInterfaceVersion = 8
+	MaxInterfaceVersion = 9
 )
 
 // CheckInterfaceVersion parses the interface-version annotation value. An
@@ -100,6 +100,8 @@ const (
 	Stage1TreeIDFile  = "stage1TreeStoreID"
 	NetInfoDir        = "net-info" // per-network results written by stage1
 	NetNSFile         = "netns"    // path of the pod's network namespace, written by stage1
+	// MDSTokenFile holds the pod's metadata service token and a newline,
+	// mode 0600, for a stage1 of InterfaceVersionMDSTokenFile or newer.
 	MDSTokenFile      = "mds-token"
 	ExitedMarker      = "exited" // written by stage1 when the pod has ended
 	// ReadyFile is written by a stage1 of InterfaceVersionReady or newer
@@ -141,6 +143,11 @@ const (
 	// writes ReadyFile when the pod is ready. Below it, stage0 takes a
 	// pod that runs and has recorded its pid as ready.
 	InterfaceVersionReady = 8
+	// InterfaceVersionMDSTokenFile brings no argument either: stage0
+	// hands a stage1 that declares it the metadata service token in
+	// MDSTokenFile (mode 0600) instead of --mds-token, whose value any
+	// local user could read in /proc/PID/cmdline.
+	InterfaceVersionMDSTokenFile = 9
 )
 
 // DefaultMDSPort is the TCP port of the metadata service that a stage1

@@ -15,6 +15,7 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/aci"
 	"github.com/nosecone/nscn/internal/errdefs"
@@ -260,6 +261,12 @@ func execStage1(ctx context.Context, g *Globals, p *pod.Pod, eps stage1.Entrypoi
 	if reg.Token != "" {
 		defer func() { forgetMDS(context.WithoutCancel(ctx), g, p) }()
 		f.MDSToken, f.MDSPort = reg.Token, reg.Port
+		if eps.Version < stage1abi.InterfaceVersionMDSTokenFile {
+			g.Log.Warn("the stage1 takes the metadata service token in its argv, where any local user can read it", "pod", p.UUID,
+				"interface-version", eps.Version, "needed", stage1abi.InterfaceVersionMDSTokenFile)
+		} else if err := writeMDSToken(p.Path, reg.Token); err != nil {
+			return err
+		}
 		if eps.Version < stage1abi.InterfaceVersionMDSPort && reg.Port != stage1abi.DefaultMDSPort {
 			g.Log.Warn("the stage1 cannot be told the metadata service's port and assumes the default", "pod", p.UUID,
 				"port", reg.Port, "default", stage1abi.DefaultMDSPort, "interface-version", eps.Version)
@@ -462,4 +469,21 @@ func readEnvFile(path string) ([]types.EnvironmentVariable, error) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return out, nil
+}
+
+// writeMDSToken gives the pod's metadata service token to the stage1 in
+// the pod directory (stage1abi.MDSTokenFile), readable by root alone.
+func writeMDSToken(podDir, token string) error {
+	f, err := os.OpenFile(filepath.Join(podDir, stage1abi.MDSTokenFile), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW, 0o600) //nolint:gosec // G304: a file of the pod directory
+	if err != nil {
+		return fmt.Errorf("hand the metadata token to the stage1: %w", err)
+	}
+	if _, err := f.WriteString(token + "\n"); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("hand the metadata token to the stage1: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("hand the metadata token to the stage1: %w", err)
+	}
+	return nil
 }

@@ -59,7 +59,11 @@ func RunArgs(f RunFlags) ([]string, error) {
 		a = append(a, "--"+stage1abi.FlagInteractive)
 	}
 	if f.MDSToken != "" {
-		a = append(a, "--"+stage1abi.FlagMDSToken+"="+f.MDSToken)
+		// From interface version 9 the token is in the pod directory
+		// (stage1abi.MDSTokenFile), never in argv.
+		if f.InterfaceVersion < stage1abi.InterfaceVersionMDSTokenFile {
+			a = append(a, "--"+stage1abi.FlagMDSToken+"="+f.MDSToken)
+		}
 		if f.MDSPort != 0 && f.InterfaceVersion >= stage1abi.InterfaceVersionMDSPort {
 			a = append(a, "--"+stage1abi.FlagMDSPort+"="+strconv.Itoa(f.MDSPort))
 		}

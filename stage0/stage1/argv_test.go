@@ -29,6 +29,10 @@ func TestRunArgs(t *testing.T) {
 			name: "mds port left out below 7", flags: RunFlags{MDSToken: "t", MDSPort: 4000, UUID: "u", InterfaceVersion: 6},
 			want: "--net=default --mds-token=t u",
 		},
+		{
+			name: "token in the pod directory from 9", flags: RunFlags{MDSToken: "t", MDSPort: 4000, UUID: "u", InterfaceVersion: 9},
+			want: "--net=default --mds-port=4000 u",
+		},
 		{name: "no mds port without a token", flags: RunFlags{MDSPort: 4000, UUID: "u", InterfaceVersion: 7}, want: "--net=default u"},
 		{name: "hostname needs 2", flags: RunFlags{Hostname: "h", UUID: "u", InterfaceVersion: 1}, class: errdefs.ErrFailedPrecondition},
 		{name: "disable needs 3", flags: RunFlags{DisableSeccomp: true, UUID: "u", InterfaceVersion: 2}, class: errdefs.ErrFailedPrecondition},

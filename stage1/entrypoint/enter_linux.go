@@ -134,7 +134,7 @@ const EnterHelperArg = "--nscn-enter-helper"
 
 // Descriptors of the enter helper contract.
 const (
-	enterMountFD  = 3 // the pod's mount namespace (/proc/PID/ns/mnt of its pid 1)
+	enterMountFD  = 3 // the mount namespace of an app process, or the pod's (/proc/PID/ns/mnt)
 	enterConfigFD = 4 // read end of a pipe carrying one enterConfig as JSON
 )
 
@@ -142,9 +142,13 @@ const (
 type enterConfig struct {
 	Policy  *isolate.Policy `json:"policy"`
 	Cgroups []string        `json:"cgroups,omitempty"` // host dirs of the app's cgroups (v1)
-	// Rootfs is the app's rootfs in the pod's mount namespace, which
-	// the helper makes its root with pivot_root.
-	Rootfs string `json:"rootfs"`
+	// Pivot: the helper enters the pod's mount namespace and makes
+	// Rootfs, the app's rootfs there, its root with pivot_root. Without
+	// it the helper enters an app process's mount namespace, whose root
+	// must be RootDev and RootIno (the app's rootfs).
+	Pivot            bool   `json:"pivot,omitempty"`
+	Rootfs           string `json:"rootfs"`
+	RootDev, RootIno uint64 `json:",omitempty"`
 	// Creds are the app's, as recorded when it started (CredsFile),
 	// never resolved again in the app's writable rootfs.
 	Creds isolate.Creds `json:"creds"`
@@ -177,8 +181,10 @@ type enterConfig struct {
 //	  start /proc/self/exe ──────────▶ fd 3: the pod's mount namespace
 //	  write enterConfig on fd 4 ─────▶ read it; join the app's cgroups
 //	                                    (host paths); unshare(CLONE_FS),
-//	                                    setns(3); a mount namespace of its
-//	                                    own; pivot_root into the app's
+//	                                    setns(3): an app process's, whose
+//	                                    root is the app's rootfs, or the
+//	                                    pod's, then a mount namespace of its
+//	                                    own and pivot_root into the app's
 //	                                    rootfs; resolve the command there;
 //	                                    isolate.Exec ─▶ the command, as
 //	                                    the recorded user
@@ -252,19 +258,30 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 		return 0, fmt.Errorf("open app rootfs: %w", err)
 	}
 	defer func() { _ = appRoot.Close() }()
-	mntNS, err := os.Open(filepath.Join(proc, "ns", "mnt")) //nolint:gosec // G304: a /proc path of the pod's process
+	// The mount namespace to enter: that of a running process of the
+	// app, whose root is the app's rootfs, so that the command sees the
+	// app's own mounts too; the pod's when none runs, the helper then
+	// entering the app's rootfs with pivot_root as the app helper does.
+	r, appPID, err := appProcessRoot(proc, appRoot)
+	nsProc := proc
+	if err != nil {
+		log.DebugContext(ctx, "no running app process: enter the pod's mount namespace", "err", err)
+		ec.Pivot = true
+	} else {
+		var st unix.Stat_t
+		err := unix.Fstat(int(r.Fd()), &st)
+		_ = r.Close()
+		if err != nil {
+			return 0, &os.PathError{Op: "fstat", Path: "app root", Err: err}
+		}
+		nsProc = filepath.Join("/proc", strconv.Itoa(appPID))
+		ec.RootDev, ec.RootIno = st.Dev, st.Ino
+	}
+	mntNS, err := os.Open(filepath.Join(nsProc, "ns", "mnt")) //nolint:gosec // G304: a /proc path of the pod's process
 	if err != nil {
 		return 0, fmt.Errorf("open mnt namespace: %w", err)
 	}
 	defer func() { _ = mntNS.Close() }()
-	// A running process of the app, whose cgroup a unified host's enter
-	// joins.
-	r, appPID, err := appProcessRoot(proc, appRoot)
-	if err != nil {
-		log.DebugContext(ctx, "no running app process", "err", err)
-	} else {
-		_ = r.Close()
-	}
 	// On a unified host the app's cgroup is its unit's, which the pod's
 	// systemd made (and removes when the app ends): the helper is cloned
 	// straight into it (CLONE_INTO_CGROUP), from the host's cgroup
@@ -403,11 +420,15 @@ func EnterHelper(ctx context.Context, stderr *os.File) error {
 			return &os.SyscallError{Syscall: "unshare(CLONE_NEWCGROUP)", Err: err}
 		}
 	}
-	if err := privateMountNamespace(false); err != nil {
+	if cfg.Pivot {
+		if err := privateMountNamespace(false); err != nil {
+			return err
+		}
+		if err := pivotInto(cfg.Rootfs); err != nil {
+			return fmt.Errorf("enter the app's root: %w", err)
+		}
+	} else if err := checkRoot(cfg.RootDev, cfg.RootIno); err != nil {
 		return err
-	}
-	if err := pivotInto(cfg.Rootfs); err != nil {
-		return fmt.Errorf("enter the app's root: %w", err)
 	}
 	s := cfg.Spec
 	fsys := os.DirFS("/")
@@ -424,4 +445,21 @@ func EnterHelper(ctx context.Context, stderr *os.File) error {
 		Creds:             cfg.Creds,
 		ParentDeathSignal: syscall.SIGKILL,
 	})
+}
+
+// checkRoot makes sure that the root the helper got by entering an app
+// process's mount namespace is the app's rootfs (dev, ino), and changes
+// to it.
+func checkRoot(dev, ino uint64) error {
+	if err := unix.Chdir("/"); err != nil {
+		return &os.PathError{Op: "chdir", Path: "/", Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/", &st); err != nil {
+		return &os.PathError{Op: "stat", Path: "/", Err: err}
+	}
+	if st.Dev != dev || st.Ino != ino {
+		return errdefs.FailedPrecondition("the app's mount namespace has another root than the app's rootfs")
+	}
+	return nil
 }

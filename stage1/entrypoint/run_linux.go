@@ -65,6 +65,11 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err != nil {
 		return 0, err
 	}
+	if cfg.Args.MDSToken == "" {
+		if cfg.Args.MDSToken, err = nspawn.ReadMDSToken(podDir); err != nil {
+			return 0, err
+		}
+	}
 	lc := nspawn.LayoutConfig{PodDir: podDir, Manifest: pm, Args: cfg.Args}
 	layout, err := nspawn.NewLayout(lc)
 	if err != nil {

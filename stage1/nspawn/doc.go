@@ -33,10 +33,11 @@ const ImageName = "nosecone.dev/nscn/stage1-nspawn"
 
 // InterfaceVersion is the stage1 interface version stage1-nspawn
 // implements: it parses every run argument up to --mds-port (version 7)
-// and writes the pod's ready file (version 8) when the pod's systemd
-// reports that it has started the apps. scripts/build-stage1-nspawn.sh
+// writes the pod's ready file (version 8) when the pod's systemd reports
+// that it has started the apps, and takes the metadata token from the pod
+// directory (version 9). scripts/build-stage1-nspawn.sh
 // declares it in the image manifest.
-const InterfaceVersion = stage1abi.InterfaceVersionReady
+const InterfaceVersion = stage1abi.InterfaceVersionMDSTokenFile
 
 // Entrypoint paths inside the stage1 rootfs, as the image manifest's
 // annotations name them, and the helper the pod's units run.

@@ -1,8 +1,15 @@
 package nspawn
 
 import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/pkg/stage1abi"
@@ -59,4 +66,30 @@ func MetadataURL(a RunArgs, hostAddr netip.Addr) string {
 	// so that the stage1 binaries do not link the metadata service's
 	// HTTP server.
 	return "http://" + netip.AddrPortFrom(hostAddr.Unmap(), uint16(port)).String() + "/" + a.MDSToken
+}
+
+// ReadMDSToken reads the metadata service token stage0 left in the pod
+// directory (stage1abi.MDSTokenFile, interface version 9); "" when it
+// left none.
+func ReadMDSToken(podDir string) (string, error) {
+	f, err := os.Open(filepath.Join(podDir, stage1abi.MDSTokenFile)) //nolint:gosec // G304: a file of the pod directory (stage1 ABI)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the metadata token: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	b, err := io.ReadAll(io.LimitReader(f, maxMDSToken+2))
+	if err != nil {
+		return "", fmt.Errorf("read the metadata token: %w", err)
+	}
+	tok := strings.TrimSuffix(string(b), "\n")
+	if tok == "" {
+		return "", errdefs.InvalidArgument("%s is empty", stage1abi.MDSTokenFile)
+	}
+	if err := checkMDSToken(tok); err != nil {
+		return "", fmt.Errorf("%s: %w", stage1abi.MDSTokenFile, err)
+	}
+	return tok, nil
 }
