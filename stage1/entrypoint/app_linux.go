@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -72,9 +73,12 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) error {
 // its plan inside it, in the pod's mount namespace, where they stay until
 // the pod ends. unified is nspawn.Pod.CgroupUnified.
 func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App, unified bool) error {
+	start := time.Now()
 	if err := sealRoot(ctx, log); err != nil {
 		return err
 	}
+	// make bench reads the containment's cost from these lines.
+	log.DebugContext(ctx, "containment: pod root sealed", "took", time.Since(start))
 	p := app.Plan
 	old := unix.Umask(0o022)
 	defer unix.Umask(old)
@@ -190,6 +194,7 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []stri
 	// The record of the app's credentials, for enter: opened while the
 	// pod's state directory is still in view, written once they are
 	// resolved in the app's root, closed before the exec.
+	start := time.Now()
 	var record *os.File
 	if asApp {
 		var err error
@@ -216,6 +221,7 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []stri
 			return err
 		}
 	}
+	log.DebugContext(ctx, "containment: app root entered", "took", time.Since(start))
 	if err := fly.CheckDir(fsys, s.WorkingDir); err != nil {
 		return err
 	}
