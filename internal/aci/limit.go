@@ -13,6 +13,21 @@ import (
 // errdefs.ErrInvalidArgument.
 var ErrTooLarge = errors.New("input larger than allowed")
 
+// LimitError is the error a reader from NewLimitedReader returns once its
+// input goes past the limit, for callers that report the limit or the
+// setting behind it: errors.As finds it, and it wraps ErrTooLarge. (An
+// oversized manifest is ErrTooLarge too, but not a LimitError.)
+type LimitError struct {
+	Limit int64 // the limit passed, in bytes
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("read past the limit of %d bytes: %v", e.Limit, ErrTooLarge)
+}
+
+// Unwrap returns ErrTooLarge.
+func (e *LimitError) Unwrap() error { return ErrTooLarge }
+
 // limitedReader is the reader behind NewLimitedReader.
 type limitedReader struct {
 	r    io.Reader
@@ -22,8 +37,9 @@ type limitedReader struct {
 }
 
 // NewLimitedReader returns a reader that passes r through until max bytes
-// have been read and fails with an InvalidArgument error wrapping
-// ErrTooLarge when r holds more. Unlike io.LimitReader it does not pretend
+// have been read and fails with an InvalidArgument error wrapping a
+// *LimitError (and so ErrTooLarge) when r holds more. The limit is checked
+// on every read, so a stream is stopped as soon as it passes it. Unlike io.LimitReader it does not pretend
 // the stream ended: a decompression bomb must fail, not be silently cut
 // into a short but plausible tar. A limit of 0 or less means no limit.
 func NewLimitedReader(r io.Reader, limit int64) io.Reader {
@@ -47,8 +63,7 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	if l.read > l.max {
 		n -= int(l.read - l.max)
 		l.read = l.max
-		l.err = errdefs.With(errdefs.ErrInvalidArgument,
-			fmt.Errorf("read past the limit of %d bytes: %w", l.max, ErrTooLarge))
+		l.err = errdefs.With(errdefs.ErrInvalidArgument, &LimitError{Limit: l.max})
 		return n, l.err
 	}
 	return n, err

@@ -44,6 +44,10 @@ func TestLimitedReader(t *testing.T) {
 			if !errors.Is(err, ErrTooLarge) || !errors.Is(err, errdefs.ErrInvalidArgument) {
 				t.Fatalf("error = %v, want ErrTooLarge and InvalidArgument", err)
 			}
+			var le *LimitError
+			if !errors.As(err, &le) || le.Limit != tt.max {
+				t.Fatalf("error = %v, want a LimitError of %d bytes", err, tt.max)
+			}
 			// The error sticks.
 			if _, err2 := r.Read(make([]byte, 1)); !errors.Is(err2, ErrTooLarge) {
 				t.Fatalf("second read error = %v, want ErrTooLarge", err2)

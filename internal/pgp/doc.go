@@ -17,6 +17,14 @@
 // masks (disables) the system key. The layout is rkt's, so rkt keystores
 // can be copied over as they are.
 //
+// Signatures can be verified before the image's name is known, which is
+// how images are fetched: the name is in the manifest, inside the
+// compressed archive, and the archive must not be decompressed before its
+// signature is verified. NewVerifier checks the signature against every
+// trusted key without the image, Verifier.Verify checks it over the file as
+// fetched, and Signer.Authorize checks the signer against the name once it
+// is known. CheckSignature does all three when the name is known first.
+//
 // The package runs in stage0 and needs no privileges beyond write access to
 // the local directory. It does not fetch keys or discover them from image
 // names (that is the CLI's job), and it does not talk to gpg. See

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
 	"github.com/nosecone/nscn/internal/errdefs"
 )
@@ -247,29 +248,78 @@ func ancestors(name string) []string {
 	return out
 }
 
-// keysFor returns the union of the unmasked keys that trust imageName: the
-// root keys and the keys of every prefix covering it.
-func (ks *Keystore) keysFor(imageName string) (openpgp.EntityList, error) {
-	var ring openpgp.EntityList
-	seen := make(map[string]bool)
-	for _, prefix := range append([]string{""}, ancestors(imageName)...) {
+// trustSet is the unmasked trusted keys of some places, loaded: the key
+// ring to verify a signature with, and where each key is trusted.
+type trustSet struct {
+	ring openpgp.EntityList
+	// at lists the places ("" for root.d) each key is trusted at, by
+	// lowercase hex fingerprint.
+	at map[string][]string
+	// keyed holds the places with at least one unmasked key, broken ones
+	// included.
+	keyed map[string]bool
+	// broken holds, by place, why a key file there could not be used; a
+	// broken file stops the verification of every image it applies to.
+	broken map[string]error
+	places []string // the places loaded, in order
+}
+
+// loadTrust loads the unmasked keys of places. A key trusted at several
+// places is loaded once. A key file that cannot be used is recorded in
+// broken rather than failing the whole load, since it only matters to the
+// images its place covers.
+func (ks *Keystore) loadTrust(places []string) (*trustSet, error) {
+	ts := &trustSet{at: map[string][]string{}, keyed: map[string]bool{}, broken: map[string]error{}, places: places}
+	for _, prefix := range places {
 		keys, err := ks.placeKeys(prefix)
 		if err != nil {
 			return nil, err
 		}
 		for _, sk := range keys {
-			if sk.masked || seen[sk.fingerprint] {
+			if sk.masked {
 				continue
 			}
-			k, err := load(sk)
-			if err != nil {
-				return nil, err
+			ts.keyed[prefix] = true
+			if _, ok := ts.at[sk.fingerprint]; !ok {
+				k, err := load(sk)
+				if err != nil {
+					if ts.broken[prefix] == nil {
+						ts.broken[prefix] = err
+					}
+					continue
+				}
+				ts.ring = append(ts.ring, k.entity)
 			}
-			seen[sk.fingerprint] = true
-			ring = append(ring, k.entity)
+			ts.at[sk.fingerprint] = append(ts.at[sk.fingerprint], prefix)
 		}
 	}
-	return ring, nil
+	return ts, nil
+}
+
+// brokenErr returns the error of the first broken place, or nil.
+func (ts *trustSet) brokenErr() error {
+	for _, p := range ts.places {
+		if err := ts.broken[p]; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// knows reports whether a signing key of the ring made one of the
+// signatures of d, by issuer key ID, as openpgp picks the key to verify
+// with. A signature naming its issuer by fingerprint only is left to
+// openpgp to judge.
+func (ts *trustSet) knows(d *detached) bool {
+	if d.anonym {
+		return true
+	}
+	for _, id := range d.keyIDs {
+		if len(ts.ring.KeysByIdUsage(id, packet.KeyFlagSign)) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // StoreTrustedKey writes armoredKey, one public key (binary is accepted too), to the local

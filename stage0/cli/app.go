@@ -117,7 +117,7 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "insecure-options", Value: "none", Usage: "comma-separated checks to skip: none,image,tls,http,pubkey,capabilities,paths,seccomp,all-fetch,all-run,all"},
 			&cli.BoolFlag{Name: "debug", Usage: "print debug messages to stderr"},
 			&cli.BoolFlag{Name: "trust-keys-from-https", Usage: "automatically trust keys fetched over https during discovery"},
-			&cli.StringFlag{Name: "max-image-size", Value: "32Gi", Usage: "refuse images larger than this uncompressed (e.g. 512Mi, 32Gi; 0 for no limit)"},
+			&cli.StringFlag{Name: "max-image-size", Value: "8Gi", Usage: "refuse images larger than this uncompressed (e.g. 512Mi, 16Gi; 0 for no limit)"},
 		},
 		Before: func(c *cli.Context) error {
 			ins, err := ParseInsecureOptions(c.String("insecure-options"))

@@ -3,11 +3,18 @@
 // holds. It checks signatures against the trusted keys unless told not to,
 // honours the pull policy and the HTTP cache state, and reports progress.
 //
+// A signature is checked over the image file as fetched, before anything
+// of the image is decompressed or written to the store: a signature no
+// trusted key made is refused before the image is read or downloaded, and
+// one that does not match costs one read of the compressed file. See
+// verify.go and Documentation/signing-and-verification.md.
+//
 // It runs in stage0 and needs write access to the data directory only.
 // Fetching by appc discovery is not implemented yet.
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -67,8 +74,21 @@ type Fetcher struct {
 	Log      *slog.Logger
 	// DownloadDir keeps partial downloads so a broken one resumes.
 	DownloadDir string
-	// MaxSize bounds an image's uncompressed size (0: unlimited).
+	// MaxSize bounds an image's uncompressed size (0: unlimited); it is
+	// enforced while the image streams in, and the error names the
+	// --max-image-size flag that sets it.
 	MaxSize int64
+
+	// Seams for tests; nil means os.Open and Store.Import.
+	open        func(name string) (imageFile, error)
+	importImage func(ctx context.Context, r io.Reader, opts store.ImportOptions) (*index.Image, error)
+}
+
+// imageFile is what a fetch needs of an open image file: an *os.File, or a
+// test's wrapper that counts what is read.
+type imageFile interface {
+	io.ReadSeekCloser
+	Stat() (os.FileInfo, error)
 }
 
 // Request is one image to fetch.
@@ -157,18 +177,17 @@ func (f *Fetcher) fetchFile(ctx context.Context, path, sig string) (*index.Image
 		f.logger().Debug("image file unchanged since its import", "path", abs, "image", cached.image.Key)
 		return cached.image, nil
 	}
-	var sigData []byte
+	var v *pgp.Verifier
 	if !f.InsecureImage {
 		if sig == "" {
 			sig = abs + ".asc"
 		}
-		sigData, err = f.readSignature(ctx, sig, abs)
-		if err != nil {
+		if v, err = f.newVerifier(ctx, sig, abs); err != nil {
 			return nil, err
 		}
 	}
 	remote := &index.Remote{URL: key, ETag: validator, DownloadTime: time.Now().UTC()}
-	return f.importFile(ctx, abs, abs, sigData, remote)
+	return f.importFile(ctx, abs, abs, v, remote)
 }
 
 // fileValidator identifies a version of a local file without reading it.
@@ -178,6 +197,22 @@ func fileValidator(st os.FileInfo) string {
 		dev, ino = uint64(sys.Dev), sys.Ino //nolint:unconvert // Stat_t.Dev is uint32 on some architectures (mips)
 	}
 	return fmt.Sprintf("file:%d:%d:%d:%d", dev, ino, st.Size(), st.ModTime().UnixNano())
+}
+
+// newVerifier reads the detached signature of image from the path or URL
+// sig, with the trusted keys. It reads nothing of the image: a malformed
+// signature, or one that no trusted key made, is refused before the image
+// is read or downloaded.
+func (f *Fetcher) newVerifier(ctx context.Context, sig, image string) (*pgp.Verifier, error) {
+	data, err := f.readSignature(ctx, sig, image)
+	if err != nil {
+		return nil, err
+	}
+	v, err := f.Keys.NewVerifier(ctx, bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", image, err)
+	}
+	return v, nil
 }
 
 // readSignature loads a detached signature from a path or URL.
@@ -198,10 +233,16 @@ func (f *Fetcher) readSignature(ctx context.Context, sig, image string) ([]byte,
 	return data, nil
 }
 
-// importFile stores the ACI at path, checking sigData (if any) over the
-// file's bytes with the keys trusted for the image's name.
-func (f *Fetcher) importFile(ctx context.Context, path, source string, sigData []byte, remote *index.Remote) (*index.Image, error) {
-	file, err := os.Open(path) //nolint:gosec // G304: the image or signature file the user named
+// importFile stores the ACI at path. With a verifier, the signature is
+// checked over the file's bytes, as fetched, before anything is
+// decompressed or written (see verifyFile), and again tied to what is
+// imported before it is committed.
+func (f *Fetcher) importFile(ctx context.Context, path, source string, v *pgp.Verifier, remote *index.Remote) (*index.Image, error) {
+	open := f.open
+	if open == nil {
+		open = func(name string) (imageFile, error) { return os.Open(name) } //nolint:gosec // G304: the image file the user named, or our download of it
+	}
+	file, err := open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, errdefs.NotFound("image file %s does not exist", path)
 	}
@@ -216,35 +257,51 @@ func (f *Fetcher) importFile(ctx context.Context, path, source string, sigData [
 	if st.IsDir() {
 		return nil, errdefs.InvalidArgument("image %s is a directory", path)
 	}
-	var r io.Reader = file
+	opts := store.ImportOptions{Source: source, Remote: remote, MaxSize: f.MaxSize}
+	var src io.Reader = file
+	if v != nil {
+		ok, err := f.verifyFile(ctx, file, st.Size(), source, v)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := file.Seek(0, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("read image %s: %w", source, err)
+		}
+		// The file is read again to import it: hash what is read, so that
+		// what is committed is what was verified even if the file changed
+		// in between.
+		h := sha256.New()
+		src = io.TeeReader(file, h)
+		opts.Check = func(_ context.Context, m *schema.ImageManifest) (string, error) {
+			// The decompressor may stop before trailing bytes.
+			if _, err := io.Copy(h, file); err != nil {
+				return "", fmt.Errorf("read image %s: %w", source, err)
+			}
+			if !bytes.Equal(h.Sum(nil), ok.sum) {
+				return "", errdefs.PermissionDenied("image %s changed while it was imported, after its signature was verified; fetch it again", source)
+			}
+			if err := ok.signer.Authorize(m.Name.String()); err != nil {
+				return "", err
+			}
+			f.logger().Info("signature verified", "image", m.Name.String(), "key", ok.signer.Fingerprint)
+			return ok.signer.Fingerprint, nil
+		}
+	}
 	var bar *progress.Bar
 	if f.Progress != nil {
 		bar = progress.New(f.Progress, "import "+filepath.Base(source), st.Size())
-		r = bar.Wrap(file)
+		src = bar.Wrap(src)
 	}
-	opts := store.ImportOptions{Source: source, Remote: remote, MaxSize: f.MaxSize}
-	if sigData != nil {
-		opts.Check = func(ctx context.Context, m *schema.ImageManifest) (string, error) {
-			signed, err := os.Open(path) //nolint:gosec // G304: the image or signature file the user named
-			if err != nil {
-				return "", fmt.Errorf("open image %s: %w", path, err)
-			}
-			defer func() { _ = signed.Close() }()
-			ent, err := f.Keys.CheckSignature(ctx, m.Name.String(), signed, strings.NewReader(string(sigData)))
-			if err != nil {
-				return "", err
-			}
-			fpr := strings.ToLower(hex.EncodeToString(ent.PrimaryKey.Fingerprint))
-			f.logger().Info("signature verified", "image", m.Name.String(), "key", fpr)
-			return fpr, nil
-		}
+	imp := f.importImage
+	if imp == nil {
+		imp = f.Store.Import
 	}
-	im, err := f.Store.Import(ctx, r, opts)
+	im, err := imp(ctx, src, opts)
 	if bar != nil {
 		bar.Done()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("import %s: %w", source, err)
+		return nil, fmt.Errorf("import %s: %w", source, f.explainLimit(err))
 	}
 	return im, nil
 }
@@ -267,12 +324,12 @@ func (f *Fetcher) fetchRemote(ctx context.Context, u, sig string) (*index.Image,
 		return cached.image, nil
 	}
 
-	var sigData []byte
+	var v *pgp.Verifier
 	if !f.InsecureImage {
 		if sig == "" {
 			sig = u + ".asc"
 		}
-		if sigData, err = f.readSignature(ctx, sig, u); err != nil {
+		if v, err = f.newVerifier(ctx, sig, u); err != nil {
 			return nil, err
 		}
 	}
@@ -310,10 +367,10 @@ func (f *Fetcher) fetchRemote(ctx context.Context, u, sig string) (*index.Image,
 		return cached.image, nil
 	}
 	remote := &index.Remote{URL: u, ETag: res.ETag, MaxAge: res.MaxAge, DownloadTime: now}
-	if sigData != nil {
+	if v != nil {
 		remote.SignatureURL = sig
 	}
-	im, err := f.importFile(ctx, partial, u, sigData, remote)
+	im, err := f.importFile(ctx, partial, u, v, remote)
 	// The download is consumed either way: a bad image must not be
 	// "resumed" next time.
 	download.Discard(partial)
