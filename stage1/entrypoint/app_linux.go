@@ -203,12 +203,15 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []stri
 		}
 		defer func() { _ = record.Close() }()
 	}
+	cost := time.Since(start)
 	if err := privateMountNamespace(o.unified); err != nil {
 		return err
 	}
+	start = time.Now()
 	if err := pivotInto(app.Plan.RootFS); err != nil {
 		return fmt.Errorf("app %s: enter its root: %w", s.Name, err)
 	}
+	cost += time.Since(start)
 	// The rootfs is now the root: symlinks in it cannot lead out of it.
 	fsys := os.DirFS("/")
 	creds := fly.Creds{}
@@ -217,11 +220,14 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []stri
 		if creds, err = fly.ResolveCreds(fsys, s.User, s.Group, s.SupplementaryGIDs); err != nil {
 			return err
 		}
+		start = time.Now()
 		if err := writeCredsRecord(record, creds); err != nil {
 			return err
 		}
+		cost += time.Since(start)
 	}
-	log.DebugContext(ctx, "containment: app root entered", "took", time.Since(start))
+	// The mount namespace is not counted: the app had one before.
+	log.DebugContext(ctx, "containment: app root entered", "took", cost)
 	if err := fly.CheckDir(fsys, s.WorkingDir); err != nil {
 		return err
 	}

@@ -46,6 +46,9 @@ func sealRoot(ctx context.Context, log *slog.Logger) error {
 		return nil // sealed by another app's helper
 	}
 	for _, d := range nspawn.WritableDirs {
+		if d == nspawn.VolumesDir && emptyDir(d) {
+			continue // no empty volume: nothing to keep writable
+		}
 		log.DebugContext(ctx, "bind writable dir onto itself", "dir", d)
 		if err := unix.Mount(d, d, "", unix.MS_BIND, ""); err != nil {
 			return &os.PathError{Op: "bind onto itself", Path: d, Err: err}
@@ -56,4 +59,16 @@ func sealRoot(ctx context.Context, log *slog.Logger) error {
 		return &os.PathError{Op: "mount_setattr (rdonly)", Path: "/", Err: err}
 	}
 	return nil
+}
+
+// emptyDir reports whether the directory d has no entries (or cannot be
+// read, in which case there is nothing of it to keep writable either).
+func emptyDir(d string) bool {
+	f, err := os.Open(d) //nolint:gosec // G304: a directory of the pod's root (nspawn.WritableDirs)
+	if err != nil {
+		return true
+	}
+	defer func() { _ = f.Close() }()
+	names, _ := f.Readdirnames(1)
+	return len(names) == 0
 }
