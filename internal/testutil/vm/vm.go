@@ -361,7 +361,7 @@ func (m *Machine) Accel(ctx context.Context) kvm.Verdict {
 	m.accelOnce.Do(func() {
 		switch kvm.Accel(m.cfg.Accel) {
 		case kvm.AccelKVM, kvm.AccelTCG:
-			m.accel = kvm.Verdict{Accel: kvm.Accel(m.cfg.Accel), Reason: "set in the configuration (NSCN_VM_ACCEL), not probed"}
+			m.accel = kvm.Verdict{Accel: kvm.Accel(m.cfg.Accel), Reason: "set by Config.Accel (NSCN_VM_ACCEL under make vm-test), not probed"}
 		default:
 			m.accel = m.probe(ctx)
 		}
