@@ -11,9 +11,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nosecone/nscn/internal/kvm"
 	"github.com/nosecone/nscn/internal/testutil"
 	"github.com/nosecone/nscn/internal/testutil/vm"
 )
+
+func TestMain(m *testing.M) {
+	// The harness probes KVM in a re-exec of this binary.
+	if kvm.ProbeChild() {
+		return
+	}
+	m.Run()
+}
 
 // bootTimeout bounds one boot: under TCG on two shared cores a boot with
 // a few pods takes about a minute.
@@ -109,8 +118,8 @@ func boot(t *testing.T, scripts ...vm.Script) map[string]vm.Result {
 	if err != nil {
 		t.Fatalf("boot (console log %s): %v", logPath, err)
 	}
-	t.Logf("VM up in %s (kernel and init, uptime), qemu ran %s, accelerator %s; console log %s",
-		run.Boot.Round(10*time.Millisecond), run.Wall.Round(10*time.Millisecond), run.Accel, logPath)
+	t.Logf("VM up in %s (kernel and init, uptime), qemu ran %s, accelerator %s (%s); console log %s",
+		run.Boot.Round(10*time.Millisecond), run.Wall.Round(10*time.Millisecond), run.Accel, run.AccelReason, logPath)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("console tail:\n%s", run.Tail(60))

@@ -13,9 +13,16 @@
 // The VM has no network device and shares nothing with the host; its
 // console is the first serial port, read through qemu's stdout.
 //
-// qemu uses KVM where /dev/kvm exists and falls back to TCG (software
-// emulation, several times slower) where KVM cannot start, such as in a
-// VM without nested virtualization.
+// qemu uses KVM only where kvm.Probe has run a test guest under it, and
+// TCG (software emulation, several times slower) everywhere else: without
+// /dev/kvm, and where /dev/kvm opens but guests never run (broken nested
+// virtualization), where qemu with KVM would hang until the timeout. The
+// probe re-executes the test binary, so a test binary that boots VMs
+// calls kvm.ProbeChild first in its TestMain.
+//
+// qemu runs in a process group of its own with Pdeathsig SIGKILL: when a
+// boot's context ends, the group is killed and Boot waits for qemu, and
+// when the test binary dies, qemu dies with it.
 //
 // It runs on the host, needs qemu-system-x86_64 but not root, and is only
 // imported from tests.

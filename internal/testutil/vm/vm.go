@@ -13,9 +13,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/nosecone/nscn/internal/kvm"
 )
 
 // File is one host file the initramfs carries.
@@ -46,8 +50,11 @@ type Config struct {
 	Qemu string
 	// MemoryMiB and CPUs size the VM (defaults 2048 and 2).
 	MemoryMiB, CPUs int
-	// Accel is "kvm", "tcg" or "" (default: KVM when /dev/kvm can be
-	// opened, falling back to TCG when KVM does not start).
+	// Accel is "kvm", "tcg" or "". Empty (the default) asks kvm.Probe,
+	// once per Machine: KVM only where a test guest really runs, TCG
+	// everywhere else. "kvm" and "tcg" are used as they are, unprobed.
+	// A binary that leaves it empty calls kvm.ProbeChild first in its
+	// main or TestMain.
 	Accel string
 }
 
@@ -74,9 +81,9 @@ type Run struct {
 	// scripts (kernel and init, without qemu's own start), and Wall the
 	// time from starting qemu until it exited.
 	Boot, Wall time.Duration
-	// Accel is the accelerator qemu was asked for ("kvm:tcg" means KVM
-	// with TCG as the fallback).
-	Accel string
+	// Accel is the accelerator qemu ran with, "kvm" or "tcg", and
+	// AccelReason why: what kvm.Probe found, or that Config.Accel set it.
+	Accel, AccelReason string
 }
 
 // Result returns the result of the script called name.
@@ -114,12 +121,17 @@ func (e *BootError) Error() string {
 
 func (e *BootError) Unwrap() error { return e.Err }
 
-// Machine boots VMs of one Config; it builds the base initramfs once.
+// Machine boots VMs of one Config; it builds the base initramfs and
+// chooses the accelerator once.
 type Machine struct {
 	cfg  Config
 	once sync.Once
 	base string
 	err  error
+
+	probe     func(context.Context) kvm.Verdict // kvm.Probe, or a test's
+	accelOnce sync.Once
+	accel     kvm.Verdict
 }
 
 // New checks cfg and returns a Machine; nothing is built or booted yet.
@@ -160,7 +172,7 @@ func New(cfg Config) (*Machine, error) {
 	default:
 		return nil, fmt.Errorf("vm: accelerator %q: want kvm, tcg or empty", cfg.Accel)
 	}
-	return &Machine{cfg: cfg}, nil
+	return &Machine{cfg: cfg, probe: kvm.Probe}, nil
 }
 
 // checkStatic fails unless the ELF binary p has no program interpreter:
@@ -343,22 +355,25 @@ func writeInitrd(path, base string, scripts []Script) (names []string, err error
 	return names, nil
 }
 
-// accelArgs returns qemu's accelerator and CPU flags and their summary.
-func (m *Machine) accelArgs() ([]string, string) {
-	accel := m.cfg.Accel
-	if accel == "" {
-		accel = "tcg"
-		if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
-			_ = f.Close()
-			accel = "kvm"
+// Accel returns the accelerator the VMs run with and why: Config.Accel,
+// or else what kvm.Probe finds, probed at the first call.
+func (m *Machine) Accel(ctx context.Context) kvm.Verdict {
+	m.accelOnce.Do(func() {
+		switch kvm.Accel(m.cfg.Accel) {
+		case kvm.AccelKVM, kvm.AccelTCG:
+			m.accel = kvm.Verdict{Accel: kvm.Accel(m.cfg.Accel), Reason: "set by Config.Accel (NSCN_VM_ACCEL under make vm-test), not probed"}
+		default:
+			m.accel = m.probe(ctx)
 		}
-	}
-	if accel == "kvm" {
-		// Nested KVM can be there and still fail to start a VM: qemu
-		// then takes the next accelerator.
-		return []string{"-accel", "kvm", "-accel", "tcg", "-cpu", "max"}, "kvm:tcg"
-	}
-	return []string{"-accel", "tcg", "-cpu", "max"}, "tcg"
+	})
+	return m.accel
+}
+
+// accelArgs returns qemu's accelerator and CPU flags. KVM comes without
+// TCG as a fallback: where KVM starts but does not run guests, a fallback
+// would not be taken anyway, and a probed KVM has run one.
+func accelArgs(a kvm.Accel) []string {
+	return []string{"-accel", string(a), "-cpu", "max"}
 }
 
 // Boot boots the VM with scripts, waits until it powers off or ctx ends,
@@ -376,13 +391,13 @@ func (m *Machine) Boot(ctx context.Context, dir string, serial io.Writer, script
 		return nil, err
 	}
 	defer func() { _ = os.Remove(initrd) }()
-	accel, summary := m.accelArgs()
+	accel := m.Accel(ctx)
 	args := []string{
 		"-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
 		"-serial", "stdio", "-nic", "none", "-no-reboot",
 		"-m", fmt.Sprint(m.cfg.MemoryMiB), "-smp", fmt.Sprint(m.cfg.CPUs),
 	}
-	args = append(args, accel...)
+	args = append(args, accelArgs(accel.Accel)...)
 	args = append(args,
 		"-kernel", filepath.Join(m.cfg.Kernel, "vmlinuz"),
 		"-initrd", initrd,
@@ -399,12 +414,20 @@ func (m *Machine) Boot(ctx context.Context, dir string, serial io.Writer, script
 	}
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = stdout, &stderr
+	// qemu leads a process group of its own, so that a timeout kills
+	// all of it; it dies with this process (Pdeathsig, sent when the
+	// thread that started it exits, which in Go is at the process's
+	// exit: a runtime thread ends only with a goroutine locked to it),
+	// and not, as before, orphaned to PID 1 when the test binary's
+	// timeout ends it. Run waits for it in every case.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
 	err = cmd.Run()
 	wall := time.Since(start)
 	run, perr := parseConsole(console.String())
-	run.Wall, run.Accel = wall, summary
+	run.Wall, run.Accel, run.AccelReason = wall, string(accel.Accel), accel.Reason
 	switch {
 	case ctx.Err() != nil:
 		return run, &BootError{Err: fmt.Errorf("vm: no poweroff after %s: %w", wall.Round(time.Second), ctx.Err()), Serial: run.Serial}
@@ -415,10 +438,8 @@ func (m *Machine) Boot(ctx context.Context, dir string, serial io.Writer, script
 	}
 	// Results by the caller's names, in the caller's order.
 	for i := range run.Results {
-		for j, n := range names {
-			if run.Results[i].Name == n {
-				run.Results[i].Name = scripts[j].Name
-			}
+		if j := slices.Index(names, run.Results[i].Name); j >= 0 {
+			run.Results[i].Name = scripts[j].Name
 		}
 	}
 	if len(run.Results) != len(scripts) {
