@@ -102,8 +102,8 @@ const (
 	NetNSFile         = "netns"    // path of the pod's network namespace, written by stage1
 	// MDSTokenFile holds the pod's metadata service token and a newline,
 	// mode 0600, for a stage1 of InterfaceVersionMDSTokenFile or newer.
-	MDSTokenFile      = "mds-token"
-	ExitedMarker      = "exited" // written by stage1 when the pod has ended
+	MDSTokenFile = "mds-token"
+	ExitedMarker = "exited" // written by stage1 when the pod has ended
 	// ReadyFile is written by a stage1 of InterfaceVersionReady or newer
 	// once the pod is ready: its apps have started, each after its
 	// prepare and pre-start steps. It is a regular file, replaced

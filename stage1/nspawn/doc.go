@@ -70,7 +70,7 @@ const (
 	// takes the app's user from there, never from the app's rootfs,
 	// which the app can write. No app can reach it (its root is its
 	// own rootfs).
-	CredsDir = "/nscn/state/creds"
+	CredsDir = "/nscn/state/creds" //nolint:gosec // G101: a directory of uids and gids, no secret
 	// HostBindDir is where systemd-nspawn binds the host paths the apps'
 	// mounts need (volumes, the host's /etc/hosts), one numbered entry
 	// each.

@@ -19,10 +19,12 @@ import (
 // path now.
 func TestEnterUsesRecordedUser(t *testing.T) {
 	e := newEnv(t)
-	im := image{name: "example.com/repoint",
+	im := image{
+		name: "example.com/repoint",
 		app: app("/home/user/me", "/home/user/me", "/bin/sh", "-c",
 			"rm -f /home/user/me && ln -s /bin /home/user/me && touch /tmp/repointed && sleep 60"),
-		files: []file{{path: "/home/user/me", content: "me", uid: 1000}}}
+		files: []file{{path: "/home/user/me", content: "me", uid: 1000}},
+	}
 	uuid := e.start(runArgs(t, nspawn, im.build(t))...)
 	// The repoint is done before enter looks.
 	for i := 0; ; i++ {
@@ -53,7 +55,7 @@ func TestEnterClosesCallersDescriptors(t *testing.T) {
 			if err := os.Mkdir(probe, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			dir, err := os.Open(probe)
+			dir, err := os.Open(probe) //nolint:gosec // G304: the test's own temporary directory
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -182,7 +182,7 @@ func (e *env) start(args ...string) string {
 		select {
 		case <-done:
 		default:
-			if b, err := os.ReadFile(uuidFile); err == nil {
+			if b, err := os.ReadFile(uuidFile); err == nil { //nolint:gosec // G304: the test's own temporary file
 				_ = e.cmd(context.Background(), "stop", "--force", strings.TrimSpace(string(b))).Run()
 			}
 			select {
@@ -200,7 +200,7 @@ func (e *env) start(args ...string) string {
 			e.t.Fatalf("nscn run ended before the pod was ready: %s", out.String())
 		default:
 		}
-		b, err := os.ReadFile(uuidFile)
+		b, err := os.ReadFile(uuidFile) //nolint:gosec // G304: the test's own temporary file
 		if err != nil || len(bytes.TrimSpace(b)) == 0 {
 			continue
 		}
@@ -259,7 +259,7 @@ func (im image) build(t *testing.T) string {
 		if mode == 0 {
 			mode = 0o644
 		}
-		if err := os.WriteFile(p, data, mode); err != nil {
+		if err := os.WriteFile(p, data, mode); err != nil { //nolint:gosec // G703: a path of the test's image layout
 			t.Fatal(err)
 		}
 		if err := os.Chmod(p, mode); err != nil {
