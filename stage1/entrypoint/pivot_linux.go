@@ -18,6 +18,12 @@ import (
 // (privateMountNamespace), whose mounts are slaves of the pod's: the
 // detach must not propagate back. rootfs must be a mount point (prepareApp
 // binds it onto itself).
+//
+// TODO(nscn): a PID namespace per app, as podman's and Kubernetes' pods
+// have by default: an app that runs as the same user with the same
+// capabilities as another app of its pod still reaches that app's root
+// through /proc/PID/root (Documentation/security.md, "What is not a
+// boundary"). #11
 func pivotInto(rootfs string) error {
 	oldRoot, err := unix.Open("/", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
