@@ -57,6 +57,13 @@ func TestImagesRoundTripAndResolve(t *testing.T) {
 		{name: "upper case", ref: "SHA512-BBB", want: key('b')},
 		{name: "ambiguous", ref: "sha512-a", class: errdefs.ErrInvalidArgument},
 		{name: "missing", ref: "sha512-c", class: errdefs.ErrNotFound},
+		// A prefix of "sha512-" is a prefix of every key: it names none.
+		{name: "empty", ref: "", class: errdefs.ErrInvalidArgument},
+		{name: "bare prefix", ref: "sha512-", class: errdefs.ErrInvalidArgument},
+		{name: "bare prefix without dash", ref: "sha512", class: errdefs.ErrInvalidArgument},
+		{name: "bare prefix upper case", ref: "SHA512-", class: errdefs.ErrInvalidArgument},
+		{name: "start of the prefix", ref: "s", class: errdefs.ErrInvalidArgument},
+		{name: "not an ID", ref: "example.com/app", class: errdefs.ErrNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
