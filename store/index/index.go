@@ -187,12 +187,21 @@ func (t *Tx) Image(key string) (*Image, error) {
 	return &im, nil
 }
 
+// keyPrefix begins every image key.
+const keyPrefix = "sha512-"
+
 // ResolveKey turns a full ID, a key or an unambiguous prefix of one into the
-// stored key.
+// stored key. A prefix must reach past "sha512-": "", "sha512" and
+// "sha512-" begin every key, so they would name the only image of a store
+// that holds one, and never the image the user meant; they are
+// InvalidArgument, whatever the store holds.
 func (t *Tx) ResolveKey(ref string) (string, error) {
 	ref = strings.ToLower(ref)
-	if len(ref) > len("sha512-")+64 {
-		ref = ref[:len("sha512-")+64]
+	if strings.HasPrefix(keyPrefix, ref) {
+		return "", errdefs.InvalidArgument("image ID %q names no image: give its ID, or a prefix with at least one hex digit after %q", ref, keyPrefix)
+	}
+	if len(ref) > len(keyPrefix)+64 {
+		ref = ref[:len(keyPrefix)+64]
 	}
 	b := t.bucket(bucketImages)
 	if b == nil {

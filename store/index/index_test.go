@@ -29,6 +29,10 @@ func TestImagesRoundTripAndResolve(t *testing.T) {
 		if len(ims) != 0 || err != nil {
 			t.Fatalf("empty index: %v %v", ims, err)
 		}
+		// A bare prefix is bad input, not a missing image.
+		if _, err := tx.ResolveKey("sha512-"); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Fatalf("ResolveKey(sha512-) on an empty index = %v, want InvalidArgument", err)
+		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
