@@ -30,10 +30,10 @@ func (s *Store) lockStore(ctx context.Context, exclusive bool) (unlock func(), e
 type GCOptions struct {
 	// GracePeriod protects images and trees used more recently than this.
 	GracePeriod time.Duration
-	// InUseTrees and InUseImages are keys referenced by pods; they are
-	// never removed.
-	InUseTrees  map[string]bool
-	InUseImages map[string]bool
+	// Refs are the trees and images pods hold; they are never removed.
+	// The caller holds LockReferences exclusive from collecting them
+	// until GC returns.
+	Refs References
 	// DryRun reports what would be removed without removing it.
 	DryRun bool
 }
@@ -57,7 +57,7 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 		return nil, err
 	}
 	for _, t := range trees {
-		if opts.InUseTrees[t.Key] || t.LastUsed.After(cutoff) {
+		if len(opts.Refs.TreeHolders(t.Key)) > 0 || t.LastUsed.After(cutoff) {
 			continue
 		}
 		rep.Trees = append(rep.Trees, t.Key)
@@ -73,12 +73,12 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 		return rep, err
 	}
 	for _, im := range images {
-		if opts.InUseImages[im.Key] || im.LastUsed.After(cutoff) {
+		if len(opts.Refs.imageHolders(im.Key, trees)) > 0 || im.LastUsed.After(cutoff) {
 			continue
 		}
 		rep.Images = append(rep.Images, im.Key)
 		if !opts.DryRun {
-			if _, err := s.Remove(ctx, im.Key); err != nil {
+			if _, err := s.Remove(ctx, im.Key, opts.Refs); err != nil {
 				return rep, err
 			}
 		}

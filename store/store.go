@@ -470,20 +470,28 @@ func (s *Store) MarkUsed(ctx context.Context, keys ...string) error {
 	})
 }
 
-// Remove deletes an image: its index entry first, then the blob, so a
-// crash in between leaves only an orphan blob, which GC removes. Trees
-// rendered from the image are removed too.
-func (s *Store) Remove(ctx context.Context, ref string) (*index.Image, error) {
-	var im *index.Image
-	err := s.Index.Update(ctx, func(tx *index.Tx) error {
-		k, err := tx.ResolveKey(ref)
-		if err != nil {
+// Remove deletes an image that refs does not hold (an *InUseError says
+// who holds it): its index entry first, then the blob, so a crash in
+// between leaves only an orphan blob, which GC removes. Trees rendered
+// from the image are removed too. The caller holds LockReferences
+// exclusive from collecting refs until Remove returns.
+func (s *Store) Remove(ctx context.Context, ref string, refs References) (*index.Image, error) {
+	im, err := s.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	trees, err := s.Trees.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if h := refs.imageHolders(im.Key, trees); len(h) > 0 {
+		return nil, &InUseError{Key: im.Key, Name: im.Name, Holders: h}
+	}
+	err = s.Index.Update(ctx, func(tx *index.Tx) error {
+		if _, err := tx.Image(im.Key); err != nil {
 			return err
 		}
-		if im, err = tx.Image(k); err != nil {
-			return err
-		}
-		return tx.DeleteImage(k)
+		return tx.DeleteImage(im.Key)
 	})
 	if err != nil {
 		return nil, err
@@ -491,14 +499,10 @@ func (s *Store) Remove(ctx context.Context, ref string) (*index.Image, error) {
 	if err := s.Blobs.Remove(ctx, im.Key); err != nil {
 		return im, err
 	}
-	trees, err := s.Trees.List(ctx)
-	if err != nil {
-		return im, err
-	}
 	for _, t := range trees {
 		for _, id := range t.ImageIDs {
 			if blob.KeyFromID(id) == im.Key {
-				if err := s.Trees.Remove(ctx, t.Key); err != nil {
+				if err := s.Trees.Remove(ctx, t.Key); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 					return im, err
 				}
 				break

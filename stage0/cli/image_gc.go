@@ -3,16 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/store"
-	"github.com/nosecone/nscn/store/blob"
 )
 
 func imageGCCommand() *cli.Command {
@@ -21,7 +17,9 @@ func imageGCCommand() *cli.Command {
 		Usage: "remove unused images and rendered trees",
 		Description: `Removes rendered trees and images that no pod uses and that were not used
 within --grace-period, blobs no index entry names, and what interrupted fetches and
-renders left behind.`,
+renders left behind. A pod uses its trees (its apps' and its stage1's) and the images
+they were rendered from until it is removed (nscn rm, or nscn gc once it has exited),
+whatever its state: prepared, running, exited or marked as garbage.`,
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "grace-period", Value: 24 * time.Hour, Usage: "keep images and trees used more recently than this"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "only print what would be removed"},
@@ -32,14 +30,18 @@ renders left behind.`,
 			if err != nil {
 				return err
 			}
-			trees, images, err := podReferences(c.Context, g.Dir, s)
+			unlock, err := s.LockReferences(c.Context, true)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			refs, err := podReferences(c.Context, g.Dir)
 			if err != nil {
 				return err
 			}
 			rep, err := s.GC(c.Context, store.GCOptions{
 				GracePeriod: c.Duration("grace-period"),
-				InUseTrees:  trees,
-				InUseImages: images,
+				Refs:        refs,
 				DryRun:      c.Bool("dry-run"),
 			})
 			if rep != nil {
@@ -62,37 +64,23 @@ renders left behind.`,
 	}
 }
 
-// podReferences collects the trees and images that pods on disk use, in
-// any state, from the tree IDs stage0 records in each pod directory.
-func podReferences(ctx context.Context, dataDir string, s *store.Store) (trees, images map[string]bool, err error) {
-	trees, images = map[string]bool{}, map[string]bool{}
-	patterns := []string{
-		filepath.Join(dataDir, "pods", "*", "*", stage1abi.AppsInfoDir, "*", stage1abi.AppTreeIDFile),
-		filepath.Join(dataDir, "pods", "*", "*", stage1abi.Stage1TreeIDFile),
-	}
-	for _, p := range patterns {
-		matches, err := filepath.Glob(p)
-		if err != nil {
-			return nil, nil, fmt.Errorf("scan pods: %w", err)
-		}
-		for _, m := range matches {
-			b, err := os.ReadFile(m) //nolint:gosec // G304: a pod manifest under the data directory
-			if err != nil {
-				continue // the pod went away while we looked
-			}
-			trees[strings.TrimSpace(string(b))] = true
-		}
-	}
-	all, err := s.Trees.List(ctx)
+// podReferences collects what the pods of the data directory hold in the
+// store, in any state, from what stage0 recorded in each pod directory
+// (pod.ListHoldings). The caller holds the store's references lock
+// exclusive, so no pod starts to hold anything meanwhile.
+func podReferences(ctx context.Context, dataDir string) (store.References, error) {
+	var refs store.References
+	hs, err := pod.ListHoldings(ctx, dataDir)
 	if err != nil {
-		return nil, nil, err
+		return refs, err
 	}
-	for _, t := range all {
-		if trees[t.Key] {
-			for _, id := range t.ImageIDs {
-				images[blob.KeyFromID(id)] = true
-			}
+	for _, h := range hs {
+		for _, k := range h.Trees {
+			refs.HoldTree(h.UUID, k)
+		}
+		for _, id := range h.Images {
+			refs.HoldImage(h.UUID, id)
 		}
 	}
-	return trees, images, nil
+	return refs, nil
 }

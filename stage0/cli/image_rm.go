@@ -3,10 +3,12 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/store"
 )
 
 // Exit statuses of image rm: 2 when every failure was bad input (an
@@ -21,7 +23,9 @@ func imageRmCommand() *cli.Command {
 		Name:      "rm",
 		Usage:     "remove images from the store",
 		ArgsUsage: "IMAGEID...",
-		Description: `Removes each image (by ID or unambiguous prefix) with its rendered trees.
+		Description: `Removes each image (by ID or unambiguous prefix) with its rendered trees. An image
+a pod uses is refused, naming the pods: a pod uses the images of its trees (its apps'
+and its stage1's) until it is removed with nscn rm, or by nscn gc once it has exited.
 An ID prefix must name at least one hex digit after "sha512-". Every image is
 attempted; the exit status is 1 if any could not be removed, 2 if every failure was
 bad usage (an ambiguous, empty or bare prefix).`,
@@ -34,10 +38,23 @@ bad usage (an ambiguous, empty or bare prefix).`,
 			if err != nil {
 				return err
 			}
+			unlock, err := s.LockReferences(c.Context, true)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			refs, err := podReferences(c.Context, g.Dir)
+			if err != nil {
+				return err
+			}
 			var firstErr error
 			status := exitImagesUsage
 			for _, ref := range c.Args().Slice() {
-				im, err := s.Remove(c.Context, ref)
+				im, err := s.Remove(c.Context, ref, refs)
+				var inUse *store.InUseError
+				if errors.As(err, &inUse) {
+					err = fmt.Errorf("%w; remove the %s first (nscn rm %s, or nscn gc once exited)", err, plural(len(inUse.Holders), "pod", "pods"), strings.Join(inUse.Holders, " "))
+				}
 				if err != nil {
 					_, _ = fmt.Fprintf(g.Stderr, "nscn: image rm %q: %v\n", ref, err)
 					if firstErr == nil {
@@ -56,4 +73,12 @@ bad usage (an ambiguous, empty or bare prefix).`,
 			return nil
 		},
 	}
+}
+
+// plural picks the singular or plural of a word for n things.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -9,24 +9,18 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/nosecone/nscn/store"
+	"github.com/nosecone/nscn/store/blob"
+	"github.com/nosecone/nscn/store/tree"
 )
 
-// testImage imports an image named name into the fixture's store and
-// returns its key.
-func (f *podFixture) testImage(name string) string {
+// testImage imports an image named name into the fixture's store,
+// renders it, and returns its key and tree.
+func (f *podFixture) testImage(name string) (string, *tree.Tree) {
 	f.t.Helper()
 	m := schema.BlankImageManifest()
 	m.Name = *types.MustACIdentifier(name)
 	tr := renderTestImage(f.t, f.dir, m, []testEntry{{name: "etc/hostname", body: name}})
-	s, err := store.Open(f.t.Context(), f.dir)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	im, err := s.Get(f.t.Context(), tr.ImageIDs[len(tr.ImageIDs)-1])
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return im.Key
+	return blob.KeyFromID(tr.ImageIDs[len(tr.ImageIDs)-1]), tr
 }
 
 // storedKeys lists the keys of the fixture's images.
@@ -49,7 +43,7 @@ func (f *podFixture) storedKeys() []string {
 
 func TestImageRmRefusesBarePrefixes(t *testing.T) {
 	f := newPodFixture(t)
-	key := f.testImage("example.com/only")
+	key, _ := f.testImage("example.com/only")
 	tests := []struct {
 		name   string
 		refs   []string

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,12 +55,15 @@ type podFixture struct {
 	dir   string // --dir
 	local string // --local-config
 	rec   string // the fake stage1 records its calls and reads its statuses here
+	// stage1Trees are the fake stage1's rendered trees in the store, by
+	// interface version.
+	stage1Trees map[int]*tree.Tree
 }
 
 func newPodFixture(t *testing.T) *podFixture {
 	t.Helper()
 	base := t.TempDir()
-	f := &podFixture{t: t, dir: filepath.Join(base, "data"), local: filepath.Join(base, "etc"), rec: filepath.Join(base, "rec")}
+	f := &podFixture{t: t, dir: filepath.Join(base, "data"), local: filepath.Join(base, "etc"), rec: filepath.Join(base, "rec"), stage1Trees: map[int]*tree.Tree{}}
 	if err := os.MkdirAll(f.rec, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +108,8 @@ var fakeEntrypoints = map[string]string{
 }
 
 // writeStage1 writes the fake stage1 into a pod directory: its manifest,
-// which declares interface version 5, and one script per entrypoint. A
+// which declares interface version 5, the ID of its rendered tree in the
+// store, as prepare does, and one script per entrypoint. A
 // script appends "<cwd>|<arg>|<arg>…" to <rec>/<name>.calls, prints
 // "<name> ran" on stdout and exits with the number in <rec>/<name>.status
 // (0 if absent).
@@ -118,6 +123,28 @@ func (f *podFixture) writeStage1Version(podDir string, version int) {
 		writeTestFile(f.t, filepath.Join(podDir, stage1abi.Stage1RootfsRel, ep), f.stage1Script(filepath.Base(ep)), 0o755)
 	}
 	writeTestFile(f.t, filepath.Join(podDir, stage1abi.Stage1ManifestRel), string(f.stage1ManifestVersion(version)), 0o644)
+	writeTestFile(f.t, filepath.Join(podDir, stage1abi.Stage1TreeIDFile), f.stage1Tree(version).Key, 0o644)
+}
+
+// stage1Tree renders the fake stage1 of an interface version into the
+// fixture's store, once.
+func (f *podFixture) stage1Tree(version int) *tree.Tree {
+	f.t.Helper()
+	if t, ok := f.stage1Trees[version]; ok {
+		return t
+	}
+	// In a fixed order: the same stage1 is the same image.
+	var files []testEntry
+	for _, ep := range slices.Sorted(maps.Values(fakeEntrypoints)) {
+		files = append(files, testEntry{name: strings.TrimPrefix(ep, "/"), body: f.stage1Script(filepath.Base(ep)), mode: 0o755})
+	}
+	var m schema.ImageManifest
+	if err := json.Unmarshal(f.stage1ManifestVersion(version), &m); err != nil {
+		f.t.Fatal(err)
+	}
+	t := renderTestImage(f.t, f.dir, &m, files)
+	f.stage1Trees[version] = t
+	return t
 }
 
 // stage1Manifest is the image manifest of the fake stage1.
@@ -128,8 +155,8 @@ func (f *podFixture) stage1ManifestVersion(version int) []byte {
 	m := schema.BlankImageManifest()
 	m.Name = *types.MustACIdentifier("example.com/stage1-fake")
 	m.Annotations.Set(*types.MustACIdentifier(stage1abi.AnnotationInterfaceVersion), strconv.Itoa(version))
-	for ann, ep := range fakeEntrypoints {
-		m.Annotations.Set(*types.MustACIdentifier(ann), ep)
+	for _, ann := range slices.Sorted(maps.Keys(fakeEntrypoints)) {
+		m.Annotations.Set(*types.MustACIdentifier(ann), fakeEntrypoints[ann])
 	}
 	b, err := json.Marshal(m)
 	if err != nil {

@@ -123,6 +123,15 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// From the first render until layout records the trees in the pod
+	// directory, where image rm and image gc see them, the trees and
+	// images are held by no pod yet: the shared references lock keeps
+	// those two from removing them meanwhile.
+	unlock, err := o.Store.LockReferences(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if s1.tree, err = o.Store.Trees.Render(ctx, s1.entry.ID); err != nil {
 		return nil, fmt.Errorf("render stage1 image %s: %w", s1.entry.Name, err)
 	}
