@@ -16,6 +16,15 @@ import (
 	"github.com/nosecone/nscn/internal/mountplan"
 )
 
+// ErrStage1Unavailable says, wrapped in the error of a Stage1GC function,
+// that the pod's stage1 gc could not run at all: the stage1 is missing
+// (its rendered tree is gone and cannot be rendered again) or fails the
+// checks that come before it is executed. GC and Remove then keep the pod
+// as it is, for a later attempt, instead of removing it without its
+// stage1 gc, which would leave what the stage1 set up outside the pod
+// directory (network interfaces, namespaces, cgroups) for no one to clean.
+var ErrStage1Unavailable = errors.New("the pod's stage1 is unavailable")
+
 // GCOptions configure GC.
 type GCOptions struct {
 	// GracePeriod is how long an exited pod stays in exited-garbage/
@@ -29,7 +38,8 @@ type GCOptions struct {
 	// mounts are undone and its directory removed. It is called at most
 	// once per pod, with the pod's lock held, unless it or the steps after
 	// it fail, in which case a later GC calls it again: it must be
-	// idempotent. A failure is reported, but the pod is removed anyway.
+	// idempotent. A failure is reported, but the pod is removed anyway,
+	// unless the error wraps ErrStage1Unavailable: then the pod is kept.
 	// Nil skips it.
 	Stage1GC func(ctx context.Context, p *Pod) error
 	// Unmount undoes every mount under a pod directory before it is
@@ -106,7 +116,9 @@ func lostRace(err error) bool {
 // An exited pod is first marked (moved to exited-garbage/), then, as in
 // GC, its stage1 gc runs (WithStage1GC), its mounts are undone
 // (WithUnmount), and it is moved to garbage/ and deleted. If the stage1 gc
-// fails the pod is removed anyway and the error returned, saying so.
+// fails the pod is removed anyway and the error returned, saying so;
+// if it could not run (ErrStage1Unavailable) the pod is kept, marked, and
+// the error says so.
 func Remove(ctx context.Context, p *Pod, opts ...RemoveOption) error {
 	s := newSweeper(nil, nil, nil)
 	for _, o := range opts {
@@ -150,7 +162,7 @@ func Remove(ctx context.Context, p *Pod, opts ...RemoveOption) error {
 // gets its stage1 gc, then goes to garbage/; mounts are undone before the
 // directory is deleted. On success the lock is released; on error p still
 // holds it. The stage1 gc error is returned apart: it does not stop the
-// removal.
+// removal, unless it is ErrStage1Unavailable.
 func (s *sweeper) destroy(ctx context.Context, p *Pod) (stage1Err, err error) {
 	if p.dir == dirRun {
 		if err := p.ToExitedGarbage(ctx); err != nil {
@@ -162,6 +174,9 @@ func (s *sweeper) destroy(ctx context.Context, p *Pod) (stage1Err, err error) {
 			return nil, err
 		}
 		stage1Err = s.stage1GC(ctx, p)
+		if errors.Is(stage1Err, ErrStage1Unavailable) {
+			return nil, fmt.Errorf("kept the pod for a later gc: %w", stage1Err)
+		}
 		if stage1Err != nil {
 			s.log.DebugContext(ctx, "stage1 gc failed, removing the pod anyway", "pod", p.UUID, "err", stage1Err)
 		}

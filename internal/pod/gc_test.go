@@ -438,6 +438,55 @@ func TestRemoveStage1GCFails(t *testing.T) {
 	}
 }
 
+// TestStage1UnavailableKeepsThePod: a pod whose stage1 gc cannot run at
+// all stays, marked and unlocked, for a later attempt, which removes it.
+func TestStage1UnavailableKeepsThePod(t *testing.T) {
+	unavailable := errdefs.With(ErrStage1Unavailable, errors.New("stage1 tree gone"))
+	tests := []struct {
+		name   string
+		remove func(ctx context.Context, dataDir string, p *Pod, hook func(context.Context, *Pod) error) (removed bool, err error)
+	}{
+		{name: "Remove", remove: func(ctx context.Context, _ string, p *Pod, hook func(context.Context, *Pod) error) (bool, error) {
+			err := Remove(ctx, p, WithStage1GC(hook), WithUnmount((&unmountRecorder{}).unmount))
+			return err == nil, err
+		}},
+		{name: "GC", remove: func(ctx context.Context, dataDir string, p *Pod, hook func(context.Context, *Pod) error) (bool, error) {
+			rep, err := GC(ctx, dataDir, GCOptions{Stage1GC: hook, Unmount: (&unmountRecorder{}).unmount})
+			return slices.Contains(rep.Removed, p.UUID), err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			dataDir := t.TempDir()
+			id := mkPod(t, dataDir, "run")
+			p, err := Get(ctx, dataDir, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := hookCounter{err: unavailable}
+			removed, err := tt.remove(ctx, dataDir, p, h.hook)
+			if removed || !errors.Is(err, ErrStage1Unavailable) || !strings.Contains(err.Error(), "kept the pod for a later gc: stage1 tree gone") {
+				t.Fatalf("removed = %v, err = %v; want the pod kept, and saying so", removed, err)
+			}
+			if got, err := Get(ctx, dataDir, id); err != nil || got.State != ExitedGarbage {
+				t.Fatalf("pod after the attempt: %+v, %v; want it unlocked in exited-garbage", got, err)
+			}
+			// Once the stage1 is back, the pod goes.
+			h.err = nil
+			if p, err = Get(ctx, dataDir, id); err != nil {
+				t.Fatal(err)
+			}
+			if removed, err := tt.remove(ctx, dataDir, p, h.hook); !removed || err != nil {
+				t.Fatalf("second attempt: removed = %v, err = %v", removed, err)
+			}
+			if h.count(id) != 2 {
+				t.Fatalf("stage1 gc calls = %d, want 2", h.count(id))
+			}
+		})
+	}
+}
+
 // TestRemoveDefaultUnmount uses mountplan.UnmountAll, which finds nothing
 // mounted and needs no privileges then.
 func TestRemoveDefaultUnmount(t *testing.T) {

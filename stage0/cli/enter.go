@@ -77,9 +77,13 @@ enter fails (254) when the pod is not running or its stage1 cannot enter it.`,
 			if err != nil {
 				return err
 			}
-			eps, err := stage1.ReadPodEntrypoints(p.Path)
+			st, err := openStore(c.Context, g)
 			if err != nil {
 				return err
+			}
+			s1, err := stage1.OpenPod(c.Context, st, p.Path)
+			if err != nil {
+				return fmt.Errorf("enter pod %s: %w", p.UUID, err)
 			}
 			pidCtx, cancel := context.WithTimeout(c.Context, enterPIDWait)
 			pid, err := p.WaitPID(pidCtx)
@@ -92,17 +96,17 @@ enter fails (254) when the pod is not running or its stage1 cannot enter it.`,
 				"--" + stage1abi.FlagEnterAppName + "=" + app,
 				"--",
 			}, cmdline...)
-			g.Log.Debug("entering pod", "pod", p.UUID, "app", app, "entrypoint", eps.Enter, "args", epArgs)
+			g.Log.Debug("entering pod", "pod", p.UUID, "app", app, "entrypoint", s1.Enter, "args", epArgs)
 			// A terminal's Ctrl-C signals both nscn and CMD; the command
 			// decides what it means, so nscn's own cancellation must not
 			// kill it.
-			st, err := stage1.Invoke(context.WithoutCancel(c.Context), p.Path, eps.Enter, epArgs,
+			status, err := s1.Invoke(context.WithoutCancel(c.Context), s1.Enter, epArgs,
 				stage1.Stdio{In: g.Stdin, Out: g.Stdout, Err: g.Stderr}, stage1Env(g))
 			if err != nil {
 				return fmt.Errorf("enter pod %s: %w", p.UUID, err)
 			}
-			if st != 0 {
-				return ExitStatus(st)
+			if status != 0 {
+				return ExitStatus(status)
 			}
 			return nil
 		},

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -18,6 +18,7 @@ import (
 	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage0/stage1"
+	"github.com/nosecone/nscn/store/tree"
 )
 
 // Defaults of gc's flags, as rkt has them.
@@ -138,9 +139,13 @@ func markPods(ctx context.Context, g *Globals, expirePrepared time.Duration) (po
 
 // podStage1GC returns the pod.GC and pod.Remove hook that runs the gc
 // entrypoint of a pod's stage1 ([--debug] [--local-config=DIR] UUID, the
-// flag from interface version 5), in the pod directory. A pod without a
-// stage1 manifest (it was abandoned before its stage1 was chosen) or whose
-// stage1 has no gc entrypoint has nothing to collect.
+// flag from interface version 5), in the pod directory, from the stage1's
+// tree in the store (stage1.OpenPod), never from the pod's own copy. A pod
+// without a stage1 manifest (it was abandoned before its stage1 was
+// chosen) or whose stage1 has no gc entrypoint has nothing to collect. A
+// stage1 that cannot be run at all (its tree is gone for good, or fails
+// the checks before exec) is pod.ErrStage1Unavailable: the pod is kept for
+// a later gc rather than removed without its stage1 gc.
 //
 // First, it unregisters the pod from the metadata service run registered it
 // with, if any.
@@ -159,7 +164,21 @@ func podStage1GC(g *Globals) func(ctx context.Context, p *pod.Pod) error {
 			g.Log.Debug("the pod's stage1 has no gc entrypoint", "pod", p.UUID)
 			return nil
 		}
-		if err := remountStage1(ctx, g, p, eps.GC); err != nil {
+		unavailable := func(err error) error {
+			return errdefs.With(pod.ErrStage1Unavailable, fmt.Errorf("its stage1 gc cannot run: %w", err))
+		}
+		s, err := openStore(ctx, g)
+		if err != nil {
+			return unavailable(err)
+		}
+		s1, err := stage1.OpenPod(ctx, s, p.Path)
+		if err != nil {
+			return unavailable(err)
+		}
+		if _, err := s1.Path(s1.GC); err != nil {
+			return unavailable(err)
+		}
+		if err := remountStage1(ctx, g, p, s1.Tree); err != nil {
 			return fmt.Errorf("stage1 gc of pod %s: %w", p.UUID, err)
 		}
 		var args []string
@@ -170,8 +189,8 @@ func podStage1GC(g *Globals) func(ctx context.Context, p *pod.Pod) error {
 			args = append(args, "--"+stage1abi.FlagGCLocalConfig+"="+g.LocalConfig)
 		}
 		args = append(args, p.UUID)
-		g.Log.Debug("running the stage1 gc", "pod", p.UUID, "entrypoint", eps.GC, "args", args)
-		st, err := stage1.Invoke(ctx, p.Path, eps.GC, args, stage1.Stdio{Out: g.Stderr, Err: g.Stderr}, stage1Env(g))
+		g.Log.Debug("running the stage1 gc", "pod", p.UUID, "entrypoint", eps.GC, "tree", s1.Tree.Key, "args", args)
+		st, err := s1.Invoke(ctx, s1.GC, args, stage1.Stdio{Out: g.Stderr, Err: g.Stderr}, stage1Env(g))
 		if err != nil {
 			return fmt.Errorf("stage1 gc of pod %s: %w", p.UUID, err)
 		}
@@ -182,42 +201,50 @@ func podStage1GC(g *Globals) func(ctx context.Context, p *pod.Pod) error {
 	}
 }
 
-// remountStage1 makes the stage1 rootfs of a pod that ran available again
-// when its overlay is gone (the host rebooted since), so that its gc
-// entrypoint can run: it mounts the overlay again, with the pod's upper
-// and work directories over the stage1's rendered tree, as prepare did.
-// The unmount step of gc and rm undoes the mount. A pod whose stage1 was
-// copied, or whose overlay is still mounted, is left alone.
-func remountStage1(ctx context.Context, g *Globals, p *pod.Pod, entrypoint string) error {
-	if _, err := os.Lstat(stage1.EntrypointPath(p.Path, entrypoint)); !errors.Is(err, fs.ErrNotExist) {
-		return nil // there (or unreadable, which running it will report)
+// remountStage1 mounts the stage1 rootfs of a pod that ran again when its
+// overlay is gone (the host rebooted since), as prepare did: the pod's
+// upper and work directories over the stage1's rendered tree. The gc
+// entrypoint itself is executed from the tree and needs no mount, but it
+// works in the pod directory, and finds there, under stage1/rootfs, what
+// the pod left in its overlay (empty volumes, say). The unmount step of gc
+// and rm undoes the mount. A pod whose stage1 was copied, whose overlay is
+// still mounted, or that has no overlay directories, is left alone: its
+// stage1 rootfs is not empty.
+func remountStage1(ctx context.Context, g *Globals, p *pod.Pod, t *tree.Tree) error {
+	target := filepath.Join(p.Path, stage1abi.Stage1RootfsRel)
+	if names, err := readDirNames(target); err != nil || len(names) > 0 {
+		return nil //nolint:nilerr // there, or unreadable: the stage1 gc reports what it misses
 	}
 	upper, work := mountplan.Stage1OverlayDirs(p.Path)
 	if fi, err := os.Lstat(upper); err != nil || !fi.IsDir() {
-		return errdefs.NotFound("the stage1 gc entrypoint %s is missing and the pod has no stage1 overlay to mount again", entrypoint)
+		return nil //nolint:nilerr // no overlay to mount again: the stage1 gc gets an empty rootfs
 	}
-	key, err := os.ReadFile(filepath.Join(p.Path, stage1abi.Stage1TreeIDFile))
-	if err != nil {
-		return fmt.Errorf("read the stage1 tree ID: %w", err)
-	}
-	s, err := openStore(ctx, g)
-	if err != nil {
-		return err
-	}
-	t, err := s.Trees.Get(ctx, strings.TrimSpace(string(key)))
-	if err != nil {
-		return fmt.Errorf("find the stage1's rendered tree: %w", err)
-	}
-	target := filepath.Join(p.Path, stage1abi.Stage1RootfsRel)
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return fmt.Errorf("mount the stage1 rootfs again: %w", err)
 	}
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return fmt.Errorf("mount the stage1 rootfs again: %w", err)
 	}
-	g.Log.Debug("mounting the stage1 rootfs again for its gc", "pod", p.UUID)
+	g.Log.Debug("mounting the stage1 rootfs again for its gc", "pod", p.UUID, "tree", t.Key)
 	if err := mountplan.NewLogging(mountplan.Kernel{}, g.Log).Mount(ctx, mountplan.OverlayMount(t.Rootfs, upper, work, target)); err != nil {
 		return fmt.Errorf("mount the stage1 rootfs again: %w", err)
 	}
 	return nil
+}
+
+// readDirNames lists a directory; a missing one is empty.
+func readDirNames(dir string) ([]string, error) {
+	f, err := os.Open(dir) //nolint:gosec // G304: a directory of the pod directory
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	names, err := f.Readdirnames(1)
+	if errors.Is(err, io.EOF) {
+		return nil, nil
+	}
+	return names, err
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,7 +15,8 @@ import (
 )
 
 // The tests here are issue 11's containment rules as the pod commands
-// see them: a pod keeps its images and trees until it is gone.
+// see them: a pod's stage1 runs from its tree in the store, and a pod
+// keeps its images and trees until it is gone.
 
 func (f *podFixture) store() *store.Store {
 	f.t.Helper()
@@ -91,4 +94,107 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// TestPodsStage1TreeGone: a pod's stage1 tree deleted by hand is rendered
+// again from the stored image; with the image gone too, gc and rm keep the
+// pod and say what to fetch, and enter and stop refuse, running nothing.
+func TestPodsStage1TreeGone(t *testing.T) {
+	f := newPodFixture(t)
+	s1Tree, s1Key := f.stage1Tree(5), f.stage1Key()
+	exited := f.mkPod(podSpec{state: pod.Exited})
+	running := f.mkPod(podSpec{state: pod.Running})
+	gcCall := strings.Join([]string{filepath.Join(f.dir, "pods", "exited-garbage", exited.UUID), "--local-config=" + f.local, exited.UUID}, "|")
+	dropTree := func(t *testing.T) {
+		t.Helper()
+		if err := f.store().Trees.Remove(t.Context(), s1Tree.Key); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			t.Fatal(err)
+		}
+	}
+
+	// The image is still there: every command renders the tree again.
+	dropTree(t)
+	if out := f.mustRun("enter", running.UUID, "true"); out != "enter ran\n" {
+		t.Fatalf("enter: %q", out)
+	}
+	dropTree(t)
+	f.mustRun("stop", running.UUID)
+
+	// The image is gone too (image rm, with no pod holding the tree).
+	dropTree(t)
+	if _, err := f.store().Remove(t.Context(), s1Key, store.References{}); err != nil {
+		t.Fatal(err)
+	}
+	f.resetCalls()
+	for _, args := range [][]string{{"enter", running.UUID, "true"}, {"stop", running.UUID}} {
+		_, _, err := f.run(args...)
+		if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "fetch the pod's stage1 image example.com/stage1-fake") {
+			t.Fatalf("%s: %v, want a FailedPrecondition saying which image to fetch", args[0], err)
+		}
+	}
+	for _, args := range [][]string{{"rm", exited.UUID}, {"gc", "--grace-period=0s"}} {
+		_, errOut, err := f.run(args...)
+		if msg := errOut + errString(err); err == nil || !strings.Contains(msg, "kept the pod for a later gc") || !strings.Contains(msg, "fetch the pod's stage1 image example.com/stage1-fake") {
+			t.Fatalf("%s: %v, stderr %q; want the pod kept, and which image to fetch", args[0], err, errOut)
+		}
+		if got := podState(t, f.dir, exited.UUID); got != pod.ExitedGarbage {
+			t.Fatalf("%s left the pod %s, want it kept as exited garbage", args[0], got)
+		}
+	}
+	if c := f.calls("enter"); len(c) != 0 {
+		t.Fatalf("enter ran: %q", c)
+	}
+	if c := f.calls("gc"); len(c) != 0 {
+		t.Fatalf("gc ran: %q", c)
+	}
+
+	// The image is back: the pod goes, with its stage1 gc.
+	delete(f.stage1Trees, 5)
+	if f.stage1Tree(5).Key != s1Tree.Key {
+		t.Fatal("the stage1 renders to another tree")
+	}
+	dropTree(t)
+	f.mustRun("rm", exited.UUID)
+	if podExists(t, f.dir, exited.UUID) {
+		t.Fatal("pod still exists")
+	}
+	if c := f.calls("gc"); !slices.Equal(c, []string{gcCall}) {
+		t.Fatalf("stage1 gc calls = %q, want [%q]", c, gcCall)
+	}
+}
+
+// TestPodsStage1TreeTampered: an entrypoint of the store's tree that fails
+// the checks (writable by others) is refused, not run, by every command,
+// and gc keeps the pod.
+func TestPodsStage1TreeTampered(t *testing.T) {
+	f := newPodFixture(t)
+	running := f.mkPod(podSpec{state: pod.Running})
+	exited := f.mkPod(podSpec{state: pod.Exited})
+	for _, ep := range fakeEntrypoints {
+		p := filepath.Join(f.stage1Tree(5).Rootfs, ep)
+		if err := os.Chmod(p, 0o777); err != nil { //nolint:gosec // G302: the tampering under test
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{{"enter", running.UUID, "true"}, {"stop", running.UUID}, {"rm", exited.UUID}} {
+		_, errOut, err := f.run(args...)
+		if err == nil || !strings.Contains(err.Error()+errOut, "is writable by group or others") {
+			t.Fatalf("%s: %v, stderr %q; want a refusal of the writable entrypoint", args[0], err, errOut)
+		}
+	}
+	for _, name := range []string{"enter", "stop", "gc"} {
+		if c := f.calls(name); len(c) != 0 {
+			t.Fatalf("%s ran: %q", name, c)
+		}
+	}
+	if got := podState(t, f.dir, exited.UUID); got != pod.ExitedGarbage {
+		t.Fatalf("rm left the pod %s, want it kept as exited garbage", got)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

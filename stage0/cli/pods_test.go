@@ -60,6 +60,10 @@ type podFixture struct {
 	stage1Trees map[int]*tree.Tree
 }
 
+// podCopyCalls is where the scripts planted in a pod's own copy of the
+// stage1 (stage1/rootfs) record that they ran: stage0 must never run them.
+const podCopyCalls = "pod-copy.calls"
+
 func newPodFixture(t *testing.T) *podFixture {
 	t.Helper()
 	base := t.TempDir()
@@ -67,6 +71,11 @@ func newPodFixture(t *testing.T) *podFixture {
 	if err := os.MkdirAll(f.rec, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(filepath.Join(f.rec, podCopyCalls)); err == nil {
+			t.Errorf("stage0 ran entrypoints of a pod's own copy of its stage1:\n%s", b)
+		}
+	})
 	return f
 }
 
@@ -107,12 +116,13 @@ var fakeEntrypoints = map[string]string{
 	stage1abi.AnnotationGC:    "/fake/gc",
 }
 
-// writeStage1 writes the fake stage1 into a pod directory: its manifest,
-// which declares interface version 5, the ID of its rendered tree in the
-// store, as prepare does, and one script per entrypoint. A
+// writeStage1 writes the fake stage1 into a pod directory as prepare
+// does: its manifest, which declares interface version 5, and the ID of
+// its rendered tree in the store, which holds one script per entrypoint. A
 // script appends "<cwd>|<arg>|<arg>…" to <rec>/<name>.calls, prints
 // "<name> ran" on stdout and exits with the number in <rec>/<name>.status
-// (0 if absent).
+// (0 if absent). The pod's own copy of the stage1 (stage1/rootfs, which
+// the pod can write) gets scripts that record to <rec>/pod-copy.calls.
 func (f *podFixture) writeStage1(podDir string) { f.writeStage1Version(podDir, 5) }
 
 // writeStage1Version is writeStage1 with a stage1 that declares the
@@ -120,7 +130,7 @@ func (f *podFixture) writeStage1(podDir string) { f.writeStage1Version(podDir, 5
 func (f *podFixture) writeStage1Version(podDir string, version int) {
 	f.t.Helper()
 	for _, ep := range fakeEntrypoints {
-		writeTestFile(f.t, filepath.Join(podDir, stage1abi.Stage1RootfsRel, ep), f.stage1Script(filepath.Base(ep)), 0o755)
+		writeTestFile(f.t, filepath.Join(podDir, stage1abi.Stage1RootfsRel, ep), f.podCopyScript(), 0o755)
 	}
 	writeTestFile(f.t, filepath.Join(podDir, stage1abi.Stage1ManifestRel), string(f.stage1ManifestVersion(version)), 0o644)
 	writeTestFile(f.t, filepath.Join(podDir, stage1abi.Stage1TreeIDFile), f.stage1Tree(version).Key, 0o644)
@@ -145,6 +155,11 @@ func (f *podFixture) stage1Tree(version int) *tree.Tree {
 	t := renderTestImage(f.t, f.dir, &m, files)
 	f.stage1Trees[version] = t
 	return t
+}
+
+// podCopyScript is what the pod's own copy of the stage1 holds.
+func (f *podFixture) podCopyScript() string {
+	return fmt.Sprintf("#!/bin/sh\necho \"$0 $*\" >> '%s/%s'\n", f.rec, podCopyCalls)
 }
 
 // stage1Manifest is the image manifest of the fake stage1.

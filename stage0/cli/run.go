@@ -127,7 +127,11 @@ func runPreparedCommand() *cli.Command {
 			if p.State != pod.Prepared {
 				return errdefs.FailedPrecondition("pod %s is %s, not prepared", p.UUID, p.State)
 			}
-			eps, err := stage1.ReadPodEntrypoints(p.Path)
+			st, err := openStore(c.Context, g)
+			if err != nil {
+				return err
+			}
+			s1, err := stage1.OpenPod(c.Context, st, p.Path)
 			if err != nil {
 				return err
 			}
@@ -149,7 +153,7 @@ func runPreparedCommand() *cli.Command {
 			if c.IsSet("mds-register") {
 				mo.Register = strconv.FormatBool(c.Bool("mds-register"))
 			}
-			return execStage1(c.Context, g, p, eps, stage1.RunFlags{
+			return execStage1(c.Context, g, p, *s1, stage1.RunFlags{
 				Net:         c.String("net"),
 				Interactive: c.Bool("interactive"),
 				Hostname:    c.String("hostname"),
@@ -239,7 +243,8 @@ func runOrPrepare(c *cli.Context, run bool) error {
 		_, err := fmt.Fprintln(g.Stdout, prep.Pod.UUID)
 		return err
 	}
-	err = execStage1(c.Context, g, prep.Pod, prep.Entrypoints, stage1.RunFlags{
+	s1 := stage1.Pod{Tree: prep.Stage1Tree, Entrypoints: prep.Entrypoints}
+	err = execStage1(c.Context, g, prep.Pod, s1, stage1.RunFlags{
 		Net:         ra.flag("net"),
 		Interactive: ra.boolean(nil, "interactive"),
 		Hostname:    ra.flag("hostname"),
@@ -250,10 +255,11 @@ func runOrPrepare(c *cli.Context, run bool) error {
 }
 
 // execStage1 registers the pod with the metadata service (as mo asks),
-// moves it to run/ and replaces nscn with the stage1's run entrypoint,
-// handing it the pod lock and the DNS files. If it returns, the pod is
-// unregistered again.
-func execStage1(ctx context.Context, g *Globals, p *pod.Pod, eps stage1.Entrypoints, f stage1.RunFlags, dns podDNS, mo mdsOptions) error {
+// moves it to run/ and replaces nscn with the stage1's run entrypoint
+// (from the stage1's tree in the store), handing it the pod lock and the
+// DNS files. If it returns, the pod is unregistered again.
+func execStage1(ctx context.Context, g *Globals, p *pod.Pod, s1 stage1.Pod, f stage1.RunFlags, dns podDNS, mo mdsOptions) error {
+	eps := s1.Entrypoints
 	reg, err := registerWithMDS(ctx, g, p, mo)
 	if err != nil {
 		return err
@@ -300,8 +306,9 @@ func execStage1(ctx context.Context, g *Globals, p *pod.Pod, eps stage1.Entrypoi
 	if err != nil {
 		return err
 	}
-	g.Log.Debug("executing stage1", "pod", p.UUID, "entrypoint", eps.Run, "args", redactMDSToken(args))
-	return stage1.ExecRun(p.Path, eps, args, fd, os.Environ())
+	s1.Dir = p.Path // in run/ now
+	g.Log.Debug("executing stage1", "pod", p.UUID, "entrypoint", eps.Run, "tree", s1.Tree.Key, "args", redactMDSToken(args))
+	return s1.ExecRun(args, fd, os.Environ())
 }
 
 // prepareOptions turns the parsed command line into prepare options.

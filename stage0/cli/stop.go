@@ -74,7 +74,11 @@ func stopPod(ctx context.Context, g *Globals, p *pod.Pod, force bool) error {
 	if p.State != pod.Running {
 		return errdefs.FailedPrecondition("stop pod %s: pod is %s, not running", p.UUID, p.State)
 	}
-	eps, err := stage1.ReadPodEntrypoints(p.Path)
+	s, err := openStore(ctx, g)
+	if err != nil {
+		return err
+	}
+	s1, err := stage1.OpenPod(ctx, s, p.Path)
 	if err != nil {
 		return fmt.Errorf("stop pod %s: %w", p.UUID, err)
 	}
@@ -83,9 +87,9 @@ func stopPod(ctx context.Context, g *Globals, p *pod.Pod, force bool) error {
 		args = append(args, "--"+stage1abi.FlagStopForce)
 	}
 	args = append(args, p.UUID)
-	g.Log.Debug("stopping pod", "pod", p.UUID, "entrypoint", eps.Stop, "args", args)
+	g.Log.Debug("stopping pod", "pod", p.UUID, "entrypoint", s1.Stop, "args", args)
 	// The entrypoint's output is a message, never command output.
-	st, err := stage1.Invoke(ctx, p.Path, eps.Stop, args, stage1.Stdio{Out: g.Stderr, Err: g.Stderr}, stage1Env(g))
+	st, err := s1.Invoke(ctx, s1.Stop, args, stage1.Stdio{Out: g.Stderr, Err: g.Stderr}, stage1Env(g))
 	if err != nil {
 		return fmt.Errorf("stop pod %s: %w", p.UUID, err)
 	}

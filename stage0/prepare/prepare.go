@@ -82,8 +82,11 @@ type Options struct {
 type Prepared struct {
 	Pod         *pod.Pod
 	Entrypoints stage1.Entrypoints
-	Manifest    *schema.PodManifest
-	written     []string // the files layout wrote, for Sync
+	// Stage1Tree is the stage1's rendered tree, which its entrypoints
+	// are executed from (stage1.Pod).
+	Stage1Tree *tree.Tree
+	Manifest   *schema.PodManifest
+	written    []string // the files layout wrote, for Sync
 }
 
 // image is a fetched and rendered image.
@@ -164,7 +167,7 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 			log.Warn("record image use", "images", keys, "error", err)
 		}
 	}
-	return &Prepared{Pod: p, Entrypoints: eps, Manifest: pm, written: written}, nil
+	return &Prepared{Pod: p, Entrypoints: eps, Stage1Tree: s1.tree, Manifest: pm, written: written}, nil
 }
 
 // useResolution is how precisely a pod start records when its images were

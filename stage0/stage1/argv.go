@@ -1,15 +1,8 @@
 package stage1
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/pkg/stage1abi"
@@ -109,62 +102,6 @@ func RunArgs(f RunFlags) ([]string, error) {
 		return nil, errdefs.InvalidArgument("run entrypoint: no pod UUID")
 	}
 	return append(a, f.UUID), nil
-}
-
-// ExecRun replaces the calling process with the stage1 run entrypoint, in
-// the pod directory, with the pod lock's fd (already made inheritable by the
-// caller) named in RKT_LOCK_FD. It returns only on failure.
-func ExecRun(podDir string, e Entrypoints, args []string, lockFd int, env []string) error {
-	path := EntrypointPath(podDir, e.Run)
-	if err := os.Chdir(podDir); err != nil {
-		return fmt.Errorf("enter pod directory: %w", err)
-	}
-	// Drop an inherited RKT_LOCK_FD: getenv returns the first match, and a
-	// stale one would name the wrong descriptor.
-	clean := make([]string, 0, len(env)+1)
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, stage1abi.EnvLockFD+"=") {
-			clean = append(clean, kv)
-		}
-	}
-	env = append(clean, stage1abi.EnvLockFD+"="+strconv.Itoa(lockFd))
-	argv := append([]string{path}, args...)
-	if err := syscall.Exec(path, argv, env); err != nil { //nolint:gosec // G204: the stage1 entrypoint from its image manifest, argv as the ABI says
-		return fmt.Errorf("exec stage1 run entrypoint %s: %w", path, err)
-	}
-	return nil
-}
-
-// Stdio are the streams an entrypoint run as a child gets.
-type Stdio struct {
-	In       io.Reader
-	Out, Err io.Writer
-}
-
-// Invoke runs an entrypoint (enter, gc, stop) of a pod's stage1 as a child
-// in the pod directory and returns its exit status. A status is not an
-// error; failing to start it is.
-func Invoke(ctx context.Context, podDir, entrypoint string, args []string, stdio Stdio, env []string) (int, error) {
-	if entrypoint == "" {
-		return 0, errdefs.Newf(errdefs.ErrNotImplemented, "the pod's stage1 has no such entrypoint")
-	}
-	path := EntrypointPath(podDir, entrypoint)
-	cmd := exec.CommandContext(ctx, path, args...) //nolint:gosec // G204: the stage1 entrypoint from its image manifest, argv as the ABI says
-	cmd.Dir = podDir
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.In, stdio.Out, stdio.Err
-	cmd.Env = env
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() {
-			return stage1abi.SignalStatusBase + int(st.Signal()), nil
-		}
-		return ee.ExitCode(), nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("run stage1 entrypoint %s: %w", path, err)
-	}
-	return 0, nil
 }
 
 // CheckDNSConfMode validates a --dns-conf-mode value: comma-separated

@@ -9,6 +9,7 @@
 package stage1
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/store"
 )
 
 // DefaultImage is the file name of the default stage1 image, looked up
@@ -200,21 +202,71 @@ func ReadEntrypoints(m *schema.ImageManifest) (Entrypoints, error) {
 // ReadPodEntrypoints reads the entrypoints of the stage1 a pod was prepared
 // with, from the copy of its manifest in the pod directory.
 func ReadPodEntrypoints(podDir string) (Entrypoints, error) {
+	m, err := readPodManifest(podDir)
+	if err != nil {
+		return Entrypoints{}, err
+	}
+	return ReadEntrypoints(m)
+}
+
+// readPodManifest reads the copy of the stage1's image manifest that
+// prepare wrote into the pod directory (stage1abi.Stage1ManifestRel). It
+// is outside the stage1 rootfs, out of the pod's reach.
+func readPodManifest(podDir string) (*schema.ImageManifest, error) {
 	b, err := os.ReadFile(filepath.Join(podDir, stage1abi.Stage1ManifestRel)) //nolint:gosec // G304: a file in the pod directory
 	if errors.Is(err, fs.ErrNotExist) {
-		return Entrypoints{}, errdefs.FailedPrecondition("pod %s has no stage1 manifest", filepath.Base(podDir))
+		return nil, errdefs.FailedPrecondition("pod %s has no stage1 manifest", filepath.Base(podDir))
 	}
 	if err != nil {
-		return Entrypoints{}, fmt.Errorf("read stage1 manifest: %w", err)
+		return nil, fmt.Errorf("read stage1 manifest: %w", err)
 	}
 	var m schema.ImageManifest
 	if err := json.Unmarshal(b, &m); err != nil {
-		return Entrypoints{}, errdefs.FailedPrecondition("stage1 manifest of pod %s: %v", filepath.Base(podDir), err)
+		return nil, errdefs.FailedPrecondition("stage1 manifest of pod %s: %v", filepath.Base(podDir), err)
 	}
-	return ReadEntrypoints(&m)
+	return &m, nil
 }
 
-// EntrypointPath is the host path of an entrypoint of a pod's stage1.
-func EntrypointPath(podDir, entrypoint string) string {
-	return filepath.Join(podDir, stage1abi.Stage1RootfsRel, filepath.Clean("/"+entrypoint))
+// OpenPod returns the stage1 of the pod at podDir, as stage0 executes it:
+// the entrypoints of the pod's copy of the stage1 manifest, and the
+// stage1's rendered tree in s (the one stage1abi.Stage1TreeIDFile names,
+// which prepare mounted under the pod's stage1 rootfs). A tree that is gone
+// from the store (deleted by hand: image rm and image gc leave the trees of
+// pods alone) is rendered again from the stored stage1 image when the
+// image is still there; when it is not, OpenPod fails with
+// FailedPrecondition, saying which image to fetch again.
+func OpenPod(ctx context.Context, s *store.Store, podDir string) (*Pod, error) {
+	m, err := readPodManifest(podDir)
+	if err != nil {
+		return nil, err
+	}
+	eps, err := ReadEntrypoints(m)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(podDir, stage1abi.Stage1TreeIDFile)) //nolint:gosec // G304: a file in the pod directory
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errdefs.FailedPrecondition("pod %s does not record its stage1's tree (%s)", filepath.Base(podDir), stage1abi.Stage1TreeIDFile)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the stage1 tree ID: %w", err)
+	}
+	key := strings.TrimSpace(string(b))
+	t, err := s.RestoreTree(ctx, key, m.Name.String())
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil, errdefs.FailedPrecondition("the stage1 tree %s is gone from the store, and no stored image renders it again: fetch the pod's stage1 image %s again (the version it was prepared with)",
+			key, stage1Label(m))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find the stage1's tree %s: %w", key, err)
+	}
+	return &Pod{Dir: podDir, Tree: t, Entrypoints: eps}, nil
+}
+
+// stage1Label names a stage1 image for a message: name:version.
+func stage1Label(m *schema.ImageManifest) string {
+	if v, ok := m.Labels.Get("version"); ok {
+		return m.Name.String() + ":" + v
+	}
+	return m.Name.String()
 }

@@ -70,8 +70,7 @@ func TestStage0NeverRunsThePodsEntrypoints(t *testing.T) {
 				if !p.waitEnd(30 * time.Second) {
 					t.Fatalf("the pod still runs after stop: %s", p.errb.String())
 				}
-				e.ok("gc", "--grace-period=0s") // marks
-				r = e.run("gc", "--grace-period=0s")
+				r = e.run("gc", "--grace-period=0s") // marks and sweeps
 				assertNoMarker(t, marker, "gc")
 				if r.code != 0 || !strings.Contains(r.stderr, "removed pod "+p.uuid) {
 					t.Fatalf("gc: %s", r)
