@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,9 +40,9 @@ type Pod struct {
 // annotation gives it) resolved in the rootfs of the pod's stage1 tree,
 // after checking that the file is one the store rendered and no one but
 // root (or the user nscn runs as) could have changed. See
-// resolveEntrypoint for what is checked. The path is the entrypoint's
-// argv[0]. An empty entrypoint (the annotation is absent) is
-// NotImplemented; one that fails a check is FailedPrecondition.
+// resolveEntrypoint for what is checked. An empty entrypoint (the
+// annotation is absent) is NotImplemented; one that fails a check is
+// FailedPrecondition.
 func (p *Pod) Path(entrypoint string) (string, error) {
 	if entrypoint == "" {
 		return "", errdefs.Newf(errdefs.ErrNotImplemented, "the pod's stage1 has no such entrypoint")
@@ -51,6 +52,14 @@ func (p *Pod) Path(entrypoint string) (string, error) {
 		return "", fmt.Errorf("stage1 entrypoint %s in tree %s: %w", entrypoint, p.Tree.Key, err)
 	}
 	return path, nil
+}
+
+// argv0 is the entrypoint's argv[0]: the annotation's value, cleaned, in
+// the rootfs of the stage1's tree, as written. A symlink keeps its own
+// name there, so that a multicall binary still learns from argv[0] which
+// entrypoint it is; what is executed is the file Path resolved it to.
+func (p *Pod) argv0(entrypoint string) string {
+	return filepath.Join(p.Tree.Rootfs, filepath.Clean("/"+entrypoint))
 }
 
 // ExecRun replaces the calling process with the stage1 run entrypoint, in
@@ -73,7 +82,7 @@ func (p *Pod) ExecRun(args []string, lockFd int, env []string) error {
 		}
 	}
 	env = append(clean, stage1abi.EnvLockFD+"="+strconv.Itoa(lockFd))
-	argv := append([]string{path}, args...)
+	argv := append([]string{p.argv0(p.Run)}, args...)
 	if err := syscall.Exec(path, argv, env); err != nil { //nolint:gosec // G204: the stage1 entrypoint from its image manifest, resolved and checked in the store's tree, argv as the ABI says
 		return fmt.Errorf("exec stage1 run entrypoint %s: %w", path, err)
 	}
@@ -95,6 +104,7 @@ func (p *Pod) Invoke(ctx context.Context, entrypoint string, args []string, stdi
 		return 0, err
 	}
 	cmd := exec.CommandContext(ctx, path, args...) //nolint:gosec // G204: the stage1 entrypoint from its image manifest, resolved and checked in the store's tree, argv as the ABI says
+	cmd.Args[0] = p.argv0(entrypoint)
 	cmd.Dir = p.Dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.In, stdio.Out, stdio.Err
 	cmd.Env = env
