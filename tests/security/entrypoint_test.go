@@ -21,14 +21,16 @@ import (
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
-// TestStage0NeverRunsThePodsEntrypoints is issue 11's first containment
-// rule: stage0 never executes what a pod can write. An app that got out of
-// its root into the stage1's (simulated here from the host side, by
-// writing into <pod dir>/stage1/rootfs, the pod's writable copy of its
-// stage1) replaces the stage1's entrypoints with a script that leaves a
-// marker on the host. nscn run-prepared, enter, stop, gc and rm, all run
-// as root on the host, must execute the stage1 from the store's immutable
-// tree instead: the marker never appears, and each command still works.
+// TestStage0NeverRunsThePodsEntrypoints is class 1 of
+// Documentation/security.md, from stage0's side: stage0 never executes
+// what a pod can write. An app that got out of its root into the stage1's
+// (simulated here from the host side, by writing into the pod
+// directory's stage1/rootfs, the pod's writable copy of its stage1)
+// replaces the stage1's entrypoints with a script that leaves a marker on
+// the host.
+// nscn run-prepared, enter, stop, gc and rm, all run as root on the host,
+// must execute the stage1 from the store's immutable tree instead: the
+// marker never appears, and each command still works.
 func TestStage0NeverRunsThePodsEntrypoints(t *testing.T) {
 	for _, f := range flavors {
 		t.Run(string(f), func(t *testing.T) {

@@ -10,10 +10,11 @@ import (
 	"testing"
 )
 
-// TestPodKeepsItsImages is issue 11's second rule: a pod keeps what it
-// needs. image rm of a prepared (or exited, not yet collected) pod's app
-// or stage1 image is refused, naming the pod; image gc keeps them; the pod
-// still runs; once the pod is removed, the images can go.
+// TestPodKeepsItsImages is class 8 of Documentation/security.md: a pod
+// keeps what it needs. image rm of a prepared (or exited, not yet
+// collected) pod's app or stage1 image is refused, naming the pod; image
+// gc keeps them; the pod still runs; once the pod is removed, the images
+// can go.
 func TestPodKeepsItsImages(t *testing.T) {
 	for _, f := range flavors {
 		t.Run(string(f), func(t *testing.T) {
@@ -47,10 +48,11 @@ func TestPodKeepsItsImages(t *testing.T) {
 	}
 }
 
-// TestPodWithoutItsStage1TreeIsCollected deletes the stage1 tree of an
-// exited pod by hand: gc cannot run the pod's stage1 from the pod's own
-// copy, and must neither do so nor leave the pod half-removed; with the
-// stage1 image still stored, it renders the tree again and collects the pod.
+// TestPodWithoutItsStage1TreeIsCollected is class 8 too: it deletes the
+// stage1 tree of an exited pod by hand: gc cannot run the pod's stage1
+// from the pod's own copy, and must neither do so nor leave the pod
+// half-removed; with the stage1 image still stored, it renders the tree
+// again and collects the pod.
 func TestPodWithoutItsStage1TreeIsCollected(t *testing.T) {
 	for _, f := range flavors {
 		t.Run(string(f), func(t *testing.T) {
@@ -75,10 +77,11 @@ func TestPodWithoutItsStage1TreeIsCollected(t *testing.T) {
 	}
 }
 
-// TestImageIDPrefixMustNameDigits is issue 11's third rule: an empty or
-// bare image ID prefix ("", "sha512-", "sha512") matches every image, and
-// is refused with exit 2 and one line by every command that takes an image
-// ID, before anything is removed.
+// TestImageIDPrefixMustNameDigits is part of class 7 of
+// Documentation/security.md: an empty or bare image ID prefix ("",
+// "sha512-", "sha512") matches every image, and is refused with exit 2 and
+// one line by every command that takes an image ID, before anything is
+// removed.
 func TestImageIDPrefixMustNameDigits(t *testing.T) {
 	e := newEnv(t)
 	out := t.TempDir()
