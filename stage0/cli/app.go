@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/appc/spec/schema/types/resource"
@@ -149,13 +150,78 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			c.Context = context.WithValue(c.Context, globalsKey{}, g)
 			return nil
 		},
-		Commands: commands(),
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return errdefs.With(errdefs.ErrInvalidArgument, err)
-		},
+		Commands:       commands(),
+		OnUsageError:   usageError,
 		ExitErrHandler: func(*cli.Context, error) {}, // main maps errors to exit codes
 	}
+	refuseUnknown(app)
 	return app
+}
+
+// refuseUnknown overrides urfave/cli's handling of a command line it
+// cannot parse, in every command of app's tree: an unknown flag or a flag
+// without its value, and an unknown command or subcommand. urfave/cli
+// prints the command's help on stdout for the first and "No help topic"
+// with its own exit status for the second; nscn says what is wrong in one
+// line, classified errdefs.ErrInvalidArgument (exit 2), and leaves stdout
+// alone. "nscn help NAME" with an unknown NAME is refused the same way.
+func refuseUnknown(app *cli.App) {
+	var unknown string // set by CommandNotFound, which cannot return an error
+	app.CommandNotFound = func(_ *cli.Context, name string) { unknown = name }
+	app.After = func(*cli.Context) error {
+		if unknown != "" {
+			return usageErrorf("no command %q to show help for (see nscn --help)", unknown)
+		}
+		return nil
+	}
+	app.Action = dispatch
+	var walk func(cmds []*cli.Command)
+	walk = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			if c.OnUsageError == nil {
+				c.OnUsageError = usageError
+			}
+			if len(c.Subcommands) > 0 {
+				if c.Action == nil {
+					c.Action = dispatch
+				}
+				walk(c.Subcommands)
+			}
+		}
+	}
+	walk(app.Commands)
+}
+
+// usageError classifies a flag urfave/cli could not parse as a usage
+// error naming the command.
+func usageError(c *cli.Context, err error, _ bool) error {
+	return errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("%s: %w", commandPath(c), err))
+}
+
+// dispatch is the action of nscn and of each command with subcommands:
+// urfave/cli runs it when no subcommand matched. It refuses an unknown
+// one and shows the help without one.
+func dispatch(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageErrorf("%s: unknown command %q (see %s --help)", commandPath(c), c.Args().First(), commandPath(c))
+	}
+	if c.Command == nil || c.Command.Name == "" || len(c.Lineage()) <= 2 && c.Command.Name == c.App.Name {
+		return cli.ShowAppHelp(c)
+	}
+	return cli.ShowSubcommandHelp(c)
+}
+
+// commandPath names the running command as the user typed it: "nscn",
+// "nscn image", "nscn image list".
+func commandPath(c *cli.Context) string {
+	var names []string
+	for _, l := range c.Lineage() {
+		if l.Command != nil && l.Command.Name != "" && l.Command.Name != c.App.Name {
+			names = append(names, l.Command.Name)
+		}
+	}
+	slices.Reverse(names)
+	return strings.Join(append([]string{c.App.Name}, names...), " ")
 }
 
 // commands is the static table of subcommands; each lives in its own file.

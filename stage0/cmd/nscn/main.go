@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/safetext"
 	"github.com/nosecone/nscn/stage0/cli"
 )
 
@@ -40,13 +41,19 @@ func exitCode(err error) (code int, report bool) {
 	}
 }
 
+// reportLine is how main reports err: one line, whatever the error
+// quotes (an image's label, a flag's value) escaped by safetext.
+func reportLine(err error) string {
+	return "nscn: " + safetext.Escape(err.Error())
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := cli.NewApp(os.Stdin, os.Stdout, os.Stderr).RunContext(ctx, os.Args)
 	stop()
 	code, report := exitCode(err)
 	if report {
-		fmt.Fprintf(os.Stderr, "nscn: %v\n", err)
+		fmt.Fprintln(os.Stderr, reportLine(err))
 	}
 	os.Exit(code) //nolint:forbidigo // main: only main exits
 }

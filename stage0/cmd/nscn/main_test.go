@@ -32,3 +32,22 @@ func TestExitCode(t *testing.T) {
 		})
 	}
 }
+
+func TestReportLine(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{name: "plain", err: errdefs.InvalidArgument("--memory %q is not positive", "-1"), want: `nscn: --memory "-1" is not positive`},
+		{name: "newline from a value", err: fmt.Errorf("hostname %s", "a\nb"), want: `nscn: hostname a\x0ab`},
+		{name: "escape sequence from a label", err: fmt.Errorf("image %s", "x\x1b[2J"), want: `nscn: image x\x1b[2J`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := reportLine(tt.err); got != tt.want {
+				t.Fatalf("reportLine = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
