@@ -16,8 +16,9 @@
 // namespace pin is gone) and when run twice. The CNI plugins themselves are
 // executables in Config.PluginDirs, built by scripts/build-cni-plugins.sh.
 //
-// Subpackages: netns (namespace pins, running code inside one), cni
-// (network configurations, plugin execution, records), portfwd (--port,
-// host-port claims). Documentation/networking.md describes the behaviour
+// Subpackages: netflag (the --net value, pure: stage0 checks it too),
+// netns (namespace pins, running code inside one), cni (network
+// configurations, plugin execution, records), portfwd (--port, host-port
+// claims). Documentation/networking.md describes the behaviour
 // for users and stage1 authors.
 package networking

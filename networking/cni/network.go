@@ -3,12 +3,12 @@ package cni
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/networking/netflag"
 )
 
 // Names of the built-in networks. "default" is stage1abi.NetDefault.
@@ -27,10 +27,8 @@ const (
 // the newest one accepted in user configurations.
 var SpecVersion = version.Current()
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
-
 // ValidName reports whether s is usable as a CNI network name.
-func ValidName(s string) bool { return len(s) <= 128 && nameRE.MatchString(s) }
+func ValidName(s string) bool { return netflag.ValidName(s) }
 
 // Network is one CNI network configuration, ready to run: always a
 // configuration list, whatever the file held.

@@ -1,4 +1,4 @@
-package networking
+package netflag
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 )
 
-func TestParseNets(t *testing.T) {
+func TestParse(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
@@ -35,18 +35,21 @@ func TestParseNets(t *testing.T) {
 		{name: "empty args", in: "a:", wantErr: true},
 		{name: "empty key", in: "a:=V", wantErr: true},
 		{name: "repeated key", in: "a:K=1;K=2", wantErr: true},
+		{name: "newline in a value", in: "a:K=x\ny", wantErr: true},
+		{name: "escape in a key", in: "a:K\x1b=x", wantErr: true},
+		{name: "newline in a name", in: "a\nb", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseNets(tt.in)
+			got, err := Parse(tt.in)
 			if tt.wantErr {
 				if !errors.Is(err, errdefs.ErrInvalidArgument) {
-					t.Fatalf("ParseNets(%q) = %v, %v; want an invalid-argument error", tt.in, got, err)
+					t.Fatalf("Parse(%q) = %v, %v; want an invalid-argument error", tt.in, got, err)
 				}
 				return
 			}
 			if err != nil || !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("ParseNets(%q) = %#v, %v; want %#v", tt.in, got, err, tt.want)
+				t.Fatalf("Parse(%q) = %#v, %v; want %#v", tt.in, got, err, tt.want)
 			}
 		})
 	}
@@ -64,7 +67,7 @@ func TestNetsHostNone(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n, err := ParseNets(tt.in)
+			n, err := Parse(tt.in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,22 +78,22 @@ func TestNetsHostNone(t *testing.T) {
 	}
 }
 
-func FuzzParseNets(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	for _, s := range []string{"default", "host", "a:K=V;K2=W,b", "default,default", "x:IP=1.2.3.4"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		nets, err := ParseNets(s)
+		nets, err := Parse(s)
 		if err != nil {
 			if !errors.Is(err, errdefs.ErrInvalidArgument) {
-				t.Fatalf("ParseNets(%q): error %v is not classified", s, err)
+				t.Fatalf("Parse(%q): error %v is not classified", s, err)
 			}
 			return
 		}
 		if len(nets) == 0 {
-			t.Fatalf("ParseNets(%q) returned no network", s)
+			t.Fatalf("Parse(%q) returned no network", s)
 		}
-		again, err := ParseNets(nets.String())
+		again, err := Parse(nets.String())
 		if err != nil || !reflect.DeepEqual(again, nets) {
 			t.Fatalf("round trip of %q via %q: %#v, %v; want %#v", s, nets.String(), again, err, nets)
 		}
