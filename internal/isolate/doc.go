@@ -25,7 +25,8 @@
 //
 // Sub-packages: caps (capability names and sets, per-thread changes),
 // seccomp (filters and their BPF programs), cgroup (v1 and v2 managers).
-// It runs in stage1 only; stage0 never imports it. Linux only, apart from
+// It runs in stage1 only; stage0 never imports it (only caps, for the
+// consent to capabilities beyond appc's default set). Linux only, apart from
 // PolicyFor's data types. See README.md for the process and thread
 // constraints of Exec.
 package isolate

@@ -249,14 +249,18 @@ func (b *builder) capabilities(name string, set []types.LinuxCapability, retain 
 		b.add(name, Ignored, "capability restrictions are disabled (--disable-capabilities-restriction)")
 		return nil
 	}
+	keep := caps.Bounding(parsed, retain)
 	if retain {
 		// The image names what the app needs: a non-root app gets it as
 		// ambient capabilities, a root app through the bounding set.
-		b.p.Caps = &caps.Sets{Bounding: parsed, Effective: parsed, Permitted: parsed, Inheritable: parsed, Ambient: parsed}
-		b.add(name, Enforced, "bounding set %s, also ambient for a non-root user", parsed)
+		b.p.Caps = &caps.Sets{Bounding: keep, Effective: keep, Permitted: keep, Inheritable: keep, Ambient: keep}
+		detail := fmt.Sprintf("bounding set %s, also ambient for a non-root user", keep)
+		if extra := keep &^ caps.Default; extra != 0 {
+			detail += fmt.Sprintf(" (beyond appc's default set: %s)", extra)
+		}
+		b.add(name, Enforced, "%s", detail)
 		return nil
 	}
-	keep := caps.Default &^ parsed
 	b.p.Caps = &caps.Sets{Bounding: keep, Effective: keep, Permitted: keep}
 	detail := fmt.Sprintf("bounding set %s", keep)
 	if extra := parsed &^ caps.Default; extra != 0 {

@@ -344,3 +344,35 @@ func reportText(r Report) string {
 	}
 	return b.String()
 }
+
+// TestPolicyForAgreesWithFromIsolators checks that the bounding set stage0
+// asks consent for (caps.FromIsolators) is the one PolicyFor enforces.
+func TestPolicyForAgreesWithFromIsolators(t *testing.T) {
+	tests := []struct {
+		name, isolators string
+	}{
+		{name: "none", isolators: `[]`},
+		{name: "retain beyond the default", isolators: `[{"name":"os/linux/capabilities-retain-set","value":{"set":["CAP_SYS_ADMIN","CAP_CHOWN"]}}]`},
+		{name: "remove", isolators: `[{"name":"os/linux/capabilities-remove-set","value":{"set":["CAP_MKNOD","CAP_NET_ADMIN"]}}]`},
+		{name: "repeated retain", isolators: `[
+			{"name":"os/linux/capabilities-retain-set","value":{"set":["CAP_SYS_ADMIN"]}},
+			{"name":"os/linux/oom-score-adj","value":5},
+			{"name":"os/linux/capabilities-retain-set","value":{"set":["CAP_KILL"]}}]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := appWith(t, tt.isolators)
+			p, _, err := PolicyFor(app, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _, err := caps.FromIsolators(app.Isolators)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Caps == nil || p.Caps.Bounding != want {
+				t.Fatalf("PolicyFor bounding set %v, FromIsolators %s", p.Caps, want)
+			}
+		})
+	}
+}

@@ -121,6 +121,9 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "max-image-size", Value: "8Gi", Usage: "refuse images larger than this uncompressed (e.g. 512Mi, 16Gi; 0 for no limit)"},
 		},
 		Before: func(c *cli.Context) error {
+			if err := checkStringFlags(c, c.App.Flags); err != nil {
+				return err
+			}
 			ins, err := ParseInsecureOptions(c.String("insecure-options"))
 			if err != nil {
 				return err
@@ -160,7 +163,8 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 
 // refuseUnknown overrides urfave/cli's handling of a command line it
 // cannot parse, in every command of app's tree: an unknown flag or a flag
-// without its value, and an unknown command or subcommand. urfave/cli
+// without its value, a flag value with a control character, and an
+// unknown command or subcommand. urfave/cli
 // prints the command's help on stdout for the first and "No help topic"
 // with its own exit status for the second; nscn says what is wrong in one
 // line, classified errdefs.ErrInvalidArgument (exit 2), and leaves stdout
@@ -181,6 +185,7 @@ func refuseUnknown(app *cli.App) {
 			if c.OnUsageError == nil {
 				c.OnUsageError = usageError
 			}
+			c.Before = checkingFlags(c.Before)
 			if len(c.Subcommands) > 0 {
 				if c.Action == nil {
 					c.Action = dispatch
@@ -192,27 +197,48 @@ func refuseUnknown(app *cli.App) {
 	walk(app.Commands)
 }
 
+// checkingFlags returns a Before hook that refuses control characters in
+// the command's string flags (checkStringFlags), then runs before.
+func checkingFlags(before cli.BeforeFunc) cli.BeforeFunc {
+	return func(c *cli.Context) error {
+		if err := checkStringFlags(c, c.Command.Flags); err != nil {
+			return fmt.Errorf("%s: %w", commandPath(c), err)
+		}
+		if before != nil {
+			return before(c)
+		}
+		return nil
+	}
+}
+
 // usageError classifies a flag urfave/cli could not parse as a usage
 // error naming the command.
 func usageError(c *cli.Context, err error, _ bool) error {
-	return errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("%s: %w", commandPath(c), err))
+	if p := commandPath(c); p != "" {
+		err = fmt.Errorf("%s: %w", p, err)
+	}
+	return errdefs.With(errdefs.ErrInvalidArgument, err)
 }
 
 // dispatch is the action of nscn and of each command with subcommands:
 // urfave/cli runs it when no subcommand matched. It refuses an unknown
 // one and shows the help without one.
 func dispatch(c *cli.Context) error {
+	p := commandPath(c)
 	if c.Args().Present() {
-		return usageErrorf("%s: unknown command %q (see %s --help)", commandPath(c), c.Args().First(), commandPath(c))
+		if p == "" {
+			return usageErrorf("unknown command %q (see nscn --help)", c.Args().First())
+		}
+		return usageErrorf("%s: unknown command %q (see nscn %s --help)", p, c.Args().First(), p)
 	}
-	if c.Command == nil || c.Command.Name == "" || len(c.Lineage()) <= 2 && c.Command.Name == c.App.Name {
+	if p == "" {
 		return cli.ShowAppHelp(c)
 	}
 	return cli.ShowSubcommandHelp(c)
 }
 
-// commandPath names the running command as the user typed it: "nscn",
-// "nscn image", "nscn image list".
+// commandPath names the running command as the user typed it after
+// "nscn": "fetch", "image list", or "" for nscn itself.
 func commandPath(c *cli.Context) string {
 	var names []string
 	for _, l := range c.Lineage() {
@@ -221,7 +247,7 @@ func commandPath(c *cli.Context) string {
 		}
 	}
 	slices.Reverse(names)
-	return strings.Join(append([]string{c.App.Name}, names...), " ")
+	return strings.Join(names, " ")
 }
 
 // commands is the static table of subcommands; each lives in its own file.

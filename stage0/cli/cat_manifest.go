@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/nosecone/nscn/internal/pod"
+	"github.com/nosecone/nscn/internal/safetext"
 )
 
 func catManifestCommand() *cli.Command {
@@ -43,7 +44,7 @@ pod with the given UUID or unambiguous UUID prefix, indented unless
 			if err != nil {
 				return fmt.Errorf("format manifest of pod %s: %w", p.UUID, err)
 			}
-			_, err = g.Stdout.Write(append(b, '\n'))
+			_, err = g.Stdout.Write(append(safetext.JSON(b), '\n'))
 			return err
 		},
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/nosecone/nscn/internal/pgp"
+	"github.com/nosecone/nscn/internal/safetext"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/store"
 )
@@ -51,11 +53,16 @@ func progressWriter(w io.Writer) io.Writer {
 	return nil
 }
 
-// writeJSON prints v as indented JSON on w.
+// writeJSON prints v as indented JSON on w, with the control characters
+// encoding/json leaves raw escaped (safetext.JSON).
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write json: %w", err)
+	}
+	if _, err := w.Write(safetext.JSON(b.Bytes())); err != nil {
 		return fmt.Errorf("write json: %w", err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/nosecone/nscn/internal/safetext"
 	"github.com/nosecone/nscn/store/index"
 )
 
@@ -78,7 +79,7 @@ field of every image for scripts.`,
 			for _, im := range images {
 				vs := make([]string, len(fields))
 				for i, f := range fields {
-					vs[i] = imageFields[f].value(im, c.Bool("full"))
+					vs[i] = safetext.Escape(imageFields[f].value(im, c.Bool("full")))
 				}
 				_, _ = fmt.Fprintln(tw, strings.Join(vs, "\t"))
 			}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/nosecone/nscn/internal/safetext"
 )
 
 func imageCatManifestCommand() *cli.Command {
@@ -38,7 +40,7 @@ func imageCatManifestCommand() *cli.Command {
 				return fmt.Errorf("format manifest: %w", err)
 			}
 			out.WriteByte('\n')
-			_, err = g.Stdout.Write(out.Bytes())
+			_, err = g.Stdout.Write(safetext.JSON(out.Bytes()))
 			return err
 		},
 	}

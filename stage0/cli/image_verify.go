@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/safetext"
 )
 
 func imageVerifyCommand() *cli.Command {
@@ -50,7 +51,7 @@ checked. Exits non-zero when anything is corrupt.`,
 					if !r.OK {
 						status, detail = "CORRUPT", r.Problem
 					}
-					_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Kind, r.Key, status, detail)
+					_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Kind, r.Key, status, safetext.Escape(detail))
 				}
 				if err := tw.Flush(); err != nil {
 					return err

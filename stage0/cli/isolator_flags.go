@@ -18,12 +18,18 @@ func isolatorFlags(ra *runArgs, a *appArgs) ([]types.Isolator, error) {
 		if err != nil {
 			return nil, usageErrorf("--memory %q: %v (use the Kubernetes notation, e.g. 64Mi)", v, err)
 		}
+		if iso.Limit().Sign() <= 0 {
+			return nil, usageErrorf("--memory %q: the limit must be positive (e.g. 64Mi)", v)
+		}
 		out = append(out, iso.AsIsolator())
 	}
 	if v := ra.get(a, "cpu"); v != "" {
 		iso, err := types.NewResourceCPUIsolator(v, v)
 		if err != nil {
 			return nil, usageErrorf("--cpu %q: %v (use the Kubernetes notation, e.g. 500m)", v, err)
+		}
+		if iso.Limit().MilliValue() <= 0 {
+			return nil, usageErrorf("--cpu %q: the limit must be at least 1m (e.g. 500m)", v)
 		}
 		out = append(out, iso.AsIsolator())
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/pod"
+	"github.com/nosecone/nscn/internal/safetext"
 )
 
 func listCommand() *cli.Command {
@@ -81,10 +82,10 @@ list only reads: it never takes a pod's lock and never disturbs a running pod.`,
 				names := make([]string, len(v.apps))
 				images := make([]string, len(v.apps))
 				for j, a := range v.apps {
-					names[j] = a.name
-					images[j] = orDash(a.imageName)
+					names[j] = safetext.Escape(a.name)
+					images[j] = orDash(safetext.Escape(a.imageName))
 					if a.imageName != "" && a.imageVersion != "" {
-						images[j] += ":" + a.imageVersion
+						images[j] += ":" + safetext.Escape(a.imageVersion)
 					}
 				}
 				_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", id,
@@ -135,7 +136,7 @@ func readPodViews(ctx context.Context, g *Globals, pods []*pod.Pod, detail bool)
 			r.warnings = append(r.warnings, r.err)
 		}
 		for _, w := range r.warnings {
-			_, _ = fmt.Fprintf(g.Stderr, "nscn: list: %v\n", w)
+			_, _ = fmt.Fprintf(g.Stderr, "nscn: list: %s\n", safetext.Escape(w.Error()))
 		}
 		views = append(views, r.v)
 	}

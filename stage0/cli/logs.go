@@ -16,6 +16,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/internal/podlog"
+	"github.com/nosecone/nscn/internal/safetext"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -150,7 +151,9 @@ func printLogs(ctx context.Context, g *Globals, p *pod.Pod, o logsOptions) error
 			return pr.Print(r)
 		})
 	}
-	bad := func(err error) { _, _ = fmt.Fprintf(g.Stderr, "nscn: logs: skip a record: %v\n", err) }
+	bad := func(err error) {
+		_, _ = fmt.Fprintf(g.Stderr, "nscn: logs: skip a record: %s\n", safetext.Escape(err.Error()))
+	}
 	for {
 		running := false
 		if o.follow {

@@ -120,6 +120,12 @@ func runPreparedCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usageErrorf("run-prepared: exactly one UUID is required")
 			}
+			if err := checkHostname(c.String("hostname")); err != nil {
+				return err
+			}
+			if err := checkNet(c.String("net")); err != nil {
+				return err
+			}
 			p, err := pod.Get(c.Context, g.Dir, c.Args().First())
 			if err != nil {
 				return err
@@ -176,6 +182,12 @@ func runOrPrepare(c *cli.Context, run bool) error {
 			parent = l[1]
 		}
 		return cli.ShowCommandHelp(parent, c.Command.Name)
+	}
+	if err := checkHostname(ra.flag("hostname")); err != nil {
+		return err
+	}
+	if err := checkNet(ra.flag("net")); err != nil {
+		return err
 	}
 	opts, sel, err := prepareOptions(g, ra)
 	if err != nil {
@@ -313,7 +325,10 @@ func execStage1(ctx context.Context, g *Globals, p *pod.Pod, s1 stage1.Pod, f st
 
 // prepareOptions turns the parsed command line into prepare options.
 func prepareOptions(g *Globals, ra *runArgs) (prepare.Options, stage1.Selection, error) {
-	o := prepare.Options{DataDir: g.Dir, Log: g.Log, InheritEnv: ra.boolean(nil, "inherit-env"), HostEnv: os.Environ()}
+	o := prepare.Options{
+		DataDir: g.Dir, Log: g.Log, InheritEnv: ra.boolean(nil, "inherit-env"), HostEnv: os.Environ(),
+		AllCapabilities: g.Insecure.Capabilities,
+	}
 	sel := stage1.Selection{
 		FromDir: ra.flag("stage1-from-dir"),
 		Path:    ra.flag("stage1-path"),
@@ -325,6 +340,9 @@ func prepareOptions(g *Globals, ra *runArgs) (prepare.Options, stage1.Selection,
 		vol, err := types.VolumeFromString(v)
 		if err != nil {
 			return o, sel, usageErrorf("--volume %q: %v", v, err)
+		}
+		if err := prepare.CheckVolume(*vol); err != nil {
+			return o, sel, fmt.Errorf("--volume %q: %w", v, err)
 		}
 		o.Volumes = append(o.Volumes, *vol)
 	}
@@ -386,6 +404,14 @@ func appOptions(ra *runArgs, a *appArgs) (prepare.App, error) {
 	if len(ra.apps) > 1 && len(ra.pod["name"]) > 0 {
 		return app, usageErrorf("--name before the first image would give every app the same name; put it after an image")
 	}
+	if app.Name != "" {
+		if err := prepare.CheckAppName(app.Name); err != nil {
+			return app, fmt.Errorf("--name: %w", err)
+		}
+	}
+	if app.WorkingDir != "" && !strings.HasPrefix(app.WorkingDir, "/") {
+		return app, usageErrorf("--working-dir %q is not an absolute path", app.WorkingDir)
+	}
 	if v := ra.get(a, "supplementary-gids"); v != "" {
 		for _, s := range strings.Split(v, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -406,6 +432,9 @@ func appOptions(ra *runArgs, a *appArgs) (prepare.App, error) {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
 			return app, usageErrorf("--set-env %q: want NAME=VALUE", kv)
+		}
+		if err := prepare.CheckEnvName(k); err != nil {
+			return app, fmt.Errorf("--set-env: %w", err)
 		}
 		app.Env = append(app.Env, types.EnvironmentVariable{Name: k, Value: v})
 	}
@@ -469,6 +498,9 @@ func readEnvFile(path string) ([]types.EnvironmentVariable, error) {
 		k, v, ok := strings.Cut(line, "=")
 		if !ok || k == "" {
 			return nil, usageErrorf("--set-env-file %s:%d: want NAME=VALUE", path, n)
+		}
+		if err := prepare.CheckEnvName(k); err != nil {
+			return nil, fmt.Errorf("--set-env-file %s:%d: %w", path, n, err)
 		}
 		out = append(out, types.EnvironmentVariable{Name: k, Value: v})
 	}

@@ -155,6 +155,13 @@ func parseRunArgs(args []string) (*runArgs, error) {
 				i++
 				val = args[i]
 			}
+			// An environment variable's value is the app's business; no
+			// other value nscn takes has a control character.
+			if name != "set-env" {
+				if err := checkNoControl(name, val); err != nil {
+					return nil, err
+				}
+			}
 			target := r.pod
 			if cur != nil {
 				target = cur.flags

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/pod"
+	"github.com/nosecone/nscn/internal/safetext"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage0/stage1"
 )
@@ -89,7 +90,7 @@ usage).`,
 				return err
 			}
 			for _, w := range warnings {
-				_, _ = fmt.Fprintf(g.Stderr, "nscn: status: %v\n", w)
+				_, _ = fmt.Fprintf(g.Stderr, "nscn: status: %s\n", safetext.Escape(w.Error()))
 			}
 			if format == "json" {
 				return writeJSON(g.Stdout, v.json())
@@ -104,7 +105,7 @@ func writeStatusLines(w io.Writer, v *podView) error {
 	var b strings.Builder
 	line := func(k, val string) {
 		if val != "" {
-			b.WriteString(k + "=" + val + "\n")
+			b.WriteString(safetext.Escape(k) + "=" + safetext.Escape(val) + "\n")
 		}
 	}
 	line("state", v.state.String())

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/pod"
+	"github.com/nosecone/nscn/internal/safetext"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage0/stage1"
 )
@@ -134,7 +135,7 @@ func forEachPod(g *Globals, cmd string, refs []string, fn func(ref string) error
 		if err == nil {
 			continue
 		}
-		_, _ = fmt.Fprintf(g.Stderr, "nscn: %s %s: %v\n", cmd, ref, err)
+		_, _ = fmt.Fprintf(g.Stderr, "nscn: %s %s: %s\n", cmd, safetext.Escape(ref), safetext.Escape(err.Error()))
 		if first == nil {
 			first = err
 		}

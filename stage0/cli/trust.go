@@ -20,6 +20,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/pgp"
+	"github.com/nosecone/nscn/internal/safetext"
 )
 
 // keyFetchTimeout bounds fetching one key over the network.
@@ -178,13 +179,13 @@ func trustAdd(c *cli.Context, g *Globals, ks *pgp.Keystore) error {
 // "yes" or "y" returns nil.
 func reviewKey(w io.Writer, answers *bufio.Reader, k reviewedKey, prefix string) error {
 	if prefix == "" {
-		_, _ = fmt.Fprintf(w, "Key %s is to be trusted as a ROOT key: it will be trusted for EVERY image.\n", k.source)
+		_, _ = fmt.Fprintf(w, "Key %s is to be trusted as a ROOT key: it will be trusted for EVERY image.\n", safetext.Escape(k.source))
 	} else {
-		_, _ = fmt.Fprintf(w, "Key %s is to be trusted for prefix %q and the image names below it.\n", k.source, prefix)
+		_, _ = fmt.Fprintf(w, "Key %s is to be trusted for prefix %q and the image names below it.\n", safetext.Escape(k.source), prefix)
 	}
 	_, _ = fmt.Fprintf(w, "Key fingerprint: %s\n", pgp.FormatFingerprint(k.fingerprint))
 	for _, id := range k.userIDs {
-		_, _ = fmt.Fprintf(w, "\tUser ID: %s\n", id)
+		_, _ = fmt.Fprintf(w, "\tUser ID: %s\n", safetext.Escape(id))
 	}
 	_, _ = fmt.Fprint(w, "Are you sure you want to trust this key (yes/no)? ")
 	line, err := answers.ReadString('\n')
@@ -365,7 +366,7 @@ func trustList(ctx context.Context, g *Globals, ks *pgp.Keystore, format string)
 		if k.Masked {
 			source += " (masked)"
 		}
-		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", prefix, k.Fingerprint, uid, source)
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", safetext.Escape(prefix), k.Fingerprint, safetext.Escape(uid), safetext.Escape(source))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,9 +14,15 @@ import (
 // runApp runs nscn in-process with a data directory of its own.
 func runApp(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
+	return runAppIn(t, filepath.Join(t.TempDir(), "data"), args...)
+}
+
+// runAppIn runs nscn in-process with the data directory dir.
+func runAppIn(t *testing.T, dir string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	app := NewApp(strings.NewReader(""), &out, &errb)
-	all := append([]string{"nscn", "--dir", t.TempDir() + "/data"}, args...)
+	all := append([]string{"nscn", "--dir", dir}, args...)
 	err = app.RunContext(context.Background(), all)
 	return out.String(), errb.String(), err
 }
@@ -26,16 +33,16 @@ func TestUnknownCommandsAndFlags(t *testing.T) {
 		args []string
 		want string // in the error
 	}{
-		{name: "unknown command", args: []string{"bogus"}, want: `nscn: unknown command "bogus"`},
-		{name: "unknown subcommand", args: []string{"image", "bogus"}, want: `nscn image: unknown command "bogus"`},
+		{name: "unknown command", args: []string{"bogus"}, want: `unknown command "bogus" (see nscn --help)`},
+		{name: "unknown subcommand", args: []string{"image", "bogus"}, want: `image: unknown command "bogus" (see nscn image --help)`},
 		{name: "help for an unknown command", args: []string{"help", "bogus"}, want: `no command "bogus"`},
 		{name: "unknown global flag", args: []string{"--bogus", "list"}, want: "flag provided but not defined: -bogus"},
-		{name: "unknown fetch flag", args: []string{"fetch", "--bogus", "x"}, want: "nscn fetch: flag provided but not defined: -bogus"},
-		{name: "unknown image list flag", args: []string{"image", "list", "--bogus"}, want: "nscn image list: flag provided but not defined"},
-		{name: "flag without its value", args: []string{"fetch", "--signature"}, want: "nscn fetch: flag needs an argument"},
-		{name: "bad duration", args: []string{"image", "gc", "--grace-period=soon"}, want: "nscn image gc: invalid value"},
+		{name: "unknown fetch flag", args: []string{"fetch", "--bogus", "x"}, want: "fetch: flag provided but not defined: -bogus"},
+		{name: "unknown image list flag", args: []string{"image", "list", "--bogus"}, want: "image list: flag provided but not defined"},
+		{name: "flag without its value", args: []string{"fetch", "--signature"}, want: "fetch: flag needs an argument"},
+		{name: "bad duration", args: []string{"image", "gc", "--grace-period=soon"}, want: "image gc: invalid value"},
 		{name: "bad boolean", args: []string{"list", "--full=maybe"}, want: "invalid boolean value"},
-		{name: "unknown trust flag", args: []string{"trust", "--bogus"}, want: "nscn trust: flag provided but not defined"},
+		{name: "unknown trust flag", args: []string{"trust", "--bogus"}, want: "trust: flag provided but not defined"},
 		{name: "unknown run flag", args: []string{"run", "--bogus", "img"}, want: "unknown flag --bogus"},
 	}
 	for _, tt := range tests {

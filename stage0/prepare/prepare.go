@@ -18,7 +18,6 @@ import (
 	"maps"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -69,6 +68,10 @@ type Options struct {
 	// PodManifest, when set, is used as the pod manifest instead of one
 	// generated from Apps (rkt's --pod-manifest).
 	PodManifest *schema.PodManifest
+	// AllCapabilities is --insecure-options=capabilities: apps keep every
+	// capability, so an image asking for more than appc's default set
+	// needs no further consent.
+	AllCapabilities bool
 	// InheritEnv gives every app the variables of HostEnv that neither
 	// the image nor the user set.
 	InheritEnv bool
@@ -264,6 +267,14 @@ func generate(ctx context.Context, o Options, images map[string]*image) (*schema
 		if err != nil || (a.Name != "" && acName != a.Name) {
 			return nil, errdefs.InvalidArgument("app name %q is not a valid appc name (lowercase letters, digits and dashes)", name)
 		}
+		if err := CheckAppName(acName); err != nil {
+			return nil, err
+		}
+		// A capability flag for the app replaces the image's isolators:
+		// the operator chose.
+		if err := capabilityConsent(acName, im.manifest, o.AllCapabilities || hasCapabilityIsolator(a.Isolators), grantWithFlag); err != nil {
+			return nil, err
+		}
 		if _, dup := images[acName]; dup {
 			return nil, errdefs.InvalidArgument("two apps are named %q; give one a different --name", acName)
 		}
@@ -313,7 +324,7 @@ next:
 				}
 			}
 		}
-		return errdefs.NotFound("--port %s: no app's image declares a port named %q", ep.Name, ep.Name)
+		return errdefs.InvalidArgument("--port %s: no app's image declares a port named %q", ep.Name, ep.Name)
 	}
 	return nil
 }
@@ -360,7 +371,9 @@ func effectiveApp(m *schema.ImageManifest, a App, o Options) (*types.App, error)
 	var env types.Environment
 	if o.InheritEnv {
 		for _, kv := range o.HostEnv {
-			if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			// A name appc does not take (a shell's exported function,
+			// say) is not passed on: the pod manifest could not hold it.
+			if k, v, ok := strings.Cut(kv, "="); ok && validEnvName(k) {
 				env.Set(k, v)
 			}
 		}
@@ -434,9 +447,17 @@ func fromPodManifest(ctx context.Context, o Options, images map[string]*image) (
 		if ra.Image.Name == nil {
 			ra.Image.Name = &im.manifest.Name
 		}
+		if err := CheckAppName(ra.Name.String()); err != nil {
+			return nil, fmt.Errorf("pod manifest: %w", err)
+		}
 		if ra.App == nil {
 			if im.manifest.App == nil {
 				return nil, errdefs.InvalidArgument("pod manifest app %s: its image has no app and the manifest gives none", ra.Name)
+			}
+			// The image's app, isolators and all: an app the manifest
+			// spells out is the operator's choice, this one is not.
+			if err := capabilityConsent(ra.Name.String(), im.manifest, o.AllCapabilities, grantInPodManifest); err != nil {
+				return nil, fmt.Errorf("pod manifest: %w", err)
 			}
 			app := *im.manifest.App
 			ra.App = &app
@@ -449,9 +470,10 @@ func fromPodManifest(ctx context.Context, o Options, images map[string]*image) (
 	return pm, nil
 }
 
-// validateVolumes checks host volumes before any pod exists: the source
-// must exist and must not be a symlink (which could be swapped to point
-// elsewhere between this check and the mount).
+// validateVolumes checks volumes before any pod exists: each passes
+// CheckVolume, and a host volume's source must exist and must not be a
+// symlink (which could be swapped to point elsewhere between this check
+// and the mount).
 func validateVolumes(vs []types.Volume) error {
 	seen := map[types.ACName]bool{}
 	for _, v := range vs {
@@ -459,11 +481,11 @@ func validateVolumes(vs []types.Volume) error {
 			return errdefs.InvalidArgument("volume %s is defined twice", v.Name)
 		}
 		seen[v.Name] = true
+		if err := CheckVolume(v); err != nil {
+			return err
+		}
 		if v.Kind != "host" {
 			continue
-		}
-		if !filepath.IsAbs(v.Source) {
-			return errdefs.InvalidArgument("volume %s: source %q is not an absolute path", v.Name, v.Source)
 		}
 		st, err := os.Lstat(v.Source)
 		if errors.Is(err, fs.ErrNotExist) {

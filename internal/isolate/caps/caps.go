@@ -4,9 +4,12 @@
 // Linux it also changes the capability sets of the calling thread
 // (caps_linux.go); the rest is pure and portable.
 //
-// It runs in stage1. Computing sets needs no privilege; changing the
-// bounding set needs CAP_SETPCAP, and raising a capability needs it in the
-// permitted set. See capabilities(7) for the rules.
+// It runs in stage1, and in stage0 for FromIsolators alone: stage0 asks
+// the operator's consent for what an image's isolators grant beyond
+// Default before it creates a pod (Documentation/isolators.md). Computing
+// sets needs no privilege; changing the bounding set needs CAP_SETPCAP,
+// and raising a capability needs it in the permitted set. See
+// capabilities(7) for the rules.
 package caps
 
 import (
