@@ -27,6 +27,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/nosecone/nscn/internal/aci"
+	"github.com/nosecone/nscn/internal/datadir"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/store/blob"
 	"github.com/nosecone/nscn/store/index"
@@ -68,7 +69,7 @@ func (s *Store) remember(ims ...*index.Image) {
 func Open(_ context.Context, dataDir string) (*Store, error) {
 	dir := filepath.Join(dataDir, "cas")
 	for _, d := range []string{dir, filepath.Join(dir, "tree")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := datadir.MkdirAll(d, datadir.DirMode); err != nil {
 			return nil, fmt.Errorf("create store dir: %w", err)
 		}
 	}

@@ -13,14 +13,17 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/nosecone/nscn/internal/datadir"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/lock"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
 const (
-	// dirMode is the mode of the state directories and of pod directories.
-	dirMode = 0o750
+	// dirMode is the mode of the state directories and of pod
+	// directories; each also gets the group of the directory it is in
+	// (datadir.MkdirAll).
+	dirMode = datadir.DirMode
 	// stagingPrefix names a pod directory NewPod is still filling, in
 	// embryo/. It is locked before it is renamed to its UUID, so that no
 	// unlocked embryo is ever visible; a leftover of a crash is removed by
@@ -114,7 +117,7 @@ func NewPod(ctx context.Context, dataDir string) (_ *Pod, err error) {
 		return nil, err
 	}
 	for _, d := range stateDirs {
-		if err := os.MkdirAll(stateDirPath(dataDir, d), dirMode); err != nil {
+		if err := datadir.MkdirAll(stateDirPath(dataDir, d), dirMode); err != nil {
 			return nil, fmt.Errorf("create pod state directory %s: %w", d, err)
 		}
 	}
@@ -149,6 +152,9 @@ func NewPod(ctx context.Context, dataDir string) (_ *Pod, err error) {
 	if lk, err = lock.TryExclusiveLock(cur, lock.Dir); err != nil {
 		return nil, fmt.Errorf("create pod %s: %w", id, err)
 	}
+	if err := datadir.InheritGroup(cur); err != nil {
+		return nil, fmt.Errorf("create pod %s: %w", id, err)
+	}
 	if err := writeCreated(cur, time.Now()); err != nil {
 		return nil, fmt.Errorf("create pod %s: %w", id, err)
 	}
@@ -161,11 +167,14 @@ func NewPod(ctx context.Context, dataDir string) (_ *Pod, err error) {
 
 func writeCreated(dir string, t time.Time) error {
 	name := filepath.Join(dir, stage1abi.CreatedFile)
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|noFollow, 0o640) //nolint:gosec // G304: a path in the pod directory
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|noFollow, datadir.FileMode) //nolint:gosec // G304: a path in the pod directory
 	if err != nil {
 		return fmt.Errorf("write creation time: %w", err)
 	}
-	_, err = f.WriteString(t.UTC().Format(time.RFC3339Nano) + "\n")
+	err = datadir.SetGroupFrom(f, dir)
+	if err == nil {
+		_, err = f.WriteString(t.UTC().Format(time.RFC3339Nano) + "\n")
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

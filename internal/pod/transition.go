@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nosecone/nscn/internal/datadir"
 	"github.com/nosecone/nscn/internal/errdefs"
 )
 
@@ -137,7 +138,7 @@ func (p *Pod) rename(to string, touch, durable bool) error {
 	from := p.dir
 	dst := podPath(p.dataDir, to, p.UUID)
 	// A data directory from before a state directory existed lacks it.
-	if err := os.MkdirAll(stateDirPath(p.dataDir, to), dirMode); err != nil {
+	if err := datadir.MkdirAll(stateDirPath(p.dataDir, to), dirMode); err != nil {
 		return fmt.Errorf("move to %s: %w", to, err)
 	}
 	if err := renameNoReplace(p.Path, dst); err != nil {

@@ -12,15 +12,39 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/nosecone/nscn/internal/datadir"
 	"github.com/nosecone/nscn/internal/pgp"
 	"github.com/nosecone/nscn/internal/safetext"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/store"
 )
 
-// openStore opens the image store of the data directory.
+// openStore opens the image store of the data directory for a command
+// that writes to it. The data directory gets the owner, group and mode of
+// the host's model first (datadir.Ensure): created so, or tightened if
+// an older nscn left it readable by every user.
 func openStore(ctx context.Context, g *Globals) (*store.Store, error) {
+	if err := ensureDataDir(g); err != nil {
+		return nil, err
+	}
 	return store.Open(ctx, g.Dir)
+}
+
+// openStoreReadOnly opens the image store for a command that only reads
+// it (image list, image cat-manifest): it changes nothing of the data
+// directory, so that a member of the nscn group may run it.
+func openStoreReadOnly(ctx context.Context, g *Globals) (*store.Store, error) {
+	return store.Open(ctx, g.Dir)
+}
+
+// ensureDataDir prepares the data directory before a command writes to it
+// (Documentation/security.md, "Least privilege on disk").
+func ensureDataDir(g *Globals) error {
+	p, err := datadir.Lookup()
+	if err != nil {
+		return err
+	}
+	return datadir.Ensure(g.Dir, p)
 }
 
 // keystore is the trusted-key store of the config directories.

@@ -26,7 +26,7 @@ to OUTPUT.aci. An existing file is refused unless --overwrite.`,
 			if c.NArg() != 2 {
 				return usageErrorf("image export: IMAGEID and OUTPUT are required")
 			}
-			s, err := openStore(c.Context, g)
+			s, err := openStoreReadOnly(c.Context, g)
 			if err != nil {
 				return err
 			}

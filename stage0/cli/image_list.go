@@ -54,7 +54,7 @@ field of every image for scripts.`,
 					return usageErrorf("image list: unknown field %q (want id, name, size, importtime, lastused, source, signedby)", f)
 				}
 			}
-			s, err := openStore(c.Context, g)
+			s, err := openStoreReadOnly(c.Context, g)
 			if err != nil {
 				return err
 			}

@@ -23,7 +23,7 @@ func imageCatManifestCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usageErrorf("image cat-manifest: exactly one IMAGEID is required")
 			}
-			s, err := openStore(c.Context, g)
+			s, err := openStoreReadOnly(c.Context, g)
 			if err != nil {
 				return err
 			}

@@ -25,7 +25,7 @@ checked. Exits non-zero when anything is corrupt.`,
 			if err != nil {
 				return err
 			}
-			s, err := openStore(c.Context, g)
+			s, err := openStoreReadOnly(c.Context, g)
 			if err != nil {
 				return err
 			}

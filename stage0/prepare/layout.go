@@ -3,7 +3,9 @@ package prepare
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/appc/spec/schema"
 
+	"github.com/nosecone/nscn/internal/datadir"
 	"github.com/nosecone/nscn/internal/mountplan"
 	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
@@ -28,8 +31,15 @@ func layout(ctx context.Context, o Options, log *slog.Logger, p *pod.Pod, s1 *im
 		written = append(written, path)
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Join(dir, stage1abi.Stage1Dir), 0o755); err != nil {
-		return nil, fmt.Errorf("create stage1 dir: %w", err)
+	// The stage1 directory and the overlay directory hold the pod's
+	// mounted root filesystems and their upper layers: setuid programs of
+	// the images and whatever the apps write. They stay root's even
+	// where the nscn group may read the pod directory
+	// (Documentation/security.md, "Least privilege on disk").
+	for _, d := range []string{stage1abi.Stage1Dir, stage1abi.OverlayDir} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			return nil, fmt.Errorf("create %s dir: %w", d, err)
+		}
 	}
 	if err := write(filepath.Join(dir, stage1abi.Stage1ManifestRel), s1.entry.Manifest); err != nil {
 		return nil, err
@@ -41,7 +51,7 @@ func layout(ctx context.Context, o Options, log *slog.Logger, p *pod.Pod, s1 *im
 	for _, ra := range pm.Apps {
 		im := images[ra.Name.String()]
 		info := filepath.Join(dir, stage1abi.AppInfoDir(ra.Name.String()))
-		if err := os.MkdirAll(info, 0o755); err != nil {
+		if err := datadir.MkdirAll(info, datadir.DirMode); err != nil {
 			return nil, fmt.Errorf("create app info dir: %w", err)
 		}
 		if err := write(filepath.Join(info, stage1abi.AppManifestFile), im.entry.Manifest); err != nil {
@@ -62,6 +72,11 @@ func layout(ctx context.Context, o Options, log *slog.Logger, p *pod.Pod, s1 *im
 	}
 	if mode == mountplan.Copy {
 		log.Info("overlayfs unavailable, copied the rootfses", "pod", p.UUID, "reason", why)
+		// A copy has no upper layers: the overlay directory is empty or
+		// was removed with the failed attempt.
+		if err := os.Remove(filepath.Join(dir, stage1abi.OverlayDir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("remove the unused overlay dir: %w", err)
+		}
 	}
 	b, err := json.Marshal(pm)
 	if err != nil {
@@ -73,12 +88,17 @@ func layout(ctx context.Context, o Options, log *slog.Logger, p *pod.Pod, s1 *im
 	return written, nil
 }
 
-// writeFile writes a new file of the pod directory. It does not fsync:
-// a pod that is only being prepared is garbage after a power loss anyway,
-// and Prepared.Sync makes the files durable when the pod must outlive one.
+// writeFile writes a new file of the pod directory, readable by the group
+// of its directory. It does not fsync: a pod that is only being prepared
+// is garbage after a power loss anyway, and Prepared.Sync makes the files
+// durable when the pod must outlive one.
 func writeFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644) //nolint:gosec // G304: a file in the pod directory
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, datadir.FileMode) //nolint:gosec // G304: a file in the pod directory
 	if err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Base(path), err)
+	}
+	if err := datadir.SetGroupFrom(f, filepath.Dir(path)); err != nil {
+		_ = f.Close()
 		return fmt.Errorf("create %s: %w", filepath.Base(path), err)
 	}
 	if _, err := f.Write(data); err != nil {

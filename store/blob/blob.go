@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/datadir"
 	"github.com/nosecone/nscn/internal/errdefs"
 )
 
@@ -152,9 +153,18 @@ func (w *Writer) Commit(_ context.Context) (Info, error) {
 		w.Abort()
 		return Info{}, fmt.Errorf("sync blob %s: %w", info.Key, err)
 	}
-	if err := w.f.Chmod(0o644); err != nil {
+	dst := w.s.Path(info.Key)
+	if err := datadir.MkdirAll(filepath.Dir(dst), datadir.DirMode); err != nil {
+		w.Abort()
+		return Info{}, fmt.Errorf("create blob dir: %w", err)
+	}
+	if err := w.f.Chmod(datadir.FileMode); err != nil {
 		w.Abort()
 		return Info{}, fmt.Errorf("chmod blob %s: %w", info.Key, err)
+	}
+	if err := datadir.SetGroupFrom(w.f, filepath.Dir(dst)); err != nil {
+		w.Abort()
+		return Info{}, fmt.Errorf("blob %s: %w", info.Key, err)
 	}
 	if err := w.f.Close(); err != nil {
 		w.done = true
@@ -162,11 +172,6 @@ func (w *Writer) Commit(_ context.Context) (Info, error) {
 		return Info{}, fmt.Errorf("close blob %s: %w", info.Key, err)
 	}
 	w.done = true
-	dst := w.s.Path(info.Key)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		_ = os.Remove(w.f.Name())
-		return Info{}, fmt.Errorf("create blob dir: %w", err)
-	}
 	if err := os.Rename(w.f.Name(), dst); err != nil {
 		_ = os.Remove(w.f.Name())
 		return Info{}, fmt.Errorf("store blob %s: %w", info.Key, err)

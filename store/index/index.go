@@ -28,6 +28,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/nosecone/nscn/internal/datadir"
 	"github.com/nosecone/nscn/internal/errdefs"
 )
 
@@ -79,7 +80,7 @@ type Index struct {
 func New(path string) *Index { return &Index{Path: path, Timeout: 2 * time.Minute} }
 
 func (ix *Index) open(ctx context.Context, readOnly bool) (*bolt.DB, error) {
-	if err := os.MkdirAll(filepath.Dir(ix.Path), 0o755); err != nil {
+	if err := datadir.MkdirAll(filepath.Dir(ix.Path), datadir.DirMode); err != nil {
 		return nil, fmt.Errorf("create index dir: %w", err)
 	}
 	if readOnly {
@@ -90,7 +91,14 @@ func (ix *Index) open(ctx context.Context, readOnly bool) (*bolt.DB, error) {
 	deadline := time.Now().Add(ix.Timeout)
 	for {
 		// bbolt's own timeout ignores ctx, so poll in short slices.
-		db, err := bolt.Open(ix.Path, 0o644, &bolt.Options{Timeout: 200 * time.Millisecond, ReadOnly: readOnly})
+		db, err := bolt.Open(ix.Path, datadir.FileMode, &bolt.Options{Timeout: 200 * time.Millisecond, ReadOnly: readOnly})
+		if err == nil && !readOnly {
+			// A writer may just have created the file.
+			if err := datadir.InheritGroup(ix.Path); err != nil {
+				_ = db.Close()
+				return nil, fmt.Errorf("open image index: %w", err)
+			}
+		}
 		if err == nil {
 			return db, nil
 		}
