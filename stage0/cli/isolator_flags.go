@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/appc/spec/schema/types"
+
+	"github.com/nosecone/nscn/internal/isolate/caps"
 )
 
 // isolatorFlags turns the per-app isolator flags of run and prepare into
@@ -101,9 +103,9 @@ func isolatorFlags(ra *runArgs, a *appArgs) ([]types.Isolator, error) {
 }
 
 // capNames parses a comma-separated capability list. Names are taken as
-// rkt took them: CAP_NET_ADMIN, or net_admin for short. Whether the kernel
-// knows each is checked by the stage1 (isolate.PolicyFor), which knows the
-// full list; here only the shape is.
+// rkt took them: CAP_NET_ADMIN, or net_admin for short, and must be names
+// nscn knows (caps.Parse). Whether the running kernel knows each is
+// checked by the stage1 (isolate.PolicyFor).
 func capNames(flag, v string) ([]string, error) {
 	var out []string
 	for _, s := range strings.Split(v, ",") {
@@ -121,6 +123,9 @@ func capNames(flag, v string) ([]string, error) {
 			if (r < 'A' || r > 'Z') && r != '_' {
 				return nil, usageErrorf("--%s %q: %q is not a capability name", flag, v, s)
 			}
+		}
+		if _, err := caps.Parse(s); err != nil {
+			return nil, usageErrorf("--%s %q: %q is not a capability nscn knows", flag, v, s)
 		}
 		out = append(out, s)
 	}

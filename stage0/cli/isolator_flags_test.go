@@ -53,6 +53,7 @@ func TestIsolatorFlags(t *testing.T) {
 		{name: "caps empty name", args: []string{"img", "--caps-retain=CAP_CHOWN,"}, err: true, want: "empty capability"},
 		{name: "caps prefix only", args: []string{"img", "--caps-retain=CAP_"}, err: true, want: "empty capability"},
 		{name: "caps bad name", args: []string{"img", "--caps-remove=CAP-1"}, err: true, want: "not a capability name"},
+		{name: "caps unknown name", args: []string{"img", "--caps-retain=CAP_NOPE"}, err: true, want: "not a capability nscn knows"},
 		{name: "seccomp no mode", args: []string{"img", "--seccomp=chmod"}, err: true, want: "mode=retain or mode=remove"},
 		{name: "seccomp bad mode", args: []string{"img", "--seccomp=mode=deny,chmod"}, err: true, want: "neither retain nor remove"},
 		{name: "seccomp no syscalls", args: []string{"img", "--seccomp=mode=remove,errno=EPERM"}, err: true, want: "no syscalls"},
