@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -223,11 +224,13 @@ type file struct {
 
 // image is a test image: busybox's rootfs (from busybox.aci), the attacker
 // at /attack, files, and a manifest built from app (the "app" object)
-// under name.
+// and labels under name.
 type image struct {
 	name  string
 	app   map[string]any
 	files []file
+	// labels are added to the manifest's os and arch labels.
+	labels map[string]string
 }
 
 // build packs the image into a gzip ACI with actool and returns its path.
@@ -271,8 +274,12 @@ func (im image) build(t *testing.T) string {
 	}
 	m := map[string]any{
 		"acKind": "ImageManifest", "acVersion": "0.8.11", "name": im.name,
-		"labels": []map[string]string{{"name": "os", "value": "linux"}, {"name": "arch", "value": "amd64"}},
 	}
+	labels := []map[string]string{{"name": "os", "value": "linux"}, {"name": "arch", "value": "amd64"}}
+	for _, k := range slices.Sorted(maps.Keys(im.labels)) {
+		labels = append(labels, map[string]string{"name": k, "value": im.labels[k]})
+	}
+	m["labels"] = labels
 	if im.app != nil {
 		m["app"] = im.app
 	}
