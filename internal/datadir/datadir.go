@@ -87,7 +87,8 @@ func Lookup() (Perms, error) {
 // is given to the nscn group with DirMode when that group exists; any
 // permission bit beyond p.Mode() is removed. Ensure never opens a
 // directory up: a data directory an administrator made stricter stays so.
-// A dir that is not a directory is errdefs.ErrFailedPrecondition.
+// A data directory of another user is left to them (and root). A dir that
+// is not a directory is errdefs.ErrFailedPrecondition.
 func Ensure(dir string, p Perms) error {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -109,6 +110,11 @@ func Ensure(dir string, p Perms) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return fmt.Errorf("data directory %s: no owner information", dir)
+	}
+	if euid := os.Geteuid(); euid != 0 && int(st.Uid) != euid {
+		// Not ours to change: whatever the command writes next fails
+		// with the permission error that says why.
+		return nil
 	}
 	want := mode.Perm() & p.Mode()
 	if p.GID >= 0 && st.Gid == 0 && p.GID != 0 {

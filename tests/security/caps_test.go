@@ -8,10 +8,11 @@ import (
 	"testing"
 )
 
-// TestCapabilitiesBeyondDefaultNeedConsent is class 9 of
+// TestCapabilitiesBeyondDefaultNeedConsent is class 7 of
 // Documentation/security.md: an image whose isolator asks for
 // CAP_SYS_ADMIN, which appc's default set leaves out, to get it without
-// the operator's say. Without consent the run is refused by stage0 (exit
+// the operator's say (Documentation/isolators.md, "Capabilities beyond
+// the default set"). Without consent the run is refused by stage0 (exit
 // 2, one line naming the capability and the flag that grants it, no pod
 // left); with --caps-retain=CAP_SYS_ADMIN for the app it runs, and under
 // nspawn with CAP_SYS_ADMIN alone in its bounding set.

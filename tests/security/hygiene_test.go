@@ -84,10 +84,12 @@ func hasControl(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f })
 }
 
-// TestBadInputRefusedByStage0 is class 7 of Documentation/security.md:
-// a mistyped or hostile command line. Each bad value is refused by
-// stage0 with exit 2 and one line on stderr, before anything is created
-// or fetched: the data directory is as it was, and no pod exists.
+// TestBadInputRefusedByStage0 is class 7 of Documentation/security.md: a
+// mistyped or hostile command line (Documentation/commands.md, "Bad
+// input"). Each bad value is
+// refused by stage0 with exit 2 and one line on stderr, before anything
+// is created or fetched: the data directory is as it was, and no pod
+// exists.
 func TestBadInputRefusedByStage0(t *testing.T) {
 	e := newEnv(t)
 	aci := image{name: "example.com/hygiene", app: app("0", "0", "/bin/true")}.build(t)
@@ -152,9 +154,11 @@ func TestBadInputRefusedByStage0(t *testing.T) {
 const hostileLabel = "1.0\x1b[2J\x1b]0;pwned\x07\nforged"
 
 // TestLabelsEscapedOnOutput is class 7 of Documentation/security.md: an
-// image's label with terminal escape sequences is shown escaped by image
-// list and by list, status and cat-manifest for a pod of it, and JSON
-// output stays JSON with the label's value intact.
+// image's label attacks the operator's terminal (Documentation/commands.md,
+// "Output"): escape sequences
+// are shown escaped by image list and by list, status and cat-manifest
+// for a pod of the image, and JSON output stays JSON with the label's
+// value intact.
 func TestLabelsEscapedOnOutput(t *testing.T) {
 	e := newEnv(t)
 	aci := image{name: "example.com/labels", app: app("0", "0", "/bin/true"), labels: map[string]string{"version": hostileLabel}}.build(t)

@@ -32,8 +32,9 @@ func openUp(t *testing.T, e *env) {
 	}
 }
 
-// TestDataDirNotReadableByOthers is class 8 of Documentation/security.md:
-// another user of the host reads the image store or the pods. The data
+// TestDataDirNotReadableByOthers is class 7 of Documentation/security.md:
+// another user of the host reads the image store or the pods ("Least
+// privilege on disk"). The data
 // directory nscn creates, the store's blobs and index.db give other users
 // nothing, and the user nobody can read neither index.db nor a pod's
 // directory. A data directory an older nscn left world-readable is
