@@ -92,7 +92,7 @@ func Lookup() (Perms, error) {
 func Ensure(dir string, p Perms) error {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil { //nolint:gosec // G301: the data directory's parents are the system's (/var/lib)
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 			return fmt.Errorf("create data directory %s: %w", dir, err)
 		}
 		if err := os.Mkdir(dir, p.Mode()); err != nil && !errors.Is(err, fs.ErrExist) {

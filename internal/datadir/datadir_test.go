@@ -68,7 +68,7 @@ func TestEnsurePrivate(t *testing.T) {
 			if mode, _ := modeAndGroup(t, dir); mode != tt.want {
 				t.Fatalf("mode %v, want %v", mode, tt.want)
 			}
-			t.Cleanup(func() { _ = os.Chmod(dir, 0o700) })
+			t.Cleanup(func() { _ = os.Chmod(dir, 0o700) }) //nolint:gosec // G302: a directory, which needs x to be searched
 		})
 	}
 	t.Run("not a directory", func(t *testing.T) {
@@ -153,7 +153,7 @@ func TestMkdirAllAndInheritGroup(t *testing.T) {
 	}
 
 	tmp := filepath.Join(t.TempDir(), "ingest")
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, FileMode)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, FileMode) //nolint:gosec // G304: a file in the test's own directory
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -161,7 +161,7 @@ const hostileLabel = "1.0\x1b[2J\x1b]0;pwned\x07\nforged"
 // value intact.
 func TestLabelsEscapedOnOutput(t *testing.T) {
 	e := newEnv(t)
-	aci := image{name: "example.com/labels", app: app("0", "0", "/bin/true"), labels: map[string]string{"version": hostileLabel}}.build(t)
+	aci := image{name: "example.com/labels", app: app("1000", "1000", "/bin/true"), labels: map[string]string{"version": hostileLabel}}.build(t)
 	e.ok("--insecure-options=image", "fetch", aci)
 
 	r := e.ok("image", "list", "--no-legend", "--fields=name")
