@@ -2,19 +2,29 @@ package entrypoint
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
-// sealLockFile serializes sealRoot between the apps' helpers, which the
-// pod's systemd starts at the same time.
-var sealLockFile = filepath.Join(filepath.Dir(nspawn.FirstFailureFile), ".seal")
+// sealLockDir is locked (flock) to serialize sealRoot between the apps'
+// helpers, which the pod's systemd starts at the same time. The
+// directory, not a file in it: an open with O_CREAT takes write access to
+// the root's mount even when the file exists, and a remount read-only
+// fails while anyone holds it.
+var sealLockDir = filepath.Dir(nspawn.FirstFailureFile)
+
+// sealTries bounds the attempts of the read-only remount, which fails with
+// EBUSY while a process of the pod (the pod's systemd writing a file of
+// its own) has a file of the root open for writing.
+const sealTries = 100
 
 // sealRoot makes the pod's root (the stage1 rootfs) read-only in the
 // pod's mount namespace, but for nspawn.WritableDirs, each bound onto
@@ -28,12 +38,10 @@ var sealLockFile = filepath.Join(filepath.Dir(nspawn.FirstFailureFile), ".seal")
 // the pod. systemd-nspawn's --read-only does not do: it makes every
 // mount below the root read-only too, and the binds from it with them.
 func sealRoot(ctx context.Context, log *slog.Logger) error {
-	lock, err := os.OpenFile(sealLockFile, os.O_RDONLY|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600) //nolint:gosec // G304: a fixed path of the pod's state directory
+	lock, err := os.OpenFile(sealLockDir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("seal the pod's root: %w", err)
 	}
-	// Read-only: a file open for writing on the root would make the
-	// root's remount fail (EBUSY).
 	defer func() { _ = lock.Close() }()
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
 		return fmt.Errorf("seal the pod's root: %w", &os.SyscallError{Syscall: "flock", Err: err})
@@ -55,10 +63,16 @@ func sealRoot(ctx context.Context, log *slog.Logger) error {
 		}
 	}
 	log.DebugContext(ctx, "make the pod's root read-only")
-	if err := unix.MountSetattr(unix.AT_FDCWD, "/", 0, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
-		return &os.PathError{Op: "mount_setattr (rdonly)", Path: "/", Err: err}
+	for i := 1; ; i++ {
+		err := unix.MountSetattr(unix.AT_FDCWD, "/", 0, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY})
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EBUSY) || i == sealTries {
+			return &os.PathError{Op: "mount_setattr (rdonly)", Path: "/", Err: err}
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	return nil
 }
 
 // emptyDir reports whether the directory d has no entries (or cannot be
