@@ -91,6 +91,13 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App, unified 
 		return fmt.Errorf("open app rootfs: %w", err)
 	}
 	defer func() { _ = root.Close() }()
+	// A rootfs that stage0 copied (no overlayfs) is a directory of the
+	// pod's root, sealed read-only above, and the bind took that flag:
+	// the app's root is writable (its mount points are made below)
+	// unless it asks otherwise at the end.
+	if err := unix.MountSetattr(int(root.Fd()), "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_RDONLY}); err != nil {
+		return &os.PathError{Op: "mount_setattr (clear rdonly)", Path: p.RootFS, Err: err}
+	}
 	m := fly.LoggingMounter{Next: podmount.InRoot{Root: root, Log: log}, Log: log}
 	if err := fly.Apply(ctx, m, p); err != nil {
 		return err
@@ -119,12 +126,6 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App, unified 
 	}
 	if p.ReadOnlyRoot {
 		return podmount.SetMountAttrs(root, unix.MOUNT_ATTR_RDONLY, false, "/")
-	}
-	// A rootfs that stage0 copied (no overlayfs) is a directory of the
-	// pod's root, which is read-only in the pod, and its bind above took
-	// that flag: the app's own root is writable unless it asks otherwise.
-	if err := unix.MountSetattr(int(root.Fd()), "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_RDONLY}); err != nil {
-		return &os.PathError{Op: "mount_setattr (clear rdonly)", Path: p.RootFS, Err: err}
 	}
 	return nil
 }
