@@ -149,13 +149,7 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, o execOpts)
 	}
 	// Every signal is caught and dropped (see above), from before the
 	// init exists until the helper mirrors the app's status.
-	sigc := make(chan os.Signal, 16)
-	signal.Notify(sigc)
-	defer signal.Stop(sigc)
-	go func() {
-		for range sigc { //nolint:revive // empty-block: the signals are dropped on purpose
-		}
-	}()
+	defer dropSignals()()
 	cfg, err := json.Marshal(initConfig{Argv: argv, AsApp: o.asApp})
 	if err != nil {
 		return 0, fmt.Errorf("encode app init config: %w", err)
@@ -239,6 +233,19 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, o execOpts)
 	return mirrorStatus(waitExit(ws)), nil
 }
 
+// dropSignals catches every signal but SIGKILL and SIGSTOP and drops it,
+// until the function it returns is called (see execApp for why).
+func dropSignals() (stop func()) {
+	c := make(chan os.Signal, 16)
+	signal.Notify(c)
+	go func() {
+		for range c {
+			// dropped
+		}
+	}()
+	return func() { signal.Stop(c) }
+}
+
 // waitExit is how the process of ws ended.
 func waitExit(ws syscall.WaitStatus) exitInfo {
 	if ws.Signaled() {
@@ -294,12 +301,8 @@ func appInit(ctx context.Context, log *slog.Logger, name string) (int, error) {
 	// A PID namespace's init gets the signals it has a handler for,
 	// which the Go runtime installs for most, dying of them by default:
 	// catch them all, and drop them.
-	sigc := make(chan os.Signal, 16)
-	signal.Notify(sigc)
-	go func() {
-		for range sigc { //nolint:revive // empty-block: the signals are dropped on purpose
-		}
-	}()
+	defer dropSignals()()
+	log.DebugContext(ctx, "app init started")
 	appPID, err := startInNamespace(ctx, log, name)
 	if err != nil {
 		send(initMsg{Err: ErrorLine(fmt.Errorf("app %s: %w", name, err))})
@@ -384,7 +387,7 @@ func startInNamespace(ctx context.Context, log *slog.Logger, name string) (int, 
 	}
 	log.DebugContext(ctx, "containment: app root and /proc entered", "took", time.Since(start))
 	log.DebugContext(ctx, "exec", "path", path, "uid", creds.UID, "gid", creds.GID, "groups", creds.Groups)
-	return startExecIn(name, exe, execConfig{Policy: app.Policy, Exec: isolate.ExecConfig{
+	return startExecIn(ctx, log, name, exe, execConfig{Policy: app.Policy, Exec: isolate.ExecConfig{
 		Path: path, Args: cfg.Argv, Env: s.Env, Dir: s.WorkingDir,
 		Creds: isolate.Creds{UID: creds.UID, GID: creds.GID, Groups: creds.Groups},
 	}})
@@ -392,7 +395,7 @@ func startInNamespace(ctx context.Context, log *slog.Logger, name string) (int, 
 
 // startExecIn starts the helper binary exe as the process that becomes
 // the app (modeExecIn) with cfg, and returns its pid once it exec'd.
-func startExecIn(name string, exe *os.File, cfg execConfig) (int, error) {
+func startExecIn(ctx context.Context, log *slog.Logger, name string, exe *os.File, cfg execConfig) (int, error) {
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return 0, fmt.Errorf("encode exec config: %w", err)
@@ -419,6 +422,7 @@ func startExecIn(name string, exe *os.File, cfg execConfig) (int, error) {
 	}
 	pid := p.Pid
 	_ = p.Release()
+	log.DebugContext(ctx, "app process started", "pid", pid)
 	_, werr := cfgW.Write(b)
 	_ = cfgW.Close()
 	line, err := io.ReadAll(io.LimitReader(syncR, 64<<10))
