@@ -38,7 +38,7 @@ const (
 // app's PID namespace (see execApp). Only the helper itself runs them.
 const (
 	modeInit   = "ns-init" // pid 1 of the app's PID namespace
-	modeExecIn = "ns-exec" // its child, which becomes the app (or handler)
+	modeExecIn = "ns-exec" // pid 2, which becomes the app (or handler)
 )
 
 // App runs one mode of the app helper inside the pod, as root, in the
@@ -49,10 +49,10 @@ const (
 func App(ctx context.Context, log *slog.Logger, mode, name string) (int, error) {
 	switch mode {
 	case modeInit:
-		return appInit(ctx, log, name)
+		return 0, appInit(ctx, log)
 	case modeExecIn:
-		if err := execInRoot(ctx); err != nil {
-			return stage1abi.ExitRuntime, nil // the init reports the error
+		if err := execInNamespace(ctx, log, name); err != nil {
+			return stage1abi.ExitRuntime, nil // the shim reports the error
 		}
 		return 0, nil
 	}
@@ -176,9 +176,9 @@ type execOpts struct {
 	// prepareApp put on its /sys/fs/cgroup shows it.
 	unified bool
 	// notifyReady: tell the unit's service manager (NOTIFY_SOCKET,
-	// Type=notify) READY=1 once everything but the exec has succeeded,
-	// so that the pod is ready only when its mounts are made and the
-	// app is being started.
+	// Type=notify) READY=1 once the app's process has exec'd, so that
+	// the pod is ready only when its mounts are made and the app is
+	// started.
 	notifyReady bool
 }
 

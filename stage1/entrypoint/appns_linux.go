@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -32,27 +33,31 @@ import (
 // same user with the same capabilities as another app of the pod read
 // that app's files through /proc/PID/root. Three processes do it:
 //
-//	shim: the unit's main process,     init: pid 1 of the app's         app: pid 2
-//	the helper in the pod's PID ns     PID namespace (modeInit)          (modeExecIn)
+//	shim: the unit's main process,  init: pid 1 of the app's     app: pid 2 (modeExecIn)
+//	the helper, in the pod's PID ns PID namespace (modeInit)
 //	  join the app's cgroups
-//	  clone /proc/self/exe with
-//	  CLONE_NEWPID|CLONE_NEWNS
-//	  (|CLONE_NEWCGROUP) ─────────────▶ fd 3: initConfig (JSON), fd 4:
-//	  write initConfig on fd 3 ───────▶ initMsg lines back
-//	                                    mounts slaves; open the creds
-//	                                    record and the helper binary; a
-//	                                    fresh /proc (this PID namespace)
-//	                                    and its restricted paths in the
-//	                                    rootfs; pivot_root into it; creds,
-//	                                    record; look the program up
-//	                                    start the binary (fd 5) ────────▶ fd 3: execConfig, fd 4:
-//	                                    write execConfig on fd 3 ───────▶ sync (close-on-exec)
-//	                                    EOF on fd 4 ◀──────────────────── isolate.Exec (one
-//	  READY=1 ◀────── {"ready":true} ◀─                                  error line instead)
-//	                                    reap every child; when the app
-//	  mirror its status ◀ {"exit":…} ◀── ends, report its status, exit
-//	                                    (the kernel kills the rest of
-//	                                    the namespace)
+//	  lock the thread,
+//	  unshare(CLONE_NEWPID)
+//	  start /proc/self/exe ───────▶ non-dumpable; catch every
+//	                                signal; reap orphans
+//	  start /proc/self/exe with CLONE_NEWNS (|CLONE_NEWCGROUP) ─────▶ fd 3: initConfig (JSON)
+//	  write initConfig on fd 3 ───────────────────────────────────▶ fd 4: sync (close-on-exec)
+//	                                                                 mounts slaves; open the creds
+//	                                                                 record; a procfs of this PID
+//	                                                                 namespace on the rootfs's
+//	                                                                 /proc, its restricted paths;
+//	                                                                 pivot_root; creds, record;
+//	                                                                 look the program up
+//	  EOF on fd 4: READY=1 ◀──────────────────────────────────────── isolate.Exec (one error
+//	                                                                 line instead)
+//	  wait for the app; SIGKILL the init (the kernel kills what
+//	  is left of the namespace); exit as the app did
+//
+// Both children are the shim's: the thread that unshared CLONE_NEWPID
+// forks them into the new namespace, the first as its pid 1. So the shim
+// waits for the app itself, and the init's Go start runs beside the
+// app's instead of before it (on this path a Go process start is the
+// main cost: tens of milliseconds on a small host).
 //
 // Why not make the app pid 1 of its namespace, as docker and podman do by
 // default? A PID namespace's init gets no signal it has no handler for,
@@ -71,25 +76,23 @@ import (
 // them with the rest of the unit. Forwarding would deliver the same
 // signal to the app two or three times.
 //
+// The init stays in the pod's mount namespace and root (it reads and
+// mounts nothing, and enter, which looks for a process whose root is the
+// app's, never takes it for the app). The app sees it as pid 1 but cannot
+// reach its root: it is not dumpable, so /proc/1/root needs
+// CAP_SYS_PTRACE, which no app has by default.
+//
 // Why a shim at all? The unit's main process cannot enter a PID
 // namespace of its own (a process's PID namespace never changes), and
 // systemd reads the app's status from the main process: the shim mirrors
 // it (mirrorStatus), so EXIT_CODE and EXIT_STATUS, which the reap mode
 // records, are as before.
 
-// initConfig is what the shim hands the init on fd 3.
+// initConfig is what the shim hands the process that becomes the app on
+// fd 3.
 type initConfig struct {
 	Argv  []string `json:"argv"`
 	AsApp bool     `json:"asApp,omitempty"`
-}
-
-// initMsg is one line the init sends the shim on fd 4: the app (or
-// handler) was exec'd, the init failed (one error line), or the app's
-// status.
-type initMsg struct {
-	Ready bool      `json:"ready,omitempty"`
-	Err   string    `json:"err,omitempty"`
-	Exit  *exitInfo `json:"exit,omitempty"`
 }
 
 // exitInfo is how a process ended: its exit code, or the signal that
@@ -99,17 +102,10 @@ type exitInfo struct {
 	Signal int `json:"signal,omitempty"`
 }
 
-// execConfig is what the init hands the process that becomes the app.
-type execConfig struct {
-	Policy *isolate.Policy    `json:"policy"`
-	Exec   isolate.ExecConfig `json:"exec"`
-}
-
-// Descriptors of the init's and the app process's contracts.
+// Descriptors of the app process's contract.
 const (
-	nsConfigFD = 3 // read end of the config pipe (initConfig, execConfig)
-	nsMsgFD    = 4 // write end: initMsg lines (init), the sync pipe (app)
-	nsExeFD    = 5 // the helper binary, for the init's child
+	nsConfigFD = 3 // read end of the config pipe (initConfig)
+	nsSyncFD   = 4 // write end of the sync pipe: EOF at the exec, or one error line
 )
 
 // execApp runs the app (or its event handler, o.handler) confined by
@@ -152,83 +148,106 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, o execOpts)
 	defer dropSignals()()
 	cfg, err := json.Marshal(initConfig{Argv: argv, AsApp: o.asApp})
 	if err != nil {
-		return 0, fmt.Errorf("encode app init config: %w", err)
+		return 0, fmt.Errorf("encode app config: %w", err)
 	}
+	start := time.Now()
+	// Go's os package checks once, on its first use of pidfds, that they
+	// work, by starting a child that exits at once: started after the
+	// unshare below, that child would be the new namespace's pid 1, and
+	// its exit would end the namespace (the next fork fails with ENOMEM).
+	// FindProcess makes it check now.
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		_ = p.Release()
+	}
+	// Never unlocked: the thread's children are born in the app's PID
+	// namespace, and the helper exits when the app has.
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_NEWPID); err != nil {
+		return 0, &os.SyscallError{Syscall: "unshare(CLONE_NEWPID)", Err: err}
+	}
+	// No Pdeathsig on either child: each sees a parent pid of 0 (its
+	// parent is outside its namespace), which the Go runtime takes for a
+	// dead parent. When the shim dies, systemd kills the unit's cgroup.
+	initCmd := &exec.Cmd{
+		Path: "/proc/self/exe", Args: []string{nspawn.AppHelper, modeInit, s.Name},
+		Env: []string{}, Stderr: os.Stderr,
+	}
+	log.DebugContext(ctx, "start app init")
+	if err := initCmd.Start(); err != nil {
+		return 0, fmt.Errorf("app %s: start the init of its pid namespace: %w", s.Name, err)
+	}
+	initDone := false
+	defer func() {
+		if !initDone {
+			_ = initCmd.Process.Kill()
+			_ = initCmd.Wait()
+		}
+	}()
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
-		return 0, fmt.Errorf("create app init config pipe: %w", err)
+		return 0, fmt.Errorf("create app config pipe: %w", err)
 	}
 	defer func() { _ = cfgW.Close() }()
-	msgR, msgW, err := os.Pipe()
+	syncR, syncW, err := os.Pipe()
 	if err != nil {
 		_ = cfgR.Close()
-		return 0, fmt.Errorf("create app init message pipe: %w", err)
+		return 0, fmt.Errorf("create app sync pipe: %w", err)
 	}
-	defer func() { _ = msgR.Close() }()
-	flags := uintptr(unix.CLONE_NEWPID | unix.CLONE_NEWNS)
+	defer func() { _ = syncR.Close() }()
+	flags := uintptr(unix.CLONE_NEWNS)
 	if o.unified {
 		flags |= unix.CLONE_NEWCGROUP
 	}
-	start := time.Now()
 	cmd := &exec.Cmd{
-		Path: "/proc/self/exe", Args: []string{nspawn.AppHelper, modeInit, s.Name},
+		Path: "/proc/self/exe", Args: []string{nspawn.AppHelper, modeExecIn, s.Name},
 		Env:   []string{},
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		ExtraFiles: []*os.File{cfgR, msgW},
-		// No Pdeathsig: the init sees a parent pid of 0 (its parent is
-		// outside its namespace), which the Go runtime takes for a dead
-		// parent. When the shim dies, systemd kills the unit's cgroup.
+		ExtraFiles:  []*os.File{cfgR, syncW},
 		SysProcAttr: &syscall.SysProcAttr{Cloneflags: flags},
 	}
-	log.DebugContext(ctx, "start app init", "argv", argv)
+	log.DebugContext(ctx, "start app", "argv", argv)
 	err = cmd.Start()
 	_ = cfgR.Close()
-	_ = msgW.Close()
+	_ = syncW.Close()
 	if err != nil {
-		return 0, fmt.Errorf("app %s: start its init: %w", s.Name, err)
+		return 0, fmt.Errorf("app %s: start it in its pid namespace: %w", s.Name, err)
 	}
-	// The config fits in the pipe's buffer: no need to write it
-	// concurrently with reading the messages.
+	// The config fits in the pipe's buffer.
 	_, werr := cfgW.Write(cfg)
 	_ = cfgW.Close()
-	var failed string
-	var exit *exitInfo
-	dec := json.NewDecoder(msgR)
-	for {
-		var m initMsg
-		if err := dec.Decode(&m); err != nil {
-			break // EOF: the init has ended
-		}
-		switch {
-		case m.Ready:
-			// The shim's fork and the init's work are what the app's
-			// containment costs now.
-			log.DebugContext(ctx, "containment: app pid namespace entered", "took", time.Since(start))
-			if notify != nil {
-				if _, err := notify.Write([]byte("READY=1")); err != nil {
-					log.WarnContext(ctx, "notify the pod's systemd", "err", err)
-				}
+	line, rerr := io.ReadAll(io.LimitReader(syncR, 64<<10))
+	if len(line) == 0 && rerr == nil && werr == nil {
+		// The shim's two forks, the app process's start and its work up
+		// to the exec: what the app's containment costs now.
+		log.DebugContext(ctx, "containment: app pid namespace entered", "took", time.Since(start))
+		if notify != nil {
+			if _, err := notify.Write([]byte("READY=1")); err != nil {
+				log.WarnContext(ctx, "notify the pod's systemd", "err", err)
 			}
-		case m.Err != "":
-			failed = m.Err
-		case m.Exit != nil:
-			exit = m.Exit
 		}
 	}
 	err = cmd.Wait()
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
-		return 0, fmt.Errorf("app %s: wait for its init: %w", s.Name, err)
+		return 0, fmt.Errorf("app %s: wait for it: %w", s.Name, err)
 	}
+	// The app has ended: the init goes, and with it what the app left in
+	// its namespace.
+	_ = initCmd.Process.Kill()
+	ierr := initCmd.Wait()
+	initDone = true
 	switch {
-	case failed != "":
-		return 0, errors.New(failed)
-	case exit != nil:
-		return mirrorStatus(*exit), nil
+	case len(line) > 0:
+		return 0, errors.New(strings.TrimSpace(string(line)))
+	case rerr != nil:
+		return 0, fmt.Errorf("app %s: read its sync pipe: %w", s.Name, rerr)
 	case werr != nil:
-		return 0, fmt.Errorf("app %s: send its init config: %w", s.Name, werr)
+		return 0, fmt.Errorf("app %s: send its config: %w", s.Name, werr)
 	}
-	// The init ended without a word: killed, say. Its own status then.
+	if ws, ok := initCmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Exited() {
+		// Ended on its own, so it killed the app's namespace.
+		return 0, fmt.Errorf("app %s: the init of its pid namespace exited with status %d: %w", s.Name, ws.ExitStatus(), ierr)
+	}
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	return mirrorStatus(waitExit(ws)), nil
 }
@@ -285,198 +304,118 @@ func raisable(sig unix.Signal) bool {
 	return false
 }
 
-// appInit is the init of the app's PID namespace (see execApp). It
-// reports its own failure to the shim and returns
-// stage1abi.ExitRuntime; otherwise it returns once the app has ended.
-func appInit(ctx context.Context, log *slog.Logger, name string) (int, error) {
-	if err := unix.CloseRange(nsConfigFD, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return 0, &os.SyscallError{Syscall: "close_range", Err: err}
+// appInit is the init of the app's PID namespace (see execApp): it makes
+// itself non-dumpable, drops every signal and reaps the namespace's
+// orphans until it is killed. It returns only on failure.
+func appInit(ctx context.Context, log *slog.Logger) error {
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return &os.SyscallError{Syscall: "prctl(PR_SET_DUMPABLE)", Err: err}
 	}
-	msgs := os.NewFile(nsMsgFD, "app init messages")
-	defer func() { _ = msgs.Close() }()
-	send := func(m initMsg) {
-		b, _ := json.Marshal(m)
-		_, _ = msgs.Write(append(b, '\n'))
-	}
-	// A PID namespace's init gets the signals it has a handler for,
-	// which the Go runtime installs for most, dying of them by default:
-	// catch them all, and drop them.
-	defer dropSignals()()
+	c := make(chan os.Signal, 16)
+	signal.Notify(c)
 	log.DebugContext(ctx, "app init started")
-	appPID, err := startInNamespace(ctx, log, name)
-	if err != nil {
-		send(initMsg{Err: ErrorLine(fmt.Errorf("app %s: %w", name, err))})
-		return stage1abi.ExitRuntime, nil
+	for sig := range c {
+		if sig != unix.SIGCHLD {
+			continue
+		}
+		for {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil || pid <= 0 {
+				break
+			}
+		}
 	}
-	send(initMsg{Ready: true})
-	e, err := reapUntil(appPID)
-	if err != nil {
-		send(initMsg{Err: ErrorLine(fmt.Errorf("app %s: %w", name, err))})
-		return stage1abi.ExitRuntime, nil
-	}
-	send(initMsg{Exit: &e})
-	return 0, nil
+	return nil
 }
 
-// startInNamespace prepares the init's mount namespace and root and
-// starts the process that becomes the app; it returns its pid once the
-// exec happened.
-func startInNamespace(ctx context.Context, log *slog.Logger, name string) (int, error) {
-	cfgFile := os.NewFile(nsConfigFD, "app init config")
+// execInNamespace is the process that becomes the app (modeExecIn), pid
+// 2 of the app's PID namespace, in a mount namespace of its own: it makes
+// the app's /proc, enters the app's root, resolves the credentials and
+// the program there and calls isolate.Exec. On failure it writes one
+// line on the sync pipe for the shim and returns the error.
+func execInNamespace(ctx context.Context, log *slog.Logger, name string) error {
+	if err := unix.CloseRange(nsConfigFD, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return &os.SyscallError{Syscall: "close_range", Err: err}
+	}
+	sync := os.NewFile(nsSyncFD, "app sync pipe")
+	err := prepareAndExec(ctx, log, name)
+	_, _ = sync.WriteString(ErrorLine(fmt.Errorf("app %s: %w", name, err)) + "\n")
+	return err
+}
+
+// prepareAndExec is execInNamespace's work; it returns only on failure.
+func prepareAndExec(ctx context.Context, log *slog.Logger, name string) error {
+	cfgFile := os.NewFile(nsConfigFD, "app config")
 	var cfg initConfig
 	err := json.NewDecoder(cfgFile).Decode(&cfg)
 	_ = cfgFile.Close()
 	if err != nil {
-		return 0, fmt.Errorf("read init config: %w", err)
+		return fmt.Errorf("read app config: %w", err)
+	}
+	if len(cfg.Argv) == 0 {
+		return errdefs.InvalidArgument("nothing to run")
 	}
 	pod, err := nspawn.LoadPod(nspawn.PodConfigFile)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	app, err := pod.AppByName(name)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	s := app.Spec
+	log = log.With("app", name)
 	start := time.Now()
 	// The namespace's mounts are copies of the pod's: slaves, so that
 	// what the app mounts stays its own and what the pod mounts later
 	// still reaches it, and so that the detach of the old root does not
 	// propagate back.
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-		return 0, &os.PathError{Op: "make mounts slave", Path: "/", Err: err}
+		return &os.PathError{Op: "make mounts slave", Path: "/", Err: err}
 	}
-	// Opened while the pod's root is still in view: the record of the
-	// app's credentials, for enter; the helper binary, to start the
-	// app's process from.
+	// The record of the app's credentials, for enter: opened while the
+	// pod's state directory is still in view.
 	var record *os.File
 	if cfg.AsApp {
 		if record, err = createCredsRecord(s.Name); err != nil {
-			return 0, err
+			return err
 		}
 		defer func() { _ = record.Close() }()
 	}
-	exe, err := os.Open("/proc/self/exe")
-	if err != nil {
-		return 0, fmt.Errorf("open the helper binary: %w", err)
-	}
-	defer func() { _ = exe.Close() }()
 	if err := mountProc(ctx, log, app.Plan.RootFS, app.Policy); err != nil {
-		return 0, err
+		return err
 	}
 	if err := pivotInto(app.Plan.RootFS); err != nil {
-		return 0, fmt.Errorf("enter its root: %w", err)
+		return fmt.Errorf("enter its root: %w", err)
 	}
 	// The rootfs is now the root: symlinks in it cannot lead out of it.
 	fsys := os.DirFS("/")
 	creds := fly.Creds{}
 	if cfg.AsApp {
 		if creds, err = fly.ResolveCreds(fsys, s.User, s.Group, s.SupplementaryGIDs); err != nil {
-			return 0, err
+			return err
 		}
 		if err := writeCredsRecord(record, creds); err != nil {
-			return 0, err
+			return err
 		}
 	}
 	if err := fly.CheckDir(fsys, s.WorkingDir); err != nil {
-		return 0, err
+		return err
 	}
 	path, err := fly.LookPath(fsys, cfg.Argv[0], fly.Getenv(s.Env, "PATH"), s.WorkingDir)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	log.DebugContext(ctx, "containment: app root and /proc entered", "took", time.Since(start))
 	log.DebugContext(ctx, "exec", "path", path, "uid", creds.UID, "gid", creds.GID, "groups", creds.Groups)
-	return startExecIn(ctx, log, name, exe, execConfig{Policy: app.Policy, Exec: isolate.ExecConfig{
+	return isolate.Exec(app.Policy, isolate.ExecConfig{
 		Path: path, Args: cfg.Argv, Env: s.Env, Dir: s.WorkingDir,
 		Creds: isolate.Creds{UID: creds.UID, GID: creds.GID, Groups: creds.Groups},
-	}})
-}
-
-// startExecIn starts the helper binary exe as the process that becomes
-// the app (modeExecIn) with cfg, and returns its pid once it exec'd.
-func startExecIn(ctx context.Context, log *slog.Logger, name string, exe *os.File, cfg execConfig) (int, error) {
-	b, err := json.Marshal(cfg)
-	if err != nil {
-		return 0, fmt.Errorf("encode exec config: %w", err)
-	}
-	cfgR, cfgW, err := os.Pipe()
-	if err != nil {
-		return 0, fmt.Errorf("create exec config pipe: %w", err)
-	}
-	defer func() { _ = cfgW.Close() }()
-	syncR, syncW, err := os.Pipe()
-	if err != nil {
-		_ = cfgR.Close()
-		return 0, fmt.Errorf("create exec sync pipe: %w", err)
-	}
-	defer func() { _ = syncR.Close() }()
-	// The binary is outside the app's root: run it through its
-	// descriptor, which the exec resolves before it closes any.
-	p, err := os.StartProcess(fmt.Sprintf("/proc/self/fd/%d", nsExeFD), []string{nspawn.AppHelper, modeExecIn, name},
-		&os.ProcAttr{Env: []string{}, Files: []*os.File{os.Stdin, os.Stdout, os.Stderr, cfgR, syncW, exe}})
-	_ = cfgR.Close()
-	_ = syncW.Close()
-	if err != nil {
-		return 0, fmt.Errorf("start the app's process: %w", err)
-	}
-	pid := p.Pid
-	_ = p.Release()
-	log.DebugContext(ctx, "app process started", "pid", pid)
-	_, werr := cfgW.Write(b)
-	_ = cfgW.Close()
-	line, err := io.ReadAll(io.LimitReader(syncR, 64<<10))
-	if err != nil {
-		return 0, fmt.Errorf("read exec sync: %w", err)
-	}
-	if len(line) > 0 {
-		_, _ = reapUntil(pid)
-		return 0, errors.New(strings.TrimSpace(string(line)))
-	}
-	if werr != nil {
-		return 0, fmt.Errorf("send exec config: %w", werr)
-	}
-	return pid, nil
-}
-
-// reapUntil reaps every child of the init (the orphans of its namespace
-// are its children) until pid ends, and returns how it ended.
-func reapUntil(pid int) (exitInfo, error) {
-	for {
-		var ws unix.WaitStatus
-		got, err := unix.Wait4(-1, &ws, 0, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return exitInfo{}, &os.SyscallError{Syscall: "wait4", Err: err}
-		}
-		if got == pid {
-			return waitExit(syscall.WaitStatus(ws)), nil
-		}
-	}
-}
-
-// execInRoot is the process that becomes the app (modeExecIn), in the
-// app's root: it reads its execConfig and calls isolate.Exec. On failure
-// it writes one line on the sync pipe for the init and returns it.
-func execInRoot(_ context.Context) error {
-	if err := unix.CloseRange(nsConfigFD, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return &os.SyscallError{Syscall: "close_range", Err: err}
-	}
-	sync := os.NewFile(nsMsgFD, "exec sync pipe")
-	err := func() error {
-		cfgFile := os.NewFile(nsConfigFD, "exec config")
-		var cfg execConfig
-		err := json.NewDecoder(cfgFile).Decode(&cfg)
-		_ = cfgFile.Close()
-		if err != nil {
-			return fmt.Errorf("read exec config: %w", err)
-		}
-		return isolate.Exec(cfg.Policy, cfg.Exec)
-	}()
-	_, _ = sync.WriteString(ErrorLine(err) + "\n")
-	return err
+	})
 }
 
 // mountProc replaces the pod's /proc in the app's rootfs with a procfs

@@ -1,7 +1,6 @@
 package entrypoint
 
 import (
-	"encoding/json"
 	"slices"
 	"syscall"
 	"testing"
@@ -117,36 +116,6 @@ func TestRaisable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := raisable(tt.sig); got != tt.want {
 				t.Errorf("raisable(%v) = %v, want %v", tt.sig, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestInitMsgLines(t *testing.T) {
-	tests := []struct {
-		name string
-		msg  initMsg
-	}{
-		{name: "ready", msg: initMsg{Ready: true}},
-		{name: "error", msg: initMsg{Err: "app a: enter its root: pivot_root: invalid argument"}},
-		{name: "exit code", msg: initMsg{Exit: &exitInfo{Code: 3}}},
-		{name: "signal", msg: initMsg{Exit: &exitInfo{Signal: 15}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			b, err := json.Marshal(tt.msg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if slices.Contains(b, '\n') {
-				t.Fatalf("message %s spans lines", b)
-			}
-			var got initMsg
-			if err := json.Unmarshal(b, &got); err != nil {
-				t.Fatal(err)
-			}
-			if got.Ready != tt.msg.Ready || got.Err != tt.msg.Err || (got.Exit == nil) != (tt.msg.Exit == nil) || got.Exit != nil && *got.Exit != *tt.msg.Exit {
-				t.Errorf("round trip of %s = %+v", b, got)
 			}
 		})
 	}

@@ -15,11 +15,11 @@ import (
 // After pivot_root and the detach there is no "above" to walk to.
 //
 // The caller must be alone in a mount namespace of its own (the app's
-// init, born with CLONE_NEWNS, see execApp), whose mounts are slaves of
-// the pod's: the detach must not propagate back. rootfs must be a mount
-// point (prepareApp binds it onto itself). The app's PID namespace, also
-// the init's, keeps the other apps' processes, and so their roots
-// (/proc/PID/root), out of its view.
+// process, born with CLONE_NEWNS, see execApp), whose mounts are slaves
+// of the pod's: the detach must not propagate back. rootfs must be a
+// mount point (prepareApp binds it onto itself). The app's PID namespace
+// keeps the other apps' processes, and so their roots (/proc/PID/root),
+// out of its view.
 func pivotInto(rootfs string) error {
 	oldRoot, err := unix.Open("/", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
