@@ -38,7 +38,7 @@ const (
 // app's PID namespace (see execApp). Only the helper itself runs them.
 const (
 	modeInit   = "ns-init" // pid 1 of the app's PID namespace
-	modeExecIn = "ns-exec" // pid 2, which becomes the app (or handler)
+	modeExecIn = "ns-exec" // the process that becomes the app (or handler)
 )
 
 // App runs one mode of the app helper inside the pod, as root, in the

@@ -33,7 +33,7 @@ import (
 // same user with the same capabilities as another app of the pod read
 // that app's files through /proc/PID/root. Three processes do it:
 //
-//	shim: the unit's main process,  init: pid 1 of the app's     app: pid 2 (modeExecIn)
+//	shim: the unit's main process,  init: pid 1 of the app's     app (modeExecIn)
 //	the helper, in the pod's PID ns PID namespace (modeInit)
 //	  join the app's cgroups
 //	  lock the thread,
@@ -332,8 +332,8 @@ func appInit(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
-// execInNamespace is the process that becomes the app (modeExecIn), pid
-// 2 of the app's PID namespace, in a mount namespace of its own: it makes
+// execInNamespace is the process that becomes the app (modeExecIn), in
+// the app's PID namespace and a mount namespace of its own: it makes
 // the app's /proc, enters the app's root, resolves the credentials and
 // the program there and calls isolate.Exec. On failure it writes one
 // line on the sync pipe for the shim and returns the error.

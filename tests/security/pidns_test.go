@@ -55,3 +55,42 @@ func TestAppsSeeNoOtherAppsProcesses(t *testing.T) {
 		t.Errorf("the attacker's /proc shows processes %v, want pid 1 (its init) and its own", pids)
 	}
 }
+
+// TestEnteredCommandSeesOnlyItsApp is class 10 through enter: a command
+// entered into one app of a two-app pod is born in that app's PID
+// namespace, so it sees that app's processes and not the other app's.
+func TestEnteredCommandSeesOnlyItsApp(t *testing.T) {
+	e := newEnv(t)
+	victim := image{
+		name:  "example.com/victim",
+		app:   app("0", "0", "/bin/sh", "-c", "sleep 60"),
+		files: []file{{path: "/victim-secret", content: "secret\n"}},
+	}
+	attacker := image{name: "example.com/attacker", app: app("0", "0", "/bin/sleep", "60")}
+	uuid := e.start(runArgs(t, nspawn, victim.build(t), "---", attacker.build(t))...)
+	r := e.ok("enter", "--app=attacker", uuid, "/attack", "in", "procroots:", "ls:/proc")
+	t.Logf("attack output:\n%s", r.stdout)
+	if strings.Contains(r.stdout, "victim-secret") {
+		t.Errorf("the entered command reached the victim's root: %s", r.stdout)
+	}
+	found := false
+	for _, line := range strings.Split(r.stdout, "\n") {
+		rest, ok := strings.CutPrefix(line, "ok ls:/proc ")
+		if !ok {
+			continue
+		}
+		found = true
+		var pids []string
+		for _, name := range strings.Split(rest, ",") {
+			if name != "" && name[0] >= '0' && name[0] <= '9' {
+				pids = append(pids, name)
+			}
+		}
+		if len(pids) != 3 {
+			t.Errorf("the entered command's /proc shows processes %v, want 3: its app's init, its app, itself", pids)
+		}
+	}
+	if !found {
+		t.Fatalf("the entered command did not list its /proc: %s", r.stdout)
+	}
+}
