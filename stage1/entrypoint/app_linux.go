@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"time"
@@ -18,7 +16,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
-	"github.com/nosecone/nscn/internal/isolate"
+	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 	"github.com/nosecone/nscn/stage1-fly/inroot"
 	"github.com/nosecone/nscn/stage1-fly/podmount"
@@ -36,36 +34,55 @@ const (
 	ModeReap     = "reap"      // ExecStopPost=: record the status, end the pod if due
 )
 
+// Hidden modes of the app helper: the processes execApp starts in the
+// app's PID namespace (see execApp). Only the helper itself runs them.
+const (
+	modeInit   = "ns-init" // pid 1 of the app's PID namespace
+	modeExecIn = "ns-exec" // the process that becomes the app (or handler)
+)
+
 // App runs one mode of the app helper inside the pod, as root, in the
-// pod's namespaces. ModeExec and the handler modes return only on failure.
-func App(ctx context.Context, log *slog.Logger, mode, name string) error {
+// pod's namespaces. It returns the status the helper must exit with: in
+// the exec, run and handler modes the app's (or handler's), mirrored;
+// otherwise 0. A death by signal is mirrored by dying of that signal,
+// where the Go runtime allows it (see mirrorSignal).
+func App(ctx context.Context, log *slog.Logger, mode, name string) (int, error) {
+	switch mode {
+	case modeInit:
+		return 0, appInit(ctx, log)
+	case modeExecIn:
+		if err := execInNamespace(ctx, log, name); err != nil {
+			return stage1abi.ExitRuntime, nil // the shim reports the error
+		}
+		return 0, nil
+	}
 	pod, err := nspawn.LoadPod(nspawn.PodConfigFile)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	app, err := pod.AppByName(name)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	log = log.With("app", name, "mode", mode)
 	switch mode {
 	case ModePrepare:
-		return prepareApp(ctx, log, app, pod.CgroupUnified)
+		return 0, prepareApp(ctx, log, app, pod.CgroupUnified)
 	case ModeExec:
-		return execApp(ctx, log, app, app.Spec.Exec, execOpts{asApp: true, unified: pod.CgroupUnified})
+		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified})
 	case ModeRun:
 		if err := prepareApp(ctx, log, app, pod.CgroupUnified); err != nil {
-			return err
+			return 0, err
 		}
-		return execApp(ctx, log, app, app.Spec.Exec, execOpts{asApp: true, unified: pod.CgroupUnified, notifyReady: true})
+		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified, notifyReady: true})
 	case ModePreStart:
-		return execApp(ctx, log, app, app.Spec.PreStart, execOpts{unified: pod.CgroupUnified})
+		return execApp(ctx, log, app, execOpts{handler: ModePreStart, unified: pod.CgroupUnified})
 	case ModePostStop:
-		return execApp(ctx, log, app, app.Spec.PostStop, execOpts{unified: pod.CgroupUnified})
+		return execApp(ctx, log, app, execOpts{handler: ModePostStop, unified: pod.CgroupUnified})
 	case ModeReap:
-		return reapApp(ctx, log, pod, name)
+		return 0, reapApp(ctx, log, pod, name)
 	default:
-		return errdefs.InvalidArgument("unknown app helper mode %q", mode)
+		return 0, errdefs.InvalidArgument("unknown app helper mode %q", mode)
 	}
 }
 
@@ -151,102 +168,19 @@ type execOpts struct {
 	// asApp: as the app's user and groups, with its stdin; otherwise
 	// as root (an event handler).
 	asApp bool
+	// handler is the handler's mode (ModePreStart, ModePostStop) when
+	// not asApp.
+	handler string
 	// unified (nspawn.Pod.CgroupUnified): the process also gets a cgroup
 	// namespace of its own, rooted at its unit's cgroup, so that the
 	// app's /proc/self/cgroup says "0::/", as the cgroup2 mount that
 	// prepareApp put on its /sys/fs/cgroup shows it.
 	unified bool
 	// notifyReady: tell the unit's service manager (NOTIFY_SOCKET,
-	// Type=notify) READY=1 once everything but the exec has succeeded,
-	// so that the pod is ready only when its mounts are made and the
-	// app is being started.
+	// Type=notify) READY=1 once the app's process has exec'd, so that
+	// the pod is ready only when its mounts are made and the app is
+	// started.
 	notifyReady bool
-}
-
-// execApp enters the app's rootfs (pivotInto) and replaces the helper with argv
-// through isolate.Exec, confined by the app's policy: as the app's user
-// for the app itself, as root for an event handler. Handlers get the
-// app's policy too (capabilities, no_new_privs, seccomp, oom_score_adj,
-// cgroup): the spec only says they run as root, and a handler must not be
-// a way around the app's restrictions. See Documentation/isolators.md.
-func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, argv []string, o execOpts) error {
-	s := app.Spec
-	asApp := o.asApp
-	if len(argv) == 0 {
-		return errdefs.InvalidArgument("app %s: nothing to run", s.Name)
-	}
-	if asApp && app.Stdin != "" {
-		if err := openStdin(app.Stdin); err != nil {
-			return err
-		}
-	}
-	if err := joinAppCgroup(app); err != nil {
-		return err
-	}
-	var notify *net.UnixConn
-	if o.notifyReady {
-		// Connected before the chroot, which hides the socket.
-		var err error
-		if notify, err = dialNotify(os.Getenv("NOTIFY_SOCKET")); err != nil {
-			return fmt.Errorf("app %s: %w", s.Name, err)
-		}
-		defer func() { _ = notify.Close() }()
-	}
-	// The record of the app's credentials, for enter: opened while the
-	// pod's state directory is still in view, written once they are
-	// resolved in the app's root, closed before the exec.
-	start := time.Now()
-	var record *os.File
-	if asApp {
-		var err error
-		if record, err = createCredsRecord(s.Name); err != nil {
-			return err
-		}
-		defer func() { _ = record.Close() }()
-	}
-	cost := time.Since(start)
-	if err := privateMountNamespace(o.unified); err != nil {
-		return err
-	}
-	start = time.Now()
-	if err := pivotInto(app.Plan.RootFS); err != nil {
-		return fmt.Errorf("app %s: enter its root: %w", s.Name, err)
-	}
-	cost += time.Since(start)
-	// The rootfs is now the root: symlinks in it cannot lead out of it.
-	fsys := os.DirFS("/")
-	creds := fly.Creds{}
-	if asApp {
-		var err error
-		if creds, err = fly.ResolveCreds(fsys, s.User, s.Group, s.SupplementaryGIDs); err != nil {
-			return err
-		}
-		start = time.Now()
-		if err := writeCredsRecord(record, creds); err != nil {
-			return err
-		}
-		cost += time.Since(start)
-	}
-	// The mount namespace is not counted: the app had one before.
-	log.DebugContext(ctx, "containment: app root entered", "took", cost)
-	if err := fly.CheckDir(fsys, s.WorkingDir); err != nil {
-		return err
-	}
-	path, err := fly.LookPath(fsys, argv[0], fly.Getenv(s.Env, "PATH"), s.WorkingDir)
-	if err != nil {
-		return err
-	}
-	if notify != nil {
-		if _, err := notify.Write([]byte("READY=1")); err != nil {
-			return fmt.Errorf("app %s: notify the pod's systemd: %w", s.Name, err)
-		}
-	}
-	log.DebugContext(ctx, "exec", "path", path, "uid", creds.UID, "gid", creds.GID, "groups", creds.Groups)
-	err = isolate.Exec(app.Policy, isolate.ExecConfig{
-		Path: path, Args: argv, Env: s.Env, Dir: s.WorkingDir,
-		Creds: isolate.Creds{UID: creds.UID, GID: creds.GID, Groups: creds.Groups},
-	})
-	return fmt.Errorf("app %s: %w", s.Name, err)
 }
 
 // openStdin makes the FIFO p, which run feeds from its own stdin
@@ -260,30 +194,6 @@ func openStdin(p string) error {
 	defer func() { _ = unix.Close(fd) }()
 	if err := unix.Dup3(fd, 0, 0); err != nil {
 		return &os.SyscallError{Syscall: "dup3", Err: err}
-	}
-	return nil
-}
-
-// privateMountNamespace gives the calling thread a mount namespace of its
-// own, a slave of the pod's: each app process then has its own view
-// (what it mounts stays its own and never reaches the pod or the other
-// apps), while mounts the pod makes later still reach it. The new
-// namespace comes with a private copy of the thread's root and working
-// directory (unshare(2) implies CLONE_FS), so the goroutine stays locked
-// to the thread: the chroot, the lookups after it and isolate.Exec must
-// all run there. With newCgroupNS the thread also gets a cgroup
-// namespace rooted at its current cgroup.
-func privateMountNamespace(newCgroupNS bool) error {
-	runtime.LockOSThread() // never unlocked: this thread becomes the app
-	flags, name := unix.CLONE_NEWNS, "unshare(CLONE_NEWNS)"
-	if newCgroupNS {
-		flags, name = flags|unix.CLONE_NEWCGROUP, "unshare(CLONE_NEWNS|CLONE_NEWCGROUP)"
-	}
-	if err := unix.Unshare(flags); err != nil {
-		return &os.SyscallError{Syscall: name, Err: err}
-	}
-	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-		return &os.PathError{Op: "make mounts slave", Path: "/", Err: err}
 	}
 	return nil
 }
@@ -364,5 +274,7 @@ func recordFirstFailure(status int) error {
 // knownModes lists the helper modes, for the usage message.
 var knownModes = []string{ModePrepare, ModePreStart, ModeExec, ModeRun, ModePostStop, ModeReap}
 
-// IsAppMode reports whether s names a helper mode.
-func IsAppMode(s string) bool { return slices.Contains(knownModes, s) }
+// IsAppMode reports whether s names a helper mode, hidden ones included.
+func IsAppMode(s string) bool {
+	return slices.Contains(knownModes, s) || s == modeInit || s == modeExecIn
+}

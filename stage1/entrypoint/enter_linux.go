@@ -30,11 +30,12 @@ import (
 )
 
 // appProcessRoot returns an O_PATH handle on the root of a process of the
-// app: a process in the pod's pid namespace (that of podProc, /proc/PID)
-// whose root is the app's rootfs (appRoot, as the pod sees it: same device
-// and inode), so the app's own mount namespace. A process still on its way
-// into the app (not chrooted yet) does not match. It also returns the
-// process's pid.
+// app, and its pid: a process whose PID namespace is a child of the
+// pod's (that of podProc, /proc/PID) — each app has one of its own, see
+// execApp — and whose root is the app's rootfs (appRoot, as the pod sees
+// it: same device and inode), so in the app's own mount namespace. A
+// process still on its way into the app (not pivoted yet), or the app's
+// shim (in the pod's PID namespace, in the pod's root), does not match.
 func appProcessRoot(podProc string, appRoot *os.File) (*os.File, int, error) {
 	var podNS, want unix.Stat_t
 	if err := unix.Stat(filepath.Join(podProc, "ns", "pid"), &podNS); err != nil {
@@ -48,22 +49,36 @@ func appProcessRoot(podProc string, appRoot *os.File) (*os.File, int, error) {
 		return nil, 0, err
 	}
 	for _, p := range procs {
-		var ns unix.Stat_t
-		if unix.Stat(filepath.Join(p, "ns", "pid"), &ns) != nil || ns.Dev != podNS.Dev || ns.Ino != podNS.Ino {
-			continue
-		}
-		r, err := os.OpenFile(filepath.Join(p, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) //nolint:gosec // G304: a /proc path of the pod's process
+		r, err := os.OpenFile(filepath.Join(p, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) //nolint:gosec // G304: a /proc path
 		if err != nil {
 			continue // it exited, or is not ours to see
 		}
 		var got unix.Stat_t
-		if unix.Fstat(int(r.Fd()), &got) == nil && got.Dev == want.Dev && got.Ino == want.Ino {
-			pid, _ := strconv.Atoi(filepath.Base(p))
-			return r, pid, nil
+		if unix.Fstat(int(r.Fd()), &got) != nil || got.Dev != want.Dev || got.Ino != want.Ino || !pidNSChildOf(p, podNS) {
+			_ = r.Close()
+			continue
 		}
-		_ = r.Close()
+		pid, _ := strconv.Atoi(filepath.Base(p))
+		return r, pid, nil
 	}
 	return nil, 0, errdefs.NotFound("no process of the app is running")
+}
+
+// pidNSChildOf reports whether the PID namespace of the process proc
+// (/proc/PID) is a child of the namespace parent (NS_GET_PARENT, ioctl_ns(2)).
+func pidNSChildOf(proc string, parent unix.Stat_t) bool {
+	f, err := os.Open(filepath.Join(proc, "ns", "pid")) //nolint:gosec // G304: a /proc path
+	if err != nil {
+		return false
+	}
+	defer func() { _ = f.Close() }()
+	fd, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_PARENT)
+	if err != nil {
+		return false // the host's namespace, or one whose parent we do not own
+	}
+	defer func() { _ = unix.Close(fd) }()
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) == nil && st.Dev == parent.Dev && st.Ino == parent.Ino
 }
 
 // appUnitCgroup returns the cgroup, as /proc/PID/cgroup spells it on the
@@ -111,12 +126,13 @@ func checkAppUnitCgroup(pod, cg, app string) (string, error) {
 	return cg, nil
 }
 
-// enterNamespaces are the namespaces of the pod's pid 1 that enter joins
-// with setns(2). None of them needs a single-threaded caller; each
-// applies to the calling thread only (for pid: to its future children),
-// so enter locks its goroutine to the thread and starts the helper from
-// it. The mount namespace is joined by the helper (EnterHelper), on a
-// thread with a filesystem context of its own.
+// enterNamespaces are the namespaces that enter joins with setns(2):
+// the pod's pid 1's, but for pid, which is the app's own (a process of
+// the app's). None of them needs a single-threaded caller; each applies
+// to the calling thread only (for pid: to its future children), so enter
+// locks its goroutine to the thread and starts the helper from it. The
+// mount namespace is joined by the helper (EnterHelper), on a thread with
+// a filesystem context of its own.
 var enterNamespaces = []struct {
 	name string
 	flag int
@@ -134,7 +150,7 @@ const EnterHelperArg = "--nscn-enter-helper"
 
 // Descriptors of the enter helper contract.
 const (
-	enterMountFD  = 3 // the mount namespace of an app process, or the pod's (/proc/PID/ns/mnt)
+	enterMountFD  = 3 // the mount namespace of an app process (/proc/PID/ns/mnt)
 	enterConfigFD = 4 // read end of a pipe carrying one enterConfig as JSON
 )
 
@@ -142,12 +158,8 @@ const (
 type enterConfig struct {
 	Policy  *isolate.Policy `json:"policy"`
 	Cgroups []string        `json:"cgroups,omitempty"` // host dirs of the app's cgroups (v1)
-	// Pivot: the helper enters the pod's mount namespace and makes
-	// Rootfs, the app's rootfs there, its root with pivot_root. Without
-	// it the helper enters an app process's mount namespace, whose root
+	// The helper enters an app process's mount namespace, whose root
 	// must be RootDev and RootIno (the app's rootfs).
-	Pivot            bool   `json:"pivot,omitempty"`
-	Rootfs           string `json:"rootfs"`
 	RootDev, RootIno uint64 `json:",omitempty"`
 	// Creds are the app's, as recorded when it started (CredsFile),
 	// never resolved again in the app's writable rootfs.
@@ -166,8 +178,8 @@ type enterConfig struct {
 // manifest (outside the pod's reach) and the run flags run recorded
 // (nspawn.IsolationFile): the app's capability bounding set and sets, its
 // no_new_privs, its seccomp filter and oom_score_adj, its cgroups, the
-// pod's namespaces, the app's root (entered with pivot_root, as the app
-// entered it), the user and groups the app started with (CredsFile),
+// pod's namespaces but for the app's own PID and mount namespaces (those
+// of a running process of the app), the app's root, the user and groups the app started with (CredsFile),
 // working directory and environment (with enter's TERM when the app sets
 // none). No descriptor of the caller's but stdin, stdout and stderr
 // reaches the command. rkt's enter ran commands as unconfined root; its
@@ -176,20 +188,26 @@ type enterConfig struct {
 // Process tree and messages:
 //
 //	enter (host)                        enter helper
+//	  find a process of the app (its
+//	  own PID namespace, its root the
+//	  app's rootfs); none: refuse
 //	  lock thread, setns cgroup, ipc,
-//	  uts, net, pid of the pod's pid 1
-//	  start /proc/self/exe ──────────▶ fd 3: the pod's mount namespace
+//	  uts, net of the pod's pid 1, pid
+//	  of the app's process
+//	  start /proc/self/exe ──────────▶ born in the app's PID namespace;
+//	                                    fd 3: the app process's mount
+//	                                    namespace
 //	  write enterConfig on fd 4 ─────▶ read it; join the app's cgroups
 //	                                    (host paths); unshare(CLONE_FS),
-//	                                    setns(3): an app process's, whose
-//	                                    root is the app's rootfs, or the
-//	                                    pod's, then a mount namespace of its
-//	                                    own and pivot_root into the app's
-//	                                    rootfs; resolve the command there;
-//	                                    isolate.Exec ─▶ the command, as
-//	                                    the recorded user
+//	                                    setns(3), check that its root is
+//	                                    the app's rootfs; resolve the
+//	                                    command there; isolate.Exec ─▶ the
+//	                                    command, as the recorded user
 //	  wait, return its status ◀──────── exit status (254 and one line on
 //	                                    stderr if the helper failed)
+//
+// The command sees the app's processes and its own, and no other app's;
+// it ends with the app's PID namespace, when the app ends.
 func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term string) (int, error) {
 	log = log.With("app", args.AppName, "pid", args.PID)
 	// Whatever the caller left open without close-on-exec (a shell's
@@ -238,8 +256,7 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 	}
 	ec := enterConfig{
 		Policy: policy, Cgroups: iso.Cgroups[args.AppName], Spec: spec, Cmd: args.Cmd, Debug: DebugFromEnv(),
-		Rootfs: appRootfs,
-		Creds:  isolate.Creds{UID: creds.UID, GID: creds.GID, Groups: creds.Groups},
+		Creds: isolate.Creds{UID: creds.UID, GID: creds.GID, Groups: creds.Groups},
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -258,25 +275,26 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 		return 0, fmt.Errorf("open app rootfs: %w", err)
 	}
 	defer func() { _ = appRoot.Close() }()
-	// The mount namespace to enter: that of a running process of the
-	// app, whose root is the app's rootfs, so that the command sees the
-	// app's own mounts too; the pod's when none runs, the helper then
-	// entering the app's rootfs with pivot_root as the app helper does.
+	// The mount and PID namespaces to enter: those of a running process
+	// of the app, whose root is the app's rootfs, so that the command
+	// sees the app's own mounts and processes, and only those. Without
+	// one there is nothing to enter: each app's PID namespace lives as
+	// long as the app.
 	r, appPID, err := appProcessRoot(proc, appRoot)
-	nsProc := proc
-	if err != nil {
-		log.DebugContext(ctx, "no running app process: enter the pod's mount namespace", "err", err)
-		ec.Pivot = true
-	} else {
-		var st unix.Stat_t
-		err := unix.Fstat(int(r.Fd()), &st)
-		_ = r.Close()
-		if err != nil {
-			return 0, &os.PathError{Op: "fstat", Path: "app root", Err: err}
-		}
-		nsProc = filepath.Join("/proc", strconv.Itoa(appPID))
-		ec.RootDev, ec.RootIno = st.Dev, st.Ino
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return 0, errdefs.FailedPrecondition("app %s has no running process to enter", args.AppName)
 	}
+	if err != nil {
+		return 0, err
+	}
+	var st unix.Stat_t
+	err = unix.Fstat(int(r.Fd()), &st)
+	_ = r.Close()
+	if err != nil {
+		return 0, &os.PathError{Op: "fstat", Path: "app root", Err: err}
+	}
+	nsProc := filepath.Join("/proc", strconv.Itoa(appPID))
+	ec.RootDev, ec.RootIno = st.Dev, st.Ino
 	mntNS, err := os.Open(filepath.Join(nsProc, "ns", "mnt")) //nolint:gosec // G304: a /proc path of the pod's process
 	if err != nil {
 		return 0, fmt.Errorf("open mnt namespace: %w", err)
@@ -293,9 +311,6 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 		return 0, err
 	}
 	if hc.unified {
-		if appPID == 0 {
-			return 0, errdefs.FailedPrecondition("app %s has no running process whose cgroup enter could join", args.AppName)
-		}
 		cg, err := appUnitCgroup(args.PID, appPID, args.AppName)
 		if err != nil {
 			return 0, err
@@ -317,7 +332,11 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 		if ns.flag == unix.CLONE_NEWCGROUP && hc.unified {
 			continue
 		}
-		f, err := os.Open(filepath.Join(proc, "ns", ns.name)) //nolint:gosec // G304: a /proc path of the pod's process
+		from := proc
+		if ns.flag == unix.CLONE_NEWPID {
+			from = nsProc
+		}
+		f, err := os.Open(filepath.Join(from, "ns", ns.name)) //nolint:gosec // G304: a /proc path of the pod's process
 		if err != nil {
 			return 0, fmt.Errorf("open %s namespace: %w", ns.name, err)
 		}
@@ -344,7 +363,7 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		ExtraFiles:  []*os.File{mntNS, cfgR},
 		SysProcAttr: sys,
-		// No Pdeathsig here: in the pod's pid namespace the child's
+		// No Pdeathsig here: in the app's pid namespace the child's
 		// parent is outside (getppid is 0), which the Go runtime takes
 		// for a dead parent. isolate.Exec arms it on the exec thread.
 	}
@@ -420,14 +439,7 @@ func EnterHelper(ctx context.Context, stderr *os.File) error {
 			return &os.SyscallError{Syscall: "unshare(CLONE_NEWCGROUP)", Err: err}
 		}
 	}
-	if cfg.Pivot {
-		if err := privateMountNamespace(false); err != nil {
-			return err
-		}
-		if err := pivotInto(cfg.Rootfs); err != nil {
-			return fmt.Errorf("enter the app's root: %w", err)
-		}
-	} else if err := checkRoot(cfg.RootDev, cfg.RootIno); err != nil {
+	if err := checkRoot(cfg.RootDev, cfg.RootIno); err != nil {
 		return err
 	}
 	s := cfg.Spec

@@ -14,16 +14,12 @@ import (
 // walks out of its chroot (mkdir, chroot, cd .. to the top, chroot .).
 // After pivot_root and the detach there is no "above" to walk to.
 //
-// The thread must be locked and alone in a mount namespace of its own
-// (privateMountNamespace), whose mounts are slaves of the pod's: the
-// detach must not propagate back. rootfs must be a mount point (prepareApp
-// binds it onto itself).
-//
-// TODO(nscn): a PID namespace per app, as podman's and Kubernetes' pods
-// have by default: an app that runs as the same user with the same
-// capabilities as another app of its pod still reaches that app's root
-// through /proc/PID/root (Documentation/security.md, "What is not a
-// boundary"). #11
+// The caller must be alone in a mount namespace of its own (the app's
+// process, born with CLONE_NEWNS, see execApp), whose mounts are slaves
+// of the pod's: the detach must not propagate back. rootfs must be a
+// mount point (prepareApp binds it onto itself). The app's PID namespace
+// keeps the other apps' processes, and so their roots (/proc/PID/root),
+// out of its view.
 func pivotInto(rootfs string) error {
 	oldRoot, err := unix.Open("/", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -3,8 +3,9 @@
 // pod's pid 1 (systemd.unit(5), systemd.service(5)):
 //
 //   - default.target wants one service per app;
-//   - app-NAME.service prepares the app's mounts and runs the app
-//     chrooted into its rootfs through the app helper (ExecStart=; with
+//   - app-NAME.service prepares the app's mounts and runs the app in its
+//     own PID and mount namespaces, pivoted into its rootfs, through the
+//     app helper (ExecStart=; with
 //     a pre-start handler the mounts and the handler are ExecStartPre=
 //     steps before it), and records its status (ExecStopPost=). The helper's "reap" mode
 //     also ends the pod when the app failed or was the last one running;

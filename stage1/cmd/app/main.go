@@ -1,8 +1,9 @@
 // Command app is the stage1-nspawn app helper (/nscn/app in the image).
 // It is not a stage1 entrypoint: the pod's systemd units run it inside the
 // pod as "app MODE NAME" (see package units and entrypoint.App). It exits
-// 254 with one line on stderr on failure; in the exec and handler modes it
-// becomes the app's process instead.
+// 254 with one line on stderr on failure; in the exec, run and handler
+// modes it exits as the app (or handler) did, which runs in a PID
+// namespace of its own below it.
 package main
 
 import (
@@ -25,8 +26,10 @@ func main() {
 		debug = pod.Debug
 	}
 	log := entrypoint.NewLogger(os.Stderr, debug)
-	if err := entrypoint.App(context.Background(), log, os.Args[1], os.Args[2]); err != nil {
+	code, err := entrypoint.App(context.Background(), log, os.Args[1], os.Args[2])
+	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(fmt.Errorf("app %s: %s: %w", os.Args[2], os.Args[1], err)))
 		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
+	os.Exit(code) //nolint:forbidigo // main: the app's status, mirrored
 }
