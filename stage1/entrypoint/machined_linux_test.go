@@ -50,8 +50,12 @@ func startBus(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// The socket file appears at bind(2), before the daemon listens: wait
+	// for a connection to be accepted, or a test's first call may be
+	// refused.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
+		if c, err := net.Dial("unix", sock); err == nil {
+			_ = c.Close()
 			break
 		}
 		if time.Now().After(deadline) {
