@@ -67,7 +67,9 @@ func Lookup() (Perms, error) {
 	}
 	g, err := user.LookupGroup(Group)
 	var unknown user.UnknownGroupError
-	if errors.As(err, &unknown) {
+	// A host without /etc/group (a minimal VM or container) has no nscn
+	// group either.
+	if errors.As(err, &unknown) || errors.Is(err, fs.ErrNotExist) {
 		return Private, nil
 	}
 	if err != nil {
