@@ -24,6 +24,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/mountplan"
 	"github.com/nosecone/nscn/internal/pod"
@@ -760,9 +761,17 @@ func TestPodsStatusWait(t *testing.T) {
 
 	t.Run("wait-ready waits for the pid", func(t *testing.T) {
 		p := f.mkPod(podSpec{state: pod.Running, noPID: true})
+		errc := make(chan error, 1)
 		go func() {
 			time.Sleep(100 * time.Millisecond)
-			writeTestFile(t, filepath.Join(p.Path, stage1abi.PIDFile), strconv.Itoa(os.Getpid())+"\n", 0o644)
+			// Replaced atomically, as a stage1 writes it: status polls
+			// the file meanwhile and must never see it half written.
+			errc <- atomicfile.Write(p.Path, stage1abi.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"))
+		}()
+		defer func() {
+			if err := <-errc; err != nil {
+				t.Error(err)
+			}
 		}()
 		out := f.mustRun("status", "--wait-ready", p.UUID)
 		if !strings.Contains(out, "state=running\n") || !strings.Contains(out, "pid="+strconv.Itoa(os.Getpid())+"\n") {
