@@ -30,15 +30,11 @@ whatever its state: prepared, running, exited or marked as garbage.`,
 			if err != nil {
 				return err
 			}
-			unlock, err := s.LockReferences(c.Context, true)
+			refs, unlock, err := lockPodReferences(c.Context, s, g.Dir)
 			if err != nil {
 				return err
 			}
 			defer unlock()
-			refs, err := podReferences(c.Context, g.Dir)
-			if err != nil {
-				return err
-			}
 			rep, err := s.GC(c.Context, store.GCOptions{
 				GracePeriod: c.Duration("grace-period"),
 				Refs:        refs,
@@ -64,15 +60,19 @@ whatever its state: prepared, running, exited or marked as garbage.`,
 	}
 }
 
-// podReferences collects what the pods of the data directory hold in the
-// store, in any state, from what stage0 recorded in each pod directory
-// (pod.ListHoldings). The caller holds the store's references lock
-// exclusive, so no pod starts to hold anything meanwhile.
-func podReferences(ctx context.Context, dataDir string) (store.References, error) {
-	var refs store.References
+// lockPodReferences takes the store's references lock exclusive, so that
+// no pod starts to hold anything meanwhile, and collects what the pods of
+// the data directory hold in the store, in any state, from what stage0
+// recorded in each pod directory (pod.ListHoldings). The caller removes
+// from the store under the lock and then calls unlock.
+func lockPodReferences(ctx context.Context, s *store.Store, dataDir string) (refs store.References, unlock func(), err error) {
+	if unlock, err = s.LockReferences(ctx, true); err != nil {
+		return refs, nil, err
+	}
 	hs, err := pod.ListHoldings(ctx, dataDir)
 	if err != nil {
-		return refs, err
+		unlock()
+		return refs, nil, err
 	}
 	for _, h := range hs {
 		for _, k := range h.Trees {
@@ -82,5 +82,5 @@ func podReferences(ctx context.Context, dataDir string) (store.References, error
 			refs.HoldImage(h.UUID, id)
 		}
 	}
-	return refs, nil
+	return refs, unlock, nil
 }

@@ -38,15 +38,11 @@ bad usage (an ambiguous, empty or bare prefix).`,
 			if err != nil {
 				return err
 			}
-			unlock, err := s.LockReferences(c.Context, true)
+			refs, unlock, err := lockPodReferences(c.Context, s, g.Dir)
 			if err != nil {
 				return err
 			}
 			defer unlock()
-			refs, err := podReferences(c.Context, g.Dir)
-			if err != nil {
-				return err
-			}
 			var firstErr error
 			status := exitImagesUsage
 			for _, ref := range c.Args().Slice() {
