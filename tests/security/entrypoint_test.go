@@ -99,14 +99,7 @@ func TestStage0NeverRunsThePodsEntrypoints(t *testing.T) {
 // args.
 func prepareArgs(t *testing.T, f flavor, args ...string) []string {
 	t.Helper()
-	a := []string{"--insecure-options=image", "prepare"}
-	switch f {
-	case fly:
-		a = append(a, "--stage1-from-dir=stage1-fly.aci")
-	case nspawn:
-		a = append(a, "--stage1-path="+nspawnACI(t))
-	}
-	return append(a, args...)
+	return append([]string{"--insecure-options=image", "prepare", stage1Flag(t, f)}, args...)
 }
 
 // plantEntrypoints replaces the entrypoints the annotations name in the

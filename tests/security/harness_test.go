@@ -138,17 +138,20 @@ func (e *env) refused(code int, want string, args ...string) result {
 	return r
 }
 
+// stage1Flag is the flag that picks the flavor's stage1.
+func stage1Flag(t *testing.T, f flavor) string {
+	t.Helper()
+	if f == nspawn {
+		return "--stage1-path=" + nspawnACI(t)
+	}
+	return "--stage1-from-dir=stage1-fly.aci"
+}
+
 // runArgs is the argv of `nscn run` with the flavor's stage1, on the
 // host's network, then args.
 func runArgs(t *testing.T, f flavor, args ...string) []string {
-	a := []string{"--insecure-options=image", "run", "--net=host"}
-	switch f {
-	case fly:
-		a = append(a, "--stage1-from-dir=stage1-fly.aci")
-	case nspawn:
-		a = append(a, "--stage1-path="+nspawnACI(t))
-	}
-	return append(a, args...)
+	t.Helper()
+	return append([]string{"--insecure-options=image", "run", "--net=host", stage1Flag(t, f)}, args...)
 }
 
 // podDir returns the directory of the only pod of e.

@@ -33,23 +33,7 @@ func TestAppsSeeNoOtherAppsProcesses(t *testing.T) {
 	if strings.Contains(r.stdout, "victim-secret") {
 		t.Errorf("the attacker reached the victim's root: %s", r.stdout)
 	}
-	var pids []string
-	found := false
-	for _, line := range strings.Split(r.stdout, "\n") {
-		rest, ok := strings.CutPrefix(line, "ok ls:/proc ")
-		if !ok {
-			continue
-		}
-		found = true
-		for _, name := range strings.Split(rest, ",") {
-			if name != "" && name[0] >= '0' && name[0] <= '9' {
-				pids = append(pids, name)
-			}
-		}
-	}
-	if !found {
-		t.Fatalf("the attacker did not list its /proc: %s", r.stdout)
-	}
+	pids := procPIDs(t, r.stdout)
 	// Its shell exec'd it: the init and the attacker, nothing else.
 	if len(pids) != 2 || !slices.Contains(pids, "1") {
 		t.Errorf("the attacker's /proc shows processes %v, want pid 1 (its init) and its own", pids)
@@ -73,24 +57,28 @@ func TestEnteredCommandSeesOnlyItsApp(t *testing.T) {
 	if strings.Contains(r.stdout, "victim-secret") {
 		t.Errorf("the entered command reached the victim's root: %s", r.stdout)
 	}
-	found := false
-	for _, line := range strings.Split(r.stdout, "\n") {
+	if pids := procPIDs(t, r.stdout); len(pids) != 3 {
+		t.Errorf("the entered command's /proc shows processes %v, want 3: its app's init, its app, itself", pids)
+	}
+}
+
+// procPIDs returns the process IDs in the attacker's "ok ls:/proc" line
+// of out, failing the test when it printed none.
+func procPIDs(t *testing.T, out string) []string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
 		rest, ok := strings.CutPrefix(line, "ok ls:/proc ")
 		if !ok {
 			continue
 		}
-		found = true
 		var pids []string
 		for _, name := range strings.Split(rest, ",") {
 			if name != "" && name[0] >= '0' && name[0] <= '9' {
 				pids = append(pids, name)
 			}
 		}
-		if len(pids) != 3 {
-			t.Errorf("the entered command's /proc shows processes %v, want 3: its app's init, its app, itself", pids)
-		}
+		return pids
 	}
-	if !found {
-		t.Fatalf("the entered command did not list its /proc: %s", r.stdout)
-	}
+	t.Fatalf("the attacker did not list its /proc: %s", out)
+	return nil
 }
