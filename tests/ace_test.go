@@ -31,7 +31,7 @@ func aceValidator(t *testing.T, net string) {
 	// side of its veth, so the service listens beyond loopback.
 	svc := startMDS(t, net != "host")
 	r := e.run("--insecure-options=image", "run", "--net="+net, "--stage1-path="+nspawnACI(t),
-		"--mds-register", "--mds-socket="+svc.socket, "--volume", "database,kind=empty",
+		"--mds-register", "--mds-socket="+svc.Socket, "--volume", "database,kind=empty",
 		filepath.Join(imagesDir(t), "ace-validator-main.aci"),
 		filepath.Join(imagesDir(t), "ace-validator-sidekick.aci"))
 	if r.code != 0 {

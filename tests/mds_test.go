@@ -3,78 +3,24 @@
 package tests
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/nosecone/nscn/internal/mds"
+	"github.com/nosecone/nscn/internal/testutil/mdstest"
 )
 
-// mdsService is a metadata service a test started: "nscn metadata-service"
-// on loopback, with its own socket and port, stopped when the test ends.
-type mdsService struct {
-	socket string
-	port   int
-}
-
-// freeLoopbackPort returns a TCP port nothing listens on at 127.0.0.1 now.
-func freeLoopbackPort(t *testing.T) int {
+// startMDS runs "nscn metadata-service" until the test ends
+// (mdstest.Start); listenAll makes its metadata API listen on every
+// address, for pods on a network of their own.
+func startMDS(t *testing.T, listenAll ...bool) mdstest.Service {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startMDS runs "nscn metadata-service" until the test ends and waits
-// until it answers on its registration socket. Its metadata API listens
-// on 127.0.0.1 only, unless listenAll: a pod on its own network reaches it
-// at the host side of that network.
-func startMDS(t *testing.T, listenAll ...bool) mdsService {
-	t.Helper()
-	s := mdsService{socket: filepath.Join(t.TempDir(), "mds.sock"), port: freeLoopbackPort(t)}
-	ctx, cancel := context.WithCancel(context.Background())
-	// Not e.cmd: the service needs no data dir, and a process naming it
-	// would look like a pod left behind to assertPodsGone.
-	addr := "--listen-address=127.0.0.1"
-	if len(listenAll) > 0 && listenAll[0] {
-		addr = "--listen-address=0.0.0.0"
-	}
-	cmd := exec.CommandContext(ctx, nscnBin(t), "metadata-service", addr, //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
-		fmt.Sprintf("--listen-port=%d", s.port), "--socket="+s.socket)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	var log syncBuffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start the metadata service: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		err := cmd.Wait()
-		if t.Failed() {
-			t.Logf("metadata service (exit: %v):\n%s", err, log.String())
-		}
-	})
-	for deadline := time.Now().Add(15 * time.Second); !mds.Running(s.socket); {
-		if time.Now().After(deadline) {
-			t.Fatalf("the metadata service does not answer on %s:\n%s", s.socket, log.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return s
+	return mdstest.Start(t, nscnBin(t), len(listenAll) > 0 && listenAll[0])
 }
 
 // outputValue returns the value of the line "key=value" an app printed.
@@ -128,7 +74,7 @@ func TestNspawnMetadataIsolation(t *testing.T) {
 	e := newEnv(t)
 	svc := startMDS(t)
 	dir := t.TempDir()
-	mdsFlags := []string{"--mds-register", "--mds-socket=" + svc.socket}
+	mdsFlags := []string{"--mds-register", "--mds-socket=" + svc.Socket}
 
 	// Pod A prints its URL and UUID, and stays registered (exited, not
 	// collected) while B runs.
@@ -140,7 +86,7 @@ func TestNspawnMetadataIsolation(t *testing.T) {
 	}
 	podA := readUUID(t, uuidA)
 	urlA := outputValue(t, ra, "url")
-	if want := fmt.Sprintf("http://127.0.0.1:%d/", svc.port); !strings.HasPrefix(urlA, want) || len(urlA) <= len(want) {
+	if want := fmt.Sprintf("http://127.0.0.1:%d/", svc.Port); !strings.HasPrefix(urlA, want) || len(urlA) <= len(want) {
 		t.Fatalf("pod A's AC_METADATA_URL %q, want %s<token>", urlA, want)
 	}
 	if got := outputValue(t, ra, "uuid"); got != podA {
@@ -208,13 +154,13 @@ func TestNspawnMetadataRegisterFlag(t *testing.T) {
 	})
 	svc := startMDS(t)
 	t.Run("refused while running", func(t *testing.T) {
-		r := sh(`echo "url=${AC_METADATA_URL:-none}"`, "--mds-register=false", "--mds-socket="+svc.socket)
+		r := sh(`echo "url=${AC_METADATA_URL:-none}"`, "--mds-register=false", "--mds-socket="+svc.Socket)
 		if r.code != 0 || outputValue(t, r, "url") != "none" {
 			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 		}
 	})
 	t.Run("default registers when running", func(t *testing.T) {
-		r := sh(`echo "uuid=$(wget -q -O - "$AC_METADATA_URL/acMetadata/v1/pod/uuid")"`, "--mds-socket="+svc.socket)
+		r := sh(`echo "uuid=$(wget -q -O - "$AC_METADATA_URL/acMetadata/v1/pod/uuid")"`, "--mds-socket="+svc.Socket)
 		if r.code != 0 || len(outputValue(t, r, "uuid")) != 36 {
 			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 		}

@@ -3,49 +3,15 @@
 package security
 
 import (
-	"context"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
-	"github.com/nosecone/nscn/internal/mds"
 	"github.com/nosecone/nscn/internal/testutil"
+	"github.com/nosecone/nscn/internal/testutil/mdstest"
 )
-
-// startMDS runs `nscn metadata-service` on a free loopback port until the
-// test ends and returns its registration socket.
-func startMDS(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	socket := filepath.Join(t.TempDir(), "mds.sock")
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, nscnBin(t), "metadata-service", "--listen-address=127.0.0.1", //nolint:gosec // G204: the suite runs the nscn under test
-		fmt.Sprintf("--listen-port=%d", port), "--socket="+socket)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	for deadline := time.Now().Add(15 * time.Second); !mds.Running(socket); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the metadata service does not answer")
-		}
-	}
-	return socket
-}
 
 // TestMetadataTokenNotInArgv is class 5 of Documentation/security.md: the
 // pod's metadata service token is its identity towards the service (its
@@ -54,7 +20,7 @@ func startMDS(t *testing.T) string {
 func TestMetadataTokenNotInArgv(t *testing.T) {
 	setpriv := testutil.RequiresCommand(t, "setpriv")
 	e := newEnv(t)
-	socket := startMDS(t)
+	socket := mdstest.Start(t, nscnBin(t), false).Socket
 	im := image{name: "example.com/mds", app: app("0", "0", "/bin/sh", "-c", `echo "$AC_METADATA_URL" > /tmp/url; sleep 60`)}
 	uuid := e.start(runArgs(t, nspawn, "--mds-register", "--mds-socket="+socket, im.build(t))...)
 	tok, err := os.ReadFile(filepath.Join(e.podDir(), "mds-token"))
