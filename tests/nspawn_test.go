@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/testutil"
 )
@@ -353,6 +356,76 @@ func TestDefaultStage1IsNspawn(t *testing.T) {
 		t.Fatalf("pid 1 of the app's PID namespace is %q, want stage1-nspawn's app helper", got)
 	}
 	assertPodsGone(t, e)
+}
+
+// TestNspawnAppStartPaths runs an app by each of the app helper's two
+// ways into the app's namespaces (stage1/entrypoint/appns_linux.go): from
+// the helper's own thread where the kernel's procfs takes the pidns
+// option and the seccomp filter allows it, otherwise by a second start of
+// the helper. Each app is confined the same: its own PID namespace below
+// the helper's init, its filter applied, the app's user.
+func TestNspawnAppStartPaths(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name  string
+		flags []string
+		fast  bool
+		uname string // what uname -s prints: busybox prints an empty name when the syscall fails
+	}{
+		{name: "default policy", fast: procfsTakesPidns(t), uname: "Linux"},
+		// uname is among the syscalls the helper's own thread makes
+		// while it starts the app, so the filter must be installed by a
+		// process that then only execs.
+		{name: "a filter the start needs", flags: []string{"--seccomp=mode=remove,errno=ENOTSUP,uname"}, uname: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{
+				"--debug", "--insecure-options=image", "run", "--net=host", "--stage1-path=" + nspawnACI(t), busybox(t),
+				"--user=user", "--group=user",
+			}, tt.flags...)
+			r := e.run(append(args, "--exec=/bin/sh", "--", "-c",
+				`echo "init=$(tr '\0' ' ' < /proc/1/cmdline) self=$$ uid=$(id -u)"; uname -s 2>&1`)...)
+			if r.code != 0 {
+				t.Fatalf("exit %d; stderr: %s", r.code, r.stderr)
+			}
+			const want = `msg="containment: app pid namespace entered" flavor=nspawn app=busybox mode=run took=`
+			var line string
+			for _, l := range strings.Split(r.stderr, "\n") {
+				if strings.Contains(l, want) {
+					line = l
+				}
+			}
+			if !strings.HasSuffix(line, fmt.Sprintf(" fast=%v", tt.fast)) {
+				t.Fatalf("the helper's containment line %q, want fast=%v", line, tt.fast)
+			}
+			f := strings.Fields(r.stdout)
+			if len(f) < 5 || f[0] != "init=/nscn/app" || f[1] != "ns-init" || f[4] != "uid=1000" {
+				t.Fatalf("app printed %q", r.stdout)
+			}
+			if lines := strings.Split(r.stdout, "\n"); len(lines) < 2 || lines[1] != tt.uname {
+				t.Fatalf("uname -s printed %q, want %q", r.stdout, tt.uname)
+			}
+		})
+	}
+	assertPodsGone(t, e)
+}
+
+// procfsTakesPidns reports whether this kernel's procfs has the pidns
+// mount option (Linux 6.15 on), with which the app helper mounts an app's
+// /proc from outside the app's PID namespace.
+func procfsTakesPidns(t *testing.T) bool {
+	t.Helper()
+	fd, err := unix.Fsopen("proc", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = unix.Close(fd) }()
+	err = unix.FsconfigSetString(fd, "pidns", "/proc/self/ns/pid")
+	if err != nil && !errors.Is(err, unix.EINVAL) {
+		t.Fatal(err)
+	}
+	return err == nil
 }
 
 // TestNspawnAppsHaveTheirOwnMountNamespace runs two apps, one of which

@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"syscall"
 	"unsafe"
@@ -42,7 +43,8 @@ type ExecConfig struct {
 
 // Exec confines the calling process by p and replaces it with the
 // program of cfg. It is the one place where run, enter and app exec apply
-// a Policy. It returns only on failure.
+// a Policy in the process that becomes the app. It returns only on
+// failure.
 //
 // Exec must be called from a process that exists to exec the app: a
 // helper the stage1 starts by re-executing itself, running as root,
@@ -55,11 +57,12 @@ type ExecConfig struct {
 //
 // The steps, in order (each needs what the previous ones leave):
 //
-//  1. prepare everything that allocates or may fail: the BPF program,
-//     the capability sets masked to what the kernel knows; stop the
-//     garbage collector, so that no collection runs under the filter;
-//  2. write oom_score_adj (/proc/self/oom_score_adj; /proc must be
-//     mounted; lowering it needs CAP_SYS_RESOURCE);
+//  1. Prepare: everything that allocates or may fail: the BPF program,
+//     the capability sets masked to what the kernel knows; write
+//     oom_score_adj (/proc/self/oom_score_adj; /proc must be mounted;
+//     lowering it needs CAP_SYS_RESOURCE);
+//  2. stop the garbage collector, so that no collection runs under the
+//     filter;
 //  3. set keep-caps, drop the bounding set (needs CAP_SETPCAP);
 //  4. switch to cfg.Creds: setgroups, setresgid, setresuid; for a
 //     non-root user this empties the effective set;
@@ -75,39 +78,55 @@ type ExecConfig struct {
 //  10. execve, through syscall.Exec, which restores the RLIMIT_NOFILE
 //     soft limit the Go runtime raised at start.
 func Exec(p *Policy, cfg ExecConfig) error {
+	runtime.LockOSThread() // never unlocked: the thread becomes the app
+	pr, err := Prepare(p)
+	if err != nil {
+		return err
+	}
+	return pr.Exec(cfg)
+}
+
+// Prepared is a Policy made ready to apply to a thread: what can fail or
+// allocate is done, and the process-wide part (oom_score_adj) applied.
+type Prepared struct {
+	p      *Policy
+	filter *seccomp.Loadable
+	sets   caps.Sets
+	last   caps.Cap
+}
+
+// Prepare does the first step of Exec: it assembles p's filter, computes
+// the capability sets the thread will get and writes p's oom_score_adj,
+// which is an attribute of the whole process (and of what it starts
+// later). It needs /proc/self of the calling process.
+func Prepare(p *Policy) (*Prepared, error) {
 	if p == nil {
 		p = &Policy{}
 	}
-	if len(cfg.Args) == 0 || cfg.Path == "" {
-		return errdefs.InvalidArgument("exec: no program")
-	}
-	runtime.LockOSThread() // never unlocked: the thread becomes the app
-
-	// 1. Prepare.
-	var filter *seccomp.Loadable
+	pr := &Prepared{p: p}
 	if p.Seccomp != nil {
 		prog, err := p.Seccomp.Assemble()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if filter, err = prog.Loadable(); err != nil {
-			return err
+		if pr.filter, err = prog.Loadable(); err != nil {
+			return nil, err
 		}
 	}
 	last, err := caps.KernelLast()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	pr.last = last
 	known := caps.All(last)
-	var sets caps.Sets
 	if p.Caps != nil {
 		s := *p.Caps
-		sets = caps.Sets{
+		pr.sets = caps.Sets{
 			Bounding: s.Bounding & known, Effective: s.Effective & known, Permitted: s.Permitted & known,
 			Inheritable: s.Inheritable & known, Ambient: s.Ambient & known,
 		}
-		if err := sets.Validate(); err != nil {
-			return err
+		if err := pr.sets.Validate(); err != nil {
+			return nil, err
 		}
 	} else {
 		// Keep what the thread has; the credential switch below clears
@@ -115,30 +134,129 @@ func Exec(p *Policy, cfg ExecConfig) error {
 		// for the executor's own last steps.
 		_, perm, inh, err := caps.ThreadSets()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		sets = caps.Sets{Effective: perm, Permitted: perm, Inheritable: inh}
+		pr.sets = caps.Sets{Effective: perm, Permitted: perm, Inheritable: inh}
 	}
-	if filter != nil && !p.NoNewPrivs {
-		sets.Effective = sets.Effective.Add(caps.SysAdmin)
-		sets.Permitted = sets.Permitted.Add(caps.SysAdmin)
+	if pr.filter != nil && !p.NoNewPrivs {
+		pr.sets.Effective = pr.sets.Effective.Add(caps.SysAdmin)
+		pr.sets.Permitted = pr.sets.Permitted.Add(caps.SysAdmin)
+	}
+	if p.OOMScoreAdj != nil {
+		if err := writeOOMScoreAdj(*p.OOMScoreAdj); err != nil {
+			return nil, err
+		}
+	}
+	return pr, nil
+}
+
+// Exec does Exec's steps 2 to 10 on the calling thread, which must be
+// locked to its goroutine for good. It returns only on failure.
+func (pr *Prepared) Exec(cfg ExecConfig) error {
+	if len(cfg.Args) == 0 || cfg.Path == "" {
+		return errdefs.InvalidArgument("exec: no program")
 	}
 	ppid := unix.Getppid()
 	debug.SetGCPercent(-1)
+	if err := pr.confineThread(cfg, ppid); err != nil {
+		return err
+	}
+	err := syscall.Exec(cfg.Path, cfg.Args, cfg.Env) //nolint:gosec // G204: running the app is this function's job; Path and Args come from the validated manifest
+	return &os.PathError{Op: "exec", Path: cfg.Path, Err: err}
+}
 
-	// 2. oom_score_adj, a process attribute.
-	if p.OOMScoreAdj != nil {
-		if err := writeOOMScoreAdj(*p.OOMScoreAdj); err != nil {
-			return err
+// StartSafe reports whether Start may apply p: a filter that could block
+// a syscall of the Go runtime or of its fork and exec (StartSyscalls),
+// or an allow-list, which blocks all that it does not name, would fail
+// the start half-way or kill the starting process; such a policy needs
+// a process of its own that execs (Exec).
+func StartSafe(p *Policy) bool {
+	if p == nil || p.Seccomp == nil {
+		return true
+	}
+	if p.Seccomp.Mode != seccomp.Remove {
+		return false
+	}
+	for _, name := range p.Seccomp.Syscalls {
+		if slices.Contains(StartSyscalls(), name) {
+			return false
 		}
 	}
+	return true
+}
+
+// StartSyscalls lists the syscalls that a thread which Start confined
+// may still make before and while it forks and execs the app: the Go
+// runtime's own (memory, signals, scheduling, time, the netpoller) and
+// those of syscall.StartProcess in the parent and in the child.
+func StartSyscalls() []string {
+	return []string{
+		"brk", "mmap", "munmap", "mprotect", "madvise", "mincore",
+		"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack",
+		"futex", "sched_yield", "sched_getaffinity", "nanosleep", "clock_gettime", "clock_nanosleep", "getrandom",
+		"getpid", "gettid", "getppid", "tgkill", "tkill", "uname",
+		"epoll_create1", "epoll_ctl", "epoll_pwait", "epoll_pwait2", "epoll_wait", "eventfd2",
+		"clone", "clone3", "fork", "vfork", "execve", "execveat", "wait4", "waitid",
+		"pidfd_open", "pidfd_send_signal",
+		"pipe", "pipe2", "read", "write", "close", "close_range", "dup", "dup2", "dup3", "fcntl", "ioctl", "openat",
+		"fstat", "newfstatat", "statx", "lseek", "setitimer", "timer_create", "timer_settime", "timer_delete",
+		"setsid", "setpgid", "chdir", "fchdir", "getrlimit", "setrlimit", "prlimit64",
+		"exit", "exit_group",
+	}
+}
+
+// Start does Exec's steps 3 to 9 on the calling thread and then, instead
+// of replacing the process, starts the program of cfg from that thread
+// with files as its descriptors 0, 1, 2... and returns its pid (the
+// caller waits for it: syscall.Wait4): a child inherits the thread's
+// credentials, capabilities, no_new_privs, filter, namespaces, root and
+// working directory, not the process's. The calling goroutine must be
+// locked to its thread and end without unlocking it, so that the Go
+// runtime ends the confined thread with it; the process's other threads
+// are untouched. The policy must be StartSafe. cfg.ParentDeathSignal is
+// not supported (a parent-death signal follows the creating thread,
+// which ends).
+//
+// It saves the start of a process (a Go runtime) that exists only to
+// confine itself and exec, where the caller is already in place: the
+// app's shim after entering the app's namespaces on this thread.
+func (pr *Prepared) Start(cfg ExecConfig, files []uintptr) (int, error) {
+	if len(cfg.Args) == 0 || cfg.Path == "" {
+		return 0, errdefs.InvalidArgument("exec: no program")
+	}
+	if !StartSafe(pr.p) {
+		return 0, errdefs.InvalidArgument("start %s: its seccomp filter needs a process of its own (isolate.Exec)", cfg.Path)
+	}
+	if cfg.ParentDeathSignal != 0 {
+		return 0, errdefs.InvalidArgument("start %s: no parent-death signal from a thread that ends", cfg.Path)
+	}
+	if err := pr.confineThread(cfg, 0); err != nil {
+		return 0, err
+	}
+	env := cfg.Env
+	if env == nil {
+		env = []string{} // not the caller's environment
+	}
+	// syscall.ForkExec, not os.StartProcess: the latter checks once per
+	// process that pidfds work, by starting a child of its own.
+	pid, err := syscall.ForkExec(cfg.Path, cfg.Args, &syscall.ProcAttr{Env: env, Files: files}) //nolint:gosec // G204: running the app is this function's job
+	if err != nil {
+		return 0, &os.PathError{Op: "start", Path: cfg.Path, Err: err}
+	}
+	return pid, nil
+}
+
+// confineThread is Exec's steps 3 to 9 on the calling thread; ppid, when
+// not 0, is the parent the parent-death signal guards.
+func (pr *Prepared) confineThread(cfg ExecConfig, ppid int) error {
+	p, sets := pr.p, pr.sets
 
 	// 3. Bounding set, while the thread still has CAP_SETPCAP.
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 		return os.NewSyscallError("prctl PR_SET_KEEPCAPS", err)
 	}
 	if p.Caps != nil {
-		if err := caps.DropBounding(sets.Bounding, last); err != nil {
+		if err := caps.DropBounding(sets.Bounding, pr.last); err != nil {
 			return err
 		}
 	}
@@ -183,15 +301,12 @@ func Exec(p *Policy, cfg ExecConfig) error {
 	}
 
 	// 9. Seccomp, the last thing before execve.
-	if filter != nil {
-		if err := seccomp.Install(filter); err != nil {
+	if pr.filter != nil {
+		if err := seccomp.Install(pr.filter); err != nil {
 			return err
 		}
 	}
-
-	// 10. Exec.
-	err = syscall.Exec(cfg.Path, cfg.Args, cfg.Env) //nolint:gosec // G204: running the app is this function's job; Path and Args come from the validated manifest
-	return &os.PathError{Op: "exec", Path: cfg.Path, Err: err}
+	return nil
 }
 
 func writeOOMScoreAdj(n int) error {

@@ -29,6 +29,9 @@ type probeRun struct {
 	uid    int // 0 for root
 	// group, when set, receives the helper before it execs the probe.
 	group cgroup.Group
+	// start: the helper starts the probe with Prepared.Start instead
+	// of becoming it with Exec.
+	start bool
 }
 
 // runProbe starts the helper with the policy, lets it exec the probe and
@@ -63,6 +66,9 @@ func runProbe(t *testing.T, pr probeRun) (probeResult, syscall.Signal) {
 		credsEnv + "=" + fmt.Sprintf("%d:%d", pr.uid, pr.uid),
 		chownEnv + "=" + target, mkdirEnv + "=" + filepath.Join(dir, "sub"),
 	}
+	if pr.start {
+		cmd.Env = append(cmd.Env, startEnv+"=1")
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -95,6 +101,9 @@ func runProbe(t *testing.T, pr probeRun) (probeResult, syscall.Signal) {
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			return probeResult{}, ws.Signal()
+		}
+		if c := ee.ExitCode(); pr.start && c > 128 && c <= 128+64 {
+			return probeResult{}, syscall.Signal(c - 128)
 		}
 	}
 	if err != nil {
@@ -227,6 +236,11 @@ func TestExecAppliesPolicy(t *testing.T) {
 			killed: syscall.SIGSYS,
 		},
 		{
+			name:   "seccomp without errno kills, mkdir",
+			policy: policyOf(t, `[{"name":"os/linux/seccomp-remove-set","value":{"set":["mkdir","mkdirat"]}}]`, Options{}),
+			killed: syscall.SIGSYS,
+		},
+		{
 			name:   "seccomp retain-set",
 			policy: policyOf(t, `[{"name":"os/linux/seccomp-retain-set","value":{"errno":"EPERM","set":`+string(mostJSON)+`}}]`, Options{}),
 			check:  map[string]string{"mkdir": "EPERM", "uname": "ok", "chown": "ok"},
@@ -246,45 +260,54 @@ func TestExecAppliesPolicy(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			run := probeRun{policy: tt.policy, uid: tt.uid}
-			if tt.cgroups {
-				run.group = newTestGroup(t, tt.policy.Cgroup)
+		for _, start := range []bool{false, true} {
+			name := tt.name
+			if start {
+				if !StartSafe(tt.policy) {
+					continue // Start refuses it: see TestStartRefusesUnsafePolicy
+				}
+				name += ", started"
 			}
-			res, sig := runProbe(t, run)
-			if sig != tt.killed {
-				t.Fatalf("probe killed by %v, want %v", sig, tt.killed)
-			}
-			if tt.killed != 0 {
-				return
-			}
-			if res.Cwd != "/" {
-				t.Errorf("cwd %q, want /", res.Cwd)
-			}
-			for k, want := range tt.check {
-				var got string
-				switch k {
-				case "chown":
-					got = res.Chown
-				case "mkdir":
-					got = res.Mkdir
-				case "uname":
-					got = res.Uname
-				case "oom":
-					got = res.OOMScoreAdj
-				case "memory", "cpuQuota":
-					if res.Cgroup == nil {
-						t.Fatalf("probe could not read its cgroup: %s", res.CgroupErr)
+			t.Run(name, func(t *testing.T) {
+				run := probeRun{policy: tt.policy, uid: tt.uid, start: start}
+				if tt.cgroups {
+					run.group = newTestGroup(t, tt.policy.Cgroup)
+				}
+				res, sig := runProbe(t, run)
+				if sig != tt.killed {
+					t.Fatalf("probe killed by %v, want %v", sig, tt.killed)
+				}
+				if tt.killed != 0 {
+					return
+				}
+				if res.Cwd != "/" {
+					t.Errorf("cwd %q, want /", res.Cwd)
+				}
+				for k, want := range tt.check {
+					var got string
+					switch k {
+					case "chown":
+						got = res.Chown
+					case "mkdir":
+						got = res.Mkdir
+					case "uname":
+						got = res.Uname
+					case "oom":
+						got = res.OOMScoreAdj
+					case "memory", "cpuQuota":
+						if res.Cgroup == nil {
+							t.Fatalf("probe could not read its cgroup: %s", res.CgroupErr)
+						}
+						got = strconv.FormatInt(map[string]int64{"memory": res.Cgroup.MemoryMax, "cpuQuota": res.Cgroup.CPUQuota}[k], 10)
+					default:
+						got = res.Status[k]
 					}
-					got = strconv.FormatInt(map[string]int64{"memory": res.Cgroup.MemoryMax, "cpuQuota": res.Cgroup.CPUQuota}[k], 10)
-				default:
-					got = res.Status[k]
+					if got != want {
+						t.Errorf("%s = %q, want %q", k, got, want)
+					}
 				}
-				if got != want {
-					t.Errorf("%s = %q, want %q", k, got, want)
-				}
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +21,10 @@ import (
 // starts an app:
 //
 //	test ──exec.Cmd──▶ helper (roleEnv=helper) ──isolate.Exec──▶ probe (roleEnv=probe)
+//	                   (or, with startEnv, Prepare and Start on
+//	                   a thread of its own, then waits for the
+//	                   probe and exits 128+N when signal N
+//	                   killed it)
 //	                   reads the policy and creds                does the operations of
 //	                   from the environment, waits for a          the test case and prints
 //	                   byte on stdin if asked (so the test        a probeResult as JSON
@@ -34,6 +39,7 @@ const (
 	waitEnv   = "NSCN_ISOLATE_TEST_WAIT"
 	chownEnv  = "NSCN_ISOLATE_TEST_CHOWN" // a file to chown to 1234:1234
 	mkdirEnv  = "NSCN_ISOLATE_TEST_MKDIR" // a directory to create
+	startEnv  = "NSCN_ISOLATE_TEST_START" // start the probe with Prepared.Start
 )
 
 func TestMain(m *testing.M) {
@@ -74,15 +80,64 @@ func helperMain() {
 			env = append(env, k+"="+v)
 		}
 	}
-	err := Exec(&p, ExecConfig{
+	cfg := ExecConfig{
 		Path:              "/proc/self/exe",
 		Args:              []string{"probe"},
 		Env:               env,
 		Dir:               "/",
 		Creds:             c,
 		ParentDeathSignal: syscall.SIGKILL,
-	})
+	}
+	if os.Getenv(startEnv) != "" {
+		cfg.ParentDeathSignal = 0
+		os.Exit(startProbe(&p, cfg)) //nolint:forbidigo // the helper role's own status
+	}
+	err := Exec(&p, cfg)
 	fmt.Fprintln(os.Stderr, "helper:", err)
+}
+
+// startProbe starts the probe with Prepare and Start from a thread of
+// its own, checks that this thread kept root, every capability it had
+// and no filter, and returns the status to exit with: the probe's, or
+// 128+N when signal N killed it.
+func startProbe(p *Policy, cfg ExecConfig) int {
+	runtime.LockOSThread() // so that the confined thread is another
+	type started struct {
+		pid int
+		err error
+	}
+	ch := make(chan started, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends confined
+		pr, err := Prepare(p)
+		if err != nil {
+			ch <- started{err: err}
+			return
+		}
+		pid, err := pr.Start(cfg, []uintptr{0, 1, 2})
+		ch <- started{pid, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", r.err)
+		return 3
+	}
+	st, err := os.ReadFile("/proc/thread-self/status")
+	if err != nil || !strings.Contains(string(st), "\nUid:\t0\t0\t0\t0\n") || !strings.Contains(string(st), "\nSeccomp:\t0\n") ||
+		!strings.Contains(string(st), "\nNoNewPrivs:\t0\n") {
+		fmt.Fprintf(os.Stderr, "helper: the thread that did not start the probe was confined too (%v):\n%s", err, st)
+		_ = unix.Kill(r.pid, unix.SIGKILL)
+		return 4
+	}
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(r.pid, &ws, 0, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "helper: wait:", err)
+		return 3
+	}
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
 }
 
 // probeResult is what the probe saw of itself. Operation results are

@@ -49,7 +49,7 @@ const (
 func App(ctx context.Context, log *slog.Logger, mode, name string) (int, error) {
 	switch mode {
 	case modeInit:
-		return 0, appInit(ctx, log)
+		return 0, appInit()
 	case modeExecIn:
 		if err := execInNamespace(ctx, log, name); err != nil {
 			return stage1abi.ExitRuntime, nil // the shim reports the error
@@ -115,7 +115,7 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App, unified 
 	if err := unix.MountSetattr(int(root.Fd()), "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_RDONLY}); err != nil {
 		return &os.PathError{Op: "mount_setattr (clear rdonly)", Path: p.RootFS, Err: err}
 	}
-	m := fly.LoggingMounter{Next: podmount.InRoot{Root: root, Log: log}, Log: log}
+	m := procMountPoint{Next: fly.LoggingMounter{Next: podmount.InRoot{Root: root, Log: log}, Log: log}, root: root, log: log}
 	if err := fly.Apply(ctx, m, p); err != nil {
 		return err
 	}
@@ -130,7 +130,9 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App, unified 
 		return err
 	}
 	if app.Policy != nil {
-		if err := restrictPaths(ctx, log, root, app.Policy.Paths); err != nil {
+		// Those below /proc are for each process's own procfs (mountProc).
+		_, rest := procPaths(app.Policy.Paths)
+		if err := restrictPaths(ctx, log, root, rest); err != nil {
 			return err
 		}
 	}
@@ -145,6 +147,31 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App, unified 
 		return podmount.SetMountAttrs(root, unix.MOUNT_ATTR_RDONLY, false, "/")
 	}
 	return nil
+}
+
+// procMountPoint makes the mount point of the plan's procfs in an app's
+// rootfs, but mounts nothing there: each process of the app mounts a
+// procfs of its own PID namespace on it (mountProc), which would first
+// have to detach one mounted here, and a detach waits for an RCU grace
+// period (milliseconds on a busy host) on the app's way to its exec.
+// The other mounts go to Next.
+type procMountPoint struct {
+	Next fly.Mounter
+	root *os.File
+	log  *slog.Logger
+}
+
+// Mount implements fly.Mounter.
+func (m procMountPoint) Mount(ctx context.Context, mt fly.Mount) error {
+	if mt.Kind != fly.KindFS || mt.FSType != "proc" || mt.Target != "/proc" {
+		return m.Next.Mount(ctx, mt)
+	}
+	m.log.DebugContext(ctx, "make the mount point of the app's procfs", "target", mt.Target)
+	dir, err := inroot.MkdirAll(m.root, mt.Target, 0o755)
+	if err != nil {
+		return fmt.Errorf("create mount point: %w", err)
+	}
+	return dir.Close()
 }
 
 // makeDevLinks makes nspawn.AppDevLinks in the app's /dev, the tmpfs of

@@ -12,38 +12,43 @@ import (
 
 func TestProcPaths(t *testing.T) {
 	tests := []struct {
-		name string
-		in   isolate.Paths
-		want isolate.Paths
+		name       string
+		in         isolate.Paths
+		proc, rest isolate.Paths
 	}{
-		{name: "none", in: isolate.Paths{}, want: isolate.Paths{}},
+		{name: "none", in: isolate.Paths{}},
 		{
 			name: "defaults keep their /proc part",
 			in:   isolate.DefaultPaths(),
-			want: isolate.Paths{ReadOnly: onlyProc(isolate.DefaultPaths().ReadOnly), Masked: onlyProc(isolate.DefaultPaths().Masked)},
+			proc: isolate.Paths{ReadOnly: onlyProc(isolate.DefaultPaths().ReadOnly, true), Masked: onlyProc(isolate.DefaultPaths().Masked, true)},
+			rest: isolate.Paths{ReadOnly: onlyProc(isolate.DefaultPaths().ReadOnly, false), Masked: onlyProc(isolate.DefaultPaths().Masked, false)},
 		},
 		{
 			name: "a prefix is not a parent",
 			in:   isolate.Paths{ReadOnly: []string{"/proc", "/proc/sys", "/procx", "/sys/proc"}, Masked: []string{"/proc/kcore", "/sys/firmware"}},
-			want: isolate.Paths{ReadOnly: []string{"/proc", "/proc/sys"}, Masked: []string{"/proc/kcore"}},
+			proc: isolate.Paths{ReadOnly: []string{"/proc", "/proc/sys"}, Masked: []string{"/proc/kcore"}},
+			rest: isolate.Paths{ReadOnly: []string{"/procx", "/sys/proc"}, Masked: []string{"/sys/firmware"}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := procPaths(tt.in)
-			if !slices.Equal(got.ReadOnly, tt.want.ReadOnly) || !slices.Equal(got.Masked, tt.want.Masked) {
-				t.Errorf("procPaths(%v) = %v, want %v", tt.in, got, tt.want)
+			proc, rest := procPaths(tt.in)
+			if !slices.Equal(proc.ReadOnly, tt.proc.ReadOnly) || !slices.Equal(proc.Masked, tt.proc.Masked) {
+				t.Errorf("procPaths(%v) proc = %v, want %v", tt.in, proc, tt.proc)
+			}
+			if !slices.Equal(rest.ReadOnly, tt.rest.ReadOnly) || !slices.Equal(rest.Masked, tt.rest.Masked) {
+				t.Errorf("procPaths(%v) rest = %v, want %v", tt.in, rest, tt.rest)
 			}
 		})
 	}
 }
 
 // onlyProc is the independent statement of procPaths' rule for the
-// defaults: paths that are /proc or below it.
-func onlyProc(paths []string) []string {
+// defaults: the paths that are /proc or below it (in), or the others.
+func onlyProc(paths []string, in bool) []string {
 	var out []string
 	for _, p := range paths {
-		if p == "/proc" || len(p) > len("/proc/") && p[:len("/proc/")] == "/proc/" {
+		if (p == "/proc" || len(p) > len("/proc/") && p[:len("/proc/")] == "/proc/") == in {
 			out = append(out, p)
 		}
 	}

@@ -156,7 +156,7 @@ func (b *bencher) figNspawn(ctx context.Context) {
 	}
 	containment := median(costs)
 	b.r.add(row{figure: fig + ": containment at pod start", ours: ms(containment), peer: "-", ratio: "-", target: "≤5 ms", status: verdict(containment <= 5*time.Millisecond)})
-	b.r.note("2: containment: the sum of the times the app helper logs (--debug) for sealing the pod's root and for starting the app in a PID namespace of its own (the namespace's init and the app process, each a start of the helper binary; the app's /proc, pivot_root, the credentials record, up to the exec), median of 10 pods; an upper bound of what the containment adds, since the app's mount namespace and lookups were there before it.")
+	b.r.note("2: containment: the sum of the times the app helper logs (--debug) for sealing the pod's root and for starting the app in a PID namespace of its own (the start of the namespace's init, a process of the helper binary; the app's mount namespace, /proc, pivot_root, credentials and their record, its confinement and its fork and exec, from the helper's own thread where the kernel allows it: see the line's fast=), median of 10 pods; an upper bound of what the containment adds, since the app's mount namespace and lookups were there before it.")
 	s1, err := b.fetch(ctx, dir, filepath.Join(filepath.Dir(b.c.nscn), "stage1-nspawn.aci"))
 	if err != nil {
 		b.r.failed(fig, err)

@@ -10,11 +10,18 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1/entrypoint"
 	"github.com/nosecone/nscn/stage1/nspawn"
 )
+
+// The main goroutine keeps the main thread, the thread group's leader,
+// whose root and credentials /proc/PID shows: the threads on which the
+// helper enters an app's namespaces and takes its credentials (see
+// entrypoint.App) are then always others, which end with their work.
+func init() { runtime.LockOSThread() }
 
 func main() {
 	if len(os.Args) != 3 || !entrypoint.IsAppMode(os.Args[1]) {
