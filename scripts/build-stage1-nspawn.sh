@@ -66,7 +66,7 @@ root=$image/rootfs
 echo "build-stage1-nspawn: building the entrypoints for linux/$goarch"
 mkdir -p "$root/nscn"
 CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" "$go" build -trimpath -ldflags "-s -w" \
-	-o "$root/nscn/" ./stage1/cmd/init ./stage1/cmd/enter ./stage1/cmd/gc ./stage1/cmd/stop ./stage1/cmd/app
+	-o "$root/nscn/" ./stage1/cmd/init ./stage1/cmd/enter ./stage1/cmd/gc ./stage1/cmd/stop ./stage1/cmd/app ./stage1/cmd/app-init
 
 mkdir -p "$root/usr/lib/nscn/cni"
 for p in "${cni_plugins[@]}"; do

@@ -352,8 +352,8 @@ func TestDefaultStage1IsNspawn(t *testing.T) {
 		t.Fatalf("make must put stage1-nspawn.aci beside nscn: %v", err)
 	}
 	r := e.ok("--insecure-options=image", "run", busybox(t), "--exec=/bin/cat", "--", "/proc/1/cmdline")
-	if got := r.stdout; !strings.HasPrefix(got, "/nscn/app\x00") {
-		t.Fatalf("pid 1 of the app's PID namespace is %q, want stage1-nspawn's app helper", got)
+	if got := r.stdout; !strings.HasPrefix(got, "/nscn/app-init\x00") {
+		t.Fatalf("pid 1 of the app's PID namespace is %q, want stage1-nspawn's app init", got)
 	}
 	assertPodsGone(t, e)
 }
@@ -389,7 +389,7 @@ func TestNspawnAppStartPaths(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("exit %d; stderr: %s", r.code, r.stderr)
 			}
-			const want = `msg="containment: app pid namespace entered" flavor=nspawn app=busybox mode=run took=`
+			const want = `msg="app running in its namespaces" flavor=nspawn app=busybox mode=run took=`
 			var line string
 			for _, l := range strings.Split(r.stderr, "\n") {
 				if strings.Contains(l, want) {
@@ -400,7 +400,7 @@ func TestNspawnAppStartPaths(t *testing.T) {
 				t.Fatalf("the helper's containment line %q, want fast=%v", line, tt.fast)
 			}
 			f := strings.Fields(r.stdout)
-			if len(f) < 5 || f[0] != "init=/nscn/app" || f[1] != "ns-init" || f[4] != "uid=1000" {
+			if len(f) < 4 || f[0] != "init=/nscn/app-init" || f[1] != "busybox" || f[3] != "uid=1000" {
 				t.Fatalf("app printed %q", r.stdout)
 			}
 			if lines := strings.Split(r.stdout, "\n"); len(lines) < 2 || lines[1] != tt.uname {

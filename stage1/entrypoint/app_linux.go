@@ -37,7 +37,6 @@ const (
 // Hidden modes of the app helper: the processes execApp starts in the
 // app's PID namespace (see execApp). Only the helper itself runs them.
 const (
-	modeInit   = "ns-init" // pid 1 of the app's PID namespace
 	modeExecIn = "ns-exec" // the process that becomes the app (or handler)
 )
 
@@ -48,8 +47,6 @@ const (
 // where the Go runtime allows it (see mirrorSignal).
 func App(ctx context.Context, log *slog.Logger, mode, name string) (int, error) {
 	switch mode {
-	case modeInit:
-		return 0, appInit()
 	case modeExecIn:
 		if err := execInNamespace(ctx, log, name); err != nil {
 			return stage1abi.ExitRuntime, nil // the shim reports the error
@@ -303,5 +300,5 @@ var knownModes = []string{ModePrepare, ModePreStart, ModeExec, ModeRun, ModePost
 
 // IsAppMode reports whether s names a helper mode, hidden ones included.
 func IsAppMode(s string) bool {
-	return slices.Contains(knownModes, s) || s == modeInit || s == modeExecIn
+	return slices.Contains(knownModes, s) || s == modeExecIn
 }

@@ -33,9 +33,9 @@ import (
 // that app's files through /proc/PID/root. Two or three processes do
 // it. The shim (the unit's main process, the helper, in the pod's PID
 // namespace) joins the app's cgroups and, on a thread of its own,
-// unshares CLONE_NEWPID and starts the helper again as the namespace's
-// init (pid 1, modeInit: non-dumpable, catches every signal, reaps
-// orphans). Then the app's process, by one of two paths:
+// unshares CLONE_NEWPID and starts the namespace's init (pid 1,
+// nspawn.AppInit, stage1/cmd/app-init: non-dumpable, catches every
+// signal, reaps orphans). Then the app's process, by one of two paths:
 //
 //	fast path (enterAndStart): the      other path (reexecInNamespaces): the
 //	shim's thread itself                shim starts /proc/self/exe with
@@ -181,9 +181,8 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, o execOpts)
 		}
 		return 0, r.err
 	}
-	// The init's and the app's starts, the app's work up to its exec:
-	// what the app's containment costs now.
-	log.DebugContext(ctx, "containment: app pid namespace entered", "took", time.Since(start), "fast", r.fast)
+	// From the shim's decision to start the app to the app's exec.
+	log.DebugContext(ctx, "app running in its namespaces", "took", time.Since(start), "fast", r.fast)
 	if notify != nil {
 		if _, err := notify.Write([]byte("READY=1")); err != nil {
 			log.WarnContext(ctx, "notify the pod's systemd", "err", err)
@@ -242,6 +241,7 @@ type nsStart struct {
 // (execInNamespace), which mounts the /proc of the namespace it is in.
 func startInNamespaces(ctx context.Context, log *slog.Logger, app *nspawn.App, o execOpts, argv []string) (r nsStart) {
 	s := app.Spec
+	begin := time.Now()
 	if err := unix.Unshare(unix.CLONE_NEWPID); err != nil {
 		return nsStart{err: &os.SyscallError{Syscall: "unshare(CLONE_NEWPID)", Err: err}}
 	}
@@ -251,11 +251,11 @@ func startInNamespaces(ctx context.Context, log *slog.Logger, app *nspawn.App, o
 	start := time.Now()
 	// A process group of its own: the terminal's signals (^C, ^\, ^Z)
 	// go to the foreground group, the shim's and the app's, and the init
-	// must not get them before its handlers are in place (appInit): its
+	// must not get them before its handlers are in place (app-init): its
 	// Go runtime would die of them, and the app's namespace with it. The
 	// app may well run before then, now that it does not wait for a Go
 	// start of its own.
-	init, err := syscall.ForkExec("/proc/self/exe", []string{nspawn.AppHelper, modeInit, s.Name}, &syscall.ProcAttr{ //nolint:gosec // G204: the helper itself, argv fixed but the app's name from the pod's config
+	init, err := syscall.ForkExec(nspawn.AppInit, []string{nspawn.AppInit, s.Name}, &syscall.ProcAttr{ //nolint:gosec // G204: the stage1's own binary; the argument, the app's name, is for ps
 		Env: []string{}, Files: []uintptr{^uintptr(0), ^uintptr(0), os.Stderr.Fd()},
 		Sys: &syscall.SysProcAttr{Setpgid: true},
 	})
@@ -277,13 +277,18 @@ func startInNamespaces(ctx context.Context, log *slog.Logger, app *nspawn.App, o
 	if procfs >= 0 {
 		defer func() { _ = unix.Close(procfs) }()
 		r.fast = true
-		r.app, r.err = enterAndStart(ctx, log, app, o, cfg, procfs)
+		r.app, r.err = enterAndStart(ctx, log, app, o, cfg, procfs, begin)
 		if r.err != nil {
 			r.err = fmt.Errorf("app %s: %w", s.Name, r.err)
 		}
 		return r
 	}
 	r.app, r.err = reexecInNamespaces(ctx, log, app, o, cfg)
+	if r.err == nil {
+		// Only the process that execs knows when it is in: the bound
+		// here includes its start and its exec.
+		log.DebugContext(ctx, "containment: app namespaces entered", "took", time.Since(begin), "fast", false)
+	}
 	return r
 }
 
@@ -322,7 +327,7 @@ func pidNSProcfs() (int, error) {
 // app's policy and starts the app (as the app's user, or root for a
 // handler), the second process of the namespace. procfs is the context
 // of the app's /proc (pidNSProcfs).
-func enterAndStart(ctx context.Context, log *slog.Logger, app *nspawn.App, o execOpts, cfg initConfig, procfs int) (int, error) {
+func enterAndStart(ctx context.Context, log *slog.Logger, app *nspawn.App, o execOpts, cfg initConfig, procfs int, begin time.Time) (int, error) {
 	flags := unix.CLONE_NEWNS
 	if o.unified {
 		flags |= unix.CLONE_NEWCGROUP
@@ -334,6 +339,11 @@ func enterAndStart(ctx context.Context, log *slog.Logger, app *nspawn.App, o exe
 	if err != nil {
 		return 0, err
 	}
+	// make bench reads the containment's cost from this line and the
+	// seal's: what the app's namespaces, the init and the app's root
+	// add before the app's own start, which it had before them (an exec
+	// then, a fork and exec now).
+	log.DebugContext(ctx, "containment: app namespaces entered", "took", time.Since(begin), "fast", true)
 	start := time.Now()
 	pid, err := pr.Start(ec, []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd()})
 	if err == nil {
@@ -446,35 +456,6 @@ func raisable(sig unix.Signal) bool {
 		return true
 	}
 	return false
-}
-
-// appInit is the init of the app's PID namespace (see execApp): it makes
-// itself non-dumpable, drops every signal and reaps the namespace's
-// orphans until it is killed. It returns only on failure.
-func appInit() error {
-	// First: until then a signal from outside the namespace that the Go
-	// runtime handles (systemd's SIGTERM on stop) ends the init.
-	c := make(chan os.Signal, 16)
-	signal.Notify(c)
-	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		return &os.SyscallError{Syscall: "prctl(PR_SET_DUMPABLE)", Err: err}
-	}
-	for sig := range c {
-		if sig != unix.SIGCHLD {
-			continue
-		}
-		for {
-			var ws unix.WaitStatus
-			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if err != nil || pid <= 0 {
-				break
-			}
-		}
-	}
-	return nil
 }
 
 // execInNamespace is the process that becomes the app (modeExecIn), in

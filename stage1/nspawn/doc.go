@@ -50,6 +50,9 @@ const (
 	// "prepare", "pre-start" and "exec"), "post-stop" and "reap" modes
 	// (see package entrypoint).
 	AppHelper = "/nscn/app"
+	// AppInit is pid 1 of each app's PID namespace, which the app
+	// helper starts (see package entrypoint).
+	AppInit = "/nscn/app-init"
 )
 
 // Paths inside the stage1 rootfs (the pod's root) that run and the app
