@@ -112,6 +112,15 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App, unified 
 	if err := unix.MountSetattr(int(root.Fd()), "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_RDONLY}); err != nil {
 		return &os.PathError{Op: "mount_setattr (clear rdonly)", Path: p.RootFS, Err: err}
 	}
+	// A slave of the pod's root from the start: the mounts below are
+	// made in the bind only, not also, by propagation, in the pod root's
+	// directory under it, where nothing sees them but every app's mount
+	// namespace copies them (each app start copies and detaches the
+	// pod's mount table: see enterApp).
+	log.DebugContext(ctx, "make the rootfs bind a slave", "rootfs", p.RootFS)
+	if err := podmount.Mount("", inroot.FDPath(root), "", unix.MS_REC|unix.MS_SLAVE, "", p.RootFS); err != nil {
+		return err
+	}
 	m := procMountPoint{Next: fly.LoggingMounter{Next: podmount.InRoot{Root: root, Log: log}, Log: log}, root: root, log: log}
 	if err := fly.Apply(ctx, m, p); err != nil {
 		return err
