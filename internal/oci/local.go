@@ -387,6 +387,7 @@ func openTar(p string) (*tarFiles, error) {
 	t := &tarFiles{f: f, members: map[string]*tar.Header{}, offsets: map[string]int64{}}
 	pr := &posReader{f: f}
 	tr := tar.NewReader(pr)
+	links := map[string]string{}
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -396,11 +397,21 @@ func openTar(p string) (*tarFiles, error) {
 			_ = f.Close()
 			return nil, errdefs.InvalidArgument("%s is not a tar archive: %v", p, err)
 		}
-		if hdr.Typeflag != tar.TypeReg {
-			continue // directories; docker's layer symlinks are not used
-		}
 		n := cleanName(hdr.Name)
-		t.members[n], t.offsets[n] = hdr, pr.pos
+		switch hdr.Typeflag {
+		case tar.TypeReg:
+			t.members[n], t.offsets[n] = hdr, pr.pos
+		case tar.TypeSymlink:
+			// docker save links a layer shared by two images to its first
+			// copy ("../abc/layer.tar"); the target is a member name, never
+			// a path on the host.
+			links[n] = cleanName(path.Join(path.Dir(n), hdr.Linkname)) //nolint:gosec // G305: a member name to look up in the archive, never a host path
+		}
+	}
+	for n, target := range links {
+		if hdr, ok := t.members[target]; ok {
+			t.members[n], t.offsets[n] = hdr, t.offsets[target]
+		}
 	}
 	return t, nil
 }
