@@ -547,6 +547,25 @@ func (s *Store) Manifest(ctx context.Context, ref string) (*schema.ImageManifest
 	return m, nil
 }
 
+// ExtractRootfs writes the filesystem of one stored image, without its
+// dependencies, into dest: an ACI's rootfs, or an OCI image's layers
+// applied in order.
+func (s *Store) ExtractRootfs(ctx context.Context, im *index.Image, dest string, opts aci.ExtractOptions) error {
+	if im.OCI != nil {
+		layers, err := source{s}.OCILayers(ctx, im.ID)
+		if err != nil {
+			return err
+		}
+		return tree.ExtractOCILayers(ctx, layers, dest, opts)
+	}
+	blob, err := s.Blobs.Open(ctx, im.Key)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = blob.Close() }()
+	return aci.ExtractRootfs(ctx, blob, dest, opts)
+}
+
 // source adapts the store to what the tree store needs.
 type source struct{ s *Store }
 

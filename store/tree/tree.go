@@ -240,12 +240,11 @@ func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string, conten
 		return fmt.Errorf("read image: %w", err)
 	}
 	if oci != nil {
-		for i, ol := range oci {
-			if err := s.extractOCILayer(ctx, ol, rootfs, content); err != nil {
-				return fmt.Errorf("OCI layer %d of %d (%s): %w", i+1, len(oci), ol.Digest, err)
-			}
+		opts := aci.ExtractOptions{PreserveOwnership: s.preserve}
+		if content != nil {
+			opts.Hash, opts.Content = content.newHash, content.add
 		}
-		return nil
+		return ExtractOCILayers(ctx, oci, rootfs, opts)
 	}
 	rc, err := s.src.OpenImage(ctx, l.ImageID)
 	if err != nil {
@@ -262,11 +261,22 @@ func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string, conten
 	return aci.ExtractRootfs(ctx, rc, rootfs, opts)
 }
 
-// extractOCILayer applies one OCI layer, with its whiteouts, over what
-// rootfs holds, and checks that its uncompressed content is the one the
-// image config names (its diff ID): the blob's own digest was checked when
-// it was stored, this ties the layer to the config.
-func (s *Store) extractOCILayer(ctx context.Context, l OCILayer, rootfs string, content *contentHasher) error {
+// ExtractOCILayers applies the layers of an OCI image in order into
+// rootfs, with their whiteouts (opts.Layer is set for them), and checks
+// that each layer's uncompressed content is the one the image config names
+// (its diff ID): the blob's own digest was checked when it was stored, this
+// ties the layer to the config.
+func ExtractOCILayers(ctx context.Context, layers []OCILayer, rootfs string, opts aci.ExtractOptions) error {
+	opts.Layer = true
+	for i, l := range layers {
+		if err := extractOCILayer(ctx, l, rootfs, opts); err != nil {
+			return fmt.Errorf("OCI layer %d of %d (%s): %w", i+1, len(layers), l.Digest, err)
+		}
+	}
+	return nil
+}
+
+func extractOCILayer(ctx context.Context, l OCILayer, rootfs string, opts aci.ExtractOptions) error {
 	rc, err := l.OpenBlob(ctx)
 	if err != nil {
 		return fmt.Errorf("open layer: %w", err)
@@ -278,10 +288,6 @@ func (s *Store) extractOCILayer(ctx context.Context, l OCILayer, rootfs string, 
 	}
 	defer func() { _ = tr.Close() }()
 	h := sha256.New()
-	opts := aci.ExtractOptions{PreserveOwnership: s.preserve, Layer: true}
-	if content != nil {
-		opts.Hash, opts.Content = content.newHash, content.add
-	}
 	if err := aci.ExtractRootfs(ctx, io.TeeReader(tr, h), rootfs, opts); err != nil {
 		return err
 	}
