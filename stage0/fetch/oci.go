@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/lock"
 	"github.com/nosecone/nscn/internal/oci"
+	"github.com/nosecone/nscn/internal/progress"
 	"github.com/nosecone/nscn/store"
 	"github.com/nosecone/nscn/store/index"
 )
@@ -113,8 +115,11 @@ func (f *Fetcher) fetchRegistry(ctx context.Context, ref oci.Reference) (*index.
 	if !ref.Pinned() {
 		source += "@" + im.IndexDigest.String()
 	}
+	// One line per layer on a terminal, the parallel downloads' bars
+	// redrawn together.
+	board := progress.NewBoard(f.Progress)
 	fetchBlob := func(ctx context.Context, l oci.Layer) error {
-		return f.downloadBlob(ctx, reg, l)
+		return f.downloadBlob(ctx, reg, l, board)
 	}
 	return f.storeOCI(ctx, im, ociMeta{
 		ref: ref, source: source, name: oci.ImageName(ref.Name.Context().Name()), version: ref.Tag(),
@@ -133,7 +138,7 @@ func (f *Fetcher) registryOptions() oci.RegistryOptions {
 // downloadBlob downloads a layer into the download directory, where a
 // broken download stays to be resumed, and moves it into the store once
 // its digest checks out.
-func (f *Fetcher) downloadBlob(ctx context.Context, reg *oci.Registry, l oci.Layer) error {
+func (f *Fetcher) downloadBlob(ctx context.Context, reg *oci.Registry, l oci.Layer, board *progress.Board) error {
 	if err := os.MkdirAll(f.DownloadDir, 0o700); err != nil {
 		return fmt.Errorf("create download dir: %w", err)
 	}
@@ -147,7 +152,11 @@ func (f *Fetcher) downloadBlob(ctx context.Context, reg *oci.Registry, l oci.Lay
 	if f.Store.OCIBlobs.Exists(l.Digest.String()) {
 		return nil // the other fetch stored it
 	}
-	opts := download.Options{Progress: f.Progress, Label: "layer " + l.Digest.Hex[:12], MaxSize: l.Size, Log: f.logger()}
+	var bar io.Writer
+	if f.Progress != nil {
+		bar = board.Slot(f.Progress)
+	}
+	opts := download.Options{Progress: bar, Label: "layer " + l.Digest.Hex[:12], MaxSize: l.Size, Log: f.logger(), ContentAddressed: true}
 	if _, err := reg.FetchBlob(ctx, l.Digest, partial, opts); err != nil {
 		return err
 	}
@@ -267,13 +276,20 @@ func (f *Fetcher) fetchLocal(ctx context.Context, ref oci.Reference) (*index.Ima
 		unpinned.Ref = ""
 		return nil, notPinned(ref, unpinned.String(), pin)
 	}
+	board := progress.NewBoard(f.Progress)
 	fetchBlob := func(ctx context.Context, layer oci.Layer) error {
 		rc, err := l.OpenBlob(ctx, layer.Digest)
 		if err != nil {
 			return err
 		}
 		defer func() { _ = rc.Close() }()
-		return f.Store.OCIBlobs.Ingest(ctx, rc, layer.Digest.String(), layer.Size)
+		var src io.Reader = rc
+		if f.Progress != nil {
+			bar := progress.New(board.Slot(f.Progress), "layer "+layer.Digest.Hex[:12], layer.Size)
+			defer bar.Done()
+			src = bar.Wrap(rc)
+		}
+		return f.Store.OCIBlobs.Ingest(ctx, src, layer.Digest.String(), layer.Size)
 	}
 	source := ref.String()
 	if !ref.Pinned() {

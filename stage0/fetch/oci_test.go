@@ -2,11 +2,14 @@ package fetch
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -289,4 +292,85 @@ func TestFetchRegistryPullPolicy(t *testing.T) {
 		}
 	}
 	_ = first
+}
+
+func TestFetchRegistryResumesBrokenLayer(t *testing.T) {
+	r := newOCIRig(t)
+	// Random bytes: gzip leaves them as large as they are.
+	big := make([]byte, 3<<20)
+	if _, err := rand.Read(big); err != nil {
+		t.Fatal(err)
+	}
+	layer := ocitest.Layer(t, ocitest.Tar(t, ocitest.File("big", string(big))))
+	ld, err := layer.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := ocitest.Image(t, v1.Config{Cmd: []string{"/big"}}, layer)
+	d := r.reg.Push(t, "big:1", img)
+	const cut = 1 << 20
+	ref := "docker://" + r.reg.Host + "/big@" + d.String()
+	t.Run("broken connection, resumed in the same fetch", func(t *testing.T) {
+		r.reg.Break[ld.String()] = cut
+		if _, err := r.f.Fetch(context.Background(), Request{Ref: ref}); err != nil {
+			t.Fatal(err)
+		}
+		ranges := r.reg.RangesOf(ld)
+		if len(ranges) != 2 || ranges[0] != "" || ranges[1] != "bytes=1048576-" {
+			t.Fatalf("blob requests had ranges %q, want a full GET then bytes=%d-", ranges, cut)
+		}
+	})
+	t.Run("fetch stopped, resumed by the next one", func(t *testing.T) {
+		r := newOCIRig(t)
+		d := r.reg.Push(t, "big:1", img)
+		ref := "docker://" + r.reg.Host + "/big@" + d.String()
+		ctx, cancel := context.WithCancel(context.Background())
+		r.reg.Break[ld.String()] = cut
+		partial := filepath.Join(r.f.DownloadDir, ld.Hex+".blob")
+		r.reg.OnBreak = func() {
+			// Stop the fetch once it has stored part of the body, as a
+			// kill mid-layer would.
+			for range 500 {
+				if st, err := os.Stat(partial); err == nil && st.Size() > 0 {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			cancel()
+		}
+		if _, err := r.f.Fetch(ctx, Request{Ref: ref}); err == nil {
+			t.Fatal("the stopped fetch succeeded")
+		}
+		if ims, _ := r.s.Images(context.Background()); len(ims) != 0 || r.s.OCIBlobs.Exists(ld.String()) {
+			t.Fatal("the stopped fetch stored something")
+		}
+		if _, err := r.f.Fetch(context.Background(), Request{Ref: ref}); err != nil {
+			t.Fatal(err)
+		}
+		// The second fetch asks only for what the first did not store
+		// (as much of the cut body as it read before it was stopped).
+		ranges := r.reg.RangesOf(ld)
+		if len(ranges) != 2 || !strings.HasPrefix(ranges[1], "bytes=") || strings.HasPrefix(ranges[1], "bytes=0-") {
+			t.Fatalf("blob requests had ranges %q, want a full GET then bytes=N-", ranges)
+		}
+	})
+	if !r.s.OCIBlobs.Exists(ld.String()) {
+		t.Fatal("the layer is not stored")
+	}
+}
+
+func TestFetchRegistryLayersInParallel(t *testing.T) {
+	r := newOCIRig(t)
+	var layers []v1.Layer
+	for i := range 6 {
+		layers = append(layers, ocitest.Layer(t, ocitest.Tar(t, ocitest.File(fmt.Sprintf("f%d", i), strings.Repeat("x", i+1)))))
+	}
+	d := r.reg.Push(t, "wide:1", ocitest.Image(t, v1.Config{Cmd: []string{"/f0"}}, layers...))
+	r.reg.BlobDelay = 50 * time.Millisecond
+	if _, err := r.f.Fetch(context.Background(), Request{Ref: "docker://" + r.reg.Host + "/wide@" + d.String()}); err != nil {
+		t.Fatal(err)
+	}
+	if r.reg.MaxInFlight < 2 || r.reg.MaxInFlight > parallelLayers {
+		t.Fatalf("%d blob downloads ran at once, want 2 to %d", r.reg.MaxInFlight, parallelLayers)
+	}
 }

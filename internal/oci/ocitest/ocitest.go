@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -122,20 +123,71 @@ type Registry struct {
 	BlobGets map[string]int
 	// Tamper, when set, replaces the body of the blob with that digest.
 	Tamper map[string][]byte
+	// Break, when set for a digest, cuts the connection of the first GET
+	// of that blob after that many bytes of its body.
+	Break map[string]int64
+	// OnBreak, when set, is called when Break cuts a connection (a test
+	// cancels its fetch there, as a kill would stop it).
+	OnBreak func()
+	// BlobDelay slows every blob GET down, and MaxInFlight records how
+	// many ran at once.
+	BlobDelay   time.Duration
+	MaxInFlight int
+	inFlight    int
+	// Ranges records the Range header of every blob GET, by digest.
+	Ranges map[string][]string
 }
 
 // NewRegistry starts a registry, stopped when the test ends.
 func NewRegistry(t testing.TB) *Registry {
 	t.Helper()
-	r := &Registry{BlobGets: map[string]int{}, Tamper: map[string][]byte{}}
+	r := &Registry{BlobGets: map[string]int{}, Tamper: map[string][]byte{}, Break: map[string]int64{}, Ranges: map[string][]string{}}
 	inner := registry.New(registry.Logger(nopLogger()))
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if i := strings.Index(req.URL.Path, "/blobs/sha256:"); i >= 0 && req.Method == http.MethodGet {
 			d := req.URL.Path[i+len("/blobs/"):]
 			r.mu.Lock()
 			r.BlobGets[d]++
+			r.Ranges[d] = append(r.Ranges[d], req.Header.Get("Range"))
 			bad, tampered := r.Tamper[d]
+			cut, broken := r.Break[d]
+			delete(r.Break, d)
+			r.inFlight++
+			r.MaxInFlight = max(r.MaxInFlight, r.inFlight)
+			delay := r.BlobDelay
 			r.mu.Unlock()
+			defer func() {
+				r.mu.Lock()
+				r.inFlight--
+				r.mu.Unlock()
+			}()
+			time.Sleep(delay)
+			if broken {
+				rec := httptest.NewRecorder()
+				inner.ServeHTTP(rec, req)
+				body := rec.Body.Bytes()
+				w.Header().Set("Content-Length", itoa(len(body)))
+				w.WriteHeader(http.StatusOK)
+				_, _ = w.Write(body[:cut])
+				if fl, ok := w.(http.Flusher); ok {
+					fl.Flush()
+				}
+				if r.OnBreak != nil {
+					r.OnBreak()
+				}
+				panic(http.ErrAbortHandler)
+			}
+			if rg := req.Header.Get("Range"); strings.HasSuffix(rg, "-") {
+				// go-containerregistry's registry takes only closed
+				// ranges; real ones take bytes=N- as HTTP has it.
+				head := httptest.NewRequest(http.MethodHead, req.URL.String(), nil)
+				rec := httptest.NewRecorder()
+				inner.ServeHTTP(rec, head)
+				if size := rec.Header().Get("Content-Length"); size != "" {
+					n, _ := strconv.ParseInt(size, 10, 64)
+					req.Header.Set("Range", rg+strconv.FormatInt(n-1, 10))
+				}
+			}
 			if tampered {
 				w.Header().Set("Content-Length", itoa(len(bad)))
 				_, _ = w.Write(bad)
@@ -147,6 +199,13 @@ func NewRegistry(t testing.TB) *Registry {
 	t.Cleanup(r.Server.Close)
 	r.Host = strings.TrimPrefix(r.Server.URL, "http://")
 	return r
+}
+
+// RangesOf returns the Range headers of the GETs of a blob.
+func (r *Registry) RangesOf(d v1.Hash) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.Ranges[d.String()]...)
 }
 
 // Gets returns how many times the blob was fetched.
