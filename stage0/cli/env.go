@@ -66,6 +66,11 @@ func newFetcher(g *Globals, s *store.Store, policy fetch.PullPolicy) *fetch.Fetc
 		Log:           g.Log,
 		DownloadDir:   filepath.Join(g.Dir, "tmp", "downloads"),
 		MaxSize:       g.MaxImageSize,
+		OCI: fetch.OCIOptions{
+			// rkt's auth.d files first (the user's, local, system), then
+			// Docker's config.
+			Keychain: oci.NewKeychain(oci.DefaultAuthDirs(g.LocalConfig, g.SystemConfig)...).WithDocker(),
+		},
 	}
 }
 

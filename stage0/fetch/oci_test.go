@@ -3,6 +3,7 @@ package fetch
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -372,5 +373,98 @@ func TestFetchRegistryLayersInParallel(t *testing.T) {
 	}
 	if r.reg.MaxInFlight < 2 || r.reg.MaxInFlight > parallelLayers {
 		t.Fatalf("%d blob downloads ran at once, want 2 to %d", r.reg.MaxInFlight, parallelLayers)
+	}
+}
+
+func TestFetchRegistryAuth(t *testing.T) {
+	tests := []struct {
+		name     string
+		auth     string
+		user     string
+		authFile string // "" for none
+		wantErr  error
+	}{
+		{name: "anonymous token", auth: "bearer"},
+		{
+			name: "bearer token for credentials from auth.d", auth: "bearer", user: "alice",
+			authFile: `{"rktKind":"dockerAuth","rktVersion":"v1","registries":["HOST"],"credentials":{"user":"alice","password":"s3cret"}}`,
+		},
+		{name: "bearer without the credentials", auth: "bearer", user: "alice", wantErr: errdefs.ErrPermissionDenied},
+		{
+			name: "basic from an auth entry", auth: "basic", user: "bob",
+			authFile: `{"rktKind":"auth","rktVersion":"v1","domains":["HOST"],"type":"basic","credentials":{"user":"bob","password":"s3cret"}}`,
+		},
+		{
+			name: "basic with a wrong password", auth: "basic", user: "bob", wantErr: errdefs.ErrPermissionDenied,
+			authFile: `{"rktKind":"auth","rktVersion":"v1","domains":["HOST"],"type":"basic","credentials":{"user":"bob","password":"nope"}}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newOCIRig(t)
+			_, d := r.pushTwoLayers(t)
+			r.reg.Auth, r.reg.User, r.reg.Password = tt.auth, tt.user, "s3cret"
+			conf := t.TempDir()
+			if tt.authFile != "" {
+				if err := os.MkdirAll(filepath.Join(conf, "auth.d"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(conf, "auth.d", "50.json"), []byte(strings.ReplaceAll(tt.authFile, "HOST", r.reg.Host)), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.f.OCI.Keychain = oci.NewKeychain(conf)
+			_, err := r.f.Fetch(context.Background(), Request{Ref: "docker://" + r.reg.Host + "/team/app@" + d.String()})
+			if tt.wantErr == nil && err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantErr != nil && (!errors.Is(err, tt.wantErr) || strings.Contains(err.Error(), "s3cret")) {
+				t.Fatalf("got %v, want %v (without the secret)", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestFetchRegistryDockerConfig checks that ~/.docker/config.json
+// ($DOCKER_CONFIG) is read for registries no auth.d file names, and that
+// an auth.d file wins over it.
+func TestFetchRegistryDockerConfig(t *testing.T) {
+	tests := []struct {
+		name       string
+		dockerPass string
+		authPass   string // "" for no auth.d file
+		ok         bool
+	}{
+		{name: "docker config only", dockerPass: "s3cret", ok: true},
+		{name: "auth.d wins over docker config", dockerPass: "wrong", authPass: "s3cret", ok: true},
+		{name: "auth.d wins even when wrong", dockerPass: "s3cret", authPass: "wrong"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newOCIRig(t)
+			_, d := r.pushTwoLayers(t)
+			r.reg.Auth, r.reg.User, r.reg.Password = "basic", "carol", "s3cret"
+			dockerDir := t.TempDir()
+			cred := base64.StdEncoding.EncodeToString([]byte("carol:" + tt.dockerPass))
+			if err := os.WriteFile(filepath.Join(dockerDir, "config.json"), []byte(`{"auths":{"`+r.reg.Host+`":{"auth":"`+cred+`"}}}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("DOCKER_CONFIG", dockerDir)
+			conf := t.TempDir()
+			if tt.authPass != "" {
+				if err := os.MkdirAll(filepath.Join(conf, "auth.d"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				f := `{"rktKind":"dockerAuth","rktVersion":"v1","registries":["` + r.reg.Host + `"],"credentials":{"user":"carol","password":"` + tt.authPass + `"}}`
+				if err := os.WriteFile(filepath.Join(conf, "auth.d", "50.json"), []byte(f), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.f.OCI.Keychain = oci.NewKeychain(conf).WithDocker()
+			_, err := r.f.Fetch(context.Background(), Request{Ref: "docker://" + r.reg.Host + "/team/app@" + d.String()})
+			if (err == nil) != tt.ok {
+				t.Fatalf("fetch: %v, want success %v", err, tt.ok)
+			}
+		})
 	}
 }

@@ -134,6 +134,12 @@ type Registry struct {
 	BlobDelay   time.Duration
 	MaxInFlight int
 	inFlight    int
+	// Auth, when "basic" or "bearer", makes the registry ask for
+	// credentials: User and Password for basic, and for bearer a token
+	// from its /token endpoint (which wants User and Password when User is
+	// set, and gives anonymous tokens otherwise).
+	Auth           string
+	User, Password string
 	// Ranges records the Range header of every blob GET, by digest.
 	Ranges map[string][]string
 }
@@ -144,6 +150,9 @@ func NewRegistry(t testing.TB) *Registry {
 	r := &Registry{BlobGets: map[string]int{}, Tamper: map[string][]byte{}, Break: map[string]int64{}, Ranges: map[string][]string{}}
 	inner := registry.New(registry.Logger(nopLogger()))
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if !r.authorized(w, req) {
+			return
+		}
 		if i := strings.Index(req.URL.Path, "/blobs/sha256:"); i >= 0 && req.Method == http.MethodGet {
 			d := req.URL.Path[i+len("/blobs/"):]
 			r.mu.Lock()
@@ -199,6 +208,42 @@ func NewRegistry(t testing.TB) *Registry {
 	t.Cleanup(r.Server.Close)
 	r.Host = strings.TrimPrefix(r.Server.URL, "http://")
 	return r
+}
+
+const testToken = "token-for-tests"
+
+// authorized checks the request's credentials as Auth asks, answering the
+// token endpoint and challenges itself; false means it answered.
+func (r *Registry) authorized(w http.ResponseWriter, req *http.Request) bool {
+	r.mu.Lock()
+	auth, user, pass := r.Auth, r.User, r.Password
+	r.mu.Unlock()
+	switch auth {
+	case "basic":
+		if u, p, ok := req.BasicAuth(); ok && u == user && p == pass {
+			return true
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		return false
+	case "bearer":
+		if req.URL.Path == "/token" {
+			if u, p, ok := req.BasicAuth(); user != "" && (!ok || u != user || p != pass) {
+				w.WriteHeader(http.StatusUnauthorized)
+				return false
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"token":"`+testToken+`"}`)
+			return false
+		}
+		if req.Header.Get("Authorization") == "Bearer "+testToken {
+			return true
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="http://`+req.Host+`/token",service="test"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		return false
+	}
+	return true
 }
 
 // RangesOf returns the Range headers of the GETs of a blob.
