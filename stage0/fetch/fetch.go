@@ -1,6 +1,7 @@
 // Package fetch brings images into the store: from a local path or file://
-// URL, from http(s), by image ID, or by name from what the store already
-// holds. It checks signatures against the trusted keys unless told not to,
+// URL, from http(s), by image ID, by name from what the store already
+// holds, and OCI and Docker images from registries, layouts and archives
+// (oci.go, Documentation/images.md). It checks signatures against the trusted keys unless told not to,
 // honours the pull policy and the HTTP cache state, and reports progress.
 //
 // A signature is checked over the image file as fetched, before anything
