@@ -43,6 +43,10 @@ type Store struct {
 	Trees *tree.Store
 	// OCIBlobs holds the layers and configs of OCI images, once each.
 	OCIBlobs *ociblob.Store
+	// MaxOCISize bounds the uncompressed size of an OCI image's layers
+	// when ExtractRootfs writes them (0: no bound); renders take theirs
+	// from tree.WithMaxOCISize.
+	MaxOCISize int64
 
 	// manifests remembers the manifest of every image entry this Store
 	// read or wrote, by image ID and key: an image's content, manifest
@@ -68,8 +72,8 @@ func (s *Store) remember(ims ...*index.Image) {
 }
 
 // Open returns the store of the data directory dataDir, creating its
-// directories when needed.
-func Open(_ context.Context, dataDir string) (*Store, error) {
+// directories when needed. treeOpts configure its tree store.
+func Open(_ context.Context, dataDir string, treeOpts ...tree.Option) (*Store, error) {
 	dir := filepath.Join(dataDir, "cas")
 	for _, d := range []string{dir, filepath.Join(dir, "tree")} {
 		if err := datadir.MkdirAll(d, datadir.DirMode); err != nil {
@@ -83,7 +87,7 @@ func Open(_ context.Context, dataDir string) (*Store, error) {
 
 		OCIBlobs: ociblob.New(dir),
 	}
-	s.Trees = tree.New(filepath.Join(dir, "tree"), source{s})
+	s.Trees = tree.New(filepath.Join(dir, "tree"), source{s}, treeOpts...)
 	return s, nil
 }
 
@@ -556,7 +560,7 @@ func (s *Store) ExtractRootfs(ctx context.Context, im *index.Image, dest string,
 		if err != nil {
 			return err
 		}
-		return tree.ExtractOCILayers(ctx, layers, dest, opts)
+		return tree.ExtractOCILayers(ctx, layers, dest, opts, s.MaxOCISize)
 	}
 	blob, err := s.Blobs.Open(ctx, im.Key)
 	if err != nil {

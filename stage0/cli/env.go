@@ -18,6 +18,7 @@ import (
 	"github.com/nosecone/nscn/internal/safetext"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/store"
+	"github.com/nosecone/nscn/store/tree"
 )
 
 // openStore opens the image store of the data directory for a command
@@ -28,14 +29,26 @@ func openStore(ctx context.Context, g *Globals) (*store.Store, error) {
 	if err := ensureDataDir(g); err != nil {
 		return nil, err
 	}
-	return store.Open(ctx, g.Dir)
+	return openStoreIn(ctx, g)
+}
+
+// openStoreIn opens the store with the limits of the global flags: an OCI
+// image's layers are decompressed only when they are rendered or
+// extracted, where --max-image-size bounds them.
+func openStoreIn(ctx context.Context, g *Globals) (*store.Store, error) {
+	s, err := store.Open(ctx, g.Dir, tree.WithMaxOCISize(g.MaxImageSize))
+	if err != nil {
+		return nil, err
+	}
+	s.MaxOCISize = g.MaxImageSize
+	return s, nil
 }
 
 // openStoreReadOnly opens the image store for a command that only reads
 // it (image list, image cat-manifest): it changes nothing of the data
 // directory, so that a member of the nscn group may run it.
 func openStoreReadOnly(ctx context.Context, g *Globals) (*store.Store, error) {
-	return store.Open(ctx, g.Dir)
+	return openStoreIn(ctx, g)
 }
 
 // ensureDataDir prepares the data directory before a command writes to it

@@ -185,6 +185,17 @@ func (f *Fetcher) storeOCI(ctx context.Context, im *oci.Image, meta ociMeta, fet
 	for _, d := range dropped {
 		f.logger().Warn("image config entry not carried over", "image", meta.ref.String(), "entry", d)
 	}
+	var compressed int64
+	for _, l := range im.Layers {
+		compressed += l.Size
+	}
+	if f.MaxSize > 0 && compressed > f.MaxSize {
+		// The uncompressed size is known only when the layers are
+		// rendered (and bounded there too); the compressed one bounds it
+		// from below.
+		return nil, errdefs.InvalidArgument("image %s: its layers are %s compressed, over the %s limit set by --max-image-size (raise it to fetch a larger image you trust)",
+			meta.ref, progress.Bytes(compressed), progress.Bytes(f.MaxSize))
+	}
 	release, err := f.Store.HoldOCIBlobs(ctx)
 	if err != nil {
 		return nil, err

@@ -16,10 +16,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
+	"github.com/nosecone/nscn/internal/aci"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/oci"
 	"github.com/nosecone/nscn/internal/oci/ocitest"
 	"github.com/nosecone/nscn/store"
+	"github.com/nosecone/nscn/store/tree"
 )
 
 // ociRig is a store, a fetcher and a registry on loopback.
@@ -466,5 +468,35 @@ func TestFetchRegistryDockerConfig(t *testing.T) {
 				t.Fatalf("fetch: %v, want success %v", err, tt.ok)
 			}
 		})
+	}
+}
+
+func TestOCISizeLimits(t *testing.T) {
+	r := newOCIRig(t)
+	ctx := context.Background()
+	_, d := r.pushTwoLayers(t)
+	ref := "docker://" + r.reg.Host + "/team/app@" + d.String()
+	r.f.MaxSize = 100 // below the layers' compressed size
+	if _, err := r.f.Fetch(ctx, Request{Ref: ref}); !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "--max-image-size") {
+		t.Fatalf("got %v, want the compressed size refused naming --max-image-size", err)
+	}
+	r.f.MaxSize = 0
+	im, err := r.f.Fetch(ctx, Request{Ref: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rendered with a bound below the uncompressed size: refused, and no
+	// tree is left.
+	s, err := store.Open(ctx, r.dir, tree.WithMaxOCISize(4000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Trees.Render(ctx, im.ID)
+	var le *aci.LimitError
+	if !errors.Is(err, errdefs.ErrInvalidArgument) || !errors.As(err, &le) {
+		t.Fatalf("got %v, want a LimitError", err)
+	}
+	if trees, _ := s.Trees.List(ctx); len(trees) != 0 {
+		t.Fatalf("trees left: %v", trees)
 	}
 }

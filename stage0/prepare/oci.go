@@ -13,6 +13,7 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 
+	"github.com/nosecone/nscn/internal/aci"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/oci"
 )
@@ -88,4 +89,15 @@ func lookupPrimaryGID(rootfs, user string) (string, error) {
 		}
 	}
 	return "0", nil
+}
+
+// explainLimit names the flag behind a size limit an OCI image's layers
+// passed while they were rendered.
+func explainLimit(err error) error {
+	var le *aci.LimitError
+	if !errors.As(err, &le) {
+		return err
+	}
+	return fmt.Errorf("the image's layers are larger than %d bytes uncompressed, the limit set by --max-image-size "+
+		"(raise it to run a larger image you trust): %w", le.Limit, err)
 }

@@ -144,7 +144,7 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 	for i, ra := range pm.Apps {
 		im := images[ra.Name.String()]
 		if im.tree, err = o.Store.Trees.Render(ctx, im.entry.ID); err != nil {
-			return nil, fmt.Errorf("render image %s of app %s: %w", im.entry.Name, ra.Name, err)
+			return nil, fmt.Errorf("render image %s of app %s: %w", im.entry.Name, ra.Name, explainLimit(err))
 		}
 		if err := primaryGroup(im, pm.Apps[i].App, o.PodManifest == nil && !groupGiven(o, i)); err != nil {
 			return nil, fmt.Errorf("app %s: %w", ra.Name, err)
