@@ -58,10 +58,14 @@ func ParsePlatform(osName, arch string) (Platform, error) {
 	if p.Arch == "" {
 		p.Arch = "amd64"
 	}
-	p.Arch, p.Variant, _ = strings.Cut(p.Arch, "/")
+	var hasVariant bool
+	p.Arch, p.Variant, hasVariant = strings.Cut(p.Arch, "/")
+	if p.Arch == "" || (hasVariant && p.Variant == "") {
+		return Platform{}, errdefs.InvalidArgument("platform --os=%q --arch=%q: want ARCH or ARCH/VARIANT (--arch=arm64, --arch=arm/v7)", osName, arch)
+	}
 	for _, s := range []string{p.OS, p.Arch, p.Variant} {
 		if strings.ContainsFunc(s, func(r rune) bool { return (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '_' }) {
-			return Platform{}, errdefs.InvalidArgument("platform %s/%s: only lower-case letters, digits and _ are allowed", osName, arch)
+			return Platform{}, errdefs.InvalidArgument("platform --os=%q --arch=%q: only lower-case letters, digits and _ are allowed (--arch=arm64, --arch=arm/v7)", osName, arch)
 		}
 	}
 	return p, nil
