@@ -109,6 +109,10 @@ func (r *Registry) explain(what string, err error) error {
 	if r.refused != nil && r.refused.hit && !errors.Is(err, errdefs.ErrPermissionDenied) {
 		return errdefs.PermissionDenied("%s: the registry answers only plain http, which is refused without --insecure-options=http (%v)", what, err)
 	}
+	var cerr *tls.CertificateVerificationError
+	if errors.As(err, &cerr) {
+		return errdefs.With(errdefs.ErrPermissionDenied, fmt.Errorf("%s: the registry's TLS certificate does not verify (skip the check with --insecure-options=tls): %w", what, err))
+	}
 	var terr *transport.Error
 	if errors.As(err, &terr) {
 		switch terr.StatusCode {

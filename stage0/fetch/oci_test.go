@@ -3,6 +3,7 @@ package fetch
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -498,5 +499,80 @@ func TestOCISizeLimits(t *testing.T) {
 	}
 	if trees, _ := s.Trees.List(ctx); len(trees) != 0 {
 		t.Fatalf("trees left: %v", trees)
+	}
+}
+
+func TestFetchRegistryTLS(t *testing.T) {
+	reg := ocitest.NewTLSRegistry(t)
+	img := ocitest.Image(t, v1.Config{Cmd: []string{"/x"}}, ocitest.Layer(t, ocitest.Tar(t, ocitest.File("x", "x"))))
+	d := reg.Push(t, "tls:1", img)
+	pool := x509.NewCertPool()
+	pool.AddCert(reg.Server.Certificate())
+	tests := []struct {
+		name        string
+		roots       *x509.CertPool
+		insecureTLS bool
+		ok          bool
+	}{
+		{name: "certificate checked against the CA", roots: pool, ok: true},
+		{name: "unknown CA refused", ok: false},
+		{name: "unknown CA with --insecure-options=tls", insecureTLS: true, ok: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newOCIRig(t)
+			r.f.InsecureHTTP = false
+			r.f.InsecureTLS = tt.insecureTLS
+			r.f.OCI.Registry.RootCAs = tt.roots
+			_, err := r.f.Fetch(context.Background(), Request{Ref: "docker://" + reg.Host + "/tls@" + d.String()})
+			if (err == nil) != tt.ok {
+				t.Fatalf("fetch: %v, want success %v", err, tt.ok)
+			}
+			if err != nil && (!errors.Is(err, errdefs.ErrPermissionDenied) || !strings.Contains(err.Error(), "--insecure-options=tls")) {
+				t.Fatalf("got %v, want PermissionDenied naming --insecure-options=tls", err)
+			}
+		})
+	}
+}
+
+func TestFetchRegistryConcurrentSharedBase(t *testing.T) {
+	r := newOCIRig(t)
+	base := ocitest.Layer(t, baseTar(t))
+	bd, err := base.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refs []string
+	for _, n := range []string{"a", "b", "c"} {
+		img := ocitest.Image(t, v1.Config{Cmd: []string{"/" + n}}, base, ocitest.Layer(t, ocitest.Tar(t, ocitest.File(n, n))))
+		refs = append(refs, "docker://"+r.reg.Host+"/"+n+"@"+r.reg.Push(t, n+":1", img).String())
+	}
+	r.reg.BlobDelay = 30 * time.Millisecond
+	errs := make(chan error, len(refs))
+	for _, ref := range refs {
+		go func() {
+			// Each as its own nscn process would: a Fetcher and Store of
+			// its own on the same data directory.
+			s, err := store.Open(context.Background(), r.dir)
+			if err != nil {
+				errs <- err
+				return
+			}
+			f := *r.f
+			f.Store = s
+			_, err = f.Fetch(context.Background(), Request{Ref: ref})
+			errs <- err
+		}()
+	}
+	for range refs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := r.reg.Gets(bd); n != 1 {
+		t.Errorf("the shared base was downloaded %d times", n)
+	}
+	if ims, _ := r.s.Images(context.Background()); len(ims) != 3 {
+		t.Errorf("%d images stored, want 3", len(ims))
 	}
 }

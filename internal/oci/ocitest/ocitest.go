@@ -144,12 +144,19 @@ type Registry struct {
 	Ranges map[string][]string
 }
 
-// NewRegistry starts a registry, stopped when the test ends.
-func NewRegistry(t testing.TB) *Registry {
+// NewRegistry starts a registry over plain http, stopped when the test
+// ends.
+func NewRegistry(t testing.TB) *Registry { return newRegistry(t, false) }
+
+// NewTLSRegistry starts a registry over https with a certificate of
+// httptest's own CA (Server.Certificate), stopped when the test ends.
+func NewTLSRegistry(t testing.TB) *Registry { return newRegistry(t, true) }
+
+func newRegistry(t testing.TB, useTLS bool) *Registry {
 	t.Helper()
 	r := &Registry{BlobGets: map[string]int{}, Tamper: map[string][]byte{}, Break: map[string]int64{}, Ranges: map[string][]string{}}
 	inner := registry.New(registry.Logger(nopLogger()))
-	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if !r.authorized(w, req) {
 			return
 		}
@@ -205,9 +212,22 @@ func NewRegistry(t testing.TB) *Registry {
 		}
 		inner.ServeHTTP(w, req)
 	}))
+	if useTLS {
+		r.Server.StartTLS()
+	} else {
+		r.Server.Start()
+	}
 	t.Cleanup(r.Server.Close)
-	r.Host = strings.TrimPrefix(r.Server.URL, "http://")
+	r.Host = strings.TrimPrefix(strings.TrimPrefix(r.Server.URL, "http://"), "https://")
 	return r
+}
+
+// pushOptions are the client options that reach the registry.
+func (r *Registry) pushOptions() []remote.Option {
+	if r.Server.TLS == nil {
+		return nil
+	}
+	return []remote.Option{remote.WithTransport(r.Server.Client().Transport)}
 }
 
 const testToken = "token-for-tests"
@@ -267,7 +287,7 @@ func (r *Registry) Push(t testing.TB, repoTag string, img v1.Image) v1.Hash {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(ref, img); err != nil {
+	if err := remote.Write(ref, img, r.pushOptions()...); err != nil {
 		t.Fatal(err)
 	}
 	d, err := img.Digest()
@@ -284,7 +304,7 @@ func (r *Registry) PushIndex(t testing.TB, repoTag string, idx v1.ImageIndex) v1
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.WriteIndex(ref, idx); err != nil {
+	if err := remote.WriteIndex(ref, idx, r.pushOptions()...); err != nil {
 		t.Fatal(err)
 	}
 	d, err := idx.Digest()
