@@ -65,6 +65,8 @@ func newFetcher(g *Globals, s *store.Store, policy fetch.PullPolicy) *fetch.Fetc
 		Log:           g.Log,
 		DownloadDir:   filepath.Join(g.Dir, "tmp", "downloads"),
 		MaxSize:       g.MaxImageSize,
+
+		TrustKeysFromHTTPS: g.TrustKeysFromHTTPS,
 	}
 }
 
