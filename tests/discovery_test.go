@@ -240,6 +240,10 @@ func TestDiscoveryFetch(t *testing.T) {
 		t.Fatalf("trusted keys %+v (%v), want %s for %s", keys, err, fpr, app)
 	}
 
+	if out := e.ok("config").stdout; !strings.Contains(out, `"nscnKind": "trustedKey"`) || !strings.Contains(out, `"prefix": "`+app+`"`) {
+		t.Fatalf("config does not list the trusted key:\n%s", out)
+	}
+
 	// Fetch by name, with and without a version: verified, the image
 	// served, no insecure option.
 	for _, ref := range []string{app + ":1.0.0", app} {
