@@ -37,6 +37,9 @@ type discoServer struct {
 	files map[string][]byte // URL path -> content
 	pages map[string]string // name (host + path) -> discovery page
 	gets  []string          // URL paths of the GETs of files
+	// auth, when set, is the Authorization every request for a page or
+	// file whose name or path has "/private" must carry.
+	auth string
 }
 
 // newDiscoServer starts the site over https (tlsOn) or plain http.
@@ -109,6 +112,11 @@ func testCA(t *testing.T) (tls.Certificate, string) {
 func (s *discoServer) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.auth != "" && strings.Contains(r.URL.Path, "/private") && r.Header.Get("Authorization") != s.auth {
+		w.Header().Set("WWW-Authenticate", `Basic realm="nscn test"`)
+		http.Error(w, "who are you?", http.StatusUnauthorized)
+		return
+	}
 	if r.URL.Query().Get("ac-discovery") == "1" {
 		page, ok := s.pages[strings.TrimSuffix(r.Host+r.URL.Path, "/")]
 		if !ok {
@@ -345,5 +353,44 @@ func TestDiscoveryPlainHTTP(t *testing.T) {
 	r = e.ok("--insecure-options=image,http", "fetch", app)
 	if got := strings.TrimSpace(r.stdout); got != imageKey(t, aci) {
 		t.Fatalf("fetch over http printed %q", got)
+	}
+}
+
+// TestDiscoveryAuth: a site whose discovery page and images need
+// credentials gets those of auth.d (basic, over https), and refuses
+// without them.
+func TestDiscoveryAuth(t *testing.T) {
+	e := newEnv(t)
+	srv := newDiscoServer(t, e, true)
+	srv.auth = "Basic YWxpY2U6aHVudGVyMg==" // alice:hunter2
+	srv.page("localhost", sitePage("https"))
+	srv.page("localhost/private", `<meta name="ac-discovery" content="localhost/private https://localhost/private/{name}.{ext}">`)
+	const app = "localhost/private/app"
+	aci := buildACI(t, manifestJSON(t, app, nil, nil, nil), []entry{{path: "/name", content: app}})
+	data, err := os.ReadFile(aci) //nolint:gosec // G304: a file the test made
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.put("/private/"+app+".aci", data)
+
+	r := e.fails("localhost", "--insecure-options=image", "fetch", app)
+	if !strings.Contains(r.stderr, "401") {
+		t.Fatalf("fetch without credentials: want the 401 named\n%s", r.stderr)
+	}
+	dir := filepath.Join(e.local, "auth.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entry := `{"rktKind":"auth","rktVersion":"v1","domains":["localhost"],"type":"basic","credentials":{"user":"alice","password":"hunter2"}}`
+	if err := os.WriteFile(filepath.Join(dir, "10-localhost.json"), []byte(entry), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = e.ok("--insecure-options=image", "fetch", app)
+	if got := strings.TrimSpace(r.stdout); got != imageKey(t, aci) {
+		t.Fatalf("fetch with credentials printed %q", got)
+	}
+	out := e.ok("config").stdout
+	if strings.Contains(out, "hunter2") || !strings.Contains(out, `"user": "alice"`) {
+		t.Fatalf("config shows the password or not the user:\n%s", out)
 	}
 }

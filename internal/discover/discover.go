@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"runtime"
 	"strings"
@@ -51,7 +52,11 @@ type Client struct {
 	// InsecureHTTP allows plain http: a page that https did not give is
 	// asked for over http, and templates rendering to http are kept.
 	InsecureHTTP bool
-	Log          *slog.Logger
+	// Header, when set, gives the headers (credentials of auth.d) of an
+	// https request to a host (host or host:port); they are never sent
+	// over plain http.
+	Header func(host string) http.Header
+	Log    *slog.Logger
 
 	pages map[string]*page
 }
@@ -240,6 +245,9 @@ func (c *Client) get(ctx context.Context, u string) *page {
 	opts.InsecureHTTP = c.InsecureHTTP
 	opts.MaxSize = maxPageSize
 	opts.Progress = nil
+	if pu, err := url.Parse(u); err == nil && pu.Scheme == "https" && c.Header != nil {
+		opts.Header = c.Header(pu.Host)
+	}
 	body, err := download.Get(ctx, u, opts)
 	if err != nil {
 		return &page{url: u, err: err}

@@ -173,3 +173,36 @@ func TestImageOverPlainHTTPWhenAllowed(t *testing.T) {
 		t.Fatalf("first request %s", p.hits[0])
 	}
 }
+
+// TestHeaderOverHTTPSOnly: credentials go with https requests to the host
+// they are for, never over plain http.
+func TestHeaderOverHTTPSOnly(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]string{} // scheme -> Authorization
+	p := &pages{plain: map[string]string{"example.com": appPage}}
+	c := newClient(t, p, true)
+	c.Header = func(host string) http.Header {
+		if host != "example.com" {
+			return nil
+		}
+		return http.Header{"Authorization": {"Bearer t"}}
+	}
+	// Record what the servers got through the client's transport.
+	tr := c.Download.Client.Transport
+	c.Download.Client = &http.Client{Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
+		mu.Lock()
+		seen[r.URL.Scheme] = r.Header.Get("Authorization")
+		mu.Unlock()
+		return tr.RoundTrip(r)
+	})}
+	if _, err := c.Image(context.Background(), "example.com/app", Vars(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if seen["https"] != "Bearer t" || seen["http"] != "" {
+		t.Fatalf("Authorization sent: %v", seen)
+	}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -215,6 +215,7 @@ func discoverKeys(ctx context.Context, g *Globals, prefix string, allowHTTP bool
 	dc := &discover.Client{
 		Download:     download.Options{InsecureTLS: g.Insecure.TLS},
 		InsecureHTTP: g.Insecure.HTTP,
+		Header:       loadAuth(g).Header,
 		Log:          g.Log,
 	}
 	page, urls, err := dc.PublicKeys(ctx, prefix)

@@ -112,7 +112,7 @@ func (l *link) cycle(asked, u string) error {
 func (f *Fetcher) newDiscoverer() *discover.Client {
 	opts := f.Discovery
 	opts.InsecureTLS = opts.InsecureTLS || f.InsecureTLS
-	return &discover.Client{Download: opts, InsecureHTTP: f.InsecureHTTP, Log: f.logger()}
+	return &discover.Client{Download: opts, InsecureHTTP: f.InsecureHTTP, Header: f.Auth.Header, Log: f.logger()}
 }
 
 // discover fetches the image w by appc discovery: its signature checked
@@ -239,7 +239,7 @@ func (f *Fetcher) ensureKeys(ctx context.Context, dc *discover.Client, name stri
 			f.logger().Warn("discovered key not trusted automatically: not an https URL", "image", name, "url", u)
 			continue
 		}
-		opts := f.Discovery
+		opts := f.withAuth(f.Discovery, u)
 		opts.MaxSize = pgp.MaxKeySize
 		data, err := download.Get(ctx, u, opts)
 		if err != nil {

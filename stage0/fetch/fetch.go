@@ -35,6 +35,7 @@ import (
 	"github.com/appc/spec/discovery"
 	"github.com/appc/spec/schema"
 
+	"github.com/nosecone/nscn/internal/authconfig"
 	"github.com/nosecone/nscn/internal/download"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/lock"
@@ -88,6 +89,10 @@ type Fetcher struct {
 	// Discovery tunes discovery's requests (tests: a client that reaches
 	// a test server); its zero value is the default client.
 	Discovery download.Options
+	// Auth holds the credentials of auth.d, sent with https requests to
+	// the hosts they name (discovery pages, images, signatures, keys);
+	// nil sends none.
+	Auth *authconfig.Config
 
 	// Seams for tests; nil means os.Open and Store.Import.
 	open        func(name string) (imageFile, error)
@@ -233,7 +238,7 @@ func (f *Fetcher) readSignature(ctx context.Context, sig, image string) ([]byte,
 	var data []byte
 	var err error
 	if strings.HasPrefix(sig, "http://") || strings.HasPrefix(sig, "https://") {
-		data, err = download.Get(ctx, sig, f.downloadOptions("signature"))
+		data, err = download.Get(ctx, sig, f.withAuth(f.downloadOptions("signature"), sig))
 	} else {
 		data, err = os.ReadFile(strings.TrimPrefix(sig, "file://"))
 	}
@@ -365,7 +370,7 @@ func (f *Fetcher) fetchRemote(ctx context.Context, u, sig string, accept acceptF
 	}
 	sum := sha256.Sum256([]byte(u))
 	partial := filepath.Join(f.DownloadDir, hex.EncodeToString(sum[:16])+".aci")
-	opts := f.downloadOptions(filepath.Base(u))
+	opts := f.withAuth(f.downloadOptions(filepath.Base(u)), u)
 	if cached != nil {
 		opts.ETag = cached.remote.ETag
 	}
@@ -426,6 +431,17 @@ func (f *Fetcher) downloadOptions(label string) download.Options {
 		Progress:     f.Progress,
 		Label:        label,
 	}
+}
+
+// withAuth adds to opts the credentials auth.d has for rawURL's host,
+// when it is an https URL.
+func (f *Fetcher) withAuth(opts download.Options, rawURL string) download.Options {
+	if u, err := url.Parse(rawURL); err == nil && u.Scheme == "https" {
+		if h := f.Auth.Header(u.Host); h != nil {
+			opts.Header = h
+		}
+	}
+	return opts
 }
 
 func (f *Fetcher) logger() *slog.Logger {
