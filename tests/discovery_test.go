@@ -173,7 +173,13 @@ func hostArch() string {
 // template puts name at each of versions. It returns the image file.
 func (s *discoServer) publish(t *testing.T, gpg *pgptest.GPG, fpr, name string, labels map[string]string, deps []map[string]any, versions ...string) string {
 	t.Helper()
-	aci := buildACI(t, manifestJSON(t, name, labels, deps, nil), []entry{{path: "/name", content: name}})
+	return s.publishManifest(t, gpg, fpr, name, manifestJSON(t, name, labels, deps, nil), versions...)
+}
+
+// publishManifest is publish with the manifest given.
+func (s *discoServer) publishManifest(t *testing.T, gpg *pgptest.GPG, fpr, name string, manifest []byte, versions ...string) string {
+	t.Helper()
+	aci := buildACI(t, manifest, []entry{{path: "/name", content: name}})
 	data, err := os.ReadFile(aci) //nolint:gosec // G304: a file the test made
 	if err != nil {
 		t.Fatal(err)
@@ -312,6 +318,17 @@ func TestDiscoveryFetch(t *testing.T) {
 	e.ok("image", "render", imageKey(t, dependent), rendered)
 	if b, err := os.ReadFile(filepath.Join(rendered, "rootfs", "name")); err != nil || string(b) != "localhost/disco/withdep" { //nolint:gosec // G304: a file the test made
 		t.Fatalf("rendered image: %q, %v", b, err)
+	}
+
+	// run by name: the app discovered, its dependency (busybox, fetched
+	// from its file) taken from the store.
+	e.ok("--insecure-options=image", "fetch", busybox(t))
+	srv.publishManifest(t, gpg, fpr, "localhost/disco/runme", []byte(`{"acKind":"ImageManifest","acVersion":"0.8.11",`+
+		`"name":"localhost/disco/runme","app":{"exec":["/bin/sh","-c","cat /name"],"user":"0","group":"0"},`+
+		`"dependencies":[{"imageName":"nosecone.dev/busybox"}]}`), "latest")
+	r = e.ok("--trust-keys-from-https", "run", "localhost/disco/runme")
+	if !strings.Contains(r.stdout, "localhost/disco/runme") {
+		t.Fatalf("run by name: the app did not print its file:\n%s\n%s", r.stdout, r.stderr)
 	}
 
 	// A cycle: a → b → a, both only on the server. Refused naming it,
