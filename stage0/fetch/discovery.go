@@ -110,8 +110,7 @@ func (l *link) cycle(asked, u string) error {
 }
 
 func (f *Fetcher) newDiscoverer() *discover.Client {
-	opts := f.Discovery
-	opts.InsecureTLS = opts.InsecureTLS || f.InsecureTLS
+	opts := download.Options{Client: f.Client, InsecureTLS: f.InsecureTLS}
 	return &discover.Client{Download: opts, InsecureHTTP: f.InsecureHTTP, Header: f.Auth.Header, Log: f.logger()}
 }
 
@@ -239,7 +238,7 @@ func (f *Fetcher) ensureKeys(ctx context.Context, dc *discover.Client, name stri
 			f.logger().Warn("discovered key not trusted automatically: not an https URL", "image", name, "url", u)
 			continue
 		}
-		opts := f.withAuth(f.Discovery, u)
+		opts := f.withAuth(download.Options{Client: f.Client}, u)
 		opts.MaxSize = pgp.MaxKeySize
 		data, err := download.Get(ctx, u, opts)
 		if err != nil {

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -86,9 +87,10 @@ type Fetcher struct {
 	// no key is trusted for its name, the keys its discovery page names
 	// over https (--trust-keys-from-https), as rkt does.
 	TrustKeysFromHTTPS bool
-	// Discovery tunes discovery's requests (tests: a client that reaches
-	// a test server); its zero value is the default client.
-	Discovery download.Options
+	// Client replaces the built-in HTTP client of every request (tests:
+	// a client that reaches a test server whatever the host); nil is the
+	// default.
+	Client *http.Client
 	// Auth holds the credentials of auth.d, sent with https requests to
 	// the hosts they name (discovery pages, images, signatures, keys);
 	// nil sends none.
@@ -426,6 +428,7 @@ func (f *Fetcher) cachedRemote(ctx context.Context, u string) (*cachedImage, err
 
 func (f *Fetcher) downloadOptions(label string) download.Options {
 	return download.Options{
+		Client:       f.Client,
 		InsecureHTTP: f.InsecureHTTP,
 		InsecureTLS:  f.InsecureTLS,
 		Progress:     f.Progress,
