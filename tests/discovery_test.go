@@ -3,6 +3,7 @@
 package tests
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -160,6 +162,25 @@ func (s *discoServer) imageGets() int {
 	return n
 }
 
+// onTerminal runs nscn with a terminal for stdin, stdout and stderr (a
+// pseudo-terminal that util-linux's script makes), typing input. It returns
+// what the terminal showed and the exit error.
+func (e *env) onTerminal(t *testing.T, input string, args ...string) (string, error) {
+	t.Helper()
+	all := append([]string{nscnBin(t), "--dir", e.dir, "--local-config", e.local, "--system-config", e.system}, args...)
+	quoted := make([]string, len(all))
+	for i, a := range all {
+		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, "script", "-q", "-e", "-c", strings.Join(quoted, " "), "/dev/null") //nolint:gosec // G204: the test's own binary and arguments
+	c.Env = append(append(os.Environ(), "LC_ALL=C"), e.extraEnv...)
+	c.Stdin = strings.NewReader(input)
+	out, err := c.CombinedOutput()
+	return string(out), err
+}
+
 // hostArch is the host's arch as appc spells it in templates.
 func hostArch() string {
 	if runtime.GOARCH == "arm64" {
@@ -244,6 +265,23 @@ func TestDiscoveryFetch(t *testing.T) {
 	if out := e.ok("trust", "--list", "--format=json").stdout; strings.TrimSpace(out) != "[]" {
 		t.Fatalf("refused trust stored a key: %s", out)
 	}
+	// On a terminal, the question is asked: "no" stores nothing, "yes"
+	// trusts the key.
+	out, err := e.onTerminal(t, "no\n", "trust", "--prefix", app)
+	if err == nil || !strings.Contains(out, pretty) || !strings.Contains(out, "Are you sure") {
+		t.Fatalf("answered no on a terminal: %v\n%s", err, out)
+	}
+	if out := e.ok("trust", "--list", "--format=json").stdout; strings.TrimSpace(out) != "[]" {
+		t.Fatalf("a key answered no was stored: %s", out)
+	}
+	if out, err := e.onTerminal(t, "yes\n", "trust", "--prefix", "localhost/disco/tty"); err != nil || !strings.Contains(out, pretty) {
+		t.Fatalf("answered yes on a terminal: %v\n%s", err, out)
+	}
+	if out := e.ok("trust", "--list").stdout; !strings.Contains(out, "localhost/disco/tty") {
+		t.Fatalf("a key answered yes was not stored:\n%s", out)
+	}
+	e.ok("trust", "--remove", fpr, "--prefix", "localhost/disco/tty")
+
 	r = e.ok("--trust-keys-from-https", "trust", "--prefix", app)
 	if !strings.Contains(r.stderr, pretty) || !strings.Contains(r.stderr, "Disco Publisher") {
 		t.Fatalf("trusted discovered key not shown:\n%s", r.stderr)
@@ -308,7 +346,7 @@ func TestDiscoveryFetch(t *testing.T) {
 	if got := strings.TrimSpace(e.ok("fetch", "--pull-policy=never", "localhost/disco/base").stdout); got != imageKey(t, base) {
 		t.Fatalf("dependency not stored: %q", got)
 	}
-	out := e.ok("trust", "--list").stdout
+	out = e.ok("trust", "--list").stdout
 	for _, p := range []string{"localhost/disco/withdep", "localhost/disco/base"} {
 		if !strings.Contains(out, p) {
 			t.Fatalf("key not trusted for %s during the fetch:\n%s", p, out)
