@@ -100,8 +100,9 @@ type ImportOptions struct {
 	// MaxSize bounds the uncompressed size (0: unlimited), so a
 	// decompression bomb stops early.
 	MaxSize int64
-	// Check runs after the image was read completely and before it is
-	// committed: a signature check, say. An error aborts the import.
+	// Check runs after the image was read completely and before its
+	// dependencies are looked for and it is committed: a signature check,
+	// say, or fetching the dependencies. An error aborts the import.
 	Check func(ctx context.Context, m *schema.ImageManifest) (signedBy string, err error)
 }
 
@@ -132,14 +133,16 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*i
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkDependencies(ctx, m); err != nil {
-		return nil, err
-	}
+	// Check first: it may bring the dependencies in (a fetch by
+	// discovery), and an image whose signature fails must not cause any.
 	var signedBy string
 	if opts.Check != nil {
 		if signedBy, err = opts.Check(ctx, m); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.checkDependencies(ctx, m); err != nil {
+		return nil, err
 	}
 	unlock, err := s.lockStore(ctx, false)
 	if err != nil {
@@ -325,9 +328,9 @@ func checkEntryName(name string) (string, error) {
 	return clean, nil
 }
 
-// checkDependencies fails when a dependency of m is not in the store:
-// fetching dependencies by discovery is not supported yet, and an image
-// that cannot be rendered should not be imported silently.
+// checkDependencies fails when a dependency of m is not in the store: an
+// image that cannot be rendered should not be imported silently. (A fetch
+// by discovery brings the dependencies in from ImportOptions.Check.)
 func (s *Store) checkDependencies(ctx context.Context, m *schema.ImageManifest) error {
 	for _, d := range m.Dependencies {
 		if _, err := s.ResolveDependency(ctx, d); err != nil {

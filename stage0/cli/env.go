@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/nosecone/nscn/internal/authconfig"
 	"github.com/nosecone/nscn/internal/datadir"
 	"github.com/nosecone/nscn/internal/oci"
 	"github.com/nosecone/nscn/internal/pgp"
@@ -84,7 +85,22 @@ func newFetcher(g *Globals, s *store.Store, policy fetch.PullPolicy) *fetch.Fetc
 			// Docker's config.
 			Keychain: oci.NewKeychain(oci.DefaultAuthDirs(g.LocalConfig, g.SystemConfig)...).WithDocker(),
 		},
+
+		TrustKeysFromHTTPS: g.TrustKeysFromHTTPS,
+		Auth:               loadAuth(g),
 	}
+}
+
+// loadAuth reads the credentials of auth.d. A file that cannot be read is
+// reported and ignored, so that a mistake there does not stop fetches that
+// need no credentials; a request that does gets the server's refusal.
+func loadAuth(g *Globals) *authconfig.Config {
+	c, err := authconfig.Load(g.LocalConfig, g.SystemConfig)
+	if err != nil {
+		g.Log.Warn("credentials of auth.d not used", "error", err)
+		return nil
+	}
+	return c
 }
 
 // setPlatform sets the platform picked from OCI image indexes from the
