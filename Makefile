@@ -125,7 +125,7 @@ vm-test: all test-images $(VM_KERNEL) ## End-to-end tests on a pure cgroup v2 ho
 		$(abspath $(BUILD)/vm.test) -test.v -test.count=1 -test.timeout 15m
 
 BENCH_FLAGS ?=
-bench: deps all test-images ## Measure nscn against crun, runc, unshare+chroot, gzip and tar; fails when a target is missed (root; figure 3 needs make stage1-nspawn; BENCH_FLAGS=-figures=3 for one figure)
+bench: deps all test-images ## Measure nscn against crun, runc, unshare+chroot, gzip and tar; fails when a target is missed (root; figure 3 needs make stage1-nspawn; BENCH_FLAGS=-figures=3 for one figure, -figures=pull for the registry pull)
 	scripts/install-bench-deps.sh
 	$(GO) build -trimpath -o $(BUILD)/nscn-bench ./bench/cmd/nscn-bench
 	$(BUILD)/nscn-bench -nscn $(BIN)/nscn -images $(BUILD)/images -work $(BUILD)/bench $(BENCH_FLAGS)

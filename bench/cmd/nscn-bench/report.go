@@ -132,6 +132,9 @@ func machine(ctx context.Context, nscn, work string) []string {
 		{"tar", "--version"},
 		{"sha512sum", "--version"},
 		{"unshare", "--version"},
+		{"podman", "--version"},
+		{"skopeo", "--version"},
+		{registryBin, "--version"},
 	} {
 		add(t[0], firstLine(ctx, t[0], t[1:]...))
 	}
