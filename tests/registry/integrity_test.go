@@ -124,6 +124,7 @@ func TestInterruptedPullResumes(t *testing.T) {
 	if _, err := fmt.Sscanf(gets[1].rangeHdr, "bytes=%d-", &from); err != nil {
 		t.Fatalf("the second GET of the layer has Range %q, want bytes=N-: it downloaded the finished part again\n%s", gets[1].rangeHdr, p.dump())
 	}
+	t.Logf("first GET stalled after %d bytes; the second asked for %q and got %d of %d bytes", first[0].bytes, gets[1].rangeHdr, gets[1].bytes, bsize)
 	if from < stall/2 || from > stall {
 		t.Errorf("resumed from byte %d; want between %d and %d (what the first GET delivered)", from, stall/2, stall)
 	}

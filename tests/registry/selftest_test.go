@@ -123,7 +123,7 @@ func TestHarnessRegistryStops(t *testing.T) {
 	}
 	// The subtest's cleanup stopped it.
 	select {
-	case <-reg.done:
+	case <-reg.r.Done():
 	default:
 		t.Fatal("registry process still running after its test ended")
 	}

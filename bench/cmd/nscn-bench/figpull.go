@@ -4,18 +4,14 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -26,6 +22,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/nosecone/nscn/internal/testutil/registrytest"
 )
 
 // Figure 8 ("pull"): `nscn fetch docker://…` of a large image from a
@@ -53,12 +51,10 @@ const (
 	// pullRuns is the runs per command: each pull takes seconds, so fewer
 	// than the other figures' 30.
 	pullRuns = 9
-	// registryBin is Debian's build of the CNCF distribution registry.
-	registryBin = "/usr/bin/docker-registry"
 )
 
 // pullTools are the commands figure 8 drives.
-var pullTools = []string{registryBin, "podman", "skopeo", "gzip"}
+var pullTools = []string{registrytest.Bin, "podman", "skopeo", "gzip"}
 
 func (b *bencher) figPull(ctx context.Context) {
 	const fig = "8. pull of a 10-layer gzip image from a loopback registry"
@@ -67,19 +63,23 @@ func (b *bencher) figPull(ctx context.Context) {
 		b.r.failed(fig, err)
 		return
 	}
-	reg, err := startBenchRegistry(ctx, filepath.Join(b.l.tmpfs, "registry"))
+	reg, err := registrytest.Start(ctx, filepath.Join(b.l.tmpfs, "registry"), registrytest.Options{Quiet: true})
 	if err != nil {
 		b.r.failed(fig, err)
 		return
 	}
-	defer reg.stop()
-	ref, err := name.NewTag(reg.host+"/"+pullRepo+":"+pullVersion, name.Insecure)
+	defer func() {
+		if err := reg.Stop(); err != nil {
+			logf("%s: %v", fig, err)
+		}
+	}()
+	ref, err := name.NewTag(reg.Host+"/"+pullRepo+":"+pullVersion, name.Insecure)
 	if err != nil {
 		b.r.failed(fig, err)
 		return
 	}
 	if err := remote.Write(ref, img, remote.WithContext(ctx)); err != nil {
-		b.r.failed(fig, fmt.Errorf("push the pull image to %s: %w", reg.host, err))
+		b.r.failed(fig, fmt.Errorf("push the pull image to %s: %w", reg.Host, err))
 		return
 	}
 	blobs, largest, compressed, uncompressed, err := pullBlobs(img)
@@ -105,7 +105,7 @@ func (b *bencher) figPull(ctx context.Context) {
 		_ = runQuiet(context.Background(), podman[0], append(podman[1:], "system", "reset", "--force")...)
 		_ = os.RemoveAll(podmanRun)
 	}()
-	image := reg.host + "/" + pullRepo + ":" + pullVersion
+	image := reg.Host + "/" + pullRepo + ":" + pullVersion
 	nscnFetch := b.nscn(nscnDir, "--insecure-options=http,image", "fetch", "docker://"+image)
 	podmanPull := append(append([]string{}, podman...), "pull", "-q", "--tls-verify=false", image)
 	skopeoCopy := []string{"skopeo", "copy", "--quiet", "--insecure-policy", "--src-tls-verify=false", "docker://" + image, "oci:" + skopeoDir + ":" + pullVersion}
@@ -122,6 +122,9 @@ func (b *bencher) figPull(ctx context.Context) {
 	var nscnErr error
 	if err := runQuiet(ctx, nscnFetch[0], nscnFetch[1:]...); err != nil {
 		nscnErr = err
+	} else if err := b.checkPulled(ctx, nscnDir, img); err != nil {
+		b.r.failed(fig, err)
+		return
 	} else {
 		cmds = append([]command{{name: "nscn-fetch", argv: nscnFetch, prepare: "rm -rf " + shellQuote(nscnDir)}}, cmds...)
 	}
@@ -146,7 +149,7 @@ func (b *bencher) figPull(ctx context.Context) {
 		b.r.failed(fig, err)
 		return
 	}
-	dl, err := timeDownload(ctx, reg.host, blobs, runs)
+	dl, err := timeDownload(ctx, reg.Host, blobs, runs)
 	if err != nil {
 		b.r.failed(fig, err)
 		return
@@ -174,7 +177,25 @@ func (b *bencher) figPull(ctx context.Context) {
 	b.r.add(row{figure: "8. floor: parallel download of every blob, gunzip of the largest layer", ours: ms(dl) + " download", peer: ms(gunzipT) + " gunzip", ratio: "-", target: "-", status: info})
 	b.r.add(row{figure: "8. podman pull vs skopeo copy (peers)", ours: ms(podmanT) + " podman", peer: ms(skopeoT) + " skopeo", ratio: times(r(podmanT, skopeoT)), target: "-", status: info})
 	b.r.note("8: image %s: %d gzip layers, %s uncompressed, %s compressed (generated once from a fixed seed: files of alternating 64 KiB blocks of random bytes and repetitive text), pushed to Debian's docker-registry on %s (plain http, storage on tmpfs). Each run starts from an empty store on the same tmpfs, emptied before the run (untimed): `nscn --dir=DIR --insecure-options=http,image fetch docker://…`; `podman --root DIR --runroot DIR --storage-driver=overlay pull --tls-verify=false …` (its store reset with `podman system reset --force`); `skopeo copy --src-tls-verify=false docker://… oci:DIR` (copies the blobs, decompresses nothing). Medians over %d runs each. The floor is the larger of: every blob downloaded at once by Go's HTTP client, bodies discarded (median of %d, timed in the harness); `gzip -dc` of the largest layer (%s compressed), output discarded.",
-		pullRepo+":"+pullVersion, pullLayers, mb(float64(uncompressed)), mb(float64(compressed)), reg.host, runs, runs, mb(float64(fileSize(largestFile))))
+		pullRepo+":"+pullVersion, pullLayers, mb(float64(uncompressed)), mb(float64(compressed)), reg.Host, runs, runs, mb(float64(fileSize(largestFile))))
+}
+
+// checkPulled checks once that nscn's store in dir lists the image by its
+// manifest digest: an exit status alone would time a fetch that stored
+// nothing.
+func (b *bencher) checkPulled(ctx context.Context, dir string, img v1.Image) error {
+	d, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	list, err := b.nscnOut(ctx, dir, "image", "list", "--format=json")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(list, d.String()) {
+		return fmt.Errorf("nscn fetch exited 0 but image list does not show %s:\n%s", d, list)
+	}
+	return nil
 }
 
 // pullBlobs returns the blobs of the image (config and layers) a puller
@@ -374,82 +395,4 @@ func repetitive(size, n int) []byte {
 		n++
 	}
 	return b[:size]
-}
-
-// benchRegistry is a docker-registry process on 127.0.0.1, plain http,
-// no auth.
-type benchRegistry struct {
-	host string
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  string // its stdout and stderr
-}
-
-// startBenchRegistry starts a registry storing under dir and waits until
-// it answers /v2/.
-func startBenchRegistry(ctx context.Context, dir string) (*benchRegistry, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	host := l.Addr().String()
-	_ = l.Close()
-	// JSON is YAML: the registry reads it as its config.
-	cfg, err := json.Marshal(map[string]any{
-		"version": "0.1",
-		"log":     map[string]any{"level": "warn", "accesslog": map[string]any{"disabled": true}},
-		"storage": map[string]any{"filesystem": map[string]any{"rootdirectory": filepath.Join(dir, "storage")}},
-		"http":    map[string]any{"addr": host},
-	})
-	if err != nil {
-		return nil, err
-	}
-	conf := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(conf, cfg, 0o644); err != nil {
-		return nil, err
-	}
-	r := &benchRegistry{host: host, done: make(chan struct{}), log: filepath.Join(dir, "registry.log")}
-	logf, err := os.OpenFile(r.log, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = logf.Close() }()
-	r.cmd = exec.CommandContext(ctx, registryBin, "serve", conf) //nolint:gosec // G204: Debian's registry on the bench's own config
-	r.cmd.Stdout, r.cmd.Stderr = logf, logf
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := r.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", registryBin, err)
-	}
-	go func() { _ = r.cmd.Wait(); close(r.done) }()
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{}}
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		select {
-		case <-r.done:
-			return nil, fmt.Errorf("docker-registry exited: %s", readString(r.log))
-		default:
-		}
-		resp, err := client.Get("http://" + host + "/v2/")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return r, nil
-			}
-		}
-	}
-	r.stop()
-	return nil, fmt.Errorf("docker-registry did not answer on %s in 15s: %s", host, readString(r.log))
-}
-
-// stop ends the registry: SIGTERM, then SIGKILL after 10 s.
-func (r *benchRegistry) stop() {
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.done:
-	case <-time.After(10 * time.Second):
-		_ = r.cmd.Process.Kill()
-		<-r.done
-	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/nosecone/nscn/internal/testutil/registrytest"
 )
 
 // status of a row of the table.
@@ -134,7 +136,7 @@ func machine(ctx context.Context, nscn, work string) []string {
 		{"unshare", "--version"},
 		{"podman", "--version"},
 		{"skopeo", "--version"},
-		{registryBin, "--version"},
+		{registrytest.Bin, "--version"},
 	} {
 		add(t[0], firstLine(ctx, t[0], t[1:]...))
 	}
