@@ -31,6 +31,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/store/blob"
 	"github.com/nosecone/nscn/store/index"
+	"github.com/nosecone/nscn/store/ociblob"
 	"github.com/nosecone/nscn/store/tree"
 )
 
@@ -40,6 +41,8 @@ type Store struct {
 	Blobs *blob.Store
 	Index *index.Index
 	Trees *tree.Store
+	// OCIBlobs holds the layers and configs of OCI images, once each.
+	OCIBlobs *ociblob.Store
 
 	// manifests remembers the manifest of every image entry this Store
 	// read or wrote, by image ID and key: an image's content, manifest
@@ -77,6 +80,8 @@ func Open(_ context.Context, dataDir string) (*Store, error) {
 		Dir:   dir,
 		Blobs: blob.New(dir),
 		Index: index.New(filepath.Join(dir, "db", "index.db")),
+
+		OCIBlobs: ociblob.New(dir),
 	}
 	s.Trees = tree.New(filepath.Join(dir, "tree"), source{s})
 	return s, nil
@@ -500,6 +505,11 @@ func (s *Store) Remove(ctx context.Context, ref string, refs References) (*index
 	if err := s.Blobs.Remove(ctx, im.Key); err != nil {
 		return im, err
 	}
+	if im.OCI != nil {
+		if err := s.removeUnusedOCIBlobs(ctx, im.OCI.Blobs()); err != nil {
+			return im, err
+		}
+	}
 	for _, t := range trees {
 		for _, id := range t.ImageIDs {
 			if blob.KeyFromID(id) == im.Key {
@@ -546,6 +556,24 @@ func (src source) OpenImage(ctx context.Context, id string) (io.ReadCloser, erro
 
 func (src source) Manifest(ctx context.Context, id string) (*schema.ImageManifest, error) {
 	return src.s.Manifest(ctx, id)
+}
+
+func (src source) OCILayers(ctx context.Context, id string) ([]tree.OCILayer, error) {
+	im, err := src.s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if im.OCI == nil {
+		return nil, nil
+	}
+	out := make([]tree.OCILayer, len(im.OCI.Layers))
+	for i, l := range im.OCI.Layers {
+		d := l.Digest
+		out[i] = tree.OCILayer{Digest: d, DiffID: l.DiffID, OpenBlob: func(ctx context.Context) (io.ReadCloser, error) {
+			return src.s.OCIBlobs.Open(ctx, d)
+		}}
+	}
+	return out, nil
 }
 
 func (src source) ResolveDependency(ctx context.Context, d types.Dependency) (string, error) {

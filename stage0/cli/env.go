@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/nosecone/nscn/internal/datadir"
+	"github.com/nosecone/nscn/internal/oci"
 	"github.com/nosecone/nscn/internal/pgp"
 	"github.com/nosecone/nscn/internal/safetext"
 	"github.com/nosecone/nscn/stage0/fetch"
@@ -66,6 +67,17 @@ func newFetcher(g *Globals, s *store.Store, policy fetch.PullPolicy) *fetch.Fetc
 		DownloadDir:   filepath.Join(g.Dir, "tmp", "downloads"),
 		MaxSize:       g.MaxImageSize,
 	}
+}
+
+// setPlatform sets the platform picked from OCI image indexes from the
+// --os and --arch values.
+func setPlatform(f *fetch.Fetcher, osName, arch string) error {
+	p, err := oci.ParsePlatform(osName, arch)
+	if err != nil {
+		return usageErrorf("--os/--arch: %v", err)
+	}
+	f.OCI.Platform = p
+	return nil
 }
 
 // progressWriter returns w when it is a terminal: progress bars are for

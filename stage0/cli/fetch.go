@@ -17,8 +17,13 @@ func fetchCommand() *cli.Command {
 
 IMAGE is a path to an ACI (plain, gzip, bzip2, xz or zstd), a file:// or https:// URL
 (http:// only with --insecure-options=http), an image ID (sha512-…, or an unambiguous
-prefix of one), or an image name (example.com/app:1.0 or example.com/app,version=1.0)
-already in the store.
+prefix of one), an image name (example.com/app:1.0 or example.com/app,version=1.0)
+already in the store, or an OCI or Docker image: docker://[REGISTRY/]REPO[:TAG|@sha256:DIGEST],
+oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:REPO:TAG] (see
+Documentation/images.md). An OCI or Docker image carries no signature: it is taken
+when pinned by digest (verified end to end), and otherwise only with
+--insecure-options=image. From an image index, --os and --arch pick the image
+(default linux/amd64).
 
 The detached armored OpenPGP signature is read from IMAGE.asc (or --signature) and
 checked against the keys trusted for the image's name (see "nscn trust"); an unsigned
@@ -32,6 +37,8 @@ resumes where it stopped.`,
 			&cli.StringFlag{Name: "signature", Usage: "path or URL of the detached signature (only with one IMAGE)"},
 			&cli.StringFlag{Name: "pull-policy", Value: string(fetch.PullUpdate), Usage: "when to fetch from the network: new, update or never"},
 			&cli.BoolFlag{Name: "full", Usage: "print the full image ID (all 128 hex digits)"},
+			&cli.StringFlag{Name: "os", Usage: "the OS of the image to pick from an OCI image index (default linux)"},
+			&cli.StringFlag{Name: "arch", Usage: "the architecture (and variant: arm/v7) to pick from an OCI image index (default amd64)"},
 		},
 		Action: func(c *cli.Context) error {
 			g := globals(c)
@@ -50,6 +57,9 @@ resumes where it stopped.`,
 				return err
 			}
 			f := newFetcher(g, s, policy)
+			if err := setPlatform(f, c.String("os"), c.String("arch")); err != nil {
+				return err
+			}
 			for _, ref := range c.Args().Slice() {
 				im, err := f.Fetch(c.Context, fetch.Request{Ref: ref, Signature: c.String("signature")})
 				if err != nil {

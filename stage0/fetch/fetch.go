@@ -35,6 +35,7 @@ import (
 	"github.com/nosecone/nscn/internal/download"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/lock"
+	"github.com/nosecone/nscn/internal/oci"
 	"github.com/nosecone/nscn/internal/pgp"
 	"github.com/nosecone/nscn/internal/progress"
 	"github.com/nosecone/nscn/store"
@@ -79,6 +80,9 @@ type Fetcher struct {
 	// --max-image-size flag that sets it.
 	MaxSize int64
 
+	// OCI holds what OCI and Docker images need (platform, credentials).
+	OCI OCIOptions
+
 	// Seams for tests; nil means os.Open and Store.Import.
 	open        func(name string) (imageFile, error)
 	importImage func(ctx context.Context, r io.Reader, opts store.ImportOptions) (*index.Image, error)
@@ -105,6 +109,8 @@ func (f *Fetcher) Fetch(ctx context.Context, req Request) (*index.Image, error) 
 		return nil, errdefs.InvalidArgument("empty image reference")
 	case strings.HasPrefix(strings.ToLower(ref), "sha512-"):
 		return f.Store.Get(ctx, ref)
+	case oci.IsReference(ref):
+		return f.fetchOCI(ctx, ref)
 	case strings.HasPrefix(ref, "file://"):
 		u, err := url.Parse(ref)
 		if err != nil {
@@ -114,7 +120,7 @@ func (f *Fetcher) Fetch(ctx context.Context, req Request) (*index.Image, error) 
 	case strings.HasPrefix(ref, "http://"), strings.HasPrefix(ref, "https://"):
 		return f.fetchRemote(ctx, ref, req.Signature)
 	case strings.Contains(ref, "://"):
-		return nil, errdefs.Newf(errdefs.ErrNotImplemented, "image %s: unsupported URL scheme (nscn fetches from paths, file://, http:// and https://)", ref)
+		return nil, errdefs.Newf(errdefs.ErrNotImplemented, "image %s: unsupported URL scheme (nscn fetches from paths, file://, http://, https://, docker://, oci:, oci-archive: and docker-archive:)", ref)
 	}
 	if st, err := os.Stat(ref); err == nil && !st.IsDir() {
 		return f.fetchFile(ctx, ref, req.Signature)

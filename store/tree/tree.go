@@ -2,9 +2,12 @@ package tree
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -232,6 +235,18 @@ func (s *Store) extractLayers(ctx context.Context, layers []Layer, rootfs string
 }
 
 func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string, content *contentHasher) error {
+	oci, err := s.src.OCILayers(ctx, l.ImageID)
+	if err != nil {
+		return fmt.Errorf("read image: %w", err)
+	}
+	if oci != nil {
+		for i, ol := range oci {
+			if err := s.extractOCILayer(ctx, ol, rootfs, content); err != nil {
+				return fmt.Errorf("OCI layer %d of %d (%s): %w", i+1, len(oci), ol.Digest, err)
+			}
+		}
+		return nil
+	}
 	rc, err := s.src.OpenImage(ctx, l.ImageID)
 	if err != nil {
 		return fmt.Errorf("open image: %w", err)
@@ -245,6 +260,40 @@ func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string, conten
 		opts.Filter = l.Admits
 	}
 	return aci.ExtractRootfs(ctx, rc, rootfs, opts)
+}
+
+// extractOCILayer applies one OCI layer, with its whiteouts, over what
+// rootfs holds, and checks that its uncompressed content is the one the
+// image config names (its diff ID): the blob's own digest was checked when
+// it was stored, this ties the layer to the config.
+func (s *Store) extractOCILayer(ctx context.Context, l OCILayer, rootfs string, content *contentHasher) error {
+	rc, err := l.OpenBlob(ctx)
+	if err != nil {
+		return fmt.Errorf("open layer: %w", err)
+	}
+	defer func() { _ = rc.Close() }()
+	tr, _, err := aci.Decompress(rc)
+	if err != nil {
+		return fmt.Errorf("read layer: %w", err)
+	}
+	defer func() { _ = tr.Close() }()
+	h := sha256.New()
+	opts := aci.ExtractOptions{PreserveOwnership: s.preserve, Layer: true}
+	if content != nil {
+		opts.Hash, opts.Content = content.newHash, content.add
+	}
+	if err := aci.ExtractRootfs(ctx, io.TeeReader(tr, h), rootfs, opts); err != nil {
+		return err
+	}
+	// The tar reader stops at the end-of-archive marker; the diff ID
+	// covers the padding after it too.
+	if _, err := io.Copy(h, tr); err != nil {
+		return fmt.Errorf("read layer: %w", err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != l.DiffID {
+		return errdefs.InvalidArgument("layer content hashes to %s, the image config says %s", got, l.DiffID)
+	}
+	return nil
 }
 
 // load reads a complete tree. A missing or incomplete tree is NotFound;
