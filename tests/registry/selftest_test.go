@@ -296,8 +296,13 @@ func TestHarnessProxy(t *testing.T) {
 		case <-time.After(time.Second):
 		}
 		cancel() // the client goes away, as a killed nscn would
-		if err := <-more; err == nil {
-			t.Fatal("a read of the stalled body returned no error after the client hung up")
+		select {
+		case err := <-more:
+			if err == nil {
+				t.Fatal("a read of the stalled body returned no error after the client hung up")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a read of the stalled body still blocks 10s after the client hung up")
 		}
 		_ = resp.Body.Close()
 		// The handler logs once the stalled response ends.
