@@ -12,10 +12,12 @@
 //
 // "nscnKind" and "nscnVersion" may be written instead of rkt's keys. An
 // "auth" entry applies to https requests to its domains (appc discovery
-// pages, images, signatures); a "dockerAuth" entry to the registries named.
-// The local directory (/etc/nscn) wins over the system one (/usr/lib/nscn)
-// domain by domain; within one directory a domain configured twice is an
-// error, since which file wins would depend on names nobody chose for that.
+// pages, images, signatures) and to registries of that name; a "dockerAuth"
+// entry to the registries named (Registry says which wins). The user's
+// directory ($XDG_CONFIG_HOME/nscn) wins over the local one (/etc/nscn),
+// which wins over the system one (/usr/lib/nscn), domain by domain; within
+// one directory a domain configured twice is an error, since which file
+// wins would depend on names nobody chose for that.
 //
 // The package parses and merges; it sends nothing. Masked gives the entry
 // as it may be shown (nscn config). It runs in stage0, imports the stdlib
@@ -83,6 +85,10 @@ type Entry struct {
 	Credentials Credentials
 	// File is the file the entry was read from ("" for Parse).
 	File string
+
+	// rank is the index of the entry's directory in LoadDirs' list: the
+	// lower, the more important.
+	rank int
 }
 
 // fileFormat is an auth file as written.
@@ -185,13 +191,37 @@ type Config struct {
 	DockerAuth map[string]*Entry // by registry
 }
 
-// Load reads <dir>/auth.d/*.json of the system directory and then of the
-// local one, the local entries replacing the system ones domain by domain.
-// A missing directory holds no entries; either path may be empty. Errors
-// name the file; a bad file is errdefs.ErrInvalidArgument.
+// UserDir returns the user's configuration directory ($XDG_CONFIG_HOME/nscn,
+// or ~/.config/nscn), or "" when the user has none.
+func UserDir() string {
+	d, err := os.UserConfigDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "nscn")
+}
+
+// DefaultDirs lists the directories nscn reads auth.d from, the most
+// important first: the user's, then the local and system ones (the
+// --local-config and --system-config flags).
+func DefaultDirs(localDir, systemDir string) []string {
+	return []string{UserDir(), localDir, systemDir}
+}
+
+// Load reads the auth.d of the local and system directories; see LoadDirs.
 func Load(localDir, systemDir string) (*Config, error) {
+	return LoadDirs(localDir, systemDir)
+}
+
+// LoadDirs reads <dir>/auth.d/*.json of each of dirs, the most important
+// first: an entry of an earlier directory replaces a later one's domain by
+// domain and kind by kind. A missing directory holds no entries; a path
+// may be empty. Errors name the file; a bad file is
+// errdefs.ErrInvalidArgument.
+func LoadDirs(dirs ...string) (*Config, error) {
 	c := &Config{Auth: map[string]*Entry{}, DockerAuth: map[string]*Entry{}}
-	for _, dir := range []string{systemDir, localDir} {
+	for rank := len(dirs) - 1; rank >= 0; rank-- {
+		dir := dirs[rank]
 		if dir == "" {
 			continue
 		}
@@ -201,6 +231,7 @@ func Load(localDir, systemDir string) (*Config, error) {
 		}
 		seen := map[string]string{} // kind/domain -> file, within this dir
 		for _, e := range entries {
+			e.rank = rank
 			m := c.byKind(e.Kind)
 			for _, d := range e.Domains {
 				k := string(e.Kind) + "/" + d
@@ -288,6 +319,26 @@ func (c *Config) Docker(registry string) (Credentials, bool) {
 		return Credentials{}, false
 	}
 	return e.Credentials, true
+}
+
+// Registry returns the entry that gives a registry (host or host:port) its
+// credentials: its dockerAuth entry or the auth entry of that domain,
+// whichever comes from the more important directory, and the dockerAuth
+// entry when both come from the same one (it was written for registries).
+func (c *Config) Registry(registry string) (*Entry, bool) {
+	if c == nil {
+		return nil, false
+	}
+	registry = strings.ToLower(registry)
+	d, okD := c.DockerAuth[registry]
+	a, okA := c.Auth[registry]
+	switch {
+	case okD && (!okA || d.rank <= a.rank):
+		return d, true
+	case okA:
+		return a, true
+	}
+	return nil, false
 }
 
 // Entries returns the entries in effect, each once, ordered by kind and

@@ -184,3 +184,42 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestRegistry: a registry's credentials come from the most important
+// directory that names it, whatever the kind, and from its dockerAuth
+// entry when one directory has both kinds.
+func TestRegistry(t *testing.T) {
+	user, local, system := t.TempDir(), t.TempDir(), t.TempDir()
+	docker := func(user, registry string) string {
+		return `{"rktKind":"dockerAuth","rktVersion":"v1","registries":["` + registry + `"],"credentials":{"user":"` + user + `","password":"p"}}`
+	}
+	writeAuth(t, system, "10.json", docker("sys-docker", "a.example"))
+	writeAuth(t, local, "10.json", basic("local-auth", "a.example", "b.example"))
+	writeAuth(t, local, "20.json", docker("local-docker", "b.example"))
+	writeAuth(t, user, "10.json", basic("user-auth", "c.example"))
+	writeAuth(t, system, "20.json", docker("sys-docker", "c.example"))
+	c, err := LoadDirs(user, local, system)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ registry, want string }{
+		{registry: "a.example", want: "local-auth"},   // a more important directory's auth entry
+		{registry: "B.example", want: "local-docker"}, // one directory: dockerAuth first
+		{registry: "c.example", want: "user-auth"},
+		{registry: "d.example"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.registry, func(t *testing.T) {
+			got := ""
+			if e, ok := c.Registry(tt.registry); ok {
+				got = e.Credentials.User
+			}
+			if got != tt.want {
+				t.Fatalf("user %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if _, ok := (*Config)(nil).Registry("a.example"); ok {
+		t.Fatal("a nil Config has an entry")
+	}
+}

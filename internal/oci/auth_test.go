@@ -10,91 +10,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/nosecone/nscn/internal/authconfig"
 	"github.com/nosecone/nscn/internal/errdefs"
 )
 
-func TestParseAuthFile(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		hosts   string
-		docker  bool
-		want    authn.AuthConfig
-		wantErr bool
-	}{
-		{
-			name:  "basic",
-			in:    `{"rktKind":"auth","rktVersion":"v1","domains":["Example.com","b.example"],"type":"basic","credentials":{"user":"u","password":"p"}}`,
-			hosts: "example.com,b.example", want: authn.AuthConfig{Username: "u", Password: "p"},
-		},
-		{
-			name:  "oauth",
-			in:    `{"rktKind":"auth","rktVersion":"v1","domains":["example.com"],"type":"oauth","credentials":{"token":"t"}}`,
-			hosts: "example.com", want: authn.AuthConfig{RegistryToken: "t"},
-		},
-		{
-			name:  "dockerAuth, Hub names folded",
-			in:    `{"rktKind":"dockerAuth","rktVersion":"v1","registries":["docker.io","quay.io"],"credentials":{"user":"u","password":"p"}}`,
-			hosts: "index.docker.io,quay.io", docker: true, want: authn.AuthConfig{Username: "u", Password: "p"},
-		},
-		{name: "unknown kind", in: `{"rktKind":"paths","rktVersion":"v1"}`, wantErr: true},
-		{name: "wrong version", in: `{"rktKind":"auth","rktVersion":"v2","domains":["a"],"type":"basic","credentials":{"user":"u","password":"p"}}`, wantErr: true},
-		{name: "unknown field", in: `{"rktKind":"auth","rktVersion":"v1","domains":["a"],"type":"basic","credentials":{"user":"u","password":"p"},"extra":1}`, wantErr: true},
-		{name: "no domains", in: `{"rktKind":"auth","rktVersion":"v1","type":"basic","credentials":{"user":"u","password":"p"}}`, wantErr: true},
-		{name: "basic without password", in: `{"rktKind":"auth","rktVersion":"v1","domains":["a"],"type":"basic","credentials":{"user":"u"}}`, wantErr: true},
-		{name: "unknown type", in: `{"rktKind":"auth","rktVersion":"v1","domains":["a"],"type":"digest","credentials":{"user":"u","password":"p"}}`, wantErr: true},
-		{name: "dockerAuth with domains", in: `{"rktKind":"dockerAuth","rktVersion":"v1","domains":["a"],"registries":["a"],"credentials":{"user":"u","password":"p"}}`, wantErr: true},
-		{name: "host with a path", in: `{"rktKind":"dockerAuth","rktVersion":"v1","registries":["a/b"],"credentials":{"user":"u","password":"p"}}`, wantErr: true},
-		{name: "not JSON", in: `user=u`, wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			hosts, docker, cfg, err := parseAuthFile([]byte(tt.in))
-			if tt.wantErr {
-				if !errors.Is(err, errdefs.ErrInvalidArgument) {
-					t.Fatalf("got %v, want InvalidArgument", err)
-				}
-				if err != nil && strings.Contains(err.Error(), `"p"`) {
-					t.Fatalf("the error shows the password: %v", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if strings.Join(hosts, ",") != tt.hosts || docker != tt.docker || cfg != tt.want {
-				t.Errorf("got %v %v %+v", hosts, docker, cfg)
-			}
-		})
-	}
-}
-
-func FuzzParseAuthFile(f *testing.F) {
-	f.Add([]byte(`{"rktKind":"auth","rktVersion":"v1","domains":["a"],"type":"basic","credentials":{"user":"u","password":"p"}}`))
-	f.Add([]byte(`{"rktKind":"dockerAuth","rktVersion":"v1","registries":["docker.io"],"credentials":{"user":"u","password":"p"}}`))
-	f.Add([]byte(`{"rktKind":"auth","rktVersion":"v1","domains":["a"],"type":"oauth","credentials":{"token":"t"}}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		hosts, _, cfg, err := parseAuthFile(data)
-		if err != nil {
-			if !errors.Is(err, errdefs.ErrInvalidArgument) {
-				t.Fatalf("error of the wrong class: %v", err)
-			}
-			return
-		}
-		if len(hosts) == 0 || (cfg.Username == "" && cfg.RegistryToken == "") {
-			t.Fatalf("accepted a file without hosts or credentials: %q", data)
-		}
-		for _, h := range hosts {
-			if h == "" || strings.ContainsAny(h, "/ ") || h != strings.ToLower(h) {
-				t.Fatalf("host %q", h)
-			}
-		}
-	})
-}
-
 func writeAuth(t *testing.T, dir, file, content string) {
 	t.Helper()
-	d := filepath.Join(dir, AuthDir)
+	d := filepath.Join(dir, authconfig.Dir)
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -103,29 +25,37 @@ func writeAuth(t *testing.T, dir, file, content string) {
 	}
 }
 
-func basicFile(kind, host, user string) string {
-	if kind == "dockerAuth" {
+func authFile(kind, host, user string) string {
+	switch kind {
+	case "dockerAuth":
 		return `{"rktKind":"dockerAuth","rktVersion":"v1","registries":["` + host + `"],"credentials":{"user":"` + user + `","password":"pw"}}`
+	case "oauth":
+		return `{"rktKind":"auth","rktVersion":"v1","domains":["` + host + `"],"type":"oauth","credentials":{"token":"` + user + `"}}`
 	}
 	return `{"rktKind":"auth","rktVersion":"v1","domains":["` + host + `"],"type":"basic","credentials":{"user":"` + user + `","password":"pw"}}`
 }
 
 func TestKeychainPrecedence(t *testing.T) {
 	user, local, system := t.TempDir(), t.TempDir(), t.TempDir()
-	writeAuth(t, system, "10.json", basicFile("dockerAuth", "a.example", "system"))
-	writeAuth(t, system, "20.json", basicFile("dockerAuth", "b.example", "system"))
-	writeAuth(t, local, "10.json", basicFile("dockerAuth", "a.example", "local-10"))
-	writeAuth(t, local, "20.json", basicFile("dockerAuth", "a.example", "local-20"))
-	writeAuth(t, user, "10.json", basicFile("auth", "c.example", "user-auth"))
-	writeAuth(t, local, "30.json", basicFile("dockerAuth", "c.example", "local-docker"))
-	writeAuth(t, user, "20.json", basicFile("dockerAuth", "docker.io", "hub"))
+	writeAuth(t, system, "10.json", authFile("dockerAuth", "a.example", "system"))
+	writeAuth(t, system, "20.json", authFile("dockerAuth", "b.example", "system"))
+	writeAuth(t, local, "10.json", authFile("dockerAuth", "a.example", "local"))
+	writeAuth(t, local, "15.json", authFile("auth", "a.example", "local-auth"))
+	writeAuth(t, user, "10.json", authFile("auth", "c.example", "user-auth"))
+	writeAuth(t, local, "30.json", authFile("dockerAuth", "c.example", "local-docker"))
+	writeAuth(t, user, "20.json", authFile("dockerAuth", "docker.io", "hub"))
+	writeAuth(t, system, "40.json", authFile("oauth", "e.example", "tok"))
 	k := NewKeychain(user, local, system)
-	tests := []struct{ repo, want string }{
-		{repo: "a.example/x", want: "local-20"},  // local beats system; the later file wins
-		{repo: "b.example/x", want: "system"},    // only the system dir names it
-		{repo: "c.example/x", want: "user-auth"}, // the user's dir first, whatever the kind
-		{repo: "busybox", want: "hub"},           // docker.io is index.docker.io
-		{repo: "d.example/x", want: ""},          // anonymous
+	tests := []struct {
+		repo string
+		want authn.AuthConfig
+	}{
+		{repo: "a.example/x", want: authn.AuthConfig{Username: "local", Password: "pw"}},     // local beats system; dockerAuth beats auth in one dir
+		{repo: "b.example/x", want: authn.AuthConfig{Username: "system", Password: "pw"}},    // only the system dir names it
+		{repo: "c.example/x", want: authn.AuthConfig{Username: "user-auth", Password: "pw"}}, // the user's dir first, whatever the kind
+		{repo: "busybox", want: authn.AuthConfig{Username: "hub", Password: "pw"}},           // docker.io is index.docker.io
+		{repo: "e.example/x", want: authn.AuthConfig{RegistryToken: "tok"}},                  // oauth: a bearer token
+		{repo: "d.example/x"}, // anonymous
 	}
 	for _, tt := range tests {
 		t.Run(tt.repo, func(t *testing.T) {
@@ -141,8 +71,8 @@ func TestKeychainPrecedence(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.Username != tt.want {
-				t.Errorf("user %q, want %q", cfg.Username, tt.want)
+			if *cfg != tt.want {
+				t.Errorf("got %+v, want %+v", *cfg, tt.want)
 			}
 		})
 	}

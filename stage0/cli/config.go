@@ -102,7 +102,7 @@ func runConfig(c *cli.Context) error {
 	s1.Stage1Kind, s1.Stage1Location, s1.Source = string(ref.Kind), ref.Value, file
 	out.Stage0 = append(out.Stage0, s1)
 
-	auth, err := authconfig.Load(g.LocalConfig, g.SystemConfig)
+	auth, err := authconfig.LoadDirs(authconfig.DefaultDirs(g.LocalConfig, g.SystemConfig)...)
 	if err != nil {
 		return err
 	}

@@ -83,7 +83,7 @@ func newFetcher(g *Globals, s *store.Store, policy fetch.PullPolicy) *fetch.Fetc
 		OCI: fetch.OCIOptions{
 			// rkt's auth.d files first (the user's, local, system), then
 			// Docker's config.
-			Keychain: oci.NewKeychain(oci.DefaultAuthDirs(g.LocalConfig, g.SystemConfig)...).WithDocker(),
+			Keychain: oci.NewKeychain(authconfig.DefaultDirs(g.LocalConfig, g.SystemConfig)...).WithDocker(),
 		},
 
 		TrustKeysFromHTTPS: g.TrustKeysFromHTTPS,
@@ -95,7 +95,7 @@ func newFetcher(g *Globals, s *store.Store, policy fetch.PullPolicy) *fetch.Fetc
 // reported and ignored, so that a mistake there does not stop fetches that
 // need no credentials; a request that does gets the server's refusal.
 func loadAuth(g *Globals) *authconfig.Config {
-	c, err := authconfig.Load(g.LocalConfig, g.SystemConfig)
+	c, err := authconfig.LoadDirs(authconfig.DefaultDirs(g.LocalConfig, g.SystemConfig)...)
 	if err != nil {
 		g.Log.Warn("credentials of auth.d not used", "error", err)
 		return nil
