@@ -135,10 +135,12 @@ func (s *Store) usedOCIBlobs(ctx context.Context) (map[string]bool, error) {
 	return used, err
 }
 
-// removeUnusedOCIBlobs removes those of digests that no image uses any
-// more, holding the store lock exclusive so that no fetch is counting on
-// them (see HoldOCIBlobs).
-func (s *Store) removeUnusedOCIBlobs(ctx context.Context, digests []string) error {
+// RemoveUnusedOCIBlobs removes those of digests that no image uses any
+// more, under the store lock held exclusively: image rm, and a fetch that
+// failed after it released HoldOCIBlobs. Every other fetch holds that lock
+// shared from before it looks for the blobs it already has until its entry
+// is committed, so no blob a fetch counts on is removed.
+func (s *Store) RemoveUnusedOCIBlobs(ctx context.Context, digests []string) error {
 	unlock, err := s.lockStore(ctx, true)
 	if err != nil {
 		return err

@@ -513,7 +513,7 @@ func (s *Store) Remove(ctx context.Context, ref string, refs References) (*index
 		return im, err
 	}
 	if im.OCI != nil {
-		if err := s.removeUnusedOCIBlobs(ctx, im.OCI.Blobs()); err != nil {
+		if err := s.RemoveUnusedOCIBlobs(ctx, im.OCI.Blobs()); err != nil {
 			return im, err
 		}
 	}

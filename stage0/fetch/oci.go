@@ -3,6 +3,7 @@ package fetch
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/appc/spec/schema"
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -200,21 +202,42 @@ func (f *Fetcher) storeOCI(ctx context.Context, im *oci.Image, meta ociMeta, fet
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	if err := f.Store.OCIBlobs.Ingest(ctx, bytes.NewReader(im.Config), im.ConfigDigest.String(), int64(len(im.Config))); err != nil {
-		return nil, fmt.Errorf("image %s: store config: %w", meta.ref, err)
+	entry, added, err := f.commitOCI(ctx, im, meta, app, fetchBlob)
+	release()
+	if err != nil {
+		f.discardOCIBlobs(ctx, meta.ref, added, err)
+		return nil, fmt.Errorf("image %s: %w", meta.ref, err)
 	}
-	var todo []oci.Layer
+	return entry, nil
+}
+
+// commitOCI stores the blobs of im the store does not have yet and records
+// the image; the caller holds HoldOCIBlobs. It returns the blobs it found
+// missing, which a failed fetch removes again. The config is stored last,
+// once every layer is verified, so a bad layer never leaves it behind.
+func (f *Fetcher) commitOCI(ctx context.Context, im *oci.Image, meta ociMeta, app *schema.ImageManifest, fetchBlob func(context.Context, oci.Layer) error) (*index.Image, []string, error) {
+	var (
+		todo  []oci.Layer
+		added []string
+	)
 	seen := map[v1.Hash]bool{}
 	for _, l := range im.Layers {
 		if !seen[l.Digest] && !f.Store.OCIBlobs.Exists(l.Digest.String()) {
 			todo = append(todo, l)
+			added = append(added, l.Digest.String())
 		}
 		seen[l.Digest] = true
 	}
+	config := im.ConfigDigest.String()
+	if !f.Store.OCIBlobs.Exists(config) {
+		added = append(added, config)
+	}
 	f.logger().Debug("fetching layers", "image", meta.ref.String(), "layers", len(im.Layers), "new", len(todo))
 	if err := forEachLimit(ctx, todo, parallelLayers, fetchBlob); err != nil {
-		return nil, fmt.Errorf("image %s: %w", meta.ref, err)
+		return nil, added, err
+	}
+	if err := f.Store.OCIBlobs.Ingest(ctx, bytes.NewReader(im.Config), config, int64(len(im.Config))); err != nil {
+		return nil, added, fmt.Errorf("store config: %w", err)
 	}
 	layers := make([]index.OCILayer, len(im.Layers))
 	for i, l := range im.Layers {
@@ -225,15 +248,28 @@ func (f *Fetcher) storeOCI(ctx context.Context, im *oci.Image, meta ociMeta, fet
 		App:      app,
 		OCI: &index.OCIImage{
 			Reference: meta.ref.String(), Digest: im.Digest.String(), MediaType: string(im.MediaType),
-			Config: im.ConfigDigest.String(), Layers: layers,
+			Config: config, Layers: layers,
 		},
 		Source: meta.source,
 		Remote: meta.remote,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", meta.ref, err)
+	return entry, added, err
+}
+
+// discardOCIBlobs removes the blobs a refused fetch stored that no image
+// uses (a bad blob must leave nothing in the store), once the fetch has
+// released its hold: blobs another image or a concurrent fetch counts on
+// stay. A fetch cancelled, killed or cut off by the network (err is
+// errdefs.ErrUnavailable) keeps them instead, for the next attempt to find
+// (Documentation/store.md, crash safety); so does a cleanup that fails,
+// for image gc.
+func (f *Fetcher) discardOCIBlobs(ctx context.Context, ref oci.Reference, added []string, err error) {
+	if len(added) == 0 || ctx.Err() != nil || errors.Is(err, errdefs.ErrUnavailable) {
+		return
 	}
-	return entry, nil
+	if err := f.Store.RemoveUnusedOCIBlobs(ctx, added); err != nil {
+		f.logger().Warn("blobs of the refused image left for image gc", "image", ref.String(), "error", err)
+	}
 }
 
 // forEachLimit runs fn over items, at most limit at once, and returns the

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -140,36 +141,71 @@ func TestFetchRegistryPlainHTTPRefused(t *testing.T) {
 	}
 }
 
+// TestFetchRegistryTamperedBlob: a layer that fails verification leaves
+// the store as it was before the fetch: no entry, no config, none of the
+// image's other layers, no temporary file; a layer another image uses
+// stays.
 func TestFetchRegistryTamperedBlob(t *testing.T) {
-	r := newOCIRig(t)
-	img, d := r.pushTwoLayers(t)
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name  string
+		other bool // another image using the same base layer is stored first
+	}{
+		{name: "empty store"},
+		{name: "base used by another image", other: true},
 	}
-	ld, err := layers[1].Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	size, _ := layers[1].Size()
-	r.reg.Tamper[ld.String()] = make([]byte, size) // right length, wrong bytes
-	_, err = r.f.Fetch(context.Background(), Request{Ref: "docker://" + r.reg.Host + "/team/app@" + d.String()})
-	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), ld.String()) {
-		t.Fatalf("got %v, want an InvalidArgument error naming blob %s", err, ld)
-	}
-	if r.s.OCIBlobs.Exists(ld.String()) {
-		t.Error("the tampered blob is in the store")
-	}
-	if ims, _ := r.s.Images(context.Background()); len(ims) != 0 {
-		t.Errorf("%d images recorded", len(ims))
-	}
-	for _, dir := range []string{filepath.Join(r.dir, "cas", "tmp"), r.f.DownloadDir} {
-		ents, _ := os.ReadDir(dir)
-		for _, e := range ents {
-			if !strings.HasSuffix(e.Name(), ".lock") {
-				t.Errorf("left behind: %s/%s", dir, e.Name())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newOCIRig(t)
+			ctx := context.Background()
+			img, d := r.pushTwoLayers(t)
+			if tt.other {
+				other := ocitest.Image(t, v1.Config{Cmd: []string{"/bin"}}, ocitest.Layer(t, baseTar(t)))
+				od := r.reg.Push(t, "team/other:v1", other)
+				if _, err := r.f.Fetch(ctx, Request{Ref: "docker://" + r.reg.Host + "/team/other@" + od.String()}); err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
+			before, err := r.s.OCIBlobs.Digests(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			layers, err := img.Layers()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ld, err := layers[1].Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			size, _ := layers[1].Size()
+			r.reg.Tamper[ld.String()] = make([]byte, size) // right length, wrong bytes
+			_, err = r.f.Fetch(ctx, Request{Ref: "docker://" + r.reg.Host + "/team/app@" + d.String()})
+			if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), ld.String()) {
+				t.Fatalf("got %v, want an InvalidArgument error naming blob %s", err, ld)
+			}
+			after, err := r.s.OCIBlobs.Digests(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(after, before) {
+				t.Errorf("blobs in the store %v, want %v as before the fetch", after, before)
+			}
+			want := 0
+			if tt.other {
+				want = 1
+			}
+			if ims, _ := r.s.Images(ctx); len(ims) != want {
+				t.Errorf("%d images recorded, want %d", len(ims), want)
+			}
+			for _, dir := range []string{filepath.Join(r.dir, "cas", "tmp"), r.f.DownloadDir} {
+				ents, _ := os.ReadDir(dir)
+				for _, e := range ents {
+					if !strings.HasSuffix(e.Name(), ".lock") {
+						t.Errorf("left behind: %s/%s", dir, e.Name())
+					}
+				}
+			}
+		})
 	}
 }
 
