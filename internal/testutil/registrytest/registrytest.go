@@ -12,17 +12,11 @@ package registrytest
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -32,6 +26,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/nosecone/nscn/internal/testutil/testca"
 )
 
 // Bin is Debian's build of the registry (package docker-registry).
@@ -94,11 +90,15 @@ func Start(ctx context.Context, dir string, opts Options) (*Registry, error) {
 	httpCfg := map[string]any{}
 	if opts.TLS {
 		r.CertDir = filepath.Join(dir, "certs")
-		cert, key, err := writePKI(r.CertDir)
+		pki, err := testca.New("nscn registry test CA", 24*time.Hour)
 		if err != nil {
 			return nil, fmt.Errorf("test PKI: %w", err)
 		}
-		r.CA = filepath.Join(r.CertDir, "ca.crt")
+		ca, cert, key, err := pki.Write(r.CertDir)
+		if err != nil {
+			return nil, fmt.Errorf("test PKI: %w", err)
+		}
+		r.CA = ca
 		httpCfg["tls"] = map[string]any{"certificate": cert, "key": key}
 	}
 	if opts.User != "" {
@@ -263,71 +263,4 @@ func freePort() (int, error) {
 	}
 	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// writePKI writes a fresh CA (ca.crt) and a server certificate for
-// 127.0.0.1 and localhost signed by it into dir, and returns the server
-// certificate's and key's paths. ECDSA P-256, valid for a day.
-func writePKI(dir string) (cert, key string, err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", "", err
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", "", err
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "nscn registry test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return "", "", err
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return "", "", err
-	}
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", "", err
-	}
-	srvTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
-	if err != nil {
-		return "", "", err
-	}
-	srvKeyDER, err := x509.MarshalECPrivateKey(srvKey)
-	if err != nil {
-		return "", "", err
-	}
-	cert, key = filepath.Join(dir, "server.cert"), filepath.Join(dir, "server.key")
-	for _, f := range []struct {
-		path, typ string
-		der       []byte
-	}{
-		{filepath.Join(dir, "ca.crt"), "CERTIFICATE", caDER},
-		{cert, "CERTIFICATE", srvDER},
-		{key, "EC PRIVATE KEY", srvKeyDER},
-	} {
-		if err := os.WriteFile(f.path, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), 0o600); err != nil {
-			return "", "", err
-		}
-	}
-	return cert, key, nil
 }
