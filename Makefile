@@ -17,7 +17,7 @@ FLAVOR ?= fly
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' -not -path './bin/*') go.mod go.sum
 
-.PHONY: fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install security test-images ace-images tools quickstart vm-test fetch-vm-kernel
+.PHONY: registry fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install security test-images ace-images tools quickstart vm-test fetch-vm-kernel
 
 all: $(BIN)/nscn $(BIN)/stage1-fly.aci $(BIN)/stage1-nspawn.aci ## Build nscn and the stage1 images
 
@@ -97,6 +97,12 @@ security: all test-images ## Containment suite: attacks on pods of both flavors,
 		NSCN_ATTACK=$(abspath $(BUILD)/security/attack) \
 		$(abspath $(BUILD)/security.test) -test.v -test.count=1 -test.timeout 15m
 
+registry: all test-images ## Registry suite: docker://, oci: and archives from a loopback docker-registry (plain http, TLS, auth), pushed, copied and proxied by the test (root)
+	$(GO) test -c -tags functional -o $(BUILD)/registry.test ./tests/registry
+	cd tests/registry && NSCN_BIN=$(abspath $(BIN)/nscn) NSCN_IMAGES=$(abspath $(BUILD)/images) \
+		NSCN_STAGE1_NSPAWN_ACI=$(abspath $(BIN)/stage1-nspawn.aci) \
+		$(abspath $(BUILD)/registry.test) -test.v -test.count=1 -test.timeout 20m
+
 # The cgroup v2 test VM (Documentation/testing-vm.md): Debian's cloud
 # kernel, fetched once like the systemd tree (the stamp, since the
 # unpacked files keep the package's mtimes); `make fetch-vm-kernel`
@@ -119,7 +125,7 @@ vm-test: all test-images $(VM_KERNEL) ## End-to-end tests on a pure cgroup v2 ho
 		$(abspath $(BUILD)/vm.test) -test.v -test.count=1 -test.timeout 15m
 
 BENCH_FLAGS ?=
-bench: deps all test-images ## Measure nscn against crun, runc, unshare+chroot, gzip and tar; fails when a target is missed (root; figure 3 needs make stage1-nspawn; BENCH_FLAGS=-figures=3 for one figure)
+bench: deps all test-images ## Measure nscn against crun, runc, unshare+chroot, gzip and tar; fails when a target is missed (root; figure 3 needs make stage1-nspawn; BENCH_FLAGS=-figures=3 for one figure, -figures=pull for the registry pull)
 	scripts/install-bench-deps.sh
 	$(GO) build -trimpath -o $(BUILD)/nscn-bench ./bench/cmd/nscn-bench
 	$(BUILD)/nscn-bench -nscn $(BIN)/nscn -images $(BUILD)/images -work $(BUILD)/bench $(BENCH_FLAGS)
@@ -140,6 +146,7 @@ check: deps ## The test command: install packages, lint, build everything, run u
 	$(MAKE) root
 	$(MAKE) functional FLAVOR="fly nspawn"
 	$(MAKE) security
+	$(MAKE) registry
 	$(MAKE) vm-test
 	$(MAKE) torture-short
 	$(MAKE) fuzz FUZZTIME=1000x

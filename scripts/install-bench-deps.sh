@@ -12,6 +12,7 @@ packages=(
 	time           # GNU time -v: maximum resident set size (figure 6)
 	busybox-static # the rootfs every runtime starts (build/images/busybox.aci)
 	systemd-container # systemd-nspawn, the peer of the nspawn flavor (figure 2)
+	docker-registry podman skopeo # the loopback registry and the peer pullers (figure 8, pull)
 )
 
 # shellcheck source=scripts/lib/apt.sh

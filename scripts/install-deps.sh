@@ -13,6 +13,7 @@ packages=(
 	dbus-daemon # a private bus for the systemd-machined tests
 	qemu-system-x86 # the cgroup v2 test VM (make vm-test)
 	shellcheck # make lint
+	docker-registry skopeo podman apache2-utils # the registry suite (make registry) and the bench's pull figure
 )
 
 # shellcheck source=scripts/lib/apt.sh

@@ -116,6 +116,26 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 			return rep, err
 		}
 	}
+	// OCI blobs no image names: left by an image rm that crashed, or by a
+	// fetch that failed after storing some layers (a fetch in progress
+	// holds the store lock shared, so none is running now).
+	used, err := s.usedOCIBlobs(ctx)
+	if err != nil {
+		return rep, err
+	}
+	digests, err := s.OCIBlobs.Digests(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, d := range digests {
+		if used[d] {
+			continue
+		}
+		rep.OrphanBlobs = append(rep.OrphanBlobs, d)
+		if err := s.OCIBlobs.Remove(ctx, d); err != nil {
+			return rep, err
+		}
+	}
 	if err := s.Blobs.Clean(ctx); err != nil {
 		return rep, err
 	}
@@ -160,6 +180,12 @@ func (s *Store) Verify(ctx context.Context, refs []string) ([]VerifyResult, erro
 	for _, im := range images {
 		wanted[im.Key] = true
 		err := s.Blobs.Verify(ctx, im.Key)
+		for _, d := range im.OCI.Blobs() {
+			if err != nil {
+				break
+			}
+			err = s.OCIBlobs.Verify(ctx, d)
+		}
 		out = append(out, result("image", im.Key, im.Name, err))
 	}
 	trees, err := s.Trees.List(ctx)

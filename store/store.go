@@ -31,6 +31,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/store/blob"
 	"github.com/nosecone/nscn/store/index"
+	"github.com/nosecone/nscn/store/ociblob"
 	"github.com/nosecone/nscn/store/tree"
 )
 
@@ -40,6 +41,12 @@ type Store struct {
 	Blobs *blob.Store
 	Index *index.Index
 	Trees *tree.Store
+	// OCIBlobs holds the layers and configs of OCI images, once each.
+	OCIBlobs *ociblob.Store
+	// MaxOCISize bounds the uncompressed size of an OCI image's layers
+	// when ExtractRootfs writes them (0: no bound); renders take theirs
+	// from tree.WithMaxOCISize.
+	MaxOCISize int64
 
 	// manifests remembers the manifest of every image entry this Store
 	// read or wrote, by image ID and key: an image's content, manifest
@@ -65,8 +72,8 @@ func (s *Store) remember(ims ...*index.Image) {
 }
 
 // Open returns the store of the data directory dataDir, creating its
-// directories when needed.
-func Open(_ context.Context, dataDir string) (*Store, error) {
+// directories when needed. treeOpts configure its tree store.
+func Open(_ context.Context, dataDir string, treeOpts ...tree.Option) (*Store, error) {
 	dir := filepath.Join(dataDir, "cas")
 	for _, d := range []string{dir, filepath.Join(dir, "tree")} {
 		if err := datadir.MkdirAll(d, datadir.DirMode); err != nil {
@@ -77,8 +84,10 @@ func Open(_ context.Context, dataDir string) (*Store, error) {
 		Dir:   dir,
 		Blobs: blob.New(dir),
 		Index: index.New(filepath.Join(dir, "db", "index.db")),
+
+		OCIBlobs: ociblob.New(dir),
 	}
-	s.Trees = tree.New(filepath.Join(dir, "tree"), source{s})
+	s.Trees = tree.New(filepath.Join(dir, "tree"), source{s}, treeOpts...)
 	return s, nil
 }
 
@@ -91,8 +100,9 @@ type ImportOptions struct {
 	// MaxSize bounds the uncompressed size (0: unlimited), so a
 	// decompression bomb stops early.
 	MaxSize int64
-	// Check runs after the image was read completely and before it is
-	// committed: a signature check, say. An error aborts the import.
+	// Check runs after the image was read completely and before its
+	// dependencies are looked for and it is committed: a signature check,
+	// say, or fetching the dependencies. An error aborts the import.
 	Check func(ctx context.Context, m *schema.ImageManifest) (signedBy string, err error)
 }
 
@@ -123,14 +133,16 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*i
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkDependencies(ctx, m); err != nil {
-		return nil, err
-	}
+	// Check first: it may bring the dependencies in (a fetch by
+	// discovery), and an image whose signature fails must not cause any.
 	var signedBy string
 	if opts.Check != nil {
 		if signedBy, err = opts.Check(ctx, m); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.checkDependencies(ctx, m); err != nil {
+		return nil, err
 	}
 	unlock, err := s.lockStore(ctx, false)
 	if err != nil {
@@ -316,9 +328,9 @@ func checkEntryName(name string) (string, error) {
 	return clean, nil
 }
 
-// checkDependencies fails when a dependency of m is not in the store:
-// fetching dependencies by discovery is not supported yet, and an image
-// that cannot be rendered should not be imported silently.
+// checkDependencies fails when a dependency of m is not in the store: an
+// image that cannot be rendered should not be imported silently. (A fetch
+// by discovery brings the dependencies in from ImportOptions.Check.)
 func (s *Store) checkDependencies(ctx context.Context, m *schema.ImageManifest) error {
 	for _, d := range m.Dependencies {
 		if _, err := s.ResolveDependency(ctx, d); err != nil {
@@ -500,6 +512,11 @@ func (s *Store) Remove(ctx context.Context, ref string, refs References) (*index
 	if err := s.Blobs.Remove(ctx, im.Key); err != nil {
 		return im, err
 	}
+	if im.OCI != nil {
+		if err := s.RemoveUnusedOCIBlobs(ctx, im.OCI.Blobs()); err != nil {
+			return im, err
+		}
+	}
 	for _, t := range trees {
 		for _, id := range t.ImageIDs {
 			if blob.KeyFromID(id) == im.Key {
@@ -537,6 +554,25 @@ func (s *Store) Manifest(ctx context.Context, ref string) (*schema.ImageManifest
 	return m, nil
 }
 
+// ExtractRootfs writes the filesystem of one stored image, without its
+// dependencies, into dest: an ACI's rootfs, or an OCI image's layers
+// applied in order.
+func (s *Store) ExtractRootfs(ctx context.Context, im *index.Image, dest string, opts aci.ExtractOptions) error {
+	if im.OCI != nil {
+		layers, err := source{s}.OCILayers(ctx, im.ID)
+		if err != nil {
+			return err
+		}
+		return tree.ExtractOCILayers(ctx, layers, dest, opts, s.MaxOCISize)
+	}
+	blob, err := s.Blobs.Open(ctx, im.Key)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = blob.Close() }()
+	return aci.ExtractRootfs(ctx, blob, dest, opts)
+}
+
 // source adapts the store to what the tree store needs.
 type source struct{ s *Store }
 
@@ -546,6 +582,24 @@ func (src source) OpenImage(ctx context.Context, id string) (io.ReadCloser, erro
 
 func (src source) Manifest(ctx context.Context, id string) (*schema.ImageManifest, error) {
 	return src.s.Manifest(ctx, id)
+}
+
+func (src source) OCILayers(ctx context.Context, id string) ([]tree.OCILayer, error) {
+	im, err := src.s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if im.OCI == nil {
+		return nil, nil
+	}
+	out := make([]tree.OCILayer, len(im.OCI.Layers))
+	for i, l := range im.OCI.Layers {
+		d := l.Digest
+		out[i] = tree.OCILayer{Digest: d, DiffID: l.DiffID, OpenBlob: func(ctx context.Context) (io.ReadCloser, error) {
+			return src.s.OCIBlobs.Open(ctx, d)
+		}}
+	}
+	return out, nil
 }
 
 func (src source) ResolveDependency(ctx context.Context, d types.Dependency) (string, error) {

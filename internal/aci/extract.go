@@ -35,7 +35,21 @@ type ExtractOptions struct {
 	// once keeps that content for the rest of the extraction, and its
 	// number is not reused until Content has returned.
 	Content func(f WrittenFile)
+	// Layer makes the archive an OCI image layer
+	// (https://github.com/opencontainers/image-spec/blob/main/layer.md)
+	// instead of an ACI: names are relative to dest ("bin/sh", "./bin/sh"),
+	// whiteouts are applied to what dest held before (".wh.NAME" removes
+	// NAME, ".wh..wh..opq" empties its directory of everything that is not
+	// from this layer) and never written, and a hard link may point at a
+	// file of an earlier layer. Filter is ignored.
+	Layer bool
 }
+
+// The OCI whiteout names.
+const (
+	whiteoutPrefix = ".wh."
+	whiteoutOpaque = ".wh..wh..opq"
+)
 
 // WrittenFile is a regular file ExtractOptions.Content is given.
 type WrittenFile struct {
@@ -84,6 +98,22 @@ type WrittenFile struct {
 // it.
 func ExtractRootfs(ctx context.Context, tarStream io.Reader, dest string, opts ExtractOptions) error {
 	return extract(ctx, tarStream, dest, opts, tuning{})
+}
+
+// layerRelPath maps the name of an OCI layer member to a clean path
+// relative to the root: "./usr//bin/x" and "usr/bin/x" give "usr/bin/x",
+// "./" gives ".". A ".." component or a NUL byte is an InvalidArgument
+// error.
+func layerRelPath(name string) (string, error) {
+	for c := range strings.SplitSeq(name, "/") {
+		if c == ".." {
+			return "", errdefs.InvalidArgument("entry name %q has a \"..\" component", name)
+		}
+	}
+	if strings.ContainsRune(name, 0) {
+		return "", errdefs.InvalidArgument("entry name %q holds a NUL byte", name)
+	}
+	return cleanArchiveName(name), nil
 }
 
 // rootfsRelPath maps an archive member name to a clean path relative to

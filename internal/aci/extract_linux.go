@@ -84,6 +84,9 @@ type extractor struct {
 	// extracted, false when the filter skipped it. Hardlinks may only point
 	// at names recorded true.
 	seen map[string]bool
+	// layerDirs holds the directories above the entries of an OCI layer
+	// (ExtractOptions.Layer), which whiteouts must not remove.
+	layerDirs map[string]bool
 
 	// dirs holds the deferred mode and times of directory entries, applied
 	// in finish; dirOrder keeps their first-seen order for determinism.
@@ -139,6 +142,7 @@ func extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions,
 		dest:        dest,
 		root:        root,
 		seen:        make(map[string]bool),
+		layerDirs:   make(map[string]bool),
 		dirCache:    make(map[string]cachedDir),
 		dirCacheMax: dirCacheSize(),
 		dirs:        make(map[string]dirMeta),
@@ -207,7 +211,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		// Metadata about the archive, not members.
 		return nil
 	}
-	rel, ok, err := rootfsRelPath(hdr.Name)
+	rel, ok, err := x.relPath(hdr.Name)
 	if err != nil || !ok {
 		return err
 	}
@@ -225,7 +229,10 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		}
 		return x.rootDir(hdr)
 	}
-	if x.opts.Filter != nil && !x.opts.Filter("/"+rel) {
+	if x.opts.Layer && strings.HasPrefix(path.Base(rel), whiteoutPrefix) {
+		return x.whiteout(rel)
+	}
+	if !x.opts.Layer && x.opts.Filter != nil && !x.opts.Filter("/"+rel) {
 		x.seen[rel] = false
 		return nil
 	}
@@ -267,6 +274,107 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return err
 	}
 	x.seen[rel] = true
+	if x.opts.Layer {
+		for d := path.Dir(rel); d != "." && !x.layerDirs[d]; d = path.Dir(d) {
+			x.layerDirs[d] = true
+		}
+	}
+	return nil
+}
+
+// relPath maps a member name to its path relative to dest; ok is false for
+// members that are not extracted (an ACI's manifest).
+func (x *extractor) relPath(name string) (rel string, ok bool, err error) {
+	if x.opts.Layer {
+		rel, err := layerRelPath(name)
+		return rel, err == nil, err
+	}
+	return rootfsRelPath(name)
+}
+
+// fromThisLayer reports whether rel was extracted by this archive, or is
+// a directory above something that was: whiteouts hide only what earlier
+// layers put there.
+func (x *extractor) fromThisLayer(rel string) bool {
+	return x.seen[rel] || x.layerDirs[rel]
+}
+
+// whiteout applies an OCI whiteout entry rel (".wh.NAME" or the opaque
+// marker ".wh..wh..opq" of its directory). Nothing is created for it.
+// What it names is looked up inside dest like any entry; a name that
+// does not exist (hidden already, or never there) is not an error.
+func (x *extractor) whiteout(rel string) error {
+	dir, base := path.Dir(rel), path.Base(rel)
+	if base == whiteoutOpaque {
+		return x.opaque(dir)
+	}
+	victim := strings.TrimPrefix(base, whiteoutPrefix)
+	if victim == "" || victim == "." || victim == ".." {
+		return errdefs.InvalidArgument("whiteout %q names no file", rel)
+	}
+	target := path.Join(dir, victim)
+	if x.fromThisLayer(target) {
+		return nil
+	}
+	parent, err := x.openDir(dir, false)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open whiteout's directory: %w", err)
+	}
+	defer func() { _ = parent.Close() }()
+	if err := x.removeAt(int(parent.Fd()), victim); err != nil {
+		return fmt.Errorf("apply whiteout: %w", err)
+	}
+	x.dropDirs()
+	return nil
+}
+
+// opaque removes from the directory rel everything earlier layers put
+// there, keeping this layer's entries (and, inside this layer's
+// directories, removing the earlier layers' entries in turn).
+func (x *extractor) opaque(rel string) error {
+	d, err := x.openDir(rel, false)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open opaque directory: %w", err)
+	}
+	defer func() { _ = d.Close() }()
+	// An O_PATH handle cannot be listed; reopen it for reading, without
+	// following anything (it is the directory just resolved in root).
+	fd, err := unix.Openat(int(d.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return sysErr("openat", rel, err)
+	}
+	dir := os.NewFile(uintptr(fd), rel)
+	defer func() { _ = dir.Close() }()
+	names, err := dir.Readdirnames(-1)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", rel, err)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		child := path.Join(rel, n)
+		if !x.fromThisLayer(child) {
+			if err := x.removeAt(fd, n); err != nil {
+				return fmt.Errorf("apply opaque whiteout of %s: %w", rel, err)
+			}
+			continue
+		}
+		st, exists, err := lstatAt(fd, n)
+		if err != nil {
+			return sysErr("fstatat", child, err)
+		}
+		if exists && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			if err := x.opaque(child); err != nil {
+				return err
+			}
+		}
+	}
+	x.dropDirs()
 	return nil
 }
 
@@ -550,7 +658,7 @@ func (x *extractor) symlink(pfd int, base, rel string, hdr *tar.Header) error {
 }
 
 func (x *extractor) hardlink(pfd int, base, rel string, hdr *tar.Header) error {
-	trel, ok, err := rootfsRelPath(hdr.Linkname)
+	trel, ok, err := x.relPath(hdr.Linkname)
 	if err != nil {
 		return fmt.Errorf("hardlink target: %w", err)
 	}
@@ -561,6 +669,11 @@ func (x *extractor) hardlink(pfd int, base, rel string, hdr *tar.Header) error {
 		return nil // a link to itself: nothing to do
 	}
 	kept, seen := x.seen[trel]
+	if x.opts.Layer {
+		// A layer's hard link may name a file of an earlier layer, already
+		// in dest; it is looked up in root below like any other.
+		kept, seen = true, true
+	}
 	switch {
 	case !seen:
 		return errdefs.InvalidArgument("hardlink target %q is not an earlier entry of the image", hdr.Linkname)

@@ -71,6 +71,11 @@ type Options struct {
 	// Its transport then owns TLS, so InsecureTLS and RootCAs are ignored;
 	// its redirect policy still runs after the plain-http rule.
 	Client *http.Client
+	// ContentAddressed says the URL names one content forever (a registry
+	// blob by digest, which the caller checks once it is complete): a
+	// broken transfer is resumed with Range even when the server sends no
+	// validator (ETag, Last-Modified) to guard it with If-Range.
+	ContentAddressed bool
 	// Log receives debug records about resumes and restarts; nil discards.
 	Log *slog.Logger
 }
@@ -135,7 +140,7 @@ func Fetch(ctx context.Context, rawURL, partialPath string, opts Options) (res *
 		// Only costs a restart.
 		opts.logger().Debug("ignoring download state", "path", metaPath, "err", err)
 	}
-	if held > 0 && !m.resumable(rawURL, held) {
+	if held > 0 && !m.resumable(rawURL, held, opts.ContentAddressed) {
 		opts.logger().Debug("partial download not resumable, starting over", "url", u.Redacted(), "path", partialPath, "size", held)
 		if err := dst.reset(); err != nil {
 			return nil, err
@@ -160,6 +165,7 @@ func Fetch(ctx context.Context, rawURL, partialPath string, opts Options) (res *
 		persist:     func(m meta) error { return saveMeta(metaPath, m) },
 		progress:    opts.Progress,
 		label:       opts.Label,
+		immutable:   opts.ContentAddressed,
 	}
 	if t.label == "" {
 		t.label = path.Base(u.Path)

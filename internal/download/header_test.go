@@ -150,7 +150,7 @@ func TestMetaResumable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.m.resumable(url, tt.held); got != tt.want {
+			if got := tt.m.resumable(url, tt.held, false); got != tt.want {
 				t.Errorf("resumable = %v, want %v", got, tt.want)
 			}
 		})

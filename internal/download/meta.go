@@ -21,8 +21,8 @@ type meta struct {
 
 // resumable reports whether held bytes of url in the partial file can be
 // continued under this meta.
-func (m meta) resumable(url string, held int64) bool {
-	return m.URL == url && m.Validator != "" && (m.Size < 0 || held <= m.Size)
+func (m meta) resumable(url string, held int64, immutable bool) bool {
+	return m.URL == url && (m.Validator != "" || immutable) && (m.Size < 0 || held <= m.Size)
 }
 
 // loadMeta reads the meta file at path. A missing or unreadable file gives

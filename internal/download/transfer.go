@@ -44,6 +44,10 @@ type transfer struct {
 	meta    meta               // what dst holds; meaningful while dst.size() > 0
 	persist func(m meta) error // nil: nothing to keep on disk
 
+	// immutable: the URL's content never changes, so a range needs no
+	// validator (Options.ContentAddressed).
+	immutable bool
+
 	progress io.Writer // nil: no bar
 	label    string
 	bar      *progress.Bar
@@ -107,7 +111,7 @@ func (t *transfer) attempt(ctx context.Context, n int) (res *Result, moved int64
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	offset := t.dst.size()
-	if offset > 0 && t.meta.Validator == "" {
+	if offset > 0 && t.meta.Validator == "" && !t.immutable {
 		// Without a validator a range could splice two versions.
 		t.log.Debug("object has no validator, starting over", "url", t.shown, "offset", offset)
 		if err := t.dst.reset(); err != nil {
@@ -242,7 +246,9 @@ func (t *transfer) do(ctx context.Context, offset int64) (*http.Response, error)
 	}
 	if offset > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
-		req.Header.Set("If-Range", t.meta.Validator)
+		if t.meta.Validator != "" {
+			req.Header.Set("If-Range", t.meta.Validator)
+		}
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {

@@ -322,6 +322,32 @@ func (ts *trustSet) knows(d *detached) bool {
 	return false
 }
 
+// TrustsAny reports whether any key, masked keys aside, is trusted for
+// imageName: a root key or a key of a prefix covering it. A broken key file
+// counts: it is trusted, only unusable, and verification says why. Image
+// discovery asks this to decide whether to discover the publisher's keys
+// before anything of the image is fetched.
+func (ks *Keystore) TrustsAny(ctx context.Context, imageName string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if err := validateName("image name", imageName); err != nil {
+		return false, err
+	}
+	for _, place := range append([]string{""}, ancestors(imageName)...) {
+		keys, err := ks.placeKeys(place)
+		if err != nil {
+			return false, err
+		}
+		for _, k := range keys {
+			if !k.masked {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
 // StoreTrustedKey writes armoredKey, one public key (binary is accepted too), to the local
 // directory so that it trusts the images below prefix, or every image when
 // root is true (exactly one of the two must be given). The file is written

@@ -595,3 +595,37 @@ func TestListAndRemove(t *testing.T) {
 		}
 	})
 }
+
+func TestTrustsAny(t *testing.T) {
+	t.Parallel()
+	const fpr = "0123456789abcdef0123456789abcdef01234567"
+	key := []byte("a key file; its content is read only to verify")
+	tests := []struct {
+		name  string
+		files []placed
+		image string
+		want  bool
+	}{
+		{name: "empty keystore", image: "example.com/app", want: false},
+		{name: "root key", files: []placed{{fpr: fpr, data: key}}, image: "example.com/app", want: true},
+		{name: "key of a parent prefix", files: []placed{{prefix: "example.com", fpr: fpr, data: key, system: true}}, image: "example.com/app/db", want: true},
+		{name: "key of a sibling prefix", files: []placed{{prefix: "example.com/apple", fpr: fpr, data: key}}, image: "example.com/app", want: false},
+		{name: "key of a longer prefix", files: []placed{{prefix: "example.com/app/db", fpr: fpr, data: key}}, image: "example.com/app", want: false},
+		{name: "system key masked locally", files: []placed{
+			{prefix: "example.com", fpr: fpr, data: key, system: true},
+			{prefix: "example.com", fpr: fpr},
+		}, image: "example.com/app", want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ks := newKeystore(t, tt.files...)
+			got, err := ks.TrustsAny(context.Background(), tt.image)
+			if err != nil || got != tt.want {
+				t.Fatalf("TrustsAny = %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+	if _, err := newKeystore(t).TrustsAny(context.Background(), "Not/A/Name"); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("bad name: %v", err)
+	}
+}

@@ -85,6 +85,9 @@ type Bar struct {
 // nothing.
 func New(w io.Writer, label string, total int64, opts ...Option) *Bar {
 	b := &Bar{w: w, label: label, total: total, now: time.Now, width: defaultWidth}
+	if sl, ok := w.(*slot); ok {
+		b.tty, b.width = true, sl.b.width
+	}
 	if f, ok := w.(*os.File); ok && f != nil && term.IsTerminal(int(f.Fd())) {
 		b.tty = true
 		if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 0 {

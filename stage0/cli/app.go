@@ -269,6 +269,7 @@ func commands() []*cli.Command {
 		metadataServiceCommand(),
 		imageCommand(),
 		trustCommand(),
+		configCommand(),
 		versionCommand(),
 	}
 }

@@ -12,11 +12,14 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/nosecone/nscn/internal/authconfig"
 	"github.com/nosecone/nscn/internal/datadir"
+	"github.com/nosecone/nscn/internal/oci"
 	"github.com/nosecone/nscn/internal/pgp"
 	"github.com/nosecone/nscn/internal/safetext"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/store"
+	"github.com/nosecone/nscn/store/tree"
 )
 
 // openStore opens the image store of the data directory for a command
@@ -27,14 +30,26 @@ func openStore(ctx context.Context, g *Globals) (*store.Store, error) {
 	if err := ensureDataDir(g); err != nil {
 		return nil, err
 	}
-	return store.Open(ctx, g.Dir)
+	return openStoreIn(ctx, g)
+}
+
+// openStoreIn opens the store with the limits of the global flags: an OCI
+// image's layers are decompressed only when they are rendered or
+// extracted, where --max-image-size bounds them.
+func openStoreIn(ctx context.Context, g *Globals) (*store.Store, error) {
+	s, err := store.Open(ctx, g.Dir, tree.WithMaxOCISize(g.MaxImageSize))
+	if err != nil {
+		return nil, err
+	}
+	s.MaxOCISize = g.MaxImageSize
+	return s, nil
 }
 
 // openStoreReadOnly opens the image store for a command that only reads
 // it (image list, image cat-manifest): it changes nothing of the data
 // directory, so that a member of the nscn group may run it.
 func openStoreReadOnly(ctx context.Context, g *Globals) (*store.Store, error) {
-	return store.Open(ctx, g.Dir)
+	return openStoreIn(ctx, g)
 }
 
 // ensureDataDir prepares the data directory before a command writes to it
@@ -65,7 +80,38 @@ func newFetcher(g *Globals, s *store.Store, policy fetch.PullPolicy) *fetch.Fetc
 		Log:           g.Log,
 		DownloadDir:   filepath.Join(g.Dir, "tmp", "downloads"),
 		MaxSize:       g.MaxImageSize,
+		OCI: fetch.OCIOptions{
+			// rkt's auth.d files first (the user's, local, system), then
+			// Docker's config.
+			Keychain: oci.NewKeychain(authconfig.DefaultDirs(g.LocalConfig, g.SystemConfig)...).WithDocker(),
+		},
+
+		TrustKeysFromHTTPS: g.TrustKeysFromHTTPS,
+		Auth:               loadAuth(g),
 	}
+}
+
+// loadAuth reads the credentials of auth.d. A file that cannot be read is
+// reported and ignored, so that a mistake there does not stop fetches that
+// need no credentials; a request that does gets the server's refusal.
+func loadAuth(g *Globals) *authconfig.Config {
+	c, err := authconfig.LoadDirs(authconfig.DefaultDirs(g.LocalConfig, g.SystemConfig)...)
+	if err != nil {
+		g.Log.Warn("credentials of auth.d not used", "error", err)
+		return nil
+	}
+	return c
+}
+
+// setPlatform sets the platform picked from OCI image indexes from the
+// --os and --arch values.
+func setPlatform(f *fetch.Fetcher, osName, arch string) error {
+	p, err := oci.ParsePlatform(osName, arch)
+	if err != nil {
+		return usageErrorf("--os/--arch: %v", err)
+	}
+	f.OCI.Platform = p
+	return nil
 }
 
 // progressWriter returns w when it is a terminal: progress bars are for

@@ -34,6 +34,9 @@ to OUTPUT.aci. An existing file is refused unless --overwrite.`,
 			if err != nil {
 				return err
 			}
+			if im.OCI != nil {
+				return errdefs.Newf(errdefs.ErrNotImplemented, "image %s (%s) is an OCI image, and image export writes ACIs: use image extract or image render for its files", im.Key, im.OCI.Reference)
+			}
 			src, err := s.Blobs.Open(c.Context, im.Key)
 			if err != nil {
 				return err

@@ -51,12 +51,7 @@ Ownership is kept when run as root.`,
 						return fmt.Errorf("create rootfs: %w", err)
 					}
 				}
-				blob, err := s.Blobs.Open(c.Context, im.Key)
-				if err != nil {
-					return err
-				}
-				defer func() { _ = blob.Close() }()
-				return aci.ExtractRootfs(c.Context, blob, rootfs, aci.ExtractOptions{PreserveOwnership: os.Geteuid() == 0})
+				return s.ExtractRootfs(c.Context, im, rootfs, aci.ExtractOptions{PreserveOwnership: os.Geteuid() == 0})
 			})
 		},
 	}

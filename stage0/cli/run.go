@@ -227,6 +227,9 @@ func runOrPrepare(c *cli.Context, run bool) error {
 	}
 	opts.Store = s
 	opts.Fetcher = newFetcher(g, s, policy)
+	if err := setPlatform(opts.Fetcher, ra.flag("os"), ra.flag("arch")); err != nil {
+		return err
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find the nscn binary: %w", err)

@@ -48,6 +48,8 @@ var runFlagSpecs = map[string]runFlagSpec{
 	"uuid-file-save":  {usage: "write the pod's UUID to this file"},
 	"net":             {usage: "networks to join: default, host, none or names (flavor-dependent)"},
 	"pull-policy":     {usage: "when to fetch images from the network: new, update or never"},
+	"os":              {usage: "the OS of the image to pick from an OCI image index (default linux)"},
+	"arch":            {usage: "the architecture (and variant: arm/v7) to pick from an OCI image index (default amd64)"},
 	"stage1-from-dir": {usage: "a stage1 image file name from the stage1 image directories"},
 	"stage1-path":     {usage: "path to a stage1 image"},
 	"stage1-url":      {usage: "URL of a stage1 image"},

@@ -17,7 +17,10 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
+	"github.com/nosecone/nscn/internal/discover"
+	"github.com/nosecone/nscn/internal/download"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/pgp"
 	"github.com/nosecone/nscn/internal/safetext"
@@ -46,8 +49,18 @@ the fingerprint with one the image publisher gave you over a channel you trust.
 Anything but "yes" stores nothing. --skip-fingerprint-review skips the question.
 Keys are written to <local-config>/trustedkeys/prefix.d/<prefix>/<fingerprint> or
 <local-config>/trustedkeys/root.d/<fingerprint>, and the path of each stored key
-is printed on stdout. Fetching a key by discovery from the prefix alone is not
-supported: a key file or URL is required.
+is printed on stdout.
+
+Discovering keys: with --prefix and no key argument, nscn reads the
+ac-discovery-pubkeys meta tags of https://PREFIX?ac-discovery=1 (walking up
+PREFIX's path, as image discovery does; the page over plain http only with
+--insecure-options=http), downloads each key over https (http keys only with
+--insecure-allow-http or --insecure-options=pubkey), prints its fingerprint, user
+IDs and the prefix, and asks on the terminal whether to trust it. Without a
+terminal on stdin it refuses, unless the global --trust-keys-from-https is given,
+which trusts keys discovered over https without the question (as rkt did), or
+--skip-fingerprint-review. A root key is never discovered: --root needs a key file
+or URL.
 
 Listing: --list prints the trusted keys of the local and system config directories
 (--format=json for scripts).
@@ -60,6 +73,8 @@ Flags go before the key arguments. Examples:
 
    nscn trust --prefix example.com/app ./example-app.asc
    nscn trust --root https://example.com/keys/root.asc
+   nscn trust --prefix example.com/app              (keys discovered, reviewed on the terminal)
+   nscn --trust-keys-from-https trust --prefix example.com/app
    nscn trust --list --format=json
    nscn trust --remove "0123 4567 89AB CDEF 0123 4567 89AB CDEF 0123 4567" --prefix example.com/app
 
@@ -117,14 +132,17 @@ type reviewedKey struct {
 	data        []byte
 	fingerprint string
 	userIDs     []string
+	// discovered keys came from the prefix's discovery page, over https
+	// when https is set.
+	discovered, https bool
 }
 
 func trustAdd(c *cli.Context, g *Globals, ks *pgp.Keystore) error {
 	prefix, root := c.String("prefix"), c.Bool("root")
 	switch {
-	case c.NArg() == 0:
-		return usageErrorf("trust: a key file or URL is required; fetching keys by discovery from --prefix is not supported " +
-			"(usage: nscn trust --prefix PREFIX|--root KEYFILE|URL...)")
+	case c.NArg() == 0 && root:
+		return usageErrorf("trust: a key file or URL is required with --root; keys are discovered only for a --prefix " +
+			"(usage: nscn trust --prefix PREFIX [KEYFILE|URL...] or nscn trust --root KEYFILE|URL...)")
 	case root && prefix != "":
 		return usageErrorf("trust: give --prefix or --root, not both")
 	case !root && prefix == "":
@@ -138,7 +156,13 @@ func trustAdd(c *cli.Context, g *Globals, ks *pgp.Keystore) error {
 
 	// Read, parse and review every key before writing any, so that a
 	// refusal leaves the keystore as it was.
-	keys := make([]reviewedKey, 0, c.NArg())
+	var keys []reviewedKey
+	if c.NArg() == 0 {
+		var err error
+		if keys, err = discoverKeys(c.Context, g, prefix, allowHTTP); err != nil {
+			return err
+		}
+	}
 	for _, arg := range c.Args().Slice() {
 		data, err := readKeyArg(c.Context, g, arg, allowHTTP)
 		if err != nil {
@@ -150,9 +174,19 @@ func trustAdd(c *cli.Context, g *Globals, ks *pgp.Keystore) error {
 		}
 		keys = append(keys, reviewedKey{source: arg, data: data, fingerprint: fpr, userIDs: ids})
 	}
-	if !c.Bool("skip-fingerprint-review") {
-		answers := bufio.NewReader(g.Stdin)
-		for _, k := range keys {
+	answers := bufio.NewReader(g.Stdin)
+	for _, k := range keys {
+		switch {
+		case c.Bool("skip-fingerprint-review"):
+		case k.discovered && k.https && g.TrustKeysFromHTTPS && !g.Insecure.TLS:
+			describeKey(g.Stderr, k, prefix)
+			_, _ = fmt.Fprintln(g.Stderr, "Trusting it without the question: it was discovered over https and --trust-keys-from-https is given.")
+		case k.discovered && !isTerminal(g.Stdin):
+			describeKey(g.Stderr, k, prefix)
+			return errdefs.FailedPrecondition("key %s discovered at %s not trusted: a discovered key is confirmed on a terminal, and stdin is not one; "+
+				"once you have checked its fingerprint, trust it with --trust-keys-from-https (a global flag) or --skip-fingerprint-review; nothing was stored",
+				pgp.FormatFingerprint(k.fingerprint), safetext.Escape(k.source))
+		default:
 			if err := reviewKey(g.Stderr, answers, k, prefix); err != nil {
 				return err
 			}
@@ -175,9 +209,56 @@ func trustAdd(c *cli.Context, g *Globals, ks *pgp.Keystore) error {
 	return nil
 }
 
-// reviewKey shows a key on w and asks on answers whether to trust it. Only
-// "yes" or "y" returns nil.
-func reviewKey(w io.Writer, answers *bufio.Reader, k reviewedKey, prefix string) error {
+// discoverKeys finds the keys of prefix by appc discovery and downloads
+// them: over https, or http when allowHTTP.
+func discoverKeys(ctx context.Context, g *Globals, prefix string, allowHTTP bool) ([]reviewedKey, error) {
+	dc := &discover.Client{
+		Download:     download.Options{InsecureTLS: g.Insecure.TLS},
+		InsecureHTTP: g.Insecure.HTTP,
+		Header:       loadAuth(g).Header,
+		Log:          g.Log,
+	}
+	page, urls, err := dc.PublicKeys(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("trust: %w (or give the key file or URL)", err)
+	}
+	keys := make([]reviewedKey, 0, len(urls))
+	for _, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+			return nil, errdefs.InvalidArgument("trust: key URL %q discovered at %s is not an http(s) URL", safetext.Escape(raw), page)
+		}
+		if u.Scheme == "http" {
+			if !allowHTTP {
+				return nil, errdefs.PermissionDenied("trust: key %s discovered at %s is served over plain http, which is refused; "+
+					"allow it with --insecure-allow-http or --insecure-options=pubkey", u.Redacted(), page)
+			}
+			_, _ = fmt.Fprintf(g.Stderr, "Warning: fetching key %s over plain http; anyone on the network path can replace it.\n", u.Redacted())
+		}
+		data, err := fetchKey(ctx, u, allowHTTP, g.Insecure.TLS)
+		if err != nil {
+			return nil, err
+		}
+		fpr, ids, err := pgp.KeyInfo(data)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: %w", u.Redacted(), err)
+		}
+		keys = append(keys, reviewedKey{
+			source: u.Redacted(), data: data, fingerprint: fpr, userIDs: ids,
+			discovered: true, https: u.Scheme == "https",
+		})
+	}
+	return keys, nil
+}
+
+// isTerminal reports whether r is a terminal, where a person can answer.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// describeKey shows on w the key to be trusted and where.
+func describeKey(w io.Writer, k reviewedKey, prefix string) {
 	if prefix == "" {
 		_, _ = fmt.Fprintf(w, "Key %s is to be trusted as a ROOT key: it will be trusted for EVERY image.\n", safetext.Escape(k.source))
 	} else {
@@ -187,6 +268,12 @@ func reviewKey(w io.Writer, answers *bufio.Reader, k reviewedKey, prefix string)
 	for _, id := range k.userIDs {
 		_, _ = fmt.Fprintf(w, "\tUser ID: %s\n", safetext.Escape(id))
 	}
+}
+
+// reviewKey shows a key on w and asks on answers whether to trust it. Only
+// "yes" or "y" returns nil.
+func reviewKey(w io.Writer, answers *bufio.Reader, k reviewedKey, prefix string) error {
+	describeKey(w, k, prefix)
 	_, _ = fmt.Fprint(w, "Are you sure you want to trust this key (yes/no)? ")
 	line, err := answers.ReadString('\n')
 	if err != nil && (!errors.Is(err, io.EOF) || line == "") {

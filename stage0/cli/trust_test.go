@@ -172,10 +172,10 @@ func TestTrustAdd(t *testing.T) {
 			wantErr: errdefs.ErrInvalidArgument,
 		},
 		{
-			name:    "no key argument",
-			args:    []string{"--prefix", "example.com/app"},
+			name:    "no key argument for a root key",
+			args:    []string{"--root"},
 			wantErr: errdefs.ErrInvalidArgument,
-			wantMsg: "a key file or URL is required",
+			wantMsg: "a key file or URL is required with --root",
 		},
 		{
 			name:    "invalid prefix",
@@ -472,7 +472,7 @@ func TestTrustHelp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"--prefix", "--root", "--skip-fingerprint-review", "--insecure-allow-http", "--list", "--remove", "example.com/apple", "a key file or URL is required"} {
+	for _, want := range []string{"--prefix", "--root", "--skip-fingerprint-review", "--insecure-allow-http", "--list", "--remove", "example.com/apple", "--trust-keys-from-https"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("help does not mention %q", want)
 		}

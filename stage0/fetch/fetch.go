@@ -1,6 +1,7 @@
 // Package fetch brings images into the store: from a local path or file://
-// URL, from http(s), by image ID, or by name from what the store already
-// holds. It checks signatures against the trusted keys unless told not to,
+// URL, from http(s), by image ID, by name from what the store already
+// holds, and OCI and Docker images from registries, layouts and archives
+// (oci.go, Documentation/images.md). It checks signatures against the trusted keys unless told not to,
 // honours the pull policy and the HTTP cache state, and reports progress.
 //
 // A signature is checked over the image file as fetched, before anything
@@ -9,8 +10,11 @@
 // one that does not match costs one read of the compressed file. See
 // verify.go and Documentation/signing-and-verification.md.
 //
+// An image name not satisfied by the store is found by appc discovery
+// (discovery.go, Documentation/discovery.md), and so are the dependencies
+// of an image fetched that way.
+//
 // It runs in stage0 and needs write access to the data directory only.
-// Fetching by appc discovery is not implemented yet.
 package fetch
 
 import (
@@ -22,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -32,9 +37,11 @@ import (
 	"github.com/appc/spec/discovery"
 	"github.com/appc/spec/schema"
 
+	"github.com/nosecone/nscn/internal/authconfig"
 	"github.com/nosecone/nscn/internal/download"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/lock"
+	"github.com/nosecone/nscn/internal/oci"
 	"github.com/nosecone/nscn/internal/pgp"
 	"github.com/nosecone/nscn/internal/progress"
 	"github.com/nosecone/nscn/store"
@@ -78,6 +85,21 @@ type Fetcher struct {
 	// enforced while the image streams in, and the error names the
 	// --max-image-size flag that sets it.
 	MaxSize int64
+	// TrustKeysFromHTTPS trusts, when an image is fetched by discovery and
+	// no key is trusted for its name, the keys its discovery page names
+	// over https (--trust-keys-from-https), as rkt does.
+	TrustKeysFromHTTPS bool
+	// Client replaces the built-in HTTP client of every request (tests:
+	// a client that reaches a test server whatever the host); nil is the
+	// default.
+	Client *http.Client
+	// Auth holds the credentials of auth.d, sent with https requests to
+	// the hosts they name (discovery pages, images, signatures, keys);
+	// nil sends none.
+	Auth *authconfig.Config
+
+	// OCI holds what OCI and Docker images need (platform, credentials).
+	OCI OCIOptions
 
 	// Seams for tests; nil means os.Open and Store.Import.
 	open        func(name string) (imageFile, error)
@@ -105,6 +127,8 @@ func (f *Fetcher) Fetch(ctx context.Context, req Request) (*index.Image, error) 
 		return nil, errdefs.InvalidArgument("empty image reference")
 	case strings.HasPrefix(strings.ToLower(ref), "sha512-"):
 		return f.Store.Get(ctx, ref)
+	case oci.IsReference(ref):
+		return f.fetchOCI(ctx, ref)
 	case strings.HasPrefix(ref, "file://"):
 		u, err := url.Parse(ref)
 		if err != nil {
@@ -112,9 +136,9 @@ func (f *Fetcher) Fetch(ctx context.Context, req Request) (*index.Image, error) 
 		}
 		return f.fetchFile(ctx, u.Path, req.Signature)
 	case strings.HasPrefix(ref, "http://"), strings.HasPrefix(ref, "https://"):
-		return f.fetchRemote(ctx, ref, req.Signature)
+		return f.fetchRemote(ctx, ref, req.Signature, nil)
 	case strings.Contains(ref, "://"):
-		return nil, errdefs.Newf(errdefs.ErrNotImplemented, "image %s: unsupported URL scheme (nscn fetches from paths, file://, http:// and https://)", ref)
+		return nil, errdefs.Newf(errdefs.ErrNotImplemented, "image %s: unsupported URL scheme (nscn fetches from paths, file://, http://, https://, docker://, oci:, oci-archive: and docker-archive:)", ref)
 	}
 	if st, err := os.Stat(ref); err == nil && !st.IsDir() {
 		return f.fetchFile(ctx, ref, req.Signature)
@@ -125,8 +149,9 @@ func (f *Fetcher) Fetch(ctx context.Context, req Request) (*index.Image, error) 
 	return f.fetchByName(ctx, ref)
 }
 
-// fetchByName resolves an appc image name from the store. Discovery is not
-// implemented, so a name not in the store is an error that says so.
+// fetchByName resolves an appc image name: from the store when the pull
+// policy lets a stored image do (new, never), else by appc discovery
+// (discovery.go).
 func (f *Fetcher) fetchByName(ctx context.Context, ref string) (*index.Image, error) {
 	app, err := discovery.NewAppFromString(ref)
 	if err != nil {
@@ -142,13 +167,15 @@ func (f *Fetcher) fetchByName(ctx context.Context, ref string) (*index.Image, er
 		labels[k.String()] = v
 	}
 	im, err := f.Store.FindByName(ctx, app.Name.String(), labels)
-	if err == nil {
+	switch {
+	case err == nil && f.PullPolicy != PullUpdate:
 		return im, nil
+	case err != nil && !errors.Is(err, errdefs.ErrNotFound):
+		return nil, err
+	case err != nil && f.PullPolicy == PullNever:
+		return nil, fmt.Errorf("%w (the pull policy is never, so it is not discovered)", err)
 	}
-	if errors.Is(err, errdefs.ErrNotFound) && f.PullPolicy != PullNever {
-		return nil, errdefs.Newf(errdefs.ErrNotImplemented, "image %s is not in the store, and fetching by appc discovery is not supported yet: fetch it by path or URL", ref)
-	}
-	return nil, err
+	return f.discover(ctx, f.newDiscoverer(), wanted{name: app.Name.String(), labels: labels}, nil)
 }
 
 func (f *Fetcher) fetchFile(ctx context.Context, path, sig string) (*index.Image, error) {
@@ -187,7 +214,7 @@ func (f *Fetcher) fetchFile(ctx context.Context, path, sig string) (*index.Image
 		}
 	}
 	remote := &index.Remote{URL: key, ETag: validator, DownloadTime: time.Now().UTC()}
-	return f.importFile(ctx, abs, abs, v, remote)
+	return f.importFile(ctx, abs, abs, v, remote, nil)
 }
 
 // fileValidator identifies a version of a local file without reading it.
@@ -220,7 +247,7 @@ func (f *Fetcher) readSignature(ctx context.Context, sig, image string) ([]byte,
 	var data []byte
 	var err error
 	if strings.HasPrefix(sig, "http://") || strings.HasPrefix(sig, "https://") {
-		data, err = download.Get(ctx, sig, f.downloadOptions("signature"))
+		data, err = download.Get(ctx, sig, f.withAuth(f.downloadOptions("signature"), sig))
 	} else {
 		data, err = os.ReadFile(strings.TrimPrefix(sig, "file://"))
 	}
@@ -233,11 +260,16 @@ func (f *Fetcher) readSignature(ctx context.Context, sig, image string) ([]byte,
 	return data, nil
 }
 
+// acceptFunc decides, once an image was read and its signature checked and
+// before it is committed, whether it is the image asked for; it may fetch
+// what the image needs (its dependencies). An error refuses the image.
+type acceptFunc func(ctx context.Context, m *schema.ImageManifest) error
+
 // importFile stores the ACI at path. With a verifier, the signature is
 // checked over the file's bytes, as fetched, before anything is
 // decompressed or written (see verifyFile), and again tied to what is
-// imported before it is committed.
-func (f *Fetcher) importFile(ctx context.Context, path, source string, v *pgp.Verifier, remote *index.Remote) (*index.Image, error) {
+// imported before it is committed. accept, when set, runs after that.
+func (f *Fetcher) importFile(ctx context.Context, path, source string, v *pgp.Verifier, remote *index.Remote, accept acceptFunc) (*index.Image, error) {
 	open := f.open
 	if open == nil {
 		open = func(name string) (imageFile, error) { return os.Open(name) } //nolint:gosec // G304: the image file the user named, or our download of it
@@ -272,7 +304,7 @@ func (f *Fetcher) importFile(ctx context.Context, path, source string, v *pgp.Ve
 		// in between.
 		h := sha256.New()
 		src = io.TeeReader(file, h)
-		opts.Check = func(_ context.Context, m *schema.ImageManifest) (string, error) {
+		opts.Check = func(ctx context.Context, m *schema.ImageManifest) (string, error) {
 			// The decompressor may stop before trailing bytes.
 			if _, err := io.Copy(h, file); err != nil {
 				return "", fmt.Errorf("read image %s: %w", source, err)
@@ -284,7 +316,16 @@ func (f *Fetcher) importFile(ctx context.Context, path, source string, v *pgp.Ve
 				return "", err
 			}
 			f.logger().Info("signature verified", "image", m.Name.String(), "key", ok.signer.Fingerprint)
+			if accept != nil {
+				if err := accept(ctx, m); err != nil {
+					return "", err
+				}
+			}
 			return ok.signer.Fingerprint, nil
+		}
+	} else if accept != nil {
+		opts.Check = func(ctx context.Context, m *schema.ImageManifest) (string, error) {
+			return "", accept(ctx, m)
 		}
 	}
 	var bar *progress.Bar
@@ -306,7 +347,7 @@ func (f *Fetcher) importFile(ctx context.Context, path, source string, v *pgp.Ve
 	return im, nil
 }
 
-func (f *Fetcher) fetchRemote(ctx context.Context, u, sig string) (*index.Image, error) {
+func (f *Fetcher) fetchRemote(ctx context.Context, u, sig string, accept acceptFunc) (*index.Image, error) {
 	if strings.HasPrefix(u, "http://") && !f.InsecureHTTP {
 		return nil, errdefs.PermissionDenied("image %s: plain http is refused; use https or --insecure-options=http", u)
 	}
@@ -338,7 +379,7 @@ func (f *Fetcher) fetchRemote(ctx context.Context, u, sig string) (*index.Image,
 	}
 	sum := sha256.Sum256([]byte(u))
 	partial := filepath.Join(f.DownloadDir, hex.EncodeToString(sum[:16])+".aci")
-	opts := f.downloadOptions(filepath.Base(u))
+	opts := f.withAuth(f.downloadOptions(filepath.Base(u)), u)
 	if cached != nil {
 		opts.ETag = cached.remote.ETag
 	}
@@ -370,7 +411,7 @@ func (f *Fetcher) fetchRemote(ctx context.Context, u, sig string) (*index.Image,
 	if v != nil {
 		remote.SignatureURL = sig
 	}
-	im, err := f.importFile(ctx, partial, u, v, remote)
+	im, err := f.importFile(ctx, partial, u, v, remote, accept)
 	// The download is consumed either way: a bad image must not be
 	// "resumed" next time.
 	download.Discard(partial)
@@ -394,11 +435,23 @@ func (f *Fetcher) cachedRemote(ctx context.Context, u string) (*cachedImage, err
 
 func (f *Fetcher) downloadOptions(label string) download.Options {
 	return download.Options{
+		Client:       f.Client,
 		InsecureHTTP: f.InsecureHTTP,
 		InsecureTLS:  f.InsecureTLS,
 		Progress:     f.Progress,
 		Label:        label,
 	}
+}
+
+// withAuth adds to opts the credentials auth.d has for rawURL's host,
+// when it is an https URL.
+func (f *Fetcher) withAuth(opts download.Options, rawURL string) download.Options {
+	if u, err := url.Parse(rawURL); err == nil && u.Scheme == "https" {
+		if h := f.Auth.Header(u.Host); h != nil {
+			opts.Header = h
+		}
+	}
+	return opts
 }
 
 func (f *Fetcher) logger() *slog.Logger {

@@ -141,10 +141,13 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 	if s1.tree, err = o.Store.Trees.Render(ctx, s1.entry.ID); err != nil {
 		return nil, fmt.Errorf("render stage1 image %s: %w", s1.entry.Name, err)
 	}
-	for _, ra := range pm.Apps {
+	for i, ra := range pm.Apps {
 		im := images[ra.Name.String()]
 		if im.tree, err = o.Store.Trees.Render(ctx, im.entry.ID); err != nil {
-			return nil, fmt.Errorf("render image %s of app %s: %w", im.entry.Name, ra.Name, err)
+			return nil, fmt.Errorf("render image %s of app %s: %w", im.entry.Name, ra.Name, explainLimit(err))
+		}
+		if err := primaryGroup(im, pm.Apps[i].App, o.PodManifest == nil && !groupGiven(o, i)); err != nil {
+			return nil, fmt.Errorf("app %s: %w", ra.Name, err)
 		}
 	}
 
@@ -338,10 +341,22 @@ func effectiveApp(m *schema.ImageManifest, a App, o Options) (*types.App, error)
 		app.Environment = append(types.Environment(nil), m.App.Environment...)
 		app.Isolators = append(types.Isolators(nil), m.App.Isolators...)
 	}
-	if a.Exec != "" {
-		app.Exec = types.Exec{a.Exec}
+	if entrypoint, ok := ociEntrypoint(m); ok {
+		// An OCI image keeps entrypoint and cmd apart, and so do the
+		// overrides, as with docker: --exec replaces the entrypoint and
+		// drops cmd (docker run --entrypoint), arguments replace cmd.
+		switch {
+		case a.Exec != "":
+			app.Exec = append(types.Exec{a.Exec}, a.Args...)
+		case len(a.Args) > 0:
+			app.Exec = append(entrypoint, a.Args...)
+		}
+	} else {
+		if a.Exec != "" {
+			app.Exec = types.Exec{a.Exec}
+		}
+		app.Exec = append(app.Exec, a.Args...)
 	}
-	app.Exec = append(app.Exec, a.Args...)
 	if len(app.Exec) == 0 {
 		return nil, errdefs.InvalidArgument("image %s has no app to run; give one with --exec", m.Name)
 	}

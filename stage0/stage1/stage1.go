@@ -92,7 +92,7 @@ func Choose(sel Selection, configDirs []string, binDir string) (Ref, error) {
 		}
 		return r, nil
 	}
-	if r, ok, err := configured(configDirs); err != nil || ok {
+	if r, _, ok, err := Configured(configDirs); err != nil || ok {
 		return r, err
 	}
 	p, err := findInDirs(DefaultImage, binDir)
@@ -131,14 +131,15 @@ type configEntry struct {
 	Name     string `json:"name,omitempty"`
 }
 
-// configured reads the default stage1 from <dir>/stage1.d/*.json; the
+// Configured reads the default stage1 from <dir>/stage1.d/*.json; the
 // local config dir (first) wins over the system one, and within a dir only
-// the file whose name sorts last is read (Documentation/stage1-abi.md).
-func configured(dirs []string) (Ref, bool, error) {
+// the file whose name sorts last is read (Documentation/stage1-abi.md). It
+// returns the file read, and ok false when no dir has one.
+func Configured(dirs []string) (ref Ref, file string, ok bool, err error) {
 	for _, d := range dirs {
 		files, err := filepath.Glob(filepath.Join(d, "stage1.d", "*.json"))
 		if err != nil {
-			return Ref{}, false, fmt.Errorf("read stage1 configuration: %w", err)
+			return Ref{}, "", false, fmt.Errorf("read stage1 configuration: %w", err)
 		}
 		if len(files) == 0 {
 			continue
@@ -146,26 +147,26 @@ func configured(dirs []string) (Ref, bool, error) {
 		file := slices.Max(files)
 		b, err := os.ReadFile(file) //nolint:gosec // G304: a stage1.d file of the config directories
 		if err != nil {
-			return Ref{}, false, fmt.Errorf("read stage1 configuration: %w", err)
+			return Ref{}, "", false, fmt.Errorf("read stage1 configuration: %w", err)
 		}
 		var c configEntry
 		if err := json.Unmarshal(b, &c); err != nil {
-			return Ref{}, false, errdefs.InvalidArgument("stage1 configuration %s: %v", file, err)
+			return Ref{}, "", false, errdefs.InvalidArgument("stage1 configuration %s: %v", file, err)
 		}
 		if c.Kind != "stage1" || c.Version != "v1" {
-			return Ref{}, false, errdefs.InvalidArgument(`stage1 configuration %s: want "nscnKind": "stage1", "nscnVersion": "v1"`, file)
+			return Ref{}, "", false, errdefs.InvalidArgument(`stage1 configuration %s: want "nscnKind": "stage1", "nscnVersion": "v1"`, file)
 		}
 		switch {
 		case strings.HasPrefix(c.Location, "http://"), strings.HasPrefix(c.Location, "https://"):
-			return Ref{Kind: URL, Value: c.Location, Trusted: true}, true, nil
+			return Ref{Kind: URL, Value: c.Location, Trusted: true}, file, true, nil
 		case c.Location != "":
-			return Ref{Kind: Path, Value: strings.TrimPrefix(c.Location, "file://"), Trusted: true}, true, nil
+			return Ref{Kind: Path, Value: strings.TrimPrefix(c.Location, "file://"), Trusted: true}, file, true, nil
 		case c.Name != "":
-			return Ref{Kind: Name, Value: c.Name, Trusted: true}, true, nil
+			return Ref{Kind: Name, Value: c.Name, Trusted: true}, file, true, nil
 		}
-		return Ref{}, false, errdefs.InvalidArgument("stage1 configuration %s: neither location nor name is set", file)
+		return Ref{}, "", false, errdefs.InvalidArgument("stage1 configuration %s: neither location nor name is set", file)
 	}
-	return Ref{}, false, nil
+	return Ref{}, "", false, nil
 }
 
 // Entrypoints are the stage1's entrypoint paths (inside its rootfs) and the

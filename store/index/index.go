@@ -52,6 +52,42 @@ type Image struct {
 	// Signed is the fingerprint of the key whose signature was checked,
 	// empty when the image was imported without a signature check.
 	SignedBy string `json:"signedBy,omitempty"`
+	// OCI is set for an image fetched from an OCI or Docker source: its
+	// blob then holds the OCI manifest (the image ID is its sha512), and
+	// its filesystem is the layers listed here, stored once each in
+	// store/ociblob and shared with every image that lists them.
+	OCI *OCIImage `json:"oci,omitempty"`
+}
+
+// OCIImage is what the store keeps of an OCI or Docker image besides its
+// appc manifest.
+type OCIImage struct {
+	Reference string `json:"reference"` // canonical reference fetched (docker://…, oci:…)
+	Digest    string `json:"digest"`    // sha256 digest of the manifest
+	MediaType string `json:"mediaType"` // the manifest's
+	Config    string `json:"config"`    // digest of the config blob
+	// Layers are in application order, bottom first.
+	Layers []OCILayer `json:"layers"`
+}
+
+// OCILayer is one layer of an OCI image.
+type OCILayer struct {
+	Digest    string `json:"digest"` // of the blob as stored (compressed or not)
+	DiffID    string `json:"diffID"` // of the uncompressed tar, from the config
+	MediaType string `json:"mediaType"`
+	Size      int64  `json:"size"`
+}
+
+// Blobs lists the OCI blobs the image uses (config and layers).
+func (o *OCIImage) Blobs() []string {
+	if o == nil {
+		return nil
+	}
+	out := []string{o.Config}
+	for _, l := range o.Layers {
+		out = append(out, l.Digest)
+	}
+	return out
 }
 
 // Remote is the cache state of an image fetched from a URL.

@@ -29,6 +29,18 @@ type Source interface {
 	// (by dep.ImageID when set, else by name and labels);
 	// errdefs.ErrNotFound if none.
 	ResolveDependency(ctx context.Context, dep types.Dependency) (string, error)
+	// OCILayers returns the filesystem layers of an image fetched from an
+	// OCI or Docker source, bottom first, and nil for an ACI (whose
+	// filesystem is the rootfs of its OpenImage tar).
+	OCILayers(ctx context.Context, id string) ([]OCILayer, error)
+}
+
+// OCILayer is one layer of an OCI image: OpenBlob returns its blob as
+// stored (compressed or not), whose uncompressed tar must hash to DiffID.
+type OCILayer struct {
+	Digest   string
+	DiffID   string
+	OpenBlob func(ctx context.Context) (io.ReadCloser, error)
 }
 
 // Limits on a dependency graph. Real images have a handful of layers;

@@ -125,6 +125,8 @@ func (f *fakeSource) add(t testing.TB, name string, deps []types.Dependency, whi
 	return id
 }
 
+func (f *fakeSource) OCILayers(context.Context, string) ([]OCILayer, error) { return nil, nil }
+
 func (f *fakeSource) OpenImage(ctx context.Context, id string) (io.ReadCloser, error) {
 	f.mu.Lock()
 	im, ok := f.images[id]

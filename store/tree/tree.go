@@ -2,9 +2,12 @@ package tree
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -59,8 +62,11 @@ type Store struct {
 	dir      string
 	src      Source
 	preserve bool
-	log      *slog.Logger
-	now      func() time.Time
+	// maxOCISize bounds the uncompressed size of an OCI image's layers
+	// (0: no bound), so a decompression bomb stops while it renders.
+	maxOCISize int64
+	log        *slog.Logger
+	now        func() time.Time
 }
 
 // Option configures a Store.
@@ -70,6 +76,11 @@ type Option func(*Store)
 // images (and their privileged xattrs). It needs root, and defaults to
 // whether the process runs as root.
 func WithPreserveOwnership(b bool) Option { return func(s *Store) { s.preserve = b } }
+
+// WithMaxOCISize bounds the uncompressed size of the layers of an OCI
+// image rendered (0: no bound): an ACI is bounded when it is imported, an
+// OCI image's layers are only decompressed here.
+func WithMaxOCISize(n int64) Option { return func(s *Store) { s.maxOCISize = n } }
 
 // WithLogger sets where renders and removals are logged, at debug level.
 func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
@@ -232,6 +243,17 @@ func (s *Store) extractLayers(ctx context.Context, layers []Layer, rootfs string
 }
 
 func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string, content *contentHasher) error {
+	oci, err := s.src.OCILayers(ctx, l.ImageID)
+	if err != nil {
+		return fmt.Errorf("read image: %w", err)
+	}
+	if oci != nil {
+		opts := aci.ExtractOptions{PreserveOwnership: s.preserve}
+		if content != nil {
+			opts.Hash, opts.Content = content.newHash, content.add
+		}
+		return ExtractOCILayers(ctx, oci, rootfs, opts, s.maxOCISize)
+	}
 	rc, err := s.src.OpenImage(ctx, l.ImageID)
 	if err != nil {
 		return fmt.Errorf("open image: %w", err)
@@ -245,6 +267,66 @@ func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string, conten
 		opts.Filter = l.Admits
 	}
 	return aci.ExtractRootfs(ctx, rc, rootfs, opts)
+}
+
+// ExtractOCILayers applies the layers of an OCI image in order into
+// rootfs, with their whiteouts (opts.Layer is set for them), and checks
+// that each layer's uncompressed content is the one the image config names
+// (its diff ID): the blob's own digest was checked when it was stored, this
+// ties the layer to the config. maxSize bounds the layers' uncompressed
+// size together (0: no bound); passing it is an InvalidArgument error
+// wrapping an *aci.LimitError.
+func ExtractOCILayers(ctx context.Context, layers []OCILayer, rootfs string, opts aci.ExtractOptions, maxSize int64) error {
+	opts.Layer = true
+	var used int64
+	for i, l := range layers {
+		n, err := extractOCILayer(ctx, l, rootfs, opts, maxSize, used)
+		if err != nil {
+			return fmt.Errorf("OCI layer %d of %d (%s): %w", i+1, len(layers), l.Digest, err)
+		}
+		used += n
+	}
+	return nil
+}
+
+// countWriter counts what goes through it.
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+func extractOCILayer(ctx context.Context, l OCILayer, rootfs string, opts aci.ExtractOptions, maxSize, used int64) (int64, error) {
+	rc, err := l.OpenBlob(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("open layer: %w", err)
+	}
+	defer func() { _ = rc.Close() }()
+	dec, _, err := aci.Decompress(rc)
+	if err != nil {
+		return 0, fmt.Errorf("read layer: %w", err)
+	}
+	defer func() { _ = dec.Close() }()
+	var tr io.Reader = dec
+	if maxSize > 0 {
+		if used >= maxSize {
+			return 0, errdefs.With(errdefs.ErrInvalidArgument, &aci.LimitError{Limit: maxSize})
+		}
+		tr = aci.NewLimitedReader(dec, maxSize-used)
+	}
+	h := sha256.New()
+	var n countWriter
+	sink := io.MultiWriter(h, &n)
+	if err := aci.ExtractRootfs(ctx, io.TeeReader(tr, sink), rootfs, opts); err != nil {
+		return n.n, err
+	}
+	// The tar reader stops at the end-of-archive marker; the diff ID
+	// covers the padding after it too.
+	if _, err := io.Copy(sink, tr); err != nil {
+		return n.n, fmt.Errorf("read layer: %w", err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != l.DiffID {
+		return n.n, errdefs.InvalidArgument("layer content hashes to %s, the image config says %s", got, l.DiffID)
+	}
+	return n.n, nil
 }
 
 // load reads a complete tree. A missing or incomplete tree is NotFound;

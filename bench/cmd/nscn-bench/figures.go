@@ -55,6 +55,7 @@ func measure(ctx context.Context, c config) (bool, error) {
 		{5, b.figRender},
 		{6, b.figMemory},
 		{7, b.figScale},
+		{8, b.figPull},
 	} {
 		if c.want(f.n) {
 			// Writeback the previous figure left (its pods' files on the
@@ -95,6 +96,9 @@ func (b *bencher) setup(ctx context.Context) error {
 	tools := []string{"hyperfine", "sh"}
 	if b.c.want(1) || b.c.want(4) || b.c.want(5) || b.c.want(6) {
 		tools = append(tools, "crun", "runc", "unshare", "chroot", "gzip", "tar", "sha512sum", "/usr/bin/time")
+	}
+	if b.c.want(8) {
+		tools = append(tools, pullTools...)
 	}
 	for _, t := range tools {
 		if _, err := exec.LookPath(t); err != nil {

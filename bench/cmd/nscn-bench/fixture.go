@@ -28,33 +28,36 @@ const (
 
 // layout names the paths under the work directory.
 type layout struct {
-	work    string
-	bigACI  string // cached gzip ACI of about 210 MiB uncompressed
-	scratch string // everything below is removed after a run
-	tmpfs   string // mount point of a tmpfs (import, render)
-	bundle  string // OCI bundle of the busybox rootfs (crun, runc, chroot)
-	fly     string // nscn data dir of the run and memory figures
-	net     string // nscn data dir of the networking figure
-	scale   string // nscn data dir of the scale figure
-	local   string // empty --local-config
-	system  string // empty --system-config
-	memcg   string // mount point of the cgroup v1 memory hierarchy
+	work   string
+	bigACI string // cached gzip ACI of about 210 MiB uncompressed
+	// pullLayout is the cached OCI image layout of the pull figure.
+	pullLayout string
+	scratch    string // everything below is removed after a run
+	tmpfs      string // mount point of a tmpfs (import, render)
+	bundle     string // OCI bundle of the busybox rootfs (crun, runc, chroot)
+	fly        string // nscn data dir of the run and memory figures
+	net        string // nscn data dir of the networking figure
+	scale      string // nscn data dir of the scale figure
+	local      string // empty --local-config
+	system     string // empty --system-config
+	memcg      string // mount point of the cgroup v1 memory hierarchy
 }
 
 func newLayout(work string) layout {
 	s := filepath.Join(work, "scratch")
 	return layout{
-		work:    work,
-		bigACI:  filepath.Join(work, "big-"+bigVersion+".aci"),
-		scratch: s,
-		tmpfs:   filepath.Join(s, "tmpfs"),
-		bundle:  filepath.Join(s, "bundle"),
-		fly:     filepath.Join(s, "fly"),
-		net:     filepath.Join(s, "net"),
-		scale:   filepath.Join(s, "scale"),
-		local:   filepath.Join(s, "etc"),
-		system:  filepath.Join(s, "lib"),
-		memcg:   filepath.Join(s, "memcg"),
+		work:       work,
+		bigACI:     filepath.Join(work, "big-"+bigVersion+".aci"),
+		pullLayout: filepath.Join(work, "pull-"+pullVersion),
+		scratch:    s,
+		tmpfs:      filepath.Join(s, "tmpfs"),
+		bundle:     filepath.Join(s, "bundle"),
+		fly:        filepath.Join(s, "fly"),
+		net:        filepath.Join(s, "net"),
+		scale:      filepath.Join(s, "scale"),
+		local:      filepath.Join(s, "etc"),
+		system:     filepath.Join(s, "lib"),
+		memcg:      filepath.Join(s, "memcg"),
 	}
 }
 

@@ -16,7 +16,11 @@ func TestParseFigures(t *testing.T) {
 		{name: "empty means all", in: ""},
 		{name: "one", in: "1", want: []int{1}},
 		{name: "several with spaces", in: "1, 5,7", want: []int{1, 5, 7}},
-		{name: "no such figure", in: "8", wantErr: true},
+		{name: "pull by number", in: "8", want: []int{8}},
+		{name: "pull by name", in: "pull", want: []int{8}},
+		{name: "name and number", in: "1,pull", want: []int{1, 8}},
+		{name: "no such figure", in: "9", wantErr: true},
+		{name: "no such name", in: "push", wantErr: true},
 		{name: "not a number", in: "x", wantErr: true},
 		{name: "trailing comma", in: "1,", wantErr: true},
 	}

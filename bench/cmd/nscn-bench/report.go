@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/nosecone/nscn/internal/testutil/registrytest"
 )
 
 // status of a row of the table.
@@ -132,6 +134,9 @@ func machine(ctx context.Context, nscn, work string) []string {
 		{"tar", "--version"},
 		{"sha512sum", "--version"},
 		{"unshare", "--version"},
+		{"podman", "--version"},
+		{"skopeo", "--version"},
+		{registrytest.Bin, "--version"},
 	} {
 		add(t[0], firstLine(ctx, t[0], t[1:]...))
 	}

@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/nosecone/nscn/internal/authconfig"
+	"github.com/nosecone/nscn/stage0/stage1"
+)
+
+func configCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "config",
+		Usage: "print the configuration nscn uses, merged from flags and the config directories, as JSON",
+		Description: `Prints, as rkt config did, one JSON object whose "stage0" list holds an entry per
+kind of setting, each with "nscnKind" and "nscnVersion":
+
+   paths        the data directory, the stage1 image directories and the local and
+                system config directories (--dir, --local-config, --system-config)
+   stage1       the default stage1 image: from stage1.d in the config directories
+                ("source" names the file), or the build's default image
+   auth         credentials for https servers, from auth.d (secrets masked)
+   dockerAuth   credentials for registries, from auth.d (secrets masked)
+   trustedKey   each key trusted for image signatures: prefix (or root), fingerprint,
+                user IDs and which config directory holds it (see nscn trust)
+
+Passwords and tokens are shown as ******; user names are shown. A configuration
+file that cannot be read or parsed fails the command, naming the file.`,
+		Action: runConfig,
+	}
+}
+
+// configEntry is one element of the "stage0" list.
+type configEntry struct {
+	Kind    string `json:"nscnKind"`
+	Version string `json:"nscnVersion"`
+
+	// paths
+	Data            string   `json:"data,omitempty"`
+	Stage1ImageDirs []string `json:"stage1-images,omitempty"`
+	LocalConfigDir  string   `json:"local-config,omitempty"`
+	SystemConfigDir string   `json:"system-config,omitempty"`
+
+	// stage1
+	Stage1Kind     string `json:"kind,omitempty"`
+	Stage1Location string `json:"location,omitempty"`
+	Source         string `json:"source,omitempty"`
+	Problem        string `json:"problem,omitempty"`
+
+	// auth, dockerAuth
+	Domains     []string                `json:"domains,omitempty"`
+	Registries  []string                `json:"registries,omitempty"`
+	Type        string                  `json:"type,omitempty"`
+	Credentials *authconfig.Credentials `json:"credentials,omitempty"`
+	File        string                  `json:"file,omitempty"`
+
+	// trustedKey
+	Prefix      string   `json:"prefix,omitempty"`
+	Root        bool     `json:"root,omitempty"`
+	Fingerprint string   `json:"fingerprint,omitempty"`
+	UserIDs     []string `json:"userIDs,omitempty"`
+	Masked      bool     `json:"masked,omitempty"`
+}
+
+type configOutput struct {
+	Stage0 []configEntry `json:"stage0"`
+}
+
+func runConfig(c *cli.Context) error {
+	g := globals(c)
+	if c.NArg() > 0 {
+		return usageErrorf("config takes no arguments")
+	}
+	dirs := []string{g.LocalConfig, g.SystemConfig}
+	binDir := ""
+	if exe, err := os.Executable(); err == nil {
+		binDir = filepath.Dir(exe)
+	}
+	out := configOutput{Stage0: []configEntry{{
+		Kind: "paths", Version: "v1",
+		Data:            g.Dir,
+		Stage1ImageDirs: nonEmpty(binDir, stage1.SystemImageDir),
+		LocalConfigDir:  g.LocalConfig,
+		SystemConfigDir: g.SystemConfig,
+	}}}
+
+	s1 := configEntry{Kind: "stage1", Version: "v1"}
+	ref, file, ok, err := stage1.Configured(dirs)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// The build's default, as run and prepare would find it.
+		ref, err = stage1.Choose(stage1.Selection{}, dirs, binDir)
+		file = "built-in default (" + stage1.DefaultImage + ")"
+		if err != nil {
+			s1.Problem = err.Error()
+		}
+	}
+	s1.Stage1Kind, s1.Stage1Location, s1.Source = string(ref.Kind), ref.Value, file
+	out.Stage0 = append(out.Stage0, s1)
+
+	auth, err := authconfig.LoadDirs(authconfig.DefaultDirs(g.LocalConfig, g.SystemConfig)...)
+	if err != nil {
+		return err
+	}
+	for _, e := range auth.Entries() {
+		m := e.Masked()
+		ce := configEntry{Kind: string(m.Kind), Version: "v1", Credentials: &m.Credentials, File: m.File}
+		if m.Kind == authconfig.KindDockerAuth {
+			ce.Registries = m.Domains
+		} else {
+			ce.Domains, ce.Type = m.Domains, m.Type
+		}
+		out.Stage0 = append(out.Stage0, ce)
+	}
+
+	keys, err := keystore(g).List(c.Context)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		out.Stage0 = append(out.Stage0, configEntry{
+			Kind: "trustedKey", Version: "v1",
+			Prefix: k.Prefix, Root: k.Root, Fingerprint: k.Fingerprint, UserIDs: k.UserIDs,
+			Source: string(k.Source), Masked: k.Masked, File: k.Path,
+		})
+	}
+	return writeJSON(g.Stdout, out)
+}
+
+func nonEmpty(ss ...string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
