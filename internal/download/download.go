@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -76,6 +77,10 @@ type Options struct {
 	// broken transfer is resumed with Range even when the server sends no
 	// validator (ETag, Last-Modified) to guard it with If-Range.
 	ContentAddressed bool
+	// Hash, when set, hashes the file's bytes as they are written (a
+	// resumed download's prefix is read once to start it): Result.Sum,
+	// so that a caller checking a digest does not read the file again.
+	Hash func() hash.Hash
 	// Log receives debug records about resumes and restarts; nil discards.
 	Log *slog.Logger
 }
@@ -98,6 +103,8 @@ type Result struct {
 	Path string
 	// URL is where the object came from after redirects.
 	URL string
+	// Sum is Options.Hash's sum of the file's bytes, or nil.
+	Sum []byte
 }
 
 // Fetch downloads rawURL into the file at partialPath and returns what it got.
@@ -148,6 +155,11 @@ func Fetch(ctx context.Context, rawURL, partialPath string, opts Options) (res *
 		m = meta{}
 	}
 
+	if opts.Hash != nil {
+		if err := dst.hashFrom(opts.Hash()); err != nil {
+			return nil, err
+		}
+	}
 	client, done := opts.client()
 	defer done()
 	t := &transfer{
@@ -185,6 +197,9 @@ func Fetch(ctx context.Context, rawURL, partialPath string, opts Options) (res *
 		return nil, fmt.Errorf("remove download state: %w", err)
 	}
 	res.Path = partialPath
+	if dst.h != nil {
+		res.Sum = dst.h.Sum(nil)
+	}
 	return res, nil
 }
 
@@ -270,6 +285,19 @@ type sink interface {
 type fileSink struct {
 	f *os.File
 	n int64
+	h hash.Hash // of the file's n bytes, when set (hashFrom)
+}
+
+// hashFrom makes h hash the file: the n bytes it holds now, read once,
+// and then every write.
+func (s *fileSink) hashFrom(h hash.Hash) error {
+	if s.n > 0 {
+		if _, err := io.Copy(h, io.NewSectionReader(s.f, 0, s.n)); err != nil {
+			return fmt.Errorf("read %s: %w", s.f.Name(), err)
+		}
+	}
+	s.h = h
+	return nil
 }
 
 // open positions the file at its end and returns how much it holds.
@@ -285,6 +313,9 @@ func (s *fileSink) open() (int64, error) {
 func (s *fileSink) Write(p []byte) (int, error) {
 	n, err := s.f.Write(p)
 	s.n += int64(n)
+	if s.h != nil {
+		_, _ = s.h.Write(p[:n]) // a hash.Hash never fails
+	}
 	return n, err
 }
 
@@ -298,6 +329,9 @@ func (s *fileSink) reset() error {
 		return fmt.Errorf("seek to start of %s: %w", s.f.Name(), err)
 	}
 	s.n = 0
+	if s.h != nil {
+		s.h.Reset()
+	}
 	return nil
 }
 

@@ -239,6 +239,9 @@ func TestFetch(t *testing.T) {
 			opts := tt.opts
 			opts.InsecureHTTP = true
 			opts.Log = testLog(t)
+			// Every case hashes as it writes: resumed prefixes, restarts
+			// and broken bodies must all leave the sum of the whole file.
+			opts.Hash = sha256.New
 
 			res, err := Fetch(t.Context(), url, partial, opts)
 			if err != nil {
@@ -280,6 +283,9 @@ func TestFetch(t *testing.T) {
 				t.Errorf("Path = %q, Size = %d; want %q, %d", res.Path, res.Size, partial, size)
 			}
 			checkFile(t, partial, content)
+			if want := sha256.Sum256(content); !bytes.Equal(res.Sum, want[:]) {
+				t.Errorf("Sum = %x, want the file's %x", res.Sum, want)
+			}
 			if _, err := os.Stat(partial + metaSuffix); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("download state left behind after success: %v", err)
 			}
@@ -330,11 +336,15 @@ func TestFetchResumesAfterCancel(t *testing.T) {
 	}
 
 	srv.slow = false
+	opts.Hash = sha256.New // the prefix on disk is hashed, then the rest as it comes
 	res, err := Fetch(t.Context(), ts.URL+"/x.aci", partial, opts)
 	if err != nil {
 		t.Fatalf("resume: %v", err)
 	}
 	checkFile(t, res.Path, content)
+	if want := sha256.Sum256(content); !bytes.Equal(res.Sum, want[:]) {
+		t.Errorf("Sum = %x, want the file's %x", res.Sum, want)
+	}
 	reqs, _ := srv.seen()
 	if got, want := ranges(reqs), "bytes="+strconv.FormatInt(held, 10)+"-"; len(got) != 1 || got[0] != want {
 		t.Errorf("resume sent ranges %q, want [%q]", got, want)

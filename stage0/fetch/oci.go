@@ -3,6 +3,7 @@ package fetch
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -26,8 +27,9 @@ import (
 
 // parallelLayers bounds the layers downloaded at once: enough to fill a
 // link when blobs come from a CDN one connection at a time, few enough
-// not to hog a registry.
-const parallelLayers = 3
+// not to hog a registry (podman's default; docker's and containerd's
+// is 3).
+const parallelLayers = 6
 
 // OCIOptions are what OCI and Docker fetches need besides the Fetcher's
 // common fields.
@@ -158,11 +160,12 @@ func (f *Fetcher) downloadBlob(ctx context.Context, reg *oci.Registry, l oci.Lay
 	if f.Progress != nil {
 		bar = board.Slot(f.Progress)
 	}
-	opts := download.Options{Progress: bar, Label: "layer " + l.Digest.Hex[:12], MaxSize: l.Size, Log: f.logger(), ContentAddressed: true}
-	if _, err := reg.FetchBlob(ctx, l.Digest, partial, opts); err != nil {
+	opts := download.Options{Progress: bar, Label: "layer " + l.Digest.Hex[:12], MaxSize: l.Size, Log: f.logger(), ContentAddressed: true, Hash: sha256.New}
+	res, err := reg.FetchBlob(ctx, l.Digest, partial, opts)
+	if err != nil {
 		return err
 	}
-	err = f.Store.OCIBlobs.Adopt(ctx, partial, l.Digest.String(), l.Size)
+	err = f.Store.OCIBlobs.Adopt(ctx, partial, l.Digest.String(), l.Size, res.Sum)
 	// Adopted, or refused and removed: either way the partial is done
 	// with, and a bad one must not be resumed.
 	download.Discard(partial)

@@ -132,9 +132,12 @@ func (s *Store) Ingest(ctx context.Context, r io.Reader, d string, size int64) e
 
 // Adopt moves the complete file at p (a finished download in the data
 // directory, on the store's filesystem) into the store as blob d, after
-// checking its digest and size. On a mismatch the file is removed and the
-// error is InvalidArgument; either way p is gone when Adopt returns nil.
-func (s *Store) Adopt(ctx context.Context, p, d string, size int64) error {
+// checking its digest and size. sum, when not nil, is the sha256 of the
+// file's bytes, taken as they were written (download.Options.Hash), and
+// spares reading the file again. On a mismatch the file is removed and
+// the error is InvalidArgument; either way p is gone when Adopt returns
+// nil.
+func (s *Store) Adopt(ctx context.Context, p, d string, size int64, sum []byte) error {
 	if err := checkDigest(d); err != nil {
 		return err
 	}
@@ -143,12 +146,21 @@ func (s *Store) Adopt(ctx context.Context, p, d string, size int64) error {
 		return fmt.Errorf("open download of %s: %w", d, err)
 	}
 	defer func() { _ = f.Close() }()
-	h := sha256.New()
-	n, err := copyCtx(ctx, h, f)
-	if err != nil {
-		return fmt.Errorf("read download of %s: %w", d, err)
+	var n int64
+	if sum == nil {
+		h := sha256.New()
+		if n, err = copyCtx(ctx, h, f); err != nil {
+			return fmt.Errorf("read download of %s: %w", d, err)
+		}
+		sum = h.Sum(nil)
+	} else {
+		st, err := f.Stat()
+		if err != nil {
+			return fmt.Errorf("stat download of %s: %w", d, err)
+		}
+		n = st.Size()
 	}
-	if got := algo + ":" + hex.EncodeToString(h.Sum(nil)); got != d || (size >= 0 && n != size) {
+	if got := algo + ":" + hex.EncodeToString(sum); got != d || (size >= 0 && n != size) {
 		_ = os.Remove(p)
 		if got != d {
 			return errdefs.InvalidArgument("blob %s does not match its digest: the bytes received hash to %s", d, got)

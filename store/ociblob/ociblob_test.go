@@ -67,13 +67,18 @@ func TestIngest(t *testing.T) {
 
 func TestAdopt(t *testing.T) {
 	data := []byte("downloaded")
+	sum := func(b []byte) []byte { h := sha256.Sum256(b); return h[:] }
 	for _, tt := range []struct {
 		name   string
 		digest string
+		sum    []byte // the download's own hash, or nil to read the file
 		ok     bool
 	}{
 		{name: "match", digest: digest(data), ok: true},
 		{name: "mismatch", digest: digest([]byte("other"))},
+		{name: "match by the download's sum", digest: digest(data), sum: sum(data), ok: true},
+		{name: "the download's sum is not the digest", digest: digest(data), sum: sum([]byte("other"))},
+		{name: "the download's sum, another digest", digest: digest([]byte("other")), sum: sum(data)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -82,7 +87,7 @@ func TestAdopt(t *testing.T) {
 			if err := os.WriteFile(p, data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			err := s.Adopt(context.Background(), p, tt.digest, int64(len(data)))
+			err := s.Adopt(context.Background(), p, tt.digest, int64(len(data)), tt.sum)
 			if (err == nil) != tt.ok {
 				t.Fatalf("Adopt: %v", err)
 			}
