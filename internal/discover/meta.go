@@ -128,6 +128,13 @@ func Expand(tmpl, name string, vars map[string]string) (string, error) {
 	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return "", errdefs.InvalidArgument("template %s: not an http or https URL", tmpl)
 	}
+	// A path that is not a valid escaping as written (a stray "{" in the
+	// template, say) is escaped again by net/url when the request is
+	// made, from its decoded form: a "/" that a label value brought in
+	// as %2F would then become a path element.
+	if u.RawPath != "" && strings.Count(u.EscapedPath(), "/") != strings.Count(u.RawPath, "/") {
+		return "", errdefs.InvalidArgument("template %s: a value would add a path element once the URL is escaped again", tmpl)
+	}
 	return out, nil
 }
 
