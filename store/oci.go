@@ -83,23 +83,9 @@ func (s *Store) ImportOCI(ctx context.Context, imp OCIImport) (*index.Image, err
 		Source:     imp.Source,
 		OCI:        imp.OCI,
 	}
-	err = s.Index.Update(ctx, func(tx *index.Tx) error {
-		if old, err := tx.Image(im.Key); err == nil {
-			im.ImportTime = old.ImportTime
-		}
-		if err := tx.PutImage(im); err != nil {
-			return err
-		}
-		if imp.Remote != nil {
-			imp.Remote.Key = im.Key
-			return tx.PutRemote(imp.Remote)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("record image %s: %w", im.Key, err)
+	if err := s.record(ctx, im, imp.Remote); err != nil {
+		return nil, err
 	}
-	s.remember(im)
 	return im, nil
 }
 

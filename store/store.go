@@ -166,24 +166,34 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*i
 		Source:     opts.Source,
 		SignedBy:   signedBy,
 	}
-	err = s.Index.Update(ctx, func(tx *index.Tx) error {
+	if err := s.record(ctx, im, opts.Remote); err != nil {
+		return nil, err
+	}
+	return im, nil
+}
+
+// record commits im to the index, keeping the import time of an entry it
+// replaces, with remote (when not nil) as the cache state of the URL it
+// came from, and remembers its manifest.
+func (s *Store) record(ctx context.Context, im *index.Image, remote *index.Remote) error {
+	err := s.Index.Update(ctx, func(tx *index.Tx) error {
 		if old, err := tx.Image(im.Key); err == nil {
 			im.ImportTime = old.ImportTime
 		}
 		if err := tx.PutImage(im); err != nil {
 			return err
 		}
-		if opts.Remote != nil {
-			opts.Remote.Key = im.Key
-			return tx.PutRemote(opts.Remote)
+		if remote != nil {
+			remote.Key = im.Key
+			return tx.PutRemote(remote)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("record image %s: %w", im.Key, err)
+		return fmt.Errorf("record image %s: %w", im.Key, err)
 	}
 	s.remember(im)
-	return im, nil
+	return nil
 }
 
 // copyBuffers and copyBufSize size copyCtx's pipeline: enough to keep the
