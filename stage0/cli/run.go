@@ -237,6 +237,7 @@ func runOrPrepare(c *cli.Context, run bool) error {
 	if opts.Stage1, err = stage1.Choose(sel, []string{g.LocalConfig, g.SystemConfig}, filepath.Dir(exe)); err != nil {
 		return err
 	}
+	opts.Timeline = g.Timeline
 	prep, err := prepare.Prepare(c.Context, opts)
 	if err != nil {
 		return err
@@ -323,6 +324,7 @@ func execStage1(ctx context.Context, g *Globals, p *pod.Pod, s1 stage1.Pod, f st
 	}
 	s1.Dir = p.Path // in run/ now
 	g.Log.Debug("executing stage1", "pod", p.UUID, "entrypoint", eps.Run, "tree", s1.Tree.Key, "args", redactMDSToken(args))
+	g.Timeline.Mark("stage1-exec")
 	return s1.ExecRun(args, fd, os.Environ())
 }
 
