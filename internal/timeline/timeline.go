@@ -103,6 +103,18 @@ func (t *Timeline) Export() {
 	}
 }
 
+// Strip returns env without the timeline's variables: they are the
+// runtime's, not the apps' (--inherit-env must not pass them on).
+func Strip(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, EnvEnable+"=") && !strings.HasPrefix(kv, EnvBase+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
 // Point is one parsed timeline line.
 type Point struct {
 	At    time.Duration // offset from the run's base

@@ -174,3 +174,11 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestStrip(t *testing.T) {
+	got := Strip([]string{"PATH=/bin", EnvEnable + "=1", EnvBase + "=42", "NSCN_TIMELINEX=keep", "TERM=xterm"})
+	want := []string{"PATH=/bin", "NSCN_TIMELINEX=keep", "TERM=xterm"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("Strip = %q, want %q", got, want)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/mds"
 	"github.com/nosecone/nscn/internal/pod"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/stage0/prepare"
@@ -331,7 +332,7 @@ func execStage1(ctx context.Context, g *Globals, p *pod.Pod, s1 stage1.Pod, f st
 // prepareOptions turns the parsed command line into prepare options.
 func prepareOptions(g *Globals, ra *runArgs) (prepare.Options, stage1.Selection, error) {
 	o := prepare.Options{
-		DataDir: g.Dir, Log: g.Log, InheritEnv: ra.boolean(nil, "inherit-env"), HostEnv: os.Environ(),
+		DataDir: g.Dir, Log: g.Log, InheritEnv: ra.boolean(nil, "inherit-env"), HostEnv: timeline.Strip(os.Environ()),
 		AllCapabilities: g.Insecure.Capabilities,
 	}
 	sel := stage1.Selection{
