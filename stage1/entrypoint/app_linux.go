@@ -16,10 +16,10 @@ import (
 
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/appmount"
+	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/podmount"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/fly"
-	"github.com/nosecone/nscn/stage1-fly/inroot"
-	"github.com/nosecone/nscn/stage1-fly/podmount"
 	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
@@ -121,8 +121,8 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App, unified 
 	if err := podmount.Mount("", inroot.FDPath(root), "", unix.MS_REC|unix.MS_SLAVE, "", p.RootFS); err != nil {
 		return err
 	}
-	m := procMountPoint{Next: fly.LoggingMounter{Next: podmount.InRoot{Root: root, Log: log}, Log: log}, root: root, log: log}
-	if err := fly.Apply(ctx, m, p); err != nil {
+	m := procMountPoint{Next: appmount.LoggingMounter{Next: podmount.InRoot{Root: root, Log: log}, Log: log}, root: root, log: log}
+	if err := appmount.Apply(ctx, m, p); err != nil {
 		return err
 	}
 	if err := makeDevLinks(root); err != nil {
@@ -162,14 +162,14 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App, unified 
 // period (milliseconds on a busy host) on the app's way to its exec.
 // The other mounts go to Next.
 type procMountPoint struct {
-	Next fly.Mounter
+	Next appmount.Mounter
 	root *os.File
 	log  *slog.Logger
 }
 
-// Mount implements fly.Mounter.
-func (m procMountPoint) Mount(ctx context.Context, mt fly.Mount) error {
-	if mt.Kind != fly.KindFS || mt.FSType != "proc" || mt.Target != "/proc" {
+// Mount implements appmount.Mounter.
+func (m procMountPoint) Mount(ctx context.Context, mt appmount.Mount) error {
+	if mt.Kind != appmount.KindFS || mt.FSType != "proc" || mt.Target != "/proc" {
 		return m.Next.Mount(ctx, mt)
 	}
 	m.log.DebugContext(ctx, "make the mount point of the app's procfs", "target", mt.Target)

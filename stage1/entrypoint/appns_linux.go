@@ -20,10 +20,10 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/isolate"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/podmount"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/fly"
-	"github.com/nosecone/nscn/stage1-fly/inroot"
-	"github.com/nosecone/nscn/stage1-fly/podmount"
 	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
@@ -547,19 +547,19 @@ func enterApp(ctx context.Context, log *slog.Logger, app *nspawn.App, cfg initCo
 	}
 	// The rootfs is now the root: symlinks in it cannot lead out of it.
 	fsys := os.DirFS("/")
-	creds := fly.Creds{}
+	creds := appspec.Creds{}
 	if cfg.AsApp {
-		if creds, err = fly.ResolveCreds(fsys, s.User, s.Group, s.SupplementaryGIDs); err != nil {
+		if creds, err = appspec.ResolveCreds(fsys, s.User, s.Group, s.SupplementaryGIDs); err != nil {
 			return nil, ec, err
 		}
 		if err := writeCredsRecord(record, creds); err != nil {
 			return nil, ec, err
 		}
 	}
-	if err := fly.CheckDir(fsys, s.WorkingDir); err != nil {
+	if err := appspec.CheckDir(fsys, s.WorkingDir); err != nil {
 		return nil, ec, err
 	}
-	path, err := fly.LookPath(fsys, cfg.Argv[0], fly.Getenv(s.Env, "PATH"), s.WorkingDir)
+	path, err := appspec.LookPath(fsys, cfg.Argv[0], appspec.Getenv(s.Env, "PATH"), s.WorkingDir)
 	if err != nil {
 		return nil, ec, err
 	}

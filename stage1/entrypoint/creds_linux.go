@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/errdefs"
-	"github.com/nosecone/nscn/stage1-fly/fly"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
@@ -29,7 +29,7 @@ func createCredsRecord(app string) (*os.File, error) {
 }
 
 // writeCredsRecord writes c to the record f and closes it.
-func writeCredsRecord(f *os.File, c fly.Creds) error {
+func writeCredsRecord(f *os.File, c appspec.Creds) error {
 	b, err := nspawn.EncodeAppCreds(nspawn.AppCreds{UID: c.UID, GID: c.GID, Groups: c.Groups})
 	if err != nil {
 		return err
@@ -49,24 +49,24 @@ const maxCredsRecord = 1 << 20
 
 // readCredsRecord reads the record of app's credentials from the pod
 // directory, on the host.
-func readCredsRecord(podDir, app string) (fly.Creds, error) {
+func readCredsRecord(podDir, app string) (appspec.Creds, error) {
 	p := inStage1(podDir, nspawn.CredsFile(app))
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
-		return fly.Creds{}, errdefs.FailedPrecondition("app %s has not started yet: there is no user to enter it as", app)
+		return appspec.Creds{}, errdefs.FailedPrecondition("app %s has not started yet: there is no user to enter it as", app)
 	}
 	if err != nil {
-		return fly.Creds{}, &os.PathError{Op: "open", Path: p, Err: err}
+		return appspec.Creds{}, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	f := os.NewFile(uintptr(fd), p)
 	defer func() { _ = f.Close() }()
 	b, err := io.ReadAll(io.LimitReader(f, maxCredsRecord+1))
 	if err != nil {
-		return fly.Creds{}, fmt.Errorf("read credentials record: %w", err)
+		return appspec.Creds{}, fmt.Errorf("read credentials record: %w", err)
 	}
 	c, err := nspawn.ParseAppCreds(b)
 	if err != nil {
-		return fly.Creds{}, fmt.Errorf("app %s: %w", app, err)
+		return appspec.Creds{}, fmt.Errorf("app %s: %w", app, err)
 	}
-	return fly.Creds{UID: c.UID, GID: c.GID, Groups: c.Groups}, nil
+	return appspec.Creds{UID: c.UID, GID: c.GID, Groups: c.Groups}, nil
 }

@@ -22,9 +22,10 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/isolate"
 	"github.com/nosecone/nscn/internal/isolate/cgroup"
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/inroot"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/fly"
-	"github.com/nosecone/nscn/stage1-fly/inroot"
 	"github.com/nosecone/nscn/stage1/nspawn"
 	"github.com/nosecone/nscn/stage1/units"
 )
@@ -166,10 +167,10 @@ type enterConfig struct {
 	Creds isolate.Creds `json:"creds"`
 	// NewCgroupNS: the helper, started in the app's unit cgroup (unified
 	// host), takes a cgroup namespace rooted there, as the app has.
-	NewCgroupNS bool        `json:"newCgroupNS,omitempty"`
-	Spec        fly.AppSpec `json:"spec"`
-	Cmd         []string    `json:"cmd"`
-	Debug       bool        `json:"debug,omitempty"`
+	NewCgroupNS bool            `json:"newCgroupNS,omitempty"`
+	Spec        appspec.AppSpec `json:"spec"`
+	Cmd         []string        `json:"cmd"`
+	Debug       bool            `json:"debug,omitempty"`
 }
 
 // Enter implements the enter entrypoint, from the pod directory: it runs
@@ -208,7 +209,7 @@ type enterConfig struct {
 //
 // The command sees the app's processes and its own, and no other app's;
 // it ends with the app's PID namespace, when the app ends.
-func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term string) (int, error) {
+func Enter(ctx context.Context, log *slog.Logger, args abiargs.EnterArgs, term string) (int, error) {
 	log = log.With("app", args.AppName, "pid", args.PID)
 	// Whatever the caller left open without close-on-exec (a shell's
 	// directory descriptor, say) must not reach the pod: only stdin,
@@ -221,7 +222,7 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 		return 0, fmt.Errorf("get pod directory: %w", err)
 	}
 	uuid := filepath.Base(podDir)
-	pm, err := fly.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
+	pm, err := appspec.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
 	if err != nil {
 		return 0, err
 	}
@@ -229,7 +230,7 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 	if err != nil {
 		return 0, err
 	}
-	spec, err := fly.NewAppSpec(ra, fly.EnvOptions{Term: term})
+	spec, err := appspec.NewAppSpec(ra, appspec.EnvOptions{Term: term})
 	if err != nil {
 		return 0, err
 	}
@@ -444,10 +445,10 @@ func EnterHelper(ctx context.Context, stderr *os.File) error {
 	}
 	s := cfg.Spec
 	fsys := os.DirFS("/")
-	if err := fly.CheckDir(fsys, s.WorkingDir); err != nil {
+	if err := appspec.CheckDir(fsys, s.WorkingDir); err != nil {
 		return err
 	}
-	p, err := fly.LookPath(fsys, cfg.Cmd[0], fly.Getenv(s.Env, "PATH"), s.WorkingDir)
+	p, err := appspec.LookPath(fsys, cfg.Cmd[0], appspec.Getenv(s.Env, "PATH"), s.WorkingDir)
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/mountplan"
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/fly"
 	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
@@ -31,7 +31,7 @@ import (
 //     volume directories are removed;
 //   - the pod's network is torn down (networking.Teardown: CNI DEL, port
 //     claims, namespace pin), also after a kill or a reboot.
-func GC(ctx context.Context, log *slog.Logger, args fly.GCArgs) error {
+func GC(ctx context.Context, log *slog.Logger, args abiargs.GCArgs) error {
 	log = log.With("pod", args.UUID)
 	podDir, err := unix.Getwd()
 	if err != nil {

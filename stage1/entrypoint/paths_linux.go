@@ -11,8 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/isolate"
-	"github.com/nosecone/nscn/stage1-fly/inroot"
-	"github.com/nosecone/nscn/stage1-fly/podmount"
+	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/podmount"
 )
 
 // restrictPaths applies the policy's restricted /proc and /sys paths in

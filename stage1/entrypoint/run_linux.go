@@ -20,10 +20,10 @@ import (
 
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/podmount"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/fly"
-	"github.com/nosecone/nscn/stage1-fly/inroot"
-	"github.com/nosecone/nscn/stage1-fly/podmount"
 	"github.com/nosecone/nscn/stage1/nspawn"
 	"github.com/nosecone/nscn/stage1/units"
 )
@@ -61,7 +61,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err := checkHostOSRelease(hostOSRelease); err != nil {
 		return 0, err
 	}
-	pm, err := fly.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
+	pm, err := appspec.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
 	if err != nil {
 		return 0, err
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
-	"github.com/nosecone/nscn/stage1-fly/fly"
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
@@ -25,7 +25,7 @@ const sigHalt = unix.Signal(37)
 // pod's systemd to halt the pod, or with --force records that the pod was
 // killed and sends its systemd SIGKILL, which kills every process of the
 // pod. A pod that is not running is not an error.
-func Stop(ctx context.Context, log *slog.Logger, args fly.StopArgs) error {
+func Stop(ctx context.Context, log *slog.Logger, args abiargs.StopArgs) error {
 	log = log.With("pod", args.UUID)
 	podDir, err := unix.Getwd()
 	if err != nil {

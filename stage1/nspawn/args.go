@@ -5,9 +5,9 @@ import (
 	"strings"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/networking"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/fly"
 )
 
 // Net modes of the pod.
@@ -20,10 +20,10 @@ const (
 )
 
 // RunArgs are the run entrypoint's arguments. The flags every flavor
-// parses alike come from fly.ParseRunArgs; Net, IPC and Interactive are
+// parses alike come from abiargs.ParseRunArgs; Net, IPC and Interactive are
 // this flavor's own.
 type RunArgs struct {
-	fly.RunArgs
+	abiargs.RunArgs
 	// NetMode is NetHost, NetNone or NetCNI; Nets is the parsed --net
 	// (an absent or empty --net is the default network).
 	NetMode string
@@ -38,7 +38,7 @@ type RunArgs struct {
 // --net, --ipc and --interactive are taken out and checked here
 // (--ipc=parent is not implemented by this flavor yet; whether a named
 // network exists is checked by networking.Setup). The rest goes to
-// fly.ParseRunArgs, the shared parser of the
+// abiargs.ParseRunArgs, the shared parser of the
 // stage1 interface's run argv.
 func ParseRunArgs(argv []string) (RunArgs, error) {
 	var net, ipc string
@@ -83,7 +83,7 @@ func ParseRunArgs(argv []string) (RunArgs, error) {
 			rest = append(rest, a)
 		}
 	}
-	fa, err := fly.ParseRunArgs(rest)
+	fa, err := abiargs.ParseRunArgs(rest)
 	if err != nil {
 		return RunArgs{}, err
 	}

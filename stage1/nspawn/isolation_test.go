@@ -7,7 +7,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/isolate"
-	"github.com/nosecone/nscn/stage1-fly/fly"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
 )
 
 func TestCgroupHierarchy(t *testing.T) {
@@ -60,7 +60,7 @@ func TestParseIsolation(t *testing.T) {
 }
 
 func TestCgroupBinds(t *testing.T) {
-	pod := &Pod{UUID: testUUID, Apps: []App{{Spec: fly.AppSpec{Name: "web"}}, {Spec: fly.AppSpec{Name: "db"}}}}
+	pod := &Pod{UUID: testUUID, Apps: []App{{Spec: appspec.AppSpec{Name: "web"}}, {Spec: appspec.AppSpec{Name: "db"}}}}
 	iso := &Isolation{Cgroups: map[string][]string{"web": {
 		"/sys/fs/cgroup/cpu,cpuacct/nscn/" + testUUID + "/web",
 		"/sys/fs/cgroup/memory/a/nscn/" + testUUID + "/web",

@@ -14,19 +14,21 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/isolate"
 	"github.com/nosecone/nscn/internal/isolate/caps"
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
+	"github.com/nosecone/nscn/internal/stage1/appmount"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/fly"
 )
 
 // App is one app of the Pod: how to start it and what to mount for it,
 // in the container's paths.
 type App struct {
-	Spec fly.AppSpec `json:"spec"`
+	Spec appspec.AppSpec `json:"spec"`
 	// Plan is the app's mount plan with every path as the pod sees it:
 	// RootFS is /opt/stage2/NAME/rootfs, bind sources are in the pod's
 	// root (the container's /sys and /dev, the stage1 rootfs, or a host
 	// path systemd-nspawn binds under HostBindDir).
-	Plan fly.Plan `json:"plan"`
+	Plan appmount.Plan `json:"plan"`
 	// Stdin is the FIFO the app helper opens as the app's stdin (in exec
 	// mode only); empty means the unit's stdin.
 	Stdin string `json:"stdin,omitempty"`
@@ -96,7 +98,7 @@ type Bind struct {
 type Layout struct {
 	Pod          Pod
 	Binds        []Bind
-	EmptyVolumes []fly.EmptyVolume // host paths, created by run
+	EmptyVolumes []appmount.EmptyVolume // host paths, created by run
 	Warnings     []string
 	// Reports say, per app in manifest order, what became of each
 	// isolator; run shows them to the user (spec/ace.md, "Isolators").
@@ -110,7 +112,7 @@ type AppReport struct {
 }
 
 // IsolateOptions are the isolate.Options of the run flags.
-func IsolateOptions(a fly.RunArgs) isolate.Options {
+func IsolateOptions(a abiargs.RunArgs) isolate.Options {
 	return isolate.Options{
 		DisableCapabilities: a.DisableCapabilities,
 		DisableSeccomp:      a.DisableSeccomp,
@@ -127,12 +129,12 @@ type LayoutConfig struct {
 	// for none.
 	MetadataURL string
 	// ResolvConf and Hosts are the host paths of the files run generated
-	// from the pod's network (fly.PlanConfig), empty for none.
+	// from the pod's network (appmount.PlanConfig), empty for none.
 	ResolvConf, Hosts string
 }
 
 // NewLayout validates every app of the pod and computes its process spec
-// and mount plan (fly.NewAppSpec, fly.PlanMounts: the same rules as the
+// and mount plan (appspec.NewAppSpec, appmount.PlanMounts: the same rules as the
 // fly flavor), then moves the plans into the container's paths. It also
 // computes each app's isolation policy (isolate.PolicyFor) from its
 // isolators and the --disable-* run flags; an invalid isolator fails the
@@ -152,11 +154,11 @@ func NewLayout(cfg LayoutConfig) (Layout, error) {
 		if ra.App == nil {
 			return Layout{}, errdefs.InvalidArgument("app %q in the pod manifest has no app definition", ra.Name)
 		}
-		spec, err := fly.NewAppSpec(ra, fly.EnvOptions{MetadataURL: cfg.MetadataURL})
+		spec, err := appspec.NewAppSpec(ra, appspec.EnvOptions{MetadataURL: cfg.MetadataURL})
 		if err != nil {
 			return Layout{}, err
 		}
-		plan, err := fly.PlanMounts(fly.PlanConfig{PodDir: cfg.PodDir, Pod: pm, App: ra, DNS: cfg.Args.DNS, ResolvConf: cfg.ResolvConf, Hosts: cfg.Hosts})
+		plan, err := appmount.PlanMounts(appmount.PlanConfig{PodDir: cfg.PodDir, Pod: pm, App: ra, DNS: cfg.Args.DNS, ResolvConf: cfg.ResolvConf, Hosts: cfg.Hosts})
 		if err != nil {
 			return Layout{}, err
 		}
@@ -178,7 +180,7 @@ func NewLayout(cfg LayoutConfig) (Layout, error) {
 }
 
 // appendEmpty adds the empty volumes not yet in have (apps may share one).
-func appendEmpty(have, add []fly.EmptyVolume) []fly.EmptyVolume {
+func appendEmpty(have, add []appmount.EmptyVolume) []appmount.EmptyVolume {
 next:
 	for _, v := range add {
 		for _, h := range have {
@@ -191,7 +193,7 @@ next:
 	return have
 }
 
-// translator moves a fly.Plan computed with host paths into the pod.
+// translator moves a appmount.Plan computed with host paths into the pod.
 type translator struct {
 	stage1 string // host path of the stage1 rootfs, the pod's root
 	binds  *[]Bind
@@ -210,18 +212,18 @@ func (t translator) inPod(p string) (string, bool) {
 	return "/" + rel, true
 }
 
-func (t translator) plan(p fly.Plan) (fly.Plan, error) {
+func (t translator) plan(p appmount.Plan) (appmount.Plan, error) {
 	root, ok := t.inPod(p.RootFS)
 	if !ok {
-		return fly.Plan{}, errdefs.InvalidArgument("app rootfs %s is not in the stage1 rootfs", p.RootFS)
+		return appmount.Plan{}, errdefs.InvalidArgument("app rootfs %s is not in the stage1 rootfs", p.RootFS)
 	}
-	out := fly.Plan{RootFS: root, ReadOnlyRoot: p.ReadOnlyRoot}
+	out := appmount.Plan{RootFS: root, ReadOnlyRoot: p.ReadOnlyRoot}
 	for _, m := range p.Mounts {
-		if m.Purpose == "system" && m.Kind == fly.KindBind && m.Target == "/dev" {
+		if m.Purpose == "system" && m.Kind == appmount.KindBind && m.Target == "/dev" {
 			out.Mounts = append(out.Mounts, AppDev()...)
 			continue
 		}
-		if m.Kind == fly.KindBind {
+		if m.Kind == appmount.KindBind {
 			m.Source = t.source(m)
 		}
 		out.Mounts = append(out.Mounts, m)
@@ -229,7 +231,7 @@ func (t translator) plan(p fly.Plan) (fly.Plan, error) {
 	for _, v := range p.EmptyVolumes {
 		pv, ok := t.inPod(v.Path)
 		if !ok {
-			return fly.Plan{}, errdefs.InvalidArgument("empty volume %s is not in the stage1 rootfs", v.Path)
+			return appmount.Plan{}, errdefs.InvalidArgument("empty volume %s is not in the stage1 rootfs", v.Path)
 		}
 		v.Path = pv
 		out.EmptyVolumes = append(out.EmptyVolumes, v)
@@ -257,24 +259,24 @@ var AppDevLinks = map[string]string{
 // (the pod's console, when it has one), the container's devpts and its
 // ptmx (OS-SPEC: a bind of /dev/pts/ptmx), /dev/shm and /dev/mqueue,
 // shared by the pod's apps as their IPC namespace is.
-func AppDev() []fly.Mount {
-	ms := []fly.Mount{{Kind: fly.KindFS, Source: "tmpfs", Target: "/dev", FSType: "tmpfs", Data: "mode=755", Flags: fly.NoSuid | fly.NoExec, Purpose: "system"}}
+func AppDev() []appmount.Mount {
+	ms := []appmount.Mount{{Kind: appmount.KindFS, Source: "tmpfs", Target: "/dev", FSType: "tmpfs", Data: "mode=755", Flags: appmount.NoSuid | appmount.NoExec, Purpose: "system"}}
 	for _, n := range AppDevNodes {
-		ms = append(ms, fly.Mount{Kind: fly.KindBind, Source: "/dev/" + n, Target: "/dev/" + n, Purpose: "system"})
+		ms = append(ms, appmount.Mount{Kind: appmount.KindBind, Source: "/dev/" + n, Target: "/dev/" + n, Purpose: "system"})
 	}
 	return append(ms,
-		fly.Mount{Kind: fly.KindBind, Source: "/dev/console", Target: "/dev/console", Fallback: true, Purpose: "system"},
-		fly.Mount{Kind: fly.KindBind, Source: "/dev/pts", Target: "/dev/pts", Purpose: "system"},
-		fly.Mount{Kind: fly.KindBind, Source: "/dev/pts/ptmx", Target: "/dev/ptmx", Purpose: "system"},
-		fly.Mount{Kind: fly.KindBind, Source: "/dev/shm", Target: "/dev/shm", Flags: fly.NoSuid | fly.NoDev, Purpose: "system"},
-		fly.Mount{Kind: fly.KindBind, Source: "/dev/mqueue", Target: "/dev/mqueue", Fallback: true, Purpose: "system"},
+		appmount.Mount{Kind: appmount.KindBind, Source: "/dev/console", Target: "/dev/console", Fallback: true, Purpose: "system"},
+		appmount.Mount{Kind: appmount.KindBind, Source: "/dev/pts", Target: "/dev/pts", Purpose: "system"},
+		appmount.Mount{Kind: appmount.KindBind, Source: "/dev/pts/ptmx", Target: "/dev/ptmx", Purpose: "system"},
+		appmount.Mount{Kind: appmount.KindBind, Source: "/dev/shm", Target: "/dev/shm", Flags: appmount.NoSuid | appmount.NoDev, Purpose: "system"},
+		appmount.Mount{Kind: appmount.KindBind, Source: "/dev/mqueue", Target: "/dev/mqueue", Fallback: true, Purpose: "system"},
 	)
 }
 
 // source returns the pod's path for a bind source: the container's own
 // /sys and /dev (systemd-nspawn sets them up), the stage1 rootfs as is,
 // and any other host path through a systemd-nspawn bind.
-func (t translator) source(m fly.Mount) string {
+func (t translator) source(m appmount.Mount) string {
 	if m.Purpose == "system" {
 		return m.Source
 	}
@@ -283,8 +285,8 @@ func (t translator) source(m fly.Mount) string {
 	}
 	b := Bind{
 		Source:     m.Source,
-		ReadOnly:   m.Flags&fly.ReadOnly != 0,
-		Recursive:  m.Flags&fly.Recursive != 0,
+		ReadOnly:   m.Flags&appmount.ReadOnly != 0,
+		Recursive:  m.Flags&appmount.Recursive != 0,
 		Optional:   m.Fallback,
 		NoSymlinks: m.SourceNoSymlinks,
 	}

@@ -1,4 +1,4 @@
-package fly
+package appmount
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/internal/testutil"
 )
 
@@ -30,7 +31,7 @@ func TestPlanMountsGolden(t *testing.T) {
 		app  func() *types.App
 		ra   func(*schema.RuntimeApp)
 		vols []types.Volume
-		dns  DNSConf
+		dns  abiargs.DNSConf
 		// gen are the stage1's generated resolv.conf and hosts.
 		gen   [2]string
 		check func(*testing.T, Plan)
@@ -38,7 +39,7 @@ func TestPlanMountsGolden(t *testing.T) {
 		{
 			name: "minimal",
 			app:  baseApp,
-			dns:  DNSConf{Resolv: "default", Hosts: "default"},
+			dns:  abiargs.DNSConf{Resolv: "default", Hosts: "default"},
 		},
 		{
 			name: "volumes",
@@ -70,7 +71,7 @@ func TestPlanMountsGolden(t *testing.T) {
 				{Name: *types.MustACName("logs"), Kind: "host", Source: "/var/log/app", Recursive: ptr(false)},
 				{Name: *types.MustACName("cache"), Kind: "empty", Mode: ptr("0770"), UID: ptr(1000), GID: ptr(1000)},
 			},
-			dns: DNSConf{Resolv: "host", Hosts: "stage0"},
+			dns: abiargs.DNSConf{Resolv: "host", Hosts: "stage0"},
 		},
 		{
 			// The ACE validator's shape: a mount point served by the pod
@@ -89,7 +90,7 @@ func TestPlanMountsGolden(t *testing.T) {
 				{Name: *types.MustACName("database"), Kind: "empty", Mode: ptr("0755"), UID: ptr(0), GID: ptr(0)},
 				{Name: *types.MustACName("conf"), Kind: "host", Source: "/etc/app-conf"},
 			},
-			dns: DNSConf{Resolv: "default", Hosts: "default"},
+			dns: abiargs.DNSConf{Resolv: "default", Hosts: "default"},
 		},
 		{
 			name: "tmp-and-etc-volumes",
@@ -104,12 +105,12 @@ func TestPlanMountsGolden(t *testing.T) {
 				{Name: *types.MustACName("tmp"), Kind: "empty", Mode: ptr("1777"), UID: ptr(0), GID: ptr(0)},
 				{Name: *types.MustACName("etc"), Kind: "host", Source: "/etc"},
 			},
-			dns: DNSConf{Resolv: "host", Hosts: "default"},
+			dns: abiargs.DNSConf{Resolv: "host", Hosts: "default"},
 		},
 		{
 			name: "generated-dns",
 			app:  baseApp,
-			dns:  DNSConf{Resolv: "default", Hosts: "default"},
+			dns:  abiargs.DNSConf{Resolv: "default", Hosts: "default"},
 			gen:  [2]string{testPodDir + "/stage1/rootfs/etc/nscn-net-resolv.conf", testPodDir + "/stage1/rootfs/etc/nscn-net-hosts"},
 		},
 		{
@@ -119,7 +120,7 @@ func TestPlanMountsGolden(t *testing.T) {
 				a.MountPoints = []types.MountPoint{{Name: *types.MustACName("scratch"), Path: "/tmp"}}
 				return a
 			},
-			dns: DNSConf{Resolv: "none", Hosts: "none"},
+			dns: abiargs.DNSConf{Resolv: "none", Hosts: "none"},
 		},
 	}
 	for _, tt := range tests {

@@ -1,4 +1,4 @@
-package fly
+package appmount
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -175,7 +176,7 @@ type PlanConfig struct {
 	PodDir string // absolute host path of the pod directory
 	Pod    *schema.PodManifest
 	App    *schema.RuntimeApp
-	DNS    DNSConf
+	DNS    abiargs.DNSConf
 	// ResolvConf and Hosts are host paths of files the stage1 generated
 	// for the default DNS mode (a pod with a network of its own): a
 	// ResolvConf (the CNI result's DNS) replaces the image's

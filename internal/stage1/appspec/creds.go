@@ -1,4 +1,4 @@
-package fly
+package appspec
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 	"syscall"
 
 	"github.com/nosecone/nscn/internal/errdefs"
-	"github.com/nosecone/nscn/stage1-fly/passwd"
+	"github.com/nosecone/nscn/internal/stage1/passwd"
 )
 
 // Creds are the numeric credentials an app process runs with.

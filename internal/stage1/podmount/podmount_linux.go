@@ -1,5 +1,5 @@
 // Package podmount makes the mounts of a stage1 mount plan (stage1-fly/fly)
-// inside an app's rootfs: the in-root fly.Mounter both flavors use, the
+// inside an app's rootfs: the in-root appmount.Mounter both flavors use, the
 // empty-volume directories, and mount(2)/mount_setattr(2) wrappers that
 // retry EINTR and name the in-root target in errors. It runs in stage1,
 // as root, in the pod's mount namespace.
@@ -17,8 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/errdefs"
-	"github.com/nosecone/nscn/stage1-fly/fly"
-	"github.com/nosecone/nscn/stage1-fly/inroot"
+	"github.com/nosecone/nscn/internal/stage1/appmount"
+	"github.com/nosecone/nscn/internal/stage1/inroot"
 )
 
 // retryEINTR runs fn again while it fails with EINTR.
@@ -59,7 +59,7 @@ func SetMountAttrs(f *os.File, attrs uint64, recursive bool, name string) error 
 	return nil
 }
 
-// InRoot is the real fly.Mounter: it makes each mount inside an app's
+// InRoot is the real appmount.Mounter: it makes each mount inside an app's
 // rootfs, resolving every target in-root and, for host volumes, the source
 // without symlinks. Both flavors use it, in the process that owns the
 // pod's mount namespace.
@@ -68,28 +68,28 @@ type InRoot struct {
 	Log  *slog.Logger
 }
 
-var _ fly.Mounter = InRoot{}
+var _ appmount.Mounter = InRoot{}
 
 // Mount performs one plan step.
-func (m InRoot) Mount(ctx context.Context, mt fly.Mount) error {
+func (m InRoot) Mount(ctx context.Context, mt appmount.Mount) error {
 	switch mt.Kind {
-	case fly.KindFS:
+	case appmount.KindFS:
 		return m.mountFS(mt)
-	case fly.KindBind:
+	case appmount.KindBind:
 		return m.bind(ctx, mt)
 	default:
 		return errdefs.InvalidArgument("unknown mount kind %q", mt.Kind)
 	}
 }
 
-func (m InRoot) mountFS(mt fly.Mount) error {
+func (m InRoot) mountFS(mt appmount.Mount) error {
 	target, err := inroot.MkdirAll(m.Root, mt.Target, 0o755)
 	if err != nil {
 		return fmt.Errorf("create mount point: %w", err)
 	}
 	defer func() { _ = target.Close() }()
 	var flags uintptr
-	for f, ms := range map[fly.MountFlags]uintptr{fly.ReadOnly: unix.MS_RDONLY, fly.NoSuid: unix.MS_NOSUID, fly.NoDev: unix.MS_NODEV, fly.NoExec: unix.MS_NOEXEC} {
+	for f, ms := range map[appmount.MountFlags]uintptr{appmount.ReadOnly: unix.MS_RDONLY, appmount.NoSuid: unix.MS_NOSUID, appmount.NoDev: unix.MS_NODEV, appmount.NoExec: unix.MS_NOEXEC} {
 		if mt.Flags&f != 0 {
 			flags |= ms
 		}
@@ -97,7 +97,7 @@ func (m InRoot) mountFS(mt fly.Mount) error {
 	return Mount(mt.Source, inroot.FDPath(target), mt.FSType, flags, mt.Data, mt.Target)
 }
 
-func (m InRoot) bind(ctx context.Context, mt fly.Mount) error {
+func (m InRoot) bind(ctx context.Context, mt appmount.Mount) error {
 	var src *os.File
 	var err error
 	if mt.SourceNoSymlinks {
@@ -146,7 +146,7 @@ func (m InRoot) bind(ctx context.Context, mt fly.Mount) error {
 	}
 	defer func() { _ = target.Close() }()
 	flags := uintptr(unix.MS_BIND)
-	rec := mt.Flags&fly.Recursive != 0
+	rec := mt.Flags&appmount.Recursive != 0
 	if rec {
 		flags |= unix.MS_REC
 	}
@@ -154,7 +154,7 @@ func (m InRoot) bind(ctx context.Context, mt fly.Mount) error {
 		return err
 	}
 	var attrs uint64
-	for f, a := range map[fly.MountFlags]uint64{fly.ReadOnly: unix.MOUNT_ATTR_RDONLY, fly.NoSuid: unix.MOUNT_ATTR_NOSUID, fly.NoDev: unix.MOUNT_ATTR_NODEV, fly.NoExec: unix.MOUNT_ATTR_NOEXEC} {
+	for f, a := range map[appmount.MountFlags]uint64{appmount.ReadOnly: unix.MOUNT_ATTR_RDONLY, appmount.NoSuid: unix.MOUNT_ATTR_NOSUID, appmount.NoDev: unix.MOUNT_ATTR_NODEV, appmount.NoExec: unix.MOUNT_ATTR_NOEXEC} {
 		if mt.Flags&f != 0 {
 			attrs |= a
 		}
@@ -172,7 +172,7 @@ func (m InRoot) bind(ctx context.Context, mt fly.Mount) error {
 }
 
 // SourceError classifies a failure to open a bind source.
-func SourceError(mt fly.Mount, err error) error {
+func SourceError(mt appmount.Mount, err error) error {
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		return errdefs.NotFound("%s: source %s does not exist on the host", mt.Purpose, mt.Source)
@@ -188,7 +188,7 @@ func SourceError(mt fly.Mount, err error) error {
 // MakeEmptyVolumes creates the host directories of empty volumes under the
 // pod directory with their mode and owner. An existing directory (not a
 // symlink) is reused.
-func MakeEmptyVolumes(vols []fly.EmptyVolume) error {
+func MakeEmptyVolumes(vols []appmount.EmptyVolume) error {
 	for _, v := range vols {
 		if err := os.MkdirAll(filepath.Dir(v.Path), 0o755); err != nil {
 			return fmt.Errorf("empty volume %s: %w", v.Name, err)

@@ -1,4 +1,4 @@
-package fly
+package appspec
 
 import (
 	"github.com/appc/spec/schema/types"
