@@ -23,11 +23,12 @@ import (
 	"github.com/nosecone/nscn/internal/isolate"
 	"github.com/nosecone/nscn/internal/isolate/cgroup"
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
+	"github.com/nosecone/nscn/internal/stage1/apphelper"
 	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/internal/stage1/units"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1/nspawn"
-	"github.com/nosecone/nscn/stage1/units"
 )
 
 // appProcessRoot returns an O_PATH handle on the root of a process of the
@@ -177,7 +178,7 @@ type enterConfig struct {
 // the command in the app, confined exactly like the app, and returns its
 // status. The same policy as the app's is computed again from the pod
 // manifest (outside the pod's reach) and the run flags run recorded
-// (nspawn.IsolationFile): the app's capability bounding set and sets, its
+// (sdpod.IsolationFile): the app's capability bounding set and sets, its
 // no_new_privs, its seccomp filter and oom_score_adj, its cgroups, the
 // pod's namespaces but for the app's own PID and mount namespaces (those
 // of a running process of the app), the app's root, the user and groups the app started with (CredsFile),
@@ -226,7 +227,7 @@ func Enter(ctx context.Context, log *slog.Logger, args abiargs.EnterArgs, term s
 	if err != nil {
 		return 0, err
 	}
-	ra, err := nspawn.RuntimeApp(pm, args.AppName)
+	ra, err := sdpod.RuntimeApp(pm, args.AppName)
 	if err != nil {
 		return 0, err
 	}
@@ -238,7 +239,7 @@ func Enter(ctx context.Context, log *slog.Logger, args abiargs.EnterArgs, term s
 	if errors.Is(err, fs.ErrNotExist) {
 		// A pod started without the record: confine with the defaults,
 		// never less.
-		iso, err = &nspawn.Isolation{}, nil
+		iso, err = &sdpod.Isolation{}, nil
 	}
 	if err != nil {
 		return 0, err
@@ -250,8 +251,8 @@ func Enter(ctx context.Context, log *slog.Logger, args abiargs.EnterArgs, term s
 	if err := checkPodRoot(args.PID, filepath.Join(podDir, stage1abi.Stage1RootfsRel)); err != nil {
 		return 0, fmt.Errorf("enter pod: %w", err)
 	}
-	appRootfs := path.Join(nspawn.Stage2Dir, args.AppName, "rootfs")
-	creds, err := readCredsRecord(podDir, args.AppName)
+	appRootfs := path.Join(sdpod.Stage2Dir, args.AppName, "rootfs")
+	creds, err := apphelper.ReadCredsRecord(podDir, args.AppName)
 	if err != nil {
 		return 0, err
 	}
@@ -418,7 +419,7 @@ func EnterHelper(ctx context.Context, stderr *os.File) error {
 	// still in the host's mount namespace and root.
 	for _, d := range cfg.Cgroups {
 		log.DebugContext(ctx, "join app cgroup", "dir", d)
-		if err := writeCgroupProcs(d, "0"); err != nil {
+		if err := apphelper.WriteCgroupProcs(d, "0"); err != nil {
 			return fmt.Errorf("join app cgroup: %w", err)
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
-	"github.com/nosecone/nscn/stage1/nspawn"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 )
 
 // sigHalt is SIGRTMIN+3, which makes systemd start halt.target: the apps
@@ -41,12 +41,12 @@ func Stop(ctx context.Context, log *slog.Logger, args abiargs.StopArgs) error {
 	}
 	sig := sigHalt
 	if args.Force {
-		if err := atomicfile.Write(inStage1(podDir, filepath.Dir(nspawn.KilledFile)), filepath.Base(nspawn.KilledFile), []byte("\n")); err != nil {
+		if err := atomicfile.Write(inStage1(podDir, filepath.Dir(sdpod.KilledFile)), filepath.Base(sdpod.KilledFile), []byte("\n")); err != nil {
 			return err
 		}
 		sig = unix.SIGKILL
 	}
-	log.DebugContext(ctx, "signal the pod's systemd", "pid", pid, "signal", sig.String(), "marker", nspawn.KilledFile)
+	log.DebugContext(ctx, "signal the pod's systemd", "pid", pid, "signal", sig.String(), "marker", sdpod.KilledFile)
 	if err := unix.Kill(pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("signal pod process %d: %w", pid, &os.SyscallError{Syscall: "kill", Err: err})
 	}

@@ -1,4 +1,4 @@
-package entrypoint
+package apphelper
 
 import (
 	"context"
@@ -19,11 +19,11 @@ import (
 	"github.com/nosecone/nscn/internal/stage1/appmount"
 	"github.com/nosecone/nscn/internal/stage1/inroot"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
-// Modes of the app helper (nspawn.AppHelper), argv[1]; argv[2] is the
+// Modes of the app helper (sdpod.AppHelper), argv[1]; argv[2] is the
 // app's name. The units (package units) run them.
 const (
 	ModePrepare  = "prepare"   // ExecStartPre=: the app's mounts
@@ -53,7 +53,7 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) (int, error) 
 		}
 		return 0, nil
 	}
-	pod, err := nspawn.LoadPod(nspawn.PodConfigFile)
+	pod, err := sdpod.LoadPod(sdpod.PodConfigFile)
 	if err != nil {
 		return 0, err
 	}
@@ -85,8 +85,8 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) (int, error) 
 
 // prepareApp binds the app's rootfs onto itself and makes the mounts of
 // its plan inside it, in the pod's mount namespace, where they stay until
-// the pod ends. unified is nspawn.Pod.CgroupUnified.
-func prepareApp(ctx context.Context, log *slog.Logger, app *nspawn.App, unified bool) error {
+// the pod ends. unified is sdpod.Pod.CgroupUnified.
+func prepareApp(ctx context.Context, log *slog.Logger, app *sdpod.App, unified bool) error {
 	start := time.Now()
 	if err := sealRoot(ctx, log); err != nil {
 		return err
@@ -180,15 +180,15 @@ func (m procMountPoint) Mount(ctx context.Context, mt appmount.Mount) error {
 	return dir.Close()
 }
 
-// makeDevLinks makes nspawn.AppDevLinks in the app's /dev, the tmpfs of
-// nspawn.AppDev.
+// makeDevLinks makes sdpod.AppDevLinks in the app's /dev, the tmpfs of
+// sdpod.AppDev.
 func makeDevLinks(root *os.File) error {
 	dev, err := inroot.Open(root, "/dev", unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return fmt.Errorf("open the app's /dev: %w", err)
 	}
 	defer func() { _ = dev.Close() }()
-	for name, target := range nspawn.AppDevLinks {
+	for name, target := range sdpod.AppDevLinks {
 		if err := unix.Symlinkat(target, int(dev.Fd()), name); err != nil && !errors.Is(err, unix.EEXIST) {
 			return &os.PathError{Op: "symlink", Path: "/dev/" + name, Err: err}
 		}
@@ -204,7 +204,7 @@ type execOpts struct {
 	// handler is the handler's mode (ModePreStart, ModePostStop) when
 	// not asApp.
 	handler string
-	// unified (nspawn.Pod.CgroupUnified): the process also gets a cgroup
+	// unified (sdpod.Pod.CgroupUnified): the process also gets a cgroup
 	// namespace of its own, rooted at its unit's cgroup, so that the
 	// app's /proc/self/cgroup says "0::/", as the cgroup2 mount that
 	// prepareApp put on its /sys/fs/cgroup shows it.
@@ -244,13 +244,13 @@ const (
 // reapApp records the app's status from what systemd says about its main
 // process; the first failure also becomes the pod's status. When the app
 // failed, or every app has a status, it ends the pod.
-func reapApp(ctx context.Context, log *slog.Logger, pod *nspawn.Pod, name string) error {
-	status, err := nspawn.ExitStatus(os.Getenv("EXIT_CODE"), os.Getenv("EXIT_STATUS"))
+func reapApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string) error {
+	status, err := sdpod.ExitStatus(os.Getenv("EXIT_CODE"), os.Getenv("EXIT_STATUS"))
 	if err != nil {
 		return err
 	}
 	log.DebugContext(ctx, "app exited", "status", status, "result", os.Getenv("SERVICE_RESULT"))
-	if err := atomicfile.Write(nspawn.StatusDir, name, []byte(strconv.Itoa(status)+"\n")); err != nil {
+	if err := atomicfile.Write(sdpod.StatusDir, name, []byte(strconv.Itoa(status)+"\n")); err != nil {
 		return err
 	}
 	if status != 0 {
@@ -260,7 +260,7 @@ func reapApp(ctx context.Context, log *slog.Logger, pod *nspawn.Pod, name string
 	}
 	allDone := true
 	for _, a := range pod.Names() {
-		if _, err := os.Lstat(filepath.Join(nspawn.StatusDir, a)); err != nil {
+		if _, err := os.Lstat(filepath.Join(sdpod.StatusDir, a)); err != nil {
 			allDone = false
 			break
 		}
@@ -281,11 +281,11 @@ func reapApp(ctx context.Context, log *slog.Logger, pod *nspawn.Pod, name string
 	return nil
 }
 
-// recordFirstFailure writes status to nspawn.FirstFailureFile unless an
+// recordFirstFailure writes status to sdpod.FirstFailureFile unless an
 // earlier failure did: the file is linked into place, which fails if it
 // exists.
 func recordFirstFailure(status int) error {
-	dir := filepath.Dir(nspawn.FirstFailureFile)
+	dir := filepath.Dir(sdpod.FirstFailureFile)
 	f, err := os.CreateTemp(dir, ".failure-*")
 	if err != nil {
 		return fmt.Errorf("record first failure: %w", err)
@@ -298,7 +298,7 @@ func recordFirstFailure(status int) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("record first failure: %w", err)
 	}
-	if err := os.Link(f.Name(), nspawn.FirstFailureFile); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Link(f.Name(), sdpod.FirstFailureFile); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("record first failure: %w", err)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package entrypoint
+package apphelper
 
 import (
 	"context"
@@ -23,8 +23,8 @@ import (
 	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/internal/stage1/inroot"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
 // Each app, and each of its event handlers, runs in a PID namespace of
@@ -34,7 +34,7 @@ import (
 // it. The shim (the unit's main process, the helper, in the pod's PID
 // namespace) joins the app's cgroups and, on a thread of its own,
 // unshares CLONE_NEWPID and starts the namespace's init (pid 1,
-// nspawn.AppInit, stage1/cmd/app-init: non-dumpable, catches every
+// sdpod.AppInit, stage1/cmd/app-init: non-dumpable, catches every
 // signal, reaps orphans). Then the app's process, by one of two paths:
 //
 //	fast path (enterAndStart): the      other path (reexecInNamespaces): the
@@ -125,7 +125,7 @@ const (
 // policy too (capabilities, no_new_privs, seccomp, oom_score_adj,
 // cgroup): the spec only says they run as root, and a handler must not be
 // a way around the app's restrictions. See Documentation/isolators.md.
-func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, o execOpts) (int, error) {
+func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) (int, error) {
 	s := app.Spec
 	argv := s.Exec
 	switch o.handler {
@@ -148,7 +148,7 @@ func execApp(ctx context.Context, log *slog.Logger, app *nspawn.App, o execOpts)
 	var notify *net.UnixConn
 	if o.notifyReady {
 		var err error
-		if notify, err = dialNotify(os.Getenv("NOTIFY_SOCKET")); err != nil {
+		if notify, err = DialNotify(os.Getenv("NOTIFY_SOCKET")); err != nil {
 			return 0, fmt.Errorf("app %s: %w", s.Name, err)
 		}
 		defer func() { _ = notify.Close() }()
@@ -239,7 +239,7 @@ type nsStart struct {
 // whose /proc it mounts) and a policy that isolate.Start can apply. The
 // other path starts the helper again in the app's namespaces
 // (execInNamespace), which mounts the /proc of the namespace it is in.
-func startInNamespaces(ctx context.Context, log *slog.Logger, app *nspawn.App, o execOpts, argv []string) (r nsStart) {
+func startInNamespaces(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts, argv []string) (r nsStart) {
 	s := app.Spec
 	begin := time.Now()
 	if err := unix.Unshare(unix.CLONE_NEWPID); err != nil {
@@ -255,7 +255,7 @@ func startInNamespaces(ctx context.Context, log *slog.Logger, app *nspawn.App, o
 	// Go runtime would die of them, and the app's namespace with it. The
 	// app may well run before then, now that it does not wait for a Go
 	// start of its own.
-	init, err := syscall.ForkExec(nspawn.AppInit, []string{nspawn.AppInit, s.Name}, &syscall.ProcAttr{ //nolint:gosec // G204: the stage1's own binary; the argument, the app's name, is for ps
+	init, err := syscall.ForkExec(sdpod.AppInit, []string{sdpod.AppInit, s.Name}, &syscall.ProcAttr{ //nolint:gosec // G204: the stage1's own binary; the argument, the app's name, is for ps
 		Env: []string{}, Files: []uintptr{^uintptr(0), ^uintptr(0), os.Stderr.Fd()},
 		Sys: &syscall.SysProcAttr{Setpgid: true},
 	})
@@ -327,7 +327,7 @@ func pidNSProcfs() (int, error) {
 // app's policy and starts the app (as the app's user, or root for a
 // handler), the second process of the namespace. procfs is the context
 // of the app's /proc (pidNSProcfs).
-func enterAndStart(ctx context.Context, log *slog.Logger, app *nspawn.App, o execOpts, cfg initConfig, procfs int, begin time.Time) (int, error) {
+func enterAndStart(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts, cfg initConfig, procfs int, begin time.Time) (int, error) {
 	flags := unix.CLONE_NEWNS
 	if o.unified {
 		flags |= unix.CLONE_NEWCGROUP
@@ -355,7 +355,7 @@ func enterAndStart(ctx context.Context, log *slog.Logger, app *nspawn.App, o exe
 // reexecInNamespaces starts the helper again (modeExecIn) in the app's
 // PID namespace and a mount namespace of its own, hands it cfg and
 // returns it once it has exec'd the app.
-func reexecInNamespaces(ctx context.Context, log *slog.Logger, app *nspawn.App, o execOpts, cfg initConfig) (int, error) {
+func reexecInNamespaces(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts, cfg initConfig) (int, error) {
 	s := app.Spec
 	b, err := json.Marshal(cfg)
 	if err != nil {
@@ -377,7 +377,7 @@ func reexecInNamespaces(ctx context.Context, log *slog.Logger, app *nspawn.App, 
 		flags |= unix.CLONE_NEWCGROUP
 	}
 	log.DebugContext(ctx, "start app", "argv", cfg.Argv)
-	pid, err := syscall.ForkExec("/proc/self/exe", []string{nspawn.AppHelper, modeExecIn, s.Name}, &syscall.ProcAttr{ //nolint:gosec // G204: the helper itself, argv fixed but the app's name from the pod's config
+	pid, err := syscall.ForkExec("/proc/self/exe", []string{sdpod.AppHelper, modeExecIn, s.Name}, &syscall.ProcAttr{ //nolint:gosec // G204: the helper itself, argv fixed but the app's name from the pod's config
 		Env:   []string{},
 		Files: []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfgR.Fd(), syncW.Fd()},
 		Sys:   &syscall.SysProcAttr{Cloneflags: flags},
@@ -431,7 +431,7 @@ func waitExit(ws syscall.WaitStatus) exitInfo {
 // systemd reports the app's status as the main process's: for a death
 // by a signal, the helper dies of that signal when it can (raisable),
 // and otherwise exits with stage1abi.SignalStatusBase plus the signal,
-// which nspawn.ExitStatus maps to the same status. It returns the exit
+// which sdpod.ExitStatus maps to the same status. It returns the exit
 // status for main.
 func mirrorStatus(e exitInfo) int {
 	if e.Signal == 0 {
@@ -469,7 +469,7 @@ func execInNamespace(ctx context.Context, log *slog.Logger, name string) error {
 	}
 	sync := os.NewFile(nsSyncFD, "app sync pipe")
 	err := prepareAndExec(ctx, log, name)
-	_, _ = sync.WriteString(ErrorLine(fmt.Errorf("app %s: %w", name, err)) + "\n")
+	_, _ = sync.WriteString(oneLine(fmt.Errorf("app %s: %w", name, err)) + "\n")
 	return err
 }
 
@@ -482,7 +482,7 @@ func prepareAndExec(ctx context.Context, log *slog.Logger, name string) error {
 	if err != nil {
 		return fmt.Errorf("read app config: %w", err)
 	}
-	pod, err := nspawn.LoadPod(nspawn.PodConfigFile)
+	pod, err := sdpod.LoadPod(sdpod.PodConfigFile)
 	if err != nil {
 		return err
 	}
@@ -505,7 +505,7 @@ func prepareAndExec(ctx context.Context, log *slog.Logger, name string) error {
 // resolves the credentials (recording them, for an app) and the program
 // there, prepares the app's policy and returns it with the program to
 // run.
-func enterApp(ctx context.Context, log *slog.Logger, app *nspawn.App, cfg initConfig, procfs int) (*isolate.Prepared, isolate.ExecConfig, error) {
+func enterApp(ctx context.Context, log *slog.Logger, app *sdpod.App, cfg initConfig, procfs int) (*isolate.Prepared, isolate.ExecConfig, error) {
 	var ec isolate.ExecConfig
 	if len(cfg.Argv) == 0 {
 		return nil, ec, errdefs.InvalidArgument("nothing to run")

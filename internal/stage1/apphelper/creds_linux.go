@@ -1,4 +1,4 @@
-package entrypoint
+package apphelper
 
 import (
 	"errors"
@@ -6,18 +6,20 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/stage1/appspec"
-	"github.com/nosecone/nscn/stage1/nspawn"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
 // createCredsRecord opens (truncating) the record of app's credentials,
 // in the pod's view, before the helper leaves it for the app's root.
 func createCredsRecord(app string) (*os.File, error) {
-	p := nspawn.CredsFile(app)
+	p := sdpod.CredsFile(app)
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return nil, fmt.Errorf("app %s: create credentials record: %w", app, err)
 	}
@@ -30,7 +32,7 @@ func createCredsRecord(app string) (*os.File, error) {
 
 // writeCredsRecord writes c to the record f and closes it.
 func writeCredsRecord(f *os.File, c appspec.Creds) error {
-	b, err := nspawn.EncodeAppCreds(nspawn.AppCreds{UID: c.UID, GID: c.GID, Groups: c.Groups})
+	b, err := sdpod.EncodeAppCreds(sdpod.AppCreds{UID: c.UID, GID: c.GID, Groups: c.Groups})
 	if err != nil {
 		return err
 	}
@@ -47,10 +49,10 @@ func writeCredsRecord(f *os.File, c appspec.Creds) error {
 // refuses a longer one.
 const maxCredsRecord = 1 << 20
 
-// readCredsRecord reads the record of app's credentials from the pod
+// ReadCredsRecord reads the record of app's credentials from the pod
 // directory, on the host.
-func readCredsRecord(podDir, app string) (appspec.Creds, error) {
-	p := inStage1(podDir, nspawn.CredsFile(app))
+func ReadCredsRecord(podDir, app string) (appspec.Creds, error) {
+	p := inStage1(podDir, sdpod.CredsFile(app))
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return appspec.Creds{}, errdefs.FailedPrecondition("app %s has not started yet: there is no user to enter it as", app)
@@ -64,9 +66,18 @@ func readCredsRecord(podDir, app string) (appspec.Creds, error) {
 	if err != nil {
 		return appspec.Creds{}, fmt.Errorf("read credentials record: %w", err)
 	}
-	c, err := nspawn.ParseAppCreds(b)
+	c, err := sdpod.ParseAppCreds(b)
 	if err != nil {
 		return appspec.Creds{}, fmt.Errorf("app %s: %w", app, err)
 	}
 	return appspec.Creds{UID: c.UID, GID: c.GID, Groups: c.Groups}, nil
 }
+
+// inStage1 is the host path of a pod path (sdpod.PodConfigFile, …).
+func inStage1(podDir, podPath string) string {
+	return filepath.Join(podDir, stage1abi.Stage1RootfsRel, podPath)
+}
+
+// oneLine formats err on a single line, as the app helper's sync pipe and
+// the entrypoints' stderr carry it.
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

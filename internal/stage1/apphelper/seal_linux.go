@@ -1,4 +1,4 @@
-package entrypoint
+package apphelper
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/nosecone/nscn/stage1/nspawn"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 )
 
 // sealLockDir is locked (flock) to serialize sealRoot between the apps'
@@ -19,7 +19,7 @@ import (
 // directory, not a file in it: an open with O_CREAT takes write access to
 // the root's mount even when the file exists, and a remount read-only
 // fails while anyone holds it.
-var sealLockDir = filepath.Dir(nspawn.FirstFailureFile)
+var sealLockDir = filepath.Dir(sdpod.FirstFailureFile)
 
 // sealTries bounds the attempts of the read-only remount, which fails with
 // EBUSY while a process of the pod (the pod's systemd writing a file of
@@ -27,7 +27,7 @@ var sealLockDir = filepath.Dir(nspawn.FirstFailureFile)
 const sealTries = 100
 
 // sealRoot makes the pod's root (the stage1 rootfs) read-only in the
-// pod's mount namespace, but for nspawn.WritableDirs, each bound onto
+// pod's mount namespace, but for sdpod.WritableDirs, each bound onto
 // itself first so that it stays writable. It runs in the first app
 // helper that prepares an app, before any app process exists, and does
 // nothing in the others. The root mount only: the apps' rootfs, the
@@ -53,8 +53,8 @@ func sealRoot(ctx context.Context, log *slog.Logger) error {
 	if st.Flags&unix.ST_RDONLY != 0 {
 		return nil // sealed by another app's helper
 	}
-	for _, d := range nspawn.WritableDirs {
-		if d == nspawn.VolumesDir && emptyDir(d) {
+	for _, d := range sdpod.WritableDirs {
+		if d == sdpod.VolumesDir && emptyDir(d) {
 			continue // no empty volume: nothing to keep writable
 		}
 		log.DebugContext(ctx, "bind writable dir onto itself", "dir", d)
@@ -78,7 +78,7 @@ func sealRoot(ctx context.Context, log *slog.Logger) error {
 // emptyDir reports whether the directory d has no entries (or cannot be
 // read, in which case there is nothing of it to keep writable either).
 func emptyDir(d string) bool {
-	f, err := os.Open(d) //nolint:gosec // G304: a directory of the pod's root (nspawn.WritableDirs)
+	f, err := os.Open(d) //nolint:gosec // G304: a directory of the pod's root (sdpod.WritableDirs)
 	if err != nil {
 		return true
 	}
