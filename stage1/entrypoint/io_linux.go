@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/podlog"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
 // The apps' standard I/O, seen from run:
@@ -39,12 +39,12 @@ func isTerminal(f *os.File) bool {
 }
 
 // makeAppFIFOs creates the FIFOs of an app's I/O in the stage1 rootfs.
-func makeAppFIFOs(podDir string, app nspawn.App) error {
+func makeAppFIFOs(podDir string, app sdpod.App) error {
 	name := app.Spec.Name
-	if err := os.MkdirAll(inStage1(podDir, filepath.Dir(nspawn.AppStdoutFIFO(name))), 0o755); err != nil {
+	if err := os.MkdirAll(inStage1(podDir, filepath.Dir(sdpod.AppStdoutFIFO(name))), 0o755); err != nil {
 		return fmt.Errorf("create app I/O directory: %w", err)
 	}
-	paths := []string{nspawn.AppStdoutFIFO(name), nspawn.AppStderrFIFO(name)}
+	paths := []string{sdpod.AppStdoutFIFO(name), sdpod.AppStderrFIFO(name)}
 	if app.Stdin != "" {
 		paths = append(paths, app.Stdin)
 	}
@@ -68,7 +68,7 @@ type podIO struct {
 // relays of every app, and the stdin feed of an app that has one. console
 // is set for --interactive on a terminal: the app's I/O then goes through
 // the console only, and its log stays empty.
-func startPodIO(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod nspawn.Pod, console bool) (_ *podIO, err error) {
+func startPodIO(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod sdpod.Pod, console bool) (_ *podIO, err error) {
 	p := &podIO{}
 	defer func() {
 		if err != nil {
@@ -95,8 +95,8 @@ func startPodIO(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir str
 			fifo, stream string
 			term         io.Writer
 		}{
-			{nspawn.AppStdoutFIFO(name), stage1abi.LogStreamStdout, cfg.Stdout},
-			{nspawn.AppStderrFIFO(name), stage1abi.LogStreamStderr, cfg.Stderr},
+			{sdpod.AppStdoutFIFO(name), stage1abi.LogStreamStdout, cfg.Stdout},
+			{sdpod.AppStderrFIFO(name), stage1abi.LogStreamStderr, cfg.Stderr},
 		} {
 			r, err := startRelay(inStage1(podDir, s.fifo), &teeWriter{ctx: ctx, log: alog, term: s.term, rec: file.Stream(s.stream)})
 			if err != nil {

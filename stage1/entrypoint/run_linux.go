@@ -20,17 +20,18 @@ import (
 
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/podmount"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/internal/stage1/units"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/fly"
-	"github.com/nosecone/nscn/stage1-fly/inroot"
-	"github.com/nosecone/nscn/stage1-fly/podmount"
 	"github.com/nosecone/nscn/stage1/nspawn"
-	"github.com/nosecone/nscn/stage1/units"
 )
 
 // RunConfig is the input of Run.
 type RunConfig struct {
-	Args nspawn.RunArgs
+	Args sdpod.RunArgs
 	Log  *slog.Logger
 	// LockFD is the value of RKT_LOCK_FD.
 	LockFD string
@@ -48,7 +49,7 @@ func hostRunsSystemd() bool {
 // Run implements the run entrypoint, from the pod directory: it lays out
 // the pod's units and helper config in the stage1 rootfs, starts
 // systemd-nspawn, relays the apps' output and returns the pod's status
-// (nspawn.PodStatus), or an error for a stage1 failure.
+// (sdpod.PodStatus), or an error for a stage1 failure.
 func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	log := cfg.Log.With("pod", cfg.Args.UUID)
 	podDir, err := unix.Getwd()
@@ -61,17 +62,17 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err := checkHostOSRelease(hostOSRelease); err != nil {
 		return 0, err
 	}
-	pm, err := fly.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
+	pm, err := appspec.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
 	if err != nil {
 		return 0, err
 	}
 	if cfg.Args.MDSToken == "" {
-		if cfg.Args.MDSToken, err = nspawn.ReadMDSToken(podDir); err != nil {
+		if cfg.Args.MDSToken, err = sdpod.ReadMDSToken(podDir); err != nil {
 			return 0, err
 		}
 	}
-	lc := nspawn.LayoutConfig{PodDir: podDir, Manifest: pm, Args: cfg.Args}
-	layout, err := nspawn.NewLayout(lc)
+	lc := sdpod.LayoutConfig{PodDir: podDir, Manifest: pm, Args: cfg.Args}
+	layout, err := sdpod.NewLayout(lc)
 	if err != nil {
 		return 0, err
 	}
@@ -93,7 +94,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	lc.ResolvConf, lc.Hosts = pn.ResolvConf, pn.Hosts
 	lc.MetadataURL = podMetadataURL(ctx, log, cfg.Args, pn.HostAddr)
 	if lc.ResolvConf != "" || lc.Hosts != "" || lc.MetadataURL != "" {
-		if layout, err = nspawn.NewLayout(lc); err != nil {
+		if layout, err = sdpod.NewLayout(lc); err != nil {
 			return 0, err
 		}
 	}
@@ -108,7 +109,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 			return 0, errdefs.InvalidArgument("--%s needs a pod with exactly one app, not %d", stage1abi.FlagInteractive, len(layout.Pod.Apps))
 		}
 		if console = isTerminal(cfg.Stdin); !console {
-			layout.Pod.Apps[0].Stdin = nspawn.AppStdinFIFO(layout.Pod.Apps[0].Spec.Name)
+			layout.Pod.Apps[0].Stdin = sdpod.AppStdinFIFO(layout.Pod.Apps[0].Spec.Name)
 		}
 	}
 	reportIsolators(ctx, log, cfg, layout.Reports)
@@ -139,7 +140,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	var binds []nspawn.Bind
+	var binds []sdpod.Bind
 	for _, b := range layout.Binds {
 		var err error
 		if b.NoSymlinks {
@@ -162,7 +163,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	binds = append(binds, cgroupBinds...)
 	// The directories that stay writable once the app helper makes the
 	// pod's root read-only (sealRoot).
-	for _, d := range nspawn.WritableDirs {
+	for _, d := range sdpod.WritableDirs {
 		if err := os.MkdirAll(inStage1(podDir, d), 0o755); err != nil {
 			return 0, fmt.Errorf("create pod directory: %w", err)
 		}
@@ -251,26 +252,26 @@ func consoleMode(console bool) string {
 // writePodFiles writes the units, the helpers' config, the I/O FIFOs
 // and the state directories into the stage1 rootfs. console gives the
 // (only) app the pod's console.
-func writePodFiles(podDir string, pod nspawn.Pod, console bool) error {
+func writePodFiles(podDir string, pod sdpod.Pod, console bool) error {
 	var uapps []units.App
 	for _, a := range pod.Apps {
 		ua := units.App{
 			Name: a.Spec.Name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0,
-			Stdout: nspawn.AppStdoutFIFO(a.Spec.Name), Stderr: nspawn.AppStderrFIFO(a.Spec.Name), Console: console,
+			Stdout: sdpod.AppStdoutFIFO(a.Spec.Name), Stderr: sdpod.AppStderrFIFO(a.Spec.Name), Console: console,
 		}
 		if pod.CgroupUnified && a.Policy != nil {
 			ua.Limits = a.Policy.Cgroup
 		}
 		uapps = append(uapps, ua)
 	}
-	files, err := units.Generate(units.Config{Apps: uapps, Helper: nspawn.AppHelper})
+	files, err := units.Generate(units.Config{Apps: uapps, Helper: sdpod.AppHelper})
 	if err != nil {
 		return err
 	}
-	unitDir := inStage1(podDir, nspawn.UnitDir)
+	unitDir := inStage1(podDir, sdpod.UnitDir)
 	for _, d := range []string{
 		unitDir,
-		inStage1(podDir, filepath.Dir(nspawn.FirstFailureFile)), inStage1(podDir, nspawn.StatusDir),
+		inStage1(podDir, filepath.Dir(sdpod.FirstFailureFile)), inStage1(podDir, sdpod.StatusDir),
 	} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create pod directory: %w", err)
@@ -285,7 +286,7 @@ func writePodFiles(podDir string, pod nspawn.Pod, console bool) error {
 	if err != nil {
 		return fmt.Errorf("encode pod config: %w", err)
 	}
-	if err := writeNewFile(inStage1(podDir, nspawn.PodConfigFile), data, 0o600); err != nil {
+	if err := writeNewFile(inStage1(podDir, sdpod.PodConfigFile), data, 0o600); err != nil {
 		return err
 	}
 	for _, a := range pod.Apps {
@@ -336,7 +337,7 @@ func (r *relay) Close() {
 //
 // cgroupDir, when not empty, is the cgroup systemd-nspawn starts in
 // (joinPodCgroups on a unified host).
-func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod nspawn.Pod, argv []string, console bool, cgroupDir string) (int, error) {
+func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod sdpod.Pod, argv []string, console bool, cgroupDir string) (int, error) {
 	pio, err := startPodIO(ctx, log, cfg, podDir, pod, console)
 	if err != nil {
 		return 0, err
@@ -405,25 +406,25 @@ loop:
 	pio.Close()
 	log.DebugContext(ctx, "systemd-nspawn exited", "err", waitErr)
 
-	in := nspawn.PodStatusInput{Apps: pod.Names(), Statuses: map[string]int{}}
-	if b, err := os.ReadFile(inStage1(podDir, nspawn.FirstFailureFile)); err == nil {
+	in := sdpod.PodStatusInput{Apps: pod.Names(), Statuses: map[string]int{}}
+	if b, err := os.ReadFile(inStage1(podDir, sdpod.FirstFailureFile)); err == nil {
 		in.FirstFailure = string(b)
 	}
-	_, err = os.Lstat(inStage1(podDir, nspawn.KilledFile))
+	_, err = os.Lstat(inStage1(podDir, sdpod.KilledFile))
 	in.Killed = err == nil
 	for _, a := range in.Apps {
 		if st, err := readInt(filepath.Join(podDir, stage1abi.AppStatusFile(a))); err == nil {
 			in.Statuses[a] = st
 		}
 	}
-	status, ok := nspawn.PodStatus(in)
+	status, ok := sdpod.PodStatus(in)
 	if !ok {
 		return 0, fmt.Errorf("the pod ended before its apps did (systemd-nspawn: %v); rerun with --debug to see systemd's messages", waitErr) //nolint:errorlint // waitErr may be nil; nspawn's status is shown, not a cause to classify
 	}
 	if in.Killed {
 		for _, a := range in.Apps {
 			if _, done := in.Statuses[a]; !done {
-				if err := atomicfile.Write(inStage1(podDir, nspawn.StatusDir), a, []byte(strconv.Itoa(status)+"\n")); err != nil {
+				if err := atomicfile.Write(inStage1(podDir, sdpod.StatusDir), a, []byte(strconv.Itoa(status)+"\n")); err != nil {
 					log.WarnContext(ctx, "record status of killed app", "app", a, "err", err)
 				}
 			}

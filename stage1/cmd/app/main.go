@@ -12,9 +12,10 @@ import (
 	"os"
 	"runtime"
 
+	"github.com/nosecone/nscn/internal/stage1/apphelper"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1/entrypoint"
-	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
 // The main goroutine keeps the main thread, the thread group's leader,
@@ -24,16 +25,16 @@ import (
 func init() { runtime.LockOSThread() }
 
 func main() {
-	if len(os.Args) != 3 || !entrypoint.IsAppMode(os.Args[1]) {
+	if len(os.Args) != 3 || !apphelper.IsAppMode(os.Args[1]) {
 		fmt.Fprintln(os.Stderr, "usage: app prepare|pre-start|exec|post-stop|reap NAME")
 		os.Exit(2) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
 	debug := false
-	if pod, err := nspawn.LoadPod(nspawn.PodConfigFile); err == nil {
+	if pod, err := sdpod.LoadPod(sdpod.PodConfigFile); err == nil {
 		debug = pod.Debug
 	}
 	log := entrypoint.NewLogger(os.Stderr, debug)
-	code, err := entrypoint.App(context.Background(), log, os.Args[1], os.Args[2])
+	code, err := apphelper.App(context.Background(), log, os.Args[1], os.Args[2])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(fmt.Errorf("app %s: %s: %w", os.Args[2], os.Args[1], err)))
 		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's

@@ -1,0 +1,55 @@
+package sdpod
+
+import (
+	"bytes"
+	"testing"
+)
+
+func TestNotifyReady(t *testing.T) {
+	tests := []struct {
+		name string
+		msg  string
+		want bool
+	}{
+		{name: "ready with a newline", msg: "READY=1\n", want: true},
+		{name: "ready without a newline", msg: "READY=1", want: true},
+		{name: "among other lines", msg: "STATUS=Container running: Ready.\nREADY=1\nERRNO=0\n", want: true},
+		{name: "status only", msg: "STATUS=Container running: User job app-a.service/start running (2s / 1min 30s)..."},
+		{name: "ready in a status text", msg: "STATUS=READY=1"},
+		{name: "ready 0", msg: "READY=0\n"},
+		{name: "last assignment wins", msg: "READY=1\nREADY=0\n"},
+		{name: "stopping", msg: "STOPPING=1\n"},
+		{name: "with spaces", msg: "READY = 1\n"},
+		{name: "empty", msg: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := NotifyReady([]byte(tt.msg)); got != tt.want {
+				t.Errorf("NotifyReady(%q) = %v, want %v", tt.msg, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNotifySocket(t *testing.T) {
+	s := NotifySocket(testUUID)
+	if s[0] != '@' {
+		t.Fatalf("NotifySocket = %q, want an abstract socket name", s)
+	}
+	// sun_path holds 108 bytes, the leading NUL of an abstract name
+	// included.
+	if len(s) > 107 {
+		t.Fatalf("NotifySocket = %q is longer than a socket address", s)
+	}
+}
+
+func FuzzNotifyReady(f *testing.F) {
+	for _, s := range []string{"READY=1\n", "STATUS=x\nREADY=1", "READY=0", ""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		if NotifyReady(msg) && !bytes.Contains(msg, []byte("READY=1")) {
+			t.Fatalf("NotifyReady(%q) is true without READY=1", msg)
+		}
+	})
+}
