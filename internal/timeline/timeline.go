@@ -2,6 +2,7 @@ package timeline
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -53,6 +54,38 @@ func Monotonic() time.Duration {
 // process's start is the base.
 func FromEnv(proc string) *Timeline {
 	return fromEnv(os.Getenv, proc, processStart, Monotonic, os.Stderr)
+}
+
+// New returns the timeline of process proc counted from base, a
+// CLOCK_MONOTONIC reading that a parent handed over some other way than
+// the environment (a config file of the pod); nil, off, when base is 0.
+func New(proc string, base time.Duration) *Timeline {
+	if base <= 0 {
+		return nil
+	}
+	return &Timeline{proc: proc, base: base, now: Monotonic, w: os.Stderr}
+}
+
+type ctxKey struct{}
+
+// NewContext returns ctx carrying t, for code that marks phases deep in
+// a call tree.
+func NewContext(ctx context.Context, t *Timeline) context.Context {
+	return context.WithValue(ctx, ctxKey{}, t)
+}
+
+// FromContext returns the timeline NewContext put in ctx, or nil (off).
+func FromContext(ctx context.Context) *Timeline {
+	t, _ := ctx.Value(ctxKey{}).(*Timeline)
+	return t
+}
+
+// Base is the run's base instant, 0 when the timeline is off.
+func (t *Timeline) Base() time.Duration {
+	if t == nil {
+		return 0
+	}
+	return t.base
 }
 
 // Enable turns the timeline on for this process and the processes it

@@ -2,6 +2,7 @@ package timeline
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -180,5 +181,25 @@ func TestStrip(t *testing.T) {
 	want := []string{"PATH=/bin", "NSCN_TIMELINEX=keep", "TERM=xterm"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("Strip = %q, want %q", got, want)
+	}
+}
+
+func TestNewAndBase(t *testing.T) {
+	if tl := New("app:x", 0); tl != nil || tl.Base() != 0 {
+		t.Errorf("New with no base = %v, want off", tl)
+	}
+	tl := New("app:x", 5*time.Second)
+	if tl == nil || tl.Base() != 5*time.Second {
+		t.Fatalf("New(5s).Base() = %v", tl.Base())
+	}
+}
+
+func TestContext(t *testing.T) {
+	if FromContext(context.Background()) != nil {
+		t.Error("a bare context carries a timeline")
+	}
+	tl := New("x", time.Second)
+	if got := FromContext(NewContext(context.Background(), tl)); got != tl {
+		t.Errorf("FromContext = %p, want %p", got, tl)
 	}
 }

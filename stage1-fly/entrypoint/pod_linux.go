@@ -18,6 +18,7 @@ import (
 	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/internal/stage1/inroot"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -29,6 +30,7 @@ const processApp = "app"
 // package doc).
 type pod struct {
 	log         *slog.Logger
+	tl          *timeline.Timeline
 	plan        appmount.Plan
 	app         appspec.AppSpec
 	interactive bool
@@ -98,6 +100,7 @@ func (p *pod) run(ctx context.Context, ready chan<- int) (status int, appRan boo
 	}
 	p.log.DebugContext(ctx, "chrooted into the app rootfs", "rootfs", p.plan.RootFS, "tid", unix.Gettid())
 	ready <- unix.Gettid()
+	p.tl.Mark("root-ready")
 
 	app := p.app
 	fsys := rootFS{root: root}
@@ -236,8 +239,10 @@ func (p *pod) runProcess(ctx context.Context, what, path string, argv []string, 
 	if err != nil {
 		return 0, fmt.Errorf("start %s %s: %w", what, path, err)
 	}
+	p.tl.Mark(what + "-started")
 	p.log.DebugContext(ctx, "started", "process", what, "pid", cmd.Process.Pid, "path", path, "uid", c.UID, "gid", c.GID)
 	err = cmd.Wait()
+	p.tl.Mark(what + "-exited")
 	p.mu.Lock()
 	p.current = nil
 	p.mu.Unlock()

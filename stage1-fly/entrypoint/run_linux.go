@@ -18,6 +18,7 @@ import (
 	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/internal/stage1/inroot"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 )
@@ -42,6 +43,8 @@ var forwardedSignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP}
 // process and supervises it until the app is done. It returns the app's
 // status, or an error for fly's own failures (exit ExitRuntime).
 func Run(ctx context.Context, cfg RunConfig) (int, error) {
+	tl := timeline.FromEnv("stage1-fly")
+	tl.Mark("start")
 	log := cfg.Log.With("pod", cfg.Args.UUID)
 	podDir, err := unix.Getwd()
 	if err != nil {
@@ -106,8 +109,9 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 		return 0, err
 	}
 
+	tl.Mark("pod-planned")
 	p := &pod{
-		log: log, plan: plan, app: spec, interactive: cfg.Args.Interactive,
+		log: log, tl: tl, plan: plan, app: spec, interactive: cfg.Args.Interactive,
 		stdout: cfg.Stdout, stderr: cfg.Stderr,
 	}
 	if cfg.Args.Interactive {
@@ -217,6 +221,7 @@ func supervise(ctx context.Context, log *slog.Logger, podDir string, p *pod) (in
 		if err := writeStatus(podDir, p.app.Name, res.status); err != nil {
 			return 0, err
 		}
+		p.tl.Mark("status-written")
 	}
 	return res.status, nil
 }

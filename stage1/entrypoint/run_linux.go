@@ -25,6 +25,7 @@ import (
 	"github.com/nosecone/nscn/internal/stage1/podmount"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/internal/stage1/units"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1/nspawn"
 )
@@ -37,6 +38,8 @@ type RunConfig struct {
 	LockFD string
 	// Stdin is read only by an --interactive app.
 	Stdin, Stdout, Stderr *os.File
+	// Timeline marks run's phases (nil: off).
+	Timeline *timeline.Timeline
 }
 
 // hostRunsSystemd reports whether the host's pid 1 is systemd
@@ -51,6 +54,7 @@ func hostRunsSystemd() bool {
 // systemd-nspawn, relays the apps' output and returns the pod's status
 // (sdpod.PodStatus), or an error for a stage1 failure.
 func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
+	cfg.Timeline.Mark("start")
 	log := cfg.Log.With("pod", cfg.Args.UUID)
 	podDir, err := unix.Getwd()
 	if err != nil {
@@ -91,6 +95,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 			}
 		}
 	}()
+	cfg.Timeline.Mark("network-ready")
 	lc.ResolvConf, lc.Hosts = pn.ResolvConf, pn.Hosts
 	lc.MetadataURL = podMetadataURL(ctx, log, cfg.Args, pn.HostAddr)
 	if lc.ResolvConf != "" || lc.Hosts != "" || lc.MetadataURL != "" {
@@ -118,6 +123,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		return 0, err
 	}
 	layout.Pod.CgroupUnified = hc.unified
+	layout.Pod.TimelineBase = int64(cfg.Timeline.Base())
 	register := useMachined(ctx, log)
 	cgroupBinds, err := setupIsolation(ctx, log, cfg, podDir, &layout.Pod, register)
 	if err != nil {
@@ -129,6 +135,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err := writePodFiles(podDir, layout.Pod, console); err != nil {
 		return 0, err
 	}
+	cfg.Timeline.Mark("pod-files-written")
 	root := filepath.Join(podDir, stage1abi.Stage1RootfsRel)
 	// systemd-nspawn and its loader run on the host: from the image, not
 	// from the pod's copy of it.
@@ -384,6 +391,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start systemd-nspawn: %w", err)
 	}
+	cfg.Timeline.Mark("nspawn-started")
 	if err := atomicfile.Write(podDir, stage1abi.PPIDFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n")); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
@@ -400,6 +408,7 @@ loop:
 			log.DebugContext(ctx, "stop the pod", "signal", sig.String())
 			_ = cmd.Process.Signal(unix.SIGTERM)
 		case waitErr = <-waited:
+			cfg.Timeline.Mark("nspawn-exited")
 			break loop
 		}
 	}

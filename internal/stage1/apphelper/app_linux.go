@@ -20,6 +20,7 @@ import (
 	"github.com/nosecone/nscn/internal/stage1/inroot"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -62,6 +63,9 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) (int, error) 
 		return 0, err
 	}
 	log = log.With("app", name, "mode", mode)
+	tl := timeline.New("app:"+name, time.Duration(pod.TimelineBase))
+	tl.Mark(mode + "-helper-started")
+	ctx = timeline.NewContext(ctx, tl)
 	switch mode {
 	case ModePrepare:
 		return 0, prepareApp(ctx, log, app, pod.CgroupUnified)
@@ -93,6 +97,7 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *sdpod.App, unified b
 	}
 	// make bench reads the containment's cost from these lines.
 	log.DebugContext(ctx, "containment: pod root sealed", "took", time.Since(start))
+	timeline.FromContext(ctx).Mark("pod-root-sealed")
 	p := app.Plan
 	old := unix.Umask(0o022)
 	defer unix.Umask(old)
@@ -250,6 +255,7 @@ func reapApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string)
 		return err
 	}
 	log.DebugContext(ctx, "app exited", "status", status, "result", os.Getenv("SERVICE_RESULT"))
+	timeline.FromContext(ctx).Mark("app-exited")
 	if err := atomicfile.Write(sdpod.StatusDir, name, []byte(strconv.Itoa(status)+"\n")); err != nil {
 		return err
 	}

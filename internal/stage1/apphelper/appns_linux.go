@@ -24,6 +24,7 @@ import (
 	"github.com/nosecone/nscn/internal/stage1/inroot"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -183,6 +184,7 @@ func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) 
 	}
 	// From the shim's decision to start the app to the app's exec.
 	log.DebugContext(ctx, "app running in its namespaces", "took", time.Since(start), "fast", r.fast)
+	timeline.FromContext(ctx).Mark("app-running")
 	if notify != nil {
 		if _, err := notify.Write([]byte("READY=1")); err != nil {
 			log.WarnContext(ctx, "notify the pod's systemd", "err", err)
@@ -288,6 +290,7 @@ func startInNamespaces(ctx context.Context, log *slog.Logger, app *sdpod.App, o 
 		// Only the process that execs knows when it is in: the bound
 		// here includes its start and its exec.
 		log.DebugContext(ctx, "containment: app namespaces entered", "took", time.Since(begin), "fast", false)
+		timeline.FromContext(ctx).Mark("app-namespaces-entered")
 	}
 	return r
 }
@@ -344,6 +347,7 @@ func enterAndStart(ctx context.Context, log *slog.Logger, app *sdpod.App, o exec
 	// add before the app's own start, which it had before them (an exec
 	// then, a fork and exec now).
 	log.DebugContext(ctx, "containment: app namespaces entered", "took", time.Since(begin), "fast", true)
+	timeline.FromContext(ctx).Mark("app-namespaces-entered")
 	start := time.Now()
 	pid, err := pr.Start(ec, []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd()})
 	if err == nil {

@@ -58,6 +58,10 @@ type Pod struct {
 	// namespace rooted at its unit's cgroup, with that cgroup mounted
 	// read-only on the app's /sys/fs/cgroup.
 	CgroupUnified bool `json:"cgroupUnified,omitempty"`
+	// TimelineBase is the run's timeline base (internal/timeline), in
+	// CLOCK_MONOTONIC nanoseconds, when the run prints its timeline: the
+	// helpers inside the pod do not inherit run's environment.
+	TimelineBase int64 `json:"timelineBase,omitempty"`
 }
 
 // AppByName returns the pod's app called name.
