@@ -12,8 +12,10 @@ func TestFormatTimeline(t *testing.T) {
 		want    []string
 		wantErr bool
 	}{
-		{name: "two processes", stderr: "level=DEBUG msg=x\nnscn-timeline: +1.000ms stage0 flags-parsed\nnscn-timeline: +3.500ms stage1-fly start\n",
-			want: []string{"      ", "1.000 ms", "+2.500 ms", "stage1-fly", "start"}},
+		{
+			name: "two processes", stderr: "level=DEBUG msg=x\nnscn-timeline: +1.000ms stage0 flags-parsed\nnscn-timeline: +3.500ms stage1-fly start\n",
+			want: []string{"      ", "1.000 ms", "+2.500 ms", "stage1-fly", "start"},
+		},
 		{name: "none", stderr: "nscn: failed\n", wantErr: true},
 		{name: "malformed", stderr: "nscn-timeline: soon stage0 x\n", wantErr: true},
 	}
