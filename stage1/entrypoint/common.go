@@ -77,7 +77,7 @@ func imageRoot() (string, error) {
 	return filepath.Dir(filepath.Dir(exe)), nil
 }
 
-// inStage1 is the host path of a pod path (nspawn.PodConfigFile, …).
+// inStage1 is the host path of a pod path (sdpod.PodConfigFile, …).
 func inStage1(podDir, podPath string) string {
 	return filepath.Join(podDir, stage1abi.Stage1RootfsRel, podPath)
 }
