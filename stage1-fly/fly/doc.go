@@ -10,8 +10,11 @@ package fly
 
 import "github.com/nosecone/nscn/pkg/stage1abi"
 
+// ImageName is the name of the stage1-fly image.
+const ImageName = "nosecone.dev/nscn/stage1-fly"
+
 // InterfaceVersion is the stage1 interface version stage1-fly implements
-// and declares in its image manifest: it parses every run argument up to
+// and declares in its image manifest (scripts/build-stage1-fly.sh): it parses every run argument up to
 // --ipc, introduced in version 6. It stays below
 // stage1abi.InterfaceVersionReady: fly has no init that could say when the
 // app has started, so stage0 takes a fly pod as ready once it runs and

@@ -21,6 +21,7 @@ import (
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/entry"
 	"github.com/nosecone/nscn/internal/stage1/inroot"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
@@ -60,7 +61,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("get pod directory: %w", err)
 	}
-	if err := checkLockFD(cfg.LockFD, podDir); err != nil {
+	if err := entry.CheckLockFD(cfg.LockFD, podDir); err != nil {
 		return 0, err
 	}
 	if err := checkHostOSRelease(hostOSRelease); err != nil {
@@ -205,30 +206,6 @@ func checkHostOSRelease(paths []string) error {
 		}
 	}
 	return errdefs.FailedPrecondition("the host has no %s, which systemd-nspawn needs (os-release(5)); create one, or use the fly stage1", strings.Join(paths, " or "))
-}
-
-// checkLockFD checks that RKT_LOCK_FD is a descriptor on the pod
-// directory. run keeps it, close-on-exec, until the pod has ended.
-func checkLockFD(v, podDir string) error {
-	if v == "" {
-		return errdefs.FailedPrecondition("%s is not set: stage0 must pass the pod lock", stage1abi.EnvLockFD)
-	}
-	fd, err := strconv.Atoi(v)
-	if err != nil || fd < 3 {
-		return errdefs.InvalidArgument("%s=%q is not a descriptor number above 2", stage1abi.EnvLockFD, v)
-	}
-	var got, want unix.Stat_t
-	if err := unix.Fstat(fd, &got); err != nil {
-		return errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("%s=%d: %w", stage1abi.EnvLockFD, fd, &os.SyscallError{Syscall: "fstat", Err: err}))
-	}
-	if err := unix.Stat(podDir, &want); err != nil {
-		return &os.PathError{Op: "stat", Path: podDir, Err: err}
-	}
-	if got.Dev != want.Dev || got.Ino != want.Ino {
-		return errdefs.InvalidArgument("%s=%d is not a descriptor on the pod directory", stage1abi.EnvLockFD, fd)
-	}
-	unix.CloseOnExec(fd)
-	return nil
 }
 
 // findLoader returns the host paths of the image's dynamic loader and

@@ -1,14 +1,13 @@
 package nspawn
 
 import (
-	"fmt"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/nosecone/nscn/internal/stage1/mkimage"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/internal/testutil"
-	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
 const testUUID = "6f1c0e8a-3b7d-4e0a-9c1e-2a5b4c3d2e1f"
@@ -68,15 +67,19 @@ func TestEnv(t *testing.T) {
 	}
 }
 
-// TestImageDeclaresInterfaceVersion keeps the image manifest the build
-// script writes in step with the arguments ParseRunArgs takes.
-func TestImageDeclaresInterfaceVersion(t *testing.T) {
+// TestBuildScriptDeclaresImage keeps the image manifest the build script
+// has mkstage1 write in step with this flavor's facts.
+func TestBuildScriptDeclaresImage(t *testing.T) {
 	b, err := os.ReadFile("../../scripts/build-stage1-nspawn.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf(`{"name": "%s", "value": "%d"}`, stage1abi.AnnotationInterfaceVersion, InterfaceVersion)
-	if !strings.Contains(string(b), want) {
-		t.Fatalf("scripts/build-stage1-nspawn.sh does not declare %s", want)
+	want := mkimage.Spec{
+		Name:             ImageName,
+		Entrypoints:      mkimage.Entrypoints{Run: EntrypointRun, Enter: EntrypointEnter, GC: EntrypointGC, Stop: EntrypointStop},
+		InterfaceVersion: InterfaceVersion,
+	}
+	if err := mkimage.CheckBuildScript(b, want); err != nil {
+		t.Fatalf("scripts/build-stage1-nspawn.sh: %v", err)
 	}
 }
