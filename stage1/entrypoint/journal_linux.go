@@ -1,0 +1,291 @@
+package entrypoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/appc/spec/schema"
+	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/stage1/nspawn"
+	"github.com/nosecone/nscn/stage1/units"
+)
+
+// The pod's journal (Documentation/logging.md):
+//
+//	app ─stdout pipe─▶ app helper ─▶ journald stream, priority 6 ─┐
+//	    ─stderr pipe─▶ (the shim)  ─▶ journald stream, priority 3 ─┴▶ /var/log/journal/ID
+//	                               ─▶ /nscn/io/APP/stdout, stderr ─▶ run ─▶ terminal
+//
+// The helper opens the two streams itself (the unit's StandardOutput=
+// journal is one connection for stdout and stderr both, and carries the
+// helper's own messages): journald takes the unit from the helper's
+// cgroup (_SYSTEMD_UNIT), the identifier and priority from the stream's
+// header, and /var/log/journal/ID is PODDIR/journal/ID.
+//
+// run creates PODDIR/journal/ID (ID: stage1abi.MachineID), binds
+// PODDIR/journal on the pod's /var/log/journal, writes ID as the pod's
+// /etc/machine-id and links the host's /var/log/journal/ID to the pod's
+// directory, as rkt did, when the host has a /var/log/journal. The gc
+// entrypoint removes that link.
+
+// hostJournalDir is the host's persistent journal directory, a variable
+// for tests.
+var hostJournalDir = "/var/log/journal"
+
+// machineID is the form of a machine ID (machine-id(5)).
+var machineID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// journalApps sends the output of the pod's apps to its journal, but
+// that of an app on the console (console), and lets the apps whose image
+// declares nspawn.NotifyAnnotation say READY=1 themselves.
+func journalApps(podDir string, pod *nspawn.Pod, console bool) error {
+	for i := range pod.Apps {
+		a := &pod.Apps[i]
+		a.Journal = !console
+		p := filepath.Join(podDir, stage1abi.AppInfoDir(a.Spec.Name), stage1abi.AppManifestFile)
+		b, err := os.ReadFile(p) //nolint:gosec // G304: a file in the pod directory (stage1 ABI)
+		if err != nil {
+			return fmt.Errorf("app %s: read image manifest: %w", a.Spec.Name, err)
+		}
+		var im schema.ImageManifest
+		if err := im.UnmarshalJSON(b); err != nil {
+			return errdefs.Newf(errdefs.ErrInvalidArgument, "app %s: parse image manifest %s: %w", a.Spec.Name, p, err)
+		}
+		if nspawn.SupportsNotify(&im) {
+			nspawn.EnableNotify(a)
+		}
+	}
+	return nil
+}
+
+// setupJournal prepares the pod's journal before the pod starts and
+// returns the bind of its directory into the pod.
+func setupJournal(ctx context.Context, log *slog.Logger, podDir, uuid string) (nspawn.Bind, error) {
+	id := stage1abi.MachineID(uuid)
+	if !machineID.MatchString(id) {
+		return nspawn.Bind{}, errdefs.InvalidArgument("pod UUID %q does not make a machine ID", uuid)
+	}
+	dir := filepath.Join(podDir, stage1abi.JournalDir)
+	// journald makes its files 0640, readable by root and the
+	// systemd-journal group of the pod (none): the directories may be
+	// listed by anyone, as the host's /var/log/journal.
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nspawn.Bind{}, fmt.Errorf("create journal directory: %w", err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, id), 0o755); err != nil {
+		return nspawn.Bind{}, fmt.Errorf("create journal directory: %w", err)
+	}
+	// The image's /etc/machine-id is empty: systemd would make up a
+	// random ID at each start, and journald name its directory so.
+	mid := inStage1(podDir, nspawn.MachineIDFile)
+	if err := os.WriteFile(mid, []byte(id+"\n"), 0o444); err != nil {
+		return nspawn.Bind{}, fmt.Errorf("write the pod's machine ID: %w", err)
+	}
+	linkJournal(ctx, log, filepath.Join(dir, id), id)
+	return nspawn.Bind{Source: dir, Target: nspawn.JournalMountDir}, nil
+}
+
+// linkJournal links the host's /var/log/journal/ID to the pod's journal
+// directory, so that the host's journalctl (-m, -M, -D) finds it. A
+// failure is not the pod's: the journal is still read from the pod
+// directory (nscn logs); it is reported, and the pod runs.
+func linkJournal(ctx context.Context, log *slog.Logger, target, id string) {
+	if st, err := os.Stat(hostJournalDir); err != nil || !st.IsDir() {
+		log.DebugContext(ctx, "journal not linked: the host has no persistent journal directory", "dir", hostJournalDir)
+		return
+	}
+	link := filepath.Join(hostJournalDir, id)
+	err := os.Symlink(target, link)
+	if errors.Is(err, fs.ErrExist) {
+		if have, rerr := os.Readlink(link); rerr == nil && have == target {
+			return
+		}
+	}
+	if err != nil {
+		log.WarnContext(ctx, "journal not linked into the host's journal directory", "err", err)
+	}
+}
+
+// unlinkJournal removes the host's link to the pod's journal (gc), if it
+// is the pod's own.
+func unlinkJournal(uuid string) error {
+	id := stage1abi.MachineID(uuid)
+	if !machineID.MatchString(id) {
+		return nil
+	}
+	link := filepath.Join(hostJournalDir, id)
+	have, err := os.Readlink(link)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.EINVAL) {
+			return nil // none, or not a link: not ours
+		}
+		return fmt.Errorf("read journal link: %w", err)
+	}
+	// The pod's own link, made when its directory was elsewhere (gc
+	// moves exited pods): the UUID names one pod.
+	if !strings.HasSuffix(have, string(filepath.Separator)+filepath.Join(uuid, stage1abi.JournalDir, id)) {
+		return nil
+	}
+	if err := os.Remove(link); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove journal link: %w", err)
+	}
+	return nil
+}
+
+// appOutput carries the output of an app that writes to the pod's
+// journal: the app gets the write ends of two pipes as its stdout and
+// stderr, and the helper copies each to its own (the unit's journal
+// stream) with the line's priority, and to the app's FIFO as written.
+type appOutput struct {
+	Stdout, Stderr *os.File // the app's ends
+	wg             sync.WaitGroup
+	once           sync.Once
+}
+
+// startAppOutput starts the copies of an app's output. Its FIFOs may
+// have no reader (run is gone): the output then goes to the journal
+// only. Without the pod's journald, the output goes to the helper's own
+// stdout and stderr, the unit's journal stream.
+func startAppOutput(ctx context.Context, log *slog.Logger, app string) (*appOutput, error) {
+	var r, w []*os.File
+	for range 2 {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			for i := range r {
+				_, _ = r[i].Close(), w[i].Close()
+			}
+			return nil, fmt.Errorf("app %s: create output pipe: %w", app, err)
+		}
+		r, w = append(r, pr), append(w, pw)
+	}
+	o := &appOutput{Stdout: w[0], Stderr: w[1]}
+	for i, s := range []struct {
+		unit     *os.File
+		priority int
+		fifo     string
+	}{
+		{os.Stdout, stage1abi.JournalPriorityStdout, nspawn.AppStdoutFIFO(app)},
+		{os.Stderr, stage1abi.JournalPriorityStderr, nspawn.AppStderrFIFO(app)},
+	} {
+		var journal io.WriteCloser = nopCloser{s.unit}
+		if c, err := journalStream(app, s.priority); err != nil {
+			log.WarnContext(ctx, "app output to the unit's journal stream", "err", err)
+		} else {
+			journal = c
+		}
+		fifo := openFIFOWriter(ctx, log, s.fifo)
+		o.wg.Add(1)
+		go func() {
+			defer o.wg.Done()
+			defer func() { _, _ = r[i].Close(), journal.Close() }()
+			copyOutput(ctx, log, r[i], journal, fifo)
+		}()
+	}
+	return o, nil
+}
+
+// nopCloser is a writer that the copy does not close: the helper's own
+// stdout or stderr.
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// openFIFOWriter opens an app's output FIFO for writing without waiting
+// for a reader; nil when there is none.
+func openFIFOWriter(ctx context.Context, log *slog.Logger, p string) *os.File {
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		log.DebugContext(ctx, "app output to the journal only", "fifo", p, "err", err)
+		return nil
+	}
+	// Blocking writes: an app outruns neither run nor the journal.
+	if err := unix.SetNonblock(fd, false); err != nil {
+		_ = unix.Close(fd)
+		return nil
+	}
+	return os.NewFile(uintptr(fd), p)
+}
+
+// copyOutput copies r to the journal and to fifo (nil for none) until
+// the end of file. A failure of one stops only that copy.
+func copyOutput(ctx context.Context, log *slog.Logger, r io.Reader, journal io.Writer, fifo *os.File) {
+	if fifo != nil {
+		defer func() { _ = fifo.Close() }()
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if journal != nil {
+				if _, werr := journal.Write(buf[:n]); werr != nil {
+					log.WarnContext(ctx, "app output no longer reaches the pod's journal", "err", werr)
+					journal = nil
+				}
+			}
+			if fifo != nil {
+				if _, werr := fifo.Write(buf[:n]); werr != nil {
+					log.DebugContext(ctx, "app output no longer reaches run", "err", werr)
+					_ = fifo.Close()
+					fifo = nil
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// CloseWriters closes the helper's copies of the app's ends, once the
+// app has its own.
+func (o *appOutput) CloseWriters() {
+	o.once.Do(func() {
+		for _, f := range []*os.File{o.Stdout, o.Stderr} {
+			if f != nil {
+				_ = f.Close()
+			}
+		}
+	})
+}
+
+// Wait closes the helper's ends and waits until everything the app (and
+// every process it left, which must be gone) wrote is copied.
+func (o *appOutput) Wait() {
+	o.CloseWriters()
+	o.wg.Wait()
+}
+
+// journalStream connects to the pod's journald as a stream of the app's
+// output (the protocol of sd_journal_stream_fd(3): a header of seven
+// lines, identifier, unit, priority, level prefix, and forwarding to
+// syslog, kmsg and console, then the lines of text). No level prefix:
+// every line has the stream's priority, and a "<3>" the app writes stays
+// in its text.
+func journalStream(app string, priority int) (*net.UnixConn, error) {
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: units.JournalStdoutSocket, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("connect to the pod's journal: %w", err)
+	}
+	if err := c.CloseRead(); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("connect to the pod's journal: %w", err)
+	}
+	if _, err := fmt.Fprintf(c, "%s\n%s\n%d\n0\n0\n0\n0\n", app, units.ServiceName(app), priority); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("write journal stream header: %w", err)
+	}
+	return c, nil
+}
