@@ -79,13 +79,12 @@ func setupJournal(ctx context.Context, log *slog.Logger, podDir, uuid string) (n
 		return nspawn.Bind{}, errdefs.InvalidArgument("pod UUID %q does not make a machine ID", uuid)
 	}
 	dir := filepath.Join(podDir, stage1abi.JournalDir)
-	// journald makes its files 0640, readable by root and the
-	// systemd-journal group of the pod (none): the directories may be
-	// listed by anyone, as the host's /var/log/journal.
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	// As the rest of the pod directory (Documentation/security.md):
+	// journald makes its files 0640 itself.
+	if err := os.Mkdir(dir, 0o750); err != nil {
 		return nspawn.Bind{}, fmt.Errorf("create journal directory: %w", err)
 	}
-	if err := os.Mkdir(filepath.Join(dir, id), 0o755); err != nil {
+	if err := os.Mkdir(filepath.Join(dir, id), 0o750); err != nil {
 		return nspawn.Bind{}, fmt.Errorf("create journal directory: %w", err)
 	}
 	// The image's /etc/machine-id is empty: systemd would make up a
