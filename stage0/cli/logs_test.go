@@ -161,12 +161,18 @@ func TestJournalArgs(t *testing.T) {
 		want   string
 	}{
 		{name: "one app", apps: []string{"web"}, want: base + " _TRANSPORT=stdout _SYSTEMD_UNIT=app-web.service"},
-		{name: "two apps, last lines", apps: []string{"a", "b"}, o: logsOptions{lines: 5},
-			want: base + " --lines=5 _TRANSPORT=stdout _SYSTEMD_UNIT=app-a.service _SYSTEMD_UNIT=app-b.service"},
-		{name: "since, rounded down", apps: []string{"a"}, o: logsOptions{since: since},
-			want: base + " --since=@" + strconv.FormatInt(since.Unix(), 10) + " _TRANSPORT=stdout _SYSTEMD_UNIT=app-a.service"},
-		{name: "after a cursor: no lines, no since", apps: []string{"a"}, o: logsOptions{lines: 5, since: since}, cursor: "s=1;i=2",
-			want: base + " --after-cursor=s=1;i=2 _TRANSPORT=stdout _SYSTEMD_UNIT=app-a.service"},
+		{
+			name: "two apps, last lines", apps: []string{"a", "b"}, o: logsOptions{lines: 5},
+			want: base + " --lines=5 _TRANSPORT=stdout _SYSTEMD_UNIT=app-a.service _SYSTEMD_UNIT=app-b.service",
+		},
+		{
+			name: "since, rounded down", apps: []string{"a"}, o: logsOptions{since: since},
+			want: base + " --since=@" + strconv.FormatInt(since.Unix(), 10) + " _TRANSPORT=stdout _SYSTEMD_UNIT=app-a.service",
+		},
+		{
+			name: "after a cursor: no lines, no since", apps: []string{"a"}, o: logsOptions{lines: 5, since: since}, cursor: "s=1;i=2",
+			want: base + " --after-cursor=s=1;i=2 _TRANSPORT=stdout _SYSTEMD_UNIT=app-a.service",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -84,7 +84,7 @@ func startPodIO(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir str
 			{nspawn.AppStdoutFIFO(name), cfg.Stdout},
 			{nspawn.AppStderrFIFO(name), cfg.Stderr},
 		} {
-			r, err := startRelay(inStage1(podDir, s.fifo), &teeWriter{ctx: ctx, log: alog, term: s.term, rec: io.Discard})
+			r, err := startRelay(inStage1(podDir, s.fifo), &termWriter{ctx: ctx, log: alog, term: s.term})
 			if err != nil {
 				return nil, err
 			}
@@ -126,28 +126,22 @@ func feedStdin(ctx context.Context, log *slog.Logger, fifo string, in *os.File) 
 	}
 }
 
-// teeWriter writes an app's output to run's terminal and to its log. A
-// failure of one does not stop the other: output goes on to the log when
-// run's stdout is gone, and to the terminal when the disk is full; each
-// failure is reported once.
-type teeWriter struct {
-	ctx                 context.Context
-	log                 *slog.Logger
-	term, rec           io.Writer
-	termFailed, recFail bool
+// termWriter writes an app's output to run's terminal. Once the terminal
+// fails (run's stdout is gone), the output is dropped but still read, so
+// that the app never blocks on a full FIFO: it is in the pod's journal.
+// The failure is reported once.
+type termWriter struct {
+	ctx        context.Context
+	log        *slog.Logger
+	term       io.Writer
+	termFailed bool
 }
 
-func (t *teeWriter) Write(p []byte) (int, error) {
+func (t *termWriter) Write(p []byte) (int, error) {
 	if !t.termFailed {
 		if _, err := t.term.Write(p); err != nil {
 			t.termFailed = true
 			t.log.DebugContext(t.ctx, "app output no longer reaches run's terminal", "err", err)
-		}
-	}
-	if !t.recFail {
-		if _, err := t.rec.Write(p); err != nil {
-			t.recFail = true
-			t.log.WarnContext(t.ctx, "app output is no longer recorded in its log", "err", err)
 		}
 	}
 	return len(p), nil

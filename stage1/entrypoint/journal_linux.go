@@ -288,3 +288,41 @@ func journalStream(app string, priority int) (*net.UnixConn, error) {
 	}
 	return c, nil
 }
+
+// HelperStderr is where the app helper of the app called name writes its
+// own messages (its log and its error line): its stderr, the unit's
+// journal stream, and, when the app's output goes to the pod's journal,
+// the app's stderr FIFO too, so that nscn run prints them as before (the
+// unit's stderr was that FIFO). The process that becomes the app
+// (modeExecIn) has the app's stderr, which reaches both already.
+func HelperStderr(pod *nspawn.Pod, mode, name string) io.Writer {
+	app, err := pod.AppByName(name)
+	if err != nil || !app.Journal || mode == modeExecIn {
+		return os.Stderr
+	}
+	fifo := openFIFOWriter(context.Background(), slog.New(slog.DiscardHandler), nspawn.AppStderrFIFO(name))
+	if fifo == nil {
+		return os.Stderr
+	}
+	return &bestEffort{ws: []io.Writer{os.Stderr, fifo}}
+}
+
+// bestEffort writes to every writer that has not failed yet.
+type bestEffort struct {
+	ws     []io.Writer
+	failed []bool
+}
+
+func (b *bestEffort) Write(p []byte) (int, error) {
+	if b.failed == nil {
+		b.failed = make([]bool, len(b.ws))
+	}
+	for i, w := range b.ws {
+		if !b.failed[i] {
+			if _, err := w.Write(p); err != nil {
+				b.failed[i] = true
+			}
+		}
+	}
+	return len(p), nil
+}

@@ -274,8 +274,10 @@ func service(c Config, a App) string {
 	}
 	if c.Journal != nil && !a.Console {
 		// The stdout stream socket must be listening when systemd
-		// connects the app's output to it.
-		lines = append(lines, "Requires="+JournaldSocket, "After="+JournaldSocket)
+		// connects the app's output to it, and journald must have
+		// flushed to /var/log/journal, where the host reads: what it
+		// writes before goes to /run/log/journal first.
+		lines = append(lines, "Requires="+JournaldSocket, "Wants="+JournaldService, "After="+JournaldSocket+" "+JournaldService)
 	}
 	if len(a.Sockets) > 0 {
 		lines = append(lines, "Requires="+SocketName(a.Name), "After="+SocketName(a.Name))
