@@ -13,9 +13,9 @@
 //     and exit targets stop the apps in order and then make systemd exit,
 //     which ends the container;
 //   - with Config.Journal, systemd-journald.socket and .service: the pod's
-//     journald, which keeps the apps' output (StandardOutput=journal) in
-//     the pod's /var/log/journal, flushed there at its start and synced by
-//     nscn-exit.service before the pod ends (Documentation/logging.md).
+//     journald, which keeps the apps' output in the pod's
+//     /var/log/journal from its start, synced by nscn-exit.service before
+//     the pod ends (Documentation/logging.md).
 //
 // The stage1 image ships no unit files of its own: these are all the
 // units the pod's systemd knows. No string from the pod manifest reaches a
@@ -199,14 +199,13 @@ func Generate(c Config) ([]File, error) {
 		"Type=oneshot",
 	}
 	if c.Journal != nil {
-		// poweroff-force stops no unit: journald gets systemd-shutdown's
-		// SIGTERM with the rest. --flush moves what is still in /run,
-		// when the pod ends before journald's own flush (a short pod);
-		// --sync returns once what was sent before, the apps' last
-		// lines included, is on disk.
-		exit = append(exit,
-			"ExecStart=-"+c.Journal.Journalctl+" --flush",
-			"ExecStart=-"+c.Journal.Journalctl+" --sync")
+		// On nscn stop (the shutdown targets): poweroff-force stops no
+		// unit, and journald gets systemd-shutdown's SIGTERM with the
+		// rest. --sync returns once what was sent before, the apps'
+		// last lines included, is on disk. (When the apps end by
+		// themselves, the reap helper powers off at once; journald
+		// writes what it has when it gets SIGTERM.)
+		exit = append(exit, "ExecStart=-"+c.Journal.Journalctl+" --sync")
 	}
 	files = append(files, File{Name: "nscn-exit.service", Content: unit(exit...)})
 	for _, t := range ShutdownTargets {
@@ -255,9 +254,9 @@ func journalUnits(j Journal) []File {
 			"Type=notify",
 			"Sockets="+JournaldSocket,
 			"ExecStart="+j.Journald,
-			// journald writes to /run/log/journal until asked to flush
-			// (systemd-journal-flush.service does it on a host), and
-			// /run is gone with the pod.
+			// journald writes to /run/log/journal, gone with the pod,
+			// until asked to flush (systemd-journal-flush.service does
+			// it on a host). The apps start after this.
 			"ExecStartPost="+j.Journalctl+" --flush",
 			"NotifyAccess=main",
 		)},
