@@ -168,3 +168,19 @@ func TestJournalSocketActivated(t *testing.T) {
 	}
 	assertPodsGone(t, e)
 }
+
+// TestJournalAfterStop: what an app wrote before nscn stop ended the pod
+// is in its journal (nscn-exit.service syncs it before the pod powers
+// off).
+func TestJournalAfterStop(t *testing.T) {
+	e := newEnv(t)
+	p := startPod(t, e, time.Minute, []string{"before-stop"}, nspawnRunArgs(t, busybox(t), "--exec=/bin/sh", "--", "-c",
+		"echo before-stop; echo err-before-stop >&2; exec sleep 300")...)
+	e.ok("stop", p.uuid)
+	_ = p.wait()
+	r := e.ok("logs", p.uuid)
+	if r.stdout != "before-stop\n" || r.stderr != "err-before-stop\n" {
+		t.Fatalf("logs after stop printed stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	assertPodsGone(t, e)
+}
