@@ -6,8 +6,8 @@
 #   sdapp.aci    nosecone.dev/sdapp: tests/sdapp (sd_notify, socket
 #                activation) on busybox, with the supports-systemd-notify
 #                annotation and a socket-activated port "sd" (8086/tcp)
-# Usage: scripts/build-images.sh OUTDIR [ACTOOL]   (from the repository root;
-# environment: GO, default go)
+# Usage: scripts/build-images.sh OUTDIR [ACTOOL]   (environment: GO, default go,
+# which builds tests/sdapp)
 set -euo pipefail
 
 out=${1:?usage: build-images.sh OUTDIR [ACTOOL]}
@@ -93,6 +93,6 @@ image hello '["/bin/sh", "-c", "echo \"$GREETING: app $AC_APP_NAME running as $(
 
 # The test program of tests/journal_test.go, static.
 rootfs "$work/sdapp/rootfs"
-CGO_ENABLED=0 "${GO:-go}" build -trimpath -ldflags=-s -o "$work/sdapp/rootfs/bin/sdapp" ./tests/sdapp
+(cd "$(dirname "$0")/.." && CGO_ENABLED=0 "${GO:-go}" build -trimpath -ldflags=-s -o "$work/sdapp/rootfs/bin/sdapp" ./tests/sdapp)
 image sdapp '["/bin/sdapp", "listen"]' '[{"name": "sd", "protocol": "tcp", "port": 8086, "socketActivated": true}]' \
 	', {"name": "appc.io/executor/supports-systemd-notify", "value": "true"}'
