@@ -68,7 +68,20 @@ done
 # What systemd and systemd-nspawn expect of an OS tree. The units are
 # written by init for each pod.
 mkdir -p "$root/etc/systemd/system" "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp" \
-	"$root/var" "$root/root" "$root/opt/stage2" "$root/rkt/status"
+	"$root/var" "$root/root" "$root/opt/stage2" "$root/rkt/status" "$root/var/log/journal"
+# The pod's journald (Documentation/logging.md): run binds the pod
+# directory's journal/ on /var/log/journal. Every line an app writes is
+# kept (no rate limit) and nothing is forwarded: the apps' output reaches
+# nscn run through the app helper.
+cat >"$root/etc/systemd/journald.conf" <<'JOURNALD'
+[Journal]
+Storage=persistent
+RateLimitIntervalSec=0
+ForwardToSyslog=no
+ForwardToKMsg=no
+ForwardToConsole=no
+ForwardToWall=no
+JOURNALD
 ln -sfn ../run "$root/var/run"
 cat >"$root/usr/lib/os-release" <<OSREL
 NAME="Nose Cone stage1-nspawn"

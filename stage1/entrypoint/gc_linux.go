@@ -30,6 +30,8 @@ import (
 //     removed (only made when the pod is not registered);
 //   - systemd-nspawn's propagation directory for the pod and the empty
 //     volume directories are removed;
+//   - the host's link to the pod's journal (/var/log/journal/MACHINE-ID)
+//     is removed; the journal itself goes with the pod directory;
 //   - the pod's network is torn down (networking.Teardown: CNI DEL, port
 //     claims, namespace pin), also after a kill or a reboot.
 func GC(ctx context.Context, log *slog.Logger, args abiargs.GCArgs) error {
@@ -63,6 +65,9 @@ func GC(ctx context.Context, log *slog.Logger, args abiargs.GCArgs) error {
 		errs = append(errs, err)
 	}
 	if err := teardownNetwork(ctx, log, podDir); err != nil {
+		errs = append(errs, err)
+	}
+	if err := unlinkJournal(args.UUID); err != nil {
 		errs = append(errs, err)
 	}
 	prop := filepath.Join("/run/systemd/nspawn/propagate", nspawn.MachineName(args.UUID))

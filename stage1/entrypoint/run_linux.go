@@ -118,6 +118,9 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 			layout.Pod.Apps[0].Stdin = sdpod.AppStdinFIFO(layout.Pod.Apps[0].Spec.Name)
 		}
 	}
+	if err := journalApps(podDir, &layout.Pod, console); err != nil {
+		return 0, err
+	}
 	reportIsolators(ctx, log, cfg, layout.Reports)
 	hc, err := detectHostCgroups()
 	if err != nil {
@@ -169,6 +172,11 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		binds = append(binds, b)
 	}
 	binds = append(binds, cgroupBinds...)
+	jb, err := setupJournal(ctx, log, podDir, cfg.Args.UUID)
+	if err != nil {
+		return 0, err
+	}
+	binds = append(binds, jb)
 	// The directories that stay writable once the app helper makes the
 	// pod's root read-only (sealRoot).
 	for _, d := range sdpod.WritableDirs {
@@ -242,13 +250,17 @@ func writePodFiles(podDir string, pod sdpod.Pod, console bool) error {
 		ua := units.App{
 			Name: a.Spec.Name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0,
 			Stdout: sdpod.AppStdoutFIFO(a.Spec.Name), Stderr: sdpod.AppStderrFIFO(a.Spec.Name), Console: console,
+			Notify: a.Notify, Sockets: a.Sockets,
 		}
 		if pod.CgroupUnified && a.Policy != nil {
 			ua.Limits = a.Policy.Cgroup
 		}
 		uapps = append(uapps, ua)
 	}
-	files, err := units.Generate(units.Config{Apps: uapps, Helper: sdpod.AppHelper})
+	files, err := units.Generate(units.Config{
+		Apps: uapps, Helper: sdpod.AppHelper,
+		Journal: &units.Journal{Journald: sdpod.Journald, Journalctl: sdpod.Journalctl},
+	})
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,8 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) (int, error) 
 		if err := prepareApp(ctx, log, app, pod.CgroupUnified); err != nil {
 			return 0, err
 		}
-		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified, notifyReady: true})
+		// An app that speaks sd_notify says READY=1 itself.
+		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified, notifyReady: !app.Notify})
 	case ModePreStart:
 		return execApp(ctx, log, app, execOpts{handler: ModePreStart, unified: pod.CgroupUnified})
 	case ModePostStop:
@@ -219,6 +220,13 @@ type execOpts struct {
 	// the pod is ready only when its mounts are made and the app is
 	// started.
 	notifyReady bool
+	// stdio are the descriptors the process gets as its 0, 1 and 2;
+	// set by execApp.
+	stdio [3]uintptr
+	// listenFDs and listenNames are the sockets systemd passed for the
+	// app (initConfig.ListenFDs); set by execApp.
+	listenFDs   int
+	listenNames string
 }
 
 // openStdin makes the FIFO p, which run feeds from its own stdin

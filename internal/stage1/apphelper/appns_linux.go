@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -104,6 +106,44 @@ import (
 type initConfig struct {
 	Argv  []string `json:"argv"`
 	AsApp bool     `json:"asApp,omitempty"`
+	// ListenFDs is the number of sockets systemd passed the shim for the
+	// app (socket activation: LISTEN_FDS), which the app gets as its
+	// descriptors 3 on, with LISTEN_FDS, LISTEN_FDNAMES (ListenNames)
+	// and LISTEN_PID (ListenPID, its own pid as it sees it) set.
+	ListenFDs   int    `json:"listenFDs,omitempty"`
+	ListenNames string `json:"listenNames,omitempty"`
+	ListenPID   int    `json:"listenPID,omitempty"`
+}
+
+// envListenFDs tells the process that becomes the app (modeExecIn) how
+// many sockets come before its config and sync descriptors.
+const envListenFDs = "NSCN_LISTEN_FDS"
+
+// listenFDs returns the number of sockets systemd passed this process
+// (sd_listen_fds(3): LISTEN_PID is ours, LISTEN_FDS of them from fd 3)
+// and their names, and makes them close-on-exec here: only the app gets
+// them, at the same numbers.
+func listenFDs() (int, string) {
+	pid, err := strconv.Atoi(os.Getenv("LISTEN_PID"))
+	if err != nil || pid != os.Getpid() {
+		return 0, ""
+	}
+	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if err != nil || n <= 0 {
+		return 0, ""
+	}
+	for fd := 3; fd < 3+n; fd++ {
+		unix.CloseOnExec(fd)
+	}
+	return n, os.Getenv("LISTEN_FDNAMES")
+}
+
+// withListenFDs appends the descriptors 3 … 3+n-1 to files.
+func withListenFDs(files []uintptr, n int) []uintptr {
+	for fd := 3; fd < 3+n; fd++ {
+		files = append(files, uintptr(fd))
+	}
+	return files
 }
 
 // exitInfo is how a process ended: its exit code, or the signal that
@@ -145,6 +185,21 @@ func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) 
 	}
 	if err := joinAppCgroup(app); err != nil {
 		return 0, err
+	}
+	o.stdio = [3]uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd()}
+	if o.asApp {
+		o.listenFDs, o.listenNames = listenFDs()
+	}
+	if app.Journal {
+		out, err := startAppOutput(ctx, log, s.Name)
+		if err != nil {
+			return 0, err
+		}
+		// On every return: by then the app's namespace, and every
+		// process that had the pipes, is gone, and the helper's own
+		// ends close before the wait.
+		defer out.Wait()
+		o.stdio[1], o.stdio[2] = out.Stdout.Fd(), out.Stderr.Fd()
 	}
 	var notify *net.UnixConn
 	if o.notifyReady {
@@ -267,9 +322,12 @@ func startInNamespaces(ctx context.Context, log *slog.Logger, app *sdpod.App, o 
 	r.init = init
 	log.DebugContext(ctx, "app init started", "took", time.Since(start))
 	// From here on, on failure, the shim kills the init (execApp).
-	cfg := initConfig{Argv: argv, AsApp: o.asApp}
+	cfg := initConfig{Argv: argv, AsApp: o.asApp, ListenFDs: o.listenFDs, ListenNames: o.listenNames}
 	procfs := -1
-	if isolate.StartSafe(app.Policy) {
+	// An app with sockets takes the other path: LISTEN_PID must be its
+	// pid as it sees it, which only the process that execs it knows (the
+	// init's threads take pids of the namespace too).
+	if isolate.StartSafe(app.Policy) && cfg.ListenFDs == 0 {
 		var err error
 		if procfs, err = pidNSProcfs(); err != nil {
 			r.err = fmt.Errorf("app %s: %w", s.Name, err)
@@ -349,7 +407,7 @@ func enterAndStart(ctx context.Context, log *slog.Logger, app *sdpod.App, o exec
 	log.DebugContext(ctx, "containment: app namespaces entered", "took", time.Since(begin), "fast", true)
 	timeline.FromContext(ctx).Mark("app-namespaces-entered")
 	start := time.Now()
-	pid, err := pr.Start(ec, []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd()})
+	pid, err := pr.Start(ec, withListenFDs(o.stdio[:], cfg.ListenFDs))
 	if err == nil {
 		log.DebugContext(ctx, "app started", "took", time.Since(start))
 	}
@@ -381,9 +439,13 @@ func reexecInNamespaces(ctx context.Context, log *slog.Logger, app *sdpod.App, o
 		flags |= unix.CLONE_NEWCGROUP
 	}
 	log.DebugContext(ctx, "start app", "argv", cfg.Argv)
+	env := []string{}
+	if cfg.ListenFDs > 0 {
+		env = append(env, envListenFDs+"="+strconv.Itoa(cfg.ListenFDs))
+	}
 	pid, err := syscall.ForkExec("/proc/self/exe", []string{sdpod.AppHelper, modeExecIn, s.Name}, &syscall.ProcAttr{ //nolint:gosec // G204: the helper itself, argv fixed but the app's name from the pod's config
-		Env:   []string{},
-		Files: []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), cfgR.Fd(), syncW.Fd()},
+		Env:   env,
+		Files: append(withListenFDs(o.stdio[:], cfg.ListenFDs), cfgR.Fd(), syncW.Fd()),
 		Sys:   &syscall.SysProcAttr{Cloneflags: flags},
 	})
 	_ = cfgR.Close()
@@ -468,24 +530,32 @@ func raisable(sig unix.Signal) bool {
 // the program there and calls isolate.Exec. On failure it writes one
 // line on the sync pipe for the shim and returns the error.
 func execInNamespace(ctx context.Context, log *slog.Logger, name string) error {
-	if err := unix.CloseRange(nsConfigFD, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+	// Sockets for the app come first, at 3 on (socket activation).
+	listen, _ := strconv.Atoi(os.Getenv(envListenFDs))
+	if listen < 0 {
+		listen = 0
+	}
+	cfgFD, syncFD := nsConfigFD+listen, nsSyncFD+listen
+	if err := unix.CloseRange(uint(cfgFD), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return &os.SyscallError{Syscall: "close_range", Err: err}
 	}
-	sync := os.NewFile(nsSyncFD, "app sync pipe")
-	err := prepareAndExec(ctx, log, name)
+	sync := os.NewFile(uintptr(syncFD), "app sync pipe")
+	err := prepareAndExec(ctx, log, name, cfgFD)
 	_, _ = sync.WriteString(oneLine(fmt.Errorf("app %s: %w", name, err)) + "\n")
 	return err
 }
 
 // prepareAndExec is execInNamespace's work; it returns only on failure.
-func prepareAndExec(ctx context.Context, log *slog.Logger, name string) error {
-	cfgFile := os.NewFile(nsConfigFD, "app config")
+func prepareAndExec(ctx context.Context, log *slog.Logger, name string, cfgFD int) error {
+	cfgFile := os.NewFile(uintptr(cfgFD), "app config")
 	var cfg initConfig
 	err := json.NewDecoder(cfgFile).Decode(&cfg)
 	_ = cfgFile.Close()
 	if err != nil {
 		return fmt.Errorf("read app config: %w", err)
 	}
+	// This process becomes the app: its pid, as the app sees it.
+	cfg.ListenPID = os.Getpid()
 	pod, err := sdpod.LoadPod(sdpod.PodConfigFile)
 	if err != nil {
 		return err
@@ -569,9 +639,15 @@ func enterApp(ctx context.Context, log *slog.Logger, app *sdpod.App, cfg initCon
 	}
 	log.DebugContext(ctx, "containment: app root and /proc entered", "took", time.Since(start))
 	log.DebugContext(ctx, "exec", "path", path, "uid", creds.UID, "gid", creds.GID, "groups", creds.Groups)
-	env := s.Env
+	env := slices.Clone(s.Env)
 	if env == nil {
 		env = []string{}
+	}
+	if cfg.ListenFDs > 0 {
+		env = append(env, "LISTEN_FDS="+strconv.Itoa(cfg.ListenFDs), "LISTEN_PID="+strconv.Itoa(cfg.ListenPID))
+		if cfg.ListenNames != "" {
+			env = append(env, "LISTEN_FDNAMES="+cfg.ListenNames)
+		}
 	}
 	return pr, isolate.ExecConfig{
 		Path: path, Args: cfg.Argv, Env: env, Dir: s.WorkingDir,

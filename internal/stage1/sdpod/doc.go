@@ -65,6 +65,16 @@ const (
 	VolumesDir = "/volumes"
 	// Stage2Dir is the parent of the apps' directories, in the pod.
 	Stage2Dir = "/opt/stage2"
+	// Journald and Journalctl are the image's journal programs
+	// (scripts/fetch-systemd.sh).
+	Journald   = "/usr/lib/systemd/systemd-journald"
+	Journalctl = "/usr/bin/journalctl"
+	// JournalMountDir is where run binds the pod directory's
+	// stage1abi.JournalDir: the pod's persistent journal.
+	JournalMountDir = "/var/log/journal"
+	// MachineIDFile holds the pod's machine ID (stage1abi.MachineID),
+	// which its systemd and journald take.
+	MachineIDFile = "/etc/machine-id"
 )
 
 // WritableDirs are the directories of the pod's root that stay writable
@@ -74,9 +84,10 @@ const (
 // an app but the volumes it mounts.
 var WritableDirs = []string{path.Dir(FirstFailureFile), StatusDir, VolumesDir}
 
-// AppStdoutFIFO and AppStderrFIFO carry an app's output: its unit writes
-// to them, run copies them to its own stdout and stderr and to the app's
-// log file (stage1abi.AppLogFile).
+// AppStdoutFIFO and AppStderrFIFO carry an app's output: its unit (or,
+// with the pod's journal, its helper) writes to them, and run copies them
+// to its own stdout and stderr (and, without the journal, to the app's
+// log file, stage1abi.AppLogFile).
 func AppStdoutFIFO(app string) string { return IODir + "/" + app + "/stdout" }
 
 // AppStderrFIFO is the stderr twin of AppStdoutFIFO.

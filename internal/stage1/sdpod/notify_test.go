@@ -2,7 +2,15 @@ package sdpod
 
 import (
 	"bytes"
+	"slices"
 	"testing"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/nosecone/nscn/internal/stage1/appmount"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/units"
 )
 
 func TestNotifyReady(t *testing.T) {
@@ -52,4 +60,50 @@ func FuzzNotifyReady(f *testing.F) {
 			t.Fatalf("NotifyReady(%q) is true without READY=1", msg)
 		}
 	})
+}
+
+func TestSupportsNotify(t *testing.T) {
+	tests := []struct {
+		name string
+		ann  types.Annotations
+		want bool
+	}{
+		{name: "none"},
+		{name: "true", ann: types.Annotations{{Name: NotifyAnnotation, Value: "true"}}, want: true},
+		{name: "false", ann: types.Annotations{{Name: NotifyAnnotation, Value: "false"}}},
+		{name: "other annotation", ann: types.Annotations{{Name: "authors", Value: "true"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := SupportsNotify(&schema.ImageManifest{Annotations: tt.ann}); got != tt.want {
+				t.Fatalf("SupportsNotify = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestEnableNotify: the app gets NOTIFY_SOCKET and the socket, bound at
+// the same path, after its other mounts.
+func TestEnableNotify(t *testing.T) {
+	a := App{Spec: appspec.AppSpec{Env: []string{"A=1"}}, Plan: appmount.Plan{Mounts: []appmount.Mount{{Kind: appmount.KindFS, Target: "/proc"}}}}
+	EnableNotify(&a)
+	if !a.Notify || !slices.Equal(a.Spec.Env, []string{"A=1", "NOTIFY_SOCKET=/run/systemd/notify"}) {
+		t.Fatalf("after EnableNotify: notify %v, env %q", a.Notify, a.Spec.Env)
+	}
+	last := a.Plan.Mounts[len(a.Plan.Mounts)-1]
+	if len(a.Plan.Mounts) != 2 || last.Kind != appmount.KindBind || last.Source != AppNotifySocket || last.Target != AppNotifySocket {
+		t.Fatalf("mounts %+v", a.Plan.Mounts)
+	}
+}
+
+func TestSocketPorts(t *testing.T) {
+	app := &types.App{Ports: []types.Port{
+		{Name: "http", Protocol: "tcp", Port: 80, Count: 1},
+		{Name: "dns", Protocol: "udp", Port: 53, Count: 2, SocketActivated: true},
+	}}
+	got := SocketPorts(app)
+	want := []units.Socket{{Name: "dns", Protocol: "udp", Port: 53, Count: 2}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("SocketPorts = %+v, want %+v", got, want)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/isolate"
@@ -17,6 +18,7 @@ import (
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/internal/stage1/appmount"
 	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/units"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -32,6 +34,17 @@ type App struct {
 	// Stdin is the FIFO the app helper opens as the app's stdin (in exec
 	// mode only); empty means the unit's stdin.
 	Stdin string `json:"stdin,omitempty"`
+	// Journal says the app's unit writes to the pod's journal
+	// (units.Config.Journal): the app helper gives the app pipes as its
+	// stdout and stderr and copies them to the journal and to the
+	// app's FIFOs (AppStdoutFIFO, AppStderrFIFO), which run relays.
+	Journal bool `json:"journal,omitempty"`
+	// Notify is set for an app that says READY=1 itself (EnableNotify):
+	// the helper does not say it for the app.
+	Notify bool `json:"notify,omitempty"`
+	// Sockets are the app's socket-activated ports (SocketPorts), for
+	// its units.
+	Sockets []units.Socket `json:"sockets,omitempty"`
 	// Policy is how every process of the app is confined (the app, its
 	// event handlers): computed once by run with isolate.PolicyFor,
 	// applied by the app helper with isolate.Exec. enter recomputes it
@@ -178,7 +191,7 @@ func NewLayout(cfg LayoutConfig) (Layout, error) {
 			return Layout{}, fmt.Errorf("app %q: %w", spec.Name, err)
 		}
 		l.Reports = append(l.Reports, AppReport{App: spec.Name, Report: report})
-		l.Pod.Apps = append(l.Pod.Apps, App{Spec: spec, Plan: plan, Policy: policy})
+		l.Pod.Apps = append(l.Pod.Apps, App{Spec: spec, Plan: plan, Policy: policy, Sockets: SocketPorts(ra.App)})
 	}
 	return l, nil
 }
@@ -378,4 +391,17 @@ func RuntimeApp(pm *schema.PodManifest, name string) (*schema.RuntimeApp, error)
 		return ra, nil
 	}
 	return nil, errdefs.NotFound("pod has no app %q", name)
+}
+
+// SocketPorts are the ports of app that appc marks socketActivated:
+// systemd listens on them in the pod and passes them to the app
+// (units.App.Sockets).
+func SocketPorts(app *types.App) []units.Socket {
+	var out []units.Socket
+	for _, p := range app.Ports {
+		if p.SocketActivated {
+			out = append(out, units.Socket{Name: p.Name.String(), Protocol: p.Protocol, Port: p.Port, Count: p.Count})
+		}
+	}
+	return out
 }

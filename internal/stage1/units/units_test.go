@@ -31,6 +31,12 @@ func testConfig(apps ...App) Config {
 	return Config{Apps: apps, Helper: "/nscn/app"}
 }
 
+// withJournal gives c the pod journald of the stage1-nspawn image.
+func withJournal(c Config) Config {
+	c.Journal = &Journal{Journald: "/usr/lib/systemd/systemd-journald", Journalctl: "/usr/bin/journalctl"}
+	return c
+}
+
 func TestGenerateGolden(t *testing.T) {
 	tests := []struct {
 		name string
@@ -39,6 +45,12 @@ func TestGenerateGolden(t *testing.T) {
 		{name: "one-app", cfg: testConfig(App{Name: "web"})},
 		{name: "three-apps-with-handlers", cfg: testConfig(App{Name: "a"}, App{Name: "b-2", PreStart: true}, App{Name: "c", PostStop: true, PreStart: true})},
 		{name: "interactive-console", cfg: testConfig(App{Name: "sh", Console: true})},
+		{name: "journal", cfg: withJournal(testConfig(App{Name: "web"}, App{Name: "ready", Notify: true}, App{Name: "hooks", PreStart: true, PostStop: true, Notify: true}))},
+		{name: "socket-activated", cfg: withJournal(testConfig(
+			App{Name: "web", Notify: true, Sockets: []Socket{{Name: "http", Protocol: "tcp", Port: 8080}}},
+			App{Name: "dns", PreStart: true, Sockets: []Socket{{Name: "dns-udp", Protocol: "udp", Port: 5353, Count: 2}, {Name: "dns-tcp", Protocol: "tcp", Port: 5353}}},
+		))},
+		{name: "journal-interactive-console", cfg: withJournal(testConfig(App{Name: "sh", Console: true}))},
 		{name: "v2-limits", cfg: testConfig(
 			App{Name: "db", Limits: cgroup.Limits{MemoryMax: 64 << 20, CPUQuota: 50000, CPUShares: 2048}},
 			App{Name: "web", PreStart: true},
@@ -70,6 +82,12 @@ func TestGenerateRefuses(t *testing.T) {
 		{name: "no stdout path", cfg: Config{Apps: []App{{Name: "a", Stderr: "/e"}}, Helper: "/nscn/app"}},
 		{name: "space in stderr path", cfg: Config{Apps: []App{{Name: "a", Stdout: "/o", Stderr: "/e rr"}}, Helper: "/nscn/app"}},
 		{name: "negative memory limit", cfg: testConfig(App{Name: "a", Limits: cgroup.Limits{MemoryMax: -1}})},
+		{name: "relative journald", cfg: Config{Apps: []App{{Name: "a", Stdout: "/o", Stderr: "/e"}}, Helper: "/nscn/app", Journal: &Journal{Journald: "journald", Journalctl: "/usr/bin/journalctl"}}},
+		{name: "journalctl with a specifier", cfg: Config{Apps: []App{{Name: "a", Stdout: "/o", Stderr: "/e"}}, Helper: "/nscn/app", Journal: &Journal{Journald: "/j", Journalctl: "/usr/bin/journalctl%i"}}},
+		{name: "socket port 0", cfg: testConfig(App{Name: "a", Sockets: []Socket{{Name: "p", Protocol: "tcp"}}})},
+		{name: "socket ports past 65535", cfg: testConfig(App{Name: "a", Sockets: []Socket{{Name: "p", Protocol: "tcp", Port: 65535, Count: 2}}})},
+		{name: "socket protocol sctp", cfg: testConfig(App{Name: "a", Sockets: []Socket{{Name: "p", Protocol: "sctp", Port: 1}}})},
+		{name: "socket name with a newline", cfg: testConfig(App{Name: "a", Sockets: []Socket{{Name: "p\nExecStart=/x", Protocol: "tcp", Port: 1}}})},
 		{name: "cpu quota below 1ms", cfg: testConfig(App{Name: "a", Limits: cgroup.Limits{CPUQuota: 999}})},
 	}
 	for _, tt := range tests {

@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 
@@ -30,13 +31,15 @@ func main() {
 		os.Exit(2) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
 	debug := false
+	var stderr io.Writer = os.Stderr
 	if pod, err := sdpod.LoadPod(sdpod.PodConfigFile); err == nil {
 		debug = pod.Debug
+		stderr = apphelper.HelperStderr(pod, os.Args[1], os.Args[2])
 	}
-	log := entrypoint.NewLogger(os.Stderr, debug)
+	log := entrypoint.NewLogger(stderr, debug)
 	code, err := apphelper.App(context.Background(), log, os.Args[1], os.Args[2])
 	if err != nil {
-		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(fmt.Errorf("app %s: %s: %w", os.Args[2], os.Args[1], err)))
+		_, _ = fmt.Fprintln(stderr, entrypoint.ErrorLine(fmt.Errorf("app %s: %s: %w", os.Args[2], os.Args[1], err)))
 		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
 	os.Exit(code) //nolint:forbidigo // main: the app's status, mirrored
