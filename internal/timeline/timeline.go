@@ -59,11 +59,12 @@ func FromEnv(proc string) *Timeline {
 // New returns the timeline of process proc counted from base, a
 // CLOCK_MONOTONIC reading that a parent handed over some other way than
 // the environment (a config file of the pod); nil, off, when base is 0.
-func New(proc string, base time.Duration) *Timeline {
+// Its lines go to w.
+func New(proc string, base time.Duration, w io.Writer) *Timeline {
 	if base <= 0 {
 		return nil
 	}
-	return &Timeline{proc: proc, base: base, now: Monotonic, w: os.Stderr}
+	return &Timeline{proc: proc, base: base, now: Monotonic, w: w}
 }
 
 type ctxKey struct{}

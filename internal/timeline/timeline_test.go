@@ -3,6 +3,7 @@ package timeline
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -185,10 +186,10 @@ func TestStrip(t *testing.T) {
 }
 
 func TestNewAndBase(t *testing.T) {
-	if tl := New("app:x", 0); tl != nil || tl.Base() != 0 {
+	if tl := New("app:x", 0, io.Discard); tl != nil || tl.Base() != 0 {
 		t.Errorf("New with no base = %v, want off", tl)
 	}
-	tl := New("app:x", 5*time.Second)
+	tl := New("app:x", 5*time.Second, io.Discard)
 	if tl == nil || tl.Base() != 5*time.Second {
 		t.Fatalf("New(5s).Base() = %v", tl.Base())
 	}
@@ -198,7 +199,7 @@ func TestContext(t *testing.T) {
 	if FromContext(context.Background()) != nil {
 		t.Error("a bare context carries a timeline")
 	}
-	tl := New("x", time.Second)
+	tl := New("x", time.Second, io.Discard)
 	if got := FromContext(NewContext(context.Background(), tl)); got != tl {
 		t.Errorf("FromContext = %p, want %p", got, tl)
 	}

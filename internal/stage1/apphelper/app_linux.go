@@ -63,9 +63,14 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) (int, error) 
 		return 0, err
 	}
 	log = log.With("app", name, "mode", mode)
-	tl := timeline.New("app:"+name, time.Duration(pod.TimelineBase))
+	// The caller may have made the timeline, to print it where its log
+	// goes (HelperStderr); otherwise it goes to stderr.
+	tl := timeline.FromContext(ctx)
+	if tl == nil {
+		tl = timeline.New("app:"+name, time.Duration(pod.TimelineBase), os.Stderr)
+		ctx = timeline.NewContext(ctx, tl)
+	}
 	tl.Mark(mode + "-helper-started")
-	ctx = timeline.NewContext(ctx, tl)
 	switch mode {
 	case ModePrepare:
 		return 0, prepareApp(ctx, log, app, pod.CgroupUnified)

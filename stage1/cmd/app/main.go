@@ -12,9 +12,11 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"time"
 
 	"github.com/nosecone/nscn/internal/stage1/apphelper"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1/entrypoint"
 )
@@ -32,12 +34,15 @@ func main() {
 	}
 	debug := false
 	var stderr io.Writer = os.Stderr
+	ctx := context.Background()
 	if pod, err := sdpod.LoadPod(sdpod.PodConfigFile); err == nil {
 		debug = pod.Debug
 		stderr = apphelper.HelperStderr(pod, os.Args[1], os.Args[2])
+		// Its lines go where the helper's messages go: nscn run's stderr.
+		ctx = timeline.NewContext(ctx, timeline.New("app:"+os.Args[2], time.Duration(pod.TimelineBase), stderr))
 	}
 	log := entrypoint.NewLogger(stderr, debug)
-	code, err := apphelper.App(context.Background(), log, os.Args[1], os.Args[2])
+	code, err := apphelper.App(ctx, log, os.Args[1], os.Args[2])
 	if err != nil {
 		_, _ = fmt.Fprintln(stderr, entrypoint.ErrorLine(fmt.Errorf("app %s: %s: %w", os.Args[2], os.Args[1], err)))
 		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
