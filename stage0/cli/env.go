@@ -125,10 +125,16 @@ func progressWriter(w io.Writer) io.Writer {
 
 // writeJSON prints v as indented JSON on w, with the control characters
 // encoding/json leaves raw escaped (safetext.JSON).
-func writeJSON(w io.Writer, v any) error {
+func writeJSON(w io.Writer, v any) error { return writeJSONAs(w, v, "json-pretty") }
+
+// writeJSONAs writes v as --format asks: "json" on one line, as rkt did,
+// "json-pretty" indented.
+func writeJSONAs(w io.Writer, v any, format string) error {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
-	enc.SetIndent("", "  ")
+	if format != "json" {
+		enc.SetIndent("", "  ")
+	}
 	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("write json: %w", err)
 	}
@@ -139,12 +145,15 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // formatFlag is the --format flag of list-like commands.
-var formatFlag = &cli.StringFlag{Name: "format", Value: "table", Usage: "output format: table or json"}
+var formatFlag = &cli.StringFlag{Name: "format", Value: "table", Usage: "output format: table, json (one line) or json-pretty"}
 
+// checkFormat reads --format: table, or rkt's json and json-pretty.
 func checkFormat(c *cli.Context) (string, error) {
 	f := c.String("format")
-	if f != "table" && f != "json" {
-		return "", usageErrorf("unknown --format %q (want table or json)", f)
+	if f != "table" && !isJSONFormat(f) {
+		return "", usageErrorf("unknown --format %q (want table, json or json-pretty)", f)
 	}
 	return f, nil
 }
+
+func isJSONFormat(f string) bool { return f == "json" || f == "json-pretty" }

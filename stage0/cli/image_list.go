@@ -62,11 +62,11 @@ field of every image for scripts.`,
 			if err != nil {
 				return err
 			}
-			if format == "json" {
+			if isJSONFormat(format) {
 				if images == nil {
 					images = []*index.Image{}
 				}
-				return writeJSON(g.Stdout, images)
+				return writeJSONAs(g.Stdout, images, format)
 			}
 			tw := tabwriter.NewWriter(g.Stdout, 0, 8, 2, ' ', 0)
 			if !c.Bool("no-legend") {
