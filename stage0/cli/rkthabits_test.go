@@ -294,3 +294,61 @@ func TestImageByName(t *testing.T) {
 		t.Errorf("image rm of a removed name: stderr = %q", stderr)
 	}
 }
+
+func TestUUIDFile(t *testing.T) {
+	f := newPodFixture(t)
+	p := f.mkPod(podSpec{state: pod.Exited, statuses: map[string]int{"web": 3}})
+	file := filepath.Join(t.TempDir(), "uuid")
+	writeTestFile(t, file, p.UUID+"\n", 0o644)
+	if out := f.mustRun("status", "--uuid-file="+file); !strings.Contains(out, "app-web=3\n") {
+		t.Errorf("status --uuid-file printed %q", out)
+	}
+	if out := f.mustRun("cat-manifest", "--uuid-file", file); !strings.Contains(out, `"PodManifest"`) {
+		t.Errorf("cat-manifest --uuid-file printed %q", out)
+	}
+	for _, tt := range []struct {
+		args []string
+		err  string
+	}{
+		{args: []string{"status", "--uuid-file=" + file, p.UUID}, err: "exactly one pod"},
+		{args: []string{"cat-manifest"}, err: "a pod UUID (or --uuid-file) is required"},
+		{args: []string{"export", "--uuid-file=" + file}, err: "a pod (a UUID or --uuid-file) and an OUTPUT file are required"},
+		{args: []string{"export", p.UUID}, err: "an OUTPUT file are required"},
+		{args: []string{"enter", "--uuid-file=" + filepath.Join(t.TempDir(), "none")}, err: "read --uuid-file"},
+	} {
+		_, _, err := f.run(tt.args...)
+		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), tt.err) {
+			t.Errorf("nscn %s: err = %v, want a usage error with %q", strings.Join(tt.args, " "), err, tt.err)
+		}
+	}
+}
+
+func TestImageListSort(t *testing.T) {
+	f := newPodFixture(t)
+	for _, n := range []string{"example.com/b", "example.com/c", "example.com/a"} {
+		f.testImage(n)
+	}
+	names := func(args ...string) string {
+		out := f.mustRun(append([]string{"image", "list", "--no-legend", "--fields=name"}, args...)...)
+		return strings.Join(strings.Fields(out), " ")
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{want: "example.com/b example.com/c example.com/a"},
+		{args: []string{"--order=desc"}, want: "example.com/a example.com/c example.com/b"},
+		{args: []string{"--sort=name"}, want: "example.com/a example.com/b example.com/c"},
+		{args: []string{"--sort=name", "--order=desc"}, want: "example.com/c example.com/b example.com/a"},
+		{args: []string{"--sort=size,name"}, want: "example.com/a example.com/b example.com/c"},
+	} {
+		if got := names(tt.args...); got != tt.want {
+			t.Errorf("image list %s: %s, want %s", strings.Join(tt.args, " "), got, tt.want)
+		}
+	}
+	for _, args := range [][]string{{"--sort=bogus"}, {"--order=up"}} {
+		if _, _, err := f.run(append([]string{"image", "list"}, args...)...); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("image list %s: err = %v, want a usage error", args, err)
+		}
+	}
+}

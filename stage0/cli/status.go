@@ -59,6 +59,7 @@ both flags, status waits for readiness, then for the exit.
 status exits 0 whatever the apps' statuses; its own failures exit 254 (2 for bad
 usage).`,
 		Flags: []cli.Flag{
+			uuidFileFlag(),
 			&cli.StringFlag{Name: "format", Value: "lines", Usage: "output format: lines (key=value), json (one line) or json-pretty"},
 			&cli.GenericFlag{Name: "wait", Value: &waitFlag{}, DefaultText: "off", Usage: "wait until the pod has exited; --wait=DURATION waits at most DURATION"},
 			&cli.GenericFlag{Name: "wait-ready", Value: &waitFlag{}, DefaultText: "off", Usage: "wait until the pod's apps have started; --wait-ready=DURATION waits at most DURATION"},
@@ -69,10 +70,11 @@ usage).`,
 			if format != "lines" && !isJSONFormat(format) {
 				return usageErrorf("status: unknown --format %q (want lines, json or json-pretty)", format)
 			}
-			if c.NArg() != 1 {
-				return usageErrorf("status: exactly one pod UUID is required")
+			ref, _, err := onePod(c, "status", 0, "")
+			if err != nil {
+				return err
 			}
-			p, err := pod.Get(c.Context, g.Dir, c.Args().First())
+			p, err := pod.Get(c.Context, g.Dir, ref)
 			if err != nil {
 				return err
 			}
