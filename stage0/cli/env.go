@@ -83,7 +83,7 @@ func newFetcher(g *Globals, s *store.Store, policy fetch.PullPolicy) *fetch.Fetc
 		OCI: fetch.OCIOptions{
 			// rkt's auth.d files first (the user's, local, system), then
 			// Docker's config.
-			Keychain: oci.NewKeychain(authconfig.DefaultDirs(g.LocalConfig, g.SystemConfig)...).WithDocker(),
+			Keychain: oci.NewKeychain(authDirs(g)...).WithDocker(),
 		},
 
 		TrustKeysFromHTTPS: g.TrustKeysFromHTTPS,
@@ -91,11 +91,18 @@ func newFetcher(g *Globals, s *store.Store, policy fetch.PullPolicy) *fetch.Fetc
 	}
 }
 
+// authDirs are the directories whose auth.d nscn reads, the most
+// important first: the user's (--user-config, rkt's flag), the local and
+// the system one.
+func authDirs(g *Globals) []string {
+	return []string{g.UserConfig, g.LocalConfig, g.SystemConfig}
+}
+
 // loadAuth reads the credentials of auth.d. A file that cannot be read is
 // reported and ignored, so that a mistake there does not stop fetches that
 // need no credentials; a request that does gets the server's refusal.
 func loadAuth(g *Globals) *authconfig.Config {
-	c, err := authconfig.LoadDirs(authconfig.DefaultDirs(g.LocalConfig, g.SystemConfig)...)
+	c, err := authconfig.LoadDirs(authDirs(g)...)
 	if err != nil {
 		g.Log.Warn("credentials of auth.d not used", "error", err)
 		return nil

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -350,5 +351,73 @@ func TestImageListSort(t *testing.T) {
 		if _, _, err := f.run(append([]string{"image", "list"}, args...)...); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("image list %s: err = %v, want a usage error", args, err)
 		}
+	}
+}
+
+func TestGlobalFlagsFirst(t *testing.T) {
+	app := NewApp(strings.NewReader(""), io.Discard, io.Discard)
+	tests := []struct{ in, want string }{
+		{"nscn status --dir=/x UUID", "nscn --dir=/x status UUID"},
+		{"nscn --debug status --dir /x --format=json UUID", "nscn --debug --dir /x status --format=json UUID"},
+		{"nscn image list --insecure-options=image --full", "nscn --insecure-options=image image list --full"},
+		{"nscn run --insecure-options=image --volume v,kind=empty app.aci --debug --exec /x -- --dir=/y", "nscn --insecure-options=image --debug run --volume v,kind=empty app.aci --exec /x -- --dir=/y"},
+		{"nscn prepare --quiet --dir /x app.aci", "nscn --dir /x prepare --quiet app.aci"},
+		// What follows a command's first argument is the command's.
+		{"nscn enter UUID ls --dir", "nscn enter UUID ls --dir"},
+		{"nscn enter --app=web --debug UUID ls --debug", "nscn --debug enter --app=web UUID ls --debug"},
+		{"nscn status --wait --dir /x UUID", "nscn --dir /x status --wait UUID"},
+		{"nscn --dir /x list", "nscn --dir /x list"},
+		{"nscn bogus --dir /x", "nscn bogus --dir /x"},
+		{"nscn", "nscn"},
+	}
+	for _, tt := range tests {
+		got := strings.Join(GlobalFlagsFirst(app, strings.Fields(tt.in)), " ")
+		if got != tt.want {
+			t.Errorf("GlobalFlagsFirst(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+
+	// And the command runs with them.
+	f := newPodFixture(t)
+	p := f.mkPod(podSpec{state: pod.Exited, statuses: map[string]int{"web": 0}})
+	var out, errb strings.Builder
+	app = NewApp(strings.NewReader(""), &out, &errb)
+	if err := app.RunContext(t.Context(), GlobalFlagsFirst(app, []string{"nscn", "status", "--dir", f.dir, p.UUID})); err != nil {
+		t.Fatalf("status with --dir after it: %v\n%s", err, errb.String())
+	}
+	if !strings.Contains(out.String(), "state=exited") {
+		t.Errorf("status printed %q", out.String())
+	}
+}
+
+// TestUserConfigAuth checks that an rkt auth.d file in the user config
+// directory (--user-config, given after the command as rkt allowed) is
+// read as it is.
+func TestUserConfigAuth(t *testing.T) {
+	f := newPodFixture(t)
+	user := t.TempDir()
+	writeTestFile(t, filepath.Join(user, "auth.d", "a.json"),
+		`{"rktKind":"auth","rktVersion":"v1","domains":["example.com"],"type":"basic","credentials":{"user":"u","password":"p"}}`, 0o644)
+	var out, errb strings.Builder
+	app := NewApp(strings.NewReader(""), &out, &errb)
+	args := GlobalFlagsFirst(app, []string{"nscn", "--dir", f.dir, "--local-config", f.local, "config", "--user-config", user})
+	if err := app.RunContext(t.Context(), args); err != nil {
+		t.Fatalf("config: %v\n%s", err, errb.String())
+	}
+	var cfg configOutput
+	if err := json.Unmarshal([]byte(out.String()), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range cfg.Stage0 {
+		if e.Kind == "paths" && e.UserConfigDir != user {
+			t.Errorf("paths: user-config %q, want %q", e.UserConfigDir, user)
+		}
+		if e.Kind == "auth" && len(e.Domains) == 1 && e.Domains[0] == "example.com" && strings.HasPrefix(e.File, user) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the user's rkt auth entry is not in:\n%s", out.String())
 	}
 }
