@@ -69,6 +69,11 @@ func keystore(g *Globals) *pgp.Keystore {
 
 // newFetcher builds a fetcher from the global flags.
 func newFetcher(g *Globals, s *store.Store, policy fetch.PullPolicy) *fetch.Fetcher {
+	if g.Insecure.Image {
+		// Once per command, as rkt did, not once per image: a command
+		// builds one fetcher.
+		g.Log.Warn("signature verification is disabled (--insecure-options=image)")
+	}
 	return &fetch.Fetcher{
 		Store:         s,
 		Keys:          keystore(g),

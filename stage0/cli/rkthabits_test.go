@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/mountplan"
 	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/networking/cni"
 	"github.com/nosecone/nscn/stage0/prepare"
@@ -419,5 +421,49 @@ func TestUserConfigAuth(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("the user's rkt auth entry is not in:\n%s", out.String())
+	}
+}
+
+// TestRunRefusesNonRoot checks that run, prepare and run-prepared refuse
+// a non-root user before anything exists: no data directory is made.
+func TestRunRefusesNonRoot(t *testing.T) {
+	old := geteuid
+	geteuid = func() int { return 1000 }
+	t.Cleanup(func() { geteuid = old })
+	f := newPodFixture(t)
+	for _, args := range [][]string{
+		{"--insecure-options=image", "run", "/nonexistent/app.aci"},
+		{"prepare", "/nonexistent/app.aci"},
+		{"run-prepared", "0123"},
+	} {
+		_, _, err := f.run(args...)
+		if !errors.Is(err, errdefs.ErrPermissionDenied) || !strings.Contains(err.Error(), "as root only") {
+			t.Errorf("nscn %s as uid 1000: err = %v, want permission denied", strings.Join(args, " "), err)
+		}
+	}
+	if _, err := os.Stat(f.dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("data directory after refused commands: %v", err)
+	}
+	// --help still works.
+	if _, _, err := f.run("prepare", "--help"); err != nil {
+		t.Errorf("prepare --help as uid 1000: %v", err)
+	}
+}
+
+// TestStatusAfterUnmount checks that status still shows the apps' exit
+// statuses of an exited pod whose stage1 root filesystem is no longer
+// mounted (after a reboot): they are read from the overlay's upper
+// directory in the pod directory.
+func TestStatusAfterUnmount(t *testing.T) {
+	f := newPodFixture(t)
+	p := f.mkPod(podSpec{state: pod.Exited, apps: []string{"web", "db"}})
+	upper, _ := mountplan.Stage1OverlayDirs(p.Path)
+	writeTestFile(t, filepath.Join(upper, "rkt", "status", "web"), "0\n", 0o644)
+	writeTestFile(t, filepath.Join(upper, "rkt", "status", "db"), "137\n", 0o644)
+	out := f.mustRun("status", p.UUID)
+	for _, want := range []string{"\napp-web=0\n", "\napp-db=137\n", "\nexited=true\n", "\nfinished="} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", strings.TrimSpace(want), out)
+		}
 	}
 }

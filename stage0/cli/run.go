@@ -129,6 +129,9 @@ func runPreparedCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usageErrorf("run-prepared: exactly one UUID is required")
 			}
+			if err := needRoot("run-prepared"); err != nil {
+				return err
+			}
 			if err := checkIPC(c.String("ipc")); err != nil {
 				return err
 			}
@@ -181,6 +184,20 @@ func runPreparedCommand() *cli.Command {
 	}
 }
 
+// geteuid is os.Geteuid, a seam for the tests that run as root.
+var geteuid = os.Geteuid
+
+// needRoot refuses run, prepare and run-prepared for a user other than
+// root, before anything is fetched, copied or mounted: they would fail
+// half way (mounting the pod's root filesystems, entering namespaces)
+// and leave an aborted pod behind, as rkt's did not.
+func needRoot(cmd string) error {
+	if geteuid() != 0 {
+		return errdefs.PermissionDenied("%s: nscn runs pods as root only (run it with sudo; the nscn group may list and inspect them)", cmd)
+	}
+	return nil
+}
+
 // runOrPrepare is run (exec the stage1) and prepare (stop when prepared).
 func runOrPrepare(c *cli.Context, run bool) error {
 	g := globals(c)
@@ -199,6 +216,9 @@ func runOrPrepare(c *cli.Context, run bool) error {
 			parent = l[1]
 		}
 		return cli.ShowCommandHelp(parent, c.Command.Name)
+	}
+	if err := needRoot(c.Command.Name); err != nil {
+		return err
 	}
 	if err := checkHostname(ra.flag("hostname")); err != nil {
 		return err
