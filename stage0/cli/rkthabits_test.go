@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -22,7 +23,7 @@ import (
 func writeNetRecord(t *testing.T, podDir, name string, index int, result string) {
 	t.Helper()
 	r := &cni.Record{
-		Version: cni.RecordVersion, Name: name, Index: index, IfName: "eth" + string(rune('0'+index)),
+		Version: cni.RecordVersion, Name: name, Index: index, IfName: "eth" + strconv.Itoa(index),
 		ContainerID: "c", NetNS: "/var/run/netns/x", PluginDirs: []string{"/usr/lib/cni"},
 		Config: json.RawMessage(`{"cniVersion":"1.0.0","name":"` + name + `","plugins":[{"type":"ptp"}]}`),
 	}
