@@ -1,0 +1,106 @@
+//go:build functional && nspawn
+
+package tests
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nosecone/nscn/internal/mountplan"
+)
+
+// The rkt habits of rkt_habits_test.go that need stage1-nspawn (a pod of
+// its own hostname and network), and the pod-running ones again with it.
+
+func TestRktNspawnEtcFiles(t *testing.T) {
+	e := newEnv(t)
+	script := `readlink /etc/mtab; cat /etc/hostname; grep -c ' / ' /etc/mtab`
+	r := e.ok(nspawnRunArgs(t, "--hostname=rkt-habits", busybox(t), "--exec=/bin/sh", "--", "-c", script)...)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) < 3 || lines[0] != "../proc/self/mounts" || lines[1] != "rkt-habits" || lines[2] == "0" {
+		t.Errorf("/etc/mtab link, /etc/hostname and mounts in /etc/mtab: %q", r.stdout)
+	}
+	// The default hostname is nscn-UUID, as the docs say.
+	r = e.ok(nspawnRunArgs(t, "--uuid-file-save="+filepath.Join(t.TempDir(), "u"), busybox(t), "--exec=/bin/cat", "--", "/etc/hostname")...)
+	if !strings.HasPrefix(strings.TrimSpace(r.stdout), "nscn-") {
+		t.Errorf("default /etc/hostname = %q, want nscn-UUID", r.stdout)
+	}
+}
+
+func TestRktNspawnStatusNetworks(t *testing.T) {
+	e := newNetEnv(t)
+	p := startNetPod(t, e, []string{"--net=default"}, "echo ready; sleep 120")
+	ip := p.ip(t, e, "default")
+	want := "default:ip4=" + ip
+	if got := statusMap(t, e, p.uuid)["networks"]; got != want {
+		t.Errorf("status networks=%q, want %q", got, want)
+	}
+	list := e.ok("list").stdout
+	if !strings.Contains(strings.SplitN(list, "\n", 2)[0], "NETWORKS") {
+		t.Errorf("list has no NETWORKS column:\n%s", list)
+	}
+	found := false
+	for _, l := range strings.Split(list, "\n") {
+		if strings.HasPrefix(l, p.uuid[:8]) && strings.HasSuffix(strings.TrimSpace(l), want) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("list has no row of %s ending in %s:\n%s", p.uuid[:8], want, list)
+	}
+	js := e.ok("list", "--format=json").stdout
+	if !strings.Contains(js, `"netName":"default"`) || !strings.Contains(js, `"ip":"`+ip+`"`) {
+		t.Errorf("list --format=json has no network:\n%s", js)
+	}
+	p.stop(t, e)
+	netGC(t, e)
+}
+
+func TestRktNspawnRunHabits(t *testing.T) {
+	e := newEnv(t)
+	// user and group root without /etc/passwd and /etc/group.
+	noPasswd := rebuiltBusybox(t, func(t *testing.T, layout string, m map[string]any) {
+		for _, f := range []string{"etc/passwd", "etc/group"} {
+			if err := os.Remove(filepath.Join(layout, "rootfs", f)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		app := m["app"].(map[string]any)
+		app["user"], app["group"] = "root", "root"
+	})
+	r := e.ok(nspawnRunArgs(t, noPasswd, "--exec=/bin/sh", "--", "-c", "echo uid=$(id -u) gid=$(id -g)")...)
+	if !strings.Contains(r.stdout, "uid=0 gid=0") {
+		t.Errorf("root without /etc/passwd: %q", r.stdout)
+	}
+	// A mount target through a dangling absolute symlink; a later
+	// --mount of a target with a trailing slash replaces the earlier.
+	link := rebuiltBusybox(t, func(t *testing.T, layout string, _ map[string]any) {
+		if err := os.Symlink("/srv/data", filepath.Join(layout, "rootfs", "data")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	one, two := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(two, "f"), []byte("two"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = e.ok(nspawnRunArgs(t, "--volume=one,kind=host,source="+one, "--volume=two,kind=host,source="+two,
+		"--mount=volume=one,target=/data", link, "--mount=volume=two,target=/data/",
+		"--exec=/bin/cat", "--", "/srv/data/f")...)
+	if strings.TrimSpace(r.stdout) != "two" {
+		t.Errorf("mount through /data -> /srv/data: %q", r.stdout)
+	}
+	// The exit status outlives the pod's mounts.
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	if r := e.run(nspawnRunArgs(t, "--uuid-file-save="+uuidFile, busybox(t), "--exec=/bin/sh", "--", "-c", "exit 5")...); r.code != 5 {
+		t.Fatalf("run: exit %d, want 5\n%s", r.code, r.stderr)
+	}
+	if err := mountplan.UnmountAll(context.Background(), e.dir); err != nil {
+		t.Fatal(err)
+	}
+	if out := e.ok("status", "--uuid-file="+uuidFile).stdout; !strings.Contains(out, "app-busybox=5\n") {
+		t.Errorf("status once the mounts are gone:\n%s", out)
+	}
+}
