@@ -17,6 +17,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/authconfig"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/logstyle"
 	"github.com/nosecone/nscn/internal/version"
 )
 
@@ -155,7 +156,7 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			if g.Debug {
 				level = slog.LevelDebug
 			}
-			g.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			g.Log = logstyle.New(stderr, level, g.Debug)
 			c.Context = context.WithValue(c.Context, globalsKey{}, g)
 			return nil
 		},

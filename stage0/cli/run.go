@@ -21,6 +21,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/aci"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/logstyle"
 	"github.com/nosecone/nscn/internal/mds"
 	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
@@ -236,7 +237,7 @@ func runOrPrepare(c *cli.Context, run bool) error {
 		if g.Debug {
 			level = slog.LevelDebug
 		}
-		g.Log = slog.New(slog.NewTextHandler(g.Stderr, &slog.HandlerOptions{Level: level}))
+		g.Log = logstyle.New(g.Stderr, level, g.Debug)
 	}
 	opts, sel, err := prepareOptions(g, ra)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nosecone/nscn/internal/logstyle"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -19,7 +20,7 @@ func NewLogger(w io.Writer, debug bool) *slog.Logger {
 	if debug {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With("flavor", "fly")
+	return logstyle.New(w, level, debug).With("flavor", "fly")
 }
 
 // DebugFromEnv reports whether stage0 asked for debug output through the

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/logstyle"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -21,7 +22,7 @@ func NewLogger(w io.Writer, debug bool) *slog.Logger {
 	if debug {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With("flavor", "nspawn")
+	return logstyle.New(w, level, debug).With("flavor", "nspawn")
 }
 
 // DebugFromEnv reports whether stage0 asked for debug output through the
