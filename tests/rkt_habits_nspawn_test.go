@@ -104,3 +104,48 @@ func TestRktNspawnRunHabits(t *testing.T) {
 		t.Errorf("status once the mounts are gone:\n%s", out)
 	}
 }
+
+// TestRktNspawnOneLogStyle checks the log records of stage0 and
+// stage1-nspawn on stderr: one format, each key once, the time only with
+// --debug.
+func TestRktNspawnOneLogStyle(t *testing.T) {
+	e := newEnv(t)
+	for _, debug := range []bool{false, true} {
+		args := nspawnRunArgs(t, busybox(t), "--exec=/bin/true")
+		if debug {
+			args = append([]string{"--debug"}, args...)
+		}
+		r := e.ok(args...)
+		records, stage1 := 0, 0
+		for _, l := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+			if !strings.Contains(l, "level=") {
+				continue // systemd's console, with --debug
+			}
+			records++
+			if strings.Contains(l, "flavor=nspawn") {
+				stage1++
+			}
+			if strings.HasPrefix(l, "time=") != debug {
+				t.Errorf("debug %v: record %q", debug, l)
+			}
+			seen := map[string]bool{}
+			for _, f := range strings.Fields(l) {
+				k, _, ok := strings.Cut(f, "=")
+				if !ok || strings.ContainsAny(k, `"[`) || strings.HasPrefix(k, "-") {
+					continue // inside a quoted value
+				}
+				if seen[k] {
+					t.Errorf("key %s twice in %q", k, l)
+				}
+				seen[k] = true
+			}
+		}
+		if records == 0 || (debug && stage1 == 0) {
+			t.Errorf("debug %v: %d records, %d of the stage1:\n%s", debug, records, stage1, r.stderr)
+		}
+	}
+}
+
+func TestRktNspawnNoOverlay(t *testing.T) {
+	noOverlayPod(t, newEnv(t), "--net=host", "--stage1-path="+nspawnACI(t))
+}

@@ -315,9 +315,6 @@ func TestRktRefusedUpFront(t *testing.T) {
 
 	// Not root: refused before the data directory exists.
 	fresh := filepath.Join(t.TempDir(), "data")
-	if err := os.Chmod(filepath.Dir(fresh), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c := exec.CommandContext(ctx, nscnBin(t), "--dir", fresh, "--insecure-options=image", "run", busybox(t)) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
@@ -376,4 +373,44 @@ func TestRktMountThroughDanglingSymlink(t *testing.T) {
 	if !strings.Contains(r.stdout, "through the link") {
 		t.Errorf("mount through /data -> /srv/data: %q", r.stdout)
 	}
+}
+
+// noOverlayPod runs a busybox app that writes /f with --no-overlay (and
+// the flags given) and checks the pod directory: the copied rootfs holds
+// the file, no overlay is left, and the tree store was not written.
+func noOverlayPod(t *testing.T, e *env, flags ...string) {
+	t.Helper()
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	args := append([]string{"--insecure-options=image", "run", "--no-overlay", "--uuid-file-save=" + uuidFile}, flags...)
+	r := e.ok(append(args, busybox(t), "--exec=/bin/sh", "--", "-c", "echo written > /f; cat /f")...)
+	if !strings.Contains(r.stdout, "written") {
+		t.Fatalf("--no-overlay app: %q", r.stdout)
+	}
+	b, err := os.ReadFile(uuidFile) //nolint:gosec // G304: a file the test made
+	if err != nil {
+		t.Fatal(err)
+	}
+	uuid := strings.TrimSpace(string(b))
+	dirs, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", uuid))
+	if len(dirs) != 1 {
+		t.Fatalf("pod dir of %s: %v", uuid, dirs)
+	}
+	if err := mountplan.UnmountAll(context.Background(), dirs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dirs[0], "overlay")); !errors.Is(err, fs.ErrNotExist) { //nolint:gosec // G703: the test's own pod directory
+		t.Errorf("a --no-overlay pod has an overlay dir: %v", err)
+	}
+	f := filepath.Join(dirs[0], "stage1", "rootfs", "opt", "stage2", "busybox", "rootfs", "f")
+	if b, err := os.ReadFile(f); err != nil || string(b) != "written\n" { //nolint:gosec // G304: a file of the test's pod
+		t.Errorf("the copied rootfs lacks the app's file once unmounted: %q, %v", b, err)
+	}
+	trees, _ := filepath.Glob(filepath.Join(e.dir, "cas", "tree", "*", "rootfs", "f"))
+	if len(trees) != 0 {
+		t.Errorf("the app wrote into the tree store: %v", trees)
+	}
+}
+
+func TestRktNoOverlay(t *testing.T) {
+	noOverlayPod(t, newEnv(t))
 }

@@ -375,7 +375,7 @@ func execStage1(ctx context.Context, g *Globals, p *pod.Pod, s1 stage1.Pod, f st
 func prepareOptions(g *Globals, ra *runArgs) (prepare.Options, stage1.Selection, error) {
 	o := prepare.Options{
 		DataDir: g.Dir, Log: g.Log, InheritEnv: ra.boolean(nil, "inherit-env"), HostEnv: os.Environ(),
-		AllCapabilities: g.Insecure.Capabilities,
+		AllCapabilities: g.Insecure.Capabilities, NoOverlay: ra.boolean(nil, "no-overlay"),
 	}
 	sel := stage1.Selection{
 		FromDir: ra.flag("stage1-from-dir"),

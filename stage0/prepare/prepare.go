@@ -66,6 +66,9 @@ type Options struct {
 	// Ports are the pod manifest's ports (--port): host ports forwarded
 	// to a port an app's image names.
 	Ports []types.ExposedPort
+	// NoOverlay copies the rendered trees into the pod directory instead
+	// of mounting overlays on them (--no-overlay).
+	NoOverlay bool
 	// UserAnnotations and UserLabels are --user-annotation and
 	// --user-label: the pod manifest's userAnnotations and userLabels,
 	// which stage1 leaves alone and tools read back.
