@@ -5,9 +5,11 @@ package tests
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nosecone/nscn/internal/mountplan"
 )
@@ -148,4 +150,38 @@ func TestRktNspawnOneLogStyle(t *testing.T) {
 
 func TestRktNspawnNoOverlay(t *testing.T) {
 	noOverlayPod(t, newEnv(t), "--net=host", "--stage1-path="+nspawnACI(t))
+}
+
+// TestRktNspawnInteractiveFirstByte runs an --interactive pod on a
+// terminal (script(1) gives it one) and checks that the app's output is
+// the first thing on it: no stray byte before it.
+func TestRktNspawnInteractiveFirstByte(t *testing.T) {
+	e := newEnv(t)
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script(1) (bsdutils) is not installed")
+	}
+	e.ok("--insecure-options=image", "fetch", nspawnACI(t), busybox(t)) // progress bars out of the way
+	argv := append([]string{nscnBin(t), "--dir", e.dir, "--local-config", e.local, "--system-config", e.system},
+		nspawnRunArgs(t, "--interactive", busybox(t), "--exec=/bin/echo", "--", "first")...)
+	quoted := make([]string, len(argv))
+	for i, a := range argv {
+		quoted[i] = "'" + a + "'"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, script, "-q", "-c", strings.Join(quoted, " ")+" 2>/dev/null", "/dev/null") //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
+	// A terminal whose input stays open, as a user's does.
+	stdin, err := c.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = stdin.Close() }()
+	out, err := c.Output()
+	if err != nil {
+		t.Fatalf("script: %v\n%q", err, out)
+	}
+	if !strings.HasPrefix(string(out), "first\r\n") {
+		t.Errorf("the terminal shows %q, want the app's first line first", out)
+	}
 }
