@@ -170,6 +170,12 @@ func TestRunFlagsAsRkt(t *testing.T) {
 		{name: "prepare refuses interactive", cmd: onlyPrepare, args: []string{"--interactive", "example.com/app"}, err: "--interactive applies when the pod runs"},
 		{name: "run refuses quiet", cmd: onlyRun, args: []string{"--quiet", "example.com/app"}, err: "--quiet is a flag of nscn prepare"},
 		{name: "prepare quiet", cmd: onlyPrepare, args: []string{"--quiet", "example.com/app"}},
+		{name: "no overlay", cmd: onlyRun, args: []string{"--no-overlay", "example.com/app"}, check: func(t *testing.T, o prepare.Options) {
+			if !o.NoOverlay {
+				t.Error("--no-overlay did not reach the prepare options")
+			}
+		}},
+		{name: "no overlay is pod-wide", cmd: onlyRun, args: []string{"example.com/app", "--no-overlay"}, err: "applies to the whole pod"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -56,6 +56,9 @@ pid is known.
 with an error. --wait-ready fails if the pod ends before it is seen ready. With
 both flags, status waits for readiness, then for the exit.
 
+--uuid-file=FILE names the pod by the UUID in FILE (as run --uuid-file-save wrote
+it) instead of the argument, as rkt's status did.
+
 status exits 0 whatever the apps' statuses; its own failures exit 254 (2 for bad
 usage).`,
 		Flags: []cli.Flag{
