@@ -141,6 +141,11 @@ func TestRktImageCommandsTakeNames(t *testing.T) {
 	if r.code == 0 || strings.Contains(r.stderr, "successfully removed") || !strings.Contains(r.stderr, "in the store") {
 		t.Errorf("image rm of a removed name: exit %d\n%s", r.code, r.stderr)
 	}
+	// image gc ends as rkt's did too.
+	e.ok("--insecure-options=image", "fetch", busybox(t))
+	if r := e.ok("image", "gc", "--grace-period=0s"); !strings.HasSuffix(r.stderr, "\n1 image(s) successfully removed\n") {
+		t.Errorf("image gc did not count, as rkt did:\n%s", r.stderr)
+	}
 }
 
 func TestRktGlobalFlagsAfterCommand(t *testing.T) {
