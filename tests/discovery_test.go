@@ -332,7 +332,8 @@ func TestDiscoveryFetch(t *testing.T) {
 	// from its file) taken from the store.
 	e.ok("--insecure-options=image", "fetch", busybox(t))
 	srv.publishManifest(t, gpg, fpr, "localhost/disco/runme", []byte(`{"acKind":"ImageManifest","acVersion":"0.8.11",`+
-		`"name":"localhost/disco/runme","app":{"exec":["/bin/sh","-c","cat /name"],"user":"0","group":"0"},`+
+		`"name":"localhost/disco/runme","labels":[{"name":"os","value":"linux"},{"name":"arch","value":"`+hostArch()+`"}],`+
+		`"app":{"exec":["/bin/sh","-c","cat /name"],"user":"0","group":"0"},`+
 		`"dependencies":[{"imageName":"nosecone.dev/busybox"}]}`), "latest")
 	r = e.ok("--trust-keys-from-https", "run", "localhost/disco/runme")
 	if !strings.Contains(r.stdout, "localhost/disco/runme") {

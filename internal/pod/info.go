@@ -16,6 +16,7 @@ import (
 	"github.com/appc/spec/schema"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/mountplan"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -229,6 +230,23 @@ func (p *Pod) WaitPID(ctx context.Context) (int, error) {
 	}
 }
 
+// readAppStatus reads the exit status stage1 recorded for app: through
+// the stage1's root filesystem while it is mounted, else from the
+// overlay's upper directory in the pod directory, where the file stays
+// once the mounts are gone (after a reboot, or an unmount by gc).
+func readAppStatus(root *os.Root, app string) ([]byte, fs.FileInfo, error) {
+	b, fi, err := readRegular(root, stage1abi.AppStatusFile(app), maxSmallFile)
+	if !errors.Is(err, errdefs.ErrNotFound) {
+		return b, fi, err
+	}
+	rel, relErr := filepath.Rel(stage1abi.Stage1RootfsRel, stage1abi.AppStatusFile(app))
+	if relErr != nil {
+		return b, fi, err
+	}
+	upper, _ := mountplan.Stage1OverlayDirs("")
+	return readRegular(root, filepath.Join(upper, rel), maxSmallFile)
+}
+
 // AppExitStatuses returns the exit status stage1 recorded for each app of
 // the pod manifest (stage1abi.AppStatusFile), by app name. Apps without a
 // status (not exited yet) are absent.
@@ -248,7 +266,7 @@ func (p *Pod) AppExitStatuses(ctx context.Context) (map[string]int, error) {
 	out := make(map[string]int, len(pm.Apps))
 	for _, a := range pm.Apps {
 		name := a.Name.String()
-		b, _, err := readRegular(root, stage1abi.AppStatusFile(name), maxSmallFile)
+		b, _, err := readAppStatus(root, name)
 		if errors.Is(err, errdefs.ErrNotFound) {
 			continue
 		}
@@ -365,7 +383,7 @@ func (p *Pod) Finished(ctx context.Context) (time.Time, error) {
 	var newest time.Time
 	if pm, err := readManifest(root, p.UUID); err == nil {
 		for _, a := range pm.Apps {
-			if fi, err := root.Lstat(stage1abi.AppStatusFile(a.Name.String())); err == nil && fi.ModTime().After(newest) {
+			if _, fi, err := readAppStatus(root, a.Name.String()); err == nil && fi.ModTime().After(newest) {
 				newest = fi.ModTime()
 			}
 		}

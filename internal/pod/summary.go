@@ -90,7 +90,7 @@ func (p *Pod) Summary(ctx context.Context, full bool) (*Summary, error) {
 		s.ExitStatuses = make(map[string]int, len(s.Manifest.Apps))
 		for _, a := range s.Manifest.Apps {
 			name := a.Name.String()
-			b, fi, err := readRegular(root, stage1abi.AppStatusFile(name), maxSmallFile)
+			b, fi, err := readAppStatus(root, name)
 			if err != nil {
 				note(fmt.Errorf("read exit status of app %s of pod %s: %w", name, p.UUID, err))
 				continue

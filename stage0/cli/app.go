@@ -15,7 +15,9 @@ import (
 	"github.com/appc/spec/schema/types/resource"
 	"github.com/urfave/cli/v2"
 
+	"github.com/nosecone/nscn/internal/authconfig"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/logstyle"
 	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/internal/version"
 )
@@ -29,9 +31,12 @@ const (
 
 // Globals are the values of the global flags, shared by every subcommand.
 type Globals struct {
-	Dir                string
-	LocalConfig        string
-	SystemConfig       string
+	Dir          string
+	LocalConfig  string
+	SystemConfig string
+	// UserConfig is the user's configuration directory (--user-config,
+	// as rkt's): its auth.d comes before the local and system ones.
+	UserConfig         string
 	Insecure           InsecureOptions
 	Debug              bool
 	TrustKeysFromHTTPS bool
@@ -119,6 +124,7 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "dir", Value: DefaultDataDir, Usage: "nscn data directory", EnvVars: []string{"NSCN_DIR"}},
 			&cli.StringFlag{Name: "local-config", Value: DefaultLocalConfig, Usage: "local configuration directory"},
 			&cli.StringFlag{Name: "system-config", Value: DefaultSystemConfig, Usage: "system configuration directory"},
+			&cli.StringFlag{Name: "user-config", Value: authconfig.UserDir(), Usage: "user configuration directory (auth.d), read before the local one"},
 			&cli.StringFlag{Name: "insecure-options", Value: "none", Usage: "comma-separated checks to skip: none,image,tls,http,pubkey,capabilities,paths,seccomp,all-fetch,all-run,all"},
 			&cli.BoolFlag{Name: "debug", Usage: "print debug messages to stderr"},
 			&cli.BoolFlag{Name: "trust-keys-from-https", Usage: "automatically trust keys fetched over https during discovery"},
@@ -141,6 +147,7 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			g.Dir = dir
 			g.LocalConfig = c.String("local-config")
 			g.SystemConfig = c.String("system-config")
+			g.UserConfig = c.String("user-config")
 			g.Insecure = ins
 			g.Debug = c.Bool("debug")
 			g.TrustKeysFromHTTPS = c.Bool("trust-keys-from-https")
@@ -153,7 +160,7 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			if g.Debug {
 				level = slog.LevelDebug
 			}
-			g.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			g.Log = logstyle.New(stderr, level, g.Debug)
 			if g.Debug {
 				timeline.Enable()
 			}

@@ -21,13 +21,15 @@ pod with the given UUID or unambiguous UUID prefix, indented unless
 --pretty-print=false. A pod still being prepared has no manifest yet.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "pretty-print", Value: true, Usage: "indent the JSON"},
+			uuidFileFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			g := globals(c)
-			if c.NArg() != 1 {
-				return usageErrorf("cat-manifest: exactly one pod UUID is required")
+			ref, _, err := onePod(c, "cat-manifest", 0, "")
+			if err != nil {
+				return err
 			}
-			p, err := pod.Get(c.Context, g.Dir, c.Args().First())
+			p, err := pod.Get(c.Context, g.Dir, ref)
 			if err != nil {
 				return err
 			}

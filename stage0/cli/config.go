@@ -17,8 +17,9 @@ func configCommand() *cli.Command {
 		Description: `Prints, as rkt config did, one JSON object whose "stage0" list holds an entry per
 kind of setting, each with "nscnKind" and "nscnVersion":
 
-   paths        the data directory, the stage1 image directories and the local and
-                system config directories (--dir, --local-config, --system-config)
+   paths        the data directory, the stage1 image directories and the local,
+                system and user config directories (--dir, --local-config,
+                --system-config, --user-config)
    stage1       the default stage1 image: from stage1.d in the config directories
                 ("source" names the file), or the build's default image
    auth         credentials for https servers, from auth.d (secrets masked)
@@ -42,6 +43,7 @@ type configEntry struct {
 	Stage1ImageDirs []string `json:"stage1-images,omitempty"`
 	LocalConfigDir  string   `json:"local-config,omitempty"`
 	SystemConfigDir string   `json:"system-config,omitempty"`
+	UserConfigDir   string   `json:"user-config,omitempty"`
 
 	// stage1
 	Stage1Kind     string `json:"kind,omitempty"`
@@ -84,6 +86,7 @@ func runConfig(c *cli.Context) error {
 		Stage1ImageDirs: nonEmpty(binDir, stage1.SystemImageDir),
 		LocalConfigDir:  g.LocalConfig,
 		SystemConfigDir: g.SystemConfig,
+		UserConfigDir:   g.UserConfig,
 	}}}
 
 	s1 := configEntry{Kind: "stage1", Version: "v1"}
@@ -102,7 +105,7 @@ func runConfig(c *cli.Context) error {
 	s1.Stage1Kind, s1.Stage1Location, s1.Source = string(ref.Kind), ref.Value, file
 	out.Stage0 = append(out.Stage0, s1)
 
-	auth, err := authconfig.LoadDirs(authconfig.DefaultDirs(g.LocalConfig, g.SystemConfig)...)
+	auth, err := authconfig.LoadDirs(authDirs(g)...)
 	if err != nil {
 		return err
 	}

@@ -48,21 +48,21 @@ the host's other namespaces. Ctrl-C reaches CMD, not nscn.
 enter fails (254) when the pod is not running or its stage1 cannot enter it.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "app", Usage: "the app to enter (needed when the pod has several)"},
+			uuidFileFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			g := globals(c)
-			if c.NArg() == 0 {
-				return usageErrorf("enter: a pod UUID is required")
+			ref, cmdline, err := onePod(c, "enter", -1, "")
+			if err != nil {
+				return err
 			}
-			args := c.Args().Slice()
-			cmdline := args[1:]
 			if len(cmdline) > 0 && cmdline[0] == "--" {
 				cmdline = cmdline[1:]
 			}
 			if len(cmdline) == 0 {
 				cmdline = []string{defaultEnterCommand}
 			}
-			p, err := pod.Get(c.Context, g.Dir, args[0])
+			p, err := pod.Get(c.Context, g.Dir, ref)
 			if err != nil {
 				return err
 			}

@@ -69,6 +69,11 @@ func keystore(g *Globals) *pgp.Keystore {
 
 // newFetcher builds a fetcher from the global flags.
 func newFetcher(g *Globals, s *store.Store, policy fetch.PullPolicy) *fetch.Fetcher {
+	if g.Insecure.Image {
+		// Once per command, as rkt did, not once per image: a command
+		// builds one fetcher.
+		g.Log.Warn("signature verification is disabled (--insecure-options=image)")
+	}
 	return &fetch.Fetcher{
 		Store:         s,
 		Keys:          keystore(g),
@@ -83,7 +88,7 @@ func newFetcher(g *Globals, s *store.Store, policy fetch.PullPolicy) *fetch.Fetc
 		OCI: fetch.OCIOptions{
 			// rkt's auth.d files first (the user's, local, system), then
 			// Docker's config.
-			Keychain: oci.NewKeychain(authconfig.DefaultDirs(g.LocalConfig, g.SystemConfig)...).WithDocker(),
+			Keychain: oci.NewKeychain(authDirs(g)...).WithDocker(),
 		},
 
 		TrustKeysFromHTTPS: g.TrustKeysFromHTTPS,
@@ -91,11 +96,18 @@ func newFetcher(g *Globals, s *store.Store, policy fetch.PullPolicy) *fetch.Fetc
 	}
 }
 
+// authDirs are the directories whose auth.d nscn reads, the most
+// important first: the user's (--user-config, rkt's flag), the local and
+// the system one.
+func authDirs(g *Globals) []string {
+	return []string{g.UserConfig, g.LocalConfig, g.SystemConfig}
+}
+
 // loadAuth reads the credentials of auth.d. A file that cannot be read is
 // reported and ignored, so that a mistake there does not stop fetches that
 // need no credentials; a request that does gets the server's refusal.
 func loadAuth(g *Globals) *authconfig.Config {
-	c, err := authconfig.LoadDirs(authconfig.DefaultDirs(g.LocalConfig, g.SystemConfig)...)
+	c, err := authconfig.LoadDirs(authDirs(g)...)
 	if err != nil {
 		g.Log.Warn("credentials of auth.d not used", "error", err)
 		return nil
@@ -125,10 +137,16 @@ func progressWriter(w io.Writer) io.Writer {
 
 // writeJSON prints v as indented JSON on w, with the control characters
 // encoding/json leaves raw escaped (safetext.JSON).
-func writeJSON(w io.Writer, v any) error {
+func writeJSON(w io.Writer, v any) error { return writeJSONAs(w, v, "json-pretty") }
+
+// writeJSONAs writes v as --format asks: "json" on one line, as rkt did,
+// "json-pretty" indented.
+func writeJSONAs(w io.Writer, v any, format string) error {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
-	enc.SetIndent("", "  ")
+	if format != "json" {
+		enc.SetIndent("", "  ")
+	}
 	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("write json: %w", err)
 	}
@@ -139,12 +157,15 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // formatFlag is the --format flag of list-like commands.
-var formatFlag = &cli.StringFlag{Name: "format", Value: "table", Usage: "output format: table or json"}
+var formatFlag = &cli.StringFlag{Name: "format", Value: "table", Usage: "output format: table, json (one line) or json-pretty"}
 
+// checkFormat reads --format: table, or rkt's json and json-pretty.
 func checkFormat(c *cli.Context) (string, error) {
 	f := c.String("format")
-	if f != "table" && f != "json" {
-		return "", usageErrorf("unknown --format %q (want table or json)", f)
+	if f != "table" && !isJSONFormat(f) {
+		return "", usageErrorf("unknown --format %q (want table, json or json-pretty)", f)
 	}
 	return f, nil
 }
+
+func isJSONFormat(f string) bool { return f == "json" || f == "json-pretty" }

@@ -55,23 +55,25 @@ runs, gc leaves the pod alone.`,
 			&cli.StringFlag{Name: "app", Usage: "the app to export (needed when the pod has several)"},
 			&cli.BoolFlag{Name: "overwrite", Usage: "replace OUTPUT if it exists"},
 			&cli.StringFlag{Name: "compression", Value: "none", Usage: "compression of the ACI: none or gzip"},
+			uuidFileFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			g := globals(c)
-			if c.NArg() != 2 {
-				return usageErrorf("export: a pod UUID and an OUTPUT file are required")
+			ref, rest, err := onePod(c, "export", 1, "an OUTPUT file")
+			if err != nil {
+				return err
 			}
 			compression := c.String("compression")
 			if compression != "none" && compression != "gzip" {
 				return usageErrorf("export: unknown --compression %q (want none or gzip)", compression)
 			}
-			out := c.Args().Get(1)
+			out := rest[0]
 			if !c.Bool("overwrite") {
 				if _, err := os.Lstat(out); err == nil {
 					return errdefs.AlreadyExists("export: %s exists (use --overwrite to replace it)", out)
 				}
 			}
-			p, err := pod.Get(c.Context, g.Dir, c.Args().First())
+			p, err := pod.Get(c.Context, g.Dir, ref)
 			if err != nil {
 				return err
 			}

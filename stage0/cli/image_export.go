@@ -17,20 +17,20 @@ func imageExportCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "export",
 		Usage:     "write a stored image to an ACI file",
-		ArgsUsage: "IMAGEID OUTPUT.aci",
+		ArgsUsage: "IMAGE OUTPUT.aci",
 		Description: `Writes the image's uncompressed ACI (the exact tar its ID is the hash of)
 to OUTPUT.aci. An existing file is refused unless --overwrite.`,
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "overwrite", Usage: "replace OUTPUT if it exists"}},
 		Action: func(c *cli.Context) error {
 			g := globals(c)
 			if c.NArg() != 2 {
-				return usageErrorf("image export: IMAGEID and OUTPUT are required")
+				return usageErrorf("image export: IMAGE and OUTPUT are required")
 			}
 			s, err := openStoreReadOnly(c.Context, g)
 			if err != nil {
 				return err
 			}
-			im, err := s.Get(c.Context, c.Args().Get(0))
+			im, err := findImage(c.Context, s, c.Args().Get(0))
 			if err != nil {
 				return err
 			}

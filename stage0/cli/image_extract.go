@@ -22,7 +22,7 @@ func imageExtractCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "extract",
 		Usage:     "extract a stored image, without its dependencies, into a directory",
-		ArgsUsage: "IMAGEID DIR",
+		ArgsUsage: "IMAGE DIR",
 		Description: `Writes the image's manifest and rootfs/ into DIR (with --rootfs-only, the
 rootfs itself becomes DIR). Dependencies are not applied; see "image render" for that.
 Ownership is kept when run as root.`,
@@ -30,13 +30,13 @@ Ownership is kept when run as root.`,
 		Action: func(c *cli.Context) error {
 			g := globals(c)
 			if c.NArg() != 2 {
-				return usageErrorf("image extract: IMAGEID and DIR are required")
+				return usageErrorf("image extract: IMAGE and DIR are required")
 			}
 			s, err := openStore(c.Context, g)
 			if err != nil {
 				return err
 			}
-			im, err := s.Get(c.Context, c.Args().Get(0))
+			im, err := findImage(c.Context, s, c.Args().Get(0))
 			if err != nil {
 				return err
 			}
@@ -61,7 +61,7 @@ func imageRenderCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "render",
 		Usage:     "render a stored image with its dependencies",
-		ArgsUsage: "IMAGEID [DIR]",
+		ArgsUsage: "IMAGE [DIR]",
 		Description: `Renders the image as the appc spec prescribes for an app's root filesystem:
 dependencies first, depth-first, later layers overriding earlier ones, each image's
 pathWhitelist applied. The result is cached in the tree store and reused by pods.
@@ -71,13 +71,13 @@ Without DIR, prints the tree's ID and path; with DIR, also writes a copy there
 		Action: func(c *cli.Context) error {
 			g := globals(c)
 			if c.NArg() < 1 || c.NArg() > 2 {
-				return usageErrorf("image render: IMAGEID and an optional DIR are required")
+				return usageErrorf("image render: IMAGE and an optional DIR are required")
 			}
 			s, err := openStore(c.Context, g)
 			if err != nil {
 				return err
 			}
-			im, err := s.Get(c.Context, c.Args().Get(0))
+			im, err := findImage(c.Context, s, c.Args().Get(0))
 			if err != nil {
 				return err
 			}

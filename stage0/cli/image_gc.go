@@ -54,6 +54,10 @@ whatever its state: prepared, running, exited or marked as garbage.`,
 				for _, k := range rep.OrphanBlobs {
 					_, _ = fmt.Fprintf(g.Stderr, "removed orphan blob %s\n", k)
 				}
+				if n := len(rep.Images); n > 0 && !c.Bool("dry-run") {
+					// rkt's closing line, which scripts grep for.
+					_, _ = fmt.Fprintf(g.Stderr, "%d image(s) successfully removed\n", n)
+				}
 			}
 			return err
 		},

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,18 +30,64 @@ var imageFields = map[string]struct {
 
 const defaultImageFields = "id,name,size,importtime,lastused"
 
+// imageSortKeys compare two images by a field of --sort, rkt's names.
+var imageSortKeys = map[string]func(a, b *index.Image) int{
+	"id":         func(a, b *index.Image) int { return cmp.Compare(a.Key, b.Key) },
+	"name":       func(a, b *index.Image) int { return cmp.Compare(nameWithVersion(a), nameWithVersion(b)) },
+	"size":       func(a, b *index.Image) int { return cmp.Compare(a.Size, b.Size) },
+	"importtime": func(a, b *index.Image) int { return a.ImportTime.Compare(b.ImportTime) },
+	"lastused":   func(a, b *index.Image) int { return a.LastUsed.Compare(b.LastUsed) },
+	"source":     func(a, b *index.Image) int { return cmp.Compare(a.Source, b.Source) },
+	"signedby":   func(a, b *index.Image) int { return cmp.Compare(a.SignedBy, b.SignedBy) },
+}
+
+// sortImages orders images by the comma-separated fields of --sort, the
+// first deciding, ascending unless order is "desc", as rkt's image list.
+func sortImages(images []*index.Image, sortBy, order string) error {
+	var keys []func(a, b *index.Image) int
+	for _, f := range strings.Split(sortBy, ",") {
+		f = strings.ToLower(strings.TrimSpace(f))
+		k, ok := imageSortKeys[f]
+		if !ok {
+			return usageErrorf("image list: unknown --sort field %q (want id, name, size, importtime, lastused, source, signedby)", f)
+		}
+		keys = append(keys, k)
+	}
+	sign := 1
+	switch order {
+	case "asc":
+	case "desc":
+		sign = -1
+	default:
+		return usageErrorf("image list: unknown --order %q (want asc or desc)", order)
+	}
+	slices.SortStableFunc(images, func(a, b *index.Image) int {
+		for _, k := range keys {
+			if c := k(a, b); c != 0 {
+				return sign * c
+			}
+		}
+		return 0
+	})
+	return nil
+}
+
 func imageListCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "list",
 		Usage: "list the images in the store",
 		Description: `Lists stored images, oldest import first. --fields picks columns from
-id, name, size, importtime, lastused, source and signedby. --format=json prints every
-field of every image for scripts.`,
+id, name, size, importtime, lastused, source and signedby. --sort orders the rows by
+a comma-separated list of the same fields (the first deciding), --order=desc reverses
+it, as rkt's image list. --format=json prints every field of every image for scripts
+(on one line; json-pretty indents it), in the same order.`,
 		Flags: []cli.Flag{
 			formatFlag,
 			&cli.BoolFlag{Name: "no-legend", Usage: "omit the header line"},
 			&cli.BoolFlag{Name: "full", Usage: "print full IDs, exact sizes and RFC 3339 times"},
 			&cli.StringFlag{Name: "fields", Value: defaultImageFields, Usage: "comma-separated columns to print"},
+			&cli.StringFlag{Name: "sort", Value: "importtime", Usage: "comma-separated fields to sort by"},
+			&cli.StringFlag{Name: "order", Value: "asc", Usage: "sort order: asc or desc"},
 		},
 		Action: func(c *cli.Context) error {
 			g := globals(c)
@@ -62,11 +110,14 @@ field of every image for scripts.`,
 			if err != nil {
 				return err
 			}
-			if format == "json" {
+			if err := sortImages(images, c.String("sort"), c.String("order")); err != nil {
+				return err
+			}
+			if isJSONFormat(format) {
 				if images == nil {
 					images = []*index.Image{}
 				}
-				return writeJSON(g.Stdout, images)
+				return writeJSONAs(g.Stdout, images, format)
 			}
 			tw := tabwriter.NewWriter(g.Stdout, 0, 8, 2, ' ', 0)
 			if !c.Bool("no-legend") {

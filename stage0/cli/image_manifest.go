@@ -14,20 +14,20 @@ func imageCatManifestCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "cat-manifest",
 		Usage:     "print the manifest of a stored image",
-		ArgsUsage: "IMAGEID",
+		ArgsUsage: "IMAGE",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "pretty-print", Value: true, Usage: "indent the JSON"},
 		},
 		Action: func(c *cli.Context) error {
 			g := globals(c)
 			if c.NArg() != 1 {
-				return usageErrorf("image cat-manifest: exactly one IMAGEID is required")
+				return usageErrorf("image cat-manifest: exactly one IMAGE is required")
 			}
 			s, err := openStoreReadOnly(c.Context, g)
 			if err != nil {
 				return err
 			}
-			im, err := s.Get(c.Context, c.Args().First())
+			im, err := findImage(c.Context, s, c.Args().First())
 			if err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/safetext"
 	"github.com/nosecone/nscn/store"
 )
 
@@ -22,8 +23,11 @@ func imageRmCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "rm",
 		Usage:     "remove images from the store",
-		ArgsUsage: "IMAGEID...",
-		Description: `Removes each image (by ID or unambiguous prefix) with its rendered trees. An image
+		ArgsUsage: "IMAGE...",
+		Description: `Removes each image (by ID or unambiguous prefix, or by name: example.com/app or
+example.com/app:1.0 names the newest stored image of that name and version) with its
+rendered trees. It says which on stderr and ends, as rkt did, with "N image(s)
+successfully removed" when it removed any. An image
 a pod uses is refused, naming the pods: a pod uses the images of its trees (its apps'
 and its stage1's) until it is removed with nscn rm, or by nscn gc once it has exited.
 An ID prefix must name at least one hex digit after "sha512-". Every image is
@@ -32,7 +36,7 @@ bad usage (an ambiguous, empty or bare prefix).`,
 		Action: func(c *cli.Context) error {
 			g := globals(c)
 			if c.NArg() == 0 {
-				return usageErrorf("image rm: at least one IMAGEID is required")
+				return usageErrorf("image rm: at least one IMAGE is required")
 			}
 			s, err := openStore(c.Context, g)
 			if err != nil {
@@ -45,8 +49,12 @@ bad usage (an ambiguous, empty or bare prefix).`,
 			defer unlock()
 			var firstErr error
 			status := exitImagesUsage
+			removed := 0
 			for _, ref := range c.Args().Slice() {
-				im, err := s.Remove(c.Context, ref, refs)
+				im, err := findImage(c.Context, s, ref)
+				if err == nil {
+					im, err = s.Remove(c.Context, im.Key, refs)
+				}
 				var inUse *store.InUseError
 				if errors.As(err, &inUse) {
 					err = fmt.Errorf("%w; remove the %s first (nscn rm %s, or nscn gc once exited)", err, plural(len(inUse.Holders), "pod", "pods"), strings.Join(inUse.Holders, " "))
@@ -61,7 +69,11 @@ bad usage (an ambiguous, empty or bare prefix).`,
 					}
 					continue
 				}
-				_, _ = fmt.Fprintf(g.Stderr, "removed image %s (%s)\n", im.Key, im.Name)
+				removed++
+				_, _ = fmt.Fprintf(g.Stderr, "removed image %s (%s)\n", im.Key, safetext.Escape(im.Name))
+			}
+			if removed > 0 {
+				_, _ = fmt.Fprintf(g.Stderr, "%d image(s) successfully removed\n", removed)
 			}
 			if firstErr != nil {
 				return ExitStatusErr{Status: status, Err: firstErr}

@@ -14,9 +14,10 @@ func imageVerifyCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "check stored images and rendered trees against their hashes",
-		ArgsUsage: "[IMAGEID...]",
+		ArgsUsage: "[IMAGE...]",
 		Description: `Recomputes the sha512 of each image blob and the content hash of each rendered
-tree and compares them with the recorded ones. Without arguments every image and tree is
+tree and compares them with the recorded ones. An IMAGE is an ID (or prefix) or a name,
+as for the other image commands. Without arguments every image and tree is
 checked. Exits non-zero when anything is corrupt.`,
 		Flags: []cli.Flag{formatFlag},
 		Action: func(c *cli.Context) error {
@@ -29,7 +30,16 @@ checked. Exits non-zero when anything is corrupt.`,
 			if err != nil {
 				return err
 			}
-			results, err := s.Verify(c.Context, c.Args().Slice())
+			// Names are resolved here: the store takes IDs.
+			keys := make([]string, 0, c.NArg())
+			for _, ref := range c.Args().Slice() {
+				im, err := findImage(c.Context, s, ref)
+				if err != nil {
+					return err
+				}
+				keys = append(keys, im.Key)
+			}
+			results, err := s.Verify(c.Context, keys)
 			if err != nil {
 				return err
 			}
@@ -39,8 +49,8 @@ checked. Exits non-zero when anything is corrupt.`,
 					bad++
 				}
 			}
-			if format == "json" {
-				if err := writeJSON(g.Stdout, results); err != nil {
+			if isJSONFormat(format) {
+				if err := writeJSONAs(g.Stdout, results, format); err != nil {
 					return err
 				}
 			} else {

@@ -62,7 +62,7 @@ func TestIsolatorFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ra, err := parseRunArgs(tt.args)
+			ra, err := parseRunArgs(tt.args, "")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/internal/safetext"
+	"github.com/nosecone/nscn/networking/cni"
 )
 
 func listCommand() *cli.Command {
@@ -25,8 +27,9 @@ func listCommand() *cli.Command {
 		Description: `Lists every pod in the data directory, one row per pod, sorted by UUID: its UUID
 (the first 8 characters unless --full), the names of its apps and of their images
 (comma-separated, in pod manifest order), its state, and when it was created and
-started. A pod that is still being created has no apps yet; one that never ran has
-no start time; both show "-".
+started, and, for a running pod, the networks it joined with their addresses as rkt
+printed them (default:ip4=172.16.28.7). A pod that is still being created has no apps
+yet; one that never ran has no start time; both show "-".
 
 The states are: embryo and preparing (being created by nscn), aborted prepare (the
 nscn creating it died), prepared (waiting for run-prepared), running, exited,
@@ -35,7 +38,9 @@ and deleting.
 
 --format=json prints an array of objects for scripts: uuid, state, apps (name,
 image_name, image_id, and, when known, state and exit_code), created, started and
-finished (RFC 3339, absent when unknown) and pid (while running).
+finished (RFC 3339, absent when unknown), pid (while running) and networks (while
+running: netName, ifName, ip, mask and ip6, rkt's names). --format=json-pretty
+indents it.
 
 list only reads: it never takes a pod's lock and never disturbs a running pod.`,
 		Flags: []cli.Flag{
@@ -56,7 +61,7 @@ list only reads: it never takes a pod's lock and never disturbs a running pod.`,
 			if err != nil {
 				return err
 			}
-			detail := format == "json"
+			detail := isJSONFormat(format)
 			views, err := readPodViews(c.Context, g, pods, detail)
 			if err != nil {
 				return err
@@ -66,12 +71,12 @@ list only reads: it never takes a pod's lock and never disturbs a running pod.`,
 				for i := range views {
 					out[i] = views[i].json()
 				}
-				return writeJSON(g.Stdout, out)
+				return writeJSONAs(g.Stdout, out, format)
 			}
 			full := c.Bool("full")
 			tw := tabwriter.NewWriter(g.Stdout, 0, 8, 2, ' ', 0)
 			if !c.Bool("no-legend") {
-				_, _ = fmt.Fprintln(tw, "UUID\tAPP\tIMAGE NAME\tSTATE\tCREATED\tSTARTED")
+				_, _ = fmt.Fprintln(tw, "UUID\tAPP\tIMAGE NAME\tSTATE\tCREATED\tSTARTED\tNETWORKS")
 			}
 			for i := range views {
 				v := &views[i]
@@ -88,9 +93,9 @@ list only reads: it never takes a pod's lock and never disturbs a running pod.`,
 						images[j] += ":" + safetext.Escape(a.imageVersion)
 					}
 				}
-				_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", id,
+				_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id,
 					orDash(strings.Join(names, ",")), orDash(strings.Join(images, ",")),
-					v.state, whenOrDash(v.created, full), whenOrDash(v.started, full))
+					v.state, whenOrDash(v.created, full), whenOrDash(v.started, full), orDash(networksString(v.networks)))
 			}
 			return tw.Flush()
 		},
@@ -154,6 +159,76 @@ type podView struct {
 	finished time.Time // zero: has not finished (read with detail only)
 	pid      int       // 0: not running or not recorded (read with detail only)
 	ready    *bool     // whether a running pod is ready; nil otherwise (read with detail only)
+	// networks are the networks a running pod joined, in --net order,
+	// from the records its stage1 keeps in net-info/.
+	networks []podNetView
+}
+
+// podNetView is one network of a running pod: the addresses CNI gave the
+// pod's interface.
+type podNetView struct {
+	name   string
+	ifName string
+	ip4    *net.IPNet // nil: none
+	ip6    *net.IPNet // nil: none
+}
+
+// String is the network as rkt's status and list print it:
+// NAME:ip4=ADDR, and NAME:ip6=ADDR for an IPv6 address (rkt had none).
+func (n podNetView) String() string {
+	var parts []string
+	if n.ip4 != nil {
+		parts = append(parts, n.name+":ip4="+n.ip4.IP.String())
+	}
+	if n.ip6 != nil {
+		parts = append(parts, n.name+":ip6="+n.ip6.IP.String())
+	}
+	if len(parts) == 0 {
+		return n.name
+	}
+	return strings.Join(parts, ",")
+}
+
+// networksString joins the networks of a pod as rkt did:
+// "default:ip4=172.16.28.7,other:ip4=10.1.0.2".
+func networksString(nets []podNetView) string {
+	parts := make([]string, len(nets))
+	for i, n := range nets {
+		parts[i] = safetext.Escape(n.String())
+	}
+	return strings.Join(parts, ",")
+}
+
+// readPodNetworks reads the network records of a pod directory. Only the
+// pod's own interface counts (cni.PodIPs): a CNI result also lists the
+// host side of a veth pair.
+func readPodNetworks(podDir string) ([]podNetView, error) {
+	recs, err := cni.ReadRecords(podDir)
+	if err != nil {
+		return nil, err
+	}
+	var out []podNetView
+	for _, r := range recs {
+		res, err := r.ParsedResult()
+		if err != nil {
+			return out, fmt.Errorf("network %s: %w", r.Name, err)
+		}
+		n := podNetView{name: r.Name, ifName: r.IfName}
+		if res == nil {
+			out = append(out, n) // ADD has not succeeded (yet)
+			continue
+		}
+		for _, a := range cni.PodIPs(res, r.IfName) {
+			switch {
+			case a.IP.To4() != nil && n.ip4 == nil:
+				n.ip4 = &a
+			case a.IP.To4() == nil && n.ip6 == nil:
+				n.ip6 = &a
+			}
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // podAppView is one app of a podView.
@@ -202,6 +277,13 @@ func readPodView(ctx context.Context, p *pod.Pod, detail bool) (podView, []error
 			v.apps[i] = av
 		}
 	}
+	if v.state == pod.Running {
+		nets, err := readPodNetworks(p.Path)
+		if err != nil {
+			warnings = append(warnings, err)
+		}
+		v.networks = nets
+	}
 	if detail && v.state == pod.Running {
 		pid, err := p.PID(ctx)
 		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
@@ -229,6 +311,17 @@ type podJSON struct {
 	PID      int          `json:"pid,omitempty"`
 	// Ready is present while the pod runs.
 	Ready *bool `json:"ready,omitempty"`
+	// Networks are the networks of a running pod, with rkt's field names.
+	Networks []podNetJSON `json:"networks,omitempty"`
+}
+
+// podNetJSON is a network in podJSON, named as in rkt's JSON output.
+type podNetJSON struct {
+	NetName string `json:"netName"`
+	IfName  string `json:"ifName,omitempty"`
+	IP      string `json:"ip,omitempty"`
+	Mask    string `json:"mask,omitempty"`
+	IP6     string `json:"ip6,omitempty"`
 }
 
 // podAppJSON is an app in podJSON.
@@ -251,6 +344,16 @@ func (v *podView) json() podJSON {
 		Finished: rfc3339(v.finished),
 		PID:      v.pid,
 		Ready:    v.ready,
+	}
+	for _, n := range v.networks {
+		nj := podNetJSON{NetName: n.name, IfName: n.ifName}
+		if n.ip4 != nil {
+			nj.IP, nj.Mask = n.ip4.IP.String(), net.IP(n.ip4.Mask).String()
+		}
+		if n.ip6 != nil {
+			nj.IP6 = n.ip6.String()
+		}
+		out.Networks = append(out.Networks, nj)
 	}
 	for i, a := range v.apps {
 		aj := podAppJSON{Name: a.name, ImageName: a.imageName, ImageID: a.imageID}

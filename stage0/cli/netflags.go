@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/appc/spec/schema/types"
@@ -83,8 +84,10 @@ func (f dnsFlags) plan() (podDNS, error) {
 		var entries []resolvconf.HostsEntry
 		for _, h := range f.HostsEntries {
 			if h == stage1abi.DNSModeHost {
-				if len(f.HostsEntries) > 1 {
-					return podDNS{}, usageErrorf("--hosts-entry=host stands alone")
+				// Given twice it still means the host's file, as in
+				// rkt; beside an IP=NAME entry it means nothing.
+				if slices.ContainsFunc(f.HostsEntries, func(o string) bool { return o != stage1abi.DNSModeHost }) {
+					return podDNS{}, usageErrorf("--hosts-entry=host stands alone (no IP=NAME entry beside it)")
 				}
 				modes = append(modes, stage1abi.DNSConfHosts+"="+stage1abi.DNSModeHost)
 				break

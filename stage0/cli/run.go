@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/aci"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/logstyle"
 	"github.com/nosecone/nscn/internal/mds"
 	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/internal/timeline"
@@ -30,12 +33,16 @@ import (
 
 const runSyntax = `[FLAGS] IMAGE [APPFLAGS] [-- ARGS...] [--- IMAGE [APPFLAGS] [-- ARGS...]]...`
 
-// runFlagsHelp is the flag table for --help, since run and prepare parse
-// their own arguments. Both commands' descriptions share one rendering:
-// the command tree is built at every nscn start.
-var runFlagsHelp = sync.OnceValue(renderRunFlags)
+// runFlagsHelp and prepareFlagsHelp are the flag tables for --help, since
+// run and prepare parse their own arguments; each lists only the flags its
+// command takes. They are rendered once: the command tree is built at
+// every nscn start.
+var (
+	runFlagsHelp     = sync.OnceValue(func() string { return renderRunFlags(onlyRun) })
+	prepareFlagsHelp = sync.OnceValue(func() string { return renderRunFlags(onlyPrepare) })
+)
 
-func renderRunFlags() string {
+func renderRunFlags(cmd string) string {
 	names := make([]string, 0, len(runFlagSpecs))
 	for n := range runFlagSpecs {
 		names = append(names, n)
@@ -50,7 +57,7 @@ func renderRunFlags() string {
 		}
 		for _, n := range names {
 			s := runFlagSpecs[n]
-			if s.perApp != per {
+			if s.perApp != per || (s.only != "" && s.only != cmd) {
 				continue
 			}
 			arg := "=VALUE"
@@ -92,8 +99,10 @@ func prepareCommand() *cli.Command {
 		SkipFlagParsing: true,
 		Description: `Like run, but stops once the pod directory is ready and prints the pod's UUID on
 stdout. Start it with "nscn run-prepared UUID"; "nscn gc --expire-prepared" removes
-prepared pods nobody ran.
-` + runFlagsHelp(),
+prepared pods nobody ran. The flags that apply when the pod runs (--net, --hostname,
+--interactive, --ipc, the DNS and metadata service flags) are run-prepared's. --quiet
+leaves out the messages on stderr, as rkt's did.
+` + prepareFlagsHelp(),
 		Action: func(c *cli.Context) error { return runOrPrepare(c, false) },
 	}
 }
@@ -115,11 +124,18 @@ func runPreparedCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "dns-opt", Usage: "an option of the apps' resolv.conf"},
 			&cli.StringFlag{Name: "dns-domain", Usage: "the local domain of the apps' resolv.conf"},
 			&cli.StringSliceFlag{Name: "hosts-entry", Usage: "an /etc/hosts line for the apps, IP=NAME, or host"},
+			&cli.StringFlag{Name: "ipc", Usage: "the pod's IPC namespace: auto, private or parent (flavor-dependent)"},
 		},
 		Action: func(c *cli.Context) error {
 			g := globals(c)
 			if c.NArg() != 1 {
 				return usageErrorf("run-prepared: exactly one UUID is required")
+			}
+			if err := needRoot("run-prepared"); err != nil {
+				return err
+			}
+			if err := checkIPC(c.String("ipc")); err != nil {
+				return err
 			}
 			if err := checkHostname(c.String("hostname")); err != nil {
 				return err
@@ -164,15 +180,34 @@ func runPreparedCommand() *cli.Command {
 				Net:         c.String("net"),
 				Interactive: c.Bool("interactive"),
 				Hostname:    c.String("hostname"),
+				IPC:         c.String("ipc"),
 			}, dns, mo)
 		},
 	}
 }
 
+// geteuid is os.Geteuid, a seam for the tests that run as root.
+var geteuid = os.Geteuid
+
+// needRoot refuses run, prepare and run-prepared for a user other than
+// root, before anything is fetched, copied or mounted: they would fail
+// half way (mounting the pod's root filesystems, entering namespaces)
+// and leave an aborted pod behind, as rkt's did not.
+func needRoot(cmd string) error {
+	if geteuid() != 0 {
+		return errdefs.PermissionDenied("%s: nscn runs pods as root only (run it with sudo; the nscn group may list and inspect them)", cmd)
+	}
+	return nil
+}
+
 // runOrPrepare is run (exec the stage1) and prepare (stop when prepared).
 func runOrPrepare(c *cli.Context, run bool) error {
 	g := globals(c)
-	ra, err := parseRunArgs(c.Args().Slice())
+	cmd := onlyPrepare
+	if run {
+		cmd = onlyRun
+	}
+	ra, err := parseRunArgs(c.Args().Slice(), cmd)
 	if err != nil {
 		return err
 	}
@@ -184,11 +219,26 @@ func runOrPrepare(c *cli.Context, run bool) error {
 		}
 		return cli.ShowCommandHelp(parent, c.Command.Name)
 	}
+	if err := needRoot(c.Command.Name); err != nil {
+		return err
+	}
 	if err := checkHostname(ra.flag("hostname")); err != nil {
 		return err
 	}
 	if err := checkNet(ra.flag("net")); err != nil {
 		return err
+	}
+	if err := checkIPC(ra.flag("ipc")); err != nil {
+		return err
+	}
+	if ra.boolean(nil, "quiet") {
+		// rkt's prepare --quiet: the UUID on stdout and nothing else;
+		// warnings and errors still go to stderr.
+		level := slog.LevelWarn
+		if g.Debug {
+			level = slog.LevelDebug
+		}
+		g.Log = logstyle.New(g.Stderr, level, g.Debug)
 	}
 	opts, sel, err := prepareOptions(g, ra)
 	if err != nil {
@@ -201,20 +251,14 @@ func runOrPrepare(c *cli.Context, run bool) error {
 	if err != nil {
 		return err
 	}
-	if !run && (dns.ConfMode != "" || ra.flag("net") != "" || ra.flag("hostname") != "") {
-		// prepare keeps no run flags: run-prepared takes them.
-		return usageErrorf("--net, --hostname and the DNS flags apply when the pod runs: give them to run-prepared")
-	}
 	if ra.boolean(nil, "interactive") && len(opts.Apps) != 1 {
 		return usageErrorf("--interactive needs exactly one app")
 	}
 	mo := mdsOptions{Register: ra.flag("mds-register"), Socket: ra.flag("mds-socket")}
-	if !run {
-		if err := refuseMDSFlags(ra); err != nil {
+	if run {
+		if err := mo.checkRequired(); err != nil {
 			return err
 		}
-	} else if err := mo.checkRequired(); err != nil {
-		return err
 	}
 	policy := fetch.PullNew
 	if v := ra.flag("pull-policy"); v != "" {
@@ -265,6 +309,7 @@ func runOrPrepare(c *cli.Context, run bool) error {
 		Net:         ra.flag("net"),
 		Interactive: ra.boolean(nil, "interactive"),
 		Hostname:    ra.flag("hostname"),
+		IPC:         ra.flag("ipc"),
 	}, dns, mo)
 	// execStage1 returns only when the stage1 could not be started.
 	prepare.Discard(context.WithoutCancel(c.Context), prep.Pod, g.Log)
@@ -333,7 +378,7 @@ func execStage1(ctx context.Context, g *Globals, p *pod.Pod, s1 stage1.Pod, f st
 func prepareOptions(g *Globals, ra *runArgs) (prepare.Options, stage1.Selection, error) {
 	o := prepare.Options{
 		DataDir: g.Dir, Log: g.Log, InheritEnv: ra.boolean(nil, "inherit-env"), HostEnv: timeline.Strip(os.Environ()),
-		AllCapabilities: g.Insecure.Capabilities,
+		AllCapabilities: g.Insecure.Capabilities, NoOverlay: ra.boolean(nil, "no-overlay"),
 	}
 	sel := stage1.Selection{
 		FromDir: ra.flag("stage1-from-dir"),
@@ -357,12 +402,18 @@ func prepareOptions(g *Globals, ra *runArgs) (prepare.Options, stage1.Selection,
 		return o, sel, err
 	}
 	o.Ports = ports
+	if o.UserAnnotations, err = userPairs(ra.pod["user-annotation"], "user-annotation"); err != nil {
+		return o, sel, err
+	}
+	if o.UserLabels, err = userPairs(ra.pod["user-label"], "user-label"); err != nil {
+		return o, sel, err
+	}
 	if pm := ra.flag("pod-manifest"); pm != "" {
-		if len(ports) > 0 {
-			return o, sel, usageErrorf("--port and --pod-manifest conflict: put the ports in the manifest")
-		}
 		if len(ra.apps) > 0 {
 			return o, sel, usageErrorf("--pod-manifest and images on the command line conflict; use one")
+		}
+		if err := podManifestConflicts(ra); err != nil {
+			return o, sel, err
 		}
 		b, err := os.ReadFile(pm) //nolint:gosec // G304: the --pod-manifest file the user named
 		if err != nil {
@@ -393,6 +444,29 @@ func prepareOptions(g *Globals, ra *runArgs) (prepare.Options, stage1.Selection,
 		o.Apps = append(o.Apps, app)
 	}
 	return o, sel, nil
+}
+
+// podManifestConflicts refuses, as rkt did ("conflicting flags set with
+// --pod-manifest"), the flags that would shape the pod manifest when one
+// is given whole: --pod-manifest used to drop them silently.
+func podManifestConflicts(ra *runArgs) error {
+	var set []string
+	for name := range ra.pod {
+		spec := runFlagSpecs[name]
+		switch name {
+		case "volume", "port", "inherit-env", "user-annotation", "user-label":
+		default:
+			if !spec.perApp {
+				continue
+			}
+		}
+		set = append(set, "--"+name)
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	sort.Strings(set)
+	return usageErrorf("conflicting flags set with --pod-manifest: %s (put them in the manifest)", strings.Join(set, ", "))
 }
 
 func appOptions(ra *runArgs, a *appArgs) (prepare.App, error) {
@@ -434,20 +508,30 @@ func appOptions(ra *runArgs, a *appArgs) (prepare.App, error) {
 		}
 		app.Env = append(app.Env, env...)
 	}
-	for _, kv := range ra.all(a, "set-env") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return app, usageErrorf("--set-env %q: want NAME=VALUE", kv)
+	for _, flag := range []string{"set-env", "environment"} {
+		for _, kv := range ra.all(a, flag) {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return app, usageErrorf("--%s %q: want NAME=VALUE", flag, kv)
+			}
+			if err := prepare.CheckEnvName(k); err != nil {
+				return app, fmt.Errorf("--%s: %w", flag, err)
+			}
+			app.Env = append(app.Env, types.EnvironmentVariable{Name: k, Value: v})
 		}
-		if err := prepare.CheckEnvName(k); err != nil {
-			return app, fmt.Errorf("--set-env: %w", err)
-		}
-		app.Env = append(app.Env, types.EnvironmentVariable{Name: k, Value: v})
 	}
+
 	for _, mnt := range ra.all(a, "mount") {
 		m, err := parseMount(mnt)
 		if err != nil {
 			return app, err
+		}
+		// A later --mount of a target replaces the earlier one (an
+		// app's own --mount overrides the one before the first image),
+		// as in rkt; "/data" and "/data/" are one target.
+		if i := slices.IndexFunc(app.Mounts, func(o schema.Mount) bool { return o.Path == m.Path }); i >= 0 {
+			app.Mounts[i] = m
+			continue
 		}
 		app.Mounts = append(app.Mounts, m)
 	}
@@ -457,6 +541,23 @@ func appOptions(ra *runArgs, a *appArgs) (prepare.App, error) {
 	}
 	app.Isolators = append(app.Isolators, isos...)
 	return app, nil
+}
+
+// userPairs parses the NAME=VALUE values of --user-annotation or
+// --user-label; a later value of a name replaces an earlier one.
+func userPairs(vals []string, flag string) (map[string]string, error) {
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(vals))
+	for _, kv := range vals {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usageErrorf("--%s %q: want NAME=VALUE", flag, kv)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 // parseMount parses --mount volume=NAME,target=PATH.
@@ -483,11 +584,12 @@ func parseMount(s string) (schema.Mount, error) {
 	if !filepath.IsAbs(m.Path) {
 		return m, usageErrorf("--mount %q: target must be absolute", s)
 	}
+	m.Path = filepath.Clean(m.Path)
 	return m, nil
 }
 
-// readEnvFile reads NAME=VALUE lines; blank lines and # comments are
-// skipped.
+// readEnvFile reads NAME=VALUE lines; blank lines and comments (# or ;,
+// as rkt took them) are skipped.
 func readEnvFile(path string) ([]types.EnvironmentVariable, error) {
 	f, err := os.Open(path) //nolint:gosec // G304: the --environment file the user named
 	if err != nil {
@@ -498,7 +600,7 @@ func readEnvFile(path string) ([]types.EnvironmentVariable, error) {
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";") {
 			continue
 		}
 		k, v, ok := strings.Cut(line, "=")

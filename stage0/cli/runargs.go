@@ -17,7 +17,17 @@ type runFlagSpec struct {
 	perApp  bool // may follow an image
 	usage   string
 	multi   bool // may repeat; values accumulate
+	// only names the one command that takes the flag ("run" or
+	// "prepare"); "" for both. prepare refuses the flags that apply when
+	// the pod runs: run-prepared takes them.
+	only string
 }
+
+// Commands of runFlagSpec.only.
+const (
+	onlyRun     = "run"
+	onlyPrepare = "prepare"
+)
 
 var runFlagSpecs = map[string]runFlagSpec{
 	// Per-app (or, before the first image, for every app).
@@ -30,6 +40,7 @@ var runFlagSpecs = map[string]runFlagSpec{
 	"mount":              {perApp: true, multi: true, usage: "mount a volume: volume=NAME,target=PATH"},
 	"readonly-rootfs":    {perApp: true, boolean: true, usage: "mount the app's root filesystem read-only"},
 	"set-env":            {perApp: true, multi: true, usage: "set an environment variable: NAME=VALUE"},
+	"environment":        {perApp: true, multi: true, usage: "set an environment variable: NAME=VALUE (rkt's name for --set-env)"},
 	"set-env-file":       {perApp: true, multi: true, usage: "read NAME=VALUE lines from a file"},
 	"signature":          {perApp: true, usage: "the image's detached signature, if not IMAGE.asc"},
 	"memory":             {perApp: true, usage: "memory limit, e.g. 64Mi (resource/memory)"},
@@ -43,10 +54,10 @@ var runFlagSpecs = map[string]runFlagSpec{
 	"volume":          {multi: true, usage: "define a volume: NAME,kind=host|empty,source=PATH,readOnly=BOOL"},
 	"pod-manifest":    {usage: "use this pod manifest instead of generating one (no images may be given)"},
 	"inherit-env":     {boolean: true, usage: "give apps the environment of nscn (below the image's and --set-env)"},
-	"hostname":        {usage: "the pod's hostname (the stage1 decides the default; fly keeps the host's)"},
-	"interactive":     {boolean: true, usage: "attach the terminal to the app (one app only)"},
+	"hostname":        {only: onlyRun, usage: "the pod's hostname (the stage1 decides the default; fly keeps the host's)"},
+	"interactive":     {boolean: true, only: onlyRun, usage: "attach the terminal to the app (one app only)"},
 	"uuid-file-save":  {usage: "write the pod's UUID to this file"},
-	"net":             {usage: "networks to join: default, host, none or names (flavor-dependent)"},
+	"net":             {only: onlyRun, usage: "networks to join: default, host, none or names (flavor-dependent)"},
 	"pull-policy":     {usage: "when to fetch images from the network: new, update or never"},
 	"os":              {usage: "the OS of the image to pick from an OCI image index (default linux)"},
 	"arch":            {usage: "the architecture (and variant: arm/v7) to pick from an OCI image index (default amd64)"},
@@ -55,15 +66,20 @@ var runFlagSpecs = map[string]runFlagSpec{
 	"stage1-url":      {usage: "URL of a stage1 image"},
 	"stage1-name":     {usage: "name of a stage1 image in the store"},
 	"stage1-hash":     {usage: "ID of a stage1 image in the store"},
-	"dns-conf-mode":   {usage: "resolv=MODE,hosts=MODE for the stage1 (default, host, none); not with the flags below"},
-	"dns":             {multi: true, usage: "the apps' nameserver (repeatable), or host (the host's resolv.conf) or none (the image's)"},
-	"dns-search":      {multi: true, usage: "a search domain of the apps' resolv.conf (repeatable)"},
-	"dns-opt":         {multi: true, usage: "an option of the apps' resolv.conf, e.g. ndots:2 (repeatable)"},
-	"dns-domain":      {usage: "the local domain of the apps' resolv.conf"},
-	"hosts-entry":     {multi: true, usage: "an /etc/hosts line for the apps, IP=NAME[,NAME] (repeatable), or host (the host's file)"},
+	"dns-conf-mode":   {only: onlyRun, usage: "resolv=MODE,hosts=MODE for the stage1 (default, host, none); not with the flags below"},
+	"dns":             {multi: true, only: onlyRun, usage: "the apps' nameserver (repeatable), or host (the host's resolv.conf) or none (the image's)"},
+	"dns-search":      {multi: true, only: onlyRun, usage: "a search domain of the apps' resolv.conf (repeatable)"},
+	"dns-opt":         {multi: true, only: onlyRun, usage: "an option of the apps' resolv.conf, e.g. ndots:2 (repeatable)"},
+	"dns-domain":      {only: onlyRun, usage: "the local domain of the apps' resolv.conf"},
+	"hosts-entry":     {multi: true, only: onlyRun, usage: "an /etc/hosts line for the apps, IP=NAME[,NAME] (repeatable), or host (the host's file)"},
 	"port":            {multi: true, usage: "forward a host port to an image's named port: NAME:[HOSTIP:]HOSTPORT (repeatable)"},
-	"mds-register":    {boolean: true, usage: "register the pod with the metadata service (default: when it is running)"},
-	"mds-socket":      {usage: "the metadata service's registration socket (default /run/nscn/metadata-svc.sock)"},
+	"mds-register":    {boolean: true, only: onlyRun, usage: "register the pod with the metadata service (default: when it is running)"},
+	"user-annotation": {multi: true, usage: "add an annotation to the pod manifest: NAME=VALUE (userAnnotations, as rkt)"},
+	"user-label":      {multi: true, usage: "add a label to the pod manifest: NAME=VALUE (userLabels, as rkt)"},
+	"ipc":             {only: onlyRun, usage: "the pod's IPC namespace: auto, private or parent (flavor-dependent)"},
+	"no-overlay":      {boolean: true, usage: "copy the images' root filesystems into the pod instead of mounting overlayfs on them"},
+	"quiet":           {boolean: true, only: onlyPrepare, usage: "print nothing but the pod's UUID on stdout (the messages of stderr are left out)"},
+	"mds-socket":      {only: onlyRun, usage: "the metadata service's registration socket (default /run/nscn/metadata-svc.sock)"},
 }
 
 // appArgs is one app on the command line.
@@ -112,8 +128,9 @@ func (r *runArgs) boolean(a *appArgs, name string) bool {
 	return v == "true"
 }
 
-// parseRunArgs parses the positional syntax.
-func parseRunArgs(args []string) (*runArgs, error) {
+// parseRunArgs parses the positional syntax of command cmd (run or
+// prepare; "" accepts the flags of both).
+func parseRunArgs(args []string, cmd string) (*runArgs, error) {
 	r := &runArgs{pod: map[string][]string{}}
 	var cur *appArgs
 	for i := 0; i < len(args); i++ {
@@ -142,6 +159,12 @@ func parseRunArgs(args []string) (*runArgs, error) {
 			if !ok {
 				return nil, usageErrorf("unknown flag --%s", name)
 			}
+			if cmd != "" && spec.only != "" && spec.only != cmd {
+				if spec.only == onlyRun && cmd == onlyPrepare {
+					return nil, usageErrorf("--%s applies when the pod runs: give it to run-prepared, not prepare", name)
+				}
+				return nil, usageErrorf("--%s is a flag of nscn %s, not of nscn %s", name, spec.only, cmd)
+			}
 			if cur != nil && !spec.perApp {
 				return nil, usageErrorf("--%s applies to the whole pod; put it before the first image", name)
 			}
@@ -159,7 +182,7 @@ func parseRunArgs(args []string) (*runArgs, error) {
 			}
 			// An environment variable's value is the app's business; no
 			// other value nscn takes has a control character.
-			if name != "set-env" {
+			if name != "set-env" && name != "environment" {
 				if err := checkNoControl(name, val); err != nil {
 					return nil, err
 				}

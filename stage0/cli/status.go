@@ -38,7 +38,8 @@ key=value line each, as rkt does:
    app-web=0
 
 created, started and finished are RFC 3339 times and are left out while unknown.
-pid=PID and ready=true|false are printed while the pod runs. exited=true|false is
+pid=PID, ready=true|false and networks=NAME:ip4=ADDR[,NAME:ip4=ADDR...] (as rkt
+printed them; NAME:ip6=ADDR for an IPv6 address) are printed while the pod runs. exited=true|false is
 printed for a pod that was started. app-NAME=STATUS is printed for each app whose
 exit status stage1 recorded; a status above 128 is a death by signal 128+N.
 --format=json prints the same object as one element of "nscn list --format=json".
@@ -55,23 +56,28 @@ pid is known.
 with an error. --wait-ready fails if the pod ends before it is seen ready. With
 both flags, status waits for readiness, then for the exit.
 
+--uuid-file=FILE names the pod by the UUID in FILE (as run --uuid-file-save wrote
+it) instead of the argument, as rkt's status did.
+
 status exits 0 whatever the apps' statuses; its own failures exit 254 (2 for bad
 usage).`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "format", Value: "lines", Usage: "output format: lines (key=value) or json"},
+			uuidFileFlag(),
+			&cli.StringFlag{Name: "format", Value: "lines", Usage: "output format: lines (key=value), json (one line) or json-pretty"},
 			&cli.GenericFlag{Name: "wait", Value: &waitFlag{}, DefaultText: "off", Usage: "wait until the pod has exited; --wait=DURATION waits at most DURATION"},
 			&cli.GenericFlag{Name: "wait-ready", Value: &waitFlag{}, DefaultText: "off", Usage: "wait until the pod's apps have started; --wait-ready=DURATION waits at most DURATION"},
 		},
 		Action: func(c *cli.Context) error {
 			g := globals(c)
 			format := c.String("format")
-			if format != "lines" && format != "json" {
-				return usageErrorf("status: unknown --format %q (want lines or json)", format)
+			if format != "lines" && !isJSONFormat(format) {
+				return usageErrorf("status: unknown --format %q (want lines, json or json-pretty)", format)
 			}
-			if c.NArg() != 1 {
-				return usageErrorf("status: exactly one pod UUID is required")
+			ref, _, err := onePod(c, "status", 0, "")
+			if err != nil {
+				return err
 			}
-			p, err := pod.Get(c.Context, g.Dir, c.Args().First())
+			p, err := pod.Get(c.Context, g.Dir, ref)
 			if err != nil {
 				return err
 			}
@@ -92,8 +98,8 @@ usage).`,
 			for _, w := range warnings {
 				_, _ = fmt.Fprintf(g.Stderr, "nscn: status: %s\n", safetext.Escape(w.Error()))
 			}
-			if format == "json" {
-				return writeJSON(g.Stdout, v.json())
+			if isJSONFormat(format) {
+				return writeJSONAs(g.Stdout, v.json(), format)
 			}
 			return writeStatusLines(g.Stdout, &v)
 		},
@@ -117,6 +123,9 @@ func writeStatusLines(w io.Writer, v *podView) error {
 	}
 	if v.ready != nil {
 		line("ready", strconv.FormatBool(*v.ready))
+	}
+	if len(v.networks) > 0 {
+		b.WriteString("networks=" + networksString(v.networks) + "\n")
 	}
 	switch v.state {
 	case pod.Running:

@@ -23,7 +23,8 @@ const (
 	exitPodsRuntime = stage1abi.ExitRuntime
 )
 
-// uuidFileFlag is the --uuid-file flag of stop and rm.
+// uuidFileFlag is the --uuid-file flag of the commands that name pods:
+// stop, rm, status, cat-manifest, enter and export, as in rkt.
 func uuidFileFlag() cli.Flag {
 	return &cli.StringFlag{Name: "uuid-file", Usage: "read the pod UUID from FILE (as written by run --uuid-file-save) instead of the arguments"}
 }
@@ -113,15 +114,52 @@ func podRefs(c *cli.Context, cmd string) ([]string, error) {
 	if c.NArg() != 0 {
 		return nil, usageErrorf("%s: give pod UUIDs or --uuid-file, not both", cmd)
 	}
+	id, err := readUUIDFile(cmd, file)
+	if err != nil {
+		return nil, err
+	}
+	return []string{id}, nil
+}
+
+// readUUIDFile reads the pod UUID of --uuid-file, as run --uuid-file-save
+// wrote it.
+func readUUIDFile(cmd, file string) (string, error) {
 	b, err := os.ReadFile(file) //nolint:gosec // G304: the --uuid-file the user named
 	if err != nil {
-		return nil, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("%s: read --uuid-file: %w", cmd, err))
+		return "", errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("%s: read --uuid-file: %w", cmd, err))
 	}
 	id := strings.TrimSpace(string(b))
 	if id == "" || strings.ContainsAny(id, " \t\n") {
-		return nil, usageErrorf("%s: --uuid-file %s does not hold exactly one UUID", cmd, file)
+		return "", usageErrorf("%s: --uuid-file %s does not hold exactly one UUID", cmd, file)
 	}
-	return []string{id}, nil
+	return id, nil
+}
+
+// onePod splits the arguments of a command that names one pod: the pod
+// from --uuid-file and every argument, or the first argument and the
+// rest. wantRest is how many arguments must follow the pod; -1 for any.
+func onePod(c *cli.Context, cmd string, wantRest int, restName string) (string, []string, error) {
+	args := c.Args().Slice()
+	ref := ""
+	if file := c.String("uuid-file"); file != "" {
+		id, err := readUUIDFile(cmd, file)
+		if err != nil {
+			return "", nil, err
+		}
+		ref = id
+	} else {
+		if len(args) == 0 {
+			return "", nil, usageErrorf("%s: a pod UUID (or --uuid-file) is required", cmd)
+		}
+		ref, args = args[0], args[1:]
+	}
+	if wantRest >= 0 && len(args) != wantRest {
+		if wantRest == 0 {
+			return "", nil, usageErrorf("%s: exactly one pod (a UUID or --uuid-file) is required", cmd)
+		}
+		return "", nil, usageErrorf("%s: a pod (a UUID or --uuid-file) and %s are required", cmd, restName)
+	}
+	return ref, args, nil
 }
 
 // forEachPod runs fn for each ref, printing each failure on stderr and

@@ -408,14 +408,14 @@ type trustedKeyJSON struct {
 }
 
 func trustList(ctx context.Context, g *Globals, ks *pgp.Keystore, format string) error {
-	if format != "table" && format != "json" {
-		return usageErrorf("trust: unknown --format %q (want table or json)", format)
+	if format != "table" && !isJSONFormat(format) {
+		return usageErrorf("trust: unknown --format %q (want table, json or json-pretty)", format)
 	}
 	keys, err := ks.List(ctx)
 	if err != nil {
 		return err
 	}
-	if format == "json" {
+	if isJSONFormat(format) {
 		out := make([]trustedKeyJSON, 0, len(keys))
 		for _, k := range keys {
 			ids := k.UserIDs
@@ -428,7 +428,9 @@ func trustList(ctx context.Context, g *Globals, ks *pgp.Keystore, format string)
 			})
 		}
 		enc := json.NewEncoder(g.Stdout)
-		enc.SetIndent("", "  ")
+		if format == "json-pretty" {
+			enc.SetIndent("", "  ")
+		}
 		enc.SetEscapeHTML(false) // user IDs are "Name <email>"
 		if err := enc.Encode(out); err != nil {
 			return fmt.Errorf("write output: %w", err)

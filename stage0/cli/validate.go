@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/nosecone/nscn/networking/netflag"
+	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
 // Checks of flag values that no parser of their own covers. Each returns
@@ -52,6 +53,16 @@ func checkNet(v string) error {
 	}
 	_, err := netflag.Parse(v)
 	return err
+}
+
+// checkIPC refuses an --ipc value no stage1 takes, before anything is
+// fetched; whether the chosen stage1 provides it is the stage1's to say.
+func checkIPC(v string) error {
+	switch v {
+	case "", stage1abi.IPCAuto, stage1abi.IPCPrivate, stage1abi.IPCParent:
+		return nil
+	}
+	return usageErrorf("--ipc %q: want %s, %s or %s", v, stage1abi.IPCAuto, stage1abi.IPCPrivate, stage1abi.IPCParent)
 }
 
 // checkNoControl refuses a flag value holding a control character: no

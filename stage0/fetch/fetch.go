@@ -198,6 +198,8 @@ func (f *Fetcher) fetchFile(ctx context.Context, path, sig string) (*index.Image
 	if err != nil {
 		return nil, fmt.Errorf("stat image %s: %w", path, err)
 	}
+	// rkt said where each image came from; scripts and people grep for it.
+	f.logger().Info("using image from file " + abs)
 	key, validator := "file://"+abs, fileValidator(st)
 	if cached, err := f.cachedRemote(ctx, key); err == nil && cached != nil &&
 		cached.remote.ETag == validator && (f.InsecureImage || cached.image.SignedBy != "") {

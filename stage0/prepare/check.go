@@ -158,3 +158,30 @@ func CheckEnvName(name string) error {
 	}
 	return nil
 }
+
+// CheckOSArch refuses, as rkt did, an app image that does not say it runs
+// here: its os and arch labels must both be present and name the host's
+// (appc's names: linux, amd64, aarch64, …). Running a foreign binary ends
+// in an opaque "exec format error" inside the pod; refusing it up front
+// names the image and the label. Errors are errdefs.ErrInvalidArgument.
+func CheckOSArch(m *schema.ImageManifest, goos, goarch string) error {
+	wantOS, wantArch, err := types.ToAppcOSArch(goos, goarch, "")
+	if err != nil {
+		return errdefs.InvalidArgument("image %s: this host (%s/%s) has no appc os/arch: %v", m.Name, goos, goarch, err)
+	}
+	imgOS, hasOS := m.Labels.Get("os")
+	if !hasOS {
+		return errdefs.InvalidArgument("image %s: missing os label in the image manifest (want %q)", m.Name, wantOS)
+	}
+	arch, hasArch := m.Labels.Get("arch")
+	if !hasArch {
+		return errdefs.InvalidArgument("image %s: missing arch label in the image manifest (want %q)", m.Name, wantArch)
+	}
+	if imgOS != wantOS {
+		return errdefs.InvalidArgument("image %s: bad os %q (this host runs %q)", m.Name, imgOS, wantOS)
+	}
+	if arch != wantArch {
+		return errdefs.InvalidArgument("image %s: bad arch %q (this host runs %q)", m.Name, arch, wantArch)
+	}
+	return nil
+}

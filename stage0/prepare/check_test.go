@@ -194,3 +194,36 @@ func TestEnvNames(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckOSArch(t *testing.T) {
+	tests := []struct {
+		name   string
+		labels types.Labels
+		goarch string
+		want   string // "" for no error, else a part of the message
+	}{
+		{name: "host", labels: types.Labels{{Name: "os", Value: "linux"}, {Name: "arch", Value: "amd64"}}, goarch: "amd64"},
+		{name: "arm64 host", labels: types.Labels{{Name: "os", Value: "linux"}, {Name: "arch", Value: "aarch64"}}, goarch: "arm64"},
+		{name: "no labels", goarch: "amd64", want: "missing os label in the image manifest"},
+		{name: "no arch", labels: types.Labels{{Name: "os", Value: "linux"}}, goarch: "amd64", want: "missing arch label in the image manifest"},
+		{name: "freebsd", labels: types.Labels{{Name: "os", Value: "freebsd"}, {Name: "arch", Value: "amd64"}}, goarch: "amd64", want: `bad os "freebsd"`},
+		{name: "foreign arch", labels: types.Labels{{Name: "os", Value: "linux"}, {Name: "arch", Value: "aarch64"}}, goarch: "amd64", want: `bad arch "aarch64"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := schema.BlankImageManifest()
+			m.Name = "example.com/app"
+			m.Labels = tt.labels
+			err := CheckOSArch(m, "linux", tt.goarch)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("CheckOSArch: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("CheckOSArch = %v, want an invalid-argument error with %q", err, tt.want)
+			}
+		})
+	}
+}

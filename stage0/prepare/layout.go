@@ -66,12 +66,14 @@ func layout(ctx context.Context, o Options, log *slog.Logger, p *pod.Pod, s1 *im
 	if m == nil {
 		m = mountplan.NewLogging(mountplan.Kernel{}, log)
 	}
-	mode, why, err := mountplan.ApplyOverlayOrCopy(ctx, cfg, m)
+	mode, why, err := applyRootfses(ctx, cfg, m, o.NoOverlay)
 	if err != nil {
 		return nil, err
 	}
 	if mode == mountplan.Copy {
-		log.Info("overlayfs unavailable, copied the rootfses", "pod", p.UUID, "reason", why)
+		if !o.NoOverlay {
+			log.Info("overlayfs unavailable, copied the rootfses", "pod", p.UUID, "reason", why)
+		}
 		// A copy has no upper layers: the overlay directory is empty or
 		// was removed with the failed attempt.
 		if err := os.Remove(filepath.Join(dir, stage1abi.OverlayDir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -142,4 +144,23 @@ func syncPath(name string) error {
 		return fmt.Errorf("sync %s: %w", filepath.Base(name), err)
 	}
 	return nil
+}
+
+// applyRootfses lays out the root filesystems: overlays where they work
+// (mountplan.ApplyOverlayOrCopy), or copies with noOverlay (--no-overlay,
+// as rkt's: for a filesystem overlayfs misbehaves on, or a pod whose
+// files must not depend on the tree store).
+func applyRootfses(ctx context.Context, cfg mountplan.Config, m mountplan.Mounter, noOverlay bool) (mountplan.Mode, error, error) {
+	if !noOverlay {
+		return mountplan.ApplyOverlayOrCopy(ctx, cfg, m)
+	}
+	cfg.Mode = mountplan.Copy
+	plan, err := mountplan.Build(cfg)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := mountplan.Apply(ctx, plan, m); err != nil {
+		return 0, nil, err
+	}
+	return mountplan.Copy, nil, nil
 }

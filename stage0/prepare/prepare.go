@@ -18,6 +18,7 @@ import (
 	"maps"
 	"os"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -66,6 +67,14 @@ type Options struct {
 	// Ports are the pod manifest's ports (--port): host ports forwarded
 	// to a port an app's image names.
 	Ports []types.ExposedPort
+	// NoOverlay copies the rendered trees into the pod directory instead
+	// of mounting overlays on them (--no-overlay).
+	NoOverlay bool
+	// UserAnnotations and UserLabels are --user-annotation and
+	// --user-label: the pod manifest's userAnnotations and userLabels,
+	// which stage1 leaves alone and tools read back.
+	UserAnnotations types.UserAnnotations
+	UserLabels      types.UserLabels
 	// PodManifest, when set, is used as the pod manifest instead of one
 	// generated from Apps (rkt's --pod-manifest).
 	PodManifest *schema.PodManifest
@@ -232,8 +241,14 @@ func fetchStage1(ctx context.Context, o Options) (*image, error) {
 		f.InsecureImage = true
 	}
 	req := fetch.Request{Ref: o.Stage1.Value}
-	if o.Stage1.Kind == stage1.Hash || o.Stage1.Kind == stage1.Name {
+	switch {
+	case o.Stage1.Kind == stage1.Hash || o.Stage1.Kind == stage1.Name:
 		f.PullPolicy = fetch.PullNever
+	case o.Stage1.Kind == stage1.Path && o.Stage1.Trusted && f.PullPolicy == fetch.PullNever:
+		// The stage1 that ships with nscn is a local file, not the
+		// network --pull-policy=never keeps away from: it is read as
+		// any stage1 (imported once, reused while unchanged).
+		f.PullPolicy = fetch.PullNew
 	}
 	entry, err := f.Fetch(ctx, req)
 	if err != nil {
@@ -268,6 +283,9 @@ func generate(ctx context.Context, o Options, images map[string]*image) (*schema
 	for i, a := range o.Apps {
 		im, err := fetchApp(ctx, o, a.Image, a.Signature)
 		if err != nil {
+			return nil, err
+		}
+		if err := CheckOSArch(im.manifest, runtime.GOOS, runtime.GOARCH); err != nil {
 			return nil, err
 		}
 		name := a.Name
@@ -320,6 +338,7 @@ func generate(ctx context.Context, o Options, images map[string]*image) (*schema
 		return nil, err
 	}
 	pm.Ports = o.Ports
+	pm.UserAnnotations, pm.UserLabels = o.UserAnnotations, o.UserLabels
 	return pm, nil
 }
 
@@ -460,6 +479,9 @@ func fromPodManifest(ctx context.Context, o Options, images map[string]*image) (
 		}
 		im, err := fetchApp(ctx, o, ref, "")
 		if err != nil {
+			return nil, fmt.Errorf("pod manifest app %s: %w", ra.Name, err)
+		}
+		if err := CheckOSArch(im.manifest, runtime.GOOS, runtime.GOARCH); err != nil {
 			return nil, fmt.Errorf("pod manifest app %s: %w", ra.Name, err)
 		}
 		id, err := types.NewHash(im.entry.ID)

@@ -129,6 +129,11 @@ type configEntry struct {
 	Version  string `json:"nscnVersion"`
 	Location string `json:"location"` // path or URL of the image
 	Name     string `json:"name,omitempty"`
+	// rkt's stage1.d files, read as they are: rktKind and rktVersion
+	// instead of nscn's keys, and the image's version beside its name.
+	RktKind      string `json:"rktKind,omitempty"`
+	RktVersion   string `json:"rktVersion,omitempty"`
+	ImageVersion string `json:"version,omitempty"`
 }
 
 // Configured reads the default stage1 from <dir>/stage1.d/*.json; the
@@ -153,8 +158,14 @@ func Configured(dirs []string) (ref Ref, file string, ok bool, err error) {
 		if err := json.Unmarshal(b, &c); err != nil {
 			return Ref{}, "", false, errdefs.InvalidArgument("stage1 configuration %s: %v", file, err)
 		}
+		if c.Kind == "" && c.Version == "" {
+			c.Kind, c.Version = c.RktKind, c.RktVersion
+		}
 		if c.Kind != "stage1" || c.Version != "v1" {
-			return Ref{}, "", false, errdefs.InvalidArgument(`stage1 configuration %s: want "nscnKind": "stage1", "nscnVersion": "v1"`, file)
+			return Ref{}, "", false, errdefs.InvalidArgument(`stage1 configuration %s: want "nscnKind": "stage1", "nscnVersion": "v1" (or rkt's rktKind and rktVersion)`, file)
+		}
+		if c.Name != "" && c.ImageVersion != "" {
+			c.Name += ":" + c.ImageVersion
 		}
 		switch {
 		case strings.HasPrefix(c.Location, "http://"), strings.HasPrefix(c.Location, "https://"):

@@ -35,6 +35,9 @@ func TestChoose(t *testing.T) {
 	writeConf(badCfg, "x.json", `{"nscnKind":"other","nscnVersion":"v1","location":"/x"}`)
 	writeConf(system, "10.json", `{"nscnKind":"stage1","nscnVersion":"v1","location":"/system.aci"}`)
 	writeConf(local, "10.json", `{"nscnKind":"stage1","nscnVersion":"v1","location":"https://example.com/local.aci"}`)
+	rktCfg, rktNameCfg := t.TempDir(), t.TempDir()
+	writeConf(rktCfg, "stage1.json", `{"rktKind":"stage1","rktVersion":"v1","location":"/usr/lib/rkt/stage1.aci"}`)
+	writeConf(rktNameCfg, "stage1.json", `{"rktKind":"stage1","rktVersion":"v1","name":"coreos.com/rkt/stage1-coreos","version":"1.30.0"}`)
 
 	tests := []struct {
 		name  string
@@ -53,6 +56,8 @@ func TestChoose(t *testing.T) {
 		{name: "local config wins over system", dirs: []string{local, system}, want: Ref{Kind: URL, Value: "https://example.com/local.aci", Trusted: true}},
 		{name: "system config", dirs: []string{emptyCfg, system}, want: Ref{Kind: Path, Value: "/system.aci", Trusted: true}},
 		{name: "bad config", dirs: []string{badCfg}, class: errdefs.ErrInvalidArgument},
+		{name: "rkt's keys", dirs: []string{rktCfg}, want: Ref{Kind: Path, Value: "/usr/lib/rkt/stage1.aci", Trusted: true}},
+		{name: "rkt's name and version", dirs: []string{rktNameCfg}, want: Ref{Kind: Name, Value: "coreos.com/rkt/stage1-coreos:1.30.0", Trusted: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -112,7 +112,7 @@ func TestImageIDPrefixMustNameDigits(t *testing.T) {
 				e.ok("--insecure-options=image", "fetch", busyboxACI(t))
 				before := imageKeys(t, e)
 				r := e.run(c.args(ref)...)
-				lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+				lines := refusalLines(r.stderr)
 				if r.code != 2 || len(lines) != 1 || r.stdout != "" {
 					t.Errorf("want exit 2 and one line on stderr, got %s", r)
 				}

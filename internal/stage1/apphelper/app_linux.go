@@ -139,6 +139,9 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *sdpod.App, unified b
 	if err := makeDevLinks(root); err != nil {
 		return err
 	}
+	if err := makeEtcFiles(ctx, log, root); err != nil {
+		return err
+	}
 	// The app's mounts are peers of the pod's (the /sys bind is one of
 	// the container's /sys): make them slaves, so that what is stacked
 	// on them below stays in the app's view.
@@ -203,6 +206,45 @@ func makeDevLinks(root *os.File) error {
 		if err := unix.Symlinkat(target, int(dev.Fd()), name); err != nil && !errors.Is(err, unix.EEXIST) {
 			return &os.PathError{Op: "symlink", Path: "/dev/" + name, Err: err}
 		}
+	}
+	return nil
+}
+
+// makeEtcFiles gives the app the /etc files rkt's apps had: /etc/mtab, a
+// symlink to ../proc/self/mounts (unless the image has an /etc/mtab of
+// its own), which mount, df and friends read; and /etc/hostname, holding
+// the pod's hostname (prepareApp runs in the pod's UTS namespace), which
+// replaces the image's. An /etc/hostname that cannot be replaced (a
+// directory) is left as it is, with a warning.
+func makeEtcFiles(ctx context.Context, log *slog.Logger, root *os.File) error {
+	etc, err := inroot.MkdirAll(root, "/etc", 0o755)
+	if err != nil {
+		return fmt.Errorf("open the app's /etc: %w", err)
+	}
+	defer func() { _ = etc.Close() }()
+	if err := unix.Symlinkat("../proc/self/mounts", int(etc.Fd()), "mtab"); err != nil && !errors.Is(err, unix.EEXIST) {
+		return &os.PathError{Op: "symlink", Path: "/etc/mtab", Err: err}
+	}
+	hostname, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("read the pod's hostname: %w", err)
+	}
+	const tmp = ".hostname.nscn"
+	fd, err := unix.Openat(int(etc.Fd()), tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return &os.PathError{Op: "create", Path: "/etc/" + tmp, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), "/etc/"+tmp)
+	_, err = f.WriteString(hostname + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = unix.Renameat(int(etc.Fd()), tmp, int(etc.Fd()), "hostname")
+	}
+	if err != nil {
+		_ = unix.Unlinkat(int(etc.Fd()), tmp, 0)
+		log.WarnContext(ctx, "the app keeps its image's /etc/hostname", "error", err)
 	}
 	return nil
 }

@@ -114,6 +114,11 @@ func resolveID(root fs.FS, value, kind, db string, lookup func(fs.FS, string) (u
 	if n, err := strconv.ParseUint(value, 10, 32); err == nil && n < 1<<32-1 {
 		return uint32(n), nil
 	}
+	if value == "root" {
+		// As rkt: root is 0 even where the image has no entry for it
+		// (an image without /etc/passwd, a distroless one).
+		return 0, nil
+	}
 	return 0, errdefs.NotFound("%s %q is neither in the app's /%s nor a numeric id", kind, value, db)
 }
 

@@ -36,6 +36,7 @@ func TestResolveCreds(t *testing.T) {
 		{name: "supplementary gids", user: "root", group: "root", supplemental: []int{10, 20}, want: Creds{Groups: []uint32{10, 20}}},
 		{name: "no passwd file numeric", fs: fstest.MapFS{}, user: "5", group: "6", want: Creds{UID: 5, GID: 6}},
 		{name: "no passwd file name", fs: fstest.MapFS{}, user: "app", group: "0", wantErr: true, wantClass: errdefs.ErrNotFound},
+		{name: "root without passwd and group files", fs: fstest.MapFS{}, user: "root", group: "root", want: Creds{}},
 		{name: "unknown user", user: "nobody", group: "0", wantErr: true, wantClass: errdefs.ErrNotFound},
 		{name: "unknown group", user: "0", group: "nogroup", wantErr: true, wantClass: errdefs.ErrNotFound},
 		{name: "host user is not used", user: "daemon", group: "0", wantErr: true, wantClass: errdefs.ErrNotFound},

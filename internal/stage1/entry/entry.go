@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/logstyle"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -30,7 +31,7 @@ func (f Flavor) Logger(w io.Writer, debug bool) *slog.Logger {
 	if debug {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With("flavor", string(f))
+	return logstyle.New(w, level, debug).With("flavor", string(f))
 }
 
 // ErrorLine formats err as the single stderr line of a failed

@@ -78,11 +78,22 @@ func Exists(root *os.File, path string) (bool, error) {
 	return true, f.Close()
 }
 
+// maxSymlinkDirs bounds how many dangling symlinks MkdirAll creates the
+// targets of for one path, as the kernel bounds a resolution (40), so
+// that a loop of links ends.
+const maxSymlinkDirs = 40
+
 // MkdirAll makes sure path is a directory inside root, creating it and any
 // missing parents with mode (minus the umask), and returns an O_PATH handle
-// to it. An existing component that is not a directory is an error, and so
-// is a dangling symlink in the way.
-func MkdirAll(root *os.File, path string, mode uint32) (_ *os.File, err error) {
+// to it. An existing component that is not a directory is an error. A
+// dangling symlink in the way is followed within root, as rkt did: the
+// directory it names is created (a mount target /data through
+// /data -> /srv/data makes /srv/data).
+func MkdirAll(root *os.File, path string, mode uint32) (*os.File, error) {
+	return mkdirAll(root, path, mode, maxSymlinkDirs)
+}
+
+func mkdirAll(root *os.File, path string, mode uint32, links int) (_ *os.File, err error) {
 	rel := relative(path)
 	cur, err := Open(root, ".", unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil || rel == "." {
@@ -104,6 +115,23 @@ func MkdirAll(root *os.File, path string, mode uint32) (_ *os.File, err error) {
 				return nil, &os.PathError{Op: "mkdirat", Path: "/" + prefix, Err: err}
 			}
 			next, err = Open(root, prefix, unix.O_PATH|unix.O_DIRECTORY)
+			if errors.Is(err, unix.ENOENT) {
+				// Still missing after mkdirat: a dangling symlink.
+				// Make what it names, within root, and resolve again.
+				target, lerr := readlinkat(cur, name)
+				if lerr != nil || links == 0 {
+					return nil, fmt.Errorf("/%s is a dangling symlink: %w", prefix, err)
+				}
+				if !filepath.IsAbs(target) {
+					target = filepath.Join("/", filepath.Dir(prefix), target)
+				}
+				d, derr := mkdirAll(root, target, mode, links-1)
+				if derr != nil {
+					return nil, fmt.Errorf("/%s is a symlink to %s: %w", prefix, target, derr)
+				}
+				_ = d.Close()
+				next, err = Open(root, prefix, unix.O_PATH|unix.O_DIRECTORY)
+			}
 		}
 		if errors.Is(err, unix.ENOTDIR) {
 			return nil, fmt.Errorf("%s exists and is not a directory: %w", "/"+prefix, err)
@@ -152,6 +180,16 @@ func CreateFile(root *os.File, path string, mode uint32) (*os.File, error) {
 		return nil, fmt.Errorf("/%s exists and is not a regular file", rel)
 	}
 	return f, nil
+}
+
+// readlinkat reads the symlink name in dir.
+func readlinkat(dir *os.File, name string) (string, error) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(int(dir.Fd()), name, buf)
+	if err != nil {
+		return "", &os.PathError{Op: "readlinkat", Path: name, Err: err}
+	}
+	return string(buf[:n]), nil
 }
 
 // OpenNoSymlinks opens an absolute host path with the open(2) flags given,

@@ -21,6 +21,9 @@ func hostileTree(t *testing.T) (root *os.File, rootDir string) {
 		"dangling": filepath.Join(outside, "missing"),
 		"dirlink":  "realdir",
 		"absin":    "/realdir",
+		"rel":      "realdir/new",
+		"loop1":    "/loop2",
+		"loop2":    "loop1",
 	} {
 		if err := os.Symlink(target, filepath.Join(rootDir, name)); err != nil {
 			t.Fatal(err)
@@ -52,20 +55,35 @@ func TestMkdirAll(t *testing.T) {
 		wantDir  string // created, relative to the root dir
 		wantErr  bool
 		wantErrn error
+		// insideOutside: created at this path below the outside
+		// directory's own path inside the root.
+		insideOutside string
 	}{
 		{name: "plain", path: "/a/b/c", wantDir: "a/b/c"},
 		{name: "root itself", path: "/", wantDir: "."},
 		{name: "dot dot is clamped", path: "/../../x", wantDir: "x"},
 		{name: "absolute symlink resolves in root", path: "/absin/y", wantDir: "realdir/y"},
-		{name: "absolute symlink out of the root dangles", path: "/abs/tmp/y", wantErr: true, wantErrn: unix.ENOENT},
+		// A symlink to a host path names that path inside the root,
+		// where it is created, as rkt did; nothing is made outside
+		// (hostileTree's cleanup checks).
+		{name: "absolute symlink out of the root is made inside", path: "/abs/tmp/y", insideOutside: "tmp/y"},
 		{name: "relative symlink stays inside", path: "/up/z", wantDir: "z"},
 		{name: "symlink to a dir inside", path: "/dirlink/sub", wantDir: "realdir/sub"},
 		{name: "file in the way", path: "/file/x", wantErr: true, wantErrn: unix.ENOTDIR},
-		{name: "dangling symlink", path: "/dangling", wantErr: true, wantErrn: unix.ENOENT},
+		{name: "dangling symlink is made inside", path: "/dangling", insideOutside: "missing"},
+		{name: "dangling relative symlink", path: "/rel/sub", wantDir: "realdir/new/sub"},
+		{name: "symlink loop", path: "/loop1/x", wantErr: true, wantErrn: unix.ELOOP},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root, rootDir := hostileTree(t)
+			if tt.insideOutside != "" {
+				outside, err := os.Readlink(filepath.Join(rootDir, "abs"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				tt.wantDir = filepath.Join(outside, tt.insideOutside)
+			}
 			f, err := MkdirAll(root, tt.path, 0o755)
 			if tt.wantErr {
 				if err == nil {
@@ -102,11 +120,14 @@ func TestCreateFile(t *testing.T) {
 		path     string
 		wantFile string
 		wantErr  bool
+		// wantInsideOutside: created at this path below the outside
+		// directory's own path inside the root.
+		wantInsideOutside string
 	}{
 		{name: "new file with parents", path: "/etc/hosts", wantFile: "etc/hosts"},
 		{name: "existing file", path: "/file", wantFile: "file"},
 		{name: "through absolute symlink", path: "/absin/resolv.conf", wantFile: "realdir/resolv.conf"},
-		{name: "through escaping symlink", path: "/abs/resolv.conf", wantErr: true},
+		{name: "through a symlink to a host path", path: "/abs/resolv.conf", wantInsideOutside: "resolv.conf"},
 		{name: "directory in the way", path: "/realdir", wantErr: true},
 		{name: "dangling symlink is not followed out", path: "/dangling", wantErr: true},
 		{name: "root", path: "/", wantErr: true},
@@ -114,6 +135,13 @@ func TestCreateFile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root, rootDir := hostileTree(t)
+			if tt.wantInsideOutside != "" {
+				outside, err := os.Readlink(filepath.Join(rootDir, "abs"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				tt.wantFile = filepath.Join(outside, tt.wantInsideOutside)
+			}
 			f, err := CreateFile(root, tt.path, 0o644)
 			if tt.wantErr {
 				if err == nil {

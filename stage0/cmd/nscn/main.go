@@ -49,7 +49,8 @@ func reportLine(err error) string {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := cli.NewApp(os.Stdin, os.Stdout, os.Stderr).RunContext(ctx, os.Args)
+	app := cli.NewApp(os.Stdin, os.Stdout, os.Stderr)
+	err := app.RunContext(ctx, cli.GlobalFlagsFirst(app, os.Args))
 	stop()
 	code, report := exitCode(err)
 	if report {
