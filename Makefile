@@ -72,8 +72,8 @@ $(KVM_KERNEL): scripts/vm/fetch-kernel.sh
 
 stage1-kvm: $(BIN)/stage1-kvm.aci ## The kvm stage1 image: each pod in a qemu VM (KVM, else TCG)
 
-$(BIN)/stage1-kvm.aci: $(GO_SOURCES) scripts/build-stage1-kvm.sh $(SYSTEMD_TREE) $(KVM_KERNEL)
-	VERSION=$(VERSION) SYSTEMD_DIR=$(BUILD)/systemd KERNEL_DIR=$(KERNEL_DIR) QEMU=$(QEMU) VIRTIOFSD=$(VIRTIOFSD) \
+$(BIN)/stage1-kvm.aci: $(GO_SOURCES) scripts/build-stage1-kvm.sh $(SYSTEMD_TREE) $(KVM_KERNEL) $(BUILD)/cni-plugins/ptp
+	VERSION=$(VERSION) SYSTEMD_DIR=$(BUILD)/systemd CNI_PLUGIN_DIR=$(BUILD)/cni-plugins KERNEL_DIR=$(KERNEL_DIR) QEMU=$(QEMU) VIRTIOFSD=$(VIRTIOFSD) \
 		scripts/build-stage1-kvm.sh $(BIN)
 
 tools: $(BUILD)/actool ## Build the appc reference tools used by the tests

@@ -16,6 +16,7 @@
 # Usage: scripts/build-stage1-kvm.sh OUTDIR_BIN
 # Environment: SYSTEMD_DIR (default: build/systemd), KERNEL_DIR
 # (fetch-kernel.sh's OUTDIR with the kvm modules; default: build/kvm/kernel),
+# CNI_PLUGIN_DIR (build-cni-plugins.sh's OUTDIR; default: build/cni-plugins),
 # QEMU (default: /usr/bin/qemu-system-x86_64), VIRTIOFSD (default: the
 # first of /usr/libexec/virtiofsd and /usr/lib/qemu/virtiofsd that exists),
 # VERSION, GOARCH, GO.
@@ -48,6 +49,8 @@ if [ -z "$virtiofsd" ]; then
 	virtiofsd=${virtiofsd:-/usr/libexec/virtiofsd}
 fi
 image=build/stage1-kvm
+cni=${CNI_PLUGIN_DIR:-build/cni-plugins}
+cni_plugins=(ptp bridge host-local portmap loopback)
 # The modules the guest loads (make stage1-kvm passes the same list to
 # scripts/vm/fetch-kernel.sh).
 kvm_modules="virtio_pci virtiofs virtio_console virtio_net"
@@ -59,6 +62,9 @@ die() {
 [ "$goarch" = amd64 ] || die "the kvm flavor is built for amd64 only (qemu-system-x86_64), not $goarch"
 [ -x "$systemd/rootfs/usr/lib/systemd/systemd" ] || die "no systemd tree in $systemd; run scripts/fetch-systemd.sh $systemd first"
 [ -f "$kernel/vmlinuz" ] || die "no kernel in $kernel; run make stage1-kvm, or VM_MODULES=\"$kvm_modules\" scripts/vm/fetch-kernel.sh $kernel first"
+for p in "${cni_plugins[@]}"; do
+	[ -x "$cni/$p" ] || die "no CNI plugin $cni/$p; run scripts/build-cni-plugins.sh $cni first"
+done
 for m in virtiofs virtio_console; do
 	grep -qx "$m.ko" "$kernel/modules.order" || die "$kernel has no module $m; fetch it again with the kvm modules (make stage1-kvm does)"
 done
@@ -77,6 +83,10 @@ CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" "$go" build -trimpath -ldflags "-s -w"
 	-o "$image/tmp/guest-init" ./stage1-kvm/cmd/guest-init
 env -u GOARCH -u GOOS "$go" run ./stage1-kvm/cmd/mkinitramfs "$root/nscn/kvm/initramfs" "$image/tmp/guest-init" "$kernel"
 rm -rf "$image/tmp"
+mkdir -p "$root/usr/lib/nscn/cni"
+for p in "${cni_plugins[@]}"; do
+	cp "$cni/$p" "$root/usr/lib/nscn/cni/$p"
+done
 cp "$kernel/vmlinuz" "$root/nscn/kvm/vmlinuz"
 cat >"$root/nscn/kvm/config.json" <<CONFIG
 {

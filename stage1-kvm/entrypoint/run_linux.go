@@ -141,7 +141,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 			return 0, fmt.Errorf("create pod directory: %w", err)
 		}
 	}
-	if err := os.Mkdir(filepath.Join(podDir, StateDir), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(podDir, StateDir), 0o700); err != nil {
 		return 0, fmt.Errorf("create %s: %w", StateDir, err)
 	}
 	accel := accelerator(ctx)
@@ -150,7 +150,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 
 	vm := vmConfig{
 		img: img, accel: accel.Accel, memMiB: memMiB, cpus: cpus, binds: binds,
-		console: console, debug: cfg.Args.Debug, tap: pn.Tap, mac: pn.MAC, cmdline: pn.Cmdline,
+		console: console, debug: cfg.Args.Debug, taps: pn.Taps, nics: pn.NICs,
 	}
 	started = true
 	return supervise(ctx, log, cfg, podDir, layout.Pod, vm)
@@ -217,7 +217,7 @@ func writePodFiles(podDir string, pod nspawn.Pod, console bool) error {
 			"[Service]",
 			"Type=oneshot",
 			"StandardOutput=null",
-			"StandardError=kmsg+console",
+			"StandardError=console",
 			"ExecStart=" + guest.AgentPath + " " + guest.ReadyMode + " " + GuestReadyFile,
 			"",
 		}, "\n")},
@@ -262,15 +262,15 @@ func writePodFiles(podDir string, pod nspawn.Pod, console bool) error {
 
 // vmConfig is what supervise starts.
 type vmConfig struct {
-	img      image
-	accel    kvm.Accel
-	memMiB   int64
-	cpus     int
-	binds    []nspawn.Bind
-	console  bool
-	tap, mac string
-	cmdline  []string
-	debug    bool
+	img     image
+	accel   kvm.Accel
+	memMiB  int64
+	cpus    int
+	binds   []nspawn.Bind
+	console bool
+	taps    []*os.File
+	nics    []guest.NIC
+	debug   bool
 }
 
 // supervise starts virtiofsd and qemu, records qemu's pid, relays the
@@ -334,6 +334,11 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 			}(r, &teeWriter{ctx: ctx, log: log.With("app", name), term: s.term, rec: file.Stream(s.stream)})
 		}
 	}
+	var nics []hypervisor.NIC
+	for i, t := range vm.taps {
+		nics = append(nics, hypervisor.NIC{FD: 3 + len(extra), MAC: vm.nics[i].MAC})
+		extra = append(extra, t)
+	}
 	consoleOut := ConsoleLog
 	if vm.console {
 		consoleOut = "stdio"
@@ -341,7 +346,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	argv := hypervisor.Argv(hypervisor.Config{
 		QEMU: vm.img.QEMU, Kernel: vm.img.Kernel, Initrd: vm.img.Initrd, Accel: vm.accel,
 		MemoryMiB: vm.memMiB, CPUs: vm.cpus, RootSocket: RootSocket, ControlSocket: ControlSocket,
-		Console: consoleOut, Ports: ports, Tap: vm.tap, MAC: vm.mac, Cmdline: vm.cmdline,
+		Console: consoleOut, Ports: ports, NICs: nics,
 	})
 	cmd := &exec.Cmd{
 		Path: argv[0], Args: argv, Dir: podDir,
@@ -357,9 +362,6 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	}
 	if cfg.Args.Debug && !vm.console {
 		cmd.Stdout = cfg.Stderr
-	}
-	if err := enterNetNS(podDir, cmd); err != nil {
-		return 0, err
 	}
 	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)

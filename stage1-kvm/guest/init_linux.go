@@ -73,6 +73,9 @@ func Init(console io.Writer) error {
 	if err := bindHostPaths(); err != nil {
 		return err
 	}
+	if err := configureNetwork(); err != nil {
+		return fmt.Errorf("configure the network: %w", err)
+	}
 	agent := exec.Command(AgentPath)
 	agent.Stdout, agent.Stderr = console, console
 	if err := agent.Start(); err != nil {

@@ -30,6 +30,12 @@ type Port struct {
 	FD int
 }
 
+// NIC is a guest network interface on a tap device.
+type NIC struct {
+	FD  int    // the tap's descriptor in qemu's process (ExtraFiles)
+	MAC string // the guest's address: the pod interface's it stands for
+}
+
 // Config is one pod's virtual machine.
 type Config struct {
 	QEMU   string // qemu-system-x86_64
@@ -48,9 +54,10 @@ type Config struct {
 	// --interactive, else a file (appended to).
 	Console string
 	Ports   []Port
-	// Tap is the tap device qemu attaches the guest's NIC to, in qemu's
-	// network namespace; empty for no NIC. MAC is the NIC's address.
-	Tap, MAC string
+	// NICs are the guest's network interfaces, each on a tap device
+	// whose descriptor qemu inherits (made in the pod's network
+	// namespace, which qemu does not join).
+	NICs []NIC
 	// Cmdline is appended to the kernel command line.
 	Cmdline []string
 }
@@ -87,10 +94,11 @@ func Argv(c Config) []string {
 		a = append(a, "-chardev", "file,id=console,path="+c.Console+",append=on")
 	}
 	a = append(a, "-serial", "chardev:console")
-	if c.Tap != "" {
+	for i, n := range c.NICs {
+		id := "net" + strconv.Itoa(i)
 		a = append(a,
-			"-netdev", "tap,id=net0,ifname="+c.Tap+",script=no,downscript=no",
-			"-device", "virtio-net-pci,netdev=net0,mac="+c.MAC)
+			"-netdev", fmt.Sprintf("tap,id=%s,fd=%d", id, n.FD),
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=%s,mac=%s", id, n.MAC))
 	}
 	cmdline := append([]string{
 		"console=ttyS0", "quiet", "panic=-1", "reboot=t",

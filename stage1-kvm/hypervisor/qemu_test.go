@@ -37,7 +37,7 @@ func TestArgv(t *testing.T) {
 		QEMU: "/usr/bin/qemu-system-x86_64", Kernel: "/k", Initrd: "/i", Accel: kvm.AccelTCG,
 		MemoryMiB: 320, CPUs: 2, RootSocket: "kvm/root.sock", ControlSocket: "kvm/control.sock",
 		Console: "kvm/console.log", Ports: []Port{{Name: "nscn.a.stdout", FD: 3}},
-		Tap: "tap0", MAC: "02:00:00:00:00:01", Cmdline: []string{"ip=x"},
+		NICs: []NIC{{FD: 4, MAC: "02:00:00:00:00:01"}}, Cmdline: []string{"ip=x"},
 	}
 	a := Argv(c)
 	joined := strings.Join(a, " ")
@@ -48,7 +48,7 @@ func TestArgv(t *testing.T) {
 		"socket,id=control,path=kvm/control.sock,server=on,wait=off",
 		"file,id=port0,path=/dev/fd/3,append=on", "name=nscn.a.stdout",
 		"file,id=console,path=kvm/console.log,append=on",
-		"tap,id=net0,ifname=tap0,script=no,downscript=no", "mac=02:00:00:00:00:01",
+		"tap,id=net0,fd=4", "mac=02:00:00:00:00:01",
 		"-kernel /k", "-initrd /i",
 	} {
 		if !strings.Contains(joined, want) {
@@ -58,7 +58,7 @@ func TestArgv(t *testing.T) {
 	if i := slices.Index(a, "-append"); i < 0 || !strings.HasPrefix(a[i+1], "console=ttyS0 ") || !strings.HasSuffix(a[i+1], " ip=x") {
 		t.Errorf("kernel command line: %q", a)
 	}
-	c.Accel, c.Tap, c.Console = kvm.AccelKVM, "", "stdio"
+	c.Accel, c.NICs, c.Console = kvm.AccelKVM, nil, "stdio"
 	joined = strings.Join(Argv(c), " ")
 	if !strings.Contains(joined, "-cpu host") || strings.Contains(joined, "netdev") || !strings.Contains(joined, "stdio,id=console") {
 		t.Errorf("kvm, no NIC, console on stdio: %s", joined)
