@@ -78,7 +78,7 @@ echo "build-stage1-kvm: building the entrypoints for linux/$goarch"
 mkdir -p "$root/nscn/kvm" "$image/tmp"
 CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" "$go" build -trimpath -ldflags "-s -w" \
 	-o "$root/nscn/" ./stage1-kvm/cmd/run ./stage1-kvm/cmd/stop ./stage1-kvm/cmd/gc ./stage1-kvm/cmd/agent \
-	./stage1/cmd/app ./stage1/cmd/app-init
+	./stage1-kvm/cmd/app ./stage1/cmd/app-init
 CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" "$go" build -trimpath -ldflags "-s -w" \
 	-o "$image/tmp/guest-init" ./stage1-kvm/cmd/guest-init
 env -u GOARCH -u GOOS "$go" run ./stage1-kvm/cmd/mkinitramfs "$root/nscn/kvm/initramfs" "$image/tmp/guest-init" "$kernel"

@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/fly"
 )
 
 // GC implements the gc entrypoint, from the directory of an exited pod.
@@ -28,7 +28,7 @@ import (
 //
 // No host mount is left to undo: the binds the guest sees exist only in
 // virtiofsd's mount namespace.
-func GC(ctx context.Context, log *slog.Logger, args fly.GCArgs) error {
+func GC(ctx context.Context, log *slog.Logger, args abiargs.GCArgs) error {
 	log = log.With("pod", args.UUID)
 	podDir, err := unix.Getwd()
 	if err != nil {

@@ -14,11 +14,11 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/networking"
 	"github.com/nosecone/nscn/networking/netns"
 	"github.com/nosecone/nscn/networking/portfwd"
 	"github.com/nosecone/nscn/stage1-kvm/guest"
-	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
 // Where the image keeps the CNI plugins, and the files run generates for
@@ -50,7 +50,7 @@ type podNet struct {
 // the guest leaves through the interface (rkt's ptp → tap, without a
 // bridge). The guest's NIC takes the interface's MAC address, addresses
 // and routes (guest.NetConfigFile). --net=none gives no NIC.
-func setupNetwork(ctx context.Context, log *slog.Logger, podDir string, args nspawn.RunArgs, pm *schema.PodManifest) (_ podNet, err error) {
+func setupNetwork(ctx context.Context, log *slog.Logger, podDir string, args sdpod.RunArgs, pm *schema.PodManifest) (_ podNet, err error) {
 	var pn podNet
 	var appPorts []types.Port
 	for _, ra := range pm.Apps {
@@ -85,14 +85,10 @@ func setupNetwork(ctx context.Context, log *slog.Logger, podDir string, args nsp
 			}
 		}
 	}()
-	if args.NetMode == nspawn.NetNone {
+	if args.NetMode == sdpod.NetNone {
 		return pn, nil
 	}
-	hostname := args.Hostname
-	if hostname == "" {
-		hostname = nspawn.MachineName(args.UUID)
-	}
-	hosts, resolv := nspawn.NetFiles(hostname, res.Networks)
+	hosts, resolv := sdpod.NetFiles(hostname(args), res.Networks)
 	pn.Hosts = inStage1(podDir, netHosts)
 	if err := writeNewFile(pn.Hosts, hosts, 0o644); err != nil {
 		return pn, err

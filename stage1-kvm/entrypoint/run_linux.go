@@ -24,18 +24,18 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/kvm"
 	"github.com/nosecone/nscn/internal/podlog"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/podmount"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/internal/stage1/units"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/fly"
-	"github.com/nosecone/nscn/stage1-fly/podmount"
 	"github.com/nosecone/nscn/stage1-kvm/guest"
 	"github.com/nosecone/nscn/stage1-kvm/hypervisor"
-	"github.com/nosecone/nscn/stage1/nspawn"
-	"github.com/nosecone/nscn/stage1/units"
 )
 
 // RunConfig is the input of Run.
 type RunConfig struct {
-	Args nspawn.RunArgs
+	Args sdpod.RunArgs
 	Log  *slog.Logger
 	// LockFD is the value of RKT_LOCK_FD.
 	LockFD                string
@@ -43,7 +43,7 @@ type RunConfig struct {
 }
 
 // Run implements the run entrypoint, from the pod directory, and returns
-// the pod's status (nspawn.PodStatus) or an error for a stage1 failure.
+// the pod's status (sdpod.PodStatus) or an error for a stage1 failure.
 func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	log := cfg.Log.With("pod", cfg.Args.UUID)
 	podDir, err := unix.Getwd()
@@ -53,7 +53,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err := checkLockFD(cfg.LockFD, podDir); err != nil {
 		return 0, err
 	}
-	if cfg.Args.NetMode == nspawn.NetHost {
+	if cfg.Args.NetMode == sdpod.NetHost {
 		return 0, errdefs.Newf(errdefs.ErrNotImplemented,
 			"stage1-kvm runs the pod in a virtual machine with a kernel of its own, which cannot share the host's network: use --net=default, a named network or --net=none")
 	}
@@ -64,17 +64,17 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	pm, err := fly.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
+	pm, err := appspec.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
 	if err != nil {
 		return 0, err
 	}
 	if cfg.Args.MDSToken == "" {
-		if cfg.Args.MDSToken, err = nspawn.ReadMDSToken(podDir); err != nil {
+		if cfg.Args.MDSToken, err = sdpod.ReadMDSToken(podDir); err != nil {
 			return 0, err
 		}
 	}
-	lc := nspawn.LayoutConfig{PodDir: podDir, Manifest: pm, Args: cfg.Args}
-	layout, err := nspawn.NewLayout(lc)
+	lc := sdpod.LayoutConfig{PodDir: podDir, Manifest: pm, Args: cfg.Args}
+	layout, err := sdpod.NewLayout(lc)
 	if err != nil {
 		return 0, err
 	}
@@ -92,7 +92,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	}
 	lc.ResolvConf, lc.Hosts = pn.ResolvConf, pn.Hosts
 	if lc.ResolvConf != "" || lc.Hosts != "" {
-		if layout, err = nspawn.NewLayout(lc); err != nil {
+		if layout, err = sdpod.NewLayout(lc); err != nil {
 			return 0, err
 		}
 	}
@@ -136,7 +136,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, d := range nspawn.WritableDirs {
+	for _, d := range sdpod.WritableDirs {
 		if err := os.MkdirAll(inStage1(podDir, d), 0o755); err != nil {
 			return 0, fmt.Errorf("create pod directory: %w", err)
 		}
@@ -151,9 +151,19 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	vm := vmConfig{
 		img: img, accel: accel.Accel, memMiB: memMiB, cpus: cpus, binds: binds,
 		console: console, debug: cfg.Args.Debug, taps: pn.Taps, nics: pn.NICs,
+		hostname: hostname(cfg.Args),
 	}
 	started = true
 	return supervise(ctx, log, cfg, podDir, layout.Pod, vm)
+}
+
+// hostname is the pod's hostname: --hostname, or nscn-UUID as on nspawn.
+// stage0 checked that --hostname is a valid host name.
+func hostname(a sdpod.RunArgs) string {
+	if a.Hostname != "" {
+		return a.Hostname
+	}
+	return "nscn-" + a.UUID
 }
 
 // accelerator is KVM when a guest really runs here (kvm.Probe), else TCG.
@@ -168,8 +178,8 @@ func accelerator(ctx context.Context) kvm.Verdict {
 
 // checkBinds drops the optional binds whose source is missing and fails
 // on another missing source.
-func checkBinds(ctx context.Context, log *slog.Logger, in []nspawn.Bind) ([]nspawn.Bind, error) {
-	var out []nspawn.Bind
+func checkBinds(ctx context.Context, log *slog.Logger, in []sdpod.Bind) ([]sdpod.Bind, error) {
+	var out []sdpod.Bind
 	for _, b := range in {
 		if _, err := os.Stat(b.Source); err != nil {
 			if b.Optional && errors.Is(err, fs.ErrNotExist) {
@@ -186,7 +196,7 @@ func checkBinds(ctx context.Context, log *slog.Logger, in []nspawn.Bind) ([]nspa
 // writePodFiles writes the units, the app helper's config and the state
 // directories into the stage1 rootfs. The apps' stdout and stderr are
 // virtio-serial ports to the host.
-func writePodFiles(podDir string, pod nspawn.Pod, console bool) error {
+func writePodFiles(podDir string, pod sdpod.Pod, console bool) error {
 	var uapps []units.App
 	var after []string
 	for _, a := range pod.Apps {
@@ -203,7 +213,7 @@ func writePodFiles(podDir string, pod nspawn.Pod, console bool) error {
 		uapps = append(uapps, ua)
 		after = append(after, units.ServiceName(name))
 	}
-	files, err := units.Generate(units.Config{Apps: uapps, Helper: nspawn.AppHelper})
+	files, err := units.Generate(units.Config{Apps: uapps, Helper: sdpod.AppHelper})
 	if err != nil {
 		return err
 	}
@@ -223,10 +233,10 @@ func writePodFiles(podDir string, pod nspawn.Pod, console bool) error {
 		}, "\n")},
 		units.File{Name: "default.target.d/kvm.conf", Content: "[Unit]\nWants=nscn-ready.service\n"},
 	)
-	unitDir := inStage1(podDir, nspawn.UnitDir)
+	unitDir := inStage1(podDir, sdpod.UnitDir)
 	for _, d := range []string{
 		unitDir, filepath.Join(unitDir, "default.target.d"),
-		inStage1(podDir, filepath.Dir(nspawn.FirstFailureFile)), inStage1(podDir, nspawn.StatusDir),
+		inStage1(podDir, filepath.Dir(sdpod.FirstFailureFile)), inStage1(podDir, sdpod.StatusDir),
 		inStage1(podDir, filepath.Dir(GuestReadyFile)),
 	} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -242,7 +252,7 @@ func writePodFiles(podDir string, pod nspawn.Pod, console bool) error {
 	if err != nil {
 		return fmt.Errorf("encode pod config: %w", err)
 	}
-	if err := writeNewFile(inStage1(podDir, nspawn.PodConfigFile), data, 0o600); err != nil {
+	if err := writeNewFile(inStage1(podDir, sdpod.PodConfigFile), data, 0o600); err != nil {
 		return err
 	}
 	for _, a := range pod.Apps {
@@ -262,21 +272,22 @@ func writePodFiles(podDir string, pod nspawn.Pod, console bool) error {
 
 // vmConfig is what supervise starts.
 type vmConfig struct {
-	img     image
-	accel   kvm.Accel
-	memMiB  int64
-	cpus    int
-	binds   []nspawn.Bind
-	console bool
-	taps    []*os.File
-	nics    []guest.NIC
-	debug   bool
+	img      image
+	accel    kvm.Accel
+	memMiB   int64
+	cpus     int
+	binds    []sdpod.Bind
+	console  bool
+	taps     []*os.File
+	nics     []guest.NIC
+	debug    bool
+	hostname string
 }
 
 // supervise starts virtiofsd and qemu, records qemu's pid, relays the
 // apps' output and run's signals, and computes the pod's status once the
 // guest has powered off.
-func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod nspawn.Pod, vm vmConfig) (int, error) {
+func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod sdpod.Pod, vm vmConfig) (int, error) {
 	vfs, err := startVirtiofsd(ctx, log, podDir, vm)
 	if err != nil {
 		return 0, err
@@ -347,6 +358,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 		QEMU: vm.img.QEMU, Kernel: vm.img.Kernel, Initrd: vm.img.Initrd, Accel: vm.accel,
 		MemoryMiB: vm.memMiB, CPUs: vm.cpus, RootSocket: RootSocket, ControlSocket: ControlSocket,
 		Console: consoleOut, Ports: ports, NICs: nics,
+		Cmdline: []string{"systemd.hostname=" + vm.hostname},
 	})
 	cmd := &exec.Cmd{
 		Path: argv[0], Args: argv, Dir: podDir,
@@ -413,25 +425,25 @@ loop:
 	log.DebugContext(ctx, "qemu exited", "err", waitErr)
 	vfs.stop()
 
-	in := nspawn.PodStatusInput{Apps: pod.Names(), Statuses: map[string]int{}}
-	if b, err := os.ReadFile(inStage1(podDir, nspawn.FirstFailureFile)); err == nil {
+	in := sdpod.PodStatusInput{Apps: pod.Names(), Statuses: map[string]int{}}
+	if b, err := os.ReadFile(inStage1(podDir, sdpod.FirstFailureFile)); err == nil {
 		in.FirstFailure = string(b)
 	}
-	_, err = os.Lstat(inStage1(podDir, nspawn.KilledFile))
+	_, err = os.Lstat(inStage1(podDir, sdpod.KilledFile))
 	in.Killed = err == nil
 	for _, a := range in.Apps {
 		if st, err := readInt(filepath.Join(podDir, stage1abi.AppStatusFile(a))); err == nil {
 			in.Statuses[a] = st
 		}
 	}
-	status, ok := nspawn.PodStatus(in)
+	status, ok := sdpod.PodStatus(in)
 	if !ok {
 		return 0, fmt.Errorf("the pod ended before its apps did (qemu: %v); the guest's console is in %s", waitErr, filepath.Join(podDir, ConsoleLog)) //nolint:errorlint // waitErr may be nil; shown, not classified
 	}
 	if in.Killed {
 		for _, a := range in.Apps {
 			if _, done := in.Statuses[a]; !done {
-				if err := atomicfile.Write(inStage1(podDir, nspawn.StatusDir), a, []byte(strconv.Itoa(status)+"\n")); err != nil {
+				if err := atomicfile.Write(inStage1(podDir, sdpod.StatusDir), a, []byte(strconv.Itoa(status)+"\n")); err != nil {
 					log.WarnContext(ctx, "record status of killed app", "app", a, "err", err)
 				}
 			}

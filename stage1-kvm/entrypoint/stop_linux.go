@@ -12,9 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/atomicfile"
-	"github.com/nosecone/nscn/stage1-fly/fly"
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/stage1-kvm/guest"
-	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
 // Stop implements the stop entrypoint, from the pod directory: it asks
@@ -22,7 +22,7 @@ import (
 // which record their statuses, and powers the guest off), or with --force
 // records that the pod was killed and kills qemu. A pod that is not
 // running is not an error.
-func Stop(ctx context.Context, log *slog.Logger, args fly.StopArgs) error {
+func Stop(ctx context.Context, log *slog.Logger, args abiargs.StopArgs) error {
 	log = log.With("pod", args.UUID)
 	podDir, err := unix.Getwd()
 	if err != nil {
@@ -40,7 +40,7 @@ func Stop(ctx context.Context, log *slog.Logger, args fly.StopArgs) error {
 		}
 		log.WarnContext(ctx, "the guest's agent did not take the halt request; killing the guest", "err", err)
 	}
-	if err := atomicfile.Write(inStage1(podDir, filepath.Dir(nspawn.KilledFile)), filepath.Base(nspawn.KilledFile), []byte("\n")); err != nil {
+	if err := atomicfile.Write(inStage1(podDir, filepath.Dir(sdpod.KilledFile)), filepath.Base(sdpod.KilledFile), []byte("\n")); err != nil {
 		return err
 	}
 	if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {

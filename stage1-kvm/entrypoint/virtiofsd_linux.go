@@ -16,10 +16,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/atomicfile"
+	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/inroot"
 	"github.com/nosecone/nscn/stage1-kvm/hypervisor"
-	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
 // VirtiofsdMode is argv[1] of the run entrypoint re-executed as
@@ -28,9 +28,9 @@ const VirtiofsdMode = "__nscn-kvm-virtiofsd"
 
 // launch is the launcher's one argument, as JSON.
 type launch struct {
-	Root  string        `json:"root"` // the pod's stage1 rootfs
-	Binds []nspawn.Bind `json:"binds"`
-	Argv  []string      `json:"argv"` // virtiofsd's
+	Root  string       `json:"root"` // the pod's stage1 rootfs
+	Binds []sdpod.Bind `json:"binds"`
+	Argv  []string     `json:"argv"` // virtiofsd's
 }
 
 // VirtiofsdChild runs the launcher when argv asks for it, and returns
@@ -64,7 +64,7 @@ func runLauncher(spec string) error {
 }
 
 // bindInto binds b.Source at b.Target in root.
-func bindInto(root string, b nspawn.Bind) error {
+func bindInto(root string, b sdpod.Bind) error {
 	src := b.Source
 	if b.NoSymlinks {
 		f, err := inroot.OpenNoSymlinks(b.Source, unix.O_PATH)

@@ -13,16 +13,16 @@ import (
 	"os"
 
 	"github.com/nosecone/nscn/internal/kvm"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-kvm/entrypoint"
-	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
 func main() {
 	if kvm.ProbeChild() || entrypoint.VirtiofsdChild(os.Args) {
 		return
 	}
-	args, err := nspawn.ParseRunArgs(os.Args[1:])
+	args, err := sdpod.ParseRunArgs(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
 		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
