@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 
@@ -39,6 +40,10 @@ type podNet struct {
 	// the pod's network namespace; qemu inherits them.
 	Taps []*os.File
 	NICs []guest.NIC
+	// HostAddr is the host's address on the pod's first network (the
+	// gateway of eth0), where the metadata service listens for the pod;
+	// invalid with --net=none.
+	HostAddr netip.Addr
 }
 
 // setupNetwork gives the pod its network (networking.Setup: the
@@ -87,6 +92,11 @@ func setupNetwork(ctx context.Context, log *slog.Logger, podDir string, args sdp
 	}()
 	if args.NetMode == sdpod.NetNone {
 		return pn, nil
+	}
+	if len(res.Networks) > 0 {
+		if a, ok := netip.AddrFromSlice(sdpod.Gateway(res.Networks[0])); ok {
+			pn.HostAddr = a.Unmap()
+		}
 	}
 	hosts, resolv := sdpod.NetFiles(hostname(args), res.Networks)
 	pn.Hosts = inStage1(podDir, netHosts)

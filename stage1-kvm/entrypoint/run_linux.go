@@ -91,7 +91,17 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		return 0, err
 	}
 	lc.ResolvConf, lc.Hosts = pn.ResolvConf, pn.Hosts
-	if lc.ResolvConf != "" || lc.Hosts != "" {
+	// The metadata service, for a pod stage0 registered: at the host's
+	// address on the pod's first network, which the guest reaches
+	// through its NIC. A pod without a network cannot reach it.
+	if cfg.Args.MDSToken != "" {
+		if pn.HostAddr.IsValid() {
+			lc.MetadataURL = sdpod.MetadataURL(cfg.Args, pn.HostAddr)
+		} else {
+			log.WarnContext(ctx, "the pod is registered with the metadata service but has no network to reach it: AC_METADATA_URL is not set", "net", cfg.Args.Net)
+		}
+	}
+	if lc.ResolvConf != "" || lc.Hosts != "" || lc.MetadataURL != "" {
 		if layout, err = sdpod.NewLayout(lc); err != nil {
 			return 0, err
 		}
@@ -227,7 +237,7 @@ func writePodFiles(podDir string, pod sdpod.Pod, console bool) error {
 			"[Service]",
 			"Type=oneshot",
 			"StandardOutput=null",
-			"StandardError=console",
+			"StandardError=null",
 			"ExecStart=" + guest.AgentPath + " " + guest.ReadyMode + " " + GuestReadyFile,
 			"",
 		}, "\n")},
