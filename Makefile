@@ -169,7 +169,7 @@ check: deps ## The test command: install packages, lint, build everything, run u
 	$(MAKE) lint
 	$(MAKE) all
 	$(MAKE) root
-	$(MAKE) functional FLAVOR="fly nspawn"
+	$(MAKE) functional FLAVOR="fly nspawn kvm"
 	$(MAKE) security
 	$(MAKE) registry
 	$(MAKE) vm-test
