@@ -105,14 +105,7 @@ func loadModules(cmdline []string) error {
 		if name == "" {
 			continue
 		}
-		mod := strings.TrimSuffix(name, ".ko")
-		var params []string
-		for _, w := range cmdline {
-			if p, ok := strings.CutPrefix(w, mod+"."); ok {
-				params = append(params, p)
-			}
-		}
-		if err := loadModule(filepath.Join(ModuleDir, name), strings.Join(params, " ")); err != nil {
+		if err := loadModule(filepath.Join(ModuleDir, name), moduleParams(cmdline, strings.TrimSuffix(name, ".ko"))); err != nil {
 			return err
 		}
 	}
