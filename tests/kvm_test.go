@@ -146,3 +146,32 @@ func TestKvmNetAndStop(t *testing.T) {
 	assertPodsGone(t, e)
 	requireNetRestored(t, before)
 }
+
+// TestKvmStopForce kills a pod's guest with stop --force: run exits 137
+// (SIGKILL), the app's status says so, and gc leaves nothing.
+func TestKvmStopForce(t *testing.T) {
+	e := newEnv(t)
+	p := startPod(t, e, 100*time.Second, []string{"ready"}, kvmRunArgs(t, "--net=none",
+		busybox(t), "--name=sleeper", "--exec=/bin/sh", "--", "-c", "echo ready; exec sleep 300")...)
+	e.ok("stop", "--force", p.uuid)
+	err := p.wait()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	}
+	if code != 137 {
+		t.Fatalf("run exited %d after stop --force, want 137; stderr %s", code, p.errb.String())
+	}
+	st := e.ok("status", "--format=json", p.uuid)
+	var got struct {
+		Apps []struct {
+			Name     string `json:"name"`
+			ExitCode int    `json:"exit_code"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal([]byte(st.stdout), &got); err != nil || len(got.Apps) != 1 || got.Apps[0].ExitCode != 137 {
+		t.Errorf("status after stop --force: %s (%v), want sleeper's exit code 137", st.stdout, err)
+	}
+	assertPodsGone(t, e)
+}
