@@ -114,25 +114,13 @@ ln -sfn ../usr/lib/os-release "$root/etc/os-release"
 printf 'root:x:0:0:root:/root:/nonexistent\nnobody:x:65534:65534:nobody:/nonexistent:/nonexistent\n' >"$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 
-cat >"$image/manifest" <<MANIFEST
-{
-  "acKind": "ImageManifest",
-  "acVersion": "0.8.11",
-  "name": "nosecone.dev/nscn/stage1-kvm",
-  "labels": [
-    {"name": "version", "value": "$version"},
-    {"name": "os", "value": "linux"},
-    {"name": "arch", "value": "amd64"}
-  ],
-  "annotations": [
-    {"name": "coreos.com/rkt/stage1/run", "value": "/nscn/run"},
-    {"name": "coreos.com/rkt/stage1/gc", "value": "/nscn/gc"},
-    {"name": "coreos.com/rkt/stage1/stop", "value": "/nscn/stop"},
-    {"name": "coreos.com/rkt/stage1/interface-version", "value": "9"}
-  ]
-}
-MANIFEST
+# The manifest and the archive, as for every stage1 image: no enter
+# entrypoint (not implemented yet), the nspawn flavor's interface version.
+env -u GOARCH -u GOOS "$go" run ./internal/stage1/cmd/mkstage1 \
+	-name nosecone.dev/nscn/stage1-kvm -version "$version" -arch "$goarch" \
+	-interface-version mds-token-file \
+	-run /nscn/run -gc /nscn/gc -stop /nscn/stop \
+	-dir "$image" -o "$outdir/stage1-kvm.aci"
 
-env -u GOARCH -u GOOS "$go" tool actool build --overwrite --owner-root "$image" "$outdir/stage1-kvm.aci"
 env -u GOARCH -u GOOS "$go" tool actool validate "$outdir/stage1-kvm.aci"
 echo "build-stage1-kvm: wrote $outdir/stage1-kvm.aci (version $version)"

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/errdefs"
-	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/internal/stage1/entry"
 )
 
 // ImageConfig is the file of the stage1 image that names the host
@@ -74,30 +74,6 @@ func loadImage() (image, error) {
 	return img, nil
 }
 
-// checkLockFD checks that RKT_LOCK_FD is a descriptor on the pod
-// directory. run keeps it, close-on-exec, until the pod has ended.
-func checkLockFD(v, podDir string) error {
-	if v == "" {
-		return errdefs.FailedPrecondition("%s is not set: stage0 must pass the pod lock", stage1abi.EnvLockFD)
-	}
-	fd, err := strconv.Atoi(v)
-	if err != nil || fd < 3 {
-		return errdefs.InvalidArgument("%s=%q is not a descriptor number above 2", stage1abi.EnvLockFD, v)
-	}
-	var got, want unix.Stat_t
-	if err := unix.Fstat(fd, &got); err != nil {
-		return errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("%s=%d: %w", stage1abi.EnvLockFD, fd, &os.SyscallError{Syscall: "fstat", Err: err}))
-	}
-	if err := unix.Stat(podDir, &want); err != nil {
-		return &os.PathError{Op: "stat", Path: podDir, Err: err}
-	}
-	if got.Dev != want.Dev || got.Ino != want.Ino {
-		return errdefs.InvalidArgument("%s=%d is not a descriptor on the pod directory", stage1abi.EnvLockFD, fd)
-	}
-	unix.CloseOnExec(fd)
-	return nil
-}
-
 // writeNewFile creates p, which must not exist, without following a
 // symlink.
 func writeNewFile(p string, data []byte, mode os.FileMode) error {
@@ -145,24 +121,15 @@ func sendControl(podDir, req string) error {
 	return err
 }
 
-// NewLogger returns the stage1 logger: text on w, debug level when debug
-// is set, warnings and errors only otherwise.
-func NewLogger(w io.Writer, debug bool) *slog.Logger {
-	level := slog.LevelWarn
-	if debug {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With("flavor", "kvm")
-}
+// Flavor is this flavor's name in its logs and error lines.
+const Flavor entry.Flavor = "kvm"
 
-// DebugFromEnv reports whether stage0 asked for debug output through the
-// environment (stage1abi.EnvStage1Debug).
-func DebugFromEnv() bool {
-	v, err := strconv.ParseBool(os.Getenv(stage1abi.EnvStage1Debug))
-	return err == nil && v
-}
+// NewLogger returns the stage1 logger (entry.Flavor.Logger).
+func NewLogger(w io.Writer, debug bool) *slog.Logger { return Flavor.Logger(w, debug) }
 
 // ErrorLine formats err as the single stderr line of a failed entrypoint.
-func ErrorLine(err error) string {
-	return "stage1-kvm: " + strings.Join(strings.Fields(err.Error()), " ")
-}
+func ErrorLine(err error) string { return Flavor.ErrorLine(err) }
+
+// DebugFromEnv reports whether stage0 asked for debug output through the
+// environment.
+func DebugFromEnv() bool { return entry.DebugFromEnv() }

@@ -25,6 +25,7 @@ import (
 	"github.com/nosecone/nscn/internal/kvm"
 	"github.com/nosecone/nscn/internal/podlog"
 	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/entry"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/internal/stage1/units"
@@ -50,7 +51,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("get pod directory: %w", err)
 	}
-	if err := checkLockFD(cfg.LockFD, podDir); err != nil {
+	if err := entry.CheckLockFD(cfg.LockFD, podDir); err != nil {
 		return 0, err
 	}
 	if cfg.Args.NetMode == sdpod.NetHost {
