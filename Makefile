@@ -17,9 +17,9 @@ FLAVOR ?= fly
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' -not -path './bin/*') go.mod go.sum
 
-.PHONY: registry fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install security test-images ace-images tools quickstart vm-test fetch-vm-kernel
+.PHONY: registry fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install security test-images ace-images tools quickstart vm-test fetch-vm-kernel stage1-kvm fetch-kvm-kernel
 
-all: $(BIN)/nscn $(BIN)/stage1-fly.aci $(BIN)/stage1-nspawn.aci ## Build nscn and the stage1 images
+all: $(BIN)/nscn $(BIN)/stage1-fly.aci $(BIN)/stage1-nspawn.aci $(BIN)/stage1-kvm.aci ## Build nscn and the stage1 images
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_./-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 24
@@ -51,6 +51,30 @@ stage1-nspawn: $(BIN)/stage1-nspawn.aci ## The nspawn stage1 image, the default 
 
 $(BIN)/stage1-nspawn.aci: $(GO_SOURCES) scripts/build-stage1-nspawn.sh $(SYSTEMD_TREE) $(BUILD)/cni-plugins/ptp
 	VERSION=$(VERSION) SYSTEMD_DIR=$(BUILD)/systemd CNI_PLUGIN_DIR=$(BUILD)/cni-plugins scripts/build-stage1-nspawn.sh $(BIN)
+
+# The kvm flavor's guest kernel: Debian's cloud kernel with the virtio
+# modules the guest loads from its initramfs (stage1-kvm/README.md).
+# KERNEL_DIR points at another fetch-kernel.sh output, QEMU and VIRTIOFSD
+# at other host programs (packagers).
+KVM_MODULES := virtio_pci virtiofs virtio_console virtio_net
+KVM_KERNEL := $(BUILD)/kvm/.fetched
+KERNEL_DIR ?= $(BUILD)/kvm/kernel
+QEMU ?= /usr/bin/qemu-system-x86_64
+VIRTIOFSD ?=
+
+fetch-kvm-kernel: ## Fetch the kvm flavor's guest kernel again (Debian's linux-image-cloud-amd64)
+	VM_MODULES="$(KVM_MODULES)" scripts/vm/fetch-kernel.sh $(BUILD)/kvm/kernel
+	touch $(KVM_KERNEL)
+
+$(KVM_KERNEL): scripts/vm/fetch-kernel.sh
+	VM_MODULES="$(KVM_MODULES)" scripts/vm/fetch-kernel.sh $(BUILD)/kvm/kernel
+	touch $@
+
+stage1-kvm: $(BIN)/stage1-kvm.aci ## The kvm stage1 image: each pod in a qemu VM (KVM, else TCG)
+
+$(BIN)/stage1-kvm.aci: $(GO_SOURCES) scripts/build-stage1-kvm.sh $(SYSTEMD_TREE) $(KVM_KERNEL) $(BUILD)/cni-plugins/ptp
+	VERSION=$(VERSION) SYSTEMD_DIR=$(BUILD)/systemd CNI_PLUGIN_DIR=$(BUILD)/cni-plugins KERNEL_DIR=$(KERNEL_DIR) QEMU=$(QEMU) VIRTIOFSD=$(VIRTIOFSD) \
+		scripts/build-stage1-kvm.sh $(BIN)
 
 tools: $(BUILD)/actool ## Build the appc reference tools used by the tests
 
@@ -87,7 +111,8 @@ functional: all test-images ## End-to-end suite against the built binaries (root
 	$(GO) test -c -tags "functional $(FLAVOR)" -o $(BUILD)/functional.test ./tests
 	cd tests && NSCN_BIN=$(abspath $(BIN)/nscn) NSCN_IMAGES=$(abspath $(BUILD)/images) \
 		NSCN_ACTOOL=$(abspath $(BUILD)/actool) NSCN_STAGE1_NSPAWN_ACI=$(abspath $(BIN)/stage1-nspawn.aci) \
-		$(abspath $(BUILD)/functional.test) -test.v -test.count=1 -test.timeout 20m
+		NSCN_STAGE1_KVM_ACI=$(abspath $(BIN)/stage1-kvm.aci) \
+		$(abspath $(BUILD)/functional.test) -test.v -test.count=1 -test.timeout 30m
 
 security: all test-images ## Containment suite: attacks on pods of both flavors, each asserted to fail (root)
 	$(GO) build -trimpath -o $(BUILD)/security/attack ./tests/security/attack
@@ -144,7 +169,7 @@ check: deps ## The test command: install packages, lint, build everything, run u
 	$(MAKE) lint
 	$(MAKE) all
 	$(MAKE) root
-	$(MAKE) functional FLAVOR="fly nspawn"
+	$(MAKE) functional FLAVOR="fly nspawn kvm"
 	$(MAKE) security
 	$(MAKE) registry
 	$(MAKE) vm-test

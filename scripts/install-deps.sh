@@ -12,7 +12,7 @@ packages=(
 	iptables # CNI ptp ipMasq and portmap; the networking tests
 	dbus-daemon # a private bus for the systemd-machined tests
 	systemd     # journalctl: nscn logs and the journal tests read the pods' journals
-	qemu-system-x86 # the cgroup v2 test VM (make vm-test)
+	qemu-system-x86 # the cgroup v2 test VM (make vm-test); stage1-kvm runs its qemu and virtiofsd (qemu-system-common)
 	shellcheck # make lint
 	docker-registry skopeo podman apache2-utils # the registry suite (make registry) and the bench's pull figure
 )

@@ -5,10 +5,8 @@ package tests
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"io/fs"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,115 +21,6 @@ import (
 // (172.16.28.0/24 of the default network, 10.251.77.0/24 and
 // 10.251.78.0/30 of their own test networks) and to 127.0.0.1.
 
-// newNetEnv is newEnv whose pods are garbage collected however the test
-// ends: a pod directory removed without gc would leak its network.
-func newNetEnv(t *testing.T) *env {
-	t.Helper()
-	e := newEnv(t)
-	t.Cleanup(func() { e.run("gc", "--grace-period=0s") })
-	return e
-}
-
-// netGC runs nscn gc and checks that the env's pods, their mounts and
-// their processes are gone. (assertPodsGone also looks for any pod's
-// systemd on the host, which other users of the host may be running.)
-func netGC(t *testing.T, e *env) {
-	t.Helper()
-	r := e.ok("gc", "--grace-period=0s")
-	assertNoPods(t, e)
-	mi, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(mi), e.dir) {
-		t.Fatalf("mounts left under %s after gc:\n%s\n(gc: %s)", e.dir, mi, r.stderr)
-	}
-	out, _ := exec.Command("ps", "-eo", "args").Output()
-	for _, l := range strings.Split(string(out), "\n") {
-		if strings.Contains(l, e.dir) {
-			t.Fatalf("process left after gc: %s", l)
-		}
-	}
-}
-
-// netState is what a pod's network may leave on the host.
-type netState struct {
-	netns, links, iptables, leases []string
-}
-
-func netSnapshot(t *testing.T) netState {
-	t.Helper()
-	var s netState
-	out, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
-		t.Fatalf("ip netns: %v", err)
-	}
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if f := strings.Fields(l); len(f) > 0 {
-			s.netns = append(s.netns, f[0])
-		}
-	}
-	out, err = exec.Command("ip", "-o", "link", "show").Output()
-	if err != nil {
-		t.Fatalf("ip link: %v", err)
-	}
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if f := strings.Fields(l); len(f) > 1 {
-			s.links = append(s.links, strings.TrimSuffix(strings.SplitN(f[1], "@", 2)[0], ":"))
-		}
-	}
-	for _, table := range []string{"nat", "filter"} {
-		out, err := exec.Command("iptables-save", "-t", table).Output() //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
-		if err != nil {
-			t.Fatalf("iptables-save: %v", err)
-		}
-		for _, l := range strings.Split(string(out), "\n") {
-			if l == "" || strings.HasPrefix(l, "#") || l == "COMMIT" {
-				continue
-			}
-			if strings.HasPrefix(l, ":") { // ":CHAIN POLICY [packets:bytes]"
-				l = strings.Join(strings.Fields(l)[:2], " ")
-			}
-			s.iptables = append(s.iptables, table+" "+l)
-		}
-	}
-	// host-local's directory, every file: leases and its bookkeeping,
-	// which nscn removes with the network's last pod.
-	_ = filepath.WalkDir("/var/lib/cni/networks", func(p string, _ os.DirEntry, err error) error {
-		if err == nil && p != "/var/lib/cni/networks" {
-			s.leases = append(s.leases, p)
-		}
-		return nil
-	})
-	return s
-}
-
-// requireNetRestored fails unless nothing was added to the host since
-// before: no namespace, link, iptables rule or chain (the portmap plugin's
-// shared CNI-HOSTPORT-* chains included) and no file in host-local's
-// directory. Interfaces are polled: the kernel destroys a namespace's
-// veths asynchronously.
-func requireNetRestored(t *testing.T, before netState) {
-	t.Helper()
-	var diff []string
-	for range 50 {
-		after := netSnapshot(t)
-		diff = nil
-		for _, pair := range [][2][]string{{before.netns, after.netns}, {before.links, after.links}, {before.iptables, after.iptables}, {before.leases, after.leases}} {
-			for _, a := range pair[1] {
-				if !slices.Contains(pair[0], a) {
-					diff = append(diff, a)
-				}
-			}
-		}
-		if len(diff) == 0 {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("left on the host after gc:\n%s", strings.Join(diff, "\n"))
-}
-
 // startNetPod starts a busybox pod on the stage1-nspawn image with the
 // given pod flags, running script, and waits until it printed "ready".
 func startNetPod(t *testing.T, e *env, podFlags []string, script string) *bgPod {
@@ -140,55 +29,6 @@ func startNetPod(t *testing.T, e *env, podFlags []string, script string) *bgPod 
 	args = append(args, busybox(t), "--exec=/bin/sh", "--", "-c", script)
 	return startPod(t, e, 30*time.Second, []string{"ready"}, args...)
 }
-
-// ip returns the pod's address on a network, from its net-info record.
-func (p *bgPod) ip(t *testing.T, e *env, network string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(e.dir, "pods", "run", p.uuid, "net-info", network+".json")) //nolint:gosec // G304: a file the test made
-	if err != nil {
-		t.Fatalf("pod %s has no record of network %s: %v", p.uuid, network, err)
-	}
-	var rec struct {
-		Result struct {
-			IPs []struct {
-				Address string `json:"address"`
-			} `json:"ips"`
-		} `json:"result"`
-	}
-	if err := json.Unmarshal(b, &rec); err != nil || len(rec.Result.IPs) == 0 {
-		t.Fatalf("record of network %s: %v %s", network, err, b)
-	}
-	ip, _, err := net.ParseCIDR(rec.Result.IPs[0].Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ip.String()
-}
-
-// httpGet fetches url from the host, retrying while the server starts.
-func httpGet(t *testing.T, url string) string {
-	t.Helper()
-	c := &http.Client{Timeout: 2 * time.Second}
-	var lastErr error
-	for range 50 {
-		resp, err := c.Get(url)
-		if err == nil {
-			b, err := io.ReadAll(resp.Body)
-			_ = resp.Body.Close()
-			if err == nil && resp.StatusCode == http.StatusOK {
-				return string(b)
-			}
-			lastErr = err
-		} else {
-			lastErr = err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("GET %s: %v", url, lastErr)
-	return ""
-}
-
-const httpdScript = `mkdir -p /www && echo "hello from $AC_APP_NAME" > /www/index.html && httpd -p 80 -h /www && echo ready && exec sleep 600`
 
 func TestNspawnNetDefaultServesHTTP(t *testing.T) {
 	e := newNetEnv(t)

@@ -37,6 +37,8 @@ import (
 // Entrypoints are the paths, inside the stage1 rootfs, of the four
 // entrypoints the stage1 ABI names.
 type Entrypoints struct {
+	// Run is required; an empty Enter, GC or Stop leaves its annotation
+	// out (the stage1 does not implement that operation).
 	Run, Enter, GC, Stop string
 }
 
@@ -114,6 +116,11 @@ func (s Spec) Manifest() (*schema.ImageManifest, error) {
 		{stage1abi.AnnotationStop, s.Entrypoints.Stop},
 		{stage1abi.AnnotationInterfaceVersion, strconv.Itoa(s.InterfaceVersion)},
 	} {
+		if a.value == "" && a.name != stage1abi.AnnotationRun && a.name != stage1abi.AnnotationInterfaceVersion {
+			// enter, gc and stop are optional (stage1-abi.md): stage0
+			// says the stage1 does not implement the operation.
+			continue
+		}
 		if a.name != stage1abi.AnnotationInterfaceVersion && !strings.HasPrefix(a.value, "/") {
 			return nil, errdefs.InvalidArgument("annotation %s: %q is not an absolute path in the image", a.name, a.value)
 		}

@@ -45,6 +45,8 @@ func TestManifest(t *testing.T) {
 		{name: "no version", edit: func(s *Spec) { s.Version = "" }, wantClass: errdefs.ErrInvalidArgument},
 		{name: "bad name", edit: func(s *Spec) { s.Name = "Not A Name" }, wantClass: errdefs.ErrInvalidArgument},
 		{name: "relative entrypoint", edit: func(s *Spec) { s.Entrypoints.Stop = "t/stop" }, wantClass: errdefs.ErrInvalidArgument},
+		{name: "no run entrypoint", edit: func(s *Spec) { s.Entrypoints.Run = "" }, wantClass: errdefs.ErrInvalidArgument},
+		{name: "no enter entrypoint", edit: func(s *Spec) { s.Entrypoints.Enter = "" }, wantArch: "amd64"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,12 +80,18 @@ func TestManifest(t *testing.T) {
 			if v, _ := back.GetLabel("version"); v != "1.2.3" {
 				t.Errorf("version label = %q", v)
 			}
+			if _, ok := back.Annotations.Get(stage1abi.AnnotationEnter); ok != (s.Entrypoints.Enter != "") {
+				t.Errorf("enter annotation present = %v, entrypoint %q", ok, s.Entrypoints.Enter)
+			}
 			want := map[string]string{
 				"coreos.com/rkt/stage1/run":               "/t/run",
 				"coreos.com/rkt/stage1/enter":             "/t/enter",
 				"coreos.com/rkt/stage1/gc":                "/t/gc",
 				"coreos.com/rkt/stage1/stop":              "/t/stop",
 				"coreos.com/rkt/stage1/interface-version": "6",
+			}
+			if s.Entrypoints.Enter == "" {
+				delete(want, "coreos.com/rkt/stage1/enter")
 			}
 			got := map[string]string{}
 			for _, a := range back.Annotations {

@@ -1,0 +1,41 @@
+// Command app is the stage1-kvm app helper (/nscn/app in the image), the
+// shared one (internal/stage1/apphelper) that the nspawn flavor runs too:
+// the pod's systemd, in the guest, runs it as "app MODE NAME" from the
+// units of internal/stage1/units. It exits 254 with one line on stderr on
+// failure; in the exec, run and handler modes it exits as the app (or
+// handler) did.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/nosecone/nscn/internal/stage1/apphelper"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/stage1-kvm/entrypoint"
+)
+
+// The main goroutine keeps the main thread, whose root and credentials
+// /proc/PID shows: the threads on which the helper enters an app's
+// namespaces and takes its credentials are then always others.
+func init() { runtime.LockOSThread() }
+
+func main() {
+	if len(os.Args) != 3 || !apphelper.IsAppMode(os.Args[1]) {
+		fmt.Fprintln(os.Stderr, "usage: app prepare|pre-start|exec|post-stop|reap NAME")
+		os.Exit(2) //nolint:forbidigo // main: the exit status is the stage1 ABI's
+	}
+	debug := false
+	if pod, err := sdpod.LoadPod(sdpod.PodConfigFile); err == nil {
+		debug = pod.Debug
+	}
+	code, err := apphelper.App(context.Background(), entrypoint.NewLogger(os.Stderr, debug), os.Args[1], os.Args[2])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(fmt.Errorf("app %s: %s: %w", os.Args[2], os.Args[1], err)))
+		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
+	}
+	os.Exit(code) //nolint:forbidigo // main: the app's status, mirrored
+}

@@ -1,0 +1,135 @@
+package entrypoint
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/entry"
+)
+
+// ImageConfig is the file of the stage1 image that names the host
+// programs the flavor runs and the guest's kernel: scripts/
+// build-stage1-kvm.sh writes it from its QEMU and VIRTIOFSD variables.
+// qemu and virtiofsd are the host's (Debian's qemu-system-x86), not the
+// image's: with their libraries and firmware they would add some 100 MB
+// to every pod's stage1.
+const ImageConfig = "/nscn/kvm/config.json"
+
+// image is ImageConfig, with the kernel and initramfs as host paths in
+// the image's tree.
+type image struct {
+	QEMU      string `json:"qemu"`
+	Virtiofsd string `json:"virtiofsd"`
+	Kernel    string `json:"kernel"` // in the image
+	Initrd    string `json:"initrd"` // in the image
+}
+
+// imageRoot is the host path of the rootfs of the stage1 image this
+// entrypoint was executed from (/nscn/NAME in the store's tree, which no
+// pod can write).
+func imageRoot() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find the stage1 image: %w", err)
+	}
+	return filepath.Dir(filepath.Dir(exe)), nil
+}
+
+func loadImage() (image, error) {
+	root, err := imageRoot()
+	if err != nil {
+		return image{}, err
+	}
+	b, err := os.ReadFile(filepath.Join(root, ImageConfig)) //nolint:gosec // G304: the stage1 image's own file
+	if err != nil {
+		return image{}, fmt.Errorf("read the stage1-kvm configuration: %w", err)
+	}
+	var img image
+	if err := json.Unmarshal(b, &img); err != nil {
+		return image{}, fmt.Errorf("%s: %w", ImageConfig, err)
+	}
+	img.Kernel = filepath.Join(root, img.Kernel)
+	img.Initrd = filepath.Join(root, img.Initrd)
+	for _, p := range []struct{ what, path, pkg string }{
+		{"qemu", img.QEMU, " (Debian package qemu-system-x86)"},
+		{"virtiofsd", img.Virtiofsd, " (Debian package qemu-system-common, or virtiofsd)"},
+		{"the guest kernel", img.Kernel, ""},
+		{"the guest initramfs", img.Initrd, ""},
+	} {
+		if _, err := os.Stat(p.path); err != nil {
+			return image{}, errdefs.With(errdefs.ErrNotFound, fmt.Errorf("stage1-kvm needs %s at %s%s: %w", p.what, p.path, p.pkg, err))
+		}
+	}
+	return img, nil
+}
+
+// writeNewFile creates p, which must not exist, without following a
+// symlink.
+func writeNewFile(p string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode) //nolint:gosec // G304: a pod path run computed
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// readInt reads a file holding one decimal number.
+func readInt(p string) (int, error) {
+	b, err := os.ReadFile(p) //nolint:gosec // G304: a file of the pod directory
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("%s: %q is not a number", p, b)
+	}
+	return n, nil
+}
+
+// sendControl writes one request on the agent's port. It fails when no
+// qemu serves the port (the pod has ended).
+func sendControl(podDir, req string) error {
+	// Relative to the pod directory: a unix socket path has 108 bytes.
+	d, err := os.Open(filepath.Join(podDir, StateDir)) //nolint:gosec // G304: the pod directory's own state directory
+	if err != nil {
+		return err
+	}
+	defer func() { _ = d.Close() }()
+	addr := fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), filepath.Base(ControlSocket))
+	c, err := net.DialTimeout("unix", addr, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c.Close() }()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	_, err = c.Write([]byte(req + "\n"))
+	return err
+}
+
+// Flavor is this flavor's name in its logs and error lines.
+const Flavor entry.Flavor = "kvm"
+
+// NewLogger returns the stage1 logger (entry.Flavor.Logger).
+func NewLogger(w io.Writer, debug bool) *slog.Logger { return Flavor.Logger(w, debug) }
+
+// ErrorLine formats err as the single stderr line of a failed entrypoint.
+func ErrorLine(err error) string { return Flavor.ErrorLine(err) }
+
+// DebugFromEnv reports whether stage0 asked for debug output through the
+// environment.
+func DebugFromEnv() bool { return entry.DebugFromEnv() }

@@ -1,0 +1,46 @@
+// Package entrypoint implements the kvm flavor's stage1 entrypoints on
+// the host: run (Run) lays out the pod's units in its stage1 rootfs as
+// the nspawn flavor does, shares that rootfs with a virtual machine
+// through virtiofsd, boots the guest with qemu and relays the apps'
+// output; stop (Stop) asks the guest's agent to halt the pod, or kills
+// qemu; gc (GC) removes whatever a pod left (qemu, virtiofsd, the
+// network).
+//
+// What each process is, and the files they share in the pod directory,
+// are in stage1-kvm/README.md.
+package entrypoint
+
+import (
+	"path/filepath"
+
+	"github.com/nosecone/nscn/pkg/stage1abi"
+)
+
+// Files of the flavor in the pod directory (not in the stage1 rootfs,
+// which the guest can write).
+const (
+	// StateDir holds the flavor's sockets, pids and the console log.
+	StateDir = "kvm"
+	// ControlSocket is the agent's port, served by qemu.
+	ControlSocket = StateDir + "/control.sock"
+	// RootSocket is virtiofsd's vhost-user socket.
+	RootSocket = StateDir + "/root.sock"
+	// VirtiofsdPIDFile and QemuPIDFile are the pids gc checks.
+	VirtiofsdPIDFile = StateDir + "/virtiofsd.pid"
+	QemuPIDFile      = StateDir + "/qemu.pid"
+	// ConsoleLog is the guest's serial console (kernel and systemd).
+	ConsoleLog = StateDir + "/console.log"
+)
+
+// Paths inside the pod's stage1 rootfs that the guest writes and the
+// host reads.
+const (
+	// GuestReadyFile is written by the guest's nscn-ready.service once
+	// every app's unit has started.
+	GuestReadyFile = "/nscn/state/guest-ready"
+)
+
+// inStage1 is the host path of a pod path.
+func inStage1(podDir, podPath string) string {
+	return filepath.Join(podDir, stage1abi.Stage1RootfsRel, podPath)
+}

@@ -1,0 +1,489 @@
+package entrypoint
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/atomicfile"
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/kvm"
+	"github.com/nosecone/nscn/internal/podlog"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/entry"
+	"github.com/nosecone/nscn/internal/stage1/podmount"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/internal/stage1/units"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/stage1-kvm/guest"
+	"github.com/nosecone/nscn/stage1-kvm/hypervisor"
+)
+
+// RunConfig is the input of Run.
+type RunConfig struct {
+	Args sdpod.RunArgs
+	Log  *slog.Logger
+	// LockFD is the value of RKT_LOCK_FD.
+	LockFD                string
+	Stdin, Stdout, Stderr *os.File
+}
+
+// Run implements the run entrypoint, from the pod directory, and returns
+// the pod's status (sdpod.PodStatus) or an error for a stage1 failure.
+func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
+	log := cfg.Log.With("pod", cfg.Args.UUID)
+	podDir, err := unix.Getwd()
+	if err != nil {
+		return 0, fmt.Errorf("get pod directory: %w", err)
+	}
+	if err := entry.CheckLockFD(cfg.LockFD, podDir); err != nil {
+		return 0, err
+	}
+	if cfg.Args.NetMode == sdpod.NetHost {
+		return 0, errdefs.Newf(errdefs.ErrNotImplemented,
+			"stage1-kvm runs the pod in a virtual machine with a kernel of its own, which cannot share the host's network: use --net=default, a named network or --net=none")
+	}
+	if cfg.Args.IPC == stage1abi.IPCParent {
+		return 0, errdefs.Newf(errdefs.ErrNotImplemented, "stage1-kvm cannot share the host's IPC namespace (--ipc=parent)")
+	}
+	img, err := loadImage()
+	if err != nil {
+		return 0, err
+	}
+	pm, err := appspec.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
+	if err != nil {
+		return 0, err
+	}
+	if cfg.Args.MDSToken == "" {
+		if cfg.Args.MDSToken, err = sdpod.ReadMDSToken(podDir); err != nil {
+			return 0, err
+		}
+	}
+	lc := sdpod.LayoutConfig{PodDir: podDir, Manifest: pm, Args: cfg.Args}
+	layout, err := sdpod.NewLayout(lc)
+	if err != nil {
+		return 0, err
+	}
+	var pn podNet
+	started := false
+	defer func() {
+		if !started {
+			if terr := teardownNetwork(context.WithoutCancel(ctx), log, podDir); terr != nil {
+				log.WarnContext(ctx, "undo network setup", "err", terr)
+			}
+		}
+	}()
+	if pn, err = setupNetwork(ctx, log, podDir, cfg.Args, pm); err != nil {
+		return 0, err
+	}
+	lc.ResolvConf, lc.Hosts = pn.ResolvConf, pn.Hosts
+	// The metadata service, for a pod stage0 registered: at the host's
+	// address on the pod's first network, which the guest reaches
+	// through its NIC. A pod without a network cannot reach it.
+	if cfg.Args.MDSToken != "" {
+		if pn.HostAddr.IsValid() {
+			lc.MetadataURL = sdpod.MetadataURL(cfg.Args, pn.HostAddr)
+		} else {
+			log.WarnContext(ctx, "the pod is registered with the metadata service but has no network to reach it: AC_METADATA_URL is not set", "net", cfg.Args.Net)
+		}
+	}
+	if lc.ResolvConf != "" || lc.Hosts != "" || lc.MetadataURL != "" {
+		if layout, err = sdpod.NewLayout(lc); err != nil {
+			return 0, err
+		}
+	}
+	for _, w := range layout.Warnings {
+		log.WarnContext(ctx, w)
+	}
+	console := false
+	if cfg.Args.Interactive {
+		if len(layout.Pod.Apps) != 1 {
+			return 0, errdefs.InvalidArgument("--%s needs a pod with exactly one app, not %d", stage1abi.FlagInteractive, len(layout.Pod.Apps))
+		}
+		console = true
+	}
+	// The guest has cgroup v2 only: the pod's systemd sets each app's
+	// limits on its unit.
+	layout.Pod.CgroupUnified = true
+	var limits []hypervisor.AppLimits
+	for _, a := range layout.Pod.Apps {
+		var l hypervisor.AppLimits
+		if a.Policy != nil {
+			c := a.Policy.Cgroup
+			l.MemoryBytes = c.MemoryMax
+			if c.CPUQuota > 0 {
+				period := c.CPUPeriod
+				if period == 0 {
+					period = 100000
+				}
+				l.CPUMilli = c.CPUQuota * 1000 / period
+			}
+		}
+		limits = append(limits, l)
+	}
+	memMiB, cpus := hypervisor.Size(limits, runtime.NumCPU())
+	if err := podmount.MakeEmptyVolumes(layout.EmptyVolumes); err != nil {
+		return 0, err
+	}
+	if err := writePodFiles(podDir, layout.Pod, console); err != nil {
+		return 0, err
+	}
+	binds, err := checkBinds(ctx, log, layout.Binds)
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range sdpod.WritableDirs {
+		if err := os.MkdirAll(inStage1(podDir, d), 0o755); err != nil {
+			return 0, fmt.Errorf("create pod directory: %w", err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(podDir, StateDir), 0o700); err != nil {
+		return 0, fmt.Errorf("create %s: %w", StateDir, err)
+	}
+	accel := accelerator(ctx)
+	_, _ = fmt.Fprintf(cfg.Stderr, "stage1-kvm: accelerator=%s (%s)\n", accel.Accel, accel.Reason)
+	log.DebugContext(ctx, "guest size", "memoryMiB", memMiB, "cpus", cpus)
+
+	vm := vmConfig{
+		img: img, accel: accel.Accel, memMiB: memMiB, cpus: cpus, binds: binds,
+		console: console, debug: cfg.Args.Debug, taps: pn.Taps, nics: pn.NICs,
+		hostname: hostname(cfg.Args),
+	}
+	started = true
+	return supervise(ctx, log, cfg, podDir, layout.Pod, vm)
+}
+
+// hostname is the pod's hostname: --hostname, or nscn-UUID as on nspawn.
+// stage0 checked that --hostname is a valid host name.
+func hostname(a sdpod.RunArgs) string {
+	if a.Hostname != "" {
+		return a.Hostname
+	}
+	return "nscn-" + a.UUID
+}
+
+// accelerator is KVM when a guest really runs here (kvm.Probe), else TCG.
+// NSCN_VM_ACCEL=kvm or tcg forces one, as for make vm-test.
+func accelerator(ctx context.Context) kvm.Verdict {
+	switch a := os.Getenv("NSCN_VM_ACCEL"); a {
+	case string(kvm.AccelKVM), string(kvm.AccelTCG):
+		return kvm.Verdict{Accel: kvm.Accel(a), Reason: "NSCN_VM_ACCEL=" + a}
+	}
+	return kvm.Probe(ctx)
+}
+
+// checkBinds drops the optional binds whose source is missing and fails
+// on another missing source.
+func checkBinds(ctx context.Context, log *slog.Logger, in []sdpod.Bind) ([]sdpod.Bind, error) {
+	var out []sdpod.Bind
+	for _, b := range in {
+		if _, err := os.Stat(b.Source); err != nil {
+			if b.Optional && errors.Is(err, fs.ErrNotExist) {
+				log.DebugContext(ctx, "skip optional bind: no source on the host", "source", b.Source)
+				continue
+			}
+			return nil, errdefs.With(errdefs.ErrNotFound, fmt.Errorf("bind %s into the pod: %w", b.Source, err))
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// writePodFiles writes the units, the app helper's config and the state
+// directories into the stage1 rootfs. The apps' stdout and stderr are
+// virtio-serial ports to the host.
+func writePodFiles(podDir string, pod sdpod.Pod, console bool) error {
+	var uapps []units.App
+	var after []string
+	for _, a := range pod.Apps {
+		name := a.Spec.Name
+		ua := units.App{
+			Name: name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0,
+			Stdout:  guest.PortDir + "/" + guest.AppPort(name, stage1abi.LogStreamStdout),
+			Stderr:  guest.PortDir + "/" + guest.AppPort(name, stage1abi.LogStreamStderr),
+			Console: console,
+		}
+		if a.Policy != nil {
+			ua.Limits = a.Policy.Cgroup
+		}
+		uapps = append(uapps, ua)
+		after = append(after, units.ServiceName(name))
+	}
+	files, err := units.Generate(units.Config{Apps: uapps, Helper: sdpod.AppHelper})
+	if err != nil {
+		return err
+	}
+	files = append(files,
+		units.File{Name: "nscn-ready.service", Content: strings.Join([]string{
+			"[Unit]",
+			"Description=Tell the host that the apps have started",
+			"DefaultDependencies=no",
+			"After=" + strings.Join(after, " "),
+			"",
+			"[Service]",
+			"Type=oneshot",
+			"StandardOutput=null",
+			"StandardError=null",
+			"ExecStart=" + guest.AgentPath + " " + guest.ReadyMode + " " + GuestReadyFile,
+			"",
+		}, "\n")},
+		units.File{Name: "default.target.d/kvm.conf", Content: "[Unit]\nWants=nscn-ready.service\n"},
+	)
+	unitDir := inStage1(podDir, sdpod.UnitDir)
+	for _, d := range []string{
+		unitDir, filepath.Join(unitDir, "default.target.d"),
+		inStage1(podDir, filepath.Dir(sdpod.FirstFailureFile)), inStage1(podDir, sdpod.StatusDir),
+		inStage1(podDir, filepath.Dir(GuestReadyFile)),
+	} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create pod directory: %w", err)
+		}
+	}
+	for _, f := range files {
+		if err := writeNewFile(filepath.Join(unitDir, f.Name), []byte(f.Content), 0o644); err != nil {
+			return fmt.Errorf("write unit: %w", err)
+		}
+	}
+	data, err := json.MarshalIndent(pod, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode pod config: %w", err)
+	}
+	if err := writeNewFile(inStage1(podDir, sdpod.PodConfigFile), data, 0o600); err != nil {
+		return err
+	}
+	for _, a := range pod.Apps {
+		if a.Stdin == "" {
+			continue
+		}
+		p := inStage1(podDir, a.Stdin)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mkfifo(p, 0o600); err != nil {
+			return &os.PathError{Op: "mkfifo", Path: p, Err: err}
+		}
+	}
+	return nil
+}
+
+// vmConfig is what supervise starts.
+type vmConfig struct {
+	img      image
+	accel    kvm.Accel
+	memMiB   int64
+	cpus     int
+	binds    []sdpod.Bind
+	console  bool
+	taps     []*os.File
+	nics     []guest.NIC
+	debug    bool
+	hostname string
+}
+
+// supervise starts virtiofsd and qemu, records qemu's pid, relays the
+// apps' output and run's signals, and computes the pod's status once the
+// guest has powered off.
+func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod sdpod.Pod, vm vmConfig) (int, error) {
+	vfs, err := startVirtiofsd(ctx, log, podDir, vm)
+	if err != nil {
+		return 0, err
+	}
+	defer vfs.stop()
+
+	if err := os.Mkdir(filepath.Join(podDir, stage1abi.LogsDir), 0o750); err != nil {
+		return 0, fmt.Errorf("create log directory: %w", err)
+	}
+	var (
+		ports  []hypervisor.Port
+		extra  []*os.File
+		relays []chan struct{}
+		logs   []*os.File
+	)
+	defer func() {
+		for _, f := range logs {
+			_ = f.Close()
+		}
+	}()
+	closeExtra := func() {
+		for _, f := range extra {
+			_ = f.Close()
+		}
+		extra = nil
+	}
+	defer closeExtra()
+	for _, a := range pod.Apps {
+		name := a.Spec.Name
+		lf, err := os.OpenFile(filepath.Join(podDir, stage1abi.AppLogFile(name)), os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640) //nolint:gosec // G304: a file in the pod directory (stage1 ABI)
+		if err != nil {
+			return 0, fmt.Errorf("create log of app %s: %w", name, err)
+		}
+		logs = append(logs, lf)
+		if vm.console {
+			continue
+		}
+		file := podlog.NewFile(lf, nil)
+		for _, s := range []struct {
+			stream string
+			term   io.Writer
+		}{{stage1abi.LogStreamStdout, cfg.Stdout}, {stage1abi.LogStreamStderr, cfg.Stderr}} {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return 0, err
+			}
+			ports = append(ports, hypervisor.Port{Name: guest.AppPort(name, s.stream), FD: 3 + len(extra)})
+			extra = append(extra, w)
+			done := make(chan struct{})
+			relays = append(relays, done)
+			go func(r *os.File, out io.Writer) {
+				defer close(done)
+				defer func() { _ = r.Close() }()
+				_, _ = io.Copy(out, r)
+			}(r, &teeWriter{ctx: ctx, log: log.With("app", name), term: s.term, rec: file.Stream(s.stream)})
+		}
+	}
+	var nics []hypervisor.NIC
+	for i, t := range vm.taps {
+		nics = append(nics, hypervisor.NIC{FD: 3 + len(extra), MAC: vm.nics[i].MAC})
+		extra = append(extra, t)
+	}
+	consoleOut := ConsoleLog
+	if vm.console {
+		consoleOut = "stdio"
+	}
+	argv := hypervisor.Argv(hypervisor.Config{
+		QEMU: vm.img.QEMU, Kernel: vm.img.Kernel, Initrd: vm.img.Initrd, Accel: vm.accel,
+		MemoryMiB: vm.memMiB, CPUs: vm.cpus, RootSocket: RootSocket, ControlSocket: ControlSocket,
+		Console: consoleOut, Ports: ports, NICs: nics,
+		Cmdline: []string{"systemd.hostname=" + vm.hostname},
+	})
+	cmd := &exec.Cmd{
+		Path: argv[0], Args: argv, Dir: podDir,
+		Stderr: cfg.Stderr, ExtraFiles: extra,
+		SysProcAttr: &syscall.SysProcAttr{
+			// The guest cannot outlive run: it is the pod.
+			Pdeathsig: syscall.SIGKILL,
+			Setpgid:   !vm.console,
+		},
+	}
+	if vm.console {
+		cmd.Stdin, cmd.Stdout = cfg.Stdin, cfg.Stdout
+	}
+	if cfg.Args.Debug && !vm.console {
+		cmd.Stdout = cfg.Stderr
+	}
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	defer signal.Stop(sigc)
+	log.DebugContext(ctx, "start qemu", "argv", argv)
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start qemu: %w", err)
+	}
+	closeExtra()
+	pid := strconv.Itoa(cmd.Process.Pid) + "\n"
+	for _, f := range []string{QemuPIDFile, stage1abi.PPIDFile} {
+		if err := atomicfile.Write(filepath.Join(podDir, filepath.Dir(f)), filepath.Base(f), []byte(pid)); err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return 0, err
+		}
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	readyTick := time.NewTicker(50 * time.Millisecond)
+	defer readyTick.Stop()
+	ready := false
+	var waitErr error
+loop:
+	for {
+		select {
+		case sig := <-sigc:
+			log.DebugContext(ctx, "stop the pod", "signal", sig.String())
+			if err := sendControl(podDir, guest.RequestHalt); err != nil {
+				log.WarnContext(ctx, "ask the guest to halt; killing it", "err", err)
+				_ = cmd.Process.Kill()
+			}
+		case <-readyTick.C:
+			if !ready {
+				if _, err := os.Lstat(inStage1(podDir, GuestReadyFile)); err == nil {
+					ready = true
+					if err := atomicfile.Write(podDir, stage1abi.ReadyFile, []byte("\n")); err != nil {
+						log.WarnContext(ctx, "record readiness", "err", err)
+					}
+				}
+			}
+		case waitErr = <-waited:
+			break loop
+		}
+	}
+	for _, d := range relays {
+		<-d
+	}
+	log.DebugContext(ctx, "qemu exited", "err", waitErr)
+	vfs.stop()
+
+	in := sdpod.PodStatusInput{Apps: pod.Names(), Statuses: map[string]int{}}
+	if b, err := os.ReadFile(inStage1(podDir, sdpod.FirstFailureFile)); err == nil {
+		in.FirstFailure = string(b)
+	}
+	_, err = os.Lstat(inStage1(podDir, sdpod.KilledFile))
+	in.Killed = err == nil
+	for _, a := range in.Apps {
+		if st, err := readInt(filepath.Join(podDir, stage1abi.AppStatusFile(a))); err == nil {
+			in.Statuses[a] = st
+		}
+	}
+	status, ok := sdpod.PodStatus(in)
+	if !ok {
+		return 0, fmt.Errorf("the pod ended before its apps did (qemu: %v); the guest's console is in %s", waitErr, filepath.Join(podDir, ConsoleLog)) //nolint:errorlint // waitErr may be nil; shown, not classified
+	}
+	if in.Killed {
+		for _, a := range in.Apps {
+			if _, done := in.Statuses[a]; !done {
+				if err := atomicfile.Write(inStage1(podDir, sdpod.StatusDir), a, []byte(strconv.Itoa(status)+"\n")); err != nil {
+					log.WarnContext(ctx, "record status of killed app", "app", a, "err", err)
+				}
+			}
+		}
+	}
+	return status, nil
+}
+
+// teeWriter writes an app's output to run's terminal and to its log; a
+// failure of one does not stop the other.
+type teeWriter struct {
+	ctx                 context.Context
+	log                 *slog.Logger
+	term, rec           io.Writer
+	termFailed, recFail bool
+}
+
+func (t *teeWriter) Write(p []byte) (int, error) {
+	if !t.termFailed {
+		if _, err := t.term.Write(p); err != nil {
+			t.termFailed = true
+			t.log.DebugContext(t.ctx, "app output no longer reaches run's terminal", "err", err)
+		}
+	}
+	if !t.recFail {
+		if _, err := t.rec.Write(p); err != nil {
+			t.recFail = true
+			t.log.WarnContext(t.ctx, "app output is no longer recorded in its log", "err", err)
+		}
+	}
+	return len(p), nil
+}

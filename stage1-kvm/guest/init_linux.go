@@ -1,0 +1,177 @@
+package guest
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Init is the initramfs's /init, the guest's first process. It returns
+// only on failure; the caller then powers the guest off.
+func Init(console io.Writer) error {
+	for _, m := range []struct{ src, dst, fs string }{
+		{"proc", "/proc", "proc"},
+		{"sysfs", "/sys", "sysfs"},
+		{"devtmpfs", "/dev", "devtmpfs"},
+	} {
+		if err := os.MkdirAll(m.dst, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount(m.src, m.dst, m.fs, unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("mount %s: %w", m.dst, err)
+		}
+	}
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return err
+	}
+	if err := loadModules(strings.Fields(string(cmdline))); err != nil {
+		return err
+	}
+	if err := linkPorts(time.Now().Add(5 * time.Second)); err != nil {
+		return err
+	}
+	const newRoot = "/newroot"
+	if err := os.MkdirAll(newRoot, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(RootTag, newRoot, "virtiofs", 0, ""); err != nil {
+		return fmt.Errorf("mount the pod's root (virtio-fs %s): %w", RootTag, err)
+	}
+	// systemd mounts its own /proc and /sys; /dev stays the devtmpfs
+	// that holds the port links.
+	if err := unix.Mount("/dev", newRoot+"/dev", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("move /dev: %w", err)
+	}
+	for _, d := range []string{"/proc", "/sys"} {
+		if err := unix.Unmount(d, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmount %s: %w", d, err)
+		}
+	}
+	// switch_root: the initramfs stays in memory, unreachable; it is a
+	// few megabytes.
+	if err := unix.Chdir(newRoot); err != nil {
+		return err
+	}
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("move the root: %w", err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("chroot: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return err
+	}
+	if err := bindHostPaths(); err != nil {
+		return err
+	}
+	if err := configureNetwork(); err != nil {
+		return fmt.Errorf("configure the network: %w", err)
+	}
+	agent := exec.Command(AgentPath)
+	agent.Stdout, agent.Stderr = console, console
+	if err := agent.Start(); err != nil {
+		return fmt.Errorf("start the agent: %w", err)
+	}
+	_, _ = fmt.Fprintln(console, ReadyMarker)
+	argv := []string{SystemdPath, "--log-target=console"}
+	env := []string{"PATH=/usr/bin:/usr/sbin:/bin:/sbin"}
+	return fmt.Errorf("exec systemd: %w", unix.Exec(SystemdPath, argv, env))
+}
+
+// loadModules loads the initramfs's modules in order, each with the
+// parameters the kernel command line gives it (modprobe's job, which the
+// kernel leaves to user space for modules).
+func loadModules(cmdline []string) error {
+	f, err := os.Open(ModuleOrder)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name := strings.TrimSpace(sc.Text())
+		if name == "" {
+			continue
+		}
+		if err := loadModule(filepath.Join(ModuleDir, name), moduleParams(cmdline, strings.TrimSuffix(name, ".ko"))); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+func loadModule(path, params string) error {
+	f, err := os.Open(path) //nolint:gosec // G304: a module of the initramfs
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	if err := unix.FinitModule(int(f.Fd()), params, 0); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("load module %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+// linkPorts makes PortDir/NAME → ../vportXpY for each named
+// virtio-serial port, as udev's rules would.
+func linkPorts(deadline time.Time) error {
+	if err := os.MkdirAll(PortDir, 0o755); err != nil {
+		return err
+	}
+	for {
+		ents, _ := os.ReadDir("/sys/class/virtio-ports")
+		control := false
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join("/sys/class/virtio-ports", e.Name(), "name"))
+			name := strings.TrimSpace(string(b))
+			if err != nil || name == "" || strings.ContainsRune(name, '/') {
+				continue
+			}
+			control = control || name == ControlPort
+			link := filepath.Join(PortDir, name)
+			if _, err := os.Lstat(link); err == nil { //nolint:gosec // G703: name has no slash (checked above), so link stays in PortDir
+				continue
+			}
+			if err := os.Symlink("../"+e.Name(), link); err != nil {
+				return err
+			}
+		}
+		if control {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no virtio-serial port %s after 5s", ControlPort)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// bindHostPaths binds each entry of HostBindDir onto itself.
+func bindHostPaths() error {
+	ents, err := os.ReadDir(HostBindDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		p := filepath.Join(HostBindDir, e.Name())
+		if err := unix.Mount(p, p, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s onto itself: %w", p, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,177 @@
+//go:build functional && kvm
+
+package tests
+
+// The kvm flavor's end-to-end tests. Every boot costs seconds under TCG
+// (this project's machines have no /dev/kvm), so each test packs what it
+// checks into as few pods as it can: TestKvmPod checks exit statuses,
+// environment, users, volumes, multi-app pods, isolators and logs in one
+// pod.
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nosecone/nscn/stage1-kvm/hypervisor"
+)
+
+// kvmACI is the stage1-kvm image under test, from make.
+func kvmACI(t *testing.T) string { return mustEnv(t, "NSCN_STAGE1_KVM_ACI") }
+
+// kvmRunArgs is the argv of nscn run with the stage1-kvm image, then args.
+func kvmRunArgs(t *testing.T, args ...string) []string {
+	return append([]string{"--insecure-options=image", "run", "--stage1-path=" + kvmACI(t)}, args...)
+}
+
+func TestKvmPod(t *testing.T) {
+	e := newEnv(t)
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "in"), []byte("from-host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(host, 0o777); err != nil { //nolint:gosec // G302: the app's user writes there
+		t.Fatal(err)
+	}
+	// a runs as the image's user, reads and writes a host volume, reads
+	// its limits, and waits for b's file in a shared empty volume; b
+	// writes it and fails with 5 once a is done.
+	start := time.Now()
+	r := e.run(kvmRunArgs(t, "--net=none",
+		"--volume", "host,kind=host,source="+host, "--volume", "shared,kind=empty",
+		busybox(t), "--name=a", "--user=user", "--group=user", "--memory=256Mi", "--cpu=1500m",
+		"--mount", "volume=host,target=/host", "--mount", "volume=shared,target=/shared",
+		"--exec=/bin/sh", "--", "-c",
+		`echo "a: $(id -u) $(id -g) $AC_APP_NAME greeting=$GREETING $(cat /host/in) $(uname -r)"
+		echo written-in-guest > /host/out
+		for i in $(seq 100); do [ -e /shared/msg ] && break; sleep 0.1; done
+		echo "a-got $(cat /shared/msg)"
+		echo "limits $(cat /sys/fs/cgroup/memory.max) $(cat /sys/fs/cgroup/cpu.max) $(nproc) $(grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2)"
+		echo a-stderr >&2`, "---",
+		busybox(t), "--name=b", "--mount", "volume=shared,target=/shared", "--exec=/bin/sh", "--", "-c",
+		`echo from-b > /shared/msg; sleep 4; exit 5`)...)
+	t.Logf("pod ran in %s: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(r.stderr))
+	if r.code != 5 {
+		t.Fatalf("exit %d, want 5 (b's); stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "stage1-kvm: accelerator=") {
+		t.Errorf("run did not say which accelerator it used: %q", r.stderr)
+	}
+	lines := map[string][]string{}
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			lines[f[0]] = f[1:]
+		}
+	}
+	if got := strings.Join(lines["a:"], " "); !strings.HasPrefix(got, "1000 1000 a greeting=Hello from Nose Cone from-host ") || !strings.HasSuffix(got, "-cloud-amd64") {
+		t.Errorf("app a printed %q, want its user, name, image env, the host file and the guest's kernel", got)
+	}
+	if got := strings.Join(lines["a-got"], " "); got != "from-b" {
+		t.Errorf("a read %q from the shared volume, want from-b", got)
+	}
+	mem, cpus := hypervisor.Size([]hypervisor.AppLimits{{MemoryBytes: 256 << 20, CPUMilli: 1500}, {}}, 2)
+	lim := lines["limits"]
+	if len(lim) != 5 || lim[0] != "268435456" || lim[1] != "150000" || lim[2] != "100000" || lim[3] != strconv.Itoa(cpus) {
+		t.Errorf("limits seen in the guest %q, want memory.max 268435456, cpu.max 150000 100000, %d vCPUs", lim, cpus)
+	} else if kb, _ := strconv.ParseInt(lim[4], 10, 64); kb > mem<<10 || kb < mem<<10*8/10 {
+		t.Errorf("guest MemTotal %d kB, want a little below %d MiB", kb, mem)
+	}
+	if !strings.Contains(r.stderr, "a-stderr") || strings.Contains(r.stdout, "a-stderr") {
+		t.Errorf("the app's stderr is not kept apart: stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(host, "out")); err != nil || string(b) != "written-in-guest\n" {
+		t.Errorf("host volume after the pod: %q, %v", b, err)
+	}
+	uuid := nspawnOnlyPod(t, e)
+	st := e.ok("status", "--format=json", uuid)
+	var got struct {
+		Apps []struct {
+			Name     string `json:"name"`
+			ExitCode int    `json:"exit_code"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal([]byte(st.stdout), &got); err != nil {
+		t.Fatalf("parse status %s: %v", st.stdout, err)
+	}
+	codes := map[string]int{}
+	for _, a := range got.Apps {
+		codes[a.Name] = a.ExitCode
+	}
+	if codes["a"] != 0 || codes["b"] != 5 || len(codes) != 2 {
+		t.Errorf("recorded app statuses %v, want a:0 b:5", codes)
+	}
+	logs := e.ok("logs", uuid)
+	if !strings.Contains(logs.stdout+logs.stderr, "a-got from-b") {
+		t.Errorf("nscn logs %q %q lacks a's output", logs.stdout, logs.stderr)
+	}
+	assertPodsGone(t, e)
+}
+
+// TestKvmNetAndStop runs a web server in a pod on the default network
+// with a forwarded port, reaches it through the pod's address and the
+// forwarded port on 127.0.0.1, stops the pod and checks that gc leaves
+// nothing: no qemu, virtiofsd, tap, namespace, iptables rule or lease.
+func TestKvmNetAndStop(t *testing.T) {
+	e := newNetEnv(t)
+	before := netSnapshot(t)
+	web := startPod(t, e, 100*time.Second, []string{"ready"}, kvmRunArgs(t, "--net=default", "--port=http:127.0.0.1:18089",
+		busybox(t), "--exec=/bin/sh", "--", "-c", httpdScript)...)
+	ip := web.ip(t, e, "default")
+	if got := httpGet(t, "http://"+ip+"/"); got != "hello from busybox\n" {
+		t.Errorf("GET through the pod IP: %q", got)
+	}
+	if got := httpGet(t, "http://127.0.0.1:18089/"); got != "hello from busybox\n" {
+		t.Errorf("GET through the forwarded port: %q", got)
+	}
+	if st := e.ok("status", web.uuid); !strings.Contains(st.stdout, "running") {
+		t.Errorf("status of the running pod: %q", st.stdout)
+	}
+	e.ok("stop", web.uuid)
+	err := web.wait()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	}
+	if code != 143 {
+		t.Fatalf("run exited %d after stop, want 143; stderr %s", code, web.errb.String())
+	}
+	netGC(t, e)
+	assertPodsGone(t, e)
+	requireNetRestored(t, before)
+}
+
+// TestKvmStopForce kills a pod's guest with stop --force: run exits 137
+// (SIGKILL), the app's status says so, and gc leaves nothing.
+func TestKvmStopForce(t *testing.T) {
+	e := newEnv(t)
+	p := startPod(t, e, 100*time.Second, []string{"ready"}, kvmRunArgs(t, "--net=none",
+		busybox(t), "--name=sleeper", "--exec=/bin/sh", "--", "-c", "echo ready; exec sleep 300")...)
+	e.ok("stop", "--force", p.uuid)
+	err := p.wait()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	}
+	if code != 137 {
+		t.Fatalf("run exited %d after stop --force, want 137; stderr %s", code, p.errb.String())
+	}
+	st := e.ok("status", "--format=json", p.uuid)
+	var got struct {
+		Apps []struct {
+			Name     string `json:"name"`
+			ExitCode int    `json:"exit_code"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal([]byte(st.stdout), &got); err != nil || len(got.Apps) != 1 || got.Apps[0].ExitCode != 137 {
+		t.Errorf("status after stop --force: %s (%v), want sleeper's exit code 137", st.stdout, err)
+	}
+	assertPodsGone(t, e)
+}
