@@ -236,3 +236,15 @@ func statusMap(t *testing.T, e *env, uuid string) map[string]string {
 	}
 	return m
 }
+
+// appStderr is stderr without nscn's own log records (level=...), which
+// the run prints around the apps' output: what the apps wrote.
+func appStderr(stderr string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(stderr, "\n") {
+		if !strings.HasPrefix(l, "level=") && !strings.HasPrefix(l, "time=") {
+			b.WriteString(l)
+		}
+	}
+	return b.String()
+}

@@ -52,7 +52,7 @@ func TestJournalAfterExit(t *testing.T) {
 	e := newEnv(t)
 	r := e.nspawnRun(busybox(t), "--name=greeter", "--exec=/bin/sh", "--", "-c",
 		`echo "hello journal"; echo "<3>not a priority"; sleep 1; echo "oops" >&2`)
-	if r.code != 0 || r.stdout != "hello journal\n<3>not a priority\n" || r.stderr != "oops\n" {
+	if r.code != 0 || r.stdout != "hello journal\n<3>not a priority\n" || appStderr(r.stderr) != "oops\n" {
 		t.Fatalf("run: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
 	uuid := nspawnOnlyPod(t, e)
