@@ -7,12 +7,15 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # urfave_cli_no_docs leaves out urfave/cli's man and markdown generators,
 # whose markdown library's init costs every nscn command about 3 ms of CPU.
-GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X github.com/nosecone/nscn/internal/version.Version=$(VERSION)"
-export CGO_ENABLED := 0
-
 BIN := bin
 BUILD := build
 PREFIX ?= /usr/local
+# Where nscn looks for the stage1 images that ship with it, compiled in
+# (stage0/stage1.SystemImageDir; paths.d overrides it at run time). The
+# Debian packages use /usr/lib/nscn/stage1-images (Documentation/packaging.md).
+STAGE1_DIR ?= $(PREFIX)/lib/nscn/stage1-images
+GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X github.com/nosecone/nscn/internal/version.Version=$(VERSION) -X github.com/nosecone/nscn/stage0/stage1.SystemImageDir=$(STAGE1_DIR)"
+export CGO_ENABLED := 0
 FLAVOR ?= fly
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' -not -path './bin/*') go.mod go.sum
@@ -185,9 +188,11 @@ verify: ## go mod tidy and gofmt leave the tree unchanged
 	git diff --exit-code go.mod go.sum
 	test -z "$$(gofmt -s -l $$(find . -name '*.go' -not -path './build/*'))"
 
-install: all ## Install nscn and the stage1 images under PREFIX
-	install -D -m 0755 $(BIN)/nscn $(DESTDIR)$(PREFIX)/bin/nscn
-	for f in $(BIN)/*.aci; do [ -e "$$f" ] || continue; install -D -m 0644 "$$f" $(DESTDIR)$(PREFIX)/lib/nscn/stage1-images/$$(basename "$$f"); done
+install: all ## Install nscn and the stage1 images under PREFIX (STAGE1_DIR compiled in)
+	@# Built again for this STAGE1_DIR: bin/nscn may be another PREFIX's.
+	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/install/nscn ./stage0/cmd/nscn
+	install -D -m 0755 $(BUILD)/install/nscn $(DESTDIR)$(PREFIX)/bin/nscn
+	for f in $(BIN)/*.aci; do [ -e "$$f" ] || continue; install -D -m 0644 "$$f" $(DESTDIR)$(STAGE1_DIR)/$$(basename "$$f"); done
 
 clean: ## Remove bin/ and build/
 	rm -rf $(BIN) $(BUILD)
