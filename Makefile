@@ -205,17 +205,19 @@ DOCS := $(BUILD)/docs
 
 # The man page and completion scripts, from the command tree by
 # nscn-gendoc (built without urfave_cli_no_docs: it needs ToMan).
-man: ## Generate the man page and the bash and zsh completion into build/docs
+man: ## Generate the man pages (nscn.1, nscn-COMMAND.1) and the bash and zsh completion into build/docs
 	$(GO) build -trimpath -o $(BUILD)/nscn-gendoc ./stage0/cmd/nscn-gendoc
+	rm -rf $(DOCS)
 	$(BUILD)/nscn-gendoc -man $(DOCS)/man1 -bash $(DOCS)/bash/nscn -zsh $(DOCS)/zsh/_nscn
 
-install: all man ## Install nscn, the stage1 images, man page, completion, units, tmpfiles under DESTDIR/PREFIX (STAGE1_DIR compiled in)
+install: all man ## Install nscn, the stage1 images, man pages, completion, units, tmpfiles under DESTDIR/PREFIX (STAGE1_DIR compiled in)
 	@# The binary is built again for this STAGE1_DIR: bin/nscn may have been
 	@# built for another PREFIX (go's cache makes it cheap).
 	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/install/nscn ./stage0/cmd/nscn
 	install -D -m 0755 $(BUILD)/install/nscn $(DESTDIR)$(BINDIR)/nscn
 	for f in $(BIN)/*.aci; do [ -e "$$f" ] || continue; install -D -m 0644 "$$f" $(DESTDIR)$(STAGE1_DIR)/$$(basename "$$f"); done
-	install -D -m 0644 $(DOCS)/man1/nscn.1 $(DESTDIR)$(MANDIR)/man1/nscn.1
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 $(DOCS)/man1/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -D -m 0644 $(DOCS)/bash/nscn $(DESTDIR)$(BASHCOMPDIR)/nscn
 	install -D -m 0644 $(DOCS)/zsh/_nscn $(DESTDIR)$(ZSHCOMPDIR)/_nscn
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR)

@@ -37,12 +37,17 @@ done
 src=$outdir/src/nscn-$version
 rm -rf "$outdir"
 mkdir -p "$src"
-# Tracked files still present, and new files git does not ignore.
-git ls-files -z --cached --others --exclude-standard |
-	while IFS= read -r -d '' f; do
-		if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
-	done |
-	tar --null -T - -cf - | tar -C "$src" -xf -
+if git rev-parse --git-dir >/dev/null 2>&1; then
+	# Tracked files still present, and new files git does not ignore.
+	git ls-files -z --cached --others --exclude-standard |
+		while IFS= read -r -d '' f; do
+			if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
+		done |
+		tar --null -T - -cf - | tar -C "$src" -xf -
+else
+	# A tree without git (a release tarball): all of it but the outputs.
+	tar --exclude=./bin --exclude=./build -cf - . | tar -C "$src" -xf -
+fi
 
 cat >"$src/debian/changelog" <<CHANGELOG
 nscn ($version) unstable; urgency=medium

@@ -29,6 +29,7 @@ func TestMakeInstall(t *testing.T) {
 		"lib/nscn/stage1-images/stage1-nspawn.aci",
 		"lib/nscn/stage1-images/stage1-fly.aci",
 		"share/man/man1/nscn.1",
+		"share/man/man1/nscn-run.1",
 		"share/bash-completion/completions/nscn",
 		"share/zsh/vendor-completions/_nscn",
 		"lib/systemd/system/nscn-gc.timer",

@@ -300,6 +300,7 @@ func TestInstalledTree(t *testing.T) {
 		"usr/lib/nscn/stage1-images/stage1-nspawn.aci",
 		"usr/lib/nscn/stage1-images/stage1-fly.aci",
 		"usr/share/man/man1/nscn.1.gz",
+		"usr/share/man/man1/nscn-run.1.gz",
 		"usr/share/bash-completion/completions/nscn",
 		"usr/share/zsh/vendor-completions/_nscn",
 		"lib/systemd/system/nscn-gc.service",

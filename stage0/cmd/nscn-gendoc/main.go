@@ -1,4 +1,4 @@
-// Command nscn-gendoc writes nscn's manual page and its bash and zsh
+// Command nscn-gendoc writes nscn's manual pages and its bash and zsh
 // completion scripts from the command tree of stage0/cli, so that both
 // follow the commands and flags of the binary they ship with. `make man`
 // and `make install` run it at build time; it is not installed.
@@ -34,7 +34,7 @@ func main() {
 func run(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("nscn-gendoc", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	manDir := fs.String("man", "", "write the manual page nscn.1 into `DIR`")
+	manDir := fs.String("man", "", "write the manual pages nscn.1 and nscn-COMMAND.1 into `DIR`")
 	bashFile := fs.String("bash", "", "write the bash completion script to `FILE`")
 	zshFile := fs.String("zsh", "", "write the zsh completion script to `FILE`")
 	if err := fs.Parse(args); err != nil {
@@ -50,12 +50,14 @@ func run(args []string, stderr io.Writer) error {
 	app.Setup()
 	tree := walk(app)
 	if *manDir != "" {
-		page, err := manPage(app)
+		pages, err := manPages(app)
 		if err != nil {
 			return err
 		}
-		if err := writeFile(filepath.Join(*manDir, "nscn.1"), page); err != nil {
-			return err
+		for name, page := range pages {
+			if err := writeFile(filepath.Join(*manDir, name), page); err != nil {
+				return err
+			}
 		}
 	}
 	if *bashFile != "" {
