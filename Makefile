@@ -63,7 +63,7 @@ $(BUILD)/actool: go.mod go.sum
 	$(GO) build -trimpath -o $@ github.com/appc/spec/actool
 
 test-images: $(BIN)/nscn $(BUILD)/actool ace-images ## Build the busybox test and quickstart images into build/images
-	scripts/build-images.sh $(BUILD)/images
+	GO=$(GO) scripts/build-images.sh $(BUILD)/images
 
 ace-images: $(BUILD)/actool ## Build the appc ACE validator images (main, sidekick) into build/images
 	GO=$(GO) scripts/build-ace-images.sh $(BUILD)/images $(BUILD)/actool

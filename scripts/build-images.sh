@@ -3,7 +3,11 @@
 # busybox-static, with the appc reference tool (actool):
 #   busybox.aci  nosecone.dev/busybox: a shell and the busybox applets
 #   hello.aci    nosecone.dev/hello: prints a greeting and exits
-# Usage: scripts/build-images.sh OUTDIR [ACTOOL]
+#   sdapp.aci    nosecone.dev/sdapp: tests/sdapp (sd_notify, socket
+#                activation) on busybox, with the supports-systemd-notify
+#                annotation and a socket-activated port "sd" (8086/tcp)
+# Usage: scripts/build-images.sh OUTDIR [ACTOOL]   (environment: GO, default go,
+# which builds tests/sdapp)
 set -euo pipefail
 
 out=${1:?usage: build-images.sh OUTDIR [ACTOOL]}
@@ -52,10 +56,11 @@ GR
 	chown 1000:1000 "$r/home/user"
 }
 
-# image NAME EXEC_JSON [PORTS_JSON]: build $out/NAME.aci
+# image NAME EXEC_JSON [PORTS_JSON [ANNOTATIONS_JSON]]: build $out/NAME.aci
+# from $work/NAME/rootfs, made first by rootfs unless it exists
 image() {
-	local name=$1 exec_json=$2 ports_json=${3:-[]} dir=$work/$1
-	rootfs "$dir/rootfs"
+	local name=$1 exec_json=$2 ports_json=${3:-[]} annotations_json=${4:-} dir=$work/$1
+	[ -d "$dir/rootfs" ] || rootfs "$dir/rootfs"
 	cat >"$dir/manifest" <<MF
 {
   "acKind": "ImageManifest",
@@ -74,7 +79,7 @@ image() {
     "environment": [{"name": "GREETING", "value": "Hello from Nose Cone"}],
     "ports": $ports_json
   },
-  "annotations": [{"name": "authors", "value": "The Nose Cone developers"}]
+  "annotations": [{"name": "authors", "value": "The Nose Cone developers"}$annotations_json]
 }
 MF
 	"$actool" build --overwrite "$dir" "$out/$name.aci"
@@ -85,3 +90,9 @@ MF
 image busybox '["/bin/sh"]' '[{"name": "http", "protocol": "tcp", "port": 80}]'
 # shellcheck disable=SC2016 # the app's shell expands these, inside the pod
 image hello '["/bin/sh", "-c", "echo \"$GREETING: app $AC_APP_NAME running as $(id -un) on $(uname -sr)\""]'
+
+# The test program of tests/journal_test.go, static.
+rootfs "$work/sdapp/rootfs"
+(cd "$(dirname "$0")/.." && CGO_ENABLED=0 "${GO:-go}" build -trimpath -ldflags=-s -o "$work/sdapp/rootfs/bin/sdapp" ./tests/sdapp)
+image sdapp '["/bin/sdapp", "listen"]' '[{"name": "sd", "protocol": "tcp", "port": 8086, "socketActivated": true}]' \
+	', {"name": "appc.io/executor/supports-systemd-notify", "value": "true"}'

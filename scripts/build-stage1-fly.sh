@@ -31,8 +31,13 @@ echo "build-stage1-fly: building the entrypoints for linux/$goarch"
 CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" "$go" build -trimpath -ldflags "-s -w" \
 	-o "$image/rootfs/fly/" ./stage1-fly/cmd/run ./stage1-fly/cmd/enter ./stage1-fly/cmd/gc ./stage1-fly/cmd/stop
 
-# The packer runs on the build host, whatever the target architecture.
-env -u GOARCH -u GOOS "$go" run ./stage1-fly/internal/mkaci \
-	-version "$version" -arch "$goarch" -dir "$image" -o "$outdir/stage1-fly.aci"
+# The packer (shared by every flavor's build) runs on the build host,
+# whatever the target architecture. The facts below are stage1-fly/fly's
+# (ImageName, Entrypoint*, InterfaceVersion); its tests check they agree.
+env -u GOARCH -u GOOS "$go" run ./internal/stage1/cmd/mkstage1 \
+	-name nosecone.dev/nscn/stage1-fly -version "$version" -arch "$goarch" \
+	-interface-version ipc \
+	-run /fly/run -enter /fly/enter -gc /fly/gc -stop /fly/stop \
+	-normalize-modes -dir "$image" -o "$outdir/stage1-fly.aci"
 env -u GOARCH -u GOOS "$go" tool actool validate "$outdir/stage1-fly.aci"
 echo "build-stage1-fly: wrote $outdir/stage1-fly.aci (version $version)"

@@ -17,7 +17,8 @@
 # Environment: SYSTEMD_DIR (fetch-systemd.sh's OUTDIR; default:
 # build/systemd), CNI_PLUGIN_DIR (build-cni-plugins.sh's OUTDIR; default:
 # build/cni-plugins), VERSION (version label; default: git describe, or "dev"),
-# GOARCH (default: the host's), GO (default: go).
+# GOARCH (default: the host's), GO (default: go), SOURCE_DATE_EPOCH
+# (timestamps in the archive; default: 0).
 set -euo pipefail
 
 if [ "$#" -ne 1 ]; then
@@ -48,15 +49,6 @@ for p in "${cni_plugins[@]}"; do
 		exit 1
 	fi
 done
-case "$goarch" in
-amd64) appc_arch=amd64 ;;
-arm64) appc_arch=aarch64 ;;
-arm) appc_arch=armv7l ;;
-*)
-	echo "build-stage1-nspawn: unsupported GOARCH $goarch" >&2
-	exit 1
-	;;
-esac
 
 rm -rf "$image"
 mkdir -p "$image" "$outdir"
@@ -76,7 +68,20 @@ done
 # What systemd and systemd-nspawn expect of an OS tree. The units are
 # written by init for each pod.
 mkdir -p "$root/etc/systemd/system" "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp" \
-	"$root/var" "$root/root" "$root/opt/stage2" "$root/rkt/status"
+	"$root/var" "$root/root" "$root/opt/stage2" "$root/rkt/status" "$root/var/log/journal"
+# The pod's journald (Documentation/logging.md): run binds the pod
+# directory's journal/ on /var/log/journal. Every line an app writes is
+# kept (no rate limit) and nothing is forwarded: the apps' output reaches
+# nscn run through the app helper.
+cat >"$root/etc/systemd/journald.conf" <<'JOURNALD'
+[Journal]
+Storage=persistent
+RateLimitIntervalSec=0
+ForwardToSyslog=no
+ForwardToKMsg=no
+ForwardToConsole=no
+ForwardToWall=no
+JOURNALD
 ln -sfn ../run "$root/var/run"
 cat >"$root/usr/lib/os-release" <<OSREL
 NAME="Nose Cone stage1-nspawn"
@@ -89,26 +94,15 @@ ln -sfn ../usr/lib/os-release "$root/etc/os-release"
 printf 'root:x:0:0:root:/root:/nonexistent\nnobody:x:65534:65534:nobody:/nonexistent:/nonexistent\n' >"$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 
-cat >"$image/manifest" <<MANIFEST
-{
-  "acKind": "ImageManifest",
-  "acVersion": "0.8.11",
-  "name": "nosecone.dev/nscn/stage1-nspawn",
-  "labels": [
-    {"name": "version", "value": "$version"},
-    {"name": "os", "value": "linux"},
-    {"name": "arch", "value": "$appc_arch"}
-  ],
-  "annotations": [
-    {"name": "coreos.com/rkt/stage1/run", "value": "/nscn/init"},
-    {"name": "coreos.com/rkt/stage1/enter", "value": "/nscn/enter"},
-    {"name": "coreos.com/rkt/stage1/gc", "value": "/nscn/gc"},
-    {"name": "coreos.com/rkt/stage1/stop", "value": "/nscn/stop"},
-    {"name": "coreos.com/rkt/stage1/interface-version", "value": "9"}
-  ]
-}
-MANIFEST
+# The image manifest and the archive: the packer every flavor's build
+# uses, on the build host whatever the target architecture. The facts
+# below are stage1/nspawn's (ImageName, Entrypoint*, InterfaceVersion);
+# its tests check they agree.
+env -u GOARCH -u GOOS "$go" run ./internal/stage1/cmd/mkstage1 \
+	-name nosecone.dev/nscn/stage1-nspawn -version "$version" -arch "$goarch" \
+	-interface-version mds-token-file \
+	-run /nscn/init -enter /nscn/enter -gc /nscn/gc -stop /nscn/stop \
+	-dir "$image" -o "$outdir/stage1-nspawn.aci"
 
-env -u GOARCH -u GOOS "$go" tool actool build --overwrite --owner-root "$image" "$outdir/stage1-nspawn.aci"
 env -u GOARCH -u GOOS "$go" tool actool validate "$outdir/stage1-nspawn.aci"
 echo "build-stage1-nspawn: wrote $outdir/stage1-nspawn.aci (version $version)"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetches the systemd bits the stage1-nspawn image carries and assembles them
 # into OUTDIR/rootfs: systemd (the pod's pid 1), systemd-shutdown,
-# systemd-nspawn, systemctl, the shared libraries they link (resolved by the
+# systemd-nspawn, systemctl, systemd-journald and journalctl (the pod's
+# journal, Documentation/logging.md), the shared libraries they link (resolved by the
 # dynamic loader that ships with them, never from the host) and that loader.
 # See Documentation/stage1-flavors.md.
 #
@@ -43,6 +44,8 @@ binaries=(
 	"usr/lib/systemd/systemd-shutdown|lib/systemd/systemd-shutdown"
 	"usr/bin/systemd-nspawn|bin/systemd-nspawn"
 	"usr/bin/systemctl|bin/systemctl"
+	"usr/lib/systemd/systemd-journald|lib/systemd/systemd-journald"
+	"usr/bin/journalctl|bin/journalctl"
 )
 
 # lib_closure_pkgs prints the library packages the given packages need,

@@ -11,6 +11,7 @@ packages=(
 	iproute2 util-linux kmod
 	iptables # CNI ptp ipMasq and portmap; the networking tests
 	dbus-daemon # a private bus for the systemd-machined tests
+	systemd     # journalctl: nscn logs and the journal tests read the pods' journals
 	qemu-system-x86 # the cgroup v2 test VM (make vm-test)
 	shellcheck # make lint
 	docker-registry skopeo podman apache2-utils # the registry suite (make registry) and the bench's pull figure

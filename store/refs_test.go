@@ -1,7 +1,6 @@
 package store
 
 import (
-	"archive/tar"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -28,27 +27,7 @@ func testACIOn(t *testing.T, name string, deps ...string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range []struct {
-		h    tar.Header
-		body []byte
-	}{
-		{tar.Header{Name: "manifest", Mode: 0o644, Size: int64(len(mb)), Typeflag: tar.TypeReg}, mb},
-		{tar.Header{Name: "rootfs", Mode: 0o755, Typeflag: tar.TypeDir}, nil},
-		{tar.Header{Name: "rootfs/" + name[len("example.com/"):], Mode: 0o644, Size: int64(len(name)), Typeflag: tar.TypeReg}, []byte(name)},
-	} {
-		if err := tw.WriteHeader(&e.h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(e.body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return packACI(t, mb, name[len("example.com/"):], name)
 }
 
 // refsFixture is a store with example.com/base, example.com/app (which

@@ -12,31 +12,38 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nosecone/nscn/internal/aci"
 	"github.com/nosecone/nscn/store/index"
 )
 
 // testACI is an uncompressed ACI named name with one file.
 func testACI(t *testing.T, name string) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
 	manifest := fmt.Sprintf(`{"acKind":"ImageManifest","acVersion":"0.8.11","name":%q}`, name)
+	return packACI(t, []byte(manifest), "hello", name+"\n")
+}
+
+// packACI packs an uncompressed ACI of manifest with one file, the same
+// bytes at every call.
+func packACI(t *testing.T, manifest []byte, file, body string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	aw, err := aci.NewWriter(&buf, manifest, aci.WriteOptions{ModTime: time.Unix(0, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, e := range []struct {
-		name, body string
-		dir        bool
-	}{{name: "manifest", body: manifest}, {name: "rootfs", dir: true}, {name: "rootfs/hello", body: name + "\n"}} {
-		h := &tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.body)), Typeflag: tar.TypeReg}
-		if e.dir {
-			h.Typeflag, h.Mode, h.Size = tar.TypeDir, 0o755, 0
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(e.body)); err != nil {
+		h    tar.Header
+		body string
+	}{
+		{tar.Header{Name: "rootfs", Mode: 0o755, Typeflag: tar.TypeDir}, ""},
+		{tar.Header{Name: "rootfs/" + file, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}, body},
+	} {
+		if err := aw.Add(&e.h, strings.NewReader(e.body)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := tw.Close(); err != nil {
+	if err := aw.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/pkg/stage1abi"
@@ -58,4 +59,30 @@ func (p *Pod) OpenAppLog(ctx context.Context, app string) (*os.File, error) {
 		return nil, errdefs.FailedPrecondition("log of app %s in pod %s is not a regular file", app, p.UUID)
 	}
 	return f, nil
+}
+
+// JournalDir returns the host path of the directory of the pod's journal
+// files (stage1abi.JournalDir/MACHINE-ID), or "" when the pod's stage1
+// keeps no journal.
+func (p *Pod) JournalDir(ctx context.Context) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	root, err := p.openRoot()
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = root.Close() }()
+	rel := filepath.Join(stage1abi.JournalDir, stage1abi.MachineID(p.UUID))
+	st, err := root.Lstat(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("pod %s: %w", p.UUID, err)
+	}
+	if !st.IsDir() {
+		return "", errdefs.FailedPrecondition("journal of pod %s is not a directory", p.UUID)
+	}
+	return filepath.Join(p.Path, rel), nil
 }

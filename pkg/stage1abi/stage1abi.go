@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // Entrypoint annotations in a stage1 image manifest. Each value is an
@@ -232,6 +233,31 @@ const (
 
 // AppLogFile is the log file of an app, relative to the pod directory.
 func AppLogFile(app string) string { return filepath.Join(LogsDir, app+".log") }
+
+// The pod's journal. A stage1 that keeps what the apps write in a systemd
+// journal (journald in the pod: stage1-nspawn) creates JournalDir in the
+// pod directory before it starts any app, and its journald writes the
+// journal files in JournalDir/MACHINE-ID (MachineID). stage0 reads them
+// with journalctl --directory: each app's records carry
+// _SYSTEMD_UNIT=app-NAME.service and SYSLOG_IDENTIFIER=NAME, and a
+// PRIORITY of JournalPriorityStdout for what the app wrote on its stdout,
+// JournalPriorityStderr on its stderr. The stage1 may also link the
+// host's /var/log/journal/MACHINE-ID to that directory (so that the
+// host's journalctl finds it); its gc entrypoint then removes the link.
+// The journal, like LogsDir, needs no interface version: stage0 only
+// reads it, and falls back to LogsDir when it is absent.
+const (
+	JournalDir            = "journal"
+	JournalPriorityStdout = 6 // LOG_INFO
+	JournalPriorityStderr = 3 // LOG_ERR
+)
+
+// MachineID is the systemd machine ID (machine-id(5)) of the pod with
+// the given UUID: its 32 hex digits, lower case, without the dashes, as
+// rkt derived it.
+func MachineID(uuid string) string {
+	return strings.ToLower(strings.ReplaceAll(uuid, "-", ""))
+}
 
 // Entries stage0 keeps in the pod directory for its own use, relative to the
 // pod directory. A stage1 must neither read nor write them.

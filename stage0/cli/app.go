@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/internal/version"
 )
 
@@ -37,10 +38,13 @@ type Globals struct {
 	// MaxImageSize bounds an image's uncompressed size (0: no bound), so
 	// a decompression bomb stops before it fills the disk.
 	MaxImageSize int64
-	Log          *slog.Logger
-	Stdout       io.Writer
-	Stderr       io.Writer
-	Stdin        io.Reader
+	// Timeline marks the phases of a run (NSCN_TIMELINE=1 or --debug;
+	// nil: off).
+	Timeline *timeline.Timeline
+	Log      *slog.Logger
+	Stdout   io.Writer
+	Stderr   io.Writer
+	Stdin    io.Reader
 }
 
 // InsecureOptions are the security checks a user chose to skip.
@@ -150,6 +154,14 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 				level = slog.LevelDebug
 			}
 			g.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			if g.Debug {
+				timeline.Enable()
+			}
+			// Exported so that the stage1 and its helpers, which inherit
+			// the environment, print on stage0's axis.
+			g.Timeline = timeline.FromEnv("stage0")
+			g.Timeline.Export()
+			g.Timeline.Mark("flags-parsed")
 			c.Context = context.WithValue(c.Context, globalsKey{}, g)
 			return nil
 		},

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,11 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/aci"
 	"github.com/nosecone/nscn/internal/errdefs"
@@ -277,154 +272,11 @@ func writeACIFile(ctx context.Context, path string, overwrite bool, manifest []b
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pw.CloseWithError(writeACI(ctx, pw, manifest, rootfs, gz))
+		pw.CloseWithError(aci.Write(ctx, pw, manifest, rootfs, aci.WriteOptions{Gzip: gz}))
 	}()
 	err := writeFileAtomic(path, overwrite, pr)
 	// Unblock the writer if writeFileAtomic stopped reading early.
 	_ = pr.CloseWithError(errors.New("export aborted")) // always nil
 	<-done
 	return err
-}
-
-// writeACI writes an ACI (https://github.com/appc/spec/blob/v0.8.11/spec/aci.md):
-// a tar with the manifest, then the tree at dir as rootfs/.
-func writeACI(ctx context.Context, w io.Writer, manifest []byte, dir string, gz bool) error {
-	out := w
-	var zw *gzip.Writer
-	if gz {
-		zw = gzip.NewWriter(w)
-		out = zw
-	}
-	tw := tar.NewWriter(out)
-	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: "manifest", Mode: 0o644, Size: int64(len(manifest)), ModTime: time.Now()}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("write manifest: %w", err)
-	}
-	if _, err := tw.Write(manifest); err != nil {
-		return fmt.Errorf("write manifest: %w", err)
-	}
-	if err := addRootfs(ctx, tw, dir); err != nil {
-		return err
-	}
-	if err := tw.Close(); err != nil {
-		return fmt.Errorf("finish tar: %w", err)
-	}
-	if zw != nil {
-		if err := zw.Close(); err != nil {
-			return fmt.Errorf("finish gzip: %w", err)
-		}
-	}
-	return nil
-}
-
-// fileID identifies an inode, to write hard links once.
-type fileID struct{ dev, ino uint64 }
-
-// addRootfs writes the tree at dir as rootfs/ entries, in lexical order.
-// The tree is hostile (the app could write to it): it is read through an
-// os.Root, never following a symlink out of it, and a file that changes
-// type between listing and reading is an error. Sockets, which tar cannot
-// hold, are left out.
-func addRootfs(ctx context.Context, tw *tar.Writer, dir string) error {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return fmt.Errorf("open root filesystem: %w", err)
-	}
-	defer func() { _ = root.Close() }()
-	links := make(map[fileID]string)
-	n := 0
-	return fs.WalkDir(root.FS(), ".", func(rel string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return fmt.Errorf("read rootfs/%s: %w", rel, err)
-		}
-		if n++; n%256 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		name := "rootfs"
-		if rel != "." {
-			name += "/" + rel
-		}
-		fi, err := root.Lstat(rel)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", name, err)
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return fmt.Errorf("read %s: no file status", name)
-		}
-		hdr := &tar.Header{
-			Name:    name,
-			Mode:    int64(st.Mode & 0o7777),
-			Uid:     int(st.Uid),
-			Gid:     int(st.Gid),
-			ModTime: fi.ModTime(),
-		}
-		copyData := false
-		switch fi.Mode().Type() {
-		case 0:
-			hdr.Typeflag, hdr.Size = tar.TypeReg, fi.Size()
-			id := fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)} //nolint:unconvert // the field types differ between platforms
-			if first, ok := links[id]; ok && st.Nlink > 1 {
-				hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
-			} else {
-				copyData = true
-				if st.Nlink > 1 {
-					links[id] = name
-				}
-			}
-		case fs.ModeDir:
-			hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"
-		case fs.ModeSymlink:
-			hdr.Typeflag = tar.TypeSymlink
-			if hdr.Linkname, err = root.Readlink(rel); err != nil {
-				return fmt.Errorf("read %s: %w", name, err)
-			}
-		case fs.ModeDevice | fs.ModeCharDevice, fs.ModeDevice:
-			hdr.Typeflag = tar.TypeBlock
-			if fi.Mode()&fs.ModeCharDevice != 0 {
-				hdr.Typeflag = tar.TypeChar
-			}
-			rdev := uint64(st.Rdev) //nolint:unconvert // the field type differs between platforms
-			hdr.Devmajor, hdr.Devminor = int64(unix.Major(rdev)), int64(unix.Minor(rdev))
-		case fs.ModeNamedPipe:
-			hdr.Typeflag = tar.TypeFifo
-		default:
-			return nil // a socket: tar has no such entry
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return fmt.Errorf("write %s: %w", name, err)
-		}
-		if copyData {
-			return copyRootfsFile(root, rel, fi, tw)
-		}
-		return nil
-	})
-}
-
-// copyRootfsFile writes the content of the regular file rel, which must
-// still be the file fi describes, to w: exactly fi.Size() bytes.
-func copyRootfsFile(root *os.Root, rel string, fi fs.FileInfo, w io.Writer) error {
-	name := "rootfs/" + rel
-	// O_NONBLOCK: a FIFO swapped in meanwhile must not block the open.
-	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", name, err)
-	}
-	defer func() { _ = f.Close() }()
-	now, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("read %s: %w", name, err)
-	}
-	if !now.Mode().IsRegular() || !os.SameFile(fi, now) {
-		return errdefs.Unavailable("read %s: it changed during the export", name)
-	}
-	if _, err := io.CopyN(w, f, fi.Size()); err != nil {
-		if errors.Is(err, io.EOF) {
-			return errdefs.Unavailable("read %s: it shrank during the export", name)
-		}
-		return fmt.Errorf("read %s: %w", name, err)
-	}
-	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -146,5 +147,54 @@ func TestLogsFollowEndsWithThePod(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("logs --follow did not return after the pod exited")
+	}
+}
+
+func TestJournalArgs(t *testing.T) {
+	since := time.Date(2026, 11, 23, 15, 0, 1, 500, time.UTC)
+	base := "--directory=/p/journal/id --no-pager --quiet --all --output=json --output-fields=MESSAGE,PRIORITY,_SYSTEMD_UNIT,_LINE_BREAK"
+	tests := []struct {
+		name   string
+		apps   []string
+		o      logsOptions
+		cursor string
+		want   string
+	}{
+		{name: "one app", apps: []string{"web"}, want: base + " _TRANSPORT=stdout _SYSTEMD_UNIT=app-web.service"},
+		{
+			name: "two apps, last lines", apps: []string{"a", "b"}, o: logsOptions{lines: 5},
+			want: base + " --lines=5 _TRANSPORT=stdout _SYSTEMD_UNIT=app-a.service _SYSTEMD_UNIT=app-b.service",
+		},
+		{
+			name: "since, rounded down", apps: []string{"a"}, o: logsOptions{since: since},
+			want: base + " --since=@" + strconv.FormatInt(since.Unix(), 10) + " _TRANSPORT=stdout _SYSTEMD_UNIT=app-a.service",
+		},
+		{
+			name: "after a cursor: no lines, no since", apps: []string{"a"}, o: logsOptions{lines: 5, since: since}, cursor: "s=1;i=2",
+			want: base + " --after-cursor=s=1;i=2 _TRANSPORT=stdout _SYSTEMD_UNIT=app-a.service",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := strings.Join(journalArgs("/p/journal/id", tt.apps, tt.o, tt.cursor), " "); got != tt.want {
+				t.Fatalf("journalArgs =\n%s\nwant\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestLogsJournalNeedsJournalctl: a pod with a journal and no journalctl
+// on the host fails and says where the journal is.
+func TestLogsJournalNeedsJournalctl(t *testing.T) {
+	f := newPodFixture(t)
+	p := f.mkPod(podSpec{state: pod.Exited})
+	dir := filepath.Join(p.Path, stage1abi.JournalDir, stage1abi.MachineID(p.UUID))
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", t.TempDir())
+	_, _, err := f.run("logs", p.UUID)
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "needs journalctl") || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("logs = %v, want a failed precondition naming journalctl and %s", err, dir)
 	}
 }

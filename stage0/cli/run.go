@@ -21,6 +21,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/mds"
 	"github.com/nosecone/nscn/internal/pod"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/stage0/prepare"
@@ -237,6 +238,7 @@ func runOrPrepare(c *cli.Context, run bool) error {
 	if opts.Stage1, err = stage1.Choose(sel, []string{g.LocalConfig, g.SystemConfig}, filepath.Dir(exe)); err != nil {
 		return err
 	}
+	opts.Timeline = g.Timeline
 	prep, err := prepare.Prepare(c.Context, opts)
 	if err != nil {
 		return err
@@ -323,13 +325,14 @@ func execStage1(ctx context.Context, g *Globals, p *pod.Pod, s1 stage1.Pod, f st
 	}
 	s1.Dir = p.Path // in run/ now
 	g.Log.Debug("executing stage1", "pod", p.UUID, "entrypoint", eps.Run, "tree", s1.Tree.Key, "args", redactMDSToken(args))
+	g.Timeline.Mark("stage1-exec")
 	return s1.ExecRun(args, fd, os.Environ())
 }
 
 // prepareOptions turns the parsed command line into prepare options.
 func prepareOptions(g *Globals, ra *runArgs) (prepare.Options, stage1.Selection, error) {
 	o := prepare.Options{
-		DataDir: g.Dir, Log: g.Log, InheritEnv: ra.boolean(nil, "inherit-env"), HostEnv: os.Environ(),
+		DataDir: g.Dir, Log: g.Log, InheritEnv: ra.boolean(nil, "inherit-env"), HostEnv: timeline.Strip(os.Environ()),
 		AllCapabilities: g.Insecure.Capabilities,
 	}
 	sel := stage1.Selection{

@@ -232,19 +232,33 @@ func waitPodReady(ctx context.Context, p *pod.Pod, timeout time.Duration) error 
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	// Once the pod was seen running, running out of time means its apps
+	// have not all started, wherever in the poll the deadline struck (a
+	// refresh on a loaded host can take the last of it).
+	seenRunning := false
+	notStarted := func(err error) error {
+		if seenRunning && errors.Is(err, context.DeadlineExceeded) {
+			return errdefs.With(errdefs.ErrUnavailable, fmt.Errorf("%s: gave up after %s: the pod runs, but its apps have not all started (%w)", what, timeout, err))
+		}
+		return waitTimedOut(err, what, timeout)
+	}
 	for {
 		if err := p.Refresh(ctx); err != nil {
-			return waitTimedOut(err, what, timeout)
+			return notStarted(err)
 		}
 		if p.State != pod.Running {
 			return errdefs.FailedPrecondition("%s: pod is %s", what, p.State)
 		}
+		seenRunning = true
 		if !notifies {
 			return nil
 		}
 		_, err := p.Ready(ctx)
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return notStarted(err)
 		}
 		if !errors.Is(err, errdefs.ErrNotFound) {
 			return fmt.Errorf("%s: %w", what, err)
@@ -254,7 +268,7 @@ func waitPodReady(ctx context.Context, p *pod.Pod, timeout time.Duration) error 
 		case <-ctx.Done():
 			t.Stop()
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return errdefs.With(errdefs.ErrUnavailable, fmt.Errorf("%s: gave up after %s: the pod runs, but its apps have not all started (%w)", what, timeout, ctx.Err()))
+				return notStarted(ctx.Err())
 			}
 			return fmt.Errorf("%s: %w", what, ctx.Err())
 		case <-t.C:

@@ -28,6 +28,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/mountplan"
 	"github.com/nosecone/nscn/internal/pod"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/stage0/stage1"
 	"github.com/nosecone/nscn/store"
@@ -79,6 +80,8 @@ type Options struct {
 	Log        *slog.Logger
 	// Mounter makes the rootfs mounts; nil means the kernel's.
 	Mounter mountplan.Mounter
+	// Timeline marks Prepare's phases (nil: off).
+	Timeline *timeline.Timeline
 }
 
 // Prepared is a pod in the prepare state, holding its lock.
@@ -118,6 +121,7 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 	if err != nil {
 		return nil, err
 	}
+	o.Timeline.Mark("stage1-image-found")
 
 	var pm *schema.PodManifest
 	images := map[string]*image{} // by app name
@@ -129,6 +133,7 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 	if err != nil {
 		return nil, err
 	}
+	o.Timeline.Mark("app-images-found")
 	// From the first render until layout records the trees in the pod
 	// directory, where image rm and image gc see them, the trees and
 	// images are held by no pod yet: the shared references lock keeps
@@ -151,6 +156,8 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 		}
 	}
 
+	o.Timeline.Mark("trees-rendered")
+
 	p, err := pod.NewPod(ctx, o.DataDir)
 	if err != nil {
 		return nil, err
@@ -168,6 +175,7 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("prepare pod %s: %w", p.UUID, err)
 	}
+	o.Timeline.Mark("pod-laid-out")
 	if keys := staleUse(time.Now(), s1, images); len(keys) > 0 {
 		if err := o.Store.MarkUsed(ctx, keys...); err != nil {
 			log.Warn("record image use", "images", keys, "error", err)

@@ -8,32 +8,22 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/internal/stage1/entry"
 )
 
-// NewLogger returns the stage1 logger: text on w, debug level when debug
-// is set, warnings and errors only otherwise (the app shares the
-// terminal).
-func NewLogger(w io.Writer, debug bool) *slog.Logger {
-	level := slog.LevelWarn
-	if debug {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With("flavor", "fly")
-}
+// Flavor names stage1-fly in its logs and error lines.
+const Flavor entry.Flavor = "fly"
+
+// NewLogger returns the stage1 logger (entry.Flavor.Logger).
+func NewLogger(w io.Writer, debug bool) *slog.Logger { return Flavor.Logger(w, debug) }
 
 // DebugFromEnv reports whether stage0 asked for debug output through the
-// environment (stage1abi.EnvStage1Debug), for the entrypoints whose argv
-// has no --debug.
-func DebugFromEnv() bool {
-	v, err := strconv.ParseBool(os.Getenv(stage1abi.EnvStage1Debug))
-	return err == nil && v
-}
+// environment (entry.DebugFromEnv), for the entrypoints whose argv has no
+// --debug.
+func DebugFromEnv() bool { return entry.DebugFromEnv() }
 
 // ErrorLine formats err as the single stderr line of a failed entrypoint.
-func ErrorLine(err error) string {
-	return "stage1-fly: " + strings.Join(strings.Fields(err.Error()), " ")
-}
+func ErrorLine(err error) string { return Flavor.ErrorLine(err) }
 
 // readPID reads a pid file: a decimal number, optionally followed by a
 // newline.

@@ -1,5 +1,6 @@
 // Package entrypoint implements the four stage1-fly entrypoints — run,
-// enter, stop and gc — on top of the pure logic in package fly. The mains
+// enter, stop and gc — on top of the pure logic of the stage1 library (internal/stage1:
+// abiargs, appspec, appmount) and package fly. The mains
 // under stage1-fly/cmd only parse argv, call in here and exit.
 //
 // It runs in stage1, on the host, as root: run creates a mount namespace,

@@ -9,13 +9,15 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 )
 
 // EnterConfig is the input of Enter.
 type EnterConfig struct {
-	Args fly.EnterArgs
+	Args abiargs.EnterArgs
 	Log  *slog.Logger
 	// Term is enter's TERM, passed on unless the app sets its own.
 	Term string
@@ -38,7 +40,7 @@ func Enter(ctx context.Context, cfg EnterConfig) error {
 	if err != nil {
 		return fmt.Errorf("get pod directory: %w", err)
 	}
-	pm, err := fly.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
+	pm, err := appspec.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
 	if err != nil {
 		return err
 	}
@@ -46,7 +48,7 @@ func Enter(ctx context.Context, cfg EnterConfig) error {
 	if err != nil {
 		return err
 	}
-	spec, err := fly.NewAppSpec(ra, fly.EnvOptions{Term: cfg.Term})
+	spec, err := appspec.NewAppSpec(ra, appspec.EnvOptions{Term: cfg.Term})
 	if err != nil {
 		return err
 	}
@@ -56,10 +58,10 @@ func Enter(ctx context.Context, cfg EnterConfig) error {
 	}
 	defer func() { _ = root.Close() }()
 	fsys := rootFS{root: root}
-	if err := fly.CheckDir(fsys, spec.WorkingDir); err != nil {
+	if err := appspec.CheckDir(fsys, spec.WorkingDir); err != nil {
 		return err
 	}
-	path, err := fly.LookPath(fsys, a.Cmd[0], fly.Getenv(spec.Env, "PATH"), spec.WorkingDir)
+	path, err := appspec.LookPath(fsys, a.Cmd[0], appspec.Getenv(spec.Env, "PATH"), spec.WorkingDir)
 	if err != nil {
 		return err
 	}

@@ -14,13 +14,13 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/mountplan"
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/fly"
 )
 
 // GCConfig is the input of GC.
 type GCConfig struct {
-	Args fly.GCArgs
+	Args abiargs.GCArgs
 	Log  *slog.Logger
 }
 

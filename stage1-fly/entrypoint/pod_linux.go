@@ -14,22 +14,25 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/appmount"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/podmount"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/fly"
-	"github.com/nosecone/nscn/stage1-fly/inroot"
-	"github.com/nosecone/nscn/stage1-fly/podmount"
 )
 
 // processApp names the app's main process in runProcess and logs; the
-// event handlers go by their appc names (fly.EventPreStart, …).
+// event handlers go by their appc names (appspec.EventPreStart, …).
 const processApp = "app"
 
 // pod is the state shared by run's goroutines and the pod thread (see the
 // package doc).
 type pod struct {
 	log         *slog.Logger
-	plan        fly.Plan
-	app         fly.AppSpec
+	tl          *timeline.Timeline
+	plan        appmount.Plan
+	app         appspec.AppSpec
 	interactive bool
 	stdin       *os.File // the app's with --interactive; nil: /dev/null
 	stdout      *os.File
@@ -97,40 +100,41 @@ func (p *pod) run(ctx context.Context, ready chan<- int) (status int, appRan boo
 	}
 	p.log.DebugContext(ctx, "chrooted into the app rootfs", "rootfs", p.plan.RootFS, "tid", unix.Gettid())
 	ready <- unix.Gettid()
+	p.tl.Mark("root-ready")
 
 	app := p.app
 	fsys := rootFS{root: root}
-	creds, err := fly.ResolveCreds(fsys, app.User, app.Group, app.SupplementaryGIDs)
+	creds, err := appspec.ResolveCreds(fsys, app.User, app.Group, app.SupplementaryGIDs)
 	if err != nil {
 		return 0, false, err
 	}
-	if err := fly.CheckDir(fsys, app.WorkingDir); err != nil {
+	if err := appspec.CheckDir(fsys, app.WorkingDir); err != nil {
 		return 0, false, err
 	}
-	pathEnv := fly.Getenv(app.Env, "PATH")
-	appPath, err := fly.LookPath(fsys, app.Exec[0], pathEnv, app.WorkingDir)
+	pathEnv := appspec.Getenv(app.Env, "PATH")
+	appPath, err := appspec.LookPath(fsys, app.Exec[0], pathEnv, app.WorkingDir)
 	if err != nil {
 		return 0, false, fmt.Errorf("app exec: %w", err)
 	}
 	var postStopPath string
 	if len(app.PostStop) > 0 {
-		if postStopPath, err = fly.LookPath(fsys, app.PostStop[0], pathEnv, app.WorkingDir); err != nil {
-			return 0, false, fmt.Errorf("%s event handler: %w", fly.EventPostStop, err)
+		if postStopPath, err = appspec.LookPath(fsys, app.PostStop[0], pathEnv, app.WorkingDir); err != nil {
+			return 0, false, fmt.Errorf("%s event handler: %w", appspec.EventPostStop, err)
 		}
 	}
 	p.log.DebugContext(ctx, "app credentials", "uid", creds.UID, "gid", creds.GID, "groups", creds.Groups)
 
 	if len(app.PreStart) > 0 {
-		path, err := fly.LookPath(fsys, app.PreStart[0], pathEnv, app.WorkingDir)
+		path, err := appspec.LookPath(fsys, app.PreStart[0], pathEnv, app.WorkingDir)
 		if err != nil {
-			return 0, false, fmt.Errorf("%s event handler: %w", fly.EventPreStart, err)
+			return 0, false, fmt.Errorf("%s event handler: %w", appspec.EventPreStart, err)
 		}
-		st, err := p.runProcess(ctx, fly.EventPreStart, path, app.PreStart, rootCreds(), nil)
+		st, err := p.runProcess(ctx, appspec.EventPreStart, path, app.PreStart, rootCreds(), nil)
 		if err != nil {
 			return 0, false, err
 		}
 		if st != 0 && p.stopRequested() == nil {
-			return 0, false, errdefs.FailedPrecondition("%s event handler %q exited with status %d", fly.EventPreStart, app.PreStart[0], st)
+			return 0, false, errdefs.FailedPrecondition("%s event handler %q exited with status %d", appspec.EventPreStart, app.PreStart[0], st)
 		}
 	}
 	if sig := p.stopRequested(); sig != nil {
@@ -145,7 +149,7 @@ func (p *pod) run(ctx context.Context, ready chan<- int) (status int, appRan boo
 	p.log.DebugContext(ctx, "app exited", "status", status)
 
 	if postStopPath != "" {
-		st, err := p.runProcess(ctx, fly.EventPostStop, postStopPath, app.PostStop, rootCreds(), nil)
+		st, err := p.runProcess(ctx, appspec.EventPostStop, postStopPath, app.PostStop, rootCreds(), nil)
 		switch {
 		case err != nil:
 			p.log.WarnContext(ctx, "post-stop event handler failed", "err", err)
@@ -175,8 +179,8 @@ func (p *pod) setupRoot(ctx context.Context) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open app rootfs: %w", err)
 	}
-	mnt := fly.LoggingMounter{Next: podmount.InRoot{Root: root, Log: p.log}, Log: p.log}
-	if err := fly.Apply(ctx, mnt, plan); err != nil {
+	mnt := appmount.LoggingMounter{Next: podmount.InRoot{Root: root, Log: p.log}, Log: p.log}
+	if err := appmount.Apply(ctx, mnt, plan); err != nil {
 		_ = root.Close()
 		return nil, err
 	}
@@ -190,15 +194,15 @@ func (p *pod) setupRoot(ctx context.Context) (*os.File, error) {
 	return root, nil
 }
 
-func rootCreds() fly.Creds { return fly.Creds{UID: 0, GID: 0, Groups: []uint32{}} }
+func rootCreds() appspec.Creds { return appspec.Creds{UID: 0, GID: 0, Groups: []uint32{}} }
 
 // runProcess runs one process of the app (the app itself or an event
 // handler) in the chroot and waits for it. It must be called on the pod
 // thread, which forks the process. A nil stdin means /dev/null. Forwarded
 // signals reach the pre-start handler and the app, not post-stop. The
 // status is the exit code, or SignalStatusBase plus the signal.
-func (p *pod) runProcess(ctx context.Context, what, path string, argv []string, c fly.Creds, stdin *os.File) (int, error) {
-	forward := what != fly.EventPostStop
+func (p *pod) runProcess(ctx context.Context, what, path string, argv []string, c appspec.Creds, stdin *os.File) (int, error) {
+	forward := what != appspec.EventPostStop
 	cmd := &exec.Cmd{
 		Path:   path,
 		Args:   argv,
@@ -235,8 +239,10 @@ func (p *pod) runProcess(ctx context.Context, what, path string, argv []string, 
 	if err != nil {
 		return 0, fmt.Errorf("start %s %s: %w", what, path, err)
 	}
+	p.tl.Mark(what + "-started")
 	p.log.DebugContext(ctx, "started", "process", what, "pid", cmd.Process.Pid, "path", path, "uid", c.UID, "gid", c.GID)
 	err = cmd.Wait()
+	p.tl.Mark(what + "-exited")
 	p.mu.Lock()
 	p.current = nil
 	p.mu.Unlock()

@@ -13,15 +13,19 @@ import (
 
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
+	"github.com/nosecone/nscn/internal/stage1/appmount"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/podmount"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
-	"github.com/nosecone/nscn/stage1-fly/inroot"
-	"github.com/nosecone/nscn/stage1-fly/podmount"
 )
 
 // RunConfig is the input of Run.
 type RunConfig struct {
-	Args fly.RunArgs
+	Args abiargs.RunArgs
 	Log  *slog.Logger
 	// LockFD is the value of RKT_LOCK_FD.
 	LockFD string
@@ -39,6 +43,8 @@ var forwardedSignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP}
 // process and supervises it until the app is done. It returns the app's
 // status, or an error for fly's own failures (exit ExitRuntime).
 func Run(ctx context.Context, cfg RunConfig) (int, error) {
+	tl := timeline.FromEnv("stage1-fly")
+	tl.Mark("start")
 	log := cfg.Log.With("pod", cfg.Args.UUID)
 	podDir, err := unix.Getwd()
 	if err != nil {
@@ -60,7 +66,7 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 		}
 	}
 
-	pm, err := fly.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
+	pm, err := appspec.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
 	if err != nil {
 		return 0, err
 	}
@@ -81,15 +87,15 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 			log.WarnContext(ctx, "isolator not enforced by the fly flavor", "isolator", iso.Name.String())
 		}
 	}
-	envOpts := fly.EnvOptions{}
+	envOpts := appspec.EnvOptions{}
 	if cfg.Args.Interactive {
 		envOpts.Term = cfg.Term
 	}
-	spec, err := fly.NewAppSpec(ra, envOpts)
+	spec, err := appspec.NewAppSpec(ra, envOpts)
 	if err != nil {
 		return 0, err
 	}
-	plan, err := fly.PlanMounts(fly.PlanConfig{PodDir: podDir, Pod: pm, App: ra, DNS: cfg.Args.DNS})
+	plan, err := appmount.PlanMounts(appmount.PlanConfig{PodDir: podDir, Pod: pm, App: ra, DNS: cfg.Args.DNS})
 	if err != nil {
 		return 0, err
 	}
@@ -103,8 +109,9 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 		return 0, err
 	}
 
+	tl.Mark("pod-planned")
 	p := &pod{
-		log: log, plan: plan, app: spec, interactive: cfg.Args.Interactive,
+		log: log, tl: tl, plan: plan, app: spec, interactive: cfg.Args.Interactive,
 		stdout: cfg.Stdout, stderr: cfg.Stderr,
 	}
 	if cfg.Args.Interactive {
@@ -149,7 +156,7 @@ func checkLockFD(v, podDir string) error {
 // the host: the rootfs is a real directory and bind sources exist, host
 // volume sources without symlinks anywhere in their path. Empty volumes
 // are created later, by podmount.MakeEmptyVolumes.
-func checkPlan(p fly.Plan) error {
+func checkPlan(p appmount.Plan) error {
 	st, err := os.Lstat(p.RootFS)
 	if err != nil {
 		return errdefs.With(errdefs.ErrNotFound, fmt.Errorf("app rootfs: %w", err))
@@ -162,7 +169,7 @@ func checkPlan(p fly.Plan) error {
 		ours[v.Path] = true
 	}
 	for _, m := range p.Mounts {
-		if m.Kind != fly.KindBind || m.Fallback || ours[m.Source] {
+		if m.Kind != appmount.KindBind || m.Fallback || ours[m.Source] {
 			continue
 		}
 		var f *os.File
@@ -214,6 +221,7 @@ func supervise(ctx context.Context, log *slog.Logger, podDir string, p *pod) (in
 		if err := writeStatus(podDir, p.app.Name, res.status); err != nil {
 			return 0, err
 		}
+		p.tl.Mark("status-written")
 	}
 	return res.status, nil
 }

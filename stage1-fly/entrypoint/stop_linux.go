@@ -12,13 +12,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/fly"
 )
 
 // StopConfig is the input of Stop.
 type StopConfig struct {
-	Args fly.StopArgs
+	Args abiargs.StopArgs
 	Log  *slog.Logger
 }
 
@@ -38,7 +40,7 @@ func Stop(ctx context.Context, cfg StopConfig) error {
 	if err != nil {
 		return fmt.Errorf("get pod directory: %w", err)
 	}
-	pm, err := fly.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
+	pm, err := appspec.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
 	if err != nil {
 		return err
 	}

@@ -8,14 +8,14 @@ import (
 	"os"
 
 	"github.com/nosecone/nscn/internal/errdefs"
-	"github.com/nosecone/nscn/stage1-fly/fly"
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
 )
 
 var errUnsupported = errdefs.Newf(errdefs.ErrNotImplemented, "stage1-fly runs on Linux only")
 
 // RunConfig is the input of Run.
 type RunConfig struct {
-	Args                  fly.RunArgs
+	Args                  abiargs.RunArgs
 	Log                   *slog.Logger
 	LockFD, Term          string
 	Stdin, Stdout, Stderr *os.File
@@ -23,20 +23,20 @@ type RunConfig struct {
 
 // EnterConfig is the input of Enter.
 type EnterConfig struct {
-	Args fly.EnterArgs
+	Args abiargs.EnterArgs
 	Log  *slog.Logger
 	Term string
 }
 
 // StopConfig is the input of Stop.
 type StopConfig struct {
-	Args fly.StopArgs
+	Args abiargs.StopArgs
 	Log  *slog.Logger
 }
 
 // GCConfig is the input of GC.
 type GCConfig struct {
-	Args fly.GCArgs
+	Args abiargs.GCArgs
 	Log  *slog.Logger
 }
 

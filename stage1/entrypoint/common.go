@@ -11,30 +11,22 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/stage1/entry"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
-// NewLogger returns the stage1 logger: text on w, debug level when debug
-// is set, warnings and errors only otherwise.
-func NewLogger(w io.Writer, debug bool) *slog.Logger {
-	level := slog.LevelWarn
-	if debug {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With("flavor", "nspawn")
-}
+// Flavor names stage1-nspawn in its logs and error lines.
+const Flavor entry.Flavor = "nspawn"
+
+// NewLogger returns the stage1 logger (entry.Flavor.Logger).
+func NewLogger(w io.Writer, debug bool) *slog.Logger { return Flavor.Logger(w, debug) }
 
 // DebugFromEnv reports whether stage0 asked for debug output through the
-// environment (stage1abi.EnvStage1Debug).
-func DebugFromEnv() bool {
-	v, err := strconv.ParseBool(os.Getenv(stage1abi.EnvStage1Debug))
-	return err == nil && v
-}
+// environment (entry.DebugFromEnv).
+func DebugFromEnv() bool { return entry.DebugFromEnv() }
 
 // ErrorLine formats err as the single stderr line of a failed entrypoint.
-func ErrorLine(err error) string {
-	return "stage1-nspawn: " + strings.Join(strings.Fields(err.Error()), " ")
-}
+func ErrorLine(err error) string { return Flavor.ErrorLine(err) }
 
 // writeNewFile writes a file that must not exist yet (O_EXCL|O_NOFOLLOW).
 func writeNewFile(p string, data []byte, mode os.FileMode) error {
@@ -77,7 +69,7 @@ func imageRoot() (string, error) {
 	return filepath.Dir(filepath.Dir(exe)), nil
 }
 
-// inStage1 is the host path of a pod path (nspawn.PodConfigFile, …).
+// inStage1 is the host path of a pod path (sdpod.PodConfigFile, …).
 func inStage1(podDir, podPath string) string {
 	return filepath.Join(podDir, stage1abi.Stage1RootfsRel, podPath)
 }

@@ -1,7 +1,9 @@
 // Package entrypoint implements the entrypoints of stage1-nspawn: run
-// (the pod's supervisor on the host), enter, stop and gc, and the app
-// helper that the pod's systemd units run inside the pod. Package nspawn
-// computes what they do; this package does it, on Linux, as root.
+// (the pod's supervisor on the host), enter, stop and gc. The app helper
+// that the pod's systemd units run inside the pod is package
+// internal/stage1/apphelper, which other flavors booting systemd share.
+// Packages nspawn and sdpod compute what they do; this package does it,
+// on Linux, as root.
 //
 // Process tree of a running pod:
 //
@@ -17,10 +19,10 @@
 //	                            └─ app-NAME.service: /nscn/app prepare|exec|reap NAME
 //
 // run and the helpers talk through files in the stage1 rootfs (the pod's
-// root), never through inherited descriptors: nspawn.PodConfigFile (the
-// apps, written before the pod boots), nspawn.AppStdoutFIFO,
+// root), never through inherited descriptors: sdpod.PodConfigFile (the
+// apps, written before the pod boots), sdpod.AppStdoutFIFO,
 // AppStderrFIFO and AppStdinFIFO (the apps' I/O), stage1abi.AppStatusFile per app and
-// nspawn.FirstFailureFile (written by the "reap" helper), nspawn.KilledFile
+// sdpod.FirstFailureFile (written by the "reap" helper), sdpod.KilledFile
 // (written by stop --force). Readiness alone travels over a socket:
 // systemd-nspawn passes the READY=1 of the pod's systemd on to run's
 // NOTIFY_SOCKET, and run writes stage1abi.ReadyFile (ready_linux.go). The

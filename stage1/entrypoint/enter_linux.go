@@ -22,11 +22,13 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/isolate"
 	"github.com/nosecone/nscn/internal/isolate/cgroup"
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
+	"github.com/nosecone/nscn/internal/stage1/apphelper"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/internal/stage1/units"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/fly"
-	"github.com/nosecone/nscn/stage1-fly/inroot"
-	"github.com/nosecone/nscn/stage1/nspawn"
-	"github.com/nosecone/nscn/stage1/units"
 )
 
 // appProcessRoot returns an O_PATH handle on the root of a process of the
@@ -166,17 +168,17 @@ type enterConfig struct {
 	Creds isolate.Creds `json:"creds"`
 	// NewCgroupNS: the helper, started in the app's unit cgroup (unified
 	// host), takes a cgroup namespace rooted there, as the app has.
-	NewCgroupNS bool        `json:"newCgroupNS,omitempty"`
-	Spec        fly.AppSpec `json:"spec"`
-	Cmd         []string    `json:"cmd"`
-	Debug       bool        `json:"debug,omitempty"`
+	NewCgroupNS bool            `json:"newCgroupNS,omitempty"`
+	Spec        appspec.AppSpec `json:"spec"`
+	Cmd         []string        `json:"cmd"`
+	Debug       bool            `json:"debug,omitempty"`
 }
 
 // Enter implements the enter entrypoint, from the pod directory: it runs
 // the command in the app, confined exactly like the app, and returns its
 // status. The same policy as the app's is computed again from the pod
 // manifest (outside the pod's reach) and the run flags run recorded
-// (nspawn.IsolationFile): the app's capability bounding set and sets, its
+// (sdpod.IsolationFile): the app's capability bounding set and sets, its
 // no_new_privs, its seccomp filter and oom_score_adj, its cgroups, the
 // pod's namespaces but for the app's own PID and mount namespaces (those
 // of a running process of the app), the app's root, the user and groups the app started with (CredsFile),
@@ -208,7 +210,7 @@ type enterConfig struct {
 //
 // The command sees the app's processes and its own, and no other app's;
 // it ends with the app's PID namespace, when the app ends.
-func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term string) (int, error) {
+func Enter(ctx context.Context, log *slog.Logger, args abiargs.EnterArgs, term string) (int, error) {
 	log = log.With("app", args.AppName, "pid", args.PID)
 	// Whatever the caller left open without close-on-exec (a shell's
 	// directory descriptor, say) must not reach the pod: only stdin,
@@ -221,15 +223,15 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 		return 0, fmt.Errorf("get pod directory: %w", err)
 	}
 	uuid := filepath.Base(podDir)
-	pm, err := fly.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
+	pm, err := appspec.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
 	if err != nil {
 		return 0, err
 	}
-	ra, err := nspawn.RuntimeApp(pm, args.AppName)
+	ra, err := sdpod.RuntimeApp(pm, args.AppName)
 	if err != nil {
 		return 0, err
 	}
-	spec, err := fly.NewAppSpec(ra, fly.EnvOptions{Term: term})
+	spec, err := appspec.NewAppSpec(ra, appspec.EnvOptions{Term: term})
 	if err != nil {
 		return 0, err
 	}
@@ -237,7 +239,7 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 	if errors.Is(err, fs.ErrNotExist) {
 		// A pod started without the record: confine with the defaults,
 		// never less.
-		iso, err = &nspawn.Isolation{}, nil
+		iso, err = &sdpod.Isolation{}, nil
 	}
 	if err != nil {
 		return 0, err
@@ -249,8 +251,8 @@ func Enter(ctx context.Context, log *slog.Logger, args fly.EnterArgs, term strin
 	if err := checkPodRoot(args.PID, filepath.Join(podDir, stage1abi.Stage1RootfsRel)); err != nil {
 		return 0, fmt.Errorf("enter pod: %w", err)
 	}
-	appRootfs := path.Join(nspawn.Stage2Dir, args.AppName, "rootfs")
-	creds, err := readCredsRecord(podDir, args.AppName)
+	appRootfs := path.Join(sdpod.Stage2Dir, args.AppName, "rootfs")
+	creds, err := apphelper.ReadCredsRecord(podDir, args.AppName)
 	if err != nil {
 		return 0, err
 	}
@@ -417,7 +419,7 @@ func EnterHelper(ctx context.Context, stderr *os.File) error {
 	// still in the host's mount namespace and root.
 	for _, d := range cfg.Cgroups {
 		log.DebugContext(ctx, "join app cgroup", "dir", d)
-		if err := writeCgroupProcs(d, "0"); err != nil {
+		if err := apphelper.WriteCgroupProcs(d, "0"); err != nil {
 			return fmt.Errorf("join app cgroup: %w", err)
 		}
 	}
@@ -444,10 +446,10 @@ func EnterHelper(ctx context.Context, stderr *os.File) error {
 	}
 	s := cfg.Spec
 	fsys := os.DirFS("/")
-	if err := fly.CheckDir(fsys, s.WorkingDir); err != nil {
+	if err := appspec.CheckDir(fsys, s.WorkingDir); err != nil {
 		return err
 	}
-	p, err := fly.LookPath(fsys, cfg.Cmd[0], fly.Getenv(s.Env, "PATH"), s.WorkingDir)
+	p, err := appspec.LookPath(fsys, cfg.Cmd[0], appspec.Getenv(s.Env, "PATH"), s.WorkingDir)
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/mountplan"
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/fly"
 	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
@@ -29,9 +30,11 @@ import (
 //     removed (only made when the pod is not registered);
 //   - systemd-nspawn's propagation directory for the pod and the empty
 //     volume directories are removed;
+//   - the host's link to the pod's journal (/var/log/journal/MACHINE-ID)
+//     is removed; the journal itself goes with the pod directory;
 //   - the pod's network is torn down (networking.Teardown: CNI DEL, port
 //     claims, namespace pin), also after a kill or a reboot.
-func GC(ctx context.Context, log *slog.Logger, args fly.GCArgs) error {
+func GC(ctx context.Context, log *slog.Logger, args abiargs.GCArgs) error {
 	log = log.With("pod", args.UUID)
 	podDir, err := unix.Getwd()
 	if err != nil {
@@ -64,6 +67,9 @@ func GC(ctx context.Context, log *slog.Logger, args fly.GCArgs) error {
 	if err := teardownNetwork(ctx, log, podDir); err != nil {
 		errs = append(errs, err)
 	}
+	if err := unlinkJournal(args.UUID); err != nil {
+		errs = append(errs, err)
+	}
 	prop := filepath.Join("/run/systemd/nspawn/propagate", nspawn.MachineName(args.UUID))
 	if err := os.RemoveAll(prop); err != nil {
 		errs = append(errs, fmt.Errorf("remove propagation directory: %w", err))
@@ -75,7 +81,7 @@ func GC(ctx context.Context, log *slog.Logger, args fly.GCArgs) error {
 }
 
 // endMachine asks systemd-machined to end the pod's machine when run
-// registered it (nspawn.Isolation.Registered): after a kill of run the
+// registered it (sdpod.Isolation.Registered): after a kill of run the
 // container may still run in machined's scope, which no cgroup of nscn's
 // holds.
 func endMachine(ctx context.Context, log *slog.Logger, podDir, uuid string) error {
@@ -96,7 +102,7 @@ func endMachine(ctx context.Context, log *slog.Logger, podDir, uuid string) erro
 // isAppRootfs reports whether mp is exactly some opt/stage2/APP/rootfs of
 // the stage1 rootfs root: stage0's overlay, which stage0 unmounts.
 func isAppRootfs(root, mp string) bool {
-	rel, ok := strings.CutPrefix(mp, filepath.Join(root, nspawn.Stage2Dir)+"/")
+	rel, ok := strings.CutPrefix(mp, filepath.Join(root, sdpod.Stage2Dir)+"/")
 	if !ok {
 		return false
 	}

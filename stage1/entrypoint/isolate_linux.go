@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -18,13 +17,13 @@ import (
 
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/isolate/cgroup"
-	"github.com/nosecone/nscn/stage1/nspawn"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 )
 
 // reportIsolators tells the user which isolators each app gets: one line
 // per app on stderr for what the image or the flags asked for, and every
 // entry, nscn's defaults included, in the debug log.
-func reportIsolators(ctx context.Context, log *slog.Logger, cfg RunConfig, reports []nspawn.AppReport) {
+func reportIsolators(ctx context.Context, log *slog.Logger, cfg RunConfig, reports []sdpod.AppReport) {
 	for _, r := range reports {
 		if cfg.Args.Debug {
 			r.Report.Log(ctx, log.With("app", r.App))
@@ -37,20 +36,20 @@ func reportIsolators(ctx context.Context, log *slog.Logger, cfg RunConfig, repor
 
 // setupIsolation creates the cgroup of every app with resource limits,
 // below run's own cgroup in each v1 hierarchy (nscn/UUID/APP), records
-// them with the run flags' isolate.Options in nspawn.IsolationFile, and
+// them with the run flags' isolate.Options in sdpod.IsolationFile, and
 // returns the binds that give the pod each app's cgroup directories.
 //
 // Why host-side: on a hybrid host systemd-nspawn mounts the v1
 // controller hierarchies read-only in the container (only name=systemd
 // and the unified one are delegated to the pod's systemd), so nothing in
 // the pod can create a cgroup there. The app's cgroup, bound read-write
-// under nspawn.CgroupBindDir, lets the app helper move itself in before it
+// under sdpod.CgroupBindDir, lets the app helper move itself in before it
 // execs the app. The container's cgroup namespace is rooted at run's
 // cgroup, so the app's cgroup is inside it and the app sees its own path.
 //
 // registered records that systemd-machined registers the pod (useMachined).
-func setupIsolation(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod *nspawn.Pod, registered bool) (_ []nspawn.Bind, err error) {
-	iso := nspawn.Isolation{Options: nspawn.IsolateOptions(cfg.Args.RunArgs), Registered: registered}
+func setupIsolation(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod *sdpod.Pod, registered bool) (_ []sdpod.Bind, err error) {
+	iso := sdpod.Isolation{Options: sdpod.IsolateOptions(cfg.Args.RunArgs), Registered: registered}
 	var groups []cgroup.Group
 	defer func() {
 		if err != nil {
@@ -72,16 +71,16 @@ func setupIsolation(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir
 	}
 	data, err := json.MarshalIndent(iso, "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", nspawn.IsolationFile, err)
+		return nil, fmt.Errorf("encode %s: %w", sdpod.IsolationFile, err)
 	}
-	if err := atomicfile.Write(podDir, nspawn.IsolationFile, data); err != nil {
+	if err := atomicfile.Write(podDir, sdpod.IsolationFile, data); err != nil {
 		return nil, err
 	}
-	return nspawn.CgroupBinds(pod, &iso)
+	return sdpod.CgroupBinds(pod, &iso)
 }
 
 // createAppCgroups creates, with the Manager open returns (opened only if
-// an app has limits), the cgroup nspawn.AppCgroupName of every app with
+// an app has limits), the cgroup sdpod.AppCgroupName of every app with
 // resource limits, and returns their directories by app and the groups.
 // On failure it destroys what it made.
 //
@@ -91,7 +90,7 @@ func setupIsolation(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir
 // controllers the host offers (the root cgroup's cgroup.controllers);
 // an app whose limits need one that is missing is told on stderr that
 // they are ignored.
-func createAppCgroups(ctx context.Context, log *slog.Logger, open func() (cgroup.Manager, error), available func() (string, error), pod *nspawn.Pod, stderr io.Writer) (_ map[string][]string, groups []cgroup.Group, err error) {
+func createAppCgroups(ctx context.Context, log *slog.Logger, open func() (cgroup.Manager, error), available func() (string, error), pod *sdpod.Pod, stderr io.Writer) (_ map[string][]string, groups []cgroup.Group, err error) {
 	dirs := map[string][]string{}
 	defer func() {
 		if err != nil {
@@ -131,7 +130,7 @@ func createAppCgroups(ctx context.Context, log *slog.Logger, open func() (cgroup
 				return nil, nil, fmt.Errorf("app %s: resource limits: %w", a.Spec.Name, err)
 			}
 		}
-		g, err := mgr.Create(ctx, nspawn.AppCgroupName(pod.UUID, a.Spec.Name), a.Policy.Cgroup)
+		g, err := mgr.Create(ctx, sdpod.AppCgroupName(pod.UUID, a.Spec.Name), a.Policy.Cgroup)
 		if err != nil {
 			return nil, groups, fmt.Errorf("app %s: create cgroup: %w", a.Spec.Name, err)
 		}
@@ -142,14 +141,14 @@ func createAppCgroups(ctx context.Context, log *slog.Logger, open func() (cgroup
 	return dirs, groups, nil
 }
 
-// loadIsolation reads nspawn.IsolationFile of a pod; a pod started
+// loadIsolation reads sdpod.IsolationFile of a pod; a pod started
 // before it existed has none (os.ErrNotExist).
-func loadIsolation(podDir, uuid string) (*nspawn.Isolation, error) {
-	data, err := os.ReadFile(filepath.Join(podDir, nspawn.IsolationFile)) //nolint:gosec // G304: a file in the pod directory or a cgroup control file
+func loadIsolation(podDir, uuid string) (*sdpod.Isolation, error) {
+	data, err := os.ReadFile(filepath.Join(podDir, sdpod.IsolationFile)) //nolint:gosec // G304: a file in the pod directory or a cgroup control file
 	if err != nil {
 		return nil, fmt.Errorf("read pod isolation: %w", err)
 	}
-	return nspawn.ParseIsolation(data, uuid)
+	return sdpod.ParseIsolation(data, uuid)
 }
 
 // removeAppCgroups kills what is left in the apps' cgroups and removes
@@ -189,105 +188,4 @@ func removeAppCgroups(podDir, uuid string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// joinAppCgroup moves the calling process into the app's cgroups, bound
-// into the pod (nspawn.App.Cgroups), before it execs the app.
-func joinAppCgroup(app *nspawn.App) error {
-	for h, dir := range app.Cgroups {
-		if err := writeCgroupProcs(dir, "0"); err != nil {
-			return fmt.Errorf("join app cgroup %s: %w", h, err)
-		}
-	}
-	return nil
-}
-
-// writeCgroupProcs writes one value to dir/cgroup.procs ("0": the
-// writer).
-func writeCgroupProcs(dir, v string) error {
-	f, err := os.OpenFile(filepath.Join(dir, "cgroup.procs"), os.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0) //nolint:gosec // G304: a file in the pod directory or a cgroup control file
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(v); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("write %s: %w", f.Name(), err)
-	}
-	return f.Close()
-}
-
-// mountAppCgroupV2 mounts, read-only on the app's /sys/fs/cgroup, the
-// unified hierarchy as a cgroup namespace rooted at the calling process's
-// cgroup shows it: prepareApp runs in the app's unit, so that is the
-// unit's cgroup, where the pod's systemd set the app's limits (memory.max,
-// cpu.max, cpu.weight), and the app sees no other app's cgroup.
-func mountAppCgroupV2(ctx context.Context, log *slog.Logger, root *os.File, _ *nspawn.App) error {
-	t, ok, err := openRestricted(root, "/sys/fs/cgroup")
-	if err != nil {
-		return err
-	}
-	if !ok {
-		log.DebugContext(ctx, "no /sys/fs/cgroup in the app's /sys")
-		return nil
-	}
-	defer func() { _ = t.Close() }()
-	log.DebugContext(ctx, "mount app cgroup (v2)")
-	// The cgroup namespace is the thread's: a goroutine of its own, on a
-	// thread that is never unlocked and so ends with it, keeps it off
-	// the rest of the helper.
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		errc <- mountCgroup2NS(t)
-	}()
-	return <-errc
-}
-
-// mountCgroup2NS mounts cgroup2 onto target, read-only, from a new cgroup
-// namespace of the calling (locked) thread.
-func mountCgroup2NS(target *os.File) error {
-	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-		return &os.SyscallError{Syscall: "unshare(CLONE_NEWCGROUP)", Err: err}
-	}
-	fsfd, err := unix.Fsopen("cgroup2", unix.FSOPEN_CLOEXEC)
-	if err != nil {
-		return &os.SyscallError{Syscall: "fsopen(cgroup2)", Err: err}
-	}
-	defer func() { _ = unix.Close(fsfd) }()
-	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return &os.SyscallError{Syscall: "fsconfig(cgroup2, create)", Err: err}
-	}
-	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
-	if err != nil {
-		return &os.SyscallError{Syscall: "fsmount(cgroup2)", Err: err}
-	}
-	defer func() { _ = unix.Close(mfd) }()
-	if err := unix.MoveMount(mfd, "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
-		return &os.PathError{Op: "move_mount", Path: "/sys/fs/cgroup", Err: err}
-	}
-	return nil
-}
-
-// mountAppCgroup puts, in the app's view, its own cgroup (read-only) over
-// each hierarchy that has one, so that the app reads its limits at the
-// top of the hierarchy (/sys/fs/cgroup/memory/memory.limit_in_bytes) as
-// well as at the path /proc/self/cgroup names, and sees no other app's.
-func mountAppCgroup(ctx context.Context, log *slog.Logger, root *os.File, app *nspawn.App) error {
-	for h, dir := range app.Cgroups {
-		t, ok, err := openRestricted(root, "/sys/fs/cgroup/"+h)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			log.DebugContext(ctx, "no cgroup hierarchy in the app's /sys", "hierarchy", h)
-			continue
-		}
-		log.DebugContext(ctx, "mount app cgroup", "hierarchy", h, "source", dir)
-		err = cloneOnto(t, unix.AT_FDCWD, dir, 0, "/sys/fs/cgroup/"+h)
-		_ = t.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }

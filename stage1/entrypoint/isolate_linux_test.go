@@ -14,8 +14,8 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/isolate"
 	"github.com/nosecone/nscn/internal/isolate/cgroup"
-	"github.com/nosecone/nscn/stage1-fly/fly"
-	"github.com/nosecone/nscn/stage1/nspawn"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 )
 
 // fakeManager records what createAppCgroups asks of a cgroup.Manager.
@@ -53,12 +53,12 @@ func (g fakeGroup) Destroy(context.Context) error {
 	return nil
 }
 
-func testPod() *nspawn.Pod {
+func testPod() *sdpod.Pod {
 	limited := &isolate.Policy{Cgroup: cgroup.Limits{MemoryMax: 1 << 26}}
-	return &nspawn.Pod{UUID: "u", Apps: []nspawn.App{
-		{Spec: fly.AppSpec{Name: "a"}, Policy: limited},
-		{Spec: fly.AppSpec{Name: "free"}, Policy: &isolate.Policy{}},
-		{Spec: fly.AppSpec{Name: "b"}, Policy: limited},
+	return &sdpod.Pod{UUID: "u", Apps: []sdpod.App{
+		{Spec: appspec.AppSpec{Name: "a"}, Policy: limited},
+		{Spec: appspec.AppSpec{Name: "free"}, Policy: &isolate.Policy{}},
+		{Spec: appspec.AppSpec{Name: "b"}, Policy: limited},
 	}}
 }
 
@@ -119,7 +119,7 @@ func TestCreateAppCgroups(t *testing.T) {
 		}
 	})
 	t.Run("no limits opens nothing", func(t *testing.T) {
-		pod := &nspawn.Pod{UUID: "u", Apps: []nspawn.App{{Spec: fly.AppSpec{Name: "free"}, Policy: &isolate.Policy{}}}}
+		pod := &sdpod.Pod{UUID: "u", Apps: []sdpod.App{{Spec: appspec.AppSpec{Name: "free"}, Policy: &isolate.Policy{}}}}
 		dirs, _, err := createAppCgroups(ctx, log, func() (cgroup.Manager, error) { return nil, errors.New("opened") }, noAvailable, pod, io.Discard)
 		if err != nil || len(dirs) != 0 {
 			t.Fatalf("dirs %v err %v", dirs, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/networking"
 	"github.com/nosecone/nscn/networking/portfwd"
 	"github.com/nosecone/nscn/pkg/stage1abi"
@@ -37,7 +38,7 @@ type podNet struct {
 	// NetNS is the namespace systemd-nspawn joins; empty for --net=host.
 	NetNS string
 	// ResolvConf and Hosts are the host paths of the generated files, or
-	// empty when there is none (see nspawn.LayoutConfig).
+	// empty when there is none (see sdpod.LayoutConfig).
 	ResolvConf, Hosts string
 	// HostAddr is the host's address on the pod's first network (the
 	// gateway of eth0), where host services such as the metadata service
@@ -53,9 +54,9 @@ type podNet struct {
 // address) and, when a CNI result carries DNS servers, their resolv.conf.
 // On failure nothing is left set up. The gc entrypoint undoes it
 // (networking.Teardown).
-func setupNetwork(ctx context.Context, log *slog.Logger, podDir string, args nspawn.RunArgs, pm *schema.PodManifest) (_ podNet, err error) {
+func setupNetwork(ctx context.Context, log *slog.Logger, podDir string, args sdpod.RunArgs, pm *schema.PodManifest) (_ podNet, err error) {
 	var pn podNet
-	if args.NetMode == nspawn.NetHost {
+	if args.NetMode == sdpod.NetHost {
 		if len(pm.Ports) > 0 {
 			return pn, errdefs.InvalidArgument("ports can be forwarded only on a CNI network, not with --%s=%s", stage1abi.FlagNet, stage1abi.NetHost)
 		}
@@ -100,7 +101,7 @@ func setupNetwork(ctx context.Context, log *slog.Logger, podDir string, args nsp
 	if hostname == "" {
 		hostname = nspawn.MachineName(args.UUID)
 	}
-	hosts, resolv := nspawn.NetFiles(hostname, res.Networks)
+	hosts, resolv := sdpod.NetFiles(hostname, res.Networks)
 	pn.Hosts = inStage1(podDir, netHosts)
 	if err := writeNewFile(pn.Hosts, hosts, 0o644); err != nil {
 		return pn, err
@@ -112,7 +113,7 @@ func setupNetwork(ctx context.Context, log *slog.Logger, podDir string, args nsp
 		}
 	}
 	if len(res.Networks) > 0 {
-		pn.HostAddr = nspawn.Gateway(res.Networks[0])
+		pn.HostAddr = sdpod.Gateway(res.Networks[0])
 	}
 	log.DebugContext(ctx, "pod network ready", "netns", pn.NetNS, "host_addr", pn.HostAddr)
 	return pn, nil

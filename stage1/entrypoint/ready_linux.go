@@ -7,21 +7,21 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/atomicfile"
+	"github.com/nosecone/nscn/internal/stage1/apphelper"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
 // readyWatch records the pod as ready (stage1abi.ReadyFile) when the
 // pod's systemd says so. The message travels:
 //
 //	systemd (pod's pid 1) ──READY=1──▶ systemd-nspawn ──READY=1──▶ run
-//	       /run/host/notify in the pod      NOTIFY_SOCKET=nspawn.NotifySocket(uuid)
+//	       /run/host/notify in the pod      NOTIFY_SOCKET=sdpod.NotifySocket(uuid)
 //
 // systemd-nspawn passes READY=1 on only with --notify-ready=yes
 // (nspawn.Argv). run listens before it starts systemd-nspawn, so that no
@@ -46,7 +46,7 @@ type readyWatch struct {
 // listenReady binds the pod's notify socket. forward is where to pass
 // READY=1 on, or empty.
 func listenReady(uuid, forward string) (*readyWatch, error) {
-	addr := nspawn.NotifySocket(uuid)
+	addr := sdpod.NotifySocket(uuid)
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
 	if err != nil {
 		return nil, fmt.Errorf("listen for the pod's readiness: %w", err)
@@ -96,7 +96,7 @@ func (w *readyWatch) watch(ctx context.Context, log *slog.Logger, podDir string,
 				log.DebugContext(ctx, "ignore a notification from another process", "sender", sender)
 				continue
 			}
-			if ready || !nspawn.NotifyReady(buf[:n]) {
+			if ready || !sdpod.NotifyReady(buf[:n]) {
 				continue
 			}
 			ready = true
@@ -118,7 +118,7 @@ func (w *readyWatch) watch(ctx context.Context, log *slog.Logger, podDir string,
 // sdNotify sends msg to the sd_notify socket addr (sd_notify(3)): a path,
 // or an abstract name after "@".
 func sdNotify(addr, msg string) error {
-	c, err := dialNotify(addr)
+	c, err := apphelper.DialNotify(addr)
 	if err != nil {
 		return err
 	}
@@ -127,19 +127,6 @@ func sdNotify(addr, msg string) error {
 		return fmt.Errorf("notify %s: %w", addr, err)
 	}
 	return nil
-}
-
-// dialNotify connects to the sd_notify socket addr (a path, or "@" and an
-// abstract name).
-func dialNotify(addr string) (*net.UnixConn, error) {
-	if !strings.HasPrefix(addr, "/") && !strings.HasPrefix(addr, "@") {
-		return nil, fmt.Errorf("notify %s: not a unix socket address", addr)
-	}
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
-	if err != nil {
-		return nil, fmt.Errorf("notify %s: %w", addr, err)
-	}
-	return c, nil
 }
 
 // notifySender is the pid the kernel reports as a message's sender, or 0.

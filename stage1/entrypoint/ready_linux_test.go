@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
 // notify sends msg to the watch's socket, as systemd-nspawn would.
@@ -56,7 +56,7 @@ func TestReadyWatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, want := w.Env(), "NOTIFY_SOCKET="+nspawn.NotifySocket(uuid); got != want {
+			if got, want := w.Env(), "NOTIFY_SOCKET="+sdpod.NotifySocket(uuid); got != want {
 				t.Fatalf("Env() = %q, want %q", got, want)
 			}
 			sender := tt.sender

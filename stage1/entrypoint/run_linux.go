@@ -20,22 +20,27 @@ import (
 
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/entry"
+	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/podmount"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/internal/stage1/units"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/fly"
-	"github.com/nosecone/nscn/stage1-fly/inroot"
-	"github.com/nosecone/nscn/stage1-fly/podmount"
 	"github.com/nosecone/nscn/stage1/nspawn"
-	"github.com/nosecone/nscn/stage1/units"
 )
 
 // RunConfig is the input of Run.
 type RunConfig struct {
-	Args nspawn.RunArgs
+	Args sdpod.RunArgs
 	Log  *slog.Logger
 	// LockFD is the value of RKT_LOCK_FD.
 	LockFD string
 	// Stdin is read only by an --interactive app.
 	Stdin, Stdout, Stderr *os.File
+	// Timeline marks run's phases (nil: off).
+	Timeline *timeline.Timeline
 }
 
 // hostRunsSystemd reports whether the host's pid 1 is systemd
@@ -48,30 +53,31 @@ func hostRunsSystemd() bool {
 // Run implements the run entrypoint, from the pod directory: it lays out
 // the pod's units and helper config in the stage1 rootfs, starts
 // systemd-nspawn, relays the apps' output and returns the pod's status
-// (nspawn.PodStatus), or an error for a stage1 failure.
+// (sdpod.PodStatus), or an error for a stage1 failure.
 func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
+	cfg.Timeline.Mark("start")
 	log := cfg.Log.With("pod", cfg.Args.UUID)
 	podDir, err := unix.Getwd()
 	if err != nil {
 		return 0, fmt.Errorf("get pod directory: %w", err)
 	}
-	if err := checkLockFD(cfg.LockFD, podDir); err != nil {
+	if err := entry.CheckLockFD(cfg.LockFD, podDir); err != nil {
 		return 0, err
 	}
 	if err := checkHostOSRelease(hostOSRelease); err != nil {
 		return 0, err
 	}
-	pm, err := fly.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
+	pm, err := appspec.LoadPod(filepath.Join(podDir, stage1abi.PodManifestFile))
 	if err != nil {
 		return 0, err
 	}
 	if cfg.Args.MDSToken == "" {
-		if cfg.Args.MDSToken, err = nspawn.ReadMDSToken(podDir); err != nil {
+		if cfg.Args.MDSToken, err = sdpod.ReadMDSToken(podDir); err != nil {
 			return 0, err
 		}
 	}
-	lc := nspawn.LayoutConfig{PodDir: podDir, Manifest: pm, Args: cfg.Args}
-	layout, err := nspawn.NewLayout(lc)
+	lc := sdpod.LayoutConfig{PodDir: podDir, Manifest: pm, Args: cfg.Args}
+	layout, err := sdpod.NewLayout(lc)
 	if err != nil {
 		return 0, err
 	}
@@ -90,10 +96,11 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 			}
 		}
 	}()
+	cfg.Timeline.Mark("network-ready")
 	lc.ResolvConf, lc.Hosts = pn.ResolvConf, pn.Hosts
 	lc.MetadataURL = podMetadataURL(ctx, log, cfg.Args, pn.HostAddr)
 	if lc.ResolvConf != "" || lc.Hosts != "" || lc.MetadataURL != "" {
-		if layout, err = nspawn.NewLayout(lc); err != nil {
+		if layout, err = sdpod.NewLayout(lc); err != nil {
 			return 0, err
 		}
 	}
@@ -108,8 +115,11 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 			return 0, errdefs.InvalidArgument("--%s needs a pod with exactly one app, not %d", stage1abi.FlagInteractive, len(layout.Pod.Apps))
 		}
 		if console = isTerminal(cfg.Stdin); !console {
-			layout.Pod.Apps[0].Stdin = nspawn.AppStdinFIFO(layout.Pod.Apps[0].Spec.Name)
+			layout.Pod.Apps[0].Stdin = sdpod.AppStdinFIFO(layout.Pod.Apps[0].Spec.Name)
 		}
+	}
+	if err := journalApps(podDir, &layout.Pod, console); err != nil {
+		return 0, err
 	}
 	reportIsolators(ctx, log, cfg, layout.Reports)
 	hc, err := detectHostCgroups()
@@ -117,6 +127,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		return 0, err
 	}
 	layout.Pod.CgroupUnified = hc.unified
+	layout.Pod.TimelineBase = int64(cfg.Timeline.Base())
 	register := useMachined(ctx, log)
 	cgroupBinds, err := setupIsolation(ctx, log, cfg, podDir, &layout.Pod, register)
 	if err != nil {
@@ -128,6 +139,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err := writePodFiles(podDir, layout.Pod, console); err != nil {
 		return 0, err
 	}
+	cfg.Timeline.Mark("pod-files-written")
 	root := filepath.Join(podDir, stage1abi.Stage1RootfsRel)
 	// systemd-nspawn and its loader run on the host: from the image, not
 	// from the pod's copy of it.
@@ -139,7 +151,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	var binds []nspawn.Bind
+	var binds []sdpod.Bind
 	for _, b := range layout.Binds {
 		var err error
 		if b.NoSymlinks {
@@ -160,9 +172,14 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		binds = append(binds, b)
 	}
 	binds = append(binds, cgroupBinds...)
+	jb, err := setupJournal(ctx, log, podDir, cfg.Args.UUID)
+	if err != nil {
+		return 0, err
+	}
+	binds = append(binds, jb)
 	// The directories that stay writable once the app helper makes the
 	// pod's root read-only (sealRoot).
-	for _, d := range nspawn.WritableDirs {
+	for _, d := range sdpod.WritableDirs {
 		if err := os.MkdirAll(inStage1(podDir, d), 0o755); err != nil {
 			return 0, fmt.Errorf("create pod directory: %w", err)
 		}
@@ -199,30 +216,6 @@ func checkHostOSRelease(paths []string) error {
 	return errdefs.FailedPrecondition("the host has no %s, which systemd-nspawn needs (os-release(5)); create one, or use the fly stage1", strings.Join(paths, " or "))
 }
 
-// checkLockFD checks that RKT_LOCK_FD is a descriptor on the pod
-// directory. run keeps it, close-on-exec, until the pod has ended.
-func checkLockFD(v, podDir string) error {
-	if v == "" {
-		return errdefs.FailedPrecondition("%s is not set: stage0 must pass the pod lock", stage1abi.EnvLockFD)
-	}
-	fd, err := strconv.Atoi(v)
-	if err != nil || fd < 3 {
-		return errdefs.InvalidArgument("%s=%q is not a descriptor number above 2", stage1abi.EnvLockFD, v)
-	}
-	var got, want unix.Stat_t
-	if err := unix.Fstat(fd, &got); err != nil {
-		return errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("%s=%d: %w", stage1abi.EnvLockFD, fd, &os.SyscallError{Syscall: "fstat", Err: err}))
-	}
-	if err := unix.Stat(podDir, &want); err != nil {
-		return &os.PathError{Op: "stat", Path: podDir, Err: err}
-	}
-	if got.Dev != want.Dev || got.Ino != want.Ino {
-		return errdefs.InvalidArgument("%s=%d is not a descriptor on the pod directory", stage1abi.EnvLockFD, fd)
-	}
-	unix.CloseOnExec(fd)
-	return nil
-}
-
 // findLoader returns the host paths of the image's dynamic loader and
 // library directory (laid out by scripts/fetch-systemd.sh).
 func findLoader(root string) (string, string, error) {
@@ -251,26 +244,30 @@ func consoleMode(console bool) string {
 // writePodFiles writes the units, the helpers' config, the I/O FIFOs
 // and the state directories into the stage1 rootfs. console gives the
 // (only) app the pod's console.
-func writePodFiles(podDir string, pod nspawn.Pod, console bool) error {
+func writePodFiles(podDir string, pod sdpod.Pod, console bool) error {
 	var uapps []units.App
 	for _, a := range pod.Apps {
 		ua := units.App{
 			Name: a.Spec.Name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0,
-			Stdout: nspawn.AppStdoutFIFO(a.Spec.Name), Stderr: nspawn.AppStderrFIFO(a.Spec.Name), Console: console,
+			Stdout: sdpod.AppStdoutFIFO(a.Spec.Name), Stderr: sdpod.AppStderrFIFO(a.Spec.Name), Console: console,
+			Notify: a.Notify, Sockets: a.Sockets,
 		}
 		if pod.CgroupUnified && a.Policy != nil {
 			ua.Limits = a.Policy.Cgroup
 		}
 		uapps = append(uapps, ua)
 	}
-	files, err := units.Generate(units.Config{Apps: uapps, Helper: nspawn.AppHelper})
+	files, err := units.Generate(units.Config{
+		Apps: uapps, Helper: sdpod.AppHelper,
+		Journal: &units.Journal{Journald: sdpod.Journald, Journalctl: sdpod.Journalctl},
+	})
 	if err != nil {
 		return err
 	}
-	unitDir := inStage1(podDir, nspawn.UnitDir)
+	unitDir := inStage1(podDir, sdpod.UnitDir)
 	for _, d := range []string{
 		unitDir,
-		inStage1(podDir, filepath.Dir(nspawn.FirstFailureFile)), inStage1(podDir, nspawn.StatusDir),
+		inStage1(podDir, filepath.Dir(sdpod.FirstFailureFile)), inStage1(podDir, sdpod.StatusDir),
 	} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create pod directory: %w", err)
@@ -285,7 +282,7 @@ func writePodFiles(podDir string, pod nspawn.Pod, console bool) error {
 	if err != nil {
 		return fmt.Errorf("encode pod config: %w", err)
 	}
-	if err := writeNewFile(inStage1(podDir, nspawn.PodConfigFile), data, 0o600); err != nil {
+	if err := writeNewFile(inStage1(podDir, sdpod.PodConfigFile), data, 0o600); err != nil {
 		return err
 	}
 	for _, a := range pod.Apps {
@@ -336,7 +333,7 @@ func (r *relay) Close() {
 //
 // cgroupDir, when not empty, is the cgroup systemd-nspawn starts in
 // (joinPodCgroups on a unified host).
-func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod nspawn.Pod, argv []string, console bool, cgroupDir string) (int, error) {
+func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod sdpod.Pod, argv []string, console bool, cgroupDir string) (int, error) {
 	pio, err := startPodIO(ctx, log, cfg, podDir, pod, console)
 	if err != nil {
 		return 0, err
@@ -383,6 +380,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start systemd-nspawn: %w", err)
 	}
+	cfg.Timeline.Mark("nspawn-started")
 	if err := atomicfile.Write(podDir, stage1abi.PPIDFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n")); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
@@ -399,31 +397,32 @@ loop:
 			log.DebugContext(ctx, "stop the pod", "signal", sig.String())
 			_ = cmd.Process.Signal(unix.SIGTERM)
 		case waitErr = <-waited:
+			cfg.Timeline.Mark("nspawn-exited")
 			break loop
 		}
 	}
 	pio.Close()
 	log.DebugContext(ctx, "systemd-nspawn exited", "err", waitErr)
 
-	in := nspawn.PodStatusInput{Apps: pod.Names(), Statuses: map[string]int{}}
-	if b, err := os.ReadFile(inStage1(podDir, nspawn.FirstFailureFile)); err == nil {
+	in := sdpod.PodStatusInput{Apps: pod.Names(), Statuses: map[string]int{}}
+	if b, err := os.ReadFile(inStage1(podDir, sdpod.FirstFailureFile)); err == nil {
 		in.FirstFailure = string(b)
 	}
-	_, err = os.Lstat(inStage1(podDir, nspawn.KilledFile))
+	_, err = os.Lstat(inStage1(podDir, sdpod.KilledFile))
 	in.Killed = err == nil
 	for _, a := range in.Apps {
 		if st, err := readInt(filepath.Join(podDir, stage1abi.AppStatusFile(a))); err == nil {
 			in.Statuses[a] = st
 		}
 	}
-	status, ok := nspawn.PodStatus(in)
+	status, ok := sdpod.PodStatus(in)
 	if !ok {
 		return 0, fmt.Errorf("the pod ended before its apps did (systemd-nspawn: %v); rerun with --debug to see systemd's messages", waitErr) //nolint:errorlint // waitErr may be nil; nspawn's status is shown, not a cause to classify
 	}
 	if in.Killed {
 		for _, a := range in.Apps {
 			if _, done := in.Statuses[a]; !done {
-				if err := atomicfile.Write(inStage1(podDir, nspawn.StatusDir), a, []byte(strconv.Itoa(status)+"\n")); err != nil {
+				if err := atomicfile.Write(inStage1(podDir, sdpod.StatusDir), a, []byte(strconv.Itoa(status)+"\n")); err != nil {
 					log.WarnContext(ctx, "record status of killed app", "app", a, "err", err)
 				}
 			}

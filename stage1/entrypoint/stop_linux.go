@@ -12,8 +12,8 @@ import (
 
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
-	"github.com/nosecone/nscn/stage1-fly/fly"
-	"github.com/nosecone/nscn/stage1/nspawn"
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 )
 
 // sigHalt is SIGRTMIN+3, which makes systemd start halt.target: the apps
@@ -25,7 +25,7 @@ const sigHalt = unix.Signal(37)
 // pod's systemd to halt the pod, or with --force records that the pod was
 // killed and sends its systemd SIGKILL, which kills every process of the
 // pod. A pod that is not running is not an error.
-func Stop(ctx context.Context, log *slog.Logger, args fly.StopArgs) error {
+func Stop(ctx context.Context, log *slog.Logger, args abiargs.StopArgs) error {
 	log = log.With("pod", args.UUID)
 	podDir, err := unix.Getwd()
 	if err != nil {
@@ -41,12 +41,12 @@ func Stop(ctx context.Context, log *slog.Logger, args fly.StopArgs) error {
 	}
 	sig := sigHalt
 	if args.Force {
-		if err := atomicfile.Write(inStage1(podDir, filepath.Dir(nspawn.KilledFile)), filepath.Base(nspawn.KilledFile), []byte("\n")); err != nil {
+		if err := atomicfile.Write(inStage1(podDir, filepath.Dir(sdpod.KilledFile)), filepath.Base(sdpod.KilledFile), []byte("\n")); err != nil {
 			return err
 		}
 		sig = unix.SIGKILL
 	}
-	log.DebugContext(ctx, "signal the pod's systemd", "pid", pid, "signal", sig.String(), "marker", nspawn.KilledFile)
+	log.DebugContext(ctx, "signal the pod's systemd", "pid", pid, "signal", sig.String(), "marker", sdpod.KilledFile)
 	if err := unix.Kill(pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("signal pod process %d: %w", pid, &os.SyscallError{Syscall: "kill", Err: err})
 	}

@@ -2,6 +2,8 @@ package nspawn
 
 import (
 	"strings"
+
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 )
 
 // ArgvConfig is the input of Argv.
@@ -16,7 +18,7 @@ type ArgvConfig struct {
 	Root     string
 	UUID     string
 	Hostname string // empty: the machine name
-	NetMode  string // NetHost, NetNone or NetCNI
+	NetMode  string // sdpod.NetHost, sdpod.NetNone or sdpod.NetCNI
 	// NetNS is the pod's network namespace (networking.Setup), which
 	// systemd-nspawn joins; empty for the host's network. Without it,
 	// NetNone asks systemd-nspawn for a namespace of its own.
@@ -34,7 +36,7 @@ type ArgvConfig struct {
 	// would otherwise lack (CAP_NET_ADMIN, say); each app's own bounding
 	// set is still what its policy says.
 	Capabilities []string
-	Binds        []Bind
+	Binds        []sdpod.Bind
 	// Console is ConsoleInteractive for --interactive on a terminal;
 	// empty otherwise.
 	Console string
@@ -81,7 +83,7 @@ func Argv(c ArgvConfig) []string {
 		// container the host's /sys, whose class/net lists the host's
 		// interfaces instead of the namespace's.
 		a = append(a, "--network-namespace-path="+c.NetNS, "--private-network")
-	case c.NetMode == NetNone:
+	case c.NetMode == sdpod.NetNone:
 		a = append(a, "--private-network")
 	}
 	if c.AllCapabilities {

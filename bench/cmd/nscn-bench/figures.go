@@ -236,6 +236,7 @@ func (b *bencher) figRun(ctx context.Context) {
 	b.r.add(row{figure: fig + ", stage1 by --stage1-hash, vs crun", ours: ms(flyHash), peer: ms(crun) + " crun", ratio: times(r(flyHash, crun)), target: "-", status: info})
 	b.r.note("1: `nscn --insecure-options=image run --stage1-from-dir=stage1-fly.aci IMAGE-ID --exec=/bin/true`, busybox image already fetched, its tree rendered and the stage1 image imported; data directory %s (%s). Exited pods are removed by `nscn gc --grace-period=0s` before each run (untimed), so every run starts with an empty pod list.", b.l.fly, fsType(b.l.fly))
 	b.r.note("1: crun, runc and unshare+chroot start the same busybox rootfs, extracted to %s, with a config.json giving fly's namespaces (mount only) and mounts (proc, /sys read-only, /dev, tmpfs /tmp). All five commands run in one hyperfine invocation inside a private mount namespace where a bare cgroup2 hierarchy is mounted on /sys/fs/cgroup, because crun 1.8 refuses the host's hybrid layout. crun runs with `--cgroup-manager=disabled`. runc has no such switch: with no cgroupsPath it creates and removes a cgroup2 group named after the container (no controller limits are set).", b.l.bundle)
+	b.timelineNote(ctx, "1", gc, b.flyRun(b.l.fly, id, ""))
 	b.r.note("1: the `--stage1-hash` row runs the same pod with the stage1 image named by its ID instead of `--stage1-from-dir`, which imports bin/stage1-fly.aci once and then recognises it unchanged.")
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/nosecone/nscn/internal/aci"
 )
 
 // The large image of the import and render figures. Its content is a
@@ -123,7 +126,6 @@ func writeBigACI(ctx context.Context, path string) (int64, error) {
 	bw := bufio.NewWriterSize(f, 1<<20)
 	zw := gzip.NewWriter(bw)
 	cw := &countingWriter{w: bufio.NewWriterSize(zw, 1<<20)}
-	tw := tar.NewWriter(cw)
 	g := newGen()
 	mtime := time.Unix(1700000000, 0)
 
@@ -140,13 +142,15 @@ func writeBigACI(ctx context.Context, path string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := writeEntry(tw, &tar.Header{Typeflag: tar.TypeReg, Name: "manifest", Mode: 0o644, ModTime: mtime}, manifest); err != nil {
-		return 0, err
+	// Uncompressed: cw counts the tar before gzip.
+	aw, err := aci.NewWriter(cw, manifest, aci.WriteOptions{ModTime: mtime})
+	if err != nil {
+		return 0, fmt.Errorf("big image: %w", err)
 	}
 	var dirs []string
 	addDir := func(name string) error {
 		dirs = append(dirs, name)
-		return writeEntry(tw, &tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: 0o755, ModTime: mtime}, nil)
+		return addEntry(aw, &tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: 0o755, ModTime: mtime}, nil)
 	}
 	if err := addDir("rootfs"); err != nil {
 		return 0, err
@@ -181,7 +185,7 @@ func writeBigACI(ctx context.Context, path string) (int64, error) {
 			mode = 0o755
 		}
 		total += int64(size)
-		return writeEntry(tw, &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, ModTime: mtime}, g.content(size, kind))
+		return addEntry(aw, &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, ModTime: mtime}, g.content(size, kind))
 	}
 	// Small files: 100 B to 16 KiB, log-uniform, text.
 	for range 4000 {
@@ -210,11 +214,11 @@ func writeBigACI(ctx context.Context, path string) (int64, error) {
 			return 0, err
 		}
 		h := &tar.Header{Typeflag: tar.TypeSymlink, Name: fmt.Sprintf("rootfs/bin/link-%d", i), Linkname: rel, Mode: 0o777, ModTime: mtime}
-		if err := tw.WriteHeader(h); err != nil {
+		if err := aw.Add(h, nil); err != nil {
 			return 0, fmt.Errorf("big image: %w", err)
 		}
 	}
-	for _, step := range []func() error{tw.Close, cw.w.Flush, zw.Close, bw.Flush, f.Sync, f.Close} {
+	for _, step := range []func() error{aw.Close, cw.w.Flush, zw.Close, bw.Flush, f.Sync, f.Close} {
 		if err := step(); err != nil {
 			return 0, fmt.Errorf("big image: %w", err)
 		}
@@ -222,6 +226,18 @@ func writeBigACI(ctx context.Context, path string) (int64, error) {
 	return cw.n, nil
 }
 
+// addEntry adds one rootfs entry of the big image, data its content.
+func addEntry(aw *aci.Writer, h *tar.Header, data []byte) error {
+	h.Size = int64(len(data))
+	h.Format = tar.FormatUSTAR
+	if err := aw.Add(h, bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("big image: %w", err)
+	}
+	return nil
+}
+
+// writeEntry writes one entry of an OCI layer (figpull), data its
+// content.
 func writeEntry(tw *tar.Writer, h *tar.Header, data []byte) error {
 	h.Size = int64(len(data))
 	h.Format = tar.FormatUSTAR

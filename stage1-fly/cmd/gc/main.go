@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/entrypoint"
-	"github.com/nosecone/nscn/stage1-fly/fly"
 )
 
 func main() {
-	args, err := fly.ParseGCArgs(os.Args[1:])
+	args, err := abiargs.ParseGCArgs(os.Args[1:])
 	if err == nil {
 		err = entrypoint.GC(context.Background(), entrypoint.GCConfig{
 			Args: args,

@@ -10,9 +10,9 @@ import (
 	"os"
 	"runtime"
 
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/entrypoint"
-	"github.com/nosecone/nscn/stage1-fly/fly"
 )
 
 func main() {
@@ -21,7 +21,7 @@ func main() {
 	// costs a pod start CPU time (Documentation/performance.md).
 	runtime.GOMAXPROCS(1)
 	ctx := context.Background()
-	args, err := fly.ParseRunArgs(os.Args[1:])
+	args, err := abiargs.ParseRunArgs(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
 		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's

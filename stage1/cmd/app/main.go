@@ -9,12 +9,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 
+	"github.com/nosecone/nscn/internal/stage1/apphelper"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1/entrypoint"
-	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
 // The main goroutine keeps the main thread, the thread group's leader,
@@ -24,18 +26,20 @@ import (
 func init() { runtime.LockOSThread() }
 
 func main() {
-	if len(os.Args) != 3 || !entrypoint.IsAppMode(os.Args[1]) {
+	if len(os.Args) != 3 || !apphelper.IsAppMode(os.Args[1]) {
 		fmt.Fprintln(os.Stderr, "usage: app prepare|pre-start|exec|post-stop|reap NAME")
 		os.Exit(2) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
 	debug := false
-	if pod, err := nspawn.LoadPod(nspawn.PodConfigFile); err == nil {
+	var stderr io.Writer = os.Stderr
+	if pod, err := sdpod.LoadPod(sdpod.PodConfigFile); err == nil {
 		debug = pod.Debug
+		stderr = apphelper.HelperStderr(pod, os.Args[1], os.Args[2])
 	}
-	log := entrypoint.NewLogger(os.Stderr, debug)
-	code, err := entrypoint.App(context.Background(), log, os.Args[1], os.Args[2])
+	log := entrypoint.NewLogger(stderr, debug)
+	code, err := apphelper.App(context.Background(), log, os.Args[1], os.Args[2])
 	if err != nil {
-		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(fmt.Errorf("app %s: %s: %w", os.Args[2], os.Args[1], err)))
+		_, _ = fmt.Fprintln(stderr, entrypoint.ErrorLine(fmt.Errorf("app %s: %s: %w", os.Args[2], os.Args[1], err)))
 		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
 	os.Exit(code) //nolint:forbidigo // main: the app's status, mirrored

@@ -11,8 +11,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/fly"
 	"github.com/nosecone/nscn/stage1/entrypoint"
 )
 
@@ -22,7 +22,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(fmt.Errorf("enter: %w", err)))
 		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
-	args, err := fly.ParseEnterArgs(os.Args[1:])
+	args, err := abiargs.ParseEnterArgs(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
 		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's

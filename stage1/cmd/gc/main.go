@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/fly"
 	"github.com/nosecone/nscn/stage1/entrypoint"
 )
 
 func main() {
-	args, err := fly.ParseGCArgs(os.Args[1:])
+	args, err := abiargs.ParseGCArgs(os.Args[1:])
 	if err == nil {
 		log := entrypoint.NewLogger(os.Stderr, args.Debug || entrypoint.DebugFromEnv())
 		err = entrypoint.GC(context.Background(), log, args)

@@ -11,13 +11,14 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1/entrypoint"
-	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
 func main() {
-	args, err := nspawn.ParseRunArgs(os.Args[1:])
+	args, err := sdpod.ParseRunArgs(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
 		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
@@ -29,6 +30,8 @@ func main() {
 		Stdin:  os.Stdin,
 		Stdout: os.Stdout,
 		Stderr: os.Stderr,
+		// The stage1's own env: stage0 passes NSCN_TIMELINE{,_BASE}.
+		Timeline: timeline.FromEnv("stage1"),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))

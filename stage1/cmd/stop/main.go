@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-fly/fly"
 	"github.com/nosecone/nscn/stage1/entrypoint"
 )
 
 func main() {
-	args, err := fly.ParseStopArgs(os.Args[1:])
+	args, err := abiargs.ParseStopArgs(os.Args[1:])
 	if err == nil {
 		err = entrypoint.Stop(context.Background(), entrypoint.NewLogger(os.Stderr, entrypoint.DebugFromEnv()), args)
 	}

@@ -2,7 +2,6 @@ package stub
 
 import (
 	"archive/tar"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 
+	"github.com/nosecone/nscn/internal/aci"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -119,46 +119,33 @@ func WriteACI(ctx context.Context, w io.Writer, opts ACIOptions) error {
 		return fmt.Errorf("open stub binary: %w", err)
 	}
 
-	gz := gzip.NewWriter(w)
-	tw := tar.NewWriter(gz)
-	hdr := func(name string, typ byte, mode int64, size int64, link string) error {
+	aw, err := aci.NewWriter(w, mb, aci.WriteOptions{Gzip: true, ModTime: fixedTime})
+	if err != nil {
+		return fmt.Errorf("write stub image: %w", err)
+	}
+	hdr := func(name string, typ byte, mode int64, size int64, link string, r io.Reader) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		return tw.WriteHeader(&tar.Header{
-			Name: name, Typeflag: typ, Mode: mode, Size: size, Linkname: link,
-			ModTime: fixedTime, Format: tar.FormatPAX,
-		})
-	}
-	if err := hdr("manifest", tar.TypeReg, 0o644, int64(len(mb)), ""); err != nil {
-		return fmt.Errorf("write stub image: %w", err)
-	}
-	if _, err := tw.Write(mb); err != nil {
-		return fmt.Errorf("write stub image: %w", err)
+		return aw.Add(&tar.Header{Name: name, Typeflag: typ, Mode: mode, Size: size, Linkname: link, Format: tar.FormatPAX}, r)
 	}
 	dir := "rootfs"
 	for _, d := range append([]string{""}, strings.Split(strings.Trim(BinDir, "/"), "/")...) {
 		dir = path.Join(dir, d)
-		if err := hdr(dir+"/", tar.TypeDir, 0o755, 0, ""); err != nil {
+		if err := hdr(dir+"/", tar.TypeDir, 0o755, 0, "", nil); err != nil {
 			return fmt.Errorf("write stub image: %w", err)
 		}
 	}
 	binPath := path.Join("rootfs", BinDir, Binary)
-	if err := hdr(binPath, tar.TypeReg, 0o755, fi.Size(), ""); err != nil {
-		return fmt.Errorf("write stub image: %w", err)
-	}
-	if _, err := io.Copy(tw, bin); err != nil {
+	if err := hdr(binPath, tar.TypeReg, 0o755, fi.Size(), "", bin); err != nil {
 		return fmt.Errorf("write stub image: %w", err)
 	}
 	for _, ep := range slices.Sorted(maps.Keys(Annotations)) {
-		if err := hdr(path.Join("rootfs", BinDir, ep), tar.TypeLink, 0o755, 0, binPath); err != nil {
+		if err := hdr(path.Join("rootfs", BinDir, ep), tar.TypeLink, 0o755, 0, binPath, nil); err != nil {
 			return fmt.Errorf("write stub image: %w", err)
 		}
 	}
-	if err := tw.Close(); err != nil {
-		return fmt.Errorf("write stub image: %w", err)
-	}
-	if err := gz.Close(); err != nil {
+	if err := aw.Close(); err != nil {
 		return fmt.Errorf("write stub image: %w", err)
 	}
 	return nil

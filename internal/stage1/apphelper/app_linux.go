@@ -1,0 +1,327 @@
+package apphelper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/atomicfile"
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/appmount"
+	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/podmount"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/internal/timeline"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+)
+
+// Modes of the app helper (sdpod.AppHelper), argv[1]; argv[2] is the
+// app's name. The units (package units) run them.
+const (
+	ModePrepare  = "prepare"   // ExecStartPre=: the app's mounts
+	ModePreStart = "pre-start" // ExecStartPre=: the pre-start handler, as root
+	ModeExec     = "exec"      // ExecStart= after ExecStartPre= prepare: become the app
+	ModeRun      = "run"       // ExecStart=: prepare, then exec, in one process (no pre-start handler)
+	ModePostStop = "post-stop" // ExecStopPost=: the post-stop handler, as root
+	ModeReap     = "reap"      // ExecStopPost=: record the status, end the pod if due
+)
+
+// Hidden modes of the app helper: the processes execApp starts in the
+// app's PID namespace (see execApp). Only the helper itself runs them.
+const (
+	modeExecIn = "ns-exec" // the process that becomes the app (or handler)
+)
+
+// App runs one mode of the app helper inside the pod, as root, in the
+// pod's namespaces. It returns the status the helper must exit with: in
+// the exec, run and handler modes the app's (or handler's), mirrored;
+// otherwise 0. A death by signal is mirrored by dying of that signal,
+// where the Go runtime allows it (see mirrorSignal).
+func App(ctx context.Context, log *slog.Logger, mode, name string) (int, error) {
+	switch mode {
+	case modeExecIn:
+		if err := execInNamespace(ctx, log, name); err != nil {
+			return stage1abi.ExitRuntime, nil // the shim reports the error
+		}
+		return 0, nil
+	}
+	pod, err := sdpod.LoadPod(sdpod.PodConfigFile)
+	if err != nil {
+		return 0, err
+	}
+	app, err := pod.AppByName(name)
+	if err != nil {
+		return 0, err
+	}
+	log = log.With("app", name, "mode", mode)
+	tl := timeline.New("app:"+name, time.Duration(pod.TimelineBase))
+	tl.Mark(mode + "-helper-started")
+	ctx = timeline.NewContext(ctx, tl)
+	switch mode {
+	case ModePrepare:
+		return 0, prepareApp(ctx, log, app, pod.CgroupUnified)
+	case ModeExec:
+		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified})
+	case ModeRun:
+		if err := prepareApp(ctx, log, app, pod.CgroupUnified); err != nil {
+			return 0, err
+		}
+		// An app that speaks sd_notify says READY=1 itself.
+		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified, notifyReady: !app.Notify})
+	case ModePreStart:
+		return execApp(ctx, log, app, execOpts{handler: ModePreStart, unified: pod.CgroupUnified})
+	case ModePostStop:
+		return execApp(ctx, log, app, execOpts{handler: ModePostStop, unified: pod.CgroupUnified})
+	case ModeReap:
+		return 0, reapApp(ctx, log, pod, name)
+	default:
+		return 0, errdefs.InvalidArgument("unknown app helper mode %q", mode)
+	}
+}
+
+// prepareApp binds the app's rootfs onto itself and makes the mounts of
+// its plan inside it, in the pod's mount namespace, where they stay until
+// the pod ends. unified is sdpod.Pod.CgroupUnified.
+func prepareApp(ctx context.Context, log *slog.Logger, app *sdpod.App, unified bool) error {
+	start := time.Now()
+	if err := sealRoot(ctx, log); err != nil {
+		return err
+	}
+	// make bench reads the containment's cost from these lines.
+	log.DebugContext(ctx, "containment: pod root sealed", "took", time.Since(start))
+	timeline.FromContext(ctx).Mark("pod-root-sealed")
+	p := app.Plan
+	old := unix.Umask(0o022)
+	defer unix.Umask(old)
+	log.DebugContext(ctx, "bind rootfs onto itself", "rootfs", p.RootFS)
+	if err := podmount.Mount(p.RootFS, p.RootFS, "", unix.MS_BIND|unix.MS_REC, "", p.RootFS); err != nil {
+		return err
+	}
+	root, err := inroot.OpenRoot(p.RootFS)
+	if err != nil {
+		return fmt.Errorf("open app rootfs: %w", err)
+	}
+	defer func() { _ = root.Close() }()
+	// A rootfs that stage0 copied (no overlayfs) is a directory of the
+	// pod's root, sealed read-only above, and the bind took that flag:
+	// the app's root is writable (its mount points are made below)
+	// unless it asks otherwise at the end.
+	if err := unix.MountSetattr(int(root.Fd()), "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_RDONLY}); err != nil {
+		return &os.PathError{Op: "mount_setattr (clear rdonly)", Path: p.RootFS, Err: err}
+	}
+	// A slave of the pod's root from the start: the mounts below are
+	// made in the bind only, not also, by propagation, in the pod root's
+	// directory under it, where nothing sees them but every app's mount
+	// namespace copies them (each app start copies and detaches the
+	// pod's mount table: see enterApp).
+	log.DebugContext(ctx, "make the rootfs bind a slave", "rootfs", p.RootFS)
+	if err := podmount.Mount("", inroot.FDPath(root), "", unix.MS_REC|unix.MS_SLAVE, "", p.RootFS); err != nil {
+		return err
+	}
+	m := procMountPoint{Next: appmount.LoggingMounter{Next: podmount.InRoot{Root: root, Log: log}, Log: log}, root: root, log: log}
+	if err := appmount.Apply(ctx, m, p); err != nil {
+		return err
+	}
+	if err := makeDevLinks(root); err != nil {
+		return err
+	}
+	// The app's mounts are peers of the pod's (the /sys bind is one of
+	// the container's /sys): make them slaves, so that what is stacked
+	// on them below stays in the app's view.
+	log.DebugContext(ctx, "make app mounts slaves", "rootfs", p.RootFS)
+	if err := podmount.Mount("", inroot.FDPath(root), "", unix.MS_REC|unix.MS_SLAVE, "", p.RootFS); err != nil {
+		return err
+	}
+	if app.Policy != nil {
+		// Those below /proc are for each process's own procfs (mountProc).
+		_, rest := procPaths(app.Policy.Paths)
+		if err := restrictPaths(ctx, log, root, rest); err != nil {
+			return err
+		}
+	}
+	mountCgroup := mountAppCgroup
+	if unified {
+		mountCgroup = mountAppCgroupV2
+	}
+	if err := mountCgroup(ctx, log, root, app); err != nil {
+		return err
+	}
+	if p.ReadOnlyRoot {
+		return podmount.SetMountAttrs(root, unix.MOUNT_ATTR_RDONLY, false, "/")
+	}
+	return nil
+}
+
+// procMountPoint makes the mount point of the plan's procfs in an app's
+// rootfs, but mounts nothing there: each process of the app mounts a
+// procfs of its own PID namespace on it (mountProc), which would first
+// have to detach one mounted here, and a detach waits for an RCU grace
+// period (milliseconds on a busy host) on the app's way to its exec.
+// The other mounts go to Next.
+type procMountPoint struct {
+	Next appmount.Mounter
+	root *os.File
+	log  *slog.Logger
+}
+
+// Mount implements appmount.Mounter.
+func (m procMountPoint) Mount(ctx context.Context, mt appmount.Mount) error {
+	if mt.Kind != appmount.KindFS || mt.FSType != "proc" || mt.Target != "/proc" {
+		return m.Next.Mount(ctx, mt)
+	}
+	m.log.DebugContext(ctx, "make the mount point of the app's procfs", "target", mt.Target)
+	dir, err := inroot.MkdirAll(m.root, mt.Target, 0o755)
+	if err != nil {
+		return fmt.Errorf("create mount point: %w", err)
+	}
+	return dir.Close()
+}
+
+// makeDevLinks makes sdpod.AppDevLinks in the app's /dev, the tmpfs of
+// sdpod.AppDev.
+func makeDevLinks(root *os.File) error {
+	dev, err := inroot.Open(root, "/dev", unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return fmt.Errorf("open the app's /dev: %w", err)
+	}
+	defer func() { _ = dev.Close() }()
+	for name, target := range sdpod.AppDevLinks {
+		if err := unix.Symlinkat(target, int(dev.Fd()), name); err != nil && !errors.Is(err, unix.EEXIST) {
+			return &os.PathError{Op: "symlink", Path: "/dev/" + name, Err: err}
+		}
+	}
+	return nil
+}
+
+// execOpts are the variants of execApp.
+type execOpts struct {
+	// asApp: as the app's user and groups, with its stdin; otherwise
+	// as root (an event handler).
+	asApp bool
+	// handler is the handler's mode (ModePreStart, ModePostStop) when
+	// not asApp.
+	handler string
+	// unified (sdpod.Pod.CgroupUnified): the process also gets a cgroup
+	// namespace of its own, rooted at its unit's cgroup, so that the
+	// app's /proc/self/cgroup says "0::/", as the cgroup2 mount that
+	// prepareApp put on its /sys/fs/cgroup shows it.
+	unified bool
+	// notifyReady: tell the unit's service manager (NOTIFY_SOCKET,
+	// Type=notify) READY=1 once the app's process has exec'd, so that
+	// the pod is ready only when its mounts are made and the app is
+	// started.
+	notifyReady bool
+	// stdio are the descriptors the process gets as its 0, 1 and 2;
+	// set by execApp.
+	stdio [3]uintptr
+	// listenFDs and listenNames are the sockets systemd passed for the
+	// app (initConfig.ListenFDs); set by execApp.
+	listenFDs   int
+	listenNames string
+}
+
+// openStdin makes the FIFO p, which run feeds from its own stdin
+// (--interactive without a terminal), the helper's fd 0. The open waits
+// for run's writer.
+func openStdin(p string) error {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer func() { _ = unix.Close(fd) }()
+	if err := unix.Dup3(fd, 0, 0); err != nil {
+		return &os.SyscallError{Syscall: "dup3", Err: err}
+	}
+	return nil
+}
+
+// Signals to the pod's systemd (systemd(1)): SIGRTMIN+4 starts
+// poweroff.target, which stops every unit in order (the other apps get
+// SIGTERM and their post-stop handlers run); SIGRTMIN+14 powers off at
+// once, stopping nothing, which is all that is left to do once every app
+// has exited and been reaped.
+const (
+	sigPoweroff          = unix.Signal(38)
+	sigPoweroffImmediate = unix.Signal(48)
+)
+
+// reapApp records the app's status from what systemd says about its main
+// process; the first failure also becomes the pod's status. When the app
+// failed, or every app has a status, it ends the pod.
+func reapApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string) error {
+	status, err := sdpod.ExitStatus(os.Getenv("EXIT_CODE"), os.Getenv("EXIT_STATUS"))
+	if err != nil {
+		return err
+	}
+	log.DebugContext(ctx, "app exited", "status", status, "result", os.Getenv("SERVICE_RESULT"))
+	timeline.FromContext(ctx).Mark("app-exited")
+	if err := atomicfile.Write(sdpod.StatusDir, name, []byte(strconv.Itoa(status)+"\n")); err != nil {
+		return err
+	}
+	if status != 0 {
+		if err := recordFirstFailure(status); err != nil {
+			return err
+		}
+	}
+	allDone := true
+	for _, a := range pod.Names() {
+		if _, err := os.Lstat(filepath.Join(sdpod.StatusDir, a)); err != nil {
+			allDone = false
+			break
+		}
+	}
+	sig := unix.Signal(0)
+	switch {
+	case allDone:
+		sig = sigPoweroffImmediate
+	case status != 0:
+		sig = sigPoweroff
+	}
+	if sig != 0 {
+		log.DebugContext(ctx, "end the pod", "signal", int(sig))
+		if err := unix.Kill(1, sig); err != nil {
+			return &os.SyscallError{Syscall: "kill", Err: err}
+		}
+	}
+	return nil
+}
+
+// recordFirstFailure writes status to sdpod.FirstFailureFile unless an
+// earlier failure did: the file is linked into place, which fails if it
+// exists.
+func recordFirstFailure(status int) error {
+	dir := filepath.Dir(sdpod.FirstFailureFile)
+	f, err := os.CreateTemp(dir, ".failure-*")
+	if err != nil {
+		return fmt.Errorf("record first failure: %w", err)
+	}
+	defer func() { _ = os.Remove(f.Name()) }()
+	if _, err := f.WriteString(strconv.Itoa(status) + "\n"); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("record first failure: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("record first failure: %w", err)
+	}
+	if err := os.Link(f.Name(), sdpod.FirstFailureFile); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("record first failure: %w", err)
+	}
+	return nil
+}
+
+// knownModes lists the helper modes, for the usage message.
+var knownModes = []string{ModePrepare, ModePreStart, ModeExec, ModeRun, ModePostStop, ModeReap}
+
+// IsAppMode reports whether s names a helper mode, hidden ones included.
+func IsAppMode(s string) bool {
+	return slices.Contains(knownModes, s) || s == modeExecIn
+}

@@ -1,0 +1,215 @@
+// Package podmount makes the mounts of a stage1 mount plan (stage1-fly/fly)
+// inside an app's rootfs: the in-root appmount.Mounter both flavors use, the
+// empty-volume directories, and mount(2)/mount_setattr(2) wrappers that
+// retry EINTR and name the in-root target in errors. It runs in stage1,
+// as root, in the pod's mount namespace.
+package podmount
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/appmount"
+	"github.com/nosecone/nscn/internal/stage1/inroot"
+)
+
+// retryEINTR runs fn again while it fails with EINTR.
+func retryEINTR(fn func() error) error {
+	for {
+		if err := fn(); !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// Mount wraps Mount(2) with an error naming the source and the in-root
+// target (the syscall sees a /proc/self/fd path).
+func Mount(source, target, fstype string, flags uintptr, data, name string) error {
+	err := retryEINTR(func() error { return unix.Mount(source, target, fstype, flags, data) })
+	if err != nil {
+		return &os.PathError{Op: "mount " + source, Path: name, Err: err}
+	}
+	return nil
+}
+
+// SetMountAttrs sets attrs on the mount f is open on, and on the mounts
+// below it when recursive, with mount_setattr(2).
+func SetMountAttrs(f *os.File, attrs uint64, recursive bool, name string) error {
+	flags := uint(unix.AT_EMPTY_PATH)
+	if recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	err := retryEINTR(func() error {
+		return unix.MountSetattr(int(f.Fd()), "", flags, &unix.MountAttr{Attr_set: attrs})
+	})
+	if errors.Is(err, unix.ENOSYS) {
+		return &os.PathError{Op: "mount_setattr (needs Linux 5.12 or newer)", Path: name, Err: err}
+	}
+	if err != nil {
+		return &os.PathError{Op: "mount_setattr", Path: name, Err: err}
+	}
+	return nil
+}
+
+// InRoot is the real appmount.Mounter: it makes each mount inside an app's
+// rootfs, resolving every target in-root and, for host volumes, the source
+// without symlinks. Both flavors use it, in the process that owns the
+// pod's mount namespace.
+type InRoot struct {
+	Root *os.File // O_PATH handle on the rootfs mount
+	Log  *slog.Logger
+}
+
+var _ appmount.Mounter = InRoot{}
+
+// Mount performs one plan step.
+func (m InRoot) Mount(ctx context.Context, mt appmount.Mount) error {
+	switch mt.Kind {
+	case appmount.KindFS:
+		return m.mountFS(mt)
+	case appmount.KindBind:
+		return m.bind(ctx, mt)
+	default:
+		return errdefs.InvalidArgument("unknown mount kind %q", mt.Kind)
+	}
+}
+
+func (m InRoot) mountFS(mt appmount.Mount) error {
+	target, err := inroot.MkdirAll(m.Root, mt.Target, 0o755)
+	if err != nil {
+		return fmt.Errorf("create mount point: %w", err)
+	}
+	defer func() { _ = target.Close() }()
+	var flags uintptr
+	for f, ms := range map[appmount.MountFlags]uintptr{appmount.ReadOnly: unix.MS_RDONLY, appmount.NoSuid: unix.MS_NOSUID, appmount.NoDev: unix.MS_NODEV, appmount.NoExec: unix.MS_NOEXEC} {
+		if mt.Flags&f != 0 {
+			flags |= ms
+		}
+	}
+	return Mount(mt.Source, inroot.FDPath(target), mt.FSType, flags, mt.Data, mt.Target)
+}
+
+func (m InRoot) bind(ctx context.Context, mt appmount.Mount) error {
+	var src *os.File
+	var err error
+	if mt.SourceNoSymlinks {
+		src, err = inroot.OpenNoSymlinks(mt.Source, unix.O_PATH)
+	} else {
+		src, err = os.OpenFile(mt.Source, unix.O_PATH, 0)
+	}
+	if err != nil {
+		if mt.Fallback && errors.Is(err, fs.ErrNotExist) {
+			m.Log.DebugContext(ctx, "skip fallback mount: no source on the host", "source", mt.Source)
+			return nil
+		}
+		return SourceError(mt, err)
+	}
+	defer func() { _ = src.Close() }()
+	st, err := src.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", mt.Source, err)
+	}
+	if mt.Fallback {
+		exists, err := inroot.Exists(m.Root, mt.Target)
+		if err == nil && exists {
+			m.Log.DebugContext(ctx, "skip fallback mount: the rootfs has its own", "target", mt.Target)
+			return nil
+		}
+	}
+	var target *os.File
+	switch {
+	case mt.TargetMustExist:
+		target, err = inroot.Open(m.Root, mt.Target, unix.O_PATH)
+		if errors.Is(err, fs.ErrNotExist) {
+			m.Log.WarnContext(ctx, "not mounted: the target lies in a volume that does not have it", "target", mt.Target, "purpose", mt.Purpose)
+			return nil
+		}
+	case st.IsDir():
+		target, err = inroot.MkdirAll(m.Root, mt.Target, 0o755)
+	default:
+		target, err = inroot.CreateFile(m.Root, mt.Target, 0o644)
+	}
+	if err != nil {
+		if mt.Fallback {
+			m.Log.DebugContext(ctx, "skip fallback mount: cannot create the target", "target", mt.Target, "err", err)
+			return nil
+		}
+		return fmt.Errorf("create mount point: %w", err)
+	}
+	defer func() { _ = target.Close() }()
+	flags := uintptr(unix.MS_BIND)
+	rec := mt.Flags&appmount.Recursive != 0
+	if rec {
+		flags |= unix.MS_REC
+	}
+	if err := Mount(inroot.FDPath(src), inroot.FDPath(target), "", flags, "", mt.Target); err != nil {
+		return err
+	}
+	var attrs uint64
+	for f, a := range map[appmount.MountFlags]uint64{appmount.ReadOnly: unix.MOUNT_ATTR_RDONLY, appmount.NoSuid: unix.MOUNT_ATTR_NOSUID, appmount.NoDev: unix.MOUNT_ATTR_NODEV, appmount.NoExec: unix.MOUNT_ATTR_NOEXEC} {
+		if mt.Flags&f != 0 {
+			attrs |= a
+		}
+	}
+	if attrs == 0 {
+		return nil
+	}
+	// target still names the covered directory: resolve the new mount.
+	top, err := inroot.Open(m.Root, mt.Target, unix.O_PATH)
+	if err != nil {
+		return fmt.Errorf("open new mount: %w", err)
+	}
+	defer func() { _ = top.Close() }()
+	return SetMountAttrs(top, attrs, rec, mt.Target)
+}
+
+// SourceError classifies a failure to open a bind source.
+func SourceError(mt appmount.Mount, err error) error {
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return errdefs.NotFound("%s: source %s does not exist on the host", mt.Purpose, mt.Source)
+	case errors.Is(err, unix.ELOOP):
+		return errdefs.FailedPrecondition("%s: source %s is or passes through a symbolic link, which appc forbids for host volumes", mt.Purpose, mt.Source)
+	case errors.Is(err, unix.ENOTDIR):
+		return errdefs.NotFound("%s: source %s does not exist on the host (a parent is not a directory)", mt.Purpose, mt.Source)
+	default:
+		return fmt.Errorf("%s: open source: %w", mt.Purpose, err)
+	}
+}
+
+// MakeEmptyVolumes creates the host directories of empty volumes under the
+// pod directory with their mode and owner. An existing directory (not a
+// symlink) is reused.
+func MakeEmptyVolumes(vols []appmount.EmptyVolume) error {
+	for _, v := range vols {
+		if err := os.MkdirAll(filepath.Dir(v.Path), 0o755); err != nil {
+			return fmt.Errorf("empty volume %s: %w", v.Name, err)
+		}
+		if err := os.Mkdir(v.Path, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("empty volume %s: %w", v.Name, err)
+		}
+		st, err := os.Lstat(v.Path)
+		if err != nil {
+			return fmt.Errorf("empty volume %s: %w", v.Name, err)
+		}
+		if !st.IsDir() {
+			return errdefs.FailedPrecondition("empty volume %s: %s exists and is not a directory", v.Name, v.Path)
+		}
+		// chown first: it clears set-id bits the mode may ask for.
+		if err := os.Lchown(v.Path, v.UID, v.GID); err != nil {
+			return fmt.Errorf("empty volume %s: %w", v.Name, err)
+		}
+		if err := unix.Fchmodat(unix.AT_FDCWD, v.Path, uint32(v.Mode), 0); err != nil {
+			return fmt.Errorf("empty volume %s: %w", v.Name, &os.PathError{Op: "chmod", Path: v.Path, Err: err})
+		}
+	}
+	return nil
+}

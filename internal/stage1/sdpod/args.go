@@ -1,0 +1,116 @@
+package sdpod
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
+	"github.com/nosecone/nscn/networking"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+)
+
+// Net modes of the pod.
+const (
+	NetHost = "host" // the host's network namespace
+	NetNone = "none" // a private namespace with loopback only
+	// NetCNI is a namespace of the pod's own attached to CNI networks
+	// (networking.Setup), default included.
+	NetCNI = "cni"
+)
+
+// RunArgs are the run entrypoint's arguments. The flags every flavor
+// parses alike come from abiargs.ParseRunArgs; Net, IPC and Interactive are
+// this flavor's own.
+type RunArgs struct {
+	abiargs.RunArgs
+	// NetMode is NetHost, NetNone or NetCNI; Nets is the parsed --net
+	// (an absent or empty --net is the default network).
+	NetMode string
+	Nets    networking.Nets
+	// MDSPort is --mds-port (interface version 7): the metadata
+	// service's TCP port; 0 when not given (see MetadataURL).
+	MDSPort int
+}
+
+// ParseRunArgs parses the run entrypoint's argv (without argv[0]).
+//
+// --net, --ipc and --interactive are taken out and checked here
+// (--ipc=parent is not implemented by this flavor yet; whether a named
+// network exists is checked by networking.Setup). The rest goes to
+// abiargs.ParseRunArgs, the shared parser of the
+// stage1 interface's run argv.
+func ParseRunArgs(argv []string) (RunArgs, error) {
+	var net, ipc string
+	interactive := false
+	mdsPort := 0
+	rest := make([]string, 0, len(argv))
+	flags := true
+	for _, a := range argv {
+		if !flags || a == "--" || !strings.HasPrefix(a, "--") {
+			flags = false
+			rest = append(rest, a)
+			continue
+		}
+		name, value, hasValue := strings.Cut(a[2:], "=")
+		switch name {
+		case stage1abi.FlagNet:
+			if !hasValue {
+				return RunArgs{}, errdefs.InvalidArgument("flag --%s needs a value (--%s=…)", name, name)
+			}
+			net = value
+		case stage1abi.FlagIPC:
+			if !hasValue {
+				return RunArgs{}, errdefs.InvalidArgument("flag --%s needs a value (--%s=…)", name, name)
+			}
+			ipc = value
+		case stage1abi.FlagMDSPort:
+			p, err := strconv.Atoi(value)
+			if !hasValue || err != nil || p < 1 || p > 65535 {
+				return RunArgs{}, errdefs.InvalidArgument("flag --%s needs a TCP port (--%s=1…65535), not %q", name, name, value)
+			}
+			mdsPort = p
+		case stage1abi.FlagInteractive:
+			b := true
+			if hasValue {
+				var err error
+				if b, err = strconv.ParseBool(value); err != nil {
+					return RunArgs{}, errdefs.InvalidArgument("flag --%s: value %q is not a boolean", name, value)
+				}
+			}
+			interactive = b
+		default:
+			rest = append(rest, a)
+		}
+	}
+	fa, err := abiargs.ParseRunArgs(rest)
+	if err != nil {
+		return RunArgs{}, err
+	}
+	a := RunArgs{RunArgs: fa, MDSPort: mdsPort}
+	a.Net, a.IPC, a.Interactive = net, ipc, interactive
+	if err := checkMDSToken(a.MDSToken); err != nil {
+		return RunArgs{}, err
+	}
+	if a.Nets, err = networking.ParseNets(net); err != nil {
+		return RunArgs{}, err
+	}
+	switch {
+	case a.Nets.Host():
+		a.NetMode = NetHost
+	case a.Nets.None():
+		a.NetMode = NetNone
+	default:
+		a.NetMode = NetCNI
+	}
+	switch ipc {
+	case "", stage1abi.IPCAuto, stage1abi.IPCPrivate:
+	case stage1abi.IPCParent:
+		return RunArgs{}, errdefs.Newf(errdefs.ErrNotImplemented,
+			"stage1-nspawn always gives the pod a private IPC namespace and cannot provide --%s=%s", stage1abi.FlagIPC, ipc)
+	default:
+		return RunArgs{}, errdefs.InvalidArgument("flag --%s: unknown value %q (want %s, %s or %s)",
+			stage1abi.FlagIPC, ipc, stage1abi.IPCAuto, stage1abi.IPCPrivate, stage1abi.IPCParent)
+	}
+	return a, nil
+}

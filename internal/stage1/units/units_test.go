@@ -1,0 +1,138 @@
+package units
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/nosecone/nscn/internal/isolate/cgroup"
+	"github.com/nosecone/nscn/internal/testutil"
+)
+
+// golden compares got with testdata/name, or rewrites it under -update.
+func golden(t *testing.T, name, got string) { t.Helper(); testutil.Golden(t, name, []byte(got)) }
+
+// render joins the files as they would be written, each under a header.
+func render(files []File) string {
+	var b strings.Builder
+	for _, f := range files {
+		b.WriteString("### " + f.Name + "\n" + f.Content)
+	}
+	return b.String()
+}
+
+// testConfig gives each app its FIFOs under /nscn/io/NAME/.
+func testConfig(apps ...App) Config {
+	for i := range apps {
+		if !apps[i].Console && apps[i].Stdout == "" {
+			apps[i].Stdout = "/nscn/io/" + apps[i].Name + "/stdout"
+			apps[i].Stderr = "/nscn/io/" + apps[i].Name + "/stderr"
+		}
+	}
+	return Config{Apps: apps, Helper: "/nscn/app"}
+}
+
+// withJournal gives c the pod journald of the stage1-nspawn image.
+func withJournal(c Config) Config {
+	c.Journal = &Journal{Journald: "/usr/lib/systemd/systemd-journald", Journalctl: "/usr/bin/journalctl"}
+	return c
+}
+
+func TestGenerateGolden(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{name: "one-app", cfg: testConfig(App{Name: "web"})},
+		{name: "three-apps-with-handlers", cfg: testConfig(App{Name: "a"}, App{Name: "b-2", PreStart: true}, App{Name: "c", PostStop: true, PreStart: true})},
+		{name: "interactive-console", cfg: testConfig(App{Name: "sh", Console: true})},
+		{name: "journal", cfg: withJournal(testConfig(App{Name: "web"}, App{Name: "ready", Notify: true}, App{Name: "hooks", PreStart: true, PostStop: true, Notify: true}))},
+		{name: "socket-activated", cfg: withJournal(testConfig(
+			App{Name: "web", Notify: true, Sockets: []Socket{{Name: "http", Protocol: "tcp", Port: 8080}}},
+			App{Name: "dns", PreStart: true, Sockets: []Socket{{Name: "dns-udp", Protocol: "udp", Port: 5353, Count: 2}, {Name: "dns-tcp", Protocol: "tcp", Port: 5353}}},
+		))},
+		{name: "journal-interactive-console", cfg: withJournal(testConfig(App{Name: "sh", Console: true}))},
+		{name: "v2-limits", cfg: testConfig(
+			App{Name: "db", Limits: cgroup.Limits{MemoryMax: 64 << 20, CPUQuota: 50000, CPUShares: 2048}},
+			App{Name: "web", PreStart: true},
+		)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files, err := Generate(tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tt.name+".golden", render(files))
+		})
+	}
+}
+
+func TestGenerateRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{name: "no apps", cfg: testConfig()},
+		{name: "name with a space", cfg: testConfig(App{Name: "a b"})},
+		{name: "name with a newline", cfg: testConfig(App{Name: "a\nExecStart=/bin/evil"})},
+		{name: "uppercase name", cfg: testConfig(App{Name: "Web"})},
+		{name: "name with a slash", cfg: testConfig(App{Name: "../x"})},
+		{name: "relative helper", cfg: Config{Apps: []App{{Name: "a", Stdout: "/o", Stderr: "/e"}}, Helper: "app"}},
+		{name: "specifier in a path", cfg: Config{Apps: []App{{Name: "a", Stdout: "/o%n", Stderr: "/e"}}, Helper: "/nscn/app"}},
+		{name: "no stdout path", cfg: Config{Apps: []App{{Name: "a", Stderr: "/e"}}, Helper: "/nscn/app"}},
+		{name: "space in stderr path", cfg: Config{Apps: []App{{Name: "a", Stdout: "/o", Stderr: "/e rr"}}, Helper: "/nscn/app"}},
+		{name: "negative memory limit", cfg: testConfig(App{Name: "a", Limits: cgroup.Limits{MemoryMax: -1}})},
+		{name: "relative journald", cfg: Config{Apps: []App{{Name: "a", Stdout: "/o", Stderr: "/e"}}, Helper: "/nscn/app", Journal: &Journal{Journald: "journald", Journalctl: "/usr/bin/journalctl"}}},
+		{name: "journalctl with a specifier", cfg: Config{Apps: []App{{Name: "a", Stdout: "/o", Stderr: "/e"}}, Helper: "/nscn/app", Journal: &Journal{Journald: "/j", Journalctl: "/usr/bin/journalctl%i"}}},
+		{name: "socket port 0", cfg: testConfig(App{Name: "a", Sockets: []Socket{{Name: "p", Protocol: "tcp"}}})},
+		{name: "socket ports past 65535", cfg: testConfig(App{Name: "a", Sockets: []Socket{{Name: "p", Protocol: "tcp", Port: 65535, Count: 2}}})},
+		{name: "socket protocol sctp", cfg: testConfig(App{Name: "a", Sockets: []Socket{{Name: "p", Protocol: "sctp", Port: 1}}})},
+		{name: "socket name with a newline", cfg: testConfig(App{Name: "a", Sockets: []Socket{{Name: "p\nExecStart=/x", Protocol: "tcp", Port: 1}}})},
+		{name: "cpu quota below 1ms", cfg: testConfig(App{Name: "a", Limits: cgroup.Limits{CPUQuota: 999}})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Generate(tt.cfg); err == nil {
+				t.Fatalf("Generate(%+v) succeeded", tt.cfg)
+			}
+		})
+	}
+}
+
+func TestServiceName(t *testing.T) {
+	if got := ServiceName("web"); got != "app-web.service" {
+		t.Fatalf("ServiceName = %q", got)
+	}
+}
+
+// TestLimitLines checks the unit form of each limit: systemd turns
+// CPUQuota= back into cpu.max for the period, so the percentage must give
+// at least the quota asked for.
+func TestLimitLines(t *testing.T) {
+	tests := []struct {
+		name string
+		l    cgroup.Limits
+		want []string
+	}{
+		{name: "none", l: cgroup.Limits{}},
+		{name: "memory", l: cgroup.Limits{MemoryMax: 1 << 30}, want: []string{"MemoryMax=1073741824"}},
+		{name: "half a cpu", l: cgroup.Limits{CPUQuota: 50000}, want: []string{"CPUQuota=50.00%"}},
+		{name: "two cpus", l: cgroup.Limits{CPUQuota: 200000}, want: []string{"CPUQuota=200.00%"}},
+		{name: "1ms of 100ms", l: cgroup.Limits{CPUQuota: 1000}, want: []string{"CPUQuota=1.00%"}},
+		{name: "rounded up", l: cgroup.Limits{CPUQuota: 33333}, want: []string{"CPUQuota=33.34%"}},
+		{name: "other period", l: cgroup.Limits{CPUQuota: 25000, CPUPeriod: 50000}, want: []string{"CPUQuota=50.00%", "CPUQuotaPeriodSec=50000us"}},
+		{name: "shares", l: cgroup.Limits{CPUShares: 1024}, want: []string{"CPUWeight=39"}},
+		{
+			name: "all", l: cgroup.Limits{MemoryMax: 4096, CPUQuota: 150000, CPUShares: 262144},
+			want: []string{"MemoryMax=4096", "CPUQuota=150.00%", "CPUWeight=10000"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := limitLines(tt.l)
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Fatalf("limitLines(%+v) = %q, want %q", tt.l, got, tt.want)
+			}
+		})
+	}
+}
