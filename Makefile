@@ -7,17 +7,21 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # urfave_cli_no_docs leaves out urfave/cli's man and markdown generators,
 # whose markdown library's init costs every nscn command about 3 ms of CPU.
-GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X github.com/nosecone/nscn/internal/version.Version=$(VERSION)"
-export CGO_ENABLED := 0
-
 BIN := bin
 BUILD := build
 PREFIX ?= /usr/local
+# Where nscn looks for the stage1 images that ship with it, compiled in
+# (stage0/stage1.SystemImageDir; paths.d overrides it at run time). The
+# Debian packages use /usr/lib/nscn/stage1-images (Documentation/packaging.md).
+STAGE1_DIR ?= $(PREFIX)/lib/nscn/stage1-images
+GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X github.com/nosecone/nscn/internal/version.Version=$(VERSION) -X github.com/nosecone/nscn/stage0/stage1.SystemImageDir=$(STAGE1_DIR)"
+export CGO_ENABLED := 0
 FLAVOR ?= fly
 
-GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' -not -path './bin/*') go.mod go.sum
+# Pruned, not filtered: build/ holds whole Debian roots (make package-test).
+GO_SOURCES := $(shell find . \( -path ./build -o -path ./bin \) -prune -o -name '*.go' -print) go.mod go.sum
 
-.PHONY: registry fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install security test-images ace-images tools quickstart vm-test fetch-vm-kernel stage1-kvm fetch-kvm-kernel
+.PHONY: man deb package-test registry fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install security test-images ace-images tools quickstart vm-test fetch-vm-kernel stage1-kvm fetch-kvm-kernel
 
 all: $(BIN)/nscn $(BIN)/stage1-fly.aci $(BIN)/stage1-nspawn.aci $(BIN)/stage1-kvm.aci ## Build nscn and the stage1 images
 
@@ -174,6 +178,7 @@ check: deps ## The test command: install packages, lint, build everything, run u
 	$(MAKE) registry
 	$(MAKE) vm-test
 	$(MAKE) torture-short
+	$(MAKE) package-test
 	$(MAKE) fuzz FUZZTIME=1000x
 
 FUZZTIME ?= 20s
@@ -210,9 +215,59 @@ verify: ## go mod tidy and gofmt leave the tree unchanged
 	git diff --exit-code go.mod go.sum
 	test -z "$$(gofmt -s -l $$(find . -name '*.go' -not -path './build/*'))"
 
-install: all ## Install nscn and the stage1 images under PREFIX
-	install -D -m 0755 $(BIN)/nscn $(DESTDIR)$(PREFIX)/bin/nscn
-	for f in $(BIN)/*.aci; do [ -e "$$f" ] || continue; install -D -m 0644 "$$f" $(DESTDIR)$(PREFIX)/lib/nscn/stage1-images/$$(basename "$$f"); done
+# The install tree (Documentation/packaging.md). make install and the
+# Debian packages (debian/rules runs make install into debian/tmp) lay out
+# the same files. Debian bookworm keeps units in /lib/systemd/system, so
+# debian/rules sets SYSTEMDUNITDIR.
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/vendor-completions
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DOCS := $(BUILD)/docs
+
+# The man page and completion scripts, from the command tree by
+# nscn-gendoc (built without urfave_cli_no_docs: it needs ToMan).
+man: ## Generate the man pages (nscn.1, nscn-COMMAND.1) and the bash and zsh completion into build/docs
+	$(GO) build -trimpath -o $(BUILD)/nscn-gendoc ./stage0/cmd/nscn-gendoc
+	rm -rf $(DOCS)
+	$(BUILD)/nscn-gendoc -man $(DOCS)/man1 -bash $(DOCS)/bash/nscn -zsh $(DOCS)/zsh/_nscn
+
+install: all man ## Install nscn, the stage1 images, man pages, completion, units, tmpfiles under DESTDIR/PREFIX (STAGE1_DIR compiled in)
+	@# The binary is built again for this STAGE1_DIR: bin/nscn may have been
+	@# built for another PREFIX (go's cache makes it cheap).
+	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/install/nscn ./stage0/cmd/nscn
+	install -D -m 0755 $(BUILD)/install/nscn $(DESTDIR)$(BINDIR)/nscn
+	for f in $(BIN)/*.aci; do [ -e "$$f" ] || continue; install -D -m 0644 "$$f" $(DESTDIR)$(STAGE1_DIR)/$$(basename "$$f"); done
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 $(DOCS)/man1/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -D -m 0644 $(DOCS)/bash/nscn $(DESTDIR)$(BASHCOMPDIR)/nscn
+	install -D -m 0644 $(DOCS)/zsh/_nscn $(DESTDIR)$(ZSHCOMPDIR)/_nscn
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	for u in dist/systemd/*; do n=$$(basename "$$u" .in); \
+		sed 's|@BINDIR@|$(BINDIR)|g' "$$u" > $(DESTDIR)$(SYSTEMDUNITDIR)/$$n && chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$n; done
+	install -D -m 0644 dist/tmpfiles.d/nscn.conf $(DESTDIR)$(TMPFILESDIR)/nscn.conf
+	install -D -m 0644 dist/sysusers.d/nscn.conf $(DESTDIR)$(SYSUSERSDIR)/nscn.conf
+
+# The Debian packages, built with dpkg-buildpackage from a copy of the tree
+# (tracked and new files, not bin/ or build/) under build/deb, so that the
+# build starts clean and its results land in build/deb, not in the parent
+# directory. The stage1-nspawn package takes systemd from the build host's
+# own packages (SYSTEMD_ROOT=/, Build-Depends systemd, systemd-container).
+DEB_VERSION ?= $(shell scripts/deb-version.sh)
+deb: ## Build the Debian packages (nscn, nscn-stage1-nspawn, nscn-stage1-fly) into build/deb and run lintian
+	scripts/build-deb.sh $(BUILD)/deb "$(DEB_VERSION)"
+
+package-test: deb test-images ## make install into build/install-test and run a pod from it; install the packages into a debootstrapped Debian 12 root, boot it with systemd-nspawn and run pods, gc and the metadata service from the installed paths (root)
+	rm -rf $(BUILD)/install-test
+	$(MAKE) install PREFIX=/opt/nscn DESTDIR=$(abspath $(BUILD)/install-test)
+	$(GO) test -c -tags functional -o $(BUILD)/packaging.test ./tests/packaging
+	cd tests/packaging && NSCN_DEB_DIR=$(abspath $(BUILD)/deb) NSCN_IMAGES=$(abspath $(BUILD)/images) \
+		NSCN_ROOT_SCRIPT=$(abspath scripts/package-test-root.sh) NSCN_ROOT_CACHE=$(abspath $(BUILD)/debootstrap) \
+		NSCN_INSTALL_DESTDIR=$(abspath $(BUILD)/install-test) NSCN_INSTALL_PREFIX=/opt/nscn \
+		$(abspath $(BUILD)/packaging.test) -test.v -test.count=1 -test.timeout 20m
 
 clean: ## Remove bin/ and build/
 	rm -rf $(BIN) $(BUILD)

@@ -80,10 +80,14 @@ func runConfig(c *cli.Context) error {
 	if exe, err := os.Executable(); err == nil {
 		binDir = filepath.Dir(exe)
 	}
+	imageDirs, err := stage1.ImageDirs(dirs, binDir)
+	if err != nil {
+		return err
+	}
 	out := configOutput{Stage0: []configEntry{{
 		Kind: "paths", Version: "v1",
 		Data:            g.Dir,
-		Stage1ImageDirs: nonEmpty(binDir, stage1.SystemImageDir),
+		Stage1ImageDirs: imageDirs,
 		LocalConfigDir:  g.LocalConfig,
 		SystemConfigDir: g.SystemConfig,
 		UserConfigDir:   g.UserConfig,
@@ -132,14 +136,4 @@ func runConfig(c *cli.Context) error {
 		})
 	}
 	return writeJSON(g.Stdout, out)
-}
-
-func nonEmpty(ss ...string) []string {
-	var out []string
-	for _, s := range ss {
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }

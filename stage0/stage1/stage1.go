@@ -31,8 +31,12 @@ import (
 // may change it at build time with -ldflags -X.
 var DefaultImage = "stage1-nspawn.aci"
 
-// SystemImageDir is where `make install` puts the stage1 images.
-var SystemImageDir = "/usr/local/lib/nscn/stage1-images"
+// SystemImageDir is the directory of the stage1 images that ship with nscn:
+// where the nscn-stage1-* Debian packages, and `make install` with its
+// PREFIX, put them. The Makefile sets it with -ldflags -X (its STAGE1_DIR,
+// $(PREFIX)/lib/nscn/stage1-images); a paths.d stage1-images entry in
+// the config dirs overrides it at run time (ImageDirs).
+var SystemImageDir = "/usr/lib/nscn/stage1-images"
 
 // RefKind says how a stage1 image is named.
 type RefKind string
@@ -84,7 +88,7 @@ func Choose(sel Selection, configDirs []string, binDir string) (Ref, error) {
 	if len(set) == 1 {
 		r := set[0]
 		if r.Kind == FromDir {
-			p, err := findInDirs(r.Value, binDir)
+			p, err := findInDirs(r.Value, configDirs, binDir)
 			if err != nil {
 				return Ref{}, err
 			}
@@ -95,24 +99,26 @@ func Choose(sel Selection, configDirs []string, binDir string) (Ref, error) {
 	if r, _, ok, err := Configured(configDirs); err != nil || ok {
 		return r, err
 	}
-	p, err := findInDirs(DefaultImage, binDir)
+	p, err := findInDirs(DefaultImage, configDirs, binDir)
 	if err != nil {
 		return Ref{}, fmt.Errorf("default stage1 image: %w", err)
 	}
 	return Ref{Kind: Path, Value: p, Trusted: true}, nil
 }
 
-// findInDirs looks for a stage1 image file beside the nscn binary, then in
-// the system image directory.
-func findInDirs(name, binDir string) (string, error) {
+// findInDirs looks for a stage1 image file in the directories ImageDirs
+// returns: beside the nscn binary, then in the configured or compiled-in
+// image directory.
+func findInDirs(name string, configDirs []string, binDir string) (string, error) {
 	if strings.ContainsRune(name, '/') {
 		return "", errdefs.InvalidArgument("--stage1-from-dir takes a file name, not a path: %q", name)
 	}
+	dirs, err := ImageDirs(configDirs, binDir)
+	if err != nil {
+		return "", err
+	}
 	var tried []string
-	for _, d := range []string{binDir, SystemImageDir} {
-		if d == "" {
-			continue
-		}
+	for _, d := range dirs {
 		p := filepath.Join(d, name)
 		tried = append(tried, p)
 		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {

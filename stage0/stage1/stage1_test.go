@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/appc/spec/schema"
@@ -120,4 +121,81 @@ func mustIdent(t *testing.T, s string) *types.ACIdentifier {
 		t.Fatal(err)
 	}
 	return id
+}
+
+func TestImageDirs(t *testing.T) {
+	write := func(t *testing.T, dir, name, body string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(dir, "paths.d"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "paths.d", name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	empty := t.TempDir()
+	rkt := t.TempDir()
+	write(t, rkt, "50.json", `{"rktKind":"paths","rktVersion":"v1","stage1-images":"/opt/rkt/stage1-images/"}`)
+	nscn := t.TempDir()
+	write(t, nscn, "10.json", `{"nscnKind":"paths","nscnVersion":"v1","stage1-images":"/first"}`)
+	write(t, nscn, "20.json", `{"nscnKind":"paths","nscnVersion":"v1","stage1-images":"/second"}`)
+	write(t, nscn, "30.json", `{"nscnKind":"paths","nscnVersion":"v1","data":"/var/lib/other"}`)
+	wrongKind := t.TempDir()
+	write(t, wrongKind, "x.json", `{"rktKind":"stage1","rktVersion":"v1","stage1-images":"/x"}`)
+	relative := t.TempDir()
+	write(t, relative, "x.json", `{"nscnKind":"paths","nscnVersion":"v1","stage1-images":"images"}`)
+	notJSON := t.TempDir()
+	write(t, notJSON, "x.json", `{`)
+
+	tests := []struct {
+		name   string
+		dirs   []string
+		binDir string
+		want   []string
+		class  error
+	}{
+		{name: "compiled-in default", dirs: []string{empty}, binDir: "/b", want: []string{"/b", SystemImageDir}},
+		{name: "no bin dir", dirs: []string{empty}, want: []string{SystemImageDir}},
+		{name: "rkt paths.d", dirs: []string{empty, rkt}, binDir: "/b", want: []string{"/b", "/opt/rkt/stage1-images"}},
+		{name: "last file setting it wins", dirs: []string{nscn}, want: []string{"/second"}},
+		{name: "local wins over system", dirs: []string{nscn, rkt}, want: []string{"/second"}},
+		{name: "wrong kind", dirs: []string{wrongKind}, class: errdefs.ErrInvalidArgument},
+		{name: "relative dir", dirs: []string{relative}, class: errdefs.ErrInvalidArgument},
+		{name: "not JSON", dirs: []string{notJSON}, class: errdefs.ErrInvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ImageDirs(tt.dirs, tt.binDir)
+			if tt.class != nil {
+				if !errors.Is(err, tt.class) {
+					t.Fatalf("ImageDirs = %v, %v; want class %v", got, err, tt.class)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Fatalf("ImageDirs = %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestChooseFromPathsDir(t *testing.T) {
+	images := t.TempDir()
+	if err := os.WriteFile(filepath.Join(images, DefaultImage), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(cfg, "paths.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"rktKind":"paths","rktVersion":"v1","stage1-images":"` + images + `"}`
+	if err := os.WriteFile(filepath.Join(cfg, "paths.d", "stage1.json"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// An empty bin dir: the image is found only through paths.d.
+	got, err := Choose(Selection{}, []string{cfg}, t.TempDir())
+	want := Ref{Kind: Path, Value: filepath.Join(images, DefaultImage), Trusted: true}
+	if err != nil || got != want {
+		t.Fatalf("Choose = %+v, %v; want %+v", got, err, want)
+	}
 }
