@@ -203,7 +203,7 @@ $(GOLANGCI_LINT):
 
 LINT_PKGS ?= ./...
 lint: $(GOLANGCI_LINT) ## go vet, shellcheck and golangci-lint (.golangci.yml); LINT_PKGS=./store/... for fewer packages
-	$(GO) vet -tags "urfave_cli_no_docs functional fly nspawn torture vm" $(LINT_PKGS)
+	$(GO) vet -tags "urfave_cli_no_docs functional fly nspawn kvm torture vm" $(LINT_PKGS)
 	shellcheck -x scripts/*.sh scripts/lib/*.sh scripts/vm/*.sh .ci/run
 	GOLANGCI_LINT_CACHE=$(abspath $(BUILD)/golangci-lint-cache) $(GOLANGCI_LINT) run $(LINT_PKGS)
 

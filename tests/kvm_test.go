@@ -85,7 +85,7 @@ func TestKvmPod(t *testing.T) {
 	if !strings.Contains(r.stderr, "a-stderr") || strings.Contains(r.stdout, "a-stderr") {
 		t.Errorf("the app's stderr is not kept apart: stdout %q stderr %q", r.stdout, r.stderr)
 	}
-	if b, err := os.ReadFile(filepath.Join(host, "out")); err != nil || string(b) != "written-in-guest\n" {
+	if b, err := os.ReadFile(filepath.Join(host, "out")); err != nil || string(b) != "written-in-guest\n" { //nolint:gosec // G304: a file the test made
 		t.Errorf("host volume after the pod: %q, %v", b, err)
 	}
 	uuid := nspawnOnlyPod(t, e)
