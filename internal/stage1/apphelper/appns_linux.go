@@ -222,12 +222,8 @@ func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) 
 	// a child that exits at once, which costs a fork on this path (and,
 	// before the init, would be the namespace's pid 1, whose exit ends
 	// the namespace).
-	res := make(chan nsStart, 1)
-	go func() {
-		runtime.LockOSThread()
-		res <- startInNamespaces(ctx, log, app, o, argv)
-	}()
-	r := <-res
+	var r nsStart
+	onOwnThread(func() { r = startInNamespaces(ctx, log, app, o, argv) })
 	if r.err != nil {
 		if r.init > 0 {
 			// From this thread: the one that started it may have taken

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"golang.org/x/sys/unix"
 
@@ -57,12 +56,9 @@ func mountAppCgroupV2(ctx context.Context, log *slog.Logger, root *os.File, _ *s
 	// The cgroup namespace is the thread's: a goroutine of its own, on a
 	// thread that is never unlocked and so ends with it, keeps it off
 	// the rest of the helper.
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		errc <- mountCgroup2NS(t)
-	}()
-	return <-errc
+	var merr error
+	onOwnThread(func() { merr = mountCgroup2NS(t) })
+	return merr
 }
 
 // mountCgroup2NS mounts cgroup2 onto target, read-only, from a new cgroup

@@ -10,18 +10,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 
 	"github.com/nosecone/nscn/internal/stage1/apphelper"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-kvm/entrypoint"
 )
-
-// The main goroutine keeps the main thread, whose root and credentials
-// /proc/PID shows: the threads on which the helper enters an app's
-// namespaces and takes its credentials are then always others.
-func init() { runtime.LockOSThread() }
 
 func main() {
 	if len(os.Args) != 3 || !apphelper.IsAppMode(os.Args[1]) {

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"time"
 
 	"github.com/nosecone/nscn/internal/stage1/apphelper"
@@ -20,12 +19,6 @@ import (
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1/entrypoint"
 )
-
-// The main goroutine keeps the main thread, the thread group's leader,
-// whose root and credentials /proc/PID shows: the threads on which the
-// helper enters an app's namespaces and takes its credentials (see
-// entrypoint.App) are then always others, which end with their work.
-func init() { runtime.LockOSThread() }
 
 func main() {
 	if len(os.Args) != 3 || !apphelper.IsAppMode(os.Args[1]) {

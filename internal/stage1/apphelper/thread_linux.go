@@ -1,0 +1,46 @@
+package apphelper
+
+import (
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// onOwnThread runs fn on a locked OS thread of its own that ends with it
+// (the goroutine returns locked, so the runtime ends the thread instead of
+// reusing it): fn may change that thread's namespaces, root and
+// credentials, and no other goroutine ever runs there after.
+//
+// That thread is never the thread group's leader, the main thread, whose
+// root and credentials /proc/PID shows for the whole helper, and whose end
+// the runtime cannot allow (it would wedge it instead). The leader check
+// replaces locking the main goroutine to the main thread in an init
+// function, which STYLE.md rules out.
+func onOwnThread(fn func()) {
+	onOwnThreadWith(isLeader, fn)
+}
+
+func isLeader() bool { return unix.Gettid() == unix.Getpid() }
+
+func onOwnThreadWith(leader func() bool, fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		if !leader() {
+			fn() // never unlocked: the thread ends with this goroutine
+			return
+		}
+		// On the leader: keep it, locked, so that the goroutine below
+		// cannot land on it, then hand it back to the runtime unchanged.
+		inner := make(chan struct{})
+		go func() {
+			defer close(inner)
+			runtime.LockOSThread()
+			fn()
+		}()
+		<-inner
+		runtime.UnlockOSThread()
+	}()
+	<-done
+}
