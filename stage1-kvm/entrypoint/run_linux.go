@@ -29,6 +29,7 @@ import (
 	"github.com/nosecone/nscn/internal/stage1/podmount"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/internal/stage1/units"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-kvm/guest"
 	"github.com/nosecone/nscn/stage1-kvm/hypervisor"
@@ -41,11 +42,16 @@ type RunConfig struct {
 	// LockFD is the value of RKT_LOCK_FD.
 	LockFD                string
 	Stdin, Stdout, Stderr *os.File
+	// Timeline marks run's phases on the host (nil: off). The guest's
+	// helpers print none: CLOCK_MONOTONIC in the guest counts from its
+	// own boot, not on the host's axis.
+	Timeline *timeline.Timeline
 }
 
 // Run implements the run entrypoint, from the pod directory, and returns
 // the pod's status (sdpod.PodStatus) or an error for a stage1 failure.
 func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
+	cfg.Timeline.Mark("start")
 	log := cfg.Log.With("pod", cfg.Args.UUID)
 	podDir, err := unix.Getwd()
 	if err != nil {
@@ -91,6 +97,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if pn, err = setupNetwork(ctx, log, podDir, cfg.Args, pm); err != nil {
 		return 0, err
 	}
+	cfg.Timeline.Mark("network-ready")
 	lc.ResolvConf, lc.Hosts = pn.ResolvConf, pn.Hosts
 	// The metadata service, for a pod stage0 registered: at the host's
 	// address on the pod's first network, which the guest reaches
@@ -143,6 +150,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err := writePodFiles(podDir, layout.Pod, console); err != nil {
 		return 0, err
 	}
+	cfg.Timeline.Mark("pod-files-written")
 	binds, err := checkBinds(ctx, log, layout.Binds)
 	if err != nil {
 		return 0, err
@@ -303,6 +311,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	if err != nil {
 		return 0, err
 	}
+	cfg.Timeline.Mark("virtiofsd-ready")
 	defer vfs.stop()
 
 	if err := os.Mkdir(filepath.Join(podDir, stage1abi.LogsDir), 0o750); err != nil {
@@ -393,6 +402,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start qemu: %w", err)
 	}
+	cfg.Timeline.Mark("qemu-started")
 	closeExtra()
 	pid := strconv.Itoa(cmd.Process.Pid) + "\n"
 	for _, f := range []string{QemuPIDFile, stage1abi.PPIDFile} {
@@ -421,12 +431,14 @@ loop:
 			if !ready {
 				if _, err := os.Lstat(inStage1(podDir, GuestReadyFile)); err == nil {
 					ready = true
+					cfg.Timeline.Mark("pod-ready")
 					if err := atomicfile.Write(podDir, stage1abi.ReadyFile, []byte("\n")); err != nil {
 						log.WarnContext(ctx, "record readiness", "err", err)
 					}
 				}
 			}
 		case waitErr = <-waited:
+			cfg.Timeline.Mark("qemu-exited")
 			break loop
 		}
 	}

@@ -33,6 +33,10 @@ func Init(console io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if wantsBootMarker(strings.Fields(string(cmdline))) {
+		_, _ = fmt.Fprintln(console, BootMarker)
+		return ErrBootMarker
+	}
 	if err := loadModules(strings.Fields(string(cmdline))); err != nil {
 		return err
 	}

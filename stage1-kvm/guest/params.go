@@ -1,6 +1,25 @@
 package guest
 
-import "strings"
+import (
+	"errors"
+	"slices"
+	"strings"
+)
+
+// BootMarkerParam on the kernel command line makes /init print
+// BootMarker and end the guest as soon as it runs: the bench's bare boot
+// of the flavor's kernel and initramfs (make bench, figure 9), the floor
+// a pod's boot is compared with.
+const (
+	BootMarkerParam = "nscn.boot-marker"
+	BootMarker      = "nscn-guest: booted"
+)
+
+// ErrBootMarker is what Init returns after printing BootMarker.
+var ErrBootMarker = errors.New("boot marker printed")
+
+// wantsBootMarker reports whether the command line has BootMarkerParam.
+func wantsBootMarker(cmdline []string) bool { return slices.Contains(cmdline, BootMarkerParam) }
 
 // moduleParams returns the parameters the kernel command line gives
 // module mod ("mod.param=value" words, dashes and underscores alike in

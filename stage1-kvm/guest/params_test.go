@@ -1,6 +1,9 @@
 package guest
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestModuleParams(t *testing.T) {
 	tests := []struct {
@@ -22,5 +25,22 @@ func TestModuleParams(t *testing.T) {
 				t.Fatalf("moduleParams(%q, %q) = %q, want %q", tt.cmdline, tt.mod, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestWantsBootMarker(t *testing.T) {
+	tests := []struct {
+		cmdline string
+		want    bool
+	}{
+		{"console=ttyS0 quiet", false},
+		{"console=ttyS0 nscn.boot-marker", true},
+		{"nscn.boot-marker=0", false}, // only the bare word
+		{"nscn.boot-markers", false},
+	}
+	for _, tt := range tests {
+		if got := wantsBootMarker(strings.Fields(tt.cmdline)); got != tt.want {
+			t.Errorf("wantsBootMarker(%q) = %v, want %v", tt.cmdline, got, tt.want)
+		}
 	}
 }

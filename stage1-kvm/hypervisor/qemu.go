@@ -100,7 +100,18 @@ func Argv(c Config) []string {
 			"-netdev", fmt.Sprintf("tap,id=%s,fd=%d", id, n.FD),
 			"-device", fmt.Sprintf("virtio-net-pci,netdev=%s,mac=%s", id, n.MAC))
 	}
-	cmdline := append([]string{
+	cmdline := append(BaseCmdline(), c.Cmdline...)
+	a = append(a,
+		"-kernel", c.Kernel,
+		"-initrd", c.Initrd,
+		"-append", strings.Join(cmdline, " "))
+	return a
+}
+
+// BaseCmdline is the kernel command line every pod's guest boots with,
+// before Config.Cmdline (the bench's bare boot takes it too).
+func BaseCmdline() []string {
+	return []string{
 		"console=ttyS0", "quiet", "panic=-1", "reboot=t",
 		// The pod's systemd sees cgroup v2 only: the apps' limits are
 		// set on their units (MemoryMax=, CPUQuota=).
@@ -109,13 +120,11 @@ func Argv(c Config) []string {
 		// mitigations inside it (the host's still apply to qemu), no
 		// audit, no console blanking.
 		"mitigations=off", "audit=0", "tsc=reliable", "no_timer_check",
-	}, c.Cmdline...)
-	a = append(a,
-		"-kernel", c.Kernel,
-		"-initrd", c.Initrd,
-		"-append", strings.Join(cmdline, " "))
-	return a
+	}
 }
+
+// CPUModel is the guest CPU for accelerator a (cpuModel).
+func CPUModel(a kvm.Accel) string { return cpuModel(a) }
 
 // cpuModel is the guest CPU: the host's under KVM, qemu's most capable
 // emulated one under TCG.

@@ -56,6 +56,7 @@ func measure(ctx context.Context, c config) (bool, error) {
 		{6, b.figMemory},
 		{7, b.figScale},
 		{8, b.figPull},
+		{9, b.figKvm},
 	} {
 		if c.want(f.n) {
 			// Writeback the previous figure left (its pods' files on the

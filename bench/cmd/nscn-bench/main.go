@@ -41,7 +41,7 @@ type config struct {
 	pods    int    // pods for the scale figure
 	quick   bool   // development only: few runs, smaller scale
 	workers int    // parallel pod creation
-	// figures are the figures to measure (1 to 8); all when empty.
+	// figures are the figures to measure (1 to 9); all when empty.
 	figures map[int]bool
 }
 
@@ -60,8 +60,8 @@ func parseFigures(s string) (map[int]bool, error) {
 		n, ok := figureNames[f]
 		if !ok {
 			var err error
-			if n, err = strconv.Atoi(f); err != nil || n < 1 || n > 8 {
-				return nil, fmt.Errorf("-figures: %q is not a figure number (1 to 8) or name (pull)", f)
+			if n, err = strconv.Atoi(f); err != nil || n < 1 || n > 9 {
+				return nil, fmt.Errorf("-figures: %q is not a figure number (1 to 9) or name (pull, kvm)", f)
 			}
 		}
 		out[n] = true
@@ -70,10 +70,10 @@ func parseFigures(s string) (map[int]bool, error) {
 }
 
 // allFigures are the figures -figures may name.
-var allFigures = []int{1, 2, 3, 4, 5, 6, 7, 8}
+var allFigures = []int{1, 2, 3, 4, 5, 6, 7, 8, 9}
 
 // figureNames are the names -figures takes besides numbers.
-var figureNames = map[string]int{"pull": 8}
+var figureNames = map[string]int{"pull": 8, "kvm": 9}
 
 func main() {
 	os.Exit(run()) //nolint:forbidigo // main: only main exits
@@ -88,7 +88,7 @@ func run() int {
 	flag.IntVar(&c.fast, "fast-runs", 50, "runs per command for the fast figures (at least 30)")
 	flag.IntVar(&c.pods, "pods", 1000, "pods for the scale figure")
 	flag.BoolVar(&c.quick, "quick", false, "development only: 5 runs and 100 pods; the table is marked as not valid")
-	figures := flag.String("figures", "all", "figures to measure: all, or numbers such as 1,3, or pull for 8 (a partial table never replaces the published one)")
+	figures := flag.String("figures", "all", "figures to measure: all, or numbers such as 1,3, pull for 8, kvm for 9 (a partial table never replaces the published one)")
 	flag.Parse()
 	var err error
 	if c.figures, err = parseFigures(*figures); err != nil {

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -15,8 +16,10 @@ import (
 
 func main() {
 	err := guest.Init(os.Stdout)
-	_, _ = fmt.Fprintln(os.Stdout, "nscn-guest: init failed:", err)
-	time.Sleep(100 * time.Millisecond)
+	if !errors.Is(err, guest.ErrBootMarker) {
+		_, _ = fmt.Fprintln(os.Stdout, "nscn-guest: init failed:", err)
+		time.Sleep(100 * time.Millisecond)
+	}
 	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	os.Exit(1) //nolint:forbidigo // main: pid 1's end panics the kernel, which ends qemu (panic=-1)
 }

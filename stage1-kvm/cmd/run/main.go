@@ -14,6 +14,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/kvm"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-kvm/entrypoint"
 )
@@ -34,6 +35,8 @@ func main() {
 		Stdin:  os.Stdin,
 		Stdout: os.Stdout,
 		Stderr: os.Stderr,
+		// stage0 passes NSCN_TIMELINE{,_BASE} in the environment.
+		Timeline: timeline.FromEnv("stage1-kvm"),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
