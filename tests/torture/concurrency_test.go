@@ -14,7 +14,9 @@ import (
 
 // suspicious matches stderr that reports a problem: gc's "marked" and
 // "removed" reports are fine, a word about locks or an error is not.
-var suspicious = regexp.MustCompile(`(?i)lock|error|fail|busy|timeout|timed out|panic|goroutine `)
+// "busy" and "lock" are whole words: fetch names the file it imports
+// ("using image from file …/busybox.aci").
+var suspicious = regexp.MustCompile(`(?i)\block|error|fail|\bbusy\b|timeout|timed out|panic|goroutine `)
 
 // loopStep is one command of a concurrency loop.
 type loopStep struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -434,6 +435,13 @@ func TestDependencyCycle(t *testing.T) {
 	dep := func(name string) []map[string]any { return []map[string]any{{"imageName": name}} }
 	fetch := func(name string, extra map[string]any) string {
 		t.Helper()
+		// Every image of a pod needs the host's os and arch labels; the
+		// cycle is what must be refused.
+		if extra == nil {
+			extra = map[string]any{}
+		}
+		ls, _ := extra["labels"].([]map[string]string)
+		extra["labels"] = append(ls, labels("os", runtime.GOOS, "arch", runtime.GOARCH)...)
 		m := manifest(t, name, extra)
 		aci := actoolBuild(t, work, strings.NewReplacer("/", "-", ".", "-").Replace(name)+fmt.Sprint(len(extra))+fmt.Sprint(time.Now().UnixNano()), m, map[string]string{"/file": name})
 		return strings.TrimSpace(e.ok("--insecure-options=image", "fetch", aci).stdout)
