@@ -16,6 +16,7 @@ import (
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/internal/stage1/appmount"
 	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/entry"
 	"github.com/nosecone/nscn/internal/stage1/inroot"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
 	"github.com/nosecone/nscn/internal/timeline"
@@ -51,7 +52,7 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 		return 0, fmt.Errorf("get pod directory: %w", err)
 	}
 	// The lock stays open, close-on-exec, until run exits.
-	if err := checkLockFD(cfg.LockFD, podDir); err != nil {
+	if err := entry.CheckLockFD(cfg.LockFD, podDir); err != nil {
 		return 0, err
 	}
 	if err := cloexecInherited(); err != nil {
@@ -126,30 +127,6 @@ func redact(s string) string {
 		return ""
 	}
 	return "(set)"
-}
-
-// checkLockFD validates RKT_LOCK_FD: an open descriptor on the pod
-// directory, and marks it close-on-exec.
-func checkLockFD(v, podDir string) error {
-	if v == "" {
-		return errdefs.FailedPrecondition("%s is not set: stage0 must pass the pod lock", stage1abi.EnvLockFD)
-	}
-	fd, err := strconv.Atoi(v)
-	if err != nil || fd < 3 {
-		return errdefs.InvalidArgument("%s=%q is not a descriptor number above 2", stage1abi.EnvLockFD, v)
-	}
-	var got, want unix.Stat_t
-	if err := unix.Fstat(fd, &got); err != nil {
-		return errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("%s=%d: %w", stage1abi.EnvLockFD, fd, &os.SyscallError{Syscall: "fstat", Err: err}))
-	}
-	if err := unix.Stat(podDir, &want); err != nil {
-		return &os.PathError{Op: "stat", Path: podDir, Err: err}
-	}
-	if got.Dev != want.Dev || got.Ino != want.Ino {
-		return errdefs.InvalidArgument("%s=%d is not a descriptor on the pod directory", stage1abi.EnvLockFD, fd)
-	}
-	unix.CloseOnExec(fd)
-	return nil
 }
 
 // checkPlan checks, before anything is mounted, what can be checked from
