@@ -14,7 +14,10 @@ PREFIX ?= /usr/local
 # (stage0/stage1.SystemImageDir; paths.d overrides it at run time). The
 # Debian packages use /usr/lib/nscn/stage1-images (Documentation/packaging.md).
 STAGE1_DIR ?= $(PREFIX)/lib/nscn/stage1-images
-GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X github.com/nosecone/nscn/internal/version.Version=$(VERSION) -X github.com/nosecone/nscn/stage0/stage1.SystemImageDir=$(STAGE1_DIR)"
+# Where nscn looks for nscn-grpc (the gRPC services: nscn cri) when it is
+# not beside nscn.
+SERVICES_DIR ?= $(PREFIX)/lib/nscn
+GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X github.com/nosecone/nscn/internal/version.Version=$(VERSION) -X github.com/nosecone/nscn/stage0/stage1.SystemImageDir=$(STAGE1_DIR) -X github.com/nosecone/nscn/stage0/cli.ServicesDir=$(SERVICES_DIR)"
 export CGO_ENABLED := 0
 FLAVOR ?= fly
 
@@ -23,7 +26,7 @@ GO_SOURCES := $(shell find . \( -path ./build -o -path ./bin \) -prune -o -name 
 
 .PHONY: man deb package-test registry fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install security test-images ace-images tools quickstart vm-test fetch-vm-kernel stage1-kvm fetch-kvm-kernel
 
-all: $(BIN)/nscn $(BIN)/stage1-fly.aci $(BIN)/stage1-nspawn.aci $(BIN)/stage1-kvm.aci ## Build nscn and the stage1 images
+all: $(BIN)/nscn $(BIN)/nscn-grpc $(BIN)/stage1-fly.aci $(BIN)/stage1-nspawn.aci $(BIN)/stage1-kvm.aci ## Build nscn and the stage1 images
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_./-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 24
@@ -31,6 +34,10 @@ help: ## List the targets
 $(BIN)/nscn: $(GO_SOURCES) ## The stage0 command line
 	@mkdir -p $(BIN)
 	$(GO) build $(GOFLAGS_BUILD) -o $@ ./stage0/cmd/nscn
+
+$(BIN)/nscn-grpc: $(GO_SOURCES) ## nscn's gRPC services (nscn cri), which nscn execs
+	@mkdir -p $(BIN)
+	$(GO) build $(GOFLAGS_BUILD) -o $@ ./stage0/cmd/nscn-grpc
 
 stage1-fly: $(BIN)/stage1-fly.aci ## The fly (chroot) stage1 image
 
@@ -126,10 +133,10 @@ security: all test-images ## Containment suite: attacks on pods of both flavors,
 		NSCN_ATTACK=$(abspath $(BUILD)/security/attack) \
 		$(abspath $(BUILD)/security.test) -test.v -test.count=1 -test.timeout 15m
 
-registry: all test-images ## Registry suite: docker://, oci: and archives from a loopback docker-registry (plain http, TLS, auth), pushed, copied and proxied by the test (root)
+registry: all test-images $(CRICTL) ## Registry suite: docker://, oci: and archives from a loopback docker-registry (plain http, TLS, auth), pushed, copied and proxied by the test; nscn cri's image service driven by crictl (root)
 	$(GO) test -c -tags functional -o $(BUILD)/registry.test ./tests/registry
 	cd tests/registry && NSCN_BIN=$(abspath $(BIN)/nscn) NSCN_IMAGES=$(abspath $(BUILD)/images) \
-		NSCN_STAGE1_NSPAWN_ACI=$(abspath $(BIN)/stage1-nspawn.aci) \
+		NSCN_STAGE1_NSPAWN_ACI=$(abspath $(BIN)/stage1-nspawn.aci) NSCN_CRICTL=$(abspath $(CRICTL)) \
 		$(abspath $(BUILD)/registry.test) -test.v -test.count=1 -test.timeout 20m
 
 # The cgroup v2 test VM (Documentation/testing-vm.md): Debian's cloud
@@ -190,6 +197,20 @@ fuzz: ## Run every fuzz target briefly
 		done; \
 	done
 
+# crictl and critest, pinned: built once into build/tools from the
+# cri-tools module (the Go module proxy serves it), as golangci-lint is.
+CRI_TOOLS_VERSION := v1.37.0
+CRICTL := $(BUILD)/tools/crictl-$(CRI_TOOLS_VERSION)
+CRITEST := $(BUILD)/tools/critest-$(CRI_TOOLS_VERSION)
+
+$(CRICTL):
+	@mkdir -p $(@D)
+	scripts/build-cri-tools.sh $(CRI_TOOLS_VERSION) crictl $(abspath $@)
+
+$(CRITEST):
+	@mkdir -p $(@D)
+	scripts/build-cri-tools.sh $(CRI_TOOLS_VERSION) critest $(abspath $@)
+
 # golangci-lint, pinned: `make lint` installs it into build/tools once (the
 # only download a fresh clone's `make check` makes besides its packages) and
 # reuses it after. Its cache lives in build/ too.
@@ -240,6 +261,8 @@ install: all man ## Install nscn, the stage1 images, man pages, completion, unit
 	@# built for another PREFIX (go's cache makes it cheap).
 	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/install/nscn ./stage0/cmd/nscn
 	install -D -m 0755 $(BUILD)/install/nscn $(DESTDIR)$(BINDIR)/nscn
+	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/install/nscn-grpc ./stage0/cmd/nscn-grpc
+	install -D -m 0755 $(BUILD)/install/nscn-grpc $(DESTDIR)$(SERVICES_DIR)/nscn-grpc
 	for f in $(BIN)/*.aci; do [ -e "$$f" ] || continue; install -D -m 0644 "$$f" $(DESTDIR)$(STAGE1_DIR)/$$(basename "$$f"); done
 	install -d $(DESTDIR)$(MANDIR)/man1
 	install -m 0644 $(DOCS)/man1/*.1 $(DESTDIR)$(MANDIR)/man1/

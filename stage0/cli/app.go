@@ -286,6 +286,7 @@ func commands() []*cli.Command {
 		gcCommand(),
 		exportCommand(),
 		metadataServiceCommand(),
+		serviceStub(CRICommand()),
 		imageCommand(),
 		trustCommand(),
 		configCommand(),
