@@ -25,14 +25,11 @@ package regtrust
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
+	"github.com/nosecone/nscn/internal/configdir"
 	"github.com/nosecone/nscn/internal/errdefs"
 )
 
@@ -41,9 +38,6 @@ const Dir = "registries.d"
 
 // Kind is the nscnKind of a trust file.
 const Kind = "registryTrust"
-
-// maxFileSize bounds a trust file: a list of names.
-const maxFileSize = 64 << 10
 
 // Entry is one trust file.
 type Entry struct {
@@ -190,35 +184,17 @@ func LoadDirs(dirs ...string) (*Policy, error) {
 }
 
 func loadDir(dir string) ([]*Entry, error) {
-	names, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	files, err := configdir.Read(dir, "registry trust")
 	if err != nil {
-		return nil, fmt.Errorf("read registry trust: %w", err)
+		return nil, err
 	}
-	sort.Strings(names)
 	var out []*Entry
-	for _, name := range names {
-		st, err := os.Stat(name)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
+	for _, f := range files {
+		e, err := Parse(f.Data)
 		if err != nil {
-			return nil, fmt.Errorf("read registry trust: %w", err)
+			return nil, fmt.Errorf("registry trust file %s: %w", f.Path, err)
 		}
-		if !st.Mode().IsRegular() {
-			continue
-		}
-		if st.Size() > maxFileSize {
-			return nil, errdefs.InvalidArgument("registry trust file %s: larger than %d bytes", name, maxFileSize)
-		}
-		data, err := os.ReadFile(name) //nolint:gosec // G304: a file of the configuration directories
-		if err != nil {
-			return nil, fmt.Errorf("read registry trust: %w", err)
-		}
-		e, err := Parse(data)
-		if err != nil {
-			return nil, fmt.Errorf("registry trust file %s: %w", name, err)
-		}
-		e.File = name
+		e.File = f.Path
 		out = append(out, e)
 	}
 	return out, nil
