@@ -37,7 +37,7 @@ const (
 // is refused, since it may expect arguments this stage0 does not pass.
 const (
 	MinInterfaceVersion = 1
-	MaxInterfaceVersion = 9
+	MaxInterfaceVersion = 10
 )
 
 // CheckInterfaceVersion parses the interface-version annotation value. An
@@ -59,21 +59,33 @@ func CheckInterfaceVersion(v string) (int, error) {
 // Flags of the run entrypoint. Stage0 passes them as --name=value, the pod
 // UUID last.
 const (
-	FlagDebug                  = "debug"
-	FlagNet                    = "net"
-	FlagInteractive            = "interactive"
-	FlagMDSToken               = "mds-token"
-	FlagMDSPort                = "mds-port"
-	FlagLocalConfig            = "local-config"
-	FlagHostname               = "hostname"
-	FlagDNSConfMode            = "dns-conf-mode"
-	FlagDisableCapabilities    = "disable-capabilities-restriction"
-	FlagDisablePaths           = "disable-paths"
-	FlagDisableSeccomp         = "disable-seccomp"
-	FlagIPC                    = "ipc"
-	FlagEnterPID               = "pid"
-	FlagEnterAppName           = "appname"
-	FlagStopForce              = "force"
+	FlagDebug               = "debug"
+	FlagNet                 = "net"
+	FlagInteractive         = "interactive"
+	FlagMDSToken            = "mds-token"
+	FlagMDSPort             = "mds-port"
+	FlagLocalConfig         = "local-config"
+	FlagHostname            = "hostname"
+	FlagDNSConfMode         = "dns-conf-mode"
+	FlagDisableCapabilities = "disable-capabilities-restriction"
+	FlagDisablePaths        = "disable-paths"
+	FlagDisableSeccomp      = "disable-seccomp"
+	FlagIPC                 = "ipc"
+	FlagEnterPID            = "pid"
+	FlagEnterAppName        = "appname"
+	FlagStopForce           = "force"
+	// FlagMutable is run's flag for a pod whose apps change while it
+	// runs (InterfaceVersionApps): it may start with no app, and it does
+	// not end when its last app exits.
+	FlagMutable = "mutable"
+	// FlagAppUUID and FlagAppName are the app entrypoints' flags
+	// (AnnotationAppAdd, …): the pod's UUID and the app's name.
+	FlagAppUUID = "uuid"
+	FlagAppName = "app"
+	// EnvEnterPID names, for the app entrypoints, the pid stage0 found
+	// for the pod as it passes it to enter's --pid (rkt's crossing
+	// entrypoints' RKT_STAGE1_ENTERPID).
+	EnvEnterPID                = "RKT_STAGE1_ENTERPID"
 	FlagGCLocalConfig          = "local-config"
 	EnvLockFD                  = "RKT_LOCK_FD"
 	EnvStage1Debug             = "NSCN_STAGE1_DEBUG"
@@ -149,7 +161,23 @@ const (
 	// MDSTokenFile (mode 0600) instead of --mds-token, whose value any
 	// local user could read in /proc/PID/cmdline.
 	InterfaceVersionMDSTokenFile = 9
+	// InterfaceVersionApps brings mutable pods: run's --mutable and the
+	// app entrypoints (AnnotationAppAdd, AnnotationAppStart,
+	// AnnotationAppStop, AnnotationAppRm), each called with
+	// [--debug] --uuid=UUID --app=NAME (app/add also with the
+	// --disable-* flags run takes). A stage1 declaring it must carry all
+	// four annotations for stage0 to use them.
+	InterfaceVersionApps = 10
 )
+
+// AppStartedFile is where a stage1 of InterfaceVersionApps records, when
+// its app/start entrypoint has started an app, the pid of the app's main
+// process as the host sees it (a decimal number and a newline; 0 when it
+// could not tell), relative to the pod directory. Its modification time is
+// when the app started. app/start removes the app's AppStatusFile first.
+func AppStartedFile(app string) string {
+	return filepath.Join(Stage1RootfsRel, "rkt", "started", app)
+}
 
 // DefaultMDSPort is the TCP port of the metadata service that a stage1
 // assumes when it gets --mds-token without --mds-port (a stage0 older than
@@ -272,4 +300,8 @@ const (
 	// service, the service's registration socket (a path and a newline),
 	// so that gc and rm unregister the pod from the same service.
 	MDSSocketFile = "mds-socket"
+	// AppsLockFile is the lock stage0 takes, exclusively, around every
+	// change of a mutable pod's apps: the pod manifest is replaced while
+	// the pod runs, when its own lock is the stage1's.
+	AppsLockFile = "apps.lock"
 )

@@ -136,6 +136,9 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err := podmount.MakeEmptyVolumes(layout.EmptyVolumes); err != nil {
 		return 0, err
 	}
+	if err := saveMutable(podDir, lc, hc.unified); err != nil {
+		return 0, err
+	}
 	if err := writePodFiles(podDir, layout.Pod, console); err != nil {
 		return 0, err
 	}
@@ -260,6 +263,7 @@ func writePodFiles(podDir string, pod sdpod.Pod, console bool) error {
 	files, err := units.Generate(units.Config{
 		Apps: uapps, Helper: sdpod.AppHelper,
 		Journal: &units.Journal{Journald: sdpod.Journald, Journalctl: sdpod.Journalctl},
+		Mutable: pod.Mutable,
 	})
 	if err != nil {
 		return err
@@ -404,7 +408,7 @@ loop:
 	pio.Close()
 	log.DebugContext(ctx, "systemd-nspawn exited", "err", waitErr)
 
-	in := sdpod.PodStatusInput{Apps: pod.Names(), Statuses: map[string]int{}}
+	in := sdpod.PodStatusInput{Apps: podStatusApps(pod), Statuses: map[string]int{}}
 	if b, err := os.ReadFile(inStage1(podDir, sdpod.FirstFailureFile)); err == nil {
 		in.FirstFailure = string(b)
 	}

@@ -31,6 +31,10 @@ type RunArgs struct {
 	// MDSPort is --mds-port (interface version 7): the metadata
 	// service's TCP port; 0 when not given (see MetadataURL).
 	MDSPort int
+	// Mutable is --mutable (interface version 10): the pod's apps
+	// change while it runs (the app entrypoints); it may start with
+	// none and does not end when its last app exits.
+	Mutable bool
 }
 
 // ParseRunArgs parses the run entrypoint's argv (without argv[0]).
@@ -42,7 +46,7 @@ type RunArgs struct {
 // stage1 interface's run argv.
 func ParseRunArgs(argv []string) (RunArgs, error) {
 	var net, ipc string
-	interactive := false
+	interactive, mutable := false, false
 	mdsPort := 0
 	rest := make([]string, 0, len(argv))
 	flags := true
@@ -79,6 +83,11 @@ func ParseRunArgs(argv []string) (RunArgs, error) {
 				}
 			}
 			interactive = b
+		case stage1abi.FlagMutable:
+			if hasValue {
+				return RunArgs{}, errdefs.InvalidArgument("flag --%s takes no value", name)
+			}
+			mutable = true
 		default:
 			rest = append(rest, a)
 		}
@@ -87,7 +96,7 @@ func ParseRunArgs(argv []string) (RunArgs, error) {
 	if err != nil {
 		return RunArgs{}, err
 	}
-	a := RunArgs{RunArgs: fa, MDSPort: mdsPort}
+	a := RunArgs{RunArgs: fa, MDSPort: mdsPort, Mutable: mutable}
 	a.Net, a.IPC, a.Interactive = net, ipc, interactive
 	if err := checkMDSToken(a.MDSToken); err != nil {
 		return RunArgs{}, err
