@@ -158,7 +158,7 @@ func TestEmptyStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{DataDir: dir, Store: st, NewFetcher: func() *fetch.Fetcher { return &fetch.Fetcher{Store: st} }})
+	s, err := New(Options{DataDir: dir, Store: st, NewFetcher: func() *fetch.Fetcher { return &fetch.Fetcher{Store: st} }, NscnArgs: []string{"/bin/false"}})
 	if err != nil {
 		t.Fatal(err)
 	}
