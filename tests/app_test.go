@@ -94,7 +94,7 @@ func TestAppMutablePodLifecycle(t *testing.T) {
 		t.Fatalf("app list of an empty sandbox: %q", r.stdout)
 	}
 	e.ok("cat-manifest", uuid)
-	netnsBytes, err := os.ReadFile(filepath.Join(podDir, "netns"))
+	netnsBytes, err := os.ReadFile(filepath.Join(podDir, "netns")) //nolint:gosec // G304: a file of the test's pod
 	if err != nil {
 		t.Fatalf("the sandbox on the default network recorded no netns: %v", err)
 	}
@@ -193,7 +193,7 @@ func TestAppMutablePodLifecycle(t *testing.T) {
 	}
 	e.fails("not running", "--insecure-options=image", "app", "add", uuid, busybox(t), "--name=late", "--exec=/bin/true")
 	assertPodsGone(t, e)
-	if _, err := os.Lstat(netns); err == nil {
+	if _, err := os.Lstat(netns); err == nil { //nolint:gosec // G703: the netns path the test's pod recorded
 		t.Fatalf("the pod's network namespace %s is left after gc", netns)
 	}
 }

@@ -36,11 +36,12 @@ func parseAppCmdArgs(args, known []string) (appCmdArgs, error) {
 			return appCmdArgs{}, usageErrorf("unknown flag %q (flags: --%s)", a, strings.Join(known, ", --"))
 		}
 		if !hasValue {
-			if i+1 >= len(args) || args[i+1] == "--" {
+			next := args[i+1:]
+			if len(next) == 0 || next[0] == "--" {
 				return appCmdArgs{}, usageErrorf("flag --%s needs a value", name)
 			}
+			value = next[0]
 			i++
-			value = args[i]
 		}
 		out.flags[name] = value
 	}

@@ -282,9 +282,9 @@ func appListCommand() *cli.Command {
 				return writeJSONAs(g.Stdout, sts, format)
 			}
 			tw := tabwriter.NewWriter(g.Stdout, 0, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tSTATE\tIMAGE\tEXIT\tCREATED\tSTARTED")
+			_, _ = fmt.Fprintln(tw, "NAME\tSTATE\tIMAGE\tEXIT\tCREATED\tSTARTED")
 			for _, st := range sts {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, st.State, st.Image, exitText(st.ExitCode), timeText(st.Created), timeText(st.Started))
+				_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, st.State, st.Image, exitText(st.ExitCode), timeText(st.Created), timeText(st.Started))
 			}
 			return tw.Flush()
 		},
@@ -324,9 +324,15 @@ finishedAt).`,
 				pid = strconv.Itoa(st.PID)
 			}
 			for _, kv := range [][2]string{
-				{"name", st.Name}, {"state", string(st.State)}, {"image", st.Image}, {"image-id", st.ImageID},
-				{"pid", pid}, {"exit-code", exitText(st.ExitCode)},
-				{"created", timeText(st.Created)}, {"started", timeText(st.Started)}, {"finished", timeText(st.Finished)},
+				{"name", st.Name},
+				{"state", string(st.State)},
+				{"image", st.Image},
+				{"image-id", st.ImageID},
+				{"pid", pid},
+				{"exit-code", exitText(st.ExitCode)},
+				{"created", timeText(st.Created)},
+				{"started", timeText(st.Started)},
+				{"finished", timeText(st.Finished)},
 			} {
 				if _, err := fmt.Fprintf(g.Stdout, "%s=%s\n", kv[0], kv[1]); err != nil {
 					return err

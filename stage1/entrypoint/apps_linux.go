@@ -254,7 +254,9 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 	// cleanup, which takes whatever is there.
 	defer func() {
 		if err != nil {
-			c.cleanup(context.WithoutCancel(ctx), nil)
+			if cerr := c.cleanup(context.WithoutCancel(ctx), nil); cerr != nil {
+				c.log.WarnContext(ctx, "undo app/add", "err", cerr)
+			}
 		}
 	}()
 	// The rootfs stage0 mounted, then the host paths of the mounts.
@@ -279,11 +281,7 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 	if err := c.savePodConfig(pc); err != nil {
 		return err
 	}
-	sd, err := dialPodSystemd(ctx, c.pid)
-	if err != nil {
-		return err
-	}
-	defer sd.Close()
+	sd := dialPodSystemd(c.pid)
 	state, err := sd.loadState(ctx, units.ServiceName(args.App))
 	if err != nil {
 		return err
@@ -500,11 +498,7 @@ func AppStart(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error
 			return fmt.Errorf("clear the app's last run: %w", err)
 		}
 	}
-	sd, err := dialPodSystemd(ctx, c.pid)
-	if err != nil {
-		return err
-	}
-	defer sd.Close()
+	sd := dialPodSystemd(c.pid)
 	state, err := sd.run(ctx, "StartUnit", units.ServiceName(args.App))
 	if err != nil {
 		return err
@@ -541,11 +535,7 @@ func AppStop(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error 
 	if err := c.known(); err != nil {
 		return err
 	}
-	sd, err := dialPodSystemd(ctx, c.pid)
-	if err != nil {
-		return err
-	}
-	defer sd.Close()
+	sd := dialPodSystemd(c.pid)
 	_, err = sd.run(ctx, "StopUnit", units.ServiceName(args.App))
 	return err
 }
@@ -561,11 +551,7 @@ func AppRm(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error {
 	if err := c.known(); err != nil {
 		return err
 	}
-	sd, err := dialPodSystemd(ctx, c.pid)
-	if err != nil {
-		return err
-	}
-	defer sd.Close()
+	sd := dialPodSystemd(c.pid)
 	if _, err := sd.run(ctx, "StopUnit", units.ServiceName(args.App)); err != nil {
 		return err
 	}

@@ -64,12 +64,7 @@ type systemdReply struct {
 }
 
 // dialPodSystemd returns the pod's systemd whose pid 1 is pid.
-func dialPodSystemd(_ context.Context, pid int) (*podSystemd, error) {
-	return &podSystemd{pid: pid}, nil
-}
-
-// Close releases nothing: every call has a child of its own.
-func (s *podSystemd) Close() {}
+func dialPodSystemd(pid int) *podSystemd { return &podSystemd{pid: pid} }
 
 // loadState loads unit, from its file if the pod's systemd does not know
 // it yet, and returns its LoadState ("loaded", "not-found", …). systemd
@@ -128,7 +123,7 @@ func (s *podSystemd) call(ctx context.Context, req systemdRequest) (systemdReply
 			done <- &os.SyscallError{Syscall: "setns(pid)", Err: err}
 			return
 		}
-		cmd := exec.CommandContext(ctx, exe, SystemdCallArg) //nolint:gosec // G204: this entrypoint's own binary, from the store's tree
+		cmd := exec.CommandContext(ctx, exe, SystemdCallArg)
 		cmd.Env = []string{}
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(data), &out, os.Stderr
 		// No Pdeathsig: in the pod's PID namespace the child's parent
@@ -172,12 +167,9 @@ func PodSystemdCall(ctx context.Context) int {
 func doSystemdCall(ctx context.Context, req systemdRequest) systemdReply {
 	ctx, cancel := context.WithTimeout(ctx, systemdTimeout)
 	defer cancel()
-	c, err := dialSystemd(ctx, req.Socket)
-	if err != nil {
-		return systemdReply{Err: err.Error()}
-	}
-	defer c.Close()
+	c := dialSystemd(req.Socket)
 	var r systemdReply
+	var err error
 	switch req.Op {
 	case "active-state", "load-state":
 		var st unitState
@@ -209,12 +201,7 @@ type systemdConn struct {
 }
 
 // dialSystemd returns the pod's systemd on the private socket sock.
-func dialSystemd(_ context.Context, sock string) (*systemdConn, error) {
-	return &systemdConn{sock: sock}, nil
-}
-
-// Close releases nothing: each call closes its connection.
-func (s *systemdConn) Close() {}
+func dialSystemd(sock string) *systemdConn { return &systemdConn{sock: sock} }
 
 // callManager calls a method of the pod's systemd manager on a connection
 // of its own and stores the reply in out.
