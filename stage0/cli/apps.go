@@ -199,17 +199,40 @@ part of the image name) must be new in the pod.
 	}
 }
 
+// appCmd parses the command line of an app subcommand that takes one
+// UUID (see parseAppCmdArgs); needApp requires --app.
+func appCmd(c *cli.Context, known []string, needApp bool) (appCmdArgs, error) {
+	if c.Args().Len() == 1 && (c.Args().First() == "--help" || c.Args().First() == "-h") {
+		return appCmdArgs{}, cli.ShowSubcommandHelp(c)
+	}
+	a, err := parseAppCmdArgs(c.Args().Slice(), known)
+	if err != nil {
+		return a, fmt.Errorf("%s: %w", commandPath(c), err)
+	}
+	if len(a.pos) != 1 {
+		return a, usageErrorf("%s: want exactly one pod UUID, got %d arguments", commandPath(c), len(a.pos))
+	}
+	if needApp && a.flags["app"] == "" {
+		return a, usageErrorf("%s: --app=NAME is required", commandPath(c))
+	}
+	return a, nil
+}
+
 // appVerbCommand is app start, stop and rm: UUID --app=NAME.
 func appVerbCommand(name, usage string, do func(ctx context.Context, cfg apps.Config, uuid, app string) error) *cli.Command {
 	return &cli.Command{
-		Name:      name,
-		Usage:     usage,
-		ArgsUsage: "UUID --app=NAME",
-		Flags:     []cli.Flag{&cli.StringFlag{Name: "app", Usage: "the app's name", Required: true}},
+		Name:            name,
+		Usage:           usage,
+		ArgsUsage:       "UUID --app=NAME",
+		SkipFlagParsing: true,
 		Action: func(c *cli.Context) error {
 			g := globals(c)
-			if c.NArg() != 1 {
-				return usageErrorf("app %s: want exactly one UUID (flags before it)", name)
+			a, err := appCmd(c, []string{"app"}, true)
+			if err != nil || a.pos == nil {
+				return err
+			}
+			if len(a.cmd) > 0 {
+				return usageErrorf("app %s: unexpected arguments after --", name)
 			}
 			if err := needRoot("app " + name); err != nil {
 				return err
@@ -218,27 +241,40 @@ func appVerbCommand(name, usage string, do func(ctx context.Context, cfg apps.Co
 			if err != nil {
 				return err
 			}
-			return do(c.Context, cfg, c.Args().First(), c.String("app"))
+			return do(c.Context, cfg, a.pos[0], a.flags["app"])
 		},
 	}
 }
 
+// format reads --format: table (the default), json or json-pretty.
+func appFormat(a appCmdArgs) (string, error) {
+	f := a.flags["format"]
+	if f == "" {
+		return "table", nil
+	}
+	if f != "table" && !isJSONFormat(f) {
+		return "", usageErrorf("unknown --format %q (want table, json or json-pretty)", f)
+	}
+	return f, nil
+}
+
 func appListCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "list",
-		Usage:     "list the apps of a pod and their states",
-		ArgsUsage: "UUID",
-		Flags:     []cli.Flag{formatFlag},
+		Name:            "list",
+		Usage:           "list the apps of a pod and their states",
+		ArgsUsage:       "UUID [--format=table|json|json-pretty]",
+		SkipFlagParsing: true,
 		Action: func(c *cli.Context) error {
 			g := globals(c)
-			if c.NArg() != 1 {
-				return usageErrorf("app list: want exactly one UUID")
+			a, err := appCmd(c, []string{"format"}, false)
+			if err != nil || a.pos == nil {
+				return err
 			}
-			format, err := checkFormat(c)
+			format, err := appFormat(a)
 			if err != nil {
 				return err
 			}
-			sts, err := apps.List(c.Context, g.Dir, c.Args().First())
+			sts, err := apps.List(c.Context, g.Dir, a.pos[0])
 			if err != nil {
 				return err
 			}
@@ -246,9 +282,9 @@ func appListCommand() *cli.Command {
 				return writeJSONAs(g.Stdout, sts, format)
 			}
 			tw := tabwriter.NewWriter(g.Stdout, 0, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tSTATE\tIMAGE\tEXIT\tCREATED\tSTARTED")
+			_, _ = fmt.Fprintln(tw, "NAME\tSTATE\tIMAGE\tEXIT\tCREATED\tSTARTED")
 			for _, st := range sts {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, st.State, st.Image, exitText(st.ExitCode), timeText(st.Created), timeText(st.Started))
+				_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, st.State, st.Image, exitText(st.ExitCode), timeText(st.Created), timeText(st.Started))
 			}
 			return tw.Flush()
 		},
@@ -257,20 +293,26 @@ func appListCommand() *cli.Command {
 
 func appStatusCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "status",
-		Usage:     "show the state of one app of a pod",
-		ArgsUsage: "UUID --app=NAME",
-		Flags:     []cli.Flag{&cli.StringFlag{Name: "app", Usage: "the app's name", Required: true}, formatFlag},
+		Name:            "status",
+		Usage:           "show the state of one app of a pod",
+		ArgsUsage:       "UUID --app=NAME [--format=table|json|json-pretty]",
+		SkipFlagParsing: true,
+		Description: `Prints the app's state (created, running, exited, or unknown when the pod stopped
+while it ran), the host pid of its main process while it runs, its exit code once it has
+exited, and when it was created, started and finished. --format=json prints the same as
+one JSON object (name, state, image, imageID, pid, exitCode, createdAt, startedAt,
+finishedAt).`,
 		Action: func(c *cli.Context) error {
 			g := globals(c)
-			if c.NArg() != 1 {
-				return usageErrorf("app status: want exactly one UUID (flags before it)")
+			a, err := appCmd(c, []string{"app", "format"}, true)
+			if err != nil || a.pos == nil {
+				return err
 			}
-			format, err := checkFormat(c)
+			format, err := appFormat(a)
 			if err != nil {
 				return err
 			}
-			st, err := apps.StatusOf(c.Context, g.Dir, c.Args().First(), c.String("app"))
+			st, err := apps.StatusOf(c.Context, g.Dir, a.pos[0], a.flags["app"])
 			if err != nil {
 				return err
 			}
@@ -282,9 +324,15 @@ func appStatusCommand() *cli.Command {
 				pid = strconv.Itoa(st.PID)
 			}
 			for _, kv := range [][2]string{
-				{"name", st.Name}, {"state", string(st.State)}, {"image", st.Image}, {"image-id", st.ImageID},
-				{"pid", pid}, {"exit-code", exitText(st.ExitCode)},
-				{"created", timeText(st.Created)}, {"started", timeText(st.Started)}, {"finished", timeText(st.Finished)},
+				{"name", st.Name},
+				{"state", string(st.State)},
+				{"image", st.Image},
+				{"image-id", st.ImageID},
+				{"pid", pid},
+				{"exit-code", exitText(st.ExitCode)},
+				{"created", timeText(st.Created)},
+				{"started", timeText(st.Started)},
+				{"finished", timeText(st.Finished)},
 			} {
 				if _, err := fmt.Fprintf(g.Stdout, "%s=%s\n", kv[0], kv[1]); err != nil {
 					return err
@@ -297,26 +345,23 @@ func appStatusCommand() *cli.Command {
 
 func appExecCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "exec",
-		Usage:     "run a command in an app of a running pod",
-		ArgsUsage: "UUID --app=NAME -- CMD [ARGS...]",
+		Name:            "exec",
+		Usage:           "run a command in an app of a running pod",
+		ArgsUsage:       "UUID --app=NAME -- CMD [ARGS...]",
+		SkipFlagParsing: true,
 		Description: `Runs CMD in the app, confined as "nscn enter" confines it (the app's namespaces,
-capabilities, seccomp filter, cgroups and user), and exits with its status.`,
-		Flags: []cli.Flag{&cli.StringFlag{Name: "app", Usage: "the app's name", Required: true}},
+capabilities, seccomp filter, cgroups and user), with the terminal and standard streams
+attached, and exits with CMD's status.`,
 		Action: func(c *cli.Context) error {
 			g := globals(c)
-			args := c.Args().Slice()
-			if len(args) < 1 {
-				return usageErrorf("app exec: want UUID -- CMD [ARGS...]")
+			a, err := appCmd(c, []string{"app"}, true)
+			if err != nil || a.pos == nil {
+				return err
 			}
-			cmdline := args[1:]
-			if len(cmdline) > 0 && cmdline[0] == "--" {
-				cmdline = cmdline[1:]
+			if len(a.cmd) == 0 {
+				return usageErrorf("app exec: no command (give it after --)")
 			}
-			if len(cmdline) == 0 {
-				return usageErrorf("app exec: no command after the UUID")
-			}
-			return enterPod(c, g, args[0], c.String("app"), cmdline)
+			return enterPod(c, g, a.pos[0], a.flags["app"], a.cmd)
 		},
 	}
 }

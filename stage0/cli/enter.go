@@ -118,7 +118,6 @@ func enterPod(c *cli.Context, g *Globals, ref, appName string, cmdline []string)
 		return ExitStatus(status)
 	}
 	return nil
-
 }
 
 // pickApp returns the name of the app of pm a command acts on: the one

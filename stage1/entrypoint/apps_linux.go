@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/appc/spec/schema"
 	"golang.org/x/sys/unix"
@@ -43,8 +44,9 @@ import (
 //     namespace (open_tree(2) clones taken on the host, moved into the
 //     pod with move_mount(2): nothing the pod controls is resolved on
 //     the host), writes the app's units (units.AppUnits), adds the app
-//     to the helpers' pod config (sdpod.PodConfigFile) and reloads the
-//     pod's systemd. The app helper then confines the app exactly as a
+//     to the helpers' pod config (sdpod.PodConfigFile) and has the pod's
+//     systemd load the app's unit (no daemon-reload: systemd loads a new
+//     unit file on demand). The app helper then confines the app exactly as a
 //     run-time app.
 //   - app/start and app/stop start and stop the app's service through
 //     the pod's systemd (its private bus socket, podSystemd); the
@@ -252,7 +254,9 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 	// cleanup, which takes whatever is there.
 	defer func() {
 		if err != nil {
-			c.cleanup(context.WithoutCancel(ctx), nil)
+			if cerr := c.cleanup(context.WithoutCancel(ctx), nil); cerr != nil {
+				c.log.WarnContext(ctx, "undo app/add", "err", cerr)
+			}
 		}
 	}()
 	// The rootfs stage0 mounted, then the host paths of the mounts.
@@ -277,12 +281,15 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 	if err := c.savePodConfig(pc); err != nil {
 		return err
 	}
-	sd, err := dialPodSystemd(ctx, c.pid)
+	sd := dialPodSystemd(c.pid)
+	state, err := sd.loadState(ctx, units.ServiceName(args.App))
 	if err != nil {
 		return err
 	}
-	defer sd.Close()
-	return sd.reload(ctx)
+	if state != "loaded" {
+		return errdefs.FailedPrecondition("the pod's systemd did not load the unit of app %s (%s)", args.App, state)
+	}
+	return nil
 }
 
 // checkBinds checks the sources of the app's binds as run does before
@@ -422,24 +429,26 @@ func (c *appCall) inPodMountNS(f func() error) error {
 func (c *appCall) detach(ctx context.Context) error {
 	rootfs := path.Join(sdpod.Stage2Dir, c.args.App, "rootfs")
 	bindDir := sdpod.AppBindDir(c.args.App)
+	// The pod's mount table, read from the host: in the pod's mount
+	// namespace /proc is the pod's, where this process has no pid.
+	mounts, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c.pid), "mountinfo"))
+	if err != nil {
+		return fmt.Errorf("read the pod's mount table: %w", err)
+	}
+	var targets []string
+	for _, line := range strings.Split(string(mounts), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMountinfo(f[4])
+		for _, t := range []string{rootfs, bindDir} {
+			if mp == t || strings.HasPrefix(mp, t+"/") {
+				targets = append(targets, mp)
+			}
+		}
+	}
 	return c.inPodMountNS(func() error {
-		mounts, err := os.ReadFile("/proc/thread-self/mountinfo")
-		if err != nil {
-			return fmt.Errorf("read the pod's mount table: %w", err)
-		}
-		var targets []string
-		for _, line := range strings.Split(string(mounts), "\n") {
-			f := strings.Fields(line)
-			if len(f) < 5 {
-				continue
-			}
-			mp := unescapeMountinfo(f[4])
-			for _, t := range []string{rootfs, bindDir} {
-				if mp == t || strings.HasPrefix(mp, t+"/") {
-					targets = append(targets, mp)
-				}
-			}
-		}
 		// Deepest first, then again for stacked mounts.
 		slices.SortFunc(targets, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
 		var errs []error
@@ -489,24 +498,25 @@ func AppStart(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error
 			return fmt.Errorf("clear the app's last run: %w", err)
 		}
 	}
-	sd, err := dialPodSystemd(ctx, c.pid)
-	if err != nil {
-		return err
-	}
-	defer sd.Close()
+	sd := dialPodSystemd(c.pid)
 	state, err := sd.run(ctx, "StartUnit", units.ServiceName(args.App))
 	if err != nil {
 		return err
+	}
+	// An app that exits at once leaves its unit deactivating (the
+	// reap step records its status) on the way to inactive.
+	for i := 0; i < 500 && (state == "deactivating" || state == "reloading"); i++ {
+		time.Sleep(20 * time.Millisecond)
+		if state, err = sd.activeState(ctx, units.ServiceName(args.App)); err != nil {
+			return err
+		}
 	}
 	if state != "active" && state != "activating" {
 		if _, err := os.Stat(filepath.Join(c.podDir, stage1abi.AppStatusFile(args.App))); err != nil {
 			return errdefs.FailedPrecondition("app %s did not start (its unit is %s); see nscn logs", args.App, state)
 		}
 	}
-	pid := 0
-	if main, err := sd.mainPID(ctx, units.ServiceName(args.App)); err == nil && main > 0 {
-		pid = hostPID(c.pid, main)
-	}
+	pid := appHelperPID(c.pid, args.App)
 	dir := filepath.Join(c.podDir, filepath.Dir(stage1abi.AppStartedFile(args.App)))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("record the app's start: %w", err)
@@ -525,17 +535,13 @@ func AppStop(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error 
 	if err := c.known(); err != nil {
 		return err
 	}
-	sd, err := dialPodSystemd(ctx, c.pid)
-	if err != nil {
-		return err
-	}
-	defer sd.Close()
+	sd := dialPodSystemd(c.pid)
 	_, err = sd.run(ctx, "StopUnit", units.ServiceName(args.App))
 	return err
 }
 
 // AppRm implements the app/rm entrypoint: it stops the app if it runs,
-// removes its units and reloads the pod's systemd, detaches its mounts in
+// removes its units (the pod's systemd drops a stopped unit), detaches its mounts in
 // the pod and removes its files from the stage1 rootfs.
 func AppRm(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error {
 	c, err := newAppCall(log, args)
@@ -545,11 +551,7 @@ func AppRm(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error {
 	if err := c.known(); err != nil {
 		return err
 	}
-	sd, err := dialPodSystemd(ctx, c.pid)
-	if err != nil {
-		return err
-	}
-	defer sd.Close()
+	sd := dialPodSystemd(c.pid)
 	if _, err := sd.run(ctx, "StopUnit", units.ServiceName(args.App)); err != nil {
 		return err
 	}
@@ -567,7 +569,7 @@ func (c *appCall) known() error {
 }
 
 // cleanup removes what app/add made for the app, whatever of it is
-// there: units (then a reload of the pod's systemd, when sd is given),
+// there: units (and the failed state of the service, when sd is given),
 // the entry of the pod config, mounts in the pod, FIFOs, credentials,
 // status and start records, bind mount points.
 func (c *appCall) cleanup(ctx context.Context, sd *podSystemd) error {
@@ -580,9 +582,8 @@ func (c *appCall) cleanup(ctx context.Context, sd *podSystemd) error {
 		}
 	}
 	if sd != nil {
-		if err := sd.reload(ctx); err != nil {
-			errs = append(errs, err)
-		}
+		// Stopped and not failed, the unit has no reference left: the
+		// pod's systemd drops it.
 		sd.resetFailed(ctx, units.ServiceName(name))
 	}
 	if pc, err := c.loadPodConfig(); err == nil {
@@ -612,13 +613,19 @@ func (c *appCall) cleanup(ctx context.Context, sd *podSystemd) error {
 	return errors.Join(errs...)
 }
 
-// hostPID translates a pid of the pod's PID namespace (that of the pod's
-// pid 1, podPID) into the host's, from the NSpid lines of /proc; 0 when
-// no process matches.
-func hostPID(podPID, inPod int) int {
+// appHelperPID returns the host pid of the app's main process: the app
+// helper its unit runs ("/nscn/app run NAME" or "/nscn/app exec NAME"),
+// which supervises the app in the app's own PID namespace and mirrors its
+// exit. It is looked for among the processes of the pod's PID namespace
+// (that of podPID); 0 when none matches (the app has exited already).
+func appHelperPID(podPID int, app string) int {
 	var podNS unix.Stat_t
 	if err := unix.Stat(filepath.Join("/proc", strconv.Itoa(podPID), "ns", "pid"), &podNS); err != nil {
 		return 0
+	}
+	want := []string{
+		sdpod.AppHelper + "\x00run\x00" + app + "\x00",
+		sdpod.AppHelper + "\x00exec\x00" + app + "\x00",
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
@@ -626,20 +633,13 @@ func hostPID(podPID, inPod int) int {
 		if unix.Stat(filepath.Join(p, "ns", "pid"), &ns) != nil || ns.Ino != podNS.Ino || ns.Dev != podNS.Dev {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(p, "status")) //nolint:gosec // G304: a /proc path
+		b, err := os.ReadFile(filepath.Join(p, "cmdline")) //nolint:gosec // G304: a /proc path
 		if err != nil {
 			continue
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			rest, ok := strings.CutPrefix(line, "NSpid:")
-			if !ok {
-				continue
-			}
-			f := strings.Fields(rest)
-			if len(f) >= 2 && f[len(f)-1] == strconv.Itoa(inPod) {
-				n, _ := strconv.Atoi(f[0])
-				return n
-			}
+		if slices.Contains(want, string(b)) {
+			n, _ := strconv.Atoi(filepath.Base(p))
+			return n
 		}
 	}
 	return 0

@@ -211,8 +211,10 @@ func TestParseAppArgs(t *testing.T) {
 		wantErr bool
 	}{
 		{name: "minimal", argv: []string{"--uuid=" + testUUID, "--app=web"}, want: AppArgs{UUID: testUUID, App: "web"}},
-		{name: "every flag", argv: []string{"--debug", "--disable-capabilities-restriction", "--disable-paths", "--disable-seccomp", "--uuid=" + testUUID, "--app=a-1"},
-			want: AppArgs{Debug: true, DisableCapabilities: true, DisablePaths: true, DisableSeccomp: true, UUID: testUUID, App: "a-1"}},
+		{
+			name: "every flag", argv: []string{"--debug", "--disable-capabilities-restriction", "--disable-paths", "--disable-seccomp", "--uuid=" + testUUID, "--app=a-1"},
+			want: AppArgs{Debug: true, DisableCapabilities: true, DisablePaths: true, DisableSeccomp: true, UUID: testUUID, App: "a-1"},
+		},
 		{name: "flags in any order", argv: []string{"--app=web", "--uuid=" + testUUID, "--debug"}, want: AppArgs{Debug: true, UUID: testUUID, App: "web"}},
 		{name: "no uuid", argv: []string{"--app=web"}, wantErr: true},
 		{name: "no app", argv: []string{"--uuid=" + testUUID}, wantErr: true},

@@ -315,15 +315,16 @@ func reapApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string)
 	if err := atomicfile.Write(sdpod.StatusDir, name, []byte(strconv.Itoa(status)+"\n")); err != nil {
 		return err
 	}
+	if pod.Mutable {
+		// A mutable pod (nscn app sandbox) lives until it is stopped,
+		// whatever its apps do: they come and go (app/start, app/stop,
+		// app/rm), and none makes the pod's status.
+		return nil
+	}
 	if status != 0 {
 		if err := recordFirstFailure(status); err != nil {
 			return err
 		}
-	}
-	if pod.Mutable {
-		// A mutable pod (nscn app sandbox) lives until it is stopped:
-		// its apps come and go (app/start, app/stop, app/rm).
-		return nil
 	}
 	allDone := true
 	for _, a := range pod.Names() {

@@ -16,6 +16,11 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == entrypoint.SystemdCallArg {
+		// The child that speaks to the pod's systemd from inside its
+		// PID namespace.
+		os.Exit(entrypoint.PodSystemdCall(context.Background())) //nolint:forbidigo // main
+	}
 	args, err := abiargs.ParseAppArgs(os.Args[1:])
 	if err == nil {
 		err = entrypoint.AppStop(context.Background(), entrypoint.NewLogger(os.Stderr, args.Debug || entrypoint.DebugFromEnv()), args)
