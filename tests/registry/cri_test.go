@@ -314,6 +314,17 @@ func TestCRIPodLifecycle(t *testing.T) {
 		"repositories": []string{reg.host + "/team"}, "acceptTags": true,
 	})
 	s := startCRI(t, e, filepath.Join(t.TempDir(), "cri.sock"))
+	// A failed test leaves no running pod (nor its network) behind.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		running, _ := filepath.Glob(filepath.Join(e.dir, "pods", "run", "*"))
+		for _, p := range running {
+			_ = e.run("stop", "--force", filepath.Base(p))
+		}
+		_ = e.run("gc", "--grace-period=0s")
+	})
 	netnsBefore := netnsNames(t)
 
 	dir := t.TempDir()
