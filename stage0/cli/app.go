@@ -286,6 +286,7 @@ func commands() []*cli.Command {
 		gcCommand(),
 		exportCommand(),
 		metadataServiceCommand(),
+		apiServiceCommand(),
 		imageCommand(),
 		trustCommand(),
 		configCommand(),
