@@ -444,3 +444,136 @@ func giveToGroup(t *testing.T, dir string, gid int) {
 		t.Fatal(err)
 	}
 }
+
+// heldApp is an app of a held pod: it prints say (a shell word list),
+// then waits for the test's go-ahead, prints bye-NAME and exits with code.
+type heldApp struct {
+	name string
+	say  string // shell commands run first
+	code int
+}
+
+// heldPod is a pod run in the background whose apps wait until the test
+// releases them, through a host volume mounted at /ctl in each app.
+type heldPod struct {
+	uuid      string
+	ctl       string
+	cmd       *exec.Cmd
+	out, errb *syncBuffer
+	done      chan struct{}
+	err       error
+}
+
+// startHeldPod starts "nscn" with runArgs (global flags, "run" and its
+// flags) and apps, and returns once the pod's UUID is saved. The pod is
+// released and waited for when the test ends.
+func startHeldPod(t *testing.T, e *env, runArgs []string, apps ...heldApp) *heldPod {
+	t.Helper()
+	p := &heldPod{ctl: t.TempDir(), out: &syncBuffer{}, errb: &syncBuffer{}, done: make(chan struct{})}
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	args := append(slices.Clone(runArgs), "--uuid-file-save="+uuidFile, "--volume=ctl,kind=host,source="+p.ctl)
+	for i, a := range apps {
+		if i > 0 {
+			args = append(args, "---")
+		}
+		script := a.say + "; while [ ! -e /ctl/go ]; do sleep 0.1; done; echo bye-" + a.name + "; exit " + strconv.Itoa(a.code)
+		args = append(args, busybox(t), "--name="+a.name, "--mount=volume=ctl,target=/ctl", "--exec=/bin/sh", "--", "-c", script)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	p.cmd = e.cmd(ctx, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.errb
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.release(t)
+		select {
+		case <-p.done:
+		case <-time.After(time.Minute):
+			e.run("stop", "--force", p.uuid)
+			<-p.done
+		}
+	})
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		select {
+		case <-p.done:
+			t.Fatalf("pod ended before it started: %v\n%s\n%s", p.err, p.out.String(), p.errb.String())
+		default:
+		}
+		if b, err := os.ReadFile(uuidFile); err == nil && len(strings.TrimSpace(string(b))) > 0 { //nolint:gosec // G304: a file the test made
+			p.uuid = strings.TrimSpace(string(b))
+			return p
+		}
+	}
+	t.Fatalf("pod did not start: %s %s", p.out.String(), p.errb.String())
+	return nil
+}
+
+// release lets the pod's apps end.
+func (p *heldPod) release(t *testing.T) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(p.ctl, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wait waits for nscn run to end.
+func (p *heldPod) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("pod did not end\n%s", p.errb.String())
+	}
+}
+
+// waitPodState polls InspectPod until the pod is in state, and returns
+// it; a running pod also until its stage1 recorded its pid (stage0 holds
+// the lock of a pod it is about to start).
+func (s *apiService) waitPodState(t *testing.T, uuid string, state v1alpha.PodState) *v1alpha.Pod {
+	t.Helper()
+	var last *v1alpha.Pod
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		r, err := s.client.InspectPod(callCtx(t), &v1alpha.InspectPodRequest{Id: uuid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last = r.Pod; last.State == state && (state != v1alpha.PodState_POD_STATE_RUNNING || last.Pid > 0) {
+			return last
+		}
+	}
+	t.Fatalf("pod %s is %v, want %v", uuid, last.GetState(), state)
+	return nil
+}
+
+// podIDs lists the IDs of the pods ListPods gives for filters.
+func (s *apiService) podIDs(t *testing.T, filters ...*v1alpha.PodFilter) []string {
+	t.Helper()
+	r, err := s.client.ListPods(callCtx(t), &v1alpha.ListPodsRequest{Filters: filters})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{}
+	for _, p := range r.Pods {
+		ids = append(ids, p.Id)
+	}
+	return ids
+}
+
+// appStates maps the apps of p to "STATE CODE".
+func appStates(p *v1alpha.Pod) map[string]string {
+	out := map[string]string{}
+	for _, a := range p.Apps {
+		s := strings.TrimPrefix(a.State.String(), "APP_STATE_")
+		if a.State == v1alpha.AppState_APP_STATE_EXITED {
+			s += " " + strconv.Itoa(int(a.ExitCode))
+		}
+		out[a.Name] = s
+	}
+	return out
+}

@@ -37,10 +37,14 @@ type Watcher struct {
 }
 
 // NewWatcher returns a Watcher of the pods of dataDir and the images of
-// s, looking every interval (DefaultPollInterval when 0).
+// s, looking every interval (DefaultPollInterval when 0), logging to
+// log (nothing when nil).
 func NewWatcher(dataDir string, s *store.Store, interval time.Duration, log *slog.Logger) *Watcher {
 	if interval <= 0 {
 		interval = DefaultPollInterval
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	return &Watcher{dataDir: dataDir, store: s, interval: interval, log: log, subs: map[chan []*v1alpha.Event]struct{}{}}
 }
@@ -249,6 +253,11 @@ func diff(ctx context.Context, prev, next *snapshot, now time.Time, facts func(c
 	}
 	for _, id := range sortedKeys(prev.pods) {
 		if _, ok := next.pods[id]; !ok {
+			// Gone: removed by gc or rm. One that still ran at the last
+			// look exited since (its apps' statuses went with it).
+			if prev.pods[id].stage == stageStarted {
+				ev(v1alpha.EventType_EVENT_TYPE_POD_EXITED, id, "")
+			}
 			ev(v1alpha.EventType_EVENT_TYPE_POD_GARBAGE_COLLECTED, id, "")
 		}
 	}
@@ -266,6 +275,9 @@ func diff(ctx context.Context, prev, next *snapshot, now time.Time, facts func(c
 }
 
 func (w *Watcher) publish(events []*v1alpha.Event) {
+	for _, e := range events {
+		w.log.Debug("event", "type", e.Type.String(), "id", e.Id, "from", e.From)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.history = append(w.history, events...)

@@ -43,6 +43,7 @@ func TestDiff(t *testing.T) {
 		},
 		{name: "prepared pod collected without running", prev: &snapshot{pods: pods(stagePrepared)}, next: &snapshot{pods: pods(stageExited)}, facts: neverRan, want: ""},
 		{name: "removed", prev: &snapshot{pods: pods(stageExited)}, next: &snapshot{}, facts: ran, want: "POD_GARBAGE_COLLECTED pod-1"},
+		{name: "exited and removed between two looks", prev: &snapshot{pods: pods(stageStarted)}, next: &snapshot{}, facts: ran, want: "POD_EXITED pod-1,POD_GARBAGE_COLLECTED pod-1"},
 		{
 			name: "images", prev: &snapshot{images: map[string]string{"sha512-1": "old"}}, next: &snapshot{images: map[string]string{"sha512-2": "new"}}, facts: ran,
 			want: "IMAGE_IMPORTED sha512-2 new,IMAGE_REMOVED sha512-1 old",
