@@ -390,6 +390,33 @@ func TestAPIAsNscnGroupMember(t *testing.T) {
 	if strings.Contains(s.stderr.String(), "permission denied") {
 		t.Errorf("the service met a permission error:\n%s", s.stderr.String())
 	}
+
+	// A data directory where nothing was fetched or run yet, as
+	// tmpfiles.d makes it: the service answers with nothing, and creates
+	// nothing.
+	fresh := newEnv(t)
+	if err := os.Mkdir(fresh.dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	giveToGroup(t, fresh.dir, gid)
+	for d := filepath.Dir(fresh.dir); d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil { //nolint:gosec // G302: traversal only
+			t.Fatal(err)
+		}
+	}
+	s = startAPI(t, fresh, "", "setpriv", "--reuid=65534", "--regid=65534", "--groups="+strconv.Itoa(gid), "--inh-caps=-all", "--")
+	pods, err = s.client.ListPods(callCtx(t), &v1alpha.ListPodsRequest{})
+	if err != nil || len(pods.Pods) != 0 {
+		t.Errorf("ListPods of a fresh data directory = %v, %v", pods, err)
+	}
+	ims, err = s.client.ListImages(callCtx(t), &v1alpha.ListImagesRequest{})
+	if err != nil || len(ims.Images) != 0 {
+		t.Errorf("ListImages of a fresh data directory = %v, %v", ims, err)
+	}
+	s.stop(t)
+	if left, _ := os.ReadDir(fresh.dir); len(left) != 0 {
+		t.Errorf("the service created %v in the data directory", left)
+	}
 }
 
 func firstLine(s string) string {

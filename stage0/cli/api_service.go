@@ -58,10 +58,7 @@ read per pod state, a lock probe per pod, and a stat of the image index.`,
 			if interval < 10*time.Millisecond {
 				return usageErrorf("api-service: --poll-interval %s is below 10ms", interval)
 			}
-			s, err := openStoreReadOnly(c.Context, g)
-			if err != nil {
-				return err
-			}
+			s := openStoreReadOnly(c.Context, g)
 			ls, err := apiListeners(c.Context, g, c.String("listen"), c.String("socket"))
 			if err != nil {
 				return err
