@@ -112,7 +112,28 @@ func TestAPINspawnPod(t *testing.T) {
 	default:
 	}
 
-	p.release(t)
+	// web ends first, with 0: the pod runs on (an app that fails ends
+	// it, and stops the others: Documentation/stage1-flavors.md).
+	p.release(t, "web")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		r, err := s.client.InspectPod(callCtx(t), &v1alpha.InspectPodRequest{Id: u})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := appStates(r.Pod)
+		if r.Pod.State == v1alpha.PodState_POD_STATE_RUNNING && fmt.Sprint(got) == "map[db:RUNNING web:EXITED 0]" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after web ended: pod %v, apps %v", r.Pod.State, got)
+		}
+	}
+	select {
+	case err := <-ended:
+		t.Fatalf("the followed log ended while the pod runs: %v", err)
+	default:
+	}
+	p.release(t, "db")
 	p.wait(t)
 	select {
 	case err := <-ended:

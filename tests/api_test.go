@@ -472,8 +472,9 @@ func giveToGroup(t *testing.T, dir string, gid int) {
 	}
 }
 
-// heldApp is an app of a held pod: it prints say (a shell word list),
-// then waits for the test's go-ahead, prints bye-NAME and exits with code.
+// heldApp is an app of a held pod: it runs say (shell commands), then
+// waits for the test's go-ahead (release), prints bye-NAME and exits with
+// code.
 type heldApp struct {
 	name string
 	say  string // shell commands run first
@@ -503,7 +504,7 @@ func startHeldPod(t *testing.T, e *env, runArgs []string, apps ...heldApp) *held
 		if i > 0 {
 			args = append(args, "---")
 		}
-		script := a.say + "; while [ ! -e /ctl/go ]; do sleep 0.1; done; echo bye-" + a.name + "; exit " + strconv.Itoa(a.code)
+		script := a.say + "; while [ ! -e /ctl/go ] && [ ! -e /ctl/go-" + a.name + " ]; do sleep 0.1; done; echo bye-" + a.name + "; exit " + strconv.Itoa(a.code)
 		args = append(args, busybox(t), "--name="+a.name, "--mount=volume=ctl,target=/ctl", "--exec=/bin/sh", "--", "-c", script)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -541,11 +542,20 @@ func startHeldPod(t *testing.T, e *env, runArgs []string, apps ...heldApp) *held
 	return nil
 }
 
-// release lets the pod's apps end.
-func (p *heldPod) release(t *testing.T) {
+// release lets the pod's apps end; with names, only those apps.
+func (p *heldPod) release(t *testing.T, names ...string) {
 	t.Helper()
-	if err := os.WriteFile(filepath.Join(p.ctl, "go"), nil, 0o644); err != nil {
-		t.Fatal(err)
+	files := []string{"go"}
+	if len(names) > 0 {
+		files = nil
+		for _, n := range names {
+			files = append(files, "go-"+n)
+		}
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(p.ctl, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -603,4 +613,86 @@ func appStates(p *v1alpha.Pod) map[string]string {
 		out[a.Name] = s
 	}
 	return out
+}
+
+// TestAPISocketActivatedNotifies runs the service as systemd would with
+// nscn-api.socket: on a socket passed by systemd-socket-activate
+// (LISTEN_FDS), reporting READY=1 on NOTIFY_SOCKET, and stopping on
+// SIGTERM with exit status 0.
+func TestAPISocketActivatedNotifies(t *testing.T) {
+	activate, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Skip("systemd-socket-activate (package systemd) is missing")
+	}
+	e := newEnv(t)
+	dir := t.TempDir()
+	sock, notify := filepath.Join(dir, "api.sock"), filepath.Join(dir, "notify")
+	nc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notify, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = nc.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// No --listen: the passed socket replaces the flags.
+	cmd := e.cmd(ctx, "api-service", "--poll-interval=1s")
+	cmd.Args = append([]string{activate, "-l", sock, "-E", "NOTIFY_SOCKET=" + notify}, cmd.Args...)
+	cmd.Path = activate
+	cmd.Err = nil
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var waitErr error
+	done := make(chan struct{})
+	go func() {
+		waitErr = cmd.Wait()
+		close(done)
+	}()
+	exited := false
+	defer func() {
+		if !exited {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("systemd-socket-activate made no socket\n%s", stderr.String())
+		}
+	}
+	// systemd-socket-activate starts the service at the first connection.
+	if _, err := v1alpha.NewPublicAPIClient(conn).GetInfo(callCtx(t), &v1alpha.GetInfoRequest{}); err != nil {
+		t.Fatalf("GetInfo on the activated socket: %v\n%s", err, stderr.String())
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(time.Minute))
+	buf := make([]byte, 4096)
+	n, err := nc.Read(buf)
+	if err != nil || !strings.Contains(string(buf[:n]), "READY=1") {
+		t.Fatalf("notify socket: %q, %v\n%s", buf[:n], err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "socket-activated") || strings.Contains(stderr.String(), "15441") {
+		t.Errorf("the service did not serve on the passed socket alone:\n%s", stderr.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+		exited = true
+		if waitErr != nil {
+			t.Errorf("after SIGTERM: %v\n%s", waitErr, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit after SIGTERM\n%s", stderr.String())
+	}
 }
