@@ -36,8 +36,10 @@ See Documentation/api-service.md.
 
 It listens on TCP at --listen (default localhost:15441, as rkt; "" for none) and,
 with --socket=PATH, on a Unix socket too (mode 0660; its directory must exist).
-The TCP listener has no authentication: keep it on the loopback interface. Socket
-activation is supported: the sockets systemd passes (LISTEN_FDS) replace both flags.
+Neither has authentication: every local user can connect to the TCP listener,
+while the socket's mode keeps it to its group. --listen= with --socket serves the
+nscn group alone, as nscn-api.socket does. Socket activation is supported: the
+sockets systemd passes (LISTEN_FDS) replace both flags.
 Readiness is reported with sd_notify when NOTIFY_SOCKET is set.
 
 The service needs no root: a member of the nscn group, which may read the data
