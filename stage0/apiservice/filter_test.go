@@ -1,9 +1,18 @@
 package apiservice
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	v1alpha "github.com/nosecone/nscn/api/v1alpha"
+	"github.com/nosecone/nscn/internal/errdefs"
 )
 
 const (
@@ -181,5 +190,43 @@ func TestParseCgroup(t *testing.T) {
 				t.Errorf("parseCgroup = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func FuzzParseCgroup(f *testing.F) {
+	for _, s := range []string{"0::/machine.slice/x.scope\n", "1:name=systemd:/a\n0::/b\n", "::\n", "0:", "12:cpu,cpuacct:/x\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := parseCgroup(b)
+		if strings.Contains(got, "\n") {
+			t.Fatalf("parseCgroup(%q) = %q holds a newline", b, got)
+		}
+	})
+}
+
+func TestGRPCError(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want codes.Code
+	}{
+		{name: "not found", err: fmt.Errorf("get pod: %w", errdefs.NotFound("no pod")), want: codes.NotFound},
+		{name: "invalid", err: errdefs.InvalidArgument("ambiguous"), want: codes.InvalidArgument},
+		{name: "precondition", err: errdefs.FailedPrecondition("no logs"), want: codes.FailedPrecondition},
+		{name: "permission", err: fmt.Errorf("pod x: %w", &fs.PathError{Op: "lstat", Path: "journal", Err: fs.ErrPermission}), want: codes.PermissionDenied},
+		{name: "canceled", err: fmt.Errorf("list pods: %w", context.Canceled), want: codes.Canceled},
+		{name: "other", err: errors.New("disk on fire"), want: codes.Internal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := grpcError(tt.err)
+			if status.Code(err) != tt.want || !strings.Contains(err.Error(), tt.err.Error()) {
+				t.Errorf("grpcError = %v, want code %v and the message", err, tt.want)
+			}
+		})
+	}
+	if grpcError(nil) != nil {
+		t.Error("grpcError(nil) is not nil")
 	}
 }
