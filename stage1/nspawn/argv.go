@@ -3,6 +3,7 @@ package nspawn
 import (
 	"strings"
 
+	"github.com/nosecone/nscn/internal/idrange"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 )
 
@@ -40,6 +41,13 @@ type ArgvConfig struct {
 	// Console is ConsoleInteractive for --interactive on a terminal;
 	// empty otherwise.
 	Console string
+	// PrivateUsers, when not zero, runs the container in a user
+	// namespace that maps its IDs 0…Count-1 onto the host's Base…
+	// (--private-users). The files must already appear owned by the
+	// namespace's IDs (package idshift): systemd-nspawn is told to leave
+	// ownership alone, since its own chown or idmapped mount covers the
+	// root directory only, not the apps' root filesystems mounted in it.
+	PrivateUsers idrange.Range
 }
 
 // ConsoleInteractive makes systemd-nspawn give the container a pseudo
@@ -76,6 +84,9 @@ func Argv(c ArgvConfig) []string {
 	}
 	if c.Hostname != "" {
 		a = append(a, "--hostname="+c.Hostname)
+	}
+	if !c.PrivateUsers.IsZero() {
+		a = append(a, "--private-users="+c.PrivateUsers.String(), "--private-users-ownership=off")
 	}
 	switch {
 	case c.NetNS != "":
