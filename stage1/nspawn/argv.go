@@ -21,8 +21,9 @@ type ArgvConfig struct {
 	Hostname string // empty: the machine name
 	NetMode  string // sdpod.NetHost, sdpod.NetNone or sdpod.NetCNI
 	// NetNS is the pod's network namespace (networking.Setup), which
-	// systemd-nspawn joins; empty for the host's network. Without it,
-	// NetNone asks systemd-nspawn for a namespace of its own.
+	// systemd-nspawn joins (with PrivateUsers: which run starts it in);
+	// empty for the host's network. Without it, NetNone asks
+	// systemd-nspawn for a namespace of its own.
 	NetNS string
 	// Register asks systemd-machined to register the pod and run it in a
 	// scope of its own; only when the host runs systemd. Otherwise
@@ -89,6 +90,11 @@ func Argv(c ArgvConfig) []string {
 		a = append(a, "--private-users="+c.PrivateUsers.String(), "--private-users-ownership=off")
 	}
 	switch {
+	case c.NetNS != "" && !c.PrivateUsers.IsZero():
+		// In a user namespace systemd-nspawn joins the network
+		// namespace from inside it, which the kernel refuses (the
+		// namespace belongs to the host's user namespace): run starts
+		// systemd-nspawn in it instead, and the container keeps it.
 	case c.NetNS != "":
 		// --private-network too: without it systemd-nspawn gives the
 		// container the host's /sys, whose class/net lists the host's
