@@ -9,10 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/idrange"
+	"github.com/nosecone/nscn/internal/isolate"
 	"github.com/nosecone/nscn/internal/stage1/idshift"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
@@ -189,4 +192,56 @@ func privateUsersHostFiles(podDir, machineID string, cgroupBinds []sdpod.Bind) [
 		}
 	}
 	return out
+}
+
+// userNSRange returns the ID range of the user namespace of the process
+// at proc (/proc/PID), as its uid_map shows it from enter's (the
+// host's) namespace: zero when it is the host's own. A map other than
+// one range from ID 0, which no nscn pod has, is refused.
+func userNSRange(proc string) (idrange.Range, error) {
+	self, err := os.Readlink("/proc/self/ns/user")
+	if err != nil {
+		return idrange.Range{}, fmt.Errorf("read the user namespace: %w", err)
+	}
+	its, err := os.Readlink(filepath.Join(proc, "ns", "user"))
+	if err != nil {
+		return idrange.Range{}, fmt.Errorf("read the app's user namespace: %w", err)
+	}
+	if its == self {
+		return idrange.Range{}, nil
+	}
+	b, err := os.ReadFile(filepath.Join(proc, "uid_map")) //nolint:gosec // G304: a /proc path of the pod's process
+	if err != nil {
+		return idrange.Range{}, fmt.Errorf("read the app's user namespace: %w", err)
+	}
+	return parseUIDMap(string(b))
+}
+
+// parseUIDMap reads a uid_map of one line mapping 0…COUNT-1.
+func parseUIDMap(m string) (idrange.Range, error) {
+	f := strings.Fields(m)
+	if len(f) != 3 || f[0] != "0" {
+		return idrange.Range{}, errdefs.FailedPrecondition("the app's user namespace maps %q, not one range from ID 0", strings.TrimSpace(m))
+	}
+	return idrange.Parse(f[1] + ":" + f[2])
+}
+
+// shiftCreds maps the app's IDs to the host's through r.
+func shiftCreds(c isolate.Creds, r idrange.Range) (isolate.Creds, error) {
+	var ok bool
+	out := isolate.Creds{}
+	if out.UID, ok = r.Shift(c.UID); !ok {
+		return c, errdefs.FailedPrecondition("uid %d is outside the pod's user namespace (%s)", c.UID, r)
+	}
+	if out.GID, ok = r.Shift(c.GID); !ok {
+		return c, errdefs.FailedPrecondition("gid %d is outside the pod's user namespace (%s)", c.GID, r)
+	}
+	for _, g := range c.Groups {
+		h, ok := r.Shift(g)
+		if !ok {
+			return c, errdefs.FailedPrecondition("group %d is outside the pod's user namespace (%s)", g, r)
+		}
+		out.Groups = append(out.Groups, h)
+	}
+	return out, nil
 }

@@ -10,8 +10,8 @@ import (
 	"slices"
 	"syscall"
 
-	"golang.org/x/sys/unix"
 	"github.com/nosecone/nscn/internal/idrange"
+	"golang.org/x/sys/unix"
 )
 
 // UserNS returns a descriptor of a new user namespace that maps 0…Count-1
