@@ -24,7 +24,7 @@ func podRange(t *testing.T, e *env, uuid string) idrange.Range {
 	if len(dirs) != 1 {
 		t.Fatalf("pod %s: directories %v", uuid, dirs)
 	}
-	b, err := os.ReadFile(filepath.Join(dirs[0], "private-users")) //nolint:gosec // G304: a file of the test's pod
+	b, err := os.ReadFile(filepath.Join(dirs[0], "private-users"))
 	if err != nil {
 		t.Fatalf("pod %s has no range record: %v", uuid, err)
 	}
@@ -66,10 +66,10 @@ func hostOwner(t *testing.T, p string) (uint32, uint32) {
 func volumeDir(t *testing.T) string {
 	t.Helper()
 	d := filepath.Join(t.TempDir(), "vol")
-	if err := os.Mkdir(d, 0o777); err != nil {
+	if err := os.Mkdir(d, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(d, 0o777); err != nil { // past the umask
+	if err := os.Chmod(d, 0o777); err != nil { //nolint:gosec // G302: a volume for the pods' unprivileged host users, in the test's own 0700 directory
 		t.Fatal(err)
 	}
 	// The test's temporary directories are root's, 0700: the pod reaches
@@ -100,8 +100,10 @@ func TestNspawnPrivateUsers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			vol := volumeDir(t)
 			uuidFile := filepath.Join(t.TempDir(), "uuid")
-			args := append([]string{"--insecure-options=image", "run", "--private-users", "--uuid-file-save=" + uuidFile,
-				"--stage1-path=" + nspawnACI(t), "--volume=vol,kind=host,source=" + vol}, tt.flags...)
+			args := append([]string{
+				"--insecure-options=image", "run", "--private-users", "--uuid-file-save=" + uuidFile,
+				"--stage1-path=" + nspawnACI(t), "--volume=vol,kind=host,source=" + vol,
+			}, tt.flags...)
 			args = append(args, busybox(t), "--mount=volume=vol,target=/vol", "--exec=/bin/sh", "--", "-c", privUsersScript+`; ip -4 addr show eth0 2>/dev/null | grep -o "inet [0-9.]*"`)
 			r := e.ok(args...)
 			uuid := readUUID(t, uuidFile)

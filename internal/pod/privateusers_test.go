@@ -3,6 +3,7 @@ package pod
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,6 +13,9 @@ import (
 	"github.com/nosecone/nscn/internal/idrange"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
+
+// account is a passwd(5) line of a host user with uid id.
+func account(id int) string { return fmt.Sprintf("svc:x:%d:%d::/:/bin/false\n", id, id) }
 
 func TestAllocatePrivateUsers(t *testing.T) {
 	const first = 1 << 20
@@ -27,12 +31,12 @@ func TestAllocatePrivateUsers(t *testing.T) {
 		{name: "random start", start: 2, want: first + 2*idrange.Size},
 		{name: "taken by a running pod", others: map[string]string{dirRun: "1048576:65536"}, want: first + idrange.Size},
 		{name: "taken by an exited pod awaiting gc", others: map[string]string{dirExitedGarbage: "1048576:65536", dirPrepared: "1114112:65536"}, want: first + 2*idrange.Size},
-		{name: "a host account inside", passwd: "svc:x:1048600:1048600::/:/bin/false\n", want: first + idrange.Size},
+		{name: "a host account inside", passwd: account(1048600), want: first + idrange.Size},
 		{name: "wraps around", start: 3, others: map[string]string{dirRun: "1245184:65536"}, want: first},
 		{
 			name:   "full",
 			others: map[string]string{dirRun: "1048576:65536", dirPrepared: "1114112:65536", dirGarbage: "1179648:65536"},
-			passwd: "svc:x:1245184:1:x:/:/bin/false\n",
+			passwd: account(1245184),
 		},
 	}
 	for _, tt := range tests {

@@ -10,8 +10,9 @@ import (
 	"slices"
 	"syscall"
 
-	"github.com/nosecone/nscn/internal/idrange"
 	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/idrange"
 )
 
 // UserNS returns a descriptor of a new user namespace that maps 0…Count-1
