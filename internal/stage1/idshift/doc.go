@@ -17,6 +17,12 @@
 //     (the shared tree in the store below is never written), which costs
 //     the pod's disk space and the time of the copy.
 //
+// UserNS makes the user namespace an idmapped mount needs by starting a
+// child in it that ptrace stops before it runs: it locks the calling
+// goroutine to its thread while it traces. IDMapMounts attaches in the
+// calling thread's mount namespace: call it on a locked thread that
+// unshared its own.
+//
 // It runs in stage1, on the host, as root (CAP_SYS_ADMIN and CAP_CHOWN in
 // the initial user namespace). It is Linux-only.
 package idshift
