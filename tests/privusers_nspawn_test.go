@@ -222,13 +222,20 @@ func TestNspawnPrivateUsersEnter(t *testing.T) {
 }
 
 // TestPrivateUsersRefusedWithoutUserNamespaces: fly runs as the host's
-// users; --private-users with it is refused before any pod exists.
+// users, kvm in a VM; --private-users with either is refused before any
+// pod exists.
 func TestPrivateUsersRefusedWithoutUserNamespaces(t *testing.T) {
 	e := newEnv(t)
 	e.fails("cannot run a pod in a user namespace", "--insecure-options=image", "run", "--private-users",
 		"--stage1-from-dir=stage1-fly.aci", busybox(t), "--exec=/bin/true")
 	e.fails("cannot run a pod in a user namespace", "--insecure-options=image", "prepare", "--private-users",
 		"--stage1-from-dir=stage1-fly.aci", busybox(t), "--exec=/bin/true")
+	// stage1-kvm's boundary is its virtual machine: refused the same way,
+	// before any VM is started.
+	if kvm := os.Getenv("NSCN_STAGE1_KVM_ACI"); kvm != "" {
+		e.fails("cannot run a pod in a user namespace", "--insecure-options=image", "run", "--private-users",
+			"--stage1-path="+kvm, busybox(t), "--exec=/bin/true")
+	}
 	assertNoPods(t, e)
 }
 
