@@ -222,7 +222,7 @@ $(CRI_BUSYBOX): scripts/cri/fetch-busybox.sh
 
 cri-test: all $(CRITEST) $(CRI_BUSYBOX) ## critest v1.37.0 against Debian's containerd and nscn cri, stand-in images served under their real names in private namespaces; results in build/cri/results.txt; fails when a spec of tests/cri/*-passes.txt stops passing (root, ~3 min; CRI_TEST_FLAGS=-update rewrites the lists)
 	@mkdir -p $(BUILD)/cri
-	$(GO) build -trimpath -o $(BUILD)/cri/standin ./tests/cri/standin
+	$(GO) build -trimpath -buildvcs=false -o $(BUILD)/cri/standin ./tests/cri/standin
 	$(GO) test -c -tags functional -o $(BUILD)/cri.test ./tests/cri
 	cd tests/cri && NSCN_BIN=$(abspath $(BIN)/nscn) NSCN_CRITEST=$(abspath $(CRITEST)) \
 		NSCN_CRI_STANDIN=$(abspath $(BUILD)/cri/standin) NSCN_CRI_BUSYBOX=$(abspath $(CRI_BUSYBOX)) NSCN_CNI_PLUGIN_DIR=$(abspath $(CNI_PLUGINS)) \
