@@ -174,7 +174,9 @@ func TestCritest(t *testing.T) {
 // where it may point registry names at loopback without touching the host.
 func reexecIsolated(t *testing.T) {
 	t.Helper()
-	args := []string{"-test.run=^TestCritest$", "-test.v", "-test.count=1"}
+	// A timeout of its own, below make's: a hang ends with the inner
+	// process's goroutines printed.
+	args := []string{"-test.run=^TestCritest$", "-test.v", "-test.count=1", "-test.timeout=25m"}
 	if updating() {
 		args = append(args, "-update")
 	}

@@ -16,6 +16,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -378,4 +379,78 @@ func push(ctx context.Context, imgs map[string]v1.Image, tr http.RoundTripper) e
 		}
 	}
 	return nil
+}
+
+// TestStandinImages checks the recipe against what the specs read from
+// the images' configs and names, without a registry: one image under the
+// names that must share it, different images where they must differ, the
+// users of the image-user specs.
+func TestStandinImages(t *testing.T) {
+	st, err := readStandins(t.Context(), mustEnv(t, "NSCN_CRI_BUSYBOX"), mustEnv(t, "NSCN_CRI_STANDIN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := st.images()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const staging = "gcr.io/k8s-staging-cri-tools/"
+	digest := func(ref string) string {
+		t.Helper()
+		img := imgs[ref]
+		if img == nil {
+			t.Fatalf("no stand-in for %s", ref)
+		}
+		d, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.String()
+	}
+	for _, tc := range []struct {
+		name string
+		refs []string
+		same bool
+	}{
+		{name: "pause in both registries", refs: []string{"registry.k8s.io/pause:3.9", "k8s.gcr.io/pause:3.9"}, same: true},
+		{name: "tags 1, 2 and 3", refs: []string{staging + "test-image-tags:1", staging + "test-image-tags:2", staging + "test-image-tags:3"}, same: true},
+		{name: "images 1, 2 and 3", refs: []string{staging + "test-image-1:latest", staging + "test-image-2:latest", staging + "test-image-3:latest"}},
+		{name: "tag test and tag all", refs: []string{staging + "test-image-tag:test", staging + "test-image-tag:all"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seen := map[string]bool{}
+			for _, r := range tc.refs {
+				seen[digest(r)] = true
+			}
+			if tc.same && len(seen) != 1 || !tc.same && len(seen) != len(tc.refs) {
+				t.Fatalf("%v: %d digests, want same=%v", tc.refs, len(seen), tc.same)
+			}
+		})
+	}
+	for ref, user := range map[string]string{
+		staging + "test-image-user-uid:latest": "1002", staging + "test-image-user-username:latest": "www-data",
+		staging + "test-image-user-uid-group:latest": "1003:users", staging + "test-image-user-username-group:latest": "www-data:www-data",
+		staging + "test-image-predefined-group:latest": "1000",
+	} {
+		t.Run("user of "+ref, func(t *testing.T) {
+			cf, err := imgs[ref].ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cf.Config.User != user {
+				t.Fatalf("user %q, want %q", cf.Config.User, user)
+			}
+		})
+	}
+	// Every image critest v1.37.0 pulls by tag has a stand-in.
+	for _, ref := range []string{
+		"registry.k8s.io/e2e-test-images/busybox:1.29-2", "registry.k8s.io/e2e-test-images/nginx:1.14-2",
+		"registry.k8s.io/e2e-test-images/httpd:2.4.39-4", "registry.k8s.io/e2e-test-images/nonewprivs:1.3",
+		staging + "hostnet-nginx-amd64:latest", staging + "test-image-latest:latest",
+	} {
+		digest(ref)
+	}
+	if got := len(imgs); got != 21 {
+		t.Errorf("%d stand-ins, want 21", got)
+	}
 }
