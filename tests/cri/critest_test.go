@@ -60,6 +60,10 @@ func mustEnv(t *testing.T, name string) string {
 // regressed) no longer passes.
 func TestCritest(t *testing.T) {
 	testutil.RequiresRoot(t)
+	// The peer, the registry, and what the harness and critest run.
+	for _, c := range []string{"containerd", "containerd-shim-runc-v2", "runc", "docker-registry", "ip", "ipcmk", "ldd"} {
+		testutil.RequiresCommand(t, c)
+	}
 	if os.Getenv(innerEnv) != "1" {
 		reexecIsolated(t)
 		return
@@ -76,6 +80,9 @@ func TestCritest(t *testing.T) {
 	storage := filepath.Join(cache, "registry")
 	key := st.key()
 	cached, _ := os.ReadFile(filepath.Join(cache, "registry.key")) //nolint:gosec // G304: the cache under build/ make names
+	if _, err := os.Stat(storage); err != nil {
+		cached = nil // the key without the storage it describes
+	}
 	if strings.TrimSpace(string(cached)) != key {
 		if err := os.RemoveAll(storage); err != nil {
 			t.Fatal(err)
@@ -339,10 +346,7 @@ func tail(b []byte) string {
 // restrict_oom_score_adj.
 func startContainerd(t *testing.T, dir string) (string, func()) {
 	t.Helper()
-	bin, err := exec.LookPath("containerd")
-	if err != nil {
-		t.Fatalf("%v (scripts/install-deps.sh installs containerd)", err)
-	}
+	bin := testutil.RequiresCommand(t, "containerd")
 	cniDir := filepath.Join(dir, "net.d")
 	if err := os.MkdirAll(cniDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -475,6 +479,14 @@ func runCritest(ctx context.Context, endpoint, dir, logPath string) (*run, error
 	cmd := exec.CommandContext(ctx, os.Getenv("NSCN_CRITEST"), //nolint:gosec // G204: critest built by make
 		"-runtime-endpoint="+endpoint, "-image-endpoint="+endpoint,
 		"-ginkgo.skip="+skip, "-ginkgo.json-report="+report, "-ginkgo.no-color", "-ginkgo.v", "-test.timeout=15m")
+	// Its pods' log directories (podLogTest*) go to a TMPDIR of its own:
+	// it leaves those of pods it could not remove, and the test's
+	// temporary directory goes at the end.
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return nil, err
+	}
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{
