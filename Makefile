@@ -220,7 +220,7 @@ CRI_BUSYBOX := $(BUILD)/cri/busybox
 $(CRI_BUSYBOX): scripts/cri/fetch-busybox.sh
 	scripts/cri/fetch-busybox.sh $@
 
-cri-test: all $(CRITEST) $(CRI_BUSYBOX) ## critest v1.37.0 against Debian's containerd and nscn cri, stand-in images served under their real names in private namespaces; results in build/cri/results.txt; fails when a spec of tests/cri/*-passes.txt stops passing (root, ~3 min; CRI_TEST_FLAGS=-update rewrites the lists)
+cri-test: all $(CRITEST) $(CRI_BUSYBOX) ## critest v1.37.0 against Debian's containerd and nscn cri, stand-in images served under their real names in private namespaces; results in build/cri/results.txt; fails when a spec of tests/cri/*-passes.txt stops passing (root, ~2.5 min; CRI_TEST_FLAGS=-update rewrites the lists)
 	@mkdir -p $(BUILD)/cri
 	$(GO) build -trimpath -buildvcs=false -o $(BUILD)/cri/standin ./tests/cri/standin
 	$(GO) test -c -tags functional -o $(BUILD)/cri.test ./tests/cri
