@@ -37,7 +37,7 @@ const (
 // is refused, since it may expect arguments this stage0 does not pass.
 const (
 	MinInterfaceVersion = 1
-	MaxInterfaceVersion = 9
+	MaxInterfaceVersion = 10
 )
 
 // CheckInterfaceVersion parses the interface-version annotation value. An
@@ -59,18 +59,22 @@ func CheckInterfaceVersion(v string) (int, error) {
 // Flags of the run entrypoint. Stage0 passes them as --name=value, the pod
 // UUID last.
 const (
-	FlagDebug                  = "debug"
-	FlagNet                    = "net"
-	FlagInteractive            = "interactive"
-	FlagMDSToken               = "mds-token"
-	FlagMDSPort                = "mds-port"
-	FlagLocalConfig            = "local-config"
-	FlagHostname               = "hostname"
-	FlagDNSConfMode            = "dns-conf-mode"
-	FlagDisableCapabilities    = "disable-capabilities-restriction"
-	FlagDisablePaths           = "disable-paths"
-	FlagDisableSeccomp         = "disable-seccomp"
-	FlagIPC                    = "ipc"
+	FlagDebug               = "debug"
+	FlagNet                 = "net"
+	FlagInteractive         = "interactive"
+	FlagMDSToken            = "mds-token"
+	FlagMDSPort             = "mds-port"
+	FlagLocalConfig         = "local-config"
+	FlagHostname            = "hostname"
+	FlagDNSConfMode         = "dns-conf-mode"
+	FlagDisableCapabilities = "disable-capabilities-restriction"
+	FlagDisablePaths        = "disable-paths"
+	FlagDisableSeccomp      = "disable-seccomp"
+	FlagIPC                 = "ipc"
+	// FlagPrivateUsers (interface version 10) is BASE:COUNT, decimal:
+	// run the pod in a user namespace whose IDs 0…COUNT-1 are the host's
+	// BASE…BASE+COUNT-1. A stage1 that cannot isolate users refuses it.
+	FlagPrivateUsers           = "private-users"
 	FlagEnterPID               = "pid"
 	FlagEnterAppName           = "appname"
 	FlagStopForce              = "force"
@@ -149,6 +153,7 @@ const (
 	// MDSTokenFile (mode 0600) instead of --mds-token, whose value any
 	// local user could read in /proc/PID/cmdline.
 	InterfaceVersionMDSTokenFile = 9
+	InterfaceVersionPrivateUsers = 10 // --private-users
 )
 
 // DefaultMDSPort is the TCP port of the metadata service that a stage1
@@ -272,4 +277,15 @@ const (
 	// service, the service's registration socket (a path and a newline),
 	// so that gc and rm unregister the pod from the same service.
 	MDSSocketFile = "mds-socket"
+	// PrivateUsersFile records the ID range stage0 allocated to a pod
+	// run with --private-users (BASE:COUNT and a newline), written under
+	// the data directory's PrivateUsersLock when the pod is prepared:
+	// run-prepared passes it on, and no other pod gets an overlapping
+	// range while the pod directory exists.
+	PrivateUsersFile = "private-users"
 )
+
+// PrivateUsersLock is the lock file, relative to the data directory's
+// pods directory, that stage0 holds while it picks a pod's ID range and
+// records it in the pod's PrivateUsersFile.
+const PrivateUsersLock = "private-users.lock"

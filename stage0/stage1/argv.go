@@ -25,8 +25,11 @@ type RunFlags struct {
 	DisablePaths        bool
 	DisableSeccomp      bool
 	IPC                 string
-	UUID                string
-	InterfaceVersion    int
+	// PrivateUsers is the pod's ID range (BASE:COUNT) for a stage1 of
+	// interface version 10 or later; empty: no user namespace.
+	PrivateUsers     string
+	UUID             string
+	InterfaceVersion int
 }
 
 // RunArgs builds the run entrypoint's argv (without argv[0]). Arguments a
@@ -97,6 +100,12 @@ func RunArgs(f RunFlags) ([]string, error) {
 			return nil, err
 		}
 		a = append(a, "--"+stage1abi.FlagIPC+"="+f.IPC)
+	}
+	if f.PrivateUsers != "" {
+		if err := need(stage1abi.InterfaceVersionPrivateUsers, stage1abi.FlagPrivateUsers); err != nil {
+			return nil, err
+		}
+		a = append(a, "--"+stage1abi.FlagPrivateUsers+"="+f.PrivateUsers)
 	}
 	if f.UUID == "" {
 		return nil, errdefs.InvalidArgument("run entrypoint: no pod UUID")

@@ -39,6 +39,11 @@ func TestRunArgs(t *testing.T) {
 		{name: "dns conf needs 4", flags: RunFlags{DNSConfMode: "resolv=host", UUID: "u", InterfaceVersion: 3}, class: errdefs.ErrFailedPrecondition},
 		{name: "ipc needs 6", flags: RunFlags{IPC: "private", UUID: "u", InterfaceVersion: 5}, class: errdefs.ErrFailedPrecondition},
 		{name: "no uuid", flags: RunFlags{InterfaceVersion: 6}, class: errdefs.ErrInvalidArgument},
+		{
+			name: "private users at version 10", flags: RunFlags{PrivateUsers: "524288:65536", UUID: "u", InterfaceVersion: 10},
+			want: "--net=default --private-users=524288:65536 u",
+		},
+		{name: "private users needs 10", flags: RunFlags{PrivateUsers: "524288:65536", UUID: "u", InterfaceVersion: 9}, class: errdefs.ErrFailedPrecondition},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

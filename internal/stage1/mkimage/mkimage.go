@@ -67,6 +67,7 @@ var interfaceVersions = map[string]int{
 	"mds-port":       stage1abi.InterfaceVersionMDSPort,
 	"ready":          stage1abi.InterfaceVersionReady,
 	"mds-token-file": stage1abi.InterfaceVersionMDSTokenFile,
+	"private-users":  stage1abi.InterfaceVersionPrivateUsers,
 }
 
 // InterfaceVersionByName returns the interface version called name (see
