@@ -7,11 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	v1alpha "github.com/nosecone/nscn/api/v1alpha"
 )
@@ -181,4 +188,47 @@ func TestAPINspawnPod(t *testing.T) {
 	s.stop(t)
 	netGC(t, e)
 	requireNetRestored(t, before)
+}
+
+// TestAPINspawnAsGroupMember: a service in the nscn group reads an exited
+// nspawn pod, but not what stays root's (Documentation/security.md): its
+// journal (GetLogs is PermissionDenied) and its apps' exit statuses in
+// the stage1's root (the app is listed without a state).
+func TestAPINspawnAsGroupMember(t *testing.T) {
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv (util-linux) is missing")
+	}
+	e := newEnv(t)
+	const gid = 47811
+	r := e.nspawnSh("echo hello")
+	if r.code != 0 {
+		t.Fatalf("run: %d %s", r.code, r.stderr)
+	}
+	u := nspawnOnlyPod(t, e)
+	giveToGroup(t, e.dir, gid)
+	for d := filepath.Dir(e.dir); d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil { //nolint:gosec // G302: traversal only
+			t.Fatal(err)
+		}
+	}
+	s := startAPI(t, e, "", "setpriv", "--reuid=65534", "--regid=65534", "--groups="+strconv.Itoa(gid), "--inh-caps=-all", "--")
+	in, err := s.client.InspectPod(callCtx(t), &v1alpha.InspectPodRequest{Id: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Pod.State != v1alpha.PodState_POD_STATE_EXITED || len(in.Pod.Apps) != 1 || in.Pod.Apps[0].State != v1alpha.AppState_APP_STATE_UNDEFINED {
+		t.Errorf("InspectPod as a group member = %v", in.Pod)
+	}
+	if _, err := drainLogsErr(t, s, &v1alpha.GetLogsRequest{PodId: u}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("GetLogs of a journal as a group member: %v, want PermissionDenied", err)
+	}
+	// As root, the same pod's log and exit status.
+	root := startAPI(t, e, "")
+	if lines, err := drainLogsErr(t, root, &v1alpha.GetLogsRequest{PodId: u}); err != nil || !slices.Contains(lines, "hello") {
+		t.Errorf("GetLogs as root: %q, %v", lines, err)
+	}
+	in, err = root.client.InspectPod(callCtx(t), &v1alpha.InspectPodRequest{Id: u})
+	if err != nil || fmt.Sprint(appStates(in.Pod)) != "map[busybox:EXITED 0]" {
+		t.Errorf("InspectPod as root: %v, %v", in.GetPod(), err)
+	}
 }
