@@ -287,6 +287,7 @@ func commands() []*cli.Command {
 		exportCommand(),
 		metadataServiceCommand(),
 		serviceStub(CRICommand()),
+		serviceStub(APIServiceCommand()),
 		imageCommand(),
 		trustCommand(),
 		configCommand(),
