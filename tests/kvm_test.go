@@ -147,12 +147,38 @@ func TestKvmNetAndStop(t *testing.T) {
 	requireNetRestored(t, before)
 }
 
-// TestKvmStopForce kills a pod's guest with stop --force: run exits 137
-// (SIGKILL), the app's status says so, and gc leaves nothing.
-func TestKvmStopForce(t *testing.T) {
+// TestKvmEnterAndStopForce enters a running pod's app through the
+// guest's agent (the command runs in the app's rootfs, as the app's user,
+// with the app's confinement, among the app's processes; stdin, stdout,
+// stderr and the exit status come back), then kills the guest with stop
+// --force: run exits 137, the app's status says so, enter is refused and
+// gc leaves nothing. One pod for both: each boot costs seconds under TCG.
+func TestKvmEnterAndStopForce(t *testing.T) {
 	e := newEnv(t)
 	p := startPod(t, e, 100*time.Second, []string{"ready"}, kvmRunArgs(t, "--net=none",
-		busybox(t), "--name=sleeper", "--exec=/bin/sh", "--", "-c", "echo ready; exec sleep 300")...)
+		busybox(t), "--name=sleeper", "--user=user", "--group=user",
+		"--exec=/bin/sh", "--", "-c", "echo ready; exec sleep 300")...)
+	// The guest's root has the agent; the app's rootfs has none.
+	r := e.ok("enter", p.uuid, "/bin/sh", "-c", `echo $AC_APP_NAME $(id -u) $(id -g) $(pwd) $(ps -o comm | grep -c '^sleep$') $(test -e /nscn/agent && echo guest-root || echo app-root)
+		grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status | tr -s '\t' ' ' | sort > /tmp/enter
+		grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/$(pidof sleep)/status | tr -s '\t' ' ' | sort > /tmp/app
+		cmp -s /tmp/enter /tmp/app && echo same-confinement || { cat /tmp/enter /tmp/app; }
+		echo to-stderr >&2`)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) < 2 || lines[0] != "sleeper 1000 1000 / 1 app-root" || lines[1] != "same-confinement" {
+		t.Errorf("enter printed %q, want the app's name, user, group, directory, its one sleep, its rootfs and its confinement", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "to-stderr") || strings.Contains(r.stdout, "to-stderr") {
+		t.Errorf("enter's stderr is not kept apart: stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	in := strings.Repeat("piped through the guest\n", 1000)
+	if r := e.runIn([]byte(in), "enter", p.uuid, "/bin/cat"); r.code != 0 || r.stdout != in {
+		t.Errorf("enter /bin/cat: exit %d, %d bytes back of %d; stderr %q", r.code, len(r.stdout), len(in), r.stderr)
+	}
+	if r := e.run("enter", p.uuid, "/bin/sh", "-c", "exit 7"); r.code != 7 {
+		t.Errorf("enter exit %d, want 7: %s", r.code, r.stderr)
+	}
+	e.fails("no-such-command", "enter", p.uuid, "/no-such-command")
 	e.ok("stop", "--force", p.uuid)
 	err := p.wait()
 	code := 0
@@ -173,5 +199,6 @@ func TestKvmStopForce(t *testing.T) {
 	if err := json.Unmarshal([]byte(st.stdout), &got); err != nil || len(got.Apps) != 1 || got.Apps[0].ExitCode != 137 {
 		t.Errorf("status after stop --force: %s (%v), want sleeper's exit code 137", st.stdout, err)
 	}
+	e.fails("not running", "enter", p.uuid, "/bin/true")
 	assertPodsGone(t, e)
 }

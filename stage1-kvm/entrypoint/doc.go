@@ -23,6 +23,11 @@ const (
 	StateDir = "kvm"
 	// ControlSocket is the agent's port, served by qemu.
 	ControlSocket = StateDir + "/control.sock"
+	// EnterSocket is the agent's enter port, served by qemu.
+	EnterSocket = StateDir + "/enter.sock"
+	// IsolationFile is run's record of the run flags' isolate.Options,
+	// from which enter computes the app's policy again.
+	IsolationFile = StateDir + "/isolation.json"
 	// RootSocket is virtiofsd's vhost-user socket.
 	RootSocket = StateDir + "/root.sock"
 	// VirtiofsdPIDFile and QemuPIDFile are the pids gc checks.

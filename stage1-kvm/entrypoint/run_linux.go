@@ -163,6 +163,15 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err := os.MkdirAll(filepath.Join(podDir, StateDir), 0o700); err != nil {
 		return 0, fmt.Errorf("create %s: %w", StateDir, err)
 	}
+	// enter computes each app's policy again from the pod manifest and
+	// this record, both on the host, out of the guest's reach.
+	iso, err := json.Marshal(sdpod.Isolation{Options: sdpod.IsolateOptions(cfg.Args.RunArgs)})
+	if err != nil {
+		return 0, fmt.Errorf("encode %s: %w", IsolationFile, err)
+	}
+	if err := atomicfile.Write(filepath.Join(podDir, StateDir), filepath.Base(IsolationFile), iso); err != nil {
+		return 0, err
+	}
 	accel := accelerator(ctx)
 	_, _ = fmt.Fprintf(cfg.Stderr, "stage1-kvm: accelerator=%s (%s)\n", accel.Accel, accel.Reason)
 	log.DebugContext(ctx, "guest size", "memoryMiB", memMiB, "cpus", cpus)
@@ -376,7 +385,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	}
 	argv := hypervisor.Argv(hypervisor.Config{
 		QEMU: vm.img.QEMU, Kernel: vm.img.Kernel, Initrd: vm.img.Initrd, Accel: vm.accel,
-		MemoryMiB: vm.memMiB, CPUs: vm.cpus, RootSocket: RootSocket, ControlSocket: ControlSocket,
+		MemoryMiB: vm.memMiB, CPUs: vm.cpus, RootSocket: RootSocket, ControlSocket: ControlSocket, EnterSocket: EnterSocket,
 		Console: consoleOut, Ports: ports, NICs: nics,
 		Cmdline: []string{"systemd.hostname=" + vm.hostname},
 	})
@@ -405,7 +414,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	cfg.Timeline.Mark("qemu-started")
 	closeExtra()
 	pid := strconv.Itoa(cmd.Process.Pid) + "\n"
-	for _, f := range []string{QemuPIDFile, stage1abi.PPIDFile} {
+	for _, f := range []string{QemuPIDFile, stage1abi.PIDFile} {
 		if err := atomicfile.Write(filepath.Join(podDir, filepath.Dir(f)), filepath.Base(f), []byte(pid)); err != nil {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()

@@ -46,10 +46,11 @@ type Config struct {
 	MemoryMiB int64
 	CPUs      int
 	// RootSocket is virtiofsd's vhost-user socket, ControlSocket the
-	// agent's port, served by qemu. Both are relative to qemu's working
-	// directory, the pod directory, so that a long data directory does
-	// not exceed a unix socket's 108 bytes.
-	RootSocket, ControlSocket string
+	// agent's control port and EnterSocket its enter port, both served
+	// by qemu. All are relative to qemu's working directory, the pod
+	// directory, so that a long data directory does not exceed a unix
+	// socket's 108 bytes.
+	RootSocket, ControlSocket, EnterSocket string
 	// Console is where the guest's serial console goes: "stdio" for
 	// --interactive, else a file (appended to).
 	Console string
@@ -81,6 +82,8 @@ func Argv(c Config) []string {
 		"-device", "virtio-serial-pci,id=ports",
 		"-chardev", "socket,id=control,path=" + c.ControlSocket + ",server=on,wait=off",
 		"-device", "virtserialport,bus=ports.0,chardev=control,name=" + guest.ControlPort,
+		"-chardev", "socket,id=enter,path=" + c.EnterSocket + ",server=on,wait=off",
+		"-device", "virtserialport,bus=ports.0,chardev=enter,name=" + guest.EnterPort,
 	}
 	for i, p := range c.Ports {
 		id := "port" + strconv.Itoa(i)

@@ -36,7 +36,8 @@ func TestArgv(t *testing.T) {
 	c := Config{
 		QEMU: "/usr/bin/qemu-system-x86_64", Kernel: "/k", Initrd: "/i", Accel: kvm.AccelTCG,
 		MemoryMiB: 320, CPUs: 2, RootSocket: "kvm/root.sock", ControlSocket: "kvm/control.sock",
-		Console: "kvm/console.log", Ports: []Port{{Name: "nscn.a.stdout", FD: 3}},
+		EnterSocket: "kvm/enter.sock",
+		Console:     "kvm/console.log", Ports: []Port{{Name: "nscn.a.stdout", FD: 3}},
 		NICs: []NIC{{FD: 4, MAC: "02:00:00:00:00:01"}}, Cmdline: []string{"ip=x"},
 	}
 	a := Argv(c)
@@ -46,6 +47,7 @@ func TestArgv(t *testing.T) {
 		"memory-backend-memfd,id=mem,size=320M,share=on",
 		"socket,id=root,path=kvm/root.sock", "tag=nscnroot",
 		"socket,id=control,path=kvm/control.sock,server=on,wait=off",
+		"socket,id=enter,path=kvm/enter.sock,server=on,wait=off", "name=nscn.enter",
 		"file,id=port0,path=/dev/fd/3,append=on", "name=nscn.a.stdout",
 		"file,id=console,path=kvm/console.log,append=on",
 		"tap,id=net0,fd=4", "mac=02:00:00:00:00:01",
