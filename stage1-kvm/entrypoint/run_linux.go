@@ -389,9 +389,13 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 		Console: consoleOut, Ports: ports, NICs: nics,
 		Cmdline: []string{"systemd.hostname=" + vm.hostname},
 	})
+	// A host whose KVM runs kvm.Probe's test guest may still fail the
+	// real one: qemu then prints "KVM internal error" and pauses the
+	// guest for ever. run ends it instead of hanging.
+	kvmFailed := make(chan struct{})
 	cmd := &exec.Cmd{
 		Path: argv[0], Args: argv, Dir: podDir,
-		Stderr: cfg.Stderr, ExtraFiles: extra,
+		Stderr: &qemuStderr{w: cfg.Stderr, failed: kvmFailed}, ExtraFiles: extra,
 		SysProcAttr: &syscall.SysProcAttr{
 			// The guest cannot outlive run: it is the pod.
 			Pdeathsig: syscall.SIGKILL,
@@ -426,10 +430,16 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	readyTick := time.NewTicker(50 * time.Millisecond)
 	defer readyTick.Stop()
 	ready := false
-	var waitErr error
+	var waitErr, guestErr error
 loop:
 	for {
 		select {
+		case <-kvmFailed:
+			kvmFailed = nil
+			guestErr = errdefs.Newf(errdefs.ErrUnavailable,
+				"the guest stopped on a KVM internal error: this host's KVM runs a test guest but not the pod's kernel; NSCN_VM_ACCEL=tcg makes stage1-kvm emulate instead")
+			log.ErrorContext(ctx, "kill the guest", "err", guestErr)
+			_ = cmd.Process.Kill()
 		case sig := <-sigc:
 			log.DebugContext(ctx, "stop the pod", "signal", sig.String())
 			if err := sendControl(podDir, guest.RequestHalt); err != nil {
@@ -469,6 +479,9 @@ loop:
 		}
 	}
 	status, ok := sdpod.PodStatus(in)
+	if guestErr != nil && !ok {
+		return 0, guestErr
+	}
 	if !ok {
 		return 0, fmt.Errorf("the pod ended before its apps did (qemu: %v); the guest's console is in %s", waitErr, filepath.Join(podDir, ConsoleLog)) //nolint:errorlint // waitErr may be nil; shown, not classified
 	}
@@ -482,6 +495,31 @@ loop:
 		}
 	}
 	return status, nil
+}
+
+// qemuStderr passes qemu's stderr on and closes failed when it reports
+// a KVM internal error.
+type qemuStderr struct {
+	w      io.Writer
+	failed chan struct{}
+	tail   []byte // the end of the last write, for a message split between two
+	closed bool
+}
+
+// kvmInternalError is how qemu (accel/kvm) reports that KVM could not
+// run the guest's next instruction.
+const kvmInternalError = "KVM internal error"
+
+func (q *qemuStderr) Write(p []byte) (int, error) {
+	if !q.closed {
+		buf := append(q.tail, p...) //nolint:gocritic // a new slice on purpose
+		if strings.Contains(string(buf), kvmInternalError) {
+			q.closed = true
+			close(q.failed)
+		}
+		q.tail = append([]byte(nil), buf[max(0, len(buf)-len(kvmInternalError)):]...)
+	}
+	return q.w.Write(p)
 }
 
 // teeWriter writes an app's output to run's terminal and to its log; a
