@@ -40,9 +40,16 @@ const (
 // Paths inside the pod's stage1 rootfs that the guest writes and the
 // host reads.
 const (
-	// GuestReadyFile is written by the guest's nscn-ready.service once
+	// GuestReadyFile is made (a FIFO) by the guest's nscn-ready.socket once
 	// every app's unit has started.
 	GuestReadyFile = "/nscn/state/guest-ready"
+	// GuestEndedFile is written by the app helper that records the last
+	// app's status (sdpod.Pod.EndedFile): run then ends the guest itself
+	// instead of waiting for systemd's shutdown, since every status is
+	// on the host already (virtio-fs writes through) and every byte an
+	// app wrote has been taken by qemu (a virtio-serial write returns
+	// once the host has it).
+	GuestEndedFile = "/nscn/state/pod-ended"
 )
 
 // inStage1 is the host path of a pod path.

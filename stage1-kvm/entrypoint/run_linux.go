@@ -127,6 +127,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	// The guest has cgroup v2 only: the pod's systemd sets each app's
 	// limits on its unit.
 	layout.Pod.CgroupUnified = true
+	layout.Pod.EndedFile = GuestEndedFile
 	var limits []hypervisor.AppLimits
 	for _, a := range layout.Pod.Apps {
 		var l hypervisor.AppLimits
@@ -246,20 +247,34 @@ func writePodFiles(podDir string, pod sdpod.Pod, console bool) error {
 		return err
 	}
 	files = append(files,
-		units.File{Name: "nscn-ready.service", Content: strings.Join([]string{
+		// The readiness marker is a FIFO that the pod's systemd makes
+		// itself when the socket unit starts, after every app's unit has:
+		// no process to start for it (a Go program's start costs about a
+		// second in an emulated guest, taken from the apps' start). The
+		// FIFO is never written, so its service never runs.
+		units.File{Name: "nscn-ready.socket", Content: strings.Join([]string{
 			"[Unit]",
 			"Description=Tell the host that the apps have started",
 			"DefaultDependencies=no",
 			"After=" + strings.Join(after, " "),
 			"",
+			"[Socket]",
+			"ListenFIFO=" + GuestReadyFile,
+			"SocketMode=0600",
+			"",
+		}, "\n")},
+		units.File{Name: "nscn-ready.service", Content: strings.Join([]string{
+			"[Unit]",
+			"Description=Nothing: nscn-ready.socket's FIFO is never written",
+			"DefaultDependencies=no",
+			"",
 			"[Service]",
 			"Type=oneshot",
 			"StandardOutput=null",
-			"StandardError=null",
-			"ExecStart=" + guest.AgentPath + " " + guest.ReadyMode + " " + GuestReadyFile,
+			"ExecStart=" + guest.SystemdPath + " --version",
 			"",
 		}, "\n")},
-		units.File{Name: "default.target.d/kvm.conf", Content: "[Unit]\nWants=nscn-ready.service\n"},
+		units.File{Name: "default.target.d/kvm.conf", Content: "[Unit]\nWants=nscn-ready.socket\n"},
 	)
 	unitDir := inStage1(podDir, sdpod.UnitDir)
 	for _, d := range []string{
@@ -429,7 +444,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	go func() { waited <- cmd.Wait() }()
 	readyTick := time.NewTicker(50 * time.Millisecond)
 	defer readyTick.Stop()
-	ready := false
+	ready, ended := false, false
 	var waitErr, guestErr error
 loop:
 	for {
@@ -447,6 +462,14 @@ loop:
 				_ = cmd.Process.Kill()
 			}
 		case <-readyTick.C:
+			if !ended {
+				if _, err := os.Lstat(inStage1(podDir, GuestEndedFile)); err == nil {
+					ended = true
+					cfg.Timeline.Mark("pod-ended")
+					log.DebugContext(ctx, "every app has ended: end the guest")
+					_ = cmd.Process.Kill()
+				}
+			}
 			if !ready {
 				if _, err := os.Lstat(inStage1(podDir, GuestReadyFile)); err == nil {
 					ready = true
