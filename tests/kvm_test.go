@@ -202,3 +202,24 @@ func TestKvmEnterAndStopForce(t *testing.T) {
 	e.fails("not running", "enter", p.uuid, "/bin/true")
 	assertPodsGone(t, e)
 }
+
+// TestKvmInteractivePipe pipes run's stdin to the app with --interactive
+// (no terminal: a virtio-serial port that qemu reads from run's stdin)
+// and reads it back: the app sees every byte, then end of file; its
+// output is recorded as without --interactive.
+func TestKvmInteractivePipe(t *testing.T) {
+	e := newEnv(t)
+	in := "hi\nthere\n" + strings.Repeat("0123456789abcdef", 8192) + "\nlast line\n"
+	r := e.runIn([]byte(in), kvmRunArgs(t, "--net=none", "--interactive",
+		busybox(t), "--exec=/bin/sh", "--", "-c", "cat; echo done >&2; exit 3")...)
+	if r.code != 3 || r.stdout != in || !strings.Contains(r.stderr, "done") {
+		t.Fatalf("exit %d, %d bytes of stdout back of %d, stderr %q; want 3, the input, done", r.code, len(r.stdout), len(in), r.stderr)
+	}
+	if strings.Contains(r.stderr, "QEMU waiting for connection") {
+		t.Errorf("qemu's notice reached run's stderr: %q", r.stderr)
+	}
+	if l := e.ok("logs", nspawnOnlyPod(t, e)); !strings.HasPrefix(l.stdout, "hi\nthere\n") {
+		t.Errorf("logs printed %.40q…, want the app's output", l.stdout)
+	}
+	assertPodsGone(t, e)
+}

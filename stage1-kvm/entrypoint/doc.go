@@ -25,6 +25,9 @@ const (
 	ControlSocket = StateDir + "/control.sock"
 	// EnterSocket is the agent's enter port, served by qemu.
 	EnterSocket = StateDir + "/enter.sock"
+	// StdinSocket is the app's stdin port with --interactive and no
+	// terminal, served by qemu.
+	StdinSocket = StateDir + "/stdin.sock"
 	// IsolationFile is run's record of the run flags' isolate.Options,
 	// from which enter computes the app's policy again.
 	IsolationFile = StateDir + "/isolation.json"

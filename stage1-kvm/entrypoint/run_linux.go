@@ -1,6 +1,7 @@
 package entrypoint
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -117,12 +119,19 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	for _, w := range layout.Warnings {
 		log.WarnContext(ctx, w)
 	}
+	// --interactive: a terminal on stdin becomes the guest's console,
+	// where the app's unit takes it; other input reaches the app on a
+	// virtio-serial port that qemu reads from run's stdin, whose end the
+	// app reads as end of file.
 	console := false
 	if cfg.Args.Interactive {
 		if len(layout.Pod.Apps) != 1 {
 			return 0, errdefs.InvalidArgument("--%s needs a pod with exactly one app, not %d", stage1abi.FlagInteractive, len(layout.Pod.Apps))
 		}
-		console = true
+		if console = isTerminal(cfg.Stdin); !console {
+			a := &layout.Pod.Apps[0]
+			a.Stdin = guest.PortDir + "/" + guest.AppPort(a.Spec.Name, stdinStream)
+		}
 	}
 	// The guest has cgroup v2 only: the pod's systemd sets each app's
 	// limits on its unit.
@@ -298,18 +307,6 @@ func writePodFiles(podDir string, pod sdpod.Pod, console bool) error {
 	if err := writeNewFile(inStage1(podDir, sdpod.PodConfigFile), data, 0o600); err != nil {
 		return err
 	}
-	for _, a := range pod.Apps {
-		if a.Stdin == "" {
-			continue
-		}
-		p := inStage1(podDir, a.Stdin)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := unix.Mkfifo(p, 0o600); err != nil {
-			return &os.PathError{Op: "mkfifo", Path: p, Err: err}
-		}
-	}
 	return nil
 }
 
@@ -342,10 +339,11 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 		return 0, fmt.Errorf("create log directory: %w", err)
 	}
 	var (
-		ports  []hypervisor.Port
-		extra  []*os.File
-		relays []chan struct{}
-		logs   []*os.File
+		ports     []hypervisor.Port
+		extra     []*os.File
+		relays    []chan struct{}
+		logs      []*os.File
+		feedStdin bool
 	)
 	defer func() {
 		for _, f := range logs {
@@ -368,6 +366,10 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 		logs = append(logs, lf)
 		if vm.console {
 			continue
+		}
+		if a.Stdin != "" {
+			ports = append(ports, hypervisor.Port{Name: guest.AppPort(name, stdinStream), Socket: StdinSocket})
+			feedStdin = true
 		}
 		file := podlog.NewFile(lf, nil)
 		for _, s := range []struct {
@@ -432,6 +434,15 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	}
 	cfg.Timeline.Mark("qemu-started")
 	closeExtra()
+	if feedStdin {
+		// qemu waits for this connection before it starts the guest.
+		go func() {
+			if err := copyStdin(ctx, podDir, cfg.Stdin); err != nil {
+				log.WarnContext(ctx, "copy stdin to the app; killing the guest", "err", err)
+				_ = cmd.Process.Kill()
+			}
+		}()
+	}
 	pid := strconv.Itoa(cmd.Process.Pid) + "\n"
 	for _, f := range []string{QemuPIDFile, stage1abi.PIDFile} {
 		if err := atomicfile.Write(filepath.Join(podDir, filepath.Dir(f)), filepath.Base(f), []byte(pid)); err != nil {
@@ -520,8 +531,9 @@ loop:
 	return status, nil
 }
 
-// qemuStderr passes qemu's stderr on and closes failed when it reports
-// a KVM internal error.
+// qemuStderr passes qemu's stderr on, but for its notice that it waits
+// for the stdin port's connection, and closes failed when qemu reports a
+// KVM internal error.
 type qemuStderr struct {
 	w      io.Writer
 	failed chan struct{}
@@ -542,7 +554,71 @@ func (q *qemuStderr) Write(p []byte) (int, error) {
 		}
 		q.tail = append([]byte(nil), buf[max(0, len(buf)-len(kvmInternalError)):]...)
 	}
+	// The notice of a socket with wait=on (the stdin port's) is no news
+	// to the user.
+	if bytes.Contains(p, []byte(qemuWaitNotice)) {
+		var keep [][]byte
+		for _, l := range bytes.SplitAfter(p, []byte("\n")) {
+			if !bytes.Contains(l, []byte(qemuWaitNotice)) {
+				keep = append(keep, l)
+			}
+		}
+		if _, err := q.w.Write(bytes.Join(keep, nil)); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
 	return q.w.Write(p)
+}
+
+// qemuWaitNotice is what qemu says while it waits for a connection to a
+// socket chardev with wait=on.
+const qemuWaitNotice = "QEMU waiting for connection on: "
+
+// copyStdin connects to qemu's StdinSocket (retrying while qemu makes
+// it, for at most 30 s), copies in to it and ends it, which the app
+// reads as end of file.
+func copyStdin(ctx context.Context, podDir string, in io.Reader) error {
+	var (
+		conn net.Conn
+		err  error
+	)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if conn, err = dialState(podDir, StdinSocket); err == nil {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("connect to qemu's stdin socket: %w", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer func() { _ = conn.Close() }()
+	if _, err := io.Copy(conn, in); err != nil && !errors.Is(err, syscall.EPIPE) {
+		return err
+	}
+	// Only the write side: qemu takes a hang-up (both sides closed) for
+	// the end of the connection at once, dropping what the guest has not
+	// read yet, but reads the end of the data only after the data, as
+	// the guest takes it. Its close of the connection ends the read.
+	if uc, ok := conn.(*net.UnixConn); ok {
+		if err := uc.CloseWrite(); err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, conn)
+	}
+	return nil
+}
+
+// stdinStream names an app's stdin port (guest.AppPort).
+const stdinStream = "stdin"
+
+// isTerminal says whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	if f == nil {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // teeWriter writes an app's output to run's terminal and to its log; a

@@ -2,6 +2,7 @@ package entrypoint
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -15,6 +16,7 @@ func TestQemuStderr(t *testing.T) {
 		{name: "in one write", writes: []string{"KVM internal error. Suberror: 1\nextra data[0]: 0x1\n"}, failed: true},
 		{name: "split between writes", writes: []string{"x\nKVM inter", "nal error. Suberror: 1\n"}, failed: true},
 		{name: "twice", writes: []string{"KVM internal error\n", "KVM internal error\n"}, failed: true},
+		{name: "the stdin socket's notice dropped", writes: []string{"qemu-system-x86_64: -chardev socket,id=port0,path=kvm/stdin.sock,server=on,wait=on: info: QEMU waiting for connection on: disconnected:unix:kvm/stdin.sock,server=on\nother\n"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -26,7 +28,11 @@ func TestQemuStderr(t *testing.T) {
 				if n, err := q.Write([]byte(w)); err != nil || n != len(w) {
 					t.Fatalf("Write = %d, %v", n, err)
 				}
-				want += w
+				if !strings.Contains(w, qemuWaitNotice) {
+					want += w
+				} else {
+					want += "other\n"
+				}
 			}
 			if out.String() != want {
 				t.Errorf("passed on %q, want %q", out.String(), want)

@@ -22,12 +22,19 @@ import (
 )
 
 // Port is a virtio-serial port whose guest side writes to a host file
-// descriptor (an app's stdout or stderr).
+// descriptor (an app's stdout or stderr), or, for an Input port, reads
+// from one (an app's stdin).
 type Port struct {
 	Name string // the port's name (guest.AppPort)
 	// FD is the descriptor number in qemu's process (exec.Cmd
-	// ExtraFiles: 3 and up).
+	// ExtraFiles: 3 and up) of an output port.
 	FD int
+	// Socket, for an input port (the guest reads it), is a unix socket
+	// that qemu serves, relative to its working directory. qemu waits
+	// for the host's connection before it starts the guest, reads it
+	// only while the guest has the port open, and when the host closes
+	// it the guest's reads return end of file.
+	Socket string
 }
 
 // NIC is a guest network interface on a tap device.
@@ -87,8 +94,12 @@ func Argv(c Config) []string {
 	}
 	for i, p := range c.Ports {
 		id := "port" + strconv.Itoa(i)
+		chardev := fmt.Sprintf("file,id=%s,path=/dev/fd/%d,append=on", id, p.FD)
+		if p.Socket != "" {
+			chardev = fmt.Sprintf("socket,id=%s,path=%s,server=on,wait=on", id, p.Socket)
+		}
 		a = append(a,
-			"-chardev", fmt.Sprintf("file,id=%s,path=/dev/fd/%d,append=on", id, p.FD),
+			"-chardev", chardev,
 			"-device", fmt.Sprintf("virtserialport,bus=ports.0,chardev=%s,name=%s", id, p.Name))
 	}
 	if c.Console == "stdio" {

@@ -37,7 +37,7 @@ func TestArgv(t *testing.T) {
 		QEMU: "/usr/bin/qemu-system-x86_64", Kernel: "/k", Initrd: "/i", Accel: kvm.AccelTCG,
 		MemoryMiB: 320, CPUs: 2, RootSocket: "kvm/root.sock", ControlSocket: "kvm/control.sock",
 		EnterSocket: "kvm/enter.sock",
-		Console:     "kvm/console.log", Ports: []Port{{Name: "nscn.a.stdout", FD: 3}},
+		Console:     "kvm/console.log", Ports: []Port{{Name: "nscn.a.stdout", FD: 3}, {Name: "nscn.a.stdin", Socket: "kvm/stdin.sock"}},
 		NICs: []NIC{{FD: 4, MAC: "02:00:00:00:00:01"}}, Cmdline: []string{"ip=x"},
 	}
 	a := Argv(c)
@@ -49,6 +49,7 @@ func TestArgv(t *testing.T) {
 		"socket,id=control,path=kvm/control.sock,server=on,wait=off",
 		"socket,id=enter,path=kvm/enter.sock,server=on,wait=off", "name=nscn.enter",
 		"file,id=port0,path=/dev/fd/3,append=on", "name=nscn.a.stdout",
+		"socket,id=port1,path=kvm/stdin.sock,server=on,wait=on", "name=nscn.a.stdin",
 		"file,id=console,path=kvm/console.log,append=on",
 		"tap,id=net0,fd=4", "mac=02:00:00:00:00:01",
 		"-kernel /k", "-initrd /i",
