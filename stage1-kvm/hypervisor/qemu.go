@@ -177,6 +177,11 @@ const (
 	OverheadMiB = 192
 	// DefaultAppMiB is what an app without a memory limit adds.
 	DefaultAppMiB = 128
+	// DefaultAppMilli is what an app without a CPU limit adds: a vCPU,
+	// so that two unlimited apps do not share one (the ACE validator's
+	// sidekick polls for the main app's files while the main app runs
+	// its pre-start handler).
+	DefaultAppMilli = 1000
 )
 
 // AppLimits are one app's resource isolators.
@@ -188,8 +193,8 @@ type AppLimits struct {
 
 // Size returns the guest's memory and vCPUs for apps: OverheadMiB plus
 // each app's memory limit (DefaultAppMiB without one), and as many vCPUs
-// as the apps' CPU limits add up to, rounded up, at least one and at most
-// hostCPUs.
+// as the apps' CPU limits (DefaultAppMilli without one) add up to,
+// rounded up, at least one and at most hostCPUs.
 func Size(apps []AppLimits, hostCPUs int) (memMiB int64, cpus int) {
 	memMiB = OverheadMiB
 	var milli int64
@@ -199,7 +204,11 @@ func Size(apps []AppLimits, hostCPUs int) (memMiB int64, cpus int) {
 		} else {
 			memMiB += DefaultAppMiB
 		}
-		milli += a.CPUMilli
+		if a.CPUMilli > 0 {
+			milli += a.CPUMilli
+		} else {
+			milli += DefaultAppMilli
+		}
 	}
 	cpus = int((milli + 999) / 1000)
 	if cpus < 1 {

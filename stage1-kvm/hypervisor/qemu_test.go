@@ -18,7 +18,8 @@ func TestSize(t *testing.T) {
 	}{
 		{name: "no limits", apps: []AppLimits{{}}, hostCPUs: 8, mem: OverheadMiB + DefaultAppMiB, cpus: 1},
 		{name: "memory limit rounded up to MiB", apps: []AppLimits{{MemoryBytes: 64<<20 + 1}}, hostCPUs: 8, mem: OverheadMiB + 65, cpus: 1},
-		{name: "two apps", apps: []AppLimits{{MemoryBytes: 256 << 20, CPUMilli: 1500}, {}}, hostCPUs: 8, mem: OverheadMiB + 256 + DefaultAppMiB, cpus: 2},
+		{name: "two apps", apps: []AppLimits{{MemoryBytes: 256 << 20, CPUMilli: 1500}, {}}, hostCPUs: 8, mem: OverheadMiB + 256 + DefaultAppMiB, cpus: 3},
+		{name: "two apps without limits", apps: []AppLimits{{}, {}}, hostCPUs: 8, mem: OverheadMiB + 2*DefaultAppMiB, cpus: 2},
 		{name: "cpus add up", apps: []AppLimits{{CPUMilli: 600}, {CPUMilli: 600}}, hostCPUs: 8, mem: OverheadMiB + 2*DefaultAppMiB, cpus: 2},
 		{name: "capped by the host", apps: []AppLimits{{CPUMilli: 16000}}, hostCPUs: 2, mem: OverheadMiB + DefaultAppMiB, cpus: 2},
 	}
