@@ -140,13 +140,16 @@ func BaseCmdline() []string {
 // CPUModel is the guest CPU for accelerator a (cpuModel).
 func CPUModel(a kvm.Accel) string { return cpuModel(a) }
 
-// cpuModel is the guest CPU: the host's under KVM, qemu's most capable
-// emulated one under TCG.
+// cpuModel is the guest CPU: the host's under KVM; under TCG, Nehalem:
+// the x86-64-v2 level that distributions build for (SSE4.2, POPCNT,
+// CMPXCHG16B), without AVX or XSAVE, whose wider register state every
+// context switch of an emulated guest saves and restores (qemu's "max"
+// has both: a Go program's start took about twice as long with it).
 func cpuModel(a kvm.Accel) string {
 	if a == kvm.AccelKVM {
 		return "host"
 	}
-	return "max"
+	return "Nehalem"
 }
 
 // VirtiofsdArgv returns virtiofsd's command line sharing dir on socket

@@ -44,7 +44,7 @@ func TestArgv(t *testing.T) {
 	a := Argv(c)
 	joined := strings.Join(a, " ")
 	for _, want := range []string{
-		"-machine q35,accel=tcg", "-cpu max", "-m 320", "-smp 2", "-nodefaults",
+		"-machine q35,accel=tcg", "-cpu Nehalem", "-m 320", "-smp 2", "-nodefaults",
 		"memory-backend-memfd,id=mem,size=320M,share=on",
 		"socket,id=root,path=kvm/root.sock", "tag=nscnroot",
 		"socket,id=control,path=kvm/control.sock,server=on,wait=off",
