@@ -11,6 +11,7 @@ package tests
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,20 +91,7 @@ func TestKvmPod(t *testing.T) {
 		t.Errorf("host volume after the pod: %q, %v", b, err)
 	}
 	uuid := nspawnOnlyPod(t, e)
-	st := e.ok("status", "--format=json", uuid)
-	var got struct {
-		Apps []struct {
-			Name     string `json:"name"`
-			ExitCode int    `json:"exit_code"`
-		} `json:"apps"`
-	}
-	if err := json.Unmarshal([]byte(st.stdout), &got); err != nil {
-		t.Fatalf("parse status %s: %v", st.stdout, err)
-	}
-	codes := map[string]int{}
-	for _, a := range got.Apps {
-		codes[a.Name] = a.ExitCode
-	}
+	codes := podAppStatuses(t, e, uuid)
 	if codes["a"] != 0 || codes["b"] != 5 || len(codes) != 2 {
 		t.Errorf("recorded app statuses %v, want a:0 b:5", codes)
 	}
@@ -190,15 +178,8 @@ func TestKvmEnterAndStopForce(t *testing.T) {
 	if code != 137 {
 		t.Fatalf("run exited %d after stop --force, want 137; stderr %s", code, p.errb.String())
 	}
-	st := e.ok("status", "--format=json", p.uuid)
-	var got struct {
-		Apps []struct {
-			Name     string `json:"name"`
-			ExitCode int    `json:"exit_code"`
-		} `json:"apps"`
-	}
-	if err := json.Unmarshal([]byte(st.stdout), &got); err != nil || len(got.Apps) != 1 || got.Apps[0].ExitCode != 137 {
-		t.Errorf("status after stop --force: %s (%v), want sleeper's exit code 137", st.stdout, err)
+	if codes := podAppStatuses(t, e, p.uuid); len(codes) != 1 || codes["sleeper"] != 137 {
+		t.Errorf("app statuses after stop --force: %v, want sleeper's exit code 137", codes)
 	}
 	e.fails("not running", "enter", p.uuid, "/bin/true")
 	assertPodsGone(t, e)
@@ -246,4 +227,72 @@ func kvmAccel(t *testing.T) kvm.Verdict {
 		return kvm.Verdict{Accel: kvm.Accel(a), Reason: "NSCN_VM_ACCEL=" + a}
 	}
 	return kvm.Probe(t.Context())
+}
+
+// TestKvmStatusesAndConfinement runs in one pod what the nspawn flavor's
+// TestNspawnExitStatusPropagates, TestNspawnFirstFailingAppWins,
+// TestNspawnTwoAppsShareThePod and TestNspawnIsolatorsFromInside check
+// in several: app a reads its confinement (the default bounding set less
+// --caps-remove, a seccomp filter returning ENOTSUP for chmod, the pod's
+// hostname) and sees no other app's process; b dies of SIGKILL first
+// (137, the pod's status); c, still sleeping, is stopped (143).
+func TestKvmStatusesAndConfinement(t *testing.T) {
+	e := newEnv(t)
+	r := e.run(kvmRunArgs(t, "--net=none",
+		busybox(t), "--name=a", "--caps-remove=CAP_CHOWN", "--seccomp=mode=remove,errno=ENOTSUP,chmod,fchmodat,fchmod",
+		"--exec=/bin/sh", "--", "-c",
+		`grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status
+		chmod 600 /tmp 2>&1; echo chmod=$?
+		chown 1 /tmp 2>&1; echo chown=$?
+		echo host=$(hostname | cut -c1-5) others=$(ps | grep -c '[s]leep 60')`, "---",
+		busybox(t), "--name=b", "--exec=/bin/sh", "--", "-c", "sleep 2; kill -9 $$", "---",
+		busybox(t), "--name=c", "--exec=/bin/sh", "--", "-c", "sleep 60; exit 6")...)
+	if r.code != 137 {
+		t.Fatalf("exit %d, want 137 (b's); stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	st := procStatus(r.stdout)
+	noChown := strconv.FormatUint(mustHex(t, defaultCaps)&^(1<<capChown), 16)
+	if want := fmt.Sprintf("%016s", noChown); st["CapBnd"] != want || st["CapEff"] != want || st["NoNewPrivs"] != "0" || st["Seccomp"] != "2" {
+		t.Errorf("a's status %v, want the default bounding set less CAP_CHOWN (%s), no_new_privs 0, a seccomp filter", st, want)
+	}
+	for _, want := range []string{"not supported", "chmod=1", "Operation not permitted", "chown=1", "host=nscn- others=0"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("a printed %q, lacking %q", r.stdout, want)
+		}
+	}
+	codes := podAppStatuses(t, e, nspawnOnlyPod(t, e))
+	if codes["a"] != 0 || codes["b"] != 137 || codes["c"] != 143 || len(codes) != 3 {
+		t.Errorf("recorded app statuses %v, want a:0 b:137 c:143", codes)
+	}
+	assertPodsGone(t, e)
+}
+
+// mustHex parses a capability mask.
+func mustHex(t *testing.T, s string) uint64 {
+	t.Helper()
+	v, err := strconv.ParseUint(s, 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// podAppStatuses returns each app's exit code as nscn status reports it.
+func podAppStatuses(t *testing.T, e *env, uuid string) map[string]int {
+	t.Helper()
+	st := e.ok("status", "--format=json", uuid)
+	var got struct {
+		Apps []struct {
+			Name     string `json:"name"`
+			ExitCode int    `json:"exit_code"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal([]byte(st.stdout), &got); err != nil {
+		t.Fatalf("parse status %s: %v", st.stdout, err)
+	}
+	codes := map[string]int{}
+	for _, a := range got.Apps {
+		codes[a.Name] = a.ExitCode
+	}
+	return codes
 }
