@@ -9,6 +9,7 @@ package tests
 // pod.
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -168,6 +170,7 @@ func TestKvmEnterAndStopForce(t *testing.T) {
 		t.Errorf("enter exit %d, want 7: %s", r.code, r.stderr)
 	}
 	e.fails("no-such-command", "enter", p.uuid, "/no-such-command")
+	kvmEnterSignalAndQueue(t, e, p.uuid)
 	e.ok("stop", "--force", p.uuid)
 	err := p.wait()
 	code := 0
@@ -295,4 +298,49 @@ func podAppStatuses(t *testing.T, e *env, uuid string) map[string]int {
 		codes[a.Name] = a.ExitCode
 	}
 	return codes
+}
+
+// kvmEnterSignalAndQueue checks, on a running kvm pod, that SIGINT to an
+// enter reaches the entered command (as a terminal's Ctrl-C would), and
+// that a second enter waits for the first to end: the agent's enter port
+// takes one session at a time.
+func kvmEnterSignalAndQueue(t *testing.T, e *env, uuid string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	first := e.cmd(ctx, "enter", uuid, "/bin/sh", "-c", "trap 'echo got-int; exit 9' INT; echo started; while :; do sleep 0.1; done")
+	var fout syncBuffer
+	first.Stdout = &fout
+	first.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(fout.String(), "started"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first enter never started: %q", fout.String())
+		}
+	}
+	second := e.cmd(ctx, "enter", uuid, "/bin/echo", "second")
+	var sout syncBuffer
+	second.Stdout = &sout
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- second.Wait() }()
+	select {
+	case err := <-done:
+		t.Fatalf("the second enter ended (%v, %q) while the first ran", err, sout.String())
+	case <-time.After(2 * time.Second):
+	}
+	if err := syscall.Kill(-first.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	var ee *exec.ExitError
+	if err := first.Wait(); !errors.As(err, &ee) || ee.ExitCode() != 9 || !strings.Contains(fout.String(), "got-int") {
+		t.Errorf("the first enter after SIGINT: %v, %q; want exit 9 and got-int", err, fout.String())
+	}
+	if err := <-done; err != nil || sout.String() != "second\n" {
+		t.Errorf("the second enter: %v, %q", err, sout.String())
+	}
 }
