@@ -30,7 +30,6 @@ import (
 	"github.com/nosecone/nscn/internal/stage1/entry"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
-	"github.com/nosecone/nscn/internal/stage1/units"
 	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-kvm/guest"
@@ -235,56 +234,10 @@ func checkBinds(ctx context.Context, log *slog.Logger, in []sdpod.Bind) ([]sdpod
 // directories into the stage1 rootfs. The apps' stdout and stderr are
 // virtio-serial ports to the host.
 func writePodFiles(podDir string, pod sdpod.Pod, console bool) error {
-	var uapps []units.App
-	var after []string
-	for _, a := range pod.Apps {
-		name := a.Spec.Name
-		ua := units.App{
-			Name: name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0,
-			Stdout:  guest.PortDir + "/" + guest.AppPort(name, stage1abi.LogStreamStdout),
-			Stderr:  guest.PortDir + "/" + guest.AppPort(name, stage1abi.LogStreamStderr),
-			Console: console,
-		}
-		if a.Policy != nil {
-			ua.Limits = a.Policy.Cgroup
-		}
-		uapps = append(uapps, ua)
-		after = append(after, units.ServiceName(name))
-	}
-	files, err := units.Generate(units.Config{Apps: uapps, Helper: sdpod.AppHelper})
+	files, err := podUnits(pod, console)
 	if err != nil {
 		return err
 	}
-	files = append(files,
-		// The readiness marker is a FIFO that the pod's systemd makes
-		// itself when the socket unit starts, after every app's unit has:
-		// no process to start for it (a Go program's start costs about a
-		// second in an emulated guest, taken from the apps' start). The
-		// FIFO is never written, so its service never runs.
-		units.File{Name: "nscn-ready.socket", Content: strings.Join([]string{
-			"[Unit]",
-			"Description=Tell the host that the apps have started",
-			"DefaultDependencies=no",
-			"After=" + strings.Join(after, " "),
-			"",
-			"[Socket]",
-			"ListenFIFO=" + GuestReadyFile,
-			"SocketMode=0600",
-			"",
-		}, "\n")},
-		units.File{Name: "nscn-ready.service", Content: strings.Join([]string{
-			"[Unit]",
-			"Description=Nothing: nscn-ready.socket's FIFO is never written",
-			"DefaultDependencies=no",
-			"",
-			"[Service]",
-			"Type=oneshot",
-			"StandardOutput=null",
-			"ExecStart=" + guest.SystemdPath + " --version",
-			"",
-		}, "\n")},
-		units.File{Name: "default.target.d/kvm.conf", Content: "[Unit]\nWants=nscn-ready.socket\n"},
-	)
 	unitDir := inStage1(podDir, sdpod.UnitDir)
 	for _, d := range []string{
 		unitDir, filepath.Join(unitDir, "default.target.d"),
