@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -79,7 +80,7 @@ func TestKvmPod(t *testing.T) {
 	if got := strings.Join(lines["a-got"], " "); got != "from-b" {
 		t.Errorf("a read %q from the shared volume, want from-b", got)
 	}
-	mem, cpus := hypervisor.Size([]hypervisor.AppLimits{{MemoryBytes: 256 << 20, CPUMilli: 1500}, {}}, 2)
+	mem, cpus := hypervisor.Size([]hypervisor.AppLimits{{MemoryBytes: 256 << 20, CPUMilli: 1500}, {}}, runtime.NumCPU())
 	lim := lines["limits"]
 	if len(lim) != 5 || lim[0] != "268435456" || lim[1] != "150000" || lim[2] != "100000" || lim[3] != strconv.Itoa(cpus) {
 		t.Errorf("limits seen in the guest %q, want memory.max 268435456, cpu.max 150000 100000, %d vCPUs", lim, cpus)
