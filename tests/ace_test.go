@@ -30,7 +30,14 @@ func startMDS(t *testing.T, listenAll ...bool) mdstest.Service {
 // verify). The main image's resource/memory isolator must not fail the
 // run, whether the stage1 enforces it or reports it ignored.
 func aceValidator(t *testing.T, aci, net string) {
-	e := newEnv(t)
+	// On a network of its own, a failed run must not leave the pod's
+	// network behind: newNetEnv collects the pods however the test ends.
+	var e *env
+	if net == "host" {
+		e = newEnv(t)
+	} else {
+		e = newNetEnv(t)
+	}
 	// On the default network the pod reaches the service at the host
 	// side of its veth, so the service listens beyond loopback.
 	svc := startMDS(t, net != "host")
