@@ -302,7 +302,8 @@ func podAppStatuses(t *testing.T, e *env, uuid string) map[string]int {
 }
 
 // kvmEnterSignalAndQueue checks, on a running kvm pod, that SIGINT to an
-// enter reaches the entered command (as a terminal's Ctrl-C would), and
+// enter reaches the entered command (as a terminal's Ctrl-C would), even
+// one that does not read the stdin it is sent, and
 // that a second enter waits for the first to end: the agent's enter port
 // takes one session at a time.
 func kvmEnterSignalAndQueue(t *testing.T, e *env, uuid string) {
@@ -312,6 +313,9 @@ func kvmEnterSignalAndQueue(t *testing.T, e *env, uuid string) {
 	first := e.cmd(ctx, "enter", uuid, "/bin/sh", "-c", "trap 'echo got-int; exit 9' INT; echo started; while :; do sleep 0.1; done")
 	var fout syncBuffer
 	first.Stdout = &fout
+	// Endless stdin that the command never reads: the signal must still
+	// get through (the host keeps only a window of stdin in flight).
+	first.Stdin = endless{}
 	first.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
@@ -344,4 +348,14 @@ func kvmEnterSignalAndQueue(t *testing.T, e *env, uuid string) {
 	if err := <-done; err != nil || sout.String() != "second\n" {
 		t.Errorf("the second enter: %v, %q", err, sout.String())
 	}
+}
+
+// endless is a reader that never ends.
+type endless struct{}
+
+func (endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'y'
+	}
+	return len(p), nil
 }

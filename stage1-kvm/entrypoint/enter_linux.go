@@ -129,11 +129,12 @@ func Enter(ctx context.Context, cfg EnterConfig) (int, error) {
 func relayEnter(ctx context.Context, log *slog.Logger, conn net.Conn, nonce string, cfg EnterConfig, sigc <-chan os.Signal) (int, error) {
 	out := &lockedConn{c: conn}
 	started := false
+	// One token per stdin frame in flight, returned by its FrameStdinAck.
+	window := make(chan struct{}, guest.StdinWindow)
 	startStdin := func() {
 		go func() {
 			if cfg.Stdin != nil {
-				_, err := io.Copy(guest.FrameWriter{W: out, Type: guest.FrameStdin}, cfg.Stdin)
-				if err != nil {
+				if err := sendStdin(out, cfg.Stdin, window); err != nil {
 					log.DebugContext(ctx, "stdin", "err", err)
 				}
 			}
@@ -165,6 +166,11 @@ func relayEnter(ctx context.Context, log *slog.Logger, conn net.Conn, nonce stri
 			continue
 		}
 		switch typ {
+		case guest.FrameStdinAck:
+			select {
+			case <-window:
+			default: // more acknowledgements than frames: ignored
+			}
 		case guest.FrameStdout:
 			_, _ = cfg.Stdout.Write(p)
 		case guest.FrameStderr:
@@ -177,6 +183,27 @@ func relayEnter(ctx context.Context, log *slog.Logger, conn net.Conn, nonce stri
 				return 0, fmt.Errorf("the guest's agent sent status %q", p)
 			}
 			return status, nil
+		}
+	}
+}
+
+// sendStdin sends in as FrameStdin frames, each once window has room
+// for it.
+func sendStdin(out io.Writer, in io.Reader, window chan<- struct{}) error {
+	buf := make([]byte, guest.MaxData)
+	for {
+		n, err := in.Read(buf)
+		if n > 0 {
+			window <- struct{}{}
+			if werr := guest.WriteFrame(out, guest.FrameStdin, buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
 		}
 	}
 }

@@ -21,6 +21,8 @@ import (
 //	                                        as the app is (EnterHelper)
 //	                                   ◀── FrameStarted: the request's Nonce
 //	  FrameStdin…, FrameStdinEOF ─────────▶ the command's stdin
+//	                                   ◀── FrameStdinAck, one per FrameStdin
+//	                                        written
 //	  FrameSignal (one byte) ─────────────▶ signal the command
 //	                                   ◀── FrameStdout…, FrameStderr…
 //	                                   ◀── FrameExit: the status as a
@@ -42,6 +44,18 @@ const (
 	FrameStderr   = 'E'
 	FrameExit     = 'X'
 	FrameError    = 'F'
+	// FrameStdinAck: the agent has written one FrameStdin's data to the
+	// command's stdin; the host sends at most StdinWindow unacknowledged
+	// ones, so that the agent's queue never fills and a signal or the
+	// host's hang-up is always read at once.
+	FrameStdinAck = 'a'
+)
+
+// StdinWindow is how many FrameStdin the host may have in flight, and
+// StdinQueue how many the agent queues: more than the window.
+const (
+	StdinWindow = 16
+	StdinQueue  = 2 * StdinWindow
 )
 
 // EnterPort is the name of the enter sessions' virtio-serial port.

@@ -150,7 +150,8 @@ type enterSession struct {
 	cmd *exec.Cmd
 	// stdin carries the host's stdin frames to the command's stdin
 	// pipe (a nil slice: its end), written by a goroutine of its own so
-	// that a command that does not read its stdin stalls nothing else.
+	// that a command that does not read its stdin stalls nothing else
+	// (the host keeps at most StdinWindow frames in flight).
 	stdin chan []byte
 	done  chan struct{} // closed once the command has ended
 }
@@ -184,8 +185,8 @@ func (s *enterSession) input(fr frame) {
 }
 
 // feedStdin writes what arrives on s.stdin to w until its end or the
-// command's.
-func (s *enterSession) feedStdin(w io.WriteCloser) {
+// command's, and acknowledges each frame on out.
+func (s *enterSession) feedStdin(w io.WriteCloser, out io.Writer) {
 	defer func() { _ = w.Close() }()
 	for {
 		select {
@@ -196,6 +197,7 @@ func (s *enterSession) feedStdin(w io.WriteCloser) {
 			if _, err := w.Write(p); err != nil {
 				return
 			}
+			_ = WriteFrame(out, FrameStdinAck, nil)
 		case <-s.done:
 			return
 		}
@@ -220,7 +222,7 @@ func startSession(log io.Writer, out io.Writer, payload []byte) *enterSession {
 		return nil
 	}
 	_ = WriteFrame(out, FrameStarted, []byte(req.Nonce))
-	s := &enterSession{stdin: make(chan []byte, 64), done: make(chan struct{})}
+	s := &enterSession{stdin: make(chan []byte, StdinQueue), done: make(chan struct{})}
 	var stdinW *os.File
 	var (
 		relays sync.WaitGroup
@@ -270,7 +272,7 @@ func startSession(log io.Writer, out io.Writer, payload []byte) *enterSession {
 	}
 	_, _ = fmt.Fprintf(log, "nscn-agent: enter app %s: %q\n", req.Spec.Name, req.Cmd)
 	s.cmd = cmd
-	go s.feedStdin(stdinW)
+	go s.feedStdin(stdinW, out)
 	go func() {
 		_ = cmd.Wait()
 		close(s.done)
