@@ -181,7 +181,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err := atomicfile.Write(filepath.Join(podDir, StateDir), filepath.Base(IsolationFile), iso); err != nil {
 		return 0, err
 	}
-	accel := accelerator(ctx)
+	accel := accelerator(ctx, img)
 	_, _ = fmt.Fprintf(cfg.Stderr, "stage1-kvm: accelerator=%s (%s)\n", accel.Accel, accel.Reason)
 	log.DebugContext(ctx, "guest size", "memoryMiB", memMiB, "cpus", cpus)
 
@@ -201,16 +201,6 @@ func hostname(a sdpod.RunArgs) string {
 		return a.Hostname
 	}
 	return "nscn-" + a.UUID
-}
-
-// accelerator is KVM when a guest really runs here (kvm.Probe), else TCG.
-// NSCN_VM_ACCEL=kvm or tcg forces one, as for make vm-test.
-func accelerator(ctx context.Context) kvm.Verdict {
-	switch a := os.Getenv("NSCN_VM_ACCEL"); a {
-	case string(kvm.AccelKVM), string(kvm.AccelTCG):
-		return kvm.Verdict{Accel: kvm.Accel(a), Reason: "NSCN_VM_ACCEL=" + a}
-	}
-	return kvm.Probe(ctx)
 }
 
 // checkBinds drops the optional binds whose source is missing and fails

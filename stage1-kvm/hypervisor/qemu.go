@@ -222,3 +222,22 @@ func Size(apps []AppLimits, hostCPUs int) (memMiB int64, cpus int) {
 	}
 	return memMiB, cpus
 }
+
+// BootArgv is the command line of a bare boot of kernel and initrd to the
+// boot marker (guest.BootMarkerParam: the flavor's /init prints
+// guest.BootMarker on the console and powers the guest off), with the
+// machine type, CPU model, memory and kernel command line of a pod's
+// guest, the console written to the file console. The bench's bare boot
+// and run's check that KVM runs this kernel use it.
+func BootArgv(qemu, kernel, initrd, console string, accel kvm.Accel) []string {
+	mem, _ := Size([]AppLimits{{}}, 1)
+	return []string{
+		qemu, "-name", "nscn-boot",
+		"-machine", "q35,accel=" + string(accel), "-cpu", cpuModel(accel),
+		"-m", strconv.FormatInt(mem, 10), "-smp", "1",
+		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-display", "none",
+		"-serial", "file:" + console,
+		"-kernel", kernel, "-initrd", initrd,
+		"-append", strings.Join(append(BaseCmdline(), guest.BootMarkerParam), " "),
+	}
+}
