@@ -146,6 +146,9 @@ part of the image name) must be new in the pod.
 		Action: func(c *cli.Context) error {
 			g := globals(c)
 			args := c.Args().Slice()
+			if len(args) == 1 && (args[0] == "--help" || args[0] == "-h") {
+				return cli.ShowSubcommandHelp(c)
+			}
 			if len(args) < 2 || strings.HasPrefix(args[0], "-") {
 				return usageErrorf("app add: want UUID IMAGE [APPFLAGS] [-- ARGS...]")
 			}

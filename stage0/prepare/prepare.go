@@ -292,6 +292,9 @@ func generate(ctx context.Context, o Options, images map[string]*image) (*schema
 		images[ra.Name.String()] = im
 	}
 	if o.Sandbox {
+		if pm.Apps == nil {
+			pm.Apps = schema.AppList{} // "apps": [], as appc wants, not null
+		}
 		// No app declares the ports yet: the stage1 forwards them to
 		// the apps added later.
 		pm.Ports = o.Ports
