@@ -266,3 +266,38 @@ func TestAppRefusals(t *testing.T) {
 	e.fails("not running", "app", "start", p.uuid, "--app=one")
 	assertPodsGone(t, e)
 }
+
+// TestAppConfinedAsRunApp: an app added to a mutable pod is confined as
+// the same app in a pod nscn run starts: the same capability sets,
+// seccomp mode, no_new_privs, user, root and PID namespace view.
+func TestAppConfinedAsRunApp(t *testing.T) {
+	e := newEnv(t)
+	const probe = `grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status; id; ls /; ps -o pid,comm | wc -l; cat /proc/1/comm`
+	r := e.nspawnSh(probe, "--name=probe", "--user=nobody", "--group=nogroup")
+	if r.code != 0 {
+		t.Fatalf("run: exit %d: %s", r.code, r.stderr)
+	}
+	want := appStderr(r.stdout)
+	if !strings.Contains(want, "Seccomp:\t2") || !strings.Contains(want, "uid=65534") {
+		t.Fatalf("the run-time probe printed %q", want)
+	}
+	p := startSandbox(t, e, "--net=host")
+	e.ok("--insecure-options=image", "app", "add", p.uuid, busybox(t), "--name=probe", "--user=nobody", "--group=nogroup",
+		"--exec=/bin/sh", "--", "-c", probe)
+	e.ok("app", "start", p.uuid, "--app=probe")
+	var got string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if st := e.appStatus(p.uuid, "probe"); st.State == "exited" {
+			got = e.ok("logs", "--app=probe", p.uuid).stdout
+			break
+		}
+	}
+	if strings.TrimSpace(got) != strings.TrimSpace(want) {
+		t.Fatalf("the added app is confined otherwise than the run-time app:\nadded:\n%s\nrun:\n%s", got, want)
+	}
+	e.ok("stop", p.uuid)
+	if err := p.wait(); err != nil {
+		t.Fatalf("app sandbox after stop: %v", err)
+	}
+	assertPodsGone(t, e)
+}
