@@ -14,16 +14,19 @@ PREFIX ?= /usr/local
 # (stage0/stage1.SystemImageDir; paths.d overrides it at run time). The
 # Debian packages use /usr/lib/nscn/stage1-images (Documentation/packaging.md).
 STAGE1_DIR ?= $(PREFIX)/lib/nscn/stage1-images
-GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X github.com/nosecone/nscn/internal/version.Version=$(VERSION) -X github.com/nosecone/nscn/stage0/stage1.SystemImageDir=$(STAGE1_DIR)"
+# Where nscn looks for nscn-grpc (the gRPC services: nscn cri) when it is
+# not beside nscn.
+SERVICES_DIR ?= $(PREFIX)/lib/nscn
+GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X github.com/nosecone/nscn/internal/version.Version=$(VERSION) -X github.com/nosecone/nscn/stage0/stage1.SystemImageDir=$(STAGE1_DIR) -X github.com/nosecone/nscn/stage0/cli.ServicesDir=$(SERVICES_DIR)"
 export CGO_ENABLED := 0
 FLAVOR ?= fly
 
 # Pruned, not filtered: build/ holds whole Debian roots (make package-test).
 GO_SOURCES := $(shell find . \( -path ./build -o -path ./bin \) -prune -o -name '*.go' -print) go.mod go.sum
 
-.PHONY: man deb package-test registry fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install security test-images ace-images tools quickstart vm-test fetch-vm-kernel stage1-kvm fetch-kvm-kernel
+.PHONY: man deb package-test registry cri-test fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install security test-images ace-images tools quickstart vm-test fetch-vm-kernel stage1-kvm fetch-kvm-kernel
 
-all: $(BIN)/nscn $(BIN)/stage1-fly.aci $(BIN)/stage1-nspawn.aci $(BIN)/stage1-kvm.aci ## Build nscn and the stage1 images
+all: $(BIN)/nscn $(BIN)/nscn-grpc $(BIN)/stage1-fly.aci $(BIN)/stage1-nspawn.aci $(BIN)/stage1-kvm.aci ## Build nscn and the stage1 images
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_./-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 24
@@ -31,6 +34,10 @@ help: ## List the targets
 $(BIN)/nscn: $(GO_SOURCES) ## The stage0 command line
 	@mkdir -p $(BIN)
 	$(GO) build $(GOFLAGS_BUILD) -o $@ ./stage0/cmd/nscn
+
+$(BIN)/nscn-grpc: $(GO_SOURCES) ## nscn's gRPC services (nscn cri), which nscn execs
+	@mkdir -p $(BIN)
+	$(GO) build $(GOFLAGS_BUILD) -o $@ ./stage0/cmd/nscn-grpc
 
 stage1-fly: $(BIN)/stage1-fly.aci ## The fly (chroot) stage1 image
 
@@ -126,10 +133,10 @@ security: all test-images ## Containment suite: attacks on pods of both flavors,
 		NSCN_ATTACK=$(abspath $(BUILD)/security/attack) \
 		$(abspath $(BUILD)/security.test) -test.v -test.count=1 -test.timeout 15m
 
-registry: all test-images ## Registry suite: docker://, oci: and archives from a loopback docker-registry (plain http, TLS, auth), pushed, copied and proxied by the test (root)
+registry: all test-images $(CRICTL) ## Registry suite: docker://, oci: and archives from a loopback docker-registry (plain http, TLS, auth), pushed, copied and proxied by the test; nscn cri's image service driven by crictl (root)
 	$(GO) test -c -tags functional -o $(BUILD)/registry.test ./tests/registry
 	cd tests/registry && NSCN_BIN=$(abspath $(BIN)/nscn) NSCN_IMAGES=$(abspath $(BUILD)/images) \
-		NSCN_STAGE1_NSPAWN_ACI=$(abspath $(BIN)/stage1-nspawn.aci) \
+		NSCN_STAGE1_NSPAWN_ACI=$(abspath $(BIN)/stage1-nspawn.aci) NSCN_CRICTL=$(abspath $(CRICTL)) \
 		$(abspath $(BUILD)/registry.test) -test.v -test.count=1 -test.timeout 20m
 
 # The cgroup v2 test VM (Documentation/testing-vm.md): Debian's cloud
@@ -176,6 +183,7 @@ check: deps ## The test command: install packages, lint, build everything, run u
 	$(MAKE) functional FLAVOR="fly nspawn kvm"
 	$(MAKE) security
 	$(MAKE) registry
+	$(MAKE) cri-test
 	$(MAKE) vm-test
 	$(MAKE) torture-short
 	$(MAKE) package-test
@@ -189,6 +197,37 @@ fuzz: ## Run every fuzz target briefly
 			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
 	done
+
+# crictl and critest, pinned: built once into build/tools from the
+# cri-tools module (the Go module proxy serves it), as golangci-lint is.
+CRI_TOOLS_VERSION := v1.37.0
+CRICTL := $(BUILD)/tools/crictl-$(CRI_TOOLS_VERSION)
+CRITEST := $(BUILD)/tools/critest-$(CRI_TOOLS_VERSION)
+
+$(CRICTL):
+	@mkdir -p $(@D)
+	scripts/build-cri-tools.sh $(CRI_TOOLS_VERSION) crictl $(abspath $@)
+
+$(CRITEST):
+	@mkdir -p $(@D)
+	scripts/build-cri-tools.sh $(CRI_TOOLS_VERSION) critest $(abspath $@)
+
+CRI_TEST_FLAGS ?=
+# Debian's busybox (not busybox-static: see the script), the stand-in
+# images' base, fetched once like the systemd tree.
+CRI_BUSYBOX := $(BUILD)/cri/busybox
+
+$(CRI_BUSYBOX): scripts/cri/fetch-busybox.sh
+	scripts/cri/fetch-busybox.sh $@
+
+cri-test: all $(CRITEST) $(CRI_BUSYBOX) ## critest v1.37.0 against Debian's containerd and nscn cri, stand-in images served under their real names in private namespaces; results in build/cri/results.txt; fails when a spec of tests/cri/*-passes.txt stops passing (root, ~2.5 min; CRI_TEST_FLAGS=-update rewrites the lists)
+	@mkdir -p $(BUILD)/cri
+	$(GO) build -trimpath -buildvcs=false -o $(BUILD)/cri/standin ./tests/cri/standin
+	$(GO) test -c -tags functional -o $(BUILD)/cri.test ./tests/cri
+	cd tests/cri && NSCN_BIN=$(abspath $(BIN)/nscn) NSCN_CRITEST=$(abspath $(CRITEST)) \
+		NSCN_CRI_STANDIN=$(abspath $(BUILD)/cri/standin) NSCN_CRI_BUSYBOX=$(abspath $(CRI_BUSYBOX)) NSCN_CNI_PLUGIN_DIR=$(abspath $(CNI_PLUGINS)) \
+		NSCN_CRI_CACHE=$(abspath $(BUILD)/cri) \
+		$(abspath $(BUILD)/cri.test) -test.v -test.count=1 -test.timeout 30m $(CRI_TEST_FLAGS)
 
 # golangci-lint, pinned: `make lint` installs it into build/tools once (the
 # only download a fresh clone's `make check` makes besides its packages) and
@@ -204,7 +243,7 @@ $(GOLANGCI_LINT):
 LINT_PKGS ?= ./...
 lint: $(GOLANGCI_LINT) ## go vet, shellcheck and golangci-lint (.golangci.yml); LINT_PKGS=./store/... for fewer packages
 	$(GO) vet -tags "urfave_cli_no_docs functional fly nspawn kvm torture vm" $(LINT_PKGS)
-	shellcheck -x scripts/*.sh scripts/lib/*.sh scripts/vm/*.sh .ci/run
+	shellcheck -x scripts/*.sh scripts/lib/*.sh scripts/vm/*.sh scripts/cri/*.sh .ci/run
 	GOLANGCI_LINT_CACHE=$(abspath $(BUILD)/golangci-lint-cache) $(GOLANGCI_LINT) run $(LINT_PKGS)
 
 fmt: $(GOLANGCI_LINT) ## Format the Go sources (gofumpt and goimports, as make lint checks)
@@ -240,6 +279,8 @@ install: all man ## Install nscn, the stage1 images, man pages, completion, unit
 	@# built for another PREFIX (go's cache makes it cheap).
 	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/install/nscn ./stage0/cmd/nscn
 	install -D -m 0755 $(BUILD)/install/nscn $(DESTDIR)$(BINDIR)/nscn
+	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/install/nscn-grpc ./stage0/cmd/nscn-grpc
+	install -D -m 0755 $(BUILD)/install/nscn-grpc $(DESTDIR)$(SERVICES_DIR)/nscn-grpc
 	for f in $(BIN)/*.aci; do [ -e "$$f" ] || continue; install -D -m 0644 "$$f" $(DESTDIR)$(STAGE1_DIR)/$$(basename "$$f"); done
 	install -d $(DESTDIR)$(MANDIR)/man1
 	install -m 0644 $(DOCS)/man1/*.1 $(DESTDIR)$(MANDIR)/man1/

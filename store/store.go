@@ -638,3 +638,15 @@ func formatLabels(m map[string]string) string {
 	sort.Strings(parts)
 	return " (" + strings.Join(parts, ",") + ")"
 }
+
+// Remotes returns every remote entry of the index: the URLs and tags
+// fetched and the image each names now.
+func (s *Store) Remotes(ctx context.Context) ([]*index.Remote, error) {
+	var out []*index.Remote
+	err := s.Index.View(ctx, func(tx *index.Tx) error {
+		var err error
+		out, err = tx.Remotes()
+		return err
+	})
+	return out, err
+}

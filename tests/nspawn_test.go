@@ -106,12 +106,15 @@ func TestNspawnTwoAppsShareThePod(t *testing.T) {
 	// b waits for the file a writes in the shared empty volume, shares
 	// the pod's hostname, and does not see a's process: each app has a
 	// PID namespace of its own (Documentation/security.md, class 10).
+	// a stays alive until b has looked (the ack file), and both wait
+	// up to 20 s, so a loaded machine that starts one app late makes
+	// the test slower, not wrong. b's ps pattern cannot match b itself.
 	r := e.run("--insecure-options=image", "run", "--net=host", "--stage1-path="+nspawnACI(t),
 		"--volume", "shared,kind=empty",
 		busybox(t), "--name=a", "--mount", "volume=shared,target=/shared", "--exec=/bin/sh", "--", "-c",
-		"echo from-a > /shared/msg; sleep 3", "---",
+		"echo from-a > /shared/msg; i=0; while [ ! -e /shared/ack ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.2; done", "---",
 		busybox(t), "--name=b", "--mount", "volume=shared,target=/shared", "--exec=/bin/sh", "--", "-c",
-		`for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /shared/msg ] && break; sleep 0.2; done; echo b-got $(cat /shared/msg) $(hostname | cut -c1-5) $(ps | grep -c '[s]leep 3')`)
+		`i=0; while [ ! -e /shared/msg ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.2; done; echo b-got $(cat /shared/msg) $(hostname | cut -c1-5) $(ps | grep -c '[f]rom-a >'); touch /shared/ack`)
 	if r.code != 0 {
 		t.Fatalf("exit %d; stderr: %s", r.code, r.stderr)
 	}

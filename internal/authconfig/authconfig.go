@@ -28,15 +28,14 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	"github.com/nosecone/nscn/internal/configdir"
 	"github.com/nosecone/nscn/internal/errdefs"
 )
 
@@ -60,9 +59,6 @@ const (
 
 // Mask replaces a secret in Masked entries.
 const Mask = "******"
-
-// maxFileSize bounds an auth file: a few credentials.
-const maxFileSize = 64 << 10
 
 // Credentials are what an entry sends. Which fields are set depends on
 // the entry's type: User and Password for basic, Token for oauth.
@@ -254,35 +250,17 @@ func (c *Config) byKind(k Kind) map[string]*Entry {
 }
 
 func loadDir(dir string) ([]*Entry, error) {
-	names, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	files, err := configdir.Read(dir, "auth configuration")
 	if err != nil {
-		return nil, fmt.Errorf("read auth configuration: %w", err)
+		return nil, err
 	}
-	sort.Strings(names)
 	var out []*Entry
-	for _, name := range names {
-		st, err := os.Stat(name)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
+	for _, f := range files {
+		e, err := Parse(f.Data)
 		if err != nil {
-			return nil, fmt.Errorf("read auth configuration: %w", err)
+			return nil, fmt.Errorf("auth file %s: %w", f.Path, err)
 		}
-		if !st.Mode().IsRegular() {
-			continue
-		}
-		if st.Size() > maxFileSize {
-			return nil, errdefs.InvalidArgument("auth file %s: larger than %d bytes", name, maxFileSize)
-		}
-		data, err := os.ReadFile(name) //nolint:gosec // G304: a file of the configuration directories
-		if err != nil {
-			return nil, fmt.Errorf("read auth configuration: %w", err)
-		}
-		e, err := Parse(data)
-		if err != nil {
-			return nil, fmt.Errorf("auth file %s: %w", name, err)
-		}
-		e.File = name
+		e.File = f.Path
 		out = append(out, e)
 	}
 	return out, nil

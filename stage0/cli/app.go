@@ -287,6 +287,7 @@ func commands() []*cli.Command {
 		gcCommand(),
 		exportCommand(),
 		metadataServiceCommand(),
+		serviceStub(CRICommand()),
 		imageCommand(),
 		trustCommand(),
 		configCommand(),

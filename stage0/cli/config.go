@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/nosecone/nscn/internal/authconfig"
+	"github.com/nosecone/nscn/internal/regtrust"
 	"github.com/nosecone/nscn/stage0/stage1"
 )
 
@@ -26,6 +27,9 @@ kind of setting, each with "nscnKind" and "nscnVersion":
    dockerAuth   credentials for registries, from auth.d (secrets masked)
    trustedKey   each key trusted for image signatures: prefix (or root), fingerprint,
                 user IDs and which config directory holds it (see nscn trust)
+   registryTrust
+                registries and repositories whose tags are taken without a digest,
+                from registries.d (Documentation/images.md)
 
 Passwords and tokens are shown as ******; user names are shown. A configuration
 file that cannot be read or parsed fails the command, naming the file.`,
@@ -57,6 +61,10 @@ type configEntry struct {
 	Type        string                  `json:"type,omitempty"`
 	Credentials *authconfig.Credentials `json:"credentials,omitempty"`
 	File        string                  `json:"file,omitempty"`
+
+	// registryTrust
+	Repositories []string `json:"repositories,omitempty"`
+	AcceptTags   bool     `json:"acceptTags,omitempty"`
 
 	// trustedKey
 	Prefix      string   `json:"prefix,omitempty"`
@@ -122,6 +130,17 @@ func runConfig(c *cli.Context) error {
 			ce.Domains, ce.Type = m.Domains, m.Type
 		}
 		out.Stage0 = append(out.Stage0, ce)
+	}
+
+	trust, err := regtrust.LoadDirs(authDirs(g)...)
+	if err != nil {
+		return err
+	}
+	for _, e := range trust.Entries {
+		out.Stage0 = append(out.Stage0, configEntry{
+			Kind: regtrust.Kind, Version: "v1",
+			Repositories: e.Repositories, AcceptTags: e.AcceptTags, File: e.File,
+		})
 	}
 
 	keys, err := keystore(g).List(c.Context)

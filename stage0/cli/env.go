@@ -16,6 +16,7 @@ import (
 	"github.com/nosecone/nscn/internal/datadir"
 	"github.com/nosecone/nscn/internal/oci"
 	"github.com/nosecone/nscn/internal/pgp"
+	"github.com/nosecone/nscn/internal/regtrust"
 	"github.com/nosecone/nscn/internal/safetext"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/store"
@@ -93,7 +94,20 @@ func newFetcher(g *Globals, s *store.Store, policy fetch.PullPolicy) *fetch.Fetc
 
 		TrustKeysFromHTTPS: g.TrustKeysFromHTTPS,
 		Auth:               loadAuth(g),
+		TagTrust:           loadTagTrust(g),
 	}
+}
+
+// loadTagTrust reads the registry trust of registries.d. A file that
+// cannot be read is reported and the whole policy ignored: tags are then
+// refused, the safe way to be wrong (nscn config names the file).
+func loadTagTrust(g *Globals) *regtrust.Policy {
+	p, err := regtrust.LoadDirs(authDirs(g)...)
+	if err != nil {
+		g.Log.Warn("registry trust of registries.d not used: tags need a digest or --insecure-options=image", "error", err)
+		return nil
+	}
+	return p
 }
 
 // authDirs are the directories whose auth.d nscn reads, the most

@@ -1,13 +1,12 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/nosecone/nscn/internal/pod"
+	"github.com/nosecone/nscn/stage0/imagehold"
 	"github.com/nosecone/nscn/store"
 )
 
@@ -30,7 +29,7 @@ whatever its state: prepared, running, exited or marked as garbage.`,
 			if err != nil {
 				return err
 			}
-			refs, unlock, err := lockPodReferences(c.Context, s, g.Dir)
+			refs, unlock, err := imagehold.Lock(c.Context, s, g.Dir)
 			if err != nil {
 				return err
 			}
@@ -62,29 +61,4 @@ whatever its state: prepared, running, exited or marked as garbage.`,
 			return err
 		},
 	}
-}
-
-// lockPodReferences takes the store's references lock exclusive, so that
-// no pod starts to hold anything meanwhile, and collects what the pods of
-// the data directory hold in the store, in any state, from what stage0
-// recorded in each pod directory (pod.ListHoldings). The caller removes
-// from the store under the lock and then calls unlock.
-func lockPodReferences(ctx context.Context, s *store.Store, dataDir string) (refs store.References, unlock func(), err error) {
-	if unlock, err = s.LockReferences(ctx, true); err != nil {
-		return refs, nil, err
-	}
-	hs, err := pod.ListHoldings(ctx, dataDir)
-	if err != nil {
-		unlock()
-		return refs, nil, err
-	}
-	for _, h := range hs {
-		for _, k := range h.Trees {
-			refs.HoldTree(h.UUID, k)
-		}
-		for _, id := range h.Images {
-			refs.HoldImage(h.UUID, id)
-		}
-	}
-	return refs, unlock, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/safetext"
+	"github.com/nosecone/nscn/stage0/imagehold"
 	"github.com/nosecone/nscn/store"
 )
 
@@ -42,7 +43,7 @@ bad usage (an ambiguous, empty or bare prefix).`,
 			if err != nil {
 				return err
 			}
-			refs, unlock, err := lockPodReferences(c.Context, s, g.Dir)
+			refs, unlock, err := imagehold.Lock(c.Context, s, g.Dir)
 			if err != nil {
 				return err
 			}

@@ -44,6 +44,7 @@ import (
 	"github.com/nosecone/nscn/internal/oci"
 	"github.com/nosecone/nscn/internal/pgp"
 	"github.com/nosecone/nscn/internal/progress"
+	"github.com/nosecone/nscn/internal/regtrust"
 	"github.com/nosecone/nscn/store"
 	"github.com/nosecone/nscn/store/index"
 )
@@ -100,6 +101,10 @@ type Fetcher struct {
 
 	// OCI holds what OCI and Docker images need (platform, credentials).
 	OCI OCIOptions
+	// TagTrust is the operator's registry trust (registries.d): a tag of a
+	// repository it names is taken without a digest, as with
+	// InsecureImage for that image alone. nil trusts no tag.
+	TagTrust *regtrust.Policy
 
 	// Seams for tests; nil means os.Open and Store.Import.
 	open        func(name string) (imageFile, error)

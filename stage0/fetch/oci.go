@@ -77,7 +77,10 @@ func (f *Fetcher) fetchRegistry(ctx context.Context, ref oci.Reference) (*index.
 	if err != nil {
 		return nil, err
 	}
-	usable := cached != nil && (ref.Pinned() || f.InsecureImage)
+	// A tag is taken unverified with --insecure-options=image, or when the
+	// operator's registries.d trusts its repository.
+	insecure := f.InsecureImage || f.tagTrusted(ref)
+	usable := cached != nil && (ref.Pinned() || insecure)
 	switch {
 	case usable && (ref.Pinned() || f.PullPolicy != PullUpdate):
 		// A digest names the same content forever; a tag is looked up
@@ -94,12 +97,12 @@ func (f *Fetcher) fetchRegistry(ctx context.Context, ref oci.Reference) (*index.
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", ref, err)
 	}
-	if !ref.Pinned() && (!f.InsecureImage || cached != nil) {
+	if !ref.Pinned() && (!insecure || cached != nil) {
 		now, err := reg.Resolve(ctx, ref.Name)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", ref, err)
 		}
-		if !f.InsecureImage {
+		if !insecure {
 			return nil, notPinned(ref, "docker://"+ref.Name.Context().Name(), now)
 		}
 		if cached.remote.ETag == now.String() {
@@ -129,6 +132,20 @@ func (f *Fetcher) fetchRegistry(ctx context.Context, ref oci.Reference) (*index.
 		ref: ref, source: source, name: oci.ImageName(ref.Name.Context().Name()), version: ref.Tag(),
 		remote: &index.Remote{URL: key, ETag: im.IndexDigest.String(), DownloadTime: time.Now().UTC()},
 	}, fetchBlob)
+}
+
+// tagTrusted reports whether the registry trust policy (registries.d)
+// takes a tag of ref's repository without a digest, and says so once.
+func (f *Fetcher) tagTrusted(ref oci.Reference) bool {
+	if ref.Pinned() || f.TagTrust == nil {
+		return false
+	}
+	repo := ref.Name.Context()
+	ok, file := f.TagTrust.AcceptsTag(repo.RegistryStr(), repo.RepositoryStr())
+	if ok {
+		f.logger().Info("tag taken without a digest: its repository is trusted", "image", ref.String(), "policy", file)
+	}
+	return ok
 }
 
 func (f *Fetcher) registryOptions() oci.RegistryOptions {

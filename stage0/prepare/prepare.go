@@ -30,6 +30,7 @@ import (
 	"github.com/nosecone/nscn/internal/mountplan"
 	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/internal/timeline"
+	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/stage0/stage1"
 	"github.com/nosecone/nscn/store"
@@ -94,6 +95,10 @@ type Options struct {
 	Mounter mountplan.Mounter
 	// Timeline marks Prepare's phases (nil: off).
 	Timeline *timeline.Timeline
+	// PrivateUsers gives the pod an ID range of its own
+	// (pod.AllocatePrivateUsers), for a stage1 that runs it in a user
+	// namespace (--private-users).
+	PrivateUsers bool
 }
 
 // Prepared is a pod in the prepare state, holding its lock.
@@ -134,6 +139,11 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 		return nil, err
 	}
 	o.Timeline.Mark("stage1-image-found")
+	if o.PrivateUsers && eps.Version < stage1abi.InterfaceVersionPrivateUsers {
+		return nil, errdefs.Newf(errdefs.ErrNotImplemented,
+			"--private-users: the stage1 %s cannot run a pod in a user namespace (it speaks interface version %d; --private-users needs %d, as stage1-nspawn has)",
+			s1.entry.Name, eps.Version, stage1abi.InterfaceVersionPrivateUsers)
+	}
 
 	var pm *schema.PodManifest
 	images := map[string]*image{} // by app name
@@ -181,6 +191,13 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 	}()
 	if err = p.ToPreparing(ctx); err != nil {
 		return nil, err
+	}
+	if o.PrivateUsers {
+		r, err := p.AllocatePrivateUsers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		log.Debug("user ID range", "pod", p.UUID, "range", r.String())
 	}
 	log.Debug("preparing pod", "pod", p.UUID, "stage1", s1.entry.Name)
 	written, err := layout(ctx, o, log, p, s1, pm, images)

@@ -2,11 +2,9 @@ package stage1
 
 import (
 	"encoding/json"
-	"fmt"
-	"os"
 	"path/filepath"
-	"slices"
 
+	"github.com/nosecone/nscn/internal/configdir"
 	"github.com/nosecone/nscn/internal/errdefs"
 )
 
@@ -49,17 +47,13 @@ func ImageDirs(configDirs []string, binDir string) ([]string, error) {
 
 func configuredImageDir(configDirs []string) (string, error) {
 	for _, d := range configDirs {
-		files, err := filepath.Glob(filepath.Join(d, "paths.d", "*.json"))
+		files, err := configdir.Read(filepath.Join(d, "paths.d"), "paths configuration")
 		if err != nil {
-			return "", fmt.Errorf("read paths configuration: %w", err)
+			return "", err
 		}
-		slices.Sort(files)
 		dir := ""
-		for _, file := range files {
-			b, err := os.ReadFile(file) //nolint:gosec // G304: a paths.d file of the config directories
-			if err != nil {
-				return "", fmt.Errorf("read paths configuration: %w", err)
-			}
+		for _, f := range files {
+			file, b := f.Path, f.Data
 			var p pathsEntry
 			if err := json.Unmarshal(b, &p); err != nil {
 				return "", errdefs.InvalidArgument("paths configuration %s: %v", file, err)

@@ -16,11 +16,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/appc/spec/schema"
 
+	"github.com/nosecone/nscn/internal/configdir"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/store"
@@ -148,18 +148,15 @@ type configEntry struct {
 // returns the file read, and ok false when no dir has one.
 func Configured(dirs []string) (ref Ref, file string, ok bool, err error) {
 	for _, d := range dirs {
-		files, err := filepath.Glob(filepath.Join(d, "stage1.d", "*.json"))
+		files, err := configdir.Read(filepath.Join(d, "stage1.d"), "stage1 configuration")
 		if err != nil {
-			return Ref{}, "", false, fmt.Errorf("read stage1 configuration: %w", err)
+			return Ref{}, "", false, err
 		}
 		if len(files) == 0 {
 			continue
 		}
-		file := slices.Max(files)
-		b, err := os.ReadFile(file) //nolint:gosec // G304: a stage1.d file of the config directories
-		if err != nil {
-			return Ref{}, "", false, fmt.Errorf("read stage1 configuration: %w", err)
-		}
+		// The file whose name sorts last.
+		file, b := files[len(files)-1].Path, files[len(files)-1].Data
 		var c configEntry
 		if err := json.Unmarshal(b, &c); err != nil {
 			return Ref{}, "", false, errdefs.InvalidArgument("stage1 configuration %s: %v", file, err)

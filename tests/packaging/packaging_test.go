@@ -304,6 +304,7 @@ func TestInstalledTree(t *testing.T) {
 	r := newRoot(t)
 	for _, p := range []string{
 		"usr/bin/nscn",
+		"usr/lib/nscn/nscn-grpc",
 		"usr/lib/nscn/stage1-images/stage1-nspawn.aci",
 		"usr/lib/nscn/stage1-images/stage1-fly.aci",
 		"usr/share/man/man1/nscn.1.gz",
@@ -345,6 +346,12 @@ func TestInstalledTree(t *testing.T) {
 	out := run(t.Context(), t, "chroot", r.dir, "/usr/bin/nscn", "config")
 	if !strings.Contains(out, `"/usr/lib/nscn/stage1-images/stage1-nspawn.aci"`) {
 		t.Errorf("nscn config does not find the packaged default stage1:\n%s", out)
+	}
+	// nscn hands its gRPC services to the packaged nscn-grpc, found in
+	// the compiled-in directory (it is not beside /usr/bin/nscn).
+	out = run(t.Context(), t, "chroot", r.dir, "/usr/bin/nscn", "cri", "--help")
+	if !strings.Contains(out, "--listen") {
+		t.Errorf("nscn cri --help, from nscn-grpc, does not show --listen:\n%s", out)
 	}
 }
 

@@ -204,3 +204,43 @@ func TestTagNeedsInsecureImage(t *testing.T) {
 		})
 	}
 }
+
+// TestTagTrustedByRegistriesD: an operator's registries.d entry lets tags
+// of the repositories it names in without a digest and without
+// --insecure-options=image; a repository beside it (a longer name with the
+// same prefix) is still refused, a broken entry trusts nothing, and nscn
+// config shows what is trusted.
+func TestTagTrustedByRegistriesD(t *testing.T) {
+	reg := startRegistry(t, registryOpts{})
+	digest := reg.push("team/greet:v1", greetImage(t))
+	reg.push("teammate/greet:v1", greetImage(t))
+	e := newEnv(t)
+	policy := filepath.Join(e.local, "registries.d", "team.json")
+	writeJSON(t, policy, map[string]any{
+		"nscnKind": "registryTrust", "nscnVersion": "v1",
+		"repositories": []string{reg.host + "/team"}, "acceptTags": true,
+	})
+	if r := e.ok(runArgs(t, "http", reg.ref("team/greet:v1"))...); !slices.Contains(lines(r.stdout), greetOutput) {
+		t.Fatalf("want %q:\n%s", greetOutput, r)
+	}
+	if list := e.ok("image", "list", "--format=json").stdout; !strings.Contains(list, digest) {
+		t.Fatalf("the trusted tag's image is not listed with its digest %s:\n%s", digest, list)
+	}
+	e.refused(fetchArgs("http", reg.ref("teammate/greet:v1")), "not pinned by digest")
+
+	cfg := e.ok("config").stdout
+	if !strings.Contains(cfg, `"registryTrust"`) || !strings.Contains(cfg, reg.host+"/team") || !strings.Contains(cfg, policy) {
+		t.Fatalf("nscn config does not show the trust entry:\n%s", cfg)
+	}
+
+	// A broken file: the whole policy is ignored (tags refused again,
+	// with a warning naming the file), and nscn config fails naming it.
+	writeFile(t, policy, []byte(`{"nscnKind":"registryTrust","nscnVersion":"v1","repositories":["*"],"acceptTags":true}`))
+	e2 := newEnv(t)
+	e2.local = e.local
+	r := e2.refused(fetchArgs("http", reg.ref("team/greet:v1")), "not pinned by digest")
+	if !strings.Contains(r.stderr, "team.json") {
+		t.Fatalf("the warning does not name the broken file:\n%s", r)
+	}
+	e.refused([]string{"config"}, "team.json")
+}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"errors"
@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/nosecone/nscn/internal/errdefs"
-	"github.com/nosecone/nscn/stage0/cli"
 )
 
 func TestExitCode(t *testing.T) {
@@ -17,8 +16,8 @@ func TestExitCode(t *testing.T) {
 		print bool
 	}{
 		{name: "success", err: nil, code: 0},
-		{name: "app status", err: fmt.Errorf("run: %w", cli.ExitStatus(5)), code: 5},
-		{name: "already reported", err: cli.ExitStatusErr{Status: 1, Err: errors.New("x")}, code: 1},
+		{name: "app status", err: fmt.Errorf("run: %w", ExitStatus(5)), code: 5},
+		{name: "already reported", err: ExitStatusErr{Status: 1, Err: errors.New("x")}, code: 1},
 		{name: "usage", err: errdefs.InvalidArgument("bad flag"), code: 2, print: true},
 		{name: "not found", err: errdefs.NotFound("image"), code: 254, print: true},
 		{name: "plain", err: errors.New("boom"), code: 254, print: true},

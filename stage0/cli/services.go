@@ -1,0 +1,101 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/stage0/fetch"
+	"github.com/nosecone/nscn/store"
+)
+
+// ServicesBinary is the program that serves nscn's gRPC services. They live
+// in a second binary because gRPC and the CRI's generated types cost every
+// process that links them about a millisecond of package initialisation,
+// and nscn run must not pay that (Documentation/performance.md).
+const ServicesBinary = "nscn-grpc"
+
+// ServicesDir is where nscn-grpc is installed when it is not beside nscn:
+// the Makefile sets it with -ldflags -X (Documentation/packaging.md).
+var ServicesDir = "/usr/local/lib/nscn"
+
+// serviceStub makes a service command of nscn: same name, help and flags
+// as the real one, whose command line it hands, unparsed, to nscn-grpc.
+func serviceStub(doc *cli.Command) *cli.Command {
+	doc.SkipFlagParsing = true
+	doc.Action = func(c *cli.Context) error {
+		return execServices(c.Context, os.Args)
+	}
+	return doc
+}
+
+// execServices replaces nscn with nscn-grpc, same arguments and
+// environment, so that the global flags are read as nscn reads them.
+func execServices(_ context.Context, args []string) error {
+	bin, err := servicesBinary()
+	if err != nil {
+		return err
+	}
+	if err := unix.Exec(bin, args, os.Environ()); err != nil {
+		return errdefs.With(errdefs.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// servicesBinary finds nscn-grpc beside the running nscn, else in
+// ServicesDir.
+func servicesBinary() (string, error) {
+	var tried []string
+	if exe, err := os.Executable(); err == nil {
+		tried = append(tried, filepath.Join(filepath.Dir(exe), ServicesBinary))
+	}
+	tried = append(tried, filepath.Join(ServicesDir, ServicesBinary))
+	for _, p := range tried {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", errdefs.Unavailable("the gRPC services need %s, found neither at %s nor at %s (install the nscn package, or build it with make)", ServicesBinary, tried[0], tried[len(tried)-1])
+}
+
+// replaceServices puts the real service commands in place of the stubs of
+// the same name.
+func replaceServices(app *cli.App, services []*cli.Command) {
+	for _, svc := range services {
+		for i, c := range app.Commands {
+			if c.Name == svc.Name {
+				svc.OnUsageError = usageError
+				svc.Before = checkingFlags(svc.Before)
+				app.Commands[i] = svc
+			}
+		}
+	}
+}
+
+// Service is what a service command of nscn-grpc needs of the command
+// line: the global flags, parsed.
+type Service struct{ g *Globals }
+
+// ServiceOf returns the service context of a running command.
+func ServiceOf(c *cli.Context) Service { return Service{globals(c)} }
+
+// Globals are the parsed global flags.
+func (s Service) Globals() *Globals { return s.g }
+
+// OpenStore opens the data directory's store for writing, as fetch does.
+func (s Service) OpenStore(ctx context.Context) (*store.Store, error) { return openStore(ctx, s.g) }
+
+// NewFetcher returns a fetcher configured from the global flags and the
+// configuration directories, drawing no progress bars.
+func (s Service) NewFetcher(st *store.Store, policy fetch.PullPolicy) *fetch.Fetcher {
+	f := newFetcher(s.g, st, policy)
+	f.Progress = nil
+	return f
+}
+
+// UsageErrorf is a usage error (exit 2).
+func UsageErrorf(format string, args ...any) error { return usageErrorf(format, args...) }

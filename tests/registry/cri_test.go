@@ -1,0 +1,300 @@
+//go:build functional
+
+package registry
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// criServer is one `nscn cri` process of an env, stopped (SIGTERM) when
+// the test ends.
+type criServer struct {
+	t      *testing.T
+	e      *env
+	socket string
+	cmd    *exec.Cmd
+	log    *os.File
+}
+
+// crictlBin is crictl from the cri-tools module (make builds it).
+func crictlBin(t *testing.T) string { return mustEnv(t, "NSCN_CRICTL") }
+
+// startCRI starts nscn cri with e's directories, waits for its socket and
+// checks that it removes it again on SIGTERM.
+func startCRI(t *testing.T, e *env, socket string, globalFlags ...string) *criServer {
+	t.Helper()
+	logf, err := os.OpenFile(filepath.Join(t.TempDir(), "cri.log"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := e.cmd(context.Background(), append(globalFlags, "cri", "--listen=unix://"+socket)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &criServer{t: t, e: e, socket: socket, cmd: cmd, log: logf}
+	t.Cleanup(func() { s.stop() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if c, err := net.Dial("unix", socket); err == nil {
+			_ = c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nscn cri did not listen on %s:\n%s", socket, s.output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st, err := os.Stat(socket)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("socket %s: %v, mode %v; want 0600", socket, err, st.Mode().Perm())
+	}
+	return s
+}
+
+func (s *criServer) output() string {
+	b, _ := os.ReadFile(s.log.Name())
+	return string(b)
+}
+
+// stop sends SIGTERM and waits: the server must exit 0 and remove its
+// socket.
+func (s *criServer) stop() {
+	if s.cmd == nil {
+		return
+	}
+	cmd := s.cmd
+	s.cmd = nil
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			s.t.Errorf("nscn cri exited with %v after SIGTERM:\n%s", err, s.output())
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		s.t.Errorf("nscn cri did not stop on SIGTERM:\n%s", s.output())
+	}
+	if _, err := os.Lstat(s.socket); err == nil {
+		s.t.Errorf("nscn cri left its socket %s", s.socket)
+	}
+}
+
+// crictl runs crictl against the server and returns stdout; ok says
+// whether it must succeed.
+func (s *criServer) crictl(ok bool, args ...string) (string, string) {
+	s.t.Helper()
+	ep := "unix://" + s.socket
+	all := append([]string{"--runtime-endpoint", ep, "--image-endpoint", ep, "--timeout", "60s"}, args...)
+	cmd := exec.Command(crictlBin(s.t), all...) //nolint:gosec // G204: the suite runs crictl against the server it started
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ok && err != nil {
+		s.t.Fatalf("crictl %v: %v\n%s\n%s\nserver:\n%s", args, err, out.String(), errb.String(), s.output())
+	}
+	if !ok && err == nil {
+		s.t.Fatalf("crictl %v succeeded, want a failure:\n%s", args, out.String())
+	}
+	return out.String(), errb.String()
+}
+
+type criImage struct {
+	ID          string   `json:"id"`
+	RepoTags    []string `json:"repoTags"`
+	RepoDigests []string `json:"repoDigests"`
+	Size        string   `json:"size"`
+	UID         *struct {
+		Value string `json:"value"`
+	} `json:"uid"`
+	Username string `json:"username"`
+}
+
+func (s *criServer) images() []criImage {
+	s.t.Helper()
+	out, _ := s.crictl(true, "images", "-o", "json")
+	var got struct {
+		Images []criImage `json:"images"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		s.t.Fatalf("crictl images: %v\n%s", err, out)
+	}
+	return got.Images
+}
+
+func (s *criServer) inspect(ref string) criImage {
+	s.t.Helper()
+	out, _ := s.crictl(true, "inspecti", "-o", "json", ref)
+	var got struct {
+		Status criImage `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		s.t.Fatalf("crictl inspecti %s: %v\n%s", ref, err, out)
+	}
+	return got.Status
+}
+
+// TestCRIImageService drives nscn cri's image service with crictl, as a
+// kubelet would: pulls by tag under the operator's registries.d trust
+// (TLS verified against the test CA), two tags of one image seen as one
+// image, lookups by tag, ID and digest, a refused untrusted tag, removal
+// by one tag removing every tag, the image filesystem, and the state
+// surviving a restart of the server.
+func TestCRIImageService(t *testing.T) {
+	reg := startRegistry(t, registryOpts{tls: true})
+	img := greetImage(t)
+	digest := reg.push("team/greet:v1", img)
+	reg.push("team/greet:v2", img)
+	otherDigest := reg.push("other/app:v1", imageOf(t, v1.Config{User: "www-data", Cmd: []string{"/bin/true"}}, busyboxLayer(t)))
+	e := newEnv(t)
+	e.extraEnv = append(e.extraEnv, "SSL_CERT_FILE="+reg.ca)
+	writeJSON(t, filepath.Join(e.local, "registries.d", "team.json"), map[string]any{
+		"nscnKind": "registryTrust", "nscnVersion": "v1",
+		"repositories": []string{reg.host + "/team"}, "acceptTags": true,
+	})
+	socket := filepath.Join(t.TempDir(), "cri.sock")
+	s := startCRI(t, e, socket)
+
+	if out, _ := s.crictl(true, "version"); !strings.Contains(out, "RuntimeName:  nscn") || !strings.Contains(out, "RuntimeApiVersion:  v1") {
+		t.Fatalf("crictl version:\n%s", out)
+	}
+
+	v1, v2 := reg.host+"/team/greet:v1", reg.host+"/team/greet:v2"
+	s.crictl(true, "pull", v1)
+	s.crictl(true, "pull", v2)
+	ims := s.images()
+	if len(ims) != 1 {
+		t.Fatalf("two tags of one image are %d images: %+v", len(ims), ims)
+	}
+	im := ims[0]
+	if !slices.Equal(im.RepoTags, []string{v1, v2}) || !slices.Contains(im.RepoDigests, reg.host+"/team/greet@"+digest) || !strings.HasPrefix(im.ID, "sha256:") || im.Size == "0" {
+		t.Fatalf("image %+v; want tags %s, %s and digest %s", im, v1, v2, digest)
+	}
+	for _, ref := range []string{v1, v2, im.ID, strings.TrimPrefix(im.ID, "sha256:"), reg.host + "/team/greet@" + digest} {
+		if got := s.inspect(ref); got.ID != im.ID {
+			t.Errorf("inspecti %s: id %s, want %s", ref, got.ID, im.ID)
+		}
+	}
+	if got := s.inspect(v1); got.UID == nil || got.UID.Value != "0" {
+		t.Errorf("an image without a user: uid %+v, want 0", got.UID)
+	}
+	// The store holds it as nscn fetch would have: nscn sees it.
+	if list := e.ok("image", "list", "--format=json").stdout; !strings.Contains(list, digest) {
+		t.Fatalf("nscn image list does not show the pulled image:\n%s", list)
+	}
+
+	// A tag of a repository registries.d does not name is refused, with
+	// the digest to pin; by that digest it is taken.
+	other := reg.host + "/other/app"
+	if _, stderr := s.crictl(false, "pull", other+":v1"); !strings.Contains(stderr, "not pinned by digest") {
+		t.Fatalf("untrusted tag refused without saying why:\n%s", stderr)
+	}
+	s.crictl(true, "pull", other+"@"+otherDigest)
+	if got := s.inspect(other + "@" + otherDigest); got.Username != "www-data" || got.UID != nil || len(got.RepoTags) != 0 {
+		t.Errorf("digest-pulled image %+v: want username www-data, no uid, no tags", got)
+	}
+	if len(s.images()) != 2 {
+		t.Fatalf("want 2 images: %+v", s.images())
+	}
+
+	out, _ := s.crictl(true, "imagefsinfo", "-o", "json")
+	var fs struct {
+		Status struct {
+			ImageFilesystems []struct {
+				UsedBytes struct {
+					Value string `json:"value"`
+				} `json:"usedBytes"`
+			} `json:"imageFilesystems"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(out), &fs); err != nil || len(fs.Status.ImageFilesystems) != 1 || fs.Status.ImageFilesystems[0].UsedBytes.Value == "0" {
+		t.Fatalf("imagefsinfo: %v\n%s", err, out)
+	}
+
+	// Restarted, the server sees what is on disk.
+	s.stop()
+	s = startCRI(t, e, socket)
+	if len(s.images()) != 2 {
+		t.Fatalf("after a restart: %+v", s.images())
+	}
+
+	// Removing by one tag removes the image with every tag.
+	s.crictl(true, "rmi", v2)
+	for _, i := range s.images() {
+		if i.ID == im.ID {
+			t.Fatalf("image %s still listed after rmi %s: %+v", im.ID, v2, i)
+		}
+	}
+	if _, stderr := s.crictl(false, "inspecti", "-o", "json", v1); !strings.Contains(stderr, "no such image") {
+		t.Fatalf("inspecti by the other tag:\n%s", stderr)
+	}
+	if list := e.ok("image", "list", "--format=json").stdout; strings.Contains(list, digest) {
+		t.Fatalf("the store still holds the removed image:\n%s", list)
+	}
+	s.crictl(true, "rmi", other+"@"+otherDigest)
+	if n := len(s.images()); n != 0 {
+		t.Fatalf("%d images left", n)
+	}
+	// Nothing of the server is left in its log but its own lines.
+	sc := bufio.NewScanner(strings.NewReader(s.output()))
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "panic") || strings.Contains(sc.Text(), "goroutine ") {
+			t.Fatalf("server log:\n%s", s.output())
+		}
+	}
+}
+
+// TestCRIRefusesASecondServer: a socket a live server answers on is not
+// taken over, and a stale one (a killed server's) is.
+func TestCRIRefusesASecondServer(t *testing.T) {
+	e := newEnv(t)
+	socket := filepath.Join(t.TempDir(), "cri.sock")
+	s := startCRI(t, e, socket)
+	e.refused([]string{"cri", "--listen=" + socket}, "another server answers")
+	// Killed, it leaves its socket; the next server replaces it.
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+	if _, err := os.Lstat(socket); err != nil {
+		t.Fatalf("a killed server left no socket to test with: %v", err)
+	}
+	startCRI(t, e, socket)
+}
+
+// TestCRIPullWithCredentials: the credentials a pull request carries
+// (crictl --creds, the kubelet's image pull secrets) are sent to the
+// registry it pulls from; without them a private repository refuses.
+func TestCRIPullWithCredentials(t *testing.T) {
+	reg := startRegistry(t, registryOpts{auth: true})
+	reg.push("team/greet:v1", greetImage(t))
+	e := newEnv(t)
+	writeJSON(t, filepath.Join(e.local, "registries.d", "team.json"), map[string]any{
+		"nscnKind": "registryTrust", "nscnVersion": "v1",
+		"repositories": []string{reg.host + "/team"}, "acceptTags": true,
+	})
+	s := startCRI(t, e, filepath.Join(t.TempDir(), "cri.sock"), "--insecure-options=http")
+	ref := reg.host + "/team/greet:v1"
+	if _, stderr := s.crictl(false, "pull", ref); !strings.Contains(strings.ToLower(stderr), "unauthorized") {
+		t.Fatalf("a private repository without credentials:\n%s", stderr)
+	}
+	s.crictl(false, "pull", "--creds", regUser+":wrong", ref)
+	s.crictl(true, "pull", "--creds", regUser+":"+regPassword, ref)
+	if ims := s.images(); len(ims) != 1 || !slices.Equal(ims[0].RepoTags, []string{ref}) {
+		t.Fatalf("images after the pull: %+v", ims)
+	}
+}
