@@ -244,6 +244,7 @@ func TestAppRefusals(t *testing.T) {
 	e.fails("no app", "app", "rm", p.uuid, "--app=nope")
 	e.fails("--app=NAME is required", "app", "start", p.uuid)
 	e.fails("no image", "app", "sandbox", busybox(t))
+	e.fails("not a flag of a sandbox", "app", "sandbox", "--private-users")
 	e.fails("a flag of the pod", "--insecure-options=image", "app", "add", p.uuid, "--hostname=x", busybox(t))
 	e.fails("no command", "app", "exec", p.uuid, "--app=x")
 	e.ok("--insecure-options=image", "app", "add", p.uuid, busybox(t), "--name=one", "--exec=/bin/true")
