@@ -225,7 +225,7 @@ func podPID(t *testing.T, podDir string) int {
 // TestAppRefusals: the app commands say clearly why they cannot act, and
 // exit non-zero.
 func TestAppRefusals(t *testing.T) {
-	e := newEnv(t)
+	e := newNetEnv(t)
 	// The fly stage1 has no app entrypoints: a sandbox is refused before
 	// it starts, and so is adding an app to a pod it runs.
 	r := e.fails("cannot change the apps of a running pod", "--insecure-options=image", "app", "sandbox", "--stage1-from-dir=stage1-fly.aci")
@@ -272,7 +272,7 @@ func TestAppRefusals(t *testing.T) {
 // the same app in a pod nscn run starts: the same capability sets,
 // seccomp mode, no_new_privs, user, root and PID namespace view.
 func TestAppConfinedAsRunApp(t *testing.T) {
-	e := newEnv(t)
+	e := newNetEnv(t)
 	const probe = `grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status; id; ls /; ps -o pid,comm | wc -l; cat /proc/1/comm`
 	r := e.nspawnSh(probe, "--name=probe", "--user=nobody", "--group=nogroup")
 	if r.code != 0 {
