@@ -4,7 +4,9 @@ package tests
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -273,7 +275,7 @@ func TestAppRefusals(t *testing.T) {
 // seccomp mode, no_new_privs, user, root and PID namespace view.
 func TestAppConfinedAsRunApp(t *testing.T) {
 	e := newNetEnv(t)
-	const probe = `grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status; id; ls /; ps -o pid,comm | wc -l; cat /proc/1/comm`
+	const probe = `grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status; id; ls /; cat /proc/1/comm`
 	r := e.nspawnSh(probe, "--name=probe", "--user=nobody", "--group=nogroup")
 	if r.code != 0 {
 		t.Fatalf("run: exit %d: %s", r.code, r.stderr)
@@ -299,6 +301,25 @@ func TestAppConfinedAsRunApp(t *testing.T) {
 	e.ok("stop", p.uuid)
 	if err := p.wait(); err != nil {
 		t.Fatalf("app sandbox after stop: %v", err)
+	}
+	assertPodsGone(t, e)
+}
+
+// TestAppSandboxStopForce: stop --force kills a mutable pod; app sandbox
+// exits 137, and the running app's status records the kill.
+func TestAppSandboxStopForce(t *testing.T) {
+	e := newNetEnv(t)
+	p := startSandbox(t, e, "--net=host")
+	e.ok("--insecure-options=image", "app", "add", p.uuid, busybox(t), "--name=sleeper", "--exec=/bin/sleep", "--", "600")
+	e.ok("app", "start", p.uuid, "--app=sleeper")
+	e.ok("stop", "--force", p.uuid)
+	err := p.wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 137 {
+		t.Fatalf("app sandbox after stop --force: %v, want exit 137", err)
+	}
+	if st := e.appStatus(p.uuid, "sleeper"); st.State != "exited" || st.ExitCode == nil || *st.ExitCode != 137 {
+		t.Fatalf("the killed app: %+v", st)
 	}
 	assertPodsGone(t, e)
 }

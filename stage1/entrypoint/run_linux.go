@@ -441,7 +441,7 @@ loop:
 		return 0, fmt.Errorf("the pod ended before its apps did (systemd-nspawn: %v); rerun with --debug to see systemd's messages", waitErr) //nolint:errorlint // waitErr may be nil; nspawn's status is shown, not a cause to classify
 	}
 	if in.Killed {
-		for _, a := range in.Apps {
+		for _, a := range append(in.Apps, startedMutableApps(podDir, pod)...) {
 			if _, done := in.Statuses[a]; !done {
 				if err := atomicfile.Write(inStage1(podDir, sdpod.StatusDir), a, []byte(strconv.Itoa(status)+"\n")); err != nil {
 					log.WarnContext(ctx, "record status of killed app", "app", a, "err", err)
