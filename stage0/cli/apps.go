@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/stage0/apps"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/stage0/prepare"
@@ -188,7 +189,7 @@ part of the image name) must be new in the pod.
 			name, err := apps.Add(c.Context, cfg, args[0], apps.AddOptions{
 				Prepare: prepare.Options{
 					Fetcher: f, AllCapabilities: g.Insecure.Capabilities,
-					InheritEnv: ra.boolean(nil, "inherit-env"), HostEnv: os.Environ(),
+					InheritEnv: ra.boolean(nil, "inherit-env"), HostEnv: timeline.Strip(os.Environ()),
 				},
 				App:                 a,
 				DisableCapabilities: g.Insecure.Capabilities, DisablePaths: g.Insecure.Paths, DisableSeccomp: g.Insecure.Seccomp,
