@@ -58,7 +58,8 @@ root=$image/rootfs
 echo "build-stage1-nspawn: building the entrypoints for linux/$goarch"
 mkdir -p "$root/nscn"
 CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" "$go" build -trimpath -ldflags "-s -w" \
-	-o "$root/nscn/" ./stage1/cmd/init ./stage1/cmd/enter ./stage1/cmd/gc ./stage1/cmd/stop ./stage1/cmd/app ./stage1/cmd/app-init
+	-o "$root/nscn/" ./stage1/cmd/init ./stage1/cmd/enter ./stage1/cmd/gc ./stage1/cmd/stop ./stage1/cmd/app ./stage1/cmd/app-init \
+	./stage1/cmd/app-add ./stage1/cmd/app-start ./stage1/cmd/app-stop ./stage1/cmd/app-rm
 
 mkdir -p "$root/usr/lib/nscn/cni"
 for p in "${cni_plugins[@]}"; do
@@ -100,8 +101,9 @@ printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 # its tests check they agree.
 env -u GOARCH -u GOOS "$go" run ./internal/stage1/cmd/mkstage1 \
 	-name nosecone.dev/nscn/stage1-nspawn -version "$version" -arch "$goarch" \
-	-interface-version private-users \
+	-interface-version apps \
 	-run /nscn/init -enter /nscn/enter -gc /nscn/gc -stop /nscn/stop \
+	-app-add /nscn/app-add -app-start /nscn/app-start -app-stop /nscn/app-stop -app-rm /nscn/app-rm \
 	-dir "$image" -o "$outdir/stage1-nspawn.aci"
 
 env -u GOARCH -u GOOS "$go" tool actool validate "$outdir/stage1-nspawn.aci"

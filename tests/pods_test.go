@@ -37,6 +37,9 @@ func startPod(t *testing.T, e *env, wait time.Duration, ready []string, args ...
 	uuidFile := filepath.Join(t.TempDir(), "uuid")
 	i := slices.Index(args, "run")
 	if i < 0 {
+		i = slices.Index(args, "sandbox") // nscn app sandbox
+	}
+	if i < 0 {
 		t.Fatalf("startPod: no run in %q", args)
 	}
 	args = slices.Insert(slices.Clone(args), i+1, "--uuid-file-save="+uuidFile)

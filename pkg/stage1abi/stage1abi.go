@@ -37,7 +37,7 @@ const (
 // is refused, since it may expect arguments this stage0 does not pass.
 const (
 	MinInterfaceVersion = 1
-	MaxInterfaceVersion = 10
+	MaxInterfaceVersion = 11
 )
 
 // CheckInterfaceVersion parses the interface-version annotation value. An
@@ -71,6 +71,18 @@ const (
 	FlagDisablePaths        = "disable-paths"
 	FlagDisableSeccomp      = "disable-seccomp"
 	FlagIPC                 = "ipc"
+	// FlagMutable is run's flag for a pod whose apps change while it
+	// runs (InterfaceVersionApps): it may start with no app, and it does
+	// not end when its last app exits.
+	FlagMutable = "mutable"
+	// FlagAppUUID and FlagAppName are the app entrypoints' flags
+	// (AnnotationAppAdd, …): the pod's UUID and the app's name.
+	FlagAppUUID = "uuid"
+	FlagAppName = "app"
+	// EnvEnterPID names, for the app entrypoints, the pid stage0 found
+	// for the pod as it passes it to enter's --pid (rkt's crossing
+	// entrypoints' RKT_STAGE1_ENTERPID).
+	EnvEnterPID = "RKT_STAGE1_ENTERPID"
 	// FlagPrivateUsers (interface version 10) is BASE:COUNT, decimal:
 	// run the pod in a user namespace whose IDs 0…COUNT-1 are the host's
 	// BASE…BASE+COUNT-1. A stage1 that cannot isolate users refuses it.
@@ -154,7 +166,23 @@ const (
 	// local user could read in /proc/PID/cmdline.
 	InterfaceVersionMDSTokenFile = 9
 	InterfaceVersionPrivateUsers = 10 // --private-users
+	// InterfaceVersionApps brings mutable pods: run's --mutable and the
+	// app entrypoints (AnnotationAppAdd, AnnotationAppStart,
+	// AnnotationAppStop, AnnotationAppRm), each called with
+	// [--debug] --uuid=UUID --app=NAME (app/add also with the
+	// --disable-* flags run takes). A stage1 declaring it must carry all
+	// four annotations for stage0 to use them.
+	InterfaceVersionApps = 11
 )
+
+// AppStartedFile is where a stage1 of InterfaceVersionApps records, when
+// its app/start entrypoint has started an app, the pid of the app's main
+// process as the host sees it (a decimal number and a newline; 0 when it
+// could not tell), relative to the pod directory. Its modification time is
+// when the app started. app/start removes the app's AppStatusFile first.
+func AppStartedFile(app string) string {
+	return filepath.Join(Stage1RootfsRel, "rkt", "started", app)
+}
 
 // DefaultMDSPort is the TCP port of the metadata service that a stage1
 // assumes when it gets --mds-token without --mds-port (a stage0 older than
@@ -277,6 +305,10 @@ const (
 	// service, the service's registration socket (a path and a newline),
 	// so that gc and rm unregister the pod from the same service.
 	MDSSocketFile = "mds-socket"
+	// AppsLockFile is the lock stage0 takes, exclusively, around every
+	// change of a mutable pod's apps: the pod manifest is replaced while
+	// the pod runs, when its own lock is the stage1's.
+	AppsLockFile = "apps.lock"
 	// PrivateUsersFile records the ID range stage0 allocated to a pod
 	// run with --private-users (BASE:COUNT and a newline), written under
 	// the data directory's PrivateUsersLock when the pod is prepared:

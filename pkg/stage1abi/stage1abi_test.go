@@ -13,8 +13,8 @@ func TestCheckInterfaceVersion(t *testing.T) {
 	}{
 		{name: "absent means 1", in: "", want: 1},
 		{name: "supported", in: "4", want: 4},
-		{name: "newest", in: "10", want: MaxInterfaceVersion},
-		{name: "too new", in: "11", wantErr: true},
+		{name: "newest", in: "11", want: MaxInterfaceVersion},
+		{name: "too new", in: "12", wantErr: true},
 		{name: "zero", in: "0", wantErr: true},
 		{name: "not a number", in: "v5", wantErr: true},
 	}
@@ -29,10 +29,10 @@ func TestCheckInterfaceVersion(t *testing.T) {
 }
 
 func TestFlagVersionsAreSupported(t *testing.T) {
-	if InterfaceVersionPrivateUsers != MaxInterfaceVersion {
-		t.Errorf("the newest interface version is %d, but stage0 accepts up to %d", InterfaceVersionPrivateUsers, MaxInterfaceVersion)
+	if InterfaceVersionApps != MaxInterfaceVersion {
+		t.Errorf("the newest interface version is %d, but stage0 accepts up to %d", InterfaceVersionApps, MaxInterfaceVersion)
 	}
-	for _, v := range []int{InterfaceVersionHostname, InterfaceVersionDisable, InterfaceVersionDNSConf, InterfaceVersionLocalConfig, InterfaceVersionIPC, InterfaceVersionMDSPort, InterfaceVersionReady, InterfaceVersionMDSTokenFile, InterfaceVersionPrivateUsers} {
+	for _, v := range []int{InterfaceVersionHostname, InterfaceVersionDisable, InterfaceVersionDNSConf, InterfaceVersionLocalConfig, InterfaceVersionIPC, InterfaceVersionMDSPort, InterfaceVersionReady, InterfaceVersionMDSTokenFile, InterfaceVersionPrivateUsers, InterfaceVersionApps} {
 		if v < MinInterfaceVersion || v > MaxInterfaceVersion {
 			t.Errorf("interface version %d is outside %d..%d", v, MinInterfaceVersion, MaxInterfaceVersion)
 		}
@@ -46,6 +46,7 @@ func TestPodPaths(t *testing.T) {
 		{name: "stage2 dir", got: Stage2Dir("web"), want: "stage1/rootfs/opt/stage2/web"},
 		{name: "app rootfs", got: AppRootfs("web"), want: "stage1/rootfs/opt/stage2/web/rootfs"},
 		{name: "status file", got: AppStatusFile("web"), want: "stage1/rootfs/rkt/status/web"},
+		{name: "started file", got: AppStartedFile("web"), want: "stage1/rootfs/rkt/started/web"},
 		{name: "app info", got: AppInfoDir("web"), want: "appsinfo/web"},
 		{name: "empty volume", got: EmptyVolumeDir("cache"), want: "stage1/rootfs/volumes/cache"},
 		{name: "app log", got: AppLogFile("web"), want: "logs/web.log"},

@@ -276,6 +276,7 @@ func commands() []*cli.Command {
 		runCommand(),
 		prepareCommand(),
 		runPreparedCommand(),
+		appCommand(),
 		listCommand(),
 		statusCommand(),
 		logsCommand(),

@@ -62,55 +62,62 @@ enter fails (254) when the pod is not running or its stage1 cannot enter it.`,
 			if len(cmdline) == 0 {
 				cmdline = []string{defaultEnterCommand}
 			}
-			p, err := pod.Get(c.Context, g.Dir, ref)
-			if err != nil {
-				return err
-			}
-			if p.State != pod.Running {
-				return errdefs.FailedPrecondition("enter pod %s: pod is %s, not running", p.UUID, p.State)
-			}
-			pm, err := p.Manifest(c.Context)
-			if err != nil {
-				return err
-			}
-			app, err := pickApp(pm, p.UUID, c.String("app"))
-			if err != nil {
-				return err
-			}
-			st, err := openStore(c.Context, g)
-			if err != nil {
-				return err
-			}
-			s1, err := stage1.OpenPod(c.Context, st, p.Path)
-			if err != nil {
-				return fmt.Errorf("enter pod %s: %w", p.UUID, err)
-			}
-			pidCtx, cancel := context.WithTimeout(c.Context, enterPIDWait)
-			pid, err := p.WaitPID(pidCtx)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("enter pod %s: %w", p.UUID, err)
-			}
-			epArgs := append([]string{
-				"--" + stage1abi.FlagEnterPID + "=" + strconv.Itoa(pid),
-				"--" + stage1abi.FlagEnterAppName + "=" + app,
-				"--",
-			}, cmdline...)
-			g.Log.Debug("entering pod", "pod", p.UUID, "app", app, "entrypoint", s1.Enter, "args", epArgs)
-			// A terminal's Ctrl-C signals both nscn and CMD; the command
-			// decides what it means, so nscn's own cancellation must not
-			// kill it.
-			status, err := s1.Invoke(context.WithoutCancel(c.Context), s1.Enter, epArgs,
-				stage1.Stdio{In: g.Stdin, Out: g.Stdout, Err: g.Stderr}, stage1Env(g))
-			if err != nil {
-				return fmt.Errorf("enter pod %s: %w", p.UUID, err)
-			}
-			if status != 0 {
-				return ExitStatus(status)
-			}
-			return nil
+			return enterPod(c, g, ref, c.String("app"), cmdline)
 		},
 	}
+}
+
+// enterPod runs cmdline in app (or the pod's only app) of the running pod
+// ref through the stage1's enter entrypoint, and exits with its status:
+// nscn enter and nscn app exec.
+func enterPod(c *cli.Context, g *Globals, ref, appName string, cmdline []string) error {
+	p, err := pod.Get(c.Context, g.Dir, ref)
+	if err != nil {
+		return err
+	}
+	if p.State != pod.Running {
+		return errdefs.FailedPrecondition("enter pod %s: pod is %s, not running", p.UUID, p.State)
+	}
+	pm, err := p.Manifest(c.Context)
+	if err != nil {
+		return err
+	}
+	app, err := pickApp(pm, p.UUID, appName)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(c.Context, g)
+	if err != nil {
+		return err
+	}
+	s1, err := stage1.OpenPod(c.Context, st, p.Path)
+	if err != nil {
+		return fmt.Errorf("enter pod %s: %w", p.UUID, err)
+	}
+	pidCtx, cancel := context.WithTimeout(c.Context, enterPIDWait)
+	pid, err := p.WaitPID(pidCtx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("enter pod %s: %w", p.UUID, err)
+	}
+	epArgs := append([]string{
+		"--" + stage1abi.FlagEnterPID + "=" + strconv.Itoa(pid),
+		"--" + stage1abi.FlagEnterAppName + "=" + app,
+		"--",
+	}, cmdline...)
+	g.Log.Debug("entering pod", "pod", p.UUID, "app", app, "entrypoint", s1.Enter, "args", epArgs)
+	// A terminal's Ctrl-C signals both nscn and CMD; the command
+	// decides what it means, so nscn's own cancellation must not
+	// kill it.
+	status, err := s1.Invoke(context.WithoutCancel(c.Context), s1.Enter, epArgs,
+		stage1.Stdio{In: g.Stdin, Out: g.Stdout, Err: g.Stderr}, stage1Env(g))
+	if err != nil {
+		return fmt.Errorf("enter pod %s: %w", p.UUID, err)
+	}
+	if status != 0 {
+		return ExitStatus(status)
+	}
+	return nil
 }
 
 // pickApp returns the name of the app of pm a command acts on: the one

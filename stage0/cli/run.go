@@ -211,6 +211,11 @@ func runOrPrepare(c *cli.Context, run bool) error {
 	if err != nil {
 		return err
 	}
+	if c.Command.Name == sandboxCommandName {
+		if err := checkSandboxArgs(ra); err != nil {
+			return err
+		}
+	}
 	if ra.wantHelp {
 		// The help lookup searches the parent's commands.
 		parent := c
@@ -305,11 +310,18 @@ func runOrPrepare(c *cli.Context, run bool) error {
 		return err
 	}
 	s1 := stage1.Pod{Tree: prep.Stage1Tree, Entrypoints: prep.Entrypoints}
+	if ra.sandbox {
+		if err = startSandbox(g, prep); err != nil {
+			prepare.Discard(context.WithoutCancel(c.Context), prep.Pod, g.Log)
+			return err
+		}
+	}
 	err = execStage1(c.Context, g, prep.Pod, s1, stage1.RunFlags{
 		Net:         ra.flag("net"),
 		Interactive: ra.boolean(nil, "interactive"),
 		Hostname:    ra.flag("hostname"),
 		IPC:         ra.flag("ipc"),
+		Mutable:     ra.sandbox,
 	}, dns, mo)
 	// execStage1 returns only when the stage1 could not be started.
 	prepare.Discard(context.WithoutCancel(c.Context), prep.Pod, g.Log)
@@ -442,7 +454,8 @@ func prepareOptions(g *Globals, ra *runArgs) (prepare.Options, stage1.Selection,
 		o.PodManifest = &m
 		return o, sel, nil
 	}
-	if len(ra.apps) == 0 {
+	o.Sandbox = ra.sandbox
+	if len(ra.apps) == 0 && !ra.sandbox {
 		return o, sel, usageErrorf("name at least one IMAGE (see --help)")
 	}
 	for i := range ra.apps {

@@ -97,6 +97,8 @@ type runArgs struct {
 	pod      map[string][]string // pod flags and per-app defaults
 	apps     []appArgs
 	wantHelp bool
+	// sandbox is nscn app sandbox: a mutable pod with no app yet.
+	sandbox bool
 }
 
 // get returns the last value of a flag for an app, falling back to the

@@ -79,6 +79,9 @@ type Options struct {
 	// PodManifest, when set, is used as the pod manifest instead of one
 	// generated from Apps (rkt's --pod-manifest).
 	PodManifest *schema.PodManifest
+	// Sandbox prepares a mutable pod (nscn app sandbox): Apps may be
+	// empty, and the apps come later (AddApp).
+	Sandbox bool
 	// AllCapabilities is --insecure-options=capabilities: apps keep every
 	// capability, so an image asking for more than appc's default set
 	// needs no further consent.
@@ -292,64 +295,28 @@ func fetchApp(ctx context.Context, o Options, ref, sig string) (*image, error) {
 
 // generate builds the pod manifest from the apps on the command line.
 func generate(ctx context.Context, o Options, images map[string]*image) (*schema.PodManifest, error) {
-	if len(o.Apps) == 0 {
+	if len(o.Apps) == 0 && !o.Sandbox {
 		return nil, errdefs.InvalidArgument("no image to run: name at least one")
 	}
 	pm := schema.BlankPodManifest()
 	pm.Volumes = o.Volumes
 	for i, a := range o.Apps {
-		im, err := fetchApp(ctx, o, a.Image, a.Signature)
+		ra, im, err := newRuntimeApp(ctx, o, i, a, o.Volumes, func(n string) bool { _, dup := images[n]; return dup })
 		if err != nil {
 			return nil, err
-		}
-		if err := CheckOSArch(im.manifest, runtime.GOOS, runtime.GOARCH); err != nil {
-			return nil, err
-		}
-		name := a.Name
-		if name == "" {
-			name = path.Base(im.manifest.Name.String())
-		}
-		acName, err := types.SanitizeACName(name)
-		if err != nil || (a.Name != "" && acName != a.Name) {
-			return nil, errdefs.InvalidArgument("app name %q is not a valid appc name (lowercase letters, digits and dashes)", name)
-		}
-		if err := CheckAppName(acName); err != nil {
-			return nil, err
-		}
-		// A capability flag for the app replaces the image's isolators:
-		// the operator chose.
-		if err := capabilityConsent(acName, im.manifest, o.AllCapabilities || hasCapabilityIsolator(a.Isolators), grantWithFlag); err != nil {
-			return nil, err
-		}
-		if _, dup := images[acName]; dup {
-			return nil, errdefs.InvalidArgument("two apps are named %q; give one a different --name", acName)
-		}
-		app, err := effectiveApp(im.manifest, a, o)
-		if err != nil {
-			return nil, fmt.Errorf("app %d (%s): %w", i+1, acName, err)
-		}
-		for _, m := range a.Mounts {
-			if !hasVolume(o.Volumes, m.Volume) {
-				return nil, errdefs.InvalidArgument("app %s: --mount names volume %q, which no --volume defines", acName, m.Volume)
-			}
-		}
-		id, err := types.NewHash(im.entry.ID)
-		if err != nil {
-			return nil, fmt.Errorf("image ID %s: %w", im.entry.ID, err)
-		}
-		ra := schema.RuntimeApp{
-			Name: *types.MustACName(acName),
-			Image: schema.RuntimeImage{
-				Name:   &im.manifest.Name,
-				ID:     *id,
-				Labels: im.manifest.Labels,
-			},
-			App:            app,
-			ReadOnlyRootFS: a.ReadOnlyRootfs,
-			Mounts:         a.Mounts,
 		}
 		pm.Apps = append(pm.Apps, ra)
-		images[acName] = im
+		images[ra.Name.String()] = im
+	}
+	if o.Sandbox {
+		if pm.Apps == nil {
+			pm.Apps = schema.AppList{} // "apps": [], as appc wants, not null
+		}
+		// No app declares the ports yet: the stage1 forwards them to
+		// the apps added later.
+		pm.Ports = o.Ports
+		pm.UserAnnotations, pm.UserLabels = o.UserAnnotations, o.UserLabels
+		return pm, nil
 	}
 	if err := checkPorts(pm, o.Ports); err != nil {
 		return nil, err
@@ -357,6 +324,64 @@ func generate(ctx context.Context, o Options, images map[string]*image) (*schema
 	pm.Ports = o.Ports
 	pm.UserAnnotations, pm.UserLabels = o.UserAnnotations, o.UserLabels
 	return pm, nil
+}
+
+// newRuntimeApp fetches the image of a (the i-th app on the command line)
+// and makes its entry of the pod manifest: its name (taken says which are
+// in use), the effective app, its mounts of volumes. It does not render
+// the image.
+func newRuntimeApp(ctx context.Context, o Options, i int, a App, volumes []types.Volume, taken func(string) bool) (schema.RuntimeApp, *image, error) {
+	var none schema.RuntimeApp
+	im, err := fetchApp(ctx, o, a.Image, a.Signature)
+	if err != nil {
+		return none, nil, err
+	}
+	if err := CheckOSArch(im.manifest, runtime.GOOS, runtime.GOARCH); err != nil {
+		return none, nil, err
+	}
+	name := a.Name
+	if name == "" {
+		name = path.Base(im.manifest.Name.String())
+	}
+	acName, err := types.SanitizeACName(name)
+	if err != nil || (a.Name != "" && acName != a.Name) {
+		return none, nil, errdefs.InvalidArgument("app name %q is not a valid appc name (lowercase letters, digits and dashes)", name)
+	}
+	if err := CheckAppName(acName); err != nil {
+		return none, nil, err
+	}
+	// A capability flag for the app replaces the image's isolators:
+	// the operator chose.
+	if err := capabilityConsent(acName, im.manifest, o.AllCapabilities || hasCapabilityIsolator(a.Isolators), grantWithFlag); err != nil {
+		return none, nil, err
+	}
+	if taken(acName) {
+		return none, nil, errdefs.InvalidArgument("two apps are named %q; give one a different --name", acName)
+	}
+	app, err := effectiveApp(im.manifest, a, o)
+	if err != nil {
+		return none, nil, fmt.Errorf("app %d (%s): %w", i+1, acName, err)
+	}
+	for _, m := range a.Mounts {
+		if !hasVolume(volumes, m.Volume) {
+			return none, nil, errdefs.InvalidArgument("app %s: --mount names volume %q, which no --volume defines", acName, m.Volume)
+		}
+	}
+	id, err := types.NewHash(im.entry.ID)
+	if err != nil {
+		return none, nil, fmt.Errorf("image ID %s: %w", im.entry.ID, err)
+	}
+	return schema.RuntimeApp{
+		Name: *types.MustACName(acName),
+		Image: schema.RuntimeImage{
+			Name:   &im.manifest.Name,
+			ID:     *id,
+			Labels: im.manifest.Labels,
+		},
+		App:            app,
+		ReadOnlyRootFS: a.ReadOnlyRootfs,
+		Mounts:         a.Mounts,
+	}, im, nil
 }
 
 // checkPorts refuses a --port whose name no app's image declares, before

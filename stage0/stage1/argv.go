@@ -27,7 +27,10 @@ type RunFlags struct {
 	IPC                 string
 	// PrivateUsers is the pod's ID range (BASE:COUNT) for a stage1 of
 	// interface version 10 or later; empty: no user namespace.
-	PrivateUsers     string
+	PrivateUsers string
+	// Mutable starts a pod whose apps change while it runs (nscn app
+	// sandbox): interface version stage1abi.InterfaceVersionApps.
+	Mutable          bool
 	UUID             string
 	InterfaceVersion int
 }
@@ -107,10 +110,56 @@ func RunArgs(f RunFlags) ([]string, error) {
 		}
 		a = append(a, "--"+stage1abi.FlagPrivateUsers+"="+f.PrivateUsers)
 	}
+	if f.Mutable {
+		if err := need(stage1abi.InterfaceVersionApps, stage1abi.FlagMutable); err != nil {
+			return nil, err
+		}
+		a = append(a, "--"+stage1abi.FlagMutable)
+	}
 	if f.UUID == "" {
 		return nil, errdefs.InvalidArgument("run entrypoint: no pod UUID")
 	}
 	return append(a, f.UUID), nil
+}
+
+// AppFlags are the arguments of the app entrypoints (app/add, app/start,
+// app/stop, app/rm). The --disable-* flags are app/add's only.
+type AppFlags struct {
+	Debug               bool
+	UUID                string
+	App                 string
+	DisableCapabilities bool
+	DisablePaths        bool
+	DisableSeccomp      bool
+}
+
+// AppArgs builds an app entrypoint's argv (without argv[0]):
+//
+//	[--debug] [--disable-…] --uuid=UUID --app=NAME
+func AppArgs(f AppFlags) ([]string, error) {
+	if f.UUID == "" {
+		return nil, errdefs.InvalidArgument("app entrypoint: no pod UUID")
+	}
+	if f.App == "" {
+		return nil, errdefs.InvalidArgument("app entrypoint: no app name")
+	}
+	var a []string
+	if f.Debug {
+		a = append(a, "--"+stage1abi.FlagDebug)
+	}
+	for _, d := range []struct {
+		on   bool
+		flag string
+	}{
+		{f.DisableCapabilities, stage1abi.FlagDisableCapabilities},
+		{f.DisablePaths, stage1abi.FlagDisablePaths},
+		{f.DisableSeccomp, stage1abi.FlagDisableSeccomp},
+	} {
+		if d.on {
+			a = append(a, "--"+d.flag)
+		}
+	}
+	return append(a, "--"+stage1abi.FlagAppUUID+"="+f.UUID, "--"+stage1abi.FlagAppName+"="+f.App), nil
 }
 
 // CheckDNSConfMode validates a --dns-conf-mode value: comma-separated

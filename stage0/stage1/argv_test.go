@@ -38,6 +38,8 @@ func TestRunArgs(t *testing.T) {
 		{name: "disable needs 3", flags: RunFlags{DisableSeccomp: true, UUID: "u", InterfaceVersion: 2}, class: errdefs.ErrFailedPrecondition},
 		{name: "dns conf needs 4", flags: RunFlags{DNSConfMode: "resolv=host", UUID: "u", InterfaceVersion: 3}, class: errdefs.ErrFailedPrecondition},
 		{name: "ipc needs 6", flags: RunFlags{IPC: "private", UUID: "u", InterfaceVersion: 5}, class: errdefs.ErrFailedPrecondition},
+		{name: "mutable at 11", flags: RunFlags{Mutable: true, Net: "host", UUID: "u", InterfaceVersion: 11}, want: "--net=host --mutable u"},
+		{name: "mutable needs 11", flags: RunFlags{Mutable: true, UUID: "u", InterfaceVersion: 10}, class: errdefs.ErrFailedPrecondition},
 		{name: "no uuid", flags: RunFlags{InterfaceVersion: 6}, class: errdefs.ErrInvalidArgument},
 		{
 			name: "private users at version 10", flags: RunFlags{PrivateUsers: "524288:65536", UUID: "u", InterfaceVersion: 10},
@@ -78,6 +80,66 @@ func TestCheckDNSConfMode(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := CheckDNSConfMode(tt.in); (err == nil) != tt.ok {
 				t.Fatalf("CheckDNSConfMode(%q) = %v", tt.in, err)
+			}
+		})
+	}
+}
+
+func TestAppArgs(t *testing.T) {
+	tests := []struct {
+		name  string
+		flags AppFlags
+		want  string
+		class error
+	}{
+		{name: "minimal", flags: AppFlags{UUID: "u", App: "web"}, want: "--uuid=u --app=web"},
+		{name: "debug", flags: AppFlags{Debug: true, UUID: "u", App: "web"}, want: "--debug --uuid=u --app=web"},
+		{
+			name: "disable flags", flags: AppFlags{UUID: "u", App: "a", DisableCapabilities: true, DisablePaths: true, DisableSeccomp: true},
+			want: "--disable-capabilities-restriction --disable-paths --disable-seccomp --uuid=u --app=a",
+		},
+		{name: "no uuid", flags: AppFlags{App: "web"}, class: errdefs.ErrInvalidArgument},
+		{name: "no app", flags: AppFlags{UUID: "u"}, class: errdefs.ErrInvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := AppArgs(tt.flags)
+			if tt.class != nil {
+				if !errors.Is(err, tt.class) {
+					t.Fatalf("AppArgs(%+v) = %q, %v; want %v", tt.flags, got, err, tt.class)
+				}
+				return
+			}
+			if err != nil || strings.Join(got, " ") != tt.want {
+				t.Fatalf("AppArgs(%+v) = %q, %v; want %q", tt.flags, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckApps(t *testing.T) {
+	all := Entrypoints{AppAdd: "/a", AppStart: "/s", AppStop: "/p", AppRm: "/r", Version: 11}
+	tests := []struct {
+		name string
+		eps  func(Entrypoints) Entrypoints
+		want string // in the error; "" for none
+	}{
+		{name: "all four at 11", eps: func(e Entrypoints) Entrypoints { return e }},
+		{name: "version 10", eps: func(e Entrypoints) Entrypoints { e.Version = 10; return e }, want: "interface version 10"},
+		{name: "no entrypoints (fly)", eps: func(Entrypoints) Entrypoints { return Entrypoints{Version: 11} }, want: "coreos.com/rkt/stage1/app/add"},
+		{name: "no rm", eps: func(e Entrypoints) Entrypoints { e.AppRm = ""; return e }, want: "coreos.com/rkt/stage1/app/rm"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.eps(all).CheckApps()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("CheckApps() = %v; want a failed precondition mentioning %q", err, tt.want)
 			}
 		})
 	}

@@ -187,7 +187,35 @@ func Configured(dirs []string) (ref Ref, file string, ok bool, err error) {
 // interface version it speaks.
 type Entrypoints struct {
 	Run, Enter, GC, Stop string
-	Version              int
+	// AppAdd, AppStart, AppStop and AppRm are the app entrypoints of
+	// a stage1 that runs mutable pods (see CheckApps).
+	AppAdd, AppStart, AppStop, AppRm string
+	Version                          int
+}
+
+// CheckApps refuses, as FailedPrecondition, a stage1 that cannot run
+// mutable pods: one that declares an interface version older than
+// stage1abi.InterfaceVersionApps, or lacks one of the four app
+// entrypoints.
+func (e Entrypoints) CheckApps() error {
+	if e.Version < stage1abi.InterfaceVersionApps {
+		return errdefs.FailedPrecondition("the stage1 speaks interface version %d and cannot change the apps of a running pod (needs %d, with the app entrypoints)", e.Version, stage1abi.InterfaceVersionApps)
+	}
+	var missing []string
+	for _, a := range []struct{ name, value string }{
+		{stage1abi.AnnotationAppAdd, e.AppAdd},
+		{stage1abi.AnnotationAppStart, e.AppStart},
+		{stage1abi.AnnotationAppStop, e.AppStop},
+		{stage1abi.AnnotationAppRm, e.AppRm},
+	} {
+		if a.value == "" {
+			missing = append(missing, a.name)
+		}
+	}
+	if len(missing) > 0 {
+		return errdefs.FailedPrecondition("the stage1 cannot change the apps of a running pod: its manifest has no %s", strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // ReadEntrypoints reads the stage1 annotations of an image manifest.
@@ -207,6 +235,11 @@ func ReadEntrypoints(m *schema.ImageManifest) (Entrypoints, error) {
 		GC:      get(stage1abi.AnnotationGC),
 		Stop:    get(stage1abi.AnnotationStop),
 		Version: v,
+
+		AppAdd:   get(stage1abi.AnnotationAppAdd),
+		AppStart: get(stage1abi.AnnotationAppStart),
+		AppStop:  get(stage1abi.AnnotationAppStop),
+		AppRm:    get(stage1abi.AnnotationAppRm),
 	}
 	if e.Run == "" {
 		return Entrypoints{}, errdefs.FailedPrecondition("stage1 image %s has no %s annotation: it is not a stage1 image", m.Name, stage1abi.AnnotationRun)

@@ -136,6 +136,9 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err := podmount.MakeEmptyVolumes(layout.EmptyVolumes); err != nil {
 		return 0, err
 	}
+	if err := saveMutable(podDir, lc, hc.unified); err != nil {
+		return 0, err
+	}
 	if err := writePodFiles(podDir, layout.Pod, console); err != nil {
 		return 0, err
 	}
@@ -276,6 +279,7 @@ func writePodFiles(podDir string, pod sdpod.Pod, console bool) error {
 	files, err := units.Generate(units.Config{
 		Apps: uapps, Helper: sdpod.AppHelper,
 		Journal: &units.Journal{Journald: sdpod.Journald, Journalctl: sdpod.Journalctl},
+		Mutable: pod.Mutable,
 	})
 	if err != nil {
 		return err
@@ -421,7 +425,7 @@ loop:
 	pio.Close()
 	log.DebugContext(ctx, "systemd-nspawn exited", "err", waitErr)
 
-	in := sdpod.PodStatusInput{Apps: pod.Names(), Statuses: map[string]int{}}
+	in := sdpod.PodStatusInput{Apps: podStatusApps(pod), Statuses: map[string]int{}}
 	if b, err := os.ReadFile(inStage1(podDir, sdpod.FirstFailureFile)); err == nil {
 		in.FirstFailure = string(b)
 	}
@@ -437,7 +441,7 @@ loop:
 		return 0, fmt.Errorf("the pod ended before its apps did (systemd-nspawn: %v); rerun with --debug to see systemd's messages", waitErr) //nolint:errorlint // waitErr may be nil; nspawn's status is shown, not a cause to classify
 	}
 	if in.Killed {
-		for _, a := range in.Apps {
+		for _, a := range append(in.Apps, startedMutableApps(podDir, pod)...) {
 			if _, done := in.Statuses[a]; !done {
 				if err := atomicfile.Write(inStage1(podDir, sdpod.StatusDir), a, []byte(strconv.Itoa(status)+"\n")); err != nil {
 					log.WarnContext(ctx, "record status of killed app", "app", a, "err", err)

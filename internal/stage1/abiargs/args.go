@@ -253,3 +253,62 @@ func ParseStopArgs(argv []string) (StopArgs, error) {
 	}
 	return a, nil
 }
+
+// AppArgs are the arguments of the app entrypoints (app/add, app/start,
+// app/stop, app/rm; stage1abi.InterfaceVersionApps):
+//
+//	[--debug] [--disable-capabilities-restriction] [--disable-paths]
+//	[--disable-seccomp] --uuid=UUID --app=NAME
+//
+// The --disable-* flags are app/add's; the others accept and ignore them.
+type AppArgs struct {
+	Debug               bool
+	UUID                string
+	App                 string
+	DisableCapabilities bool
+	DisablePaths        bool
+	DisableSeccomp      bool
+}
+
+// ParseAppArgs parses an app entrypoint's argv (without argv[0]). The app
+// name must be an AC name (lowercase letters, digits and dashes): it
+// becomes a unit name and a path component.
+func ParseAppArgs(argv []string) (AppArgs, error) {
+	var a AppArgs
+	rest, err := parseFlags(argv, []flagSpec{
+		boolFlag(stage1abi.FlagDebug, &a.Debug),
+		stringFlag(stage1abi.FlagAppUUID, &a.UUID),
+		stringFlag(stage1abi.FlagAppName, &a.App),
+		boolFlag(stage1abi.FlagDisableCapabilities, &a.DisableCapabilities),
+		boolFlag(stage1abi.FlagDisablePaths, &a.DisablePaths),
+		boolFlag(stage1abi.FlagDisableSeccomp, &a.DisableSeccomp),
+	})
+	if err != nil {
+		return AppArgs{}, err
+	}
+	if len(rest) != 0 {
+		return AppArgs{}, errdefs.InvalidArgument("unexpected arguments %q after the flags", rest)
+	}
+	if !isUUID(a.UUID) {
+		return AppArgs{}, errdefs.InvalidArgument("flag --%s: %q is not an RFC 4122 UUID", stage1abi.FlagAppUUID, a.UUID)
+	}
+	if !isACName(a.App) {
+		return AppArgs{}, errdefs.InvalidArgument("flag --%s: %q is not an app name (lowercase letters, digits and dashes)", stage1abi.FlagAppName, a.App)
+	}
+	return a, nil
+}
+
+// isACName reports whether s is an appc AC name: [a-z0-9]+ words joined
+// by single dashes, at most 512 bytes.
+func isACName(s string) bool {
+	if s == "" || len(s) > 512 || s[0] == '-' || s[len(s)-1] == '-' || strings.Contains(s, "--") {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}

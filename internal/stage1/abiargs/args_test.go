@@ -3,6 +3,7 @@ package abiargs
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/nosecone/nscn/internal/errdefs"
@@ -200,5 +201,59 @@ func FuzzParseRunArgs(f *testing.F) {
 	f.Fuzz(func(_ *testing.T, a, b, c string) {
 		_, _ = ParseRunArgs([]string{a, b, c})
 		_, _ = ParseEnterArgs([]string{a, b, c})
+	})
+}
+
+func TestParseAppArgs(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		argv    []string
+		want    AppArgs
+		wantErr bool
+	}{
+		{name: "minimal", argv: []string{"--uuid=" + testUUID, "--app=web"}, want: AppArgs{UUID: testUUID, App: "web"}},
+		{
+			name: "every flag", argv: []string{"--debug", "--disable-capabilities-restriction", "--disable-paths", "--disable-seccomp", "--uuid=" + testUUID, "--app=a-1"},
+			want: AppArgs{Debug: true, DisableCapabilities: true, DisablePaths: true, DisableSeccomp: true, UUID: testUUID, App: "a-1"},
+		},
+		{name: "flags in any order", argv: []string{"--app=web", "--uuid=" + testUUID, "--debug"}, want: AppArgs{Debug: true, UUID: testUUID, App: "web"}},
+		{name: "no uuid", argv: []string{"--app=web"}, wantErr: true},
+		{name: "no app", argv: []string{"--uuid=" + testUUID}, wantErr: true},
+		{name: "app not an AC name", argv: []string{"--uuid=" + testUUID, "--app=../x"}, wantErr: true},
+		{name: "app with a double dash", argv: []string{"--uuid=" + testUUID, "--app=a--b"}, wantErr: true},
+		{name: "app upper case", argv: []string{"--uuid=" + testUUID, "--app=Web"}, wantErr: true},
+		{name: "bad uuid", argv: []string{"--uuid=nope", "--app=web"}, wantErr: true},
+		{name: "positional argument", argv: []string{"--uuid=" + testUUID, "--app=web", testUUID}, wantErr: true},
+		{name: "unknown flag", argv: []string{"--uuid=" + testUUID, "--app=web", "--force"}, wantErr: true},
+		{name: "uuid without value", argv: []string{"--uuid", "--app=web"}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseAppArgs(tc.argv)
+			if tc.wantErr {
+				if !errors.Is(err, errdefs.ErrInvalidArgument) {
+					t.Fatalf("ParseAppArgs(%q) = %+v, %v; want an invalid argument", tc.argv, got, err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("ParseAppArgs(%q) = %+v, %v; want %+v", tc.argv, got, err, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzParseAppArgs checks that no argument list panics the parser and
+// that what it accepts is safe to use as a unit and path name.
+func FuzzParseAppArgs(f *testing.F) {
+	f.Add("--uuid="+testUUID, "--app=web", "--debug")
+	f.Add("--app=a-b", "--uuid="+testUUID, "--disable-seccomp")
+	f.Fuzz(func(t *testing.T, a, b, c string) {
+		got, err := ParseAppArgs([]string{a, b, c})
+		if err != nil {
+			return
+		}
+		if strings.ContainsAny(got.App, "/.% \\") || got.App == "" {
+			t.Fatalf("ParseAppArgs accepted app name %q", got.App)
+		}
 	})
 }

@@ -303,7 +303,8 @@ const (
 
 // reapApp records the app's status from what systemd says about its main
 // process; the first failure also becomes the pod's status. When the app
-// failed, or every app has a status, it ends the pod.
+// failed, or every app has a status, it ends the pod, unless the pod is
+// mutable.
 func reapApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string) error {
 	status, err := sdpod.ExitStatus(os.Getenv("EXIT_CODE"), os.Getenv("EXIT_STATUS"))
 	if err != nil {
@@ -313,6 +314,12 @@ func reapApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string)
 	timeline.FromContext(ctx).Mark("app-exited")
 	if err := atomicfile.Write(sdpod.StatusDir, name, []byte(strconv.Itoa(status)+"\n")); err != nil {
 		return err
+	}
+	if pod.Mutable {
+		// A mutable pod (nscn app sandbox) lives until it is stopped,
+		// whatever its apps do: they come and go (app/start, app/stop,
+		// app/rm), and none makes the pod's status.
+		return nil
 	}
 	if status != 0 {
 		if err := recordFirstFailure(status); err != nil {

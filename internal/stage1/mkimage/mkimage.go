@@ -40,6 +40,10 @@ type Entrypoints struct {
 	// Run is required; an empty Enter, GC or Stop leaves its annotation
 	// out (the stage1 does not implement that operation).
 	Run, Enter, GC, Stop string
+	// AppAdd, AppStart, AppStop and AppRm are the app entrypoints of a
+	// flavor that runs mutable pods (stage1abi.InterfaceVersionApps);
+	// empty ones are left out.
+	AppAdd, AppStart, AppStop, AppRm string
 }
 
 // Spec is what a flavor says of its image.
@@ -67,6 +71,7 @@ var interfaceVersions = map[string]int{
 	"mds-port":       stage1abi.InterfaceVersionMDSPort,
 	"ready":          stage1abi.InterfaceVersionReady,
 	"mds-token-file": stage1abi.InterfaceVersionMDSTokenFile,
+	"apps":           stage1abi.InterfaceVersionApps,
 	"private-users":  stage1abi.InterfaceVersionPrivateUsers,
 }
 
@@ -115,10 +120,15 @@ func (s Spec) Manifest() (*schema.ImageManifest, error) {
 		{stage1abi.AnnotationEnter, s.Entrypoints.Enter},
 		{stage1abi.AnnotationGC, s.Entrypoints.GC},
 		{stage1abi.AnnotationStop, s.Entrypoints.Stop},
+		{stage1abi.AnnotationAppAdd, s.Entrypoints.AppAdd},
+		{stage1abi.AnnotationAppStart, s.Entrypoints.AppStart},
+		{stage1abi.AnnotationAppStop, s.Entrypoints.AppStop},
+		{stage1abi.AnnotationAppRm, s.Entrypoints.AppRm},
 		{stage1abi.AnnotationInterfaceVersion, strconv.Itoa(s.InterfaceVersion)},
 	} {
 		if a.value == "" && a.name != stage1abi.AnnotationRun && a.name != stage1abi.AnnotationInterfaceVersion {
-			// enter, gc and stop are optional (stage1-abi.md): stage0
+			// enter, gc, stop and the app entrypoints are optional
+			// (stage1-abi.md): stage0
 			// says the stage1 does not implement the operation.
 			continue
 		}

@@ -35,6 +35,10 @@ type RunArgs struct {
 	// PrivateUsers is --private-users (interface version 10): the host
 	// IDs the pod's user namespace maps its own onto; zero: none.
 	PrivateUsers idrange.Range
+	// Mutable is --mutable (interface version 11): the pod's apps
+	// change while it runs (the app entrypoints); it may start with
+	// none and does not end when its last app exits.
+	Mutable bool
 }
 
 // ParseRunArgs parses the run entrypoint's argv (without argv[0]).
@@ -46,7 +50,7 @@ type RunArgs struct {
 // stage1 interface's run argv.
 func ParseRunArgs(argv []string) (RunArgs, error) {
 	var net, ipc string
-	interactive := false
+	interactive, mutable := false, false
 	mdsPort := 0
 	var users idrange.Range
 	rest := make([]string, 0, len(argv))
@@ -90,6 +94,11 @@ func ParseRunArgs(argv []string) (RunArgs, error) {
 				}
 			}
 			interactive = b
+		case stage1abi.FlagMutable:
+			if hasValue {
+				return RunArgs{}, errdefs.InvalidArgument("flag --%s takes no value", name)
+			}
+			mutable = true
 		default:
 			rest = append(rest, a)
 		}
@@ -98,7 +107,7 @@ func ParseRunArgs(argv []string) (RunArgs, error) {
 	if err != nil {
 		return RunArgs{}, err
 	}
-	a := RunArgs{RunArgs: fa, MDSPort: mdsPort, PrivateUsers: users}
+	a := RunArgs{RunArgs: fa, MDSPort: mdsPort, PrivateUsers: users, Mutable: mutable}
 	a.Net, a.IPC, a.Interactive = net, ipc, interactive
 	if err := checkMDSToken(a.MDSToken); err != nil {
 		return RunArgs{}, err

@@ -71,6 +71,9 @@ type Pod struct {
 	// namespace rooted at its unit's cgroup, with that cgroup mounted
 	// read-only on the app's /sys/fs/cgroup.
 	CgroupUnified bool `json:"cgroupUnified,omitempty"`
+	// Mutable says the pod's apps change while it runs (run's
+	// --mutable): an app's exit, failed or not, does not end the pod.
+	Mutable bool `json:"mutable,omitempty"`
 	// TimelineBase is the run's timeline base (internal/timeline), in
 	// CLOCK_MONOTONIC nanoseconds, when the run prints its timeline: the
 	// helpers inside the pod do not inherit run's environment.
@@ -154,7 +157,16 @@ type LayoutConfig struct {
 	// ResolvConf and Hosts are the host paths of the files run generated
 	// from the pod's network (appmount.PlanConfig), empty for none.
 	ResolvConf, Hosts string
+	// BindDir is the directory, in the pod, of the host paths bound
+	// for the apps' mounts (HostBindDir when empty). app/add gives each
+	// added app a directory of its own (AppBindDir), since the pod's
+	// first binds already hold the numbers from 0.
+	BindDir string
 }
+
+// AppBindDir is where app/add binds the host paths an added app's
+// mounts need.
+func AppBindDir(app string) string { return path.Join(HostBindDir, "app", app) }
 
 // NewLayout validates every app of the pod and computes its process spec
 // and mount plan (appspec.NewAppSpec, appmount.PlanMounts: the same rules as the
@@ -167,11 +179,15 @@ func NewLayout(cfg LayoutConfig) (Layout, error) {
 		return Layout{}, errdefs.InvalidArgument("pod directory %q is not absolute", cfg.PodDir)
 	}
 	pm := cfg.Manifest
-	if len(pm.Apps) == 0 {
+	if len(pm.Apps) == 0 && !cfg.Args.Mutable {
 		return Layout{}, errdefs.InvalidArgument("pod manifest has no app")
 	}
-	l := Layout{Pod: Pod{UUID: cfg.Args.UUID, Debug: cfg.Args.Debug}}
-	tr := translator{stage1: filepath.Join(cfg.PodDir, stage1abi.Stage1RootfsRel), binds: &l.Binds}
+	l := Layout{Pod: Pod{UUID: cfg.Args.UUID, Debug: cfg.Args.Debug, Mutable: cfg.Args.Mutable}}
+	bindDir := cfg.BindDir
+	if bindDir == "" {
+		bindDir = HostBindDir
+	}
+	tr := translator{stage1: filepath.Join(cfg.PodDir, stage1abi.Stage1RootfsRel), binds: &l.Binds, dir: bindDir}
 	for i := range pm.Apps {
 		ra := &pm.Apps[i]
 		if ra.App == nil {
@@ -220,6 +236,7 @@ next:
 type translator struct {
 	stage1 string // host path of the stage1 rootfs, the pod's root
 	binds  *[]Bind
+	dir    string // the pod's directory of the binds
 }
 
 // inPod returns the pod's path of the host path p, if p is in the stage1
@@ -318,7 +335,7 @@ func (t translator) source(m appmount.Mount) string {
 			return have.Target
 		}
 	}
-	b.Target = path.Join(HostBindDir, strconv.Itoa(len(*t.binds)))
+	b.Target = path.Join(t.dir, strconv.Itoa(len(*t.binds)))
 	*t.binds = append(*t.binds, b)
 	return b.Target
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/appc/spec/schema"
@@ -120,6 +122,34 @@ func TestMetadataURL(t *testing.T) {
 	}
 }
 
+// TestNewLayoutMutable: a mutable pod may have no app, and an app added
+// to it (app/add: the manifest of that app alone, BindDir of its own)
+// gets its host binds below its own directory.
+func TestNewLayoutMutable(t *testing.T) {
+	args, err := ParseRunArgs([]string{"--net=host", "--mutable", testUUID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewLayout(LayoutConfig{PodDir: "/p", Manifest: schema.BlankPodManifest(), Args: args})
+	if err != nil || len(l.Pod.Apps) != 0 || !l.Pod.Mutable {
+		t.Fatalf("NewLayout of an empty mutable pod = %+v, %v", l.Pod, err)
+	}
+	one := testManifest(t)
+	one.Apps = one.Apps[1:]
+	l, err = NewLayout(LayoutConfig{PodDir: "/p", Manifest: one, Args: args, BindDir: AppBindDir("worker")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Binds) == 0 {
+		t.Fatal("no binds for the app's host volume")
+	}
+	for _, b := range l.Binds {
+		if !strings.HasPrefix(b.Target, "/nscn/host/app/worker/") {
+			t.Errorf("bind %+v is not below the app's bind directory", b)
+		}
+	}
+}
+
 func TestNewLayoutRefuses(t *testing.T) {
 	args, err := ParseRunArgs([]string{testUUID})
 	if err != nil {
@@ -179,6 +209,8 @@ func TestParseRunArgs(t *testing.T) {
 		{name: "private users", argv: []string{"--private-users=524288:65536", testUUID}, wantNet: NetCNI, wantNets: "default", users: idrange.Range{Base: 524288, Count: 65536}},
 		{name: "private users with host root", argv: []string{"--private-users=0:65536", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "private users without value", argv: []string{"--private-users", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "mutable", argv: []string{"--net=host", "--mutable", testUUID}, wantNet: NetHost, wantNets: "host"},
+		{name: "mutable with a value", argv: []string{"--mutable=true", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -192,7 +224,8 @@ func TestParseRunArgs(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseRunArgs(%q): %v", tt.argv, err)
 			}
-			if a.NetMode != tt.wantNet || a.Nets.String() != tt.wantNets || a.UUID != testUUID || a.Interactive != tt.interactive || a.PrivateUsers != tt.users {
+			if a.NetMode != tt.wantNet || a.Nets.String() != tt.wantNets || a.UUID != testUUID || a.Interactive != tt.interactive || a.PrivateUsers != tt.users ||
+				a.Mutable != slices.Contains(tt.argv, "--mutable") {
 				t.Fatalf("ParseRunArgs(%q) = %+v", tt.argv, a)
 			}
 		})

@@ -87,6 +87,10 @@ type Config struct {
 	// helper copies the app's output to Stdout and Stderr as well.
 	// Without it the app's unit writes to Stdout and Stderr directly.
 	Journal *Journal
+	// Mutable is a pod whose apps change while it runs (run's
+	// --mutable): it may have no app, and apps come and go as units of
+	// their own (AppUnits) that default.target does not want.
+	Mutable bool
 }
 
 // Journal is where the pod's journald and journalctl are, in the pod.
@@ -132,7 +136,7 @@ func SocketName(app string) string { return "app-" + app + ".socket" }
 
 // Generate returns the pod's units, sorted by name.
 func Generate(c Config) ([]File, error) {
-	if len(c.Apps) == 0 {
+	if len(c.Apps) == 0 && !c.Mutable {
 		return nil, errdefs.InvalidArgument("no apps to write units for")
 	}
 	if err := checkPath(c.Helper); err != nil {
@@ -173,12 +177,11 @@ func Generate(c Config) ([]File, error) {
 		wants = append(wants, ServiceName(a.Name))
 		files = append(files, File{Name: ServiceName(a.Name), Content: service(c, a)})
 	}
-	files = append(files, File{Name: "default.target", Content: unit(
-		"[Unit]",
-		"Description=Nose Cone pod",
-		"Wants="+strings.Join(wants, " "),
-		"AllowIsolate=yes",
-	)})
+	target := []string{"[Unit]", "Description=Nose Cone pod"}
+	if len(wants) > 0 {
+		target = append(target, "Wants="+strings.Join(wants, " "))
+	}
+	files = append(files, File{Name: "default.target", Content: unit(append(target, "AllowIsolate=yes")...)})
 	files = append(files, File{Name: "shutdown.target", Content: unit(
 		"[Unit]",
 		"Description=Stop the pod's apps",
@@ -220,6 +223,26 @@ func Generate(c Config) ([]File, error) {
 	}
 	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
 	return files, nil
+}
+
+// AppUnits returns the units of app a alone, sorted by name: its service
+// and, with socket-activated ports, its socket, as Generate writes them
+// for a pod of config c. The app/add entrypoint writes them into a
+// running mutable pod; the app/start entrypoint starts the service.
+func AppUnits(c Config, a App) ([]File, error) {
+	c.Apps = []App{a}
+	c.Mutable = true
+	all, err := Generate(c)
+	if err != nil {
+		return nil, err
+	}
+	var out []File
+	for _, f := range all {
+		if f.Name == ServiceName(a.Name) || f.Name == SocketName(a.Name) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
 }
 
 // journalUnits are the pod's journald: its sockets, and the service

@@ -51,6 +51,7 @@ func TestGenerateGolden(t *testing.T) {
 			App{Name: "dns", PreStart: true, Sockets: []Socket{{Name: "dns-udp", Protocol: "udp", Port: 5353, Count: 2}, {Name: "dns-tcp", Protocol: "tcp", Port: 5353}}},
 		))},
 		{name: "journal-interactive-console", cfg: withJournal(testConfig(App{Name: "sh", Console: true}))},
+		{name: "mutable-sandbox", cfg: mutable(withJournal(testConfig()))},
 		{name: "v2-limits", cfg: testConfig(
 			App{Name: "db", Limits: cgroup.Limits{MemoryMax: 64 << 20, CPUQuota: 50000, CPUShares: 2048}},
 			App{Name: "web", PreStart: true},
@@ -64,6 +65,34 @@ func TestGenerateGolden(t *testing.T) {
 			}
 			golden(t, tt.name+".golden", render(files))
 		})
+	}
+}
+
+// mutable makes c a mutable pod's (app sandbox).
+func mutable(c Config) Config { c.Mutable = true; return c }
+
+// TestAppUnitsGolden: the units app/add writes for one app of a
+// running mutable pod are its service and socket alone.
+func TestAppUnitsGolden(t *testing.T) {
+	tests := []struct {
+		name string
+		app  App
+	}{
+		{name: "app-units-web", app: App{Name: "web"}},
+		{name: "app-units-socket-handlers", app: App{Name: "dns", PreStart: true, PostStop: true, Sockets: []Socket{{Name: "dns", Protocol: "udp", Port: 5353}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := withJournal(testConfig(tt.app))
+			files, err := AppUnits(Config{Helper: c.Helper, Journal: c.Journal}, c.Apps[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tt.name+".golden", render(files))
+		})
+	}
+	if _, err := AppUnits(Config{Helper: "/nscn/app"}, App{Name: "a b", Stdout: "/o", Stderr: "/e"}); err == nil {
+		t.Error("AppUnits took an app name with a space")
 	}
 }
 

@@ -1,0 +1,670 @@
+package entrypoint
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/appc/spec/schema"
+	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/atomicfile"
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/podmount"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/internal/stage1/units"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+)
+
+// The app entrypoints (app/add, app/start, app/stop, app/rm) change the
+// apps of a running mutable pod (run --mutable, nscn app sandbox). They
+// run on the host, in the pod directory, while run holds the pod's lock;
+// stage0 serializes them with stage1abi.AppsLockFile.
+//
+//   - app/add: stage0 has added the app to the pod manifest and mounted
+//     its rootfs, in the host's mount namespace, at
+//     stage1/rootfs/opt/stage2/NAME/rootfs. app/add computes the app's
+//     layout as run does for a run-time app (sdpod.NewLayout: the same
+//     process spec, mount plan and isolation policy), attaches the
+//     rootfs and the host paths of its mounts into the pod's mount
+//     namespace (open_tree(2) clones taken on the host, moved into the
+//     pod with move_mount(2): nothing the pod controls is resolved on
+//     the host), writes the app's units (units.AppUnits), adds the app
+//     to the helpers' pod config (sdpod.PodConfigFile) and has the pod's
+//     systemd load the app's unit (no daemon-reload: systemd loads a new
+//     unit file on demand). The app helper then confines the app exactly as a
+//     run-time app.
+//   - app/start and app/stop start and stop the app's service through
+//     the pod's systemd (its private bus socket, podSystemd); the
+//     service's reap step records the exit status as for any app.
+//   - app/rm stops the service, removes the units, detaches the app's
+//     mounts in the pod and removes its files from the stage1 rootfs;
+//     stage0 then unmounts the rootfs on the host and drops the app from
+//     the manifest.
+
+// mutableFile is what run leaves in the pod directory, out of the pod's
+// reach, for the app entrypoints of a mutable pod: the run arguments and
+// the files run generated from the pod's network, which an added app's
+// layout needs as a run-time app's did. Mode 0600: it holds the metadata
+// service token.
+const mutableFile = "nspawn-mutable.json"
+
+// mutableRecord is the content of mutableFile.
+type mutableRecord struct {
+	Args          sdpod.RunArgs `json:"args"`
+	ResolvConf    string        `json:"resolvConf,omitempty"`
+	Hosts         string        `json:"hosts,omitempty"`
+	MetadataURL   string        `json:"metadataURL,omitempty"`
+	CgroupUnified bool          `json:"cgroupUnified,omitempty"`
+}
+
+// saveMutable records, for a mutable pod, what app/add needs of run.
+func saveMutable(podDir string, lc sdpod.LayoutConfig, unified bool) error {
+	if !lc.Args.Mutable {
+		return nil
+	}
+	data, err := json.Marshal(mutableRecord{Args: lc.Args, ResolvConf: lc.ResolvConf, Hosts: lc.Hosts, MetadataURL: lc.MetadataURL, CgroupUnified: unified})
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", mutableFile, err)
+	}
+	if err := writeNewFile(filepath.Join(podDir, mutableFile), data, 0o600); err != nil {
+		return err
+	}
+	return nil
+}
+
+// loadMutable reads mutableFile; a pod without it was not started with
+// --mutable.
+func loadMutable(podDir string) (*mutableRecord, error) {
+	data, err := os.ReadFile(filepath.Join(podDir, mutableFile)) //nolint:gosec // G304: a file in the pod directory
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errdefs.FailedPrecondition("the pod was not started as a mutable pod (nscn app sandbox): its apps cannot change")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", mutableFile, err)
+	}
+	var r mutableRecord
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, errdefs.Newf(errdefs.ErrInvalidArgument, "parse %s: %w", mutableFile, err)
+	}
+	return &r, nil
+}
+
+// podStatusApps are the apps whose statuses make run's exit status: none
+// for a mutable pod, which ends when it is stopped, whatever its apps did.
+func podStatusApps(pod sdpod.Pod) []string {
+	if pod.Mutable {
+		return nil
+	}
+	return pod.Names()
+}
+
+// startedMutableApps are the apps of a mutable pod that app/start
+// started and that have no status yet: when stop --force kills the pod,
+// run records the kill as their status, as it does for a run-time app.
+func startedMutableApps(podDir string, pod sdpod.Pod) []string {
+	if !pod.Mutable {
+		return nil
+	}
+	ents, err := os.ReadDir(filepath.Join(podDir, filepath.Dir(stage1abi.AppStartedFile("x"))))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		name := e.Name()
+		if !e.Type().IsRegular() || strings.HasPrefix(name, ".") {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(podDir, stage1abi.AppStatusFile(name))); errors.Is(err, fs.ErrNotExist) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// appCall is what every app entrypoint starts from.
+type appCall struct {
+	podDir string
+	pid    int // the pod's pid 1 (the pod's systemd), checked
+	args   abiargs.AppArgs
+	log    *slog.Logger
+}
+
+// newAppCall checks the pod directory, the UUID and the pid stage0 passed
+// (stage1abi.EnvEnterPID): it must be the pod's, whose root is the stage1
+// rootfs.
+func newAppCall(log *slog.Logger, args abiargs.AppArgs) (*appCall, error) {
+	podDir, err := unix.Getwd()
+	if err != nil {
+		return nil, fmt.Errorf("get pod directory: %w", err)
+	}
+	if filepath.Base(podDir) != args.UUID {
+		return nil, errdefs.InvalidArgument("the working directory %s is not the directory of pod %s", podDir, args.UUID)
+	}
+	pid, err := strconv.Atoi(os.Getenv(stage1abi.EnvEnterPID))
+	if err != nil || pid <= 0 {
+		return nil, errdefs.InvalidArgument("%s=%q is not the pid of the pod", stage1abi.EnvEnterPID, os.Getenv(stage1abi.EnvEnterPID))
+	}
+	if err := checkPodRoot(pid, filepath.Join(podDir, stage1abi.Stage1RootfsRel)); err != nil {
+		return nil, err
+	}
+	return &appCall{podDir: podDir, pid: pid, args: args, log: log.With("pod", args.UUID, "app", args.App)}, nil
+}
+
+// loadPodConfig reads the helpers' pod config. It lives in the pod's
+// root, which the pod can write: only the apps' entries are kept from it,
+// and the entry of the app at hand is always computed anew.
+func (c *appCall) loadPodConfig() (*sdpod.Pod, error) {
+	return sdpod.LoadPod(inStage1(c.podDir, sdpod.PodConfigFile))
+}
+
+// savePodConfig replaces the helpers' pod config atomically.
+func (c *appCall) savePodConfig(p *sdpod.Pod) error {
+	data, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode pod config: %w", err)
+	}
+	dir := inStage1(c.podDir, path.Dir(sdpod.PodConfigFile))
+	if err := atomicfile.Write(dir, path.Base(sdpod.PodConfigFile), data); err != nil {
+		return err
+	}
+	return os.Chmod(filepath.Join(dir, path.Base(sdpod.PodConfigFile)), 0o600)
+}
+
+// AppAdd implements the app/add entrypoint.
+func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err error) {
+	c, err := newAppCall(log, args)
+	if err != nil {
+		return err
+	}
+	rec, err := loadMutable(c.podDir)
+	if err != nil {
+		return err
+	}
+	opts := sdpod.IsolateOptions(rec.Args.RunArgs)
+	for _, d := range []struct {
+		add, pod bool
+		flag     string
+	}{
+		{args.DisableCapabilities, opts.DisableCapabilities, "capabilities"},
+		{args.DisablePaths, opts.DisablePaths, "paths"},
+		{args.DisableSeccomp, opts.DisableSeccomp, "seccomp"},
+	} {
+		// An entered command is confined with the pod's options: an app
+		// cannot be confined less than the pod was started with.
+		if d.add && !d.pod {
+			return errdefs.FailedPrecondition("--insecure-options=%s applies to the whole pod: start the sandbox with it", d.flag)
+		}
+	}
+	pm, err := appspec.LoadPod(filepath.Join(c.podDir, stage1abi.PodManifestFile))
+	if err != nil {
+		return err
+	}
+	ra, err := sdpod.RuntimeApp(pm, args.App)
+	if err != nil {
+		return err
+	}
+	pc, err := c.loadPodConfig()
+	if err != nil {
+		return err
+	}
+	if _, err := pc.AppByName(args.App); err == nil {
+		return errdefs.AlreadyExists("the pod already has an app %q", args.App)
+	}
+	one := *pm
+	one.Apps = []schema.RuntimeApp{*ra}
+	lc := sdpod.LayoutConfig{
+		PodDir: c.podDir, Manifest: &one, Args: rec.Args,
+		ResolvConf: rec.ResolvConf, Hosts: rec.Hosts, MetadataURL: rec.MetadataURL,
+		BindDir: sdpod.AppBindDir(args.App),
+	}
+	layout, err := sdpod.NewLayout(lc)
+	if err != nil {
+		return err
+	}
+	for _, w := range layout.Warnings {
+		c.log.WarnContext(ctx, w)
+	}
+	app := &layout.Pod.Apps[0]
+	if !rec.CgroupUnified && app.Policy != nil && !app.Policy.Cgroup.IsZero() {
+		return errdefs.Newf(errdefs.ErrNotImplemented, "app %s: resource limits for an app added to a running pod need a unified (cgroup v2) host; this host's v1 hierarchies are bound into the pod when it starts", args.App)
+	}
+	for _, r := range layout.Reports {
+		if s := r.Summary(); s != "" {
+			c.log.InfoContext(ctx, s)
+		}
+	}
+	if err := journalApps(c.podDir, &layout.Pod, false); err != nil {
+		return err
+	}
+	if err := podmount.MakeEmptyVolumes(layout.EmptyVolumes); err != nil {
+		return err
+	}
+	binds, err := checkBinds(ctx, c.log, layout.Binds)
+	if err != nil {
+		return err
+	}
+	ua := units.App{
+		Name: args.App, PreStart: len(app.Spec.PreStart) > 0, PostStop: len(app.Spec.PostStop) > 0,
+		Stdout: sdpod.AppStdoutFIFO(args.App), Stderr: sdpod.AppStderrFIFO(args.App),
+		Notify: app.Notify, Sockets: app.Sockets,
+	}
+	if rec.CgroupUnified && app.Policy != nil {
+		ua.Limits = app.Policy.Cgroup
+	}
+	files, err := units.AppUnits(units.Config{
+		Helper:  sdpod.AppHelper,
+		Journal: &units.Journal{Journald: sdpod.Journald, Journalctl: sdpod.Journalctl},
+	}, ua)
+	if err != nil {
+		return err
+	}
+	// From here on, undo what was done if a later step fails: app/rm's
+	// cleanup, which takes whatever is there.
+	defer func() {
+		if err != nil {
+			if cerr := c.cleanup(context.WithoutCancel(ctx), nil); cerr != nil {
+				c.log.WarnContext(ctx, "undo app/add", "err", cerr)
+			}
+		}
+	}()
+	// The rootfs stage0 mounted, then the host paths of the mounts.
+	rootfs := path.Join(sdpod.Stage2Dir, args.App, "rootfs")
+	attach := []attachment{{source: filepath.Join(c.podDir, stage1abi.AppRootfs(args.App)), target: rootfs, recursive: true}}
+	for _, b := range binds {
+		attach = append(attach, attachment{source: b.Source, target: b.Target, recursive: b.Recursive, readOnly: b.ReadOnly})
+	}
+	if err := c.attach(ctx, attach); err != nil {
+		return err
+	}
+	unitDir := inStage1(c.podDir, sdpod.UnitDir)
+	for _, f := range files {
+		if err := writeNewFile(filepath.Join(unitDir, f.Name), []byte(f.Content), 0o644); err != nil {
+			return fmt.Errorf("write unit: %w", err)
+		}
+	}
+	if err := makeAppFIFOs(c.podDir, *app); err != nil {
+		return err
+	}
+	pc.Apps = append(pc.Apps, *app)
+	if err := c.savePodConfig(pc); err != nil {
+		return err
+	}
+	sd := dialPodSystemd(c.pid)
+	state, err := sd.loadState(ctx, units.ServiceName(args.App))
+	if err != nil {
+		return err
+	}
+	if state != "loaded" {
+		return errdefs.FailedPrecondition("the pod's systemd did not load the unit of app %s (%s)", args.App, state)
+	}
+	return nil
+}
+
+// checkBinds checks the sources of the app's binds as run does before
+// the pod starts, and drops the optional ones that are absent.
+func checkBinds(ctx context.Context, log *slog.Logger, binds []sdpod.Bind) ([]sdpod.Bind, error) {
+	var out []sdpod.Bind
+	for _, b := range binds {
+		var err error
+		if b.NoSymlinks {
+			var f *os.File
+			if f, err = inroot.OpenNoSymlinks(b.Source, unix.O_PATH); err == nil {
+				_ = f.Close()
+			}
+		} else {
+			_, err = os.Stat(b.Source)
+		}
+		if err != nil {
+			if b.Optional && errors.Is(err, fs.ErrNotExist) {
+				log.DebugContext(ctx, "skip optional bind: no source on the host", "source", b.Source)
+				continue
+			}
+			return nil, errdefs.With(errdefs.ErrNotFound, fmt.Errorf("bind %s into the pod: %w", b.Source, err))
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// attachment is a host path to bind into the running pod.
+type attachment struct {
+	source    string // host path
+	target    string // pod path
+	recursive bool
+	readOnly  bool
+}
+
+// attach binds host paths into the pod's mount namespace: each source is
+// cloned on the host (open_tree(2), OPEN_TREE_CLONE), made read-only if
+// asked (mount_setattr(2)), and moved onto its target in the pod
+// (move_mount(2)) by a thread that joined the pod's mount namespace. The
+// targets are created first, from the host, in the stage1 rootfs (the
+// pod's root, of which the pod's / is a bind): a directory, or an empty
+// file for a file source. Paths in the pod are resolved by the kernel in
+// the pod's mount namespace, never on the host.
+func (c *appCall) attach(ctx context.Context, as []attachment) error {
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			_ = unix.Close(fd)
+		}
+	}()
+	for _, a := range as {
+		st, err := os.Stat(a.source)
+		if err != nil {
+			return fmt.Errorf("bind %s into the pod: %w", a.source, err)
+		}
+		if err := makeTarget(c.podDir, a.target, st.IsDir()); err != nil {
+			return err
+		}
+		flags := unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC
+		if a.recursive {
+			flags |= unix.AT_RECURSIVE
+		}
+		fd, err := unix.OpenTree(unix.AT_FDCWD, a.source, uint(flags))
+		if err != nil {
+			return &os.PathError{Op: "open_tree", Path: a.source, Err: err}
+		}
+		fds = append(fds, fd)
+		if a.readOnly {
+			if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
+				return &os.PathError{Op: "mount_setattr (rdonly)", Path: a.source, Err: err}
+			}
+		}
+		c.log.DebugContext(ctx, "bind into the pod", "source", a.source, "target", a.target, "readOnly", a.readOnly)
+	}
+	return c.inPodMountNS(func() error {
+		for i, a := range as {
+			if err := unix.MoveMount(fds[i], "", unix.AT_FDCWD, a.target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+				return &os.PathError{Op: "move_mount", Path: a.target, Err: err}
+			}
+		}
+		return nil
+	})
+}
+
+// makeTarget creates a mount point in the stage1 rootfs, resolved in
+// it (the pod can write its root): a directory, or an empty file.
+func makeTarget(podDir, target string, dir bool) error {
+	root, err := inroot.OpenRoot(filepath.Join(podDir, stage1abi.Stage1RootfsRel))
+	if err != nil {
+		return fmt.Errorf("open the stage1 rootfs: %w", err)
+	}
+	defer func() { _ = root.Close() }()
+	var f *os.File
+	if dir {
+		f, err = inroot.MkdirAll(root, target, 0o755)
+	} else {
+		f, err = inroot.CreateFile(root, target, 0o644)
+	}
+	if err != nil {
+		return fmt.Errorf("create mount point %s in the pod: %w", target, err)
+	}
+	return f.Close()
+}
+
+// inPodMountNS runs f on a thread of its own that joined the mount
+// namespace of the pod's pid 1, its root and working directory the
+// pod's /. The thread is never returned to the Go scheduler: it ends with
+// the goroutine (runtime.LockOSThread without UnlockOSThread).
+func (c *appCall) inPodMountNS(f func() error) error {
+	ns, err := os.Open(filepath.Join("/proc", strconv.Itoa(c.pid), "ns", "mnt"))
+	if err != nil {
+		return fmt.Errorf("open the pod's mount namespace: %w", err)
+	}
+	defer func() { _ = ns.Close() }()
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the namespace
+		// setns(CLONE_NEWNS) refuses a thread that shares its
+		// filesystem context, as Go's threads do.
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			done <- &os.SyscallError{Syscall: "unshare(CLONE_FS)", Err: err}
+			return
+		}
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNS); err != nil {
+			done <- &os.SyscallError{Syscall: "setns(mnt)", Err: err}
+			return
+		}
+		done <- f()
+	}()
+	return <-done
+}
+
+// detach unmounts, in the pod's mount namespace, everything at and below
+// the app's rootfs and its bind directory, lazily: what app/add attached
+// and what the app helper mounted there.
+func (c *appCall) detach(ctx context.Context) error {
+	rootfs := path.Join(sdpod.Stage2Dir, c.args.App, "rootfs")
+	bindDir := sdpod.AppBindDir(c.args.App)
+	// The pod's mount table, read from the host: in the pod's mount
+	// namespace /proc is the pod's, where this process has no pid.
+	mounts, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c.pid), "mountinfo"))
+	if err != nil {
+		return fmt.Errorf("read the pod's mount table: %w", err)
+	}
+	var targets []string
+	for _, line := range strings.Split(string(mounts), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMountinfo(f[4])
+		for _, t := range []string{rootfs, bindDir} {
+			if mp == t || strings.HasPrefix(mp, t+"/") {
+				targets = append(targets, mp)
+			}
+		}
+	}
+	return c.inPodMountNS(func() error {
+		// Deepest first, then again for stacked mounts.
+		slices.SortFunc(targets, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+		var errs []error
+		for _, t := range targets {
+			c.log.DebugContext(ctx, "unmount in the pod", "target", t)
+			if err := unix.Unmount(t, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+				errs = append(errs, &os.PathError{Op: "umount", Path: t, Err: err})
+			}
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// unescapeMountinfo undoes the octal escapes of a mountinfo path.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// AppStart implements the app/start entrypoint: it starts the app's
+// service and waits until the pod's systemd has started it (the helper
+// has made the app's mounts and is about to exec it, or the app said
+// READY=1), then records stage1abi.AppStartedFile.
+func AppStart(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error {
+	c, err := newAppCall(log, args)
+	if err != nil {
+		return err
+	}
+	if err := c.known(); err != nil {
+		return err
+	}
+	for _, p := range []string{stage1abi.AppStatusFile(args.App), stage1abi.AppStartedFile(args.App)} {
+		if err := os.Remove(filepath.Join(c.podDir, p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("clear the app's last run: %w", err)
+		}
+	}
+	sd := dialPodSystemd(c.pid)
+	state, err := sd.run(ctx, "StartUnit", units.ServiceName(args.App))
+	if err != nil {
+		return err
+	}
+	// An app that exits at once leaves its unit deactivating (the
+	// reap step records its status) on the way to inactive.
+	for i := 0; i < 500 && (state == "deactivating" || state == "reloading"); i++ {
+		time.Sleep(20 * time.Millisecond)
+		if state, err = sd.activeState(ctx, units.ServiceName(args.App)); err != nil {
+			return err
+		}
+	}
+	if state != "active" && state != "activating" {
+		if _, err := os.Stat(filepath.Join(c.podDir, stage1abi.AppStatusFile(args.App))); err != nil {
+			return errdefs.FailedPrecondition("app %s did not start (its unit is %s); see nscn logs", args.App, state)
+		}
+	}
+	pid := appHelperPID(c.pid, args.App)
+	dir := filepath.Join(c.podDir, filepath.Dir(stage1abi.AppStartedFile(args.App)))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("record the app's start: %w", err)
+	}
+	return atomicfile.Write(dir, args.App, []byte(strconv.Itoa(pid)+"\n"))
+}
+
+// AppStop implements the app/stop entrypoint: it stops the app's service
+// (SIGTERM, then SIGKILL after the unit's TimeoutStopSec) and waits; the
+// service's reap step records the app's status.
+func AppStop(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error {
+	c, err := newAppCall(log, args)
+	if err != nil {
+		return err
+	}
+	if err := c.known(); err != nil {
+		return err
+	}
+	sd := dialPodSystemd(c.pid)
+	_, err = sd.run(ctx, "StopUnit", units.ServiceName(args.App))
+	return err
+}
+
+// AppRm implements the app/rm entrypoint: it stops the app if it runs,
+// removes its units (the pod's systemd drops a stopped unit), detaches its mounts in
+// the pod and removes its files from the stage1 rootfs.
+func AppRm(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error {
+	c, err := newAppCall(log, args)
+	if err != nil {
+		return err
+	}
+	if err := c.known(); err != nil {
+		return err
+	}
+	sd := dialPodSystemd(c.pid)
+	if _, err := sd.run(ctx, "StopUnit", units.ServiceName(args.App)); err != nil {
+		return err
+	}
+	return c.cleanup(ctx, sd)
+}
+
+// known refuses an app the helpers' pod config does not list.
+func (c *appCall) known() error {
+	pc, err := c.loadPodConfig()
+	if err != nil {
+		return err
+	}
+	_, err = pc.AppByName(c.args.App)
+	return err
+}
+
+// cleanup removes what app/add made for the app, whatever of it is
+// there: units (and the failed state of the service, when sd is given),
+// the entry of the pod config, mounts in the pod, FIFOs, credentials,
+// status and start records, bind mount points.
+func (c *appCall) cleanup(ctx context.Context, sd *podSystemd) error {
+	name := c.args.App
+	var errs []error
+	unitDir := inStage1(c.podDir, sdpod.UnitDir)
+	for _, u := range []string{units.ServiceName(name), units.SocketName(name)} {
+		if err := os.Remove(filepath.Join(unitDir, u)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if sd != nil {
+		// Stopped and not failed, the unit has no reference left: the
+		// pod's systemd drops it.
+		sd.resetFailed(ctx, units.ServiceName(name))
+	}
+	if pc, err := c.loadPodConfig(); err == nil {
+		if i := slices.IndexFunc(pc.Apps, func(a sdpod.App) bool { return a.Spec.Name == name }); i >= 0 {
+			pc.Apps = slices.Delete(pc.Apps, i, i+1)
+			if err := c.savePodConfig(pc); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	} else {
+		errs = append(errs, err)
+	}
+	if err := c.detach(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	for _, p := range []string{
+		inStage1(c.podDir, path.Dir(sdpod.AppStdoutFIFO(name))),
+		inStage1(c.podDir, sdpod.CredsFile(name)),
+		inStage1(c.podDir, sdpod.AppBindDir(name)),
+		filepath.Join(c.podDir, stage1abi.AppStartedFile(name)),
+		filepath.Join(c.podDir, stage1abi.AppStatusFile(name)),
+	} {
+		if err := os.RemoveAll(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// appHelperPID returns the host pid of the app's main process: the app
+// helper its unit runs ("/nscn/app run NAME" or "/nscn/app exec NAME"),
+// which supervises the app in the app's own PID namespace and mirrors its
+// exit. It is looked for among the processes of the pod's PID namespace
+// (that of podPID); 0 when none matches (the app has exited already).
+func appHelperPID(podPID int, app string) int {
+	var podNS unix.Stat_t
+	if err := unix.Stat(filepath.Join("/proc", strconv.Itoa(podPID), "ns", "pid"), &podNS); err != nil {
+		return 0
+	}
+	want := []string{
+		sdpod.AppHelper + "\x00run\x00" + app + "\x00",
+		sdpod.AppHelper + "\x00exec\x00" + app + "\x00",
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		var ns unix.Stat_t
+		if unix.Stat(filepath.Join(p, "ns", "pid"), &ns) != nil || ns.Ino != podNS.Ino || ns.Dev != podNS.Dev {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(p, "cmdline")) //nolint:gosec // G304: a /proc path
+		if err != nil {
+			continue
+		}
+		if slices.Contains(want, string(b)) {
+			n, _ := strconv.Atoi(filepath.Base(p))
+			return n
+		}
+	}
+	return 0
+}
