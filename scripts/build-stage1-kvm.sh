@@ -77,7 +77,7 @@ root=$image/rootfs
 echo "build-stage1-kvm: building the entrypoints for linux/$goarch"
 mkdir -p "$root/nscn/kvm" "$image/tmp"
 CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" "$go" build -trimpath -ldflags "-s -w" \
-	-o "$root/nscn/" ./stage1-kvm/cmd/run ./stage1-kvm/cmd/stop ./stage1-kvm/cmd/gc ./stage1-kvm/cmd/agent \
+	-o "$root/nscn/" ./stage1-kvm/cmd/run ./stage1-kvm/cmd/enter ./stage1-kvm/cmd/stop ./stage1-kvm/cmd/gc ./stage1-kvm/cmd/agent \
 	./stage1-kvm/cmd/app ./stage1/cmd/app-init
 CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" "$go" build -trimpath -ldflags "-s -w" \
 	-o "$image/tmp/guest-init" ./stage1-kvm/cmd/guest-init
@@ -114,12 +114,12 @@ ln -sfn ../usr/lib/os-release "$root/etc/os-release"
 printf 'root:x:0:0:root:/root:/nonexistent\nnobody:x:65534:65534:nobody:/nonexistent:/nonexistent\n' >"$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 
-# The manifest and the archive, as for every stage1 image: no enter
-# entrypoint (not implemented yet), the nspawn flavor's interface version.
+# The manifest and the archive, as for every stage1 image, with the
+# nspawn flavor's interface version.
 env -u GOARCH -u GOOS "$go" run ./internal/stage1/cmd/mkstage1 \
 	-name nosecone.dev/nscn/stage1-kvm -version "$version" -arch "$goarch" \
 	-interface-version mds-token-file \
-	-run /nscn/run -gc /nscn/gc -stop /nscn/stop \
+	-run /nscn/run -enter /nscn/enter -gc /nscn/gc -stop /nscn/stop \
 	-dir "$image" -o "$outdir/stage1-kvm.aci"
 
 env -u GOARCH -u GOOS "$go" tool actool validate "$outdir/stage1-kvm.aci"

@@ -15,6 +15,8 @@ packages=(
 	qemu-system-x86 # the cgroup v2 test VM (make vm-test); stage1-kvm runs its qemu and virtiofsd (qemu-system-common)
 	shellcheck # make lint
 	docker-registry skopeo podman apache2-utils # the registry suite (make registry) and the bench's pull figure
+	containerd runc # make cri-test: the peer critest runs beside nscn cri
+	procps # make cri-test: pgrep in the stand-in images (util-linux gives ipcs)
 	debhelper dpkg-dev lintian # make deb
 	systemd systemd-container # make deb: the nspawn stage1 from the host's systemd (SYSTEMD_ROOT=/); make package-test boots a root with systemd-nspawn
 	debootstrap # make package-test: a fresh Debian 12 root

@@ -80,6 +80,19 @@ func Open(_ context.Context, dataDir string, treeOpts ...tree.Option) (*Store, e
 			return nil, fmt.Errorf("create store dir: %w", err)
 		}
 	}
+	return newStore(dir, treeOpts...), nil
+}
+
+// OpenReadOnly returns the store of the data directory dataDir for a
+// reader: it creates nothing, so that a member of the nscn group, who may
+// not write there, can read a data directory where no image was fetched
+// yet (its index then reads as empty). Writing through it fails where
+// the directories are missing.
+func OpenReadOnly(_ context.Context, dataDir string, treeOpts ...tree.Option) *Store {
+	return newStore(filepath.Join(dataDir, "cas"), treeOpts...)
+}
+
+func newStore(dir string, treeOpts ...tree.Option) *Store {
 	s := &Store{
 		Dir:   dir,
 		Blobs: blob.New(dir),
@@ -88,7 +101,7 @@ func Open(_ context.Context, dataDir string, treeOpts ...tree.Option) (*Store, e
 		OCIBlobs: ociblob.New(dir),
 	}
 	s.Trees = tree.New(filepath.Join(dir, "tree"), source{s}, treeOpts...)
-	return s, nil
+	return s
 }
 
 // ImportOptions tune Import.

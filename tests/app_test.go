@@ -4,7 +4,9 @@ package tests
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -225,7 +227,7 @@ func podPID(t *testing.T, podDir string) int {
 // TestAppRefusals: the app commands say clearly why they cannot act, and
 // exit non-zero.
 func TestAppRefusals(t *testing.T) {
-	e := newEnv(t)
+	e := newNetEnv(t)
 	// The fly stage1 has no app entrypoints: a sandbox is refused before
 	// it starts, and so is adding an app to a pod it runs.
 	r := e.fails("cannot change the apps of a running pod", "--insecure-options=image", "app", "sandbox", "--stage1-from-dir=stage1-fly.aci")
@@ -244,6 +246,7 @@ func TestAppRefusals(t *testing.T) {
 	e.fails("no app", "app", "rm", p.uuid, "--app=nope")
 	e.fails("--app=NAME is required", "app", "start", p.uuid)
 	e.fails("no image", "app", "sandbox", busybox(t))
+	e.fails("not a flag of a sandbox", "app", "sandbox", "--private-users")
 	e.fails("a flag of the pod", "--insecure-options=image", "app", "add", p.uuid, "--hostname=x", busybox(t))
 	e.fails("no command", "app", "exec", p.uuid, "--app=x")
 	e.ok("--insecure-options=image", "app", "add", p.uuid, busybox(t), "--name=one", "--exec=/bin/true")
@@ -264,5 +267,59 @@ func TestAppRefusals(t *testing.T) {
 		t.Fatalf("app sandbox after stop: %v\n%s", err, p.errb.String())
 	}
 	e.fails("not running", "app", "start", p.uuid, "--app=one")
+	assertPodsGone(t, e)
+}
+
+// TestAppConfinedAsRunApp: an app added to a mutable pod is confined as
+// the same app in a pod nscn run starts: the same capability sets,
+// seccomp mode, no_new_privs, user, root and PID namespace view.
+func TestAppConfinedAsRunApp(t *testing.T) {
+	e := newNetEnv(t)
+	const probe = `grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status; id; ls /; cat /proc/1/comm`
+	r := e.nspawnSh(probe, "--name=probe", "--user=nobody", "--group=nogroup")
+	if r.code != 0 {
+		t.Fatalf("run: exit %d: %s", r.code, r.stderr)
+	}
+	want := appStderr(r.stdout)
+	if !strings.Contains(want, "Seccomp:\t2") || !strings.Contains(want, "uid=65534") {
+		t.Fatalf("the run-time probe printed %q", want)
+	}
+	p := startSandbox(t, e, "--net=host")
+	e.ok("--insecure-options=image", "app", "add", p.uuid, busybox(t), "--name=probe", "--user=nobody", "--group=nogroup",
+		"--exec=/bin/sh", "--", "-c", probe)
+	e.ok("app", "start", p.uuid, "--app=probe")
+	var got string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if st := e.appStatus(p.uuid, "probe"); st.State == "exited" {
+			got = e.ok("logs", "--app=probe", p.uuid).stdout
+			break
+		}
+	}
+	if strings.TrimSpace(got) != strings.TrimSpace(want) {
+		t.Fatalf("the added app is confined otherwise than the run-time app:\nadded:\n%s\nrun:\n%s", got, want)
+	}
+	e.ok("stop", p.uuid)
+	if err := p.wait(); err != nil {
+		t.Fatalf("app sandbox after stop: %v", err)
+	}
+	assertPodsGone(t, e)
+}
+
+// TestAppSandboxStopForce: stop --force kills a mutable pod; app sandbox
+// exits 137, and the running app's status records the kill.
+func TestAppSandboxStopForce(t *testing.T) {
+	e := newNetEnv(t)
+	p := startSandbox(t, e, "--net=host")
+	e.ok("--insecure-options=image", "app", "add", p.uuid, busybox(t), "--name=sleeper", "--exec=/bin/sleep", "--", "600")
+	e.ok("app", "start", p.uuid, "--app=sleeper")
+	e.ok("stop", "--force", p.uuid)
+	err := p.wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 137 {
+		t.Fatalf("app sandbox after stop --force: %v, want exit 137", err)
+	}
+	if st := e.appStatus(p.uuid, "sleeper"); st.State != "exited" || st.ExitCode == nil || *st.ExitCode != 137 {
+		t.Fatalf("the killed app: %+v", st)
+	}
 	assertPodsGone(t, e)
 }

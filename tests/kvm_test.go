@@ -9,16 +9,21 @@ package tests
 // pod.
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nosecone/nscn/internal/kvm"
 	"github.com/nosecone/nscn/stage1-kvm/hypervisor"
 )
 
@@ -75,7 +80,7 @@ func TestKvmPod(t *testing.T) {
 	if got := strings.Join(lines["a-got"], " "); got != "from-b" {
 		t.Errorf("a read %q from the shared volume, want from-b", got)
 	}
-	mem, cpus := hypervisor.Size([]hypervisor.AppLimits{{MemoryBytes: 256 << 20, CPUMilli: 1500}, {}}, 2)
+	mem, cpus := hypervisor.Size([]hypervisor.AppLimits{{MemoryBytes: 256 << 20, CPUMilli: 1500}, {}}, runtime.NumCPU())
 	lim := lines["limits"]
 	if len(lim) != 5 || lim[0] != "268435456" || lim[1] != "150000" || lim[2] != "100000" || lim[3] != strconv.Itoa(cpus) {
 		t.Errorf("limits seen in the guest %q, want memory.max 268435456, cpu.max 150000 100000, %d vCPUs", lim, cpus)
@@ -89,20 +94,7 @@ func TestKvmPod(t *testing.T) {
 		t.Errorf("host volume after the pod: %q, %v", b, err)
 	}
 	uuid := nspawnOnlyPod(t, e)
-	st := e.ok("status", "--format=json", uuid)
-	var got struct {
-		Apps []struct {
-			Name     string `json:"name"`
-			ExitCode int    `json:"exit_code"`
-		} `json:"apps"`
-	}
-	if err := json.Unmarshal([]byte(st.stdout), &got); err != nil {
-		t.Fatalf("parse status %s: %v", st.stdout, err)
-	}
-	codes := map[string]int{}
-	for _, a := range got.Apps {
-		codes[a.Name] = a.ExitCode
-	}
+	codes := podAppStatuses(t, e, uuid)
 	if codes["a"] != 0 || codes["b"] != 5 || len(codes) != 2 {
 		t.Errorf("recorded app statuses %v, want a:0 b:5", codes)
 	}
@@ -147,12 +139,39 @@ func TestKvmNetAndStop(t *testing.T) {
 	requireNetRestored(t, before)
 }
 
-// TestKvmStopForce kills a pod's guest with stop --force: run exits 137
-// (SIGKILL), the app's status says so, and gc leaves nothing.
-func TestKvmStopForce(t *testing.T) {
+// TestKvmEnterAndStopForce enters a running pod's app through the
+// guest's agent (the command runs in the app's rootfs, as the app's user,
+// with the app's confinement, among the app's processes; stdin, stdout,
+// stderr and the exit status come back), then kills the guest with stop
+// --force: run exits 137, the app's status says so, enter is refused and
+// gc leaves nothing. One pod for both: each boot costs seconds under TCG.
+func TestKvmEnterAndStopForce(t *testing.T) {
 	e := newEnv(t)
 	p := startPod(t, e, 100*time.Second, []string{"ready"}, kvmRunArgs(t, "--net=none",
-		busybox(t), "--name=sleeper", "--exec=/bin/sh", "--", "-c", "echo ready; exec sleep 300")...)
+		busybox(t), "--name=sleeper", "--user=user", "--group=user",
+		"--exec=/bin/sh", "--", "-c", "echo ready; exec sleep 300")...)
+	// The guest's root has the agent; the app's rootfs has none.
+	r := e.ok("enter", p.uuid, "/bin/sh", "-c", `echo $AC_APP_NAME $(id -u) $(id -g) $(pwd) $(ps -o comm | grep -c '^sleep$') $(test -e /nscn/agent && echo guest-root || echo app-root)
+		grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status | tr -s '\t' ' ' | sort > /tmp/enter
+		grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/$(pidof sleep)/status | tr -s '\t' ' ' | sort > /tmp/app
+		cmp -s /tmp/enter /tmp/app && echo same-confinement || { cat /tmp/enter /tmp/app; }
+		echo to-stderr >&2`)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) < 2 || lines[0] != "sleeper 1000 1000 / 1 app-root" || lines[1] != "same-confinement" {
+		t.Errorf("enter printed %q, want the app's name, user, group, directory, its one sleep, its rootfs and its confinement", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "to-stderr") || strings.Contains(r.stdout, "to-stderr") {
+		t.Errorf("enter's stderr is not kept apart: stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	in := strings.Repeat("piped through the guest\n", 1000)
+	if r := e.runIn([]byte(in), "enter", p.uuid, "/bin/cat"); r.code != 0 || r.stdout != in {
+		t.Errorf("enter /bin/cat: exit %d, %d bytes back of %d; stderr %q", r.code, len(r.stdout), len(in), r.stderr)
+	}
+	if r := e.run("enter", p.uuid, "/bin/sh", "-c", "exit 7"); r.code != 7 {
+		t.Errorf("enter exit %d, want 7: %s", r.code, r.stderr)
+	}
+	e.fails("no-such-command", "enter", p.uuid, "/no-such-command")
+	kvmEnterSignalAndQueue(t, e, p.uuid)
 	e.ok("stop", "--force", p.uuid)
 	err := p.wait()
 	code := 0
@@ -163,15 +182,180 @@ func TestKvmStopForce(t *testing.T) {
 	if code != 137 {
 		t.Fatalf("run exited %d after stop --force, want 137; stderr %s", code, p.errb.String())
 	}
-	st := e.ok("status", "--format=json", p.uuid)
+	if codes := podAppStatuses(t, e, p.uuid); len(codes) != 1 || codes["sleeper"] != 137 {
+		t.Errorf("app statuses after stop --force: %v, want sleeper's exit code 137", codes)
+	}
+	e.fails("not running", "enter", p.uuid, "/bin/true")
+	assertPodsGone(t, e)
+}
+
+// TestKvmInteractivePipe pipes run's stdin to the app with --interactive
+// (no terminal: a virtio-serial port that qemu reads from run's stdin)
+// and reads it back: the app sees every byte, then end of file; its
+// output is recorded as without --interactive.
+func TestKvmInteractivePipe(t *testing.T) {
+	e := newEnv(t)
+	in := "hi\nthere\n" + strings.Repeat("0123456789abcdef", 8192) + "\nlast line\n"
+	r := e.runIn([]byte(in), kvmRunArgs(t, "--net=none", "--interactive",
+		busybox(t), "--exec=/bin/sh", "--", "-c", "cat; echo done >&2; exit 3")...)
+	if r.code != 3 || r.stdout != in || !strings.Contains(r.stderr, "done") {
+		t.Fatalf("exit %d, %d bytes of stdout back of %d, stderr %q; want 3, the input, done", r.code, len(r.stdout), len(in), r.stderr)
+	}
+	if strings.Contains(r.stderr, "QEMU waiting for connection") {
+		t.Errorf("qemu's notice reached run's stderr: %q", r.stderr)
+	}
+	if l := e.ok("logs", nspawnOnlyPod(t, e)); !strings.HasPrefix(l.stdout, "hi\nthere\n") {
+		t.Errorf("logs printed %.40q…, want the app's output", l.stdout)
+	}
+	assertPodsGone(t, e)
+}
+
+// TestKvmACEValidator runs the ACE validator (aceValidator) on the
+// default CNI network, the guest reaching the metadata service at the
+// host's address on it (--net=host is refused on kvm). Not under TCG:
+// the validator's sidekick gives the main app 5 s to run its pre-start
+// handler and start, which takes about 11 s in an emulated guest on a
+// loaded 2-core host (stage1-kvm/README.md).
+func TestKvmACEValidator(t *testing.T) {
+	if v := kvmAccel(t); v.Accel != kvm.AccelKVM {
+		t.Skipf("the ACE validator's 5 s window is too short for an emulated guest (accelerator %s: %s)", v.Accel, v.Reason)
+	}
+	aceValidator(t, kvmACI(t), "default")
+}
+
+// kvmAccel is the accelerator stage1-kvm's run will take here (its
+// accelerator function: NSCN_VM_ACCEL, else kvm.Probe).
+func kvmAccel(t *testing.T) kvm.Verdict {
+	switch a := os.Getenv("NSCN_VM_ACCEL"); a {
+	case string(kvm.AccelKVM), string(kvm.AccelTCG):
+		return kvm.Verdict{Accel: kvm.Accel(a), Reason: "NSCN_VM_ACCEL=" + a}
+	}
+	return kvm.Probe(t.Context())
+}
+
+// TestKvmStatusesAndConfinement runs in one pod what the nspawn flavor's
+// TestNspawnExitStatusPropagates, TestNspawnFirstFailingAppWins,
+// TestNspawnTwoAppsShareThePod and TestNspawnIsolatorsFromInside check
+// in several: app a reads its confinement (the default bounding set less
+// --caps-remove, a seccomp filter returning ENOTSUP for chmod, the pod's
+// hostname) and sees no other app's process; b dies of SIGKILL first
+// (137, the pod's status); c, still sleeping, is stopped (143).
+func TestKvmStatusesAndConfinement(t *testing.T) {
+	e := newEnv(t)
+	r := e.run(kvmRunArgs(t, "--net=none",
+		busybox(t), "--name=a", "--caps-remove=CAP_CHOWN", "--seccomp=mode=remove,errno=ENOTSUP,chmod,fchmodat,fchmod",
+		"--exec=/bin/sh", "--", "-c",
+		`grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status
+		chmod 600 /tmp 2>&1; echo chmod=$?
+		chown 1 /tmp 2>&1; echo chown=$?
+		echo host=$(hostname | cut -c1-5) others=$(ps | grep -c '[s]leep 60')`, "---",
+		busybox(t), "--name=b", "--exec=/bin/sh", "--", "-c", "sleep 2; kill -9 $$", "---",
+		busybox(t), "--name=c", "--exec=/bin/sh", "--", "-c", "sleep 60; exit 6")...)
+	if r.code != 137 {
+		t.Fatalf("exit %d, want 137 (b's); stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	st := procStatus(r.stdout)
+	noChown := strconv.FormatUint(mustHex(t, defaultCaps)&^(1<<capChown), 16)
+	if want := fmt.Sprintf("%016s", noChown); st["CapBnd"] != want || st["CapEff"] != want || st["NoNewPrivs"] != "0" || st["Seccomp"] != "2" {
+		t.Errorf("a's status %v, want the default bounding set less CAP_CHOWN (%s), no_new_privs 0, a seccomp filter", st, want)
+	}
+	for _, want := range []string{"not supported", "chmod=1", "Operation not permitted", "chown=1", "host=nscn- others=0"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("a printed %q, lacking %q", r.stdout, want)
+		}
+	}
+	codes := podAppStatuses(t, e, nspawnOnlyPod(t, e))
+	if codes["a"] != 0 || codes["b"] != 137 || codes["c"] != 143 || len(codes) != 3 {
+		t.Errorf("recorded app statuses %v, want a:0 b:137 c:143", codes)
+	}
+	assertPodsGone(t, e)
+}
+
+// mustHex parses a capability mask.
+func mustHex(t *testing.T, s string) uint64 {
+	t.Helper()
+	v, err := strconv.ParseUint(s, 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// podAppStatuses returns each app's exit code as nscn status reports it.
+func podAppStatuses(t *testing.T, e *env, uuid string) map[string]int {
+	t.Helper()
+	st := e.ok("status", "--format=json", uuid)
 	var got struct {
 		Apps []struct {
 			Name     string `json:"name"`
 			ExitCode int    `json:"exit_code"`
 		} `json:"apps"`
 	}
-	if err := json.Unmarshal([]byte(st.stdout), &got); err != nil || len(got.Apps) != 1 || got.Apps[0].ExitCode != 137 {
-		t.Errorf("status after stop --force: %s (%v), want sleeper's exit code 137", st.stdout, err)
+	if err := json.Unmarshal([]byte(st.stdout), &got); err != nil {
+		t.Fatalf("parse status %s: %v", st.stdout, err)
 	}
-	assertPodsGone(t, e)
+	codes := map[string]int{}
+	for _, a := range got.Apps {
+		codes[a.Name] = a.ExitCode
+	}
+	return codes
+}
+
+// kvmEnterSignalAndQueue checks, on a running kvm pod, that SIGINT to an
+// enter reaches the entered command (as a terminal's Ctrl-C would), even
+// one that does not read the stdin it is sent, and
+// that a second enter waits for the first to end: the agent's enter port
+// takes one session at a time.
+func kvmEnterSignalAndQueue(t *testing.T, e *env, uuid string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	first := e.cmd(ctx, "enter", uuid, "/bin/sh", "-c", "trap 'echo got-int; exit 9' INT; echo started; while :; do sleep 0.1; done")
+	var fout syncBuffer
+	first.Stdout = &fout
+	// Endless stdin that the command never reads: the signal must still
+	// get through (the host keeps only a window of stdin in flight).
+	first.Stdin = endless{}
+	first.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(fout.String(), "started"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first enter never started: %q", fout.String())
+		}
+	}
+	second := e.cmd(ctx, "enter", uuid, "/bin/echo", "second")
+	var sout syncBuffer
+	second.Stdout = &sout
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- second.Wait() }()
+	select {
+	case err := <-done:
+		t.Fatalf("the second enter ended (%v, %q) while the first ran", err, sout.String())
+	case <-time.After(2 * time.Second):
+	}
+	if err := syscall.Kill(-first.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	var ee *exec.ExitError
+	if err := first.Wait(); !errors.As(err, &ee) || ee.ExitCode() != 9 || !strings.Contains(fout.String(), "got-int") {
+		t.Errorf("the first enter after SIGINT: %v, %q; want exit 9 and got-int", err, fout.String())
+	}
+	if err := <-done; err != nil || sout.String() != "second\n" {
+		t.Errorf("the second enter: %v, %q", err, sout.String())
+	}
+}
+
+// endless is a reader that never ends.
+type endless struct{}
+
+func (endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'y'
+	}
+	return len(p), nil
 }

@@ -11,17 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nosecone/nscn/internal/testutil/mdstest"
 )
-
-// startMDS runs "nscn metadata-service" until the test ends
-// (mdstest.Start); listenAll makes its metadata API listen on every
-// address, for pods on a network of their own.
-func startMDS(t *testing.T, listenAll ...bool) mdstest.Service {
-	t.Helper()
-	return mdstest.Start(t, nscnBin(t), len(listenAll) > 0 && listenAll[0])
-}
 
 // outputValue returns the value of the line "key=value" an app printed.
 func outputValue(t *testing.T, r result, key string) string {

@@ -372,3 +372,11 @@ readlink /dev/fd`)
 	}
 	assertPodsGone(t, e)
 }
+
+// TestNspawnACEValidator runs the ACE validator (aceValidator) on the
+// host network and on the default CNI network.
+func TestNspawnACEValidator(t *testing.T) {
+	for _, net := range []string{"host", "default"} {
+		t.Run(net, func(t *testing.T) { aceValidator(t, nspawnACI(t), net) })
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -93,7 +94,19 @@ type Prepared struct {
 	filter *seccomp.Loadable
 	sets   caps.Sets
 	last   caps.Cap
+	// withheld are the capabilities of the policy that the thread does
+	// not hold, in a user namespace other than the initial one (Withheld).
+	withheld caps.Set
 }
+
+// Withheld returns the capabilities the policy grants that the app does
+// not get because the calling thread runs in a user namespace whose
+// creator withheld them from it (systemd-nspawn --private-users drops
+// CAP_NET_BIND_SERVICE, which a user namespace cannot use on a network
+// namespace it does not own). In the initial user namespace it is
+// always empty: a policy beyond what the thread holds is an error there,
+// as before.
+func (pr *Prepared) Withheld() caps.Set { return pr.withheld }
 
 // Prepare does the first step of Exec: it assembles p's filter, computes
 // the capability sets the thread will get and writes p's oom_score_adj,
@@ -137,6 +150,28 @@ func Prepare(p *Policy) (*Prepared, error) {
 			return nil, err
 		}
 		pr.sets = caps.Sets{Effective: perm, Permitted: perm, Inheritable: inh}
+	}
+	// In a user namespace of a container, the thread (root in it) holds
+	// what the container's creator left it; the kernel refuses to raise
+	// a capability outside the thread's permitted set (capset(2)), so
+	// asking for one fails the whole start. A capability the thread
+	// lacks cannot be the app's either way: it is left out, and said
+	// (Withheld). Only ever less: the bounding set is dropped as the
+	// policy says.
+	if p.Caps != nil {
+		if nested, err := inUserNamespace(); err != nil {
+			return nil, err
+		} else if nested {
+			_, held, _, err := caps.ThreadSets()
+			if err != nil {
+				return nil, err
+			}
+			pr.withheld = pr.sets.Permitted &^ held
+			pr.sets.Effective &= held
+			pr.sets.Permitted &= held
+			pr.sets.Inheritable &= held
+			pr.sets.Ambient &= held
+		}
 	}
 	if pr.filter != nil && !p.NoNewPrivs {
 		pr.sets.Effective = pr.sets.Effective.Add(caps.SysAdmin)
@@ -307,6 +342,23 @@ func (pr *Prepared) confineThread(cfg ExecConfig, ppid int) error {
 		}
 	}
 	return nil
+}
+
+// inUserNamespace reports whether the calling process runs in a user
+// namespace other than the initial one, whose uid_map is the identity
+// of every ID (user_namespaces(7)).
+func inUserNamespace() (bool, error) {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false, fmt.Errorf("read the user namespace's ID map: %w", err)
+	}
+	return !isIdentityMap(string(b)), nil
+}
+
+// isIdentityMap reports whether a uid_map maps every ID onto itself.
+func isIdentityMap(m string) bool {
+	f := strings.Fields(m)
+	return len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295"
 }
 
 func writeOOMScoreAdj(n int) error {

@@ -59,6 +59,11 @@ type Config struct {
 	Apps []App
 	// Mode says whether to mount overlays or to copy.
 	Mode Mode
+	// MetaCopy mounts the overlays with metacopy=on (overlayfs.rst,
+	// "Metadata only copy up"): a change of owner or mode copies up the
+	// file's metadata, not its data. A pod run with --private-users has
+	// its whole root filesystems chowned where they cannot be idmapped.
+	MetaCopy bool
 }
 
 // Action is what a step does.
@@ -115,6 +120,8 @@ type Plan struct {
 	// PodDir is the directory every step stays in.
 	PodDir string
 	Steps  []Step
+
+	metaCopy bool // Config.MetaCopy
 }
 
 // Mounts returns the mounts of the plan, in order.
@@ -145,7 +152,7 @@ func Build(cfg Config) (Plan, error) {
 	if err := cfg.validate(); err != nil {
 		return Plan{}, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("build mount plan for %s: %w", cfg.PodDir, err))
 	}
-	p := Plan{PodDir: cfg.PodDir}
+	p := Plan{PodDir: cfg.PodDir, metaCopy: cfg.MetaCopy}
 	pod := func(rel string) string { return filepath.Join(cfg.PodDir, rel) }
 
 	upper, work := Stage1OverlayDirs(cfg.PodDir)
@@ -181,6 +188,9 @@ func (p *Plan) add(mode Mode, lower, upper, work, target string) {
 		return
 	}
 	m := OverlayMount(lower, upper, work, target)
+	if p.metaCopy {
+		m = m.WithMetaCopy()
+	}
 	p.Steps = append(p.Steps,
 		Step{Action: ActionMkdir, Path: upper},
 		Step{Action: ActionMkdir, Path: work},
@@ -199,6 +209,14 @@ func OverlayMount(lower, upper, work, target string) Mount {
 		FSType: "overlay",
 		Data:   fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work),
 	}
+}
+
+// WithMetaCopy is m, an OverlayMount, with metacopy=on (Config.MetaCopy).
+// An upper directory that holds metadata-only copies must be mounted so
+// again: overlayfs refuses to follow them otherwise.
+func (m Mount) WithMetaCopy() Mount {
+	m.Data += ",metacopy=on"
+	return m
 }
 
 func (cfg Config) validate() error {

@@ -106,6 +106,19 @@ func TestPlanGolden(t *testing.T) {
 	}
 }
 
+// TestPlanMetaCopy: a pod run with --private-users gets its overlays with
+// metacopy=on, and only then.
+func TestPlanMetaCopy(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.config(Overlay)
+	cfg.MetaCopy = true
+	plan, err := Build(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "plan-2apps-overlay-metacopy.golden", f.normalize(plan.String()))
+}
+
 func TestBuildRejects(t *testing.T) {
 	good := Config{PodDir: "/p", Stage1Rootfs: "/t/s1", Apps: []App{{Name: "a", Rootfs: "/t/a"}}, Mode: Overlay}
 	tests := []struct {

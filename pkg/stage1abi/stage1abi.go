@@ -37,7 +37,7 @@ const (
 // is refused, since it may expect arguments this stage0 does not pass.
 const (
 	MinInterfaceVersion = 1
-	MaxInterfaceVersion = 10
+	MaxInterfaceVersion = 11
 )
 
 // CheckInterfaceVersion parses the interface-version annotation value. An
@@ -71,9 +71,6 @@ const (
 	FlagDisablePaths        = "disable-paths"
 	FlagDisableSeccomp      = "disable-seccomp"
 	FlagIPC                 = "ipc"
-	FlagEnterPID            = "pid"
-	FlagEnterAppName        = "appname"
-	FlagStopForce           = "force"
 	// FlagMutable is run's flag for a pod whose apps change while it
 	// runs (InterfaceVersionApps): it may start with no app, and it does
 	// not end when its last app exits.
@@ -85,7 +82,14 @@ const (
 	// EnvEnterPID names, for the app entrypoints, the pid stage0 found
 	// for the pod as it passes it to enter's --pid (rkt's crossing
 	// entrypoints' RKT_STAGE1_ENTERPID).
-	EnvEnterPID                = "RKT_STAGE1_ENTERPID"
+	EnvEnterPID = "RKT_STAGE1_ENTERPID"
+	// FlagPrivateUsers (interface version 10) is BASE:COUNT, decimal:
+	// run the pod in a user namespace whose IDs 0…COUNT-1 are the host's
+	// BASE…BASE+COUNT-1. A stage1 that cannot isolate users refuses it.
+	FlagPrivateUsers           = "private-users"
+	FlagEnterPID               = "pid"
+	FlagEnterAppName           = "appname"
+	FlagStopForce              = "force"
 	FlagGCLocalConfig          = "local-config"
 	EnvLockFD                  = "RKT_LOCK_FD"
 	EnvStage1Debug             = "NSCN_STAGE1_DEBUG"
@@ -161,13 +165,14 @@ const (
 	// MDSTokenFile (mode 0600) instead of --mds-token, whose value any
 	// local user could read in /proc/PID/cmdline.
 	InterfaceVersionMDSTokenFile = 9
+	InterfaceVersionPrivateUsers = 10 // --private-users
 	// InterfaceVersionApps brings mutable pods: run's --mutable and the
 	// app entrypoints (AnnotationAppAdd, AnnotationAppStart,
 	// AnnotationAppStop, AnnotationAppRm), each called with
 	// [--debug] --uuid=UUID --app=NAME (app/add also with the
 	// --disable-* flags run takes). A stage1 declaring it must carry all
 	// four annotations for stage0 to use them.
-	InterfaceVersionApps = 10
+	InterfaceVersionApps = 11
 )
 
 // AppStartedFile is where a stage1 of InterfaceVersionApps records, when
@@ -304,4 +309,15 @@ const (
 	// change of a mutable pod's apps: the pod manifest is replaced while
 	// the pod runs, when its own lock is the stage1's.
 	AppsLockFile = "apps.lock"
+	// PrivateUsersFile records the ID range stage0 allocated to a pod
+	// run with --private-users (BASE:COUNT and a newline), written under
+	// the data directory's PrivateUsersLock when the pod is prepared:
+	// run-prepared passes it on, and no other pod gets an overlapping
+	// range while the pod directory exists.
+	PrivateUsersFile = "private-users"
 )
+
+// PrivateUsersLock is the lock file, relative to the data directory's
+// pods directory, that stage0 holds while it picks a pod's ID range and
+// records it in the pod's PrivateUsersFile.
+const PrivateUsersLock = "private-users.lock"

@@ -13,8 +13,8 @@ func TestCheckInterfaceVersion(t *testing.T) {
 	}{
 		{name: "absent means 1", in: "", want: 1},
 		{name: "supported", in: "4", want: 4},
-		{name: "newest", in: "10", want: MaxInterfaceVersion},
-		{name: "too new", in: "11", wantErr: true},
+		{name: "newest", in: "11", want: MaxInterfaceVersion},
+		{name: "too new", in: "12", wantErr: true},
 		{name: "zero", in: "0", wantErr: true},
 		{name: "not a number", in: "v5", wantErr: true},
 	}
@@ -32,7 +32,7 @@ func TestFlagVersionsAreSupported(t *testing.T) {
 	if InterfaceVersionApps != MaxInterfaceVersion {
 		t.Errorf("the newest interface version is %d, but stage0 accepts up to %d", InterfaceVersionApps, MaxInterfaceVersion)
 	}
-	for _, v := range []int{InterfaceVersionHostname, InterfaceVersionDisable, InterfaceVersionDNSConf, InterfaceVersionLocalConfig, InterfaceVersionIPC, InterfaceVersionMDSPort, InterfaceVersionReady, InterfaceVersionMDSTokenFile, InterfaceVersionApps} {
+	for _, v := range []int{InterfaceVersionHostname, InterfaceVersionDisable, InterfaceVersionDNSConf, InterfaceVersionLocalConfig, InterfaceVersionIPC, InterfaceVersionMDSPort, InterfaceVersionReady, InterfaceVersionMDSTokenFile, InterfaceVersionPrivateUsers, InterfaceVersionApps} {
 		if v < MinInterfaceVersion || v > MaxInterfaceVersion {
 			t.Errorf("interface version %d is outside %d..%d", v, MinInterfaceVersion, MaxInterfaceVersion)
 		}

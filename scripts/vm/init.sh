@@ -38,6 +38,10 @@ fail() {
 }
 
 if [ "${1:-}" != stage2 ]; then
+	# The first line: under KVM the harness waits for it to know the
+	# kernel runs at all (a nested host's KVM can run real mode and hang
+	# the kernel's long mode, with nothing on the console).
+	echo "@@nscn-vm init"
 	/bin/busybox --install -s /bin
 	mkdir -p /proc /newroot
 	mount -t proc proc /proc || fail "mount /proc"

@@ -99,13 +99,46 @@ func open(ctx context.Context, cfg Config, uuid string) (_ *session, err error) 
 			_ = lk.Close()
 		}
 	}()
-	pidCtx, cancel := context.WithTimeout(ctx, pidWait)
-	pid, err := p.WaitPID(pidCtx)
-	cancel()
+	waitCtx, cancel := context.WithTimeout(ctx, pidWait)
+	defer cancel()
+	// A stage1 of InterfaceVersionApps writes the ready file (version 8)
+	// once the pod's init has started: before it, the pod cannot take
+	// an app (a sandbox just started).
+	if err := waitReady(waitCtx, p); err != nil {
+		return nil, err
+	}
+	pid, err := p.WaitPID(waitCtx)
 	if err != nil {
 		return nil, fmt.Errorf("pod %s: %w", p.UUID, err)
 	}
 	return &session{cfg: cfg, pod: p, s1: s1, pid: pid, lock: lk}, nil
+}
+
+// readyPoll is how often waitReady looks for the ready file.
+const readyPoll = 20 * time.Millisecond
+
+// waitReady waits until the running pod p is ready (stage1abi.ReadyFile).
+func waitReady(ctx context.Context, p *pod.Pod) error {
+	for {
+		_, err := p.Ready(ctx)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errdefs.ErrNotFound) {
+			return err
+		}
+		if err := p.Refresh(ctx); err != nil {
+			return err
+		}
+		if p.State != pod.Running {
+			return errdefs.FailedPrecondition("pod %s is %s, not running", p.UUID, p.State)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pod %s: wait until it is ready: %w", p.UUID, ctx.Err())
+		case <-time.After(readyPoll):
+		}
+	}
 }
 
 func (s *session) close() { _ = s.lock.Close() }

@@ -288,6 +288,7 @@ func commands() []*cli.Command {
 		exportCommand(),
 		metadataServiceCommand(),
 		serviceStub(CRICommand()),
+		serviceStub(APIServiceCommand()),
 		imageCommand(),
 		trustCommand(),
 		configCommand(),

@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/stage0/apps"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/stage0/prepare"
@@ -146,6 +147,9 @@ part of the image name) must be new in the pod.
 		Action: func(c *cli.Context) error {
 			g := globals(c)
 			args := c.Args().Slice()
+			if len(args) == 1 && (args[0] == "--help" || args[0] == "-h") {
+				return cli.ShowSubcommandHelp(c)
+			}
 			if len(args) < 2 || strings.HasPrefix(args[0], "-") {
 				return usageErrorf("app add: want UUID IMAGE [APPFLAGS] [-- ARGS...]")
 			}
@@ -185,7 +189,7 @@ part of the image name) must be new in the pod.
 			name, err := apps.Add(c.Context, cfg, args[0], apps.AddOptions{
 				Prepare: prepare.Options{
 					Fetcher: f, AllCapabilities: g.Insecure.Capabilities,
-					InheritEnv: ra.boolean(nil, "inherit-env"), HostEnv: os.Environ(),
+					InheritEnv: ra.boolean(nil, "inherit-env"), HostEnv: timeline.Strip(os.Environ()),
 				},
 				App:                 a,
 				DisableCapabilities: g.Insecure.Capabilities, DisablePaths: g.Insecure.Paths, DisableSeccomp: g.Insecure.Seccomp,

@@ -47,10 +47,12 @@ func openStoreIn(ctx context.Context, g *Globals) (*store.Store, error) {
 }
 
 // openStoreReadOnly opens the image store for a command that only reads
-// it (image list, image cat-manifest): it changes nothing of the data
-// directory, so that a member of the nscn group may run it.
-func openStoreReadOnly(ctx context.Context, g *Globals) (*store.Store, error) {
-	return openStoreIn(ctx, g)
+// it (image list, image cat-manifest, api-service): it changes nothing of
+// the data directory, so that a member of the nscn group may run it.
+func openStoreReadOnly(ctx context.Context, g *Globals) *store.Store {
+	s := store.OpenReadOnly(ctx, g.Dir, tree.WithMaxOCISize(g.MaxImageSize))
+	s.MaxOCISize = g.MaxImageSize
+	return s
 }
 
 // ensureDataDir prepares the data directory before a command writes to it

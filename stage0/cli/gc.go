@@ -226,7 +226,11 @@ func remountStage1(ctx context.Context, g *Globals, p *pod.Pod, t *tree.Tree) er
 		return fmt.Errorf("mount the stage1 rootfs again: %w", err)
 	}
 	g.Log.Debug("mounting the stage1 rootfs again for its gc", "pod", p.UUID, "tree", t.Key)
-	if err := mountplan.NewLogging(mountplan.Kernel{}, g.Log).Mount(ctx, mountplan.OverlayMount(t.Rootfs, upper, work, target)); err != nil {
+	m := mountplan.OverlayMount(t.Rootfs, upper, work, target)
+	if ids, err := p.PrivateUsers(); err == nil && !ids.IsZero() {
+		m = m.WithMetaCopy() // as prepare mounted it (mountplan.Config.MetaCopy)
+	}
+	if err := mountplan.NewLogging(mountplan.Kernel{}, g.Log).Mount(ctx, m); err != nil {
 		return fmt.Errorf("mount the stage1 rootfs again: %w", err)
 	}
 	return nil

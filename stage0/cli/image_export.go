@@ -26,10 +26,7 @@ to OUTPUT.aci. An existing file is refused unless --overwrite.`,
 			if c.NArg() != 2 {
 				return usageErrorf("image export: IMAGE and OUTPUT are required")
 			}
-			s, err := openStoreReadOnly(c.Context, g)
-			if err != nil {
-				return err
-			}
+			s := openStoreReadOnly(c.Context, g)
 			im, err := findImage(c.Context, s, c.Args().Get(0))
 			if err != nil {
 				return err

@@ -102,10 +102,7 @@ it, as rkt's image list. --format=json prints every field of every image for scr
 					return usageErrorf("image list: unknown field %q (want id, name, size, importtime, lastused, source, signedby)", f)
 				}
 			}
-			s, err := openStoreReadOnly(c.Context, g)
-			if err != nil {
-				return err
-			}
+			s := openStoreReadOnly(c.Context, g)
 			images, err := s.Images(c.Context)
 			if err != nil {
 				return err

@@ -23,10 +23,7 @@ func imageCatManifestCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usageErrorf("image cat-manifest: exactly one IMAGE is required")
 			}
-			s, err := openStoreReadOnly(c.Context, g)
-			if err != nil {
-				return err
-			}
+			s := openStoreReadOnly(c.Context, g)
 			im, err := findImage(c.Context, s, c.Args().First())
 			if err != nil {
 				return err

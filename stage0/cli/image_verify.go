@@ -26,10 +26,7 @@ checked. Exits non-zero when anything is corrupt.`,
 			if err != nil {
 				return err
 			}
-			s, err := openStoreReadOnly(c.Context, g)
-			if err != nil {
-				return err
-			}
+			s := openStoreReadOnly(c.Context, g)
 			// Names are resolved here: the store takes IDs.
 			keys := make([]string, 0, c.NArg())
 			for _, ref := range c.Args().Slice() {

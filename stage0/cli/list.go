@@ -2,12 +2,9 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -16,7 +13,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/internal/safetext"
-	"github.com/nosecone/nscn/networking/cni"
+	"github.com/nosecone/nscn/stage0/podview"
 )
 
 func listCommand() *cli.Command {
@@ -69,7 +66,7 @@ list only reads: it never takes a pod's lock and never disturbs a running pod.`,
 			if detail {
 				out := make([]podJSON, len(views))
 				for i := range views {
-					out[i] = views[i].json()
+					out[i] = toPodJSON(&views[i])
 				}
 				return writeJSONAs(g.Stdout, out, format)
 			}
@@ -80,224 +77,44 @@ list only reads: it never takes a pod's lock and never disturbs a running pod.`,
 			}
 			for i := range views {
 				v := &views[i]
-				id := v.uuid
+				id := v.UUID
 				if !full {
 					id = id[:8]
 				}
-				names := make([]string, len(v.apps))
-				images := make([]string, len(v.apps))
-				for j, a := range v.apps {
-					names[j] = safetext.Escape(a.name)
-					images[j] = orDash(safetext.Escape(a.imageName))
-					if a.imageName != "" && a.imageVersion != "" {
-						images[j] += ":" + safetext.Escape(a.imageVersion)
+				names := make([]string, len(v.Apps))
+				images := make([]string, len(v.Apps))
+				for j, a := range v.Apps {
+					names[j] = safetext.Escape(a.Name)
+					images[j] = orDash(safetext.Escape(a.ImageName))
+					if a.ImageName != "" && a.ImageVersion != "" {
+						images[j] += ":" + safetext.Escape(a.ImageVersion)
 					}
 				}
 				_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id,
 					orDash(strings.Join(names, ",")), orDash(strings.Join(images, ",")),
-					v.state, whenOrDash(v.created, full), whenOrDash(v.started, full), orDash(networksString(v.networks)))
+					v.State, whenOrDash(v.Created, full), whenOrDash(v.Started, full), orDash(networksString(v.Networks)))
 			}
 			return tw.Flush()
 		},
 	}
 }
 
-// readPodViews reads the views of pods, several at a time: reading is
-// bound by system calls, which run in parallel on several CPUs. Pods
-// removed meanwhile are left out; a pod that cannot be read is listed with
-// its state only. Warnings go to stderr.
-func readPodViews(ctx context.Context, g *Globals, pods []*pod.Pod, detail bool) ([]podView, error) {
-	type result struct {
-		v        podView
-		warnings []error
-		err      error
-	}
-	results := make([]result, len(pods))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(len(pods), runtime.GOMAXPROCS(0)*2) {
-		wg.Go(func() {
-			for i := range next {
-				r := &results[i]
-				r.v, r.warnings, r.err = readPodView(ctx, pods[i], detail)
-			}
-		})
-	}
-	for i := range pods {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("list pods: %w", err)
-	}
-	views := make([]podView, 0, len(pods))
-	for _, r := range results {
-		if errors.Is(r.err, errdefs.ErrNotFound) {
-			continue // removed while we looked
-		}
-		if r.err != nil {
-			// Unreadable: show what the state says.
-			r.warnings = append(r.warnings, r.err)
-		}
-		for _, w := range r.warnings {
-			_, _ = fmt.Fprintf(g.Stderr, "nscn: list: %s\n", safetext.Escape(w.Error()))
-		}
-		views = append(views, r.v)
-	}
-	return views, nil
-}
-
-// podView is what list and status show of one pod, read from its
-// directory.
-type podView struct {
-	uuid     string
-	state    pod.State
-	apps     []podAppView
-	created  time.Time // zero: unknown
-	started  time.Time // zero: has not started
-	finished time.Time // zero: has not finished (read with detail only)
-	pid      int       // 0: not running or not recorded (read with detail only)
-	ready    *bool     // whether a running pod is ready; nil otherwise (read with detail only)
-	// networks are the networks a running pod joined, in --net order,
-	// from the records its stage1 keeps in net-info/.
-	networks []podNetView
-}
-
-// podNetView is one network of a running pod: the addresses CNI gave the
-// pod's interface.
-type podNetView struct {
-	name   string
-	ifName string
-	ip4    *net.IPNet // nil: none
-	ip6    *net.IPNet // nil: none
-}
-
-// String is the network as rkt's status and list print it:
-// NAME:ip4=ADDR, and NAME:ip6=ADDR for an IPv6 address (rkt had none).
-func (n podNetView) String() string {
-	var parts []string
-	if n.ip4 != nil {
-		parts = append(parts, n.name+":ip4="+n.ip4.IP.String())
-	}
-	if n.ip6 != nil {
-		parts = append(parts, n.name+":ip6="+n.ip6.IP.String())
-	}
-	if len(parts) == 0 {
-		return n.name
-	}
-	return strings.Join(parts, ",")
+// readPodViews reads the views of pods (podview.ReadAll); warnings go to
+// stderr.
+func readPodViews(ctx context.Context, g *Globals, pods []*pod.Pod, detail bool) ([]podview.View, error) {
+	return podview.ReadAll(ctx, pods, detail, func(w error) {
+		_, _ = fmt.Fprintf(g.Stderr, "nscn: list: %s\n", safetext.Escape(w.Error()))
+	})
 }
 
 // networksString joins the networks of a pod as rkt did:
 // "default:ip4=172.16.28.7,other:ip4=10.1.0.2".
-func networksString(nets []podNetView) string {
+func networksString(nets []podview.Net) string {
 	parts := make([]string, len(nets))
 	for i, n := range nets {
 		parts[i] = safetext.Escape(n.String())
 	}
 	return strings.Join(parts, ",")
-}
-
-// readPodNetworks reads the network records of a pod directory. Only the
-// pod's own interface counts (cni.PodIPs): a CNI result also lists the
-// host side of a veth pair.
-func readPodNetworks(podDir string) ([]podNetView, error) {
-	recs, err := cni.ReadRecords(podDir)
-	if err != nil {
-		return nil, err
-	}
-	var out []podNetView
-	for _, r := range recs {
-		res, err := r.ParsedResult()
-		if err != nil {
-			return out, fmt.Errorf("network %s: %w", r.Name, err)
-		}
-		n := podNetView{name: r.Name, ifName: r.IfName}
-		if res == nil {
-			out = append(out, n) // ADD has not succeeded (yet)
-			continue
-		}
-		for _, a := range cni.PodIPs(res, r.IfName) {
-			switch {
-			case a.IP.To4() != nil && n.ip4 == nil:
-				n.ip4 = &a
-			case a.IP.To4() == nil && n.ip6 == nil:
-				n.ip6 = &a
-			}
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-// podAppView is one app of a podView.
-type podAppView struct {
-	name         string
-	imageName    string
-	imageVersion string
-	imageID      string
-	exitCode     int
-	exited       bool // exitCode was recorded by stage1
-}
-
-// readPodView reads what a row of list needs: the pod manifest (small),
-// the creation time and the start time. With detail it also reads what
-// status and JSON output need: the finish time, the apps' exit statuses
-// and, for a running pod, the pid. It opens the pod directory once
-// (pod.Summary), starts no process and takes no lock.
-//
-// Missing files are not errors (a pod being created has no manifest yet;
-// one that never ran has no start time). Problems with other files are
-// returned as warnings, and the rest of the view is still filled in. The
-// error is errdefs.ErrNotFound when the pod itself is gone.
-func readPodView(ctx context.Context, p *pod.Pod, detail bool) (podView, []error, error) {
-	v := podView{uuid: p.UUID, state: p.State}
-	s, err := p.Summary(ctx, detail)
-	if s == nil {
-		return v, nil, err
-	}
-	var warnings []error
-	if err != nil {
-		warnings = append(warnings, err)
-	}
-	v.created, v.started, v.finished = s.Created, s.Started, s.Finished
-	if s.Manifest != nil {
-		v.apps = make([]podAppView, len(s.Manifest.Apps))
-		for i, a := range s.Manifest.Apps {
-			av := podAppView{name: a.Name.String()}
-			if a.Image.Name != nil {
-				av.imageName = a.Image.Name.String()
-			}
-			av.imageVersion, _ = a.Image.Labels.Get("version")
-			if !a.Image.ID.Empty() {
-				av.imageID = a.Image.ID.String()
-			}
-			av.exitCode, av.exited = s.ExitStatuses[av.name]
-			v.apps[i] = av
-		}
-	}
-	if v.state == pod.Running {
-		nets, err := readPodNetworks(p.Path)
-		if err != nil {
-			warnings = append(warnings, err)
-		}
-		v.networks = nets
-	}
-	if detail && v.state == pod.Running {
-		pid, err := p.PID(ctx)
-		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-			warnings = append(warnings, err)
-		}
-		v.pid = pid
-		writesReady, err := stage1WritesReady(p)
-		if err != nil {
-			warnings = append(warnings, err)
-		}
-		ready := podIsReady(writesReady, s.Ready, pid)
-		v.ready = &ready
-	}
-	return v, warnings, nil
 }
 
 // podJSON is a pod in list and status JSON output.
@@ -334,34 +151,35 @@ type podAppJSON struct {
 	ExitCode *int   `json:"exit_code,omitempty"`
 }
 
-func (v *podView) json() podJSON {
+// podJSON returns v as list and status print it in JSON.
+func toPodJSON(v *podview.View) podJSON {
 	out := podJSON{
-		UUID:     v.uuid,
-		State:    v.state.String(),
-		Apps:     make([]podAppJSON, len(v.apps)),
-		Created:  rfc3339(v.created),
-		Started:  rfc3339(v.started),
-		Finished: rfc3339(v.finished),
-		PID:      v.pid,
-		Ready:    v.ready,
+		UUID:     v.UUID,
+		State:    v.State.String(),
+		Apps:     make([]podAppJSON, len(v.Apps)),
+		Created:  rfc3339(v.Created),
+		Started:  rfc3339(v.Started),
+		Finished: rfc3339(v.Finished),
+		PID:      v.PID,
+		Ready:    v.Ready,
 	}
-	for _, n := range v.networks {
-		nj := podNetJSON{NetName: n.name, IfName: n.ifName}
-		if n.ip4 != nil {
-			nj.IP, nj.Mask = n.ip4.IP.String(), net.IP(n.ip4.Mask).String()
+	for _, n := range v.Networks {
+		nj := podNetJSON{NetName: n.Name, IfName: n.IfName}
+		if n.IP4 != nil {
+			nj.IP, nj.Mask = n.IP4.IP.String(), net.IP(n.IP4.Mask).String()
 		}
-		if n.ip6 != nil {
-			nj.IP6 = n.ip6.String()
+		if n.IP6 != nil {
+			nj.IP6 = n.IP6.String()
 		}
 		out.Networks = append(out.Networks, nj)
 	}
-	for i, a := range v.apps {
-		aj := podAppJSON{Name: a.name, ImageName: a.imageName, ImageID: a.imageID}
+	for i, a := range v.Apps {
+		aj := podAppJSON{Name: a.Name, ImageName: a.ImageName, ImageID: a.ImageID}
 		switch {
-		case a.exited:
-			code := a.exitCode
+		case a.Exited:
+			code := a.ExitCode
 			aj.State, aj.ExitCode = "exited", &code
-		case v.state == pod.Running:
+		case v.State == pod.Running:
 			aj.State = "running"
 		}
 		out.Apps[i] = aj

@@ -352,6 +352,15 @@ func execStage1(ctx context.Context, g *Globals, p *pod.Pod, s1 stage1.Pod, f st
 				"port", reg.Port, "default", stage1abi.DefaultMDSPort, "interface-version", eps.Version)
 		}
 	}
+	// The range prepare recorded (--private-users), for run and
+	// run-prepared alike.
+	ids, err := p.PrivateUsers()
+	if err != nil {
+		return err
+	}
+	if !ids.IsZero() {
+		f.PrivateUsers = ids.String()
+	}
 	f.Debug = g.Debug
 	f.DNSConfMode = dns.ConfMode
 	f.UUID = p.UUID
@@ -391,6 +400,7 @@ func prepareOptions(g *Globals, ra *runArgs) (prepare.Options, stage1.Selection,
 	o := prepare.Options{
 		DataDir: g.Dir, Log: g.Log, InheritEnv: ra.boolean(nil, "inherit-env"), HostEnv: timeline.Strip(os.Environ()),
 		AllCapabilities: g.Insecure.Capabilities, NoOverlay: ra.boolean(nil, "no-overlay"),
+		PrivateUsers: ra.boolean(nil, "private-users"),
 	}
 	sel := stage1.Selection{
 		FromDir: ra.flag("stage1-from-dir"),

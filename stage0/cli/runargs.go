@@ -78,6 +78,7 @@ var runFlagSpecs = map[string]runFlagSpec{
 	"user-label":      {multi: true, usage: "add a label to the pod manifest: NAME=VALUE (userLabels, as rkt)"},
 	"ipc":             {only: onlyRun, usage: "the pod's IPC namespace: auto, private or parent (flavor-dependent)"},
 	"no-overlay":      {boolean: true, usage: "copy the images' root filesystems into the pod instead of mounting overlayfs on them"},
+	"private-users":   {boolean: true, usage: "run the pod in a user namespace: its root is an unprivileged host ID of a 65536-ID range of its own (stage1-nspawn; security.md)"},
 	"quiet":           {boolean: true, only: onlyPrepare, usage: "print nothing but the pod's UUID on stdout (the messages of stderr are left out)"},
 	"mds-socket":      {only: onlyRun, usage: "the metadata service's registration socket (default /run/nscn/metadata-svc.sock)"},
 }

@@ -93,6 +93,12 @@ func (s Service) Globals() *Globals { return s.g }
 // OpenStore opens the data directory's store for writing, as fetch does.
 func (s Service) OpenStore(ctx context.Context) (*store.Store, error) { return openStore(ctx, s.g) }
 
+// OpenStoreReadOnly opens the data directory's store for reading only, as
+// image list does: it creates nothing.
+func (s Service) OpenStoreReadOnly(ctx context.Context) *store.Store {
+	return openStoreReadOnly(ctx, s.g)
+}
+
 // NewFetcher returns a fetcher configured from the global flags and the
 // configuration directories, drawing no progress bars.
 func (s Service) NewFetcher(st *store.Store, policy fetch.PullPolicy) *fetch.Fetcher {

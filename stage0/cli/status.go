@@ -14,8 +14,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/internal/safetext"
-	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage0/stage1"
+	"github.com/nosecone/nscn/stage0/podview"
 )
 
 // statusPoll is how often status --wait looks at the pod again.
@@ -91,7 +90,7 @@ usage).`,
 					return err
 				}
 			}
-			v, warnings, err := readPodView(c.Context, p, true)
+			v, warnings, err := podview.Read(c.Context, p, true)
 			if err != nil {
 				return err
 			}
@@ -99,7 +98,7 @@ usage).`,
 				_, _ = fmt.Fprintf(g.Stderr, "nscn: status: %s\n", safetext.Escape(w.Error()))
 			}
 			if isJSONFormat(format) {
-				return writeJSONAs(g.Stdout, v.json(), format)
+				return writeJSONAs(g.Stdout, toPodJSON(&v), format)
 			}
 			return writeStatusLines(g.Stdout, &v)
 		},
@@ -107,37 +106,37 @@ usage).`,
 }
 
 // writeStatusLines prints v in rkt's key=value format.
-func writeStatusLines(w io.Writer, v *podView) error {
+func writeStatusLines(w io.Writer, v *podview.View) error {
 	var b strings.Builder
 	line := func(k, val string) {
 		if val != "" {
 			b.WriteString(safetext.Escape(k) + "=" + safetext.Escape(val) + "\n")
 		}
 	}
-	line("state", v.state.String())
-	line("created", rfc3339(v.created))
-	line("started", rfc3339(v.started))
-	line("finished", rfc3339(v.finished))
-	if v.pid > 0 {
-		line("pid", strconv.Itoa(v.pid))
+	line("state", v.State.String())
+	line("created", rfc3339(v.Created))
+	line("started", rfc3339(v.Started))
+	line("finished", rfc3339(v.Finished))
+	if v.PID > 0 {
+		line("pid", strconv.Itoa(v.PID))
 	}
-	if v.ready != nil {
-		line("ready", strconv.FormatBool(*v.ready))
+	if v.Ready != nil {
+		line("ready", strconv.FormatBool(*v.Ready))
 	}
-	if len(v.networks) > 0 {
-		b.WriteString("networks=" + networksString(v.networks) + "\n")
+	if len(v.Networks) > 0 {
+		b.WriteString("networks=" + networksString(v.Networks) + "\n")
 	}
-	switch v.state {
+	switch v.State {
 	case pod.Running:
 		line("exited", "false")
 	case pod.Exited, pod.ExitedGarbage, pod.Garbage, pod.Deleting:
-		if !v.started.IsZero() || !v.finished.IsZero() {
+		if !v.Started.IsZero() || !v.Finished.IsZero() {
 			line("exited", "true")
 		}
 	}
-	for _, a := range v.apps {
-		if a.exited {
-			line("app-"+a.name, strconv.Itoa(a.exitCode))
+	for _, a := range v.Apps {
+		if a.Exited {
+			line("app-"+a.Name, strconv.Itoa(a.ExitCode))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -237,7 +236,7 @@ func waitPodReady(ctx context.Context, p *pod.Pod, timeout time.Duration) error 
 	if _, err := p.WaitPID(ctx); err != nil {
 		return waitTimedOut(err, what, timeout)
 	}
-	notifies, err := stage1WritesReady(p)
+	notifies, err := podview.Stage1WritesReady(p)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -283,24 +282,4 @@ func waitPodReady(ctx context.Context, p *pod.Pod, timeout time.Duration) error 
 		case <-t.C:
 		}
 	}
-}
-
-// stage1WritesReady reports whether the stage1 of p records when the pod
-// is ready (stage1abi.ReadyFile), from the interface version its manifest
-// in the pod directory declares.
-func stage1WritesReady(p *pod.Pod) (bool, error) {
-	eps, err := stage1.ReadPodEntrypoints(p.Path)
-	if err != nil {
-		return false, err
-	}
-	return eps.Version >= stage1abi.InterfaceVersionReady, nil
-}
-
-// podIsReady is whether a running pod is ready: it recorded readyAt when
-// its stage1 writes the ready file, or else its pid.
-func podIsReady(writesReady bool, readyAt time.Time, pid int) bool {
-	if writesReady {
-		return !readyAt.IsZero()
-	}
-	return pid > 0
 }

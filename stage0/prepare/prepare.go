@@ -30,6 +30,7 @@ import (
 	"github.com/nosecone/nscn/internal/mountplan"
 	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/internal/timeline"
+	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/stage0/stage1"
 	"github.com/nosecone/nscn/store"
@@ -98,6 +99,10 @@ type Options struct {
 	Mounter mountplan.Mounter
 	// Timeline marks Prepare's phases (nil: off).
 	Timeline *timeline.Timeline
+	// PrivateUsers gives the pod an ID range of its own
+	// (pod.AllocatePrivateUsers), for a stage1 that runs it in a user
+	// namespace (--private-users).
+	PrivateUsers bool
 }
 
 // Prepared is a pod in the prepare state, holding its lock.
@@ -138,6 +143,11 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 		return nil, err
 	}
 	o.Timeline.Mark("stage1-image-found")
+	if o.PrivateUsers && eps.Version < stage1abi.InterfaceVersionPrivateUsers {
+		return nil, errdefs.Newf(errdefs.ErrNotImplemented,
+			"--private-users: the stage1 %s cannot run a pod in a user namespace (it speaks interface version %d; --private-users needs %d, as stage1-nspawn has)",
+			s1.entry.Name, eps.Version, stage1abi.InterfaceVersionPrivateUsers)
+	}
 
 	var pm *schema.PodManifest
 	images := map[string]*image{} // by app name
@@ -185,6 +195,13 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 	}()
 	if err = p.ToPreparing(ctx); err != nil {
 		return nil, err
+	}
+	if o.PrivateUsers {
+		r, err := p.AllocatePrivateUsers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		log.Debug("user ID range", "pod", p.UUID, "range", r.String())
 	}
 	log.Debug("preparing pod", "pod", p.UUID, "stage1", s1.entry.Name)
 	written, err := layout(ctx, o, log, p, s1, pm, images)
@@ -296,6 +313,9 @@ func generate(ctx context.Context, o Options, images map[string]*image) (*schema
 		images[ra.Name.String()] = im
 	}
 	if o.Sandbox {
+		if pm.Apps == nil {
+			pm.Apps = schema.AppList{} // "apps": [], as appc wants, not null
+		}
 		// No app declares the ports yet: the stage1 forwards them to
 		// the apps added later.
 		pm.Ports = o.Ports

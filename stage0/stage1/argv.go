@@ -25,6 +25,9 @@ type RunFlags struct {
 	DisablePaths        bool
 	DisableSeccomp      bool
 	IPC                 string
+	// PrivateUsers is the pod's ID range (BASE:COUNT) for a stage1 of
+	// interface version 10 or later; empty: no user namespace.
+	PrivateUsers string
 	// Mutable starts a pod whose apps change while it runs (nscn app
 	// sandbox): interface version stage1abi.InterfaceVersionApps.
 	Mutable          bool
@@ -100,6 +103,12 @@ func RunArgs(f RunFlags) ([]string, error) {
 			return nil, err
 		}
 		a = append(a, "--"+stage1abi.FlagIPC+"="+f.IPC)
+	}
+	if f.PrivateUsers != "" {
+		if err := need(stage1abi.InterfaceVersionPrivateUsers, stage1abi.FlagPrivateUsers); err != nil {
+			return nil, err
+		}
+		a = append(a, "--"+stage1abi.FlagPrivateUsers+"="+f.PrivateUsers)
 	}
 	if f.Mutable {
 		if err := need(stage1abi.InterfaceVersionApps, stage1abi.FlagMutable); err != nil {

@@ -38,9 +38,14 @@ func TestRunArgs(t *testing.T) {
 		{name: "disable needs 3", flags: RunFlags{DisableSeccomp: true, UUID: "u", InterfaceVersion: 2}, class: errdefs.ErrFailedPrecondition},
 		{name: "dns conf needs 4", flags: RunFlags{DNSConfMode: "resolv=host", UUID: "u", InterfaceVersion: 3}, class: errdefs.ErrFailedPrecondition},
 		{name: "ipc needs 6", flags: RunFlags{IPC: "private", UUID: "u", InterfaceVersion: 5}, class: errdefs.ErrFailedPrecondition},
-		{name: "mutable at 10", flags: RunFlags{Mutable: true, Net: "host", UUID: "u", InterfaceVersion: 10}, want: "--net=host --mutable u"},
-		{name: "mutable needs 10", flags: RunFlags{Mutable: true, UUID: "u", InterfaceVersion: 9}, class: errdefs.ErrFailedPrecondition},
+		{name: "mutable at 11", flags: RunFlags{Mutable: true, Net: "host", UUID: "u", InterfaceVersion: 11}, want: "--net=host --mutable u"},
+		{name: "mutable needs 11", flags: RunFlags{Mutable: true, UUID: "u", InterfaceVersion: 10}, class: errdefs.ErrFailedPrecondition},
 		{name: "no uuid", flags: RunFlags{InterfaceVersion: 6}, class: errdefs.ErrInvalidArgument},
+		{
+			name: "private users at version 10", flags: RunFlags{PrivateUsers: "524288:65536", UUID: "u", InterfaceVersion: 10},
+			want: "--net=default --private-users=524288:65536 u",
+		},
+		{name: "private users needs 10", flags: RunFlags{PrivateUsers: "524288:65536", UUID: "u", InterfaceVersion: 9}, class: errdefs.ErrFailedPrecondition},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,15 +118,15 @@ func TestAppArgs(t *testing.T) {
 }
 
 func TestCheckApps(t *testing.T) {
-	all := Entrypoints{AppAdd: "/a", AppStart: "/s", AppStop: "/p", AppRm: "/r", Version: 10}
+	all := Entrypoints{AppAdd: "/a", AppStart: "/s", AppStop: "/p", AppRm: "/r", Version: 11}
 	tests := []struct {
 		name string
 		eps  func(Entrypoints) Entrypoints
 		want string // in the error; "" for none
 	}{
-		{name: "all four at 10", eps: func(e Entrypoints) Entrypoints { return e }},
-		{name: "version 9", eps: func(e Entrypoints) Entrypoints { e.Version = 9; return e }, want: "interface version 9"},
-		{name: "no entrypoints (fly)", eps: func(Entrypoints) Entrypoints { return Entrypoints{Version: 10} }, want: "coreos.com/rkt/stage1/app/add"},
+		{name: "all four at 11", eps: func(e Entrypoints) Entrypoints { return e }},
+		{name: "version 10", eps: func(e Entrypoints) Entrypoints { e.Version = 10; return e }, want: "interface version 10"},
+		{name: "no entrypoints (fly)", eps: func(Entrypoints) Entrypoints { return Entrypoints{Version: 11} }, want: "coreos.com/rkt/stage1/app/add"},
 		{name: "no rm", eps: func(e Entrypoints) Entrypoints { e.AppRm = ""; return e }, want: "coreos.com/rkt/stage1/app/rm"},
 	}
 	for _, tt := range tests {

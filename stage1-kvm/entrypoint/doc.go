@@ -23,6 +23,14 @@ const (
 	StateDir = "kvm"
 	// ControlSocket is the agent's port, served by qemu.
 	ControlSocket = StateDir + "/control.sock"
+	// EnterSocket is the agent's enter port, served by qemu.
+	EnterSocket = StateDir + "/enter.sock"
+	// StdinSocket is the app's stdin port with --interactive and no
+	// terminal, served by qemu.
+	StdinSocket = StateDir + "/stdin.sock"
+	// IsolationFile is run's record of the run flags' isolate.Options,
+	// from which enter computes the app's policy again.
+	IsolationFile = StateDir + "/isolation.json"
 	// RootSocket is virtiofsd's vhost-user socket.
 	RootSocket = StateDir + "/root.sock"
 	// VirtiofsdPIDFile and QemuPIDFile are the pids gc checks.
@@ -35,9 +43,16 @@ const (
 // Paths inside the pod's stage1 rootfs that the guest writes and the
 // host reads.
 const (
-	// GuestReadyFile is written by the guest's nscn-ready.service once
+	// GuestReadyFile is made (a FIFO) by the guest's nscn-ready.socket once
 	// every app's unit has started.
 	GuestReadyFile = "/nscn/state/guest-ready"
+	// GuestEndedFile is written by the app helper that records the last
+	// app's status (sdpod.Pod.EndedFile): run then ends the guest itself
+	// instead of waiting for systemd's shutdown, since every status is
+	// on the host already (virtio-fs writes through) and every byte an
+	// app wrote has been taken by qemu (a virtio-serial write returns
+	// once the host has it).
+	GuestEndedFile = "/nscn/state/pod-ended"
 )
 
 // inStage1 is the host path of a pod path.

@@ -55,7 +55,7 @@ func GC(ctx context.Context, log *slog.Logger, args abiargs.GCArgs) error {
 	if err := teardownNetwork(ctx, log, podDir); err != nil {
 		errs = append(errs, err)
 	}
-	for _, f := range []string{ControlSocket, RootSocket, QemuPIDFile, VirtiofsdPIDFile} {
+	for _, f := range []string{ControlSocket, EnterSocket, StdinSocket, RootSocket, QemuPIDFile, VirtiofsdPIDFile} {
 		if err := os.Remove(filepath.Join(podDir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -1,6 +1,7 @@
 package entrypoint
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -28,7 +30,6 @@ import (
 	"github.com/nosecone/nscn/internal/stage1/entry"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
-	"github.com/nosecone/nscn/internal/stage1/units"
 	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-kvm/guest"
@@ -117,16 +118,24 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	for _, w := range layout.Warnings {
 		log.WarnContext(ctx, w)
 	}
+	// --interactive: a terminal on stdin becomes the guest's console,
+	// where the app's unit takes it; other input reaches the app on a
+	// virtio-serial port that qemu reads from run's stdin, whose end the
+	// app reads as end of file.
 	console := false
 	if cfg.Args.Interactive {
 		if len(layout.Pod.Apps) != 1 {
 			return 0, errdefs.InvalidArgument("--%s needs a pod with exactly one app, not %d", stage1abi.FlagInteractive, len(layout.Pod.Apps))
 		}
-		console = true
+		if console = isTerminal(cfg.Stdin); !console {
+			a := &layout.Pod.Apps[0]
+			a.Stdin = guest.PortDir + "/" + guest.AppPort(a.Spec.Name, stdinStream)
+		}
 	}
 	// The guest has cgroup v2 only: the pod's systemd sets each app's
 	// limits on its unit.
 	layout.Pod.CgroupUnified = true
+	layout.Pod.EndedFile = GuestEndedFile
 	var limits []hypervisor.AppLimits
 	for _, a := range layout.Pod.Apps {
 		var l hypervisor.AppLimits
@@ -163,7 +172,16 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err := os.MkdirAll(filepath.Join(podDir, StateDir), 0o700); err != nil {
 		return 0, fmt.Errorf("create %s: %w", StateDir, err)
 	}
-	accel := accelerator(ctx)
+	// enter computes each app's policy again from the pod manifest and
+	// this record, both on the host, out of the guest's reach.
+	iso, err := json.Marshal(sdpod.Isolation{Options: sdpod.IsolateOptions(cfg.Args.RunArgs)})
+	if err != nil {
+		return 0, fmt.Errorf("encode %s: %w", IsolationFile, err)
+	}
+	if err := atomicfile.Write(filepath.Join(podDir, StateDir), filepath.Base(IsolationFile), iso); err != nil {
+		return 0, err
+	}
+	accel := accelerator(ctx, img)
 	_, _ = fmt.Fprintf(cfg.Stderr, "stage1-kvm: accelerator=%s (%s)\n", accel.Accel, accel.Reason)
 	log.DebugContext(ctx, "guest size", "memoryMiB", memMiB, "cpus", cpus)
 
@@ -183,16 +201,6 @@ func hostname(a sdpod.RunArgs) string {
 		return a.Hostname
 	}
 	return "nscn-" + a.UUID
-}
-
-// accelerator is KVM when a guest really runs here (kvm.Probe), else TCG.
-// NSCN_VM_ACCEL=kvm or tcg forces one, as for make vm-test.
-func accelerator(ctx context.Context) kvm.Verdict {
-	switch a := os.Getenv("NSCN_VM_ACCEL"); a {
-	case string(kvm.AccelKVM), string(kvm.AccelTCG):
-		return kvm.Verdict{Accel: kvm.Accel(a), Reason: "NSCN_VM_ACCEL=" + a}
-	}
-	return kvm.Probe(ctx)
 }
 
 // checkBinds drops the optional binds whose source is missing and fails
@@ -216,42 +224,10 @@ func checkBinds(ctx context.Context, log *slog.Logger, in []sdpod.Bind) ([]sdpod
 // directories into the stage1 rootfs. The apps' stdout and stderr are
 // virtio-serial ports to the host.
 func writePodFiles(podDir string, pod sdpod.Pod, console bool) error {
-	var uapps []units.App
-	var after []string
-	for _, a := range pod.Apps {
-		name := a.Spec.Name
-		ua := units.App{
-			Name: name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0,
-			Stdout:  guest.PortDir + "/" + guest.AppPort(name, stage1abi.LogStreamStdout),
-			Stderr:  guest.PortDir + "/" + guest.AppPort(name, stage1abi.LogStreamStderr),
-			Console: console,
-		}
-		if a.Policy != nil {
-			ua.Limits = a.Policy.Cgroup
-		}
-		uapps = append(uapps, ua)
-		after = append(after, units.ServiceName(name))
-	}
-	files, err := units.Generate(units.Config{Apps: uapps, Helper: sdpod.AppHelper})
+	files, err := podUnits(pod, console)
 	if err != nil {
 		return err
 	}
-	files = append(files,
-		units.File{Name: "nscn-ready.service", Content: strings.Join([]string{
-			"[Unit]",
-			"Description=Tell the host that the apps have started",
-			"DefaultDependencies=no",
-			"After=" + strings.Join(after, " "),
-			"",
-			"[Service]",
-			"Type=oneshot",
-			"StandardOutput=null",
-			"StandardError=null",
-			"ExecStart=" + guest.AgentPath + " " + guest.ReadyMode + " " + GuestReadyFile,
-			"",
-		}, "\n")},
-		units.File{Name: "default.target.d/kvm.conf", Content: "[Unit]\nWants=nscn-ready.service\n"},
-	)
 	unitDir := inStage1(podDir, sdpod.UnitDir)
 	for _, d := range []string{
 		unitDir, filepath.Join(unitDir, "default.target.d"),
@@ -273,18 +249,6 @@ func writePodFiles(podDir string, pod sdpod.Pod, console bool) error {
 	}
 	if err := writeNewFile(inStage1(podDir, sdpod.PodConfigFile), data, 0o600); err != nil {
 		return err
-	}
-	for _, a := range pod.Apps {
-		if a.Stdin == "" {
-			continue
-		}
-		p := inStage1(podDir, a.Stdin)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := unix.Mkfifo(p, 0o600); err != nil {
-			return &os.PathError{Op: "mkfifo", Path: p, Err: err}
-		}
 	}
 	return nil
 }
@@ -318,10 +282,11 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 		return 0, fmt.Errorf("create log directory: %w", err)
 	}
 	var (
-		ports  []hypervisor.Port
-		extra  []*os.File
-		relays []chan struct{}
-		logs   []*os.File
+		ports     []hypervisor.Port
+		extra     []*os.File
+		relays    []chan struct{}
+		logs      []*os.File
+		feedStdin bool
 	)
 	defer func() {
 		for _, f := range logs {
@@ -344,6 +309,10 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 		logs = append(logs, lf)
 		if vm.console {
 			continue
+		}
+		if a.Stdin != "" {
+			ports = append(ports, hypervisor.Port{Name: guest.AppPort(name, stdinStream), Socket: StdinSocket})
+			feedStdin = true
 		}
 		file := podlog.NewFile(lf, nil)
 		for _, s := range []struct {
@@ -376,13 +345,17 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	}
 	argv := hypervisor.Argv(hypervisor.Config{
 		QEMU: vm.img.QEMU, Kernel: vm.img.Kernel, Initrd: vm.img.Initrd, Accel: vm.accel,
-		MemoryMiB: vm.memMiB, CPUs: vm.cpus, RootSocket: RootSocket, ControlSocket: ControlSocket,
+		MemoryMiB: vm.memMiB, CPUs: vm.cpus, RootSocket: RootSocket, ControlSocket: ControlSocket, EnterSocket: EnterSocket,
 		Console: consoleOut, Ports: ports, NICs: nics,
 		Cmdline: []string{"systemd.hostname=" + vm.hostname},
 	})
+	// A host whose KVM runs kvm.Probe's test guest may still fail the
+	// real one: qemu then prints "KVM internal error" and pauses the
+	// guest for ever. run ends it instead of hanging.
+	kvmFailed := make(chan struct{})
 	cmd := &exec.Cmd{
 		Path: argv[0], Args: argv, Dir: podDir,
-		Stderr: cfg.Stderr, ExtraFiles: extra,
+		Stderr: &qemuStderr{w: cfg.Stderr, failed: kvmFailed}, ExtraFiles: extra,
 		SysProcAttr: &syscall.SysProcAttr{
 			// The guest cannot outlive run: it is the pod.
 			Pdeathsig: syscall.SIGKILL,
@@ -404,8 +377,17 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	}
 	cfg.Timeline.Mark("qemu-started")
 	closeExtra()
+	if feedStdin {
+		// qemu waits for this connection before it starts the guest.
+		go func() {
+			if err := copyStdin(ctx, podDir, cfg.Stdin); err != nil {
+				log.WarnContext(ctx, "copy stdin to the app; killing the guest", "err", err)
+				_ = cmd.Process.Kill()
+			}
+		}()
+	}
 	pid := strconv.Itoa(cmd.Process.Pid) + "\n"
-	for _, f := range []string{QemuPIDFile, stage1abi.PPIDFile} {
+	for _, f := range []string{QemuPIDFile, stage1abi.PIDFile} {
 		if err := atomicfile.Write(filepath.Join(podDir, filepath.Dir(f)), filepath.Base(f), []byte(pid)); err != nil {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
@@ -416,11 +398,17 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	go func() { waited <- cmd.Wait() }()
 	readyTick := time.NewTicker(50 * time.Millisecond)
 	defer readyTick.Stop()
-	ready := false
-	var waitErr error
+	ready, ended := false, false
+	var waitErr, guestErr error
 loop:
 	for {
 		select {
+		case <-kvmFailed:
+			kvmFailed = nil
+			guestErr = errdefs.Newf(errdefs.ErrUnavailable,
+				"the guest stopped on a KVM internal error: this host's KVM runs a test guest but not the pod's kernel; NSCN_VM_ACCEL=tcg makes stage1-kvm emulate instead")
+			log.ErrorContext(ctx, "kill the guest", "err", guestErr)
+			_ = cmd.Process.Kill()
 		case sig := <-sigc:
 			log.DebugContext(ctx, "stop the pod", "signal", sig.String())
 			if err := sendControl(podDir, guest.RequestHalt); err != nil {
@@ -428,6 +416,14 @@ loop:
 				_ = cmd.Process.Kill()
 			}
 		case <-readyTick.C:
+			if !ended {
+				if _, err := os.Lstat(inStage1(podDir, GuestEndedFile)); err == nil {
+					ended = true
+					cfg.Timeline.Mark("pod-ended")
+					log.DebugContext(ctx, "every app has ended: end the guest")
+					_ = cmd.Process.Kill()
+				}
+			}
 			if !ready {
 				if _, err := os.Lstat(inStage1(podDir, GuestReadyFile)); err == nil {
 					ready = true
@@ -460,6 +456,9 @@ loop:
 		}
 	}
 	status, ok := sdpod.PodStatus(in)
+	if guestErr != nil && !ok {
+		return 0, guestErr
+	}
 	if !ok {
 		return 0, fmt.Errorf("the pod ended before its apps did (qemu: %v); the guest's console is in %s", waitErr, filepath.Join(podDir, ConsoleLog)) //nolint:errorlint // waitErr may be nil; shown, not classified
 	}
@@ -473,6 +472,96 @@ loop:
 		}
 	}
 	return status, nil
+}
+
+// qemuStderr passes qemu's stderr on, but for its notice that it waits
+// for the stdin port's connection, and closes failed when qemu reports a
+// KVM internal error.
+type qemuStderr struct {
+	w      io.Writer
+	failed chan struct{}
+	tail   []byte // the end of the last write, for a message split between two
+	closed bool
+}
+
+// kvmInternalError is how qemu (accel/kvm) reports that KVM could not
+// run the guest's next instruction.
+const kvmInternalError = "KVM internal error"
+
+func (q *qemuStderr) Write(p []byte) (int, error) {
+	if !q.closed {
+		buf := append(q.tail, p...) //nolint:gocritic // a new slice on purpose
+		if strings.Contains(string(buf), kvmInternalError) {
+			q.closed = true
+			close(q.failed)
+		}
+		q.tail = append([]byte(nil), buf[max(0, len(buf)-len(kvmInternalError)):]...)
+	}
+	// The notice of a socket with wait=on (the stdin port's) is no news
+	// to the user.
+	if bytes.Contains(p, []byte(qemuWaitNotice)) {
+		var keep [][]byte
+		for _, l := range bytes.SplitAfter(p, []byte("\n")) {
+			if !bytes.Contains(l, []byte(qemuWaitNotice)) {
+				keep = append(keep, l)
+			}
+		}
+		if _, err := q.w.Write(bytes.Join(keep, nil)); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return q.w.Write(p)
+}
+
+// qemuWaitNotice is what qemu says while it waits for a connection to a
+// socket chardev with wait=on.
+const qemuWaitNotice = "QEMU waiting for connection on: "
+
+// copyStdin connects to qemu's StdinSocket (retrying while qemu makes
+// it, for at most 30 s), copies in to it and ends it, which the app
+// reads as end of file.
+func copyStdin(ctx context.Context, podDir string, in io.Reader) error {
+	var (
+		conn net.Conn
+		err  error
+	)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if conn, err = dialState(podDir, StdinSocket); err == nil {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("connect to qemu's stdin socket: %w", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer func() { _ = conn.Close() }()
+	if _, err := io.Copy(conn, in); err != nil && !errors.Is(err, syscall.EPIPE) {
+		return err
+	}
+	// Only the write side: qemu takes a hang-up (both sides closed) for
+	// the end of the connection at once, dropping what the guest has not
+	// read yet, but reads the end of the data only after the data, as
+	// the guest takes it. Its close of the connection ends the read.
+	if uc, ok := conn.(*net.UnixConn); ok {
+		if err := uc.CloseWrite(); err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, conn)
+	}
+	return nil
+}
+
+// stdinStream names an app's stdin port (guest.AppPort).
+const stdinStream = "stdin"
+
+// isTerminal says whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	if f == nil {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // teeWriter writes an app's output to run's terminal and to its log; a

@@ -37,9 +37,6 @@ const (
 	// expects (its read-only seal of the pod's root leaves mounts below
 	// it as they are).
 	HostBindDir = "/nscn/host"
-	// ReadyMode is the agent's argument that makes it write the file
-	// named next and exit (the pod's nscn-ready.service).
-	ReadyMode = "ready"
 )
 
 // AppPort returns the names of the virtio-serial ports that carry app's

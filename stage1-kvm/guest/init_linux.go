@@ -136,14 +136,16 @@ func linkPorts(deadline time.Time) error {
 	}
 	for {
 		ents, _ := os.ReadDir("/sys/class/virtio-ports")
-		control := false
+		found := 0
 		for _, e := range ents {
 			b, err := os.ReadFile(filepath.Join("/sys/class/virtio-ports", e.Name(), "name"))
 			name := strings.TrimSpace(string(b))
 			if err != nil || name == "" || strings.ContainsRune(name, '/') {
 				continue
 			}
-			control = control || name == ControlPort
+			if name == ControlPort || name == EnterPort {
+				found++
+			}
 			link := filepath.Join(PortDir, name)
 			if _, err := os.Lstat(link); err == nil { //nolint:gosec // G703: name has no slash (checked above), so link stays in PortDir
 				continue
@@ -152,11 +154,11 @@ func linkPorts(deadline time.Time) error {
 				return err
 			}
 		}
-		if control {
+		if found == 2 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no virtio-serial port %s after 5s", ControlPort)
+			return fmt.Errorf("no virtio-serial ports %s and %s after 5s", ControlPort, EnterPort)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

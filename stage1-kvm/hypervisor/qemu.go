@@ -22,12 +22,19 @@ import (
 )
 
 // Port is a virtio-serial port whose guest side writes to a host file
-// descriptor (an app's stdout or stderr).
+// descriptor (an app's stdout or stderr), or, for an Input port, reads
+// from one (an app's stdin).
 type Port struct {
 	Name string // the port's name (guest.AppPort)
 	// FD is the descriptor number in qemu's process (exec.Cmd
-	// ExtraFiles: 3 and up).
+	// ExtraFiles: 3 and up) of an output port.
 	FD int
+	// Socket, for an input port (the guest reads it), is a unix socket
+	// that qemu serves, relative to its working directory. qemu waits
+	// for the host's connection before it starts the guest, reads it
+	// only while the guest has the port open, and when the host closes
+	// it the guest's reads return end of file.
+	Socket string
 }
 
 // NIC is a guest network interface on a tap device.
@@ -46,10 +53,11 @@ type Config struct {
 	MemoryMiB int64
 	CPUs      int
 	// RootSocket is virtiofsd's vhost-user socket, ControlSocket the
-	// agent's port, served by qemu. Both are relative to qemu's working
-	// directory, the pod directory, so that a long data directory does
-	// not exceed a unix socket's 108 bytes.
-	RootSocket, ControlSocket string
+	// agent's control port and EnterSocket its enter port, both served
+	// by qemu. All are relative to qemu's working directory, the pod
+	// directory, so that a long data directory does not exceed a unix
+	// socket's 108 bytes.
+	RootSocket, ControlSocket, EnterSocket string
 	// Console is where the guest's serial console goes: "stdio" for
 	// --interactive, else a file (appended to).
 	Console string
@@ -81,11 +89,17 @@ func Argv(c Config) []string {
 		"-device", "virtio-serial-pci,id=ports",
 		"-chardev", "socket,id=control,path=" + c.ControlSocket + ",server=on,wait=off",
 		"-device", "virtserialport,bus=ports.0,chardev=control,name=" + guest.ControlPort,
+		"-chardev", "socket,id=enter,path=" + c.EnterSocket + ",server=on,wait=off",
+		"-device", "virtserialport,bus=ports.0,chardev=enter,name=" + guest.EnterPort,
 	}
 	for i, p := range c.Ports {
 		id := "port" + strconv.Itoa(i)
+		chardev := fmt.Sprintf("file,id=%s,path=/dev/fd/%d,append=on", id, p.FD)
+		if p.Socket != "" {
+			chardev = fmt.Sprintf("socket,id=%s,path=%s,server=on,wait=on", id, p.Socket)
+		}
 		a = append(a,
-			"-chardev", fmt.Sprintf("file,id=%s,path=/dev/fd/%d,append=on", id, p.FD),
+			"-chardev", chardev,
 			"-device", fmt.Sprintf("virtserialport,bus=ports.0,chardev=%s,name=%s", id, p.Name))
 	}
 	if c.Console == "stdio" {
@@ -126,13 +140,16 @@ func BaseCmdline() []string {
 // CPUModel is the guest CPU for accelerator a (cpuModel).
 func CPUModel(a kvm.Accel) string { return cpuModel(a) }
 
-// cpuModel is the guest CPU: the host's under KVM, qemu's most capable
-// emulated one under TCG.
+// cpuModel is the guest CPU: the host's under KVM; under TCG, Nehalem:
+// the x86-64-v2 level that distributions build for (SSE4.2, POPCNT,
+// CMPXCHG16B), without AVX or XSAVE, whose wider register state every
+// context switch of an emulated guest saves and restores (qemu's "max"
+// has both: a Go program's start took about twice as long with it).
 func cpuModel(a kvm.Accel) string {
 	if a == kvm.AccelKVM {
 		return "host"
 	}
-	return "max"
+	return "Nehalem"
 }
 
 // VirtiofsdArgv returns virtiofsd's command line sharing dir on socket
@@ -163,6 +180,11 @@ const (
 	OverheadMiB = 192
 	// DefaultAppMiB is what an app without a memory limit adds.
 	DefaultAppMiB = 128
+	// DefaultAppMilli is what an app without a CPU limit adds: a vCPU,
+	// so that two unlimited apps do not share one (the ACE validator's
+	// sidekick polls for the main app's files while the main app runs
+	// its pre-start handler).
+	DefaultAppMilli = 1000
 )
 
 // AppLimits are one app's resource isolators.
@@ -174,8 +196,8 @@ type AppLimits struct {
 
 // Size returns the guest's memory and vCPUs for apps: OverheadMiB plus
 // each app's memory limit (DefaultAppMiB without one), and as many vCPUs
-// as the apps' CPU limits add up to, rounded up, at least one and at most
-// hostCPUs.
+// as the apps' CPU limits (DefaultAppMilli without one) add up to,
+// rounded up, at least one and at most hostCPUs.
 func Size(apps []AppLimits, hostCPUs int) (memMiB int64, cpus int) {
 	memMiB = OverheadMiB
 	var milli int64
@@ -185,7 +207,11 @@ func Size(apps []AppLimits, hostCPUs int) (memMiB int64, cpus int) {
 		} else {
 			memMiB += DefaultAppMiB
 		}
-		milli += a.CPUMilli
+		if a.CPUMilli > 0 {
+			milli += a.CPUMilli
+		} else {
+			milli += DefaultAppMilli
+		}
 	}
 	cpus = int((milli + 999) / 1000)
 	if cpus < 1 {
@@ -195,4 +221,23 @@ func Size(apps []AppLimits, hostCPUs int) (memMiB int64, cpus int) {
 		cpus = hostCPUs
 	}
 	return memMiB, cpus
+}
+
+// BootArgv is the command line of a bare boot of kernel and initrd to the
+// boot marker (guest.BootMarkerParam: the flavor's /init prints
+// guest.BootMarker on the console and powers the guest off), with the
+// machine type, CPU model, memory and kernel command line of a pod's
+// guest, the console written to the file console. The bench's bare boot
+// and run's check that KVM runs this kernel use it.
+func BootArgv(qemu, kernel, initrd, console string, accel kvm.Accel) []string {
+	mem, _ := Size([]AppLimits{{}}, 1)
+	return []string{
+		qemu, "-name", "nscn-boot",
+		"-machine", "q35,accel=" + string(accel), "-cpu", cpuModel(accel),
+		"-m", strconv.FormatInt(mem, 10), "-smp", "1",
+		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-display", "none",
+		"-serial", "file:" + console,
+		"-kernel", kernel, "-initrd", initrd,
+		"-append", strings.Join(append(BaseCmdline(), guest.BootMarkerParam), " "),
+	}
 }

@@ -18,7 +18,8 @@ func TestSize(t *testing.T) {
 	}{
 		{name: "no limits", apps: []AppLimits{{}}, hostCPUs: 8, mem: OverheadMiB + DefaultAppMiB, cpus: 1},
 		{name: "memory limit rounded up to MiB", apps: []AppLimits{{MemoryBytes: 64<<20 + 1}}, hostCPUs: 8, mem: OverheadMiB + 65, cpus: 1},
-		{name: "two apps", apps: []AppLimits{{MemoryBytes: 256 << 20, CPUMilli: 1500}, {}}, hostCPUs: 8, mem: OverheadMiB + 256 + DefaultAppMiB, cpus: 2},
+		{name: "two apps", apps: []AppLimits{{MemoryBytes: 256 << 20, CPUMilli: 1500}, {}}, hostCPUs: 8, mem: OverheadMiB + 256 + DefaultAppMiB, cpus: 3},
+		{name: "two apps without limits", apps: []AppLimits{{}, {}}, hostCPUs: 8, mem: OverheadMiB + 2*DefaultAppMiB, cpus: 2},
 		{name: "cpus add up", apps: []AppLimits{{CPUMilli: 600}, {CPUMilli: 600}}, hostCPUs: 8, mem: OverheadMiB + 2*DefaultAppMiB, cpus: 2},
 		{name: "capped by the host", apps: []AppLimits{{CPUMilli: 16000}}, hostCPUs: 2, mem: OverheadMiB + DefaultAppMiB, cpus: 2},
 	}
@@ -36,17 +37,20 @@ func TestArgv(t *testing.T) {
 	c := Config{
 		QEMU: "/usr/bin/qemu-system-x86_64", Kernel: "/k", Initrd: "/i", Accel: kvm.AccelTCG,
 		MemoryMiB: 320, CPUs: 2, RootSocket: "kvm/root.sock", ControlSocket: "kvm/control.sock",
-		Console: "kvm/console.log", Ports: []Port{{Name: "nscn.a.stdout", FD: 3}},
+		EnterSocket: "kvm/enter.sock",
+		Console:     "kvm/console.log", Ports: []Port{{Name: "nscn.a.stdout", FD: 3}, {Name: "nscn.a.stdin", Socket: "kvm/stdin.sock"}},
 		NICs: []NIC{{FD: 4, MAC: "02:00:00:00:00:01"}}, Cmdline: []string{"ip=x"},
 	}
 	a := Argv(c)
 	joined := strings.Join(a, " ")
 	for _, want := range []string{
-		"-machine q35,accel=tcg", "-cpu max", "-m 320", "-smp 2", "-nodefaults",
+		"-machine q35,accel=tcg", "-cpu Nehalem", "-m 320", "-smp 2", "-nodefaults",
 		"memory-backend-memfd,id=mem,size=320M,share=on",
 		"socket,id=root,path=kvm/root.sock", "tag=nscnroot",
 		"socket,id=control,path=kvm/control.sock,server=on,wait=off",
+		"socket,id=enter,path=kvm/enter.sock,server=on,wait=off", "name=nscn.enter",
 		"file,id=port0,path=/dev/fd/3,append=on", "name=nscn.a.stdout",
+		"socket,id=port1,path=kvm/stdin.sock,server=on,wait=on", "name=nscn.a.stdin",
 		"file,id=console,path=kvm/console.log,append=on",
 		"tap,id=net0,fd=4", "mac=02:00:00:00:00:01",
 		"-kernel /k", "-initrd /i",

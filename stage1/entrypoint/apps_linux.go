@@ -113,6 +113,30 @@ func podStatusApps(pod sdpod.Pod) []string {
 	return pod.Names()
 }
 
+// startedMutableApps are the apps of a mutable pod that app/start
+// started and that have no status yet: when stop --force kills the pod,
+// run records the kill as their status, as it does for a run-time app.
+func startedMutableApps(podDir string, pod sdpod.Pod) []string {
+	if !pod.Mutable {
+		return nil
+	}
+	ents, err := os.ReadDir(filepath.Join(podDir, filepath.Dir(stage1abi.AppStartedFile("x"))))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		name := e.Name()
+		if !e.Type().IsRegular() || strings.HasPrefix(name, ".") {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(podDir, stage1abi.AppStatusFile(name))); errors.Is(err, fs.ErrNotExist) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // appCall is what every app entrypoint starts from.
 type appCall struct {
 	podDir string

@@ -21,6 +21,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/isolate"
+	"github.com/nosecone/nscn/internal/isolate/caps"
 	"github.com/nosecone/nscn/internal/isolate/cgroup"
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/internal/stage1/apphelper"
@@ -297,6 +298,22 @@ func Enter(ctx context.Context, log *slog.Logger, args abiargs.EnterArgs, term s
 	}
 	nsProc := filepath.Join("/proc", strconv.Itoa(appPID))
 	ec.RootDev, ec.RootIno = st.Dev, st.Ino
+	// A pod run with --private-users: the helper cannot join the pod's
+	// user namespace (setns(CLONE_NEWUSER) refuses a multithreaded
+	// process, as every Go program is), so the command runs as the host
+	// IDs the app's IDs map to, with no capability: never more than the
+	// app has, whose capabilities hold in its own user namespace only.
+	if r, err := userNSRange(nsProc); err != nil {
+		return 0, err
+	} else if !r.IsZero() {
+		if ec.Creds, err = shiftCreds(ec.Creds, r); err != nil {
+			return 0, fmt.Errorf("app %s: %w", args.AppName, err)
+		}
+		p := *ec.Policy
+		p.Caps = &caps.Sets{}
+		ec.Policy = &p
+		log.DebugContext(ctx, "the pod has a user namespace: enter as the shifted user, without capabilities", "range", r.String())
+	}
 	mntNS, err := os.Open(filepath.Join(nsProc, "ns", "mnt")) //nolint:gosec // G304: a /proc path of the pod's process
 	if err != nil {
 		return 0, fmt.Errorf("open mnt namespace: %w", err)

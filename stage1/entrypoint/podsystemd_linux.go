@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -203,9 +204,27 @@ type systemdConn struct {
 // dialSystemd returns the pod's systemd on the private socket sock.
 func dialSystemd(sock string) *systemdConn { return &systemdConn{sock: sock} }
 
+// callAttempt bounds one attempt of a call: the pod's systemd was seen
+// to leave a call on a fresh private connection without an answer now
+// and then; the calls made here can all be repeated (StartUnit and
+// StopUnit in "replace" mode, ResetFailedUnit, ListUnitsByNames).
+const callAttempt = time.Second
+
 // callManager calls a method of the pod's systemd manager on a connection
-// of its own and stores the reply in out.
+// of its own and stores the reply in out, trying again on a new
+// connection when an attempt gets no answer in callAttempt.
 func (s *systemdConn) callManager(ctx context.Context, method string, out []any, args ...any) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, callAttempt)
+		err := s.callOnce(actx, method, out, args...)
+		cancel()
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+func (s *systemdConn) callOnce(ctx context.Context, method string, out []any, args ...any) error {
 	conn, err := dbus.Dial("unix:path="+s.sock, dbus.WithContext(ctx))
 	if err != nil {
 		return fmt.Errorf("connect to the pod's systemd: %w", err)

@@ -193,15 +193,31 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 			return 0, err
 		}
 	}
+	// --private-users: the last thing before the start, once every file
+	// of the pod's root is written.
+	var users *podUsers
+	if r := cfg.Args.PrivateUsers; !r.IsZero() {
+		hostFiles := privateUsersHostFiles(podDir, stage1abi.MachineID(cfg.Args.UUID), cgroupBinds)
+		var appRoots []string
+		for _, a := range layout.Pod.Apps {
+			appRoots = append(appRoots, filepath.Join(podDir, stage1abi.AppRootfs(a.Spec.Name)))
+		}
+		if users, err = shiftPodUsers(ctx, log, root, appRoots, r, hostFiles); err != nil {
+			return 0, err
+		}
+		users.netns = pn.NetNS
+		defer users.Close()
+	}
 	argv := nspawn.Argv(nspawn.ArgvConfig{
 		Loader: loader, LibDir: libDir, Nspawn: filepath.Join(image, "usr/bin/systemd-nspawn"),
 		Root: root, UUID: cfg.Args.UUID, Hostname: cfg.Args.Hostname, NetMode: cfg.Args.NetMode, NetNS: pn.NetNS,
 		Register: register, Debug: cfg.Args.Debug, AllCapabilities: cfg.Args.DisableCapabilities,
 		Capabilities: layout.Pod.Capabilities(), Binds: binds, Console: consoleMode(console),
+		PrivateUsers: cfg.Args.PrivateUsers,
 	})
 	// From here the gc entrypoint tears the network down.
 	started = true
-	return supervise(ctx, log, cfg, podDir, layout.Pod, argv, console, nspawnCgroup)
+	return supervise(ctx, log, cfg, podDir, layout.Pod, argv, console, nspawnCgroup, users)
 }
 
 // hostOSRelease are the host files systemd-nspawn reads to give the pod
@@ -336,8 +352,9 @@ func (r *relay) Close() {
 // run's terminal to systemd-nspawn (--interactive on a terminal).
 //
 // cgroupDir, when not empty, is the cgroup systemd-nspawn starts in
-// (joinPodCgroups on a unified host).
-func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod sdpod.Pod, argv []string, console bool, cgroupDir string) (int, error) {
+// (joinPodCgroups on a unified host). users, when not nil, starts it
+// (--private-users with idmapped mounts).
+func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod sdpod.Pod, argv []string, console bool, cgroupDir string, users *podUsers) (int, error) {
 	pio, err := startPodIO(ctx, log, cfg, podDir, pod, console)
 	if err != nil {
 		return 0, err
@@ -381,7 +398,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	defer signal.Stop(sigc)
 
 	log.DebugContext(ctx, "start systemd-nspawn", "argv", argv)
-	if err := cmd.Start(); err != nil {
+	if err := users.start(cmd); err != nil {
 		return 0, fmt.Errorf("start systemd-nspawn: %w", err)
 	}
 	cfg.Timeline.Mark("nspawn-started")
@@ -424,7 +441,7 @@ loop:
 		return 0, fmt.Errorf("the pod ended before its apps did (systemd-nspawn: %v); rerun with --debug to see systemd's messages", waitErr) //nolint:errorlint // waitErr may be nil; nspawn's status is shown, not a cause to classify
 	}
 	if in.Killed {
-		for _, a := range in.Apps {
+		for _, a := range append(in.Apps, startedMutableApps(podDir, pod)...) {
 			if _, done := in.Statuses[a]; !done {
 				if err := atomicfile.Write(inStage1(podDir, sdpod.StatusDir), a, []byte(strconv.Itoa(status)+"\n")); err != nil {
 					log.WarnContext(ctx, "record status of killed app", "app", a, "err", err)

@@ -3,6 +3,7 @@ package nspawn
 import (
 	"strings"
 
+	"github.com/nosecone/nscn/internal/idrange"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 )
 
@@ -20,8 +21,9 @@ type ArgvConfig struct {
 	Hostname string // empty: the machine name
 	NetMode  string // sdpod.NetHost, sdpod.NetNone or sdpod.NetCNI
 	// NetNS is the pod's network namespace (networking.Setup), which
-	// systemd-nspawn joins; empty for the host's network. Without it,
-	// NetNone asks systemd-nspawn for a namespace of its own.
+	// systemd-nspawn joins (with PrivateUsers: which run starts it in);
+	// empty for the host's network. Without it, NetNone asks
+	// systemd-nspawn for a namespace of its own.
 	NetNS string
 	// Register asks systemd-machined to register the pod and run it in a
 	// scope of its own; only when the host runs systemd. Otherwise
@@ -40,6 +42,13 @@ type ArgvConfig struct {
 	// Console is ConsoleInteractive for --interactive on a terminal;
 	// empty otherwise.
 	Console string
+	// PrivateUsers, when not zero, runs the container in a user
+	// namespace that maps its IDs 0…Count-1 onto the host's Base…
+	// (--private-users). The files must already appear owned by the
+	// namespace's IDs (package idshift): systemd-nspawn is told to leave
+	// ownership alone, since its own chown or idmapped mount covers the
+	// root directory only, not the apps' root filesystems mounted in it.
+	PrivateUsers idrange.Range
 }
 
 // ConsoleInteractive makes systemd-nspawn give the container a pseudo
@@ -77,7 +86,15 @@ func Argv(c ArgvConfig) []string {
 	if c.Hostname != "" {
 		a = append(a, "--hostname="+c.Hostname)
 	}
+	if !c.PrivateUsers.IsZero() {
+		a = append(a, "--private-users="+c.PrivateUsers.String(), "--private-users-ownership=off")
+	}
 	switch {
+	case c.NetNS != "" && !c.PrivateUsers.IsZero():
+		// In a user namespace systemd-nspawn joins the network
+		// namespace from inside it, which the kernel refuses (the
+		// namespace belongs to the host's user namespace): run starts
+		// systemd-nspawn in it instead, and the container keeps it.
 	case c.NetNS != "":
 		// --private-network too: without it systemd-nspawn gives the
 		// container the host's /sys, whose class/net lists the host's

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nosecone/nscn/internal/idrange"
 	"github.com/nosecone/nscn/internal/stage1/mkimage"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/internal/testutil"
@@ -42,6 +43,10 @@ func TestArgvGolden(t *testing.T) {
 				{Source: "/etc/hosts", Target: "/nscn/host/1", ReadOnly: true},
 				{Source: `/srv/odd:name\x`, Target: "/nscn/host/2", ReadOnly: true, Recursive: true},
 			}
+		}},
+		{name: "private-users-cni", edit: func(c *ArgvConfig) {
+			c.NetMode, c.NetNS = sdpod.NetCNI, "/run/netns/nscn-"+testUUID
+			c.PrivateUsers = idrange.Range{Base: 1 << 20, Count: idrange.Size}
 		}},
 		{name: "retained-caps-app-cgroup", edit: func(c *ArgvConfig) {
 			c.NetMode = sdpod.NetHost

@@ -19,9 +19,10 @@ const ImageName = "nosecone.dev/nscn/stage1-nspawn"
 // implements: it parses every run argument up to --mds-port (version 7)
 // writes the pod's ready file (version 8) when the pod's systemd reports
 // that it has started the apps, and takes the metadata token from the pod
-// directory (version 9), and runs mutable pods (run's --mutable and the
-// app entrypoints, version 10). scripts/build-stage1-nspawn.sh declares
-// it in the image manifest.
+// directory (version 9), runs the pod in a user namespace of the range
+// --private-users gives (version 10), and runs mutable pods (run's
+// --mutable and the app entrypoints, version 11).
+// scripts/build-stage1-nspawn.sh declares it in the image manifest.
 const InterfaceVersion = stage1abi.InterfaceVersionApps
 
 // Entrypoint paths inside the stage1 rootfs, as the image manifest's

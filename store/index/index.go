@@ -116,13 +116,13 @@ type Index struct {
 func New(path string) *Index { return &Index{Path: path, Timeout: 2 * time.Minute} }
 
 func (ix *Index) open(ctx context.Context, readOnly bool) (*bolt.DB, error) {
-	if err := datadir.MkdirAll(filepath.Dir(ix.Path), datadir.DirMode); err != nil {
-		return nil, fmt.Errorf("create index dir: %w", err)
-	}
 	if readOnly {
+		// A reader creates nothing: it may have no right to.
 		if _, err := os.Stat(ix.Path); errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}
+	} else if err := datadir.MkdirAll(filepath.Dir(ix.Path), datadir.DirMode); err != nil {
+		return nil, fmt.Errorf("create index dir: %w", err)
 	}
 	deadline := time.Now().Add(ix.Timeout)
 	for {

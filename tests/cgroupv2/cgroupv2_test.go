@@ -62,11 +62,13 @@ func TestRunExitStatusAndGC(t *testing.T) {
 		{name: "nspawn-none", flags: `--net=none --stage1-path="$NSCN_STAGE1_NSPAWN_ACI"`},
 		// Limits give the app a cgroup of its own: gc must remove it too.
 		{name: "nspawn-limits", flags: `--net=none --stage1-path="$NSCN_STAGE1_NSPAWN_ACI" --memory=48Mi --cpu=200m`},
+		// A user namespace on a delegated v2 cgroup, with limits.
+		{name: "nspawn-private-users", flags: `--net=none --private-users --stage1-path="$NSCN_STAGE1_NSPAWN_ACI" --memory=48Mi`},
 	}
 	var b strings.Builder
 	b.WriteString("find /sys/fs/cgroup -type d | sort >/tmp/cgroups.before\n")
 	for _, p := range pods {
-		fmt.Fprintf(&b, "nscnRun %s run %s \"$NSCN_IMAGES/busybox.aci\" --exec=/bin/sh -- -c 'echo app-%s; exit 7'\n", p.name, p.flags, p.name)
+		fmt.Fprintf(&b, "nscnRun %s run %s \"$NSCN_IMAGES/busybox.aci\" --exec=/bin/sh -- -c 'echo app-%s; echo uid_map $(cat /proc/self/uid_map); exit 7'\n", p.name, p.flags, p.name)
 	}
 	b.WriteString(`section pod-cgroups; find /sys/fs/cgroup/nscn -type d 2>/dev/null
 nscnRun gc-mark gc --grace-period=0s
@@ -82,6 +84,10 @@ section left-mounts; grep /var/lib/nscn /proc/mounts
 			if s[p.name+".status"] != "7" || !strings.Contains(s[p.name+".stdout"], "app-"+p.name) {
 				t.Fatalf("nscn run: exit %s, stdout %q; want 7 and the app's output\nstderr:\n%s",
 					s[p.name+".status"], s[p.name+".stdout"], s[p.name+".stderr"])
+			}
+			host := strings.Contains(s[p.name+".stdout"], "uid_map 0 0 4294967295")
+			if want := !strings.Contains(p.flags, "--private-users"); host != want {
+				t.Errorf("the app's uid_map: %q (the host's: %v, want %v)", s[p.name+".stdout"], host, want)
 			}
 		})
 	}

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/nosecone/nscn/internal/kvm"
@@ -115,16 +114,5 @@ func (b *bencher) bareBoot(ctx context.Context, aci string, accel kvm.Accel) ([]
 	if c.QEMU == "" {
 		return nil, fmt.Errorf("%s names no qemu", files[2])
 	}
-	qemu := c.QEMU
-	mem, _ := hypervisor.Size([]hypervisor.AppLimits{{}}, 1)
-	marker := filepath.Join(dir, "console")
-	return []string{
-		qemu, "-name", "nscn-bench-boot",
-		"-machine", "q35,accel=" + string(accel), "-cpu", hypervisor.CPUModel(accel),
-		"-m", strconv.FormatInt(mem, 10), "-smp", "1",
-		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-display", "none",
-		"-serial", "file:" + marker,
-		"-kernel", filepath.Join(dir, files[0]), "-initrd", filepath.Join(dir, files[1]),
-		"-append", strings.Join(append(hypervisor.BaseCmdline(), guest.BootMarkerParam), " "),
-	}, nil
+	return hypervisor.BootArgv(c.QEMU, filepath.Join(dir, files[0]), filepath.Join(dir, files[1]), filepath.Join(dir, "console"), accel), nil
 }

@@ -2,6 +2,7 @@ package caps
 
 import (
 	"errors"
+	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -72,6 +73,10 @@ func SetThread(effective, permitted, inheritable Set) error {
 		}
 	}
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		// Name what the thread lacks: the kernel refuses the whole call.
+		if _, have, _, gerr := ThreadSets(); gerr == nil && permitted&^have != 0 {
+			return fmt.Errorf("capset: the thread cannot gain %s: %w", permitted&^have, os.NewSyscallError("capset", err))
+		}
 		return os.NewSyscallError("capset", err)
 	}
 	return nil

@@ -34,6 +34,13 @@ type RunArgs struct {
 	UUID                string
 }
 
+// refused are run flags of newer interface versions that fly takes no
+// part of: refused by name, so that a stage0 that passes one anyway is
+// told why rather than "unknown flag".
+var refused = map[string]string{
+	stage1abi.FlagPrivateUsers: "fly runs apps as the host's users, without a user namespace",
+}
+
 // EnterArgs are the arguments of the enter entrypoint:
 //
 //	--pid=PID --appname=NAME -- CMD [ARG…]
@@ -92,6 +99,9 @@ func parseFlags(argv []string, specs []flagSpec) ([]string, error) {
 		}
 		name, value, hasValue := strings.Cut(arg[2:], "=")
 		idx := slices.IndexFunc(specs, func(s flagSpec) bool { return s.name == name })
+		if why, ok := refused[name]; ok && idx < 0 {
+			return nil, errdefs.Newf(errdefs.ErrNotImplemented, "%s and cannot provide --%s", why, name)
+		}
 		if idx < 0 {
 			return nil, errdefs.InvalidArgument("unknown flag %q", arg)
 		}

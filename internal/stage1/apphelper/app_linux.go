@@ -333,6 +333,11 @@ func reapApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string)
 			break
 		}
 	}
+	if allDone && pod.EndedFile != "" {
+		if err := atomicfile.Write(filepath.Dir(pod.EndedFile), filepath.Base(pod.EndedFile), []byte("\n")); err != nil {
+			return err
+		}
+	}
 	sig := unix.Signal(0)
 	switch {
 	case allDone:

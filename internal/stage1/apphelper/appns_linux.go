@@ -607,6 +607,9 @@ func enterApp(ctx context.Context, log *slog.Logger, app *sdpod.App, cfg initCon
 	if err != nil {
 		return nil, ec, err
 	}
+	if w := pr.Withheld(); w != 0 {
+		log.WarnContext(ctx, "the pod's user namespace withholds capabilities from the app", "caps", w.String())
+	}
 	mark := time.Now()
 	if err := mountProc(ctx, log, app.Plan.RootFS, app.Policy, procfs); err != nil {
 		return nil, ec, err

@@ -72,6 +72,7 @@ var interfaceVersions = map[string]int{
 	"ready":          stage1abi.InterfaceVersionReady,
 	"mds-token-file": stage1abi.InterfaceVersionMDSTokenFile,
 	"apps":           stage1abi.InterfaceVersionApps,
+	"private-users":  stage1abi.InterfaceVersionPrivateUsers,
 }
 
 // InterfaceVersionByName returns the interface version called name (see

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/idrange"
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/networking"
 	"github.com/nosecone/nscn/pkg/stage1abi"
@@ -31,7 +32,10 @@ type RunArgs struct {
 	// MDSPort is --mds-port (interface version 7): the metadata
 	// service's TCP port; 0 when not given (see MetadataURL).
 	MDSPort int
-	// Mutable is --mutable (interface version 10): the pod's apps
+	// PrivateUsers is --private-users (interface version 10): the host
+	// IDs the pod's user namespace maps its own onto; zero: none.
+	PrivateUsers idrange.Range
+	// Mutable is --mutable (interface version 11): the pod's apps
 	// change while it runs (the app entrypoints); it may start with
 	// none and does not end when its last app exits.
 	Mutable bool
@@ -48,6 +52,7 @@ func ParseRunArgs(argv []string) (RunArgs, error) {
 	var net, ipc string
 	interactive, mutable := false, false
 	mdsPort := 0
+	var users idrange.Range
 	rest := make([]string, 0, len(argv))
 	flags := true
 	for _, a := range argv {
@@ -74,6 +79,12 @@ func ParseRunArgs(argv []string) (RunArgs, error) {
 				return RunArgs{}, errdefs.InvalidArgument("flag --%s needs a TCP port (--%s=1…65535), not %q", name, name, value)
 			}
 			mdsPort = p
+		case stage1abi.FlagPrivateUsers:
+			r, err := idrange.Parse(value)
+			if !hasValue || err != nil {
+				return RunArgs{}, errdefs.InvalidArgument("flag --%s needs an ID range (--%s=BASE:COUNT), not %q", name, name, value)
+			}
+			users = r
 		case stage1abi.FlagInteractive:
 			b := true
 			if hasValue {
@@ -96,7 +107,7 @@ func ParseRunArgs(argv []string) (RunArgs, error) {
 	if err != nil {
 		return RunArgs{}, err
 	}
-	a := RunArgs{RunArgs: fa, MDSPort: mdsPort, Mutable: mutable}
+	a := RunArgs{RunArgs: fa, MDSPort: mdsPort, PrivateUsers: users, Mutable: mutable}
 	a.Net, a.IPC, a.Interactive = net, ipc, interactive
 	if err := checkMDSToken(a.MDSToken); err != nil {
 		return RunArgs{}, err

@@ -78,6 +78,12 @@ type Pod struct {
 	// CLOCK_MONOTONIC nanoseconds, when the run prints its timeline: the
 	// helpers inside the pod do not inherit run's environment.
 	TimelineBase int64 `json:"timelineBase,omitempty"`
+	// EndedFile, when set, is the pod path the app helper writes once
+	// every app has a status (the first failure recorded too), just
+	// before it asks the pod's systemd to power off: a flavor that can
+	// end the pod from outside sooner than systemd's shutdown watches
+	// it (stage1-kvm ends its guest).
+	EndedFile string `json:"endedFile,omitempty"`
 }
 
 // AppByName returns the pod's app called name.

@@ -12,6 +12,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/idrange"
 	"github.com/nosecone/nscn/internal/mds"
 	"github.com/nosecone/nscn/internal/testutil"
 	"github.com/nosecone/nscn/pkg/stage1abi"
@@ -183,6 +184,7 @@ func TestParseRunArgs(t *testing.T) {
 		wantErr  error
 		// interactive is the expected RunArgs.Interactive.
 		interactive bool
+		users       idrange.Range
 	}{
 		{name: "default net", argv: []string{"--net=default", testUUID}, wantNet: NetCNI, wantNets: "default"},
 		{name: "no net flag", argv: []string{testUUID}, wantNet: NetCNI, wantNets: "default"},
@@ -204,6 +206,9 @@ func TestParseRunArgs(t *testing.T) {
 		{name: "mds port not a number", argv: []string{"--mds-port=http", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "mds port without value", argv: []string{"--mds-port", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "mds token with a slash", argv: []string{"--mds-token=a/b", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "private users", argv: []string{"--private-users=524288:65536", testUUID}, wantNet: NetCNI, wantNets: "default", users: idrange.Range{Base: 524288, Count: 65536}},
+		{name: "private users with host root", argv: []string{"--private-users=0:65536", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "private users without value", argv: []string{"--private-users", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "mutable", argv: []string{"--net=host", "--mutable", testUUID}, wantNet: NetHost, wantNets: "host"},
 		{name: "mutable with a value", argv: []string{"--mutable=true", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 	}
@@ -219,7 +224,7 @@ func TestParseRunArgs(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseRunArgs(%q): %v", tt.argv, err)
 			}
-			if a.NetMode != tt.wantNet || a.Nets.String() != tt.wantNets || a.UUID != testUUID || a.Interactive != tt.interactive ||
+			if a.NetMode != tt.wantNet || a.Nets.String() != tt.wantNets || a.UUID != testUUID || a.Interactive != tt.interactive || a.PrivateUsers != tt.users ||
 				a.Mutable != slices.Contains(tt.argv, "--mutable") {
 				t.Fatalf("ParseRunArgs(%q) = %+v", tt.argv, a)
 			}

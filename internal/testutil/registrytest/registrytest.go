@@ -44,6 +44,16 @@ type Options struct {
 	// Quiet turns the registry's access log and info messages off (the
 	// bench); the suite keeps them for its failure messages.
 	Quiet bool
+	// Addr, when set, is the one address to listen on (critest's harness
+	// takes 127.0.0.1:443 in a network namespace of its own) instead of a
+	// free port of 127.0.0.1.
+	Addr string
+	// DNSNames are names the server certificate holds besides 127.0.0.1
+	// and localhost (TLS only).
+	DNSNames []string
+	// Storage, when set, is the storage root to use instead of one under
+	// dir, so that a caller can keep what it pushed between runs.
+	Storage string
 }
 
 // Registry is a running registry.
@@ -74,6 +84,9 @@ func Start(ctx context.Context, dir string, opts Options) (*Registry, error) {
 		return nil, err
 	}
 	r := &Registry{opts: opts, Storage: filepath.Join(dir, "storage"), Log: filepath.Join(dir, "registry.log")}
+	if opts.Storage != "" {
+		r.Storage = opts.Storage
+	}
 	level := "info"
 	if opts.Quiet {
 		level = "warn"
@@ -90,7 +103,7 @@ func Start(ctx context.Context, dir string, opts Options) (*Registry, error) {
 	httpCfg := map[string]any{}
 	if opts.TLS {
 		r.CertDir = filepath.Join(dir, "certs")
-		pki, err := testca.New("nscn registry test CA", 24*time.Hour)
+		pki, err := testca.New("nscn registry test CA", 24*time.Hour, opts.DNSNames...)
 		if err != nil {
 			return nil, fmt.Errorf("test PKI: %w", err)
 		}
@@ -115,11 +128,15 @@ func Start(ctx context.Context, dir string, opts Options) (*Registry, error) {
 	cfg["http"] = httpCfg
 	var errs []error
 	for range 5 {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
+		if opts.Addr != "" {
+			r.Host = opts.Addr
+		} else {
+			port, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			r.Host = fmt.Sprintf("127.0.0.1:%d", port)
 		}
-		r.Host = fmt.Sprintf("127.0.0.1:%d", port)
 		httpCfg["addr"] = r.Host
 		// JSON is YAML: the registry reads it as its config.
 		b, err := json.MarshalIndent(cfg, "", "  ")

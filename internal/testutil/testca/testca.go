@@ -28,9 +28,10 @@ type PKI struct {
 	Key  []byte // the server's private key
 }
 
-// New makes a CA named name and a server certificate for 127.0.0.1 and
-// localhost, both valid from an hour ago for validity.
-func New(name string, validity time.Duration) (*PKI, error) {
+// New makes a CA named name and a server certificate for 127.0.0.1,
+// localhost and the extra dnsNames (critest's harness serves stand-ins as
+// registry.k8s.io and gcr.io), both valid from an hour ago for validity.
+func New(name string, validity time.Duration, dnsNames ...string) (*PKI, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("CA key: %w", err)
@@ -65,7 +66,7 @@ func New(name string, validity time.Duration) (*PKI, error) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
+		DNSNames:     append([]string{"localhost"}, dnsNames...),
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -363,10 +364,94 @@ func (m *Machine) Accel(ctx context.Context) kvm.Verdict {
 		case kvm.AccelKVM, kvm.AccelTCG:
 			m.accel = kvm.Verdict{Accel: kvm.Accel(m.cfg.Accel), Reason: "set by Config.Accel (NSCN_VM_ACCEL under make vm-test), not probed"}
 		default:
+			if v, ok := kvmFailedKernel(); ok {
+				m.accel = v
+				return
+			}
 			m.accel = m.probe(ctx)
 		}
 	})
 	return m.accel
+}
+
+// kvmInternalError is how qemu (accel/kvm) reports that KVM could not run
+// the guest's next instruction; it then pauses the guest for ever.
+const kvmInternalError = "KVM internal error"
+
+// A host whose KVM runs kvm.Probe's test guest can still fail a real
+// kernel (a nested host's KVM that cannot emulate an instruction the
+// kernel runs early, lock cmpxchg16b). Once a boot saw that, every later
+// Machine of this process boots under TCG without trying KVM again.
+var (
+	kvmBrokenMu sync.Mutex
+	kvmBroken   string // the reason, "" while KVM has not failed a boot
+)
+
+func kvmFailedKernel() (kvm.Verdict, bool) {
+	kvmBrokenMu.Lock()
+	defer kvmBrokenMu.Unlock()
+	if kvmBroken == "" {
+		return kvm.Verdict{}, false
+	}
+	return kvm.Verdict{Accel: kvm.AccelTCG, Reason: kvmBroken}, true
+}
+
+// fallBackToTCG records that KVM failed a kernel and makes m use TCG.
+func (m *Machine) fallBackToTCG(why string) {
+	kvmBrokenMu.Lock()
+	kvmBroken = "KVM ran the probe's test guest but failed the kernel (" + why + "): TCG"
+	m.accel = kvm.Verdict{Accel: kvm.AccelTCG, Reason: kvmBroken}
+	kvmBrokenMu.Unlock()
+}
+
+// kvmInitTimeout bounds, under KVM, the wait for the init's first line:
+// a KVM boot reaches it in seconds, and a host whose KVM hangs the kernel
+// shows nothing at all.
+const kvmInitTimeout = 20 * time.Second
+
+// markInit is the init's first line (scripts/vm/init.sh).
+const markInit = "@@nscn-vm init"
+
+// markerWatch passes the console on and closes seen when marker appears.
+type markerWatch struct {
+	w      io.Writer
+	marker []byte
+	seen   chan struct{}
+	tail   []byte
+	done   bool
+}
+
+func (m *markerWatch) Write(p []byte) (int, error) {
+	if !m.done {
+		buf := append(append([]byte(nil), m.tail...), p...)
+		if bytes.Contains(buf, m.marker) {
+			m.done = true
+			close(m.seen)
+		}
+		m.tail = buf[max(0, len(buf)-len(m.marker)):]
+	}
+	return m.w.Write(p)
+}
+
+// kvmWatch passes qemu's stderr on and calls failed once when qemu
+// reports a KVM internal error.
+type kvmWatch struct {
+	w      io.Writer
+	failed func()
+	tail   []byte // the end of the last write, for a message split in two
+	seen   bool
+}
+
+func (k *kvmWatch) Write(p []byte) (int, error) {
+	if !k.seen {
+		buf := append(append([]byte(nil), k.tail...), p...)
+		if bytes.Contains(buf, []byte(kvmInternalError)) {
+			k.seen = true
+			k.failed()
+		}
+		k.tail = buf[max(0, len(buf)-len(kvmInternalError)):]
+	}
+	return k.w.Write(p)
 }
 
 // accelArgs returns qemu's accelerator and CPU flags. KVM comes without
@@ -392,6 +477,28 @@ func (m *Machine) Boot(ctx context.Context, dir string, serial io.Writer, script
 	}
 	defer func() { _ = os.Remove(initrd) }()
 	accel := m.Accel(ctx)
+	run, err := m.boot(ctx, initrd, accel, serial, names, scripts)
+	var kf *kvmFailure
+	if errors.As(err, &kf) {
+		m.fallBackToTCG(kf.msg)
+		if serial != nil {
+			_, _ = fmt.Fprintf(serial, "\n[vm: %s; booting again under TCG]\n", kf.msg)
+		}
+		return m.boot(ctx, initrd, m.accel, serial, names, scripts)
+	}
+	return run, err
+}
+
+// kvmFailure is a boot that qemu stopped on a KVM internal error.
+type kvmFailure struct{ msg string }
+
+func (k *kvmFailure) Error() string { return "vm: " + k.msg }
+
+// boot is one boot of Boot's under accel.
+func (m *Machine) boot(ctx context.Context, initrd string, accel kvm.Verdict, serial io.Writer, names []string, scripts []Script) (*Run, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var kvmFailed atomic.Bool
 	args := []string{
 		"-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
 		"-serial", "stdio", "-nic", "none", "-no-reboot",
@@ -414,6 +521,27 @@ func (m *Machine) Boot(ctx context.Context, dir string, serial io.Writer, script
 	}
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = stdout, &stderr
+	var kvmWhy atomic.Value // string: why KVM was given up
+	if accel.Accel == kvm.AccelKVM {
+		fail := func(why string) {
+			if kvmFailed.CompareAndSwap(false, true) {
+				kvmWhy.Store(why)
+				cancel()
+			}
+		}
+		cmd.Stderr = &kvmWatch{w: &stderr, failed: func() { fail("") }}
+		// The init's first line, or KVM does not run this kernel.
+		started := make(chan struct{})
+		cmd.Stdout = &markerWatch{w: stdout, marker: []byte(markInit), seen: started}
+		go func() {
+			select {
+			case <-started:
+			case <-ctx.Done():
+			case <-time.After(kvmInitTimeout):
+				fail(fmt.Sprintf("no %q on the console %s after qemu started", markInit, kvmInitTimeout))
+			}
+		}()
+	}
 	// qemu leads a process group of its own, so that a timeout kills
 	// all of it; it dies with this process (Pdeathsig, sent when the
 	// thread that started it exits, which in Go is at the process's
@@ -424,11 +552,21 @@ func (m *Machine) Boot(ctx context.Context, dir string, serial io.Writer, script
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
-	err = cmd.Run()
+	err := cmd.Run()
 	wall := time.Since(start)
 	run, perr := parseConsole(console.String())
 	run.Wall, run.Accel, run.AccelReason = wall, string(accel.Accel), accel.Reason
 	switch {
+	case kvmFailed.Load():
+		if why, _ := kvmWhy.Load().(string); why != "" {
+			return run, &kvmFailure{msg: why}
+		}
+		msg := stderr.String()
+		if i := strings.Index(msg, kvmInternalError); i >= 0 {
+			msg = msg[i:]
+		}
+		line, _, _ := strings.Cut(msg, "\n")
+		return run, &kvmFailure{msg: strings.TrimSpace(line)}
 	case ctx.Err() != nil:
 		return run, &BootError{Err: fmt.Errorf("vm: no poweroff after %s: %w", wall.Round(time.Second), ctx.Err()), Serial: run.Serial}
 	case err != nil:

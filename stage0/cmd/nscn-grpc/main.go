@@ -1,8 +1,8 @@
-// Command nscn-grpc serves nscn's gRPC services: `nscn cri` (and the
-// commands nscn hands it) run here. It is nscn's command tree with the
-// real service commands in place of nscn's stubs, kept apart so that
-// gRPC's start-up cost stays out of every other nscn process. Only this
-// main exits.
+// Command nscn-grpc serves nscn's gRPC services: `nscn cri` and `nscn
+// api-service` (the commands nscn hands it) run here. It is nscn's
+// command tree with the real service commands in place of nscn's stubs,
+// kept apart so that gRPC's start-up cost stays out of every other nscn
+// process. Only this main exits.
 package main
 
 import (
@@ -12,5 +12,5 @@ import (
 )
 
 func main() {
-	os.Exit(cli.Main(os.Args, criCommand())) //nolint:forbidigo // main: only main exits
+	os.Exit(cli.Main(os.Args, criCommand(), apiServiceCommand())) //nolint:forbidigo // main: only main exits
 }

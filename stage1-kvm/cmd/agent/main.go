@@ -1,25 +1,29 @@
 // Command agent is the kvm flavor's guest agent (/nscn/agent in the
 // image), started by the guest's /init beside the pod's systemd. It
 // serves the host's requests on the control port (see package guest).
-// "agent ready FILE", run by the pod's nscn-ready.service once the apps
-// have started, writes FILE, which the host's run entrypoint watches.
+// "agent __nscn-enter-helper" is the agent's own enter helper
+// (guest.EnterHelper), which becomes the entered command.
 package main
 
 import (
 	"fmt"
 	"os"
 
+	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-kvm/guest"
 )
 
 func main() {
-	if len(os.Args) == 3 && os.Args[1] == guest.ReadyMode {
-		if err := os.WriteFile(os.Args[2], []byte("\n"), 0o644); err != nil { //nolint:gosec // G306: a marker, no secret
-			fmt.Fprintln(os.Stderr, "nscn-agent:", err)
-			os.Exit(1) //nolint:forbidigo // main
-		}
-		return
+	if len(os.Args) == 2 && os.Args[1] == guest.EnterHelperArg {
+		err := guest.EnterHelper()
+		fmt.Fprintln(os.Stderr, "nscn-agent: enter:", err)
+		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
+	go func() {
+		if err := guest.EnterServer(os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "nscn-agent: enter port:", err)
+		}
+	}()
 	if err := guest.Agent(os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "nscn-agent:", err)
 		os.Exit(1) //nolint:forbidigo // main

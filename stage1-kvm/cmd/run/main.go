@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/kvm"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/internal/timeline"
@@ -24,6 +25,11 @@ func main() {
 		return
 	}
 	args, err := sdpod.ParseRunArgs(os.Args[1:])
+	if err == nil && !args.PrivateUsers.IsZero() {
+		// Declared below interface version 10, so stage0 never passes
+		// it; refused by name should that change, never ignored.
+		err = errdefs.Newf(errdefs.ErrNotImplemented, "stage1-kvm runs the pod in a virtual machine of its own and cannot provide --%s", stage1abi.FlagPrivateUsers)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
 		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's

@@ -1,0 +1,68 @@
+package entrypoint
+
+import (
+	"strings"
+
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/internal/stage1/units"
+	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/stage1-kvm/guest"
+)
+
+// podUnits returns the guest's units for pod: the nspawn flavor's
+// (internal/stage1/units), each app's stdout and stderr on its
+// virtio-serial ports unless console (--interactive on a terminal), and
+// the readiness socket. It is pure: run writes the files.
+func podUnits(pod sdpod.Pod, console bool) ([]units.File, error) {
+	var uapps []units.App
+	var after []string
+	for _, a := range pod.Apps {
+		name := a.Spec.Name
+		ua := units.App{
+			Name: name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0,
+			Stdout:  guest.PortDir + "/" + guest.AppPort(name, stage1abi.LogStreamStdout),
+			Stderr:  guest.PortDir + "/" + guest.AppPort(name, stage1abi.LogStreamStderr),
+			Console: console,
+		}
+		if a.Policy != nil {
+			ua.Limits = a.Policy.Cgroup
+		}
+		uapps = append(uapps, ua)
+		after = append(after, units.ServiceName(name))
+	}
+	files, err := units.Generate(units.Config{Apps: uapps, Helper: sdpod.AppHelper})
+	if err != nil {
+		return nil, err
+	}
+	files = append(files,
+		// The readiness marker is a FIFO that the pod's systemd makes
+		// itself when the socket unit starts, after every app's unit has:
+		// no process to start for it (a Go program's start costs about a
+		// second in an emulated guest, taken from the apps' start). The
+		// FIFO is never written, so its service never runs.
+		units.File{Name: "nscn-ready.socket", Content: strings.Join([]string{
+			"[Unit]",
+			"Description=Tell the host that the apps have started",
+			"DefaultDependencies=no",
+			"After=" + strings.Join(after, " "),
+			"",
+			"[Socket]",
+			"ListenFIFO=" + GuestReadyFile,
+			"SocketMode=0600",
+			"",
+		}, "\n")},
+		units.File{Name: "nscn-ready.service", Content: strings.Join([]string{
+			"[Unit]",
+			"Description=Nothing: nscn-ready.socket's FIFO is never written",
+			"DefaultDependencies=no",
+			"",
+			"[Service]",
+			"Type=oneshot",
+			"StandardOutput=null",
+			"ExecStart=" + guest.SystemdPath + " --version",
+			"",
+		}, "\n")},
+		units.File{Name: "default.target.d/kvm.conf", Content: "[Unit]\nWants=nscn-ready.socket\n"},
+	)
+	return files, nil
+}

@@ -1,0 +1,47 @@
+package entrypoint
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/internal/stage1/units"
+	"github.com/nosecone/nscn/internal/testutil"
+)
+
+func TestPodUnits(t *testing.T) {
+	tests := []struct {
+		name    string
+		apps    []appspec.AppSpec
+		console bool
+	}{
+		{name: "two-apps", apps: []appspec.AppSpec{
+			{Name: "web", Exec: []string{"/bin/httpd"}},
+			{Name: "db", Exec: []string{"/bin/db"}, PreStart: []string{"/bin/init-db"}},
+		}},
+		{name: "console", apps: []appspec.AppSpec{{Name: "sh", Exec: []string{"/bin/sh"}}}, console: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var pod sdpod.Pod
+			for _, a := range tt.apps {
+				pod.Apps = append(pod.Apps, sdpod.App{Spec: a})
+			}
+			files, err := podUnits(pod, tt.console)
+			if err != nil {
+				t.Fatal(err)
+			}
+			testutil.Golden(t, tt.name+".golden", []byte(render(files)))
+		})
+	}
+}
+
+// render joins the files as run writes them, each under a header.
+func render(files []units.File) string {
+	var b strings.Builder
+	for _, f := range files {
+		b.WriteString("### " + f.Name + "\n" + f.Content)
+	}
+	return b.String()
+}
