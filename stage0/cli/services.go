@@ -128,8 +128,13 @@ func (s Service) Argv() ([]string, error) {
 		on   bool
 		name string
 	}{
-		{g.Insecure.Image, "image"}, {g.Insecure.TLS, "tls"}, {g.Insecure.HTTP, "http"}, {g.Insecure.Pubkey, "pubkey"},
-		{g.Insecure.Capabilities, "capabilities"}, {g.Insecure.Paths, "paths"}, {g.Insecure.Seccomp, "seccomp"},
+		{g.Insecure.Image, "image"},
+		{g.Insecure.TLS, "tls"},
+		{g.Insecure.HTTP, "http"},
+		{g.Insecure.Pubkey, "pubkey"},
+		{g.Insecure.Capabilities, "capabilities"},
+		{g.Insecure.Paths, "paths"},
+		{g.Insecure.Seccomp, "seccomp"},
 	} {
 		if o.on {
 			ins = append(ins, o.name)

@@ -152,17 +152,16 @@ func (s *Server) sandbox(ctx context.Context, id string) (*sandbox, error) {
 }
 
 // nscn runs the nscn command line args (after the global flags the server
-// was started with) and returns its output; a failure's error carries
-// stderr.
-func (s *Server) nscn(ctx context.Context, args ...string) (string, error) {
+// was started with); a failure's error carries its stderr.
+func (s *Server) nscn(ctx context.Context, args ...string) error {
 	all := append(append([]string(nil), s.nscnArgs[1:]...), args...)
 	cmd := exec.CommandContext(ctx, s.nscnArgs[0], all...) //nolint:gosec // G204: nscn itself, with arguments the server built
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("nscn %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+		return fmt.Errorf("nscn %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
 	}
-	return out.String(), nil
+	return nil
 }
 
 // RunPodSandbox starts a mutable pod with no apps (nscn app sandbox) on
@@ -215,6 +214,10 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	// tmp/ may be gone (nscn gc empties it); the sandbox's files go there.
+	if err := os.MkdirAll(filepath.Join(s.dataDir, "tmp"), 0o700); err != nil {
+		return nil, toStatus(fmt.Errorf("sandbox: %w", err))
+	}
 	tmp, err := os.MkdirTemp(filepath.Join(s.dataDir, "tmp"), "cri-sandbox-")
 	if err != nil {
 		return nil, toStatus(fmt.Errorf("sandbox: %w", err))
@@ -227,7 +230,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	// no terminal, output to a log beside the pods. The server reaps it
 	// while it runs.
 	logPath := filepath.Join(s.dataDir, "tmp", "cri-"+md.GetUid()+"-"+fmt.Sprint(md.GetAttempt())+".log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600) //nolint:gosec // G304: the server's log under the data directory's tmp/
 	if err != nil {
 		return nil, toStatus(fmt.Errorf("sandbox log: %w", err))
 	}
@@ -259,7 +262,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		select {
 		case err := <-exited:
 			out, _ := os.ReadFile(logPath) //nolint:gosec // G304: the server's own log
-			return nil, toStatus(fmt.Errorf("sandbox ended before it was ready (%v): %s", err, strings.TrimSpace(string(out))))
+			return nil, toStatus(fmt.Errorf("sandbox ended before it was ready: %w: %s", err, strings.TrimSpace(string(out))))
 		case <-deadline.C:
 			_ = cmd.Process.Kill()
 			return nil, toStatus(errdefs.Unavailable("sandbox not ready within %v", sandboxReadyTimeout))
@@ -288,7 +291,7 @@ func (s *Server) stopPod(ctx context.Context, sb *sandbox) error {
 	if sb.pod.State != pod.Running {
 		return nil
 	}
-	if _, err := s.nscn(ctx, "stop", sb.pod.UUID); err != nil {
+	if err := s.nscn(ctx, "stop", sb.pod.UUID); err != nil {
 		return err
 	}
 	for {
@@ -312,7 +315,7 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 	if err := s.stopPod(ctx, sb); err != nil {
 		return nil, toStatus(err)
 	}
-	if _, err := s.nscn(ctx, "rm", sb.pod.UUID); err != nil {
+	if err := s.nscn(ctx, "rm", sb.pod.UUID); err != nil {
 		return nil, toStatus(err)
 	}
 	s.log.Info("sandbox removed", "sandbox", sb.id)
@@ -405,7 +408,7 @@ func (s *Server) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSand
 
 func labelsMatch(have, want map[string]string) bool {
 	for k, v := range want {
-		if have[k] != v {
+		if hv, ok := have[k]; !ok || hv != v {
 			return false
 		}
 	}
@@ -693,10 +696,16 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Second)
 		defer cancel()
 	}
-	args := append(append(append([]string(nil), s.nscnArgs[1:]...), "app", "exec", "--app="+c.app, c.sb.pod.UUID, "--"), req.GetCmd()...)
+	args := append(append(append([]string(nil), s.nscnArgs[1:]...), "app", "exec", c.sb.pod.UUID, "--app="+c.app, "--"), req.GetCmd()...)
 	cmd := exec.CommandContext(ctx, s.nscnArgs[0], args...) //nolint:gosec // G204: nscn itself, with the client's command for the container
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	// At the deadline the command goes, not only nscn: the entered
+	// process stays in nscn's process group (in the pod's PID namespace,
+	// but a group is the host's to signal), so the whole group is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 2 * time.Second
 	err = cmd.Run()
 	var ee *exec.ExitError
 	switch {

@@ -6,6 +6,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -427,7 +429,7 @@ func TestCRIPodLifecycle(t *testing.T) {
 func netnsNames(t *testing.T) []string {
 	t.Helper()
 	ents, err := os.ReadDir("/run/netns")
-	if err != nil && !os.IsNotExist(err) {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal(err)
 	}
 	var out []string
