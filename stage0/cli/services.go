@@ -2,13 +2,17 @@ package cli
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/stage0/apps"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/store"
 )
@@ -105,3 +109,51 @@ func (s Service) NewFetcher(st *store.Store, policy fetch.PullPolicy) *fetch.Fet
 
 // UsageErrorf is a usage error (exit 2).
 func UsageErrorf(format string, args ...any) error { return usageErrorf(format, args...) }
+
+// Argv is the command line that runs nscn (this program: nscn-grpc has
+// every command of nscn) with the same global flags, for a service that
+// starts nscn commands of its own (the CRI's sandboxes).
+func (s Service) Argv() ([]string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find nscn: %w", err)
+	}
+	g := s.g
+	argv := []string{exe, "--dir=" + g.Dir, "--local-config=" + g.LocalConfig, "--system-config=" + g.SystemConfig}
+	if g.UserConfig != "" {
+		argv = append(argv, "--user-config="+g.UserConfig)
+	}
+	var ins []string
+	for _, o := range []struct {
+		on   bool
+		name string
+	}{
+		{g.Insecure.Image, "image"},
+		{g.Insecure.TLS, "tls"},
+		{g.Insecure.HTTP, "http"},
+		{g.Insecure.Pubkey, "pubkey"},
+		{g.Insecure.Capabilities, "capabilities"},
+		{g.Insecure.Paths, "paths"},
+		{g.Insecure.Seccomp, "seccomp"},
+	} {
+		if o.on {
+			ins = append(ins, o.name)
+		}
+	}
+	if len(ins) > 0 {
+		argv = append(argv, "--insecure-options="+strings.Join(ins, ","))
+	}
+	if g.Debug {
+		argv = append(argv, "--debug")
+	}
+	return argv, nil
+}
+
+// AppsConfig is what the apps package needs to change a mutable pod's
+// apps, the entrypoints' output going to w.
+func (s Service) AppsConfig(st *store.Store, w io.Writer) apps.Config {
+	return apps.Config{
+		DataDir: s.g.Dir, Store: st, Log: s.g.Log, Debug: s.g.Debug,
+		Env: stage1Env(s.g), Stdout: w, Stderr: w,
+	}
+}

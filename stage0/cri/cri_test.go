@@ -158,7 +158,7 @@ func TestEmptyStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{DataDir: dir, Store: st, NewFetcher: func() *fetch.Fetcher { return &fetch.Fetcher{Store: st} }})
+	s, err := New(Options{DataDir: dir, Store: st, NewFetcher: func() *fetch.Fetcher { return &fetch.Fetcher{Store: st} }, NscnArgs: []string{"/bin/false"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,4 +212,44 @@ func FuzzParseRef(f *testing.F) {
 			t.Fatalf("display form %q of %q does not parse back: %v", repo, s, err)
 		}
 	})
+}
+
+func TestIDs(t *testing.T) {
+	uuid := "2e581b29-b57d-4f22-94f7-218afb7eb339"
+	sb := sandboxID(uuid)
+	if sb != "2e581b29b57d4f2294f7218afb7eb339" || podUUID(sb) != uuid {
+		t.Fatalf("sandboxID %q, podUUID back %q", sb, podUUID(sb))
+	}
+	ctr := sb + strings.Repeat("ab", 16)
+	if podUUID(ctr) != uuid || appName(ctr) != "c"+strings.Repeat("ab", 10) {
+		t.Fatalf("container %q: pod %q app %q", ctr, podUUID(ctr), appName(ctr))
+	}
+	for _, bad := range []string{"", "short", strings.ToUpper(sb), sb[:31] + "g", sb + "zz"} {
+		if podUUID(bad) != "" && len(bad) == 32 {
+			t.Errorf("podUUID(%q) = %q", bad, podUUID(bad))
+		}
+		if appName(bad) != "" {
+			t.Errorf("appName(%q) = %q", bad, appName(bad))
+		}
+	}
+}
+
+func TestLabelsMatch(t *testing.T) {
+	have := map[string]string{"app": "web", "tier": "front"}
+	tests := []struct {
+		want map[string]string
+		ok   bool
+	}{
+		{nil, true},
+		{map[string]string{"app": "web"}, true},
+		{map[string]string{"app": "web", "tier": "front"}, true},
+		{map[string]string{"app": "db"}, false},
+		{map[string]string{"zone": ""}, false},
+		{map[string]string{"zone": "a"}, false},
+	}
+	for _, tt := range tests {
+		if got := labelsMatch(have, tt.want); got != tt.ok {
+			t.Errorf("labelsMatch(%v) = %v, want %v", tt.want, got, tt.ok)
+		}
+	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/version"
+	"github.com/nosecone/nscn/stage0/apps"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/store"
 )
@@ -38,6 +39,12 @@ type Options struct {
 	NewFetcher func() *fetch.Fetcher
 	// Log receives one line per change (pull, removal) and errors.
 	Log *slog.Logger
+	// NscnArgs runs nscn with the server's global flags (cli.Service.Argv):
+	// sandboxes are nscn app sandbox processes, stops and removals nscn
+	// stop and rm, exec nscn app exec.
+	NscnArgs []string
+	// Apps configures the changes of a sandbox's apps (containers).
+	Apps apps.Config
 }
 
 // Server implements the CRI's runtime and image services. The runtime
@@ -51,18 +58,20 @@ type Server struct {
 	store      *store.Store
 	newFetcher func() *fetch.Fetcher
 	log        *slog.Logger
+	nscnArgs   []string
+	apps       apps.Config
 }
 
 // New returns a server over the options' data directory.
 func New(o Options) (*Server, error) {
-	if o.DataDir == "" || o.Store == nil || o.NewFetcher == nil {
-		return nil, errors.New("cri: DataDir, Store and NewFetcher are required")
+	if o.DataDir == "" || o.Store == nil || o.NewFetcher == nil || len(o.NscnArgs) == 0 {
+		return nil, errors.New("cri: DataDir, Store, NewFetcher and NscnArgs are required")
 	}
 	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{dataDir: o.DataDir, store: o.Store, newFetcher: o.NewFetcher, log: log}, nil
+	return &Server{dataDir: o.DataDir, store: o.Store, newFetcher: o.NewFetcher, log: log, nscnArgs: o.NscnArgs, apps: o.Apps}, nil
 }
 
 // Register adds the server's services to g.
@@ -165,3 +174,6 @@ func Listen(addr string) (net.Listener, string, error) {
 	}
 	return l, path, nil
 }
+
+// appsConfig is the apps.Config of one change.
+func (s *Server) appsConfig() apps.Config { return s.apps }

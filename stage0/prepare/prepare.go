@@ -55,6 +55,10 @@ type App struct {
 	Mounts            []schema.Mount // --mount volume=…,target=…
 	ReadOnlyRootfs    bool
 	Isolators         types.Isolators
+	// Annotations are the runtime app's annotations in the pod manifest,
+	// which stage1 leaves alone and tools read back (the CRI server keeps
+	// a container's metadata there).
+	Annotations types.Annotations
 }
 
 // Options is everything a pod is prepared from.
@@ -381,6 +385,7 @@ func newRuntimeApp(ctx context.Context, o Options, i int, a App, volumes []types
 		App:            app,
 		ReadOnlyRootFS: a.ReadOnlyRootfs,
 		Mounts:         a.Mounts,
+		Annotations:    a.Annotations,
 	}, im, nil
 }
 

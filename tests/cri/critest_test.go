@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/testutil"
+	"github.com/nosecone/nscn/internal/mountplan"
 	"github.com/nosecone/nscn/internal/testutil/registrytest"
 )
 
@@ -71,6 +72,15 @@ func TestCritest(t *testing.T) {
 	ctx := t.Context()
 	cache := mustEnv(t, "NSCN_CRI_CACHE")
 	work := t.TempDir()
+	// Registered after t.TempDir, so it runs before the removal: a spec
+	// that fails half way (a mount propagation spec on a runtime that
+	// refuses its mounts) leaves critest's own mounts under its test
+	// directories, which only this namespace sees.
+	t.Cleanup(func() {
+		if err := mountplan.UnmountAll(context.Background(), work); err != nil {
+			t.Errorf("unmount what the specs left: %v", err)
+		}
+	})
 	isolate(t)
 
 	st, err := readStandins(ctx, mustEnv(t, "NSCN_CRI_BUSYBOX"), mustEnv(t, "NSCN_CRI_STANDIN"))

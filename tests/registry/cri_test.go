@@ -6,6 +6,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -297,4 +299,142 @@ func TestCRIPullWithCredentials(t *testing.T) {
 	if ims := s.images(); len(ims) != 1 || !slices.Equal(ims[0].RepoTags, []string{ref}) {
 		t.Fatalf("images after the pull: %+v", ims)
 	}
+}
+
+// TestCRIPodLifecycle drives a pod through nscn cri with crictl as a
+// kubelet would: a sandbox on the default network, an image pulled, a
+// container created, started, listed, exec'd into, stopped with its exit
+// status recorded, removed, and the sandbox stopped and removed, leaving
+// no pod, mount or network namespace behind.
+func TestCRIPodLifecycle(t *testing.T) {
+	reg := startRegistry(t, registryOpts{tls: true})
+	reg.push("team/greet:v1", greetImage(t))
+	e := newEnv(t)
+	e.extraEnv = append(e.extraEnv, "SSL_CERT_FILE="+reg.ca)
+	writeJSON(t, filepath.Join(e.local, "registries.d", "team.json"), map[string]any{
+		"nscnKind": "registryTrust", "nscnVersion": "v1",
+		"repositories": []string{reg.host + "/team"}, "acceptTags": true,
+	})
+	s := startCRI(t, e, filepath.Join(t.TempDir(), "cri.sock"))
+	// A failed test leaves no running pod (nor its network) behind.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		running, _ := filepath.Glob(filepath.Join(e.dir, "pods", "run", "*"))
+		for _, p := range running {
+			_ = e.run("stop", "--force", filepath.Base(p))
+		}
+		_ = e.run("gc", "--grace-period=0s")
+	})
+	netnsBefore := netnsNames(t)
+
+	dir := t.TempDir()
+	podCfg := filepath.Join(dir, "pod.json")
+	writeJSON(t, podCfg, map[string]any{
+		"metadata":      map[string]any{"name": "lifecycle", "namespace": "default", "uid": "uid-lifecycle-1", "attempt": 0},
+		"hostname":      "lifecycle",
+		"log_directory": filepath.Join(dir, "logs"),
+		"labels":        map[string]string{"app": "greet"},
+	})
+	image := reg.host + "/team/greet:v1"
+	ctrCfg := filepath.Join(dir, "ctr.json")
+	writeJSON(t, ctrCfg, map[string]any{
+		"metadata": map[string]any{"name": "main"},
+		"image":    map[string]any{"image": image},
+		"command":  []string{"/bin/sh", "-c", "echo started > /tmp/started; exec sleep 300"},
+		"envs":     []map[string]string{{"key": "GREETING", "value": "hello-cri"}},
+		"log_path": "main.log",
+		"labels":   map[string]string{"role": "main"},
+	})
+	s.crictl(true, "pull", image)
+	out, _ := s.crictl(true, "runp", podCfg)
+	podID := strings.TrimSpace(out)
+	if len(podID) != 32 {
+		t.Fatalf("runp printed %q, want a sandbox ID", out)
+	}
+	out, _ = s.crictl(true, "create", podID, ctrCfg, podCfg)
+	ctrID := strings.TrimSpace(out)
+	out, _ = s.crictl(true, "ps", "-a", "-q", "--pod", podID)
+	if strings.TrimSpace(out) != ctrID {
+		t.Fatalf("crictl ps -a --pod: %q, want %s", out, ctrID)
+	}
+	s.crictl(true, "start", ctrID)
+	if out, _ := s.crictl(true, "ps", "-q", "--state", "running"); strings.TrimSpace(out) != ctrID {
+		t.Fatalf("running containers: %q, want %s", out, ctrID)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, _ := s.crictl(true, "exec", "--sync", ctrID, "/bin/sh", "-c", "cat /tmp/started; echo $GREETING")
+		if strings.Fields(out) != nil && strings.Join(strings.Fields(out), " ") == "started hello-cri" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("exec in the container printed %q", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, stderr := s.crictl(false, "exec", "--sync", ctrID, "/bin/sh", "-c", "exit 3"); !strings.Contains(stderr, "3") {
+		t.Fatalf("exec's exit status 3 not reported:\n%s", stderr)
+	}
+	out, _ = s.crictl(true, "inspectp", "-o", "json", podID)
+	var ps struct {
+		Status struct {
+			State   string `json:"state"`
+			Network struct {
+				IP string `json:"ip"`
+			} `json:"network"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(out), &ps); err != nil || ps.Status.State != "SANDBOX_READY" || !strings.HasPrefix(ps.Status.Network.IP, "172.") {
+		t.Fatalf("inspectp: %v\n%s", err, out)
+	}
+
+	s.crictl(true, "stop", ctrID)
+	out, _ = s.crictl(true, "inspect", "-o", "json", ctrID)
+	var cs struct {
+		Status struct {
+			State    string `json:"state"`
+			ExitCode int    `json:"exitCode"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(out), &cs); err != nil || cs.Status.State != "CONTAINER_EXITED" || cs.Status.ExitCode == 0 {
+		t.Fatalf("a stopped container: %v\n%s", err, out)
+	}
+	s.crictl(true, "rm", ctrID)
+	if out, _ := s.crictl(true, "ps", "-a", "-q"); strings.TrimSpace(out) != "" {
+		t.Fatalf("containers left after rm: %q", out)
+	}
+	s.crictl(true, "stopp", podID)
+	s.crictl(true, "rmp", podID)
+	if out, _ := s.crictl(true, "pods", "-q"); strings.TrimSpace(out) != "" {
+		t.Fatalf("sandboxes left after rmp: %q", out)
+	}
+	if list := e.ok("list", "--no-legend").stdout; strings.TrimSpace(list) != "" {
+		t.Fatalf("pods left after rmp:\n%s", list)
+	}
+	if after := netnsNames(t); len(after) > len(netnsBefore) {
+		t.Fatalf("network namespaces left: before %v, after %v", netnsBefore, after)
+	}
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(mounts), e.dir) {
+		t.Fatalf("mounts left under %s:\n%s", e.dir, mounts)
+	}
+}
+
+// netnsNames lists the named network namespaces of the host.
+func netnsNames(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/run/netns")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
 }

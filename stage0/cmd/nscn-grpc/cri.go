@@ -35,11 +35,18 @@ func serveCRI(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	argv, err := svc.Argv()
+	if err != nil {
+		return err
+	}
 	srv, err := cri.New(cri.Options{
 		DataDir:    g.Dir,
 		Store:      s,
 		NewFetcher: func() *fetch.Fetcher { return svc.NewFetcher(s, fetch.PullUpdate) },
 		Log:        g.Log,
+		NscnArgs:   argv,
+		// The entrypoints' output joins the server's log.
+		Apps: svc.AppsConfig(s, os.Stderr),
 	})
 	if err != nil {
 		return err
