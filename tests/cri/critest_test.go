@@ -21,8 +21,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/nosecone/nscn/internal/testutil"
 	"github.com/nosecone/nscn/internal/mountplan"
+	"github.com/nosecone/nscn/internal/testutil"
 	"github.com/nosecone/nscn/internal/testutil/registrytest"
 )
 
@@ -470,7 +470,24 @@ func startNscn(t *testing.T, dir string) (string, func()) {
 	cmd := exec.CommandContext(t.Context(), mustEnv(t, "NSCN_BIN"), "--dir", data, "--local-config", local, "--system-config", system, //nolint:gosec // G204: the nscn under test
 		"cri", "--listen=unix://"+socket)
 	cmd.Env = append(os.Environ(), "HOME="+home)
-	stop := daemon(t, cmd, filepath.Join(mustEnv(t, "NSCN_CRI_CACHE"), "nscn-cri.log"), socket)
+	stopServer := daemon(t, cmd, filepath.Join(mustEnv(t, "NSCN_CRI_CACHE"), "nscn-cri.log"), socket)
+	// The sandboxes outlive the server (they are pods, the server's
+	// state): those the failing specs did not remove are killed and
+	// collected here, or they would run on after the test.
+	stop := func() {
+		stopServer()
+		nscn := func(args ...string) {
+			all := append([]string{"--dir", data, "--local-config", local, "--system-config", system}, args...)
+			if out, err := exec.Command(mustEnv(t, "NSCN_BIN"), all...).CombinedOutput(); err != nil { //nolint:gosec,noctx // G204: the nscn under test; cleanup after the test's context
+				t.Logf("nscn %v: %v\n%s", args, err, out)
+			}
+		}
+		running, _ := filepath.Glob(filepath.Join(data, "pods", "run", "*"))
+		for _, p := range running {
+			nscn("stop", "--force", filepath.Base(p))
+		}
+		nscn("gc", "--grace-period=0s")
+	}
 	return "unix://" + socket, stop
 }
 
