@@ -21,6 +21,14 @@ GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X github.co
 export CGO_ENABLED := 0
 FLAVOR ?= fly
 
+# crictl and critest, pinned: built once into build/tools from the
+# cri-tools module (the Go module proxy serves it), as golangci-lint is.
+# Defined before the rules that name them: make expands a prerequisite
+# list when it reads the rule.
+CRI_TOOLS_VERSION := v1.37.0
+CRICTL := $(BUILD)/tools/crictl-$(CRI_TOOLS_VERSION)
+CRITEST := $(BUILD)/tools/critest-$(CRI_TOOLS_VERSION)
+
 # Pruned, not filtered: build/ holds whole Debian roots (make package-test).
 GO_SOURCES := $(shell find . \( -path ./build -o -path ./bin \) -prune -o -name '*.go' -print) go.mod go.sum
 
@@ -198,11 +206,6 @@ fuzz: ## Run every fuzz target briefly
 		done; \
 	done
 
-# crictl and critest, pinned: built once into build/tools from the
-# cri-tools module (the Go module proxy serves it), as golangci-lint is.
-CRI_TOOLS_VERSION := v1.37.0
-CRICTL := $(BUILD)/tools/crictl-$(CRI_TOOLS_VERSION)
-CRITEST := $(BUILD)/tools/critest-$(CRI_TOOLS_VERSION)
 
 $(CRICTL):
 	@mkdir -p $(@D)
@@ -220,7 +223,7 @@ CRI_BUSYBOX := $(BUILD)/cri/busybox
 $(CRI_BUSYBOX): scripts/cri/fetch-busybox.sh
 	scripts/cri/fetch-busybox.sh $@
 
-cri-test: all $(CRITEST) $(CRI_BUSYBOX) ## critest v1.37.0 against Debian's containerd and nscn cri, stand-in images served under their real names in private namespaces; results in build/cri/results.txt; fails when a spec of tests/cri/*-passes.txt stops passing (root, ~2.5 min; CRI_TEST_FLAGS=-update rewrites the lists)
+cri-test: all $(CRITEST) $(CRI_BUSYBOX) ## critest v1.37.0 against Debian's containerd and nscn cri, stand-in images served under their real names in private namespaces; results in build/cri/results.txt; fails when a spec of tests/cri/*-passes.txt stops passing (root, ~4.5 min; CRI_TEST_FLAGS=-update rewrites the lists)
 	@mkdir -p $(BUILD)/cri
 	$(GO) build -trimpath -buildvcs=false -o $(BUILD)/cri/standin ./tests/cri/standin
 	$(GO) test -c -tags functional -o $(BUILD)/cri.test ./tests/cri
