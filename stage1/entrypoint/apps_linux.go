@@ -424,7 +424,7 @@ func makeTarget(podDir, target string, dir bool) error {
 // pod's /. The thread is never returned to the Go scheduler: it ends with
 // the goroutine (runtime.LockOSThread without UnlockOSThread).
 func (c *appCall) inPodMountNS(f func() error) error {
-	ns, err := os.Open(filepath.Join("/proc", strconv.Itoa(c.pid), "ns", "mnt"))
+	ns, err := os.Open(filepath.Join("/proc", strconv.Itoa(c.pid), "ns", "mnt")) //nolint:gosec // G703: a /proc path of a pid, an integer
 	if err != nil {
 		return fmt.Errorf("open the pod's mount namespace: %w", err)
 	}
@@ -665,6 +665,31 @@ func appHelperPID(podPID int, app string) int {
 			n, _ := strconv.Atoi(filepath.Base(p))
 			return n
 		}
+	}
+	return 0
+}
+
+// AppOp is one of the app entrypoints' operations: AppAdd, AppStart,
+// AppStop, AppRm.
+type AppOp func(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error
+
+// AppMain is the whole of an app entrypoint's main: argv is
+// [--debug] [--disable-…] --uuid=UUID --app=NAME, or SystemdCallArg for
+// the child that speaks to the pod's systemd from inside its PID
+// namespace. It returns the exit status: 0, or stage1abi.ExitRuntime
+// with one line on stderr.
+func AppMain(op AppOp) int {
+	ctx := context.Background()
+	if len(os.Args) == 2 && os.Args[1] == SystemdCallArg {
+		return PodSystemdCall(ctx)
+	}
+	args, err := abiargs.ParseAppArgs(os.Args[1:])
+	if err == nil {
+		err = op(ctx, NewLogger(os.Stderr, args.Debug || DebugFromEnv()), args)
+	}
+	if err != nil {
+		_, _ = fmt.Fprintln(os.Stderr, ErrorLine(err))
+		return stage1abi.ExitRuntime
 	}
 	return 0
 }

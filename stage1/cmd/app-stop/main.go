@@ -6,27 +6,11 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"os"
 
-	"github.com/nosecone/nscn/internal/stage1/abiargs"
-	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1/entrypoint"
 )
 
 func main() {
-	if len(os.Args) == 2 && os.Args[1] == entrypoint.SystemdCallArg {
-		// The child that speaks to the pod's systemd from inside its
-		// PID namespace.
-		os.Exit(entrypoint.PodSystemdCall(context.Background())) //nolint:forbidigo // main
-	}
-	args, err := abiargs.ParseAppArgs(os.Args[1:])
-	if err == nil {
-		err = entrypoint.AppStop(context.Background(), entrypoint.NewLogger(os.Stderr, args.Debug || entrypoint.DebugFromEnv()), args)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
-		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
-	}
+	os.Exit(entrypoint.AppMain(entrypoint.AppStop)) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 }
