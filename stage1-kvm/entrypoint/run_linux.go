@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -355,7 +354,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	kvmFailed := make(chan struct{})
 	cmd := &exec.Cmd{
 		Path: argv[0], Args: argv, Dir: podDir,
-		Stderr: &qemuStderr{w: cfg.Stderr, failed: kvmFailed}, ExtraFiles: extra,
+		Stderr: newQemuStderr(cfg.Stderr, kvmFailed), ExtraFiles: extra,
 		SysProcAttr: &syscall.SysProcAttr{
 			// The guest cannot outlive run: it is the pod.
 			Pdeathsig: syscall.SIGKILL,
@@ -476,27 +475,16 @@ loop:
 
 // qemuStderr passes qemu's stderr on, but for its notice that it waits
 // for the stdin port's connection, and closes failed when qemu reports a
-// KVM internal error.
+// KVM internal error (kvm.Watch).
 type qemuStderr struct {
-	w      io.Writer
-	failed chan struct{}
-	tail   []byte // the end of the last write, for a message split between two
-	closed bool
+	w io.Writer // kvm.Watch's, over the user's stderr
 }
 
-// kvmInternalError is how qemu (accel/kvm) reports that KVM could not
-// run the guest's next instruction.
-const kvmInternalError = "KVM internal error"
+func newQemuStderr(w io.Writer, failed chan struct{}) *qemuStderr {
+	return &qemuStderr{w: kvm.Watch(w, kvm.InternalError, func() { close(failed) })}
+}
 
 func (q *qemuStderr) Write(p []byte) (int, error) {
-	if !q.closed {
-		buf := append(q.tail, p...) //nolint:gocritic // a new slice on purpose
-		if strings.Contains(string(buf), kvmInternalError) {
-			q.closed = true
-			close(q.failed)
-		}
-		q.tail = append([]byte(nil), buf[max(0, len(buf)-len(kvmInternalError)):]...)
-	}
 	// The notice of a socket with wait=on (the stdin port's) is no news
 	// to the user.
 	if bytes.Contains(p, []byte(qemuWaitNotice)) {

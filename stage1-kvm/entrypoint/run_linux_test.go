@@ -22,7 +22,7 @@ func TestQemuStderr(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
 			failed := make(chan struct{})
-			q := &qemuStderr{w: &out, failed: failed}
+			q := newQemuStderr(&out, failed)
 			want := ""
 			for _, w := range tt.writes {
 				if n, err := q.Write([]byte(w)); err != nil || n != len(w) {

@@ -374,10 +374,6 @@ func (m *Machine) Accel(ctx context.Context) kvm.Verdict {
 	return m.accel
 }
 
-// kvmInternalError is how qemu (accel/kvm) reports that KVM could not run
-// the guest's next instruction; it then pauses the guest for ever.
-const kvmInternalError = "KVM internal error"
-
 // A host whose KVM runs kvm.Probe's test guest can still fail a real
 // kernel (a nested host's KVM that cannot emulate an instruction the
 // kernel runs early, lock cmpxchg16b). Once a boot saw that, every later
@@ -411,48 +407,6 @@ const kvmInitTimeout = 20 * time.Second
 
 // markInit is the init's first line (scripts/vm/init.sh).
 const markInit = "@@nscn-vm init"
-
-// markerWatch passes the console on and closes seen when marker appears.
-type markerWatch struct {
-	w      io.Writer
-	marker []byte
-	seen   chan struct{}
-	tail   []byte
-	done   bool
-}
-
-func (m *markerWatch) Write(p []byte) (int, error) {
-	if !m.done {
-		buf := append(append([]byte(nil), m.tail...), p...)
-		if bytes.Contains(buf, m.marker) {
-			m.done = true
-			close(m.seen)
-		}
-		m.tail = buf[max(0, len(buf)-len(m.marker)):]
-	}
-	return m.w.Write(p)
-}
-
-// kvmWatch passes qemu's stderr on and calls failed once when qemu
-// reports a KVM internal error.
-type kvmWatch struct {
-	w      io.Writer
-	failed func()
-	tail   []byte // the end of the last write, for a message split in two
-	seen   bool
-}
-
-func (k *kvmWatch) Write(p []byte) (int, error) {
-	if !k.seen {
-		buf := append(append([]byte(nil), k.tail...), p...)
-		if bytes.Contains(buf, []byte(kvmInternalError)) {
-			k.seen = true
-			k.failed()
-		}
-		k.tail = buf[max(0, len(buf)-len(kvmInternalError)):]
-	}
-	return k.w.Write(p)
-}
 
 // accelArgs returns qemu's accelerator and CPU flags. KVM comes without
 // TCG as a fallback: where KVM starts but does not run guests, a fallback
@@ -529,10 +483,10 @@ func (m *Machine) boot(ctx context.Context, initrd string, accel kvm.Verdict, se
 				cancel()
 			}
 		}
-		cmd.Stderr = &kvmWatch{w: &stderr, failed: func() { fail("") }}
+		cmd.Stderr = kvm.Watch(&stderr, kvm.InternalError, func() { fail("") })
 		// The init's first line, or KVM does not run this kernel.
 		started := make(chan struct{})
-		cmd.Stdout = &markerWatch{w: stdout, marker: []byte(markInit), seen: started}
+		cmd.Stdout = kvm.Watch(stdout, markInit, func() { close(started) })
 		go func() {
 			select {
 			case <-started:
@@ -562,7 +516,7 @@ func (m *Machine) boot(ctx context.Context, initrd string, accel kvm.Verdict, se
 			return run, &kvmFailure{msg: why}
 		}
 		msg := stderr.String()
-		if i := strings.Index(msg, kvmInternalError); i >= 0 {
+		if i := strings.Index(msg, kvm.InternalError); i >= 0 {
 			msg = msg[i:]
 		}
 		line, _, _ := strings.Cut(msg, "\n")
