@@ -1,0 +1,288 @@
+package cri
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/appc/spec/schema/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/pod"
+	"github.com/nosecone/nscn/stage0/apps"
+	"github.com/nosecone/nscn/stage0/fetch"
+	"github.com/nosecone/nscn/stage0/prepare"
+)
+
+// container is a CRI container as read from its app.
+type container struct {
+	sb   *sandbox
+	app  string
+	meta containerMeta
+}
+
+func (s *Server) containersOf(sb *sandbox) []*container {
+	var out []*container
+	for _, ra := range sb.pm.Apps {
+		v, ok := ra.Annotations.Get(ContainerAnnotation)
+		if !ok {
+			continue
+		}
+		c := &container{sb: sb, app: ra.Name.String()}
+		if json.Unmarshal([]byte(v), &c.meta) != nil {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// container finds the container id names, nil when none does.
+func (s *Server) container(ctx context.Context, id string) (*container, error) {
+	app := appName(id)
+	if app == "" {
+		return nil, nil
+	}
+	sb, err := s.sandbox(ctx, id[:32])
+	if err != nil || sb == nil {
+		return nil, err
+	}
+	for _, c := range s.containersOf(sb) {
+		if c.app == app {
+			return c, nil
+		}
+	}
+	return nil, nil
+}
+
+// CreateContainer adds the container's app to its sandbox's pod (nscn app
+// add): the image from the store, the command and arguments, the
+// environment, the working directory, the user.
+func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
+	sb, err := s.sandbox(ctx, req.GetPodSandboxId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if sb == nil {
+		return nil, toStatus(errdefs.NotFound("sandbox %s", req.GetPodSandboxId()))
+	}
+	cfg := req.GetConfig()
+	if cfg.GetMetadata().GetName() == "" {
+		return nil, toStatus(errdefs.InvalidArgument("container metadata needs a name"))
+	}
+	for _, c := range s.containersOf(sb) {
+		if c.meta.Name == cfg.GetMetadata().GetName() && c.meta.Attempt == cfg.GetMetadata().GetAttempt() {
+			return nil, toStatus(errdefs.AlreadyExists("container %s attempt %d exists in sandbox %s: %s", c.meta.Name, c.meta.Attempt, sb.id, c.meta.ID))
+		}
+	}
+	im, err := s.find(ctx, cfg.GetImage().GetImage())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if im == nil {
+		return nil, toStatus(errdefs.NotFound("image %s is not pulled", cfg.GetImage().GetImage()))
+	}
+	var r [16]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return nil, toStatus(err)
+	}
+	id := sb.id + hex.EncodeToString(r[:])
+	meta := containerMeta{
+		ID: id, Name: cfg.GetMetadata().GetName(), Attempt: cfg.GetMetadata().GetAttempt(),
+		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(),
+		Image: cfg.GetImage().GetImage(), ImageRef: im.id, CreatedAt: time.Now().UnixNano(),
+	}
+	if cfg.GetLogPath() != "" && sb.meta.LogDirectory != "" {
+		meta.LogPath = filepath.Join(sb.meta.LogDirectory, cfg.GetLogPath())
+	}
+	mj, err := json.Marshal(meta)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	app := prepare.App{
+		Image: im.newest.Key, Name: appName(id), WorkingDir: cfg.GetWorkingDir(),
+		Annotations: types.Annotations{{Name: ContainerAnnotation, Value: string(mj)}},
+	}
+	if len(cfg.GetMounts()) > 0 {
+		return nil, toStatus(errdefs.Newf(errdefs.ErrNotImplemented, "container mounts are not supported yet"))
+	}
+	// The CRI's command replaces the image's entrypoint, its args the
+	// image's cmd: prepare's --exec and arguments, for OCI images.
+	if cmd := cfg.GetCommand(); len(cmd) > 0 {
+		app.Exec = cmd[0]
+		app.Args = append(append([]string(nil), cmd[1:]...), cfg.GetArgs()...)
+	} else {
+		app.Args = cfg.GetArgs()
+	}
+	for _, kv := range cfg.GetEnvs() {
+		app.Env = append(app.Env, types.EnvironmentVariable{Name: kv.GetKey(), Value: string(kv.GetValue())})
+	}
+	sc := cfg.GetLinux().GetSecurityContext()
+	switch {
+	case sc.GetRunAsUser() != nil:
+		app.User = fmt.Sprint(sc.GetRunAsUser().GetValue())
+	case sc.GetRunAsUsername() != "":
+		app.User = sc.GetRunAsUsername()
+	}
+	if sc.GetRunAsGroup() != nil {
+		app.Group = fmt.Sprint(sc.GetRunAsGroup().GetValue())
+	}
+	app.ReadOnlyRootfs = sc.GetReadonlyRootfs()
+	f := s.newFetcher()
+	f.PullPolicy = fetch.PullNever
+	name, err := apps.Add(ctx, s.appsConfig(), sb.pod.UUID, apps.AddOptions{
+		Prepare: prepare.Options{Fetcher: f},
+		App:     app,
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.log.Info("container created", "container", id, "app", name, "sandbox", sb.id)
+	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
+}
+
+// StartContainer starts the container's app.
+func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContainerRequest) (*runtimeapi.StartContainerResponse, error) {
+	c, err := s.mustContainer(ctx, req.GetContainerId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := apps.Start(ctx, s.appsConfig(), c.sb.pod.UUID, c.app); err != nil {
+		return nil, toStatus(err)
+	}
+	return &runtimeapi.StartContainerResponse{}, nil
+}
+
+// StopContainer stops the container's app; one that is not running is
+// stopped already.
+func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
+	c, err := s.container(ctx, req.GetContainerId())
+	if err != nil || c == nil {
+		return &runtimeapi.StopContainerResponse{}, toStatus(err)
+	}
+	if st, err := apps.StatusOf(ctx, s.dataDir, c.sb.pod.UUID, c.app); err == nil && st.State != apps.Running {
+		return &runtimeapi.StopContainerResponse{}, nil
+	}
+	if err := apps.Stop(ctx, s.appsConfig(), c.sb.pod.UUID, c.app); err != nil {
+		return nil, toStatus(err)
+	}
+	return &runtimeapi.StopContainerResponse{}, nil
+}
+
+// RemoveContainer removes the container's app (stopping it first); one
+// that is gone is removed already.
+func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
+	c, err := s.container(ctx, req.GetContainerId())
+	if err != nil || c == nil {
+		return &runtimeapi.RemoveContainerResponse{}, toStatus(err)
+	}
+	if c.sb.pod.State != pod.Running {
+		// The pod's apps go with the pod (RemovePodSandbox).
+		return &runtimeapi.RemoveContainerResponse{}, nil
+	}
+	if err := apps.Rm(ctx, s.appsConfig(), c.sb.pod.UUID, c.app); err != nil {
+		return nil, toStatus(err)
+	}
+	return &runtimeapi.RemoveContainerResponse{}, nil
+}
+
+func (s *Server) mustContainer(ctx context.Context, id string) (*container, error) {
+	c, err := s.container(ctx, id)
+	if err == nil && c == nil {
+		err = errdefs.NotFound("container %s", id)
+	}
+	return c, err
+}
+
+func criState(st apps.State) runtimeapi.ContainerState {
+	switch st {
+	case apps.Created:
+		return runtimeapi.ContainerState_CONTAINER_CREATED
+	case apps.Running:
+		return runtimeapi.ContainerState_CONTAINER_RUNNING
+	case apps.Exited:
+		return runtimeapi.ContainerState_CONTAINER_EXITED
+	}
+	return runtimeapi.ContainerState_CONTAINER_UNKNOWN
+}
+
+// ContainerStatus reports a container from its app's status.
+func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
+	c, err := s.mustContainer(ctx, req.GetContainerId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	st, err := apps.StatusOf(ctx, s.dataDir, c.sb.pod.UUID, c.app)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	cs := &runtimeapi.ContainerStatus{
+		Id:       c.meta.ID,
+		Metadata: &runtimeapi.ContainerMetadata{Name: c.meta.Name, Attempt: c.meta.Attempt},
+		State:    criState(st.State), CreatedAt: c.meta.CreatedAt,
+		Image: &runtimeapi.ImageSpec{Image: c.meta.Image}, ImageRef: c.meta.ImageRef, ImageId: c.meta.ImageRef,
+		Labels: c.meta.Labels, Annotations: c.meta.Annotations, LogPath: c.meta.LogPath,
+	}
+	if !st.Started.IsZero() {
+		cs.StartedAt = st.Started.UnixNano()
+	}
+	if st.ExitCode != nil {
+		cs.ExitCode = int32(*st.ExitCode) //nolint:gosec // G115: an exit status is a byte, or 128+signal
+		cs.FinishedAt = st.Finished.UnixNano()
+		cs.Reason = "Completed"
+		if *st.ExitCode != 0 {
+			cs.Reason = "Error"
+		}
+	}
+	return &runtimeapi.ContainerStatusResponse{Status: cs}, nil
+}
+
+// ListContainers lists the containers of every sandbox, filtered by ID
+// (or a prefix), sandbox, state and labels.
+func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	all, err := s.sandboxes(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	f := req.GetFilter()
+	resp := &runtimeapi.ListContainersResponse{}
+	for _, sb := range all {
+		if f.GetPodSandboxId() != "" && !strings.HasPrefix(sb.id, f.GetPodSandboxId()) {
+			continue
+		}
+		sts, err := apps.List(ctx, s.dataDir, sb.pod.UUID)
+		if err != nil {
+			continue
+		}
+		for _, c := range s.containersOf(sb) {
+			if f.GetId() != "" && !strings.HasPrefix(c.meta.ID, f.GetId()) {
+				continue
+			}
+			i := slices.IndexFunc(sts, func(st apps.Status) bool { return st.Name == c.app })
+			state := runtimeapi.ContainerState_CONTAINER_UNKNOWN
+			if i >= 0 {
+				state = criState(sts[i].State)
+			}
+			if f.GetState() != nil && f.GetState().GetState() != state {
+				continue
+			}
+			if !labelsMatch(c.meta.Labels, f.GetLabelSelector()) {
+				continue
+			}
+			resp.Containers = append(resp.Containers, &runtimeapi.Container{
+				Id: c.meta.ID, PodSandboxId: sb.id,
+				Metadata: &runtimeapi.ContainerMetadata{Name: c.meta.Name, Attempt: c.meta.Attempt},
+				Image:    &runtimeapi.ImageSpec{Image: c.meta.Image}, ImageRef: c.meta.ImageRef, ImageId: c.meta.ImageRef,
+				State: state, CreatedAt: c.meta.CreatedAt, Labels: c.meta.Labels, Annotations: c.meta.Annotations,
+			})
+		}
+	}
+	return resp, nil
+}
