@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -45,6 +46,12 @@ var registryHosts = []string{"registry.k8s.io", "gcr.io", "k8s.gcr.io"}
 // skip is the selection: what neither runtime can be asked for on these
 // hosts (no SELinux, no AppArmor, no NRI plugin).
 const skip = "SELinux|AppArmor|NRI"
+
+// focusEnv, when set, is a ginkgo focus (a regular expression over spec
+// names) for a developer's quick run: only nscn runs, only the specs it
+// names, each printed with its state and reason; nothing is ratcheted and
+// results.txt is left alone. make cri-test CRI_FOCUS=REGEX sets it.
+const focusEnv = "NSCN_CRI_FOCUS"
 
 func mustEnv(t *testing.T, name string) string {
 	t.Helper()
@@ -129,26 +136,49 @@ func TestCritest(t *testing.T) {
 		t.Logf("stand-in images built and pushed in %v", time.Since(start).Round(time.Millisecond))
 	}
 
-	results := map[string]*run{}
-	for _, rt := range []struct {
+	focus := os.Getenv(focusEnv)
+	runtimes := []struct {
 		name  string
 		start func(*testing.T, string) (string, func())
 	}{
 		{"containerd", startContainerd},
 		{"nscn", startNscn},
-	} {
+	}
+	if focus != "" {
+		runtimes = runtimes[1:]
+	}
+	results := map[string]*run{}
+	for _, rt := range runtimes {
 		dir := filepath.Join(work, rt.name)
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
 		endpoint, stop := rt.start(t, dir)
-		r, err := runCritest(ctx, endpoint, dir, filepath.Join(cache, "critest-"+rt.name+".log"))
+		r, err := runCritest(ctx, endpoint, dir, filepath.Join(cache, "critest-"+rt.name+".log"), focus)
 		stop()
 		if err != nil {
 			t.Fatalf("critest against %s: %v", rt.name, err)
 		}
 		results[rt.name] = r
 		t.Logf("critest against %s: %s in %v", rt.name, r.summary(), r.elapsed.Round(time.Second))
+	}
+	if focus != "" {
+		r := results["nscn"]
+		names := make([]string, 0, len(r.specs))
+		for name := range r.specs {
+			if st := r.state(name); st != "-" {
+				names = append(names, name)
+			}
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			fmt.Printf("%-8s %s\n", r.state(name), name)
+			if r.state(name) != "passed" {
+				fmt.Printf("         %s\n", r.specs[name].detail())
+			}
+		}
+		fmt.Printf("nscn, focus %q: %s\n", focus, r.summary())
+		return
 	}
 	table := sideBySide(results["containerd"], results["nscn"])
 	resultsFile := filepath.Join(cache, "results.txt")
@@ -494,7 +524,7 @@ func startNscn(t *testing.T, dir string) (string, func()) {
 // runCritest runs critest against endpoint in new PID, IPC and UTS
 // namespaces (its host-IPC specs leave shared memory segments behind),
 // with its output in logPath, and reads its JSON report.
-func runCritest(ctx context.Context, endpoint, dir, logPath string) (*run, error) {
+func runCritest(ctx context.Context, endpoint, dir, logPath, focus string) (*run, error) {
 	report := filepath.Join(dir, "report.json")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600) //nolint:gosec // G304: a log under build/
 	if err != nil {
@@ -503,9 +533,14 @@ func runCritest(ctx context.Context, endpoint, dir, logPath string) (*run, error
 	defer func() { _ = logf.Close() }()
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Getenv("NSCN_CRITEST"), //nolint:gosec // G204: critest built by make
-		"-runtime-endpoint="+endpoint, "-image-endpoint="+endpoint,
-		"-ginkgo.skip="+skip, "-ginkgo.json-report="+report, "-ginkgo.no-color", "-ginkgo.v", "-test.timeout=15m")
+	args := []string{
+		"-runtime-endpoint=" + endpoint, "-image-endpoint=" + endpoint,
+		"-ginkgo.skip=" + skip, "-ginkgo.json-report=" + report, "-ginkgo.no-color", "-ginkgo.v", "-test.timeout=15m",
+	}
+	if focus != "" {
+		args = append(args, "-ginkgo.focus="+focus)
+	}
+	cmd := exec.CommandContext(ctx, os.Getenv("NSCN_CRITEST"), args...) //nolint:gosec // G204: critest built by make
 	// Its pods' log directories (podLogTest*) go to a TMPDIR of its own:
 	// it leaves those of pods it could not remove, and the test's
 	// temporary directory goes at the end.
