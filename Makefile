@@ -176,7 +176,7 @@ bench: deps all test-images cri-harness ## Measure nscn against crun, runc, unsh
 	scripts/install-bench-deps.sh
 	$(GO) build -trimpath -o $(BUILD)/nscn-bench ./bench/cmd/nscn-bench
 	$(CRI_TEST_ENV) $(BUILD)/nscn-bench -nscn $(BIN)/nscn -images $(BUILD)/images -work $(BUILD)/bench \
-		-cri-test $(BUILD)/cri.test $(BENCH_FLAGS)
+		-cri-test $(abspath $(BUILD)/cri.test) $(BENCH_FLAGS)
 
 TORTURE_FLAGS ?=
 torture: all test-images ## Torture suite: SIGKILL crashes, 8 parallel loops, hostile images (root, ~5 min; TORTURE_FLAGS=-seed=N to replay)

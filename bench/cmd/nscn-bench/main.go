@@ -116,7 +116,10 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "nscn-bench: run as root (sudo make bench)")
 		return 2
 	}
-	for _, p := range []*string{&c.nscn, &c.images, &c.work} {
+	for _, p := range []*string{&c.nscn, &c.images, &c.work, &c.criTest} {
+		if *p == "" {
+			continue // -cri-test not given
+		}
 		a, err := filepath.Abs(*p)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "nscn-bench: %v\n", err)
