@@ -81,6 +81,11 @@ func main() {
 }
 
 func run() int {
+	if len(os.Args) > 1 && os.Args[1] == pullClientCmd {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return pullClientMain(ctx, os.Args[2:])
+	}
 	var c config
 	flag.StringVar(&c.nscn, "nscn", "bin/nscn", "the nscn binary; stage1-fly.aci must be beside it")
 	flag.StringVar(&c.images, "images", "build/images", "directory holding busybox.aci (make test-images)")
