@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nosecone/nscn/internal/testutil"
+	"github.com/nosecone/nscn/internal/testutil/e2e"
 )
 
 // env is one isolated nscn installation: its own data and config dirs.
@@ -31,7 +32,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	in := testutil.NewInstall(t)
+	in := e2e.NewInstall(t)
 	e := &env{t: t, dir: in.Dir, local: in.Local, system: in.System}
 	// The generic tests run their pods with the fly flavor, the quicker
 	// one: the system config names it the default. The nspawn tests pick
@@ -42,7 +43,7 @@ func newEnv(t *testing.T) *env {
 
 func mustEnv(t *testing.T, name string) string {
 	t.Helper()
-	return testutil.MustEnv(t, name, "functional")
+	return e2e.MustEnv(t, name, "functional")
 }
 
 func nscnBin(t *testing.T) string   { return mustEnv(t, "NSCN_BIN") }
@@ -56,7 +57,7 @@ type result struct {
 
 // cmd builds an nscn command with this env's global flags.
 func (e *env) cmd(ctx context.Context, args ...string) *exec.Cmd {
-	return testutil.Install{Dir: e.dir, Local: e.local, System: e.system}.Command(ctx, nscnBin(e.t), e.extraEnv, args...)
+	return e2e.Install{Dir: e.dir, Local: e.local, System: e.system}.Command(ctx, nscnBin(e.t), e.extraEnv, args...)
 }
 
 // run runs nscn and returns its output and exit code.
@@ -74,7 +75,7 @@ func (e *env) runIn(stdin []byte, args ...string) result {
 		in = bytes.NewReader(stdin)
 	}
 	var r result
-	r.stdout, r.stderr, r.code = testutil.Output(e.t, e.cmd(ctx, args...), in)
+	r.stdout, r.stderr, r.code = e2e.Output(e.t, e.cmd(ctx, args...), in)
 	return r
 }
 

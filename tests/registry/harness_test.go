@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nosecone/nscn/internal/testutil"
+	"github.com/nosecone/nscn/internal/testutil/e2e"
 )
 
 // flavor is a stage1 flavor a pod runs with.
@@ -42,14 +42,14 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	in := testutil.NewInstall(t, "home")
+	in := e2e.NewInstall(t, "home")
 	home := filepath.Join(in.Root, "home")
 	return &env{t: t, dir: in.Dir, local: in.Local, system: in.System, home: home, extraEnv: []string{"HOME=" + home}}
 }
 
 func mustEnv(t *testing.T, name string) string {
 	t.Helper()
-	return testutil.MustEnv(t, name, "registry")
+	return e2e.MustEnv(t, name, "registry")
 }
 
 func nscnBin(t *testing.T) string    { return mustEnv(t, "NSCN_BIN") }
@@ -68,7 +68,7 @@ func (r result) String() string {
 
 // cmd builds an nscn command with this env's global flags.
 func (e *env) cmd(ctx context.Context, args ...string) *exec.Cmd {
-	return testutil.Install{Dir: e.dir, Local: e.local, System: e.system}.Command(ctx, nscnBin(e.t), e.extraEnv, args...)
+	return e2e.Install{Dir: e.dir, Local: e.local, System: e.system}.Command(ctx, nscnBin(e.t), e.extraEnv, args...)
 }
 
 // run runs nscn and returns its output and exit code.
@@ -77,7 +77,7 @@ func (e *env) run(args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	r := result{args: args}
-	r.stdout, r.stderr, r.code = testutil.Output(e.t, e.cmd(ctx, args...), nil)
+	r.stdout, r.stderr, r.code = e2e.Output(e.t, e.cmd(ctx, args...), nil)
 	if strings.Contains(r.stderr, "goroutine ") {
 		e.t.Fatalf("nscn panicked:\n%s", r)
 	}

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nosecone/nscn/internal/testutil"
+	"github.com/nosecone/nscn/internal/testutil/e2e"
 )
 
 // flavor is a stage1 flavor under attack.
@@ -40,13 +40,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	in := testutil.NewInstall(t)
+	in := e2e.NewInstall(t)
 	return &env{t: t, dir: in.Dir, local: in.Local, system: in.System}
 }
 
 func mustEnv(t *testing.T, name string) string {
 	t.Helper()
-	return testutil.MustEnv(t, name, "security")
+	return e2e.MustEnv(t, name, "security")
 }
 
 func nscnBin(t *testing.T) string    { return mustEnv(t, "NSCN_BIN") }
@@ -64,7 +64,7 @@ func (r result) String() string {
 
 // cmd builds an nscn command with this env's global flags.
 func (e *env) cmd(ctx context.Context, args ...string) *exec.Cmd {
-	return testutil.Install{Dir: e.dir, Local: e.local, System: e.system}.Command(ctx, nscnBin(e.t), e.extraEnv, args...)
+	return e2e.Install{Dir: e.dir, Local: e.local, System: e.system}.Command(ctx, nscnBin(e.t), e.extraEnv, args...)
 }
 
 // run runs nscn with stdin and returns its output and exit code.
@@ -73,7 +73,7 @@ func (e *env) runIn(stdin io.Reader, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var r result
-	r.stdout, r.stderr, r.code = testutil.Output(e.t, e.cmd(ctx, args...), stdin)
+	r.stdout, r.stderr, r.code = e2e.Output(e.t, e.cmd(ctx, args...), stdin)
 	return r
 }
 

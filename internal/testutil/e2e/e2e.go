@@ -1,4 +1,8 @@
-package testutil
+// Package e2e holds what the end-to-end suites (tests/, tests/security,
+// tests/registry) share: an isolated nscn installation, its commands and
+// their output. It is a package of its own, not part of testutil, because
+// it imports mountplan, whose own tests import testutil.
+package e2e
 
 import (
 	"bytes"
@@ -12,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/nosecone/nscn/internal/mountplan"
+	"github.com/nosecone/nscn/internal/testutil"
 )
 
 // Install is one isolated nscn installation of an end-to-end suite: its
@@ -31,7 +36,7 @@ type Install struct {
 // pods would leave them dangling).
 func NewInstall(t testing.TB, extra ...string) Install {
 	t.Helper()
-	RequiresRoot(t)
+	testutil.RequiresRoot(t)
 	root := t.TempDir()
 	in := Install{Root: root, Dir: filepath.Join(root, "data"), Local: filepath.Join(root, "etc"), System: filepath.Join(root, "lib")}
 	for _, d := range append([]string{in.Local, in.System}, extra...) {
