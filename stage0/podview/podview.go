@@ -23,7 +23,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/pod"
-	"github.com/nosecone/nscn/networking/cni"
+	"github.com/nosecone/nscn/networking/netrecord"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage0/stage1"
 )
@@ -83,10 +83,12 @@ func (n Net) String() string {
 }
 
 // Networks reads the network records of a pod directory. Only the pod's
-// own interface counts (cni.PodIPs): a CNI result also lists the host
-// side of a veth pair.
+// own interface counts (netrecord.PodIPs): a CNI result also lists the
+// host side of a veth pair. The records are read with netrecord, not the
+// cni package, so that nscn links no CNI plugin machinery; the recorded
+// configuration is not checked here (teardown does).
 func Networks(podDir string) ([]Net, error) {
-	recs, err := cni.ReadRecords(podDir)
+	recs, err := netrecord.Read(podDir, netrecord.Parse)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +103,7 @@ func Networks(podDir string) ([]Net, error) {
 			out = append(out, n) // ADD has not succeeded (yet)
 			continue
 		}
-		for _, a := range cni.PodIPs(res, r.IfName) {
+		for _, a := range netrecord.PodIPs(res, r.IfName) {
 			switch {
 			case a.IP.To4() != nil && n.IP4 == nil:
 				n.IP4 = &a
