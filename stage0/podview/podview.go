@@ -33,7 +33,8 @@ type View struct {
 	UUID  string
 	State pod.State
 	Apps  []App
-	// Manifest is the pod manifest; nil before stage0 wrote it.
+	// Manifest is the pod manifest; nil before stage0 wrote it (read
+	// with detail only: the list's table needs Apps alone).
 	Manifest *schema.PodManifest
 	Created  time.Time // zero: unknown
 	Started  time.Time // zero: has not started
@@ -139,17 +140,10 @@ func Read(ctx context.Context, p *pod.Pod, detail bool) (View, []error, error) {
 	}
 	v.Created, v.Started, v.Finished = s.Created, s.Started, s.Finished
 	v.Manifest = s.Manifest
-	if s.Manifest != nil {
-		v.Apps = make([]App, len(s.Manifest.Apps))
-		for i, a := range s.Manifest.Apps {
-			av := App{Name: a.Name.String()}
-			if a.Image.Name != nil {
-				av.ImageName = a.Image.Name.String()
-			}
-			av.ImageVersion, _ = a.Image.Labels.Get("version")
-			if !a.Image.ID.Empty() {
-				av.ImageID = a.Image.ID.String()
-			}
+	if s.Apps != nil {
+		v.Apps = make([]App, len(s.Apps))
+		for i, a := range s.Apps {
+			av := App{Name: a.Name, ImageName: a.ImageName, ImageVersion: a.ImageVersion, ImageID: a.ImageID}
 			av.ExitCode, av.Exited = s.ExitStatuses[av.Name]
 			v.Apps[i] = av
 		}
