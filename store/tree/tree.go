@@ -412,9 +412,19 @@ func (s *Store) Touch(ctx context.Context, key string) error {
 	return s.touch(t)
 }
 
+// useResolution is how precisely Render records a tree's last use: a
+// render within this long of the recorded use (a cache hit of a pod start,
+// typically) leaves lastused alone, which spares every pod start a
+// utimensat per tree. Tree gc's grace periods are minutes and more, and gc
+// never removes a tree a pod holds. Touch always records.
+const useResolution = time.Minute
+
 // markUsed is touch for Render, where failing to record the use (a
 // read-only store, say) must not fail the pod: the tree is there.
 func (s *Store) markUsed(ctx context.Context, t *Tree) {
+	if age := s.now().Sub(t.LastUsed); age >= 0 && age < useResolution {
+		return
+	}
 	if err := s.touch(t); err != nil {
 		s.log.WarnContext(ctx, "record tree use", "tree", t.Key, "error", err)
 	}
