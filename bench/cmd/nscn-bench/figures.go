@@ -231,7 +231,7 @@ func (b *bencher) figRun(ctx context.Context) {
 	}
 	fly, flyHash, crun, runc, floor := s[0].median, s[1].median, s[2].median, s[3].median, s[4].median
 	r := func(a, p time.Duration) float64 { return float64(a) / float64(p) }
-	b.r.add(row{figure: fig + " vs crun", ours: ms(fly), peer: ms(crun) + " crun", ratio: times(r(fly, crun)), target: "≤1.50×", status: verdict(r(fly, crun) <= 1.5)})
+	b.r.add(row{figure: fig + " vs crun", ours: ms(fly), peer: ms(crun) + " crun", ratio: times(r(fly, crun)), target: "≤1.20×", status: verdict(r(fly, crun) <= 1.2)})
 	b.r.add(row{figure: fig + " vs runc", ours: ms(fly), peer: ms(runc) + " runc", ratio: times(r(fly, runc)), target: "-", status: info})
 	b.r.add(row{figure: fig + " vs unshare -m chroot", ours: ms(fly), peer: ms(floor) + " unshare+chroot", ratio: times(r(fly, floor)), target: "≤2.00×", status: verdict(r(fly, floor) <= 2)})
 	b.r.add(row{figure: fig + ", stage1 by --stage1-hash, vs crun", ours: ms(flyHash), peer: ms(crun) + " crun", ratio: times(r(flyHash, crun)), target: "-", status: info})
@@ -320,7 +320,7 @@ func (b *bencher) figRender(ctx context.Context) {
 	}
 	ours, peer := s[0].median, s[1].median
 	ratio := float64(peer) / float64(ours)
-	b.r.add(row{figure: fig, ours: ms(ours), peer: ms(peer) + " tar -x", ratio: times(ratio) + " speed", target: "≥0.60×", status: verdict(ratio >= 0.6)})
+	b.r.add(row{figure: fig, ours: ms(ours), peer: ms(peer) + " tar -x", ratio: times(ratio) + " speed", target: "≥0.80×", status: verdict(ratio >= 0.8)})
 	b.r.note("5: `nscn image render ID` of the same image, its tree store (`cas/tree`) removed before each run (untimed), against GNU `tar -x` (as root: owners and modes kept) of the image's uncompressed tar (`nscn image export`) into an empty directory; both on tmpfs. Speed is tar's time over nscn's.")
 }
 
@@ -445,13 +445,13 @@ func (b *bencher) figScale(ctx context.Context) {
 	b.r.add(row{
 		figure: fmt.Sprintf("7. nscn list, %d vs %d exited pods", large, mid),
 		ours:   ms(listLarge), peer: ms(listMid) + fmt.Sprintf(" (%d pods)", mid), ratio: times(lr),
-		target: "≤200 ms and ≤12×", status: verdict(listLarge <= 200*time.Millisecond && lr <= 12),
+		target: "≤100 ms", status: verdict(listLarge <= 100*time.Millisecond),
 	})
 	rr := float64(rmLarge) / float64(rmSmall)
 	b.r.add(row{
 		figure: fmt.Sprintf("7. nscn rm of one pod, %d vs %d pods", large, small),
 		ours:   ms(rmLarge), peer: ms(rmSmall) + fmt.Sprintf(" (%d pods)", small), ratio: times(rr),
-		target: "≤2.00×", status: verdict(rr <= 2),
+		target: "≤1.30×", status: verdict(rr <= 1.3),
 	})
 	b.r.note("7: pods are real exited fly pods: `nscn run --stage1-hash=ID IMAGE --exec=/bin/true` (the stage1 image by the ID `--stage1-from-dir` imports, to skip its per-run decompression), %d at a time; creating the %d pods took %s (untimed). Data directory %s (%s). Each pod keeps its two overlay mounts until it is removed, as it would on a host. `rm` is timed on a pod a preparation step ran just before (untimed), so the count stays at %d, then %d; `list` prints the default table.", b.c.workers, large, created.Round(time.Second), dir, fsType(dir), small, large)
 }
