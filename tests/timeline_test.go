@@ -49,7 +49,7 @@ func TestTimelineFly(t *testing.T) {
 	checkTimeline(t, r.stderr, wall, []string{
 		"stage0 flags-parsed", "stage0 stage1-image-found", "stage0 app-images-found", "stage0 trees-rendered",
 		"stage0 pod-laid-out", "stage0 stage1-exec",
-		"stage1-fly start", "stage1-fly root-ready", "stage1-fly app-started", "stage1-fly app-exited", "stage1-fly status-written",
+		"stage1-fly process-started", "stage1-fly start", "stage1-fly root-ready", "stage1-fly app-started", "stage1-fly app-exited", "stage1-fly status-written",
 	})
 	if strings.Contains(r.stdout, "NSCN_TIMELINE") {
 		t.Errorf("the app inherited the timeline's variables:\n%s", r.stdout)

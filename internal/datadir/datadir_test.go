@@ -202,3 +202,35 @@ func TestLookupUnprivileged(t *testing.T) {
 		t.Fatalf("Lookup = %+v, %v; want Private", p, err)
 	}
 }
+
+func TestCreateNew(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	f, err := CreateNew(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(p); err != nil || string(b) != "x" { //nolint:gosec // G304: a file in the test's own directory
+		t.Fatalf("read back %q, %v", b, err)
+	}
+	if _, err := CreateNew(p); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("CreateNew of an existing file = %v, want it to exist", err)
+	}
+	// A symlink in its place, even to a missing file, is not followed.
+	link := filepath.Join(dir, "l")
+	if err := os.Symlink(filepath.Join(dir, "target"), link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CreateNew(link); err == nil {
+		t.Fatal("CreateNew followed a symlink")
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "target")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the symlink's target was created: %v", err)
+	}
+}

@@ -67,9 +67,24 @@ func readRegular(root *os.Root, rel string, limit int64) ([]byte, fs.FileInfo, e
 	if !fi.Mode().IsRegular() {
 		return nil, nil, errdefs.InvalidArgument("%s is not a regular file", rel)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
+	// One read of the size fstat gave, plus a byte: a read of a regular
+	// file comes back short only at its end, so a short read is the whole
+	// file without the extra read to see EOF that io.ReadAll makes (and
+	// without its growing from 512 bytes). A file that grew meanwhile is
+	// read on to the limit.
+	b := make([]byte, min(fi.Size(), limit)+1)
+	n, err := f.Read(b)
+	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, nil, fmt.Errorf("read %s: %w", rel, err)
+	}
+	full := n == len(b)
+	b = b[:n]
+	if full && int64(n) <= limit {
+		rest, err := io.ReadAll(io.LimitReader(f, limit+1-int64(n)))
+		if err != nil {
+			return nil, nil, fmt.Errorf("read %s: %w", rel, err)
+		}
+		b = append(b, rest...)
 	}
 	if int64(len(b)) > limit {
 		return nil, nil, errdefs.InvalidArgument("%s is larger than %d bytes", rel, limit)

@@ -1,6 +1,7 @@
 package pod
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -304,5 +305,49 @@ func TestReadyIsARegularFile(t *testing.T) {
 	}
 	if _, err := p.Ready(t.Context()); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("Ready with a directory as the ready file: %v, want invalid argument", err)
+	}
+}
+
+// readRegular reads whole files in one read when it can, and still reads
+// to the limit, and refuses past it, whatever fstat said.
+func TestReadRegularSizes(t *testing.T) {
+	dir := t.TempDir()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = root.Close() }()
+	tests := []struct {
+		name    string
+		size    int
+		limit   int64
+		wantErr bool
+	}{
+		{name: "empty", size: 0, limit: 16},
+		{name: "small", size: 5, limit: 16},
+		{name: "at the limit", size: 16, limit: 16},
+		{name: "past the limit", size: 17, limit: 16, wantErr: true},
+		{name: "large", size: 300 << 10, limit: 1 << 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := bytes.Repeat([]byte("x"), tt.size)
+			if err := os.WriteFile(filepath.Join(dir, "f"), want, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, fi, err := readRegular(root, "f", tt.limit)
+			if tt.wantErr {
+				if !errors.Is(err, errdefs.ErrInvalidArgument) {
+					t.Fatalf("readRegular = %v, want invalid argument", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) || fi.Size() != int64(tt.size) {
+				t.Fatalf("readRegular read %d bytes (size %d), want %d", len(got), fi.Size(), tt.size)
+			}
+		})
 	}
 }

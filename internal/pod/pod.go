@@ -167,7 +167,7 @@ func NewPod(ctx context.Context, dataDir string) (_ *Pod, err error) {
 
 func writeCreated(dir string, t time.Time) error {
 	name := filepath.Join(dir, stage1abi.CreatedFile)
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|noFollow, datadir.FileMode) //nolint:gosec // G304: a path in the pod directory
+	f, err := datadir.CreateNew(name)
 	if err != nil {
 		return fmt.Errorf("write creation time: %w", err)
 	}

@@ -561,7 +561,7 @@ func writeManifest(t testing.TB, dir string, apps ...string) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(`{"name":"` + a + `","image":{"id":"sha512-` + strings.Repeat("ab", 64) + `"}}`)
+		b.WriteString(`{"name":"` + a + `","image":{"name":"example.com/` + a + `","id":"sha512-` + strings.Repeat("ab", 64) + `","labels":[{"name":"os","value":"linux"},{"name":"version","value":"1.0"}]}}`)
 	}
 	b.WriteString(`]}`)
 	if err := os.WriteFile(filepath.Join(dir, stage1abi.PodManifestFile), []byte(b.String()), 0o640); err != nil {

@@ -2,9 +2,11 @@ package pod
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
 	"time"
 
@@ -17,8 +19,13 @@ import (
 // Summary is what a listing of pods shows of one pod (nscn list, status),
 // as (*Pod).Summary reads it.
 type Summary struct {
-	// Manifest is the pod manifest; nil before stage0 wrote it.
+	// Manifest is the pod manifest, read with full only; nil before
+	// stage0 wrote it.
 	Manifest *schema.PodManifest
+	// Apps are the pod manifest's apps as a listing shows them, in
+	// manifest order, with or without full; nil before stage0 wrote the
+	// manifest.
+	Apps []AppSummary
 	// Created, Started and Finished are what the methods of the same
 	// names return; each is zero where its method fails with
 	// errdefs.ErrNotFound (a pod that never started has no Started).
@@ -29,10 +36,26 @@ type Summary struct {
 	Ready time.Time
 }
 
+// AppSummary is an app of the pod manifest as nscn list shows it.
+type AppSummary struct {
+	Name      string
+	ImageName string // "" when the manifest names none
+	ImageID   string // "" when the manifest has none
+	// ImageVersion is the image's version label, "" without one.
+	ImageVersion string
+}
+
 // Summary reads, with a single open of the pod directory and a single
-// read of each file, what Manifest, Created and Started return, and, with
-// full, what Finished, AppExitStatuses and Ready return. It is the cheap
-// way to describe many pods. It uses the State snapshot, like Finished.
+// read of each file, what Created and Started return and the apps of the
+// pod manifest, and, with full, what Manifest, Finished, AppExitStatuses
+// and Ready return. It is the cheap way to describe many pods. It uses
+// the State snapshot, like Finished.
+//
+// Without full the manifest is decoded into the few strings of Apps and
+// not validated as appc's types do (names, identifiers, labels): that
+// validation was over half the CPU time of listing a thousand pods, and
+// the manifest is stage0's own, written once the pod was prepared. A
+// manifest that is not JSON is still a problem reported.
 //
 // A missing file leaves its field zero. If the pod itself is gone, the
 // error is errdefs.ErrNotFound and the Summary nil. Problems with single
@@ -63,8 +86,16 @@ func (p *Pod) Summary(ctx context.Context, full bool) (*Summary, error) {
 	} else {
 		s.Created = t
 	}
-	s.Manifest, err = readManifest(root, p.UUID)
-	note(err)
+	if full {
+		s.Manifest, err = readManifest(root, p.UUID)
+		note(err)
+		if s.Manifest != nil {
+			s.Apps = appSummaries(s.Manifest)
+		}
+	} else {
+		s.Apps, err = readManifestApps(root, p.UUID)
+		note(err)
+	}
 	for _, name := range []string{stage1abi.PIDFile, stage1abi.PPIDFile} {
 		fi, err := root.Lstat(name)
 		if err == nil {
@@ -120,4 +151,64 @@ func (p *Pod) Summary(ctx context.Context, full bool) (*Summary, error) {
 		}
 	}
 	return s, errors.Join(errs...)
+}
+
+// appSummaries returns the apps of m as Summary lists them.
+func appSummaries(m *schema.PodManifest) []AppSummary {
+	apps := make([]AppSummary, len(m.Apps))
+	for i, a := range m.Apps {
+		as := AppSummary{Name: a.Name.String()}
+		if a.Image.Name != nil {
+			as.ImageName = a.Image.Name.String()
+		}
+		as.ImageVersion, _ = a.Image.Labels.Get("version")
+		if !a.Image.ID.Empty() {
+			as.ImageID = a.Image.ID.String()
+		}
+		apps[i] = as
+	}
+	return apps
+}
+
+// manifestApps is the part of a pod manifest a listing shows, in appc's
+// field names, as plain strings.
+type manifestApps struct {
+	Apps []struct {
+		Name  string `json:"name"`
+		Image struct {
+			Name   string `json:"name"`
+			ID     string `json:"id"`
+			Labels []struct {
+				Name  string `json:"name"`
+				Value string `json:"value"`
+			} `json:"labels"`
+		} `json:"image"`
+	} `json:"apps"`
+}
+
+// readManifestApps reads the apps of the pod manifest, decoded as
+// manifestApps (Summary says why not as appc's types). A pod that has
+// no manifest yet is errdefs.ErrNotFound; one that is not JSON
+// errdefs.ErrInvalidArgument.
+func readManifestApps(root *os.Root, uuid string) ([]AppSummary, error) {
+	b, _, err := readRegular(root, stage1abi.PodManifestFile, maxManifest)
+	if err != nil {
+		return nil, fmt.Errorf("read manifest of pod %s: %w", uuid, err)
+	}
+	var m manifestApps
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("parse manifest of pod %s: %w", uuid, err))
+	}
+	apps := make([]AppSummary, len(m.Apps))
+	for i, a := range m.Apps {
+		as := AppSummary{Name: a.Name, ImageName: a.Image.Name, ImageID: a.Image.ID}
+		for _, l := range a.Image.Labels {
+			if l.Name == "version" {
+				as.ImageVersion = l.Value
+				break
+			}
+		}
+		apps[i] = as
+	}
+	return apps, nil
 }

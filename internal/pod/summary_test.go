@@ -3,6 +3,7 @@ package pod
 import (
 	"errors"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -39,6 +40,7 @@ func TestSummary(t *testing.T) {
 			files: map[string]string{stage1abi.PIDFile: "42\n", stage1abi.AppStatusFile("web"): "x\n"},
 		},
 		{name: "bad manifest", files: map[string]string{stage1abi.PodManifestFile: "{"}, full: true, wantErr: errdefs.ErrInvalidArgument},
+		{name: "bad manifest, not full", files: map[string]string{stage1abi.PodManifestFile: "{"}, wantErr: errdefs.ErrInvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,12 +71,18 @@ func TestSummary(t *testing.T) {
 			if started, _ := p.Started(ctx); !s.Started.Equal(started) {
 				t.Errorf("Started = %v, want %v", s.Started, started)
 			}
-			if got := 0; s.Manifest != nil {
-				if got = len(s.Manifest.Apps); got != tt.wantApps {
-					t.Errorf("manifest apps = %d, want %d", got, tt.wantApps)
+			if len(s.Apps) != tt.wantApps {
+				t.Errorf("apps = %+v, want %d", s.Apps, tt.wantApps)
+			}
+			// Without full, the apps come from the light decoding: they
+			// are what the validated manifest says.
+			if m, err := p.Manifest(ctx); err == nil {
+				if want := appSummaries(m); !slices.Equal(s.Apps, want) {
+					t.Errorf("apps = %+v, want %+v", s.Apps, want)
 				}
-			} else if tt.wantApps != 0 {
-				t.Errorf("no manifest, want %d apps", tt.wantApps)
+			}
+			if (s.Manifest != nil) != (tt.full && tt.wantApps > 0) {
+				t.Errorf("Manifest = %v with full %v", s.Manifest, tt.full)
 			}
 			if !tt.full {
 				if !s.Finished.IsZero() || s.ExitStatuses != nil {

@@ -28,15 +28,21 @@ const Prefix = "nscn-timeline: "
 // Timeline marks phases of one process of a run. The nil *Timeline is a
 // valid, silent one: callers mark unconditionally.
 type Timeline struct {
-	proc string
-	base time.Duration
-	now  func() time.Duration
-	w    io.Writer
+	proc  string
+	base  time.Duration
+	start time.Duration // this process's start (processStart)
+	now   func() time.Duration
+	w     io.Writer
 }
 
-// processStart is this process's earliest reading: package variables are
-// set before any init function runs, and this package imports nothing of
-// the module's, so its variables are among the first set.
+// processStart is this process's earliest reading: this package imports
+// nothing of the module's, so it is initialised early. Not first: the
+// linker orders package initialisation by dependencies, then by import
+// path, so the packages whose paths sort before this one's (in nscn,
+// github.com/ProtonMail, appc, google's, klauspost's…) and their
+// dependencies run their init first. The step to a process's
+// "process-started" mark is therefore the exec, the Go runtime's start and
+// those packages' initialisation.
 var processStart = Monotonic()
 
 // Monotonic reads CLOCK_MONOTONIC, the clock the base is counted on.
@@ -64,7 +70,7 @@ func New(proc string, base time.Duration, w io.Writer) *Timeline {
 	if base <= 0 {
 		return nil
 	}
-	return &Timeline{proc: proc, base: base, now: Monotonic, w: w}
+	return &Timeline{proc: proc, base: base, start: processStart, now: Monotonic, w: w}
 }
 
 type ctxKey struct{}
@@ -105,7 +111,7 @@ func fromEnv(getenv func(string) string, proc string, start time.Duration, now f
 	if v, err := strconv.ParseInt(getenv(EnvBase), 10, 64); err == nil && v > 0 {
 		base = time.Duration(v)
 	}
-	return &Timeline{proc: proc, base: base, now: now, w: w}
+	return &Timeline{proc: proc, base: base, start: start, now: now, w: w}
 }
 
 // Mark records that phase has just ended (or begun: a phase is named for
@@ -114,9 +120,25 @@ func (t *Timeline) Mark(phase string) {
 	if t == nil {
 		return
 	}
-	off := t.now() - t.base
+	t.markAt(phase, t.now())
+}
+
+func (t *Timeline) markAt(phase string, at time.Duration) {
+	off := at - t.base
 	line := fmt.Sprintf("%s%+.3fms %s %s\n", Prefix, ms(off), word(t.proc), word(phase))
 	_, _ = io.WriteString(t.w, line)
+}
+
+// MarkProcessStart records, as phase "process-started", the moment this
+// process's Go runtime started (its first package variables were set):
+// the step before it is the exec and the runtime's own start, the step
+// after it package initialisation and main up to the next mark. It
+// marks nothing in the process whose start is the base.
+func (t *Timeline) MarkProcessStart() {
+	if t == nil || t.base == t.start {
+		return
+	}
+	t.markAt("process-started", t.start)
 }
 
 // Env is what a child process of the run needs in its environment to

@@ -89,6 +89,30 @@ func TestChildSharesBase(t *testing.T) {
 	}
 }
 
+// A process started with a base in its environment marks its own start
+// on that axis; the process whose start is the base does not.
+func TestMarkProcessStart(t *testing.T) {
+	tests := []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{name: "own base", env: []string{EnvEnable + "=1"}},
+		{name: "inherited base", env: []string{EnvEnable + "=1", EnvBase + "=1000000000"}, want: Prefix + "+2500.000ms s1 process-started\n"},
+		{name: "off", env: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			tl := fromEnv(envOf(tt.env...), "s1", 3500*time.Millisecond, fakeClock(4*time.Second), &out)
+			tl.MarkProcessStart()
+			if got := out.String(); got != tt.want {
+				t.Errorf("MarkProcessStart printed %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestParse(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -168,6 +168,7 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			// the environment, print on stage0's axis.
 			g.Timeline = timeline.FromEnv("stage0")
 			g.Timeline.Export()
+			g.Timeline.MarkProcessStart()
 			g.Timeline.Mark("flags-parsed")
 			c.Context = context.WithValue(c.Context, globalsKey{}, g)
 			return nil

@@ -23,7 +23,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/pod"
-	"github.com/nosecone/nscn/networking/cni"
+	"github.com/nosecone/nscn/networking/netrecord"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage0/stage1"
 )
@@ -33,7 +33,8 @@ type View struct {
 	UUID  string
 	State pod.State
 	Apps  []App
-	// Manifest is the pod manifest; nil before stage0 wrote it.
+	// Manifest is the pod manifest; nil before stage0 wrote it (read
+	// with detail only: the list's table needs Apps alone).
 	Manifest *schema.PodManifest
 	Created  time.Time // zero: unknown
 	Started  time.Time // zero: has not started
@@ -83,10 +84,12 @@ func (n Net) String() string {
 }
 
 // Networks reads the network records of a pod directory. Only the pod's
-// own interface counts (cni.PodIPs): a CNI result also lists the host
-// side of a veth pair.
+// own interface counts (netrecord.PodIPs): a CNI result also lists the
+// host side of a veth pair. The records are read with netrecord, not the
+// cni package, so that nscn links no CNI plugin machinery; the recorded
+// configuration is not checked here (teardown does).
 func Networks(podDir string) ([]Net, error) {
-	recs, err := cni.ReadRecords(podDir)
+	recs, err := netrecord.Read(podDir, netrecord.Parse)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +104,7 @@ func Networks(podDir string) ([]Net, error) {
 			out = append(out, n) // ADD has not succeeded (yet)
 			continue
 		}
-		for _, a := range cni.PodIPs(res, r.IfName) {
+		for _, a := range netrecord.PodIPs(res, r.IfName) {
 			switch {
 			case a.IP.To4() != nil && n.IP4 == nil:
 				n.IP4 = &a
@@ -137,17 +140,10 @@ func Read(ctx context.Context, p *pod.Pod, detail bool) (View, []error, error) {
 	}
 	v.Created, v.Started, v.Finished = s.Created, s.Started, s.Finished
 	v.Manifest = s.Manifest
-	if s.Manifest != nil {
-		v.Apps = make([]App, len(s.Manifest.Apps))
-		for i, a := range s.Manifest.Apps {
-			av := App{Name: a.Name.String()}
-			if a.Image.Name != nil {
-				av.ImageName = a.Image.Name.String()
-			}
-			av.ImageVersion, _ = a.Image.Labels.Get("version")
-			if !a.Image.ID.Empty() {
-				av.ImageID = a.Image.ID.String()
-			}
+	if s.Apps != nil {
+		v.Apps = make([]App, len(s.Apps))
+		for i, a := range s.Apps {
+			av := App{Name: a.Name, ImageName: a.ImageName, ImageVersion: a.ImageVersion, ImageID: a.ImageID}
 			av.ExitCode, av.Exited = s.ExitStatuses[av.Name]
 			v.Apps[i] = av
 		}

@@ -95,7 +95,7 @@ func layout(ctx context.Context, o Options, log *slog.Logger, p *pod.Pod, s1 *im
 // is garbage after a power loss anyway, and Prepared.Sync makes the files
 // durable when the pod must outlive one.
 func writeFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, datadir.FileMode) //nolint:gosec // G304: a file in the pod directory
+	f, err := datadir.CreateNew(path)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Base(path), err)
 	}

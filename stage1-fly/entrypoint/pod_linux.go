@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"runtime"
 	"sync"
 	"syscall"
@@ -39,9 +38,9 @@ type pod struct {
 	stderr      *os.File
 
 	mu      sync.Mutex
-	current *os.Process // the pre-start handler or app running now
-	stopSig os.Signal   // first forwarded signal
-	killed  bool        // run gave up: start nothing more
+	current *child    // the pre-start handler or app running now
+	stopSig os.Signal // first forwarded signal
+	killed  bool      // run gave up: start nothing more
 }
 
 // result is what the pod thread hands back when it is done.
@@ -201,25 +200,36 @@ func rootCreds() appspec.Creds { return appspec.Creds{UID: 0, GID: 0, Groups: []
 // thread, which forks the process. A nil stdin means /dev/null. Forwarded
 // signals reach the pre-start handler and the app, not post-stop. The
 // status is the exit code, or SignalStatusBase plus the signal.
+//
+// The process is started with syscall.ForkExec and a pidfd, not with
+// os/exec: the os package forks and reaps a probe child once per process
+// to check that pidfds work before its first start, a fork and a wait on
+// the way to every app's exec.
 func (p *pod) runProcess(ctx context.Context, what, path string, argv []string, c appspec.Creds, stdin *os.File) (int, error) {
 	forward := what != appspec.EventPostStop
-	cmd := &exec.Cmd{
-		Path:   path,
-		Args:   argv,
-		Env:    p.app.Env,
-		Dir:    p.app.WorkingDir,
-		Stdout: p.stdout,
-		Stderr: p.stderr,
-		SysProcAttr: &syscall.SysProcAttr{
+	if stdin == nil {
+		// Opened on the pod thread: the chroot's /dev/null, as os/exec
+		// did.
+		null, err := os.Open(os.DevNull)
+		if err != nil {
+			return 0, fmt.Errorf("start %s %s: %w", what, path, err)
+		}
+		defer func() { _ = null.Close() }()
+		stdin = null
+	}
+	pidfd := -1
+	attr := &syscall.ProcAttr{
+		Dir:   p.app.WorkingDir,
+		Env:   p.app.Env,
+		Files: []uintptr{stdin.Fd(), p.stdout.Fd(), p.stderr.Fd()},
+		Sys: &syscall.SysProcAttr{
 			Credential: &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: c.Groups},
 			Pdeathsig:  syscall.SIGKILL,
 			// Without a terminal to share, keep the app out of the
 			// terminal's process group: run forwards signals once.
 			Setpgid: !p.interactive,
+			PidFD:   &pidfd,
 		},
-	}
-	if stdin != nil {
-		cmd.Stdin = stdin
 	}
 	p.mu.Lock()
 	switch {
@@ -231,26 +241,58 @@ func (p *pod) runProcess(ctx context.Context, what, path string, argv []string, 
 		p.mu.Unlock()
 		return stage1abi.SignalStatusBase + int(p.stopSig.(syscall.Signal)), nil
 	}
-	err := cmd.Start()
+	pid, err := syscall.ForkExec(path, argv, attr) //nolint:gosec // G204: running the app is this function's job
 	if err == nil {
-		p.current = cmd.Process
+		p.current = &child{pid: pid, pidfd: pidfd}
 	}
 	p.mu.Unlock()
 	if err != nil {
-		return 0, fmt.Errorf("start %s %s: %w", what, path, err)
+		return 0, fmt.Errorf("start %s %s: %w", what, path, &os.PathError{Op: "fork/exec", Path: path, Err: err})
 	}
 	p.tl.Mark(what + "-started")
-	p.log.DebugContext(ctx, "started", "process", what, "pid", cmd.Process.Pid, "path", path, "uid", c.UID, "gid", c.GID)
-	err = cmd.Wait()
+	p.log.DebugContext(ctx, "started", "process", what, "pid", pid, "path", path, "uid", c.UID, "gid", c.GID)
+	ws, err := wait(pid)
 	p.tl.Mark(what + "-exited")
 	p.mu.Lock()
 	p.current = nil
+	// After the reap and under the lock: forward and kill see either
+	// the child with its open pidfd or no child.
+	_ = syscall.Close(pidfd)
 	p.mu.Unlock()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
+	if err != nil {
 		return 0, fmt.Errorf("wait for %s: %w", what, err)
 	}
-	return exitStatus(cmd.ProcessState), nil
+	return exitStatus(ws), nil
+}
+
+// child is a process the pod thread started, signalled through its pidfd
+// so that a signal never reaches a process that reused its pid.
+type child struct {
+	pid   int
+	pidfd int
+}
+
+func (c *child) signal(sig syscall.Signal) error {
+	err := unix.PidfdSendSignal(c.pidfd, sig, nil, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return os.ErrProcessDone
+	}
+	return err
+}
+
+// wait reaps pid, retrying when a signal interrupts the wait.
+func wait(pid int) (syscall.WaitStatus, error) {
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			return ws, &os.SyscallError{Syscall: "wait4", Err: err}
+		}
+		return ws, nil
+	}
 }
 
 // forward passes signals to the running pre-start handler or app and
@@ -266,9 +308,9 @@ func (p *pod) forward(ctx context.Context, sigc <-chan os.Signal) {
 		if cur == nil {
 			continue
 		}
-		p.log.DebugContext(ctx, "forward signal", "signal", sig.String(), "pid", cur.Pid)
-		if err := cur.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			p.log.WarnContext(ctx, "forward signal", "signal", sig.String(), "pid", cur.Pid, "err", err)
+		p.log.DebugContext(ctx, "forward signal", "signal", sig.String(), "pid", cur.pid)
+		if err := cur.signal(sig.(syscall.Signal)); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			p.log.WarnContext(ctx, "forward signal", "signal", sig.String(), "pid", cur.pid, "err", err)
 		}
 	}
 }
@@ -280,7 +322,7 @@ func (p *pod) kill() {
 	defer p.mu.Unlock()
 	p.killed = true
 	if p.current != nil {
-		_ = p.current.Kill()
+		_ = p.current.signal(syscall.SIGKILL)
 	}
 }
 

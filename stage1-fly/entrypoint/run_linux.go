@@ -45,6 +45,7 @@ var forwardedSignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP}
 // status, or an error for fly's own failures (exit ExitRuntime).
 func Run(ctx context.Context, cfg RunConfig) (int, error) {
 	tl := timeline.FromEnv("stage1-fly")
+	tl.MarkProcessStart()
 	tl.Mark("start")
 	log := cfg.Log.With("pod", cfg.Args.UUID)
 	podDir, err := unix.Getwd()

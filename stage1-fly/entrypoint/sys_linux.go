@@ -45,12 +45,11 @@ func cloexecInherited() error {
 
 // exitStatus turns a wait status into the status run reports:
 // the exit code, or SignalStatusBase plus the signal number.
-func exitStatus(ps *os.ProcessState) int {
-	ws, ok := ps.Sys().(syscall.WaitStatus)
-	if ok && ws.Signaled() {
+func exitStatus(ws syscall.WaitStatus) int {
+	if ws.Signaled() {
 		return stage1abi.SignalStatusBase + int(ws.Signal())
 	}
-	return ps.ExitCode()
+	return ws.ExitStatus()
 }
 
 // rootFS is an fs.FS over an app rootfs that treats it as hostile: every

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nosecone/nscn/internal/aci"
@@ -343,7 +344,7 @@ func (s *Store) load(key string) (*Tree, error) {
 	if !st.Mode().IsRegular() {
 		return nil, errdefs.FailedPrecondition("tree %s: completion marker is not a file", key)
 	}
-	b, err := os.ReadFile(filepath.Join(p, metaFile)) //nolint:gosec // G304: a path in the store's own directory
+	b, err := readSmall(filepath.Join(p, metaFile))
 	if err != nil {
 		return nil, errdefs.With(errdefs.ErrFailedPrecondition, fmt.Errorf("read tree %s metadata: %w", key, err))
 	}
@@ -367,6 +368,23 @@ func (s *Store) load(key string) (*Tree, error) {
 		t.LastUsed = st.ModTime()
 	}
 	return t, nil
+}
+
+// readSmall reads a small file of the store, as os.ReadFile does but
+// without os.Open's attempt to register a regular file with the runtime's
+// poller (five system calls that achieve nothing): every pod start reads
+// the metadata of its trees.
+func readSmall(path string) ([]byte, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	for errors.Is(err, syscall.EINTR) {
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer func() { _ = f.Close() }()
+	return io.ReadAll(f)
 }
 
 // Get returns the complete tree with the given key. An ill-formed key is
@@ -412,9 +430,19 @@ func (s *Store) Touch(ctx context.Context, key string) error {
 	return s.touch(t)
 }
 
+// useResolution is how precisely Render records a tree's last use: a
+// render within this long of the recorded use (a cache hit of a pod start,
+// typically) leaves lastused alone, which spares every pod start a
+// utimensat per tree. Tree gc's grace periods are minutes and more, and gc
+// never removes a tree a pod holds. Touch always records.
+const useResolution = time.Minute
+
 // markUsed is touch for Render, where failing to record the use (a
 // read-only store, say) must not fail the pod: the tree is there.
 func (s *Store) markUsed(ctx context.Context, t *Tree) {
+	if age := s.now().Sub(t.LastUsed); age >= 0 && age < useResolution {
+		return
+	}
 	if err := s.touch(t); err != nil {
 		s.log.WarnContext(ctx, "record tree use", "tree", t.Key, "error", err)
 	}

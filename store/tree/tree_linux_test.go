@@ -646,6 +646,30 @@ func TestGetListRemoveTouch(t *testing.T) {
 		t.Fatalf("rendered %v, last used %v; want %v", ta.Rendered, ta.LastUsed, clock)
 	}
 
+	// A render within a minute of the recorded use leaves it; a later
+	// one records it.
+	for _, step := range []struct {
+		after time.Duration
+		want  time.Time
+	}{
+		{after: 30 * time.Second, want: clock},
+		{after: 2 * time.Minute, want: clock.Add(2 * time.Minute)},
+	} {
+		now := clock.Add(step.after)
+		s.now = func() time.Time { return now }
+		if _, err := s.Render(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(ctx, ta.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.LastUsed.Equal(step.want) {
+			t.Fatalf("render %v later: last used %v, want %v", step.after, got.LastUsed, step.want)
+		}
+	}
+	s.now = func() time.Time { return clock }
+
 	clock = clock.Add(time.Hour)
 	if err := s.Touch(ctx, ta.Key); err != nil {
 		t.Fatal(err)

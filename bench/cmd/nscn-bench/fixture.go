@@ -40,7 +40,8 @@ type layout struct {
 	bundle     string // OCI bundle of the busybox rootfs (crun, runc, chroot)
 	fly        string // nscn data dir of the run and memory figures
 	net        string // nscn data dir of the networking figure
-	scale      string // nscn data dir of the scale figure
+	scale      string // nscn data dir of the scale figure (its large count of pods)
+	scaleSmall string // the scale figure's data dir of 10 pods, for rm
 	local      string // empty --local-config
 	system     string // empty --system-config
 	memcg      string // mount point of the cgroup v1 memory hierarchy
@@ -58,6 +59,7 @@ func newLayout(work string) layout {
 		fly:        filepath.Join(s, "fly"),
 		net:        filepath.Join(s, "net"),
 		scale:      filepath.Join(s, "scale"),
+		scaleSmall: filepath.Join(s, "scale-small"),
 		local:      filepath.Join(s, "etc"),
 		system:     filepath.Join(s, "lib"),
 		memcg:      filepath.Join(s, "memcg"),
