@@ -232,7 +232,11 @@ func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) 
 	// before the init, would be the namespace's pid 1, whose exit ends
 	// the namespace).
 	var r nsStart
-	onOwnThread(func() { r = startInNamespaces(ctx, log, app, o, argv) })
+	// Its debug lines are written once the app has exec'd (deferLog):
+	// written as they come, they would cost the start what they say.
+	nsLog, flush := deferLog(log)
+	onOwnThread(func() { r = startInNamespaces(ctx, nsLog, app, o, argv) })
+	flush()
 	if r.err != nil {
 		if r.init > 0 {
 			// From this thread: the one that started it may have taken
