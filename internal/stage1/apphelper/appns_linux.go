@@ -68,11 +68,12 @@ import (
 // (isolate.StartSafe: no seccomp filter that names what the Go runtime or
 // the fork need). Otherwise the other path, in which the process mounting
 // /proc is in the namespace and the filter is the last thing before
-// execve. The fast path's two threads overlap the two slowest steps of an
-// app's start, both mostly waits for the other CPU: the init's fork and
-// exec (syscall.ForkExec returns once the child has exec'd) and the
-// detach of the pod's mounts at the pivot_root (which waits for an RCU
-// grace period).
+// execve. The fast path's threads take the two slowest steps of an app's
+// start, both mostly waits, off the shim's: the init's fork and exec
+// (syscall.ForkExec returns once the child has exec'd) and the RCU grace
+// period the detach of the pod's mounts at the pivot_root waits for
+// (pivotInto, detachOldRoot: the shim's thread goes on once the mounts are
+// out of the namespace, a third thread waits).
 //
 // Every child is the shim's: a thread of the shim forks them into the new
 // namespace, the init first, as its pid 1 (the app's thread can join the
@@ -408,22 +409,29 @@ func newPIDNamespace(ctx context.Context, log *slog.Logger, name string) appPIDN
 	return n
 }
 
-// startFast is the fast path of startInNamespaces: two threads work at
-// once. Another thread makes the app's PID namespace and starts its init
+// startFast is the fast path of startInNamespaces: three threads work at
+// once. One makes the app's PID namespace and starts its init
 // (newPIDNamespace: the init's fork and exec take a good part of the
-// app's start, mostly waiting for the other CPU), while this one enters
-// a mount namespace of its own and the app's root and confines itself by
-// the app's policy; it waits for the other only where it needs the
-// namespace, for the app's /proc, then joins it for its children
-// (setns) and starts the app (as the app's user, or root for a handler),
-// the second process of the namespace:
+// app's start, mostly waiting for a CPU), one stands by to detach the
+// pod's mounts (startDetacher), while this one enters a mount namespace
+// of its own and the app's root and confines itself by the app's policy;
+// it waits for the others only where it needs them: for the detach to
+// have taken the pod's mounts out of the namespace (not for the grace
+// period after it), for the namespace to mount the app's /proc; then it
+// joins the namespace for its children (setns) and starts the app (as
+// the app's user, or root for a handler), the second process of the
+// namespace:
 //
-//	this thread                          another thread
-//	unshare(CLONE_NEWNS|CLONE_NEWCGROUP) unshare(CLONE_NEWPID)
-//	enterApp: mounts slaves, creds       fork and exec the init (pid 1)
-//	  record, isolate.Prepare            open pid_for_children, a procfs
-//	  ── waits for the other ──          context of it (pidns)
-//	  /proc, pivot_root, creds, program
+//	this thread                      init thread             detacher
+//	unshare(CLONE_NEWNS              unshare(CLONE_NEWPID)   unshare(CLONE_FS)
+//	  |CLONE_NEWCGROUP)              fork and exec the init
+//	enterApp: mounts slaves, creds   (pid 1); open           setns(this one's
+//	  record, isolate.Prepare;       pid_for_children, a       mount namespace)
+//	  pivot_root ── the old root ──> procfs context of it    detach the old
+//	  its mount table, until the                             root; wait for
+//	  old root is out; creds                                 the grace period
+//	  ── waits for the init thread ──
+//	  /proc; the program
 //	setns(CLONE_NEWPID)
 //	isolate.Start: confine the thread, fork and exec the app; the thread
 //	then ends
@@ -433,6 +441,10 @@ func newPIDNamespace(ctx context.Context, log *slog.Logger, name string) appPIDN
 func startFast(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts, cfg initConfig, begin time.Time) (init, pid int, err error) {
 	var ns appPIDNS
 	done := goOnOwnThread(isLeader, func() { ns = newPIDNamespace(ctx, log, app.Spec.Name) })
+	// And a third for the detach of the pod's mounts (pivotInto), started
+	// now: a thread's start can take milliseconds on a busy host.
+	detacher, stopDetacher := startDetacher()
+	defer stopDetacher()
 	waited := false
 	await := func() (int, error) {
 		if !waited {
@@ -453,7 +465,14 @@ func startFast(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts
 	if err := unix.Unshare(flags); err != nil {
 		return 0, 0, &os.SyscallError{Syscall: "unshare(CLONE_NEWNS)", Err: err}
 	}
-	pr, ec, err := enterApp(ctx, log, app, cfg, await)
+	// Opened in the namespace's copy of the pod's mounts, before the
+	// pivot_root: the old root's detach is made on another thread too.
+	fds, err := openDetachFDs(detacher)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer fds.close()
+	pr, ec, err := enterApp(ctx, log, app, cfg, await, fds)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -663,7 +682,7 @@ func prepareAndExec(ctx context.Context, log *slog.Logger, name string, cfgFD in
 		return err
 	}
 	runtime.LockOSThread() // never unlocked: the thread becomes the app
-	pr, ec, err := enterApp(ctx, log, app, cfg, nil)
+	pr, ec, err := enterApp(ctx, log, app, cfg, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -677,7 +696,7 @@ func prepareAndExec(ctx context.Context, log *slog.Logger, name string, cfgFD in
 // procfs is nil, of the namespace the caller is in). It resolves the
 // credentials (recording them, for an app) and the program there,
 // prepares the app's policy and returns it with the program to run.
-func enterApp(ctx context.Context, log *slog.Logger, app *sdpod.App, cfg initConfig, procfs func() (int, error)) (*isolate.Prepared, isolate.ExecConfig, error) {
+func enterApp(ctx context.Context, log *slog.Logger, app *sdpod.App, cfg initConfig, procfs func() (int, error), detach *detachFDs) (*isolate.Prepared, isolate.ExecConfig, error) {
 	var ec isolate.ExecConfig
 	if len(cfg.Argv) == 0 {
 		return nil, ec, errdefs.InvalidArgument("nothing to run")
@@ -712,9 +731,11 @@ func enterApp(ctx context.Context, log *slog.Logger, app *sdpod.App, cfg initCon
 	if w := pr.Withheld(); w != 0 {
 		log.WarnContext(ctx, "the pod's user namespace withholds capabilities from the app", "caps", w.String())
 	}
-	if err := pivotInto(app.Plan.RootFS); err != nil {
+	mark := time.Now()
+	if err := pivotInto(app.Plan.RootFS, detach); err != nil {
 		return nil, ec, fmt.Errorf("enter its root: %w", err)
 	}
+	log.DebugContext(ctx, "app root pivoted into, the pod's detached", "took", time.Since(mark), "other thread", detach != nil)
 	// The rootfs is now the root: symlinks in it cannot lead out of it.
 	fsys := os.DirFS("/")
 	creds := appspec.Creds{}
@@ -741,7 +762,7 @@ func enterApp(ctx context.Context, log *slog.Logger, app *sdpod.App, cfg initCon
 	if err != nil {
 		return nil, ec, err
 	}
-	mark := time.Now()
+	mark = time.Now()
 	if err := mountProc(ctx, log, app.Policy, fsfd); err != nil {
 		return nil, ec, err
 	}
