@@ -24,7 +24,6 @@ import (
 	"github.com/nosecone/nscn/internal/isolate"
 	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/internal/stage1/inroot"
-	"github.com/nosecone/nscn/internal/stage1/podmount"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
@@ -35,21 +34,25 @@ import (
 // same user with the same capabilities as another app of the pod read
 // that app's files through /proc/PID/root. Two or three processes do
 // it. The shim (the unit's main process, the helper, in the pod's PID
-// namespace) joins the app's cgroups and, on a thread of its own,
-// unshares CLONE_NEWPID and starts the namespace's init (pid 1,
-// sdpod.AppInit, stage1/cmd/app-init: non-dumpable, catches every
-// signal, reaps orphans). Then the app's process, by one of two paths:
+// namespace) joins the app's cgroups; a thread of its own unshares
+// CLONE_NEWPID and starts the namespace's init (pid 1, sdpod.AppInit,
+// stage1/cmd/app-init: non-dumpable, catches every signal, reaps
+// orphans). Then the app's process, by one of two paths:
 //
-//	fast path (enterAndStart): the      other path (reexecInNamespaces): the
-//	shim's thread itself                shim starts /proc/self/exe with
-//	                                    CLONE_NEWNS (|CLONE_NEWCGROUP), modeExecIn,
+//	fast path (startFast): the shim's   other path (reexecInNamespaces): the
+//	thread itself, while another        thread that started the init starts
+//	thread makes the PID namespace      /proc/self/exe with CLONE_NEWNS
+//	and starts the init                 (|CLONE_NEWCGROUP), modeExecIn,
 //	                                    initConfig on fd 3, sync pipe on fd 4
 //	  unshare(CLONE_NEWNS                 in that process:
 //	    |CLONE_NEWCGROUP)
 //	  ── enterApp: mounts slaves; open the creds record; isolate.Prepare
-//	     (oom_score_adj); a procfs of the app's PID namespace on the rootfs's
-//	     /proc, its restricted paths; pivot_root; creds, record; look the
+//	     (oom_score_adj); pivot_root, the old root detached; creds, record;
+//	     a procfs of the app's PID namespace on /proc, its restricted
+//	     paths (the fast path waits for the other thread here); look the
 //	     program up ──
+//	  setns(CLONE_NEWPID): its children
+//	  are born in the app's namespace
 //	  isolate.Start: confine the          isolate.Exec: confine the process
 //	  thread, fork and exec the app       and exec the app; EOF on fd 4 (one
 //	  from it; the thread then ends       error line instead)
@@ -60,16 +63,23 @@ import (
 // The fast path saves a Go process start, the main cost here (tens of
 // milliseconds on a small host), and is taken when it can be: it mounts
 // the app's /proc from outside the namespace, with procfs's pidns option
-// (Linux 6.15 on: pidNSProcfs probes it), and isolate.Start must be able
-// to apply the app's policy on a thread that then forks (isolate.StartSafe:
-// no seccomp filter that names what the Go runtime or the fork need).
-// Otherwise the other path, in which the process mounting /proc is in the
-// namespace and the filter is the last thing before execve.
+// (Linux 6.15 on: procfsTakesPIDNS probes it), and isolate.Start must be
+// able to apply the app's policy on a thread that then forks
+// (isolate.StartSafe: no seccomp filter that names what the Go runtime or
+// the fork need). Otherwise the other path, in which the process mounting
+// /proc is in the namespace and the filter is the last thing before
+// execve. The fast path's threads take the two slowest steps of an app's
+// start, both mostly waits, off the shim's: the init's fork and exec
+// (syscall.ForkExec returns once the child has exec'd) and the RCU grace
+// period the detach of the pod's mounts at the pivot_root waits for
+// (pivotInto, detachOldRoot: the shim's thread goes on once the mounts are
+// out of the namespace, a third thread waits).
 //
-// Every child is the shim's: the thread that unshared CLONE_NEWPID forks
-// them into the new namespace, the first as its pid 1. So the shim waits
-// for the app itself, and the init's Go start runs beside the app's
-// start instead of before it.
+// Every child is the shim's: a thread of the shim forks them into the new
+// namespace, the init first, as its pid 1 (the app's thread can join the
+// namespace only once it has its init). So the shim waits for the app
+// itself, and the init's Go start runs beside the app's start instead of
+// before it.
 //
 // Why not make the app pid 1 of its namespace, as docker and podman do by
 // default? A PID namespace's init gets no signal it has no handler for,
@@ -223,7 +233,11 @@ func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) 
 	// before the init, would be the namespace's pid 1, whose exit ends
 	// the namespace).
 	var r nsStart
-	onOwnThread(func() { r = startInNamespaces(ctx, log, app, o, argv) })
+	// Its debug lines are written once the app has exec'd (deferLog):
+	// written as they come, they would cost the start what they say.
+	nsLog, flush := deferLog(log)
+	onOwnThread(func() { r = startInNamespaces(ctx, nsLog, app, o, argv) })
+	flush()
 	if r.err != nil {
 		if r.init > 0 {
 			// From this thread: the one that started it may have taken
@@ -285,60 +299,38 @@ type nsStart struct {
 // a locked thread that ends after it: the namespaces it enters and, in
 // the fast path, the app's confinement are that thread's.
 //
-// The fast path (enterAndStart) enters the app's mount namespace and
-// root on this thread and starts the app from it, so that no process is
-// started just to confine itself. It needs a kernel whose procfs takes
-// the pidns option (Linux 6.15 on; the thread is not in the namespace
-// whose /proc it mounts) and a policy that isolate.Start can apply. The
-// other path starts the helper again in the app's namespaces
+// The fast path (startFast) enters the app's mount namespace and root on
+// this thread and starts the app from it, so that no process is started
+// just to confine itself, while another thread makes the PID namespace
+// and starts its init. It needs a kernel whose procfs takes the pidns
+// option (Linux 6.15 on: the thread is not in the namespace whose /proc it
+// mounts) and a policy that isolate.Start can apply. The other path
+// starts the init, then the helper again in the app's namespaces
 // (execInNamespace), which mounts the /proc of the namespace it is in.
 func startInNamespaces(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts, argv []string) (r nsStart) {
 	s := app.Spec
 	begin := time.Now()
-	if err := unix.Unshare(unix.CLONE_NEWPID); err != nil {
-		return nsStart{err: &os.SyscallError{Syscall: "unshare(CLONE_NEWPID)", Err: err}}
-	}
-	// No Pdeathsig on either child: each sees a parent pid of 0 (its
-	// parent is outside its namespace), which the Go runtime takes for a
-	// dead parent. When the shim dies, systemd kills the unit's cgroup.
-	start := time.Now()
-	// A process group of its own: the terminal's signals (^C, ^\, ^Z)
-	// go to the foreground group, the shim's and the app's, and the init
-	// must not get them before its handlers are in place (app-init): its
-	// Go runtime would die of them, and the app's namespace with it. The
-	// app may well run before then, now that it does not wait for a Go
-	// start of its own.
-	init, err := syscall.ForkExec(sdpod.AppInit, []string{sdpod.AppInit, s.Name}, &syscall.ProcAttr{ //nolint:gosec // G204: the stage1's own binary; the argument, the app's name, is for ps
-		Env: []string{}, Files: []uintptr{^uintptr(0), ^uintptr(0), os.Stderr.Fd()},
-		Sys: &syscall.SysProcAttr{Setpgid: true},
-	})
-	if err != nil {
-		return nsStart{err: fmt.Errorf("app %s: start the init of its pid namespace: %w", s.Name, err)}
-	}
-	r.init = init
-	log.DebugContext(ctx, "app init started", "took", time.Since(start))
-	// From here on, on failure, the shim kills the init (execApp).
 	cfg := initConfig{Argv: argv, AsApp: o.asApp, ListenFDs: o.listenFDs, ListenNames: o.listenNames}
-	procfs := -1
 	// An app with sockets takes the other path: LISTEN_PID must be its
 	// pid as it sees it, which only the process that execs it knows (the
 	// init's threads take pids of the namespace too).
-	if isolate.StartSafe(app.Policy) && cfg.ListenFDs == 0 {
-		var err error
-		if procfs, err = pidNSProcfs(); err != nil {
-			r.err = fmt.Errorf("app %s: %w", s.Name, err)
-			return r
-		}
-	}
-	if procfs >= 0 {
-		defer func() { _ = unix.Close(procfs) }()
+	if isolate.StartSafe(app.Policy) && cfg.ListenFDs == 0 && procfsTakesPIDNS() {
 		r.fast = true
-		r.app, r.err = enterAndStart(ctx, log, app, o, cfg, procfs, begin)
+		r.init, r.app, r.err = startFast(ctx, log, app, o, cfg, begin)
 		if r.err != nil {
 			r.err = fmt.Errorf("app %s: %w", s.Name, r.err)
 		}
 		return r
 	}
+	if err := unix.Unshare(unix.CLONE_NEWPID); err != nil {
+		return nsStart{err: &os.SyscallError{Syscall: "unshare(CLONE_NEWPID)", Err: err}}
+	}
+	init, err := startInit(ctx, log, s.Name)
+	if err != nil {
+		return nsStart{err: err}
+	}
+	r.init = init
+	// From here on, on failure, the shim kills the init (execApp).
 	r.app, r.err = reexecInNamespaces(ctx, log, app, o, cfg)
 	if r.err == nil {
 		// Only the process that execs knows when it is in: the bound
@@ -349,19 +341,180 @@ func startInNamespaces(ctx context.Context, log *slog.Logger, app *sdpod.App, o 
 	return r
 }
 
-// pidNSProcfs returns a procfs filesystem context (fsopen(2)) set to
-// show the PID namespace the calling thread's children are born in, or
-// -1 when the kernel's procfs has no pidns option. The namespace must
-// have its init.
-func pidNSProcfs() (int, error) {
-	// Only once the namespace has its init: before, the kernel has no
-	// namespace to show there (ENOENT).
-	const p = "/proc/thread-self/ns/pid_for_children"
-	ns, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+// startInit starts the init of the PID namespace the calling thread's
+// children are born in (unshare(CLONE_NEWPID) just before), its pid 1.
+func startInit(ctx context.Context, log *slog.Logger, name string) (int, error) {
+	// No Pdeathsig on either child: each sees a parent pid of 0 (its
+	// parent is outside its namespace), which the Go runtime takes for a
+	// dead parent. When the shim dies, systemd kills the unit's cgroup.
+	start := time.Now()
+	// A process group of its own: the terminal's signals (^C, ^\, ^Z)
+	// go to the foreground group, the shim's and the app's, and the init
+	// must not get them before its handlers are in place (app-init): its
+	// Go runtime would die of them, and the app's namespace with it. The
+	// app may well run before then, now that it does not wait for a Go
+	// start of its own.
+	init, err := syscall.ForkExec(sdpod.AppInit, []string{sdpod.AppInit, name}, &syscall.ProcAttr{ //nolint:gosec // G204: the stage1's own binary; the argument, the app's name, is for ps
+		Env: []string{}, Files: []uintptr{^uintptr(0), ^uintptr(0), os.Stderr.Fd()},
+		Sys: &syscall.SysProcAttr{Setpgid: true},
+	})
 	if err != nil {
-		return -1, &os.PathError{Op: "open", Path: p, Err: err}
+		return 0, fmt.Errorf("app %s: start the init of its pid namespace: %w", name, err)
+	}
+	log.DebugContext(ctx, "app init started", "took", time.Since(start))
+	return init, nil
+}
+
+// appPIDNS is the app's PID namespace as newPIDNamespace leaves it: its
+// init's pid, a descriptor of the namespace and a procfs filesystem
+// context showing it (pidNSProcfs); or the error.
+type appPIDNS struct {
+	init, ns, procfs int
+	err              error
+}
+
+// close closes the namespace's descriptors (the init is the caller's).
+func (n *appPIDNS) close() {
+	for _, fd := range []int{n.ns, n.procfs} {
+		if fd >= 0 {
+			_ = unix.Close(fd)
+		}
+	}
+}
+
+// newPIDNamespace makes a PID namespace on the calling thread, which
+// must be locked for good, and starts its init there.
+func newPIDNamespace(ctx context.Context, log *slog.Logger, name string) appPIDNS {
+	n := appPIDNS{ns: -1, procfs: -1}
+	if err := unix.Unshare(unix.CLONE_NEWPID); err != nil {
+		n.err = &os.SyscallError{Syscall: "unshare(CLONE_NEWPID)", Err: err}
+		return n
+	}
+	if n.init, n.err = startInit(ctx, log, name); n.err != nil {
+		return n
+	}
+	// Only once the namespace has its init: before, the kernel has no
+	// namespace to show here (ENOENT).
+	const p = "/proc/thread-self/ns/pid_for_children"
+	var err error
+	if n.ns, err = unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+		n.ns, n.err = -1, &os.PathError{Op: "open", Path: p, Err: err}
+		return n
+	}
+	if n.procfs, err = pidNSProcfs(n.ns); err != nil {
+		n.err = err
+	} else if n.procfs < 0 {
+		n.err = errors.New("the kernel's procfs takes no pidns option")
+	}
+	return n
+}
+
+// startFast is the fast path of startInNamespaces: three threads work at
+// once. One makes the app's PID namespace and starts its init
+// (newPIDNamespace: the init's fork and exec take a good part of the
+// app's start, mostly waiting for a CPU), one stands by to detach the
+// pod's mounts (startDetacher), while this one enters a mount namespace
+// of its own and the app's root and confines itself by the app's policy;
+// it waits for the others only where it needs them: for the detach to
+// have taken the pod's mounts out of the namespace (not for the grace
+// period after it), for the namespace to mount the app's /proc; then it
+// joins the namespace for its children (setns) and starts the app (as
+// the app's user, or root for a handler), the second process of the
+// namespace:
+//
+//	this thread                      init thread             detacher
+//	unshare(CLONE_NEWNS              unshare(CLONE_NEWPID)   unshare(CLONE_FS)
+//	  |CLONE_NEWCGROUP)              fork and exec the init
+//	enterApp: mounts slaves, creds   (pid 1); open           setns(this one's
+//	  record, isolate.Prepare;       pid_for_children, a       mount namespace)
+//	  pivot_root ── the old root ──> procfs context of it    detach the old
+//	  its mount table, until the                             root; wait for
+//	  old root is out; creds                                 the grace period
+//	  ── waits for the init thread ──
+//	  /proc; the program
+//	setns(CLONE_NEWPID)
+//	isolate.Start: confine the thread, fork and exec the app; the thread
+//	then ends
+//
+// It returns the init's pid whenever it was started, so that the caller
+// kills it on failure.
+func startFast(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts, cfg initConfig, begin time.Time) (init, pid int, err error) {
+	var ns appPIDNS
+	done := goOnOwnThread(isLeader, func() { ns = newPIDNamespace(ctx, log, app.Spec.Name) })
+	// And a third for the detach of the pod's mounts (pivotInto), started
+	// now: a thread's start can take milliseconds on a busy host.
+	detacher, stopDetacher := startDetacher()
+	defer stopDetacher()
+	waited := false
+	await := func() (int, error) {
+		if !waited {
+			<-done
+			waited = true
+		}
+		return ns.procfs, ns.err
+	}
+	defer func() {
+		_, _ = await() // on every return: the init, if any, is the caller's to kill
+		init = ns.init
+		ns.close()
+	}()
+	flags := unix.CLONE_NEWNS
+	if o.unified {
+		flags |= unix.CLONE_NEWCGROUP
+	}
+	if err := unix.Unshare(flags); err != nil {
+		return 0, 0, &os.SyscallError{Syscall: "unshare(CLONE_NEWNS)", Err: err}
+	}
+	// Opened in the namespace's copy of the pod's mounts, before the
+	// pivot_root: the old root's detach is made on another thread too.
+	fds, err := openDetachFDs(detacher)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer fds.close()
+	pr, ec, err := enterApp(ctx, log, app, cfg, await, fds)
+	if err != nil {
+		return 0, 0, err
+	}
+	// The app, forked from this thread, is born in the app's namespace.
+	if err := unix.Setns(ns.ns, unix.CLONE_NEWPID); err != nil {
+		return 0, 0, &os.SyscallError{Syscall: "setns(CLONE_NEWPID)", Err: err}
+	}
+	// make bench reads the containment's cost from this line and the
+	// seal's: what the app's namespaces, the init and the app's root
+	// add before the app's own start, which it had before them (an exec
+	// then, a fork and exec now).
+	log.DebugContext(ctx, "containment: app namespaces entered", "took", time.Since(begin), "fast", true)
+	timeline.FromContext(ctx).Mark("app-namespaces-entered")
+	start := time.Now()
+	pid, err = pr.Start(ec, withListenFDs(o.stdio[:], cfg.ListenFDs))
+	if err == nil {
+		log.DebugContext(ctx, "app started", "took", time.Since(start))
+	}
+	return 0, pid, err
+}
+
+// procfsTakesPIDNS reports whether the kernel's procfs takes the pidns
+// option (Linux 6.15 on), by asking for the calling thread's own PID
+// namespace.
+func procfsTakesPIDNS() bool {
+	ns, err := unix.Open("/proc/thread-self/ns/pid", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
 	}
 	defer func() { _ = unix.Close(ns) }()
+	fsfd, err := pidNSProcfs(ns)
+	if err != nil || fsfd < 0 {
+		return false
+	}
+	_ = unix.Close(fsfd)
+	return true
+}
+
+// pidNSProcfs returns a procfs filesystem context (fsopen(2)) set to
+// show the PID namespace of the descriptor ns, or -1 when the kernel's
+// procfs has no pidns option.
+func pidNSProcfs(ns int) (int, error) {
 	fsfd, err := unix.Fsopen("proc", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return -1, &os.SyscallError{Syscall: "fsopen(proc)", Err: err}
@@ -376,38 +529,6 @@ func pidNSProcfs() (int, error) {
 		return -1, &os.SyscallError{Syscall: "fsconfig(pidns)", Err: err}
 	}
 	return fsfd, nil
-}
-
-// enterAndStart is the fast path of startInNamespaces: on the calling
-// thread, already in the app's PID namespace for its children, it enters
-// a mount namespace of its own and the app's root, confines itself by the
-// app's policy and starts the app (as the app's user, or root for a
-// handler), the second process of the namespace. procfs is the context
-// of the app's /proc (pidNSProcfs).
-func enterAndStart(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts, cfg initConfig, procfs int, begin time.Time) (int, error) {
-	flags := unix.CLONE_NEWNS
-	if o.unified {
-		flags |= unix.CLONE_NEWCGROUP
-	}
-	if err := unix.Unshare(flags); err != nil {
-		return 0, &os.SyscallError{Syscall: "unshare(CLONE_NEWNS)", Err: err}
-	}
-	pr, ec, err := enterApp(ctx, log, app, cfg, procfs)
-	if err != nil {
-		return 0, err
-	}
-	// make bench reads the containment's cost from this line and the
-	// seal's: what the app's namespaces, the init and the app's root
-	// add before the app's own start, which it had before them (an exec
-	// then, a fork and exec now).
-	log.DebugContext(ctx, "containment: app namespaces entered", "took", time.Since(begin), "fast", true)
-	timeline.FromContext(ctx).Mark("app-namespaces-entered")
-	start := time.Now()
-	pid, err := pr.Start(ec, withListenFDs(o.stdio[:], cfg.ListenFDs))
-	if err == nil {
-		log.DebugContext(ctx, "app started", "took", time.Since(start))
-	}
-	return pid, err
 }
 
 // reexecInNamespaces starts the helper again (modeExecIn) in the app's
@@ -561,7 +682,7 @@ func prepareAndExec(ctx context.Context, log *slog.Logger, name string, cfgFD in
 		return err
 	}
 	runtime.LockOSThread() // never unlocked: the thread becomes the app
-	pr, ec, err := enterApp(ctx, log, app, cfg, -1)
+	pr, ec, err := enterApp(ctx, log, app, cfg, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -569,13 +690,13 @@ func prepareAndExec(ctx context.Context, log *slog.Logger, name string, cfgFD in
 }
 
 // enterApp makes the calling thread's mount namespace, a new one, the
-// app's: its mounts slaves of the pod's, a procfs of the app's PID
-// namespace on its /proc (from the filesystem context procfs, or, when
-// -1, of the namespace the caller is in), the app's root pivoted into. It
-// resolves the credentials (recording them, for an app) and the program
-// there, prepares the app's policy and returns it with the program to
-// run.
-func enterApp(ctx context.Context, log *slog.Logger, app *sdpod.App, cfg initConfig, procfs int) (*isolate.Prepared, isolate.ExecConfig, error) {
+// app's: its mounts slaves of the pod's, the app's root pivoted into, a
+// procfs of the app's PID namespace on its /proc (from the filesystem
+// context procfs returns, which may wait for the namespace, or, when
+// procfs is nil, of the namespace the caller is in). It resolves the
+// credentials (recording them, for an app) and the program there,
+// prepares the app's policy and returns it with the program to run.
+func enterApp(ctx context.Context, log *slog.Logger, app *sdpod.App, cfg initConfig, procfs func() (int, error), detach *detachFDs) (*isolate.Prepared, isolate.ExecConfig, error) {
 	var ec isolate.ExecConfig
 	if len(cfg.Argv) == 0 {
 		return nil, ec, errdefs.InvalidArgument("nothing to run")
@@ -611,13 +732,10 @@ func enterApp(ctx context.Context, log *slog.Logger, app *sdpod.App, cfg initCon
 		log.WarnContext(ctx, "the pod's user namespace withholds capabilities from the app", "caps", w.String())
 	}
 	mark := time.Now()
-	if err := mountProc(ctx, log, app.Plan.RootFS, app.Policy, procfs); err != nil {
-		return nil, ec, err
-	}
-	log.DebugContext(ctx, "app /proc mounted", "took", time.Since(mark))
-	if err := pivotInto(app.Plan.RootFS); err != nil {
+	if err := pivotInto(app.Plan.RootFS, detach); err != nil {
 		return nil, ec, fmt.Errorf("enter its root: %w", err)
 	}
+	log.DebugContext(ctx, "app root pivoted into, the pod's detached", "took", time.Since(mark), "other thread", detach != nil)
 	// The rootfs is now the root: symlinks in it cannot lead out of it.
 	fsys := os.DirFS("/")
 	creds := appspec.Creds{}
@@ -629,6 +747,26 @@ func enterApp(ctx context.Context, log *slog.Logger, app *sdpod.App, cfg initCon
 			return nil, ec, err
 		}
 	}
+	// The /proc last: until here the other thread of startFast may still
+	// be starting the namespace's init, and the pivot's detach of the
+	// pod's mounts (which waits for an RCU grace period) runs meanwhile.
+	var fsfd int
+	if procfs != nil {
+		fsfd, err = procfs()
+	} else {
+		fsfd, err = procfsContext()
+		if err == nil {
+			defer func() { _ = unix.Close(fsfd) }()
+		}
+	}
+	if err != nil {
+		return nil, ec, err
+	}
+	mark = time.Now()
+	if err := mountProc(ctx, log, app.Policy, fsfd); err != nil {
+		return nil, ec, err
+	}
+	log.DebugContext(ctx, "app /proc mounted", "took", time.Since(mark))
 	if err := appspec.CheckDir(fsys, s.WorkingDir); err != nil {
 		return nil, ec, err
 	}
@@ -654,17 +792,17 @@ func enterApp(ctx context.Context, log *slog.Logger, app *sdpod.App, cfg initCon
 	}, nil
 }
 
-// mountProc mounts a procfs of the app's PID namespace on the app
-// rootfs's /proc (prepareApp made the mount point and mounted nothing
-// there: procMountPoint), from the filesystem context procfs or, when
-// -1, of the namespace the caller is in, and restricts its paths of p.
-// It runs in the app's mount namespace before the pivot, with the pod's
-// /dev/null at hand; every path is resolved in the rootfs. A rootfs
-// without /proc gets none.
-func mountProc(ctx context.Context, log *slog.Logger, rootfs string, p *isolate.Policy, procfs int) error {
-	root, err := inroot.OpenRoot(rootfs)
+// mountProc mounts a procfs of the app's PID namespace on the /proc of
+// the app's root, the calling thread's root by now (prepareApp made the
+// mount point and mounted nothing there: procMountPoint), from the
+// filesystem context procfs, and restricts its paths of p. Every path is
+// resolved in the root and every mount made through descriptors: the
+// thread may not be in the namespace of that procfs, whose /proc/self
+// would not name it. A root without /proc gets none.
+func mountProc(ctx context.Context, log *slog.Logger, p *isolate.Policy, procfs int) error {
+	root, err := inroot.OpenRoot("/")
 	if err != nil {
-		return fmt.Errorf("open app rootfs: %w", err)
+		return fmt.Errorf("open app root: %w", err)
 	}
 	defer func() { _ = root.Close() }()
 	dir, err := inroot.Open(root, "/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW)
@@ -675,11 +813,7 @@ func mountProc(ctx context.Context, log *slog.Logger, rootfs string, p *isolate.
 		return fmt.Errorf("open the app's /proc: %w", err)
 	}
 	log.DebugContext(ctx, "mount a procfs of the app's pid namespace", "path", "/proc")
-	if procfs >= 0 {
-		err = mountProcfsContext(procfs, dir)
-	} else {
-		err = podmount.Mount("proc", inroot.FDPath(dir), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "", "/proc")
-	}
+	err = mountProcfsContext(procfs, dir)
 	_ = dir.Close()
 	if err != nil {
 		return err
@@ -689,6 +823,16 @@ func mountProc(ctx context.Context, log *slog.Logger, rootfs string, p *isolate.
 	}
 	proc, _ := procPaths(p.Paths)
 	return restrictPaths(ctx, log, root, proc)
+}
+
+// procfsContext returns a procfs filesystem context (fsopen(2)) of the
+// PID namespace the caller is in.
+func procfsContext() (int, error) {
+	fsfd, err := unix.Fsopen("proc", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, &os.SyscallError{Syscall: "fsopen(proc)", Err: err}
+	}
+	return fsfd, nil
 }
 
 // mountProcfsContext creates the procfs of the filesystem context

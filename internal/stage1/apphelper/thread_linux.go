@@ -17,12 +17,12 @@ import (
 // replaces locking the main goroutine to the main thread in an init
 // function, which STYLE.md rules out.
 func onOwnThread(fn func()) {
-	onOwnThreadWith(isLeader, fn)
+	<-goOnOwnThread(isLeader, fn)
 }
 
-func isLeader() bool { return unix.Gettid() == unix.Getpid() }
-
-func onOwnThreadWith(leader func() bool, fn func()) {
+// goOnOwnThread starts fn as onOwnThread does, but returns at once: the
+// channel is closed when fn has returned.
+func goOnOwnThread(leader func() bool, fn func()) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -42,5 +42,7 @@ func onOwnThreadWith(leader func() bool, fn func()) {
 		<-inner
 		runtime.UnlockOSThread()
 	}()
-	<-done
+	return done
 }
+
+func isLeader() bool { return unix.Gettid() == unix.Getpid() }

@@ -18,7 +18,7 @@ func TestOnOwnThread(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var checked, ran int
-			onOwnThreadWith(func() bool { checked = unix.Gettid(); return tt.leader }, func() { ran = unix.Gettid() })
+			<-goOnOwnThread(func() bool { checked = unix.Gettid(); return tt.leader }, func() { ran = unix.Gettid() })
 			if checked == 0 || ran == 0 {
 				t.Fatalf("check on %d, fn on %d: one did not run", checked, ran)
 			}
