@@ -175,6 +175,17 @@ const (
 	InterfaceVersionApps = 11
 )
 
+// AnnotationAppPaths is a runtime app's annotation in the pod manifest
+// that names paths of the app's filesystem to mask or make read-only, on
+// top of the stage1's own restricted /proc and /sys paths: a JSON object
+// {"masked": [PATH, ...], "readOnly": [PATH, ...]} of absolute, clean
+// paths (the CRI's masked_paths and readonly_paths). A stage1 applies
+// them as it applies its own, for the app and for every process entered
+// into it, even with --disable-paths: someone asked for them by name. A
+// stage1 of InterfaceVersionApps or newer reads it; stage0 sets it only
+// for such a stage1. A stage1 that cannot honour it fails the app.
+const AnnotationAppPaths = "nscn.io/app/restricted-paths"
+
 // AppStartedFile is where a stage1 of InterfaceVersionApps records, when
 // its app/start entrypoint has started an app, the pid of the app's main
 // process as the host sees it (a decimal number and a newline; 0 when it
