@@ -1,7 +1,9 @@
 package cri
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -11,6 +13,10 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/isolate"
+	"github.com/nosecone/nscn/internal/isolate/cgroup"
+	"github.com/nosecone/nscn/internal/mountplan"
+	"github.com/nosecone/nscn/internal/pod"
 )
 
 // RuntimeConfig reports how the kubelet must lay out cgroups: nscn
@@ -22,14 +28,88 @@ func (s *Server) RuntimeConfig(context.Context, *runtimeapi.RuntimeConfigRequest
 	}}, nil
 }
 
-// UpdateContainerResources is refused: an app's limits are set when it
-// is added (its cgroup and its unit), and the stage1 has no entrypoint
-// that changes them on a running app yet.
+// UpdateContainerResources sets a running container's new CPU and
+// memory limits on its app's own cgroups (nscn/UUID/APP, made when it was
+// created with limits of that kind): on a v1 host the server writes them
+// itself, host-side, as the stage1 wrote the first ones. A container
+// created without a limit of a kind has no cgroup to change
+// (FailedPrecondition); a unified (v2) host, where the app's cgroup is
+// its unit's under the pod's systemd, is not supported yet
+// (Unimplemented). oom_score_adj is a process's, set when it starts: it
+// is left as it is. The pod manifest keeps the limits the container was
+// created with.
 func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.UpdateContainerResourcesRequest) (*runtimeapi.UpdateContainerResourcesResponse, error) {
-	if _, err := s.mustContainer(ctx, req.GetContainerId()); err != nil {
+	c, err := s.mustContainer(ctx, req.GetContainerId())
+	if err != nil {
 		return nil, toStatus(err)
 	}
-	return nil, toStatus(errdefs.Newf(errdefs.ErrNotImplemented, "changing a running container's resources is not supported yet: they are set when it is created"))
+	l, err := limitsOf(req.GetLinux())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if l.IsZero() {
+		return &runtimeapi.UpdateContainerResourcesResponse{}, nil
+	}
+	if c.sb.pod.State != pod.Running {
+		return nil, toStatus(errdefs.FailedPrecondition("sandbox %s is not running", c.sb.id))
+	}
+	mgr, err := s.podCgroups(ctx, c.sb)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	v1, ok := mgr.(*cgroup.V1)
+	if !ok {
+		return nil, toStatus(errdefs.Newf(errdefs.ErrNotImplemented, "changing a container's resources on a unified (cgroup v2) host is not supported yet"))
+	}
+	if err := v1.Update(appCgroupName(c), l); err != nil {
+		return nil, toStatus(fmt.Errorf("container %s: %w", c.meta.ID, err))
+	}
+	s.log.Info("container resources updated", "container", c.meta.ID, "limits", l)
+	return &runtimeapi.UpdateContainerResourcesResponse{}, nil
+}
+
+// podCgroups is the cgroup manager whose parent cgroups are the pod's
+// (those of its pid 1), where the stage1 makes its apps' cgroups.
+func (s *Server) podCgroups(ctx context.Context, sb *sandbox) (cgroup.Manager, error) {
+	pid, err := sb.pod.PID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := cgroupsOf(pid)
+	if err != nil {
+		return nil, err
+	}
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := mountplan.ParseMountInfo(bytes.NewReader(mi))
+	if err != nil {
+		return nil, err
+	}
+	return cgroup.Detect(mounts, ms, cgroup.Config{})
+}
+
+// limitsOf is the cgroup limits of a container's resources, as
+// applyResources maps them (its oom_score_adj is not a limit: left out).
+func limitsOf(r *runtimeapi.LinuxContainerResources) (cgroup.Limits, error) {
+	var isos types.Isolators
+	if err := applyResources(r, &isos); err != nil {
+		return cgroup.Limits{}, err
+	}
+	app := &types.App{Exec: types.Exec{"/"}, User: "0", Group: "0"}
+	b, err := json.Marshal(isos)
+	if err != nil {
+		return cgroup.Limits{}, err
+	}
+	if err := json.Unmarshal(b, &app.Isolators); err != nil {
+		return cgroup.Limits{}, err
+	}
+	p, _, err := isolate.PolicyFor(app, isolate.Options{DisableSeccomp: true, DisableCapabilities: true, DisablePaths: true})
+	if err != nil {
+		return cgroup.Limits{}, err
+	}
+	return p.Cgroup, nil
 }
 
 // applyResources maps a container's linux.resources onto appc resource

@@ -210,3 +210,19 @@ func TestProcsUsage(t *testing.T) {
 		t.Errorf("usage %+v, want cpu %d, memory %d", u, wantCPU, wantMem)
 	}
 }
+
+func TestLimitsOf(t *testing.T) {
+	l, err := limitsOf(&runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 96 << 20, CpuShares: 512, OomScoreAdj: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (cgroup.Limits{MemoryMax: 96 << 20, CPUShares: 512}); l != want {
+		t.Errorf("limits %+v, want %+v", l, want)
+	}
+	if l, err := limitsOf(nil); err != nil || !l.IsZero() {
+		t.Errorf("no resources: %+v, %v", l, err)
+	}
+	if _, err := limitsOf(&runtimeapi.LinuxContainerResources{CpusetCpus: "1"}); !errors.Is(err, errdefs.ErrNotImplemented) {
+		t.Errorf("a cpuset: %v, want not implemented", err)
+	}
+}

@@ -182,7 +182,7 @@ func (s *Server) containerStats(ctx context.Context, c *container, sts []apps.St
 		Memory: &runtimeapi.MemoryUsage{Timestamp: now, WorkingSetBytes: &runtimeapi.UInt64Value{}, UsageBytes: &runtimeapi.UInt64Value{}},
 	}
 	if st != nil && st.State == apps.Running && st.PID > 0 {
-		u, err := readUsage(st.PID, path.Join("nscn", c.sb.pod.UUID, c.app))
+		u, err := readUsage(st.PID, appCgroupName(c))
 		if err != nil {
 			s.log.Debug("container stats", "container", c.meta.ID, "error", err)
 		} else {
@@ -217,14 +217,7 @@ type cgroupUsage struct {
 // otherwise, since the cgroup it shares is the pod's or the host's. A
 // process that is gone is an errdefs.ErrNotFound error.
 func readUsage(pid int, own string) (cgroupUsage, error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cgroup"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return cgroupUsage{}, errdefs.NotFound("process %d", pid)
-	}
-	if err != nil {
-		return cgroupUsage{}, err
-	}
-	ms, err := cgroup.ParseProcCgroup(bytes.NewReader(b))
+	ms, err := cgroupsOf(pid)
 	if err != nil {
 		return cgroupUsage{}, err
 	}
@@ -406,15 +399,29 @@ func (s *Server) oomKilled(ctx context.Context, c *container) bool {
 	if err != nil || pid <= 0 {
 		return false
 	}
+	ms, err := cgroupsOf(pid)
+	if err != nil {
+		return false
+	}
+	return oomKillsIn(cgroupRoot, ms, appCgroupName(c)) > 0
+}
+
+// appCgroupName is the cgroup the stage1 makes for an app with limits,
+// below the pod's (package cgroup: "stage1s use nscn/<pod uuid>/<app
+// name>").
+func appCgroupName(c *container) string { return path.Join("nscn", c.sb.pod.UUID, c.app) }
+
+// cgroupsOf reads /proc/PID/cgroup; a process that is gone is an
+// errdefs.ErrNotFound error.
+func cgroupsOf(pid int) ([]cgroup.Membership, error) {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cgroup"))
-	if err != nil {
-		return false
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errdefs.NotFound("process %d", pid)
 	}
-	ms, err := cgroup.ParseProcCgroup(bytes.NewReader(b))
 	if err != nil {
-		return false
+		return nil, err
 	}
-	return oomKillsIn(cgroupRoot, ms, filepath.Join("nscn", c.sb.pod.UUID, c.app)) > 0
+	return cgroup.ParseProcCgroup(bytes.NewReader(b))
 }
 
 // oomKillsIn reads the OOM kill count of the cgroup rel below the v1

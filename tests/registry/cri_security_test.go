@@ -18,7 +18,8 @@ import (
 // capabilities, no_new_privs, a Localhost seccomp profile, masked and
 // read-only paths, supplemental groups, a memory limit (its own cgroup,
 // on this v1 host made by app/add), stats read from those cgroups, an
-// OOM kill reported as OOMKilled, and what is refused (a privileged
+// OOM kill reported as OOMKilled, new limits set on a running container
+// (crictl update), and what is refused (a privileged
 // container in an unprivileged sandbox, the host's PID namespace).
 // Nothing is left after rmp: no pod, no app cgroup.
 func TestCRISecurityContextAndStats(t *testing.T) {
@@ -148,6 +149,15 @@ func TestCRISecurityContextAndStats(t *testing.T) {
 	}
 	if out, _ := s.crictl(true, "statsp", "-o", "json", "--id", podID); !strings.Contains(out, ctrID) {
 		t.Errorf("crictl statsp does not list the container:\n%s", out)
+	}
+
+	// New limits on the running container's own cgroup.
+	s.crictl(true, "update", "--memory", strconv.Itoa(96<<20), ctrID)
+	if out, _ := s.crictl(true, "exec", "--sync", ctrID, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"); strings.TrimSpace(out) != strconv.Itoa(96<<20) {
+		t.Errorf("the memory limit after crictl update reads %q, want %d", out, 96<<20)
+	}
+	if _, stderr := s.crictl(false, "update", "--cpu-share", "512", ctrID); !strings.Contains(stderr, "no cpu cgroup") {
+		t.Errorf("a CPU update of a container created without a CPU limit: %q", stderr)
 	}
 
 	// A container over its memory limit is OOMKilled, with 137.
