@@ -54,10 +54,7 @@ func (s *Server) ListContainerStats(ctx context.Context, req *runtimeapi.ListCon
 		if f.GetPodSandboxId() != "" && !strings.HasPrefix(sb.id, f.GetPodSandboxId()) {
 			continue
 		}
-		sts, err := apps.List(ctx, s.dataDir, sb.pod.UUID)
-		if err != nil {
-			continue // gone meanwhile
-		}
+		sts := apps.Statuses(sb.pod, sb.pm)
 		for _, c := range s.containersOf(sb) {
 			if f.GetId() != "" && !strings.HasPrefix(c.meta.ID, f.GetId()) {
 				continue
@@ -116,10 +113,7 @@ func (s *Server) ListPodSandboxStats(ctx context.Context, req *runtimeapi.ListPo
 }
 
 func (s *Server) sandboxStats(ctx context.Context, sb *sandbox) (*runtimeapi.PodSandboxStats, error) {
-	sts, err := apps.List(ctx, s.dataDir, sb.pod.UUID)
-	if err != nil {
-		sts = nil // a sandbox being removed: no container stats
-	}
+	sts := apps.Statuses(sb.pod, sb.pm)
 	now := time.Now().UnixNano()
 	ps := &runtimeapi.PodSandboxStats{
 		Attributes: &runtimeapi.PodSandboxAttributes{
@@ -132,9 +126,6 @@ func (s *Server) sandboxStats(ctx context.Context, sb *sandbox) (*runtimeapi.Pod
 			Cpu:    &runtimeapi.CpuUsage{Timestamp: now, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{}},
 			Memory: &runtimeapi.MemoryUsage{Timestamp: now, WorkingSetBytes: &runtimeapi.UInt64Value{}, UsageBytes: &runtimeapi.UInt64Value{}},
 		},
-	}
-	if sts == nil {
-		return ps, nil
 	}
 	for _, c := range s.containersOf(sb) {
 		cs, err := s.containerStats(ctx, c, sts)
@@ -152,22 +143,17 @@ func (s *Server) sandboxStats(ctx context.Context, sb *sandbox) (*runtimeapi.Pod
 // containerStats reads a container's usage: CPU and memory from the
 // cgroups of its app's main process while it runs (zero otherwise), the
 // writable layer from the app's overlay upper directory. sts are the
-// sandbox's app statuses, read when nil.
+// sandbox's app statuses (apps.Statuses), the container's own when nil.
 func (s *Server) containerStats(ctx context.Context, c *container, sts []apps.Status) (*runtimeapi.ContainerStats, error) {
 	var st *apps.Status
 	if sts == nil {
-		v, err := apps.StatusOf(ctx, s.dataDir, c.sb.pod.UUID, c.app)
-		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-			return nil, err
-		}
-		if err == nil {
+		if v, ok := c.status(); ok {
 			st = &v
 		}
-	} else {
-		for i := range sts {
-			if sts[i].Name == c.app {
-				st = &sts[i]
-			}
+	}
+	for i := range sts {
+		if sts[i].Name == c.app {
+			st = &sts[i]
 		}
 	}
 	now := time.Now().UnixNano()
