@@ -37,7 +37,7 @@ const (
 // is refused, since it may expect arguments this stage0 does not pass.
 const (
 	MinInterfaceVersion = 1
-	MaxInterfaceVersion = 11
+	MaxInterfaceVersion = 12
 )
 
 // CheckInterfaceVersion parses the interface-version annotation value. An
@@ -173,7 +173,24 @@ const (
 	// --disable-* flags run takes). A stage1 declaring it must carry all
 	// four annotations for stage0 to use them.
 	InterfaceVersionApps = 11
+	// InterfaceVersionAppPaths brings no argument: a stage1 that
+	// declares it applies a runtime app's AnnotationAppPaths. stage0
+	// refuses an app that carries it for an older stage1, which would
+	// ignore it.
+	InterfaceVersionAppPaths = 12
 )
+
+// AnnotationAppPaths is a runtime app's annotation in the pod manifest
+// that names paths of the app's filesystem to mask or make read-only, on
+// top of the stage1's own restricted /proc and /sys paths: a JSON object
+// {"masked": [PATH, ...], "readOnly": [PATH, ...]} of absolute, clean
+// paths (the CRI's masked_paths and readonly_paths). A stage1 applies
+// them as it applies its own, for the app and for every process entered
+// into it, even with --disable-paths: someone asked for them by name. A
+// stage1 of InterfaceVersionAppPaths or newer applies it; stage0 refuses
+// an app that carries it for an older one, which would ignore it. A value
+// that does not parse fails the app.
+const AnnotationAppPaths = "nscn.io/app/restricted-paths"
 
 // AppStartedFile is where a stage1 of InterfaceVersionApps records, when
 // its app/start entrypoint has started an app, the pid of the app's main

@@ -211,6 +211,10 @@ func Add(ctx context.Context, cfg Config, uuid string, o AddOptions) (_ string, 
 	if err != nil {
 		return "", err
 	}
+	if _, ok := o.App.Annotations.Get(stage1abi.AnnotationAppPaths); ok && s.s1.Version < stage1abi.InterfaceVersionAppPaths {
+		return "", errdefs.FailedPrecondition("pod %s: the stage1 speaks interface version %d and would ignore the app's restricted paths (%s needs %d)",
+			s.pod.UUID, s.s1.Version, stage1abi.AnnotationAppPaths, stage1abi.InterfaceVersionAppPaths)
+	}
 	po := o.Prepare
 	po.Store, po.Log = cfg.Store, cfg.Log
 	added, err := prepare.AddApp(ctx, po, s.pod.Path, pm, o.App)

@@ -124,17 +124,13 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	for _, kv := range cfg.GetEnvs() {
 		app.Env = append(app.Env, types.EnvironmentVariable{Name: kv.GetKey(), Value: string(kv.GetValue())})
 	}
-	sc := cfg.GetLinux().GetSecurityContext()
-	switch {
-	case sc.GetRunAsUser() != nil:
-		app.User = fmt.Sprint(sc.GetRunAsUser().GetValue())
-	case sc.GetRunAsUsername() != "":
-		app.User = sc.GetRunAsUsername()
+	privSandbox := req.GetSandboxConfig().GetLinux().GetSecurityContext().GetPrivileged()
+	if err := applySecurity(cfg.GetLinux().GetSecurityContext(), privSandbox, &app); err != nil {
+		return nil, toStatus(fmt.Errorf("container %s: security context: %w", cfg.GetMetadata().GetName(), err))
 	}
-	if sc.GetRunAsGroup() != nil {
-		app.Group = fmt.Sprint(sc.GetRunAsGroup().GetValue())
+	if err := applyResources(cfg.GetLinux().GetResources(), &app.Isolators); err != nil {
+		return nil, toStatus(fmt.Errorf("container %s: resources: %w", cfg.GetMetadata().GetName(), err))
 	}
-	app.ReadOnlyRootfs = sc.GetReadonlyRootfs()
 	f := s.newFetcher()
 	f.PullPolicy = fetch.PullNever
 	name, err := apps.Add(ctx, s.appsConfig(), sb.pod.UUID, apps.AddOptions{
@@ -250,6 +246,9 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 		cs.Reason = "Completed"
 		if *st.ExitCode != 0 {
 			cs.Reason = "Error"
+		}
+		if *st.ExitCode == 128+9 && s.oomKilled(ctx, c) {
+			cs.Reason = "OOMKilled"
 		}
 	}
 	return &runtimeapi.ContainerStatusResponse{Status: cs}, nil

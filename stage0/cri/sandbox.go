@@ -86,6 +86,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if md.GetName() == "" || md.GetUid() == "" || md.GetNamespace() == "" {
 		return nil, toStatus(errdefs.InvalidArgument("sandbox metadata needs a name, a uid and a namespace"))
 	}
+	if err := checkSandboxSecurity(cfg); err != nil {
+		return nil, toStatus(err)
+	}
 	meta := sandboxMeta{
 		Name: md.GetName(), UID: md.GetUid(), Namespace: md.GetNamespace(), Attempt: md.GetAttempt(),
 		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), LogDirectory: cfg.GetLogDirectory(),

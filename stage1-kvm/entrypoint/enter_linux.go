@@ -89,7 +89,7 @@ func Enter(ctx context.Context, cfg EnterConfig) (int, error) {
 			return 0, errdefs.Newf(errdefs.ErrInvalidArgument, "parse %s: %w", IsolationFile, err)
 		}
 	}
-	policy, _, err := isolate.PolicyFor(ra.App, iso.Options)
+	policy, _, err := isolate.PolicyForRuntimeApp(ra, iso.Options)
 	if err != nil {
 		return 0, fmt.Errorf("app %s: %w", args.AppName, err)
 	}

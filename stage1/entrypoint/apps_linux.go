@@ -241,9 +241,6 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 		c.log.WarnContext(ctx, w)
 	}
 	app := &layout.Pod.Apps[0]
-	if !rec.CgroupUnified && app.Policy != nil && !app.Policy.Cgroup.IsZero() {
-		return errdefs.Newf(errdefs.ErrNotImplemented, "app %s: resource limits for an app added to a running pod need a unified (cgroup v2) host; this host's v1 hierarchies are bound into the pod when it starts", args.App)
-	}
 	for _, r := range layout.Reports {
 		if s := r.Summary(); s != "" {
 			c.log.InfoContext(ctx, s)
@@ -288,6 +285,16 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 	attach := []attachment{{source: filepath.Join(c.podDir, stage1abi.AppRootfs(args.App)), target: rootfs, recursive: true}}
 	for _, b := range binds {
 		attach = append(attach, attachment{source: b.Source, target: b.Target, recursive: b.Recursive, readOnly: b.ReadOnly})
+	}
+	if !rec.CgroupUnified && app.Policy != nil && !app.Policy.Cgroup.IsZero() {
+		// v1: the app's cgroups, made host-side (appcgroup_linux.go).
+		cg, err := c.addAppCgroup(ctx, &layout.Pod, app.Policy.Cgroup)
+		if err != nil {
+			return err
+		}
+		for _, b := range cg {
+			attach = append(attach, attachment{source: b.Source, target: b.Target})
+		}
 	}
 	if err := c.attach(ctx, attach); err != nil {
 		return err
@@ -466,7 +473,7 @@ func (c *appCall) detach(ctx context.Context) error {
 			continue
 		}
 		mp := unescapeMountinfo(f[4])
-		for _, t := range []string{rootfs, bindDir} {
+		for _, t := range []string{rootfs, bindDir, appCgroupBindDir(c.args.App)} {
 			if mp == t || strings.HasPrefix(mp, t+"/") {
 				targets = append(targets, mp)
 			}
@@ -621,6 +628,9 @@ func (c *appCall) cleanup(ctx context.Context, sd *podSystemd) error {
 		errs = append(errs, err)
 	}
 	if err := c.detach(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.removeAppCgroup(); err != nil {
 		errs = append(errs, err)
 	}
 	for _, p := range []string{

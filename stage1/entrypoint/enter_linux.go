@@ -245,7 +245,7 @@ func Enter(ctx context.Context, log *slog.Logger, args abiargs.EnterArgs, term s
 	if err != nil {
 		return 0, err
 	}
-	policy, _, err := isolate.PolicyFor(ra.App, iso.Options)
+	policy, _, err := isolate.PolicyForRuntimeApp(ra, iso.Options)
 	if err != nil {
 		return 0, fmt.Errorf("app %s: %w", args.AppName, err)
 	}

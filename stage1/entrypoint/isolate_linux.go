@@ -164,26 +164,35 @@ func removeAppCgroups(podDir, uuid string) error {
 	}
 	var errs []error
 	for _, dirs := range iso.Cgroups {
-		for range 50 {
-			if killCgroupProcs(dirs) == 0 {
+		errs = append(errs, removeCgroupDirs(uuid, dirs))
+	}
+	return errors.Join(errs...)
+}
+
+// removeCgroupDirs kills what is left in one app's cgroup directories
+// and removes them with the nscn/UUID and nscn directories above them
+// that nothing else uses.
+func removeCgroupDirs(uuid string, dirs []string) error {
+	for range 50 {
+		if killCgroupProcs(dirs) == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var errs []error
+	for _, d := range dirs {
+		if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, &os.PathError{Op: "rmdir", Path: d, Err: err})
+			continue
+		}
+		// nscn/UUID, then nscn, unless another pod or app uses them.
+		pod := filepath.Dir(d)
+		for _, p := range []string{pod, filepath.Dir(pod)} {
+			if !strings.HasSuffix(p, "/nscn") && !strings.HasSuffix(p, "/nscn/"+uuid) {
 				break
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		for _, d := range dirs {
-			if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.ENOENT) {
-				errs = append(errs, &os.PathError{Op: "rmdir", Path: d, Err: err})
-				continue
-			}
-			// nscn/UUID, then nscn, unless another pod or app uses them.
-			pod := filepath.Dir(d)
-			for _, p := range []string{pod, filepath.Dir(pod)} {
-				if !strings.HasSuffix(p, "/nscn") && !strings.HasSuffix(p, "/nscn/"+uuid) {
-					break
-				}
-				if err := unix.Rmdir(p); err != nil {
-					break
-				}
+			if err := unix.Rmdir(p); err != nil {
+				break
 			}
 		}
 	}

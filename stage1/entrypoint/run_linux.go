@@ -208,10 +208,16 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		users.netns = pn.NetNS
 		defer users.Close()
 	}
+	// A mutable pod's apps come later, each with its own capabilities
+	// (app add --caps-retain, a CRI container's add_capabilities or
+	// privileged): the container's bounding set cannot be the union of
+	// apps it does not know yet, so it is left whole, and each app's
+	// bounding set is what its policy says, as for every app.
+	allCaps := cfg.Args.DisableCapabilities || cfg.Args.Mutable
 	argv := nspawn.Argv(nspawn.ArgvConfig{
 		Loader: loader, LibDir: libDir, Nspawn: filepath.Join(image, "usr/bin/systemd-nspawn"),
 		Root: root, UUID: cfg.Args.UUID, Hostname: cfg.Args.Hostname, NetMode: cfg.Args.NetMode, NetNS: pn.NetNS,
-		Register: register, Debug: cfg.Args.Debug, AllCapabilities: cfg.Args.DisableCapabilities,
+		Register: register, Debug: cfg.Args.Debug, AllCapabilities: allCaps,
 		Capabilities: layout.Pod.Capabilities(), Binds: binds, Console: consoleMode(console),
 		PrivateUsers: cfg.Args.PrivateUsers,
 	})

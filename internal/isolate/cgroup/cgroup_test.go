@@ -326,6 +326,52 @@ func TestV1Files(t *testing.T) {
 	}
 }
 
+func TestV1Update(t *testing.T) {
+	m, parents := fakeV1(t)
+	if _, err := m.Create(context.Background(), "nscn/pod/app", Limits{MemoryMax: 1 << 20, CPUShares: 1024}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create(context.Background(), "nscn/pod/mem-only", Limits{MemoryMax: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	cpu, mem := filepath.Join(parents[0], "nscn/pod/app"), filepath.Join(parents[1], "nscn/pod/app")
+	if err := m.Update("nscn/pod/app", Limits{MemoryMax: 2 << 20, CPUQuota: 20000, CPUShares: 256}); err != nil {
+		t.Fatal(err)
+	}
+	for p, v := range map[string]string{
+		filepath.Join(mem, "memory.limit_in_bytes"): "2097152",
+		filepath.Join(cpu, "cpu.cfs_period_us"):     "100000",
+		filepath.Join(cpu, "cpu.cfs_quota_us"):      "20000",
+		filepath.Join(cpu, "cpu.shares"):            "256",
+	} {
+		if got := readTrim(t, p); got != v {
+			t.Errorf("%s = %q, want %q", p, got, v)
+		}
+	}
+	tests := []struct {
+		name  string
+		group string
+		l     Limits
+		err   error
+	}{
+		{name: "no cpu cgroup of its own", group: "nscn/pod/mem-only", l: Limits{CPUShares: 512}, err: errdefs.ErrFailedPrecondition},
+		{name: "no such group", group: "nscn/pod/nope", l: Limits{MemoryMax: 1 << 20}, err: errdefs.ErrFailedPrecondition},
+		{name: "bad limits", group: "nscn/pod/app", l: Limits{CPUShares: 1}, err: errdefs.ErrInvalidArgument},
+		{name: "bad name", group: "../x", l: Limits{MemoryMax: 1 << 20}, err: errdefs.ErrInvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := m.Update(tt.group, tt.l); !errors.Is(err, tt.err) {
+				t.Fatalf("Update(%q, %+v) = %v, want %v", tt.group, tt.l, err, tt.err)
+			}
+		})
+	}
+	// The failed updates wrote nothing.
+	if got := readTrim(t, filepath.Join(parents[1], "nscn/pod/mem-only", "memory.limit_in_bytes")); got != "1048576" {
+		t.Errorf("mem-only's limit is %q after refused updates", got)
+	}
+}
+
 func TestV1MissingController(t *testing.T) {
 	m := NewV1(map[string]string{"cpu": t.TempDir()})
 	if _, err := m.Create(context.Background(), "x", Limits{MemoryMax: 1 << 20}); !errors.Is(err, errdefs.ErrUnavailable) {

@@ -100,3 +100,36 @@ func (m *V1) writeLimits(controller, dir string, l Limits) error {
 	}
 	return nil
 }
+
+// Update sets limits l on the existing group name (as Create named it)
+// in each hierarchy l needs: a running app's new limits. A hierarchy
+// where the group does not exist (the app was created without a limit
+// of that kind) is an errdefs.ErrFailedPrecondition error, before
+// anything is written. The kernel refuses a memory limit below what the
+// group uses (EBUSY).
+func (m *V1) Update(name string, l Limits) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	dirs := map[string]string{}
+	for _, c := range l.Controllers() {
+		parent, ok := m.dirs[c]
+		if !ok {
+			return errdefs.FailedPrecondition("no %s cgroup hierarchy", c)
+		}
+		dir := filepath.Join(parent, name)
+		if _, err := readFile(filepath.Join(dir, "cgroup.procs")); err != nil {
+			return errdefs.FailedPrecondition("group %s has no %s cgroup: it was made without a %s limit", name, c, c)
+		}
+		dirs[c] = dir
+	}
+	for _, c := range l.Controllers() {
+		if err := m.writeLimits(c, dirs[c], l); err != nil {
+			return err
+		}
+	}
+	return nil
+}

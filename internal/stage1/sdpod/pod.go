@@ -208,7 +208,7 @@ func NewLayout(cfg LayoutConfig) (Layout, error) {
 		if plan, err = tr.plan(plan); err != nil {
 			return Layout{}, fmt.Errorf("app %q: %w", spec.Name, err)
 		}
-		policy, report, err := isolate.PolicyFor(ra.App, IsolateOptions(cfg.Args.RunArgs))
+		policy, report, err := isolate.PolicyForRuntimeApp(ra, IsolateOptions(cfg.Args.RunArgs))
 		if err != nil {
 			return Layout{}, fmt.Errorf("app %q: %w", spec.Name, err)
 		}
