@@ -37,7 +37,7 @@ const (
 // is refused, since it may expect arguments this stage0 does not pass.
 const (
 	MinInterfaceVersion = 1
-	MaxInterfaceVersion = 11
+	MaxInterfaceVersion = 12
 )
 
 // CheckInterfaceVersion parses the interface-version annotation value. An
@@ -173,6 +173,11 @@ const (
 	// --disable-* flags run takes). A stage1 declaring it must carry all
 	// four annotations for stage0 to use them.
 	InterfaceVersionApps = 11
+	// InterfaceVersionMountOptions brings no argument: a stage1 that
+	// declares it honours an app's AnnotationMountOptions. stage0 refuses
+	// an app that carries the annotation for an older stage1, which would
+	// mount its volumes otherwise than asked.
+	InterfaceVersionMountOptions = 12
 )
 
 // AppStartedFile is where a stage1 of InterfaceVersionApps records, when

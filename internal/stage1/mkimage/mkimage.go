@@ -73,6 +73,7 @@ var interfaceVersions = map[string]int{
 	"mds-token-file": stage1abi.InterfaceVersionMDSTokenFile,
 	"apps":           stage1abi.InterfaceVersionApps,
 	"private-users":  stage1abi.InterfaceVersionPrivateUsers,
+	"mount-options":  stage1abi.InterfaceVersionMountOptions,
 }
 
 // InterfaceVersionByName returns the interface version called name (see
