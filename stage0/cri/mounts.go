@@ -172,6 +172,9 @@ func (s *Server) imageVolume(ctx context.Context, ref, sub string) (string, stri
 	if im == nil {
 		return "", "", errdefs.NotFound("image %s is not pulled", ref)
 	}
+	// TODO(crimounts): record the tree among the pod's holdings
+	// (internal/pod.ListHoldings), so that image gc keeps it past its
+	// grace period while the container runs. #15
 	t, err := s.store.Trees.Render(ctx, im.newest.ID)
 	if err != nil {
 		return "", "", fmt.Errorf("render image %s: %w", ref, err)
