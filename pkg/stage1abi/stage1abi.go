@@ -114,9 +114,13 @@ const (
 	AppsInfoDir       = "appsinfo"    // per-app data stage0 leaves for stage1
 	AppManifestFile   = "manifest"    // appsinfo/<app>/manifest: the app image's manifest
 	AppTreeIDFile     = "treeStoreID" // appsinfo/<app>/treeStoreID: the rendered tree used
-	Stage1TreeIDFile  = "stage1TreeStoreID"
-	NetInfoDir        = "net-info" // per-network results written by stage1
-	NetNSFile         = "netns"    // path of the pod's network namespace, written by stage1
+	// AppVolumeTreesFile is appsinfo/<app>/volumeTreeStoreIDs: the
+	// rendered trees the app's image volumes bind (nscn cri), one key a
+	// line; the pod holds them as it holds its apps' trees.
+	AppVolumeTreesFile = "volumeTreeStoreIDs"
+	Stage1TreeIDFile   = "stage1TreeStoreID"
+	NetInfoDir         = "net-info" // per-network results written by stage1
+	NetNSFile          = "netns"    // path of the pod's network namespace, written by stage1
 	// MDSTokenFile holds the pod's metadata service token and a newline,
 	// mode 0600, for a stage1 of InterfaceVersionMDSTokenFile or newer.
 	MDSTokenFile = "mds-token"

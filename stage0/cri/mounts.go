@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/appc/spec/schema"
@@ -91,9 +92,12 @@ func (s *Server) addMounts(ctx context.Context, app *prepare.App, mounts []*runt
 			if !rec.Readonly {
 				return errdefs.InvalidArgument("mount %d at %s: an image volume is read-only: set readonly", i, rec.ContainerPath)
 			}
-			p, ref, err := s.imageVolume(ctx, im.GetImage(), m.GetImageSubPath())
+			p, ref, tree, err := s.imageVolume(ctx, im.GetImage(), m.GetImageSubPath())
 			if err != nil {
 				return fmt.Errorf("mount %d at %s: %w", i, rec.ContainerPath, err)
+			}
+			if !slices.Contains(app.VolumeTrees, tree) {
+				app.VolumeTrees = append(app.VolumeTrees, tree)
 			}
 			src, rec.Image, rec.ImageRef, rec.ImageSubPath = p, im.GetImage(), ref, m.GetImageSubPath()
 			// An image's tree is the store's: never writable, below
@@ -163,37 +167,35 @@ func hostSource(p string) (string, error) {
 
 // imageVolume is the rendered rootfs, in the store, of the pulled image
 // ref names (or its directory sub, resolved in it: the image's symlinks
-// cannot leave it), and the image's ID.
-func (s *Server) imageVolume(ctx context.Context, ref, sub string) (string, string, error) {
+// cannot leave it), the image's ID and the tree's key, which the pod
+// holds (prepare.App.VolumeTrees).
+func (s *Server) imageVolume(ctx context.Context, ref, sub string) (string, string, string, error) {
 	im, err := s.find(ctx, ref)
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	if im == nil {
-		return "", "", errdefs.NotFound("image %s is not pulled", ref)
+		return "", "", "", errdefs.NotFound("image %s is not pulled", ref)
 	}
-	// TODO(crimounts): record the tree among the pod's holdings
-	// (internal/pod.ListHoldings), so that image gc keeps it past its
-	// grace period while the container runs. #15
 	t, err := s.store.Trees.Render(ctx, im.newest.ID)
 	if err != nil {
-		return "", "", fmt.Errorf("render image %s: %w", ref, err)
+		return "", "", "", fmt.Errorf("render image %s: %w", ref, err)
 	}
 	// The stage1 refuses a host source through a symlink: the data
 	// directory may be reached through one.
 	p, err := filepath.EvalSymlinks(t.Rootfs)
 	if err != nil {
-		return "", "", fmt.Errorf("image %s: %w", ref, err)
+		return "", "", "", fmt.Errorf("image %s: %w", ref, err)
 	}
 	if sub != "" {
 		if p, err = securejoin.SecureJoin(p, sub); err != nil {
-			return "", "", errdefs.InvalidArgument("image %s: sub-path %q: %w", ref, sub, err)
+			return "", "", "", errdefs.InvalidArgument("image %s: sub-path %q: %w", ref, sub, err)
 		}
 		if _, err := os.Stat(p); err != nil {
-			return "", "", errdefs.NotFound("image %s has no %q: %w", ref, sub, err)
+			return "", "", "", errdefs.NotFound("image %s has no %q: %w", ref, sub, err)
 		}
 	}
-	return p, im.id, nil
+	return p, im.id, t.Key, nil
 }
 
 // criMounts are the container's mounts for ContainerStatus.

@@ -55,6 +55,10 @@ type App struct {
 	Mounts            []schema.Mount // --mount volume=…,target=…
 	ReadOnlyRootfs    bool
 	Isolators         types.Isolators
+	// VolumeTrees are the keys of the rendered trees the app's mounts
+	// bind (the CRI's image volumes): the pod holds them in the store
+	// as it holds the app's own tree (stage1abi.AppVolumeTreesFile).
+	VolumeTrees []string
 	// Annotations are the runtime app's annotations in the pod manifest,
 	// which stage1 leaves alone and tools read back (the CRI server keeps
 	// a container's metadata there).

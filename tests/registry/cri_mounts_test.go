@@ -154,6 +154,15 @@ func TestCRIMountsAndPorts(t *testing.T) {
 			t.Errorf("%s: %q should fail read-only: %s", c.name, c.script, stderr)
 		}
 	}
+	// The pod holds its image volumes' trees: image gc keeps them.
+	before, _ := filepath.Glob(filepath.Join(e.dir, "cas", "tree", "deps-*"))
+	e.ok("image", "gc", "--grace-period=0s")
+	if after, _ := filepath.Glob(filepath.Join(e.dir, "cas", "tree", "deps-*")); len(after) != len(before) || len(before) < 2 {
+		t.Errorf("trees before image gc %v, after %v: the pod holds them all", before, after)
+	}
+	if got := sh(true, "cat /etc2/passwd /up/srv/up/etc/passwd | wc -l"); got == "0" {
+		t.Errorf("the image volumes are empty after image gc")
+	}
 	// Mount propagation from the host, after the container started.
 	mount(filepath.Join(rw), later, "", unix.MS_BIND)
 	if got := sh(true, "ls /slave/later"); !strings.Contains(got, "hello") {
