@@ -110,6 +110,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		Image: im.newest.Key, Name: appName(id), WorkingDir: cfg.GetWorkingDir(),
 		Annotations: types.Annotations{{Name: ContainerAnnotation, Value: string(mj)}},
 	}
+	if err := refuseDevices(cfg.GetDevices()); err != nil {
+		return nil, toStatus(err)
+	}
 	if err := s.addMounts(ctx, &app, cfg.GetMounts()); err != nil {
 		return nil, toStatus(err)
 	}

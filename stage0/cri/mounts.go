@@ -229,6 +229,15 @@ func (c *container) criMounts() []*runtimeapi.Mount {
 	return nil
 }
 
+// refuseDevices refuses a container's devices (Unimplemented) rather
+// than start it without them: an app's /dev holds the appc set only.
+func refuseDevices(devs []*runtimeapi.Device) error {
+	if len(devs) == 0 {
+		return nil
+	}
+	return errdefs.Newf(errdefs.ErrNotImplemented, "container devices (%s, …) are not supported yet", devs[0].GetHostPath())
+}
+
 // runtimeHandlers are the runtime handlers Status advertises, with what
 // each supports: nspawn (also the default, "") mounts recursively
 // read-only (mount_setattr(2), AT_RECURSIVE).

@@ -110,3 +110,12 @@ func podWithApp(t *testing.T, name string, app prepare.App) *schema.PodManifest 
 	pm.Apps = schema.AppList{{Name: *types.MustACName(name), Annotations: app.Annotations, Mounts: app.Mounts}}
 	return pm
 }
+
+func TestRefuseDevices(t *testing.T) {
+	if err := refuseDevices(nil); err != nil {
+		t.Errorf("no devices: %v", err)
+	}
+	if err := refuseDevices([]*runtimeapi.Device{{HostPath: "/dev/fuse", ContainerPath: "/dev/fuse"}}); !errors.Is(err, errdefs.ErrNotImplemented) {
+		t.Errorf("a device: %v, want NotImplemented", err)
+	}
+}
