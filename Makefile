@@ -28,11 +28,14 @@ FLAVOR ?= fly
 CRI_TOOLS_VERSION := v1.37.0
 CRICTL := $(BUILD)/tools/crictl-$(CRI_TOOLS_VERSION)
 CRITEST := $(BUILD)/tools/critest-$(CRI_TOOLS_VERSION)
+# Debian's busybox (not busybox-static: see the script), the critest
+# stand-in images' base, fetched once like the systemd tree.
+CRI_BUSYBOX := $(BUILD)/cri/busybox
 
 # Pruned, not filtered: build/ holds whole Debian roots (make package-test).
 GO_SOURCES := $(shell find . \( -path ./build -o -path ./bin \) -prune -o -name '*.go' -print) go.mod go.sum
 
-.PHONY: man deb package-test registry cri-test fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install security test-images ace-images tools quickstart vm-test fetch-vm-kernel stage1-kvm fetch-kvm-kernel generate
+.PHONY: man deb package-test registry cri-test cri-harness fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install security test-images ace-images tools quickstart vm-test fetch-vm-kernel stage1-kvm fetch-kvm-kernel generate
 
 all: $(BIN)/nscn $(BIN)/nscn-grpc $(BIN)/stage1-fly.aci $(BIN)/stage1-nspawn.aci $(BIN)/stage1-kvm.aci ## Build nscn and the stage1 images
 
@@ -169,10 +172,11 @@ vm-test: all test-images $(VM_KERNEL) ## End-to-end tests on a pure cgroup v2 ho
 		$(abspath $(BUILD)/vm.test) -test.v -test.count=1 -test.timeout 15m
 
 BENCH_FLAGS ?=
-bench: deps all test-images ## Measure nscn against crun, runc, unshare+chroot, gzip and tar; fails when a target is missed (root; figure 3 needs make stage1-nspawn; BENCH_FLAGS=-figures=3 for one figure, -figures=pull for the registry pull)
+bench: deps all test-images cri-harness ## Measure nscn against crun, runc, unshare+chroot, gzip, tar, podman, skopeo and containerd; fails when a target is missed (root; BENCH_FLAGS=-figures=3 for one figure, -figures=pull for the registry pull, -figures=cri for critest's lifecycle benchmarks)
 	scripts/install-bench-deps.sh
 	$(GO) build -trimpath -o $(BUILD)/nscn-bench ./bench/cmd/nscn-bench
-	$(BUILD)/nscn-bench -nscn $(BIN)/nscn -images $(BUILD)/images -work $(BUILD)/bench $(BENCH_FLAGS)
+	$(CRI_TEST_ENV) $(BUILD)/nscn-bench -nscn $(BIN)/nscn -images $(BUILD)/images -work $(BUILD)/bench \
+		-cri-test $(abspath $(BUILD)/cri.test) $(BENCH_FLAGS)
 
 TORTURE_FLAGS ?=
 torture: all test-images ## Torture suite: SIGKILL crashes, 8 parallel loops, hostile images (root, ~5 min; TORTURE_FLAGS=-seed=N to replay)
@@ -219,20 +223,23 @@ CRI_TEST_FLAGS ?=
 # CRI_FOCUS=REGEX: a quick run of the critest specs it names, against nscn
 # only, each printed with its reason; no ratchet (Documentation/cri.md).
 CRI_FOCUS ?=
-# Debian's busybox (not busybox-static: see the script), the stand-in
-# images' base, fetched once like the systemd tree.
-CRI_BUSYBOX := $(BUILD)/cri/busybox
-
 $(CRI_BUSYBOX): scripts/cri/fetch-busybox.sh
 	scripts/cri/fetch-busybox.sh $@
 
-cri-test: all $(CRITEST) $(CRI_BUSYBOX) ## critest v1.37.0 against Debian's containerd and nscn cri, stand-in images served under their real names in private namespaces; results in build/cri/results.txt; fails when a spec of tests/cri/*-passes.txt stops passing (root, ~4.5 min; CRI_TEST_FLAGS=-update rewrites the lists)
+# What the critest harness (tests/cri) is told, by cri-test and by the
+# bench's figure 10.
+CRI_TEST_ENV = NSCN_BIN=$(abspath $(BIN)/nscn) NSCN_CRITEST=$(abspath $(CRITEST)) \
+	NSCN_CRI_STANDIN=$(abspath $(BUILD)/cri/standin) NSCN_CRI_BUSYBOX=$(abspath $(CRI_BUSYBOX)) NSCN_CNI_PLUGIN_DIR=$(abspath $(CNI_PLUGINS)) \
+	NSCN_CRI_CACHE=$(abspath $(BUILD)/cri)
+
+# The harness and its stand-in image maker.
+cri-harness: all $(CRITEST) $(CRI_BUSYBOX)
 	@mkdir -p $(BUILD)/cri
 	$(GO) build -trimpath -buildvcs=false -o $(BUILD)/cri/standin ./tests/cri/standin
 	$(GO) test -c -tags functional -o $(BUILD)/cri.test ./tests/cri
-	cd tests/cri && NSCN_BIN=$(abspath $(BIN)/nscn) NSCN_CRITEST=$(abspath $(CRITEST)) \
-		NSCN_CRI_STANDIN=$(abspath $(BUILD)/cri/standin) NSCN_CRI_BUSYBOX=$(abspath $(CRI_BUSYBOX)) NSCN_CNI_PLUGIN_DIR=$(abspath $(CNI_PLUGINS)) \
-		NSCN_CRI_CACHE=$(abspath $(BUILD)/cri) NSCN_CRI_FOCUS='$(CRI_FOCUS)' \
+
+cri-test: cri-harness ## critest v1.37.0 against Debian's containerd and nscn cri, stand-in images served under their real names in private namespaces; results in build/cri/results.txt; fails when a spec of tests/cri/*-passes.txt stops passing (root, ~4.5 min; CRI_TEST_FLAGS=-update rewrites the lists)
+	cd tests/cri && $(CRI_TEST_ENV) NSCN_CRI_FOCUS='$(CRI_FOCUS)' \
 		$(abspath $(BUILD)/cri.test) -test.v -test.count=1 -test.timeout 30m $(CRI_TEST_FLAGS)
 
 # golangci-lint, pinned: `make lint` installs it into build/tools once (the

@@ -13,6 +13,7 @@ packages=(
 	busybox-static # the rootfs every runtime starts (build/images/busybox.aci)
 	systemd-container # systemd-nspawn, the peer of the nspawn flavor (figure 2)
 	docker-registry podman skopeo # the loopback registry and the peer pullers (figure 8, pull)
+	containerd     # the CRI peer, with runc (figure 10, cri)
 )
 
 # shellcheck source=scripts/lib/apt.sh

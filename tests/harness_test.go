@@ -6,8 +6,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nosecone/nscn/internal/mountplan"
 	"github.com/nosecone/nscn/internal/testutil"
 )
 
@@ -32,50 +31,18 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	testutil.RequiresRoot(t)
-	root := t.TempDir()
-	e := &env{t: t, dir: filepath.Join(root, "data"), local: filepath.Join(root, "etc"), system: filepath.Join(root, "lib")}
-	for _, d := range []string{e.local, e.system} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	in := testutil.NewInstall(t)
+	e := &env{t: t, dir: in.Dir, local: in.Local, system: in.System}
 	// The generic tests run their pods with the fly flavor, the quicker
 	// one: the system config names it the default. The nspawn tests pick
 	// their stage1 by flag; TestDefaultStage1IsNspawn removes this file.
 	testutil.WriteStage1Default(t, e.system, filepath.Join(filepath.Dir(nscnBin(t)), "stage1-fly.aci"))
-	// Registered after t.TempDir, so it runs before the removal: pods
-	// leave overlay mounts until gc, and a failed test must not leak them.
-	t.Cleanup(func() {
-		if err := mountplan.UnmountAll(context.Background(), root); err != nil {
-			t.Errorf("unmount test pods: %v", err)
-		}
-		removeJournalLinks(t, root)
-	})
 	return e
-}
-
-// removeJournalLinks removes the host's /var/log/journal links to the
-// journals of pods under root, which gc removes but a failed test may
-// leave (stage1-nspawn, Documentation/logging.md).
-func removeJournalLinks(t *testing.T, root string) {
-	links, _ := filepath.Glob("/var/log/journal/*")
-	for _, l := range links {
-		if target, err := os.Readlink(l); err == nil && strings.HasPrefix(target, root+"/") {
-			if err := os.Remove(l); err != nil {
-				t.Errorf("remove journal link: %v", err)
-			}
-		}
-	}
 }
 
 func mustEnv(t *testing.T, name string) string {
 	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		t.Fatalf("%s is not set; run the suite with `make functional`", name)
-	}
-	return v
+	return testutil.MustEnv(t, name, "functional")
 }
 
 func nscnBin(t *testing.T) string   { return mustEnv(t, "NSCN_BIN") }
@@ -89,10 +56,7 @@ type result struct {
 
 // cmd builds an nscn command with this env's global flags.
 func (e *env) cmd(ctx context.Context, args ...string) *exec.Cmd {
-	all := append([]string{"--dir", e.dir, "--local-config", e.local, "--system-config", e.system}, args...)
-	c := exec.CommandContext(ctx, nscnBin(e.t), all...) //nolint:gosec // G204: the test runs its own binary or a fixed tool, argv built by the test
-	c.Env = append(append(os.Environ(), "LC_ALL=C"), e.extraEnv...)
-	return c
+	return testutil.Install{Dir: e.dir, Local: e.local, System: e.system}.Command(ctx, nscnBin(e.t), e.extraEnv, args...)
 }
 
 // run runs nscn and returns its output and exit code.
@@ -105,22 +69,13 @@ func (e *env) runIn(stdin []byte, args ...string) result {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	c := e.cmd(ctx, args...)
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
+	var in io.Reader
 	if stdin != nil {
-		c.Stdin = bytes.NewReader(stdin)
+		in = bytes.NewReader(stdin)
 	}
-	err := c.Run()
-	code := 0
-	if err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			e.t.Fatalf("run nscn %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
-	return result{stdout: out.String(), stderr: errb.String(), code: code}
+	var r result
+	r.stdout, r.stderr, r.code = testutil.Output(e.t, e.cmd(ctx, args...), in)
+	return r
 }
 
 // ok runs nscn and fails the test unless it exits 0.

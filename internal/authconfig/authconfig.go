@@ -25,9 +25,7 @@
 package authconfig
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -104,13 +102,8 @@ type fileFormat struct {
 // a domain that is not a host, credentials missing what the type needs.
 func Parse(data []byte) (*Entry, error) {
 	var f fileFormat
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, errdefs.InvalidArgument("parse auth entry: %v", err)
-	}
-	if dec.More() {
-		return nil, errdefs.InvalidArgument("parse auth entry: more than one JSON value")
+	if err := configdir.Decode(data, &f, "auth entry"); err != nil {
+		return nil, err
 	}
 	kind, version := f.NscnKind, f.NscnVersion
 	switch {

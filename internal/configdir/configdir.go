@@ -3,10 +3,13 @@
 // stage1.d): every *.json file, in name order, each whole. What the files
 // mean and how directories combine is the caller's; this package only
 // makes every kind skip, bound and report files the same way. It imports
-// the standard library and errdefs only.
+// the standard library and errdefs only. Decode is the files' strict JSON
+// reading.
 package configdir
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -63,4 +66,19 @@ func Read(dir, what string) ([]File, error) {
 		out = append(out, File{Path: name, Data: data})
 	}
 	return out, nil
+}
+
+// Decode reads data, a file's content, into v: one JSON value, with no
+// field v lacks (a misspelt setting is an error, not silently ignored) and
+// nothing after it. Errors are InvalidArgument, prefixed with what.
+func Decode(data []byte, v any, what string) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errdefs.InvalidArgument("parse %s: %v", what, err)
+	}
+	if dec.More() {
+		return errdefs.InvalidArgument("parse %s: more than one JSON value", what)
+	}
+	return nil
 }

@@ -46,3 +46,33 @@ func TestRead(t *testing.T) {
 		t.Fatalf("an oversized file: %v", err)
 	}
 }
+
+func TestDecode(t *testing.T) {
+	type v struct {
+		A string `json:"a"`
+	}
+	for _, tc := range []struct {
+		name, in string
+		want     string // "" for success
+	}{
+		{"one value", `{"a":"x"}`, ""},
+		{"unknown field", `{"a":"x","b":1}`, `unknown field "b"`},
+		{"two values", `{"a":"x"} {"a":"y"}`, "more than one JSON value"},
+		{"not JSON", `a = x`, "parse thing"},
+		{"empty", ``, "parse thing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got v
+			err := Decode([]byte(tc.in), &got, "thing")
+			if tc.want == "" {
+				if err != nil || got.A != "x" {
+					t.Fatalf("Decode = %v, %+v", err, got)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Fatalf("Decode error = %v, want an InvalidArgument mentioning %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -23,8 +23,6 @@
 package regtrust
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -64,13 +62,8 @@ type fileFormat struct {
 // with errdefs.ErrInvalidArgument.
 func Parse(data []byte) (*Entry, error) {
 	var f fileFormat
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, errdefs.InvalidArgument("parse registry trust entry: %v", err)
-	}
-	if dec.More() {
-		return nil, errdefs.InvalidArgument("parse registry trust entry: more than one JSON value")
+	if err := configdir.Decode(data, &f, "registry trust entry"); err != nil {
+		return nil, err
 	}
 	if f.NscnKind != Kind {
 		return nil, errdefs.InvalidArgument("registry trust entry: kind %q is not %q", f.NscnKind, Kind)

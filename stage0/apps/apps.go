@@ -394,24 +394,22 @@ func List(ctx context.Context, dataDir, uuid string) ([]Status, error) {
 	if err != nil {
 		return nil, err
 	}
+	return Statuses(p, pm), nil
+}
+
+// Statuses returns the status of every app of pm, the manifest of pod p
+// as its caller read it, in manifest order: List for a caller that holds
+// both already (the CRI reads them to find its sandboxes).
+func Statuses(p *pod.Pod, pm *schema.PodManifest) []Status {
 	out := make([]Status, 0, len(pm.Apps))
 	for _, ra := range pm.Apps {
 		out = append(out, appStatus(p, ra))
 	}
-	return out, nil
+	return out
 }
 
 // StatusOf returns the status of app in pod uuid.
 func StatusOf(ctx context.Context, dataDir, uuid, app string) (Status, error) {
-	all, err := List(ctx, dataDir, uuid)
-	if err != nil {
-		return Status{}, err
-	}
-	for _, st := range all {
-		if st.Name == app {
-			return st, nil
-		}
-	}
 	p, err := pod.Get(ctx, dataDir, uuid)
 	if err != nil {
 		return Status{}, err
@@ -419,6 +417,11 @@ func StatusOf(ctx context.Context, dataDir, uuid, app string) (Status, error) {
 	pm, err := p.Manifest(ctx)
 	if err != nil {
 		return Status{}, err
+	}
+	for _, st := range Statuses(p, pm) {
+		if st.Name == app {
+			return st, nil
+		}
 	}
 	return Status{}, hasApp(pm, p.UUID, app)
 }

@@ -97,6 +97,7 @@ func newFetcher(g *Globals, s *store.Store, policy fetch.PullPolicy) *fetch.Fetc
 		TrustKeysFromHTTPS: g.TrustKeysFromHTTPS,
 		Auth:               loadAuth(g),
 		TagTrust:           loadTagTrust(g),
+		Timeline:           g.Timeline,
 	}
 }
 

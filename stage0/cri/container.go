@@ -170,7 +170,7 @@ func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContaine
 	if err != nil || c == nil {
 		return &runtimeapi.StopContainerResponse{}, toStatus(err)
 	}
-	if st, err := apps.StatusOf(ctx, s.dataDir, c.sb.pod.UUID, c.app); err == nil && st.State != apps.Running {
+	if st, ok := c.status(); ok && st.State != apps.Running {
 		return &runtimeapi.StopContainerResponse{}, nil
 	}
 	if err := apps.Stop(ctx, s.appsConfig(), c.sb.pod.UUID, c.app); err != nil {
@@ -194,6 +194,17 @@ func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveCont
 		return nil, toStatus(err)
 	}
 	return &runtimeapi.RemoveContainerResponse{}, nil
+}
+
+// status is the container's app's status, from the pod and manifest its
+// sandbox was read with; false when the manifest lacks the app.
+func (c *container) status() (apps.Status, bool) {
+	for _, st := range apps.Statuses(c.sb.pod, c.sb.pm) {
+		if st.Name == c.app {
+			return st, true
+		}
+	}
+	return apps.Status{}, false
 }
 
 func (s *Server) mustContainer(ctx context.Context, id string) (*container, error) {
@@ -222,9 +233,9 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	st, err := apps.StatusOf(ctx, s.dataDir, c.sb.pod.UUID, c.app)
-	if err != nil {
-		return nil, toStatus(err)
+	st, ok := c.status()
+	if !ok {
+		return nil, toStatus(errdefs.NotFound("container %s", req.GetContainerId()))
 	}
 	cs := &runtimeapi.ContainerStatus{
 		Id:       c.meta.ID,
@@ -261,10 +272,7 @@ func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContain
 		if f.GetPodSandboxId() != "" && !strings.HasPrefix(sb.id, f.GetPodSandboxId()) {
 			continue
 		}
-		sts, err := apps.List(ctx, s.dataDir, sb.pod.UUID)
-		if err != nil {
-			continue
-		}
+		sts := apps.Statuses(sb.pod, sb.pm)
 		for _, c := range s.containersOf(sb) {
 			if f.GetId() != "" && !strings.HasPrefix(c.meta.ID, f.GetId()) {
 				continue

@@ -13,6 +13,10 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 )
 
+// execKillGrace is how long a timed-out ExecSync's command has between
+// SIGTERM and SIGKILL.
+const execKillGrace = 2 * time.Second
+
 // ExecSync runs a command in a running container, confined as the
 // container is (nscn app exec), and returns its output and exit status.
 func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
@@ -34,11 +38,25 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	// At the deadline the command goes, not only nscn: the entered
 	// process stays in nscn's process group (in the pod's PID namespace,
-	// but a group is the host's to signal), so the whole group is killed.
+	// but a group is the host's to signal), so the whole group is
+	// signalled. SIGTERM first: the stage1's enter passes it on and reaps
+	// the command, which then leaves no zombie in the app (its parent's
+	// death would hand it to the host's init, which the next ExecSync
+	// could see before that init reaps it); SIGKILL for what is left
+	// after execKillGrace. The group cannot be another's then: nscn, its
+	// leader, is not reaped before Run returns, which stops the timer.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 2 * time.Second
+	var kill *time.Timer
+	cmd.Cancel = func() error {
+		pg := -cmd.Process.Pid
+		kill = time.AfterFunc(execKillGrace, func() { _ = syscall.Kill(pg, syscall.SIGKILL) })
+		return syscall.Kill(pg, syscall.SIGTERM)
+	}
+	cmd.WaitDelay = execKillGrace + 2*time.Second
 	err = cmd.Run()
+	if kill != nil {
+		kill.Stop()
+	}
 	var ee *exec.ExitError
 	switch {
 	case ctx.Err() != nil:

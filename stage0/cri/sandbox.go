@@ -162,7 +162,10 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 
 	deadline := time.NewTimer(sandboxReadyTimeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
+	// A sandbox's start is what a kubelet waits for (bench figure 10):
+	// polled every 10 ms, the wait adds 5 ms on average, where 50 added
+	// 25. A poll is a few small reads.
+	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		if b, err := os.ReadFile(uuidFile); err == nil && len(bytes.TrimSpace(b)) > 0 { //nolint:gosec // G304: the server's own temporary file

@@ -45,6 +45,7 @@ import (
 	"github.com/nosecone/nscn/internal/pgp"
 	"github.com/nosecone/nscn/internal/progress"
 	"github.com/nosecone/nscn/internal/regtrust"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/store"
 	"github.com/nosecone/nscn/store/index"
 )
@@ -105,6 +106,9 @@ type Fetcher struct {
 	// repository it names is taken without a digest, as with
 	// InsecureImage for that image alone. nil trusts no tag.
 	TagTrust *regtrust.Policy
+	// Timeline marks the phases of a registry pull (--debug,
+	// NSCN_TIMELINE); nil marks nothing.
+	Timeline *timeline.Timeline
 
 	// Seams for tests; nil means os.Open and Store.Import.
 	open        func(name string) (imageFile, error)

@@ -97,6 +97,7 @@ func (f *Fetcher) fetchRegistry(ctx context.Context, ref oci.Reference) (*index.
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", ref, err)
 	}
+	f.Timeline.Mark("registry-connected")
 	if !ref.Pinned() && (!insecure || cached != nil) {
 		now, err := reg.Resolve(ctx, ref.Name)
 		if err != nil {
@@ -118,6 +119,7 @@ func (f *Fetcher) fetchRegistry(ctx context.Context, ref oci.Reference) (*index.
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", ref, err)
 	}
+	f.Timeline.Mark("image-resolved")
 	source := ref.String()
 	if !ref.Pinned() {
 		source += "@" + im.IndexDigest.String()
@@ -256,6 +258,7 @@ func (f *Fetcher) commitOCI(ctx context.Context, im *oci.Image, meta ociMeta, ap
 	if err := forEachLimit(ctx, todo, parallelLayers, fetchBlob); err != nil {
 		return nil, added, err
 	}
+	f.Timeline.Mark("layers-stored")
 	if err := f.Store.OCIBlobs.Ingest(ctx, bytes.NewReader(im.Config), config, int64(len(im.Config))); err != nil {
 		return nil, added, fmt.Errorf("store config: %w", err)
 	}
@@ -273,6 +276,9 @@ func (f *Fetcher) commitOCI(ctx context.Context, im *oci.Image, meta ociMeta, ap
 		Source: meta.source,
 		Remote: meta.remote,
 	})
+	if err == nil {
+		f.Timeline.Mark("image-recorded")
+	}
 	return entry, added, err
 }
 

@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
@@ -22,6 +23,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/oci"
 	"github.com/nosecone/nscn/internal/oci/ocitest"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/store"
 	"github.com/nosecone/nscn/store/tree"
 )
@@ -610,5 +612,26 @@ func TestFetchRegistryConcurrentSharedBase(t *testing.T) {
 	}
 	if ims, _ := r.s.Images(context.Background()); len(ims) != 3 {
 		t.Errorf("%d images stored, want 3", len(ims))
+	}
+}
+
+func TestFetchRegistryTimeline(t *testing.T) {
+	r := newOCIRig(t)
+	_, d := r.pushTwoLayers(t)
+	var out bytes.Buffer
+	r.f.Timeline = timeline.New("stage0", timeline.Monotonic(), &out)
+	if _, err := r.f.Fetch(context.Background(), Request{Ref: "docker://" + r.reg.Host + "/team/app@" + d.String()}); err != nil {
+		t.Fatal(err)
+	}
+	pts, err := timeline.Parse(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range pts {
+		got = append(got, p.Phase)
+	}
+	if want := []string{"registry-connected", "image-resolved", "layers-stored", "image-recorded"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("phases %v, want %v", got, want)
 	}
 }

@@ -1,39 +1,13 @@
 package fly
 
 import (
-	"encoding/json"
-	"testing"
-
-	"github.com/appc/spec/schema"
-	"github.com/appc/spec/schema/types"
+	"github.com/nosecone/nscn/internal/testutil"
 )
 
-// testApp builds a runtime app named name from an app definition.
-func testApp(t testing.TB, name string, app *types.App) schema.RuntimeApp {
-	t.Helper()
-	h, err := types.NewHash("sha512-" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return schema.RuntimeApp{Name: *types.MustACName(name), Image: schema.RuntimeImage{ID: *h}, App: app}
-}
-
-// testPod builds a pod manifest and runs it through JSON, as stage0 would
-// write it, so that the schema's validation and defaults apply.
-func testPod(t testing.TB, apps []schema.RuntimeApp, vols []types.Volume) *schema.PodManifest {
-	t.Helper()
-	pm := schema.BlankPodManifest()
-	pm.Apps = apps
-	pm.Volumes = vols
-	data, err := json.Marshal(pm)
-	if err != nil {
-		t.Fatalf("marshal pod manifest: %v", err)
-	}
-	var out schema.PodManifest
-	if err := json.Unmarshal(data, &out); err != nil {
-		t.Fatalf("unmarshal pod manifest: %v", err)
-	}
-	return &out
-}
+// testApp and testPod build the apps and pod manifests of the tests.
+var (
+	testApp = testutil.RuntimeApp
+	testPod = testutil.PodManifest
+)
 
 func ptr[T any](v T) *T { return &v }

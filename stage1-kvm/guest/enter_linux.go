@@ -278,7 +278,7 @@ func startSession(log io.Writer, out io.Writer, payload []byte) *enterSession {
 		close(s.done)
 		relays.Wait()
 		status := cmd.ProcessState.ExitCode()
-		if ws, ok := cmd.ProcessState.Sys().(unix.WaitStatus); ok && ws.Signaled() {
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			status = stage1abi.SignalStatusBase + int(ws.Signal())
 		}
 		_ = WriteFrame(out, FrameExit, []byte(strconv.Itoa(status)))

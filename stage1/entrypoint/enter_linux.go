@@ -376,6 +376,15 @@ func Enter(ctx context.Context, log *slog.Logger, args abiargs.EnterArgs, term s
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, unix.SIGINT, unix.SIGQUIT, unix.SIGTSTP)
 	defer signal.Stop(sigc)
+	// SIGTERM (a caller giving up, such as the CRI's ExecSync at its
+	// deadline, signalling enter's process group) is passed on to the
+	// command, and enter stays to reap it: were enter to die first, the
+	// command, a process of the app's PID namespace whose parent is
+	// outside it, would be reparented to the host's init, and show in the
+	// app as a zombie until that init reaps it.
+	termc := make(chan os.Signal, 1)
+	signal.Notify(termc, unix.SIGTERM)
+	defer signal.Stop(termc)
 	cmd := &exec.Cmd{
 		Path: exe, Args: []string{exe, EnterHelperArg},
 		Env:   []string{},
@@ -391,6 +400,15 @@ func Enter(ctx context.Context, log *slog.Logger, args abiargs.EnterArgs, term s
 		return 0, fmt.Errorf("start enter helper: %w", err)
 	}
 	_ = cfgR.Close()
+	waited := make(chan struct{})
+	defer close(waited)
+	go func() {
+		select {
+		case <-termc:
+			_ = cmd.Process.Signal(unix.SIGTERM)
+		case <-waited:
+		}
+	}()
 	werrc := make(chan error, 1)
 	go func() {
 		_, err := cfgW.Write(cfgData)
@@ -406,7 +424,7 @@ func Enter(ctx context.Context, log *slog.Logger, args abiargs.EnterArgs, term s
 	if werr != nil && cmd.ProcessState.ExitCode() == stage1abi.ExitRuntime {
 		return 0, fmt.Errorf("send enter config: %w", werr)
 	}
-	ws, ok := cmd.ProcessState.Sys().(unix.WaitStatus)
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if ok && ws.Signaled() {
 		return stage1abi.SignalStatusBase + int(ws.Signal()), nil
 	}

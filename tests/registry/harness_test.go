@@ -3,7 +3,6 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -21,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nosecone/nscn/internal/mountplan"
 	"github.com/nosecone/nscn/internal/testutil"
 )
 
@@ -44,35 +42,14 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	testutil.RequiresRoot(t)
-	root := t.TempDir()
-	e := &env{
-		t: t, dir: filepath.Join(root, "data"), local: filepath.Join(root, "etc"),
-		system: filepath.Join(root, "lib"), home: filepath.Join(root, "home"),
-	}
-	for _, d := range []string{e.local, e.system, e.home} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e.extraEnv = []string{"HOME=" + e.home}
-	// Registered after t.TempDir, so it runs before the removal: pods
-	// leave overlay mounts until gc.
-	t.Cleanup(func() {
-		if err := mountplan.UnmountAll(context.Background(), root); err != nil {
-			t.Errorf("unmount test pods: %v", err)
-		}
-	})
-	return e
+	in := testutil.NewInstall(t, "home")
+	home := filepath.Join(in.Root, "home")
+	return &env{t: t, dir: in.Dir, local: in.Local, system: in.System, home: home, extraEnv: []string{"HOME=" + home}}
 }
 
 func mustEnv(t *testing.T, name string) string {
 	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		t.Fatalf("%s is not set; run the suite with `make registry`", name)
-	}
-	return v
+	return testutil.MustEnv(t, name, "registry")
 }
 
 func nscnBin(t *testing.T) string    { return mustEnv(t, "NSCN_BIN") }
@@ -91,10 +68,7 @@ func (r result) String() string {
 
 // cmd builds an nscn command with this env's global flags.
 func (e *env) cmd(ctx context.Context, args ...string) *exec.Cmd {
-	all := append([]string{"--dir", e.dir, "--local-config", e.local, "--system-config", e.system}, args...)
-	c := exec.CommandContext(ctx, nscnBin(e.t), all...) //nolint:gosec // G204: the suite runs the nscn under test
-	c.Env = append(append(os.Environ(), "LC_ALL=C"), e.extraEnv...)
-	return c
+	return testutil.Install{Dir: e.dir, Local: e.local, System: e.system}.Command(ctx, nscnBin(e.t), e.extraEnv, args...)
 }
 
 // run runs nscn and returns its output and exit code.
@@ -102,19 +76,8 @@ func (e *env) run(args ...string) result {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	c := e.cmd(ctx, args...)
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
-	err := c.Run()
-	code := 0
-	if err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			e.t.Fatalf("run nscn %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
-	r := result{args: args, stdout: out.String(), stderr: errb.String(), code: code}
+	r := result{args: args}
+	r.stdout, r.stderr, r.code = testutil.Output(e.t, e.cmd(ctx, args...), nil)
 	if strings.Contains(r.stderr, "goroutine ") {
 		e.t.Fatalf("nscn panicked:\n%s", r)
 	}

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"maps"
 	"os"
@@ -18,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nosecone/nscn/internal/mountplan"
 	"github.com/nosecone/nscn/internal/testutil"
 )
 
@@ -42,45 +40,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	testutil.RequiresRoot(t)
-	root := t.TempDir()
-	e := &env{t: t, dir: filepath.Join(root, "data"), local: filepath.Join(root, "etc"), system: filepath.Join(root, "lib")}
-	for _, d := range []string{e.local, e.system} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Registered after t.TempDir, so it runs before the removal.
-	t.Cleanup(func() {
-		if err := mountplan.UnmountAll(context.Background(), root); err != nil {
-			t.Errorf("unmount test pods: %v", err)
-		}
-		removeJournalLinks(t, root)
-	})
-	return e
-}
-
-// removeJournalLinks removes the host's /var/log/journal links to the
-// journals of stage1-nspawn pods under root, which gc removes but these
-// tests, which do not gc their pods, would leave dangling.
-func removeJournalLinks(t *testing.T, root string) {
-	links, _ := filepath.Glob("/var/log/journal/*")
-	for _, l := range links {
-		if target, err := os.Readlink(l); err == nil && strings.HasPrefix(target, root+"/") {
-			if err := os.Remove(l); err != nil {
-				t.Errorf("remove journal link: %v", err)
-			}
-		}
-	}
+	in := testutil.NewInstall(t)
+	return &env{t: t, dir: in.Dir, local: in.Local, system: in.System}
 }
 
 func mustEnv(t *testing.T, name string) string {
 	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		t.Fatalf("%s is not set; run the suite with `make security`", name)
-	}
-	return v
+	return testutil.MustEnv(t, name, "security")
 }
 
 func nscnBin(t *testing.T) string    { return mustEnv(t, "NSCN_BIN") }
@@ -98,10 +64,7 @@ func (r result) String() string {
 
 // cmd builds an nscn command with this env's global flags.
 func (e *env) cmd(ctx context.Context, args ...string) *exec.Cmd {
-	all := append([]string{"--dir", e.dir, "--local-config", e.local, "--system-config", e.system}, args...)
-	c := exec.CommandContext(ctx, nscnBin(e.t), all...) //nolint:gosec // G204: the suite runs the nscn under test
-	c.Env = append(append(os.Environ(), "LC_ALL=C"), e.extraEnv...)
-	return c
+	return testutil.Install{Dir: e.dir, Local: e.local, System: e.system}.Command(ctx, nscnBin(e.t), e.extraEnv, args...)
 }
 
 // run runs nscn with stdin and returns its output and exit code.
@@ -109,19 +72,9 @@ func (e *env) runIn(stdin io.Reader, args ...string) result {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c := e.cmd(ctx, args...)
-	var out, errb bytes.Buffer
-	c.Stdin, c.Stdout, c.Stderr = stdin, &out, &errb
-	err := c.Run()
-	code := 0
-	if err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			e.t.Fatalf("run nscn %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
-	return result{stdout: out.String(), stderr: errb.String(), code: code}
+	var r result
+	r.stdout, r.stderr, r.code = testutil.Output(e.t, e.cmd(ctx, args...), stdin)
+	return r
 }
 
 func (e *env) run(args ...string) result {

@@ -57,6 +57,7 @@ func measure(ctx context.Context, c config) (bool, error) {
 		{7, b.figScale},
 		{8, b.figPull},
 		{9, b.figKvm},
+		{10, b.figCri},
 	} {
 		if c.want(f.n) {
 			// Writeback the previous figure left (its pods' files on the
@@ -100,6 +101,9 @@ func (b *bencher) setup(ctx context.Context) error {
 	}
 	if b.c.want(8) {
 		tools = append(tools, pullTools...)
+	}
+	if b.c.want(10) {
+		tools = append(tools, "containerd", "containerd-shim-runc-v2", "runc", "docker-registry")
 	}
 	for _, t := range tools {
 		if _, err := exec.LookPath(t); err != nil {

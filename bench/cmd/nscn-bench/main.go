@@ -41,7 +41,8 @@ type config struct {
 	pods    int    // pods for the scale figure
 	quick   bool   // development only: few runs, smaller scale
 	workers int    // parallel pod creation
-	// figures are the figures to measure (1 to 9); all when empty.
+	criTest string // build/cri.test, the critest harness (figure 10)
+	// figures are the figures to measure (1 to 10); all when empty.
 	figures map[int]bool
 }
 
@@ -60,8 +61,8 @@ func parseFigures(s string) (map[int]bool, error) {
 		n, ok := figureNames[f]
 		if !ok {
 			var err error
-			if n, err = strconv.Atoi(f); err != nil || n < 1 || n > 9 {
-				return nil, fmt.Errorf("-figures: %q is not a figure number (1 to 9) or name (pull, kvm)", f)
+			if n, err = strconv.Atoi(f); err != nil || n < 1 || n > 10 {
+				return nil, fmt.Errorf("-figures: %q is not a figure number (1 to 10) or name (pull, kvm, cri)", f)
 			}
 		}
 		out[n] = true
@@ -70,25 +71,31 @@ func parseFigures(s string) (map[int]bool, error) {
 }
 
 // allFigures are the figures -figures may name.
-var allFigures = []int{1, 2, 3, 4, 5, 6, 7, 8, 9}
+var allFigures = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
 
 // figureNames are the names -figures takes besides numbers.
-var figureNames = map[string]int{"pull": 8, "kvm": 9}
+var figureNames = map[string]int{"pull": 8, "kvm": 9, "cri": 10}
 
 func main() {
 	os.Exit(run()) //nolint:forbidigo // main: only main exits
 }
 
 func run() int {
+	if len(os.Args) > 1 && os.Args[1] == pullClientCmd {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return pullClientMain(ctx, os.Args[2:])
+	}
 	var c config
 	flag.StringVar(&c.nscn, "nscn", "bin/nscn", "the nscn binary; stage1-fly.aci must be beside it")
 	flag.StringVar(&c.images, "images", "build/images", "directory holding busybox.aci (make test-images)")
+	flag.StringVar(&c.criTest, "cri-test", "", "the critest harness binary (build/cri.test, make cri-harness) for figure 10; its inputs come from the environment make sets")
 	flag.StringVar(&c.work, "work", "build/bench", "work directory: cached fixtures and scratch data directories")
 	flag.IntVar(&c.runs, "runs", 30, "runs per command for the slow figures (at least 30)")
 	flag.IntVar(&c.fast, "fast-runs", 50, "runs per command for the fast figures (at least 30)")
 	flag.IntVar(&c.pods, "pods", 1000, "pods for the scale figure")
 	flag.BoolVar(&c.quick, "quick", false, "development only: 5 runs and 100 pods; the table is marked as not valid")
-	figures := flag.String("figures", "all", "figures to measure: all, or numbers such as 1,3, pull for 8, kvm for 9 (a partial table never replaces the published one)")
+	figures := flag.String("figures", "all", "figures to measure: all, or numbers such as 1,3, pull for 8, kvm for 9, cri for 10 (a partial table never replaces the published one)")
 	flag.Parse()
 	var err error
 	if c.figures, err = parseFigures(*figures); err != nil {
@@ -114,7 +121,10 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "nscn-bench: run as root (sudo make bench)")
 		return 2
 	}
-	for _, p := range []*string{&c.nscn, &c.images, &c.work} {
+	for _, p := range []*string{&c.nscn, &c.images, &c.work, &c.criTest} {
+		if *p == "" {
+			continue // -cri-test not given
+		}
 		a, err := filepath.Abs(*p)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "nscn-bench: %v\n", err)

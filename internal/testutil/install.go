@@ -1,0 +1,96 @@
+package testutil
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nosecone/nscn/internal/mountplan"
+)
+
+// Install is one isolated nscn installation of an end-to-end suite: its
+// own data directory and local and system configuration directories
+// (nscn's --dir, --local-config, --system-config), under a directory of
+// the test's own.
+type Install struct {
+	Root, Dir, Local, System string
+}
+
+// NewInstall makes an Install under a new t.TempDir, with the
+// configuration directories and extra (paths below the root, such as a
+// HOME) created. Needs root. When the test ends, before the directory is
+// removed, the mounts its pods left below it are unmounted (a failed test
+// leaks overlays otherwise) and the host's /var/log/journal links to
+// their journals removed (gc removes them; a test that does not gc its
+// pods would leave them dangling).
+func NewInstall(t testing.TB, extra ...string) Install {
+	t.Helper()
+	RequiresRoot(t)
+	root := t.TempDir()
+	in := Install{Root: root, Dir: filepath.Join(root, "data"), Local: filepath.Join(root, "etc"), System: filepath.Join(root, "lib")}
+	for _, d := range append([]string{in.Local, in.System}, extra...) {
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(root, d)
+		}
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Registered after t.TempDir, so it runs before the removal.
+	t.Cleanup(func() {
+		if err := mountplan.UnmountAll(context.Background(), root); err != nil {
+			t.Errorf("unmount test pods: %v", err)
+		}
+		links, _ := filepath.Glob("/var/log/journal/*")
+		for _, l := range links {
+			if target, err := os.Readlink(l); err == nil && strings.HasPrefix(target, root+"/") {
+				if err := os.Remove(l); err != nil {
+					t.Errorf("remove journal link: %v", err)
+				}
+			}
+		}
+	})
+	return in
+}
+
+// Command is nscn (bin) with the installation's global flags and args,
+// in the C locale, with extraEnv added to the test's environment.
+func (in Install) Command(ctx context.Context, bin string, extraEnv []string, args ...string) *exec.Cmd {
+	all := append([]string{"--dir", in.Dir, "--local-config", in.Local, "--system-config", in.System}, args...)
+	c := exec.CommandContext(ctx, bin, all...) //nolint:gosec // G204: the suite runs the nscn under test
+	c.Env = append(append(os.Environ(), "LC_ALL=C"), extraEnv...)
+	return c
+}
+
+// Output runs c with stdin and returns what it wrote and its exit code.
+// A command that could not be run at all fails the test.
+func Output(t testing.TB, c *exec.Cmd, stdin io.Reader) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	c.Stdin, c.Stdout, c.Stderr = stdin, &out, &errb
+	if err := c.Run(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("run %v: %v", c.Args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return out.String(), errb.String(), code
+}
+
+// MustEnv is the environment variable name, which the suite's make target
+// sets; unset, the test fails naming the target.
+func MustEnv(t testing.TB, name, target string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		t.Fatalf("%s is not set; run the suite with `make %s`", name, target)
+	}
+	return v
+}
