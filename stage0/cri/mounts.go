@@ -92,6 +92,9 @@ func (s *Server) addMounts(ctx context.Context, app *prepare.App, mounts []*runt
 			if !rec.Readonly {
 				return errdefs.InvalidArgument("mount %d at %s: an image volume is read-only: set readonly", i, rec.ContainerPath)
 			}
+			if prop != stage1abi.PropagationPrivate {
+				return errdefs.InvalidArgument("mount %d at %s: an image volume is private", i, rec.ContainerPath)
+			}
 			p, ref, tree, err := s.imageVolume(ctx, im.GetImage(), m.GetImageSubPath())
 			if err != nil {
 				return fmt.Errorf("mount %d at %s: %w", i, rec.ContainerPath, err)
@@ -103,9 +106,6 @@ func (s *Server) addMounts(ctx context.Context, app *prepare.App, mounts []*runt
 			// An image's tree is the store's: never writable, below
 			// it neither.
 			rec.Readonly, rec.RecursiveReadOnly = true, true
-			if prop != stage1abi.PropagationPrivate {
-				return errdefs.InvalidArgument("mount %d at %s: an image volume is private", i, rec.ContainerPath)
-			}
 		} else {
 			p, err := hostSource(rec.HostPath)
 			if err != nil {

@@ -47,6 +47,9 @@ func TestAddMounts(t *testing.T) {
 		{name: "recursive read-only rshared", mount: &runtimeapi.Mount{HostPath: realDir, ContainerPath: "/mnt", Readonly: true, RecursiveReadOnly: true, Propagation: shared}, wantClass: errdefs.ErrInvalidArgument},
 		{name: "relative container path", mount: &runtimeapi.Mount{HostPath: realDir, ContainerPath: "mnt"}, wantClass: errdefs.ErrInvalidArgument},
 		{name: "relative host path", mount: &runtimeapi.Mount{HostPath: "real", ContainerPath: "/mnt"}, wantClass: errdefs.ErrInvalidArgument},
+		{name: "image volume writable", mount: &runtimeapi.Mount{ContainerPath: "/img", Image: &runtimeapi.ImageSpec{Image: "example.org/a:1"}}, wantClass: errdefs.ErrInvalidArgument},
+		{name: "image volume shared", mount: &runtimeapi.Mount{ContainerPath: "/img", Readonly: true, Propagation: shared, Image: &runtimeapi.ImageSpec{Image: "example.org/a:1"}}, wantClass: errdefs.ErrInvalidArgument},
+		{name: "image volume and host path", mount: &runtimeapi.Mount{ContainerPath: "/img", HostPath: realDir, Readonly: true, Image: &runtimeapi.ImageSpec{Image: "example.org/a:1"}}, wantClass: errdefs.ErrInvalidArgument},
 		{name: "unknown propagation", mount: &runtimeapi.Mount{HostPath: realDir, ContainerPath: "/mnt", Propagation: 7}, wantClass: errdefs.ErrInvalidArgument},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
