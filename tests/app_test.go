@@ -323,3 +323,27 @@ func TestAppSandboxStopForce(t *testing.T) {
 	}
 	assertPodsGone(t, e)
 }
+
+// TestAppSandboxPublish: a sandbox, which has no app when it starts,
+// forwards a host port to a port of the pod (--publish), whichever app
+// listens there later; a second pod cannot take the port while it runs,
+// and gc leaves no forwarding rule, lease or namespace.
+func TestAppSandboxPublish(t *testing.T) {
+	e := newNetEnv(t)
+	before := netSnapshot(t)
+	p := startSandbox(t, e, "--net=default", "--publish=127.0.0.1:18083:80")
+	e.ok("--insecure-options=image", "app", "add", p.uuid, busybox(t), "--name=web", "--exec=/bin/sh", "--", "-c", httpdScript)
+	e.ok("app", "start", p.uuid, "--app=web")
+	if got := httpGet(t, "http://127.0.0.1:18083/"); got != "hello from web\n" {
+		t.Errorf("GET through the published port: %q", got)
+	}
+	e.fails("host port tcp/18083 is already forwarded", "--insecure-options=image", "run", "--net=default",
+		"--publish=18083:80", "--stage1-path="+nspawnACI(t), busybox(t), "--exec=/bin/true")
+	e.fails("--publish", "--insecure-options=image", "app", "sandbox", "--publish=80")
+	e.ok("stop", p.uuid)
+	if err := p.wait(); err != nil {
+		t.Fatalf("app sandbox after stop: %v\n%s", err, p.errb.String())
+	}
+	netGC(t, e)
+	requireNetRestored(t, before)
+}

@@ -98,7 +98,8 @@ func (h *Holdings) read(dir string) error {
 		return err
 	}
 	for _, a := range apps {
-		files = append(files, filepath.Join(stage1abi.AppInfoDir(a), stage1abi.AppTreeIDFile))
+		files = append(files, filepath.Join(stage1abi.AppInfoDir(a), stage1abi.AppTreeIDFile),
+			filepath.Join(stage1abi.AppInfoDir(a), stage1abi.AppVolumeTreesFile))
 	}
 	for _, f := range files {
 		b, _, err := readRegular(root, f, maxSmallFile)
@@ -108,8 +109,11 @@ func (h *Holdings) read(dir string) error {
 		if err != nil {
 			return err
 		}
-		if key := strings.TrimSpace(string(b)); key != "" && !slices.Contains(h.Trees, key) {
-			h.Trees = append(h.Trees, key)
+		// One key, or one a line (AppVolumeTreesFile).
+		for _, key := range strings.Fields(string(b)) {
+			if !slices.Contains(h.Trees, key) {
+				h.Trees = append(h.Trees, key)
+			}
 		}
 	}
 	b, _, err := readRegular(root, stage1abi.PodManifestFile, maxManifest)

@@ -65,6 +65,15 @@ func TestListHoldings(t *testing.T) {
 			},
 			want: &Holdings{Trees: []string{tree("6")}, Images: []string{image("c")}},
 		},
+		{
+			name: "image volumes' trees (nscn cri)",
+			dir:  dirRun,
+			files: map[string]string{
+				filepath.Join(stage1abi.AppInfoDir("c"), stage1abi.AppTreeIDFile):      tree("7"),
+				filepath.Join(stage1abi.AppInfoDir("c"), stage1abi.AppVolumeTreesFile): tree("8") + "\n" + tree("9") + "\n" + tree("7") + "\n",
+			},
+			want: &Holdings{Trees: []string{tree("7"), tree("8"), tree("9")}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

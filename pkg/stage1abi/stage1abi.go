@@ -37,7 +37,7 @@ const (
 // is refused, since it may expect arguments this stage0 does not pass.
 const (
 	MinInterfaceVersion = 1
-	MaxInterfaceVersion = 12
+	MaxInterfaceVersion = 13
 )
 
 // CheckInterfaceVersion parses the interface-version annotation value. An
@@ -114,9 +114,13 @@ const (
 	AppsInfoDir       = "appsinfo"    // per-app data stage0 leaves for stage1
 	AppManifestFile   = "manifest"    // appsinfo/<app>/manifest: the app image's manifest
 	AppTreeIDFile     = "treeStoreID" // appsinfo/<app>/treeStoreID: the rendered tree used
-	Stage1TreeIDFile  = "stage1TreeStoreID"
-	NetInfoDir        = "net-info" // per-network results written by stage1
-	NetNSFile         = "netns"    // path of the pod's network namespace, written by stage1
+	// AppVolumeTreesFile is appsinfo/<app>/volumeTreeStoreIDs: the
+	// rendered trees the app's image volumes bind (nscn cri), one key a
+	// line; the pod holds them as it holds its apps' trees.
+	AppVolumeTreesFile = "volumeTreeStoreIDs"
+	Stage1TreeIDFile   = "stage1TreeStoreID"
+	NetInfoDir         = "net-info" // per-network results written by stage1
+	NetNSFile          = "netns"    // path of the pod's network namespace, written by stage1
 	// MDSTokenFile holds the pod's metadata service token and a newline,
 	// mode 0600, for a stage1 of InterfaceVersionMDSTokenFile or newer.
 	MDSTokenFile = "mds-token"
@@ -178,6 +182,11 @@ const (
 	// refuses an app that carries it for an older stage1, which would
 	// ignore it.
 	InterfaceVersionAppPaths = 12
+	// InterfaceVersionMountOptions brings no argument: a stage1 that
+	// declares it honours an app's AnnotationMountOptions. stage0 refuses
+	// an app that carries the annotation for an older stage1, which would
+	// mount its volumes otherwise than asked.
+	InterfaceVersionMountOptions = 13
 )
 
 // AnnotationAppPaths is a runtime app's annotation in the pod manifest

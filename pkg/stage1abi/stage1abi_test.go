@@ -13,8 +13,8 @@ func TestCheckInterfaceVersion(t *testing.T) {
 	}{
 		{name: "absent means 1", in: "", want: 1},
 		{name: "supported", in: "4", want: 4},
-		{name: "newest", in: "12", want: MaxInterfaceVersion},
-		{name: "too new", in: "13", wantErr: true},
+		{name: "newest", in: "13", want: MaxInterfaceVersion},
+		{name: "too new", in: "14", wantErr: true},
 		{name: "zero", in: "0", wantErr: true},
 		{name: "not a number", in: "v5", wantErr: true},
 	}
@@ -29,10 +29,10 @@ func TestCheckInterfaceVersion(t *testing.T) {
 }
 
 func TestFlagVersionsAreSupported(t *testing.T) {
-	if InterfaceVersionAppPaths != MaxInterfaceVersion {
-		t.Errorf("the newest interface version is %d, but stage0 accepts up to %d", InterfaceVersionAppPaths, MaxInterfaceVersion)
+	if InterfaceVersionMountOptions != MaxInterfaceVersion {
+		t.Errorf("the newest interface version is %d, but stage0 accepts up to %d", InterfaceVersionMountOptions, MaxInterfaceVersion)
 	}
-	for _, v := range []int{InterfaceVersionHostname, InterfaceVersionDisable, InterfaceVersionDNSConf, InterfaceVersionLocalConfig, InterfaceVersionIPC, InterfaceVersionMDSPort, InterfaceVersionReady, InterfaceVersionMDSTokenFile, InterfaceVersionPrivateUsers, InterfaceVersionApps, InterfaceVersionAppPaths} {
+	for _, v := range []int{InterfaceVersionHostname, InterfaceVersionDisable, InterfaceVersionDNSConf, InterfaceVersionLocalConfig, InterfaceVersionIPC, InterfaceVersionMDSPort, InterfaceVersionReady, InterfaceVersionMDSTokenFile, InterfaceVersionPrivateUsers, InterfaceVersionApps, InterfaceVersionAppPaths, InterfaceVersionMountOptions} {
 		if v < MinInterfaceVersion || v > MaxInterfaceVersion {
 			t.Errorf("interface version %d is outside %d..%d", v, MinInterfaceVersion, MaxInterfaceVersion)
 		}

@@ -215,6 +215,9 @@ func Add(ctx context.Context, cfg Config, uuid string, o AddOptions) (_ string, 
 		return "", errdefs.FailedPrecondition("pod %s: the stage1 speaks interface version %d and would ignore the app's restricted paths (%s needs %d)",
 			s.pod.UUID, s.s1.Version, stage1abi.AnnotationAppPaths, stage1abi.InterfaceVersionAppPaths)
 	}
+	if _, ok := o.App.Annotations.Get(stage1abi.AnnotationMountOptions); ok && s.s1.Version < stage1abi.InterfaceVersionMountOptions {
+		return "", errdefs.FailedPrecondition("app %s: the stage1 speaks interface version %d and cannot set a mount's propagation or keep it read-only to its top (needs %d)", o.App.Name, s.s1.Version, stage1abi.InterfaceVersionMountOptions)
+	}
 	po := o.Prepare
 	po.Store, po.Log = cfg.Store, cfg.Log
 	added, err := prepare.AddApp(ctx, po, s.pod.Path, pm, o.App)

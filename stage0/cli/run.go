@@ -25,6 +25,7 @@ import (
 	"github.com/nosecone/nscn/internal/mds"
 	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/internal/timeline"
+	"github.com/nosecone/nscn/networking/portfwd"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/stage0/prepare"
@@ -424,6 +425,13 @@ func prepareOptions(g *Globals, ra *runArgs) (prepare.Options, stage1.Selection,
 		return o, sel, err
 	}
 	o.Ports = ports
+	for _, v := range ra.pod["publish"] {
+		ep, err := portfwd.ParsePublish(v)
+		if err != nil {
+			return o, sel, usageErrorf("--publish: %v", err)
+		}
+		o.Ports = append(o.Ports, ep)
+	}
 	if o.UserAnnotations, err = userPairs(ra.pod["user-annotation"], "user-annotation"); err != nil {
 		return o, sel, err
 	}
@@ -477,7 +485,7 @@ func podManifestConflicts(ra *runArgs) error {
 	for name := range ra.pod {
 		spec := runFlagSpecs[name]
 		switch name {
-		case "volume", "port", "inherit-env", "user-annotation", "user-label":
+		case "volume", "port", "publish", "inherit-env", "user-annotation", "user-label":
 		default:
 			if !spec.perApp {
 				continue

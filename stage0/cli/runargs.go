@@ -73,6 +73,7 @@ var runFlagSpecs = map[string]runFlagSpec{
 	"dns-domain":      {only: onlyRun, usage: "the local domain of the apps' resolv.conf"},
 	"hosts-entry":     {multi: true, only: onlyRun, usage: "an /etc/hosts line for the apps, IP=NAME[,NAME] (repeatable), or host (the host's file)"},
 	"port":            {multi: true, usage: "forward a host port to an image's named port: NAME:[HOSTIP:]HOSTPORT (repeatable)"},
+	"publish":         {multi: true, usage: "forward a host port to a port of the pod, whichever app listens there: [HOSTIP:]HOSTPORT:PODPORT[/tcp|udp|sctp] (repeatable)"},
 	"mds-register":    {boolean: true, only: onlyRun, usage: "register the pod with the metadata service (default: when it is running)"},
 	"user-annotation": {multi: true, usage: "add an annotation to the pod manifest: NAME=VALUE (userAnnotations, as rkt)"},
 	"user-label":      {multi: true, usage: "add a label to the pod manifest: NAME=VALUE (userLabels, as rkt)"},

@@ -110,8 +110,11 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		Image: im.newest.Key, Name: appName(id), WorkingDir: cfg.GetWorkingDir(),
 		Annotations: types.Annotations{{Name: ContainerAnnotation, Value: string(mj)}},
 	}
-	if len(cfg.GetMounts()) > 0 {
-		return nil, toStatus(errdefs.Newf(errdefs.ErrNotImplemented, "container mounts are not supported yet"))
+	if err := refuseDevices(cfg.GetDevices()); err != nil {
+		return nil, toStatus(err)
+	}
+	if err := s.addMounts(ctx, &app, cfg.GetMounts()); err != nil {
+		return nil, toStatus(err)
 	}
 	// The CRI's command replaces the image's entrypoint, its args the
 	// image's cmd: prepare's --exec and arguments, for OCI images.
@@ -236,6 +239,7 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 		State:    criState(st.State), CreatedAt: c.meta.CreatedAt,
 		Image: &runtimeapi.ImageSpec{Image: c.meta.Image}, ImageRef: c.meta.ImageRef, ImageId: c.meta.ImageRef,
 		Labels: c.meta.Labels, Annotations: c.meta.Annotations, LogPath: c.meta.LogPath,
+		Mounts: c.criMounts(),
 	}
 	if !st.Started.IsZero() {
 		cs.StartedAt = st.Started.UnixNano()

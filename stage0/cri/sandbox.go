@@ -123,9 +123,11 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 			args = append(args, "--dns-opt="+v)
 		}
 	}
-	if len(cfg.GetPortMappings()) > 0 {
-		return nil, toStatus(errdefs.Newf(errdefs.ErrNotImplemented, "sandbox port mappings are not supported yet"))
+	publish, err := publishArgs(cfg.GetPortMappings(), meta.HostNetwork)
+	if err != nil {
+		return nil, toStatus(err)
 	}
+	args = append(args, publish...)
 	mj, err := json.Marshal(meta)
 	if err != nil {
 		return nil, toStatus(err)

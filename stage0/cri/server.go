@@ -96,7 +96,7 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 	resp := &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
 		{Type: runtimeapi.RuntimeReady, Status: true},
 		{Type: runtimeapi.NetworkReady, Status: true},
-	}}}
+	}}, RuntimeHandlers: runtimeHandlers()}
 	if req.GetVerbose() {
 		resp.Info = map[string]string{"dataDir": s.dataDir}
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/appc/spec/schema"
 
@@ -81,6 +82,11 @@ func AddApp(ctx context.Context, o Options, podDir string, pm *schema.PodManifes
 	}
 	if err := writeFile(filepath.Join(info, stage1abi.AppTreeIDFile), []byte(im.tree.Key)); err != nil {
 		return nil, err
+	}
+	if len(a.VolumeTrees) > 0 {
+		if err := writeFile(filepath.Join(info, stage1abi.AppVolumeTreesFile), []byte(strings.Join(a.VolumeTrees, "\n")+"\n")); err != nil {
+			return nil, err
+		}
 	}
 	plan, err := appPlan(podDir, name, im.tree.Rootfs)
 	if err != nil {

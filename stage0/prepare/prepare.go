@@ -55,6 +55,10 @@ type App struct {
 	Mounts            []schema.Mount // --mount volume=…,target=…
 	ReadOnlyRootfs    bool
 	Isolators         types.Isolators
+	// VolumeTrees are the keys of the rendered trees the app's mounts
+	// bind (the CRI's image volumes): the pod holds them in the store
+	// as it holds the app's own tree (stage1abi.AppVolumeTreesFile).
+	VolumeTrees []string
 	// Annotations are the runtime app's annotations in the pod manifest,
 	// which stage1 leaves alone and tools read back (the CRI server keeps
 	// a container's metadata there).
@@ -367,6 +371,16 @@ func newRuntimeApp(ctx context.Context, o Options, i int, a App, volumes []types
 		return none, nil, fmt.Errorf("app %d (%s): %w", i+1, acName, err)
 	}
 	for _, m := range a.Mounts {
+		if m.AppVolume != nil {
+			// An app's own volume (the CRI's per-container host paths).
+			if err := CheckVolume(*m.AppVolume); err != nil {
+				return none, nil, fmt.Errorf("app %s: %w", acName, err)
+			}
+			if !m.AppVolume.Name.Equals(m.Volume) || hasVolume(volumes, m.Volume) {
+				return none, nil, errdefs.InvalidArgument("app %s: its volume %q must be named as its mount and no pod volume", acName, m.Volume)
+			}
+			continue
+		}
 		if !hasVolume(volumes, m.Volume) {
 			return none, nil, errdefs.InvalidArgument("app %s: --mount names volume %q, which no --volume defines", acName, m.Volume)
 		}
@@ -394,6 +408,9 @@ func newRuntimeApp(ctx context.Context, o Options, i int, a App, volumes []types
 func checkPorts(pm *schema.PodManifest, ports []types.ExposedPort) error {
 next:
 	for _, ep := range ports {
+		if ep.PodPort != nil {
+			continue // --publish: a port of the pod, not of an app
+		}
 		for _, ra := range pm.Apps {
 			for _, p := range ra.App.Ports {
 				if p.Name == ep.Name {

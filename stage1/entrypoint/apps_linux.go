@@ -284,7 +284,7 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 	rootfs := path.Join(sdpod.Stage2Dir, args.App, "rootfs")
 	attach := []attachment{{source: filepath.Join(c.podDir, stage1abi.AppRootfs(args.App)), target: rootfs, recursive: true}}
 	for _, b := range binds {
-		attach = append(attach, attachment{source: b.Source, target: b.Target, recursive: b.Recursive, readOnly: b.ReadOnly})
+		attach = append(attach, attachment{source: b.Source, target: b.Target, recursive: b.Recursive, readOnly: b.ReadOnly, readOnlyTop: b.ReadOnlyTop})
 	}
 	if !rec.CgroupUnified && app.Policy != nil && !app.Policy.Cgroup.IsZero() {
 		// v1: the app's cgroups, made host-side (appcgroup_linux.go).
@@ -355,6 +355,8 @@ type attachment struct {
 	target    string // pod path
 	recursive bool
 	readOnly  bool
+	// readOnlyTop keeps readOnly to the clone's top mount.
+	readOnlyTop bool
 }
 
 // attach binds host paths into the pod's mount namespace: each source is
@@ -390,7 +392,11 @@ func (c *appCall) attach(ctx context.Context, as []attachment) error {
 		}
 		fds = append(fds, fd)
 		if a.readOnly {
-			if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
+			at := unix.AT_EMPTY_PATH | unix.AT_RECURSIVE
+			if a.readOnlyTop {
+				at = unix.AT_EMPTY_PATH
+			}
+			if err := unix.MountSetattr(fd, "", uint(at), &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
 				return &os.PathError{Op: "mount_setattr (rdonly)", Path: a.source, Err: err}
 			}
 		}

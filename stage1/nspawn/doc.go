@@ -21,10 +21,12 @@ const ImageName = "nosecone.dev/nscn/stage1-nspawn"
 // that it has started the apps, and takes the metadata token from the pod
 // directory (version 9), runs the pod in a user namespace of the range
 // --private-users gives (version 10), and runs mutable pods (run's
-// --mutable and the app entrypoints, version 11), and applies a runtime
-// app's restricted paths (stage1abi.AnnotationAppPaths, version 12).
-// scripts/build-stage1-nspawn.sh declares it in the image manifest.
-const InterfaceVersion = stage1abi.InterfaceVersionAppPaths
+// --mutable and the app entrypoints, version 11), applies a runtime
+// app's restricted paths (stage1abi.AnnotationAppPaths, version 12), and
+// honours an app's mount options annotation (propagation, read-only top
+// or recursive, version 13). scripts/build-stage1-nspawn.sh declares it
+// in the image manifest.
+const InterfaceVersion = stage1abi.InterfaceVersionMountOptions
 
 // Entrypoint paths inside the stage1 rootfs, as the image manifest's
 // annotations name them, and the helper the pod's units run.

@@ -133,7 +133,9 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *sdpod.App, unified b
 		return err
 	}
 	m := procMountPoint{Next: appmount.LoggingMounter{Next: podmount.InRoot{Root: root, Log: log}, Log: log}, root: root, log: log}
-	if err := appmount.Apply(ctx, m, p); err != nil {
+	// Shared mounts are made after the slave step below (shared_linux.go).
+	rest, shared := splitShared(p)
+	if err := appmount.Apply(ctx, m, rest); err != nil {
 		return err
 	}
 	if err := makeDevLinks(root); err != nil {
@@ -147,6 +149,9 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *sdpod.App, unified b
 	// on them below stays in the app's view.
 	log.DebugContext(ctx, "make app mounts slaves", "rootfs", p.RootFS)
 	if err := podmount.Mount("", inroot.FDPath(root), "", unix.MS_REC|unix.MS_SLAVE, "", p.RootFS); err != nil {
+		return err
+	}
+	if err := appmount.Apply(ctx, m, appmount.Plan{RootFS: p.RootFS, Mounts: shared}); err != nil {
 		return err
 	}
 	if app.Policy != nil {

@@ -708,8 +708,18 @@ func enterApp(ctx context.Context, log *slog.Logger, app *sdpod.App, cfg initCon
 	// what the app mounts stays its own and what the pod mounts later
 	// still reaches it, and so that the detach of the old root does not
 	// propagate back.
+	// Shared mounts (the CRI's bidirectional ones) keep their peer group
+	// across the slave step (shared_linux.go).
+	shared, err := cloneShared(app.Plan.RootFS, app.Plan)
+	if err != nil {
+		return nil, ec, err
+	}
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		closeShared(shared)
 		return nil, ec, &os.PathError{Op: "make mounts slave", Path: "/", Err: err}
+	}
+	if err := restoreShared(shared); err != nil {
+		return nil, ec, err
 	}
 	// The record of the app's credentials, for enter: opened while the
 	// pod's state directory is still in view.

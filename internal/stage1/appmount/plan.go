@@ -33,20 +33,22 @@ const (
 type MountFlags uint
 
 // The flags. ReadOnly applies to the new mount, and with Recursive to all
-// the mounts a recursive bind copies.
+// the mounts a recursive bind copies, unless ReadOnlyTop keeps it to the
+// new mount (stage1abi.ReadOnlyTop).
 const (
 	Recursive MountFlags = 1 << iota
 	ReadOnly
 	NoSuid
 	NoDev
 	NoExec
+	ReadOnlyTop
 )
 
 var flagNames = []struct {
 	flag MountFlags
 	name string
 }{
-	{Recursive, "rec"}, {ReadOnly, "ro"}, {NoSuid, "nosuid"}, {NoDev, "nodev"}, {NoExec, "noexec"},
+	{Recursive, "rec"}, {ReadOnly, "ro"}, {NoSuid, "nosuid"}, {NoDev, "nodev"}, {NoExec, "noexec"}, {ReadOnlyTop, "ro-top"},
 }
 
 // String lists the flags as "rec,ro".
@@ -140,9 +142,19 @@ type Mount struct {
 	// warning, when not, so that nothing is ever created in a volume
 	// (which may be a host directory).
 	TargetMustExist bool `json:"targetMustExist,omitempty"`
+	// Propagation is a stage1abi.Propagation* value for a volume whose
+	// app asks for one (stage1abi.AnnotationMountOptions); empty leaves
+	// the flavor's default.
+	Propagation string `json:"propagation,omitempty"`
 	// Purpose names the mount in logs and errors: "system",
 	// "volume NAME", "dns".
 	Purpose string `json:"purpose"`
+}
+
+// RecursiveReadOnly reports whether the mount's read-only flag applies to
+// every mount a recursive bind copies.
+func (m Mount) RecursiveReadOnly() bool {
+	return m.Flags&ReadOnly != 0 && m.Flags&Recursive != 0 && m.Flags&ReadOnlyTop == 0
 }
 
 // EmptyVolume is the host directory backing a volume of kind "empty". It
@@ -293,6 +305,11 @@ func planVolumes(cfg PlanConfig, p *Plan) ([]Mount, error) {
 	ra := cfg.App
 	var mounts []Mount
 	emptySeen := map[string]bool{}
+	opts, err := mountOptions(ra)
+	if err != nil {
+		return nil, err
+	}
+	used := map[string]bool{}
 	appMounts := withImplicitMounts(cfg.Pod, ra)
 	for _, m := range appMounts {
 		target, err := mountTarget(m.Path)
@@ -317,6 +334,20 @@ func planVolumes(cfg PlanConfig, p *Plan) ([]Mount, error) {
 		if ro {
 			mt.Flags |= ReadOnly
 		}
+		opt, hasOpt := opts[name]
+		used[name] = true
+		if hasOpt {
+			if opt.ReadOnly == stage1abi.ReadOnlyTop && ro {
+				mt.Flags |= ReadOnlyTop
+			}
+			if opt.ReadOnly == stage1abi.ReadOnlyRecursive && !ro {
+				return nil, errdefs.InvalidArgument("app %q: volume %q is writable: it cannot be recursively read-only", ra.Name, name)
+			}
+			mt.Propagation = opt.Propagation
+			if opt.ReadOnly == stage1abi.ReadOnlyRecursive && opt.Propagation != "" && opt.Propagation != stage1abi.PropagationPrivate {
+				return nil, errdefs.InvalidArgument("app %q: volume %q: a recursively read-only mount must be private, not %s", ra.Name, name, opt.Propagation)
+			}
+		}
 		switch vol.Kind {
 		case "host":
 			if !filepath.IsAbs(vol.Source) {
@@ -340,7 +371,16 @@ func planVolumes(cfg PlanConfig, p *Plan) ([]Mount, error) {
 		default:
 			return nil, errdefs.InvalidArgument("volume %q has unknown kind %q", name, vol.Kind)
 		}
+		if !mt.RecursiveReadOnly() && hasOpt && opt.ReadOnly == stage1abi.ReadOnlyRecursive {
+			return nil, errdefs.InvalidArgument("app %q: volume %q is not recursive: it cannot be recursively read-only", ra.Name, name)
+		}
 		mounts = append(mounts, mt)
+	}
+	for name := range opts {
+		if used[name] {
+			continue
+		}
+		return nil, errdefs.InvalidArgument("app %q: annotation %s names volume %q, which the app does not mount", ra.Name, stage1abi.AnnotationMountOptions, name)
 	}
 	for _, mp := range ra.App.MountPoints {
 		if !fulfilled(appMounts, mp) {
@@ -348,6 +388,24 @@ func planVolumes(cfg PlanConfig, p *Plan) ([]Mount, error) {
 		}
 	}
 	return mounts, nil
+}
+
+// mountOptions reads the app's stage1abi.AnnotationMountOptions, by
+// volume name.
+func mountOptions(ra *schema.RuntimeApp) (map[string]stage1abi.MountOption, error) {
+	v, ok := ra.Annotations.Get(stage1abi.AnnotationMountOptions)
+	if !ok {
+		return map[string]stage1abi.MountOption{}, nil
+	}
+	list, err := stage1abi.ParseMountOptions(v)
+	if err != nil {
+		return nil, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("app %q: %w", ra.Name, err))
+	}
+	out := make(map[string]stage1abi.MountOption, len(list))
+	for _, o := range list {
+		out[o.Volume] = o
+	}
+	return out, nil
 }
 
 // mountTarget cleans and checks the in-root path of an app mount.

@@ -14,6 +14,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/internal/testutil"
+	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
 const testPodDir = "/var/lib/nscn/pods/run/6f1c0e8a-3b7d-4e0a-9c1e-2a5b4c3d2e1f"
@@ -114,6 +115,42 @@ func TestPlanMountsGolden(t *testing.T) {
 			gen:  [2]string{testPodDir + "/stage1/rootfs/etc/nscn-net-resolv.conf", testPodDir + "/stage1/rootfs/etc/nscn-net-hosts"},
 		},
 		{
+			// The CRI's mounts: inline host volumes with the options appc
+			// cannot say (stage1abi.AnnotationMountOptions).
+			name: "mount-options",
+			app:  baseApp,
+			ra: func(ra *schema.RuntimeApp) {
+				inline := func(name, src string, ro bool) *types.Volume {
+					return &types.Volume{Name: *types.MustACName(name), Kind: "host", Source: src, ReadOnly: ptr(ro)}
+				}
+				ra.Mounts = []schema.Mount{
+					{Volume: *types.MustACName("m0"), Path: "/top", AppVolume: inline("m0", "/srv/top", true)},
+					{Volume: *types.MustACName("m1"), Path: "/rro", AppVolume: inline("m1", "/srv/rro", true)},
+					{Volume: *types.MustACName("m2"), Path: "/shared", AppVolume: inline("m2", "/srv/shared", false)},
+					{Volume: *types.MustACName("m3"), Path: "/slave", AppVolume: inline("m3", "/srv/slave", false)},
+					{Volume: *types.MustACName("m4"), Path: "/plain", AppVolume: inline("m4", "/srv/plain", false)},
+				}
+				ra.Annotations.Set(stage1abi.AnnotationMountOptions, `[{"volume":"m0","readOnly":"top","propagation":"private"},`+
+					`{"volume":"m1","readOnly":"recursive","propagation":"private"},{"volume":"m2","propagation":"rshared"},{"volume":"m3","propagation":"rslave"}]`)
+			},
+			dns: abiargs.DNSConf{Resolv: "none", Hosts: "none"},
+			check: func(t *testing.T, p Plan) {
+				t.Helper()
+				for _, m := range p.Mounts {
+					switch m.Target {
+					case "/top":
+						if m.RecursiveReadOnly() || m.Flags&ReadOnly == 0 {
+							t.Errorf("/top: flags %s, want read-only top only", m.Flags)
+						}
+					case "/rro":
+						if !m.RecursiveReadOnly() {
+							t.Errorf("/rro: flags %s, want recursively read-only", m.Flags)
+						}
+					}
+				}
+			},
+		},
+		{
 			name: "tmp-mount-point-no-dns",
 			app: func() *types.App {
 				a := baseApp()
@@ -139,6 +176,9 @@ func TestPlanMountsGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			golden(t, "plan-"+filepath.Base(tt.name)+".golden.json", append(got, '\n'))
+			if tt.check != nil {
+				tt.check(t, p)
+			}
 
 			// The plan crosses a process boundary as JSON: it must
 			// survive the round trip.
@@ -163,8 +203,22 @@ func TestPlanMountsErrors(t *testing.T) {
 		mounts    []schema.Mount
 		vols      []types.Volume
 		podDir    string
+		options   string // stage1abi.AnnotationMountOptions
 		wantClass error
 	}{
+		{name: "unreadable options", mounts: []schema.Mount{mount("a", "/x")}, vols: []types.Volume{host("a", "/a")}, options: `{`, wantClass: errdefs.ErrInvalidArgument},
+		{name: "options for no mount", mounts: []schema.Mount{mount("a", "/x")}, vols: []types.Volume{host("a", "/a")}, options: `[{"volume":"b"}]`, wantClass: errdefs.ErrInvalidArgument},
+		{name: "recursive read-only of a writable volume", mounts: []schema.Mount{mount("a", "/x")}, vols: []types.Volume{host("a", "/a")}, options: `[{"volume":"a","readOnly":"recursive"}]`, wantClass: errdefs.ErrInvalidArgument},
+		{
+			name: "recursive read-only and shared", mounts: []schema.Mount{mount("a", "/x")},
+			vols:    []types.Volume{{Name: *types.MustACName("a"), Kind: "host", Source: "/a", ReadOnly: ptr(true)}},
+			options: `[{"volume":"a","readOnly":"recursive","propagation":"rshared"}]`, wantClass: errdefs.ErrInvalidArgument,
+		},
+		{
+			name: "recursive read-only of a non-recursive volume", mounts: []schema.Mount{mount("a", "/x")},
+			vols:    []types.Volume{{Name: *types.MustACName("a"), Kind: "host", Source: "/a", ReadOnly: ptr(true), Recursive: ptr(false)}},
+			options: `[{"volume":"a","readOnly":"recursive"}]`, wantClass: errdefs.ErrInvalidArgument,
+		},
 		{name: "relative pod dir", podDir: "pods/x", wantClass: errdefs.ErrInvalidArgument},
 		{name: "unknown volume", mounts: []schema.Mount{mount("nope", "/x")}, wantClass: errdefs.ErrNotFound},
 		{name: "relative path", mounts: []schema.Mount{mount("a", "x")}, vols: []types.Volume{host("a", "/a")}, wantClass: errdefs.ErrInvalidArgument},
@@ -200,6 +254,9 @@ func TestPlanMountsErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ra := testApp(t, "web", baseApp())
 			ra.Mounts = tt.mounts
+			if tt.options != "" {
+				ra.Annotations.Set(stage1abi.AnnotationMountOptions, tt.options)
+			}
 			// Build the manifest by hand: some cases are invalid for the
 			// schema's own JSON validation.
 			pm := schema.BlankPodManifest()

@@ -74,6 +74,7 @@ var interfaceVersions = map[string]int{
 	"apps":           stage1abi.InterfaceVersionApps,
 	"private-users":  stage1abi.InterfaceVersionPrivateUsers,
 	"app-paths":      stage1abi.InterfaceVersionAppPaths,
+	"mount-options":  stage1abi.InterfaceVersionMountOptions,
 }
 
 // InterfaceVersionByName returns the interface version called name (see

@@ -19,6 +19,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/stage1/appmount"
 	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
 // retryEINTR runs fn again while it fails with EINTR.
@@ -159,7 +160,7 @@ func (m InRoot) bind(ctx context.Context, mt appmount.Mount) error {
 			attrs |= a
 		}
 	}
-	if attrs == 0 {
+	if attrs == 0 && mt.Propagation == "" {
 		return nil
 	}
 	// target still names the covered directory: resolve the new mount.
@@ -168,7 +169,43 @@ func (m InRoot) bind(ctx context.Context, mt appmount.Mount) error {
 		return fmt.Errorf("open new mount: %w", err)
 	}
 	defer func() { _ = top.Close() }()
-	return SetMountAttrs(top, attrs, rec, mt.Target)
+	if mt.Flags&appmount.ReadOnlyTop != 0 && attrs&unix.MOUNT_ATTR_RDONLY != 0 {
+		// Read-only the mount itself, not those a recursive bind
+		// copied below it.
+		if err := SetMountAttrs(top, unix.MOUNT_ATTR_RDONLY, false, mt.Target); err != nil {
+			return err
+		}
+		attrs &^= unix.MOUNT_ATTR_RDONLY
+	}
+	if attrs != 0 {
+		if err := SetMountAttrs(top, attrs, rec, mt.Target); err != nil {
+			return err
+		}
+	}
+	return SetPropagation(top, mt.Propagation, mt.Target)
+}
+
+// propagationFlags are the mount(2) flags of the stage1abi.Propagation*
+// values; each applies to the mounts below too.
+var propagationFlags = map[string]uintptr{
+	stage1abi.PropagationPrivate: unix.MS_PRIVATE | unix.MS_REC,
+	stage1abi.PropagationSlave:   unix.MS_SLAVE | unix.MS_REC,
+	stage1abi.PropagationShared:  unix.MS_SHARED | unix.MS_REC,
+}
+
+// SetPropagation sets the propagation type p (a stage1abi.Propagation*
+// value) of the mount f is open on and of those below it; empty does
+// nothing. Making a mount shared that is a peer of the host's already
+// keeps it in the host's peer group.
+func SetPropagation(f *os.File, p, name string) error {
+	if p == "" {
+		return nil
+	}
+	flags, ok := propagationFlags[p]
+	if !ok {
+		return errdefs.InvalidArgument("%s: unknown mount propagation %q", name, p)
+	}
+	return Mount("", inroot.FDPath(f), "", flags, "", name)
 }
 
 // SourceError classifies a failure to open a bind source.

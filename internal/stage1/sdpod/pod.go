@@ -111,6 +111,9 @@ type Bind struct {
 	Target    string `json:"target"` // absolute path in the container
 	ReadOnly  bool   `json:"readOnly,omitempty"`
 	Recursive bool   `json:"recursive,omitempty"`
+	// ReadOnlyTop keeps ReadOnly to the bind itself, not the mounts a
+	// recursive bind copies (appmount.ReadOnlyTop).
+	ReadOnlyTop bool `json:"readOnlyTop,omitempty"`
 	// Optional binds are dropped when the source does not exist (the
 	// host's /etc/hosts for the default DNS mode).
 	Optional bool `json:"optional,omitempty"`
@@ -324,14 +327,15 @@ func (t translator) source(m appmount.Mount) string {
 		return p
 	}
 	b := Bind{
-		Source:     m.Source,
-		ReadOnly:   m.Flags&appmount.ReadOnly != 0,
-		Recursive:  m.Flags&appmount.Recursive != 0,
-		Optional:   m.Fallback,
-		NoSymlinks: m.SourceNoSymlinks,
+		Source:      m.Source,
+		ReadOnly:    m.Flags&appmount.ReadOnly != 0,
+		ReadOnlyTop: m.Flags&appmount.ReadOnlyTop != 0,
+		Recursive:   m.Flags&appmount.Recursive != 0,
+		Optional:    m.Fallback,
+		NoSymlinks:  m.SourceNoSymlinks,
 	}
 	for _, have := range *t.binds {
-		if have.Source == b.Source && have.ReadOnly == b.ReadOnly && have.Recursive == b.Recursive && have.Optional == b.Optional && have.NoSymlinks == b.NoSymlinks {
+		if have.Source == b.Source && have.ReadOnly == b.ReadOnly && have.ReadOnlyTop == b.ReadOnlyTop && have.Recursive == b.Recursive && have.Optional == b.Optional && have.NoSymlinks == b.NoSymlinks {
 			return have.Target
 		}
 	}
