@@ -143,6 +143,16 @@ func AppStatusFile(app string) string {
 	return filepath.Join(Stage1RootfsRel, "rkt", "status", app)
 }
 
+// AppOutputFIFO is the FIFO, relative to the pod directory, where a
+// stage1 that has them copies what app writes on stream
+// (LogStreamStdout or LogStreamStderr) while a reader has it open when
+// the app starts: `nscn cri`'s log writer reads it. Optional, and no
+// interface version: stage0 looks for the FIFO (stage1-nspawn makes
+// both when it adds an app).
+func AppOutputFIFO(app, stream string) string {
+	return filepath.Join(Stage1RootfsRel, "nscn", "io", app, stream)
+}
+
 // AppInfoDir is stage0's per-app directory relative to the pod directory.
 func AppInfoDir(app string) string { return filepath.Join(AppsInfoDir, app) }
 

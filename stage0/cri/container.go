@@ -154,7 +154,14 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	lw, err := s.startLogWriter(ctx, c)
+	if err != nil {
+		return nil, toStatus(err)
+	}
 	if err := apps.Start(ctx, s.appsConfig(), c.sb.pod.UUID, c.app); err != nil {
+		if lw != nil {
+			_ = lw.Kill()
+		}
 		return nil, toStatus(err)
 	}
 	return &runtimeapi.StartContainerResponse{}, nil
@@ -232,6 +239,9 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	}
 	if !st.Started.IsZero() {
 		cs.StartedAt = st.Started.UnixNano()
+	}
+	if st.State == apps.Exited {
+		s.waitLogs(ctx, c)
 	}
 	if st.ExitCode != nil {
 		cs.ExitCode = int32(*st.ExitCode) //nolint:gosec // G115: an exit status is a byte, or 128+signal
