@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/version"
@@ -69,6 +70,8 @@ type Server struct {
 
 	logWriterExe  string
 	logControlDir string
+	// stream is the streaming server (StartStreaming), nil before.
+	stream streaming.Server
 }
 
 // New returns a server over the options' data directory.
