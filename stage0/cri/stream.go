@@ -79,15 +79,14 @@ func (s *Server) Exec(ctx context.Context, req *runtimeapi.ExecRequest) (*runtim
 	return s.stream.GetExec(req)
 }
 
-// Attach answers the URL of an attach to a running container.
+// Attach is refused (Unimplemented): the standard input of a mutable
+// pod's app is not reachable yet, and an attach without it would be a
+// second copy of the log.
 func (s *Server) Attach(ctx context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
-	if s.stream == nil {
-		return nil, toStatus(errdefs.Newf(errdefs.ErrUnavailable, "no streaming server"))
-	}
 	if _, err := s.runningContainer(ctx, req.GetContainerId()); err != nil {
 		return nil, toStatus(err)
 	}
-	return s.stream.GetAttach(req)
+	return nil, toStatus(errdefs.Newf(errdefs.ErrNotImplemented, "attach is not supported yet"))
 }
 
 // PortForward answers the URL of a port forwarding into a ready sandbox.
