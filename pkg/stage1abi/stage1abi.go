@@ -153,6 +153,19 @@ func AppOutputFIFO(app, stream string) string {
 	return filepath.Join(Stage1RootfsRel, "nscn", "io", app, stream)
 }
 
+// AnnotationAppStdin on an app of the pod manifest, with the value
+// "fifo", asks a stage1 for an app/add'ed app whose stdin is the FIFO
+// AppInputFIFO: the stage1 makes it when it adds the app, and the app's
+// start waits until the FIFO has a writer. Optional, and no interface
+// version: a stage1 without it leaves the FIFO absent, which stage0 sees.
+const AnnotationAppStdin = "nscn.io/app/stdin"
+
+// AppInputFIFO is the FIFO, relative to the pod directory, that a stage1
+// honouring AnnotationAppStdin opens as the app's stdin.
+func AppInputFIFO(app string) string {
+	return filepath.Join(Stage1RootfsRel, "nscn", "io", app, "stdin")
+}
+
 // AppInfoDir is stage0's per-app directory relative to the pod directory.
 func AppInfoDir(app string) string { return filepath.Join(AppsInfoDir, app) }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/pod"
+	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage0/apps"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/stage0/prepare"
@@ -102,6 +103,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if cfg.GetLogPath() != "" && sb.meta.LogDirectory != "" {
 		meta.LogPath = filepath.Join(sb.meta.LogDirectory, cfg.GetLogPath())
 	}
+	meta.Stdin = cfg.GetStdin()
 	mj, err := json.Marshal(meta)
 	if err != nil {
 		return nil, toStatus(err)
@@ -109,6 +111,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	app := prepare.App{
 		Image: im.newest.Key, Name: appName(id), WorkingDir: cfg.GetWorkingDir(),
 		Annotations: types.Annotations{{Name: ContainerAnnotation, Value: string(mj)}},
+	}
+	if meta.Stdin {
+		app.Annotations = append(app.Annotations, types.Annotation{Name: stage1abi.AnnotationAppStdin, Value: "fifo"})
 	}
 	if len(cfg.GetMounts()) > 0 {
 		return nil, toStatus(errdefs.Newf(errdefs.ErrNotImplemented, "container mounts are not supported yet"))

@@ -39,20 +39,29 @@ func (s *Server) logControl(c *container) string {
 // optional) gets no log file, with a warning; the output is in the pod's
 // journal or logs/ all the same.
 func (s *Server) startLogWriter(ctx context.Context, c *container) (*os.Process, error) {
-	if c.meta.LogPath == "" || c.sb.meta.LogDirectory == "" {
-		return nil, nil
-	}
-	rel, err := filepath.Rel(c.sb.meta.LogDirectory, c.meta.LogPath)
-	if err != nil {
-		return nil, errdefs.InvalidArgument("log path %s is not in the log directory %s", c.meta.LogPath, c.sb.meta.LogDirectory)
-	}
 	cfg := crilog.Config{
 		PodDir:     c.sb.pod.Path,
 		StdoutFIFO: stage1abi.AppOutputFIFO(c.app, stage1abi.LogStreamStdout),
 		StderrFIFO: stage1abi.AppOutputFIFO(c.app, stage1abi.LogStreamStderr),
-		LogDir:     c.sb.meta.LogDirectory,
-		LogPath:    rel,
 		Control:    s.logControl(c),
+	}
+	if c.meta.LogPath != "" && c.sb.meta.LogDirectory != "" {
+		rel, err := filepath.Rel(c.sb.meta.LogDirectory, c.meta.LogPath)
+		if err != nil {
+			return nil, errdefs.InvalidArgument("log path %s is not in the log directory %s", c.meta.LogPath, c.sb.meta.LogDirectory)
+		}
+		cfg.LogDir, cfg.LogPath = c.sb.meta.LogDirectory, rel
+	}
+	if c.meta.Stdin {
+		// A stage1 that honours stage1abi.AnnotationAppStdin made it.
+		if _, err := os.Lstat(filepath.Join(cfg.PodDir, stage1abi.AppInputFIFO(c.app))); err == nil {
+			cfg.StdinFIFO = stage1abi.AppInputFIFO(c.app)
+		} else {
+			s.log.WarnContext(ctx, "the pod's stage1 gave the app no input FIFO: no stdin", "container", c.meta.ID)
+		}
+	}
+	if cfg.LogPath == "" && cfg.StdinFIFO == "" {
+		return nil, nil
 	}
 	if _, err := os.Lstat(filepath.Join(cfg.PodDir, cfg.StdoutFIFO)); errors.Is(err, fs.ErrNotExist) {
 		s.log.WarnContext(ctx, "the pod's stage1 has no app output FIFOs: no container log", "container", c.meta.ID)

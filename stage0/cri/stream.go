@@ -28,6 +28,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/stage0/crilog"
 )
 
 // Streaming (Documentation/cri.md, "Streaming"): Exec, Attach and
@@ -79,14 +80,23 @@ func (s *Server) Exec(ctx context.Context, req *runtimeapi.ExecRequest) (*runtim
 	return s.stream.GetExec(req)
 }
 
-// Attach is refused (Unimplemented): the standard input of a mutable
-// pod's app is not reachable yet, and an attach without it would be a
-// second copy of the log.
+// Attach answers the URL of an attach to a running container that has
+// a log writer (a log path, or a standard input).
 func (s *Server) Attach(ctx context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
-	if _, err := s.runningContainer(ctx, req.GetContainerId()); err != nil {
+	if s.stream == nil {
+		return nil, toStatus(errdefs.Newf(errdefs.ErrUnavailable, "no streaming server"))
+	}
+	c, err := s.runningContainer(ctx, req.GetContainerId())
+	if err != nil {
 		return nil, toStatus(err)
 	}
-	return nil, toStatus(errdefs.Newf(errdefs.ErrNotImplemented, "attach is not supported yet"))
+	if req.GetStdin() && !c.meta.Stdin {
+		return nil, toStatus(errdefs.FailedPrecondition("container %s was created without stdin", c.meta.ID))
+	}
+	if req.GetTty() {
+		return nil, toStatus(errdefs.Newf(errdefs.ErrNotImplemented, "attach to a terminal is not supported yet"))
+	}
+	return s.stream.GetAttach(req)
 }
 
 // PortForward answers the URL of a port forwarding into a ready sandbox.
@@ -161,11 +171,27 @@ func runOnTerminal(x *exec.Cmd, in io.Reader, out io.WriteCloser, resize <-chan 
 	x.Stdin, x.Stdout, x.Stderr = pts, pts, pts
 	x.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	x.Cancel = func() error { return syscall.Kill(-x.Process.Pid, syscall.SIGKILL) }
-	go func() {
-		for sz := range resize {
-			_ = unix.IoctlSetWinsize(int(ptm.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
+	fd := int(ptm.Fd())
+	setSize := func(sz remotecommandserver.TerminalSize) {
+		_ = unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
+	}
+	// The client sends its terminal's size first thing: the command
+	// starts with it, not with a 0x0 terminal (which `stty size` and
+	// full-screen programs take for no size at all).
+	if resize != nil {
+		select {
+		case sz, ok := <-resize:
+			if ok {
+				setSize(sz)
+			}
+		case <-time.After(time.Second):
 		}
-	}()
+		go func() {
+			for sz := range resize {
+				setSize(sz)
+			}
+		}()
+	}
 	err = x.Start()
 	_ = pts.Close()
 	if err != nil {
@@ -230,9 +256,22 @@ func exitError(err error) error {
 	return err
 }
 
-// Attach is refused: the apps' standard input is not reachable yet.
-func (r streamRuntime) Attach(context.Context, string, io.Reader, io.WriteCloser, io.WriteCloser, bool, <-chan remotecommandserver.TerminalSize) error {
-	return errdefs.Newf(errdefs.ErrNotImplemented, "attach is not supported yet")
+// Attach connects the client's streams to the container's log writer:
+// what the client sends goes to the app's stdin, the app's output comes
+// back as it is written (and goes to the log all the same).
+func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, _ bool, _ <-chan remotecommandserver.TerminalSize) error {
+	c, err := r.s.runningContainer(ctx, id)
+	if err != nil {
+		return err
+	}
+	var stdout, stderr io.Writer
+	if out != nil {
+		stdout = out
+	}
+	if errw != nil {
+		stderr = errw
+	}
+	return crilog.Attach(ctx, r.s.logControl(c), in, stdout, stderr)
 }
 
 // PortForward connects stream to port on the sandbox's loopback: in the

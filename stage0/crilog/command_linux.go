@@ -29,7 +29,8 @@ func (cfg Config) Argv() []string {
 	return []string{
 		Command,
 		"--pod-dir=" + cfg.PodDir, "--stdout=" + cfg.StdoutFIFO, "--stderr=" + cfg.StderrFIFO,
-		"--log-dir=" + cfg.LogDir, "--log-path=" + cfg.LogPath, "--control=" + cfg.Control,
+		"--stdin=" + cfg.StdinFIFO, "--log-dir=" + cfg.LogDir, "--log-path=" + cfg.LogPath,
+		"--control=" + cfg.Control,
 	}
 }
 
@@ -41,6 +42,7 @@ func parseArgv(args []string) (Config, error) {
 	fs.StringVar(&cfg.PodDir, "pod-dir", "", "")
 	fs.StringVar(&cfg.StdoutFIFO, "stdout", "", "")
 	fs.StringVar(&cfg.StderrFIFO, "stderr", "", "")
+	fs.StringVar(&cfg.StdinFIFO, "stdin", "", "")
 	fs.StringVar(&cfg.LogDir, "log-dir", "", "")
 	fs.StringVar(&cfg.LogPath, "log-path", "", "")
 	fs.StringVar(&cfg.Control, "control", "", "")
@@ -54,15 +56,19 @@ func parseArgv(args []string) (Config, error) {
 		{"pod-dir", cfg.PodDir},
 		{"stdout", cfg.StdoutFIFO},
 		{"stderr", cfg.StderrFIFO},
-		{"log-dir", cfg.LogDir},
-		{"log-path", cfg.LogPath},
 		{"control", cfg.Control},
 	} {
 		if v.val == "" {
 			return cfg, fmt.Errorf("--%s is required", v.name)
 		}
 	}
-	if !filepath.IsAbs(cfg.PodDir) || !filepath.IsAbs(cfg.LogDir) || !filepath.IsAbs(cfg.Control) {
+	if cfg.LogPath != "" && cfg.LogDir == "" {
+		return cfg, errors.New("--log-path needs --log-dir")
+	}
+	if cfg.LogPath == "" && cfg.StdinFIFO == "" {
+		return cfg, errors.New("--log-path or --stdin is required")
+	}
+	if !filepath.IsAbs(cfg.PodDir) || !filepath.IsAbs(cfg.Control) || (cfg.LogDir != "" && !filepath.IsAbs(cfg.LogDir)) {
 		return cfg, errors.New("--pod-dir, --log-dir and --control must be absolute")
 	}
 	return cfg, nil

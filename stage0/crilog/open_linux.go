@@ -1,6 +1,7 @@
 package crilog
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -42,6 +43,9 @@ func openBeneath(dir, rel string, flags int, mode uint32) (*os.File, error) {
 // O_NONBLOCK keeps a FIFO planted at rel from blocking the open; what is
 // not a regular file is refused.
 func openLog(dir, rel string) (*os.File, error) {
+	if err := mkdirsBeneath(dir, rel); err != nil {
+		return nil, err
+	}
 	f, err := openBeneath(dir, rel, unix.O_WRONLY|unix.O_CREAT|unix.O_APPEND|unix.O_NONBLOCK, 0o640)
 	if err != nil {
 		return nil, err
@@ -85,4 +89,38 @@ func openFIFO(dir, rel string) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// mkdirsBeneath creates dir (the client's log directory, as the kubelet
+// would have) and the directories of rel beneath it, one component at a
+// time without following a symbolic link, as containerd creates the
+// log file's directory.
+func mkdirsBeneath(dir, rel string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("log directory: %w", err)
+	}
+	parent := filepath.Dir(filepath.Clean(rel))
+	if parent == "." || filepath.IsAbs(parent) {
+		return nil
+	}
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer func() { _ = unix.Close(fd) }()
+	for _, comp := range strings.Split(parent, "/") {
+		if comp == ".." {
+			return fmt.Errorf("path %q is not beneath %s", rel, dir)
+		}
+		if err := unix.Mkdirat(fd, comp, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			return &os.PathError{Op: "mkdirat", Path: filepath.Join(dir, comp), Err: err}
+		}
+		next, err := unix.Openat(fd, comp, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "openat", Path: filepath.Join(dir, comp), Err: err}
+		}
+		_ = unix.Close(fd)
+		fd = next
+	}
+	return nil
 }

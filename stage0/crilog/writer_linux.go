@@ -26,8 +26,13 @@ type Config struct {
 	// PodDir is the pod's directory; StdoutFIFO and StderrFIFO are the
 	// app's output FIFOs, relative to it.
 	PodDir, StdoutFIFO, StderrFIFO string
+	// StdinFIFO, when set, is the app's input FIFO (relative to PodDir):
+	// the writer holds it open, so that the app reads no end of file
+	// between attaches, and copies what attached clients send into it.
+	StdinFIFO string
 	// LogDir is the sandbox's log directory, LogPath the container's
-	// file relative to it (the CRI's two halves of the path).
+	// file relative to it (the CRI's two halves of the path); with
+	// LogPath empty, the output goes to attached clients only.
 	LogDir, LogPath string
 	// Control is the path of the control socket.
 	Control string
@@ -40,6 +45,8 @@ type Writer struct {
 	cfg        Config
 	log        *slog.Logger
 	fifos      [2]*os.File
+	stdin      *os.File
+	attached   attachSet
 	file       logFile
 	entries    *podlog.File
 	ctl        net.Listener
@@ -66,11 +73,23 @@ func Open(cfg Config) (_ *Writer, err error) {
 			return nil, fmt.Errorf("app output FIFO: %w", err)
 		}
 	}
-	f, err := openLog(cfg.LogDir, cfg.LogPath)
-	if err != nil {
-		return nil, fmt.Errorf("container log: %w", err)
+	if cfg.StdinFIFO != "" {
+		if w.stdin, err = openBeneath(cfg.PodDir, cfg.StdinFIFO, unix.O_RDWR, 0); err != nil {
+			return nil, fmt.Errorf("app input FIFO: %w", err)
+		}
+		if st, err := w.stdin.Stat(); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+			return nil, fmt.Errorf("app input %s is not a FIFO", w.stdin.Name())
+		}
 	}
-	w.file.swap(f)
+	if cfg.LogPath != "" {
+		f, err := openLog(cfg.LogDir, cfg.LogPath)
+		if err != nil {
+			return nil, fmt.Errorf("container log: %w", err)
+		}
+		w.file.swap(f)
+	} else {
+		w.file.swap(nopWriteCloser{io.Discard})
+	}
 	w.entries = podlog.NewFile(&w.file, nil)
 	if err := os.MkdirAll(filepath.Dir(cfg.Control), 0o700); err != nil {
 		return nil, fmt.Errorf("control socket directory: %w", err)
@@ -96,6 +115,10 @@ func (w *Writer) close() {
 				_ = f.Close()
 			}
 		}
+		if w.stdin != nil {
+			_ = w.stdin.Close()
+		}
+		w.attached.closeAll()
 		_ = w.file.Close()
 	})
 }
@@ -109,7 +132,8 @@ func (w *Writer) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := w.copyFIFO(ctx, w.fifos[i], w.entries.Stream(name)); err != nil {
+			out := fanout{log: w.entries.Stream(name), set: &w.attached, stream: [...]byte{frameStdout, frameStderr}[i]}
+			if err := w.copyFIFO(ctx, w.fifos[i], out); err != nil {
 				w.log.WarnContext(ctx, "container output", "stream", name, "err", err)
 			}
 		}()
@@ -178,32 +202,56 @@ func (w *Writer) serve(ctx context.Context) {
 const (
 	ReqReopen = "reopen"
 	ReqWait   = "wait"
+	ReqAttach = "attach"
 	answerOK  = "ok"
 )
 
 func (w *Writer) answer(ctx context.Context, c net.Conn) {
 	defer func() { _ = c.Close() }()
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := bufio.NewReader(io.LimitReader(c, 64)).ReadString('\n')
+	br := bufio.NewReaderSize(c, 4096)
+	line, err := readLine(br)
 	if err != nil {
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	var resp string
-	switch strings.TrimSpace(line) {
+	switch line {
 	case ReqReopen:
 		resp = answerOK
-		if err := w.reopen(); err != nil {
+		if w.cfg.LogPath == "" {
+			resp = "no log file"
+		} else if err := w.reopen(); err != nil {
 			w.log.WarnContext(ctx, "reopen container log", "err", err)
 			resp = err.Error()
 		}
 	case ReqWait:
 		<-w.done
 		resp = answerOK
+	case ReqAttach:
+		w.attach(c, br)
+		return
 	default:
 		resp = "unknown request"
 	}
 	_, _ = io.WriteString(c, resp+"\n")
+}
+
+// readLine reads a request or answer line of at most 4096 bytes,
+// without its newline.
+func readLine(br *bufio.Reader) (string, error) {
+	var b []byte
+	for len(b) <= 4096 {
+		c, err := br.ReadByte()
+		if err != nil {
+			return "", err
+		}
+		if c == '\n' {
+			return strings.TrimSpace(string(b)), nil
+		}
+		b = append(b, c)
+	}
+	return "", errors.New("line too long")
 }
 
 // reopen opens LogPath anew, and closes the file it wrote before.

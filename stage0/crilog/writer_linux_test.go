@@ -2,9 +2,13 @@ package crilog
 
 import (
 	"context"
+	"errors"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +38,7 @@ func TestOpenLogStaysBeneath(t *testing.T) {
 	}{
 		{"new file", "c.log", true},
 		{"in a subdirectory", "sub/0.log", true},
+		{"in a new subdirectory", "new/dir/0.log", true},
 		{"symlink as the file", "link.log", false},
 		{"symlink as a directory", "linkdir/x.log", false},
 		{"dot-dot", "../x.log", false},
@@ -180,7 +185,8 @@ func TestWriterCopiesReopensAndEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = out.Close(), errw.Close()
-	if err := Request(ctx, cfg.Control, ReqWait); err != nil {
+	// A writer that has ended has removed its socket: done as well.
+	if err := Request(ctx, cfg.Control, ReqWait); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
@@ -259,4 +265,92 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("timed out")
+}
+
+// An attached client gets the output as it is written and feeds the
+// app's stdin; its end of input ends the attach, not the app's stdin.
+func TestWriterAttach(t *testing.T) {
+	pod, logs := t.TempDir(), t.TempDir()
+	for _, n := range []string{"out", "err", "in"} {
+		if err := unix.Mkfifo(filepath.Join(pod, n), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := Config{
+		PodDir: pod, StdoutFIFO: "out", StderrFIFO: "err", StdinFIFO: "in", LogDir: logs, LogPath: "c.log",
+		Control: filepath.Join(t.TempDir(), "c.sock"),
+	}
+	w, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.pollPeriod = 20 * time.Millisecond
+	done := make(chan error, 1)
+	go func() { done <- w.Run(context.Background()) }()
+	// The app's side: its stdin, its output.
+	appIn, err := os.OpenFile(filepath.Join(pod, "in"), os.O_RDONLY, 0) //nolint:gosec // G304: the test's FIFO
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = appIn.Close() }()
+	out := openWriteEnd(t, filepath.Join(pod, "out"))
+	errw := openWriteEnd(t, filepath.Join(pod, "err"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	inR, inW := io.Pipe()
+	var gotOut, gotErr safeBuffer
+	attached := make(chan error, 1)
+	go func() { attached <- Attach(ctx, cfg.Control, inR, &gotOut, &gotErr) }()
+	waitFor(t, func() bool { w.attached.mu.Lock(); defer w.attached.mu.Unlock(); return len(w.attached.conns) == 1 })
+	if _, err := inW.Write([]byte("echo hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	line := make([]byte, 11)
+	if _, err := io.ReadFull(appIn, line); err != nil || string(line) != "echo hello\n" {
+		t.Fatalf("the app read %q, %v", line, err)
+	}
+	_, _ = out.WriteString("hello\n")
+	_, _ = errw.WriteString("warn\n")
+	waitFor(t, func() bool { return gotOut.String() == "hello\n" && gotErr.String() == "warn\n" })
+	_ = inW.Close()
+	if err := <-attached; err != nil {
+		t.Fatal(err)
+	}
+	// The app's stdin is still open: nothing to read, no end of file.
+	rc, err := appIn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var perr error
+	if err := rc.Control(func(fd uintptr) {
+		n, perr = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 200) //nolint:gosec // G115: an fd
+	}); err != nil || perr != nil || n != 0 {
+		t.Fatalf("the app's stdin after the attach: poll %d, %v, %v; want nothing to read", n, err, perr)
+	}
+	_, _ = out.Close(), errw.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := readRecords(t, filepath.Join(logs, "c.log")); len(got) != 2 {
+		t.Fatalf("log: %q", got)
+	}
+}
+
+type safeBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -241,6 +241,11 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 		c.log.WarnContext(ctx, w)
 	}
 	app := &layout.Pod.Apps[0]
+	if v, ok := ra.Annotations.Get(stage1abi.AnnotationAppStdin); ok && v == "fifo" {
+		// The helper opens the FIFO as the app's stdin; makeAppFIFOs
+		// makes it.
+		app.Stdin = sdpod.AppStdinFIFO(args.App)
+	}
 	if !rec.CgroupUnified && app.Policy != nil && !app.Policy.Cgroup.IsZero() {
 		return errdefs.Newf(errdefs.ErrNotImplemented, "app %s: resource limits for an app added to a running pod need a unified (cgroup v2) host; this host's v1 hierarchies are bound into the pod when it starts", args.App)
 	}

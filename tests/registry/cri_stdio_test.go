@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -137,6 +138,52 @@ func TestCRIStdio(t *testing.T) {
 		}
 	}
 
+	// attach to a shell created with stdin: the input reaches it, its
+	// output comes back, and the end of the client's input ends the
+	// attach, not the shell's input
+	{
+		shCfg := filepath.Join(dir, "sh.json")
+		writeJSON(t, shCfg, map[string]any{
+			"metadata": map[string]any{"name": "shell"},
+			"image":    map[string]any{"image": image},
+			"command":  []string{"/bin/sh"},
+			"stdin":    true,
+			"log_path": "shell.log",
+		})
+		out, _ := s.crictl(true, "create", podID, shCfg, podCfg)
+		shID := strings.TrimSpace(out)
+		s.crictl(true, "start", shID)
+		for _, word := range []string{"first-attach", "second-attach"} {
+			cmd := exec.Command(crictlBin(t), "--runtime-endpoint", "unix://"+socket, "attach", "-i", shID) //nolint:gosec // G204: crictl against the test's server
+			in, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var o safeBuilder
+			cmd.Stdout, cmd.Stderr = &o, &o
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.WriteString(in, "echo "+word+"\n"); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, 30*time.Second, func() bool { return strings.Contains(o.String(), word+"\n") })
+			_ = in.Close()
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("crictl attach: %v\n%s", err, o.String())
+			}
+		}
+		b, _ := os.ReadFile(filepath.Join(logDir, "shell.log")) //nolint:gosec // G304: the test's log file
+		if !strings.Contains(string(b), " stdout F first-attach\n") || !strings.Contains(string(b), " stdout F second-attach\n") {
+			t.Fatalf("shell log:\n%s", b)
+		}
+		if out, _ := s.crictl(true, "ps", "-q", "--state", "running", "--name", "shell"); strings.TrimSpace(out) != shID {
+			t.Fatalf("the shell ended with an attach: %q", out)
+		}
+		s.crictl(true, "stop", shID)
+		s.crictl(true, "rm", shID)
+	}
+
 	// the log writer outlives the server
 	{
 		s.stop()
@@ -164,6 +211,31 @@ func TestCRIStdio(t *testing.T) {
 			_, err := os.Lstat(filepath.Join("/run/nscn/cri-log", ctrID+".sock"))
 			return err != nil
 		})
+	}
+
+	// a symbolic link at the log path: the start fails, nothing is
+	// written where it points
+	{
+		outside := filepath.Join(t.TempDir(), "target")
+		if err := os.Symlink(outside, filepath.Join(logDir, "evil.log")); err != nil {
+			t.Fatal(err)
+		}
+		evilCfg := filepath.Join(dir, "evil.json")
+		writeJSON(t, evilCfg, map[string]any{
+			"metadata": map[string]any{"name": "evil"},
+			"image":    map[string]any{"image": image},
+			"command":  []string{"/bin/sh", "-c", "echo escaped"},
+			"log_path": "evil.log",
+		})
+		out, _ := s.crictl(true, "create", podID, evilCfg, podCfg)
+		evilID := strings.TrimSpace(out)
+		if _, stderr := s.crictl(false, "start", evilID); !strings.Contains(stderr, "evil.log") {
+			t.Fatalf("start with a symlinked log path: %s", stderr)
+		}
+		if _, err := os.Lstat(outside); err == nil {
+			t.Fatalf("the log went through the symbolic link to %s", outside)
+		}
+		s.crictl(true, "rm", evilID)
 	}
 
 	s.crictl(true, "rm", ctrID)
@@ -241,4 +313,23 @@ func waitUntil(t *testing.T, d time.Duration, cond func() bool) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// safeBuilder is a strings.Builder for a process's output read while it
+// runs.
+type safeBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *safeBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

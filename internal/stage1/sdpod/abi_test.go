@@ -23,4 +23,7 @@ func TestAppOutputFIFOsMatchABI(t *testing.T) {
 			}
 		})
 	}
+	if got, want := stage1abi.AppInputFIFO("app1"), filepath.Join(stage1abi.Stage1RootfsRel, AppStdinFIFO("app1")); got != want {
+		t.Fatalf("stage1abi.AppInputFIFO = %s, sdpod has %s", got, want)
+	}
 }
