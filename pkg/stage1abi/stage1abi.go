@@ -147,6 +147,29 @@ func AppStatusFile(app string) string {
 	return filepath.Join(Stage1RootfsRel, "rkt", "status", app)
 }
 
+// AppOutputFIFO is the FIFO, relative to the pod directory, where a
+// stage1 that has them copies what app writes on stream
+// (LogStreamStdout or LogStreamStderr) while a reader has it open when
+// the app starts: `nscn cri`'s log writer reads it. Optional, and no
+// interface version: stage0 looks for the FIFO (stage1-nspawn makes
+// both when it adds an app).
+func AppOutputFIFO(app, stream string) string {
+	return filepath.Join(Stage1RootfsRel, "nscn", "io", app, stream)
+}
+
+// AnnotationAppStdin on an app of the pod manifest, with the value
+// "fifo", asks a stage1 for an app/add'ed app whose stdin is the FIFO
+// AppInputFIFO: the stage1 makes it when it adds the app, and the app's
+// start waits until the FIFO has a writer. Optional, and no interface
+// version: a stage1 without it leaves the FIFO absent, which stage0 sees.
+const AnnotationAppStdin = "nscn.io/app/stdin"
+
+// AppInputFIFO is the FIFO, relative to the pod directory, that a stage1
+// honouring AnnotationAppStdin opens as the app's stdin.
+func AppInputFIFO(app string) string {
+	return filepath.Join(Stage1RootfsRel, "nscn", "io", app, "stdin")
+}
+
 // AppInfoDir is stage0's per-app directory relative to the pod directory.
 func AppInfoDir(app string) string { return filepath.Join(AppsInfoDir, app) }
 

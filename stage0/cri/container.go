@@ -16,6 +16,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/pod"
+	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage0/apps"
 	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/stage0/prepare"
@@ -102,6 +103,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if cfg.GetLogPath() != "" && sb.meta.LogDirectory != "" {
 		meta.LogPath = filepath.Join(sb.meta.LogDirectory, cfg.GetLogPath())
 	}
+	meta.Stdin = cfg.GetStdin()
 	mj, err := json.Marshal(meta)
 	if err != nil {
 		return nil, toStatus(err)
@@ -109,6 +111,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	app := prepare.App{
 		Image: im.newest.Key, Name: appName(id), WorkingDir: cfg.GetWorkingDir(),
 		Annotations: types.Annotations{{Name: ContainerAnnotation, Value: string(mj)}},
+	}
+	if meta.Stdin {
+		app.Annotations = append(app.Annotations, types.Annotation{Name: stage1abi.AnnotationAppStdin, Value: "fifo"})
 	}
 	if err := refuseDevices(cfg.GetDevices()); err != nil {
 		return nil, toStatus(err)
@@ -153,7 +158,14 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	lw, err := s.startLogWriter(ctx, c)
+	if err != nil {
+		return nil, toStatus(err)
+	}
 	if err := apps.Start(ctx, s.appsConfig(), c.sb.pod.UUID, c.app); err != nil {
+		if lw != nil {
+			_ = lw.Kill()
+		}
 		return nil, toStatus(err)
 	}
 	return &runtimeapi.StartContainerResponse{}, nil
@@ -243,6 +255,9 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	}
 	if !st.Started.IsZero() {
 		cs.StartedAt = st.Started.UnixNano()
+	}
+	if st.State == apps.Exited {
+		s.waitLogs(ctx, c)
 	}
 	if st.ExitCode != nil {
 		cs.ExitCode = int32(*st.ExitCode) //nolint:gosec // G115: an exit status is a byte, or 128+signal

@@ -46,7 +46,10 @@ type containerMeta struct {
 	Image       string            `json:"image"`    // as the client named it
 	ImageRef    string            `json:"imageRef"` // the image ID
 	LogPath     string            `json:"logPath,omitempty"`
-	CreatedAt   int64             `json:"createdAt"`
+	// Stdin says the container was created with a standard input
+	// (stage1abi.AnnotationAppStdin), which Attach writes to.
+	Stdin     bool  `json:"stdin,omitempty"`
+	CreatedAt int64 `json:"createdAt"`
 }
 
 // sandboxID is the CRI ID of pod uuid: its 32 hex digits.

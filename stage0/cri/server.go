@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/version"
@@ -45,6 +46,12 @@ type Options struct {
 	NscnArgs []string
 	// Apps configures the changes of a sandbox's apps (containers).
 	Apps apps.Config
+	// LogWriterExe is the binary that runs the containers' log writers
+	// (crilog.Command): the server's own (os.Executable) when empty.
+	LogWriterExe string
+	// LogControlDir holds the log writers' control sockets:
+	// DefaultLogControlDir when empty.
+	LogControlDir string
 }
 
 // Server implements the CRI's runtime and image services. The runtime
@@ -60,6 +67,11 @@ type Server struct {
 	log        *slog.Logger
 	nscnArgs   []string
 	apps       apps.Config
+
+	logWriterExe  string
+	logControlDir string
+	// stream is the streaming server (StartStreaming), nil before.
+	stream streaming.Server
 }
 
 // New returns a server over the options' data directory.
@@ -71,7 +83,21 @@ func New(o Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{dataDir: o.DataDir, store: o.Store, newFetcher: o.NewFetcher, log: log, nscnArgs: o.NscnArgs, apps: o.Apps}, nil
+	s := &Server{
+		dataDir: o.DataDir, store: o.Store, newFetcher: o.NewFetcher, log: log, nscnArgs: o.NscnArgs, apps: o.Apps,
+		logWriterExe: o.LogWriterExe, logControlDir: o.LogControlDir,
+	}
+	if s.logWriterExe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("cri: the server's binary: %w", err)
+		}
+		s.logWriterExe = exe
+	}
+	if s.logControlDir == "" {
+		s.logControlDir = DefaultLogControlDir
+	}
+	return s, nil
 }
 
 // Register adds the server's services to g.

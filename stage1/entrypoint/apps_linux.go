@@ -241,6 +241,11 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 		c.log.WarnContext(ctx, w)
 	}
 	app := &layout.Pod.Apps[0]
+	if v, ok := ra.Annotations.Get(stage1abi.AnnotationAppStdin); ok && v == "fifo" {
+		// The helper opens the FIFO as the app's stdin; makeAppFIFOs
+		// makes it.
+		app.Stdin = sdpod.AppStdinFIFO(args.App)
+	}
 	for _, r := range layout.Reports {
 		if s := r.Summary(); s != "" {
 			c.log.InfoContext(ctx, s)

@@ -51,6 +51,9 @@ func serveCRI(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := srv.StartStreaming(c.Context); err != nil {
+		return err
+	}
 	l, path, err := cri.Listen(c.String("listen"))
 	if err != nil {
 		return err

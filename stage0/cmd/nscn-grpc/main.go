@@ -9,8 +9,12 @@ import (
 	"os"
 
 	"github.com/nosecone/nscn/stage0/cli"
+	"github.com/nosecone/nscn/stage0/crilog"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == crilog.Command {
+		os.Exit(criLogWriter(os.Args[2:])) //nolint:forbidigo // main: only main exits
+	}
 	os.Exit(cli.Main(os.Args, criCommand(), apiServiceCommand())) //nolint:forbidigo // main: only main exits
 }

@@ -1,0 +1,335 @@
+//go:build functional
+
+package registry
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestCRIStdio drives a container's standard I/O through nscn cri with
+// crictl: the output in the kubelet's log file in the CRI format (crictl
+// logs reads it) while the container runs and after a restart of the
+// server, complete when the container has exited; exec on a terminal
+// (crictl exec -it) and with stdin; port forwarding into the pod's
+// network namespace (crictl port-forward).
+func TestCRIStdio(t *testing.T) {
+	reg := startRegistry(t, registryOpts{tls: true})
+	reg.push("team/greet:v1", greetImage(t))
+	e := newEnv(t)
+	e.extraEnv = append(e.extraEnv, "SSL_CERT_FILE="+reg.ca)
+	writeJSON(t, filepath.Join(e.local, "registries.d", "team.json"), map[string]any{
+		"nscnKind": "registryTrust", "nscnVersion": "v1",
+		"repositories": []string{reg.host + "/team"}, "acceptTags": true,
+	})
+	socket := filepath.Join(t.TempDir(), "cri.sock")
+	s := startCRI(t, e, socket)
+	t.Cleanup(func() {
+		running, _ := filepath.Glob(filepath.Join(e.dir, "pods", "run", "*"))
+		for _, p := range running {
+			_ = e.run("stop", "--force", filepath.Base(p))
+		}
+		_ = e.run("gc", "--grace-period=0s")
+	})
+
+	dir := t.TempDir()
+	logDir := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(filepath.Join(logDir, "main"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	podCfg := filepath.Join(dir, "pod.json")
+	writeJSON(t, podCfg, map[string]any{
+		"metadata":      map[string]any{"name": "stdio", "namespace": "default", "uid": "uid-stdio-1", "attempt": 0},
+		"log_directory": logDir,
+	})
+	image := reg.host + "/team/greet:v1"
+	ctrCfg := filepath.Join(dir, "ctr.json")
+	writeJSON(t, ctrCfg, map[string]any{
+		"metadata": map[string]any{"name": "main"},
+		"image":    map[string]any{"image": image},
+		"command":  []string{"/bin/sh", "-c", "echo out-line; echo err-line >&2; exec httpd -f -p 8080 -h /srv"},
+		"log_path": "main/0.log",
+	})
+	s.crictl(true, "pull", image)
+	out, _ := s.crictl(true, "runp", podCfg)
+	podID := strings.TrimSpace(out)
+	out, _ = s.crictl(true, "create", podID, ctrCfg, podCfg)
+	ctrID := strings.TrimSpace(out)
+	s.crictl(true, "start", ctrID)
+	logFile := filepath.Join(logDir, "main", "0.log")
+
+	// log file
+	{
+		waitUntil(t, 30*time.Second, func() bool {
+			b, _ := os.ReadFile(logFile) //nolint:gosec // G304: the test's log file
+			return strings.Contains(string(b), " stdout F out-line\n") && strings.Contains(string(b), " stderr F err-line\n")
+		})
+		st, err := os.Lstat(logFile)
+		if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o007 != 0 {
+			t.Fatalf("log file %s: %v, mode %v", logFile, err, st.Mode())
+		}
+		stdout, stderr := s.crictl(true, "logs", ctrID)
+		if stdout != "out-line\n" || !strings.HasSuffix(stderr, "\nerr-line\n") {
+			t.Fatalf("crictl logs: stdout %q, stderr %q", stdout, stderr)
+		}
+	}
+
+	// exec on a terminal
+	{
+		out := crictlOnTerminal(t, socket, "exec", "-it", ctrID, "/bin/sh", "-c", "test -t 0 && test -t 1 && echo on-a-terminal; stty size")
+		// The size is the client's terminal's (TIOCSWINSZ below).
+		if !strings.Contains(out, "on-a-terminal\r\n") || !strings.Contains(out, "31 97\r\n") {
+			t.Fatalf("crictl exec -it printed %q", out)
+		}
+	}
+
+	// exec with stdin
+	{
+		cmd := exec.Command(crictlBin(t), "--runtime-endpoint", "unix://"+socket, "exec", "-i", ctrID, "/bin/sh", "-c", "cat; echo status >&2; exit 7") //nolint:gosec // G204: crictl against the test's server
+		cmd.Stdin = strings.NewReader("piped-in\n")
+		var o, eb strings.Builder
+		cmd.Stdout, cmd.Stderr = &o, &eb
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || o.String() != "piped-in\n" || !strings.Contains(eb.String(), "status") {
+			t.Fatalf("crictl exec -i: %v, stdout %q, stderr %q", err, o.String(), eb.String())
+		}
+	}
+
+	// port-forward
+	{
+		port := freePort(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		pf := exec.CommandContext(ctx, crictlBin(t), "--runtime-endpoint", "unix://"+socket, "port-forward", podID, strconv.Itoa(port)+":8080") //nolint:gosec // G204: crictl against the test's server
+		var pfOut strings.Builder
+		pf.Stdout, pf.Stderr = &pfOut, &pfOut
+		if err := pf.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cancel(); _ = pf.Wait() }()
+		var body string
+		waitUntil(t, 30*time.Second, func() bool {
+			resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/message") //nolint:noctx // a test's loopback GET
+			if err != nil {
+				return false
+			}
+			defer func() { _ = resp.Body.Close() }()
+			b, _ := io.ReadAll(resp.Body)
+			body = string(b)
+			return resp.StatusCode == http.StatusOK
+		})
+		if body != "from the second layer" {
+			t.Fatalf("port-forward: %q\n%s", body, pfOut.String())
+		}
+	}
+
+	// attach to a shell created with stdin: the input reaches it, its
+	// output comes back, and the end of the client's input ends the
+	// attach, not the shell's input
+	{
+		shCfg := filepath.Join(dir, "sh.json")
+		writeJSON(t, shCfg, map[string]any{
+			"metadata": map[string]any{"name": "shell"},
+			"image":    map[string]any{"image": image},
+			"command":  []string{"/bin/sh"},
+			"stdin":    true,
+			"log_path": "shell.log",
+		})
+		out, _ := s.crictl(true, "create", podID, shCfg, podCfg)
+		shID := strings.TrimSpace(out)
+		s.crictl(true, "start", shID)
+		for _, word := range []string{"first-attach", "second-attach"} {
+			cmd := exec.Command(crictlBin(t), "--runtime-endpoint", "unix://"+socket, "attach", "-i", shID) //nolint:gosec // G204: crictl against the test's server
+			in, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var o safeBuilder
+			cmd.Stdout, cmd.Stderr = &o, &o
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.WriteString(in, "echo "+word+"\n"); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, 30*time.Second, func() bool { return strings.Contains(o.String(), word+"\n") })
+			_ = in.Close()
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("crictl attach: %v\n%s", err, o.String())
+			}
+		}
+		b, _ := os.ReadFile(filepath.Join(logDir, "shell.log")) //nolint:gosec // G304: the test's log file
+		if !strings.Contains(string(b), " stdout F first-attach\n") || !strings.Contains(string(b), " stdout F second-attach\n") {
+			t.Fatalf("shell log:\n%s", b)
+		}
+		if out, _ := s.crictl(true, "ps", "-q", "--state", "running", "--name", "shell"); strings.TrimSpace(out) != shID {
+			t.Fatalf("the shell ended with an attach: %q", out)
+		}
+		s.crictl(true, "stop", shID)
+		s.crictl(true, "rm", shID)
+	}
+
+	// the log writer outlives the server
+	{
+		s.stop()
+		s = startCRI(t, e, socket)
+		s.crictl(true, "exec", "--sync", ctrID, "/bin/sh", "-c", "echo after-restart > /proc/$(pidof httpd)/fd/1")
+		waitUntil(t, 30*time.Second, func() bool {
+			b, _ := os.ReadFile(logFile) //nolint:gosec // G304: the test's log file
+			return strings.Contains(string(b), " stdout F after-restart\n")
+		})
+	}
+
+	// complete when exited
+	{
+		s.crictl(true, "exec", "--sync", ctrID, "/bin/sh", "-c", "echo last-words > /proc/$(pidof httpd)/fd/2")
+		s.crictl(true, "stop", ctrID)
+		// As a kubelet does: the status says exited, then the log is read.
+		if out, _ := s.crictl(true, "inspect", "-o", "json", ctrID); !strings.Contains(out, "CONTAINER_EXITED") {
+			t.Fatalf("inspect after stop:\n%s", out)
+		}
+		b, _ := os.ReadFile(logFile) //nolint:gosec // G304: the test's log file
+		if !strings.Contains(string(b), " stderr F last-words\n") {
+			t.Fatalf("log of the stopped container:\n%s", b)
+		}
+		waitUntil(t, 10*time.Second, func() bool {
+			_, err := os.Lstat(filepath.Join("/run/nscn/cri-log", ctrID+".sock"))
+			return err != nil
+		})
+	}
+
+	// a symbolic link at the log path: the start fails, nothing is
+	// written where it points
+	{
+		outside := filepath.Join(t.TempDir(), "target")
+		if err := os.Symlink(outside, filepath.Join(logDir, "evil.log")); err != nil {
+			t.Fatal(err)
+		}
+		evilCfg := filepath.Join(dir, "evil.json")
+		writeJSON(t, evilCfg, map[string]any{
+			"metadata": map[string]any{"name": "evil"},
+			"image":    map[string]any{"image": image},
+			"command":  []string{"/bin/sh", "-c", "echo escaped"},
+			"log_path": "evil.log",
+		})
+		out, _ := s.crictl(true, "create", podID, evilCfg, podCfg)
+		evilID := strings.TrimSpace(out)
+		if _, stderr := s.crictl(false, "start", evilID); !strings.Contains(stderr, "evil.log") {
+			t.Fatalf("start with a symlinked log path: %s", stderr)
+		}
+		if _, err := os.Lstat(outside); err == nil {
+			t.Fatalf("the log went through the symbolic link to %s", outside)
+		}
+		s.crictl(true, "rm", evilID)
+	}
+
+	s.crictl(true, "rm", ctrID)
+	s.crictl(true, "stopp", podID)
+	s.crictl(true, "rmp", podID)
+}
+
+// crictlOnTerminal runs crictl with a new pseudo-terminal as its
+// standard streams and returns what it wrote there.
+func crictlOnTerminal(t *testing.T, socket string, args ...string) string {
+	t.Helper()
+	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ptm.Close() }()
+	if err := unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(ptm.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetWinsize(int(pts.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 31, Col: 97}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(crictlBin(t), append([]string{"--runtime-endpoint", "unix://" + socket}, args...)...) //nolint:gosec // G204: crictl against the test's server
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	_ = pts.Close()
+	var b strings.Builder
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = io.Copy(&b, ptm)
+	}()
+	werr := make(chan error, 1)
+	go func() { werr <- cmd.Wait() }()
+	select {
+	case err := <-werr:
+		if err != nil {
+			t.Fatalf("crictl %v: %v\n%s", args, err, b.String())
+		}
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("crictl %v did not end", args)
+	}
+	<-done
+	return b.String()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitUntil(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// safeBuilder is a strings.Builder for a process's output read while it
+// runs.
+type safeBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *safeBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
