@@ -15,7 +15,7 @@ import (
 
 // execKillGrace is how long a timed-out ExecSync's command has between
 // SIGTERM and SIGKILL.
-const execKillGrace = 2 * time.Second
+const execKillGrace = 5 * time.Second
 
 // ExecSync runs a command in a running container, confined as the
 // container is (nscn app exec), and returns its output and exit status.
