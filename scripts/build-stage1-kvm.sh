@@ -11,7 +11,8 @@
 # says which package to install when one is missing.
 #
 # This script never downloads: run scripts/fetch-systemd.sh and
-# scripts/vm/fetch-kernel.sh first (make stage1-kvm does).
+# scripts/vm/fetch-kernel.sh first (make stage1-kvm does, with the kernel
+# of trixie-backports: KVM_KERNEL_SUITE in the Makefile).
 #
 # Usage: scripts/build-stage1-kvm.sh OUTDIR_BIN
 # Environment: SYSTEMD_DIR (default: build/systemd), KERNEL_DIR
@@ -65,8 +66,11 @@ die() {
 for p in "${cni_plugins[@]}"; do
 	[ -x "$cni/$p" ] || die "no CNI plugin $cni/$p; run scripts/build-cni-plugins.sh $cni first"
 done
-for m in virtiofs virtio_console; do
-	grep -qx "$m.ko" "$kernel/modules.order" || die "$kernel has no module $m; fetch it again with the kvm modules (make stage1-kvm does)"
+# Each a module the initramfs carries or built into the kernel (Linux 7's
+# cloud kernel has all but virtio_net built in).
+for m in $kvm_modules; do
+	grep -qx "$m.ko" "$kernel/modules.order" "$kernel/modules.builtin" 2>/dev/null ||
+		die "$kernel has no module $m (modules.order) and does not have it built in (modules.builtin); fetch it again with the kvm modules (make stage1-kvm does)"
 done
 
 rm -rf "$image"
