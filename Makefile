@@ -75,22 +75,54 @@ $(BIN)/stage1-nspawn.aci: $(GO_SOURCES) scripts/build-stage1-nspawn.sh $(SYSTEMD
 	VERSION=$(VERSION) SYSTEMD_DIR=$(BUILD)/systemd CNI_PLUGIN_DIR=$(BUILD)/cni-plugins scripts/build-stage1-nspawn.sh $(BIN)
 
 # The kvm flavor's guest kernel: Debian's cloud kernel with the virtio
-# modules the guest loads from its initramfs (stage1-kvm/README.md).
-# KERNEL_DIR points at another fetch-kernel.sh output, QEMU and VIRTIOFSD
-# at other host programs (packagers).
+# modules the guest loads from its initramfs (stage1-kvm/README.md), from
+# KVM_KERNEL_SUITE with a private apt configuration in build/kvm/apt
+# (scripts/vm/fetch-kernel.sh): trixie-backports' Linux 7, whose procfs
+# has the pidns option the app helper's fast path needs (Linux 6.15 on).
+# KVM_KERNEL_SUITE= (empty) takes the host's apt sources (bookworm: 6.1,
+# every app start on the helper's slower path); KVM_KERNEL_PACKAGE names a
+# linux-image package instead of the one linux-image-cloud-amd64 depends
+# on; KVM_KERNEL_MIRROR and KVM_KERNEL_KEYRING the archive and its keys.
+# KERNEL_DIR points at another fetch-kernel.sh output (nothing is fetched
+# then), QEMU and VIRTIOFSD at other host programs (packagers). The stamp
+# depends on the source's settings (build/kvm/kernel.source), so changing
+# them fetches again.
 KVM_MODULES := virtio_pci virtiofs virtio_console virtio_net
-KVM_KERNEL := $(BUILD)/kvm/.fetched
+KVM_KERNEL_SUITE ?= trixie-backports
+KVM_KERNEL_PACKAGE ?=
+KVM_KERNEL_MIRROR ?= http://deb.debian.org/debian
+KVM_KERNEL_KEYRING ?= /usr/share/keyrings/debian-archive-keyring.gpg
+KVM_KERNEL_FETCH := VM_MODULES="$(KVM_MODULES)" VM_KERNEL_SUITE="$(KVM_KERNEL_SUITE)" \
+	VM_KERNEL_PACKAGE="$(KVM_KERNEL_PACKAGE)" VM_KERNEL_MIRROR="$(KVM_KERNEL_MIRROR)" \
+	VM_KERNEL_KEYRING="$(KVM_KERNEL_KEYRING)" VM_KERNEL_APT_DIR=$(abspath $(BUILD)/kvm/apt) \
+	scripts/vm/fetch-kernel.sh $(BUILD)/kvm/kernel
+KVM_KERNEL_SOURCE := $(BUILD)/kvm/kernel.source
 KERNEL_DIR ?= $(BUILD)/kvm/kernel
+ifeq ($(KERNEL_DIR),$(BUILD)/kvm/kernel)
+KVM_KERNEL := $(BUILD)/kvm/.fetched
+else
+KVM_KERNEL :=
+endif
 QEMU ?= /usr/bin/qemu-system-x86_64
 VIRTIOFSD ?=
 
-fetch-kvm-kernel: ## Fetch the kvm flavor's guest kernel again (Debian's linux-image-cloud-amd64)
-	VM_MODULES="$(KVM_MODULES)" scripts/vm/fetch-kernel.sh $(BUILD)/kvm/kernel
-	touch $(KVM_KERNEL)
+fetch-kvm-kernel: $(KVM_KERNEL_SOURCE) ## Fetch the kvm flavor's guest kernel again (Debian's linux-image-cloud-amd64 of KVM_KERNEL_SUITE, default trixie-backports)
+	$(KVM_KERNEL_FETCH)
+	touch $(BUILD)/kvm/.fetched
 
-$(KVM_KERNEL): scripts/vm/fetch-kernel.sh
-	VM_MODULES="$(KVM_MODULES)" scripts/vm/fetch-kernel.sh $(BUILD)/kvm/kernel
+# Rewritten only when the settings change, so that the stamp below is
+# out of date then and only then.
+$(KVM_KERNEL_SOURCE): FORCE
+	@mkdir -p $(@D)
+	@printf 'suite=%s package=%s mirror=%s keyring=%s\n' "$(KVM_KERNEL_SUITE)" "$(KVM_KERNEL_PACKAGE)" \
+		"$(KVM_KERNEL_MIRROR)" "$(KVM_KERNEL_KEYRING)" >$@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+$(BUILD)/kvm/.fetched: scripts/vm/fetch-kernel.sh $(KVM_KERNEL_SOURCE)
+	$(KVM_KERNEL_FETCH)
 	touch $@
+
+FORCE:
 
 stage1-kvm: $(BIN)/stage1-kvm.aci ## The kvm stage1 image: each pod in a qemu VM (KVM, else TCG)
 
