@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -362,4 +363,33 @@ func (endless) Read(p []byte) (int, error) {
 		p[i] = 'y'
 	}
 	return len(p), nil
+}
+
+// TestKvmTwoPodsAtOnce runs two kvm pods side by side. Each pod's
+// virtiofsd is started in its pod directory with the same relative socket
+// path and locks a pid file named after it under /run/virtiofsd: before
+// each launcher gave its virtiofsd a private /run/virtiofsd, the second
+// pod failed with virtiofsd's "Cannot lock pid file".
+func TestKvmTwoPodsAtOnce(t *testing.T) {
+	e := newEnv(t)
+	// One run first: it imports the stage1 and renders the trees, which
+	// the two then share.
+	e.ok(kvmRunArgs(t, "--net=none", busybox(t), "--exec=/bin/true")...)
+	var wg sync.WaitGroup
+	rs := make([]result, 2)
+	for i := range rs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rs[i] = e.run(kvmRunArgs(t, "--net=none", busybox(t), "--exec=/bin/sh", "--", "-c", "sleep 2; echo pod-"+strconv.Itoa(i))...)
+		}()
+	}
+	wg.Wait()
+	for i, r := range rs {
+		if r.code != 0 || !strings.Contains(r.stdout, "pod-"+strconv.Itoa(i)) {
+			t.Errorf("pod %d: exit %d, stdout %q, stderr %q", i, r.code, r.stdout, r.stderr)
+		}
+	}
+	e.ok("gc", "--grace-period=0s")
+	assertPodsGone(t, e)
 }

@@ -60,7 +60,29 @@ func runLauncher(spec string) error {
 			return err
 		}
 	}
+	if err := privatePIDDir(); err != nil {
+		return err
+	}
 	return unix.Exec(l.Argv[0], l.Argv, os.Environ())
+}
+
+// virtiofsdPIDDir is where virtiofsd locks a pid file named after its
+// socket path.
+const virtiofsdPIDDir = "/run/virtiofsd"
+
+// privatePIDDir gives this mount namespace a tmpfs of its own at
+// virtiofsdPIDDir: every pod's socket path is the same relative
+// RootSocket (virtiofsd runs in the pod directory, where the path stays
+// short enough for a socket), so on the host's /run two pods' virtiofsds
+// would lock the same pid file, and the second would fail.
+func privatePIDDir() error {
+	if err := os.MkdirAll(virtiofsdPIDDir, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", virtiofsdPIDDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755,size=64k"); err != nil {
+		return fmt.Errorf("mount a private %s: %w", virtiofsdPIDDir, err)
+	}
+	return nil
 }
 
 // bindInto binds b.Source at b.Target in root.
