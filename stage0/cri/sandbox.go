@@ -89,11 +89,19 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if err := checkSandboxSecurity(cfg); err != nil {
 		return nil, toStatus(err)
 	}
+	hostNet := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtimeapi.NamespaceMode_NODE
+	sysctls, err := parseSysctls(cfg.GetLinux().GetSysctls(), hostNet)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if len(sysctls) > 0 && req.GetRuntimeHandler() == "kvm" {
+		return nil, toStatus(errdefs.Newf(errdefs.ErrNotImplemented, "sandbox sysctls on the kvm runtime handler: they would be the guest kernel's, which nscn does not set yet"))
+	}
 	meta := sandboxMeta{
 		Name: md.GetName(), UID: md.GetUid(), Namespace: md.GetNamespace(), Attempt: md.GetAttempt(),
 		Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), LogDirectory: cfg.GetLogDirectory(),
 		RuntimeHandler: req.GetRuntimeHandler(),
-		HostNetwork:    cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtimeapi.NamespaceMode_NODE,
+		HostNetwork:    hostNet,
 		CreatedAt:      time.Now().UnixNano(),
 	}
 	args := []string{"app", "sandbox"}
@@ -175,6 +183,15 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 			uuid := strings.TrimSpace(string(b))
 			if p, err := pod.Get(ctx, s.dataDir, uuid); err == nil {
 				if _, err := p.Ready(ctx); err == nil && p.State == pod.Running {
+					// Before any container: the sysctls are the pod's
+					// from its first app on.
+					if err := setSysctls(ctx, p, sysctls); err != nil {
+						s.log.Warn("sandbox sysctls failed: removing the sandbox", "sandbox", sandboxID(uuid), "error", err)
+						if rerr := s.removeFailed(context.WithoutCancel(ctx), p); rerr != nil {
+							s.log.Warn("remove the failed sandbox", "sandbox", sandboxID(uuid), "error", rerr)
+						}
+						return nil, toStatus(err)
+					}
 					s.log.Info("sandbox ready", "sandbox", sandboxID(uuid), "name", meta.Namespace+"/"+meta.Name)
 					return &runtimeapi.RunPodSandboxResponse{PodSandboxId: sandboxID(uuid)}, nil
 				}
@@ -225,6 +242,15 @@ func (s *Server) stopPod(ctx context.Context, sb *sandbox) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// removeFailed stops and removes pod p, a sandbox that failed before it
+// was handed out.
+func (s *Server) removeFailed(ctx context.Context, p *pod.Pod) error {
+	if err := s.stopPod(ctx, &sandbox{pod: p}); err != nil {
+		return err
+	}
+	return s.nscn(ctx, "rm", p.UUID)
 }
 
 // RemovePodSandbox stops the sandbox if needed and removes its pod.

@@ -280,8 +280,8 @@ func readProfile(path string) ([]byte, error) {
 
 // checkSandboxSecurity refuses what a sandbox's security context and
 // sysctls ask that nscn cannot give a pod: the host's PID or IPC
-// namespace (stage1-nspawn's pod always has its own) and sysctls (not
-// set by any stage1 yet). The rest of it (run_as_user, seccomp,
+// namespace (stage1-nspawn's pod always has its own). Sysctls are
+// checked by parseSysctls. The rest of it (run_as_user, seccomp,
 // privileged) concerns the pause container of other runtimes, which a
 // sandbox here does not have: nscn's pod runs no app until a container
 // is created.
@@ -295,9 +295,6 @@ func checkSandboxSecurity(cfg *runtimeapi.PodSandboxConfig) error {
 	}
 	if ns.GetUsernsOptions() != nil && ns.GetUsernsOptions().GetMode() != runtimeapi.NamespaceMode_NODE {
 		return errdefs.Newf(errdefs.ErrNotImplemented, "user namespaces are not supported by the CRI server yet")
-	}
-	if len(cfg.GetLinux().GetSysctls()) > 0 {
-		return errdefs.Newf(errdefs.ErrNotImplemented, "sandbox sysctls are not supported yet")
 	}
 	return nil
 }

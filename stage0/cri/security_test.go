@@ -269,7 +269,6 @@ func TestCheckSandboxSecurity(t *testing.T) {
 		{name: "host network", cfg: linux(&runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}}, nil)},
 		{name: "host pid", cfg: linux(&runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_NODE}}, nil), err: errdefs.ErrNotImplemented},
 		{name: "host ipc", cfg: linux(&runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Ipc: runtimeapi.NamespaceMode_NODE}}, nil), err: errdefs.ErrNotImplemented},
-		{name: "sysctls", cfg: linux(nil, map[string]string{"kernel.shm_rmid_forced": "1"}), err: errdefs.ErrNotImplemented},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
