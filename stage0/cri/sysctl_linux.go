@@ -111,7 +111,7 @@ func setSysctl(pid int, s sysctl) error {
 		errc <- func() error {
 			// A thread shares its fs attributes with the process; setns
 			// of a namespace other than mnt and user needs no unshare.
-			f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, s.ns))
+			f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, s.ns)) //nolint:gosec // G703: ns is "ipc" or "net", from sysctlNamespaces
 			if err != nil {
 				return err
 			}
