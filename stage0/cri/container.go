@@ -273,42 +273,56 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 	return &runtimeapi.ContainerStatusResponse{Status: cs}, nil
 }
 
-// ListContainers lists the containers of every sandbox, filtered by ID
-// (or a prefix), sandbox, state and labels.
-func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+// eachContainer calls fn for each container whose sandbox's ID starts
+// with sandboxID, whose own ID starts with id ("" for any) and whose
+// labels match, with the statuses of its sandbox's apps, read once per
+// sandbox. fn's error ends the walk.
+func (s *Server) eachContainer(ctx context.Context, sandboxID, id string, labels map[string]string, fn func(c *container, sts []apps.Status) error) error {
 	all, err := s.sandboxes(ctx)
 	if err != nil {
-		return nil, toStatus(err)
+		return err
 	}
-	f := req.GetFilter()
-	resp := &runtimeapi.ListContainersResponse{}
 	for _, sb := range all {
-		if f.GetPodSandboxId() != "" && !strings.HasPrefix(sb.id, f.GetPodSandboxId()) {
+		if !strings.HasPrefix(sb.id, sandboxID) {
 			continue
 		}
 		sts := apps.Statuses(sb.pod, sb.pm)
 		for _, c := range s.containersOf(sb) {
-			if f.GetId() != "" && !strings.HasPrefix(c.meta.ID, f.GetId()) {
+			if !strings.HasPrefix(c.meta.ID, id) || !labelsMatch(c.meta.Labels, labels) {
 				continue
 			}
-			i := slices.IndexFunc(sts, func(st apps.Status) bool { return st.Name == c.app })
-			state := runtimeapi.ContainerState_CONTAINER_UNKNOWN
-			if i >= 0 {
-				state = criState(sts[i].State)
+			if err := fn(c, sts); err != nil {
+				return err
 			}
-			if f.GetState() != nil && f.GetState().GetState() != state {
-				continue
-			}
-			if !labelsMatch(c.meta.Labels, f.GetLabelSelector()) {
-				continue
-			}
-			resp.Containers = append(resp.Containers, &runtimeapi.Container{
-				Id: c.meta.ID, PodSandboxId: sb.id,
-				Metadata: &runtimeapi.ContainerMetadata{Name: c.meta.Name, Attempt: c.meta.Attempt},
-				Image:    &runtimeapi.ImageSpec{Image: c.meta.Image}, ImageRef: c.meta.ImageRef, ImageId: c.meta.ImageRef,
-				State: state, CreatedAt: c.meta.CreatedAt, Labels: c.meta.Labels, Annotations: c.meta.Annotations,
-			})
 		}
+	}
+	return nil
+}
+
+// ListContainers lists the containers of every sandbox, filtered by ID
+// (or a prefix), sandbox, state and labels.
+func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	f := req.GetFilter()
+	resp := &runtimeapi.ListContainersResponse{}
+	err := s.eachContainer(ctx, f.GetPodSandboxId(), f.GetId(), f.GetLabelSelector(), func(c *container, sts []apps.Status) error {
+		i := slices.IndexFunc(sts, func(st apps.Status) bool { return st.Name == c.app })
+		state := runtimeapi.ContainerState_CONTAINER_UNKNOWN
+		if i >= 0 {
+			state = criState(sts[i].State)
+		}
+		if f.GetState() != nil && f.GetState().GetState() != state {
+			return nil
+		}
+		resp.Containers = append(resp.Containers, &runtimeapi.Container{
+			Id: c.meta.ID, PodSandboxId: c.sb.id,
+			Metadata: &runtimeapi.ContainerMetadata{Name: c.meta.Name, Attempt: c.meta.Attempt},
+			Image:    &runtimeapi.ImageSpec{Image: c.meta.Image}, ImageRef: c.meta.ImageRef, ImageId: c.meta.ImageRef,
+			State: state, CreatedAt: c.meta.CreatedAt, Labels: c.meta.Labels, Annotations: c.meta.Annotations,
+		})
+		return nil
+	})
+	if err != nil {
+		return nil, toStatus(err)
 	}
 	return resp, nil
 }

@@ -44,30 +44,17 @@ func (s *Server) ContainerStats(ctx context.Context, req *runtimeapi.ContainerSt
 // ListContainerStats reports the containers the filter selects (by ID
 // or prefix, sandbox and labels), every one without a filter.
 func (s *Server) ListContainerStats(ctx context.Context, req *runtimeapi.ListContainerStatsRequest) (*runtimeapi.ListContainerStatsResponse, error) {
-	all, err := s.sandboxes(ctx)
-	if err != nil {
-		return nil, toStatus(err)
-	}
 	f := req.GetFilter()
 	resp := &runtimeapi.ListContainerStatsResponse{}
-	for _, sb := range all {
-		if f.GetPodSandboxId() != "" && !strings.HasPrefix(sb.id, f.GetPodSandboxId()) {
-			continue
-		}
-		sts := apps.Statuses(sb.pod, sb.pm)
-		for _, c := range s.containersOf(sb) {
-			if f.GetId() != "" && !strings.HasPrefix(c.meta.ID, f.GetId()) {
-				continue
-			}
-			if !labelsMatch(c.meta.Labels, f.GetLabelSelector()) {
-				continue
-			}
-			st, err := s.containerStats(ctx, c, sts)
-			if err != nil {
-				return nil, toStatus(err)
-			}
+	err := s.eachContainer(ctx, f.GetPodSandboxId(), f.GetId(), f.GetLabelSelector(), func(c *container, sts []apps.Status) error {
+		st, err := s.containerStats(ctx, c, sts)
+		if err == nil {
 			resp.Stats = append(resp.Stats, st)
 		}
+		return err
+	})
+	if err != nil {
+		return nil, toStatus(err)
 	}
 	return resp, nil
 }
