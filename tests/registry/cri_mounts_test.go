@@ -36,29 +36,11 @@ func TestCRIMountsAndPorts(t *testing.T) {
 	// cannot reach the host's files.
 	reg.push("team/escape:v1", imageOf(t, v1.Config{}, busyboxLayer(t),
 		layerOf(t, dir("srv"), symlink("srv/up", "../../../../../../.."), symlink("srv/etc", "/etc"))))
-	e := newEnv(t)
-	e.extraEnv = append(e.extraEnv, "SSL_CERT_FILE="+reg.ca)
-	writeJSON(t, filepath.Join(e.local, "registries.d", "team.json"), map[string]any{
-		"nscnKind": "registryTrust", "nscnVersion": "v1",
-		"repositories": []string{reg.host + "/team"}, "acceptTags": true,
-	})
+	e := teamEnv(t, reg)
 	s := startCRI(t, e, filepath.Join(t.TempDir(), "cri.sock"))
 	// A failed test leaves no pod, nor its network (a forward of the
 	// port that a later run would hit first), behind: gc until the
-	// stopped pods are collected.
-	t.Cleanup(func() {
-		running, _ := filepath.Glob(filepath.Join(e.dir, "pods", "run", "*"))
-		for _, p := range running {
-			_ = e.run("stop", "--force", filepath.Base(p))
-		}
-		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-			_ = e.run("gc", "--grace-period=0s")
-			if left, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", "*")); len(left) == 0 {
-				return
-			}
-		}
-		t.Errorf("pods left under %s", e.dir)
-	})
+	collectPods(t, e)
 
 	host := t.TempDir()
 	mkdir := func(p string) string {

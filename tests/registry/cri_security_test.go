@@ -25,23 +25,9 @@ import (
 func TestCRISecurityContextAndStats(t *testing.T) {
 	reg := startRegistry(t, registryOpts{tls: true})
 	reg.push("team/greet:v1", greetImage(t))
-	e := newEnv(t)
-	e.extraEnv = append(e.extraEnv, "SSL_CERT_FILE="+reg.ca)
-	writeJSON(t, filepath.Join(e.local, "registries.d", "team.json"), map[string]any{
-		"nscnKind": "registryTrust", "nscnVersion": "v1",
-		"repositories": []string{reg.host + "/team"}, "acceptTags": true,
-	})
+	e := teamEnv(t, reg)
 	s := startCRI(t, e, filepath.Join(t.TempDir(), "cri.sock"))
-	t.Cleanup(func() {
-		if !t.Failed() {
-			return
-		}
-		running, _ := filepath.Glob(filepath.Join(e.dir, "pods", "run", "*"))
-		for _, p := range running {
-			_ = e.run("stop", "--force", filepath.Base(p))
-		}
-		_ = e.run("gc", "--grace-period=0s")
-	})
+	collectPods(t, e)
 	image := reg.host + "/team/greet:v1"
 	s.crictl(true, "pull", image)
 	dir := t.TempDir()

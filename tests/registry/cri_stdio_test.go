@@ -30,21 +30,10 @@ import (
 func TestCRIStdio(t *testing.T) {
 	reg := startRegistry(t, registryOpts{tls: true})
 	reg.push("team/greet:v1", greetImage(t))
-	e := newEnv(t)
-	e.extraEnv = append(e.extraEnv, "SSL_CERT_FILE="+reg.ca)
-	writeJSON(t, filepath.Join(e.local, "registries.d", "team.json"), map[string]any{
-		"nscnKind": "registryTrust", "nscnVersion": "v1",
-		"repositories": []string{reg.host + "/team"}, "acceptTags": true,
-	})
+	e := teamEnv(t, reg)
 	socket := filepath.Join(t.TempDir(), "cri.sock")
 	s := startCRI(t, e, socket)
-	t.Cleanup(func() {
-		running, _ := filepath.Glob(filepath.Join(e.dir, "pods", "run", "*"))
-		for _, p := range running {
-			_ = e.run("stop", "--force", filepath.Base(p))
-		}
-		_ = e.run("gc", "--grace-period=0s")
-	})
+	collectPods(t, e)
 
 	dir := t.TempDir()
 	logDir := filepath.Join(dir, "logs")

@@ -36,6 +36,39 @@ func crictlBin(t *testing.T) string { return mustEnv(t, "NSCN_CRICTL") }
 
 // startCRI starts nscn cri with e's directories, waits for its socket and
 // checks that it removes it again on SIGTERM.
+// teamEnv is an installation that trusts reg's test CA, and the tags of
+// its team/ repositories (registries.d), as a kubelet pulls by tag.
+func teamEnv(t *testing.T, reg *registry) *env {
+	t.Helper()
+	e := newEnv(t)
+	e.extraEnv = append(e.extraEnv, "SSL_CERT_FILE="+reg.ca)
+	writeJSON(t, filepath.Join(e.local, "registries.d", "team.json"), map[string]any{
+		"nscnKind": "registryTrust", "nscnVersion": "v1",
+		"repositories": []string{reg.host + "/team"}, "acceptTags": true,
+	})
+	return e
+}
+
+// collectPods stops and collects e's pods when the test ends, until none
+// is left, so that a failed test leaves no pod behind, nor its network
+// (an address or a forwarded port that a later test would hit first).
+func collectPods(t *testing.T, e *env) {
+	t.Helper()
+	t.Cleanup(func() {
+		running, _ := filepath.Glob(filepath.Join(e.dir, "pods", "run", "*"))
+		for _, p := range running {
+			_ = e.run("stop", "--force", filepath.Base(p))
+		}
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			_ = e.run("gc", "--grace-period=0s")
+			if left, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", "*")); len(left) == 0 {
+				return
+			}
+		}
+		t.Errorf("pods left under %s", e.dir)
+	})
+}
+
 func startCRI(t *testing.T, e *env, socket string, globalFlags ...string) *criServer {
 	t.Helper()
 	logf, err := os.OpenFile(filepath.Join(t.TempDir(), "cri.log"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
@@ -163,12 +196,7 @@ func TestCRIImageService(t *testing.T) {
 	digest := reg.push("team/greet:v1", img)
 	reg.push("team/greet:v2", img)
 	otherDigest := reg.push("other/app:v1", imageOf(t, v1.Config{User: "www-data", Cmd: []string{"/bin/true"}}, busyboxLayer(t)))
-	e := newEnv(t)
-	e.extraEnv = append(e.extraEnv, "SSL_CERT_FILE="+reg.ca)
-	writeJSON(t, filepath.Join(e.local, "registries.d", "team.json"), map[string]any{
-		"nscnKind": "registryTrust", "nscnVersion": "v1",
-		"repositories": []string{reg.host + "/team"}, "acceptTags": true,
-	})
+	e := teamEnv(t, reg)
 	socket := filepath.Join(t.TempDir(), "cri.sock")
 	s := startCRI(t, e, socket)
 
@@ -309,24 +337,9 @@ func TestCRIPullWithCredentials(t *testing.T) {
 func TestCRIPodLifecycle(t *testing.T) {
 	reg := startRegistry(t, registryOpts{tls: true})
 	reg.push("team/greet:v1", greetImage(t))
-	e := newEnv(t)
-	e.extraEnv = append(e.extraEnv, "SSL_CERT_FILE="+reg.ca)
-	writeJSON(t, filepath.Join(e.local, "registries.d", "team.json"), map[string]any{
-		"nscnKind": "registryTrust", "nscnVersion": "v1",
-		"repositories": []string{reg.host + "/team"}, "acceptTags": true,
-	})
+	e := teamEnv(t, reg)
 	s := startCRI(t, e, filepath.Join(t.TempDir(), "cri.sock"))
-	// A failed test leaves no running pod (nor its network) behind.
-	t.Cleanup(func() {
-		if !t.Failed() {
-			return
-		}
-		running, _ := filepath.Glob(filepath.Join(e.dir, "pods", "run", "*"))
-		for _, p := range running {
-			_ = e.run("stop", "--force", filepath.Base(p))
-		}
-		_ = e.run("gc", "--grace-period=0s")
-	})
+	collectPods(t, e)
 	netnsBefore := netnsNames(t)
 
 	dir := t.TempDir()
