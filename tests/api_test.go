@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nosecone/nscn/internal/testutil"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -32,7 +34,7 @@ type apiService struct {
 	cmd    *exec.Cmd
 	socket string
 	client v1alpha.PublicAPIClient
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 	done   chan struct{}
 	err    error
 }
@@ -54,7 +56,7 @@ func startAPI(t *testing.T, e *env, listen string, wrapper ...string) *apiServic
 			t.Fatal(err)
 		}
 	}
-	s := &apiService{socket: filepath.Join(dir, "api.sock"), stderr: &syncBuffer{}, done: make(chan struct{})}
+	s := &apiService{socket: filepath.Join(dir, "api.sock"), stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	args := []string{"api-service", "--listen=" + listen, "--socket=" + s.socket, "--poll-interval=" + apiPoll.String()}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
@@ -487,7 +489,7 @@ type heldPod struct {
 	uuid      string
 	ctl       string
 	cmd       *exec.Cmd
-	out, errb *syncBuffer
+	out, errb *testutil.SyncBuffer
 	done      chan struct{}
 	err       error
 }
@@ -497,7 +499,7 @@ type heldPod struct {
 // released and waited for when the test ends.
 func startHeldPod(t *testing.T, e *env, runArgs []string, apps ...heldApp) *heldPod {
 	t.Helper()
-	p := &heldPod{ctl: t.TempDir(), out: &syncBuffer{}, errb: &syncBuffer{}, done: make(chan struct{})}
+	p := &heldPod{ctl: t.TempDir(), out: &testutil.SyncBuffer{}, errb: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	uuidFile := filepath.Join(t.TempDir(), "uuid")
 	args := append(slices.Clone(runArgs), "--uuid-file-save="+uuidFile, "--volume=ctl,kind=host,source="+p.ctl)
 	for i, a := range apps {
@@ -639,7 +641,7 @@ func TestAPISocketActivatedNotifies(t *testing.T) {
 	cmd.Args = append([]string{activate, "-l", sock, "-E", "NOTIFY_SOCKET=" + notify}, cmd.Args...)
 	cmd.Path = activate
 	cmd.Err = nil
-	stderr := &syncBuffer{}
+	stderr := &testutil.SyncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nosecone/nscn/internal/testutil"
+
 	"github.com/nosecone/nscn/internal/kvm"
 	"github.com/nosecone/nscn/stage1-kvm/hypervisor"
 )
@@ -316,7 +318,7 @@ func kvmEnterSignalAndQueue(t *testing.T, e *env, uuid string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	first := e.cmd(ctx, "enter", uuid, "/bin/sh", "-c", "trap 'echo got-int; exit 9' INT; echo started; while :; do sleep 0.1; done")
-	var fout syncBuffer
+	var fout testutil.SyncBuffer
 	first.Stdout = &fout
 	// Endless stdin that the command never reads: the signal must still
 	// get through (the host keeps only a window of stdin in flight).
@@ -331,7 +333,7 @@ func kvmEnterSignalAndQueue(t *testing.T, e *env, uuid string) {
 		}
 	}
 	second := e.cmd(ctx, "enter", uuid, "/bin/echo", "second")
-	var sout syncBuffer
+	var sout testutil.SyncBuffer
 	second.Stdout = &sout
 	if err := second.Start(); err != nil {
 		t.Fatal(err)

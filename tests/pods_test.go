@@ -16,13 +16,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nosecone/nscn/internal/testutil"
 )
 
 // bgPod is an nscn run in the background.
 type bgPod struct {
 	uuid      string
 	cmd       *exec.Cmd
-	out, errb *syncBuffer
+	out, errb *testutil.SyncBuffer
 	done      chan struct{} // closed when nscn run has ended
 	err       error         // what waiting for nscn run returned, once done
 }
@@ -45,7 +47,7 @@ func startPod(t *testing.T, e *env, wait time.Duration, ready []string, args ...
 	args = slices.Insert(slices.Clone(args), i+1, "--uuid-file-save="+uuidFile)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	p := &bgPod{cmd: e.cmd(ctx, args...), out: &syncBuffer{}, errb: &syncBuffer{}, done: make(chan struct{})}
+	p := &bgPod{cmd: e.cmd(ctx, args...), out: &testutil.SyncBuffer{}, errb: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.errb
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nosecone/nscn/internal/testutil"
 )
 
 // gatedImage is busybox with an app whose pre-start handler waits until
@@ -92,7 +94,7 @@ func TestNspawnReadiness(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	waiter := e.cmd(ctx, "status", "--wait-ready", uuid)
-	var out, errb syncBuffer
+	var out, errb testutil.SyncBuffer
 	waiter.Stdout, waiter.Stderr = &out, &errb
 	if err := waiter.Start(); err != nil {
 		t.Fatal(err)
@@ -155,7 +157,7 @@ func TestNspawnWaitReadyPodEndsFirst(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	waiter := e.cmd(ctx, "status", "--wait-ready", uuid)
-	var out, errb syncBuffer
+	var out, errb testutil.SyncBuffer
 	waiter.Stdout, waiter.Stderr = &out, &errb
 	if err := waiter.Start(); err != nil {
 		t.Fatal(err)

@@ -13,10 +13,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nosecone/nscn/internal/testutil"
 
 	"golang.org/x/sys/unix"
 )
@@ -148,7 +149,7 @@ func TestCRIStdio(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var o safeBuilder
+			var o testutil.SyncBuffer
 			cmd.Stdout, cmd.Stderr = &o, &o
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -302,23 +303,4 @@ func waitUntil(t *testing.T, d time.Duration, cond func() bool) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-// safeBuilder is a strings.Builder for a process's output read while it
-// runs.
-type safeBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *safeBuilder) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuilder) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

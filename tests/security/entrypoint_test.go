@@ -12,9 +12,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/nosecone/nscn/internal/testutil"
 
 	"github.com/appc/spec/schema"
 
@@ -161,27 +162,8 @@ func assertNoMarker(t *testing.T, marker, after string) {
 type sleeper struct {
 	uuid      string
 	cmd       *exec.Cmd
-	out, errb *lockedBuffer
+	out, errb *testutil.SyncBuffer
 	done      chan struct{}
-}
-
-// lockedBuffer is a bytes.Buffer that nscn run writes while the test
-// reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startSleeper runs a busybox pod of flavor f whose app sleeps, and
@@ -192,7 +174,7 @@ func startSleeper(t *testing.T, e *env, f flavor) *sleeper {
 	args := runArgs(t, f, "--uuid-file-save="+uuidFile, busyboxACI(t), "--exec=/bin/sh", "--", "-c", "exec sleep 300")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	p := &sleeper{cmd: e.cmd(ctx, args...), out: &lockedBuffer{}, errb: &lockedBuffer{}, done: make(chan struct{})}
+	p := &sleeper{cmd: e.cmd(ctx, args...), out: &testutil.SyncBuffer{}, errb: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.errb
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -4,16 +4,16 @@
 package mdstest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nosecone/nscn/internal/testutil"
 
 	"github.com/nosecone/nscn/internal/mds"
 )
@@ -36,25 +36,6 @@ func freeLoopbackPort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// lockedBuffer collects the service's output, written by exec.Cmd's
-// copying goroutine and read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // Start runs "nscn metadata-service" (nscn is the binary under test)
 // until the test ends and waits until it answers on its registration
 // socket. Its metadata API listens on 127.0.0.1 only, unless listenAll: a
@@ -73,7 +54,7 @@ func Start(t testing.TB, nscn string, listenAll bool) Service {
 		fmt.Sprintf("--listen-port=%d", s.Port), "--socket="+s.Socket)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
-	var log lockedBuffer
+	var log testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
 		cancel()
