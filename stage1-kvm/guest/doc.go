@@ -8,6 +8,8 @@
 // Both are started by the kernel or by Init, never on the host.
 package guest
 
+import "strconv"
+
 // Names shared with the host side (stage1-kvm/hypervisor). They are part
 // of the flavor's internal contract between the run entrypoint and the
 // guest, not of the stage1 ABI.
@@ -42,3 +44,11 @@ const (
 // AppPort returns the names of the virtio-serial ports that carry app's
 // stdout and stderr to the host.
 func AppPort(app, stream string) string { return "nscn." + app + "." + stream }
+
+// SlotPort returns the name of the virtio-serial port of a mutable pod's
+// output slot n for stream (stdout, stderr): an app added to the running
+// pod writes there. The "nscn-slot." prefix is no app's port: AppPort's
+// are "nscn.".
+func SlotPort(n int, stream string) string {
+	return "nscn-slot." + strconv.Itoa(n) + "." + stream
+}
