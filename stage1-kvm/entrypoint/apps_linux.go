@@ -17,7 +17,6 @@ import (
 	"github.com/appc/spec/schema"
 	"golang.org/x/sys/unix"
 
-	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/internal/stage1/appspec"
@@ -100,6 +99,7 @@ func loadMutable(podDir string) (*mutableRecord, error) {
 // appCall is what every app entrypoint starts from.
 type appCall struct {
 	podDir string
+	root   *guestRoot
 	args   abiargs.AppArgs
 	log    *slog.Logger
 }
@@ -121,7 +121,11 @@ func newAppCall(log *slog.Logger, args abiargs.AppArgs) (*appCall, error) {
 	if qemu, alive := livePID(podDir, QemuPIDFile, "qemu"); !alive || qemu != pid {
 		return nil, errdefs.FailedPrecondition("pid %d is not the running qemu of pod %s", pid, args.UUID)
 	}
-	return &appCall{podDir: podDir, args: args, log: log.With("pod", args.UUID, "app", args.App)}, nil
+	root, err := openGuestRoot(podDir)
+	if err != nil {
+		return nil, err
+	}
+	return &appCall{podDir: podDir, root: root, args: args, log: log.With("pod", args.UUID, "app", args.App)}, nil
 }
 
 // mountNS is the mount namespace the guest's root is served from:
@@ -151,9 +155,7 @@ func (c *appCall) mountNS() (podattach.NS, error) {
 // loadPodConfig reads the helpers' pod config. It lives in the pod's
 // root, which the guest can write: only the apps' entries are kept from
 // it, and the entry of the app at hand is always computed anew.
-func (c *appCall) loadPodConfig() (*sdpod.Pod, error) {
-	return sdpod.LoadPod(inStage1(c.podDir, sdpod.PodConfigFile))
-}
+func (c *appCall) loadPodConfig() (*sdpod.Pod, error) { return c.root.loadPod() }
 
 // savePodConfig replaces the helpers' pod config atomically.
 func (c *appCall) savePodConfig(p *sdpod.Pod) error {
@@ -161,11 +163,7 @@ func (c *appCall) savePodConfig(p *sdpod.Pod) error {
 	if err != nil {
 		return fmt.Errorf("encode pod config: %w", err)
 	}
-	dir := inStage1(c.podDir, path.Dir(sdpod.PodConfigFile))
-	if err := atomicfile.Write(dir, path.Base(sdpod.PodConfigFile), data); err != nil {
-		return err
-	}
-	return os.Chmod(filepath.Join(dir, path.Base(sdpod.PodConfigFile)), 0o600)
+	return c.root.replace(sdpod.PodConfigFile, data, 0o600)
 }
 
 // unitCall makes one request of the guest's systemd through the agent.
@@ -186,6 +184,7 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 	if err != nil {
 		return err
 	}
+	defer func() { _ = c.root.Close() }()
 	rec, err := loadMutable(c.podDir)
 	if err != nil {
 		return err
@@ -283,13 +282,15 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 			return err
 		}
 	}
-	unitDir := inStage1(c.podDir, sdpod.UnitDir)
 	for _, f := range files {
-		if err := writeNewFile(filepath.Join(unitDir, f.Name), []byte(f.Content), 0o644); err != nil {
+		if err := c.root.writeNew(path.Join(sdpod.UnitDir, f.Name), []byte(f.Content), 0o644); err != nil {
 			return fmt.Errorf("write unit: %w", err)
 		}
 	}
-	if err := makeOutputFIFOs(c.podDir, args.App); err != nil {
+	// The app's output FIFOs (stage1abi.AppOutputFIFO), for the CRI's
+	// log writer: run's slotWriter writes them on the host, the guest
+	// never opens them.
+	if err := c.root.mkfifos(sdpod.AppStdoutFIFO(args.App), sdpod.AppStderrFIFO(args.App)); err != nil {
 		return err
 	}
 	pc.Apps = append(pc.Apps, *app)
@@ -310,21 +311,6 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-// makeOutputFIFOs makes the app's output FIFOs (stage1abi.AppOutputFIFO)
-// on the host, for the CRI's log writer: run's slotWriter writes them, the
-// guest never opens them.
-func makeOutputFIFOs(podDir, app string) error {
-	if err := os.MkdirAll(inStage1(podDir, path.Dir(sdpod.AppStdoutFIFO(app))), 0o755); err != nil {
-		return fmt.Errorf("create app I/O directory: %w", err)
-	}
-	for _, p := range []string{sdpod.AppStdoutFIFO(app), sdpod.AppStderrFIFO(app)} {
-		if err := unix.Mkfifo(inStage1(podDir, p), 0o600); err != nil {
-			return &os.PathError{Op: "mkfifo", Path: inStage1(podDir, p), Err: err}
-		}
-	}
-	return nil
 }
 
 // takeSlot gives the app the first free output slot. stage0's apps lock
@@ -374,11 +360,12 @@ func AppStart(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error
 	if err != nil {
 		return err
 	}
+	defer func() { _ = c.root.Close() }()
 	if err := c.known(); err != nil {
 		return err
 	}
 	for _, p := range []string{stage1abi.AppStatusFile(args.App), stage1abi.AppStartedFile(args.App)} {
-		if err := os.Remove(filepath.Join(c.podDir, p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := c.root.remove(p); err != nil {
 			return fmt.Errorf("clear the app's last run: %w", err)
 		}
 	}
@@ -399,11 +386,10 @@ func AppStart(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error
 			return errdefs.FailedPrecondition("app %s did not start (its unit is %s); see nscn logs", args.App, state)
 		}
 	}
-	dir := filepath.Join(c.podDir, filepath.Dir(stage1abi.AppStartedFile(args.App)))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := c.root.r.MkdirAll(rel(filepath.Dir(stage1abi.AppStartedFile(args.App))), 0o755); err != nil {
 		return fmt.Errorf("record the app's start: %w", err)
 	}
-	return atomicfile.Write(dir, args.App, []byte("0\n"))
+	return c.root.replace(stage1abi.AppStartedFile(args.App), []byte("0\n"), 0o644)
 }
 
 // AppStop implements the app/stop entrypoint: it stops the app's service
@@ -414,6 +400,7 @@ func AppStop(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error 
 	if err != nil {
 		return err
 	}
+	defer func() { _ = c.root.Close() }()
 	if err := c.known(); err != nil {
 		return err
 	}
@@ -430,6 +417,7 @@ func AppRm(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error {
 	if err != nil {
 		return err
 	}
+	defer func() { _ = c.root.Close() }()
 	if err := c.known(); err != nil {
 		return err
 	}
@@ -457,9 +445,8 @@ func (c *appCall) known() error {
 func (c *appCall) cleanup(ctx context.Context, resetFailed bool) error {
 	name := c.args.App
 	var errs []error
-	unitDir := inStage1(c.podDir, sdpod.UnitDir)
 	for _, u := range []string{units.ServiceName(name), units.SocketName(name)} {
-		if err := os.Remove(filepath.Join(unitDir, u)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := c.root.remove(path.Join(sdpod.UnitDir, u)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -498,14 +485,16 @@ func (c *appCall) cleanup(ctx context.Context, resetFailed bool) error {
 	if err := c.freeSlot(); err != nil {
 		errs = append(errs, err)
 	}
+	// In the stage1 rootfs, which the guest can write: a symlink there
+	// leads nowhere out of it (guestRoot).
 	for _, p := range []string{
-		inStage1(c.podDir, path.Dir(sdpod.AppStdoutFIFO(name))),
-		inStage1(c.podDir, sdpod.CredsFile(name)),
-		inStage1(c.podDir, sdpod.AppBindDir(name)),
-		filepath.Join(c.podDir, stage1abi.AppStartedFile(name)),
-		filepath.Join(c.podDir, stage1abi.AppStatusFile(name)),
+		path.Dir(sdpod.AppStdoutFIFO(name)),
+		sdpod.CredsFile(name),
+		sdpod.AppBindDir(name),
+		stage1abi.AppStartedFile(name),
+		stage1abi.AppStatusFile(name),
 	} {
-		if err := os.RemoveAll(p); err != nil {
+		if err := c.root.remove(p); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -103,17 +102,24 @@ func (w *slotWriter) openLocked() {
 // rootfs, where the FIFO is).
 func (w *slotWriter) openFIFOLocked() {
 	p := filepath.Join(w.podDir, stage1abi.AppOutputFIFO(w.owner, w.stream))
-	f, err := inroot.OpenNoSymlinks(p, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_NOCTTY)
+	// Looked at through an O_PATH handle first: opening a device node
+	// the guest made there (virtiofsd makes it on the host) could do
+	// anything.
+	pf, err := inroot.OpenNoSymlinks(p, unix.O_PATH)
 	if err != nil {
-		if !errors.Is(err, unix.ENXIO) && !errors.Is(err, fs.ErrNotExist) {
-			w.log.DebugContext(w.ctx, "open the app's output FIFO", "app", w.owner, "err", err)
-		}
 		return
 	}
+	defer func() { _ = pf.Close() }()
 	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
-		_ = f.Close()
+	if err := unix.Fstat(int(pf.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
 		w.log.WarnContext(w.ctx, "the app's output FIFO is not a FIFO: not written", "app", w.owner)
+		return
+	}
+	f, err := os.OpenFile(inroot.FDPath(pf), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if !errors.Is(err, unix.ENXIO) {
+			w.log.DebugContext(w.ctx, "open the app's output FIFO", "app", w.owner, "err", err)
+		}
 		return
 	}
 	// Blocking writes from here: the reader takes every byte.
