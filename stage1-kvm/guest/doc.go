@@ -2,7 +2,8 @@
 // before and beside the pod's systemd: the initramfs's /init (Init),
 // which loads the virtio modules, mounts the pod's stage1 rootfs that the
 // host shares over virtio-fs and execs systemd in it as the pod's pid 1,
-// and the agent (Agent), which serves the host's requests (stop, enter)
+// and the agent (Agent), which serves the host's requests (stop, enter, the
+// units and mounts of the apps a mutable pod adds)
 // on a virtio-serial port.
 //
 // Both are started by the kernel or by Init, never on the host.

@@ -48,6 +48,17 @@ func TestCRIKvmLifecycle(t *testing.T) {
 	if len(podID) != 32 {
 		t.Fatalf("runp printed %q, want a sandbox ID", out)
 	}
+	// A container's stdin cannot reach the guest: refused, with why.
+	stdinCfg := filepath.Join(dir, "stdin.json")
+	writeJSON(t, stdinCfg, map[string]any{
+		"metadata": map[string]any{"name": "with-stdin"},
+		"image":    map[string]any{"image": image},
+		"command":  []string{"/bin/cat"},
+		"stdin":    true,
+	})
+	if _, stderr := s.crictl(false, "create", podID, stdinCfg, podCfg); !strings.Contains(stderr, "stdin") {
+		t.Fatalf("create with stdin on kvm: the refusal does not say why:\n%s", stderr)
+	}
 	out, _ = s.crictl(true, "create", podID, ctrCfg, podCfg)
 	ctrID := strings.TrimSpace(out)
 	s.crictl(true, "start", ctrID)
