@@ -196,9 +196,9 @@ func supervise(ctx context.Context, log *slog.Logger, podDir string, p *pod) (in
 			return 0, err
 		}
 		// While the app runs: the status file's directory and
-		// temporary file, whose creation in the stage1 rootfs (an
-		// overlayfs: a copy-up, two directories and an inode) would
-		// otherwise stand between the app's exit and run's. Not
+		// temporary file, whose creation in the stage1 rootfs (two
+		// directories and an inode, in an overlayfs) would otherwise
+		// stand between the app's exit and run's. Not
 		// before the app has started: run has one P, which the pod
 		// thread needs until then. Should it fail, writeStatus tries
 		// again, and reports it, once the app is done.
