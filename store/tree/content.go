@@ -34,11 +34,11 @@ type contentHasher struct {
 // 256-bit digest) rather than the SHA-512 of image IDs or the SHA-256 of
 // the trees before it: the tree hash only detects a tree that changed
 // after rendering, and hashing the contents is the largest part of a
-// render's CPU time. BLAKE3 hashes the chunks of a large file in parallel
-// SIMD lanes (AVX-512 or AVX2 on x86, NEON on arm64), about twice SHA-256's
-// speed on the SHA extensions of the bench machine on large files, and as
-// fast on small ones. Trees rendered before keep their algorithm: the
-// recorded hash names it, and Verify uses that one.
+// render's CPU time. On x86-64 with AVX2, BLAKE3 hashes eight chunks of a
+// large file at once, about twice SHA-256's speed on the SHA extensions of
+// the bench machine, and as fast on small files; elsewhere the module
+// falls back to SSE4.1 or portable Go. Trees rendered before keep their
+// algorithm: the recorded hash names it, and Verify uses that one.
 const contentAlgo = "blake3"
 
 // hashFunc returns the constructor of algo, the part of a tree hash before
