@@ -41,3 +41,27 @@ func TestHashFuncKnownAnswers(t *testing.T) {
 		t.Error("hashFunc(md5) succeeded")
 	}
 }
+
+// TestPickContentAlgo: BLAKE3 where its AVX2 code runs, SHA-256 (with its
+// hardware instructions) elsewhere; both are algorithms Verify knows.
+func TestPickContentAlgo(t *testing.T) {
+	tests := []struct {
+		name string
+		avx2 bool
+		want string
+	}{
+		{name: "x86-64 with AVX2", avx2: true, want: "blake3"},
+		{name: "without AVX2", avx2: false, want: "sha256"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := pickContentAlgo(tt.avx2)
+			if got != tt.want {
+				t.Errorf("pickContentAlgo(%v) = %q, want %q", tt.avx2, got, tt.want)
+			}
+			if _, err := hashFunc(got); err != nil {
+				t.Errorf("hashFunc(%q): %v", got, err)
+			}
+		})
+	}
+}
