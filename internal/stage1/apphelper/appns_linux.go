@@ -82,7 +82,8 @@ import (
 // before it.
 //
 // Why not make the app pid 1 of its namespace, as docker and podman do by
-// default? A PID namespace's init gets no signal it has no handler for,
+// default? (It is, when it asks: app.PID1, pidOneInNamespace; the CRI's
+// CONTAINER mode.) A PID namespace's init gets no signal it has no handler for,
 // not even from itself: the apps' signal semantics would change (an app
 // that does not catch SIGTERM would survive systemd's stop and be killed
 // after TimeoutStopSec; `kill -9 $$` in a shell app would do nothing; ^C
