@@ -82,3 +82,16 @@ func TestParseAppPID1(t *testing.T) {
 		})
 	}
 }
+
+func FuzzParseAppPID1(f *testing.F) {
+	f.Add("true")
+	f.Add("false")
+	f.Add("TRUE ")
+	f.Fuzz(func(t *testing.T, in string) {
+		got, err := ParseAppPID1(in)
+		// Only the two exact words parse, each to itself.
+		if (err == nil) != (in == "true" || in == "false") || got != (in == "true") {
+			t.Fatalf("ParseAppPID1(%q) = %v, %v", in, got, err)
+		}
+	})
+}

@@ -52,10 +52,12 @@ func TestNewLayoutGolden(t *testing.T) {
 		name string
 		dns  string
 		url  string
+		pid1 bool // the first app asks to be pid 1 (stage1abi.AnnotationAppPID1)
 	}{
 		{name: "default-dns", dns: ""},
 		{name: "stage0-dns", dns: "resolv=stage0,hosts=host"},
 		{name: "metadata-url", url: "http://127.0.0.1:18112/tok"},
+		{name: "pid1", pid1: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,7 +68,11 @@ func TestNewLayoutGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l, err := NewLayout(LayoutConfig{PodDir: "/var/lib/nscn/pods/run/" + testUUID, Manifest: testManifest(t), Args: args, MetadataURL: tt.url})
+			pm := testManifest(t)
+			if tt.pid1 {
+				pm.Apps[0].Annotations.Set(stage1abi.AnnotationAppPID1, "true")
+			}
+			l, err := NewLayout(LayoutConfig{PodDir: "/var/lib/nscn/pods/run/" + testUUID, Manifest: pm, Args: args, MetadataURL: tt.url})
 			if err != nil {
 				t.Fatal(err)
 			}
