@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 )
 
 // Init is the initramfs's /init, the guest's first process. It returns
@@ -98,7 +100,18 @@ func Init(console io.Writer) error {
 	}
 	_, _ = fmt.Fprintln(console, ReadyMarker)
 	argv := []string{SystemdPath, "--log-target=console"}
-	env := []string{"PATH=/usr/bin:/usr/sbin:/bin:/sbin"}
+	env := []string{
+		"PATH=/usr/bin:/usr/sbin:/bin:/sbin",
+		// The pod's units are all in one directory (the image has
+		// none of its own). systemd's default search path is 13
+		// directories, 7 of them on the shared root, which it checks
+		// for changes whenever a unit it has not found is wanted: the
+		// .mount unit of each mount the app helper makes, each check
+		// round trips to virtiofsd. With the one directory a pod took
+		// 0.7 to 1.1 s less CPU under TCG (qemu and virtiofsd, 4
+		// alternating runs, load 11 to 13).
+		"SYSTEMD_UNIT_PATH=" + sdpod.UnitDir,
+	}
 	return fmt.Errorf("exec systemd: %w", unix.Exec(SystemdPath, argv, env))
 }
 
