@@ -408,6 +408,17 @@ func endApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string, 
 	case status != 0:
 		sig = sigPoweroff
 	}
+	if sig == sigPoweroffImmediate && podJournal(pod) {
+		// The immediate poweroff stops no unit: journald, which the
+		// apps do not wait for, must have run and read what they
+		// wrote before it gets systemd-shutdown's SIGTERM.
+		sctx, cancel := context.WithTimeout(ctx, journalSyncTimeout)
+		err := syncJournal(sctx, JournalVarlinkSocket)
+		cancel()
+		if err != nil {
+			log.WarnContext(ctx, "the pod's journal may miss the apps' last lines", "err", err)
+		}
+	}
 	if sig != 0 {
 		log.DebugContext(ctx, "end the pod", "signal", int(sig))
 		if err := unix.Kill(1, sig); err != nil {
@@ -415,6 +426,19 @@ func endApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string, 
 		}
 	}
 	return sig == sigPoweroffImmediate, nil
+}
+
+// journalSyncTimeout bounds endApp's wait for the pod's journald.
+const journalSyncTimeout = 10 * time.Second
+
+// podJournal reports whether an app of pod writes to the pod's journald.
+func podJournal(pod *sdpod.Pod) bool {
+	for _, a := range pod.Apps {
+		if a.Journal {
+			return true
+		}
+	}
+	return false
 }
 
 // recordFirstFailure writes status to sdpod.FirstFailureFile unless an

@@ -210,6 +210,10 @@ func Generate(c Config) ([]File, error) {
 		"Type=oneshot",
 	}
 	if c.Journal != nil {
+		// A pod that ends while journald is still starting (the apps
+		// do not wait for it) ends once it runs, so that it reads
+		// what waits in its sockets.
+		exit = slices.Insert(exit, 5, "After="+JournaldService)
 		// On nscn stop (the shutdown targets): poweroff-force stops no
 		// unit, and journald gets systemd-shutdown's SIGTERM with the
 		// rest. --sync returns once what was sent before, the apps'
@@ -317,13 +321,14 @@ func service(c Config, a App) string {
 	}
 	if c.Journal != nil && !a.Console {
 		// The stdout stream socket must be listening when systemd
-		// connects the app's output to it, and journald must run
-		// before the app can end the pod: the pod's end stops
-		// journald, which then writes what it has read, but a
-		// journald that was still to start would never read what
-		// waits in its socket. It writes to /var/log/journal from its
-		// first line (see journalUnits).
-		lines = append(lines, "Requires="+JournaldSocket, "Wants="+JournaldService, "After="+JournaldSocket+" "+JournaldService)
+		// connects the app's output to it. journald itself starts
+		// beside the app: what the app writes waits in the socket
+		// until journald reads it, into /var/log/journal from the
+		// first line (see journalUnits). The pod's end waits for
+		// journald instead: the app helper asks it to sync
+		// (io.systemd.Journal.Synchronize) before it powers the pod
+		// off at once, and nscn-exit.service starts after it.
+		lines = append(lines, "Requires="+JournaldSocket, "Wants="+JournaldService, "After="+JournaldSocket)
 	}
 	if len(a.Sockets) > 0 {
 		lines = append(lines, "Requires="+SocketName(a.Name), "After="+SocketName(a.Name))
