@@ -16,8 +16,9 @@
 //     which ends the container;
 //   - with Config.Journal, systemd-journald.socket and .service: the pod's
 //     journald, which keeps the apps' output in the pod's
-//     /var/log/journal from its start, synced by nscn-exit.service before
-//     the pod ends (Documentation/logging.md).
+//     /var/log/journal from its start, started beside the apps and
+//     synced before the pod ends, by nscn-exit.service or by the app
+//     helper of the last app (Documentation/logging.md).
 //
 // The stage1 image ships no unit files of its own: these are all the
 // units the pod's systemd knows. No string from the pod manifest reaches a
