@@ -7,9 +7,7 @@ package tests
 
 import (
 	"encoding/json"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nosecone/nscn/internal/testutil"
 )
 
 // netState is what a pod's network may leave on the host.
@@ -121,27 +121,11 @@ func (p *bgPod) ip(t *testing.T, e *env, network string) string {
 	return ip.String()
 }
 
-// httpGet fetches url from the host, retrying while the server starts.
+// httpGet fetches url from the host, retrying for 5 s while the server
+// starts.
 func httpGet(t *testing.T, url string) string {
 	t.Helper()
-	c := &http.Client{Timeout: 2 * time.Second}
-	var lastErr error
-	for range 50 {
-		resp, err := c.Get(url)
-		if err == nil {
-			b, err := io.ReadAll(resp.Body)
-			_ = resp.Body.Close()
-			if err == nil && resp.StatusCode == http.StatusOK {
-				return string(b)
-			}
-			lastErr = err
-		} else {
-			lastErr = err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("GET %s: %v", url, lastErr)
-	return ""
+	return testutil.HTTPGet(t, url, 5*time.Second)
 }
 
 const httpdScript = `mkdir -p /www && echo "hello from $AC_APP_NAME" > /www/index.html && httpd -p 80 -h /www && echo ready && exec sleep 600`

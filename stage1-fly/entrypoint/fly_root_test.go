@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -343,6 +344,9 @@ func TestFlyRoot(t *testing.T) {
 		if got, _ := os.ReadFile(filepath.Join(podDir, stage1abi.AppStatusFile(appName))); string(got) != "3\n" { //nolint:gosec // G304: a file the test made
 			t.Errorf("status file = %q, want \"3\\n\"", got)
 		}
+		// The status was prepared while the app ran (a temporary file)
+		// and committed: nothing else is left beside it.
+		assertOnlyStatus(t, podDir)
 		if got, _ := os.ReadFile(filepath.Join(rw, "pre-start")); string(got) != "pre 0\n" { //nolint:gosec // G304: a file the test made
 			t.Errorf("pre-start marker = %q, want it written as root before the app", got)
 		}
@@ -467,6 +471,7 @@ func TestFlyRoot(t *testing.T) {
 				if _, err := os.Stat(filepath.Join(podDir, stage1abi.AppStatusFile(appName))); err == nil {
 					t.Error("a status file was written though the app never ran")
 				}
+				assertNoStatusTemp(t, podDir)
 				if _, err := os.Stat(filepath.Join(podDir, stage1abi.AppRootfs(appName), "ran")); err == nil {
 					t.Error("the app ran")
 				}
@@ -756,4 +761,39 @@ func enterOutput(t *testing.T, bins flyBins, podDir string, pid int, cmd ...stri
 	e.Stdout, e.Stderr = &out, io.Discard
 	_ = e.Run()
 	return out.String()
+}
+
+// assertOnlyStatus fails unless the app's status directory holds its
+// status file and nothing else.
+func assertOnlyStatus(t *testing.T, podDir string) {
+	t.Helper()
+	dir := filepath.Dir(filepath.Join(podDir, stage1abi.AppStatusFile(appName)))
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != filepath.Base(stage1abi.AppStatusFile(appName)) {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("status directory holds %q, want only the status file", names)
+	}
+}
+
+// assertNoStatusTemp fails if a temporary status file was left behind by a
+// run whose app did not run.
+func assertNoStatusTemp(t *testing.T, podDir string) {
+	t.Helper()
+	dir := filepath.Dir(filepath.Join(podDir, stage1abi.AppStatusFile(appName)))
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		t.Errorf("status directory holds %s though the app never ran", e.Name())
+	}
 }

@@ -36,6 +36,8 @@ type pod struct {
 	stdin       *os.File // the app's with --interactive; nil: /dev/null
 	stdout      *os.File
 	stderr      *os.File
+	// appStarted is closed once the app (not a handler) has started.
+	appStarted chan struct{}
 
 	mu      sync.Mutex
 	current *child    // the pre-start handler or app running now
@@ -250,6 +252,9 @@ func (p *pod) runProcess(ctx context.Context, what, path string, argv []string, 
 		return 0, fmt.Errorf("start %s %s: %w", what, path, &os.PathError{Op: "fork/exec", Path: path, Err: err})
 	}
 	p.tl.Mark(what + "-started")
+	if what == processApp {
+		close(p.appStarted)
+	}
 	p.log.DebugContext(ctx, "started", "process", what, "pid", pid, "path", path, "uid", c.UID, "gid", c.GID)
 	ws, err := wait(pid)
 	p.tl.Mark(what + "-exited")

@@ -114,7 +114,7 @@ func Run(ctx context.Context, cfg RunConfig) (int, error) {
 	tl.Mark("pod-planned")
 	p := &pod{
 		log: log, tl: tl, plan: plan, app: spec, interactive: cfg.Args.Interactive,
-		stdout: cfg.Stdout, stderr: cfg.Stderr,
+		stdout: cfg.Stdout, stderr: cfg.Stderr, appStarted: make(chan struct{}),
 	}
 	if cfg.Args.Interactive {
 		p.stdin = cfg.Stdin
@@ -181,6 +181,11 @@ func supervise(ctx context.Context, log *slog.Logger, podDir string, p *pod) (in
 	// before the status file, however fast the app: a pod that ran has a
 	// pid file. The pod thread sends its id on ready or closes it, then
 	// sends its result on done.
+	var (
+		status *atomicfile.Pending
+		res    result
+		got    bool // res came before the app started
+	)
 	if tid, ok := <-ready; ok {
 		// The pid file names the pod thread: /proc/<tid>/root and
 		// /proc/<tid>/ns/mnt are the pod's, and a signal sent to it
@@ -190,25 +195,57 @@ func supervise(ctx context.Context, log *slog.Logger, podDir string, p *pod) (in
 			<-done
 			return 0, err
 		}
-	}
-	res := <-done
-	if res.err != nil {
-		return 0, res.err
-	}
-	if res.appRan {
-		if err := writeStatus(podDir, p.app.Name, res.status); err != nil {
-			return 0, err
+		// While the app runs: the status file's directory and
+		// temporary file, whose creation in the stage1 rootfs (two
+		// directories and an inode, in an overlayfs) would otherwise
+		// stand between the app's exit and run's. Not
+		// before the app has started: run has one P, which the pod
+		// thread needs until then. Should it fail, writeStatus tries
+		// again, and reports it, once the app is done.
+		select {
+		case <-p.appStarted:
+			status, _ = prepareStatus(podDir, p.app.Name)
+		case res = <-done:
+			got = true
 		}
-		p.tl.Mark("status-written")
 	}
+	if !got {
+		res = <-done
+	}
+	if res.err != nil || !res.appRan {
+		if status != nil {
+			status.Discard()
+		}
+		if res.err != nil {
+			return 0, res.err
+		}
+		return res.status, nil
+	}
+	if err := writeStatus(podDir, p.app.Name, status, res.status); err != nil {
+		return 0, err
+	}
+	p.tl.Mark("status-written")
 	return res.status, nil
 }
 
-// writeStatus records the app's exit status in the pod directory.
-func writeStatus(podDir, app string, status int) error {
+// prepareStatus creates the directory of an app's status file and the
+// temporary file writeStatus commits.
+func prepareStatus(podDir, app string) (*atomicfile.Pending, error) {
 	p := filepath.Join(podDir, stage1abi.AppStatusFile(app))
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("record app status: %w", err)
+		return nil, fmt.Errorf("record app status: %w", err)
 	}
-	return atomicfile.Write(filepath.Dir(p), filepath.Base(p), []byte(strconv.Itoa(status)+"\n"))
+	return atomicfile.Prepare(filepath.Dir(p), filepath.Base(p))
+}
+
+// writeStatus records the app's exit status in the pod directory, through
+// pending if prepareStatus made it, else from the start.
+func writeStatus(podDir, app string, pending *atomicfile.Pending, status int) error {
+	if pending == nil {
+		var err error
+		if pending, err = prepareStatus(podDir, app); err != nil {
+			return err
+		}
+	}
+	return pending.Commit([]byte(strconv.Itoa(status) + "\n"))
 }

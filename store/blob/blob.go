@@ -24,10 +24,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/nosecone/nscn/internal/datadir"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/store/casfile"
 )
 
 // Prefix starts every image ID.
@@ -95,18 +93,9 @@ type Writer struct {
 
 // NewWriter starts an ingest.
 func (s *Store) NewWriter(_ context.Context) (*Writer, error) {
-	if err := os.MkdirAll(s.tmpDir(), 0o700); err != nil {
-		return nil, fmt.Errorf("create blob temp dir: %w", err)
-	}
-	f, err := os.CreateTemp(s.tmpDir(), "ingest-")
+	f, err := casfile.CreateTemp(s.tmpDir())
 	if err != nil {
-		return nil, fmt.Errorf("create blob temp file: %w", err)
-	}
-	// The lock tells Clean in another process that this ingest is alive.
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		_ = f.Close()
-		_ = os.Remove(f.Name())
-		return nil, fmt.Errorf("lock blob temp file: %w", err)
+		return nil, fmt.Errorf("blob: %w", err)
 	}
 	h := sha512.New()
 	w := &Writer{s: s, f: f, h: h}
@@ -149,36 +138,14 @@ func (w *Writer) Commit(_ context.Context) (Info, error) {
 		return Info{}, err
 	}
 	info := w.Digest()
-	if err := w.f.Sync(); err != nil {
+	if err := casfile.Place(w.f, w.s.Path(info.Key)); err != nil {
 		w.Abort()
-		return Info{}, fmt.Errorf("sync blob %s: %w", info.Key, err)
-	}
-	dst := w.s.Path(info.Key)
-	if err := datadir.MkdirAll(filepath.Dir(dst), datadir.DirMode); err != nil {
-		w.Abort()
-		return Info{}, fmt.Errorf("create blob dir: %w", err)
-	}
-	if err := w.f.Chmod(datadir.FileMode); err != nil {
-		w.Abort()
-		return Info{}, fmt.Errorf("chmod blob %s: %w", info.Key, err)
-	}
-	if err := datadir.SetGroupFrom(w.f, filepath.Dir(dst)); err != nil {
-		w.Abort()
-		return Info{}, fmt.Errorf("blob %s: %w", info.Key, err)
-	}
-	if err := w.f.Close(); err != nil {
-		w.done = true
-		_ = os.Remove(w.f.Name())
-		return Info{}, fmt.Errorf("close blob %s: %w", info.Key, err)
-	}
-	w.done = true
-	if err := os.Rename(w.f.Name(), dst); err != nil {
-		_ = os.Remove(w.f.Name())
 		return Info{}, fmt.Errorf("store blob %s: %w", info.Key, err)
 	}
-	if err := syncDir(filepath.Dir(dst)); err != nil {
-		return Info{}, err
-	}
+	// Place made the content durable (its fsync reports any write error),
+	// so a failing close no longer says anything about the blob.
+	w.done = true
+	_ = w.f.Close()
 	return info, nil
 }
 
@@ -219,7 +186,7 @@ func (s *Store) Remove(_ context.Context, key string) error {
 	if err := os.Remove(s.Path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove blob %s: %w", key, err)
 	}
-	return syncDir(filepath.Dir(s.Path(key)))
+	return casfile.SyncDir(filepath.Dir(s.Path(key)))
 }
 
 // Verify recomputes the blob's hash and fails with FailedPrecondition when
@@ -267,39 +234,6 @@ func (s *Store) Keys(_ context.Context) ([]string, error) {
 
 // Clean removes temporary files left by ingests that crashed. An ingest in
 // progress holds a flock on its file, so it is never removed from under it.
-func (s *Store) Clean(_ context.Context) error {
-	ents, err := os.ReadDir(s.tmpDir())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("list blob temp dir: %w", err)
-	}
-	for _, e := range ents {
-		p := filepath.Join(s.tmpDir(), e.Name())
-		f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0) //nolint:gosec // G304: a path in the store's own directory
-		if err != nil {
-			continue // gone already, or not ours to touch
-		}
-		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				_ = f.Close()
-				return fmt.Errorf("remove stale ingest %s: %w", e.Name(), err)
-			}
-		}
-		_ = f.Close()
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir) //nolint:gosec // G304: a path in the store's own directory
-	if err != nil {
-		return fmt.Errorf("open dir %s for sync: %w", dir, err)
-	}
-	defer func() { _ = d.Close() }()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
+func (s *Store) Clean(ctx context.Context) error {
+	return casfile.Clean(ctx, s.tmpDir())
 }

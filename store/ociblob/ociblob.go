@@ -27,10 +27,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/nosecone/nscn/internal/datadir"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/store/casfile"
 )
 
 // Store is a directory of OCI blobs. The zero value is not usable; call
@@ -167,23 +165,10 @@ func (s *Store) Adopt(ctx context.Context, p, d string, size int64, sum []byte) 
 		}
 		return errdefs.InvalidArgument("blob %s: got %d bytes, the manifest says %d", d, n, size)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync blob %s: %w", d, err)
-	}
-	dst := s.Path(d)
-	if err := datadir.MkdirAll(filepath.Dir(dst), datadir.DirMode); err != nil {
-		return fmt.Errorf("create blob dir: %w", err)
-	}
-	if err := f.Chmod(datadir.FileMode); err != nil {
-		return fmt.Errorf("chmod blob %s: %w", d, err)
-	}
-	if err := datadir.SetGroupFrom(f, filepath.Dir(dst)); err != nil {
-		return fmt.Errorf("blob %s: %w", d, err)
-	}
-	if err := os.Rename(p, dst); err != nil {
+	if err := casfile.Place(f, s.Path(d)); err != nil {
 		return fmt.Errorf("store blob %s: %w", d, err)
 	}
-	return syncDir(filepath.Dir(dst))
+	return nil
 }
 
 // writer is an ingest in progress.
@@ -195,18 +180,11 @@ type writer struct {
 }
 
 func (s *Store) newWriter() (*writer, error) {
-	if err := os.MkdirAll(s.tmpDir(), 0o700); err != nil {
-		return nil, fmt.Errorf("create blob temp dir: %w", err)
-	}
-	f, err := os.CreateTemp(s.tmpDir(), "ingest-")
+	// The temporary file's lock tells store/blob's Clean, which empties
+	// the same tmp directory, that this ingest is alive.
+	f, err := casfile.CreateTemp(s.tmpDir())
 	if err != nil {
-		return nil, fmt.Errorf("create blob temp file: %w", err)
-	}
-	// The lock tells store/blob's Clean that this ingest is alive.
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		_ = f.Close()
-		_ = os.Remove(f.Name())
-		return nil, fmt.Errorf("lock blob temp file: %w", err)
+		return nil, fmt.Errorf("blob: %w", err)
 	}
 	h := sha256.New()
 	return &writer{f: f, h: h, bw: bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)}, nil
@@ -222,25 +200,12 @@ func (w *writer) commit(s *Store, d string) error {
 	if s.Exists(d) {
 		return nil // same content, already durable
 	}
-	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("sync blob %s: %w", d, err)
-	}
-	dst := s.Path(d)
-	if err := datadir.MkdirAll(filepath.Dir(dst), datadir.DirMode); err != nil {
-		return fmt.Errorf("create blob dir: %w", err)
-	}
-	if err := w.f.Chmod(datadir.FileMode); err != nil {
-		return fmt.Errorf("chmod blob %s: %w", d, err)
-	}
-	if err := datadir.SetGroupFrom(w.f, filepath.Dir(dst)); err != nil {
-		return fmt.Errorf("blob %s: %w", d, err)
-	}
-	if err := os.Rename(w.f.Name(), dst); err != nil {
+	if err := casfile.Place(w.f, s.Path(d)); err != nil {
 		return fmt.Errorf("store blob %s: %w", d, err)
 	}
 	w.done = true
 	_ = w.f.Close()
-	return syncDir(filepath.Dir(dst))
+	return nil
 }
 
 func (w *writer) abort() {
@@ -326,16 +291,4 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
 			return n, rerr
 		}
 	}
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir) //nolint:gosec // G304: a path in the store's own directory
-	if err != nil {
-		return fmt.Errorf("open dir %s for sync: %w", dir, err)
-	}
-	defer func() { _ = d.Close() }()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
 }

@@ -4,8 +4,6 @@ package registry
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +12,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/testutil"
 )
 
 // TestCRIMountsAndPorts drives the CRI's mounts and port mappings with
@@ -112,7 +112,7 @@ func TestCRIMountsAndPorts(t *testing.T) {
 		out, _ := s.crictl(ok, "exec", "--sync", ctrID, "/bin/sh", "-c", script)
 		return strings.TrimSpace(out)
 	}
-	if got := criHTTPGet(t, "http://127.0.0.1:18084/"); got != "from the host\n" {
+	if got := testutil.HTTPGet(t, "http://127.0.0.1:18084/", 10*time.Second); got != "from the host\n" {
 		t.Errorf("GET through the mapped port: %q", got)
 	}
 	sh(true, "echo written > /data/from-ctr")
@@ -193,27 +193,4 @@ func TestCRIMountsAndPorts(t *testing.T) {
 	if strings.Contains(string(mounts), e.dir) {
 		t.Fatalf("mounts left under %s:\n%s", e.dir, mounts)
 	}
-}
-
-// criHTTPGet gets url, trying for 10 s while the server comes up.
-func criHTTPGet(t *testing.T, url string) string {
-	t.Helper()
-	c := &http.Client{Timeout: 2 * time.Second}
-	var lastErr error
-	for range 50 {
-		resp, err := c.Get(url) //nolint:noctx // a test's loopback request
-		if err == nil {
-			b, err := io.ReadAll(resp.Body)
-			_ = resp.Body.Close()
-			if err == nil && resp.StatusCode == http.StatusOK {
-				return string(b)
-			}
-			lastErr = err
-		} else {
-			lastErr = err
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("GET %s: %v", url, lastErr)
-	return ""
 }

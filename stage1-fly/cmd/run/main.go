@@ -8,18 +8,18 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 	"github.com/nosecone/nscn/stage1-fly/entrypoint"
+
+	// One P from the start of package initialisation: run only waits
+	// (for its pod thread, the app, signals). The package's doc says why
+	// this cannot wait for main.
+	_ "github.com/nosecone/nscn/stage1-fly/cmd/run/oneproc"
 )
 
 func main() {
-	// run waits: for its pod thread, the app, signals. One P is all it
-	// uses; more only wake idle threads that spin looking for work, which
-	// costs a pod start CPU time (Documentation/performance.md).
-	runtime.GOMAXPROCS(1)
 	ctx := context.Background()
 	args, err := abiargs.ParseRunArgs(os.Args[1:])
 	if err != nil {
