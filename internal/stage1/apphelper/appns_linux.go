@@ -276,7 +276,7 @@ func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) 
 	}
 	if r.init == 0 {
 		// The app was pid 1 (app.PID1): its end ended the namespace.
-		return mirrorStatus(waitExit(syscall.WaitStatus(ws))), nil
+		return o.finish(out, waitExit(syscall.WaitStatus(ws))), nil
 	}
 	// The app has ended: the init goes, and with it what the app left in
 	// its namespace.
@@ -286,16 +286,21 @@ func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) 
 		// Ended on its own, so it killed the app's namespace.
 		return 0, fmt.Errorf("app %s: the init of its pid namespace exited with status %d", s.Name, iws.ExitStatus())
 	}
-	e := waitExit(syscall.WaitStatus(ws))
+	return o.finish(out, waitExit(syscall.WaitStatus(ws))), nil
+}
+
+// finish hands the app's end e to o.exited, if set, once what the app
+// wrote is copied (out, nil without the pod's journal): it is in the
+// journal's socket and the FIFOs before its status is recorded and the
+// pod may end. It returns the status to exit with (mirrorStatus).
+func (o execOpts) finish(out *appOutput, e exitInfo) int {
 	if o.exited != nil {
-		// What the app wrote is in the journal's socket and the FIFOs
-		// before its status is recorded and the pod may end.
 		if out != nil {
 			out.Wait()
 		}
 		o.exited(e.status())
 	}
-	return mirrorStatus(e), nil
+	return mirrorStatus(e)
 }
 
 // wait waits for the child pid to end.
