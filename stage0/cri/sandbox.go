@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,8 +168,23 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		return nil, toStatus(fmt.Errorf("sandbox log: %w", err))
 	}
 	defer func() { _ = logf.Close() }()
+	// The sandbox's stage1 says READY=1 here once it has written the
+	// pod's ready file (NOTIFY_SOCKET, Documentation/stage1-flavors.md,
+	// "Readiness"), which wakes the wait below at once; the poll stays
+	// for a stage1 that does not. It replaces a NOTIFY_SOCKET of the
+	// server's own, which is not the sandbox's to use.
+	env := withoutEnv(os.Environ(), "NOTIFY_SOCKET")
+	var readyc <-chan struct{} // nil: the poll alone
+	if notify, err := listenNotify(filepath.Join(tmp, "notify")); err != nil {
+		// A data directory whose path is too long for a socket's.
+		s.log.Debug("sandbox readiness by polling only", "error", err)
+	} else {
+		defer notify.close()
+		env, readyc = append(env, "NOTIFY_SOCKET="+notify.addr), notify.ready
+	}
 	all := append(append([]string(nil), s.nscnArgs[1:]...), args...)
 	cmd := exec.Command(s.nscnArgs[0], all...) //nolint:gosec,noctx // G204: nscn itself; the sandbox must outlive the request's context
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -214,8 +230,58 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 			_ = cmd.Process.Kill()
 			return nil, toStatus(ctx.Err())
 		case <-tick.C:
+		case <-readyc:
 		}
 	}
+}
+
+// sandboxNotify receives a sandbox's sd_notify messages (sd_notify(3)):
+// ready gets a value for each READY=1.
+type sandboxNotify struct {
+	addr  string
+	conn  *net.UnixConn
+	ready chan struct{}
+}
+
+// listenNotify binds the unix datagram socket at path (in a directory
+// only the server can enter) and reads it until close.
+func listenNotify(path string) (*sandboxNotify, error) {
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return nil, fmt.Errorf("listen for readiness: %w", err)
+	}
+	n := &sandboxNotify{addr: path, conn: conn, ready: make(chan struct{}, 1)}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			k, err := conn.Read(buf)
+			if err != nil {
+				return // closed
+			}
+			for _, l := range strings.Split(string(buf[:k]), "\n") {
+				if l == "READY=1" {
+					select {
+					case n.ready <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	return n, nil
+}
+
+func (n *sandboxNotify) close() { _ = n.conn.Close() }
+
+// withoutEnv is env without the variable name.
+func withoutEnv(env []string, name string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // StopPodSandbox stops the sandbox's pod (its containers with it). A

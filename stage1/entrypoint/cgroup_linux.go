@@ -18,12 +18,12 @@ import (
 	"github.com/nosecone/nscn/internal/mountplan"
 )
 
-// Without systemd on the host, no scope is made for the pod: run moves
-// itself, before it starts systemd-nspawn, into a cgroup of the pod's own
-// in the hierarchies systemd uses (the named "systemd" v1 hierarchy and the
-// unified one). systemd-nspawn keeps it (--keep-unit) and the pod's
-// systemd builds its tree below it, so pods never share cgroups. gc
-// removes it.
+// Without systemd on the host, no scope is made for the pod: run starts
+// systemd-nspawn in a cgroup of the pod's own in the hierarchies systemd
+// uses (the named "systemd" v1 hierarchy and the unified one), from a
+// thread that joined the v1 one and into the v2 one (podCgroups).
+// systemd-nspawn keeps it (--keep-unit) and the pod's systemd builds its
+// tree below it, so pods never share cgroups. gc removes it.
 //
 // On a unified (cgroup v2 only) host the pod's cgroup must be delegated:
 // the pod's systemd sets the apps' limits on cgroups of its own below it.
@@ -82,27 +82,71 @@ func systemdHierarchies() ([]string, error) {
 	return out, nil
 }
 
-// joinPodCgroups creates the pod's cgroups. On a v1 (legacy or hybrid)
-// host it moves run into them and returns "". On a unified host it
-// returns the delegated pod cgroup, where run starts systemd-nspawn.
-func joinPodCgroups(ctx context.Context, uuid string, hc hostCgroups) (string, error) {
+// podCgroups is how systemd-nspawn is started in the pod's cgroups
+// (joinPodCgroups).
+type podCgroups struct {
+	// cloneDir is the pod's cgroup in the v2 hierarchy, where
+	// systemd-nspawn is started directly (CLONE_INTO_CGROUP); empty on
+	// a host without one.
+	cloneDir string
+	// tasks are the "tasks" files of the pod's cgroups in the v1
+	// hierarchies: join moves the calling thread there, and
+	// systemd-nspawn, forked from it, is born there.
+	tasks []string
+}
+
+// join moves the calling thread, which must be locked to its goroutine
+// and must start systemd-nspawn, into the pod's v1 cgroups, or nil when
+// there are none. It moves that thread alone: moving a whole process
+// (cgroup.procs) takes the kernel's lock on every thread group of the
+// host for writing, which waits for an RCU grace period (milliseconds,
+// and tens of them on a loaded machine) for each hierarchy; a thread
+// writing "0" to "tasks" takes no such lock. run's other threads stay
+// where run was started.
+func (c podCgroups) join() func() error {
+	if len(c.tasks) == 0 {
+		return nil
+	}
+	return func() error {
+		for _, t := range c.tasks {
+			if err := os.WriteFile(t, []byte("0\n"), 0); err != nil {
+				return fmt.Errorf("join pod cgroup %s: %w", filepath.Dir(t), err)
+			}
+		}
+		return nil
+	}
+}
+
+// joinPodCgroups creates the pod's cgroups and returns how
+// systemd-nspawn is started in them: on a unified host, in the
+// delegated pod cgroup; on a v1 (legacy or hybrid) host, in the pod's
+// cgroup of the v2 hierarchy, if there is one, and from a thread that
+// joined those of the v1 hierarchies.
+func joinPodCgroups(ctx context.Context, uuid string, hc hostCgroups) (podCgroups, error) {
 	if hc.unified {
 		dir, err := cgroup.NewV2(hc.hierarchies[0], ".").Delegate(ctx, podCgroupRel(uuid))
 		if err != nil {
-			return "", fmt.Errorf("create pod cgroup: %w", err)
+			return podCgroups{}, fmt.Errorf("create pod cgroup: %w", err)
 		}
-		return dir, nil
+		return podCgroups{cloneDir: dir}, nil
 	}
+	var pc podCgroups
 	for _, h := range hc.hierarchies {
 		dir := filepath.Join(h, podCgroupRel(uuid))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return "", fmt.Errorf("create pod cgroup: %w", err)
+			return podCgroups{}, fmt.Errorf("create pod cgroup: %w", err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte("0\n"), 0); err != nil {
-			return "", fmt.Errorf("join pod cgroup %s: %w", dir, err)
+		var st unix.Statfs_t
+		if err := unix.Statfs(h, &st); err != nil {
+			return podCgroups{}, &os.PathError{Op: "statfs", Path: h, Err: err}
+		}
+		if st.Type == unix.CGROUP2_SUPER_MAGIC {
+			pc.cloneDir = dir
+		} else {
+			pc.tasks = append(pc.tasks, filepath.Join(dir, "tasks"))
 		}
 	}
-	return "", nil
+	return pc, nil
 }
 
 // removePodCgroups kills what is left in the pod's cgroups and removes

@@ -22,7 +22,8 @@
 // root), never through inherited descriptors: sdpod.PodConfigFile (the
 // apps, written before the pod boots), sdpod.AppStdoutFIFO,
 // AppStderrFIFO and AppStdinFIFO (the apps' I/O), stage1abi.AppStatusFile per app and
-// sdpod.FirstFailureFile (written by the "reap" helper), sdpod.KilledFile
+// sdpod.FirstFailureFile (written by the helper of the app, or its "reap"
+// mode), sdpod.KilledFile
 // (written by stop --force). Readiness alone travels over a socket:
 // systemd-nspawn passes the READY=1 of the pod's systemd on to run's
 // NOTIFY_SOCKET, and run writes stage1abi.ReadyFile (ready_linux.go). The

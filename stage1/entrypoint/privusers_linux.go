@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -36,8 +37,6 @@ type podUsers struct {
 	// systemd-nspawn is started in: in its user namespace it may not
 	// join it itself (nspawn.ArgvConfig.NetNS).
 	netns string
-	// release ends the thread systemd-nspawn was started from.
-	release chan struct{}
 }
 
 // shiftPodUsers makes the pod's files appear owned by the range r inside
@@ -85,29 +84,36 @@ func shiftPodUsers(ctx context.Context, log *slog.Logger, root string, appRoots 
 	return &podUsers{r: r, idmapped: idmapped, userns: ns}, nil
 }
 
-// start starts cmd (systemd-nspawn). With idmapped mounts it does so
-// from a thread of its own that first takes a mount namespace of its
+// startNspawn starts cmd (systemd-nspawn) and returns what lets the
+// thread it was started from end: call it once systemd-nspawn is waited
+// for, since systemd-nspawn's parent-death signal follows the thread that
+// started it. Without private users (u nil) and without join it starts
+// cmd from the calling goroutine, and release does nothing.
+//
+// Otherwise it starts cmd from a thread of its own, locked and never
+// unlocked, which first takes what the child must inherit: with u, the
+// pod's network namespace (in its user namespace systemd-nspawn may not
+// join it itself) and, with idmapped mounts, a mount namespace of its
 // own, a slave of the host's (so that the pod's unmounts still reach
-// it), and stacks the idmapped clones there: the host keeps seeing the
+// it), where the idmapped clones are stacked: the host keeps seeing the
 // pod's files unshifted, and what run writes into the rootfs later (an
-// app's status) is owned by the pod's root inside. The thread lives
-// until Close, because systemd-nspawn's parent-death signal follows the
-// thread that started it; then it ends with its goroutine, never
-// unlocked.
-func (u *podUsers) start(cmd *exec.Cmd) error {
-	if u == nil || (u.idmapped == nil && u.netns == "") {
-		return cmd.Start()
+// app's status) is owned by the pod's root inside; then join
+// (podCgroups.join), which moves the thread alone into the pod's v1
+// cgroups.
+func startNspawn(cmd *exec.Cmd, u *podUsers, join func() error) (release func(), err error) {
+	if join == nil && (u == nil || (u.idmapped == nil && u.netns == "")) {
+		return func() {}, cmd.Start()
 	}
 	errc := make(chan error, 1)
-	u.release = make(chan struct{})
+	done := make(chan struct{})
 	go onOwnThread(func() {
-		if u.netns != "" {
+		if u != nil && u.netns != "" {
 			if err := joinNetNS(u.netns); err != nil {
 				errc <- err
 				return
 			}
 		}
-		if u.idmapped != nil {
+		if u != nil && u.idmapped != nil {
 			if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
 				errc <- os.NewSyscallError("unshare mount namespace", err)
 				return
@@ -121,10 +127,22 @@ func (u *podUsers) start(cmd *exec.Cmd) error {
 				return
 			}
 		}
-		errc <- cmd.Start()
-		<-u.release
+		if join != nil {
+			if err := join(); err != nil {
+				errc <- err
+				return
+			}
+		}
+		err := cmd.Start()
+		errc <- err
+		if err == nil {
+			<-done
+		}
 	})
-	return <-errc
+	if err := <-errc; err != nil {
+		return func() {}, err
+	}
+	return sync.OnceFunc(func() { close(done) }), nil
 }
 
 // joinNetNS moves the calling thread into the network namespace at p.
@@ -140,15 +158,10 @@ func joinNetNS(p string) error {
 	return nil
 }
 
-// Close lets the thread systemd-nspawn was started from end (call it
-// once systemd-nspawn is waited for) and closes the namespace.
+// Close closes the user namespace.
 func (u *podUsers) Close() {
 	if u == nil {
 		return
-	}
-	if u.release != nil {
-		close(u.release)
-		u.release = nil
 	}
 	if u.userns != nil {
 		_ = u.userns.Close()

@@ -199,9 +199,9 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 			return 0, fmt.Errorf("create pod directory: %w", err)
 		}
 	}
-	var nspawnCgroup string
+	var cgroups podCgroups
 	if !register {
-		if nspawnCgroup, err = joinPodCgroups(ctx, cfg.Args.UUID, hc); err != nil {
+		if cgroups, err = joinPodCgroups(ctx, cfg.Args.UUID, hc); err != nil {
 			return 0, err
 		}
 	}
@@ -235,7 +235,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	})
 	// From here the gc entrypoint tears the network down.
 	started = true
-	return supervise(ctx, log, cfg, podDir, layout.Pod, argv, console, nspawnCgroup, users)
+	return supervise(ctx, log, cfg, podDir, layout.Pod, argv, console, cgroups, users)
 }
 
 // hostOSRelease are the host files systemd-nspawn reads to give the pod
@@ -369,10 +369,10 @@ func (r *relay) Close() {
 // signals, and computes the pod's status once it has ended. console hands
 // run's terminal to systemd-nspawn (--interactive on a terminal).
 //
-// cgroupDir, when not empty, is the cgroup systemd-nspawn starts in
-// (joinPodCgroups on a unified host). users, when not nil, starts it
+// cgroups are the pod's cgroups systemd-nspawn starts in (joinPodCgroups;
+// zero when machined makes them). users, when not nil, starts it
 // (--private-users with idmapped mounts).
-func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod sdpod.Pod, argv []string, console bool, cgroupDir string, users *podUsers) (int, error) {
+func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod sdpod.Pod, argv []string, console bool, cgroups podCgroups, users *podUsers) (int, error) {
 	pio, err := startPodIO(ctx, log, cfg, podDir, pod, console)
 	if err != nil {
 		return 0, err
@@ -403,7 +403,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	if console {
 		cmd.Stdin, cmd.Stdout = cfg.Stdin, cfg.Stdout
 	}
-	if cgroupDir != "" {
+	if cgroupDir := cgroups.cloneDir; cgroupDir != "" {
 		d, err := os.OpenFile(cgroupDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) //nolint:gosec // G304: the pod's cgroup directory, which run made
 		if err != nil {
 			return 0, fmt.Errorf("open pod cgroup: %w", err)
@@ -416,9 +416,11 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	defer signal.Stop(sigc)
 
 	log.DebugContext(ctx, "start systemd-nspawn", "argv", argv)
-	if err := users.start(cmd); err != nil {
+	release, err := startNspawn(cmd, users, cgroups.join())
+	if err != nil {
 		return 0, fmt.Errorf("start systemd-nspawn: %w", err)
 	}
+	defer release()
 	cfg.Timeline.Mark("nspawn-started")
 	if err := atomicfile.Write(podDir, stage1abi.PPIDFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n")); err != nil {
 		_ = cmd.Process.Kill()

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -75,13 +76,13 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) (int, error) 
 	case ModePrepare:
 		return 0, prepareApp(ctx, log, app, pod.CgroupUnified)
 	case ModeExec:
-		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified, hostIPC: pod.HostIPC})
+		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified, hostIPC: pod.HostIPC, exited: endOfApp(ctx, log, pod, app)})
 	case ModeRun:
 		if err := prepareApp(ctx, log, app, pod.CgroupUnified); err != nil {
 			return 0, err
 		}
 		// An app that speaks sd_notify says READY=1 itself.
-		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified, hostIPC: pod.HostIPC, notifyReady: !app.Notify})
+		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified, hostIPC: pod.HostIPC, notifyReady: !app.Notify, exited: endOfApp(ctx, log, pod, app)})
 	case ModePreStart:
 		return execApp(ctx, log, app, execOpts{handler: ModePreStart, unified: pod.CgroupUnified, hostIPC: pod.HostIPC})
 	case ModePostStop:
@@ -282,6 +283,11 @@ type execOpts struct {
 	// app (initConfig.ListenFDs); set by execApp.
 	listenFDs   int
 	listenNames string
+	// exited, when not nil, is called with the app's status (as
+	// sdpod.ExitStatus makes it from what systemd reports) once the app
+	// and every process of its namespace have ended and its output is
+	// copied, before the helper exits as the app did (endOfApp).
+	exited func(status int)
 }
 
 // openStdin makes the FIFO p, which run feeds from its own stdin
@@ -309,10 +315,53 @@ const (
 	sigPoweroffImmediate = unix.Signal(48)
 )
 
+// endOfApp is the execOpts.exited of the helper that runs app: it
+// records the app's status and ends the pod when that is due (endApp),
+// so that the pod's end does not wait for systemd to start the reap
+// mode (ExecStopPost=), a second helper process, after the app. nil, and
+// the reap mode does it alone, for an app with a post-stop handler (the
+// pod must not end before the handler has run, and the status is
+// recorded after it) and in a mutable pod. The reap mode still runs
+// when the pod goes on, and records the same status again: it is what
+// records it when the helper could not (a start that failed, a helper
+// killed before the app ended).
+func endOfApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, app *sdpod.App) func(int) {
+	if pod.Mutable || len(app.Spec.PostStop) > 0 {
+		return nil
+	}
+	return func(status int) {
+		log.DebugContext(ctx, "app exited", "status", status)
+		timeline.FromContext(ctx).Mark("app-exited")
+		immediate, err := endApp(ctx, log, pod, app.Spec.Name, status)
+		if err != nil {
+			// The reap mode tries again once the helper has exited.
+			log.WarnContext(ctx, "record the app's status", "err", err)
+			return
+		}
+		if immediate {
+			// The pod's systemd is on its way to systemd-shutdown,
+			// which ends every process: the helper waits for that
+			// rather than exit first, which would have systemd,
+			// before it reads the signal, start the unit's
+			// ExecStopPost= commands, the reap mode's process among
+			// them, on the pod's way out. Should the end not come,
+			// the helper exits after endWait, and the reap mode ends
+			// the pod again. The signals the helper drops while the
+			// app runs (execApp) include systemd-shutdown's SIGTERM,
+			// which must end it now.
+			signal.Reset(unix.SIGTERM)
+			time.Sleep(endWait)
+		}
+	}
+}
+
+// endWait is how long the helper of the pod's last app waits for the
+// pod's end (endOfApp): systemd-shutdown's SIGTERM comes within
+// milliseconds.
+const endWait = 10 * time.Second
+
 // reapApp records the app's status from what systemd says about its main
-// process; the first failure also becomes the pod's status. When the app
-// failed, or every app has a status, it ends the pod, unless the pod is
-// mutable.
+// process and ends the pod when that is due (endApp).
 func reapApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string) error {
 	status, err := sdpod.ExitStatus(os.Getenv("EXIT_CODE"), os.Getenv("EXIT_STATUS"))
 	if err != nil {
@@ -320,18 +369,27 @@ func reapApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string)
 	}
 	log.DebugContext(ctx, "app exited", "status", status, "result", os.Getenv("SERVICE_RESULT"))
 	timeline.FromContext(ctx).Mark("app-exited")
+	_, err = endApp(ctx, log, pod, name, status)
+	return err
+}
+
+// endApp records status as the app's; the first failure also becomes
+// the pod's status. When the app failed, or every app has a status, it
+// ends the pod, unless the pod is mutable; immediate says it was the
+// last and powered the pod off at once.
+func endApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string, status int) (immediate bool, err error) {
 	if err := atomicfile.Write(sdpod.StatusDir, name, []byte(strconv.Itoa(status)+"\n")); err != nil {
-		return err
+		return false, err
 	}
 	if pod.Mutable {
 		// A mutable pod (nscn app sandbox) lives until it is stopped,
 		// whatever its apps do: they come and go (app/start, app/stop,
 		// app/rm), and none makes the pod's status.
-		return nil
+		return false, nil
 	}
 	if status != 0 {
 		if err := recordFirstFailure(status); err != nil {
-			return err
+			return false, err
 		}
 	}
 	allDone := true
@@ -343,7 +401,7 @@ func reapApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string)
 	}
 	if allDone && pod.EndedFile != "" {
 		if err := atomicfile.Write(filepath.Dir(pod.EndedFile), filepath.Base(pod.EndedFile), []byte("\n")); err != nil {
-			return err
+			return false, err
 		}
 	}
 	sig := unix.Signal(0)
@@ -353,13 +411,37 @@ func reapApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string)
 	case status != 0:
 		sig = sigPoweroff
 	}
+	if sig == sigPoweroffImmediate && podJournal(pod) {
+		// The immediate poweroff stops no unit: journald, which the
+		// apps do not wait for, must have run and read what they
+		// wrote before it gets systemd-shutdown's SIGTERM.
+		sctx, cancel := context.WithTimeout(ctx, journalSyncTimeout)
+		err := syncJournal(sctx, JournalVarlinkSocket)
+		cancel()
+		if err != nil {
+			log.WarnContext(ctx, "the pod's journal may miss the apps' last lines", "err", err)
+		}
+	}
 	if sig != 0 {
 		log.DebugContext(ctx, "end the pod", "signal", int(sig))
 		if err := unix.Kill(1, sig); err != nil {
-			return &os.SyscallError{Syscall: "kill", Err: err}
+			return false, &os.SyscallError{Syscall: "kill", Err: err}
 		}
 	}
-	return nil
+	return sig == sigPoweroffImmediate, nil
+}
+
+// journalSyncTimeout bounds endApp's wait for the pod's journald.
+const journalSyncTimeout = 10 * time.Second
+
+// podJournal reports whether an app of pod writes to the pod's journald.
+func podJournal(pod *sdpod.Pod) bool {
+	for _, a := range pod.Apps {
+		if a.Journal {
+			return true
+		}
+	}
+	return false
 }
 
 // recordFirstFailure writes status to sdpod.FirstFailureFile unless an

@@ -164,6 +164,15 @@ type exitInfo struct {
 	Signal int `json:"signal,omitempty"`
 }
 
+// status is the app status of e, as sdpod.ExitStatus makes it from what
+// systemd reports of the helper that mirrors e.
+func (e exitInfo) status() int {
+	if e.Signal != 0 {
+		return stage1abi.SignalStatusBase + e.Signal
+	}
+	return e.Code
+}
+
 // Descriptors of the app process's contract.
 const (
 	nsConfigFD = 3 // read end of the config pipe (initConfig)
@@ -201,9 +210,10 @@ func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) 
 	if o.asApp {
 		o.listenFDs, o.listenNames = listenFDs()
 	}
+	var out *appOutput
 	if app.Journal {
-		out, err := startAppOutput(ctx, log, s.Name)
-		if err != nil {
+		var err error
+		if out, err = startAppOutput(ctx, log, s.Name); err != nil {
 			return 0, err
 		}
 		// On every return: by then the app's namespace, and every
@@ -266,7 +276,7 @@ func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) 
 	}
 	if r.init == 0 {
 		// The app was pid 1 (app.PID1): its end ended the namespace.
-		return mirrorStatus(waitExit(syscall.WaitStatus(ws))), nil
+		return o.finish(out, waitExit(syscall.WaitStatus(ws))), nil
 	}
 	// The app has ended: the init goes, and with it what the app left in
 	// its namespace.
@@ -276,7 +286,21 @@ func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) 
 		// Ended on its own, so it killed the app's namespace.
 		return 0, fmt.Errorf("app %s: the init of its pid namespace exited with status %d", s.Name, iws.ExitStatus())
 	}
-	return mirrorStatus(waitExit(syscall.WaitStatus(ws))), nil
+	return o.finish(out, waitExit(syscall.WaitStatus(ws))), nil
+}
+
+// finish hands the app's end e to o.exited, if set, once what the app
+// wrote is copied (out, nil without the pod's journal): it is in the
+// journal's socket and the FIFOs before its status is recorded and the
+// pod may end. It returns the status to exit with (mirrorStatus).
+func (o execOpts) finish(out *appOutput, e exitInfo) int {
+	if o.exited != nil {
+		if out != nil {
+			out.Wait()
+		}
+		o.exited(e.status())
+	}
+	return mirrorStatus(e)
 }
 
 // wait waits for the child pid to end.

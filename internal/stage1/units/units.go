@@ -7,15 +7,18 @@
 //     own PID and mount namespaces, pivoted into its rootfs, through the
 //     app helper (ExecStart=; with
 //     a pre-start handler the mounts and the handler are ExecStartPre=
-//     steps before it), and records its status (ExecStopPost=). The helper's "reap" mode
-//     also ends the pod when the app failed or was the last one running;
+//     steps before it), which records the app's status and ends the pod
+//     when the app failed or was the last one running; the helper's
+//     "reap" mode (ExecStopPost=) does it again after a post-stop
+//     handler, or when the helper could not;
 //   - shutdown.target, nscn-exit.service and the halt, poweroff, reboot
 //     and exit targets stop the apps in order and then make systemd exit,
 //     which ends the container;
 //   - with Config.Journal, systemd-journald.socket and .service: the pod's
 //     journald, which keeps the apps' output in the pod's
-//     /var/log/journal from its start, synced by nscn-exit.service before
-//     the pod ends (Documentation/logging.md).
+//     /var/log/journal from its start, started beside the apps and
+//     synced before the pod ends, by nscn-exit.service or by the app
+//     helper of the last app (Documentation/logging.md).
 //
 // The stage1 image ships no unit files of its own: these are all the
 // units the pod's systemd knows. No string from the pod manifest reaches a
@@ -27,6 +30,7 @@ package units
 
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -111,6 +115,11 @@ const (
 	JournaldSocket  = "systemd-journald.socket"
 	JournaldService = "systemd-journald.service"
 )
+
+// JournalFlushedFlag is journald's record that it has flushed to
+// /var/log/journal, relative to /run (systemd-journald.service(8)): the
+// pod's journald finds it when it starts, and writes there at once.
+const JournalFlushedFlag = "systemd/journal/flushed"
 
 // ConsolePath is the pod's console, the terminal of a Console app.
 const ConsolePath = "/dev/console"
@@ -202,12 +211,17 @@ func Generate(c Config) ([]File, error) {
 		"Type=oneshot",
 	}
 	if c.Journal != nil {
+		// A pod that ends while journald is still starting (the apps
+		// do not wait for it) ends once it runs, so that it reads
+		// what waits in its sockets.
+		exit = slices.Insert(exit, 5, "After="+JournaldService)
 		// On nscn stop (the shutdown targets): poweroff-force stops no
 		// unit, and journald gets systemd-shutdown's SIGTERM with the
 		// rest. --sync returns once what was sent before, the apps'
 		// last lines included, is on disk. (When the apps end by
-		// themselves, the reap helper powers off at once; journald
-		// writes what it has when it gets SIGTERM.)
+		// themselves, the app helper, or its reap mode, powers off
+		// at once; journald writes what it has when it gets
+		// SIGTERM.)
 		exit = append(exit, "ExecStart=-"+c.Journal.Journalctl+" --sync")
 	}
 	files = append(files, File{Name: "nscn-exit.service", Content: unit(exit...)})
@@ -247,7 +261,7 @@ func AppUnits(c Config, a App) ([]File, error) {
 
 // journalUnits are the pod's journald: its sockets, and the service
 // socket-activated by the first app that connects, which default.target
-// also wants so that it flushes to /var/log/journal from the start.
+// also wants, so that the pod is ready once its journal is.
 // Unlike systemd's own units, no /dev/log (the apps have a /dev of their
 // own) and no audit or kmsg (the pod has neither).
 func journalUnits(j Journal) []File {
@@ -276,11 +290,23 @@ func journalUnits(j Journal) []File {
 			"[Service]",
 			"Type=notify",
 			"Sockets="+JournaldSocket,
-			"ExecStart="+j.Journald,
 			// journald writes to /run/log/journal, gone with the pod,
-			// until asked to flush (systemd-journal-flush.service does
-			// it on a host). The apps start after this.
-			"ExecStartPost="+j.Journalctl+" --flush",
+			// until it has been asked to flush, which it records as
+			// /run/systemd/journal/flushed; from then on, and when it
+			// finds that flag at its start, it writes to
+			// /var/log/journal (the pod directory's journal/). systemd
+			// makes the flag (a directory: journald only checks that
+			// it exists) before it starts journald, so journald writes
+			// there from its first line, and neither journalctl
+			// --flush nor the apps wait for it (systemd-journal-flush
+			// does that on a host, where /var may come late).
+			"RuntimeDirectory="+JournalFlushedFlag,
+			"RuntimeDirectoryPreserve=yes",
+			// journald takes $RUNTIME_DIRECTORY, which
+			// RuntimeDirectory= sets, for its own: it stays
+			// /run/systemd/journal, where the sockets are.
+			"Environment=RUNTIME_DIRECTORY=/run/"+path.Dir(JournalFlushedFlag),
+			"ExecStart="+j.Journald,
 			"NotifyAccess=main",
 		)},
 	}
@@ -296,10 +322,14 @@ func service(c Config, a App) string {
 	}
 	if c.Journal != nil && !a.Console {
 		// The stdout stream socket must be listening when systemd
-		// connects the app's output to it, and journald must have
-		// flushed to /var/log/journal, where the host reads: what it
-		// writes before goes to /run/log/journal first.
-		lines = append(lines, "Requires="+JournaldSocket, "Wants="+JournaldService, "After="+JournaldSocket+" "+JournaldService)
+		// connects the app's output to it. journald itself starts
+		// beside the app: what the app writes waits in the socket
+		// until journald reads it, into /var/log/journal from the
+		// first line (see journalUnits). The pod's end waits for
+		// journald instead: the app helper asks it to sync
+		// (io.systemd.Journal.Synchronize) before it powers the pod
+		// off at once, and nscn-exit.service starts after it.
+		lines = append(lines, "Requires="+JournaldSocket, "Wants="+JournaldService, "After="+JournaldSocket)
 	}
 	if len(a.Sockets) > 0 {
 		lines = append(lines, "Requires="+SocketName(a.Name), "After="+SocketName(a.Name))
