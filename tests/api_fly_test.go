@@ -3,9 +3,7 @@
 package tests
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -88,25 +86,5 @@ func TestAPIFlyPod(t *testing.T) {
 	events.waitFor(t, "POD_EXITED "+u, "POD_GARBAGE_COLLECTED "+u)
 	if _, err := s.client.InspectPod(callCtx(t), &v1alpha.InspectPodRequest{Id: u}); status.Code(err) != codes.NotFound {
 		t.Errorf("InspectPod of a removed pod: %v, want NotFound", err)
-	}
-}
-
-// drainLogsErr reads a GetLogs stream to its end or its error.
-func drainLogsErr(t *testing.T, s *apiService, req *v1alpha.GetLogsRequest) ([]string, error) {
-	t.Helper()
-	stream, err := s.client.GetLogs(callCtx(t), req)
-	if err != nil {
-		return nil, err
-	}
-	var lines []string
-	for {
-		r, err := stream.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return lines, nil
-			}
-			return lines, err
-		}
-		lines = append(lines, r.Lines...)
 	}
 }

@@ -446,6 +446,26 @@ func drainLogs(t *testing.T, stream grpc.ServerStreamingClient[v1alpha.GetLogsRe
 	}
 }
 
+// drainLogsErr reads a GetLogs stream to its end or its error.
+func drainLogsErr(t *testing.T, s *apiService, req *v1alpha.GetLogsRequest) ([]string, error) {
+	t.Helper()
+	stream, err := s.client.GetLogs(callCtx(t), req)
+	if err != nil {
+		return nil, err
+	}
+	var lines []string
+	for {
+		r, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return lines, nil
+			}
+			return lines, err
+		}
+		lines = append(lines, r.Lines...)
+	}
+}
+
 // giveToGroup gives the data directory dir to group gid as nscn does on
 // a host with the nscn group (Documentation/security.md, "Least privilege
 // on disk"): the directory root:GROUP 0750, what nscn made below it in

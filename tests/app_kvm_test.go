@@ -153,22 +153,6 @@ func TestKvmAppSandbox(t *testing.T) {
 	requireNetRestored(t, before)
 }
 
-// waitAppExited polls nscn app status until app has exited.
-func waitAppExited(t *testing.T, e *env, uuid, app string, wait time.Duration) appStatusJSON {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		st := e.appStatus(uuid, app)
-		if st.State == "exited" {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("app %s has not exited after %s: %+v", app, wait, st)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // virtiofsdServer is the pid of the pod's serving virtiofsd: the child
 // the pid file's process forked into its sandbox.
 func virtiofsdServer(podDir string) (int, error) {

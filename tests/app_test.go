@@ -218,7 +218,7 @@ func TestAppRefusals(t *testing.T) {
 	e.fails("--mount names volume", "--insecure-options=image", "app", "add", p.uuid, busybox(t), "--name=two", "--mount=volume=nope,target=/x", "--exec=/bin/true")
 	// An app that exits at once: start succeeds, the status is its own.
 	e.ok("app", "start", p.uuid, "--app=one")
-	if st := e.appStatus(p.uuid, "one"); st.State != "exited" || st.ExitCode == nil || *st.ExitCode != 0 {
+	if st := waitAppExited(t, e, p.uuid, "one", 10*time.Second); st.ExitCode == nil || *st.ExitCode != 0 {
 		t.Fatalf("app one after it exited: %+v", st)
 	}
 	// The pod outlives its last app.
@@ -252,13 +252,8 @@ func TestAppConfinedAsRunApp(t *testing.T) {
 	e.ok("--insecure-options=image", "app", "add", p.uuid, busybox(t), "--name=probe", "--user=nobody", "--group=nogroup",
 		"--exec=/bin/sh", "--", "-c", probe)
 	e.ok("app", "start", p.uuid, "--app=probe")
-	var got string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if st := e.appStatus(p.uuid, "probe"); st.State == "exited" {
-			got = e.ok("logs", "--app=probe", p.uuid).stdout
-			break
-		}
-	}
+	waitAppExited(t, e, p.uuid, "probe", 20*time.Second)
+	got := e.ok("logs", "--app=probe", p.uuid).stdout
 	if strings.TrimSpace(got) != strings.TrimSpace(want) {
 		t.Fatalf("the added app is confined otherwise than the run-time app:\nadded:\n%s\nrun:\n%s", got, want)
 	}

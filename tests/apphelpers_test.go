@@ -2,7 +2,11 @@
 
 package tests
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
 
 // appStatusJSON is what nscn app status --format=json prints.
 type appStatusJSON struct {
@@ -37,4 +41,20 @@ func (e *env) appList(uuid string) map[string]appStatusJSON {
 		out[st.Name] = st
 	}
 	return out
+}
+
+// waitAppExited polls nscn app status until app has exited.
+func waitAppExited(t *testing.T, e *env, uuid, app string, wait time.Duration) appStatusJSON {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		st := e.appStatus(uuid, app)
+		if st.State == "exited" {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("app %s has not exited after %s: %+v", app, wait, st)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -109,10 +109,12 @@ func TestNspawnTwoAppsShareThePod(t *testing.T) {
 	// a stays alive until b has looked (the ack file), and both wait
 	// up to 20 s, so a loaded machine that starts one app late makes
 	// the test slower, not wrong. b's ps pattern cannot match b itself.
+	// a writes the message aside and renames it, so that b, which waits
+	// for the name, never reads it between its creation and its write.
 	r := e.run("--insecure-options=image", "run", "--net=host", "--stage1-path="+nspawnACI(t),
 		"--volume", "shared,kind=empty",
 		busybox(t), "--name=a", "--mount", "volume=shared,target=/shared", "--exec=/bin/sh", "--", "-c",
-		"echo from-a > /shared/msg; i=0; while [ ! -e /shared/ack ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.2; done", "---",
+		"echo from-a > /shared/msg.tmp && mv /shared/msg.tmp /shared/msg; i=0; while [ ! -e /shared/ack ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.2; done", "---",
 		busybox(t), "--name=b", "--mount", "volume=shared,target=/shared", "--exec=/bin/sh", "--", "-c",
 		`i=0; while [ ! -e /shared/msg ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.2; done; echo b-got $(cat /shared/msg) $(hostname | cut -c1-5) $(ps | grep -c '[f]rom-a >'); touch /shared/ack`)
 	if r.code != 0 {
