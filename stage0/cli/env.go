@@ -32,11 +32,11 @@ func openStore(ctx context.Context, g *Globals) (*store.Store, error) {
 // image's layers are decompressed only when they are rendered or
 // extracted, where --max-image-size bounds them.
 func openStoreIn(ctx context.Context, g *Globals) (*store.Store, error) {
-	s, err := store.Open(ctx, g.Dir, tree.WithMaxOCISize(g.MaxImageSize))
+	s, err := store.Open(ctx, g.Dir, tree.WithMaxOCISize(g.MaxImageSize), tree.WithDecoders(storeDecoders))
 	if err != nil {
 		return nil, err
 	}
-	s.MaxOCISize = g.MaxImageSize
+	s.MaxOCISize, s.Decoders = g.MaxImageSize, storeDecoders
 	return s, nil
 }
 
@@ -44,8 +44,8 @@ func openStoreIn(ctx context.Context, g *Globals) (*store.Store, error) {
 // it (image list, image cat-manifest, api-service): it changes nothing of
 // the data directory, so that a member of the nscn group may run it.
 func openStoreReadOnly(ctx context.Context, g *Globals) *store.Store {
-	s := store.OpenReadOnly(ctx, g.Dir, tree.WithMaxOCISize(g.MaxImageSize))
-	s.MaxOCISize = g.MaxImageSize
+	s := store.OpenReadOnly(ctx, g.Dir, tree.WithMaxOCISize(g.MaxImageSize), tree.WithDecoders(storeDecoders))
+	s.MaxOCISize, s.Decoders = g.MaxImageSize, storeDecoders
 	return s
 }
 

@@ -30,6 +30,14 @@ import (
 	"github.com/nosecone/nscn/store"
 )
 
+// storeDecoders decode the zstd layers of the OCI images the stores render
+// and extract.
+var storeDecoders = fetch.Decoders
+
+// handingOver returns the action of a command that renders or extracts
+// stored images: here, the action itself.
+func handingOver(action cli.ActionFunc) cli.ActionFunc { return action }
+
 // withFetchSide returns the action of a command that needs the fetch side:
 // here, the action itself.
 func withFetchSide(action cli.ActionFunc) cli.ActionFunc { return action }

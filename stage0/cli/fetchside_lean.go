@@ -16,10 +16,24 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/nosecone/nscn/internal/aci"
 	"github.com/nosecone/nscn/stage0/localimage"
 	"github.com/nosecone/nscn/stage0/prepare"
 	"github.com/nosecone/nscn/store"
 )
+
+// storeDecoders are none: a zstd OCI layer (an aci.ErrNoDecoder error) is
+// rendered or extracted by nscn-fetch.
+var storeDecoders aci.Decoders
+
+// handingOver returns the action of a command that renders or extracts
+// stored images, handing the command to nscn-fetch when it meets a layer
+// it has no decoder for (after the action's own cleanup ran).
+func handingOver(action cli.ActionFunc) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		return handOver(c.Context, action(c))
+	}
+}
 
 // withFetchSide returns the action of a command that needs the fetch side:
 // in nscn, one that hands the command to nscn-fetch.
@@ -34,10 +48,11 @@ func runConfig(c *cli.Context) error   { return execFetch(c) }
 func execFetch(c *cli.Context) error { return execHelper(c.Context, FetchBinary) }
 
 // handOver hands a run or prepare to nscn-fetch when the store does not
-// hold one of its images. Nothing was written yet: prepare fetches every
-// image before it creates the pod.
+// hold one of its images, or when one has a zstd layer to render. Nothing
+// was written yet: prepare fetches and renders every image before it
+// creates the pod, and a render that fails leaves nothing behind.
 func handOver(ctx context.Context, err error) error {
-	if errors.Is(err, localimage.ErrNotStored) {
+	if errors.Is(err, localimage.ErrNotStored) || errors.Is(err, aci.ErrNoDecoder) {
 		return execHelper(ctx, FetchBinary)
 	}
 	return err

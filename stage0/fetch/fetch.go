@@ -35,6 +35,8 @@ import (
 
 	"github.com/appc/spec/schema"
 
+	"github.com/nosecone/nscn/internal/aci"
+	"github.com/nosecone/nscn/internal/aci/decoders"
 	"github.com/nosecone/nscn/internal/authconfig"
 	"github.com/nosecone/nscn/internal/download"
 	"github.com/nosecone/nscn/internal/errdefs"
@@ -61,6 +63,11 @@ const (
 
 // ParsePullPolicy checks a --pull-policy value.
 func ParsePullPolicy(s string) (PullPolicy, error) { return localimage.ParsePullPolicy(s) }
+
+// Decoders are every decoder an image as fetched may need: an ACI may be
+// gzip, bzip2, xz or zstd compressed, an OCI layer gzip or zstd. nscn-fetch
+// gives them to the stores it opens too (stage0/cli).
+var Decoders = aci.Decoders{Bzip2: decoders.Bzip2, XZ: decoders.XZ, Zstd: decoders.Zstd}
 
 // Fetcher holds what every fetch needs.
 type Fetcher struct {
@@ -277,7 +284,7 @@ func (f *Fetcher) importFile(ctx context.Context, path, source string, v *pgp.Ve
 	if st.IsDir() {
 		return nil, errdefs.InvalidArgument("image %s is a directory", path)
 	}
-	opts := store.ImportOptions{Source: source, Remote: remote, MaxSize: f.MaxSize}
+	opts := store.ImportOptions{Source: source, Remote: remote, MaxSize: f.MaxSize, Decoders: Decoders}
 	var src io.Reader = file
 	if v != nil {
 		ok, err := f.verifyFile(ctx, file, st.Size(), source, v)
