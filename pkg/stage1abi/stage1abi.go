@@ -37,7 +37,7 @@ const (
 // is refused, since it may expect arguments this stage0 does not pass.
 const (
 	MinInterfaceVersion = 1
-	MaxInterfaceVersion = 13
+	MaxInterfaceVersion = 14
 )
 
 // CheckInterfaceVersion parses the interface-version annotation value. An
@@ -210,7 +210,34 @@ const (
 	// an app that carries the annotation for an older stage1, which would
 	// mount its volumes otherwise than asked.
 	InterfaceVersionMountOptions = 13
+	// InterfaceVersionAppPID1 brings no argument: a stage1 that declares
+	// it honours an app's AnnotationAppPID1. stage0 refuses an app that
+	// carries the annotation for an older stage1, which would start the
+	// app under an init of its own.
+	InterfaceVersionAppPID1 = 14
 )
+
+// AnnotationAppPID1 on an app of the pod manifest, with the value
+// "true", asks the stage1 to make the app's own process pid 1 of its PID
+// namespace, with no init of the stage1's before it (the CRI's CONTAINER
+// PID mode, what docker and runc do by default). The app then gets no
+// signal it has no handler for (not even SIGTERM at a stop: the stop
+// kills it once its timeout is out) and reaps what is left to it. The
+// value "false", or no annotation, keeps the stage1's default; any other
+// value fails the app (ParseAppPID1). A stage1 of InterfaceVersionAppPID1
+// or newer honours it.
+const AnnotationAppPID1 = "nscn.io/app/pid1"
+
+// ParseAppPID1 parses the value of AnnotationAppPID1.
+func ParseAppPID1(v string) (bool, error) {
+	switch v {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("annotation %s: %q is neither true nor false", AnnotationAppPID1, v)
+}
 
 // AnnotationAppPaths is a runtime app's annotation in the pod manifest
 // that names paths of the app's filesystem to mask or make read-only, on

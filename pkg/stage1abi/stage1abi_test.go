@@ -13,8 +13,8 @@ func TestCheckInterfaceVersion(t *testing.T) {
 	}{
 		{name: "absent means 1", in: "", want: 1},
 		{name: "supported", in: "4", want: 4},
-		{name: "newest", in: "13", want: MaxInterfaceVersion},
-		{name: "too new", in: "14", wantErr: true},
+		{name: "newest", in: "14", want: MaxInterfaceVersion},
+		{name: "too new", in: "15", wantErr: true},
 		{name: "zero", in: "0", wantErr: true},
 		{name: "not a number", in: "v5", wantErr: true},
 	}
@@ -29,10 +29,10 @@ func TestCheckInterfaceVersion(t *testing.T) {
 }
 
 func TestFlagVersionsAreSupported(t *testing.T) {
-	if InterfaceVersionMountOptions != MaxInterfaceVersion {
-		t.Errorf("the newest interface version is %d, but stage0 accepts up to %d", InterfaceVersionMountOptions, MaxInterfaceVersion)
+	if InterfaceVersionAppPID1 != MaxInterfaceVersion {
+		t.Errorf("the newest interface version is %d, but stage0 accepts up to %d", InterfaceVersionAppPID1, MaxInterfaceVersion)
 	}
-	for _, v := range []int{InterfaceVersionHostname, InterfaceVersionDisable, InterfaceVersionDNSConf, InterfaceVersionLocalConfig, InterfaceVersionIPC, InterfaceVersionMDSPort, InterfaceVersionReady, InterfaceVersionMDSTokenFile, InterfaceVersionPrivateUsers, InterfaceVersionApps, InterfaceVersionAppPaths, InterfaceVersionMountOptions} {
+	for _, v := range []int{InterfaceVersionHostname, InterfaceVersionDisable, InterfaceVersionDNSConf, InterfaceVersionLocalConfig, InterfaceVersionIPC, InterfaceVersionMDSPort, InterfaceVersionReady, InterfaceVersionMDSTokenFile, InterfaceVersionPrivateUsers, InterfaceVersionApps, InterfaceVersionAppPaths, InterfaceVersionMountOptions, InterfaceVersionAppPID1} {
 		if v < MinInterfaceVersion || v > MaxInterfaceVersion {
 			t.Errorf("interface version %d is outside %d..%d", v, MinInterfaceVersion, MaxInterfaceVersion)
 		}
@@ -58,4 +58,40 @@ func TestPodPaths(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestParseAppPID1(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    bool
+		wantErr bool
+	}{
+		{name: "true", in: "true", want: true},
+		{name: "false", in: "false"},
+		{name: "empty", in: "", wantErr: true},
+		{name: "capitalised", in: "True", wantErr: true},
+		{name: "yes", in: "yes", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseAppPID1(tt.in)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("ParseAppPID1(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func FuzzParseAppPID1(f *testing.F) {
+	f.Add("true")
+	f.Add("false")
+	f.Add("TRUE ")
+	f.Fuzz(func(t *testing.T, in string) {
+		got, err := ParseAppPID1(in)
+		// Only the two exact words parse, each to itself.
+		if (err == nil) != (in == "true" || in == "false") || got != (in == "true") {
+			t.Fatalf("ParseAppPID1(%q) = %v, %v", in, got, err)
+		}
+	})
 }

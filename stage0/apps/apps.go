@@ -218,6 +218,9 @@ func Add(ctx context.Context, cfg Config, uuid string, o AddOptions) (_ string, 
 	if _, ok := o.App.Annotations.Get(stage1abi.AnnotationMountOptions); ok && s.s1.Version < stage1abi.InterfaceVersionMountOptions {
 		return "", errdefs.FailedPrecondition("app %s: the stage1 speaks interface version %d and cannot set a mount's propagation or keep it read-only to its top (needs %d)", o.App.Name, s.s1.Version, stage1abi.InterfaceVersionMountOptions)
 	}
+	if v, ok := o.App.Annotations.Get(stage1abi.AnnotationAppPID1); ok && v != "false" && s.s1.Version < stage1abi.InterfaceVersionAppPID1 {
+		return "", errdefs.FailedPrecondition("app %s: the stage1 speaks interface version %d and cannot make the app pid 1 of its PID namespace (%s needs %d)", o.App.Name, s.s1.Version, stage1abi.AnnotationAppPID1, stage1abi.InterfaceVersionAppPID1)
+	}
 	po := o.Prepare
 	po.Store, po.Log = cfg.Store, cfg.Log
 	added, err := prepare.AddApp(ctx, po, s.pod.Path, pm, o.App)

@@ -520,6 +520,9 @@ func appOptions(ra *runArgs, a *appArgs) (prepare.App, error) {
 		WorkingDir:     ra.get(a, "working-dir"),
 		ReadOnlyRootfs: ra.boolean(a, "readonly-rootfs"),
 	}
+	if ra.boolean(a, "pid1") {
+		app.Annotations = append(app.Annotations, types.Annotation{Name: stage1abi.AnnotationAppPID1, Value: "true"})
+	}
 	if len(ra.apps) > 1 && len(ra.pod["name"]) > 0 {
 		return app, usageErrorf("--name before the first image would give every app the same name; put it after an image")
 	}

@@ -39,6 +39,7 @@ var runFlagSpecs = map[string]runFlagSpec{
 	"working-dir":        {perApp: true, usage: "the app's working directory (absolute)"},
 	"mount":              {perApp: true, multi: true, usage: "mount a volume: volume=NAME,target=PATH"},
 	"readonly-rootfs":    {perApp: true, boolean: true, usage: "mount the app's root filesystem read-only"},
+	"pid1":               {perApp: true, boolean: true, usage: "make the app pid 1 of its PID namespace, with no init before it (stage1 interface 14; it then gets no signal it has no handler for)"},
 	"set-env":            {perApp: true, multi: true, usage: "set an environment variable: NAME=VALUE"},
 	"environment":        {perApp: true, multi: true, usage: "set an environment variable: NAME=VALUE (rkt's name for --set-env)"},
 	"set-env-file":       {perApp: true, multi: true, usage: "read NAME=VALUE lines from a file"},

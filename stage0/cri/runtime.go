@@ -33,6 +33,7 @@ type sandboxMeta struct {
 	LogDirectory   string            `json:"logDirectory,omitempty"`
 	RuntimeHandler string            `json:"runtimeHandler,omitempty"`
 	HostNetwork    bool              `json:"hostNetwork,omitempty"`
+	HostIPC        bool              `json:"hostIPC,omitempty"`
 	CreatedAt      int64             `json:"createdAt"`
 }
 

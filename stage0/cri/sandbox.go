@@ -112,6 +112,12 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	default:
 		return nil, toStatus(errdefs.InvalidArgument("runtime handler %q: nscn has nspawn (the default) and kvm", meta.RuntimeHandler))
 	}
+	ipcArgs, err := sandboxIPCArgs(cfg, meta.RuntimeHandler, sysctls)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	args = append(args, ipcArgs...)
+	meta.HostIPC = len(ipcArgs) > 0
 	if meta.HostNetwork {
 		args = append(args, "--net=host")
 	} else {
@@ -316,6 +322,9 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandbo
 	}
 	if sb.meta.HostNetwork {
 		st.Linux.Namespaces.Options.Network = runtimeapi.NamespaceMode_NODE
+	}
+	if sb.meta.HostIPC {
+		st.Linux.Namespaces.Options.Ipc = runtimeapi.NamespaceMode_NODE
 	}
 	if ips := sb.ips(); len(ips) > 0 && !sb.meta.HostNetwork {
 		st.Network = &runtimeapi.PodSandboxNetworkStatus{Ip: ips[0]}

@@ -90,6 +90,7 @@ func applySecurity(sc *runtimeapi.LinuxContainerSecurityContext, sandboxPrivileg
 		if ns.GetUsernsOptions() != nil && ns.GetUsernsOptions().GetMode() != runtimeapi.NamespaceMode_NODE {
 			return errdefs.Newf(errdefs.ErrNotImplemented, "user namespaces are not supported by the CRI server yet")
 		}
+		applyPIDMode(ns, app)
 	}
 
 	privileged := sc.GetPrivileged()
@@ -279,9 +280,9 @@ func readProfile(path string) ([]byte, error) {
 }
 
 // checkSandboxSecurity refuses what a sandbox's security context and
-// sysctls ask that nscn cannot give a pod: the host's PID or IPC
-// namespace (stage1-nspawn's pod always has its own). Sysctls are
-// checked by parseSysctls. The rest of it (run_as_user, seccomp,
+// sysctls ask that nscn cannot give a pod: the host's PID namespace
+// (stage1-nspawn's pod always has its own; see Documentation/cri.md).
+// The host's IPC namespace is sandboxIPCArgs', sysctls parseSysctls'. The rest of it (run_as_user, seccomp,
 // privileged) concerns the pause container of other runtimes, which a
 // sandbox here does not have: nscn's pod runs no app until a container
 // is created.
@@ -289,9 +290,6 @@ func checkSandboxSecurity(cfg *runtimeapi.PodSandboxConfig) error {
 	ns := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	if ns.GetPid() == runtimeapi.NamespaceMode_NODE {
 		return errdefs.Newf(errdefs.ErrNotImplemented, "the host's PID namespace (namespace_options pid NODE) is not supported: a pod has its own")
-	}
-	if ns.GetIpc() == runtimeapi.NamespaceMode_NODE {
-		return errdefs.Newf(errdefs.ErrNotImplemented, "the host's IPC namespace (namespace_options ipc NODE) is not supported: a pod has its own")
 	}
 	if ns.GetUsernsOptions() != nil && ns.GetUsernsOptions().GetMode() != runtimeapi.NamespaceMode_NODE {
 		return errdefs.Newf(errdefs.ErrNotImplemented, "user namespaces are not supported by the CRI server yet")

@@ -232,6 +232,24 @@ func TestApplySecurity(t *testing.T) {
 			err:  errdefs.ErrInvalidArgument,
 		},
 		{
+			name: "container pid mode makes the app pid 1",
+			sc:   &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER}},
+			check: func(t *testing.T, app prepare.App, _ *isolate.Policy) {
+				if v, ok := app.Annotations.Get(stage1abi.AnnotationAppPID1); !ok || v != "true" {
+					t.Errorf("annotation %s = %q, %v; want true", stage1abi.AnnotationAppPID1, v, ok)
+				}
+			},
+		},
+		{
+			name: "pod pid mode keeps the stage1's init",
+			sc:   &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD}},
+			check: func(t *testing.T, app prepare.App, _ *isolate.Policy) {
+				if v, ok := app.Annotations.Get(stage1abi.AnnotationAppPID1); ok {
+					t.Errorf("annotation %s = %q, want none", stage1abi.AnnotationAppPID1, v)
+				}
+			},
+		},
+		{
 			name: "apparmor localhost",
 			sc:   &runtimeapi.LinuxContainerSecurityContext{Apparmor: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "p"}},
 			err:  errdefs.ErrNotImplemented,
@@ -268,7 +286,7 @@ func TestCheckSandboxSecurity(t *testing.T) {
 		{name: "privileged", cfg: linux(&runtimeapi.LinuxSandboxSecurityContext{Privileged: true}, nil)},
 		{name: "host network", cfg: linux(&runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}}, nil)},
 		{name: "host pid", cfg: linux(&runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_NODE}}, nil), err: errdefs.ErrNotImplemented},
-		{name: "host ipc", cfg: linux(&runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Ipc: runtimeapi.NamespaceMode_NODE}}, nil), err: errdefs.ErrNotImplemented},
+		{name: "host ipc", cfg: linux(&runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Ipc: runtimeapi.NamespaceMode_NODE}}, nil)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

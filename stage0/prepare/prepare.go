@@ -170,6 +170,9 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkAppPID1(pm, s1.entry.Name, eps.Version); err != nil {
+		return nil, err
+	}
 	o.Timeline.Mark("app-images-found")
 	// From the first render until layout records the trees in the pod
 	// directory, where image rm and image gc see them, the trees and
@@ -608,6 +611,23 @@ func validateVolumes(vs []types.Volume) error {
 		}
 		if st.Mode()&fs.ModeSymlink != 0 {
 			return errdefs.InvalidArgument("volume %s: source %s is a symlink; name its target instead", v.Name, v.Source)
+		}
+	}
+	return nil
+}
+
+// checkAppPID1 refuses an app that asks to be pid 1 of its PID namespace
+// (stage1abi.AnnotationAppPID1) when the stage1 is older than
+// InterfaceVersionAppPID1: it would start the app under an init of its
+// own.
+func checkAppPID1(pm *schema.PodManifest, stage1Name string, version int) error {
+	if version >= stage1abi.InterfaceVersionAppPID1 {
+		return nil
+	}
+	for _, ra := range pm.Apps {
+		if v, ok := ra.Annotations.Get(stage1abi.AnnotationAppPID1); ok && v != "false" {
+			return errdefs.FailedPrecondition("app %s: the stage1 %s speaks interface version %d and cannot make the app pid 1 of its PID namespace (%s needs %d)",
+				ra.Name, stage1Name, version, stage1abi.AnnotationAppPID1, stage1abi.InterfaceVersionAppPID1)
 		}
 	}
 	return nil

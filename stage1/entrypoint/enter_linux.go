@@ -130,8 +130,9 @@ func checkAppUnitCgroup(pod, cg, app string) (string, error) {
 }
 
 // enterNamespaces are the namespaces that enter joins with setns(2):
-// the pod's pid 1's, but for pid, which is the app's own (a process of
-// the app's). None of them needs a single-threaded caller; each applies
+// the pod's pid 1's, but for pid and ipc, which are the app's (a process
+// of the app's: its own PID namespace, and the pod's IPC namespace or
+// the host's with --ipc=parent). None of them needs a single-threaded caller; each applies
 // to the calling thread only (for pid: to its future children), so enter
 // locks its goroutine to the thread and starts the helper from it. The
 // mount namespace is joined by the helper (EnterHelper), on a thread with
@@ -194,9 +195,9 @@ type enterConfig struct {
 //	  find a process of the app (its
 //	  own PID namespace, its root the
 //	  app's rootfs); none: refuse
-//	  lock thread, setns cgroup, ipc,
-//	  uts, net of the pod's pid 1, pid
-//	  of the app's process
+//	  lock thread, setns cgroup, uts,
+//	  net of the pod's pid 1, pid and
+//	  ipc of the app's process
 //	  start /proc/self/exe ──────────▶ born in the app's PID namespace;
 //	                                    fd 3: the app process's mount
 //	                                    namespace
@@ -352,7 +353,9 @@ func Enter(ctx context.Context, log *slog.Logger, args abiargs.EnterArgs, term s
 			continue
 		}
 		from := proc
-		if ns.flag == unix.CLONE_NEWPID {
+		if ns.flag == unix.CLONE_NEWPID || ns.flag == unix.CLONE_NEWIPC {
+			// The app's IPC namespace is the pod's, or the host's in
+			// a pod run with --ipc=parent (sdpod.Pod.HostIPC).
 			from = nsProc
 		}
 		f, err := os.Open(filepath.Join(from, "ns", ns.name)) //nolint:gosec // G304: a /proc path of the pod's process

@@ -139,8 +139,20 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err := saveMutable(podDir, lc, hc.unified); err != nil {
 		return 0, err
 	}
+	layout.Pod.HostIPC = cfg.Args.IPC == stage1abi.IPCParent
 	if err := writePodFiles(podDir, layout.Pod, console); err != nil {
 		return 0, err
+	}
+	if layout.Pod.HostIPC {
+		undo, err := bindHostIPC(ctx, log, podDir)
+		if err != nil {
+			return 0, err
+		}
+		defer func() {
+			if !started {
+				undo()
+			}
+		}()
 	}
 	cfg.Timeline.Mark("pod-files-written")
 	root := filepath.Join(podDir, stage1abi.Stage1RootfsRel)

@@ -21,12 +21,13 @@ import (
 )
 
 // hashRootfs returns the content hash of a rendered rootfs: the algorithm
-// (contentAlgo for new trees; trees rendered before it use sha512), "-",
-// and the hex digest, with that algorithm, of one record per entry, in a depth-first walk with each
-// directory's entries sorted by name. A record holds the entry's path
-// relative to rootfs, its type, its permission bits (setuid, setgid and
-// sticky included), owner, group, and by type the size and sha512 of a
-// file's content (in the same algorithm), a symlink's target, a device's numbers; and every xattr
+// (contentAlgo for new trees; trees rendered before it use sha256 or
+// sha512), "-", and the hex digest, with that algorithm, of one record per
+// entry, in a depth-first walk with each directory's entries sorted by
+// name. A record holds the entry's path relative to rootfs, its type, its
+// permission bits (setuid, setgid and sticky included), owner, group, and
+// by type the size and digest of a file's content (in the same
+// algorithm), a symlink's target, a device's numbers; and every xattr
 // but security.selinux (a label the host assigns, not image content). Times
 // are left out: they are not content, and directory times change whenever
 // a name is added or removed. Each field is length-prefixed, so no two

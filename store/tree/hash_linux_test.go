@@ -118,7 +118,7 @@ func TestHashRootfsMatchesReference(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			tt.build(t, dir)
-			for _, algo := range []string{"sha256", "sha512"} {
+			for _, algo := range []string{"blake3", "sha256", "sha512"} {
 				want, err := referenceHash(context.Background(), dir, algo)
 				if err != nil {
 					t.Fatal(err)
@@ -143,7 +143,7 @@ func TestHashRootfsGolden(t *testing.T) {
 	dir := t.TempDir()
 	xattrs := hashFixture(t, dir, true)
 	var out strings.Builder
-	for _, algo := range []string{"sha256", "sha512"} {
+	for _, algo := range []string{"blake3", "sha256", "sha512"} {
 		ref, err := referenceHash(context.Background(), dir, algo)
 		if err != nil {
 			t.Fatal(err)

@@ -797,8 +797,8 @@ func TestWhitelistAdmits(t *testing.T) {
 }
 
 // TestVerifyKeepsTheRecordedAlgorithm: new trees are hashed with
-// contentAlgo; a tree recorded with sha512 (before it) still verifies, and
-// fails when changed; an unknown algorithm is an error.
+// contentAlgo; a tree recorded with sha512 or sha256 (before it) still
+// verifies, and fails when changed; an unknown algorithm is an error.
 func TestVerifyKeepsTheRecordedAlgorithm(t *testing.T) {
 	ctx := context.Background()
 	src := newFakeSource()
@@ -823,19 +823,25 @@ func TestVerifyKeepsTheRecordedAlgorithm(t *testing.T) {
 		}
 		tr.Hash = h
 	}
-	legacy, err := hashRootfs(ctx, tr.Rootfs, "sha512", nil)
-	if err != nil || !strings.HasPrefix(legacy, "sha512-") || len(legacy) != len("sha512-")+128 {
-		t.Fatalf("sha512 hash %q, %v", legacy, err)
-	}
-	setHash(legacy)
-	if err := s.Verify(ctx, tr.Key); err != nil {
-		t.Fatalf("Verify of a sha512 tree: %v", err)
+	// The trees of earlier releases: sha512, then sha256.
+	for _, legacy := range []struct {
+		algo   string
+		hexLen int
+	}{{"sha512", 128}, {"sha256", 64}} {
+		h, err := hashRootfs(ctx, tr.Rootfs, legacy.algo, nil)
+		if err != nil || !strings.HasPrefix(h, legacy.algo+"-") || len(h) != len(legacy.algo)+1+legacy.hexLen {
+			t.Fatalf("%s hash %q, %v", legacy.algo, h, err)
+		}
+		setHash(h)
+		if err := s.Verify(ctx, tr.Key); err != nil {
+			t.Fatalf("Verify of a %s tree: %v", legacy.algo, err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(tr.Rootfs, "etc", "conf"), []byte("evil"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Verify(ctx, tr.Key); !errors.Is(err, errdefs.ErrFailedPrecondition) {
-		t.Errorf("Verify of a changed sha512 tree = %v, want FailedPrecondition", err)
+		t.Errorf("Verify of a changed sha256 tree = %v, want FailedPrecondition", err)
 	}
 	setHash("md5-" + strings.Repeat("0", 32))
 	if err := s.Verify(ctx, tr.Key); err == nil {

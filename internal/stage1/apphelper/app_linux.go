@@ -75,17 +75,17 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) (int, error) 
 	case ModePrepare:
 		return 0, prepareApp(ctx, log, app, pod.CgroupUnified)
 	case ModeExec:
-		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified})
+		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified, hostIPC: pod.HostIPC})
 	case ModeRun:
 		if err := prepareApp(ctx, log, app, pod.CgroupUnified); err != nil {
 			return 0, err
 		}
 		// An app that speaks sd_notify says READY=1 itself.
-		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified, notifyReady: !app.Notify})
+		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified, hostIPC: pod.HostIPC, notifyReady: !app.Notify})
 	case ModePreStart:
-		return execApp(ctx, log, app, execOpts{handler: ModePreStart, unified: pod.CgroupUnified})
+		return execApp(ctx, log, app, execOpts{handler: ModePreStart, unified: pod.CgroupUnified, hostIPC: pod.HostIPC})
 	case ModePostStop:
-		return execApp(ctx, log, app, execOpts{handler: ModePostStop, unified: pod.CgroupUnified})
+		return execApp(ctx, log, app, execOpts{handler: ModePostStop, unified: pod.CgroupUnified, hostIPC: pod.HostIPC})
 	case ModeReap:
 		return 0, reapApp(ctx, log, pod, name)
 	default:
@@ -267,6 +267,9 @@ type execOpts struct {
 	// app's /proc/self/cgroup says "0::/", as the cgroup2 mount that
 	// prepareApp put on its /sys/fs/cgroup shows it.
 	unified bool
+	// hostIPC (sdpod.Pod.HostIPC): the process is born in the IPC
+	// namespace of sdpod.HostIPCNS, the host's, not the pod's.
+	hostIPC bool
 	// notifyReady: tell the unit's service manager (NOTIFY_SOCKET,
 	// Type=notify) READY=1 once the app's process has exec'd, so that
 	// the pod is ready only when its mounts are made and the app is

@@ -82,7 +82,8 @@ import (
 // before it.
 //
 // Why not make the app pid 1 of its namespace, as docker and podman do by
-// default? A PID namespace's init gets no signal it has no handler for,
+// default? (It is, when it asks: app.PID1, pidOneInNamespace; the CRI's
+// CONTAINER mode.) A PID namespace's init gets no signal it has no handler for,
 // not even from itself: the apps' signal semantics would change (an app
 // that does not catch SIGTERM would survive systemd's stop and be killed
 // after TimeoutStopSec; `kill -9 $$` in a shell app would do nothing; ^C
@@ -256,13 +257,21 @@ func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) 
 		}
 	}
 	ws, err := wait(r.app)
+	if err != nil {
+		if r.init > 0 {
+			_ = unix.Kill(r.init, unix.SIGKILL)
+			_, _ = wait(r.init)
+		}
+		return 0, fmt.Errorf("app %s: wait for it: %w", s.Name, err)
+	}
+	if r.init == 0 {
+		// The app was pid 1 (app.PID1): its end ended the namespace.
+		return mirrorStatus(waitExit(syscall.WaitStatus(ws))), nil
+	}
 	// The app has ended: the init goes, and with it what the app left in
 	// its namespace.
 	_ = unix.Kill(r.init, unix.SIGKILL)
 	iws, ierr := wait(r.init)
-	if err != nil {
-		return 0, fmt.Errorf("app %s: wait for it: %w", s.Name, err)
-	}
 	if ierr == nil && iws.Exited() {
 		// Ended on its own, so it killed the app's namespace.
 		return 0, fmt.Errorf("app %s: the init of its pid namespace exited with status %d", s.Name, iws.ExitStatus())
@@ -311,9 +320,26 @@ func startInNamespaces(ctx context.Context, log *slog.Logger, app *sdpod.App, o 
 	s := app.Spec
 	begin := time.Now()
 	cfg := initConfig{Argv: argv, AsApp: o.asApp, ListenFDs: o.listenFDs, ListenNames: o.listenNames}
+	if o.hostIPC {
+		// The app's process is forked from this thread by every path
+		// below: it is born in the IPC namespace the thread is in.
+		if err := joinHostIPC(); err != nil {
+			return nsStart{err: fmt.Errorf("app %s: join the host's IPC namespace: %w", s.Name, err)}
+		}
+	}
 	// An app with sockets takes the other path: LISTEN_PID must be its
 	// pid as it sees it, which only the process that execs it knows (the
 	// init's threads take pids of the namespace too).
+	if o.asApp && app.PID1 {
+		// No init: the first process born in the namespace, the
+		// helper again, becomes the app (pidOneInNamespace).
+		r.app, r.err = pidOneInNamespace(ctx, log, app, o, cfg)
+		if r.err == nil {
+			log.DebugContext(ctx, "containment: app namespaces entered", "took", time.Since(begin), "fast", false, "pid1", true)
+			timeline.FromContext(ctx).Mark("app-namespaces-entered")
+		}
+		return r
+	}
 	if isolate.StartSafe(app.Policy) && cfg.ListenFDs == 0 && procfsTakesPIDNS() {
 		r.fast = true
 		r.init, r.app, r.err = startFast(ctx, log, app, o, cfg, begin)
@@ -339,6 +365,22 @@ func startInNamespaces(ctx context.Context, log *slog.Logger, app *sdpod.App, o 
 		timeline.FromContext(ctx).Mark("app-namespaces-entered")
 	}
 	return r
+}
+
+// pidOneInNamespace makes a PID namespace for the app (app.PID1) on the
+// calling thread, which must be locked for good, and starts the helper
+// again in it (reexecInNamespaces) with no init before it: that process
+// is the namespace's pid 1, and so is the app it execs. It takes the
+// other path whatever the kernel and the policy allow, since the fast
+// path's app is forked once the namespace has its init. The app then
+// gets no signal it has no handler for (the kernel's rule for an init;
+// SIGKILL from the unit's stop still ends it), reaps its own orphans,
+// and its end kills the rest of its namespace.
+func pidOneInNamespace(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts, cfg initConfig) (int, error) {
+	if err := unix.Unshare(unix.CLONE_NEWPID); err != nil {
+		return 0, &os.SyscallError{Syscall: "unshare(CLONE_NEWPID)", Err: err}
+	}
+	return reexecInNamespaces(ctx, log, app, o, cfg)
 }
 
 // startInit starts the init of the PID namespace the calling thread's

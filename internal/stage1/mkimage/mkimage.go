@@ -75,6 +75,7 @@ var interfaceVersions = map[string]int{
 	"private-users":  stage1abi.InterfaceVersionPrivateUsers,
 	"app-paths":      stage1abi.InterfaceVersionAppPaths,
 	"mount-options":  stage1abi.InterfaceVersionMountOptions,
+	"app-pid1":       stage1abi.InterfaceVersionAppPID1,
 }
 
 // InterfaceVersionByName returns the interface version called name (see

@@ -44,8 +44,9 @@ type RunArgs struct {
 // ParseRunArgs parses the run entrypoint's argv (without argv[0]).
 //
 // --net, --ipc and --interactive are taken out and checked here
-// (--ipc=parent is not implemented by this flavor yet; whether a named
-// network exists is checked by networking.Setup). The rest goes to
+// (--ipc=parent puts the apps in run's IPC namespace, HostIPCNS, and is
+// refused with --private-users; whether a named network exists is
+// checked by networking.Setup). The rest goes to
 // abiargs.ParseRunArgs, the shared parser of the
 // stage1 interface's run argv.
 func ParseRunArgs(argv []string) (RunArgs, error) {
@@ -126,8 +127,13 @@ func ParseRunArgs(argv []string) (RunArgs, error) {
 	switch ipc {
 	case "", stage1abi.IPCAuto, stage1abi.IPCPrivate:
 	case stage1abi.IPCParent:
-		return RunArgs{}, errdefs.Newf(errdefs.ErrNotImplemented,
-			"stage1-nspawn always gives the pod a private IPC namespace and cannot provide --%s=%s", stage1abi.FlagIPC, ipc)
+		// The app helper joins run's IPC namespace (HostIPCNS), which
+		// takes CAP_SYS_ADMIN in the host's user namespace: the pod's
+		// root has none in a user namespace of its own.
+		if !users.IsZero() {
+			return RunArgs{}, errdefs.Newf(errdefs.ErrNotImplemented,
+				"--%s=%s with --%s: the apps of a pod in a user namespace of its own cannot join the host's IPC namespace", stage1abi.FlagIPC, ipc, stage1abi.FlagPrivateUsers)
+		}
 	default:
 		return RunArgs{}, errdefs.InvalidArgument("flag --%s: unknown value %q (want %s, %s or %s)",
 			stage1abi.FlagIPC, ipc, stage1abi.IPCAuto, stage1abi.IPCPrivate, stage1abi.IPCParent)

@@ -3,7 +3,7 @@
 // and as any flavor that boots systemd as the pod's pid 1 does:
 //
 //   - it parses the run entrypoint's argv and refuses what such a pod
-//     cannot provide yet (--ipc=parent);
+//     cannot provide (--ipc=parent with --private-users);
 //   - it formats the hosts file and resolv.conf of a pod with a network of
 //     its own (NetFiles, from the CNI results);
 //   - it computes the Pod, the data run hands to the helpers inside the pod
@@ -52,6 +52,14 @@ const (
 	// which the app can write. No app can reach it (its root is its
 	// own rootfs).
 	CredsDir = "/nscn/state/creds" //nolint:gosec // G101: a directory of uids and gids, no secret
+	// HostIPCNS is, in a pod run with --ipc=parent (Pod.HostIPC), a
+	// bind of the IPC namespace run was started in (the host's), which
+	// run makes on the host before systemd-nspawn starts; the app
+	// helper joins it for every app process. systemd-nspawn always
+	// gives the pod's systemd an IPC namespace of its own, and setns
+	// into an IPC namespace has no ancestry rule. No app can reach it
+	// (its root is its own rootfs).
+	HostIPCNS = "/nscn/ns/ipc"
 	// HostBindDir is where systemd-nspawn binds the host paths the apps'
 	// mounts need (volumes, the host's /etc/hosts), one numbered entry
 	// each.

@@ -58,6 +58,10 @@ type App struct {
 	// each over the hierarchy in the app's /sys/fs/cgroup, so that the
 	// app reads its own limits there.
 	Cgroups map[string]string `json:"cgroups,omitempty"`
+	// PID1 makes the app's own process pid 1 of its PID namespace, with
+	// no init of the helper's (stage1abi.AnnotationAppPID1); its event
+	// handlers keep theirs.
+	PID1 bool `json:"pid1,omitempty"`
 }
 
 // Pod is what run hands the helpers inside the pod, in PodConfigFile.
@@ -84,6 +88,10 @@ type Pod struct {
 	// end the pod from outside sooner than systemd's shutdown watches
 	// it (stage1-kvm ends its guest).
 	EndedFile string `json:"endedFile,omitempty"`
+	// HostIPC says the pod runs with --ipc=parent: the app helper puts
+	// every app process (the apps, their handlers) in the IPC namespace
+	// bound at HostIPCNS, run's, instead of the pod's.
+	HostIPC bool `json:"hostIPC,omitempty"`
 }
 
 // AppByName returns the pod's app called name.
@@ -216,7 +224,13 @@ func NewLayout(cfg LayoutConfig) (Layout, error) {
 			return Layout{}, fmt.Errorf("app %q: %w", spec.Name, err)
 		}
 		l.Reports = append(l.Reports, AppReport{App: spec.Name, Report: report})
-		l.Pod.Apps = append(l.Pod.Apps, App{Spec: spec, Plan: plan, Policy: policy, Sockets: SocketPorts(ra.App)})
+		pid1 := false
+		if v, ok := ra.Annotations.Get(stage1abi.AnnotationAppPID1); ok {
+			if pid1, err = stage1abi.ParseAppPID1(v); err != nil {
+				return Layout{}, errdefs.InvalidArgument("app %q: %v", spec.Name, err)
+			}
+		}
+		l.Pod.Apps = append(l.Pod.Apps, App{Spec: spec, Plan: plan, Policy: policy, Sockets: SocketPorts(ra.App), PID1: pid1})
 	}
 	return l, nil
 }

@@ -52,10 +52,12 @@ func TestNewLayoutGolden(t *testing.T) {
 		name string
 		dns  string
 		url  string
+		pid1 bool // the first app asks to be pid 1 (stage1abi.AnnotationAppPID1)
 	}{
 		{name: "default-dns", dns: ""},
 		{name: "stage0-dns", dns: "resolv=stage0,hosts=host"},
 		{name: "metadata-url", url: "http://127.0.0.1:18112/tok"},
+		{name: "pid1", pid1: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,7 +68,11 @@ func TestNewLayoutGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l, err := NewLayout(LayoutConfig{PodDir: "/var/lib/nscn/pods/run/" + testUUID, Manifest: testManifest(t), Args: args, MetadataURL: tt.url})
+			pm := testManifest(t)
+			if tt.pid1 {
+				pm.Apps[0].Annotations.Set(stage1abi.AnnotationAppPID1, "true")
+			}
+			l, err := NewLayout(LayoutConfig{PodDir: "/var/lib/nscn/pods/run/" + testUUID, Manifest: pm, Args: args, MetadataURL: tt.url})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,6 +156,42 @@ func TestNewLayoutMutable(t *testing.T) {
 	}
 }
 
+// TestNewLayoutPID1: the app annotation stage1abi.AnnotationAppPID1
+// reaches the helper's config for that app only.
+func TestNewLayoutPID1(t *testing.T) {
+	args, err := ParseRunArgs([]string{testUUID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		value string // "" for no annotation
+		want  bool
+	}{
+		{name: "no annotation", want: false},
+		{name: "true", value: "true", want: true},
+		{name: "false", value: "false", want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pm := testManifest(t)
+			if tt.value != "" {
+				pm.Apps[0].Annotations.Set(stage1abi.AnnotationAppPID1, tt.value)
+			}
+			l, err := NewLayout(LayoutConfig{PodDir: "/p", Manifest: pm, Args: args})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := l.Pod.Apps[0].PID1; got != tt.want {
+				t.Errorf("app %s: PID1 = %v, want %v", l.Pod.Apps[0].Spec.Name, got, tt.want)
+			}
+			if l.Pod.Apps[1].PID1 {
+				t.Errorf("app %s without the annotation: PID1 set", l.Pod.Apps[1].Spec.Name)
+			}
+		})
+	}
+}
+
 func TestNewLayoutRefuses(t *testing.T) {
 	args, err := ParseRunArgs([]string{testUUID})
 	if err != nil {
@@ -157,6 +199,8 @@ func TestNewLayoutRefuses(t *testing.T) {
 	}
 	noExec := testManifest(t)
 	noExec.Apps[1].App.Exec = nil
+	badPID1 := testManifest(t)
+	badPID1.Apps[0].Annotations.Set(stage1abi.AnnotationAppPID1, "yes")
 	tests := []struct {
 		name   string
 		podDir string
@@ -165,6 +209,7 @@ func TestNewLayoutRefuses(t *testing.T) {
 		{name: "relative pod dir", podDir: "pods/x", pm: testManifest(t)},
 		{name: "no apps", podDir: "/p", pm: schema.BlankPodManifest()},
 		{name: "app without exec", podDir: "/p", pm: noExec},
+		{name: "pid1 annotation neither true nor false", podDir: "/p", pm: badPID1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -195,7 +240,8 @@ func TestParseRunArgs(t *testing.T) {
 		{name: "bad network name", argv: []string{"--net=-x", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "interactive", argv: []string{"--interactive", testUUID}, wantNet: NetCNI, wantNets: "default", interactive: true},
 		{name: "interactive not a boolean", argv: []string{"--interactive=maybe", testUUID}, wantErr: errdefs.ErrInvalidArgument},
-		{name: "ipc parent", argv: []string{"--ipc=parent", testUUID}, wantErr: errdefs.ErrNotImplemented},
+		{name: "ipc parent", argv: []string{"--ipc=parent", testUUID}, wantNet: NetCNI, wantNets: "default"},
+		{name: "ipc parent with private users", argv: []string{"--ipc=parent", "--private-users=524288:65536", testUUID}, wantErr: errdefs.ErrNotImplemented},
 		{name: "ipc unknown", argv: []string{"--ipc=shared", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "net without value", argv: []string{"--net", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "unknown flag", argv: []string{"--frob", testUUID}, wantErr: errdefs.ErrInvalidArgument},
