@@ -14,10 +14,16 @@ PREFIX ?= /usr/local
 # (stage0/stage1.SystemImageDir; paths.d overrides it at run time). The
 # Debian packages use /usr/lib/nscn/stage1-images (Documentation/packaging.md).
 STAGE1_DIR ?= $(PREFIX)/lib/nscn/stage1-images
-# Where nscn looks for nscn-grpc (the gRPC services: nscn cri) when it is
+# Where nscn looks for nscn-grpc (the gRPC services: nscn cri) and
+# nscn-fetch (fetch, trust, run of an image not yet stored) when they are
 # not beside nscn.
 SERVICES_DIR ?= $(PREFIX)/lib/nscn
-GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "-s -w -X github.com/nosecone/nscn/internal/version.Version=$(VERSION) -X github.com/nosecone/nscn/stage0/stage1.SystemImageDir=$(STAGE1_DIR) -X github.com/nosecone/nscn/stage0/cli.ServicesDir=$(SERVICES_DIR)"
+GO_LDFLAGS := -s -w -X github.com/nosecone/nscn/internal/version.Version=$(VERSION) -X github.com/nosecone/nscn/stage0/stage1.SystemImageDir=$(STAGE1_DIR) -X github.com/nosecone/nscn/stage0/cli.ServicesDir=$(SERVICES_DIR)
+GOFLAGS_BUILD := -trimpath -tags urfave_cli_no_docs -ldflags "$(GO_LDFLAGS)"
+# nscn itself is built with nscn_nofetch: it links no fetcher, signature
+# verifier or registry client, and execs nscn-fetch, built without the
+# tag, for what needs them (stage0/cli/fetchside_full.go).
+GOFLAGS_NSCN := -trimpath -tags urfave_cli_no_docs,nscn_nofetch -ldflags "$(GO_LDFLAGS)"
 export CGO_ENABLED := 0
 FLAVOR ?= fly
 
@@ -37,14 +43,18 @@ GO_SOURCES := $(shell find . \( -path ./build -o -path ./bin \) -prune -o -name 
 
 .PHONY: man deb package-test registry cri-test cri-harness fetch-systemd stage1-nspawn bench torture torture-short cni-plugins stage1-fly all help unit check functional root deps fuzz lint fmt verify clean install security test-images ace-images tools quickstart vm-test fetch-vm-kernel stage1-kvm fetch-kvm-kernel generate
 
-all: $(BIN)/nscn $(BIN)/nscn-grpc $(BIN)/stage1-fly.aci $(BIN)/stage1-nspawn.aci $(BIN)/stage1-kvm.aci ## Build nscn and the stage1 images
+all: $(BIN)/nscn $(BIN)/nscn-fetch $(BIN)/nscn-grpc $(BIN)/stage1-fly.aci $(BIN)/stage1-nspawn.aci $(BIN)/stage1-kvm.aci ## Build nscn and the stage1 images
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_./-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 24
 
 $(BIN)/nscn: $(GO_SOURCES) ## The stage0 command line
 	@mkdir -p $(BIN)
-	$(GO) build $(GOFLAGS_BUILD) -o $@ ./stage0/cmd/nscn
+	$(GO) build $(GOFLAGS_NSCN) -o $@ ./stage0/cmd/nscn
+
+$(BIN)/nscn-fetch: $(GO_SOURCES) ## nscn's fetch side (fetch, trust, run of an image not yet stored), which nscn execs
+	@mkdir -p $(BIN)
+	$(GO) build $(GOFLAGS_BUILD) -o $@ ./stage0/cmd/nscn-fetch
 
 $(BIN)/nscn-grpc: $(GO_SOURCES) ## nscn's gRPC services (nscn cri), which nscn execs
 	@mkdir -p $(BIN)
@@ -313,6 +323,8 @@ lint: $(GOLANGCI_LINT) ## go vet, shellcheck and golangci-lint (.golangci.yml); 
 	for f in fly nspawn kvm; do $(GO) vet -tags "functional $$f" ./tests/ || exit 1; done
 	shellcheck -x scripts/*.sh scripts/lib/*.sh scripts/vm/*.sh scripts/cri/*.sh .ci/run
 	GOLANGCI_LINT_CACHE=$(abspath $(BUILD)/golangci-lint-cache) $(GOLANGCI_LINT) run $(LINT_PKGS)
+	@# nscn's own build (nscn_nofetch) compiles fetchside_lean.go in place of the fetch side.
+	GOLANGCI_LINT_CACHE=$(abspath $(BUILD)/golangci-lint-cache) $(GOLANGCI_LINT) run --build-tags urfave_cli_no_docs,nscn_nofetch ./stage0/cli/ ./stage0/cmd/nscn/
 
 fmt: $(GOLANGCI_LINT) ## Format the Go sources (gofumpt and goimports, as make lint checks)
 	GOLANGCI_LINT_CACHE=$(abspath $(BUILD)/golangci-lint-cache) $(GOLANGCI_LINT) fmt ./...
@@ -345,10 +357,12 @@ man: ## Generate the man pages (nscn.1, nscn-COMMAND.1) and the bash and zsh com
 install: all man ## Install nscn, the stage1 images, man pages, completion, units, tmpfiles under DESTDIR/PREFIX (STAGE1_DIR compiled in)
 	@# The binary is built again for this STAGE1_DIR: bin/nscn may have been
 	@# built for another PREFIX (go's cache makes it cheap).
-	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/install/nscn ./stage0/cmd/nscn
+	$(GO) build $(GOFLAGS_NSCN) -o $(BUILD)/install/nscn ./stage0/cmd/nscn
 	install -D -m 0755 $(BUILD)/install/nscn $(DESTDIR)$(BINDIR)/nscn
 	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/install/nscn-grpc ./stage0/cmd/nscn-grpc
 	install -D -m 0755 $(BUILD)/install/nscn-grpc $(DESTDIR)$(SERVICES_DIR)/nscn-grpc
+	$(GO) build $(GOFLAGS_BUILD) -o $(BUILD)/install/nscn-fetch ./stage0/cmd/nscn-fetch
+	install -D -m 0755 $(BUILD)/install/nscn-fetch $(DESTDIR)$(SERVICES_DIR)/nscn-fetch
 	for f in $(BIN)/*.aci; do [ -e "$$f" ] || continue; install -D -m 0644 "$$f" $(DESTDIR)$(STAGE1_DIR)/$$(basename "$$f"); done
 	install -d $(DESTDIR)$(MANDIR)/man1
 	install -m 0644 $(DOCS)/man1/*.1 $(DESTDIR)$(MANDIR)/man1/

@@ -47,6 +47,9 @@ type Store struct {
 	// when ExtractRootfs writes them (0: no bound); renders take theirs
 	// from tree.WithMaxOCISize.
 	MaxOCISize int64
+	// Decoders decode zstd OCI layers when ExtractRootfs writes them
+	// (renders take theirs from tree.WithDecoders).
+	Decoders aci.Decoders
 
 	// manifests remembers the manifest of every image entry this Store
 	// read or wrote, by image ID and key: an image's content, manifest
@@ -113,6 +116,9 @@ type ImportOptions struct {
 	// MaxSize bounds the uncompressed size (0: unlimited), so a
 	// decompression bomb stops early.
 	MaxSize int64
+	// Decoders decode a bzip2, xz or zstd image (package aci/decoders);
+	// without them such an image is an aci.ErrNoDecoder error.
+	Decoders aci.Decoders
 	// Check runs after the image was read completely and before its
 	// dependencies are looked for and it is committed: a signature check,
 	// say, or fetching the dependencies. An error aborts the import.
@@ -122,7 +128,7 @@ type ImportOptions struct {
 // Import reads an ACI (plain or compressed), checks it and stores it. It
 // returns the index entry. On any error nothing is left in the store.
 func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*index.Image, error) {
-	tr, _, err := aci.Decompress(r)
+	tr, _, err := aci.Decompress(r, opts.Decoders)
 	if err != nil {
 		return nil, fmt.Errorf("read image: %w", err)
 	}
@@ -586,7 +592,7 @@ func (s *Store) ExtractRootfs(ctx context.Context, im *index.Image, dest string,
 		if err != nil {
 			return err
 		}
-		return tree.ExtractOCILayers(ctx, layers, dest, opts, s.MaxOCISize)
+		return tree.ExtractOCILayers(ctx, layers, dest, opts, s.Decoders, s.MaxOCISize)
 	}
 	blob, err := s.Blobs.Open(ctx, im.Key)
 	if err != nil {

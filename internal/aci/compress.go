@@ -3,7 +3,6 @@ package aci
 import (
 	"bufio"
 	"bytes"
-	"compress/bzip2"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +11,6 @@ import (
 	"sync/atomic"
 
 	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 
 	"github.com/nosecone/nscn/internal/errdefs"
 )
@@ -62,10 +59,6 @@ const (
 	// sniffBufSize is the buffer Decompress reads through; it must hold at
 	// least one tar header block so that a plain tar can be recognised.
 	sniffBufSize = 64 << 10
-	// zstdMaxWindow bounds the memory a hostile zstd frame can make the
-	// decoder allocate. 128 MiB is the largest window the zstd CLI decodes
-	// without --long, so every image made with default settings fits.
-	zstdMaxWindow = 128 << 20
 	// Chunks handed from the decompressing goroutine to the reader. Three
 	// 512 KiB chunks let one be decoded while one is consumed and one is
 	// queued, and are large enough that channel hand-offs cost nothing next
@@ -135,6 +128,35 @@ func isTarHeader(b []byte) bool {
 	return want == sum
 }
 
+// A Decoder opens the decoded stream of src; closeDec, when not nil, releases
+// the decoder (it does not close src).
+type Decoder func(src io.Reader) (dec io.Reader, closeDec func() error, err error)
+
+// Decoders are the decoders of the formats this package does not link
+// itself: bzip2, xz and zstd (package decoders has them). Decompress
+// decodes gzip and plain tars alone, so that a program that only renders
+// stored trees (nscn; a gzip OCI layer) need not link the others.
+type Decoders struct {
+	Bzip2, XZ, Zstd Decoder
+}
+
+func (d Decoders) of(c Compression) Decoder {
+	switch c {
+	case Bzip2:
+		return d.Bzip2
+	case XZ:
+		return d.XZ
+	case Zstd:
+		return d.Zstd
+	}
+	return nil
+}
+
+// ErrNoDecoder is Decompress's error for a format whose decoder it was not
+// given: an errdefs.ErrNotImplemented. nscn hands the command that met it
+// to nscn-fetch, which links every decoder.
+var ErrNoDecoder = errors.New("decoder not linked into this program")
+
 // Decompress sniffs the compression of r and returns the tar stream inside
 // it, with the compression found. For compressed input the decoding runs in
 // its own goroutine, a few chunks ahead of the reader, so that inflating and
@@ -145,8 +167,9 @@ func isTarHeader(b []byte) bool {
 // compressed data is corrupt or truncated; an error of r itself is passed
 // through unclassified. The caller must Close the stream, which stops the
 // goroutine and waits for it (so Close can block until a pending read of r
-// returns); Close does not close r.
-func Decompress(r io.Reader) (io.ReadCloser, Compression, error) {
+// returns); Close does not close r. more decodes bzip2, xz and zstd; a
+// format it has no decoder for is an ErrNoDecoder error.
+func Decompress(r io.Reader, more Decoders) (io.ReadCloser, Compression, error) {
 	br := bufio.NewReaderSize(r, sniffBufSize)
 	head, err := br.Peek(tarBlockSize)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -175,25 +198,16 @@ func Decompress(r io.Reader) (io.ReadCloser, Compression, error) {
 			return nil, 0, classifyDecodeError(c, src, err)
 		}
 		dec, closeFn = zr, zr.Close
-	case Bzip2:
-		dec = bzip2.NewReader(src)
-	case XZ:
-		// The default dictionary capacity (8 MiB) bounds memory whatever
-		// the stream header claims.
-		xr, err := xz.NewReader(src)
+	default:
+		open := more.of(c)
+		if open == nil {
+			return nil, 0, errdefs.With(errdefs.ErrNotImplemented, fmt.Errorf("decompress %s image: %w", c, ErrNoDecoder))
+		}
+		d, cl, err := open(src)
 		if err != nil {
 			return nil, 0, classifyDecodeError(c, src, err)
 		}
-		dec = xr
-	case Zstd:
-		// Concurrency 1 keeps the decoder synchronous: our own goroutine
-		// already runs it ahead of the reader.
-		zr, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderLowmem(true))
-		if err != nil {
-			return nil, 0, classifyDecodeError(c, src, err)
-		}
-		dec, closeFn = zr, func() error { zr.Close(); return nil }
+		dec, closeFn = d, cl
 	}
 	return newReadAhead(dec, closeFn, func(err error) error { return classifyDecodeError(c, src, err) }), c, nil
 }

@@ -15,9 +15,50 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
+	"github.com/nosecone/nscn/internal/aci/decoders"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/testutil"
 )
+
+// allDecoders are what nscn-fetch passes: every format decodes.
+var allDecoders = Decoders{Bzip2: decoders.Bzip2, XZ: decoders.XZ, Zstd: decoders.Zstd}
+
+// TestDecompressWithoutDecoders: the formats whose decoder is not given
+// are refused as ErrNoDecoder (NotImplemented), before anything is read
+// past the header; gzip and plain tars need none.
+func TestDecompressWithoutDecoders(t *testing.T) {
+	payload := testPayload(t)
+	tests := []struct {
+		name     string
+		compress func(testing.TB, []byte) []byte
+		refused  bool
+	}{
+		{name: "plain tar", compress: func(_ testing.TB, b []byte) []byte { return b }},
+		{name: "gzip", compress: compressGzip},
+		{name: "bzip2", compress: compressBzip2, refused: true},
+		{name: "xz", compress: compressXZ, refused: true},
+		{name: "zstd", compress: compressZstd, refused: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc, _, err := Decompress(bytes.NewReader(tt.compress(t, payload)), Decoders{})
+			if tt.refused {
+				if !errors.Is(err, ErrNoDecoder) || !errors.Is(err, errdefs.ErrNotImplemented) {
+					t.Fatalf("Decompress = %v, want ErrNoDecoder and NotImplemented", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Decompress: %v", err)
+			}
+			defer func() { _ = rc.Close() }()
+			got, err := io.ReadAll(rc)
+			if err != nil || !bytes.Equal(got, payload) {
+				t.Fatalf("read %d bytes, %v; want the %d-byte payload", len(got), err, len(payload))
+			}
+		})
+	}
+}
 
 // testPayload is a tar big enough to span several read-ahead chunks, with
 // both compressible and incompressible parts.
@@ -113,7 +154,7 @@ func TestDecompressFormats(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := tt.compress(t, payload)
-			rc, c, err := Decompress(bytes.NewReader(in))
+			rc, c, err := Decompress(bytes.NewReader(in), allDecoders)
 			if err != nil {
 				t.Fatalf("Decompress: %v", err)
 			}
@@ -185,7 +226,7 @@ func TestDecompressRejectsGarbage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rc, _, err := Decompress(bytes.NewReader(tt.in))
+			rc, _, err := Decompress(bytes.NewReader(tt.in), allDecoders)
 			if err == nil {
 				_ = rc.Close()
 				t.Fatal("Decompress accepted garbage")
@@ -215,7 +256,7 @@ func TestDecompressCorruptStream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rc, _, err := Decompress(bytes.NewReader(tt.in(t)))
+			rc, _, err := Decompress(bytes.NewReader(tt.in(t)), allDecoders)
 			if err == nil {
 				_, err = io.Copy(io.Discard, rc)
 				_ = rc.Close()
@@ -234,7 +275,7 @@ func TestDecompressCorruptStream(t *testing.T) {
 // ErrTooLarge, not as a corrupt stream.
 func TestDecompressPassesSourceErrors(t *testing.T) {
 	in := compressGzip(t, testPayload(t))
-	rc, _, err := Decompress(NewLimitedReader(bytes.NewReader(in), int64(len(in)/2)))
+	rc, _, err := Decompress(NewLimitedReader(bytes.NewReader(in), int64(len(in)/2)), allDecoders)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +289,7 @@ func TestDecompressPassesSourceErrors(t *testing.T) {
 // A decompression bomb is stopped by limiting the decompressed side.
 func TestDecompressBombIsBounded(t *testing.T) {
 	bomb := compressGzip(t, make([]byte, 64<<20))
-	rc, _, err := Decompress(bytes.NewReader(bomb))
+	rc, _, err := Decompress(bytes.NewReader(bomb), allDecoders)
 	if err != nil {
 		t.Fatalf("Decompress: %v", err)
 	}
@@ -260,7 +301,7 @@ func TestDecompressBombIsBounded(t *testing.T) {
 }
 
 func TestDecompressCloseEarly(t *testing.T) {
-	rc, _, err := Decompress(bytes.NewReader(compressGzip(t, testPayload(t))))
+	rc, _, err := Decompress(bytes.NewReader(compressGzip(t, testPayload(t))), allDecoders)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +323,7 @@ func BenchmarkDecompressGzipHash(b *testing.B) {
 	b.Run("readahead", func(b *testing.B) {
 		b.SetBytes(int64(len(in)))
 		for b.Loop() {
-			rc, _, err := Decompress(bytes.NewReader(in))
+			rc, _, err := Decompress(bytes.NewReader(in), allDecoders)
 			if err != nil {
 				b.Fatal(err)
 			}

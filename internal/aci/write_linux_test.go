@@ -206,7 +206,7 @@ func TestWriteRoundTrip(t *testing.T) {
 	}
 	open := func() io.Reader {
 		t.Helper()
-		rc, c, err := Decompress(bytes.NewReader(buf.Bytes()))
+		rc, c, err := Decompress(bytes.NewReader(buf.Bytes()), Decoders{})
 		if err != nil {
 			t.Fatalf("Decompress: %v", err)
 		}

@@ -15,27 +15,17 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/oci/annotation"
 )
 
-// Annotations nscn writes into the appc manifest of an OCI image. Stage0
-// reads them (prepare, image list); no stage1 does, so they are not part of
-// the stage1 ABI.
+// Annotations nscn writes into the appc manifest of an OCI image, named in
+// package annotation (which prepare reads without linking this package).
 const (
-	// AnnotationEntrypoint and AnnotationCmd keep the config's Entrypoint
-	// and Cmd apart, as JSON arrays: the app's exec is their concatenation,
-	// --exec replaces the entrypoint (and drops cmd, as docker's
-	// --entrypoint does) and arguments after "--" replace cmd.
-	AnnotationEntrypoint = "nscn.io/oci/entrypoint"
-	AnnotationCmd        = "nscn.io/oci/cmd"
-	// AnnotationReference is the reference fetched, canonical
-	// (docker://index.docker.io/library/busybox:latest).
-	AnnotationReference = "nscn.io/oci/reference"
-	// AnnotationDigest is the manifest's digest (sha256:…).
-	AnnotationDigest = "nscn.io/oci/digest"
-	// AnnotationPrimaryGroup marks an app whose config named a user
-	// but no group: docker runs it with the user's primary group, which
-	// prepare looks up in the image's /etc/passwd.
-	AnnotationPrimaryGroup = "nscn.io/oci/primary-group"
+	AnnotationEntrypoint   = annotation.Entrypoint
+	AnnotationCmd          = annotation.Cmd
+	AnnotationReference    = annotation.Reference
+	AnnotationDigest       = annotation.Digest
+	AnnotationPrimaryGroup = annotation.PrimaryGroup
 )
 
 // reservedAnnotations are the annotation names appc gives a meaning (and a

@@ -14,7 +14,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/stage0/apps"
-	"github.com/nosecone/nscn/stage0/fetch"
+	"github.com/nosecone/nscn/stage0/localimage"
 	"github.com/nosecone/nscn/stage0/prepare"
 )
 
@@ -144,7 +144,7 @@ run's per-app flags (--name, --exec, --mount, --environment, --set-env, --user, 
 The app is confined as any app of a pod nscn run starts. Its name (--name, or the last
 part of the image name) must be new in the pod.
 ` + runFlagsHelp(),
-		Action: func(c *cli.Context) error {
+		Action: withFetchSide(func(c *cli.Context) error {
 			g := globals(c)
 			args := c.Args().Slice()
 			if len(args) == 1 && (args[0] == "--help" || args[0] == "-h") {
@@ -176,14 +176,14 @@ part of the image name) must be new in the pod.
 			if err != nil {
 				return err
 			}
-			policy := fetch.PullNew
+			policy := localimage.PullNew
 			if v := ra.flag("pull-policy"); v != "" {
-				if policy, err = fetch.ParsePullPolicy(v); err != nil {
+				if policy, err = localimage.ParsePullPolicy(v); err != nil {
 					return err
 				}
 			}
-			f := newFetcher(g, cfg.Store, policy)
-			if err := setPlatform(f, ra.flag("os"), ra.flag("arch")); err != nil {
+			f, err := imageFetcher(c.Context, g, cfg.Store, policy, ra.flag("os"), ra.flag("arch"))
+			if err != nil {
 				return err
 			}
 			name, err := apps.Add(c.Context, cfg, args[0], apps.AddOptions{
@@ -199,7 +199,7 @@ part of the image name) must be new in the pod.
 			}
 			g.Log.Info("app added", "app", name)
 			return nil
-		},
+		}),
 	}
 }
 

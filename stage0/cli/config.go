@@ -1,14 +1,9 @@
 package cli
 
 import (
-	"os"
-	"path/filepath"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/nosecone/nscn/internal/authconfig"
-	"github.com/nosecone/nscn/internal/regtrust"
-	"github.com/nosecone/nscn/stage0/stage1"
 )
 
 func configCommand() *cli.Command {
@@ -76,83 +71,4 @@ type configEntry struct {
 
 type configOutput struct {
 	Stage0 []configEntry `json:"stage0"`
-}
-
-func runConfig(c *cli.Context) error {
-	g := globals(c)
-	if c.NArg() > 0 {
-		return usageErrorf("config takes no arguments")
-	}
-	dirs := []string{g.LocalConfig, g.SystemConfig}
-	binDir := ""
-	if exe, err := os.Executable(); err == nil {
-		binDir = filepath.Dir(exe)
-	}
-	imageDirs, err := stage1.ImageDirs(dirs, binDir)
-	if err != nil {
-		return err
-	}
-	out := configOutput{Stage0: []configEntry{{
-		Kind: "paths", Version: "v1",
-		Data:            g.Dir,
-		Stage1ImageDirs: imageDirs,
-		LocalConfigDir:  g.LocalConfig,
-		SystemConfigDir: g.SystemConfig,
-		UserConfigDir:   g.UserConfig,
-	}}}
-
-	s1 := configEntry{Kind: "stage1", Version: "v1"}
-	ref, file, ok, err := stage1.Configured(dirs)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		// The build's default, as run and prepare would find it.
-		ref, err = stage1.Choose(stage1.Selection{}, dirs, binDir)
-		file = "built-in default (" + stage1.DefaultImage + ")"
-		if err != nil {
-			s1.Problem = err.Error()
-		}
-	}
-	s1.Stage1Kind, s1.Stage1Location, s1.Source = string(ref.Kind), ref.Value, file
-	out.Stage0 = append(out.Stage0, s1)
-
-	auth, err := authconfig.LoadDirs(authDirs(g)...)
-	if err != nil {
-		return err
-	}
-	for _, e := range auth.Entries() {
-		m := e.Masked()
-		ce := configEntry{Kind: string(m.Kind), Version: "v1", Credentials: &m.Credentials, File: m.File}
-		if m.Kind == authconfig.KindDockerAuth {
-			ce.Registries = m.Domains
-		} else {
-			ce.Domains, ce.Type = m.Domains, m.Type
-		}
-		out.Stage0 = append(out.Stage0, ce)
-	}
-
-	trust, err := regtrust.LoadDirs(authDirs(g)...)
-	if err != nil {
-		return err
-	}
-	for _, e := range trust.Entries {
-		out.Stage0 = append(out.Stage0, configEntry{
-			Kind: regtrust.Kind, Version: "v1",
-			Repositories: e.Repositories, AcceptTags: e.AcceptTags, File: e.File,
-		})
-	}
-
-	keys, err := keystore(g).List(c.Context)
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		out.Stage0 = append(out.Stage0, configEntry{
-			Kind: "trustedKey", Version: "v1",
-			Prefix: k.Prefix, Root: k.Root, Fingerprint: k.Fingerprint, UserIDs: k.UserIDs,
-			Source: string(k.Source), Masked: k.Masked, File: k.Path,
-		})
-	}
-	return writeJSON(g.Stdout, out)
 }

@@ -7,18 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
-	"github.com/nosecone/nscn/internal/authconfig"
 	"github.com/nosecone/nscn/internal/datadir"
-	"github.com/nosecone/nscn/internal/oci"
-	"github.com/nosecone/nscn/internal/pgp"
-	"github.com/nosecone/nscn/internal/regtrust"
 	"github.com/nosecone/nscn/internal/safetext"
-	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/store"
 	"github.com/nosecone/nscn/store/tree"
 )
@@ -38,11 +32,11 @@ func openStore(ctx context.Context, g *Globals) (*store.Store, error) {
 // image's layers are decompressed only when they are rendered or
 // extracted, where --max-image-size bounds them.
 func openStoreIn(ctx context.Context, g *Globals) (*store.Store, error) {
-	s, err := store.Open(ctx, g.Dir, tree.WithMaxOCISize(g.MaxImageSize))
+	s, err := store.Open(ctx, g.Dir, tree.WithMaxOCISize(g.MaxImageSize), tree.WithDecoders(storeDecoders))
 	if err != nil {
 		return nil, err
 	}
-	s.MaxOCISize = g.MaxImageSize
+	s.MaxOCISize, s.Decoders = g.MaxImageSize, storeDecoders
 	return s, nil
 }
 
@@ -50,8 +44,8 @@ func openStoreIn(ctx context.Context, g *Globals) (*store.Store, error) {
 // it (image list, image cat-manifest, api-service): it changes nothing of
 // the data directory, so that a member of the nscn group may run it.
 func openStoreReadOnly(ctx context.Context, g *Globals) *store.Store {
-	s := store.OpenReadOnly(ctx, g.Dir, tree.WithMaxOCISize(g.MaxImageSize))
-	s.MaxOCISize = g.MaxImageSize
+	s := store.OpenReadOnly(ctx, g.Dir, tree.WithMaxOCISize(g.MaxImageSize), tree.WithDecoders(storeDecoders))
+	s.MaxOCISize, s.Decoders = g.MaxImageSize, storeDecoders
 	return s
 }
 
@@ -65,82 +59,11 @@ func ensureDataDir(g *Globals) error {
 	return datadir.Ensure(g.Dir, p)
 }
 
-// keystore is the trusted-key store of the config directories.
-func keystore(g *Globals) *pgp.Keystore {
-	return &pgp.Keystore{LocalDir: g.LocalConfig, SystemDir: g.SystemConfig}
-}
-
-// newFetcher builds a fetcher from the global flags.
-func newFetcher(g *Globals, s *store.Store, policy fetch.PullPolicy) *fetch.Fetcher {
-	if g.Insecure.Image {
-		// Once per command, as rkt did, not once per image: a command
-		// builds one fetcher.
-		g.Log.Warn("signature verification is disabled (--insecure-options=image)")
-	}
-	return &fetch.Fetcher{
-		Store:         s,
-		Keys:          keystore(g),
-		InsecureImage: g.Insecure.Image,
-		InsecureTLS:   g.Insecure.TLS,
-		InsecureHTTP:  g.Insecure.HTTP,
-		PullPolicy:    policy,
-		Progress:      progressWriter(g.Stderr),
-		Log:           g.Log,
-		DownloadDir:   filepath.Join(g.Dir, "tmp", "downloads"),
-		MaxSize:       g.MaxImageSize,
-		OCI: fetch.OCIOptions{
-			// rkt's auth.d files first (the user's, local, system), then
-			// Docker's config.
-			Keychain: oci.NewKeychain(authDirs(g)...).WithDocker(),
-		},
-
-		TrustKeysFromHTTPS: g.TrustKeysFromHTTPS,
-		Auth:               loadAuth(g),
-		TagTrust:           loadTagTrust(g),
-		Timeline:           g.Timeline,
-	}
-}
-
-// loadTagTrust reads the registry trust of registries.d. A file that
-// cannot be read is reported and the whole policy ignored: tags are then
-// refused, the safe way to be wrong (nscn config names the file).
-func loadTagTrust(g *Globals) *regtrust.Policy {
-	p, err := regtrust.LoadDirs(authDirs(g)...)
-	if err != nil {
-		g.Log.Warn("registry trust of registries.d not used: tags need a digest or --insecure-options=image", "error", err)
-		return nil
-	}
-	return p
-}
-
 // authDirs are the directories whose auth.d nscn reads, the most
 // important first: the user's (--user-config, rkt's flag), the local and
 // the system one.
 func authDirs(g *Globals) []string {
 	return []string{g.UserConfig, g.LocalConfig, g.SystemConfig}
-}
-
-// loadAuth reads the credentials of auth.d. A file that cannot be read is
-// reported and ignored, so that a mistake there does not stop fetches that
-// need no credentials; a request that does gets the server's refusal.
-func loadAuth(g *Globals) *authconfig.Config {
-	c, err := authconfig.LoadDirs(authDirs(g)...)
-	if err != nil {
-		g.Log.Warn("credentials of auth.d not used", "error", err)
-		return nil
-	}
-	return c
-}
-
-// setPlatform sets the platform picked from OCI image indexes from the
-// --os and --arch values.
-func setPlatform(f *fetch.Fetcher, osName, arch string) error {
-	p, err := oci.ParsePlatform(osName, arch)
-	if err != nil {
-		return usageErrorf("--os/--arch: %v", err)
-	}
-	f.OCI.Platform = p
-	return nil
 }
 
 // progressWriter returns w when it is a terminal: progress bars are for

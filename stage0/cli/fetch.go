@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"fmt"
-
 	"github.com/urfave/cli/v2"
 
-	"github.com/nosecone/nscn/stage0/fetch"
+	"github.com/nosecone/nscn/stage0/localimage"
 )
 
 func fetchCommand() *cli.Command {
@@ -46,45 +44,11 @@ elapsed, new uses any stored copy, never never touches the network. A broken dow
 resumes where it stopped.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "signature", Usage: "path or URL of the detached signature (only with one IMAGE)"},
-			&cli.StringFlag{Name: "pull-policy", Value: string(fetch.PullUpdate), Usage: "when to fetch from the network: new, update or never"},
+			&cli.StringFlag{Name: "pull-policy", Value: string(localimage.PullUpdate), Usage: "when to fetch from the network: new, update or never"},
 			&cli.BoolFlag{Name: "full", Usage: "print the full image ID (all 128 hex digits)"},
 			&cli.StringFlag{Name: "os", Usage: "the OS of the image to pick from an OCI image index (default linux)"},
 			&cli.StringFlag{Name: "arch", Usage: "the architecture (and variant: arm/v7) to pick from an OCI image index (default amd64)"},
 		},
-		Action: func(c *cli.Context) error {
-			g := globals(c)
-			if c.NArg() == 0 {
-				return usageErrorf("fetch: at least one IMAGE is required")
-			}
-			if c.String("signature") != "" && c.NArg() != 1 {
-				return usageErrorf("fetch: --signature applies to a single IMAGE")
-			}
-			policy, err := fetch.ParsePullPolicy(c.String("pull-policy"))
-			if err != nil {
-				return err
-			}
-			s, err := openStore(c.Context, g)
-			if err != nil {
-				return err
-			}
-			f := newFetcher(g, s, policy)
-			if err := setPlatform(f, c.String("os"), c.String("arch")); err != nil {
-				return err
-			}
-			for _, ref := range c.Args().Slice() {
-				im, err := f.Fetch(c.Context, fetch.Request{Ref: ref, Signature: c.String("signature")})
-				if err != nil {
-					return err
-				}
-				id := im.Key
-				if c.Bool("full") {
-					id = im.ID
-				}
-				if _, err := fmt.Fprintln(g.Stdout, id); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
+		Action: fetchImages,
 	}
 }

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/appc/spec/discovery"
 	"github.com/urfave/cli/v2"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/stage0/localimage"
 	"github.com/nosecone/nscn/store"
 	"github.com/nosecone/nscn/store/index"
 )
@@ -40,20 +40,11 @@ func findImage(ctx context.Context, s *store.Store, ref string) (*index.Image, e
 	if isImageID(ref) {
 		return s.Get(ctx, ref)
 	}
-	app, err := discovery.NewAppFromString(ref)
+	name, labels, err := localimage.ParseName(ref)
 	if err != nil {
 		return nil, errdefs.InvalidArgument("image %q is neither an image ID (sha512-…) nor an image name: %v", ref, err)
 	}
-	labels := make(map[string]string, len(app.Labels))
-	for k, v := range app.Labels {
-		// The parser fills in the host's os and arch: match them only
-		// when the user wrote them.
-		if (k == "os" || k == "arch") && !strings.Contains(ref, k.String()+"=") {
-			continue
-		}
-		labels[k.String()] = v
-	}
-	im, err := s.FindByName(ctx, app.Name.String(), labels)
+	im, err := s.FindByName(ctx, name, labels)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil, errdefs.NotFound("no image named %s is in the store (nscn image list shows what is)", ref)
 	}

@@ -27,7 +27,7 @@ func imageExtractCommand() *cli.Command {
 rootfs itself becomes DIR). Dependencies are not applied; see "image render" for that.
 Ownership is kept when run as root.`,
 		Flags: extractFlags,
-		Action: func(c *cli.Context) error {
+		Action: handingOver(func(c *cli.Context) error {
 			g := globals(c)
 			if c.NArg() != 2 {
 				return usageErrorf("image extract: IMAGE and DIR are required")
@@ -53,7 +53,7 @@ Ownership is kept when run as root.`,
 				}
 				return s.ExtractRootfs(c.Context, im, rootfs, aci.ExtractOptions{PreserveOwnership: os.Geteuid() == 0})
 			})
-		},
+		}),
 	}
 }
 
@@ -68,7 +68,7 @@ pathWhitelist applied. The result is cached in the tree store and reused by pods
 Without DIR, prints the tree's ID and path; with DIR, also writes a copy there
 (manifest and rootfs/, or only the rootfs with --rootfs-only).`,
 		Flags: extractFlags,
-		Action: func(c *cli.Context) error {
+		Action: handingOver(func(c *cli.Context) error {
 			g := globals(c)
 			if c.NArg() < 1 || c.NArg() > 2 {
 				return usageErrorf("image render: IMAGE and an optional DIR are required")
@@ -95,7 +95,7 @@ Without DIR, prints the tree's ID and path; with DIR, also writes a copy there
 			return intoFreshDir(c.Args().Get(1), c.Bool("overwrite"), func(tmp string) error {
 				return s.Trees.RenderTo(c.Context, im.ID, tmp, c.Bool("rootfs-only"))
 			})
-		},
+		}),
 	}
 }
 

@@ -27,7 +27,7 @@ import (
 	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/networking/portfwd"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage0/fetch"
+	"github.com/nosecone/nscn/stage0/localimage"
 	"github.com/nosecone/nscn/stage0/prepare"
 	"github.com/nosecone/nscn/stage0/stage1"
 )
@@ -266,9 +266,9 @@ func runOrPrepare(c *cli.Context, run bool) error {
 			return err
 		}
 	}
-	policy := fetch.PullNew
+	policy := localimage.PullNew
 	if v := ra.flag("pull-policy"); v != "" {
-		if policy, err = fetch.ParsePullPolicy(v); err != nil {
+		if policy, err = localimage.ParsePullPolicy(v); err != nil {
 			return err
 		}
 	}
@@ -277,8 +277,12 @@ func runOrPrepare(c *cli.Context, run bool) error {
 		return err
 	}
 	opts.Store = s
-	opts.Fetcher = newFetcher(g, s, policy)
-	if err := setPlatform(opts.Fetcher, ra.flag("os"), ra.flag("arch")); err != nil {
+	// nscn (the nscn_nofetch build) answers the images from the store
+	// alone, and hands the command to nscn-fetch when it cannot; the
+	// fetch step's messages wait until that is decided.
+	fg, flush := deferredLog(g)
+	if opts.Fetcher, err = imageFetcher(c.Context, fg, s, policy, ra.flag("os"), ra.flag("arch")); err != nil {
+		flush()
 		return err
 	}
 	exe, err := os.Executable()
@@ -291,8 +295,12 @@ func runOrPrepare(c *cli.Context, run bool) error {
 	opts.Timeline = g.Timeline
 	prep, err := prepare.Prepare(c.Context, opts)
 	if err != nil {
-		return err
+		if err := handOver(c.Context, err); err != nil {
+			flush()
+			return err
+		}
 	}
+	flush()
 	if f := ra.flag("uuid-file-save"); f != "" {
 		if err := writeFileAtomic(f, true, strings.NewReader(prep.Pod.UUID+"\n")); err != nil {
 			_ = prep.Pod.Unlock()

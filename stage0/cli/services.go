@@ -13,7 +13,6 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/stage0/apps"
-	"github.com/nosecone/nscn/stage0/fetch"
 	"github.com/nosecone/nscn/store"
 )
 
@@ -23,47 +22,68 @@ import (
 // and nscn run must not pay that (Documentation/performance.md).
 const ServicesBinary = "nscn-grpc"
 
-// ServicesDir is where nscn-grpc is installed when it is not beside nscn:
-// the Makefile sets it with -ldflags -X (Documentation/packaging.md).
+// FetchBinary is the program that runs what needs the fetch side: fetch,
+// trust, config, app add, and run and prepare of an image the store does
+// not hold (fetchside_full.go). The fetcher, the OpenPGP verifier and the
+// registry client cost every process that links them about a millisecond
+// of package initialisation, and nscn run of a stored image must not pay
+// that (Documentation/performance.md).
+const FetchBinary = "nscn-fetch"
+
+// ServicesDir is where nscn-grpc and nscn-fetch are installed when they are
+// not beside nscn: the Makefile sets it with -ldflags -X
+// (Documentation/packaging.md).
 var ServicesDir = "/usr/local/lib/nscn"
+
+// helperPurpose says, in the error of a missing helper, what needs it.
+var helperPurpose = map[string]string{
+	ServicesBinary: "the gRPC services need",
+	FetchBinary:    "fetching images, checking signatures and managing trusted keys need",
+}
 
 // serviceStub makes a service command of nscn: same name, help and flags
 // as the real one, whose command line it hands, unparsed, to nscn-grpc.
 func serviceStub(doc *cli.Command) *cli.Command {
 	doc.SkipFlagParsing = true
 	doc.Action = func(c *cli.Context) error {
-		return execServices(c.Context, os.Args)
+		return execHelper(c.Context, ServicesBinary)
 	}
 	return doc
 }
 
-// execServices replaces nscn with nscn-grpc, same arguments and
-// environment, so that the global flags are read as nscn reads them.
-func execServices(_ context.Context, args []string) error {
-	bin, err := servicesBinary()
+// execHelper replaces nscn with the helper binary name (nscn-grpc,
+// nscn-fetch), same arguments and environment, so that the global flags
+// are read as nscn reads them. It returns only on failure.
+func execHelper(_ context.Context, name string) error {
+	bin, err := helperBinary(name)
 	if err != nil {
 		return err
 	}
-	if err := unix.Exec(bin, args, os.Environ()); err != nil {
+	if err := unix.Exec(bin, os.Args, os.Environ()); err != nil {
 		return errdefs.With(errdefs.ErrUnavailable, err)
 	}
 	return nil
 }
 
-// servicesBinary finds nscn-grpc beside the running nscn, else in
-// ServicesDir.
-func servicesBinary() (string, error) {
+// helperBinary finds the helper name beside the running nscn, else in
+// ServicesDir. A helper built without its side (nscn-fetch built with the
+// nscn_nofetch tag) would exec itself: that is refused.
+func helperBinary(name string) (string, error) {
 	var tried []string
-	if exe, err := os.Executable(); err == nil {
-		tried = append(tried, filepath.Join(filepath.Dir(exe), ServicesBinary))
+	exe, exeErr := os.Executable()
+	if exeErr == nil {
+		if filepath.Base(exe) == name {
+			return "", errdefs.FailedPrecondition("%s was built without what it is for (the nscn_nofetch tag is for nscn alone): rebuild it with make", exe)
+		}
+		tried = append(tried, filepath.Join(filepath.Dir(exe), name))
 	}
-	tried = append(tried, filepath.Join(ServicesDir, ServicesBinary))
+	tried = append(tried, filepath.Join(ServicesDir, name))
 	for _, p := range tried {
 		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
 			return p, nil
 		}
 	}
-	return "", errdefs.Unavailable("the gRPC services need %s, found neither at %s nor at %s (install the nscn package, or build it with make)", ServicesBinary, tried[0], tried[len(tried)-1])
+	return "", errdefs.Unavailable("%s %s, found neither at %s nor at %s (install the nscn package, or build it with make)", helperPurpose[name], name, tried[0], tried[len(tried)-1])
 }
 
 // replaceServices puts the real service commands in place of the stubs of
@@ -97,14 +117,6 @@ func (s Service) OpenStore(ctx context.Context) (*store.Store, error) { return o
 // image list does: it creates nothing.
 func (s Service) OpenStoreReadOnly(ctx context.Context) *store.Store {
 	return openStoreReadOnly(ctx, s.g)
-}
-
-// NewFetcher returns a fetcher configured from the global flags and the
-// configuration directories, drawing no progress bars.
-func (s Service) NewFetcher(st *store.Store, policy fetch.PullPolicy) *fetch.Fetcher {
-	f := newFetcher(s.g, st, policy)
-	f.Progress = nil
-	return f
 }
 
 // UsageErrorf is a usage error (exit 2).

@@ -1,3 +1,5 @@
+//go:build !nscn_nofetch
+
 package cli
 
 import (

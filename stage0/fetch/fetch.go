@@ -31,12 +31,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/appc/spec/discovery"
 	"github.com/appc/spec/schema"
 
+	"github.com/nosecone/nscn/internal/aci"
+	"github.com/nosecone/nscn/internal/aci/decoders"
 	"github.com/nosecone/nscn/internal/authconfig"
 	"github.com/nosecone/nscn/internal/download"
 	"github.com/nosecone/nscn/internal/errdefs"
@@ -46,28 +46,28 @@ import (
 	"github.com/nosecone/nscn/internal/progress"
 	"github.com/nosecone/nscn/internal/regtrust"
 	"github.com/nosecone/nscn/internal/timeline"
+	"github.com/nosecone/nscn/stage0/localimage"
 	"github.com/nosecone/nscn/store"
 	"github.com/nosecone/nscn/store/index"
 )
 
 // PullPolicy says when to go to the network for an image.
-type PullPolicy string
+type PullPolicy = localimage.PullPolicy
 
 // The pull policies, as rkt has them.
 const (
-	PullNew    PullPolicy = "new"    // use the store's copy when there is one
-	PullUpdate PullPolicy = "update" // revalidate remote images (ETag, max-age)
-	PullNever  PullPolicy = "never"  // only the store
+	PullNew    = localimage.PullNew    // use the store's copy when there is one
+	PullUpdate = localimage.PullUpdate // revalidate remote images (ETag, max-age)
+	PullNever  = localimage.PullNever  // only the store
 )
 
 // ParsePullPolicy checks a --pull-policy value.
-func ParsePullPolicy(s string) (PullPolicy, error) {
-	switch p := PullPolicy(s); p {
-	case PullNew, PullUpdate, PullNever:
-		return p, nil
-	}
-	return "", errdefs.InvalidArgument("unknown pull policy %q (want new, update or never)", s)
-}
+func ParsePullPolicy(s string) (PullPolicy, error) { return localimage.ParsePullPolicy(s) }
+
+// Decoders are every decoder an image as fetched may need: an ACI may be
+// gzip, bzip2, xz or zstd compressed, an OCI layer gzip or zstd. nscn-fetch
+// gives them to the stores it opens too (stage0/cli).
+var Decoders = aci.Decoders{Bzip2: decoders.Bzip2, XZ: decoders.XZ, Zstd: decoders.Zstd}
 
 // Fetcher holds what every fetch needs.
 type Fetcher struct {
@@ -123,13 +123,19 @@ type imageFile interface {
 }
 
 // Request is one image to fetch.
-type Request struct {
-	Ref       string // path, file:// or http(s) URL, image ID, or name[:version][,label=value…]
-	Signature string // path or URL of the detached signature; default Ref + ".asc"
-}
+type Request = localimage.Request
 
 // Fetch brings one image into the store and returns its entry.
 func (f *Fetcher) Fetch(ctx context.Context, req Request) (*index.Image, error) {
+	if req.PullPolicy != "" || req.Trusted {
+		c := *f
+		if req.PullPolicy != "" {
+			c.PullPolicy = req.PullPolicy
+		}
+		c.InsecureImage = c.InsecureImage || req.Trusted
+		req.PullPolicy, req.Trusted = "", false
+		return c.Fetch(ctx, req)
+	}
 	ref := req.Ref
 	switch {
 	case ref == "":
@@ -162,20 +168,11 @@ func (f *Fetcher) Fetch(ctx context.Context, req Request) (*index.Image, error) 
 // policy lets a stored image do (new, never), else by appc discovery
 // (discovery.go).
 func (f *Fetcher) fetchByName(ctx context.Context, ref string) (*index.Image, error) {
-	app, err := discovery.NewAppFromString(ref)
+	name, labels, err := localimage.ParseName(ref)
 	if err != nil {
 		return nil, errdefs.InvalidArgument("image %q is neither a file, a URL, an image ID nor an image name: %v", ref, err)
 	}
-	labels := make(map[string]string, len(app.Labels))
-	for k, v := range app.Labels {
-		// os and arch are filled in by the parser; match them only when
-		// the user asked.
-		if (k == "os" || k == "arch") && !strings.Contains(ref, string(k)+"=") {
-			continue
-		}
-		labels[k.String()] = v
-	}
-	im, err := f.Store.FindByName(ctx, app.Name.String(), labels)
+	im, err := f.Store.FindByName(ctx, name, labels)
 	switch {
 	case err == nil && f.PullPolicy != PullUpdate:
 		return im, nil
@@ -184,7 +181,7 @@ func (f *Fetcher) fetchByName(ctx context.Context, ref string) (*index.Image, er
 	case err != nil && f.PullPolicy == PullNever:
 		return nil, fmt.Errorf("%w (the pull policy is never, so it is not discovered)", err)
 	}
-	return f.discover(ctx, f.newDiscoverer(), wanted{name: app.Name.String(), labels: labels}, nil)
+	return f.discover(ctx, f.newDiscoverer(), wanted{name: name, labels: labels}, nil)
 }
 
 func (f *Fetcher) fetchFile(ctx context.Context, path, sig string) (*index.Image, error) {
@@ -195,11 +192,8 @@ func (f *Fetcher) fetchFile(ctx context.Context, path, sig string) (*index.Image
 	if f.PullPolicy == PullNever {
 		return nil, errdefs.FailedPrecondition("image file %s: the pull policy is never, so only images already in the store can be used", path)
 	}
-	// A file imported before and unchanged since (same device, inode, size
-	// and modification time) is not decompressed and hashed again: that
-	// is most of the cost of running a pod from a local ACI, the stage1's
-	// included. An image imported without a signature check is reused only
-	// when no check is asked for now.
+	// A file imported before and unchanged since is not decompressed and
+	// hashed again (localimage.StoredFile).
 	st, err := os.Stat(abs)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, errdefs.NotFound("image file %s does not exist", path)
@@ -209,11 +203,10 @@ func (f *Fetcher) fetchFile(ctx context.Context, path, sig string) (*index.Image
 	}
 	// rkt said where each image came from; scripts and people grep for it.
 	f.logger().Info("using image from file " + abs)
-	key, validator := "file://"+abs, fileValidator(st)
-	if cached, err := f.cachedRemote(ctx, key); err == nil && cached != nil &&
-		cached.remote.ETag == validator && (f.InsecureImage || cached.image.SignedBy != "") {
-		f.logger().Debug("image file unchanged since its import", "path", abs, "image", cached.image.Key)
-		return cached.image, nil
+	key, validator := localimage.FileKey(abs), localimage.FileValidator(st)
+	if im, err := localimage.StoredFile(ctx, f.Store, abs, st, f.InsecureImage); err == nil && im != nil {
+		f.logger().Debug("image file unchanged since its import", "path", abs, "image", im.Key)
+		return im, nil
 	}
 	var v *pgp.Verifier
 	if !f.InsecureImage {
@@ -226,15 +219,6 @@ func (f *Fetcher) fetchFile(ctx context.Context, path, sig string) (*index.Image
 	}
 	remote := &index.Remote{URL: key, ETag: validator, DownloadTime: time.Now().UTC()}
 	return f.importFile(ctx, abs, abs, v, remote, nil)
-}
-
-// fileValidator identifies a version of a local file without reading it.
-func fileValidator(st os.FileInfo) string {
-	var dev, ino uint64
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		dev, ino = uint64(sys.Dev), sys.Ino //nolint:unconvert // Stat_t.Dev is uint32 on some architectures (mips)
-	}
-	return fmt.Sprintf("file:%d:%d:%d:%d", dev, ino, st.Size(), st.ModTime().UnixNano())
 }
 
 // newVerifier reads the detached signature of image from the path or URL
@@ -300,7 +284,7 @@ func (f *Fetcher) importFile(ctx context.Context, path, source string, v *pgp.Ve
 	if st.IsDir() {
 		return nil, errdefs.InvalidArgument("image %s is a directory", path)
 	}
-	opts := store.ImportOptions{Source: source, Remote: remote, MaxSize: f.MaxSize}
+	opts := store.ImportOptions{Source: source, Remote: remote, MaxSize: f.MaxSize, Decoders: Decoders}
 	var src io.Reader = file
 	if v != nil {
 		ok, err := f.verifyFile(ctx, file, st.Size(), source, v)

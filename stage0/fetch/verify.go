@@ -79,7 +79,7 @@ func (f *Fetcher) scanName(ctx context.Context, file io.ReadSeeker) (string, err
 	if _, err := file.Seek(0, io.SeekStart); err != nil {
 		return "", fmt.Errorf("read image: %w", err)
 	}
-	tr, _, err := aci.Decompress(&ctxReader{ctx: ctx, r: file})
+	tr, _, err := aci.Decompress(&ctxReader{ctx: ctx, r: file}, Decoders)
 	if err != nil {
 		return "", err
 	}

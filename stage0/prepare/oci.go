@@ -15,14 +15,14 @@ import (
 
 	"github.com/nosecone/nscn/internal/aci"
 	"github.com/nosecone/nscn/internal/errdefs"
-	"github.com/nosecone/nscn/internal/oci"
+	"github.com/nosecone/nscn/internal/oci/annotation"
 )
 
 // ociEntrypoint returns the entrypoint of an image fetched from an OCI
 // source (recorded apart from its cmd when it was converted); ok is false
 // for an ACI.
 func ociEntrypoint(m *schema.ImageManifest) (types.Exec, bool) {
-	raw, ok := m.Annotations.Get(oci.AnnotationEntrypoint)
+	raw, ok := m.Annotations.Get(annotation.Entrypoint)
 	if !ok {
 		return nil, false
 	}
@@ -46,7 +46,7 @@ func primaryGroup(im *image, app *types.App, want bool) error {
 	if !want || app == nil {
 		return nil
 	}
-	if _, ok := im.manifest.Annotations.Get(oci.AnnotationPrimaryGroup); !ok {
+	if _, ok := im.manifest.Annotations.Get(annotation.PrimaryGroup); !ok {
 		return nil
 	}
 	gid, err := lookupPrimaryGID(im.tree.Rootfs, app.User)

@@ -31,7 +31,7 @@ import (
 	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage0/fetch"
+	"github.com/nosecone/nscn/stage0/localimage"
 	"github.com/nosecone/nscn/stage0/stage1"
 	"github.com/nosecone/nscn/store"
 	"github.com/nosecone/nscn/store/index"
@@ -65,11 +65,18 @@ type App struct {
 	Annotations types.Annotations
 }
 
+// Fetcher brings the images of a pod into the store: fetch.Fetcher in
+// nscn-fetch, localimage.Resolver in nscn (whose localimage.ErrNotStored
+// makes nscn hand the command to nscn-fetch).
+type Fetcher interface {
+	Fetch(ctx context.Context, req localimage.Request) (*index.Image, error)
+}
+
 // Options is everything a pod is prepared from.
 type Options struct {
 	DataDir string
 	Store   *store.Store
-	Fetcher *fetch.Fetcher
+	Fetcher Fetcher
 	Stage1  stage1.Ref
 	Apps    []App
 	Volumes []types.Volume
@@ -267,21 +274,17 @@ func Discard(ctx context.Context, p *pod.Pod, log *slog.Logger) {
 }
 
 func fetchStage1(ctx context.Context, o Options) (*image, error) {
-	f := *o.Fetcher
-	if o.Stage1.Trusted {
-		f.InsecureImage = true
-	}
-	req := fetch.Request{Ref: o.Stage1.Value}
+	req := localimage.Request{Ref: o.Stage1.Value, Trusted: o.Stage1.Trusted}
 	switch {
 	case o.Stage1.Kind == stage1.Hash || o.Stage1.Kind == stage1.Name:
-		f.PullPolicy = fetch.PullNever
-	case o.Stage1.Kind == stage1.Path && o.Stage1.Trusted && f.PullPolicy == fetch.PullNever:
+		req.PullPolicy = localimage.PullNever
+	case o.Stage1.Kind == stage1.Path && o.Stage1.Trusted:
 		// The stage1 that ships with nscn is a local file, not the
 		// network --pull-policy=never keeps away from: it is read as
 		// any stage1 (imported once, reused while unchanged).
-		f.PullPolicy = fetch.PullNew
+		req.PullPolicy = localimage.PullNew
 	}
-	entry, err := f.Fetch(ctx, req)
+	entry, err := o.Fetcher.Fetch(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("stage1 image %s: %w", o.Stage1.Value, err)
 	}
@@ -293,7 +296,7 @@ func fetchStage1(ctx context.Context, o Options) (*image, error) {
 }
 
 func fetchApp(ctx context.Context, o Options, ref, sig string) (*image, error) {
-	entry, err := o.Fetcher.Fetch(ctx, fetch.Request{Ref: ref, Signature: sig})
+	entry, err := o.Fetcher.Fetch(ctx, localimage.Request{Ref: ref, Signature: sig})
 	if err != nil {
 		return nil, err
 	}

@@ -66,8 +66,10 @@ type Store struct {
 	// maxOCISize bounds the uncompressed size of an OCI image's layers
 	// (0: no bound), so a decompression bomb stops while it renders.
 	maxOCISize int64
-	log        *slog.Logger
-	now        func() time.Time
+	// decoders decode the zstd layers of OCI images (gzip needs none).
+	decoders aci.Decoders
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 // Option configures a Store.
@@ -82,6 +84,11 @@ func WithPreserveOwnership(b bool) Option { return func(s *Store) { s.preserve =
 // image rendered (0: no bound): an ACI is bounded when it is imported, an
 // OCI image's layers are only decompressed here.
 func WithMaxOCISize(n int64) Option { return func(s *Store) { s.maxOCISize = n } }
+
+// WithDecoders gives the decoders of zstd OCI layers: without them, such a
+// layer is an aci.ErrNoDecoder error (nscn, which links none, hands that
+// command to nscn-fetch).
+func WithDecoders(d aci.Decoders) Option { return func(s *Store) { s.decoders = d } }
 
 // WithLogger sets where renders and removals are logged, at debug level.
 func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
@@ -253,7 +260,7 @@ func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string, conten
 		if content != nil {
 			opts.Hash, opts.Content = content.newHash, content.add
 		}
-		return ExtractOCILayers(ctx, oci, rootfs, opts, s.maxOCISize)
+		return ExtractOCILayers(ctx, oci, rootfs, opts, s.decoders, s.maxOCISize)
 	}
 	rc, err := s.src.OpenImage(ctx, l.ImageID)
 	if err != nil {
@@ -276,12 +283,12 @@ func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string, conten
 // (its diff ID): the blob's own digest was checked when it was stored, this
 // ties the layer to the config. maxSize bounds the layers' uncompressed
 // size together (0: no bound); passing it is an InvalidArgument error
-// wrapping an *aci.LimitError.
-func ExtractOCILayers(ctx context.Context, layers []OCILayer, rootfs string, opts aci.ExtractOptions, maxSize int64) error {
+// wrapping an *aci.LimitError. decoders decode zstd layers.
+func ExtractOCILayers(ctx context.Context, layers []OCILayer, rootfs string, opts aci.ExtractOptions, decoders aci.Decoders, maxSize int64) error {
 	opts.Layer = true
 	var used int64
 	for i, l := range layers {
-		n, err := extractOCILayer(ctx, l, rootfs, opts, maxSize, used)
+		n, err := extractOCILayer(ctx, l, rootfs, opts, decoders, maxSize, used)
 		if err != nil {
 			return fmt.Errorf("OCI layer %d of %d (%s): %w", i+1, len(layers), l.Digest, err)
 		}
@@ -295,13 +302,13 @@ type countWriter struct{ n int64 }
 
 func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
 
-func extractOCILayer(ctx context.Context, l OCILayer, rootfs string, opts aci.ExtractOptions, maxSize, used int64) (int64, error) {
+func extractOCILayer(ctx context.Context, l OCILayer, rootfs string, opts aci.ExtractOptions, decoders aci.Decoders, maxSize, used int64) (int64, error) {
 	rc, err := l.OpenBlob(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("open layer: %w", err)
 	}
 	defer func() { _ = rc.Close() }()
-	dec, _, err := aci.Decompress(rc)
+	dec, _, err := aci.Decompress(rc, decoders)
 	if err != nil {
 		return 0, fmt.Errorf("read layer: %w", err)
 	}

@@ -4,7 +4,7 @@
 // The tests carry the `vm` build tag and find what they put in the VM
 // through environment variables that `make vm-test` sets:
 //
-//	NSCN_BIN                the nscn binary (stage1-fly.aci beside it)
+//	NSCN_BIN                the nscn binary (stage1-fly.aci and nscn-fetch beside it)
 //	NSCN_STAGE1_NSPAWN_ACI  the stage1-nspawn image
 //	NSCN_IMAGES             the test images (busybox.aci)
 //	NSCN_VM_KERNEL          the kernel directory of scripts/vm/fetch-kernel.sh

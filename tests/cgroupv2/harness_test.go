@@ -55,6 +55,9 @@ func newMachine(t *testing.T) *vm.Machine {
 		Busybox: os.Getenv("NSCN_VM_BUSYBOX"),
 		Files: []vm.File{
 			{Src: nscn, Dst: "/nscn/bin/nscn"},
+			// nscn hands the first run of an image file (its import)
+			// to nscn-fetch, found beside it.
+			{Src: filepath.Join(filepath.Dir(nscn), "nscn-fetch"), Dst: "/nscn/bin/nscn-fetch"},
 			{Src: filepath.Join(filepath.Dir(nscn), "stage1-fly.aci"), Dst: "/nscn/bin/stage1-fly.aci"},
 			{Src: mustEnv(t, "NSCN_STAGE1_NSPAWN_ACI"), Dst: "/nscn/bin/stage1-nspawn.aci"},
 			{Src: filepath.Join(mustEnv(t, "NSCN_IMAGES"), "busybox.aci"), Dst: "/nscn/images/busybox.aci"},

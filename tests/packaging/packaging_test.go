@@ -305,6 +305,7 @@ func TestInstalledTree(t *testing.T) {
 	for _, p := range []string{
 		"usr/bin/nscn",
 		"usr/lib/nscn/nscn-grpc",
+		"usr/lib/nscn/nscn-fetch",
 		"usr/lib/nscn/stage1-images/stage1-nspawn.aci",
 		"usr/lib/nscn/stage1-images/stage1-fly.aci",
 		"usr/share/man/man1/nscn.1.gz",
@@ -342,7 +343,9 @@ func TestInstalledTree(t *testing.T) {
 		t.Errorf("/var/lib/nscn: mode %v uid %d gid %d, want 0750 root:nscn (gid %d)", st.Mode().Perm(), sys.Uid, sys.Gid, gid)
 	}
 	// The compiled-in image dir is the packages': nscn config names the
-	// default stage1 there, not beside /usr/bin/nscn.
+	// default stage1 there, not beside /usr/bin/nscn. nscn hands config
+	// to the packaged nscn-fetch (it reads the trusted keys), found in the
+	// compiled-in directory.
 	out := run(t.Context(), t, "chroot", r.dir, "/usr/bin/nscn", "config")
 	if !strings.Contains(out, `"/usr/lib/nscn/stage1-images/stage1-nspawn.aci"`) {
 		t.Errorf("nscn config does not find the packaged default stage1:\n%s", out)

@@ -258,6 +258,15 @@ func TestLayerCompressions(t *testing.T) {
 	if strings.TrimSpace(r.stdout) != "gzipzstdplain" {
 		t.Fatalf("want gzipzstdplain:\n%s", r)
 	}
+	// Fetched and not rendered yet: nscn, which links no zstd decoder,
+	// meets the zstd layer while it renders and hands the run to
+	// nscn-fetch, which renders and runs it.
+	e = newEnv(t)
+	id := strings.TrimSpace(e.ok(fetchArgs("http,image", reg.ref("compressions:v1"), "--full")...).stdout)
+	r = e.ok(runArgs(t, "image", id, "--exec=/bin/cat", "--", "/gzip.txt", "/zstd.txt", "/plain.txt")...)
+	if strings.TrimSpace(r.stdout) != "gzipzstdplain" {
+		t.Fatalf("run of the stored image: want gzipzstdplain:\n%s", r)
+	}
 }
 
 // archImage is one entry of the manifest list: busybox and a file naming

@@ -9,7 +9,7 @@
 // The tests carry the `torture` build tag and, like the end-to-end suite,
 // find the binaries through environment variables that make sets:
 //
-//	NSCN_BIN     the nscn binary (with stage1-fly.aci beside it)
+//	NSCN_BIN     the nscn binary (with stage1-fly.aci and nscn-fetch beside it)
 //	NSCN_IMAGES  the directory of images built by scripts/build-images.sh
 //	NSCN_ACTOOL  the appc reference tool, to build images
 //

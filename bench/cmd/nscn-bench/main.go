@@ -87,7 +87,7 @@ func run() int {
 		return pullClientMain(ctx, os.Args[2:])
 	}
 	var c config
-	flag.StringVar(&c.nscn, "nscn", "bin/nscn", "the nscn binary; stage1-fly.aci must be beside it")
+	flag.StringVar(&c.nscn, "nscn", "bin/nscn", "the nscn binary; stage1-fly.aci and nscn-fetch (for the fetches) must be beside it")
 	flag.StringVar(&c.images, "images", "build/images", "directory holding busybox.aci (make test-images)")
 	flag.StringVar(&c.criTest, "cri-test", "", "the critest harness binary (build/cri.test, make cri-harness) for figure 10; its inputs come from the environment make sets")
 	flag.StringVar(&c.work, "work", "build/bench", "work directory: cached fixtures and scratch data directories")

@@ -107,7 +107,7 @@ func TestImage(t *testing.T) {
 			if err := WriteACI(ctx, &buf, ACIOptions{Binary: bin, InterfaceVersion: tt.version}); err != nil {
 				t.Fatal(err)
 			}
-			r, _, err := aci.Decompress(bytes.NewReader(buf.Bytes()))
+			r, _, err := aci.Decompress(bytes.NewReader(buf.Bytes()), aci.Decoders{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -148,7 +148,7 @@ func TestImage(t *testing.T) {
 	if err := WriteACI(ctx, &buf, ACIOptions{Binary: bin, Entrypoints: []string{Run, GC}}); err != nil {
 		t.Fatal(err)
 	}
-	r, _, err := aci.Decompress(&buf)
+	r, _, err := aci.Decompress(&buf, aci.Decoders{})
 	if err != nil {
 		t.Fatal(err)
 	}
