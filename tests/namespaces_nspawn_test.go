@@ -156,6 +156,10 @@ func TestNspawnPIDParent(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("the pod did not stop: %s", p.errb.String())
 	}
+	// The helper relayed the stop and read the app's end.
+	if strings.Contains(p.errb.String(), "wait for it") {
+		t.Errorf("the helper lost the app's end at the stop: %s", p.errb.String())
+	}
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
 		if c, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); string(c) == "sleep\x00600\x00" {
 			t.Errorf("the app's process %d outlived its pod", pid)

@@ -222,7 +222,9 @@ func (s *spawner) handle(c *net.UnixConn) {
 		log.WarnContext(ctx, "tell the helper", "err", err)
 	}
 	waited := make(chan struct{})
+	readerDone := make(chan struct{})
 	go func() {
+		defer close(readerDone)
 		// The helper's signals, until it closes the connection: then
 		// the app is killed (the helper died, or gave up).
 		for {
@@ -261,6 +263,14 @@ func (s *spawner) handle(c *net.UnixConn) {
 	log.DebugContext(ctx, "app ended", "code", exit.Code, "signal", exit.Signal, "err", err)
 	if err := hostpid.Send(c, exit); err != nil {
 		log.DebugContext(ctx, "tell the helper the app's end", "err", err)
+	}
+	// The helper closes once it has the exit: until then, its signals
+	// (systemd's SIGCONT after a SIGTERM) are still read, since a close
+	// with unread packets would reset the connection before the helper
+	// read the exit.
+	select {
+	case <-readerDone:
+	case <-time.After(10 * time.Second):
 	}
 }
 
