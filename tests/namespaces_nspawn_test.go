@@ -101,7 +101,9 @@ func TestNspawnIPCParent(t *testing.T) {
 // its /proc is the host's, in which enter, which stays in that
 // namespace, finds it; its exit status and a stop reach it through the
 // helper; nothing is left once the pod is gone. Without the flag the
-// app's namespace is its own. --private-users is refused with it.
+// app's namespace is its own. --private-users is refused with it, and
+// so are a stage1 older than interface version 15 (fly) and a mode no
+// stage1 has.
 func TestNspawnPIDParent(t *testing.T) {
 	e := newEnv(t)
 	hostNS, err := os.Readlink("/proc/self/ns/pid")
@@ -166,5 +168,9 @@ func TestNspawnPIDParent(t *testing.T) {
 		}
 	}
 	e.fails("cannot be in the host's PID namespace", append(nspawnRunArgs(t, "--pid=parent", "--private-users"), busybox(t), "--exec=/bin/true")...)
+	// fly (interface version 6) does not speak --pid: refused before
+	// the pod starts.
+	e.fails("has no --pid (needs 15)", "--insecure-options=image", "run", "--stage1-from-dir=stage1-fly.aci", "--pid=parent", busybox(t), "--exec=/bin/true")
+	e.fails(`--pid "host"`, append(nspawnRunArgs(t, "--pid=host"), busybox(t), "--exec=/bin/true")...)
 	assertPodsGone(t, e)
 }
