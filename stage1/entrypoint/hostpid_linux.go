@@ -105,6 +105,9 @@ type spawnerConfig struct {
 // and serves it until stop. stop closes the socket, kills every app it
 // started and waits for them.
 func startSpawner(ctx context.Context, log *slog.Logger, cfg spawnerConfig) (stop func(), err error) {
+	if err := probePeerPidfd(); err != nil {
+		return nil, errdefs.With(errdefs.ErrNotImplemented, fmt.Errorf("--%s=%s needs Linux 6.13 or later (SO_PEERPIDFD, PIDFD_GET_INFO): %w", stage1abi.FlagPID, stage1abi.PIDParent, err))
+	}
 	path := inStage1(cfg.PodDir, sdpod.HostPIDSocket)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create the host PID spawner's directory: %w", err)
@@ -288,6 +291,31 @@ func (s *spawner) release(app string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.running, app)
+}
+
+// probePeerPidfd checks, on a socket pair of its own, that the kernel
+// gives a peer's pidfd (SO_PEERPIDFD, Linux 6.5) and its pid
+// (PIDFD_GET_INFO, Linux 6.13), before the pod starts rather than at its
+// first app.
+func probePeerPidfd() error {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return &os.SyscallError{Syscall: "socketpair", Err: err}
+	}
+	defer func() { _ = unix.Close(fds[0]); _ = unix.Close(fds[1]) }()
+	pidfd, err := unix.GetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_PEERPIDFD)
+	if err != nil {
+		return &os.SyscallError{Syscall: "getsockopt(SO_PEERPIDFD)", Err: err}
+	}
+	defer func() { _ = unix.Close(pidfd) }()
+	info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_PID}
+	if err := unix.IoctlPidfdInfo(pidfd, &info); err != nil {
+		return &os.SyscallError{Syscall: "ioctl(PIDFD_GET_INFO)", Err: err}
+	}
+	if int(info.Pid) != os.Getpid() {
+		return fmt.Errorf("PIDFD_GET_INFO says pid %d, not this process's %d", info.Pid, os.Getpid())
+	}
+	return nil
 }
 
 // peerPidfd returns a pidfd of the peer of c (SO_PEERPIDFD, Linux 6.5)

@@ -2,6 +2,7 @@ package entrypoint
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -60,5 +61,28 @@ func TestCheckStdio(t *testing.T) {
 				t.Fatalf("checkStdio = %v, want %v", err, errdefs.ErrPermissionDenied)
 			}
 		})
+	}
+}
+
+// TestProbePeerPidfd: the kernels nscn is developed on (6.13 and
+// later) give a peer's pidfd and its pid; an older one fails the probe,
+// and with it --pid=parent, before the pod starts.
+func TestProbePeerPidfd(t *testing.T) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	release := unix.ByteSliceToString(u.Release[:])
+	err := probePeerPidfd()
+	t.Logf("kernel %s: probe %v", release, err)
+	var major, minor int
+	if _, serr := fmt.Sscanf(release, "%d.%d", &major, &minor); serr == nil && (major > 6 || major == 6 && minor >= 13) {
+		if err != nil {
+			t.Fatalf("probePeerPidfd on Linux %s = %v, want support", release, err)
+		}
+		return
+	}
+	if err != nil && !errors.Is(err, unix.ENOPROTOOPT) && !errors.Is(err, unix.ENOTTY) && !errors.Is(err, unix.EINVAL) {
+		t.Fatalf("probePeerPidfd = %v: neither support nor a missing kernel feature", err)
 	}
 }
