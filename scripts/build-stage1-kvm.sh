@@ -117,7 +117,8 @@ echo "build-stage1-kvm: building the entrypoints for linux/$goarch"
 mkdir -p "$root/nscn/kvm" "$image/tmp"
 CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" "$go" build -trimpath -ldflags "-s -w" \
 	-o "$root/nscn/" ./stage1-kvm/cmd/run ./stage1-kvm/cmd/enter ./stage1-kvm/cmd/stop ./stage1-kvm/cmd/gc ./stage1-kvm/cmd/agent \
-	./stage1-kvm/cmd/app ./stage1/cmd/app-init
+	./stage1-kvm/cmd/app ./stage1/cmd/app-init \
+	./stage1-kvm/cmd/app-add ./stage1-kvm/cmd/app-start ./stage1-kvm/cmd/app-stop ./stage1-kvm/cmd/app-rm
 CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" "$go" build -trimpath -ldflags "-s -w" \
 	-o "$image/tmp/guest-init" ./stage1-kvm/cmd/guest-init
 env -u GOARCH -u GOOS "$go" run ./stage1-kvm/cmd/mkinitramfs "$root/nscn/kvm/initramfs" "$image/tmp/guest-init" "$kernel"
@@ -161,11 +162,12 @@ printf 'root:x:0:0:root:/root:/nonexistent\nnobody:x:65534:65534:nobody:/nonexis
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 
 # The manifest and the archive, as for every stage1 image, with the
-# nspawn flavor's interface version.
+# nspawn flavor's interface version and its app entrypoints.
 env -u GOARCH -u GOOS "$go" run ./internal/stage1/cmd/mkstage1 \
 	-name nosecone.dev/nscn/stage1-kvm -version "$version" -arch "$goarch" \
-	-interface-version mds-token-file \
+	-interface-version mount-options \
 	-run /nscn/run -enter /nscn/enter -gc /nscn/gc -stop /nscn/stop \
+	-app-add /nscn/app-add -app-start /nscn/app-start -app-stop /nscn/app-stop -app-rm /nscn/app-rm \
 	-dir "$image" -o "$outdir/stage1-kvm.aci"
 
 env -u GOARCH -u GOOS "$go" tool actool validate "$outdir/stage1-kvm.aci"

@@ -104,6 +104,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		meta.LogPath = filepath.Join(sb.meta.LogDirectory, cfg.GetLogPath())
 	}
 	meta.Stdin = cfg.GetStdin()
+	if meta.Stdin && sb.meta.RuntimeHandler == "kvm" {
+		return nil, toStatus(errdefs.Newf(errdefs.ErrNotImplemented, "a container's stdin on the kvm runtime handler: stage1-kvm gives an added app no standard input"))
+	}
 	mj, err := json.Marshal(meta)
 	if err != nil {
 		return nil, toStatus(err)

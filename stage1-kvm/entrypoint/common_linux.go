@@ -1,6 +1,9 @@
 package entrypoint
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +19,8 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/stage1/entry"
+	"github.com/nosecone/nscn/internal/stage1/sdmanager"
+	"github.com/nosecone/nscn/stage1-kvm/guest"
 )
 
 // ImageConfig is the file of the stage1 image that names the host
@@ -101,24 +106,77 @@ func readInt(p string) (int, error) {
 	return n, nil
 }
 
-// sendControl writes one request on the agent's port. It fails when no
+// dialControl connects to the agent's control port. It fails when no
 // qemu serves the port (the pod has ended).
-func sendControl(podDir, req string) error {
+func dialControl(podDir string, timeout time.Duration) (net.Conn, error) {
 	// Relative to the pod directory: a unix socket path has 108 bytes.
 	d, err := os.Open(filepath.Join(podDir, StateDir)) //nolint:gosec // G304: the pod directory's own state directory
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { _ = d.Close() }()
 	addr := fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), filepath.Base(ControlSocket))
-	c, err := net.DialTimeout("unix", addr, 2*time.Second)
+	return net.DialTimeout("unix", addr, timeout) //nolint:gosec // G704: the pod's own socket, through the directory opened above
+}
+
+// sendHalt asks the agent to halt the pod.
+func sendHalt(podDir string) error {
+	c, err := dialControl(podDir, 2*time.Second)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = c.Close() }()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	_, err = c.Write([]byte(req + "\n"))
-	return err
+	return guest.WriteFrame(c, guest.FrameHalt, nil)
+}
+
+// controlTimeout bounds a control request: a unit's stop takes at most
+// sdmanager.Timeout in the guest; a connection waits while another host
+// program (a halt, another request) holds the port.
+const controlTimeout = sdmanager.Timeout + 15*time.Second
+
+// control sends req to the agent and returns its reply; a reply that
+// reports a failure is an error (FailedPrecondition) as well.
+func control(ctx context.Context, podDir string, req guest.ControlRequest) (guest.ControlReply, error) {
+	var nonce [8]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return guest.ControlReply{}, err
+	}
+	req.Nonce = hex.EncodeToString(nonce[:])
+	data, err := json.Marshal(req)
+	if err != nil {
+		return guest.ControlReply{}, err
+	}
+	c, err := dialControl(podDir, controlTimeout)
+	if err != nil {
+		return guest.ControlReply{}, fmt.Errorf("connect to the guest's agent: %w", err)
+	}
+	defer func() { _ = c.Close() }()
+	deadline := time.Now().Add(controlTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = c.SetDeadline(deadline)
+	if err := guest.WriteFrame(c, guest.FrameControl, data); err != nil {
+		return guest.ControlReply{}, fmt.Errorf("send %s %s to the guest's agent: %w", req.Op, req.Unit, err)
+	}
+	for {
+		typ, p, err := guest.ReadFrame(c)
+		if err != nil {
+			return guest.ControlReply{}, fmt.Errorf("%s %s in the guest: read the agent's reply: %w", req.Op, req.Unit, err)
+		}
+		if typ != guest.FrameControlReply {
+			continue
+		}
+		var r guest.ControlReply
+		if json.Unmarshal(p, &r) != nil || r.Nonce != req.Nonce {
+			continue // an earlier request's, which nobody read
+		}
+		if r.Err != "" {
+			return r, errdefs.FailedPrecondition("%s %s in the guest: %s", req.Op, strings.Join(append([]string{req.Unit}, req.Dirs...), " "), r.Err)
+		}
+		return r, nil
+	}
 }
 
 // Flavor is this flavor's name in its logs and error lines.

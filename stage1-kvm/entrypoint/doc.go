@@ -12,6 +12,7 @@ package entrypoint
 
 import (
 	"path/filepath"
+	"strconv"
 
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
@@ -59,3 +60,26 @@ const (
 func inStage1(podDir, podPath string) string {
 	return filepath.Join(podDir, stage1abi.Stage1RootfsRel, podPath)
 }
+
+// Files of a mutable pod (run --mutable, nscn app sandbox), in the pod
+// directory, out of the guest's reach.
+const (
+	// MutableFile is run's record, for the app entrypoints, of the run
+	// arguments and the files run generated from the pod's network,
+	// which an added app's layout needs as a run-time app's did. Mode
+	// 0600: it holds the metadata service token.
+	MutableFile = StateDir + "/mutable.json"
+	// SlotDir holds a file per output slot an added app holds (SlotFile).
+	SlotDir = StateDir + "/slots"
+	// MutableSlots is how many apps of a mutable pod have their output
+	// relayed at once: each slot is a pair of virtio-serial ports
+	// (stdout, stderr) that run gives qemu when the pod starts, since a
+	// port cannot be added to the running guest without qemu's monitor.
+	// 8 pairs and the agent's two ports stay below virtio-serial's 31.
+	MutableSlots = 8
+)
+
+// SlotFile is the file that says which app holds output slot n: its
+// name, written by app/add and removed by app/rm. run reads it to know
+// whose log the slot's output goes to.
+func SlotFile(n int) string { return SlotDir + "/" + strconv.Itoa(n) }

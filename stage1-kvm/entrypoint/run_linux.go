@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -63,6 +64,9 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if cfg.Args.NetMode == sdpod.NetHost {
 		return 0, errdefs.Newf(errdefs.ErrNotImplemented,
 			"stage1-kvm runs the pod in a virtual machine with a kernel of its own, which cannot share the host's network: use --net=default, a named network or --net=none")
+	}
+	if !cfg.Args.PrivateUsers.IsZero() {
+		return 0, errdefs.Newf(errdefs.ErrNotImplemented, "stage1-kvm does not shift the pod's user IDs (--private-users): the pod's root is the guest kernel's, not the host's")
 	}
 	if cfg.Args.IPC == stage1abi.IPCParent {
 		return 0, errdefs.Newf(errdefs.ErrNotImplemented, "stage1-kvm cannot share the host's IPC namespace (--ipc=parent)")
@@ -180,6 +184,9 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err := atomicfile.Write(filepath.Join(podDir, StateDir), filepath.Base(IsolationFile), iso); err != nil {
 		return 0, err
 	}
+	if err := saveMutable(podDir, lc); err != nil {
+		return 0, err
+	}
 	accel := accelerator(ctx, img)
 	_, _ = fmt.Fprintf(cfg.Stderr, "stage1-kvm: accelerator=%s (%s)\n", accel.Accel, accel.Reason)
 	log.DebugContext(ctx, "guest size", "memoryMiB", memMiB, "cpus", cpus)
@@ -284,6 +291,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 		ports     []hypervisor.Port
 		extra     []*os.File
 		relays    []chan struct{}
+		slots     []*slotWriter
 		logs      []*os.File
 		feedStdin bool
 	)
@@ -331,6 +339,29 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 				defer func() { _ = r.Close() }()
 				_, _ = io.Copy(out, r)
 			}(r, &teeWriter{ctx: ctx, log: log.With("app", name), term: s.term, rec: file.Stream(s.stream)})
+		}
+	}
+	if pod.Mutable && !vm.console {
+		// The output slots of the apps app/add brings (SlotFile).
+		for n := range MutableSlots {
+			for _, stream := range []string{stage1abi.LogStreamStdout, stage1abi.LogStreamStderr} {
+				r, w, err := os.Pipe()
+				if err != nil {
+					return 0, err
+				}
+				ports = append(ports, hypervisor.Port{Name: guest.SlotPort(n, stream), FD: 3 + len(extra)})
+				extra = append(extra, w)
+				done := make(chan struct{})
+				relays = append(relays, done)
+				sw := &slotWriter{ctx: ctx, log: log, podDir: podDir, slot: n, stream: stream}
+				slots = append(slots, sw)
+				go func() {
+					defer close(done)
+					defer func() { _ = r.Close() }()
+					defer sw.close()
+					_, _ = io.Copy(sw, r)
+				}()
+			}
 		}
 	}
 	var nics []hypervisor.NIC
@@ -410,11 +441,14 @@ loop:
 			_ = cmd.Process.Kill()
 		case sig := <-sigc:
 			log.DebugContext(ctx, "stop the pod", "signal", sig.String())
-			if err := sendControl(podDir, guest.RequestHalt); err != nil {
+			if err := sendHalt(podDir); err != nil {
 				log.WarnContext(ctx, "ask the guest to halt; killing it", "err", err)
 				_ = cmd.Process.Kill()
 			}
 		case <-readyTick.C:
+			for _, sw := range slots {
+				sw.tick()
+			}
 			if !ended {
 				if _, err := os.Lstat(inStage1(podDir, GuestEndedFile)); err == nil {
 					ended = true
@@ -443,7 +477,13 @@ loop:
 	log.DebugContext(ctx, "qemu exited", "err", waitErr)
 	vfs.stop()
 
-	in := sdpod.PodStatusInput{Apps: pod.Names(), Statuses: map[string]int{}}
+	// A mutable pod ends when it is stopped, whatever its apps did: none
+	// makes its status.
+	statusApps := pod.Names()
+	if pod.Mutable {
+		statusApps = nil
+	}
+	in := sdpod.PodStatusInput{Apps: statusApps, Statuses: map[string]int{}}
 	if b, err := os.ReadFile(inStage1(podDir, sdpod.FirstFailureFile)); err == nil {
 		in.FirstFailure = string(b)
 	}
@@ -460,6 +500,11 @@ loop:
 	}
 	if !ok {
 		return 0, fmt.Errorf("the pod ended before its apps did (qemu: %v); the guest's console is in %s", waitErr, filepath.Join(podDir, ConsoleLog)) //nolint:errorlint // waitErr may be nil; shown, not classified
+	}
+	if in.Killed && pod.Mutable {
+		// The added apps that were running get the kill as their status,
+		// as run-time apps do.
+		in.Apps = startedApps(podDir)
 	}
 	if in.Killed {
 		for _, a := range in.Apps {
@@ -575,4 +620,24 @@ func (t *teeWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// startedApps are the apps of a mutable pod that app/start started
+// (stage1abi.AppStartedFile) and that have no status yet.
+func startedApps(podDir string) []string {
+	ents, err := os.ReadDir(filepath.Join(podDir, filepath.Dir(stage1abi.AppStartedFile("x"))))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		name := e.Name()
+		if !e.Type().IsRegular() || strings.HasPrefix(name, ".") {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(podDir, stage1abi.AppStatusFile(name))); errors.Is(err, fs.ErrNotExist) {
+			out = append(out, name)
+		}
+	}
+	return out
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
-	"github.com/nosecone/nscn/stage1-kvm/guest"
 )
 
 // Stop implements the stop entrypoint, from the pod directory: it asks
@@ -34,7 +33,7 @@ func Stop(ctx context.Context, log *slog.Logger, args abiargs.StopArgs) error {
 		return nil
 	}
 	if !args.Force {
-		err := sendControl(podDir, guest.RequestHalt)
+		err := sendHalt(podDir)
 		if err == nil {
 			return nil
 		}

@@ -30,7 +30,7 @@ func podUnits(pod sdpod.Pod, console bool) ([]units.File, error) {
 		uapps = append(uapps, ua)
 		after = append(after, units.ServiceName(name))
 	}
-	files, err := units.Generate(units.Config{Apps: uapps, Helper: sdpod.AppHelper})
+	files, err := units.Generate(units.Config{Apps: uapps, Helper: sdpod.AppHelper, Mutable: pod.Mutable})
 	if err != nil {
 		return nil, err
 	}
@@ -65,4 +65,22 @@ func podUnits(pod sdpod.Pod, console bool) ([]units.File, error) {
 		units.File{Name: "default.target.d/kvm.conf", Content: "[Unit]\nWants=nscn-ready.socket\n"},
 	)
 	return files, nil
+}
+
+// addedAppUnits returns the guest's units of an app that app/add brings
+// into a running mutable pod: the nspawn flavor's (units.AppUnits), its
+// stdout and stderr on the ports of output slot slot. It is pure: app/add
+// writes the files.
+func addedAppUnits(a sdpod.App, slot int) ([]units.File, error) {
+	ua := units.App{
+		Name: a.Spec.Name, PreStart: len(a.Spec.PreStart) > 0, PostStop: len(a.Spec.PostStop) > 0,
+		Stdout: guest.PortDir + "/" + guest.SlotPort(slot, stage1abi.LogStreamStdout),
+		Stderr: guest.PortDir + "/" + guest.SlotPort(slot, stage1abi.LogStreamStderr),
+		Notify: a.Notify, Sockets: a.Sockets,
+	}
+	if a.Policy != nil {
+		// The guest has cgroup v2 only.
+		ua.Limits = a.Policy.Cgroup
+	}
+	return units.AppUnits(units.Config{Helper: sdpod.AppHelper}, ua)
 }

@@ -15,7 +15,9 @@ func TestPodUnits(t *testing.T) {
 		name    string
 		apps    []appspec.AppSpec
 		console bool
+		mutable bool
 	}{
+		{name: "mutable-empty", mutable: true},
 		{name: "two-apps", apps: []appspec.AppSpec{
 			{Name: "web", Exec: []string{"/bin/httpd"}},
 			{Name: "db", Exec: []string{"/bin/db"}, PreStart: []string{"/bin/init-db"}},
@@ -24,7 +26,7 @@ func TestPodUnits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var pod sdpod.Pod
+			pod := sdpod.Pod{Mutable: tt.mutable}
 			for _, a := range tt.apps {
 				pod.Apps = append(pod.Apps, sdpod.App{Spec: a})
 			}
@@ -34,6 +36,28 @@ func TestPodUnits(t *testing.T) {
 			}
 			testutil.Golden(t, tt.name+".golden", []byte(render(files)))
 		})
+	}
+}
+
+func TestAddedAppUnits(t *testing.T) {
+	tests := []struct {
+		name string
+		app  sdpod.App
+		slot int
+	}{
+		{name: "added-app", app: sdpod.App{Spec: appspec.AppSpec{Name: "web", Exec: []string{"/bin/httpd"}, PostStop: []string{"/bin/clean"}}}, slot: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files, err := addedAppUnits(tt.app, tt.slot)
+			if err != nil {
+				t.Fatal(err)
+			}
+			testutil.Golden(t, tt.name+".golden", []byte(render(files)))
+		})
+	}
+	if _, err := addedAppUnits(sdpod.App{Spec: appspec.AppSpec{Name: "Not/AC"}}, 0); err == nil {
+		t.Fatal("an app name that is no AC name was taken")
 	}
 }
 

@@ -1,76 +1,119 @@
 package guest
 
 import (
-	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-// Requests the host writes on the control port, one per line.
-const (
-	// RequestHalt asks the pod's systemd to halt the pod (the stop
-	// entrypoint): the apps get SIGTERM and their statuses are recorded.
-	RequestHalt = "halt"
+	"github.com/nosecone/nscn/internal/stage1/podattach"
+	"github.com/nosecone/nscn/internal/stage1/sdmanager"
 )
 
 // sigHalt is SIGRTMIN+3, systemd's halt.target signal.
 const sigHalt = unix.Signal(37)
 
-// Agent serves the control port for as long as the guest runs. log gets
-// one line per request.
+// Agent serves the control port (frames: see FrameControl) for as long as
+// the guest runs, one request at a time. log gets one line per halt and
+// per failed request.
 //
 // A read of a virtio-serial port returns end of file whenever no host
 // program is connected to it (qemu's socket chardev between two
 // requests), and poll reports a hang-up then, so the agent reads again
-// after a pause instead.
+// after a pause instead. A frame cut short by a disconnection is dropped.
 func Agent(log io.Writer) error {
 	f, err := os.OpenFile(filepath.Join(PortDir, ControlPort), os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = f.Close() }()
-	var line []byte
-	buf := make([]byte, 512)
 	for {
-		n, err := f.Read(buf)
-		if n == 0 || errors.Is(err, io.EOF) {
+		typ, p, err := ReadFrame(f)
+		if err != nil {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		if err != nil {
-			return err
-		}
-		line = append(line, buf[:n]...)
-		for {
-			i := bytes.IndexByte(line, '\n')
-			if i < 0 {
-				break
+		switch typ {
+		case FrameHalt:
+			_, _ = fmt.Fprintln(log, "nscn-agent: halt requested")
+			if err := unix.Kill(1, sigHalt); err != nil {
+				_, _ = fmt.Fprintln(log, "nscn-agent: signal systemd:", err)
 			}
-			serve(log, strings.TrimSpace(string(line[:i])))
-			line = line[i+1:]
-		}
-		if len(line) > 4096 {
-			line = line[:0]
+		case FrameControl:
+			r := serveControl(p)
+			if r.Err != "" {
+				_, _ = fmt.Fprintln(log, "nscn-agent:", r.Err)
+			}
+			data, err := json.Marshal(r)
+			if err == nil {
+				err = WriteFrame(f, FrameControlReply, data)
+			}
+			if err != nil {
+				_, _ = fmt.Fprintln(log, "nscn-agent: reply:", err)
+			}
+		default:
+			_, _ = fmt.Fprintf(log, "nscn-agent: unknown frame %q\n", typ)
 		}
 	}
 }
 
-func serve(log io.Writer, req string) {
-	switch req {
-	case RequestHalt:
-		_, _ = fmt.Fprintln(log, "nscn-agent: halt requested")
-		if err := unix.Kill(1, sigHalt); err != nil {
-			_, _ = fmt.Fprintln(log, "nscn-agent: signal systemd:", err)
-		}
-	case "":
-	default:
-		_, _ = fmt.Fprintf(log, "nscn-agent: unknown request %q\n", req)
+// serveControl carries out one FrameControl request.
+func serveControl(p []byte) ControlReply {
+	req, err := ParseControlRequest(p)
+	if err != nil {
+		return ControlReply{Nonce: req.Nonce, Err: err.Error()}
 	}
+	r := ControlReply{Nonce: req.Nonce}
+	switch req.Op {
+	case OpBindEntries:
+		err = bindEntries(req.Dirs[0])
+	case OpUnmount:
+		err = unmountUnder(req.Dirs)
+	default:
+		sr := sdmanager.Do(context.Background(), sdmanager.Request{Op: req.Op, Unit: req.Unit})
+		r.State, r.Err = sr.State, sr.Err
+	}
+	if err != nil {
+		r.Err = err.Error()
+	}
+	return r
+}
+
+// bindEntries binds each entry of dir onto itself.
+func bindEntries(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		if err := unix.Mount(p, p, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s onto itself: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// unmountUnder unmounts, lazily, every mount at and below dirs.
+func unmountUnder(dirs []string) error {
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range podattach.Under(string(mi), dirs) {
+		if err := unix.Unmount(t, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, &os.PathError{Op: "umount", Path: t, Err: err})
+		}
+	}
+	return errors.Join(errs...)
 }

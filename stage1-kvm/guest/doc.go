@@ -2,11 +2,14 @@
 // before and beside the pod's systemd: the initramfs's /init (Init),
 // which loads the virtio modules, mounts the pod's stage1 rootfs that the
 // host shares over virtio-fs and execs systemd in it as the pod's pid 1,
-// and the agent (Agent), which serves the host's requests (stop, enter)
+// and the agent (Agent), which serves the host's requests (stop, enter, the
+// units and mounts of the apps a mutable pod adds)
 // on a virtio-serial port.
 //
 // Both are started by the kernel or by Init, never on the host.
 package guest
+
+import "strconv"
 
 // Names shared with the host side (stage1-kvm/hypervisor). They are part
 // of the flavor's internal contract between the run entrypoint and the
@@ -42,3 +45,11 @@ const (
 // AppPort returns the names of the virtio-serial ports that carry app's
 // stdout and stderr to the host.
 func AppPort(app, stream string) string { return "nscn." + app + "." + stream }
+
+// SlotPort returns the name of the virtio-serial port of a mutable pod's
+// output slot n for stream (stdout, stderr): an app added to the running
+// pod writes there. The "nscn-slot." prefix is no app's port: AppPort's
+// are "nscn.".
+func SlotPort(n int, stream string) string {
+	return "nscn-slot." + strconv.Itoa(n) + "." + stream
+}

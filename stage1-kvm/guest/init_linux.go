@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/stage1/sdpod"
 )
 
 // Init is the initramfs's /init, the guest's first process. It returns
@@ -37,7 +39,8 @@ func Init(console io.Writer) error {
 		_, _ = fmt.Fprintln(console, BootMarker)
 		return ErrBootMarker
 	}
-	if err := loadModules(strings.Fields(string(cmdline))); err != nil {
+	args := strings.Fields(string(cmdline))
+	if err := loadModules(args, bootModule); err != nil {
 		return err
 	}
 	if err := linkPorts(time.Now().Add(5 * time.Second)); err != nil {
@@ -49,6 +52,16 @@ func Init(console io.Writer) error {
 	}
 	if err := unix.Mount(RootTag, newRoot, "virtiofs", 0, ""); err != nil {
 		return fmt.Errorf("mount the pod's root (virtio-fs %s): %w", RootTag, err)
+	}
+	// The NIC's driver only for a pod with a network: loading and
+	// relocating virtio_net and its two dependencies took about 90 ms
+	// of a TCG boot. The modules are in the initramfs, which the
+	// switch below leaves behind, so the pod's network configuration
+	// is read through the new root first.
+	if _, err := os.Stat(newRoot + NetConfigFile); err == nil {
+		if err := loadModules(args, netModule); err != nil {
+			return err
+		}
 	}
 	// systemd mounts its own /proc and /sys; /dev stays the devtmpfs
 	// that holds the port links.
@@ -87,14 +100,38 @@ func Init(console io.Writer) error {
 	}
 	_, _ = fmt.Fprintln(console, ReadyMarker)
 	argv := []string{SystemdPath, "--log-target=console"}
-	env := []string{"PATH=/usr/bin:/usr/sbin:/bin:/sbin"}
+	env := []string{
+		"PATH=/usr/bin:/usr/sbin:/bin:/sbin",
+		// The pod's units are all in one directory (the image has
+		// none of its own). systemd's default search path is 13
+		// directories, 7 of them on the shared root, which it checks
+		// for changes whenever a unit it has not found is wanted: the
+		// .mount unit of each mount the app helper makes, each check
+		// round trips to virtiofsd. With the one directory a pod took
+		// 0.7 to 1.1 s less CPU under TCG (qemu and virtiofsd, 4
+		// alternating runs, load 11 to 13).
+		"SYSTEMD_UNIT_PATH=" + sdpod.UnitDir,
+	}
 	return fmt.Errorf("exec systemd: %w", unix.Exec(SystemdPath, argv, env))
 }
 
-// loadModules loads the initramfs's modules in order, each with the
+// netModules are the guest NIC's driver and the modules that only it
+// needs, in any kernel the image may carry (6.1 and 7.3: virtio_net
+// depends on net_failover, which depends on failover). Init loads them
+// only for a pod with a network.
+var netModules = map[string]bool{"virtio_net.ko": true, "net_failover.ko": true, "failover.ko": true}
+
+// netModule and bootModule split the initramfs's modules: the NIC's, and
+// every other (the virtio transport, virtio-fs and the serial ports,
+// where the kernel does not have them built in).
+func netModule(name string) bool  { return netModules[name] }
+func bootModule(name string) bool { return !netModules[name] }
+
+// loadModules loads the initramfs's modules that want accepts, in the
+// order ModuleOrder lists them (dependencies first), each with the
 // parameters the kernel command line gives it (modprobe's job, which the
 // kernel leaves to user space for modules).
-func loadModules(cmdline []string) error {
+func loadModules(cmdline []string, want func(name string) bool) error {
 	f, err := os.Open(ModuleOrder)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -106,7 +143,7 @@ func loadModules(cmdline []string) error {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		name := strings.TrimSpace(sc.Text())
-		if name == "" {
+		if name == "" || !want(name) {
 			continue
 		}
 		if err := loadModule(filepath.Join(ModuleDir, name), moduleParams(cmdline, strings.TrimSuffix(name, ".ko"))); err != nil {

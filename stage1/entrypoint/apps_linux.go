@@ -10,7 +10,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,7 +23,9 @@ import (
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/podattach"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
+	"github.com/nosecone/nscn/internal/stage1/sdmanager"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/internal/stage1/units"
 	"github.com/nosecone/nscn/pkg/stage1abi"
@@ -287,9 +288,9 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 	}()
 	// The rootfs stage0 mounted, then the host paths of the mounts.
 	rootfs := path.Join(sdpod.Stage2Dir, args.App, "rootfs")
-	attach := []attachment{{source: filepath.Join(c.podDir, stage1abi.AppRootfs(args.App)), target: rootfs, recursive: true}}
+	attach := []podattach.Attachment{{Source: filepath.Join(c.podDir, stage1abi.AppRootfs(args.App)), Target: rootfs, Recursive: true}}
 	for _, b := range binds {
-		attach = append(attach, attachment{source: b.Source, target: b.Target, recursive: b.Recursive, readOnly: b.ReadOnly, readOnlyTop: b.ReadOnlyTop})
+		attach = append(attach, podattach.Attachment{Source: b.Source, Target: b.Target, Recursive: b.Recursive, ReadOnly: b.ReadOnly, ReadOnlyTop: b.ReadOnlyTop})
 	}
 	if !rec.CgroupUnified && app.Policy != nil && !app.Policy.Cgroup.IsZero() {
 		// v1: the app's cgroups, made host-side (appcgroup_linux.go).
@@ -298,10 +299,10 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 			return err
 		}
 		for _, b := range cg {
-			attach = append(attach, attachment{source: b.Source, target: b.Target})
+			attach = append(attach, podattach.Attachment{Source: b.Source, Target: b.Target})
 		}
 	}
-	if err := c.attach(ctx, attach); err != nil {
+	if err := podattach.Attach(ctx, c.log, c.mountNS(), attach); err != nil {
 		return err
 	}
 	unitDir := inStage1(c.podDir, sdpod.UnitDir)
@@ -354,173 +355,19 @@ func checkBinds(ctx context.Context, log *slog.Logger, binds []sdpod.Bind) ([]sd
 	return out, nil
 }
 
-// attachment is a host path to bind into the running pod.
-type attachment struct {
-	source    string // host path
-	target    string // pod path
-	recursive bool
-	readOnly  bool
-	// readOnlyTop keeps readOnly to the clone's top mount.
-	readOnlyTop bool
-}
-
-// attach binds host paths into the pod's mount namespace: each source is
-// cloned on the host (open_tree(2), OPEN_TREE_CLONE), made read-only if
-// asked (mount_setattr(2)), and moved onto its target in the pod
-// (move_mount(2)) by a thread that joined the pod's mount namespace. The
-// targets are created first, from the host, in the stage1 rootfs (the
-// pod's root, of which the pod's / is a bind): a directory, or an empty
-// file for a file source. Paths in the pod are resolved by the kernel in
-// the pod's mount namespace, never on the host.
-func (c *appCall) attach(ctx context.Context, as []attachment) error {
-	var fds []int
-	defer func() {
-		for _, fd := range fds {
-			_ = unix.Close(fd)
-		}
-	}()
-	for _, a := range as {
-		st, err := os.Stat(a.source)
-		if err != nil {
-			return fmt.Errorf("bind %s into the pod: %w", a.source, err)
-		}
-		if err := makeTarget(c.podDir, a.target, st.IsDir()); err != nil {
-			return err
-		}
-		flags := unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC
-		if a.recursive {
-			flags |= unix.AT_RECURSIVE
-		}
-		fd, err := unix.OpenTree(unix.AT_FDCWD, a.source, uint(flags))
-		if err != nil {
-			return &os.PathError{Op: "open_tree", Path: a.source, Err: err}
-		}
-		fds = append(fds, fd)
-		if a.readOnly {
-			at := unix.AT_EMPTY_PATH | unix.AT_RECURSIVE
-			if a.readOnlyTop {
-				at = unix.AT_EMPTY_PATH
-			}
-			if err := unix.MountSetattr(fd, "", uint(at), &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
-				return &os.PathError{Op: "mount_setattr (rdonly)", Path: a.source, Err: err}
-			}
-		}
-		c.log.DebugContext(ctx, "bind into the pod", "source", a.source, "target", a.target, "readOnly", a.readOnly)
-	}
-	return c.inPodMountNS(func() error {
-		for i, a := range as {
-			if err := unix.MoveMount(fds[i], "", unix.AT_FDCWD, a.target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-				return &os.PathError{Op: "move_mount", Path: a.target, Err: err}
-			}
-		}
-		return nil
-	})
-}
-
-// makeTarget creates a mount point in the stage1 rootfs, resolved in
-// it (the pod can write its root): a directory, or an empty file.
-func makeTarget(podDir, target string, dir bool) error {
-	root, err := inroot.OpenRoot(filepath.Join(podDir, stage1abi.Stage1RootfsRel))
-	if err != nil {
-		return fmt.Errorf("open the stage1 rootfs: %w", err)
-	}
-	defer func() { _ = root.Close() }()
-	var f *os.File
-	if dir {
-		f, err = inroot.MkdirAll(root, target, 0o755)
-	} else {
-		f, err = inroot.CreateFile(root, target, 0o644)
-	}
-	if err != nil {
-		return fmt.Errorf("create mount point %s in the pod: %w", target, err)
-	}
-	return f.Close()
-}
-
-// inPodMountNS runs f on a thread of its own that joined the mount
-// namespace of the pod's pid 1, its root and working directory the
-// pod's /. The thread is never returned to the Go scheduler: it ends with
-// the goroutine (runtime.LockOSThread without UnlockOSThread).
-func (c *appCall) inPodMountNS(f func() error) error {
-	ns, err := os.Open(filepath.Join("/proc", strconv.Itoa(c.pid), "ns", "mnt")) //nolint:gosec // G703: a /proc path of a pid, an integer
-	if err != nil {
-		return fmt.Errorf("open the pod's mount namespace: %w", err)
-	}
-	defer func() { _ = ns.Close() }()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the namespace
-		// setns(CLONE_NEWNS) refuses a thread that shares its
-		// filesystem context, as Go's threads do.
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			done <- &os.SyscallError{Syscall: "unshare(CLONE_FS)", Err: err}
-			return
-		}
-		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNS); err != nil {
-			done <- &os.SyscallError{Syscall: "setns(mnt)", Err: err}
-			return
-		}
-		done <- f()
-	}()
-	return <-done
+// mountNS is the pod's mount namespace: its pid 1's, whose root is the
+// stage1 rootfs.
+func (c *appCall) mountNS() podattach.NS {
+	return podattach.NS{PID: c.pid, Root: filepath.Join(c.podDir, stage1abi.Stage1RootfsRel)}
 }
 
 // detach unmounts, in the pod's mount namespace, everything at and below
 // the app's rootfs and its bind directory, lazily: what app/add attached
 // and what the app helper mounted there.
 func (c *appCall) detach(ctx context.Context) error {
-	rootfs := path.Join(sdpod.Stage2Dir, c.args.App, "rootfs")
-	bindDir := sdpod.AppBindDir(c.args.App)
-	// The pod's mount table, read from the host: in the pod's mount
-	// namespace /proc is the pod's, where this process has no pid.
-	mounts, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c.pid), "mountinfo"))
-	if err != nil {
-		return fmt.Errorf("read the pod's mount table: %w", err)
-	}
-	var targets []string
-	for _, line := range strings.Split(string(mounts), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		mp := unescapeMountinfo(f[4])
-		for _, t := range []string{rootfs, bindDir, appCgroupBindDir(c.args.App)} {
-			if mp == t || strings.HasPrefix(mp, t+"/") {
-				targets = append(targets, mp)
-			}
-		}
-	}
-	return c.inPodMountNS(func() error {
-		// Deepest first, then again for stacked mounts.
-		slices.SortFunc(targets, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
-		var errs []error
-		for _, t := range targets {
-			c.log.DebugContext(ctx, "unmount in the pod", "target", t)
-			if err := unix.Unmount(t, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-				errs = append(errs, &os.PathError{Op: "umount", Path: t, Err: err})
-			}
-		}
-		return errors.Join(errs...)
+	return podattach.Detach(ctx, c.log, c.pid, []string{
+		path.Join(sdpod.Stage2Dir, c.args.App, "rootfs"), sdpod.AppBindDir(c.args.App), appCgroupBindDir(c.args.App),
 	})
-}
-
-// unescapeMountinfo undoes the octal escapes of a mountinfo path.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // AppStart implements the app/start entrypoint: it starts the app's
@@ -541,7 +388,7 @@ func AppStart(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error
 		}
 	}
 	sd := dialPodSystemd(c.pid)
-	state, err := sd.run(ctx, "StartUnit", units.ServiceName(args.App))
+	state, err := sd.run(ctx, sdmanager.OpStart, units.ServiceName(args.App))
 	if err != nil {
 		return err
 	}
@@ -578,7 +425,7 @@ func AppStop(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error 
 		return err
 	}
 	sd := dialPodSystemd(c.pid)
-	_, err = sd.run(ctx, "StopUnit", units.ServiceName(args.App))
+	_, err = sd.run(ctx, sdmanager.OpStop, units.ServiceName(args.App))
 	return err
 }
 
@@ -594,7 +441,7 @@ func AppRm(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error {
 		return err
 	}
 	sd := dialPodSystemd(c.pid)
-	if _, err := sd.run(ctx, "StopUnit", units.ServiceName(args.App)); err != nil {
+	if _, err := sd.run(ctx, sdmanager.OpStop, units.ServiceName(args.App)); err != nil {
 		return err
 	}
 	return c.cleanup(ctx, sd)
