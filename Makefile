@@ -179,7 +179,7 @@ functional: all test-images ## End-to-end suite against the built binaries (root
 		$(abspath $(BUILD)/functional.test) -test.v -test.count=1 -test.timeout 30m
 
 security: all test-images ## Containment suite: attacks on pods of both flavors, each asserted to fail (root)
-	$(GO) build -trimpath -o $(BUILD)/security/attack ./tests/security/attack
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BUILD)/security/attack ./tests/security/attack
 	$(GO) test -c -tags functional -o $(BUILD)/security.test ./tests/security
 	cd tests/security && NSCN_BIN=$(abspath $(BIN)/nscn) NSCN_IMAGES=$(abspath $(BUILD)/images) \
 		NSCN_ACTOOL=$(abspath $(BUILD)/actool) NSCN_STAGE1_NSPAWN_ACI=$(abspath $(BIN)/stage1-nspawn.aci) \

@@ -3,8 +3,11 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +92,85 @@ func TestNspawnIPCParent(t *testing.T) {
 	}
 	p.stop(t, e)
 	e.fails("cannot join the host's IPC namespace", append(nspawnRunArgs(t, "--ipc=parent", "--private-users"), busybox(t), "--exec=/bin/true")...)
+	assertPodsGone(t, e)
+}
+
+// TestNspawnPIDParent: with --pid=parent the app is a process of the
+// host's PID namespace (run's spawner started it): the pid it reads for
+// itself is the one the host sees for it, with the app's command line;
+// its /proc is the host's, in which enter, which stays in that
+// namespace, finds it; its exit status and a stop reach it through the
+// helper; nothing is left once the pod is gone. Without the flag the
+// app's namespace is its own. --private-users is refused with it, and
+// so are a stage1 older than interface version 15 (fly) and a mode no
+// stage1 has.
+func TestNspawnPIDParent(t *testing.T) {
+	e := newEnv(t)
+	hostNS, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const probe = `readlink /proc/self/ns/pid; exit 7`
+	for _, tt := range []struct {
+		name  string
+		flags []string
+		host  bool
+	}{
+		{name: "parent", flags: []string{"--pid=parent"}, host: true},
+		{name: "private", flags: []string{"--pid=private"}},
+		{name: "default"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.run(append(nspawnRunArgs(t, tt.flags...), busybox(t), "--exec=/bin/sh", "--", "-c", probe)...)
+			if r.code != 7 {
+				t.Fatalf("exit %d, want the app's 7: %s", r.code, r.stderr)
+			}
+			if got := strings.Contains(r.stdout, hostNS); got != tt.host {
+				t.Errorf("the app in the host's PID namespace %s: %v, want %v\n%s", hostNS, got, tt.host, r.stdout)
+			}
+		})
+	}
+	p := startPod(t, e, 60*time.Second, []string{"pid "}, nspawnRunArgs(t, "--pid=parent", busybox(t), "--exec=/bin/sh", "--", "-c", "echo pid $$; exec sleep 600")...)
+	var pid int
+	deadline := time.Now().Add(10 * time.Second)
+	for pid == 0 && time.Now().Before(deadline) {
+		if _, err := fmt.Sscanf(p.out.String()[strings.Index(p.out.String(), "pid "):], "pid %d\n", &pid); err != nil {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if pid == 0 {
+		t.Fatalf("no pid line from the app: %q", p.out.String())
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || string(cmdline) != "sleep\x00600\x00" {
+		t.Fatalf("the host's process %d is %q (%v), want the app's sleep 600", pid, cmdline, err)
+	}
+	if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); err != nil || ns != hostNS {
+		t.Errorf("the app's PID namespace is %q (%v), want the host's %s", ns, err, hostNS)
+	}
+	got := e.ok("enter", p.uuid, "/bin/sh", "-c", "readlink /proc/self/ns/pid; pidof sleep").stdout
+	if !strings.Contains(got, hostNS) || !slices.Contains(strings.Fields(got), strconv.Itoa(pid)) {
+		t.Errorf("entered into the app: %q, want the host's namespace %s and the app's pid %d", got, hostNS, pid)
+	}
+	e.ok("stop", p.uuid)
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the pod did not stop: %s", p.errb.String())
+	}
+	// The helper relayed the stop and read the app's end.
+	if strings.Contains(p.errb.String(), "wait for it") {
+		t.Errorf("the helper lost the app's end at the stop: %s", p.errb.String())
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+		if c, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); string(c) == "sleep\x00600\x00" {
+			t.Errorf("the app's process %d outlived its pod", pid)
+		}
+	}
+	e.fails("cannot be in the host's PID namespace", append(nspawnRunArgs(t, "--pid=parent", "--private-users"), busybox(t), "--exec=/bin/true")...)
+	// fly (interface version 6) does not speak --pid: refused before
+	// the pod starts.
+	e.fails("has no --pid (needs 15)", "--insecure-options=image", "run", "--stage1-from-dir=stage1-fly.aci", "--pid=parent", busybox(t), "--exec=/bin/true")
+	e.fails(`--pid "host"`, append(nspawnRunArgs(t, "--pid=host"), busybox(t), "--exec=/bin/true")...)
 	assertPodsGone(t, e)
 }

@@ -37,7 +37,7 @@ const (
 // is refused, since it may expect arguments this stage0 does not pass.
 const (
 	MinInterfaceVersion = 1
-	MaxInterfaceVersion = 14
+	MaxInterfaceVersion = 15
 )
 
 // CheckInterfaceVersion parses the interface-version annotation value. An
@@ -71,6 +71,7 @@ const (
 	FlagDisablePaths        = "disable-paths"
 	FlagDisableSeccomp      = "disable-seccomp"
 	FlagIPC                 = "ipc"
+	FlagPID                 = "pid"
 	// FlagMutable is run's flag for a pod whose apps change while it
 	// runs (InterfaceVersionApps): it may start with no app, and it does
 	// not end when its last app exits.
@@ -215,6 +216,10 @@ const (
 	// carries the annotation for an older stage1, which would start the
 	// app under an init of its own.
 	InterfaceVersionAppPID1 = 14
+	// InterfaceVersionPID brings run's --pid (PIDParent: the apps in
+	// run's own PID namespace, the host's). stage0 passes the flag only
+	// to a stage1 that declares it.
+	InterfaceVersionPID = 15
 )
 
 // AnnotationAppPID1 on an app of the pod manifest, with the value
@@ -279,6 +284,17 @@ const (
 	IPCAuto    = "auto"
 	IPCPrivate = "private"
 	IPCParent  = "parent"
+)
+
+// Values of the run entrypoint's --pid flag (InterfaceVersionPID), in
+// the style of --ipc. An absent flag means PIDAuto: whatever the flavor
+// isolates by default. PIDParent puts every app's process in the PID
+// namespace run was started in (the host's, for nscn run), where its
+// getpid() is the pid the host sees.
+const (
+	PIDAuto    = "auto"
+	PIDPrivate = "private"
+	PIDParent  = "parent"
 )
 
 // The run entrypoint's --dns-conf-mode value is a comma-separated list of

@@ -25,7 +25,7 @@ const sandboxCommandName = "sandbox"
 // sandboxPodFlags are the pod flags of run that app sandbox takes.
 var sandboxPodFlags = []string{
 	"net", "dns", "dns-search", "dns-opt", "dns-domain", "dns-conf-mode", "hostname", "hosts-entry",
-	"user-annotation", "user-label", "port", "publish", "volume", "uuid-file-save", "ipc", "no-overlay",
+	"user-annotation", "user-label", "port", "publish", "volume", "uuid-file-save", "ipc", "pid", "no-overlay",
 	"mds-register", "mds-socket", "pull-policy",
 	"stage1-from-dir", "stage1-path", "stage1-url", "stage1-name", "stage1-hash",
 }

@@ -167,6 +167,7 @@ func TestRunFlagsAsRkt(t *testing.T) {
 		{name: "user label without value", cmd: onlyRun, args: []string{"--user-label=env", "example.com/app"}, err: `--user-label "env": want NAME=VALUE`},
 		{name: "prepare refuses net", cmd: onlyPrepare, args: []string{"--net=host", "example.com/app"}, err: "--net applies when the pod runs: give it to run-prepared"},
 		{name: "prepare refuses ipc", cmd: onlyPrepare, args: []string{"--ipc=private", "example.com/app"}, err: "--ipc applies when the pod runs"},
+		{name: "prepare refuses pid", cmd: onlyPrepare, args: []string{"--pid=parent", "example.com/app"}, err: "--pid applies when the pod runs"},
 		{name: "prepare refuses interactive", cmd: onlyPrepare, args: []string{"--interactive", "example.com/app"}, err: "--interactive applies when the pod runs"},
 		{name: "run refuses quiet", cmd: onlyRun, args: []string{"--quiet", "example.com/app"}, err: "--quiet is a flag of nscn prepare"},
 		{name: "prepare quiet", cmd: onlyPrepare, args: []string{"--quiet", "example.com/app"}},
@@ -234,11 +235,24 @@ func TestIPCFlag(t *testing.T) {
 	}
 }
 
+func TestPIDFlag(t *testing.T) {
+	for _, v := range []string{"", "auto", "private", "parent"} {
+		if err := checkPID(v); err != nil {
+			t.Errorf("--pid=%s: %v", v, err)
+		}
+	}
+	for _, v := range []string{"host", "shared", "PARENT"} {
+		if err := checkPID(v); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("--pid=%s: err = %v, want a usage error", v, err)
+		}
+	}
+}
+
 // TestPrepareHelpOwnFlags checks that the help of prepare lists only the
 // flags prepare takes, and run's only run's.
 func TestPrepareHelpOwnFlags(t *testing.T) {
 	prep, run := prepareFlagsHelp(), runFlagsHelp()
-	for _, f := range []string{"--net=", "--hostname=", "--interactive", "--ipc=", "--dns=", "--hosts-entry=", "--mds-register"} {
+	for _, f := range []string{"--net=", "--hostname=", "--interactive", "--ipc=", "--pid=", "--dns=", "--hosts-entry=", "--mds-register"} {
 		if strings.Contains(prep, f) {
 			t.Errorf("prepare's help lists %s, a flag of run and run-prepared", f)
 		}

@@ -126,6 +126,7 @@ func runPreparedCommand() *cli.Command {
 			&cli.StringFlag{Name: "dns-domain", Usage: "the local domain of the apps' resolv.conf"},
 			&cli.StringSliceFlag{Name: "hosts-entry", Usage: "an /etc/hosts line for the apps, IP=NAME, or host"},
 			&cli.StringFlag{Name: "ipc", Usage: "the pod's IPC namespace: auto, private or parent (flavor-dependent)"},
+			&cli.StringFlag{Name: "pid", Usage: "the apps' PID namespace: auto, private or parent (the host's: stage1-nspawn, stage1 interface 15)"},
 		},
 		Action: func(c *cli.Context) error {
 			g := globals(c)
@@ -136,6 +137,9 @@ func runPreparedCommand() *cli.Command {
 				return err
 			}
 			if err := checkIPC(c.String("ipc")); err != nil {
+				return err
+			}
+			if err := checkPID(c.String("pid")); err != nil {
 				return err
 			}
 			if err := checkHostname(c.String("hostname")); err != nil {
@@ -182,6 +186,7 @@ func runPreparedCommand() *cli.Command {
 				Interactive: c.Bool("interactive"),
 				Hostname:    c.String("hostname"),
 				IPC:         c.String("ipc"),
+				PID:         c.String("pid"),
 			}, dns, mo)
 		},
 	}
@@ -235,6 +240,9 @@ func runOrPrepare(c *cli.Context, run bool) error {
 		return err
 	}
 	if err := checkIPC(ra.flag("ipc")); err != nil {
+		return err
+	}
+	if err := checkPID(ra.flag("pid")); err != nil {
 		return err
 	}
 	if ra.boolean(nil, "quiet") {
@@ -330,6 +338,7 @@ func runOrPrepare(c *cli.Context, run bool) error {
 		Interactive: ra.boolean(nil, "interactive"),
 		Hostname:    ra.flag("hostname"),
 		IPC:         ra.flag("ipc"),
+		PID:         ra.flag("pid"),
 		Mutable:     ra.sandbox,
 	}, dns, mo)
 	// execStage1 returns only when the stage1 could not be started.

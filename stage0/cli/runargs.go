@@ -79,6 +79,7 @@ var runFlagSpecs = map[string]runFlagSpec{
 	"user-annotation": {multi: true, usage: "add an annotation to the pod manifest: NAME=VALUE (userAnnotations, as rkt)"},
 	"user-label":      {multi: true, usage: "add a label to the pod manifest: NAME=VALUE (userLabels, as rkt)"},
 	"ipc":             {only: onlyRun, usage: "the pod's IPC namespace: auto, private or parent (flavor-dependent)"},
+	"pid":             {only: onlyRun, usage: "the apps' PID namespace: auto, private or parent (the host's: stage1-nspawn, stage1 interface 15)"},
 	"no-overlay":      {boolean: true, usage: "copy the images' root filesystems into the pod instead of mounting overlayfs on them"},
 	"private-users":   {boolean: true, usage: "run the pod in a user namespace: its root is an unprivileged host ID of a 65536-ID range of its own (stage1-nspawn; security.md)"},
 	"quiet":           {boolean: true, only: onlyPrepare, usage: "print nothing but the pod's UUID on stdout (the messages of stderr are left out)"},

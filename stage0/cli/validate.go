@@ -65,6 +65,17 @@ func checkIPC(v string) error {
 	return usageErrorf("--ipc %q: want %s, %s or %s", v, stage1abi.IPCAuto, stage1abi.IPCPrivate, stage1abi.IPCParent)
 }
 
+// checkPID refuses a --pid value no stage1 takes, before anything is
+// fetched; whether the chosen stage1 provides it is the stage1's to say
+// (stage1-nspawn from interface version 15).
+func checkPID(v string) error {
+	switch v {
+	case "", stage1abi.PIDAuto, stage1abi.PIDPrivate, stage1abi.PIDParent:
+		return nil
+	}
+	return usageErrorf("--pid %q: want %s, %s or %s", v, stage1abi.PIDAuto, stage1abi.PIDPrivate, stage1abi.PIDParent)
+}
+
 // checkNoControl refuses a flag value holding a control character: no
 // name, path, address or option nscn takes has one, and a newline or an
 // escape sequence in a value that reaches a unit file, a log line or a

@@ -24,6 +24,22 @@ func applyPIDMode(ns *runtimeapi.NamespaceOption, app *prepare.App) {
 	}
 }
 
+// sandboxPIDArgs are the app sandbox flags for a sandbox's PID
+// namespace mode: --pid=parent for NODE (stage1-nspawn's run starts
+// every app's process in its own PID namespace, the host's: see
+// Documentation/cri.md, "The host's PID namespace"), none otherwise.
+// NODE is refused on the kvm handler, whose apps run under a kernel of
+// their own.
+func sandboxPIDArgs(cfg *runtimeapi.PodSandboxConfig, handler string) ([]string, error) {
+	if cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() != runtimeapi.NamespaceMode_NODE {
+		return nil, nil
+	}
+	if handler == "kvm" {
+		return nil, errdefs.Newf(errdefs.ErrNotImplemented, "the host's PID namespace (namespace_options pid NODE) on the kvm runtime handler: its pods run under a kernel of their own")
+	}
+	return []string{"--pid=" + stage1abi.PIDParent}, nil
+}
+
 // sandboxIPCArgs are the app sandbox flags for a sandbox's IPC
 // namespace mode: none for POD (the pod's own), --ipc=parent for NODE
 // (the host's: stage1-nspawn's app helper puts every app process in the

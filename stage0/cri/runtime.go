@@ -34,6 +34,7 @@ type sandboxMeta struct {
 	RuntimeHandler string            `json:"runtimeHandler,omitempty"`
 	HostNetwork    bool              `json:"hostNetwork,omitempty"`
 	HostIPC        bool              `json:"hostIPC,omitempty"`
+	HostPID        bool              `json:"hostPID,omitempty"`
 	CreatedAt      int64             `json:"createdAt"`
 }
 

@@ -119,6 +119,12 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	}
 	args = append(args, ipcArgs...)
 	meta.HostIPC = len(ipcArgs) > 0
+	pidArgs, err := sandboxPIDArgs(cfg, meta.RuntimeHandler)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	args = append(args, pidArgs...)
+	meta.HostPID = len(pidArgs) > 0
 	if meta.HostNetwork {
 		args = append(args, "--net=host")
 	} else {
@@ -391,6 +397,9 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandbo
 	}
 	if sb.meta.HostIPC {
 		st.Linux.Namespaces.Options.Ipc = runtimeapi.NamespaceMode_NODE
+	}
+	if sb.meta.HostPID {
+		st.Linux.Namespaces.Options.Pid = runtimeapi.NamespaceMode_NODE
 	}
 	if ips := sb.ips(); len(ips) > 0 && !sb.meta.HostNetwork {
 		st.Network = &runtimeapi.PodSandboxNetworkStatus{Ip: ips[0]}

@@ -280,17 +280,14 @@ func readProfile(path string) ([]byte, error) {
 }
 
 // checkSandboxSecurity refuses what a sandbox's security context and
-// sysctls ask that nscn cannot give a pod: the host's PID namespace
-// (stage1-nspawn's pod always has its own; see Documentation/cri.md).
-// The host's IPC namespace is sandboxIPCArgs', sysctls parseSysctls'. The rest of it (run_as_user, seccomp,
+// sysctls ask that nscn cannot give a pod: a user namespace. The host's
+// PID and IPC namespaces are sandboxPIDArgs' and sandboxIPCArgs',
+// sysctls parseSysctls'. The rest of it (run_as_user, seccomp,
 // privileged) concerns the pause container of other runtimes, which a
 // sandbox here does not have: nscn's pod runs no app until a container
 // is created.
 func checkSandboxSecurity(cfg *runtimeapi.PodSandboxConfig) error {
 	ns := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
-	if ns.GetPid() == runtimeapi.NamespaceMode_NODE {
-		return errdefs.Newf(errdefs.ErrNotImplemented, "the host's PID namespace (namespace_options pid NODE) is not supported: a pod has its own")
-	}
 	if ns.GetUsernsOptions() != nil && ns.GetUsernsOptions().GetMode() != runtimeapi.NamespaceMode_NODE {
 		return errdefs.Newf(errdefs.ErrNotImplemented, "user namespaces are not supported by the CRI server yet")
 	}

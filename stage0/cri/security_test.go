@@ -285,7 +285,8 @@ func TestCheckSandboxSecurity(t *testing.T) {
 		{name: "empty", cfg: &runtimeapi.PodSandboxConfig{}},
 		{name: "privileged", cfg: linux(&runtimeapi.LinuxSandboxSecurityContext{Privileged: true}, nil)},
 		{name: "host network", cfg: linux(&runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}}, nil)},
-		{name: "host pid", cfg: linux(&runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_NODE}}, nil), err: errdefs.ErrNotImplemented},
+		{name: "host pid", cfg: linux(&runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_NODE}}, nil)},
+		{name: "user namespace", cfg: linux(&runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD}}}, nil), err: errdefs.ErrNotImplemented},
 		{name: "host ipc", cfg: linux(&runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Ipc: runtimeapi.NamespaceMode_NODE}}, nil)},
 	}
 	for _, tt := range tests {

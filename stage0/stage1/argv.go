@@ -25,6 +25,9 @@ type RunFlags struct {
 	DisablePaths        bool
 	DisableSeccomp      bool
 	IPC                 string
+	// PID is run's --pid (stage1abi.PIDParent: the host's PID namespace),
+	// for a stage1 of stage1abi.InterfaceVersionPID or later.
+	PID string
 	// PrivateUsers is the pod's ID range (BASE:COUNT) for a stage1 of
 	// interface version 10 or later; empty: no user namespace.
 	PrivateUsers string
@@ -103,6 +106,12 @@ func RunArgs(f RunFlags) ([]string, error) {
 			return nil, err
 		}
 		a = append(a, "--"+stage1abi.FlagIPC+"="+f.IPC)
+	}
+	if f.PID != "" {
+		if err := need(stage1abi.InterfaceVersionPID, stage1abi.FlagPID); err != nil {
+			return nil, err
+		}
+		a = append(a, "--"+stage1abi.FlagPID+"="+f.PID)
 	}
 	if f.PrivateUsers != "" {
 		if err := need(stage1abi.InterfaceVersionPrivateUsers, stage1abi.FlagPrivateUsers); err != nil {

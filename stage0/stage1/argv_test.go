@@ -38,6 +38,8 @@ func TestRunArgs(t *testing.T) {
 		{name: "disable needs 3", flags: RunFlags{DisableSeccomp: true, UUID: "u", InterfaceVersion: 2}, class: errdefs.ErrFailedPrecondition},
 		{name: "dns conf needs 4", flags: RunFlags{DNSConfMode: "resolv=host", UUID: "u", InterfaceVersion: 3}, class: errdefs.ErrFailedPrecondition},
 		{name: "ipc needs 6", flags: RunFlags{IPC: "private", UUID: "u", InterfaceVersion: 5}, class: errdefs.ErrFailedPrecondition},
+		{name: "pid at 15", flags: RunFlags{PID: "parent", Net: "host", UUID: "u", InterfaceVersion: 15}, want: "--net=host --pid=parent u"},
+		{name: "pid needs 15", flags: RunFlags{PID: "parent", UUID: "u", InterfaceVersion: 14}, class: errdefs.ErrFailedPrecondition},
 		{name: "mutable at 11", flags: RunFlags{Mutable: true, Net: "host", UUID: "u", InterfaceVersion: 11}, want: "--net=host --mutable u"},
 		{name: "mutable needs 11", flags: RunFlags{Mutable: true, UUID: "u", InterfaceVersion: 10}, class: errdefs.ErrFailedPrecondition},
 		{name: "no uuid", flags: RunFlags{InterfaceVersion: 6}, class: errdefs.ErrInvalidArgument},

@@ -39,7 +39,12 @@ import (
 // it: same device and inode), so in the app's own mount namespace. A
 // process still on its way into the app (not pivoted yet), or the app's
 // shim (in the pod's PID namespace, in the pod's root), does not match.
-func appProcessRoot(podProc string, appRoot *os.File) (*os.File, int, error) {
+//
+// In a pod run with --pid=parent the app's processes are in the host's
+// PID namespace (run's spawner started them): a process in enter's own
+// PID namespace matches too when hostApp, given its /proc/PID, says it is
+// the app's (hostPIDApp: in the app's unit's cgroup).
+func appProcessRoot(podProc string, appRoot *os.File, hostApp func(proc string) bool) (*os.File, int, error) {
 	var podNS, want unix.Stat_t
 	if err := unix.Stat(filepath.Join(podProc, "ns", "pid"), &podNS); err != nil {
 		return nil, 0, &os.PathError{Op: "stat", Path: filepath.Join(podProc, "ns", "pid"), Err: err}
@@ -57,7 +62,7 @@ func appProcessRoot(podProc string, appRoot *os.File) (*os.File, int, error) {
 			continue // it exited, or is not ours to see
 		}
 		var got unix.Stat_t
-		if unix.Fstat(int(r.Fd()), &got) != nil || got.Dev != want.Dev || got.Ino != want.Ino || !pidNSChildOf(p, podNS) {
+		if unix.Fstat(int(r.Fd()), &got) != nil || got.Dev != want.Dev || got.Ino != want.Ino || (!pidNSChildOf(p, podNS) && !hostApp(p)) {
 			_ = r.Close()
 			continue
 		}
@@ -65,6 +70,23 @@ func appProcessRoot(podProc string, appRoot *os.File) (*os.File, int, error) {
 		return r, pid, nil
 	}
 	return nil, 0, errdefs.NotFound("no process of the app is running")
+}
+
+// hostPIDApp reports whether the process proc (/proc/PID) is a process
+// of app run in the host's PID namespace (--pid=parent): in enter's own
+// PID namespace and in the cgroup of app's unit below the pod's, where
+// run's spawner put it (a process of the host's whose root happens to be
+// the app's rootfs is not taken for the app's).
+func hostPIDApp(proc string, podPID int, app string) bool {
+	pid, err := strconv.Atoi(filepath.Base(proc))
+	if err != nil {
+		return false
+	}
+	if same, err := sameNS(pid, os.Getpid(), "pid"); err != nil || !same {
+		return false
+	}
+	_, err = appUnitCgroup(podPID, pid, app)
+	return err == nil
 }
 
 // pidNSChildOf reports whether the PID namespace of the process proc
@@ -284,7 +306,7 @@ func Enter(ctx context.Context, log *slog.Logger, args abiargs.EnterArgs, term s
 	// sees the app's own mounts and processes, and only those. Without
 	// one there is nothing to enter: each app's PID namespace lives as
 	// long as the app.
-	r, appPID, err := appProcessRoot(proc, appRoot)
+	r, appPID, err := appProcessRoot(proc, appRoot, func(p string) bool { return hostPIDApp(p, args.PID, args.AppName) })
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return 0, errdefs.FailedPrecondition("app %s has no running process to enter", args.AppName)
 	}

@@ -140,6 +140,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		return 0, err
 	}
 	layout.Pod.HostIPC = cfg.Args.IPC == stage1abi.IPCParent
+	layout.Pod.HostPID = cfg.Args.HostPID
 	if err := writePodFiles(podDir, layout.Pod, console); err != nil {
 		return 0, err
 	}
@@ -161,6 +162,18 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	image, err := imageRoot()
 	if err != nil {
 		return 0, err
+	}
+	if layout.Pod.HostPID {
+		// The apps' processes, started in run's PID namespace by the
+		// spawner (hostpid_linux.go) as long as run supervises the pod.
+		stop, err := startSpawner(ctx, log, spawnerConfig{
+			PodDir: podDir, Pod: layout.Pod, Layout: lc, Helper: filepath.Join(image, sdpod.AppHelper),
+			PodPID: func() (int, error) { return podPID(podDir) },
+		})
+		if err != nil {
+			return 0, err
+		}
+		defer stop()
 	}
 	loader, libDir, err := findLoader(image)
 	if err != nil {

@@ -54,6 +54,11 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) (int, error) 
 			return stage1abi.ExitRuntime, nil // the shim reports the error
 		}
 		return 0, nil
+	case ModeHostExec:
+		if err := hostExec(ctx, log, name); err != nil {
+			return stage1abi.ExitRuntime, nil // the spawner reports the error
+		}
+		return 0, nil
 	}
 	pod, err := sdpod.LoadPod(sdpod.PodConfigFile)
 	if err != nil {
@@ -76,13 +81,13 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) (int, error) 
 	case ModePrepare:
 		return 0, prepareApp(ctx, log, app, pod.CgroupUnified)
 	case ModeExec:
-		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified, hostIPC: pod.HostIPC, exited: endOfApp(ctx, log, pod, app)})
+		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified, hostIPC: pod.HostIPC, hostPID: pod.HostPID, exited: endOfApp(ctx, log, pod, app)})
 	case ModeRun:
 		if err := prepareApp(ctx, log, app, pod.CgroupUnified); err != nil {
 			return 0, err
 		}
 		// An app that speaks sd_notify says READY=1 itself.
-		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified, hostIPC: pod.HostIPC, notifyReady: !app.Notify, exited: endOfApp(ctx, log, pod, app)})
+		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified, hostIPC: pod.HostIPC, hostPID: pod.HostPID, notifyReady: !app.Notify, exited: endOfApp(ctx, log, pod, app)})
 	case ModePreStart:
 		return execApp(ctx, log, app, execOpts{handler: ModePreStart, unified: pod.CgroupUnified, hostIPC: pod.HostIPC})
 	case ModePostStop:
@@ -271,6 +276,9 @@ type execOpts struct {
 	// hostIPC (sdpod.Pod.HostIPC): the process is born in the IPC
 	// namespace of sdpod.HostIPCNS, the host's, not the pod's.
 	hostIPC bool
+	// hostPID (sdpod.Pod.HostPID): run's spawner starts the app in the
+	// host's PID namespace (execOnHost); its handlers stay in the pod.
+	hostPID bool
 	// notifyReady: tell the unit's service manager (NOTIFY_SOCKET,
 	// Type=notify) READY=1 once the app's process has exec'd, so that
 	// the pod is ready only when its mounts are made and the app is
@@ -472,5 +480,5 @@ var knownModes = []string{ModePrepare, ModePreStart, ModeExec, ModeRun, ModePost
 
 // IsAppMode reports whether s names a helper mode, hidden ones included.
 func IsAppMode(s string) bool {
-	return slices.Contains(knownModes, s) || s == modeExecIn
+	return slices.Contains(knownModes, s) || s == modeExecIn || s == ModeHostExec
 }

@@ -124,6 +124,10 @@ type initConfig struct {
 	ListenFDs   int    `json:"listenFDs,omitempty"`
 	ListenNames string `json:"listenNames,omitempty"`
 	ListenPID   int    `json:"listenPID,omitempty"`
+	// prepared, when set, is the app's policy as isolate.Prepare made it
+	// already: ModeHostExec's process prepares it on the host, whose
+	// /proc/self names it, before it joins the pod's mounts.
+	prepared *isolate.Prepared
 }
 
 // envListenFDs tells the process that becomes the app (modeExecIn) how
@@ -229,6 +233,9 @@ func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) 
 			return 0, fmt.Errorf("app %s: %w", s.Name, err)
 		}
 		defer func() { _ = notify.Close() }()
+	}
+	if o.asApp && o.hostPID {
+		return execOnHost(ctx, log, app, o, notify)
 	}
 	// Every signal is caught and dropped (see above), from before the
 	// init exists until the helper mirrors the app's status.
@@ -800,9 +807,11 @@ func enterApp(ctx context.Context, log *slog.Logger, app *sdpod.App, cfg initCon
 	// Prepared with the pod's /proc in view: it writes the process's
 	// oom_score_adj through /proc/self, which the app's /proc has not
 	// for a thread outside the app's namespace.
-	pr, err := isolate.Prepare(app.Policy)
-	if err != nil {
-		return nil, ec, err
+	pr := cfg.prepared
+	if pr == nil {
+		if pr, err = isolate.Prepare(app.Policy); err != nil {
+			return nil, ec, err
+		}
 	}
 	if w := pr.Withheld(); w != 0 {
 		log.WarnContext(ctx, "the pod's user namespace withholds capabilities from the app", "caps", w.String())

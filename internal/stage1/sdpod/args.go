@@ -39,6 +39,10 @@ type RunArgs struct {
 	// change while it runs (the app entrypoints); it may start with
 	// none and does not end when its last app exits.
 	Mutable bool
+	// HostPID is --pid=parent (interface version 15): every app's
+	// process in run's PID namespace, started there by run's spawner
+	// (HostPIDSocket) on its helper's request.
+	HostPID bool
 }
 
 // ParseRunArgs parses the run entrypoint's argv (without argv[0]).
@@ -50,7 +54,7 @@ type RunArgs struct {
 // abiargs.ParseRunArgs, the shared parser of the
 // stage1 interface's run argv.
 func ParseRunArgs(argv []string) (RunArgs, error) {
-	var net, ipc string
+	var net, ipc, pid string
 	interactive, mutable := false, false
 	mdsPort := 0
 	var users idrange.Range
@@ -74,6 +78,11 @@ func ParseRunArgs(argv []string) (RunArgs, error) {
 				return RunArgs{}, errdefs.InvalidArgument("flag --%s needs a value (--%s=…)", name, name)
 			}
 			ipc = value
+		case stage1abi.FlagPID:
+			if !hasValue {
+				return RunArgs{}, errdefs.InvalidArgument("flag --%s needs a value (--%s=…)", name, name)
+			}
+			pid = value
 		case stage1abi.FlagMDSPort:
 			p, err := strconv.Atoi(value)
 			if !hasValue || err != nil || p < 1 || p > 65535 {
@@ -137,6 +146,21 @@ func ParseRunArgs(argv []string) (RunArgs, error) {
 	default:
 		return RunArgs{}, errdefs.InvalidArgument("flag --%s: unknown value %q (want %s, %s or %s)",
 			stage1abi.FlagIPC, ipc, stage1abi.IPCAuto, stage1abi.IPCPrivate, stage1abi.IPCParent)
+	}
+	switch pid {
+	case "", stage1abi.PIDAuto, stage1abi.PIDPrivate:
+	case stage1abi.PIDParent:
+		// The spawner's process joins the helper's namespaces and mounts
+		// a procfs of the host's PID namespace: neither is open to the
+		// pod's root in a user namespace of its own.
+		if !users.IsZero() {
+			return RunArgs{}, errdefs.Newf(errdefs.ErrNotImplemented,
+				"--%s=%s with --%s: the apps of a pod in a user namespace of its own cannot be in the host's PID namespace", stage1abi.FlagPID, pid, stage1abi.FlagPrivateUsers)
+		}
+		a.HostPID = true
+	default:
+		return RunArgs{}, errdefs.InvalidArgument("flag --%s: unknown value %q (want %s, %s or %s)",
+			stage1abi.FlagPID, pid, stage1abi.PIDAuto, stage1abi.PIDPrivate, stage1abi.PIDParent)
 	}
 	return a, nil
 }

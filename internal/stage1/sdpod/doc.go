@@ -60,6 +60,13 @@ const (
 	// into an IPC namespace has no ancestry rule. No app can reach it
 	// (its root is its own rootfs).
 	HostIPCNS = "/nscn/ns/ipc"
+	// HostPIDSocket is, in a pod run with --pid=parent (Pod.HostPID),
+	// the unix socket (SOCK_SEQPACKET) of run's spawner: the app helper
+	// asks it to start its app in run's PID namespace (the host's), which
+	// no process of the pod can enter (package hostpid). run binds it on
+	// the host before systemd-nspawn starts. No app can reach it (its
+	// root is its own rootfs).
+	HostPIDSocket = "/nscn/ns/hostpid.sock"
 	// HostBindDir is where systemd-nspawn binds the host paths the apps'
 	// mounts need (volumes, the host's /etc/hosts), one numbered entry
 	// each.

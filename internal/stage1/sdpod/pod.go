@@ -92,6 +92,10 @@ type Pod struct {
 	// every app process (the apps, their handlers) in the IPC namespace
 	// bound at HostIPCNS, run's, instead of the pod's.
 	HostIPC bool `json:"hostIPC,omitempty"`
+	// HostPID says the pod runs with --pid=parent: the app helper has
+	// run's spawner (HostPIDSocket) start each app in the host's PID
+	// namespace instead of starting it in one of its own.
+	HostPID bool `json:"hostPID,omitempty"`
 }
 
 // AppByName returns the pod's app called name.

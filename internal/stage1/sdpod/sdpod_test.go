@@ -243,6 +243,11 @@ func TestParseRunArgs(t *testing.T) {
 		{name: "ipc parent", argv: []string{"--ipc=parent", testUUID}, wantNet: NetCNI, wantNets: "default"},
 		{name: "ipc parent with private users", argv: []string{"--ipc=parent", "--private-users=524288:65536", testUUID}, wantErr: errdefs.ErrNotImplemented},
 		{name: "ipc unknown", argv: []string{"--ipc=shared", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "pid parent", argv: []string{"--pid=parent", testUUID}, wantNet: NetCNI, wantNets: "default"},
+		{name: "pid private", argv: []string{"--pid=private", testUUID}, wantNet: NetCNI, wantNets: "default"},
+		{name: "pid parent with private users", argv: []string{"--pid=parent", "--private-users=524288:65536", testUUID}, wantErr: errdefs.ErrNotImplemented},
+		{name: "pid unknown", argv: []string{"--pid=host", testUUID}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "pid without value", argv: []string{"--pid", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "net without value", argv: []string{"--net", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "unknown flag", argv: []string{"--frob", testUUID}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "no uuid", argv: []string{"--net=host"}, wantErr: errdefs.ErrInvalidArgument},
@@ -271,7 +276,7 @@ func TestParseRunArgs(t *testing.T) {
 				t.Fatalf("ParseRunArgs(%q): %v", tt.argv, err)
 			}
 			if a.NetMode != tt.wantNet || a.Nets.String() != tt.wantNets || a.UUID != testUUID || a.Interactive != tt.interactive || a.PrivateUsers != tt.users ||
-				a.Mutable != slices.Contains(tt.argv, "--mutable") {
+				a.Mutable != slices.Contains(tt.argv, "--mutable") || a.HostPID != slices.Contains(tt.argv, "--pid=parent") {
 				t.Fatalf("ParseRunArgs(%q) = %+v", tt.argv, a)
 			}
 		})
@@ -349,6 +354,7 @@ func FuzzSignalExitStatus(f *testing.F) {
 
 func FuzzParseRunArgs(f *testing.F) {
 	f.Add("--net=none", "--ipc=auto", testUUID)
+	f.Add("--pid=parent", "--ipc=parent", testUUID)
 	f.Add("--interactive=0", "--dns-conf-mode=resolv=host", testUUID)
 	f.Add("--mds-token=abc_DEF-1", "--mds-port=18112", testUUID)
 	f.Fuzz(func(t *testing.T, a, b, c string) {

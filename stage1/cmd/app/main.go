@@ -28,7 +28,9 @@ func main() {
 	debug := false
 	var stderr io.Writer = os.Stderr
 	ctx := context.Background()
-	if pod, err := sdpod.LoadPod(sdpod.PodConfigFile); err == nil {
+	// ModeHostExec starts on the host, where no pod config is: it
+	// reports on its sync pipe.
+	if pod, err := sdpod.LoadPod(sdpod.PodConfigFile); err == nil && os.Args[1] != apphelper.ModeHostExec {
 		debug = pod.Debug
 		stderr = apphelper.HelperStderr(pod, os.Args[1], os.Args[2])
 		// Its lines go where the helper's messages go: nscn run's stderr.

@@ -9,8 +9,9 @@
 //	attack in OP...       run each OP where the app is
 //
 // An OP is stat:PATH, read:PATH, ls:PATH, write:PATH=CONTENT or
-// procroots: (list the root of every other process in view) or fds: (list
-// the process's descriptors). Each prints
+// procroots: (list the root of every other process in view), fds: (list
+// the process's descriptors) or hostpid:SOCKET,APP,FDS[,wait] (ask a
+// host PID spawner to start APP: askHostPID). Each prints
 // "ok OP ..." (read: the first 64 bytes) or "err OP: reason". escape prints "escape: err ..." when the
 // kernel refuses a step (no CAP_SYS_CHROOT, say) and runs the OPs anyway.
 package main
@@ -75,6 +76,8 @@ func escape() error {
 func do(op string) string {
 	kind, arg, _ := strings.Cut(op, ":")
 	switch kind {
+	case "hostpid":
+		return askHostPID(op, arg)
 	case "stat":
 		fi, err := os.Lstat(arg) //nolint:gosec // G703: reaching arbitrary paths is the attacker's job
 		if err != nil {
