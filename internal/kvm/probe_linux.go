@@ -128,7 +128,7 @@ func (p prober) probe(ctx context.Context) Verdict {
 
 	var why string
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		why = fmt.Sprintf("the test guest did not finish within %s: KVM_RUN never returned, as where nested KVM is broken", time.Since(start).Round(10*time.Millisecond))
+		why = fmt.Sprintf("the test guest did not finish within %s: KVM_RUN never returned, as where nested KVM is broken", p.timeout)
 	} else {
 		why = fmt.Sprintf("the probe was stopped after %s: %v", time.Since(start).Round(time.Millisecond), ctx.Err())
 	}
