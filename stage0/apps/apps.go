@@ -221,6 +221,9 @@ func Add(ctx context.Context, cfg Config, uuid string, o AddOptions) (_ string, 
 	if v, ok := o.App.Annotations.Get(stage1abi.AnnotationAppPID1); ok && v != "false" && s.s1.Version < stage1abi.InterfaceVersionAppPID1 {
 		return "", errdefs.FailedPrecondition("app %s: the stage1 speaks interface version %d and cannot make the app pid 1 of its PID namespace (%s needs %d)", o.App.Name, s.s1.Version, stage1abi.AnnotationAppPID1, stage1abi.InterfaceVersionAppPID1)
 	}
+	if v, ok := o.App.Annotations.Get(stage1abi.AnnotationAppTTY); ok && v != "false" && s.s1.Version < stage1abi.InterfaceVersionAppTTY {
+		return "", errdefs.FailedPrecondition("app %s: the stage1 speaks interface version %d and cannot give the app a terminal (%s needs %d)", o.App.Name, s.s1.Version, stage1abi.AnnotationAppTTY, stage1abi.InterfaceVersionAppTTY)
+	}
 	po := o.Prepare
 	po.Store, po.Log = cfg.Store, cfg.Log
 	added, err := prepare.AddApp(ctx, po, s.pod.Path, pm, o.App)

@@ -27,7 +27,7 @@ const ImageName = "nosecone.dev/nscn/stage1-nspawn"
 // or recursive, version 13), and makes an app pid 1 of its PID namespace
 // when it asks (stage1abi.AnnotationAppPID1, version 14).
 // scripts/build-stage1-nspawn.sh declares it in the image manifest.
-const InterfaceVersion = stage1abi.InterfaceVersionAppPID1
+const InterfaceVersion = stage1abi.InterfaceVersionAppTTY
 
 // Entrypoint paths inside the stage1 rootfs, as the image manifest's
 // annotations name them, and the helper the pod's units run.

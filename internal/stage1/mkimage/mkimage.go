@@ -76,6 +76,7 @@ var interfaceVersions = map[string]int{
 	"app-paths":      stage1abi.InterfaceVersionAppPaths,
 	"mount-options":  stage1abi.InterfaceVersionMountOptions,
 	"app-pid1":       stage1abi.InterfaceVersionAppPID1,
+	"app-tty":        stage1abi.InterfaceVersionAppTTY,
 }
 
 // InterfaceVersionByName returns the interface version called name (see
