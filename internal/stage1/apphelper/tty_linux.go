@@ -22,9 +22,13 @@ import (
 //	resize FIFO ──▶ │  │ TIOCSWINSZ
 //	app's stdout ◀──┘──┘ (the journal copy, its FIFO: stdout only)
 //
-// The terminal is allocated in the pod's own devpts (the stage1
-// container's /dev/ptmx, which the app's /dev/pts shows too), so nothing
-// of it is on the host. The helper keeps the master; the process that
+// The terminal is allocated in a devpts instance of its own (privatePTMX),
+// mounted in a mount namespace of one thread of the helper and gone from
+// every view once the master is open: nothing of it is on the host, and
+// no other app of the pod (each sees the pod's devpts at /dev/pts) can
+// open the slave and read or type on the app's terminal. The app's
+// /dev/pts does not show it either (ttyname(3) fails; isatty(3) holds).
+// The helper keeps the master; the process that
 // becomes the app makes a session of its own and takes the slave, its fd
 // 0, as its controlling terminal (prepareAndExec). The end of the input
 // FIFO is the terminal's end-of-file character (a shell reading its
@@ -50,10 +54,10 @@ type appTTY struct {
 // to out (a descriptor the helper keeps: the app's stdout pipe, or the
 // unit's stdout), from in when it is not nil, sizes from the FIFO
 // resize.
-func openTTY(ctx context.Context, log *slog.Logger, out uintptr, in *os.File, resize string) (_ *appTTY, err error) {
-	mfd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+func openTTY(ctx context.Context, log *slog.Logger, openMaster func() (int, error), out uintptr, in *os.File, resize string) (_ *appTTY, err error) {
+	mfd, err := openMaster()
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: "/dev/ptmx", Err: err}
+		return nil, err
 	}
 	// Non-blocking, so that the runtime's poller reads it and a Close
 	// ends a read in progress (tty.Wait's bound).
@@ -198,9 +202,40 @@ func ttyOf(ctx context.Context, log *slog.Logger, app *sdpod.App, stdout uintptr
 	if app.Stdin != "" {
 		in = os.Stdin
 	}
-	t, err := openTTY(ctx, log, stdout, in, sdpod.AppResizeFIFO(app.Spec.Name))
+	t, err := openTTY(ctx, log, privatePTMX, stdout, in, sdpod.AppResizeFIFO(app.Spec.Name))
 	if err != nil {
 		return nil, fmt.Errorf("app %s: its terminal: %w", app.Spec.Name, err)
 	}
 	return t, nil
+}
+
+// ptmxFlags open a terminal's master: non-blocking, so that the runtime's
+// poller reads it and a Close ends a read in progress (appTTY.Wait).
+const ptmxFlags = unix.O_RDWR | unix.O_NOCTTY | unix.O_CLOEXEC | unix.O_NONBLOCK
+
+// privatePTMX opens the master of a new terminal in a devpts instance
+// of its own: on a thread of its own, in a new mount namespace whose
+// mounts are private, it mounts a new devpts on /dev/pts and opens its
+// ptmx. The thread, and the namespace with it, end after (onOwnThread):
+// the instance lives on in the master and the slave only.
+func privatePTMX() (int, error) {
+	fd, err := -1, error(nil)
+	onOwnThread(func() {
+		if err = unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			err = &os.SyscallError{Syscall: "unshare(CLONE_NEWNS)", Err: err}
+			return
+		}
+		if err = unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			err = &os.PathError{Op: "mount (make private)", Path: "/", Err: err}
+			return
+		}
+		if err = unix.Mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0600,mode=0600"); err != nil {
+			err = &os.PathError{Op: "mount devpts", Path: "/dev/pts", Err: err}
+			return
+		}
+		if fd, err = unix.Open("/dev/pts/ptmx", ptmxFlags, 0); err != nil {
+			err = &os.PathError{Op: "open", Path: "/dev/pts/ptmx", Err: err}
+		}
+	})
+	return fd, err
 }

@@ -37,7 +37,8 @@ func TestOpenTTY(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	tty, err := openTTY(ctx, slog.New(slog.DiscardHandler), outW.Fd(), inR, resize)
+	hostPTMX := func() (int, error) { return unix.Open("/dev/ptmx", ptmxFlags, 0) }
+	tty, err := openTTY(ctx, slog.New(slog.DiscardHandler), hostPTMX, outW.Fd(), inR, resize)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,8 +35,8 @@ type App struct {
 	// mode only); empty means the unit's stdin.
 	Stdin string `json:"stdin,omitempty"`
 	// TTY (stage1abi.AnnotationAppTTY): the app's stdin, stdout and
-	// stderr are the slave of a new pseudo-terminal of the pod's devpts,
-	// its controlling terminal; the app helper holds the master and
+	// stderr are the slave of a new pseudo-terminal (of a devpts
+	// instance of its own), its controlling terminal; the app helper holds the master and
 	// relays it to the app's output, from Stdin, and takes the
 	// terminal's size from AppResizeFIFO.
 	TTY bool `json:"tty,omitempty"`
