@@ -199,6 +199,43 @@ func TestCRITTY(t *testing.T) {
 		t.Fatalf("log of the tty container (all of it stdout):\n%s", b)
 	}
 
+	// tty and stdin_once (kubectl run -it --rm): the end of the first
+	// attach's input is the terminal's end of file, and the shell exits
+	{
+		onceCfg := filepath.Join(dir, "once.json")
+		writeJSON(t, onceCfg, map[string]any{
+			"metadata":   map[string]any{"name": "once"},
+			"image":      map[string]any{"image": image},
+			"command":    []string{"/bin/sh"},
+			"stdin":      true,
+			"stdin_once": true,
+			"tty":        true,
+			"log_path":   "once.log",
+		})
+		out, _ := s.crictl(true, "create", podID, onceCfg, podCfg)
+		onceID := strings.TrimSpace(out)
+		s.crictl(true, "start", onceID)
+		cmd := exec.Command(crictlBin(t), "--runtime-endpoint", "unix://"+socket, "attach", "-i", onceID) //nolint:gosec // G204: crictl against the test's server
+		cmd.Stdin = strings.NewReader("echo typed-$((3*3))\n")
+		var o testutil.SyncBuffer
+		cmd.Stdout, cmd.Stderr = &o, &o
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("crictl attach -i: %v\n%s", err, o.String())
+		}
+		waitUntil(t, 30*time.Second, func() bool {
+			out, _ := s.crictl(true, "inspect", "-o", "json", onceID)
+			return strings.Contains(out, "CONTAINER_EXITED")
+		})
+		if out, _ := s.crictl(true, "inspect", "-o", "go-template", "--template", "{{.status.exitCode}}", onceID); strings.TrimSpace(out) != "0" {
+			t.Fatalf("exit code after the input's end %q", out)
+		}
+		b, _ := os.ReadFile(filepath.Join(logDir, "once.log")) //nolint:gosec // G304: the test's log file
+		if !strings.Contains(string(b), "typed-9\r\n") {
+			t.Fatalf("log of the stdin_once tty container:\n%s", b)
+		}
+		s.crictl(true, "rm", onceID)
+	}
+
 	// tty on a container created without one is refused
 	{
 		plainCfg := filepath.Join(dir, "plain.json")
