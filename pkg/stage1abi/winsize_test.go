@@ -72,3 +72,16 @@ func FuzzParseWinsize(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseAppTTY(f *testing.F) {
+	f.Add("true")
+	f.Add("false")
+	f.Add("yes")
+	f.Fuzz(func(t *testing.T, in string) {
+		got, err := ParseAppTTY(in)
+		// Only the two exact words parse, each to itself.
+		if (err == nil) != (in == "true" || in == "false") || got != (in == "true") {
+			t.Fatalf("ParseAppTTY(%q) = %v, %v", in, got, err)
+		}
+	})
+}
