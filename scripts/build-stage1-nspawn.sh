@@ -101,7 +101,7 @@ printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 # its tests check they agree.
 env -u GOARCH -u GOOS "$go" run ./internal/stage1/cmd/mkstage1 \
 	-name nosecone.dev/nscn/stage1-nspawn -version "$version" -arch "$goarch" \
-	-interface-version pid \
+	-interface-version app-tty \
 	-run /nscn/init -enter /nscn/enter -gc /nscn/gc -stop /nscn/stop \
 	-app-add /nscn/app-add -app-start /nscn/app-start -app-stop /nscn/app-stop -app-rm /nscn/app-rm \
 	-dir "$image" -o "$outdir/stage1-nspawn.aci"

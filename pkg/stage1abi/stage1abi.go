@@ -10,6 +10,7 @@
 package stage1abi
 
 import (
+	"encoding/binary"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -37,7 +38,7 @@ const (
 // is refused, since it may expect arguments this stage0 does not pass.
 const (
 	MinInterfaceVersion = 1
-	MaxInterfaceVersion = 15
+	MaxInterfaceVersion = 16
 )
 
 // CheckInterfaceVersion parses the interface-version annotation value. An
@@ -171,6 +172,62 @@ func AppInputFIFO(app string) string {
 	return filepath.Join(Stage1RootfsRel, "nscn", "io", app, "stdin")
 }
 
+// AnnotationAppTTY on an app of the pod manifest, with the value "true",
+// asks a stage1 of InterfaceVersionAppTTY or newer for an app whose
+// stdin, stdout and stderr are the slave of a new pseudo-terminal, its
+// controlling terminal (the CRI's tty). The stage1 holds the master: what
+// the app writes there comes out on its stdout (AppOutputFIFO), what its
+// input FIFO carries (AnnotationAppStdin) goes in, and the end of that
+// input is the terminal's end-of-file character. The stage1 makes the
+// FIFO AppResizeFIFO, whose frames (EncodeWinsize) set the terminal's
+// size. "false", or no annotation, is no terminal; any other value fails
+// the app (ParseAppTTY).
+const AnnotationAppTTY = "nscn.io/app/tty"
+
+// ParseAppTTY reads the value of AnnotationAppTTY.
+func ParseAppTTY(v string) (bool, error) {
+	switch v {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("annotation %s: %q is neither true nor false", AnnotationAppTTY, v)
+}
+
+// AppResizeFIFO is the FIFO, relative to the pod directory, whose frames
+// set the size of the terminal of an app of AnnotationAppTTY.
+func AppResizeFIFO(app string) string {
+	return filepath.Join(Stage1RootfsRel, "nscn", "io", app, "resize")
+}
+
+// WinsizeFrameLen is the length of a frame of AppResizeFIFO: the rows,
+// then the columns, each a big-endian uint16. A frame is written with
+// one write(2), which a FIFO keeps whole (it is under PIPE_BUF).
+const WinsizeFrameLen = 4
+
+// EncodeWinsize is the frame of AppResizeFIFO for a terminal of rows by
+// cols characters.
+func EncodeWinsize(rows, cols uint16) [WinsizeFrameLen]byte {
+	var b [WinsizeFrameLen]byte
+	binary.BigEndian.PutUint16(b[0:2], rows)
+	binary.BigEndian.PutUint16(b[2:4], cols)
+	return b
+}
+
+// ParseWinsize reads a frame of AppResizeFIFO. A size of zero rows or
+// columns is refused: no client has such a terminal.
+func ParseWinsize(b []byte) (rows, cols uint16, err error) {
+	if len(b) != WinsizeFrameLen {
+		return 0, 0, fmt.Errorf("terminal size frame of %d bytes, not %d", len(b), WinsizeFrameLen)
+	}
+	rows, cols = binary.BigEndian.Uint16(b[0:2]), binary.BigEndian.Uint16(b[2:4])
+	if rows == 0 || cols == 0 {
+		return 0, 0, fmt.Errorf("terminal size %dx%d", rows, cols)
+	}
+	return rows, cols, nil
+}
+
 // AppInfoDir is stage0's per-app directory relative to the pod directory.
 func AppInfoDir(app string) string { return filepath.Join(AppsInfoDir, app) }
 
@@ -220,6 +277,11 @@ const (
 	// run's own PID namespace, the host's). stage0 passes the flag only
 	// to a stage1 that declares it.
 	InterfaceVersionPID = 15
+	// InterfaceVersionAppTTY brings no argument: a stage1 that declares
+	// it honours an app's AnnotationAppTTY. stage0 refuses an app that
+	// carries the annotation for an older stage1, which would start it
+	// without a terminal.
+	InterfaceVersionAppTTY = 16
 )
 
 // AnnotationAppPID1 on an app of the pod manifest, with the value

@@ -13,8 +13,8 @@ func TestCheckInterfaceVersion(t *testing.T) {
 	}{
 		{name: "absent means 1", in: "", want: 1},
 		{name: "supported", in: "4", want: 4},
-		{name: "newest", in: "15", want: MaxInterfaceVersion},
-		{name: "too new", in: "16", wantErr: true},
+		{name: "newest", in: "16", want: MaxInterfaceVersion},
+		{name: "too new", in: "17", wantErr: true},
 		{name: "zero", in: "0", wantErr: true},
 		{name: "not a number", in: "v5", wantErr: true},
 	}
@@ -29,10 +29,10 @@ func TestCheckInterfaceVersion(t *testing.T) {
 }
 
 func TestFlagVersionsAreSupported(t *testing.T) {
-	if InterfaceVersionPID != MaxInterfaceVersion {
-		t.Errorf("the newest interface version is %d, but stage0 accepts up to %d", InterfaceVersionPID, MaxInterfaceVersion)
+	if InterfaceVersionAppTTY != MaxInterfaceVersion {
+		t.Errorf("the newest interface version is %d, but stage0 accepts up to %d", InterfaceVersionAppTTY, MaxInterfaceVersion)
 	}
-	for _, v := range []int{InterfaceVersionHostname, InterfaceVersionDisable, InterfaceVersionDNSConf, InterfaceVersionLocalConfig, InterfaceVersionIPC, InterfaceVersionMDSPort, InterfaceVersionReady, InterfaceVersionMDSTokenFile, InterfaceVersionPrivateUsers, InterfaceVersionApps, InterfaceVersionAppPaths, InterfaceVersionMountOptions, InterfaceVersionAppPID1, InterfaceVersionPID} {
+	for _, v := range []int{InterfaceVersionHostname, InterfaceVersionDisable, InterfaceVersionDNSConf, InterfaceVersionLocalConfig, InterfaceVersionIPC, InterfaceVersionMDSPort, InterfaceVersionReady, InterfaceVersionMDSTokenFile, InterfaceVersionPrivateUsers, InterfaceVersionApps, InterfaceVersionAppPaths, InterfaceVersionMountOptions, InterfaceVersionAppPID1, InterfaceVersionPID, InterfaceVersionAppTTY} {
 		if v < MinInterfaceVersion || v > MaxInterfaceVersion {
 			t.Errorf("interface version %d is outside %d..%d", v, MinInterfaceVersion, MaxInterfaceVersion)
 		}

@@ -198,6 +198,17 @@ type AddOptions struct {
 	DisableCapabilities, DisablePaths, DisableSeccomp bool
 }
 
+// refuseTTY refuses an app that asks for a terminal
+// (stage1abi.AnnotationAppTTY) of a stage1 that speaks the interface
+// version given, older than InterfaceVersionAppTTY: it would start the
+// app without one.
+func refuseTTY(app prepare.App, version int) error {
+	if v, ok := app.Annotations.Get(stage1abi.AnnotationAppTTY); ok && v != "false" && version < stage1abi.InterfaceVersionAppTTY {
+		return errdefs.FailedPrecondition("app %s: the stage1 speaks interface version %d and cannot give the app a terminal (%s needs %d)", app.Name, version, stage1abi.AnnotationAppTTY, stage1abi.InterfaceVersionAppTTY)
+	}
+	return nil
+}
+
 // Add adds an app to the running mutable pod uuid and returns its name.
 // The app is created, not started (Start). On failure the pod is as it
 // was.
@@ -220,6 +231,9 @@ func Add(ctx context.Context, cfg Config, uuid string, o AddOptions) (_ string, 
 	}
 	if v, ok := o.App.Annotations.Get(stage1abi.AnnotationAppPID1); ok && v != "false" && s.s1.Version < stage1abi.InterfaceVersionAppPID1 {
 		return "", errdefs.FailedPrecondition("app %s: the stage1 speaks interface version %d and cannot make the app pid 1 of its PID namespace (%s needs %d)", o.App.Name, s.s1.Version, stage1abi.AnnotationAppPID1, stage1abi.InterfaceVersionAppPID1)
+	}
+	if err := refuseTTY(o.App, s.s1.Version); err != nil {
+		return "", err
 	}
 	po := o.Prepare
 	po.Store, po.Log = cfg.Store, cfg.Log

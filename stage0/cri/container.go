@@ -104,6 +104,11 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		meta.LogPath = filepath.Join(sb.meta.LogDirectory, cfg.GetLogPath())
 	}
 	meta.Stdin = cfg.GetStdin()
+	meta.StdinOnce = meta.Stdin && cfg.GetStdinOnce()
+	meta.TTY = cfg.GetTty()
+	if err := refuseTTY(sb, meta.TTY); err != nil {
+		return nil, toStatus(err)
+	}
 	if meta.Stdin && sb.meta.RuntimeHandler == "kvm" {
 		return nil, toStatus(errdefs.Newf(errdefs.ErrNotImplemented, "a container's stdin on the kvm runtime handler: stage1-kvm gives an added app no standard input"))
 	}
@@ -117,6 +122,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	}
 	if meta.Stdin {
 		app.Annotations = append(app.Annotations, types.Annotation{Name: stage1abi.AnnotationAppStdin, Value: "fifo"})
+	}
+	if meta.TTY {
+		app.Annotations = append(app.Annotations, types.Annotation{Name: stage1abi.AnnotationAppTTY, Value: "true"})
 	}
 	if err := refuseDevices(cfg.GetDevices()); err != nil {
 		return nil, toStatus(err)

@@ -56,11 +56,17 @@ func (s *Server) startLogWriter(ctx context.Context, c *container) (*os.Process,
 		// A stage1 that honours stage1abi.AnnotationAppStdin made it.
 		if _, err := os.Lstat(filepath.Join(cfg.PodDir, stage1abi.AppInputFIFO(c.app))); err == nil {
 			cfg.StdinFIFO = stage1abi.AppInputFIFO(c.app)
+			cfg.StdinOnce = c.meta.StdinOnce
 		} else {
 			s.log.WarnContext(ctx, "the pod's stage1 gave the app no input FIFO: no stdin", "container", c.meta.ID)
 		}
 	}
-	if cfg.LogPath == "" && cfg.StdinFIFO == "" {
+	if c.meta.TTY {
+		// A stage1 of stage1abi.InterfaceVersionAppTTY made it
+		// (stage0/apps refuses the annotation for an older one).
+		cfg.ResizeFIFO = stage1abi.AppResizeFIFO(c.app)
+	}
+	if cfg.LogPath == "" && cfg.StdinFIFO == "" && cfg.ResizeFIFO == "" {
 		return nil, nil
 	}
 	if _, err := os.Lstat(filepath.Join(cfg.PodDir, cfg.StdoutFIFO)); errors.Is(err, fs.ErrNotExist) {

@@ -50,7 +50,13 @@ type containerMeta struct {
 	LogPath     string            `json:"logPath,omitempty"`
 	// Stdin says the container was created with a standard input
 	// (stage1abi.AnnotationAppStdin), which Attach writes to.
-	Stdin     bool  `json:"stdin,omitempty"`
+	Stdin bool `json:"stdin,omitempty"`
+	// StdinOnce (with Stdin): the app's stdin ends when the first
+	// attach with input does (crilog.Config.StdinOnce).
+	StdinOnce bool `json:"stdinOnce,omitempty"`
+	// TTY says the container was created with a terminal
+	// (stage1abi.AnnotationAppTTY): Attach with tty resizes it.
+	TTY       bool  `json:"tty,omitempty"`
 	CreatedAt int64 `json:"createdAt"`
 }
 

@@ -93,8 +93,8 @@ func (s *Server) Attach(ctx context.Context, req *runtimeapi.AttachRequest) (*ru
 	if req.GetStdin() && !c.meta.Stdin {
 		return nil, toStatus(errdefs.FailedPrecondition("container %s was created without stdin", c.meta.ID))
 	}
-	if req.GetTty() {
-		return nil, toStatus(errdefs.Newf(errdefs.ErrNotImplemented, "attach to a terminal is not supported yet"))
+	if req.GetTty() && !c.meta.TTY {
+		return nil, toStatus(errdefs.FailedPrecondition("container %s was created without tty", c.meta.ID))
 	}
 	return s.stream.GetAttach(req)
 }
@@ -259,10 +259,15 @@ func exitError(err error) error {
 // Attach connects the client's streams to the container's log writer:
 // what the client sends goes to the app's stdin, the app's output comes
 // back as it is written (and goes to the log all the same).
-func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, _ bool, _ <-chan remotecommandserver.TerminalSize) error {
+func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
 	c, err := r.s.runningContainer(ctx, id)
 	if err != nil {
 		return err
+	}
+	if tty && c.meta.TTY {
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go r.s.forwardResizes(rctx, r.s.logControl(c), resize)
 	}
 	var stdout, stderr io.Writer
 	if out != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -20,8 +21,11 @@ import (
 //	          length (uint32, big endian), bytes
 //
 // The client's end of file (a half close) ends its stdin, not the app's:
-// the writer holds the FIFO open. The writer closes the connection when
-// the client's stdin ends or the app's output does.
+// the writer holds the FIFO open, unless it was started with StdinOnce,
+// when it closes the FIFO as the first attach with input (request
+// "attach") ends. A client with no input asks "attach-output". The
+// writer closes the connection when the client's stdin ends or the
+// app's output does.
 
 // attachWriteTimeout bounds a write to one attached client: a client
 // that does not read loses its attach, the app is not held up.
@@ -104,8 +108,10 @@ type nopWriteCloser struct{ io.Writer }
 func (nopWriteCloser) Close() error { return nil }
 
 // attach serves one attached client until its stdin ends or the output
-// does (the writer closes the connection).
-func (w *Writer) attach(c net.Conn, br *bufio.Reader) {
+// does (the writer closes the connection). withStdin: the client sends
+// input (ReqAttach), which goes to the app's stdin FIFO when there is
+// one; otherwise what it sends is dropped.
+func (w *Writer) attach(c net.Conn, br *bufio.Reader, withStdin bool) {
 	select {
 	case <-w.done:
 		_, _ = io.WriteString(c, "the container's output has ended\n")
@@ -117,13 +123,38 @@ func (w *Writer) attach(c net.Conn, br *bufio.Reader) {
 	}
 	w.attached.add(c)
 	defer w.attached.remove(c)
-	if w.stdin != nil {
-		// Plain reads and writes: no splice between the socket and the
-		// FIFO, which the writer holds in blocking mode.
-		_, _ = io.Copy(struct{ io.Writer }{w.stdin}, struct{ io.Reader }{br})
+	in := w.stdinFile()
+	if !withStdin || in == nil {
+		_, _ = io.Copy(io.Discard, br)
 		return
 	}
-	_, _ = io.Copy(io.Discard, br)
+	// Plain reads and writes: no splice between the socket and the FIFO,
+	// which the writer holds in blocking mode. A write after another
+	// attach closed the FIFO (StdinOnce) fails, and ends this copy.
+	_, _ = io.Copy(struct{ io.Writer }{in}, struct{ io.Reader }{br})
+	if w.cfg.StdinOnce {
+		// The first attach with input has ended: so does the app's
+		// input, as its end of file (no other writer holds the FIFO).
+		w.closeStdin()
+	}
+}
+
+// stdinFile is the app's input FIFO, nil when there is none or it was
+// closed (StdinOnce).
+func (w *Writer) stdinFile() *os.File {
+	w.stdinMu.Lock()
+	defer w.stdinMu.Unlock()
+	return w.stdin
+}
+
+// closeStdin closes the app's input FIFO, once.
+func (w *Writer) closeStdin() {
+	w.stdinMu.Lock()
+	defer w.stdinMu.Unlock()
+	if w.stdin != nil {
+		_ = w.stdin.Close()
+		w.stdin = nil
+	}
 }
 
 // Attach attaches to the writer at the control socket path: in (nil for
@@ -139,7 +170,11 @@ func Attach(ctx context.Context, path string, in io.Reader, stdout, stderr io.Wr
 	defer func() { _ = c.Close() }()
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 	defer stop()
-	if _, err := io.WriteString(c, ReqAttach+"\n"); err != nil {
+	req := ReqAttach
+	if in == nil {
+		req = ReqAttachOutput
+	}
+	if _, err := io.WriteString(c, req+"\n"); err != nil {
 		return fmt.Errorf("log writer: %w", err)
 	}
 	br := bufio.NewReader(c)

@@ -26,12 +26,19 @@ const readyFD = 3
 
 // Argv is the command line of a log writer for cfg (after the binary).
 func (cfg Config) Argv() []string {
-	return []string{
+	argv := []string{
 		Command,
 		"--pod-dir=" + cfg.PodDir, "--stdout=" + cfg.StdoutFIFO, "--stderr=" + cfg.StderrFIFO,
 		"--stdin=" + cfg.StdinFIFO, "--log-dir=" + cfg.LogDir, "--log-path=" + cfg.LogPath,
 		"--control=" + cfg.Control,
 	}
+	if cfg.StdinOnce {
+		argv = append(argv, "--stdin-once")
+	}
+	if cfg.ResizeFIFO != "" {
+		argv = append(argv, "--resize="+cfg.ResizeFIFO)
+	}
+	return argv
 }
 
 // parseArgv is Argv's inverse: args are what follows Command.
@@ -46,6 +53,8 @@ func parseArgv(args []string) (Config, error) {
 	fs.StringVar(&cfg.LogDir, "log-dir", "", "")
 	fs.StringVar(&cfg.LogPath, "log-path", "", "")
 	fs.StringVar(&cfg.Control, "control", "", "")
+	fs.BoolVar(&cfg.StdinOnce, "stdin-once", false, "")
+	fs.StringVar(&cfg.ResizeFIFO, "resize", "", "")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -65,8 +74,11 @@ func parseArgv(args []string) (Config, error) {
 	if cfg.LogPath != "" && cfg.LogDir == "" {
 		return cfg, errors.New("--log-path needs --log-dir")
 	}
-	if cfg.LogPath == "" && cfg.StdinFIFO == "" {
-		return cfg, errors.New("--log-path or --stdin is required")
+	if cfg.StdinOnce && cfg.StdinFIFO == "" {
+		return cfg, errors.New("--stdin-once needs --stdin")
+	}
+	if cfg.LogPath == "" && cfg.StdinFIFO == "" && cfg.ResizeFIFO == "" {
+		return cfg, errors.New("--log-path, --stdin or --resize is required")
 	}
 	if !filepath.IsAbs(cfg.PodDir) || !filepath.IsAbs(cfg.Control) || (cfg.LogDir != "" && !filepath.IsAbs(cfg.LogDir)) {
 		return cfg, errors.New("--pod-dir, --log-dir and --control must be absolute")

@@ -30,6 +30,14 @@ type Config struct {
 	// the writer holds it open, so that the app reads no end of file
 	// between attaches, and copies what attached clients send into it.
 	StdinFIFO string
+	// StdinOnce (the CRI's stdin_once): the writer closes the input FIFO
+	// when the first attach that sent input ends, so that the app reads
+	// an end of file then; later attaches get the output only.
+	StdinOnce bool
+	// ResizeFIFO, when set, is the FIFO (relative to PodDir) of the
+	// app's terminal size (stage1abi.AppResizeFIFO): the writer writes a
+	// frame there for each resize request.
+	ResizeFIFO string
 	// LogDir is the sandbox's log directory, LogPath the container's
 	// file relative to it (the CRI's two halves of the path); with
 	// LogPath empty, the output goes to attached clients only.
@@ -45,7 +53,9 @@ type Writer struct {
 	cfg        Config
 	log        *slog.Logger
 	fifos      [2]*os.File
+	stdinMu    sync.Mutex
 	stdin      *os.File
+	resize     *os.File
 	attached   attachSet
 	file       logFile
 	entries    *podlog.File
@@ -79,6 +89,17 @@ func Open(cfg Config) (_ *Writer, err error) {
 		}
 		if st, err := w.stdin.Stat(); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
 			return nil, fmt.Errorf("app input %s is not a FIFO", w.stdin.Name())
+		}
+	}
+	if cfg.ResizeFIFO != "" {
+		// Non-blocking: a frame the app's side does not read (its
+		// helper is gone, the FIFO is full) is dropped, the writer
+		// never waits on the pod.
+		if w.resize, err = openBeneath(cfg.PodDir, cfg.ResizeFIFO, unix.O_RDWR|unix.O_NONBLOCK, 0); err != nil {
+			return nil, fmt.Errorf("app terminal size FIFO: %w", err)
+		}
+		if st, err := w.resize.Stat(); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+			return nil, fmt.Errorf("app terminal size FIFO %s is not a FIFO", w.resize.Name())
 		}
 	}
 	if cfg.LogPath != "" {
@@ -115,8 +136,9 @@ func (w *Writer) close() {
 				_ = f.Close()
 			}
 		}
-		if w.stdin != nil {
-			_ = w.stdin.Close()
+		w.closeStdin()
+		if w.resize != nil {
+			_ = w.resize.Close()
 		}
 		w.attached.closeAll()
 		_ = w.file.Close()
@@ -203,7 +225,13 @@ const (
 	ReqReopen = "reopen"
 	ReqWait   = "wait"
 	ReqAttach = "attach"
-	answerOK  = "ok"
+	// ReqResize, followed by the rows and the columns, sets the size of
+	// the app's terminal (Resize).
+	ReqResize = "resize"
+	// ReqAttachOutput is an attach whose client sends no input: its
+	// end does not count as the first attach of a StdinOnce writer.
+	ReqAttachOutput = "attach-output"
+	answerOK        = "ok"
 )
 
 func (w *Writer) answer(ctx context.Context, c net.Conn) {
@@ -229,10 +257,18 @@ func (w *Writer) answer(ctx context.Context, c net.Conn) {
 		<-w.done
 		resp = answerOK
 	case ReqAttach:
-		w.attach(c, br)
+		w.attach(c, br, true)
+		return
+	case ReqAttachOutput:
+		w.attach(c, br, false)
 		return
 	default:
 		resp = "unknown request"
+		if rows, cols, err := parseResize(line); err == nil {
+			resp = w.setSize(rows, cols)
+		} else if strings.HasPrefix(line, ReqResize+" ") {
+			resp = err.Error()
+		}
 	}
 	_, _ = io.WriteString(c, resp+"\n")
 }

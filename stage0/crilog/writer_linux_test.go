@@ -226,9 +226,12 @@ func TestWriterEndsWhenFIFOsGo(t *testing.T) {
 
 func TestArgvRoundTrip(t *testing.T) {
 	cfg := Config{PodDir: "/p", StdoutFIFO: "a/out", StderrFIFO: "a/err", LogDir: "/l", LogPath: "x/0.log", Control: "/run/c.sock"}
-	got, err := parseArgv(cfg.Argv()[1:])
-	if err != nil || got != cfg {
-		t.Fatalf("parseArgv(Argv) = %+v, %v; want %+v", got, err, cfg)
+	once := Config{PodDir: "/p", StdoutFIFO: "a/out", StderrFIFO: "a/err", StdinFIFO: "a/in", StdinOnce: true, Control: "/run/c.sock"}
+	for _, want := range []Config{cfg, once} {
+		got, err := parseArgv(want.Argv()[1:])
+		if err != nil || got != want {
+			t.Fatalf("parseArgv(Argv) = %+v, %v; want %+v", got, err, want)
+		}
 	}
 	for _, tc := range []struct {
 		name string
@@ -238,6 +241,7 @@ func TestArgvRoundTrip(t *testing.T) {
 		{"relative pod dir", Config{PodDir: "p", StdoutFIFO: "o", StderrFIFO: "e", LogDir: "/l", LogPath: "x", Control: "/c"}.Argv()[1:]},
 		{"extra argument", append(cfg.Argv()[1:], "extra")},
 		{"unknown flag", append(cfg.Argv()[1:], "--bogus=1")},
+		{"stdin once without stdin", append(cfg.Argv()[1:], "--stdin-once")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := parseArgv(tc.args); err == nil {
@@ -335,6 +339,86 @@ func TestWriterAttach(t *testing.T) {
 	}
 	if got := readRecords(t, filepath.Join(logs, "c.log")); len(got) != 2 {
 		t.Fatalf("log: %q", got)
+	}
+}
+
+// TestWriterStdinOnce: with StdinOnce, an attach with no input leaves
+// the app's stdin open; the first attach with input, when it ends,
+// closes it (the app reads its end of file); a later attach gets the
+// output only.
+func TestWriterStdinOnce(t *testing.T) {
+	pod := t.TempDir()
+	for _, n := range []string{"out", "err", "in"} {
+		if err := unix.Mkfifo(filepath.Join(pod, n), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := Config{
+		PodDir: pod, StdoutFIFO: "out", StderrFIFO: "err", StdinFIFO: "in", StdinOnce: true,
+		Control: filepath.Join(t.TempDir(), "c.sock"),
+	}
+	w, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.pollPeriod = 20 * time.Millisecond
+	done := make(chan error, 1)
+	go func() { done <- w.Run(context.Background()) }()
+	appIn, err := os.OpenFile(filepath.Join(pod, "in"), os.O_RDONLY, 0) //nolint:gosec // G304: the test's FIFO
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = appIn.Close() }()
+	out := openWriteEnd(t, filepath.Join(pod, "out"))
+	errw := openWriteEnd(t, filepath.Join(pod, "err"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	attachedCount := func(n int) func() bool {
+		return func() bool { w.attached.mu.Lock(); defer w.attached.mu.Unlock(); return len(w.attached.conns) == n }
+	}
+
+	// An output-only attach comes and goes: the input stays open.
+	var watched safeBuffer
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watching := make(chan error, 1)
+	go func() { watching <- Attach(watchCtx, cfg.Control, nil, &watched, nil) }()
+	waitFor(t, attachedCount(1))
+	_, _ = out.WriteString("seen\n")
+	waitFor(t, func() bool { return watched.String() == "seen\n" })
+	stopWatch()
+	if err := <-watching; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, attachedCount(0))
+	if w.stdinFile() == nil {
+		t.Fatal("an attach without input closed the app's stdin")
+	}
+
+	// The first attach with input: what it sends, then the end of file.
+	if err := Attach(ctx, cfg.Control, strings.NewReader("only once\n"), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(appIn)
+	if err != nil || string(b) != "only once\n" {
+		t.Fatalf("the app read %q, %v; want the input, then its end", b, err)
+	}
+
+	// A later attach still gets the output; its input goes nowhere.
+	var later safeBuffer
+	laterIn, laterW := io.Pipe()
+	again := make(chan error, 1)
+	go func() { again <- Attach(ctx, cfg.Control, laterIn, &later, nil) }()
+	waitFor(t, attachedCount(1))
+	_, _ = laterW.Write([]byte("dropped\n"))
+	_, _ = out.WriteString("after\n")
+	waitFor(t, func() bool { return later.String() == "after\n" })
+	_ = laterW.Close()
+	if err := <-again; err != nil {
+		t.Fatal(err)
+	}
+	_, _ = out.Close(), errw.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -101,7 +101,8 @@ func TestReadEntrypoints(t *testing.T) {
 		{name: "version 13 (mount options)", ann: map[string]string{"coreos.com/rkt/stage1/run": "/run", "coreos.com/rkt/stage1/interface-version": "13"}, version: 13},
 		{name: "version 14 (app pid 1)", ann: map[string]string{"coreos.com/rkt/stage1/run": "/run", "coreos.com/rkt/stage1/interface-version": "14"}, version: 14},
 		{name: "version 15 (pid)", ann: map[string]string{"coreos.com/rkt/stage1/run": "/run", "coreos.com/rkt/stage1/interface-version": "15"}, version: 15},
-		{name: "too new", ann: map[string]string{"coreos.com/rkt/stage1/run": "/run", "coreos.com/rkt/stage1/interface-version": "16"}, class: errdefs.ErrFailedPrecondition},
+		{name: "version 16 (app tty)", ann: map[string]string{"coreos.com/rkt/stage1/run": "/run", "coreos.com/rkt/stage1/interface-version": "16"}, version: 16},
+		{name: "too new", ann: map[string]string{"coreos.com/rkt/stage1/run": "/run", "coreos.com/rkt/stage1/interface-version": "17"}, class: errdefs.ErrFailedPrecondition},
 		{name: "not a stage1", ann: map[string]string{}, class: errdefs.ErrFailedPrecondition},
 	}
 	for _, tt := range tests {

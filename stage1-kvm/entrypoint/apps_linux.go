@@ -215,6 +215,9 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 	if v, ok := ra.Annotations.Get(stage1abi.AnnotationAppStdin); ok && v == "fifo" {
 		return errdefs.Newf(errdefs.ErrNotImplemented, "stage1-kvm gives an added app no standard input (annotation %s): a FIFO in the shared root does not join the host and the guest", stage1abi.AnnotationAppStdin)
 	}
+	if v, ok := ra.Annotations.Get(stage1abi.AnnotationAppTTY); ok && v != "false" {
+		return errdefs.Newf(errdefs.ErrNotImplemented, "stage1-kvm gives an added app no terminal (annotation %s)", stage1abi.AnnotationAppTTY)
+	}
 	pc, err := c.loadPodConfig()
 	if err != nil {
 		return err

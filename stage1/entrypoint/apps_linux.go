@@ -247,6 +247,13 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 		// makes it.
 		app.Stdin = sdpod.AppStdinFIFO(args.App)
 	}
+	if v, ok := ra.Annotations.Get(stage1abi.AnnotationAppTTY); ok {
+		// The helper makes the terminal (apphelper's tty_linux.go);
+		// makeAppFIFOs makes its resize FIFO.
+		if app.TTY, err = stage1abi.ParseAppTTY(v); err != nil {
+			return errdefs.With(errdefs.ErrInvalidArgument, err)
+		}
+	}
 	for _, r := range layout.Reports {
 		if s := r.Summary(); s != "" {
 			c.log.InfoContext(ctx, s)

@@ -47,6 +47,9 @@ func makeAppFIFOs(podDir string, app sdpod.App) error {
 	if app.Stdin != "" {
 		paths = append(paths, app.Stdin)
 	}
+	if app.TTY {
+		paths = append(paths, sdpod.AppResizeFIFO(name))
+	}
 	for _, p := range paths {
 		if err := unix.Mkfifo(inStage1(podDir, p), 0o600); err != nil {
 			return &os.PathError{Op: "mkfifo", Path: inStage1(podDir, p), Err: err}

@@ -25,10 +25,11 @@ const ImageName = "nosecone.dev/nscn/stage1-nspawn"
 // app's restricted paths (stage1abi.AnnotationAppPaths, version 12), and
 // honours an app's mount options annotation (propagation, read-only top
 // or recursive, version 13), makes an app pid 1 of its PID namespace
-// when it asks (stage1abi.AnnotationAppPID1, version 14), and runs the
-// apps in the host's PID namespace with --pid=parent (version 15).
+// when it asks (stage1abi.AnnotationAppPID1, version 14), runs the apps
+// in the host's PID namespace with --pid=parent (version 15), and gives
+// an app a terminal when it asks (stage1abi.AnnotationAppTTY, version 16).
 // scripts/build-stage1-nspawn.sh declares it in the image manifest.
-const InterfaceVersion = stage1abi.InterfaceVersionPID
+const InterfaceVersion = stage1abi.InterfaceVersionAppTTY
 
 // Entrypoint paths inside the stage1 rootfs, as the image manifest's
 // annotations name them, and the helper the pod's units run.

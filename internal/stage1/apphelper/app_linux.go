@@ -284,6 +284,9 @@ type execOpts struct {
 	// the pod is ready only when its mounts are made and the app is
 	// started.
 	notifyReady bool
+	// tty: the process gets a terminal (sdpod.App.TTY), set by
+	// execApp with stdio.
+	tty bool
 	// stdio are the descriptors the process gets as its 0, 1 and 2;
 	// set by execApp.
 	stdio [3]uintptr

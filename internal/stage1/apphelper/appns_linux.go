@@ -128,6 +128,9 @@ type initConfig struct {
 	// already: ModeHostExec's process prepares it on the host, whose
 	// /proc/self names it, before it joins the pod's mounts.
 	prepared *isolate.Prepared
+	// TTY: fd 0 is the slave of the app's terminal (tty_linux.go), to
+	// become the controlling terminal of a session of the app's own.
+	TTY bool `json:"tty,omitempty"`
 }
 
 // envListenFDs tells the process that becomes the app (modeExecIn) how
@@ -226,6 +229,19 @@ func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) 
 		defer out.Wait()
 		o.stdio[1], o.stdio[2] = out.Stdout.Fd(), out.Stderr.Fd()
 	}
+	var tty *appTTY
+	if o.asApp && app.TTY {
+		var err error
+		if tty, err = ttyOf(ctx, log, app, o.stdio[1]); err != nil {
+			return 0, err
+		}
+		// Deferred after out.Wait, so it runs first: the terminal's
+		// output reaches the pipe before the pipe's copy ends.
+		defer tty.Wait()
+		sl := tty.Slave.Fd()
+		o.stdio = [3]uintptr{sl, sl, sl}
+		o.tty = true
+	}
 	var notify *net.UnixConn
 	if o.notifyReady {
 		var err error
@@ -256,6 +272,9 @@ func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) 
 	nsLog, flush := deferLog(log)
 	onOwnThread(func() { r = startInNamespaces(ctx, nsLog, app, o, argv) })
 	flush()
+	if tty != nil {
+		tty.CloseSlave()
+	}
 	if r.err != nil {
 		if r.init > 0 {
 			// From this thread: the one that started it may have taken
@@ -350,7 +369,7 @@ type nsStart struct {
 func startInNamespaces(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts, argv []string) (r nsStart) {
 	s := app.Spec
 	begin := time.Now()
-	cfg := initConfig{Argv: argv, AsApp: o.asApp, ListenFDs: o.listenFDs, ListenNames: o.listenNames}
+	cfg := initConfig{Argv: argv, AsApp: o.asApp, ListenFDs: o.listenFDs, ListenNames: o.listenNames, TTY: o.tty}
 	if o.hostIPC {
 		// The app's process is forked from this thread by every path
 		// below: it is born in the IPC namespace the thread is in.
@@ -371,7 +390,9 @@ func startInNamespaces(ctx context.Context, log *slog.Logger, app *sdpod.App, o 
 		}
 		return r
 	}
-	if isolate.StartSafe(app.Policy) && cfg.ListenFDs == 0 && procfsTakesPIDNS() {
+	// An app with a terminal too: only the process that execs it can
+	// make its session and take the terminal (prepareAndExec).
+	if isolate.StartSafe(app.Policy) && cfg.ListenFDs == 0 && !cfg.TTY && procfsTakesPIDNS() {
 		r.fast = true
 		r.init, r.app, r.err = startFast(ctx, log, app, o, cfg, begin)
 		if r.err != nil {
@@ -746,6 +767,17 @@ func prepareAndExec(ctx context.Context, log *slog.Logger, name string, cfgFD in
 	}
 	// This process becomes the app: its pid, as the app sees it.
 	cfg.ListenPID = os.Getpid()
+	if cfg.TTY {
+		// A session of its own, whose controlling terminal is its
+		// stdin, the terminal's slave (a forked child is no process
+		// group leader, so setsid succeeds).
+		if _, err := unix.Setsid(); err != nil {
+			return &os.SyscallError{Syscall: "setsid", Err: err}
+		}
+		if err := unix.IoctlSetInt(0, unix.TIOCSCTTY, 0); err != nil {
+			return &os.SyscallError{Syscall: "ioctl(TIOCSCTTY)", Err: err}
+		}
+	}
 	pod, err := sdpod.LoadPod(sdpod.PodConfigFile)
 	if err != nil {
 		return err

@@ -77,6 +77,7 @@ var interfaceVersions = map[string]int{
 	"mount-options":  stage1abi.InterfaceVersionMountOptions,
 	"app-pid1":       stage1abi.InterfaceVersionAppPID1,
 	"pid":            stage1abi.InterfaceVersionPID,
+	"app-tty":        stage1abi.InterfaceVersionAppTTY,
 }
 
 // InterfaceVersionByName returns the interface version called name (see

@@ -112,6 +112,10 @@ func AppStderrFIFO(app string) string { return IODir + "/" + app + "/stderr" }
 // stdin is not a terminal; the app helper opens it as the app's stdin.
 func AppStdinFIFO(app string) string { return IODir + "/" + app + "/stdin" }
 
+// AppResizeFIFO carries the terminal size frames of an app with a
+// terminal (App.TTY) to its helper: stage1abi.AppResizeFIFO in the pod.
+func AppResizeFIFO(app string) string { return IODir + "/" + app + "/resize" }
+
 // ContainerEnv is the value of the "container" variable of the apps: the
 // name of the executor (ace.md), as in every Nose Cone flavor.
 const ContainerEnv = "nscn"

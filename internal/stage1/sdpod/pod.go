@@ -34,6 +34,12 @@ type App struct {
 	// Stdin is the FIFO the app helper opens as the app's stdin (in exec
 	// mode only); empty means the unit's stdin.
 	Stdin string `json:"stdin,omitempty"`
+	// TTY (stage1abi.AnnotationAppTTY): the app's stdin, stdout and
+	// stderr are the slave of a new pseudo-terminal (of a devpts
+	// instance of its own), its controlling terminal; the app helper holds the master and
+	// relays it to the app's output, from Stdin, and takes the
+	// terminal's size from AppResizeFIFO.
+	TTY bool `json:"tty,omitempty"`
 	// Journal says the app's unit writes to the pod's journal
 	// (units.Config.Journal): the app helper gives the app pipes as its
 	// stdout and stderr and copies them to the journal and to the
