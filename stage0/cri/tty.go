@@ -18,10 +18,14 @@ import (
 
 // refuseTTY refuses a terminal for a container of sandbox sb where no
 // stage1 gives one: on the kvm handler, whose guest has no way to the
-// host's FIFOs.
+// host's FIFOs, and in the host's PID namespace, where run's spawner
+// starts the app and the terminal's session would have to be made by it.
 func refuseTTY(sb *sandbox, tty bool) error {
-	if tty && sb.meta.RuntimeHandler == "kvm" {
+	switch {
+	case tty && sb.meta.RuntimeHandler == "kvm":
 		return errdefs.Newf(errdefs.ErrNotImplemented, "a container's tty on the kvm runtime handler: stage1-kvm gives an added app no terminal")
+	case tty && sb.meta.HostPID:
+		return errdefs.Newf(errdefs.ErrNotImplemented, "a container's tty in a sandbox in the host's PID namespace: stage1-nspawn gives such an app no terminal")
 	}
 	return nil
 }

@@ -251,6 +251,12 @@ func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) 
 		defer func() { _ = notify.Close() }()
 	}
 	if o.asApp && o.hostPID {
+		if o.tty {
+			// The spawner's process would need the terminal as its
+			// controlling one, and this helper would hold the slave
+			// open: refused (the CRI refuses it before).
+			return 0, errdefs.Newf(errdefs.ErrNotImplemented, "app %s: a terminal in the host's PID namespace", s.Name)
+		}
 		return execOnHost(ctx, log, app, o, notify)
 	}
 	// Every signal is caught and dropped (see above), from before the
