@@ -211,13 +211,13 @@ func (s *Server) containerMetrics(ctx context.Context, c *container, st *apps.St
 	if !running {
 		return e.out
 	}
-	// The container's processes: those of its PID namespace (its init
-	// and what that runs), of its own cgroup when it has one; the
-	// stage1's supervisor of the app shares the cgroup but not the
-	// namespace.
-	pids, err := nsProcesses("/proc", st.PID)
+	// The container's processes: those of its own PID namespace (its
+	// init and what that runs), which a child of st.PID (stage1-nspawn's
+	// supervisor of the app, in the pod's namespace) is in; those of
+	// st.PID's namespace in its own cgroup when it has none.
+	pids, err := nsProcesses("/proc", appNSProcess("/proc", st.PID))
 	if err == nil && cg.procs != nil {
-		pids = slices.DeleteFunc(pids, func(p int) bool { return p != st.PID && !slices.Contains(cg.procs, p) })
+		pids = slices.DeleteFunc(pids, func(p int) bool { return !slices.Contains(cg.procs, p) })
 	}
 	if err != nil {
 		s.log.Debug("container metrics", "container", c.meta.ID, "error", err)
@@ -736,6 +736,31 @@ func nsProcesses(proc string, pid int) ([]int, error) {
 		}
 	}
 	return out, nil
+}
+
+// appNSProcess is a child of pid in a PID namespace of its own (the
+// app's, below the supervisor pid), pid itself when it has none.
+func appNSProcess(proc string, pid int) int {
+	dir := filepath.Join(proc, strconv.Itoa(pid))
+	ns, err := os.Readlink(filepath.Join(dir, "ns", "pid"))
+	if err != nil {
+		return pid
+	}
+	tasks, _ := os.ReadDir(filepath.Join(dir, "task"))
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, "task", t.Name(), "children")) //nolint:gosec // G304: a /proc file of a numbered process
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if l, err := os.Readlink(filepath.Join(proc, f, "ns", "pid")); err == nil && l != ns {
+				if n, err := strconv.Atoi(f); err == nil {
+					return n
+				}
+			}
+		}
+	}
+	return pid
 }
 
 // readProcMetrics reads the processes pids under proc (a /proc tree):
