@@ -270,3 +270,24 @@ func FuzzParseBlkio(f *testing.F) {
 		_ = parseIOStat(strings.NewReader(v2))
 	})
 }
+
+func TestAppNSProcess(t *testing.T) {
+	tests := []struct {
+		name string
+		pid  int
+		want int
+	}{
+		// 20 (namespace 1) has children 21 (namespace 1) and, from
+		// another thread, 22 (namespace 2).
+		{"a child in a namespace of its own", 20, 22},
+		{"no child in another namespace", 30, 30},
+		{"gone", 99, 99},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := appNSProcess("testdata/metrics/nsproc", tt.pid); got != tt.want {
+				t.Errorf("appNSProcess(%d) = %d, want %d", tt.pid, got, tt.want)
+			}
+		})
+	}
+}
