@@ -211,14 +211,7 @@ func (s *Server) containerMetrics(ctx context.Context, c *container, st *apps.St
 	if !running {
 		return e.out
 	}
-	// The container's processes: those of its own PID namespace (its
-	// init and what that runs), which a child of st.PID (stage1-nspawn's
-	// supervisor of the app, in the pod's namespace) is in; those of
-	// st.PID's namespace in its own cgroup when it has none.
-	pids, err := nsProcesses("/proc", appNSProcess("/proc", st.PID))
-	if err == nil && cg.procs != nil {
-		pids = slices.DeleteFunc(pids, func(p int) bool { return !slices.Contains(cg.procs, p) })
-	}
+	pids, err := containerProcesses("/proc", st.PID, cg.procs)
 	if err != nil {
 		s.log.Debug("container metrics", "container", c.meta.ID, "error", err)
 		return e.out
@@ -738,26 +731,72 @@ func nsProcesses(proc string, pid int) ([]int, error) {
 	return out, nil
 }
 
-// appNSProcess is a child of pid in a PID namespace of its own (the
-// app's, below the supervisor pid), pid itself when it has none.
-func appNSProcess(proc string, pid int) int {
-	dir := filepath.Join(proc, strconv.Itoa(pid))
-	ns, err := os.Readlink(filepath.Join(dir, "ns", "pid"))
-	if err != nil {
-		return pid
+// containerProcesses lists the processes of the container whose app's
+// main process (its stage1 supervisor, the unit's main process) is pid,
+// and whose own cgroup holds procs (nil when it has none):
+//   - the processes of the app's own PID namespace (its init, what that
+//     runs, execs included), which a child of pid is in with
+//     stage1-nspawn, less any not in procs;
+//   - else (the app in the host's PID namespace, started by the pod's
+//     spawner, not by pid) the processes of its own cgroup, the
+//     supervisor with them;
+//   - else pid and its descendants, never every process of a namespace
+//     the pod's stage1 or the host shares.
+func containerProcesses(proc string, pid int, procs []int) ([]int, error) {
+	if c := appNSProcess(proc, pid); c != pid {
+		pids, err := nsProcesses(proc, c)
+		if err != nil || procs == nil {
+			return pids, err
+		}
+		return slices.DeleteFunc(pids, func(p int) bool { return !slices.Contains(procs, p) }), nil
 	}
-	tasks, _ := os.ReadDir(filepath.Join(dir, "task"))
+	if procs != nil {
+		out := slices.Clone(procs)
+		if i := slices.Index(out, pid); i > 0 {
+			out[0], out[i] = out[i], out[0] // the main one first: readProcMetrics counts what it reaped
+		}
+		return out, nil
+	}
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		for _, c := range childrenOf(proc, out[i]) {
+			if !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out, nil
+}
+
+// childrenOf reads the children of every thread of pid.
+func childrenOf(proc string, pid int) []int {
+	dir := filepath.Join(proc, strconv.Itoa(pid), "task")
+	tasks, _ := os.ReadDir(dir)
+	var out []int
 	for _, t := range tasks {
-		b, err := os.ReadFile(filepath.Join(dir, "task", t.Name(), "children")) //nolint:gosec // G304: a /proc file of a numbered process
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "children")) //nolint:gosec // G304: a /proc file of a numbered process
 		if err != nil {
 			continue
 		}
 		for _, f := range strings.Fields(string(b)) {
-			if l, err := os.Readlink(filepath.Join(proc, f, "ns", "pid")); err == nil && l != ns {
-				if n, err := strconv.Atoi(f); err == nil {
-					return n
-				}
+			if n, err := strconv.Atoi(f); err == nil && n > 0 && !slices.Contains(out, n) {
+				out = append(out, n)
 			}
+		}
+	}
+	return out
+}
+
+// appNSProcess is a child of pid in a PID namespace of its own (the
+// app's, below the supervisor pid), pid itself when it has none.
+func appNSProcess(proc string, pid int) int {
+	ns, err := os.Readlink(filepath.Join(proc, strconv.Itoa(pid), "ns", "pid"))
+	if err != nil {
+		return pid
+	}
+	for _, c := range childrenOf(proc, pid) {
+		if l, err := os.Readlink(filepath.Join(proc, strconv.Itoa(c), "ns", "pid")); err == nil && l != ns {
+			return c
 		}
 	}
 	return pid

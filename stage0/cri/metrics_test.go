@@ -291,3 +291,33 @@ func TestAppNSProcess(t *testing.T) {
 		})
 	}
 }
+
+func TestContainerProcesses(t *testing.T) {
+	tests := []struct {
+		name  string
+		pid   int
+		procs []int
+		want  []int
+	}{
+		// nsproc: 20 (namespace 1) has children 21 (namespace 1) and
+		// 22 (namespace 2, the app's); 30 has none; 40 has 41, which has
+		// 42 (and, a loop no kernel writes, 40).
+		{name: "the app's own namespace", pid: 20, want: []int{22}},
+		{name: "the app's own namespace, of its own cgroup", pid: 20, procs: []int{20, 22}, want: []int{22}},
+		{name: "the app's own namespace, none in its cgroup", pid: 20, procs: []int{20}, want: []int{}},
+		{name: "no namespace of its own: its cgroup's, the main one first", pid: 30, procs: []int{31, 30}, want: []int{30, 31}},
+		{name: "neither: the main one and its descendants", pid: 40, want: []int{40, 41, 42}},
+		{name: "neither, no children", pid: 30, want: []int{30}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := containerProcesses("testdata/metrics/nsproc", tt.pid, tt.procs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("containerProcesses(%d, %v) = %v, want %v", tt.pid, tt.procs, got, tt.want)
+			}
+		})
+	}
+}
