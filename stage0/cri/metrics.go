@@ -11,9 +11,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nosecone/nscn/internal/isolate"
@@ -168,24 +168,29 @@ func (s *Server) sandboxMetrics(ctx context.Context, sb *sandbox) *runtimeapi.Po
 		}
 	}
 	if netPID > 0 {
-		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(netPID), "net", "dev"))
-		if err == nil {
-			ifs, err := parseNetDev(bytes.NewReader(b))
-			if err == nil {
-				e := emitter{now: now, labels: []string{"POD", sb.id, "", sb.id, sb.meta.Namespace, sb.meta.Name}}
-				e.network(ifs)
-				pm.Metrics = e.out
-			}
-		}
+		ifs, err := netDevOf(netPID)
 		if err != nil {
 			s.log.Debug("sandbox network metrics", "sandbox", sb.id, "error", err)
 		}
+		e := emitter{now: now, labels: []string{"POD", sb.id, "", sb.id, sb.meta.Namespace, sb.meta.Name}}
+		e.network(ifs)
+		pm.Metrics = e.out
 	}
 	return pm
 }
 
-// containerMetrics reads one container's metrics: its spec and start
-// time always, the rest while it runs (st.PID is its main process).
+// netDevOf reads the interfaces of the network namespace of pid.
+func netDevOf(pid int) ([]netDev, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "net", "dev"))
+	if err != nil {
+		return nil, err
+	}
+	return parseNetDev(bytes.NewReader(b))
+}
+
+// containerMetrics reads one container's metrics: its spec, start time
+// and writable layer always, the rest while it runs (st.PID is its main
+// process: with stage1-nspawn, the app's supervisor).
 func (s *Server) containerMetrics(ctx context.Context, c *container, st *apps.Status, now time.Time) []*runtimeapi.Metric {
 	e := emitter{now: now, labels: []string{c.meta.Name, c.meta.ID, c.meta.Image, c.app, c.sb.meta.Namespace, c.sb.meta.Name}}
 	e.add("container_last_seen", uint64(now.Unix())) //nolint:gosec // G115: after 1970
@@ -208,6 +213,7 @@ func (s *Server) containerMetrics(ctx context.Context, c *container, st *apps.St
 		}
 	}
 	e.spec(lim, cg)
+	e.filesystem(ctx, c)
 	if !running {
 		return e.out
 	}
@@ -229,7 +235,6 @@ func (s *Server) containerMetrics(ctx context.Context, c *container, st *apps.St
 	}
 	e.cgroup(cg)
 	e.procs(pr, cg)
-	e.filesystem(ctx, c, st.PID)
 	return e.out
 }
 
@@ -356,22 +361,24 @@ func (e *emitter) network(ifs []netDev) {
 	}
 }
 
-// filesystem reports the filesystem of the container's root, as its main
-// process sees it (statfs of /proc/PID/root), labelled with that mount's
-// source, and the bytes its writable layer (the app's overlay upper
-// directory) holds.
-func (e *emitter) filesystem(ctx context.Context, c *container, pid int) {
-	root := filepath.Join("/proc", strconv.Itoa(pid), "root")
-	var sfs syscall.Statfs_t
-	if err := syscall.Statfs(root, &sfs); err != nil {
-		return
+// filesystem reports the filesystem that holds the container's writable
+// layer (the app's overlay upper directory, host-side: what fills it up
+// is what the container writes), labelled with the source of the host's
+// mount of it, and the bytes the layer holds.
+func (e *emitter) filesystem(ctx context.Context, c *container) {
+	upper, _ := mountplan.AppOverlayDirs(c.sb.pod.Path, c.app)
+	var sfs unix.Statfs_t
+	var st unix.Stat_t
+	if unix.Statfs(upper, &sfs) != nil || unix.Lstat(upper, &st) != nil {
+		return // no layer of its own (yet, or by its flavor)
 	}
-	dev := "rootfs"
-	if b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "mountinfo")); err == nil {
+	dev := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
 		if mis, err := mountplan.ParseMountInfo(bytes.NewReader(b)); err == nil {
 			for _, mi := range mis {
-				if mi.MountPoint == "/" {
-					dev = mi.Source // the last mount on / is the one seen
+				if uint32(mi.Major) == unix.Major(st.Dev) && uint32(mi.Minor) == unix.Minor(st.Dev) { //nolint:gosec // G115: device numbers from the kernel
+					dev = mi.Source
+					break
 				}
 			}
 		}
@@ -380,7 +387,6 @@ func (e *emitter) filesystem(ctx context.Context, c *container, pid int) {
 	e.add("container_fs_limit_bytes", sfs.Blocks*bsize, dev)
 	e.add("container_fs_inodes_total", sfs.Files, dev)
 	e.add("container_fs_inodes_free", sfs.Ffree, dev)
-	upper, _ := mountplan.AppOverlayDirs(c.sb.pod.Path, c.app)
 	if wl, err := usage(ctx, upper); err == nil {
 		e.add("container_fs_usage_bytes", wl.GetUsedBytes().GetValue(), dev)
 	}
