@@ -197,20 +197,8 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 	if err != nil {
 		return err
 	}
-	opts := sdpod.IsolateOptions(rec.Args.RunArgs)
-	for _, d := range []struct {
-		add, pod bool
-		flag     string
-	}{
-		{args.DisableCapabilities, opts.DisableCapabilities, "capabilities"},
-		{args.DisablePaths, opts.DisablePaths, "paths"},
-		{args.DisableSeccomp, opts.DisableSeccomp, "seccomp"},
-	} {
-		// An entered command is confined with the pod's options: an app
-		// cannot be confined less than the pod was started with.
-		if d.add && !d.pod {
-			return errdefs.FailedPrecondition("--insecure-options=%s applies to the whole pod: start the sandbox with it", d.flag)
-		}
+	if err := sdpod.CheckAddedAppOptions(args, rec.Args.RunArgs); err != nil {
+		return err
 	}
 	pm, err := appspec.LoadPod(filepath.Join(c.podDir, stage1abi.PodManifestFile))
 	if err != nil {

@@ -167,6 +167,27 @@ func IsolateOptions(a abiargs.RunArgs) isolate.Options {
 	}
 }
 
+// CheckAddedAppOptions refuses an app added to a running mutable pod
+// with an --insecure-options the pod was not started with: an added app,
+// and a command entered into it, are confined with the pod's options, so
+// an app cannot be confined less than the pod it joins (FailedPrecondition).
+func CheckAddedAppOptions(add abiargs.AppArgs, run abiargs.RunArgs) error {
+	pod := IsolateOptions(run)
+	for _, d := range []struct {
+		add, pod bool
+		flag     string
+	}{
+		{add.DisableCapabilities, pod.DisableCapabilities, "capabilities"},
+		{add.DisablePaths, pod.DisablePaths, "paths"},
+		{add.DisableSeccomp, pod.DisableSeccomp, "seccomp"},
+	} {
+		if d.add && !d.pod {
+			return errdefs.FailedPrecondition("--insecure-options=%s applies to the whole pod: start the sandbox with it", d.flag)
+		}
+	}
+	return nil
+}
+
 // LayoutConfig is the input of NewLayout.
 type LayoutConfig struct {
 	PodDir   string // absolute host path of the pod directory

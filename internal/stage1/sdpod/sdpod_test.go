@@ -14,6 +14,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/idrange"
 	"github.com/nosecone/nscn/internal/mds"
+	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/internal/testutil"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
@@ -391,6 +392,35 @@ func TestRuntimeApp(t *testing.T) {
 			}
 			if err != nil || ra.Name.String() != tt.name {
 				t.Fatalf("RuntimeApp(%q) = %v, %v", tt.name, ra, err)
+			}
+		})
+	}
+}
+
+func TestCheckAddedAppOptions(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		add  abiargs.AppArgs
+		run  abiargs.RunArgs
+		want string // "" for allowed
+	}{
+		{name: "none", add: abiargs.AppArgs{}, run: abiargs.RunArgs{}},
+		{name: "as the pod", add: abiargs.AppArgs{DisableSeccomp: true}, run: abiargs.RunArgs{DisableSeccomp: true}},
+		{name: "the pod is looser", add: abiargs.AppArgs{}, run: abiargs.RunArgs{DisableCapabilities: true, DisablePaths: true}},
+		{name: "capabilities", add: abiargs.AppArgs{DisableCapabilities: true}, want: "--insecure-options=capabilities"},
+		{name: "paths", add: abiargs.AppArgs{DisablePaths: true}, run: abiargs.RunArgs{DisableSeccomp: true}, want: "--insecure-options=paths"},
+		{name: "seccomp", add: abiargs.AppArgs{DisableSeccomp: true}, want: "--insecure-options=seccomp"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckAddedAppOptions(tt.add, tt.run)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want FailedPrecondition naming %s", err, tt.want)
 			}
 		})
 	}
