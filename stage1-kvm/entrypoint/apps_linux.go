@@ -375,14 +375,7 @@ func (c *appCall) cleanup(ctx context.Context, resetFailed bool) error {
 		_, _ = c.unitCall(ctx, sdmanager.OpResetFailed)
 	}
 	if pc, err := c.loadPodConfig(); err == nil {
-		kept := pc.Apps[:0]
-		for _, a := range pc.Apps {
-			if a.Spec.Name != name {
-				kept = append(kept, a)
-			}
-		}
-		if len(kept) != len(pc.Apps) {
-			pc.Apps = kept
+		if pc.RemoveApp(name) {
 			if err := c.savePodConfig(pc); err != nil {
 				errs = append(errs, err)
 			}
@@ -406,13 +399,7 @@ func (c *appCall) cleanup(ctx context.Context, resetFailed bool) error {
 	}
 	// In the stage1 rootfs, which the guest can write: a symlink there
 	// leads nowhere out of it (guestRoot).
-	for _, p := range []string{
-		path.Dir(sdpod.AppStdoutFIFO(name)),
-		sdpod.CredsFile(name),
-		sdpod.AppBindDir(name),
-		stage1abi.AppStartedFile(name),
-		stage1abi.AppStatusFile(name),
-	} {
+	for _, p := range appentry.AppFiles(name) {
 		if err := c.root.remove(p); err != nil {
 			errs = append(errs, err)
 		}

@@ -359,8 +359,7 @@ func (c *appCall) cleanup(ctx context.Context, sd *podSystemd) error {
 		sd.resetFailed(ctx, units.ServiceName(name))
 	}
 	if pc, err := c.loadPodConfig(); err == nil {
-		if i := slices.IndexFunc(pc.Apps, func(a sdpod.App) bool { return a.Spec.Name == name }); i >= 0 {
-			pc.Apps = slices.Delete(pc.Apps, i, i+1)
+		if pc.RemoveApp(name) {
 			if err := c.savePodConfig(pc); err != nil {
 				errs = append(errs, err)
 			}
@@ -374,14 +373,8 @@ func (c *appCall) cleanup(ctx context.Context, sd *podSystemd) error {
 	if err := c.removeAppCgroup(); err != nil {
 		errs = append(errs, err)
 	}
-	for _, p := range []string{
-		inStage1(c.podDir, path.Dir(sdpod.AppStdoutFIFO(name))),
-		inStage1(c.podDir, sdpod.CredsFile(name)),
-		inStage1(c.podDir, sdpod.AppBindDir(name)),
-		filepath.Join(c.podDir, stage1abi.AppStartedFile(name)),
-		filepath.Join(c.podDir, stage1abi.AppStatusFile(name)),
-	} {
-		if err := os.RemoveAll(p); err != nil {
+	for _, p := range appentry.AppFiles(name) {
+		if err := os.RemoveAll(filepath.Join(c.podDir, p)); err != nil {
 			errs = append(errs, err)
 		}
 	}

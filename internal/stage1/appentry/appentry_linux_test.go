@@ -343,3 +343,30 @@ func TestStartedApps(t *testing.T) {
 		t.Errorf("StartedApps = %v, want [running]", got)
 	}
 }
+
+func TestAppFiles(t *testing.T) {
+	files := AppFiles("web")
+	for _, p := range files {
+		if filepath.IsAbs(p) || !strings.HasPrefix(p, stage1abi.Stage1RootfsRel+"/") || !strings.Contains(p, "web") {
+			t.Errorf("%s: want a path of app web's in the stage1 rootfs, relative to the pod directory", p)
+		}
+	}
+	// What app/add and the app's runs make: the FIFOs' directory, the
+	// credentials record, the bind directory, the start and status
+	// records.
+	for _, made := range []string{
+		filepath.Join(stage1abi.Stage1RootfsRel, sdpod.AppStdoutFIFO("web")),
+		filepath.Join(stage1abi.Stage1RootfsRel, sdpod.AppStderrFIFO("web")),
+		filepath.Join(stage1abi.Stage1RootfsRel, sdpod.CredsFile("web")),
+		filepath.Join(stage1abi.Stage1RootfsRel, sdpod.AppBindDir("web"), "0"),
+		stage1abi.AppStartedFile("web"),
+		stage1abi.AppStatusFile("web"),
+	} {
+		if !slices.ContainsFunc(files, func(p string) bool { return made == p || strings.HasPrefix(made, p+"/") }) {
+			t.Errorf("%s is not removed with AppFiles %v", made, files)
+		}
+	}
+	if other := AppFiles("webx"); slices.ContainsFunc(other, func(p string) bool { return slices.Contains(files, p) }) {
+		t.Errorf("app webx's files %v share one with web's %v", other, files)
+	}
+}

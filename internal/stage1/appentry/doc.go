@@ -16,6 +16,7 @@
 //     added app's layout exactly as run computes a run-time app's, and the
 //     host paths to attach into the running pod (package podattach);
 //   - WaitStarted waits until the unit app/start started has settled;
+//   - AppFiles lists what app/rm removes of an app from the stage1 rootfs;
 //   - StartedApps lists the apps app/start started that have no status,
 //     for run to record when the pod is killed.
 //
