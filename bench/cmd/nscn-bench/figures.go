@@ -115,6 +115,12 @@ func (b *bencher) setup(ctx context.Context) error {
 			return fmt.Errorf("%w (make all test-images)", err)
 		}
 	}
+	if err := settleTools(tools...); err != nil {
+		return err
+	}
+	if err := settleExecutables(b.c.nscn, filepath.Join(filepath.Dir(b.c.nscn), "nscn-fetch")); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(b.l.scratch); err != nil {
 		return fmt.Errorf("clean scratch: %w", err)
 	}
