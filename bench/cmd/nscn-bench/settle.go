@@ -21,8 +21,8 @@ import (
 // whose pages an exec faulted in starts slower than the same bytes
 // written or read with read(2) and write(2), as cp, install(1) and dpkg
 // write them: `nscn version` took 0.7 ms more CPU time, 300 alternating
-// runs at the same number of page faults, and a whole figure-1 run about
-// 2 ms more (Documentation/performance.md). The bench would otherwise
+// runs at the same number of page faults, and a whole figure-1 run 2.5 ms
+// more (Documentation/performance.md). The bench would otherwise
 // time nscn as the last build left it and the peers as the package
 // manager or the last reboot did.
 func settleExecutables(paths ...string) error {
