@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,8 +37,10 @@ func settleExecutables(paths ...string) error {
 }
 
 // settleTools settles the programs named like exec.LookPath finds them,
-// through their symlinks.
-func settleTools(names ...string) error {
+// through their symlinks, and the shared libraries ldd lists for them
+// (libsystemd-shared for systemd-nspawn, 4 MB); a library that running
+// processes map (libc) keeps its mapped pages whatever is done.
+func settleTools(ctx context.Context, names ...string) error {
 	for _, n := range names {
 		p, err := exec.LookPath(n)
 		if err != nil {
@@ -48,8 +52,38 @@ func settleTools(names ...string) error {
 		if err := settle(p); err != nil {
 			return err
 		}
+		for _, lib := range sharedLibraries(ctx, p) {
+			if err := settle(lib); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// sharedLibraries returns the paths ldd resolves for program, none for a
+// static one (ldd fails: "not a dynamic executable") or a script.
+func sharedLibraries(ctx context.Context, program string) []string {
+	out, err := exec.CommandContext(ctx, "ldd", program).Output() //nolint:gosec // G204: a program the bench found on PATH and runs anyway
+	if err != nil {
+		return nil
+	}
+	return parseLdd(string(out))
+}
+
+// parseLdd reads ldd's lines, "name => /path (0x…)" and "/path (0x…)"
+// (the interpreter), into the absolute paths they name.
+func parseLdd(out string) []string {
+	var libs []string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/") {
+			libs = append(libs, f[2])
+		} else if len(f) == 2 && strings.HasPrefix(f[0], "/") && strings.HasPrefix(f[1], "(") {
+			libs = append(libs, f[0])
+		}
+	}
+	return libs
 }
 
 func settle(path string) error {
