@@ -115,6 +115,18 @@ func (b *bencher) setup(ctx context.Context) error {
 			return fmt.Errorf("%w (make all test-images)", err)
 		}
 	}
+	settled := tools
+	if b.c.want(2) {
+		if _, err := exec.LookPath("systemd-nspawn"); err == nil {
+			settled = append(settled, "systemd-nspawn") // figure 2's peer; its absence is figure 2's to report
+		}
+	}
+	if err := settleTools(ctx, settled...); err != nil {
+		return err
+	}
+	if err := settleExecutables(b.c.nscn, filepath.Join(filepath.Dir(b.c.nscn), "nscn-fetch")); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(b.l.scratch); err != nil {
 		return fmt.Errorf("clean scratch: %w", err)
 	}
