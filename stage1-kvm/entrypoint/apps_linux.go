@@ -19,6 +19,7 @@ import (
 	"github.com/nosecone/nscn/internal/stage1/appentry"
 	"github.com/nosecone/nscn/internal/stage1/podattach"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
+	"github.com/nosecone/nscn/internal/stage1/podroot"
 	"github.com/nosecone/nscn/internal/stage1/sdmanager"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/internal/stage1/units"
@@ -68,7 +69,7 @@ func saveMutable(podDir string, lc sdpod.LayoutConfig) error {
 // appCall is what every app entrypoint starts from.
 type appCall struct {
 	podDir string
-	root   *guestRoot
+	root   *podroot.Root
 	args   abiargs.AppArgs
 	log    *slog.Logger
 }
@@ -83,7 +84,7 @@ func newAppCall(log *slog.Logger, args abiargs.AppArgs) (*appCall, error) {
 	if qemu, alive := livePID(podDir, QemuPIDFile, "qemu"); !alive || qemu != pid {
 		return nil, errdefs.FailedPrecondition("pid %d is not the running qemu of pod %s", pid, args.UUID)
 	}
-	root, err := openGuestRoot(podDir)
+	root, err := podroot.Open(podDir)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +118,7 @@ func (c *appCall) mountNS() (podattach.NS, error) {
 // loadPodConfig reads the helpers' pod config. It lives in the pod's
 // root, which the guest can write: only the apps' entries are kept from
 // it, and the entry of the app at hand is always computed anew.
-func (c *appCall) loadPodConfig() (*sdpod.Pod, error) { return c.root.loadPod() }
+func (c *appCall) loadPodConfig() (*sdpod.Pod, error) { return c.root.LoadPod() }
 
 // savePodConfig replaces the helpers' pod config atomically.
 func (c *appCall) savePodConfig(p *sdpod.Pod) error {
@@ -125,7 +126,7 @@ func (c *appCall) savePodConfig(p *sdpod.Pod) error {
 	if err != nil {
 		return fmt.Errorf("encode pod config: %w", err)
 	}
-	return c.root.replace(sdpod.PodConfigFile, data, 0o600)
+	return c.root.Replace(sdpod.PodConfigFile, data, 0o600)
 }
 
 // unitCall makes one request of the guest's systemd through the agent.
@@ -210,14 +211,14 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 		}
 	}
 	for _, f := range files {
-		if err := c.root.writeNew(path.Join(sdpod.UnitDir, f.Name), []byte(f.Content), 0o644); err != nil {
+		if err := c.root.WriteNew(path.Join(sdpod.UnitDir, f.Name), []byte(f.Content), 0o644); err != nil {
 			return fmt.Errorf("write unit: %w", err)
 		}
 	}
 	// The app's output FIFOs (stage1abi.AppOutputFIFO), for the CRI's
 	// log writer: run's slotWriter writes them on the host, the guest
 	// never opens them.
-	if err := c.root.mkfifos(sdpod.AppStdoutFIFO(args.App), sdpod.AppStderrFIFO(args.App)); err != nil {
+	if err := c.root.Mkfifos(sdpod.AppStdoutFIFO(args.App), sdpod.AppStderrFIFO(args.App)); err != nil {
 		return err
 	}
 	pc.Apps = append(pc.Apps, *app)
@@ -291,7 +292,7 @@ func AppStart(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error
 		return err
 	}
 	for _, p := range []string{stage1abi.AppStatusFile(args.App), stage1abi.AppStartedFile(args.App)} {
-		if err := c.root.remove(p); err != nil {
+		if err := c.root.Remove(p); err != nil {
 			return fmt.Errorf("clear the app's last run: %w", err)
 		}
 	}
@@ -305,10 +306,10 @@ func AppStart(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error
 	}); err != nil {
 		return err
 	}
-	if err := c.root.r.MkdirAll(rel(filepath.Dir(stage1abi.AppStartedFile(args.App))), 0o755); err != nil {
+	if err := c.root.MkdirAll(filepath.Dir(stage1abi.AppStartedFile(args.App)), 0o755); err != nil {
 		return fmt.Errorf("record the app's start: %w", err)
 	}
-	return c.root.replace(stage1abi.AppStartedFile(args.App), []byte("0\n"), 0o644)
+	return c.root.Replace(stage1abi.AppStartedFile(args.App), []byte("0\n"), 0o644)
 }
 
 // AppStop implements the app/stop entrypoint: it stops the app's service
@@ -365,7 +366,7 @@ func (c *appCall) cleanup(ctx context.Context, resetFailed bool) error {
 	name := c.args.App
 	var errs []error
 	for _, u := range []string{units.ServiceName(name), units.SocketName(name)} {
-		if err := c.root.remove(path.Join(sdpod.UnitDir, u)); err != nil {
+		if err := c.root.Remove(path.Join(sdpod.UnitDir, u)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -398,9 +399,9 @@ func (c *appCall) cleanup(ctx context.Context, resetFailed bool) error {
 		errs = append(errs, err)
 	}
 	// In the stage1 rootfs, which the guest can write: a symlink there
-	// leads nowhere out of it (guestRoot).
+	// leads nowhere out of it (podroot).
 	for _, p := range appentry.AppFiles(name) {
-		if err := c.root.remove(p); err != nil {
+		if err := c.root.Remove(p); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -28,6 +29,7 @@ import (
 	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/internal/stage1/entry"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
+	"github.com/nosecone/nscn/internal/stage1/podroot"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
@@ -465,14 +467,21 @@ loop:
 	if pod.Mutable {
 		statusApps = nil
 	}
+	// What the guest's helpers left for the pod's status is read, and
+	// the kill recorded, in the stage1 rootfs, which the guest's root
+	// can write: in it, a symlink leads nowhere out (package podroot).
+	root, err := podroot.Open(podDir)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = root.Close() }()
 	in := sdpod.PodStatusInput{Apps: statusApps, Statuses: map[string]int{}}
-	if b, err := os.ReadFile(inStage1(podDir, sdpod.FirstFailureFile)); err == nil {
+	if b, err := root.ReadFile(sdpod.FirstFailureFile, sdpod.MaxFirstFailure); err == nil {
 		in.FirstFailure = string(b)
 	}
-	_, err = os.Lstat(inStage1(podDir, sdpod.KilledFile))
-	in.Killed = err == nil
+	in.Killed = root.Exists(sdpod.KilledFile)
 	for _, a := range in.Apps {
-		if st, err := readInt(filepath.Join(podDir, stage1abi.AppStatusFile(a))); err == nil {
+		if st, err := root.ReadInt(stage1abi.AppStatusFile(a)); err == nil {
 			in.Statuses[a] = st
 		}
 	}
@@ -486,12 +495,12 @@ loop:
 	if in.Killed && pod.Mutable {
 		// The added apps that were running get the kill as their status,
 		// as run-time apps do.
-		in.Apps = appentry.StartedApps(podDir)
+		in.Apps = root.StartedApps()
 	}
 	if in.Killed {
 		for _, a := range in.Apps {
 			if _, done := in.Statuses[a]; !done {
-				if err := atomicfile.Write(inStage1(podDir, sdpod.StatusDir), a, []byte(strconv.Itoa(status)+"\n")); err != nil {
+				if err := root.Replace(path.Join(sdpod.StatusDir, a), []byte(strconv.Itoa(status)+"\n"), 0o644); err != nil {
 					log.WarnContext(ctx, "record status of killed app", "app", a, "err", err)
 				}
 			}

@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
+	"github.com/nosecone/nscn/internal/stage1/podroot"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 )
 
@@ -39,8 +39,10 @@ func Stop(ctx context.Context, log *slog.Logger, args abiargs.StopArgs) error {
 		}
 		log.WarnContext(ctx, "the guest's agent did not take the halt request; killing the guest", "err", err)
 	}
-	if err := atomicfile.Write(inStage1(podDir, filepath.Dir(sdpod.KilledFile)), filepath.Base(sdpod.KilledFile), []byte("\n")); err != nil {
-		return err
+	if err := markKilled(podDir); err != nil {
+		// The kill goes ahead: a pod must not be able to make
+		// itself unkillable; its apps then get no status from run.
+		log.WarnContext(ctx, "record the kill in the pod", "err", err)
 	}
 	if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("kill qemu %d: %w", pid, &os.SyscallError{Syscall: "kill", Err: err})
@@ -61,4 +63,16 @@ func livePID(podDir, file, want string) (int, bool) {
 		return 0, false
 	}
 	return pid, true
+}
+
+// markKilled records, before the kill, that the pod was killed
+// (sdpod.KilledFile), in the pod's root, which the pod can write: a
+// symlink planted there leads nowhere out (package podroot).
+func markKilled(podDir string) error {
+	root, err := podroot.Open(podDir)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = root.Close() }()
+	return root.Replace(sdpod.KilledFile, []byte("\n"), 0o644)
 }

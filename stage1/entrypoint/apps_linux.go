@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path"
@@ -16,12 +15,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/internal/stage1/appentry"
 	"github.com/nosecone/nscn/internal/stage1/podattach"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
+	"github.com/nosecone/nscn/internal/stage1/podroot"
 	"github.com/nosecone/nscn/internal/stage1/sdmanager"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/internal/stage1/units"
@@ -83,22 +82,26 @@ func podStatusApps(pod sdpod.Pod) []string {
 }
 
 // startedMutableApps are the apps of a mutable pod that app/start
-// started and that have no status yet (appentry.StartedApps): when stop
+// started and that have no status yet (podroot.Root.StartedApps): when stop
 // --force kills the pod, run records the kill as their status, as it
 // does for a run-time app.
-func startedMutableApps(podDir string, pod sdpod.Pod) []string {
+func startedMutableApps(root *podroot.Root, pod sdpod.Pod) []string {
 	if !pod.Mutable {
 		return nil
 	}
-	return appentry.StartedApps(podDir)
+	return root.StartedApps()
 }
 
 // appCall is what every app entrypoint starts from.
 type appCall struct {
 	podDir string
 	pid    int // the pod's pid 1 (the pod's systemd), checked
-	args   abiargs.AppArgs
-	log    *slog.Logger
+	// root is the stage1 rootfs, the pod's root: every path the
+	// entrypoint writes, reads or removes there is resolved in it
+	// (package podroot), since the pod's own processes can write it.
+	root *podroot.Root
+	args abiargs.AppArgs
+	log  *slog.Logger
 }
 
 // newAppCall checks the pod directory, the UUID and the pid stage0 passed
@@ -112,14 +115,21 @@ func newAppCall(log *slog.Logger, args abiargs.AppArgs) (*appCall, error) {
 	if err := checkPodRoot(pid, filepath.Join(podDir, stage1abi.Stage1RootfsRel)); err != nil {
 		return nil, err
 	}
-	return &appCall{podDir: podDir, pid: pid, args: args, log: log.With("pod", args.UUID, "app", args.App)}, nil
+	root, err := podroot.Open(podDir)
+	if err != nil {
+		return nil, err
+	}
+	return &appCall{podDir: podDir, pid: pid, root: root, args: args, log: log.With("pod", args.UUID, "app", args.App)}, nil
 }
+
+// Close closes the pod's root.
+func (c *appCall) Close() error { return c.root.Close() }
 
 // loadPodConfig reads the helpers' pod config. It lives in the pod's
 // root, which the pod can write: only the apps' entries are kept from it,
 // and the entry of the app at hand is always computed anew.
 func (c *appCall) loadPodConfig() (*sdpod.Pod, error) {
-	return sdpod.LoadPod(inStage1(c.podDir, sdpod.PodConfigFile))
+	return c.root.LoadPod()
 }
 
 // savePodConfig replaces the helpers' pod config atomically.
@@ -128,11 +138,7 @@ func (c *appCall) savePodConfig(p *sdpod.Pod) error {
 	if err != nil {
 		return fmt.Errorf("encode pod config: %w", err)
 	}
-	dir := inStage1(c.podDir, path.Dir(sdpod.PodConfigFile))
-	if err := atomicfile.Write(dir, path.Base(sdpod.PodConfigFile), data); err != nil {
-		return err
-	}
-	return os.Chmod(filepath.Join(dir, path.Base(sdpod.PodConfigFile)), 0o600)
+	return c.root.Replace(sdpod.PodConfigFile, data, 0o600)
 }
 
 // AppAdd implements the app/add entrypoint.
@@ -141,6 +147,7 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 	if err != nil {
 		return err
 	}
+	defer func() { _ = c.Close() }()
 	var rec mutableRecord
 	if err := appentry.ReadRecord(c.podDir, mutableFile, &rec); err != nil {
 		return err
@@ -221,10 +228,9 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 	if err := podattach.Attach(ctx, c.log, c.mountNS(), attach); err != nil {
 		return err
 	}
-	unitDir := inStage1(c.podDir, sdpod.UnitDir)
 	for _, f := range files {
-		if err := writeNewFile(filepath.Join(unitDir, f.Name), []byte(f.Content), 0o644); err != nil {
-			return fmt.Errorf("write unit: %w", err)
+		if err := c.root.WriteNew(path.Join(sdpod.UnitDir, f.Name), []byte(f.Content), 0o644); err != nil {
+			return fmt.Errorf("write unit %s: %w", f.Name, err)
 		}
 	}
 	if err := makeAppFIFOs(c.podDir, *app); err != nil {
@@ -269,11 +275,12 @@ func AppStart(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error
 	if err != nil {
 		return err
 	}
+	defer func() { _ = c.Close() }()
 	if err := c.known(); err != nil {
 		return err
 	}
 	for _, p := range []string{stage1abi.AppStatusFile(args.App), stage1abi.AppStartedFile(args.App)} {
-		if err := os.Remove(filepath.Join(c.podDir, p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := c.root.Remove(p); err != nil {
 			return fmt.Errorf("clear the app's last run: %w", err)
 		}
 	}
@@ -289,11 +296,10 @@ func AppStart(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error
 		return err
 	}
 	pid := appHelperPID(c.pid, args.App)
-	dir := filepath.Join(c.podDir, filepath.Dir(stage1abi.AppStartedFile(args.App)))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := c.root.MkdirAll(path.Dir(stage1abi.AppStartedFile(args.App)), 0o755); err != nil {
 		return fmt.Errorf("record the app's start: %w", err)
 	}
-	return atomicfile.Write(dir, args.App, []byte(strconv.Itoa(pid)+"\n"))
+	return c.root.Replace(stage1abi.AppStartedFile(args.App), []byte(strconv.Itoa(pid)+"\n"), 0o644)
 }
 
 // AppStop implements the app/stop entrypoint: it stops the app's service
@@ -304,6 +310,7 @@ func AppStop(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error 
 	if err != nil {
 		return err
 	}
+	defer func() { _ = c.Close() }()
 	if err := c.known(); err != nil {
 		return err
 	}
@@ -320,6 +327,7 @@ func AppRm(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error {
 	if err != nil {
 		return err
 	}
+	defer func() { _ = c.Close() }()
 	if err := c.known(); err != nil {
 		return err
 	}
@@ -347,9 +355,8 @@ func (c *appCall) known() error {
 func (c *appCall) cleanup(ctx context.Context, sd *podSystemd) error {
 	name := c.args.App
 	var errs []error
-	unitDir := inStage1(c.podDir, sdpod.UnitDir)
 	for _, u := range []string{units.ServiceName(name), units.SocketName(name)} {
-		if err := os.Remove(filepath.Join(unitDir, u)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := c.root.Remove(path.Join(sdpod.UnitDir, u)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -373,8 +380,10 @@ func (c *appCall) cleanup(ctx context.Context, sd *podSystemd) error {
 	if err := c.removeAppCgroup(); err != nil {
 		errs = append(errs, err)
 	}
+	// In the pod's root: a symlink the pod planted leads nowhere out
+	// of it (package podroot).
 	for _, p := range appentry.AppFiles(name) {
-		if err := os.RemoveAll(filepath.Join(c.podDir, p)); err != nil {
+		if err := c.root.Remove(p); err != nil {
 			errs = append(errs, err)
 		}
 	}

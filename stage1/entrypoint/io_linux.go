@@ -3,15 +3,14 @@ package entrypoint
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/stage1/podroot"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 )
 
@@ -40,9 +39,6 @@ func isTerminal(f *os.File) bool {
 // makeAppFIFOs creates the FIFOs of an app's I/O in the stage1 rootfs.
 func makeAppFIFOs(podDir string, app sdpod.App) error {
 	name := app.Spec.Name
-	if err := os.MkdirAll(inStage1(podDir, filepath.Dir(sdpod.AppStdoutFIFO(name))), 0o755); err != nil {
-		return fmt.Errorf("create app I/O directory: %w", err)
-	}
 	paths := []string{sdpod.AppStdoutFIFO(name), sdpod.AppStderrFIFO(name)}
 	if app.Stdin != "" {
 		paths = append(paths, app.Stdin)
@@ -50,12 +46,13 @@ func makeAppFIFOs(podDir string, app sdpod.App) error {
 	if app.TTY {
 		paths = append(paths, sdpod.AppResizeFIFO(name))
 	}
-	for _, p := range paths {
-		if err := unix.Mkfifo(inStage1(podDir, p), 0o600); err != nil {
-			return &os.PathError{Op: "mkfifo", Path: inStage1(podDir, p), Err: err}
-		}
+	// In the pod's root: app/add makes them while the pod runs.
+	root, err := podroot.Open(podDir)
+	if err != nil {
+		return err
 	}
-	return nil
+	defer func() { _ = root.Close() }()
+	return root.Mkfifos(paths...)
 }
 
 // podIO relays the apps' FIFOs to run's stdout and stderr.

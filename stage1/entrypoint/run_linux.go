@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/internal/stage1/entry"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
+	"github.com/nosecone/nscn/internal/stage1/podroot"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/internal/stage1/units"
 	"github.com/nosecone/nscn/internal/timeline"
@@ -440,14 +442,21 @@ loop:
 	pio.Close()
 	log.DebugContext(ctx, "systemd-nspawn exited", "err", waitErr)
 
+	// What the pod's helpers left for its status is read, and the
+	// kill recorded, in the pod's root, which the pod could write: in
+	// it, a symlink leads nowhere out (package podroot).
+	root, err := podroot.Open(podDir)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = root.Close() }()
 	in := sdpod.PodStatusInput{Apps: podStatusApps(pod), Statuses: map[string]int{}}
-	if b, err := os.ReadFile(inStage1(podDir, sdpod.FirstFailureFile)); err == nil {
+	if b, err := root.ReadFile(sdpod.FirstFailureFile, sdpod.MaxFirstFailure); err == nil {
 		in.FirstFailure = string(b)
 	}
-	_, err = os.Lstat(inStage1(podDir, sdpod.KilledFile))
-	in.Killed = err == nil
+	in.Killed = root.Exists(sdpod.KilledFile)
 	for _, a := range in.Apps {
-		if st, err := readInt(filepath.Join(podDir, stage1abi.AppStatusFile(a))); err == nil {
+		if st, err := root.ReadInt(stage1abi.AppStatusFile(a)); err == nil {
 			in.Statuses[a] = st
 		}
 	}
@@ -456,9 +465,9 @@ loop:
 		return 0, fmt.Errorf("the pod ended before its apps did (systemd-nspawn: %v); rerun with --debug to see systemd's messages", waitErr) //nolint:errorlint // waitErr may be nil; nspawn's status is shown, not a cause to classify
 	}
 	if in.Killed {
-		for _, a := range append(in.Apps, startedMutableApps(podDir, pod)...) {
+		for _, a := range append(in.Apps, startedMutableApps(root, pod)...) {
 			if _, done := in.Statuses[a]; !done {
-				if err := atomicfile.Write(inStage1(podDir, sdpod.StatusDir), a, []byte(strconv.Itoa(status)+"\n")); err != nil {
+				if err := root.Replace(path.Join(sdpod.StatusDir, a), []byte(strconv.Itoa(status)+"\n"), 0o644); err != nil {
 					log.WarnContext(ctx, "record status of killed app", "app", a, "err", err)
 				}
 			}

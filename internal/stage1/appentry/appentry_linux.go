@@ -11,7 +11,6 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/appc/spec/schema"
@@ -267,26 +266,4 @@ func WaitStarted(ctx context.Context, s Start) error {
 		}
 	}
 	return nil
-}
-
-// StartedApps are the apps of a mutable pod that app/start started
-// (stage1abi.AppStartedFile) and that have no status yet: when the pod is
-// killed, run records the kill as their status, as it does for a
-// run-time app.
-func StartedApps(podDir string) []string {
-	ents, err := os.ReadDir(filepath.Join(podDir, filepath.Dir(stage1abi.AppStartedFile("x"))))
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, e := range ents {
-		name := e.Name()
-		if !e.Type().IsRegular() || strings.HasPrefix(name, ".") {
-			continue
-		}
-		if _, err := os.Lstat(filepath.Join(podDir, stage1abi.AppStatusFile(name))); errors.Is(err, fs.ErrNotExist) {
-			out = append(out, name)
-		}
-	}
-	return out
 }

@@ -317,33 +317,6 @@ func TestWaitStarted(t *testing.T) {
 	}
 }
 
-func TestStartedApps(t *testing.T) {
-	podDir := t.TempDir()
-	if got := StartedApps(podDir); got != nil {
-		t.Errorf("no started directory: %v, want none", got)
-	}
-	write := func(rel string) {
-		t.Helper()
-		p := filepath.Join(podDir, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte("0\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(stage1abi.AppStartedFile("running"))
-	write(stage1abi.AppStartedFile("done"))
-	write(stage1abi.AppStatusFile("done"))
-	write(stage1abi.AppStartedFile(".running.tmp"))
-	if err := os.Mkdir(filepath.Join(podDir, stage1abi.AppStartedFile("a-dir")), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if got := StartedApps(podDir); !slices.Equal(got, []string{"running"}) {
-		t.Errorf("StartedApps = %v, want [running]", got)
-	}
-}
-
 func TestAppFiles(t *testing.T) {
 	files := AppFiles("web")
 	for _, p := range files {

@@ -16,9 +16,9 @@
 //     added app's layout exactly as run computes a run-time app's, and the
 //     host paths to attach into the running pod (package podattach);
 //   - WaitStarted waits until the unit app/start started has settled;
-//   - AppFiles lists what app/rm removes of an app from the stage1 rootfs;
-//   - StartedApps lists the apps app/start started that have no status,
-//     for run to record when the pod is killed.
+//   - AppFiles lists what app/rm removes of an app from the stage1 rootfs
+//     (in it: package podroot, which every write, read and removal there
+//     goes through, as does StartedApps, for run to record a kill).
 //
 // How an entrypoint reaches the pod's systemd (its private bus, or the
 // guest agent) and writes into the pod's root stays in the flavor. It

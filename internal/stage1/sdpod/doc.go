@@ -44,6 +44,9 @@ const (
 	// FirstFailureFile holds the status of the first app that failed:
 	// the pod's exit status. The first writer wins (link(2)).
 	FirstFailureFile = "/nscn/state/first-failure"
+	// MaxFirstFailure bounds what run reads of FirstFailureFile: a
+	// status, a newline.
+	MaxFirstFailure = 64
 	// KilledFile is written by stop --force before it kills the pod.
 	KilledFile = "/nscn/state/killed"
 	// CredsDir holds each app's credentials as its helper resolved them
