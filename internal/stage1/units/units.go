@@ -308,18 +308,6 @@ func journalUnits(j Journal) []File {
 			"Environment=RUNTIME_DIRECTORY=/run/"+path.Dir(JournalFlushedFlag),
 			"ExecStart="+j.Journald,
 			"NotifyAccess=main",
-			// journald starts beside the apps (their units only need
-			// its socket), and its start (the dynamic linking of
-			// libsystemd-shared, opening its files) took the CPU from
-			// the app helpers' on a small host: the app's first output
-			// came about 5 ms later (Documentation/performance.md). A
-			// lower priority lets the apps start first. It costs no
-			// record: what the apps write waits in journald's sockets,
-			// and the pod's end waits for journald to have read it
-			// (io.systemd.Journal.Synchronize, journalctl --sync);
-			// only, on a host whose CPUs are all busy, records reach
-			// the journal later.
-			"Nice=10",
 		)},
 	}
 }
