@@ -5,18 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
-	types100 "github.com/containernetworking/cni/pkg/types/100"
-
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/networking/cni"
 	"github.com/nosecone/nscn/networking/netns"
+	"github.com/nosecone/nscn/networking/netrecord"
 	"github.com/nosecone/nscn/networking/portfwd"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
@@ -66,13 +64,8 @@ type Result struct {
 	Networks []Attachment
 }
 
-// Attachment is the pod's interface on one network.
-type Attachment struct {
-	Name   string      // the network
-	IfName string      // in the pod: eth0, eth1, …
-	IPs    []net.IPNet // the pod's addresses on it
-	Result *types100.Result
-}
+// Attachment is the pod's interface on one network (netrecord.Attachment).
+type Attachment = netrecord.Attachment
 
 func (c *Config) normalize() error {
 	if c.PodDir == "" {

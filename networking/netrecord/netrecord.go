@@ -31,6 +31,18 @@ import (
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
+// Attachment is the pod's interface on one network, as networking.Setup
+// returns it. It is defined here rather than in networking so that what
+// only reads it (the hosts file and resolv.conf the stage1s generate from
+// it, in sdpod, which the app helpers inside every pod link) does not link
+// the CNI machinery.
+type Attachment struct {
+	Name   string      // the network
+	IfName string      // in the pod: eth0, eth1, …
+	IPs    []net.IPNet // the pod's addresses on it
+	Result *types100.Result
+}
+
 // Version is the format version of a Record.
 const Version = 1
 

@@ -4,7 +4,7 @@ import (
 	"net"
 
 	"github.com/nosecone/nscn/internal/resolvconf"
-	"github.com/nosecone/nscn/networking"
+	"github.com/nosecone/nscn/networking/netrecord"
 )
 
 // NetFiles returns the hosts file and the resolv.conf that run generates
@@ -17,7 +17,7 @@ import (
 // that names a nameserver, as rkt took it, and is nil when none does; it
 // replaces the image's /etc/resolv.conf. Both give way to
 // --dns-conf-mode (stage0's --dns and --hosts-entry flags).
-func NetFiles(hostname string, nets []networking.Attachment) (hosts, resolv []byte) {
+func NetFiles(hostname string, nets []netrecord.Attachment) (hosts, resolv []byte) {
 	const comment = "written by stage1-nspawn for the pod's network"
 	var entries []resolvconf.HostsEntry
 	for _, a := range nets {
@@ -52,7 +52,7 @@ func NetFiles(hostname string, nets []networking.Attachment) (hosts, resolv []by
 
 // Gateway returns the gateway of the pod's interface on a network (the
 // host's side of a ptp or bridge network), or nil.
-func Gateway(a networking.Attachment) net.IP {
+func Gateway(a netrecord.Attachment) net.IP {
 	if a.Result == nil {
 		return nil
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 
-	"github.com/nosecone/nscn/networking"
+	"github.com/nosecone/nscn/networking/netrecord"
 )
 
 func TestNetFiles(t *testing.T) {
@@ -24,21 +24,21 @@ func TestNetFiles(t *testing.T) {
 	badDNS := &types100.Result{DNS: types.DNS{Nameservers: []string{"172.16.28.1"}, Search: []string{"a\nnameserver 6.6.6.6"}}}
 	tests := []struct {
 		name       string
-		nets       []networking.Attachment
+		nets       []netrecord.Attachment
 		wantHosts  string
 		wantResolv string // "" means none
 	}{
 		{name: "none", wantHosts: "127.0.1.1\tweb1\n"},
 		{
-			name: "default without DNS", nets: []networking.Attachment{{Name: "default", IPs: []net.IPNet{ipnet("172.16.28.5/24")}, Result: &types100.Result{}}},
+			name: "default without DNS", nets: []netrecord.Attachment{{Name: "default", IPs: []net.IPNet{ipnet("172.16.28.5/24")}, Result: &types100.Result{}}},
 			wantHosts: "172.16.28.5\tweb1\n",
 		},
-		{name: "second network's DNS", nets: []networking.Attachment{
+		{name: "second network's DNS", nets: []netrecord.Attachment{
 			{Name: "default", IPs: []net.IPNet{ipnet("172.16.28.5/24")}, Result: &types100.Result{}},
 			{Name: "lab", IPs: []net.IPNet{ipnet("10.251.77.9/24")}, Result: withDNS},
 		}, wantHosts: "172.16.28.5\tweb1\n", wantResolv: "nameserver 172.16.28.1\nsearch pod.test\n"},
 		{
-			name: "malformed DNS is dropped", nets: []networking.Attachment{{Name: "x", IPs: []net.IPNet{ipnet("10.0.0.2/24")}, Result: badDNS}},
+			name: "malformed DNS is dropped", nets: []netrecord.Attachment{{Name: "x", IPs: []net.IPNet{ipnet("10.0.0.2/24")}, Result: badDNS}},
 			wantHosts: "10.0.0.2\tweb1\n",
 		},
 	}
@@ -57,11 +57,11 @@ func TestNetFiles(t *testing.T) {
 
 func TestGateway(t *testing.T) {
 	gw := net.ParseIP("172.16.28.1")
-	a := networking.Attachment{Result: &types100.Result{IPs: []*types100.IPConfig{{Gateway: gw}}}}
+	a := netrecord.Attachment{Result: &types100.Result{IPs: []*types100.IPConfig{{Gateway: gw}}}}
 	if got := Gateway(a); !got.Equal(gw) {
 		t.Errorf("Gateway = %v, want %v", got, gw)
 	}
-	if Gateway(networking.Attachment{}) != nil {
+	if Gateway(netrecord.Attachment{}) != nil {
 		t.Error("Gateway without a result is not nil")
 	}
 }

@@ -14,11 +14,18 @@ import (
 	"time"
 
 	"github.com/nosecone/nscn/internal/stage1/apphelper"
+	"github.com/nosecone/nscn/internal/stage1/entry"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1/entrypoint"
 )
+
+// flavor is entrypoint.Flavor, the name in the helper's log and error
+// lines. The helper does not import package entrypoint for it: that
+// would link the run entrypoint's networking (libcni, netlink, nftables,
+// iptables) into a process every app start waits for, and its package
+// initialisation with it (TestHelperLinksNoNetworking).
+const flavor entry.Flavor = "nspawn"
 
 func main() {
 	if len(os.Args) != 3 || !apphelper.IsAppMode(os.Args[1]) {
@@ -36,10 +43,10 @@ func main() {
 		// Its lines go where the helper's messages go: nscn run's stderr.
 		ctx = timeline.NewContext(ctx, timeline.New("app:"+os.Args[2], time.Duration(pod.TimelineBase), stderr))
 	}
-	log := entrypoint.NewLogger(stderr, debug)
+	log := flavor.Logger(stderr, debug)
 	code, err := apphelper.App(ctx, log, os.Args[1], os.Args[2])
 	if err != nil {
-		_, _ = fmt.Fprintln(stderr, entrypoint.ErrorLine(fmt.Errorf("app %s: %s: %w", os.Args[2], os.Args[1], err)))
+		_, _ = fmt.Fprintln(stderr, flavor.ErrorLine(fmt.Errorf("app %s: %s: %w", os.Args[2], os.Args[1], err)))
 		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
 	os.Exit(code) //nolint:forbidigo // main: the app's status, mirrored
