@@ -38,7 +38,7 @@ import (
 // endpoints hmac/sign and hmac/verify, whose keys never leave the host,
 // and any fixed answer not fetched yet) is forwarded to the host's
 // service on a connection kept open. Either way the answer is the host
-// service's: its status, Content-Type and body.
+// service's: its status, headers and body.
 //
 // The apps' URL carries no token: only the pod reaches the guest's
 // loopback, and the server adds the pod's token itself, so the apps never
@@ -166,10 +166,14 @@ func plainSegments(segs []string) bool {
 
 // answer is an answer of the host's service, as the server keeps it.
 type answer struct {
-	status      int
-	contentType string
-	body        []byte
+	status int
+	header http.Header // of answerHeaders, those it had
+	body   []byte
 }
+
+// answerHeaders are the headers of the host's answers that the server
+// passes on: the others are the HTTP server's own (Date, Content-Length).
+var answerHeaders = []string{"Content-Type", "Cache-Control", "Allow", "X-Content-Type-Options"}
 
 // MetadataProxy is the guest's metadata server's handler. Build it with
 // NewMetadataProxy; Prefetch fills its memory of the pod's fixed answers.
@@ -259,25 +263,13 @@ func (m *MetadataProxy) unreachable(w http.ResponseWriter, err error) {
 }
 
 func writeAnswer(w http.ResponseWriter, r *http.Request, a answer) {
-	if a.contentType != "" {
-		w.Header().Set("Content-Type", a.contentType)
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	if a.status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", allowed(r.URL.Path))
+	for k, v := range a.header {
+		w.Header()[k] = v
 	}
 	w.WriteHeader(a.status)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(a.body) // the app went away; nothing to do
 	}
-}
-
-// allowed is the Allow header the host's service sends with a 405.
-func allowed(p string) string {
-	if classifyMetadataPath(p) == pathForward {
-		return http.MethodPost
-	}
-	return "GET, HEAD"
 }
 
 // fixedAnswer returns the answer to GET p, a pathFixed path: from memory,
@@ -323,7 +315,13 @@ func (m *MetadataProxy) do(req *http.Request, p string) (answer, error) {
 	if len(body) > maxAnswer {
 		return answer{}, errdefs.Newf(errdefs.ErrUnavailable, "%s %s: an answer larger than %d bytes", req.Method, p, maxAnswer)
 	}
-	return answer{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), body: body}, nil
+	a := answer{status: resp.StatusCode, header: http.Header{}, body: body}
+	for _, k := range answerHeaders {
+		if v := resp.Header.Values(k); len(v) > 0 {
+			a.header[k] = v
+		}
+	}
+	return a, nil
 }
 
 // Prefetch asks the host's service for the pod's fixed answers (the pod's

@@ -89,8 +89,10 @@ func guestServer(t *testing.T, base string) (*MetadataProxy, string) {
 }
 
 type reply struct {
-	status            int
-	contentType, body string
+	status int
+	// The headers the service sets.
+	contentType, cacheControl, allow, noSniff string
+	body                                      string
 }
 
 func ask(t *testing.T, method, u string, form url.Values) reply {
@@ -115,12 +117,17 @@ func ask(t *testing.T, method, u string, form url.Values) reply {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return reply{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), body: string(b)}
+	h := resp.Header
+	return reply{
+		status: resp.StatusCode, body: string(b),
+		contentType: h.Get("Content-Type"), cacheControl: h.Get("Cache-Control"), allow: h.Get("Allow"), noSniff: h.Get("X-Content-Type-Options"),
+	}
 }
 
 // TestMetadataProxyAnswersAsTheService: every request of the API gets from
 // the guest's server what the host's service answers pod P's token: the
-// same status, Content-Type and body, for the fixed answers, the identity
+// same status, headers (Content-Type, Cache-Control, Allow,
+// X-Content-Type-Options) and body, for the fixed answers, the identity
 // endpoints and the errors.
 func TestMetadataProxyAnswersAsTheService(t *testing.T) {
 	base, _ := hostService(t)
