@@ -224,7 +224,6 @@ func NewMetadataProxy(upstream string, log io.Writer) (*MetadataProxy, error) {
 // else 404.
 func (m *MetadataProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	kind := classifyMetadataPath(r.URL.Path)
-	// The query is not passed on: the service reads none.
 	if kind == pathNotAPI {
 		http.NotFound(w, r)
 		return
@@ -239,6 +238,7 @@ func (m *MetadataProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The identity endpoints, and a method the service answers 405.
+	// The query is not passed on: the service reads none.
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, m.upstream+r.URL.Path, http.MaxBytesReader(w, r.Body, maxForwardBody)) //nolint:gosec // G704: the host is the pod's service, the path one of the API's (classifyMetadataPath)
 	if err != nil {
 		http.Error(w, "bad request", http.StatusBadRequest)
