@@ -3,6 +3,7 @@
 package tests
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,4 +59,26 @@ func aceValidator(t *testing.T, aci, net string) {
 		t.Fatalf("ACE validator failed\nstdout: %s\nstderr: %s", r.stdout, r.stderr)
 	}
 	assertPodsGone(t, e)
+}
+
+// outputValue returns the value of the line "key=value" an app printed.
+func outputValue(t *testing.T, r result, key string) string {
+	t.Helper()
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if v, ok := strings.CutPrefix(l, key+"="); ok {
+			return v
+		}
+	}
+	t.Fatalf("the app printed no %s= line\nstdout: %s\nstderr: %s", key, r.stdout, r.stderr)
+	return ""
+}
+
+// readUUID reads a pod UUID that --uuid-file-save wrote.
+func readUUID(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path) //nolint:gosec // G304: a file the test made
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }

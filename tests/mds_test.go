@@ -6,24 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
-
-// outputValue returns the value of the line "key=value" an app printed.
-func outputValue(t *testing.T, r result, key string) string {
-	t.Helper()
-	for _, l := range strings.Split(r.stdout, "\n") {
-		if v, ok := strings.CutPrefix(l, key+"="); ok {
-			return v
-		}
-	}
-	t.Fatalf("the app printed no %s= line\nstdout: %s\nstderr: %s", key, r.stdout, r.stderr)
-	return ""
-}
 
 // hostGetStatus GETs url from the host (the test) and returns the status.
 func hostGetStatus(t *testing.T, url string) int {
@@ -156,13 +143,4 @@ func TestNspawnMetadataRegisterFlag(t *testing.T) {
 		}
 	})
 	assertPodsGone(t, e)
-}
-
-func readUUID(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path) //nolint:gosec // G304: a file the test made
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(b))
 }

@@ -104,12 +104,17 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	}
 	cfg.Timeline.Mark("network-ready")
 	lc.ResolvConf, lc.Hosts = pn.ResolvConf, pn.Hosts
-	// The metadata service, for a pod stage0 registered: at the host's
-	// address on the pod's first network, which the guest reaches
-	// through its NIC. A pod without a network cannot reach it.
+	// The metadata service, for a pod stage0 registered: the apps ask
+	// the guest's agent (guest.MetadataProxy), which answers from the
+	// host's service at the host's address on the pod's first network,
+	// reached through the guest's NIC. A pod without a network cannot
+	// reach the host's service.
 	if cfg.Args.MDSToken != "" {
 		if pn.HostAddr.IsValid() {
-			lc.MetadataURL = sdpod.MetadataURL(cfg.Args, pn.HostAddr)
+			if err := writeMetadataConfig(podDir, sdpod.MetadataURL(cfg.Args, pn.HostAddr)); err != nil {
+				return 0, err
+			}
+			lc.MetadataURL = guest.MetadataURL
 		} else {
 			log.WarnContext(ctx, "the pod is registered with the metadata service but has no network to reach it: AC_METADATA_URL is not set", "net", cfg.Args.Net)
 		}
@@ -199,6 +204,20 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	}
 	started = true
 	return supervise(ctx, log, cfg, podDir, layout.Pod, vm)
+}
+
+// writeMetadataConfig gives the guest's metadata server the pod's URL at
+// the host's service (guest.MetadataConfigFile, mode 0600: the token).
+func writeMetadataConfig(podDir, upstream string) error {
+	data, err := json.Marshal(guest.MetadataConfig{Upstream: upstream})
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", guest.MetadataConfigFile, err)
+	}
+	p := inStage1(podDir, guest.MetadataConfigFile)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("create pod directory: %w", err)
+	}
+	return writeNewFile(p, data, 0o600)
 }
 
 // hostname is the pod's hostname: --hostname, or nscn-UUID as on nspawn.

@@ -53,6 +53,10 @@ func Init(console io.Writer) error {
 	if err := unix.Mount(RootTag, newRoot, "virtiofs", 0, ""); err != nil {
 		return fmt.Errorf("mount the pod's root (virtio-fs %s): %w", RootTag, err)
 	}
+	// Before /sys goes: a slower guest, not a failed one, without it.
+	if err := setReadahead(newRoot, RootReadaheadKiB); err != nil {
+		_, _ = fmt.Fprintln(console, "nscn-guest:", err)
+	}
 	// The NIC's driver only for a pod with a network: loading and
 	// relocating virtio_net and its two dependencies took about 90 ms
 	// of a TCG boot. The modules are in the initramfs, which the
