@@ -11,10 +11,11 @@ import (
 	"io"
 	"os"
 	"path"
-	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -34,15 +35,19 @@ import (
 // different trees give the same byte stream.
 //
 // The walk never follows symlinks, and files are opened with O_NOFOLLOW.
-// known holds content digests already computed, by device and inode (see
-// contentHasher); a regular file of the same size found there is not read
-// again. It may be nil.
+// known holds the records of regular files extraction wrote, by device and
+// inode (see contentHasher); it may be nil. On a filesystem whose
+// directory entries carry the inode number of the file they name (see
+// direntInos), a regular file whose entry's inode number is there is
+// encoded from its record and its xattrs alone; elsewhere, a regular
+// file of the recorded size is only not read again.
 //
-// The records are made in parallel: this goroutine lists the directories
-// in walk order (the listing says which entries are directories) and cuts
-// the entries into batches; workers stat, read and encode a batch each;
-// the batches are hashed in order. The result is the serial walk's.
-func hashRootfs(ctx context.Context, rootfs, algo string, known map[[2]uint64]contentDigest) (string, error) {
+// The records are made in parallel: a goroutine lists the directories in
+// walk order (the listing says which entries are directories, regular
+// files, and their inode numbers) and cuts the entries into batches;
+// workers stat, read and encode a batch each; the batches are hashed in
+// order. The result is the serial walk's.
+func hashRootfs(ctx context.Context, rootfs, algo string, known map[[2]uint64]fileRecord) (string, error) {
 	newHash, err := hashFunc(algo)
 	if err != nil {
 		return "", err
@@ -53,7 +58,19 @@ func hashRootfs(ctx context.Context, rootfs, algo string, known map[[2]uint64]co
 	// order, so every batch the hashing loop waits for reaches a worker.
 	work := make(chan *walkBatch, walkQueue)
 	order := make(chan *walkBatch, walkQueue)
+	rootFd, err := unix.Open(rootfs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", fmt.Errorf("hash tree: %w", &os.PathError{Op: "open", Path: rootfs, Err: err})
+	}
+	var rootSt unix.Stat_t
+	if err := unix.Fstat(rootFd, &rootSt); err != nil {
+		_ = unix.Close(rootFd)
+		return "", fmt.Errorf("hash tree: %w", &os.PathError{Op: "fstat", Path: rootfs, Err: err})
+	}
 	sh := &walkShared{root: rootfs, newHash: newHash, known: known, content: map[[2]uint64][]byte{}}
+	if len(known) > 0 && direntInos(rootFd) {
+		sh.dev = rootSt.Dev
+	}
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
@@ -70,8 +87,8 @@ func hashRootfs(ctx context.Context, rootfs, algo string, known map[[2]uint64]co
 	go func() {
 		defer close(order)
 		defer close(work)
-		l := &lister{ctx: ctx, root: rootfs, work: work, order: order, cur: newWalkBatch()}
-		listErr = l.list()
+		l := &lister{ctx: ctx, known: known, dev: sh.dev, work: work, order: order, cur: newWalkBatch(), buf: make([]byte, direntBufSize)}
+		listErr = l.list(rootFd)
 	}()
 	sum := newHash()
 	var walkErr error
@@ -110,6 +127,11 @@ const (
 type walkEntry struct {
 	rel   string
 	isDir bool
+	// ino is the inode number of a regular file whose record is in
+	// walkShared.known (0: look the file up).
+	ino uint64
+	// noXattrs: the lister found that the file has no xattrs.
+	noXattrs bool
 }
 
 type walkBatch struct {
@@ -124,44 +146,107 @@ func newWalkBatch() *walkBatch {
 }
 
 // lister lists the tree in walk order: an entry, then (for a directory)
-// its entries sorted by name, depth first.
+// its entries sorted by name, depth first. Each directory is opened
+// relative to its parent, without following a symlink.
 type lister struct {
 	ctx         context.Context
-	root        string
+	known       map[[2]uint64]fileRecord
+	dev         uint64 // of the rootfs, when inode numbers from listings identify records; else 0
 	work, order chan<- *walkBatch
 	cur         *walkBatch
+	buf         []byte // for getdents
+	// noXattrat is set once listxattrat turns out to be missing (before
+	// Linux 6.13): workers then list the xattrs of every file by path.
+	noXattrat bool
 }
 
-func (l *lister) list() error {
+// list lists the tree whose root directory is fd, and closes fd.
+func (l *lister) list(fd int) error {
 	if err := l.add(walkEntry{rel: ".", isDir: true}); err != nil {
+		_ = unix.Close(fd)
 		return err
 	}
-	if err := l.dir("."); err != nil {
+	if err := l.dir(fd, ".", l.dev != 0); err != nil {
 		return err
 	}
 	return l.flush()
 }
 
-func (l *lister) dir(rel string) error {
-	if err := l.ctx.Err(); err != nil {
-		return err
+// dir lists the directory fd, rel in the tree, and closes fd. byIno says
+// whether regular files may be found by the inode number of their entry:
+// the directory is on the rootfs's filesystem, not a mount over it.
+func (l *lister) dir(fd int, rel string, byIno bool) error {
+	ents, err := readDirents(fd, l.buf)
+	if err == nil && byIno {
+		var st unix.Stat_t
+		if err = unix.Fstat(fd, &st); err == nil {
+			byIno = st.Dev == l.dev
+		}
 	}
-	ents, err := os.ReadDir(filepath.Join(l.root, rel)) // sorted by name
 	if err != nil {
-		return err
+		_ = unix.Close(fd)
+		return &os.PathError{Op: "readdir", Path: rel, Err: err}
 	}
+	slices.SortFunc(ents, func(a, b dirent) int { return strings.Compare(a.name, b.name) })
+	// The subdirectories are opened while fd is open: relative to it.
+	for i := range ents {
+		e := &ents[i]
+		if e.typ == unix.DT_UNKNOWN {
+			var st unix.Stat_t
+			if err := unix.Fstatat(fd, e.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				_ = unix.Close(fd)
+				return &os.PathError{Op: "fstatat", Path: path.Join(rel, e.name), Err: err}
+			}
+			e.typ = direntType(st.Mode)
+		}
+	}
+	err = l.entries(fd, rel, ents, byIno)
+	if cerr := unix.Close(fd); cerr != nil && err == nil {
+		err = &os.PathError{Op: "close", Path: rel, Err: cerr}
+	}
+	return err
+}
+
+func (l *lister) entries(fd int, rel string, ents []dirent, byIno bool) error {
 	for _, e := range ents {
-		child := walkEntry{rel: path.Join(rel, e.Name()), isDir: e.IsDir()}
+		if err := l.ctx.Err(); err != nil {
+			return err
+		}
+		child := walkEntry{rel: path.Join(rel, e.name), isDir: e.typ == unix.DT_DIR}
+		if _, ok := l.known[[2]uint64{l.dev, e.ino}]; ok && byIno && e.typ == unix.DT_REG {
+			child.ino = e.ino
+			child.noXattrs = l.hasNoXattrs(fd, e.name)
+		}
 		if err := l.add(child); err != nil {
 			return err
 		}
-		if child.isDir {
-			if err := l.dir(child.rel); err != nil {
-				return err
-			}
+		if !child.isDir {
+			continue
+		}
+		cfd, err := unix.Openat(fd, e.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "openat", Path: child.rel, Err: err}
+		}
+		if err := l.dir(cfd, child.rel, byIno); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// hasNoXattrs reports whether the file name in the directory fd has no
+// xattrs (false: it has, or it could not be told), from the directory
+// (listxattrat), which spares the worker a lookup of the whole path.
+func (l *lister) hasNoXattrs(fd int, name string) bool {
+	if l.noXattrat {
+		return false
+	}
+	n, err := listxattrat(fd, name)
+	if errors.Is(err, unix.ENOSYS) {
+		l.noXattrat = true
+		return false
+	}
+	return (err == nil && n == 0) || errors.Is(err, unix.ENOTSUP)
 }
 
 func (l *lister) add(e walkEntry) error {
@@ -192,7 +277,10 @@ func (l *lister) flush() error {
 type walkShared struct {
 	root    string
 	newHash func() hash.Hash
-	known   map[[2]uint64]contentDigest // read only
+	known   map[[2]uint64]fileRecord // read only
+	// dev is the rootfs's device when regular files are found in known
+	// by the inode number of their directory entry (walkEntry.ino).
+	dev uint64
 	// content caches the digests of files with several names, by device
 	// and inode, so that a hard-linked file is read once (or, when two
 	// workers meet its names at once, twice: the digest is the same).
@@ -225,7 +313,24 @@ func (w *hashWalker) records(ctx context.Context, b *walkBatch) error {
 
 func (w *hashWalker) entry(e walkEntry) error {
 	rel := e.rel
-	full := filepath.Join(w.root, rel)
+	full := w.root + "/" + rel // rel is clean
+	if e.ino != 0 {
+		r := w.known[[2]uint64{w.dev, e.ino}]
+		w.field([]byte(rel))
+		w.field([]byte{'f'})
+		w.num(uint64(r.perm))
+		w.num(uint64(r.uid))
+		w.num(uint64(r.gid))
+		w.num(uint64(r.size)) //nolint:gosec // G115: a file size is non-negative
+		w.field(r.digest)
+		// Not from the record: the kernel may add one once the file is
+		// closed (security.ima).
+		if e.noXattrs {
+			w.num(0)
+			return nil
+		}
+		return w.xattrs(full, rel)
+	}
 	var st unix.Stat_t
 	if err := unix.Lstat(full, &st); err != nil {
 		return &os.PathError{Op: "lstat", Path: rel, Err: err}
@@ -261,8 +366,8 @@ func (w *hashWalker) entry(e walkEntry) error {
 
 func (w *hashWalker) fileDigest(full, rel string, st *unix.Stat_t) ([]byte, error) {
 	id := [2]uint64{st.Dev, st.Ino}
-	if k, ok := w.known[id]; ok && k.size == st.Size {
-		return k.digest, nil
+	if r, ok := w.known[id]; ok && r.size == st.Size {
+		return r.digest, nil
 	}
 	if st.Nlink > 1 {
 		w.mu.Lock()
