@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -42,10 +43,11 @@ import (
 // encoded from its record and its xattrs alone; elsewhere, a regular
 // file of the recorded size is only not read again.
 //
-// The records are made in parallel: a goroutine lists the directories in
-// walk order (the listing says which entries are directories, regular
-// files, and their inode numbers) and cuts the entries into batches;
-// workers stat, read and encode a batch each; the batches are hashed in
+// The records are made in parallel: listers list the directories in walk
+// order (the listing says which entries are directories, regular files,
+// and their inode numbers), a subtree on a goroutine of its own while
+// there is a processor for it, and cut the entries into batches; workers
+// stat, read and encode a batch each; the batches are hashed in walk
 // order. The result is the serial walk's.
 func hashRootfs(ctx context.Context, rootfs, algo string, known map[[2]uint64]fileRecord) (string, error) {
 	newHash, err := hashFunc(algo)
@@ -54,10 +56,6 @@ func hashRootfs(ctx context.Context, rootfs, algo string, known map[[2]uint64]fi
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Both queues hold batches in walk order; a batch goes to work before
-	// order, so every batch the hashing loop waits for reaches a worker.
-	work := make(chan *walkBatch, walkQueue)
-	order := make(chan *walkBatch, walkQueue)
 	rootFd, err := unix.Open(rootfs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return "", fmt.Errorf("hash tree: %w", &os.PathError{Op: "open", Path: rootfs, Err: err})
@@ -71,8 +69,12 @@ func hashRootfs(ctx context.Context, rootfs, algo string, known map[[2]uint64]fi
 	if len(known) > 0 && direntInos(rootFd) {
 		sh.dev = rootSt.Dev
 	}
+	// A batch goes to work before its segment, so every batch the hashing
+	// loop waits for reaches a worker.
+	work := make(chan *walkBatch, walkQueue)
+	procs := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
+	for range procs {
 		wg.Go(func() {
 			w := &hashWalker{walkShared: sh}
 			for b := range work {
@@ -83,30 +85,37 @@ func hashRootfs(ctx context.Context, rootfs, algo string, known map[[2]uint64]fi
 			}
 		})
 	}
-	var listErr error
+	ls := &listShared{ctx: ctx, cancel: cancel, known: known, dev: sh.dev, work: work, slots: make(chan struct{}, procs-1)}
+	first := newSegment()
 	go func() {
-		defer close(order)
-		defer close(work)
-		l := &lister{ctx: ctx, known: known, dev: sh.dev, work: work, order: order, cur: newWalkBatch(), buf: make([]byte, direntBufSize)}
-		listErr = l.list(rootFd)
+		l := ls.newLister(first)
+		if err := l.list(rootFd); err != nil {
+			ls.fail(err)
+		}
+		close(l.seg.batches)
+		close(l.seg.next)
+		ls.wg.Wait()
+		close(work)
 	}()
 	sum := newHash()
 	var walkErr error
-	for b := range order {
-		if walkErr != nil {
-			continue // drain
+	for seg := first; seg != nil; seg = <-seg.next {
+		for b := range seg.batches {
+			if walkErr != nil {
+				continue // drain
+			}
+			<-b.done
+			if b.err != nil {
+				walkErr = b.err
+				cancel()
+				continue
+			}
+			sum.Write(b.rec)
 		}
-		<-b.done
-		if b.err != nil {
-			walkErr = b.err
-			cancel()
-			continue
-		}
-		sum.Write(b.rec)
 	}
-	wg.Wait()
-	if walkErr == nil {
-		walkErr = listErr // read after order is closed, which the lister does last
+	wg.Wait() // the workers, which end once every lister has
+	if err := ls.firstErr(); err != nil {
+		walkErr = err
 	}
 	if walkErr != nil {
 		return "", fmt.Errorf("hash tree: %w", walkErr)
@@ -145,19 +154,66 @@ func newWalkBatch() *walkBatch {
 	return &walkBatch{ents: make([]walkEntry, 0, walkBatchSize), done: make(chan struct{})}
 }
 
-// lister lists the tree in walk order: an entry, then (for a directory)
-// its entries sorted by name, depth first. Each directory is opened
-// relative to its parent, without following a symlink.
-type lister struct {
-	ctx         context.Context
-	known       map[[2]uint64]fileRecord
-	dev         uint64 // of the rootfs, when inode numbers from listings identify records; else 0
-	work, order chan<- *walkBatch
-	cur         *walkBatch
-	buf         []byte // for getdents
+// segment is a run of the walk's batches, in walk order, that one lister
+// goroutine sends; next then gives the segment that follows (closed at the
+// end of the walk). A lister that hands a subtree to a goroutine of its
+// own ends its segment there: the subtree is the next segment, and the
+// lister goes on with the one the subtree's goroutine links after its
+// last.
+type segment struct {
+	batches chan *walkBatch
+	next    chan *segment // one send, or the close at the end
+}
+
+func newSegment() *segment {
+	return &segment{batches: make(chan *walkBatch, walkQueue), next: make(chan *segment, 1)}
+}
+
+// listShared is what the listers of one walk share.
+type listShared struct {
+	ctx    context.Context
+	cancel func()
+	known  map[[2]uint64]fileRecord
+	dev    uint64 // of the rootfs, when inode numbers from listings identify records; else 0
+	work   chan<- *walkBatch
+	// slots bounds the lister goroutines beyond the first.
+	slots chan struct{}
+	wg    sync.WaitGroup // the lister goroutines beyond the first
 	// noXattrat is set once listxattrat turns out to be missing (before
 	// Linux 6.13): workers then list the xattrs of every file by path.
-	noXattrat bool
+	noXattrat atomic.Bool
+
+	mu  sync.Mutex
+	err error // the first lister's error
+}
+
+func (ls *listShared) fail(err error) {
+	ls.mu.Lock()
+	if ls.err == nil {
+		ls.err = err
+	}
+	ls.mu.Unlock()
+	ls.cancel()
+}
+
+func (ls *listShared) firstErr() error {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return ls.err
+}
+
+// lister lists a tree, or a subtree, in walk order: an entry, then (for a
+// directory) its entries sorted by name, depth first. Each directory is
+// opened relative to its parent, without following a symlink.
+type lister struct {
+	*listShared
+	seg *segment   // where batches go
+	cur *walkBatch // being filled
+	buf []byte     // for getdents
+}
+
+func (ls *listShared) newLister(seg *segment) *lister {
+	return &lister{listShared: ls, seg: seg, cur: newWalkBatch(), buf: make([]byte, direntBufSize)}
 }
 
 // list lists the tree whose root directory is fd, and closes fd.
@@ -227,10 +283,45 @@ func (l *lister) entries(fd int, rel string, ents []dirent, byIno bool) error {
 		if err != nil {
 			return &os.PathError{Op: "openat", Path: child.rel, Err: err}
 		}
-		if err := l.dir(cfd, child.rel, byIno); err != nil {
-			return err
+		select {
+		case l.slots <- struct{}{}:
+			if err := l.spawn(cfd, child.rel, byIno); err != nil {
+				return err
+			}
+		default:
+			if err := l.dir(cfd, child.rel, byIno); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
+}
+
+// spawn lists the subtree of the directory fd, rel in the tree, on a
+// goroutine of its own, which holds a slot and closes fd.
+func (l *lister) spawn(fd int, rel string, byIno bool) error {
+	if err := l.flush(); err != nil {
+		_ = unix.Close(fd)
+		<-l.slots
+		return err
+	}
+	sub, rest := newSegment(), newSegment()
+	l.seg.next <- sub
+	close(l.seg.batches)
+	l.seg = rest
+	l.wg.Go(func() {
+		defer func() { <-l.slots }()
+		s := l.newLister(sub)
+		err := s.dir(fd, rel, byIno)
+		if err == nil {
+			err = s.flush()
+		}
+		if err != nil {
+			l.fail(err)
+		}
+		close(s.seg.batches)
+		s.seg.next <- rest
+	})
 	return nil
 }
 
@@ -238,12 +329,12 @@ func (l *lister) entries(fd int, rel string, ents []dirent, byIno bool) error {
 // xattrs (false: it has, or it could not be told), from the directory
 // (listxattrat), which spares the worker a lookup of the whole path.
 func (l *lister) hasNoXattrs(fd int, name string) bool {
-	if l.noXattrat {
+	if l.noXattrat.Load() {
 		return false
 	}
 	n, err := listxattrat(fd, name)
 	if errors.Is(err, unix.ENOSYS) {
-		l.noXattrat = true
+		l.noXattrat.Store(true)
 		return false
 	}
 	return (err == nil && n == 0) || errors.Is(err, unix.ENOTSUP)
@@ -263,7 +354,7 @@ func (l *lister) flush() error {
 		return nil
 	}
 	l.cur = newWalkBatch()
-	for _, q := range []chan<- *walkBatch{l.work, l.order} {
+	for _, q := range []chan<- *walkBatch{l.work, l.seg.batches} {
 		select {
 		case q <- b:
 		case <-l.ctx.Done():

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -338,6 +339,32 @@ func TestHashRootfsRecords(t *testing.T) {
 			}
 			if !byIno && lied != want {
 				t.Error("the walk took the file's mode from its record on a filesystem whose listings do not identify files")
+			}
+		})
+	}
+}
+
+// TestHashRootfsListers: however many listers the walk may start (one per
+// processor), the hash is the reference's, with and without records.
+func TestHashRootfsListers(t *testing.T) {
+	dir := t.TempDir()
+	hashFixture(t, dir, false)
+	known := records(t, dir, contentAlgo)
+	want, err := referenceHash(context.Background(), dir, contentAlgo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, procs := range []int{1, 2, 3, 8} {
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			for _, k := range []map[[2]uint64]fileRecord{nil, known} {
+				got, err := hashRootfs(context.Background(), dir, contentAlgo, k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != want {
+					t.Errorf("records %v: hashRootfs = %s, reference %s", k != nil, got, want)
+				}
 			}
 		})
 	}
