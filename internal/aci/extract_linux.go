@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,10 +68,19 @@ type extractor struct {
 	// replaced (creating a name changes nothing already resolved), so the
 	// whole cache is dropped after any entry that removed something
 	// (replaced), which takes care of directories reached through
-	// symlinks as well. dirCacheMax bounds the descriptors it holds.
-	dirCache    map[string]cachedDir
-	dirCacheMax int
-	replaced    bool
+	// symlinks as well. dirCacheMax bounds the descriptors it holds: at
+	// first what keeps the process's descriptor table small, then, once
+	// growTable has grown the table beside the extraction, dirCacheFull.
+	dirCache     map[string]cachedDir
+	dirCacheMax  atomic.Int64
+	dirCacheFull int
+	lowestFd     int  // the lowest descriptor free when extraction started
+	growing      bool // growTable started
+	replaced     bool
+	// dirAttrs keeps what the cache knew of a directory it had to close
+	// to make room, to spare the next lookup of it the system calls that
+	// tell (dropped with the cache).
+	dirAttrs map[string]cachedDir
 
 	// euid and egid own the files extraction creates, unless the parent
 	// directory is setgid; a file whose entry names them needs no chown.
@@ -116,6 +126,10 @@ type tuning struct {
 	// serial writes every file's content inline, as for an archive that is
 	// not a file.
 	serial bool
+	// dirCache, when set, is the directory cache's size at the start;
+	// noGrow keeps it there.
+	dirCache int
+	noGrow   bool
 }
 
 // readAtSeeker is an archive ExtractRootfs can read in parallel: an
@@ -137,20 +151,29 @@ func extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions,
 	defer func() { _ = root.Close() }()
 
 	x := &extractor{
-		ctx:         ctx,
-		opts:        opts,
-		dest:        dest,
-		root:        root,
-		seen:        make(map[string]bool),
-		layerDirs:   make(map[string]bool),
-		dirCache:    make(map[string]cachedDir),
-		dirCacheMax: dirCacheSize(),
-		dirs:        make(map[string]dirMeta),
-		src:         &errRecorder{r: r},
-		privileged:  os.Geteuid() == 0,
-		euid:        os.Geteuid(),
-		egid:        os.Getegid(),
-		noOpenat2:   tune.noOpenat2,
+		ctx:        ctx,
+		opts:       opts,
+		dest:       dest,
+		root:       root,
+		seen:       make(map[string]bool),
+		layerDirs:  make(map[string]bool),
+		dirCache:   make(map[string]cachedDir),
+		dirAttrs:   make(map[string]cachedDir),
+		dirs:       make(map[string]dirMeta),
+		src:        &errRecorder{r: r},
+		privileged: os.Geteuid() == 0,
+		euid:       os.Geteuid(),
+		egid:       os.Getegid(),
+		noOpenat2:  tune.noOpenat2,
+	}
+	x.lowestFd = int(root.Fd())
+	x.dirCacheFull = dirCacheSize()
+	x.dirCacheMax.Store(int64(min(x.dirCacheFull, smallTableCache(x.lowestFd))))
+	if tune.dirCache > 0 {
+		x.dirCacheMax.Store(int64(tune.dirCache))
+	}
+	if tune.noGrow {
+		x.dirCacheFull = int(x.dirCacheMax.Load())
 	}
 	if opts.Hash != nil {
 		x.hash = opts.Hash()
@@ -410,17 +433,27 @@ func (x *extractor) dir(rel string, create bool) (cachedDir, error) {
 	if err != nil {
 		return cachedDir{}, err
 	}
-	d := cachedDir{f: f, setgid: true, umaskRules: x.umaskKnown && !hasDefaultACL(f)}
-	if x.opts.PreserveOwnership {
-		var st unix.Stat_t
-		if err := unix.Fstat(int(f.Fd()), &st); err == nil {
-			d.setgid = st.Mode&unix.S_ISGID != 0
+	d, known := x.dirAttrs[rel]
+	d.f = f
+	if !known {
+		d.setgid, d.umaskRules = true, x.umaskKnown && !hasDefaultACL(f)
+		if x.opts.PreserveOwnership {
+			var st unix.Stat_t
+			if err := unix.Fstat(int(f.Fd()), &st); err == nil {
+				d.setgid = st.Mode&unix.S_ISGID != 0
+			}
 		}
 	}
-	if len(x.dirCache) >= x.dirCacheMax {
+	if len(x.dirCache) >= int(x.dirCacheMax.Load()) {
+		if !x.growing && len(x.dirCache) < x.dirCacheFull {
+			x.growing = true
+			go x.growTable()
+		}
 		for k, old := range x.dirCache { // any one: map order is random
 			_ = old.f.Close()
 			delete(x.dirCache, k)
+			old.f = nil
+			x.dirAttrs[k] = old
 			break
 		}
 	}
@@ -433,6 +466,7 @@ func (x *extractor) dropDirs() {
 		_ = d.f.Close()
 		delete(x.dirCache, k)
 	}
+	clear(x.dirAttrs)
 }
 
 // hasDefaultACL reports whether the directory dir has a default ACL (or
@@ -452,6 +486,49 @@ func dirCacheSize() int {
 		return 16
 	}
 	return int(min(max(rl.Cur/8, 16), 1024))
+}
+
+// smallTableCache is how many directories the cache may hold open while
+// the descriptors extraction holds at once (from lowest, the lowest
+// descriptor free when it starts: the cache, the files queued for the
+// workers and those they write) stay below smallTable.
+func smallTableCache(lowest int) int {
+	return max(smallTable-fdSlack-lowest-fileQueue-runtime.GOMAXPROCS(0), 16)
+}
+
+// A process's descriptor table grows past smallTable entries only after an
+// RCU grace period when the process has several threads, as every Go
+// program has (synchronize_rcu in the kernel's expand_fdtable): 7.5 to 47 ms
+// on the bench machine (the growths to 128 and 256 entries were not
+// measurable), during which a thread that opens a descriptor past the old
+// size waits too. fdSlack is left for what the rest of the process opens
+// meanwhile.
+const (
+	smallTable = 256
+	fdSlack    = 16
+)
+
+// growTable grows the descriptor table to hold the full directory cache
+// and lets the cache use it. It runs beside the extraction, which meanwhile
+// opens its descriptors in the small table and does not wait for the
+// grace period; a process that ends before it returns waits for it.
+func (x *extractor) growTable() {
+	want := x.lowestFd + x.dirCacheFull + fileQueue + runtime.GOMAXPROCS(0) + fdSlack
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || uint64(want) >= rl.Cur { //nolint:gosec // G115: a small positive count
+		return
+	}
+	fd, err := unix.Open("/", unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, want)
+	_ = unix.Close(fd)
+	if err != nil {
+		return
+	}
+	_ = unix.Close(high)
+	x.dirCacheMax.Store(int64(x.dirCacheFull))
 }
 
 // removeAt is the package's removeAt, noting in x.replaced that something

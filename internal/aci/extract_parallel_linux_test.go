@@ -7,11 +7,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -428,4 +430,68 @@ func makeWritable(dir string) {
 		}
 		return nil
 	})
+}
+
+// TestExtractDirectoryCacheSizes: a directory cache that must close
+// directories to make room (and reopens them, keeping what it knew of
+// them), or that grows the descriptor table beside the extraction and
+// then takes every directory, leaves the tree a cache of every directory
+// leaves: files spread over hundreds of directories in no order, some of
+// them setgid directories of an earlier layer, owners kept where the test
+// runs as root.
+func TestExtractDirectoryCacheSizes(t *testing.T) {
+	owners := os.Geteuid() == 0
+	ents := []ent{dirEnt("rootfs", 0o755)}
+	const dirs = 300
+	for d := range dirs {
+		e := dirEnt(fmt.Sprintf("rootfs/d%03d", d), 0o755)
+		if d%5 == 0 {
+			e.mode = 0o2775
+			if owners {
+				e.gid = 20
+			}
+		}
+		ents = append(ents, e)
+	}
+	lower := buildTar(t, ents...)
+	ents = []ent{dirEnt("rootfs", 0o755)}
+	for i := range 1500 {
+		d := (i * 7919) % dirs // every directory, in no order
+		e := ent{name: fmt.Sprintf("rootfs/d%03d/f%04d", d, i), typ: tar.TypeReg, body: strings.Repeat("b", i%97), mode: 0o644}
+		if owners && i%3 == 0 {
+			e.uid, e.gid = 1000, 1000
+		}
+		ents = append(ents, e)
+	}
+	upper := buildTar(t, ents...)
+	var snaps []string
+	for _, tune := range []tuning{{dirCache: 1024, noGrow: true}, {dirCache: 16, noGrow: true}, {dirCache: 16}, {}} {
+		dest := t.TempDir()
+		opts := ExtractOptions{PreserveOwnership: owners, Hash: sha256.New}
+		for _, a := range [][]byte{lower, upper} {
+			if err := extract(context.Background(), bytes.NewReader(a), dest, opts, tune); err != nil {
+				t.Fatalf("%+v: %v", tune, err)
+			}
+		}
+		// The upper layer adds to the directories without an entry for
+		// them: their times are those of the last file added.
+		snaps = append(snaps, snapshotIgnoringDirTimes(t, dest))
+	}
+	for i, s := range snaps[1:] {
+		if s != snaps[0] {
+			t.Errorf("cache %d differs from a cache of every directory (-, +):\n%s", i+1, diffSnapshots(snaps[0], s))
+		}
+	}
+}
+
+// TestSmallTableCache: the cache leaves the descriptors extraction holds
+// below the size past which the table's growth waits, and never goes
+// below 16.
+func TestSmallTableCache(t *testing.T) {
+	if n := smallTableCache(10); 10+n+fileQueue+runtime.GOMAXPROCS(0)+fdSlack > smallTable {
+		t.Errorf("smallTableCache(10) = %d: past %d descriptors", n, smallTable)
+	}
+	if n := smallTableCache(1000); n != 16 {
+		t.Errorf("smallTableCache(1000) = %d, want 16", n)
+	}
 }

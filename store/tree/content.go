@@ -13,22 +13,26 @@ import (
 	"github.com/nosecone/nscn/internal/aci"
 )
 
-// contentHasher collects the digests of the files extraction writes:
-// extraction hashes each file's content from the data it writes, on its
-// worker goroutines, so rendering needs no second pass over the file
-// contents (hashRootfs takes the digests from here).
+// contentHasher collects what the tree hash records of the regular files
+// extraction writes: extraction hashes each file's content from the data
+// it writes, on its worker goroutines, and add takes the rest of the record
+// (mode, owner, size) from the file's descriptor once extraction has set
+// them, so rendering needs no second pass over the files: hashRootfs finds
+// the record of a regular file by the inode number its directory listing
+// gives, and neither reads nor stats the file again.
 //
-// Digests are keyed by device and inode. Extraction only writes a file's
-// content when it creates the file, and calls add before it closes the
-// file, so an inode number cannot be reused by a later file before its
-// digest is in; a reused number then overwrites the entry with the new
-// file's digest. hashRootfs checks the size too, and reads a file itself
-// when it has no digest for it.
+// Records are keyed by device and inode. Extraction only writes a file's
+// content when it creates the file, sets its metadata before it calls add
+// and never changes the file after that (a later entry at its path
+// replaces it with a new inode; a hard link to it changes neither its
+// mode nor its owner), and calls add before it closes the file, so an
+// inode number cannot be reused by a later file before its record is in;
+// a reused number then overwrites the entry with the new file's record.
 type contentHasher struct {
 	newHash func() hash.Hash
 
 	mu      sync.Mutex
-	digests map[[2]uint64]contentDigest
+	records map[[2]uint64]fileRecord
 }
 
 // contentAlgo is the hash of the trees rendered now: BLAKE3 (with a
@@ -66,30 +70,41 @@ func hashFunc(algo string) (func() hash.Hash, error) {
 	return nil, fmt.Errorf("unknown tree hash algorithm %q", algo)
 }
 
-type contentDigest struct {
-	size   int64
-	digest []byte
+// fileRecord is what the tree hash records of a regular file but its
+// path and xattrs, as fstat reports it on its descriptor. (Its xattrs are
+// read from the tree: the kernel may add one when the file is closed, as
+// IMA does with security.ima.)
+type fileRecord struct {
+	size     int64
+	perm     uint32 // the permission bits, setuid, setgid and sticky included
+	uid, gid uint32
+	digest   []byte
 }
 
 func newContentHasher(newHash func() hash.Hash) *contentHasher {
-	return &contentHasher{newHash: newHash, digests: map[[2]uint64]contentDigest{}}
+	return &contentHasher{newHash: newHash, records: map[[2]uint64]fileRecord{}}
 }
 
-// add records the digest of f. It is aci.ExtractOptions.Content, with
-// newHash as aci.ExtractOptions.Hash.
+// add records f. It is aci.ExtractOptions.Content, with newHash as
+// aci.ExtractOptions.Hash. A file it cannot read the metadata of gets no
+// record: hashRootfs then reads the file itself.
 func (h *contentHasher) add(f aci.WrittenFile) {
-	id, size, err := fdID(f.Fd)
-	if err != nil || f.Digest == nil {
-		return // hashRootfs reads the file itself
+	if f.Digest == nil {
+		return
 	}
+	id, rec, err := fdRecord(f.Fd)
+	if err != nil {
+		return
+	}
+	rec.digest = f.Digest
 	h.mu.Lock()
-	h.digests[id] = contentDigest{size: size, digest: f.Digest}
+	h.records[id] = rec
 	h.mu.Unlock()
 }
 
-// done returns the digests. A file that could not be identified has none.
-func (h *contentHasher) done() map[[2]uint64]contentDigest {
+// done returns the records.
+func (h *contentHasher) done() map[[2]uint64]fileRecord {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.digests
+	return h.records
 }

@@ -11,11 +11,13 @@ import (
 	"io"
 	"os"
 	"path"
-	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,28 +36,45 @@ import (
 // different trees give the same byte stream.
 //
 // The walk never follows symlinks, and files are opened with O_NOFOLLOW.
-// known holds content digests already computed, by device and inode (see
-// contentHasher); a regular file of the same size found there is not read
-// again. It may be nil.
+// known holds the records of regular files extraction wrote, by device and
+// inode (see contentHasher); it may be nil. On a filesystem whose
+// directory entries carry the inode number of the file they name (see
+// direntInos), a regular file whose entry's inode number is there is
+// encoded from its record and its xattrs alone; elsewhere, a regular
+// file of the recorded size is only not read again.
 //
-// The records are made in parallel: this goroutine lists the directories
-// in walk order (the listing says which entries are directories) and cuts
-// the entries into batches; workers stat, read and encode a batch each;
-// the batches are hashed in order. The result is the serial walk's.
-func hashRootfs(ctx context.Context, rootfs, algo string, known map[[2]uint64]contentDigest) (string, error) {
+// The records are made in parallel: listers list the directories in walk
+// order (the listing says which entries are directories, regular files,
+// and their inode numbers), a subtree on a goroutine of its own while
+// there is a processor for it, and cut the entries into batches; workers
+// stat, read and encode a batch each; the batches are hashed in walk
+// order. The result is the serial walk's.
+func hashRootfs(ctx context.Context, rootfs, algo string, known map[[2]uint64]fileRecord) (string, error) {
 	newHash, err := hashFunc(algo)
 	if err != nil {
 		return "", err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Both queues hold batches in walk order; a batch goes to work before
-	// order, so every batch the hashing loop waits for reaches a worker.
-	work := make(chan *walkBatch, walkQueue)
-	order := make(chan *walkBatch, walkQueue)
+	rootFd, err := unix.Open(rootfs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", fmt.Errorf("hash tree: %w", &os.PathError{Op: "open", Path: rootfs, Err: err})
+	}
+	var rootSt unix.Stat_t
+	if err := unix.Fstat(rootFd, &rootSt); err != nil {
+		_ = unix.Close(rootFd)
+		return "", fmt.Errorf("hash tree: %w", &os.PathError{Op: "fstat", Path: rootfs, Err: err})
+	}
 	sh := &walkShared{root: rootfs, newHash: newHash, known: known, content: map[[2]uint64][]byte{}}
+	if len(known) > 0 && direntInos(rootFd) {
+		sh.dev = rootSt.Dev
+	}
+	// A batch goes to work before its segment, so every batch the hashing
+	// loop waits for reaches a worker.
+	work := make(chan *walkBatch, walkQueue)
+	procs := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
+	for range procs {
 		wg.Go(func() {
 			w := &hashWalker{walkShared: sh}
 			for b := range work {
@@ -66,30 +85,37 @@ func hashRootfs(ctx context.Context, rootfs, algo string, known map[[2]uint64]co
 			}
 		})
 	}
-	var listErr error
+	ls := &listShared{ctx: ctx, cancel: cancel, known: known, dev: sh.dev, work: work, slots: make(chan struct{}, procs-1)}
+	first := newSegment()
 	go func() {
-		defer close(order)
-		defer close(work)
-		l := &lister{ctx: ctx, root: rootfs, work: work, order: order, cur: newWalkBatch()}
-		listErr = l.list()
+		l := ls.newLister(first)
+		if err := l.list(rootFd); err != nil {
+			ls.fail(err)
+		}
+		close(l.seg.batches)
+		close(l.seg.next)
+		ls.wg.Wait()
+		close(work)
 	}()
 	sum := newHash()
 	var walkErr error
-	for b := range order {
-		if walkErr != nil {
-			continue // drain
+	for seg := first; seg != nil; seg = <-seg.next {
+		for b := range seg.batches {
+			if walkErr != nil {
+				continue // drain
+			}
+			<-b.done
+			if b.err != nil {
+				walkErr = b.err
+				cancel()
+				continue
+			}
+			sum.Write(b.rec)
 		}
-		<-b.done
-		if b.err != nil {
-			walkErr = b.err
-			cancel()
-			continue
-		}
-		sum.Write(b.rec)
 	}
-	wg.Wait()
-	if walkErr == nil {
-		walkErr = listErr // read after order is closed, which the lister does last
+	wg.Wait() // the workers, which end once every lister has
+	if err := ls.firstErr(); err != nil {
+		walkErr = err
 	}
 	if walkErr != nil {
 		return "", fmt.Errorf("hash tree: %w", walkErr)
@@ -110,6 +136,11 @@ const (
 type walkEntry struct {
 	rel   string
 	isDir bool
+	// ino is the inode number of a regular file whose record is in
+	// walkShared.known (0: look the file up).
+	ino uint64
+	// noXattrs: the lister found that the file has no xattrs.
+	noXattrs bool
 }
 
 type walkBatch struct {
@@ -123,45 +154,190 @@ func newWalkBatch() *walkBatch {
 	return &walkBatch{ents: make([]walkEntry, 0, walkBatchSize), done: make(chan struct{})}
 }
 
-// lister lists the tree in walk order: an entry, then (for a directory)
-// its entries sorted by name, depth first.
-type lister struct {
-	ctx         context.Context
-	root        string
-	work, order chan<- *walkBatch
-	cur         *walkBatch
+// segment is a run of the walk's batches, in walk order, that one lister
+// goroutine sends; next then gives the segment that follows (closed at the
+// end of the walk). A lister that hands a subtree to a goroutine of its
+// own ends its segment there: the subtree is the next segment, and the
+// lister goes on with the one the subtree's goroutine links after its
+// last.
+type segment struct {
+	batches chan *walkBatch
+	next    chan *segment // one send, or the close at the end
 }
 
-func (l *lister) list() error {
+func newSegment() *segment {
+	return &segment{batches: make(chan *walkBatch, walkQueue), next: make(chan *segment, 1)}
+}
+
+// listShared is what the listers of one walk share.
+type listShared struct {
+	ctx    context.Context
+	cancel func()
+	known  map[[2]uint64]fileRecord
+	dev    uint64 // of the rootfs, when inode numbers from listings identify records; else 0
+	work   chan<- *walkBatch
+	// slots bounds the lister goroutines beyond the first.
+	slots chan struct{}
+	wg    sync.WaitGroup // the lister goroutines beyond the first
+	// noXattrat is set once listxattrat turns out to be missing (before
+	// Linux 6.13): workers then list the xattrs of every file by path.
+	noXattrat atomic.Bool
+
+	mu  sync.Mutex
+	err error // the first lister's error
+}
+
+func (ls *listShared) fail(err error) {
+	ls.mu.Lock()
+	if ls.err == nil {
+		ls.err = err
+	}
+	ls.mu.Unlock()
+	ls.cancel()
+}
+
+func (ls *listShared) firstErr() error {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return ls.err
+}
+
+// lister lists a tree, or a subtree, in walk order: an entry, then (for a
+// directory) its entries sorted by name, depth first. Each directory is
+// opened relative to its parent, without following a symlink.
+type lister struct {
+	*listShared
+	seg *segment   // where batches go
+	cur *walkBatch // being filled
+	buf []byte     // for getdents
+}
+
+func (ls *listShared) newLister(seg *segment) *lister {
+	return &lister{listShared: ls, seg: seg, cur: newWalkBatch(), buf: make([]byte, direntBufSize)}
+}
+
+// list lists the tree whose root directory is fd, and closes fd.
+func (l *lister) list(fd int) error {
 	if err := l.add(walkEntry{rel: ".", isDir: true}); err != nil {
+		_ = unix.Close(fd)
 		return err
 	}
-	if err := l.dir("."); err != nil {
+	if err := l.dir(fd, ".", l.dev != 0); err != nil {
 		return err
 	}
 	return l.flush()
 }
 
-func (l *lister) dir(rel string) error {
-	if err := l.ctx.Err(); err != nil {
-		return err
+// dir lists the directory fd, rel in the tree, and closes fd. byIno says
+// whether regular files may be found by the inode number of their entry:
+// the directory is on the rootfs's filesystem, not a mount over it.
+func (l *lister) dir(fd int, rel string, byIno bool) error {
+	ents, err := readDirents(fd, l.buf)
+	if err == nil && byIno {
+		var st unix.Stat_t
+		if err = unix.Fstat(fd, &st); err == nil {
+			byIno = st.Dev == l.dev
+		}
 	}
-	ents, err := os.ReadDir(filepath.Join(l.root, rel)) // sorted by name
 	if err != nil {
-		return err
+		_ = unix.Close(fd)
+		return &os.PathError{Op: "readdir", Path: rel, Err: err}
 	}
+	slices.SortFunc(ents, func(a, b dirent) int { return strings.Compare(a.name, b.name) })
+	// The subdirectories are opened while fd is open: relative to it.
+	for i := range ents {
+		e := &ents[i]
+		if e.typ == unix.DT_UNKNOWN {
+			var st unix.Stat_t
+			if err := unix.Fstatat(fd, e.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				_ = unix.Close(fd)
+				return &os.PathError{Op: "fstatat", Path: path.Join(rel, e.name), Err: err}
+			}
+			e.typ = direntType(st.Mode)
+		}
+	}
+	err = l.entries(fd, rel, ents, byIno)
+	if cerr := unix.Close(fd); cerr != nil && err == nil {
+		err = &os.PathError{Op: "close", Path: rel, Err: cerr}
+	}
+	return err
+}
+
+func (l *lister) entries(fd int, rel string, ents []dirent, byIno bool) error {
 	for _, e := range ents {
-		child := walkEntry{rel: path.Join(rel, e.Name()), isDir: e.IsDir()}
+		if err := l.ctx.Err(); err != nil {
+			return err
+		}
+		child := walkEntry{rel: path.Join(rel, e.name), isDir: e.typ == unix.DT_DIR}
+		if _, ok := l.known[[2]uint64{l.dev, e.ino}]; ok && byIno && e.typ == unix.DT_REG {
+			child.ino = e.ino
+			child.noXattrs = l.hasNoXattrs(fd, e.name)
+		}
 		if err := l.add(child); err != nil {
 			return err
 		}
-		if child.isDir {
-			if err := l.dir(child.rel); err != nil {
+		if !child.isDir {
+			continue
+		}
+		cfd, err := unix.Openat(fd, e.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "openat", Path: child.rel, Err: err}
+		}
+		select {
+		case l.slots <- struct{}{}:
+			if err := l.spawn(cfd, child.rel, byIno); err != nil {
+				return err
+			}
+		default:
+			if err := l.dir(cfd, child.rel, byIno); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// spawn lists the subtree of the directory fd, rel in the tree, on a
+// goroutine of its own, which holds a slot and closes fd.
+func (l *lister) spawn(fd int, rel string, byIno bool) error {
+	if err := l.flush(); err != nil {
+		_ = unix.Close(fd)
+		<-l.slots
+		return err
+	}
+	sub, rest := newSegment(), newSegment()
+	l.seg.next <- sub
+	close(l.seg.batches)
+	l.seg = rest
+	l.wg.Go(func() {
+		defer func() { <-l.slots }()
+		s := l.newLister(sub)
+		err := s.dir(fd, rel, byIno)
+		if err == nil {
+			err = s.flush()
+		}
+		if err != nil {
+			l.fail(err)
+		}
+		close(s.seg.batches)
+		s.seg.next <- rest
+	})
+	return nil
+}
+
+// hasNoXattrs reports whether the file name in the directory fd has no
+// xattrs (false: it has, or it could not be told), from the directory
+// (listxattrat), which spares the worker a lookup of the whole path.
+func (l *lister) hasNoXattrs(fd int, name string) bool {
+	if l.noXattrat.Load() {
+		return false
+	}
+	n, err := listxattrat(fd, name)
+	if errors.Is(err, unix.ENOSYS) {
+		l.noXattrat.Store(true)
+		return false
+	}
+	return (err == nil && n == 0) || errors.Is(err, unix.ENOTSUP)
 }
 
 func (l *lister) add(e walkEntry) error {
@@ -178,7 +354,7 @@ func (l *lister) flush() error {
 		return nil
 	}
 	l.cur = newWalkBatch()
-	for _, q := range []chan<- *walkBatch{l.work, l.order} {
+	for _, q := range []chan<- *walkBatch{l.work, l.seg.batches} {
 		select {
 		case q <- b:
 		case <-l.ctx.Done():
@@ -192,7 +368,10 @@ func (l *lister) flush() error {
 type walkShared struct {
 	root    string
 	newHash func() hash.Hash
-	known   map[[2]uint64]contentDigest // read only
+	known   map[[2]uint64]fileRecord // read only
+	// dev is the rootfs's device when regular files are found in known
+	// by the inode number of their directory entry (walkEntry.ino).
+	dev uint64
 	// content caches the digests of files with several names, by device
 	// and inode, so that a hard-linked file is read once (or, when two
 	// workers meet its names at once, twice: the digest is the same).
@@ -225,7 +404,24 @@ func (w *hashWalker) records(ctx context.Context, b *walkBatch) error {
 
 func (w *hashWalker) entry(e walkEntry) error {
 	rel := e.rel
-	full := filepath.Join(w.root, rel)
+	full := w.root + "/" + rel // rel is clean
+	if e.ino != 0 {
+		r := w.known[[2]uint64{w.dev, e.ino}]
+		w.field([]byte(rel))
+		w.field([]byte{'f'})
+		w.num(uint64(r.perm))
+		w.num(uint64(r.uid))
+		w.num(uint64(r.gid))
+		w.num(uint64(r.size)) //nolint:gosec // G115: a file size is non-negative
+		w.field(r.digest)
+		// Not from the record: the kernel may add one once the file is
+		// closed (security.ima).
+		if e.noXattrs {
+			w.num(0)
+			return nil
+		}
+		return w.xattrs(full, rel)
+	}
 	var st unix.Stat_t
 	if err := unix.Lstat(full, &st); err != nil {
 		return &os.PathError{Op: "lstat", Path: rel, Err: err}
@@ -261,8 +457,8 @@ func (w *hashWalker) entry(e walkEntry) error {
 
 func (w *hashWalker) fileDigest(full, rel string, st *unix.Stat_t) ([]byte, error) {
 	id := [2]uint64{st.Dev, st.Ino}
-	if k, ok := w.known[id]; ok && k.size == st.Size {
-		return k.digest, nil
+	if r, ok := w.known[id]; ok && r.size == st.Size {
+		return r.digest, nil
 	}
 	if st.Nlink > 1 {
 		w.mu.Lock()

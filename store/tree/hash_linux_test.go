@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -237,5 +240,132 @@ func TestHashRootfsCancel(t *testing.T) {
 func TestHashRootfsMissing(t *testing.T) {
 	if h, err := hashRootfs(context.Background(), filepath.Join(t.TempDir(), "nope"), contentAlgo, nil); err == nil {
 		t.Fatalf("hashRootfs of a missing directory = %s", h)
+	}
+}
+
+// records returns what extraction would have recorded of every regular
+// file under dir: its metadata from its descriptor and the digest of its
+// content.
+func records(t *testing.T, dir, algo string) map[[2]uint64]fileRecord {
+	t.Helper()
+	newHash, err := hashFunc(algo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[[2]uint64]fileRecord{}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		f, err := os.Open(p) //nolint:gosec // G304: a file the test made
+		if err != nil {
+			return err
+		}
+		defer func() { _ = f.Close() }()
+		h := newHash()
+		if _, err := io.Copy(h, f); err != nil {
+			return err
+		}
+		id, rec, err := fdRecord(int(f.Fd()))
+		if err != nil {
+			return err
+		}
+		rec.digest = h.Sum(nil)
+		known[id] = rec
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return known
+}
+
+// TestHashRootfsRecords: with the records of extraction, the walk gives
+// the reference hash, takes what it records of a regular file from its
+// record where directory listings give inode numbers (a record that lies
+// shows in the hash), and reads xattrs from the tree, also those added
+// after the record was taken (as IMA adds security.ima when extraction
+// closes the file), with or without listxattrat.
+func TestHashRootfsRecords(t *testing.T) {
+	for _, xattrat := range []bool{true, false} {
+		t.Run(fmt.Sprintf("listxattrat=%v", xattrat), func(t *testing.T) {
+			if !xattrat {
+				old := listxattrat
+				listxattrat = func(int, string) (int, error) { return 0, unix.ENOSYS }
+				t.Cleanup(func() { listxattrat = old })
+			}
+			dir := t.TempDir()
+			xattrs := hashFixture(t, dir, false)
+			known := records(t, dir, contentAlgo)
+			if xattrs {
+				// After the records were taken, as on the kernel's close.
+				if err := unix.Lsetxattr(filepath.Join(dir, "many/dir03/f007"), "user.added.later", []byte("1"), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := referenceHash(context.Background(), dir, contentAlgo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := hashRootfs(context.Background(), dir, contentAlgo, known)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("hashRootfs with records = %s, reference %s", got, want)
+			}
+
+			// A record that lies about the mode of a file.
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(dir, "many/dir05/f010"), &st); err != nil {
+				t.Fatal(err)
+			}
+			id := [2]uint64{st.Dev, st.Ino}
+			r := known[id]
+			r.perm ^= 0o100
+			known[id] = r
+			lied, err := hashRootfs(context.Background(), dir, contentAlgo, known)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			byIno := direntInos(fd)
+			_ = unix.Close(fd)
+			if byIno && lied == want {
+				t.Error("the walk did not take the file's mode from its record")
+			}
+			if !byIno && lied != want {
+				t.Error("the walk took the file's mode from its record on a filesystem whose listings do not identify files")
+			}
+		})
+	}
+}
+
+// TestHashRootfsListers: however many listers the walk may start (one per
+// processor), the hash is the reference's, with and without records.
+func TestHashRootfsListers(t *testing.T) {
+	dir := t.TempDir()
+	hashFixture(t, dir, false)
+	known := records(t, dir, contentAlgo)
+	want, err := referenceHash(context.Background(), dir, contentAlgo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, procs := range []int{1, 2, 3, 8} {
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			for _, k := range []map[[2]uint64]fileRecord{nil, known} {
+				got, err := hashRootfs(context.Background(), dir, contentAlgo, k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != want {
+					t.Errorf("records %v: hashRootfs = %s, reference %s", k != nil, got, want)
+				}
+			}
+		})
 	}
 }

@@ -104,11 +104,16 @@ func syncFS(dir string) error {
 	return nil
 }
 
-// fdID returns the device and inode of fd, and its size.
-func fdID(fd int) ([2]uint64, int64, error) {
+// fdRecord returns the device and inode of fd, a regular file, and what
+// the tree hash records of it but its content's digest and xattrs.
+func fdRecord(fd int) ([2]uint64, fileRecord, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return [2]uint64{}, 0, &os.PathError{Op: "fstat", Err: err}
+		return [2]uint64{}, fileRecord{}, &os.PathError{Op: "fstat", Err: err}
 	}
-	return [2]uint64{st.Dev, st.Ino}, st.Size, nil
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return [2]uint64{}, fileRecord{}, &os.PathError{Op: "fstat", Err: unix.EINVAL}
+	}
+	rec := fileRecord{size: st.Size, perm: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid}
+	return [2]uint64{st.Dev, st.Ino}, rec, nil
 }

@@ -23,8 +23,8 @@ func (s *Store) lock(context.Context, string, bool) (*fileLock, error) { return 
 
 func syncFS(string) error { return errUnsupported }
 
-func hashRootfs(context.Context, string, string, map[[2]uint64]contentDigest) (string, error) {
+func hashRootfs(context.Context, string, string, map[[2]uint64]fileRecord) (string, error) {
 	return "", errUnsupported
 }
 
-func fdID(int) ([2]uint64, int64, error) { return [2]uint64{}, 0, errUnsupported }
+func fdRecord(int) ([2]uint64, fileRecord, error) { return [2]uint64{}, fileRecord{}, errUnsupported }
