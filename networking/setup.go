@@ -143,6 +143,7 @@ type Pending struct {
 	recs   []*cni.Record
 	nsPath string
 	unlock func()
+	undone bool // undo tore down everything
 }
 
 // Prepare is the first half of Setup: every check, the records, the port
@@ -217,8 +218,21 @@ func (p *Pending) NetNS() string { return p.nsPath }
 // network. When a plugin fails, it undoes everything Prepare and Add did
 // (the namespace pin included: processes in the namespace keep it, without
 // interfaces) and the pod directory is as before Prepare.
-func (p *Pending) Add(ctx context.Context) (_ *Result, err error) {
-	defer p.unlock()
+func (p *Pending) Add(ctx context.Context) (*Result, error) {
+	res, err := p.add(ctx)
+	p.unlock()
+	if err != nil && p.undone {
+		// The bookkeeping the ADDs made on the host (host-local's
+		// directory, portmap's chains), once no other pod uses it, as
+		// Teardown does; it takes the lock exclusively.
+		if cerr := cleanHost(context.WithoutCancel(ctx), p.log, p.recs); cerr != nil {
+			p.log.Warn("clean the host's CNI bookkeeping", "error", cerr)
+		}
+	}
+	return res, err
+}
+
+func (p *Pending) add(ctx context.Context) (_ *Result, err error) {
 	if p.c.Nets.Host() {
 		return &Result{}, nil
 	}
@@ -265,6 +279,7 @@ func (p *Pending) undo(ctx context.Context, err error) error {
 	if uerr := teardown(context.WithoutCancel(ctx), p.c.PodDir, p.log, nil, false); uerr != nil {
 		return errors.Join(err, fmt.Errorf("undo network setup: %w", uerr))
 	}
+	p.undone = true
 	return err
 }
 

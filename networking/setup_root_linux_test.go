@@ -786,6 +786,9 @@ func TestAddFailsWhileNamespaceInUse(t *testing.T) {
 	if _, err := os.Lstat(p.NetNS()); err == nil {
 		t.Fatal("failed Add kept its namespace pin")
 	}
+	if _, err := os.Lstat(filepath.Join(c2.IPAMDataDir, "default")); err == nil {
+		t.Error("failed Add kept host-local's bookkeeping of the default network, which no pod uses")
+	}
 	_ = holder.Process.Kill()
 	_ = holder.Wait()
 	if err := Teardown(context.Background(), c.PodDir); err != nil {
