@@ -3,6 +3,7 @@
 package tests
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,4 +60,30 @@ func TestTimelineFly(t *testing.T) {
 	if r := e.ok("--insecure-options=image", "run", busybox(t), "--exec=/bin/true"); strings.Contains(r.stderr, timeline.Prefix) {
 		t.Errorf("timeline printed without NSCN_TIMELINE:\n%s", r.stderr)
 	}
+}
+
+// The commands of figures 5 and 7 of the bench mark their phases too:
+// image render, list and rm (with pod.Remove's steps).
+func TestTimelineRenderListRm(t *testing.T) {
+	e := newEnv(t)
+	id := strings.TrimSpace(e.ok("--insecure-options=image", "fetch", busybox(t)).stdout)
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	e.ok("--insecure-options=image", "run", "--uuid-file-save="+uuidFile, id, "--exec=/bin/true")
+	e.extraEnv = []string{timeline.EnvEnable + "=1"}
+	for _, tt := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"image", "render", id}, []string{"stage0 flags-parsed", "stage0 store-opened", "stage0 image-found", "stage0 tree-rendered", "stage0 image-marked-used"}},
+		{[]string{"list"}, []string{"stage0 flags-parsed", "stage0 pods-listed", "stage0 pods-read"}},
+		{[]string{"rm", "--uuid-file=" + uuidFile}, []string{
+			"stage0 flags-parsed", "stage0 pod-found", "stage0 pod-locked", "stage0 pod-marked-exited-garbage",
+			"stage0 stage1-gc-done", "stage0 pod-unmounted", "stage0 pod-marked-garbage", "stage0 pod-deleted",
+		}},
+	} {
+		start := time.Now()
+		r := e.ok(tt.args...)
+		checkTimeline(t, r.stderr, time.Since(start), tt.want)
+	}
+	assertNoPods(t, e)
 }

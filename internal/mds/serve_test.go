@@ -141,9 +141,22 @@ func TestRegistrationOverUnixSocket(t *testing.T) {
 }
 
 func TestClientWithoutService(t *testing.T) {
-	socket := filepath.Join(t.TempDir(), "none.sock")
-	if Running(socket) {
-		t.Fatal("Running = true without a service")
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "none.sock")
+	// A path that exists but where nothing listens is dialed and
+	// refused; a path that does not exist is not dialed.
+	notSocket := filepath.Join(dir, "file")
+	if err := os.WriteFile(notSocket, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dangling := filepath.Join(dir, "dangling.sock")
+	if err := os.Symlink(filepath.Join(dir, "gone"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{socket, notSocket, dangling, filepath.Join(dir, "no", "dir.sock")} {
+		if Running(p) {
+			t.Fatalf("Running(%s) = true without a service", filepath.Base(p))
+		}
 	}
 	if _, err := Register(t.Context(), socket, regA()); !errors.Is(err, errdefs.ErrUnavailable) {
 		t.Fatalf("Register = %v, want Unavailable", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/lock"
 	"github.com/nosecone/nscn/internal/mountplan"
+	"github.com/nosecone/nscn/internal/timeline"
 )
 
 // ErrStage1Unavailable says, wrapped in the error of a Stage1GC function,
@@ -141,6 +142,7 @@ func Remove(ctx context.Context, p *Pod, opts ...RemoveOption) error {
 			_ = p.Unlock()
 			return &stateError{op: "remove", uuid: p.UUID, state: Prepared}
 		}
+		timeline.FromContext(ctx).Mark("pod-locked")
 	} else if p.dir == dirPrepared {
 		return &stateError{op: "remove", uuid: p.UUID, state: Prepared}
 	}
@@ -164,16 +166,19 @@ func Remove(ctx context.Context, p *Pod, opts ...RemoveOption) error {
 // holds it. The stage1 gc error is returned apart: it does not stop the
 // removal, unless it is ErrStage1Unavailable.
 func (s *sweeper) destroy(ctx context.Context, p *Pod) (stage1Err, err error) {
+	tl := timeline.FromContext(ctx)
 	if p.dir == dirRun {
 		if err := p.ToExitedGarbage(ctx); err != nil {
 			return nil, err
 		}
+		tl.Mark("pod-marked-exited-garbage")
 	}
 	if p.dir == dirExitedGarbage && s.stage1GC != nil {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		stage1Err = s.stage1GC(ctx, p)
+		tl.Mark("stage1-gc-done")
 		if errors.Is(stage1Err, ErrStage1Unavailable) {
 			return nil, fmt.Errorf("kept the pod for a later gc: %w", stage1Err)
 		}
@@ -184,10 +189,12 @@ func (s *sweeper) destroy(ctx context.Context, p *Pod) (stage1Err, err error) {
 	if err := s.unmount(ctx, p.Path); err != nil {
 		return stage1Err, fmt.Errorf("unmount under pod directory: %w", err)
 	}
+	tl.Mark("pod-unmounted")
 	if p.dir != dirGarbage {
 		if err := p.ToGarbage(ctx); err != nil {
 			return stage1Err, err
 		}
+		tl.Mark("pod-marked-garbage")
 	}
 	// Deleting through a mount could delete host data (a bind-mounted
 	// volume): RemoveTree stops at one. Only then is the whole mount
@@ -211,6 +218,7 @@ func (s *sweeper) destroy(ctx context.Context, p *Pod) (stage1Err, err error) {
 	if err != nil {
 		return stage1Err, fmt.Errorf("delete pod directory: %w", err)
 	}
+	tl.Mark("pod-deleted")
 	return stage1Err, p.Unlock()
 }
 

@@ -170,7 +170,9 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			g.Timeline.Export()
 			g.Timeline.MarkProcessStart()
 			g.Timeline.Mark("flags-parsed")
-			c.Context = context.WithValue(c.Context, globalsKey{}, g)
+			// In the context too, for the packages a command calls
+			// (pod removal, the tree store) to mark their phases.
+			c.Context = timeline.NewContext(context.WithValue(c.Context, globalsKey{}, g), g.Timeline)
 			return nil
 		},
 		Commands:       commands(),

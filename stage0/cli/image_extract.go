@@ -77,17 +77,21 @@ Without DIR, prints the tree's ID and path; with DIR, also writes a copy there
 			if err != nil {
 				return err
 			}
+			g.Timeline.Mark("store-opened")
 			im, err := findImage(c.Context, s, c.Args().Get(0))
 			if err != nil {
 				return err
 			}
+			g.Timeline.Mark("image-found")
 			t, err := s.Trees.Render(c.Context, im.ID)
 			if err != nil {
 				return err
 			}
+			g.Timeline.Mark("tree-rendered")
 			if err := s.MarkUsed(c.Context, im.Key); err != nil {
 				return err
 			}
+			g.Timeline.Mark("image-marked-used")
 			if c.NArg() == 1 {
 				_, err := fmt.Fprintf(g.Stdout, "%s\t%s\n", t.Key, t.Path)
 				return err

@@ -58,11 +58,13 @@ list only reads: it never takes a pod's lock and never disturbs a running pod.`,
 			if err != nil {
 				return err
 			}
+			g.Timeline.Mark("pods-listed")
 			detail := isJSONFormat(format)
 			views, err := readPodViews(c.Context, g, pods, detail)
 			if err != nil {
 				return err
 			}
+			g.Timeline.Mark("pods-read")
 			if detail {
 				out := make([]podJSON, len(views))
 				for i := range views {

@@ -43,6 +43,7 @@ printed on stdout. Every pod is attempted; the exit status is 254 if any failed
 				if err != nil {
 					return err
 				}
+				g.Timeline.Mark("pod-found")
 				if err := removePod(c.Context, g, p); err != nil {
 					return err
 				}

@@ -815,6 +815,7 @@ func appNSProcess(proc string, pid int) int {
 func readProcMetrics(proc string, pids []int) procMetrics {
 	var p procMetrics
 	page := uint64(os.Getpagesize()) //nolint:gosec // G115: a page size is positive
+	var reapedTicks uint64
 	for i, pid := range pids {
 		dir := filepath.Join(proc, strconv.Itoa(pid))
 		b, err := os.ReadFile(filepath.Join(dir, "stat")) //nolint:gosec // G304: a /proc file of a numbered process
@@ -832,6 +833,12 @@ func readProcMetrics(proc string, pids []int) procMetrics {
 		if i == 0 {
 			p.userTicks += st.cutime
 			p.systemTicks += st.cstime
+			reapedTicks = st.cutime + st.cstime
+		}
+		if ns, ok := threadsRuntime(dir); ok {
+			p.cpuNanos += ns
+		} else {
+			p.cpuNanos += (st.utime + st.stime) * (1e9 / clockTicks)
 		}
 		p.rss += st.rss * page
 		fds, _ := os.ReadDir(filepath.Join(dir, "fd"))
@@ -847,8 +854,38 @@ func readProcMetrics(proc string, pids []int) procMetrics {
 			}
 		}
 	}
-	p.cpuNanos = (p.userTicks + p.systemTicks) * (1e9 / clockTicks)
+	p.cpuNanos += reapedTicks * (1e9 / clockTicks)
 	return p
+}
+
+// threadsRuntime sums the time the threads of the process at dir (a
+// /proc/PID directory) have run, in nanoseconds, from their schedstat
+// files: utime and stime count whole clock ticks, and a process that
+// ran for less than one (an app that sleeps) would count none. false
+// when a file cannot be read (a kernel without CONFIG_SCHED_INFO, the
+// process gone).
+func threadsRuntime(dir string) (uint64, bool) {
+	tasks, err := os.ReadDir(filepath.Join(dir, "task"))
+	if err != nil || len(tasks) == 0 {
+		return 0, false
+	}
+	var sum uint64
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, "task", t.Name(), "schedstat")) //nolint:gosec // G304: a /proc file of a numbered process
+		if err != nil {
+			return 0, false
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			return 0, false
+		}
+		ns, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		sum += ns
+	}
+	return sum, true
 }
 
 // statFields are the fields of /proc/PID/stat metrics read.

@@ -164,8 +164,10 @@ func TestUsageOf(t *testing.T) {
 
 func TestProcsUsage(t *testing.T) {
 	proc := t.TempDir()
-	// 10 and 11 in one PID namespace, 12 in another; 11's command holds
-	// a parenthesis and spaces.
+	// 10 is the app's supervisor in the pod's PID namespace, with 13
+	// (the pod's systemd, another app); 11, its child, is the init of
+	// the app's own namespace, with 12, the app, whose command holds a
+	// parenthesis and spaces.
 	stat := func(comm string, utime, stime, cutime, cstime, rss int) string {
 		f := []string{"1", "(" + comm + ")", "S"}
 		for i := 4; i <= 24; i++ {
@@ -187,11 +189,17 @@ func TestProcsUsage(t *testing.T) {
 		return strings.Join(f, " ") + "\n"
 	}
 	writeFiles(t, proc, map[string]string{
-		"10/stat": stat("sh", 100, 50, 20, 10, 3),
-		"11/stat": stat("a) b", 1, 1, 500, 500, 2),
-		"12/stat": stat("other", 1000, 1000, 0, 0, 100),
+		"10/stat":              stat("nscn-app", 7000, 7000, 0, 0, 900),
+		"10/task/10/children":  "11 ",
+		"11/stat":              stat("app-init", 100, 50, 20, 10, 3),
+		"11/task/11/children":  "12 ",
+		"12/stat":              stat("a) b", 1, 1, 500, 500, 2),
+		"12/task/12/schedstat": "5000 30 2\n",
+		"12/task/14/schedstat": "7000 0 1\n",
+		"13/stat":              stat("systemd", 1000, 1000, 0, 0, 100),
+		"13/task/13/children":  "",
 	})
-	for pid, ns := range map[string]string{"10": "pid:[1]", "11": "pid:[1]", "12": "pid:[2]"} {
+	for pid, ns := range map[string]string{"10": "pid:[1]", "11": "pid:[2]", "12": "pid:[2]", "13": "pid:[1]"} {
 		if err := os.MkdirAll(filepath.Join(proc, pid, "ns"), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -203,10 +211,12 @@ func TestProcsUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 10 with its children's times, 11 without; 12 is elsewhere.
-	wantCPU := uint64(100+50+20+10+1+1) * (1e9 / clockTicks)
+	// 11 with what it reaped, 12 without; neither the supervisor nor
+	// the rest of the pod's namespace. 12's threads' run time is in
+	// nanoseconds (schedstat); 11 has none, and counts its ticks.
+	wantCPU := uint64(100+50+20+10)*(1e9/clockTicks) + 5000 + 7000
 	wantMem := uint64(3+2) * uint64(os.Getpagesize()) //nolint:gosec // G115: a page size is positive
-	if u.cpuNanos != wantCPU || u.rss != wantMem || u.workingSet != wantMem {
+	if u.cpuNanos != wantCPU || u.rss != wantMem || u.workingSet != wantMem || u.memUsage != wantMem {
 		t.Errorf("usage %+v, want cpu %d, memory %d", u, wantCPU, wantMem)
 	}
 }

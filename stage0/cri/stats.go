@@ -267,64 +267,20 @@ func usageOf(root string, ms []cgroup.Membership, own string) (cgroupUsage, erro
 // every Linux architecture nscn builds for.
 const clockTicks = 100
 
-// procsUsage sums the usage of the processes in the PID namespace of
-// pid (the app's own: stage1-nspawn gives each app one): CPU time, with
-// what pid's reaped children used, and resident memory (the working set
-// and the usage alike; pages shared between them count once each).
+// procsUsage sums the usage of the container whose app's main process
+// (its stage1 supervisor, the unit's main process) is pid: CPU time,
+// with what the first of them reaped, and resident memory (the working
+// set and the usage alike; pages shared between them count once each).
+// Its processes are containerProcesses': those of the app's own PID
+// namespace, never every process of the pod's, which the supervisor is
+// in with the pod's systemd and every other app.
 func procsUsage(proc string, pid int) (cgroupUsage, error) {
-	var u cgroupUsage
-	ns, err := os.Readlink(filepath.Join(proc, strconv.Itoa(pid), "ns", "pid"))
+	pids, err := containerProcesses(proc, pid, nil)
 	if err != nil {
-		return u, fmt.Errorf("pid namespace of %d: %w", pid, err)
+		return cgroupUsage{}, err
 	}
-	ents, err := os.ReadDir(proc)
-	if err != nil {
-		return u, err
-	}
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if l, err := os.Readlink(filepath.Join(proc, e.Name(), "ns", "pid")); err != nil || l != ns {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(proc, e.Name(), "stat")) //nolint:gosec // G304: a /proc file of a numbered process
-		if err != nil {
-			continue // gone meanwhile
-		}
-		ticks, rss, ok := parseStat(string(b), n == pid)
-		if !ok {
-			continue
-		}
-		u.cpuNanos += ticks * (1e9 / clockTicks)
-		u.rss += rss * uint64(os.Getpagesize()) //nolint:gosec // G115: a page size is positive
-	}
-	u.memUsage, u.workingSet = u.rss, u.rss
-	return u, nil
-}
-
-// parseStat reads utime and stime (and, with children, cutime and
-// cstime) in ticks and rss in pages from a /proc/PID/stat line, whose
-// second field (the command, in parentheses) may hold spaces and
-// parentheses itself.
-func parseStat(s string, children bool) (ticks, rss uint64, ok bool) {
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state): utime is field 14, stime 15, cutime 16,
-	// cstime 17, rss 24.
-	if len(f) < 22 {
-		return 0, 0, false
-	}
-	n := func(field int) uint64 { v, _ := strconv.ParseUint(f[field-3], 10, 64); return v }
-	ticks = n(14) + n(15)
-	if children {
-		ticks += n(16) + n(17)
-	}
-	return ticks, n(24), true
+	p := readProcMetrics(proc, pids)
+	return cgroupUsage{cpuNanos: p.cpuNanos, memUsage: p.rss, workingSet: p.rss, rss: p.rss}, nil
 }
 
 func readUint(p string) (uint64, error) {

@@ -14,12 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/appc/spec/schema"
-	"golang.org/x/sys/unix"
-
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
-	"github.com/nosecone/nscn/internal/stage1/appspec"
+	"github.com/nosecone/nscn/internal/stage1/appentry"
 	"github.com/nosecone/nscn/internal/stage1/podattach"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
 	"github.com/nosecone/nscn/internal/stage1/sdmanager"
@@ -31,10 +28,10 @@ import (
 
 // The app entrypoints (app/add, app/start, app/stop, app/rm) change the
 // apps of a running mutable pod (run --mutable, nscn app sandbox), as the
-// nspawn flavor's do (its apps_linux.go has the design), with two
-// differences: the guest sees the stage1 rootfs through virtio-fs from
-// virtiofsd's private mount namespace, and the pod's systemd runs in the
-// guest.
+// nspawn flavor's do (its apps_linux.go has the design; the steps they
+// share are package appentry's), with two differences: the guest sees the
+// stage1 rootfs through virtio-fs from virtiofsd's private mount
+// namespace, and the pod's systemd runs in the guest.
 //
 //   - app/add: stage0 has mounted the app's rootfs, in the host's mount
 //     namespace, at stage1/rootfs/opt/stage2/NAME/rootfs. app/add computes
@@ -56,44 +53,16 @@ import (
 //     frees the slot and removes the app's files from the stage1 rootfs;
 //     stage0 then unmounts the rootfs on the host.
 
-// mutableRecord is the content of MutableFile.
-type mutableRecord struct {
-	Args        sdpod.RunArgs `json:"args"`
-	ResolvConf  string        `json:"resolvConf,omitempty"`
-	Hosts       string        `json:"hosts,omitempty"`
-	MetadataURL string        `json:"metadataURL,omitempty"`
-}
-
-// saveMutable records, for a mutable pod, what app/add needs of run.
+// saveMutable records, for a mutable pod, what app/add needs of run
+// (appentry.Record).
 func saveMutable(podDir string, lc sdpod.LayoutConfig) error {
 	if !lc.Args.Mutable {
 		return nil
 	}
-	data, err := json.Marshal(mutableRecord{Args: lc.Args, ResolvConf: lc.ResolvConf, Hosts: lc.Hosts, MetadataURL: lc.MetadataURL})
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", MutableFile, err)
-	}
 	if err := os.MkdirAll(filepath.Join(podDir, SlotDir), 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", SlotDir, err)
 	}
-	return writeNewFile(filepath.Join(podDir, MutableFile), data, 0o600)
-}
-
-// loadMutable reads MutableFile; a pod without it was not started with
-// --mutable.
-func loadMutable(podDir string) (*mutableRecord, error) {
-	data, err := os.ReadFile(filepath.Join(podDir, MutableFile)) //nolint:gosec // G304: a file in the pod directory
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errdefs.FailedPrecondition("the pod was not started as a mutable pod (nscn app sandbox): its apps cannot change")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", MutableFile, err)
-	}
-	var r mutableRecord
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, errdefs.Newf(errdefs.ErrInvalidArgument, "parse %s: %w", MutableFile, err)
-	}
-	return &r, nil
+	return appentry.WriteRecord(podDir, MutableFile, appentry.NewRecord(lc))
 }
 
 // appCall is what every app entrypoint starts from.
@@ -105,18 +74,11 @@ type appCall struct {
 }
 
 // newAppCall checks the pod directory, the UUID and the pid stage0 passed
-// (stage1abi.EnvEnterPID): it must be the pod's live qemu.
+// (appentry.CheckCall): it must be the pod's live qemu.
 func newAppCall(log *slog.Logger, args abiargs.AppArgs) (*appCall, error) {
-	podDir, err := unix.Getwd()
+	podDir, pid, err := appentry.CheckCall(args)
 	if err != nil {
-		return nil, fmt.Errorf("get pod directory: %w", err)
-	}
-	if filepath.Base(podDir) != args.UUID {
-		return nil, errdefs.InvalidArgument("the working directory %s is not the directory of pod %s", podDir, args.UUID)
-	}
-	pid, err := strconv.Atoi(os.Getenv(stage1abi.EnvEnterPID))
-	if err != nil || pid <= 0 {
-		return nil, errdefs.InvalidArgument("%s=%q is not the pid of the pod", stage1abi.EnvEnterPID, os.Getenv(stage1abi.EnvEnterPID))
+		return nil, err
 	}
 	if qemu, alive := livePID(podDir, QemuPIDFile, "qemu"); !alive || qemu != pid {
 		return nil, errdefs.FailedPrecondition("pid %d is not the running qemu of pod %s", pid, args.UUID)
@@ -185,25 +147,18 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 		return err
 	}
 	defer func() { _ = c.root.Close() }()
-	rec, err := loadMutable(c.podDir)
+	var rec appentry.Record
+	if err := appentry.ReadRecord(c.podDir, MutableFile, &rec); err != nil {
+		return err
+	}
+	added, err := appentry.LoadAdded(c.podDir, &rec, args)
 	if err != nil {
 		return err
 	}
-	if err := sdpod.CheckAddedAppOptions(args, rec.Args.RunArgs); err != nil {
-		return err
-	}
-	pm, err := appspec.LoadPod(filepath.Join(c.podDir, stage1abi.PodManifestFile))
-	if err != nil {
-		return err
-	}
-	ra, err := sdpod.RuntimeApp(pm, args.App)
-	if err != nil {
-		return err
-	}
-	if v, ok := ra.Annotations.Get(stage1abi.AnnotationAppStdin); ok && v == "fifo" {
+	if v, ok := added.App.Annotations.Get(stage1abi.AnnotationAppStdin); ok && v == "fifo" {
 		return errdefs.Newf(errdefs.ErrNotImplemented, "stage1-kvm gives an added app no standard input (annotation %s): a FIFO in the shared root does not join the host and the guest", stage1abi.AnnotationAppStdin)
 	}
-	if v, ok := ra.Annotations.Get(stage1abi.AnnotationAppTTY); ok && v != "false" {
+	if v, ok := added.App.Annotations.Get(stage1abi.AnnotationAppTTY); ok && v != "false" {
 		return errdefs.Newf(errdefs.ErrNotImplemented, "stage1-kvm gives an added app no terminal (annotation %s)", stage1abi.AnnotationAppTTY)
 	}
 	pc, err := c.loadPodConfig()
@@ -217,29 +172,15 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 	if err != nil {
 		return err
 	}
-	one := *pm
-	one.Apps = []schema.RuntimeApp{*ra}
-	layout, err := sdpod.NewLayout(sdpod.LayoutConfig{
-		PodDir: c.podDir, Manifest: &one, Args: rec.Args,
-		ResolvConf: rec.ResolvConf, Hosts: rec.Hosts, MetadataURL: rec.MetadataURL,
-		BindDir: sdpod.AppBindDir(args.App),
-	})
+	layout, err := added.Layout(ctx, c.log)
 	if err != nil {
 		return err
-	}
-	for _, w := range layout.Warnings {
-		c.log.WarnContext(ctx, w)
-	}
-	for _, r := range layout.Reports {
-		if s := r.Summary(); s != "" {
-			c.log.InfoContext(ctx, s)
-		}
 	}
 	app := &layout.Pod.Apps[0]
 	if err := podmount.MakeEmptyVolumes(layout.EmptyVolumes); err != nil {
 		return err
 	}
-	binds, err := checkBinds(ctx, c.log, layout.Binds)
+	binds, err := appentry.CheckBinds(ctx, c.log, layout.Binds)
 	if err != nil {
 		return err
 	}
@@ -260,12 +201,7 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 	if err != nil {
 		return err
 	}
-	// The rootfs stage0 mounted, then the host paths of the mounts.
-	attach := []podattach.Attachment{{Source: filepath.Join(c.podDir, stage1abi.AppRootfs(args.App)), Target: path.Join(sdpod.Stage2Dir, args.App, "rootfs"), Recursive: true}}
-	for _, b := range binds {
-		attach = append(attach, podattach.Attachment{Source: b.Source, Target: b.Target, Recursive: b.Recursive, ReadOnly: b.ReadOnly, ReadOnlyTop: b.ReadOnlyTop})
-	}
-	if err := podattach.Attach(ctx, c.log, ns, attach); err != nil {
+	if err := podattach.Attach(ctx, c.log, ns, appentry.Attachments(c.podDir, args.App, binds)); err != nil {
 		return err
 	}
 	if len(binds) > 0 {
@@ -324,7 +260,6 @@ func (c *appCall) takeSlot() (int, error) {
 func (c *appCall) freeSlot() error {
 	for n := range MutableSlots {
 		if slotOwner(c.podDir, n) == c.args.App {
-			//nolint:gosec // G703: SlotFile(n) is a name of the flavor's, under the pod directory
 			if err := os.Remove(filepath.Join(c.podDir, SlotFile(n))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
@@ -364,18 +299,11 @@ func AppStart(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error
 	if err != nil {
 		return err
 	}
-	// An app that exits at once leaves its unit deactivating (the reap
-	// step records its status) on the way to inactive.
-	for deadline := time.Now().Add(10 * time.Second); (state == "deactivating" || state == "reloading") && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-		if state, err = c.unitCall(ctx, sdmanager.OpActiveState); err != nil {
-			return err
-		}
-	}
-	if state != "active" && state != "activating" {
-		if _, err := os.Stat(filepath.Join(c.podDir, stage1abi.AppStatusFile(args.App))); err != nil {
-			return errdefs.FailedPrecondition("app %s did not start (its unit is %s); see nscn logs", args.App, state)
-		}
+	if err := appentry.WaitStarted(ctx, appentry.Start{
+		PodDir: c.podDir, App: args.App, State: state, Poll: 50 * time.Millisecond,
+		ActiveState: func(ctx context.Context) (string, error) { return c.unitCall(ctx, sdmanager.OpActiveState) },
+	}); err != nil {
+		return err
 	}
 	if err := c.root.r.MkdirAll(rel(filepath.Dir(stage1abi.AppStartedFile(args.App))), 0o755); err != nil {
 		return fmt.Errorf("record the app's start: %w", err)
@@ -447,14 +375,7 @@ func (c *appCall) cleanup(ctx context.Context, resetFailed bool) error {
 		_, _ = c.unitCall(ctx, sdmanager.OpResetFailed)
 	}
 	if pc, err := c.loadPodConfig(); err == nil {
-		kept := pc.Apps[:0]
-		for _, a := range pc.Apps {
-			if a.Spec.Name != name {
-				kept = append(kept, a)
-			}
-		}
-		if len(kept) != len(pc.Apps) {
-			pc.Apps = kept
+		if pc.RemoveApp(name) {
 			if err := c.savePodConfig(pc); err != nil {
 				errs = append(errs, err)
 			}
@@ -478,13 +399,7 @@ func (c *appCall) cleanup(ctx context.Context, resetFailed bool) error {
 	}
 	// In the stage1 rootfs, which the guest can write: a symlink there
 	// leads nowhere out of it (guestRoot).
-	for _, p := range []string{
-		path.Dir(sdpod.AppStdoutFIFO(name)),
-		sdpod.CredsFile(name),
-		sdpod.AppBindDir(name),
-		stage1abi.AppStartedFile(name),
-		stage1abi.AppStatusFile(name),
-	} {
+	for _, p := range appentry.AppFiles(name) {
 		if err := c.root.remove(p); err != nil {
 			errs = append(errs, err)
 		}
@@ -492,22 +407,8 @@ func (c *appCall) cleanup(ctx context.Context, resetFailed bool) error {
 	return errors.Join(errs...)
 }
 
-// AppOp is one of the app entrypoints' operations: AppAdd, AppStart,
-// AppStop, AppRm.
-type AppOp func(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error
-
-// AppMain is the whole of an app entrypoint's main: argv is [--debug]
-// [--disable-…] --uuid=UUID --app=NAME. It returns the exit status: 0, or
-// stage1abi.ExitRuntime with one line on stderr.
-func AppMain(op AppOp) int {
-	ctx := context.Background()
-	args, err := abiargs.ParseAppArgs(os.Args[1:])
-	if err == nil {
-		err = op(ctx, NewLogger(os.Stderr, args.Debug || DebugFromEnv()), args)
-	}
-	if err != nil {
-		_, _ = fmt.Fprintln(os.Stderr, ErrorLine(err))
-		return stage1abi.ExitRuntime
-	}
-	return 0
+// AppMain is the whole of an app entrypoint's main (appentry.Main): op
+// is AppAdd, AppStart, AppStop or AppRm.
+func AppMain(op appentry.Op) int {
+	return appentry.Main(context.Background(), Flavor, op)
 }

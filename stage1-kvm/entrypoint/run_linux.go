@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -26,6 +24,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/kvm"
 	"github.com/nosecone/nscn/internal/podlog"
+	"github.com/nosecone/nscn/internal/stage1/appentry"
 	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/internal/stage1/entry"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
@@ -163,7 +162,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		return 0, err
 	}
 	cfg.Timeline.Mark("pod-files-written")
-	binds, err := checkBinds(ctx, log, layout.Binds)
+	binds, err := appentry.CheckBinds(ctx, log, layout.Binds)
 	if err != nil {
 		return 0, err
 	}
@@ -207,23 +206,6 @@ func hostname(a sdpod.RunArgs) string {
 		return a.Hostname
 	}
 	return "nscn-" + a.UUID
-}
-
-// checkBinds drops the optional binds whose source is missing and fails
-// on another missing source.
-func checkBinds(ctx context.Context, log *slog.Logger, in []sdpod.Bind) ([]sdpod.Bind, error) {
-	var out []sdpod.Bind
-	for _, b := range in {
-		if _, err := os.Stat(b.Source); err != nil {
-			if b.Optional && errors.Is(err, fs.ErrNotExist) {
-				log.DebugContext(ctx, "skip optional bind: no source on the host", "source", b.Source)
-				continue
-			}
-			return nil, errdefs.With(errdefs.ErrNotFound, fmt.Errorf("bind %s into the pod: %w", b.Source, err))
-		}
-		out = append(out, b)
-	}
-	return out, nil
 }
 
 // writePodFiles writes the units, the app helper's config and the state
@@ -504,7 +486,7 @@ loop:
 	if in.Killed && pod.Mutable {
 		// The added apps that were running get the kill as their status,
 		// as run-time apps do.
-		in.Apps = startedApps(podDir)
+		in.Apps = appentry.StartedApps(podDir)
 	}
 	if in.Killed {
 		for _, a := range in.Apps {
@@ -620,24 +602,4 @@ func (t *teeWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
-}
-
-// startedApps are the apps of a mutable pod that app/start started
-// (stage1abi.AppStartedFile) and that have no status yet.
-func startedApps(podDir string) []string {
-	ents, err := os.ReadDir(filepath.Join(podDir, filepath.Dir(stage1abi.AppStartedFile("x"))))
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, e := range ents {
-		name := e.Name()
-		if !e.Type().IsRegular() || strings.HasPrefix(name, ".") {
-			continue
-		}
-		if _, err := os.Lstat(filepath.Join(podDir, stage1abi.AppStatusFile(name))); errors.Is(err, fs.ErrNotExist) {
-			out = append(out, name)
-		}
-	}
-	return out
 }

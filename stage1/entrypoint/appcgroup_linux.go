@@ -93,7 +93,7 @@ func (c *appCall) podCgroupManager() (cgroup.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c.pid), "cgroup")) //nolint:gosec // G703: a pid, checked by newAppCall to be the pod's
+	pc, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(c.pid), "cgroup"))
 	if err != nil {
 		return nil, fmt.Errorf("the pod's cgroups: %w", err)
 	}

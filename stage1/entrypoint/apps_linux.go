@@ -12,17 +12,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/appc/spec/schema"
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
-	"github.com/nosecone/nscn/internal/stage1/appspec"
-	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/appentry"
 	"github.com/nosecone/nscn/internal/stage1/podattach"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
 	"github.com/nosecone/nscn/internal/stage1/sdmanager"
@@ -57,20 +54,15 @@ import (
 //     stage0 then unmounts the rootfs on the host and drops the app from
 //     the manifest.
 
-// mutableFile is what run leaves in the pod directory, out of the pod's
-// reach, for the app entrypoints of a mutable pod: the run arguments and
-// the files run generated from the pod's network, which an added app's
-// layout needs as a run-time app's did. Mode 0600: it holds the metadata
-// service token.
+// mutableFile is where run leaves the pod's mutableRecord for the app
+// entrypoints of a mutable pod (appentry.Record).
 const mutableFile = "nspawn-mutable.json"
 
-// mutableRecord is the content of mutableFile.
+// mutableRecord is the content of mutableFile: appentry.Record, and
+// whether the pod's cgroups are the unified hierarchy's.
 type mutableRecord struct {
-	Args          sdpod.RunArgs `json:"args"`
-	ResolvConf    string        `json:"resolvConf,omitempty"`
-	Hosts         string        `json:"hosts,omitempty"`
-	MetadataURL   string        `json:"metadataURL,omitempty"`
-	CgroupUnified bool          `json:"cgroupUnified,omitempty"`
+	appentry.Record
+	CgroupUnified bool `json:"cgroupUnified,omitempty"`
 }
 
 // saveMutable records, for a mutable pod, what app/add needs of run.
@@ -78,31 +70,7 @@ func saveMutable(podDir string, lc sdpod.LayoutConfig, unified bool) error {
 	if !lc.Args.Mutable {
 		return nil
 	}
-	data, err := json.Marshal(mutableRecord{Args: lc.Args, ResolvConf: lc.ResolvConf, Hosts: lc.Hosts, MetadataURL: lc.MetadataURL, CgroupUnified: unified})
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", mutableFile, err)
-	}
-	if err := writeNewFile(filepath.Join(podDir, mutableFile), data, 0o600); err != nil {
-		return err
-	}
-	return nil
-}
-
-// loadMutable reads mutableFile; a pod without it was not started with
-// --mutable.
-func loadMutable(podDir string) (*mutableRecord, error) {
-	data, err := os.ReadFile(filepath.Join(podDir, mutableFile)) //nolint:gosec // G304: a file in the pod directory
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errdefs.FailedPrecondition("the pod was not started as a mutable pod (nscn app sandbox): its apps cannot change")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", mutableFile, err)
-	}
-	var r mutableRecord
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, errdefs.Newf(errdefs.ErrInvalidArgument, "parse %s: %w", mutableFile, err)
-	}
-	return &r, nil
+	return appentry.WriteRecord(podDir, mutableFile, mutableRecord{Record: appentry.NewRecord(lc), CgroupUnified: unified})
 }
 
 // podStatusApps are the apps whose statuses make run's exit status: none
@@ -115,27 +83,14 @@ func podStatusApps(pod sdpod.Pod) []string {
 }
 
 // startedMutableApps are the apps of a mutable pod that app/start
-// started and that have no status yet: when stop --force kills the pod,
-// run records the kill as their status, as it does for a run-time app.
+// started and that have no status yet (appentry.StartedApps): when stop
+// --force kills the pod, run records the kill as their status, as it
+// does for a run-time app.
 func startedMutableApps(podDir string, pod sdpod.Pod) []string {
 	if !pod.Mutable {
 		return nil
 	}
-	ents, err := os.ReadDir(filepath.Join(podDir, filepath.Dir(stage1abi.AppStartedFile("x"))))
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, e := range ents {
-		name := e.Name()
-		if !e.Type().IsRegular() || strings.HasPrefix(name, ".") {
-			continue
-		}
-		if _, err := os.Lstat(filepath.Join(podDir, stage1abi.AppStatusFile(name))); errors.Is(err, fs.ErrNotExist) {
-			out = append(out, name)
-		}
-	}
-	return out
+	return appentry.StartedApps(podDir)
 }
 
 // appCall is what every app entrypoint starts from.
@@ -147,19 +102,12 @@ type appCall struct {
 }
 
 // newAppCall checks the pod directory, the UUID and the pid stage0 passed
-// (stage1abi.EnvEnterPID): it must be the pod's, whose root is the stage1
+// (appentry.CheckCall): it must be the pod's, whose root is the stage1
 // rootfs.
 func newAppCall(log *slog.Logger, args abiargs.AppArgs) (*appCall, error) {
-	podDir, err := unix.Getwd()
+	podDir, pid, err := appentry.CheckCall(args)
 	if err != nil {
-		return nil, fmt.Errorf("get pod directory: %w", err)
-	}
-	if filepath.Base(podDir) != args.UUID {
-		return nil, errdefs.InvalidArgument("the working directory %s is not the directory of pod %s", podDir, args.UUID)
-	}
-	pid, err := strconv.Atoi(os.Getenv(stage1abi.EnvEnterPID))
-	if err != nil || pid <= 0 {
-		return nil, errdefs.InvalidArgument("%s=%q is not the pid of the pod", stage1abi.EnvEnterPID, os.Getenv(stage1abi.EnvEnterPID))
+		return nil, err
 	}
 	if err := checkPodRoot(pid, filepath.Join(podDir, stage1abi.Stage1RootfsRel)); err != nil {
 		return nil, err
@@ -193,18 +141,11 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 	if err != nil {
 		return err
 	}
-	rec, err := loadMutable(c.podDir)
-	if err != nil {
+	var rec mutableRecord
+	if err := appentry.ReadRecord(c.podDir, mutableFile, &rec); err != nil {
 		return err
 	}
-	if err := sdpod.CheckAddedAppOptions(args, rec.Args.RunArgs); err != nil {
-		return err
-	}
-	pm, err := appspec.LoadPod(filepath.Join(c.podDir, stage1abi.PodManifestFile))
-	if err != nil {
-		return err
-	}
-	ra, err := sdpod.RuntimeApp(pm, args.App)
+	added, err := appentry.LoadAdded(c.podDir, &rec.Record, args)
 	if err != nil {
 		return err
 	}
@@ -215,36 +156,21 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 	if _, err := pc.AppByName(args.App); err == nil {
 		return errdefs.AlreadyExists("the pod already has an app %q", args.App)
 	}
-	one := *pm
-	one.Apps = []schema.RuntimeApp{*ra}
-	lc := sdpod.LayoutConfig{
-		PodDir: c.podDir, Manifest: &one, Args: rec.Args,
-		ResolvConf: rec.ResolvConf, Hosts: rec.Hosts, MetadataURL: rec.MetadataURL,
-		BindDir: sdpod.AppBindDir(args.App),
-	}
-	layout, err := sdpod.NewLayout(lc)
+	layout, err := added.Layout(ctx, c.log)
 	if err != nil {
 		return err
 	}
-	for _, w := range layout.Warnings {
-		c.log.WarnContext(ctx, w)
-	}
 	app := &layout.Pod.Apps[0]
-	if v, ok := ra.Annotations.Get(stage1abi.AnnotationAppStdin); ok && v == "fifo" {
+	if v, ok := added.App.Annotations.Get(stage1abi.AnnotationAppStdin); ok && v == "fifo" {
 		// The helper opens the FIFO as the app's stdin; makeAppFIFOs
 		// makes it.
 		app.Stdin = sdpod.AppStdinFIFO(args.App)
 	}
-	if v, ok := ra.Annotations.Get(stage1abi.AnnotationAppTTY); ok {
+	if v, ok := added.App.Annotations.Get(stage1abi.AnnotationAppTTY); ok {
 		// The helper makes the terminal (apphelper's tty_linux.go);
 		// makeAppFIFOs makes its resize FIFO.
 		if app.TTY, err = stage1abi.ParseAppTTY(v); err != nil {
 			return errdefs.With(errdefs.ErrInvalidArgument, err)
-		}
-	}
-	for _, r := range layout.Reports {
-		if s := r.Summary(); s != "" {
-			c.log.InfoContext(ctx, s)
 		}
 	}
 	if err := journalApps(c.podDir, &layout.Pod, false); err != nil {
@@ -253,7 +179,7 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 	if err := podmount.MakeEmptyVolumes(layout.EmptyVolumes); err != nil {
 		return err
 	}
-	binds, err := checkBinds(ctx, c.log, layout.Binds)
+	binds, err := appentry.CheckBinds(ctx, c.log, layout.Binds)
 	if err != nil {
 		return err
 	}
@@ -281,12 +207,7 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 			}
 		}
 	}()
-	// The rootfs stage0 mounted, then the host paths of the mounts.
-	rootfs := path.Join(sdpod.Stage2Dir, args.App, "rootfs")
-	attach := []podattach.Attachment{{Source: filepath.Join(c.podDir, stage1abi.AppRootfs(args.App)), Target: rootfs, Recursive: true}}
-	for _, b := range binds {
-		attach = append(attach, podattach.Attachment{Source: b.Source, Target: b.Target, Recursive: b.Recursive, ReadOnly: b.ReadOnly, ReadOnlyTop: b.ReadOnlyTop})
-	}
+	attach := appentry.Attachments(c.podDir, args.App, binds)
 	if !rec.CgroupUnified && app.Policy != nil && !app.Policy.Cgroup.IsZero() {
 		// v1: the app's cgroups, made host-side (appcgroup_linux.go).
 		cg, err := c.addAppCgroup(ctx, &layout.Pod, app.Policy.Cgroup)
@@ -322,32 +243,6 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 		return errdefs.FailedPrecondition("the pod's systemd did not load the unit of app %s (%s)", args.App, state)
 	}
 	return nil
-}
-
-// checkBinds checks the sources of the app's binds as run does before
-// the pod starts, and drops the optional ones that are absent.
-func checkBinds(ctx context.Context, log *slog.Logger, binds []sdpod.Bind) ([]sdpod.Bind, error) {
-	var out []sdpod.Bind
-	for _, b := range binds {
-		var err error
-		if b.NoSymlinks {
-			var f *os.File
-			if f, err = inroot.OpenNoSymlinks(b.Source, unix.O_PATH); err == nil {
-				_ = f.Close()
-			}
-		} else {
-			_, err = os.Stat(b.Source)
-		}
-		if err != nil {
-			if b.Optional && errors.Is(err, fs.ErrNotExist) {
-				log.DebugContext(ctx, "skip optional bind: no source on the host", "source", b.Source)
-				continue
-			}
-			return nil, errdefs.With(errdefs.ErrNotFound, fmt.Errorf("bind %s into the pod: %w", b.Source, err))
-		}
-		out = append(out, b)
-	}
-	return out, nil
 }
 
 // mountNS is the pod's mount namespace: its pid 1's, whose root is the
@@ -387,18 +282,11 @@ func AppStart(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error
 	if err != nil {
 		return err
 	}
-	// An app that exits at once leaves its unit deactivating (the
-	// reap step records its status) on the way to inactive.
-	for i := 0; i < 500 && (state == "deactivating" || state == "reloading"); i++ {
-		time.Sleep(20 * time.Millisecond)
-		if state, err = sd.activeState(ctx, units.ServiceName(args.App)); err != nil {
-			return err
-		}
-	}
-	if state != "active" && state != "activating" {
-		if _, err := os.Stat(filepath.Join(c.podDir, stage1abi.AppStatusFile(args.App))); err != nil {
-			return errdefs.FailedPrecondition("app %s did not start (its unit is %s); see nscn logs", args.App, state)
-		}
+	if err := appentry.WaitStarted(ctx, appentry.Start{
+		PodDir: c.podDir, App: args.App, State: state, Poll: 20 * time.Millisecond,
+		ActiveState: func(ctx context.Context) (string, error) { return sd.activeState(ctx, units.ServiceName(args.App)) },
+	}); err != nil {
+		return err
 	}
 	pid := appHelperPID(c.pid, args.App)
 	dir := filepath.Join(c.podDir, filepath.Dir(stage1abi.AppStartedFile(args.App)))
@@ -471,8 +359,7 @@ func (c *appCall) cleanup(ctx context.Context, sd *podSystemd) error {
 		sd.resetFailed(ctx, units.ServiceName(name))
 	}
 	if pc, err := c.loadPodConfig(); err == nil {
-		if i := slices.IndexFunc(pc.Apps, func(a sdpod.App) bool { return a.Spec.Name == name }); i >= 0 {
-			pc.Apps = slices.Delete(pc.Apps, i, i+1)
+		if pc.RemoveApp(name) {
 			if err := c.savePodConfig(pc); err != nil {
 				errs = append(errs, err)
 			}
@@ -486,14 +373,8 @@ func (c *appCall) cleanup(ctx context.Context, sd *podSystemd) error {
 	if err := c.removeAppCgroup(); err != nil {
 		errs = append(errs, err)
 	}
-	for _, p := range []string{
-		inStage1(c.podDir, path.Dir(sdpod.AppStdoutFIFO(name))),
-		inStage1(c.podDir, sdpod.CredsFile(name)),
-		inStage1(c.podDir, sdpod.AppBindDir(name)),
-		filepath.Join(c.podDir, stage1abi.AppStartedFile(name)),
-		filepath.Join(c.podDir, stage1abi.AppStatusFile(name)),
-	} {
-		if err := os.RemoveAll(p); err != nil {
+	for _, p := range appentry.AppFiles(name) {
+		if err := os.RemoveAll(filepath.Join(c.podDir, p)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -532,27 +413,14 @@ func appHelperPID(podPID int, app string) int {
 	return 0
 }
 
-// AppOp is one of the app entrypoints' operations: AppAdd, AppStart,
-// AppStop, AppRm.
-type AppOp func(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) error
-
-// AppMain is the whole of an app entrypoint's main: argv is
-// [--debug] [--disable-…] --uuid=UUID --app=NAME, or SystemdCallArg for
-// the child that speaks to the pod's systemd from inside its PID
-// namespace. It returns the exit status: 0, or stage1abi.ExitRuntime
-// with one line on stderr.
-func AppMain(op AppOp) int {
+// AppMain is the whole of an app entrypoint's main (appentry.Main): op
+// is AppAdd, AppStart, AppStop or AppRm. Its argv may also be
+// SystemdCallArg alone, for the child that speaks to the pod's systemd
+// from inside its PID namespace.
+func AppMain(op appentry.Op) int {
 	ctx := context.Background()
 	if len(os.Args) == 2 && os.Args[1] == SystemdCallArg {
 		return PodSystemdCall(ctx)
 	}
-	args, err := abiargs.ParseAppArgs(os.Args[1:])
-	if err == nil {
-		err = op(ctx, NewLogger(os.Stderr, args.Debug || DebugFromEnv()), args)
-	}
-	if err != nil {
-		_, _ = fmt.Fprintln(os.Stderr, ErrorLine(err))
-		return stage1abi.ExitRuntime
-	}
-	return 0
+	return appentry.Main(ctx, Flavor, op)
 }

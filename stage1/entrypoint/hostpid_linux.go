@@ -220,6 +220,13 @@ func (s *spawner) handle(c *net.UnixConn) {
 		refuse(err)
 		return
 	}
+	// The app has its own copies: the spawner's would keep the app's
+	// output pipes open after the app's end, and the helper, which
+	// copies that output to the journal, waits for its end.
+	for _, f := range stdio {
+		_ = f.Close()
+	}
+	stdio = nil
 	log.DebugContext(ctx, "app started in the host's PID namespace", "pid", cmd.Process.Pid)
 	if err := hostpid.Send(c, hostpid.Frame{Kind: hostpid.KindStarted, PID: cmd.Process.Pid}); err != nil {
 		log.WarnContext(ctx, "tell the helper", "err", err)

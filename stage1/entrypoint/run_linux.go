@@ -3,10 +3,8 @@ package entrypoint
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -21,9 +19,9 @@ import (
 
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/appentry"
 	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/internal/stage1/entry"
-	"github.com/nosecone/nscn/internal/stage1/inroot"
 	"github.com/nosecone/nscn/internal/stage1/podmount"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/internal/stage1/units"
@@ -222,25 +220,9 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	var binds []sdpod.Bind
-	for _, b := range layout.Binds {
-		var err error
-		if b.NoSymlinks {
-			var f *os.File
-			if f, err = inroot.OpenNoSymlinks(b.Source, unix.O_PATH); err == nil {
-				_ = f.Close()
-			}
-		} else {
-			_, err = os.Stat(b.Source)
-		}
-		if err != nil {
-			if b.Optional && errors.Is(err, fs.ErrNotExist) {
-				log.DebugContext(ctx, "skip optional bind: no source on the host", "source", b.Source)
-				continue
-			}
-			return 0, errdefs.With(errdefs.ErrNotFound, fmt.Errorf("bind %s into the pod: %w", b.Source, err))
-		}
-		binds = append(binds, b)
+	binds, err := appentry.CheckBinds(ctx, log, layout.Binds)
+	if err != nil {
+		return 0, err
 	}
 	binds = append(binds, cgroupBinds...)
 	jb, err := setupJournal(ctx, log, podDir, cfg.Args.UUID)

@@ -3,6 +3,7 @@
 package registry
 
 import (
+	"context"
 	"io"
 	"os"
 	"os/exec"
@@ -24,39 +25,18 @@ import (
 // it what the client sends, and its end is the app's end of file, so the
 // container, a cat, exits by itself.
 func TestCRIStdinOnce(t *testing.T) {
-	reg := startRegistry(t, registryOpts{tls: true})
-	reg.push("team/greet:v1", greetImage(t))
-	e := teamEnv(t, reg)
-	socket := filepath.Join(t.TempDir(), "cri.sock")
-	s := startCRI(t, e, socket)
-	collectPods(t, e)
-
-	dir := t.TempDir()
-	logDir := filepath.Join(dir, "logs")
+	h := newCRIHarness(t)
+	logDir := filepath.Join(h.dir, "logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	podCfg := filepath.Join(dir, "pod.json")
-	writeJSON(t, podCfg, map[string]any{
-		"metadata":      map[string]any{"name": "once", "namespace": "default", "uid": "uid-once-1", "attempt": 0},
-		"log_directory": logDir,
-	})
-	image := reg.host + "/team/greet:v1"
-	ctrCfg := filepath.Join(dir, "ctr.json")
-	writeJSON(t, ctrCfg, map[string]any{
-		"metadata":   map[string]any{"name": "cat"},
-		"image":      map[string]any{"image": image},
+	podID, podCfg := h.runPod("once", map[string]any{"log_directory": logDir})
+	ctrID := h.startContainer(podID, podCfg, "cat", map[string]any{
 		"command":    []string{"/bin/sh", "-c", "echo started; cat; echo stdin-closed"},
 		"stdin":      true,
 		"stdin_once": true,
 		"log_path":   "cat.log",
 	})
-	s.crictl(true, "pull", image)
-	out, _ := s.crictl(true, "runp", podCfg)
-	podID := strings.TrimSpace(out)
-	out, _ = s.crictl(true, "create", podID, ctrCfg, podCfg)
-	ctrID := strings.TrimSpace(out)
-	s.crictl(true, "start", ctrID)
 	logFile := filepath.Join(logDir, "cat.log")
 	readLog := func() string {
 		b, _ := os.ReadFile(logFile) //nolint:gosec // G304: the test's log file
@@ -65,14 +45,14 @@ func TestCRIStdinOnce(t *testing.T) {
 	waitUntil(t, 30*time.Second, func() bool { return strings.Contains(readLog(), " stdout F started\n") })
 
 	running := func() bool {
-		out, _ := s.crictl(true, "ps", "-q", "--state", "running", "--name", "cat")
+		out, _ := h.crictl(true, "ps", "-q", "--state", "running", "--name", "cat")
 		return strings.TrimSpace(out) == ctrID
 	}
 
 	// An attach without input (crictl attach, no -i) ends with its
 	// client: the app's input stays open.
 	{
-		cmd := exec.Command(crictlBin(t), "--runtime-endpoint", "unix://"+socket, "attach", ctrID) //nolint:gosec // G204: crictl against the test's server
+		cmd := h.crictlCmd(context.Background(), "attach", ctrID)
 		var o testutil.SyncBuffer
 		cmd.Stdout, cmd.Stderr = &o, &o
 		if err := cmd.Start(); err != nil {
@@ -89,7 +69,7 @@ func TestCRIStdinOnce(t *testing.T) {
 
 	// The first attach with input: the app reads it, then its end.
 	{
-		cmd := exec.Command(crictlBin(t), "--runtime-endpoint", "unix://"+socket, "attach", "-i", ctrID) //nolint:gosec // G204: crictl against the test's server
+		cmd := h.crictlCmd(context.Background(), "attach", "-i", ctrID)
 		in, err := cmd.StdinPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -108,20 +88,16 @@ func TestCRIStdinOnce(t *testing.T) {
 			t.Fatalf("crictl attach -i: %v\n%s", err, o.String())
 		}
 	}
-	waitUntil(t, 30*time.Second, func() bool {
-		out, _ := s.crictl(true, "inspect", "-o", "json", ctrID)
-		return strings.Contains(out, "CONTAINER_EXITED")
-	})
-	if out, _ := s.crictl(true, "inspect", "-o", "go-template", "--template", "{{.status.exitCode}}", ctrID); strings.TrimSpace(out) != "0" {
-		t.Fatalf("exit code %q", out)
+	if st := h.waitExited(ctrID); st.ExitCode != 0 {
+		t.Fatalf("exit code %d", st.ExitCode)
 	}
 	if l := readLog(); !strings.Contains(l, " stdout F sent-once\n") || !strings.Contains(l, " stdout F stdin-closed\n") {
 		t.Fatalf("log of the stdin_once container:\n%s", l)
 	}
 
-	s.crictl(true, "rm", ctrID)
-	s.crictl(true, "stopp", podID)
-	s.crictl(true, "rmp", podID)
+	h.crictl(true, "rm", ctrID)
+	h.crictl(true, "stopp", podID)
+	h.crictl(true, "rmp", podID)
 }
 
 // TestCRITTY attaches with `crictl attach -it`, on a terminal, to a
@@ -131,45 +107,24 @@ func TestCRIStdinOnce(t *testing.T) {
 // its answers come back; its output is in the log as stdout only; and
 // the shell's exit ends the attach.
 func TestCRITTY(t *testing.T) {
-	reg := startRegistry(t, registryOpts{tls: true})
-	reg.push("team/greet:v1", greetImage(t))
-	e := teamEnv(t, reg)
-	socket := filepath.Join(t.TempDir(), "cri.sock")
-	s := startCRI(t, e, socket)
-	collectPods(t, e)
-
-	dir := t.TempDir()
-	logDir := filepath.Join(dir, "logs")
+	h := newCRIHarness(t)
+	logDir := filepath.Join(h.dir, "logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	podCfg := filepath.Join(dir, "pod.json")
-	writeJSON(t, podCfg, map[string]any{
-		"metadata":      map[string]any{"name": "tty", "namespace": "default", "uid": "uid-tty-1", "attempt": 0},
-		"log_directory": logDir,
-	})
-	image := reg.host + "/team/greet:v1"
-	ctrCfg := filepath.Join(dir, "ctr.json")
-	writeJSON(t, ctrCfg, map[string]any{
-		"metadata": map[string]any{"name": "sh"},
-		"image":    map[string]any{"image": image},
+	podID, podCfg := h.runPod("tty", map[string]any{"log_directory": logDir})
+	ctrID := h.startContainer(podID, podCfg, "sh", map[string]any{
 		"command":  []string{"/bin/sh"},
 		"stdin":    true,
 		"tty":      true,
 		"log_path": "sh.log",
 	})
-	s.crictl(true, "pull", image)
-	out, _ := s.crictl(true, "runp", podCfg)
-	podID := strings.TrimSpace(out)
-	out, _ = s.crictl(true, "create", podID, ctrCfg, podCfg)
-	ctrID := strings.TrimSpace(out)
-	s.crictl(true, "start", ctrID)
 	waitUntil(t, 30*time.Second, func() bool {
-		out, _ := s.crictl(true, "ps", "-q", "--state", "running", "--name", "sh")
+		out, _ := h.crictl(true, "ps", "-q", "--state", "running", "--name", "sh")
 		return strings.TrimSpace(out) == ctrID
 	})
 
-	term := startOnTerminal(t, 31, 97, crictlBin(t), "--runtime-endpoint", "unix://"+socket, "attach", "-it", ctrID)
+	term := startOnTerminal(t, 31, 97, crictlBin(t), "--runtime-endpoint", "unix://"+h.socket, "attach", "-it", ctrID)
 	term.send(t, "test -t 0 && test -t 1 && test -t 2 && echo on-a-$((6*7))-terminal; stty size\n")
 	term.expect(t, "on-a-42-terminal\r\n31 97\r\n")
 	term.resize(t, 40, 120)
@@ -187,12 +142,8 @@ func TestCRITTY(t *testing.T) {
 	if o := term.output(); !strings.Contains(o, "to-the-5-log\r\n") || !strings.Contains(o, "to-2-stderr\r\n") {
 		t.Fatalf("terminal:\n%q", o)
 	}
-	waitUntil(t, 30*time.Second, func() bool {
-		out, _ := s.crictl(true, "inspect", "-o", "json", ctrID)
-		return strings.Contains(out, "CONTAINER_EXITED")
-	})
-	if out, _ := s.crictl(true, "inspect", "-o", "go-template", "--template", "{{.status.exitCode}}", ctrID); strings.TrimSpace(out) != "3" {
-		t.Fatalf("exit code %q", out)
+	if st := h.waitExited(ctrID); st.ExitCode != 3 {
+		t.Fatalf("exit code %d", st.ExitCode)
 	}
 	b, _ := os.ReadFile(filepath.Join(logDir, "sh.log")) //nolint:gosec // G304: the test's log file
 	if !strings.Contains(string(b), " stdout F to-the-5-log\r\n") || !strings.Contains(string(b), " stdout F to-2-stderr\r\n") || strings.Contains(string(b), " stderr ") {
@@ -202,63 +153,47 @@ func TestCRITTY(t *testing.T) {
 	// tty and stdin_once (kubectl run -it --rm): the end of the first
 	// attach's input is the terminal's end of file, and the shell exits
 	{
-		onceCfg := filepath.Join(dir, "once.json")
-		writeJSON(t, onceCfg, map[string]any{
-			"metadata":   map[string]any{"name": "once"},
-			"image":      map[string]any{"image": image},
+		onceID := h.startContainer(podID, podCfg, "once", map[string]any{
 			"command":    []string{"/bin/sh"},
 			"stdin":      true,
 			"stdin_once": true,
 			"tty":        true,
 			"log_path":   "once.log",
 		})
-		out, _ := s.crictl(true, "create", podID, onceCfg, podCfg)
-		onceID := strings.TrimSpace(out)
-		s.crictl(true, "start", onceID)
-		cmd := exec.Command(crictlBin(t), "--runtime-endpoint", "unix://"+socket, "attach", "-i", onceID) //nolint:gosec // G204: crictl against the test's server
+		cmd := h.crictlCmd(context.Background(), "attach", "-i", onceID)
 		cmd.Stdin = strings.NewReader("echo typed-$((3*3))\n")
 		var o testutil.SyncBuffer
 		cmd.Stdout, cmd.Stderr = &o, &o
 		if err := cmd.Run(); err != nil {
 			t.Fatalf("crictl attach -i: %v\n%s", err, o.String())
 		}
-		waitUntil(t, 30*time.Second, func() bool {
-			out, _ := s.crictl(true, "inspect", "-o", "json", onceID)
-			return strings.Contains(out, "CONTAINER_EXITED")
-		})
-		if out, _ := s.crictl(true, "inspect", "-o", "go-template", "--template", "{{.status.exitCode}}", onceID); strings.TrimSpace(out) != "0" {
-			t.Fatalf("exit code after the input's end %q", out)
+		if st := h.waitExited(onceID); st.ExitCode != 0 {
+			t.Fatalf("exit code after the input's end %d", st.ExitCode)
 		}
 		b, _ := os.ReadFile(filepath.Join(logDir, "once.log")) //nolint:gosec // G304: the test's log file
 		if !strings.Contains(string(b), "typed-9\r\n") {
 			t.Fatalf("log of the stdin_once tty container:\n%s", b)
 		}
-		s.crictl(true, "rm", onceID)
+		h.crictl(true, "rm", onceID)
 	}
 
 	// tty on a container created without one is refused
 	{
-		plainCfg := filepath.Join(dir, "plain.json")
-		writeJSON(t, plainCfg, map[string]any{
-			"metadata": map[string]any{"name": "plain"},
-			"image":    map[string]any{"image": image},
+		plainID := h.startContainer(podID, podCfg, "plain", map[string]any{
 			"command":  []string{"/bin/sh", "-c", "exec sleep 600"},
 			"stdin":    true,
 			"log_path": "plain.log",
 		})
-		out, _ := s.crictl(true, "create", podID, plainCfg, podCfg)
-		plainID := strings.TrimSpace(out)
-		s.crictl(true, "start", plainID)
-		if _, stderr := s.crictl(false, "attach", "-it", plainID); !strings.Contains(stderr, "without tty") {
+		if _, stderr := h.crictl(false, "attach", "-it", plainID); !strings.Contains(stderr, "without tty") {
 			t.Fatalf("attach -it to a container without tty: %s", stderr)
 		}
-		s.crictl(true, "stop", plainID)
-		s.crictl(true, "rm", plainID)
+		h.crictl(true, "stop", plainID)
+		h.crictl(true, "rm", plainID)
 	}
 
-	s.crictl(true, "rm", ctrID)
-	s.crictl(true, "stopp", podID)
-	s.crictl(true, "rmp", podID)
+	h.crictl(true, "rm", ctrID)
+	h.crictl(true, "stopp", podID)
+	h.crictl(true, "rmp", podID)
 }
 
 // terminal is a command running on a new pseudo-terminal, driven from

@@ -3,7 +3,6 @@
 package registry
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,45 +21,22 @@ import (
 // SIGTERM reaches it (it dies of it, 143, before the timeout's SIGKILL)
 // and nothing of it is left once the sandbox is removed.
 func TestCRIHostPID(t *testing.T) {
-	reg := startRegistry(t, registryOpts{tls: true})
-	reg.push("team/greet:v1", greetImage(t))
-	e := teamEnv(t, reg)
-	s := startCRI(t, e, filepath.Join(t.TempDir(), "cri.sock"))
-	collectPods(t, e)
-	image := reg.host + "/team/greet:v1"
-	s.crictl(true, "pull", image)
-	dir := t.TempDir()
+	h := newCRIHarness(t)
 	hostNS, err := os.Readlink("/proc/self/ns/pid")
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	podCfg := filepath.Join(dir, "pod.json")
-	nsOptions := map[string]any{"network": 2, "pid": 2}
-	writeJSON(t, podCfg, map[string]any{
-		"metadata": map[string]any{"name": "hostpid", "namespace": "default", "uid": "uid-hostpid", "attempt": 0},
-		"linux":    map[string]any{"security_context": map[string]any{"namespace_options": nsOptions}},
-	})
-	out, _ := s.crictl(true, "runp", podCfg)
-	podID := strings.TrimSpace(out)
+	hostPID := map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"network": 2, "pid": 2}}}
+	podID, podCfg := h.runPod("hostpid", map[string]any{"linux": hostPID})
 	container := func(name string, command ...string) string {
 		t.Helper()
-		cfg := filepath.Join(dir, name+".json")
-		writeJSON(t, cfg, map[string]any{
-			"metadata": map[string]any{"name": name},
-			"image":    map[string]any{"image": image},
-			"command":  command,
-			"linux":    map[string]any{"security_context": map[string]any{"namespace_options": nsOptions}},
-		})
-		out, _ := s.crictl(true, "create", podID, cfg, podCfg)
-		id := strings.TrimSpace(out)
-		s.crictl(true, "start", id)
-		return id
+		return h.startContainer(podID, podCfg, name, map[string]any{"command": command, "linux": hostPID})
 	}
 	first := container("first", "/bin/sh", "-c", "echo $$ > /tmp/pid; exec sleep 300")
 	var pid int
 	for deadline := time.Now().Add(30 * time.Second); pid == 0; time.Sleep(200 * time.Millisecond) {
-		out, _ := s.crictl(true, "exec", "--sync", first, "/bin/sh", "-c", "cat /tmp/pid 2>/dev/null; true")
+		out, _ := h.crictl(true, "exec", "--sync", first, "/bin/sh", "-c", "cat /tmp/pid 2>/dev/null; true")
 		pid, _ = strconv.Atoi(strings.TrimSpace(out))
 		if time.Now().After(deadline) {
 			t.Fatalf("the container wrote no pid: %q", out)
@@ -75,7 +51,7 @@ func TestCRIHostPID(t *testing.T) {
 	second := container("second", "/bin/sleep", "301")
 	var pids string
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		pids, _ = s.crictl(true, "exec", "--sync", second, "/bin/sh", "-c", "pidof sleep; true")
+		pids, _ = h.crictl(true, "exec", "--sync", second, "/bin/sh", "-c", "pidof sleep; true")
 		if len(strings.Fields(pids)) >= 2 || time.Now().After(deadline) {
 			break
 		}
@@ -83,32 +59,18 @@ func TestCRIHostPID(t *testing.T) {
 	if !slices.Contains(strings.Fields(pids), strconv.Itoa(pid)) {
 		t.Errorf("pidof sleep in the second container: %q, want the first's pid %d among them", pids, pid)
 	}
-	status, _ := s.crictl(true, "inspectp", "-o", "json", podID)
+	status, _ := h.crictl(true, "inspectp", "-o", "json", podID)
 	if !strings.Contains(status, `"pid": "NODE"`) {
 		t.Errorf("the sandbox's status does not say its PID namespace is the host's:\n%s", status)
 	}
-	s.crictl(true, "stop", "--timeout", "20", first)
-	out, _ = s.crictl(true, "inspect", "-o", "json", first)
-	var cs struct {
-		Status struct {
-			State    string `json:"state"`
-			ExitCode int    `json:"exitCode"`
-		} `json:"status"`
-	}
-	if err := json.Unmarshal([]byte(out), &cs); err != nil {
-		t.Fatalf("crictl inspect: %v\n%s", err, out)
-	}
-	if cs.Status.State != "CONTAINER_EXITED" || cs.Status.ExitCode != 143 {
-		t.Errorf("the host-PID container after stop: %+v, want exited with 143 (the relayed SIGTERM)", cs.Status)
+	h.crictl(true, "stop", "--timeout", "20", first)
+	if st := h.containerStatus(first); st.State != "CONTAINER_EXITED" || st.ExitCode != 143 {
+		t.Errorf("the host-PID container after stop: %+v, want exited with 143 (the relayed SIGTERM)", st)
 	}
 	if c, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && string(c) == "sleep\x00300\x00" {
 		t.Errorf("the stopped container's process %d still runs", pid)
 	}
-	s.crictl(true, "stopp", podID)
-	s.crictl(true, "rmp", podID)
-	if list := e.ok("list", "--no-legend").stdout; strings.TrimSpace(list) != "" {
-		t.Fatalf("pods left after rmp:\n%s", list)
-	}
+	h.removePod(podID)
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		if c, err := os.ReadFile(p); err == nil && string(c) == "/bin/sleep\x00301\x00" { //nolint:gosec // G304: a /proc file

@@ -39,23 +39,9 @@ func (m criMetric) value(t *testing.T) uint64 {
 // read from its cgroups and processes, the bytes its writable layer
 // holds, its start time, and its pod's network counters.
 func TestCRIMetrics(t *testing.T) {
-	reg := startRegistry(t, registryOpts{tls: true})
-	reg.push("team/greet:v1", greetImage(t))
-	e := teamEnv(t, reg)
-	s := startCRI(t, e, filepath.Join(t.TempDir(), "cri.sock"))
-	collectPods(t, e)
-
-	dir := t.TempDir()
-	podCfg := filepath.Join(dir, "pod.json")
-	writeJSON(t, podCfg, map[string]any{
-		"metadata":      map[string]any{"name": "metrics", "namespace": "default", "uid": "uid-metrics-1", "attempt": 0},
-		"log_directory": filepath.Join(dir, "logs"),
-	})
-	image := reg.host + "/team/greet:v1"
-	ctrCfg := filepath.Join(dir, "ctr.json")
-	writeJSON(t, ctrCfg, map[string]any{
-		"metadata": map[string]any{"name": "main"},
-		"image":    map[string]any{"image": image},
+	h := newCRIHarness(t)
+	podID, podCfg := h.runPod("metrics", map[string]any{"log_directory": filepath.Join(h.dir, "logs")})
+	ctrID := h.startContainer(podID, podCfg, "main", map[string]any{
 		"command":  []string{"/bin/sh", "-c", "head -c 8388608 /dev/zero > /blob; echo done > /tmp/started; exec sleep 300"},
 		"log_path": "main.log",
 		"linux": map[string]any{"resources": map[string]any{
@@ -63,16 +49,10 @@ func TestCRIMetrics(t *testing.T) {
 			"memory_limit_in_bytes": 64 << 20,
 		}},
 	})
-	s.crictl(true, "pull", image)
-	out, _ := s.crictl(true, "runp", podCfg)
-	podID := strings.TrimSpace(out)
-	out, _ = s.crictl(true, "create", podID, ctrCfg, podCfg)
-	ctrID := strings.TrimSpace(out)
-	s.crictl(true, "start", ctrID)
 	started := time.Now()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		out, _ := s.crictl(true, "exec", "--sync", ctrID, "/bin/sh", "-c", "cat /tmp/started 2>/dev/null; true")
+		out, _ := h.crictl(true, "exec", "--sync", ctrID, "/bin/sh", "-c", "cat /tmp/started 2>/dev/null; true")
 		if strings.TrimSpace(out) == "done" {
 			break
 		}
@@ -82,7 +62,7 @@ func TestCRIMetrics(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	out, _ = s.crictl(true, "metricdescs", "-o", "json")
+	out, _ := h.crictl(true, "metricdescs", "-o", "json")
 	var descs struct {
 		Descriptors []struct {
 			Name      string   `json:"name"`
@@ -97,7 +77,7 @@ func TestCRIMetrics(t *testing.T) {
 		keys[d.Name] = len(d.LabelKeys)
 	}
 
-	out, _ = s.crictl(true, "metricsp", "-o", "json")
+	out, _ = h.crictl(true, "metricsp", "-o", "json")
 	var resp struct {
 		PodMetrics []struct {
 			PodSandboxID     string      `json:"podSandboxId"`
@@ -185,6 +165,5 @@ func TestCRIMetrics(t *testing.T) {
 	if _, ok := pod["container_network_receive_bytes_total/eth0"]; !ok {
 		t.Errorf("no network counters of the pod's eth0; pod metrics:\n%v", pod)
 	}
-	s.crictl(true, "stopp", podID)
-	s.crictl(true, "rmp", podID)
+	h.removePod(podID)
 }

@@ -30,17 +30,13 @@ func TestCRIMountsAndPorts(t *testing.T) {
 	if _, err := os.Stat("/etc/debian_version"); err != nil {
 		t.Skip("the image volume sub-path cases tell the host's /etc by its debian_version")
 	}
-	reg := startRegistry(t, registryOpts{tls: true})
-	reg.push("team/greet:v1", greetImage(t))
+	h := newCRIHarness(t)
 	// An image volume's sub-path is resolved in the image: its symlinks
 	// cannot reach the host's files.
-	reg.push("team/escape:v1", imageOf(t, v1.Config{}, busyboxLayer(t),
+	h.reg.push("team/escape:v1", imageOf(t, v1.Config{}, busyboxLayer(t),
 		layerOf(t, dir("srv"), symlink("srv/up", "../../../../../../.."), symlink("srv/etc", "/etc"))))
-	e := teamEnv(t, reg)
-	s := startCRI(t, e, filepath.Join(t.TempDir(), "cri.sock"))
-	// A failed test leaves no pod, nor its network (a forward of the
-	// port that a later run would hit first), behind: gc until the
-	collectPods(t, e)
+	escape := h.reg.host + "/team/escape:v1"
+	h.crictl(true, "pull", escape)
 
 	host := t.TempDir()
 	mkdir := func(p string) string {
@@ -75,19 +71,12 @@ func TestCRIMountsAndPorts(t *testing.T) {
 	mount("", shared, "", unix.MS_SHARED|unix.MS_REC)
 	later := mkdir(filepath.Join(shared, "later"))
 
-	dir := t.TempDir()
-	podCfg := filepath.Join(dir, "pod.json")
-	writeJSON(t, podCfg, map[string]any{
-		"metadata":      map[string]any{"name": "mounts", "namespace": "default", "uid": "uid-mounts-1", "attempt": 0},
+	podID, podCfg := h.runPod("mounts", map[string]any{
 		"port_mappings": []map[string]any{{"container_port": 8080, "host_port": 18084, "host_ip": "127.0.0.1"}, {"container_port": 9}},
 	})
-	image := reg.host + "/team/greet:v1"
-	escape := reg.host + "/team/escape:v1"
-	ctrCfg := filepath.Join(dir, "ctr.json")
-	writeJSON(t, ctrCfg, map[string]any{
-		"metadata": map[string]any{"name": "web"},
-		"image":    map[string]any{"image": image},
-		"command":  []string{"/bin/sh", "-c", "mkdir -p /www && cat /data/hello > /www/index.html && exec httpd -f -p 8080 -h /www"},
+	image := h.image
+	ctrID := h.startContainer(podID, podCfg, "web", map[string]any{
+		"command": []string{"/bin/sh", "-c", "mkdir -p /www && cat /data/hello > /www/index.html && exec httpd -f -p 8080 -h /www"},
 		"mounts": []map[string]any{
 			{"container_path": "/data", "host_path": rw},
 			{"container_path": "/ro", "host_path": filepath.Join(host, "ro-link"), "readonly": true, "selinux_relabel": true},
@@ -99,17 +88,10 @@ func TestCRIMountsAndPorts(t *testing.T) {
 			{"container_path": "/etc2", "image": map[string]any{"image": escape}, "image_sub_path": "srv/etc", "readonly": true},
 		},
 	})
-	s.crictl(true, "pull", image)
-	s.crictl(true, "pull", escape)
-	out, _ := s.crictl(true, "runp", podCfg)
-	podID := strings.TrimSpace(out)
-	out, _ = s.crictl(true, "create", podID, ctrCfg, podCfg)
-	ctrID := strings.TrimSpace(out)
-	s.crictl(true, "start", ctrID)
 
 	sh := func(ok bool, script string) string {
 		t.Helper()
-		out, _ := s.crictl(ok, "exec", "--sync", ctrID, "/bin/sh", "-c", script)
+		out, _ := h.crictl(ok, "exec", "--sync", ctrID, "/bin/sh", "-c", script)
 		return strings.TrimSpace(out)
 	}
 	if got := testutil.HTTPGet(t, "http://127.0.0.1:18084/", 10*time.Second); got != "from the host\n" {
@@ -132,14 +114,14 @@ func TestCRIMountsAndPorts(t *testing.T) {
 		{"sub-path up is the image's root", "test -L /up/srv/up && test ! -e /up/etc/debian_version", true},
 		{"sub-path /etc is the image's", "test -e /etc2/passwd && test ! -e /etc2/debian_version", true},
 	} {
-		if _, stderr := s.crictl(c.ok, "exec", "--sync", ctrID, "/bin/sh", "-c", c.script); !c.ok && !strings.Contains(stderr, "Read-only file system") {
+		if _, stderr := h.crictl(c.ok, "exec", "--sync", ctrID, "/bin/sh", "-c", c.script); !c.ok && !strings.Contains(stderr, "Read-only file system") {
 			t.Errorf("%s: %q should fail read-only: %s", c.name, c.script, stderr)
 		}
 	}
 	// The pod holds its image volumes' trees: image gc keeps them.
-	before, _ := filepath.Glob(filepath.Join(e.dir, "cas", "tree", "deps-*"))
-	e.ok("image", "gc", "--grace-period=0s")
-	if after, _ := filepath.Glob(filepath.Join(e.dir, "cas", "tree", "deps-*")); len(after) != len(before) || len(before) < 2 {
+	before, _ := filepath.Glob(filepath.Join(h.e.dir, "cas", "tree", "deps-*"))
+	h.e.ok("image", "gc", "--grace-period=0s")
+	if after, _ := filepath.Glob(filepath.Join(h.e.dir, "cas", "tree", "deps-*")); len(after) != len(before) || len(before) < 2 {
 		t.Errorf("trees before image gc %v, after %v: the pod holds them all", before, after)
 	}
 	if got := sh(true, "cat /etc2/passwd /up/srv/up/etc/passwd | wc -l"); got == "0" {
@@ -154,7 +136,7 @@ func TestCRIMountsAndPorts(t *testing.T) {
 		t.Errorf("the private mount shows the host's later mount: %q", got)
 	}
 
-	out, _ = s.crictl(true, "inspect", "-o", "json", ctrID)
+	out, _ := h.crictl(true, "inspect", "-o", "json", ctrID)
 	var cs struct {
 		Status struct {
 			Mounts []struct {
@@ -172,25 +154,15 @@ func TestCRIMountsAndPorts(t *testing.T) {
 	}
 
 	// A mount the CRI's rules refuse.
-	bad := filepath.Join(dir, "bad.json")
-	writeJSON(t, bad, map[string]any{
-		"metadata": map[string]any{"name": "bad"}, "image": map[string]any{"image": image},
+	bad := h.containerConfig("bad", map[string]any{
 		"mounts": []map[string]any{{"container_path": "/x", "host_path": rw, "recursive_read_only": true}},
 	})
-	if _, stderr := s.crictl(false, "create", podID, bad, podCfg); !strings.Contains(stderr, "recursive_read_only needs readonly") {
+	if _, stderr := h.crictl(false, "create", podID, bad, podCfg); !strings.Contains(stderr, "recursive_read_only needs readonly") {
 		t.Errorf("a recursive read-only mount that is not read-only: %s", stderr)
 	}
 
-	s.crictl(true, "stopp", podID)
-	s.crictl(true, "rmp", podID)
+	h.removePod(podID)
 	if _, err := os.Stat("/run/nscn/ports/tcp-18084"); err == nil {
 		t.Errorf("the port's claim is left after rmp")
-	}
-	mounts, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(mounts), e.dir) {
-		t.Fatalf("mounts left under %s:\n%s", e.dir, mounts)
 	}
 }

@@ -3,10 +3,8 @@
 package registry
 
 import (
-	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,38 +19,17 @@ import (
 // its containers, and the commands exec'd into them, a SysV shared
 // memory segment made on the host, which a sandbox of its own does not.
 func TestCRINamespaceModes(t *testing.T) {
-	reg := startRegistry(t, registryOpts{tls: true})
-	reg.push("team/greet:v1", greetImage(t))
-	e := teamEnv(t, reg)
-	s := startCRI(t, e, filepath.Join(t.TempDir(), "cri.sock"))
-	collectPods(t, e)
-	image := reg.host + "/team/greet:v1"
-	s.crictl(true, "pull", image)
-	dir := t.TempDir()
-
+	h := newCRIHarness(t)
 	sandbox := func(name string, nsOptions map[string]any) (string, string) {
 		t.Helper()
-		cfg := filepath.Join(dir, name+".json")
-		writeJSON(t, cfg, map[string]any{
-			"metadata": map[string]any{"name": name, "namespace": "default", "uid": "uid-" + name, "attempt": 0},
-			"linux":    map[string]any{"security_context": map[string]any{"namespace_options": nsOptions}},
-		})
-		out, _ := s.crictl(true, "runp", cfg)
-		return strings.TrimSpace(out), cfg
+		return h.runPod(name, map[string]any{"linux": map[string]any{"security_context": map[string]any{"namespace_options": nsOptions}}})
 	}
 	container := func(podID, podCfg, name string, pidMode int, command ...string) string {
 		t.Helper()
-		cfg := filepath.Join(dir, name+".json")
-		writeJSON(t, cfg, map[string]any{
-			"metadata": map[string]any{"name": name},
-			"image":    map[string]any{"image": image},
-			"command":  command,
-			"linux":    map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"pid": pidMode}}},
+		return h.startContainer(podID, podCfg, name, map[string]any{
+			"command": command,
+			"linux":   map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"pid": pidMode}}},
 		})
-		out, _ := s.crictl(true, "create", podID, cfg, podCfg)
-		id := strings.TrimSpace(out)
-		s.crictl(true, "start", id)
-		return id
 	}
 	// execUntil runs cmd in the container until its output holds want
 	// (the container's process may not have exec'd yet).
@@ -60,28 +37,12 @@ func TestCRINamespaceModes(t *testing.T) {
 		t.Helper()
 		var out string
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-			out, _ = s.crictl(true, append([]string{"exec", "--sync", id}, cmd...)...)
+			out, _ = h.crictl(true, append([]string{"exec", "--sync", id}, cmd...)...)
 			if strings.Contains(out, want) || time.Now().After(deadline) {
 				return out
 			}
 		}
 	}
-	type ctrStatus struct {
-		Status struct {
-			State    string `json:"state"`
-			ExitCode int    `json:"exitCode"`
-		} `json:"status"`
-	}
-	inspect := func(id string) ctrStatus {
-		t.Helper()
-		out, _ := s.crictl(true, "inspect", "-o", "json", id)
-		var cs ctrStatus
-		if err := json.Unmarshal([]byte(out), &cs); err != nil {
-			t.Fatalf("crictl inspect %s: %v\n%s", id, err, out)
-		}
-		return cs
-	}
-
 	// PID modes: CONTAINER (1) makes the container's process pid 1,
 	// POD (0) keeps the stage1's init there.
 	podID, podCfg := sandbox("pidmodes", map[string]any{"network": 2, "pid": 1})
@@ -91,28 +52,23 @@ func TestCRINamespaceModes(t *testing.T) {
 	}
 	notPID1 := container(podID, podCfg, "notpid1", 0, "/bin/sleep", "301")
 	execUntil(notPID1, "301", "ps")
-	if out, _ := s.crictl(true, "exec", "--sync", notPID1, "cat", "/proc/1/cmdline"); strings.Contains(out, "sleep") {
+	if out, _ := h.crictl(true, "exec", "--sync", notPID1, "cat", "/proc/1/cmdline"); strings.Contains(out, "sleep") {
 		t.Errorf("POD mode: /proc/1/cmdline is %q, want the stage1's init", out)
 	}
 	// sleep as pid 1 has no SIGTERM handler: the stop's timeout kills it.
 	start := time.Now()
-	s.crictl(true, "stop", "--timeout", "2", pid1)
-	if cs := inspect(pid1); cs.Status.State != "CONTAINER_EXITED" || cs.Status.ExitCode != 137 {
-		t.Errorf("pid 1 container after stop: %+v, want exited with 137 (SIGKILL)", cs.Status)
+	h.crictl(true, "stop", "--timeout", "2", pid1)
+	if st := h.containerStatus(pid1); st.State != "CONTAINER_EXITED" || st.ExitCode != 137 {
+		t.Errorf("pid 1 container after stop: %+v, want exited with 137 (SIGKILL)", st)
 	}
 	t.Logf("stop of a pid 1 that ignores SIGTERM took %v", time.Since(start))
 	// Its exit status, when it exits on its own.
 	exits := container(podID, podCfg, "exits", 1, "/bin/sh", "-c", "sleep 1; exit 7")
-	for deadline := time.Now().Add(30 * time.Second); inspect(exits).Status.State != "CONTAINER_EXITED"; time.Sleep(200 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("a pid 1 container that exits 7 is still %+v", inspect(exits).Status)
-		}
+	if st := h.waitExited(exits); st.ExitCode != 7 {
+		t.Errorf("pid 1 container that exits 7: %+v", st)
 	}
-	if cs := inspect(exits); cs.Status.ExitCode != 7 {
-		t.Errorf("pid 1 container that exits 7: %+v", cs.Status)
-	}
-	s.crictl(true, "stopp", podID)
-	s.crictl(true, "rmp", podID)
+	h.crictl(true, "stopp", podID)
+	h.crictl(true, "rmp", podID)
 
 	// IPC: a segment the host makes, seen only in the host's namespace.
 	out, err := exec.Command("ipcmk", "-M", "4096").Output()
@@ -136,7 +92,7 @@ func TestCRINamespaceModes(t *testing.T) {
 		podID, podCfg := sandbox(tc.name, map[string]any{"network": 2, "ipc": tc.ipc})
 		id := container(podID, podCfg, tc.name+"-ctr", 1, "/bin/sleep", "300")
 		execUntil(id, "sleep", "cat", "/proc/1/cmdline")
-		shm, _ := s.crictl(true, "exec", "--sync", id, "cat", "/proc/sysvipc/shm")
+		shm, _ := h.crictl(true, "exec", "--sync", id, "cat", "/proc/sysvipc/shm")
 		seen := false
 		for _, l := range strings.Split(shm, "\n")[1:] {
 			if f := strings.Fields(l); len(f) > 1 && f[1] == shmID {
@@ -146,14 +102,14 @@ func TestCRINamespaceModes(t *testing.T) {
 		if seen != tc.host {
 			t.Errorf("%s: host segment %s seen %v, want %v:\n%s", tc.name, shmID, seen, tc.host, shm)
 		}
-		ns, _ := s.crictl(true, "exec", "--sync", id, "readlink", "/proc/self/ns/ipc")
+		ns, _ := h.crictl(true, "exec", "--sync", id, "readlink", "/proc/self/ns/ipc")
 		if (strings.TrimSpace(ns) == hostNS) != tc.host {
 			t.Errorf("%s: exec'd command's IPC namespace %s, the host's %s", tc.name, strings.TrimSpace(ns), hostNS)
 		}
-		s.crictl(true, "stopp", podID)
-		s.crictl(true, "rmp", podID)
+		h.crictl(true, "stopp", podID)
+		h.crictl(true, "rmp", podID)
 	}
-	if list := e.ok("list", "--no-legend").stdout; strings.TrimSpace(list) != "" {
+	if list := h.e.ok("list", "--no-legend").stdout; strings.TrimSpace(list) != "" {
 		t.Fatalf("pods left after rmp:\n%s", list)
 	}
 }

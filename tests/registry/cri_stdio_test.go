@@ -13,13 +13,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nosecone/nscn/internal/testutil"
-
-	"golang.org/x/sys/unix"
 )
 
 // TestCRIStdio drives a container's standard I/O through nscn cri with
@@ -29,37 +26,16 @@ import (
 // (crictl exec -it) and with stdin; port forwarding into the pod's
 // network namespace (crictl port-forward).
 func TestCRIStdio(t *testing.T) {
-	reg := startRegistry(t, registryOpts{tls: true})
-	reg.push("team/greet:v1", greetImage(t))
-	e := teamEnv(t, reg)
-	socket := filepath.Join(t.TempDir(), "cri.sock")
-	s := startCRI(t, e, socket)
-	collectPods(t, e)
-
-	dir := t.TempDir()
-	logDir := filepath.Join(dir, "logs")
+	h := newCRIHarness(t)
+	logDir := filepath.Join(h.dir, "logs")
 	if err := os.MkdirAll(filepath.Join(logDir, "main"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	podCfg := filepath.Join(dir, "pod.json")
-	writeJSON(t, podCfg, map[string]any{
-		"metadata":      map[string]any{"name": "stdio", "namespace": "default", "uid": "uid-stdio-1", "attempt": 0},
-		"log_directory": logDir,
-	})
-	image := reg.host + "/team/greet:v1"
-	ctrCfg := filepath.Join(dir, "ctr.json")
-	writeJSON(t, ctrCfg, map[string]any{
-		"metadata": map[string]any{"name": "main"},
-		"image":    map[string]any{"image": image},
+	podID, podCfg := h.runPod("stdio", map[string]any{"log_directory": logDir})
+	ctrID := h.startContainer(podID, podCfg, "main", map[string]any{
 		"command":  []string{"/bin/sh", "-c", "echo out-line; echo err-line >&2; exec httpd -f -p 8080 -h /srv"},
 		"log_path": "main/0.log",
 	})
-	s.crictl(true, "pull", image)
-	out, _ := s.crictl(true, "runp", podCfg)
-	podID := strings.TrimSpace(out)
-	out, _ = s.crictl(true, "create", podID, ctrCfg, podCfg)
-	ctrID := strings.TrimSpace(out)
-	s.crictl(true, "start", ctrID)
 	logFile := filepath.Join(logDir, "main", "0.log")
 
 	// log file
@@ -72,7 +48,7 @@ func TestCRIStdio(t *testing.T) {
 		if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o007 != 0 {
 			t.Fatalf("log file %s: %v, mode %v", logFile, err, st.Mode())
 		}
-		stdout, stderr := s.crictl(true, "logs", ctrID)
+		stdout, stderr := h.crictl(true, "logs", ctrID)
 		if stdout != "out-line\n" || !strings.HasSuffix(stderr, "\nerr-line\n") {
 			t.Fatalf("crictl logs: stdout %q, stderr %q", stdout, stderr)
 		}
@@ -80,8 +56,8 @@ func TestCRIStdio(t *testing.T) {
 
 	// exec on a terminal
 	{
-		out := crictlOnTerminal(t, socket, "exec", "-it", ctrID, "/bin/sh", "-c", "test -t 0 && test -t 1 && echo on-a-terminal; stty size")
-		// The size is the client's terminal's (TIOCSWINSZ below).
+		out := crictlOnTerminal(t, h.socket, "exec", "-it", ctrID, "/bin/sh", "-c", "test -t 0 && test -t 1 && echo on-a-terminal; stty size")
+		// The size is the client's terminal's (crictlOnTerminal's).
 		if !strings.Contains(out, "on-a-terminal\r\n") || !strings.Contains(out, "31 97\r\n") {
 			t.Fatalf("crictl exec -it printed %q", out)
 		}
@@ -89,7 +65,7 @@ func TestCRIStdio(t *testing.T) {
 
 	// exec with stdin
 	{
-		cmd := exec.Command(crictlBin(t), "--runtime-endpoint", "unix://"+socket, "exec", "-i", ctrID, "/bin/sh", "-c", "cat; echo status >&2; exit 7") //nolint:gosec // G204: crictl against the test's server
+		cmd := h.crictlCmd(context.Background(), "exec", "-i", ctrID, "/bin/sh", "-c", "cat; echo status >&2; exit 7")
 		cmd.Stdin = strings.NewReader("piped-in\n")
 		var o, eb strings.Builder
 		cmd.Stdout, cmd.Stderr = &o, &eb
@@ -105,7 +81,7 @@ func TestCRIStdio(t *testing.T) {
 		port := freePort(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		pf := exec.CommandContext(ctx, crictlBin(t), "--runtime-endpoint", "unix://"+socket, "port-forward", podID, strconv.Itoa(port)+":8080") //nolint:gosec // G204: crictl against the test's server
+		pf := h.crictlCmd(ctx, "port-forward", podID, strconv.Itoa(port)+":8080")
 		var pfOut strings.Builder
 		pf.Stdout, pf.Stderr = &pfOut, &pfOut
 		if err := pf.Start(); err != nil {
@@ -132,19 +108,13 @@ func TestCRIStdio(t *testing.T) {
 	// output comes back, and the end of the client's input ends the
 	// attach, not the shell's input
 	{
-		shCfg := filepath.Join(dir, "sh.json")
-		writeJSON(t, shCfg, map[string]any{
-			"metadata": map[string]any{"name": "shell"},
-			"image":    map[string]any{"image": image},
+		shID := h.startContainer(podID, podCfg, "shell", map[string]any{
 			"command":  []string{"/bin/sh"},
 			"stdin":    true,
 			"log_path": "shell.log",
 		})
-		out, _ := s.crictl(true, "create", podID, shCfg, podCfg)
-		shID := strings.TrimSpace(out)
-		s.crictl(true, "start", shID)
 		for _, word := range []string{"first-attach", "second-attach"} {
-			cmd := exec.Command(crictlBin(t), "--runtime-endpoint", "unix://"+socket, "attach", "-i", shID) //nolint:gosec // G204: crictl against the test's server
+			cmd := h.crictlCmd(context.Background(), "attach", "-i", shID)
 			in, err := cmd.StdinPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -167,18 +137,17 @@ func TestCRIStdio(t *testing.T) {
 		if !strings.Contains(string(b), " stdout F first-attach\n") || !strings.Contains(string(b), " stdout F second-attach\n") {
 			t.Fatalf("shell log:\n%s", b)
 		}
-		if out, _ := s.crictl(true, "ps", "-q", "--state", "running", "--name", "shell"); strings.TrimSpace(out) != shID {
+		if out, _ := h.crictl(true, "ps", "-q", "--state", "running", "--name", "shell"); strings.TrimSpace(out) != shID {
 			t.Fatalf("the shell ended with an attach: %q", out)
 		}
-		s.crictl(true, "stop", shID)
-		s.crictl(true, "rm", shID)
+		h.crictl(true, "stop", shID)
+		h.crictl(true, "rm", shID)
 	}
 
 	// the log writer outlives the server
 	{
-		s.stop()
-		s = startCRI(t, e, socket)
-		s.crictl(true, "exec", "--sync", ctrID, "/bin/sh", "-c", "echo after-restart > /proc/$(pidof httpd)/fd/1")
+		h.restart()
+		h.crictl(true, "exec", "--sync", ctrID, "/bin/sh", "-c", "echo after-restart > /proc/$(pidof httpd)/fd/1")
 		waitUntil(t, 30*time.Second, func() bool {
 			b, _ := os.ReadFile(logFile) //nolint:gosec // G304: the test's log file
 			return strings.Contains(string(b), " stdout F after-restart\n")
@@ -187,10 +156,10 @@ func TestCRIStdio(t *testing.T) {
 
 	// complete when exited
 	{
-		s.crictl(true, "exec", "--sync", ctrID, "/bin/sh", "-c", "echo last-words > /proc/$(pidof httpd)/fd/2")
-		s.crictl(true, "stop", ctrID)
+		h.crictl(true, "exec", "--sync", ctrID, "/bin/sh", "-c", "echo last-words > /proc/$(pidof httpd)/fd/2")
+		h.crictl(true, "stop", ctrID)
 		// As a kubelet does: the status says exited, then the log is read.
-		if out, _ := s.crictl(true, "inspect", "-o", "json", ctrID); !strings.Contains(out, "CONTAINER_EXITED") {
+		if out, _ := h.crictl(true, "inspect", "-o", "json", ctrID); !strings.Contains(out, "CONTAINER_EXITED") {
 			t.Fatalf("inspect after stop:\n%s", out)
 		}
 		b, _ := os.ReadFile(logFile) //nolint:gosec // G304: the test's log file
@@ -210,78 +179,32 @@ func TestCRIStdio(t *testing.T) {
 		if err := os.Symlink(outside, filepath.Join(logDir, "evil.log")); err != nil {
 			t.Fatal(err)
 		}
-		evilCfg := filepath.Join(dir, "evil.json")
-		writeJSON(t, evilCfg, map[string]any{
-			"metadata": map[string]any{"name": "evil"},
-			"image":    map[string]any{"image": image},
+		evilID := h.createContainer(podID, podCfg, "evil", map[string]any{
 			"command":  []string{"/bin/sh", "-c", "echo escaped"},
 			"log_path": "evil.log",
 		})
-		out, _ := s.crictl(true, "create", podID, evilCfg, podCfg)
-		evilID := strings.TrimSpace(out)
-		if _, stderr := s.crictl(false, "start", evilID); !strings.Contains(stderr, "evil.log") {
+		if _, stderr := h.crictl(false, "start", evilID); !strings.Contains(stderr, "evil.log") {
 			t.Fatalf("start with a symlinked log path: %s", stderr)
 		}
 		if _, err := os.Lstat(outside); err == nil {
 			t.Fatalf("the log went through the symbolic link to %s", outside)
 		}
-		s.crictl(true, "rm", evilID)
+		h.crictl(true, "rm", evilID)
 	}
 
-	s.crictl(true, "rm", ctrID)
-	s.crictl(true, "stopp", podID)
-	s.crictl(true, "rmp", podID)
+	h.removeContainers(ctrID)
+	h.removePod(podID)
 }
 
-// crictlOnTerminal runs crictl with a new pseudo-terminal as its
-// standard streams and returns what it wrote there.
+// crictlOnTerminal runs crictl on a new pseudo-terminal of 31 by 97
+// (startOnTerminal) and returns what it wrote there.
 func crictlOnTerminal(t *testing.T, socket string, args ...string) string {
 	t.Helper()
-	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
+	term := startOnTerminal(t, 31, 97, append([]string{crictlBin(t), "--runtime-endpoint", "unix://" + socket}, args...)...)
+	if err := term.wait(t); err != nil {
+		t.Fatalf("crictl %v: %v\n%s", args, err, term.output())
 	}
-	defer func() { _ = ptm.Close() }()
-	if err := unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(ptm.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pts, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.IoctlSetWinsize(int(pts.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 31, Col: 97}); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(crictlBin(t), append([]string{"--runtime-endpoint", "unix://" + socket}, args...)...) //nolint:gosec // G204: crictl against the test's server
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	_ = pts.Close()
-	var b strings.Builder
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, _ = io.Copy(&b, ptm)
-	}()
-	werr := make(chan error, 1)
-	go func() { werr <- cmd.Wait() }()
-	select {
-	case err := <-werr:
-		if err != nil {
-			t.Fatalf("crictl %v: %v\n%s", args, err, b.String())
-		}
-	case <-time.After(60 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatalf("crictl %v did not end", args)
-	}
-	<-done
-	return b.String()
+	return term.output()
 }
 
 func freePort(t *testing.T) int {

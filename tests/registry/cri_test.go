@@ -4,151 +4,19 @@ package registry
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"io/fs"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
-
-// criServer is one `nscn cri` process of an env, stopped (SIGTERM) when
-// the test ends.
-type criServer struct {
-	t      *testing.T
-	e      *env
-	socket string
-	cmd    *exec.Cmd
-	log    *os.File
-}
-
-// crictlBin is crictl from the cri-tools module (make builds it).
-func crictlBin(t *testing.T) string { return mustEnv(t, "NSCN_CRICTL") }
-
-// startCRI starts nscn cri with e's directories, waits for its socket and
-// checks that it removes it again on SIGTERM.
-// teamEnv is an installation that trusts reg's test CA, and the tags of
-// its team/ repositories (registries.d), as a kubelet pulls by tag.
-func teamEnv(t *testing.T, reg *registry) *env {
-	t.Helper()
-	e := newEnv(t)
-	e.extraEnv = append(e.extraEnv, "SSL_CERT_FILE="+reg.ca)
-	writeJSON(t, filepath.Join(e.local, "registries.d", "team.json"), map[string]any{
-		"nscnKind": "registryTrust", "nscnVersion": "v1",
-		"repositories": []string{reg.host + "/team"}, "acceptTags": true,
-	})
-	return e
-}
-
-// collectPods stops and collects e's pods when the test ends, until none
-// is left, so that a failed test leaves no pod behind, nor its network
-// (an address or a forwarded port that a later test would hit first).
-func collectPods(t *testing.T, e *env) {
-	t.Helper()
-	t.Cleanup(func() {
-		running, _ := filepath.Glob(filepath.Join(e.dir, "pods", "run", "*"))
-		for _, p := range running {
-			_ = e.run("stop", "--force", filepath.Base(p))
-		}
-		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-			_ = e.run("gc", "--grace-period=0s")
-			if left, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", "*")); len(left) == 0 {
-				return
-			}
-		}
-		t.Errorf("pods left under %s", e.dir)
-	})
-}
-
-func startCRI(t *testing.T, e *env, socket string, globalFlags ...string) *criServer {
-	t.Helper()
-	logf, err := os.OpenFile(filepath.Join(t.TempDir(), "cri.log"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := e.cmd(context.Background(), append(globalFlags, "cri", "--listen=unix://"+socket)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &criServer{t: t, e: e, socket: socket, cmd: cmd, log: logf}
-	t.Cleanup(func() { s.stop() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if c, err := net.Dial("unix", socket); err == nil {
-			_ = c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nscn cri did not listen on %s:\n%s", socket, s.output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	st, err := os.Stat(socket)
-	if err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("socket %s: %v, mode %v; want 0600", socket, err, st.Mode().Perm())
-	}
-	return s
-}
-
-func (s *criServer) output() string {
-	b, _ := os.ReadFile(s.log.Name())
-	return string(b)
-}
-
-// stop sends SIGTERM and waits: the server must exit 0 and remove its
-// socket.
-func (s *criServer) stop() {
-	if s.cmd == nil {
-		return
-	}
-	cmd := s.cmd
-	s.cmd = nil
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			s.t.Errorf("nscn cri exited with %v after SIGTERM:\n%s", err, s.output())
-		}
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		s.t.Errorf("nscn cri did not stop on SIGTERM:\n%s", s.output())
-	}
-	if _, err := os.Lstat(s.socket); err == nil {
-		s.t.Errorf("nscn cri left its socket %s", s.socket)
-	}
-}
-
-// crictl runs crictl against the server and returns stdout; ok says
-// whether it must succeed.
-func (s *criServer) crictl(ok bool, args ...string) (string, string) {
-	s.t.Helper()
-	ep := "unix://" + s.socket
-	all := append([]string{"--runtime-endpoint", ep, "--image-endpoint", ep, "--timeout", "60s"}, args...)
-	cmd := exec.Command(crictlBin(s.t), all...) //nolint:gosec // G204: the suite runs crictl against the server it started
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if ok && err != nil {
-		s.t.Fatalf("crictl %v: %v\n%s\n%s\nserver:\n%s", args, err, out.String(), errb.String(), s.output())
-	}
-	if !ok && err == nil {
-		s.t.Fatalf("crictl %v succeeded, want a failure:\n%s", args, out.String())
-	}
-	return out.String(), errb.String()
-}
 
 type criImage struct {
 	ID          string   `json:"id"`
@@ -336,50 +204,30 @@ func TestCRIPullWithCredentials(t *testing.T) {
 // status recorded, removed, and the sandbox stopped and removed, leaving
 // no pod, mount or network namespace behind.
 func TestCRIPodLifecycle(t *testing.T) {
-	reg := startRegistry(t, registryOpts{tls: true})
-	reg.push("team/greet:v1", greetImage(t))
-	e := teamEnv(t, reg)
-	s := startCRI(t, e, filepath.Join(t.TempDir(), "cri.sock"))
-	collectPods(t, e)
+	h := newCRIHarness(t)
 	netnsBefore := netnsNames(t)
-
-	dir := t.TempDir()
-	podCfg := filepath.Join(dir, "pod.json")
-	writeJSON(t, podCfg, map[string]any{
-		"metadata":      map[string]any{"name": "lifecycle", "namespace": "default", "uid": "uid-lifecycle-1", "attempt": 0},
+	podID, podCfg := h.runPod("lifecycle", map[string]any{
 		"hostname":      "lifecycle",
-		"log_directory": filepath.Join(dir, "logs"),
+		"log_directory": filepath.Join(h.dir, "logs"),
 		"labels":        map[string]string{"app": "greet"},
 	})
-	image := reg.host + "/team/greet:v1"
-	ctrCfg := filepath.Join(dir, "ctr.json")
-	writeJSON(t, ctrCfg, map[string]any{
-		"metadata": map[string]any{"name": "main"},
-		"image":    map[string]any{"image": image},
+	ctrID := h.createContainer(podID, podCfg, "main", map[string]any{
 		"command":  []string{"/bin/sh", "-c", "echo started > /tmp/started; exec sleep 300"},
 		"envs":     []map[string]string{{"key": "GREETING", "value": "hello-cri"}},
 		"log_path": "main.log",
 		"labels":   map[string]string{"role": "main"},
 	})
-	s.crictl(true, "pull", image)
-	out, _ := s.crictl(true, "runp", podCfg)
-	podID := strings.TrimSpace(out)
-	if len(podID) != 32 {
-		t.Fatalf("runp printed %q, want a sandbox ID", out)
-	}
-	out, _ = s.crictl(true, "create", podID, ctrCfg, podCfg)
-	ctrID := strings.TrimSpace(out)
-	out, _ = s.crictl(true, "ps", "-a", "-q", "--pod", podID)
+	out, _ := h.crictl(true, "ps", "-a", "-q", "--pod", podID)
 	if strings.TrimSpace(out) != ctrID {
 		t.Fatalf("crictl ps -a --pod: %q, want %s", out, ctrID)
 	}
-	s.crictl(true, "start", ctrID)
-	if out, _ := s.crictl(true, "ps", "-q", "--state", "running"); strings.TrimSpace(out) != ctrID {
+	h.crictl(true, "start", ctrID)
+	if out, _ := h.crictl(true, "ps", "-q", "--state", "running"); strings.TrimSpace(out) != ctrID {
 		t.Fatalf("running containers: %q, want %s", out, ctrID)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		out, _ := s.crictl(true, "exec", "--sync", ctrID, "/bin/sh", "-c", "cat /tmp/started; echo $GREETING")
+		out, _ := h.crictl(true, "exec", "--sync", ctrID, "/bin/sh", "-c", "cat /tmp/started; echo $GREETING")
 		if strings.Fields(out) != nil && strings.Join(strings.Fields(out), " ") == "started hello-cri" {
 			break
 		}
@@ -388,10 +236,10 @@ func TestCRIPodLifecycle(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if _, stderr := s.crictl(false, "exec", "--sync", ctrID, "/bin/sh", "-c", "exit 3"); !strings.Contains(stderr, "3") {
+	if _, stderr := h.crictl(false, "exec", "--sync", ctrID, "/bin/sh", "-c", "exit 3"); !strings.Contains(stderr, "3") {
 		t.Fatalf("exec's exit status 3 not reported:\n%s", stderr)
 	}
-	out, _ = s.crictl(true, "inspectp", "-o", "json", podID)
+	out, _ = h.crictl(true, "inspectp", "-o", "json", podID)
 	var ps struct {
 		Status struct {
 			State   string `json:"state"`
@@ -404,38 +252,14 @@ func TestCRIPodLifecycle(t *testing.T) {
 		t.Fatalf("inspectp: %v\n%s", err, out)
 	}
 
-	s.crictl(true, "stop", ctrID)
-	out, _ = s.crictl(true, "inspect", "-o", "json", ctrID)
-	var cs struct {
-		Status struct {
-			State    string `json:"state"`
-			ExitCode int    `json:"exitCode"`
-		} `json:"status"`
+	h.crictl(true, "stop", ctrID)
+	if st := h.containerStatus(ctrID); st.State != "CONTAINER_EXITED" || st.ExitCode == 0 {
+		t.Fatalf("a stopped container: %+v", st)
 	}
-	if err := json.Unmarshal([]byte(out), &cs); err != nil || cs.Status.State != "CONTAINER_EXITED" || cs.Status.ExitCode == 0 {
-		t.Fatalf("a stopped container: %v\n%s", err, out)
-	}
-	s.crictl(true, "rm", ctrID)
-	if out, _ := s.crictl(true, "ps", "-a", "-q"); strings.TrimSpace(out) != "" {
-		t.Fatalf("containers left after rm: %q", out)
-	}
-	s.crictl(true, "stopp", podID)
-	s.crictl(true, "rmp", podID)
-	if out, _ := s.crictl(true, "pods", "-q"); strings.TrimSpace(out) != "" {
-		t.Fatalf("sandboxes left after rmp: %q", out)
-	}
-	if list := e.ok("list", "--no-legend").stdout; strings.TrimSpace(list) != "" {
-		t.Fatalf("pods left after rmp:\n%s", list)
-	}
+	h.removeContainers(ctrID)
+	h.removePod(podID)
 	if after := netnsNames(t); len(after) > len(netnsBefore) {
 		t.Fatalf("network namespaces left: before %v, after %v", netnsBefore, after)
-	}
-	mounts, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(mounts), e.dir) {
-		t.Fatalf("mounts left under %s:\n%s", e.dir, mounts)
 	}
 }
 

@@ -132,21 +132,32 @@ func (e *env) podDir() string {
 	return pods[0]
 }
 
-// start runs `nscn run` with args (runArgs' output) in the background
-// and returns the pod's UUID once the pod is ready. The pod is stopped
-// with stop --force when the test ends, if it still runs.
+// start runs `nscn run` with args (runArgs' output), or `nscn app
+// sandbox`, in the background and returns the pod's UUID once the pod is
+// ready, within a minute. The pod is stopped with stop --force and
+// collected when the test ends.
 func (e *env) start(args ...string) string {
+	e.t.Helper()
+	return e.startWithin(time.Minute, args...)
+}
+
+// startWithin is start for a pod that may take up to d to save its UUID,
+// and d again to be ready (a kvm guest under TCG takes minutes).
+func (e *env) startWithin(d time.Duration, args ...string) string {
 	e.t.Helper()
 	uuidFile := filepath.Join(e.t.TempDir(), "uuid")
 	i := slices.Index(args, "run")
+	if i < 0 {
+		i = slices.Index(args, "sandbox")
+	}
 	args = slices.Insert(slices.Clone(args), i+1, "--uuid-file-save="+uuidFile)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*d)
 	c := e.cmd(ctx, args...)
 	var out bytes.Buffer
 	c.Stdout, c.Stderr = &out, &out
 	if err := c.Start(); err != nil {
 		cancel()
-		e.t.Fatalf("start nscn run: %v", err)
+		e.t.Fatalf("start nscn %s: %v", args[i], err)
 	}
 	done := make(chan struct{})
 	go func() { _ = c.Wait(); close(done) }()
@@ -165,11 +176,12 @@ func (e *env) start(args ...string) string {
 			}
 		}
 		cancel()
+		_ = e.run("gc", "--grace-period=0s")
 	})
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		select {
 		case <-done:
-			e.t.Fatalf("nscn run ended before the pod was ready: %s", out.String())
+			e.t.Fatalf("nscn %s ended before the pod was ready: %s", args[i], out.String())
 		default:
 		}
 		b, err := os.ReadFile(uuidFile) //nolint:gosec // G304: the test's own temporary file
@@ -177,10 +189,10 @@ func (e *env) start(args ...string) string {
 			continue
 		}
 		uuid := strings.TrimSpace(string(b))
-		e.ok("status", "--wait-ready=60s", uuid)
+		e.ok("status", "--wait-ready="+d.String(), uuid)
 		return uuid
 	}
-	e.t.Fatalf("no pod UUID after a minute")
+	e.t.Fatalf("no pod UUID after %v: %s", d, out.String())
 	return ""
 }
 

@@ -45,7 +45,7 @@ func TestHostPIDSocketOutOfAppsReach(t *testing.T) {
 // process of the pod's root could put it, and run there with nsenter.
 func TestHostPIDSpawnerRefusesCallers(t *testing.T) {
 	e := newEnv(t)
-	uuid := startHostPIDSandbox(t, e)
+	uuid := e.start("--insecure-options=image", "app", "sandbox", "--net=host", "--pid=parent", stage1Flag(t, nspawn))
 	e.ok("--insecure-options=image", "app", "add", uuid, busyboxACI(t), "--name=running", "--exec=/bin/sleep", "--", "300")
 	e.ok("app", "start", uuid, "--app=running")
 	e.ok("--insecure-options=image", "app", "add", uuid, busyboxACI(t), "--name=idle", "--exec=/bin/sleep", "--", "300")
@@ -159,41 +159,6 @@ func inUnit(t *testing.T, pod1 int, unit string, ops ...string) string {
 	rest, _ := io.ReadAll(br)
 	_ = c.Wait()
 	return string(rest)
-}
-
-// startHostPIDSandbox starts nscn app sandbox --pid=parent and returns
-// the pod's UUID once it is ready; it is stopped when the test ends.
-func startHostPIDSandbox(t *testing.T, e *env) string {
-	t.Helper()
-	uuidFile := filepath.Join(t.TempDir(), "uuid")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	c := e.cmd(ctx, "--insecure-options=image", "app", "sandbox", "--net=host", "--pid=parent", stage1Flag(t, nspawn), "--uuid-file-save="+uuidFile)
-	if err := c.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = c.Wait(); close(done) }()
-	var uuid string
-	for deadline := time.Now().Add(time.Minute); uuid == ""; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no sandbox after a minute")
-		}
-		if b, err := os.ReadFile(uuidFile); err == nil { //nolint:gosec // G304: the test's own temporary file
-			uuid = strings.TrimSpace(string(b))
-		}
-	}
-	t.Cleanup(func() {
-		_ = e.run("stop", "--force", uuid)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-		}
-		cancel()
-		_ = e.run("gc", "--grace-period=0s")
-	})
-	e.ok("status", "--wait-ready=60s", uuid)
-	return uuid
 }
 
 // podSystemdPID is the pid of the pod's systemd: the child of the

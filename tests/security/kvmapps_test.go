@@ -3,11 +3,8 @@
 package security
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -23,35 +20,7 @@ import (
 // under TCG.
 func TestKvmAppEntrypointsStayInTheGuestRoot(t *testing.T) {
 	e := newEnv(t)
-	uuidFile := filepath.Join(t.TempDir(), "uuid")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	c := e.cmd(ctx, "--insecure-options=image", "app", "sandbox", "--net=none", "--stage1-from-dir=stage1-kvm.aci", "--uuid-file-save="+uuidFile)
-	var out bytes.Buffer
-	c.Stdout, c.Stderr = &out, &out
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = c.Wait(); close(done) }()
-	var uuid string
-	for deadline := time.Now().Add(2 * time.Minute); uuid == ""; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no sandbox after two minutes: %s", out.String())
-		}
-		if b, err := os.ReadFile(uuidFile); err == nil { //nolint:gosec // G304: the test's own temporary file
-			uuid = strings.TrimSpace(string(b))
-		}
-	}
-	t.Cleanup(func() {
-		_ = e.run("stop", "--force", uuid)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-		}
-		_ = e.run("gc", "--grace-period=0s")
-	})
-	e.ok("status", "--wait-ready=150s", uuid)
+	uuid := e.startWithin(150*time.Second, "--insecure-options=image", "app", "sandbox", "--net=none", "--stage1-from-dir=stage1-kvm.aci")
 	podDir := filepath.Join(e.dir, "pods", "run", uuid)
 
 	outside := t.TempDir()
@@ -63,7 +32,7 @@ func TestKvmAppEntrypointsStayInTheGuestRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	ioDir := filepath.Join(podDir, "stage1", "rootfs", "nscn", "io")
-	if err := os.RemoveAll(ioDir); err != nil { //nolint:gosec // G703: a directory of the test's own pod
+	if err := os.RemoveAll(ioDir); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Symlink(outside, ioDir); err != nil {
@@ -81,7 +50,7 @@ func TestKvmAppEntrypointsStayInTheGuestRoot(t *testing.T) {
 	}
 	// The failed add left nothing the pod's next app trips on.
 	_ = e.run("app", "rm", uuid, "--app=victim")
-	if err := os.Remove(ioDir); err != nil { //nolint:gosec // G703: the symlink the test planted
+	if err := os.Remove(ioDir); err != nil {
 		t.Fatal(err)
 	}
 	e.ok("--insecure-options=image", "app", "add", uuid, busyboxACI(t), "--name=after", "--exec=/bin/true")

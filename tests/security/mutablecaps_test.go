@@ -3,10 +3,6 @@
 package security
 
 import (
-	"bytes"
-	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,35 +16,7 @@ import (
 // alone, and a command entered into it the same, not the container's.
 func TestMutablePodAppsKeepTheirBoundingSet(t *testing.T) {
 	e := newEnv(t)
-	uuidFile := filepath.Join(t.TempDir(), "uuid")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	c := e.cmd(ctx, "--insecure-options=image", "app", "sandbox", "--net=host", stage1Flag(t, nspawn), "--uuid-file-save="+uuidFile)
-	var out bytes.Buffer
-	c.Stdout, c.Stderr = &out, &out
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = c.Wait(); close(done) }()
-	var uuid string
-	for deadline := time.Now().Add(time.Minute); uuid == ""; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no sandbox after a minute: %s", out.String())
-		}
-		if b, err := os.ReadFile(uuidFile); err == nil { //nolint:gosec // G304: the test's own temporary file
-			uuid = strings.TrimSpace(string(b))
-		}
-	}
-	t.Cleanup(func() {
-		_ = e.run("stop", "--force", uuid)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-		}
-		_ = e.run("gc", "--grace-period=0s")
-	})
-	e.ok("status", "--wait-ready=60s", uuid)
+	uuid := e.start("--insecure-options=image", "app", "sandbox", "--net=host", stage1Flag(t, nspawn))
 	e.ok("--insecure-options=image", "app", "add", uuid, busyboxACI(t), "--name=plain", "--exec=/bin/sleep", "--", "300")
 	e.ok("app", "start", uuid, "--app=plain")
 	// appc's default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID

@@ -115,6 +115,18 @@ func (b *bencher) setup(ctx context.Context) error {
 			return fmt.Errorf("%w (make all test-images)", err)
 		}
 	}
+	settled := tools
+	if b.c.want(2) {
+		if _, err := exec.LookPath("systemd-nspawn"); err == nil {
+			settled = append(settled, "systemd-nspawn") // figure 2's peer; its absence is figure 2's to report
+		}
+	}
+	if err := settleTools(ctx, settled...); err != nil {
+		return err
+	}
+	if err := settleExecutables(b.c.nscn, filepath.Join(filepath.Dir(b.c.nscn), "nscn-fetch")); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(b.l.scratch); err != nil {
 		return fmt.Errorf("clean scratch: %w", err)
 	}
@@ -326,6 +338,7 @@ func (b *bencher) figRender(ctx context.Context) {
 	ratio := float64(peer) / float64(ours)
 	b.r.add(row{figure: fig, ours: ms(ours), peer: ms(peer) + " tar -x", ratio: times(ratio) + " speed", target: "≥0.80×", status: verdict(ratio >= 0.8)})
 	b.r.note("5: `nscn image render ID` of the same image, its tree store (`cas/tree`) removed before each run (untimed), against GNU `tar -x` (as root: owners and modes kept) of the image's uncompressed tar (`nscn image export`) into an empty directory; both on tmpfs. Speed is tar's time over nscn's.")
+	b.timelineNote(ctx, "5", "rm -rf "+shellQuote(trees), b.nscn(dir, "image", "render", id))
 }
 
 // Figure 6: the memory a fly pod adds beyond its app.
@@ -462,6 +475,9 @@ func (b *bencher) figScale(ctx context.Context) {
 		target: "≤1.30×", status: verdict(rr <= 1.3),
 	})
 	b.r.note("7: pods are real exited fly pods: `nscn run --stage1-hash=ID IMAGE --exec=/bin/true` (the stage1 image by the ID `--stage1-from-dir` imports, to skip its per-run decompression), %d at a time; creating the %d pods took %s (untimed). Data directories %s (%d pods, then %d) and %s (%d pods), %s. Each pod keeps its two overlay mounts until it is removed, as it would on a host; both data directories' pods are in the bench's one mount namespace, so the mount table is the same for both rms. `rm` is timed on a pod a preparation step ran just before in the same data directory (untimed), so the counts stay put; the two rms run in one hyperfine invocation, alternating. `list` prints the default table.", b.c.workers, large+small, created.Round(time.Second), dir, mid, large, smallDir, small, fsType(dir))
+	rm := rmCmd("nscn-rm", dir)
+	b.timelineNote(ctx, fmt.Sprintf("7 (rm, %d pods)", large), rm.prepare, rm.argv)
+	b.timelineNote(ctx, fmt.Sprintf("7 (list, %d pods)", large), "", listCmd.argv)
 }
 
 // createPods runs pods until the data directory holds n exited ones.

@@ -3,6 +3,7 @@ package main
 import (
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -46,4 +47,42 @@ func TestParseFigures(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestParseLdd(t *testing.T) {
+	tests := []struct {
+		name, out string
+		want      []string
+	}{
+		{name: "static", out: "\tnot a dynamic executable\n", want: nil},
+		{
+			name: "dynamic",
+			out: "\tlinux-vdso.so.1 (0x00007ffd)\n" +
+				"\tlibsystemd-shared-252.so => /usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-252.so (0x00007f)\n" +
+				"\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n" +
+				"\tlibmissing.so => not found\n" +
+				"\t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n",
+			want: []string{"/usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-252.so", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := parseLdd(tt.out); !slices.Equal(got, tt.want) {
+				t.Fatalf("parseLdd = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzParseLdd(f *testing.F) {
+	f.Add("\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n")
+	f.Add("\tnot a dynamic executable\n")
+	f.Add("=> /x\n/ (\n")
+	f.Fuzz(func(t *testing.T, out string) {
+		for _, p := range parseLdd(out) {
+			if !strings.HasPrefix(p, "/") {
+				t.Fatalf("parseLdd(%q) returned %q, not an absolute path", out, p)
+			}
+		}
+	})
 }

@@ -257,7 +257,7 @@ func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) 
 			// open: refused (the CRI refuses it before).
 			return 0, errdefs.Newf(errdefs.ErrNotImplemented, "app %s: a terminal in the host's PID namespace", s.Name)
 		}
-		return execOnHost(ctx, log, app, o, notify)
+		return execOnHost(ctx, log, app, o, out, notify)
 	}
 	// Every signal is caught and dropped (see above), from before the
 	// init exists until the helper mirrors the app's status.

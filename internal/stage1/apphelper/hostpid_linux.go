@@ -138,9 +138,11 @@ func relayable(sig syscall.Signal) bool {
 // cannot signal a process outside the pod's PID namespace, so the helper
 // relays every signal it gets (the unit's SIGTERM at a stop, the
 // console's) to the app through the spawner; when it dies (the stop's
-// SIGKILL), the connection closes and the spawner kills the app. The
-// helper exits as the app did (mirrorStatus).
-func execOnHost(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts, notify *net.UnixConn) (int, error) {
+// SIGKILL), the connection closes and the spawner kills the app. Once
+// the app has ended, the helper finishes as for an app in the pod
+// (execOpts.finish: the output copied, the status recorded, the pod
+// ended when due) and exits as the app did (mirrorStatus).
+func execOnHost(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts, out *appOutput, notify *net.UnixConn) (int, error) {
 	s := app.Spec
 	if o.listenFDs > 0 {
 		return 0, errdefs.Newf(errdefs.ErrNotImplemented, "app %s: socket activation in the host's PID namespace", s.Name)
@@ -154,7 +156,12 @@ func execOnHost(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpt
 	if err != nil {
 		return 0, fmt.Errorf("app %s: %w", s.Name, err)
 	}
-	defer func() { _ = c.Close() }()
+	closed := false
+	defer func() {
+		if !closed {
+			_ = c.Close()
+		}
+	}()
 	pid, err := c.Start(s.Name, o.stdio)
 	if err != nil {
 		return 0, fmt.Errorf("app %s: start it in the host's PID namespace: %w", s.Name, err)
@@ -179,5 +186,12 @@ func execOnHost(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpt
 	if err != nil {
 		return 0, fmt.Errorf("app %s: wait for it: %w", s.Name, err)
 	}
-	return mirrorStatus(exitInfo{Code: f.Code, Signal: f.Signal}), nil
+	// Closed before finish: the spawner, which waits for the close
+	// after it sent the exit, then lets go of its copies of the app's
+	// output, and finish's wait for that output ends; it may also block
+	// until the pod ends (endOfApp), and the spawner need not wait for
+	// that.
+	closed = true
+	_ = c.Close()
+	return o.finish(out, exitInfo{Code: f.Code, Signal: f.Signal}), nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -112,6 +113,14 @@ func (p *Pod) AppByName(name string) (*App, error) {
 		}
 	}
 	return nil, errdefs.NotFound("pod has no app %q", name)
+}
+
+// RemoveApp removes the app named name, and reports whether the pod had
+// it.
+func (p *Pod) RemoveApp(name string) bool {
+	n := len(p.Apps)
+	p.Apps = slices.DeleteFunc(p.Apps, func(a App) bool { return a.Spec.Name == name })
+	return len(p.Apps) != n
 }
 
 // Names lists the pod's app names in manifest order.

@@ -15,6 +15,7 @@ import (
 	"github.com/nosecone/nscn/internal/idrange"
 	"github.com/nosecone/nscn/internal/mds"
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
+	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/internal/testutil"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
@@ -364,6 +365,33 @@ func FuzzParseRunArgs(f *testing.F) {
 			t.Fatalf("ParseRunArgs accepted net mode %q", args.NetMode)
 		}
 	})
+}
+
+func TestRemoveApp(t *testing.T) {
+	tests := []struct {
+		name string
+		pod  []string
+		rm   string
+		want []string
+		had  bool
+	}{
+		{name: "the middle one", pod: []string{"a", "b", "c"}, rm: "b", want: []string{"a", "c"}, had: true},
+		{name: "the only one", pod: []string{"a"}, rm: "a", want: []string{}, had: true},
+		{name: "none such", pod: []string{"a", "b"}, rm: "c", want: []string{"a", "b"}},
+		{name: "an empty pod", rm: "a", want: []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var p Pod
+			for _, n := range tt.pod {
+				p.Apps = append(p.Apps, App{Spec: appspec.AppSpec{Name: n}})
+			}
+			had := p.RemoveApp(tt.rm)
+			if got := p.Names(); had != tt.had || !slices.Equal(got, tt.want) {
+				t.Errorf("RemoveApp(%q) of %v = %v, apps %v; want %v, %v", tt.rm, tt.pod, had, got, tt.want, tt.had)
+			}
+		})
+	}
 }
 
 func TestRuntimeApp(t *testing.T) {
