@@ -10,6 +10,11 @@
 //	...
 //	err = networking.Teardown(ctx, podDir)              // from gc; idempotent
 //
+// Setup is Prepare and then Pending.Add: a stage1 that starts the pod
+// before its interfaces exist calls Prepare (every check, the namespace),
+// starts the pod in Pending.NetNS, and runs Add (CNI ADD) beside it;
+// stage1-nspawn does so for a pod with no app yet.
+//
 // Setup writes the pod directory's netns file (the namespace's path) and one
 // JSON record per network under net-info/ (see cni.Record). Teardown needs
 // nothing else: it works after the pod was killed, after a reboot (when the

@@ -115,14 +115,41 @@ func (c *Config) normalize() error {
 //
 // Setup records its state in the pod directory as it goes, so Teardown
 // can undo a Setup that was killed half-way.
-func Setup(ctx context.Context, c Config) (_ *Result, err error) {
+//
+// Setup is Prepare and then Pending.Add.
+func Setup(ctx context.Context, c Config) (*Result, error) {
+	p, err := Prepare(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return p.Add(ctx)
+}
+
+// Pending is a pod network of which Prepare made the namespace and whose
+// CNI ADDs are still to run (Add), so that a caller can start the pod in
+// the namespace while the plugins give it its interfaces. It holds the
+// network lock shared (hostclean.go) until Add or Undo returns. Add or
+// Undo must be called, once.
+type Pending struct {
+	c      Config
+	log    *slog.Logger
+	recs   []*cni.Record
+	nsPath string
+	unlock func()
+	undone bool // undo tore down everything
+}
+
+// Prepare is the first half of Setup: every check, the records, the port
+// claims and the namespace (empty for --net=host: a Pending whose Add
+// returns an empty Result). On failure it undoes what it did, as Setup.
+func Prepare(ctx context.Context, c Config) (_ *Pending, err error) {
 	if err := c.normalize(); err != nil {
 		return nil, err
 	}
 	log := c.Logger.With("pod", c.UUID)
 	if c.Nets.Host() {
 		log.Debug("host networking: nothing to set up")
-		return &Result{}, nil
+		return &Pending{c: c, log: log, unlock: func() {}}, nil
 	}
 	// Shared with other setups, exclusive with Teardown's cleanup of the
 	// host's CNI bookkeeping (hostclean.go).
@@ -130,7 +157,11 @@ func Setup(ctx context.Context, c Config) (_ *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer func() {
+		if err != nil {
+			unlock()
+		}
+	}()
 	if _, err := os.Lstat(filepath.Join(c.PodDir, stage1abi.NetNSFile)); err == nil {
 		return nil, errdefs.FailedPrecondition("networking: pod %s is already set up (%s exists)", c.UUID, stage1abi.NetNSFile)
 	}
@@ -146,16 +177,10 @@ func Setup(ctx context.Context, c Config) (_ *Result, err error) {
 			return nil, err
 		}
 	}
-	nsPath := filepath.Join(c.NetNSDir, NetNSPrefix+c.UUID)
-
+	p := &Pending{c: c, log: log, recs: recs, nsPath: filepath.Join(c.NetNSDir, NetNSPrefix+c.UUID), unlock: unlock}
 	defer func() {
 		if err != nil {
-			log.Debug("undoing partial network setup", "error", err)
-			// No host cleanup here: Setup holds the network lock shared,
-			// and the cleanup takes it exclusively.
-			if uerr := teardown(context.WithoutCancel(ctx), c.PodDir, log, nil, false); uerr != nil {
-				err = errors.Join(err, fmt.Errorf("undo network setup: %w", uerr))
-			}
+			err = p.undo(ctx, err)
 		}
 	}()
 	// Records first, so that the port claims below are not taken for stale
@@ -168,30 +193,87 @@ func Setup(ctx context.Context, c Config) (_ *Result, err error) {
 	if err := portfwd.Claim(c.PortClaimDir, c.UUID, c.PodDir, c.Ports); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(c.PodDir, stage1abi.NetNSFile), []byte(nsPath+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(c.PodDir, stage1abi.NetNSFile), []byte(p.nsPath+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("networking: record netns: %w", err)
 	}
-	log.Debug("create network namespace", "netns", nsPath)
-	if err := netns.New(ctx, nsPath); err != nil {
+	log.Debug("create network namespace", "netns", p.nsPath)
+	if err := netns.New(ctx, p.nsPath); err != nil {
 		return nil, fmt.Errorf("networking: pod %s: %w", c.UUID, err)
 	}
+	return p, nil
+}
 
-	res := &Result{NetNS: nsPath}
-	for _, r := range recs {
-		log.Debug("cni add", "network", r.Name, "ifname", r.IfName)
-		cur, err := cni.Add(ctx, c.PodDir, r)
+// NetNS is the path of the pod's namespace, which exists; empty for host
+// networking.
+func (p *Pending) NetNS() string { return p.nsPath }
+
+// Add runs CNI ADD for each network in order and returns the pod's
+// network. When a plugin fails, it undoes everything Prepare and Add did
+// (the namespace pin included: processes in the namespace keep it, without
+// interfaces) and the pod directory is as before Prepare.
+func (p *Pending) Add(ctx context.Context) (*Result, error) {
+	res, err := p.add(ctx)
+	p.unlock()
+	if err != nil && p.undone {
+		// The bookkeeping the ADDs made on the host (host-local's
+		// directory, portmap's chains), once no other pod uses it, as
+		// Teardown does; it takes the lock exclusively.
+		if cerr := cleanHost(context.WithoutCancel(ctx), p.log, p.recs); cerr != nil {
+			p.log.Warn("clean the host's CNI bookkeeping", "error", cerr)
+		}
+	}
+	return res, err
+}
+
+func (p *Pending) add(ctx context.Context) (_ *Result, err error) {
+	if p.c.Nets.Host() {
+		return &Result{}, nil
+	}
+	defer func() {
+		if err != nil {
+			err = p.undo(ctx, err)
+		}
+	}()
+	res := &Result{NetNS: p.nsPath}
+	for _, r := range p.recs {
+		p.log.Debug("cni add", "network", r.Name, "ifname", r.IfName)
+		cur, err := cni.Add(ctx, p.c.PodDir, r)
 		if err != nil {
 			return nil, err
 		}
 		if r.Result, err = cur.MarshalJSON(); err != nil {
 			return nil, fmt.Errorf("networking: network %q: result: %w", r.Name, err)
 		}
-		if err := cni.WriteRecord(c.PodDir, r); err != nil {
+		if err := cni.WriteRecord(p.c.PodDir, r); err != nil {
 			return nil, err
 		}
 		res.Networks = append(res.Networks, Attachment{Name: r.Name, IfName: r.IfName, IPs: cni.PodIPs(cur, r.IfName), Result: cur})
 	}
 	return res, nil
+}
+
+// Undo undoes Prepare, for a caller that will not call Add (the pod could
+// not be started).
+func (p *Pending) Undo(ctx context.Context) error {
+	defer p.unlock()
+	if p.c.Nets.Host() {
+		return nil
+	}
+	return p.undo(ctx, nil)
+}
+
+// undo tears down what Prepare and Add did, joining its errors to err.
+// No host cleanup here: the caller holds the network lock shared, and the
+// cleanup takes it exclusively.
+func (p *Pending) undo(ctx context.Context, err error) error {
+	if err != nil {
+		p.log.Debug("undoing partial network setup", "error", err)
+	}
+	if uerr := teardown(context.WithoutCancel(ctx), p.c.PodDir, p.log, nil, false); uerr != nil {
+		return errors.Join(err, fmt.Errorf("undo network setup: %w", uerr))
+	}
+	p.undone = true
+	return err
 }
 
 // records loads every network and builds its record, without side effects.

@@ -672,3 +672,127 @@ func copyPlugins(t *testing.T, dir string) {
 		}
 	}
 }
+
+// TestPrepareThenAdd is the start of a pod beside its network's: the
+// namespace exists with only lo after Prepare, a process in it sees the
+// interface Add then gives it, and the result is Setup's.
+func TestPrepareThenAdd(t *testing.T) {
+	before := hostGuard(t)
+	c := newConfig(t, filepath.Join(t.TempDir(), "ipam"), "default")
+	p, err := Prepare(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Teardown(context.Background(), c.PodDir) })
+	ifaces := func() []string {
+		t.Helper()
+		var names []string
+		if err := netns.Do(context.Background(), p.NetNS(), func() error {
+			l, err := net.Interfaces()
+			for _, i := range l {
+				names = append(names, i.Name)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(names)
+		return names
+	}
+	if got := ifaces(); !slices.Equal(got, []string{"lo"}) {
+		t.Fatalf("after Prepare the namespace has %v, want only lo", got)
+	}
+	res, err := p.Add(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.NetNS != p.NetNS() || len(res.Networks) != 1 || len(res.Networks[0].IPs) == 0 {
+		t.Fatalf("Add: %+v", res)
+	}
+	if got := ifaces(); !slices.Equal(got, []string{"eth0", "lo"}) {
+		t.Fatalf("after Add the namespace has %v, want eth0 and lo", got)
+	}
+	if err := Teardown(context.Background(), c.PodDir); err != nil {
+		t.Fatal(err)
+	}
+	requireRestored(t, before)
+}
+
+// TestPrepareUndo is a pod that could not start: Undo leaves nothing.
+func TestPrepareUndo(t *testing.T) {
+	before := hostGuard(t)
+	c := newConfig(t, filepath.Join(t.TempDir(), "ipam"), "default")
+	c.Ports = []portfwd.Mapping{{Name: "http", Protocol: "tcp", HostPort: hostPort(t), PodPort: 80}}
+	p, err := Prepare(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Undo(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{stage1abi.NetNSFile, stage1abi.NetInfoDir} {
+		if _, err := os.Lstat(filepath.Join(c.PodDir, f)); err == nil {
+			t.Errorf("%s left behind by Undo", f)
+		}
+	}
+	if claims, _ := os.ReadDir(c.PortClaimDir); len(claims) != 0 {
+		t.Errorf("port claims left behind by Undo: %v", claims)
+	}
+	requireRestored(t, before)
+}
+
+// TestAddFailsWhileNamespaceInUse: Add fails (no address left) while a
+// process holds the namespace, as the pod's systemd-nspawn would; Add
+// undoes everything, the namespace pin included.
+func TestAddFailsWhileNamespaceInUse(t *testing.T) {
+	before := hostGuard(t)
+	ipam := filepath.Join(t.TempDir(), "ipam")
+	local := t.TempDir()
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"tiny","plugins":[{"type":"ptp",
+  "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.254.9.0/30","rangeStart":"10.254.9.2","rangeEnd":"10.254.9.2"}]]}}]}`, ipam)
+	if err := os.MkdirAll(filepath.Join(local, "net.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(local, "net.d", "tiny.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := newConfig(t, ipam, "tiny")
+	c.LocalConfig = local
+	setup(t, c)
+
+	c2 := newConfig(t, filepath.Join(t.TempDir(), "ipam-default"), "default,tiny")
+	c2.LocalConfig = local
+	p, err := Prepare(context.Background(), c2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := exec.Command("nsenter", "--net="+p.NetNS(), "sleep", "60") //nolint:gosec,noctx // G204: the test's own namespace; killed in cleanup
+	if err := holder.Start(); err != nil {
+		_ = p.Undo(context.Background())
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	if _, err := p.Add(context.Background()); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Fatalf("Add on a full subnet: %v, want unavailable", err)
+	}
+	for _, f := range []string{stage1abi.NetNSFile, stage1abi.NetInfoDir} {
+		if _, err := os.Lstat(filepath.Join(c2.PodDir, f)); err == nil {
+			t.Errorf("%s left behind by a failed Add", f)
+		}
+	}
+	if l := leases(t, c2.IPAMDataDir); len(l) != 0 {
+		t.Fatalf("failed Add kept leases: %v", l)
+	}
+	if _, err := os.Lstat(p.NetNS()); err == nil {
+		t.Fatal("failed Add kept its namespace pin")
+	}
+	if _, err := os.Lstat(filepath.Join(c2.IPAMDataDir, "default")); err == nil {
+		t.Error("failed Add kept host-local's bookkeeping of the default network, which no pod uses")
+	}
+	_ = holder.Process.Kill()
+	_ = holder.Wait()
+	if err := Teardown(context.Background(), c.PodDir); err != nil {
+		t.Fatal(err)
+	}
+	requireRestored(t, before)
+}

@@ -306,3 +306,48 @@ func TestAppSandboxPublish(t *testing.T) {
 	netGC(t, e)
 	requireNetRestored(t, before)
 }
+
+// TestAppSandboxNetFailsLeavesNothing: a sandbox gets its network while
+// it boots (its pod has no app yet); when a plugin fails, on the second
+// of its networks, nscn app sandbox fails with the plugin's error, the
+// pod was never ready, and neither the namespace nor the first network's
+// lease and rules outlive the failure, before any gc.
+func TestAppSandboxNetFailsLeavesNothing(t *testing.T) {
+	e := newNetEnv(t)
+	before := netSnapshot(t)
+	writeNet(t, e, "30-tiny.conflist", `{"cniVersion": "1.0.0", "name": "tiny", "plugins": [
+  {"type": "ptp", "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.251.78.0/30", "rangeStart": "10.251.78.2", "rangeEnd": "10.251.78.2"}]]}}]}`)
+	holder := startSandbox(t, e, "--net=tiny")
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	e.fails("no IP addresses available", "--insecure-options=image", "app", "sandbox", "--stage1-path="+nspawnACI(t),
+		"--net=default,tiny", "--uuid-file-save="+uuidFile)
+	b, err := os.ReadFile(uuidFile) //nolint:gosec // G304: a file the test made
+	if err != nil {
+		t.Fatal(err)
+	}
+	uuid := strings.TrimSpace(string(b))
+	podDir := filepath.Join(e.dir, "pods", "run", uuid)
+	if _, err := os.Lstat(filepath.Join(podDir, "ready")); err == nil { //nolint:gosec // G703: the test's own pod directory
+		t.Error("the sandbox whose network failed was reported ready")
+	}
+	for _, f := range []string{"netns", "net-info"} {
+		if _, err := os.Lstat(filepath.Join(podDir, f)); err == nil { //nolint:gosec // G703: the test's own pod directory
+			t.Errorf("%s left in the failed sandbox's pod directory", f)
+		}
+	}
+	if _, err := os.Lstat("/run/netns/nscn-" + uuid); err == nil { //nolint:gosec // G703: the pin of the test's own pod
+		t.Error("the failed sandbox's namespace is still pinned")
+	}
+	leases, _ := filepath.Glob("/var/lib/cni/networks/default/*")
+	for _, l := range leases {
+		if b, err := os.ReadFile(l); err == nil && strings.HasPrefix(string(b), uuid) { //nolint:gosec // G304: host-local's lease files
+			t.Errorf("the failed sandbox kept its lease %s on the default network", filepath.Base(l))
+		}
+	}
+	e.ok("stop", holder.uuid)
+	if err := holder.wait(); err != nil {
+		t.Fatalf("app sandbox after stop: %v\n%s", err, holder.errb.String())
+	}
+	netGC(t, e)
+	requireNetRestored(t, before)
+}

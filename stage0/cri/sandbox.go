@@ -228,6 +228,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		select {
 		case err := <-exited:
 			out, _ := os.ReadFile(logPath) //nolint:gosec // G304: the server's own log
+			s.removeUnready(context.WithoutCancel(ctx), uuidFile)
 			return nil, toStatus(fmt.Errorf("sandbox ended before it was ready: %w: %s", err, strings.TrimSpace(string(out))))
 		case <-deadline.C:
 			_ = cmd.Process.Kill()
@@ -329,6 +330,21 @@ func (s *Server) removeFailed(ctx context.Context, p *pod.Pod) error {
 		return err
 	}
 	return s.nscn(ctx, "rm", p.UUID)
+}
+
+// removeUnready removes the pod of a sandbox that ended before it was
+// ready (its network failed, say), whose id no client was given, once its
+// nscn has exited: nscn rm runs its stage1's gc, which undoes whatever of
+// the network is left.
+func (s *Server) removeUnready(ctx context.Context, uuidFile string) {
+	b, err := os.ReadFile(uuidFile) //nolint:gosec // G304: the server's own temporary file
+	uuid := strings.TrimSpace(string(b))
+	if err != nil || uuid == "" {
+		return // nscn ended before it made a pod
+	}
+	if err := s.nscn(ctx, "rm", uuid); err != nil {
+		s.log.Warn("remove the sandbox that was never ready", "sandbox", sandboxID(uuid), "error", err)
+	}
 }
 
 // RemovePodSandbox stops the sandbox if needed and removes its pod.

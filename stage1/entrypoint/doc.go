@@ -9,7 +9,9 @@
 //
 //	nscn run ──exec──▶ /nscn/init (run)      host namespaces; holds RKT_LOCK_FD;
 //	                    │                    sets up the pod's network namespace
-//	                    │                    (networking.Setup, net_linux.go),
+//	                    │                    (networking.Setup, net_linux.go; for a
+//	                    │                    pod with no app, the CNI ADDs while
+//	                    │                    it boots: overlapsNetwork),
 //	                    │                    copies the apps' output FIFOs to its
 //	                    │                    stdout and stderr and to the apps'
 //	                    │                    logs (io_linux.go), forwards SIGTERM,

@@ -54,13 +54,22 @@ type podNet struct {
 // address) and, when a CNI result carries DNS servers, their resolv.conf.
 // On failure nothing is left set up. The gc entrypoint undoes it
 // (networking.Teardown).
-func setupNetwork(ctx context.Context, log *slog.Logger, podDir string, args sdpod.RunArgs, pm *schema.PodManifest) (_ podNet, err error) {
-	var pn podNet
+func setupNetwork(ctx context.Context, log *slog.Logger, podDir string, args sdpod.RunArgs, pm *schema.PodManifest) (podNet, error) {
+	pend, err := prepareNetwork(ctx, log, podDir, args, pm)
+	if err != nil || pend == nil {
+		return podNet{}, err
+	}
+	return finishNetwork(ctx, log, podDir, args, pend)
+}
+
+// prepareNetwork is the first half of setupNetwork: every check, the
+// port claims and the namespace (networking.Prepare); nil for --net=host.
+func prepareNetwork(ctx context.Context, log *slog.Logger, podDir string, args sdpod.RunArgs, pm *schema.PodManifest) (*networking.Pending, error) {
 	if args.NetMode == sdpod.NetHost {
 		if len(pm.Ports) > 0 {
-			return pn, errdefs.InvalidArgument("ports can be forwarded only on a CNI network, not with --%s=%s", stage1abi.FlagNet, stage1abi.NetHost)
+			return nil, errdefs.InvalidArgument("ports can be forwarded only on a CNI network, not with --%s=%s", stage1abi.FlagNet, stage1abi.NetHost)
 		}
-		return pn, nil
+		return nil, nil
 	}
 	var appPorts []types.Port
 	for _, ra := range pm.Apps {
@@ -70,13 +79,13 @@ func setupNetwork(ctx context.Context, log *slog.Logger, podDir string, args sdp
 	}
 	ports, err := portfwd.Resolve(pm.Ports, appPorts)
 	if err != nil {
-		return pn, err
+		return nil, err
 	}
 	plugins, err := cniPluginDir()
 	if err != nil {
-		return pn, err
+		return nil, err
 	}
-	res, err := networking.Setup(ctx, networking.Config{
+	return networking.Prepare(ctx, networking.Config{
 		PodDir:       podDir,
 		UUID:         args.UUID,
 		Nets:         args.Nets,
@@ -86,6 +95,14 @@ func setupNetwork(ctx context.Context, log *slog.Logger, podDir string, args sdp
 		Ports:        ports,
 		Logger:       log,
 	})
+}
+
+// finishNetwork is the second half: the CNI ADDs in the namespace
+// prepareNetwork made, then the apps' files. On failure nothing is left
+// set up.
+func finishNetwork(ctx context.Context, log *slog.Logger, podDir string, args sdpod.RunArgs, pend *networking.Pending) (_ podNet, err error) {
+	var pn podNet
+	res, err := pend.Add(ctx)
 	if err != nil {
 		return pn, err
 	}
@@ -117,6 +134,52 @@ func setupNetwork(ctx context.Context, log *slog.Logger, podDir string, args sdp
 	}
 	log.DebugContext(ctx, "pod network ready", "netns", pn.NetNS, "host_addr", pn.HostAddr)
 	return pn, nil
+}
+
+// overlapsNetwork reports whether run gives the pod its network while
+// the pod boots (startNetwork) rather than before systemd-nspawn starts.
+// That takes a pod whose layout does not depend on the network: one with
+// no app yet (nscn app sandbox, a CRI sandbox), whose apps, added once it
+// is ready, read the network's files from the mutable record. The pod is
+// reported ready only once both its systemd and the network are.
+func overlapsNetwork(args sdpod.RunArgs, pm *schema.PodManifest) bool {
+	return args.Mutable && len(pm.Apps) == 0 && args.NetMode != sdpod.NetHost
+}
+
+// netSetup is the second half of the network's setup (finishNetwork and
+// what needs its result), running beside the pod's start.
+type netSetup struct {
+	done chan struct{}
+	err  error
+}
+
+// startNetwork runs finishNetwork in the background and then then(its
+// result); a failure of then undoes the network too.
+func startNetwork(ctx context.Context, log *slog.Logger, podDir string, args sdpod.RunArgs, pend *networking.Pending, then func(podNet) error) *netSetup {
+	n := &netSetup{done: make(chan struct{})}
+	go func() {
+		defer close(n.done)
+		pn, err := finishNetwork(ctx, log, podDir, args, pend)
+		if err == nil {
+			if err = then(pn); err != nil {
+				if terr := networking.Teardown(context.WithoutCancel(ctx), podDir, networking.WithLogger(log)); terr != nil {
+					log.WarnContext(ctx, "undo network setup", "err", terr)
+				}
+			}
+		}
+		n.err = err
+	}()
+	return n
+}
+
+// wait returns once the network is set up, or its setup failed and was
+// undone; nil n has nothing to wait for.
+func (n *netSetup) wait() error {
+	if n == nil {
+		return nil
+	}
+	<-n.done
+	return n.err
 }
 
 // teardownNetwork is the gc entrypoint's part: networking.Teardown, which

@@ -14,6 +14,7 @@ import (
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/stage1/apphelper"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -40,7 +41,13 @@ type readyWatch struct {
 	// forward is the NOTIFY_SOCKET of run's own environment; empty for
 	// none.
 	forward string
-	done    chan struct{} // closed when the reader has returned; nil before watch
+	// gate, when not nil, is called after the first READY=1 and before
+	// the ready file is written; false: the pod never becomes ready (its
+	// network failed, and the pod is being stopped).
+	gate func() bool
+	// tl marks the pod's readiness (nil: off).
+	tl   *timeline.Timeline
+	done chan struct{} // closed when the reader has returned; nil before watch
 }
 
 // listenReady binds the pod's notify socket. forward is where to pass
@@ -73,9 +80,10 @@ func listenReady(uuid, forward string) (*readyWatch, error) {
 func (w *readyWatch) Env() string { return "NOTIFY_SOCKET=" + w.addr }
 
 // watch reads the notifications of process pid (systemd-nspawn) until
-// Close, and writes the ready file in podDir on the first READY=1. It goes
-// on reading after that, so that systemd-nspawn never blocks on a full
-// socket.
+// Close, and writes the ready file in podDir on the first READY=1, once
+// the gate, if any, lets it (a sandbox's network, set up while the pod
+// boots). It goes on reading after that, so that systemd-nspawn never
+// blocks on a full socket.
 func (w *readyWatch) watch(ctx context.Context, log *slog.Logger, podDir string, pid int) {
 	w.done = make(chan struct{})
 	go func() {
@@ -100,11 +108,15 @@ func (w *readyWatch) watch(ctx context.Context, log *slog.Logger, podDir string,
 				continue
 			}
 			ready = true
+			if w.gate != nil && !w.gate() {
+				continue
+			}
 			stamp := time.Now().UTC().Format(time.RFC3339Nano) + "\n"
 			if err := atomicfile.Write(podDir, stage1abi.ReadyFile, []byte(stamp)); err != nil {
 				log.WarnContext(ctx, "record that the pod is ready", "err", err)
 				continue
 			}
+			w.tl.Mark("pod-ready")
 			log.DebugContext(ctx, "the pod is ready")
 			if w.forward != "" {
 				if err := sdNotify(w.forward, "READY=1"); err != nil {

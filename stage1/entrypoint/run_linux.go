@@ -3,6 +3,7 @@ package entrypoint
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -83,25 +85,65 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	}
 	// The network comes after the pod's validation and before anything
 	// else; the layout is computed again with the files it generated and
-	// the metadata service's address on it.
-	pn, err := setupNetwork(ctx, log, podDir, cfg.Args, pm)
-	if err != nil {
-		return 0, err
+	// the metadata service's address on it. A pod with no app yet gets its
+	// namespace now and its interfaces while it boots (overlapsNetwork).
+	var (
+		pn  podNet
+		bg  *netSetup
+		hcu = make(chan bool, 1) // the host's cgroup mode, for the mutable record
+	)
+	if overlapsNetwork(cfg.Args, pm) {
+		pend, err := prepareNetwork(ctx, log, podDir, cfg.Args, pm)
+		if err != nil {
+			return 0, err
+		}
+		pn.NetNS = pend.NetNS()
+		cfg.Timeline.Mark("netns-ready")
+		blc := lc
+		bg = startNetwork(ctx, log, podDir, cfg.Args, pend, func(pn podNet) error {
+			blc.ResolvConf, blc.Hosts = pn.ResolvConf, pn.Hosts
+			blc.MetadataURL = podMetadataURL(ctx, log, cfg.Args, pn.HostAddr)
+			unified, ok := <-hcu
+			if !ok {
+				return errors.New("run ended before the pod started")
+			}
+			err := saveMutable(podDir, blc, unified)
+			cfg.Timeline.Mark("network-ready")
+			return err
+		})
+	} else {
+		close(hcu)
+		var err error
+		if pn, err = setupNetwork(ctx, log, podDir, cfg.Args, pm); err != nil {
+			return 0, err
+		}
+		cfg.Timeline.Mark("network-ready")
 	}
 	started := false
 	defer func() {
 		if !started {
+			if bg != nil {
+				close(hcu)
+				_ = bg.wait() // its own failure undid it
+			}
 			if terr := teardownNetwork(context.WithoutCancel(ctx), log, podDir); terr != nil {
 				log.WarnContext(ctx, "undo network setup", "err", terr)
 			}
 		}
 	}()
-	cfg.Timeline.Mark("network-ready")
-	lc.ResolvConf, lc.Hosts = pn.ResolvConf, pn.Hosts
-	lc.MetadataURL = podMetadataURL(ctx, log, cfg.Args, pn.HostAddr)
-	if lc.ResolvConf != "" || lc.Hosts != "" || lc.MetadataURL != "" {
-		if layout, err = sdpod.NewLayout(lc); err != nil {
-			return 0, err
+	defer func() {
+		if started {
+			// Not half-done when run exits, whatever supervise returned.
+			_ = bg.wait()
+		}
+	}()
+	if bg == nil {
+		lc.ResolvConf, lc.Hosts = pn.ResolvConf, pn.Hosts
+		lc.MetadataURL = podMetadataURL(ctx, log, cfg.Args, pn.HostAddr)
+		if lc.ResolvConf != "" || lc.Hosts != "" || lc.MetadataURL != "" {
+			if layout, err = sdpod.NewLayout(lc); err != nil {
+				return 0, err
+			}
 		}
 	}
 	for _, w := range layout.Warnings {
@@ -136,7 +178,9 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err := podmount.MakeEmptyVolumes(layout.EmptyVolumes); err != nil {
 		return 0, err
 	}
-	if err := saveMutable(podDir, lc, hc.unified); err != nil {
+	if bg != nil {
+		hcu <- hc.unified
+	} else if err := saveMutable(podDir, lc, hc.unified); err != nil {
 		return 0, err
 	}
 	layout.Pod.HostIPC = cfg.Args.IPC == stage1abi.IPCParent
@@ -232,7 +276,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	})
 	// From here the gc entrypoint tears the network down.
 	started = true
-	return supervise(ctx, log, cfg, podDir, layout.Pod, argv, console, cgroups, users)
+	return supervise(ctx, log, cfg, podDir, layout.Pod, argv, console, cgroups, users, bg)
 }
 
 // hostOSRelease are the host files systemd-nspawn reads to give the pod
@@ -368,8 +412,10 @@ func (r *relay) Close() {
 //
 // cgroups are the pod's cgroups systemd-nspawn starts in (joinPodCgroups;
 // zero when machined makes them). users, when not nil, starts it
-// (--private-users with idmapped mounts).
-func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod sdpod.Pod, argv []string, console bool, cgroups podCgroups, users *podUsers) (int, error) {
+// (--private-users with idmapped mounts). network, when not nil, is the
+// pod's network being set up beside its boot: the pod is ready once it is
+// too, and stopped if it fails.
+func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir string, pod sdpod.Pod, argv []string, console bool, cgroups podCgroups, users *podUsers, network *netSetup) (int, error) {
 	pio, err := startPodIO(ctx, log, cfg, podDir, pod, console)
 	if err != nil {
 		return 0, err
@@ -379,6 +425,12 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	ready, err := listenReady(cfg.Args.UUID, os.Getenv("NOTIFY_SOCKET"))
 	if err != nil {
 		return 0, err
+	}
+	ready.tl = cfg.Timeline
+	if network != nil {
+		ready.gate = func() bool {
+			return network.wait() == nil
+		}
 	}
 	defer ready.Close()
 	env := append(nspawn.Env(cfg.Args.Debug, cfg.Args.DisableSeccomp), ready.Env())
@@ -425,14 +477,37 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 		return 0, err
 	}
 	ready.watch(ctx, log, podDir, cmd.Process.Pid)
+	netFailed := make(chan struct{})
+	if network != nil {
+		go func() {
+			if err := network.wait(); err != nil {
+				close(netFailed)
+			}
+		}()
+	}
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 	var waitErr error
+	var resend <-chan time.Time
 loop:
 	for {
 		select {
 		case sig := <-sigc:
 			log.DebugContext(ctx, "stop the pod", "signal", sig.String())
+			_ = cmd.Process.Signal(unix.SIGTERM)
+		case <-netFailed:
+			// Its setup undid itself: the pod, never ready, goes too.
+			// systemd-nspawn passes SIGTERM on to the pod's systemd as
+			// SIGRTMIN+3, which the kernel drops while systemd, a PID
+			// namespace's init, has no handler for it yet: early in
+			// its boot. So again until the pod has ended.
+			log.DebugContext(ctx, "stop the pod: its network failed")
+			_ = cmd.Process.Signal(unix.SIGTERM)
+			netFailed = nil
+			retry := time.NewTicker(250 * time.Millisecond)
+			defer retry.Stop()
+			resend = retry.C
+		case <-resend:
 			_ = cmd.Process.Signal(unix.SIGTERM)
 		case waitErr = <-waited:
 			cfg.Timeline.Mark("nspawn-exited")
@@ -441,6 +516,9 @@ loop:
 	}
 	pio.Close()
 	log.DebugContext(ctx, "systemd-nspawn exited", "err", waitErr)
+	if err := network.wait(); err != nil {
+		return 0, fmt.Errorf("the pod's network: %w", err)
+	}
 
 	// What the pod's helpers left for its status is read, and the
 	// kill recorded, in the pod's root, which the pod could write: in

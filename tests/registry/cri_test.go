@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -274,4 +275,62 @@ func netnsNames(t *testing.T) []string {
 		out = append(out, e.Name())
 	}
 	return out
+}
+
+// TestCRISandboxNetworkFails: a sandbox whose CNI plugin fails (the pod
+// network has one address, which the first sandbox holds) is never
+// reported, and nothing of it is left: no pod, no namespace, no lease.
+// The network is a "default" of the test's own in the server's
+// --local-config net.d, on 10.251.80.0/30 with its own IPAM directory.
+func TestCRISandboxNetworkFails(t *testing.T) {
+	e := newEnv(t)
+	ipam := t.TempDir()
+	writeJSON(t, filepath.Join(e.local, "net.d", "10-default.conflist"), map[string]any{
+		"cniVersion": "1.0.0", "name": "default",
+		"plugins": []map[string]any{{"type": "ptp", "ipam": map[string]any{
+			"type": "host-local", "dataDir": ipam,
+			"ranges": [][]map[string]string{{{"subnet": "10.251.80.0/30", "rangeStart": "10.251.80.2", "rangeEnd": "10.251.80.2"}}},
+		}}},
+	})
+	s := startCRI(t, e, filepath.Join(t.TempDir(), "cri.sock"))
+	collectPods(t, e)
+	dir := t.TempDir()
+	podCfg := func(name string) string {
+		p := filepath.Join(dir, name+".json")
+		writeJSON(t, p, map[string]any{"metadata": map[string]any{"name": name, "namespace": "default", "uid": "uid-" + name, "attempt": 0}})
+		return p
+	}
+	out, _ := s.crictl(true, "runp", podCfg("first"))
+	first := strings.TrimSpace(out)
+	pods, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", "*"))
+	if len(pods) != 1 {
+		t.Fatalf("pods after the first sandbox: %v", pods)
+	}
+	_, stderr := s.crictl(false, "runp", podCfg("second"))
+	if !strings.Contains(stderr, "no IP addresses available") {
+		t.Fatalf("runp on a full network: %s", stderr)
+	}
+	// The error carries the sandbox's output, its UUID first.
+	second := regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`).FindString(stderr)
+	if second == "" {
+		t.Fatalf("no pod UUID in the error: %s", stderr)
+	}
+	if _, err := os.Lstat("/run/netns/nscn-" + second); err == nil {
+		t.Errorf("the sandbox that failed left its namespace")
+	}
+	if pods, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", "*")); len(pods) != 1 {
+		t.Errorf("the sandbox that failed left its pod: %v", pods)
+	}
+	if out, _ := s.crictl(true, "pods", "-q"); strings.TrimSpace(out) != first {
+		t.Errorf("crictl pods: %q, want only %s", out, first)
+	}
+	leases, _ := filepath.Glob(filepath.Join(ipam, "default", "10.*"))
+	if len(leases) != 1 {
+		t.Errorf("leases: %v, want the first sandbox's", leases)
+	}
+	s.crictl(true, "stopp", first)
+	s.crictl(true, "rmp", first)
+	if leases, _ := filepath.Glob(filepath.Join(ipam, "default", "10.*")); len(leases) != 0 {
+		t.Errorf("leases after rmp: %v", leases)
+	}
 }

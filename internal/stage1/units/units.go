@@ -159,7 +159,15 @@ func Generate(c Config) ([]File, error) {
 				return nil, err
 			}
 		}
-		wants = append(wants, JournaldService)
+		// A mutable pod, which starts with no app (a CRI sandbox), is
+		// ready without its journald: its first app's unit wants it,
+		// and starts it beside the app, as in any pod (see service).
+		// Its sockets listen from the pod's start.
+		if c.Mutable {
+			wants = append(wants, JournaldSocket)
+		} else {
+			wants = append(wants, JournaldService)
+		}
 		files = append(files, journalUnits(*j)...)
 	}
 	for _, a := range c.Apps {
@@ -261,7 +269,8 @@ func AppUnits(c Config, a App) ([]File, error) {
 
 // journalUnits are the pod's journald: its sockets, and the service
 // socket-activated by the first app that connects, which default.target
-// also wants, so that the pod is ready once its journal is.
+// also wants, so that the pod is ready once its journal is (a mutable
+// pod's wants the sockets alone: see Generate).
 // Unlike systemd's own units, no /dev/log (the apps have a /dev of their
 // own) and no audit or kmsg (the pod has neither).
 func journalUnits(j Journal) []File {
