@@ -3,8 +3,10 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -42,23 +44,52 @@ func aceValidator(t *testing.T, aci, net string) {
 	// On the default network the pod reaches the service at the host
 	// side of its veth, so the service listens beyond loopback.
 	svc := startMDS(t, net != "host")
-	r := e.run("--insecure-options=image", "run", "--net="+net, "--stage1-path="+aci,
-		"--mds-register", "--mds-socket="+svc.Socket, "--volume", "database,kind=empty",
-		filepath.Join(imagesDir(t), "ace-validator-main.aci"),
-		filepath.Join(imagesDir(t), "ace-validator-sidekick.aci"))
-	if r.code != 0 {
-		t.Errorf("exit %d, want 0", r.code)
-	}
-	out := r.stdout + r.stderr
-	for _, mode := range []string{"prestart", "main", "sidekick", "poststop"} {
-		if !strings.Contains(out, mode+" OK\n") {
-			t.Errorf("the validator printed no %q", mode+" OK")
+	for attempt := 1; ; attempt++ {
+		r := e.run("--insecure-options=image", "run", "--net="+net, "--stage1-path="+aci,
+			"--mds-register", "--mds-socket="+svc.Socket, "--volume", "database,kind=empty",
+			filepath.Join(imagesDir(t), "ace-validator-main.aci"),
+			filepath.Join(imagesDir(t), "ace-validator-sidekick.aci"))
+		failures := aceFailures(r)
+		if len(failures) == 0 {
+			break
 		}
-	}
-	if strings.Contains(out, " FAIL\n") || t.Failed() {
-		t.Fatalf("ACE validator failed\nstdout: %s\nstderr: %s", r.stdout, r.stderr)
+		// Under TCG (the kvm flavor on a host whose KVM runs no guest)
+		// the validator's timing is tight for an emulated guest: each
+		// metadata request has 100 ms, and the sidekick gives the main
+		// app 5 s while it spins (stage1-kvm/README.md, "Metadata
+		// service"). A failed run there is tried again, up to
+		// aceTCGAttempts in all; anywhere else, and on the last
+		// attempt, it fails the test.
+		if !strings.Contains(r.stderr, "accelerator=tcg") || attempt == aceTCGAttempts {
+			t.Fatalf("ACE validator failed (attempt %d): %s\nstdout: %s\nstderr: %s", attempt, strings.Join(failures, "; "), r.stdout, r.stderr)
+		}
+		t.Logf("ACE validator failed under TCG (attempt %d of %d): %s; running it again", attempt, aceTCGAttempts, strings.Join(failures, "; "))
+		e.ok("gc", "--grace-period=0s")
 	}
 	assertPodsGone(t, e)
+}
+
+// aceTCGAttempts is how many runs of the validator an emulated (TCG)
+// kvm guest gets.
+const aceTCGAttempts = 3
+
+// aceFailures lists what is wrong with a run of the validator's pod:
+// its exit status, a mode that printed no OK, a FAIL line.
+func aceFailures(r result) []string {
+	var out []string
+	if r.code != 0 {
+		out = append(out, fmt.Sprintf("exit %d, want 0", r.code))
+	}
+	all := r.stdout + r.stderr
+	for _, mode := range []string{"prestart", "main", "sidekick", "poststop"} {
+		if !strings.Contains(all, mode+" OK\n") {
+			out = append(out, "no "+strconv.Quote(mode+" OK"))
+		}
+	}
+	if strings.Contains(all, " FAIL\n") {
+		out = append(out, "a FAIL line")
+	}
+	return out
 }
 
 // outputValue returns the value of the line "key=value" an app printed.

@@ -218,9 +218,10 @@ func TestKvmInteractivePipe(t *testing.T) {
 // data from memory and forwards the identity endpoints to the host's
 // service: the validator gives each request 100 ms, less than an
 // emulated guest's first request over the pod's network took. Under TCG
-// on a loaded host it still fails some runs, on the main app's first
-// request or the sidekick's 5 s window (stage1-kvm/README.md, "Metadata
-// service").
+// on a loaded host a run can still miss the validator's timing, on the
+// main app's first request or the sidekick's 5 s window
+// (stage1-kvm/README.md, "Metadata service"): there, aceValidator runs
+// it up to three times.
 func TestKvmACEValidator(t *testing.T) {
 	aceValidator(t, kvmACI(t), "default")
 }
