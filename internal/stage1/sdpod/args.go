@@ -7,7 +7,7 @@ import (
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/idrange"
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
-	"github.com/nosecone/nscn/networking"
+	"github.com/nosecone/nscn/networking/netflag"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -28,7 +28,7 @@ type RunArgs struct {
 	// NetMode is NetHost, NetNone or NetCNI; Nets is the parsed --net
 	// (an absent or empty --net is the default network).
 	NetMode string
-	Nets    networking.Nets
+	Nets    netflag.Nets
 	// MDSPort is --mds-port (interface version 7): the metadata
 	// service's TCP port; 0 when not given (see MetadataURL).
 	MDSPort int
@@ -122,7 +122,7 @@ func ParseRunArgs(argv []string) (RunArgs, error) {
 	if err := checkMDSToken(a.MDSToken); err != nil {
 		return RunArgs{}, err
 	}
-	if a.Nets, err = networking.ParseNets(net); err != nil {
+	if a.Nets, err = netflag.Parse(net); err != nil {
 		return RunArgs{}, err
 	}
 	switch {
