@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/stage1/podnet"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/networking"
 	"github.com/nosecone/nscn/networking/netns"
@@ -94,11 +95,11 @@ func setupNetwork(ctx context.Context, log *slog.Logger, podDir string, args sdp
 		return pn, nil
 	}
 	if len(res.Networks) > 0 {
-		if a, ok := netip.AddrFromSlice(sdpod.Gateway(res.Networks[0])); ok {
+		if a, ok := netip.AddrFromSlice(podnet.Gateway(res.Networks[0])); ok {
 			pn.HostAddr = a.Unmap()
 		}
 	}
-	hosts, resolv := sdpod.NetFiles(hostname(args), res.Networks)
+	hosts, resolv := podnet.NetFiles(hostname(args), res.Networks)
 	pn.Hosts = inStage1(podDir, netHosts)
 	if err := writeNewFile(pn.Hosts, hosts, 0o644); err != nil {
 		return pn, err

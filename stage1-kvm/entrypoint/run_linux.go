@@ -165,7 +165,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	if err := podmount.MakeEmptyVolumes(layout.EmptyVolumes); err != nil {
 		return 0, err
 	}
-	if err := writePodFiles(podDir, layout.Pod, console); err != nil {
+	if err := writePodFiles(podDir, layout.Pod, console, lc.MetadataURL != ""); err != nil {
 		return 0, err
 	}
 	cfg.Timeline.Mark("pod-files-written")
@@ -232,8 +232,8 @@ func hostname(a sdpod.RunArgs) string {
 // writePodFiles writes the units, the app helper's config and the state
 // directories into the stage1 rootfs. The apps' stdout and stderr are
 // virtio-serial ports to the host.
-func writePodFiles(podDir string, pod sdpod.Pod, console bool) error {
-	files, err := podUnits(pod, console)
+func writePodFiles(podDir string, pod sdpod.Pod, console, metadata bool) error {
+	files, err := podUnits(pod, console, metadata)
 	if err != nil {
 		return err
 	}

@@ -12,10 +12,11 @@ import (
 
 func TestPodUnits(t *testing.T) {
 	tests := []struct {
-		name    string
-		apps    []appspec.AppSpec
-		console bool
-		mutable bool
+		name     string
+		apps     []appspec.AppSpec
+		console  bool
+		mutable  bool
+		metadata bool
 	}{
 		{name: "mutable-empty", mutable: true},
 		{name: "two-apps", apps: []appspec.AppSpec{
@@ -23,6 +24,7 @@ func TestPodUnits(t *testing.T) {
 			{Name: "db", Exec: []string{"/bin/db"}, PreStart: []string{"/bin/init-db"}},
 		}},
 		{name: "console", apps: []appspec.AppSpec{{Name: "sh", Exec: []string{"/bin/sh"}}}, console: true},
+		{name: "metadata", apps: []appspec.AppSpec{{Name: "web", Exec: []string{"/bin/httpd"}}}, metadata: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -30,7 +32,7 @@ func TestPodUnits(t *testing.T) {
 			for _, a := range tt.apps {
 				pod.Apps = append(pod.Apps, sdpod.App{Spec: a})
 			}
-			files, err := podUnits(pod, tt.console)
+			files, err := podUnits(pod, tt.console, tt.metadata)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -27,11 +27,7 @@ const sigHalt = unix.Signal(37)
 // program is connected to it (qemu's socket chardev between two
 // requests), and poll reports a hang-up then, so the agent reads again
 // after a pause instead. A frame cut short by a disconnection is dropped.
-func Agent(log io.Writer) error {
-	f, err := os.OpenFile(filepath.Join(PortDir, ControlPort), os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
+func Agent(log io.Writer, f *os.File) error {
 	defer func() { _ = f.Close() }()
 	for {
 		typ, p, err := ReadFrame(f)
@@ -61,6 +57,16 @@ func Agent(log io.Writer) error {
 			_, _ = fmt.Fprintf(log, "nscn-agent: unknown frame %q\n", typ)
 		}
 	}
+}
+
+// OpenPort opens the named virtio-serial port (ControlPort, EnterPort)
+// for Agent and EnterServer. Until the agent has its ports open, qemu
+// holds what a host writes to them, but a host that writes and hangs up
+// at once (stop's halt request) may lose its request: hence the agent
+// tells systemd it is ready (READY=1) only once both are open, and the
+// pod's readiness waits for that.
+func OpenPort(name string) (*os.File, error) {
+	return os.OpenFile(filepath.Join(PortDir, name), os.O_RDWR, 0) //nolint:gosec // G304: one of the guest's own port names
 }
 
 // serveControl carries out one FrameControl request.

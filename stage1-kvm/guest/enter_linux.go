@@ -80,11 +80,7 @@ type frame struct {
 //	  relay stdin, stdout, stderr;
 //	  send the exit status ◀────────────── (254 and one line on stderr if
 //	                                        the helper failed)
-func EnterServer(log io.Writer) error {
-	f, err := os.OpenFile(filepath.Join(PortDir, EnterPort), os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
+func EnterServer(log io.Writer, f *os.File) error {
 	defer func() { _ = f.Close() }()
 	out := &lockedWriter{w: f}
 	frames := make(chan frame)

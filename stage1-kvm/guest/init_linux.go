@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -97,11 +96,9 @@ func Init(console io.Writer) error {
 	if err := configureNetwork(); err != nil {
 		return fmt.Errorf("configure the network: %w", err)
 	}
-	agent := exec.Command(AgentPath)
-	agent.Stdout, agent.Stderr = console, console
-	if err := agent.Start(); err != nil {
-		return fmt.Errorf("start the agent: %w", err)
-	}
+	// The agent is not started here but by the pod's systemd, once the
+	// apps' units have started (nscn-agent.service): beside systemd's
+	// own start on the guest's vCPU it slowed the boot.
 	_, _ = fmt.Fprintln(console, ReadyMarker)
 	argv := []string{SystemdPath, "--log-target=console"}
 	env := []string{

@@ -14,40 +14,43 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// ServeMetadata serves the metadata API to the pod's apps at MetadataAddr
-// (see MetadataProxy) for as long as the guest runs, when run wrote a
-// MetadataConfigFile; it returns nil at once otherwise. It brings the
-// loopback interface up first (the pod's systemd would, later), listens,
-// then fetches the pod's fixed answers from the host's service and asks
-// itself once, so that the apps' first requests find the answers and the
-// server's code warm. log gets the failures.
-func ServeMetadata(ctx context.Context, log io.Writer) error {
+// StartMetadata starts serving the metadata API to the pod's apps at
+// MetadataAddr (see MetadataProxy), for as long as the guest runs, when
+// run wrote a MetadataConfigFile; without one it returns a nil channel at
+// once. It brings the loopback interface up first (the pod's systemd
+// would, later), listens, then fetches the pod's fixed answers from the
+// host's service and asks itself once, so that the apps' first requests
+// find the answers and the server's code warm: it returns when that is
+// done (or failed: the answers are then fetched as the apps ask), and the
+// agent says READY=1 only after it, which the apps of such a pod wait
+// for. The channel gets the server's end. log gets the failures.
+func StartMetadata(ctx context.Context, log io.Writer) (<-chan error, error) {
 	b, err := os.ReadFile(MetadataConfigFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg, err := ParseMetadataConfig(b)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	proxy, err := NewMetadataProxy(cfg.Upstream, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
-		return fmt.Errorf("metadata: %w", err)
+		return nil, fmt.Errorf("metadata: %w", err)
 	}
 	if err := netlink.LinkSetUp(lo); err != nil {
-		return fmt.Errorf("metadata: bring lo up: %w", err)
+		return nil, fmt.Errorf("metadata: bring lo up: %w", err)
 	}
 	var lc net.ListenConfig
 	l, err := lc.Listen(ctx, "tcp", MetadataAddr)
 	if err != nil {
-		return fmt.Errorf("metadata: %w", err)
+		return nil, fmt.Errorf("metadata: %w", err)
 	}
 	srv := &http.Server{
 		Handler:           proxy,
@@ -58,20 +61,20 @@ func ServeMetadata(ctx context.Context, log io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	go func() {
-		pctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		start := time.Now()
-		if err := proxy.Prefetch(pctx); err != nil {
-			_, _ = fmt.Fprintln(log, "nscn-agent: metadata:", err)
-			return
-		}
-		warm(ctx)
-		// On the guest's console (kvm/console.log): when the apps'
-		// first requests could find the answers.
-		_, _ = fmt.Fprintf(log, "nscn-agent: metadata: the pod's answers fetched in %v\n", time.Since(start).Round(time.Millisecond))
-	}()
-	return srv.Serve(l)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	start := time.Now()
+	if err := proxy.Prefetch(pctx); err != nil {
+		_, _ = fmt.Fprintln(log, "nscn-agent: metadata:", err)
+		return done, nil
+	}
+	warm(ctx)
+	// On the guest's console (kvm/console.log): when the apps' first
+	// requests could find the answers.
+	_, _ = fmt.Fprintf(log, "nscn-agent: metadata: the pod's answers fetched in %v\n", time.Since(start).Round(time.Millisecond))
+	return done, nil
 }
 
 // warm asks the server for the pod's UUID once, from memory by now:

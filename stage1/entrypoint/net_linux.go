@@ -11,6 +11,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/podnet"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/networking"
 	"github.com/nosecone/nscn/networking/portfwd"
@@ -118,7 +119,7 @@ func finishNetwork(ctx context.Context, log *slog.Logger, podDir string, args sd
 	if hostname == "" {
 		hostname = nspawn.MachineName(args.UUID)
 	}
-	hosts, resolv := sdpod.NetFiles(hostname, res.Networks)
+	hosts, resolv := podnet.NetFiles(hostname, res.Networks)
 	pn.Hosts = inStage1(podDir, netHosts)
 	if err := writeNewFile(pn.Hosts, hosts, 0o644); err != nil {
 		return pn, err
@@ -130,7 +131,7 @@ func finishNetwork(ctx context.Context, log *slog.Logger, podDir string, args sd
 		}
 	}
 	if len(res.Networks) > 0 {
-		pn.HostAddr = sdpod.Gateway(res.Networks[0])
+		pn.HostAddr = podnet.Gateway(res.Networks[0])
 	}
 	log.DebugContext(ctx, "pod network ready", "netns", pn.NetNS, "host_addr", pn.HostAddr)
 	return pn, nil

@@ -4,8 +4,6 @@
 //
 //   - it parses the run entrypoint's argv and refuses what such a pod
 //     cannot provide (--ipc=parent with --private-users);
-//   - it formats the hosts file and resolv.conf of a pod with a network of
-//     its own (NetFiles, from the CNI results);
 //   - it computes the Pod, the data run hands to the helpers inside the pod
 //     (/nscn/pod.json): per app, its process spec (environment, user, exec)
 //     and its mount plan in the pod's paths, and the host paths that must

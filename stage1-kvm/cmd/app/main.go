@@ -12,10 +12,16 @@ import (
 	"os"
 
 	"github.com/nosecone/nscn/internal/stage1/apphelper"
+	"github.com/nosecone/nscn/internal/stage1/entry"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
-	"github.com/nosecone/nscn/stage1-kvm/entrypoint"
 )
+
+// flavor is entrypoint.Flavor (main_test.go checks), named here so that
+// the helper does not link the host side's packages (qemu, virtiofsd, CNI):
+// the guest starts it from virtio-fs for every app, and under TCG each
+// megabyte and each package initialiser costs.
+const flavor entry.Flavor = "kvm"
 
 func main() {
 	if len(os.Args) != 3 || !apphelper.IsAppMode(os.Args[1]) {
@@ -26,9 +32,9 @@ func main() {
 	if pod, err := sdpod.LoadPod(sdpod.PodConfigFile); err == nil {
 		debug = pod.Debug
 	}
-	code, err := apphelper.App(context.Background(), entrypoint.NewLogger(os.Stderr, debug), os.Args[1], os.Args[2])
+	code, err := apphelper.App(context.Background(), flavor.Logger(os.Stderr, debug), os.Args[1], os.Args[2])
 	if err != nil {
-		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(fmt.Errorf("app %s: %s: %w", os.Args[2], os.Args[1], err)))
+		fmt.Fprintln(os.Stderr, flavor.ErrorLine(fmt.Errorf("app %s: %s: %w", os.Args[2], os.Args[1], err)))
 		os.Exit(stage1abi.ExitRuntime) //nolint:forbidigo // main: the exit status is the stage1 ABI's
 	}
 	os.Exit(code) //nolint:forbidigo // main: the app's status, mirrored

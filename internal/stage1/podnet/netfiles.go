@@ -1,4 +1,11 @@
-package sdpod
+// Package podnet formats the files a pod with a network namespace of its
+// own gets from its CNI results: the hosts file and resolv.conf run
+// generates (NetFiles), and the host's address the pod reaches the
+// metadata service at (Gateway). It runs on the host side of the run
+// entrypoints of the flavors that attach CNI networks, never inside a pod:
+// package sdpod, which the helpers inside the pod import, stays free of
+// the CNI libraries this one needs (a smaller, faster-starting app helper).
+package podnet
 
 import (
 	"net"

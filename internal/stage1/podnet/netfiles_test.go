@@ -1,4 +1,4 @@
-package sdpod
+package podnet
 
 import (
 	"net"
