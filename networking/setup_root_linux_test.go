@@ -599,8 +599,12 @@ func TestTeardownAfterKillDuringSetup(t *testing.T) {
 	}
 }
 
-func TestSubnetExhaustedUndoesSetup(t *testing.T) {
-	before := hostGuard(t)
+// fillTinyNetwork writes, in a local configuration directory, the
+// network "tiny", whose subnet has one address, and sets up a pod that
+// takes it: the next pod on "tiny" (with the same LocalConfig) finds no
+// address left. It returns that pod's configuration.
+func fillTinyNetwork(t *testing.T) Config {
+	t.Helper()
 	ipam := filepath.Join(t.TempDir(), "ipam")
 	local := t.TempDir()
 	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"tiny","plugins":[{"type":"ptp",
@@ -614,10 +618,16 @@ func TestSubnetExhaustedUndoesSetup(t *testing.T) {
 	c := newConfig(t, ipam, "tiny")
 	c.LocalConfig = local
 	setup(t, c)
+	return c
+}
+
+func TestSubnetExhaustedUndoesSetup(t *testing.T) {
+	before := hostGuard(t)
+	c := fillTinyNetwork(t)
 
 	// default (eth0) succeeds, tiny (eth1) has no address left.
 	c2 := newConfig(t, filepath.Join(t.TempDir(), "ipam-default"), "default,tiny")
-	c2.LocalConfig = local
+	c2.LocalConfig = c.LocalConfig
 	_, err := Setup(context.Background(), c2)
 	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "subnet exhausted") {
 		t.Fatalf("Setup on a full subnet: %v, want unavailable, subnet exhausted", err)
@@ -746,22 +756,10 @@ func TestPrepareUndo(t *testing.T) {
 // undoes everything, the namespace pin included.
 func TestAddFailsWhileNamespaceInUse(t *testing.T) {
 	before := hostGuard(t)
-	ipam := filepath.Join(t.TempDir(), "ipam")
-	local := t.TempDir()
-	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"tiny","plugins":[{"type":"ptp",
-  "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.254.9.0/30","rangeStart":"10.254.9.2","rangeEnd":"10.254.9.2"}]]}}]}`, ipam)
-	if err := os.MkdirAll(filepath.Join(local, "net.d"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(local, "net.d", "tiny.conflist"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c := newConfig(t, ipam, "tiny")
-	c.LocalConfig = local
-	setup(t, c)
+	c := fillTinyNetwork(t)
 
 	c2 := newConfig(t, filepath.Join(t.TempDir(), "ipam-default"), "default,tiny")
-	c2.LocalConfig = local
+	c2.LocalConfig = c.LocalConfig
 	p, err := Prepare(context.Background(), c2)
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -494,16 +493,7 @@ loop:
 		return 0, err
 	}
 	defer func() { _ = root.Close() }()
-	in := sdpod.PodStatusInput{Apps: statusApps, Statuses: map[string]int{}}
-	if b, err := root.ReadFile(sdpod.FirstFailureFile, sdpod.MaxFirstFailure); err == nil {
-		in.FirstFailure = string(b)
-	}
-	in.Killed = root.Exists(sdpod.KilledFile)
-	for _, a := range in.Apps {
-		if st, err := root.ReadInt(stage1abi.AppStatusFile(a)); err == nil {
-			in.Statuses[a] = st
-		}
-	}
+	in := root.StatusInput(statusApps)
 	status, ok := sdpod.PodStatus(in)
 	if guestErr != nil && !ok {
 		return 0, guestErr
@@ -517,12 +507,8 @@ loop:
 		in.Apps = root.StartedApps()
 	}
 	if in.Killed {
-		for _, a := range in.Apps {
-			if _, done := in.Statuses[a]; !done {
-				if err := root.Replace(path.Join(sdpod.StatusDir, a), []byte(strconv.Itoa(status)+"\n"), 0o644); err != nil {
-					log.WarnContext(ctx, "record status of killed app", "app", a, "err", err)
-				}
-			}
+		if err := root.RecordKilled(in.Apps, in.Statuses, status); err != nil {
+			log.WarnContext(ctx, "record status of killed apps", "err", err)
 		}
 	}
 	return status, nil

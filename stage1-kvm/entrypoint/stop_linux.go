@@ -13,7 +13,6 @@ import (
 
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/internal/stage1/podroot"
-	"github.com/nosecone/nscn/internal/stage1/sdpod"
 )
 
 // Stop implements the stop entrypoint, from the pod directory: it asks
@@ -39,7 +38,7 @@ func Stop(ctx context.Context, log *slog.Logger, args abiargs.StopArgs) error {
 		}
 		log.WarnContext(ctx, "the guest's agent did not take the halt request; killing the guest", "err", err)
 	}
-	if err := markKilled(podDir); err != nil {
+	if err := podroot.MarkKilled(podDir); err != nil {
 		// The kill goes ahead: a pod must not be able to make
 		// itself unkillable; its apps then get no status from run.
 		log.WarnContext(ctx, "record the kill in the pod", "err", err)
@@ -63,16 +62,4 @@ func livePID(podDir, file, want string) (int, bool) {
 		return 0, false
 	}
 	return pid, true
-}
-
-// markKilled records, before the kill, that the pod was killed
-// (sdpod.KilledFile), in the pod's root, which the pod can write: a
-// symlink planted there leads nowhere out (package podroot).
-func markKilled(podDir string) error {
-	root, err := podroot.Open(podDir)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = root.Close() }()
-	return root.Replace(sdpod.KilledFile, []byte("\n"), 0o644)
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -528,27 +527,14 @@ loop:
 		return 0, err
 	}
 	defer func() { _ = root.Close() }()
-	in := sdpod.PodStatusInput{Apps: podStatusApps(pod), Statuses: map[string]int{}}
-	if b, err := root.ReadFile(sdpod.FirstFailureFile, sdpod.MaxFirstFailure); err == nil {
-		in.FirstFailure = string(b)
-	}
-	in.Killed = root.Exists(sdpod.KilledFile)
-	for _, a := range in.Apps {
-		if st, err := root.ReadInt(stage1abi.AppStatusFile(a)); err == nil {
-			in.Statuses[a] = st
-		}
-	}
+	in := root.StatusInput(podStatusApps(pod))
 	status, ok := sdpod.PodStatus(in)
 	if !ok {
 		return 0, fmt.Errorf("the pod ended before its apps did (systemd-nspawn: %v); rerun with --debug to see systemd's messages", waitErr) //nolint:errorlint // waitErr may be nil; nspawn's status is shown, not a cause to classify
 	}
 	if in.Killed {
-		for _, a := range append(in.Apps, startedMutableApps(root, pod)...) {
-			if _, done := in.Statuses[a]; !done {
-				if err := root.Replace(path.Join(sdpod.StatusDir, a), []byte(strconv.Itoa(status)+"\n"), 0o644); err != nil {
-					log.WarnContext(ctx, "record status of killed app", "app", a, "err", err)
-				}
-			}
+		if err := root.RecordKilled(append(in.Apps, startedMutableApps(root, pod)...), in.Statuses, status); err != nil {
+			log.WarnContext(ctx, "record status of killed apps", "err", err)
 		}
 	}
 	return status, nil

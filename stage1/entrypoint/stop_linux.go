@@ -40,7 +40,7 @@ func Stop(ctx context.Context, log *slog.Logger, args abiargs.StopArgs) error {
 	}
 	sig := sigHalt
 	if args.Force {
-		if err := markKilled(podDir); err != nil {
+		if err := podroot.MarkKilled(podDir); err != nil {
 			// The kill goes ahead: a pod must not be able to make
 			// itself unkillable; its apps then get no status from run.
 			log.WarnContext(ctx, "record the kill in the pod", "err", err)
@@ -52,16 +52,4 @@ func Stop(ctx context.Context, log *slog.Logger, args abiargs.StopArgs) error {
 		return fmt.Errorf("signal pod process %d: %w", pid, &os.SyscallError{Syscall: "kill", Err: err})
 	}
 	return nil
-}
-
-// markKilled records, before the kill, that the pod was killed
-// (sdpod.KilledFile), in the pod's root, which the pod can write: a
-// symlink planted there leads nowhere out (package podroot).
-func markKilled(podDir string) error {
-	root, err := podroot.Open(podDir)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = root.Close() }()
-	return root.Replace(sdpod.KilledFile, []byte("\n"), 0o644)
 }

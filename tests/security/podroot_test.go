@@ -5,6 +5,7 @@ package security
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -55,13 +56,8 @@ func TestNspawnAppEntrypointsStayInThePodRoot(t *testing.T) {
 			}
 			return nil
 		})
-		if len(got) != len(want) {
+		if !slices.Equal(got, want) {
 			t.Fatalf("%s: the host directory behind the symlink holds %v, want %v", what, got, want)
-		}
-		for i := range want {
-			if got[i] != want[i] {
-				t.Fatalf("%s: the host directory behind the symlink holds %v, want %v", what, got, want)
-			}
 		}
 	}
 

@@ -156,12 +156,7 @@ func execOnHost(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpt
 	if err != nil {
 		return 0, fmt.Errorf("app %s: %w", s.Name, err)
 	}
-	closed := false
-	defer func() {
-		if !closed {
-			_ = c.Close()
-		}
-	}()
+	defer func() { _ = c.Close() }() // again after the close below: harmless
 	pid, err := c.Start(s.Name, o.stdio)
 	if err != nil {
 		return 0, fmt.Errorf("app %s: start it in the host's PID namespace: %w", s.Name, err)
@@ -191,7 +186,6 @@ func execOnHost(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpt
 	// output, and finish's wait for that output ends; it may also block
 	// until the pod ends (endOfApp), and the spawner need not wait for
 	// that.
-	closed = true
 	_ = c.Close()
 	return o.finish(out, exitInfo{Code: f.Code, Signal: f.Signal}), nil
 }

@@ -217,3 +217,47 @@ func validAppName(s string) bool {
 	_, err := types.NewACName(s)
 	return err == nil
 }
+
+// MarkKilled records, before a kill, that the pod was killed
+// (sdpod.KilledFile) in the stage1 rootfs of the pod directory podDir.
+func MarkKilled(podDir string) error {
+	root, err := Open(podDir)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = root.Close() }()
+	return root.Replace(sdpod.KilledFile, []byte("\n"), 0o644)
+}
+
+// StatusInput reads what the pod's helpers left for its status once it
+// has ended: the first failure, the kill marker, and the status of each
+// of apps that has one.
+func (g *Root) StatusInput(apps []string) sdpod.PodStatusInput {
+	in := sdpod.PodStatusInput{Apps: apps, Statuses: map[string]int{}}
+	if b, err := g.ReadFile(sdpod.FirstFailureFile, sdpod.MaxFirstFailure); err == nil {
+		in.FirstFailure = string(b)
+	}
+	in.Killed = g.Exists(sdpod.KilledFile)
+	for _, a := range apps {
+		if st, err := g.ReadInt(stage1abi.AppStatusFile(a)); err == nil {
+			in.Statuses[a] = st
+		}
+	}
+	return in
+}
+
+// RecordKilled records status, the killed pod's, as the status of each
+// of apps that has none in statuses. It tries every app and returns what
+// failed.
+func (g *Root) RecordKilled(apps []string, statuses map[string]int, status int) error {
+	var errs []error
+	for _, a := range apps {
+		if _, done := statuses[a]; done {
+			continue
+		}
+		if err := g.Replace(path.Join(sdpod.StatusDir, a), []byte(strconv.Itoa(status)+"\n"), 0o644); err != nil {
+			errs = append(errs, fmt.Errorf("app %s: %w", a, err))
+		}
+	}
+	return errors.Join(errs...)
+}

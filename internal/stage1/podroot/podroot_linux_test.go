@@ -197,3 +197,57 @@ func TestStartedApps(t *testing.T) {
 		t.Errorf("StartedApps through a symlink out of the root = %v, want none", got)
 	}
 }
+
+// TestStatusInputAndRecordKilled: run's reading of the pod's end and its
+// record of a kill, in the root: a status directory that is a symlink out
+// of it gets nothing written through it.
+func TestStatusInputAndRecordKilled(t *testing.T) {
+	podDir := t.TempDir()
+	root := filepath.Join(podDir, stage1abi.Stage1RootfsRel)
+	for p, c := range map[string]string{
+		"nscn/state/first-failure": "3\n",
+		"nscn/state/killed":        "\n",
+		"rkt/status/a":             "3\n",
+		"rkt/status/junk":          "not a number\n",
+	} {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, p), []byte(c), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, err := Open(podDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	in := g.StatusInput([]string{"a", "b", "junk"})
+	if in.FirstFailure != "3\n" || !in.Killed || len(in.Statuses) != 1 || in.Statuses["a"] != 3 {
+		t.Fatalf("StatusInput = %+v, want first failure 3, killed, a's status 3 only", in)
+	}
+	if err := g.RecordKilled([]string{"a", "b"}, in.Statuses, 137); err != nil {
+		t.Fatal(err)
+	}
+	for app, want := range map[string]string{"a": "3\n", "b": "137\n"} {
+		if b, err := os.ReadFile(filepath.Join(root, "rkt/status", app)); err != nil || string(b) != want { //nolint:gosec // G304: the test's file
+			t.Errorf("status of %s: %q %v, want %q", app, b, err, want)
+		}
+	}
+	host := t.TempDir()
+	if err := os.RemoveAll(filepath.Join(root, "rkt/status")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(host, filepath.Join(root, "rkt/status")); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.RecordKilled([]string{"c"}, nil, 137); err == nil {
+		t.Error("a kill recorded through a symlink out of the root")
+	}
+	if ents, _ := os.ReadDir(host); len(ents) != 0 {
+		t.Errorf("the host directory behind the symlink got %v", ents)
+	}
+	if err := MarkKilled(podDir); err != nil {
+		t.Fatal(err)
+	}
+}
