@@ -48,6 +48,14 @@ func TestAPINspawnPod(t *testing.T) {
 	if running.Cgroup == "" || running.Pid <= 0 || running.StartedAt <= 0 || len(running.Manifest) == 0 {
 		t.Errorf("running pod: cgroup %q, pid %d, started %d, manifest %d bytes", running.Cgroup, running.Pid, running.StartedAt, len(running.Manifest))
 	}
+	// The pod's cgroup is the one its stage1 made, for the pod's whole
+	// life: systemd-nspawn moves its own processes below it as it
+	// starts, so a cgroup read from a process would change under a
+	// client's feet.
+	if want := "/nscn/" + u; running.Cgroup != want {
+		t.Errorf("cgroup of the running pod: %q, want %q", running.Cgroup, want)
+	}
+	webCgroup := appCgroup(t, u, "web")
 	imageID := running.Apps[0].Image.GetId()
 	for _, tt := range []struct {
 		name   string
@@ -59,7 +67,8 @@ func TestAPINspawnPod(t *testing.T) {
 		{name: "another network", filter: &v1alpha.PodFilter{NetworkNames: []string{"default", "other"}}, want: false},
 		{name: "image", filter: &v1alpha.PodFilter{ImageIds: []string{imageID}}, want: true},
 		{name: "cgroup", filter: &v1alpha.PodFilter{Cgroups: []string{running.Cgroup}}, want: true},
-		{name: "an app's cgroup", filter: &v1alpha.PodFilter{PodSubCgroups: []string{running.Cgroup + "/system.slice/app-web.service"}}, want: true},
+		{name: "an app's cgroup", filter: &v1alpha.PodFilter{PodSubCgroups: []string{webCgroup}}, want: true},
+		{name: "a cgroup beside the pod's", filter: &v1alpha.PodFilter{PodSubCgroups: []string{running.Cgroup + "x/payload"}}, want: false},
 		{name: "another cgroup", filter: &v1alpha.PodFilter{Cgroups: []string{running.Cgroup + "x"}}, want: false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -231,4 +240,28 @@ func TestAPINspawnAsGroupMember(t *testing.T) {
 	if err != nil || fmt.Sprint(appStates(in.Pod)) != "map[busybox:EXITED 0]" {
 		t.Errorf("InspectPod as root: %v, %v", in.GetPod(), err)
 	}
+}
+
+// appCgroup is the cgroup, in the unified hierarchy, of a process of
+// an nspawn app: the one of some process whose cgroup is named for the
+// app's unit and holds the pod's UUID, within 30 s.
+func appCgroup(t *testing.T, uuid, app string) string {
+	t.Helper()
+	// A running pod's apps may not have started yet.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		procs, _ := filepath.Glob("/proc/[0-9]*/cgroup")
+		for _, f := range procs {
+			b, err := os.ReadFile(f) //nolint:gosec // G304: a /proc file
+			if err != nil {
+				continue // gone
+			}
+			for _, l := range strings.Split(string(b), "\n") {
+				if c, ok := strings.CutPrefix(l, "0::"); ok && strings.Contains(c, "/"+uuid+"/") && strings.HasSuffix(c, "/app-"+app+".service") {
+					return c
+				}
+			}
+		}
+	}
+	t.Fatalf("no process of app %s of pod %s in the unified hierarchy", app, uuid)
+	return ""
 }

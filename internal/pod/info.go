@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -135,6 +136,40 @@ func readManifest(root *os.Root, uuid string) (*schema.PodManifest, error) {
 		return nil, errdefs.With(errdefs.ErrInvalidArgument, fmt.Errorf("parse manifest of pod %s: %w", uuid, err))
 	}
 	return &pm, nil
+}
+
+// Cgroup returns the pod's cgroup as stage1 recorded it in
+// stage1abi.CgroupFile: an absolute path of at most one line. A pod
+// whose stage1 wrote none is errdefs.ErrNotFound; a malformed one
+// errdefs.ErrInvalidArgument.
+func (p *Pod) Cgroup(ctx context.Context) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	root, err := p.openRoot()
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = root.Close() }()
+	b, _, err := readRegular(root, stage1abi.CgroupFile, maxSmallFile)
+	if err != nil {
+		return "", fmt.Errorf("read cgroup of pod %s: %w", p.UUID, err)
+	}
+	c, err := parseCgroupPath(b)
+	if err != nil {
+		return "", fmt.Errorf("read cgroup of pod %s: %w", p.UUID, err)
+	}
+	return c, nil
+}
+
+// parseCgroupPath takes one absolute, clean path and an optional
+// newline.
+func parseCgroupPath(b []byte) (string, error) {
+	s := strings.TrimSuffix(string(b), "\n")
+	if !strings.HasPrefix(s, "/") || path.Clean(s) != s || strings.ContainsAny(s, "\n\x00") {
+		return "", errdefs.InvalidArgument("%q is not an absolute, clean cgroup path", s)
+	}
+	return s, nil
 }
 
 // PID returns the pid of the pod's process as stage1 recorded it: the

@@ -93,6 +93,38 @@ func TestPID(t *testing.T) {
 	}
 }
 
+func TestCgroup(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name    string
+		content *string
+		want    string
+		wantErr error
+	}{
+		{name: "recorded", content: ptr("/nscn/abc\n"), want: "/nscn/abc"},
+		{name: "without newline", content: ptr("/machine.slice/x.scope"), want: "/machine.slice/x.scope"},
+		{name: "root", content: ptr("/\n"), want: "/"},
+		{name: "none", wantErr: errdefs.ErrNotFound},
+		{name: "relative", content: ptr("nscn/abc\n"), wantErr: errdefs.ErrInvalidArgument},
+		{name: "unclean", content: ptr("/nscn/../etc\n"), wantErr: errdefs.ErrInvalidArgument},
+		{name: "two lines", content: ptr("/a\n/b\n"), wantErr: errdefs.ErrInvalidArgument},
+		{name: "empty", content: ptr(""), wantErr: errdefs.ErrInvalidArgument},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, dir := runPod(t)
+			if tt.content != nil {
+				writePodFile(t, dir, stage1abi.CgroupFile, *tt.content)
+			}
+			got, err := p.Cgroup(ctx)
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) || got != tt.want {
+				t.Fatalf("Cgroup = %q, %v; want %q, %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func ptr(s string) *string { return &s }
+
 func TestPIDFileIsNotFollowedOut(t *testing.T) {
 	ctx := context.Background()
 	p, dir := runPod(t)

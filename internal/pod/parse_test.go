@@ -2,6 +2,7 @@ package pod
 
 import (
 	"errors"
+	"path"
 	"strconv"
 	"strings"
 	"testing"
@@ -79,6 +80,21 @@ func FuzzValidUUID(f *testing.F) {
 		}
 		if strings.ContainsAny(s, "/.\x00") || len(s) != 36 || strings.ToLower(s) != s {
 			t.Fatalf("validUUID accepted %q", s)
+		}
+	})
+}
+
+func FuzzParseCgroupPath(f *testing.F) {
+	for _, s := range []string{"/nscn/abc\n", "/", "", "a/b", "/a/../b", "/a\n/b"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := parseCgroupPath(b)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(c, "/") || strings.ContainsAny(c, "\n\x00") || path.Clean(c) != c {
+			t.Fatalf("accepted %q as %q", b, c)
 		}
 	})
 }

@@ -133,6 +133,13 @@ const (
 	// atomically; its content (a time, for people) is not read: its
 	// existence is the signal and its modification time when it came.
 	ReadyFile = "ready"
+	// CgroupFile optionally holds the pod's cgroup: one absolute path,
+	// as /proc/PID/cgroup names it (the unified hierarchy's, else the
+	// name=systemd one's), and a newline, written atomically before
+	// the pid. The cgroup holds every process of the pod for its whole
+	// life, however the processes move below it. Without the file,
+	// stage0 takes the cgroup the pod's process is in at the moment.
+	CgroupFile = "cgroup"
 )
 
 // Stage2Dir is the directory of an app inside the stage1 rootfs.

@@ -198,7 +198,13 @@ func (s *Server) pod(ctx context.Context, p *pod.Pod, images map[string]*index.I
 func (s *Server) toPod(ctx context.Context, p *pod.Pod, v *podview.View, images map[string]*index.Image) (*v1alpha.Pod, error) {
 	f := podFacts{images: images}
 	if v.State == pod.Running {
-		f.cgroup = cgroupOf(v.PID)
+		// The cgroup its stage1 recorded is the pod's for its whole
+		// life; the process's own moves as the pod starts.
+		c, err := p.Cgroup(ctx)
+		if err != nil {
+			c = cgroupOf(v.PID)
+		}
+		f.cgroup = c
 	}
 	if v.State == pod.ExitedGarbage || v.State == pod.Garbage || v.State == pod.Deleting {
 		if t, err := p.GCMarked(ctx); err == nil {

@@ -244,6 +244,12 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 		if cgroups, err = joinPodCgroups(ctx, cfg.Args.UUID, hc); err != nil {
 			return 0, err
 		}
+		// systemd-nspawn moves itself and the pod's init below the pod's
+		// cgroup as it starts (supervisor/, payload/); the cgroup that
+		// holds the whole pod for its life is the one made here.
+		if err := atomicfile.Write(podDir, stage1abi.CgroupFile, []byte("/"+podCgroupRel(cfg.Args.UUID)+"\n")); err != nil {
+			return 0, err
+		}
 	}
 	// --private-users: the last thing before the start, once every file
 	// of the pod's root is written.
