@@ -9,11 +9,14 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/mountplan"
 	"github.com/nosecone/nscn/internal/testutil"
@@ -33,7 +36,9 @@ type Install struct {
 // removed, the mounts its pods left below it are unmounted (a failed test
 // leaks overlays otherwise) and the host's /var/log/journal links to
 // their journals removed (gc removes them; a test that does not gc its
-// pods would leave them dangling).
+// pods would leave them dangling), and so are the empty cgroups the
+// nspawn flavor made for them (nscn/UUID in each hierarchy: a suite's
+// thousand pods would otherwise stay in the host's cgroup tree).
 func NewInstall(t testing.TB, extra ...string) Install {
 	t.Helper()
 	testutil.RequiresRoot(t)
@@ -52,6 +57,7 @@ func NewInstall(t testing.TB, extra ...string) Install {
 		if err := mountplan.UnmountAll(context.Background(), root); err != nil {
 			t.Errorf("unmount test pods: %v", err)
 		}
+		removePodCgroups(in.Dir)
 		links, _ := filepath.Glob("/var/log/journal/*")
 		for _, l := range links {
 			if target, err := os.Readlink(l); err == nil && strings.HasPrefix(target, root+"/") {
@@ -98,4 +104,41 @@ func MustEnv(t testing.TB, name, target string) string {
 		t.Fatalf("%s is not set; run the suite with `make %s`", name, target)
 	}
 	return v
+}
+
+// removePodCgroups removes the empty cgroups nscn/UUID, and those below
+// them, of the pods under dataDir, in every cgroup hierarchy mounted
+// whole. A cgroup that still has processes stays (rmdir fails).
+func removePodCgroups(dataDir string) {
+	pods, _ := filepath.Glob(filepath.Join(dataDir, "pods", "*", "*-*-*-*-*"))
+	if len(pods) == 0 {
+		return
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	infos, err := mountplan.ParseMountInfo(f)
+	_ = f.Close()
+	if err != nil {
+		return
+	}
+	for _, in := range infos {
+		if (in.FSType != "cgroup" && in.FSType != "cgroup2") || in.Root != "/" {
+			continue
+		}
+		for _, p := range pods {
+			top := filepath.Join(in.MountPoint, "nscn", filepath.Base(p))
+			var dirs []string
+			_ = filepath.WalkDir(top, func(d string, e fs.DirEntry, err error) error {
+				if err == nil && e.IsDir() {
+					dirs = append(dirs, d)
+				}
+				return nil
+			})
+			for i := len(dirs) - 1; i >= 0; i-- {
+				_ = unix.Rmdir(dirs[i])
+			}
+		}
+	}
 }
