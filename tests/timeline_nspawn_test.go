@@ -8,9 +8,7 @@ import (
 )
 
 // --debug turns the timeline on, and it reaches the app helper inside
-// the nspawn pod, whose environment is not run's. The last app's helper
-// tells run through the pod's ended FIFO that every status is written,
-// and run ends the pod (pod-ended) before systemd-nspawn exits.
+// the nspawn pod, whose environment is not run's.
 func TestTimelineNspawn(t *testing.T) {
 	e := newEnv(t)
 	start := time.Now()
@@ -19,6 +17,6 @@ func TestTimelineNspawn(t *testing.T) {
 		"stage0 flags-parsed", "stage0 stage1-exec",
 		"stage1 start", "stage1 pod-files-written", "stage1 nspawn-started",
 		"app:busybox run-helper-started", "app:busybox pod-root-sealed", "app:busybox app-namespaces-entered", "app:busybox app-running",
-		"app:busybox app-exited", "stage1 pod-ended", "stage1 nspawn-exited",
+		"app:busybox app-exited", "stage1 nspawn-exited",
 	})
 }

@@ -182,9 +182,6 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	} else if err := saveMutable(podDir, lc, hc.unified); err != nil {
 		return 0, err
 	}
-	if !layout.Pod.Mutable {
-		layout.Pod.EndedFIFO = podEndedFIFO
-	}
 	layout.Pod.HostIPC = cfg.Args.IPC == stage1abi.IPCParent
 	layout.Pod.HostPID = cfg.Args.HostPID
 	if err := writePodFiles(podDir, layout.Pod, console); err != nil {
@@ -441,15 +438,6 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 		}
 	}
 	defer ready.Close()
-	var endedC <-chan struct{}
-	if pod.EndedFIFO != "" {
-		ended, err := watchEnded(ctx, log, podDir)
-		if err != nil {
-			return 0, err
-		}
-		defer ended.Close()
-		endedC = ended.C
-	}
 	env := append(nspawn.Env(cfg.Args.Debug, cfg.Args.DisableSeccomp), ready.Env())
 	cmd := &exec.Cmd{
 		Path:   argv[0],
@@ -526,10 +514,6 @@ loop:
 			resend = retry.C
 		case <-resend:
 			_ = cmd.Process.Signal(unix.SIGTERM)
-		case <-endedC:
-			endedC = nil
-			cfg.Timeline.Mark("pod-ended")
-			killEndedPod(ctx, log, podDir)
 		case waitErr = <-waited:
 			cfg.Timeline.Mark("nspawn-exited")
 			break loop

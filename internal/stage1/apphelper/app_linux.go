@@ -433,9 +433,6 @@ func endApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string, 
 			log.WarnContext(ctx, "the pod's journal may miss the apps' last lines", "err", err)
 		}
 	}
-	if sig == sigPoweroffImmediate && pod.EndedFIFO != "" {
-		tellEnded(ctx, log, pod.EndedFIFO)
-	}
 	if sig != 0 {
 		log.DebugContext(ctx, "end the pod", "signal", int(sig))
 		if err := unix.Kill(1, sig); err != nil {
@@ -443,21 +440,6 @@ func endApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string, 
 		}
 	}
 	return sig == sigPoweroffImmediate, nil
-}
-
-// tellEnded writes a byte to the pod's ended FIFO (sdpod.Pod.EndedFIFO)
-// without waiting: with no reader (run gone), or a full FIFO, the pod's
-// systemd ends the pod alone, as the poweroff that follows asks.
-func tellEnded(ctx context.Context, log *slog.Logger, p string) {
-	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		log.DebugContext(ctx, "tell run that the pod has ended", "err", &os.PathError{Op: "open", Path: p, Err: err})
-		return
-	}
-	defer func() { _ = unix.Close(fd) }()
-	if _, err := unix.Write(fd, []byte{'\n'}); err != nil {
-		log.DebugContext(ctx, "tell run that the pod has ended", "err", &os.PathError{Op: "write", Path: p, Err: err})
-	}
 }
 
 // journalSyncTimeout bounds endApp's wait for the pod's journald.

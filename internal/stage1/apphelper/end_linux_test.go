@@ -4,12 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strconv"
 	"testing"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
@@ -66,37 +62,4 @@ func TestEndOfApp(t *testing.T) {
 			}
 		})
 	}
-}
-
-// TestTellEnded: the helper's byte reaches a reader of the ended FIFO;
-// without a reader, or without the FIFO, the helper goes on at once
-// (the pod's systemd then ends the pod alone).
-func TestTellEnded(t *testing.T) {
-	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p := filepath.Join(t.TempDir(), "pod-ended")
-	if err := unix.Mkfifo(p, 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	done := make(chan struct{})
-	go func() { tellEnded(ctx, log, p); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("tellEnded without a reader blocked")
-	}
-
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = unix.Close(fd) }()
-	tellEnded(ctx, log, p)
-	var b [4]byte
-	if n, err := unix.Read(fd, b[:]); err != nil || n != 1 {
-		t.Fatalf("read %d bytes (%v), want the helper's one", n, err)
-	}
-
-	tellEnded(ctx, log, filepath.Join(t.TempDir(), "none"))
 }

@@ -95,13 +95,6 @@ type Pod struct {
 	// end the pod from outside sooner than systemd's shutdown watches
 	// it (stage1-kvm ends its guest).
 	EndedFile string `json:"endedFile,omitempty"`
-	// EndedFIFO, when set, is the pod path of a FIFO to which the app
-	// helper that records the last app's status writes a byte once
-	// every status is written and the pod's journald has synced, just
-	// before the immediate poweroff: a flavor that ends the pod from
-	// outside reads it (stage1-nspawn's run kills the pod's systemd).
-	// Nothing is written when no reader has it open.
-	EndedFIFO string `json:"endedFIFO,omitempty"`
 	// HostIPC says the pod runs with --ipc=parent: the app helper puts
 	// every app process (the apps, their handlers) in the IPC namespace
 	// bound at HostIPCNS, run's, instead of the pod's.
