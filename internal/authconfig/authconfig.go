@@ -27,7 +27,6 @@ package authconfig
 import (
 	"encoding/base64"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -261,8 +260,10 @@ func loadDir(dir string) ([]*Entry, error) {
 
 // Header returns the Authorization header for an https request to host
 // (host or host:port, as in a URL), or nil when no auth entry applies.
-// Callers must not send it over plain http.
-func (c *Config) Header(host string) http.Header {
+// Callers must not send it over plain http. It is an http.Header's
+// map, not that type, so that nscn, which reads auth.d's files but sends no
+// request, does not link net/http (Documentation/performance.md).
+func (c *Config) Header(host string) map[string][]string {
 	if c == nil {
 		return nil
 	}
@@ -270,12 +271,12 @@ func (c *Config) Header(host string) http.Header {
 	if !ok {
 		return nil
 	}
-	h := http.Header{}
+	h := map[string][]string{}
 	switch e.Type {
 	case TypeBasic:
-		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(e.Credentials.User+":"+e.Credentials.Password)))
+		h["Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(e.Credentials.User+":"+e.Credentials.Password))}
 	case TypeOAuth:
-		h.Set("Authorization", "Bearer "+e.Credentials.Token)
+		h["Authorization"] = []string{"Bearer " + e.Credentials.Token}
 	}
 	return h
 }

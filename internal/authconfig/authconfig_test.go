@@ -2,6 +2,7 @@ package authconfig
 
 import (
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -91,14 +92,14 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	for host, user := range map[string]string{"a.example": "sys", "b.example": "local", "B.Example": "local"} {
-		if got := c.Header(host).Get("Authorization"); got == "" {
+		if got := http.Header(c.Header(host)).Get("Authorization"); got == "" {
 			t.Fatalf("no header for %s", host)
 		}
 		if got := c.Auth[strings.ToLower(host)].Credentials.User; got != user {
 			t.Fatalf("%s: user %s, want %s", host, got, user)
 		}
 	}
-	if got := c.Header("b.example").Get("Authorization"); got != "Basic bG9jYWw6c2VjcmV0LWxvY2Fs" {
+	if got := http.Header(c.Header("b.example")).Get("Authorization"); got != "Basic bG9jYWw6c2VjcmV0LWxvY2Fs" {
 		t.Fatalf("basic header %q", got)
 	}
 	if c.Header("c.example") != nil {

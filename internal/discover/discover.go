@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"runtime"
 	"strings"
@@ -55,7 +54,7 @@ type Client struct {
 	// Header, when set, gives the headers (credentials of auth.d) of an
 	// https request to a host (host or host:port); they are never sent
 	// over plain http.
-	Header func(host string) http.Header
+	Header func(host string) map[string][]string
 	Log    *slog.Logger
 
 	pages map[string]*page

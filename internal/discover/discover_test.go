@@ -181,7 +181,7 @@ func TestHeaderOverHTTPSOnly(t *testing.T) {
 	seen := map[string]string{} // scheme -> Authorization
 	p := &pages{plain: map[string]string{"example.com": appPage}}
 	c := newClient(t, p, true)
-	c.Header = func(host string) http.Header {
+	c.Header = func(host string) map[string][]string {
 		if host != "example.com" {
 			return nil
 		}

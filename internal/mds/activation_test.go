@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/mdsclient"
 )
 
 // envActivationChild makes the test binary run activationChild: the parent test re-execs
@@ -31,8 +32,8 @@ func TestMain(m *testing.M) {
 		return
 	}
 	if socket := os.Getenv(envPeerChild); socket != "" {
-		_, err := Register(context.Background(), socket, regA())
-		fmt.Printf("running=%v denied=%v\n", Running(socket), errors.Is(err, errdefs.ErrPermissionDenied))
+		_, err := mdsclient.Register(context.Background(), socket, regA())
+		fmt.Printf("running=%v denied=%v\n", mdsclient.Running(socket), errors.Is(err, errdefs.ErrPermissionDenied))
 		return
 	}
 	// Returning passes m.Run's status to os.Exit.
@@ -167,7 +168,7 @@ func TestActivation(t *testing.T) {
 			ctx := t.Context()
 			r := regB()
 			r.IPs = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
-			if _, err := Register(ctx, socket, r); err != nil {
+			if _, err := mdsclient.Register(ctx, socket, r); err != nil {
 				t.Fatalf("Register through the activated socket: %v", err)
 			}
 			if code, body := httpGet(t, "http://"+tcpAddr+"/"+tokenB+"/acMetadata/v1/pod/uuid"); code != 200 || body != uuidB {

@@ -1,6 +1,7 @@
 // Package mds is the App Container metadata service of Nose Cone: the
-// server behind "nscn metadata-service", and the client that registers a pod
-// with it.
+// server behind "nscn metadata-service", which nscn-grpc serves. The client
+// that registers a pod with it, and the Registration it sends, are package
+// mdsclient, which does not link net/http.
 //
 // It implements the "App Container Metadata Service" section of the appc
 // spec (https://github.com/appc/spec/blob/v0.8.11/spec/ace.md#app-container-metadata-service):
@@ -15,10 +16,11 @@
 //   - The registration API, HTTP over a Unix socket (DefaultSocket, mode
 //     0600). Only root, or the user the service runs as, may use it: the
 //     peer's credentials (SO_PEERCRED) are checked on every request, so a
-//     loose socket mode is not enough to reach it. Register, Unregister and
-//     Running are its client. Stage0 ("nscn run") registers a pod with a
-//     token before its stage1 runs, and gc and rm unregister it; FromPodDir
-//     reads the manifests a registration needs from the pod directory.
+//     loose socket mode is not enough to reach it. mdsclient's Register,
+//     Unregister and Running are its client. Stage0 ("nscn run") registers
+//     a pod with a token before its stage1 runs, and gc and rm unregister
+//     it; mdsclient.FromPodDir reads the manifests a registration needs
+//     from the pod directory.
 //
 //   - The metadata API, HTTP on TCP (DefaultPort), reached by the apps of
 //     the pods through AC_METADATA_URL. It answers a request only for the
@@ -35,7 +37,7 @@
 // AC_METADATA_URL (stage1 does, in the form of MetadataURL); it does not
 // serve TLS.
 //
-// The package runs in stage0 (the server) and in stage1 (the client). The
+// The package runs in stage0, in nscn-grpc. The
 // server needs no privileges of its own; it is run as root in production so
 // that only root may register pods.
 package mds

@@ -80,7 +80,7 @@ func newTestServer(t *testing.T) *Server {
 	s := NewServer(testLogger(t))
 	for _, r := range []Registration{regA(), regB()} {
 		if err := s.Register(r); err != nil {
-			t.Fatalf("Register(%s): %v", r.UUID, err)
+			t.Fatalf("mdsclient.Register(%s): %v", r.UUID, err)
 		}
 	}
 	return s

@@ -3,7 +3,6 @@ package mds
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,21 +10,16 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/mdsclient"
 )
 
-// The registration API, HTTP/1.1 over the Unix socket:
-//
-//	GET    /v1/ping        204: the service is up
-//	POST   /v1/pods        body: Registration (JSON); 201 with a Registered
-//	                       (JSON), 400, 409
-//	DELETE /v1/pods/{uuid} 204, 400, 404
-//
-// Every request from a peer that is neither root nor the service's own user
-// is answered 403. An error's body is its message as text; the status is its
-// errdefs class (statusOf).
+// The registration API (mdsclient.PathPing, mdsclient.PathPods) over the
+// Unix socket: every request from a peer that is neither root nor the
+// service's own user is answered 403. An error's body is its message as
+// text; the status is its errdefs class (mdsclient.StatusOf).
 const (
-	pathPing = "/v1/ping"
-	pathPods = "/v1/pods"
+	pathPing = mdsclient.PathPing
+	pathPods = mdsclient.PathPods
 
 	// maxRegistration bounds a registration body: a pod manifest and an
 	// image manifest per app.
@@ -84,7 +78,7 @@ func (h *regHandler) register(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	body, err := json.Marshal(Registered{MetadataPort: int(h.srv.port.Load())})
+	body, err := json.Marshal(mdsclient.Registered{MetadataPort: int(h.srv.port.Load())})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -102,40 +96,8 @@ func (h *regHandler) unregister(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// statuses maps the errdefs classes to HTTP statuses and back.
-var statuses = []struct {
-	class  error
-	status int
-}{
-	{errdefs.ErrInvalidArgument, http.StatusBadRequest},
-	{errdefs.ErrNotFound, http.StatusNotFound},
-	{errdefs.ErrAlreadyExists, http.StatusConflict},
-	{errdefs.ErrPermissionDenied, http.StatusForbidden},
-	{errdefs.ErrFailedPrecondition, http.StatusPreconditionFailed},
-	{errdefs.ErrNotImplemented, http.StatusNotImplemented},
-	{errdefs.ErrUnavailable, http.StatusServiceUnavailable},
-}
-
-func statusOf(err error) int {
-	for _, s := range statuses {
-		if errors.Is(err, s.class) {
-			return s.status
-		}
-	}
-	return http.StatusInternalServerError
-}
-
-func classOf(status int) error {
-	for _, s := range statuses {
-		if s.status == status {
-			return s.class
-		}
-	}
-	return errdefs.ErrUnavailable
-}
-
 func writeError(w http.ResponseWriter, err error) {
-	http.Error(w, err.Error(), statusOf(err))
+	http.Error(w, err.Error(), mdsclient.StatusOf(err))
 }
 
 // Register adds a pod to the running service, as the registration API does.

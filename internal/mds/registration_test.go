@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/mdsclient"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -116,7 +117,7 @@ func TestRegisterConflicts(t *testing.T) {
 func TestNewToken(t *testing.T) {
 	seen := map[string]bool{}
 	for range 100 {
-		tok, err := NewToken()
+		tok, err := mdsclient.NewToken()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,7 +148,7 @@ func TestMetadataURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := MetadataURL(netip.MustParseAddr(tt.host), tt.port, tt.token); got != tt.want {
+			if got := mdsclient.MetadataURL(netip.MustParseAddr(tt.host), tt.port, tt.token); got != tt.want {
 				t.Fatalf("MetadataURL = %q, want %q", got, tt.want)
 			}
 		})
@@ -171,7 +172,7 @@ func TestFromPodDir(t *testing.T) {
 		for name, im := range b.ImageManifests {
 			writeFile(t, filepath.Join(dir, stage1abi.AppInfoDir(name), stage1abi.AppManifestFile), im)
 		}
-		r, err := FromPodDir(dir, uuidB)
+		r, err := mdsclient.FromPodDir(dir, uuidB)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,19 +188,19 @@ func TestFromPodDir(t *testing.T) {
 	t.Run("missing app manifest", func(t *testing.T) {
 		dir := t.TempDir()
 		writeFile(t, filepath.Join(dir, stage1abi.PodManifestFile), regB().PodManifest)
-		if _, err := FromPodDir(dir, uuidB); !errors.Is(err, errdefs.ErrNotFound) {
+		if _, err := mdsclient.FromPodDir(dir, uuidB); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Fatalf("FromPodDir = %v, want NotFound", err)
 		}
 	})
 	t.Run("missing pod manifest", func(t *testing.T) {
-		if _, err := FromPodDir(t.TempDir(), uuidB); !errors.Is(err, errdefs.ErrNotFound) {
+		if _, err := mdsclient.FromPodDir(t.TempDir(), uuidB); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Fatalf("FromPodDir = %v, want NotFound", err)
 		}
 	})
 	t.Run("bad pod manifest", func(t *testing.T) {
 		dir := t.TempDir()
 		writeFile(t, filepath.Join(dir, stage1abi.PodManifestFile), []byte("{"))
-		if _, err := FromPodDir(dir, uuidB); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		if _, err := mdsclient.FromPodDir(dir, uuidB); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Fatalf("FromPodDir = %v, want InvalidArgument", err)
 		}
 	})

@@ -38,7 +38,7 @@ func newRegistry() *registry {
 // any address is already registered is refused (AlreadyExists): addresses
 // must identify at most one pod.
 func (g *registry) add(r Registration) (*pod, error) {
-	p, err := r.validate()
+	p, err := validate(&r)
 	if err != nil {
 		return nil, err
 	}

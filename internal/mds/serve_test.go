@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/mdsclient"
 	"github.com/nosecone/nscn/internal/testutil"
 )
 
@@ -80,7 +81,7 @@ func TestRegistrationOverUnixSocket(t *testing.T) {
 	if fi.Mode().Type() != fs.ModeSocket || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("socket mode %v, want socket 0600", fi.Mode())
 	}
-	if !Running(socket) {
+	if !mdsclient.Running(socket) {
 		t.Fatal("Running = false on a serving socket")
 	}
 
@@ -90,7 +91,7 @@ func TestRegistrationOverUnixSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	register := func(r Registration) error {
-		got, err := Register(ctx, socket, r)
+		got, err := mdsclient.Register(ctx, socket, r)
 		if err == nil && strconv.Itoa(got.MetadataPort) != u.Port() {
 			return fmt.Errorf("registration answered port %d, want %s", got.MetadataPort, u.Port())
 		}
@@ -108,9 +109,9 @@ func TestRegistrationOverUnixSocket(t *testing.T) {
 		{name: "register B", do: func() error { return register(b) }},
 		{name: "register A again", do: func() error { return register(regA()) }, class: errdefs.ErrAlreadyExists},
 		{name: "register invalid", do: func() error { r := regA(); r.UUID = "x"; return register(r) }, class: errdefs.ErrInvalidArgument},
-		{name: "unregister A", do: func() error { return Unregister(ctx, socket, uuidA) }},
-		{name: "unregister A again", do: func() error { return Unregister(ctx, socket, uuidA) }, class: errdefs.ErrNotFound},
-		{name: "unregister bad uuid", do: func() error { return Unregister(ctx, socket, "x") }, class: errdefs.ErrInvalidArgument},
+		{name: "unregister A", do: func() error { return mdsclient.Unregister(ctx, socket, uuidA) }},
+		{name: "unregister A again", do: func() error { return mdsclient.Unregister(ctx, socket, uuidA) }, class: errdefs.ErrNotFound},
+		{name: "unregister bad uuid", do: func() error { return mdsclient.Unregister(ctx, socket, "x") }, class: errdefs.ErrInvalidArgument},
 		{name: "register A anew", do: func() error { return register(regA()) }},
 	}
 	for _, st := range steps {
@@ -131,7 +132,7 @@ func TestRegistrationOverUnixSocket(t *testing.T) {
 		}
 	})
 	t.Run("unregistered pod is forbidden", func(t *testing.T) {
-		if err := Unregister(ctx, socket, uuidB); err != nil {
+		if err := mdsclient.Unregister(ctx, socket, uuidB); err != nil {
 			t.Fatal(err)
 		}
 		if code, _ := httpGet(t, md+"/"+tokenB+"/acMetadata/v1/pod/uuid"); code != 403 {
@@ -154,14 +155,14 @@ func TestClientWithoutService(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{socket, notSocket, dangling, filepath.Join(dir, "no", "dir.sock")} {
-		if Running(p) {
-			t.Fatalf("Running(%s) = true without a service", filepath.Base(p))
+		if mdsclient.Running(p) {
+			t.Fatalf("mdsclient.Running(%s) = true without a service", filepath.Base(p))
 		}
 	}
-	if _, err := Register(t.Context(), socket, regA()); !errors.Is(err, errdefs.ErrUnavailable) {
+	if _, err := mdsclient.Register(t.Context(), socket, regA()); !errors.Is(err, errdefs.ErrUnavailable) {
 		t.Fatalf("Register = %v, want Unavailable", err)
 	}
-	if err := Unregister(t.Context(), socket, uuidA); !errors.Is(err, errdefs.ErrUnavailable) {
+	if err := mdsclient.Unregister(t.Context(), socket, uuidA); !errors.Is(err, errdefs.ErrUnavailable) {
 		t.Fatalf("Unregister = %v, want Unavailable", err)
 	}
 }

@@ -289,7 +289,7 @@ func commands() []*cli.Command {
 		rmCommand(),
 		gcCommand(),
 		exportCommand(),
-		metadataServiceCommand(),
+		serviceStub(MetadataServiceCommand()),
 		serviceStub(CRICommand()),
 		serviceStub(APIServiceCommand()),
 		imageCommand(),

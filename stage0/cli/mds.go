@@ -11,7 +11,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/errdefs"
-	"github.com/nosecone/nscn/internal/mds"
+	"github.com/nosecone/nscn/internal/mdsclient"
 	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
@@ -33,7 +33,7 @@ type mdsOptions struct {
 // socket returns the registration socket o names, or the default.
 func (o mdsOptions) socket() string {
 	if o.Socket == "" {
-		return mds.DefaultSocket
+		return mdsclient.DefaultSocket
 	}
 	return o.Socket
 }
@@ -46,7 +46,7 @@ func (o mdsOptions) checkRequired() error {
 	case mdsRegisterAuto, mdsRegisterNo:
 		return nil
 	case mdsRegisterYes:
-		if !mds.Running(o.socket()) {
+		if !mdsclient.Running(o.socket()) {
 			return errdefs.Newf(errdefs.ErrUnavailable, "--mds-register: no metadata service answers on %s (start \"nscn metadata-service\" or run with --mds-register=false)", o.socket())
 		}
 		return nil
@@ -80,7 +80,7 @@ func registerWithMDS(ctx context.Context, g *Globals, p *pod.Pod, o mdsOptions) 
 	case mdsRegisterNo:
 		return r, nil
 	case mdsRegisterAuto:
-		if !mds.Running(socket) {
+		if !mdsclient.Running(socket) {
 			g.Log.Debug("no metadata service, the pod is not registered", "pod", p.UUID, "socket", socket)
 			return r, nil
 		}
@@ -89,14 +89,14 @@ func registerWithMDS(ctx context.Context, g *Globals, p *pod.Pod, o mdsOptions) 
 			return r, err
 		}
 	}
-	reg, err := mds.FromPodDir(p.Path, p.UUID)
+	reg, err := mdsclient.FromPodDir(p.Path, p.UUID)
 	if err != nil {
 		return r, err
 	}
-	if reg.Token, err = mds.NewToken(); err != nil {
+	if reg.Token, err = mdsclient.NewToken(); err != nil {
 		return r, err
 	}
-	ans, err := mds.Register(ctx, socket, reg)
+	ans, err := mdsclient.Register(ctx, socket, reg)
 	if err != nil {
 		return r, err
 	}
@@ -113,7 +113,7 @@ func registerWithMDS(ctx context.Context, g *Globals, p *pod.Pod, o mdsOptions) 
 // pod), is not a failure; anything else is logged, since the pod is going
 // away anyway.
 func unregisterFromMDS(ctx context.Context, g *Globals, podUUID, socket string) {
-	err := mds.Unregister(ctx, socket, podUUID)
+	err := mdsclient.Unregister(ctx, socket, podUUID)
 	switch {
 	case err == nil:
 		g.Log.Debug("unregistered the pod from the metadata service", "pod", podUUID)

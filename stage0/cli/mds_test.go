@@ -16,6 +16,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/mds"
+	"github.com/nosecone/nscn/internal/mdsclient"
 	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
@@ -71,7 +72,7 @@ func testPodDir(t *testing.T) *pod.Pod {
 // podUUIDStatus GETs pod/uuid with the pod's token and returns the status.
 func podUUIDStatus(t *testing.T, port int, token string) int {
 	t.Helper()
-	resp, err := http.Get(mds.MetadataURL(netip.MustParseAddr("127.0.0.1"), port, token) + "/acMetadata/v1/pod/uuid")
+	resp, err := http.Get(mdsclient.MetadataURL(netip.MustParseAddr("127.0.0.1"), port, token) + "/acMetadata/v1/pod/uuid")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 	"github.com/nosecone/nscn/internal/aci"
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/logstyle"
-	"github.com/nosecone/nscn/internal/mds"
+	"github.com/nosecone/nscn/internal/mdsclient"
 	"github.com/nosecone/nscn/internal/pod"
 	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/networking/portfwd"
@@ -119,7 +119,7 @@ func runPreparedCommand() *cli.Command {
 			&cli.StringFlag{Name: "hostname", Usage: "the pod's hostname"},
 			&cli.StringFlag{Name: "dns-conf-mode", Usage: "resolv=MODE,hosts=MODE for the stage1"},
 			&cli.BoolFlag{Name: "mds-register", Usage: "register the pod with the metadata service (default: when it is running)"},
-			&cli.StringFlag{Name: "mds-socket", Value: mds.DefaultSocket, Usage: "the metadata service's registration socket"},
+			&cli.StringFlag{Name: "mds-socket", Value: mdsclient.DefaultSocket, Usage: "the metadata service's registration socket"},
 			&cli.StringSliceFlag{Name: "dns", Usage: "the apps' nameserver, or host or none"},
 			&cli.StringSliceFlag{Name: "dns-search", Usage: "a search domain of the apps' resolv.conf"},
 			&cli.StringSliceFlag{Name: "dns-opt", Usage: "an option of the apps' resolv.conf"},

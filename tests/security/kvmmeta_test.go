@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nosecone/nscn/internal/mds"
+	"github.com/nosecone/nscn/internal/mdsclient"
 	"github.com/nosecone/nscn/internal/testutil/mdstest"
 )
 
@@ -46,13 +46,13 @@ func TestKvmMetadataServerStaysOnItsPod(t *testing.T) {
 	e := newEnv(t)
 	svc := mdstest.Start(t, nscnBin(t), true)
 	otherUUID := "0f4d2c1a-9b8e-4c7d-a6f5-e4d3c2b1a098"
-	otherToken, err := mds.NewToken()
+	otherToken, err := mdsclient.NewToken()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := mds.Register(ctx, svc.Socket, mds.Registration{
+	if _, err := mdsclient.Register(ctx, svc.Socket, mdsclient.Registration{
 		UUID:           otherUUID,
 		PodManifest:    json.RawMessage(`{"acVersion":"0.8.11","acKind":"PodManifest","apps":[{"name":"victim","image":{"name":"example.com/victim","id":"sha512-aaaa0000000000000000000000000000000000000000000000000000000000000000"}}]}`),
 		ImageManifests: map[string]json.RawMessage{"victim": json.RawMessage(`{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/victim"}`)},

@@ -20,7 +20,7 @@ import (
 const maxMDSToken = 128
 
 // checkMDSToken refuses a --mds-token that could not be a path segment of
-// AC_METADATA_URL as is: stage0 makes base64url tokens (mds.NewToken).
+// AC_METADATA_URL as is: stage0 makes base64url tokens (mdsclient.NewToken).
 func checkMDSToken(tok string) error {
 	if len(tok) > maxMDSToken {
 		return errdefs.InvalidArgument("flag --%s: longer than %d characters", stage1abi.FlagMDSToken, maxMDSToken)
@@ -62,7 +62,7 @@ func MetadataURL(a RunArgs, hostAddr netip.Addr) string {
 	if port == 0 {
 		port = stage1abi.DefaultMDSPort
 	}
-	// The form of mds.MetadataURL (a test holds them equal), written out
+	// The form of mdsclient.MetadataURL (a test holds them equal), written out
 	// so that the stage1 binaries do not link the metadata service's
 	// HTTP server.
 	return "http://" + netip.AddrPortFrom(hostAddr.Unmap(), uint16(port)).String() + "/" + a.MDSToken

@@ -13,7 +13,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/idrange"
-	"github.com/nosecone/nscn/internal/mds"
+	"github.com/nosecone/nscn/internal/mdsclient"
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/internal/testutil"
@@ -120,8 +120,8 @@ func TestMetadataURL(t *testing.T) {
 			if got != tt.want {
 				t.Fatalf("MetadataURL = %q, want %q", got, tt.want)
 			}
-			if port := a.MDSPort; got != "" && port != 0 && got != mds.MetadataURL(tt.host, port, a.MDSToken) {
-				t.Fatalf("MetadataURL = %q, but the service's own form is %q", got, mds.MetadataURL(tt.host, port, a.MDSToken))
+			if port := a.MDSPort; got != "" && port != 0 && got != mdsclient.MetadataURL(tt.host, port, a.MDSToken) {
+				t.Fatalf("MetadataURL = %q, but the service's own form is %q", got, mdsclient.MetadataURL(tt.host, port, a.MDSToken))
 			}
 		})
 	}

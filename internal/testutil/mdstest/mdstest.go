@@ -15,7 +15,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/testutil"
 
-	"github.com/nosecone/nscn/internal/mds"
+	"github.com/nosecone/nscn/internal/mdsclient"
 )
 
 // Service is a metadata service a test started: on loopback, with its own
@@ -67,7 +67,7 @@ func Start(t testing.TB, nscn string, listenAll bool) Service {
 			t.Logf("metadata service (exit: %v):\n%s", err, log.String())
 		}
 	})
-	for deadline := time.Now().Add(15 * time.Second); !mds.Running(s.Socket); {
+	for deadline := time.Now().Add(15 * time.Second); !mdsclient.Running(s.Socket); {
 		if time.Now().After(deadline) {
 			t.Fatalf("the metadata service does not answer on %s:\n%s", s.Socket, log.String())
 		}

@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"bufio"
@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -21,25 +20,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	ucli "github.com/urfave/cli/v2"
 
 	"github.com/nosecone/nscn/internal/errdefs"
-	"github.com/nosecone/nscn/internal/mds"
+	"github.com/nosecone/nscn/internal/mdsclient"
+	"github.com/nosecone/nscn/stage0/cli"
 )
 
 // runMetadataService runs "nscn metadata-service args..." in-process until
-// ctx is done. The command is not in commands() here, so that the test does
-// not depend on the table.
+// ctx is done: nscn's command tree, with the service in place of nscn's
+// stub as nscn-grpc's main puts it.
 func runMetadataService(ctx context.Context, stderr io.Writer, args ...string) error {
-	g := &Globals{Stdout: io.Discard, Stderr: stderr, Log: slog.New(slog.NewTextHandler(stderr, nil))}
-	app := &cli.App{
-		Name:           "nscn",
-		Writer:         io.Discard,
-		ErrWriter:      stderr,
-		Commands:       []*cli.Command{metadataServiceCommand()},
-		ExitErrHandler: func(*cli.Context, error) {},
+	app := cli.NewApp(nil, io.Discard, stderr)
+	app.ExitErrHandler = func(*ucli.Context, error) {}
+	for i, c := range app.Commands {
+		if c.Name == "metadata-service" {
+			app.Commands[i] = metadataServiceCommand()
+		}
 	}
-	return app.RunContext(context.WithValue(ctx, globalsKey{}, g), append([]string{"nscn", "metadata-service"}, args...))
+	return app.RunContext(ctx, append([]string{"nscn", "metadata-service"}, args...))
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
@@ -61,24 +60,24 @@ const mdsTestToken = "Y4vFeVZzKM2T9rwkpWHfqXuGsNjS6O5cQ1w2E3r4T5y" //nolint:gose
 func checkMetadataService(t *testing.T, socket string, port int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for !mds.Running(socket) {
+	for !mdsclient.Running(socket) {
 		if time.Now().After(deadline) {
 			t.Fatal("metadata service did not come up")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	const podUUID = "6733c088-a507-4694-aabf-edbe4fc5266f"
-	reg := mds.Registration{
+	reg := mdsclient.Registration{
 		UUID:           podUUID,
 		PodManifest:    json.RawMessage(`{"acVersion":"0.8.11","acKind":"PodManifest","apps":[{"name":"web","image":{"id":"sha512-aa"}}]}`),
 		ImageManifests: map[string]json.RawMessage{"web": json.RawMessage(`{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/web"}`)},
 		IPs:            []netip.Addr{netip.MustParseAddr("127.0.0.1")},
 		Token:          mdsTestToken,
 	}
-	if _, err := mds.Register(t.Context(), socket, reg); err != nil {
+	if _, err := mdsclient.Register(t.Context(), socket, reg); err != nil {
 		t.Fatal(err)
 	}
-	base := mds.MetadataURL(netip.MustParseAddr("127.0.0.1"), port, mdsTestToken)
+	base := mdsclient.MetadataURL(netip.MustParseAddr("127.0.0.1"), port, mdsTestToken)
 	resp, err := http.Get(base + "/acMetadata/v1/pod/uuid")
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +87,7 @@ func checkMetadataService(t *testing.T, socket string, port int) {
 	if resp.StatusCode != 200 || string(b) != podUUID {
 		t.Fatalf("GET pod/uuid = %d %q, want 200 %q", resp.StatusCode, b, podUUID)
 	}
-	if err := mds.Unregister(t.Context(), socket, podUUID); err != nil {
+	if err := mdsclient.Unregister(t.Context(), socket, podUUID); err != nil {
 		t.Fatal(err)
 	}
 }
