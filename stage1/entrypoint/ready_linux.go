@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -183,7 +184,16 @@ func (w *readyWatch) Close() {
 // sockets only): a start still under way when the app starts merges with
 // the app's. A failure is of no consequence (the first app's unit starts
 // journald then, as before) and only logged.
-func startJournald(ctx context.Context, log *slog.Logger, podDir string) {
+//
+// The child that speaks to the pod's systemd runs in the pod's PID
+// namespace, where the pod's processes see it: it must not hold the pod
+// lock's descriptor (RKT_LOCK_FD, lockFD), a directory of the host that
+// stage0 made inheritable for run and systemd-nspawn. systemd-nspawn has
+// it by now, and run keeps its own; nothing run starts later needs it.
+func startJournald(ctx context.Context, log *slog.Logger, podDir, lockFD string) {
+	if fd, err := strconv.Atoi(lockFD); err == nil && fd > 2 {
+		unix.CloseOnExec(fd)
+	}
 	pid, err := podPID(podDir)
 	if err == nil {
 		_, err = dialPodSystemd(pid).run(ctx, sdmanager.OpStart, units.JournaldService)

@@ -438,7 +438,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 		}
 	}
 	if pod.Mutable {
-		ready.afterReady = func() { startJournald(ctx, log, podDir) }
+		ready.afterReady = func() { startJournald(ctx, log, podDir, cfg.LockFD) }
 	}
 	defer ready.Close()
 	env := append(nspawn.Env(cfg.Args.Debug, cfg.Args.DisableSeccomp), ready.Env())
