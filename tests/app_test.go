@@ -56,6 +56,11 @@ func TestAppMutablePodLifecycle(t *testing.T) {
 	if r := e.ok("status", uuid); !strings.Contains(r.stdout, "state=running") {
 		t.Fatalf("status of the sandbox: %s", r.stdout)
 	}
+	// Its journald is started once it is ready, before any app (so the
+	// first app's start does not pay for it).
+	if !podRunsProcess(t, podDir, "systemd-journal", 5*time.Second) {
+		t.Fatal("the sandbox's journald did not start before its first app")
+	}
 	if r := e.ok("app", "list", uuid); strings.Count(strings.TrimSpace(r.stdout), "\n") != 0 {
 		t.Fatalf("app list of an empty sandbox: %q", r.stdout)
 	}
@@ -350,4 +355,40 @@ func TestAppSandboxNetFailsLeavesNothing(t *testing.T) {
 	}
 	netGC(t, e)
 	requireNetRestored(t, before)
+}
+
+// podRunsProcess waits up to wait until a process whose comm is comm
+// descends from the pod's systemd-nspawn (its ppid file).
+func podRunsProcess(t *testing.T, podDir, comm string, wait time.Duration) bool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(podDir, "ppid")) //nolint:gosec // G304: a file of the test's pod
+	if err != nil {
+		t.Fatalf("the pod's ppid: %v", err)
+	}
+	nspawn := strings.TrimSpace(string(b))
+	parent := func(pid string) string {
+		st, err := os.ReadFile(filepath.Join("/proc", pid, "stat")) //nolint:gosec // G304: a /proc file
+		if err != nil {
+			return ""
+		}
+		_, rest, ok := strings.Cut(string(st), ") ")
+		if f := strings.Fields(rest); ok && len(f) > 1 {
+			return f[1]
+		}
+		return ""
+	}
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		comms, _ := filepath.Glob("/proc/[0-9]*/comm")
+		for _, c := range comms {
+			if b, err := os.ReadFile(c); err != nil || strings.TrimSpace(string(b)) != comm { //nolint:gosec // G304: a /proc file
+				continue
+			}
+			for pid := filepath.Base(filepath.Dir(c)); pid != "" && pid != "0" && pid != "1"; pid = parent(pid) {
+				if pid == nspawn {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }

@@ -813,6 +813,21 @@ func appNSProcess(proc string, pid int) int {
 // among them, CPU time (with what pids[0] reaped) and resident memory.
 // A process gone meanwhile is skipped.
 func readProcMetrics(proc string, pids []int) procMetrics {
+	return readProcFiles(proc, pids, true)
+}
+
+// readProcUsage is readProcMetrics without the descriptors, sockets and
+// open-files limit, which ContainerStats does not report: its CPU time and
+// memory come from each process's stat and its threads' schedstat alone.
+// A descriptor is a readlink, so an app with many open (a server's
+// connections) made every stats call of a kubelet pay for each.
+func readProcUsage(proc string, pids []int) procMetrics {
+	return readProcFiles(proc, pids, false)
+}
+
+// readProcFiles reads pids under proc; the descriptors and limits only when
+// files is true.
+func readProcFiles(proc string, pids []int, files bool) procMetrics {
 	var p procMetrics
 	page := uint64(os.Getpagesize()) //nolint:gosec // G115: a page size is positive
 	var reapedTicks uint64
@@ -841,6 +856,9 @@ func readProcMetrics(proc string, pids []int) procMetrics {
 			p.cpuNanos += (st.utime + st.stime) * (1e9 / clockTicks)
 		}
 		p.rss += st.rss * page
+		if !files {
+			continue
+		}
 		fds, _ := os.ReadDir(filepath.Join(dir, "fd"))
 		for _, fd := range fds {
 			p.fds++

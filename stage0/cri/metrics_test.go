@@ -146,6 +146,18 @@ func TestReadProcMetrics(t *testing.T) {
 			if tt.pids[0] == 10 && (nofile == nil || *nofile != 1024) {
 				t.Errorf("nofile = %v, want 1024", nofile)
 			}
+			// ContainerStats' lean read: the same CPU, memory, processes
+			// and threads, no descriptors, sockets or limit.
+			lean := readProcUsage("testdata/metrics/proc", tt.pids)
+			want := tt.want
+			want.fds, want.sockets = 0, 0
+			if lean.rss != rss || lean.nofile != nil {
+				t.Errorf("readProcUsage: rss %d nofile %v, want %d and none", lean.rss, lean.nofile, rss)
+			}
+			lean.rss = 0
+			if lean != want {
+				t.Errorf("readProcUsage = %+v, want %+v", lean, want)
+			}
 		})
 	}
 }

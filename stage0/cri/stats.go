@@ -279,7 +279,7 @@ func procsUsage(proc string, pid int) (cgroupUsage, error) {
 	if err != nil {
 		return cgroupUsage{}, err
 	}
-	p := readProcMetrics(proc, pids)
+	p := readProcUsage(proc, pids)
 	return cgroupUsage{cpuNanos: p.cpuNanos, memUsage: p.rss, workingSet: p.rss, rss: p.rss}, nil
 }
 

@@ -7,13 +7,16 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/atomicfile"
 	"github.com/nosecone/nscn/internal/stage1/apphelper"
+	"github.com/nosecone/nscn/internal/stage1/sdmanager"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
+	"github.com/nosecone/nscn/internal/stage1/units"
 	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
@@ -45,6 +48,10 @@ type readyWatch struct {
 	// the ready file is written; false: the pod never becomes ready (its
 	// network failed, and the pod is being stopped).
 	gate func() bool
+	// afterReady, when not nil, runs in a goroutine of its own once the
+	// pod is ready and its callers have been told: work the pod's start
+	// need not wait for.
+	afterReady func()
 	// tl marks the pod's readiness (nil: off).
 	tl   *timeline.Timeline
 	done chan struct{} // closed when the reader has returned; nil before watch
@@ -123,6 +130,9 @@ func (w *readyWatch) watch(ctx context.Context, log *slog.Logger, podDir string,
 					log.WarnContext(ctx, "tell the service manager that the pod is ready", "err", err)
 				}
 			}
+			if w.afterReady != nil {
+				go w.afterReady()
+			}
 		}
 	}()
 }
@@ -160,5 +170,35 @@ func (w *readyWatch) Close() {
 	_ = w.conn.Close()
 	if w.done != nil {
 		<-w.done
+	}
+}
+
+// startJournald starts the journald of the mutable pod at podDir once
+// the pod is ready. Such a pod is ready without it (package units: its
+// default.target wants journald's sockets alone), and its first app's unit
+// wants it; started by that unit, journald's exec and the opening of its
+// journal ran beside the first app's start, on the same cores, and a CRI
+// StartContainer (bench figure 10: one container per sandbox) waited the
+// longer. Started here, it runs while the caller creates that container.
+// The app's unit does not wait for it (it is ordered after journald's
+// sockets only): a start still under way when the app starts merges with
+// the app's. A failure is of no consequence (the first app's unit starts
+// journald then, as before) and only logged.
+//
+// The child that speaks to the pod's systemd runs in the pod's PID
+// namespace, where the pod's processes see it: it must not hold the pod
+// lock's descriptor (RKT_LOCK_FD, lockFD), a directory of the host that
+// stage0 made inheritable for run and systemd-nspawn. systemd-nspawn has
+// it by now, and run keeps its own; nothing run starts later needs it.
+func startJournald(ctx context.Context, log *slog.Logger, podDir, lockFD string) {
+	if fd, err := strconv.Atoi(lockFD); err == nil && fd > 2 {
+		unix.CloseOnExec(fd)
+	}
+	pid, err := podPID(podDir)
+	if err == nil {
+		_, err = dialPodSystemd(pid).run(ctx, sdmanager.OpStart, units.JournaldService)
+	}
+	if err != nil {
+		log.DebugContext(ctx, "start the pod's journald after its start", "err", err)
 	}
 }

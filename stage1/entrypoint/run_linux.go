@@ -437,6 +437,9 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 			return network.wait() == nil
 		}
 	}
+	if pod.Mutable {
+		ready.afterReady = func() { startJournald(ctx, log, podDir, cfg.LockFD) }
+	}
 	defer ready.Close()
 	env := append(nspawn.Env(cfg.Args.Debug, cfg.Args.DisableSeccomp), ready.Env())
 	cmd := &exec.Cmd{

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDoFailures: a call that cannot be made is a Reply with Err, at
@@ -31,5 +32,18 @@ func TestDoFailures(t *testing.T) {
 	// ResetFailed never fails.
 	if r := Do(context.Background(), Request{Socket: missing, Op: OpResetFailed, Unit: "app-a.service"}); r.Err != "" {
 		t.Fatalf("reset-failed: %+v", r)
+	}
+}
+
+// TestPollBackoff: the job's end is polled 2, 4, 8, 16 ms apart, then
+// every 20 ms, never more often and never less.
+func TestPollBackoff(t *testing.T) {
+	want := []time.Duration{2, 4, 8, 16, 20, 20, 20}
+	wait := firstPoll
+	for i, w := range want {
+		if wait != w*time.Millisecond {
+			t.Fatalf("poll %d: wait %v, want %v", i, wait, w*time.Millisecond)
+		}
+		wait = nextPoll(wait)
 	}
 }

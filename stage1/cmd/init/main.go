@@ -18,6 +18,11 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == entrypoint.SystemdCallArg {
+		// run's child that starts a mutable pod's journald once the
+		// pod is ready, from inside the pod's PID namespace.
+		os.Exit(entrypoint.PodSystemdCall(context.Background())) //nolint:forbidigo // main: the child's exit status
+	}
 	args, err := sdpod.ParseRunArgs(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, entrypoint.ErrorLine(err))
