@@ -269,6 +269,46 @@ func TestAppConfinedAsRunApp(t *testing.T) {
 	assertPodsGone(t, e)
 }
 
+// TestAppRestartKeepsTheMountTable: an app stopped and started again
+// many times runs each time, and the pod's mount table does not grow:
+// each start prepared a new rootfs tree over copies of the earlier ones,
+// until the mount namespace was full (ENOSPC) after a few dozen.
+func TestAppRestartKeepsTheMountTable(t *testing.T) {
+	e := newNetEnv(t)
+	p := startSandbox(t, e, "--net=host")
+	podDir := filepath.Join(e.dir, "pods", "run", p.uuid)
+	e.ok("--insecure-options=image", "app", "add", p.uuid, busybox(t), "--name=again", "--exec=/bin/sh", "--", "-c", "echo started; sleep 300")
+	mounts := func() int {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(podPID(t, podDir)), "mountinfo"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Count(string(b), "\n")
+	}
+	var after []int
+	for i := range 6 {
+		e.ok("app", "start", p.uuid, "--app=again")
+		if st := e.appStatus(p.uuid, "again"); st.State != "running" {
+			t.Fatalf("start %d: app state %+v", i+1, st)
+		}
+		after = append(after, mounts())
+		e.ok("app", "stop", p.uuid, "--app=again")
+	}
+	// The first start may differ (the pod's own first mounts); every
+	// later one leaves the table as the second did.
+	for i, n := range after[2:] {
+		if n != after[1] {
+			t.Fatalf("mounts in the pod after each start: %v (start %d differs from start 2)", after, i+3)
+		}
+	}
+	e.ok("stop", p.uuid)
+	if err := p.wait(); err != nil {
+		t.Fatalf("app sandbox after stop: %v\n%s", err, p.errb.String())
+	}
+	assertPodsGone(t, e)
+}
+
 // TestAppSandboxStopForce: stop --force kills a mutable pod; app sandbox
 // exits 137, and the running app's status records the kill.
 func TestAppSandboxStopForce(t *testing.T) {

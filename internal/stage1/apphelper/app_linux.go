@@ -113,8 +113,14 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *sdpod.App, unified b
 	p := app.Plan
 	old := unix.Umask(0o022)
 	defer unix.Umask(old)
+	if err := detachLastStart(ctx, log, app.Spec.Name, p.RootFS); err != nil {
+		return err
+	}
 	log.DebugContext(ctx, "bind rootfs onto itself", "rootfs", p.RootFS)
 	if err := podmount.Mount(p.RootFS, p.RootFS, "", unix.MS_BIND|unix.MS_REC, "", p.RootFS); err != nil {
+		return err
+	}
+	if err := markPrepared(app.Spec.Name); err != nil {
 		return err
 	}
 	root, err := inroot.OpenRoot(p.RootFS)
@@ -178,6 +184,42 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *sdpod.App, unified b
 		return podmount.SetMountAttrs(root, unix.MOUNT_ATTR_RDONLY, false, "/")
 	}
 	return nil
+}
+
+// detachLastStart detaches the tree an earlier start of the app
+// prepared on rootfs (sdpod.PreparedFile), so that this start's
+// recursive bind does not copy it: without it, each app/start after an
+// app/stop stacked a new tree over copies of all the old ones, and a
+// few dozen restarts filled the mount namespace (ENOSPC). Only a
+// restart pays the detach's RCU grace period.
+func detachLastStart(ctx context.Context, log *slog.Logger, app, rootfs string) error {
+	if _, err := os.Lstat(sdpod.PreparedFile(app)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("app %s: %w", app, err)
+	}
+	log.DebugContext(ctx, "detach the last start's rootfs tree", "rootfs", rootfs)
+	// EINVAL: nothing mounted there any more.
+	if err := unix.Unmount(rootfs, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+		return &os.PathError{Op: "detach last start's tree", Path: rootfs, Err: err}
+	}
+	if err := os.Remove(sdpod.PreparedFile(app)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("app %s: %w", app, err)
+	}
+	return nil
+}
+
+// markPrepared records that the app's rootfs tree is mounted.
+func markPrepared(app string) error {
+	if err := os.MkdirAll(sdpod.PreparedDir, 0o700); err != nil {
+		return fmt.Errorf("app %s: mark prepared: %w", app, err)
+	}
+	f, err := os.OpenFile(sdpod.PreparedFile(app), os.O_WRONLY|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("app %s: mark prepared: %w", app, err)
+	}
+	return f.Close()
 }
 
 // procMountPoint makes the mount point of the plan's procfs in an app's
