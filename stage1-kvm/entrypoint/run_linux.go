@@ -431,32 +431,6 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	readyTick := time.NewTicker(50 * time.Millisecond)
 	defer readyTick.Stop()
 	ready, ended := false, false
-	var stateChanged <-chan struct{} // nil without a watch: the tick alone
-	if w, err := watchState(inStage1(podDir, filepath.Dir(GuestEndedFile))); err != nil {
-		log.DebugContext(ctx, "no watch on the guest's state: polling it", "err", err)
-	} else {
-		defer func() { _ = w.Close() }()
-		stateChanged = w.C
-	}
-	checkState := func() {
-		if !ended {
-			if _, err := os.Lstat(inStage1(podDir, GuestEndedFile)); err == nil {
-				ended = true
-				cfg.Timeline.Mark("pod-ended")
-				log.DebugContext(ctx, "every app has ended: end the guest")
-				_ = cmd.Process.Kill()
-			}
-		}
-		if !ready {
-			if _, err := os.Lstat(inStage1(podDir, GuestReadyFile)); err == nil {
-				ready = true
-				cfg.Timeline.Mark("pod-ready")
-				if err := atomicfile.Write(podDir, stage1abi.ReadyFile, []byte("\n")); err != nil {
-					log.WarnContext(ctx, "record readiness", "err", err)
-				}
-			}
-		}
-	}
 	var waitErr, guestErr error
 loop:
 	for {
@@ -473,13 +447,27 @@ loop:
 				log.WarnContext(ctx, "ask the guest to halt; killing it", "err", err)
 				_ = cmd.Process.Kill()
 			}
-		case <-stateChanged:
-			checkState()
 		case <-readyTick.C:
 			for _, sw := range slots {
 				sw.tick()
 			}
-			checkState()
+			if !ended {
+				if _, err := os.Lstat(inStage1(podDir, GuestEndedFile)); err == nil {
+					ended = true
+					cfg.Timeline.Mark("pod-ended")
+					log.DebugContext(ctx, "every app has ended: end the guest")
+					_ = cmd.Process.Kill()
+				}
+			}
+			if !ready {
+				if _, err := os.Lstat(inStage1(podDir, GuestReadyFile)); err == nil {
+					ready = true
+					cfg.Timeline.Mark("pod-ready")
+					if err := atomicfile.Write(podDir, stage1abi.ReadyFile, []byte("\n")); err != nil {
+						log.WarnContext(ctx, "record readiness", "err", err)
+					}
+				}
+			}
 		case waitErr = <-waited:
 			cfg.Timeline.Mark("qemu-exited")
 			break loop
