@@ -141,6 +141,29 @@ func TestKvmNetAndStop(t *testing.T) {
 	requireNetRestored(t, before)
 }
 
+// TestKvmStopAtFirstOutput: a stop that comes as soon as the app has
+// written its first line, before the guest's agent (which starts after
+// the apps) can take a request, still stops the pod cleanly: the halt
+// request waits for the agent instead of being lost, which left the pod
+// running after stop had said it was stopping it.
+func TestKvmStopAtFirstOutput(t *testing.T) {
+	e := newEnv(t)
+	p := startPod(t, e, 100*time.Second, []string{"first-line"}, kvmRunArgs(t, "--net=none",
+		busybox(t), "--exec=/bin/sh", "--", "-c", "echo first-line; exec sleep 300")...)
+	e.ok("stop", p.uuid)
+	select {
+	case <-p.done:
+	case <-time.After(90 * time.Second):
+		t.Fatalf("run still runs 90 s after stop; stderr %s", p.errb.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(p.err, &ee) || ee.ExitCode() != 143 {
+		t.Fatalf("run after stop: %v, want exit 143; stderr %s", p.err, p.errb.String())
+	}
+	e.ok("gc", "--grace-period=0s")
+	assertPodsGone(t, e)
+}
+
 // TestKvmEnterAndStopForce enters a running pod's app through the
 // guest's agent (the command runs in the app's rootfs, as the app's user,
 // with the app's confinement, among the app's processes; stdin, stdout,

@@ -119,8 +119,36 @@ func dialControl(podDir string, timeout time.Duration) (net.Conn, error) {
 	return net.DialTimeout("unix", addr, timeout)
 }
 
-// sendHalt asks the agent to halt the pod.
-func sendHalt(podDir string) error {
+// haltWait bounds how long a halt request waits for the guest's agent to
+// come up: a guest's boot takes seconds under TCG, and more on a loaded
+// host.
+const haltWait = 90 * time.Second
+
+// sendHalt asks the agent to halt the pod, once the agent can take the
+// request. The agent starts after the apps, and until it has opened its
+// ports a request written by a host that hangs up at once is lost
+// (guest.OpenPort): a stop right after an app's first output left the
+// pod running. So sendHalt waits for the guest's readiness, which comes
+// after the agent's READY=1 (nscn-ready.socket), at most haltWait and
+// only while alive says the guest runs; a pod whose apps have all ended
+// (GuestEndedFile) is ending already and needs no request.
+func sendHalt(podDir string, alive func() bool) error {
+	deadline := time.Now().Add(haltWait)
+	for {
+		if _, err := os.Lstat(inStage1(podDir, GuestReadyFile)); err == nil {
+			break
+		}
+		if _, err := os.Lstat(inStage1(podDir, GuestEndedFile)); err == nil {
+			return nil
+		}
+		if !alive() {
+			return errdefs.NotFound("the guest ended before its agent came up")
+		}
+		if time.Now().After(deadline) {
+			return errdefs.Unavailable("the guest's agent did not come up within %s", haltWait)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	c, err := dialControl(podDir, 2*time.Second)
 	if err != nil {
 		return err

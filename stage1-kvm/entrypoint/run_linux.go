@@ -443,10 +443,13 @@ loop:
 			_ = cmd.Process.Kill()
 		case sig := <-sigc:
 			log.DebugContext(ctx, "stop the pod", "signal", sig.String())
-			if err := sendHalt(podDir); err != nil {
-				log.WarnContext(ctx, "ask the guest to halt; killing it", "err", err)
-				_ = cmd.Process.Kill()
-			}
+			// Beside the loop: the request may wait for the agent.
+			go func() {
+				if err := sendHalt(podDir, func() bool { return cmd.Process.Signal(unix.Signal(0)) == nil }); err != nil {
+					log.WarnContext(ctx, "ask the guest to halt; killing it", "err", err)
+					_ = cmd.Process.Kill()
+				}
+			}()
 		case <-readyTick.C:
 			for _, sw := range slots {
 				sw.tick()

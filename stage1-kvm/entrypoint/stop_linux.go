@@ -32,7 +32,7 @@ func Stop(ctx context.Context, log *slog.Logger, args abiargs.StopArgs) error {
 		return nil
 	}
 	if !args.Force {
-		err := sendHalt(podDir)
+		err := sendHalt(podDir, func() bool { _, ok := livePID(podDir, QemuPIDFile, "qemu"); return ok })
 		if err == nil {
 			return nil
 		}
