@@ -79,11 +79,11 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) (int, error) 
 	tl.Mark(mode + "-helper-started")
 	switch mode {
 	case ModePrepare:
-		return 0, prepareApp(ctx, log, app, pod.CgroupUnified)
+		return 0, prepareApp(ctx, log, pod, app)
 	case ModeExec:
 		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified, hostIPC: pod.HostIPC, hostPID: pod.HostPID, exited: endOfApp(ctx, log, pod, app)})
 	case ModeRun:
-		if err := prepareApp(ctx, log, app, pod.CgroupUnified); err != nil {
+		if err := prepareApp(ctx, log, pod, app); err != nil {
 			return 0, err
 		}
 		// An app that speaks sd_notify says READY=1 itself.
@@ -101,8 +101,8 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) (int, error) 
 
 // prepareApp binds the app's rootfs onto itself and makes the mounts of
 // its plan inside it, in the pod's mount namespace, where they stay until
-// the pod ends. unified is sdpod.Pod.CgroupUnified.
-func prepareApp(ctx context.Context, log *slog.Logger, app *sdpod.App, unified bool) error {
+// the pod ends or, in a mutable pod, the app's next start.
+func prepareApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, app *sdpod.App) error {
 	start := time.Now()
 	if err := sealRoot(ctx, log); err != nil {
 		return err
@@ -113,15 +113,21 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *sdpod.App, unified b
 	p := app.Plan
 	old := unix.Umask(0o022)
 	defer unix.Umask(old)
-	if err := detachLastStart(ctx, log, app.Spec.Name, p.RootFS); err != nil {
-		return err
+	// Only a mutable pod's app starts again (app/start); a run's app
+	// starts once, and its start pays for no record.
+	if pod.Mutable {
+		if err := detachLastStart(ctx, log, app.Spec.Name, p.RootFS); err != nil {
+			return err
+		}
 	}
 	log.DebugContext(ctx, "bind rootfs onto itself", "rootfs", p.RootFS)
 	if err := podmount.Mount(p.RootFS, p.RootFS, "", unix.MS_BIND|unix.MS_REC, "", p.RootFS); err != nil {
 		return err
 	}
-	if err := markPrepared(app.Spec.Name); err != nil {
-		return err
+	if pod.Mutable {
+		if err := markPrepared(app.Spec.Name); err != nil {
+			return err
+		}
 	}
 	root, err := inroot.OpenRoot(p.RootFS)
 	if err != nil {
@@ -174,7 +180,7 @@ func prepareApp(ctx context.Context, log *slog.Logger, app *sdpod.App, unified b
 		}
 	}
 	mountCgroup := mountAppCgroup
-	if unified {
+	if pod.CgroupUnified {
 		mountCgroup = mountAppCgroupV2
 	}
 	if err := mountCgroup(ctx, log, root, app); err != nil {
