@@ -116,18 +116,12 @@ root=$image/rootfs
 echo "build-stage1-kvm: building the entrypoints for linux/$goarch"
 mkdir -p "$root/nscn/kvm" "$image/tmp"
 CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" "$go" build -trimpath -ldflags "-s -w" \
-	-o "$root/nscn/" ./stage1-kvm/cmd/run ./stage1-kvm/cmd/enter ./stage1-kvm/cmd/stop ./stage1-kvm/cmd/gc \
-	./stage1/cmd/app-init \
+	-o "$root/nscn/" ./stage1-kvm/cmd/run ./stage1-kvm/cmd/enter ./stage1-kvm/cmd/stop ./stage1-kvm/cmd/gc ./stage1-kvm/cmd/agent \
+	./stage1-kvm/cmd/app ./stage1/cmd/app-init \
 	./stage1-kvm/cmd/app-add ./stage1-kvm/cmd/app-start ./stage1-kvm/cmd/app-stop ./stage1-kvm/cmd/app-rm
-# The guest's Go programs are one binary (stage1-kvm/cmd/guest, chosen by
-# argv[0]): /init of the initramfs, /nscn/app and /nscn/agent (a symlink
-# to app). /init binds its own file over /nscn/app, so the guest runs the
-# initramfs's copy; the image's is there for a look at the tree.
 CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" "$go" build -trimpath -ldflags "-s -w" \
-	-o "$image/tmp/guest" ./stage1-kvm/cmd/guest
-cp "$image/tmp/guest" "$root/nscn/app"
-ln -sfn app "$root/nscn/agent"
-env -u GOARCH -u GOOS "$go" run ./stage1-kvm/cmd/mkinitramfs "$root/nscn/kvm/initramfs" "$image/tmp/guest" "$kernel"
+	-o "$image/tmp/guest-init" ./stage1-kvm/cmd/guest-init
+env -u GOARCH -u GOOS "$go" run ./stage1-kvm/cmd/mkinitramfs "$root/nscn/kvm/initramfs" "$image/tmp/guest-init" "$kernel"
 rm -rf "$image/tmp"
 mkdir -p "$root/usr/lib/nscn/cni"
 for p in "${cni_plugins[@]}"; do

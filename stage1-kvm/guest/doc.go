@@ -22,16 +22,8 @@ const (
 	PortDir = "/dev/virtio-ports"
 	// ControlPort is the name of the agent's port.
 	ControlPort = "nscn.control"
-	// AgentPath is the agent's path in the stage1 image: a symlink to
-	// the app helper's file, the guest's one Go binary (GuestBinary).
+	// AgentPath is the agent's path in the stage1 image.
 	AgentPath = "/nscn/agent"
-	// InitPath is that binary in the initramfs, the kernel's /init.
-	// Init binds it over GuestBinary of the shared root, so that every
-	// guest process runs the pages of the initramfs's copy.
-	InitPath = "/init"
-	// GuestBinary is the app helper's path in the stage1 image
-	// (sdpod.AppHelper), which holds the guest's one Go binary too.
-	GuestBinary = "/nscn/app"
 	// SystemdPath is systemd's path in the stage1 image.
 	SystemdPath = "/usr/lib/systemd/systemd"
 	// ModuleDir holds the initramfs's kernel modules, loaded in the

@@ -52,14 +52,6 @@ func Init(console io.Writer) error {
 	if err := unix.Mount(RootTag, newRoot, "virtiofs", 0, ""); err != nil {
 		return fmt.Errorf("mount the pod's root (virtio-fs %s): %w", RootTag, err)
 	}
-	// The app helper and the agent are this binary (stage1-kvm/cmd/guest):
-	// run from the initramfs's copy, which stays in memory, they execute
-	// the guest physical pages /init ran, whose translations TCG keeps,
-	// instead of pages virtio-fs reads again at each exec (cache=auto
-	// drops them on open).
-	if err := unix.Mount(InitPath, newRoot+GuestBinary, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind %s over %s: %w", InitPath, GuestBinary, err)
-	}
 	// Before /sys goes: a slower guest, not a failed one, without it.
 	if err := setReadahead(newRoot, RootReadaheadKiB); err != nil {
 		_, _ = fmt.Fprintln(console, "nscn-guest:", err)

@@ -1,3 +1,12 @@
+// Command agent is the kvm flavor's guest agent (/nscn/agent in the
+// image), which the pod's systemd starts (nscn-agent.service, once the
+// apps' units have started, or before them in a pod registered with the
+// metadata service). It serves the host's requests on the control and
+// enter ports and the metadata API to the pod's apps (see package guest),
+// and says READY=1 to systemd once it has all open (and the pod's
+// metadata in memory): the pod's readiness waits for it, so that a halt
+// sent after it is never lost, and so do the apps of a registered pod. "agent __nscn-enter-helper" is the agent's own
+// enter helper (guest.EnterHelper), which becomes the entered command.
 package main
 
 import (
@@ -10,16 +19,7 @@ import (
 	"github.com/nosecone/nscn/stage1-kvm/guest"
 )
 
-// agentMain is the kvm flavor's guest agent (/nscn/agent in the
-// image), which the pod's systemd starts (nscn-agent.service, once the
-// apps' units have started, or before them in a pod registered with the
-// metadata service). It serves the host's requests on the control and
-// enter ports and the metadata API to the pod's apps (see package guest),
-// and says READY=1 to systemd once it has all open (and the pod's
-// metadata in memory): the pod's readiness waits for it, so that a halt
-// sent after it is never lost, and so do the apps of a registered pod. "agent __nscn-enter-helper" is the agent's own
-// enter helper (guest.EnterHelper), which becomes the entered command.
-func agentMain() {
+func main() {
 	if len(os.Args) == 2 && os.Args[1] == guest.EnterHelperArg {
 		err := guest.EnterHelper()
 		fmt.Fprintln(os.Stderr, "nscn-agent: enter:", err)

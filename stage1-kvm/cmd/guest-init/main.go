@@ -1,3 +1,6 @@
+// Command guest-init is /init of the kvm flavor's initramfs: the guest
+// kernel's first process (see package guest). On failure it says why on
+// the console and powers the guest off, which ends qemu.
 package main
 
 import (
@@ -11,10 +14,7 @@ import (
 	"github.com/nosecone/nscn/stage1-kvm/guest"
 )
 
-// initMain is /init of the kvm flavor's initramfs: the guest kernel's
-// first process (see package guest). On failure it says why on the
-// console and powers the guest off, which ends qemu.
-func initMain() {
+func main() {
 	err := guest.Init(os.Stdout)
 	if !errors.Is(err, guest.ErrBootMarker) {
 		_, _ = fmt.Fprintln(os.Stdout, "nscn-guest: init failed:", err)
