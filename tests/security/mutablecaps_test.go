@@ -40,3 +40,30 @@ func TestMutablePodAppsKeepTheirBoundingSet(t *testing.T) {
 		t.Fatalf("the added app's sleep has %q, want bounding set %s", got, defaultSet)
 	}
 }
+
+// TestMutablePodAppsKeepTheirSeccompFilter: systemd-nspawn runs a
+// mutable pod's container without its own seccomp filter (its apps come
+// later, as with the bounding set above), so an app added without a
+// seccomp isolator must still be held by nscn's default filter, which its
+// helper installs, and a command entered into it the same.
+func TestMutablePodAppsKeepTheirSeccompFilter(t *testing.T) {
+	e := newEnv(t)
+	uuid := e.start("--insecure-options=image", "app", "sandbox", "--net=host", stage1Flag(t, nspawn))
+	e.ok("--insecure-options=image", "app", "add", uuid, busyboxACI(t), "--name=plain", "--exec=/bin/sleep", "--", "300")
+	e.ok("app", "start", uuid, "--app=plain")
+	var r result
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		r = e.run("app", "exec", uuid, "--app=plain", "--", "grep", "^Seccomp:", "/proc/self/status")
+		if r.code == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if got := strings.TrimSpace(r.stdout); got != "Seccomp:\t2" {
+		t.Fatalf("a command entered into an app added without seccomp isolator has %q, want a filter (Seccomp: 2)", r)
+	}
+	r = e.ok("app", "exec", uuid, "--app=plain", "--", "/bin/sh", "-c",
+		`for p in /proc/[0-9]*; do grep -q "^Name:.sleep" $p/status 2>/dev/null && grep ^Seccomp: $p/status; done`)
+	if got := strings.TrimSpace(r.stdout); got != "Seccomp:\t2" {
+		t.Fatalf("the added app's sleep has %q, want a filter (Seccomp: 2)", got)
+	}
+}
