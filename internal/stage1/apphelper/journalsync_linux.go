@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -69,6 +72,76 @@ func syncJournal(ctx context.Context, path string) error {
 	}
 	if bytes.Contains(reply, []byte(`"error"`)) {
 		return fmt.Errorf("the pod's journal did not sync: %s", bytes.TrimRight(reply, "\x00"))
+	}
+	return nil
+}
+
+// unitStreamWritten says that the helper wrote to its own stdout or
+// stderr, the unit's journal stream (its messages, its timeline, an app's
+// output when the app's own stream could not be opened): see unitStream.
+var unitStreamWritten atomic.Bool
+
+// The barrier at an app's end (endOfApp). The pod's end may stop journald
+// (systemd-shutdown's SIGTERM) before it has read what the apps wrote;
+// journald exits at the signal without reading its sockets again. What it
+// has read, it has written: it reads a stream and hands each complete
+// line to the journal file in the same step of its event loop, before it
+// looks at a signal. So a stream whose every byte journald has read
+// (SIOCOUTQ, the bytes of the socket that its peer has not read, is 0)
+// has its complete lines in the journal; only a partial line at its end
+// waits for the stream's end of file (appOutput.drained). The sync
+// (syncJournal) is the barrier for what the helper cannot see: another
+// process's stream, a partial line.
+
+// streamPoll is how often waitStreamRead looks at a stream: journald,
+// once started, reads a stream as soon as it is written.
+const streamPoll = 500 * time.Microsecond
+
+// waitStreamRead waits until the peer of the stream socket c (journald)
+// has read every byte written to it, or ctx ends.
+func waitStreamRead(ctx context.Context, c interface {
+	SyscallConn() (syscall.RawConn, error)
+},
+) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("journal stream: %w", err)
+	}
+	for {
+		var n int
+		var ierr error
+		if err := rc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil {
+			return fmt.Errorf("journal stream: %w", err)
+		}
+		if ierr != nil {
+			return fmt.Errorf("journal stream: unread bytes: %w", &os.SyscallError{Syscall: "ioctl SIOCOUTQ", Err: ierr})
+		}
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the pod's journal to read an app's output: %w", ctx.Err())
+		case <-time.After(streamPoll):
+		}
+	}
+}
+
+// unitStreamRead waits, when the helper wrote to its stdout or stderr,
+// until journald has read them (waitStreamRead). A descriptor that is no
+// socket is no journal stream (the unit's output goes elsewhere).
+func unitStreamRead(ctx context.Context) error {
+	if !unitStreamWritten.Load() {
+		return nil
+	}
+	for fd, f := range map[int]*os.File{1: os.Stdout, 2: os.Stderr} {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+			continue
+		}
+		if err := waitStreamRead(ctx, f); err != nil {
+			return err
+		}
 	}
 	return nil
 }

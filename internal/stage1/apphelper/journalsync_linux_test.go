@@ -77,3 +77,95 @@ func TestSyncJournal(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitStreamRead: the wait ends once the stream's peer has read every
+// byte written to it, also when the peer accepts the connection late (a
+// journald still starting), and not before; it ends with ctx otherwise.
+func TestWaitStreamRead(t *testing.T) {
+	tests := []struct {
+		name    string
+		write   int           // bytes written before the wait
+		read    bool          // the peer reads them
+		delay   time.Duration // before the peer accepts
+		wantErr bool
+	}{
+		{name: "nothing written", write: 0},
+		{name: "read at once", write: 100, read: true},
+		{name: "more than a socket buffer", write: 300 << 10, read: true},
+		{name: "accepted late", write: 100, read: true, delay: 30 * time.Millisecond},
+		{name: "never read", write: 100, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "stdout")
+			l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = l.Close() }()
+			c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = c.Close() }()
+			written := make(chan error, 1)
+			go func() {
+				_, err := c.Write(make([]byte, tt.write))
+				written <- err
+			}()
+			read := make(chan int, 1)
+			go func() {
+				time.Sleep(tt.delay)
+				p, err := l.Accept()
+				if err != nil {
+					read <- -1
+					return
+				}
+				defer func() { _ = p.Close() }()
+				n := 0
+				if tt.read {
+					buf := make([]byte, 4096)
+					for n < tt.write {
+						m, err := p.Read(buf)
+						n += m
+						if err != nil {
+							break
+						}
+					}
+				}
+				read <- n
+				time.Sleep(time.Second)
+			}()
+			// A write larger than the socket's buffer ends only
+			// once the peer reads.
+			if err := <-written; err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if tt.wantErr {
+				cancel()
+				ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+			}
+			defer cancel()
+			err = waitStreamRead(ctx, c)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("waitStreamRead: %v, want error %v", err, tt.wantErr)
+			}
+			if took := time.Since(start); err == nil && tt.write > 0 && took < tt.delay*3/4 {
+				t.Fatalf("the wait ended after %v, before the peer accepted (%v)", took, tt.delay)
+			}
+			if err == nil && tt.write > 0 {
+				// Every byte was read when the wait ended.
+				select {
+				case n := <-read:
+					if n != tt.write {
+						t.Fatalf("the peer read %d of %d bytes", n, tt.write)
+					}
+				case <-time.After(time.Second):
+					t.Fatal("the wait ended before the peer had read")
+				}
+			}
+		})
+	}
+}
