@@ -539,6 +539,12 @@ func endApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string, 
 			return false, &os.SyscallError{Syscall: "kill", Err: err}
 		}
 	}
+	if sig == sigPoweroffImmediate && podJournal(pod) {
+		// journald's offlining while the pod's systemd frees its
+		// manager (startJournalSync).
+		sent, err := startJournalSync("/proc")
+		log.DebugContext(ctx, "ask the pod's journal to sync", "asked", sent, "err", err)
+	}
 	return sig == sigPoweroffImmediate, nil
 }
 

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -144,4 +147,68 @@ func unitStreamRead(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// journaldComm is the pod's journald's comm (proc_pid_comm(5)): the
+// kernel keeps 15 characters of systemd-journald.
+const journaldComm = "systemd-journal"
+
+// sigJournalSync is SIGRTMIN+1, journald's request to sync
+// (systemd-journald.service(8)): it writes what it has and starts taking
+// its files offline, their fsyncs on a thread of its own, and goes on.
+const sigJournalSync = unix.Signal(35)
+
+// startJournalSync asks the pod's journald (found in proc, the pod's
+// /proc) to sync (sigJournalSync) without waiting for it, once journald
+// has made the signal its own (it blocks it for its event loop's
+// signalfd; before that the signal would kill it, and it is left
+// alone). It reports whether it asked.
+//
+// At the pod's end (endApp), after the immediate poweroff's signal: the
+// offlining's fsyncs then run while the pod's systemd frees its manager,
+// which waits for grace periods, and journald's stop under
+// systemd-shutdown, which would do them otherwise, finds its files
+// offline already. The sync through the varlink socket (syncJournal)
+// does the same, after a wait for its answer.
+func startJournalSync(proc string) (bool, error) {
+	ents, err := os.ReadDir(proc)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == 1 {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join(proc, e.Name(), "comm")) //nolint:gosec // G304: a file of the pod's /proc, a pid's
+		if err != nil || strings.TrimSpace(string(comm)) != journaldComm {
+			continue
+		}
+		status, err := os.ReadFile(filepath.Join(proc, e.Name(), "status")) //nolint:gosec // G304: a file of the pod's /proc, a pid's
+		if err != nil {
+			return false, err
+		}
+		if !sigBlocked(string(status), sigJournalSync) {
+			return false, nil
+		}
+		if err := unix.Kill(pid, sigJournalSync); err != nil {
+			return false, &os.SyscallError{Syscall: "kill", Err: err}
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// sigBlocked reports whether status, a /proc/PID/status, has sig in its
+// SigBlk mask (proc_pid_status(5): hexadecimal, bit n-1 for signal n).
+func sigBlocked(status string, sig unix.Signal) bool {
+	for l := range strings.Lines(status) {
+		v, ok := strings.CutPrefix(l, "SigBlk:")
+		if !ok {
+			continue
+		}
+		m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		return err == nil && m&(1<<(uint(sig)-1)) != 0
+	}
+	return false
 }

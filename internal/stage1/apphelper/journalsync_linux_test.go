@@ -3,11 +3,18 @@ package apphelper
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // fakeJournal answers one varlink call on path with reply, after delay
@@ -165,6 +172,83 @@ func TestWaitStreamRead(t *testing.T) {
 				case <-time.After(time.Second):
 					t.Fatal("the wait ended before the peer had read")
 				}
+			}
+		})
+	}
+}
+
+func TestSigBlocked(t *testing.T) {
+	tests := []struct {
+		name   string
+		status string
+		sig    unix.Signal
+		want   bool
+	}{
+		{name: "journald's mask", status: "Name:\tsystemd-journal\nSigPnd:\t0000000000000000\nSigBlk:\t0000000400004a02\nSigIgn:\t0000000000001000\n", sig: sigJournalSync, want: true},
+		{name: "SIGTERM in journald's mask", status: "SigBlk:\t0000000400004a02\n", sig: unix.SIGTERM, want: true},
+		{name: "nothing blocked", status: "SigBlk:\t0000000000000000\n", sig: sigJournalSync},
+		{name: "no mask", status: "Name:\tx\n", sig: sigJournalSync},
+		{name: "bad mask", status: "SigBlk:\tzz\n", sig: sigJournalSync},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := sigBlocked(tt.status, tt.sig); got != tt.want {
+				t.Fatalf("sigBlocked: %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestStartJournalSync: the signal goes to the process called
+// systemd-journal, and only once it blocks the signal; a process that
+// does not would be killed by it. The proc directory is made up; its
+// journald is a sleep, which the signal ends.
+func TestStartJournalSync(t *testing.T) {
+	tests := []struct {
+		name    string
+		comm    string
+		sigBlk  string
+		want    bool
+		wantSig bool
+	}{
+		{name: "journald ready", comm: "systemd-journal", sigBlk: "0000000400004a02", want: true, wantSig: true},
+		{name: "journald starting", comm: "systemd-journal", sigBlk: "0000000000000000"},
+		{name: "no journald", comm: "app", sigBlk: "0000000400004a02"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command("sleep", "30")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+			proc := t.TempDir()
+			dir := filepath.Join(proc, strconv.Itoa(cmd.Process.Pid))
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(filepath.Join(proc, "self"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for name, content := range map[string]string{"comm": tt.comm + "\n", "status": "Name:\t" + tt.comm + "\nSigBlk:\t" + tt.sigBlk + "\n"} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := startJournalSync(proc)
+			if err != nil || got != tt.want {
+				t.Fatalf("startJournalSync: %v, %v, want %v", got, err, tt.want)
+			}
+			if !tt.wantSig {
+				return
+			}
+			err = cmd.Wait()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				t.Fatalf("the sleep ended with %v", err)
+			}
+			if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != sigJournalSync {
+				t.Fatalf("the sleep ended with %v, want signal %d", err, sigJournalSync)
 			}
 		})
 	}
