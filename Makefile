@@ -323,8 +323,9 @@ lint: $(GOLANGCI_LINT) ## go vet, shellcheck and golangci-lint (.golangci.yml); 
 	for f in fly nspawn kvm; do $(GO) vet -tags "functional $$f" ./tests/ || exit 1; done
 	shellcheck -x scripts/*.sh scripts/lib/*.sh scripts/vm/*.sh scripts/cri/*.sh .ci/run
 	GOLANGCI_LINT_CACHE=$(abspath $(BUILD)/golangci-lint-cache) $(GOLANGCI_LINT) run $(LINT_PKGS)
-	@# nscn's own build (nscn_nofetch) compiles fetchside_lean.go in place of the fetch side.
-	GOLANGCI_LINT_CACHE=$(abspath $(BUILD)/golangci-lint-cache) $(GOLANGCI_LINT) run --build-tags urfave_cli_no_docs,nscn_nofetch ./stage0/cli/ ./stage0/cmd/nscn/
+	@# nscn's own build (nscn_nofetch) compiles fetchside_lean.go in place of the fetch side,
+	@# and store/tree's blake3_lean.go in place of BLAKE3.
+	GOLANGCI_LINT_CACHE=$(abspath $(BUILD)/golangci-lint-cache) $(GOLANGCI_LINT) run --build-tags urfave_cli_no_docs,nscn_nofetch ./stage0/cli/ ./stage0/cmd/nscn/ ./store/tree/
 
 fmt: $(GOLANGCI_LINT) ## Format the Go sources (gofumpt and goimports, as make lint checks)
 	GOLANGCI_LINT_CACHE=$(abspath $(BUILD)/golangci-lint-cache) $(GOLANGCI_LINT) fmt ./...

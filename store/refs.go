@@ -117,7 +117,9 @@ func (s *Store) LockReferences(ctx context.Context, exclusive bool) (unlock func
 // rendered from, and its key names them, so the new render is the tree
 // that was lost. It is NotFound when no stored image of that name renders
 // the key (the image was removed too, or its dependencies now resolve to
-// other images).
+// other images). The key does not name the tree hash's algorithm, so a
+// tree restored by nscn, which does not link BLAKE3, is hashed with
+// SHA-256 (tree.Store.RenderAnyHash).
 func (s *Store) RestoreTree(ctx context.Context, key, name string) (*tree.Tree, error) {
 	t, err := s.Trees.Get(ctx, key)
 	if !errors.Is(err, errdefs.ErrNotFound) {
@@ -137,7 +139,11 @@ func (s *Store) RestoreTree(ctx context.Context, key, name string) (*tree.Tree, 
 		if err != nil || tree.Key(layers) != key {
 			continue
 		}
-		return s.Trees.Render(ctx, im.ID)
+		// The commands that restore a tree (stop, enter, gc, app
+		// start, run-prepared) hold a pod and cannot hand themselves
+		// over to nscn-fetch: without BLAKE3, the tree is hashed with
+		// SHA-256.
+		return s.Trees.RenderAnyHash(ctx, im.ID)
 	}
 	return nil, errdefs.NotFound("tree %s is gone, and no stored image named %s renders it again", key, name)
 }

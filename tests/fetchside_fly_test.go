@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/cpu"
+
 	"github.com/nosecone/nscn/internal/testutil/e2e"
 )
 
@@ -18,7 +20,8 @@ import (
 // nscn-fetch. A copy of nscn with no nscn-fetch beside it (nor in the
 // compiled-in directory) runs the stored busybox image, and refuses a
 // fetch, and a run of an image not stored yet, with an error that names
-// the missing program, leaving no pod behind.
+// the missing program, leaving no pod behind; it returns a rendered tree,
+// and refuses a render that hashes with BLAKE3 and image verify.
 func TestRunOfStoredImagesNeedsNoFetchSide(t *testing.T) {
 	e := newEnv(t)
 	lone := filepath.Join(t.TempDir(), "nscn")
@@ -78,4 +81,29 @@ func TestRunOfStoredImagesNeedsNoFetchSide(t *testing.T) {
 	if got := pods(); got != before+ran {
 		t.Errorf("%d pods after the lone runs, want %d: a refused run left one behind", got, before+ran)
 	}
+
+	// A stored image whose tree is not rendered yet: where new trees are
+	// hashed with BLAKE3 (x86-64 with AVX2, store/tree's contentAlgo),
+	// which nscn does not link, the render is nscn-fetch's; elsewhere nscn
+	// renders it. image verify is always nscn-fetch's.
+	sdapp := strings.TrimSpace(e.ok("--insecure-options=image", "fetch", filepath.Join(imagesDir(t), "sdapp.aci")).stdout)
+	t.Run("render of a stored image", func(t *testing.T) {
+		r := run("image", "render", sdapp)
+		if cpu.X86.HasAVX2 {
+			if r.code != 254 || !strings.Contains(r.stderr, "need nscn-fetch") {
+				t.Fatalf("lone nscn image render: exit %d, want 254 naming nscn-fetch\nstderr: %s", r.code, r.stderr)
+			}
+		} else if r.code != 0 {
+			t.Fatalf("lone nscn image render (SHA-256 host): exit %d\nstderr: %s", r.code, r.stderr)
+		}
+		if r := run("image", "verify", sdapp); r.code != 254 || !strings.Contains(r.stderr, "need nscn-fetch") {
+			t.Fatalf("lone nscn image verify: exit %d, want 254 naming nscn-fetch\nstderr: %s", r.code, r.stderr)
+		}
+		// The whole installation hands both over and succeeds.
+		e.ok("image", "render", sdapp)
+		e.ok("image", "verify", sdapp)
+		if r := run("image", "render", sdapp); r.code != 0 {
+			t.Fatalf("lone nscn image render of a rendered tree: exit %d\nstderr: %s", r.code, r.stderr)
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -299,4 +300,67 @@ func TestNspawnInteractiveTerminal(t *testing.T) {
 		}
 	})
 	assertPodsGone(t, e)
+}
+
+// TestNspawnLogsAtOnce: the journal has every line of apps that write and
+// exit at once, while the pod's journald may still be starting: the pod
+// ends only once journald has read the apps' streams (the helper's
+// barrier, Documentation/pod-lifecycle.md), the last line included, with
+// more lines than a socket's buffer holds and with a last line that has
+// no newline.
+func TestNspawnLogsAtOnce(t *testing.T) {
+	e := newEnv(t)
+	var want strings.Builder
+	for i := 1; i <= 20000; i++ {
+		fmt.Fprintf(&want, "[many] %d\n", i)
+	}
+	tests := []struct {
+		name    string
+		apps    []string
+		wantOut string
+	}{
+		{name: "one line", apps: []string{busybox(t), "--name=echo", "--exec=/bin/echo", "--", "the last line"}, wantOut: "the last line\n"},
+		{
+			name: "two apps",
+			apps: []string{
+				busybox(t), "--name=many", "--exec=/bin/sh", "--", "-c", "seq 1 20000", "---",
+				busybox(t), "--name=partial", "--exec=/bin/sh", "--", "-c", "printf 'no newline'",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.nspawnRun(tt.apps...)
+			if r.code != 0 {
+				t.Fatalf("run exit %d: %s", r.code, r.stderr)
+			}
+			uuid := nspawnOnlyPod(t, e)
+			r = e.ok("logs", uuid)
+			switch {
+			case tt.wantOut != "":
+				if r.stdout != tt.wantOut {
+					t.Fatalf("logs printed %q, want %q", r.stdout, tt.wantOut)
+				}
+			default:
+				// The two apps' lines interleave in time, and
+				// partial's, with no newline, runs into the next.
+				const partial = "[partial] no newline"
+				if n := strings.Count(r.stdout, partial); n != 1 {
+					t.Fatalf("logs printed partial's line %d times", n)
+				}
+				if many := strings.Replace(r.stdout, partial, "", 1); many != want.String() {
+					t.Fatalf("logs printed %d bytes of many's %d, ending %q", len(many), want.Len(), tail(many))
+				}
+			}
+			e.ok("rm", uuid)
+		})
+	}
+}
+
+// tail is the end of s, for a message.
+func tail(s string) string {
+	if len(s) > 40 {
+		return s[len(s)-40:]
+	}
+	return s
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/nosecone/nscn/stage0/localimage"
 	"github.com/nosecone/nscn/stage0/prepare"
 	"github.com/nosecone/nscn/store"
+	"github.com/nosecone/nscn/store/tree"
 )
 
 // storeDecoders are none: a zstd OCI layer (an aci.ErrNoDecoder error) is
@@ -28,7 +29,8 @@ var storeDecoders aci.Decoders
 
 // handingOver returns the action of a command that renders or extracts
 // stored images, handing the command to nscn-fetch when it meets a layer
-// it has no decoder for (after the action's own cleanup ran).
+// it has no decoder for or a tree to hash with BLAKE3 (after the action's
+// own cleanup ran).
 func handingOver(action cli.ActionFunc) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		return handOver(c.Context, action(c))
@@ -48,11 +50,13 @@ func runConfig(c *cli.Context) error   { return execFetch(c) }
 func execFetch(c *cli.Context) error { return execHelper(c.Context, FetchBinary) }
 
 // handOver hands a run or prepare to nscn-fetch when the store does not
-// hold one of its images, or when one has a zstd layer to render. Nothing
+// hold one of its images, when one has a zstd layer to render, or when a
+// tree must be rendered and hashed with BLAKE3, which nscn does not link
+// (tree.ErrNoHasher: a run of rendered trees hashes nothing). Nothing
 // was written yet: prepare fetches and renders every image before it
 // creates the pod, and a render that fails leaves nothing behind.
 func handOver(ctx context.Context, err error) error {
-	if errors.Is(err, localimage.ErrNotStored) || errors.Is(err, aci.ErrNoDecoder) {
+	if errors.Is(err, localimage.ErrNotStored) || errors.Is(err, aci.ErrNoDecoder) || errors.Is(err, tree.ErrNoHasher) {
 		return execHelper(ctx, FetchBinary)
 	}
 	return err

@@ -411,6 +411,18 @@ func (r *relay) Close() {
 	_ = r.r.Close()
 }
 
+// nspawnSeccompOff says whether systemd-nspawn runs the pod without its
+// own seccomp filter (SYSTEMD_SECCOMP=0). A mutable pod's container gets
+// none, as it keeps the whole bounding set (run): its apps come later,
+// and each app helper installs the app's own filter before the app's
+// exec (nscn's default filter, or what the app's isolator or a CRI
+// container's profile says), as in every pod. systemd-nspawn's filter
+// held nothing back from a pod with every capability but the processes
+// of the stage1 itself, and compiling it with libseccomp was the longest
+// step of a sandbox's start (Documentation/performance.md, "CRI sandbox
+// start, second pass").
+func nspawnSeccompOff(disabled, mutable bool) bool { return disabled || mutable }
+
 // supervise starts systemd-nspawn, records its pid, relays output and
 // signals, and computes the pod's status once it has ended. console hands
 // run's terminal to systemd-nspawn (--interactive on a terminal).
@@ -441,7 +453,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 		ready.afterReady = func() { startJournald(ctx, log, podDir, cfg.LockFD) }
 	}
 	defer ready.Close()
-	env := append(nspawn.Env(cfg.Args.Debug, cfg.Args.DisableSeccomp), ready.Env())
+	env := append(nspawn.Env(cfg.Args.Debug, nspawnSeccompOff(cfg.Args.DisableSeccomp, pod.Mutable)), ready.Env())
 	cmd := &exec.Cmd{
 		Path:   argv[0],
 		Args:   argv,

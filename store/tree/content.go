@@ -3,14 +3,15 @@ package tree
 import (
 	"crypto/sha256"
 	"crypto/sha512"
+	"errors"
 	"fmt"
 	"hash"
 	"sync"
 
-	"github.com/zeebo/blake3"
 	"golang.org/x/sys/cpu"
 
 	"github.com/nosecone/nscn/internal/aci"
+	"github.com/nosecone/nscn/internal/errdefs"
 )
 
 // contentHasher collects what the tree hash records of the regular files
@@ -56,12 +57,21 @@ func pickContentAlgo(avx2 bool) string {
 	return "sha256"
 }
 
+// ErrNoHasher is the error of a render or a verification that needs a
+// tree hash this program was built without: BLAKE3 in nscn, which is
+// built with the nscn_nofetch tag (blake3_lean.go) and hands such a
+// command to nscn-fetch. It is checked before anything is written.
+var ErrNoHasher = errors.New("tree hash not linked into this program")
+
 // hashFunc returns the constructor of algo, the part of a tree hash before
 // the dash.
 func hashFunc(algo string) (func() hash.Hash, error) {
 	switch algo {
 	case "blake3":
-		return func() hash.Hash { return blake3.New() }, nil
+		if newBLAKE3 == nil {
+			return nil, errdefs.With(errdefs.ErrNotImplemented, fmt.Errorf("tree hash %s: %w", algo, ErrNoHasher))
+		}
+		return newBLAKE3, nil
 	case "sha256":
 		return sha256.New, nil
 	case "sha512":

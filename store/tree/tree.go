@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -116,6 +117,20 @@ func (s *Store) treePath(key string) string { return filepath.Join(s.dir, key) }
 // the same tree, in this process or others, render it once: the others
 // wait and return the result.
 func (s *Store) Render(ctx context.Context, imageID string) (*Tree, error) {
+	return s.renderImage(ctx, imageID, false)
+}
+
+// RenderAnyHash is Render in a program built without the hash new trees
+// are rendered with (nscn, without BLAKE3): where Render fails with
+// ErrNoHasher, it hashes the new tree with SHA-256, which every build
+// verifies. Render and a hand-over to nscn-fetch keep renders at BLAKE3's
+// speed; this is for the commands that cannot hand over, whose pods'
+// trees are rendered again only when deleted by hand (store.RestoreTree).
+func (s *Store) RenderAnyHash(ctx context.Context, imageID string) (*Tree, error) {
+	return s.renderImage(ctx, imageID, true)
+}
+
+func (s *Store) renderImage(ctx context.Context, imageID string, anyHash bool) (*Tree, error) {
 	layers, err := s.Plan(ctx, imageID)
 	if err != nil {
 		return nil, err
@@ -125,6 +140,17 @@ func (s *Store) Render(ctx context.Context, imageID string) (*Tree, error) {
 	if t, err := s.load(key); err == nil {
 		s.markUsed(ctx, t)
 		return t, nil
+	}
+	// A hash this program lacks (ErrNoHasher) fails before anything is
+	// written or locked, so that the command can be handed over.
+	algo := contentAlgo
+	newHash, err := hashFunc(algo)
+	if errors.Is(err, ErrNoHasher) && anyHash {
+		algo = "sha256"
+		newHash, err = hashFunc(algo)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("render tree %s: %w", key, err)
 	}
 	if err := os.MkdirAll(s.dir, 0o700); err != nil { //nolint:gosec // G703: a path in the store's own directory
 		return nil, fmt.Errorf("create tree store directory: %w", err)
@@ -147,12 +173,12 @@ func (s *Store) Render(ctx context.Context, imageID string) (*Tree, error) {
 			return nil, err
 		}
 	}
-	return s.render(ctx, key, imageID, layers)
+	return s.render(ctx, key, imageID, layers, algo, newHash)
 }
 
 // render builds the tree in a scratch directory and renames it into place.
 // The caller holds the key's lock.
-func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer) (_ *Tree, err error) {
+func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer, algo string, newHash func() hash.Hash) (_ *Tree, err error) {
 	s.log.DebugContext(ctx, "rendering tree", "tree", key, "image", imageID, "layers", len(layers))
 	tmp, err := os.MkdirTemp(s.dir, tmpPrefix+key+"-")
 	if err != nil {
@@ -170,10 +196,6 @@ func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer)
 	ids := make([]string, len(layers))
 	for i, l := range layers {
 		ids[i] = l.ImageID
-	}
-	newHash, err := hashFunc(contentAlgo)
-	if err != nil {
-		return nil, fmt.Errorf("render tree %s: %w", key, err)
 	}
 	hasher := newContentHasher(newHash)
 	err = s.extractLayers(ctx, layers, rootfs, hasher)
@@ -193,7 +215,7 @@ func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer)
 	if err := writeFileSync(filepath.Join(tmp, manifestFile), mb, 0o644); err != nil {
 		return nil, fmt.Errorf("render tree %s: %w", key, err)
 	}
-	hash, err := hashRootfs(ctx, rootfs, contentAlgo, known)
+	hash, err := hashRootfs(ctx, rootfs, algo, known)
 	if err != nil {
 		return nil, fmt.Errorf("render tree %s: %w", key, err)
 	}

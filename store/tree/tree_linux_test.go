@@ -848,3 +848,58 @@ func TestVerifyKeepsTheRecordedAlgorithm(t *testing.T) {
 		t.Error("Verify with an unknown algorithm succeeded")
 	}
 }
+
+// TestRenderWithoutBLAKE3 is nscn's build (blake3_lean.go): a render that
+// would hash with BLAKE3 fails with ErrNoHasher, a NotImplemented error,
+// before it writes or locks anything, so that nscn can hand the command to
+// nscn-fetch; a tree that exists is returned without hashing, and
+// verifying a BLAKE3 tree fails the same way, while RenderAnyHash renders
+// a tree hashed with SHA-256, which verifies.
+// It swaps package variables, so it does not run in parallel.
+func TestRenderWithoutBLAKE3(t *testing.T) {
+	ctx := context.Background()
+	src := newFakeSource()
+	top := src.add(t, "example.com/app", nil, nil, dir("etc"), file("etc/conf", "good"))
+	oldAlgo, oldNew := contentAlgo, newBLAKE3
+	t.Cleanup(func() { contentAlgo, newBLAKE3 = oldAlgo, oldNew })
+
+	// A tree rendered where BLAKE3 is linked (nscn-fetch).
+	contentAlgo = "blake3"
+	shared := newTestStore(t, src)
+	rendered, err := shared.Render(ctx, top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newBLAKE3 = nil
+
+	fresh := newTestStore(t, src)
+	if _, err := fresh.Render(ctx, top); !errors.Is(err, ErrNoHasher) || !errors.Is(err, errdefs.ErrNotImplemented) {
+		t.Fatalf("Render without BLAKE3 = %v, want ErrNoHasher and NotImplemented", err)
+	}
+	if _, err := os.Stat(fresh.dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the failed render left its store directory: %v", err)
+	}
+
+	again, err := shared.Render(ctx, top)
+	if err != nil || again.Key != rendered.Key {
+		t.Fatalf("Render of a rendered tree without BLAKE3 = %v, %v", again, err)
+	}
+	if err := shared.Verify(ctx, rendered.Key); !errors.Is(err, ErrNoHasher) {
+		t.Errorf("Verify of a BLAKE3 tree without BLAKE3 = %v, want ErrNoHasher", err)
+	}
+
+	// RenderAnyHash (store.RestoreTree's) hashes with SHA-256 instead.
+	tr, err := fresh.RenderAnyHash(ctx, top)
+	if err != nil {
+		t.Fatalf("RenderAnyHash without BLAKE3: %v", err)
+	}
+	if tr.Key != rendered.Key || !strings.HasPrefix(tr.Hash, "sha256-") {
+		t.Errorf("RenderAnyHash gave tree %s hashed %s, want %s hashed with SHA-256", tr.Key, tr.Hash, rendered.Key)
+	}
+	if err := fresh.Verify(ctx, tr.Key); err != nil {
+		t.Errorf("Verify of a SHA-256 tree: %v", err)
+	}
+	if got := contents(t, tr.Rootfs); !slices.Equal(got, contents(t, rendered.Rootfs)) {
+		t.Errorf("RenderAnyHash rendered %v, Render %v", got, contents(t, rendered.Rootfs))
+	}
+}

@@ -83,6 +83,11 @@ func DefaultBlacklist() []string {
 		"perf_event_open",
 		"userfaultfd", // used to widen kernel race windows
 		"io_uring_setup", "io_uring_enter", "io_uring_register",
+		// A process's own segment descriptors: only 16-bit and emulated
+		// code needs them, and the LDT code has had exploitable bugs.
+		// systemd-nspawn's filter blocks it too, but a mutable pod's
+		// container has none (stage1/entrypoint's nspawnSeccompOff).
+		"modify_ldt",
 		// The host's kernel log (readable when dmesg_restrict is 0).
 		"syslog",
 	}

@@ -343,10 +343,11 @@ type execOpts struct {
 	listenFDs   int
 	listenNames string
 	// exited, when not nil, is called with the app's status (as
-	// sdpod.ExitStatus makes it from what systemd reports) once the app
-	// and every process of its namespace have ended and its output is
+	// sdpod.ExitStatus makes it from what systemd reports) and its
+	// output's copies (nil without the pod's journal) once the app and
+	// every process of its namespace have ended and its output is
 	// copied, before the helper exits as the app did (endOfApp).
-	exited func(status int)
+	exited func(status int, out *appOutput)
 }
 
 // openStdin makes the FIFO p, which run feeds from its own stdin
@@ -384,13 +385,24 @@ const (
 // when the pod goes on, and records the same status again: it is what
 // records it when the helper could not (a start that failed, a helper
 // killed before the app ended).
-func endOfApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, app *sdpod.App) func(int) {
+func endOfApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, app *sdpod.App) func(int, *appOutput) {
 	if pod.Mutable || len(app.Spec.PostStop) > 0 {
 		return nil
 	}
-	return func(status int) {
+	return func(status int, out *appOutput) {
 		log.DebugContext(ctx, "app exited", "status", status)
 		timeline.FromContext(ctx).Mark("app-exited")
+		if podJournal(pod) {
+			// Before the status: the helper of the pod's last app
+			// ends the pod once every app has one, and needs no
+			// sync of journald for what this one wrote.
+			sctx, cancel := context.WithTimeout(ctx, journalSyncTimeout)
+			err := helperJournalRead(sctx, out)
+			cancel()
+			if err != nil {
+				log.WarnContext(ctx, "the pod's journal may miss the app's last lines", "err", err)
+			}
+		}
 		immediate, err := endApp(ctx, log, pod, app.Spec.Name, status)
 		if err != nil {
 			// The reap mode tries again once the helper has exited.
@@ -428,8 +440,44 @@ func reapApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string)
 	}
 	log.DebugContext(ctx, "app exited", "status", status, "result", os.Getenv("SERVICE_RESULT"))
 	timeline.FromContext(ctx).Mark("app-exited")
+	if !pod.Mutable && podJournal(pod) {
+		if _, err := os.Lstat(filepath.Join(sdpod.StatusDir, name)); err != nil {
+			// The helper did not record the status (a post-stop
+			// handler ran first, or the helper failed): what it, the
+			// handlers and this process wrote to journald is
+			// synced before the status, which the last app's helper
+			// takes as its sign (helperJournalRead).
+			sctx, cancel := context.WithTimeout(ctx, journalSyncTimeout)
+			err := syncJournal(sctx, JournalVarlinkSocket)
+			cancel()
+			if err != nil {
+				log.WarnContext(ctx, "the pod's journal may miss the app's last lines", "err", err)
+			}
+		}
+	}
 	_, err = endApp(ctx, log, pod, name, status)
 	return err
+}
+
+// helperJournalRead waits until journald has every record of what the
+// helper and its app wrote (out: the app's copies, nil without them):
+// until journald has read the streams (waitStreamRead) or, when that
+// does not tell, it has synced (syncJournal).
+func helperJournalRead(ctx context.Context, out *appOutput) error {
+	complete := true
+	if out != nil {
+		var err error
+		if complete, err = out.drained(ctx); err != nil {
+			return err
+		}
+	}
+	if err := unitStreamRead(ctx); err != nil {
+		return err
+	}
+	if !complete {
+		return syncJournal(ctx, JournalVarlinkSocket)
+	}
+	return nil
 }
 
 // endApp records status as the app's; the first failure also becomes
@@ -470,10 +518,14 @@ func endApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string, 
 	case status != 0:
 		sig = sigPoweroff
 	}
-	if sig == sigPoweroffImmediate && podJournal(pod) {
+	if sig == sigPoweroffImmediate && podJournal(pod) && podPreStart(pod) {
 		// The immediate poweroff stops no unit: journald, which the
-		// apps do not wait for, must have run and read what they
-		// wrote before it gets systemd-shutdown's SIGTERM.
+		// apps do not wait for, must have read what they wrote
+		// before it gets systemd-shutdown's SIGTERM. Every app's
+		// status was recorded once journald had read what its
+		// helper and its app wrote (endOfApp, reapApp); a pre-start
+		// handler's output, in a stream the helper never had, needs
+		// the sync.
 		sctx, cancel := context.WithTimeout(ctx, journalSyncTimeout)
 		err := syncJournal(sctx, JournalVarlinkSocket)
 		cancel()
@@ -487,6 +539,12 @@ func endApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string, 
 			return false, &os.SyscallError{Syscall: "kill", Err: err}
 		}
 	}
+	if sig == sigPoweroffImmediate && podJournal(pod) {
+		// journald's offlining while the pod's systemd frees its
+		// manager (startJournalSync).
+		sent, err := startJournalSync("/proc")
+		log.DebugContext(ctx, "ask the pod's journal to sync", "asked", sent, "err", err)
+	}
 	return sig == sigPoweroffImmediate, nil
 }
 
@@ -497,6 +555,16 @@ const journalSyncTimeout = 10 * time.Second
 func podJournal(pod *sdpod.Pod) bool {
 	for _, a := range pod.Apps {
 		if a.Journal {
+			return true
+		}
+	}
+	return false
+}
+
+// podPreStart reports whether an app of pod has a pre-start handler.
+func podPreStart(pod *sdpod.Pod) bool {
+	for _, a := range pod.Apps {
+		if len(a.Spec.PreStart) > 0 {
 			return true
 		}
 	}

@@ -226,7 +226,7 @@ func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) 
 		// On every return: by then the app's namespace, and every
 		// process that had the pipes, is gone, and the helper's own
 		// ends close before the wait.
-		defer out.Wait()
+		defer out.Close()
 		o.stdio[1], o.stdio[2] = out.Stdout.Fd(), out.Stderr.Fd()
 	}
 	var tty *appTTY
@@ -330,7 +330,7 @@ func (o execOpts) finish(out *appOutput, e exitInfo) int {
 		if out != nil {
 			out.Wait()
 		}
-		o.exited(e.status())
+		o.exited(e.status(), out)
 	}
 	return mirrorStatus(e)
 }

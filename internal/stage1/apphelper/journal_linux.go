@@ -37,6 +37,20 @@ type appOutput struct {
 	Stdout, Stderr *os.File // the app's ends
 	wg             sync.WaitGroup
 	once           sync.Once
+	// streams are the two journal streams and what their copies wrote
+	// to them, read once the copies have ended (Wait).
+	streams [2]journalOut
+	closed  sync.Once
+}
+
+// journalOut is one copy's journal stream: conn is nil when the copy
+// writes to the helper's own stdout or stderr instead (the unit's stream,
+// see markUnitStream), wrote says that any of the app's bytes went to it,
+// last is the last of them.
+type journalOut struct {
+	conn  *net.UnixConn
+	wrote bool
+	last  byte
 }
 
 // startAppOutput starts the copies of an app's output. Its FIFOs may
@@ -64,28 +78,34 @@ func startAppOutput(ctx context.Context, log *slog.Logger, app string) (*appOutp
 		{os.Stdout, stage1abi.JournalPriorityStdout, sdpod.AppStdoutFIFO(app)},
 		{os.Stderr, stage1abi.JournalPriorityStderr, sdpod.AppStderrFIFO(app)},
 	} {
-		var journal io.WriteCloser = nopCloser{s.unit}
+		var journal io.Writer = unitStream{s.unit}
 		if c, err := journalStream(app, s.priority); err != nil {
 			log.WarnContext(ctx, "app output to the unit's journal stream", "err", err)
 		} else {
 			journal = c
+			o.streams[i].conn = c
 		}
 		fifo := openFIFOWriter(ctx, log, s.fifo)
 		o.wg.Add(1)
 		go func() {
 			defer o.wg.Done()
-			defer func() { _, _ = r[i].Close(), journal.Close() }()
-			copyOutput(ctx, log, r[i], journal, fifo)
+			defer func() { _ = r[i].Close() }()
+			o.streams[i].wrote, o.streams[i].last = copyOutput(ctx, log, r[i], journal, fifo)
 		}()
 	}
 	return o, nil
 }
 
-// nopCloser is a writer that the copy does not close: the helper's own
-// stdout or stderr.
-type nopCloser struct{ io.Writer }
+// unitStream is the helper's own stdout or stderr, the unit's journal
+// stream, as the copy's journal: what is written to it is marked
+// (markUnitStream), since the pod's end must then wait for journald to
+// read it.
+type unitStream struct{ w io.Writer }
 
-func (nopCloser) Close() error { return nil }
+func (u unitStream) Write(p []byte) (int, error) {
+	unitStreamWritten.Store(true)
+	return u.w.Write(p)
+}
 
 // openFIFOWriter opens an app's output FIFO for writing without waiting
 // for a reader; nil when there is none.
@@ -104,8 +124,9 @@ func openFIFOWriter(ctx context.Context, log *slog.Logger, p string) *os.File {
 }
 
 // copyOutput copies r to the journal and to fifo (nil for none) until
-// the end of file. A failure of one stops only that copy.
-func copyOutput(ctx context.Context, log *slog.Logger, r io.Reader, journal io.Writer, fifo *os.File) {
+// the end of file. A failure of one stops only that copy. wrote says
+// that bytes went to the journal, last is the last of them.
+func copyOutput(ctx context.Context, log *slog.Logger, r io.Reader, journal io.Writer, fifo *os.File) (wrote bool, last byte) {
 	if fifo != nil {
 		defer func() { _ = fifo.Close() }()
 	}
@@ -114,7 +135,11 @@ func copyOutput(ctx context.Context, log *slog.Logger, r io.Reader, journal io.W
 		n, err := r.Read(buf)
 		if n > 0 {
 			if journal != nil {
-				if _, werr := journal.Write(buf[:n]); werr != nil {
+				// Marked before the write: a write that fails
+				// half-way may have sent some of it.
+				p := buf[:n]
+				wrote, last = true, p[len(p)-1]
+				if _, werr := journal.Write(p); werr != nil {
 					log.WarnContext(ctx, "app output no longer reaches the pod's journal", "err", werr)
 					journal = nil
 				}
@@ -128,7 +153,7 @@ func copyOutput(ctx context.Context, log *slog.Logger, r io.Reader, journal io.W
 			}
 		}
 		if err != nil {
-			return
+			return wrote, last
 		}
 	}
 }
@@ -150,6 +175,48 @@ func (o *appOutput) CloseWriters() {
 func (o *appOutput) Wait() {
 	o.CloseWriters()
 	o.wg.Wait()
+}
+
+// Close waits for the copies (Wait) and closes the journal streams.
+func (o *appOutput) Close() {
+	o.Wait()
+	o.closeStreams()
+}
+
+func (o *appOutput) closeStreams() {
+	o.closed.Do(func() {
+		for _, s := range o.streams {
+			if s.conn != nil {
+				_ = s.conn.Close()
+			}
+		}
+	})
+}
+
+// drained waits, until ctx ends, for journald to have read everything
+// the app's copies wrote to its streams (Wait must have returned), and
+// reports whether it then has every line: a stream whose last byte was
+// no newline holds a partial line that journald writes only at the
+// stream's end of file, which must be waited for otherwise
+// (syncJournal). A stream that carried no byte of the app's output (its
+// header may be unread: journald may still be starting) holds no record
+// to lose. The streams are closed on return, so that journald writes a
+// partial line once it reads their end.
+func (o *appOutput) drained(ctx context.Context) (bool, error) {
+	defer o.closeStreams()
+	complete := true
+	for _, s := range o.streams {
+		if !s.wrote || s.conn == nil {
+			continue
+		}
+		if err := waitStreamRead(ctx, s.conn); err != nil {
+			return false, err
+		}
+		if s.last != '\n' {
+			complete = false
+		}
+	}
+	return complete, nil
 }
 
 // journalStream connects to the pod's journald as a stream of the app's
@@ -180,16 +247,20 @@ func journalStream(app string, priority int) (*net.UnixConn, error) {
 // the app's stderr FIFO too, so that nscn run prints them as before (the
 // unit's stderr was that FIFO). The process that becomes the app
 // (modeExecIn) has the app's stderr, which reaches both already.
+//
+// What it writes to stderr is marked (markUnitStream): the end of the
+// pod waits for journald to have read it.
 func HelperStderr(pod *sdpod.Pod, mode, name string) io.Writer {
+	stderr := unitStream{os.Stderr}
 	app, err := pod.AppByName(name)
 	if err != nil || !app.Journal || mode == modeExecIn {
-		return os.Stderr
+		return stderr
 	}
 	fifo := openFIFOWriter(context.Background(), slog.New(slog.DiscardHandler), sdpod.AppStderrFIFO(name))
 	if fifo == nil {
-		return os.Stderr
+		return stderr
 	}
-	return &bestEffort{ws: []io.Writer{os.Stderr, fifo}}
+	return &bestEffort{ws: []io.Writer{stderr, fifo}}
 }
 
 // bestEffort writes to every writer that has not failed yet.

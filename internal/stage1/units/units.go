@@ -18,7 +18,8 @@
 //     journald, which keeps the apps' output in the pod's
 //     /var/log/journal from its start, started beside the apps and
 //     synced before the pod ends, by nscn-exit.service or by the app
-//     helper of the last app (Documentation/logging.md).
+//     helpers, each of which waits for journald to have read its app's
+//     output (Documentation/logging.md).
 //
 // The stage1 image ships no unit files of its own: these are all the
 // units the pod's systemd knows. No string from the pod manifest reaches a
@@ -335,9 +336,10 @@ func service(c Config, a App) string {
 		// beside the app: what the app writes waits in the socket
 		// until journald reads it, into /var/log/journal from the
 		// first line (see journalUnits). The pod's end waits for
-		// journald instead: the app helper asks it to sync
-		// (io.systemd.Journal.Synchronize) before it powers the pod
-		// off at once, and nscn-exit.service starts after it.
+		// journald instead: each app's helper waits for journald to
+		// have read what the app wrote before it records the status
+		// (the last one then powers the pod off at once), and
+		// nscn-exit.service starts after it.
 		lines = append(lines, "Requires="+JournaldSocket, "Wants="+JournaldService, "After="+JournaldSocket)
 	}
 	if len(a.Sockets) > 0 {

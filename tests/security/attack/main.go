@@ -10,7 +10,8 @@
 //
 // An OP is stat:PATH, read:PATH, ls:PATH, write:PATH=CONTENT or
 // procroots: (list the root of every other process in view), fds: (list
-// the process's descriptors) or hostpid:SOCKET,APP,FDS[,wait] (ask a
+// the process's descriptors), ldt: (read the process's LDT with
+// modify_ldt, a syscall only a filter stops) or hostpid:SOCKET,APP,FDS[,wait] (ask a
 // host PID spawner to start APP: askHostPID). Each prints
 // "ok OP ..." (read: the first 64 bytes) or "err OP: reason". escape prints "escape: err ..." when the
 // kernel refuses a step (no CAP_SYS_CHROOT, say) and runs the OPs anyway.
@@ -134,6 +135,11 @@ func do(op string) string {
 			fds = append(fds, e.Name()+"->"+target)
 		}
 		return "ok " + op + " " + strings.Join(fds, " ")
+	case "ldt":
+		if err := readLDT(); err != nil {
+			return "err " + op + ": " + err.Error()
+		}
+		return "ok " + op
 	case "write":
 		p, content, _ := strings.Cut(arg, "=")
 		if err := os.WriteFile(p, []byte(content), 0o755); err != nil { //nolint:gosec // G306: it plants executables, as an attacker would
