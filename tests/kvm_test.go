@@ -404,3 +404,38 @@ func TestKvmTwoPodsAtOnce(t *testing.T) {
 	e.ok("gc", "--grace-period=0s")
 	assertPodsGone(t, e)
 }
+
+// TestKvmReadyIsTheAppsStart: a kvm pod is ready once its apps have
+// started, as on nspawn, even when its app exits before the guest's agent
+// is up (the pod then ends before the guest's readiness socket, which
+// also waits for the agent, has started: it used to end without `ready`);
+// and a pod whose app never starts is not marked ready, however the
+// agent's start and the app's reap race.
+func TestKvmReadyIsTheAppsStart(t *testing.T) {
+	e := newEnv(t)
+	for _, tt := range []struct {
+		name  string
+		exec  string
+		ok    bool
+		ready bool
+	}{
+		{"exits at once", "--exec=/bin/true", true, true},
+		{"never starts", "--exec=/no/such/program", false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			uuidFile := filepath.Join(t.TempDir(), "uuid")
+			r := e.run(kvmRunArgs(t, "--net=none", "--uuid-file-save="+uuidFile, busybox(t), tt.exec)...)
+			if (r.code == 0) != tt.ok {
+				t.Fatalf("run exited %d, want success %v; stderr %q", r.code, tt.ok, r.stderr)
+			}
+			dirs, err := filepath.Glob(filepath.Join(e.dir, "pods", "*", readUUID(t, uuidFile)))
+			if err != nil || len(dirs) != 1 {
+				t.Fatalf("the pod's directory: %v %v", dirs, err)
+			}
+			_, err = os.Lstat(filepath.Join(dirs[0], "ready"))
+			if ready := err == nil; ready != tt.ready {
+				t.Errorf("ready file %v, want %v (stderr %q)", ready, tt.ready, r.stderr)
+			}
+		})
+	}
+}

@@ -219,3 +219,16 @@ func ErrorLine(err error) string { return Flavor.ErrorLine(err) }
 // DebugFromEnv reports whether stage0 asked for debug output through the
 // environment.
 func DebugFromEnv() bool { return entry.DebugFromEnv() }
+
+// readyOnEnd reports whether a pod that has ended (GuestEndedFile) was
+// ready: its readiness came (GuestReadyFile), or every app's unit had
+// started (GuestStartedFile) when the pod ended before the agent was
+// up. A pod whose app never started has neither.
+func readyOnEnd(podDir string) bool {
+	for _, f := range []string{GuestReadyFile, GuestStartedFile} {
+		if _, err := os.Lstat(inStage1(podDir, f)); err == nil {
+			return true
+		}
+	}
+	return false
+}

@@ -45,8 +45,12 @@ const (
 // host reads.
 const (
 	// GuestReadyFile is made (a FIFO) by the guest's nscn-ready.socket once
-	// every app's unit has started.
+	// every app's unit has started and the agent said READY=1.
 	GuestReadyFile = "/nscn/state/guest-ready"
+	// GuestStartedFile is made (a FIFO) by nscn-started.socket once every
+	// app's unit has started, without waiting for the agent: run marks
+	// a pod ready on it when the pod ended before GuestReadyFile came.
+	GuestStartedFile = "/nscn/state/apps-started"
 	// GuestEndedFile is written by the app helper that records the last
 	// app's status (sdpod.Pod.EndedFile): run then ends the guest itself
 	// instead of waiting for systemd's shutdown, since every status is

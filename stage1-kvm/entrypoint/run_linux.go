@@ -458,7 +458,17 @@ loop:
 				if _, err := os.Lstat(inStage1(podDir, GuestEndedFile)); err == nil {
 					ended = true
 					cfg.Timeline.Mark("pod-ended")
-					log.DebugContext(ctx, "every app has ended: end the guest")
+					// An app that exits at once ends the pod before the
+					// agent is up, so before GuestReadyFile: the pod was
+					// ready all the same if every app started.
+					if !ready && readyOnEnd(podDir) {
+						ready = true
+						cfg.Timeline.Mark("pod-ready")
+						if err := atomicfile.Write(podDir, stage1abi.ReadyFile, []byte("\n")); err != nil {
+							log.WarnContext(ctx, "record readiness", "err", err)
+						}
+					}
+					log.DebugContext(ctx, "every app has ended: end the guest", "ready", ready)
 					_ = cmd.Process.Kill()
 				}
 			}

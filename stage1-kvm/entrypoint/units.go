@@ -1,6 +1,7 @@
 package entrypoint
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
@@ -36,26 +37,55 @@ func podUnits(pod sdpod.Pod, console, metadata bool) ([]units.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	files = append(files,
-		// The readiness marker is a FIFO that the pod's systemd makes
-		// itself when the socket unit starts, after every app's unit has:
-		// no process to start for it (a Go program's start costs about a
-		// second in an emulated guest, taken from the apps' start). The
-		// FIFO is never written, so its service never runs.
-		units.File{Name: "nscn-ready.socket", Content: strings.Join([]string{
+	// The readiness markers are FIFOs that the pod's systemd makes
+	// itself when their socket units start, after every app's unit has:
+	// no process to start for them (a Go program's start costs about a
+	// second in an emulated guest, taken from the apps' start). The
+	// FIFOs are never written, so their service never runs. Each
+	// requires the apps' units as well as following them: an app whose
+	// setup fails fails its unit's start job, and with it theirs, so a
+	// pod whose app never started is never marked ready, however the
+	// agent's start and the app's reap race.
+	var requires []string
+	if len(after) > 0 {
+		requires = []string{"Requires=" + strings.Join(after, " ")}
+	}
+	files = append(files, units.File{Name: "nscn-ready.socket", Content: strings.Join(slices.Concat([]string{
+		"[Unit]",
+		"Description=Tell the host that the apps have started and the agent takes requests",
+		"DefaultDependencies=no",
+	}, requires, []string{
+		"After=" + strings.Join(append(after[:len(after):len(after)], AgentUnit), " "),
+		"",
+		"[Socket]",
+		"ListenFIFO=" + GuestReadyFile,
+		"SocketMode=0600",
+		"",
+	}), "\n")})
+	wants := "nscn-ready.socket"
+	if len(after) > 0 {
+		// The apps' start alone: run marks a pod ready on it when the
+		// pod ends before nscn-ready.socket, which also waits for the
+		// agent, has started (an app that exits at once).
+		files = append(files, units.File{Name: "nscn-started.socket", Content: strings.Join(slices.Concat([]string{
 			"[Unit]",
 			"Description=Tell the host that the apps have started",
 			"DefaultDependencies=no",
-			"After=" + strings.Join(append(after[:len(after):len(after)], AgentUnit), " "),
+		}, requires, []string{
+			"After=" + strings.Join(after, " "),
 			"",
 			"[Socket]",
-			"ListenFIFO=" + GuestReadyFile,
+			"ListenFIFO=" + GuestStartedFile,
 			"SocketMode=0600",
+			"Service=nscn-ready.service",
 			"",
-		}, "\n")},
+		}), "\n")})
+		wants += " nscn-started.socket"
+	}
+	files = append(files,
 		units.File{Name: "nscn-ready.service", Content: strings.Join([]string{
 			"[Unit]",
-			"Description=Nothing: nscn-ready.socket's FIFO is never written",
+			"Description=Nothing: the readiness sockets' FIFOs are never written",
 			"DefaultDependencies=no",
 			"",
 			"[Service]",
@@ -65,7 +95,7 @@ func podUnits(pod sdpod.Pod, console, metadata bool) ([]units.File, error) {
 			"",
 		}, "\n")},
 		agentUnit(after, metadata),
-		units.File{Name: "default.target.d/kvm.conf", Content: "[Unit]\nWants=nscn-ready.socket " + AgentUnit + "\n"},
+		units.File{Name: "default.target.d/kvm.conf", Content: "[Unit]\nWants=" + wants + " " + AgentUnit + "\n"},
 	)
 	return files, nil
 }
