@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -185,23 +184,8 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 	}
 	layout.Pod.HostIPC = cfg.Args.IPC == stage1abi.IPCParent
 	layout.Pod.HostPID = cfg.Args.HostPID
-	// The pod's own files (its units, the helpers' config, the apps'
-	// FIFOs, in the stage1 rootfs) are written beside the host's side of
-	// the pod below (journal, writable directories, cgroups): other
-	// directories, and nothing of one is read by the other. Each step
-	// waits on the filesystem (an overlayfs copy-up, a journal handle of
-	// the host's filesystem), so that together they take about as long as
-	// the longer of the two. Run never returns while they are written.
-	podFiles := make(chan error, 1)
-	go func() { podFiles <- writePodFiles(podDir, layout.Pod, console) }()
-	waitPodFiles := sync.OnceValue(func() error { return <-podFiles })
-	defer func() { _ = waitPodFiles() }()
-	if layout.Pod.HostIPC || layout.Pod.HostPID {
-		// Not the common case: these come after the pod's files, as
-		// they always have.
-		if err := waitPodFiles(); err != nil {
-			return 0, err
-		}
+	if err := writePodFiles(podDir, layout.Pod, console); err != nil {
+		return 0, err
 	}
 	if layout.Pod.HostIPC {
 		undo, err := bindHostIPC(ctx, log, podDir)
@@ -214,6 +198,7 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 			}
 		}()
 	}
+	cfg.Timeline.Mark("pod-files-written")
 	root := filepath.Join(podDir, stage1abi.Stage1RootfsRel)
 	// systemd-nspawn and its loader run on the host: from the image, not
 	// from the pod's copy of it.
@@ -266,10 +251,6 @@ func Run(ctx context.Context, cfg RunConfig) (_ int, err error) {
 			return 0, err
 		}
 	}
-	if err := waitPodFiles(); err != nil {
-		return 0, err
-	}
-	cfg.Timeline.Mark("pod-files-written")
 	// --private-users: the last thing before the start, once every file
 	// of the pod's root is written.
 	var users *podUsers
@@ -376,26 +357,11 @@ func writePodFiles(podDir string, pod sdpod.Pod, console bool) error {
 			return fmt.Errorf("create pod directory: %w", err)
 		}
 	}
-	// The units on a goroutine of their own, the helpers' config and the
-	// FIFOs meanwhile: creates in other directories of the pod's
-	// overlay (the first in each copies the image's directory up), which
-	// wait on the filesystem more than they use the CPU.
-	unitsWritten := make(chan error, 1)
-	go func() {
-		for _, f := range files {
-			if err := writeNewFile(filepath.Join(unitDir, f.Name), []byte(f.Content), 0o644); err != nil {
-				unitsWritten <- fmt.Errorf("write unit: %w", err)
-				return
-			}
+	for _, f := range files {
+		if err := writeNewFile(filepath.Join(unitDir, f.Name), []byte(f.Content), 0o644); err != nil {
+			return fmt.Errorf("write unit: %w", err)
 		}
-		unitsWritten <- nil
-	}()
-	return errors.Join(writeHelperFiles(podDir, pod), <-unitsWritten)
-}
-
-// writeHelperFiles writes the app helpers' config and the apps' FIFOs
-// (writePodFiles).
-func writeHelperFiles(podDir string, pod sdpod.Pod) error {
+	}
 	data, err := json.MarshalIndent(pod, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode pod config: %w", err)
