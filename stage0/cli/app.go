@@ -117,12 +117,12 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 }
 
 // loneCommands are the commands a command line may run from a tree that
-// holds only them (appFor): the ones a pod's start and end run. None has
-// an alias or a subcommand, nothing in them walks the tree, and
-// TestLoneCommandsAsInTree checks that each is the tree's command of
-// that name.
+// holds only them (appFor): the one a pod's start runs. None has an
+// alias or a subcommand, nothing in them walks the tree, and
+// TestLoneCommandsAsInTree checks that each is the tree's command of that
+// name but for the flag table of its description, which only help shows.
 var loneCommands = map[string]func() *cli.Command{
-	"run": runCommand,
+	"run": loneRunCommand,
 }
 
 // appFor builds the tree that runs args (os.Args). Building all of it is

@@ -67,7 +67,10 @@ func TestLoneCommandsAsInTree(t *testing.T) {
 		if lone.Name != name || len(lone.Aliases) != 0 || len(lone.Subcommands) != 0 || len(c.Subcommands) != 0 {
 			t.Fatalf("%s: a lone command has no alias and no subcommand", name)
 		}
-		if lone.Usage != c.Usage || lone.ArgsUsage != c.ArgsUsage || lone.Description != c.Description ||
+		if !strings.HasPrefix(c.Description, lone.Description) || len(lone.Description) == 0 {
+			t.Fatalf("%s: built alone, its description is not the start of the tree's command's", name)
+		}
+		if lone.Usage != c.Usage || lone.ArgsUsage != c.ArgsUsage ||
 			lone.SkipFlagParsing != c.SkipFlagParsing || len(lone.Flags) != len(c.Flags) || lone.Hidden != c.Hidden {
 			t.Fatalf("%s: built alone, it is not the tree's command", name)
 		}
@@ -109,5 +112,27 @@ func TestLoneRunSameOutcome(t *testing.T) {
 				t.Fatalf("the whole tree:\n%s\nrun alone:\n%s", results[0], results[1])
 			}
 		})
+	}
+}
+
+// TestLoneRunCannotShowHelp checks that every argument that makes run show
+// its help (and its description's flag table, which run alone lacks)
+// makes appFor build the whole tree.
+func TestLoneRunCannotShowHelp(t *testing.T) {
+	for _, a := range []string{"-h", "--help", "-help", "--h", "-help=1", "help", "h"} {
+		ra, err := parseRunArgs([]string{"img", "--exec=/bin/true", a}, "run")
+		if err == nil && ra.wantHelp && !mayNeedTree(a) {
+			t.Fatalf("%q asks run for help, but appFor would build run alone", a)
+		}
+		if !mayNeedTree(a) && (a == "-h" || a == "--help" || a == "-help") {
+			t.Fatalf("%q: appFor would build run alone", a)
+		}
+	}
+	// And the other way round: the spellings run takes as help.
+	for _, a := range []string{"-h", "--help", "-help"} {
+		ra, err := parseRunArgs([]string{a}, "run")
+		if err != nil || !ra.wantHelp {
+			t.Fatalf("run no longer takes %q as help (err %v): update mayNeedTree's test", a, err)
+		}
 	}
 }
