@@ -120,7 +120,7 @@ func TestLoneRunSameOutcome(t *testing.T) {
 // makes appFor build the whole tree.
 func TestLoneRunCannotShowHelp(t *testing.T) {
 	for _, a := range []string{"-h", "--help", "-help", "--h", "-help=1", "help", "h"} {
-		ra, err := parseRunArgs([]string{"img", "--exec=/bin/true", a}, "run")
+		ra, err := parseRunArgs(strings.Fields("img --exec=/bin/true "+a), "run")
 		if err == nil && ra.wantHelp && !mayNeedTree(a) {
 			t.Fatalf("%q asks run for help, but appFor would build run alone", a)
 		}
@@ -130,7 +130,7 @@ func TestLoneRunCannotShowHelp(t *testing.T) {
 	}
 	// And the other way round: the spellings run takes as help.
 	for _, a := range []string{"-h", "--help", "-help"} {
-		ra, err := parseRunArgs([]string{a}, "run")
+		ra, err := parseRunArgs(strings.Fields(a), "run")
 		if err != nil || !ra.wantHelp {
 			t.Fatalf("run no longer takes %q as help (err %v): update mayNeedTree's test", a, err)
 		}
