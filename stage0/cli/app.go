@@ -110,6 +110,67 @@ func globals(c *cli.Context) *Globals {
 // NewApp builds the nscn command tree. Streams are parameters so tests can
 // drive the tree in-process.
 func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	app := newApp(stdin, stdout, stderr)
+	app.Commands = commands()
+	refuseUnknown(app)
+	return app
+}
+
+// loneCommands are the commands a command line may run from a tree that
+// holds only them (appFor): the one a pod's start runs. None has an
+// alias or a subcommand, nothing in them walks the tree, and
+// TestLoneCommandsAsInTree checks that each is the tree's command of that
+// name but for the flag table of its description, which only help shows.
+var loneCommands = map[string]func() *cli.Command{
+	"run": loneRunCommand,
+}
+
+// appFor builds the tree that runs args (os.Args). Building all of it is
+// a fifth of nscn's start on a pod's run path (its flag tables, closures
+// and help texts), and a command line that runs one of loneCommands needs
+// none of the others: it gets a tree of that command alone. Any command
+// line that could show help, complete or list the tree (a help flag or
+// command anywhere in it, even among an app's arguments) gets the whole
+// tree, so that what nscn prints and how it parses stay the same.
+func appFor(stdin io.Reader, stdout, stderr io.Writer, args []string) *cli.App {
+	app := newApp(stdin, stdout, stderr)
+	if build := loneCommand(app, args); build != nil {
+		app.Commands = []*cli.Command{build()}
+	} else {
+		app.Commands = commands()
+	}
+	refuseUnknown(app)
+	return app
+}
+
+// loneCommand returns the constructor of the command args run, if it is
+// one of loneCommands and nothing in args could ask for more of the tree.
+func loneCommand(app *cli.App, args []string) func() *cli.Command {
+	for _, a := range args[min(1, len(args)):] {
+		if mayNeedTree(a) {
+			return nil
+		}
+	}
+	i := skipGlobalFlags(app, args)
+	if i >= len(args) {
+		return nil
+	}
+	return loneCommands[args[i]]
+}
+
+// mayNeedTree says whether a command line argument might make urfave/cli
+// or a command show help or complete: help in any spelling, and the
+// completion flag.
+func mayNeedTree(a string) bool {
+	if strings.Contains(a, "generate-bash-completion") {
+		return true
+	}
+	name, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+	return name == "help" || name == "h"
+}
+
+// newApp builds the root of the tree, without its commands.
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	g := &Globals{Stdout: stdout, Stderr: stderr, Stdin: stdin}
 	app := &cli.App{
 		Name:                 "nscn",
@@ -175,11 +236,9 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			c.Context = timeline.NewContext(context.WithValue(c.Context, globalsKey{}, g), g.Timeline)
 			return nil
 		},
-		Commands:       commands(),
 		OnUsageError:   usageError,
 		ExitErrHandler: func(*cli.Context, error) {}, // main maps errors to exit codes
 	}
-	refuseUnknown(app)
 	return app
 }
 

@@ -21,21 +21,9 @@ func GlobalFlagsFirst(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
 	}
-	globals := map[string]bool{} // name → takes a value
-	for _, f := range app.Flags {
-		for _, n := range f.Names() {
-			globals[n] = takesValue(f)
-		}
-	}
+	globals := globalFlags(app)
 	// The global flags already in front, then the command path.
-	i := 1
-	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "--" {
-		name, hasValue := flagName(args[i])
-		if v, ok := globals[name]; ok && v && !hasValue {
-			i++
-		}
-		i++
-	}
+	i := skipGlobalFlags(app, args)
 	cmdStart := i
 	var cmd *cli.Command
 	cmds := app.Commands
@@ -98,6 +86,33 @@ func GlobalFlagsFirst(app *cli.App, args []string) []string {
 }
 
 // flagName is the name of a flag argument ("--dir=/x" → "dir", true).
+// globalFlags maps the names of app's flags to whether each takes a value.
+func globalFlags(app *cli.App) map[string]bool {
+	globals := map[string]bool{}
+	for _, f := range app.Flags {
+		for _, n := range f.Names() {
+			globals[n] = takesValue(f)
+		}
+	}
+	return globals
+}
+
+// skipGlobalFlags returns the index in args (os.Args) of the first
+// argument after the global flags in front of the command path: the
+// command's name, if there is one.
+func skipGlobalFlags(app *cli.App, args []string) int {
+	globals := globalFlags(app)
+	i := 1
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "--" {
+		name, hasValue := flagName(args[i])
+		if v, ok := globals[name]; ok && v && !hasValue {
+			i++
+		}
+		i++
+	}
+	return i
+}
+
 func flagName(a string) (string, bool) {
 	a = strings.TrimLeft(a, "-")
 	name, _, hasValue := strings.Cut(a, "=")

@@ -33,7 +33,7 @@ func Main(args []string, services ...*cli.Command) int {
 func run(stdin io.Reader, stdout, stderr io.Writer, args []string, services ...*cli.Command) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	app := NewApp(stdin, stdout, stderr)
+	app := appFor(stdin, stdout, stderr, args)
 	replaceServices(app, services)
 	err := app.RunContext(ctx, GlobalFlagsFirst(app, args))
 	code, report := exitCode(err)

@@ -72,6 +72,17 @@ func renderRunFlags(cmd string) string {
 }
 
 func runCommand() *cli.Command {
+	c := loneRunCommand()
+	c.Description += runFlagsHelp()
+	return c
+}
+
+// loneRunCommand is run's command with its description but without the
+// table of its flags, which takes longer to render than the rest of
+// run's start up to its flags (fmt, a line per flag). appFor builds it
+// for a command line that cannot ask for help (mayNeedTree), the only
+// reader of the description.
+func loneRunCommand() *cli.Command {
 	return &cli.Command{
 		Name:            "run",
 		Usage:           "run images in a new pod",
@@ -87,7 +98,7 @@ or, for per-app flags, to every app. "--" starts the app's arguments (appended t
 
    nscn run --volume data,kind=host,source=/srv IMG --mount volume=data,target=/data \
        --exec=/bin/sh -- -c 'ls /data' --- IMG2
-` + runFlagsHelp(),
+`,
 		Action: func(c *cli.Context) error { return runOrPrepare(c, true) },
 	}
 }
