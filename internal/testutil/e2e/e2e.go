@@ -38,7 +38,10 @@ type Install struct {
 // their journals removed (gc removes them; a test that does not gc its
 // pods would leave them dangling), and so are the empty cgroups the
 // nspawn flavor made for them (nscn/UUID in each hierarchy: a suite's
-// thousand pods would otherwise stay in the host's cgroup tree).
+// thousand pods would otherwise stay in the host's cgroup tree), and the
+// network namespaces that pods not collected by gc keep bound under
+// /run/netns (nscn-UUID: a test that leaves an exited pod would leave one
+// more namespace on the host each run).
 func NewInstall(t testing.TB, extra ...string) Install {
 	t.Helper()
 	testutil.RequiresRoot(t)
@@ -58,6 +61,7 @@ func NewInstall(t testing.TB, extra ...string) Install {
 			t.Errorf("unmount test pods: %v", err)
 		}
 		removePodCgroups(in.Dir)
+		removePodNetns(in.Dir)
 		links, _ := filepath.Glob("/var/log/journal/*")
 		for _, l := range links {
 			if target, err := os.Readlink(l); err == nil && strings.HasPrefix(target, root+"/") {
@@ -104,6 +108,20 @@ func MustEnv(t testing.TB, name, target string) string {
 		t.Fatalf("%s is not set; run the suite with `make %s`", name, target)
 	}
 	return v
+}
+
+// removePodNetns removes the names under /run/netns (nscn-UUID) of the
+// network namespaces of the pods under dataDir that no gc collected.
+func removePodNetns(dataDir string) {
+	pods, _ := filepath.Glob(filepath.Join(dataDir, "pods", "*", "*-*-*-*-*"))
+	for _, p := range pods {
+		ns := filepath.Join("/run/netns", "nscn-"+filepath.Base(p))
+		// A namespace a process still holds lives on without its
+		// name; one nobody holds is freed with it.
+		if err := unix.Unmount(ns, unix.MNT_DETACH); err == nil || errors.Is(err, unix.EINVAL) {
+			_ = os.Remove(ns)
+		}
+	}
 }
 
 // removePodCgroups removes the empty cgroups nscn/UUID, and those below
