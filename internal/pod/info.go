@@ -175,7 +175,7 @@ func parseCgroupPath(b []byte) (string, error) {
 // PID returns the pid of the pod's process as stage1 recorded it: the
 // content of stage1abi.PIDFile, or else the only child of the process in
 // stage1abi.PPIDFile. Before stage1 wrote either, or while the recorded
-// parent has no child yet, it fails with errdefs.ErrNotFound.
+// parent has no child or more than one, it fails with errdefs.ErrNotFound.
 func (p *Pod) PID(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -245,7 +245,10 @@ func onlyChild(ppid int) (int, error) {
 	case 1:
 		return kids[0], nil
 	}
-	return 0, errdefs.FailedPrecondition("process %d has %d children, want one", ppid, len(kids))
+	// Not yet: systemd-nspawn's outer child clones the pod's init as
+	// its parent's child and then exits, so for a moment the parent has
+	// two. WaitPID waits on ErrNotFound.
+	return 0, errdefs.NotFound("process %d has %d children, not yet the pod's one", ppid, len(kids))
 }
 
 // WaitPID waits until the pod records its pid, and returns it (see PID).

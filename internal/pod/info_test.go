@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,6 +64,25 @@ func TestPID(t *testing.T) {
 	if child == 0 {
 		t.Fatal("shell did not start its child")
 	}
+	// A parent with two children: systemd-nspawn for a moment, while its
+	// outer child, which cloned the pod's init beside it, has not exited.
+	twins := exec.Command("sh", "-c", "sleep 60 & sleep 60 & wait")
+	if err := twins.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = twins.Process.Kill()
+		_ = twins.Wait()
+	})
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", twins.Process.Pid, twins.Process.Pid))
+		if len(strings.Fields(string(b))) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("shell did not start its two children")
+		}
+	}
 	tests := []struct {
 		name    string
 		files   map[string]string
@@ -75,6 +96,7 @@ func TestPID(t *testing.T) {
 		{name: "garbage", files: map[string]string{stage1abi.PIDFile: "12a\n"}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "zero", files: map[string]string{stage1abi.PIDFile: "0\n"}, wantErr: errdefs.ErrInvalidArgument},
 		{name: "ppid of a process without children", files: map[string]string{stage1abi.PPIDFile: strconv.Itoa(child)}, wantErr: errdefs.ErrNotFound},
+		{name: "ppid of a process with two children, not yet", files: map[string]string{stage1abi.PPIDFile: strconv.Itoa(twins.Process.Pid)}, wantErr: errdefs.ErrNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
