@@ -431,6 +431,14 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	readyTick := time.NewTicker(50 * time.Millisecond)
 	defer readyTick.Stop()
 	ready, ended := false, false
+	// markReady records the pod's readiness (stage1abi.ReadyFile), once.
+	markReady := func() {
+		ready = true
+		cfg.Timeline.Mark("pod-ready")
+		if err := atomicfile.Write(podDir, stage1abi.ReadyFile, []byte("\n")); err != nil {
+			log.WarnContext(ctx, "record readiness", "err", err)
+		}
+	}
 	var waitErr, guestErr error
 loop:
 	for {
@@ -462,11 +470,7 @@ loop:
 					// agent is up, so before GuestReadyFile: the pod was
 					// ready all the same if every app started.
 					if !ready && readyOnEnd(podDir) {
-						ready = true
-						cfg.Timeline.Mark("pod-ready")
-						if err := atomicfile.Write(podDir, stage1abi.ReadyFile, []byte("\n")); err != nil {
-							log.WarnContext(ctx, "record readiness", "err", err)
-						}
+						markReady()
 					}
 					log.DebugContext(ctx, "every app has ended: end the guest", "ready", ready)
 					_ = cmd.Process.Kill()
@@ -474,11 +478,7 @@ loop:
 			}
 			if !ready {
 				if _, err := os.Lstat(inStage1(podDir, GuestReadyFile)); err == nil {
-					ready = true
-					cfg.Timeline.Mark("pod-ready")
-					if err := atomicfile.Write(podDir, stage1abi.ReadyFile, []byte("\n")); err != nil {
-						log.WarnContext(ctx, "record readiness", "err", err)
-					}
+					markReady()
 				}
 			}
 		case waitErr = <-waited:
