@@ -60,8 +60,9 @@ func NewInstall(t testing.TB, extra ...string) Install {
 		if err := mountplan.UnmountAll(context.Background(), root); err != nil {
 			t.Errorf("unmount test pods: %v", err)
 		}
-		removePodCgroups(in.Dir)
-		removePodNetns(in.Dir)
+		pods, _ := filepath.Glob(filepath.Join(in.Dir, "pods", "*", "*-*-*-*-*"))
+		removePodCgroups(pods)
+		removePodNetns(pods)
 		links, _ := filepath.Glob("/var/log/journal/*")
 		for _, l := range links {
 			if target, err := os.Readlink(l); err == nil && strings.HasPrefix(target, root+"/") {
@@ -111,9 +112,8 @@ func MustEnv(t testing.TB, name, target string) string {
 }
 
 // removePodNetns removes the names under /run/netns (nscn-UUID) of the
-// network namespaces of the pods under dataDir that no gc collected.
-func removePodNetns(dataDir string) {
-	pods, _ := filepath.Glob(filepath.Join(dataDir, "pods", "*", "*-*-*-*-*"))
+// network namespaces of pods (their directories) that no gc collected.
+func removePodNetns(pods []string) {
 	for _, p := range pods {
 		ns := filepath.Join("/run/netns", "nscn-"+filepath.Base(p))
 		// A namespace a process still holds lives on without its
@@ -125,10 +125,9 @@ func removePodNetns(dataDir string) {
 }
 
 // removePodCgroups removes the empty cgroups nscn/UUID, and those below
-// them, of the pods under dataDir, in every cgroup hierarchy mounted
+// them, of pods (their directories), in every cgroup hierarchy mounted
 // whole. A cgroup that still has processes stays (rmdir fails).
-func removePodCgroups(dataDir string) {
-	pods, _ := filepath.Glob(filepath.Join(dataDir, "pods", "*", "*-*-*-*-*"))
+func removePodCgroups(pods []string) {
 	if len(pods) == 0 {
 		return
 	}
