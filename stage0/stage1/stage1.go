@@ -191,6 +191,10 @@ type Entrypoints struct {
 	// a stage1 that runs mutable pods (see CheckApps).
 	AppAdd, AppStart, AppStop, AppRm string
 	Version                          int
+	// EmptyRootfs is the stage1's stage1abi.AnnotationPodRootfs: each
+	// pod's stage1 rootfs is an empty directory, not the image rendered
+	// there.
+	EmptyRootfs bool
 }
 
 // CheckApps refuses, as FailedPrecondition, a stage1 that cannot run
@@ -243,6 +247,9 @@ func ReadEntrypoints(m *schema.ImageManifest) (Entrypoints, error) {
 	}
 	if e.Run == "" {
 		return Entrypoints{}, errdefs.FailedPrecondition("stage1 image %s has no %s annotation: it is not a stage1 image", m.Name, stage1abi.AnnotationRun)
+	}
+	if e.EmptyRootfs, err = stage1abi.ParsePodRootfs(get(stage1abi.AnnotationPodRootfs)); err != nil {
+		return Entrypoints{}, errdefs.FailedPrecondition("stage1 image %s: %v", m.Name, err)
 	}
 	return e, nil
 }
