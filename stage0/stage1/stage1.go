@@ -285,7 +285,8 @@ func readPodManifest(podDir string) (*schema.ImageManifest, error) {
 // OpenPod returns the stage1 of the pod at podDir, as stage0 executes it:
 // the entrypoints of the pod's copy of the stage1 manifest, and the
 // stage1's rendered tree in s (the one stage1abi.Stage1TreeIDFile names,
-// which prepare mounted under the pod's stage1 rootfs). A tree that is gone
+// which prepare mounted under the pod's stage1 rootfs unless the stage1
+// asked for an empty one). A tree that is gone
 // from the store (deleted by hand: image rm and image gc leave the trees of
 // pods alone) is rendered again from the stored stage1 image when the
 // image is still there; when it is not, OpenPod fails with
