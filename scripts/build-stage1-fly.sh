@@ -33,11 +33,13 @@ CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" "$go" build -trimpath -ldflags "-s -w"
 
 # The packer (shared by every flavor's build) runs on the build host,
 # whatever the target architecture. The facts below are stage1-fly/fly's
-# (ImageName, Entrypoint*, InterfaceVersion); its tests check they agree.
+# (ImageName, Entrypoint*, InterfaceVersion, EmptyPodRootfs); its tests check
+# they agree.
 env -u GOARCH -u GOOS "$go" run ./internal/stage1/cmd/mkstage1 \
 	-name nosecone.dev/nscn/stage1-fly -version "$version" -arch "$goarch" \
 	-interface-version ipc \
 	-run /fly/run -enter /fly/enter -gc /fly/gc -stop /fly/stop \
+	-pod-rootfs empty \
 	-normalize-modes -dir "$image" -o "$outdir/stage1-fly.aci"
 env -u GOARCH -u GOOS "$go" tool actool validate "$outdir/stage1-fly.aci"
 echo "build-stage1-fly: wrote $outdir/stage1-fly.aci (version $version)"

@@ -3,7 +3,9 @@
 package tests
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -247,4 +249,56 @@ func (e *env) snapshotDir(dir string) string {
 		fmt.Fprintf(&b, "%s=%q;", ent.Name(), data)
 	}
 	return b.String()
+}
+
+// TestFlyPodRootfsIsEmpty: stage1-fly asks for an empty pod rootfs
+// (nscn.io/stage1/pod-rootfs), so stage0 mounts no overlay of the stage1
+// and copies none of its files into the pod: stage1/rootfs is a plain
+// directory holding the app's rootfs mount and the app's status file,
+// which status reads, and rm removes the pod.
+func TestFlyPodRootfsIsEmpty(t *testing.T) {
+	e := newEnv(t)
+	if r := e.sh("exit 5"); r.code != 5 {
+		t.Fatalf("run: exit %d, stderr %s", r.code, r.stderr)
+	}
+	podDir := onlyPod(t, e)
+	uuid := filepath.Base(podDir)
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage1 := filepath.Join(podDir, "stage1", "rootfs")
+	app := filepath.Join(stage1, "opt", "stage2", "busybox", "rootfs")
+	var mounts []string
+	for line := range strings.SplitSeq(string(mi), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], podDir+"/") {
+			mounts = append(mounts, f[4])
+		}
+	}
+	if len(mounts) != 1 || mounts[0] != app {
+		t.Errorf("mounts under the pod %v, want only the app's rootfs %s", mounts, app)
+	}
+	ents, err := os.ReadDir(stage1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range ents {
+		names = append(names, de.Name())
+	}
+	if strings.Join(names, " ") != "opt rkt" {
+		t.Errorf("stage1/rootfs holds %v, want opt and rkt only (no copy of the stage1's files)", names)
+	}
+	for _, gone := range []string{filepath.Join("overlay", "stage1"), filepath.Join("stage1", "rootfs", "fly")} {
+		if _, err := os.Lstat(filepath.Join(podDir, gone)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s in a fly pod: %v", gone, err)
+		}
+	}
+	if r := e.ok("status", uuid); !strings.Contains(r.stdout, "app-busybox=5") {
+		t.Errorf("status does not report the app's exit: %s", r.stdout)
+	}
+	e.ok("rm", uuid)
+	if _, err := os.Lstat(podDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("pod directory after rm: %v", err)
+	}
 }

@@ -53,8 +53,13 @@ type Config struct {
 	// PodDir is the pod directory. Every step of the plan stays inside it.
 	PodDir string
 	// Stage1Rootfs is the rootfs directory of the stage1 image's rendered
-	// tree.
+	// tree. It is not used, and may be empty, with Stage1Empty.
 	Stage1Rootfs string
+	// Stage1Empty makes the pod's stage1 rootfs an empty directory of the
+	// pod, neither a mount nor a copy, for a stage1 that asks for it
+	// (stage1abi.AnnotationPodRootfs): the app rootfses are made in it as
+	// in the stage1's image, with no overlay of the stage1 to hold them.
+	Stage1Empty bool
 	// Apps are the pod's apps, in pod manifest order.
 	Apps []App
 	// Mode says whether to mount overlays or to copy.
@@ -155,8 +160,12 @@ func Build(cfg Config) (Plan, error) {
 	p := Plan{PodDir: cfg.PodDir, metaCopy: cfg.MetaCopy}
 	pod := func(rel string) string { return filepath.Join(cfg.PodDir, rel) }
 
-	upper, work := Stage1OverlayDirs(cfg.PodDir)
-	p.add(cfg.Mode, cfg.Stage1Rootfs, upper, work, pod(stage1abi.Stage1RootfsRel))
+	if cfg.Stage1Empty {
+		p.Steps = append(p.Steps, Step{Action: ActionMkdir, Path: pod(stage1abi.Stage1RootfsRel)})
+	} else {
+		upper, work := Stage1OverlayDirs(cfg.PodDir)
+		p.add(cfg.Mode, cfg.Stage1Rootfs, upper, work, pod(stage1abi.Stage1RootfsRel))
+	}
 	for _, a := range cfg.Apps {
 		upper, work := AppOverlayDirs(cfg.PodDir, a.Name)
 		p.add(cfg.Mode, a.Rootfs, upper, work, pod(stage1abi.AppRootfs(a.Name)))
@@ -235,8 +244,10 @@ func (cfg Config) validate() error {
 	if err := check("pod directory", cfg.PodDir); err != nil {
 		return err
 	}
-	if err := check("stage1 rootfs", cfg.Stage1Rootfs); err != nil {
-		return err
+	if !cfg.Stage1Empty {
+		if err := check("stage1 rootfs", cfg.Stage1Rootfs); err != nil {
+			return err
+		}
 	}
 	seen := make(map[string]bool, len(cfg.Apps))
 	for _, a := range cfg.Apps {

@@ -106,6 +106,47 @@ func TestPlanGolden(t *testing.T) {
 	}
 }
 
+// TestPlanEmptyStage1: a stage1 that asks for an empty pod rootfs gets a
+// plain directory, with the app rootfses made in it as usual, in both
+// modes; its tree is neither mounted nor copied, and need not be named.
+func TestPlanEmptyStage1(t *testing.T) {
+	for _, mode := range []Mode{Overlay, Copy} {
+		t.Run(mode.String(), func(t *testing.T) {
+			f := newFixture(t)
+			cfg := f.config(mode)
+			cfg.Stage1Empty, cfg.Stage1Rootfs = true, ""
+			plan, err := Build(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &Recorder{}
+			if err := Apply(context.Background(), plan, rec); err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			var b strings.Builder
+			b.WriteString("# plan\n")
+			b.WriteString(plan.String())
+			b.WriteString("# recorded mounts\n")
+			for _, m := range rec.Mounts() {
+				b.WriteString(m.String() + "\n")
+			}
+			golden(t, "plan-2apps-empty-stage1-"+mode.String()+".golden", f.normalize(b.String()))
+			for _, m := range rec.Mounts() {
+				if m.Target == filepath.Join(f.pod, stage1abi.Stage1RootfsRel) {
+					t.Errorf("the empty stage1 rootfs is mounted: %s", m)
+				}
+			}
+			ents, err := os.ReadDir(filepath.Join(f.pod, stage1abi.Stage1RootfsRel))
+			if err != nil || len(ents) != 1 || ents[0].Name() != "opt" {
+				t.Errorf("stage1 rootfs holds %v (%v), want only opt/", ents, err)
+			}
+			if _, err := os.Lstat(filepath.Join(f.pod, stage1abi.OverlayDir, "stage1")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("overlay/stage1 made for an empty stage1 rootfs: %v", err)
+			}
+		})
+	}
+}
+
 // TestPlanMetaCopy: a pod run with --private-users gets its overlays with
 // metacopy=on, and only then.
 func TestPlanMetaCopy(t *testing.T) {

@@ -34,6 +34,34 @@ const (
 	AnnotationInterfaceVersion = "coreos.com/rkt/stage1/interface-version"
 )
 
+// AnnotationPodRootfs in a stage1 image manifest says what stage0 makes of
+// the pod's stage1 rootfs (Stage1RootfsRel): PodRootfsImage, the default
+// when it is absent, is the stage1 image rendered there, private to the
+// pod and writable (an overlay or a copy); PodRootfsEmpty is an empty
+// directory of the pod, for a stage1 that never runs or reads its own
+// files from the pod (its entrypoints run from the store's tree anyway)
+// and needs the directory only for the app rootfses and its own state.
+// It costs no interface version: a stage0 that does not know it renders
+// the image, which such a stage1 must work with too.
+const (
+	AnnotationPodRootfs = "nscn.io/stage1/pod-rootfs"
+	PodRootfsImage      = "image"
+	PodRootfsEmpty      = "empty"
+)
+
+// ParsePodRootfs reads the value of AnnotationPodRootfs: whether the
+// stage1 asks for an empty pod rootfs. An absent annotation (empty
+// string) is PodRootfsImage.
+func ParsePodRootfs(v string) (empty bool, err error) {
+	switch v {
+	case "", PodRootfsImage:
+		return false, nil
+	case PodRootfsEmpty:
+		return true, nil
+	}
+	return false, fmt.Errorf("annotation %s: %q is neither %s nor %s", AnnotationPodRootfs, v, PodRootfsImage, PodRootfsEmpty)
+}
+
 // Interface versions stage0 accepts. A stage1 that declares a newer version
 // is refused, since it may expect arguments this stage0 does not pass.
 const (

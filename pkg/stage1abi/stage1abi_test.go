@@ -95,3 +95,25 @@ func FuzzParseAppPID1(f *testing.F) {
 		}
 	})
 }
+
+func TestParsePodRootfs(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		in      string
+		want    bool
+		wantErr bool
+	}{
+		{name: "absent", in: ""},
+		{name: "image", in: "image"},
+		{name: "empty", in: "empty", want: true},
+		{name: "other", in: "none", wantErr: true},
+		{name: "case", in: "Empty", wantErr: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParsePodRootfs(tt.in)
+			if got != tt.want || (err != nil) != tt.wantErr {
+				t.Fatalf("ParsePodRootfs(%q) = %v, %v", tt.in, got, err)
+			}
+		})
+	}
+}

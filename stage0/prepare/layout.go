@@ -47,7 +47,7 @@ func layout(ctx context.Context, o Options, log *slog.Logger, p *pod.Pod, s1 *im
 	if err := write(filepath.Join(dir, stage1abi.Stage1TreeIDFile), []byte(s1.tree.Key)); err != nil {
 		return nil, err
 	}
-	cfg := mountplan.Config{PodDir: dir, Stage1Rootfs: s1.tree.Rootfs, MetaCopy: o.PrivateUsers}
+	cfg := mountplan.Config{PodDir: dir, Stage1Rootfs: s1.tree.Rootfs, Stage1Empty: s1.emptyRootfs, MetaCopy: o.PrivateUsers}
 	for _, ra := range pm.Apps {
 		im := images[ra.Name.String()]
 		info := filepath.Join(dir, stage1abi.AppInfoDir(ra.Name.String()))

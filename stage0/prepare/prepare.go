@@ -134,6 +134,9 @@ type image struct {
 	// per image): read it, copy what the pod changes.
 	manifest *schema.ImageManifest
 	tree     *tree.Tree
+	// emptyRootfs is set on the stage1's image when it asks for an
+	// empty pod rootfs (stage1.Entrypoints.EmptyRootfs).
+	emptyRootfs bool
 }
 
 // Prepare fetches and renders everything, then creates the pod.
@@ -153,6 +156,7 @@ func Prepare(ctx context.Context, o Options) (_ *Prepared, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s1.emptyRootfs = eps.EmptyRootfs
 	o.Timeline.Mark("stage1-image-found")
 	if o.PrivateUsers && eps.Version < stage1abi.InterfaceVersionPrivateUsers {
 		return nil, errdefs.Newf(errdefs.ErrNotImplemented,

@@ -191,6 +191,10 @@ type Entrypoints struct {
 	// a stage1 that runs mutable pods (see CheckApps).
 	AppAdd, AppStart, AppStop, AppRm string
 	Version                          int
+	// EmptyRootfs is the stage1's stage1abi.AnnotationPodRootfs: each
+	// pod's stage1 rootfs is an empty directory, not the image rendered
+	// there.
+	EmptyRootfs bool
 }
 
 // CheckApps refuses, as FailedPrecondition, a stage1 that cannot run
@@ -244,6 +248,9 @@ func ReadEntrypoints(m *schema.ImageManifest) (Entrypoints, error) {
 	if e.Run == "" {
 		return Entrypoints{}, errdefs.FailedPrecondition("stage1 image %s has no %s annotation: it is not a stage1 image", m.Name, stage1abi.AnnotationRun)
 	}
+	if e.EmptyRootfs, err = stage1abi.ParsePodRootfs(get(stage1abi.AnnotationPodRootfs)); err != nil {
+		return Entrypoints{}, errdefs.FailedPrecondition("stage1 image %s: %v", m.Name, err)
+	}
 	return e, nil
 }
 
@@ -278,7 +285,8 @@ func readPodManifest(podDir string) (*schema.ImageManifest, error) {
 // OpenPod returns the stage1 of the pod at podDir, as stage0 executes it:
 // the entrypoints of the pod's copy of the stage1 manifest, and the
 // stage1's rendered tree in s (the one stage1abi.Stage1TreeIDFile names,
-// which prepare mounted under the pod's stage1 rootfs). A tree that is gone
+// which prepare mounted under the pod's stage1 rootfs unless the stage1
+// asked for an empty one). A tree that is gone
 // from the store (deleted by hand: image rm and image gc leave the trees of
 // pods alone) is rendered again from the stored stage1 image when the
 // image is still there; when it is not, OpenPod fails with

@@ -86,10 +86,11 @@ func TestReadEntrypoints(t *testing.T) {
 		return m
 	}
 	tests := []struct {
-		name    string
-		ann     map[string]string
-		version int
-		class   error
+		name        string
+		ann         map[string]string
+		version     int
+		emptyRootfs bool
+		class       error
 	}{
 		{name: "no version means 1", ann: map[string]string{"coreos.com/rkt/stage1/run": "/run"}, version: 1},
 		{name: "version 6", ann: map[string]string{"coreos.com/rkt/stage1/run": "/run", "coreos.com/rkt/stage1/interface-version": "6"}, version: 6},
@@ -104,6 +105,9 @@ func TestReadEntrypoints(t *testing.T) {
 		{name: "version 16 (app tty)", ann: map[string]string{"coreos.com/rkt/stage1/run": "/run", "coreos.com/rkt/stage1/interface-version": "16"}, version: 16},
 		{name: "too new", ann: map[string]string{"coreos.com/rkt/stage1/run": "/run", "coreos.com/rkt/stage1/interface-version": "17"}, class: errdefs.ErrFailedPrecondition},
 		{name: "not a stage1", ann: map[string]string{}, class: errdefs.ErrFailedPrecondition},
+		{name: "pod rootfs image", ann: map[string]string{"coreos.com/rkt/stage1/run": "/run", "nscn.io/stage1/pod-rootfs": "image"}, version: 1},
+		{name: "pod rootfs empty", ann: map[string]string{"coreos.com/rkt/stage1/run": "/run", "nscn.io/stage1/pod-rootfs": "empty"}, version: 1, emptyRootfs: true},
+		{name: "pod rootfs unknown", ann: map[string]string{"coreos.com/rkt/stage1/run": "/run", "nscn.io/stage1/pod-rootfs": "tmpfs"}, class: errdefs.ErrFailedPrecondition},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,7 +118,7 @@ func TestReadEntrypoints(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || e.Version != tt.version || e.Run != "/run" {
+			if err != nil || e.Version != tt.version || e.Run != "/run" || e.EmptyRootfs != tt.emptyRootfs {
 				t.Fatalf("ReadEntrypoints = %+v, %v", e, err)
 			}
 		})

@@ -29,3 +29,12 @@ const (
 	EntrypointGC    = "/fly/gc"
 	EntrypointStop  = "/fly/stop"
 )
+
+// EmptyPodRootfs is what stage1-fly declares in its image manifest
+// (stage1abi.AnnotationPodRootfs, scripts/build-stage1-fly.sh): each pod's
+// stage1 rootfs is an empty directory, not the image rendered there. Fly's
+// entrypoints run from the store's tree and read nothing of their own
+// from the pod; the directory holds the app's rootfs mount and the app's
+// status file, so stage0 spares every pod an overlay mount and its four
+// directories.
+const EmptyPodRootfs = true

@@ -18,6 +18,7 @@ func TestBuildScriptDeclaresImage(t *testing.T) {
 		Name:             ImageName,
 		Entrypoints:      mkimage.Entrypoints{Run: EntrypointRun, Enter: EntrypointEnter, GC: EntrypointGC, Stop: EntrypointStop},
 		InterfaceVersion: InterfaceVersion,
+		EmptyPodRootfs:   EmptyPodRootfs,
 	}
 	if err := mkimage.CheckBuildScript(b, want); err != nil {
 		t.Fatalf("scripts/build-stage1-fly.sh: %v", err)

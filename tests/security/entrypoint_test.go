@@ -106,8 +106,10 @@ func prepareArgs(t *testing.T, f flavor, args ...string) []string {
 // plantEntrypoints replaces the entrypoints the annotations name in the
 // pod's copy of its stage1 (<pod dir>/stage1/rootfs) with a script that
 // writes marker on the host, as an app that reached the stage1's root
-// could. The paths come from the pod's stage1 manifest. It returns a
-// function that puts the originals back.
+// could. The paths come from the pod's stage1 manifest. A stage1 whose
+// pod rootfs is empty (stage1abi.AnnotationPodRootfs, stage1-fly) has no
+// copy there: the script is planted where the entrypoint would be, as such
+// an app could too. It returns a function that puts the originals back.
 func plantEntrypoints(t *testing.T, podDir, marker string, annotations ...string) (restore func()) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(podDir, stage1abi.Stage1ManifestRel)) //nolint:gosec // G304: a file of the test's pod
@@ -128,13 +130,23 @@ func plantEntrypoints(t *testing.T, podDir, marker string, annotations ...string
 		p := filepath.Join(podDir, stage1abi.Stage1RootfsRel, filepath.Clean("/"+ep))
 		orig := p + ".orig"
 		// Renames, not writes: the run entrypoint may be running.
-		if err := os.Rename(p, orig); err != nil {
+		planted := true
+		if err := os.Rename(p, orig); errors.Is(err, fs.ErrNotExist) {
+			planted = false
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		} else if err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(p, []byte(script), 0o755); err != nil { //nolint:gosec // G306: an executable, as the attacker would leave it
 			t.Fatal(err)
 		}
 		undo = append(undo, func() {
+			if !planted {
+				_ = os.Remove(p)
+				return
+			}
 			if _, err := os.Lstat(orig); err == nil {
 				_ = os.Rename(orig, p)
 			}

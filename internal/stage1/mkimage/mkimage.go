@@ -56,6 +56,10 @@ type Spec struct {
 	// implements, a pkg/stage1abi InterfaceVersion* constant
 	// (InterfaceVersionByName).
 	InterfaceVersion int
+	// EmptyPodRootfs declares stage1abi.AnnotationPodRootfs as
+	// stage1abi.PodRootfsEmpty: stage0 gives each pod an empty stage1
+	// rootfs instead of the image rendered there.
+	EmptyPodRootfs bool
 }
 
 // interfaceVersions names the pkg/stage1abi interface versions, so that
@@ -146,6 +150,9 @@ func (s Spec) Manifest() (*schema.ImageManifest, error) {
 		}
 		im.Annotations.Set(*id, a.value)
 	}
+	if s.EmptyPodRootfs {
+		im.Annotations.Set(*types.MustACIdentifier(stage1abi.AnnotationPodRootfs), stage1abi.PodRootfsEmpty)
+	}
 	return im, nil
 }
 
@@ -223,7 +230,7 @@ func writeAtomic(path string, write func(io.Writer) error) (err error) {
 }
 
 // scriptFlag matches a mkstage1 flag with its value in a build script.
-var scriptFlag = regexp.MustCompile(`(?m)(?:^|\s)-(name|interface-version|run|enter|gc|stop)[ =]"?([^\s"\\]+)"?`)
+var scriptFlag = regexp.MustCompile(`(?m)(?:^|\s)-(name|interface-version|run|enter|gc|stop|pod-rootfs)[ =]"?([^\s"\\]+)"?`)
 
 // CheckBuildScript reports whether the build script (its text) calls
 // mkstage1 with the facts of want (name, interface version, entrypoints):
@@ -244,6 +251,11 @@ func CheckBuildScript(script []byte, want Spec) error {
 	check("enter", want.Entrypoints.Enter)
 	check("gc", want.Entrypoints.GC)
 	check("stop", want.Entrypoints.Stop)
+	podRootfs := ""
+	if want.EmptyPodRootfs {
+		podRootfs = stage1abi.PodRootfsEmpty
+	}
+	check("pod-rootfs", podRootfs)
 	if v, err := InterfaceVersionByName(got["interface-version"]); err != nil || v != want.InterfaceVersion {
 		errs = append(errs, fmt.Errorf("-interface-version %q is not version %d", got["interface-version"], want.InterfaceVersion))
 	}

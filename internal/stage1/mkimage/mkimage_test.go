@@ -47,6 +47,7 @@ func TestManifest(t *testing.T) {
 		{name: "relative entrypoint", edit: func(s *Spec) { s.Entrypoints.Stop = "t/stop" }, wantClass: errdefs.ErrInvalidArgument},
 		{name: "no run entrypoint", edit: func(s *Spec) { s.Entrypoints.Run = "" }, wantClass: errdefs.ErrInvalidArgument},
 		{name: "no enter entrypoint", edit: func(s *Spec) { s.Entrypoints.Enter = "" }, wantArch: "amd64"},
+		{name: "empty pod rootfs", edit: func(s *Spec) { s.EmptyPodRootfs = true }, wantArch: "amd64"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,6 +93,9 @@ func TestManifest(t *testing.T) {
 			}
 			if s.Entrypoints.Enter == "" {
 				delete(want, "coreos.com/rkt/stage1/enter")
+			}
+			if s.EmptyPodRootfs {
+				want["nscn.io/stage1/pod-rootfs"] = "empty"
 			}
 			got := map[string]string{}
 			for _, a := range back.Annotations {
@@ -236,9 +240,10 @@ func TestCheckBuildScript(t *testing.T) {
 	-dir "$image" -o "$outdir/stage1-test.aci"
 `
 	tests := []struct {
-		name    string
-		script  string
-		wantErr bool
+		name        string
+		script      string
+		emptyRootfs bool
+		wantErr     bool
 	}{
 		{name: "matches", script: good},
 		{name: "other interface version", script: strings.Replace(good, "-interface-version ipc", "-interface-version ready", 1), wantErr: true},
@@ -246,10 +251,15 @@ func TestCheckBuildScript(t *testing.T) {
 		{name: "other entrypoint", script: strings.Replace(good, "-gc /t/gc", "-gc /t/collect", 1), wantErr: true},
 		{name: "no name", script: strings.Replace(good, "-name nosecone.dev/nscn/stage1-test", "", 1), wantErr: true},
 		{name: "not called", script: "echo nothing\n", wantErr: true},
+		{name: "empty pod rootfs not wanted", script: strings.Replace(good, "-dir", "-pod-rootfs empty -dir", 1), wantErr: true},
+		{name: "empty pod rootfs", script: strings.Replace(good, "-dir", "-pod-rootfs empty -dir", 1), emptyRootfs: true},
+		{name: "empty pod rootfs missing", script: good, emptyRootfs: true, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := CheckBuildScript([]byte(tt.script), testSpec())
+			spec := testSpec()
+			spec.EmptyPodRootfs = tt.emptyRootfs
+			err := CheckBuildScript([]byte(tt.script), spec)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("CheckBuildScript = %v, wantErr %v", err, tt.wantErr)
 			}

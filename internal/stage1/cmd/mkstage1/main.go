@@ -4,8 +4,8 @@
 // (package internal/stage1/mkimage).
 //
 //	mkstage1 -name NAME -version V [-arch GOARCH] -interface-version NAME \
-//	         -run PATH -enter PATH -gc PATH -stop PATH [-normalize-modes] \
-//	         -dir DIR -o OUT.aci
+//	         -run PATH -enter PATH -gc PATH -stop PATH [-pod-rootfs empty] \
+//	         [-normalize-modes] -dir DIR -o OUT.aci
 //
 // The interface version is named (e.g. mds-token-file), not numbered:
 // the number is pkg/stage1abi's. Timestamps come from SOURCE_DATE_EPOCH
@@ -19,6 +19,7 @@ import (
 	"os"
 
 	"github.com/nosecone/nscn/internal/stage1/mkimage"
+	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
 func main() {
@@ -35,14 +36,21 @@ func main() {
 	flag.StringVar(&s.Entrypoints.AppStart, "app-start", "", "path of the app/start entrypoint in the rootfs")
 	flag.StringVar(&s.Entrypoints.AppStop, "app-stop", "", "path of the app/stop entrypoint in the rootfs")
 	flag.StringVar(&s.Entrypoints.AppRm, "app-rm", "", "path of the app/rm entrypoint in the rootfs")
+	podRootfs := flag.String("pod-rootfs", "", "what stage0 makes of each pod's stage1 rootfs: image (the default) or empty (stage1abi.AnnotationPodRootfs)")
 	normalize := flag.Bool("normalize-modes", false, "write modes 0755 (directories, executables) or 0644")
 	dir := flag.String("dir", "", "image directory holding rootfs/; the manifest is written there")
 	out := flag.String("o", "", "path of the ACI to write")
 	flag.Parse()
 	if s.Name == "" || *iv == "" || *dir == "" || *out == "" || flag.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: mkstage1 -name NAME -version V [-arch GOARCH] -interface-version NAME -run P -enter P -gc P -stop P [-normalize-modes] -dir DIR -o OUT.aci")
+		fmt.Fprintln(os.Stderr, "usage: mkstage1 -name NAME -version V [-arch GOARCH] -interface-version NAME -run P -enter P -gc P -stop P [-pod-rootfs image|empty] [-normalize-modes] -dir DIR -o OUT.aci")
 		os.Exit(2) //nolint:forbidigo // main: only main exits
 	}
+	empty, err := stage1abi.ParsePodRootfs(*podRootfs)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mkstage1: -pod-rootfs: %v\n", err)
+		os.Exit(2) //nolint:forbidigo // main: only main exits
+	}
+	s.EmptyPodRootfs = empty
 	if err := run(s, *iv, *dir, *out, *normalize); err != nil {
 		fmt.Fprintf(os.Stderr, "mkstage1: %v\n", err)
 		os.Exit(1) //nolint:forbidigo // main: only main exits
