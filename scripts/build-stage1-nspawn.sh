@@ -66,8 +66,12 @@ for p in "${cni_plugins[@]}"; do
 	cp "$cni/$p" "$root/usr/lib/nscn/cni/$p"
 done
 
-# What systemd and systemd-nspawn expect of an OS tree. The units are
-# written by init for each pod.
+# The units every pod shares (the targets that end it, nscn-exit.service,
+# journald's), in /usr/lib/systemd/system; init writes each pod's own
+# (default.target, the apps') into /etc/systemd/system.
+env -u GOARCH -u GOOS "$go" run ./stage1/cmd/mkunits "$root"
+
+# What systemd and systemd-nspawn expect of an OS tree.
 mkdir -p "$root/etc/systemd/system" "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp" \
 	"$root/var" "$root/root" "$root/opt/stage2" "$root/rkt/status" "$root/var/log/journal"
 # The pod's journald (Documentation/logging.md): run binds the pod

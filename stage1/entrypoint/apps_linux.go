@@ -25,6 +25,7 @@ import (
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/internal/stage1/units"
 	"github.com/nosecone/nscn/pkg/stage1abi"
+	"github.com/nosecone/nscn/stage1/nspawn"
 )
 
 // The app entrypoints (app/add, app/start, app/stop, app/rm) change the
@@ -198,10 +199,7 @@ func AppAdd(ctx context.Context, log *slog.Logger, args abiargs.AppArgs) (err er
 	if rec.CgroupUnified && app.Policy != nil {
 		ua.Limits = app.Policy.Cgroup
 	}
-	files, err := units.AppUnits(units.Config{
-		Helper:  sdpod.AppHelper,
-		Journal: &units.Journal{Journald: sdpod.Journald, Journalctl: sdpod.Journalctl},
-	}, ua)
+	files, err := units.AppUnits(nspawn.UnitConfig(), ua)
 	if err != nil {
 		return err
 	}

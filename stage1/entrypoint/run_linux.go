@@ -340,11 +340,11 @@ func writePodFiles(podDir string, pod sdpod.Pod, console bool) error {
 		}
 		uapps = append(uapps, ua)
 	}
-	files, err := units.Generate(units.Config{
-		Apps: uapps, Helper: sdpod.AppHelper,
-		Journal: &units.Journal{Journald: sdpod.Journald, Journalctl: sdpod.Journalctl},
-		Mutable: pod.Mutable,
-	})
+	// The units every pod shares are in the image (nspawn.ImageUnitDir):
+	// only the pod's own are written.
+	uc := nspawn.UnitConfig()
+	uc.Apps, uc.Mutable = uapps, pod.Mutable
+	files, err := units.Generate(uc)
 	if err != nil {
 		return err
 	}

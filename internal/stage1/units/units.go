@@ -21,9 +21,11 @@
 //     helpers, each of which waits for journald to have read its app's
 //     output (Documentation/logging.md).
 //
-// The stage1 image ships no unit files of its own: these are all the
-// units the pod's systemd knows. No string from the pod manifest reaches a
-// unit except app names, which appc restricts to [a-z0-9-] and which are
+// All but default.target and the apps' units are the same for every pod
+// of a flavor (Shared): a flavor's image may ship them in a directory the
+// pod's systemd searches (Config.ImageUnits), so that run writes only what
+// depends on the pod. No string from the pod manifest reaches a unit
+// except app names, which appc restricts to [a-z0-9-] and which are
 // checked again here.
 //
 // It is pure: no I/O, no privileges. It runs in stage1 (run, host side).
@@ -96,6 +98,12 @@ type Config struct {
 	// --mutable): it may have no app, and apps come and go as units of
 	// their own (AppUnits) that default.target does not want.
 	Mutable bool
+	// ImageUnits says that the stage1 image ships the units Shared
+	// returns for this Journal, in a directory the pod's systemd
+	// searches: Generate leaves them out. Each file run creates in the
+	// pod's root is a create, and the first in a directory a copy-up,
+	// in the stage1 overlay at every start (Documentation/performance.md).
+	ImageUnits bool
 }
 
 // Journal is where the pod's journald and journalctl are, in the pod.
@@ -169,7 +177,6 @@ func Generate(c Config) ([]File, error) {
 		} else {
 			wants = append(wants, JournaldService)
 		}
-		files = append(files, journalUnits(*j)...)
 	}
 	for _, a := range c.Apps {
 		if !appName.MatchString(a.Name) {
@@ -200,6 +207,39 @@ func Generate(c Config) ([]File, error) {
 		target = append(target, "Wants="+strings.Join(wants, " "))
 	}
 	files = append(files, File{Name: "default.target", Content: unit(append(target, "AllowIsolate=yes")...)})
+	if !c.ImageUnits {
+		files = append(files, sharedUnits(c.Journal)...)
+	}
+	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
+	return files, nil
+}
+
+// Shared returns the units that are the same for every pod whose journal
+// is j (nil: a pod without journald), sorted by name: the shutdown
+// targets, nscn-exit.service, which ends the pod, and journald's socket
+// and service. Generate writes them too unless Config.ImageUnits says the
+// image has them; they depend on nothing but j, so that an image built
+// with them serves every pod of its flavor.
+func Shared(j *Journal) ([]File, error) {
+	if j != nil {
+		for _, p := range []string{j.Journald, j.Journalctl} {
+			if err := checkPath(p); err != nil {
+				return nil, err
+			}
+		}
+	}
+	files := sharedUnits(j)
+	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
+	return files, nil
+}
+
+// sharedUnits are Shared's units, unsorted, for a j whose paths the
+// caller has checked.
+func sharedUnits(j *Journal) []File {
+	var files []File
+	if j != nil {
+		files = append(files, journalUnits(*j)...)
+	}
 	files = append(files, File{Name: "shutdown.target", Content: unit(
 		"[Unit]",
 		"Description=Stop the pod's apps",
@@ -219,7 +259,7 @@ func Generate(c Config) ([]File, error) {
 		"[Service]",
 		"Type=oneshot",
 	}
-	if c.Journal != nil {
+	if j != nil {
 		// A pod that ends while journald is still starting (the apps
 		// do not wait for it) ends once it runs, so that it reads
 		// what waits in its sockets.
@@ -231,7 +271,7 @@ func Generate(c Config) ([]File, error) {
 		// themselves, the app helper, or its reap mode, powers off
 		// at once; journald writes what it has when it gets
 		// SIGTERM.)
-		exit = append(exit, "ExecStart=-"+c.Journal.Journalctl+" --sync")
+		exit = append(exit, "ExecStart=-"+j.Journalctl+" --sync")
 	}
 	files = append(files, File{Name: "nscn-exit.service", Content: unit(exit...)})
 	for _, t := range ShutdownTargets {
@@ -244,8 +284,7 @@ func Generate(c Config) ([]File, error) {
 			"AllowIsolate=yes",
 		)})
 	}
-	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
-	return files, nil
+	return files
 }
 
 // AppUnits returns the units of app a alone, sorted by name: its service

@@ -1,6 +1,7 @@
 package units
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,6 +67,77 @@ func TestGenerateGolden(t *testing.T) {
 			golden(t, tt.name+".golden", render(files))
 		})
 	}
+}
+
+// TestImageUnits: with Config.ImageUnits, Generate leaves out exactly
+// what Shared returns for the pod's journal, and nothing else: the two
+// together are the units of a pod without it, whatever the pod.
+func TestImageUnits(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+	}{
+		{name: "one app", cfg: testConfig(App{Name: "web"})},
+		{name: "journal", cfg: withJournal(testConfig(App{Name: "web"}, App{Name: "hooks", PreStart: true, PostStop: true, Notify: true}))},
+		{name: "sockets", cfg: withJournal(testConfig(App{Name: "dns", Sockets: []Socket{{Name: "dns", Protocol: "udp", Port: 53}}}))},
+		{name: "console", cfg: withJournal(testConfig(App{Name: "sh", Console: true}))},
+		{name: "mutable", cfg: mutable(withJournal(testConfig()))},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			all, err := Generate(tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := tt.cfg
+			c.ImageUnits = true
+			own, err := Generate(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			shared, err := Shared(c.Journal)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			for _, f := range own {
+				if f.Name != "default.target" && !strings.HasPrefix(f.Name, "app-") {
+					t.Errorf("the pod's own units hold %s", f.Name)
+				}
+				seen[f.Name] = true
+			}
+			for _, f := range shared {
+				if seen[f.Name] {
+					t.Errorf("%s is both the pod's and the image's", f.Name)
+				}
+			}
+			got := append(own, shared...)
+			slices.SortFunc(got, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
+			if render(got) != render(all) {
+				t.Errorf("the pod's and the image's units are not the pod's units:\n%s\nwant\n%s", render(got), render(all))
+			}
+		})
+	}
+	if _, err := Shared(&Journal{Journald: "journald", Journalctl: "/usr/bin/journalctl"}); err == nil {
+		t.Error("Shared took a relative journald")
+	}
+}
+
+// TestSharedGolden: the units the stage1-nspawn image ships
+// (scripts/build-stage1-nspawn.sh, stage1/cmd/mkunits), and a pod's own
+// beside them.
+func TestSharedGolden(t *testing.T) {
+	shared, err := Shared(withJournal(Config{}).Journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "shared-journal.golden", render(shared))
+	c := withJournal(testConfig(App{Name: "web"}))
+	c.ImageUnits = true
+	own, err := Generate(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "image-units-one-app.golden", render(own))
 }
 
 // mutable makes c a mutable pod's (app sandbox).

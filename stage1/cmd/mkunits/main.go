@@ -1,0 +1,45 @@
+// Command mkunits writes the units every stage1-nspawn pod shares
+// (units.Shared of nspawn.UnitConfig) into a directory of the image's
+// rootfs, nspawn.ImageUnitDir (a build tool of
+// scripts/build-stage1-nspawn.sh, not part of the image). Run then
+// writes only the pod's own units.
+//
+// Usage: mkunits ROOTFS
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/nosecone/nscn/internal/stage1/units"
+	"github.com/nosecone/nscn/stage1/nspawn"
+)
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: mkunits ROOTFS")
+		os.Exit(2) //nolint:forbidigo // main
+	}
+	if err := run(os.Args[1]); err != nil {
+		fmt.Fprintln(os.Stderr, "mkunits:", err)
+		os.Exit(1) //nolint:forbidigo // main
+	}
+}
+
+func run(rootfs string) error {
+	files, err := units.Shared(nspawn.UnitConfig().Journal)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(rootfs, nspawn.ImageUnitDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil { //nolint:gosec // G301: the image's unit directory, world-readable as systemd's
+		return err
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f.Name), []byte(f.Content), 0o644); err != nil { //nolint:gosec // G306: a unit file, world-readable as systemd's
+			return err
+		}
+	}
+	return nil
+}
