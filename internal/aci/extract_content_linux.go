@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"strings"
@@ -274,4 +275,24 @@ func parseUmask(status []byte) (uint32, bool) {
 		return m, true
 	}
 	return 0, false
+}
+
+// mapArchive maps the archive file under ra read-only, whole, for the tar
+// reader (posReader.mapped), or returns nil when ra is not a regular file
+// that can be mapped; unmap releases it. The store's blobs are never
+// written once in place, so the mapping holds the bytes pread would read.
+func mapArchive(ra io.ReaderAt) (data []byte, unmap func()) {
+	f, ok := ra.(*os.File)
+	if !ok {
+		return nil, nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size <= 0 || st.Size > math.MaxInt {
+		return nil, nil
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(st.Size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, nil
+	}
+	return data, func() { _ = unix.Munmap(data) }
 }

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 )
@@ -113,21 +114,29 @@ func FuzzExtractRootfs(f *testing.F) {
 		for _, opts := range []ExtractOptions{{}, {Filter: func(p string) bool { return !strings.Contains(p, "b") }}} {
 			// Errors are expected for many programs; escapes and panics
 			// are what the fuzzer hunts.
+			// The workers with the archive in memory, the workers with an
+			// archive file (which the tar reader maps), serial.
 			var (
-				errs  [2]error
-				snaps [2]string
+				errs  [3]error
+				snaps [3]string
 			)
-			for i, tune := range []tuning{{}, {serial: true}} {
-				errs[i] = extract(context.Background(), bytes.NewReader(archive), fx.dest, opts, tune)
+			for i, tune := range []tuning{{}, {}, {serial: true}} {
+				var r io.Reader = bytes.NewReader(archive)
+				if i == 1 {
+					r = archiveFile(t, archive)
+				}
+				errs[i] = extract(context.Background(), r, fx.dest, opts, tune)
 				fx.check(t)
 				snaps[i] = snapshotIgnoringDirTimes(t, fx.dest)
 				fx.reset(t)
 			}
-			if (errs[0] == nil) != (errs[1] == nil) {
-				t.Fatalf("workers: %v; serial: %v", errs[0], errs[1])
-			}
-			if errs[0] == nil && snaps[0] != snaps[1] {
-				t.Fatalf("workers and serial differ (workers -, serial +):\n%s", diffSnapshots(snaps[0], snaps[1]))
+			for i := range 2 {
+				if (errs[i] == nil) != (errs[2] == nil) {
+					t.Fatalf("workers (%d): %v; serial: %v", i, errs[i], errs[2])
+				}
+				if errs[i] == nil && snaps[i] != snaps[2] {
+					t.Fatalf("workers (%d) and serial differ (workers -, serial +):\n%s", i, diffSnapshots(snaps[i], snaps[2]))
+				}
 			}
 		}
 	})

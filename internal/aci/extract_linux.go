@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -184,6 +185,15 @@ func extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions,
 	if ra, ok := r.(readAtSeeker); ok && !tune.serial {
 		if start, serr := ra.Seek(0, io.SeekCurrent); serr == nil {
 			x.pos = newPosReader(ra, start, posBufSize)
+			if m, unmap := mapArchive(ra); m != nil {
+				// The tar reader reads the headers from the mapping: no
+				// copy of the contents between them, which the workers
+				// read themselves. A fault there (the file truncated
+				// meanwhile) is an error of Read, not a crash.
+				x.pos.mapped = m
+				defer unmap()
+				defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+			}
 			x.src = &errRecorder{r: x.pos}
 			tarSrc = seekRecorder{errRecorder: x.src, s: x.pos}
 			x.startWorkers(ra)
@@ -218,13 +228,12 @@ func extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions,
 			return fmt.Errorf("extract rootfs entry %q: %w", hdr.Name, err)
 		}
 	}
-	if err := x.stopWorkers(); err != nil {
-		return err
-	}
+	// The directories' modes and times while the workers write the last
+	// files: they write through descriptors they hold, and add no names.
 	if err := x.finish(); err != nil {
 		return fmt.Errorf("extract rootfs into %s: %w", dest, err)
 	}
-	return nil
+	return x.stopWorkers()
 }
 
 // entry extracts one archive member.
@@ -278,14 +287,14 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		err = x.mkdir(pfd, base, rel, hdr)
+		err = x.mkdir(parent, base, rel, hdr)
 	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse:
 		// archive/tar reports old-style regular files ('\x00') as TypeReg.
 		// TypeCont ("contiguous file") is a regular file everywhere but on
 		// one long-gone Unix; archive/tar has already expanded sparse files.
 		err = x.writeFile(parent, base, rel, hdr, r)
 	case tar.TypeSymlink:
-		err = x.symlink(pfd, base, rel, hdr)
+		err = x.symlink(parent, base, rel, hdr)
 	case tar.TypeLink:
 		err = x.hardlink(pfd, base, rel, hdr)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
@@ -621,36 +630,23 @@ func (x *extractor) deferDir(rel string, hdr *tar.Header) {
 	x.dirs[rel] = dirMeta{mode: entryPerm(hdr), atime: atime, mtime: mtime}
 }
 
-func (x *extractor) mkdir(pfd int, base, rel string, hdr *tar.Header) error {
-	st, exists, err := lstatAt(pfd, base)
-	if err != nil {
-		return sysErr("fstatat", rel, err)
-	}
-	if exists && st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		// A directory over a non-directory (a symlink to a directory
-		// included) replaces it.
-		if err := x.removeAt(pfd, base); err != nil {
-			return fmt.Errorf("replace %s with a directory: %w", rel, err)
+func (x *extractor) mkdir(parent cachedDir, base, rel string, hdr *tar.Header) error {
+	pfd := int(parent.f.Fd())
+	// Owner-only until finish applies the real mode, so a read-only
+	// directory can still be filled by a non-root caller. Created first
+	// and looked at only when the name is taken: most directories of an
+	// image are new.
+	err := unix.Mkdirat(pfd, base, 0o700)
+	created := err == nil
+	switch {
+	case errors.Is(err, unix.EEXIST):
+		if err := x.mkdirOver(pfd, base, rel); err != nil {
+			return err
 		}
-		exists = false
+	case err != nil:
+		return sysErr("mkdirat", rel, err)
 	}
-	if exists {
-		// Its owner, mode and xattrs change below: what the cache knows
-		// of it would be stale.
-		x.replaced = true
-	}
-	if !exists {
-		// Owner-only until finish applies the real mode, so a read-only
-		// directory can still be filled by a non-root caller.
-		if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
-			return sysErr("mkdirat", rel, err)
-		}
-	} else if !x.privileged && st.Mode&0o700 != 0o700 {
-		if err := unix.Fchmodat(pfd, base, (st.Mode&0o7777)|0o700, 0); err != nil {
-			return sysErr("fchmodat", rel, err)
-		}
-	}
-	if x.opts.PreserveOwnership {
+	if x.opts.PreserveOwnership && (!created || !x.ownedAsCreated(parent, hdr)) {
 		if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return sysErr("fchownat", rel, err)
 		}
@@ -658,8 +654,50 @@ func (x *extractor) mkdir(pfd int, base, rel string, hdr *tar.Header) error {
 	if err := x.setXattrsAt(hdr, pfd, base, true); err != nil {
 		return err
 	}
+	if created && !x.replaced {
+		// What the directory cache would otherwise ask the new directory
+		// when an entry goes into it (an fstat and a getxattr through
+		// /proc): it inherits its parent's setgid bit and default ACL,
+		// unless the entry brings a default ACL of its own.
+		_, acl := hdr.PAXRecords[paxXattrPrefix+"system.posix_acl_default"]
+		x.dirAttrs[rel] = cachedDir{setgid: parent.setgid, umaskRules: parent.umaskRules && !acl}
+	}
 	x.deferDir(rel, hdr)
 	return nil
+}
+
+// mkdirOver handles a directory entry whose name is taken: a directory
+// stays (its owner, mode and xattrs are changed, so what the directory
+// cache knows of it is dropped), anything else (a symlink to a directory
+// included) is replaced by a new directory.
+func (x *extractor) mkdirOver(pfd int, base, rel string) error {
+	st, exists, err := lstatAt(pfd, base)
+	if err != nil {
+		return sysErr("fstatat", rel, err)
+	}
+	if exists && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		x.replaced = true
+		if !x.privileged && st.Mode&0o700 != 0o700 {
+			if err := unix.Fchmodat(pfd, base, (st.Mode&0o7777)|0o700, 0); err != nil {
+				return sysErr("fchmodat", rel, err)
+			}
+		}
+		return nil
+	}
+	if err := x.removeAt(pfd, base); err != nil {
+		return fmt.Errorf("replace %s with a directory: %w", rel, err)
+	}
+	if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
+		return sysErr("mkdirat", rel, err)
+	}
+	return nil
+}
+
+// ownedAsCreated reports whether a node just created in parent already
+// has the owner hdr names: the process's own user and group, in a
+// directory that is not setgid (whose group it would take instead).
+func (x *extractor) ownedAsCreated(parent cachedDir, hdr *tar.Header) bool {
+	return hdr.Uid == x.euid && hdr.Gid == x.egid && !parent.setgid
 }
 
 func (x *extractor) writeFile(parent cachedDir, base, rel string, hdr *tar.Header, r io.Reader) error {
@@ -669,10 +707,7 @@ func (x *extractor) writeFile(parent cachedDir, base, rel string, hdr *tar.Heade
 	// race, and an error. Read-write only so that opts.Content can read
 	// the file back.
 	const flags = unix.O_RDWR | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	j := fileJob{rel: rel, hdr: hdr, chmod: true, chown: x.opts.PreserveOwnership}
-	if j.chown && hdr.Uid == x.euid && hdr.Gid == x.egid && !parent.setgid {
-		j.chown = false // created with that owner
-	}
+	j := fileJob{rel: rel, hdr: hdr, chmod: true, chown: x.opts.PreserveOwnership && !x.ownedAsCreated(parent, hdr)}
 	createMode := uint32(0o600)
 	if perm := entryPerm(hdr); parent.umaskRules && perm&^0o777 == 0 && perm&x.umask == 0 {
 		// Created with its mode: the umask leaves it whole, and there is
@@ -711,19 +746,25 @@ func (x *extractor) writeFile(parent cachedDir, base, rel string, hdr *tar.Heade
 	return err
 }
 
-func (x *extractor) symlink(pfd int, base, rel string, hdr *tar.Header) error {
+func (x *extractor) symlink(parent cachedDir, base, rel string, hdr *tar.Header) error {
 	if hdr.Linkname == "" {
 		return errdefs.InvalidArgument("symlink with an empty target")
 	}
-	if err := x.removeAt(pfd, base); err != nil {
-		return fmt.Errorf("replace %s: %w", rel, err)
-	}
 	// The target is data: it is only ever interpreted inside the pod's
-	// root, where an absolute or ../ target is harmless.
-	if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
+	// root, where an absolute or ../ target is harmless. Whatever has the
+	// name already (an earlier entry or layer) is replaced.
+	pfd := int(parent.f.Fd())
+	err := unix.Symlinkat(hdr.Linkname, pfd, base)
+	if errors.Is(err, unix.EEXIST) {
+		if err := x.removeAt(pfd, base); err != nil {
+			return fmt.Errorf("replace %s: %w", rel, err)
+		}
+		err = unix.Symlinkat(hdr.Linkname, pfd, base)
+	}
+	if err != nil {
 		return sysErr("symlinkat", rel, err)
 	}
-	if x.opts.PreserveOwnership {
+	if x.opts.PreserveOwnership && !x.ownedAsCreated(parent, hdr) {
 		if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return sysErr("fchownat", rel, err)
 		}

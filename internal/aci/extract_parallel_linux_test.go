@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -167,20 +168,30 @@ func TestExtractParallelMatchesSerial(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			archives := tt.archives(t)
-			var snaps [2]string
-			for i, tune := range []tuning{{}, {serial: true}} {
+			// The workers reading an archive in memory, the workers and the
+			// tar reader's mapping of an archive file, and the serial
+			// extraction.
+			var snaps [3]string
+			for i, tune := range []tuning{{}, {}, {serial: true}} {
 				dest := t.TempDir()
 				t.Cleanup(func() { makeWritable(dest) })
 				for n, a := range archives {
 					opts := ExtractOptions{PreserveOwnership: owners, Hash: sha256.New}
-					if err := extract(context.Background(), bytes.NewReader(a), dest, opts, tune); err != nil {
-						t.Fatalf("serial=%v, archive %d: %v", tune.serial, n, err)
+					var r io.Reader = bytes.NewReader(a)
+					if i == 1 {
+						r = archiveFile(t, a)
+					}
+					if err := extract(context.Background(), r, dest, opts, tune); err != nil {
+						t.Fatalf("run %d (serial=%v), archive %d: %v", i, tune.serial, n, err)
 					}
 				}
 				snaps[i] = snapshot(t, dest)
 			}
-			if snaps[0] != snaps[1] {
-				t.Errorf("workers and serial differ (workers -, serial +):\n%s", diffSnapshots(snaps[0], snaps[1]))
+			if snaps[0] != snaps[2] {
+				t.Errorf("workers and serial differ (workers -, serial +):\n%s", diffSnapshots(snaps[0], snaps[2]))
+			}
+			if snaps[1] != snaps[2] {
+				t.Errorf("workers from an archive file and serial differ (workers -, serial +):\n%s", diffSnapshots(snaps[1], snaps[2]))
 			}
 		})
 	}
@@ -236,10 +247,12 @@ func TestExtractRootfsWorkerErrors(t *testing.T) {
 	tests := []struct {
 		name    string
 		archive []byte
+		file    bool // an archive file, which the tar reader maps
 		cancel  bool
 		want    error
 	}{
 		{name: "archive ends inside a file", archive: full[:cut], want: errdefs.ErrInvalidArgument},
+		{name: "archive file ends inside a file", archive: full[:cut], file: true, want: errdefs.ErrInvalidArgument},
 		{name: "cancelled", archive: full, cancel: true, want: context.Canceled},
 	}
 	for _, tt := range tests {
@@ -257,7 +270,11 @@ func TestExtractRootfsWorkerErrors(t *testing.T) {
 					return true
 				}
 			}
-			err := extract(ctx, bytes.NewReader(tt.archive), dest, opts, tuning{})
+			var r io.Reader = bytes.NewReader(tt.archive)
+			if tt.file {
+				r = archiveFile(t, tt.archive)
+			}
+			err := extract(ctx, r, dest, opts, tuning{})
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("extract = %v, want %v", err, tt.want)
 			}
@@ -312,6 +329,35 @@ func TestPosReader(t *testing.T) {
 			}
 			if n, err := p.Read(make([]byte, 1)); n == 0 && !errors.Is(err, io.EOF) && p.pos >= int64(len(data)) {
 				t.Errorf("read at the end = %d, %v, want io.EOF", n, err)
+			}
+		})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+", mapped", func(t *testing.T) {
+			p := newPosReader(bytes.NewReader(nil), tt.start, 64)
+			p.mapped = data
+			var got []byte
+			for _, op := range tt.ops {
+				if op <= 0 {
+					if _, err := p.Seek(-op, io.SeekCurrent); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				b, err := io.ReadAll(io.LimitReader(p, op))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, b...)
+			}
+			if !bytes.Equal(got, tt.want) {
+				t.Errorf("read %d bytes %v, want %d bytes", len(got), got[:min(len(got), 8)], len(tt.want))
+			}
+			if _, err := p.Seek(int64(len(data))+5, io.SeekStart); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := p.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+				t.Errorf("read past the end = %d, %v, want io.EOF", n, err)
 			}
 		})
 	}
@@ -493,5 +539,50 @@ func TestSmallTableCache(t *testing.T) {
 	}
 	if n := smallTableCache(1000); n != 16 {
 		t.Errorf("smallTableCache(1000) = %d, want 16", n)
+	}
+}
+
+// archiveFile writes the archive a to a file and returns it open, at its
+// start: what the store hands extraction, which the tar reader maps.
+func archiveFile(t testing.TB, a []byte) *os.File {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "archive.tar")
+	if err := os.WriteFile(p, a, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p) //nolint:gosec // G304: a file the test made
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	return f
+}
+
+// TestPosReaderMappedFileShrinks: a read of the mapping past the end of a
+// file truncated since it was mapped is an error, not a crash (SIGBUS),
+// on a goroutine that asked for faults to panic, as extraction's does.
+func TestPosReaderMappedFileShrinks(t *testing.T) {
+	page := os.Getpagesize()
+	f := archiveFile(t, bytes.Repeat([]byte("a"), 3*page))
+	if m, _ := mapArchive(bytes.NewReader(nil)); m != nil {
+		t.Fatal("mapArchive mapped a reader that is not a file")
+	}
+	m, unmap := mapArchive(f)
+	if m == nil {
+		t.Fatal("mapArchive did not map a regular file")
+	}
+	defer unmap()
+	if len(m) != 3*page {
+		t.Fatalf("mapped %d bytes, want %d", len(m), 3*page)
+	}
+	if err := os.Truncate(f.Name(), 0); err != nil {
+		t.Fatal(err)
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	p := newPosReader(f, int64(page), 64)
+	p.mapped = m
+	n, err := p.Read(make([]byte, 16))
+	if n != 0 || !errors.Is(err, errShrunk) {
+		t.Errorf("read of the mapping past the new end = %d, %v, want %v", n, err, errShrunk)
 	}
 }

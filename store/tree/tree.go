@@ -19,6 +19,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/aci"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/timeline"
 )
 
 // Names inside a tree directory, and of the scratch directories beside
@@ -197,12 +198,14 @@ func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer,
 	for i, l := range layers {
 		ids[i] = l.ImageID
 	}
+	tl := timeline.FromContext(ctx)
 	hasher := newContentHasher(newHash)
 	err = s.extractLayers(ctx, layers, rootfs, hasher)
 	known := hasher.done()
 	if err != nil {
 		return nil, fmt.Errorf("render tree %s: %w", key, err)
 	}
+	tl.Mark("rootfs-extracted")
 
 	m, err := s.src.Manifest(ctx, imageID)
 	if err != nil {
@@ -219,11 +222,13 @@ func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer,
 	if err != nil {
 		return nil, fmt.Errorf("render tree %s: %w", key, err)
 	}
+	tl.Mark("tree-hashed")
 	// One syncfs instead of an fsync per extracted file: the tree must be
 	// durable before the marker says it is complete.
 	if err := syncFS(tmp); err != nil {
 		return nil, fmt.Errorf("render tree %s: %w", key, err)
 	}
+	tl.Mark("tree-synced")
 
 	rendered := s.now()
 	meta := metadata{Version: metaVersion, Key: key, ImageIDs: ids, Hash: hash, Rendered: rendered.UTC()}
