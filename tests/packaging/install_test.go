@@ -56,9 +56,11 @@ mount -t tmpfs nscn-install-test /opt
 mkdir -p "$2"
 mount --bind "$1$2" "$2"
 "$2/bin/nscn" --dir="$3" --local-config="$5" --system-config="$5" config
-"$2/bin/nscn" --dir="$3" --local-config="$5" --system-config="$5" --insecure-options=image run --net=host "$4" --exec=/bin/sh -- -c 'echo pod from the installed tree'
+"$2/bin/nscn" --dir="$3" --local-config="$5" --system-config="$5" --insecure-options=image run --net=host --uuid-file-save="$6" "$4" --exec=/bin/sh -- -c 'echo pod from the installed tree'
+"$2/bin/nscn" --dir="$3" --local-config="$5" --system-config="$5" gc --grace-period=0s
 `
-	args := []string{"--mount", "--propagation=private", "--", "sh", "-c", script, "sh", destdir, prefix, data, busybox, cfg}
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	args := []string{"--mount", "--propagation=private", "--", "sh", "-c", script, "sh", destdir, prefix, data, busybox, cfg, uuidFile}
 	out, err := exec.CommandContext(t.Context(), "unshare", args...).CombinedOutput() //nolint:gosec // G204: a fixed tool, argv built by the test
 	t.Logf("%s", out)
 	if err != nil {
@@ -69,5 +71,18 @@ mount --bind "$1$2" "$2"
 	}
 	if !strings.Contains(string(out), "pod from the installed tree") {
 		t.Errorf("the pod's output is missing")
+	}
+	// The installed stage1's gc entrypoint removed what the pod made on
+	// the host: before it was run here, every run of this suite left
+	// the pod's cgroups (nscn/UUID) in the host's hierarchies.
+	uuid, err := os.ReadFile(uuidFile) //nolint:gosec // G304: the test's own file
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		cg := filepath.Join(h, "nscn", strings.TrimSpace(string(uuid)))
+		if _, err := os.Lstat(cg); err == nil { //nolint:gosec // G703: a cgroup path of the pod the test ran
+			t.Errorf("the pod's cgroup %s is left after gc", cg)
+		}
 	}
 }
