@@ -283,7 +283,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	if err != nil {
 		return 0, err
 	}
-	cfg.Timeline.Mark("virtiofsd-ready")
+	cfg.Timeline.Mark("virtiofsd-started")
 	defer vfs.stop()
 
 	if err := os.Mkdir(filepath.Join(podDir, stage1abi.LogsDir), 0o750); err != nil {
