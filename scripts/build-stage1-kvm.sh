@@ -121,22 +121,8 @@ CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" "$go" build -trimpath -ldflags "-s -w"
 	./stage1-kvm/cmd/app-add ./stage1-kvm/cmd/app-start ./stage1-kvm/cmd/app-stop ./stage1-kvm/cmd/app-rm
 CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" "$go" build -trimpath -ldflags "-s -w" \
 	-o "$image/tmp/guest-init" ./stage1-kvm/cmd/guest-init
-cat >"$root/usr/lib/os-release" <<OSREL
-NAME="Nose Cone stage1-kvm"
-ID=nscn-stage1
-VERSION_ID=$version
-PRETTY_NAME="Nose Cone stage1-kvm $version"
-OSREL
-# The guest's /usr (systemd, its libraries, os-release) goes into the
-# initramfs, which /init binds over the shared root's /usr: the guest runs
-# systemd from its memory, not over virtio-fs (stage1-kvm/README.md, "The
-# image"). The dynamic loader's searches that miss (no ld.so.cache;
-# libsystemd-shared's RUNPATH) then miss in memory too.
-env -u GOARCH -u GOOS "$go" run ./stage1-kvm/cmd/mkinitramfs "$root/nscn/kvm/initramfs" "$image/tmp/guest-init" "$kernel" "$root/usr"
+env -u GOARCH -u GOOS "$go" run ./stage1-kvm/cmd/mkinitramfs "$root/nscn/kvm/initramfs" "$image/tmp/guest-init" "$kernel"
 rm -rf "$image/tmp"
-# The shared root keeps of /usr only what the host uses: the CNI
-# plugins (run's network setup) and the mount point.
-rm -rf "$root/usr"
 mkdir -p "$root/usr/lib/nscn/cni"
 for p in "${cni_plugins[@]}"; do
 	cp "$cni/$p" "$root/usr/lib/nscn/cni/$p"
@@ -164,6 +150,12 @@ CONFIG
 mkdir -p "$root/etc/systemd/system" "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp" \
 	"$root/var" "$root/root" "$root/opt/stage2" "$root/rkt/status"
 ln -sfn ../run "$root/var/run"
+cat >"$root/usr/lib/os-release" <<OSREL
+NAME="Nose Cone stage1-kvm"
+ID=nscn-stage1
+VERSION_ID=$version
+PRETTY_NAME="Nose Cone stage1-kvm $version"
+OSREL
 ln -sfn ../usr/lib/os-release "$root/etc/os-release"
 : >"$root/etc/machine-id"
 printf 'root:x:0:0:root:/root:/nonexistent\nnobody:x:65534:65534:nobody:/nonexistent:/nonexistent\n' >"$root/etc/passwd"

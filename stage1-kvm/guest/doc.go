@@ -30,13 +30,6 @@ const (
 	// order ModuleOrder lists.
 	ModuleDir   = "/lib/modules"
 	ModuleOrder = "/lib/modules/modules.order"
-	// InitramfsUsr is the stage1's /usr (systemd, its libraries,
-	// os-release) in the initramfs, which Init binds read-only over the
-	// shared root's /usr. The image keeps there only what the host
-	// uses (the CNI plugins): under TCG systemd's start read its 24
-	// libraries over virtio-fs, and under cache=auto every exec reads
-	// them again.
-	InitramfsUsr = "/usr"
 	// ReadyMarker is the line Init writes on the console just before it
 	// execs systemd (the bench's bare-boot mark).
 	ReadyMarker = "nscn-guest: root mounted"

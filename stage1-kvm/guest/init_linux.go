@@ -52,9 +52,6 @@ func Init(console io.Writer) error {
 	if err := unix.Mount(RootTag, newRoot, "virtiofs", 0, ""); err != nil {
 		return fmt.Errorf("mount the pod's root (virtio-fs %s): %w", RootTag, err)
 	}
-	if err := bindInitramfsUsr(newRoot); err != nil {
-		return err
-	}
 	// Before /sys goes: a slower guest, not a failed one, without it.
 	if err := setReadahead(newRoot, RootReadaheadKiB); err != nil {
 		_, _ = fmt.Fprintln(console, "nscn-guest:", err)
@@ -219,25 +216,6 @@ func bindHostPaths() error {
 		if err := unix.Mount(p, p, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("bind %s onto itself: %w", p, err)
 		}
-	}
-	return nil
-}
-
-// bindInitramfsUsr binds the initramfs's /usr read-only over the new
-// root's, where the image carries it (InitramfsUsr). The bind keeps the
-// initramfs's files in use after the switch below, so they stay in the
-// guest's memory. An image without it (systemd in the shared root's
-// /usr) is left as it is.
-func bindInitramfsUsr(newRoot string) error {
-	if _, err := os.Stat(InitramfsUsr + "/lib/systemd/systemd"); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	dst := newRoot + InitramfsUsr
-	if err := unix.Mount(InitramfsUsr, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind the initramfs's %s over the root's: %w", InitramfsUsr, err)
-	}
-	if err := unix.Mount("", dst, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
-		return fmt.Errorf("make %s read-only: %w", dst, err)
 	}
 	return nil
 }

@@ -12,13 +12,12 @@ import (
 	"strings"
 )
 
-// Entry is one file of the archive: a directory when Dir is set, a
-// symbolic link to Link when Link is set, a regular file otherwise.
+// Entry is one file of the archive: a directory when Data is nil and Dir
+// is set, a regular file otherwise.
 type Entry struct {
 	Name string // path in the archive, without a leading slash
 	Mode fs.FileMode
 	Dir  bool
-	Link string
 	Data []byte
 }
 
@@ -35,11 +34,6 @@ func Write(w io.Writer, entries []Entry) error {
 		if e.Dir {
 			cw.entry(name, 0o040000|uint32(e.Mode.Perm()), nil)
 			cw.seen[name] = true
-			continue
-		}
-		if e.Link != "" {
-			// newc stores a link's target as its data.
-			cw.entry(name, 0o120777, []byte(e.Link))
 			continue
 		}
 		cw.entry(name, 0o100000|uint32(e.Mode.Perm()), e.Data)

@@ -1,13 +1,9 @@
 // Command mkinitramfs writes the kvm flavor's initramfs (a build tool of
 // scripts/build-stage1-kvm.sh, not part of the image): the static guest
-// init as /init, the kernel modules a kernel directory of
-// scripts/vm/fetch-kernel.sh keeps, with their load order, and, when
-// given, the stage1's /usr (systemd and its libraries), which /init binds
-// over the shared root's /usr (guest.InitramfsUsr): the guest then runs
-// systemd from its memory instead of reading it over virtio-fs at each
-// exec.
+// init as /init and the kernel modules a kernel directory of
+// scripts/vm/fetch-kernel.sh keeps, with their load order.
 //
-// Usage: mkinitramfs OUT INIT KERNELDIR [USRDIR]
+// Usage: mkinitramfs OUT INIT KERNELDIR
 package main
 
 import (
@@ -22,21 +18,17 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 4 && len(os.Args) != 5 {
-		fmt.Fprintln(os.Stderr, "usage: mkinitramfs OUT INIT KERNELDIR [USRDIR]")
+	if len(os.Args) != 4 {
+		fmt.Fprintln(os.Stderr, "usage: mkinitramfs OUT INIT KERNELDIR")
 		os.Exit(2) //nolint:forbidigo // main
 	}
-	usr := ""
-	if len(os.Args) == 5 {
-		usr = os.Args[4]
-	}
-	if err := run(os.Args[1], os.Args[2], os.Args[3], usr); err != nil {
+	if err := run(os.Args[1], os.Args[2], os.Args[3]); err != nil {
 		fmt.Fprintln(os.Stderr, "mkinitramfs:", err)
 		os.Exit(1) //nolint:forbidigo // main
 	}
 }
 
-func run(out, initBin, kernelDir, usrDir string) error {
+func run(out, initBin, kernelDir string) error {
 	init, err := os.ReadFile(initBin) //nolint:gosec // G304: a build input
 	if err != nil {
 		return err
@@ -58,13 +50,6 @@ func run(out, initBin, kernelDir, usrDir string) error {
 			return err
 		}
 		entries = append(entries, initramfs.Entry{Name: strings.TrimPrefix(guest.ModuleDir, "/") + "/" + m, Mode: 0o644, Data: b})
-	}
-	if usrDir != "" {
-		tree, err := initramfs.Tree(usrDir, strings.TrimPrefix(guest.InitramfsUsr, "/"))
-		if err != nil {
-			return err
-		}
-		entries = append(entries, tree...)
 	}
 	var buf bytes.Buffer
 	if err := initramfs.Write(&buf, entries); err != nil {
