@@ -283,7 +283,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	if err != nil {
 		return 0, err
 	}
-	cfg.Timeline.Mark("virtiofsd-ready")
+	cfg.Timeline.Mark("virtiofsd-started")
 	defer vfs.stop()
 
 	if err := os.Mkdir(filepath.Join(podDir, stage1abi.LogsDir), 0o750); err != nil {
@@ -512,7 +512,9 @@ loop:
 		return 0, guestErr
 	}
 	if !ok {
-		return 0, fmt.Errorf("the pod ended before its apps did (qemu: %v); the guest's console is in %s", waitErr, filepath.Join(podDir, ConsoleLog)) //nolint:errorlint // waitErr may be nil; shown, not classified
+		// A virtiofsd that failed before it took qemu's connection ends
+		// qemu's start ("vhost_backend_init failed"): its log says why.
+		return 0, fmt.Errorf("the pod ended before its apps did (qemu: %v); the guest's console is in %s, virtiofsd's log in %s", waitErr, filepath.Join(podDir, ConsoleLog), filepath.Join(podDir, StateDir, "virtiofsd.log")) //nolint:errorlint // waitErr may be nil; shown, not classified
 	}
 	if in.Killed && pod.Mutable {
 		// The added apps that were running get the kill as their status,

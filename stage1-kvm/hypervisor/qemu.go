@@ -152,12 +152,12 @@ func cpuModel(a kvm.Accel) string {
 	return "Nehalem"
 }
 
-// VirtiofsdArgv returns virtiofsd's command line sharing dir on socket
-// (relative to its working directory, the pod directory).
-func VirtiofsdArgv(virtiofsd, socket, dir string) []string {
+// VirtiofsdArgv returns virtiofsd's command line sharing dir on the
+// listening vhost-user socket it inherits as file descriptor fd.
+func VirtiofsdArgv(virtiofsd string, fd int, dir string) []string {
 	return []string{
 		virtiofsd,
-		"--socket-path=" + socket,
+		"--fd=" + strconv.Itoa(fd),
 		"-o", "source=" + dir,
 		// The guest is the only writer of the pod's root while it runs;
 		// the host reads the status files after it has ended.
