@@ -307,59 +307,45 @@ func TestPosReader(t *testing.T) {
 		{name: "large read", ops: []int64{-100, 900}, want: data[100:]},
 		{name: "read past the end", ops: []int64{-990, 50}, want: data[990:]},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := newPosReader(bytes.NewReader(data), tt.start, 64)
-			var got []byte
-			for _, op := range tt.ops {
-				if op <= 0 {
-					if _, err := p.Seek(-op, io.SeekCurrent); err != nil {
+	// Each case through the buffered reads and through a mapping of the
+	// archive (posReader.mapped), which must read the same bytes.
+	for _, mapped := range []bool{false, true} {
+		for _, tt := range tests {
+			name := tt.name
+			if mapped {
+				name += ", mapped"
+			}
+			t.Run(name, func(t *testing.T) {
+				p := newPosReader(bytes.NewReader(data), tt.start, 64)
+				if mapped {
+					p = newPosReader(bytes.NewReader(nil), tt.start, 64)
+					p.mapped = data
+				}
+				var got []byte
+				for _, op := range tt.ops {
+					if op <= 0 {
+						if _, err := p.Seek(-op, io.SeekCurrent); err != nil {
+							t.Fatal(err)
+						}
+						continue
+					}
+					b, err := io.ReadAll(io.LimitReader(p, op))
+					if err != nil {
 						t.Fatal(err)
 					}
-					continue
+					got = append(got, b...)
 				}
-				b, err := io.ReadAll(io.LimitReader(p, op))
-				if err != nil {
+				if !bytes.Equal(got, tt.want) {
+					t.Errorf("read %d bytes %v, want %d bytes", len(got), got[:min(len(got), 8)], len(tt.want))
+				}
+				if _, err := p.Seek(int64(len(data))+5, io.SeekStart); err != nil {
 					t.Fatal(err)
 				}
-				got = append(got, b...)
-			}
-			if !bytes.Equal(got, tt.want) {
-				t.Errorf("read %d bytes %v, want %d bytes", len(got), got[:min(len(got), 8)], len(tt.want))
-			}
-			if n, err := p.Read(make([]byte, 1)); n == 0 && !errors.Is(err, io.EOF) && p.pos >= int64(len(data)) {
-				t.Errorf("read at the end = %d, %v, want io.EOF", n, err)
-			}
-		})
-	}
-	for _, tt := range tests {
-		t.Run(tt.name+", mapped", func(t *testing.T) {
-			p := newPosReader(bytes.NewReader(nil), tt.start, 64)
-			p.mapped = data
-			var got []byte
-			for _, op := range tt.ops {
-				if op <= 0 {
-					if _, err := p.Seek(-op, io.SeekCurrent); err != nil {
-						t.Fatal(err)
-					}
-					continue
+				if n, err := p.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+					t.Errorf("read past the end = %d, %v, want io.EOF", n, err)
 				}
-				b, err := io.ReadAll(io.LimitReader(p, op))
-				if err != nil {
-					t.Fatal(err)
-				}
-				got = append(got, b...)
-			}
-			if !bytes.Equal(got, tt.want) {
-				t.Errorf("read %d bytes %v, want %d bytes", len(got), got[:min(len(got), 8)], len(tt.want))
-			}
-			if _, err := p.Seek(int64(len(data))+5, io.SeekStart); err != nil {
-				t.Fatal(err)
-			}
-			if n, err := p.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
-				t.Errorf("read past the end = %d, %v, want io.EOF", n, err)
-			}
-		})
+			})
+		}
 	}
 	p := newPosReader(bytes.NewReader(data), 0, 64)
 	if _, err := p.Seek(-1, io.SeekCurrent); err == nil {

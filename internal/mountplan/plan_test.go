@@ -70,18 +70,8 @@ func TestPlanGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rec := &Recorder{}
-			if err := Apply(context.Background(), plan, rec); err != nil {
-				t.Fatalf("Apply: %v", err)
-			}
-			var b strings.Builder
-			b.WriteString("# plan\n")
-			b.WriteString(plan.String())
-			b.WriteString("# recorded mounts\n")
-			for _, m := range rec.Mounts() {
-				b.WriteString(m.String() + "\n")
-			}
-			golden(t, "plan-2apps-"+mode.String()+".golden", f.normalize(b.String()))
+			rec, text := applyRecorded(t, plan)
+			golden(t, "plan-2apps-"+mode.String()+".golden", f.normalize(text))
 
 			if !slices.Equal(rec.Mounts(), plan.Mounts()) {
 				t.Errorf("recorded mounts differ from the plan's")
@@ -106,6 +96,24 @@ func TestPlanGolden(t *testing.T) {
 	}
 }
 
+// applyRecorded applies plan with a Recorder and returns it with the
+// golden files' text: the plan, then the mounts it recorded.
+func applyRecorded(t *testing.T, plan Plan) (*Recorder, string) {
+	t.Helper()
+	rec := &Recorder{}
+	if err := Apply(context.Background(), plan, rec); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	var b strings.Builder
+	b.WriteString("# plan\n")
+	b.WriteString(plan.String())
+	b.WriteString("# recorded mounts\n")
+	for _, m := range rec.Mounts() {
+		b.WriteString(m.String() + "\n")
+	}
+	return rec, b.String()
+}
+
 // TestPlanEmptyStage1: a stage1 that asks for an empty pod rootfs gets a
 // plain directory, with the app rootfses made in it as usual, in both
 // modes; its tree is neither mounted nor copied, and need not be named.
@@ -119,18 +127,8 @@ func TestPlanEmptyStage1(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rec := &Recorder{}
-			if err := Apply(context.Background(), plan, rec); err != nil {
-				t.Fatalf("Apply: %v", err)
-			}
-			var b strings.Builder
-			b.WriteString("# plan\n")
-			b.WriteString(plan.String())
-			b.WriteString("# recorded mounts\n")
-			for _, m := range rec.Mounts() {
-				b.WriteString(m.String() + "\n")
-			}
-			golden(t, "plan-2apps-empty-stage1-"+mode.String()+".golden", f.normalize(b.String()))
+			rec, text := applyRecorded(t, plan)
+			golden(t, "plan-2apps-empty-stage1-"+mode.String()+".golden", f.normalize(text))
 			for _, m := range rec.Mounts() {
 				if m.Target == filepath.Join(f.pod, stage1abi.Stage1RootfsRel) {
 					t.Errorf("the empty stage1 rootfs is mounted: %s", m)
