@@ -287,6 +287,33 @@ func sharedUnits(j *Journal) []File {
 	return files
 }
 
+// MountTargets are the targets every mount unit of the pod's systemd
+// names in its default dependencies (Before=local-fs.target,
+// After=local-fs-pre.target, Conflicts= and Before=umount.target, and
+// After=swap.target for a tmpfs), as empty units that nothing starts.
+// Each mount an app helper makes in the pod's mount namespace (an app's
+// rootfs, /dev, /sys, the cgroups: about 30 per app) becomes a mount
+// unit, and each lookup of a unit the pod's systemd did not find makes
+// it stat its seven unit directories to see whether its cache is stale:
+// about 300 such lookups, 2,100 stats, in a one-app pod, between the
+// app's start and the poweroff signal, which the manager then handles
+// late (Documentation/performance.md, "nspawn end, the pod's mount
+// units"). Found, they are looked up once. The nspawn image ships them
+// (stage1/cmd/mkunits) beside Shared's; nothing wants or orders them
+// but the mount units, and no pod starts umount.target, so they change
+// no job.
+func MountTargets() []File {
+	var files []File
+	for _, t := range []string{"local-fs-pre.target", "local-fs.target", "swap.target", "umount.target"} {
+		files = append(files, File{Name: t, Content: unit(
+			"[Unit]",
+			"Description=The pod's mount units' "+t+" (started by nothing)",
+			"DefaultDependencies=no",
+		)})
+	}
+	return files
+}
+
 // AppUnits returns the units of app a alone, sorted by name: its service
 // and, with socket-activated ports, its socket, as Generate writes them
 // for a pod of config c. The app/add entrypoint writes them into a

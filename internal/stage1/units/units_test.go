@@ -140,6 +140,43 @@ func TestSharedGolden(t *testing.T) {
 	golden(t, "image-units-one-app.golden", render(own))
 }
 
+// TestMountTargets: the targets the pod's mount units name are units of
+// their own, none of a pod's or of Shared's, and start, stop or order
+// nothing: only the mount units' own dependencies point at them.
+func TestMountTargets(t *testing.T) {
+	targets := MountTargets()
+	golden(t, "mount-targets.golden", render(targets))
+	shared, err := Shared(withJournal(Config{}).Journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, err := Generate(withJournal(testConfig(App{Name: "web"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := map[string]bool{}
+	for _, f := range append(shared, pod...) {
+		taken[f.Name] = true
+	}
+	for _, f := range targets {
+		if !strings.HasSuffix(f.Name, ".target") || taken[f.Name] {
+			t.Errorf("%s: not a target of its own", f.Name)
+		}
+		for _, l := range strings.Split(f.Content, "\n") {
+			k, _, _ := strings.Cut(l, "=")
+			switch k {
+			case "", "[Unit]", "Description":
+			case "DefaultDependencies":
+				if l != "DefaultDependencies=no" {
+					t.Errorf("%s: %s", f.Name, l)
+				}
+			default:
+				t.Errorf("%s: %s: a dependency or setting of its own", f.Name, l)
+			}
+		}
+	}
+}
+
 // mutable makes c a mutable pod's (app sandbox).
 func mutable(c Config) Config { c.Mutable = true; return c }
 

@@ -1,6 +1,6 @@
 // Command mkunits writes the units every stage1-nspawn pod shares
-// (units.Shared of nspawn.UnitConfig) into a directory of the image's
-// rootfs, nspawn.ImageUnitDir (a build tool of
+// (units.Shared of nspawn.UnitConfig, and units.MountTargets) into a
+// directory of the image's rootfs, nspawn.ImageUnitDir (a build tool of
 // scripts/build-stage1-nspawn.sh, not part of the image). Run then
 // writes only the pod's own units.
 //
@@ -28,7 +28,7 @@ func main() {
 }
 
 func run(rootfs string) error {
-	files, err := units.Shared(nspawn.UnitConfig().Journal)
+	files, err := imageUnits()
 	if err != nil {
 		return err
 	}
@@ -42,4 +42,14 @@ func run(rootfs string) error {
 		}
 	}
 	return nil
+}
+
+// imageUnits are the units the image ships: the pods' shared units and
+// the targets their mount units name.
+func imageUnits() ([]units.File, error) {
+	files, err := units.Shared(nspawn.UnitConfig().Journal)
+	if err != nil {
+		return nil, err
+	}
+	return append(files, units.MountTargets()...), nil
 }

@@ -10,7 +10,8 @@ import (
 )
 
 // TestRunWritesTheSharedUnits: the image gets every unit run leaves out,
-// as units.Shared makes it, and nothing else.
+// as units.Shared makes it, and the targets of the pod's mount units
+// (units.MountTargets), and nothing else.
 func TestRunWritesTheSharedUnits(t *testing.T) {
 	root := t.TempDir()
 	if err := run(root); err != nil {
@@ -20,6 +21,7 @@ func TestRunWritesTheSharedUnits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	want = append(want, units.MountTargets()...)
 	dir := filepath.Join(root, nspawn.ImageUnitDir)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
