@@ -196,7 +196,7 @@ func TestAPINspawnPod(t *testing.T) {
 	// netGC looks for processes of the data directory: the service is one.
 	s.stop(t)
 	netGC(t, e)
-	requireNetRestored(t, before)
+	requireNetRestored(t, e, before)
 }
 
 // TestAPINspawnAsGroupMember: a service in the nscn group reads an exited

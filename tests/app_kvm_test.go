@@ -115,20 +115,28 @@ func TestKvmAppSandbox(t *testing.T) {
 	if slots, _ := os.ReadDir(filepath.Join(podDir, "kvm", "slots")); len(slots) != 0 {
 		t.Errorf("output slots still held after app rm: %v", slots)
 	}
-	mi := []string{"/proc/self/mountinfo"}
+	// The host's mounts of this pod (the host is shared: another test's
+	// pod may have an app of the same name), and all of virtiofsd's,
+	// whose namespace is this pod's.
+	mi := map[string]string{"/proc/self/mountinfo": podDir + "/"}
 	if pid, err := virtiofsdServer(podDir); err == nil {
-		mi = append(mi, filepath.Join("/proc", strconv.Itoa(pid), "mountinfo"))
+		mi[filepath.Join("/proc", strconv.Itoa(pid), "mountinfo")] = ""
 	} else {
 		t.Errorf("virtiofsd: %v", err)
 	}
-	for _, m := range mi {
+	for m, under := range mi {
 		b, err := os.ReadFile(m) //nolint:gosec // G304: a /proc file
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, a := range []string{"greeter", "server"} {
-			if strings.Contains(string(b), "/"+a+"/") || strings.Contains(string(b), "/"+a+" ") {
-				t.Fatalf("mounts of the removed app %s left in %s:\n%s", a, m, b)
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.Contains(l, under) {
+				continue
+			}
+			for _, a := range []string{"greeter", "server"} {
+				if strings.Contains(l, "/"+a+"/") || strings.Contains(l, "/"+a+" ") {
+					t.Fatalf("mounts of the removed app %s left in %s:\n%s", a, m, b)
+				}
 			}
 		}
 	}
@@ -150,7 +158,7 @@ func TestKvmAppSandbox(t *testing.T) {
 	e.fails("not running", "--insecure-options=image", "app", "add", uuid, busybox(t), "--name=late", "--exec=/bin/true")
 	netGC(t, e)
 	assertPodsGone(t, e)
-	requireNetRestored(t, before)
+	requireNetRestored(t, e, before)
 }
 
 // virtiofsdServer is the pid of the pod's serving virtiofsd: the child

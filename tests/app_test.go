@@ -349,7 +349,7 @@ func TestAppSandboxPublish(t *testing.T) {
 		t.Fatalf("app sandbox after stop: %v\n%s", err, p.errb.String())
 	}
 	netGC(t, e)
-	requireNetRestored(t, before)
+	requireNetRestored(t, e, before)
 }
 
 // TestAppSandboxNetFailsLeavesNothing: a sandbox gets its network while
@@ -394,7 +394,7 @@ func TestAppSandboxNetFailsLeavesNothing(t *testing.T) {
 		t.Fatalf("app sandbox after stop: %v\n%s", err, holder.errb.String())
 	}
 	netGC(t, e)
-	requireNetRestored(t, before)
+	requireNetRestored(t, e, before)
 }
 
 // podRunsProcess waits up to wait until a process whose comm is comm

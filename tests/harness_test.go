@@ -27,6 +27,8 @@ type env struct {
 	system string
 	// extraEnv is added to every nscn command's environment.
 	extraEnv []string
+	// pods are the UUIDs of the env's pods seen so far (notePods).
+	pods map[string]bool
 }
 
 func newEnv(t *testing.T) *env {

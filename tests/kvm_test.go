@@ -138,7 +138,7 @@ func TestKvmNetAndStop(t *testing.T) {
 	}
 	netGC(t, e)
 	assertPodsGone(t, e)
-	requireNetRestored(t, before)
+	requireNetRestored(t, e, before)
 }
 
 // TestKvmStopAtFirstOutput: a stop that comes as soon as the app has

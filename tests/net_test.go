@@ -60,7 +60,7 @@ func TestNspawnNetDefaultServesHTTP(t *testing.T) {
 
 	web.stop(t, e)
 	netGC(t, e)
-	requireNetRestored(t, before)
+	requireNetRestored(t, e, before)
 }
 
 func TestNspawnNetNoneAndHost(t *testing.T) {
@@ -82,7 +82,7 @@ func TestNspawnNetNoneAndHost(t *testing.T) {
 		}
 	}
 	netGC(t, e)
-	requireNetRestored(t, before)
+	requireNetRestored(t, e, before)
 }
 
 // writeNet puts a network definition into the env's --local-config net.d.
@@ -135,7 +135,7 @@ func TestNspawnNetCustomBridge(t *testing.T) {
 	if err := exec.Command("ip", "link", "del", "nscntest0").Run(); err != nil {
 		t.Errorf("the bridge nscntest0 was not there: %v", err)
 	}
-	requireNetRestored(t, before)
+	requireNetRestored(t, e, before)
 }
 
 func TestNspawnNetDNSAndHosts(t *testing.T) {
@@ -160,7 +160,7 @@ func TestNspawnNetDNSAndHosts(t *testing.T) {
 	e.fails("--dns", "--insecure-options=image", "run", "--dns=not-an-ip", "--stage1-path="+nspawnACI(t), busybox(t))
 	e.fails("--hosts-entry", "--insecure-options=image", "run", "--hosts-entry=198.51.100.7", "--stage1-path="+nspawnACI(t), busybox(t))
 	netGC(t, e)
-	requireNetRestored(t, before)
+	requireNetRestored(t, e, before)
 }
 
 func TestNspawnNetBadConfigLeavesNothing(t *testing.T) {
@@ -181,7 +181,7 @@ func TestNspawnNetBadConfigLeavesNothing(t *testing.T) {
 	writeNet(t, e, "05-broken.conflist", `{"cniVersion": "1.0.0", "name": "broken", "plugins": [`)
 	run("05-broken.conflist", "default", "true")
 	netGC(t, e)
-	requireNetRestored(t, before)
+	requireNetRestored(t, e, before)
 }
 
 func TestNspawnNetKilledRunAndLostNamespace(t *testing.T) {
@@ -210,5 +210,5 @@ func TestNspawnNetKilledRunAndLostNamespace(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	netGC(t, e)
-	requireNetRestored(t, before)
+	requireNetRestored(t, e, before)
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -22,6 +23,9 @@ import (
 // netState is what a pod's network may leave on the host.
 type netState struct {
 	netns, links, iptables, leases []string
+	// linkNS is the namespace of a link's peer, by the link's name
+	// (ip link's link-netns): a pod's veth names its pod's namespace.
+	linkNS map[string]string
 }
 
 func netSnapshot(t *testing.T) netState {
@@ -40,9 +44,14 @@ func netSnapshot(t *testing.T) netState {
 	if err != nil {
 		t.Fatalf("ip link: %v", err)
 	}
+	s.linkNS = map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		if f := strings.Fields(l); len(f) > 1 {
-			s.links = append(s.links, strings.TrimSuffix(strings.SplitN(f[1], "@", 2)[0], ":"))
+			name := strings.TrimSuffix(strings.SplitN(f[1], "@", 2)[0], ":")
+			s.links = append(s.links, name)
+			if i := slices.Index(f, "link-netns"); i >= 0 && i+1 < len(f) {
+				s.linkNS[name] = f[i+1]
+			}
 		}
 	}
 	for _, table := range []string{"nat", "filter"} {
@@ -76,12 +85,19 @@ func netSnapshot(t *testing.T) netState {
 // shared CNI-HOSTPORT-* chains included) and no file in host-local's
 // directory. Interfaces are polled: the kernel destroys a namespace's
 // veths asynchronously.
-func requireNetRestored(t *testing.T, before netState) {
+//
+// The host is shared: the pods of other tests, of other test binaries
+// or of the host's users come and go meanwhile, and what their networks
+// add is theirs (a namespace nscn-UUID, its veth, its rules, its lease;
+// host-local's bookkeeping while one of them holds a lease). Whatever
+// names a pod UUID that is not one of e's pods is not counted.
+func requireNetRestored(t *testing.T, e *env, before netState) {
 	t.Helper()
-	var diff []string
+	e.notePods()
+	var diff, others []string
 	for range 50 {
 		after := netSnapshot(t)
-		diff = nil
+		diff, others = nil, nil
 		for _, pair := range [][2][]string{{before.netns, after.netns}, {before.links, after.links}, {before.iptables, after.iptables}, {before.leases, after.leases}} {
 			for _, a := range pair[1] {
 				if !slices.Contains(pair[0], a) {
@@ -89,12 +105,97 @@ func requireNetRestored(t *testing.T, before netState) {
 				}
 			}
 		}
+		diff, others = e.ownNetState(diff, after)
 		if len(diff) == 0 {
+			if len(others) > 0 {
+				t.Logf("other pods' network state, not counted:\n%s", strings.Join(others, "\n"))
+			}
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("left on the host after gc:\n%s", strings.Join(diff, "\n"))
+	t.Fatalf("left on the host after gc:\n%s\n(other pods', not counted:\n%s)", strings.Join(diff, "\n"), strings.Join(others, "\n"))
+}
+
+var podUUIDRe = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+
+// notePods records the UUIDs of e's pods, for requireNetRestored: gc
+// removes their directories.
+func (e *env) notePods() {
+	dirs, _ := filepath.Glob(filepath.Join(e.dir, "pods", "*", "*"))
+	for _, d := range dirs {
+		if e.pods == nil {
+			e.pods = map[string]bool{}
+		}
+		e.pods[filepath.Base(d)] = true
+	}
+}
+
+// ownNetState splits the entries of diff (netSnapshot's) into those of
+// e's pods or of no pod known, and those of other pods.
+func (e *env) ownNetState(diff []string, now netState) (own, others []string) {
+	// The pod UUIDs an entry names: its own text, a veth's peer
+	// namespace, a lease file's contents (host-local writes the
+	// container ID, the pod's UUID).
+	uuids := func(entry string) []string {
+		text := entry
+		if ns, ok := now.linkNS[entry]; ok {
+			text += " " + ns
+		}
+		if strings.HasPrefix(entry, "/var/lib/cni/networks/") {
+			if b, err := os.ReadFile(entry); err == nil { //nolint:gosec // G304: a file of host-local's directory
+				text += " " + string(b)
+			}
+		}
+		return podUUIDRe.FindAllString(text, -1)
+	}
+	foreign := func(entry string) bool {
+		us := uuids(entry)
+		if len(us) == 0 {
+			return false
+		}
+		for _, u := range us {
+			if e.pods[u] {
+				return false
+			}
+		}
+		return true
+	}
+	// Chains and host-local directories that another pod's entries use.
+	var held []string
+	for _, l := range append(append([]string{}, now.iptables...), now.leases...) {
+		if !foreign(l) {
+			continue
+		}
+		if strings.HasPrefix(l, "/var/lib/cni/networks/") {
+			held = append(held, filepath.Dir(l))
+			continue
+		}
+		for _, f := range strings.Fields(l) {
+			if strings.HasPrefix(f, "CNI-") {
+				held = append(held, f)
+			}
+		}
+	}
+	for _, d := range diff {
+		switch {
+		case foreign(d):
+			others = append(others, d)
+		case strings.HasPrefix(d, "/var/lib/cni/networks/") && (slices.Contains(held, d) || slices.Contains(held, filepath.Dir(d))):
+			// host-local's bookkeeping while another pod holds a lease.
+			others = append(others, d)
+		case strings.HasPrefix(d, "nat :CNI-") || strings.HasPrefix(d, "filter :CNI-"):
+			// A chain's declaration: another pod's when its rules are.
+			if f := strings.Fields(d); len(f) > 1 && slices.Contains(held, strings.TrimPrefix(f[1], ":")) {
+				others = append(others, d)
+			} else {
+				own = append(own, d)
+			}
+		default:
+			own = append(own, d)
+		}
+	}
+	return own, others
 }
 
 // ip returns the pod's address on a network, from its net-info record.
@@ -144,6 +245,7 @@ func newNetEnv(t *testing.T) *env {
 // systemd on the host, which other users of the host may be running.)
 func netGC(t *testing.T, e *env) {
 	t.Helper()
+	e.notePods()
 	r := e.ok("gc", "--grace-period=0s")
 	assertNoPods(t, e)
 	mi, err := os.ReadFile("/proc/self/mountinfo")

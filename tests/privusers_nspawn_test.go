@@ -136,7 +136,7 @@ func TestNspawnPrivateUsers(t *testing.T) {
 		})
 	}
 	netGC(t, e)
-	requireNetRestored(t, before)
+	requireNetRestored(t, e, before)
 }
 
 // TestNspawnPrivateUsersAppUser runs an app as a user other than root in

@@ -229,6 +229,7 @@ func startSession(log io.Writer, out io.Writer, payload []byte) *enterSession {
 			_ = p.Close()
 		}
 	}
+	var waited <-chan struct{}
 	cmd, err := func() (*exec.Cmd, error) {
 		inR, inW, err := os.Pipe()
 		if err != nil {
@@ -254,7 +255,9 @@ func startSession(log io.Writer, out io.Writer, payload []byte) *enterSession {
 				_, _ = io.Copy(FrameWriter{W: out, Type: typ}, r)
 			}(st.typ)
 		}
-		return cmd, startEnter(cmd, req)
+		w, err := startEnter(cmd, req)
+		waited = w
+		return cmd, err
 	}()
 	closePipes()
 	if err != nil {
@@ -270,7 +273,7 @@ func startSession(log io.Writer, out io.Writer, payload []byte) *enterSession {
 	s.cmd = cmd
 	go s.feedStdin(stdinW, out)
 	go func() {
-		_ = cmd.Wait()
+		<-waited
 		close(s.done)
 		relays.Wait()
 		status := cmd.ProcessState.ExitCode()
@@ -284,63 +287,63 @@ func startSession(log io.Writer, out io.Writer, payload []byte) *enterSession {
 
 // startEnter finds a running process of the app and starts the enter
 // helper in its PID namespace and unit cgroup.
-func startEnter(cmd *exec.Cmd, req EnterRequest) error {
+func startEnter(cmd *exec.Cmd, req EnterRequest) (<-chan struct{}, error) {
 	if len(req.Cmd) == 0 || req.Policy == nil {
-		return errdefs.InvalidArgument("enter request without a command or a policy")
+		return nil, errdefs.InvalidArgument("enter request without a command or a policy")
 	}
 	app := req.Spec.Name
 	if app == "" || strings.ContainsRune(app, '/') || app == "." || app == ".." {
-		return errdefs.InvalidArgument("enter request for app %q", app)
+		return nil, errdefs.InvalidArgument("enter request for app %q", app)
 	}
 	root, err := inroot.OpenRoot("/")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { _ = root.Close() }()
 	appRoot, err := inroot.Open(root, path.Join(sdpod.Stage2Dir, app, "rootfs"), unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
-		return fmt.Errorf("open app %s's rootfs: %w", app, err)
+		return nil, fmt.Errorf("open app %s's rootfs: %w", app, err)
 	}
 	var want unix.Stat_t
 	err = unix.Fstat(int(appRoot.Fd()), &want)
 	_ = appRoot.Close()
 	if err != nil {
-		return &os.PathError{Op: "fstat", Path: "app rootfs", Err: err}
+		return nil, &os.PathError{Op: "fstat", Path: "app rootfs", Err: err}
 	}
 	pid, err := appProcess("/proc/1", want)
 	if errors.Is(err, errdefs.ErrNotFound) {
-		return errdefs.FailedPrecondition("app %s has no running process to enter", app)
+		return nil, errdefs.FailedPrecondition("app %s has no running process to enter", app)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	proc := filepath.Join("/proc", strconv.Itoa(pid))
 	cg, err := appUnitCgroup(proc, app)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cgDir, err := os.OpenFile(filepath.Join(cgroup.DefaultRoot, cg), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) //nolint:gosec // G304: the app's unit cgroup, checked by appUnitCgroup
 	if err != nil {
-		return fmt.Errorf("open app cgroup: %w", err)
+		return nil, fmt.Errorf("open app cgroup: %w", err)
 	}
 	defer func() { _ = cgDir.Close() }()
 	mntNS, err := os.Open(filepath.Join(proc, "ns", "mnt")) //nolint:gosec // G304: a /proc path
 	if err != nil {
-		return fmt.Errorf("open mnt namespace: %w", err)
+		return nil, fmt.Errorf("open mnt namespace: %w", err)
 	}
 	defer func() { _ = mntNS.Close() }()
 	pidNS, err := os.Open(filepath.Join(proc, "ns", "pid")) //nolint:gosec // G304: a /proc path
 	if err != nil {
-		return fmt.Errorf("open pid namespace: %w", err)
+		return nil, fmt.Errorf("open pid namespace: %w", err)
 	}
 	defer func() { _ = pidNS.Close() }()
 	data, err := json.Marshal(helperConfig{Request: req, RootDev: want.Dev, RootIno: want.Ino})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { _ = cfgW.Close() }()
 	cmd.Path, cmd.Args, cmd.Env = AgentPath, []string{AgentPath, EnterHelperArg}, []string{}
@@ -349,26 +352,20 @@ func startEnter(cmd *exec.Cmd, req EnterRequest) error {
 	// outside (getppid is 0), which the Go runtime takes for a dead
 	// parent. isolate.Exec arms it on the exec thread.
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgDir.Fd())}
-	errc := make(chan error, 1)
-	go func() {
-		// This thread joins the app's PID namespace (for its children)
-		// and is never unlocked: it ends with the goroutine.
-		runtime.LockOSThread()
+	waited, err := startOnThread(cmd, func() error {
 		if err := unix.Setns(int(pidNS.Fd()), unix.CLONE_NEWPID); err != nil {
-			errc <- fmt.Errorf("join pid namespace: %w", &os.SyscallError{Syscall: "setns", Err: err})
-			return
+			return fmt.Errorf("join pid namespace: %w", &os.SyscallError{Syscall: "setns", Err: err})
 		}
-		errc <- cmd.Start()
-	}()
-	err = <-errc
+		return nil
+	})
 	_ = cfgR.Close()
 	if err != nil {
-		return fmt.Errorf("start enter helper: %w", err)
+		return nil, fmt.Errorf("start enter helper: %w", err)
 	}
 	// The pipe holds the config (far below its 64 KiB); a helper that
 	// died early makes this fail, and its status says why.
 	_, _ = cfgW.Write(data)
-	return nil
+	return waited, nil
 }
 
 // appProcess returns the pid of a process of the app: one whose root is
@@ -510,3 +507,39 @@ func EnterHelper() error {
 
 // oneLine formats err on a single line.
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+// startOnThread starts cmd from a thread of its own, locked and never
+// unlocked, on which join runs first (the enter helper's parent joins
+// the app's PID namespace there, for its children), and keeps that
+// thread until the command has ended: the returned channel is closed
+// once cmd.Wait has returned (cmd.ProcessState says how it ended).
+//
+// The thread must outlive the command. A parent-death signal follows the
+// thread that forked the process, not its process (prctl(2)), and the
+// enter helper arms one (isolate.Exec) that the command inherits: a
+// thread that ended once the command had started, as the goroutine of a
+// locked thread that returns ends it, killed the command (SIGKILL, app
+// exec's status 137) whenever the helper armed the signal first, which a
+// loaded one-CPU guest made happen now and then.
+func startOnThread(cmd *exec.Cmd, join func() error) (<-chan struct{}, error) {
+	started := make(chan error, 1)
+	waited := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		if err := join(); err != nil {
+			started <- err
+			return
+		}
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = cmd.Wait()
+		close(waited)
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return waited, nil
+}
