@@ -23,6 +23,7 @@ import (
 	"github.com/nosecone/nscn/internal/isolate/cgroup"
 	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/ownthread"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/internal/stage1/units"
 	"github.com/nosecone/nscn/pkg/stage1abi"
@@ -508,11 +509,11 @@ func EnterHelper() error {
 // oneLine formats err on a single line.
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
-// startOnThread starts cmd from a thread of its own, locked and never
-// unlocked, on which join runs first (the enter helper's parent joins
-// the app's PID namespace there, for its children), and keeps that
-// thread until the command has ended: the returned channel is closed
-// once cmd.Wait has returned (cmd.ProcessState says how it ended).
+// startOnThread starts cmd from a thread of its own (ownthread.Go), on
+// which join runs first (the enter helper's parent joins the app's PID
+// namespace there, for its children), and keeps that thread until the
+// command has ended: the returned channel is closed once cmd.Wait has
+// returned (cmd.ProcessState says how it ended).
 //
 // The thread must outlive the command. A parent-death signal follows the
 // thread that forked the process, not its process (prctl(2)), and the
@@ -523,9 +524,7 @@ func oneLine(err error) string { return strings.Join(strings.Fields(err.Error())
 // loaded one-CPU guest made happen now and then.
 func startOnThread(cmd *exec.Cmd, join func() error) (<-chan struct{}, error) {
 	started := make(chan error, 1)
-	waited := make(chan struct{})
-	go func() {
-		runtime.LockOSThread()
+	waited := ownthread.Go(func() {
 		if err := join(); err != nil {
 			started <- err
 			return
@@ -536,8 +535,7 @@ func startOnThread(cmd *exec.Cmd, join func() error) (<-chan struct{}, error) {
 		}
 		started <- nil
 		_ = cmd.Wait()
-		close(waited)
-	}()
+	})
 	if err := <-started; err != nil {
 		return nil, err
 	}

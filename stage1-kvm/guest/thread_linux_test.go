@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"syscall"
 	"testing"
@@ -26,10 +25,6 @@ func TestMain(m *testing.M) {
 	if os.Getenv(pdeathChildEnv) == "1" {
 		os.Exit(pdeathChild()) //nolint:forbidigo // TestMain is the test binary's main: the child role exits with its own status
 	}
-	// The main thread stays with the main goroutine: a locked goroutine
-	// that ends on the main thread wedges it, which the Go runtime does
-	// instead of ending it, and the test would not see it end.
-	runtime.LockOSThread()
 	// Returning passes m.Run's status to os.Exit.
 	m.Run()
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/nosecone/nscn/internal/idrange"
 	"github.com/nosecone/nscn/internal/isolate"
 	"github.com/nosecone/nscn/internal/stage1/idshift"
+	"github.com/nosecone/nscn/internal/stage1/ownthread"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
@@ -106,7 +106,7 @@ func startNspawn(cmd *exec.Cmd, u *podUsers, join func() error) (release func(),
 	}
 	errc := make(chan error, 1)
 	done := make(chan struct{})
-	go onOwnThread(func() {
+	ownthread.Go(func() {
 		if u != nil && u.netns != "" {
 			if err := joinNetNS(u.netns); err != nil {
 				errc <- err
@@ -166,27 +166,6 @@ func (u *podUsers) Close() {
 	if u.userns != nil {
 		_ = u.userns.Close()
 	}
-}
-
-// onOwnThread runs fn on a locked OS thread of its own, never the main
-// thread (whose end the Go runtime does not allow), which ends with fn:
-// fn may change the thread's namespaces.
-func onOwnThread(fn func()) {
-	runtime.LockOSThread()
-	if unix.Gettid() != unix.Getpid() {
-		fn() // never unlocked: the thread ends with this goroutine
-		return
-	}
-	// On the main thread: keep it, locked, so that the goroutine below
-	// cannot land on it, then hand it back unchanged.
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		fn()
-	}()
-	<-done
-	runtime.UnlockOSThread()
 }
 
 // privateUsersHostFiles are the host files outside the stage1 rootfs

@@ -24,6 +24,7 @@ import (
 	"github.com/nosecone/nscn/internal/isolate"
 	"github.com/nosecone/nscn/internal/stage1/appspec"
 	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/ownthread"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/internal/timeline"
 	"github.com/nosecone/nscn/pkg/stage1abi"
@@ -276,7 +277,7 @@ func execApp(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts) 
 	// Its debug lines are written once the app has exec'd (deferLog):
 	// written as they come, they would cost the start what they say.
 	nsLog, flush := deferLog(log)
-	onOwnThread(func() { r = startInNamespaces(ctx, nsLog, app, o, argv) })
+	ownthread.Run(func() { r = startInNamespaces(ctx, nsLog, app, o, argv) })
 	flush()
 	if tty != nil {
 		tty.CloseSlave()
@@ -540,7 +541,7 @@ func newPIDNamespace(ctx context.Context, log *slog.Logger, name string) appPIDN
 // kills it on failure.
 func startFast(ctx context.Context, log *slog.Logger, app *sdpod.App, o execOpts, cfg initConfig, begin time.Time) (init, pid int, err error) {
 	var ns appPIDNS
-	done := goOnOwnThread(isLeader, func() { ns = newPIDNamespace(ctx, log, app.Spec.Name) })
+	done := ownthread.Go(func() { ns = newPIDNamespace(ctx, log, app.Spec.Name) })
 	// And a third for the detach of the pod's mounts (pivotInto), started
 	// now: a thread's start can take milliseconds on a busy host.
 	detacher, stopDetacher := startDetacher()

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/stage1/ownthread"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 )
 
@@ -57,7 +58,7 @@ func mountAppCgroupV2(ctx context.Context, log *slog.Logger, root *os.File, _ *s
 	// thread that is never unlocked and so ends with it, keeps it off
 	// the rest of the helper.
 	var merr error
-	onOwnThread(func() { merr = mountCgroup2NS(t) })
+	ownthread.Run(func() { merr = mountCgroup2NS(t) })
 	return merr
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nosecone/nscn/internal/stage1/ownthread"
 )
 
 // pivotInto makes rootfs the root of the calling thread's mount namespace
@@ -136,7 +138,7 @@ type detacher struct {
 // to detach.
 func startDetacher() (d *detacher, stop func()) {
 	d = &detacher{ns: make(chan int, 1), root: make(chan int, 1), started: make(chan struct{}), failed: make(chan struct{})}
-	goOnOwnThread(isLeader, func() {
+	ownthread.Go(func() {
 		// A thread shares its root and working directory with the
 		// others of its process; setns into a mount namespace needs
 		// them its own.

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nosecone/nscn/internal/stage1/ownthread"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
@@ -216,11 +217,11 @@ const ptmxFlags = unix.O_RDWR | unix.O_NOCTTY | unix.O_CLOEXEC | unix.O_NONBLOCK
 // privatePTMX opens the master of a new terminal in a devpts instance
 // of its own: on a thread of its own, in a new mount namespace whose
 // mounts are private, it mounts a new devpts on /dev/pts and opens its
-// ptmx. The thread, and the namespace with it, end after (onOwnThread):
+// ptmx. The thread, and the namespace with it, end after (ownthread.Run):
 // the instance lives on in the master and the slave only.
 func privatePTMX() (int, error) {
 	fd, err := -1, error(nil)
-	onOwnThread(func() {
+	ownthread.Run(func() {
 		if err = unix.Unshare(unix.CLONE_NEWNS); err != nil {
 			err = &os.SyscallError{Syscall: "unshare(CLONE_NEWNS)", Err: err}
 			return

@@ -1,4 +1,4 @@
-package apphelper
+package ownthread
 
 import (
 	"testing"
@@ -6,7 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestOnOwnThread(t *testing.T) {
+func TestRun(t *testing.T) {
 	tests := []struct {
 		name       string
 		leader     bool
@@ -18,7 +18,7 @@ func TestOnOwnThread(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var checked, ran int
-			<-goOnOwnThread(func() bool { checked = unix.Gettid(); return tt.leader }, func() { ran = unix.Gettid() })
+			<-goWith(func() bool { checked = unix.Gettid(); return tt.leader }, func() { ran = unix.Gettid() })
 			if checked == 0 || ran == 0 {
 				t.Fatalf("check on %d, fn on %d: one did not run", checked, ran)
 			}
@@ -29,7 +29,7 @@ func TestOnOwnThread(t *testing.T) {
 	}
 	// The real check: fn never runs on the thread group's leader.
 	var tid int
-	onOwnThread(func() { tid = unix.Gettid() })
+	Run(func() { tid = unix.Gettid() })
 	if tid == unix.Getpid() {
 		t.Errorf("fn ran on the main thread %d", tid)
 	}
