@@ -18,6 +18,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/errdefs"
 	"github.com/nosecone/nscn/internal/mountplan"
+	"github.com/nosecone/nscn/internal/proctree"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -214,30 +215,14 @@ func (p *Pod) PID(ctx context.Context) (int, error) {
 	return pid, nil
 }
 
-// onlyChild returns the only child of process ppid, from
-// /proc/<ppid>/task/*/children (proc(5)).
+// onlyChild returns the only child of process ppid.
 func onlyChild(ppid int) (int, error) {
-	tasks, err := readNames(filepath.Join("/proc", strconv.Itoa(ppid), "task"))
-	if err != nil {
-		return 0, err
-	}
-	if len(tasks) == 0 {
+	kids, err := proctree.Children(ppid)
+	if errors.Is(err, fs.ErrNotExist) {
 		return 0, errdefs.NotFound("process %d is gone", ppid)
 	}
-	var kids []int
-	for _, t := range tasks {
-		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(ppid), "task", t, "children")) //nolint:gosec // G304: a /proc file
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // thread exited
-			}
-			return 0, err
-		}
-		for _, f := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(f); err == nil {
-				kids = append(kids, n)
-			}
-		}
+	if err != nil {
+		return 0, err
 	}
 	switch len(kids) {
 	case 0:

@@ -10,11 +10,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/proctree"
 	"github.com/nosecone/nscn/internal/stage1/abiargs"
 	"github.com/nosecone/nscn/internal/stage1/appentry"
 	"github.com/nosecone/nscn/internal/stage1/podattach"
@@ -102,12 +102,8 @@ func (c *appCall) mountNS() (podattach.NS, error) {
 		return podattach.NS{}, errdefs.FailedPrecondition("pod %s has no running virtiofsd", c.args.UUID)
 	}
 	root := filepath.Join(c.podDir, stage1abi.Stage1RootfsRel)
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	for _, f := range strings.Fields(string(b)) {
-		child, err := strconv.Atoi(f)
-		if err != nil {
-			continue
-		}
+	kids, _ := proctree.Children(pid)
+	for _, child := range kids {
 		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", child)); err == nil && strings.Contains(filepath.Base(exe), "virtiofsd") {
 			return podattach.NS{PID: child, Root: root}, nil
 		}

@@ -7,11 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/proctree"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -27,21 +27,9 @@ func podPID(podDir string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	tasks, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(ppid), "task"))
+	kids, err := proctree.Children(ppid)
 	if err != nil {
 		return 0, errdefs.With(errdefs.ErrNotFound, fmt.Errorf("systemd-nspawn (pid %d) is not running: %w", ppid, err))
-	}
-	var kids []int
-	for _, t := range tasks {
-		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(ppid), "task", t.Name(), "children"))
-		if err != nil {
-			continue
-		}
-		for _, f := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(f); err == nil {
-				kids = append(kids, n)
-			}
-		}
 	}
 	if len(kids) != 1 {
 		return 0, errdefs.NotFound("systemd-nspawn (pid %d) has %d children, not the pod's one", ppid, len(kids))
