@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/nosecone/nscn/internal/testutil"
+	"github.com/nosecone/nscn/internal/testutil/e2e"
 )
 
 // bgPod is an nscn run in the background.
@@ -136,11 +137,9 @@ func assertPodsGone(t *testing.T, e *env) {
 			t.Fatalf("process %s left after gc: %q", filepath.Base(p), args)
 		}
 	}
-	for _, h := range []string{"/sys/fs/cgroup/systemd/nscn", "/sys/fs/cgroup/unified/nscn", "/sys/fs/cgroup/nscn"} {
-		for _, u := range uuids {
-			if _, err := os.Lstat(filepath.Join(h, u)); err == nil {
-				t.Fatalf("pod cgroup %s left after gc (gc: %s)", filepath.Join(h, u), r.stderr)
-			}
+	for _, u := range uuids {
+		if left := e2e.PodCgroupsLeft(u); len(left) > 0 {
+			t.Fatalf("pod cgroups %v left after gc (gc: %s)", left, r.stderr)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/nosecone/nscn/internal/testutil"
+	"github.com/nosecone/nscn/internal/testutil/e2e"
 )
 
 // TestMakeInstall runs a pod from the tree make install laid out
@@ -79,10 +80,7 @@ mount --bind "$1$2" "$2"
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, h := range []string{"/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
-		cg := filepath.Join(h, "nscn", strings.TrimSpace(string(uuid)))
-		if _, err := os.Lstat(cg); err == nil { //nolint:gosec // G703: a cgroup path of the pod the test ran
-			t.Errorf("the pod's cgroup %s is left after gc", cg)
-		}
+	for _, cg := range e2e.PodCgroupsLeft(strings.TrimSpace(string(uuid))) {
+		t.Errorf("the pod's cgroup %s is left after gc", cg)
 	}
 }

@@ -159,3 +159,21 @@ func removePodCgroups(pods []string) {
 		}
 	}
 }
+
+// podCgroupHierarchies are where a pod's cgroup, nscn/UUID, is made on
+// the host: the name=systemd and cgroup2 hierarchies of a hybrid host,
+// and the one hierarchy of a unified host.
+var podCgroupHierarchies = []string{"/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"}
+
+// PodCgroupsLeft returns the cgroups of the pod with this UUID that
+// still exist on the host; after gc there must be none.
+func PodCgroupsLeft(uuid string) []string {
+	var left []string
+	for _, h := range podCgroupHierarchies {
+		cg := filepath.Join(h, "nscn", uuid)
+		if _, err := os.Lstat(cg); err == nil {
+			left = append(left, cg)
+		}
+	}
+	return left
+}
