@@ -35,6 +35,14 @@ type ExtractOptions struct {
 	// once keeps that content for the rest of the extraction, and its
 	// number is not reused until Content has returned.
 	Content func(f WrittenFile)
+	// NamesDone, when set, is called once every name of the archive is
+	// extracted and every directory has its final mode and times, while
+	// the workers may still write the contents and metadata of the last
+	// regular files (through descriptors they hold: they create, remove
+	// and rename nothing). It is not called when extraction fails before
+	// that point. It runs on the goroutine that called ExtractRootfs. The
+	// tree store starts the walk of the tree's hash there.
+	NamesDone func()
 	// Layer makes the archive an OCI image layer
 	// (https://github.com/opencontainers/image-spec/blob/main/layer.md)
 	// instead of an ACI: names are relative to dest ("bin/sh", "./bin/sh"),

@@ -233,6 +233,13 @@ func extract(ctx context.Context, r io.Reader, dest string, opts ExtractOptions,
 	if err := x.finish(); err != nil {
 		return fmt.Errorf("extract rootfs into %s: %w", dest, err)
 	}
+	if opts.NamesDone != nil {
+		// Extraction needs its directories no more, and whoever
+		// NamesDone starts gets their descriptors' room below
+		// smallTable.
+		x.dropDirs()
+		opts.NamesDone()
+	}
 	return x.stopWorkers()
 }
 

@@ -572,3 +572,77 @@ func TestPosReaderMappedFileShrinks(t *testing.T) {
 		t.Errorf("read of the mapping past the new end = %d, %v, want %v", n, err, errShrunk)
 	}
 }
+
+// namesAndDirs lists the names under root with their types, and the
+// modes, owners, times and xattrs of the directories: what NamesDone
+// promises final.
+func namesAndDirs(t testing.TB, root string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		fmt.Fprintf(&b, "%s %v", rel, d.Type())
+		if d.IsDir() {
+			var st unix.Stat_t
+			if err := unix.Lstat(p, &st); err != nil {
+				return err
+			}
+			n, _ := unix.Llistxattr(p, nil)
+			fmt.Fprintf(&b, " %o %d:%d %d.%d xattrs %d", st.Mode, st.Uid, st.Gid, st.Mtim.Sec, st.Mtim.Nsec, n)
+		}
+		b.WriteByte('\n')
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestExtractNamesDone: NamesDone is called once, on the goroutine that
+// extracts, when every name is there and every directory has its final
+// metadata, with the workers or without; not when the archive fails
+// before that.
+func TestExtractNamesDone(t *testing.T) {
+	owners := os.Geteuid() == 0
+	archive := buildTar(t, everyKind(t, owners)...)
+	for _, file := range []bool{false, true} {
+		t.Run(fmt.Sprintf("archive file %v", file), func(t *testing.T) {
+			dest := t.TempDir()
+			var r io.Reader = bytes.NewReader(archive)
+			if file {
+				r = archiveFile(t, archive)
+			}
+			calls := 0
+			var atNamesDone string
+			opts := ExtractOptions{PreserveOwnership: owners, Hash: sha256.New, NamesDone: func() {
+				calls++
+				atNamesDone = namesAndDirs(t, dest)
+			}}
+			if err := extract(context.Background(), r, dest, opts, tuning{}); err != nil {
+				t.Fatal(err)
+			}
+			if calls != 1 {
+				t.Fatalf("NamesDone called %d times", calls)
+			}
+			if after := namesAndDirs(t, dest); after != atNamesDone {
+				t.Errorf("names or directories changed after NamesDone:\n%s", diffSnapshots(atNamesDone, after))
+			}
+		})
+	}
+	t.Run("archive ends inside a file", func(t *testing.T) {
+		// Inside the content of rootfs/large.
+		cut := bytes.Index(archive, []byte("0123456789abcdef")) + 100
+		called := false
+		opts := ExtractOptions{NamesDone: func() { called = true }}
+		if err := extract(context.Background(), archiveFile(t, archive[:cut]), t.TempDir(), opts, tuning{}); err == nil {
+			t.Fatal("extract of a cut archive succeeded")
+		}
+		if called {
+			t.Error("NamesDone called for an archive that failed")
+		}
+	})
+}

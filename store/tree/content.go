@@ -29,11 +29,21 @@ import (
 // mode nor its owner), and calls add before it closes the file, so an
 // inode number cannot be reused by a later file before its record is in;
 // a reused number then overwrites the entry with the new file's record.
+//
+// The walk may start before extraction ends: once the last layer's names
+// and directories are final (aci.ExtractOptions.NamesDone), only the
+// contents and metadata of the files still queued for extraction's
+// workers change. The walk lists the directories and encodes every other
+// entry meanwhile, and a regular file once extraction has ended (end):
+// until then a record found under a file's inode number may be that of
+// an earlier file, since removed, whose number the file took.
 type contentHasher struct {
 	newHash func() hash.Hash
 
 	mu      sync.Mutex
+	changed sync.Cond // broadcast by end, under mu
 	records map[[2]uint64]fileRecord
+	ended   bool
 }
 
 // contentAlgo is the hash of the trees rendered now: BLAKE3 (with a
@@ -89,10 +99,16 @@ type fileRecord struct {
 	perm     uint32 // the permission bits, setuid, setgid and sticky included
 	uid, gid uint32
 	digest   []byte
+	// noXattrs: the file had no xattrs (but security.selinux) when
+	// extraction was done with it, and closing it adds none (see
+	// closeAddsNoXattrs), so the walk need not ask the tree.
+	noXattrs bool
 }
 
 func newContentHasher(newHash func() hash.Hash) *contentHasher {
-	return &contentHasher{newHash: newHash, records: map[[2]uint64]fileRecord{}}
+	h := &contentHasher{newHash: newHash, records: map[[2]uint64]fileRecord{}}
+	h.changed.L = &h.mu
+	return h
 }
 
 // add records f. It is aci.ExtractOptions.Content, with newHash as
@@ -107,14 +123,52 @@ func (h *contentHasher) add(f aci.WrittenFile) {
 		return
 	}
 	rec.digest = f.Digest
+	rec.noXattrs = closeAddsNoXattrs() && fdHasNoXattrs(f.Fd)
 	h.mu.Lock()
 	h.records[id] = rec
 	h.mu.Unlock()
 }
 
-// done returns the records.
-func (h *contentHasher) done() map[[2]uint64]fileRecord {
+// end records that extraction is over, successful or not: every file it
+// wrote has its record, if it gets one, and is closed. It may be called
+// more than once.
+func (h *contentHasher) end() {
+	h.mu.Lock()
+	h.ended = true
+	h.mu.Unlock()
+	h.changed.Broadcast()
+}
+
+// get returns the record of the file id, if it has one yet. h may be nil
+// (no records).
+func (h *contentHasher) get(id [2]uint64) (fileRecord, bool) {
+	if h == nil {
+		return fileRecord{}, false
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.records
+	r, ok := h.records[id]
+	return r, ok
+}
+
+// isEnded reports whether extraction is over (true for nil: no records).
+func (h *contentHasher) isEnded() bool {
+	if h == nil {
+		return true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ended
+}
+
+// waitEnded waits until extraction is over.
+func (h *contentHasher) waitEnded() {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for !h.ended {
+		h.changed.Wait()
+	}
 }

@@ -40,16 +40,23 @@ import (
 // inode (see contentHasher); it may be nil. On a filesystem whose
 // directory entries carry the inode number of the file they name (see
 // direntInos), a regular file whose entry's inode number is there is
-// encoded from its record and its xattrs alone; elsewhere, a regular
-// file of the recorded size is only not read again.
+// encoded from its record and its xattrs alone (the xattrs too when the
+// record says it has none); elsewhere, a regular file of the recorded
+// size is only not read again. The walk may run while extraction writes
+// its last files (contentHasher): a regular file is taken from the tree
+// only once extraction has ended, or from its record once that is in.
 //
 // The records are made in parallel: listers list the directories in walk
 // order (the listing says which entries are directories, regular files,
 // and their inode numbers), a subtree on a goroutine of its own while
 // there is a processor for it, and cut the entries into batches; workers
 // stat, read and encode a batch each; the batches are hashed in walk
-// order. The result is the serial walk's.
-func hashRootfs(ctx context.Context, rootfs, algo string, known map[[2]uint64]fileRecord) (string, error) {
+// order. The result is the serial walk's. A lister takes what the hash
+// records of a directory from the descriptor it lists it with (fstat,
+// flistxattr), and of a symlink relative to its directory (fstatat,
+// readlinkat, listxattrat), which spares the workers a lookup of each
+// one's whole path.
+func hashRootfs(ctx context.Context, rootfs, algo string, known *contentHasher) (string, error) {
 	newHash, err := hashFunc(algo)
 	if err != nil {
 		return "", err
@@ -66,7 +73,7 @@ func hashRootfs(ctx context.Context, rootfs, algo string, known map[[2]uint64]fi
 		return "", fmt.Errorf("hash tree: %w", &os.PathError{Op: "fstat", Path: rootfs, Err: err})
 	}
 	sh := &walkShared{root: rootfs, newHash: newHash, known: known, content: map[[2]uint64][]byte{}}
-	if len(known) > 0 && direntInos(rootFd) {
+	if known != nil && direntInos(rootFd) {
 		sh.dev = rootSt.Dev
 	}
 	// A batch goes to work before its segment, so every batch the hashing
@@ -136,11 +143,24 @@ const (
 type walkEntry struct {
 	rel   string
 	isDir bool
+	// maybeReg: the listing says a regular file, or does not say; until
+	// extraction has ended, such a file may still be written.
+	maybeReg bool
 	// ino is the inode number of a regular file whose record is in
-	// walkShared.known (0: look the file up).
+	// walkShared.known, or may be once extraction has ended (0: look the
+	// file up).
 	ino uint64
-	// noXattrs: the lister found that the file has no xattrs.
+	// noXattrs: the lister found that the entry has no xattrs.
 	noXattrs bool
+	// stat: a directory or a symlink the lister looked at (the directory
+	// through the descriptor it lists it with, the symlink relative to
+	// its directory), whose record takes typ, perm, uid, gid, target and
+	// noXattrs from that instead of a lookup of its path by a worker.
+	stat     bool
+	typ      byte // 'd' or 'l'
+	perm     uint32
+	uid, gid uint32
+	target   string // a symlink's
 }
 
 type walkBatch struct {
@@ -173,7 +193,7 @@ func newSegment() *segment {
 type listShared struct {
 	ctx    context.Context
 	cancel func()
-	known  map[[2]uint64]fileRecord
+	known  *contentHasher
 	dev    uint64 // of the rootfs, when inode numbers from listings identify records; else 0
 	work   chan<- *walkBatch
 	// slots bounds the lister goroutines beyond the first.
@@ -207,9 +227,10 @@ func (ls *listShared) firstErr() error {
 // opened relative to its parent, without following a symlink.
 type lister struct {
 	*listShared
-	seg *segment   // where batches go
-	cur *walkBatch // being filled
-	buf []byte     // for getdents
+	seg     *segment   // where batches go
+	cur     *walkBatch // being filled
+	buf     []byte     // for getdents
+	linkBuf [unix.PathMax]byte
 }
 
 func (ls *listShared) newLister(seg *segment) *lister {
@@ -218,14 +239,60 @@ func (ls *listShared) newLister(seg *segment) *lister {
 
 // list lists the tree whose root directory is fd, and closes fd.
 func (l *lister) list(fd int) error {
-	if err := l.add(walkEntry{rel: ".", isDir: true}); err != nil {
+	e, dev, err := dirEntry(fd, ".")
+	if err == nil {
+		err = l.add(e)
+	}
+	if err != nil {
 		_ = unix.Close(fd)
 		return err
 	}
-	if err := l.dir(fd, ".", l.dev != 0); err != nil {
+	if err := l.dir(fd, ".", l.dev != 0 && dev == l.dev); err != nil {
 		return err
 	}
 	return l.flush()
+}
+
+// dirEntry returns the walk's entry for the directory fd, rel in the
+// tree, with what its record takes from the descriptor (the directory's
+// mode, owner, and whether it has xattrs), and its device.
+func dirEntry(fd int, rel string) (walkEntry, uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return walkEntry{}, 0, &os.PathError{Op: "fstat", Path: rel, Err: err}
+	}
+	e := walkEntry{
+		rel: rel, isDir: true, stat: true, typ: 'd',
+		perm: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid,
+		noXattrs: fdHasNoXattrs(fd),
+	}
+	return e, st.Dev, nil
+}
+
+// symlink fills in e, the symlink name in the directory fd, as a worker
+// would from its path; e is left to the worker when name turns out not to
+// be a symlink any more.
+func (l *lister) symlink(fd int, name string, e *walkEntry) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "fstatat", Path: e.rel, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		return nil
+	}
+	buf := l.linkBuf[:]
+	n, err := unix.Readlinkat(fd, name, buf)
+	if err != nil {
+		return &os.PathError{Op: "readlinkat", Path: e.rel, Err: err}
+	}
+	if n == len(buf) {
+		return nil // longer than the buffer: the worker's readlink
+	}
+	e.stat, e.typ = true, 'l'
+	e.perm, e.uid, e.gid = st.Mode&0o7777, st.Uid, st.Gid
+	e.target = string(buf[:n])
+	e.noXattrs = l.hasNoXattrs(fd, name)
+	return nil
 }
 
 // dir lists the directory fd, rel in the tree, and closes fd. byIno says
@@ -233,12 +300,6 @@ func (l *lister) list(fd int) error {
 // the directory is on the rootfs's filesystem, not a mount over it.
 func (l *lister) dir(fd int, rel string, byIno bool) error {
 	ents, err := readDirents(fd, l.buf)
-	if err == nil && byIno {
-		var st unix.Stat_t
-		if err = unix.Fstat(fd, &st); err == nil {
-			byIno = st.Dev == l.dev
-		}
-	}
 	if err != nil {
 		_ = unix.Close(fd)
 		return &os.PathError{Op: "readdir", Path: rel, Err: err}
@@ -268,28 +329,53 @@ func (l *lister) entries(fd int, rel string, ents []dirent, byIno bool) error {
 		if err := l.ctx.Err(); err != nil {
 			return err
 		}
-		child := walkEntry{rel: path.Join(rel, e.name), isDir: e.typ == unix.DT_DIR}
-		if _, ok := l.known[[2]uint64{l.dev, e.ino}]; ok && byIno && e.typ == unix.DT_REG {
+		child := walkEntry{rel: path.Join(rel, e.name), isDir: e.typ == unix.DT_DIR, maybeReg: e.typ == unix.DT_REG || e.typ == unix.DT_UNKNOWN}
+		if byIno && e.typ == unix.DT_REG && l.known != nil {
+			// The file's record, if it gets one, is final only once
+			// extraction has ended (a record already there may be that
+			// of an earlier file with the same inode number): the
+			// worker looks then.
 			child.ino = e.ino
-			child.noXattrs = l.hasNoXattrs(fd, e.name)
+			if l.known.isEnded() {
+				if r, ok := l.known.get([2]uint64{l.dev, e.ino}); ok {
+					child.noXattrs = r.noXattrs || l.hasNoXattrs(fd, e.name)
+				} else {
+					child.ino = 0
+				}
+			}
 		}
-		if err := l.add(child); err != nil {
-			return err
+		if e.typ == unix.DT_LNK {
+			if err := l.symlink(fd, e.name, &child); err != nil {
+				return err
+			}
 		}
 		if !child.isDir {
+			if err := l.add(child); err != nil {
+				return err
+			}
 			continue
 		}
 		cfd, err := unix.Openat(fd, e.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return &os.PathError{Op: "openat", Path: child.rel, Err: err}
 		}
+		child, dev, err := dirEntry(cfd, child.rel)
+		if err == nil {
+			err = l.add(child)
+		}
+		if err != nil {
+			_ = unix.Close(cfd)
+			return err
+		}
+		// A mount over the directory: not the rootfs's inode numbers.
+		subByIno := byIno && dev == l.dev
 		select {
 		case l.slots <- struct{}{}:
-			if err := l.spawn(cfd, child.rel, byIno); err != nil {
+			if err := l.spawn(cfd, child.rel, subByIno); err != nil {
 				return err
 			}
 		default:
-			if err := l.dir(cfd, child.rel, byIno); err != nil {
+			if err := l.dir(cfd, child.rel, subByIno); err != nil {
 				return err
 			}
 		}
@@ -368,7 +454,7 @@ func (l *lister) flush() error {
 type walkShared struct {
 	root    string
 	newHash func() hash.Hash
-	known   map[[2]uint64]fileRecord // read only
+	known   *contentHasher
 	// dev is the rootfs's device when regular files are found in known
 	// by the inode number of their directory entry (walkEntry.ino).
 	dev uint64
@@ -405,17 +491,25 @@ func (w *hashWalker) records(ctx context.Context, b *walkBatch) error {
 func (w *hashWalker) entry(e walkEntry) error {
 	rel := e.rel
 	full := w.root + "/" + rel // rel is clean
+	if e.maybeReg {
+		// A regular file's metadata and record are final once extraction
+		// has closed it.
+		w.known.waitEnded()
+	}
 	if e.ino != 0 {
-		r := w.known[[2]uint64{w.dev, e.ino}]
+		if r, ok := w.known.get([2]uint64{w.dev, e.ino}); ok {
+			return w.recorded(e, r, full)
+		}
+	}
+	if e.stat {
 		w.field([]byte(rel))
-		w.field([]byte{'f'})
-		w.num(uint64(r.perm))
-		w.num(uint64(r.uid))
-		w.num(uint64(r.gid))
-		w.num(uint64(r.size)) //nolint:gosec // G115: a file size is non-negative
-		w.field(r.digest)
-		// Not from the record: the kernel may add one once the file is
-		// closed (security.ima).
+		w.field([]byte{e.typ})
+		w.num(uint64(e.perm))
+		w.num(uint64(e.uid))
+		w.num(uint64(e.gid))
+		if e.typ == 'l' {
+			w.field([]byte(e.target))
+		}
 		if e.noXattrs {
 			w.num(0)
 			return nil
@@ -455,9 +549,27 @@ func (w *hashWalker) entry(e walkEntry) error {
 	return w.xattrs(full, rel)
 }
 
+// recorded encodes the regular file e from its record r.
+func (w *hashWalker) recorded(e walkEntry, r fileRecord, full string) error {
+	w.field([]byte(e.rel))
+	w.field([]byte{'f'})
+	w.num(uint64(r.perm))
+	w.num(uint64(r.uid))
+	w.num(uint64(r.gid))
+	w.num(uint64(r.size)) //nolint:gosec // G115: a file size is non-negative
+	w.field(r.digest)
+	if e.noXattrs || r.noXattrs {
+		w.num(0)
+		return nil
+	}
+	// From the tree: the kernel may add one when extraction closes the
+	// file (security.ima).
+	return w.xattrs(full, e.rel)
+}
+
 func (w *hashWalker) fileDigest(full, rel string, st *unix.Stat_t) ([]byte, error) {
 	id := [2]uint64{st.Dev, st.Ino}
-	if r, ok := w.known[id]; ok && r.size == st.Size {
+	if r, ok := w.known.get(id); ok && r.size == st.Size {
 		return r.digest, nil
 	}
 	if st.Nlink > 1 {

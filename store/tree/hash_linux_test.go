@@ -246,13 +246,13 @@ func TestHashRootfsMissing(t *testing.T) {
 // records returns what extraction would have recorded of every regular
 // file under dir: its metadata from its descriptor and the digest of its
 // content.
-func records(t *testing.T, dir, algo string) map[[2]uint64]fileRecord {
+func records(t *testing.T, dir, algo string) *contentHasher {
 	t.Helper()
 	newHash, err := hashFunc(algo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	known := map[[2]uint64]fileRecord{}
+	known := newContentHasher(newHash)
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err
@@ -271,12 +271,13 @@ func records(t *testing.T, dir, algo string) map[[2]uint64]fileRecord {
 			return err
 		}
 		rec.digest = h.Sum(nil)
-		known[id] = rec
+		known.records[id] = rec
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	known.end()
 	return known
 }
 
@@ -321,9 +322,9 @@ func TestHashRootfsRecords(t *testing.T) {
 				t.Fatal(err)
 			}
 			id := [2]uint64{st.Dev, st.Ino}
-			r := known[id]
+			r := known.records[id]
 			r.perm ^= 0o100
-			known[id] = r
+			known.records[id] = r
 			lied, err := hashRootfs(context.Background(), dir, contentAlgo, known)
 			if err != nil {
 				t.Fatal(err)
@@ -357,7 +358,7 @@ func TestHashRootfsListers(t *testing.T) {
 	for _, procs := range []int{1, 2, 3, 8} {
 		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-			for _, k := range []map[[2]uint64]fileRecord{nil, known} {
+			for _, k := range []*contentHasher{nil, known} {
 				got, err := hashRootfs(context.Background(), dir, contentAlgo, k)
 				if err != nil {
 					t.Fatal(err)

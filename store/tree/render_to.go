@@ -35,7 +35,7 @@ func (s *Store) RenderTo(ctx context.Context, imageID, dest string, rootfsOnly b
 			return fmt.Errorf("create rootfs: %w", err)
 		}
 	}
-	if err := s.extractLayers(ctx, layers, rootfs, nil); err != nil {
+	if err := s.extractLayers(ctx, layers, rootfs, nil, nil); err != nil {
 		return fmt.Errorf("render image %s: %w", imageID, err)
 	}
 	return nil

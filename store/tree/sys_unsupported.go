@@ -28,3 +28,7 @@ func hashRootfs(context.Context, string, string, map[[2]uint64]fileRecord) (stri
 }
 
 func fdRecord(int) ([2]uint64, fileRecord, error) { return [2]uint64{}, fileRecord{}, errUnsupported }
+
+func closeAddsNoXattrs() bool { return false }
+
+func fdHasNoXattrs(int) bool { return false }

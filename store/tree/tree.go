@@ -200,9 +200,35 @@ func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer,
 	}
 	tl := timeline.FromContext(ctx)
 	hasher := newContentHasher(newHash)
-	err = s.extractLayers(ctx, layers, rootfs, hasher)
-	known := hasher.done()
+	// The walk of the tree's hash starts once the last layer's names are
+	// final, while extraction's workers write the last files (their
+	// records tell the walk what it would read from them), or else after
+	// extraction.
+	walkCtx, stopWalk := context.WithCancel(ctx)
+	defer stopWalk()
+	type walkResult struct {
+		hash string
+		err  error
+	}
+	walked := make(chan walkResult, 1)
+	walking := false
+	startWalk := func() {
+		if walking {
+			return
+		}
+		walking = true
+		go func() {
+			h, err := hashRootfs(walkCtx, rootfs, algo, hasher)
+			walked <- walkResult{h, err}
+		}()
+	}
+	err = s.extractLayers(ctx, layers, rootfs, hasher, startWalk)
+	hasher.end()
 	if err != nil {
+		if walking {
+			stopWalk()
+			<-walked // before the scratch directory goes
+		}
 		return nil, fmt.Errorf("render tree %s: %w", key, err)
 	}
 	tl.Mark("rootfs-extracted")
@@ -216,12 +242,18 @@ func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer,
 		return nil, fmt.Errorf("render tree %s: encode manifest: %w", key, err)
 	}
 	if err := writeFileSync(filepath.Join(tmp, manifestFile), mb, 0o644); err != nil {
+		stopWalk()
+		if walking {
+			<-walked
+		}
 		return nil, fmt.Errorf("render tree %s: %w", key, err)
 	}
-	hash, err := hashRootfs(ctx, rootfs, algo, known)
-	if err != nil {
-		return nil, fmt.Errorf("render tree %s: %w", key, err)
+	startWalk()
+	res := <-walked
+	if res.err != nil {
+		return nil, fmt.Errorf("render tree %s: %w", key, res.err)
 	}
+	hash := res.hash
 	tl.Mark("tree-hashed")
 	// One syncfs instead of an fsync per extracted file: the tree must be
 	// durable before the marker says it is complete.
@@ -268,16 +300,23 @@ func (s *Store) render(ctx context.Context, key, imageID string, layers []Layer,
 // extractLayers extracts the layers of a plan, in order, into rootfs,
 // recording the digest of each regular file written in content unless it
 // is nil.
-func (s *Store) extractLayers(ctx context.Context, layers []Layer, rootfs string, content *contentHasher) error {
+func (s *Store) extractLayers(ctx context.Context, layers []Layer, rootfs string, content *contentHasher, namesDone func()) error {
 	for i, l := range layers {
-		if err := s.extractLayer(ctx, l, rootfs, content); err != nil {
+		var done func()
+		if i == len(layers)-1 {
+			done = namesDone
+		}
+		if err := s.extractLayer(ctx, l, rootfs, content, done); err != nil {
 			return fmt.Errorf("layer %d of %d, image %s (%s): %w", i+1, len(layers), l.Name, l.ImageID, err)
 		}
 	}
 	return nil
 }
 
-func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string, content *contentHasher) error {
+// namesDone, if not nil, is called once the layer's names are final
+// (aci.ExtractOptions.NamesDone; not for an OCI image, whose layers are
+// extracted in turn).
+func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string, content *contentHasher, namesDone func()) error {
 	oci, err := s.src.OCILayers(ctx, l.ImageID)
 	if err != nil {
 		return fmt.Errorf("read image: %w", err)
@@ -294,7 +333,7 @@ func (s *Store) extractLayer(ctx context.Context, l Layer, rootfs string, conten
 		return fmt.Errorf("open image: %w", err)
 	}
 	defer func() { _ = rc.Close() }()
-	opts := aci.ExtractOptions{PreserveOwnership: s.preserve}
+	opts := aci.ExtractOptions{PreserveOwnership: s.preserve, NamesDone: namesDone}
 	if content != nil {
 		opts.Hash, opts.Content = content.newHash, content.add
 	}

@@ -302,6 +302,27 @@ func TestRender(t *testing.T) {
 			},
 		},
 		{
+			name: "directories, files and symlinks replaced across layers, empty and sparse files, owners, a setgid directory with xattrs",
+			build: func(t *testing.T, src *fakeSource) string {
+				zeros := strings.Repeat("\x00", 1<<20)
+				src.add(t, "example.com/lower", nil, nil,
+					dir("gone"), file("gone/a", "a"), file("gone/b", "b"), dir("gone/sub"), file("gone/sub/c", "c"),
+					file("becomes-dir", "file"), symlink("becomes-file", "gone/a"), file("becomes-link", "file"),
+					file("empty-then-full", ""), member{name: "owned", body: "o", mode: 0o600, uid: 1000, gid: 1000})
+				return src.add(t, "example.com/upper", depOn("example.com/lower"), nil,
+					file("gone", "a file over a directory"), dir("becomes-dir"), file("becomes-dir/in", "in"),
+					file("becomes-file", "was a symlink"), symlink("becomes-link", "becomes-file"),
+					file("empty-then-full", "full"), file("empty", ""), file("sparse", zeros+"end"+zeros),
+					member{name: "sgid/", mode: 0o2775, uid: 10, gid: 20, xattrs: map[string]string{"user.nscn.dir": "d"}},
+					member{name: "sgid/file", body: "g", mode: 0o640, uid: 10, gid: 30})
+			},
+			want: []string{
+				"/becomes-dir/", "/becomes-dir/in=in", "/becomes-file=was a symlink", "/becomes-link@becomes-file",
+				"/empty-then-full=full", "/empty=", "/gone=a file over a directory", "/owned=o",
+				"/sgid/", "/sgid/file=g", "/sparse=" + strings.Repeat("\x00", 1<<20) + "end" + strings.Repeat("\x00", 1<<20),
+			},
+		},
+		{
 			name: "diamond: the shared dependency is filtered differently on each path",
 			build: func(t *testing.T, src *fakeSource) string {
 				src.add(t, "example.com/d", nil, nil, file("d1", "d"), file("d2", "d"), file("shared", "d"))
