@@ -68,3 +68,43 @@ func TestArgv(t *testing.T) {
 		t.Errorf("kvm, no NIC, console on stdio: %s", joined)
 	}
 }
+
+func TestArgvUsrDisk(t *testing.T) {
+	c := Config{QEMU: "q", Kernel: "/k", Initrd: "/i", Accel: kvm.AccelTCG, MemoryMiB: 320, CPUs: 1}
+	for _, tt := range []struct {
+		name, disk string
+		want       []string
+	}{
+		{name: "none", disk: ""},
+		{name: "a path", disk: "/store/tree/rootfs/nscn/kvm/usr.img", want: []string{
+			"-drive", "file=/store/tree/rootfs/nscn/kvm/usr.img,if=none,format=raw,readonly=on,id=usr",
+			"-device", "nvme,drive=usr,serial=nscn-usr",
+		}},
+		{name: "a comma in the path", disk: "/data,x/usr.img", want: []string{
+			"-drive", "file=/data,,x/usr.img,if=none,format=raw,readonly=on,id=usr",
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c.UsrDisk = tt.disk
+			a := Argv(c)
+			cmdline := a[slices.Index(a, "-append")+1]
+			if tt.disk == "" {
+				if slices.Contains(a, "-drive") || strings.Contains(cmdline, "nscn.usr-disk") {
+					t.Fatalf("a disk without UsrDisk: %q", a)
+				}
+				return
+			}
+			joined := strings.Join(a, "\x00")
+			if !strings.Contains(joined, strings.Join(tt.want, "\x00")) {
+				t.Errorf("argv lacks %q: %q", tt.want, a)
+			}
+			if !slices.Contains(strings.Fields(cmdline), "nscn.usr-disk") {
+				t.Errorf("kernel command line without nscn.usr-disk: %q", cmdline)
+			}
+		})
+	}
+	// The bench's bare boot and the accelerator check have no disk.
+	if b := BootArgv("q", "/k", "/i", "c", kvm.AccelTCG); slices.Contains(b, "-drive") || strings.Contains(strings.Join(b, " "), "usr-disk") {
+		t.Errorf("BootArgv with the code disk: %q", b)
+	}
+}
