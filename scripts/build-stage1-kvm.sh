@@ -66,7 +66,6 @@ die() {
 for p in "${cni_plugins[@]}"; do
 	[ -x "$cni/$p" ] || die "no CNI plugin $cni/$p; run scripts/build-cni-plugins.sh $cni first"
 done
-command -v mke2fs >/dev/null || die "no mke2fs (Debian package e2fsprogs) for the guest's code disk"
 # Each a module the initramfs carries or built into the kernel (Linux 7's
 # cloud kernel has all but virtio_net built in).
 for m in $kvm_modules; do
@@ -142,7 +141,6 @@ cat >"$root/nscn/kvm/config.json" <<CONFIG
   "virtiofsd": "$virtiofsd",
   "kernel": "/nscn/kvm/vmlinuz",
   "initrd": "/nscn/kvm/initramfs",
-  "usrDisk": "/nscn/kvm/usr.img",
   "kernelRelease": "$(cat "$kernel/version")"
 }
 CONFIG
@@ -162,41 +160,6 @@ ln -sfn ../usr/lib/os-release "$root/etc/os-release"
 : >"$root/etc/machine-id"
 printf 'root:x:0:0:root:/root:/nonexistent\nnobody:x:65534:65534:nobody:/nonexistent:/nonexistent\n' >"$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
-
-# The guest's code disk (stage1-kvm/README.md, "The image"): the stage1's
-# /usr (systemd, its libraries) and the guest's own programs (the app
-# helper, app-init, the agent; under lib/nscn/guest, bound over /nscn/NAME
-# by /init) as an ext4 image that qemu gives the guest as a read-only
-# NVMe disk, read on demand through the guest's page cache instead
-# of over virtio-fs. It is their only copy: the rootfs keeps of /usr only
-# what the host runs (the CNI plugins), and empty files at /nscn/NAME for
-# the binds. No journal (never written); a fixed UUID and hash seed and
-# the files' own times, so that the same tree makes the same image.
-disk=$image/usr-disk
-rm -rf "$disk"
-mkdir -p "$disk/lib/nscn/guest"
-for d in "$root"/usr/*; do
-	[ "${d##*/}" = lib ] || mv "$d" "$disk/"
-done
-for d in "$root"/usr/lib/*; do
-	[ "${d##*/}" = nscn ] || mv "$d" "$disk/lib/"
-done
-for p in app app-init agent; do
-	mv "$root/nscn/$p" "$disk/lib/nscn/guest/$p"
-	install -m 0755 /dev/null "$root/nscn/$p"
-done
-mkdir -p "$root/usr/bin" "$root/usr/sbin" "$root/usr/lib64"
-files=$(find "$disk" | wc -l)
-kib=$(du -sk "$disk" | cut -f1)
-# The files' blocks, an inode (256 bytes) each and room for ext4's own
-# metadata: about 1.2 times the tree, the rest unused and sparse.
-size=$(((kib + files / 4) * 12 / 10 + 4096))
-disk_uuid=6e73636e-7573-722d-6469-736b00000001
-E2FSPROGS_FAKE_TIME=${SOURCE_DATE_EPOCH:-0} mke2fs -q -F -t ext4 -O ^has_journal -b 4096 -m 0 -N $((files + 64)) \
-	-L nscn-usr -U "$disk_uuid" -E root_owner=0:0,hash_seed="$disk_uuid" \
-	-d "$disk" "$root/nscn/kvm/usr.img" "${size}k" >/dev/null
-rm -rf "$disk"
-echo "build-stage1-kvm: the guest's code disk, $(du -k --apparent-size "$root/nscn/kvm/usr.img" | cut -f1) KiB ($kib KiB of files)"
 
 # The manifest and the archive, as for every stage1 image, with the
 # nspawn flavor's interface version and its app entrypoints.

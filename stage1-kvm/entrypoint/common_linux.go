@@ -38,10 +38,6 @@ type image struct {
 	Virtiofsd string `json:"virtiofsd"`
 	Kernel    string `json:"kernel"` // in the image
 	Initrd    string `json:"initrd"` // in the image
-	// UsrDisk is the stage1's read-only code disk in the image (an
-	// ext4 image of its /usr, hypervisor.Config.UsrDisk); an image
-	// without one boots with its /usr on virtio-fs.
-	UsrDisk string `json:"usrDisk,omitempty"`
 }
 
 // imageRoot is the host path of the rootfs of the stage1 image this
@@ -70,17 +66,12 @@ func loadImage() (image, error) {
 	}
 	img.Kernel = filepath.Join(root, img.Kernel)
 	img.Initrd = filepath.Join(root, img.Initrd)
-	need := []struct{ what, path, pkg string }{
+	for _, p := range []struct{ what, path, pkg string }{
 		{"qemu", img.QEMU, " (Debian package qemu-system-x86)"},
 		{"virtiofsd", img.Virtiofsd, " (Debian package qemu-system-common, or virtiofsd)"},
 		{"the guest kernel", img.Kernel, ""},
 		{"the guest initramfs", img.Initrd, ""},
-	}
-	if img.UsrDisk != "" {
-		img.UsrDisk = filepath.Join(root, img.UsrDisk)
-		need = append(need, struct{ what, path, pkg string }{"the guest's code disk", img.UsrDisk, ""})
-	}
-	for _, p := range need {
+	} {
 		if _, err := os.Stat(p.path); err != nil {
 			return image{}, errdefs.With(errdefs.ErrNotFound, fmt.Errorf("stage1-kvm needs %s at %s%s: %w", p.what, p.path, p.pkg, err))
 		}

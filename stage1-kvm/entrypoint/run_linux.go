@@ -378,7 +378,7 @@ func supervise(ctx context.Context, log *slog.Logger, cfg RunConfig, podDir stri
 	argv := hypervisor.Argv(hypervisor.Config{
 		QEMU: vm.img.QEMU, Kernel: vm.img.Kernel, Initrd: vm.img.Initrd, Accel: vm.accel,
 		MemoryMiB: vm.memMiB, CPUs: vm.cpus, RootSocket: RootSocket, ControlSocket: ControlSocket, EnterSocket: EnterSocket,
-		Console: consoleOut, Ports: ports, NICs: nics, UsrDisk: vm.img.UsrDisk,
+		Console: consoleOut, Ports: ports, NICs: nics,
 		Cmdline: []string{"systemd.hostname=" + vm.hostname},
 	})
 	// A host whose KVM runs kvm.Probe's test guest may still fail the

@@ -30,18 +30,6 @@ const (
 	// order ModuleOrder lists.
 	ModuleDir   = "/lib/modules"
 	ModuleOrder = "/lib/modules/modules.order"
-	// UsrDiskParam on the kernel command line tells Init the pod has
-	// the stage1's read-only code disk: an NVMe disk whose
-	// controller's serial is UsrDiskSerial, an ext4 image of the stage1's /usr that
-	// Init mounts read-only over the shared root's /usr (run adds it
-	// when the image has UsrDisk). The bare boot has no such disk.
-	UsrDiskParam  = "nscn.usr-disk"
-	UsrDiskSerial = "nscn-usr"
-	// GuestBinDir, on the disk (under /usr), holds the guest's own
-	// programs (the app helper, app-init, the agent): Init binds each
-	// over the shared root's /nscn/NAME, so that they too are read
-	// through the guest's page cache.
-	GuestBinDir = "/usr/lib/nscn/guest"
 	// ReadyMarker is the line Init writes on the console just before it
 	// execs systemd (the bench's bare-boot mark).
 	ReadyMarker = "nscn-guest: root mounted"

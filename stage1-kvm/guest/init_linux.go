@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -56,15 +55,6 @@ func Init(console io.Writer) error {
 	// Before /sys goes: a slower guest, not a failed one, without it.
 	if err := setReadahead(newRoot, RootReadaheadKiB); err != nil {
 		_, _ = fmt.Fprintln(console, "nscn-guest:", err)
-	}
-	// The stage1's code from its read-only disk, before anything runs
-	// from /usr: systemd, its libraries and the guest's Go programs are
-	// then read through the guest's block layer and page cache, not
-	// with one virtio-fs round trip per lookup and read.
-	if slices.Contains(args, UsrDiskParam) {
-		if err := mountUsrDisk(newRoot, time.Now().Add(5*time.Second)); err != nil {
-			return err
-		}
 	}
 	// The NIC's driver only for a pod with a network: loading and
 	// relocating virtio_net and its two dependencies took about 90 ms
@@ -137,66 +127,6 @@ var netModules = map[string]bool{"virtio_net.ko": true, "net_failover.ko": true,
 // where the kernel does not have them built in).
 func netModule(name string) bool  { return netModules[name] }
 func bootModule(name string) bool { return !netModules[name] }
-
-// mountUsrDisk finds the disk whose serial is UsrDiskSerial (waiting
-// until deadline for the kernel's NVMe driver, built in, to register
-// it) and mounts it read-only over newRoot's /usr, then binds each
-// program of its GuestBinDir over newRoot's /nscn/NAME.
-func mountUsrDisk(newRoot string, deadline time.Time) error {
-	var dev string
-	for dev == "" {
-		var err error
-		if dev, err = findDisk(UsrDiskSerial); err != nil {
-			return err
-		}
-		if dev == "" {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("no virtio-blk disk with serial %s", UsrDiskSerial)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	if err := unix.Mount(dev, newRoot+"/usr", "ext4", unix.MS_RDONLY|unix.MS_NODEV, ""); err != nil {
-		return fmt.Errorf("mount the stage1's code disk %s on /usr: %w", dev, err)
-	}
-	// As for the shared root: fewer, larger reads of the programs.
-	if err := setReadahead(newRoot+"/usr", RootReadaheadKiB); err != nil {
-		return err
-	}
-	ents, err := os.ReadDir(newRoot + GuestBinDir)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		src, dst := filepath.Join(newRoot+GuestBinDir, e.Name()), filepath.Join(newRoot, "nscn", e.Name())
-		if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind %s over %s: %w", src, dst, err)
-		}
-	}
-	return nil
-}
-
-// findDisk returns the device node of the block device whose serial
-// (qemu's serial= of the NVMe controller) is serial,
-// or "" while there is none.
-func findDisk(serial string) (string, error) {
-	ents, err := os.ReadDir("/sys/block")
-	if err != nil {
-		return "", err
-	}
-	for _, e := range ents {
-		// An NVMe namespace's device is its controller, which has
-		// the serial.
-		b, err := os.ReadFile(filepath.Join("/sys/block", e.Name(), "device", "serial"))
-		if err != nil {
-			continue
-		}
-		if strings.TrimSpace(string(b)) == serial {
-			return "/dev/" + e.Name(), nil
-		}
-	}
-	return "", nil
-}
 
 // loadModules loads the initramfs's modules that want accepts, in the
 // order ModuleOrder lists them (dependencies first), each with the

@@ -66,10 +66,6 @@ type Config struct {
 	// whose descriptor qemu inherits (made in the pod's network
 	// namespace, which qemu does not join).
 	NICs []NIC
-	// UsrDisk, when set, is the stage1's read-only code disk (an ext4
-	// image of its /usr): an NVMe disk the guest's /init mounts
-	// over the shared root's /usr (guest.UsrDiskParam).
-	UsrDisk string
 	// Cmdline is appended to the kernel command line.
 	Cmdline []string
 }
@@ -118,32 +114,13 @@ func Argv(c Config) []string {
 			"-netdev", fmt.Sprintf("tap,id=%s,fd=%d", id, n.FD),
 			"-device", fmt.Sprintf("virtio-net-pci,netdev=%s,mac=%s", id, n.MAC))
 	}
-	cmdline := BaseCmdline()
-	if c.UsrDisk != "" {
-		// Read-only (readonly=on takes qemu's shared image lock only,
-		// so any number of pods boot from the one file of the store's
-		// tree at once), through the host's page cache (cache=writeback,
-		// qemu's default: every pod after the first reads it from the
-		// host's memory).
-		a = append(a,
-			"-drive", "file="+qemuOptValue(c.UsrDisk)+",if=none,format=raw,readonly=on,id=usr",
-			// NVMe, not virtio-blk: the cloud kernel has its driver
-			// built in, where virtio_blk is a module whose load and
-			// probe took 70 to 170 ms of /init under TCG.
-			"-device", "nvme,drive=usr,serial="+guest.UsrDiskSerial)
-		cmdline = append(cmdline, guest.UsrDiskParam)
-	}
-	cmdline = append(cmdline, c.Cmdline...)
+	cmdline := append(BaseCmdline(), c.Cmdline...)
 	a = append(a,
 		"-kernel", c.Kernel,
 		"-initrd", c.Initrd,
 		"-append", strings.Join(cmdline, " "))
 	return a
 }
-
-// qemuOptValue escapes v for a value in qemu's comma-separated option
-// lists, where a comma is written twice.
-func qemuOptValue(v string) string { return strings.ReplaceAll(v, ",", ",,") }
 
 // BaseCmdline is the kernel command line every pod's guest boots with,
 // before Config.Cmdline (the bench's bare boot takes it too).
