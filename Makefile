@@ -95,8 +95,8 @@ $(BIN)/stage1-nspawn.aci: $(GO_SOURCES) scripts/build-stage1-nspawn.sh $(SYSTEMD
 # on; KVM_KERNEL_MIRROR and KVM_KERNEL_KEYRING the archive and its keys.
 # KERNEL_DIR points at another fetch-kernel.sh output (nothing is fetched
 # then), QEMU and VIRTIOFSD at other host programs (packagers). The stamp
-# depends on the source's settings (build/kvm/kernel.source), so changing
-# them fetches again.
+# depends on the source's settings and the modules (build/kvm/kernel.source),
+# so changing them fetches again.
 KVM_MODULES := virtio_pci virtiofs virtio_console virtio_net
 KVM_KERNEL_SUITE ?= trixie-backports
 KVM_KERNEL_PACKAGE ?=
@@ -124,8 +124,8 @@ fetch-kvm-kernel: $(KVM_KERNEL_SOURCE) ## Fetch the kvm flavor's guest kernel ag
 # out of date then and only then.
 $(KVM_KERNEL_SOURCE): FORCE
 	@mkdir -p $(@D)
-	@printf 'suite=%s package=%s mirror=%s keyring=%s\n' "$(KVM_KERNEL_SUITE)" "$(KVM_KERNEL_PACKAGE)" \
-		"$(KVM_KERNEL_MIRROR)" "$(KVM_KERNEL_KEYRING)" >$@.new
+	@printf 'suite=%s package=%s mirror=%s keyring=%s modules=%s\n' "$(KVM_KERNEL_SUITE)" "$(KVM_KERNEL_PACKAGE)" \
+		"$(KVM_KERNEL_MIRROR)" "$(KVM_KERNEL_KEYRING)" "$(KVM_MODULES)" >$@.new
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
 $(BUILD)/kvm/.fetched: scripts/vm/fetch-kernel.sh $(KVM_KERNEL_SOURCE)

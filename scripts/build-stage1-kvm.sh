@@ -145,11 +145,14 @@ cat >"$root/nscn/kvm/config.json" <<CONFIG
 }
 CONFIG
 
-# What systemd expects of an OS tree; the units are written by run for
-# each pod.
+# What systemd expects of an OS tree; the pod's units are written by run
+# for each pod.
 mkdir -p "$root/etc/systemd/system" "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp" \
 	"$root/var" "$root/root" "$root/opt/stage2" "$root/rkt/status"
 ln -sfn ../run "$root/var/run"
+# The targets every pod's mount units name; run writes the pod's own
+# units beside them.
+env -u GOARCH -u GOOS "$go" run ./stage1-kvm/cmd/mkunits "$root"
 cat >"$root/usr/lib/os-release" <<OSREL
 NAME="Nose Cone stage1-kvm"
 ID=nscn-stage1

@@ -97,13 +97,9 @@ func podUnits(pod sdpod.Pod, console, metadata bool) ([]units.File, error) {
 		agentUnit(after, metadata),
 		units.File{Name: "default.target.d/kvm.conf", Content: "[Unit]\nWants=" + wants + " " + AgentUnit + "\n"},
 	)
-	// The targets the app helper's mount units name: without them the
-	// guest's systemd looked each up again at every mount the helper
-	// made, a stat of its unit directory (on virtio-fs) per lookup and
-	// an emulated system call each (units.MountTargets). The nspawn
-	// flavor ships them in its image; this one writes every unit per pod
-	// into the one directory its systemd searches.
-	files = append(files, units.MountTargets()...)
+	// The targets the app helper's mount units name (units.MountTargets)
+	// are not written here: the image ships them in the unit directory
+	// (stage1-kvm/cmd/mkunits), as the nspawn flavor's does in its own.
 	return files, nil
 }
 

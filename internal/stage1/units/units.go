@@ -299,7 +299,8 @@ func sharedUnits(j *Journal) []File {
 // app's start and the poweroff signal, which the manager then handles
 // late (Documentation/performance.md, "nspawn end, the pod's mount
 // units"). Found, they are looked up once. The nspawn image ships them
-// (stage1/cmd/mkunits) beside Shared's; nothing wants or orders them
+// (stage1/cmd/mkunits) beside Shared's, the kvm image in its one unit
+// directory (stage1-kvm/cmd/mkunits); nothing wants or orders them
 // but the mount units, and no pod starts umount.target, so they change
 // no job.
 func MountTargets() []File {
