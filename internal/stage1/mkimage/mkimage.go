@@ -31,6 +31,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/aci"
 	"github.com/nosecone/nscn/internal/errdefs"
+	"github.com/nosecone/nscn/internal/stage1/units"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -260,4 +261,19 @@ func CheckBuildScript(script []byte, want Spec) error {
 		errs = append(errs, fmt.Errorf("-interface-version %q is not version %d", got["interface-version"], want.InterfaceVersion))
 	}
 	return errors.Join(errs...)
+}
+
+// WriteUnits writes files into dir of a stage1 image's rootfs at
+// build time (the stage1 image builders' mkunits tools), creating dir:
+// world-readable, as systemd's own unit directories are.
+func WriteUnits(dir string, files []units.File) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f.Name), []byte(f.Content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/nosecone/nscn/internal/stage1/mkimage"
 	"github.com/nosecone/nscn/internal/stage1/sdpod"
 	"github.com/nosecone/nscn/internal/stage1/units"
 )
@@ -29,14 +30,5 @@ func main() {
 }
 
 func run(rootfs string) error {
-	dir := filepath.Join(rootfs, sdpod.UnitDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil { //nolint:gosec // G301: the image's unit directory, world-readable as systemd's
-		return err
-	}
-	for _, f := range units.MountTargets() {
-		if err := os.WriteFile(filepath.Join(dir, f.Name), []byte(f.Content), 0o644); err != nil { //nolint:gosec // G306: a unit file, world-readable as systemd's
-			return err
-		}
-	}
-	return nil
+	return mkimage.WriteUnits(filepath.Join(rootfs, sdpod.UnitDir), units.MountTargets())
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/nosecone/nscn/internal/stage1/mkimage"
 	"github.com/nosecone/nscn/internal/stage1/units"
 	"github.com/nosecone/nscn/stage1/nspawn"
 )
@@ -32,16 +33,7 @@ func run(rootfs string) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(rootfs, nspawn.ImageUnitDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil { //nolint:gosec // G301: the image's unit directory, world-readable as systemd's
-		return err
-	}
-	for _, f := range files {
-		if err := os.WriteFile(filepath.Join(dir, f.Name), []byte(f.Content), 0o644); err != nil { //nolint:gosec // G306: a unit file, world-readable as systemd's
-			return err
-		}
-	}
-	return nil
+	return mkimage.WriteUnits(filepath.Join(rootfs, nspawn.ImageUnitDir), files)
 }
 
 // imageUnits are the units the image ships: the pods' shared units and
