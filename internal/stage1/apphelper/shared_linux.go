@@ -8,6 +8,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/stage1/appmount"
 	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/podmount"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -15,12 +16,14 @@ import (
 // bidirectional mounts) must stay in the host source's peer group all the
 // way into the app's mount namespace, for what the app mounts below them
 // to reach the host and the other way round. Two steps make every app
-// mount a slave (prepareApp's, for the app's rootfs in the pod's
-// namespace, and enterApp's, for the app's own namespace): each is
-// followed by a bind that rejoins the group, stacked on the slave:
+// mount a slave (privateMounts', for the helper's namespace, a copy of
+// the pod's, where mountApp makes the app's tree, and enterApp's, for
+// the app's own namespace): the shared mounts are cloned before each and
+// the clones, still peers, put in place after it:
 //
 //	host source (shared) ── open_tree clone, app/add ──▶ pod bind dir (peer)
-//	pod bind dir ── bind, after prepareApp's slave step ──▶ app rootfs (peer)
+//	pod bind dir's copy in the helper's namespace ── clone before
+//	    privateMounts' slave step, moved into the app rootfs ──▶ (peer)
 //	app rootfs copy in the app's namespace ── clone before enterApp's
 //	    slave step, moved back on top after it ──▶ (peer)
 
@@ -96,4 +99,26 @@ func closeShared(cs []sharedClone) {
 		_ = c.at.Close()
 		_ = unix.Close(c.clone)
 	}
+}
+
+// openSharedSources opens (O_PATH) the source of each shared mount, as
+// podmount.InRoot would to bind it, for privateMounts to clone, and
+// says which are recursive binds.
+func openSharedSources(shared []appmount.Mount) (_ []*os.File, recursive []bool, err error) {
+	var fs []*os.File
+	for _, mt := range shared {
+		var f *os.File
+		if mt.SourceNoSymlinks {
+			f, err = inroot.OpenNoSymlinks(mt.Source, unix.O_PATH)
+		} else {
+			f, err = os.OpenFile(mt.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+		}
+		if err != nil {
+			closeAll(fs)
+			return nil, nil, podmount.SourceError(mt, err)
+		}
+		fs = append(fs, f)
+		recursive = append(recursive, mt.Flags&appmount.Recursive != 0)
+	}
+	return fs, recursive, nil
 }
