@@ -133,6 +133,16 @@ func sealPod(ctx context.Context, log *slog.Logger) error {
 // namespace, and its systemd, never see it.
 func mountApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, app *sdpod.App) error {
 	p := app.Plan
+	// Where a lookup mounts what it crosses (the kvm flavor's virtio-fs
+	// submounts, announce_submounts), the app's rootfs must be mounted
+	// in the pod's namespace before the copy: a first lookup in the
+	// helper's namespace would make a mount of its own there, with a
+	// superblock (and a device number) of its own, and enter, which
+	// looks for a process whose root is the rootfs as the pod's
+	// namespace sees it, would not take the app's for it.
+	if err := touchMount(p.RootFS); err != nil {
+		return err
+	}
 	rest, shared := splitShared(p)
 	srcs, recursive, err := openSharedSources(shared)
 	if err != nil {

@@ -88,6 +88,17 @@ func privateMounts(sources []*os.File, recursive []bool) (clones []*os.File, err
 	return clones, nil
 }
 
+// touchMount looks dir up in the calling thread's mount namespace (an
+// open follows an automount point, a stat may not), so that a mount made
+// on lookup exists there.
+func touchMount(dir string) error {
+	f, err := os.OpenFile(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) //nolint:gosec // G304: the app's rootfs, a path of the pod's config
+	if err != nil {
+		return fmt.Errorf("open app rootfs: %w", err)
+	}
+	return f.Close()
+}
+
 func closeAll(fs []*os.File) {
 	for _, f := range fs {
 		_ = f.Close()
