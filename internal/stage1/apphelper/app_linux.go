@@ -144,12 +144,7 @@ func mountApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, app *sdpod.
 		return err
 	}
 	rest, shared := splitShared(p)
-	srcs, recursive, err := openSharedSources(shared)
-	if err != nil {
-		return err
-	}
-	clones, err := privateMounts(srcs, recursive)
-	closeAll(srcs)
+	clones, err := privateMounts(func() ([]*os.File, error) { return cloneSharedSources(shared) })
 	if err != nil {
 		return err
 	}

@@ -31,21 +31,23 @@ import (
 // Shared mounts (the CRI's bidirectional volumes) must stay in the host
 // source's peer group: the slave step would take their copies out of it,
 // so each is cloned (open_tree, still a peer) before it and the clone,
-// not the slave copy, is what prepareApp mounts (sharedSources).
+// not the slave copy, is what mountApp mounts (cloneSharedSources).
 
 // privateMounts moves every thread of the process into a new mount
 // namespace, a copy of the current one whose mounts are all slaves of
-// the current one's, and returns clones, made before the slave step, of
-// the mounts at the paths sources (each an O_PATH handle opened by the
-// caller on a shared mount's source), in the same order: a detached
-// tree per source, still a peer of the source, for move_mount.
+// the current one's, and returns what beforeSlave returned: it runs on
+// the thread that made the namespace, in it, before the slave step
+// (cloneSharedSources).
 //
 // The namespace is made on one thread (unshare takes the calling
 // thread's filesystem context with it), then every other thread of the
 // Go runtime joins it (syscall.AllThreadsSyscall: setns); each thread
 // first takes a filesystem context of its own, which setns(CLONE_NEWNS)
 // requires. Threads started later are clones of these, in the namespace.
-func privateMounts(sources []*os.File, recursive []bool) (clones []*os.File, err error) {
+// A failure once the namespace is made leaves the threads split: the
+// caller must then end the process (the helper does, as on any failure
+// of its start).
+func privateMounts(beforeSlave func() ([]*os.File, error)) (clones []*os.File, err error) {
 	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_UNSHARE, unix.CLONE_FS, 0, 0); e != 0 {
 		return nil, &os.SyscallError{Syscall: "unshare(CLONE_FS) on every thread", Err: e}
 	}
@@ -54,26 +56,15 @@ func privateMounts(sources []*os.File, recursive []bool) (clones []*os.File, err
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return nil, &os.SyscallError{Syscall: "unshare(CLONE_NEWNS)", Err: err}
 	}
-	// From here on this thread is in the new namespace and the others
-	// are not: a failure must not leave the process split, so it ends
-	// the helper (the unit fails, as it would on any failure here).
+	if clones, err = beforeSlave(); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			closeAll(clones)
 			clones = nil
 		}
 	}()
-	for i, src := range sources {
-		flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC | unix.AT_EMPTY_PATH)
-		if recursive[i] {
-			flags |= unix.AT_RECURSIVE
-		}
-		fd, err := unix.OpenTree(int(src.Fd()), "", flags)
-		if err != nil {
-			return clones, &os.PathError{Op: "open_tree (clone)", Path: src.Name(), Err: err}
-		}
-		clones = append(clones, os.NewFile(uintptr(fd), src.Name()))
-	}
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return clones, &os.PathError{Op: "make mounts slave", Path: "/", Err: err}
 	}

@@ -101,24 +101,37 @@ func closeShared(cs []sharedClone) {
 	}
 }
 
-// openSharedSources opens (O_PATH) the source of each shared mount, as
-// podmount.InRoot would to bind it, for privateMounts to clone, and
-// says which are recursive binds.
-func openSharedSources(shared []appmount.Mount) (_ []*os.File, recursive []bool, err error) {
-	var fs []*os.File
+// cloneSharedSources clones (open_tree OPEN_TREE_CLONE, recursively for
+// a recursive bind) the source of each shared mount, as podmount.InRoot
+// would resolve it to bind it: a detached tree, in the caller's peer
+// group, for privateMounts' thread to take before its slave step.
+func cloneSharedSources(shared []appmount.Mount) (clones []*os.File, err error) {
+	defer func() {
+		if err != nil {
+			closeAll(clones)
+			clones = nil
+		}
+	}()
 	for _, mt := range shared {
-		var f *os.File
+		var src *os.File
 		if mt.SourceNoSymlinks {
-			f, err = inroot.OpenNoSymlinks(mt.Source, unix.O_PATH)
+			src, err = inroot.OpenNoSymlinks(mt.Source, unix.O_PATH)
 		} else {
-			f, err = os.OpenFile(mt.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+			src, err = os.OpenFile(mt.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
 		}
 		if err != nil {
-			closeAll(fs)
-			return nil, nil, podmount.SourceError(mt, err)
+			return clones, podmount.SourceError(mt, err)
 		}
-		fs = append(fs, f)
-		recursive = append(recursive, mt.Flags&appmount.Recursive != 0)
+		flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC | unix.AT_EMPTY_PATH)
+		if mt.Flags&appmount.Recursive != 0 {
+			flags |= unix.AT_RECURSIVE
+		}
+		fd, err := unix.OpenTree(int(src.Fd()), "", flags)
+		_ = src.Close()
+		if err != nil {
+			return clones, &os.PathError{Op: "open_tree (clone)", Path: mt.Source, Err: err}
+		}
+		clones = append(clones, os.NewFile(uintptr(fd), mt.Source))
 	}
-	return fs, recursive, nil
+	return clones, nil
 }
