@@ -39,7 +39,15 @@ func TestNspawnAppPID1(t *testing.T) {
 		busybox(t), "--pid1", "--exec=/bin/true")
 
 	p := startPod(t, e, 60*time.Second, []string{"up"}, nspawnRunArgs(t, busybox(t), "--pid1", "--exec=/bin/sh", "--", "-c", "echo up; exec sleep 600")...)
-	if got := strings.TrimSpace(e.ok("enter", p.uuid, "cat", "/proc/1/cmdline").stdout); got != "sleep\x00600\x00" {
+	// The shell says "up" just before it execs sleep: an enter that
+	// comes between the two sees the shell.
+	var got string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got = strings.TrimSpace(e.ok("enter", p.uuid, "cat", "/proc/1/cmdline").stdout); got == "sleep\x00600\x00" {
+			break
+		}
+	}
+	if got != "sleep\x00600\x00" {
 		t.Errorf("entered into a pid 1 app: /proc/1/cmdline is %q, want the app's sleep 600", got)
 	}
 	p.stop(t, e)

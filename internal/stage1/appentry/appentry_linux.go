@@ -217,14 +217,13 @@ func Attachments(podDir, app string, binds []sdpod.Bind) []podattach.Attachment 
 // AppFiles are the files and directories, relative to the pod
 // directory, that app/add and the app's runs leave in the stage1 rootfs
 // for an added app beside its units and mounts: its I/O FIFOs, its
-// credentials record, its prepared mark, its bind mount points, its start and status
+// credentials record, its bind mount points, its start and status
 // records. app/rm removes them all.
 func AppFiles(app string) []string {
 	in := func(p string) string { return path.Join(stage1abi.Stage1RootfsRel, p) }
 	return []string{
 		in(path.Dir(sdpod.AppStdoutFIFO(app))),
 		in(sdpod.CredsFile(app)),
-		in(sdpod.PreparedFile(app)),
 		in(sdpod.AppBindDir(app)),
 		stage1abi.AppStartedFile(app),
 		stage1abi.AppStatusFile(app),

@@ -28,7 +28,7 @@ import (
 // Modes of the app helper (sdpod.AppHelper), argv[1]; argv[2] is the
 // app's name. The units (package units) run them.
 const (
-	ModePrepare  = "prepare"   // ExecStartPre=: the app's mounts
+	ModePrepare  = "prepare"   // ExecStartPre=: seal the pod's root
 	ModePreStart = "pre-start" // ExecStartPre=: the pre-start handler, as root
 	ModeExec     = "exec"      // ExecStart= after ExecStartPre= prepare: become the app
 	ModeRun      = "run"       // ExecStart=: prepare, then exec, in one process (no pre-start handler)
@@ -79,13 +79,26 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) (int, error) 
 	tl.Mark(mode + "-helper-started")
 	switch mode {
 	case ModePrepare:
-		return 0, prepareApp(ctx, log, pod, app)
+		return 0, sealPod(ctx, log)
+	case ModeRun:
+		if err := sealPod(ctx, log); err != nil {
+			return 0, err
+		}
+	}
+	switch mode {
+	case ModeRun, ModeExec, ModePreStart, ModePostStop:
+		// Each of these processes makes the app's tree in a mount
+		// namespace of its own (privmnt_linux.go).
+		if err := mountApp(ctx, log, pod, app); err != nil {
+			return 0, err
+		}
+	}
+	switch mode {
+	case ModePrepare:
+		return 0, nil
 	case ModeExec:
 		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified, hostIPC: pod.HostIPC, hostPID: pod.HostPID, exited: endOfApp(ctx, log, pod, app)})
 	case ModeRun:
-		if err := prepareApp(ctx, log, pod, app); err != nil {
-			return 0, err
-		}
 		// An app that speaks sd_notify says READY=1 itself.
 		return execApp(ctx, log, app, execOpts{asApp: true, unified: pod.CgroupUnified, hostIPC: pod.HostIPC, hostPID: pod.HostPID, notifyReady: !app.Notify, exited: endOfApp(ctx, log, pod, app)})
 	case ModePreStart:
@@ -99,10 +112,10 @@ func App(ctx context.Context, log *slog.Logger, mode, name string) (int, error) 
 	}
 }
 
-// prepareApp binds the app's rootfs onto itself and makes the mounts of
-// its plan inside it, in the pod's mount namespace, where they stay until
-// the pod ends or, in a mutable pod, the app's next start.
-func prepareApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, app *sdpod.App) error {
+// sealPod seals the pod's root (sealRoot) in the pod's mount
+// namespace, before any app process exists: the run and prepare modes
+// call it, the first helper of the pod to get there does it.
+func sealPod(ctx context.Context, log *slog.Logger) error {
 	start := time.Now()
 	if err := sealRoot(ctx, log); err != nil {
 		return err
@@ -110,24 +123,41 @@ func prepareApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, app *sdpo
 	// make bench reads the containment's cost from these lines.
 	log.DebugContext(ctx, "containment: pod root sealed", "took", time.Since(start))
 	timeline.FromContext(ctx).Mark("pod-root-sealed")
+	return nil
+}
+
+// mountApp moves the helper into a mount namespace of its own
+// (privateMounts), binds the app's rootfs onto itself there and makes
+// the mounts of its plan inside it. The tree lives as long as the
+// helper's namespace (and the app's, a copy of it): the pod's
+// namespace, and its systemd, never see it.
+func mountApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, app *sdpod.App) error {
 	p := app.Plan
+	// Where a lookup mounts what it crosses (the kvm flavor's virtio-fs
+	// submounts, announce_submounts), the app's rootfs must be mounted
+	// in the pod's namespace before the copy: a first lookup in the
+	// helper's namespace would make a mount of its own there, with a
+	// superblock (and a device number) of its own, and enter, which
+	// looks for a process whose root is the rootfs as the pod's
+	// namespace sees it, would not take the app's for it.
+	if err := touchMount(p.RootFS); err != nil {
+		return err
+	}
+	rest, shared := splitShared(p)
+	clones, err := privateMounts(func() ([]*os.File, error) { return cloneSharedSources(shared) })
+	if err != nil {
+		return err
+	}
+	defer closeAll(clones)
+	byTarget := make(map[string]*os.File, len(clones))
+	for i, c := range clones {
+		byTarget[shared[i].Target] = c
+	}
 	old := unix.Umask(0o022)
 	defer unix.Umask(old)
-	// Only a mutable pod's app starts again (app/start); a run's app
-	// starts once, and its start pays for no record.
-	if pod.Mutable {
-		if err := detachLastStart(ctx, log, app.Spec.Name, p.RootFS); err != nil {
-			return err
-		}
-	}
 	log.DebugContext(ctx, "bind rootfs onto itself", "rootfs", p.RootFS)
 	if err := podmount.Mount(p.RootFS, p.RootFS, "", unix.MS_BIND|unix.MS_REC, "", p.RootFS); err != nil {
 		return err
-	}
-	if pod.Mutable {
-		if err := markPrepared(app.Spec.Name); err != nil {
-			return err
-		}
 	}
 	root, err := inroot.OpenRoot(p.RootFS)
 	if err != nil {
@@ -141,18 +171,10 @@ func prepareApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, app *sdpo
 	if err := unix.MountSetattr(int(root.Fd()), "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_RDONLY}); err != nil {
 		return &os.PathError{Op: "mount_setattr (clear rdonly)", Path: p.RootFS, Err: err}
 	}
-	// A slave of the pod's root from the start: the mounts below are
-	// made in the bind only, not also, by propagation, in the pod root's
-	// directory under it, where nothing sees them but every app's mount
-	// namespace copies them (each app start copies and detaches the
-	// pod's mount table: see enterApp).
-	log.DebugContext(ctx, "make the rootfs bind a slave", "rootfs", p.RootFS)
-	if err := podmount.Mount("", inroot.FDPath(root), "", unix.MS_REC|unix.MS_SLAVE, "", p.RootFS); err != nil {
-		return err
-	}
-	m := procMountPoint{Next: appmount.LoggingMounter{Next: podmount.InRoot{Root: root, Log: log}, Log: log}, root: root, log: log}
-	// Shared mounts are made after the slave step below (shared_linux.go).
-	rest, shared := splitShared(p)
+	// Every mount of the namespace is a slave or private, and so is
+	// every mount made below: nothing propagates out of the tree but
+	// through the shared mounts' clones (shared_linux.go).
+	m := procMountPoint{Next: appmount.LoggingMounter{Next: podmount.InRoot{Root: root, Log: log, Clones: byTarget}, Log: log}, root: root, log: log}
 	if err := appmount.Apply(ctx, m, rest); err != nil {
 		return err
 	}
@@ -160,13 +182,6 @@ func prepareApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, app *sdpo
 		return err
 	}
 	if err := makeEtcFiles(ctx, log, root); err != nil {
-		return err
-	}
-	// The app's mounts are peers of the pod's (the /sys bind is one of
-	// the container's /sys): make them slaves, so that what is stacked
-	// on them below stays in the app's view.
-	log.DebugContext(ctx, "make app mounts slaves", "rootfs", p.RootFS)
-	if err := podmount.Mount("", inroot.FDPath(root), "", unix.MS_REC|unix.MS_SLAVE, "", p.RootFS); err != nil {
 		return err
 	}
 	if err := appmount.Apply(ctx, m, appmount.Plan{RootFS: p.RootFS, Mounts: shared}); err != nil {
@@ -190,42 +205,6 @@ func prepareApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, app *sdpo
 		return podmount.SetMountAttrs(root, unix.MOUNT_ATTR_RDONLY, false, "/")
 	}
 	return nil
-}
-
-// detachLastStart detaches the tree an earlier start of the app
-// prepared on rootfs (sdpod.PreparedFile), so that this start's
-// recursive bind does not copy it: without it, each app/start after an
-// app/stop stacked a new tree over copies of all the old ones, and a
-// few dozen restarts filled the mount namespace (ENOSPC). Only a
-// restart pays the detach's RCU grace period.
-func detachLastStart(ctx context.Context, log *slog.Logger, app, rootfs string) error {
-	if _, err := os.Lstat(sdpod.PreparedFile(app)); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return fmt.Errorf("app %s: %w", app, err)
-	}
-	log.DebugContext(ctx, "detach the last start's rootfs tree", "rootfs", rootfs)
-	// EINVAL: nothing mounted there any more.
-	if err := unix.Unmount(rootfs, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
-		return &os.PathError{Op: "detach last start's tree", Path: rootfs, Err: err}
-	}
-	if err := os.Remove(sdpod.PreparedFile(app)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("app %s: %w", app, err)
-	}
-	return nil
-}
-
-// markPrepared records that the app's rootfs tree is mounted.
-func markPrepared(app string) error {
-	if err := os.MkdirAll(sdpod.PreparedDir, 0o700); err != nil {
-		return fmt.Errorf("app %s: mark prepared: %w", app, err)
-	}
-	f, err := os.OpenFile(sdpod.PreparedFile(app), os.O_WRONLY|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return fmt.Errorf("app %s: mark prepared: %w", app, err)
-	}
-	return f.Close()
 }
 
 // procMountPoint makes the mount point of the plan's procfs in an app's

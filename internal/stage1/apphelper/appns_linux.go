@@ -101,7 +101,8 @@ import (
 // them with the rest of the unit. Forwarding would deliver the same
 // signal to the app two or three times.
 //
-// The init stays in the pod's mount namespace and root (it reads and
+// The init stays in the shim's mount namespace (the pod's copy in which
+// the shim made the app's tree, privmnt_linux.go) and root (it reads and
 // mounts nothing, and enter, which looks for a process whose root is the
 // app's, never takes it for the app). The app sees it as pid 1 but cannot
 // reach its root: it is not dumpable, so /proc/1/root needs
@@ -917,7 +918,7 @@ func enterApp(ctx context.Context, log *slog.Logger, app *sdpod.App, cfg initCon
 }
 
 // mountProc mounts a procfs of the app's PID namespace on the /proc of
-// the app's root, the calling thread's root by now (prepareApp made the
+// the app's root, the calling thread's root by now (mountApp made the
 // mount point and mounted nothing there: procMountPoint), from the
 // filesystem context procfs, and restricts its paths of p. Every path is
 // resolved in the root and every mount made through descriptors: the

@@ -40,7 +40,7 @@ func WriteCgroupProcs(dir, v string) error {
 
 // mountAppCgroupV2 mounts, read-only on the app's /sys/fs/cgroup, the
 // unified hierarchy as a cgroup namespace rooted at the calling process's
-// cgroup shows it: prepareApp runs in the app's unit, so that is the
+// cgroup shows it: mountApp runs in the app's unit, so that is the
 // unit's cgroup, where the pod's systemd set the app's limits (memory.max,
 // cpu.max, cpu.weight), and the app sees no other app's cgroup.
 func mountAppCgroupV2(ctx context.Context, log *slog.Logger, root *os.File, _ *sdpod.App) error {

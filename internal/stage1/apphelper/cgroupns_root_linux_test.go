@@ -26,8 +26,11 @@ import (
 const roleEnv = "NSCN_ENTRYPOINT_TEST_ROLE"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(roleEnv) == "cgroup2-view" {
+	switch os.Getenv(roleEnv) {
+	case "cgroup2-view":
 		os.Exit(cgroup2ViewMain()) //nolint:forbidigo // TestMain is the test binary's main: the child role exits with its own status
+	case "private-mounts":
+		os.Exit(privateMountsMain()) //nolint:forbidigo // the same
 	}
 	// Returning passes m.Run's status to os.Exit.
 	m.Run()

@@ -136,7 +136,7 @@ func emptyOnto(target *os.File, name string) error {
 
 // nullOnto mounts a read-only bind of the null device on the file
 // target: of the caller's /dev/null, the pod's in the pod's root or the
-// app's (a bind of the pod's that prepareApp made) in the app's, which
+// app's (a bind of the pod's that mountApp made) in the app's, which
 // must be the null device (character device 1:3), not a symlink.
 func nullOnto(target *os.File, name string) error {
 	const p = "/dev/null"
@@ -168,7 +168,8 @@ var errNotMountRoot = errors.New("not the root of a mount")
 // dozen cgroup hierarchies below it, is the policy's read-only /sys, and
 // every mount here is copied into each app process's mount namespace and
 // detached again at its pivot_root (enterApp). The mounts are the app's
-// own, binds prepareApp made in its rootfs: the pod's are not touched.
+// own, binds mountApp made in its rootfs in the helper's namespace: the
+// pod's are not touched.
 func readOnlyInPlace(target *os.File, name string) error {
 	var stx unix.Statx_t
 	if err := unix.Statx(int(target.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS, &stx); err != nil {

@@ -25,7 +25,7 @@ import (
 // The caller must be alone in a mount namespace of its own (the app's
 // process, born with CLONE_NEWNS, see execApp), whose mounts are slaves
 // of the pod's: the detach must not propagate back. rootfs must be a
-// mount point (prepareApp binds it onto itself). The app's PID namespace
+// mount point (mountApp binds it onto itself). The app's PID namespace
 // keeps the other apps' processes, and so their roots (/proc/PID/root),
 // out of its view.
 //

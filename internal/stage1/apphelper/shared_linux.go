@@ -8,6 +8,7 @@ import (
 
 	"github.com/nosecone/nscn/internal/stage1/appmount"
 	"github.com/nosecone/nscn/internal/stage1/inroot"
+	"github.com/nosecone/nscn/internal/stage1/podmount"
 	"github.com/nosecone/nscn/pkg/stage1abi"
 )
 
@@ -15,12 +16,14 @@ import (
 // bidirectional mounts) must stay in the host source's peer group all the
 // way into the app's mount namespace, for what the app mounts below them
 // to reach the host and the other way round. Two steps make every app
-// mount a slave (prepareApp's, for the app's rootfs in the pod's
-// namespace, and enterApp's, for the app's own namespace): each is
-// followed by a bind that rejoins the group, stacked on the slave:
+// mount a slave (privateMounts', for the helper's namespace, a copy of
+// the pod's, where mountApp makes the app's tree, and enterApp's, for
+// the app's own namespace): the shared mounts are cloned before each and
+// the clones, still peers, put in place after it:
 //
 //	host source (shared) ── open_tree clone, app/add ──▶ pod bind dir (peer)
-//	pod bind dir ── bind, after prepareApp's slave step ──▶ app rootfs (peer)
+//	pod bind dir's copy in the helper's namespace ── clone before
+//	    privateMounts' slave step, moved into the app rootfs ──▶ (peer)
 //	app rootfs copy in the app's namespace ── clone before enterApp's
 //	    slave step, moved back on top after it ──▶ (peer)
 
@@ -96,4 +99,39 @@ func closeShared(cs []sharedClone) {
 		_ = c.at.Close()
 		_ = unix.Close(c.clone)
 	}
+}
+
+// cloneSharedSources clones (open_tree OPEN_TREE_CLONE, recursively for
+// a recursive bind) the source of each shared mount, as podmount.InRoot
+// would resolve it to bind it: a detached tree, in the caller's peer
+// group, for privateMounts' thread to take before its slave step.
+func cloneSharedSources(shared []appmount.Mount) (clones []*os.File, err error) {
+	defer func() {
+		if err != nil {
+			closeAll(clones)
+			clones = nil
+		}
+	}()
+	for _, mt := range shared {
+		var src *os.File
+		if mt.SourceNoSymlinks {
+			src, err = inroot.OpenNoSymlinks(mt.Source, unix.O_PATH)
+		} else {
+			src, err = os.OpenFile(mt.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+		}
+		if err != nil {
+			return clones, podmount.SourceError(mt, err)
+		}
+		flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC | unix.AT_EMPTY_PATH)
+		if mt.Flags&appmount.Recursive != 0 {
+			flags |= unix.AT_RECURSIVE
+		}
+		fd, err := unix.OpenTree(int(src.Fd()), "", flags)
+		_ = src.Close()
+		if err != nil {
+			return clones, &os.PathError{Op: "open_tree (clone)", Path: mt.Source, Err: err}
+		}
+		clones = append(clones, os.NewFile(uintptr(fd), mt.Source))
+	}
+	return clones, nil
 }

@@ -67,6 +67,11 @@ func SetMountAttrs(f *os.File, attrs uint64, recursive bool, name string) error 
 type InRoot struct {
 	Root *os.File // O_PATH handle on the rootfs mount
 	Log  *slog.Logger
+	// Clones, by the bind's Target, are detached copies (open_tree
+	// OPEN_TREE_CLONE) of bind sources, made by the caller before its
+	// mounts left their peer groups: such a bind moves its clone into
+	// place (move_mount) instead of binding the source.
+	Clones map[string]*os.File
 }
 
 var _ appmount.Mounter = InRoot{}
@@ -101,7 +106,13 @@ func (m InRoot) mountFS(mt appmount.Mount) error {
 func (m InRoot) bind(ctx context.Context, mt appmount.Mount) error {
 	var src *os.File
 	var err error
-	if mt.SourceNoSymlinks {
+	clone := m.Clones[mt.Target]
+	if clone != nil {
+		// The caller's: not closed here.
+		if src, err = os.OpenFile(inroot.FDPath(clone), unix.O_PATH, 0); err != nil {
+			return fmt.Errorf("%s: reopen the source's clone: %w", mt.Purpose, err)
+		}
+	} else if mt.SourceNoSymlinks {
 		src, err = inroot.OpenNoSymlinks(mt.Source, unix.O_PATH)
 	} else {
 		src, err = os.OpenFile(mt.Source, unix.O_PATH, 0)
@@ -151,7 +162,11 @@ func (m InRoot) bind(ctx context.Context, mt appmount.Mount) error {
 	if rec {
 		flags |= unix.MS_REC
 	}
-	if err := Mount(inroot.FDPath(src), inroot.FDPath(target), "", flags, "", mt.Target); err != nil {
+	if clone != nil {
+		if err := unix.MoveMount(int(clone.Fd()), "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+			return &os.PathError{Op: "move_mount", Path: mt.Target, Err: err}
+		}
+	} else if err := Mount(inroot.FDPath(src), inroot.FDPath(target), "", flags, "", mt.Target); err != nil {
 		return err
 	}
 	var attrs uint64

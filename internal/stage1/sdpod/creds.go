@@ -20,11 +20,6 @@ type AppCreds struct {
 // CredsFile is the record of app's credentials, in the pod.
 func CredsFile(app string) string { return path.Join(CredsDir, app) }
 
-// PreparedFile marks, in the pod, that app's rootfs tree was prepared
-// (bound onto itself with its mounts) by a start of the app, and is
-// still mounted in the pod's mount namespace.
-func PreparedFile(app string) string { return path.Join(PreparedDir, app) }
-
 // maxCredsRecord bounds a record: a few numbers, and at most the groups
 // an app can have (NGROUPS_MAX is 65536).
 const maxCredsRecord = 1 << 20

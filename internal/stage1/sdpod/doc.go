@@ -53,12 +53,6 @@ const (
 	// which the app can write. No app can reach it (its root is its
 	// own rootfs).
 	CredsDir = "/nscn/state/creds" //nolint:gosec // G101: a directory of uids and gids, no secret
-	// PreparedDir holds PreparedFile of each app of a mutable pod started
-	// once: the next start of the app (app/start after app/stop) detaches
-	// the last start's tree before it prepares a new one, which would
-	// otherwise copy the old one, mounts and all, and grow the pod's mount
-	// table with every restart. No app can reach it.
-	PreparedDir = "/nscn/state/prepared"
 	// HostIPCNS is, in a pod run with --ipc=parent (Pod.HostIPC), a
 	// bind of the IPC namespace run was started in (the host's), which
 	// run makes on the host before systemd-nspawn starts; the app

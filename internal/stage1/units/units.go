@@ -6,8 +6,9 @@
 //   - app-NAME.service prepares the app's mounts and runs the app in its
 //     own PID and mount namespaces, pivoted into its rootfs, through the
 //     app helper (ExecStart=; with
-//     a pre-start handler the mounts and the handler are ExecStartPre=
-//     steps before it), which records the app's status and ends the pod
+//     a pre-start handler the pod root's seal and the handler are
+//     ExecStartPre= steps before it; each step that needs the app's tree
+//     makes it in a mount namespace of its own), which records the app's status and ends the pod
 //     when the app failed or was the last one running; the helper's
 //     "reap" mode (ExecStopPost=) does it again after a post-stop
 //     handler, or when the helper could not;
@@ -419,7 +420,9 @@ func service(c Config, a App) string {
 		"Restart=no",
 	)
 	if a.PreStart {
-		// The mounts first, then the handler in them, then the app.
+		// The pod root's seal first, then the handler, then the app,
+		// each of the two in the app's tree, made in a mount namespace
+		// of the helper's own (package apphelper).
 		lines = append(lines,
 			fmt.Sprintf("ExecStartPre=%s prepare %s", c.Helper, a.Name),
 			fmt.Sprintf("ExecStartPre=%s pre-start %s", c.Helper, a.Name),
