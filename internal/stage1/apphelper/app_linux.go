@@ -512,6 +512,9 @@ func endApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string, 
 			log.WarnContext(ctx, "the pod's journal may miss the apps' last lines", "err", err)
 		}
 	}
+	if sig == sigPoweroffImmediate {
+		dropAskPasswordWatch(ctx, log, askPasswordDir)
+	}
 	if sig != 0 {
 		log.DebugContext(ctx, "end the pod", "signal", int(sig))
 		if err := unix.Kill(1, sig); err != nil {
@@ -525,6 +528,31 @@ func endApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string, 
 		log.DebugContext(ctx, "ask the pod's journal to sync", "asked", sent, "err", err)
 	}
 	return sig == sigPoweroffImmediate, nil
+}
+
+// askPasswordDir is where password agents post their queries
+// (systemd-ask-password(1)); the pod's systemd watches it with an
+// inotify descriptor of its own until its start-up jobs are done.
+const askPasswordDir = "/run/systemd/ask-password" //nolint:gosec // G101: a directory's path, no credential
+
+// dropAskPasswordWatch removes dir, askPasswordDir, just before the immediate
+// poweroff, which takes the pod's systemd's inotify watch on it with the
+// directory. The manager closes that descriptor once its start-up jobs
+// are done (when it says READY=1), or else as it frees itself on the way
+// out; and closing an inotify descriptor that still holds a watch waits
+// for an SRCU grace period (fsnotify's mark reaper), 8 to 16 ms here. A
+// short app's pod ends before its systemd is done starting (journald's
+// start is still under way when /bin/true has exited), so that close is
+// one of the three on the way to systemd-shutdown. Without its watch the
+// descriptor closes at once: the kernel frees the watch with the
+// directory, and the reaper's grace period for it runs with the one of
+// the manager's first close. Nothing in a pod asks for passwords; a
+// failure (the directory already gone, a query in it) is of no
+// consequence.
+func dropAskPasswordWatch(ctx context.Context, log *slog.Logger, dir string) {
+	if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.ENOENT) {
+		log.DebugContext(ctx, "remove the ask-password directory", "err", err)
+	}
 }
 
 // journalSyncTimeout bounds endApp's wait for the pod's journald.
