@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -419,6 +420,14 @@ func reapApp(ctx context.Context, log *slog.Logger, pod *sdpod.Pod, name string)
 	}
 	log.DebugContext(ctx, "app exited", "status", status, "result", os.Getenv("SERVICE_RESULT"))
 	timeline.FromContext(ctx).Mark("app-exited")
+	if recorded, ok := helperRecordedStatus(pod, name); ok && recorded != status {
+		// systemd's word is about the helper's own end, not the app's:
+		// a helper that recorded the app's status and then asked for
+		// the pod's clean poweroff can be stopped (SIGTERM, 143) before
+		// it exits, and that must not overwrite the app's status.
+		log.DebugContext(ctx, "keep the status the helper recorded", "recorded", recorded, "unit", status)
+		status = recorded
+	}
 	if !pod.Mutable && podJournal(pod) {
 		if _, err := os.Lstat(filepath.Join(sdpod.StatusDir, name)); err != nil {
 			// The helper did not record the status (a post-stop
@@ -457,6 +466,29 @@ func helperJournalRead(ctx context.Context, out *appOutput) error {
 		return syncJournal(ctx, JournalVarlinkSocket)
 	}
 	return nil
+}
+
+// helperRecordedStatus returns the status the helper that ran app
+// recorded (endOfApp), if it is the one that records it: in a pod that
+// is not mutable, for an app without a post-stop handler. Elsewhere the
+// reap mode is the recorder, and a file there may be an earlier start's.
+func helperRecordedStatus(pod *sdpod.Pod, name string) (int, bool) {
+	if pod.Mutable {
+		return 0, false
+	}
+	app, err := pod.AppByName(name)
+	if err != nil || len(app.Spec.PostStop) > 0 {
+		return 0, false
+	}
+	b, err := os.ReadFile(filepath.Join(sdpod.StatusDir, name)) //nolint:gosec // G304: the pod's status directory
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, false
+	}
+	return n, true
 }
 
 // endApp records status as the app's; the first failure also becomes
